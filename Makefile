@@ -1,0 +1,87 @@
+# pglane — build, test and run. `make help` lists the targets.
+
+BUILD     ?= build
+CC        ?= cc
+WARN      := -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wundef
+CFLAGS    ?= -O2 -g
+CPPFLAGS  += -D_GNU_SOURCE -I. -I/usr/include/postgresql
+SANITIZE  :=
+ifeq ($(BUILD),build-asan)
+SANITIZE  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CFLAGS    := -O1 -g
+endif
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANITIZE)
+LDFLAGS   += $(SANITIZE)
+
+LIBS_PROTO   := -lssl -lcrypto
+LIBS_ROUTING := -lpg_query -lpcre2-8
+LIBS_CONF    := -linih
+LIBS_PROXY   := -luv -lpq
+LIBS_ALL     := $(LIBS_PROXY) $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lm
+
+PROTO_SRC   := $(wildcard protocol/*.c)
+ROUTING_SRC := $(wildcard routing/*.c)
+CONF_SRC    := $(wildcard conf/*.c)
+PROXY_SRC   := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+LIB_SRC     := $(PROTO_SRC) $(ROUTING_SRC) $(CONF_SRC) $(PROXY_SRC)
+LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit_%)
+ITEST_SRC   := $(wildcard tests/integration/test_*.c)
+ITEST_BIN   := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration_%)
+HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
+
+DEPS_STAMP  := .deps-ok
+
+.PHONY: all deps test asan run demo bench fuzz clean help tests
+all: $(BUILD)/pglane
+
+help:
+	@echo "make          build build/pglane"
+	@echo "make deps     install missing Debian 12 packages"
+	@echo "make test     build and run every test (unit + integration against a real PostgreSQL 15)"
+	@echo "make asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make run      throwaway PostgreSQL 15 cluster + pglane on 127.0.0.1:6432 (Ctrl-C stops both)"
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/install-deps.sh
+	@scripts/install-deps.sh
+	@touch $@
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libpglane.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/pglane: $(BUILD)/obj/proxy/main.o $(BUILD)/libpglane.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
+
+$(BUILD)/tests/unit_%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libpglane.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) -lcmocka
+
+$(BUILD)/tests/integration_%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libpglane.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) -lcmocka
+
+tests: $(BUILD)/pglane $(UNIT_BIN) $(ITEST_BIN)
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@tests/run.sh $(BUILD)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh build-asan
+
+run: deps $(BUILD)/pglane
+	@scripts/run-embedded.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,144 @@
+/*
+ * conf/ — loads pglane's ini file (inih) into an immutable typed struct, validates it and reports
+ * every problem as "file:line: message". Also loads the auth_file (userlist). No logging, no I/O
+ * besides reading the files it is given.
+ */
+#ifndef PGLANE_CONF_H
+#define PGLANE_CONF_H
+
+#include <stdint.h>
+
+#define CONF_MUSTCHECK __attribute__((warn_unused_result))
+
+enum conf_auth_type { CONF_AUTH_TRUST, CONF_AUTH_MD5, CONF_AUTH_SCRAM };
+enum conf_pool_mode { CONF_POOL_SESSION, CONF_POOL_TRANSACTION };
+enum conf_log_level { CONF_LOG_ERROR, CONF_LOG_WARNING, CONF_LOG_INFO, CONF_LOG_DEBUG };
+enum conf_tls_mode { CONF_TLS_DISABLE, CONF_TLS_ALLOW, CONF_TLS_REQUIRE };
+enum conf_server_tls { CONF_STLS_DISABLE, CONF_STLS_PREFER, CONF_STLS_REQUIRE, CONF_STLS_VERIFY_CA,
+                       CONF_STLS_VERIFY_FULL };
+enum conf_guard { CONF_GUARD_OFF, CONF_GUARD_LOG, CONF_GUARD_CANCEL };
+
+/* Durations are stored in milliseconds. 0 means "disabled" where the README says so. */
+
+struct conf_listen {           /* one "host:port" of listen = (comma-separated list) */
+    char *host;
+    int port;
+};
+
+struct conf_setting {          /* a GUC applied as a startup parameter of a lane's server connections */
+    char *name;
+    char *value;
+    int line;
+};
+
+struct conf_server {
+    char *name;                /* from [server.NAME] */
+    char *host;                /* default 127.0.0.1; a path starting with '/' means a unix socket dir */
+    int port;                  /* default 5432 */
+    enum conf_server_tls tls_mode;  /* server_tls_mode, default disable */
+    char *tls_ca_file;         /* server_tls_ca_file */
+    int line;
+};
+
+struct conf_lane {
+    char *name;                /* from [lane.NAME] */
+    int server;                /* index into conf.servers (resolved from server = NAME) */
+    int size;                  /* default 20: concurrent server connections per (database, user) */
+    int reserve;               /* default 0 */
+    int64_t reserve_timeout_ms;     /* default 5s */
+    int64_t queue_timeout_ms;       /* default 120s; 0 = wait forever */
+    int64_t server_connect_timeout_ms; /* default 15s */
+    int64_t server_lifetime_ms;     /* default 3600s; 0 = unlimited */
+    /* Session settings sent as startup parameters, in file order: statement_timeout, lock_timeout,
+     * work_mem, idle_in_transaction_session_timeout and every set.<guc>. Values are kept as
+     * written (PostgreSQL parses them). */
+    struct conf_setting *settings;
+    int nsettings;
+    int protect;               /* protect = yes|no, default no */
+    int preemptible;           /* preemptible = yes|no, default no */
+    enum conf_guard guard;     /* guard = off|log|cancel, default off */
+    int64_t guard_wait_ms;     /* default 250ms */
+    int line;
+};
+
+/* Route criteria are all optional (NULL / 0 = not given) and ANDed. */
+struct conf_route {
+    char *name;                /* from [route.NAME] */
+    int lane;                  /* index into conf.lanes */
+    char **databases; int ndatabases;        /* database = a, b */
+    char **users; int nusers;                /* user = a, b */
+    char **app_globs; int napp_globs;        /* application_name = report-*, etl */
+    struct { uint8_t addr[16]; int family; int prefix; } *cidrs; int ncidrs; /* client_addr */
+    char **kinds; int nkinds;                /* kind = select, insert, ... (lowercase) */
+    char **tables; int ntables;              /* tables = events, public.reports */
+    char *sql;                 /* PCRE2 pattern, validated by compiling it */
+    int hint;                  /* hint = yes: a statement's hint comment names the lane */
+    int64_t slower_than_ms;    /* 0 = not given */
+    int line;
+};
+
+struct conf {
+    char *file;                /* the path it was loaded from */
+    struct conf_listen *listen; int nlisten;  /* default 127.0.0.1:6432 */
+    char *unix_socket_dir;     /* NULL = no unix socket */
+    enum conf_auth_type auth_type;  /* default scram-sha-256 */
+    char *auth_file;           /* required unless auth_type = trust; relative to the ini's folder */
+    enum conf_pool_mode pool_mode;  /* default transaction */
+    int max_client_conn;       /* default 1000 */
+    char *default_lane;        /* required; must name a lane */
+    int default_lane_index;
+    int64_t server_idle_timeout_ms; /* default 600s */
+    enum conf_log_level log_level;  /* default info */
+    char **admin_users; int nadmin_users;
+    char *metrics_listen;      /* "host:port" or NULL */
+    int64_t log_slower_than_ms;     /* 0 = off */
+    int64_t client_login_timeout_ms; /* default 60s */
+    int max_prepared_statements;   /* default 200 */
+    int stats_fingerprints;        /* default 1000: learned statistics kept (LRU) */
+    int allow_trust;           /* allow_trust = yes */
+    enum conf_tls_mode tls_mode;   /* default disable */
+    char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;
+    struct conf_server *servers; int nservers;
+    struct conf_lane *lanes; int nlanes;
+    struct conf_route *routes; int nroutes;  /* in file order */
+};
+
+/* Diagnostics: each is "file:line: message" (or "file: message" when no line applies). */
+struct conf_diag {
+    char **msgs;
+    int n;
+};
+void conf_diag_free(struct conf_diag *d);
+
+/*
+ * Loads and validates path. Returns 0 and *out on success; -1 with every problem appended to diag
+ * otherwise (*out NULL). Never exits, never prints.
+ */
+int conf_load(const char *path, struct conf **out, struct conf_diag *diag) CONF_MUSTCHECK;
+/* Same, from a string; `name` is used as the file name in diagnostics and to resolve relative paths. */
+int conf_load_string(const char *text, const char *name, struct conf **out,
+                     struct conf_diag *diag) CONF_MUSTCHECK;
+void conf_free(struct conf *c);
+
+int conf_lane_find(const struct conf *c, const char *name);  /* index or -1 */
+
+/* auth_file: lines of "user" "secret" (PgBouncer's userlist format); secret is plaintext,
+ * "md5..." or "SCRAM-SHA-256$...". Blank lines and lines starting with ';' or '#' are ignored. */
+struct conf_user {
+    char *name;
+    char *secret;
+};
+struct conf_userlist {
+    struct conf_user *users;
+    int n;
+};
+int conf_userlist_load(const char *path, struct conf_userlist *out, struct conf_diag *diag) CONF_MUSTCHECK;
+int conf_userlist_parse(const char *text, const char *name, struct conf_userlist *out,
+                        struct conf_diag *diag) CONF_MUSTCHECK;
+const char *conf_userlist_find(const struct conf_userlist *u, const char *user); /* secret or NULL */
+void conf_userlist_free(struct conf_userlist *u);
+
+/* Parses "250ms", "2s", "10min", "1h", "1d", "0". Returns 0 or -1. */
+int conf_parse_duration(const char *s, int64_t *ms) CONF_MUSTCHECK;
+
+#endif

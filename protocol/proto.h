@@ -1,0 +1,264 @@
+/*
+ * protocol/ — PostgreSQL v3 wire protocol: framing over byte buffers, startup packet parsing,
+ * message builders and parsers, MD5 and SCRAM-SHA-256 for both roles. Pure: no sockets, no
+ * libuv, no logging, no globals. Every parser points into the caller's buffer and copies nothing.
+ */
+#ifndef PGLANE_PROTO_H
+#define PGLANE_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_MUSTCHECK __attribute__((warn_unused_result))
+
+/* Frontend (client to server) message types. */
+enum {
+    PROTO_FE_BIND = 'B', PROTO_FE_CLOSE = 'C', PROTO_FE_COPY_DATA = 'd', PROTO_FE_COPY_DONE = 'c',
+    PROTO_FE_COPY_FAIL = 'f', PROTO_FE_DESCRIBE = 'D', PROTO_FE_EXECUTE = 'E', PROTO_FE_FLUSH = 'H',
+    PROTO_FE_FUNCTION_CALL = 'F', PROTO_FE_PARSE = 'P', PROTO_FE_PASSWORD = 'p', PROTO_FE_QUERY = 'Q',
+    PROTO_FE_SYNC = 'S', PROTO_FE_TERMINATE = 'X'
+};
+
+/* Backend (server to client) message types. */
+enum {
+    PROTO_BE_AUTH = 'R', PROTO_BE_BACKEND_KEY = 'K', PROTO_BE_BIND_COMPLETE = '2',
+    PROTO_BE_CLOSE_COMPLETE = '3', PROTO_BE_COMMAND_COMPLETE = 'C', PROTO_BE_COPY_DATA = 'd',
+    PROTO_BE_COPY_DONE = 'c', PROTO_BE_COPY_IN = 'G', PROTO_BE_COPY_OUT = 'H', PROTO_BE_COPY_BOTH = 'W',
+    PROTO_BE_DATA_ROW = 'D', PROTO_BE_EMPTY_QUERY = 'I', PROTO_BE_ERROR = 'E',
+    PROTO_BE_FUNCTION_RESULT = 'V', PROTO_BE_NEGOTIATE_VERSION = 'v', PROTO_BE_NO_DATA = 'n',
+    PROTO_BE_NOTICE = 'N', PROTO_BE_NOTIFICATION = 'A', PROTO_BE_PARAM_DESC = 't',
+    PROTO_BE_PARAM_STATUS = 'S', PROTO_BE_PARSE_COMPLETE = '1', PROTO_BE_PORTAL_SUSPENDED = 's',
+    PROTO_BE_READY = 'Z', PROTO_BE_ROW_DESC = 'T'
+};
+
+/* Authentication request codes carried by 'R'. */
+enum {
+    PROTO_AUTH_OK = 0, PROTO_AUTH_CLEARTEXT = 3, PROTO_AUTH_MD5 = 5, PROTO_AUTH_SASL = 10,
+    PROTO_AUTH_SASL_CONTINUE = 11, PROTO_AUTH_SASL_FINAL = 12
+};
+
+#define PROTO_HEADER_LEN 5              /* type byte + int32 length */
+#define PROTO_VERSION_3 196608          /* 3.0 */
+#define PROTO_SSL_REQUEST 80877103
+#define PROTO_GSSENC_REQUEST 80877104
+#define PROTO_CANCEL_REQUEST 80877102
+
+/* Length caps (the int32 length field, which counts itself). */
+#define PROTO_MAX_STARTUP_LEN 10000      /* startup packet, as PostgreSQL's own limit */
+#define PROTO_MAX_PREAUTH_LEN 8192       /* any message before authentication completes */
+#define PROTO_MAX_SMALL_LEN 65536        /* types that are never legitimately large */
+#define PROTO_MAX_LARGE_LEN 0x3fffffff   /* 1 GB - 1: Query, Parse, Bind, CopyData, DataRow, ... */
+
+enum proto_phase {
+    PROTO_PHASE_PREAUTH,    /* frontend messages before authentication completed */
+    PROTO_PHASE_FRONTEND,   /* frontend messages after authentication */
+    PROTO_PHASE_BACKEND     /* backend messages */
+};
+
+/* The largest legal value of the length field for a message of this type in this phase. */
+uint32_t proto_max_len(uint8_t type, enum proto_phase phase);
+
+enum proto_frame_result { PROTO_FRAME_ERROR = -1, PROTO_FRAME_NEED_MORE = 0, PROTO_FRAME_OK = 1 };
+
+struct proto_frame {
+    uint8_t type;
+    uint32_t len;           /* body length: the length field minus 4 */
+    const uint8_t *body;    /* points into the caller's buffer (NULL from proto_frame_header) */
+};
+
+/*
+ * Reads the 5-byte header at buf. Returns PROTO_FRAME_OK with f->type and f->len set (f->body NULL),
+ * PROTO_FRAME_NEED_MORE if avail < 5, or PROTO_FRAME_ERROR with *err set to a static message when the
+ * length is below 4 or above proto_max_len(type, phase).
+ */
+int proto_frame_header(const uint8_t *buf, size_t avail, enum proto_phase phase,
+                       struct proto_frame *f, const char **err) PROTO_MUSTCHECK;
+
+/*
+ * Reads one whole message at buf. PROTO_FRAME_OK: *f describes it and *consumed = 5 + f->len.
+ * PROTO_FRAME_NEED_MORE: the message is incomplete (the caller keeps the bytes and reads more).
+ * PROTO_FRAME_ERROR: as proto_frame_header.
+ */
+int proto_frame_next(const uint8_t *buf, size_t avail, enum proto_phase phase,
+                     struct proto_frame *f, size_t *consumed, const char **err) PROTO_MUSTCHECK;
+
+/* Startup packets: the first message of a connection, which has no type byte. */
+enum proto_startup_kind {
+    PROTO_STARTUP_V3, PROTO_STARTUP_SSL, PROTO_STARTUP_GSSENC, PROTO_STARTUP_CANCEL
+};
+
+#define PROTO_MAX_STARTUP_PARAMS 32
+
+struct proto_startup {
+    enum proto_startup_kind kind;
+    uint32_t version;
+    uint32_t cancel_pid, cancel_key;            /* PROTO_STARTUP_CANCEL */
+    int nparams;
+    struct { const char *name, *value; } params[PROTO_MAX_STARTUP_PARAMS]; /* point into buf */
+};
+
+/*
+ * Parses a startup packet. Returns PROTO_FRAME_OK (and *consumed), PROTO_FRAME_NEED_MORE, or
+ * PROTO_FRAME_ERROR with *err a static message and *sqlstate the SQLSTATE to answer with
+ * ("08P01" protocol violation, "0A000" unsupported protocol version).
+ */
+int proto_parse_startup(const uint8_t *buf, size_t avail, struct proto_startup *out,
+                        size_t *consumed, const char **err, const char **sqlstate) PROTO_MUSTCHECK;
+
+/* Value of a startup parameter, or NULL. */
+const char *proto_startup_get(const struct proto_startup *s, const char *name);
+
+/*
+ * A growable output buffer with typed puts and a sticky failure flag (allocation failure), checked
+ * once at the end. Owner: whoever declared it; proto_buf_free releases the storage.
+ */
+struct proto_buf {
+    uint8_t *data;
+    size_t len, cap;
+    int failed;
+};
+
+void proto_buf_init(struct proto_buf *b);
+void proto_buf_free(struct proto_buf *b);
+void proto_buf_reset(struct proto_buf *b);           /* len = 0, keeps storage, clears failed */
+void proto_put_u8(struct proto_buf *b, uint8_t v);
+void proto_put_u16(struct proto_buf *b, uint16_t v);  /* network byte order */
+void proto_put_u32(struct proto_buf *b, uint32_t v);
+void proto_put_bytes(struct proto_buf *b, const void *p, size_t n);
+void proto_put_cstr(struct proto_buf *b, const char *s);  /* with its NUL */
+size_t proto_msg_begin(struct proto_buf *b, uint8_t type); /* returns the offset to pass to _end */
+void proto_msg_end(struct proto_buf *b, size_t start);      /* fills in the length field */
+
+/* Big-endian reads (no bounds checks: the caller checked the length). */
+uint16_t proto_get_u16(const uint8_t *p);
+uint32_t proto_get_u32(const uint8_t *p);
+
+/* Builders. Each appends one whole message to b. */
+void proto_build_error(struct proto_buf *b, const char *severity, const char *sqlstate,
+                       const char *message, const char *detail, const char *hint);
+void proto_build_notice(struct proto_buf *b, const char *severity, const char *sqlstate,
+                        const char *message);
+void proto_build_param_status(struct proto_buf *b, const char *name, const char *value);
+void proto_build_backend_key(struct proto_buf *b, uint32_t pid, uint32_t key);
+void proto_build_ready(struct proto_buf *b, char status);     /* 'I', 'T' or 'E' */
+void proto_build_auth_ok(struct proto_buf *b);
+void proto_build_auth_cleartext(struct proto_buf *b);
+void proto_build_auth_md5(struct proto_buf *b, const uint8_t salt[4]);
+void proto_build_auth_sasl(struct proto_buf *b, const char *const *mechanisms, int n);
+void proto_build_auth_sasl_continue(struct proto_buf *b, const void *data, size_t n);
+void proto_build_auth_sasl_final(struct proto_buf *b, const void *data, size_t n);
+void proto_build_query(struct proto_buf *b, const char *sql);
+void proto_build_terminate(struct proto_buf *b);
+void proto_build_sync(struct proto_buf *b);
+/* StartupMessage v3.0 from parallel arrays of names and values (NULL-terminated pairs, count n). */
+void proto_build_startup(struct proto_buf *b, const char *const *names, const char *const *values, int n);
+void proto_build_cancel(struct proto_buf *b, uint32_t pid, uint32_t key);
+void proto_build_ssl_request(struct proto_buf *b);
+void proto_build_password(struct proto_buf *b, const char *password);   /* 'p' with a C string */
+void proto_build_sasl_initial(struct proto_buf *b, const char *mechanism, const void *data, size_t n);
+void proto_build_sasl_response(struct proto_buf *b, const void *data, size_t n);
+
+/* Parsers of message bodies (body/len as returned in a proto_frame). Return 0 or -1 if malformed. */
+struct proto_error_fields {
+    const char *severity, *sqlstate, *message, *detail, *hint;  /* point into the body; NULL if absent */
+};
+int proto_parse_error(const uint8_t *body, uint32_t len, struct proto_error_fields *out) PROTO_MUSTCHECK;
+int proto_parse_param_status(const uint8_t *body, uint32_t len,
+                             const char **name, const char **value) PROTO_MUSTCHECK;
+int proto_parse_backend_key(const uint8_t *body, uint32_t len, uint32_t *pid, uint32_t *key) PROTO_MUSTCHECK;
+/* 'R': *code is the auth request code; *data/*n the remainder (salt, SASL mechanisms or data). */
+int proto_parse_auth(const uint8_t *body, uint32_t len, uint32_t *code,
+                     const uint8_t **data, uint32_t *n) PROTO_MUSTCHECK;
+/* 'Z': the transaction status byte. */
+int proto_parse_ready(const uint8_t *body, uint32_t len, char *status) PROTO_MUSTCHECK;
+/* 'C': the command tag (a NUL-terminated string inside body). */
+int proto_parse_command_complete(const uint8_t *body, uint32_t len, const char **tag) PROTO_MUSTCHECK;
+/* 'p' answering SASL: SASLInitialResponse (mechanism, data) */
+int proto_parse_sasl_initial(const uint8_t *body, uint32_t len, const char **mechanism,
+                             const uint8_t **data, uint32_t *n) PROTO_MUSTCHECK;
+/* 'p' answering cleartext/MD5: the NUL-terminated password. */
+int proto_parse_password(const uint8_t *body, uint32_t len, const char **password) PROTO_MUSTCHECK;
+
+/* MD5 ("md5" + 32 hex digits + NUL = 36 bytes). */
+#define PROTO_MD5_LEN 36
+/* out = "md5" + hex(md5(password || user)): the form PostgreSQL stores. */
+void proto_md5_stored(const char *user, const char *password, char out[PROTO_MD5_LEN]);
+/*
+ * out = "md5" + hex(md5(hex(md5(password || user)) || salt)): what a client sends. `secret` is the
+ * plaintext password or an already stored "md5..." hash.
+ */
+void proto_md5_response(const char *user, const char *secret, const uint8_t salt[4],
+                        char out[PROTO_MD5_LEN]);
+/* 1 if response matches the secret (plaintext or "md5..." hash), else 0. Constant time compare. */
+int proto_md5_verify(const char *user, const char *secret, const uint8_t salt[4], const char *response);
+
+/* SCRAM-SHA-256 (RFC 5802 / RFC 7677 as PostgreSQL uses it; no channel binding yet). */
+#define PROTO_SCRAM_KEY_LEN 32
+#define PROTO_SCRAM_MAX_SALT 64
+#define PROTO_SCRAM_MAX_MSG 512
+#define PROTO_SCRAM_DEFAULT_ITERATIONS 4096
+
+struct proto_scram_secret {
+    int iterations;
+    uint8_t salt[PROTO_SCRAM_MAX_SALT];
+    int salt_len;
+    uint8_t stored_key[PROTO_SCRAM_KEY_LEN];
+    uint8_t server_key[PROTO_SCRAM_KEY_LEN];
+};
+
+/* Parses "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". 0 or -1. */
+int proto_scram_parse_secret(const char *s, struct proto_scram_secret *out) PROTO_MUSTCHECK;
+/* Derives a secret from a plaintext password. 0 or -1. */
+int proto_scram_make_secret(const char *password, const uint8_t *salt, int salt_len, int iterations,
+                            struct proto_scram_secret *out) PROTO_MUSTCHECK;
+/* Fills out with n random printable nonce characters (RAND_bytes, base64 alphabet) and a NUL. */
+int proto_scram_nonce(char *out, size_t n) PROTO_MUSTCHECK;
+
+/* pglane as the SCRAM server to its clients. */
+struct proto_scram_server {
+    struct proto_scram_secret secret;
+    char client_first_bare[PROTO_SCRAM_MAX_MSG];
+    char server_first[PROTO_SCRAM_MAX_MSG];
+    char nonce[PROTO_SCRAM_MAX_MSG];        /* client nonce + server nonce */
+    uint8_t client_key[PROTO_SCRAM_KEY_LEN]; /* recovered from a verified proof */
+    int state;
+};
+/*
+ * Takes the client-first-message (from SASLInitialResponse data) and produces the server-first-message
+ * into out (NUL-terminated, *outlen bytes). server_nonce is printable, chosen by the caller.
+ * Returns 0, or -1 with *err set (malformed message, channel binding requested).
+ */
+int proto_scram_server_first(struct proto_scram_server *st, const struct proto_scram_secret *secret,
+                             const char *client_first, size_t len, const char *server_nonce,
+                             char *out, size_t outcap, size_t *outlen, const char **err) PROTO_MUSTCHECK;
+/*
+ * Takes the client-final-message, checks nonce and proof, and produces the server-final-message
+ * ("v=...") into out. Returns 0 if the proof is right, -1 with *err otherwise (wrong password or
+ * malformed message).
+ */
+int proto_scram_server_final(struct proto_scram_server *st, const char *client_final, size_t len,
+                             char *out, size_t outcap, size_t *outlen, const char **err) PROTO_MUSTCHECK;
+
+/* pglane as the SCRAM client to PostgreSQL. */
+struct proto_scram_client {
+    char client_first_bare[PROTO_SCRAM_MAX_MSG];
+    char nonce[PROTO_SCRAM_MAX_MSG];
+    uint8_t server_signature[PROTO_SCRAM_KEY_LEN];
+    int state;
+};
+/* Produces the client-first-message "n,,n=,r=<nonce>" (PostgreSQL ignores the user name). */
+int proto_scram_client_first(struct proto_scram_client *st, const char *client_nonce,
+                             char *out, size_t outcap, size_t *outlen) PROTO_MUSTCHECK;
+/*
+ * Takes the server-first-message and produces the client-final-message. The credential is either the
+ * plaintext password, or (password NULL) a ClientKey and ServerKey recovered from a client's SCRAM
+ * exchange with pglane (valid when the server stores the same secret).
+ */
+int proto_scram_client_final(struct proto_scram_client *st, const char *server_first, size_t len,
+                             const char *password, const uint8_t *client_key, const uint8_t *server_key,
+                             char *out, size_t outcap, size_t *outlen, const char **err) PROTO_MUSTCHECK;
+/* Checks the server-final-message's signature. 0 or -1 with *err. */
+int proto_scram_client_verify(struct proto_scram_client *st, const char *server_final, size_t len,
+                              const char **err) PROTO_MUSTCHECK;
+
+#endif

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every unit and integration test binary of a build directory and ends with one summary line.
+# Usage: tests/run.sh BUILD_DIR [name-filter]
+set -u
+build=${1:-build}
+filter=${2:-}
+passed=0; failed=0; failed_bins=()
+export PGLANE_BIN="$PWD/$build/pglane"
+for bin in "$build"/tests/unit_* "$build"/tests/integration_*; do
+    [ -x "$bin" ] || continue
+    case "$bin" in *"$filter"*) ;; *) continue ;; esac
+    echo "== $(basename "$bin")"
+    out=$("$bin" 2>&1); rc=$?
+    printf '%s\n' "$out"
+    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi   # crashed or aborted before cmocka's summary
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" = 0 ] || failed_bins+=("$(basename "$bin")")
+done
+[ ${#failed_bins[@]} -eq 0 ] || echo "failing: ${failed_bins[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
