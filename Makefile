@@ -23,8 +23,7 @@ PROTO_SRC   := $(wildcard protocol/*.c)
 ROUTING_SRC := $(wildcard routing/*.c)
 CONF_SRC    := $(wildcard conf/*.c)
 PROXY_SRC   := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
-LIB_SRC     := $(PROTO_SRC) $(ROUTING_SRC) $(CONF_SRC) $(PROXY_SRC)
-LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+obj = $(1:%.c=$(BUILD)/obj/%.o)
 
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit_%)
@@ -53,20 +52,38 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libpglane.a: $(LIB_OBJ)
+# One archive per module, so that a module's unit tests link only what they test.
+$(BUILD)/libproto.a: $(call obj,$(PROTO_SRC))
+$(BUILD)/librouting.a: $(call obj,$(ROUTING_SRC))
+$(BUILD)/libconf.a: $(call obj,$(CONF_SRC))
+$(BUILD)/libproxy.a: $(call obj,$(PROXY_SRC))
+$(BUILD)/lib%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/pglane: $(BUILD)/obj/proxy/main.o $(BUILD)/libpglane.a
+MODLIBS := $(BUILD)/libproxy.a $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
+
+$(BUILD)/pglane: $(BUILD)/obj/proxy/main.o $(MODLIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
-$(BUILD)/tests/unit_%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libpglane.a
+# Unit tests: tests/unit/test_<module>*.c links that module and the ones below it.
+$(BUILD)/tests/unit_test_protocol%: $(BUILD)/obj/tests/unit/test_protocol%.o $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PROTO) -lcmocka
+$(BUILD)/tests/unit_test_routing%: $(BUILD)/obj/tests/unit/test_routing%.o $(BUILD)/librouting.a $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ROUTING) $(LIBS_PROTO) -lcmocka
+$(BUILD)/tests/unit_test_conf%: $(BUILD)/obj/tests/unit/test_conf%.o $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lcmocka
+$(BUILD)/tests/unit_test_proxy%: $(BUILD)/obj/tests/unit/test_proxy%.o $(MODLIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) -lcmocka
 
-$(BUILD)/tests/integration_%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libpglane.a
+# Integration tests drive the real binary with real clients; they link libpq and the harness only.
+$(BUILD)/tests/integration_%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ -lpq $(LIBS_PROTO) -lcmocka -lpthread
 
 tests: $(BUILD)/pglane $(UNIT_BIN) $(ITEST_BIN)
 
