@@ -166,7 +166,7 @@ int proto_parse_error(const uint8_t *body, uint32_t len, struct proto_error_fiel
 int proto_parse_param_status(const uint8_t *body, uint32_t len,
                              const char **name, const char **value) PROTO_MUSTCHECK;
 int proto_parse_backend_key(const uint8_t *body, uint32_t len, uint32_t *pid, uint32_t *key) PROTO_MUSTCHECK;
-/* 'R': *code is the auth request code; *data/*n the remainder (salt, SASL mechanisms or data). */
+/* 'R': *code is the auth request code; *data and *n the remainder (salt, SASL mechanisms or data). */
 int proto_parse_auth(const uint8_t *body, uint32_t len, uint32_t *code,
                      const uint8_t **data, uint32_t *n) PROTO_MUSTCHECK;
 /* 'Z': the transaction status byte. */
@@ -249,6 +249,13 @@ struct proto_scram_client {
 /* Produces the client-first-message "n,,n=,r=<nonce>" (PostgreSQL ignores the user name). */
 int proto_scram_client_first(struct proto_scram_client *st, const char *client_nonce,
                              char *out, size_t outcap, size_t *outlen) PROTO_MUSTCHECK;
+/*
+ * The same with an explicit user name in n= (escaped as RFC 5802 saslname), for peers other than
+ * PostgreSQL and for RFC 7677's test vector. -1 if the nonce is not printable or out is too small.
+ */
+int proto_scram_client_first_user(struct proto_scram_client *st, const char *user,
+                                  const char *client_nonce, char *out, size_t outcap,
+                                  size_t *outlen) PROTO_MUSTCHECK;
 /*
  * Takes the server-first-message and produces the client-final-message. The credential is either the
  * plaintext password, or (password NULL) a ClientKey and ServerKey recovered from a client's SCRAM

@@ -1,0 +1,114 @@
+/*
+ * Startup packets: StartupMessage v3, SSLRequest, GSSENCRequest and CancelRequest, the untyped
+ * first message of a connection. Parameters point into the caller's buffer.
+ */
+#include "protocol/proto.h"
+
+#include <string.h>
+
+#define SQLSTATE_PROTOCOL_VIOLATION "08P01"
+#define SQLSTATE_FEATURE_NOT_SUPPORTED "0A000"
+
+static int fail(const char **err, const char **sqlstate, const char *msg, const char *state)
+{
+    if (err != NULL)
+        *err = msg;
+    if (sqlstate != NULL)
+        *sqlstate = state;
+    return PROTO_FRAME_ERROR;
+}
+
+static int violation(const char **err, const char **sqlstate, const char *msg)
+{
+    return fail(err, sqlstate, msg, SQLSTATE_PROTOCOL_VIOLATION);
+}
+
+/*
+ * Reads the name\0value\0 ... \0 list in [p, end). The list terminator must be the last byte of
+ * the packet, as PostgreSQL requires. Returns NULL or a static error message.
+ */
+static const char *parse_params(const uint8_t *p, const uint8_t *end, struct proto_startup *out)
+{
+    out->nparams = 0;
+    for (;;) {
+        if (p >= end)
+            return "startup packet has no terminator";
+        if (*p == '\0')
+            return p + 1 == end ? NULL : "startup packet has data after its terminator";
+        const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
+        if (nul == NULL)
+            return "unterminated startup parameter name";
+        const uint8_t *val = nul + 1;
+        if (val >= end)
+            return "startup parameter without value";
+        const uint8_t *vnul = memchr(val, '\0', (size_t)(end - val));
+        if (vnul == NULL)
+            return "unterminated startup parameter value";
+        if (out->nparams >= PROTO_MAX_STARTUP_PARAMS)
+            return "too many startup parameters";
+        out->params[out->nparams].name = (const char *)p;
+        out->params[out->nparams].value = (const char *)val;
+        out->nparams++;
+        p = vnul + 1;
+    }
+}
+
+/* Classifies a complete packet of len bytes. */
+static int parse_complete(const uint8_t *buf, uint32_t len, struct proto_startup *out,
+                          const char **err, const char **sqlstate)
+{
+    uint32_t code = proto_get_u32(buf + 4);
+    out->version = code;
+    out->nparams = 0;
+    switch (code) {
+    case PROTO_SSL_REQUEST:
+    case PROTO_GSSENC_REQUEST:
+        if (len != 8)
+            return violation(err, sqlstate, "invalid length of encryption request");
+        out->kind = code == PROTO_SSL_REQUEST ? PROTO_STARTUP_SSL : PROTO_STARTUP_GSSENC;
+        return PROTO_FRAME_OK;
+    case PROTO_CANCEL_REQUEST:
+        if (len != 16)
+            return violation(err, sqlstate, "invalid length of cancel request");
+        out->kind = PROTO_STARTUP_CANCEL;
+        out->cancel_pid = proto_get_u32(buf + 8);
+        out->cancel_key = proto_get_u32(buf + 12);
+        return PROTO_FRAME_OK;
+    default:
+        break;
+    }
+    /* Any 3.x is accepted; the caller sees the minor version in out->version. */
+    if (code >> 16 != 3)
+        return fail(err, sqlstate, "unsupported frontend protocol version",
+                    SQLSTATE_FEATURE_NOT_SUPPORTED);
+    out->kind = PROTO_STARTUP_V3;
+    const char *msg = parse_params(buf + 8, buf + len, out);
+    if (msg != NULL)
+        return violation(err, sqlstate, msg);
+    return PROTO_FRAME_OK;
+}
+
+int proto_parse_startup(const uint8_t *buf, size_t avail, struct proto_startup *out,
+                        size_t *consumed, const char **err, const char **sqlstate)
+{
+    if (avail < 4)
+        return PROTO_FRAME_NEED_MORE;
+    /* Check the length before waiting for the rest, so a bogus length fails at once. */
+    uint32_t len = proto_get_u32(buf);
+    if (len < 8 || len > PROTO_MAX_STARTUP_LEN)
+        return violation(err, sqlstate, "invalid length of startup packet");
+    if (avail < len)
+        return PROTO_FRAME_NEED_MORE;
+    int r = parse_complete(buf, len, out, err, sqlstate);
+    if (r == PROTO_FRAME_OK)
+        *consumed = len;
+    return r;
+}
+
+const char *proto_startup_get(const struct proto_startup *s, const char *name)
+{
+    for (int i = 0; i < s->nparams; i++)
+        if (strcmp(s->params[i].name, name) == 0)
+            return s->params[i].value;
+    return NULL;
+}

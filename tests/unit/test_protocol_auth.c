@@ -1,0 +1,501 @@
+/*
+ * Unit tests of protocol/ authentication: MD5 against values computed with Python's hashlib,
+ * SCRAM-SHA-256 against RFC 7677's example, both roles against each other, and hostile input.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "protocol/proto.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- MD5: expected values from python3 hashlib ---- */
+
+static const uint8_t salt1234[4] = { 1, 2, 3, 4 };
+#define PG_STORED "md532e12f215ba27cb750c9e093ce4b5127"     /* user postgres, password "password" */
+#define PG_RESPONSE "md598511ceaec347a656f032c7f2a16ef17"   /* ... with salt 01 02 03 04 */
+
+static void test_md5_vectors(void **state)
+{
+    (void)state;
+    char out[PROTO_MD5_LEN];
+    proto_md5_stored("postgres", "password", out);
+    assert_string_equal(out, PG_STORED);
+    proto_md5_response("postgres", "password", salt1234, out);
+    assert_string_equal(out, PG_RESPONSE);
+    proto_md5_response("postgres", PG_STORED, salt1234, out);
+    assert_string_equal(out, PG_RESPONSE);
+}
+
+static void test_md5_verify(void **state)
+{
+    (void)state;
+    static const uint8_t other_salt[4] = { 1, 2, 3, 5 };
+    assert_int_equal(proto_md5_verify("postgres", "password", salt1234, PG_RESPONSE), 1);
+    assert_int_equal(proto_md5_verify("postgres", PG_STORED, salt1234, PG_RESPONSE), 1);
+    assert_int_equal(proto_md5_verify("postgres", "wrong", salt1234, PG_RESPONSE), 0);
+    assert_int_equal(proto_md5_verify("other", "password", salt1234, PG_RESPONSE), 0);
+    assert_int_equal(proto_md5_verify("postgres", "password", other_salt, PG_RESPONSE), 0);
+    assert_int_equal(proto_md5_verify("postgres", "password", salt1234, ""), 0);
+    assert_int_equal(proto_md5_verify("postgres", "password", salt1234, PG_RESPONSE "0"), 0);
+    assert_int_equal(proto_md5_verify("postgres", "password", salt1234, "md598511ceaec347a656f032c7f2a16ef1"), 0);
+    /* The stored hash itself is not a valid response. */
+    assert_int_equal(proto_md5_verify("postgres", "password", salt1234, PG_STORED), 0);
+}
+
+/* ---- SCRAM: RFC 7677 section 3 ---- */
+
+#define RFC_CNONCE "rOprNGfwEbeRWgbNEkqO"
+#define RFC_SNONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+#define RFC_NONCE RFC_CNONCE RFC_SNONCE
+#define RFC_CLIENT_FIRST "n,,n=user,r=" RFC_CNONCE
+#define RFC_SERVER_FIRST "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+#define RFC_CLIENT_FINAL "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+#define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+/* The stored secret of "pencil" with the RFC's salt and count (python3 hashlib/hmac). */
+#define RFC_SECRET "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$" \
+    "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+/* base64 of the ClientKey of that secret. */
+#define RFC_CLIENT_KEY_B64 "pg/JI9Z+hkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos="
+/* RFC 7677's exchange with the "y,," header: proof and signature from python3. */
+#define RFC_Y_CLIENT_FINAL "c=eSws,r=" RFC_NONCE ",p=FoqiHTtQEDE8lz1CdaEe3tK4mS+iMDTl77SPyDS53DY="
+#define RFC_Y_SERVER_FINAL "v=dI4KpiQJwBr1+V+K6U1dA6l6I4I9DUNXWND4pcpRU3U="
+
+static const uint8_t rfc_salt[16] = { 0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e,
+                                      0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81 };
+
+static const uint8_t rfc_client_key[32] = {
+    0xa6, 0x0f, 0xc9, 0x23, 0xd6, 0x7e, 0x86, 0x44, 0xa9, 0x2d, 0x16, 0xb9, 0x6e, 0xda, 0x5e, 0xf4,
+    0x65, 0x6b, 0x0c, 0x72, 0x5c, 0x48, 0x43, 0x74, 0xbe, 0x25, 0x53, 0x55, 0x76, 0x99, 0x6e, 0x8b
+};
+
+/*
+ * The client side of the RFC vector. proto_scram_client_first always sends "n=", so the vector's
+ * "n=user" comes from proto_scram_client_first_user (added to proto.h for this and other peers).
+ */
+static void test_scram_rfc_client(void **state)
+{
+    (void)state;
+    struct proto_scram_client c;
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    const char *err = NULL;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(proto_scram_client_first_user(&c, "user", RFC_CNONCE, out, sizeof out, &n), 0);
+    assert_string_equal(out, RFC_CLIENT_FIRST);
+    assert_int_equal(n, strlen(RFC_CLIENT_FIRST));
+    assert_int_equal(proto_scram_client_final(&c, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), "pencil",
+                                              NULL, NULL, out, sizeof out, &n, &err), 0);
+    assert_string_equal(out, RFC_CLIENT_FINAL);
+    assert_int_equal(n, strlen(RFC_CLIENT_FINAL));
+    assert_int_equal(proto_scram_client_verify(&c, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), &err), 0);
+}
+
+static void test_scram_rfc_client_keys(void **state)
+{
+    (void)state;
+    struct proto_scram_client c;
+    struct proto_scram_secret sec;
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    const char *err = NULL;
+    assert_int_equal(proto_scram_parse_secret(RFC_SECRET, &sec), 0);
+    assert_int_equal(proto_scram_client_first_user(&c, "user", RFC_CNONCE, out, sizeof out, &n), 0);
+    assert_int_equal(proto_scram_client_final(&c, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), NULL,
+                                              rfc_client_key, sec.server_key, out, sizeof out, &n, &err), 0);
+    assert_string_equal(out, RFC_CLIENT_FINAL);
+    assert_int_equal(proto_scram_client_verify(&c, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), &err), 0);
+}
+
+static void test_scram_rfc_server(void **state)
+{
+    (void)state;
+    struct proto_scram_server s;
+    struct proto_scram_secret sec;
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    const char *err = NULL;
+    assert_int_equal(proto_scram_parse_secret(RFC_SECRET, &sec), 0);
+    assert_int_equal(proto_scram_server_first(&s, &sec, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST),
+                                              RFC_SNONCE, out, sizeof out, &n, &err), 0);
+    assert_string_equal(out, RFC_SERVER_FIRST);
+    assert_int_equal(n, strlen(RFC_SERVER_FIRST));
+    assert_int_equal(proto_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL),
+                                              out, sizeof out, &n, &err), 0);
+    assert_string_equal(out, RFC_SERVER_FINAL);
+    assert_memory_equal(s.client_key, rfc_client_key, 32);
+}
+
+/* "y,,": accepted (pglane offers no -PLUS), and the final message must carry c=eSws. */
+static void test_scram_rfc_server_y(void **state)
+{
+    (void)state;
+    struct proto_scram_server s;
+    struct proto_scram_secret sec;
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    const char *err = NULL;
+    const char *first = "y,,n=user,r=" RFC_CNONCE;
+    assert_int_equal(proto_scram_parse_secret(RFC_SECRET, &sec), 0);
+    assert_int_equal(proto_scram_server_first(&s, &sec, first, strlen(first), RFC_SNONCE,
+                                              out, sizeof out, &n, &err), 0);
+    assert_int_equal(proto_scram_server_final(&s, RFC_Y_CLIENT_FINAL, strlen(RFC_Y_CLIENT_FINAL),
+                                              out, sizeof out, &n, &err), 0);
+    assert_string_equal(out, RFC_Y_SERVER_FINAL);
+    /* The "n,," final after a "y,," first is a channel binding mismatch. */
+    assert_int_equal(proto_scram_server_first(&s, &sec, first, strlen(first), RFC_SNONCE,
+                                              out, sizeof out, &n, &err), 0);
+    err = NULL;
+    assert_int_equal(proto_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL),
+                                              out, sizeof out, &n, &err), -1);
+    assert_non_null(err);
+}
+
+static void test_scram_secret(void **state)
+{
+    (void)state;
+    struct proto_scram_secret parsed, made;
+    memset(&made, 0, sizeof made);
+    assert_int_equal(proto_scram_parse_secret(RFC_SECRET, &parsed), 0);
+    assert_int_equal(parsed.iterations, 4096);
+    assert_int_equal(parsed.salt_len, 16);
+    assert_memory_equal(parsed.salt, rfc_salt, 16);
+    assert_int_equal(proto_scram_make_secret("pencil", rfc_salt, 16, 4096, &made), 0);
+    assert_int_equal(made.iterations, 4096);
+    assert_int_equal(made.salt_len, 16);
+    assert_memory_equal(made.stored_key, parsed.stored_key, 32);
+    assert_memory_equal(made.server_key, parsed.server_key, 32);
+    assert_int_equal(proto_scram_make_secret("pencil", rfc_salt, 0, 4096, &made), -1);
+    assert_int_equal(proto_scram_make_secret("pencil", rfc_salt, 16, 0, &made), -1);
+    assert_int_equal(proto_scram_make_secret("pencil", rfc_salt, PROTO_SCRAM_MAX_SALT + 1, 1, &made), -1);
+}
+
+static const char *const bad_secrets[] = {
+    "",
+    "md532e12f215ba27cb750c9e093ce4b5127",
+    "SCRAM-SHA-256$",
+    "SCRAM-SHA-256$4096",
+    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==",
+    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=",
+    "SCRAM-SHA-256$0:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+    "SCRAM-SHA-256$-1:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+    "SCRAM-SHA-256$99999999999:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+    "SCRAM-SHA-256$4096:$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ=$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4q=="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=:",
+    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU",
+    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU= ",
+    "SCRAM-SHA-1$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+};
+
+static void test_scram_bad_secrets(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(bad_secrets); i++) {
+        struct proto_scram_secret s;
+        if (proto_scram_parse_secret(bad_secrets[i], &s) != -1)
+            fail_msg("bad secret %zu accepted", i);
+    }
+}
+
+static void test_scram_nonce(void **state)
+{
+    (void)state;
+    char a[25], b[25];
+    assert_int_equal(proto_scram_nonce(a, 24), 0);
+    assert_int_equal(proto_scram_nonce(b, 24), 0);
+    assert_int_equal(strlen(a), 24);
+    assert_string_not_equal(a, b);
+    for (int i = 0; i < 24; i++)
+        assert_true(a[i] > 0x20 && a[i] < 0x7f && a[i] != ',');
+}
+
+/* One whole exchange; returns the result of server_final and leaves the states for inspection. */
+static int exchange(struct proto_scram_server *s, struct proto_scram_client *c,
+                    const struct proto_scram_secret *sec, const char *password,
+                    const uint8_t *client_key, const uint8_t *server_key)
+{
+    char cn[25], sn[25], m1[PROTO_SCRAM_MAX_MSG], m2[PROTO_SCRAM_MAX_MSG], m3[PROTO_SCRAM_MAX_MSG];
+    size_t n1, n2, n3;
+    const char *err = NULL;
+    assert_int_equal(proto_scram_nonce(cn, 24), 0);
+    assert_int_equal(proto_scram_nonce(sn, 24), 0);
+    assert_int_equal(proto_scram_client_first(c, cn, m1, sizeof m1, &n1), 0);
+    assert_int_equal(strncmp(m1, "n,,n=,r=", 8), 0);
+    assert_int_equal(proto_scram_server_first(s, sec, m1, n1, sn, m2, sizeof m2, &n2, &err), 0);
+    assert_int_equal(proto_scram_client_final(c, m2, n2, password, client_key, server_key,
+                                              m3, sizeof m3, &n3, &err), 0);
+    int r = proto_scram_server_final(s, m3, n3, m2, sizeof m2, &n2, &err);
+    if (r == 0)
+        assert_int_equal(proto_scram_client_verify(c, m2, n2, &err), 0);
+    else
+        assert_non_null(err);
+    return r;
+}
+
+static void test_scram_roundtrip(void **state)
+{
+    (void)state;
+    struct proto_scram_secret sec;
+    struct proto_scram_server s, s2;
+    struct proto_scram_client c, c2;
+    uint8_t salt[16];
+    char saltchars[17];
+    assert_int_equal(proto_scram_nonce(saltchars, 16), 0);
+    memcpy(salt, saltchars, 16);
+    assert_int_equal(proto_scram_make_secret("s3cret pass", salt, 16, PROTO_SCRAM_DEFAULT_ITERATIONS, &sec), 0);
+    assert_int_equal(exchange(&s, &c, &sec, "s3cret pass", NULL, NULL), 0);
+    /* Pass-through: the ClientKey recovered from the client authenticates pglane to a server. */
+    assert_int_equal(exchange(&s2, &c2, &sec, NULL, s.client_key, sec.server_key), 0);
+    /* A wrong password is refused, and so is a ClientKey that does not match. */
+    assert_int_equal(exchange(&s2, &c2, &sec, "s3cret pasS", NULL, NULL), -1);
+    uint8_t wrong_key[32];
+    memcpy(wrong_key, s.client_key, 32);
+    wrong_key[0] ^= 1;
+    assert_int_equal(exchange(&s2, &c2, &sec, NULL, wrong_key, sec.server_key), -1);
+}
+
+/* The server must refuse these client-first-messages without crashing. */
+static const char *const bad_client_first[] = {
+    "", "n", "n,", "n,,", "n,,n=", "n,,n=,", "n,,n=,r=", "n,,n=,r=abc,", "n,,r=abc", "n,,n=,x=abc",
+    "x,,n=,r=abc", "nn,n=,r=abc", "n,a=bob,n=,r=abc", "p=tls-server-end-point,,n=,r=abc",
+    "n,,m=ext,n=,r=abc", "n,,n=,r=ab\x01" "c", "n,,n=,r=ab c", "n,,n=,r=abc,1=x", "n,,n=,r=abc,,",
+    "n,,n=,r=\x80\x81",
+};
+
+static void test_scram_server_first_bad(void **state)
+{
+    (void)state;
+    struct proto_scram_secret sec;
+    struct proto_scram_server s;
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    assert_int_equal(proto_scram_parse_secret(RFC_SECRET, &sec), 0);
+    for (size_t i = 0; i < ARRAY_LEN(bad_client_first); i++) {
+        const char *err = NULL;
+        const char *m = bad_client_first[i];
+        char *copy = malloc(strlen(m) ? strlen(m) : 1);   /* no NUL: the parser must not need one */
+        memcpy(copy, m, strlen(m));
+        if (proto_scram_server_first(&s, &sec, copy, strlen(m), "snonce", out, sizeof out, &n, &err) != -1)
+            fail_msg("client-first %zu accepted: %s", i, m);
+        assert_non_null(err);
+        free(copy);
+    }
+    const char *err = NULL;
+    const char *cb = "p=tls-server-end-point,,n=,r=abc";
+    assert_int_equal(proto_scram_server_first(&s, &sec, cb, strlen(cb), "x", out, sizeof out, &n, &err), -1);
+    assert_string_equal(err, "channel binding not supported");
+    /* An embedded NUL, an overlong message, a bad server nonce, a short output buffer. */
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=a\0bc", 12, "x", out, sizeof out, &n, &err), -1);
+    char big[2 * PROTO_SCRAM_MAX_MSG];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "n,,n=,r=", 8);
+    assert_int_equal(proto_scram_server_first(&s, &sec, big, sizeof big, "x", out, sizeof out, &n, &err), -1);
+    assert_int_equal(proto_scram_server_first(&s, &sec, big, PROTO_SCRAM_MAX_MSG - 1, "xyz", out, sizeof out,
+                                              &n, &err), -1);   /* nonce too long for the reply */
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=abc", 11, "a,b", out, sizeof out, &n, &err), -1);
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=abc", 11, "", out, sizeof out, &n, &err), -1);
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=abc", 11, "x", out, 10, &n, &err), -1);
+    /* Extensions after the nonce are allowed, and so is a user name (ignored). */
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=bob,r=abc,x=1", 18, "x", out, sizeof out,
+                                              &n, &err), 0);
+    assert_string_equal(out, "r=abcx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+}
+
+/* After the RFC's server-first, these client-final-messages must be refused. */
+static const char *const bad_client_final[] = {
+    "",
+    "c=biws",
+    "c=biws,r=" RFC_NONCE,
+    "c=biws,r=" RFC_NONCE ",",
+    "c=biws,r=" RFC_NONCE ",p=",
+    "c=biws,r=" RFC_NONCE ",p=!!!!",
+    "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ",
+    "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ==",
+    "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndQ=",
+    "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVU=",
+    "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=,x=1",
+    "c=biws,r=" RFC_NONCE "X,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+    "c=biws,r=" RFC_CNONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+    "c=eSws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+    "c=biwsX,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+    "r=" RFC_NONCE ",c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+    "c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+    "c=biws,r=" RFC_NONCE ",,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+};
+
+static void server_at_final(struct proto_scram_server *s)
+{
+    struct proto_scram_secret sec;
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    const char *err;
+    assert_int_equal(proto_scram_parse_secret(RFC_SECRET, &sec), 0);
+    assert_int_equal(proto_scram_server_first(s, &sec, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST),
+                                              RFC_SNONCE, out, sizeof out, &n, &err), 0);
+}
+
+static void test_scram_server_final_bad(void **state)
+{
+    (void)state;
+    struct proto_scram_server s;
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    const char *err;
+    for (size_t i = 0; i < ARRAY_LEN(bad_client_final); i++) {
+        const char *m = bad_client_final[i];
+        server_at_final(&s);
+        err = NULL;
+        char *copy = malloc(strlen(m) ? strlen(m) : 1);
+        memcpy(copy, m, strlen(m));
+        if (proto_scram_server_final(&s, copy, strlen(m), out, sizeof out, &n, &err) != -1)
+            fail_msg("client-final %zu accepted: %s", i, m);
+        assert_non_null(err);
+        free(copy);
+    }
+    /* An extension before the proof is allowed by the grammar but changes the AuthMessage. */
+    server_at_final(&s);
+    const char *ext = "c=biws,r=" RFC_NONCE ",x=1,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    assert_int_equal(proto_scram_server_final(&s, ext, strlen(ext), out, sizeof out, &n, &err), -1);
+    /* Out of order: a fresh state, a repeated final, a failed exchange that is retried. */
+    struct proto_scram_server fresh;
+    memset(&fresh, 0, sizeof fresh);
+    assert_int_equal(proto_scram_server_final(&fresh, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out,
+                                              sizeof out, &n, &err), -1);
+    server_at_final(&s);
+    assert_int_equal(proto_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out, 10,
+                                              &n, &err), -1);   /* output too small */
+    assert_int_equal(proto_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out,
+                                              sizeof out, &n, &err), -1);
+    server_at_final(&s);
+    assert_int_equal(proto_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out,
+                                              sizeof out, &n, &err), 0);
+    assert_int_equal(proto_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out,
+                                              sizeof out, &n, &err), -1);
+}
+
+/* After the RFC's client-first, these server-first-messages must be refused. */
+static const char *const bad_server_first[] = {
+    "",
+    "r=" RFC_NONCE,
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==",
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=",
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0",
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=-1",
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=10000001",
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999999999999999",
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096x",
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,",
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,x=1",
+    "r=" RFC_NONCE ",s=,i=4096",
+    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ=,i=4096",
+    "r=" RFC_NONCE ",s=W22ZaJ0S NY7soEsUEjb6gQ==,i=4096",
+    "r=" RFC_CNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+    "r=XOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+    "r=rOprNGfwEb,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+    "s=W22ZaJ0SNY7soEsUEjb6gQ==,r=" RFC_NONCE ",i=4096",
+    "m=x,r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+    "e=other-error",
+};
+
+static void client_at_final(struct proto_scram_client *c)
+{
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    assert_int_equal(proto_scram_client_first_user(c, "user", RFC_CNONCE, out, sizeof out, &n), 0);
+}
+
+static void test_scram_client_bad(void **state)
+{
+    (void)state;
+    struct proto_scram_client c;
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    const char *err;
+    for (size_t i = 0; i < ARRAY_LEN(bad_server_first); i++) {
+        const char *m = bad_server_first[i];
+        client_at_final(&c);
+        err = NULL;
+        char *copy = malloc(strlen(m) ? strlen(m) : 1);
+        memcpy(copy, m, strlen(m));
+        if (proto_scram_client_final(&c, copy, strlen(m), "pencil", NULL, NULL, out, sizeof out, &n, &err) != -1)
+            fail_msg("server-first %zu accepted: %s", i, m);
+        assert_non_null(err);
+        free(copy);
+    }
+    /* No credential at all. */
+    client_at_final(&c);
+    assert_int_equal(proto_scram_client_final(&c, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), NULL, NULL,
+                                              NULL, out, sizeof out, &n, &err), -1);
+    /* Bad nonces for client_first, and out of order calls. */
+    assert_int_equal(proto_scram_client_first(&c, "", out, sizeof out, &n), -1);
+    assert_int_equal(proto_scram_client_first(&c, "a,b", out, sizeof out, &n), -1);
+    assert_int_equal(proto_scram_client_first(&c, "abc", out, 5, &n), -1);
+    assert_int_equal(proto_scram_client_verify(&c, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), &err), -1);
+    /* The user name is escaped as saslname. */
+    assert_int_equal(proto_scram_client_first_user(&c, "a,b=c", "xyz", out, sizeof out, &n), 0);
+    assert_string_equal(out, "n,,n=a=2Cb=3Dc,r=xyz");
+}
+
+static const char *const bad_server_final[] = {
+    "", "v=", "v=!!", "e=invalid-proof", "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4",
+    "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=", "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+    RFC_SERVER_FINAL ",x=1", RFC_SERVER_FINAL ",", "x" RFC_SERVER_FINAL,
+};
+
+static void test_scram_client_verify_bad(void **state)
+{
+    (void)state;
+    struct proto_scram_client c;
+    char out[PROTO_SCRAM_MAX_MSG];
+    size_t n;
+    const char *err;
+    for (size_t i = 0; i < ARRAY_LEN(bad_server_final); i++) {
+        const char *m = bad_server_final[i];
+        client_at_final(&c);
+        assert_int_equal(proto_scram_client_final(&c, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), "pencil",
+                                                  NULL, NULL, out, sizeof out, &n, &err), 0);
+        err = NULL;
+        if (proto_scram_client_verify(&c, m, strlen(m), &err) != -1)
+            fail_msg("server-final %zu accepted: %s", i, m);
+        assert_non_null(err);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_md5_vectors),
+        cmocka_unit_test(test_md5_verify),
+        cmocka_unit_test(test_scram_rfc_client),
+        cmocka_unit_test(test_scram_rfc_client_keys),
+        cmocka_unit_test(test_scram_rfc_server),
+        cmocka_unit_test(test_scram_rfc_server_y),
+        cmocka_unit_test(test_scram_secret),
+        cmocka_unit_test(test_scram_bad_secrets),
+        cmocka_unit_test(test_scram_nonce),
+        cmocka_unit_test(test_scram_roundtrip),
+        cmocka_unit_test(test_scram_server_first_bad),
+        cmocka_unit_test(test_scram_server_final_bad),
+        cmocka_unit_test(test_scram_client_bad),
+        cmocka_unit_test(test_scram_client_verify_bad),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
