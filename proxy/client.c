@@ -1,0 +1,620 @@
+/*
+ * Client connections: startup and authentication against the auth_file, then the forwarding of the
+ * client's messages to whatever server connection its pool hands it, one transaction (transaction
+ * pooling) or one session (session pooling) at a time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+#define CLOG(cl, lvl, fmt, ...) \
+    px_log(lvl, "C-%llu %s %s/%s: " fmt, (unsigned long long)(cl)->conn.id, (cl)->addr, \
+           (cl)->user ? (cl)->user : "-", (cl)->database ? (cl)->database : "-", __VA_ARGS__)
+
+static void client_send(struct px_client *cl, struct proto_buf *b)
+{
+    if (b->failed || px_conn_send_copy(&cl->conn, b->data, b->len) < 0)
+        px_client_close(cl, "cannot write to client");
+    proto_buf_free(b);
+}
+
+/* A FATAL ErrorResponse, then the connection is closed once it is written. */
+static void client_fatal(struct px_client *cl, const char *sqlstate, const char *message)
+{
+    struct proto_buf b;
+
+    CLOG(cl, CONF_LOG_INFO, "closing: %s (%s)", message, sqlstate);
+    proto_buf_init(&b);
+    proto_build_error(&b, "FATAL", sqlstate, message, NULL, NULL);
+    if (!b.failed)
+        (void)px_conn_send_copy(&cl->conn, b.data, b.len);
+    proto_buf_free(&b);
+    px_client_close(cl, message);
+}
+
+void px_client_fail(struct px_client *cl, const char *sqlstate, const char *message)
+{
+    client_fatal(cl, sqlstate, message);
+}
+
+void px_client_fail_raw(struct px_client *cl, const uint8_t *msg, uint32_t len)
+{
+    (void)px_conn_send_copy(&cl->conn, msg, len);
+    px_client_close(cl, "server error");
+}
+
+void px_client_accept(struct proxy *px, uv_stream_t *listener)
+{
+    struct px_client *cl = calloc(1, sizeof(*cl));
+    int r;
+
+    if (!cl)
+        return;
+    px_conn_init(px, &cl->conn, PX_CLIENT);
+    px_list_init(&cl->wait_link);
+    if (listener->type == UV_TCP)
+        r = uv_tcp_init(px->loop, &cl->conn.h.tcp);
+    else
+        r = uv_pipe_init(px->loop, &cl->conn.h.pipe, 0);
+    if (r < 0) {
+        free(cl);
+        return;
+    }
+    cl->state = CL_STARTUP;
+    cl->connect_ms = px_now_ms(px);
+    px_list_append(&px->clients, &cl->link);
+    px->nclients++;
+    if (uv_accept(listener, &cl->conn.h.stream) < 0) {
+        px_client_close(cl, "accept failed");
+        return;
+    }
+    if (listener->type == UV_TCP) {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+
+        uv_tcp_nodelay(&cl->conn.h.tcp, 1);
+        if (uv_tcp_getpeername(&cl->conn.h.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            if (ss.ss_family == AF_INET6)
+                uv_ip6_name((struct sockaddr_in6 *)&ss, cl->addr, sizeof(cl->addr));
+            else
+                uv_ip4_name((struct sockaddr_in *)&ss, cl->addr, sizeof(cl->addr));
+        }
+    } else {
+        strcpy(cl->addr, "unix");
+    }
+    if (px->nclients > px->conf->max_client_conn) {
+        client_fatal(cl, "53300", "sorry, too many clients already (pglane max_client_conn reached)");
+        return;
+    }
+    px_conn_read_start(&cl->conn);
+}
+
+struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32_t key)
+{
+    for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
+        struct px_client *cl = px_container_of(it, struct px_client, link);
+
+        if (cl->cancel_pid == pid && cl->cancel_key == key && cl->state != CL_STARTUP)
+            return cl;
+    }
+    return NULL;
+}
+
+/* ParameterStatus of the pool's first login, with the client's own values, then BackendKeyData. */
+static void finish_login(struct px_client *cl)
+{
+    struct px_pool *pool = cl->pool;
+    struct proto_buf b;
+
+    proto_buf_init(&b);
+    for (int i = 0; i < pool->nparams; i++) {
+        int p = px_param_find(pool->params[i].name);
+        const char *value = p >= 0 && cl->want.v[p] ? cl->want.v[p] : pool->params[i].value;
+
+        proto_build_param_status(&b, pool->params[i].name, value);
+    }
+    proto_build_backend_key(&b, cl->cancel_pid, cl->cancel_key);
+    proto_build_ready(&b, 'I');
+    client_send(cl, &b);
+    CLOG(cl, CONF_LOG_DEBUG, "login complete, lane %s", pool->lane->conf->name);
+}
+
+static void login_ok(struct px_client *cl)
+{
+    struct proxy *px = cl->conn.px;
+    struct px_lane *lane = &px->lanes[px->conf->default_lane_index];
+    struct px_pool *pool;
+    struct proto_buf b;
+
+    proto_buf_init(&b);
+    proto_build_auth_ok(&b);
+    client_send(cl, &b);
+    if (cl->state == CL_CLOSED)
+        return;
+    pool = px_pool_get(px, lane, cl->database, cl->user);
+    if (!pool) {
+        client_fatal(cl, "53200", "pglane: out of memory");
+        return;
+    }
+    cl->pool = pool;
+    if (cl->scram && cl->scram_ok && !pool->have_scram_keys) {
+        memcpy(pool->scram_client_key, cl->scram->client_key, PROTO_SCRAM_KEY_LEN);
+        memcpy(pool->scram_server_key, cl->scram->secret.server_key, PROTO_SCRAM_KEY_LEN);
+        pool->have_scram_keys = 1;
+    }
+    free(cl->scram);
+    cl->scram = NULL;
+    if (pool->params_ready && px->conf->pool_mode == CONF_POOL_TRANSACTION) {
+        cl->state = CL_IDLE;
+        finish_login(cl);
+        return;
+    }
+    cl->state = CL_LOGIN_WAIT;
+    px_pool_acquire(pool, cl);
+}
+
+static const char *user_secret(struct px_client *cl)
+{
+    return conf_userlist_find(&cl->conn.px->users, cl->user);
+}
+
+static void auth_failed(struct px_client *cl, const char *why)
+{
+    char msg[256];
+
+    CLOG(cl, CONF_LOG_WARNING, "authentication failed: %s", why);
+    snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", cl->user);
+    client_fatal(cl, "28P01", msg);
+}
+
+/* The SCRAM secret of a user: stored in the auth_file, or derived once from a plaintext password. */
+static int scram_secret(struct px_client *cl, struct proto_scram_secret *out)
+{
+    struct proxy *px = cl->conn.px;
+    const char *secret = user_secret(cl);
+    struct px_scram_cache *c;
+    uint8_t salt[16];
+
+    if (!secret)
+        return -1;
+    if (strncmp(secret, "SCRAM-SHA-256$", 14) == 0)
+        return proto_scram_parse_secret(secret, out);
+    if (strncmp(secret, "md5", 3) == 0 && strlen(secret) == 35)
+        return -1;
+    for (c = px->scram_cache; c; c = c->next)
+        if (strcmp(c->user, cl->user) == 0 && strcmp(c->password, secret) == 0) {
+            *out = c->secret;
+            return 0;
+        }
+    if (uv_random(NULL, NULL, salt, sizeof(salt), 0, NULL) < 0 ||
+        proto_scram_make_secret(secret, salt, sizeof(salt), PROTO_SCRAM_DEFAULT_ITERATIONS, out) < 0)
+        return -1;
+    c = calloc(1, sizeof(*c));
+    if (c) {
+        c->user = strdup(cl->user);
+        c->password = strdup(secret);
+        c->secret = *out;
+        c->next = px->scram_cache;
+        px->scram_cache = c;
+    }
+    return 0;
+}
+
+static void start_auth(struct px_client *cl)
+{
+    struct proxy *px = cl->conn.px;
+    struct proto_buf b;
+
+    proto_buf_init(&b);
+    switch (px->conf->auth_type) {
+    case CONF_AUTH_TRUST:
+        proto_buf_free(&b);
+        login_ok(cl);
+        return;
+    case CONF_AUTH_MD5:
+        if (uv_random(NULL, NULL, cl->md5_salt, sizeof(cl->md5_salt), 0, NULL) < 0) {
+            proto_buf_free(&b);
+            client_fatal(cl, "XX000", "pglane: no randomness for the MD5 salt");
+            return;
+        }
+        proto_build_auth_md5(&b, cl->md5_salt);
+        cl->state = CL_AUTH_PASSWORD;
+        break;
+    case CONF_AUTH_SCRAM: {
+        static const char *const mechs[] = { "SCRAM-SHA-256" };
+
+        proto_build_auth_sasl(&b, mechs, 1);
+        cl->state = CL_AUTH_SASL_INIT;
+        break;
+    }
+    }
+    client_send(cl, &b);
+}
+
+static int copy_startup(struct px_client *cl, const struct proto_startup *st)
+{
+    const char *user = proto_startup_get(st, "user");
+    const char *db = proto_startup_get(st, "database");
+
+    if (!user || !*user) {
+        client_fatal(cl, "28000", "no PostgreSQL user name specified in startup packet");
+        return -1;
+    }
+    cl->user = strdup(user);
+    cl->database = strdup(db && *db ? db : user);
+    if (!cl->user || !cl->database) {
+        client_fatal(cl, "53200", "pglane: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < st->nparams; i++) {
+        const char *name = st->params[i].name, *value = st->params[i].value;
+        int p = px_param_find(name);
+
+        if (p >= 0)
+            px_params_set(&cl->want, p, value);
+        else if (strcmp(name, "replication") == 0) {
+            client_fatal(cl, "08004", "pglane does not proxy replication connections");
+            return -1;
+        } else if (strcmp(name, "options") == 0 && *value) {
+            client_fatal(cl, "08004", "pglane: startup parameter \"options\" is not supported; "
+                                      "use lane settings or SET");
+            return -1;
+        } else if (strcmp(name, "user") != 0 && strcmp(name, "database") != 0) {
+            CLOG(cl, CONF_LOG_DEBUG, "ignoring startup parameter %s", name);
+        }
+    }
+    return 0;
+}
+
+static void startup_read(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_startup st;
+    const char *err, *sqlstate;
+    size_t used;
+    int r;
+
+    while (cl->state == CL_STARTUP && b->pos < b->len) {
+        r = proto_parse_startup(b->data + b->pos, b->len - b->pos, &st, &used, &err, &sqlstate);
+        if (r == PROTO_FRAME_NEED_MORE)
+            return;
+        if (r == PROTO_FRAME_ERROR) {
+            client_fatal(cl, sqlstate ? sqlstate : "08P01", err);
+            return;
+        }
+        switch (st.kind) {
+        case PROTO_STARTUP_SSL:
+        case PROTO_STARTUP_GSSENC:
+            if (cl->ssl_answered) {
+                client_fatal(cl, "08P01", "duplicate SSL or GSS encryption request");
+                return;
+            }
+            cl->ssl_answered = 1;
+            if (px_conn_send_copy(&cl->conn, "N", 1) < 0) {
+                px_client_close(cl, "write failed");
+                return;
+            }
+            break;
+        case PROTO_STARTUP_CANCEL:
+            px_cancel_forward(cl->conn.px, st.cancel_pid, st.cancel_key);
+            px_client_close(cl, "cancel request");
+            return;
+        case PROTO_STARTUP_V3:
+            if (copy_startup(cl, &st) < 0)
+                return;
+            b->pos += (uint32_t)used;
+            b->start = b->pos;
+            if (strcmp(cl->database, "pglane") == 0) {
+                client_fatal(cl, "3D000", "pglane: the admin console is not available in this build");
+                return;
+            }
+            if (uv_random(NULL, NULL, &cl->cancel_pid, 4, 0, NULL) < 0 ||
+                uv_random(NULL, NULL, &cl->cancel_key, 4, 0, NULL) < 0) {
+                client_fatal(cl, "XX000", "pglane: no randomness for the cancel key");
+                return;
+            }
+            cl->cancel_pid &= 0x7fffffff;
+            start_auth(cl);
+            return;
+        }
+        b->pos += (uint32_t)used;
+        b->start = b->pos;
+    }
+}
+
+static void sasl_step(struct px_client *cl, const struct proto_frame *f)
+{
+    char out[PROTO_SCRAM_MAX_MSG], nonce[32];
+    const char *mech, *err = NULL;
+    const uint8_t *data;
+    uint32_t n;
+    size_t outlen;
+    struct proto_buf b;
+
+    if (cl->state == CL_AUTH_SASL_INIT) {
+        struct proto_scram_secret secret;
+
+        if (proto_parse_sasl_initial(f->body, f->len, &mech, &data, &n) < 0) {
+            client_fatal(cl, "08P01", "malformed SASLInitialResponse message");
+            return;
+        }
+        if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+            client_fatal(cl, "28000", "client selected an invalid SASL authentication mechanism");
+            return;
+        }
+        if (scram_secret(cl, &secret) < 0) {
+            auth_failed(cl, "no usable SCRAM secret or password in auth_file");
+            return;
+        }
+        cl->scram = calloc(1, sizeof(*cl->scram));
+        if (!cl->scram || proto_scram_nonce(nonce, 24) < 0 ||
+            proto_scram_server_first(cl->scram, &secret, (const char *)data, n, nonce, out, sizeof(out),
+                                     &outlen, &err) < 0) {
+            client_fatal(cl, "08P01", err ? err : "malformed SCRAM message");
+            return;
+        }
+        proto_buf_init(&b);
+        proto_build_auth_sasl_continue(&b, out, outlen);
+        cl->state = CL_AUTH_SASL_FINAL;
+        client_send(cl, &b);
+        return;
+    }
+    if (proto_scram_server_final(cl->scram, (const char *)f->body, f->len, out, sizeof(out), &outlen, &err) < 0) {
+        auth_failed(cl, err ? err : "wrong SCRAM proof");
+        return;
+    }
+    cl->scram_ok = 1;
+    proto_buf_init(&b);
+    proto_build_auth_sasl_final(&b, out, outlen);
+    client_send(cl, &b);
+    if (cl->state != CL_CLOSED)
+        login_ok(cl);
+}
+
+static void auth_read(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_frame f;
+    const char *err;
+    size_t used;
+    int r;
+
+    r = proto_frame_next(b->data + b->pos, b->len - b->pos, PROTO_PHASE_PREAUTH, &f, &used, &err);
+    if (r == PROTO_FRAME_NEED_MORE)
+        return;
+    if (r == PROTO_FRAME_ERROR || f.type != PROTO_FE_PASSWORD) {
+        client_fatal(cl, "08P01", r == PROTO_FRAME_ERROR ? err : "expected a password message");
+        return;
+    }
+    b->pos += (uint32_t)used;
+    b->start = b->pos;
+    if (cl->state == CL_AUTH_PASSWORD) {
+        const char *resp, *secret = user_secret(cl);
+
+        if (proto_parse_password(f.body, f.len, &resp) < 0) {
+            client_fatal(cl, "08P01", "malformed password message");
+            return;
+        }
+        if (!secret || strncmp(secret, "SCRAM-SHA-256$", 14) == 0 ||
+            !proto_md5_verify(cl->user, secret, cl->md5_salt, resp)) {
+            auth_failed(cl, secret ? "wrong password" : "user not in auth_file");
+            return;
+        }
+        login_ok(cl);
+        return;
+    }
+    sasl_step(cl, &f);
+}
+
+/* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. */
+static int scan(struct px_client *cl, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_frame f;
+
+    while (b->pos < b->len) {
+        uint32_t avail = b->len - b->pos;
+
+        if (b->remain) {
+            uint32_t n = b->remain < avail ? b->remain : avail;
+
+            b->pos += n;
+            b->remain -= n;
+            continue;
+        }
+        if (proto_frame_header(b->data + b->pos, avail, PROTO_PHASE_FRONTEND, &f, err) != PROTO_FRAME_OK) {
+            if (avail < PROTO_HEADER_LEN)
+                return 0;
+            return -1;
+        }
+        switch (f.type) {
+        case PROTO_FE_TERMINATE:
+            cl->terminating = 1;
+            b->len = b->pos;             /* nothing after Terminate matters */
+            return 0;
+        case PROTO_FE_QUERY:
+        case PROTO_FE_SYNC:
+        case PROTO_FE_FUNCTION_CALL:
+            cl->pending_z++;
+            cl->unsynced = 0;
+            break;
+        case PROTO_FE_PARSE:
+        case PROTO_FE_BIND:
+        case PROTO_FE_DESCRIBE:
+        case PROTO_FE_EXECUTE:
+        case PROTO_FE_CLOSE:
+        case PROTO_FE_FLUSH:
+            cl->unsynced = 1;
+            break;
+        case PROTO_FE_COPY_DATA:
+        case PROTO_FE_COPY_DONE:
+        case PROTO_FE_COPY_FAIL:
+            break;
+        default:
+            *err = "invalid frontend message type";
+            return -1;
+        }
+        b->pos += PROTO_HEADER_LEN;
+        b->remain = f.len;
+    }
+    return 0;
+}
+
+void px_client_pump(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    if (cl->state == CL_CLOSED)
+        return;
+    if (b->pos > b->start) {
+        if (cl->state == CL_IDLE) {
+            if (cl->conn.px->draining) {
+                client_fatal(cl, "57P01", "pglane is shutting down");
+                return;
+            }
+            cl->state = CL_WAITING;
+            px_conn_read_stop(&cl->conn);
+            px_pool_acquire(cl->pool, cl);
+            return;
+        }
+        if (cl->state != CL_ACTIVE)
+            return;
+        if (px_forward(&cl->conn, &cl->server->conn) < 0) {
+            px_client_close(cl, "write to server failed");
+            return;
+        }
+    }
+    if (cl->terminating && b->pos == b->start && (cl->state == CL_IDLE || cl->pending_z == 0)) {
+        px_client_close(cl, "client terminated");
+        return;
+    }
+    if (cl->state == CL_ACTIVE || cl->state == CL_IDLE)
+        px_conn_read_start(&cl->conn);
+    if (!cl->conn.writing && b->start == b->len)
+        px_buf_release(b);
+}
+
+void px_client_on_read(struct px_client *cl)
+{
+    const char *err = NULL;
+
+    switch (cl->state) {
+    case CL_STARTUP:
+        startup_read(cl);
+        return;
+    case CL_AUTH_PASSWORD:
+    case CL_AUTH_SASL_INIT:
+    case CL_AUTH_SASL_FINAL:
+        auth_read(cl);
+        return;
+    case CL_LOGIN_WAIT:
+    case CL_WAITING:
+        px_conn_read_stop(&cl->conn);
+        return;
+    case CL_IDLE:
+    case CL_ACTIVE:
+        break;
+    case CL_CLOSED:
+        return;
+    }
+    if (scan(cl, &err) < 0) {
+        client_fatal(cl, "08P01", err ? err : "protocol violation");
+        return;
+    }
+    px_client_pump(cl);
+}
+
+void px_client_on_sent(struct px_client *cl)
+{
+    if (cl->state == CL_CLOSED)
+        return;
+    if (cl->conn.in.pos < cl->conn.in.len && !cl->terminating)
+        px_client_on_read(cl);
+    else
+        px_client_pump(cl);
+}
+
+void px_client_on_eof(struct px_client *cl, int status)
+{
+    CLOG(cl, CONF_LOG_DEBUG, "client disconnected: %s", uv_strerror(status));
+    px_client_close(cl, "client disconnected");
+}
+
+void px_client_attached(struct px_client *cl)
+{
+    struct proxy *px = cl->conn.px;
+
+    if (cl->state == CL_LOGIN_WAIT) {
+        finish_login(cl);
+        if (cl->state == CL_CLOSED)
+            return;
+        if (px->conf->pool_mode == CONF_POOL_TRANSACTION) {
+            px_server_detach(cl->server);
+            return;
+        }
+        cl->state = CL_ACTIVE;
+        px_conn_read_start(&cl->conn);
+        return;
+    }
+    cl->state = CL_ACTIVE;
+    cl->tx_start_us = px_now_us();
+    if (cl->conn.in.pos < cl->conn.in.len)
+        px_client_on_read(cl);
+    else
+        px_client_pump(cl);
+}
+
+void px_client_detached(struct px_client *cl)
+{
+    struct proxy *px = cl->conn.px;
+
+    cl->state = CL_IDLE;
+    if (px->draining) {
+        client_fatal(cl, "57P01", "pglane is shutting down");
+        return;
+    }
+    if (cl->conn.in.pos < cl->conn.in.len && !cl->terminating)
+        px_client_on_read(cl);
+    else
+        px_client_pump(cl);
+}
+
+void px_client_session_idle(struct px_client *cl)
+{
+    if (cl->conn.px->draining)
+        client_fatal(cl, "57P01", "pglane is shutting down");
+}
+
+void px_client_close(struct px_client *cl, const char *reason)
+{
+    struct proxy *px = cl->conn.px;
+    struct px_server *sv = cl->server;
+
+    if (cl->state == CL_CLOSED)
+        return;
+    CLOG(cl, CONF_LOG_DEBUG, "closed: %s", reason);
+    if (cl->state == CL_WAITING || cl->state == CL_LOGIN_WAIT)
+        px_pool_cancel_wait(cl);
+    cl->state = CL_CLOSED;
+    if (sv) {
+        int clean = cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && cl->conn.in.remain == 0;
+
+        cl->server = NULL;
+        px_server_client_gone(sv, clean);
+    }
+    px_list_remove(&cl->link);
+    px->nclients--;
+    px_conn_close(&cl->conn);
+    px_maybe_exit(px);
+}
+
+void px_client_free(struct px_client *cl)
+{
+    px_params_clear(&cl->want);
+    free(cl->scram);
+    free(cl->user);
+    free(cl->database);
+    free(cl);
+}

@@ -1,0 +1,308 @@
+/*
+ * Moves bytes between sockets. Each connection reads into its own lazily allocated buffer; scanned
+ * bytes are written to the peer straight from that buffer (no copy): one uv_try_write, and only if
+ * the socket is full a uv_write of the rest, with the source's reads stopped until it completes.
+ */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+/* Free list of PX_BUF_SIZE buffers so that busy connections do not malloc per read. */
+#define POOL_MAX 256
+static uint8_t *buf_pool[POOL_MAX];
+static int buf_pool_n;
+
+static uint8_t *buf_get(void)
+{
+    if (buf_pool_n > 0)
+        return buf_pool[--buf_pool_n];
+    return malloc(PX_BUF_SIZE);
+}
+
+static void buf_put(uint8_t *p, uint32_t cap)
+{
+    if (cap == PX_BUF_SIZE && buf_pool_n < POOL_MAX)
+        buf_pool[buf_pool_n++] = p;
+    else
+        free(p);
+}
+
+void px_buf_pool_drain(void)
+{
+    while (buf_pool_n > 0)
+        free(buf_pool[--buf_pool_n]);
+}
+
+void px_buf_compact(struct px_buf *b)
+{
+    if (b->start == 0)
+        return;
+    memmove(b->data, b->data + b->start, b->len - b->start);
+    b->pos -= b->start;
+    b->len -= b->start;
+    b->start = 0;
+}
+
+int px_buf_reserve(struct px_buf *b, uint32_t need)
+{
+    uint32_t cap;
+    uint8_t *p;
+
+    if (!b->data) {
+        b->data = buf_get();
+        if (!b->data)
+            return -1;
+        b->cap = PX_BUF_SIZE;
+        b->start = b->pos = b->len = 0;
+    }
+    if (b->cap - b->len >= need)
+        return 0;
+    px_buf_compact(b);
+    if (b->cap - b->len >= need)
+        return 0;
+    if ((uint64_t)b->len + need > PX_BUF_MAX)
+        return -1;
+    cap = b->cap;
+    while (cap - b->len < need)
+        cap = cap * 2 > PX_BUF_MAX ? PX_BUF_MAX : cap * 2;
+    p = realloc(b->data, cap);
+    if (!p)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+void px_buf_release(struct px_buf *b)
+{
+    if (!b->data || b->start != b->len)
+        return;
+    buf_put(b->data, b->cap);
+    b->data = NULL;
+    b->cap = b->start = b->pos = b->len = 0;
+}
+
+static void buf_free(struct px_buf *b)
+{
+    if (b->data)
+        buf_put(b->data, b->cap);
+    memset(b, 0, sizeof(*b));
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct px_conn *c = (struct px_conn *)h;
+
+    (void)suggested;
+    if (px_buf_reserve(&c->in, 1) < 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)c->in.data + c->in.len;
+    buf->len = c->in.cap - c->in.len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct px_conn *c = (struct px_conn *)s;
+
+    (void)buf;
+    if (n > 0) {
+        c->in.len += (uint32_t)n;
+        if (c->kind == PX_CLIENT)
+            px_client_on_read((struct px_client *)c);
+        else
+            px_server_on_read((struct px_server *)c);
+        return;
+    }
+    if (n == 0) {
+        px_buf_release(&c->in);
+        return;
+    }
+    px_buf_release(&c->in);
+    c->eof = 1;
+    px_conn_read_stop(c);
+    if (c->kind == PX_CLIENT)
+        px_client_on_eof((struct px_client *)c, (int)n);
+    else
+        px_server_on_eof((struct px_server *)c, (int)n);
+}
+
+void px_conn_init(struct proxy *px, struct px_conn *c, enum px_conn_kind kind)
+{
+    c->px = px;
+    c->kind = kind;
+    c->id = ++px->next_id;
+}
+
+void px_conn_read_start(struct px_conn *c)
+{
+    if (c->reading || c->closing || c->eof || c->writing)
+        return;
+    if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+        c->reading = 1;
+}
+
+void px_conn_read_stop(struct px_conn *c)
+{
+    if (!c->reading)
+        return;
+    uv_read_stop(&c->h.stream);
+    c->reading = 0;
+}
+
+static void conn_free(struct px_conn *c)
+{
+    buf_free(&c->in);
+    if (c->kind == PX_CLIENT)
+        px_client_free((struct px_client *)c);
+    else
+        px_server_free((struct px_server *)c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    struct px_conn *c = (struct px_conn *)h;
+
+    c->handle_closed = 1;
+    if (!c->writing)
+        conn_free(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct px_conn *c = req->data;
+
+    (void)status;
+    free(req);
+    uv_close(&c->h.handle, on_close);
+}
+
+void px_conn_close(struct px_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    px_conn_read_stop(c);
+    /* Let queued writes (an ErrorResponse, the tail of a result) reach the peer before closing. */
+    if (!c->eof && c->h.stream.write_queue_size > 0) {
+        uv_shutdown_t *req = malloc(sizeof(*req));
+
+        if (req) {
+            req->data = c;
+            if (uv_shutdown(req, &c->h.stream, on_shutdown) == 0)
+                return;
+            free(req);
+        }
+    }
+    uv_close(&c->h.handle, on_close);
+}
+
+static void on_forward_done(uv_write_t *req, int status)
+{
+    struct px_conn *src = req->data;
+
+    src->writing = 0;
+    if (src->handle_closed) {
+        conn_free(src);
+        return;
+    }
+    if (status == 0)
+        src->in.start = src->wend;
+    else
+        src->in.start = src->in.pos;   /* the peer is gone; its own close path reports it */
+    if (src->kind == PX_CLIENT)
+        px_client_on_sent((struct px_client *)src);
+    else
+        px_server_on_sent((struct px_server *)src);
+}
+
+int px_forward(struct px_conn *src, struct px_conn *dst)
+{
+    struct px_buf *b = &src->in;
+    uv_buf_t ub;
+    int r;
+
+    if (src->writing || b->pos == b->start)
+        return 0;
+    if (dst->closing)
+        return UV_ECANCELED;
+    ub = uv_buf_init((char *)b->data + b->start, b->pos - b->start);
+    r = uv_try_write(&dst->h.stream, &ub, 1);
+    if (r == (int)ub.len) {
+        b->start = b->pos;
+        return 0;
+    }
+    if (r < 0 && r != UV_EAGAIN)
+        return r;
+    if (r > 0)
+        b->start += (uint32_t)r;
+    ub = uv_buf_init((char *)b->data + b->start, b->pos - b->start);
+    src->wreq.data = src;
+    r = uv_write(&src->wreq, &dst->h.stream, &ub, 1, on_forward_done);
+    if (r < 0)
+        return r;
+    src->writing = 1;
+    src->wend = b->pos;
+    px_conn_read_stop(src);
+    return 0;
+}
+
+struct copy_req {
+    uv_write_t req;
+    uint8_t data[];
+};
+
+static void on_copy_done(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+int px_conn_send_copy(struct px_conn *c, const void *data, size_t n)
+{
+    uv_buf_t ub = uv_buf_init((char *)data, (unsigned)n);
+    struct copy_req *cr;
+    int r;
+
+    if (c->closing)
+        return -1;
+    r = uv_try_write(&c->h.stream, &ub, 1);
+    if (r == (int)n)
+        return 0;
+    if (r < 0 && r != UV_EAGAIN)
+        return -1;
+    if (r < 0)
+        r = 0;
+    cr = malloc(sizeof(*cr) + n - (size_t)r);
+    if (!cr)
+        return -1;
+    memcpy(cr->data, (const uint8_t *)data + r, n - (size_t)r);
+    ub = uv_buf_init((char *)cr->data, (unsigned)(n - (size_t)r));
+    if (uv_write(&cr->req, &c->h.stream, &ub, 1, on_copy_done) < 0) {
+        free(cr);
+        return -1;
+    }
+    return 0;
+}
+
+void px_conn_send_error(struct px_conn *c, const char *sqlstate, const char *fmt, ...)
+{
+    struct proto_buf b;
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    proto_buf_init(&b);
+    proto_build_error(&b, "ERROR", sqlstate, msg, NULL, NULL);
+    if (!b.failed)
+        (void)px_conn_send_copy(c, b.data, b.len);
+    proto_buf_free(&b);
+}

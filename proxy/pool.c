@@ -1,0 +1,247 @@
+/*
+ * Server pools: one per (lane, database, user), holding at most the lane's `size` connections, with
+ * a FIFO of clients waiting for one. A waiting client waits only in its own lane's queue.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+static void queue_timer_arm(struct px_pool *pool);
+
+struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *database, const char *user)
+{
+    struct px_pool *pool;
+
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        pool = px_container_of(it, struct px_pool, link);
+        if (pool->lane == lane && strcmp(pool->database, database) == 0 && strcmp(pool->user, user) == 0)
+            return pool;
+    }
+    pool = calloc(1, sizeof(*pool));
+    if (!pool)
+        return NULL;
+    pool->database = strdup(database);
+    pool->user = strdup(user);
+    if (!pool->database || !pool->user) {
+        free(pool->database);
+        free(pool->user);
+        free(pool);
+        return NULL;
+    }
+    pool->lane = lane;
+    pool->secret = conf_userlist_find(&px->users, user);
+    px_list_init(&pool->idle);
+    px_list_init(&pool->busy);
+    px_list_init(&pool->waiting);
+    uv_timer_init(px->loop, &pool->queue_timer);
+    pool->queue_timer.data = pool;
+    px_list_append(&px->pools, &pool->link);
+    return pool;
+}
+
+static int pool_total(const struct px_pool *pool)
+{
+    return pool->nidle + pool->nbusy;
+}
+
+static void pool_take_idle(struct px_pool *pool, struct px_server *sv)
+{
+    px_list_remove(&sv->link);
+    pool->nidle--;
+    px_list_append(&pool->busy, &sv->link);
+    pool->nbusy++;
+}
+
+void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
+{
+    struct proxy *px = cl->conn.px;
+
+    cl->pool = pool;
+    if (!px_list_empty(&pool->idle) && px_list_empty(&pool->waiting)) {
+        struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
+
+        pool_take_idle(pool, sv);
+        px_server_attach(sv, cl);
+        return;
+    }
+    cl->state = cl->state == CL_LOGIN_WAIT ? CL_LOGIN_WAIT : CL_WAITING;
+    cl->wait_start_ms = px_now_ms(px);
+    px_list_append(&pool->waiting, &cl->wait_link);
+    pool->nwaiting++;
+    px_conn_read_stop(&cl->conn);
+    /* Open a connection if the lane has room and not enough are already on their way. */
+    if (pool_total(pool) < pool->lane->size) {
+        int connecting = 0;
+
+        for (struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
+            struct px_server *sv = px_container_of(it, struct px_server, link);
+
+            connecting += sv->state == SV_CONNECTING || sv->state == SV_LOGIN;
+        }
+        if (connecting < pool->nwaiting)
+            (void)px_server_connect(pool);
+    }
+    queue_timer_arm(pool);
+}
+
+void px_pool_cancel_wait(struct px_client *cl)
+{
+    if (cl->wait_link.next == &cl->wait_link)
+        return;
+    px_list_remove(&cl->wait_link);
+    cl->pool->nwaiting--;
+}
+
+static void record_wait(struct px_pool *pool, struct px_client *cl, uint64_t now)
+{
+    uint64_t waited = (now - cl->wait_start_ms) * 1000;
+
+    pool->wait_count++;
+    pool->wait_total_us += waited;
+    if (waited > pool->wait_max_us)
+        pool->wait_max_us = waited;
+}
+
+void px_pool_server_ready(struct px_server *sv)
+{
+    struct px_pool *pool = sv->pool;
+    struct proxy *px = sv->conn.px;
+
+    sv->client = NULL;
+    if (!px_list_empty(&pool->waiting) && !px->exiting) {
+        struct px_client *cl = px_container_of(pool->waiting.next, struct px_client, wait_link);
+
+        px_pool_cancel_wait(cl);
+        record_wait(pool, cl, px_now_ms(px));
+        px_server_attach(sv, cl);
+        queue_timer_arm(pool);
+        return;
+    }
+    /* Idle: most recently used first, so that surplus connections age out. */
+    px_list_remove(&sv->link);
+    pool->nbusy--;
+    px_list_prepend(&pool->idle, &sv->link);
+    pool->nidle++;
+    sv->state = SV_IDLE;
+    sv->idle_since_ms = px_now_ms(px);
+    px_conn_read_start(&sv->conn);
+}
+
+void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_t err_len,
+                           const char *sqlstate, const char *message)
+{
+    /* Fail the waiters that no connection still on its way can serve. */
+    int connecting = 0;
+
+    for (struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
+        struct px_server *sv = px_container_of(it, struct px_server, link);
+
+        connecting += sv->state == SV_CONNECTING || sv->state == SV_LOGIN;
+    }
+    while (pool->nwaiting > connecting && !px_list_empty(&pool->waiting)) {
+        struct px_client *cl = px_container_of(pool->waiting.prev, struct px_client, wait_link);
+
+        px_pool_cancel_wait(cl);
+        if (err_msg)
+            px_client_fail_raw(cl, err_msg, err_len);
+        else
+            px_client_fail(cl, sqlstate, message);
+    }
+    queue_timer_arm(pool);
+}
+
+static void on_queue_timer(uv_timer_t *t)
+{
+    struct px_pool *pool = t->data;
+    struct proxy *px = uv_loop_get_data(t->loop);
+    uint64_t now = px_now_ms(px);
+    int64_t limit = pool->lane->conf->queue_timeout_ms;
+
+    pool->queue_timer_on = 0;
+    while (!px_list_empty(&pool->waiting)) {
+        struct px_client *cl = px_container_of(pool->waiting.next, struct px_client, wait_link);
+        char msg[256];
+
+        if ((int64_t)(now - cl->wait_start_ms) < limit)
+            break;
+        px_pool_cancel_wait(cl);
+        record_wait(pool, cl, now);
+        snprintf(msg, sizeof(msg), "pglane: queue_timeout (%lld ms) waiting for a server connection in lane \"%s\"",
+                 (long long)limit, pool->lane->conf->name);
+        px_warn("C-%llu %s", (unsigned long long)cl->conn.id, msg);
+        px_client_fail(cl, "57014", msg);
+    }
+    queue_timer_arm(pool);
+}
+
+static void queue_timer_arm(struct px_pool *pool)
+{
+    int64_t limit = pool->lane->conf->queue_timeout_ms;
+    struct px_client *head;
+    uint64_t now, due;
+
+    if (limit <= 0 || px_list_empty(&pool->waiting)) {
+        if (pool->queue_timer_on)
+            uv_timer_stop(&pool->queue_timer);
+        pool->queue_timer_on = 0;
+        return;
+    }
+    head = px_container_of(pool->waiting.next, struct px_client, wait_link);
+    now = uv_now(pool->queue_timer.loop);
+    due = head->wait_start_ms + (uint64_t)limit;
+    uv_timer_start(&pool->queue_timer, on_queue_timer, due > now ? due - now : 0, 0);
+    pool->queue_timer_on = 1;
+}
+
+void px_pool_maintain(struct proxy *px, uint64_t now)
+{
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+        const struct conf_lane *lc = pool->lane->conf;
+        struct px_list *s, *next;
+
+        for (s = pool->idle.next; s != &pool->idle; s = next) {
+            struct px_server *sv = px_container_of(s, struct px_server, link);
+
+            next = s->next;
+            if (px->conf->server_idle_timeout_ms > 0 &&
+                now - sv->idle_since_ms >= (uint64_t)px->conf->server_idle_timeout_ms)
+                px_server_close(sv, "server_idle_timeout");
+            else if (lc->server_lifetime_ms > 0 && now - sv->created_ms >= (uint64_t)lc->server_lifetime_ms)
+                px_server_close(sv, "server_lifetime");
+        }
+        for (s = pool->busy.next; s != &pool->busy; s = next) {
+            struct px_server *sv = px_container_of(s, struct px_server, link);
+
+            next = s->next;
+            if ((sv->state == SV_CONNECTING || sv->state == SV_LOGIN) && lc->server_connect_timeout_ms > 0 &&
+                now - sv->created_ms >= (uint64_t)lc->server_connect_timeout_ms) {
+                px_server_close(sv, "server_connect_timeout");
+                px_pool_server_failed(pool, NULL, 0, "08006",
+                                      "pglane: server_connect_timeout while connecting to the server");
+            }
+        }
+    }
+}
+
+static void on_pool_timer_closed(uv_handle_t *h)
+{
+    struct px_pool *pool = h->data;
+
+    px_params_clear(&pool->defaults);
+    for (int i = 0; i < pool->nparams; i++) {
+        free(pool->params[i].name);
+        free(pool->params[i].value);
+    }
+    free(pool->params);
+    free(pool->database);
+    free(pool->user);
+    free(pool);
+}
+
+void px_pool_free(struct px_pool *pool)
+{
+    px_list_remove(&pool->link);
+    uv_close((uv_handle_t *)&pool->queue_timer, on_pool_timer_closed);
+}

@@ -1,0 +1,293 @@
+/*
+ * proxy/ — the libuv side of pglane: listeners, client and server connection state machines, pools
+ * and lanes, cancel forwarding, logging and signals. This header is shared by the files of proxy/ only.
+ */
+#ifndef PGLANE_PROXY_H
+#define PGLANE_PROXY_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "conf/conf.h"
+#include "protocol/proto.h"
+
+#define PGLANE_VERSION "0.1.0"
+
+struct proxy;
+struct px_client;
+struct px_server;
+#define PX_MUSTCHECK __attribute__((warn_unused_result))
+
+/* ---- logging (proxy/log.c) ---- */
+void px_log_set_level(enum conf_log_level level);
+int px_log_enabled(enum conf_log_level level);
+void px_log(enum conf_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define px_error(...) px_log(CONF_LOG_ERROR, __VA_ARGS__)
+#define px_warn(...) px_log(CONF_LOG_WARNING, __VA_ARGS__)
+#define px_info(...) px_log(CONF_LOG_INFO, __VA_ARGS__)
+#define px_debug(...) do { if (px_log_enabled(CONF_LOG_DEBUG)) px_log(CONF_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+/* ---- intrusive doubly linked list ---- */
+struct px_list {
+    struct px_list *next, *prev;
+};
+void px_list_init(struct px_list *l);
+void px_list_append(struct px_list *head, struct px_list *item);
+void px_list_prepend(struct px_list *head, struct px_list *item);
+void px_list_remove(struct px_list *item);   /* leaves item self-linked */
+int px_list_empty(const struct px_list *head);
+#define px_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- per-connection input buffer (proxy/io.c) ---- */
+/*
+ * Bytes read from one socket. data[start, pos) are scanned and ready to forward to the peer,
+ * data[pos, len) are not scanned yet (a partial header or a message that must be read whole).
+ * `remain` counts body bytes of the message being streamed that have not arrived yet. The storage is
+ * taken lazily when the socket becomes readable and given back when empty, so that idle connections
+ * hold no buffer. Owner: the connection that reads into it.
+ */
+#define PX_BUF_SIZE 16384
+#define PX_BUF_MAX (64u * 1024 * 1024)  /* the largest message pglane ever holds whole */
+
+struct px_buf {
+    uint8_t *data;
+    uint32_t cap, start, pos, len;
+    uint32_t remain;
+};
+
+int px_buf_reserve(struct px_buf *b, uint32_t need) PX_MUSTCHECK;  /* room for `need` more bytes */
+void px_buf_compact(struct px_buf *b);
+void px_buf_release(struct px_buf *b);   /* frees storage if empty */
+void px_buf_pool_drain(void);
+
+/* ---- connections ---- */
+enum px_conn_kind { PX_CLIENT, PX_SERVER };
+
+struct px_conn {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    struct proxy *px;
+    uint64_t id;
+    enum px_conn_kind kind;
+    uint8_t reading;      /* uv_read_start is in force */
+    uint8_t writing;      /* wreq is in flight, carrying data[start, pos) of `in` */
+    uint8_t closing;      /* uv_close called */
+    uint8_t eof;          /* the peer closed its side */
+    uint8_t handle_closed; /* close_cb ran: free once no write of ours is in flight */
+    uint32_t wend;        /* end offset in `in` of the forward in flight */
+    struct px_buf in;
+    uv_write_t wreq;
+};
+
+void px_conn_init(struct proxy *px, struct px_conn *c, enum px_conn_kind kind);
+void px_conn_read_start(struct px_conn *c);
+void px_conn_close(struct px_conn *c);   /* idempotent; memory is freed after close_cb */
+void px_conn_read_stop(struct px_conn *c);
+/* Sends a copy of bytes (for pglane's own messages; never the forwarding path). 0 or -1. */
+int px_conn_send_copy(struct px_conn *c, const void *data, size_t n);
+/* Sends a proto_buf's bytes as an error and reports failure through the connection. */
+void px_conn_send_error(struct px_conn *c, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/*
+ * Forwards src->in.data[start, pos) to dst: one uv_try_write, and a uv_write of the rest with src's
+ * reads stopped until it completes. Returns 0, or a negative libuv error.
+ */
+int px_forward(struct px_conn *src, struct px_conn *dst);
+
+/* Events io.c hands to the connection kinds. */
+void px_client_on_read(struct px_client *cl);
+void px_client_on_eof(struct px_client *cl, int status);
+void px_client_on_sent(struct px_client *cl);
+void px_client_free(struct px_client *cl);
+void px_server_on_read(struct px_server *sv);
+void px_server_on_eof(struct px_server *sv, int status);
+void px_server_on_sent(struct px_server *sv);
+void px_server_free(struct px_server *sv);
+
+/* ---- tracked session parameters ---- */
+enum px_param {
+    PX_P_CLIENT_ENCODING, PX_P_DATESTYLE, PX_P_TIMEZONE, PX_P_INTERVALSTYLE,
+    PX_P_APPLICATION_NAME, PX_P_EXTRA_FLOAT_DIGITS, PX_P_SEARCH_PATH, PX_P_COUNT
+};
+int px_param_find(const char *name);    /* index, or -1 if not tracked */
+const char *px_param_name(int i);
+int px_param_reported(int i);           /* PostgreSQL sends ParameterStatus for it */
+struct px_params {
+    char *v[PX_P_COUNT];
+};
+void px_params_set(struct px_params *p, int i, const char *value);
+void px_params_clear(struct px_params *p);
+
+/* ---- pools and lanes (proxy/pool.c) ---- */
+
+struct px_kv {
+    char *name, *value;
+};
+
+struct px_pool {
+    struct px_list link;           /* in proxy.pools */
+    struct px_lane *lane;
+    char *database, *user;
+    const char *secret;            /* server password from the userlist (owned by the userlist) */
+    uint8_t scram_client_key[PROTO_SCRAM_KEY_LEN], scram_server_key[PROTO_SCRAM_KEY_LEN];
+    int have_scram_keys;
+    struct px_list idle;           /* px_server.link */
+    struct px_list busy;           /* px_server.link: active, connecting, logging in, resetting */
+    struct px_list waiting;        /* px_client.wait_link, FIFO */
+    int nidle, nbusy, nwaiting;
+    struct px_kv *params;          /* ParameterStatus of the first login, sent to clients */
+    int nparams;
+    int params_ready;
+    struct px_params defaults;     /* tracked params as a fresh server connection has them */
+    uv_timer_t queue_timer;
+    int queue_timer_on;
+    uint64_t transactions, queries, wait_count;
+    uint64_t wait_total_us, wait_max_us;
+};
+
+struct px_lane {
+    const struct conf_lane *conf;
+    const struct conf_server *server;
+    int index;
+    int size;
+    int unix_socket;               /* server host is a directory: connect to its .s.PGSQL.port */
+    struct sockaddr_storage addr;  /* resolved when the configuration is loaded */
+    char unix_path[256];
+};
+
+struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *database, const char *user);
+/* Finds a server for the client: attaches at once, or queues the client and opens a connection. */
+void px_pool_acquire(struct px_pool *pool, struct px_client *cl);
+void px_pool_cancel_wait(struct px_client *cl);
+/* A server finished its work (login, transaction, reset): give it to the next waiter or make it idle. */
+void px_pool_server_ready(struct px_server *sv);
+/* A server connection could not be made: fail the clients that were waiting for one. */
+void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_t err_len,
+                           const char *sqlstate, const char *message);
+void px_pool_maintain(struct proxy *px, uint64_t now_ms);
+void px_pool_free(struct px_pool *pool);
+
+/* ---- server connections (proxy/server.c) ---- */
+enum px_server_state {
+    SV_CONNECTING, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CLOSED
+};
+
+struct px_server {
+    struct px_conn conn;           /* must be first */
+    enum px_server_state state;
+    struct px_pool *pool;
+    struct px_list link;
+    struct px_client *client;      /* attached client, SV_ACTIVE */
+    uv_connect_t connect_req;
+    uint32_t backend_pid, backend_key;
+    char tx_status;                /* from the last ReadyForQuery */
+    uint8_t dirty;                 /* a client changed session state: reset before reuse */
+    uint8_t release_after_write;
+    uint32_t swallow_z;            /* ReadyForQuery messages of pglane's own queries still to come */
+    struct px_params have;         /* tracked params as this connection has them now */
+    struct proto_scram_client *scram;
+    uint64_t created_ms, idle_since_ms;
+};
+
+struct px_server *px_server_connect(struct px_pool *pool);
+void px_server_attach(struct px_server *sv, struct px_client *cl);
+void px_server_close(struct px_server *sv, const char *reason);
+/* Forward what the server has ready to the attached client. */
+void px_server_pump_client(struct px_server *sv);
+/* The attached client went away; clean = no transaction or request left open on the server. */
+void px_server_client_gone(struct px_server *sv, int clean);
+/* The attached client's transaction ended: hand the server back (after the write in flight). */
+void px_server_detach(struct px_server *sv);
+
+/* ---- client connections (proxy/client.c) ---- */
+enum px_client_state {
+    CL_STARTUP, CL_AUTH_PASSWORD, CL_AUTH_SASL_INIT, CL_AUTH_SASL_FINAL, CL_LOGIN_WAIT,
+    CL_IDLE, CL_WAITING, CL_ACTIVE, CL_CLOSED
+};
+
+struct px_client {
+    struct px_conn conn;           /* must be first */
+    enum px_client_state state;
+    struct px_list link;           /* in proxy.clients */
+    struct px_list wait_link;      /* in pool.waiting */
+    struct px_pool *pool;
+    struct px_server *server;
+    char *user, *database;
+    struct px_params want;         /* tracked params as the client wants them */
+    uint32_t cancel_pid, cancel_key;
+    uint32_t pending_z;            /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
+    uint8_t unsynced;              /* extended-protocol messages sent since the last Sync */
+    uint8_t terminating;           /* Terminate received: close once the server is released */
+    uint8_t auth_method;
+    uint8_t ssl_answered;
+    uint8_t scram_ok;              /* the client proved its SCRAM credential */
+    uint8_t md5_salt[4];
+    struct proto_scram_server *scram;
+    uint64_t wait_start_ms, connect_ms, tx_start_us;
+    char addr[64];
+};
+
+void px_client_accept(struct proxy *px, uv_stream_t *listener);
+/* The pool attached a server: finish login or forward queued messages. */
+void px_client_attached(struct px_client *cl);
+/* Server gave back the client (end of transaction) in transaction pooling. */
+void px_client_detached(struct px_client *cl);
+/* Session pooling: the client's server reported an idle ReadyForQuery. */
+void px_client_session_idle(struct px_client *cl);
+void px_client_fail(struct px_client *cl, const char *sqlstate, const char *message);
+void px_client_fail_raw(struct px_client *cl, const uint8_t *msg, uint32_t len);
+void px_client_close(struct px_client *cl, const char *reason);
+void px_client_pump(struct px_client *cl);
+struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32_t key);
+
+/* ---- cancel requests (proxy/cancel.c) ---- */
+/* Forwards a client's CancelRequest to the backend now serving that client, if any. */
+void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key);
+
+/* ---- the process ---- */
+struct px_scram_cache {            /* SCRAM secrets derived from plaintext auth_file passwords */
+    struct px_scram_cache *next;
+    char *user, *password;
+    struct proto_scram_secret secret;
+};
+
+struct px_listener {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    struct proxy *px;
+    char *path;                    /* unix socket path to unlink at exit */
+};
+
+struct proxy {
+    uv_loop_t *loop;
+    struct conf *conf;
+    struct conf_userlist users;
+    struct px_lane *lanes;
+    int nlanes;
+    struct px_list pools;
+    struct px_list clients;
+    int nclients;
+    struct px_listener *listeners;
+    int nlisteners;
+    uv_timer_t maint_timer;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    struct px_scram_cache *scram_cache;
+    uint64_t next_id;
+    int draining;
+    int exiting;
+    int exit_code;
+};
+
+uint64_t px_now_ms(struct proxy *px);
+uint64_t px_now_us(void);
+void px_maybe_exit(struct proxy *px);   /* during drain: exits when the last client has gone */
+
+#endif

@@ -1,0 +1,673 @@
+/*
+ * Server connections: connect and log in to PostgreSQL, then relay its replies to the attached client
+ * while watching ReadyForQuery (to hand the connection back in transaction pooling), ParameterStatus
+ * (to follow each client's session parameters) and CommandComplete (to notice session changes).
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+#define SLOG(sv, lvl, fmt, ...) \
+    px_log(lvl, "S-%llu %s/%s@%s: " fmt, (unsigned long long)(sv)->conn.id, (sv)->pool->user, \
+           (sv)->pool->database, (sv)->pool->lane->conf->name, __VA_ARGS__)
+
+static void on_connect(uv_connect_t *req, int status);
+
+struct px_server *px_server_connect(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    struct px_lane *lane = pool->lane;
+    struct px_server *sv = calloc(1, sizeof(*sv));
+    int r;
+
+    if (!sv)
+        return NULL;
+    px_conn_init(px, &sv->conn, PX_SERVER);
+    sv->pool = pool;
+    sv->state = SV_CONNECTING;
+    sv->created_ms = px_now_ms(px);
+    px_list_append(&pool->busy, &sv->link);
+    pool->nbusy++;
+    sv->connect_req.data = sv;
+    if (lane->unix_socket) {
+        uv_pipe_init(px->loop, &sv->conn.h.pipe, 0);
+        uv_pipe_connect(&sv->connect_req, &sv->conn.h.pipe, lane->unix_path, on_connect);
+        r = 0;
+    } else {
+        uv_tcp_init(px->loop, &sv->conn.h.tcp);
+        r = uv_tcp_connect(&sv->connect_req, &sv->conn.h.tcp, (const struct sockaddr *)&lane->addr, on_connect);
+    }
+    if (r < 0) {
+        SLOG(sv, CONF_LOG_ERROR, "connect failed: %s", uv_strerror(r));
+        px_server_close(sv, "connect failed");
+        return NULL;
+    }
+    SLOG(sv, CONF_LOG_DEBUG, "connecting (%d/%d)", pool->nidle + pool->nbusy, lane->size);
+    return sv;
+}
+
+static void send_startup(struct px_server *sv)
+{
+    const struct conf_lane *lc = sv->pool->lane->conf;
+    const char *names[64], *values[64];
+    struct proto_buf b;
+    int n = 0;
+
+    names[n] = "user";
+    values[n++] = sv->pool->user;
+    names[n] = "database";
+    values[n++] = sv->pool->database;
+    /* The lane's session settings are startup parameters: they hold for every transaction on this
+     * connection and survive RESET ALL and DISCARD ALL. */
+    for (int i = 0; i < lc->nsettings && n < 64; i++) {
+        names[n] = lc->settings[i].name;
+        values[n++] = lc->settings[i].value;
+    }
+    proto_buf_init(&b);
+    proto_build_startup(&b, names, values, n);
+    if (b.failed || px_conn_send_copy(&sv->conn, b.data, b.len) < 0)
+        px_server_close(sv, "cannot send startup packet");
+    proto_buf_free(&b);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct px_server *sv = req->data;
+    char msg[256];
+
+    if (sv->state == SV_CLOSED)
+        return;
+    if (status < 0) {
+        snprintf(msg, sizeof(msg), "pglane: could not connect to server \"%s\": %s",
+                 sv->pool->lane->server->name, uv_strerror(status));
+        SLOG(sv, CONF_LOG_ERROR, "%s", msg);
+        px_server_close(sv, "connect failed");
+        px_pool_server_failed(sv->pool, NULL, 0, "08006", msg);
+        return;
+    }
+    if (!sv->pool->lane->unix_socket)
+        uv_tcp_nodelay(&sv->conn.h.tcp, 1);
+    sv->state = SV_LOGIN;
+    send_startup(sv);
+    px_conn_read_start(&sv->conn);
+}
+
+static void login_failed(struct px_server *sv, const struct proto_frame *err, const char *message)
+{
+    struct px_pool *pool = sv->pool;
+
+    if (err) {
+        struct proto_error_fields ef;
+
+        if (proto_parse_error(err->body, err->len, &ef) == 0)
+            SLOG(sv, CONF_LOG_ERROR, "login failed: %s %s", ef.sqlstate ? ef.sqlstate : "",
+                 ef.message ? ef.message : "");
+        px_server_close(sv, "login failed");
+        px_pool_server_failed(pool, err->body - PROTO_HEADER_LEN, err->len + PROTO_HEADER_LEN, NULL, NULL);
+    } else {
+        SLOG(sv, CONF_LOG_ERROR, "login failed: %s", message);
+        px_server_close(sv, "login failed");
+        px_pool_server_failed(pool, NULL, 0, "08006", message);
+    }
+}
+
+static int send_buf(struct px_server *sv, struct proto_buf *b)
+{
+    int r = b->failed ? -1 : px_conn_send_copy(&sv->conn, b->data, b->len);
+
+    proto_buf_free(b);
+    return r;
+}
+
+/* Answers an authentication request. Returns 0, or -1 after failing the login. */
+static int login_auth(struct px_server *sv, const struct proto_frame *f)
+{
+    struct px_pool *pool = sv->pool;
+    const char *secret = pool->secret;
+    const uint8_t *data;
+    uint32_t code, n;
+    struct proto_buf b;
+    const char *err = NULL;
+    char out[PROTO_SCRAM_MAX_MSG], nonce[32];
+    size_t outlen;
+    int plain = secret && strncmp(secret, "md5", 3) != 0 && strncmp(secret, "SCRAM-SHA-256$", 14) != 0;
+
+    if (proto_parse_auth(f->body, f->len, &code, &data, &n) < 0) {
+        login_failed(sv, NULL, "pglane: malformed authentication request from server");
+        return -1;
+    }
+    proto_buf_init(&b);
+    switch (code) {
+    case PROTO_AUTH_OK:
+        proto_buf_free(&b);
+        return 0;
+    case PROTO_AUTH_CLEARTEXT:
+        if (!plain)
+            goto no_secret;
+        proto_build_password(&b, secret);
+        break;
+    case PROTO_AUTH_MD5: {
+        char resp[PROTO_MD5_LEN];
+
+        if (!secret || (!plain && strncmp(secret, "md5", 3) != 0) || n < 4)
+            goto no_secret;
+        proto_md5_response(pool->user, secret, data, resp);
+        proto_build_password(&b, resp);
+        break;
+    }
+    case PROTO_AUTH_SASL:
+        if (!memmem(data, n, "SCRAM-SHA-256\0", 14))
+            goto unsupported;
+        if (!plain && !pool->have_scram_keys)
+            goto no_secret;
+        sv->scram = calloc(1, sizeof(*sv->scram));
+        if (!sv->scram || proto_scram_nonce(nonce, 24) < 0 ||
+            proto_scram_client_first(sv->scram, nonce, out, sizeof(out), &outlen) < 0)
+            goto unsupported;
+        proto_build_sasl_initial(&b, "SCRAM-SHA-256", out, outlen);
+        break;
+    case PROTO_AUTH_SASL_CONTINUE:
+        if (!sv->scram ||
+            proto_scram_client_final(sv->scram, (const char *)data, n, plain ? secret : NULL,
+                                     pool->scram_client_key, pool->scram_server_key,
+                                     out, sizeof(out), &outlen, &err) < 0)
+            goto scram_failed;
+        proto_build_sasl_response(&b, out, outlen);
+        break;
+    case PROTO_AUTH_SASL_FINAL:
+        if (!sv->scram || proto_scram_client_verify(sv->scram, (const char *)data, n, &err) < 0)
+            goto scram_failed;
+        free(sv->scram);
+        sv->scram = NULL;
+        proto_buf_free(&b);
+        return 0;
+    default:
+        goto unsupported;
+    }
+    if (send_buf(sv, &b) < 0) {
+        login_failed(sv, NULL, "pglane: cannot send authentication response to server");
+        return -1;
+    }
+    return 0;
+
+no_secret:
+    proto_buf_free(&b);
+    login_failed(sv, NULL, "pglane: no password for this user in auth_file that the server's "
+                           "authentication method can use");
+    return -1;
+scram_failed:
+    proto_buf_free(&b);
+    login_failed(sv, NULL, err ? err : "pglane: SCRAM authentication with the server failed");
+    return -1;
+unsupported:
+    proto_buf_free(&b);
+    login_failed(sv, NULL, "pglane: unsupported authentication method requested by the server");
+    return -1;
+}
+
+static void track_param(struct px_server *sv, const struct proto_frame *f, int from_login)
+{
+    struct px_pool *pool = sv->pool;
+    const char *name, *value;
+    int i;
+
+    if (proto_parse_param_status(f->body, f->len, &name, &value) < 0)
+        return;
+    i = px_param_find(name);
+    if (i >= 0) {
+        px_params_set(&sv->have, i, value);
+        if (sv->client && !from_login)
+            px_params_set(&sv->client->want, i, value);
+    }
+    if (from_login && !pool->params_ready) {
+        struct px_kv *kv = realloc(pool->params, sizeof(*kv) * (size_t)(pool->nparams + 1));
+
+        if (!kv)
+            return;
+        pool->params = kv;
+        kv[pool->nparams].name = strdup(name);
+        kv[pool->nparams].value = strdup(value);
+        if (kv[pool->nparams].name && kv[pool->nparams].value)
+            pool->nparams++;
+        else {
+            free(kv[pool->nparams].name);
+            free(kv[pool->nparams].value);
+        }
+        if (i >= 0)
+            px_params_set(&pool->defaults, i, value);
+    }
+}
+
+static void login_read(struct px_server *sv)
+{
+    struct px_buf *b = &sv->conn.in;
+    struct proto_frame f;
+    size_t used;
+    const char *err;
+    int r;
+
+    while (b->pos < b->len) {
+        r = proto_frame_next(b->data + b->pos, b->len - b->pos, PROTO_PHASE_BACKEND, &f, &used, &err);
+        if (r == PROTO_FRAME_NEED_MORE)
+            break;
+        if (r == PROTO_FRAME_ERROR) {
+            login_failed(sv, NULL, "pglane: protocol error from server during login");
+            return;
+        }
+        b->pos += (uint32_t)used;
+        switch (f.type) {
+        case PROTO_BE_AUTH:
+            if (login_auth(sv, &f) < 0)
+                return;
+            break;
+        case PROTO_BE_PARAM_STATUS:
+            track_param(sv, &f, 1);
+            break;
+        case PROTO_BE_BACKEND_KEY:
+            if (proto_parse_backend_key(f.body, f.len, &sv->backend_pid, &sv->backend_key) < 0) {
+                login_failed(sv, NULL, "pglane: malformed BackendKeyData from server");
+                return;
+            }
+            break;
+        case PROTO_BE_ERROR:
+            login_failed(sv, &f, NULL);
+            return;
+        case PROTO_BE_READY:
+            b->start = b->pos;
+            sv->pool->params_ready = 1;
+            sv->tx_status = 'I';
+            SLOG(sv, CONF_LOG_DEBUG, "logged in, backend pid %u", sv->backend_pid);
+            px_pool_server_ready(sv);
+            return;
+        default:            /* NoticeResponse, NegotiateProtocolVersion: nothing to do */
+            break;
+        }
+        b->start = b->pos;
+    }
+}
+
+/* Appends "SELECT set_config(...)" / "RESET x" for every tracked parameter that differs. */
+static void build_param_sync(struct px_server *sv, struct px_client *cl, struct proto_buf *q)
+{
+    int selects = 0;
+
+    for (int i = 0; i < PX_P_COUNT; i++) {
+        const char *want = cl->want.v[i] ? cl->want.v[i] : sv->pool->defaults.v[i];
+        const char *have = sv->have.v[i];
+
+        if ((!want && !have) || (want && have && strcmp(want, have) == 0))
+            continue;
+        if (!want) {
+            if (q->len)
+                proto_put_bytes(q, ";", 1);
+            proto_put_bytes(q, "RESET ", 6);
+            proto_put_bytes(q, px_param_name(i), strlen(px_param_name(i)));
+            px_params_set(&sv->have, i, NULL);
+            continue;
+        }
+        proto_put_bytes(q, selects ? "," : (q->len ? ";SELECT " : "SELECT "), selects ? 1 : (q->len ? 8 : 7));
+        selects++;
+        proto_put_bytes(q, "pg_catalog.set_config('", 23);
+        proto_put_bytes(q, px_param_name(i), strlen(px_param_name(i)));
+        proto_put_bytes(q, "','", 3);
+        for (const char *p = want; *p; p++) {
+            proto_put_bytes(q, p, 1);
+            if (*p == '\'')
+                proto_put_bytes(q, "'", 1);   /* a string literal doubles its quotes */
+        }
+        proto_put_bytes(q, "',false)", 8);
+        px_params_set(&sv->have, i, want);
+    }
+}
+
+/* Sends one of pglane's own simple queries; its replies are swallowed up to its ReadyForQuery. */
+static int send_own_query(struct px_server *sv, const char *sql, size_t len)
+{
+    struct proto_buf b;
+    size_t start;
+
+    proto_buf_init(&b);
+    start = proto_msg_begin(&b, PROTO_FE_QUERY);
+    proto_put_bytes(&b, sql, len);
+    proto_put_u8(&b, 0);
+    proto_msg_end(&b, start);
+    if (send_buf(sv, &b) < 0)
+        return -1;
+    sv->swallow_z++;
+    return 0;
+}
+
+void px_server_attach(struct px_server *sv, struct px_client *cl)
+{
+    struct proto_buf q;
+
+    sv->client = cl;
+    sv->state = SV_ACTIVE;
+    cl->server = sv;
+    proto_buf_init(&q);
+    build_param_sync(sv, cl, &q);
+    if (q.len && (q.failed || send_own_query(sv, (const char *)q.data, q.len) < 0)) {
+        proto_buf_free(&q);
+        px_server_close(sv, "cannot send parameter sync");
+        px_client_fail(cl, "08006", "pglane: lost the server connection");
+        return;
+    }
+    proto_buf_free(&q);
+    px_conn_read_start(&sv->conn);
+    px_client_attached(cl);
+}
+
+static int release_ready(const struct px_server *sv)
+{
+    const struct px_client *cl = sv->client;
+
+    return cl && cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && sv->swallow_z == 0 &&
+           cl->conn.in.pos == cl->conn.in.start && cl->conn.in.remain == 0;
+}
+
+/* Gives the server back to its pool, after restoring session state a client changed. */
+static void server_release(struct px_server *sv)
+{
+    struct px_client *cl = sv->client;
+    struct proxy *px = sv->conn.px;
+
+    sv->release_after_write = 0;
+    if (cl) {
+        cl->server = NULL;
+        sv->client = NULL;
+        sv->pool->transactions++;
+        px_client_detached(cl);
+    }
+    if (sv->state == SV_CLOSED)
+        return;
+    if (sv->dirty) {
+        static const char tx_reset[] = "RESET ROLE;RESET ALL";
+        static const char session_reset[] = "DISCARD ALL";
+        int session = px->conf->pool_mode == CONF_POOL_SESSION;
+
+        sv->dirty = 0;
+        sv->state = SV_RESETTING;
+        for (int i = 0; i < PX_P_COUNT; i++)
+            if (!px_param_reported(i))
+                px_params_set(&sv->have, i, NULL);
+        if (send_own_query(sv, session ? session_reset : tx_reset,
+                           session ? sizeof(session_reset) - 1 : sizeof(tx_reset) - 1) < 0)
+            px_server_close(sv, "cannot send reset query");
+        return;
+    }
+    px_pool_server_ready(sv);
+}
+
+void px_server_client_gone(struct px_server *sv, int clean)
+{
+    struct proxy *px = sv->conn.px;
+
+    sv->client = NULL;
+    if (sv->state != SV_ACTIVE)
+        return;
+    if (!clean || px->exiting) {
+        px_server_close(sv, "client disconnected with a transaction or request open");
+        return;
+    }
+    if (px->conf->pool_mode == CONF_POOL_SESSION)
+        sv->dirty = 1;
+    if (sv->conn.writing)
+        sv->release_after_write = 1;
+    else
+        server_release(sv);
+}
+
+void px_server_detach(struct px_server *sv)
+{
+    if (sv->conn.writing)
+        sv->release_after_write = 1;
+    else
+        server_release(sv);
+}
+
+/* Handles a message pglane must read whole. Returns 1 if it is dropped (one of pglane's own replies). */
+static int inspect(struct px_server *sv, const struct proto_frame *f)
+{
+    struct px_client *cl = sv->client;
+    char status;
+    const char *tag;
+
+    switch (f->type) {
+    case PROTO_BE_READY:
+        if (proto_parse_ready(f->body, f->len, &status) == 0)
+            sv->tx_status = status;
+        if (sv->swallow_z) {
+            sv->swallow_z--;
+            return 1;
+        }
+        if (cl && cl->pending_z)
+            cl->pending_z--;
+        if (cl)
+            sv->pool->queries++;
+        return 0;
+    case PROTO_BE_PARAM_STATUS:
+        track_param(sv, f, 0);
+        return sv->swallow_z > 0;
+    case PROTO_BE_COMMAND_COMPLETE:
+        if (sv->swallow_z)
+            return 1;
+        if (proto_parse_command_complete(f->body, f->len, &tag) == 0 &&
+            (strcmp(tag, "SET") == 0 || strcmp(tag, "RESET") == 0 || strncmp(tag, "DISCARD", 7) == 0))
+            sv->dirty = 1;
+        return 0;
+    case PROTO_BE_ERROR:
+        if (sv->swallow_z) {
+            struct proto_error_fields ef;
+
+            if (proto_parse_error(f->body, f->len, &ef) == 0)
+                SLOG(sv, CONF_LOG_WARNING, "pglane's own query failed: %s %s",
+                     ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
+            return 1;
+        }
+        return 0;
+    default:
+        return sv->swallow_z > 0;
+    }
+}
+
+static int must_read_whole(const struct px_server *sv, uint8_t type)
+{
+    return sv->swallow_z > 0 || type == PROTO_BE_READY || type == PROTO_BE_PARAM_STATUS ||
+           type == PROTO_BE_COMMAND_COMPLETE;
+}
+
+/* Scans the server's bytes: returns 1 when a ReadyForQuery made the server releasable, -1 on error. */
+static int scan(struct px_server *sv)
+{
+    struct px_buf *b = &sv->conn.in;
+    struct proto_frame f;
+    const char *err;
+
+    while (b->pos < b->len) {
+        uint32_t avail = b->len - b->pos;
+
+        if (b->remain) {
+            uint32_t n = b->remain < avail ? b->remain : avail;
+
+            b->pos += n;
+            b->remain -= n;
+            continue;
+        }
+        if (proto_frame_header(b->data + b->pos, avail, PROTO_PHASE_BACKEND, &f, &err) != PROTO_FRAME_OK) {
+            if (avail < PROTO_HEADER_LEN)
+                break;
+            SLOG(sv, CONF_LOG_ERROR, "protocol error from server: %s", err);
+            return -1;
+        }
+        if (must_read_whole(sv, f.type)) {
+            if (avail < PROTO_HEADER_LEN + f.len) {
+                if (b->cap - b->start < PROTO_HEADER_LEN + f.len && !sv->conn.writing &&
+                    px_buf_reserve(b, PROTO_HEADER_LEN + f.len - avail) < 0)
+                    return -1;
+                break;
+            }
+            f.body = b->data + b->pos + PROTO_HEADER_LEN;
+            if (inspect(sv, &f)) {
+                /* Dropped: pglane's own replies always precede anything for the client. */
+                b->pos += PROTO_HEADER_LEN + f.len;
+                b->start = b->pos;
+                continue;
+            }
+            b->pos += PROTO_HEADER_LEN + f.len;
+            if (f.type == PROTO_BE_READY && release_ready(sv))
+                return 1;
+            continue;
+        }
+        b->pos += PROTO_HEADER_LEN;
+        b->remain = f.len;
+    }
+    return 0;
+}
+
+/* Reads while no client is attached: asynchronous notices, or the replies to a reset query. */
+static void idle_read(struct px_server *sv)
+{
+    struct px_buf *b = &sv->conn.in;
+    struct proto_frame f;
+    size_t used;
+    const char *err;
+    int r;
+
+    while (b->pos < b->len) {
+        r = proto_frame_next(b->data + b->pos, b->len - b->pos, PROTO_PHASE_BACKEND, &f, &used, &err);
+        if (r == PROTO_FRAME_NEED_MORE)
+            break;
+        if (r == PROTO_FRAME_ERROR) {
+            px_server_close(sv, "protocol error from server");
+            return;
+        }
+        b->pos += (uint32_t)used;
+        b->start = b->pos;
+        if (f.type == PROTO_BE_ERROR && sv->state == SV_IDLE) {
+            struct proto_error_fields ef;
+
+            if (proto_parse_error(f.body, f.len, &ef) == 0)
+                SLOG(sv, CONF_LOG_INFO, "server says: %s %s", ef.sqlstate ? ef.sqlstate : "",
+                     ef.message ? ef.message : "");
+            continue;
+        }
+        (void)inspect(sv, &f);
+        if (sv->state == SV_RESETTING && sv->swallow_z == 0) {
+            px_pool_server_ready(sv);
+            break;
+        }
+    }
+    if (b->pos == b->len && b->remain == 0)
+        b->start = b->pos;
+    px_buf_release(b);
+}
+
+void px_server_pump_client(struct px_server *sv)
+{
+    struct px_client *cl = sv->client;
+    int r;
+
+    if (!cl)
+        return;
+    r = px_forward(&sv->conn, &cl->conn);
+    if (r < 0) {
+        px_client_close(cl, "write to client failed");
+        return;
+    }
+}
+
+void px_server_on_read(struct px_server *sv)
+{
+    int r;
+
+    switch (sv->state) {
+    case SV_LOGIN:
+        login_read(sv);
+        return;
+    case SV_IDLE:
+    case SV_RESETTING:
+        idle_read(sv);
+        return;
+    case SV_ACTIVE:
+        break;
+    case SV_CONNECTING:
+    case SV_CLOSED:
+        return;
+    }
+    r = scan(sv);
+    if (r < 0) {
+        struct px_client *cl = sv->client;
+
+        px_server_close(sv, "protocol error");
+        if (cl)
+            px_client_fail(cl, "08P01", "pglane: protocol error from the server");
+        return;
+    }
+    if (sv->client)
+        px_server_pump_client(sv);
+    if (sv->state == SV_ACTIVE && r == 1 && sv->client && sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION)
+        px_server_detach(sv);
+    else if (sv->state == SV_ACTIVE && r == 1 && sv->client)
+        px_client_session_idle(sv->client);
+    if (sv->state == SV_ACTIVE && !sv->conn.writing && sv->conn.in.start == sv->conn.in.len)
+        px_buf_release(&sv->conn.in);
+}
+
+void px_server_on_sent(struct px_server *sv)
+{
+    if (sv->release_after_write) {
+        server_release(sv);
+        return;
+    }
+    if (sv->state != SV_ACTIVE)
+        return;
+    px_conn_read_start(&sv->conn);
+    if (sv->conn.in.pos < sv->conn.in.len)
+        px_server_on_read(sv);
+}
+
+void px_server_on_eof(struct px_server *sv, int status)
+{
+    struct px_client *cl = sv->client;
+
+    SLOG(sv, sv->state == SV_IDLE ? CONF_LOG_INFO : CONF_LOG_WARNING, "server closed the connection: %s",
+         uv_strerror(status));
+    if (sv->state == SV_LOGIN) {
+        login_failed(sv, NULL, "pglane: server closed the connection during login");
+        return;
+    }
+    px_server_close(sv, "server closed the connection");
+    if (cl)
+        px_client_fail(cl, "08006", "pglane: server connection closed unexpectedly");
+}
+
+void px_server_close(struct px_server *sv, const char *reason)
+{
+    struct px_pool *pool = sv->pool;
+    struct px_client *cl = sv->client;
+
+    if (sv->state == SV_CLOSED)
+        return;
+    SLOG(sv, CONF_LOG_DEBUG, "closing: %s", reason);
+    if (sv->state == SV_IDLE)
+        pool->nidle--;
+    else
+        pool->nbusy--;
+    px_list_remove(&sv->link);
+    sv->state = SV_CLOSED;
+    if (cl) {
+        cl->server = NULL;
+        sv->client = NULL;
+    }
+    px_conn_close(&sv->conn);
+}
+
+void px_server_free(struct px_server *sv)
+{
+    px_params_clear(&sv->have);
+    free(sv->scram);
+    free(sv);
+}

@@ -1,0 +1,105 @@
+/* Small helpers shared by proxy/: intrusive lists, clocks and the tracked session parameters. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "proxy/proxy.h"
+
+void px_list_init(struct px_list *l)
+{
+    l->next = l->prev = l;
+}
+
+void px_list_append(struct px_list *head, struct px_list *item)
+{
+    item->prev = head->prev;
+    item->next = head;
+    head->prev->next = item;
+    head->prev = item;
+}
+
+void px_list_prepend(struct px_list *head, struct px_list *item)
+{
+    item->next = head->next;
+    item->prev = head;
+    head->next->prev = item;
+    head->next = item;
+}
+
+void px_list_remove(struct px_list *item)
+{
+    item->prev->next = item->next;
+    item->next->prev = item->prev;
+    item->next = item->prev = item;
+}
+
+int px_list_empty(const struct px_list *head)
+{
+    return head->next == head;
+}
+
+uint64_t px_now_ms(struct proxy *px)
+{
+    return uv_now(px->loop);
+}
+
+uint64_t px_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * Session parameters that follow a client from one server connection to the next in transaction
+ * pooling. The reported ones come back from PostgreSQL as ParameterStatus when they change; for the
+ * others pglane knows only what it set itself.
+ */
+static const struct {
+    const char *name;
+    int reported;
+} params[PX_P_COUNT] = {
+    [PX_P_CLIENT_ENCODING] = { "client_encoding", 1 },
+    [PX_P_DATESTYLE] = { "DateStyle", 1 },
+    [PX_P_TIMEZONE] = { "TimeZone", 1 },
+    [PX_P_INTERVALSTYLE] = { "IntervalStyle", 1 },
+    [PX_P_APPLICATION_NAME] = { "application_name", 1 },
+    [PX_P_EXTRA_FLOAT_DIGITS] = { "extra_float_digits", 0 },
+    [PX_P_SEARCH_PATH] = { "search_path", 0 },
+};
+
+int px_param_find(const char *name)
+{
+    for (int i = 0; i < PX_P_COUNT; i++)
+        if (strcasecmp(params[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+const char *px_param_name(int i)
+{
+    return params[i].name;
+}
+
+int px_param_reported(int i)
+{
+    return params[i].reported;
+}
+
+void px_params_set(struct px_params *p, int i, const char *value)
+{
+    if (p->v[i] && value && strcmp(p->v[i], value) == 0)
+        return;
+    free(p->v[i]);
+    p->v[i] = value ? strdup(value) : NULL;
+}
+
+void px_params_clear(struct px_params *p)
+{
+    for (int i = 0; i < PX_P_COUNT; i++) {
+        free(p->v[i]);
+        p->v[i] = NULL;
+    }
+}
