@@ -68,7 +68,8 @@ int proto_scram_server_first(struct proto_scram_server *st, const struct proto_s
         return fail(st, err, MALFORMED);
     if ((e = read_gs2(&p, &state)) != NULL || (e = read_first_bare(p, &cnonce)) != NULL)
         return fail(st, err, e);
-    if (!proto__scram_printable(snonce) || secret->salt_len < 1 ||
+    if (!proto__scram_printable(snonce) || secret->iterations < 1 ||
+        secret->iterations > PROTO__SCRAM_MAX_ITER || secret->salt_len < 1 ||
         secret->salt_len > PROTO_SCRAM_MAX_SALT ||
         proto__b64_encode(secret->salt, (size_t)secret->salt_len, salt, sizeof salt) < 0)
         return fail(st, err, "invalid SCRAM server nonce or secret");
@@ -81,7 +82,7 @@ int proto_scram_server_first(struct proto_scram_server *st, const struct proto_s
         return fail(st, err, MALFORMED);
     if (proto__scram_emit(st->server_first, (size_t)n, out, outcap, outlen) < 0)
         return fail(st, err, "SCRAM output buffer too small");
-    strcpy(st->client_first_bare, p);   /* fits: p points into msg, which is as large */
+    memcpy(st->client_first_bare, p, strlen(p) + 1);   /* fits: p points into msg, as large */
     st->secret = *secret;
     st->state = state;
     return 0;

@@ -479,6 +479,65 @@ static void test_scram_client_verify_bad(void **state)
     }
 }
 
+/* Deterministic mutations of valid messages: every call must return 0 or -1 (ASan checks reads). */
+static uint32_t lcg(uint32_t *x)
+{
+    *x = *x * 1664525u + 1013904223u;
+    return *x >> 8;
+}
+
+static size_t mutate(const char *src, char *dst, size_t cap, uint32_t *seed)
+{
+    size_t n = strlen(src);
+    memcpy(dst, src, n);
+    for (uint32_t k = lcg(seed) % 4 + 1; k > 0; k--) {
+        uint32_t r = lcg(seed);
+        if (r % 3 == 0 && n > 0)
+            n = r / 3 % n;                                  /* truncate */
+        else if (n > 0)
+            dst[r / 3 % n] = "=,abz09+/\x01\xff"[r % 11];      /* replace a byte */
+        else if (n < cap)
+            dst[n++] = ',';
+    }
+    return n;
+}
+
+static void test_scram_mutations(void **state)
+{
+    (void)state;
+    uint32_t seed = 12345;
+    char m[PROTO_SCRAM_MAX_MSG], out[PROTO_SCRAM_MAX_MSG];
+    size_t n, outn;
+    const char *err;
+    for (int i = 0; i < 3000; i++) {
+        struct proto_scram_server s;
+        struct proto_scram_client c;
+        char *heap;
+        n = mutate(RFC_CLIENT_FIRST, m, sizeof m, &seed);
+        heap = malloc(n + 1);
+        memcpy(heap, m, n);
+        int r = proto_scram_server_first(&s, &(struct proto_scram_secret){ .iterations = 1, .salt_len = 1 },
+                                         heap, n, "x", out, sizeof out, &outn, &err);
+        assert_true(r == 0 || r == -1);
+        free(heap);
+        server_at_final(&s);
+        n = mutate(RFC_CLIENT_FINAL, m, sizeof m, &seed);
+        heap = malloc(n + 1);
+        memcpy(heap, m, n);
+        r = proto_scram_server_final(&s, heap, n, out, sizeof out, &outn, &err);
+        assert_true(r == -1 || (n == strlen(RFC_CLIENT_FINAL) && memcmp(heap, RFC_CLIENT_FINAL, n) == 0));
+        free(heap);
+        client_at_final(&c);
+        n = mutate(RFC_SERVER_FIRST, m, sizeof m, &seed);
+        heap = malloc(n + 1);
+        memcpy(heap, m, n);
+        r = proto_scram_client_final(&c, heap, n, NULL, rfc_client_key, rfc_client_key, out, sizeof out,
+                                     &outn, &err);
+        assert_true(r == 0 || r == -1);
+        free(heap);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_scram_server_final_bad),
         cmocka_unit_test(test_scram_client_bad),
         cmocka_unit_test(test_scram_client_verify_bad),
+        cmocka_unit_test(test_scram_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
