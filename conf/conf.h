@@ -17,6 +17,7 @@ enum conf_tls_mode { CONF_TLS_DISABLE, CONF_TLS_ALLOW, CONF_TLS_REQUIRE };
 enum conf_server_tls { CONF_STLS_DISABLE, CONF_STLS_PREFER, CONF_STLS_REQUIRE, CONF_STLS_VERIFY_CA,
                        CONF_STLS_VERIFY_FULL };
 enum conf_guard { CONF_GUARD_OFF, CONF_GUARD_LOG, CONF_GUARD_CANCEL };
+enum { CONF_TLS_V1_2 = 1, CONF_TLS_V1_3 = 2 };   /* bits of conf.tls_protocol_mask */
 
 /* Durations are stored in milliseconds. 0 means "disabled" where the README says so. */
 
@@ -50,8 +51,10 @@ struct conf_lane {
     int64_t server_connect_timeout_ms; /* default 15s */
     int64_t server_lifetime_ms;     /* default 3600s; 0 = unlimited */
     /* Session settings sent as startup parameters, in file order: statement_timeout, lock_timeout,
-     * work_mem, idle_in_transaction_session_timeout and every set.<guc>. Values are kept as
-     * written (PostgreSQL parses them). */
+     * work_mem, idle_in_transaction_session_timeout and every set.<guc>. The three timeouts are
+     * validated as durations and stored as milliseconds text ("2s" -> "2000"); work_mem and set.<guc>
+     * values are kept as written (PostgreSQL parses them). A GUC appears at most once
+     * (case-insensitively). */
     struct conf_setting *settings;
     int nsettings;
     int protect;               /* protect = yes|no, default no */
@@ -71,7 +74,9 @@ struct conf_route {
     struct { uint8_t addr[16]; int family; int prefix; } *cidrs; int ncidrs; /* client_addr */
     char **kinds; int nkinds;                /* kind = select, insert, ... (lowercase) */
     char **tables; int ntables;              /* tables = events, public.reports */
-    char *sql;                 /* PCRE2 pattern, validated by compiling it */
+    char *sql;                 /* PCRE2 pattern, validated by compiling it with options 0 (write
+                                  (?i) for caseless). inih cuts a value at " ;" (an inline comment),
+                                  so a pattern cannot contain a ';' preceded by whitespace. */
     int hint;                  /* hint = yes: a statement's hint comment names the lane */
     int64_t slower_than_ms;    /* 0 = not given */
     int line;
@@ -83,6 +88,8 @@ struct conf {
     char *unix_socket_dir;     /* NULL = no unix socket */
     enum conf_auth_type auth_type;  /* default scram-sha-256 */
     char *auth_file;           /* required unless auth_type = trust; relative to the ini's folder */
+    /* Every file path (auth_file, tls_*_file, server_tls_ca_file) is stored already resolved: a
+     * relative path is prefixed with the ini file's folder. */
     enum conf_pool_mode pool_mode;  /* default transaction */
     int max_client_conn;       /* default 1000 */
     char *default_lane;        /* required; must name a lane */
@@ -91,6 +98,7 @@ struct conf {
     enum conf_log_level log_level;  /* default info */
     char **admin_users; int nadmin_users;
     char *metrics_listen;      /* "host:port" or NULL */
+    struct conf_listen metrics;     /* metrics_listen parsed (host without brackets); host NULL if unset */
     int64_t log_slower_than_ms;     /* 0 = off */
     int64_t client_login_timeout_ms; /* default 60s */
     int max_prepared_statements;   /* default 200 */
@@ -98,6 +106,7 @@ struct conf {
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;
+    unsigned tls_protocol_mask;    /* CONF_TLS_V1_2 | CONF_TLS_V1_3 from tls_protocols; default both */
     struct conf_server *servers; int nservers;
     struct conf_lane *lanes; int nlanes;
     struct conf_route *routes; int nroutes;  /* in file order */
@@ -121,6 +130,7 @@ int conf_load_string(const char *text, const char *name, struct conf **out,
 void conf_free(struct conf *c);
 
 int conf_lane_find(const struct conf *c, const char *name);  /* index or -1 */
+int conf_server_find(const struct conf *c, const char *name);  /* index or -1 */
 
 /* auth_file: lines of "user" "secret" (PgBouncer's userlist format); secret is plaintext,
  * "md5..." or "SCRAM-SHA-256$...". Blank lines and lines starting with ';' or '#' are ignored. */

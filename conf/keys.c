@@ -1,0 +1,286 @@
+/*
+ * The schema of [pglane] and [server.NAME], the generic setters every table uses, and the dispatch
+ * of one key = value to its setter (with the "KEY: expected ..., got '...'" diagnostic).
+ */
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/internal.h"
+
+char *conf_dup(struct conf_loader *ld, const char *v)
+{
+    char *d = strdup(v);
+
+    ld->oom |= d == NULL;
+    return d;
+}
+
+int conf_set_str(SETTER_ARGS)
+{
+    char **f = CONF_FIELD(obj, kd, char *);
+
+    (void)s;
+    if (*value == '\0')
+        return -1;
+    free(*f);
+    *f = conf_dup(ld, value);
+    return 0;
+}
+
+int conf_set_path(SETTER_ARGS)
+{
+    char **f = CONF_FIELD(obj, kd, char *);
+
+    (void)s;
+    if (*value == '\0')
+        return -1;
+    free(*f);
+    *f = conf_resolve_path(ld->file, value);
+    ld->oom |= *f == NULL;
+    return 0;
+}
+
+int conf_set_int(SETTER_ARGS)
+{
+    long long v;
+
+    (void)ld, (void)s;
+    if (conf_parse_int(value, kd->min, kd->max, &v) < 0)
+        return -1;
+    *CONF_FIELD(obj, kd, int) = (int)v;
+    return 0;
+}
+
+int conf_set_duration(SETTER_ARGS)
+{
+    (void)ld, (void)s;
+    return conf_parse_duration(value, CONF_FIELD(obj, kd, int64_t));
+}
+
+int conf_set_bool(SETTER_ARGS)
+{
+    (void)ld, (void)s;
+    return conf_parse_bool(value, CONF_FIELD(obj, kd, int));
+}
+
+_Static_assert(sizeof(enum conf_guard) == sizeof(int), "enums are stored through int *");
+
+int conf_set_enum(SETTER_ARGS)
+{
+    (void)ld, (void)s;
+    return conf_parse_enum(value, kd->names, CONF_FIELD(obj, kd, int));
+}
+
+int conf_set_list(SETTER_ARGS)
+{
+    char ***f = CONF_FIELD(obj, kd, char **);
+    int *n = (int *)(void *)((char *)obj + kd->off_n);
+
+    (void)ld, (void)s;
+    conf_free_list(*f, *n);
+    *f = NULL;
+    *n = 0;
+    return conf_split_list(value, 0, f, n);
+}
+
+/* Stores a key's raw value; the name is resolved after the whole file is read. */
+int conf_set_ref(SETTER_ARGS)
+{
+    (void)obj, (void)kd;
+    if (*value == '\0')
+        return -1;
+    free(s->ref);
+    s->ref = conf_dup(ld, value);
+    s->ref_line = ld->lineno;
+    return 0;
+}
+
+static int set_listen(SETTER_ARGS)
+{
+    struct conf *c = obj;
+    char **items;
+    int n, rc = 0;
+
+    (void)s, (void)kd;
+    if (conf_split_list(value, 0, &items, &n) < 0)
+        return -1;
+    c->listen = calloc((size_t)n, sizeof *c->listen);
+    ld->oom |= c->listen == NULL;
+    for (int i = 0; c->listen != NULL && i < n && rc == 0; i++)
+        if ((rc = conf_parse_hostport(items[i], &c->listen[i])) == 0)
+            c->nlisten++;
+    conf_free_list(items, n);
+    if (rc < 0) {              /* keep nothing of a bad list (validate then adds the default) */
+        for (int i = 0; i < c->nlisten; i++)
+            free(c->listen[i].host);
+        free(c->listen);
+        c->listen = NULL;
+        c->nlisten = 0;
+    }
+    return rc;
+}
+
+static int set_metrics(SETTER_ARGS)
+{
+    struct conf *c = obj;
+
+    (void)s, (void)kd;
+    if (conf_parse_hostport(value, &c->metrics) < 0)
+        return -1;
+    c->metrics_listen = conf_dup(ld, value);
+    return 0;
+}
+
+static int set_tls_protocols(SETTER_ARGS)
+{
+    static const char *const names[] = {"TLSv1.2", "TLSv1.3", NULL};
+    struct conf *c = obj;
+    char **items;
+    int n, which, rc = 0;
+    unsigned mask = 0;
+
+    (void)s, (void)kd;
+    if (conf_split_list(value, 0, &items, &n) < 0)
+        return -1;
+    for (int i = 0; i < n && rc == 0; i++)
+        if ((rc = conf_parse_enum(items[i], names, &which)) == 0)
+            mask |= which == 0 ? CONF_TLS_V1_2 : CONF_TLS_V1_3;
+    conf_free_list(items, n);
+    if (rc < 0)
+        return -1;
+    c->tls_protocols = conf_dup(ld, value);
+    c->tls_protocol_mask = mask;
+    return 0;
+}
+
+static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", NULL};
+static const char *const pool_names[] = {"session", "transaction", NULL};
+static const char *const log_names[] = {"error", "warning", "info", "debug", NULL};
+static const char *const tls_names[] = {"disable", "allow", "require", NULL};
+static const char *const stls_names[] = {"disable", "prefer", "require", "verify-ca",
+                                         "verify-full", NULL};
+
+static const struct conf_keydef pglane_keys[] = {
+    KW("listen", set_listen, struct conf, listen,
+       "a comma-separated list of host:port (IPv6 as [::1]:6432)"),
+    KW("unix_socket_dir", conf_set_str, struct conf, unix_socket_dir, "a directory"),
+    KENUM("auth_type", struct conf, auth_type, auth_names),
+    KW("auth_file", conf_set_path, struct conf, auth_file, "a file name"),
+    KENUM("pool_mode", struct conf, pool_mode, pool_names),
+    KINT("max_client_conn", struct conf, max_client_conn, 1, 1000000),
+    KW("default_lane", conf_set_str, struct conf, default_lane, "a lane name"),
+    KDUR("server_idle_timeout", struct conf, server_idle_timeout_ms),
+    KENUM("log_level", struct conf, log_level, log_names),
+    KLIST("admin_users", struct conf, admin_users, nadmin_users,
+          "a comma-separated list of user names"),
+    KW("metrics_listen", set_metrics, struct conf, metrics_listen,
+       "host:port (IPv6 as [::1]:9127)"),
+    KDUR("log_slower_than", struct conf, log_slower_than_ms),
+    KDUR("client_login_timeout", struct conf, client_login_timeout_ms),
+    KINT("max_prepared_statements", struct conf, max_prepared_statements, 0, INT_MAX),
+    KINT("stats_fingerprints", struct conf, stats_fingerprints, 1, INT_MAX),
+    KBOOL("allow_trust", struct conf, allow_trust),
+    KENUM("tls_mode", struct conf, tls_mode, tls_names),
+    KW("tls_cert_file", conf_set_path, struct conf, tls_cert_file, "a file name"),
+    KW("tls_key_file", conf_set_path, struct conf, tls_key_file, "a file name"),
+    KW("tls_ca_file", conf_set_path, struct conf, tls_ca_file, "a file name"),
+    KW("tls_protocols", set_tls_protocols, struct conf, tls_protocols,
+       "a comma-separated list of TLSv1.2 and TLSv1.3"),
+    KEND,
+};
+
+static const struct conf_keydef server_keys[] = {
+    KW("host", conf_set_str, struct conf_server, host, "a host name, address or socket directory"),
+    KINT("port", struct conf_server, port, 1, 65535),
+    KENUM("server_tls_mode", struct conf_server, tls_mode, stls_names),
+    KW("server_tls_ca_file", conf_set_path, struct conf_server, tls_ca_file, "a file name"),
+    KEND,
+};
+
+static void describe_ints(const struct conf_keydef *kd, char *buf, size_t len)
+{
+    if (kd->max == INT_MAX)
+        snprintf(buf, len, "an integer >= %lld", kd->min);
+    else
+        snprintf(buf, len, "an integer from %lld to %lld", kd->min, kd->max);
+}
+
+static void describe_enum(const char *const *names, char *buf, size_t len)
+{
+    size_t n = 0;
+    int count = 0;
+
+    while (names[count] != NULL)
+        count++;
+    buf[0] = '\0';
+    for (int i = 0; i < count && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i == 0 ? "" : i == count - 1 ? " or " : ", ",
+                              names[i]);
+}
+
+static void bad_value(struct conf_loader *ld, const struct conf_keydef *kd, const char *key,
+                      const char *value)
+{
+    char what[256];
+
+    if (kd->what != NULL)
+        snprintf(what, sizeof what, "%s", kd->what);
+    else if (kd->names != NULL)
+        describe_enum(kd->names, what, sizeof what);
+    else
+        describe_ints(kd, what, sizeof what);
+    conf_errf(ld, ld->lineno, "%s: expected %s, got '%s'", key, what, value);
+}
+
+static void *section_object(struct conf_loader *ld, const struct conf_sect *s)
+{
+    switch (s->kind) {
+    case SECT_PGLANE:
+        return ld->c;
+    case SECT_SERVER:
+        return &ld->c->servers[s->index];
+    case SECT_LANE:
+        return &ld->c->lanes[s->index];
+    case SECT_ROUTE:
+        return &ld->c->routes[s->index];
+    }
+    return NULL;
+}
+
+static const struct conf_keydef *section_keys(const struct conf_sect *s)
+{
+    switch (s->kind) {
+    case SECT_PGLANE:
+        return pglane_keys;
+    case SECT_SERVER:
+        return server_keys;
+    case SECT_LANE:
+        return conf_lane_keys;
+    case SECT_ROUTE:
+        return conf_route_keys;
+    }
+    return NULL;
+}
+
+void conf_apply_key(struct conf_loader *ld, struct conf_sect *s, const char *key, const char *value)
+{
+    void *obj = section_object(ld, s);
+    const struct conf_keydef *kd = section_keys(s);
+
+    if (s->kind == SECT_LANE && strncmp(key, "set.", 4) == 0) {
+        conf_lane_set_guc(ld, s, obj, key, value);
+        return;
+    }
+    for (; kd->name != NULL; kd++) {
+        if (strcmp(kd->name, key) != 0)
+            continue;
+        if (kd->set(ld, s, obj, kd, value) == -1)
+            bad_value(ld, kd, key, value);
+        return;
+    }
+    conf_errf(ld, ld->lineno, "unknown key '%s' in [%s]", key, s->header);
+}

@@ -1,0 +1,104 @@
+/*
+ * The schema of [lane.NAME]. Session settings (the timeouts, work_mem, set.<guc>) are collected in
+ * file order into lane->settings, each GUC at most once.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/internal.h"
+
+static int add_setting(struct conf_loader *ld, struct conf_sect *s, struct conf_lane *lane,
+                       const char *name, const char *value)
+{
+    struct conf_setting *v;
+
+    for (int i = 0; i < lane->nsettings; i++) {
+        if (strcasecmp(lane->settings[i].name, name) == 0) {
+            conf_errf(ld, ld->lineno, "setting '%s' is given twice in [%s] (first at line %d)", name,
+                      s->header, lane->settings[i].line);
+            return -2;
+        }
+    }
+    v = realloc(lane->settings, (size_t)(lane->nsettings + 1) * sizeof *v);
+    if (v == NULL) {
+        ld->oom = 1;
+        return -2;
+    }
+    lane->settings = v;
+    v[lane->nsettings++] = (struct conf_setting){.name = conf_dup(ld, name),
+                                                 .value = conf_dup(ld, value), .line = ld->lineno};
+    return 0;
+}
+
+/* statement_timeout = 2s is sent as statement_timeout=2000 (PostgreSQL's unit is ms). */
+static int set_timeout_setting(SETTER_ARGS)
+{
+    int64_t ms;
+    char buf[32];
+
+    if (conf_parse_duration(value, &ms) < 0)
+        return -1;
+    snprintf(buf, sizeof buf, "%" PRId64, ms);
+    return add_setting(ld, s, obj, kd->name, buf);
+}
+
+static int set_memory_setting(SETTER_ARGS)
+{
+    if (conf_parse_memory(value) < 0)
+        return -1;
+    return add_setting(ld, s, obj, kd->name, value);
+}
+
+/* Startup parameters the proxy itself sends; a lane must not override them. */
+static int reserved_guc(const char *name)
+{
+    static const char *const names[] = {"user", "database", "replication", "options"};
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int conf_lane_set_guc(struct conf_loader *ld, struct conf_sect *s, struct conf_lane *lane,
+                      const char *key, const char *value)
+{
+    const char *guc = key + 4;
+
+    if (!conf_valid_guc_name(guc))
+        conf_errf(ld, ld->lineno, "%s: a setting name must match [A-Za-z_][A-Za-z0-9_.]*", key);
+    else if (reserved_guc(guc))
+        conf_errf(ld, ld->lineno, "%s: '%s' is a connection parameter, not a setting", key, guc);
+    else if (*value == '\0')
+        conf_errf(ld, ld->lineno, "%s: expected a value, got ''", key);
+    else
+        return add_setting(ld, s, lane, guc, value);
+    return -2;
+}
+
+static const char *const guard_names[] = {"off", "log", "cancel", NULL};
+
+#define MEMORY_WHAT "a memory size such as 64MB (a number with kB, MB, GB or TB)"
+
+const struct conf_keydef conf_lane_keys[] = {
+    KW("server", conf_set_ref, struct conf_lane, server, "a server name"),
+    KINT("size", struct conf_lane, size, 1, 10000),
+    KINT("reserve", struct conf_lane, reserve, 0, 10000),
+    KDUR("reserve_timeout", struct conf_lane, reserve_timeout_ms),
+    KDUR("queue_timeout", struct conf_lane, queue_timeout_ms),
+    KDUR("server_connect_timeout", struct conf_lane, server_connect_timeout_ms),
+    KDUR("server_lifetime", struct conf_lane, server_lifetime_ms),
+    KW("statement_timeout", set_timeout_setting, struct conf_lane, settings, DURATION_WHAT),
+    KW("lock_timeout", set_timeout_setting, struct conf_lane, settings, DURATION_WHAT),
+    KW("idle_in_transaction_session_timeout", set_timeout_setting, struct conf_lane, settings,
+       DURATION_WHAT),
+    KW("work_mem", set_memory_setting, struct conf_lane, settings, MEMORY_WHAT),
+    KBOOL("protect", struct conf_lane, protect),
+    KBOOL("preemptible", struct conf_lane, preemptible),
+    KENUM("guard", struct conf_lane, guard, guard_names),
+    KDUR("guard_wait", struct conf_lane, guard_wait_ms),
+    KEND,
+};

@@ -1,0 +1,119 @@
+/*
+ * Checks that need the whole file: references between sections (lane -> server, route -> lane,
+ * default_lane), required sections and keys, and combinations of [pglane] keys.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/internal.h"
+
+int conf_sect_key_line(const struct conf_sect *s, const char *key)
+{
+    for (int i = 0; i < s->nkeys; i++)
+        if (strcmp(s->keys[i].name, key) == 0)
+            return s->keys[i].line;
+    return 0;
+}
+
+static const struct conf_sect *pglane_sect(const struct conf_loader *ld)
+{
+    for (int i = 0; i < ld->nsects; i++)
+        if (ld->sects[i].kind == SECT_PGLANE)
+            return &ld->sects[i];
+    return NULL;
+}
+
+/* The line of [pglane] key `key`, else of the [pglane] header, else 0 (no section at all). */
+static int pglane_line(const struct conf_loader *ld, const char *key)
+{
+    const struct conf_sect *s = pglane_sect(ld);
+    int line = s && key ? conf_sect_key_line(s, key) : 0;
+
+    return line ? line : s ? s->line : 0;
+}
+
+static void resolve_lane_server(struct conf_loader *ld, const struct conf_sect *s)
+{
+    struct conf_lane *lane = &ld->c->lanes[s->index];
+
+    if (s->ref != NULL) {
+        lane->server = conf_server_find(ld->c, s->ref);
+        if (lane->server < 0)
+            conf_errf(ld, s->ref_line, "lane %s: server '%s' is not defined", s->name, s->ref);
+    } else if (ld->c->nservers == 1) {
+        lane->server = 0;
+    } else if (ld->c->nservers > 1) {
+        conf_errf(ld, s->line, "lane %s: server is required when there are several "
+                  "[server.NAME] sections", s->name);
+    }
+}
+
+static void resolve_route_lane(struct conf_loader *ld, const struct conf_sect *s)
+{
+    struct conf_route *r = &ld->c->routes[s->index];
+
+    if (s->ref == NULL) {
+        conf_errf(ld, s->line, "route %s: lane is required", s->name);
+        return;
+    }
+    r->lane = conf_lane_find(ld->c, s->ref);
+    if (r->lane < 0)
+        conf_errf(ld, s->ref_line, "route %s: lane '%s' is not defined", s->name, s->ref);
+}
+
+static void check_default_lane(struct conf_loader *ld)
+{
+    struct conf *c = ld->c;
+
+    if (c->default_lane == NULL) {
+        conf_errf(ld, pglane_line(ld, NULL), "default_lane is required in [pglane]");
+        return;
+    }
+    c->default_lane_index = conf_lane_find(c, c->default_lane);
+    if (c->default_lane_index < 0)
+        conf_errf(ld, pglane_line(ld, "default_lane"), "default_lane: lane '%s' is not defined",
+                  c->default_lane);
+}
+
+static void check_auth_tls(struct conf_loader *ld)
+{
+    struct conf *c = ld->c;
+
+    if (c->auth_type != CONF_AUTH_TRUST && c->auth_file == NULL)
+        conf_errf(ld, pglane_line(ld, "auth_type"), "auth_file is required unless auth_type = trust");
+    if (c->tls_mode != CONF_TLS_DISABLE && (c->tls_cert_file == NULL || c->tls_key_file == NULL))
+        conf_errf(ld, pglane_line(ld, "tls_mode"), "tls_mode = %s needs tls_cert_file and "
+                  "tls_key_file", c->tls_mode == CONF_TLS_ALLOW ? "allow" : "require");
+}
+
+static void default_listen(struct conf_loader *ld)
+{
+    struct conf *c = ld->c;
+
+    if (c->nlisten > 0)
+        return;
+    c->listen = calloc(1, sizeof *c->listen);
+    if (c->listen == NULL || (c->listen[0].host = strdup("127.0.0.1")) == NULL) {
+        ld->oom = 1;
+        return;
+    }
+    c->listen[0].port = 6432;
+    c->nlisten = 1;
+}
+
+void conf_validate(struct conf_loader *ld)
+{
+    if (ld->c->nservers == 0)
+        conf_errf(ld, 0, "no [server.NAME] section; at least one is required");
+    if (ld->c->nlanes == 0)
+        conf_errf(ld, 0, "no [lane.NAME] section; at least one is required");
+    for (int i = 0; i < ld->nsects; i++) {
+        if (ld->sects[i].kind == SECT_LANE)
+            resolve_lane_server(ld, &ld->sects[i]);
+        else if (ld->sects[i].kind == SECT_ROUTE)
+            resolve_route_lane(ld, &ld->sects[i]);
+    }
+    check_default_lane(ld);
+    check_auth_tls(ld);
+    default_listen(ld);
+}
