@@ -66,19 +66,14 @@ MODLIBS := $(BUILD)/libproxy.a $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)
 $(BUILD)/pglane: $(BUILD)/obj/proxy/main.o $(MODLIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
-# Unit tests: tests/unit/test_<module>*.c links that module and the ones below it.
-$(BUILD)/tests/unit_test_protocol%: $(BUILD)/obj/tests/unit/test_protocol%.o $(BUILD)/libproto.a
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PROTO) -lcmocka
-$(BUILD)/tests/unit_test_routing%: $(BUILD)/obj/tests/unit/test_routing%.o $(BUILD)/librouting.a $(BUILD)/libproto.a
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ROUTING) $(LIBS_PROTO) -lcmocka
-$(BUILD)/tests/unit_test_conf%: $(BUILD)/obj/tests/unit/test_conf%.o $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lcmocka
+# Unit tests link the pure modules; tests/unit/test_proxy*.c also link proxy/.
+PURELIBS := $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
 $(BUILD)/tests/unit_test_proxy%: $(BUILD)/obj/tests/unit/test_proxy%.o $(MODLIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) -lcmocka
+$(BUILD)/tests/unit_%: $(BUILD)/obj/tests/unit/%.o $(PURELIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lcmocka
 
 # Integration tests drive the real binary with real clients; they link libpq and the harness only.
 $(BUILD)/tests/integration_%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libproto.a
