@@ -2,6 +2,12 @@
  * conf/ — loads pglane's ini file (inih) into an immutable typed struct, validates it and reports
  * every problem as "file:line: message". Also loads the auth_file (userlist). No logging, no I/O
  * besides reading the files it is given.
+ *
+ * Syntax (Debian's inih r55): "key = value" (or "key: value") under [pglane], [server.NAME],
+ * [lane.NAME] and [route.NAME] (NAME: letters, digits, '_', '-'); lines starting with ';' or '#' are
+ * comments, and a ';' preceded by whitespace starts an inline comment, so a value (e.g. a sql regex)
+ * is cut at " ;". Leading blanks are ignored (no multi-line values). A line may hold at most 198
+ * characters and section and key names at most 49 (inih's fixed buffers); longer ones are errors.
  */
 #ifndef PGLANE_CONF_H
 #define PGLANE_CONF_H

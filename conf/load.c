@@ -42,50 +42,72 @@ static void *grow(struct conf_loader *ld, void *arr, int n, size_t elem)
     return p;
 }
 
+static int add_server(struct conf_loader *ld, struct conf *c, char *name)
+{
+    struct conf_server *p = grow(ld, c->servers, c->nservers, sizeof *p);
+
+    if (p == NULL)
+        return -1;
+    c->servers = p;
+    p[c->nservers] = (struct conf_server){.name = name, .host = conf_dup(ld, "127.0.0.1"),
+                                          .port = 5432, .line = ld->lineno};
+    return c->nservers++;
+}
+
+static int add_lane(struct conf_loader *ld, struct conf *c, char *name)
+{
+    struct conf_lane *p = grow(ld, c->lanes, c->nlanes, sizeof *p);
+
+    if (p == NULL)
+        return -1;
+    c->lanes = p;
+    p[c->nlanes] = (struct conf_lane){
+        .name = name, .server = -1, .size = 20, .reserve_timeout_ms = 5000,
+        .queue_timeout_ms = 120000, .server_connect_timeout_ms = 15000,
+        .server_lifetime_ms = 3600000, .guard = CONF_GUARD_OFF, .guard_wait_ms = 250,
+        .line = ld->lineno};
+    return c->nlanes++;
+}
+
+static int add_route(struct conf_loader *ld, struct conf *c, char *name)
+{
+    struct conf_route *p = grow(ld, c->routes, c->nroutes, sizeof *p);
+
+    if (p == NULL)
+        return -1;
+    c->routes = p;
+    p[c->nroutes].name = name;
+    p[c->nroutes].lane = -1;
+    p[c->nroutes].line = ld->lineno;
+    return c->nroutes++;
+}
+
+/* Appends the struct of a new section, with its defaults; returns its index or -1. */
 static int new_object(struct conf_loader *ld, enum conf_sect_kind kind, const char *name)
 {
-    struct conf *c = ld->c;
-    char *dup = strdup(name);
-    void *p;
+    char *dup;
+    int index = -1;
 
-    if (dup == NULL)
-        goto oom;
+    if (kind == SECT_PGLANE)
+        return 0;
+    if ((dup = conf_dup(ld, name)) == NULL)
+        return -1;
     switch (kind) {
     case SECT_PGLANE:
-        free(dup);
-        return 0;
+        break;
     case SECT_SERVER:
-        if ((p = grow(ld, c->servers, c->nservers, sizeof *c->servers)) == NULL)
-            goto oom;
-        c->servers = p;
-        c->servers[c->nservers] = (struct conf_server){.name = dup, .host = strdup("127.0.0.1"),
-                                                       .port = 5432, .line = ld->lineno};
-        if (c->servers[c->nservers].host == NULL)
-            ld->oom = 1;
-        return c->nservers++;
+        index = add_server(ld, ld->c, dup);
+        break;
     case SECT_LANE:
-        if ((p = grow(ld, c->lanes, c->nlanes, sizeof *c->lanes)) == NULL)
-            goto oom;
-        c->lanes = p;
-        c->lanes[c->nlanes] = (struct conf_lane){
-            .name = dup, .server = -1, .size = 20, .reserve_timeout_ms = 5000,
-            .queue_timeout_ms = 120000, .server_connect_timeout_ms = 15000,
-            .server_lifetime_ms = 3600000, .guard = CONF_GUARD_OFF, .guard_wait_ms = 250,
-            .line = ld->lineno};
-        return c->nlanes++;
+        index = add_lane(ld, ld->c, dup);
+        break;
     case SECT_ROUTE:
-        if ((p = grow(ld, c->routes, c->nroutes, sizeof *c->routes)) == NULL)
-            goto oom;
-        c->routes = p;
-        c->routes[c->nroutes].name = dup;
-        c->routes[c->nroutes].lane = -1;
-        c->routes[c->nroutes].line = ld->lineno;
-        return c->nroutes++;
+        index = add_route(ld, ld->c, dup);
+        break;
     }
-oom:
-    free(dup);
-    ld->oom = 1;
-    return -1;
+    if (index < 0)
+        free(dup);
+    return index;
 }
 
 static int section_kind(const char *header, enum conf_sect_kind *kind, const char **name)
