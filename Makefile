@@ -33,6 +33,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
 
 DEPS_STAMP  := .deps-ok
 
+.SECONDARY:
 .PHONY: all deps test asan run demo bench fuzz clean help tests
 all: $(BUILD)/pglane
 
