@@ -121,6 +121,82 @@ static void finish_login(struct px_client *cl)
     CLOG(cl, CONF_LOG_DEBUG, "login complete, lane %s", pool->lane->conf->name);
 }
 
+static int is_admin_user(const struct conf *c, const char *user)
+{
+    for (int i = 0; i < c->nadmin_users; i++)
+        if (strcmp(c->admin_users[i], user) == 0)
+            return 1;
+    return 0;
+}
+
+/* The virtual database "pglane": the admin console, for admin_users only. */
+static void admin_login(struct px_client *cl)
+{
+    static const char *const params[][2] = {
+        { "server_version", "15.0 (pglane " PGLANE_VERSION ")" }, { "server_encoding", "UTF8" },
+        { "client_encoding", "UTF8" }, { "DateStyle", "ISO, MDY" }, { "integer_datetimes", "on" },
+        { "standard_conforming_strings", "on" }, { "TimeZone", "UTC" }, { "IntervalStyle", "postgres" },
+    };
+    struct proto_buf b;
+
+    if (!is_admin_user(cl->conn.px->conf, cl->user)) {
+        client_fatal(cl, "42501", "pglane: only admin_users may connect to the admin console");
+        return;
+    }
+    proto_buf_init(&b);
+    proto_build_auth_ok(&b);
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+        proto_build_param_status(&b, params[i][0], params[i][1]);
+    proto_build_backend_key(&b, cl->cancel_pid, cl->cancel_key);
+    proto_build_ready(&b, 'I');
+    cl->state = CL_ADMIN;
+    client_send(cl, &b);
+    CLOG(cl, CONF_LOG_INFO, "%s", "admin console login");
+}
+
+/* Simple-protocol commands of the admin console, one answer each. */
+static void admin_read(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_frame f;
+    const char *err;
+    size_t used;
+    int r;
+
+    while (cl->state == CL_ADMIN && b->pos < b->len) {
+        r = proto_frame_next(b->data + b->pos, b->len - b->pos, PROTO_PHASE_FRONTEND, &f, &used, &err);
+        if (r == PROTO_FRAME_NEED_MORE) {
+            if (px_buf_reserve(b, PROTO_HEADER_LEN + 1) < 0)
+                client_fatal(cl, "54000", "pglane: admin command too long");
+            return;
+        }
+        if (r == PROTO_FRAME_ERROR) {
+            client_fatal(cl, "08P01", err);
+            return;
+        }
+        b->pos += (uint32_t)used;
+        b->start = b->pos;
+        if (f.type == PROTO_FE_TERMINATE) {
+            px_client_close(cl, "client terminated");
+            return;
+        }
+        if (f.type != PROTO_FE_QUERY || f.len == 0) {
+            struct proto_buf out;
+
+            proto_buf_init(&out);
+            proto_build_error(&out, "ERROR", "0A000", "pglane admin console: only simple queries are supported",
+                              NULL, "Use psql, or PQexec without parameters.");
+            if (f.type == PROTO_FE_SYNC || f.type == PROTO_FE_QUERY)
+                proto_build_ready(&out, 'I');
+            client_send(cl, &out);
+            continue;
+        }
+        px_admin_query(cl, (const char *)f.body, f.len - 1);
+    }
+    if (cl->state == CL_ADMIN && b->start == b->len)
+        px_buf_release(b);
+}
+
 static void login_ok(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
@@ -128,6 +204,10 @@ static void login_ok(struct px_client *cl)
     struct px_pool *pool;
     struct proto_buf b;
 
+    if (cl->admin) {
+        admin_login(cl);
+        return;
+    }
     proto_buf_init(&b);
     proto_build_auth_ok(&b);
     client_send(cl, &b);
@@ -306,10 +386,7 @@ static void startup_read(struct px_client *cl)
                 return;
             b->pos += (uint32_t)used;
             b->start = b->pos;
-            if (strcmp(cl->database, "pglane") == 0) {
-                client_fatal(cl, "3D000", "pglane: the admin console is not available in this build");
-                return;
-            }
+            cl->admin = strcmp(cl->database, "pglane") == 0;
             if (uv_random(NULL, NULL, &cl->cancel_pid, 4, 0, NULL) < 0 ||
                 uv_random(NULL, NULL, &cl->cancel_key, 4, 0, NULL) < 0) {
                 client_fatal(cl, "XX000", "pglane: no randomness for the cancel key");
@@ -512,6 +589,9 @@ void px_client_on_read(struct px_client *cl)
     case CL_LOGIN_WAIT:
     case CL_WAITING:
         px_conn_read_stop(&cl->conn);
+        return;
+    case CL_ADMIN:
+        admin_read(cl);
         return;
     case CL_IDLE:
     case CL_ACTIVE:

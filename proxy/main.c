@@ -170,6 +170,8 @@ static void proxy_stop(struct proxy *px)
         return;
     px->exiting = 1;
     close_listeners(px);
+    px_metrics_stop(px);
+    px_monitor_stop(px);
     while (!px_list_empty(&px->clients))
         px_client_close(px_container_of(px->clients.next, struct px_client, link), "pglane exiting");
     while (!px_list_empty(&px->pools)) {
@@ -312,7 +314,8 @@ static int run(const char *path)
     uv_signal_init(&loop, &px.sig_int);
     uv_signal_init(&loop, &px.sig_hup);
     px.sig_term.data = px.sig_int.data = px.sig_hup.data = &px;
-    if (setup_lanes(&px) < 0 || setup_listeners(&px) < 0) {
+    if (setup_lanes(&px) < 0 || setup_listeners(&px) < 0 || px_metrics_start(&px) < 0 ||
+        px_monitor_start(&px) < 0) {
         proxy_stop(&px);
         uv_run(&loop, UV_RUN_DEFAULT);
         goto close;

@@ -206,7 +206,7 @@ void px_server_detach(struct px_server *sv);
 /* ---- client connections (proxy/client.c) ---- */
 enum px_client_state {
     CL_STARTUP, CL_AUTH_PASSWORD, CL_AUTH_SASL_INIT, CL_AUTH_SASL_FINAL, CL_LOGIN_WAIT,
-    CL_IDLE, CL_WAITING, CL_ACTIVE, CL_CLOSED
+    CL_IDLE, CL_WAITING, CL_ACTIVE, CL_ADMIN, CL_CLOSED
 };
 
 struct px_client {
@@ -225,6 +225,7 @@ struct px_client {
     uint8_t auth_method;
     uint8_t ssl_answered;
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
+    uint8_t admin;                 /* connected to the virtual database "pglane" */
     uint8_t md5_salt[4];
     struct proto_scram_server *scram;
     uint64_t wait_start_ms, connect_ms, tx_start_us;
@@ -247,6 +248,18 @@ struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32
 /* ---- cancel requests (proxy/cancel.c) ---- */
 /* Forwards a client's CancelRequest to the backend now serving that client, if any. */
 void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key);
+
+/* ---- admin console (proxy/admin.c), metrics endpoint (proxy/metrics.c), lock monitor
+ * (proxy/monitor.c) ---- */
+/* Runs one admin console command (the text of a simple Query) and writes the complete answer to the
+ * client: RowDescription/DataRow/CommandComplete or ErrorResponse, then ReadyForQuery. */
+void px_admin_query(struct px_client *cl, const char *sql, size_t len);
+/* Starts the HTTP endpoint of metrics_listen (if set). 0 or -1 (logged). */
+int px_metrics_start(struct proxy *px);
+void px_metrics_stop(struct proxy *px);
+/* Starts the per-server monitoring connections (lock graph, guard). 0 or -1 (logged). */
+int px_monitor_start(struct proxy *px);
+void px_monitor_stop(struct proxy *px);
 
 /* ---- the process ---- */
 struct px_scram_cache {            /* SCRAM secrets derived from plaintext auth_file passwords */
@@ -280,6 +293,8 @@ struct proxy {
     uv_timer_t maint_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
     struct px_scram_cache *scram_cache;
+    void *metrics;                 /* owned by proxy/metrics.c */
+    void *monitor;                 /* owned by proxy/monitor.c */
     uint64_t next_id;
     int draining;
     int exiting;
