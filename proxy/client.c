@@ -372,6 +372,16 @@ static void startup_read(struct px_client *cl)
                 return;
             }
             cl->ssl_answered = 1;
+            if (st.kind == PROTO_STARTUP_SSL && cl->conn.px->tls_ctx && !cl->conn.tls) {
+                b->pos += (uint32_t)used;
+                b->start = b->pos;
+                if (px_conn_send_copy(&cl->conn, "S", 1) < 0 ||
+                    px_tls_start(&cl->conn, cl->conn.px->tls_ctx, 1, NULL) < 0) {
+                    px_client_close(cl, "TLS start failed");
+                    return;
+                }
+                continue;
+            }
             if (px_conn_send_copy(&cl->conn, "N", 1) < 0) {
                 px_client_close(cl, "write failed");
                 return;
@@ -382,6 +392,11 @@ static void startup_read(struct px_client *cl)
             px_client_close(cl, "cancel request");
             return;
         case PROTO_STARTUP_V3:
+            if (cl->conn.px->conf->tls_mode == CONF_TLS_REQUIRE && !cl->conn.tls &&
+                cl->conn.h.handle.type == UV_TCP) {
+                client_fatal(cl, "28000", "pglane: TLS is required (tls_mode = require); connect with sslmode=require");
+                return;
+            }
             if (copy_startup(cl, &st) < 0)
                 return;
             b->pos += (uint32_t)used;

@@ -98,6 +98,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct px_conn *c = (struct px_conn *)h;
 
     (void)suggested;
+    if (c->tls) {
+        if (px_tls_alloc(c, buf) < 0)
+            *buf = uv_buf_init(NULL, 0);
+        return;
+    }
     if (px_buf_reserve(&c->in, 1) < 0) {
         buf->base = NULL;
         buf->len = 0;
@@ -107,17 +112,48 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->in.cap - c->in.len;
 }
 
+static void dispatch_read(struct px_conn *c)
+{
+    if (c->kind == PX_CLIENT)
+        px_client_on_read((struct px_client *)c);
+    else
+        px_server_on_read((struct px_server *)c);
+}
+
+/* Ciphertext arrived: returns UV_EPROTO, 0 (nothing for the connection) or 1 (plaintext to read). */
+static int tls_read(struct px_conn *c, ssize_t n)
+{
+    const char *err;
+    int r = px_tls_on_read(c, (size_t)n, &err);
+
+    if (r < 0) {
+        if (err)
+            px_info("%c-%llu TLS: %s", c->kind == PX_CLIENT ? 'C' : 'S', (unsigned long long)c->id, err);
+        return UV_EPROTO;
+    }
+    if ((r & PX_TLS_HANDSHAKE) && c->kind == PX_SERVER)
+        px_server_on_tls_ready((struct px_server *)c);
+    return (r & PX_TLS_PLAINTEXT) && !c->closing;
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct px_conn *c = (struct px_conn *)s;
 
     (void)buf;
-    if (n > 0) {
+    if (n > 0 && c->tls) {
+        int r = tls_read(c, n);
+
+        if (r == 1) {
+            dispatch_read(c);
+            return;
+        }
+        if (r == 0)
+            return;
+        n = r;
+    } else if (n > 0) {
         c->in.len += (uint32_t)n;
-        if (c->kind == PX_CLIENT)
-            px_client_on_read((struct px_client *)c);
-        else
-            px_server_on_read((struct px_server *)c);
+        dispatch_read(c);
         return;
     }
     if (n == 0) {
@@ -142,7 +178,7 @@ void px_conn_init(struct proxy *px, struct px_conn *c, enum px_conn_kind kind)
 
 void px_conn_read_start(struct px_conn *c)
 {
-    if (c->reading || c->closing || c->eof || c->writing)
+    if (c->reading || c->closing || c->eof || c->writing || c->blocked)
         return;
     if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
         c->reading = 1;
@@ -158,6 +194,7 @@ void px_conn_read_stop(struct px_conn *c)
 
 static void conn_free(struct px_conn *c)
 {
+    px_tls_free(c);
     buf_free(&c->in);
     if (c->kind == PX_CLIENT)
         px_client_free((struct px_client *)c);
@@ -232,6 +269,13 @@ int px_forward(struct px_conn *src, struct px_conn *dst)
         return 0;
     if (dst->closing)
         return UV_ECANCELED;
+    if (dst->tls) {
+        if (px_tls_write(dst, b->data + b->start, b->pos - b->start) < 0)
+            return UV_EPROTO;
+        b->start = b->pos;
+        px_tls_backpressure(src, dst);
+        return 0;
+    }
     ub = uv_buf_init((char *)b->data + b->start, b->pos - b->start);
     r = uv_try_write(&dst->h.stream, &ub, 1);
     if (r == (int)ub.len) {
@@ -272,6 +316,8 @@ int px_conn_send_copy(struct px_conn *c, const void *data, size_t n)
 
     if (c->closing)
         return -1;
+    if (c->tls)
+        return px_tls_write(c, data, n);
     r = uv_try_write(&c->h.stream, &ub, 1);
     if (r == (int)n)
         return 0;

@@ -80,6 +80,8 @@ static int setup_lanes(struct proxy *px)
             px_error("server \"%s\": cannot resolve host \"%s\"", l->server->name, l->server->host);
             return -1;
         }
+        if (l->server->tls_mode != CONF_STLS_DISABLE && !(l->tls_ctx = px_tls_client_ctx(l->server)))
+            return -1;
     }
     return 0;
 }
@@ -284,7 +286,10 @@ static void proxy_free(struct proxy *px)
         free(c);
     }
     free(px->listeners);
+    for (int i = 0; i < px->nlanes; i++)
+        px_tls_ctx_free(px->lanes[i].tls_ctx);
     free(px->lanes);
+    px_tls_ctx_free(px->tls_ctx);
     conf_userlist_free(&px->users);
     conf_free(px->conf);
     px_buf_pool_drain();
@@ -314,8 +319,11 @@ static int run(const char *path)
     uv_signal_init(&loop, &px.sig_int);
     uv_signal_init(&loop, &px.sig_hup);
     px.sig_term.data = px.sig_int.data = px.sig_hup.data = &px;
+    if (px.conf->tls_mode != CONF_TLS_DISABLE && !(px.tls_ctx = px_tls_server_ctx(px.conf)))
+        goto close_early;
     if (setup_lanes(&px) < 0 || setup_listeners(&px) < 0 || px_metrics_start(&px) < 0 ||
         px_monitor_start(&px) < 0) {
+close_early:
         proxy_stop(&px);
         uv_run(&loop, UV_RUN_DEFAULT);
         goto close;

@@ -77,7 +77,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
         for (struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
             struct px_server *sv = px_container_of(it, struct px_server, link);
 
-            connecting += sv->state == SV_CONNECTING || sv->state == SV_LOGIN;
+            connecting += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN;
         }
         if (connecting < pool->nwaiting)
             (void)px_server_connect(pool);
@@ -137,7 +137,7 @@ void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_
     for (struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
         struct px_server *sv = px_container_of(it, struct px_server, link);
 
-        connecting += sv->state == SV_CONNECTING || sv->state == SV_LOGIN;
+        connecting += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN;
     }
     while (pool->nwaiting > connecting && !px_list_empty(&pool->waiting)) {
         struct px_client *cl = px_container_of(pool->waiting.prev, struct px_client, wait_link);
@@ -215,7 +215,7 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
             struct px_server *sv = px_container_of(s, struct px_server, link);
 
             next = s->next;
-            if ((sv->state == SV_CONNECTING || sv->state == SV_LOGIN) && lc->server_connect_timeout_ms > 0 &&
+            if ((sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN) && lc->server_connect_timeout_ms > 0 &&
                 now - sv->created_ms >= (uint64_t)lc->server_connect_timeout_ms) {
                 px_server_close(sv, "server_connect_timeout");
                 px_pool_server_failed(pool, NULL, 0, "08006",

@@ -78,6 +78,8 @@ struct px_conn {
     uint8_t closing;      /* uv_close called */
     uint8_t eof;          /* the peer closed its side */
     uint8_t handle_closed; /* close_cb ran: free once no write of ours is in flight */
+    uint8_t blocked;      /* reads stopped because the TLS peer's write queue is full */
+    struct px_tls *tls;   /* NULL for plaintext */
     uint32_t wend;        /* end offset in `in` of the forward in flight */
     struct px_buf in;
     uv_write_t wreq;
@@ -98,6 +100,23 @@ void px_conn_send_error(struct px_conn *c, const char *sqlstate, const char *fmt
  */
 int px_forward(struct px_conn *src, struct px_conn *dst);
 
+/* ---- TLS (proxy/tls.c) ---- */
+struct px_tls;
+#define PX_TLS_PLAINTEXT 1
+#define PX_TLS_HANDSHAKE 2
+void *px_tls_server_ctx(const struct conf *c);            /* SSL_CTX for clients, or NULL (logged) */
+void *px_tls_client_ctx(const struct conf_server *s);     /* SSL_CTX towards a server, or NULL */
+void px_tls_ctx_free(void *ctx);
+/* Starts TLS on a connection; the client side sends its ClientHello at once. 0 or -1. */
+int px_tls_start(struct px_conn *c, void *ctx, int server_side, const char *verify_host);
+void px_tls_free(struct px_conn *c);
+int px_tls_alloc(struct px_conn *c, uv_buf_t *buf);
+int px_tls_on_read(struct px_conn *c, size_t n, const char **err);
+int px_tls_write(struct px_conn *c, const void *data, size_t n);
+void px_tls_backpressure(struct px_conn *src, struct px_conn *dst);
+int px_tls_handshake_done(const struct px_conn *c);
+const char *px_tls_version(const struct px_conn *c);
+
 /* Events io.c hands to the connection kinds. */
 void px_client_on_read(struct px_client *cl);
 void px_client_on_eof(struct px_client *cl, int status);
@@ -106,6 +125,7 @@ void px_client_free(struct px_client *cl);
 void px_server_on_read(struct px_server *sv);
 void px_server_on_eof(struct px_server *sv, int status);
 void px_server_on_sent(struct px_server *sv);
+void px_server_on_tls_ready(struct px_server *sv);
 void px_server_free(struct px_server *sv);
 
 /* ---- tracked session parameters ---- */
@@ -156,6 +176,7 @@ struct px_lane {
     int size;
     int unix_socket;               /* server host is a directory: connect to its .s.PGSQL.port */
     struct sockaddr_storage addr;  /* resolved when the configuration is loaded */
+    void *tls_ctx;                 /* SSL_CTX towards the server, when server_tls_mode is not disable */
     char unix_path[256];
 };
 
@@ -173,7 +194,7 @@ void px_pool_free(struct px_pool *pool);
 
 /* ---- server connections (proxy/server.c) ---- */
 enum px_server_state {
-    SV_CONNECTING, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CLOSED
+    SV_CONNECTING, SV_TLS, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CLOSED
 };
 
 struct px_server {
@@ -293,6 +314,7 @@ struct proxy {
     uv_timer_t maint_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
     struct px_scram_cache *scram_cache;
+    void *tls_ctx;                 /* SSL_CTX for clients, when tls_mode is not disable */
     void *metrics;                 /* owned by proxy/metrics.c */
     void *monitor;                 /* owned by proxy/monitor.c */
     uint64_t next_id;

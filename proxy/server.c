@@ -15,6 +15,8 @@
            (sv)->pool->database, (sv)->pool->lane->conf->name, __VA_ARGS__)
 
 static void on_connect(uv_connect_t *req, int status);
+static void login_failed(struct px_server *sv, const struct proto_frame *err, const char *message);
+static int send_buf(struct px_server *sv, struct proto_buf *b);
 
 struct px_server *px_server_connect(struct px_pool *pool)
 {
@@ -90,9 +92,52 @@ static void on_connect(uv_connect_t *req, int status)
     }
     if (!sv->pool->lane->unix_socket)
         uv_tcp_nodelay(&sv->conn.h.tcp, 1);
+    px_conn_read_start(&sv->conn);
+    if (sv->pool->lane->tls_ctx && !sv->pool->lane->unix_socket) {
+        struct proto_buf b;
+
+        proto_buf_init(&b);
+        proto_build_ssl_request(&b);
+        sv->state = SV_TLS;
+        if (send_buf(sv, &b) < 0)
+            login_failed(sv, NULL, "pglane: cannot send SSLRequest to server");
+        return;
+    }
     sv->state = SV_LOGIN;
     send_startup(sv);
-    px_conn_read_start(&sv->conn);
+}
+
+/* The server answered the SSLRequest: 'S' starts the handshake, 'N' continues in plaintext only
+ * when server_tls_mode = prefer. */
+static void tls_answer(struct px_server *sv)
+{
+    const struct conf_server *cs = sv->pool->lane->server;
+    struct px_buf *b = &sv->conn.in;
+    uint8_t answer = b->data[b->pos];
+
+    b->pos = b->start = b->len;
+    if (answer == 'S' && b->len == 1) {
+        if (px_tls_start(&sv->conn, sv->pool->lane->tls_ctx, 0,
+                         cs->tls_mode == CONF_STLS_VERIFY_FULL ? cs->host : NULL) < 0)
+            login_failed(sv, NULL, "pglane: cannot start TLS with the server");
+        b->pos = b->start = b->len = 0;
+        return;
+    }
+    if (answer == 'N' && cs->tls_mode == CONF_STLS_PREFER) {
+        b->pos = b->start = b->len = 0;
+        sv->state = SV_LOGIN;
+        send_startup(sv);
+        return;
+    }
+    login_failed(sv, NULL, answer == 'N' ? "pglane: server does not accept TLS but server_tls_mode requires it"
+                                         : "pglane: unexpected answer to SSLRequest from server");
+}
+
+void px_server_on_tls_ready(struct px_server *sv)
+{
+    SLOG(sv, CONF_LOG_DEBUG, "TLS established (%s)", px_tls_version(&sv->conn));
+    sv->state = SV_LOGIN;
+    send_startup(sv);
 }
 
 static void login_failed(struct px_server *sv, const struct proto_frame *err, const char *message)
@@ -584,6 +629,10 @@ void px_server_on_read(struct px_server *sv)
     int r;
 
     switch (sv->state) {
+    case SV_TLS:
+        if (!sv->conn.tls)
+            tls_answer(sv);
+        return;
     case SV_LOGIN:
         login_read(sv);
         return;
@@ -635,7 +684,7 @@ void px_server_on_eof(struct px_server *sv, int status)
 
     SLOG(sv, sv->state == SV_IDLE ? CONF_LOG_INFO : CONF_LOG_WARNING, "server closed the connection: %s",
          uv_strerror(status));
-    if (sv->state == SV_LOGIN) {
+    if (sv->state == SV_LOGIN || sv->state == SV_TLS) {
         login_failed(sv, NULL, "pglane: server closed the connection during login");
         return;
     }

@@ -1,0 +1,288 @@
+/*
+ * TLS through memory BIOs inside the libuv loop: ciphertext read from the socket is fed to OpenSSL and
+ * the plaintext lands in the connection's ordinary input buffer; plaintext to send is encrypted into
+ * one heap block per write (the only copy TLS needs). No call here ever blocks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "proxy/proxy.h"
+
+#define TLS_CBUF_SIZE (17 * 1024)          /* one TLS record and then some */
+#define TLS_HIGH_WATER (512u * 1024)       /* stop the peer's reads above this much queued */
+
+struct px_tls {
+    SSL *ssl;
+    BIO *rbio, *wbio;                      /* network to OpenSSL, OpenSSL to network */
+    uint8_t *cbuf;                         /* ciphertext read buffer */
+    uint8_t handshake_done;
+};
+
+static const char *tls_error(void)
+{
+    unsigned long e = ERR_get_error();
+    static char buf[160];
+
+    if (!e)
+        return "TLS error";
+    ERR_error_string_n(e, buf, sizeof(buf));
+    return buf;
+}
+
+static int set_protocols(SSL_CTX *ctx, unsigned mask)
+{
+    int min = mask & CONF_TLS_V1_2 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    int max = mask & CONF_TLS_V1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+
+    return SSL_CTX_set_min_proto_version(ctx, min) && SSL_CTX_set_max_proto_version(ctx, max) ? 0 : -1;
+}
+
+void *px_tls_server_ctx(const struct conf *c)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (!ctx)
+        goto fail;
+    if (set_protocols(ctx, c->tls_protocol_mask) < 0 ||
+        SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert_file) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, c->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    if (c->tls_ca_file) {
+        /* Client certificates are optional, but one that is presented must verify. */
+        if (SSL_CTX_load_verify_locations(ctx, c->tls_ca_file, NULL) != 1)
+            goto fail;
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return ctx;
+fail:
+    px_error("TLS setup for clients failed: %s", tls_error());
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+void *px_tls_client_ctx(const struct conf_server *s)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (!ctx)
+        goto fail;
+    if (set_protocols(ctx, CONF_TLS_V1_2 | CONF_TLS_V1_3) < 0)
+        goto fail;
+    if (s->tls_mode >= CONF_STLS_VERIFY_CA) {
+        if ((s->tls_ca_file ? SSL_CTX_load_verify_locations(ctx, s->tls_ca_file, NULL)
+                            : SSL_CTX_set_default_verify_paths(ctx)) != 1)
+            goto fail;
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return ctx;
+fail:
+    px_error("TLS setup for server \"%s\" failed: %s", s->name, tls_error());
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+void px_tls_ctx_free(void *ctx)
+{
+    SSL_CTX_free(ctx);
+}
+
+struct tls_write {
+    uv_write_t req;
+    struct px_conn *conn;
+    uint8_t data[];
+};
+
+/* The peer whose reads a full write queue on c stopped. */
+static struct px_conn *peer_of(struct px_conn *c)
+{
+    if (c->kind == PX_CLIENT) {
+        struct px_server *sv = ((struct px_client *)c)->server;
+
+        return sv ? &sv->conn : NULL;
+    }
+    struct px_client *cl = ((struct px_server *)c)->client;
+
+    return cl ? &cl->conn : NULL;
+}
+
+static void on_tls_written(uv_write_t *req, int status)
+{
+    struct tls_write *w = (struct tls_write *)req;
+    uv_stream_t *s = req->handle;
+
+    (void)status;
+    free(w);
+    if (uv_is_closing((uv_handle_t *)s) || s->write_queue_size > TLS_HIGH_WATER / 2)
+        return;
+    struct px_conn *c = (struct px_conn *)s;
+    struct px_conn *peer = peer_of(c);
+
+    if (peer && peer->blocked) {
+        peer->blocked = 0;
+        if (peer->kind == PX_CLIENT)
+            px_client_on_sent((struct px_client *)peer);
+        else
+            px_server_on_sent((struct px_server *)peer);
+    }
+}
+
+/* Sends whatever OpenSSL has produced for the network. 0 or -1. */
+static int flush(struct px_conn *c)
+{
+    size_t n = BIO_ctrl_pending(c->tls->wbio);
+    struct tls_write *w;
+    uv_buf_t b;
+
+    if (n == 0)
+        return 0;
+    w = malloc(sizeof(*w) + n);
+    if (!w)
+        return -1;
+    if (BIO_read(c->tls->wbio, w->data, (int)n) != (int)n) {
+        free(w);
+        return -1;
+    }
+    w->conn = c;
+    b = uv_buf_init((char *)w->data, (unsigned)n);
+    if (uv_write(&w->req, &c->h.stream, &b, 1, on_tls_written) < 0) {
+        free(w);
+        return -1;
+    }
+    return 0;
+}
+
+int px_tls_start(struct px_conn *c, void *ctx, int server_side, const char *verify_host)
+{
+    struct px_tls *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return -1;
+    t->ssl = SSL_new(ctx);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (!t->ssl || !t->rbio || !t->wbio) {
+        SSL_free(t->ssl);
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        free(t);
+        return -1;
+    }
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    c->tls = t;
+    if (server_side) {
+        SSL_set_accept_state(t->ssl);
+        return 0;
+    }
+    SSL_set_connect_state(t->ssl);
+    if (verify_host) {
+        SSL_set_tlsext_host_name(t->ssl, verify_host);
+        if (SSL_set1_host(t->ssl, verify_host) != 1)
+            return -1;
+    }
+    SSL_do_handshake(t->ssl);           /* produces the ClientHello */
+    return flush(c);
+}
+
+void px_tls_free(struct px_conn *c)
+{
+    if (!c->tls)
+        return;
+    SSL_free(c->tls->ssl);             /* frees both BIOs */
+    free(c->tls->cbuf);
+    free(c->tls);
+    c->tls = NULL;
+}
+
+int px_tls_alloc(struct px_conn *c, uv_buf_t *buf)
+{
+    if (!c->tls->cbuf)
+        c->tls->cbuf = malloc(TLS_CBUF_SIZE);
+    if (!c->tls->cbuf)
+        return -1;
+    *buf = uv_buf_init((char *)c->tls->cbuf, TLS_CBUF_SIZE);
+    return 0;
+}
+
+int px_tls_handshake_done(const struct px_conn *c)
+{
+    return c->tls && c->tls->handshake_done;
+}
+
+const char *px_tls_version(const struct px_conn *c)
+{
+    return c->tls ? SSL_get_version(c->tls->ssl) : NULL;
+}
+
+/*
+ * Feeds n ciphertext bytes (in cbuf) to OpenSSL and moves the plaintext into c->in. Returns
+ * PX_TLS_PLAINTEXT if plaintext arrived, PX_TLS_HANDSHAKE if the handshake just completed (and maybe
+ * plaintext too), 0 if nothing for the caller, or -1 on a TLS error or a close by the peer.
+ */
+int px_tls_on_read(struct px_conn *c, size_t n, const char **err)
+{
+    struct px_tls *t = c->tls;
+    int ret = 0, r;
+
+    *err = NULL;
+    if (BIO_write(t->rbio, t->cbuf, (int)n) != (int)n)
+        return -1;
+    if (!t->handshake_done) {
+        r = SSL_do_handshake(t->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(t->ssl, r);
+
+            if (flush(c) < 0)
+                return -1;
+            if (e == SSL_ERROR_WANT_READ)
+                return 0;
+            *err = tls_error();
+            return -1;
+        }
+        t->handshake_done = 1;
+        ret = PX_TLS_HANDSHAKE;
+    }
+    for (;;) {
+        if (px_buf_reserve(&c->in, 4096) < 0)
+            return -1;
+        r = SSL_read(t->ssl, c->in.data + c->in.len, (int)(c->in.cap - c->in.len));
+        if (r > 0) {
+            c->in.len += (uint32_t)r;
+            ret |= PX_TLS_PLAINTEXT;
+            continue;
+        }
+        r = SSL_get_error(t->ssl, r);
+        if (r == SSL_ERROR_WANT_READ)
+            break;
+        if (r != SSL_ERROR_ZERO_RETURN)
+            *err = tls_error();
+        return (ret & PX_TLS_PLAINTEXT) ? ret : -1;
+    }
+    if (flush(c) < 0)
+        return -1;
+    return ret;
+}
+
+int px_tls_write(struct px_conn *c, const void *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (SSL_write(c->tls->ssl, data, (int)n) != (int)n)
+        return -1;
+    return flush(c);
+}
+
+/* After a TLS write: stop src's reads while dst has too much queued. */
+void px_tls_backpressure(struct px_conn *src, struct px_conn *dst)
+{
+    if (dst->h.stream.write_queue_size > TLS_HIGH_WATER) {
+        src->blocked = 1;
+        px_conn_read_stop(src);
+    }
+}
