@@ -404,6 +404,49 @@ static void test_scan_flags(void **state)
     assert_int_not_equal(s.fingerprint, 0);
 }
 
+/* Pseudo-random inputs over SQL's special characters: every function must stay within len and
+ * agree with itself (ASan and UBSan check the rest). */
+static void test_random_inputs(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "'\"$;()-/*eEuU&xb0123 \n\\.,:=tag";
+    uint64_t seed = 0x243f6a8885a308d3ULL;
+    char out[64];
+    for (int round = 0; round < 3000; round++) {
+        size_t n = (size_t)(round % 40);
+        char *buf = malloc(n ? n : 1);
+        assert_non_null(buf);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            buf[i] = alphabet[(seed >> 33) % (sizeof alphabet - 1)];
+        }
+        size_t pos = 0, count = 0;
+        struct route_token tok;
+        while (route_lex_next_raw(buf, n, &pos, &tok) != ROUTE_TOK_EOF) {
+            assert_true(tok.len > 0 && tok.start + tok.len <= n);
+            assert_true(++count <= n);
+        }
+        struct route_span spans[64];
+        size_t ns = route_split_spans(buf, n, spans, 64);
+        for (size_t i = 0; i < ns && i < 64; i++)
+            assert_true(spans[i].len > 0 && spans[i].start + spans[i].len <= n);
+        struct route_scan sc;
+        route_scan(buf, n, &sc, out, sizeof out);
+        assert_int_equal(sc.fingerprint, route_fingerprint(buf, n));
+        const char *name;
+        size_t name_len;
+        if (route_hint(buf, n, &name, &name_len))
+            assert_true(name >= buf && name + name_len <= buf + n);
+        struct route_class c;
+        route_classify_lexer(buf, n, &c);
+        assert_int_equal(c.parsed_by, ROUTE_PARSED_BY_LEXER);
+        assert_int_equal(route_classify(buf, n, &c), 0);
+        assert_true(c.n_relations <= ROUTE_MAX_RELATIONS);
+        free(buf);
+    }
+    route_classify_thread_cleanup();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_normalized_truncation),
         cmocka_unit_test(test_fingerprint_tables),
         cmocka_unit_test(test_scan_flags),
+        cmocka_unit_test(test_random_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
