@@ -6,8 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/proxy.h"
+#include "routing/route.h"
+
+/* Query and Parse messages up to this size are read whole in transaction pooling, so that routing
+ * and the session-change check can look at their text; larger ones stream through. */
+#define ROUTE_MAX_MSG (64u * 1024)
 
 #define CLOG(cl, lvl, fmt, ...) \
     px_log(lvl, "C-%llu %s %s/%s: " fmt, (unsigned long long)(cl)->conn.id, (cl)->addr, \
@@ -76,10 +82,16 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
 
         uv_tcp_nodelay(&cl->conn.h.tcp, 1);
         if (uv_tcp_getpeername(&cl->conn.h.tcp, (struct sockaddr *)&ss, &len) == 0) {
-            if (ss.ss_family == AF_INET6)
+            cl->peer_family = (uint8_t)ss.ss_family;
+            if (ss.ss_family == AF_INET6) {
                 uv_ip6_name((struct sockaddr_in6 *)&ss, cl->addr, sizeof(cl->addr));
-            else
+                memcpy(cl->peer_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+                cl->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            } else {
                 uv_ip4_name((struct sockaddr_in *)&ss, cl->addr, sizeof(cl->addr));
+                memcpy(cl->peer_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+                cl->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            }
         }
     } else {
         strcpy(cl->addr, "unix");
@@ -197,11 +209,22 @@ static void admin_read(struct px_client *cl)
         px_buf_release(b);
 }
 
+/* The pool of the lane chosen for the client's next transaction (or session). */
+static struct px_pool *lane_pool(struct px_client *cl)
+{
+    struct proxy *px = cl->conn.px;
+    struct px_lane *lane = px->lanes[cl->lane];
+
+    if (cl->pool && cl->pool->lane == lane)
+        return cl->pool;
+    return px_pool_get(px, lane, cl->database, cl->user);
+}
+
 static void login_ok(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
-    struct px_lane *lane = &px->lanes[px->conf->default_lane_index];
     struct px_pool *pool;
+    int lane;
     struct proto_buf b;
 
     if (cl->admin) {
@@ -213,7 +236,9 @@ static void login_ok(struct px_client *cl)
     client_send(cl, &b);
     if (cl->state == CL_CLOSED)
         return;
-    pool = px_pool_get(px, lane, cl->database, cl->user);
+    lane = px_route_client(px, cl);
+    cl->lane = (int16_t)(lane >= 0 ? lane : px->conf->default_lane_index);
+    pool = lane_pool(cl);
     if (!pool) {
         client_fatal(cl, "53200", "pglane: out of memory");
         return;
@@ -500,11 +525,80 @@ static void auth_read(struct px_client *cl)
     sasl_step(cl, &f);
 }
 
+/* A case-insensitive search for set_config(: session changes no command tag reveals. */
+static int mentions_set_config(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + 10 <= n; i++)
+        if ((p[i] | 0x20) == 's' && strncasecmp((const char *)p + i, "set_config", 10) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_bare_begin(const char *sql, size_t len)
+{
+    struct route_span spans[2];
+    struct route_class cls;
+
+    if (route_split_spans(sql, len, spans, 2) != 1)
+        return 0;
+    route_classify_lexer(sql + spans[0].start, spans[0].len, &cls);
+    return cls.is_begin;
+}
+
+/* Answers a bare BEGIN for the server that will run the transaction: the client sees BEGIN at
+ * once, the message stays in the buffer and is replayed once the next statement picks the lane. */
+static void hold_begin(struct px_client *cl, uint32_t whole)
+{
+    struct proto_buf out;
+    size_t start;
+
+    cl->held_begin = whole;
+    proto_buf_init(&out);
+    start = proto_msg_begin(&out, PROTO_BE_COMMAND_COMPLETE);
+    proto_put_cstr(&out, "BEGIN");
+    proto_msg_end(&out, start);
+    proto_build_ready(&out, 'T');
+    client_send(cl, &out);
+}
+
+/*
+ * Looks at a whole Query or Parse message in transaction pooling: the session-change check for every
+ * one, and the routing decision for the first of a transaction. Returns 1 if the message is a held
+ * BEGIN (not counted as a request).
+ */
+static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
+{
+    struct proxy *px = cl->conn.px;
+    const char *sql = (const char *)f->body;
+    size_t len = f->len ? f->len - 1 : 0;
+    int tx_start = cl->state == CL_IDLE && cl->conn.in.pos == cl->conn.in.start + cl->held_begin;
+
+    if (f->type == PROTO_FE_PARSE) {
+        size_t name_len = strnlen(sql, f->len);
+
+        if (name_len + 1 >= f->len)
+            return 0;
+        sql += name_len + 1;
+        len = strnlen(sql, f->len - name_len - 1);
+    }
+    if (mentions_set_config(f->body, f->len))
+        cl->changes_session = 1;
+    if (!tx_start || px_route_client(px, cl) != ROUTE_NEED_STATEMENT)
+        return 0;
+    if (f->type == PROTO_FE_QUERY && !cl->held_begin && is_bare_begin(sql, len)) {
+        hold_begin(cl, PROTO_HEADER_LEN + f->len);
+        return 1;
+    }
+    cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
+    return 0;
+}
+
 /* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. */
 static int scan(struct px_client *cl, const char **err)
 {
     struct px_buf *b = &cl->conn.in;
     struct proto_frame f;
+    int tx_pooling = cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION;
 
     while (b->pos < b->len) {
         uint32_t avail = b->len - b->pos;
@@ -520,6 +614,21 @@ static int scan(struct px_client *cl, const char **err)
             if (avail < PROTO_HEADER_LEN)
                 return 0;
             return -1;
+        }
+        if (tx_pooling && (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) &&
+            PROTO_HEADER_LEN + f.len <= ROUTE_MAX_MSG) {
+            if (avail < PROTO_HEADER_LEN + f.len) {
+                if (!cl->conn.writing && px_buf_reserve(b, PROTO_HEADER_LEN + f.len - avail) < 0) {
+                    *err = "out of memory";
+                    return -1;
+                }
+                return 0;
+            }
+            f.body = b->data + b->pos + PROTO_HEADER_LEN;
+            if (look_at_statement(cl, &f)) {
+                b->pos += PROTO_HEADER_LEN + f.len;
+                continue;
+            }
         }
         switch (f.type) {
         case PROTO_FE_TERMINATE:
@@ -560,15 +669,22 @@ void px_client_pump(struct px_client *cl)
 
     if (cl->state == CL_CLOSED)
         return;
-    if (b->pos > b->start) {
+    if (b->pos > b->start + (cl->state == CL_IDLE ? cl->held_begin : 0)) {
         if (cl->state == CL_IDLE) {
+            struct px_pool *pool;
+
             if (cl->conn.px->draining) {
                 client_fatal(cl, "57P01", "pglane is shutting down");
                 return;
             }
+            pool = lane_pool(cl);
+            if (!pool) {
+                client_fatal(cl, "53200", "pglane: out of memory");
+                return;
+            }
             cl->state = CL_WAITING;
             px_conn_read_stop(&cl->conn);
-            px_pool_acquire(cl->pool, cl);
+            px_pool_acquire(pool, cl);
             return;
         }
         if (cl->state != CL_ACTIVE)
@@ -655,6 +771,11 @@ void px_client_attached(struct px_client *cl)
     }
     cl->state = CL_ACTIVE;
     cl->tx_start_us = px_now_us();
+    if (cl->held_begin) {
+        /* The server's reply to the replayed BEGIN was answered already. */
+        cl->server->swallow_z++;
+        cl->held_begin = 0;
+    }
     if (cl->conn.in.pos < cl->conn.in.len)
         px_client_on_read(cl);
     else
@@ -666,6 +787,9 @@ void px_client_detached(struct px_client *cl)
     struct proxy *px = cl->conn.px;
 
     cl->state = CL_IDLE;
+    px_route_record(px, cl->fingerprint, px_now_us() - cl->tx_start_us, cl->lane);
+    cl->fingerprint = 0;
+    cl->changes_session = 0;
     if (px->draining) {
         client_fatal(cl, "57P01", "pglane is shutting down");
         return;

@@ -58,34 +58,6 @@ static int resolve(const char *host, int port, struct sockaddr_storage *out)
     return 0;
 }
 
-static int setup_lanes(struct proxy *px)
-{
-    struct conf *c = px->conf;
-
-    px->lanes = calloc((size_t)c->nlanes, sizeof(*px->lanes));
-    if (!px->lanes)
-        return -1;
-    px->nlanes = c->nlanes;
-    for (int i = 0; i < c->nlanes; i++) {
-        struct px_lane *l = &px->lanes[i];
-
-        l->conf = &c->lanes[i];
-        l->server = &c->servers[c->lanes[i].server];
-        l->index = i;
-        l->size = l->conf->size;
-        if (l->server->host[0] == '/') {
-            l->unix_socket = 1;
-            snprintf(l->unix_path, sizeof(l->unix_path), "%s/.s.PGSQL.%d", l->server->host, l->server->port);
-        } else if (resolve(l->server->host, l->server->port, &l->addr) < 0) {
-            px_error("server \"%s\": cannot resolve host \"%s\"", l->server->name, l->server->host);
-            return -1;
-        }
-        if (l->server->tls_mode != CONF_STLS_DISABLE && !(l->tls_ctx = px_tls_client_ctx(l->server)))
-            return -1;
-    }
-    return 0;
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
     struct px_listener *l = (struct px_listener *)server;
@@ -231,7 +203,8 @@ static void on_signal(uv_signal_t *h, int signum)
         proxy_stop(px);
         break;
     case SIGHUP:
-        px_warn("SIGHUP: live reload is not available in this build; configuration unchanged");
+        px_info("SIGHUP: reloading %s", px->conf->file);
+        (void)px_reload(px);
         break;
     }
 }
@@ -286,9 +259,7 @@ static void proxy_free(struct proxy *px)
         free(c);
     }
     free(px->listeners);
-    for (int i = 0; i < px->nlanes; i++)
-        px_tls_ctx_free(px->lanes[i].tls_ctx);
-    free(px->lanes);
+    px_config_free(px);
     px_tls_ctx_free(px->tls_ctx);
     conf_userlist_free(&px->users);
     conf_free(px->conf);
@@ -321,7 +292,7 @@ static int run(const char *path)
     px.sig_term.data = px.sig_int.data = px.sig_hup.data = &px;
     if (px.conf->tls_mode != CONF_TLS_DISABLE && !(px.tls_ctx = px_tls_server_ctx(px.conf)))
         goto close_early;
-    if (setup_lanes(&px) < 0 || setup_listeners(&px) < 0 || px_metrics_start(&px) < 0 ||
+    if (px_config_apply_initial(&px) < 0 || setup_listeners(&px) < 0 || px_metrics_start(&px) < 0 ||
         px_monitor_start(&px) < 0) {
 close_early:
         proxy_stop(&px);

@@ -118,6 +118,10 @@ void px_pool_server_ready(struct px_server *sv)
         queue_timer_arm(pool);
         return;
     }
+    if (pool->lane->retired) {
+        px_server_close(sv, "lane retired by reload");
+        return;
+    }
     /* Idle: most recently used first, so that surplus connections age out. */
     px_list_remove(&sv->link);
     pool->nbusy--;

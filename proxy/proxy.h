@@ -170,10 +170,12 @@ struct px_pool {
 };
 
 struct px_lane {
-    const struct conf_lane *conf;
+    const struct conf_lane *conf;      /* points into the configuration in force (or the one it retired with) */
     const struct conf_server *server;
-    int index;
+    int index;                         /* in proxy.lanes; -1 once retired by a reload */
     int size;
+    int retired;                       /* dropped or changed by a reload: drains, opens nothing new */
+    uint64_t route_hits;               /* transactions routed here by default_lane */
     int unix_socket;               /* server host is a directory: connect to its .s.PGSQL.port */
     struct sockaddr_storage addr;  /* resolved when the configuration is loaded */
     void *tls_ctx;                 /* SSL_CTX towards the server, when server_tls_mode is not disable */
@@ -250,6 +252,16 @@ struct px_client {
     uint8_t md5_salt[4];
     struct proto_scram_server *scram;
     uint64_t wait_start_ms, connect_ms, tx_start_us;
+    uint64_t fingerprint;          /* of the current transaction's first statement, 0 if not lexed */
+    uint64_t identity_hash;        /* of (database, user, application_name, address) */
+    int16_t route_identity;        /* px_route_client's answer, valid while route_gen matches */
+    int16_t lane;                  /* lane index of the next or current transaction */
+    unsigned route_gen;
+    uint32_t held_begin;           /* length of a bare BEGIN held until the next statement routes */
+    uint8_t changes_session;       /* the transaction ran set_config or the like */
+    uint8_t peer_family;
+    uint8_t peer_addr[16];
+    uint16_t peer_port;
     char addr[64];
 };
 
@@ -282,6 +294,27 @@ void px_metrics_stop(struct proxy *px);
 int px_monitor_start(struct proxy *px);
 void px_monitor_stop(struct proxy *px);
 
+/* ---- lanes, routes and reload (proxy/config.c, proxy/route.c) ---- */
+/* Builds lanes and routing for px->conf at start. 0 or -1 (logged). */
+int px_config_apply_initial(struct proxy *px);
+/* SIGHUP / RELOAD: re-reads the ini file; on any problem logs file:line and keeps the old one. */
+int px_reload(struct proxy *px);
+void px_config_free(struct proxy *px);
+
+struct px_routing;
+struct px_routing *px_routing_build(const struct conf *c, char *err, size_t errlen);
+void px_routing_free(struct px_routing *r);
+/* Decides the lane for a client from its identity: a lane index, or -2 when statements decide. */
+int px_route_client(struct proxy *px, struct px_client *cl);
+/* Decides the lane of a transaction from its first statement; remembers its fingerprint. */
+int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, size_t len);
+/* Records a finished transaction for the learned statistics of its fingerprint. */
+void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane);
+uint64_t px_route_hits(const struct proxy *px, int route);
+int px_routing_need_statement(const struct proxy *px);
+struct route_stats;
+struct route_stats *px_route_stats(const struct proxy *px);
+
 /* ---- the process ---- */
 struct px_scram_cache {            /* SCRAM secrets derived from plaintext auth_file passwords */
     struct px_scram_cache *next;
@@ -304,8 +337,14 @@ struct proxy {
     uv_loop_t *loop;
     struct conf *conf;
     struct conf_userlist users;
-    struct px_lane *lanes;
+    struct px_lane **lanes;        /* the lanes in force, in file order */
     int nlanes;
+    struct px_lane **all_lanes;    /* every lane object ever made, including retired ones */
+    int nall_lanes;
+    struct px_routing *routing;
+    struct px_retired *retired;    /* configurations replaced by reloads, kept while referenced */
+    unsigned config_gen;           /* bumped by every successful reload */
+    uint64_t reloads, reload_failures;
     struct px_list pools;
     struct px_list clients;
     int nclients;

@@ -421,6 +421,7 @@ static void server_release(struct px_server *sv)
 
     sv->release_after_write = 0;
     if (cl) {
+        sv->dirty |= cl->changes_session;
         cl->server = NULL;
         sv->client = NULL;
         sv->pool->transactions++;

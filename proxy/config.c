@@ -1,0 +1,266 @@
+/*
+ * The configuration in force: lane objects built from [lane.*], routing built from [route.*], and
+ * live reload. A reload builds everything new first and swaps only when all of it is valid; lanes
+ * whose server or session settings changed are retired (they drain) and replaced by new ones.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+struct px_retired {                /* a replaced configuration, kept because lanes point into it */
+    struct px_retired *next;
+    struct conf *conf;
+    struct conf_userlist users;
+};
+
+static int resolve(const char *host, int port, struct sockaddr_storage *out)
+{
+    struct addrinfo hints = { 0 }, *res = NULL;
+    char portstr[16];
+
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
+        return -1;
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void lane_free(struct px_lane *l)
+{
+    px_tls_ctx_free(l->tls_ctx);
+    free(l);
+}
+
+static struct px_lane *lane_new(const struct conf *c, int i)
+{
+    struct px_lane *l = calloc(1, sizeof(*l));
+
+    if (!l)
+        return NULL;
+    l->conf = &c->lanes[i];
+    l->server = &c->servers[c->lanes[i].server];
+    l->index = i;
+    l->size = l->conf->size;
+    if (l->server->host[0] == '/') {
+        l->unix_socket = 1;
+        snprintf(l->unix_path, sizeof(l->unix_path), "%s/.s.PGSQL.%d", l->server->host, l->server->port);
+    } else if (resolve(l->server->host, l->server->port, &l->addr) < 0) {
+        px_error("server \"%s\": cannot resolve host \"%s\"", l->server->name, l->server->host);
+        lane_free(l);
+        return NULL;
+    }
+    if (l->server->tls_mode != CONF_STLS_DISABLE && !(l->tls_ctx = px_tls_client_ctx(l->server))) {
+        lane_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Can existing server connections of old serve the lane described by nl? */
+static int lane_compatible(const struct px_lane *old, const struct conf_lane *nl, const struct conf_server *ns)
+{
+    const struct conf_lane *ol = old->conf;
+    const struct conf_server *os = old->server;
+
+    if (strcmp(ol->name, nl->name) != 0 || !same_str(os->host, ns->host) || os->port != ns->port ||
+        os->tls_mode != ns->tls_mode || !same_str(os->tls_ca_file, ns->tls_ca_file) ||
+        ol->nsettings != nl->nsettings)
+        return 0;
+    for (int i = 0; i < ol->nsettings; i++)
+        if (strcmp(ol->settings[i].name, nl->settings[i].name) != 0 ||
+            strcmp(ol->settings[i].value, nl->settings[i].value) != 0)
+            return 0;
+    return 1;
+}
+
+static int remember_lane(struct proxy *px, struct px_lane *l)
+{
+    struct px_lane **all = realloc(px->all_lanes, sizeof(*all) * (size_t)(px->nall_lanes + 1));
+
+    if (!all)
+        return -1;
+    px->all_lanes = all;
+    all[px->nall_lanes++] = l;
+    return 0;
+}
+
+/* Builds the lane array for conf c, reusing compatible lanes of the current one. */
+static struct px_lane **build_lanes(struct proxy *px, const struct conf *c, struct px_lane ***fresh, int *nfresh)
+{
+    struct px_lane **lanes = calloc((size_t)c->nlanes, sizeof(*lanes));
+
+    *fresh = calloc((size_t)c->nlanes, sizeof(**fresh));
+    *nfresh = 0;
+    if (!lanes || !*fresh)
+        goto fail;
+    for (int i = 0; i < c->nlanes; i++) {
+        for (int j = 0; j < px->nlanes && !lanes[i]; j++)
+            if (lane_compatible(px->lanes[j], &c->lanes[i], &c->servers[c->lanes[i].server]))
+                lanes[i] = px->lanes[j];
+        if (lanes[i])
+            continue;
+        lanes[i] = lane_new(c, i);
+        if (!lanes[i])
+            goto fail;
+        (*fresh)[(*nfresh)++] = lanes[i];
+    }
+    return lanes;
+fail:
+    for (int i = 0; *fresh && i < *nfresh; i++)
+        lane_free((*fresh)[i]);
+    free(*fresh);
+    *fresh = NULL;
+    free(lanes);
+    return NULL;
+}
+
+/* Points lanes at conf c; lanes of the old array that are not kept are retired. */
+static void install_lanes(struct proxy *px, const struct conf *c, struct px_lane **lanes,
+                          struct px_lane **fresh, int nfresh)
+{
+    for (int j = 0; j < px->nlanes; j++) {
+        int kept = 0;
+
+        for (int i = 0; i < c->nlanes; i++)
+            kept |= lanes[i] == px->lanes[j];
+        if (!kept) {
+            px->lanes[j]->retired = 1;
+            px->lanes[j]->index = -1;
+        }
+    }
+    for (int i = 0; i < c->nlanes; i++) {
+        lanes[i]->conf = &c->lanes[i];
+        lanes[i]->server = &c->servers[c->lanes[i].server];
+        lanes[i]->index = i;
+        lanes[i]->size = c->lanes[i].size;
+    }
+    for (int i = 0; i < nfresh; i++)
+        if (remember_lane(px, fresh[i]) < 0)
+            px_error("out of memory remembering lane %s", fresh[i]->conf->name);
+    free(px->lanes);
+    px->lanes = lanes;
+    px->nlanes = c->nlanes;
+}
+
+int px_config_apply_initial(struct proxy *px)
+{
+    struct px_lane **lanes, **fresh;
+    char err[512] = "";
+    int nfresh;
+
+    lanes = build_lanes(px, px->conf, &fresh, &nfresh);
+    if (!lanes)
+        return -1;
+    install_lanes(px, px->conf, lanes, fresh, nfresh);
+    free(fresh);
+    px->routing = px_routing_build(px->conf, err, sizeof(err));
+    if (!px->routing) {
+        px_error("routes: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Idle servers of retired lanes close now; busy ones close when they are given back. */
+static void drain_retired(struct proxy *px)
+{
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (pool->secret)
+            pool->secret = conf_userlist_find(&px->users, pool->user);
+        if (!pool->lane->retired)
+            continue;
+        while (!px_list_empty(&pool->idle))
+            px_server_close(px_container_of(pool->idle.next, struct px_server, link), "lane retired by reload");
+    }
+}
+
+int px_reload(struct proxy *px)
+{
+    struct conf_diag diag = { 0 };
+    struct conf *nc = NULL;
+    struct conf_userlist nu = { 0 };
+    struct px_lane **lanes, **fresh;
+    struct px_routing *rt;
+    struct px_retired *old;
+    char err[512] = "";
+    int nfresh;
+
+    if (conf_load(px->conf->file, &nc, &diag) < 0 ||
+        (nc->auth_file && conf_userlist_load(nc->auth_file, &nu, &diag) < 0)) {
+        for (int i = 0; i < diag.n; i++)
+            px_error("reload: %s", diag.msgs[i]);
+        px_error("reload failed: the previous configuration stays in force");
+        conf_diag_free(&diag);
+        conf_free(nc);
+        px->reload_failures++;
+        return -1;
+    }
+    conf_diag_free(&diag);
+    rt = px_routing_build(nc, err, sizeof(err));
+    lanes = rt ? build_lanes(px, nc, &fresh, &nfresh) : NULL;
+    old = calloc(1, sizeof(*old));
+    if (!rt || !lanes || !old) {
+        px_error("reload failed (%s): the previous configuration stays in force", *err ? err : "lanes");
+        px_routing_free(rt);
+        if (lanes) {
+            for (int i = 0; i < nfresh; i++)
+                lane_free(fresh[i]);
+            free(fresh);
+            free(lanes);
+        }
+        free(old);
+        conf_userlist_free(&nu);
+        conf_free(nc);
+        px->reload_failures++;
+        return -1;
+    }
+    old->conf = px->conf;
+    old->users = px->users;
+    old->next = px->retired;
+    px->retired = old;
+    px->conf = nc;
+    px->users = nu;
+    install_lanes(px, nc, lanes, fresh, nfresh);
+    free(fresh);
+    px_routing_free(px->routing);
+    px->routing = rt;
+    px->config_gen++;
+    px->reloads++;
+    px_log_set_level(nc->log_level);
+    drain_retired(px);
+    px_info("reload: %d lane(s), %d route(s), %d new or changed lane(s)", nc->nlanes, nc->nroutes, nfresh);
+    return 0;
+}
+
+void px_config_free(struct proxy *px)
+{
+    for (int i = 0; i < px->nall_lanes; i++)
+        lane_free(px->all_lanes[i]);
+    free(px->all_lanes);
+    free(px->lanes);
+    px->lanes = px->all_lanes = NULL;
+    px->nlanes = px->nall_lanes = 0;
+    px_routing_free(px->routing);
+    px->routing = NULL;
+    while (px->retired) {
+        struct px_retired *r = px->retired;
+
+        px->retired = r->next;
+        conf_userlist_free(&r->users);
+        conf_free(r->conf);
+        free(r);
+    }
+}

@@ -1,0 +1,247 @@
+/*
+ * Routing glue: turns the configuration's [route.*] sections into compiled rules, decides each
+ * client's or transaction's lane, and keeps the classification cache and learned statistics. The
+ * decisions themselves are routing/'s; this file only gathers the facts.
+ */
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+#include "routing/route.h"
+
+#define DECISIONS 4096      /* direct-mapped cache of (identity, fingerprint) -> rule */
+
+struct px_routing {
+    struct route_rules *rules;
+    int *route_lane;                   /* route index -> lane index */
+    uint64_t *hits;                    /* per route */
+    int nroutes;
+    int need_statement;
+    int cacheable;
+    struct route_cache *classes;
+    struct route_stats *stats;
+    struct {
+        uint64_t key;
+        int16_t rule;
+        uint8_t valid;
+    } decisions[DECISIONS];
+};
+
+static void free_desc(struct route_rule_desc *d)
+{
+    free((void *)d->kinds);
+    free((void *)d->cidrs);
+}
+
+static int fill_desc(const struct conf *c, const struct conf_route *r, struct route_rule_desc *d,
+                     char *err, size_t errlen)
+{
+    enum route_kind *kinds = calloc((size_t)r->nkinds + 1, sizeof(*kinds));
+    struct route_cidr *cidrs = calloc((size_t)r->ncidrs + 1, sizeof(*cidrs));
+
+    memset(d, 0, sizeof(*d));
+    d->kinds = kinds;
+    d->cidrs = cidrs;
+    if (!kinds || !cidrs) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < r->nkinds; i++)
+        if (route_kind_parse(r->kinds[i], strlen(r->kinds[i]), &kinds[i]) < 0) {
+            snprintf(err, errlen, "%s:%d: route %s: unknown kind '%s'", c->file, r->line, r->name, r->kinds[i]);
+            return -1;
+        }
+    for (int i = 0; i < r->ncidrs; i++) {
+        cidrs[i].family = r->cidrs[i].family;
+        memcpy(cidrs[i].addr, r->cidrs[i].addr, 16);
+        cidrs[i].prefix = (unsigned)r->cidrs[i].prefix;
+    }
+    d->name = r->name;
+    d->lane = c->lanes[r->lane].name;
+    d->databases = (const char *const *)r->databases;
+    d->n_databases = (size_t)r->ndatabases;
+    d->users = (const char *const *)r->users;
+    d->n_users = (size_t)r->nusers;
+    d->applications = (const char *const *)r->app_globs;
+    d->n_applications = (size_t)r->napp_globs;
+    d->n_cidrs = (size_t)r->ncidrs;
+    d->n_kinds = (size_t)r->nkinds;
+    d->tables = (const char *const *)r->tables;
+    d->n_tables = (size_t)r->ntables;
+    d->sql = r->sql;
+    d->hint = r->hint;
+    d->slower_than_ms = (uint32_t)r->slower_than_ms;
+    return 0;
+}
+
+struct px_routing *px_routing_build(const struct conf *c, char *err, size_t errlen)
+{
+    struct px_routing *rt = calloc(1, sizeof(*rt));
+    struct route_rule_desc *descs = calloc((size_t)c->nroutes + 1, sizeof(*descs));
+    int ok = rt && descs;
+
+    for (int i = 0; ok && i < c->nroutes; i++)
+        ok = fill_desc(c, &c->routes[i], &descs[i], err, errlen) == 0;
+    if (ok) {
+        rt->rules = route_rules_new(descs, (size_t)c->nroutes, err, errlen);
+        rt->route_lane = calloc((size_t)c->nroutes + 1, sizeof(int));
+        rt->hits = calloc((size_t)c->nroutes + 1, sizeof(uint64_t));
+        rt->classes = route_cache_new(4096);
+        rt->stats = route_stats_new((size_t)(c->stats_fingerprints > 0 ? c->stats_fingerprints : 1000));
+        ok = rt->rules && rt->route_lane && rt->hits && rt->classes && rt->stats;
+        if (!ok && !*err)
+            snprintf(err, errlen, "out of memory building routes");
+    }
+    for (int i = 0; descs && i < c->nroutes; i++)
+        free_desc(&descs[i]);
+    free(descs);
+    if (!ok) {
+        px_routing_free(rt);
+        return NULL;
+    }
+    rt->nroutes = c->nroutes;
+    for (int i = 0; i < c->nroutes; i++)
+        rt->route_lane[i] = c->routes[i].lane;
+    rt->need_statement = route_rules_need_statement(rt->rules);
+    rt->cacheable = route_rules_fingerprint_cacheable(rt->rules);
+    return rt;
+}
+
+void px_routing_free(struct px_routing *rt)
+{
+    if (!rt)
+        return;
+    route_rules_free(rt->rules);
+    route_cache_free(rt->classes);
+    route_stats_free(rt->stats);
+    free(rt->route_lane);
+    free(rt->hits);
+    free(rt);
+}
+
+static void client_facts(struct px_client *cl, struct route_facts *f, struct sockaddr_storage *ss)
+{
+    memset(f, 0, sizeof(*f));
+    memset(ss, 0, sizeof(*ss));
+    f->database = cl->database;
+    f->user = cl->user;
+    f->application_name = cl->want.v[PX_P_APPLICATION_NAME] ? cl->want.v[PX_P_APPLICATION_NAME] : "";
+    f->p95_us = -1;
+    if (cl->peer_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+        in->sin_family = AF_INET;
+        memcpy(&in->sin_addr, cl->peer_addr, 4);
+        f->client_addr = (const struct sockaddr *)ss;
+    } else if (cl->peer_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+        in6->sin6_family = AF_INET6;
+        memcpy(&in6->sin6_addr, cl->peer_addr, 16);
+        f->client_addr = (const struct sockaddr *)ss;
+    }
+}
+
+static uint64_t mix(uint64_t h, const char *s)
+{
+    for (; s && *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return (h ^ 0xff) * 0x100000001b3ull;
+}
+
+static int lane_of_rule(struct proxy *px, int rule)
+{
+    struct px_routing *rt = px->routing;
+
+    if (rule < 0) {
+        px->lanes[px->conf->default_lane_index]->route_hits++;
+        return px->conf->default_lane_index;
+    }
+    rt->hits[rule]++;
+    return rt->route_lane[rule];
+}
+
+int px_route_client(struct proxy *px, struct px_client *cl)
+{
+    struct sockaddr_storage ss;
+    struct route_facts f;
+    int r;
+
+    if (cl->route_gen == px->config_gen + 1u)
+        return cl->route_identity;
+    client_facts(cl, &f, &ss);
+    r = route_rules_match_identity(px->routing->rules, &f);
+    cl->identity_hash = mix(mix(mix(mix(0xcbf29ce484222325ull, f.database), f.user), f.application_name),
+                            (const char *)cl->peer_addr);
+    cl->route_identity = (int16_t)(r == ROUTE_NEED_STATEMENT ? ROUTE_NEED_STATEMENT
+                                   : r < 0 ? px->conf->default_lane_index : px->routing->route_lane[r]);
+    cl->route_gen = px->config_gen + 1u;
+    return cl->route_identity;
+}
+
+static const struct route_class *classify(struct px_routing *rt, uint64_t fp, const char *sql, size_t len)
+{
+    const struct route_class *cls = route_cache_get(rt->classes, fp);
+    struct route_class fresh;
+
+    if (cls)
+        return cls;
+    (void)route_classify(sql, len, &fresh);
+    route_cache_put(rt->classes, fp, &fresh);
+    return route_cache_get(rt->classes, fp);
+}
+
+int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, size_t len)
+{
+    struct px_routing *rt = px->routing;
+    struct sockaddr_storage ss;
+    struct route_facts f;
+    struct route_scan sc;
+    const struct route_class *cls;
+    uint64_t key;
+    int rule, slot;
+
+    route_scan(sql, len, &sc, NULL, 0);
+    cl->fingerprint = sc.fingerprint;
+    cls = classify(rt, sc.fingerprint, sql, len);
+    cl->changes_session |= cls && cls->changes_session;
+    key = sc.fingerprint ^ (cl->identity_hash * 0x9e3779b97f4a7c15ull);
+    slot = (int)(key & (DECISIONS - 1));
+    if (rt->cacheable && rt->decisions[slot].valid && rt->decisions[slot].key == key)
+        return lane_of_rule(px, rt->decisions[slot].rule);
+    client_facts(cl, &f, &ss);
+    f.cls = cls;
+    f.sql = sql;
+    f.sql_len = len;
+    f.hint = sc.hint;
+    f.hint_len = sc.hint_len;
+    f.p95_us = route_stats_percentile_us(rt->stats, sc.fingerprint, 95.0);
+    rule = route_rules_match(rt->rules, &f);
+    rt->decisions[slot].key = key;
+    rt->decisions[slot].rule = (int16_t)rule;
+    rt->decisions[slot].valid = 1;
+    return lane_of_rule(px, rule);
+}
+
+void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane)
+{
+    if (fingerprint)
+        route_stats_record(px->routing->stats, fingerprint, duration_us, lane, NULL, 0);
+}
+
+uint64_t px_route_hits(const struct proxy *px, int route)
+{
+    return route < px->routing->nroutes ? px->routing->hits[route] : 0;
+}
+
+struct route_stats *px_route_stats(const struct proxy *px)
+{
+    return px->routing->stats;
+}
+
+int px_routing_need_statement(const struct proxy *px)
+{
+    return px->routing->need_statement;
+}
