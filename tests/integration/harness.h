@@ -1,0 +1,211 @@
+/*
+ * Integration test harness: a throwaway PostgreSQL 15 cluster, pglane processes started from a
+ * config string, libpq / raw-socket client helpers and a command runner with deadlines.
+ * PGLANE_TEST_DIRECT=1 points every "through pglane" connection straight at PostgreSQL.
+ */
+#ifndef PGLANE_TEST_HARNESS_H
+#define PGLANE_TEST_HARNESS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <sys/types.h>
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#define H_PATH 512
+#define H_DIR 128     /* temp directories: short, so that paths inside them fit H_PATH */
+
+/* Credentials created in every cluster (and written to every userlist). */
+#define H_USER "app"
+#define H_PASSWORD "apppass"
+#define H_DB "appdb"
+#define H_MD5_USER "md5user"      /* stored as md5 in PostgreSQL, md5 line in pg_hba */
+#define H_MD5_PASSWORD "md5pass"
+#define H_BENCH_DB "benchdb"      /* second database owned by app */
+
+/* ---------------------------------------------------------------- PostgreSQL cluster */
+
+struct h_pg {
+    char dir[H_DIR];         /* temp dir: data/, unix sockets, server.log */
+    char datadir[H_PATH];
+    char logfile[H_PATH];
+    char bindir[H_DIR];
+    char superuser[64];
+    int port;
+    int running;
+};
+
+/* initdb + configure + pg_ctl start on a free port + roles and databases. 0 or -1 (reason on stderr). */
+int h_pg_start(struct h_pg *pg);
+/* pg_ctl stop -m immediate (falls back to SIGKILL of the pid in postmaster.pid) and removes the dir. */
+void h_pg_stop(struct h_pg *pg);
+/* Superuser connection over the cluster's unix socket; NULL (and a message) on failure. */
+PGconn *h_pg_super(const struct h_pg *pg, const char *dbname);
+/* Runs sql as superuser in dbname; 0 or -1. */
+int h_pg_exec(const struct h_pg *pg, const char *dbname, const char *sql);
+/* First column of the first row of sql as a long (superuser, database appdb); -1 on any failure. */
+long h_pg_long(PGconn *super, const char *sql);
+/* Client backends of user `user` in pg_stat_activity (any database). -1 on failure. */
+long h_pg_backends(PGconn *super, const char *user);
+/* Polls until h_pg_long(sql) == want or the deadline passes. Returns the last value seen. */
+long h_pg_wait_long(PGconn *super, const char *sql, long want, int timeout_ms);
+
+/* ---------------------------------------------------------------- pglane process */
+
+struct h_lane {
+    char dir[H_DIR];
+    char conf_path[H_PATH];
+    char auth_path[H_PATH];
+    char log_path[H_PATH];
+    char sock_dir[H_DIR];
+    int port;
+    pid_t pid;
+    int direct;              /* PGLANE_TEST_DIRECT: port is PostgreSQL's, nothing was started */
+    int keep;                /* 1: owned by a group; per-test teardown leaves it running */
+    int exit_status;         /* after h_lane_stop / h_lane_wait_exit: see h_lane_wait_exit */
+    const struct h_pg *pg;
+};
+
+/* 1 if PGLANE_TEST_DIRECT is set to a non-empty value other than 0. */
+int h_direct(void);
+/* The pglane binary: $PGLANE_BIN or <repo>/build/pglane. */
+const char *h_pglane_bin(void);
+
+/*
+ * A standard config template for h_lane_start: transaction/session pool_mode, lane main of `size`
+ * connections to the cluster, auth_type as given. `extra_pglane` is appended to [pglane] (may be
+ * NULL, e.g. "server_idle_timeout = 1s\n").
+ */
+void h_conf(char *buf, size_t n, const char *pool_mode, int size, const char *auth_type,
+            const char *extra_pglane);
+
+/*
+ * Writes the config (placeholders @PORT@ @PGPORT@ @DIR@ @AUTHFILE@ @SOCKDIR@ replaced) and the
+ * userlist, starts pglane on a free port with its output in a log file, and waits (10 s deadline)
+ * until a libpq connection as app succeeds. In direct mode only sets port to PostgreSQL's.
+ * Returns 0, or -1 with the log dumped to stderr.
+ */
+int h_lane_start(struct h_lane *l, const struct h_pg *pg, const char *conf_template);
+/* As h_lane_start but does not wait for readiness (for configs that refuse app logins). */
+int h_lane_spawn(struct h_lane *l, const struct h_pg *pg, const char *conf_template);
+/* SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status as h_lane_wait_exit. */
+int h_lane_stop(struct h_lane *l);
+/* kill(pid, sig); 0 or -1. No-op success in direct mode. */
+int h_lane_signal(struct h_lane *l, int sig);
+/*
+ * Waits up to timeout_ms for pglane to exit. Returns 1 if it exited (l->exit_status = exit code
+ * 0..255, or 1000 + signal number if killed by a signal), 0 on timeout.
+ */
+int h_lane_wait_exit(struct h_lane *l, int timeout_ms);
+/* 1 if the process is still running. */
+int h_lane_alive(struct h_lane *l);
+/* The whole log so far (malloc'd, NUL-terminated; "" if none). */
+char *h_lane_log(const struct h_lane *l);
+/* Prints the last `tail` bytes of the log to stderr. */
+void h_lane_dump_log(const struct h_lane *l, size_t tail);
+
+/* ---------------------------------------------------------------- clients */
+
+/* Conninfo to pglane (or PG in direct mode) as app/appdb, extra appended (may be NULL). */
+void h_conninfo(const struct h_lane *l, const char *extra, char *buf, size_t n);
+/* PQconnectdb of h_conninfo; returns the connection even if bad (check PQstatus). */
+PGconn *h_connect(const struct h_lane *l, const char *extra);
+/* Runs sql; returns the first value of the first row (malloc'd) or NULL, printing the error. */
+char *h_query1(PGconn *c, const char *sql);
+/* Runs sql expecting PGRES_COMMAND_OK or PGRES_TUPLES_OK; 0 or -1 (error printed). */
+int h_exec(PGconn *c, const char *sql);
+/* Runs sql expecting an error; returns its SQLSTATE (static copy) or "" if it succeeded / no state. */
+const char *h_exec_sqlstate(PGconn *c, const char *sql);
+/* Waits up to timeout_ms for PQgetResult not to block (PQisBusy false). 0, or -1 on timeout. */
+int h_wait_result(PGconn *c, int timeout_ms);
+
+/* ---------------------------------------------------------------- raw sockets */
+
+/* TCP connection to 127.0.0.1:port; -1 on failure. */
+int h_raw_connect(int port);
+/* Writes all bytes (MSG_NOSIGNAL); 0 or -1. */
+int h_raw_send(int fd, const void *p, size_t n);
+/* StartupMessage v3 with user/database (version as given). Returns its length written to buf. */
+size_t h_raw_startup(uint8_t *buf, size_t cap, uint32_t version, const char *user, const char *db);
+
+enum { H_RAW_EOF = -1, H_RAW_TIMEOUT = -2, H_RAW_BAD = -3 };
+/*
+ * Reads one backend message within timeout_ms. Returns its type byte (0..255) with *body
+ * (malloc'd, NUL-terminated beyond len) and *len, or H_RAW_EOF (orderly close or reset),
+ * H_RAW_TIMEOUT, H_RAW_BAD (impossible length).
+ */
+int h_raw_read_msg(int fd, int timeout_ms, uint8_t **body, uint32_t *len);
+/* Reads exactly one byte within timeout_ms: the byte, H_RAW_EOF or H_RAW_TIMEOUT. */
+int h_raw_read_byte(int fd, int timeout_ms);
+/*
+ * Reads messages until an ErrorResponse or the close. Returns 1 (ErrorResponse; its SQLSTATE in
+ * sqlstate[6]), 0 (closed without one) or H_RAW_TIMEOUT. Other messages are skipped.
+ */
+int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6]);
+/* The value of field `code` ('C', 'M', ...) in an ErrorResponse body, or NULL. */
+const char *h_error_field(const uint8_t *body, uint32_t len, char code);
+
+/* ---------------------------------------------------------------- commands */
+
+struct h_proc {
+    pid_t pid;
+    char out_path[H_PATH];
+    int done;                 /* reaped (by h_proc_done or h_proc_wait) */
+    int status;               /* as h_lane_wait_exit */
+};
+/* fork/exec argv (PATH searched) with env_extra ("K=V", NULL-terminated, may be NULL); output
+ * (stdout + stderr) to a file. 0 or -1. */
+int h_proc_start(struct h_proc *p, const char *const *argv, const char *const *env_extra);
+/* Waits up to timeout_ms; on timeout kills it (SIGKILL) and returns -1. Else returns the exit code
+ * (or 1000 + signal). *out (if not NULL) gets the output, malloc'd. */
+int h_proc_wait(struct h_proc *p, int timeout_ms, char **out);
+/* 1 if the process has exited (status set), without waiting. */
+int h_proc_done(struct h_proc *p);
+/* h_proc_start + h_proc_wait. */
+int h_run(const char *const *argv, const char *const *env_extra, int timeout_ms, char **out);
+/* Track a pid so the per-test teardown SIGKILLs and reaps it if the test fails before doing so. */
+void h_track_pid(pid_t pid);
+void h_untrack_pid(pid_t pid);
+
+/* pgbench ARGS... "<conninfo to db through l>" as a process (not waited for). */
+int h_pgbench_start(struct h_proc *p, const struct h_lane *l, const char *db, const char *const *args);
+/* The integer after the first occurrence of `prefix` in text, or -1. */
+long h_parse_after(const char *text, const char *prefix);
+
+/* ---------------------------------------------------------------- test lifecycle */
+
+/* Each test must finish within this many seconds, or the binary kills everything it started and
+ * exits 124 (a blocking libpq call on a hung proxy must not hang CI). */
+#define H_TEST_WATCHDOG_S 150
+
+/* cmocka per-test setup/teardown: teardown of a test that did not call h_pass() dumps the logs of
+ * running pglanes; it stops pglanes not marked keep and kills tracked pids. */
+int h_test_setup(void **state);
+int h_test_teardown(void **state);
+void h_pass(void);
+/* Stops every pglane still registered, kills tracked pids, removes scratch files. */
+void h_cleanup(void);
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t h_now_ms(void);
+/* A directory for scratch files of this process (created on first use). */
+const char *h_scratch_dir(void);
+/* Writes a whole file; 0 or -1. */
+int h_write_file(const char *path, const char *text);
+/* Reads a whole file (malloc'd, NUL-terminated) or NULL. */
+char *h_read_file(const char *path);
+/* Raises RLIMIT_NOFILE's soft limit to want (or the hard limit); returns the new soft limit. */
+long h_raise_nofile(long want);
+
+#define H_SKIP_IF_DIRECT() do { if (h_direct()) { h_pass(); skip(); } } while (0)
+
+/* Asserts that a libpq connection is up, printing libpq's message otherwise. */
+#define H_ASSERT_CONNECTED(c) do { \
+        if (PQstatus(c) != CONNECTION_OK) \
+            print_error("connection failed: %s\n", PQerrorMessage(c)); \
+        assert_int_equal(PQstatus(c), CONNECTION_OK); \
+    } while (0)
+
+#endif

@@ -1,0 +1,580 @@
+/*
+ * Observability issue: the admin console (every SHOW as a table in psql, control commands, refusal
+ * of non-admins), the Prometheus endpoint (checked by a strict exposition-format parser and by
+ * promtool when installed), the lane-attributed lock graph and the contention guard.
+ */
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "protocol/proto.h"
+#include "tests/integration/prom_check.h"
+
+static struct h_pg g_pg;
+static struct h_lane g_log;      /* guard = log, auth md5: console, metrics, lock graph */
+static struct h_lane g_cancel;   /* guard = cancel, auth scram */
+static int g_log_mport, g_cancel_mport;
+
+static int free_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static void conf_for(char *buf, size_t n, const char *auth, const char *guard, int mport)
+{
+    snprintf(buf, n,
+             "[pglane]\n"
+             "listen = 127.0.0.1:@PORT@\n"
+             "auth_type = %s\n"
+             "auth_file = @AUTHFILE@\n"
+             "pool_mode = transaction\n"
+             "default_lane = oltp\n"
+             "admin_users = app\n"
+             "metrics_listen = 127.0.0.1:%d\n"
+             "log_slower_than = 400ms\n"
+             "log_level = info\n"
+             "\n[server.pg]\nhost = 127.0.0.1\nport = @PGPORT@\n"
+             "\n[lane.oltp]\nserver = pg\nsize = 4\nqueue_timeout = 30s\n"
+             "protect = yes\nguard = %s\nguard_wait = 250ms\n"
+             "\n[lane.analytics]\nserver = pg\nsize = 2\nqueue_timeout = 30s\npreemptible = yes\n"
+             "\n[route.reports]\napplication_name = report-*\nlane = analytics\n",
+             auth, mport, guard);
+}
+
+static int group_setup(void **state)
+{
+    char conf[4096];
+
+    (void)state;
+    if (h_direct())
+        return 0;
+    if (h_pg_start(&g_pg) != 0)
+        return -1;
+    if (h_pg_exec(&g_pg, H_DB, "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);"
+                               "INSERT INTO t SELECT i, 0 FROM generate_series(1, 20) i;"
+                               "ALTER TABLE t OWNER TO " H_USER) != 0)
+        return -1;
+    g_log_mport = free_port();
+    conf_for(conf, sizeof conf, "md5", "log", g_log_mport);
+    if (h_lane_start(&g_log, &g_pg, conf) != 0)
+        return -1;
+    g_log.keep = 1;
+    g_cancel_mport = free_port();
+    conf_for(conf, sizeof conf, "scram-sha-256", "cancel", g_cancel_mport);
+    if (h_lane_start(&g_cancel, &g_pg, conf) != 0)
+        return -1;
+    g_cancel.keep = 1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_cleanup();
+    if (!h_direct())
+        h_pg_stop(&g_pg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static PGconn *console(const struct h_lane *l)
+{
+    char ci[512];
+
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
+             " dbname=pglane connect_timeout=5", l->port);
+    return PQconnectdb(ci);
+}
+
+static PGconn *client(const struct h_lane *l, const char *app)
+{
+    char extra[128];
+
+    snprintf(extra, sizeof extra, "application_name=%s", app);
+    return h_connect(l, extra);
+}
+
+/* Runs psql -c cmd against the console; returns its output (malloc'd), asserting exit code 0. */
+static char *psql(const struct h_lane *l, const char *cmd)
+{
+    char ci[512], *out = NULL;
+
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " dbname=pglane", l->port);
+    const char *argv[] = { "psql", "-X", "-d", ci, "-c", cmd, NULL };
+    const char *env[] = { "PGPASSWORD=" H_PASSWORD, "PGCONNECT_TIMEOUT=5", NULL };
+    int rc = h_run(argv, env, 20000, &out);
+    if (rc != 0)
+        print_error("psql -c \"%s\" exited %d:\n%s\n", cmd, rc, out ? out : "");
+    assert_int_equal(rc, 0);
+    return out;
+}
+
+/* psql prints a table: a header line containing every column, a separator and "(N rows)". */
+static void assert_table(const char *out, const char *const *cols)
+{
+    for (int i = 0; cols[i]; i++) {
+        if (!strstr(out, cols[i]))
+            print_error("column %s missing in:\n%s\n", cols[i], out);
+        assert_non_null(strstr(out, cols[i]));
+    }
+    assert_non_null(strstr(out, "-+-"));
+    assert_true(strstr(out, " row)") || strstr(out, " rows)"));
+}
+
+static void test_console_tables(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    /* Some traffic in both lanes first, so that the tables have rows. */
+    PGconn *o = client(&g_log, "web"), *a = client(&g_log, "report-monthly");
+    H_ASSERT_CONNECTED(o);
+    H_ASSERT_CONNECTED(a);
+    assert_int_equal(h_exec(o, "SELECT count(*) FROM t"), 0);
+    assert_int_equal(h_exec(a, "SELECT count(*) FROM t"), 0);
+    assert_int_equal(h_exec(o, "BEGIN"), 0);       /* keeps a server attached for SHOW SERVERS */
+    assert_int_equal(h_exec(o, "SELECT 1"), 0);
+
+    static const struct {
+        const char *cmd;
+        const char *cols[6];
+        const char *row;
+    } shows[] = {
+        { "SHOW LANES", { "lane", "clients_waiting", "servers_idle", "longest_wait_ms", "tx_p99_ms" }, "analytics" },
+        { "show clients;", { "id", "addr", "application_name", "lane", "server_id" }, "report-monthly" },
+        { "SHOW SERVERS", { "backend_pid", "lane", "client_id", "fingerprint", "query_ms" }, "active" },
+        { "SHOW STATS", { "transactions", "query_p95_ms", "wait_avg_ms", "errors" }, "oltp" },
+        { "SHOW ROUTES", { "route", "lane", "criteria", "hits" }, "application_name=report-*" },
+        { "SHOW QUERIES", { "fingerprint", "query", "calls", "p95_ms", "max_ms" }, NULL },
+        { "SHOW BLOCKING", { "waiter_pid", "waiter_lane", "blocker_lane", "lock_mode", "relation" }, NULL },
+        { "SHOW GUARD", { "lane", "protected_lane", "action", "count" }, NULL },
+        { "SHOW CONFIG", { "key", "value" }, "lane.oltp.guard" },
+    };
+    for (size_t i = 0; i < sizeof shows / sizeof shows[0]; i++) {
+        char *out = psql(&g_log, shows[i].cmd);
+        assert_table(out, shows[i].cols);
+        if (shows[i].row && !strstr(out, shows[i].row))
+            print_error("%s: expected %s in:\n%s\n", shows[i].cmd, shows[i].row, out);
+        if (shows[i].row)
+            assert_non_null(strstr(out, shows[i].row));
+        assert_null(strstr(out, H_PASSWORD));       /* never a secret */
+        free(out);
+    }
+    assert_int_equal(h_exec(o, "COMMIT"), 0);
+    PQfinish(o);
+    PQfinish(a);
+    h_pass();
+}
+
+static void test_console_commands(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *c = console(&g_log);
+    H_ASSERT_CONNECTED(c);
+
+    /* An unknown command: 42601 with a hint, and the session goes on. */
+    PGresult *r = PQexec(c, "SHOW NONSENSE");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42601");
+    assert_non_null(strstr(PQresultErrorField(r, PG_DIAG_MESSAGE_HINT), "SHOW LANES"));
+    PQclear(r);
+    r = PQexec(c, "show lanes");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 2);
+    assert_string_equal(PQfname(r, 0), "lane");
+    assert_int_equal(PQftype(r, 0), 25);
+    PQclear(r);
+
+    /* PAUSE: a new transaction of the lane waits; RESUME lets it through. */
+    assert_int_equal(h_exec(c, "PAUSE oltp"), 0);
+    PGconn *o = client(&g_log, "web");
+    H_ASSERT_CONNECTED(o);
+    assert_int_equal(PQsendQuery(o, "SELECT 7"), 1);
+    assert_int_equal(h_wait_result(o, 700), -1);     /* still queued */
+    r = PQexec(c, "SHOW LANES");
+    assert_string_equal(PQgetvalue(r, 0, 1), "paused");
+    assert_string_equal(PQgetvalue(r, 0, 4), "1");   /* clients_waiting */
+    PQclear(r);
+    assert_int_equal(h_exec(c, "RESUME"), 0);
+    assert_int_equal(h_wait_result(o, 5000), 0);
+    r = PQgetResult(o);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "7");
+    PQclear(r);
+    while ((r = PQgetResult(o)))
+        PQclear(r);
+    assert_string_equal(h_exec_sqlstate(c, "PAUSE nosuchlane"), "42704");
+
+    /* KILL: the client is closed with 57P01 "terminated by pglane admin". */
+    r = PQexec(c, "SHOW CLIENTS");
+    const char *victim = NULL;
+    for (int i = 0; i < PQntuples(r); i++)
+        if (strcmp(PQgetvalue(r, i, 4), "web") == 0)
+            victim = PQgetvalue(r, i, 0);
+    assert_non_null(victim);
+    char kill[64];
+    snprintf(kill, sizeof kill, "KILL %s", victim);
+    PQclear(r);
+    assert_int_equal(h_exec(c, kill), 0);
+    r = PQexec(o, "SELECT 1");
+    assert_int_not_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_non_null(strstr(PQerrorMessage(o), "terminated by pglane admin"));
+    PQclear(r);
+    PQfinish(o);
+
+    /* RELOAD of an unchanged file succeeds; the console still answers afterwards. */
+    assert_int_equal(h_exec(c, "RELOAD"), 0);
+    assert_int_equal(h_exec(c, "SHOW CONFIG"), 0);
+    PQfinish(c);
+    h_pass();
+}
+
+/* A non-admin gets 42501 after authenticating (md5, by hand, to read the SQLSTATE). */
+static void test_non_admin_refused(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    uint8_t buf[256], *body = NULL;
+    uint32_t len = 0;
+    char sqlstate[6] = "", resp[PROTO_MD5_LEN];
+    int fd = h_raw_connect(g_log.port);
+    assert_true(fd >= 0);
+    size_t n = h_raw_startup(buf, sizeof buf, 196608, H_MD5_USER, "pglane");
+    assert_int_equal(h_raw_send(fd, buf, n), 0);
+    assert_int_equal(h_raw_read_msg(fd, 5000, &body, &len), 'R');
+    assert_int_equal(len, 8);
+    assert_int_equal(proto_get_u32(body), 5);         /* MD5 */
+    proto_md5_response(H_MD5_USER, H_MD5_PASSWORD, body + 4, resp);
+    free(body);
+    struct proto_buf p;
+    proto_buf_init(&p);
+    proto_build_password(&p, resp);
+    assert_int_equal(h_raw_send(fd, p.data, p.len), 0);
+    proto_buf_free(&p);
+    assert_int_equal(h_raw_expect_error_or_close(fd, 5000, sqlstate), 1);
+    assert_string_equal(sqlstate, "42501");
+    close(fd);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* Sends raw request bytes, returns everything until the server closes (malloc'd). */
+static char *http(int port, const char *req, size_t len)
+{
+    int fd = h_raw_connect(port);
+    assert_true(fd >= 0);
+    assert_int_equal(h_raw_send(fd, req, len), 0);
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    int64_t deadline = h_now_ms() + 5000;
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        if (n + 4096 > cap)
+            out = realloc(out, cap *= 2);
+        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    out[n] = 0;
+    close(fd);
+    return out;
+}
+
+static char *get_metrics(int port)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
+    char *resp = http(port, req, sizeof req - 1);
+    assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(resp, "Content-Type: text/plain; version=0.0.4"));
+    assert_non_null(strstr(resp, "Connection: close"));
+    char *body = strstr(resp, "\r\n\r\n");
+    assert_non_null(body);
+    char *copy = strdup(body + 4);
+    free(resp);
+    return copy;
+}
+
+static void promtool_check(const char *text)
+{
+    if (access("/usr/bin/promtool", X_OK) != 0) {
+        fprintf(stderr, "note: promtool not installed; the strict test parser alone checked /metrics\n");
+        return;
+    }
+    char path[H_PATH], cmd[H_PATH + 64], *out = NULL;
+    snprintf(path, sizeof path, "%s/metrics.txt", h_scratch_dir());
+    assert_int_equal(h_write_file(path, text), 0);
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+    const char *argv[] = { "sh", "-c", cmd, NULL };
+    int rc = h_run(argv, NULL, 20000, &out);
+    if (rc != 0)
+        print_error("promtool check metrics failed (%d):\n%s\n", rc, out ? out : "");
+    assert_int_equal(rc, 0);
+    free(out);
+}
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *o = client(&g_log, "web"), *a = client(&g_log, "report-x");
+    H_ASSERT_CONNECTED(o);
+    H_ASSERT_CONNECTED(a);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(h_exec(o, "SELECT v FROM t WHERE id = 5"), 0);
+    assert_int_equal(h_exec(a, "SELECT sum(v) FROM t"), 0);
+    assert_string_equal(h_exec_sqlstate(o, "SELECT 1/0"), "22012");
+
+    char *m = get_metrics(g_log_mport), err[512] = "";
+    if (prom_check(m, err, sizeof err) != 0)
+        print_error("/metrics is not valid exposition text: %s\n%s\n", err, m);
+    assert_int_equal(prom_check(m, err, sizeof err), 0);
+    promtool_check(m);
+    assert_non_null(strstr(m, "pglane_lane_query_duration_seconds_bucket{lane=\"oltp\",le=\"+Inf\"}"));
+    assert_non_null(strstr(m, "pglane_errors_total{lane=\"oltp\",class=\"22\"} 1"));
+    assert_non_null(strstr(m, "pglane_route_hits_total{route=\"reports\",lane=\"analytics\"}"));
+    assert_non_null(strstr(m, "pglane_servers{lane=\"analytics\",database=\"" H_DB "\",user=\"" H_USER "\",state=\"idle\"}"));
+    assert_non_null(strstr(m, "pglane_clients{state=\"idle\"}"));
+    assert_non_null(strstr(m, "pglane_reloads_total{result=\"success\"}"));
+    free(m);
+
+    /* Anything else: 405, 404, 400; overlong headers are dropped; the endpoint keeps serving. */
+    static const struct { const char *req; const char *status; } bad[] = {
+        { "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 " },
+        { "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 404 " },
+        { "GET /metricsx HTTP/1.0\r\n\r\n", "HTTP/1.1 404 " },
+        { "hello there\r\n\r\n", "HTTP/1.1 400 " },
+        { "GET /metrics SPDY/9\r\n\r\n", "HTTP/1.1 400 " },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *resp = http(g_log_mport, bad[i].req, strlen(bad[i].req));
+        if (strncmp(resp, bad[i].status, strlen(bad[i].status)) != 0)
+            print_error("%s -> %s\n", bad[i].req, resp);
+        assert_int_equal(strncmp(resp, bad[i].status, strlen(bad[i].status)), 0);
+        free(resp);
+    }
+    char *big = malloc(20000);
+    memset(big, 'A', 20000);
+    memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
+    char *resp = http(g_log_mport, big, 20000);
+    assert_string_equal(resp, "");               /* closed without an answer */
+    free(resp);
+    free(big);
+    m = get_metrics(g_log_mport);
+    assert_int_equal(prom_check(m, err, sizeof err), 0);
+    free(m);
+    /* The proxy itself kept working. */
+    assert_int_equal(h_exec(o, "SELECT 1"), 0);
+    PQfinish(o);
+    PQfinish(a);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* An analytics-lane transaction that holds the row lock of t.id = id, left idle in transaction. */
+static PGconn *hold_row(const struct h_lane *l, int id)
+{
+    char sql[128];
+    PGconn *a = client(l, "report-monthly");
+    H_ASSERT_CONNECTED(a);
+    snprintf(sql, sizeof sql, "UPDATE t SET v = v + 1 WHERE id = %d", id);
+    assert_int_equal(h_exec(a, "BEGIN"), 0);
+    assert_int_equal(h_exec(a, sql), 0);
+    return a;
+}
+
+/* Starts an OLTP-lane UPDATE of t.id = id (it will wait for the lock). */
+static PGconn *start_update(const struct h_lane *l, int id)
+{
+    char sql[128];
+    PGconn *o = client(l, "web");
+    H_ASSERT_CONNECTED(o);
+    snprintf(sql, sizeof sql, "UPDATE t SET v = v + 10 WHERE id = %d", id);
+    assert_int_equal(PQsendQuery(o, sql), 1);
+    return o;
+}
+
+static void finish_ok(PGconn *c, int timeout_ms)
+{
+    assert_int_equal(h_wait_result(c, timeout_ms), 0);
+    PGresult *r = PQgetResult(c);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        print_error("unexpected: %s\n", PQerrorMessage(c));
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    while ((r = PQgetResult(c)))
+        PQclear(r);
+}
+
+/* Polls SHOW BLOCKING until a row names waiter lane w and blocker lane b; returns the relation. */
+static char *wait_blocking(const struct h_lane *l, const char *w, const char *b, int timeout_ms)
+{
+    PGconn *c = console(l);
+    H_ASSERT_CONNECTED(c);
+    char *rel = NULL;
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (!rel && h_now_ms() < deadline) {
+        PGresult *r = PQexec(c, "SHOW BLOCKING");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        int wl = PQfnumber(r, "waiter_lane"), bl = PQfnumber(r, "blocker_lane"), rc = PQfnumber(r, "relation");
+        for (int i = 0; i < PQntuples(r) && !rel; i++)
+            if (strcmp(PQgetvalue(r, i, wl), w) == 0 && strcmp(PQgetvalue(r, i, bl), b) == 0)
+                rel = strdup(PQgetvalue(r, i, rc));
+        PQclear(r);
+        if (!rel)
+            usleep(100000);
+    }
+    PQfinish(c);
+    return rel;
+}
+
+static void test_blocking_graph_and_guard_log(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *a = hold_row(&g_log, 1);
+    PGconn *o = start_update(&g_log, 1);
+    char *rel = wait_blocking(&g_log, "oltp", "analytics", 5000);
+    if (!rel)
+        h_lane_dump_log(&g_log, 4000);
+    assert_non_null(rel);
+    assert_string_equal(rel, "t");
+    free(rel);
+
+    /* guard = log: after well over guard_wait nothing was cancelled, and one line says so. */
+    usleep(1200000);
+    assert_int_equal(h_wait_result(o, 0), -1);        /* the UPDATE still waits */
+    char *log = h_lane_log(&g_log);
+    assert_non_null(strstr(log, "guard: lane oltp"));
+    assert_non_null(strstr(log, "logged only (guard = log)"));
+    assert_null(strstr(log, "cancelled its statement"));
+    free(log);
+    assert_int_equal(h_exec(a, "COMMIT"), 0);          /* the analytics transaction was untouched */
+    finish_ok(o, 5000);
+    PQfinish(a);
+    PQfinish(o);
+    h_pass();
+}
+
+static void test_guard_cancel(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *a = hold_row(&g_cancel, 2);
+    assert_int_equal(PQsendQuery(a, "SELECT pg_sleep(30)"), 1);   /* a long analytic statement */
+    usleep(100000);
+    int64_t t0 = h_now_ms();
+    PGconn *o = start_update(&g_cancel, 2);
+    finish_ok(o, 250 + 1000 + 500);
+    int64_t took = h_now_ms() - t0;
+    fprintf(stderr, "note: OLTP UPDATE completed %lld ms after it started (guard_wait 250 ms)\n", (long long)took);
+    assert_true(took <= 250 + 1000);
+
+    /* The analytic statement got pglane's message. */
+    assert_int_equal(h_wait_result(a, 2000), 0);
+    PGresult *r = PQgetResult(a);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY),
+                        "pglane cancelled this statement to protect lane oltp from a lock wait");
+    PQclear(r);
+    PQfinish(a);
+    PQfinish(o);
+
+    if (getenv("PGLANE_TEST_VERBOSE"))
+        h_lane_dump_log(&g_cancel, 3000);
+    char *log = h_lane_log(&g_cancel);
+    assert_non_null(strstr(log, "cancelled its statement"));
+    free(log);
+    PGconn *c = console(&g_cancel);
+    r = PQexec(c, "SHOW GUARD");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_true(PQntuples(r) >= 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), "analytics");
+    assert_string_equal(PQgetvalue(r, 0, 1), "oltp");
+    PQclear(r);
+    PQfinish(c);
+    char *m = get_metrics(g_cancel_mport);
+    assert_non_null(strstr(m, "pglane_guard_actions_total{lane=\"analytics\",protected_lane=\"oltp\",action=\"cancelled\"} 1"));
+    free(m);
+    h_pass();
+}
+
+/* An idle-in-transaction analytics blocker is terminated; its client learns why. */
+static void test_guard_terminates_idle_in_transaction(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *a = hold_row(&g_cancel, 3);
+    int64_t t0 = h_now_ms();
+    PGconn *o = start_update(&g_cancel, 3);
+    finish_ok(o, 250 + 1000 + 500);
+    assert_true(h_now_ms() - t0 <= 250 + 1000);
+    PGresult *r = PQexec(a, "SELECT 1");
+    assert_int_not_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_non_null(strstr(PQerrorMessage(a), "pglane terminated this idle transaction to protect lane oltp"));
+    PQclear(r);
+    PQfinish(a);
+    PQfinish(o);
+    h_pass();
+}
+
+/* A backend pglane does not own is shown as external and never cancelled. */
+static void test_external_never_cancelled(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
+    PGconn *x = h_connect(&direct, "application_name=report-external");
+    H_ASSERT_CONNECTED(x);
+    assert_int_equal(h_exec(x, "BEGIN"), 0);
+    assert_int_equal(h_exec(x, "UPDATE t SET v = v + 1 WHERE id = 4"), 0);
+    PGconn *o = start_update(&g_cancel, 4);
+    char *rel = wait_blocking(&g_cancel, "oltp", "external", 5000);
+    assert_non_null(rel);
+    free(rel);
+    usleep(1200000);
+    assert_int_equal(h_wait_result(o, 0), -1);         /* still waiting: nothing was done */
+    assert_int_equal(h_exec(x, "COMMIT"), 0);           /* the external transaction is intact */
+    finish_ok(o, 5000);
+    PQfinish(x);
+    PQfinish(o);
+    h_pass();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_console_tables, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_console_commands, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_non_admin_refused, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_blocking_graph_and_guard_log, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_guard_cancel, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_guard_terminates_idle_in_transaction, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_external_never_cancelled, h_test_setup, h_test_teardown),
+    };
+    return cmocka_run_group_tests_name("integration_admin", tests, group_setup, group_teardown);
+}
