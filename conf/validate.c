@@ -101,6 +101,26 @@ static void default_listen(struct conf_loader *ld)
     c->nlisten = 1;
 }
 
+static int is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
+}
+
+/* Trust lets anyone who can reach the port in: only on loopback, unless the operator says so. */
+static void check_trust(struct conf_loader *ld)
+{
+    struct conf *c = ld->c;
+
+    if (c->auth_type != CONF_AUTH_TRUST || c->allow_trust)
+        return;
+    for (int i = 0; i < c->nlisten; i++)
+        if (!is_loopback(c->listen[i].host)) {
+            conf_errf(ld, pglane_line(ld, "auth_type"), "auth_type = trust with listen = %s beyond loopback "
+                      "needs allow_trust = yes", c->listen[i].host);
+            return;
+        }
+}
+
 void conf_validate(struct conf_loader *ld)
 {
     if (ld->c->nservers == 0)
@@ -116,4 +136,5 @@ void conf_validate(struct conf_loader *ld)
     check_default_lane(ld);
     check_auth_tls(ld);
     default_listen(ld);
+    check_trust(ld);
 }

@@ -41,6 +41,15 @@ static int load_config(const char *path, struct conf **conf, struct conf_userlis
     return rc;
 }
 
+/* Passwords and SCRAM secrets live in auth_file: other users should not be able to read it. */
+static void check_auth_file_mode(const struct conf *c)
+{
+    struct stat st;
+
+    if (c->auth_file && stat(c->auth_file, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)))
+        px_warn("auth_file %s is readable by other users; restrict it with chmod 600", c->auth_file);
+}
+
 static int resolve(const char *host, int port, struct sockaddr_storage *out)
 {
     struct addrinfo hints = { 0 }, *res = NULL;
@@ -190,6 +199,11 @@ static void start_drain(struct proxy *px)
     px_maybe_exit(px);
 }
 
+void px_drain(struct proxy *px)
+{
+    start_drain(px);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct proxy *px = h->data;
@@ -276,6 +290,7 @@ static int run(const char *path)
     if (load_config(path, &px.conf, &px.users) < 0)
         return 1;
     px_log_set_level(px.conf->log_level);
+    check_auth_file_mode(px.conf);
     signal(SIGPIPE, SIG_IGN);
     check_fd_limit(px.conf);
     if (uv_loop_init(&loop) < 0)
@@ -332,6 +347,7 @@ int main(int argc, char **argv)
 
         if (load_config(argv[2], &conf, &users) < 0)
             return 1;
+        check_auth_file_mode(conf);
         printf("%s: configuration OK\n", argv[2]);
         conf_userlist_free(&users);
         conf_free(conf);

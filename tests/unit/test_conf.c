@@ -236,7 +236,7 @@ static void test_every_key(void **state)
 static void test_listen_list(void **state)
 {
     struct conf *c = load_ok("[pglane]\nlisten = 127.0.0.1:6432, [::1]:6433 ,*:7000,db:1\n"
-                             "auth_type = trust\ndefault_lane = a\n[server.s]\n[lane.a]\n");
+                             "auth_type = trust\nallow_trust = yes\ndefault_lane = a\n[server.s]\n[lane.a]\n");
 
     (void)state;
     assert_int_equal(c->nlisten, 4);
@@ -480,6 +480,9 @@ static const struct err_case err_cases[] = {
     /* sections and syntax */
     {BASE "[lane.a]\nsize = 3\n", {"test.ini:6: duplicate section [lane.a] (first at line 5)"}},
     {BASE "[pglane]\n", {"test.ini:6: duplicate section [pglane] (first at line 1)"}},
+    /* trust beyond loopback needs allow_trust */
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\nlisten = 0.0.0.0:6432\n[server.s]\n[lane.a]\n",
+     {"test.ini:2: auth_type = trust with listen = 0.0.0.0 beyond loopback needs allow_trust = yes"}},
     {BASE "[foo]\nx = 1\n", {"test.ini:6: unknown section [foo] (expected [pglane], [server.NAME], "
                              "[lane.NAME] or [route.NAME])"}},
     {BASE "[Lane.b]\n", {"test.ini:6: unknown section [Lane.b] (expected [pglane], [server.NAME], "
@@ -504,6 +507,9 @@ static const struct err_case err_cases[] = {
      {"test.ini:2: auth_type: expected trust, md5 or scram-sha-256, got 'plain'",
       "test.ini:2: auth_file is required unless auth_type = trust"}},
     {BASE "[pglane]\n", {"test.ini:6: duplicate section [pglane] (first at line 1)"}},
+    /* trust beyond loopback needs allow_trust */
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\nlisten = 0.0.0.0:6432\n[server.s]\n[lane.a]\n",
+     {"test.ini:2: auth_type = trust with listen = 0.0.0.0 beyond loopback needs allow_trust = yes"}},
     {"[pglane]\nauth_type = trust\ndefault_lane = a\nlisten = 127.0.0.1\n[server.s]\n[lane.a]\n",
      {"test.ini:4: listen: expected a comma-separated list of host:port (IPv6 as [::1]:6432), "
       "got '127.0.0.1'"}},
