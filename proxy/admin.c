@@ -1,19 +1,207 @@
-/* The admin console: commands sent to the virtual database "pglane". */
+/*
+ * The admin console: commands sent as simple queries to the virtual database "pglane". This file
+ * parses a command and runs the control commands; the SHOW commands are in admin_show*.c.
+ */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "proxy/proxy.h"
+#include "proxy/admin.h"
+
+#define CMD_MAX 256
+#define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | CONFIG, " \
+                 "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id, SHUTDOWN"
+
+typedef void (*cmd_fn)(struct px_client *cl, const char *arg);
+
+static void cmd_reload(struct px_client *cl, const char *arg);
+static void cmd_pause(struct px_client *cl, const char *arg);
+static void cmd_resume(struct px_client *cl, const char *arg);
+static void cmd_kill(struct px_client *cl, const char *arg);
+static void cmd_shutdown(struct px_client *cl, const char *arg);
+
+static const struct {
+    const char *name;
+    cmd_fn fn;
+} commands[] = {
+    { "SHOW LANES", px_show_lanes }, { "SHOW CLIENTS", px_show_clients }, { "SHOW SERVERS", px_show_servers },
+    { "SHOW STATS", px_show_stats }, { "SHOW ROUTES", px_show_routes }, { "SHOW QUERIES", px_show_queries },
+    { "SHOW BLOCKING", px_show_blocking }, { "SHOW GUARD", px_show_guard }, { "SHOW CONFIG", px_show_config },
+    { "RELOAD", cmd_reload }, { "PAUSE", cmd_pause }, { "RESUME", cmd_resume }, { "KILL", cmd_kill },
+    { "SHUTDOWN", cmd_shutdown },
+};
+
+/* Copies the command with runs of blanks made one space, without surrounding blanks and ';'. */
+static int normalize(const char *sql, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    int blank = 0;
+
+    while (len > 0 && (isspace((unsigned char)sql[len - 1]) || sql[len - 1] == ';' || sql[len - 1] == 0))
+        len--;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)sql[i];
+
+        if (isspace(c)) {
+            blank = n > 0;
+            continue;
+        }
+        if (n + 2 >= cap)
+            return -1;
+        if (blank)
+            out[n++] = ' ';
+        blank = 0;
+        out[n++] = (char)c;
+    }
+    out[n] = 0;
+    return 0;
+}
+
+/* The command whose words start cmd (case-insensitive); *arg is what follows it. */
+static cmd_fn lookup(const char *cmd, const char **arg)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        size_t n = strlen(commands[i].name);
+
+        if (strncasecmp(cmd, commands[i].name, n) == 0 && (cmd[n] == 0 || cmd[n] == ' ')) {
+            *arg = cmd[n] ? cmd + n + 1 : cmd + n;
+            return commands[i].fn;
+        }
+    }
+    return NULL;
+}
 
 void px_admin_query(struct px_client *cl, const char *sql, size_t len)
 {
-    struct proto_buf b;
+    char cmd[CMD_MAX], msg[CMD_MAX + 64];
+    const char *arg = "";
+    cmd_fn fn;
+
+    if (normalize(sql, len, cmd, sizeof(cmd)) < 0) {
+        px_admin_error(cl, "42601", "pglane: admin command too long", "Commands: " COMMANDS ".");
+        return;
+    }
+    if (!cmd[0]) {
+        px_admin_done(cl, "EMPTY", NULL);
+        return;
+    }
+    fn = lookup(cmd, &arg);
+    if (!fn) {
+        snprintf(msg, sizeof(msg), "pglane: unknown admin command \"%s\"", cmd);
+        px_admin_error(cl, "42601", msg, "Commands: " COMMANDS ".");
+        return;
+    }
+    px_info("C-%llu admin %s: %s", (unsigned long long)cl->conn.id, cl->user, cmd);
+    fn(cl, arg);
+}
+
+static void cmd_reload(struct px_client *cl, const char *arg)
+{
+    if (*arg) {
+        px_admin_error(cl, "42601", "pglane: RELOAD takes no argument", NULL);
+        return;
+    }
+    if (px_reload(cl->conn.px) < 0) {
+        px_admin_error(cl, "F0000", "pglane: reload failed; the previous configuration stays in force",
+                       "See pglane's log for the file:line of each problem.");
+        return;
+    }
+    px_admin_done(cl, "RELOAD", NULL);
+}
+
+/* Applies PAUSE (paused = 1) or RESUME (0) to the named lane, or to every lane when name is "". */
+static int set_paused(struct proxy *px, const char *name, int paused)
+{
+    int found = 0;
+
+    for (int i = 0; i < px->nlanes; i++) {
+        struct px_lane *l = px->lanes[i];
+
+        if (*name && strcasecmp(l->conf->name, name) != 0)
+            continue;
+        found = 1;
+        if (l->paused == paused)
+            continue;
+        l->paused = paused;
+        px_info("lane %s %s by the admin console", l->conf->name, paused ? "paused" : "resumed");
+        if (paused)
+            continue;
+        for (struct px_list *it = px->pools.next, *next; it != &px->pools; it = next) {
+            struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+            next = it->next;
+            if (pool->lane == l)
+                px_pool_resume(pool);
+        }
+    }
+    return found ? 0 : -1;
+}
+
+static void pause_resume(struct px_client *cl, const char *arg, int paused)
+{
     char msg[160];
 
-    snprintf(msg, sizeof(msg), "pglane: unknown admin command \"%.*s\"", (int)(len > 80 ? 80 : len), sql);
-    proto_buf_init(&b);
-    proto_build_error(&b, "ERROR", "42601", msg, NULL, "Try SHOW LANES.");
-    proto_build_ready(&b, 'I');
-    if (!b.failed)
-        (void)px_conn_send_copy(&cl->conn, b.data, b.len);
-    proto_buf_free(&b);
+    if (strchr(arg, ' ') || set_paused(cl->conn.px, arg, paused) < 0) {
+        snprintf(msg, sizeof(msg), "pglane: no lane \"%.64s\"", arg);
+        px_admin_error(cl, "42704", msg, "SHOW LANES lists the lanes.");
+        return;
+    }
+    px_admin_done(cl, paused ? "PAUSE" : "RESUME", NULL);
+}
+
+static void cmd_pause(struct px_client *cl, const char *arg)
+{
+    pause_resume(cl, arg, 1);
+}
+
+static void cmd_resume(struct px_client *cl, const char *arg)
+{
+    pause_resume(cl, arg, 0);
+}
+
+static struct px_client *client_by_id(struct proxy *px, uint64_t id)
+{
+    for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
+        struct px_client *c = px_container_of(it, struct px_client, link);
+
+        if (c->conn.id == id)
+            return c;
+    }
+    return NULL;
+}
+
+static void cmd_kill(struct px_client *cl, const char *arg)
+{
+    char *end;
+    unsigned long long id = strtoull(arg, &end, 10);
+    struct px_client *victim;
+
+    if (!*arg || *end) {
+        px_admin_error(cl, "42601", "pglane: KILL needs a client id", "SHOW CLIENTS lists the ids.");
+        return;
+    }
+    victim = client_by_id(cl->conn.px, id);
+    if (!victim || victim == cl) {
+        px_admin_error(cl, "42704", victim ? "pglane: KILL of your own console session" : "pglane: no such client",
+                       "SHOW CLIENTS lists the ids.");
+        return;
+    }
+    px_info("C-%llu killed by admin C-%llu", id, (unsigned long long)cl->conn.id);
+    px_client_fail(victim, "57P01", "terminated by pglane admin");
+    px_admin_done(cl, "KILL", NULL);
+}
+
+static void cmd_shutdown(struct px_client *cl, const char *arg)
+{
+    struct proxy *px = cl->conn.px;
+
+    if (*arg) {
+        px_admin_error(cl, "42601", "pglane: SHUTDOWN takes no argument", NULL);
+        return;
+    }
+    px_info("C-%llu admin SHUTDOWN: draining", (unsigned long long)cl->conn.id);
+    px_admin_done(cl, "SHUTDOWN", "pglane is draining: open transactions finish, then it exits");
+    px_drain(px);
 }

@@ -42,40 +42,47 @@ static void on_cancel_connected(uv_connect_t *req, int status)
     }
 }
 
-void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key)
+int px_cancel_backend(struct proxy *px, struct px_server *sv)
 {
-    struct px_client *cl = px_client_by_cancel_key(px, pid, key);
-    struct px_server *sv = cl ? cl->server : NULL;
-    struct cancel_conn *cc;
+    struct px_lane *lane = sv->pool->lane;
+    struct cancel_conn *cc = calloc(1, sizeof(*cc));
     struct proto_buf b;
-    struct px_lane *lane;
 
-    if (!sv || sv->state != SV_ACTIVE) {
-        px_info("cancel request for %s: nothing to cancel", cl ? "an idle client" : "an unknown key");
-        return;
-    }
-    lane = sv->pool->lane;
-    cc = calloc(1, sizeof(*cc));
     if (!cc)
-        return;
+        return -1;
     proto_buf_init(&b);
     proto_build_cancel(&b, sv->backend_pid, sv->backend_key);
     if (b.failed || b.len != sizeof(cc->packet)) {
         proto_buf_free(&b);
         free(cc);
-        return;
+        return -1;
     }
     memcpy(cc->packet, b.data, sizeof(cc->packet));
     proto_buf_free(&b);
     cc->connect_req.data = cc;
-    px_info("C-%llu cancel forwarded to backend %u (S-%llu)", (unsigned long long)cl->conn.id, sv->backend_pid,
-            (unsigned long long)sv->conn.id);
     if (lane->unix_socket) {
         uv_pipe_init(px->loop, &cc->h.pipe, 0);
         uv_pipe_connect(&cc->connect_req, &cc->h.pipe, lane->unix_path, on_cancel_connected);
-        return;
+        return 0;
     }
     uv_tcp_init(px->loop, &cc->h.tcp);
-    if (uv_tcp_connect(&cc->connect_req, &cc->h.tcp, (const struct sockaddr *)&lane->addr, on_cancel_connected) < 0)
+    if (uv_tcp_connect(&cc->connect_req, &cc->h.tcp, (const struct sockaddr *)&lane->addr, on_cancel_connected) < 0) {
         uv_close(&cc->h.handle, on_cancel_closed);
+        return -1;
+    }
+    return 0;
+}
+
+void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key)
+{
+    struct px_client *cl = px_client_by_cancel_key(px, pid, key);
+    struct px_server *sv = cl ? cl->server : NULL;
+
+    if (!sv || sv->state != SV_ACTIVE) {
+        px_info("cancel request for %s: nothing to cancel", cl ? "an idle client" : "an unknown key");
+        return;
+    }
+    px_info("C-%llu cancel forwarded to backend %u (S-%llu)", (unsigned long long)cl->conn.id, sv->backend_pid,
+            (unsigned long long)sv->conn.id);
+    (void)px_cancel_backend(px, sv);
 }

@@ -657,6 +657,7 @@ static int scan(struct px_client *cl, const char **err)
             *err = "invalid frontend message type";
             return -1;
         }
+        px_stats_query_begin(cl);
         b->pos += PROTO_HEADER_LEN;
         b->remain = f.len;
     }

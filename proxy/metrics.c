@@ -1,13 +1,259 @@
-/* Prometheus metrics over HTTP at metrics_listen. */
-#include "proxy/proxy.h"
+/*
+ * Prometheus metrics over HTTP at metrics_listen: a libuv TCP listener in the proxy's loop. Each
+ * connection sends one request (at most 8 kB of headers, within 5 s); GET /metrics gets the text
+ * exposition format, anything else 400, 404 or 405. Every answer closes the connection.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/monitor.h"
+
+#define REQ_MAX 8192
+#define REQ_TIMEOUT_MS 5000
+#define MAX_CONNS 64
+
+struct metrics {
+    struct proxy *px;
+    uv_tcp_t listener;
+    struct px_list conns;         /* mconn.link */
+    int nconns;
+    int listener_closed;          /* m is freed once this is set and no connection remains */
+};
+
+struct mconn {
+    uv_tcp_t tcp;                 /* must be first */
+    struct metrics *m;
+    struct px_list link;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    struct proto_buf resp;
+    size_t len;
+    int answered, closing;
+    char req[REQ_MAX];
+};
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct mconn *c = h->data;
+
+    struct metrics *m = c->m;
+
+    proto_buf_free(&c->resp);
+    px_list_remove(&c->link);
+    free(c);
+    if (--m->nconns == 0 && m->listener_closed)
+        free(m);
+}
+
+static void on_tcp_closed(uv_handle_t *h)
+{
+    struct mconn *c = (struct mconn *)h;
+
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+static void conn_close(struct mconn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    (void)status;
+    conn_close(req->data);
+}
+
+static void respond(struct mconn *c, int code, const char *reason, const char *ctype, const struct proto_buf *body)
+{
+    char head[256];
+    uv_buf_t b;
+    int n;
+
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->answered = 1;
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", code,
+                 reason, ctype, body ? body->len : strlen(reason) + 1);
+    proto_buf_init(&c->resp);
+    proto_put_bytes(&c->resp, head, (size_t)n);
+    if (body)
+        proto_put_bytes(&c->resp, body->data, body->len);
+    else {
+        proto_put_bytes(&c->resp, reason, strlen(reason));
+        proto_put_u8(&c->resp, '\n');
+    }
+    if (c->resp.failed) {
+        conn_close(c);
+        return;
+    }
+    b = uv_buf_init((char *)c->resp.data, (unsigned)c->resp.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0)
+        conn_close(c);
+}
+
+static void serve_metrics(struct mconn *c, int head_only)
+{
+    struct proto_buf body;
+
+    proto_buf_init(&body);
+    px_metrics_render(c->m->px, &body);
+    if (body.failed) {
+        proto_buf_free(&body);
+        respond(c, 500, "Internal Server Error", "text/plain; charset=utf-8", NULL);
+        return;
+    }
+    if (head_only)
+        body.len = 0;
+    respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &body);
+    proto_buf_free(&body);
+}
+
+/* The request line is "METHOD SP target SP HTTP/1.x"; headers are not needed. */
+static void handle_request(struct mconn *c)
+{
+    char method[16], target[256], version[16];
+    const char *text = "text/plain; charset=utf-8";
+    char *eol = memchr(c->req, '\n', c->len);
+
+    if (!eol || sscanf(c->req, "%15s %255s %15s", method, target, version) != 3 ||
+        strncmp(version, "HTTP/1.", 7) != 0 || (size_t)(eol - c->req) > sizeof(target) + 40) {
+        respond(c, 400, "Bad Request", text, NULL);
+        return;
+    }
+    if (strcmp(target, "/metrics") != 0 && strncmp(target, "/metrics?", 9) != 0) {
+        respond(c, 404, "Not Found", text, NULL);
+        return;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        respond(c, 405, "Method Not Allowed", text, NULL);
+        return;
+    }
+    serve_metrics(c, strcmp(method, "HEAD") == 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct mconn *c = (struct mconn *)h;
+
+    (void)suggested;
+    *buf = uv_buf_init(c->req + c->len, (unsigned)(REQ_MAX - c->len));
+}
+
+static int request_complete(const struct mconn *c)
+{
+    for (size_t i = 0; i + 1 < c->len; i++)
+        if (c->req[i] == '\n' && (c->req[i + 1] == '\n' || (c->req[i + 1] == '\r' && i + 2 < c->len &&
+                                                             c->req[i + 2] == '\n')))
+            return 1;
+    return 0;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct mconn *c = (struct mconn *)s;
+
+    (void)buf;
+    if (c->answered || n == 0)
+        return;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    c->len += (size_t)n;
+    if (request_complete(c)) {
+        handle_request(c);
+        return;
+    }
+    if (c->len >= REQ_MAX)
+        conn_close(c);            /* headers too long: not worth an answer */
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct metrics *m = server->data;
+    struct mconn *c;
+
+    if (status < 0)
+        return;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->m = m;
+    px_list_append(&m->conns, &c->link);
+    uv_tcp_init(m->px->loop, &c->tcp);
+    uv_timer_init(m->px->loop, &c->timer);
+    c->timer.data = c;
+    m->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || m->nconns > MAX_CONNS) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+        conn_close(c);
+}
 
 int px_metrics_start(struct proxy *px)
 {
-    (void)px;
+    const struct conf *c = px->conf;
+    struct metrics *m;
+    struct sockaddr_storage ss;
+    int r;
+
+    if (!c->metrics.host)
+        return 0;
+    if (uv_ip4_addr(c->metrics.host, c->metrics.port, (struct sockaddr_in *)&ss) < 0 &&
+        uv_ip6_addr(c->metrics.host, c->metrics.port, (struct sockaddr_in6 *)&ss) < 0) {
+        px_error("metrics_listen: %s is not a numeric IPv4 or IPv6 address", c->metrics.host);
+        return -1;
+    }
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return -1;
+    m->px = px;
+    px_list_init(&m->conns);
+    uv_tcp_init(px->loop, &m->listener);
+    m->listener.data = m;
+    px->metrics = m;
+    r = uv_tcp_bind(&m->listener, (const struct sockaddr *)&ss, 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&m->listener, 128, on_connection);
+    if (r < 0) {
+        px_error("metrics_listen %s:%d: %s", c->metrics.host, c->metrics.port, uv_strerror(r));
+        return -1;
+    }
+    px_info("metrics at http://%s:%d/metrics", c->metrics.host, c->metrics.port);
     return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct metrics *m = h->data;
+
+    m->listener_closed = 1;
+    if (m->nconns == 0)
+        free(m);
 }
 
 void px_metrics_stop(struct proxy *px)
 {
-    (void)px;
+    struct metrics *m = px->metrics;
+
+    if (!m)
+        return;
+    px->metrics = NULL;
+    for (struct px_list *it = m->conns.next; it != &m->conns; it = it->next)
+        conn_close(px_container_of(it, struct mconn, link));
+    uv_close((uv_handle_t *)&m->listener, on_listener_closed);
 }

@@ -1,13 +1,489 @@
-/* The proxy's own monitoring connection per server: lock graph sampling and the contention guard. */
-#include "proxy/proxy.h"
+/*
+ * The proxy's own monitoring connection per server: every 200 ms it samples pg_stat_activity,
+ * pg_locks and pg_blocking_pids() over libpq in non-blocking mode, driven by a uv_poll_t on the
+ * connection's socket, keeps the latest wait graph for SHOW BLOCKING and hands it to the guard.
+ * A server is sampled only while some lane on it has a guard, or once SHOW BLOCKING was asked.
+ */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/monitor.h"
+
+#define SAMPLE_MS 200
+#define RETRY_MS 5000
+#define CONNECT_LIMIT_MS 5000
+#define MAX_EDGES 256
+
+enum mon_state { M_IDLE, M_CONNECTING, M_READY, M_BUSY };
+
+struct mon_server {
+    struct monitor *m;
+    char *name;                    /* [server.NAME], looked up in the configuration in force */
+    PGconn *pg;
+    uv_poll_t *poll;
+    int fd, poll_events;
+    enum mon_state state;
+    uint64_t state_ms, retry_ms;
+    int sampled;                   /* a sample completed since the connection was made */
+    int warned;
+    struct px_block_edge *edges, *next;   /* latest snapshot, and the one being filled */
+    int nedges, nnext;
+};
+
+struct monitor {
+    struct proxy *px;
+    uv_timer_t timer;
+    int want;                      /* SHOW BLOCKING was asked */
+    struct mon_server *s;
+    int n;
+};
+
+/* The wait graph query; $-free so that it runs as a simple PQsendQuery. */
+static const char sample_sql[] =
+    "SELECT w.pid, b.pid, wl.mode, "
+    "coalesce(coalesce(wl.relation, (SELECT t.relation FROM pg_locks t WHERE t.pid = w.pid AND "
+    "t.locktype = 'tuple' LIMIT 1))::regclass::text, wl.locktype), "
+    "(extract(epoch FROM clock_timestamp() - coalesce(wl.waitstart, w.state_change)) * 1000)::bigint, "
+    "coalesce(w.state, ''), left(coalesce(w.query, ''), 150), coalesce(w.usename::text, ''), "
+    "coalesce(w.application_name, ''), coalesce(host(w.client_addr), 'local'), "
+    "coalesce(b.state, ''), left(coalesce(b.query, ''), 150), coalesce(b.usename::text, ''), "
+    "coalesce(b.application_name, ''), coalesce(host(b.client_addr), 'local'), "
+    "(b.wait_event_type IS NOT DISTINCT FROM 'Lock')::int "
+    "FROM pg_stat_activity w JOIN pg_locks wl ON wl.pid = w.pid AND NOT wl.granted "
+    "CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid) "
+    "JOIN pg_stat_activity b ON b.pid = bp.pid "
+    "WHERE w.pid <> pg_backend_pid() ORDER BY 5 DESC LIMIT 256";
+
+static void mon_io(uv_poll_t *h, int status, int events);
+
+static const struct conf_server *mon_conf(struct mon_server *ms)
+{
+    const struct conf *c = ms->m->px->conf;
+    int i = conf_server_find(c, ms->name);
+
+    return i >= 0 ? &c->servers[i] : NULL;
+}
+
+/* Sampling matters when a lane on this server has a guard, or an operator asked for the graph. */
+static int mon_wanted(struct mon_server *ms)
+{
+    struct proxy *px = ms->m->px;
+
+    if (ms->m->want)
+        return 1;
+    for (int i = 0; i < px->nlanes; i++)
+        if (px->lanes[i]->conf->guard != CONF_GUARD_OFF && strcmp(px->lanes[i]->server->name, ms->name) == 0)
+            return 1;
+    return 0;
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void poll_close(struct mon_server *ms)
+{
+    if (!ms->poll)
+        return;
+    uv_poll_stop(ms->poll);
+    uv_close((uv_handle_t *)ms->poll, on_poll_closed);
+    ms->poll = NULL;
+    ms->fd = -1;
+}
+
+static void set_state(struct mon_server *ms, enum mon_state st)
+{
+    ms->state = st;
+    ms->state_ms = px_now_ms(ms->m->px);
+}
+
+static void mon_reset(struct mon_server *ms, const char *why)
+{
+    if (why && !ms->warned) {
+        px_warn("monitor %s: %s", ms->name, why);
+        ms->warned = 1;
+    }
+    poll_close(ms);
+    if (ms->pg)
+        PQfinish(ms->pg);
+    ms->pg = NULL;
+    ms->sampled = 0;
+    ms->nedges = 0;
+    ms->retry_ms = px_now_ms(ms->m->px) + RETRY_MS;
+    set_state(ms, M_IDLE);
+}
+
+/* Polls the connection's current socket for `events`; libpq may change sockets while connecting. */
+static int poll_for(struct mon_server *ms, int events)
+{
+    int fd = PQsocket(ms->pg);
+
+    if (fd < 0)
+        return -1;
+    if (ms->poll && ms->fd != fd)
+        poll_close(ms);
+    if (!ms->poll) {
+        ms->poll = calloc(1, sizeof(*ms->poll));
+        if (!ms->poll || uv_poll_init(ms->m->px->loop, ms->poll, fd) < 0) {
+            free(ms->poll);
+            ms->poll = NULL;
+            return -1;
+        }
+        ms->poll->data = ms;
+        ms->fd = fd;
+        ms->poll_events = 0;
+    }
+    if (ms->poll_events != events && uv_poll_start(ms->poll, events, mon_io) < 0)
+        return -1;
+    ms->poll_events = events;
+    return 0;
+}
+
+/* The first pool on this server gives the credentials (a plaintext auth_file password, if any). */
+static const struct px_pool *credentials(struct mon_server *ms)
+{
+    struct proxy *px = ms->m->px;
+
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (strcmp(pool->lane->server->name, ms->name) == 0)
+            return pool;
+    }
+    return NULL;
+}
+
+static const char *sslmode(enum conf_server_tls m)
+{
+    switch (m) {
+    case CONF_STLS_DISABLE: return "disable";
+    case CONF_STLS_PREFER: return "prefer";
+    case CONF_STLS_REQUIRE: return "require";
+    case CONF_STLS_VERIFY_CA: return "verify-ca";
+    case CONF_STLS_VERIFY_FULL: return "verify-full";
+    }
+    return "prefer";
+}
+
+static void mon_connect(struct mon_server *ms)
+{
+    const struct conf_server *cs = mon_conf(ms);
+    const struct px_pool *pool = credentials(ms);
+    const char *keys[10], *vals[10], *pw;
+    char port[16];
+    int n = 0;
+
+    if (!cs || !pool)
+        return;                   /* no pool yet: wait for the first client of this server */
+    pw = pool->secret;
+    if (pw && (strncmp(pw, "md5", 3) == 0 || strncmp(pw, "SCRAM-SHA-256$", 14) == 0))
+        pw = NULL;                /* libpq needs the plaintext */
+    snprintf(port, sizeof(port), "%d", cs->port);
+    keys[n] = "host", vals[n++] = cs->host;
+    keys[n] = "port", vals[n++] = port;
+    keys[n] = "user", vals[n++] = pool->user;
+    keys[n] = "dbname", vals[n++] = pool->database;
+    keys[n] = "application_name", vals[n++] = "pglane-monitor";
+    keys[n] = "sslmode", vals[n++] = sslmode(cs->tls_mode);
+    if (cs->tls_ca_file)
+        keys[n] = "sslrootcert", vals[n++] = cs->tls_ca_file;
+    if (pw)
+        keys[n] = "password", vals[n++] = pw;
+    keys[n] = NULL, vals[n] = NULL;
+    ms->pg = PQconnectStartParams(keys, vals, 0);
+    if (!ms->pg || PQstatus(ms->pg) == CONNECTION_BAD || poll_for(ms, UV_WRITABLE) < 0) {
+        mon_reset(ms, ms->pg ? PQerrorMessage(ms->pg) : "out of memory");
+        return;
+    }
+    set_state(ms, M_CONNECTING);
+}
+
+static void connect_step(struct mon_server *ms)
+{
+    switch (PQconnectPoll(ms->pg)) {
+    case PGRES_POLLING_READING:
+        if (poll_for(ms, UV_READABLE) < 0)
+            mon_reset(ms, "cannot poll the connection");
+        return;
+    case PGRES_POLLING_WRITING:
+        if (poll_for(ms, UV_WRITABLE) < 0)
+            mon_reset(ms, "cannot poll the connection");
+        return;
+    case PGRES_POLLING_OK:
+        if (PQsetnonblocking(ms->pg, 1) < 0 || poll_for(ms, UV_READABLE) < 0) {
+            mon_reset(ms, "cannot make the connection non-blocking");
+            return;
+        }
+        px_info("monitor %s: connected (backend pid %d)", ms->name, PQbackendPID(ms->pg));
+        ms->warned = 0;
+        set_state(ms, M_READY);
+        return;
+    case PGRES_POLLING_FAILED:
+    case PGRES_POLLING_ACTIVE:
+        break;
+    }
+    mon_reset(ms, PQerrorMessage(ms->pg));
+}
+
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* One row of sample_sql into an edge, attributed to pglane's lanes and clients. */
+static void row_to_edge(struct mon_server *ms, const struct conf_server *cs, PGresult *r, int i,
+                        struct px_block_edge *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->server = ms->name;
+    e->waiter.pid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
+    e->blocker.pid = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
+    copy_text(e->mode, sizeof(e->mode), PQgetvalue(r, i, 2));
+    copy_text(e->relation, sizeof(e->relation), PQgetvalue(r, i, 3));
+    e->wait_ms = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+    copy_text(e->waiter.state, sizeof(e->waiter.state), PQgetvalue(r, i, 5));
+    copy_text(e->waiter.query, sizeof(e->waiter.query), PQgetvalue(r, i, 6));
+    copy_text(e->waiter.user, sizeof(e->waiter.user), PQgetvalue(r, i, 7));
+    copy_text(e->waiter.app, sizeof(e->waiter.app), PQgetvalue(r, i, 8));
+    copy_text(e->waiter.addr, sizeof(e->waiter.addr), PQgetvalue(r, i, 9));
+    copy_text(e->blocker.state, sizeof(e->blocker.state), PQgetvalue(r, i, 10));
+    copy_text(e->blocker.query, sizeof(e->blocker.query), PQgetvalue(r, i, 11));
+    copy_text(e->blocker.user, sizeof(e->blocker.user), PQgetvalue(r, i, 12));
+    copy_text(e->blocker.app, sizeof(e->blocker.app), PQgetvalue(r, i, 13));
+    copy_text(e->blocker.addr, sizeof(e->blocker.addr), PQgetvalue(r, i, 14));
+    e->blocker_waits = strcmp(PQgetvalue(r, i, 15), "1") == 0;
+    if (cs) {
+        px_monitor_attribute(ms->m->px, cs, &e->waiter);
+        px_monitor_attribute(ms->m->px, cs, &e->blocker);
+    }
+}
+
+static void take_result(struct mon_server *ms, PGresult *r)
+{
+    const struct conf_server *cs = mon_conf(ms);
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != 16) {
+        if (!ms->warned)
+            px_warn("monitor %s: sampling failed: %s", ms->name, PQresultErrorMessage(r));
+        ms->warned = 1;
+        return;
+    }
+    ms->nnext = 0;
+    for (int i = 0; i < PQntuples(r) && ms->nnext < MAX_EDGES; i++)
+        row_to_edge(ms, cs, r, i, &ms->next[ms->nnext++]);
+}
+
+/* The sample's result arrived: swap it in and let the guard look at it. */
+static void sample_done(struct mon_server *ms)
+{
+    struct px_block_edge *t = ms->edges;
+    const struct conf_server *cs = mon_conf(ms);
+
+    ms->edges = ms->next;
+    ms->nedges = ms->nnext;
+    ms->next = t;
+    ms->nnext = 0;
+    ms->sampled = 1;
+    set_state(ms, M_READY);
+    if (cs)
+        px_guard_check(ms->m->px, cs, ms->edges, ms->nedges);
+}
+
+static void read_step(struct mon_server *ms)
+{
+    PGresult *r;
+
+    if (!PQconsumeInput(ms->pg)) {
+        mon_reset(ms, PQerrorMessage(ms->pg));
+        return;
+    }
+    while (ms->state == M_BUSY && !PQisBusy(ms->pg)) {
+        r = PQgetResult(ms->pg);
+        if (!r) {
+            sample_done(ms);
+            return;
+        }
+        take_result(ms, r);
+        PQclear(r);
+    }
+}
+
+static void mon_io(uv_poll_t *h, int status, int events)
+{
+    struct mon_server *ms = h->data;
+
+    (void)events;
+    if (status < 0) {
+        mon_reset(ms, uv_strerror(status));
+        return;
+    }
+    switch (ms->state) {
+    case M_CONNECTING:
+        connect_step(ms);
+        return;
+    case M_BUSY:
+        if (PQflush(ms->pg) < 0) {
+            mon_reset(ms, PQerrorMessage(ms->pg));
+            return;
+        }
+        read_step(ms);
+        return;
+    case M_READY:
+        /* Idle connection readable: a notice, or the server closed it. */
+        if (!PQconsumeInput(ms->pg) || PQstatus(ms->pg) == CONNECTION_BAD)
+            mon_reset(ms, "connection lost");
+        return;
+    case M_IDLE:
+        return;
+    }
+}
+
+static void mon_sample(struct mon_server *ms)
+{
+    int r;
+
+    if (!PQsendQuery(ms->pg, sample_sql)) {
+        mon_reset(ms, PQerrorMessage(ms->pg));
+        return;
+    }
+    set_state(ms, M_BUSY);
+    r = PQflush(ms->pg);
+    if (r < 0 || poll_for(ms, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0)
+        mon_reset(ms, PQerrorMessage(ms->pg));
+}
+
+static void mon_tick_one(struct mon_server *ms, uint64_t now)
+{
+    if (!mon_wanted(ms)) {
+        if (ms->state != M_IDLE)
+            mon_reset(ms, NULL);
+        ms->retry_ms = 0;
+        return;
+    }
+    switch (ms->state) {
+    case M_IDLE:
+        if (now >= ms->retry_ms)
+            mon_connect(ms);
+        return;
+    case M_CONNECTING:
+        if (now - ms->state_ms > CONNECT_LIMIT_MS)
+            mon_reset(ms, "connect timeout");
+        return;
+    case M_READY:
+        mon_sample(ms);
+        return;
+    case M_BUSY:
+        return;                   /* the previous sample is still running: skip this period */
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct monitor *m = t->data;
+    uint64_t now = px_now_ms(m->px);
+
+    for (int i = 0; i < m->n; i++)
+        mon_tick_one(&m->s[i], now);
+}
 
 int px_monitor_start(struct proxy *px)
 {
-    (void)px;
+    const struct conf *c = px->conf;
+    struct monitor *m = calloc(1, sizeof(*m));
+
+    if (!m || !(m->s = calloc((size_t)(c->nservers ? c->nservers : 1), sizeof(*m->s)))) {
+        free(m);
+        px_error("monitor: out of memory");
+        return -1;
+    }
+    m->px = px;
+    for (int i = 0; i < c->nservers; i++) {
+        struct mon_server *ms = &m->s[m->n];
+
+        ms->m = m;
+        ms->fd = -1;
+        ms->name = strdup(c->servers[i].name);
+        ms->edges = calloc(MAX_EDGES, sizeof(*ms->edges));
+        ms->next = calloc(MAX_EDGES, sizeof(*ms->next));
+        m->n++;
+        if (!ms->name || !ms->edges || !ms->next) {
+            px->monitor = m;
+            px_monitor_stop(px);
+            px_error("monitor: out of memory");
+            return -1;
+        }
+    }
+    uv_timer_init(px->loop, &m->timer);
+    m->timer.data = m;
+    uv_timer_start(&m->timer, on_tick, SAMPLE_MS, SAMPLE_MS);
+    px->monitor = m;
     return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct monitor *m = h->data;
+
+    free(m->s);
+    free(m);
 }
 
 void px_monitor_stop(struct proxy *px)
 {
-    (void)px;
+    struct monitor *m = px->monitor;
+
+    if (!m)
+        return;
+    px->monitor = NULL;
+    for (int i = 0; i < m->n; i++) {
+        poll_close(&m->s[i]);
+        if (m->s[i].pg)
+            PQfinish(m->s[i].pg);
+        free(m->s[i].name);
+        free(m->s[i].edges);
+        free(m->s[i].next);
+    }
+    px_guard_free(px);
+    if (uv_is_active((uv_handle_t *)&m->timer) || m->timer.loop) {
+        uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+        return;
+    }
+    on_timer_closed((uv_handle_t *)&m->timer);
+}
+
+void px_monitor_want(struct proxy *px)
+{
+    struct monitor *m = px->monitor;
+
+    if (m && !m->want) {
+        m->want = 1;
+        px_info("monitor: SHOW BLOCKING asked; sampling the lock graph from now on");
+        on_tick(&m->timer);
+    }
+}
+
+void px_monitor_foreach(struct proxy *px, px_block_cb cb, void *arg)
+{
+    struct monitor *m = px->monitor;
+
+    for (int i = 0; m && i < m->n; i++)
+        for (int j = 0; j < m->s[i].nedges; j++)
+            if (cb(&m->s[i].edges[j], arg))
+                return;
+}
+
+void px_monitor_health(struct proxy *px, int *up, int *total)
+{
+    struct monitor *m = px->monitor;
+
+    *up = *total = 0;
+    for (int i = 0; m && i < m->n; i++) {
+        if (!mon_wanted(&m->s[i]))
+            continue;
+        (*total)++;
+        *up += m->s[i].sampled;
+    }
 }

@@ -58,7 +58,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     struct proxy *px = cl->conn.px;
 
     cl->pool = pool;
-    if (!px_list_empty(&pool->idle) && px_list_empty(&pool->waiting)) {
+    if (!px_list_empty(&pool->idle) && px_list_empty(&pool->waiting) && !pool->lane->paused) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
 
         pool_take_idle(pool, sv);
@@ -98,6 +98,7 @@ static void record_wait(struct px_pool *pool, struct px_client *cl, uint64_t now
     uint64_t waited = (now - cl->wait_start_ms) * 1000;
 
     pool->wait_count++;
+    px_stats_wait(pool, waited);
     pool->wait_total_us += waited;
     if (waited > pool->wait_max_us)
         pool->wait_max_us = waited;
@@ -109,7 +110,7 @@ void px_pool_server_ready(struct px_server *sv)
     struct proxy *px = sv->conn.px;
 
     sv->client = NULL;
-    if (!px_list_empty(&pool->waiting) && !px->exiting) {
+    if (!px_list_empty(&pool->waiting) && !px->exiting && !pool->lane->paused) {
         struct px_client *cl = px_container_of(pool->waiting.next, struct px_client, wait_link);
 
         px_pool_cancel_wait(cl);
@@ -248,4 +249,14 @@ void px_pool_free(struct px_pool *pool)
 {
     px_list_remove(&pool->link);
     uv_close((uv_handle_t *)&pool->queue_timer, on_pool_timer_closed);
+}
+
+void px_pool_resume(struct px_pool *pool)
+{
+    while (!pool->lane->paused && !px_list_empty(&pool->idle) && !px_list_empty(&pool->waiting)) {
+        struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
+
+        pool_take_idle(pool, sv);
+        px_pool_server_ready(sv);
+    }
 }

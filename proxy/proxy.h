@@ -10,6 +10,7 @@
 
 #include "conf/conf.h"
 #include "protocol/proto.h"
+#include "proxy/stats.h"
 
 #define PGLANE_VERSION "0.1.0"
 
@@ -180,6 +181,9 @@ struct px_lane {
     struct sockaddr_storage addr;  /* resolved when the configuration is loaded */
     void *tls_ctx;                 /* SSL_CTX towards the server, when server_tls_mode is not disable */
     char unix_path[256];
+    /* observability (proxy/stats.c, proxy/admin.c) */
+    struct px_lane_stats stats;    /* histograms and counters; kept while the lane object lives */
+    int paused;                    /* PAUSE: transactions queue, no server is handed out */
 };
 
 struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *database, const char *user);
@@ -214,6 +218,9 @@ struct px_server {
     struct px_params have;         /* tracked params as this connection has them now */
     struct proto_scram_client *scram;
     uint64_t created_ms, idle_since_ms;
+    /* contention guard (proxy/guard.c) */
+    const struct px_lane *guard_for;   /* pglane cancelled this backend to protect that lane: the next
+                                          ErrorResponse says so (cleared at ReadyForQuery) */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -263,6 +270,9 @@ struct px_client {
     uint8_t peer_addr[16];
     uint16_t peer_port;
     char addr[64];
+    /* observability (proxy/stats.c) */
+    uint64_t query_start_us;       /* first message of the request in progress, 0 = none */
+    uint64_t tx_begin_us;          /* first message of the transaction in progress, 0 = none */
 };
 
 void px_client_accept(struct proxy *px, uv_stream_t *listener);
@@ -293,6 +303,43 @@ void px_metrics_stop(struct proxy *px);
 /* Starts the per-server monitoring connections (lock graph, guard). 0 or -1 (logged). */
 int px_monitor_start(struct proxy *px);
 void px_monitor_stop(struct proxy *px);
+/* SHOW BLOCKING was asked: sample even when no lane has a guard. */
+void px_monitor_want(struct proxy *px);
+struct px_block_edge;
+/* The latest lock-wait edges of every server (visits each; stop by returning non-zero). */
+typedef int (*px_block_cb)(const struct px_block_edge *e, void *arg);
+void px_monitor_foreach(struct proxy *px, px_block_cb cb, void *arg);
+/* Monitor connections that answered their last sample, and those configured. */
+void px_monitor_health(struct proxy *px, int *up, int *total);
+
+/* SHUTDOWN / SIGTERM: stop accepting, let open transactions finish, then exit (proxy/main.c). */
+void px_drain(struct proxy *px);
+/* PAUSE / RESUME support (proxy/pool.c): hands idle servers of a resumed lane to its waiters. */
+void px_pool_resume(struct px_pool *pool);
+
+/* Statistics recorded on the forwarding path (proxy/stats.c): plain counters, no allocation. */
+uint64_t px_now_us(void);
+static inline void px_stats_query_begin(struct px_client *cl)
+{
+    if (!cl->query_start_us) {
+        cl->query_start_us = px_now_us();
+        if (!cl->tx_begin_us)
+            cl->tx_begin_us = cl->query_start_us;
+    }
+}
+/* A ReadyForQuery for the attached client: query (and transaction, if idle) durations, slow log. */
+void px_stats_query_end(struct px_server *sv, struct px_client *cl);
+/* An ErrorResponse from the server for the attached client (f: the whole message). */
+void px_stats_error(struct px_server *sv, const struct proto_frame *f);
+/* A client waited `us` in the pool's queue. */
+void px_stats_wait(struct px_pool *pool, uint64_t us);
+
+/* Contention guard (proxy/guard.c). Before the server's ErrorResponse f (whole, at b->pos) reaches a
+ * client that the guard cancelled, replaces it with pglane's own message. Returns 0 (f updated) or
+ * -1 when the buffer cannot grow now (a write is in flight): retry after it completes. */
+int px_guard_rewrite(struct px_server *sv, struct proto_frame *f);
+/* Sends a CancelRequest for the statement running on sv (proxy/cancel.c). 0 or -1. */
+int px_cancel_backend(struct proxy *px, struct px_server *sv);
 
 /* ---- lanes, routes and reload (proxy/config.c, proxy/route.c) ---- */
 /* Builds lanes and routing for px->conf at start. 0 or -1 (logged). */
@@ -360,6 +407,7 @@ struct proxy {
     int draining;
     int exiting;
     int exit_code;
+    void *guard;                   /* owned by proxy/guard.c: counts of contention guard actions */
 };
 
 uint64_t px_now_ms(struct proxy *px);

@@ -492,7 +492,7 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
         if (cl && cl->pending_z)
             cl->pending_z--;
         if (cl)
-            sv->pool->queries++;
+            px_stats_query_end(sv, cl);   /* counts pool->queries, durations, slow log */
         return 0;
     case PROTO_BE_PARAM_STATUS:
         track_param(sv, f, 0);
@@ -513,6 +513,7 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
                      ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
             return 1;
         }
+        px_stats_error(sv, f);
         return 0;
     default:
         return sv->swallow_z > 0;
@@ -522,7 +523,7 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
 static int must_read_whole(const struct px_server *sv, uint8_t type)
 {
     return sv->swallow_z > 0 || type == PROTO_BE_READY || type == PROTO_BE_PARAM_STATUS ||
-           type == PROTO_BE_COMMAND_COMPLETE;
+           type == PROTO_BE_COMMAND_COMPLETE || type == PROTO_BE_ERROR;
 }
 
 /* Scans the server's bytes: returns 1 when a ReadyForQuery made the server releasable, -1 on error. */
@@ -556,6 +557,8 @@ static int scan(struct px_server *sv)
                 break;
             }
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
+            if (f.type == PROTO_BE_ERROR && sv->guard_for && px_guard_rewrite(sv, &f) < 0)
+                break;            /* retried when the write in flight completes */
             if (inspect(sv, &f)) {
                 /* Dropped: pglane's own replies always precede anything for the client. */
                 b->pos += PROTO_HEADER_LEN + f.len;

@@ -18,11 +18,12 @@
 #define PC_MAX_FAMILIES 256
 #define PC_MAX_SERIES 8192
 #define PC_NAME 128
-#define PC_KEY 512
+#define PC_KEY 640    /* a series: name, labels and le */
+#define PC_LKEY 384   /* the labels of a sample without le */
 
 struct pc_family {
     char name[PC_NAME];
-    char type[16];
+    char type[64];
     int help, typed, samples;
 };
 
@@ -271,7 +272,7 @@ static struct pc_family *pc_owner(struct pc_state *s, const char *name, const ch
 static int pc_sample(struct pc_state *s, const char *line)
 {
     const char *p = line, *suffix;
-    char name[PC_NAME], key[PC_KEY], le[64], series[PC_KEY], value[64];
+    char name[PC_NAME], key[PC_LKEY], le[64], series[PC_KEY], value[64];
     struct pc_family *f;
     double v;
     int idx;

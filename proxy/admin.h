@@ -1,0 +1,45 @@
+/*
+ * proxy/admin.h — shared by the admin console files (admin.c, admin_table.c, admin_show*.c): a
+ * builder of text result sets that psql prints as tables, and the SHOW commands.
+ */
+#ifndef PGLANE_PROXY_ADMIN_H
+#define PGLANE_PROXY_ADMIN_H
+
+#include "proxy/proxy.h"
+
+/* One result set being built: RowDescription (every column text), DataRows, CommandComplete. */
+struct px_table {
+    struct proto_buf b;
+    int ncols;
+    int cells;            /* cells written in the row being built */
+    size_t row_start;     /* offset of that row's DataRow message */
+    long nrows;
+};
+
+/* cols: NULL-terminated column names. */
+void px_table_begin(struct px_table *t, const char *const *cols);
+void px_table_cell(struct px_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void px_table_null(struct px_table *t);
+/* Appends CommandComplete (tag) and ReadyForQuery, sends it all to cl and frees t. */
+void px_table_send(struct px_table *t, struct px_client *cl, const char *tag);
+/* Sends an ErrorResponse (ERROR) and ReadyForQuery: the console session stays usable. */
+void px_admin_error(struct px_client *cl, const char *sqlstate, const char *message, const char *hint);
+/* Sends CommandComplete(tag) and ReadyForQuery, with a NOTICE first when notice is not NULL. */
+void px_admin_done(struct px_client *cl, const char *tag, const char *notice);
+
+/* SHOW commands (admin_show.c, admin_show_conf.c); arg is the rest of the command (may be ""). */
+void px_show_lanes(struct px_client *cl, const char *arg);
+void px_show_clients(struct px_client *cl, const char *arg);
+void px_show_servers(struct px_client *cl, const char *arg);
+void px_show_stats(struct px_client *cl, const char *arg);
+void px_show_routes(struct px_client *cl, const char *arg);
+void px_show_queries(struct px_client *cl, const char *arg);
+void px_show_blocking(struct px_client *cl, const char *arg);
+void px_show_guard(struct px_client *cl, const char *arg);
+void px_show_config(struct px_client *cl, const char *arg);
+
+/* Names used by several SHOW commands. */
+const char *px_client_state_name(enum px_client_state s);
+const char *px_server_state_name(enum px_server_state s);
+
+#endif

@@ -1,0 +1,122 @@
+/* Admin console: SHOW CONFIG, the running configuration as key/value rows. Passwords never appear:
+ * the configuration holds none (they live in auth_file, whose path alone is shown). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/admin.h"
+
+static void kv(struct px_table *t, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void kv(struct px_table *t, const char *key, const char *fmt, ...)
+{
+    char v[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof(v), fmt, ap);
+    va_end(ap);
+    px_table_cell(t, "%s", key);
+    px_table_cell(t, "%s", v);
+}
+
+static const char *str(const char *s)
+{
+    return s ? s : "";
+}
+
+static void general(struct px_table *t, const struct conf *c)
+{
+    static const char *const auth[] = { "trust", "md5", "scram-sha-256" };
+    static const char *const levels[] = { "error", "warning", "info", "debug" };
+    static const char *const tls[] = { "disable", "allow", "require" };
+    char listen[256] = "";
+    size_t n = 0;
+
+    for (int i = 0; i < c->nlisten && n < sizeof(listen); i++)
+        n += (size_t)snprintf(listen + n, sizeof(listen) - n, "%s%s:%d", i ? ", " : "", c->listen[i].host,
+                              c->listen[i].port);
+    kv(t, "config_file", "%s", str(c->file));
+    kv(t, "listen", "%s", listen);
+    kv(t, "unix_socket_dir", "%s", str(c->unix_socket_dir));
+    kv(t, "auth_type", "%s", auth[c->auth_type]);
+    kv(t, "auth_file", "%s", str(c->auth_file));
+    kv(t, "pool_mode", "%s", c->pool_mode == CONF_POOL_SESSION ? "session" : "transaction");
+    kv(t, "max_client_conn", "%d", c->max_client_conn);
+    kv(t, "default_lane", "%s", c->default_lane);
+    kv(t, "server_idle_timeout", "%lldms", (long long)c->server_idle_timeout_ms);
+    kv(t, "log_level", "%s", levels[c->log_level]);
+    n = 0;
+    listen[0] = 0;
+    for (int i = 0; i < c->nadmin_users && n < sizeof(listen); i++)
+        n += (size_t)snprintf(listen + n, sizeof(listen) - n, "%s%s", i ? ", " : "", c->admin_users[i]);
+    kv(t, "admin_users", "%s", listen);
+    kv(t, "metrics_listen", "%s", str(c->metrics_listen));
+    kv(t, "log_slower_than", "%lldms", (long long)c->log_slower_than_ms);
+    kv(t, "client_login_timeout", "%lldms", (long long)c->client_login_timeout_ms);
+    kv(t, "max_prepared_statements", "%d", c->max_prepared_statements);
+    kv(t, "stats_fingerprints", "%d", c->stats_fingerprints);
+    kv(t, "allow_trust", "%s", c->allow_trust ? "yes" : "no");
+    kv(t, "tls_mode", "%s", tls[c->tls_mode]);
+    kv(t, "tls_cert_file", "%s", str(c->tls_cert_file));
+    kv(t, "tls_key_file", "%s", str(c->tls_key_file));
+    kv(t, "tls_ca_file", "%s", str(c->tls_ca_file));
+}
+
+static void server(struct px_table *t, const struct conf_server *s)
+{
+    static const char *const modes[] = { "disable", "prefer", "require", "verify-ca", "verify-full" };
+    char key[128];
+
+    snprintf(key, sizeof(key), "server.%s.host", s->name);
+    kv(t, key, "%s", s->host);
+    snprintf(key, sizeof(key), "server.%s.port", s->name);
+    kv(t, key, "%d", s->port);
+    snprintf(key, sizeof(key), "server.%s.server_tls_mode", s->name);
+    kv(t, key, "%s", modes[s->tls_mode]);
+}
+
+static void lane(struct px_table *t, const struct conf *c, const struct conf_lane *l)
+{
+    static const char *const guards[] = { "off", "log", "cancel" };
+    char key[160];
+
+#define LANE_KV(k, ...) do { snprintf(key, sizeof(key), "lane.%s." k, l->name); kv(t, key, __VA_ARGS__); } while (0)
+    LANE_KV("server", "%s", c->servers[l->server].name);
+    LANE_KV("size", "%d", l->size);
+    LANE_KV("reserve", "%d", l->reserve);
+    LANE_KV("reserve_timeout", "%lldms", (long long)l->reserve_timeout_ms);
+    LANE_KV("queue_timeout", "%lldms", (long long)l->queue_timeout_ms);
+    LANE_KV("server_connect_timeout", "%lldms", (long long)l->server_connect_timeout_ms);
+    LANE_KV("server_lifetime", "%lldms", (long long)l->server_lifetime_ms);
+    LANE_KV("protect", "%s", l->protect ? "yes" : "no");
+    LANE_KV("preemptible", "%s", l->preemptible ? "yes" : "no");
+    LANE_KV("guard", "%s", guards[l->guard]);
+    LANE_KV("guard_wait", "%lldms", (long long)l->guard_wait_ms);
+#undef LANE_KV
+    for (int i = 0; i < l->nsettings; i++) {
+        snprintf(key, sizeof(key), "lane.%s.%s", l->name, l->settings[i].name);
+        kv(t, key, "%s", l->settings[i].value);
+    }
+}
+
+void px_show_config(struct px_client *cl, const char *arg)
+{
+    static const char *const cols[] = { "key", "value", NULL };
+    const struct conf *c = cl->conn.px->conf;
+    struct px_table t;
+    char key[128];
+
+    (void)arg;
+    px_table_begin(&t, cols);
+    general(&t, c);
+    for (int i = 0; i < c->nservers; i++)
+        server(&t, &c->servers[i]);
+    for (int i = 0; i < c->nlanes; i++)
+        lane(&t, c, &c->lanes[i]);
+    for (int i = 0; i < c->nroutes; i++) {
+        snprintf(key, sizeof(key), "route.%s.lane", c->routes[i].name);
+        kv(&t, key, "%s", c->lanes[c->routes[i].lane].name);
+    }
+    px_table_send(&t, cl, "SHOW");
+}

@@ -1,0 +1,265 @@
+/* Admin console: SHOW LANES, SHOW CLIENTS, SHOW SERVERS and SHOW STATS. */
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/admin.h"
+
+const char *px_client_state_name(enum px_client_state s)
+{
+    switch (s) {
+    case CL_STARTUP: return "startup";
+    case CL_AUTH_PASSWORD:
+    case CL_AUTH_SASL_INIT:
+    case CL_AUTH_SASL_FINAL: return "auth";
+    case CL_LOGIN_WAIT: return "login_wait";
+    case CL_IDLE: return "idle";
+    case CL_WAITING: return "waiting";
+    case CL_ACTIVE: return "active";
+    case CL_ADMIN: return "admin";
+    case CL_CLOSED: return "closed";
+    }
+    return "?";
+}
+
+const char *px_server_state_name(enum px_server_state s)
+{
+    switch (s) {
+    case SV_CONNECTING: return "connecting";
+    case SV_TLS: return "tls";
+    case SV_LOGIN: return "login";
+    case SV_IDLE: return "idle";
+    case SV_ACTIVE: return "active";
+    case SV_RESETTING: return "resetting";
+    case SV_CLOSED: return "closed";
+    }
+    return "?";
+}
+
+static double ms(uint64_t us)
+{
+    return (double)us / 1000.0;
+}
+
+struct lane_now {                  /* what the pools of one lane hold right now */
+    int cl_active, cl_waiting, sv_active, sv_idle, sv_used;
+    uint64_t longest_wait_ms;
+};
+
+static void lane_now(struct proxy *px, const struct px_lane *l, struct lane_now *n)
+{
+    uint64_t now = px_now_ms(px);
+
+    memset(n, 0, sizeof(*n));
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (pool->lane != l)
+            continue;
+        n->cl_waiting += pool->nwaiting;
+        n->sv_idle += pool->nidle;
+        n->sv_used += pool->nidle + pool->nbusy;
+        for (struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next) {
+            struct px_server *sv = px_container_of(s, struct px_server, link);
+
+            n->sv_active += sv->state == SV_ACTIVE;
+            n->cl_active += sv->state == SV_ACTIVE && sv->client;
+        }
+        if (!px_list_empty(&pool->waiting)) {
+            struct px_client *head = px_container_of(pool->waiting.next, struct px_client, wait_link);
+
+            if (now - head->wait_start_ms > n->longest_wait_ms)
+                n->longest_wait_ms = now - head->wait_start_ms;
+        }
+    }
+}
+
+/* Lanes in force, then retired lanes that still hold pools. */
+static int lane_shown(struct proxy *px, const struct px_lane *l)
+{
+    if (!l->retired)
+        return 1;
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next)
+        if (px_container_of(it, struct px_pool, link)->lane == l)
+            return 1;
+    return 0;
+}
+
+void px_show_lanes(struct px_client *cl, const char *arg)
+{
+    static const char *const cols[] = {
+        "lane", "state", "size", "clients_active", "clients_waiting", "servers_active", "servers_idle",
+        "servers_used", "queue_length", "longest_wait_ms", "transactions", "queries", "tx_p50_ms",
+        "tx_p95_ms", "tx_p99_ms", NULL
+    };
+    struct proxy *px = cl->conn.px;
+    struct px_table t;
+
+    (void)arg;
+    px_table_begin(&t, cols);
+    for (int i = 0; i < px->nall_lanes; i++) {
+        const struct px_lane *l = px->all_lanes[i];
+        const struct px_lane_stats *st = &l->stats;
+        struct lane_now n;
+
+        if (!lane_shown(px, l))
+            continue;
+        lane_now(px, l, &n);
+        px_table_cell(&t, "%s", l->conf->name);
+        px_table_cell(&t, "%s", l->retired ? "retired" : l->paused ? "paused" : "running");
+        px_table_cell(&t, "%d", l->size);
+        px_table_cell(&t, "%d", n.cl_active);
+        px_table_cell(&t, "%d", n.cl_waiting);
+        px_table_cell(&t, "%d", n.sv_active);
+        px_table_cell(&t, "%d", n.sv_idle);
+        px_table_cell(&t, "%d", n.sv_used);
+        px_table_cell(&t, "%d", n.cl_waiting);
+        px_table_cell(&t, "%llu", (unsigned long long)n.longest_wait_ms);
+        px_table_cell(&t, "%llu", (unsigned long long)st->tx.count);
+        px_table_cell(&t, "%llu", (unsigned long long)st->query.count);
+        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 50)));
+        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 95)));
+        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 99)));
+    }
+    px_table_send(&t, cl, "SHOW");
+}
+
+static void client_row(struct px_table *t, struct proxy *px, const struct px_client *c)
+{
+    const char *app = c->want.v[PX_P_APPLICATION_NAME];
+    uint64_t now = px_now_ms(px);
+
+    px_table_cell(t, "%llu", (unsigned long long)c->conn.id);
+    px_table_cell(t, "%s", c->addr);
+    px_table_cell(t, "%s", c->user ? c->user : "");
+    px_table_cell(t, "%s", c->database ? c->database : "");
+    px_table_cell(t, "%s", app ? app : "");
+    px_table_cell(t, "%s", px_client_state_name(c->state));
+    if (c->pool)
+        px_table_cell(t, "%s", c->pool->lane->conf->name);
+    else
+        px_table_null(t);
+    px_table_cell(t, "%llu", (unsigned long long)(c->state == CL_WAITING || c->state == CL_LOGIN_WAIT
+                                                      ? now - c->wait_start_ms : 0));
+    if (c->server)
+        px_table_cell(t, "%llu", (unsigned long long)c->server->conn.id);
+    else
+        px_table_null(t);
+    px_table_cell(t, "%llu", (unsigned long long)(now - c->connect_ms) / 1000u);
+}
+
+void px_show_clients(struct px_client *cl, const char *arg)
+{
+    static const char *const cols[] = {
+        "id", "addr", "user", "database", "application_name", "state", "lane", "wait_ms", "server_id",
+        "connected_s", NULL
+    };
+    struct proxy *px = cl->conn.px;
+    struct px_table t;
+
+    (void)arg;
+    px_table_begin(&t, cols);
+    for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next)
+        client_row(&t, px, px_container_of(it, struct px_client, link));
+    px_table_send(&t, cl, "SHOW");
+}
+
+static void server_row(struct px_table *t, struct proxy *px, const struct px_server *sv)
+{
+    const struct px_client *c = sv->client;
+    uint64_t now = px_now_us();
+
+    px_table_cell(t, "%llu", (unsigned long long)sv->conn.id);
+    px_table_cell(t, "%u", sv->backend_pid);
+    px_table_cell(t, "%s", sv->pool->lane->conf->name);
+    px_table_cell(t, "%s", sv->pool->database);
+    px_table_cell(t, "%s", sv->pool->user);
+    px_table_cell(t, "%s", px_server_state_name(sv->state));
+    px_table_cell(t, "%c", sv->tx_status ? sv->tx_status : '-');
+    if (c) {
+        px_table_cell(t, "%llu", (unsigned long long)c->conn.id);
+        if (c->fingerprint)
+            px_table_cell(t, "%016llx", (unsigned long long)c->fingerprint);
+        else
+            px_table_null(t);
+        px_table_cell(t, "%.3f", c->query_start_us && now > c->query_start_us ? ms(now - c->query_start_us) : 0.0);
+    } else {
+        px_table_null(t);
+        px_table_null(t);
+        px_table_null(t);
+    }
+    px_table_cell(t, "%llu", (unsigned long long)(px_now_ms(px) - sv->created_ms) / 1000u);
+}
+
+void px_show_servers(struct px_client *cl, const char *arg)
+{
+    static const char *const cols[] = {
+        "id", "backend_pid", "lane", "database", "user", "state", "tx_status", "client_id", "fingerprint",
+        "query_ms", "connected_s", NULL
+    };
+    struct proxy *px = cl->conn.px;
+    struct px_table t;
+
+    (void)arg;
+    px_table_begin(&t, cols);
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        for (struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next)
+            server_row(&t, px, px_container_of(s, struct px_server, link));
+        for (struct px_list *s = pool->idle.next; s != &pool->idle; s = s->next)
+            server_row(&t, px, px_container_of(s, struct px_server, link));
+    }
+    px_table_send(&t, cl, "SHOW");
+}
+
+static uint64_t errors_total(const struct px_lane_stats *st)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < PX_SQLSTATE_CLASSES; i++)
+        n += st->errors[i];
+    return n;
+}
+
+static double mean_ms(const struct px_hist *h)
+{
+    return h->count ? ms(h->sum_us / h->count) : 0.0;
+}
+
+static void stats_row(struct px_table *t, const struct px_lane *l)
+{
+    const struct px_lane_stats *st = &l->stats;
+
+    px_table_cell(t, "%s", l->conf->name);
+    px_table_cell(t, "%llu", (unsigned long long)st->tx.count);
+    px_table_cell(t, "%llu", (unsigned long long)st->query.count);
+    px_table_cell(t, "%.3f", mean_ms(&st->tx));
+    px_table_cell(t, "%.3f", mean_ms(&st->query));
+    px_table_cell(t, "%.3f", ms(px_hist_percentile(&st->query, 95)));
+    px_table_cell(t, "%.3f", ms(st->query.max_us));
+    px_table_cell(t, "%llu", (unsigned long long)st->wait.count);
+    px_table_cell(t, "%.3f", mean_ms(&st->wait));
+    px_table_cell(t, "%.3f", ms(st->wait.max_us));
+    px_table_cell(t, "%llu", (unsigned long long)errors_total(st));
+    px_table_cell(t, "%llu", (unsigned long long)st->slow);
+    px_table_cell(t, "%llu", (unsigned long long)(st->guard[0] + st->guard[1] + st->guard[2]));
+    px_table_cell(t, "%llu", (unsigned long long)(st->guarded[0] + st->guarded[1] + st->guarded[2]));
+}
+
+void px_show_stats(struct px_client *cl, const char *arg)
+{
+    static const char *const cols[] = {
+        "lane", "transactions", "queries", "tx_avg_ms", "query_avg_ms", "query_p95_ms", "query_max_ms",
+        "waits", "wait_avg_ms", "wait_max_ms", "errors", "slow_queries", "guard_against", "guard_for",
+        NULL
+    };
+    struct proxy *px = cl->conn.px;
+    struct px_table t;
+
+    (void)arg;
+    px_table_begin(&t, cols);
+    for (int i = 0; i < px->nall_lanes; i++)
+        if (lane_shown(px, px->all_lanes[i]))
+            stats_row(&t, px->all_lanes[i]);
+    px_table_send(&t, cl, "SHOW");
+}

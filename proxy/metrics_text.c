@@ -1,0 +1,260 @@
+/*
+ * The Prometheus text exposition format 0.0.4 of pglane's counters: each family is one HELP line, one
+ * TYPE line and its samples; histograms have cumulative _bucket{le} series ending at +Inf, _sum and
+ * _count. Only lanes in force are reported (a lane replaced by a reload starts again from zero).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/monitor.h"
+
+/* Bucket bounds: powers of four microseconds from 128 us to about 2.4 h (exact, see stats.h). */
+#define LE_FIRST_LOG2 7
+#define LE_LAST_LOG2 33
+
+static void out(struct proto_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void out(struct proto_buf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    proto_put_bytes(b, small, (size_t)n < sizeof(small) ? (size_t)n : sizeof(small) - 1);
+}
+
+/* A label value with \, " and newline escaped. */
+static void label(struct proto_buf *b, const char *name, const char *v, int last)
+{
+    out(b, "%s=\"", name);
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            proto_put_u8(b, '\\');
+        if (*v == '\n') {
+            proto_put_bytes(b, "\\n", 2);
+            continue;
+        }
+        proto_put_u8(b, (uint8_t)*v);
+    }
+    proto_put_bytes(b, last ? "\"" : "\",", last ? 1 : 2);
+}
+
+static void family(struct proto_buf *b, const char *name, const char *type, const char *help)
+{
+    out(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void histogram(struct proto_buf *b, const char *name, const struct px_lane *l, const struct px_hist *h)
+{
+    for (int k = LE_FIRST_LOG2; k <= LE_LAST_LOG2; k += 2) {
+        uint64_t le = 1ull << k;
+
+        out(b, "%s_bucket{", name);
+        label(b, "lane", l->conf->name, 0);
+        out(b, "le=\"%llu.%06llu\"} %llu\n", (unsigned long long)(le / 1000000u),
+            (unsigned long long)(le % 1000000u), (unsigned long long)px_hist_count_le(h, le));
+    }
+    out(b, "%s_bucket{", name);
+    label(b, "lane", l->conf->name, 0);
+    out(b, "le=\"+Inf\"} %llu\n", (unsigned long long)h->count);
+    out(b, "%s_sum{", name);
+    label(b, "lane", l->conf->name, 1);
+    out(b, "} %llu.%06llu\n", (unsigned long long)(h->sum_us / 1000000u), (unsigned long long)(h->sum_us % 1000000u));
+    out(b, "%s_count{", name);
+    label(b, "lane", l->conf->name, 1);
+    out(b, "} %llu\n", (unsigned long long)h->count);
+}
+
+static void histograms(struct proto_buf *b, struct proxy *px)
+{
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } hs[] = {
+        { "pglane_lane_queue_wait_seconds", "Time clients waited in the lane's queue for a server connection.",
+          offsetof(struct px_lane_stats, wait) },
+        { "pglane_lane_transaction_duration_seconds", "Client transactions, first statement to idle ReadyForQuery.",
+          offsetof(struct px_lane_stats, tx) },
+        { "pglane_lane_query_duration_seconds", "Requests, first message to ReadyForQuery, queue wait excluded.",
+          offsetof(struct px_lane_stats, query) },
+    };
+
+    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
+        family(b, hs[i].name, "histogram", hs[i].help);
+        for (int j = 0; j < px->nlanes; j++)
+            histogram(b, hs[i].name, px->lanes[j],
+                      (const struct px_hist *)((const char *)&px->lanes[j]->stats + hs[i].offset));
+    }
+}
+
+static void pool_labels(struct proto_buf *b, const struct px_pool *pool, int last)
+{
+    label(b, "lane", pool->lane->conf->name, 0);
+    label(b, "database", pool->database, 0);
+    label(b, "user", pool->user, last);
+}
+
+static void pool_servers(struct proto_buf *b, const struct px_pool *pool)
+{
+    static const char *const names[] = { "opening", "active", "idle", "resetting" };
+    int n[4] = { 0, 0, pool->nidle, 0 };
+
+    for (const struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next) {
+        const struct px_server *sv = px_container_of(s, struct px_server, link);
+
+        n[sv->state == SV_ACTIVE ? 1 : sv->state == SV_RESETTING ? 3 : 0]++;
+    }
+    for (int i = 0; i < 4; i++) {
+        out(b, "pglane_servers{");
+        pool_labels(b, pool, 0);
+        label(b, "state", names[i], 1);
+        out(b, "} %d\n", n[i]);
+    }
+}
+
+/* One family over every pool of a lane in force. */
+static void pools(struct proto_buf *b, struct proxy *px, int which)
+{
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (pool->lane->retired)
+            continue;
+        if (which == 0) {
+            pool_servers(b, pool);
+            continue;
+        }
+        out(b, which == 1 ? "pglane_clients_waiting{" : which == 2 ? "pglane_pool_transactions_total{"
+                                                                    : "pglane_pool_queries_total{");
+        pool_labels(b, pool, 1);
+        out(b, "} %llu\n", (unsigned long long)(which == 1 ? (uint64_t)pool->nwaiting
+                                                : which == 2 ? pool->transactions : pool->queries));
+    }
+}
+
+static void clients(struct proto_buf *b, struct proxy *px)
+{
+    static const char *const names[] = { "login", "idle", "waiting", "active", "admin" };
+    int n[5] = { 0 };
+
+    for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
+        const struct px_client *cl = px_container_of(it, struct px_client, link);
+
+        switch (cl->state) {
+        case CL_STARTUP: case CL_AUTH_PASSWORD: case CL_AUTH_SASL_INIT: case CL_AUTH_SASL_FINAL:
+        case CL_LOGIN_WAIT: n[0]++; break;
+        case CL_IDLE: n[1]++; break;
+        case CL_WAITING: n[2]++; break;
+        case CL_ACTIVE: n[3]++; break;
+        case CL_ADMIN: n[4]++; break;
+        case CL_CLOSED: break;
+        }
+    }
+    family(b, "pglane_clients", "gauge", "Client connections by state.");
+    for (int i = 0; i < 5; i++)
+        out(b, "pglane_clients{state=\"%s\"} %d\n", names[i], n[i]);
+}
+
+static void lane_counters(struct proto_buf *b, struct proxy *px)
+{
+    char cls[3];
+
+    family(b, "pglane_lane_paused", "gauge", "1 while the lane is paused by the admin console.");
+    for (int i = 0; i < px->nlanes; i++) {
+        out(b, "pglane_lane_paused{");
+        label(b, "lane", px->lanes[i]->conf->name, 1);
+        out(b, "} %d\n", px->lanes[i]->paused);
+    }
+    family(b, "pglane_errors_total", "counter", "ErrorResponses from servers, by lane and SQLSTATE class.");
+    for (int i = 0; i < px->nlanes; i++)
+        for (int k = 0; k < PX_SQLSTATE_CLASSES; k++) {
+            if (!px->lanes[i]->stats.errors[k])
+                continue;
+            px_sqlstate_class_name(k, cls);
+            out(b, "pglane_errors_total{");
+            label(b, "lane", px->lanes[i]->conf->name, 0);
+            out(b, "class=\"%s\"} %llu\n", cls, (unsigned long long)px->lanes[i]->stats.errors[k]);
+        }
+    family(b, "pglane_slow_queries_total", "counter", "Statements slower than log_slower_than.");
+    for (int i = 0; i < px->nlanes; i++) {
+        out(b, "pglane_slow_queries_total{");
+        label(b, "lane", px->lanes[i]->conf->name, 1);
+        out(b, "} %llu\n", (unsigned long long)px->lanes[i]->stats.slow);
+    }
+}
+
+static void routes(struct proto_buf *b, struct proxy *px)
+{
+    const struct conf *c = px->conf;
+
+    family(b, "pglane_route_hits_total", "counter", "Transactions routed by each route; route=\"(default)\" when none matched.");
+    for (int i = 0; i < c->nroutes; i++) {
+        out(b, "pglane_route_hits_total{");
+        label(b, "route", c->routes[i].name, 0);
+        label(b, "lane", c->lanes[c->routes[i].lane].name, 1);
+        out(b, "} %llu\n", (unsigned long long)px_route_hits(px, i));
+    }
+    out(b, "pglane_route_hits_total{route=\"(default)\",");
+    label(b, "lane", c->default_lane, 1);
+    out(b, "} %llu\n", (unsigned long long)px->lanes[c->default_lane_index]->route_hits);
+}
+
+static void guard(struct proto_buf *b, struct proxy *px)
+{
+    family(b, "pglane_guard_actions_total", "counter",
+           "Contention guard actions against a preemptible lane on behalf of a protected lane.");
+    for (int i = 0; i < px->nlanes; i++)
+        for (int j = 0; j < px->nlanes; j++) {
+            uint64_t n[PX_GUARD_ACTIONS] = { 0 };   /* summed over fingerprints: see SHOW GUARD */
+
+            px_guard_sum(px, px->lanes[i], px->lanes[j], n);
+            for (int a = 0; a < PX_GUARD_ACTIONS; a++) {
+                if (!n[a])
+                    continue;
+                out(b, "pglane_guard_actions_total{");
+                label(b, "lane", px->lanes[i]->conf->name, 0);
+                label(b, "protected_lane", px->lanes[j]->conf->name, 0);
+                out(b, "action=\"%s\"} %llu\n", px_guard_action_name((enum px_guard_action)a),
+                    (unsigned long long)n[a]);
+            }
+        }
+}
+
+static void process(struct proto_buf *b, struct proxy *px)
+{
+    int up = 0, total = 0;
+
+    family(b, "pglane_build_info", "gauge", "pglane's version.");
+    out(b, "pglane_build_info{version=\"%s\"} 1\n", PGLANE_VERSION);
+    family(b, "pglane_reloads_total", "counter", "Configuration reloads (SIGHUP or RELOAD), by result.");
+    out(b, "pglane_reloads_total{result=\"success\"} %llu\n", (unsigned long long)px->reloads);
+    out(b, "pglane_reloads_total{result=\"failure\"} %llu\n", (unsigned long long)px->reload_failures);
+    px_monitor_health(px, &up, &total);
+    family(b, "pglane_monitor_servers", "gauge", "Servers whose lock graph is sampled, and those answering.");
+    out(b, "pglane_monitor_servers{state=\"sampled\"} %d\n", total);
+    out(b, "pglane_monitor_servers{state=\"up\"} %d\n", up);
+}
+
+void px_metrics_render(struct proxy *px, struct proto_buf *b)
+{
+    process(b, px);
+    clients(b, px);
+    family(b, "pglane_servers", "gauge", "Server connections by lane, database, user and state.");
+    pools(b, px, 0);
+    family(b, "pglane_clients_waiting", "gauge", "Clients queued for a server connection.");
+    pools(b, px, 1);
+    family(b, "pglane_pool_transactions_total", "counter", "Server connections given back after a transaction.");
+    pools(b, px, 2);
+    family(b, "pglane_pool_queries_total", "counter", "Requests answered by ReadyForQuery.");
+    pools(b, px, 3);
+    histograms(b, px);
+    lane_counters(b, px);
+    routes(b, px);
+    guard(b, px);
+}

@@ -1,0 +1,57 @@
+/*
+ * proxy/monitor.h — shared by the lock monitor (monitor.c, monitor_conn.c), the contention guard
+ * (guard.c) and the admin console: one lock-wait edge of the wait graph, attributed to pglane's
+ * lanes and clients where pglane owns the backend.
+ */
+#ifndef PGLANE_PROXY_MONITOR_H
+#define PGLANE_PROXY_MONITOR_H
+
+#include "proxy/proxy.h"
+
+#define PX_MON_TEXT 160
+
+struct px_block_side {
+    uint32_t pid;
+    int owned;                        /* a backend of one of pglane's server connections */
+    const struct px_lane *lane;       /* owned only */
+    uint64_t server_id, client_id;    /* owned only; client_id 0 when no client is attached */
+    uint64_t fingerprint;             /* of the client's transaction, 0 if unknown */
+    char addr[64], user[64], app[64]; /* client's, or pg_stat_activity's for external backends */
+    char state[32];                   /* pg_stat_activity.state */
+    char query[PX_MON_TEXT];          /* the start of pg_stat_activity.query */
+};
+
+struct px_block_edge {
+    const char *server;               /* [server.NAME] */
+    struct px_block_side waiter, blocker;
+    char mode[32];                    /* lock mode the waiter asked for */
+    char relation[64];                /* the relation, or the lock type */
+    int64_t wait_ms;
+    int blocker_waits;                /* the blocker itself waits on a lock: not a chain head */
+};
+
+/* Fills side from pid: pglane's server connection on that server with that backend pid, if any. */
+void px_monitor_attribute(struct proxy *px, const struct conf_server *server, struct px_block_side *side);
+/* The server connection of pglane that runs backend pid on server, or NULL. */
+struct px_server *px_monitor_find_backend(struct proxy *px, const struct conf_server *server, uint32_t pid);
+
+/* Contention guard: called after each sample of one server with its edges. */
+void px_guard_check(struct proxy *px, const struct conf_server *server, const struct px_block_edge *edges, int n);
+/* Guard actions so far, per (preemptible lane, protected lane, action, fingerprint). */
+struct px_guard_count {
+    const struct px_lane *lane, *protected_lane;
+    enum px_guard_action action;
+    uint64_t fingerprint;
+    uint64_t count;
+    uint64_t last_ms;
+};
+typedef int (*px_guard_cb)(const struct px_guard_count *g, void *arg);
+void px_guard_foreach(struct proxy *px, px_guard_cb cb, void *arg);
+void px_guard_free(struct proxy *px);
+/* Adds the counts of actions against lane on behalf of prot, per action, to n. */
+void px_guard_sum(struct proxy *px, const struct px_lane *lane, const struct px_lane *prot, uint64_t *n);
+/* The Prometheus text of every counter (proxy/metrics_text.c). */
+void px_metrics_render(struct proxy *px, struct proto_buf *b);
+const char *px_guard_action_name(enum px_guard_action a);
+
+#endif

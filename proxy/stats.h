@@ -1,0 +1,52 @@
+/*
+ * proxy/stats.h — fixed-size statistics kept per lane: log-bucket latency histograms and error counts
+ * by SQLSTATE class. Plain integers and fixed arrays, so that recording allocates nothing. Included by
+ * proxy/proxy.h (struct px_lane embeds struct px_lane_stats); the recording helpers are in stats.c.
+ */
+#ifndef PGLANE_PROXY_STATS_H
+#define PGLANE_PROXY_STATS_H
+
+#include <stdint.h>
+
+/*
+ * Durations in microseconds, four buckets per power of two. Bucket i holds the values v with
+ * px_hist_upper(i - 1) < v <= px_hist_upper(i), so every power of two is a bucket's upper bound and
+ * "count of values <= 2^k" (a Prometheus bucket) is exact. The last bucket also takes everything
+ * above about 2^42 us (51 days).
+ */
+#define PX_HIST_BUCKETS 164
+
+struct px_hist {
+    uint64_t count, sum_us, max_us;
+    uint64_t b[PX_HIST_BUCKETS];
+};
+
+void px_hist_add(struct px_hist *h, uint64_t us);
+/* The largest value bucket i holds. */
+uint64_t px_hist_upper(unsigned i);
+/* Observations <= us, exact when us is a power of two (>= 2). */
+uint64_t px_hist_count_le(const struct px_hist *h, uint64_t us);
+/* The pct-th percentile (0 < pct <= 100): a bucket's upper bound clamped to the maximum seen; 0 if
+ * nothing was recorded. Within 25% of the true value. */
+uint64_t px_hist_percentile(const struct px_hist *h, double pct);
+
+/* SQLSTATE classes: two characters of [0-9A-Z]. */
+#define PX_SQLSTATE_CLASSES (36 * 36)
+/* Index of the class of sqlstate (5 characters), or -1 if it is not a valid SQLSTATE. */
+int px_sqlstate_class(const char *sqlstate);
+/* The two characters of class index i, NUL-terminated, into out[3]. */
+void px_sqlstate_class_name(int i, char out[3]);
+
+enum px_guard_action { PX_GUARD_LOGGED, PX_GUARD_CANCELLED, PX_GUARD_TERMINATED, PX_GUARD_ACTIONS };
+
+struct px_lane_stats {
+    struct px_hist tx;             /* client transactions, first statement to the idle ReadyForQuery */
+    struct px_hist query;          /* requests, first message to their ReadyForQuery, queue wait excluded */
+    struct px_hist wait;           /* time in the lane's queue before a server was attached */
+    uint64_t errors[PX_SQLSTATE_CLASSES];   /* ErrorResponses from servers, by class */
+    uint64_t slow;                 /* statements over log_slower_than */
+    uint64_t guard[PX_GUARD_ACTIONS];       /* guard actions against this (preemptible) lane */
+    uint64_t guarded[PX_GUARD_ACTIONS];     /* guard actions on behalf of this (protected) lane */
+};
+
+#endif
