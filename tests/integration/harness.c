@@ -26,7 +26,9 @@
 #define MAX_LANES 64
 #define MAX_PIDS 256
 
-static struct h_lane *g_lanes[MAX_LANES];
+/* Copies of every running pglane's h_lane (tests keep theirs on the stack, which a failed assertion
+ * unwinds), keyed by the unique temp dir; slot in use when dir[0] != 0. */
+static struct h_lane g_lanes[MAX_LANES];
 static pid_t g_pids[MAX_PIDS];
 static int g_test_failed;
 static char g_scratch[H_DIR];
@@ -45,8 +47,8 @@ static void emergency(int sig)
     if (write(2, msg, sizeof msg - 1) < 0) {
     }
     for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i] && g_lanes[i]->pid > 0)
-            kill(g_lanes[i]->pid, SIGKILL);
+        if (g_lanes[i].dir[0] && g_lanes[i].pid > 0)
+            kill(g_lanes[i].pid, SIGKILL);
     for (int i = 0; i < MAX_PIDS; i++)
         if (g_pids[i] > 0)
             kill(g_pids[i], SIGKILL);
@@ -647,20 +649,36 @@ void h_conf(char *buf, size_t n, const char *pool_mode, int size, const char *au
              extra_pglane ? extra_pglane : "server_idle_timeout = 60s\n", size);
 }
 
-static void register_lane(struct h_lane *l)
+static struct h_lane *registered(const struct h_lane *l)
 {
     for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i] == NULL) {
-            g_lanes[i] = l;
-            return;
-        }
+        if (l->dir[0] && strcmp(g_lanes[i].dir, l->dir) == 0)
+            return &g_lanes[i];
+    return NULL;
 }
 
-static void unregister_lane(struct h_lane *l)
+/* Records (or refreshes) the registry's copy of l. */
+static void register_lane(const struct h_lane *l)
 {
-    for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i] == l)
-            g_lanes[i] = NULL;
+    struct h_lane *r = registered(l);
+    for (int i = 0; !r && i < MAX_LANES; i++)
+        if (!g_lanes[i].dir[0])
+            r = &g_lanes[i];
+    if (r && r != l)
+        *r = *l;
+}
+
+static void unregister_lane(const struct h_lane *l)
+{
+    struct h_lane *r = registered(l);
+    if (r)
+        r->dir[0] = '\0';
+}
+
+void h_lane_keep(struct h_lane *l)
+{
+    l->keep = 1;
+    register_lane(l);
 }
 
 static int write_lane_files(struct h_lane *l, const char *tmpl)
@@ -681,6 +699,7 @@ static int write_lane_files(struct h_lane *l, const char *tmpl)
     rc |= h_write_file(l->auth_path,
                        "\"" H_USER "\" \"" H_PASSWORD "\"\n"
                        "\"" H_MD5_USER "\" \"" H_MD5_PASSWORD "\"\n");
+    rc |= chmod(l->auth_path, 0600);
     return rc;
 }
 
@@ -821,6 +840,7 @@ int h_lane_wait_exit(struct h_lane *l, int timeout_ms)
         return 0;
     l->exit_status = st;
     l->pid = 0;
+    register_lane(l);
     return 1;
 }
 
@@ -834,6 +854,7 @@ int h_lane_alive(struct h_lane *l)
     if (wait_pid(l->pid, 0, &st)) {
         l->exit_status = st;
         l->pid = 0;
+        register_lane(l);
         return 0;
     }
     return 1;
@@ -853,10 +874,10 @@ int h_lane_stop(struct h_lane *l)
             h_lane_wait_exit(l, 10000);
         }
     }
-    unregister_lane(l);
     if (getenv("PGLANE_TEST_VERBOSE"))
         h_lane_dump_log(l, 1 << 20);
     rm_rf(l->dir);
+    unregister_lane(l);
     l->dir[0] = '\0';
     return l->exit_status;
 }
@@ -893,6 +914,33 @@ PGconn *h_connect(const struct h_lane *l, const char *extra)
     char ci[1024];
     h_conninfo(l, extra, ci, sizeof ci);
     return PQconnectdb(ci);
+}
+
+PGconn *h_connect_start(const struct h_lane *l, const char *extra)
+{
+    char ci[1024];
+    h_conninfo(l, extra, ci, sizeof ci);
+    return PQconnectStart(ci);
+}
+
+int h_connect_finish(PGconn *c, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    if (!c || PQstatus(c) == CONNECTION_BAD)
+        return -1;
+    for (;;) {
+        if (st == PGRES_POLLING_OK)
+            return 0;
+        if (st == PGRES_POLLING_FAILED)
+            return -1;
+        int64_t left = deadline - h_now_ms();
+        if (left <= 0)
+            return -2;
+        struct pollfd pfd = { .fd = PQsocket(c), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
+        if (poll(&pfd, 1, (int)left) > 0)
+            st = PQconnectPoll(c);
+    }
 }
 
 char *h_query1(PGconn *c, const char *sql)
@@ -1161,13 +1209,13 @@ int h_test_teardown(void **state)
     if (g_test_failed) {
         fprintf(stderr, "harness: the test failed; logs of running pglane processes follow\n");
         for (int i = 0; i < MAX_LANES; i++)
-            if (g_lanes[i])
-                h_lane_dump_log(g_lanes[i], 16384);
+            if (g_lanes[i].dir[0])
+                h_lane_dump_log(&g_lanes[i], 16384);
     }
     kill_tracked();
     for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i] && !g_lanes[i]->keep)
-            h_lane_stop(g_lanes[i]);
+        if (g_lanes[i].dir[0] && !g_lanes[i].keep)
+            h_lane_stop(&g_lanes[i]);
     g_test_failed = 0;
     alarm(60);   /* the next setup re-arms it; group teardown must not hang either */
     return 0;
@@ -1177,8 +1225,8 @@ void h_cleanup(void)
 {
     kill_tracked();
     for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i])
-            h_lane_stop(g_lanes[i]);
+        if (g_lanes[i].dir[0])
+            h_lane_stop(&g_lanes[i]);
     if (g_scratch[0]) {
         rm_rf(g_scratch);
         g_scratch[0] = '\0';

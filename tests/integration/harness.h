@@ -90,6 +90,8 @@ void h_conf(char *buf, size_t n, const char *pool_mode, int size, const char *au
 int h_lane_start(struct h_lane *l, const struct h_pg *pg, const char *conf_template);
 /* As h_lane_start but does not wait for readiness (for configs that refuse app logins). */
 int h_lane_spawn(struct h_lane *l, const struct h_pg *pg, const char *conf_template);
+/* Marks l as owned by the test group: per-test teardown leaves it running. */
+void h_lane_keep(struct h_lane *l);
 /* SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status as h_lane_wait_exit. */
 int h_lane_stop(struct h_lane *l);
 /* kill(pid, sig); 0 or -1. No-op success in direct mode. */
@@ -112,6 +114,10 @@ void h_lane_dump_log(const struct h_lane *l, size_t tail);
 void h_conninfo(const struct h_lane *l, const char *extra, char *buf, size_t n);
 /* PQconnectdb of h_conninfo; returns the connection even if bad (check PQstatus). */
 PGconn *h_connect(const struct h_lane *l, const char *extra);
+/* PQconnectStart of h_conninfo (non-blocking). */
+PGconn *h_connect_start(const struct h_lane *l, const char *extra);
+/* Drives PQconnectPoll until done: 0 connected, -1 failed, -2 still not done after timeout_ms. */
+int h_connect_finish(PGconn *c, int timeout_ms);
 /* Runs sql; returns the first value of the first row (malloc'd) or NULL, printing the error. */
 char *h_query1(PGconn *c, const char *sql);
 /* Runs sql expecting PGRES_COMMAND_OK or PGRES_TUPLES_OK; 0 or -1 (error printed). */

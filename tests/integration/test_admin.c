@@ -75,12 +75,12 @@ static int group_setup(void **state)
     conf_for(conf, sizeof conf, "md5", "log", g_log_mport);
     if (h_lane_start(&g_log, &g_pg, conf) != 0)
         return -1;
-    g_log.keep = 1;
+    h_lane_keep(&g_log);
     g_cancel_mport = free_port();
     conf_for(conf, sizeof conf, "scram-sha-256", "cancel", g_cancel_mport);
     if (h_lane_start(&g_cancel, &g_pg, conf) != 0)
         return -1;
-    g_cancel.keep = 1;
+    h_lane_keep(&g_cancel);
     return 0;
 }
 

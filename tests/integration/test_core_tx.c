@@ -49,7 +49,7 @@ static int group_setup(void **state)
     h_conf(conf, sizeof conf, "transaction", 4, "scram-sha-256", NULL);
     if (h_lane_start(&g_main, &g_pg, conf) != 0)
         return -1;
-    g_main.keep = 1;
+    h_lane_keep(&g_main);
     return 0;
 }
 
