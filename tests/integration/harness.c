@@ -1192,6 +1192,8 @@ int h_test_setup(void **state)
     (void)state;
     g_test_failed = 1;
     g_test_start = h_now_ms();
+    install_emergency();
+    signal(SIGPIPE, SIG_IGN);
     alarm(H_TEST_WATCHDOG_S);
     return 0;
 }

@@ -68,12 +68,14 @@ static void sleep_ms(int ms)
     }
 }
 
+/* VmRSS of pid in kB (the field is tab-separated, which h_parse_after does not skip), or -1. */
 static long proc_rss_kb(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     char *s = h_read_file(path);
-    long kb = h_parse_after(s, "VmRSS:");
+    const char *p = s ? strstr(s, "VmRSS:") : NULL;
+    long kb = p ? strtol(p + 6, NULL, 10) : -1;
     free(s);
     return kb;
 }
