@@ -593,12 +593,38 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
     return 0;
 }
 
+/* Parse, Bind, Describe and Close name prepared statements that pglane maps in transaction pooling. */
+static int names_statement(const struct proto_frame *f)
+{
+    const uint8_t *p = f->body;
+    size_t n;
+
+    switch (f->type) {
+    case PROTO_FE_PARSE:
+        return f->len > 0 && p[0] != 0;
+    case PROTO_FE_BIND:
+        n = strnlen((const char *)p, f->len);
+        return n + 1 < f->len && p[n + 1] != 0;
+    case PROTO_FE_DESCRIBE:
+    case PROTO_FE_CLOSE:
+        return f->len > 1 && p[0] == 'S' && p[1] != 0;
+    default:
+        return 0;
+    }
+}
+
+static int is_statement_message(uint8_t type)
+{
+    return type == PROTO_FE_PARSE || type == PROTO_FE_BIND || type == PROTO_FE_DESCRIBE || type == PROTO_FE_CLOSE;
+}
+
 /* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. */
 static int scan(struct px_client *cl, const char **err)
 {
     struct px_buf *b = &cl->conn.in;
     struct proto_frame f;
     int tx_pooling = cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION;
+    int prepared = tx_pooling && cl->conn.px->conf->max_prepared_statements > 0;
 
     while (b->pos < b->len) {
         uint32_t avail = b->len - b->pos;
@@ -615,8 +641,9 @@ static int scan(struct px_client *cl, const char **err)
                 return 0;
             return -1;
         }
-        if (tx_pooling && (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) &&
-            PROTO_HEADER_LEN + f.len <= ROUTE_MAX_MSG) {
+        if ((tx_pooling && (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) &&
+             PROTO_HEADER_LEN + f.len <= ROUTE_MAX_MSG) ||
+            (prepared && is_statement_message(f.type))) {
             if (avail < PROTO_HEADER_LEN + f.len) {
                 if (!cl->conn.writing && px_buf_reserve(b, PROTO_HEADER_LEN + f.len - avail) < 0) {
                     *err = "out of memory";
@@ -625,7 +652,9 @@ static int scan(struct px_client *cl, const char **err)
                 return 0;
             }
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
-            if (look_at_statement(cl, &f)) {
+            if (prepared && names_statement(&f))
+                cl->prep_batch = 1;
+            if ((f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) && look_at_statement(cl, &f)) {
                 b->pos += PROTO_HEADER_LEN + f.len;
                 continue;
             }
@@ -664,6 +693,18 @@ static int scan(struct px_client *cl, const char **err)
     return 0;
 }
 
+/* Forwards the scanned bytes: straight from the buffer, or through the prepared-statement mapping. */
+static int forward(struct px_client *cl)
+{
+    if (cl->conn.writing)
+        return 0;
+    if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION && px_prep_needed(cl))
+        return px_prep_forward(cl);
+    cl->begin_replay = 0;
+    cl->fwd_remain = cl->conn.in.remain;
+    return px_forward(&cl->conn, &cl->server->conn);
+}
+
 void px_client_pump(struct px_client *cl)
 {
     struct px_buf *b = &cl->conn.in;
@@ -678,6 +719,18 @@ void px_client_pump(struct px_client *cl)
                 client_fatal(cl, "57P01", "pglane is shutting down");
                 return;
             }
+            if (cl->prep_batch && cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION) {
+                int r = px_prep_answer_locally(cl);
+
+                if (r < 0) {
+                    px_client_close(cl, "write to client failed");
+                    return;
+                }
+                if (r > 0) {
+                    px_client_pump(cl);
+                    return;
+                }
+            }
             pool = lane_pool(cl);
             if (!pool) {
                 client_fatal(cl, "53200", "pglane: out of memory");
@@ -690,7 +743,7 @@ void px_client_pump(struct px_client *cl)
         }
         if (cl->state != CL_ACTIVE)
             return;
-        if (px_forward(&cl->conn, &cl->server->conn) < 0) {
+        if (forward(cl) < 0) {
             px_client_close(cl, "write to server failed");
             return;
         }
@@ -776,6 +829,7 @@ void px_client_attached(struct px_client *cl)
         /* The server's reply to the replayed BEGIN was answered already. */
         cl->server->swallow_z++;
         cl->held_begin = 0;
+        cl->begin_replay = 1;
     }
     if (cl->conn.in.pos < cl->conn.in.len)
         px_client_on_read(cl);
@@ -819,7 +873,8 @@ void px_client_close(struct px_client *cl, const char *reason)
         px_pool_cancel_wait(cl);
     cl->state = CL_CLOSED;
     if (sv) {
-        int clean = cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && cl->conn.in.remain == 0;
+        int clean = cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && cl->conn.in.remain == 0 &&
+                    sv->prepq.n == 0;
 
         cl->server = NULL;
         px_server_client_gone(sv, clean);
@@ -832,6 +887,7 @@ void px_client_close(struct px_client *cl, const char *reason)
 
 void px_client_free(struct px_client *cl)
 {
+    px_prep_client_free(cl);
     px_params_clear(&cl->want);
     free(cl->scram);
     free(cl->user);

@@ -274,6 +274,7 @@ static void proxy_free(struct proxy *px)
     }
     free(px->listeners);
     px_config_free(px);
+    px_prep_registry_free(px);
     px_tls_ctx_free(px->tls_ctx);
     conf_userlist_free(&px->users);
     conf_free(px->conf);

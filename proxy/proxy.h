@@ -198,6 +198,20 @@ void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_
 void px_pool_maintain(struct proxy *px, uint64_t now_ms);
 void px_pool_free(struct px_pool *pool);
 
+/* ---- prepared statements in transaction pooling (proxy/prepared.c) ---- */
+struct px_prepq_entry {            /* one reply the server owes for a message pglane sent */
+    uint8_t type, flags;
+    uint32_t stmt;
+};
+struct px_prepq {                  /* ring of px_prepq_entry, oldest at head */
+    struct px_prepq_entry *e;
+    uint32_t head, n, cap;
+};
+struct px_cached {                 /* a shared statement prepared on one server connection */
+    uint32_t id;
+    uint64_t used;
+    uint8_t pending;               /* its Parse has not been answered yet */
+};
 /* ---- server connections (proxy/server.c) ---- */
 enum px_server_state {
     SV_CONNECTING, SV_TLS, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CLOSED
@@ -218,6 +232,10 @@ struct px_server {
     struct px_params have;         /* tracked params as this connection has them now */
     struct proto_scram_client *scram;
     uint64_t created_ms, idle_since_ms;
+    struct px_prepq prepq;         /* replies owed while prepared statements are in play */
+    struct px_cached *cached;      /* shared statements prepared on this connection */
+    int ncached, capcached;
+    uint64_t tick;
     /* contention guard (proxy/guard.c) */
     const struct px_lane *guard_for;   /* pglane cancelled this backend to protect that lane: the next
                                           ErrorResponse says so (cleared at ReadyForQuery) */
@@ -232,6 +250,20 @@ void px_server_pump_client(struct px_server *sv);
 void px_server_client_gone(struct px_server *sv, int clean);
 /* The attached client's transaction ended: hand the server back (after the write in flight). */
 void px_server_detach(struct px_server *sv);
+
+struct px_cstmt;
+int px_prep_needed(const struct px_client *cl);
+int px_prep_answer_locally(struct px_client *cl);
+int px_prep_forward(struct px_client *cl);
+int px_prep_drain(struct px_server *sv);
+int px_prep_head_is_synth(struct px_server *sv);
+int px_prep_swallows(struct px_server *sv, uint8_t type);
+void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f);
+void px_prep_client_forget_all(struct px_client *cl);
+void px_prep_client_free(struct px_client *cl);
+void px_prep_server_forget_all(struct px_server *sv);
+void px_prep_server_free(struct px_server *sv);
+void px_prep_registry_free(struct proxy *px);
 
 /* ---- client connections (proxy/client.c) ---- */
 enum px_client_state {
@@ -267,6 +299,12 @@ struct px_client {
     uint32_t held_begin;           /* length of a bare BEGIN held until the next statement routes */
     uint8_t changes_session;       /* the transaction ran set_config or the like */
     uint8_t peer_family;
+    uint8_t prep_batch;            /* scanned bytes hold a message naming a prepared statement */
+    uint8_t begin_replay;          /* the next batch starts with a held BEGIN (its reply is swallowed) */
+    uint32_t fwd_remain;           /* body bytes of a message whose start was already forwarded */
+    uint32_t last_bound;           /* shared statement of the latest Bind */
+    struct px_cstmt *stmts;        /* the client's statement names */
+    int nstmts, capstmts;
     uint8_t peer_addr[16];
     uint16_t peer_port;
     char addr[64];
@@ -401,6 +439,8 @@ struct proxy {
     uv_signal_t sig_term, sig_int, sig_hup;
     struct px_scram_cache *scram_cache;
     void *tls_ctx;                 /* SSL_CTX for clients, when tls_mode is not disable */
+    void *prep;                    /* shared prepared statements, owned by proxy/prepared.c */
+    uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
     void *metrics;                 /* owned by proxy/metrics.c */
     void *monitor;                 /* owned by proxy/monitor.c */
     uint64_t next_id;

@@ -410,6 +410,7 @@ static int release_ready(const struct px_server *sv)
     const struct px_client *cl = sv->client;
 
     return cl && cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && sv->swallow_z == 0 &&
+           sv->prepq.n == 0 &&
            cl->conn.in.pos == cl->conn.in.start && cl->conn.in.remain == 0;
 }
 
@@ -500,9 +501,16 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
     case PROTO_BE_COMMAND_COMPLETE:
         if (sv->swallow_z)
             return 1;
-        if (proto_parse_command_complete(f->body, f->len, &tag) == 0 &&
-            (strcmp(tag, "SET") == 0 || strcmp(tag, "RESET") == 0 || strncmp(tag, "DISCARD", 7) == 0))
+        if (proto_parse_command_complete(f->body, f->len, &tag) < 0)
+            return 0;
+        if (strcmp(tag, "SET") == 0 || strcmp(tag, "RESET") == 0 || strncmp(tag, "DISCARD", 7) == 0)
             sv->dirty = 1;
+        if (strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "DEALLOCATE ALL") == 0) {
+            /* The server dropped every prepared statement, pglane's shared ones too. */
+            px_prep_server_forget_all(sv);
+            if (cl)
+                px_prep_client_forget_all(cl);
+        }
         return 0;
     case PROTO_BE_ERROR:
         if (sv->swallow_z) {
@@ -526,12 +534,23 @@ static int must_read_whole(const struct px_server *sv, uint8_t type)
            type == PROTO_BE_COMMAND_COMPLETE || type == PROTO_BE_ERROR;
 }
 
+/* Sends the replies scanned so far to the client; 1 if they are not all gone yet. */
+static int flush_blocked(struct px_server *sv)
+{
+    struct px_buf *b = &sv->conn.in;
+
+    if (b->start < b->pos && px_forward(&sv->conn, &sv->client->conn) < 0)
+        return 1;
+    return sv->conn.writing || b->start < b->pos;
+}
+
 /* Scans the server's bytes: returns 1 when a ReadyForQuery made the server releasable, -1 on error. */
 static int scan(struct px_server *sv)
 {
     struct px_buf *b = &sv->conn.in;
     struct proto_frame f;
     const char *err;
+    int prep;
 
     while (b->pos < b->len) {
         uint32_t avail = b->len - b->pos;
@@ -549,7 +568,15 @@ static int scan(struct px_server *sv)
             SLOG(sv, CONF_LOG_ERROR, "protocol error from server: %s", err);
             return -1;
         }
-        if (must_read_whole(sv, f.type)) {
+        prep = sv->prepq.n > 0 && sv->swallow_z == 0;
+        if (prep && px_prep_head_is_synth(sv)) {
+            if (flush_blocked(sv))
+                break;
+            (void)px_prep_drain(sv);
+            prep = sv->prepq.n > 0;
+        }
+        if (must_read_whole(sv, f.type) ||
+            (prep && (f.type == PROTO_BE_PARSE_COMPLETE || f.type == PROTO_BE_CLOSE_COMPLETE))) {
             if (avail < PROTO_HEADER_LEN + f.len) {
                 if (b->cap - b->start < PROTO_HEADER_LEN + f.len && !sv->conn.writing &&
                     px_buf_reserve(b, PROTO_HEADER_LEN + f.len - avail) < 0)
@@ -557,6 +584,15 @@ static int scan(struct px_server *sv)
                 break;
             }
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
+            if (prep && px_prep_swallows(sv, f.type)) {
+                /* The reply to a Parse or Close pglane added: the client never sees it. */
+                if (flush_blocked(sv))
+                    break;
+                px_prep_on_reply(sv, &f);
+                b->pos += PROTO_HEADER_LEN + f.len;
+                b->start = b->pos;
+                continue;
+            }
             if (f.type == PROTO_BE_ERROR && sv->guard_for && px_guard_rewrite(sv, &f) < 0)
                 break;            /* retried when the write in flight completes */
             if (inspect(sv, &f)) {
@@ -565,10 +601,16 @@ static int scan(struct px_server *sv)
                 b->start = b->pos;
                 continue;
             }
+            if (prep)
+                px_prep_on_reply(sv, &f);
             b->pos += PROTO_HEADER_LEN + f.len;
             if (f.type == PROTO_BE_READY && release_ready(sv))
                 return 1;
             continue;
+        }
+        if (prep) {
+            f.body = NULL;
+            px_prep_on_reply(sv, &f);
         }
         b->pos += PROTO_HEADER_LEN;
         b->remain = f.len;
@@ -661,6 +703,8 @@ void px_server_on_read(struct px_server *sv)
     }
     if (sv->client)
         px_server_pump_client(sv);
+    if (sv->client && sv->prepq.n && !sv->conn.writing)
+        (void)px_prep_drain(sv);
     if (sv->state == SV_ACTIVE && r == 1 && sv->client && sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION)
         px_server_detach(sv);
     else if (sv->state == SV_ACTIVE && r == 1 && sv->client)
@@ -680,6 +724,9 @@ void px_server_on_sent(struct px_server *sv)
     px_conn_read_start(&sv->conn);
     if (sv->conn.in.pos < sv->conn.in.len)
         px_server_on_read(sv);
+    else if (sv->client && sv->prepq.n && px_prep_drain(sv) == 0 && release_ready(sv) &&
+             sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION)
+        px_server_detach(sv);
 }
 
 void px_server_on_eof(struct px_server *sv, int status)
@@ -720,6 +767,7 @@ void px_server_close(struct px_server *sv, const char *reason)
 
 void px_server_free(struct px_server *sv)
 {
+    px_prep_server_free(sv);
     px_params_clear(&sv->have);
     free(sv->scram);
     free(sv);

@@ -1,0 +1,702 @@
+/*
+ * Named prepared statements in transaction pooling. A client's statement names are its own; the
+ * statements themselves are shared by text and parameter types under pglane's names ("_pgl_<id>"),
+ * prepared on each server connection the first time a client needs them there, and kept in a
+ * bounded per-server LRU cache. Each message sent to a server while this is in play gets an entry in
+ * that server's response queue, so that replies pglane caused are dropped and replies pglane owes
+ * (ParseComplete for a statement the server already has, CloseComplete) are produced at exactly the
+ * place in the stream where a direct connection would have produced them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+#define REG_BUCKETS 4096
+
+enum { Q_SWALLOW = 1, Q_SYNTH = 2 };
+enum { Q_PARSE = 'P', Q_BIND = 'B', Q_DESC_STMT = 'd', Q_DESC_PORTAL = 'p', Q_EXEC = 'E', Q_CLOSE = 'C',
+       Q_SYNC = 'S', Q_QUERY = 'Q' };
+
+struct px_stmt {                   /* one statement text + parameter types, shared by clients */
+    struct px_stmt *next;          /* hash chain */
+    struct px_stmt *id_next;       /* chain of the by-id table */
+    uint8_t validated;             /* PostgreSQL accepted this Parse at least once */
+    uint64_t hash;
+    uint32_t id;                   /* server-side name _pgl_<id>; replaced when invalidated */
+    uint32_t refs;                 /* client names pointing here */
+    uint32_t len;                  /* of body: query\0, int16 count, count * int32 type oids */
+    uint8_t body[];
+};
+
+struct px_cstmt {                  /* a client's name for a statement */
+    char *name;
+    struct px_stmt *stmt;
+};
+
+struct prep_registry {
+    struct px_stmt *buckets[REG_BUCKETS];
+    struct px_stmt *by_id[REG_BUCKETS];
+    uint32_t next_id;
+};
+
+static struct prep_registry *registry(struct proxy *px)
+{
+    if (!px->prep)
+        px->prep = calloc(1, sizeof(struct prep_registry));
+    return px->prep;
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    while (n--)
+        h = (h ^ *p++) * 0x100000001b3ull;
+    return h;
+}
+
+static void id_link(struct prep_registry *reg, struct px_stmt *s)
+{
+    s->id_next = reg->by_id[s->id % REG_BUCKETS];
+    reg->by_id[s->id % REG_BUCKETS] = s;
+}
+
+static void id_unlink(struct prep_registry *reg, struct px_stmt *s)
+{
+    for (struct px_stmt **pp = &reg->by_id[s->id % REG_BUCKETS]; *pp; pp = &(*pp)->id_next)
+        if (*pp == s) {
+            *pp = s->id_next;
+            return;
+        }
+}
+
+static struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id)
+{
+    struct prep_registry *reg = px->prep;
+
+    for (struct px_stmt *s = reg ? reg->by_id[id % REG_BUCKETS] : NULL; s; s = s->id_next)
+        if (s->id == id)
+            return s;
+    return NULL;
+}
+
+static struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len)
+{
+    struct prep_registry *reg = registry(px);
+    uint64_t h = hash_bytes(body, len);
+    struct px_stmt **slot, *s;
+
+    if (!reg)
+        return NULL;
+    slot = &reg->buckets[h % REG_BUCKETS];
+    for (s = *slot; s; s = s->next)
+        if (s->hash == h && s->len == len && memcmp(s->body, body, len) == 0)
+            return s;
+    s = malloc(sizeof(*s) + len);
+    if (!s)
+        return NULL;
+    s->hash = h;
+    s->id = ++reg->next_id;
+    s->refs = 0;
+    s->validated = 0;
+    s->len = len;
+    memcpy(s->body, body, len);
+    s->next = *slot;
+    *slot = s;
+    id_link(reg, s);
+    return s;
+}
+
+static void stmt_unref(struct proxy *px, struct px_stmt *s);
+
+/* Drops an entry that stmt_get just made and nobody took. */
+static void stmt_unref_new(struct proxy *px, struct px_stmt *s)
+{
+    s->refs = 1;
+    stmt_unref(px, s);
+}
+
+static void stmt_unref(struct proxy *px, struct px_stmt *s)
+{
+    struct prep_registry *reg = px->prep;
+    struct px_stmt **pp;
+
+    if (--s->refs > 0 || !reg)
+        return;
+    for (pp = &reg->buckets[s->hash % REG_BUCKETS]; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            id_unlink(reg, s);
+            free(s);
+            return;
+        }
+}
+
+/* The statement's plan no longer fits its result type: every server re-prepares it under a new name. */
+static void stmt_invalidate(struct proxy *px, uint32_t id)
+{
+    struct prep_registry *reg = px->prep;
+    struct px_stmt *s = stmt_by_id(px, id);
+
+    if (!s)
+        return;
+    id_unlink(reg, s);
+    s->id = ++reg->next_id;
+    s->validated = 0;
+    id_link(reg, s);
+    px->prep_invalidations++;
+}
+
+void px_prep_registry_free(struct proxy *px)
+{
+    struct prep_registry *reg = px->prep;
+
+    for (int i = 0; reg && i < REG_BUCKETS; i++)
+        while (reg->buckets[i]) {
+            struct px_stmt *s = reg->buckets[i];
+
+            reg->buckets[i] = s->next;
+            free(s);
+        }
+    free(reg);
+    px->prep = NULL;
+}
+
+/* ---- a client's names ---- */
+
+static struct px_cstmt *cstmt_find(struct px_client *cl, const char *name)
+{
+    for (int i = 0; i < cl->nstmts; i++)
+        if (strcmp(cl->stmts[i].name, name) == 0)
+            return &cl->stmts[i];
+    return NULL;
+}
+
+static void cstmt_drop(struct px_client *cl, struct px_cstmt *cs)
+{
+    stmt_unref(cl->conn.px, cs->stmt);
+    free(cs->name);
+    *cs = cl->stmts[--cl->nstmts];
+}
+
+static int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
+{
+    struct px_cstmt *cs = cstmt_find(cl, name);
+
+    if (cs) {
+        s->refs++;
+        stmt_unref(cl->conn.px, cs->stmt);
+        cs->stmt = s;
+        return 0;
+    }
+    if (cl->nstmts == cl->capstmts) {
+        int cap = cl->capstmts ? cl->capstmts * 2 : 8;
+        struct px_cstmt *n = realloc(cl->stmts, sizeof(*n) * (size_t)cap);
+
+        if (!n)
+            return -1;
+        cl->stmts = n;
+        cl->capstmts = cap;
+    }
+    cl->stmts[cl->nstmts].name = strdup(name);
+    if (!cl->stmts[cl->nstmts].name)
+        return -1;
+    cl->stmts[cl->nstmts++].stmt = s;
+    s->refs++;
+    return 0;
+}
+
+void px_prep_client_forget_all(struct px_client *cl)
+{
+    while (cl->nstmts > 0)
+        cstmt_drop(cl, &cl->stmts[cl->nstmts - 1]);
+}
+
+void px_prep_client_free(struct px_client *cl)
+{
+    px_prep_client_forget_all(cl);
+    free(cl->stmts);
+    cl->stmts = NULL;
+    cl->capstmts = 0;
+}
+
+/* ---- a server's cache and response queue ---- */
+
+static int cache_find(const struct px_server *sv, uint32_t id)
+{
+    for (int i = 0; i < sv->ncached; i++)
+        if (sv->cached[i].id == id)
+            return i;
+    return -1;
+}
+
+static void cache_remove(struct px_server *sv, uint32_t id)
+{
+    int i = cache_find(sv, id);
+
+    if (i >= 0)
+        sv->cached[i] = sv->cached[--sv->ncached];
+}
+
+void px_prep_server_forget_all(struct px_server *sv)
+{
+    sv->ncached = 0;
+}
+
+static int queue_push(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt)
+{
+    struct px_prepq *q = &sv->prepq;
+
+    if (q->n == q->cap) {
+        uint32_t cap = q->cap ? q->cap * 2 : 32;
+        struct px_prepq_entry *e = malloc(sizeof(*e) * cap);
+
+        if (!e)
+            return -1;
+        for (uint32_t i = 0; i < q->n; i++)
+            e[i] = q->e[(q->head + i) % q->cap];
+        free(q->e);
+        q->e = e;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->e[(q->head + q->n) % q->cap] = (struct px_prepq_entry){ type, flags, stmt };
+    q->n++;
+    return 0;
+}
+
+static struct px_prepq_entry *queue_head(struct px_server *sv)
+{
+    return sv->prepq.n ? &sv->prepq.e[sv->prepq.head] : NULL;
+}
+
+static void queue_pop(struct px_server *sv)
+{
+    struct px_prepq *q = &sv->prepq;
+
+    q->head = (q->head + 1) % q->cap;
+    if (--q->n == 0)
+        q->head = 0;
+}
+
+void px_prep_server_free(struct px_server *sv)
+{
+    free(sv->prepq.e);
+    free(sv->cached);
+    memset(&sv->prepq, 0, sizeof(sv->prepq));
+    sv->cached = NULL;
+    sv->ncached = sv->capcached = 0;
+}
+
+/* ---- building what a server gets ---- */
+
+static void put_name(struct proto_buf *out, uint32_t id)
+{
+    char name[24];
+
+    snprintf(name, sizeof(name), "_pgl_%u", id);
+    proto_put_cstr(out, name);
+}
+
+/* Makes room in the server's cache, closing the least recently used statement. */
+static int cache_make_room(struct px_server *sv, struct proto_buf *out)
+{
+    struct proxy *px = sv->conn.px;
+    int max = px->conf->max_prepared_statements, victim = -1;
+    size_t start;
+
+    if (sv->ncached < max)
+        return 0;
+    for (int i = 0; i < sv->ncached; i++)
+        if (!sv->cached[i].pending && (victim < 0 || sv->cached[i].used < sv->cached[victim].used))
+            victim = i;
+    if (victim < 0)
+        return 0;                   /* everything is in flight: let the cache run over for now */
+    start = proto_msg_begin(out, PROTO_FE_CLOSE);
+    proto_put_u8(out, 'S');
+    put_name(out, sv->cached[victim].id);
+    proto_msg_end(out, start);
+    sv->cached[victim] = sv->cached[--sv->ncached];
+    px->prep_evictions++;
+    return queue_push(sv, Q_CLOSE, Q_SWALLOW, 0);
+}
+
+/* Makes sure the server has the statement, preparing it first if not. */
+static int ensure(struct px_server *sv, struct px_stmt *s, struct proto_buf *out, int flags)
+{
+    struct proxy *px = sv->conn.px;
+    int i = cache_find(sv, s->id);
+    size_t start;
+
+    if (i >= 0) {
+        sv->cached[i].used = ++sv->tick;
+        return 1;
+    }
+    if (cache_make_room(sv, out) < 0)
+        return -1;
+    if (sv->ncached == sv->capcached) {
+        int cap = sv->capcached ? sv->capcached * 2 : 16;
+        struct px_cached *n = realloc(sv->cached, sizeof(*n) * (size_t)cap);
+
+        if (!n)
+            return -1;
+        sv->cached = n;
+        sv->capcached = cap;
+    }
+    sv->cached[sv->ncached++] = (struct px_cached){ s->id, ++sv->tick, 1 };
+    start = proto_msg_begin(out, PROTO_FE_PARSE);
+    put_name(out, s->id);
+    proto_put_bytes(out, s->body, s->len);
+    proto_msg_end(out, start);
+    px->prep_parses++;
+    return queue_push(sv, Q_PARSE, (uint8_t)flags, s->id) < 0 ? -1 : 0;
+}
+
+static size_t cstr_len(const uint8_t *p, size_t max)
+{
+    const uint8_t *z = memchr(p, 0, max);
+
+    return z ? (size_t)(z - p) : max;
+}
+
+static void raw(struct proto_buf *out, const uint8_t *msg, uint32_t n)
+{
+    proto_put_bytes(out, msg, n);
+}
+
+static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
+                    struct proto_buf *out)
+{
+    const uint8_t *body = msg + PROTO_HEADER_LEN;
+    size_t nl = cstr_len(body, len);
+    struct px_stmt *s;
+    int r;
+
+    if (nl == 0 || nl >= len) {
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return queue_push(sv, Q_PARSE, 0, 0);
+    }
+    s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
+    if (!s || cstmt_set(cl, (const char *)body, s) < 0)
+        return -1;
+    r = ensure(sv, s, out, 0);
+    if (r < 0)
+        return -1;
+    if (r == 1) {                  /* the server has it: ParseComplete is pglane's to give */
+        cl->conn.px->prep_hits++;
+        return queue_push(sv, Q_PARSE, Q_SYNTH, s->id);
+    }
+    return 0;
+}
+
+/* Rewrites a Bind or a Describe of a named statement to pglane's name, preparing it if needed. */
+static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
+                        struct proto_buf *out)
+{
+    const uint8_t *body = msg + PROTO_HEADER_LEN;
+    size_t pre = msg[0] == PROTO_FE_BIND ? cstr_len(body, len) + 1 : 1;   /* portal name or 'S' */
+    uint8_t qtype = msg[0] == PROTO_FE_BIND ? Q_BIND : Q_DESC_STMT;
+    const char *name = (const char *)body + pre;
+    struct px_cstmt *cs;
+    size_t nl, start;
+
+    if (pre >= len || (nl = cstr_len(body + pre, len - pre)) >= len - pre || nl == 0 ||
+        !(cs = cstmt_find(cl, name))) {
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return queue_push(sv, qtype, 0, 0);
+    }
+    if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
+        return -1;
+    start = proto_msg_begin(out, msg[0]);
+    proto_put_bytes(out, body, pre);
+    put_name(out, cs->stmt->id);
+    proto_put_bytes(out, body + pre + nl + 1, len - pre - nl - 1);
+    proto_msg_end(out, start);
+    if (qtype == Q_BIND)
+        cl->last_bound = cs->stmt->id;
+    return queue_push(sv, qtype, 0, cs->stmt->id);
+}
+
+static int on_close(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
+                    struct proto_buf *out)
+{
+    const uint8_t *body = msg + PROTO_HEADER_LEN;
+    struct px_cstmt *cs;
+
+    if (len < 2 || body[0] != 'S' || body[1] == 0 || cstr_len(body + 1, len - 1) >= len - 1) {
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return queue_push(sv, Q_CLOSE, 0, 0);
+    }
+    /* The shared statement stays on the server; the client's name goes. */
+    cs = cstmt_find(cl, (const char *)body + 1);
+    if (cs)
+        cstmt_drop(cl, cs);
+    return queue_push(sv, Q_CLOSE, Q_SYNTH, 0);
+}
+
+static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
+                       struct proto_buf *out)
+{
+    switch (msg[0]) {
+    case PROTO_FE_PARSE:
+        return on_parse(cl, sv, msg, len, out);
+    case PROTO_FE_BIND:
+        return on_named_use(cl, sv, msg, len, out);
+    case PROTO_FE_DESCRIBE:
+        if (len >= 1 && msg[PROTO_HEADER_LEN] == 'S')
+            return on_named_use(cl, sv, msg, len, out);
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return queue_push(sv, Q_DESC_PORTAL, 0, 0);
+    case PROTO_FE_CLOSE:
+        return on_close(cl, sv, msg, len, out);
+    case PROTO_FE_EXECUTE:
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return queue_push(sv, Q_EXEC, 0, cl->last_bound);
+    case PROTO_FE_SYNC:
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return queue_push(sv, Q_SYNC, 0, 0);
+    case PROTO_FE_QUERY:
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        if (cl->begin_replay) {    /* the held BEGIN: its reply is swallowed as pglane's own */
+            cl->begin_replay = 0;
+            return 0;
+        }
+        return queue_push(sv, Q_QUERY, 0, 0);
+    case PROTO_FE_FUNCTION_CALL:
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return queue_push(sv, Q_QUERY, 0, 0);
+    default:                       /* Flush, COPY data: no reply of their own */
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return 0;
+    }
+}
+
+/*
+ * A client outside a transaction that only prepares statements PostgreSQL has accepted before
+ * (Parse... Sync, as PQprepare sends) is answered by pglane without a server connection. Besides
+ * saving a round trip, this keeps drivers that prepare synchronously on one thread (pgbench
+ * -M prepared) from waiting for a server that their own other connections hold. Returns 1 if the
+ * batch was answered, 0 if it needs a server, -1 on error.
+ */
+int px_prep_answer_locally(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_buf out;
+    uint32_t off = b->start, parses = 0;
+
+    if (cl->fwd_remain || b->remain)
+        return 0;
+    while (off < b->pos) {
+        uint8_t type = b->data[off];
+        uint32_t len = proto_get_u32(b->data + off + 1) - 4;
+        const uint8_t *body = b->data + off + PROTO_HEADER_LEN;
+        size_t nl;
+        struct px_stmt *s;
+
+        if (type == PROTO_FE_SYNC && off + PROTO_HEADER_LEN + len == b->pos && parses > 0)
+            break;
+        if (type != PROTO_FE_PARSE || (nl = cstr_len(body, len)) == 0 || nl >= len)
+            return 0;
+        s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
+        if (!s || !s->validated) {
+            if (s && s->refs == 0)
+                stmt_unref_new(cl->conn.px, s);
+            return 0;
+        }
+        parses++;
+        off += PROTO_HEADER_LEN + len;
+    }
+    if (off >= b->pos)
+        return 0;
+    proto_buf_init(&out);
+    for (off = b->start; parses > 0; parses--) {
+        uint32_t len = proto_get_u32(b->data + off + 1) - 4;
+        const uint8_t *body = b->data + off + PROTO_HEADER_LEN;
+        size_t nl = cstr_len(body, len);
+
+        if (cstmt_set(cl, (const char *)body, stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1)) < 0)
+            out.failed = 1;
+        proto_put_bytes(&out, "1\0\0\0\4", 5);
+        cl->conn.px->prep_hits++;
+        off += PROTO_HEADER_LEN + len;
+    }
+    proto_build_ready(&out, 'I');
+    b->start = b->pos;
+    cl->pending_z--;
+    cl->prep_batch = 0;
+    if (out.failed || px_conn_send_copy(&cl->conn, out.data, out.len) < 0) {
+        proto_buf_free(&out);
+        return -1;
+    }
+    proto_buf_free(&out);
+    return 1;
+}
+
+int px_prep_needed(const struct px_client *cl)
+{
+    return cl->prep_batch || (cl->server && cl->server->prepq.n > 0);
+}
+
+/*
+ * Sends the client's scanned bytes to its server through the response queue, rewriting statement
+ * names. Every message in [start, pos) is whole except possibly a streamed last one. 0 or -1.
+ */
+int px_prep_forward(struct px_client *cl)
+{
+    struct px_server *sv = cl->server;
+    struct px_buf *b = &cl->conn.in;
+    struct proto_buf out;
+    uint32_t off = b->start;
+    int rc = 0;
+
+    proto_buf_init(&out);
+    if (cl->fwd_remain) {          /* the tail of a message begun in an earlier batch */
+        uint32_t n = cl->fwd_remain < b->pos - off ? cl->fwd_remain : b->pos - off;
+
+        raw(&out, b->data + off, n);
+        off += n;
+    }
+    while (rc == 0 && off < b->pos) {
+        uint32_t len = proto_get_u32(b->data + off + 1) - 4;
+
+        if (off + PROTO_HEADER_LEN + len > b->pos) {   /* streamed: the rest comes later */
+            raw(&out, b->data + off, b->pos - off);
+            break;
+        }
+        rc = one_message(cl, sv, b->data + off, len, &out);
+        off += PROTO_HEADER_LEN + len;
+    }
+    cl->fwd_remain = b->remain;
+    cl->prep_batch = 0;
+    b->start = b->pos;
+    if (rc == 0 && (out.failed || (out.len && px_conn_send_copy(&sv->conn, out.data, out.len) < 0)))
+        rc = -1;
+    proto_buf_free(&out);
+    if (rc == 0)
+        px_prep_drain(sv);
+    return rc;
+}
+
+/* ---- what comes back ---- */
+
+static void send_synth(struct px_server *sv, uint8_t type)
+{
+    uint8_t msg[5] = { type, 0, 0, 0, 4 };
+
+    (void)px_conn_send_copy(&sv->client->conn, msg, sizeof(msg));
+}
+
+int px_prep_drain(struct px_server *sv)
+{
+    struct px_prepq_entry *h;
+
+    while ((h = queue_head(sv)) && (h->flags & Q_SYNTH)) {
+        if (!sv->client)
+            return 0;
+        if (sv->conn.writing || sv->conn.in.start < sv->conn.in.pos)
+            return -1;             /* the server's earlier replies go first */
+        send_synth(sv, h->type == Q_PARSE ? PROTO_BE_PARSE_COMPLETE : PROTO_BE_CLOSE_COMPLETE);
+        queue_pop(sv);
+    }
+    return 0;
+}
+
+int px_prep_head_is_synth(struct px_server *sv)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+
+    return h && (h->flags & Q_SYNTH);
+}
+
+/* Whether this reply is one pglane caused and the client must not see. */
+int px_prep_swallows(struct px_server *sv, uint8_t type)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+
+    return h && (h->flags & Q_SWALLOW) &&
+           ((h->type == Q_PARSE && type == PROTO_BE_PARSE_COMPLETE) ||
+            (h->type == Q_CLOSE && type == PROTO_BE_CLOSE_COMPLETE));
+}
+
+/* After an error the server skips everything up to the next Sync, which answers with ReadyForQuery. */
+static void skip_to_sync(struct px_server *sv)
+{
+    struct px_prepq_entry *h;
+
+    while ((h = queue_head(sv)) && h->type != Q_SYNC) {
+        if (h->type == Q_PARSE && !(h->flags & Q_SYNTH) && h->stmt)
+            cache_remove(sv, h->stmt);
+        queue_pop(sv);
+    }
+}
+
+static void on_error(struct px_server *sv, const struct proto_frame *f)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+    struct proto_error_fields ef;
+
+    if (h->type == Q_QUERY)
+        return;
+    if (f->body && proto_parse_error(f->body, f->len, &ef) == 0 && ef.sqlstate &&
+        strcmp(ef.sqlstate, "0A000") == 0 && h->stmt && (h->type == Q_EXEC || h->type == Q_BIND)) {
+        /* "cached plan must not change result type": the next use prepares it afresh. */
+        cache_remove(sv, h->stmt);
+        stmt_invalidate(sv->conn.px, h->stmt);
+    }
+    if (h->type == Q_PARSE && h->stmt)
+        cache_remove(sv, h->stmt);
+    skip_to_sync(sv);
+}
+
+/* Advances the response queue past one server message. */
+void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+    int done = 0;
+
+    if (!h)
+        return;
+    switch (f->type) {
+    case PROTO_BE_PARSE_COMPLETE:
+        if (h->type == Q_PARSE && h->stmt) {
+            int i = cache_find(sv, h->stmt);
+            struct px_stmt *s = stmt_by_id(sv->conn.px, h->stmt);
+
+            if (i >= 0)
+                sv->cached[i].pending = 0;
+            if (s)
+                s->validated = 1;
+        }
+        done = h->type == Q_PARSE;
+        break;
+    case PROTO_BE_BIND_COMPLETE:
+        done = h->type == Q_BIND;
+        break;
+    case PROTO_BE_CLOSE_COMPLETE:
+        done = h->type == Q_CLOSE;
+        break;
+    case PROTO_BE_ROW_DESC:
+    case PROTO_BE_NO_DATA:
+        done = h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL;
+        break;
+    case PROTO_BE_COMMAND_COMPLETE:
+    case PROTO_BE_EMPTY_QUERY:
+    case PROTO_BE_PORTAL_SUSPENDED:
+        done = h->type == Q_EXEC;
+        break;
+    case PROTO_BE_READY:
+        done = h->type == Q_SYNC || h->type == Q_QUERY;
+        if (!done)             /* out of step: start over rather than misattribute replies */
+            sv->prepq.n = sv->prepq.head = 0;
+        break;
+    case PROTO_BE_ERROR:
+        on_error(sv, f);
+        return;
+    default:
+        return;
+    }
+    if (done)
+        queue_pop(sv);
+}
