@@ -17,6 +17,10 @@ static void usage(FILE *out)
             "pglane %s — a workload-aware connection proxy for PostgreSQL\n\n"
             "usage: pglane CONFIG.ini            run in the foreground\n"
             "       pglane --check CONFIG.ini    validate the configuration and exit\n"
+            "       pglane --route CONFIG.ini [--user U] [--database D] [--application-name A]\n"
+            "                    [--client-addr IP] < statements.sql\n"
+            "                                    print lane, route, kind, read-only, tables and\n"
+            "                                    fingerprint of each statement (tab-separated)\n"
             "       pglane --help | --version\n\n"
             "Signals: SIGHUP reloads the configuration, SIGTERM drains (stops accepting, lets open\n"
             "transactions finish, then exits), SIGINT exits at once.\n",
@@ -332,6 +336,43 @@ out:
     return rc;
 }
 
+static int route_command(int argc, char **argv)
+{
+    const char *user = "", *database = "", *app = "", *addr = NULL;
+    struct conf_diag diag = { 0 };
+    struct conf *conf = NULL;
+    int rc;
+
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--user") == 0)
+            user = argv[i + 1];
+        else if (strcmp(argv[i], "--database") == 0)
+            database = argv[i + 1];
+        else if (strcmp(argv[i], "--application-name") == 0)
+            app = argv[i + 1];
+        else if (strcmp(argv[i], "--client-addr") == 0)
+            addr = argv[i + 1];
+        else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if ((argc - 3) % 2 != 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (conf_load(argv[2], &conf, &diag) < 0) {
+        for (int i = 0; i < diag.n; i++)
+            fprintf(stderr, "%s\n", diag.msgs[i]);
+        conf_diag_free(&diag);
+        return 1;
+    }
+    conf_diag_free(&diag);
+    rc = px_route_dry_run(conf, user, database, app, addr);
+    conf_free(conf);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -354,6 +395,8 @@ int main(int argc, char **argv)
         conf_free(conf);
         return 0;
     }
+    if (argc >= 3 && strcmp(argv[1], "--route") == 0)
+        return route_command(argc, argv);
     if (argc != 2 || argv[1][0] == '-') {
         usage(stderr);
         return 2;

@@ -397,6 +397,9 @@ int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, 
 void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane);
 uint64_t px_route_hits(const struct proxy *px, int route);
 int px_routing_need_statement(const struct proxy *px);
+/* pglane --route: reads SQL from stdin, prints one line per statement. Returns the exit code. */
+int px_route_dry_run(const struct conf *c, const char *user, const char *database, const char *app,
+                     const char *addr);
 struct route_stats;
 struct route_stats *px_route_stats(const struct proxy *px);
 
