@@ -223,7 +223,7 @@ static void test_pg_restart_under_load(void **state)
 {
     (void)state;
     struct h_lane l;
-    start_lane(&l, 8, "scram-sha-256");
+    start_lane(&l, 10, "scram-sha-256");     /* pgbench's 8 clients and the 2 below never queue */
     pid_t lane_pid = l.pid;
 
     /* One client inside a transaction running a long statement, one idle inside a transaction. */
@@ -334,7 +334,8 @@ static void test_terminate_backend(void **state)
     assert_true(st[0] != '\0');
     PQfinish(victim);
 
-    /* An idle pooled connection dies: the next clients never see it. */
+    /* An idle pooled connection dies: the next clients never see it. PostgreSQL sends its FATAL
+     * 57P01 before the backend leaves pg_stat_activity, so pglane has been told by then. */
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
     long p2 = backend_pid(c);
