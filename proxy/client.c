@@ -96,10 +96,8 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
     } else {
         strcpy(cl->addr, "unix");
     }
-    if (px->nclients > px->conf->max_client_conn) {
-        client_fatal(cl, "53300", "sorry, too many clients already (pglane max_client_conn reached)");
-        return;
-    }
+    /* Over max_client_conn: answered after the startup packet, where libpq expects an error. */
+    cl->over_limit = px->nclients > px->conf->max_client_conn;
     px_conn_read_start(&cl->conn);
 }
 
@@ -397,7 +395,7 @@ static void startup_read(struct px_client *cl)
                 return;
             }
             cl->ssl_answered = 1;
-            if (st.kind == PROTO_STARTUP_SSL && cl->conn.px->tls_ctx && !cl->conn.tls) {
+            if (st.kind == PROTO_STARTUP_SSL && cl->conn.px->tls_ctx && !cl->conn.tls && !cl->over_limit) {
                 b->pos += (uint32_t)used;
                 b->start = b->pos;
                 if (px_conn_send_copy(&cl->conn, "S", 1) < 0 ||
@@ -417,6 +415,10 @@ static void startup_read(struct px_client *cl)
             px_client_close(cl, "cancel request");
             return;
         case PROTO_STARTUP_V3:
+            if (cl->over_limit) {
+                client_fatal(cl, "53300", "sorry, too many clients already (pglane max_client_conn reached)");
+                return;
+            }
             if (cl->conn.px->conf->tls_mode == CONF_TLS_REQUIRE && !cl->conn.tls &&
                 cl->conn.h.handle.type == UV_TCP) {
                 client_fatal(cl, "28000", "pglane: TLS is required (tls_mode = require); connect with sslmode=require");

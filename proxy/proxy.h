@@ -288,6 +288,7 @@ struct px_client {
     uint8_t ssl_answered;
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
     uint8_t admin;                 /* connected to the virtual database "pglane" */
+    uint8_t over_limit;            /* accepted beyond max_client_conn: refused after its startup packet */
     uint8_t md5_salt[4];
     struct proto_scram_server *scram;
     uint64_t wait_start_ms, connect_ms, tx_start_us;

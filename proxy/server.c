@@ -640,10 +640,13 @@ static void idle_read(struct px_server *sv)
         if (f.type == PROTO_BE_ERROR && sv->state == SV_IDLE) {
             struct proto_error_fields ef;
 
+            /* An idle backend only speaks up to say it is going away (terminated, shut down):
+             * drop it now, before a client is handed a dead connection. */
             if (proto_parse_error(f.body, f.len, &ef) == 0)
                 SLOG(sv, CONF_LOG_INFO, "server says: %s %s", ef.sqlstate ? ef.sqlstate : "",
                      ef.message ? ef.message : "");
-            continue;
+            px_server_close(sv, "server error while idle");
+            return;
         }
         (void)inspect(sv, &f);
         if (sv->state == SV_RESETTING && sv->swallow_z == 0) {
