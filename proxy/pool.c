@@ -53,6 +53,25 @@ static void pool_take_idle(struct px_pool *pool, struct px_server *sv)
     pool->nbusy++;
 }
 
+static int connecting(const struct px_pool *pool)
+{
+    int n = 0;
+
+    for (const struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
+        const struct px_server *sv = px_container_of(it, struct px_server, link);
+
+        n += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN;
+    }
+    return n;
+}
+
+/* Opens a connection if the pool is below `cap` and not enough are already on their way. */
+static void grow(struct px_pool *pool, int cap)
+{
+    if (pool_total(pool) < cap && !pool->lane->retired && connecting(pool) < pool->nwaiting)
+        (void)px_server_connect(pool);
+}
+
 void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
@@ -70,18 +89,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     px_list_append(&pool->waiting, &cl->wait_link);
     pool->nwaiting++;
     px_conn_read_stop(&cl->conn);
-    /* Open a connection if the lane has room and not enough are already on their way. */
-    if (pool_total(pool) < pool->lane->size) {
-        int connecting = 0;
-
-        for (struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
-            struct px_server *sv = px_container_of(it, struct px_server, link);
-
-            connecting += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN;
-        }
-        if (connecting < pool->nwaiting)
-            (void)px_server_connect(pool);
-    }
+    grow(pool, pool->lane->size);
     queue_timer_arm(pool);
 }
 
@@ -123,6 +131,10 @@ void px_pool_server_ready(struct px_server *sv)
         px_server_close(sv, "lane retired by reload");
         return;
     }
+    if (pool_total(pool) > pool->lane->size) {
+        px_server_close(sv, "reserve connection no longer needed");
+        return;
+    }
     /* Idle: most recently used first, so that surplus connections age out. */
     px_list_remove(&sv->link);
     pool->nbusy--;
@@ -137,14 +149,9 @@ void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_
                            const char *sqlstate, const char *message)
 {
     /* Fail the waiters that no connection still on its way can serve. */
-    int connecting = 0;
+    int on_the_way = connecting(pool);
 
-    for (struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
-        struct px_server *sv = px_container_of(it, struct px_server, link);
-
-        connecting += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN;
-    }
-    while (pool->nwaiting > connecting && !px_list_empty(&pool->waiting)) {
+    while (pool->nwaiting > on_the_way && !px_list_empty(&pool->waiting)) {
         struct px_client *cl = px_container_of(pool->waiting.prev, struct px_client, wait_link);
 
         px_pool_cancel_wait(cl);
@@ -206,6 +213,13 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
         const struct conf_lane *lc = pool->lane->conf;
         struct px_list *s, *next;
 
+        /* reserve: extra connections once the head of the queue has waited reserve_timeout. */
+        if (lc->reserve > 0 && !px_list_empty(&pool->waiting) && !pool->lane->paused) {
+            struct px_client *head = px_container_of(pool->waiting.next, struct px_client, wait_link);
+
+            if (now - head->wait_start_ms >= (uint64_t)lc->reserve_timeout_ms)
+                grow(pool, pool->lane->size + lc->reserve);
+        }
         for (s = pool->idle.next; s != &pool->idle; s = next) {
             struct px_server *sv = px_container_of(s, struct px_server, link);
 
