@@ -1223,6 +1223,13 @@ int h_test_teardown(void **state)
     return 0;
 }
 
+void h_filter_from_env(void)
+{
+    const char *f = getenv("PGLANE_TEST_FILTER");
+    if (f && *f)
+        cmocka_set_test_filter(f);
+}
+
 void h_cleanup(void)
 {
     kill_tracked();

@@ -191,6 +191,9 @@ long h_parse_after(const char *text, const char *prefix);
 int h_test_setup(void **state);
 int h_test_teardown(void **state);
 void h_pass(void);
+/* Applies PGLANE_TEST_FILTER (a cmocka test-name pattern, e.g. "test_cancel*") if set. Call first
+ * in main(). */
+void h_filter_from_env(void);
 /* Stops every pglane still registered, kills tracked pids, removes scratch files. */
 void h_cleanup(void);
 

@@ -183,6 +183,7 @@ static void test_check_invalid(void **state)
 
 int main(void)
 {
+    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_version, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_help, h_test_setup, h_test_teardown),

@@ -39,13 +39,18 @@ static int group_teardown(void **state)
 }
 
 /* Starts a transaction-mode pglane with a lane of `size`, after the previous test's backends left. */
-static void start_lane(struct h_lane *l, int size)
+static void start_lane_auth(struct h_lane *l, int size, const char *auth_type)
 {
     assert_int_equal(h_pg_wait_long(g_super, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'",
                                     0, 10000), 0);
     char conf[4096];
-    h_conf(conf, sizeof conf, "transaction", size, "scram-sha-256", NULL);
+    h_conf(conf, sizeof conf, "transaction", size, auth_type, NULL);
     assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+}
+
+static void start_lane(struct h_lane *l, int size)
+{
+    start_lane_auth(l, size, "scram-sha-256");
 }
 
 static void stop_lane(struct h_lane *l)
@@ -85,7 +90,12 @@ static void test_1000_clients_over_10_server_connections(void **state)
     H_SKIP_IF_DIRECT();   /* PostgreSQL itself allows 300 connections here */
     assert_true(h_raise_nofile(4 * NCLIENTS) >= 2 * NCLIENTS + 64);
     struct h_lane l;
-    start_lane(&l, NSERVERS);
+    /*
+     * md5 between the clients and pglane: 1,000 SCRAM logins cost this test process (libpq's 4096
+     * PBKDF2 rounds each, in one thread) up to a minute on a loaded CI machine, and this test is
+     * about pooling. SCRAM is covered by every other test.
+     */
+    start_lane_auth(&l, NSERVERS, "md5");
 
     static PGconn *c[NCLIENTS];
     static PostgresPollingStatusType st[NCLIENTS];
@@ -176,6 +186,7 @@ static void test_1000_clients_over_10_server_connections(void **state)
         }
     }
     sample_backends(&max_seen);
+    fprintf(stderr, "1000 clients: at most %ld server connections seen\n", max_seen);
     if (max_seen > NSERVERS)
         print_error("saw %ld server connections for a lane of %d\n", max_seen, NSERVERS);
     assert_true(max_seen >= 1 && max_seen <= NSERVERS);
@@ -451,6 +462,7 @@ static void test_idle_pooled_servers_terminated(void **state)
 
 int main(void)
 {
+    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_parameter_status_per_client, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_set_does_not_leak, h_test_setup, h_test_teardown),

@@ -536,6 +536,7 @@ static void test_sighup_keeps_serving(void **state)
 
 int main(void)
 {
+    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wrong_password_scram, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_md5_and_trust_auth, h_test_setup, h_test_teardown),

@@ -80,6 +80,14 @@ static void test_session_simple_and_extended(void **state)
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_string_equal(PQgetvalue(r, 0, 0), "42");
     PQclear(r);
+    /* The unnamed statement, prepared and executed in separate round trips (fine in session mode). */
+    r = PQprepare(c, "", "SELECT $1::int + 100", 1, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQexecPrepared(c, "", 1, pv, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "121");
+    PQclear(r);
     /* Session state survives across transactions: a temp table and a SET. */
     assert_int_equal(h_exec(c, "CREATE TEMP TABLE sess_t AS SELECT 7 AS x"), 0);
     assert_int_equal(h_exec(c, "SET statement_timeout = '2222ms'"), 0);
@@ -485,6 +493,7 @@ static void test_session_queue_timeout(void **state)
 
 int main(void)
 {
+    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_session_simple_and_extended, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_named_prepared_statements, h_test_setup, h_test_teardown),
