@@ -29,7 +29,7 @@ EOF
 for c in "${configs[@]}"; do
     d=$out/$c
     # pgbench 15 log: client txno latency_us|failed|skipped script epoch usec [lag_us]
-    cat "$d"/tx.* 2>/dev/null | awk -v c="$c" '
+    cat "$d"/tx.[0-9]* 2>/dev/null | awk -v c="$c" '
         { failed = ($3 == "failed" || $3 == "skipped") ? "t" : "f"; lat = (failed == "t") ? "" : $3;
           printf "%s,%s,%s,%s,%s,%s,%s.%06d,%s\n", c, $1, $2, lat, failed, $4, $5, $6, $7 }' >"$d/tx.csv"
     S -qc "\copy tx (config, client, txno, lat_us, failed, script, done_epoch, lag_us) FROM '$d/tx.csv' WITH (FORMAT csv)"
@@ -39,11 +39,11 @@ for c in "${configs[@]}"; do
       -c "\copy b0 FROM '$d/blocking.csv' WITH (FORMAT csv, HEADER true)" \
       -c "INSERT INTO blocking SELECT '$c', b0.* FROM b0; DROP TABLE b0"
     # log_lock_waits: "... insightsuser oltp-api: LOG:  process 123 acquired ShareLock on transaction 9 after 2345.678 ms"
-    sed -nE 's/^.* [0-9]+\] [^ ]* ([^:]*): LOG:  process [0-9]+ (acquired|still waiting for) ([A-Za-z]+) on (.*) after ([0-9.]+) ms.*$/\1|\2|\5|\3 on \4/p' \
-        "$d/postgres.log" | awk -F'|' -v c="$c" 'BEGIN{OFS="|"} {print c, $1, $2, $3, $4}' >"$d/logwaits.psv"
+    sed -nE 's/^.* \[[0-9]+\] [^ ]* ([^:]*): LOG:  process [0-9]+ (acquired|still waiting for) ([A-Za-z]+) on (.*) after ([0-9.]+) ms.*$/\1|\2|\5|\3 on \4/p' \
+        "$d/postgres.log" | awk -F'|' -v c="$c" 'BEGIN{OFS="|"} {print c, $1, $2, $3, $4}' >"$d/logwaits.psv" || true
     grep -E ': ERROR:  canceling statement due to (lock|statement) timeout' "$d/postgres.log" \
-        | sed -nE 's/^.* [0-9]+\] [^ ]* ([^:]*): ERROR:  (.*)$/\1|error|0|\2/p' \
-        | awk -F'|' -v c="$c" 'BEGIN{OFS="|"} {print c, $1, $2, $3, $4}' >>"$d/logwaits.psv"
+        | sed -nE 's/^.* \[[0-9]+\] [^ ]* ([^:]*): ERROR:  (.*)$/\1|error|0|\2/p' \
+        | awk -F'|' -v c="$c" 'BEGIN{OFS="|"} {print c, $1, $2, $3, $4}' >>"$d/logwaits.psv" || true
     S -qc "\copy logwait FROM '$d/logwaits.psv' WITH (FORMAT csv, DELIMITER '|')"
     aborted=$(grep -c 'aborted' "$d/pgbench.err" || true)
     r1=$(cat "$d/report1.rc"); r2=$(cat "$d/report2.rc")
