@@ -1178,7 +1178,7 @@ long h_parse_after(const char *text, const char *prefix)
     if (!p)
         return -1;
     p += strlen(prefix);
-    while (*p == ' ')
+    while (*p == ' ' || *p == '\t')
         p++;
     if (*p < '0' || *p > '9')
         return -1;
