@@ -117,6 +117,7 @@ int px_tls_write(struct px_conn *c, const void *data, size_t n);
 void px_tls_backpressure(struct px_conn *src, struct px_conn *dst);
 int px_tls_handshake_done(const struct px_conn *c);
 const char *px_tls_version(const struct px_conn *c);
+const char *px_tls_error(const struct px_conn *c);   /* why the handshake failed, or NULL */
 
 /* Events io.c hands to the connection kinds. */
 void px_client_on_read(struct px_client *cl);

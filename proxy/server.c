@@ -738,6 +738,14 @@ void px_server_on_eof(struct px_server *sv, int status)
 
     SLOG(sv, sv->state == SV_IDLE ? CONF_LOG_INFO : CONF_LOG_WARNING, "server closed the connection: %s",
          uv_strerror(status));
+    if (sv->state == SV_TLS && px_tls_error(&sv->conn)) {
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "pglane: TLS handshake with server \"%s\" failed: %s",
+                 sv->pool->lane->server->name, px_tls_error(&sv->conn));
+        login_failed(sv, NULL, msg);
+        return;
+    }
     if (sv->state == SV_LOGIN || sv->state == SV_TLS) {
         login_failed(sv, NULL, "pglane: server closed the connection during login");
         return;

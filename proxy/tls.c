@@ -3,6 +3,7 @@
  * the plaintext lands in the connection's ordinary input buffer; plaintext to send is encrypted into
  * one heap block per write (the only copy TLS needs). No call here ever blocks.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ struct px_tls {
     BIO *rbio, *wbio;                      /* network to OpenSSL, OpenSSL to network */
     uint8_t *cbuf;                         /* ciphertext read buffer */
     uint8_t handshake_done;
+    char error[160];                       /* why the last TLS step failed */
 };
 
 static const char *tls_error(void)
@@ -215,6 +217,11 @@ int px_tls_handshake_done(const struct px_conn *c)
     return c->tls && c->tls->handshake_done;
 }
 
+const char *px_tls_error(const struct px_conn *c)
+{
+    return c->tls && c->tls->error[0] ? c->tls->error : NULL;
+}
+
 const char *px_tls_version(const struct px_conn *c)
 {
     return c->tls ? SSL_get_version(c->tls->ssl) : NULL;
@@ -243,6 +250,7 @@ int px_tls_on_read(struct px_conn *c, size_t n, const char **err)
             if (e == SSL_ERROR_WANT_READ)
                 return 0;
             *err = tls_error();
+            snprintf(t->error, sizeof(t->error), "%s", *err);
             return -1;
         }
         t->handshake_done = 1;
