@@ -738,8 +738,9 @@ void px_client_pump(struct px_client *cl)
                 client_fatal(cl, "53200", "pglane: out of memory");
                 return;
             }
+            /* Reads stop only if the client has to queue (px_pool_acquire), which keeps the
+             * common case free of epoll registration churn. */
             cl->state = CL_WAITING;
-            px_conn_read_stop(&cl->conn);
             px_pool_acquire(pool, cl);
             return;
         }
