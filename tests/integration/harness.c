@@ -600,6 +600,10 @@ void h_pg_stop(struct h_pg *pg)
         free(log);
     }
     rm_rf(pg->dir);
+    if (g_scratch[0]) {     /* pg_ctl's output file lived there: the scratch dir may be new */
+        rm_rf(g_scratch);
+        g_scratch[0] = '\0';
+    }
     alarm(0);
 }
 
