@@ -395,7 +395,8 @@ static void startup_read(struct px_client *cl)
                 return;
             }
             cl->ssl_answered = 1;
-            if (st.kind == PROTO_STARTUP_SSL && cl->conn.px->tls_ctx && !cl->conn.tls && !cl->over_limit) {
+            if (st.kind == PROTO_STARTUP_SSL && cl->conn.px->tls_ctx && !cl->conn.tls && !cl->over_limit &&
+                !cl->conn.px->draining) {
                 b->pos += (uint32_t)used;
                 b->start = b->pos;
                 if (px_conn_send_copy(&cl->conn, "S", 1) < 0 ||
@@ -417,6 +418,10 @@ static void startup_read(struct px_client *cl)
         case PROTO_STARTUP_V3:
             if (cl->over_limit) {
                 client_fatal(cl, "53300", "sorry, too many clients already (pglane max_client_conn reached)");
+                return;
+            }
+            if (cl->conn.px->draining) {
+                client_fatal(cl, "57P01", "pglane is shutting down");
                 return;
             }
             if (cl->conn.px->conf->tls_mode == CONF_TLS_REQUIRE && !cl->conn.tls &&

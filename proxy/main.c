@@ -197,6 +197,8 @@ static void start_drain(struct proxy *px)
         struct px_client *cl = px_container_of(it, struct px_client, link);
 
         next = it->next;
+        if (cl->state == CL_STARTUP)
+            continue;             /* refused after its startup packet, where libpq reads errors */
         if (cl->state != CL_ACTIVE)
             px_client_fail(cl, "57P01", "pglane is shutting down");
     }
