@@ -90,6 +90,8 @@ CROSS JOIN LATERAL (SELECT extract(epoch FROM t.report_start - t.start_at) AS rs
 CROSS JOIN LATERAL (VALUES
   (1, 'OLTP transactions completed / TPS',
       (SELECT count(*) FILTER (WHERE NOT failed) || ' / ' || round(count(*) FILTER (WHERE NOT failed) / s.en, 1) FROM w WHERE config = t.config)),
+  (1, 'OLTP arrivals never started by the end (open-loop backlog)',
+      greatest(0, round($rate * s.en) - (SELECT count(*) FROM w WHERE config = t.config))::text),
   (2, 'OLTP latency alone, ms: p50 / p95 / p99 / p99.9 / max', pct(t.config, 2, s.rs)),
   (3, 'OLTP latency during the report run, ms: p50 / p95 / p99 / p99.9 / max', pct(t.config, s.rs, s.re)),
   (4, 'p99 during report / p99 alone',
@@ -134,7 +136,7 @@ for c in "${configs[@]}"; do
     sep+="---|"
 done
 cols=$(printf ", coalesce(max(value) FILTER (WHERE config = '%s'), '-')" "${configs[@]}")
-table=$(S -At -F ' | ' -c "SELECT key $cols FROM m GROUP BY ord, key ORDER BY ord" | sed 's/^/| /; s/$/ |/')
+table=$(S -At -F ' | ' -c "SELECT key $cols FROM m GROUP BY ord, key ORDER BY ord, key DESC" | sed 's/^/| /; s/$/ |/')
 
 blockers=$(S -At -F ' | ' -c "
     SELECT config, lock_type || ' ' || wanted_mode || CASE WHEN relation <> '' THEN ' on ' || relation ELSE '' END,

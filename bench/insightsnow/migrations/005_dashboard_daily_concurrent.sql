@@ -17,6 +17,10 @@
 --                            (account_id, day), so REFRESH ... CONCURRENTLY: readers never wait;
 --                            refreshed every 15 minutes and by the monthly report run
 --   dashboard_daily          view: closed UNION ALL open, what dashboard_read.sql reads
+-- Measured in run 1, config (c): dashboard_recompute_month replaces a month of closed rows
+-- (DELETE + INSERT); autovacuum then truncated the empty tail of dashboard_daily_closed under
+-- ACCESS EXCLUSIVE and 10 dashboard reads waited up to 0.85 s. vacuum_truncate = off (as for reports
+-- in 006): the freed pages are reused by the next recompute instead of being given back.
 -- Ownership: the open view belongs to insights_report (only an owner may refresh); the functions are
 -- SECURITY DEFINER of insightsuser. Idempotent.
 SET statement_timeout = 0;
@@ -41,6 +45,7 @@ CREATE TABLE IF NOT EXISTS dashboard_daily_closed (
     revenue_cents bigint NOT NULL,
     PRIMARY KEY (account_id, day)
 );
+ALTER TABLE dashboard_daily_closed SET (vacuum_truncate = off);
 
 -- The one definition of a day's numbers, used by the closed table and the open view alike.
 CREATE OR REPLACE FUNCTION dashboard_days(p_from timestamptz, p_to timestamptz)

@@ -1,10 +1,12 @@
 -- Monthly report, "before": worker 2 of the report run (started a few seconds after worker 1).
 -- Runs as insightsuser, the owner of everything, like the original job.
 -- What makes it hurt OLTP (see README "Findings"):
---   (3) schema upkeep the job runs every month "just in case": ALTER TABLE dashboards asks for
---       ACCESS EXCLUSIVE, queues behind worker 1's long transaction (ACCESS SHARE on dashboards),
---       and every dashboard read and save queues behind the ALTER;
---       then CREATE INDEX (not CONCURRENTLY) on events takes SHARE: no event insert for the whole build;
+--   (3) DDL in the middle of the day: CREATE INDEX (not CONCURRENTLY) on events asks for SHARE,
+--       queues behind upserts that hold ROW EXCLUSIVE while they wait for worker 1's row locks, and
+--       every new upsert queues behind that request, then behind the whole build;
+--       ALTER TABLE dashboards (schema upkeep "just in case") asks for ACCESS EXCLUSIVE: it queues
+--       in front of every dashboard read whenever any transaction holds dashboards (in the bench runs
+--       worker 1 reads dashboards only at its end, so this one did not get to queue);
 --   (2) REFRESH MATERIALIZED VIEW without CONCURRENTLY: ACCESS EXCLUSIVE on dashboard_daily for the
 --       whole refresh, so dashboard reads wait.
 \if :{?period}
