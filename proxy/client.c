@@ -579,24 +579,35 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
     const char *sql = (const char *)f->body;
     size_t len = f->len ? f->len - 1 : 0;
     int tx_start = cl->state == CL_IDLE && cl->conn.in.pos == cl->conn.in.start + cl->held_begin;
+    int lane;
 
-    if (f->type == PROTO_FE_PARSE) {
+    if (f->type == PROTO_FE_PARSE || f->type == PROTO_FE_BIND) {
         size_t name_len = strnlen(sql, f->len);
 
         if (name_len + 1 >= f->len)
             return 0;
         sql += name_len + 1;
         len = strnlen(sql, f->len - name_len - 1);
+        /* A Bind runs a statement prepared earlier: look at that statement's text. */
+        if (f->type == PROTO_FE_BIND && !(sql = px_prep_statement_text(cl, sql, &len)))
+            return 0;
     }
-    if (mentions_set_config(f->body, f->len))
+    if (mentions_set_config((const uint8_t *)sql, len))
         cl->changes_session = 1;
-    if (!tx_start || px_route_client(px, cl) != ROUTE_NEED_STATEMENT)
+    if (!tx_start)
         return 0;
+    lane = px_route_identity_hit(px, cl);
+    if (lane != ROUTE_NEED_STATEMENT) {
+        cl->lane = (int16_t)lane;
+        cl->lane_decided = 1;
+        return 0;
+    }
     if (f->type == PROTO_FE_QUERY && !cl->held_begin && is_bare_begin(sql, len)) {
         hold_begin(cl, PROTO_HEADER_LEN + f->len);
         return 1;
     }
     cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
+    cl->lane_decided = 1;
     return 0;
 }
 
@@ -661,7 +672,8 @@ static int scan(struct px_client *cl, const char **err)
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
             if (prepared && names_statement(&f))
                 cl->prep_batch = 1;
-            if ((f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) && look_at_statement(cl, &f)) {
+            if ((f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) &&
+                look_at_statement(cl, &f)) {
                 b->pos += PROTO_HEADER_LEN + f.len;
                 continue;
             }
@@ -737,6 +749,12 @@ void px_client_pump(struct px_client *cl)
                     px_client_pump(cl);
                     return;
                 }
+            }
+            if (!cl->lane_decided) {
+                /* No statement chose: the identity's lane, else the default (of the config in force). */
+                int lane = px_route_identity_hit(cl->conn.px, cl);
+
+                cl->lane = (int16_t)(lane >= 0 ? lane : cl->conn.px->conf->default_lane_index);
             }
             pool = lane_pool(cl);
             if (!pool) {
@@ -853,6 +871,7 @@ void px_client_detached(struct px_client *cl)
     px_route_record(px, cl->fingerprint, px_now_us() - cl->tx_start_us, cl->lane);
     cl->fingerprint = 0;
     cl->changes_session = 0;
+    cl->lane_decided = 0;
     if (px->draining) {
         client_fatal(cl, "57P01", "pglane is shutting down");
         return;

@@ -208,6 +208,16 @@ static int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
     return 0;
 }
 
+const char *px_prep_statement_text(struct px_client *cl, const char *name, size_t *len)
+{
+    struct px_cstmt *cs = *name ? cstmt_find(cl, name) : NULL;
+
+    if (!cs)
+        return NULL;
+    *len = strnlen((const char *)cs->stmt->body, cs->stmt->len);
+    return (const char *)cs->stmt->body;
+}
+
 void px_prep_client_forget_all(struct px_client *cl)
 {
     while (cl->nstmts > 0)

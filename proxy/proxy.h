@@ -254,6 +254,8 @@ void px_server_detach(struct px_server *sv);
 
 struct px_cstmt;
 int px_prep_needed(const struct px_client *cl);
+/* The query text of a client's named statement (transaction pooling), or NULL. */
+const char *px_prep_statement_text(struct px_client *cl, const char *name, size_t *len);
 int px_prep_answer_locally(struct px_client *cl);
 int px_prep_forward(struct px_client *cl);
 int px_prep_drain(struct px_server *sv);
@@ -296,12 +298,14 @@ struct px_client {
     uint64_t fingerprint;          /* of the current transaction's first statement, 0 if not lexed */
     uint64_t identity_hash;        /* of (database, user, application_name, address) */
     int16_t route_identity;        /* px_route_client's answer, valid while route_gen matches */
+    int16_t identity_rule;         /* the route behind it, -1 for the default lane */
     int16_t lane;                  /* lane index of the next or current transaction */
     unsigned route_gen;
     uint32_t held_begin;           /* length of a bare BEGIN held until the next statement routes */
     uint8_t changes_session;       /* the transaction ran set_config or the like */
     uint8_t peer_family;
     uint8_t prep_batch;            /* scanned bytes hold a message naming a prepared statement */
+    uint8_t lane_decided;          /* a statement of the pending transaction chose cl->lane */
     uint8_t begin_replay;          /* the next batch starts with a held BEGIN (its reply is swallowed) */
     uint32_t fwd_remain;           /* body bytes of a message whose start was already forwarded */
     uint32_t last_bound;           /* shared statement of the latest Bind */
@@ -393,6 +397,8 @@ struct px_routing *px_routing_build(const struct conf *c, char *err, size_t errl
 void px_routing_free(struct px_routing *r);
 /* Decides the lane for a client from its identity: a lane index, or -2 when statements decide. */
 int px_route_client(struct proxy *px, struct px_client *cl);
+/* The same for one transaction: also counts the route's hit. */
+int px_route_identity_hit(struct proxy *px, struct px_client *cl);
 /* Decides the lane of a transaction from its first statement; remembers its fingerprint. */
 int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, size_t len);
 /* Records a finished transaction for the learned statistics of its fingerprint. */

@@ -174,8 +174,11 @@ int px_route_client(struct proxy *px, struct px_client *cl)
         return cl->route_identity;
     client_facts(cl, &f, &ss);
     r = route_rules_match_identity(px->routing->rules, &f);
-    cl->identity_hash = mix(mix(mix(mix(0xcbf29ce484222325ull, f.database), f.user), f.application_name),
-                            (const char *)cl->peer_addr);
+    cl->identity_hash = mix(mix(mix(0xcbf29ce484222325ull, f.database), f.user), f.application_name);
+    for (int i = 0; i < 16; i++)    /* the address is bytes, not a string */
+        cl->identity_hash = (cl->identity_hash ^ cl->peer_addr[i]) * 0x100000001b3ull;
+    cl->identity_hash = (cl->identity_hash ^ cl->peer_family) * 0x100000001b3ull;
+    cl->identity_rule = (int16_t)r;
     cl->route_identity = (int16_t)(r == ROUTE_NEED_STATEMENT ? ROUTE_NEED_STATEMENT
                                    : r < 0 ? px->conf->default_lane_index : px->routing->route_lane[r]);
     cl->route_gen = px->config_gen + 1u;
@@ -230,6 +233,15 @@ void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_u
 {
     if (fingerprint)
         route_stats_record(px->routing->stats, fingerprint, duration_us, lane, NULL, 0);
+}
+
+int px_route_identity_hit(struct proxy *px, struct px_client *cl)
+{
+    int lane = px_route_client(px, cl);
+
+    if (lane == ROUTE_NEED_STATEMENT)
+        return lane;
+    return lane_of_rule(px, cl->identity_rule);
 }
 
 uint64_t px_route_hits(const struct proxy *px, int route)
@@ -335,9 +347,9 @@ int px_route_dry_run(const struct conf *c, const char *user, const char *databas
         for (size_t i = 0; spans && i < n; i++)
             print_decision(c, rt, &f, sql + spans[i].start, spans[i].len);
         free(spans);
+        route_classify_thread_cleanup();   /* only after the grammar has been used */
     }
     free(sql);
     px_routing_free(rt);
-    route_classify_thread_cleanup();
     return 0;
 }

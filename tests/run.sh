@@ -6,14 +6,21 @@ build=${1:-build}
 filter=${2:-}
 passed=0; failed=0; failed_bins=()
 export PGLANE_BIN="$PWD/$build/pglane"
-for bin in "$build"/tests/unit_* "$build"/tests/integration_*; do
+# cmocka binaries, then script suites (tests/*/check.sh) that end with their own "N passed, N failed".
+for bin in "$build"/tests/unit_* "$build"/tests/integration_* tests/*/check.sh; do
     [ -x "$bin" ] || continue
     case "$bin" in *"$filter"*) ;; *) continue ;; esac
-    echo "== $(basename "$bin")"
-    out=$("$bin" 2>&1); rc=$?
+    # Script suites do not run pglane's code: the sanitizer build skips them.
+    case "$bin" in *.sh) [ "$build" = build-asan ] && continue ;; esac
+    echo "== $bin"
+    out=$(timeout 900 "$bin" 2>&1); rc=$?
     printf '%s\n' "$out"
     p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
     f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    case "$bin" in *.sh)
+        p=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' | tail -1)
+        f=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' | tail -1) ;;
+    esac
     p=${p:-0}; f=${f:-0}
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi   # crashed or aborted before cmocka's summary
     passed=$((passed + p)); failed=$((failed + f))
