@@ -1,0 +1,255 @@
+/*
+ * Real drivers through pglane in transaction pooling with prepared statements (issue 4): psycopg 3
+ * (Debian python3-psycopg), node-postgres (npm, tests/drivers/node) and pgJDBC (Debian
+ * libpostgresql-jdbc-java). Each script in tests/drivers/ runs as a subprocess with the address in
+ * environment variables, more clients than the lane's 2 server connections, and must exit 0 with
+ * its "... OK" line last. A driver or runtime that is missing fails the test: nothing is skipped.
+ * Run from the repository root (as tests/run.sh does), or set PGLANE_DRIVERS_DIR.
+ *
+ * Failing when written (proxy bug, passes with PGLANE_TEST_DIRECT=1): test_psycopg_prepared_max_rotation
+ * (psycopg's SQL "DEALLOCATE _pg3_n" of a statement it prepared through the protocol).
+ */
+#include "tests/integration/harness.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PYTHON "/usr/bin/python3"          /* Debian's, with python3-psycopg (not a pyenv one) */
+#define JDBC_JAR "/usr/share/java/postgresql.jar"
+
+static struct h_pg g_pg;
+static struct h_lane g_lane;      /* transaction pooling, lane size 2 */
+static char g_drivers[PATH_MAX];  /* tests/drivers, absolute */
+static char g_env[6][1200];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    const char *d = getenv("PGLANE_DRIVERS_DIR");
+    if (!realpath(d && *d ? d : "tests/drivers", g_drivers)) {
+        fprintf(stderr, "tests/drivers not found: run from the repository root or set PGLANE_DRIVERS_DIR\n");
+        return -1;
+    }
+    if (h_pg_start(&g_pg) != 0)
+        return -1;
+    if (h_pg_exec(&g_pg, H_DB,
+                  "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL);"
+                  "INSERT INTO items SELECT i, 'item-' || i, i * 3 FROM generate_series(1, 1000) i;"
+                  "CREATE TABLE py_rows (worker int NOT NULL, i int NOT NULL, v text, PRIMARY KEY (worker, i));"
+                  "CREATE TABLE node_rows (worker int NOT NULL, i int NOT NULL);"
+                  "CREATE TABLE jdbc_rows (worker int NOT NULL, i int NOT NULL, v text, PRIMARY KEY (worker, i));"
+                  "ALTER TABLE items OWNER TO " H_USER ";"
+                  "ALTER TABLE py_rows OWNER TO " H_USER ";"
+                  "ALTER TABLE node_rows OWNER TO " H_USER ";"
+                  "ALTER TABLE jdbc_rows OWNER TO " H_USER) != 0)
+        return -1;
+    char conf[4096];
+    h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
+    if (h_lane_start(&g_lane, &g_pg, conf) != 0)
+        return -1;
+    h_lane_keep(&g_lane);
+    char ci[1024];
+    h_conninfo(&g_lane, NULL, ci, sizeof ci);
+    snprintf(g_env[0], sizeof g_env[0], "PGLANE_DSN=%s", ci);
+    snprintf(g_env[1], sizeof g_env[1], "PGLANE_HOST=127.0.0.1");
+    snprintf(g_env[2], sizeof g_env[2], "PGLANE_PORT=%d", g_lane.port);
+    snprintf(g_env[3], sizeof g_env[3], "PGLANE_USER=" H_USER);
+    snprintf(g_env[4], sizeof g_env[4], "PGLANE_PASSWORD=" H_PASSWORD);
+    snprintf(g_env[5], sizeof g_env[5], "PGLANE_DB=" H_DB);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_cleanup();
+    h_pg_stop(&g_pg);
+    return 0;
+}
+
+/* The last non-empty line of text (static copy). */
+static const char *last_line(const char *text)
+{
+    static char line[512];
+    line[0] = 0;
+    if (!text)
+        return line;
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        n--;
+    size_t start = n;
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    snprintf(line, sizeof line, "%.*s", (int)(n - start), text + start);
+    return line;
+}
+
+/* Runs a driver script; asserts exit 0 and a last line beginning with want. */
+static void run_driver(const char *const *argv, const char *want, int timeout_ms)
+{
+    const char *env[] = { g_env[0], g_env[1], g_env[2], g_env[3], g_env[4], g_env[5], NULL };
+    char *out = NULL;
+    int64_t t0 = h_now_ms();
+    int rc = h_run(argv, env, timeout_ms, &out);
+    const char *last = last_line(out);
+    int argc = 0;
+    while (argv[argc + 1])
+        argc++;
+    if (rc != 0 || strncmp(last, want, strlen(want)) != 0)
+        print_error("%s ... %s: exit %d (%s)\n%s\n", argv[0], argv[argc], rc,
+                    rc == -1 ? "timed out" : "", out ? out : "(no output)");
+    else
+        fprintf(stderr, "%s (%.1f s)\n", last, (double)(h_now_ms() - t0) / 1000);
+    assert_int_equal(rc, 0);
+    assert_true(strncmp(last, want, strlen(want)) == 0);
+    free(out);
+}
+
+static void require_file(const char *path, const char *package)
+{
+    if (access(path, R_OK) != 0)
+        print_error("%s is missing: install %s (scripts/install-deps.sh)\n", path, package);
+    assert_int_equal(access(path, R_OK), 0);
+}
+
+/* ------------------------------------------------------------------------------------------ psycopg */
+
+static void psycopg_section(const char *section)
+{
+    char script[PATH_MAX + 32], want[64];
+    require_file(PYTHON, "python3");
+    snprintf(script, sizeof script, "%s/psycopg_test.py", g_drivers);
+    snprintf(want, sizeof want, "psycopg %s OK", section);
+    const char *argv[] = { PYTHON, script, section, NULL };
+    run_driver(argv, want, 60000);
+}
+
+static void test_psycopg_prepare_threshold(void **state)
+{
+    (void)state;
+    psycopg_section("basic");
+    h_pass();
+}
+
+static void test_psycopg_executemany(void **state)
+{
+    (void)state;
+    psycopg_section("executemany");
+    /* 6 workers x 400 committed rows, nothing from the rolled-back batches. */
+    PGconn *s = h_pg_super(&g_pg, H_DB);
+    assert_non_null(s);
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM py_rows WHERE worker < 100"), 6 * 400);
+    PQfinish(s);
+    h_pass();
+}
+
+static void test_psycopg_pipeline(void **state)
+{
+    (void)state;
+    psycopg_section("pipeline");
+    h_pass();
+}
+
+/* psycopg deallocates statements beyond prepared_max (default 100) with SQL "DEALLOCATE _pg3_n". */
+static void test_psycopg_prepared_max_rotation(void **state)
+{
+    (void)state;
+    psycopg_section("rotate");
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ node */
+
+static void test_node_postgres_pool(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX + 16], pgpkg[PATH_MAX + 64], script[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/node", g_drivers);
+    snprintf(pgpkg, sizeof pgpkg, "%s/node_modules/pg/package.json", dir);
+    snprintf(script, sizeof script, "%s/pool_test.js", dir);
+    if (access(pgpkg, R_OK) != 0) {
+        /* First run: install the pinned node-postgres from package-lock.json. */
+        const char *npm[] = { "npm", "ci", "--prefix", dir, "--no-audit", "--no-fund", NULL };
+        char *out = NULL;
+        int rc = h_run(npm, NULL, 180000, &out);
+        if (rc != 0)
+            print_error("npm ci in %s failed (%d): node-postgres is needed, npm and network access:\n%s\n",
+                        dir, rc, out ? out : "");
+        free(out);
+        assert_int_equal(rc, 0);
+    }
+    assert_int_equal(access(pgpkg, R_OK), 0);
+    const char *argv[] = { "node", script, NULL };
+    run_driver(argv, "node-postgres OK", 60000);
+    PGconn *s = h_pg_super(&g_pg, H_DB);
+    assert_non_null(s);
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM node_rows"), 100);
+    PQfinish(s);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ pgJDBC */
+
+static char g_jdbc_classes[H_PATH];    /* JdbcTest.class, compiled once */
+
+static void jdbc_section(const char *section)
+{
+    char script[PATH_MAX + 32], want[64], cp[H_PATH + 64];
+    require_file(JDBC_JAR, "libpostgresql-jdbc-java");
+    if (!g_jdbc_classes[0]) {
+        snprintf(script, sizeof script, "%s/jdbc/JdbcTest.java", g_drivers);
+        snprintf(g_jdbc_classes, sizeof g_jdbc_classes, "%s/jdbc", h_scratch_dir());
+        const char *javac[] = { "javac", "-cp", JDBC_JAR, "-d", g_jdbc_classes, script, NULL };
+        char *out = NULL;
+        int rc = h_run(javac, NULL, 60000, &out);
+        if (rc != 0)
+            print_error("javac %s failed (%d): the JDK is needed (openjdk-17-jdk-headless):\n%s\n", script,
+                        rc, out ? out : "");
+        free(out);
+        if (rc != 0)
+            g_jdbc_classes[0] = 0;
+        assert_int_equal(rc, 0);
+    }
+    snprintf(cp, sizeof cp, "%s:%s", JDBC_JAR, g_jdbc_classes);
+    snprintf(want, sizeof want, "pgjdbc %s OK", section);
+    const char *argv[] = { "java", "-cp", cp, "JdbcTest", section, NULL };
+    run_driver(argv, want, 60000);
+}
+
+static void test_pgjdbc_prepared(void **state)
+{
+    (void)state;
+    jdbc_section("prepared");
+    h_pass();
+}
+
+static void test_pgjdbc_batch(void **state)
+{
+    (void)state;
+    jdbc_section("batch");
+    PGconn *s = h_pg_super(&g_pg, H_DB);
+    assert_non_null(s);
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM jdbc_rows"), 6 * 500);
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM jdbc_rows WHERE v = 'dup'"), 0);
+    PQfinish(s);
+    h_pass();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_psycopg_prepare_threshold, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_psycopg_executemany, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_psycopg_pipeline, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_psycopg_prepared_max_rotation, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_node_postgres_pool, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_pgjdbc_prepared, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_pgjdbc_batch, h_test_setup, h_test_teardown),
+    };
+    return cmocka_run_group_tests_name("integration: prepared statements, real drivers", tests, group_setup,
+                                       group_teardown);
+}
