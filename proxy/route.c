@@ -13,6 +13,7 @@
 #include "routing/route.h"
 
 #define DECISIONS 4096      /* direct-mapped cache of (identity, fingerprint) -> rule */
+#define PENDING_TEXTS 64    /* direct-mapped: first-seen shapes whose transaction has not ended */
 
 struct px_routing {
     struct route_rules *rules;
@@ -28,6 +29,10 @@ struct px_routing {
         int16_t rule;
         uint8_t valid;
     } decisions[DECISIONS];
+    struct {                           /* normalized text of shapes not in the statistics yet */
+        uint64_t fp;
+        char text[ROUTE_STATS_TEXT_MAX];
+    } fresh_text[PENDING_TEXTS];
 };
 
 static void free_desc(struct route_rule_desc *d)
@@ -222,6 +227,12 @@ int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, 
     f.hint = sc.hint;
     f.hint_len = sc.hint_len;
     f.p95_us = route_stats_percentile_us(rt->stats, sc.fingerprint, 95.0);
+    if (f.p95_us < 0) {                /* a new shape: keep its normalized text for SHOW QUERIES */
+        int t = (int)(sc.fingerprint % PENDING_TEXTS);
+
+        rt->fresh_text[t].fp = sc.fingerprint;
+        route_scan(sql, len, &sc, rt->fresh_text[t].text, sizeof(rt->fresh_text[t].text));
+    }
     rule = route_rules_match(rt->rules, &f);
     rt->decisions[slot].key = key;
     rt->decisions[slot].rule = (int16_t)rule;
@@ -231,8 +242,18 @@ int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, 
 
 void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane)
 {
-    if (fingerprint)
-        route_stats_record(px->routing->stats, fingerprint, duration_us, lane, NULL, 0);
+    struct px_routing *rt = px->routing;
+    int t = (int)(fingerprint % PENDING_TEXTS);
+
+    if (!fingerprint)
+        return;
+    if (rt->fresh_text[t].fp == fingerprint) {
+        route_stats_record(rt->stats, fingerprint, duration_us, lane, rt->fresh_text[t].text,
+                           strlen(rt->fresh_text[t].text));
+        rt->fresh_text[t].fp = 0;
+        return;
+    }
+    route_stats_record(rt->stats, fingerprint, duration_us, lane, NULL, 0);
 }
 
 int px_route_identity_hit(struct proxy *px, struct px_client *cl)
