@@ -98,3 +98,32 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# make fuzz [FUZZ_SECONDS=60]: the libFuzzer targets of tests/fuzz/ (see its README.md), built with
+# clang from the module sources into build-fuzz/, each run on its regression inputs and then for
+# FUZZ_SECONDS on a scratch copy of its seed corpus. Fails on any crash, sanitizer report or hang.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build-fuzz
+FUZZ_TARGETS := frame startup scram lexer conf
+# The project's warnings, less clang's -Wformat-nonliteral (in its -Wformat=2, unlike gcc's): it
+# flags conf/diag.c's va_list helper, which has no format attribute.
+FUZZ_CFLAGS  := $(WARN) -Wno-format-nonliteral -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_LIBS    := $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO)
+fuzz_obj      = $(1:%.c=$(FUZZ_BUILD)/obj/%.o)
+
+$(FUZZ_BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -D_GNU_SOURCE -I. $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_frame $(FUZZ_BUILD)/fuzz_startup $(FUZZ_BUILD)/fuzz_scram: $(call fuzz_obj,$(PROTO_SRC))
+$(FUZZ_BUILD)/fuzz_lexer: $(call fuzz_obj,$(ROUTING_SRC))
+$(FUZZ_BUILD)/fuzz_conf: $(call fuzz_obj,$(CONF_SRC))
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
