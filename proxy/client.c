@@ -670,7 +670,10 @@ static int scan(struct px_client *cl, const char **err)
                 return 0;
             }
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
-            if (prepared && names_statement(&f))
+            if (prepared && (names_statement(&f) ||
+                             (f.type == PROTO_FE_QUERY && px_prep_is_deallocate(f.body, f.len)) ||
+                             (f.type == PROTO_FE_PARSE && f.len > 1 && f.body[0] == 0 &&
+                              px_prep_is_deallocate(f.body + 1, strnlen((const char *)f.body + 1, f.len - 1)))))
                 cl->prep_batch = 1;
             if ((f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) &&
                 look_at_statement(cl, &f)) {

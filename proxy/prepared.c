@@ -9,13 +9,29 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/proxy.h"
 
 #define REG_BUCKETS 4096
 
-enum { Q_SWALLOW = 1, Q_SYNTH = 2 };
+/*
+ * Entry flags. Changes to a client's names and to a server's cache that depend on the server carrying
+ * out a message are made when the message is sent (later messages of the batch rely on them) and
+ * undone if the server skips it after an earlier error, or fails it.
+ */
+enum {
+    Q_SWALLOW = 1,     /* the reply is pglane's own: drop it */
+    Q_SYNTH = 2,       /* pglane owes the reply itself */
+    Q_NEWNAME = 4,     /* a client name was created: dropped again if the Parse does not happen */
+    Q_RESTORE = 8,     /* a Close dropped a client name: restored if the server skips the Close */
+    Q_EVICT = 16,      /* an eviction Close: the cache keeps the statement if it is skipped */
+    Q_DEALLOC = 32,    /* SQL DEALLOCATE of a mapped name: drop name and cache entry if it succeeds */
+    Q_FAILED = 64      /* a simple Query that got an ErrorResponse */
+};
+#define REG_SWEEP 10000    /* unreferenced statements kept before a sweep frees them */
 enum { Q_PARSE = 'P', Q_BIND = 'B', Q_DESC_STMT = 'd', Q_DESC_PORTAL = 'p', Q_EXEC = 'E', Q_CLOSE = 'C',
        Q_SYNC = 'S', Q_QUERY = 'Q' };
 
@@ -39,6 +55,7 @@ struct prep_registry {
     struct px_stmt *buckets[REG_BUCKETS];
     struct px_stmt *by_id[REG_BUCKETS];
     uint32_t next_id;
+    uint32_t count;
 };
 
 static struct prep_registry *registry(struct proxy *px)
@@ -82,6 +99,27 @@ static struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id)
     return NULL;
 }
 
+/*
+ * Unreferenced statements stay registered, so that a later client with the same text finds the name
+ * servers already have; past REG_SWEEP they are freed (servers' copies then age out of their LRU).
+ */
+static void sweep(struct prep_registry *reg)
+{
+    for (int i = 0; i < REG_BUCKETS; i++)
+        for (struct px_stmt **pp = &reg->buckets[i]; *pp;) {
+            struct px_stmt *s = *pp;
+
+            if (s->refs > 0) {
+                pp = &s->next;
+                continue;
+            }
+            *pp = s->next;
+            id_unlink(reg, s);
+            free(s);
+            reg->count--;
+        }
+}
+
 static struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len)
 {
     struct prep_registry *reg = registry(px);
@@ -106,32 +144,16 @@ static struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t 
     s->next = *slot;
     *slot = s;
     id_link(reg, s);
+    if (++reg->count > REG_SWEEP)
+        sweep(reg);
     return s;
-}
-
-static void stmt_unref(struct proxy *px, struct px_stmt *s);
-
-/* Drops an entry that stmt_get just made and nobody took. */
-static void stmt_unref_new(struct proxy *px, struct px_stmt *s)
-{
-    s->refs = 1;
-    stmt_unref(px, s);
 }
 
 static void stmt_unref(struct proxy *px, struct px_stmt *s)
 {
-    struct prep_registry *reg = px->prep;
-    struct px_stmt **pp;
-
-    if (--s->refs > 0 || !reg)
-        return;
-    for (pp = &reg->buckets[s->hash % REG_BUCKETS]; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            id_unlink(reg, s);
-            free(s);
-            return;
-        }
+    (void)px;
+    if (s->refs > 0)
+        s->refs--;
 }
 
 /* The statement's plan no longer fits its result type: every server re-prepares it under a new name. */
@@ -255,16 +277,21 @@ void px_prep_server_forget_all(struct px_server *sv)
     sv->ncached = 0;
 }
 
-static int queue_push(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt)
+static int queue_push_name(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt, const char *name)
 {
     struct px_prepq *q = &sv->prepq;
+    char *copy = NULL;
 
+    if (name && !(copy = strdup(name)))
+        return -1;
     if (q->n == q->cap) {
         uint32_t cap = q->cap ? q->cap * 2 : 32;
         struct px_prepq_entry *e = malloc(sizeof(*e) * cap);
 
-        if (!e)
+        if (!e) {
+            free(copy);
             return -1;
+        }
         for (uint32_t i = 0; i < q->n; i++)
             e[i] = q->e[(q->head + i) % q->cap];
         free(q->e);
@@ -272,27 +299,73 @@ static int queue_push(struct px_server *sv, uint8_t type, uint8_t flags, uint32_
         q->cap = cap;
         q->head = 0;
     }
-    q->e[(q->head + q->n) % q->cap] = (struct px_prepq_entry){ type, flags, stmt };
+    q->e[(q->head + q->n) % q->cap] = (struct px_prepq_entry){ type, flags, stmt, copy };
     q->n++;
     return 0;
 }
+
+static int queue_push(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt)
+{
+    return queue_push_name(sv, type, flags, stmt, NULL);
+}
+
+static void cache_add_ready(struct px_server *sv, uint32_t id);
 
 static struct px_prepq_entry *queue_head(struct px_server *sv)
 {
     return sv->prepq.n ? &sv->prepq.e[sv->prepq.head] : NULL;
 }
 
-static void queue_pop(struct px_server *sv)
+/* Settles the head entry: ok when the server carried its message out, else it was skipped or failed. */
+static void queue_settle(struct px_server *sv, int ok)
 {
     struct px_prepq *q = &sv->prepq;
+    struct px_prepq_entry *e = &q->e[q->head];
+    struct px_client *cl = sv->client;
+    struct px_cstmt *cs = cl && e->name ? cstmt_find(cl, e->name) : NULL;
 
+    if (ok && cs && (e->flags & Q_DEALLOC))
+        cstmt_drop(cl, cs);
+    if (!ok && cl && !cs && e->name && (e->flags & Q_RESTORE)) {
+        struct px_stmt *s = stmt_by_id(sv->conn.px, e->stmt);
+
+        if (s)
+            (void)cstmt_set(cl, e->name, s);
+    }
+    if (ok && (e->flags & Q_DEALLOC))
+        cache_remove(sv, e->stmt);
+    if (!ok && cs && (e->flags & Q_NEWNAME))
+        cstmt_drop(cl, cs);
+    if (!ok && (e->flags & Q_EVICT))
+        cache_add_ready(sv, e->stmt);
+    if (!ok && e->type == Q_PARSE && !(e->flags & Q_SYNTH) && e->stmt)
+        cache_remove(sv, e->stmt);
+    free(e->name);
+    e->name = NULL;
     q->head = (q->head + 1) % q->cap;
     if (--q->n == 0)
         q->head = 0;
 }
 
+static void queue_pop(struct px_server *sv)
+{
+    queue_settle(sv, 1);
+}
+
+static void queue_clear(struct px_server *sv)
+{
+    struct px_prepq *q = &sv->prepq;
+
+    for (uint32_t i = 0; i < q->n; i++) {
+        free(q->e[(q->head + i) % q->cap].name);
+        q->e[(q->head + i) % q->cap].name = NULL;
+    }
+    q->n = q->head = 0;
+}
+
 void px_prep_server_free(struct px_server *sv)
 {
+    queue_clear(sv);
     free(sv->prepq.e);
     free(sv->cached);
     memset(&sv->prepq, 0, sizeof(sv->prepq));
@@ -315,6 +388,7 @@ static int cache_make_room(struct px_server *sv, struct proto_buf *out)
 {
     struct proxy *px = sv->conn.px;
     int max = px->conf->max_prepared_statements, victim = -1;
+    uint32_t id;
     size_t start;
 
     if (sv->ncached < max)
@@ -328,24 +402,14 @@ static int cache_make_room(struct px_server *sv, struct proto_buf *out)
     proto_put_u8(out, 'S');
     put_name(out, sv->cached[victim].id);
     proto_msg_end(out, start);
+    id = sv->cached[victim].id;
     sv->cached[victim] = sv->cached[--sv->ncached];
     px->prep_evictions++;
-    return queue_push(sv, Q_CLOSE, Q_SWALLOW, 0);
+    return queue_push(sv, Q_CLOSE, Q_SWALLOW | Q_EVICT, id);
 }
 
-/* Makes sure the server has the statement, preparing it first if not. */
-static int ensure(struct px_server *sv, struct px_stmt *s, struct proto_buf *out, int flags)
+static int cache_grow(struct px_server *sv)
 {
-    struct proxy *px = sv->conn.px;
-    int i = cache_find(sv, s->id);
-    size_t start;
-
-    if (i >= 0) {
-        sv->cached[i].used = ++sv->tick;
-        return 1;
-    }
-    if (cache_make_room(sv, out) < 0)
-        return -1;
     if (sv->ncached == sv->capcached) {
         int cap = sv->capcached ? sv->capcached * 2 : 16;
         struct px_cached *n = realloc(sv->cached, sizeof(*n) * (size_t)cap);
@@ -355,13 +419,57 @@ static int ensure(struct px_server *sv, struct px_stmt *s, struct proto_buf *out
         sv->cached = n;
         sv->capcached = cap;
     }
+    return 0;
+}
+
+/* The server has the statement after all (an eviction it skipped, or "already exists"). */
+static void cache_add_ready(struct px_server *sv, uint32_t id)
+{
+    int i = cache_find(sv, id);
+
+    if (i >= 0) {
+        sv->cached[i].pending = 0;
+        return;
+    }
+    if (cache_grow(sv) == 0)
+        sv->cached[sv->ncached++] = (struct px_cached){ id, ++sv->tick, 0 };
+}
+
+/* Makes sure the server has the statement, preparing it first if not. */
+static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *out, int flags,
+                     const char *name);
+
+static int ensure(struct px_server *sv, struct px_stmt *s, struct proto_buf *out, int flags)
+{
+    return ensure_as(sv, s, out, flags, NULL);
+}
+
+/* The client's own Parse: its reply is the client's, and its name goes if the Parse fails. */
+static int ensure_named(struct px_server *sv, struct px_stmt *s, struct proto_buf *out, const char *name)
+{
+    return ensure_as(sv, s, out, Q_NEWNAME, name);
+}
+
+static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *out, int flags,
+                     const char *name)
+{
+    struct proxy *px = sv->conn.px;
+    int i = cache_find(sv, s->id);
+    size_t start;
+
+    if (i >= 0) {
+        sv->cached[i].used = ++sv->tick;
+        return 1;
+    }
+    if (cache_make_room(sv, out) < 0 || cache_grow(sv) < 0)
+        return -1;
     sv->cached[sv->ncached++] = (struct px_cached){ s->id, ++sv->tick, 1 };
     start = proto_msg_begin(out, PROTO_FE_PARSE);
     put_name(out, s->id);
     proto_put_bytes(out, s->body, s->len);
     proto_msg_end(out, start);
     px->prep_parses++;
-    return queue_push(sv, Q_PARSE, (uint8_t)flags, s->id) < 0 ? -1 : 0;
+    return queue_push_name(sv, Q_PARSE, (uint8_t)flags, s->id, name) < 0 ? -1 : 0;
 }
 
 static size_t cstr_len(const uint8_t *p, size_t max)
@@ -376,27 +484,60 @@ static void raw(struct proto_buf *out, const uint8_t *msg, uint32_t n)
     proto_put_bytes(out, msg, n);
 }
 
+static int deallocate_name(const char *sql, size_t len, char *name, size_t cap);
+
 static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
                     struct proto_buf *out)
 {
     const uint8_t *body = msg + PROTO_HEADER_LEN;
     size_t nl = cstr_len(body, len);
+    struct px_cstmt *cs;
     struct px_stmt *s;
     int r;
 
+    if (nl == 0 && len > 1) {
+        /* An unnamed "DEALLOCATE name" (drivers send it through the extended protocol too). */
+        char name[64], sql[48];
+        size_t qlen = cstr_len(body + 1, len - 1), start;
+
+        if (deallocate_name((const char *)body + 1, qlen, name, sizeof(name)) && (cs = cstmt_find(cl, name))) {
+            if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
+                return -1;
+            snprintf(sql, sizeof(sql), "DEALLOCATE _pgl_%u", cs->stmt->id);
+            start = proto_msg_begin(out, PROTO_FE_PARSE);
+            proto_put_u8(out, 0);
+            proto_put_cstr(out, sql);
+            proto_put_bytes(out, body + 1 + qlen + 1, len - 1 - qlen - 1);
+            proto_msg_end(out, start);
+            return queue_push_name(sv, Q_PARSE, Q_DEALLOC, cs->stmt->id, cs->name);
+        }
+    }
     if (nl == 0 || nl >= len) {
         raw(out, msg, PROTO_HEADER_LEN + len);
+        return queue_push(sv, Q_PARSE, 0, 0);
+    }
+    if ((cs = cstmt_find(cl, (const char *)body)) != NULL) {
+        /* The name is taken: PostgreSQL refuses with 42P05, and so does the server when it is
+         * asked to prepare the existing statement's name again. */
+        size_t start;
+
+        if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
+            return -1;
+        start = proto_msg_begin(out, PROTO_FE_PARSE);
+        put_name(out, cs->stmt->id);
+        proto_put_bytes(out, body + nl + 1, len - nl - 1);
+        proto_msg_end(out, start);
         return queue_push(sv, Q_PARSE, 0, 0);
     }
     s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
     if (!s || cstmt_set(cl, (const char *)body, s) < 0)
         return -1;
-    r = ensure(sv, s, out, 0);
+    r = ensure_named(sv, s, out, (const char *)body);
     if (r < 0)
         return -1;
     if (r == 1) {                  /* the server has it: ParseComplete is pglane's to give */
         cl->conn.px->prep_hits++;
-        return queue_push(sv, Q_PARSE, Q_SYNTH, s->id);
+        return queue_push_name(sv, Q_PARSE, Q_SYNTH | Q_NEWNAME, s->id, (const char *)body);
     }
     return 0;
 }
@@ -434,16 +575,103 @@ static int on_close(struct px_client *cl, struct px_server *sv, const uint8_t *m
 {
     const uint8_t *body = msg + PROTO_HEADER_LEN;
     struct px_cstmt *cs;
+    uint32_t id;
+    int r;
 
     if (len < 2 || body[0] != 'S' || body[1] == 0 || cstr_len(body + 1, len - 1) >= len - 1) {
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_CLOSE, 0, 0);
     }
-    /* The shared statement stays on the server; the client's name goes. */
+    /* The shared statement stays on the server; the client's name goes (and comes back should the
+     * server skip this Close after an earlier error). */
     cs = cstmt_find(cl, (const char *)body + 1);
-    if (cs)
-        cstmt_drop(cl, cs);
-    return queue_push(sv, Q_CLOSE, Q_SYNTH, 0);
+    if (!cs)
+        return queue_push(sv, Q_CLOSE, Q_SYNTH, 0);
+    id = cs->stmt->id;
+    r = queue_push_name(sv, Q_CLOSE, Q_SYNTH | Q_RESTORE, id, cs->name);
+    cstmt_drop(cl, cs);
+    return r;
+}
+
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static const char *skip_word(const char *p, const char *end, const char *word)
+{
+    size_t n = strlen(word);
+
+    if ((size_t)(end - p) < n || strncasecmp(p, word, n) != 0 ||
+        (p + n < end && (isalnum((unsigned char)p[n]) || p[n] == '_')))
+        return NULL;
+    return p + n;
+}
+
+/* The name of "DEALLOCATE [PREPARE] name [;]", lowercased unless quoted; 0 if sql is not that. */
+static int deallocate_name(const char *sql, size_t len, char *name, size_t cap)
+{
+    const char *p = sql, *end = sql + len;
+    size_t n = 0;
+
+    while (end > p && end[-1] == 0)
+        end--;
+    if (!(p = skip_word(skip_space(p, end), end, "deallocate")))
+        return 0;
+    p = skip_space(p, end);
+    if (skip_word(p, end, "prepare"))
+        p = skip_space(skip_word(p, end, "prepare"), end);
+    if (p < end && *p == '"') {
+        for (p++; p < end && n + 1 < cap; p++) {
+            if (*p == '"' && (p + 1 >= end || p[1] != '"'))
+                break;
+            if (*p == '"')
+                p++;
+            name[n++] = *p;
+        }
+        if (p >= end || *p != '"')
+            return 0;
+        p++;
+    } else {
+        while (p < end && n + 1 < cap && (isalnum((unsigned char)*p) || *p == '_' || *p == '$'))
+            name[n++] = (char)tolower((unsigned char)*p++);
+    }
+    name[n] = 0;
+    p = skip_space(p, end);
+    if (p < end && *p == ';')
+        p = skip_space(p + 1, end);
+    return n > 0 && p == end && strcasecmp(name, "all") != 0;
+}
+
+int px_prep_is_deallocate(const uint8_t *sql, size_t len)
+{
+    char name[64];
+
+    return deallocate_name((const char *)sql, len, name, sizeof(name));
+}
+
+/* SQL DEALLOCATE of a name the client prepared through the protocol: deallocate pglane's statement. */
+static int on_deallocate(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
+                         struct proto_buf *out)
+{
+    char name[64], sql[48];
+    struct px_cstmt *cs;
+    size_t start;
+
+    if (!deallocate_name((const char *)msg + PROTO_HEADER_LEN, len, name, sizeof(name)) ||
+        !(cs = cstmt_find(cl, name))) {
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return queue_push(sv, Q_QUERY, 0, 0);
+    }
+    if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
+        return -1;
+    snprintf(sql, sizeof(sql), "DEALLOCATE _pgl_%u", cs->stmt->id);
+    start = proto_msg_begin(out, PROTO_FE_QUERY);
+    proto_put_cstr(out, sql);
+    proto_msg_end(out, start);
+    return queue_push_name(sv, Q_QUERY, Q_DEALLOC, cs->stmt->id, cs->name);
 }
 
 static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
@@ -473,7 +701,8 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
             cl->begin_replay = 0;
             return 0;
         }
-        return queue_push(sv, Q_QUERY, 0, 0);
+        out->len -= PROTO_HEADER_LEN + len;
+        return on_deallocate(cl, sv, msg, len, out);
     case PROTO_FE_FUNCTION_CALL:
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_QUERY, 0, 0);
@@ -510,11 +739,8 @@ int px_prep_answer_locally(struct px_client *cl)
         if (type != PROTO_FE_PARSE || (nl = cstr_len(body, len)) == 0 || nl >= len)
             return 0;
         s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
-        if (!s || !s->validated) {
-            if (s && s->refs == 0)
-                stmt_unref_new(cl->conn.px, s);
+        if (!s || !s->validated)
             return 0;
-        }
         parses++;
         off += PROTO_HEADER_LEN + len;
     }
@@ -635,11 +861,8 @@ static void skip_to_sync(struct px_server *sv)
 {
     struct px_prepq_entry *h;
 
-    while ((h = queue_head(sv)) && h->type != Q_SYNC) {
-        if (h->type == Q_PARSE && !(h->flags & Q_SYNTH) && h->stmt)
-            cache_remove(sv, h->stmt);
-        queue_pop(sv);
-    }
+    while ((h = queue_head(sv)) && h->type != Q_SYNC)
+        queue_settle(sv, 0);
 }
 
 static void on_error(struct px_server *sv, const struct proto_frame *f)
@@ -647,16 +870,26 @@ static void on_error(struct px_server *sv, const struct proto_frame *f)
     struct px_prepq_entry *h = queue_head(sv);
     struct proto_error_fields ef;
 
-    if (h->type == Q_QUERY)
+    if (h->type == Q_QUERY) {
+        h->flags |= Q_FAILED;      /* a simple Query still ends with its own ReadyForQuery */
         return;
-    if (f->body && proto_parse_error(f->body, f->len, &ef) == 0 && ef.sqlstate &&
-        strcmp(ef.sqlstate, "0A000") == 0 && h->stmt && (h->type == Q_EXEC || h->type == Q_BIND)) {
+    }
+    if (!f->body || proto_parse_error(f->body, f->len, &ef) < 0)
+        ef.sqlstate = NULL;
+    if (ef.sqlstate && strcmp(ef.sqlstate, "0A000") == 0 && h->stmt &&
+        (h->type == Q_EXEC || h->type == Q_BIND)) {
         /* "cached plan must not change result type": the next use prepares it afresh. */
         cache_remove(sv, h->stmt);
         stmt_invalidate(sv->conn.px, h->stmt);
     }
-    if (h->type == Q_PARSE && h->stmt)
-        cache_remove(sv, h->stmt);
+    if (ef.sqlstate && strcmp(ef.sqlstate, "42P05") == 0 && h->type == Q_PARSE && h->stmt) {
+        /* The server has this statement although pglane thought not: believe the server. */
+        uint32_t id = h->stmt;
+
+        h->stmt = 0;
+        queue_settle(sv, 0);
+        cache_add_ready(sv, id);
+    }
     skip_to_sync(sv);
 }
 
@@ -697,9 +930,13 @@ void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
         done = h->type == Q_EXEC;
         break;
     case PROTO_BE_READY:
-        done = h->type == Q_SYNC || h->type == Q_QUERY;
+        if (h->type == Q_QUERY) {
+            queue_settle(sv, !(h->flags & Q_FAILED));
+            return;
+        }
+        done = h->type == Q_SYNC;
         if (!done)             /* out of step: start over rather than misattribute replies */
-            sv->prepq.n = sv->prepq.head = 0;
+            queue_clear(sv);
         break;
     case PROTO_BE_ERROR:
         on_error(sv, f);

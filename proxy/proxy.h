@@ -203,6 +203,7 @@ void px_pool_free(struct px_pool *pool);
 struct px_prepq_entry {            /* one reply the server owes for a message pglane sent */
     uint8_t type, flags;
     uint32_t stmt;
+    char *name;                    /* client statement name whose change waits for this reply */
 };
 struct px_prepq {                  /* ring of px_prepq_entry, oldest at head */
     struct px_prepq_entry *e;
@@ -254,6 +255,7 @@ void px_server_detach(struct px_server *sv);
 
 struct px_cstmt;
 int px_prep_needed(const struct px_client *cl);
+int px_prep_is_deallocate(const uint8_t *sql, size_t len);
 /* The query text of a client's named statement (transaction pooling), or NULL. */
 const char *px_prep_statement_text(struct px_client *cl, const char *name, size_t *len);
 int px_prep_answer_locally(struct px_client *cl);

@@ -190,6 +190,10 @@ int px_route_client(struct proxy *px, struct px_client *cl)
     return cl->route_identity;
 }
 
+/* Statements above this size are classified by the lexer alone: PostgreSQL's grammar is quadratic
+ * in the nesting of comments, and it runs in the event loop. */
+#define GRAMMAR_MAX 8192
+
 static const struct route_class *classify(struct px_routing *rt, uint64_t fp, const char *sql, size_t len)
 {
     const struct route_class *cls = route_cache_get(rt->classes, fp);
@@ -197,7 +201,10 @@ static const struct route_class *classify(struct px_routing *rt, uint64_t fp, co
 
     if (cls)
         return cls;
-    (void)route_classify(sql, len, &fresh);
+    if (len > GRAMMAR_MAX)
+        route_classify_lexer(sql, len, &fresh);
+    else
+        (void)route_classify(sql, len, &fresh);
     route_cache_put(rt->classes, fp, &fresh);
     return route_cache_get(rt->classes, fp);
 }
