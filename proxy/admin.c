@@ -11,7 +11,7 @@
 #include "proxy/admin.h"
 
 #define CMD_MAX 256
-#define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | CONFIG, " \
+#define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | CONFIG | PREPARED, " \
                  "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id, SHUTDOWN"
 
 typedef void (*cmd_fn)(struct px_client *cl, const char *arg);
@@ -29,6 +29,7 @@ static const struct {
     { "SHOW LANES", px_show_lanes }, { "SHOW CLIENTS", px_show_clients }, { "SHOW SERVERS", px_show_servers },
     { "SHOW STATS", px_show_stats }, { "SHOW ROUTES", px_show_routes }, { "SHOW QUERIES", px_show_queries },
     { "SHOW BLOCKING", px_show_blocking }, { "SHOW GUARD", px_show_guard }, { "SHOW CONFIG", px_show_config },
+    { "SHOW PREPARED", px_show_prepared },
     { "RELOAD", cmd_reload }, { "PAUSE", cmd_pause }, { "RESUME", cmd_resume }, { "KILL", cmd_kill },
     { "SHUTDOWN", cmd_shutdown },
 };

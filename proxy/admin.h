@@ -37,6 +37,7 @@ void px_show_queries(struct px_client *cl, const char *arg);
 void px_show_blocking(struct px_client *cl, const char *arg);
 void px_show_guard(struct px_client *cl, const char *arg);
 void px_show_config(struct px_client *cl, const char *arg);
+void px_show_prepared(struct px_client *cl, const char *arg);
 
 /* Names used by several SHOW commands. */
 const char *px_client_state_name(enum px_client_state s);

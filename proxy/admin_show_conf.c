@@ -242,3 +242,30 @@ void px_show_guard(struct px_client *cl, const char *arg)
     px_guard_foreach(cl->conn.px, guard_row, &t);
     px_table_send(&t, cl, "SHOW");
 }
+
+/* Prepared statements in transaction pooling: pglane's counters and what each server holds. */
+void px_show_prepared(struct px_client *cl, const char *arg)
+{
+    static const char *const cols[] = { "prepares_sent", "cache_hits", "evictions", "invalidations",
+                                        "statements_on_servers", NULL };
+    struct proxy *px = cl->conn.px;
+    struct px_table t;
+    long on_servers = 0;
+
+    (void)arg;
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+        struct px_list *lists[] = { &pool->idle, &pool->busy };
+
+        for (int l = 0; l < 2; l++)
+            for (struct px_list *s = lists[l]->next; s != lists[l]; s = s->next)
+                on_servers += px_container_of(s, struct px_server, link)->ncached;
+    }
+    px_table_begin(&t, cols);
+    px_table_cell(&t, "%llu", (unsigned long long)px->prep_parses);
+    px_table_cell(&t, "%llu", (unsigned long long)px->prep_hits);
+    px_table_cell(&t, "%llu", (unsigned long long)px->prep_evictions);
+    px_table_cell(&t, "%llu", (unsigned long long)px->prep_invalidations);
+    px_table_cell(&t, "%ld", on_servers);
+    px_table_send(&t, cl, "SHOW");
+}

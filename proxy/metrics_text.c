@@ -235,6 +235,14 @@ static void process(struct proto_buf *b, struct proxy *px)
     family(b, "pglane_reloads_total", "counter", "Configuration reloads (SIGHUP or RELOAD), by result.");
     out(b, "pglane_reloads_total{result=\"success\"} %llu\n", (unsigned long long)px->reloads);
     out(b, "pglane_reloads_total{result=\"failure\"} %llu\n", (unsigned long long)px->reload_failures);
+    family(b, "pglane_prepared_statements_total", "counter",
+           "Prepared statements in transaction pooling: Parse sent to servers, answered from the cache, "
+           "evicted from a server's cache, invalidated after a result type change.");
+    out(b, "pglane_prepared_statements_total{event=\"prepare\"} %llu\n", (unsigned long long)px->prep_parses);
+    out(b, "pglane_prepared_statements_total{event=\"hit\"} %llu\n", (unsigned long long)px->prep_hits);
+    out(b, "pglane_prepared_statements_total{event=\"eviction\"} %llu\n", (unsigned long long)px->prep_evictions);
+    out(b, "pglane_prepared_statements_total{event=\"invalidation\"} %llu\n",
+        (unsigned long long)px->prep_invalidations);
     px_monitor_health(px, &up, &total);
     family(b, "pglane_monitor_servers", "gauge", "Servers whose lock graph is sampled, and those answering.");
     out(b, "pglane_monitor_servers{state=\"sampled\"} %d\n", total);
