@@ -42,6 +42,9 @@ help:
 	@echo "make deps     install missing Debian 12 packages"
 	@echo "make test     build and run every test (unit + integration against a real PostgreSQL 15)"
 	@echo "make asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make fuzz     libFuzzer targets for FUZZ_SECONDS (default 60) each"
+	@echo "make bench    pgbench through pglane, PgBouncer and direct (BENCH_QUICK=1 for a short run)"
+	@echo "make demo     the InsightsNow scenario: blocking before, fixes, direct and through pglane"
 	@echo "make run      throwaway PostgreSQL 15 cluster + pglane on 127.0.0.1:6432 (Ctrl-C stops both)"
 
 deps: $(DEPS_STAMP)
@@ -93,6 +96,13 @@ asan: deps
 
 run: deps $(BUILD)/pglane
 	@scripts/run-embedded.sh
+
+# Benchmarks (never part of make test): pglane vs PgBouncer vs direct, and the InsightsNow scenario.
+bench: deps $(BUILD)/pglane
+	@bench/compare/run
+
+demo: deps $(BUILD)/pglane
+	@bench/insightsnow/run
 
 clean:
 	rm -rf build build-asan
