@@ -16,7 +16,7 @@ struct px_retired {                /* a replaced configuration, kept because lan
     struct conf_userlist users;
 };
 
-static int resolve(const char *host, int port, struct sockaddr_storage *out)
+int px_resolve(const char *host, int port, struct sockaddr_storage *out)
 {
     struct addrinfo hints = { 0 }, *res = NULL;
     char portstr[16];
@@ -50,7 +50,7 @@ static struct px_lane *lane_new(const struct conf *c, int i)
     if (l->server->host[0] == '/') {
         l->unix_socket = 1;
         snprintf(l->unix_path, sizeof(l->unix_path), "%s/.s.PGSQL.%d", l->server->host, l->server->port);
-    } else if (resolve(l->server->host, l->server->port, &l->addr) < 0) {
+    } else if (px_resolve(l->server->host, l->server->port, &l->addr) < 0) {
         px_error("server \"%s\": cannot resolve host \"%s\"", l->server->name, l->server->host);
         lane_free(l);
         return NULL;

@@ -1,6 +1,5 @@
 /* pglane's entry point: command line, configuration, listeners, signals and the event loop. */
 #include <errno.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,23 +53,6 @@ static void check_auth_file_mode(const struct conf *c)
         px_warn("auth_file %s is readable by other users; restrict it with chmod 600", c->auth_file);
 }
 
-static int resolve(const char *host, int port, struct sockaddr_storage *out)
-{
-    struct addrinfo hints = { 0 }, *res = NULL;
-    char portstr[16];
-
-    if (strcmp(host, "*") == 0)
-        host = "0.0.0.0";
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
-        return -1;
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
     struct px_listener *l = (struct px_listener *)server;
@@ -96,7 +78,8 @@ static int setup_listeners(struct proxy *px)
         int r;
 
         l->px = px;
-        if (resolve(c->listen[i].host, c->listen[i].port, &ss) < 0) {
+        if (px_resolve(strcmp(c->listen[i].host, "*") == 0 ? "0.0.0.0" : c->listen[i].host,
+                       c->listen[i].port, &ss) < 0) {
             px_error("listen: cannot resolve %s", c->listen[i].host);
             return -1;
         }

@@ -388,6 +388,8 @@ int px_guard_rewrite(struct px_server *sv, struct proto_frame *f);
 int px_cancel_backend(struct proxy *px, struct px_server *sv);
 
 /* ---- lanes, routes and reload (proxy/config.c, proxy/route.c) ---- */
+/* Resolves host:port once (blocking: at start and reload only). 0 or -1. */
+int px_resolve(const char *host, int port, struct sockaddr_storage *out);
 /* Builds lanes and routing for px->conf at start. 0 or -1 (logged). */
 int px_config_apply_initial(struct proxy *px);
 /* SIGHUP / RELOAD: re-reads the ini file; on any problem logs file:line and keeps the old one. */

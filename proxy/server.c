@@ -286,23 +286,30 @@ static void track_param(struct px_server *sv, const struct proto_frame *f, int f
     }
 }
 
+/* The next whole message of the server's buffer (consumed): 1, 0 if incomplete, -1 if malformed. */
+static int next_frame(struct px_server *sv, struct proto_frame *f)
+{
+    struct px_buf *b = &sv->conn.in;
+    const char *err;
+    size_t used;
+    int r;
+
+    if (b->pos >= b->len)
+        return 0;
+    r = proto_frame_next(b->data + b->pos, b->len - b->pos, PROTO_PHASE_BACKEND, f, &used, &err);
+    if (r != PROTO_FRAME_OK)
+        return r == PROTO_FRAME_NEED_MORE ? 0 : -1;
+    b->pos += (uint32_t)used;
+    return 1;
+}
+
 static void login_read(struct px_server *sv)
 {
     struct px_buf *b = &sv->conn.in;
     struct proto_frame f;
-    size_t used;
-    const char *err;
     int r;
 
-    while (b->pos < b->len) {
-        r = proto_frame_next(b->data + b->pos, b->len - b->pos, PROTO_PHASE_BACKEND, &f, &used, &err);
-        if (r == PROTO_FRAME_NEED_MORE)
-            break;
-        if (r == PROTO_FRAME_ERROR) {
-            login_failed(sv, NULL, "pglane: protocol error from server during login");
-            return;
-        }
-        b->pos += (uint32_t)used;
+    while ((r = next_frame(sv, &f)) > 0) {
         switch (f.type) {
         case PROTO_BE_AUTH:
             if (login_auth(sv, &f) < 0)
@@ -332,6 +339,8 @@ static void login_read(struct px_server *sv)
         }
         b->start = b->pos;
     }
+    if (r < 0)
+        login_failed(sv, NULL, "pglane: protocol error from server during login");
 }
 
 /* Appends "SELECT set_config(...)" / "RESET x" for every tracked parameter that differs. */
@@ -623,19 +632,13 @@ static void idle_read(struct px_server *sv)
 {
     struct px_buf *b = &sv->conn.in;
     struct proto_frame f;
-    size_t used;
-    const char *err;
     int r;
 
-    while (b->pos < b->len) {
-        r = proto_frame_next(b->data + b->pos, b->len - b->pos, PROTO_PHASE_BACKEND, &f, &used, &err);
-        if (r == PROTO_FRAME_NEED_MORE)
-            break;
-        if (r == PROTO_FRAME_ERROR) {
+    while ((r = next_frame(sv, &f)) != 0) {
+        if (r < 0) {
             px_server_close(sv, "protocol error from server");
             return;
         }
-        b->pos += (uint32_t)used;
         b->start = b->pos;
         if (f.type == PROTO_BE_ERROR && sv->state == SV_IDLE) {
             struct proto_error_fields ef;
