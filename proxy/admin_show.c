@@ -129,7 +129,7 @@ static void client_row(struct px_table *t, struct proxy *px, const struct px_cli
     uint64_t now = px_now_ms(px);
 
     px_table_cell(t, "%llu", (unsigned long long)c->conn.id);
-    px_table_cell(t, "%s", c->addr);
+    px_table_cell(t, "%s", PX_CLIENT_ADDR(c));
     px_table_cell(t, "%s", c->user ? c->user : "");
     px_table_cell(t, "%s", c->database ? c->database : "");
     px_table_cell(t, "%s", app ? app : "");

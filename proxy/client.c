@@ -16,7 +16,7 @@
 #define ROUTE_MAX_MSG (64u * 1024)
 
 #define CLOG(cl, lvl, fmt, ...) \
-    px_log(lvl, "C-%llu %s %s/%s: " fmt, (unsigned long long)(cl)->conn.id, (cl)->addr, \
+    px_log(lvl, "C-%llu %s %s/%s: " fmt, (unsigned long long)(cl)->conn.id, PX_CLIENT_ADDR(cl), \
            (cl)->user ? (cl)->user : "-", (cl)->database ? (cl)->database : "-", __VA_ARGS__)
 
 static void client_send(struct px_client *cl, struct proto_buf *b)
@@ -84,21 +84,28 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
         if (uv_tcp_getpeername(&cl->conn.h.tcp, (struct sockaddr *)&ss, &len) == 0) {
             cl->peer_family = (uint8_t)ss.ss_family;
             if (ss.ss_family == AF_INET6) {
-                uv_ip6_name((struct sockaddr_in6 *)&ss, cl->addr, sizeof(cl->addr));
                 memcpy(cl->peer_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
                 cl->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
             } else {
-                uv_ip4_name((struct sockaddr_in *)&ss, cl->addr, sizeof(cl->addr));
                 memcpy(cl->peer_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
                 cl->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
             }
         }
-    } else {
-        strcpy(cl->addr, "unix");
     }
     /* Over max_client_conn: answered after the startup packet, where libpq expects an error. */
     cl->over_limit = px->nclients > px->conf->max_client_conn;
     px_conn_read_start(&cl->conn);
+}
+
+const char *px_client_addr(const struct px_client *cl, char *buf, size_t n)
+{
+    if (cl->peer_family == AF_INET6)
+        uv_inet_ntop(AF_INET6, cl->peer_addr, buf, n);
+    else if (cl->peer_family == AF_INET)
+        uv_inet_ntop(AF_INET, cl->peer_addr, buf, n);
+    else
+        snprintf(buf, n, "unix");
+    return buf;
 }
 
 struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32_t key)
@@ -242,6 +249,12 @@ static void login_ok(struct px_client *cl)
         return;
     }
     cl->pool = pool;
+    /* The pool holds the same names for as long as pglane runs: share them. */
+    free(cl->user);
+    free(cl->database);
+    cl->user = pool->user;
+    cl->database = pool->database;
+    cl->names_shared = 1;
     if (cl->scram && cl->scram_ok && !pool->have_scram_keys) {
         memcpy(pool->scram_client_key, cl->scram->client_key, PROTO_SCRAM_KEY_LEN);
         memcpy(pool->scram_server_key, cl->scram->secret.server_key, PROTO_SCRAM_KEY_LEN);
@@ -787,6 +800,13 @@ void px_client_pump(struct px_client *cl)
         px_buf_release(b);
 }
 
+/* An idle client keeps no buffer: logged-in clients waiting for their next query cost only their struct. */
+static void release_if_empty(struct px_client *cl)
+{
+    if (cl->state != CL_CLOSED && !cl->conn.writing && cl->conn.in.start == cl->conn.in.len)
+        px_buf_release(&cl->conn.in);
+}
+
 void px_client_on_read(struct px_client *cl)
 {
     const char *err = NULL;
@@ -794,11 +814,13 @@ void px_client_on_read(struct px_client *cl)
     switch (cl->state) {
     case CL_STARTUP:
         startup_read(cl);
+        release_if_empty(cl);
         return;
     case CL_AUTH_PASSWORD:
     case CL_AUTH_SASL_INIT:
     case CL_AUTH_SASL_FINAL:
         auth_read(cl);
+        release_if_empty(cl);
         return;
     case CL_LOGIN_WAIT:
     case CL_WAITING:
@@ -920,7 +942,9 @@ void px_client_free(struct px_client *cl)
     px_prep_client_free(cl);
     px_params_clear(&cl->want);
     free(cl->scram);
-    free(cl->user);
-    free(cl->database);
+    if (!cl->names_shared) {
+        free(cl->user);
+        free(cl->database);
+    }
     free(cl);
 }

@@ -12,7 +12,7 @@
 #include "proxy/proxy.h"
 
 /* Free list of PX_BUF_SIZE buffers so that busy connections do not malloc per read. */
-#define POOL_MAX 256
+#define POOL_MAX 64
 static uint8_t *buf_pool[POOL_MAX];
 static int buf_pool_n;
 
@@ -102,6 +102,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         if (px_tls_alloc(c, buf) < 0)
             *buf = uv_buf_init(NULL, 0);
         return;
+    }
+    /* Startup and authentication messages are small: a client logging in gets a small buffer,
+     * which keeps login storms from scattering big ones through the heap. */
+    if (!c->in.data && c->kind == PX_CLIENT && ((struct px_client *)c)->state < CL_LOGIN_WAIT &&
+        (c->in.data = malloc(PX_LOGIN_BUF_SIZE)) != NULL) {
+        c->in.cap = PX_LOGIN_BUF_SIZE;
+        c->in.start = c->in.pos = c->in.len = 0;
     }
     if (px_buf_reserve(&c->in, 1) < 0) {
         buf->base = NULL;
@@ -244,6 +251,8 @@ static void on_forward_done(uv_write_t *req, int status)
 {
     struct px_conn *src = req->data;
 
+    free(req);
+    src->wreq = NULL;
     src->writing = 0;
     if (src->handle_closed) {
         conn_free(src);
@@ -287,10 +296,16 @@ int px_forward(struct px_conn *src, struct px_conn *dst)
     if (r > 0)
         b->start += (uint32_t)r;
     ub = uv_buf_init((char *)b->data + b->start, b->pos - b->start);
-    src->wreq.data = src;
-    r = uv_write(&src->wreq, &dst->h.stream, &ub, 1, on_forward_done);
-    if (r < 0)
+    src->wreq = malloc(sizeof(*src->wreq));
+    if (!src->wreq)
+        return UV_ENOMEM;
+    src->wreq->data = src;
+    r = uv_write(src->wreq, &dst->h.stream, &ub, 1, on_forward_done);
+    if (r < 0) {
+        free(src->wreq);
+        src->wreq = NULL;
         return r;
+    }
     src->writing = 1;
     src->wend = b->pos;
     px_conn_read_stop(src);

@@ -1,5 +1,6 @@
 /* pglane's entry point: command line, configuration, listeners, signals and the event loop. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,16 @@ static void check_auth_file_mode(const struct conf *c)
 
     if (c->auth_file && stat(c->auth_file, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)))
         px_warn("auth_file %s is readable by other users; restrict it with chmod 600", c->auth_file);
+}
+
+/* OpenSSL loads its providers on first use: do it now, not during the first client's login. */
+static void warm_up_crypto(void)
+{
+    char md5[PROTO_MD5_LEN], nonce[8];
+
+    proto_md5_stored("pglane", "pglane", md5);
+    if (proto_scram_nonce(nonce, sizeof(nonce) - 1) < 0)
+        px_warn("no randomness available yet: SCRAM logins will fail until there is");
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -220,6 +231,8 @@ static void on_maintain(uv_timer_t *t)
     struct px_list *it, *next;
 
     px_pool_maintain(px, now);
+    /* Give back to the system what a burst (a login storm, a large result) left free in the heap. */
+    malloc_trim(0);
     if (login_limit <= 0)
         return;
     for (it = px->clients.next; it != &px->clients; it = next) {
@@ -281,6 +294,7 @@ static int run(const char *path)
         return 1;
     px_log_set_level(px.conf->log_level);
     check_auth_file_mode(px.conf);
+    warm_up_crypto();
     signal(SIGPIPE, SIG_IGN);
     check_fd_limit(px.conf);
     if (uv_loop_init(&loop) < 0)

@@ -47,7 +47,7 @@ void px_monitor_attribute(struct proxy *px, const struct conf_server *server, st
     app = cl->want.v[PX_P_APPLICATION_NAME];
     side->client_id = cl->conn.id;
     side->fingerprint = cl->fingerprint;
-    snprintf(side->addr, sizeof(side->addr), "%s", cl->addr);
+    px_client_addr(cl, side->addr, sizeof(side->addr));
     snprintf(side->user, sizeof(side->user), "%s", cl->user ? cl->user : "");
     snprintf(side->app, sizeof(side->app), "%s", app ? app : "");
 }

@@ -48,6 +48,7 @@ int px_list_empty(const struct px_list *head);
  * hold no buffer. Owner: the connection that reads into it.
  */
 #define PX_BUF_SIZE 16384
+#define PX_LOGIN_BUF_SIZE 512
 #define PX_BUF_MAX (64u * 1024 * 1024)  /* the largest message pglane ever holds whole */
 
 struct px_buf {
@@ -83,7 +84,7 @@ struct px_conn {
     struct px_tls *tls;   /* NULL for plaintext */
     uint32_t wend;        /* end offset in `in` of the forward in flight */
     struct px_buf in;
-    uv_write_t wreq;
+    uv_write_t *wreq;     /* only while a forward waits for a full socket (rare: kept off idle memory) */
 };
 
 void px_conn_init(struct proxy *px, struct px_conn *c, enum px_conn_kind kind);
@@ -293,6 +294,7 @@ struct px_client {
     uint8_t ssl_answered;
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
     uint8_t admin;                 /* connected to the virtual database "pglane" */
+    uint8_t names_shared;          /* user and database point into the pool's copies */
     uint8_t over_limit;            /* accepted beyond max_client_conn: refused after its startup packet */
     uint8_t md5_salt[4];
     struct proto_scram_server *scram;
@@ -315,12 +317,14 @@ struct px_client {
     int nstmts, capstmts;
     uint8_t peer_addr[16];
     uint16_t peer_port;
-    char addr[64];
     /* observability (proxy/stats.c) */
     uint64_t query_start_us;       /* first message of the request in progress, 0 = none */
     uint64_t tx_begin_us;          /* first message of the transaction in progress, 0 = none */
 };
 
+/* The client's address as text ("unix" for a unix socket), written into buf. */
+const char *px_client_addr(const struct px_client *cl, char *buf, size_t n);
+#define PX_CLIENT_ADDR(cl) px_client_addr((cl), (char[48]){ 0 }, 48)
 void px_client_accept(struct proxy *px, uv_stream_t *listener);
 /* The pool attached a server: finish login or forward queued messages. */
 void px_client_attached(struct px_client *cl);
