@@ -799,8 +799,9 @@ static void test_example_pglane_ini(void **state)
 
     assert_int_equal(conf_userlist_load(c->auth_file, &u, &d), 0);
     assert_int_equal(d.n, 0);
-    assert_int_equal(u.n, 1);
+    assert_int_equal(u.n, 3);      /* pglane, and InsightsNow's two roles for make run */
     assert_string_equal(conf_userlist_find(&u, "pglane"), "pglane");
+    assert_string_equal(conf_userlist_find(&u, "insightsuser"), "insightspass");
     conf_userlist_free(&u);
     conf_free(c);
 }
@@ -819,7 +820,8 @@ static void test_example_insightsnow_ini(void **state)
     assert_int_equal(c->metrics.port, 9127);
     assert_int_equal(c->lanes[1].nsettings, 4);
     assert_string_equal(c->lanes[1].settings[3].name, "max_parallel_workers_per_gather");
-    assert_string_equal(c->lanes[1].settings[3].value, "4");
+    assert_string_equal(c->lanes[1].settings[3].value, "1");
+    assert_int_equal(c->servers[0].port, 6543);    /* make run's cluster */
     assert_int_equal(c->nroutes, 6);
     conf_free(c);
 }
