@@ -103,13 +103,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
             *buf = uv_buf_init(NULL, 0);
         return;
     }
-    /* Startup and authentication messages are small: a client logging in gets a small buffer,
-     * which keeps login storms from scattering big ones through the heap. */
-    if (!c->in.data && c->kind == PX_CLIENT && ((struct px_client *)c)->state < CL_LOGIN_WAIT &&
-        (c->in.data = malloc(PX_LOGIN_BUF_SIZE)) != NULL) {
-        c->in.cap = PX_LOGIN_BUF_SIZE;
-        c->in.start = c->in.pos = c->in.len = 0;
-    }
     if (px_buf_reserve(&c->in, 1) < 0) {
         buf->base = NULL;
         buf->len = 0;

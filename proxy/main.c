@@ -1,6 +1,5 @@
 /* pglane's entry point: command line, configuration, listeners, signals and the event loop. */
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,8 +230,6 @@ static void on_maintain(uv_timer_t *t)
     struct px_list *it, *next;
 
     px_pool_maintain(px, now);
-    /* Give back to the system what a burst (a login storm, a large result) left free in the heap. */
-    malloc_trim(0);
     if (login_limit <= 0)
         return;
     for (it = px->clients.next; it != &px->clients; it = next) {

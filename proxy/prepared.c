@@ -696,13 +696,12 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_SYNC, 0, 0);
     case PROTO_FE_QUERY:
-        raw(out, msg, PROTO_HEADER_LEN + len);
         if (cl->begin_replay) {    /* the held BEGIN: its reply is swallowed as pglane's own */
             cl->begin_replay = 0;
+            raw(out, msg, PROTO_HEADER_LEN + len);
             return 0;
         }
-        out->len -= PROTO_HEADER_LEN + len;
-        return on_deallocate(cl, sv, msg, len, out);
+        return on_deallocate(cl, sv, msg, len, out);   /* any other Query passes through as is */
     case PROTO_FE_FUNCTION_CALL:
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_QUERY, 0, 0);

@@ -48,7 +48,6 @@ int px_list_empty(const struct px_list *head);
  * hold no buffer. Owner: the connection that reads into it.
  */
 #define PX_BUF_SIZE 16384
-#define PX_LOGIN_BUF_SIZE 512
 #define PX_BUF_MAX (64u * 1024 * 1024)  /* the largest message pglane ever holds whole */
 
 struct px_buf {
