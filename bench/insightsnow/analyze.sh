@@ -193,7 +193,7 @@ done
     echo "OLTP: pgbench open loop, $rate tx/s, $clients clients, scripts upsert@7 / dashboard_read@2 / dashboard_save@1;"
     echo "${alone} s alone, then the report run (2 workers) starts and OLTP continues ${with} s. Latency is measured from each"
     echo "transaction's scheduled start, so a stall counts in full. The first 2 s are warm-up, not counted in \"alone\"."
-    echo "(c): pglane lanes oltp (size $clients) and analytics (size $asize, lock_timeout 200ms), route application_name=report-*."
+    echo "(c): pglane lanes oltp (size $clients) and analytics (size $asize, max_parallel_workers_per_gather ${ANALYTICS_PARALLEL:-0}, lock_timeout 200ms), route application_name=report-*."
     [ -f "$out/migration_times.txt" ] && echo "Migrations (offline, between (a) and (b)): $(tr '\n' ';' <"$out/migration_times.txt" | sed 's/;$//; s/;/; /g')."
     echo "Whole run: $(($(date +%s) - t_begin)) s."
     echo
