@@ -777,8 +777,8 @@ void px_client_pump(struct px_client *cl)
                 client_fatal(cl, "53200", "pglane: out of memory");
                 return;
             }
-            /* Reads stop only if the client has to queue (px_pool_acquire), which keeps the
-             * common case free of epoll registration churn. */
+            /* Reads go on while the client queues (bounded by PX_WAIT_BUF_MAX), which keeps
+             * transactions free of epoll registration churn. */
             cl->state = CL_WAITING;
             px_pool_acquire(pool, cl);
             return;
@@ -823,8 +823,13 @@ void px_client_on_read(struct px_client *cl)
         release_if_empty(cl);
         return;
     case CL_LOGIN_WAIT:
-    case CL_WAITING:
         px_conn_read_stop(&cl->conn);
+        return;
+    case CL_WAITING:
+        /* A queued client keeps its read registration (stopping and restarting it costs two epoll_ctl
+         * calls per queued transaction); what it sends meanwhile waits in its buffer, up to a bound. */
+        if (cl->conn.in.len - cl->conn.in.start >= PX_WAIT_BUF_MAX)
+            px_conn_read_stop(&cl->conn);
         return;
     case CL_ADMIN:
         admin_read(cl);

@@ -103,7 +103,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
             *buf = uv_buf_init(NULL, 0);
         return;
     }
-    if (px_buf_reserve(&c->in, 1) < 0) {
+    /* Everything read was consumed: start over at the front, so the next read gets the whole buffer
+     * (a long result then costs fewer reads). Keep at least PX_READ_MIN bytes of room. */
+    if (c->in.start == c->in.len && !c->writing)
+        c->in.start = c->in.pos = c->in.len = 0;
+    if (px_buf_reserve(&c->in, PX_READ_MIN) < 0) {
         buf->base = NULL;
         buf->len = 0;
         return;

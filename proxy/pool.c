@@ -88,7 +88,8 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     cl->wait_start_ms = px_now_ms(px);
     px_list_append(&pool->waiting, &cl->wait_link);
     pool->nwaiting++;
-    px_conn_read_stop(&cl->conn);
+    if (cl->state == CL_LOGIN_WAIT)
+        px_conn_read_stop(&cl->conn);
     grow(pool, pool->lane->size);
     queue_timer_arm(pool);
 }

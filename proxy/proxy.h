@@ -49,6 +49,8 @@ int px_list_empty(const struct px_list *head);
  */
 #define PX_BUF_SIZE 16384
 #define PX_BUF_MAX (64u * 1024 * 1024)  /* the largest message pglane ever holds whole */
+#define PX_READ_MIN 2048                 /* room a read gets at least (the buffer is compacted for it) */
+#define PX_WAIT_BUF_MAX (64u * 1024)     /* a queued client's unread bytes before its reads stop */
 
 struct px_buf {
     uint8_t *data;

@@ -183,6 +183,24 @@ static void test_console_tables(void **state)
     h_pass();
 }
 
+
+/* Polls SHOW LANES until oltp's clients_waiting equals `want` or `timeout_ms` pass; returns the last value. */
+static long lanes_waiting_until(PGconn *adm, long want, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    long v = -1;
+
+    for (;;) {
+        PGresult *r = PQexec(adm, "SHOW LANES");
+
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+            v = atol(PQgetvalue(r, 0, 4));
+        PQclear(r);
+        if (v == want || h_now_ms() > deadline)
+            return v;
+        usleep(20 * 1000);
+    }
+}
 static void test_console_commands(void **state)
 {
     (void)state;
@@ -213,6 +231,14 @@ static void test_console_commands(void **state)
     assert_string_equal(PQgetvalue(r, 0, 1), "paused");
     assert_string_equal(PQgetvalue(r, 0, 4), "1");   /* clients_waiting */
     PQclear(r);
+    /* A queued client that hangs up leaves the queue at once, not when a server frees up
+     * (queued clients keep reading). */
+    PGconn *gone = client(&g_log, "web");
+    H_ASSERT_CONNECTED(gone);
+    assert_int_equal(PQsendQuery(gone, "SELECT 8"), 1);
+    assert_int_equal(lanes_waiting_until(c, 2, 5000), 2);
+    PQfinish(gone);
+    assert_int_equal(lanes_waiting_until(c, 1, 5000), 1);
     assert_int_equal(h_exec(c, "RESUME"), 0);
     assert_int_equal(h_wait_result(o, 5000), 0);
     r = PQgetResult(o);
