@@ -135,6 +135,15 @@ int conf_load_string(const char *text, const char *name, struct conf **out,
                      struct conf_diag *diag) CONF_MUSTCHECK;
 void conf_free(struct conf *c);
 
+/*
+ * Standalone copies of one lane or server entry, owning their strings (for a lane that outlives the
+ * configuration it came from). Copy: 0, or -1 on out of memory with dst zeroed. Clear frees a copy.
+ */
+int conf_lane_copy(struct conf_lane *dst, const struct conf_lane *src) CONF_MUSTCHECK;
+void conf_lane_clear(struct conf_lane *l);
+int conf_server_copy(struct conf_server *dst, const struct conf_server *src) CONF_MUSTCHECK;
+void conf_server_clear(struct conf_server *s);
+
 int conf_lane_find(const struct conf *c, const char *name);  /* index or -1 */
 int conf_server_find(const struct conf *c, const char *name);  /* index or -1 */
 

@@ -1,10 +1,10 @@
-/* Freeing a loaded configuration, and lookups by name. */
+/* Freeing a loaded configuration, copies of its lane and server entries, and lookups by name. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf/internal.h"
 
-static void free_lane(struct conf_lane *l)
+void conf_lane_clear(struct conf_lane *l)
 {
     free(l->name);
     for (int i = 0; i < l->nsettings; i++) {
@@ -12,6 +12,7 @@ static void free_lane(struct conf_lane *l)
         free(l->settings[i].value);
     }
     free(l->settings);
+    memset(l, 0, sizeof(*l));
 }
 
 static void free_route(struct conf_route *r)
@@ -26,14 +27,70 @@ static void free_route(struct conf_route *r)
     free(r->sql);
 }
 
+void conf_server_clear(struct conf_server *s)
+{
+    free(s->name);
+    free(s->host);
+    free(s->tls_ca_file);
+    memset(s, 0, sizeof(*s));
+}
+
 static void free_servers(struct conf *c)
 {
-    for (int i = 0; i < c->nservers; i++) {
-        free(c->servers[i].name);
-        free(c->servers[i].host);
-        free(c->servers[i].tls_ca_file);
-    }
+    for (int i = 0; i < c->nservers; i++)
+        conf_server_clear(&c->servers[i]);
     free(c->servers);
+}
+
+static int dup_str(char **dst, const char *src)
+{
+    *dst = NULL;
+    return src && !(*dst = strdup(src)) ? -1 : 0;
+}
+
+int conf_lane_copy(struct conf_lane *dst, const struct conf_lane *src)
+{
+    *dst = *src;
+    dst->name = NULL;
+    dst->settings = NULL;
+    dst->nsettings = 0;
+    if (dup_str(&dst->name, src->name) < 0)
+        return -1;
+    if (src->nsettings > 0) {
+        dst->settings = calloc((size_t)src->nsettings, sizeof(*dst->settings));
+        if (!dst->settings)
+            goto fail;
+        for (int i = 0; i < src->nsettings; i++) {
+            dst->nsettings++;
+            dst->settings[i].line = src->settings[i].line;
+            if (dup_str(&dst->settings[i].name, src->settings[i].name) < 0 ||
+                dup_str(&dst->settings[i].value, src->settings[i].value) < 0)
+                goto fail;
+        }
+    }
+    return 0;
+fail:
+    conf_lane_clear(dst);
+    return -1;
+}
+
+int conf_server_copy(struct conf_server *dst, const struct conf_server *src)
+{
+    *dst = *src;
+    if (dup_str(&dst->name, src->name) < 0)
+        goto fail0;
+    if (dup_str(&dst->host, src->host) < 0)
+        goto fail1;
+    if (dup_str(&dst->tls_ca_file, src->tls_ca_file) < 0)
+        goto fail2;
+    return 0;
+fail2:
+    free(dst->host);
+fail1:
+    free(dst->name);
+fail0:
+    memset(dst, 0, sizeof(*dst));
+    return -1;
 }
 
 void conf_free(struct conf *c)
@@ -56,7 +113,7 @@ void conf_free(struct conf *c)
     free(c->tls_protocols);
     free_servers(c);
     for (int i = 0; i < c->nlanes; i++)
-        free_lane(&c->lanes[i]);
+        conf_lane_clear(&c->lanes[i]);
     free(c->lanes);
     for (int i = 0; i < c->nroutes; i++)
         free_route(&c->routes[i]);

@@ -10,7 +10,7 @@
 
 #include "proxy/proxy.h"
 
-struct px_retired {                /* a replaced configuration, kept because lanes point into it */
+struct px_retired {                /* a replaced configuration, kept only if a retired lane could not copy its part */
     struct px_retired *next;
     struct conf *conf;
     struct conf_userlist users;
@@ -34,7 +34,27 @@ int px_resolve(const char *host, int port, struct sockaddr_storage *out)
 static void lane_free(struct px_lane *l)
 {
     px_tls_ctx_free(l->tls_ctx);
+    if (l->owns_conf) {
+        conf_lane_clear(&l->own_conf);
+        conf_server_clear(&l->own_server);
+    }
     free(l);
+}
+
+/* A retired lane keeps its own copy of its settings and server; -1 (still pointing into the old
+ * configuration) when out of memory. */
+static int lane_own_conf(struct px_lane *l)
+{
+    if (conf_lane_copy(&l->own_conf, l->conf) < 0)
+        return -1;
+    if (conf_server_copy(&l->own_server, l->server) < 0) {
+        conf_lane_clear(&l->own_conf);
+        return -1;
+    }
+    l->conf = &l->own_conf;
+    l->server = &l->own_server;
+    l->owns_conf = 1;
+    return 0;
 }
 
 static struct px_lane *lane_new(const struct conf *c, int i)
@@ -125,10 +145,13 @@ fail:
     return NULL;
 }
 
-/* Points lanes at conf c; lanes of the old array that are not kept are retired. */
-static void install_lanes(struct proxy *px, const struct conf *c, struct px_lane **lanes,
-                          struct px_lane **fresh, int nfresh)
+/* Points lanes at conf c; lanes of the old array that are not kept are retired. Returns the number
+ * of retired lanes that still point into the old configuration (out of memory for their copies). */
+static int install_lanes(struct proxy *px, const struct conf *c, struct px_lane **lanes,
+                         struct px_lane **fresh, int nfresh)
 {
+    int pinned = 0;
+
     for (int j = 0; j < px->nlanes; j++) {
         int kept = 0;
 
@@ -137,6 +160,7 @@ static void install_lanes(struct proxy *px, const struct conf *c, struct px_lane
         if (!kept) {
             px->lanes[j]->retired = 1;
             px->lanes[j]->index = -1;
+            pinned += lane_own_conf(px->lanes[j]) < 0;
         }
     }
     for (int i = 0; i < c->nlanes; i++) {
@@ -151,6 +175,7 @@ static void install_lanes(struct proxy *px, const struct conf *c, struct px_lane
     free(px->lanes);
     px->lanes = lanes;
     px->nlanes = c->nlanes;
+    return pinned;
 }
 
 int px_config_apply_initial(struct proxy *px)
@@ -162,7 +187,7 @@ int px_config_apply_initial(struct proxy *px)
     lanes = build_lanes(px, px->conf, &fresh, &nfresh);
     if (!lanes)
         return -1;
-    install_lanes(px, px->conf, lanes, fresh, nfresh);
+    (void)install_lanes(px, px->conf, lanes, fresh, nfresh);   /* nothing to retire at start */
     free(fresh);
     px->routing = px_routing_build(px->conf, err, sizeof(err));
     if (!px->routing) {
@@ -187,6 +212,26 @@ static void drain_retired(struct proxy *px)
     }
 }
 
+/* Frees the replaced configuration and userlist, unless a retired lane still points into them. */
+static void retire_conf(struct proxy *px, struct conf *oc, struct conf_userlist *ou, int pinned)
+{
+    struct px_retired *r = pinned ? calloc(1, sizeof(*r)) : NULL;
+
+    if (r) {
+        r->conf = oc;
+        r->users = *ou;
+        r->next = px->retired;
+        px->retired = r;
+        return;
+    }
+    if (pinned) {   /* out of memory twice over: keeping the lanes valid matters more than the leak */
+        px_error("reload: out of memory; the previous configuration is kept");
+        return;
+    }
+    conf_userlist_free(ou);
+    conf_free(oc);
+}
+
 int px_reload(struct proxy *px)
 {
     struct conf_diag diag = { 0 };
@@ -194,9 +239,10 @@ int px_reload(struct proxy *px)
     struct conf_userlist nu = { 0 };
     struct px_lane **lanes, **fresh;
     struct px_routing *rt;
-    struct px_retired *old;
+    struct conf *oc;
+    struct conf_userlist ou;
     char err[512] = "";
-    int nfresh;
+    int nfresh, pinned;
 
     if (conf_load(px->conf->file, &nc, &diag) < 0 ||
         (nc->auth_file && conf_userlist_load(nc->auth_file, &nu, &diag) < 0)) {
@@ -211,8 +257,7 @@ int px_reload(struct proxy *px)
     conf_diag_free(&diag);
     rt = px_routing_build(nc, err, sizeof(err));
     lanes = rt ? build_lanes(px, nc, &fresh, &nfresh) : NULL;
-    old = calloc(1, sizeof(*old));
-    if (!rt || !lanes || !old) {
+    if (!rt || !lanes) {
         px_error("reload failed (%s): the previous configuration stays in force", *err ? err : "lanes");
         px_routing_free(rt);
         if (lanes) {
@@ -221,26 +266,24 @@ int px_reload(struct proxy *px)
             free(fresh);
             free(lanes);
         }
-        free(old);
         conf_userlist_free(&nu);
         conf_free(nc);
         px->reload_failures++;
         return -1;
     }
-    old->conf = px->conf;
-    old->users = px->users;
-    old->next = px->retired;
-    px->retired = old;
+    oc = px->conf;
+    ou = px->users;
     px->conf = nc;
     px->users = nu;
-    install_lanes(px, nc, lanes, fresh, nfresh);
+    pinned = install_lanes(px, nc, lanes, fresh, nfresh);
     free(fresh);
     px_routing_free(px->routing);
     px->routing = rt;
     px->config_gen++;
     px->reloads++;
     px_log_set_level(nc->log_level);
-    drain_retired(px);
+    drain_retired(px);   /* also points every pool's secret into the new userlist */
+    retire_conf(px, oc, &ou, pinned);
     px_info("reload: %d lane(s), %d route(s), %d new or changed lane(s)", nc->nlanes, nc->nroutes, nfresh);
     return 0;
 }

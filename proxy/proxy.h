@@ -174,8 +174,11 @@ struct px_pool {
 };
 
 struct px_lane {
-    const struct conf_lane *conf;      /* points into the configuration in force (or the one it retired with) */
-    const struct conf_server *server;
+    const struct conf_lane *conf;      /* points into the configuration in force, or at own_conf once retired */
+    const struct conf_server *server;  /* likewise: into the configuration in force, or at own_server */
+    struct conf_lane own_conf;         /* a retired lane's copies, so that its configuration can be freed */
+    struct conf_server own_server;
+    int owns_conf;
     int index;                         /* in proxy.lanes; -1 once retired by a reload */
     int size;
     int retired;                       /* dropped or changed by a reload: drains, opens nothing new */
@@ -447,7 +450,7 @@ struct proxy {
     struct px_lane **all_lanes;    /* every lane object ever made, including retired ones */
     int nall_lanes;
     struct px_routing *routing;
-    struct px_retired *retired;    /* configurations replaced by reloads, kept while referenced */
+    struct px_retired *retired;    /* configurations replaced by reloads, kept only if copying a lane failed */
     unsigned config_gen;           /* bumped by every successful reload */
     uint64_t reloads, reload_failures;
     struct px_list pools;

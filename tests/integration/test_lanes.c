@@ -1012,10 +1012,33 @@ static void test_reload_lane_settings(void **state)
     H_ASSERT_CONNECTED(c);
     expect_tx(c, NULL, &ANALYTICS, "report-x before reload");
     expect_stmt(c, "SELECT " COLS, &ANALYTICS, "report-x before reload, single statement");
+    /* A transaction open across the reload stays on the retired lane's server (old settings); the
+     * retired lane lives on its own copy of the old configuration, which the reload freed. */
+    PGconn *t = app_client(&l, "report-t"), *adm = console(&l);
+    H_ASSERT_CONNECTED(t);
+    H_ASSERT_CONNECTED(adm);
+    assert_int_equal(h_exec(t, "BEGIN"), 0);
+    char *v = h_query1(t, "SELECT current_setting('work_mem')");
+    assert_string_equal(v, "256MB");
+    free(v);
 
     lanes_conf(conf, sizeof conf, 4, 2, "30s", "128MB", "",
                "[route.reports]\napplication_name = report-*\nlane = analytics\n");
     rewrite_and_hup(&l, conf, "lane(s), ");
+    v = h_query1(t, "SELECT current_setting('work_mem')");
+    assert_string_equal(v, "256MB");
+    free(v);
+    PGresult *r = PQexec(adm, "SHOW LANES");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int retired = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        retired += strcmp(PQgetvalue(r, i, 0), "analytics") == 0 && strcmp(PQgetvalue(r, i, 1), "retired") == 0;
+    PQclear(r);
+    assert_int_equal(retired, 1);
+    assert_int_equal(h_exec(t, "COMMIT"), 0);
+    expect_tx(t, NULL, &ANALYTICS_128, "report-t after its transaction across the reload");
+    PQfinish(t);
+    PQfinish(adm);
     expect_tx(c, NULL, &ANALYTICS_128, "report-x after analytics work_mem changed");
     expect_stmt(c, "SELECT " COLS, &ANALYTICS_128, "report-x, single statement");
     PGconn *c2 = app_client(&l, "report-y"), *w = app_client(&l, "web");

@@ -820,10 +820,42 @@ static void test_example_insightsnow_ini(void **state)
     assert_int_equal(c->metrics.port, 9127);
     assert_int_equal(c->lanes[1].nsettings, 4);
     assert_string_equal(c->lanes[1].settings[3].name, "max_parallel_workers_per_gather");
-    assert_string_equal(c->lanes[1].settings[3].value, "1");
+    assert_string_equal(c->lanes[1].settings[3].value, "0");
+    assert_int_equal(c->lanes[1].size, 1);
     assert_int_equal(c->servers[0].port, 6543);    /* make run's cluster */
     assert_int_equal(c->nroutes, 6);
     conf_free(c);
+}
+
+/* A copied lane and server own their strings: they outlive the configuration they came from. */
+static void test_lane_and_server_copies(void **state)
+{
+    struct conf *c = NULL;
+    struct conf_diag d = {0};
+    struct conf_lane l;
+    struct conf_server s;
+
+    (void)state;
+    assert_int_equal(conf_load("conf/insightsnow.ini", &c, &d), 0);
+    assert_int_equal(conf_lane_copy(&l, &c->lanes[1]), 0);
+    assert_int_equal(conf_server_copy(&s, &c->servers[0]), 0);
+    assert_ptr_not_equal(l.name, c->lanes[1].name);
+    assert_ptr_not_equal(l.settings, c->lanes[1].settings);
+    conf_free(c);                       /* under ASan, any string still shared would be reported below */
+    assert_string_equal(l.name, "analytics");
+    assert_int_equal(l.size, 1);
+    assert_int_equal(l.nsettings, 4);
+    assert_string_equal(l.settings[3].name, "max_parallel_workers_per_gather");
+    assert_string_equal(l.settings[3].value, "0");
+    assert_int_equal(l.preemptible, 1);
+    assert_string_equal(s.name, "primary");
+    assert_string_equal(s.host, "127.0.0.1");
+    assert_int_equal(s.port, 6543);
+    assert_null(s.tls_ca_file);
+    conf_lane_clear(&l);
+    conf_server_clear(&s);
+    assert_null(l.name);
+    assert_null(s.host);
 }
 
 int main(void)
@@ -848,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_example_pglane_ini),
         cmocka_unit_test(test_example_insightsnow_ini),
+        cmocka_unit_test(test_lane_and_server_copies),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
