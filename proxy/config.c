@@ -212,6 +212,31 @@ static void drain_retired(struct proxy *px)
     }
 }
 
+static int lane_has_pool(const struct proxy *px, const struct px_lane *l)
+{
+    for (const struct px_list *it = px->pools.next; it != &px->pools; it = it->next)
+        if (px_container_of(it, struct px_pool, link)->lane == l)
+            return 1;
+    return 0;
+}
+
+/* Retired lanes that no pool uses (no client ever reached them, ~15 kB each with their histograms)
+ * are freed; the others stay while their pools do. */
+static void sweep_retired_lanes(struct proxy *px)
+{
+    int k = 0;
+
+    for (int i = 0; i < px->nall_lanes; i++) {
+        struct px_lane *l = px->all_lanes[i];
+
+        if (l->retired && !lane_has_pool(px, l))
+            lane_free(l);
+        else
+            px->all_lanes[k++] = l;
+    }
+    px->nall_lanes = k;
+}
+
 /* Frees the replaced configuration and userlist, unless a retired lane still points into them. */
 static void retire_conf(struct proxy *px, struct conf *oc, struct conf_userlist *ou, int pinned)
 {
@@ -284,6 +309,7 @@ int px_reload(struct proxy *px)
     px_log_set_level(nc->log_level);
     drain_retired(px);   /* also points every pool's secret into the new userlist */
     retire_conf(px, oc, &ou, pinned);
+    sweep_retired_lanes(px);
     px_info("reload: %d lane(s), %d route(s), %d new or changed lane(s)", nc->nlanes, nc->nroutes, nfresh);
     return 0;
 }
