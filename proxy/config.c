@@ -237,6 +237,23 @@ static void sweep_retired_lanes(struct proxy *px)
     px->nall_lanes = k;
 }
 
+/* What pglane learned about statements (classes, durations) survives a reload; lanes are matched
+ * by name. */
+static void inherit_learning(struct proxy *px, struct px_routing *rt, const struct conf *nc)
+{
+    const struct conf *oc = px->conf;
+    int *map = calloc((size_t)oc->nlanes + 1, sizeof(*map));
+
+    if (!map) {
+        px_error("reload: out of memory; learned statement statistics start over");
+        return;
+    }
+    for (int i = 0; i < oc->nlanes; i++)
+        map[i] = conf_lane_find(nc, oc->lanes[i].name);
+    px_routing_inherit(rt, px->routing, map, oc->nlanes, nc->stats_fingerprints == oc->stats_fingerprints);
+    free(map);
+}
+
 /* Frees the replaced configuration and userlist, unless a retired lane still points into them. */
 static void retire_conf(struct proxy *px, struct conf *oc, struct conf_userlist *ou, int pinned)
 {
@@ -296,6 +313,7 @@ int px_reload(struct proxy *px)
         px->reload_failures++;
         return -1;
     }
+    inherit_learning(px, rt, nc);
     oc = px->conf;
     ou = px->users;
     px->conf = nc;

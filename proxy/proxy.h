@@ -406,6 +406,10 @@ void px_config_free(struct proxy *px);
 
 struct px_routing;
 struct px_routing *px_routing_build(const struct conf *c, char *err, size_t errlen);
+/* On reload: rt takes over old's statement classes and, with keep_stats (same capacity), its learned
+ * statistics with their lanes renumbered through lane_map (old lane index -> new, -1 = gone). */
+void px_routing_inherit(struct px_routing *rt, struct px_routing *old, const int *lane_map, int nmap,
+                        int keep_stats);
 void px_routing_free(struct px_routing *r);
 /* Decides the lane for a client from its identity: a lane index, or -2 when statements decide. */
 int px_route_client(struct proxy *px, struct px_client *cl);

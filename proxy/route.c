@@ -115,6 +115,27 @@ struct px_routing *px_routing_build(const struct conf *c, char *err, size_t errl
     return rt;
 }
 
+void px_routing_inherit(struct px_routing *rt, struct px_routing *old, const int *lane_map, int nmap,
+                        int keep_stats)
+{
+    struct route_cache *classes;
+    struct route_stats *stats;
+
+    if (!old)
+        return;
+    /* A statement's class depends on its text alone: the cache stays valid whatever the rules. */
+    classes = rt->classes;
+    rt->classes = old->classes;
+    old->classes = classes;
+    if (!keep_stats)
+        return;
+    stats = rt->stats;
+    rt->stats = old->stats;
+    old->stats = stats;
+    route_stats_remap_lanes(rt->stats, lane_map, nmap);
+    memcpy(rt->fresh_text, old->fresh_text, sizeof(rt->fresh_text));
+}
+
 void px_routing_free(struct px_routing *rt)
 {
     if (!rt)

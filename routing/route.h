@@ -320,6 +320,9 @@ bool route_stats_get(const struct route_stats *stats, uint64_t fp, struct route_
  * unknown. */
 int64_t route_stats_percentile_us(const struct route_stats *stats, uint64_t fp, double pct);
 size_t route_stats_count(const struct route_stats *stats);
+/* Rewrites each entry's lane through map (old index -> new index, -1 = gone), for a reload that
+ * renumbered the lanes; a lane outside [0, nmap) becomes -1. */
+void route_stats_remap_lanes(struct route_stats *stats, const int *map, int nmap);
 /* Visits entries from most to least recently used; stop early by returning non-zero. */
 typedef int (*route_stats_cb)(const struct route_stat_entry *e, void *arg);
 int route_stats_foreach(const struct route_stats *stats, route_stats_cb cb, void *arg);

@@ -149,6 +149,15 @@ size_t route_stats_count(const struct route_stats *stats)
     return stats->lru.count;
 }
 
+void route_stats_remap_lanes(struct route_stats *stats, const int *map, int nmap)
+{
+    for (uint32_t s = stats->lru.head; s; s = stats->lru.next[s - 1]) {
+        int *lane = &stats->slots[s - 1].e.lane;
+
+        *lane = *lane >= 0 && *lane < nmap ? map[*lane] : -1;
+    }
+}
+
 int route_stats_foreach(const struct route_stats *stats, route_stats_cb cb, void *arg)
 {
     for (uint32_t s = stats->lru.head; s; s = stats->lru.next[s - 1]) {

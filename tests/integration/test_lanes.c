@@ -1053,6 +1053,37 @@ static void test_reload_lane_settings(void **state)
     h_pass();
 }
 
+/* A statement shape learned as slow keeps its lane across a reload: the statistics survive it. */
+static void test_learned_slow_survives_reload(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_lane l;
+    char conf[8192];
+    const char *slow = "SELECT " COLS ", pg_sleep(0.3)";
+
+    lanes_conf(conf, sizeof conf, 4, 2, "30s", "256MB", "",
+               "[route.learned]\nslower_than = 150ms\nlane = analytics\n");
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    PGconn *c = app_client(&l, "web");
+    H_ASSERT_CONNECTED(c);
+    expect_stmt(c, slow, &OLTP, "first run of the shape: nothing learned yet");
+    expect_stmt(c, slow, &ANALYTICS, "second run: learned as slower than 150ms");
+    expect_stmt(c, "SELECT " COLS, &OLTP, "a fast shape stays on oltp");
+
+    lanes_conf(conf, sizeof conf, 4, 2, "30s", "256MB", "",
+               "[route.reports]\napplication_name = report-*\nlane = analytics\n"
+               "\n[route.learned]\nslower_than = 150ms\nlane = analytics\n");
+    rewrite_and_hup(&l, conf, "lane(s), ");
+    expect_stmt(c, slow, &ANALYTICS, "first run after the reload: still learned");
+    PGconn *c2 = app_client(&l, "web2");
+    H_ASSERT_CONNECTED(c2);
+    expect_stmt(c2, slow, &ANALYTICS, "a new client after the reload");
+    PQfinish(c);
+    PQfinish(c2);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static void expect_params(PGconn *c, const char *sql, int n, const char *const *pv, const char *want,
@@ -1126,6 +1157,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_changed_rule, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_reload_broken_file, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_reload_lane_settings, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_learned_slow_survives_reload, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_extended_protocol, h_test_setup, h_test_teardown),
     };
     return cmocka_run_group_tests_name("integration: lanes and routing", tests, group_setup,

@@ -243,6 +243,29 @@ static void test_stats_lru(void **state)
     assert_null(route_stats_new(0));
 }
 
+/* A reload renumbers lanes: each entry's lane follows the map, unknown ones become -1. */
+static void test_stats_remap_lanes(void **state)
+{
+    (void)state;
+    struct route_stats *stats = route_stats_new(8);
+    struct route_stat_entry e;
+    const int map[3] = { 2, -1, 0 };   /* old 0 -> 2, old 1 gone, old 2 -> 0 */
+
+    assert_non_null(stats);
+    route_stats_record(stats, 10, 1000, 0, "a", 1);
+    route_stats_record(stats, 11, 1000, 1, "b", 1);
+    route_stats_record(stats, 12, 1000, 2, "c", 1);
+    route_stats_record(stats, 13, 1000, 7, "d", 1);
+    route_stats_remap_lanes(stats, map, 3);
+    const int want[4] = { 2, -1, 0, -1 };
+    for (int i = 0; i < 4; i++) {
+        assert_true(route_stats_get(stats, (uint64_t)(10 + i), &e));
+        assert_int_equal(e.lane, want[i]);
+        assert_int_equal(e.calls, 1);
+    }
+    route_stats_free(stats);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_stats_single_values),
         cmocka_unit_test(test_stats_two_modes),
         cmocka_unit_test(test_stats_lru),
+        cmocka_unit_test(test_stats_remap_lanes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
