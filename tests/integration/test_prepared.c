@@ -95,6 +95,18 @@ struct fail {
             snprintf((f)->msg, sizeof (f)->msg, __VA_ARGS__); \
     } while (0)
 
+/* A worker thread's connection, or NULL with the failure recorded in f. */
+static PGconn *worker_connect(const struct h_lane *lane, struct fail *f)
+{
+    PGconn *c = h_connect(lane, NULL);
+
+    if (PQstatus(c) == CONNECTION_OK)
+        return c;
+    FAIL(f, "connect: %s", PQerrorMessage(c));
+    PQfinish(c);
+    return NULL;
+}
+
 static void assert_no_failures(const struct fail *f, int nworkers, const char *what)
 {
     int total = 0;
@@ -191,12 +203,9 @@ static void *libpq_worker(void *arg)
 {
     struct libpq_worker *w = arg;
     struct fail *f = &w->f;
-    PGconn *c = h_connect(w->lane, NULL);
-    if (PQstatus(c) != CONNECTION_OK) {
-        FAIL(f, "connect: %s", PQerrorMessage(c));
-        PQfinish(c);
+    PGconn *c = worker_connect(w->lane, f);
+    if (!c)
         return NULL;
-    }
     const Oid int4[1] = { INT4OID };
     char mine[64];
     /* "mine" is the same client name in every worker, with a different text in each. */
@@ -391,12 +400,9 @@ static void *pipe_worker(void *arg)
 {
     struct pipe_worker *w = arg;
     struct fail *f = &w->f;
-    PGconn *c = h_connect(w->lane, NULL);
-    if (PQstatus(c) != CONNECTION_OK) {
-        FAIL(f, "connect: %s", PQerrorMessage(c));
-        PQfinish(c);
+    PGconn *c = worker_connect(w->lane, f);
+    if (!c)
         return NULL;
-    }
     if (prepare(c, "mul", "SELECT $1::int * 10", 0, NULL, f) ||
         prepare(c, "div", "SELECT 100 / $1::int", 0, NULL, f))
         goto out;
@@ -953,12 +959,9 @@ static void *lru_worker(void *arg)
 {
     struct lru_worker *w = arg;
     struct fail *f = &w->f;
-    PGconn *c = h_connect(w->lane, NULL);
-    if (PQstatus(c) != CONNECTION_OK) {
-        FAIL(f, "connect: %s", PQerrorMessage(c));
-        PQfinish(c);
+    PGconn *c = worker_connect(w->lane, f);
+    if (!c)
         return NULL;
-    }
     enum { NS = 10 };
     for (int s = 0; s < NS; s++) {
         char name[16], sql[64];
