@@ -77,20 +77,13 @@ fail:
 int conf_server_copy(struct conf_server *dst, const struct conf_server *src)
 {
     *dst = *src;
-    if (dup_str(&dst->name, src->name) < 0)
-        goto fail0;
-    if (dup_str(&dst->host, src->host) < 0)
-        goto fail1;
-    if (dup_str(&dst->tls_ca_file, src->tls_ca_file) < 0)
-        goto fail2;
+    dst->name = dst->host = dst->tls_ca_file = NULL;
+    if (dup_str(&dst->name, src->name) < 0 || dup_str(&dst->host, src->host) < 0 ||
+        dup_str(&dst->tls_ca_file, src->tls_ca_file) < 0) {
+        conf_server_clear(dst);
+        return -1;
+    }
     return 0;
-fail2:
-    free(dst->host);
-fail1:
-    free(dst->name);
-fail0:
-    memset(dst, 0, sizeof(*dst));
-    return -1;
 }
 
 void conf_free(struct conf *c)

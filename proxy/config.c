@@ -34,10 +34,8 @@ int px_resolve(const char *host, int port, struct sockaddr_storage *out)
 static void lane_free(struct px_lane *l)
 {
     px_tls_ctx_free(l->tls_ctx);
-    if (l->owns_conf) {
-        conf_lane_clear(&l->own_conf);
-        conf_server_clear(&l->own_server);
-    }
+    conf_lane_clear(&l->own_conf);       /* zeroed (nothing to free) unless the lane was retired */
+    conf_server_clear(&l->own_server);
     free(l);
 }
 
@@ -53,7 +51,6 @@ static int lane_own_conf(struct px_lane *l)
     }
     l->conf = &l->own_conf;
     l->server = &l->own_server;
-    l->owns_conf = 1;
     return 0;
 }
 

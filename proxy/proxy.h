@@ -176,9 +176,8 @@ struct px_pool {
 struct px_lane {
     const struct conf_lane *conf;      /* points into the configuration in force, or at own_conf once retired */
     const struct conf_server *server;  /* likewise: into the configuration in force, or at own_server */
-    struct conf_lane own_conf;         /* a retired lane's copies, so that its configuration can be freed */
-    struct conf_server own_server;
-    int owns_conf;
+    struct conf_lane own_conf;         /* a retired lane's copies, so that its configuration can be */
+    struct conf_server own_server;     /* freed (zeroed while the lane is in force) */
     int index;                         /* in proxy.lanes; -1 once retired by a reload */
     int size;
     int retired;                       /* dropped or changed by a reload: drains, opens nothing new */
