@@ -458,6 +458,35 @@ long h_pg_wait_long(PGconn *super, const char *sql, long want, int timeout_ms)
     return v;
 }
 
+long h_show_val(PGconn *adm, const char *cmd, const char *lane, const char *col)
+{
+    PGresult *r = PQexec(adm, cmd);
+    long v = -1;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        print_error("%s: %s\n", cmd, PQerrorMessage(adm));
+        PQclear(r);
+        return -1;
+    }
+    int lc = PQfnumber(r, "lane"), cc = PQfnumber(r, col);
+    for (int i = 0; lc >= 0 && cc >= 0 && i < PQntuples(r); i++)
+        if (strcmp(PQgetvalue(r, i, lc), lane) == 0)
+            v = strtol(PQgetvalue(r, i, cc), NULL, 10);
+    if (cc < 0)
+        print_error("%s has no column %s\n", cmd, col);
+    PQclear(r);
+    return v;
+}
+
+long h_show_wait(PGconn *adm, const char *cmd, const char *lane, const char *col, long want, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    long v;
+    while ((v = h_show_val(adm, cmd, lane, col)) != want && h_now_ms() < deadline)
+        sleep_ms(20);
+    return v;
+}
+
 static int pg_configure(struct h_pg *pg)
 {
     char path[H_PATH + 32], conf[2 * H_PATH];

@@ -51,6 +51,10 @@ long h_pg_long(PGconn *super, const char *sql);
 long h_pg_backends(PGconn *super, const char *user);
 /* Polls until h_pg_long(sql) == want or the deadline passes. Returns the last value seen. */
 long h_pg_wait_long(PGconn *super, const char *sql, long want, int timeout_ms);
+/* Value of column `col` in the row of lane `lane` of an admin console SHOW (cmd), or -1. */
+long h_show_val(PGconn *adm, const char *cmd, const char *lane, const char *col);
+/* Polls until h_show_val(...) == want or the deadline passes. Returns the last value seen. */
+long h_show_wait(PGconn *adm, const char *cmd, const char *lane, const char *col, long want, int timeout_ms);
 
 /* ---------------------------------------------------------------- pglane process */
 

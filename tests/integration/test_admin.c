@@ -184,23 +184,6 @@ static void test_console_tables(void **state)
 }
 
 
-/* Polls SHOW LANES until oltp's clients_waiting equals `want` or `timeout_ms` pass; returns the last value. */
-static long lanes_waiting_until(PGconn *adm, long want, int timeout_ms)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    long v = -1;
-
-    for (;;) {
-        PGresult *r = PQexec(adm, "SHOW LANES");
-
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
-            v = atol(PQgetvalue(r, 0, 4));
-        PQclear(r);
-        if (v == want || h_now_ms() > deadline)
-            return v;
-        usleep(20 * 1000);
-    }
-}
 static void test_console_commands(void **state)
 {
     (void)state;
@@ -236,9 +219,9 @@ static void test_console_commands(void **state)
     PGconn *gone = client(&g_log, "web");
     H_ASSERT_CONNECTED(gone);
     assert_int_equal(PQsendQuery(gone, "SELECT 8"), 1);
-    assert_int_equal(lanes_waiting_until(c, 2, 5000), 2);
+    assert_int_equal(h_show_wait(c, "SHOW LANES", "oltp", "clients_waiting", 2, 5000), 2);
     PQfinish(gone);
-    assert_int_equal(lanes_waiting_until(c, 1, 5000), 1);
+    assert_int_equal(h_show_wait(c, "SHOW LANES", "oltp", "clients_waiting", 1, 5000), 1);
     assert_int_equal(h_exec(c, "RESUME"), 0);
     assert_int_equal(h_wait_result(o, 5000), 0);
     r = PQgetResult(o);

@@ -168,27 +168,6 @@ static void expect_stmt(PGconn *c, const char *sql, const struct lv *want, const
     PQclear(r);
 }
 
-/* Value of column `col` in the row of `lane` of an admin SHOW, or -1. */
-static long show_val(PGconn *adm, const char *cmd, const char *lane, const char *col)
-{
-    PGresult *r = PQexec(adm, cmd);
-    long v = -1;
-
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        print_error("%s: %s\n", cmd, PQerrorMessage(adm));
-        PQclear(r);
-        return -1;
-    }
-    int lc = PQfnumber(r, "lane"), cc = PQfnumber(r, col);
-    for (int i = 0; lc >= 0 && cc >= 0 && i < PQntuples(r); i++)
-        if (strcmp(PQgetvalue(r, i, lc), lane) == 0)
-            v = strtol(PQgetvalue(r, i, cc), NULL, 10);
-    if (cc < 0)
-        print_error("%s has no column %s\n", cmd, col);
-    PQclear(r);
-    return v;
-}
-
 static int count_of(const char *hay, const char *needle)
 {
     int n = 0;
@@ -510,8 +489,8 @@ static void test_admission(void **state)
         H_ASSERT_CONNECTED(o[i]);
         assert_int_equal(h_exec(o[i], "SELECT 1"), 0);   /* warms the oltp lane */
     }
-    long waits_before = show_val(adm, "SHOW STATS", "oltp", "waits");
-    long wmax_before = show_val(adm, "SHOW STATS", "oltp", "wait_max_ms");
+    long waits_before = h_show_val(adm, "SHOW STATS", "oltp", "waits");
+    long wmax_before = h_show_val(adm, "SHOW STATS", "oltp", "wait_max_ms");
     assert_true(waits_before >= 0 && wmax_before >= 0);
 
     PGconn *rep[NREP];
@@ -526,11 +505,7 @@ static void test_admission(void **state)
         assert_int_equal(PQsendQuery(rep[i], "SELECT pg_sleep(2)"), 1);
 
     /* Analytics queues: 4 of the 6 wait (all 6 count as waiting while the first 2 servers open). */
-    int64_t deadline = h_now_ms() + 1500;
-    long aw = 0;
-    while ((aw = show_val(adm, "SHOW LANES", "analytics", "clients_waiting")) != NREP - 2 &&
-           h_now_ms() < deadline)
-        usleep(10000);
+    long aw = h_show_wait(adm, "SHOW LANES", "analytics", "clients_waiting", NREP - 2, 1500);
     if (aw != NREP - 2)
         print_error("analytics clients_waiting = %ld, want %d\n", aw, NREP - 2);
     assert_int_equal(aw, NREP - 2);
@@ -544,15 +519,15 @@ static void test_admission(void **state)
         if (took > 500)
             print_error("OLTP statement %d took %lld ms\n", i, (long long)took);
         assert_true(took <= 500);
-        long ql = show_val(adm, "SHOW LANES", "oltp", "queue_length");
-        long cw = show_val(adm, "SHOW LANES", "oltp", "clients_waiting");
-        long lw = show_val(adm, "SHOW LANES", "oltp", "longest_wait_ms");
+        long ql = h_show_val(adm, "SHOW LANES", "oltp", "queue_length");
+        long cw = h_show_val(adm, "SHOW LANES", "oltp", "clients_waiting");
+        long lw = h_show_val(adm, "SHOW LANES", "oltp", "longest_wait_ms");
         if (ql != 0 || cw != 0 || lw != 0)
             print_error("oltp: queue_length %ld clients_waiting %ld longest_wait_ms %ld\n", ql, cw, lw);
         assert_int_equal(ql, 0);
         assert_int_equal(cw, 0);
         assert_int_equal(lw, 0);
-        if (show_val(adm, "SHOW LANES", "analytics", "clients_waiting") > 0)
+        if (h_show_val(adm, "SHOW LANES", "analytics", "clients_waiting") > 0)
             saw_analytics_waiting++;
         long n = pg_sleepers(super, "report-%");
         if (n > max_sleepers)
@@ -563,7 +538,7 @@ static void test_admission(void **state)
 
     /* Reports drain two at a time: never more than 2 pg_sleep backends. */
     int done[NREP] = { 0 }, ndone = 0;
-    deadline = h_now_ms() + 15000;
+    int64_t deadline = h_now_ms() + 15000;
     while (ndone < NREP && h_now_ms() < deadline) {
         long n = pg_sleepers(super, "report-%");
         if (n > max_sleepers)
@@ -593,15 +568,15 @@ static void test_admission(void **state)
     assert_int_equal(max_sleepers, 2);
     assert_true(total >= 5500);            /* three waves of 2 s */
 
-    long waits_after = show_val(adm, "SHOW STATS", "oltp", "waits");
-    long wmax_after = show_val(adm, "SHOW STATS", "oltp", "wait_max_ms");
+    long waits_after = h_show_val(adm, "SHOW STATS", "oltp", "waits");
+    long wmax_after = h_show_val(adm, "SHOW STATS", "oltp", "wait_max_ms");
     if (waits_after != waits_before || wmax_after != wmax_before)
         print_error("oltp waits %ld -> %ld, wait_max_ms %ld -> %ld\n", waits_before, waits_after,
                     wmax_before, wmax_after);
     assert_int_equal(waits_after, waits_before);
     assert_int_equal(wmax_after, wmax_before);
-    assert_true(show_val(adm, "SHOW STATS", "analytics", "waits") >= NREP - 2);
-    assert_true(show_val(adm, "SHOW STATS", "analytics", "wait_max_ms") >= 3000);
+    assert_true(h_show_val(adm, "SHOW STATS", "analytics", "waits") >= NREP - 2);
+    assert_true(h_show_val(adm, "SHOW STATS", "analytics", "wait_max_ms") >= 3000);
 
     for (int i = 0; i < NREP; i++)
         PQfinish(rep[i]);
