@@ -146,6 +146,16 @@ void px_pool_server_ready(struct px_server *sv)
     px_conn_read_start(&sv->conn);
 }
 
+void px_pool_refill(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    if (px->exiting || px->draining)
+        return;
+    grow(pool, pool->lane->size);
+    queue_timer_arm(pool);
+}
+
 void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_t err_len,
                            const char *sqlstate, const char *message)
 {

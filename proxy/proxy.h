@@ -200,6 +200,8 @@ void px_pool_server_ready(struct px_server *sv);
 /* A server connection could not be made: fail the clients that were waiting for one. */
 void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_t err_len,
                            const char *sqlstate, const char *message);
+/* A server connection was closed while clients wait: open another if the lane has room. */
+void px_pool_refill(struct px_pool *pool);
 void px_pool_maintain(struct proxy *px, uint64_t now_ms);
 void px_pool_free(struct px_pool *pool);
 
@@ -219,8 +221,11 @@ struct px_cached {                 /* a shared statement prepared on one server 
     uint8_t pending;               /* its Parse has not been answered yet */
 };
 /* ---- server connections (proxy/server.c) ---- */
+/* SV_CANCEL_WAIT: the client's transaction ended while a CancelRequest pglane forwarded for this
+ * backend was still in flight; the connection stays out of the pool until PostgreSQL has closed the
+ * cancel connection (proxy/cancel.c), so that the cancel cannot land on another client's query. */
 enum px_server_state {
-    SV_CONNECTING, SV_TLS, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CLOSED
+    SV_CONNECTING, SV_TLS, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CANCEL_WAIT, SV_CLOSED
 };
 
 struct px_server {
@@ -245,6 +250,10 @@ struct px_server {
     /* contention guard (proxy/guard.c) */
     const struct px_lane *guard_for;   /* pglane cancelled this backend to protect that lane: the next
                                           ErrorResponse says so (cleared at ReadyForQuery) */
+    /* cancels forwarded to this backend (proxy/cancel.c) */
+    struct px_list cancels;        /* cancel connections still in flight */
+    int ncancels;
+    uint8_t cancel_expired;        /* one did not complete in time: never reuse this connection */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -256,6 +265,9 @@ void px_server_pump_client(struct px_server *sv);
 void px_server_client_gone(struct px_server *sv, int clean);
 /* The attached client's transaction ended: hand the server back (after the write in flight). */
 void px_server_detach(struct px_server *sv);
+/* A server without a client goes back to its pool: held while a cancel is in flight (SV_CANCEL_WAIT),
+ * closed if a cancel expired, reset if a client changed session state, else ready. */
+void px_server_recycle(struct px_server *sv);
 
 struct px_cstmt;
 int px_prep_needed(const struct px_client *cl);
@@ -342,8 +354,11 @@ void px_client_pump(struct px_client *cl);
 struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32_t key);
 
 /* ---- cancel requests (proxy/cancel.c) ---- */
-/* Forwards a client's CancelRequest to the backend now serving that client, if any. */
+/* Forwards a client's CancelRequest to the backend now running a request of that client; drops it
+ * (debug log) when the client has no request running on a server (idle, or queued for one). */
 void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key);
+/* sv is closing: its cancels in flight no longer hold anything. */
+void px_cancel_server_closed(struct px_server *sv);
 
 /* ---- admin console (proxy/admin.c), metrics endpoint (proxy/metrics.c), lock monitor
  * (proxy/monitor.c) ---- */
@@ -391,7 +406,9 @@ void px_stats_wait(struct px_pool *pool, uint64_t us);
  * client that the guard cancelled, replaces it with pglane's own message. Returns 0 (f updated) or
  * -1 when the buffer cannot grow now (a write is in flight): retry after it completes. */
 int px_guard_rewrite(struct px_server *sv, struct proto_frame *f);
-/* Sends a CancelRequest for the statement running on sv (proxy/cancel.c). 0 or -1. */
+/* Sends a CancelRequest for the request running on sv for its client (proxy/cancel.c); sv is held
+ * out of the pool until PostgreSQL has taken it. 0, or -1 when nothing runs there (sv idle, its
+ * client's transaction over) or the request cannot be sent. */
 int px_cancel_backend(struct proxy *px, struct px_server *sv);
 
 /* ---- lanes, routes and reload (proxy/config.c, proxy/route.c) ---- */
@@ -474,6 +491,7 @@ struct proxy {
     int exiting;
     int exit_code;
     void *guard;                   /* owned by proxy/guard.c: counts of contention guard actions */
+    uint64_t cancels_dropped;      /* client CancelRequests with nothing to cancel (proxy/cancel.c) */
 };
 
 uint64_t px_now_ms(struct proxy *px);

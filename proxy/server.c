@@ -31,6 +31,7 @@ struct px_server *px_server_connect(struct px_pool *pool)
     sv->pool = pool;
     sv->state = SV_CONNECTING;
     sv->created_ms = px_now_ms(px);
+    px_list_init(&sv->cancels);
     px_list_append(&pool->busy, &sv->link);
     pool->nbusy++;
     sv->connect_req.data = sv;
@@ -439,6 +440,24 @@ static void server_release(struct px_server *sv)
     }
     if (sv->state == SV_CLOSED)
         return;
+    if (sv->cancel_expired) {
+        struct px_pool *pool = sv->pool;
+
+        px_server_close(sv, "a cancel forwarded to it did not complete in time");
+        px_pool_refill(pool);
+        return;
+    }
+    if (sv->ncancels) {
+        /* A cancel forwarded to this backend may still land: no one else runs a query here until
+         * PostgreSQL has closed the cancel connection (proxy/cancel.c calls px_server_recycle). */
+        if (sv->state != SV_CANCEL_WAIT) {
+            sv->state = SV_CANCEL_WAIT;
+            sv->pool->lane->stats.cancels[PX_CANCEL_HELD]++;
+            SLOG(sv, CONF_LOG_DEBUG, "held out of the pool: %d cancel(s) in flight", sv->ncancels);
+        }
+        px_conn_read_start(&sv->conn);
+        return;
+    }
     if (sv->dirty) {
         static const char tx_reset[] = "RESET ROLE;RESET ALL";
         static const char session_reset[] = "DISCARD ALL";
@@ -455,6 +474,12 @@ static void server_release(struct px_server *sv)
         return;
     }
     px_pool_server_ready(sv);
+}
+
+void px_server_recycle(struct px_server *sv)
+{
+    assert(!sv->client);
+    server_release(sv);
 }
 
 void px_server_client_gone(struct px_server *sv, int clean)
@@ -640,7 +665,7 @@ static void idle_read(struct px_server *sv)
             return;
         }
         b->start = b->pos;
-        if (f.type == PROTO_BE_ERROR && sv->state == SV_IDLE) {
+        if (f.type == PROTO_BE_ERROR && (sv->state == SV_IDLE || sv->state == SV_CANCEL_WAIT)) {
             struct proto_error_fields ef;
 
             /* An idle backend only speaks up to say it is going away (terminated, shut down):
@@ -649,6 +674,7 @@ static void idle_read(struct px_server *sv)
                 SLOG(sv, CONF_LOG_INFO, "server says: %s %s", ef.sqlstate ? ef.sqlstate : "",
                      ef.message ? ef.message : "");
             px_server_close(sv, "server error while idle");
+            px_pool_refill(sv->pool);
             return;
         }
         (void)inspect(sv, &f);
@@ -690,6 +716,7 @@ void px_server_on_read(struct px_server *sv)
         return;
     case SV_IDLE:
     case SV_RESETTING:
+    case SV_CANCEL_WAIT:
         idle_read(sv);
         return;
     case SV_ACTIVE:
@@ -756,6 +783,7 @@ void px_server_on_eof(struct px_server *sv, int status)
     px_server_close(sv, "server closed the connection");
     if (cl)
         px_client_fail(cl, "08006", "pglane: server connection closed unexpectedly");
+    px_pool_refill(sv->pool);      /* for the clients that waited for this connection */
 }
 
 void px_server_close(struct px_server *sv, const char *reason)
@@ -772,6 +800,7 @@ void px_server_close(struct px_server *sv, const char *reason)
         pool->nbusy--;
     px_list_remove(&sv->link);
     sv->state = SV_CLOSED;
+    px_cancel_server_closed(sv);
     if (cl) {
         cl->server = NULL;
         sv->client = NULL;

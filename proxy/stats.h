@@ -39,6 +39,11 @@ void px_sqlstate_class_name(int i, char out[3]);
 
 enum px_guard_action { PX_GUARD_LOGGED, PX_GUARD_CANCELLED, PX_GUARD_TERMINATED, PX_GUARD_ACTIONS };
 
+/* Cancels sent to a lane's backends (proxy/cancel.c): sent to PostgreSQL; server connections held
+ * out of the pool after their transaction because one was still in flight; cancels that did not
+ * complete within the hold limit (their server connection closed). */
+enum px_cancel_event { PX_CANCEL_FORWARDED, PX_CANCEL_HELD, PX_CANCEL_EXPIRED, PX_CANCEL_EVENTS };
+
 struct px_lane_stats {
     struct px_hist tx;             /* client transactions, first statement to the idle ReadyForQuery */
     struct px_hist query;          /* requests, first message to their ReadyForQuery, queue wait excluded */
@@ -47,6 +52,7 @@ struct px_lane_stats {
     uint64_t slow;                 /* statements over log_slower_than */
     uint64_t guard[PX_GUARD_ACTIONS];       /* guard actions against this (preemptible) lane */
     uint64_t guarded[PX_GUARD_ACTIONS];     /* guard actions on behalf of this (protected) lane */
+    uint64_t cancels[PX_CANCEL_EVENTS];
 };
 
 #endif
