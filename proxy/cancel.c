@@ -192,12 +192,21 @@ void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key)
         px_debug("cancel request for an unknown key: dropped");
         return;
     }
+    if (!sv && cl->state == CL_WAITING) {
+        struct px_lane *lane = cl->pool->lane;
+
+        /* Its request has not started: it never will, and gets the answer of a cancelled one. */
+        if (px_client_cancel_queued(cl)) {
+            lane->stats.cancels[PX_CANCEL_QUEUED]++;
+            px_info("C-%llu cancel: its queued request was answered with 57014 and not sent",
+                    (unsigned long long)cl->conn.id);
+            return;
+        }
+    }
     if (!sv || px_cancel_backend(px, sv) < 0) {
-        /* A queued client's query has not started: like a cancel PostgreSQL gets between two
-         * queries, it is discarded, and the query runs when a server connection is free. */
         px->cancels_dropped++;
         px_debug("C-%llu cancel request dropped: %s", (unsigned long long)cl->conn.id,
-                 cl->state == CL_WAITING ? "its query waits for a server connection, nothing runs yet"
+                 cl->state == CL_WAITING ? "its queued request cannot be dropped whole"
                                          : "no request of this client runs on a server");
         return;
     }

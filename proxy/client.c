@@ -912,6 +912,38 @@ void px_client_detached(struct px_client *cl)
         px_client_pump(cl);
 }
 
+int px_client_cancel_queued(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_buf out;
+    char detail[200];
+
+    if (cl->state != CL_WAITING || cl->held_begin || cl->prep_batch || cl->pending_z != 1 || cl->unsynced ||
+        b->remain || cl->conn.writing)
+        return 0;
+    px_pool_cancel_wait(cl);
+    b->start = b->pos;             /* the request is dropped unsent */
+    cl->pending_z = 0;
+    cl->query_start_us = cl->tx_begin_us = 0;
+    cl->fingerprint = 0;
+    cl->changes_session = 0;
+    cl->lane_decided = 0;
+    cl->state = CL_IDLE;
+    snprintf(detail, sizeof(detail), "pglane: the statement waited in lane %s's queue for a server "
+             "connection and did not run.", cl->pool->lane->conf->name);
+    proto_buf_init(&out);
+    proto_build_error(&out, "ERROR", "57014", "canceling statement due to user request", detail, NULL);
+    proto_build_ready(&out, 'I');
+    client_send(cl, &out);
+    if (cl->state == CL_CLOSED)
+        return 1;
+    if (b->pos < b->len && !cl->terminating)
+        px_client_on_read(cl);
+    else
+        px_client_pump(cl);
+    return 1;
+}
+
 void px_client_session_idle(struct px_client *cl)
 {
     if (cl->conn.px->draining)

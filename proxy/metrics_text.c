@@ -191,12 +191,12 @@ static void lane_counters(struct proto_buf *b, struct proxy *px)
 
 static void cancels(struct proto_buf *b, struct proxy *px)
 {
-    static const char *const events[PX_CANCEL_EVENTS] = { "forwarded", "held", "expired" };
+    static const char *const events[PX_CANCEL_EVENTS] = { "forwarded", "held", "expired", "queued" };
 
     family(b, "pglane_cancels_total", "counter",
-           "CancelRequests sent to a lane's backends (for clients and the guard); server connections held "
+           "Cancels for a lane: sent to its backends (for clients and the guard); server connections held "
            "out of the pool after their transaction while one was in flight; cancels that did not complete "
-           "in time (their server connection closed).");
+           "in time (their server connection closed); queued requests answered with 57014 unsent.");
     for (int i = 0; i < px->nlanes; i++)
         for (int e = 0; e < PX_CANCEL_EVENTS; e++) {
             out(b, "pglane_cancels_total{");

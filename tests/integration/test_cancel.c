@@ -47,6 +47,8 @@ static int group_setup(void **state)
         return 0;
     if (h_pg_start(&g_pg) != 0)
         return -1;
+    if (h_pg_exec(&g_pg, H_DB, "CREATE TABLE ran (what text); ALTER TABLE ran OWNER TO " H_USER) != 0)
+        return -1;
     g_mport = free_port();
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nadmin_users = " H_USER "\n"
              "metrics_listen = 127.0.0.1:%d\n", g_mport);
@@ -236,7 +238,7 @@ struct racer {
     int cancels;                 /* cancels its own queries 1.5-3.5 ms after sending them */
     int64_t until_ms;
     unsigned seed;
-    long runs, cancelled, errors, cancel_failures;
+    long runs, cancelled, queued, errors, cancel_failures;   /* queued: of cancelled, answered unsent */
     int64_t max_ms;
     char last_error[256];
 };
@@ -267,9 +269,12 @@ static void *race(void *arg)
         while ((res = PQgetResult(r->c))) {
             if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
                 const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
                 if (st && strcmp(st, "57014") == 0)
                     r->cancelled++;
-                else {
+                if (st && strcmp(st, "57014") == 0 && detail && strstr(detail, "queue"))
+                    r->queued++;
+                if (!st || strcmp(st, "57014") != 0) {
                     r->errors++;
                     snprintf(r->last_error, sizeof r->last_error, "%s", PQresultErrorMessage(res));
                 }
@@ -316,9 +321,10 @@ static void test_cancel_race(void **state)
     pthread_join(tb, NULL);
     long held = metric(CANCELS("held")) - held0, fwd = metric(CANCELS("forwarded")) - fwd0;
     long expired = metric(CANCELS("expired")) - expired0;
-    fprintf(stderr, "race over %d s: A %ld runs, %ld cancelled, max %lld ms; B %ld runs, %ld cancelled, "
-            "max %lld ms; cancels forwarded %ld, servers held for one %ld, expired %ld\n", seconds, a.runs,
-            a.cancelled, (long long)a.max_ms, b.runs, b.cancelled, (long long)b.max_ms, fwd, held, expired);
+    fprintf(stderr, "race over %d s: A %ld runs, %ld cancelled (%ld of them while queued), max %lld ms; "
+            "B %ld runs, %ld cancelled, max %lld ms; cancels forwarded %ld, servers held for one %ld, "
+            "expired %ld\n", seconds, a.runs, a.cancelled, a.queued, (long long)a.max_ms, b.runs, b.cancelled,
+            (long long)b.max_ms, fwd, held, expired);
     if (a.errors || b.errors)
         print_error("A: %s B: %s\n", a.last_error, b.last_error);
     assert_int_equal(a.errors + b.errors + a.cancel_failures, 0);
@@ -446,8 +452,9 @@ static void test_cancel_hold_expires(void **state)
 }
 
 /*
- * Cancels with nothing of the client's to cancel are dropped: after its transaction ended (while
- * another client runs on the connection it used), and while it waits in the lane's queue.
+ * Cancels with nothing of the client's running are dropped: after its transaction ended (while
+ * another client runs on the connection it used), and while a pipeline of two requests waits in the
+ * queue (pglane answers only a single queued request). Neither reaches PostgreSQL.
  */
 static void test_cancel_dropped(void **state)
 {
@@ -455,6 +462,7 @@ static void test_cancel_dropped(void **state)
     H_SKIP_IF_DIRECT();
     PGconn *s = h_pg_super(&g_pg, "postgres");
     assert_non_null(s);
+    PGconn *adm = console();
     PGconn *a = h_connect(&g_one, NULL);
     PGconn *b = h_connect(&g_one, NULL);
     H_ASSERT_CONNECTED(a);
@@ -470,17 +478,91 @@ static void test_cancel_dropped(void **state)
     cancel_client(a);
     assert_int_equal(metric("pglane_cancel_requests_dropped_total"), drop0 + 1);
 
-    /* a queues behind b; its cancel while it waits is dropped and its query runs afterwards. */
-    assert_int_equal(PQsendQuery(a, "SELECT 'a ran'"), 1);
-    PGconn *adm = console();
+    /* a queues a pipeline of two requests behind b: the cancel is dropped, both run later. */
+    assert_int_equal(PQenterPipelineMode(a), 1);
+    assert_int_equal(PQsendQueryParams(a, "SELECT 'a ran'", 0, NULL, NULL, NULL, NULL, 0), 1);
+    assert_int_equal(PQpipelineSync(a), 1);
+    assert_int_equal(PQsendQueryParams(a, "SELECT 'a ran again'", 0, NULL, NULL, NULL, NULL, 0), 1);
+    assert_int_equal(PQpipelineSync(a), 1);
     assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
     cancel_client(a);
     assert_int_equal(metric("pglane_cancel_requests_dropped_total"), drop0 + 2);
     char v[32];
     assert_string_equal(finish_query(b, 5000, v, sizeof v), "");
-    assert_string_equal(finish_query(a, 5000, v, sizeof v), "");
-    assert_string_equal(v, "a ran");
+    const char *want[] = { "a ran", "a ran again" };
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(h_wait_result(a, 5000), 0);
+        PGresult *r = PQgetResult(a);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), want[i]);
+        PQclear(r);
+        assert_null(PQgetResult(a));
+        assert_int_equal(h_wait_result(a, 5000), 0);
+        r = PQgetResult(a);
+        assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+        PQclear(r);
+    }
+    assert_int_equal(PQexitPipelineMode(a), 1);
     assert_int_equal(metric(CANCELS("forwarded")), fwd0);
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(s);
+    PQfinish(adm);
+    h_pass();
+}
+
+/*
+ * A cancel for a client whose request waits in the lane's queue: the request never runs; the client
+ * gets 57014 at once (not when the server connection frees up) and goes on; the client that holds
+ * the connection is not disturbed. Simple and extended protocol.
+ */
+static void test_cancel_queued(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *s = h_pg_super(&g_pg, H_DB);
+    assert_non_null(s);
+    PGconn *adm = console();
+    PGconn *a = h_connect(&g_one, NULL);
+    PGconn *b = h_connect(&g_one, NULL);
+    H_ASSERT_CONNECTED(a);
+    H_ASSERT_CONNECTED(b);
+    assert_int_equal(h_exec(a, "SELECT 1"), 0);
+    long q0 = metric(CANCELS("queued")), fwd0 = metric(CANCELS("forwarded"));
+
+    assert_int_equal(PQsendQuery(b, "SELECT pg_sleep(2)"), 1);
+    assert_int_equal(h_pg_wait_long(s, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                    "AND query = 'SELECT pg_sleep(2)'", 1, 5000), 1);
+    int64_t t0 = h_now_ms();
+    for (int extended = 0; extended < 2; extended++) {
+        if (extended)
+            assert_int_equal(PQsendQueryParams(a, "INSERT INTO ran VALUES ($1)", 1, NULL,
+                                               (const char *[]){ "extended" }, NULL, NULL, 0), 1);
+        else
+            assert_int_equal(PQsendQuery(a, "INSERT INTO ran VALUES ('simple')"), 1);
+        assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
+        cancel_client(a);
+        assert_int_equal(h_wait_result(a, 1000), 0);
+        PGresult *r = PQgetResult(a);
+        assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+        assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
+        assert_non_null(strstr(PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL), "queue"));
+        PQclear(r);
+        assert_null(PQgetResult(a));
+        assert_int_equal(PQtransactionStatus(a), PQTRANS_IDLE);
+        assert_int_equal(h_show_val(adm, "SHOW LANES", "main", "clients_waiting"), 0);
+    }
+    assert_true(h_now_ms() - t0 < 1500);                 /* answered before b's query ended */
+    assert_int_equal(metric(CANCELS("queued")), q0 + 2);
+    assert_int_equal(metric(CANCELS("forwarded")), fwd0);
+    char v[32];
+    assert_string_equal(finish_query(b, 5000, v, sizeof v), "");
+    /* a goes on, and its cancelled requests never ran. */
+    char *x = h_query1(a, "SELECT 'a again'");
+    assert_non_null(x);
+    assert_string_equal(x, "a again");
+    free(x);
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM ran"), 0);
     PQfinish(a);
     PQfinish(b);
     PQfinish(s);
@@ -495,6 +577,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_holds_server, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_hold_expires, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_dropped, h_test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_queued, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_race, h_test_setup, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
