@@ -29,6 +29,7 @@ struct cancel_conn {
     struct px_list link;           /* in sv->cancels while sv is set */
     int handles;                   /* handles not closed yet: freed when both are */
     uint8_t closing;
+    uint8_t written;               /* the request is with PostgreSQL's kernel: closing no longer stops it */
     uint8_t packet[16];
     char rbuf[64];
 };
@@ -100,6 +101,7 @@ static void on_cancel_written(uv_write_t *req, int status)
 
     if (cc->closing)
         return;
+    cc->written = status == 0;
     /* A server that closed meanwhile needs no news of the cancel's end. */
     if (status < 0 || !cc->sv || uv_read_start(&cc->h.stream, on_cancel_alloc, on_cancel_read) < 0)
         finish(cc, 0);
@@ -178,6 +180,8 @@ void px_cancel_server_closed(struct px_server *sv)
 
         px_list_remove(&cc->link);
         cc->sv = NULL;
+        if (cc->written)
+            finish(cc, 0);         /* only waited to hold sv (an exiting pglane does not wait) */
     }
     sv->ncancels = 0;
 }
