@@ -359,14 +359,18 @@ static void test_cancel_holds_server(void **state)
     long id0 = 0, id = 0;
     assert_int_equal(wait_server(adm, "idle", 0, 5000, &id0), 0);
 
-    assert_int_equal(PQsendQuery(a, "SELECT pg_sleep(0.5)"), 1);
+    /* 0.6 s: long enough to see the cancel in flight while the query runs, short enough that the
+     * hold ends (postmaster continued) well before its 2 s limit. */
+    assert_int_equal(PQsendQuery(a, "SELECT pg_sleep(0.6)"), 1);
     assert_int_equal(h_pg_wait_long(s, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                                    "AND query = 'SELECT pg_sleep(0.5)'", 1, 5000), 1);
+                                    "AND query = 'SELECT pg_sleep(0.6)'", 1, 5000), 1);
     postmaster_stop();
     cancel_client(a);
     /* Forwarded while the query runs: the connection is still active, with one cancel in flight. */
     long fwd = metric(CANCELS("forwarded"));
     assert_int_equal(fwd, fwd0 + 1);
+    assert_int_equal(wait_server(adm, "active", 1, 5000, &id), 0);
+    assert_int_equal(id, id0);
     /* The postmaster cannot take the cancel: the query runs to its end, the connection is held. */
     char v[32];
     assert_string_equal(finish_query(a, 5000, v, sizeof v), "");
