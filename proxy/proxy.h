@@ -22,7 +22,12 @@ struct px_server;
 /* ---- logging (proxy/log.c) ---- */
 void px_log_set_level(enum conf_log_level level);
 int px_log_enabled(enum conf_log_level level);
+/* Writes one line: every byte outside printable ASCII and valid, non-control UTF-8 becomes \xNN and
+ * "\" becomes "\\"; messages are cut at 2 kB. Callers cap client-supplied names with PX_LOG_NAME. */
 void px_log(enum conf_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Escapes in[0, n) into out (NUL-terminated, at most cap - 1 bytes); returns the input bytes used. */
+size_t px_log_escape(char *out, size_t cap, const char *in, size_t n);
+#define PX_LOG_NAME "%.64s"   /* format of a client-supplied name in a log line: at most 64 bytes */
 #define px_error(...) px_log(CONF_LOG_ERROR, __VA_ARGS__)
 #define px_warn(...) px_log(CONF_LOG_WARNING, __VA_ARGS__)
 #define px_info(...) px_log(CONF_LOG_INFO, __VA_ARGS__)
@@ -464,6 +469,8 @@ struct proxy {
     uv_timer_t maint_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
     struct px_scram_cache *scram_cache;
+    uint8_t scram_mock_key[32];    /* random per process: keys the stand-in SCRAM secrets of unknown users */
+    uint8_t scram_mock_ready;
     void *tls_ctx;                 /* SSL_CTX for clients, when tls_mode is not disable */
     void *prep;                    /* shared prepared statements, owned by proxy/prepared.c */
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
