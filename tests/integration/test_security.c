@@ -432,6 +432,76 @@ static void test_empty_password_refused(void **state)
     h_pass();
 }
 
+/* ------------------------------------------------------------------------------------------ item 5 */
+
+/*
+ * SHOW BLOCKING for an admin user who is not a PostgreSQL superuser: a lock wait between two
+ * transactions whose statements hold a card number shows both sides, normalised ("?" for literals),
+ * and the card number appears in no cell.
+ */
+static void test_show_blocking_no_literals(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "CREATE TABLE sec_card (id int PRIMARY KEY, v int, note text); "
+                                            "INSERT INTO sec_card VALUES (1, 0, 'x'); "
+                                            "GRANT ALL ON sec_card TO " H_USER), 0);
+    struct h_lane l;
+    char conf[4096];
+    h_conf(conf, sizeof conf, "transaction", 4, "scram-sha-256", "server_idle_timeout = 60s\nadmin_users = " H_USER "\n");
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    PGconn *super = h_pg_super(&g_pg, "postgres");
+    assert_non_null(super);
+    assert_int_equal(h_pg_long(super, "SELECT count(*) FROM pg_roles WHERE rolname = '" H_USER "' AND rolsuper"), 0);
+
+    PGconn *a = h_connect(&l, NULL), *b = h_connect(&l, NULL), *adm = h_connect(&l, "dbname=pglane");
+    H_ASSERT_CONNECTED(a);
+    H_ASSERT_CONNECTED(b);
+    H_ASSERT_CONNECTED(adm);
+    assert_int_equal(h_exec(a, "BEGIN"), 0);
+    assert_int_equal(h_exec(a, "UPDATE sec_card SET v = v + 1 WHERE id = 1 AND note <> '4111-1111-1111-1111'"), 0);
+    assert_int_equal(PQsendQuery(b, "UPDATE sec_card SET v = v + 2 WHERE id = 1 AND note <> '5500-0000-0000-0004' "
+                                    "AND v < 123456789"), 1);
+    int rows = 0;
+    int64_t deadline = h_now_ms() + 15000;
+    while (!rows && h_now_ms() < deadline) {
+        PGresult *r = PQexec(adm, "SHOW BLOCKING");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        int wq = PQfnumber(r, "waiter_query"), bq = PQfnumber(r, "blocker_query");
+        assert_true(wq >= 0 && bq >= 0);
+        for (int i = 0; i < PQntuples(r); i++) {
+            for (int c = 0; c < PQnfields(r); c++) {
+                const char *v = PQgetvalue(r, i, c);
+                if (strstr(v, "4111") || strstr(v, "5500") || strstr(v, "123456789"))
+                    print_error("literal in SHOW BLOCKING column %s: %s\n", PQfname(r, c), v);
+                assert_null(strstr(v, "4111"));
+                assert_null(strstr(v, "5500"));
+                assert_null(strstr(v, "123456789"));
+            }
+            fprintf(stderr, "SHOW BLOCKING: waiter \"%s\" blocker \"%s\"\n", PQgetvalue(r, i, wq),
+                    PQgetvalue(r, i, bq));
+            if (strstr(PQgetvalue(r, i, wq), "update sec_card") && strstr(PQgetvalue(r, i, wq), "?") &&
+                strstr(PQgetvalue(r, i, bq), "update sec_card"))
+                rows++;
+        }
+        PQclear(r);
+        if (!rows)
+            usleep(100000);
+    }
+    assert_true(rows > 0);
+    assert_int_equal(h_exec(a, "ROLLBACK"), 0);
+    assert_int_equal(h_wait_result(b, 10000), 0);
+    PGresult *r;
+    while ((r = PQgetResult(b)))
+        PQclear(r);
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(adm);
+    PQfinish(super);
+    assert_int_equal(h_lane_stop(&l), 0);
+    h_pass();
+}
+
 int main(void)
 {
     h_filter_from_env();
@@ -439,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_lines_escaped, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_scram_unknown_user, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_empty_password_refused, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_show_blocking_no_literals, h_test_setup, h_test_teardown),
     };
     return cmocka_run_group_tests_name("integration: security", tests, group_setup, group_teardown);
 }
