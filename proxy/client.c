@@ -146,6 +146,19 @@ static int is_admin_user(const struct conf *c, const char *user)
     return 0;
 }
 
+/*
+ * reserve_admin_connections: once the clients (this one included) fill max_client_conn minus the
+ * reserve, only admin_users get in, so that one user cannot lock the operators out. Without
+ * admin_users nobody could use the reserve, so none is kept.
+ */
+static int in_admin_reserve(struct px_client *cl)
+{
+    const struct conf *c = cl->conn.px->conf;
+
+    return c->nadmin_users > 0 && cl->conn.px->nclients > c->max_client_conn - c->reserve_admin_connections &&
+           !is_admin_user(c, cl->user);
+}
+
 /* The virtual database "pglane": the admin console, for admin_users only. */
 static void admin_login(struct px_client *cl)
 {
@@ -225,6 +238,15 @@ static struct px_pool *lane_pool(struct px_client *cl)
     return px_pool_get(px, lane, cl->database, cl->user);
 }
 
+/* lane_pool gave nothing: max_pools reached (53300) or out of memory. */
+static void no_pool(struct px_client *cl)
+{
+    const char *sqlstate, *message;
+
+    px_pool_get_error(cl->conn.px, &sqlstate, &message);
+    client_fatal(cl, sqlstate, message);
+}
+
 static void login_ok(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
@@ -245,7 +267,7 @@ static void login_ok(struct px_client *cl)
     cl->lane = (int16_t)(lane >= 0 ? lane : px->conf->default_lane_index);
     pool = lane_pool(cl);
     if (!pool) {
-        client_fatal(cl, "53200", "pglane: out of memory");
+        no_pool(cl);
         return;
     }
     cl->pool = pool;
@@ -476,6 +498,11 @@ static void startup_read(struct px_client *cl)
             }
             if (copy_startup(cl, &st) < 0)
                 return;
+            if (in_admin_reserve(cl)) {
+                client_fatal(cl, "53300", "sorry, too many clients already (the remaining pglane connection "
+                                          "slots are reserved for admin_users)");
+                return;
+            }
             b->pos += (uint32_t)used;
             b->start = b->pos;
             cl->admin = strcmp(cl->database, "pglane") == 0;
@@ -809,7 +836,7 @@ void px_client_pump(struct px_client *cl)
             }
             pool = lane_pool(cl);
             if (!pool) {
-                client_fatal(cl, "53200", "pglane: out of memory");
+                no_pool(cl);
                 return;
             }
             /* Reads go on while the client queues (bounded by PX_WAIT_BUF_MAX), which keeps

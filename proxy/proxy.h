@@ -176,6 +176,8 @@ struct px_pool {
     int queue_timer_on;
     uint64_t transactions, queries, wait_count;
     uint64_t wait_total_us, wait_max_us;
+    uint64_t empty_since_ms;       /* no server and no client in the queue since then (0: not empty) */
+    uint8_t referenced;            /* scratch of px_pool_maintain: a client points at it */
 };
 
 struct px_lane {
@@ -196,7 +198,11 @@ struct px_lane {
     int paused;                    /* PAUSE: transactions queue, no server is handed out */
 };
 
+/* The pool of (lane, database, user), made if needed; NULL when out of memory or at max_pools
+ * (px_pool_get_error says which). */
 struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *database, const char *user);
+/* SQLSTATE and message for a NULL from px_pool_get. */
+void px_pool_get_error(struct proxy *px, const char **sqlstate, const char **message);
 /* Finds a server for the client: attaches at once, or queues the client and opens a connection. */
 void px_pool_acquire(struct px_pool *pool, struct px_client *cl);
 void px_pool_cancel_wait(struct px_client *cl);
@@ -462,6 +468,7 @@ struct proxy {
     unsigned config_gen;           /* bumped by every successful reload */
     uint64_t reloads, reload_failures;
     struct px_list pools;
+    int npools;                    /* bounded by max_pools */
     struct px_list clients;
     int nclients;
     struct px_listener *listeners;
