@@ -7,6 +7,7 @@
  * (ParseComplete for a statement the server already has, CloseComplete) are produced at exactly the
  * place in the stream where a direct connection would have produced them.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <ctype.h>
@@ -286,9 +287,12 @@ void px_prep_client_free(struct px_client *cl)
     free(cl->stmts);
     cl->stmts = NULL;
     cl->capstmts = 0;
-    /* A client that leaves many statements behind does not keep their text alive. */
-    if (reg && reg->unref_bytes > REG_UNREF_BYTES)
+    /* A client that leaves many statements behind does not keep their text alive; their heap pages
+     * go back to the system too (glibc only trims the top of the heap by itself). */
+    if (reg && reg->unref_bytes > REG_UNREF_BYTES) {
         sweep(reg);
+        malloc_trim(0);
+    }
 }
 
 /* ---- a server's cache and response queue ---- */

@@ -6,8 +6,13 @@
  */
 #include "tests/integration/harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,6 +507,499 @@ static void test_show_blocking_no_literals(void **state)
     h_pass();
 }
 
+/* ------------------------------------------------------------------------------------------ item 6 */
+
+/* Resident set size of a process in kB (VmRSS), or -1. */
+static long rss_kb(pid_t pid)
+{
+    char path[64], *text;
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (!(text = h_read_file(path)))
+        return -1;
+    char *p = strstr(text, "VmRSS:");
+    if (p)
+        kb = strtol(p + 6, NULL, 10);
+    free(text);
+    return kb;
+}
+
+/* Polls until the RSS of pid is at most limit_kb; returns the last value. */
+static long rss_wait_below(pid_t pid, long limit_kb, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    long kb = rss_kb(pid);
+    while (kb > limit_kb && h_now_ms() < deadline) {
+        usleep(50000);
+        kb = rss_kb(pid);
+    }
+    return kb;
+}
+
+/*
+ * 20,000 named prepared statements of 10 kB each from one client (pipelined), then the client
+ * leaves: pglane's RSS is back within 20 MB of where it started. With
+ * max_prepared_statements_per_client = 50, the 51st name ends the session with 53400.
+ */
+static void test_prepared_memory_bounded(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    enum { N = 20000, TEXT = 10000, BATCH = 200 };
+    struct h_lane l;
+    char conf[4096];
+    h_conf(conf, sizeof conf, "transaction", 2, "md5",
+           "server_idle_timeout = 60s\nmax_prepared_statements_per_client = 25000\n");
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    PGconn *c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    char *one = h_query1(c, "SELECT 1");
+    free(one);
+    long start = rss_kb(l.pid);
+    assert_true(start > 0);
+
+    char *sql = malloc(TEXT + 64), name[32];
+    assert_non_null(sql);
+    int64_t t0 = h_now_ms();
+    assert_int_equal(PQenterPipelineMode(c), 1);
+    for (int i = 0; i < N; i += BATCH) {
+        for (int k = i; k < i + BATCH; k++) {
+            int n = snprintf(sql, TEXT + 64, "SELECT %d AS n, '", k);
+            memset(sql + n, 'x', TEXT - (size_t)n - 2);
+            memcpy(sql + TEXT - 2, "'", 2);
+            snprintf(name, sizeof name, "s%d", k);
+            assert_int_equal(PQsendPrepare(c, name, sql, 0, NULL), 1);
+        }
+        assert_int_equal(PQpipelineSync(c), 1);
+        for (int k = i; k < i + BATCH; k++) {
+            PGresult *r = PQgetResult(c);
+            if (PQresultStatus(r) != PGRES_COMMAND_OK)
+                print_error("prepare %d: %s\n", k, PQresultErrorMessage(r));
+            assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+            PQclear(r);
+            assert_null(PQgetResult(c));
+        }
+        PGresult *r = PQgetResult(c);
+        assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+        PQclear(r);
+    }
+    assert_int_equal(PQexitPipelineMode(c), 1);
+    /* The statements work. */
+    PGresult *r = PQexecPrepared(c, "s12345", 0, NULL, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "12345");
+    PQclear(r);
+    long peak = rss_kb(l.pid);
+    fprintf(stderr, "20000 x 10 kB statements in %lld ms: pglane RSS %ld kB at start, %ld kB with them\n",
+            (long long)(h_now_ms() - t0), start, peak);
+    PQfinish(c);
+    long after = rss_wait_below(l.pid, start + 20 * 1024, 10000);
+    fprintf(stderr, "pglane RSS after the client left: %ld kB\n", after);
+    assert_true(after <= start + 20 * 1024);
+    assert_int_equal(h_lane_stop(&l), 0);
+
+    /* The per-client cap. */
+    h_conf(conf, sizeof conf, "transaction", 2, "md5",
+           "server_idle_timeout = 60s\nmax_prepared_statements_per_client = 50\n");
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    for (int k = 0; k < 50; k++) {
+        snprintf(name, sizeof name, "c%d", k);
+        snprintf(sql, TEXT, "SELECT %d", k);
+        r = PQprepare(c, name, sql, 0, NULL);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+    }
+    /* The first result carries the FATAL ErrorResponse (PQprepare would return libpq's later
+     * "server closed the connection" result instead). */
+    assert_int_equal(PQsendPrepare(c, "c50", "SELECT 50", 0, NULL), 1);
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    fprintf(stderr, "51st statement: %s", PQresultErrorMessage(r));
+    assert_non_null(st);
+    assert_string_equal(st, "53400");
+    assert_non_null(strstr(PQresultErrorMessage(r), "max_prepared_statements_per_client"));
+    PQclear(r);
+    while ((r = PQgetResult(c)))
+        PQclear(r);
+    PQfinish(c);
+    /* Others are unaffected. */
+    c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    r = PQprepare(c, "c0", "SELECT 0", 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+    free(sql);
+    assert_int_equal(h_lane_stop(&l), 0);
+    h_pass();
+}
+
+/*
+ * Large Bind messages (a 12 MB parameter of a named statement, read whole to rename it), twice from
+ * each of two clients that stay connected: RSS returns within 20 MB of the start after each round.
+ */
+static void test_large_message_memory_returned(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    enum { BIG = 12 * 1024 * 1024 };
+    struct h_lane l;
+    char conf[4096];
+    h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    PGconn *c[2];
+    for (int i = 0; i < 2; i++) {
+        c[i] = h_connect(&l, NULL);
+        H_ASSERT_CONNECTED(c[i]);
+        PGresult *r = PQprepare(c[i], "big", "SELECT length($1::text)", 0, NULL);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+    }
+    long start = rss_kb(l.pid);
+    char *param = malloc(BIG + 1);
+    assert_non_null(param);
+    memset(param, 'y', BIG);
+    param[BIG] = 0;
+    const char *values[1] = { param };
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 2; i++) {
+            PGresult *r = PQexecPrepared(c[i], "big", 1, values, NULL, NULL, 0);
+            assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+            assert_int_equal(atol(PQgetvalue(r, 0, 0)), BIG);
+            PQclear(r);
+        }
+        long after = rss_wait_below(l.pid, start + 20 * 1024, 5000);
+        fprintf(stderr, "round %d: pglane RSS %ld kB at start, %ld kB after two 12 MB Binds\n", round, start, after);
+        assert_true(after <= start + 20 * 1024);
+    }
+    free(param);
+    for (int i = 0; i < 2; i++)
+        PQfinish(c[i]);
+    assert_int_equal(h_lane_stop(&l), 0);
+    h_pass();
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Sends raw request bytes, returns everything until the server closes or timeout_ms (malloc'd). */
+static char *http(int port, const char *req, size_t len, int timeout_ms)
+{
+    int fd = h_raw_connect(port);
+    assert_true(fd >= 0);
+    if (len)
+        assert_int_equal(h_raw_send(fd, req, len), 0);
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    int64_t deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        if (n + 4096 > cap)
+            out = realloc(out, cap *= 2);
+        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    out[n] = 0;
+    close(fd);
+    return out;
+}
+
+/* The value of the metric line starting with `name ` in /metrics, or -1. */
+static long metric(int mport, const char *name)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *resp = http(mport, req, sizeof req - 1, 5000), key[128];
+    long v = -1;
+    snprintf(key, sizeof key, "\n%s ", name);
+    char *p = strstr(resp, key);
+    if (p)
+        v = strtol(p + strlen(key), NULL, 10);
+    free(resp);
+    return v;
+}
+
+/* A login that must fail at the server (made-up database); returns its SQLSTATE (static). */
+static const char *failed_login(const struct h_lane *l, const char *db)
+{
+    static char st[8];
+    char ci[512];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", l->port,
+             H_MD5_USER, H_MD5_PASSWORD, db);
+    PGconn *c = PQconnectdb(ci);
+    assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+    const char *m = PQerrorMessage(c);
+    st[0] = 0;
+    if (strstr(m, "max_pools"))
+        snprintf(st, sizeof st, "53300");
+    else if (strstr(m, "does not exist"))
+        snprintf(st, sizeof st, "3D000");
+    else
+        fprintf(stderr, "login to %s: %s", db, m);
+    PQfinish(c);
+    return st;
+}
+
+enum { MADEUP_THREADS = 8, MADEUP_LOGINS = 3000 };
+struct madeup_arg {
+    const struct h_lane *l;
+    int index, failures;
+};
+
+/* Logins to made-up databases from one thread: each must fail at the server with 3D000. */
+static void *madeup_worker(void *p)
+{
+    struct madeup_arg *a = p;
+    for (int i = a->index; i < MADEUP_LOGINS; i += MADEUP_THREADS) {
+        char ci[512];
+        snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s password=%s dbname=madeup_%d sslmode=disable",
+                 a->l->port, H_MD5_USER, H_MD5_PASSWORD, i);
+        PGconn *c = PQconnectdb(ci);
+        if (PQstatus(c) == CONNECTION_OK || !strstr(PQerrorMessage(c), "does not exist")) {
+            if (a->failures++ < 3)
+                fprintf(stderr, "login to madeup_%d: %s", i, PQerrorMessage(c));
+        }
+        PQfinish(c);
+    }
+    return NULL;
+}
+
+/*
+ * 3,000 logins to made-up databases (each fails at the server but makes a pool): with
+ * pool_idle_timeout = 1s the pool count (pglane_pools) is back near zero once they are idle. With
+ * max_pools = 20 and no idle timeout, the 21st pool is refused with 53300 naming max_pools, and
+ * logins to existing pools still work.
+ */
+static void test_pools_freed_and_capped(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_lane l;
+    char conf[4096], extra[256], db[64];
+    int mport = free_port();
+    snprintf(extra, sizeof extra, "server_idle_timeout = 60s\npool_idle_timeout = 1s\nmetrics_listen = 127.0.0.1:%d\n",
+             mport);
+    h_conf(conf, sizeof conf, "transaction", 2, "md5", extra);
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    long maxseen = 0;
+    int64_t t0 = h_now_ms();
+    pthread_t th[MADEUP_THREADS];
+    struct madeup_arg args[MADEUP_THREADS];
+    for (int t = 0; t < MADEUP_THREADS; t++) {
+        args[t] = (struct madeup_arg){ &l, t, 0 };
+        assert_int_equal(pthread_create(&th[t], NULL, madeup_worker, &args[t]), 0);
+    }
+    for (int k = 0; k < 50; k++) {          /* sample the pool count while they run */
+        long n = metric(mport, "pglane_pools");
+        if (n > maxseen)
+            maxseen = n;
+        usleep(100000);
+    }
+    int failures = 0;
+    for (int t = 0; t < MADEUP_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        failures += args[t].failures;
+    }
+    fprintf(stderr, "3000 made-up databases in %lld ms; at most %ld pools seen\n", (long long)(h_now_ms() - t0),
+            maxseen);
+    assert_int_equal(failures, 0);
+    assert_true(maxseen > 10);
+    int64_t deadline = h_now_ms() + 10000;
+    long n;
+    while ((n = metric(mport, "pglane_pools")) > 2 && h_now_ms() < deadline)
+        usleep(200000);
+    fprintf(stderr, "pools once idle: %ld\n", n);
+    assert_true(n >= 0 && n <= 2);
+    /* A client still connected keeps its pool; logins keep working. */
+    PGconn *c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    usleep(2500000);
+    char *v = h_query1(c, "SELECT 'alive'");
+    assert_non_null(v);
+    assert_string_equal(v, "alive");
+    free(v);
+    PQfinish(c);
+    assert_true(try_login(&l, H_USER, H_PASSWORD, H_DB));
+    assert_int_equal(h_lane_stop(&l), 0);
+
+    snprintf(extra, sizeof extra, "server_idle_timeout = 60s\npool_idle_timeout = 0\nmax_pools = 20\n"
+             "metrics_listen = 127.0.0.1:%d\n", mport);
+    h_conf(conf, sizeof conf, "transaction", 2, "md5", extra);
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    long have = metric(mport, "pglane_pools");
+    assert_true(have >= 1);
+    for (long i = have; i < 20; i++) {
+        snprintf(db, sizeof db, "capped_%ld", i);
+        assert_string_equal(failed_login(&l, db), "3D000");
+    }
+    assert_int_equal(metric(mport, "pglane_pools"), 20);
+    assert_string_equal(failed_login(&l, "capped_over"), "53300");
+    assert_string_equal(failed_login(&l, "capped_over2"), "53300");
+    assert_true(try_login(&l, H_USER, H_PASSWORD, H_DB));
+    assert_int_equal(metric(mport, "pglane_pools"), 20);
+    assert_int_equal(h_lane_stop(&l), 0);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ item 7 */
+
+/*
+ * max_client_conn = 10 with the default reserve_admin_connections = 3: app holds 7 connections, the
+ * 8th app login gets 53300; the admin user still gets into the console (three times), and a fourth
+ * admin connection meets the hard limit.
+ */
+static void test_admin_reserve(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_lane l;
+    char conf[4096];
+    h_conf(conf, sizeof conf, "transaction", 2, "md5", "server_idle_timeout = 60s\nadmin_users = " H_MD5_USER "\n");
+    conf_replace(conf, sizeof conf, "max_client_conn = 2000", "max_client_conn = 10");
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    PGconn *app[7], *adm[3];
+    for (int i = 0; i < 7; i++) {
+        app[i] = h_connect(&l, NULL);
+        H_ASSERT_CONNECTED(app[i]);
+    }
+    char ci[512];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", l.port,
+             H_USER, H_PASSWORD, H_DB);
+    for (int k = 0; k < 2; k++) {
+        PGconn *extra = PQconnectdb(ci);
+        assert_int_not_equal(PQstatus(extra), CONNECTION_OK);
+        fprintf(stderr, "8th app login: %s", PQerrorMessage(extra));
+        assert_non_null(strstr(PQerrorMessage(extra), "reserved for admin_users"));
+        PQfinish(extra);
+    }
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s password=%s dbname=pglane sslmode=disable", l.port,
+             H_MD5_USER, H_MD5_PASSWORD);
+    for (int i = 0; i < 3; i++) {
+        adm[i] = PQconnectdb(ci);
+        H_ASSERT_CONNECTED(adm[i]);
+        PGresult *r = PQexec(adm[i], "SHOW LANES");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        PQclear(r);
+    }
+    PGconn *over = PQconnectdb(ci);
+    assert_int_not_equal(PQstatus(over), CONNECTION_OK);
+    assert_non_null(strstr(PQerrorMessage(over), "max_client_conn"));
+    PQfinish(over);
+    for (int i = 0; i < 7; i++) {
+        char *v = h_query1(app[i], "SELECT 1");
+        assert_non_null(v);
+        free(v);
+    }
+    /* The reserve counts every client: with 6 app and 3 admin connections, app still cannot come
+     * back (10 > 10 - 3); once the admins leave it can. */
+    PQfinish(app[0]);
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", l.port,
+             H_USER, H_PASSWORD, H_DB);
+    PGconn *again = PQconnectdb(ci);
+    assert_int_not_equal(PQstatus(again), CONNECTION_OK);
+    PQfinish(again);
+    for (int i = 0; i < 3; i++)
+        PQfinish(adm[i]);
+    app[0] = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(app[0]);
+    for (int i = 0; i < 7; i++)
+        PQfinish(app[i]);
+    assert_int_equal(h_lane_stop(&l), 0);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ item 8 */
+
+/*
+ * /metrics: 64 idle connections that never send a request do not stop normal scrapes (20 in a row
+ * succeed); a 9 kB request header gets 431; a request left incomplete gets 408 after 5 s; and
+ * --check warns when metrics_listen is not loopback.
+ */
+static void test_metrics_slow_clients(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_lane l;
+    char conf[4096], extra[256];
+    int mport = free_port();
+    snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nmetrics_listen = 127.0.0.1:%d\n", mport);
+    h_conf(conf, sizeof conf, "transaction", 2, "md5", extra);
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    int slow[64];
+    for (int i = 0; i < 64; i++) {
+        slow[i] = h_raw_connect(mport);
+        assert_true(slow[i] >= 0);
+    }
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        char *resp = http(mport, req, sizeof req - 1, 3000);
+        ok += strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0 && strstr(resp, "pglane_pools") != NULL;
+        free(resp);
+    }
+    fprintf(stderr, "%d of 20 scrapes answered beside 64 idle connections\n", ok);
+    assert_int_equal(ok, 20);
+    for (int i = 0; i < 64; i++)
+        close(slow[i]);
+
+    char *big = malloc(9 * 1024 + 64);
+    assert_non_null(big);
+    int n = snprintf(big, 64, "GET /metrics HTTP/1.1\r\nX-Pad: ");
+    memset(big + n, 'p', 9 * 1024);
+    char *resp = http(mport, big, (size_t)n + 9 * 1024, 3000);
+    fprintf(stderr, "9 kB header: %.60s\n", resp);
+    assert_int_equal(strncmp(resp, "HTTP/1.1 431 ", 13), 0);
+    free(resp);
+    free(big);
+
+    int64_t t0 = h_now_ms();
+    resp = http(mport, "GET /metrics HTTP/1.1\r\n", 25, 8000);
+    int64_t took = h_now_ms() - t0;
+    fprintf(stderr, "incomplete request: %.40s after %lld ms\n", resp, (long long)took);
+    assert_int_equal(strncmp(resp, "HTTP/1.1 408 ", 13), 0);
+    assert_true(took >= 4000 && took < 8000);
+    free(resp);
+    assert_int_equal(h_lane_stop(&l), 0);
+
+    char path[H_PATH + 64], *out = NULL;
+    const char *hosts[2] = { "0.0.0.0", "127.0.0.1" };
+    for (int k = 0; k < 2; k++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "[pglane]\nlisten = 127.0.0.1:16432\nauth_type = md5\nauth_file = %s/m-users.txt\n"
+                 "default_lane = main\nmetrics_listen = %s:9127\n\n[server.pg]\nhost = 127.0.0.1\n\n"
+                 "[lane.main]\nserver = pg\n", h_scratch_dir(), hosts[k]);
+        snprintf(path, sizeof path, "%s/m-users.txt", h_scratch_dir());
+        assert_int_equal(h_write_file(path, "\"app\" \"apppass\"\n"), 0);
+        assert_int_equal(chmod(path, 0600), 0);
+        assert_int_equal(pglane_check("metrics.ini", text, &out), 0);
+        if (k == 0) {
+            assert_non_null(strstr(out, "warning: metrics_listen = 0.0.0.0:9127 is not a loopback address"));
+        } else
+            assert_null(strstr(out, "warning"));
+        free(out);
+    }
+    h_pass();
+}
+
 int main(void)
 {
     h_filter_from_env();
@@ -510,6 +1008,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scram_unknown_user, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_empty_password_refused, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_show_blocking_no_literals, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_prepared_memory_bounded, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_large_message_memory_returned, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_pools_freed_and_capped, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_reserve, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_slow_clients, h_test_setup, h_test_teardown),
     };
     return cmocka_run_group_tests_name("integration: security", tests, group_setup, group_teardown);
 }
