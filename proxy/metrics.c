@@ -34,8 +34,11 @@ struct mconn {
     struct proto_buf resp;
     size_t len;
     int answered, closing;
+    uv_shutdown_t sreq;
     char req[REQ_MAX];
 };
+
+static void on_timeout(uv_timer_t *t);
 
 static void on_timer_closed(uv_handle_t *h)
 {
@@ -66,10 +69,42 @@ static void conn_close(struct mconn *c)
     uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
 }
 
+static void on_discard_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct mconn *c = (struct mconn *)h;
+
+    (void)suggested;
+    *buf = uv_buf_init(c->req, REQ_MAX);
+}
+
+static void on_discard(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (n < 0)
+        conn_close((struct mconn *)s);
+}
+
+static void on_shutdown_done(uv_shutdown_t *req, int status)
+{
+    (void)req, (void)status;
+}
+
+/*
+ * The answer is out. Closing a socket with unread request bytes makes the kernel send a reset,
+ * which can destroy the answer before the client reads it (an oversized or unfinished request):
+ * so the write side is shut down and what the client still sends is read and dropped until it
+ * closes, for at most a second.
+ */
 static void on_written(uv_write_t *req, int status)
 {
-    (void)status;
-    conn_close(req->data);
+    struct mconn *c = req->data;
+
+    if (status < 0 || c->closing || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown_done) < 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_discard_alloc, on_discard) < 0) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timeout, 1000, 0);
 }
 
 static void respond(struct mconn *c, int code, const char *reason, const char *ctype, const struct proto_buf *body)
