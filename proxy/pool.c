@@ -54,11 +54,6 @@ void px_pool_get_error(struct proxy *px, const char **sqlstate, const char **mes
     }
 }
 
-/*
- * pool_idle_timeout: frees pools that have had no server and no waiting client for that long and
- * that no client points at (its pool, or the pool whose copies of the names it shares). Clients
- * are scanned only when some pool is due.
- */
 static int by_user_ptr(const void *a, const void *b)
 {
     const char *x = (*(struct px_pool *const *)a)->user, *y = (*(struct px_pool *const *)b)->user;
@@ -66,6 +61,11 @@ static int by_user_ptr(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * pool_idle_timeout: frees pools that have had no server and no waiting client for that long and
+ * that no client points at (its pool, or the pool whose copies of the names it shares). Clients
+ * are scanned only when some pool is due.
+ */
 static void free_idle_pools(struct proxy *px, uint64_t now)
 {
     int64_t limit = px->conf->pool_idle_timeout_ms;

@@ -24,6 +24,17 @@
 
 static struct h_pg g_pg;
 
+/*
+ * Under AddressSanitizer (make BUILD=build-asan), freed memory sits in ASan's quarantine and its
+ * allocator ignores mallopt/malloc_trim, so RSS says nothing about pglane's own bounds: the memory
+ * tests then run the same workload (for the sanitizer's checks) and assert everything but RSS.
+ */
+#ifdef __SANITIZE_ADDRESS__
+#define RSS_MEANINGFUL 0
+#else
+#define RSS_MEANINGFUL 1
+#endif
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -593,9 +604,10 @@ static void test_prepared_memory_bounded(void **state)
     fprintf(stderr, "20000 x 10 kB statements in %lld ms: pglane RSS %ld kB at start, %ld kB with them\n",
             (long long)(h_now_ms() - t0), start, peak);
     PQfinish(c);
-    long after = rss_wait_below(l.pid, start + 20 * 1024, 10000);
+    long after = rss_wait_below(l.pid, start + 20 * 1024, RSS_MEANINGFUL ? 10000 : 0);
     fprintf(stderr, "pglane RSS after the client left: %ld kB\n", after);
-    assert_true(after <= start + 20 * 1024);
+    if (RSS_MEANINGFUL)
+        assert_true(after <= start + 20 * 1024);
     assert_int_equal(h_lane_stop(&l), 0);
 
     /* The per-client cap. */
@@ -671,9 +683,10 @@ static void test_large_message_memory_returned(void **state)
             assert_int_equal(atol(PQgetvalue(r, 0, 0)), BIG);
             PQclear(r);
         }
-        long after = rss_wait_below(l.pid, start + 20 * 1024, 5000);
+        long after = rss_wait_below(l.pid, start + 20 * 1024, RSS_MEANINGFUL ? 5000 : 0);
         fprintf(stderr, "round %d: pglane RSS %ld kB at start, %ld kB after two 12 MB Binds\n", round, start, after);
-        assert_true(after <= start + 20 * 1024);
+        if (RSS_MEANINGFUL)
+            assert_true(after <= start + 20 * 1024);
     }
     free(param);
     for (int i = 0; i < 2; i++)
@@ -758,7 +771,8 @@ static const char *failed_login(const struct h_lane *l, const char *db)
     return st;
 }
 
-enum { MADEUP_THREADS = 8, MADEUP_LOGINS = 3000 };
+/* 3,000 as the issue asks; 1,000 under the sanitizers, which make each login several times slower. */
+enum { MADEUP_THREADS = 8, MADEUP_LOGINS = RSS_MEANINGFUL ? 3000 : 1000 };
 struct madeup_arg {
     const struct h_lane *l;
     int index, failures;
@@ -818,8 +832,8 @@ static void test_pools_freed_and_capped(void **state)
         pthread_join(th[t], NULL);
         failures += args[t].failures;
     }
-    fprintf(stderr, "3000 made-up databases in %lld ms; at most %ld pools seen\n", (long long)(h_now_ms() - t0),
-            maxseen);
+    fprintf(stderr, "%d made-up databases in %lld ms; at most %ld pools seen\n", MADEUP_LOGINS,
+            (long long)(h_now_ms() - t0), maxseen);
     assert_int_equal(failures, 0);
     assert_true(maxseen > 10);
     int64_t deadline = h_now_ms() + 10000;
