@@ -16,7 +16,7 @@
 #define ROUTE_MAX_MSG (64u * 1024)
 
 #define CLOG(cl, lvl, fmt, ...) \
-    px_log(lvl, "C-%llu %s %s/%s: " fmt, (unsigned long long)(cl)->conn.id, PX_CLIENT_ADDR(cl), \
+    px_log(lvl, "C-%llu %s " PX_LOG_NAME "/" PX_LOG_NAME ": " fmt, (unsigned long long)(cl)->conn.id, PX_CLIENT_ADDR(cl), \
            (cl)->user ? (cl)->user : "-", (cl)->database ? (cl)->database : "-", __VA_ARGS__)
 
 static void client_send(struct px_client *cl, struct proto_buf *b)
@@ -31,7 +31,7 @@ static void client_fatal(struct px_client *cl, const char *sqlstate, const char 
 {
     struct proto_buf b;
 
-    CLOG(cl, CONF_LOG_INFO, "closing: %s (%s)", message, sqlstate);
+    CLOG(cl, CONF_LOG_INFO, "closing: %.300s (%s)", message, sqlstate);
     proto_buf_init(&b);
     proto_build_error(&b, "FATAL", sqlstate, message, NULL, NULL);
     if (!b.failed)
@@ -146,6 +146,19 @@ static int is_admin_user(const struct conf *c, const char *user)
     return 0;
 }
 
+/*
+ * reserve_admin_connections: once the clients (this one included) fill max_client_conn minus the
+ * reserve, only admin_users get in, so that one user cannot lock the operators out. Without
+ * admin_users nobody could use the reserve, so none is kept.
+ */
+static int in_admin_reserve(struct px_client *cl)
+{
+    const struct conf *c = cl->conn.px->conf;
+
+    return c->nadmin_users > 0 && cl->conn.px->nclients > c->max_client_conn - c->reserve_admin_connections &&
+           !is_admin_user(c, cl->user);
+}
+
 /* The virtual database "pglane": the admin console, for admin_users only. */
 static void admin_login(struct px_client *cl)
 {
@@ -225,6 +238,15 @@ static struct px_pool *lane_pool(struct px_client *cl)
     return px_pool_get(px, lane, cl->database, cl->user);
 }
 
+/* lane_pool gave nothing: max_pools reached (53300) or out of memory. */
+static void no_pool(struct px_client *cl)
+{
+    const char *sqlstate, *message;
+
+    px_pool_get_error(cl->conn.px, &sqlstate, &message);
+    client_fatal(cl, sqlstate, message);
+}
+
 static void login_ok(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
@@ -245,7 +267,7 @@ static void login_ok(struct px_client *cl)
     cl->lane = (int16_t)(lane >= 0 ? lane : px->conf->default_lane_index);
     pool = lane_pool(cl);
     if (!pool) {
-        client_fatal(cl, "53200", "pglane: out of memory");
+        no_pool(cl);
         return;
     }
     cl->pool = pool;
@@ -285,6 +307,38 @@ static void auth_failed(struct px_client *cl, const char *why)
     client_fatal(cl, "28P01", msg);
 }
 
+/* Why no password can log this user in under md5 (scram 0) or SCRAM (scram 1), or NULL. */
+static const char *unusable_secret(struct px_client *cl, int scram)
+{
+    const char *s = user_secret(cl);
+
+    if (!s)
+        return "user not in auth_file";
+    if (!*s)
+        return "empty password in auth_file";
+    if (scram && strncmp(s, "md5", 3) == 0 && strlen(s) == 35)
+        return "an md5 secret in auth_file cannot verify SCRAM";
+    if (!scram && strncmp(s, "SCRAM-SHA-256$", 14) == 0)
+        return "a SCRAM secret in auth_file cannot verify md5";
+    return NULL;
+}
+
+/*
+ * The stand-in secret of a user who cannot log in (see proto_scram_mock_secret): the exchange then
+ * runs as for a wrong password, so SCRAM does not tell which users exist.
+ */
+static int mock_secret(struct px_client *cl, struct proto_scram_secret *out)
+{
+    struct proxy *px = cl->conn.px;
+
+    if (!px->scram_mock_ready) {
+        if (uv_random(NULL, NULL, px->scram_mock_key, sizeof(px->scram_mock_key), 0, NULL) < 0)
+            return -1;
+        px->scram_mock_ready = 1;
+    }
+    return proto_scram_mock_secret(px->scram_mock_key, cl->user, out);
+}
+
 /* The SCRAM secret of a user: stored in the auth_file, or derived once from a plaintext password. */
 static int scram_secret(struct px_client *cl, struct proto_scram_secret *out)
 {
@@ -293,7 +347,7 @@ static int scram_secret(struct px_client *cl, struct proto_scram_secret *out)
     struct px_scram_cache *c;
     uint8_t salt[16];
 
-    if (!secret)
+    if (unusable_secret(cl, 1))
         return -1;
     if (strncmp(secret, "SCRAM-SHA-256$", 14) == 0)
         return proto_scram_parse_secret(secret, out);
@@ -378,7 +432,7 @@ static int copy_startup(struct px_client *cl, const struct proto_startup *st)
                                       "use lane settings or SET");
             return -1;
         } else if (strcmp(name, "user") != 0 && strcmp(name, "database") != 0) {
-            CLOG(cl, CONF_LOG_DEBUG, "ignoring startup parameter %s", name);
+            CLOG(cl, CONF_LOG_DEBUG, "ignoring startup parameter " PX_LOG_NAME, name);
         }
     }
     return 0;
@@ -444,6 +498,11 @@ static void startup_read(struct px_client *cl)
             }
             if (copy_startup(cl, &st) < 0)
                 return;
+            if (in_admin_reserve(cl)) {
+                client_fatal(cl, "53300", "sorry, too many clients already (the remaining pglane connection "
+                                          "slots are reserved for admin_users)");
+                return;
+            }
             b->pos += (uint32_t)used;
             b->start = b->pos;
             cl->admin = strcmp(cl->database, "pglane") == 0;
@@ -481,8 +540,8 @@ static void sasl_step(struct px_client *cl, const struct proto_frame *f)
             client_fatal(cl, "28000", "client selected an invalid SASL authentication mechanism");
             return;
         }
-        if (scram_secret(cl, &secret) < 0) {
-            auth_failed(cl, "no usable SCRAM secret or password in auth_file");
+        if (scram_secret(cl, &secret) < 0 && mock_secret(cl, &secret) < 0) {
+            client_fatal(cl, "XX000", "pglane: no randomness for SCRAM");
             return;
         }
         cl->scram = calloc(1, sizeof(*cl->scram));
@@ -498,8 +557,11 @@ static void sasl_step(struct px_client *cl, const struct proto_frame *f)
         client_send(cl, &b);
         return;
     }
-    if (proto_scram_server_final(cl->scram, (const char *)f->body, f->len, out, sizeof(out), &outlen, &err) < 0) {
-        auth_failed(cl, err ? err : "wrong SCRAM proof");
+    if (proto_scram_server_final(cl->scram, (const char *)f->body, f->len, out, sizeof(out), &outlen, &err) < 0 ||
+        unusable_secret(cl, 1)) {
+        const char *why = unusable_secret(cl, 1);
+
+        auth_failed(cl, why ? why : err ? err : "wrong SCRAM proof");
         return;
     }
     cl->scram_ok = 1;
@@ -528,15 +590,15 @@ static void auth_read(struct px_client *cl)
     b->pos += (uint32_t)used;
     b->start = b->pos;
     if (cl->state == CL_AUTH_PASSWORD) {
-        const char *resp, *secret = user_secret(cl);
+        const char *resp, *secret = user_secret(cl), *why = unusable_secret(cl, 0);
 
         if (proto_parse_password(f.body, f.len, &resp) < 0) {
             client_fatal(cl, "08P01", "malformed password message");
             return;
         }
-        if (!secret || strncmp(secret, "SCRAM-SHA-256$", 14) == 0 ||
-            !proto_md5_verify(cl->user, secret, cl->md5_salt, resp)) {
-            auth_failed(cl, secret ? "wrong password" : "user not in auth_file");
+        /* An unusable secret costs the same hash as a wrong password (no timing tells them apart). */
+        if (!proto_md5_verify(cl->user, why ? "md5-mock-password" : secret, cl->md5_salt, resp) || why) {
+            auth_failed(cl, why ? why : "wrong password");
             return;
         }
         login_ok(cl);
@@ -774,7 +836,7 @@ void px_client_pump(struct px_client *cl)
             }
             pool = lane_pool(cl);
             if (!pool) {
-                client_fatal(cl, "53200", "pglane: out of memory");
+                no_pool(cl);
                 return;
             }
             /* Reads go on while the client queues (bounded by PX_WAIT_BUF_MAX), which keeps

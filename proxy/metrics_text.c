@@ -266,6 +266,8 @@ static void process(struct proto_buf *b, struct proxy *px)
     family(b, "pglane_monitor_servers", "gauge", "Servers whose lock graph is sampled, and those answering.");
     out(b, "pglane_monitor_servers{state=\"sampled\"} %d\n", total);
     out(b, "pglane_monitor_servers{state=\"up\"} %d\n", up);
+    family(b, "pglane_pools", "gauge", "Pools, one per (lane, database, user) in use; bounded by max_pools.");
+    out(b, "pglane_pools %d\n", px->npools);
 }
 
 void px_metrics_render(struct proxy *px, struct proto_buf *b)

@@ -22,7 +22,12 @@ struct px_server;
 /* ---- logging (proxy/log.c) ---- */
 void px_log_set_level(enum conf_log_level level);
 int px_log_enabled(enum conf_log_level level);
+/* Writes one line: every byte outside printable ASCII and valid, non-control UTF-8 becomes \xNN and
+ * "\" becomes "\\"; messages are cut at 2 kB. Callers cap client-supplied names with PX_LOG_NAME. */
 void px_log(enum conf_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Escapes in[0, n) into out (NUL-terminated, at most cap - 1 bytes); returns the input bytes used. */
+size_t px_log_escape(char *out, size_t cap, const char *in, size_t n);
+#define PX_LOG_NAME "%.64s"   /* format of a client-supplied name in a log line: at most 64 bytes */
 #define px_error(...) px_log(CONF_LOG_ERROR, __VA_ARGS__)
 #define px_warn(...) px_log(CONF_LOG_WARNING, __VA_ARGS__)
 #define px_info(...) px_log(CONF_LOG_INFO, __VA_ARGS__)
@@ -171,6 +176,8 @@ struct px_pool {
     int queue_timer_on;
     uint64_t transactions, queries, wait_count;
     uint64_t wait_total_us, wait_max_us;
+    uint64_t empty_since_ms;       /* no server and no client in the queue since then (0: not empty) */
+    uint8_t referenced;            /* scratch of px_pool_maintain: a client points at it */
 };
 
 struct px_lane {
@@ -191,7 +198,11 @@ struct px_lane {
     int paused;                    /* PAUSE: transactions queue, no server is handed out */
 };
 
+/* The pool of (lane, database, user), made if needed; NULL when out of memory or at max_pools
+ * (px_pool_get_error says which). */
 struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *database, const char *user);
+/* SQLSTATE and message for a NULL from px_pool_get. */
+void px_pool_get_error(struct proxy *px, const char **sqlstate, const char **message);
 /* Finds a server for the client: attaches at once, or queues the client and opens a connection. */
 void px_pool_acquire(struct px_pool *pool, struct px_client *cl);
 void px_pool_cancel_wait(struct px_client *cl);
@@ -479,6 +490,7 @@ struct proxy {
     unsigned config_gen;           /* bumped by every successful reload */
     uint64_t reloads, reload_failures;
     struct px_list pools;
+    int npools;                    /* bounded by max_pools */
     struct px_list clients;
     int nclients;
     struct px_listener *listeners;
@@ -486,6 +498,8 @@ struct proxy {
     uv_timer_t maint_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
     struct px_scram_cache *scram_cache;
+    uint8_t scram_mock_key[32];    /* random per process: keys the stand-in SCRAM secrets of unknown users */
+    uint8_t scram_mock_ready;
     void *tls_ctx;                 /* SSL_CTX for clients, when tls_mode is not disable */
     void *prep;                    /* shared prepared statements, owned by proxy/prepared.c */
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;

@@ -11,7 +11,7 @@
 #include "proxy/proxy.h"
 
 #define SLOG(sv, lvl, fmt, ...) \
-    px_log(lvl, "S-%llu %s/%s@%s: " fmt, (unsigned long long)(sv)->conn.id, (sv)->pool->user, \
+    px_log(lvl, "S-%llu " PX_LOG_NAME "/" PX_LOG_NAME "@%s: " fmt, (unsigned long long)(sv)->conn.id, (sv)->pool->user, \
            (sv)->pool->database, (sv)->pool->lane->conf->name, __VA_ARGS__)
 
 static void on_connect(uv_connect_t *req, int status);
