@@ -245,6 +245,7 @@ struct px_server {
     /* contention guard (proxy/guard.c) */
     const struct px_lane *guard_for;   /* pglane cancelled this backend to protect that lane: the next
                                           ErrorResponse says so (cleared at ReadyForQuery) */
+    uint8_t fatal_relayed;         /* the server sent the client its own FATAL: it closes next */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -273,6 +274,34 @@ void px_prep_client_free(struct px_client *cl);
 void px_prep_server_forget_all(struct px_server *sv);
 void px_prep_server_free(struct px_server *sv);
 void px_prep_registry_free(struct proxy *px);
+
+/* ---- reply accounting (proxy/flow.c) ---- */
+struct px_flow_run {               /* n consecutive client messages of one type */
+    uint8_t type;
+    uint32_t n;
+};
+struct px_flow {                   /* the client's forwarded messages the server has not answered yet */
+    struct px_flow_run *e;         /* runs e[head .. head + n) */
+    uint32_t head, n, cap;
+    uint64_t pushed, popped;       /* messages */
+    uint64_t raw_mark;             /* messages up to this count were forwarded as they came */
+    uint8_t copy_in;               /* the server reads COPY data for the head message */
+    uint8_t skipping;              /* an extended-protocol error: the server skips to the next Sync */
+};
+struct px_client;
+/* A message the client's scan passed on (not Terminate, not a held BEGIN). 0 or -1 (out of memory). */
+int px_flow_push(struct px_client *cl, uint8_t type);
+/* A message of the server's reply stream that reaches the client (or that pglane synthesized). */
+void px_flow_reply(struct px_client *cl, uint8_t type);
+/* 1 when every forwarded message has been answered. */
+int px_flow_idle(const struct px_client *cl);
+int px_flow_copy_in(const struct px_client *cl);
+/* Everything pushed so far was forwarded without the prepared-statement response queue. */
+void px_flow_mark_raw(struct px_client *cl);
+/* How many of those are still unanswered. */
+uint64_t px_flow_raw_owed(const struct px_client *cl);
+void px_flow_reset(struct px_client *cl);
+void px_flow_free(struct px_client *cl);
 
 /* ---- client connections (proxy/client.c) ---- */
 enum px_client_state {
@@ -323,10 +352,13 @@ struct px_client {
     /* observability (proxy/stats.c) */
     uint64_t query_start_us;       /* first message of the request in progress, 0 = none */
     uint64_t tx_begin_us;          /* first message of the transaction in progress, 0 = none */
+    struct px_flow flow;           /* forwarded messages still owed a reply (proxy/flow.c) */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */
 const char *px_client_addr(const struct px_client *cl, char *buf, size_t n);
+/* After a Terminate, closes the client once nothing more is owed to it; 1 if it was closed. */
+int px_client_check_terminate(struct px_client *cl);
 #define PX_CLIENT_ADDR(cl) px_client_addr((cl), (char[48]){ 0 }, 48)
 void px_client_accept(struct proxy *px, uv_stream_t *listener);
 /* The pool attached a server: finish login or forward queued messages. */
