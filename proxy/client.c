@@ -797,8 +797,10 @@ static int only_silent(const struct px_buf *b)
 /*
  * After a Terminate: closes the client once the server has answered everything it was sent, as
  * PostgreSQL closes after its last reply (the server connection then goes back to the pool if the
- * client left nothing open, else it is closed, which rolls back as the end of a session does), or
- * at once if the server is reading COPY data. Returns 1 if the client was closed.
+ * client left nothing open, else it is closed, which rolls back as the end of a session does).
+ * Replies to messages after the last Sync, Flush, Query or FunctionCall are not waited for:
+ * PostgreSQL never sends them. A server reading COPY data gets the Terminate itself and closes.
+ * Returns 1 if the client was closed.
  */
 int px_client_check_terminate(struct px_client *cl)
 {
@@ -810,11 +812,20 @@ int px_client_check_terminate(struct px_client *cl)
     if (cl->state == CL_IDLE) {
         if (b->pos != b->start + cl->held_begin)
             return 0;
-    } else if (cl->state != CL_ACTIVE || !sv) {
+    } else if (cl->state != CL_ACTIVE || !sv || cl->terminate_sent || cl->conn.writing) {
         return 0;
-    } else if (!px_flow_copy_in(cl) &&
-               (b->pos != b->start || b->remain || cl->pending_z || !px_flow_idle(cl) || sv->conn.writing ||
-                sv->conn.in.start != sv->conn.in.pos || cl->conn.writing)) {
+    } else if (px_flow_copy_in(cl)) {
+        /* PostgreSQL fails the COPY (08P01) and ends the session: let it, and relay what it says. */
+        static const uint8_t terminate[5] = { PROTO_FE_TERMINATE, 0, 0, 0, 4 };
+
+        cl->terminate_sent = 1;
+        if (px_conn_send_copy(&sv->conn, terminate, sizeof(terminate)) < 0) {
+            px_client_close(cl, "write to server failed");
+            return 1;
+        }
+        return 0;
+    } else if (b->pos != b->start || b->remain || cl->pending_z || px_flow_owes_flushed(cl) || sv->conn.writing ||
+               sv->conn.in.start != sv->conn.in.pos) {
         return 0;
     }
     px_client_close(cl, "client terminated");

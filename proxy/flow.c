@@ -212,6 +212,19 @@ int px_flow_idle(const struct px_client *cl)
     return cl->flow.n == 0 && !cl->flow.skipping;
 }
 
+int px_flow_owes_flushed(const struct px_client *cl)
+{
+    const struct px_flow *f = &cl->flow;
+
+    for (uint32_t i = 0; i < f->n; i++) {
+        uint8_t t = f->e[f->head + i].type;
+
+        if (gets_ready(t) || t == PROTO_FE_FLUSH)
+            return 1;
+    }
+    return 0;
+}
+
 int px_flow_copy_in(const struct px_client *cl)
 {
     return cl->flow.copy_in;

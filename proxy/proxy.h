@@ -295,6 +295,9 @@ int px_flow_push(struct px_client *cl, uint8_t type);
 void px_flow_reply(struct px_client *cl, uint8_t type);
 /* 1 when every forwarded message has been answered. */
 int px_flow_idle(const struct px_client *cl);
+/* 1 while replies are owed that the server will send: to a message up to a Sync, Flush, Query or
+ * FunctionCall (PostgreSQL sends nothing of the rest when the session ends). */
+int px_flow_owes_flushed(const struct px_client *cl);
 int px_flow_copy_in(const struct px_client *cl);
 /* Everything pushed so far was forwarded without the prepared-statement response queue. */
 void px_flow_mark_raw(struct px_client *cl);
@@ -322,6 +325,7 @@ struct px_client {
     uint32_t pending_z;            /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
     uint8_t unsynced;              /* extended-protocol messages sent since the last Sync */
     uint8_t terminating;           /* Terminate received: close once the server is released */
+    uint8_t terminate_sent;        /* ... and passed on to a server reading COPY data */
     uint8_t auth_method;
     uint8_t ssl_answered;
     uint8_t scram_ok;              /* the client proved its SCRAM credential */

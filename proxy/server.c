@@ -419,6 +419,7 @@ static int release_ready(const struct px_server *sv)
     const struct px_client *cl = sv->client;
 
     return cl && cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && sv->swallow_z == 0 &&
+           !cl->terminate_sent &&
            sv->prepq.n == 0 &&
            cl->conn.in.pos == cl->conn.in.start && cl->conn.in.remain == 0;
 }
