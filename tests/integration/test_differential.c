@@ -18,6 +18,7 @@
 #include "tests/integration/harness.h"
 #include "tests/integration/rawpg.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,7 @@ static struct h_pg g_pg;
 static struct h_lane g_lane1, g_lane2;
 static char g_conf1[4096], g_conf2[8192];
 static PGconn *g_super;
+static char g_script[PATH_MAX];
 
 static unsigned resolve_function(const char *name)
 {
@@ -281,6 +283,10 @@ static int group_setup(void **state)
     char conf[4096];
 
     (void)state;
+    if (!realpath("tests/drivers/psycopg_pipeline.py", g_script)) {
+        fprintf(stderr, "tests/drivers/psycopg_pipeline.py not found: run from the repository root\n");
+        return -1;
+    }
     if (h_pg_start(&g_pg) != 0)
         return -1;
     g_super = h_pg_super(&g_pg, H_DB);
@@ -553,7 +559,7 @@ static void test_psycopg_pipeline_prepared(void **state)
                      0);
     h_conninfo(&l, NULL, dsn, sizeof dsn);
     {
-        const char *argv[] = { "/usr/bin/python3", "tests/drivers/psycopg_pipeline.py", dsn, "8", "200", NULL };
+        const char *argv[] = { "/usr/bin/python3", g_script, dsn, "8", "200", NULL };
 
         rc = h_run(argv, NULL, 120000, &out);
     }
