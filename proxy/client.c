@@ -595,6 +595,28 @@ static const char *bare_begin_tag(const char *sql, size_t len)
     return NULL;
 }
 
+/*
+ * The tag of a BEGIN pglane may hold: a bare one, or one whose options (ISOLATION LEVEL, READ ONLY,
+ * DEFERRABLE) PostgreSQL's grammar accepts, alone in its Query. NULL for anything else: a BEGIN that
+ * could fail goes to a server, so that its error is PostgreSQL's.
+ */
+static const char *begin_tag(const char *sql, size_t len)
+{
+    const char *tag = bare_begin_tag(sql, len), *p = sql;
+    struct route_span spans[2];
+    struct route_class cls;
+
+    if (tag)
+        return tag;
+    while (p < sql + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    if ((size_t)(sql + len - p) < 6 || (strncasecmp(p, "begin", 5) != 0 && strncasecmp(p, "start", 5) != 0) ||
+        route_split_spans(sql, len, spans, 2) != 1 || route_classify(sql, len, &cls) < 0 ||
+        cls.parsed_by == ROUTE_PARSED_BY_LEXER || !cls.is_begin)
+        return NULL;
+    return strncasecmp(p, "start", 5) == 0 ? "START TRANSACTION" : "BEGIN";
+}
+
 /* Answers a bare BEGIN for the server that will run the transaction: the client sees BEGIN at
  * once, the message stays in the buffer and is replayed once the next statement picks the lane. */
 static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
@@ -646,7 +668,7 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
         cl->lane_decided = 1;
         return 0;
     }
-    if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = bare_begin_tag(sql, len)) != NULL) {
+    if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = begin_tag(sql, len)) != NULL) {
         hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
         return 1;
     }
