@@ -556,8 +556,7 @@ static int mentions_set_config(const uint8_t *p, size_t n)
 
 /*
  * The command tag PostgreSQL answers a bare BEGIN with (BEGIN [WORK | TRANSACTION] or START
- * TRANSACTION, any case and spacing, an optional trailing semicolon), or NULL for anything else: a
- * BEGIN with options can fail (ISOLATION LEVEL BOGUS) and is not held.
+ * TRANSACTION, any case and spacing, an optional trailing semicolon), or NULL for anything else.
  */
 static const char *bare_begin_tag(const char *sql, size_t len)
 {
@@ -617,7 +616,7 @@ static const char *begin_tag(const char *sql, size_t len)
     return strncasecmp(p, "start", 5) == 0 ? "START TRANSACTION" : "BEGIN";
 }
 
-/* Answers a bare BEGIN for the server that will run the transaction: the client sees BEGIN at
+/* Answers a BEGIN for the server that will run the transaction: the client sees PostgreSQL's tag at
  * once, the message stays in the buffer and is replayed once the next statement picks the lane. */
 static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
 {

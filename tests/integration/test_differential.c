@@ -242,6 +242,12 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "Q{begin isolation level repeatable read read only}", 1 },
                  { 'A', "Q{show transaction_isolation}", 1 }, { 'A', "Q{show transaction_read_only}", 1 },
                  { 'A', "Q{commit}", 1 } } },
+    { .name = "held_begin_transaction_start_time",
+      .steps = { { 'A', "Q{begin}", 1 },
+                 { 'A', "/ / / / / / Q{select now() < statement_timestamp() - interval '200 ms'}", 1 },
+                 { 'A', "Q{commit}", 1 } },
+      .known = "a held BEGIN starts the transaction on the server with the next statement, so now() is "
+               "that statement's time (only where a route looks at statements)" },
     { .name = "i9_start_transaction_tag",
       .steps = { { 'A', "Q{start transaction}", 1 }, { 'A', "Q{insert into t values (1)}", 1 },
                  { 'A', "Q{commit}", 1 } },
