@@ -616,20 +616,71 @@ static int mentions_set_config(const uint8_t *p, size_t n)
     return 0;
 }
 
-static int is_bare_begin(const char *sql, size_t len)
+/*
+ * The command tag PostgreSQL answers a bare BEGIN with (BEGIN [WORK | TRANSACTION] or START
+ * TRANSACTION, any case and spacing, an optional trailing semicolon), or NULL for anything else.
+ */
+static const char *bare_begin_tag(const char *sql, size_t len)
 {
+    static const char *const forms[][2] = {
+        { "begin", "BEGIN" }, { "begin work", "BEGIN" }, { "begin transaction", "BEGIN" },
+        { "start transaction", "START TRANSACTION" },
+    };
+    char norm[24];
+    size_t n = 0, i;
+    int space = 0;
+
+    for (i = 0; i < len && sql[i]; i++) {
+        char c = sql[i];
+
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            space = n > 0;
+            continue;
+        }
+        if (c == ';')
+            break;
+        if (n + 2 >= sizeof(norm))
+            return NULL;
+        if (space)
+            norm[n++] = ' ';
+        space = 0;
+        norm[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    for (i += i < len && sql[i] == ';'; i < len && sql[i]; i++)
+        if (sql[i] != ' ' && sql[i] != '\t' && sql[i] != '\n' && sql[i] != '\r')
+            return NULL;
+    norm[n] = 0;
+    for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]); k++)
+        if (strcmp(norm, forms[k][0]) == 0)
+            return forms[k][1];
+    return NULL;
+}
+
+/*
+ * The tag of a BEGIN pglane may hold: a bare one, or one whose options (ISOLATION LEVEL, READ ONLY,
+ * DEFERRABLE) PostgreSQL's grammar accepts, alone in its Query. NULL for anything else: a BEGIN that
+ * could fail goes to a server, so that its error is PostgreSQL's.
+ */
+static const char *begin_tag(const char *sql, size_t len)
+{
+    const char *tag = bare_begin_tag(sql, len), *p = sql;
     struct route_span spans[2];
     struct route_class cls;
 
-    if (route_split_spans(sql, len, spans, 2) != 1)
-        return 0;
-    route_classify_lexer(sql + spans[0].start, spans[0].len, &cls);
-    return cls.is_begin;
+    if (tag)
+        return tag;
+    while (p < sql + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    if ((size_t)(sql + len - p) < 6 || (strncasecmp(p, "begin", 5) != 0 && strncasecmp(p, "start", 5) != 0) ||
+        route_split_spans(sql, len, spans, 2) != 1 || route_classify(sql, len, &cls) < 0 ||
+        cls.parsed_by == ROUTE_PARSED_BY_LEXER || !cls.is_begin)
+        return NULL;
+    return strncasecmp(p, "start", 5) == 0 ? "START TRANSACTION" : "BEGIN";
 }
 
-/* Answers a bare BEGIN for the server that will run the transaction: the client sees BEGIN at
+/* Answers a BEGIN for the server that will run the transaction: the client sees PostgreSQL's tag at
  * once, the message stays in the buffer and is replayed once the next statement picks the lane. */
-static void hold_begin(struct px_client *cl, uint32_t whole)
+static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
 {
     struct proto_buf out;
     size_t start;
@@ -637,7 +688,7 @@ static void hold_begin(struct px_client *cl, uint32_t whole)
     cl->held_begin = whole;
     proto_buf_init(&out);
     start = proto_msg_begin(&out, PROTO_BE_COMMAND_COMPLETE);
-    proto_put_cstr(&out, "BEGIN");
+    proto_put_cstr(&out, tag);
     proto_msg_end(&out, start);
     proto_build_ready(&out, 'T');
     client_send(cl, &out);
@@ -654,6 +705,7 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
     const char *sql = (const char *)f->body;
     size_t len = f->len ? f->len - 1 : 0;
     int tx_start = cl->state == CL_IDLE && cl->conn.in.pos == cl->conn.in.start + cl->held_begin;
+    const char *tag;
     int lane;
 
     if (f->type == PROTO_FE_PARSE || f->type == PROTO_FE_BIND) {
@@ -677,8 +729,8 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
         cl->lane_decided = 1;
         return 0;
     }
-    if (f->type == PROTO_FE_QUERY && !cl->held_begin && is_bare_begin(sql, len)) {
-        hold_begin(cl, PROTO_HEADER_LEN + f->len);
+    if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = begin_tag(sql, len)) != NULL) {
+        hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
         return 1;
     }
     cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
@@ -772,15 +824,19 @@ static int scan(struct px_client *cl, const char **err)
         case PROTO_FE_DESCRIBE:
         case PROTO_FE_EXECUTE:
         case PROTO_FE_CLOSE:
-        case PROTO_FE_FLUSH:
             cl->unsynced = 1;
             break;
+        case PROTO_FE_FLUSH:           /* asks for the replies owed; opens nothing on the server */
         case PROTO_FE_COPY_DATA:
         case PROTO_FE_COPY_DONE:
         case PROTO_FE_COPY_FAIL:
             break;
         default:
             *err = "invalid frontend message type";
+            return -1;
+        }
+        if (px_flow_push(cl, f.type) < 0) {
+            *err = "out of memory";
             return -1;
         }
         px_stats_query_begin(cl);
@@ -799,7 +855,64 @@ static int forward(struct px_client *cl)
         return px_prep_forward(cl);
     cl->begin_replay = 0;
     cl->fwd_remain = cl->conn.in.remain;
+    px_flow_mark_raw(cl);
     return px_forward(&cl->conn, &cl->server->conn);
+}
+
+/* Whether the scanned bytes are only whole messages that get no reply outside COPY IN. */
+static int only_silent(const struct px_buf *b)
+{
+    uint32_t off = b->start;
+
+    if (b->remain || off == b->pos)
+        return 0;
+    while (off < b->pos) {
+        uint8_t t = b->data[off];
+
+        if ((t != PROTO_FE_FLUSH && t != PROTO_FE_COPY_DATA && t != PROTO_FE_COPY_DONE && t != PROTO_FE_COPY_FAIL) ||
+            b->pos - off < PROTO_HEADER_LEN)
+            return 0;
+        off += 1 + proto_get_u32(b->data + off + 1);
+    }
+    return off == b->pos;
+}
+
+/*
+ * After a Terminate: closes the client once the server has answered everything it was sent, as
+ * PostgreSQL closes after its last reply (the server connection then goes back to the pool if the
+ * client left nothing open, else it is closed, which rolls back as the end of a session does).
+ * Replies to messages after the last Sync, Flush, Query or FunctionCall are not waited for:
+ * PostgreSQL never sends them. A server reading COPY data gets the Terminate itself and closes.
+ * Returns 1 if the client was closed.
+ */
+int px_client_check_terminate(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct px_server *sv = cl->server;
+
+    if (!cl->terminating)
+        return 0;
+    if (cl->state == CL_IDLE) {
+        if (b->pos != b->start + cl->held_begin)
+            return 0;
+    } else if (cl->state != CL_ACTIVE || !sv || cl->terminate_sent || cl->conn.writing) {
+        return 0;
+    } else if (px_flow_copy_in(cl)) {
+        /* PostgreSQL fails the COPY (08P01) and ends the session: let it, and relay what it says. */
+        static const uint8_t terminate[5] = { PROTO_FE_TERMINATE, 0, 0, 0, 4 };
+
+        cl->terminate_sent = 1;
+        if (px_conn_send_copy(&sv->conn, terminate, sizeof(terminate)) < 0) {
+            px_client_close(cl, "write to server failed");
+            return 1;
+        }
+        return 0;
+    } else if (b->pos != b->start || b->remain || cl->pending_z || px_flow_owes_flushed(cl) || sv->conn.writing ||
+               sv->conn.in.start != sv->conn.in.pos) {
+        return 0;
+    }
+    px_client_close(cl, "client terminated");
+    return 1;
 }
 
 void px_client_pump(struct px_client *cl)
@@ -808,6 +921,10 @@ void px_client_pump(struct px_client *cl)
 
     if (cl->state == CL_CLOSED)
         return;
+    if (cl->state == CL_IDLE && !cl->held_begin && only_silent(b)) {
+        /* Flush or stray COPY messages with nothing before them: PostgreSQL answers nothing. */
+        b->start = b->pos;
+    }
     if (b->pos > b->start + (cl->state == CL_IDLE ? cl->held_begin : 0)) {
         if (cl->state == CL_IDLE) {
             struct px_pool *pool;
@@ -852,10 +969,8 @@ void px_client_pump(struct px_client *cl)
             return;
         }
     }
-    if (cl->terminating && b->pos == b->start && (cl->state == CL_IDLE || cl->pending_z == 0)) {
-        px_client_close(cl, "client terminated");
+    if (px_client_check_terminate(cl))
         return;
-    }
     if (cl->state == CL_ACTIVE || cl->state == CL_IDLE)
         px_conn_read_start(&cl->conn);
     if (!cl->conn.writing && b->start == b->len)
@@ -964,6 +1079,7 @@ void px_client_detached(struct px_client *cl)
     cl->fingerprint = 0;
     cl->changes_session = 0;
     cl->lane_decided = 0;
+    px_flow_reset(cl);
     if (px->draining) {
         client_fatal(cl, "57P01", "pglane is shutting down");
         return;
@@ -1039,6 +1155,7 @@ void px_client_close(struct px_client *cl, const char *reason)
 void px_client_free(struct px_client *cl)
 {
     px_prep_client_free(cl);
+    px_flow_free(cl);
     px_params_clear(&cl->want);
     free(cl->scram);
     if (!cl->names_shared) {

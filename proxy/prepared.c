@@ -807,6 +807,7 @@ int px_prep_answer_locally(struct px_client *cl)
     b->start = b->pos;
     cl->pending_z--;
     cl->prep_batch = 0;
+    px_flow_reset(cl);
     if (out.failed || px_conn_send_copy(&cl->conn, out.data, out.len) < 0) {
         proto_buf_free(&out);
         return -1;
@@ -867,6 +868,7 @@ static void send_synth(struct px_server *sv, uint8_t type)
     uint8_t msg[5] = { type, 0, 0, 0, 4 };
 
     (void)px_conn_send_copy(&sv->client->conn, msg, sizeof(msg));
+    px_flow_reply(sv->client, type);
 }
 
 int px_prep_drain(struct px_server *sv)
@@ -876,7 +878,7 @@ int px_prep_drain(struct px_server *sv)
     while ((h = queue_head(sv)) && (h->flags & Q_SYNTH)) {
         if (!sv->client)
             return 0;
-        if (sv->conn.writing || sv->conn.in.start < sv->conn.in.pos)
+        if (sv->conn.writing || sv->conn.in.start < sv->conn.in.pos || px_flow_raw_owed(sv->client))
             return -1;             /* the server's earlier replies go first */
         send_synth(sv, h->type == Q_PARSE ? PROTO_BE_PARSE_COMPLETE : PROTO_BE_CLOSE_COMPLETE);
         queue_pop(sv);

@@ -265,6 +265,7 @@ struct px_server {
     struct px_list cancels;        /* cancel connections still in flight */
     int ncancels;
     uint8_t cancel_expired;        /* one did not complete in time: never reuse this connection */
+    uint8_t fatal_relayed;         /* the server sent the client its own FATAL: it closes next */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -297,6 +298,37 @@ void px_prep_server_forget_all(struct px_server *sv);
 void px_prep_server_free(struct px_server *sv);
 void px_prep_registry_free(struct proxy *px);
 
+/* ---- reply accounting (proxy/flow.c) ---- */
+struct px_flow_run {               /* n consecutive client messages of one type */
+    uint8_t type;
+    uint32_t n;
+};
+struct px_flow {                   /* the client's forwarded messages the server has not answered yet */
+    struct px_flow_run *e;         /* runs e[head .. head + n) */
+    uint32_t head, n, cap;
+    uint64_t pushed, popped;       /* messages */
+    uint64_t raw_mark;             /* messages up to this count were forwarded as they came */
+    uint8_t copy_in;               /* the server reads COPY data for the head message */
+    uint8_t skipping;              /* an extended-protocol error: the server skips to the next Sync */
+};
+struct px_client;
+/* A message the client's scan passed on (not Terminate, not a held BEGIN). 0 or -1 (out of memory). */
+int px_flow_push(struct px_client *cl, uint8_t type);
+/* A message of the server's reply stream that reaches the client (or that pglane synthesized). */
+void px_flow_reply(struct px_client *cl, uint8_t type);
+/* 1 when every forwarded message has been answered. */
+int px_flow_idle(const struct px_client *cl);
+/* 1 while replies are owed that the server will send: to a message up to a Sync, Flush, Query or
+ * FunctionCall (PostgreSQL sends nothing of the rest when the session ends). */
+int px_flow_owes_flushed(const struct px_client *cl);
+int px_flow_copy_in(const struct px_client *cl);
+/* Everything pushed so far was forwarded without the prepared-statement response queue. */
+void px_flow_mark_raw(struct px_client *cl);
+/* How many of those are still unanswered. */
+uint64_t px_flow_raw_owed(const struct px_client *cl);
+void px_flow_reset(struct px_client *cl);
+void px_flow_free(struct px_client *cl);
+
 /* ---- client connections (proxy/client.c) ---- */
 enum px_client_state {
     CL_STARTUP, CL_AUTH_PASSWORD, CL_AUTH_SASL_INIT, CL_AUTH_SASL_FINAL, CL_LOGIN_WAIT,
@@ -316,6 +348,7 @@ struct px_client {
     uint32_t pending_z;            /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
     uint8_t unsynced;              /* extended-protocol messages sent since the last Sync */
     uint8_t terminating;           /* Terminate received: close once the server is released */
+    uint8_t terminate_sent;        /* ... and passed on to a server reading COPY data */
     uint8_t auth_method;
     uint8_t ssl_answered;
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
@@ -346,10 +379,13 @@ struct px_client {
     /* observability (proxy/stats.c) */
     uint64_t query_start_us;       /* first message of the request in progress, 0 = none */
     uint64_t tx_begin_us;          /* first message of the transaction in progress, 0 = none */
+    struct px_flow flow;           /* forwarded messages still owed a reply (proxy/flow.c) */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */
 const char *px_client_addr(const struct px_client *cl, char *buf, size_t n);
+/* After a Terminate, closes the client once nothing more is owed to it; 1 if it was closed. */
+int px_client_check_terminate(struct px_client *cl);
 #define PX_CLIENT_ADDR(cl) px_client_addr((cl), (char[48]){ 0 }, 48)
 void px_client_accept(struct proxy *px, uv_stream_t *listener);
 /* The pool attached a server: finish login or forward queued messages. */

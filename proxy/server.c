@@ -420,6 +420,7 @@ static int release_ready(const struct px_server *sv)
     const struct px_client *cl = sv->client;
 
     return cl && cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && sv->swallow_z == 0 &&
+           !cl->terminate_sent &&
            sv->prepq.n == 0 &&
            cl->conn.in.pos == cl->conn.in.start && cl->conn.in.remain == 0;
 }
@@ -556,6 +557,13 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
             return 1;
         }
         px_stats_error(sv, f);
+        {
+            struct proto_error_fields ef;
+
+            if (proto_parse_error(f->body, f->len, &ef) == 0 && ef.severity &&
+                (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0))
+                sv->fatal_relayed = 1;
+        }
         return 0;
     default:
         return sv->swallow_z > 0;
@@ -602,7 +610,8 @@ static int scan(struct px_server *sv)
             SLOG(sv, CONF_LOG_ERROR, "protocol error from server: %s", err);
             return -1;
         }
-        prep = sv->prepq.n > 0 && sv->swallow_z == 0;
+        /* Replies to messages forwarded before the response queue was in play come first. */
+        prep = sv->prepq.n > 0 && sv->swallow_z == 0 && !(sv->client && px_flow_raw_owed(sv->client));
         if (prep && px_prep_head_is_synth(sv)) {
             if (flush_blocked(sv))
                 break;
@@ -637,6 +646,8 @@ static int scan(struct px_server *sv)
             }
             if (prep)
                 px_prep_on_reply(sv, &f);
+            if (sv->client)
+                px_flow_reply(sv->client, f.type);
             b->pos += PROTO_HEADER_LEN + f.len;
             if (f.type == PROTO_BE_READY && release_ready(sv))
                 return 1;
@@ -646,6 +657,8 @@ static int scan(struct px_server *sv)
             f.body = NULL;
             px_prep_on_reply(sv, &f);
         }
+        if (sv->client)
+            px_flow_reply(sv->client, f.type);
         b->pos += PROTO_HEADER_LEN;
         b->remain = f.len;
     }
@@ -742,6 +755,8 @@ void px_server_on_read(struct px_server *sv)
         px_server_detach(sv);
     else if (sv->state == SV_ACTIVE && r == 1 && sv->client)
         px_client_session_idle(sv->client);
+    else if (sv->state == SV_ACTIVE && sv->client && px_client_check_terminate(sv->client))
+        return;
     if (sv->state == SV_ACTIVE && !sv->conn.writing && sv->conn.in.start == sv->conn.in.len)
         px_buf_release(&sv->conn.in);
 }
@@ -753,6 +768,8 @@ void px_server_on_sent(struct px_server *sv)
         return;
     }
     if (sv->state != SV_ACTIVE)
+        return;
+    if (sv->client && px_client_check_terminate(sv->client))
         return;
     px_conn_read_start(&sv->conn);
     if (sv->conn.in.pos < sv->conn.in.len)
@@ -781,7 +798,9 @@ void px_server_on_eof(struct px_server *sv, int status)
         return;
     }
     px_server_close(sv, "server closed the connection");
-    if (cl)
+    if (cl && sv->fatal_relayed)            /* the client has the server's own FATAL: no second one */
+        px_client_close(cl, "server closed the connection after a FATAL error");
+    else if (cl)
         px_client_fail(cl, "08006", "pglane: server connection closed unexpectedly");
     px_pool_refill(sv->pool);      /* for the clients that waited for this connection */
 }
