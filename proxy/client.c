@@ -1102,6 +1102,7 @@ int px_client_cancel_queued(struct px_client *cl)
     px_pool_cancel_wait(cl);
     b->start = b->pos;             /* the request is dropped unsent */
     cl->pending_z = 0;
+    px_flow_reset(cl);             /* and so is its reply accounting */
     cl->query_start_us = cl->tx_begin_us = 0;
     cl->fingerprint = 0;
     cl->changes_session = 0;
