@@ -19,6 +19,8 @@
     px_log(lvl, "C-%llu %s %s/%s: " fmt, (unsigned long long)(cl)->conn.id, PX_CLIENT_ADDR(cl), \
            (cl)->user ? (cl)->user : "-", (cl)->database ? (cl)->database : "-", __VA_ARGS__)
 
+static int startup_known(struct px_client *cl, const struct px_pool *pool);
+
 static void client_send(struct px_client *cl, struct proto_buf *b)
 {
     if (b->failed || px_conn_send_copy(&cl->conn, b->data, b->len) < 0)
@@ -262,7 +264,10 @@ static void login_ok(struct px_client *cl)
     }
     free(cl->scram);
     cl->scram = NULL;
-    if (pool->params_ready && px->conf->pool_mode == CONF_POOL_TRANSACTION) {
+    /* Startup settings no server of the pool accepted before are checked by one now: PostgreSQL's
+     * own answer (a refusal, the value as it reports it) reaches the client before login completes. */
+    cl->validate = !startup_known(cl, pool);
+    if (!cl->validate && pool->params_ready && px->conf->pool_mode == CONF_POOL_TRANSACTION) {
         cl->state = CL_IDLE;
         finish_login(cl);
         return;
@@ -349,6 +354,86 @@ static void start_auth(struct px_client *cl)
     client_send(cl, &b);
 }
 
+/* PostgreSQL's parse_bool: true/false, yes/no, on/off (any unique prefix), 1/0. 1, 0, or -1 if neither. */
+static int parse_bool(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0)
+        return -1;
+    if (strncasecmp(v, "true", n) == 0 || strncasecmp(v, "yes", n) == 0 || strcmp(v, "1") == 0 ||
+        (n >= 2 && strncasecmp(v, "on", n) == 0))
+        return 1;
+    if (strncasecmp(v, "false", n) == 0 || strncasecmp(v, "no", n) == 0 || strcmp(v, "0") == 0 ||
+        (n >= 2 && strncasecmp(v, "off", n) == 0))
+        return 0;
+    return -1;
+}
+
+/* NegotiateProtocolVersion, as PostgreSQL 15 sends it for a 3.x request with x > 0 or _pq_ options. */
+static void negotiate_version(struct px_client *cl, const struct proto_startup *st)
+{
+    struct proto_buf b;
+    size_t start;
+    uint32_t n = 0;
+
+    for (int i = 0; i < st->nparams; i++)
+        n += strncmp(st->params[i].name, "_pq_.", 5) == 0;
+    if ((st->version & 0xffff) == 0 && n == 0)
+        return;
+    proto_buf_init(&b);
+    start = proto_msg_begin(&b, PROTO_BE_NEGOTIATE_VERSION);
+    proto_put_u32(&b, 3u << 16);
+    proto_put_u32(&b, n);
+    for (int i = 0; i < st->nparams; i++)
+        if (strncmp(st->params[i].name, "_pq_.", 5) == 0)
+            proto_put_cstr(&b, st->params[i].name);
+    proto_msg_end(&b, start);
+    client_send(cl, &b);
+}
+
+static void startup_clear(struct px_client *cl)
+{
+    for (int i = 0; i < cl->nstartup; i++) {
+        free(cl->startup[i].name);
+        free(cl->startup[i].value);
+        free(cl->startup[i].norm);
+    }
+    free(cl->startup);
+    cl->startup = NULL;
+    cl->nstartup = 0;
+}
+
+/* Records a startup setting (a repeated name keeps its last value, as in PostgreSQL). 0 or -1. */
+static int startup_add(struct px_client *cl, const char *name, const char *value)
+{
+    struct px_checked *c;
+    char *v;
+
+    for (int i = 0; i < cl->nstartup; i++)
+        if (strcasecmp(cl->startup[i].name, name) == 0) {
+            if (!(v = strdup(value)))
+                return -1;
+            free(cl->startup[i].value);
+            cl->startup[i].value = v;
+            return 0;
+        }
+    if (!(c = realloc(cl->startup, sizeof(*c) * (size_t)(cl->nstartup + 1))))
+        return -1;
+    cl->startup = c;
+    c += cl->nstartup;
+    c->name = strdup(name);
+    c->value = strdup(value);
+    c->norm = NULL;
+    if (!c->name || !c->value) {
+        free(c->name);
+        free(c->value);
+        return -1;
+    }
+    cl->nstartup++;
+    return 0;
+}
+
 static int copy_startup(struct px_client *cl, const struct proto_startup *st)
 {
     const char *user = proto_startup_get(st, "user");
@@ -366,22 +451,163 @@ static int copy_startup(struct px_client *cl, const struct proto_startup *st)
     }
     for (int i = 0; i < st->nparams; i++) {
         const char *name = st->params[i].name, *value = st->params[i].value;
-        int p = px_param_find(name);
 
-        if (p >= 0)
-            px_params_set(&cl->want, p, value);
-        else if (strcmp(name, "replication") == 0) {
+        if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0 || strncmp(name, "_pq_.", 5) == 0)
+            continue;
+        if (strcmp(name, "replication") == 0) {
+            int b = parse_bool(value);
+
+            if (b == 0)
+                continue;          /* replication=false: an ordinary connection */
+            if (b < 0 && strcmp(value, "database") != 0) {
+                char msg[128];
+
+                snprintf(msg, sizeof(msg), "invalid value for parameter \"replication\": \"%.64s\"", value);
+                client_fatal(cl, "22023", msg);
+                return -1;
+            }
             client_fatal(cl, "08004", "pglane does not proxy replication connections");
             return -1;
-        } else if (strcmp(name, "options") == 0 && *value) {
+        }
+        if (strcmp(name, "options") == 0) {
+            if (!*value)
+                continue;
             client_fatal(cl, "08004", "pglane: startup parameter \"options\" is not supported; "
                                       "use lane settings or SET");
             return -1;
-        } else if (strcmp(name, "user") != 0 && strcmp(name, "database") != 0) {
-            CLOG(cl, CONF_LOG_DEBUG, "ignoring startup parameter %s", name);
+        }
+        /* Any other parameter is a setting: checked by a server of the pool at login (as PostgreSQL
+         * checks it), then applied for this client in each of its transactions. */
+        if (startup_add(cl, name, value) < 0) {
+            client_fatal(cl, "53200", "pglane: out of memory");
+            return -1;
         }
     }
-    return 0;
+    negotiate_version(cl, st);
+    return cl->state == CL_CLOSED ? -1 : 0;
+}
+
+/* The pool's record of a startup value a server accepted, or NULL. */
+static const struct px_checked *checked_find(const struct px_pool *pool, const struct px_checked *kv)
+{
+    for (int i = 0; i < pool->nchecked; i++)
+        if (strcasecmp(pool->checked[i].name, kv->name) == 0 && strcmp(pool->checked[i].value, kv->value) == 0)
+            return &pool->checked[i];
+    return NULL;
+}
+
+static void checked_add(struct px_pool *pool, const char *name, const char *value, const char *norm)
+{
+    struct px_checked *c;
+
+    if (pool->nchecked >= PX_CHECKED_MAX || !(c = realloc(pool->checked, sizeof(*c) * (size_t)(pool->nchecked + 1))))
+        return;
+    pool->checked = c;
+    c += pool->nchecked;
+    c->name = strdup(name);
+    c->value = strdup(value);
+    c->norm = strdup(norm);
+    if (c->name && c->value && c->norm) {
+        pool->nchecked++;
+        return;
+    }
+    free(c->name);
+    free(c->value);
+    free(c->norm);
+}
+
+/* The startup values, now as PostgreSQL has them, become the client's wanted settings. */
+static int apply_startup(struct px_client *cl)
+{
+    int rc = 0;
+
+    for (int i = 0; i < cl->nstartup; i++) {
+        const struct px_checked *c = &cl->startup[i];
+        const char *v = c->norm ? c->norm : c->value;
+        int p = px_param_find(c->name);
+
+        if (p >= 0)
+            px_params_set(&cl->want, p, v);
+        else if (px_kvlist_set(&cl->gucs, c->name, v) < 0)
+            rc = -1;
+    }
+    startup_clear(cl);
+    return rc;
+}
+
+/* 1 if every startup value is one the pool's servers accepted before (then applied), else 0. */
+static int startup_known(struct px_client *cl, const struct px_pool *pool)
+{
+    for (int i = 0; i < cl->nstartup; i++)
+        if (!checked_find(pool, &cl->startup[i]))
+            return 0;
+    for (int i = 0; i < cl->nstartup; i++) {
+        free(cl->startup[i].norm);
+        cl->startup[i].norm = strdup(checked_find(pool, &cl->startup[i])->norm);
+        if (!cl->startup[i].norm)
+            return 0;
+    }
+    return apply_startup(cl) == 0;
+}
+
+/* Sends a server's ErrorResponse to the client as a FATAL one (as PostgreSQL refuses a startup
+ * value), then closes the connection. */
+void px_client_fail_error(struct px_client *cl, const uint8_t *body, uint32_t len)
+{
+    const uint8_t *p = body, *end = body + len;
+    struct proto_buf b;
+    size_t start;
+
+    proto_buf_init(&b);
+    start = proto_msg_begin(&b, PROTO_BE_ERROR);
+    while (p < end && *p) {
+        uint8_t code = *p++;
+        const uint8_t *z = memchr(p, 0, (size_t)(end - p));
+
+        if (!z)
+            break;
+        proto_put_u8(&b, code);
+        proto_put_cstr(&b, code == 'S' || code == 'V' ? "FATAL" : (const char *)p);
+        p = z + 1;
+    }
+    proto_put_u8(&b, 0);
+    proto_msg_end(&b, start);
+    if (!b.failed)
+        (void)px_conn_send_copy(&cl->conn, b.data, b.len);
+    proto_buf_free(&b);
+    px_client_close(cl, "server refused a setting");
+}
+
+void px_client_checked(struct px_client *cl, struct px_server *sv)
+{
+    struct proto_buf *notices = cl->login_notices;
+
+    cl->validate = 0;
+    cl->login_notices = NULL;
+    if (notices) {
+        if (!notices->failed)
+            (void)px_conn_send_copy(&cl->conn, notices->data, notices->len);
+        proto_buf_free(notices);
+        free(notices);
+    }
+    if (sv->own_err) {
+        uint8_t *err = sv->own_err;
+
+        sv->own_err = NULL;
+        CLOG(cl, CONF_LOG_INFO, "%s", "startup parameters refused by the server");
+        px_client_fail_error(cl, err + PROTO_HEADER_LEN, sv->own_err_len - PROTO_HEADER_LEN);
+        free(err);
+        return;
+    }
+    for (int i = 0; !notices && i < cl->nstartup; i++)
+        if (cl->startup[i].norm && !checked_find(cl->pool, &cl->startup[i]))
+            checked_add(cl->pool, cl->startup[i].name, cl->startup[i].value, cl->startup[i].norm);
+    if (apply_startup(cl) < 0) {
+        px_server_detach(sv);
+        client_fatal(cl, "53200", "pglane: out of memory");
+        return;
+    }
+    px_server_attach_continue(sv, cl);
 }
 
 static void startup_read(struct px_client *cl)
@@ -946,6 +1172,13 @@ void px_client_free(struct px_client *cl)
 {
     px_prep_client_free(cl);
     px_params_clear(&cl->want);
+    startup_clear(cl);
+    px_kvlist_clear(&cl->gucs);
+    if (cl->login_notices) {
+        proto_buf_free(cl->login_notices);
+        free(cl->login_notices);
+    }
+    free(cl->unnamed);
     free(cl->scram);
     if (!cl->names_shared) {
         free(cl->user);
