@@ -875,6 +875,56 @@ static int is_statement_message(uint8_t type)
     return type == PROTO_FE_PARSE || type == PROTO_FE_BIND || type == PROTO_FE_DESCRIBE || type == PROTO_FE_CLOSE;
 }
 
+static void unnamed_forget(struct px_client *cl)
+{
+    free(cl->unnamed);
+    cl->unnamed = NULL;
+    cl->unnamed_len = 0;
+}
+
+/*
+ * Follows the client's unnamed statement (transaction pooling with prepared statements): the body of
+ * its latest unnamed Parse, kept to replay it where the server's unnamed statement is not the
+ * client's. A Bind or Describe of the unnamed statement with no unnamed Parse on the current server
+ * before it goes through the prepared-statement mapping, which makes sure. 0 or -1.
+ */
+static int track_unnamed(struct px_client *cl, const struct proto_frame *f)
+{
+    const uint8_t *p = f->body;
+    size_t n;
+
+    switch (f->type) {
+    case PROTO_FE_PARSE:
+        if (f->len < 2 || p[0] != 0)
+            return 0;
+        cl->unnamed_parsed = 1;
+        if (cl->unnamed && cl->unnamed_len == f->len - 1 && memcmp(cl->unnamed, p + 1, f->len - 1) == 0)
+            return 0;
+        unnamed_forget(cl);
+        if (!(cl->unnamed = malloc(f->len - 1)))
+            return -1;
+        memcpy(cl->unnamed, p + 1, f->len - 1);
+        cl->unnamed_len = f->len - 1;
+        return 0;
+    case PROTO_FE_BIND:
+        n = strnlen((const char *)p, f->len);
+        if (n + 1 < f->len && p[n + 1] == 0 && !cl->unnamed_parsed)
+            cl->prep_batch = 1;
+        return 0;
+    case PROTO_FE_DESCRIBE:
+    case PROTO_FE_CLOSE:
+        if (f->len < 2 || p[0] != 'S' || p[1] != 0)
+            return 0;
+        if (f->type == PROTO_FE_CLOSE)
+            unnamed_forget(cl);
+        else if (!cl->unnamed_parsed)
+            cl->prep_batch = 1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 /* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. */
 static int scan(struct px_client *cl, const char **err)
 {
@@ -914,6 +964,10 @@ static int scan(struct px_client *cl, const char **err)
                              (f.type == PROTO_FE_PARSE && f.len > 1 && f.body[0] == 0 &&
                               px_prep_is_deallocate(f.body + 1, strnlen((const char *)f.body + 1, f.len - 1)))))
                 cl->prep_batch = 1;
+            if (prepared && track_unnamed(cl, &f) < 0) {
+                *err = "out of memory";
+                return -1;
+            }
             if ((f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) &&
                 look_at_statement(cl, &f)) {
                 b->pos += PROTO_HEADER_LEN + f.len;
@@ -926,6 +980,9 @@ static int scan(struct px_client *cl, const char **err)
             b->len = b->pos;             /* nothing after Terminate matters */
             return 0;
         case PROTO_FE_QUERY:
+            if (prepared)
+                unnamed_forget(cl);      /* a simple Query drops the unnamed statement */
+            /* fall through */
         case PROTO_FE_SYNC:
         case PROTO_FE_FUNCTION_CALL:
             cl->pending_z++;
@@ -963,6 +1020,8 @@ static int forward(struct px_client *cl)
         return px_prep_forward(cl);
     cl->begin_replay = 0;
     cl->fwd_remain = cl->conn.in.remain;
+    if (cl->unnamed_parsed)
+        cl->server->unnamed_owner = cl->conn.id;
     return px_forward(&cl->conn, &cl->server->conn);
 }
 
@@ -1128,6 +1187,7 @@ void px_client_detached(struct px_client *cl)
     cl->fingerprint = 0;
     cl->changes_session = 0;
     cl->lane_decided = 0;
+    cl->unnamed_parsed = 0;
     if (px->draining) {
         client_fatal(cl, "57P01", "pglane is shutting down");
         return;

@@ -296,6 +296,9 @@ int px_prep_drain(struct px_server *sv);
 int px_prep_head_is_synth(struct px_server *sv);
 int px_prep_swallows(struct px_server *sv, uint8_t type);
 void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f);
+/* The server's 42P05 for a name the client re-prepared is made to name the client's statement (f at
+ * sv's b->pos). 0, or -1 when the buffer cannot grow now (retry after the write in flight). */
+int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f);
 void px_prep_client_forget_all(struct px_client *cl);
 void px_prep_client_free(struct px_client *cl);
 void px_prep_server_forget_all(struct px_server *sv);

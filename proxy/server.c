@@ -743,6 +743,8 @@ static int scan(struct px_server *sv)
             }
             if (f.type == PROTO_BE_ERROR && sv->guard_for && px_guard_rewrite(sv, &f) < 0)
                 break;            /* retried when the write in flight completes */
+            if (f.type == PROTO_BE_ERROR && prep && px_prep_rewrite_error(sv, &f) < 0)
+                break;
             if (inspect(sv, &f)) {
                 /* Dropped: pglane's own replies always precede anything for the client. */
                 b->pos += PROTO_HEADER_LEN + f.len;
