@@ -925,6 +925,17 @@ static int track_unnamed(struct px_client *cl, const struct proto_frame *f)
     }
 }
 
+/* The length of a Bind's header, portal name and statement name, if avail bytes hold them, else 0. */
+static uint32_t bind_prefix(const uint8_t *msg, uint32_t avail)
+{
+    const uint8_t *p = msg + PROTO_HEADER_LEN, *end = msg + avail, *z;
+
+    if (avail <= PROTO_HEADER_LEN || !(z = memchr(p, 0, (size_t)(end - p))) ||
+        !(z = memchr(z + 1, 0, (size_t)(end - z - 1))))
+        return 0;
+    return (uint32_t)(z + 1 - msg);
+}
+
 /* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. */
 static int scan(struct px_client *cl, const char **err)
 {
@@ -951,14 +962,37 @@ static int scan(struct px_client *cl, const char **err)
         if ((tx_pooling && (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) &&
              PROTO_HEADER_LEN + f.len <= ROUTE_MAX_MSG) ||
             (prepared && is_statement_message(f.type))) {
-            if (avail < PROTO_HEADER_LEN + f.len) {
-                if (!cl->conn.writing && px_buf_reserve(b, PROTO_HEADER_LEN + f.len - avail) < 0) {
+            uint32_t whole = PROTO_HEADER_LEN + f.len;
+
+            if (f.type == PROTO_FE_BIND && whole > ROUTE_MAX_MSG) {
+                /* A large Bind streams through: only its names are needed, the values are not. */
+                whole = bind_prefix(b->data + b->pos, avail < whole ? avail : whole);
+                if (whole == 0 && avail >= PROTO_HEADER_LEN + f.len) {
+                    *err = "invalid Bind message";
+                    return -1;
+                }
+                if (whole == 0) {
+                    if (!cl->conn.writing && px_buf_reserve(b, PX_READ_MIN) < 0) {
+                        *err = "out of memory";
+                        return -1;
+                    }
+                    return 0;
+                }
+            }
+            if (whole > PX_BUF_MAX) {
+                *err = "pglane: a Parse, Describe or Close message over 64 MB cannot be mapped to a "
+                       "shared prepared statement";
+                return -2;
+            }
+            if (avail < whole) {
+                if (!cl->conn.writing && px_buf_reserve(b, whole - avail) < 0) {
                     *err = "out of memory";
                     return -1;
                 }
                 return 0;
             }
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
+            f.len = whole - PROTO_HEADER_LEN;   /* a streamed Bind: its names only */
             if (prepared && (names_statement(&f) ||
                              (f.type == PROTO_FE_QUERY && px_prep_is_deallocate(f.body, f.len)) ||
                              (f.type == PROTO_FE_PARSE && f.len > 1 && f.body[0] == 0 &&
@@ -1006,7 +1040,7 @@ static int scan(struct px_client *cl, const char **err)
         }
         px_stats_query_begin(cl);
         b->pos += PROTO_HEADER_LEN;
-        b->remain = f.len;
+        b->remain = proto_get_u32(b->data + b->pos - 4) - 4;
     }
     return 0;
 }
@@ -1125,8 +1159,10 @@ void px_client_on_read(struct px_client *cl)
     case CL_CLOSED:
         return;
     }
-    if (scan(cl, &err) < 0) {
-        client_fatal(cl, "08P01", err ? err : "protocol violation");
+    int r = scan(cl, &err);
+
+    if (r < 0) {
+        client_fatal(cl, r == -2 ? "54000" : "08P01", err ? err : "protocol violation");
         return;
     }
     px_client_pump(cl);

@@ -600,31 +600,36 @@ static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_
     return queue_push(sv, Q_CLOSE, Q_SWALLOW, 0);
 }
 
-/* Rewrites a Bind or a Describe of a named statement to pglane's name, preparing it if needed. */
+/*
+ * Rewrites a Bind or a Describe of a named statement to pglane's name, preparing it if needed. Of a
+ * large Bind only `have` body bytes (at least its names) may be here: the rest streams after them.
+ */
 static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
-                        struct proto_buf *out)
+                        uint32_t have, struct proto_buf *out)
 {
     const uint8_t *body = msg + PROTO_HEADER_LEN;
-    size_t pre = msg[0] == PROTO_FE_BIND ? cstr_len(body, len) + 1 : 1;   /* portal name or 'S' */
+    size_t pre = msg[0] == PROTO_FE_BIND ? cstr_len(body, have) + 1 : 1;   /* portal name or 'S' */
     uint8_t qtype = msg[0] == PROTO_FE_BIND ? Q_BIND : Q_DESC_STMT;
     const char *name = (const char *)body + pre;
     struct px_cstmt *cs;
-    size_t nl, start;
+    char sname[24];
+    size_t nl, snl;
 
-    if (pre < len && body[pre] == 0 && unnamed_own(cl, sv, out) < 0)
+    if (pre < have && body[pre] == 0 && unnamed_own(cl, sv, out) < 0)
         return -1;
-    if (pre >= len || (nl = cstr_len(body + pre, len - pre)) >= len - pre || nl == 0 ||
+    if (pre >= have || (nl = cstr_len(body + pre, have - pre)) >= have - pre || nl == 0 ||
         !(cs = cstmt_find(cl, name))) {
-        raw(out, msg, PROTO_HEADER_LEN + len);
+        raw(out, msg, PROTO_HEADER_LEN + have);
         return queue_push(sv, qtype, 0, 0);
     }
     if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
         return -1;
-    start = proto_msg_begin(out, msg[0]);
+    snl = (size_t)snprintf(sname, sizeof(sname), "_pgl_%u", cs->stmt->id);
+    proto_put_u8(out, msg[0]);
+    proto_put_u32(out, (uint32_t)(4 + len - nl + snl));
     proto_put_bytes(out, body, pre);
-    put_name(out, cs->stmt->id);
-    proto_put_bytes(out, body + pre + nl + 1, len - pre - nl - 1);
-    proto_msg_end(out, start);
+    proto_put_bytes(out, sname, snl + 1);
+    proto_put_bytes(out, body + pre + nl + 1, have - pre - nl - 1);
     if (qtype == Q_BIND)
         cl->last_bound = cs->stmt->id;
     return queue_push(sv, qtype, 0, cs->stmt->id);
@@ -741,10 +746,10 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
     case PROTO_FE_PARSE:
         return on_parse(cl, sv, msg, len, out);
     case PROTO_FE_BIND:
-        return on_named_use(cl, sv, msg, len, out);
+        return on_named_use(cl, sv, msg, len, len, out);
     case PROTO_FE_DESCRIBE:
         if (len >= 1 && msg[PROTO_HEADER_LEN] == 'S')
-            return on_named_use(cl, sv, msg, len, out);
+            return on_named_use(cl, sv, msg, len, len, out);
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_DESC_PORTAL, 0, 0);
     case PROTO_FE_CLOSE:
@@ -868,7 +873,10 @@ int px_prep_forward(struct px_client *cl)
         uint32_t len = proto_get_u32(b->data + off + 1) - 4;
 
         if (off + PROTO_HEADER_LEN + len > b->pos) {   /* streamed: the rest comes later */
-            raw(&out, b->data + off, b->pos - off);
+            if (b->data[off] == PROTO_FE_BIND && b->pos - off > PROTO_HEADER_LEN)
+                rc = on_named_use(cl, sv, b->data + off, len, b->pos - off - PROTO_HEADER_LEN, &out);
+            else
+                raw(&out, b->data + off, b->pos - off);
             break;
         }
         rc = one_message(cl, sv, b->data + off, len, &out);
