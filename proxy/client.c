@@ -535,15 +535,31 @@ static int apply_startup(struct px_client *cl)
     return rc;
 }
 
+/* An application_name PostgreSQL keeps as it is: under NAMEDATALEN bytes of printable ASCII (a
+ * longer one is truncated with a NOTICE, other bytes become '?': a server says how). */
+static int plain_app_name(const struct px_checked *c)
+{
+    size_t n = 0;
+
+    if (strcasecmp(c->name, "application_name") != 0)
+        return 0;
+    for (const char *p = c->value; *p; p++, n++)
+        if (*p < 32 || *p > 126 || n >= 63)
+            return 0;
+    return 1;
+}
+
 /* 1 if every startup value is one the pool's servers accepted before (then applied), else 0. */
 static int startup_known(struct px_client *cl, const struct px_pool *pool)
 {
     for (int i = 0; i < cl->nstartup; i++)
-        if (!checked_find(pool, &cl->startup[i]))
+        if (!plain_app_name(&cl->startup[i]) && !checked_find(pool, &cl->startup[i]))
             return 0;
     for (int i = 0; i < cl->nstartup; i++) {
+        const struct px_checked *c = checked_find(pool, &cl->startup[i]);
+
         free(cl->startup[i].norm);
-        cl->startup[i].norm = strdup(checked_find(pool, &cl->startup[i])->norm);
+        cl->startup[i].norm = strdup(c ? c->norm : cl->startup[i].value);
         if (!cl->startup[i].norm)
             return 0;
     }
