@@ -552,7 +552,9 @@ void px_server_client_gone(struct px_server *sv, int clean)
     sv->client = NULL;
     if (sv->state != SV_ACTIVE)
         return;
-    if (!clean || px->exiting) {
+    /* A reply to pglane's own query still to come (the check of startup values, a parameter sync)
+     * would be misread once another client is attached: close rather than wait. */
+    if (!clean || px->exiting || sv->swallow_z) {
         px_server_close(sv, "client disconnected with a transaction or request open");
         return;
     }

@@ -295,7 +295,7 @@ static void test_startup_guc_applied(void **state)
 static void test_many_parameters_and_replication_false(void **state)
 {
     (void)state;
-    static char names[40][16];
+    static char names[40][24];
     const char *nv[40], *vv[40];
     const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
 
