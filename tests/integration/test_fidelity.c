@@ -258,6 +258,43 @@ static void test_bad_startup_value_refused_no_leak(void **state)
     h_pass();
 }
 
+/* Startup role=...: the role is the client's in each of its transactions and no other client's.
+ * When applying it fails later (membership revoked), the client gets PostgreSQL's error as a FATAL
+ * and is closed: its statements never run without its settings. (PostgreSQL keeps a role already
+ * set, so this is where pglane cannot match and says so.) */
+static void test_failed_setting_sync_closes(void **state)
+{
+    (void)state;
+    const char *nv[] = { "role" }, *vv[] = { "fid_role" };
+    struct login a, b;
+    char st[6];
+
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "DROP ROLE IF EXISTS fid_role; CREATE ROLE fid_role; "
+                                            "GRANT fid_role TO " H_MD5_USER), 0);
+    assert_int_equal(raw_login(&g_tx1, 3u << 16, nv, vv, 1, &a), 0);
+    assert_int_equal(raw_login(&g_tx1, 3u << 16, NULL, NULL, 0, &b), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(raw_query1(a.fd, "SELECT current_user"), "fid_role");
+        assert_string_equal(raw_query1(b.fd, "SELECT current_user"), H_MD5_USER);
+    }
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "REVOKE fid_role FROM " H_MD5_USER), 0);
+    uint8_t q[32] = { 'Q' };
+    const char *sql = "SELECT current_user";
+    put32(q + 1, (uint32_t)(4 + strlen(sql) + 1));
+    memcpy(q + 5, sql, strlen(sql) + 1);
+    assert_int_equal(h_raw_send(a.fd, q, 5 + strlen(sql) + 1), 0);
+    assert_int_equal(h_raw_expect_error_or_close(a.fd, 10000, st), 1);
+    assert_string_equal(st, "42501");
+    uint8_t *body = NULL;
+    uint32_t blen;
+    assert_int_equal(h_raw_read_msg(a.fd, 10000, &body, &blen), H_RAW_EOF);
+    raw_close(&a);
+    assert_string_equal(raw_query1(b.fd, "SELECT current_user"), H_MD5_USER);
+    raw_close(&b);
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "DROP ROLE fid_role"), 0);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------ item 4 */
 
 static void test_unknown_startup_parameter(void **state)
@@ -576,6 +613,7 @@ int main(void)
     h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_startup_value_refused_no_leak, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_setting_sync_closes, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_startup_parameter, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_startup_guc_applied, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_many_parameters_and_replication_false, h_test_setup, h_test_teardown),
