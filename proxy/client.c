@@ -619,8 +619,7 @@ void px_client_checked(struct px_client *cl, struct px_server *sv)
         if (cl->startup[i].norm && !checked_find(cl->pool, &cl->startup[i]))
             checked_add(cl->pool, cl->startup[i].name, cl->startup[i].value, cl->startup[i].norm);
     if (apply_startup(cl) < 0) {
-        px_server_detach(sv);
-        client_fatal(cl, "53200", "pglane: out of memory");
+        client_fatal(cl, "53200", "pglane: out of memory");   /* hands the server back */
         return;
     }
     px_server_attach_continue(sv, cl);
