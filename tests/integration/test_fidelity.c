@@ -500,6 +500,51 @@ static void test_reprepare_existing_name(void **state)
     h_pass();
 }
 
+/* Item 5 in one pipeline: the second Parse of a name fails, the rest up to the Sync is skipped. */
+static void test_reprepare_in_pipeline(void **state)
+{
+    (void)state;
+    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+
+    for (int i = 0; i < 2; i++) {
+        PGconn *c = h_connect(lanes[i], NULL);
+        ExecStatusType want[] = { PGRES_COMMAND_OK, PGRES_FATAL_ERROR, PGRES_FATAL_ERROR };
+        const char *states[] = { "", "42P05", "" };
+        PGresult *r;
+
+        H_ASSERT_CONNECTED(c);
+        /* "select 5" is known to the server (and to pglane) from an earlier statement. */
+        assert_string_equal(prepare_state(c, "warm5", "select 5", NULL, 0), "");
+        assert_int_equal(PQenterPipelineMode(c), 1);
+        assert_int_equal(PQsendPrepare(c, "p5", "select 5", 0, NULL), 1);
+        assert_int_equal(PQsendPrepare(c, "p5", "select 6", 0, NULL), 1);
+        assert_int_equal(PQsendPrepare(c, "p6", "select 6", 0, NULL), 1);
+        assert_int_equal(PQpipelineSync(c), 1);
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(h_wait_result(c, 10000), 0);
+            r = PQgetResult(c);
+            assert_non_null(r);
+            ExecStatusType st = PQresultStatus(r);
+            /* libpq reports the skipped one as PGRES_PIPELINE_ABORTED */
+            if (k == 2)
+                assert_int_equal(st, PGRES_PIPELINE_ABORTED);
+            else
+                assert_int_equal(st, want[k]);
+            assert_string_equal(state_of(r), states[k]);
+            PQclear(r);
+            assert_null(PQgetResult(c));
+        }
+        r = PQgetResult(c);
+        assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+        PQclear(r);
+        assert_int_equal(PQexitPipelineMode(c), 1);
+        assert_string_equal(exec_prepared(c, "p5"), "5");
+        assert_string_equal(exec_prepared(c, "p6"), "E:26000");
+        PQfinish(c);
+    }
+    h_pass();
+}
+
 /* Item 6: Parse in a failed transaction gives 25P02 and creates nothing. */
 static void test_parse_in_failed_transaction(void **state)
 {
@@ -620,6 +665,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_negotiate_protocol_version, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_parameter_status_normalised, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_reprepare_existing_name, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_reprepare_in_pipeline, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_parse_in_failed_transaction, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_unnamed_statement_is_the_clients, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_bind_over_64mb, h_test_setup, h_test_teardown),
