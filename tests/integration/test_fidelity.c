@@ -531,6 +531,9 @@ static void test_reprepare_in_pipeline(void **state)
             else
                 assert_int_equal(st, want[k]);
             assert_string_equal(state_of(r), states[k]);
+            if (k == 1)
+                assert_string_equal(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY),
+                                    "prepared statement \"p5\" already exists");
             PQclear(r);
             assert_null(PQgetResult(c));
         }
