@@ -14,6 +14,8 @@
 /* Query and Parse messages up to this size are read whole in transaction pooling, so that routing
  * and the session-change check can look at their text; larger ones stream through. */
 #define ROUTE_MAX_MSG (64u * 1024)
+#define OVERSIZE_MSG "pglane: a Parse, Describe or Close message over 64 MB cannot be mapped to a shared " \
+                     "prepared statement"
 
 #define CLOG(cl, lvl, fmt, ...) \
     px_log(lvl, "C-%llu %s %s/%s: " fmt, (unsigned long long)(cl)->conn.id, PX_CLIENT_ADDR(cl), \
@@ -962,6 +964,34 @@ static int scan(struct px_client *cl, const char **err)
     while (b->pos < b->len) {
         uint32_t avail = b->len - b->pos;
 
+        if (cl->discard) {         /* dropped in place: nothing after pos was forwarded */
+            uint32_t n = cl->discard < avail ? cl->discard : avail;
+
+            memmove(b->data + b->pos, b->data + b->pos + n, avail - n);
+            b->len -= n;
+            cl->discard -= n;
+            if (cl->discard == 0 && cl->discard_fatal) {
+                *err = OVERSIZE_MSG;
+                return -2;
+            }
+            continue;
+        }
+        if (cl->skip_sync) {
+            if (proto_frame_header(b->data + b->pos, avail, PROTO_PHASE_FRONTEND, &f, err) != PROTO_FRAME_OK)
+                return avail < PROTO_HEADER_LEN ? 0 : -1;
+            cl->discard = PROTO_HEADER_LEN + f.len;
+            if (f.type == PROTO_FE_SYNC) {
+                struct proto_buf z;
+
+                cl->skip_sync = 0;
+                proto_buf_init(&z);
+                proto_build_ready(&z, 'I');
+                client_send(cl, &z);
+                if (cl->state == CL_CLOSED)
+                    return -2;
+            }
+            continue;
+        }
         if (b->remain) {
             uint32_t n = b->remain < avail ? b->remain : avail;
 
@@ -995,9 +1025,24 @@ static int scan(struct px_client *cl, const char **err)
                 }
             }
             if (whole > PX_BUF_MAX) {
-                *err = "pglane: a Parse, Describe or Close message over 64 MB cannot be mapped to a "
-                       "shared prepared statement";
-                return -2;
+                /* Read and dropped, so that the client (still writing it) reads the error rather
+                 * than a connection reset. Between transactions the connection goes on as after
+                 * any error of the extended protocol: skip to Sync. */
+                cl->discard = PROTO_HEADER_LEN + f.len;
+                if (cl->state == CL_IDLE && b->pos == b->start && !cl->pending_z) {
+                    struct proto_buf e;
+
+                    proto_buf_init(&e);
+                    proto_build_error(&e, "ERROR", "54000", OVERSIZE_MSG, NULL, NULL);
+                    client_send(cl, &e);
+                    cl->skip_sync = 1;
+                    cl->unsynced = 0;
+                    if (cl->state == CL_CLOSED)
+                        return -2;
+                } else {
+                    cl->discard_fatal = 1;
+                }
+                continue;
             }
             if (avail < whole) {
                 if (!cl->conn.writing && px_buf_reserve(b, whole - avail) < 0) {
@@ -1176,8 +1221,13 @@ void px_client_on_read(struct px_client *cl)
     }
     int r = scan(cl, &err);
 
+    if (r == -2) {
+        if (cl->state != CL_CLOSED)
+            client_fatal(cl, "54000", err);
+        return;
+    }
     if (r < 0) {
-        client_fatal(cl, r == -2 ? "54000" : "08P01", err ? err : "protocol violation");
+        client_fatal(cl, "08P01", err ? err : "protocol violation");
         return;
     }
     px_client_pump(cl);

@@ -328,6 +328,9 @@ struct px_client {
     uint8_t unnamed_parsed;        /* a Parse of the unnamed statement went to the current server */
     uint8_t *unnamed;              /* body of its latest unnamed Parse after the name (NULL = none) */
     uint32_t unnamed_len;
+    uint32_t discard;              /* bytes of an over-large message still to drop (then its error) */
+    uint8_t skip_sync;             /* after that error: messages are dropped up to a Sync (answered 'I') */
+    uint8_t discard_fatal;         /* ... or the connection is closed once the message is dropped */
     uint32_t cancel_pid, cancel_key;
     uint32_t pending_z;            /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
     uint8_t unsynced;              /* extended-protocol messages sent since the last Sync */

@@ -649,9 +649,24 @@ static void test_bind_over_64mb(void **state)
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         assert_string_equal(PQgetvalue(r, 0, 0), "73400320");
         PQclear(r);
-        assert_string_equal(exec_prepared(c, "big") , "E:08P01");
+        assert_string_equal(exec_prepared(c, "big"), "E:08P01");
         PQfinish(c);
     }
+    /* A Parse over 64 MB is the documented limit of the mapping: a clear 54000 ERROR, not "out of
+     * memory" (PostgreSQL itself would take it); the connection goes on, as after any error. */
+    memcpy(big, "select '", 8);
+    big[n - 1] = '\'';
+    PGconn *c = h_connect(&g_tx1, NULL);
+    H_ASSERT_CONNECTED(c);
+    PGresult *r = PQprepare(c, "huge", big, 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    if (strcmp(state_of(r), "54000") != 0)
+        print_error("huge Parse: %s\n", PQresultErrorMessage(r));
+    assert_string_equal(state_of(r), "54000");
+    PQclear(r);
+    assert_string_equal(exec1(c, "select 8"), "8");
+    assert_string_equal(exec_prepared(c, "huge"), "E:26000");
+    PQfinish(c);
     free(big);
     h_pass();
 }
