@@ -484,6 +484,8 @@ static int copy_startup(struct px_client *cl, const struct proto_startup *st)
             client_fatal(cl, "53200", "pglane: out of memory");
             return -1;
         }
+        if (px_param_find(name) >= 0)   /* routing by identity looks at it before the check */
+            px_params_set(&cl->want, px_param_find(name), value);
     }
     negotiate_version(cl, st);
     return cl->state == CL_CLOSED ? -1 : 0;
@@ -551,11 +553,20 @@ static int plain_app_name(const struct px_checked *c)
     return 1;
 }
 
+/* A tracked parameter's value exactly as the pool's servers report it by default (UTF8, "ISO, MDY"). */
+static int server_default(const struct px_checked *c, const struct px_pool *pool)
+{
+    int p = px_param_find(c->name);
+
+    return p >= 0 && pool->defaults.v[p] && strcmp(pool->defaults.v[p], c->value) == 0;
+}
+
 /* 1 if every startup value is one the pool's servers accepted before (then applied), else 0. */
 static int startup_known(struct px_client *cl, const struct px_pool *pool)
 {
     for (int i = 0; i < cl->nstartup; i++)
-        if (!plain_app_name(&cl->startup[i]) && !checked_find(pool, &cl->startup[i]))
+        if (!plain_app_name(&cl->startup[i]) && !server_default(&cl->startup[i], pool) &&
+            !checked_find(pool, &cl->startup[i]))
             return 0;
     for (int i = 0; i < cl->nstartup; i++) {
         const struct px_checked *c = checked_find(pool, &cl->startup[i]);
