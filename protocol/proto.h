@@ -87,7 +87,8 @@ enum proto_startup_kind {
     PROTO_STARTUP_V3, PROTO_STARTUP_SSL, PROTO_STARTUP_GSSENC, PROTO_STARTUP_CANCEL
 };
 
-#define PROTO_MAX_STARTUP_PARAMS 32
+/* As many as a startup packet can hold ("a\0\0" each): PostgreSQL limits only the packet's length. */
+#define PROTO_MAX_STARTUP_PARAMS ((PROTO_MAX_STARTUP_LEN - 9) / 3)
 
 struct proto_startup {
     enum proto_startup_kind kind;

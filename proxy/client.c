@@ -14,10 +14,14 @@
 /* Query and Parse messages up to this size are read whole in transaction pooling, so that routing
  * and the session-change check can look at their text; larger ones stream through. */
 #define ROUTE_MAX_MSG (64u * 1024)
+#define OVERSIZE_MSG "pglane: a Parse, Describe or Close message over 64 MB cannot be mapped to a shared " \
+                     "prepared statement"
 
 #define CLOG(cl, lvl, fmt, ...) \
     px_log(lvl, "C-%llu %s " PX_LOG_NAME "/" PX_LOG_NAME ": " fmt, (unsigned long long)(cl)->conn.id, PX_CLIENT_ADDR(cl), \
            (cl)->user ? (cl)->user : "-", (cl)->database ? (cl)->database : "-", __VA_ARGS__)
+
+static int startup_known(struct px_client *cl, const struct px_pool *pool);
 
 static void client_send(struct px_client *cl, struct proto_buf *b)
 {
@@ -284,7 +288,10 @@ static void login_ok(struct px_client *cl)
     }
     free(cl->scram);
     cl->scram = NULL;
-    if (pool->params_ready && px->conf->pool_mode == CONF_POOL_TRANSACTION) {
+    /* Startup settings no server of the pool accepted before are checked by one now: PostgreSQL's
+     * own answer (a refusal, the value as it reports it) reaches the client before login completes. */
+    cl->validate = !startup_known(cl, pool);
+    if (!cl->validate && pool->params_ready && px->conf->pool_mode == CONF_POOL_TRANSACTION) {
         cl->state = CL_IDLE;
         finish_login(cl);
         return;
@@ -403,6 +410,86 @@ static void start_auth(struct px_client *cl)
     client_send(cl, &b);
 }
 
+/* PostgreSQL's parse_bool: true/false, yes/no, on/off (any unique prefix), 1/0. 1, 0, or -1 if neither. */
+static int parse_bool(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0)
+        return -1;
+    if (strncasecmp(v, "true", n) == 0 || strncasecmp(v, "yes", n) == 0 || strcmp(v, "1") == 0 ||
+        (n >= 2 && strncasecmp(v, "on", n) == 0))
+        return 1;
+    if (strncasecmp(v, "false", n) == 0 || strncasecmp(v, "no", n) == 0 || strcmp(v, "0") == 0 ||
+        (n >= 2 && strncasecmp(v, "off", n) == 0))
+        return 0;
+    return -1;
+}
+
+/* NegotiateProtocolVersion, as PostgreSQL 15 sends it for a 3.x request with x > 0 or _pq_ options. */
+static void negotiate_version(struct px_client *cl, const struct proto_startup *st)
+{
+    struct proto_buf b;
+    size_t start;
+    uint32_t n = 0;
+
+    for (int i = 0; i < st->nparams; i++)
+        n += strncmp(st->params[i].name, "_pq_.", 5) == 0;
+    if ((st->version & 0xffff) == 0 && n == 0)
+        return;
+    proto_buf_init(&b);
+    start = proto_msg_begin(&b, PROTO_BE_NEGOTIATE_VERSION);
+    proto_put_u32(&b, 3u << 16);
+    proto_put_u32(&b, n);
+    for (int i = 0; i < st->nparams; i++)
+        if (strncmp(st->params[i].name, "_pq_.", 5) == 0)
+            proto_put_cstr(&b, st->params[i].name);
+    proto_msg_end(&b, start);
+    client_send(cl, &b);
+}
+
+static void startup_clear(struct px_client *cl)
+{
+    for (int i = 0; i < cl->nstartup; i++) {
+        free(cl->startup[i].name);
+        free(cl->startup[i].value);
+        free(cl->startup[i].norm);
+    }
+    free(cl->startup);
+    cl->startup = NULL;
+    cl->nstartup = 0;
+}
+
+/* Records a startup setting (a repeated name keeps its last value, as in PostgreSQL). 0 or -1. */
+static int startup_add(struct px_client *cl, const char *name, const char *value)
+{
+    struct px_checked *c;
+    char *v;
+
+    for (int i = 0; i < cl->nstartup; i++)
+        if (strcasecmp(cl->startup[i].name, name) == 0) {
+            if (!(v = strdup(value)))
+                return -1;
+            free(cl->startup[i].value);
+            cl->startup[i].value = v;
+            return 0;
+        }
+    if (!(c = realloc(cl->startup, sizeof(*c) * (size_t)(cl->nstartup + 1))))
+        return -1;
+    cl->startup = c;
+    c += cl->nstartup;
+    c->name = strdup(name);
+    c->value = strdup(value);
+    c->norm = NULL;
+    if (!c->name || !c->value) {
+        free(c->name);
+        free(c->value);
+        return -1;
+    }
+    cl->nstartup++;
+    return 0;
+}
+
 static int copy_startup(struct px_client *cl, const struct proto_startup *st)
 {
     const char *user = proto_startup_get(st, "user");
@@ -420,22 +507,189 @@ static int copy_startup(struct px_client *cl, const struct proto_startup *st)
     }
     for (int i = 0; i < st->nparams; i++) {
         const char *name = st->params[i].name, *value = st->params[i].value;
-        int p = px_param_find(name);
 
-        if (p >= 0)
-            px_params_set(&cl->want, p, value);
-        else if (strcmp(name, "replication") == 0) {
+        if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0 || strncmp(name, "_pq_.", 5) == 0)
+            continue;
+        if (strcmp(name, "replication") == 0) {
+            int b = parse_bool(value);
+
+            if (b == 0)
+                continue;          /* replication=false: an ordinary connection */
+            if (b < 0 && strcmp(value, "database") != 0) {
+                char msg[128];
+
+                snprintf(msg, sizeof(msg), "invalid value for parameter \"replication\": \"%.64s\"", value);
+                client_fatal(cl, "22023", msg);
+                return -1;
+            }
             client_fatal(cl, "08004", "pglane does not proxy replication connections");
             return -1;
-        } else if (strcmp(name, "options") == 0 && *value) {
+        }
+        if (strcmp(name, "options") == 0) {
+            if (!*value)
+                continue;
             client_fatal(cl, "08004", "pglane: startup parameter \"options\" is not supported; "
                                       "use lane settings or SET");
             return -1;
-        } else if (strcmp(name, "user") != 0 && strcmp(name, "database") != 0) {
-            CLOG(cl, CONF_LOG_DEBUG, "ignoring startup parameter " PX_LOG_NAME, name);
         }
+        /* Any other parameter is a setting: checked by a server of the pool at login (as PostgreSQL
+         * checks it), then applied for this client in each of its transactions. */
+        if (startup_add(cl, name, value) < 0) {
+            client_fatal(cl, "53200", "pglane: out of memory");
+            return -1;
+        }
+        if (px_param_find(name) >= 0)   /* routing by identity looks at it before the check */
+            px_params_set(&cl->want, px_param_find(name), value);
     }
-    return 0;
+    negotiate_version(cl, st);
+    return cl->state == CL_CLOSED ? -1 : 0;
+}
+
+/* The pool's record of a startup value a server accepted, or NULL. */
+static const struct px_checked *checked_find(const struct px_pool *pool, const struct px_checked *kv)
+{
+    for (int i = 0; i < pool->nchecked; i++)
+        if (strcasecmp(pool->checked[i].name, kv->name) == 0 && strcmp(pool->checked[i].value, kv->value) == 0)
+            return &pool->checked[i];
+    return NULL;
+}
+
+static void checked_add(struct px_pool *pool, const char *name, const char *value, const char *norm)
+{
+    struct px_checked *c;
+
+    if (pool->nchecked >= PX_CHECKED_MAX || !(c = realloc(pool->checked, sizeof(*c) * (size_t)(pool->nchecked + 1))))
+        return;
+    pool->checked = c;
+    c += pool->nchecked;
+    c->name = strdup(name);
+    c->value = strdup(value);
+    c->norm = strdup(norm);
+    if (c->name && c->value && c->norm) {
+        pool->nchecked++;
+        return;
+    }
+    free(c->name);
+    free(c->value);
+    free(c->norm);
+}
+
+/* The startup values, now as PostgreSQL has them, become the client's wanted settings. */
+static int apply_startup(struct px_client *cl)
+{
+    int rc = 0;
+
+    for (int i = 0; i < cl->nstartup; i++) {
+        const struct px_checked *c = &cl->startup[i];
+        const char *v = c->norm ? c->norm : c->value;
+        int p = px_param_find(c->name);
+
+        if (p >= 0)
+            px_params_set(&cl->want, p, v);
+        else if (px_kvlist_set(&cl->gucs, c->name, v) < 0)
+            rc = -1;
+    }
+    startup_clear(cl);
+    return rc;
+}
+
+/* An application_name PostgreSQL keeps as it is: under NAMEDATALEN bytes of printable ASCII (a
+ * longer one is truncated with a NOTICE, other bytes become '?': a server says how). */
+static int plain_app_name(const struct px_checked *c)
+{
+    size_t n = 0;
+
+    if (strcasecmp(c->name, "application_name") != 0)
+        return 0;
+    for (const char *p = c->value; *p; p++, n++)
+        if (*p < 32 || *p > 126 || n >= 63)
+            return 0;
+    return 1;
+}
+
+/* A tracked parameter's value exactly as the pool's servers report it by default (UTF8, "ISO, MDY"). */
+static int server_default(const struct px_checked *c, const struct px_pool *pool)
+{
+    int p = px_param_find(c->name);
+
+    return p >= 0 && pool->defaults.v[p] && strcmp(pool->defaults.v[p], c->value) == 0;
+}
+
+/* 1 if every startup value is one the pool's servers accepted before (then applied), else 0. */
+static int startup_known(struct px_client *cl, const struct px_pool *pool)
+{
+    for (int i = 0; i < cl->nstartup; i++)
+        if (!plain_app_name(&cl->startup[i]) && !server_default(&cl->startup[i], pool) &&
+            !checked_find(pool, &cl->startup[i]))
+            return 0;
+    for (int i = 0; i < cl->nstartup; i++) {
+        const struct px_checked *c = checked_find(pool, &cl->startup[i]);
+
+        free(cl->startup[i].norm);
+        cl->startup[i].norm = strdup(c ? c->norm : cl->startup[i].value);
+        if (!cl->startup[i].norm)
+            return 0;
+    }
+    return apply_startup(cl) == 0;
+}
+
+/* Sends a server's ErrorResponse to the client as a FATAL one (as PostgreSQL refuses a startup
+ * value), then closes the connection. */
+void px_client_fail_error(struct px_client *cl, const uint8_t *body, uint32_t len)
+{
+    const uint8_t *p = body, *end = body + len;
+    struct proto_buf b;
+    size_t start;
+
+    proto_buf_init(&b);
+    start = proto_msg_begin(&b, PROTO_BE_ERROR);
+    while (p < end && *p) {
+        uint8_t code = *p++;
+        const uint8_t *z = memchr(p, 0, (size_t)(end - p));
+
+        if (!z)
+            break;
+        proto_put_u8(&b, code);
+        proto_put_cstr(&b, code == 'S' || code == 'V' ? "FATAL" : (const char *)p);
+        p = z + 1;
+    }
+    proto_put_u8(&b, 0);
+    proto_msg_end(&b, start);
+    if (!b.failed)
+        (void)px_conn_send_copy(&cl->conn, b.data, b.len);
+    proto_buf_free(&b);
+    px_client_close(cl, "server refused a setting");
+}
+
+void px_client_checked(struct px_client *cl, struct px_server *sv)
+{
+    struct proto_buf *notices = cl->login_notices;
+
+    cl->validate = 0;
+    cl->login_notices = NULL;
+    if (notices) {
+        if (!notices->failed)
+            (void)px_conn_send_copy(&cl->conn, notices->data, notices->len);
+        proto_buf_free(notices);
+        free(notices);
+    }
+    if (sv->own_err) {
+        uint8_t *err = sv->own_err;
+
+        sv->own_err = NULL;
+        CLOG(cl, CONF_LOG_INFO, "%s", "startup parameters refused by the server");
+        px_client_fail_error(cl, err + PROTO_HEADER_LEN, sv->own_err_len - PROTO_HEADER_LEN);
+        free(err);
+        return;
+    }
+    for (int i = 0; !notices && i < cl->nstartup; i++)
+        if (cl->startup[i].norm && !checked_find(cl->pool, &cl->startup[i]))
+            checked_add(cl->pool, cl->startup[i].name, cl->startup[i].value, cl->startup[i].norm);
+    if (apply_startup(cl) < 0) {
+        client_fatal(cl, "53200", "pglane: out of memory");   /* hands the server back */
+        return;
+    }
+    px_server_attach_continue(sv, cl);
 }
 
 static void startup_read(struct px_client *cl)
@@ -763,6 +1017,67 @@ static int is_statement_message(uint8_t type)
     return type == PROTO_FE_PARSE || type == PROTO_FE_BIND || type == PROTO_FE_DESCRIBE || type == PROTO_FE_CLOSE;
 }
 
+static void unnamed_forget(struct px_client *cl)
+{
+    free(cl->unnamed);
+    cl->unnamed = NULL;
+    cl->unnamed_len = 0;
+}
+
+/*
+ * Follows the client's unnamed statement (transaction pooling with prepared statements): the body of
+ * its latest unnamed Parse, kept to replay it where the server's unnamed statement is not the
+ * client's. A Bind or Describe of the unnamed statement with no unnamed Parse on the current server
+ * before it goes through the prepared-statement mapping, which makes sure. 0 or -1.
+ */
+static int track_unnamed(struct px_client *cl, const struct proto_frame *f)
+{
+    const uint8_t *p = f->body;
+    size_t n;
+
+    switch (f->type) {
+    case PROTO_FE_PARSE:
+        if (f->len < 2 || p[0] != 0)
+            return 0;
+        cl->unnamed_parsed = 1;
+        if (cl->unnamed && cl->unnamed_len == f->len - 1 && memcmp(cl->unnamed, p + 1, f->len - 1) == 0)
+            return 0;
+        unnamed_forget(cl);
+        if (!(cl->unnamed = malloc(f->len - 1)))
+            return -1;
+        memcpy(cl->unnamed, p + 1, f->len - 1);
+        cl->unnamed_len = f->len - 1;
+        return 0;
+    case PROTO_FE_BIND:
+        n = strnlen((const char *)p, f->len);
+        if (n + 1 < f->len && p[n + 1] == 0 && !cl->unnamed_parsed)
+            cl->prep_batch = 1;
+        return 0;
+    case PROTO_FE_DESCRIBE:
+    case PROTO_FE_CLOSE:
+        if (f->len < 2 || p[0] != 'S' || p[1] != 0)
+            return 0;
+        if (f->type == PROTO_FE_CLOSE)
+            unnamed_forget(cl);
+        else if (!cl->unnamed_parsed)
+            cl->prep_batch = 1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* The length of a Bind's header, portal name and statement name, if avail bytes hold them, else 0. */
+static uint32_t bind_prefix(const uint8_t *msg, uint32_t avail)
+{
+    const uint8_t *p = msg + PROTO_HEADER_LEN, *end = msg + avail, *z;
+
+    if (avail <= PROTO_HEADER_LEN || !(z = memchr(p, 0, (size_t)(end - p))) ||
+        !(z = memchr(z + 1, 0, (size_t)(end - z - 1))))
+        return 0;
+    return (uint32_t)(z + 1 - msg);
+}
+
 /* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. */
 static int scan(struct px_client *cl, const char **err)
 {
@@ -774,6 +1089,34 @@ static int scan(struct px_client *cl, const char **err)
     while (b->pos < b->len) {
         uint32_t avail = b->len - b->pos;
 
+        if (cl->discard) {         /* dropped in place: nothing after pos was forwarded */
+            uint32_t n = cl->discard < avail ? cl->discard : avail;
+
+            memmove(b->data + b->pos, b->data + b->pos + n, avail - n);
+            b->len -= n;
+            cl->discard -= n;
+            if (cl->discard == 0 && cl->discard_fatal) {
+                *err = OVERSIZE_MSG;
+                return -2;
+            }
+            continue;
+        }
+        if (cl->skip_sync) {
+            if (proto_frame_header(b->data + b->pos, avail, PROTO_PHASE_FRONTEND, &f, err) != PROTO_FRAME_OK)
+                return avail < PROTO_HEADER_LEN ? 0 : -1;
+            cl->discard = PROTO_HEADER_LEN + f.len;
+            if (f.type == PROTO_FE_SYNC) {
+                struct proto_buf z;
+
+                cl->skip_sync = 0;
+                proto_buf_init(&z);
+                proto_build_ready(&z, 'I');
+                client_send(cl, &z);
+                if (cl->state == CL_CLOSED)
+                    return -2;
+            }
+            continue;
+        }
         if (b->remain) {
             uint32_t n = b->remain < avail ? b->remain : avail;
 
@@ -789,19 +1132,61 @@ static int scan(struct px_client *cl, const char **err)
         if ((tx_pooling && (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) &&
              PROTO_HEADER_LEN + f.len <= ROUTE_MAX_MSG) ||
             (prepared && is_statement_message(f.type))) {
-            if (avail < PROTO_HEADER_LEN + f.len) {
-                if (!cl->conn.writing && px_buf_reserve(b, PROTO_HEADER_LEN + f.len - avail) < 0) {
+            uint32_t whole = PROTO_HEADER_LEN + f.len;
+
+            if (f.type == PROTO_FE_BIND && whole > ROUTE_MAX_MSG) {
+                /* A large Bind streams through: only its names are needed, the values are not. */
+                whole = bind_prefix(b->data + b->pos, avail < whole ? avail : whole);
+                if (whole == 0 && avail >= PROTO_HEADER_LEN + f.len) {
+                    *err = "invalid Bind message";
+                    return -1;
+                }
+                if (whole == 0) {
+                    if (!cl->conn.writing && px_buf_reserve(b, PX_READ_MIN) < 0) {
+                        *err = "out of memory";
+                        return -1;
+                    }
+                    return 0;
+                }
+            }
+            if (whole > PX_BUF_MAX) {
+                /* Read and dropped, so that the client (still writing it) reads the error rather
+                 * than a connection reset. Between transactions the connection goes on as after
+                 * any error of the extended protocol: skip to Sync. */
+                cl->discard = PROTO_HEADER_LEN + f.len;
+                if (cl->state == CL_IDLE && b->pos == b->start && !cl->pending_z) {
+                    struct proto_buf e;
+
+                    proto_buf_init(&e);
+                    proto_build_error(&e, "ERROR", "54000", OVERSIZE_MSG, NULL, NULL);
+                    client_send(cl, &e);
+                    cl->skip_sync = 1;
+                    cl->unsynced = 0;
+                    if (cl->state == CL_CLOSED)
+                        return -2;
+                } else {
+                    cl->discard_fatal = 1;
+                }
+                continue;
+            }
+            if (avail < whole) {
+                if (!cl->conn.writing && px_buf_reserve(b, whole - avail) < 0) {
                     *err = "out of memory";
                     return -1;
                 }
                 return 0;
             }
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
+            f.len = whole - PROTO_HEADER_LEN;   /* a streamed Bind: its names only */
             if (prepared && (names_statement(&f) ||
                              (f.type == PROTO_FE_QUERY && px_prep_is_deallocate(f.body, f.len)) ||
                              (f.type == PROTO_FE_PARSE && f.len > 1 && f.body[0] == 0 &&
                               px_prep_is_deallocate(f.body + 1, strnlen((const char *)f.body + 1, f.len - 1)))))
                 cl->prep_batch = 1;
+            if (prepared && track_unnamed(cl, &f) < 0) {
+                *err = "out of memory";
+                return -1;
+            }
             if ((f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) &&
                 look_at_statement(cl, &f)) {
                 b->pos += PROTO_HEADER_LEN + f.len;
@@ -814,6 +1199,9 @@ static int scan(struct px_client *cl, const char **err)
             b->len = b->pos;             /* nothing after Terminate matters */
             return 0;
         case PROTO_FE_QUERY:
+            if (prepared)
+                unnamed_forget(cl);      /* a simple Query drops the unnamed statement */
+            /* fall through */
         case PROTO_FE_SYNC:
         case PROTO_FE_FUNCTION_CALL:
             cl->pending_z++;
@@ -841,7 +1229,7 @@ static int scan(struct px_client *cl, const char **err)
         }
         px_stats_query_begin(cl);
         b->pos += PROTO_HEADER_LEN;
-        b->remain = f.len;
+        b->remain = proto_get_u32(b->data + b->pos - 4) - 4;
     }
     return 0;
 }
@@ -856,6 +1244,8 @@ static int forward(struct px_client *cl)
     cl->begin_replay = 0;
     cl->fwd_remain = cl->conn.in.remain;
     px_flow_mark_raw(cl);
+    if (cl->unnamed_parsed)
+        cl->server->unnamed_owner = cl->conn.id;
     return px_forward(&cl->conn, &cl->server->conn);
 }
 
@@ -1017,7 +1407,14 @@ void px_client_on_read(struct px_client *cl)
     case CL_CLOSED:
         return;
     }
-    if (scan(cl, &err) < 0) {
+    int r = scan(cl, &err);
+
+    if (r == -2) {
+        if (cl->state != CL_CLOSED)
+            client_fatal(cl, "54000", err);
+        return;
+    }
+    if (r < 0) {
         client_fatal(cl, "08P01", err ? err : "protocol violation");
         return;
     }
@@ -1080,6 +1477,7 @@ void px_client_detached(struct px_client *cl)
     cl->changes_session = 0;
     cl->lane_decided = 0;
     px_flow_reset(cl);
+    cl->unnamed_parsed = 0;
     if (px->draining) {
         client_fatal(cl, "57P01", "pglane is shutting down");
         return;
@@ -1158,6 +1556,13 @@ void px_client_free(struct px_client *cl)
     px_prep_client_free(cl);
     px_flow_free(cl);
     px_params_clear(&cl->want);
+    startup_clear(cl);
+    px_kvlist_clear(&cl->gucs);
+    if (cl->login_notices) {
+        proto_buf_free(cl->login_notices);
+        free(cl->login_notices);
+    }
+    free(cl->unnamed);
     free(cl->scram);
     if (!cl->names_shared) {
         free(cl->user);

@@ -337,6 +337,12 @@ static void on_pool_timer_closed(uv_handle_t *h)
         free(pool->params[i].value);
     }
     free(pool->params);
+    for (int i = 0; i < pool->nchecked; i++) {
+        free(pool->checked[i].name);
+        free(pool->checked[i].value);
+        free(pool->checked[i].norm);
+    }
+    free(pool->checked);
     free(pool->database);
     free(pool->user);
     free(pool);

@@ -30,7 +30,8 @@ enum {
     Q_RESTORE = 8,     /* a Close dropped a client name: restored if the server skips the Close */
     Q_EVICT = 16,      /* an eviction Close: the cache keeps the statement if it is skipped */
     Q_DEALLOC = 32,    /* SQL DEALLOCATE of a mapped name: drop name and cache entry if it succeeds */
-    Q_FAILED = 64      /* a simple Query that got an ErrorResponse */
+    Q_FAILED = 64,     /* a simple Query that got an ErrorResponse */
+    Q_DUPNAME = 128    /* a Parse of a name the client has: the server's 42P05 names pglane's statement */
 };
 #define REG_SWEEP 10000    /* unreferenced statements kept before a sweep frees them */
 #define REG_UNREF_BYTES (4u << 20)   /* ... or this many bytes of their text */
@@ -357,6 +358,20 @@ static struct px_prepq_entry *queue_head(struct px_server *sv)
     return sv->prepq.n ? &sv->prepq.e[sv->prepq.head] : NULL;
 }
 
+/* A Sync or Query is still to be answered: the transaction status may change before later messages. */
+static int queue_has_end(const struct px_server *sv)
+{
+    const struct px_prepq *q = &sv->prepq;
+
+    for (uint32_t i = 0; i < q->n; i++) {
+        uint8_t t = q->e[(q->head + i) % q->cap].type;
+
+        if (t == Q_SYNC || t == Q_QUERY)
+            return 1;
+    }
+    return 0;
+}
+
 /* Settles the head entry: ok when the server carried its message out, else it was skipped or failed. */
 static void queue_settle(struct px_server *sv, int ok)
 {
@@ -536,6 +551,8 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
     struct px_stmt *s;
     int r;
 
+    if (nl == 0)
+        sv->unnamed_owner = cl->conn.id;
     if (nl == 0 && len > 1) {
         /* An unnamed "DEALLOCATE name" (drivers send it through the extended protocol too). */
         char name[64], sql[48];
@@ -558,8 +575,9 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
         return queue_push(sv, Q_PARSE, 0, 0);
     }
     if ((cs = cstmt_find(cl, (const char *)body)) != NULL) {
-        /* The name is taken: PostgreSQL refuses with 42P05, and so does the server when it is
-         * asked to prepare the existing statement's name again. */
+        /* The name is taken: PostgreSQL refuses with 42P05 and keeps the statement. The server is
+         * asked to prepare pglane's name of the existing statement again, which it refuses the same
+         * way (or with 25P02 in a failed transaction); the message is made to name the client's. */
         size_t start;
 
         if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
@@ -568,7 +586,7 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
         put_name(out, cs->stmt->id);
         proto_put_bytes(out, body + nl + 1, len - nl - 1);
         proto_msg_end(out, start);
-        return queue_push(sv, Q_PARSE, 0, 0);
+        return queue_push_name(sv, Q_PARSE, Q_DUPNAME, 0, (const char *)body);
     }
     if (over_client_limit(cl))
         return -1;
@@ -578,6 +596,19 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
     r = ensure_named(sv, s, out, (const char *)body);
     if (r < 0)
         return -1;
+    if (r == 1 && (sv->tx_status != 'I' || queue_has_end(sv))) {
+        /* The server has it, but this Parse may meet a failed transaction (PostgreSQL: 25P02 and no
+         * statement): the server parses the text as its unnamed statement, and its answer is the
+         * client's. */
+        size_t start = proto_msg_begin(out, PROTO_FE_PARSE);
+
+        proto_put_u8(out, 0);
+        proto_put_bytes(out, body + nl + 1, len - nl - 1);
+        proto_msg_end(out, start);
+        sv->unnamed_owner = 0;     /* the client's unnamed statement, if any, is replayed when used */
+        cl->unnamed_parsed = 0;
+        return queue_push_name(sv, Q_PARSE, Q_NEWNAME, 0, (const char *)body);
+    }
     if (r == 1) {                  /* the server has it: ParseComplete is pglane's to give */
         cl->conn.px->prep_hits++;
         return queue_push_name(sv, Q_PARSE, Q_SYNTH | Q_NEWNAME, s->id, (const char *)body);
@@ -585,29 +616,63 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
     return 0;
 }
 
-/* Rewrites a Bind or a Describe of a named statement to pglane's name, preparing it if needed. */
+/*
+ * The unnamed statement is the client's until its next unnamed Parse or simple Query, across Syncs.
+ * When the server's is not the client's (another client used the connection, or this is another
+ * connection), the client's latest unnamed Parse is replayed first (its reply swallowed), or the
+ * server's is closed so that the server answers as PostgreSQL would for a client that has none.
+ */
+static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_buf *out)
+{
+    size_t start;
+
+    if (sv->unnamed_owner == cl->conn.id)
+        return 0;
+    sv->unnamed_owner = cl->conn.id;
+    if (cl->unnamed) {
+        start = proto_msg_begin(out, PROTO_FE_PARSE);
+        proto_put_u8(out, 0);
+        proto_put_bytes(out, cl->unnamed, cl->unnamed_len);
+        proto_msg_end(out, start);
+        return queue_push(sv, Q_PARSE, Q_SWALLOW, 0);
+    }
+    start = proto_msg_begin(out, PROTO_FE_CLOSE);
+    proto_put_u8(out, 'S');
+    proto_put_u8(out, 0);
+    proto_msg_end(out, start);
+    return queue_push(sv, Q_CLOSE, Q_SWALLOW, 0);
+}
+
+/*
+ * Rewrites a Bind or a Describe of a named statement to pglane's name, preparing it if needed. Of a
+ * large Bind only `have` body bytes (at least its names) may be here: the rest streams after them.
+ */
 static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
-                        struct proto_buf *out)
+                        uint32_t have, struct proto_buf *out)
 {
     const uint8_t *body = msg + PROTO_HEADER_LEN;
-    size_t pre = msg[0] == PROTO_FE_BIND ? cstr_len(body, len) + 1 : 1;   /* portal name or 'S' */
+    size_t pre = msg[0] == PROTO_FE_BIND ? cstr_len(body, have) + 1 : 1;   /* portal name or 'S' */
     uint8_t qtype = msg[0] == PROTO_FE_BIND ? Q_BIND : Q_DESC_STMT;
     const char *name = (const char *)body + pre;
     struct px_cstmt *cs;
-    size_t nl, start;
+    char sname[24];
+    size_t nl, snl;
 
-    if (pre >= len || (nl = cstr_len(body + pre, len - pre)) >= len - pre || nl == 0 ||
+    if (pre < have && body[pre] == 0 && unnamed_own(cl, sv, out) < 0)
+        return -1;
+    if (pre >= have || (nl = cstr_len(body + pre, have - pre)) >= have - pre || nl == 0 ||
         !(cs = cstmt_find(cl, name))) {
-        raw(out, msg, PROTO_HEADER_LEN + len);
+        raw(out, msg, PROTO_HEADER_LEN + have);
         return queue_push(sv, qtype, 0, 0);
     }
     if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
         return -1;
-    start = proto_msg_begin(out, msg[0]);
+    snl = (size_t)snprintf(sname, sizeof(sname), "_pgl_%u", cs->stmt->id);
+    proto_put_u8(out, msg[0]);
+    proto_put_u32(out, (uint32_t)(4 + len - nl + snl));
     proto_put_bytes(out, body, pre);
-    put_name(out, cs->stmt->id);
-    proto_put_bytes(out, body + pre + nl + 1, len - pre - nl - 1);
-    proto_msg_end(out, start);
+    proto_put_bytes(out, sname, snl + 1);
+    proto_put_bytes(out, body + pre + nl + 1, have - pre - nl - 1);
     if (qtype == Q_BIND)
         cl->last_bound = cs->stmt->id;
     return queue_push(sv, qtype, 0, cs->stmt->id);
@@ -724,10 +789,10 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
     case PROTO_FE_PARSE:
         return on_parse(cl, sv, msg, len, out);
     case PROTO_FE_BIND:
-        return on_named_use(cl, sv, msg, len, out);
+        return on_named_use(cl, sv, msg, len, len, out);
     case PROTO_FE_DESCRIBE:
         if (len >= 1 && msg[PROTO_HEADER_LEN] == 'S')
-            return on_named_use(cl, sv, msg, len, out);
+            return on_named_use(cl, sv, msg, len, len, out);
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_DESC_PORTAL, 0, 0);
     case PROTO_FE_CLOSE:
@@ -752,6 +817,15 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
         raw(out, msg, PROTO_HEADER_LEN + len);
         return 0;
     }
+}
+
+/* Whether a Parse among the n bytes of whole Parse messages at p names name. */
+static int name_earlier(const uint8_t *p, uint32_t n, const uint8_t *name)
+{
+    for (uint32_t off = 0; off < n; off += PROTO_HEADER_LEN + proto_get_u32(p + off + 1) - 4)
+        if (strcmp((const char *)p + off + PROTO_HEADER_LEN, (const char *)name) == 0)
+            return 1;
+    return 0;
 }
 
 /*
@@ -783,6 +857,8 @@ int px_prep_answer_locally(struct px_client *cl)
         if (cl->conn.px->conf->max_prepared_statements_per_client > 0 &&
             (int64_t)cl->nstmts + parses >= cl->conn.px->conf->max_prepared_statements_per_client)
             return 0;              /* near the limit: the server path enforces it */
+        if (cstmt_find(cl, (const char *)body) || name_earlier(b->data + b->start, off - b->start, body))
+            return 0;              /* a name taken: PostgreSQL's 42P05 comes from the server */
         s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
         if (!s || !s->validated)
             return 0;
@@ -844,7 +920,10 @@ int px_prep_forward(struct px_client *cl)
         uint32_t len = proto_get_u32(b->data + off + 1) - 4;
 
         if (off + PROTO_HEADER_LEN + len > b->pos) {   /* streamed: the rest comes later */
-            raw(&out, b->data + off, b->pos - off);
+            if (b->data[off] == PROTO_FE_BIND && b->pos - off > PROTO_HEADER_LEN)
+                rc = on_named_use(cl, sv, b->data + off, len, b->pos - off - PROTO_HEADER_LEN, &out);
+            else
+                raw(&out, b->data + off, b->pos - off);
             break;
         }
         rc = one_message(cl, sv, b->data + off, len, &out);
@@ -901,6 +980,44 @@ int px_prep_swallows(struct px_server *sv, uint8_t type)
     return h && (h->flags & Q_SWALLOW) &&
            ((h->type == Q_PARSE && type == PROTO_BE_PARSE_COMPLETE) ||
             (h->type == Q_CLOSE && type == PROTO_BE_CLOSE_COMPLETE));
+}
+
+int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+    struct proto_error_fields ef;
+    const uint8_t *p = f->body, *end = f->body + f->len;
+    struct proto_buf nb;
+    size_t start;
+    int rc;
+
+    if (!h || !(h->flags & Q_DUPNAME) || !h->name || proto_parse_error(f->body, f->len, &ef) < 0 ||
+        !ef.sqlstate || strcmp(ef.sqlstate, "42P05") != 0)
+        return 0;
+    proto_buf_init(&nb);
+    start = proto_msg_begin(&nb, PROTO_BE_ERROR);
+    while (p < end && *p) {
+        uint8_t code = *p++;
+        const uint8_t *z = memchr(p, 0, (size_t)(end - p));
+
+        if (!z)
+            break;
+        proto_put_u8(&nb, code);
+        if (code == 'M') {
+            char msg[160];
+
+            snprintf(msg, sizeof(msg), "prepared statement \"%s\" already exists", h->name);
+            proto_put_cstr(&nb, msg);
+        } else {
+            proto_put_cstr(&nb, (const char *)p);
+        }
+        p = z + 1;
+    }
+    proto_put_u8(&nb, 0);
+    proto_msg_end(&nb, start);
+    rc = nb.failed ? 0 : px_server_replace_frame(sv, f, &nb);
+    proto_buf_free(&nb);
+    return rc;
 }
 
 /* After an error the server skips everything up to the next Sync, which answers with ReadyForQuery. */

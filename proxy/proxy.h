@@ -156,6 +156,20 @@ void px_params_clear(struct px_params *p);
 struct px_kv {
     char *name, *value;
 };
+/* A list of settings (name, value): a client's startup parameters, a server's startup GUCs. */
+struct px_kvlist {
+    struct px_kv *v;
+    int n;
+};
+int px_kvlist_set(struct px_kvlist *l, const char *name, const char *value);   /* 0 or -1 */
+struct px_kv *px_kvlist_find(const struct px_kvlist *l, const char *name);     /* case-insensitive */
+void px_kvlist_remove(struct px_kvlist *l, int i);
+void px_kvlist_clear(struct px_kvlist *l);
+/* Startup values PostgreSQL accepted for a pool: (name, value as sent) -> value as PostgreSQL has it. */
+struct px_checked {
+    char *name, *value, *norm;
+};
+#define PX_CHECKED_MAX 256
 
 struct px_pool {
     struct px_list link;           /* in proxy.pools */
@@ -172,6 +186,8 @@ struct px_pool {
     int nparams;
     int params_ready;
     struct px_params defaults;     /* tracked params as a fresh server connection has them */
+    struct px_checked *checked;    /* startup values a server of this pool accepted (PX_CHECKED_MAX) */
+    int nchecked;
     uv_timer_t queue_timer;
     int queue_timer_on;
     uint64_t transactions, queries, wait_count;
@@ -252,6 +268,14 @@ struct px_server {
     uint8_t release_after_write;
     uint32_t swallow_z;            /* ReadyForQuery messages of pglane's own queries still to come */
     struct px_params have;         /* tracked params as this connection has them now */
+    struct px_kvlist gucs;         /* other startup GUCs of clients that pglane set on it */
+    uint8_t validating;            /* runs a client's startup values through set_config(..., true) */
+    uint8_t validate_done;         /* that query's ReadyForQuery arrived */
+    uint8_t sync_wait;             /* the parameter sync's ReadyForQuery is still to come */
+    uint8_t sync_failed;           /* ... and it failed: the connection's state is not what pglane set */
+    uint8_t *own_err;              /* the ErrorResponse of a failed validation or sync (malloc'd) */
+    uint32_t own_err_len;
+    uint64_t unnamed_owner;        /* client (conn.id) whose unnamed statement the server holds, 0 = none known */
     struct proto_scram_client *scram;
     uint64_t created_ms, idle_since_ms;
     struct px_prepq prepq;         /* replies owed while prepared statements are in play */
@@ -273,6 +297,10 @@ void px_server_attach(struct px_server *sv, struct px_client *cl);
 void px_server_close(struct px_server *sv, const char *reason);
 /* Forward what the server has ready to the attached client. */
 void px_server_pump_client(struct px_server *sv);
+/* Continues an attach after the client's startup values were checked. */
+void px_server_attach_continue(struct px_server *sv, struct px_client *cl);
+/* Replaces the whole message f (at sv's b->pos) by nb. 0, or -1 when the buffer cannot grow now. */
+int px_server_replace_frame(struct px_server *sv, struct proto_frame *f, const struct proto_buf *nb);
 /* The attached client went away; clean = no transaction or request left open on the server. */
 void px_server_client_gone(struct px_server *sv, int clean);
 /* The attached client's transaction ended: hand the server back (after the write in flight). */
@@ -292,6 +320,9 @@ int px_prep_drain(struct px_server *sv);
 int px_prep_head_is_synth(struct px_server *sv);
 int px_prep_swallows(struct px_server *sv, uint8_t type);
 void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f);
+/* The server's 42P05 for a name the client re-prepared is made to name the client's statement (f at
+ * sv's b->pos). 0, or -1 when the buffer cannot grow now (retry after the write in flight). */
+int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f);
 void px_prep_client_forget_all(struct px_client *cl);
 void px_prep_client_free(struct px_client *cl);
 void px_prep_server_forget_all(struct px_server *sv);
@@ -344,6 +375,17 @@ struct px_client {
     struct px_server *server;
     char *user, *database;
     struct px_params want;         /* tracked params as the client wants them */
+    struct px_checked *startup;    /* startup settings as sent (norm: as PostgreSQL has them, once checked) */
+    int nstartup;
+    struct px_kvlist gucs;         /* checked startup GUCs that are not tracked params */
+    struct proto_buf *login_notices; /* NoticeResponses of the check of its startup values */
+    uint8_t validate;              /* startup values need a server's check before login completes */
+    uint8_t unnamed_parsed;        /* a Parse of the unnamed statement went to the current server */
+    uint8_t *unnamed;              /* body of its latest unnamed Parse after the name (NULL = none) */
+    uint32_t unnamed_len;
+    uint32_t discard;              /* bytes of an over-large message still to drop (then its error) */
+    uint8_t skip_sync;             /* after that error: messages are dropped up to a Sync (answered 'I') */
+    uint8_t discard_fatal;         /* ... or the connection is closed once the message is dropped */
     uint32_t cancel_pid, cancel_key;
     uint32_t pending_z;            /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
     uint8_t unsynced;              /* extended-protocol messages sent since the last Sync */
@@ -392,10 +434,14 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener);
 void px_client_attached(struct px_client *cl);
 /* Server gave back the client (end of transaction) in transaction pooling. */
 void px_client_detached(struct px_client *cl);
+/* The attached server answered the check of the client's startup values (sv->own_err if refused). */
+void px_client_checked(struct px_client *cl, struct px_server *sv);
 /* Session pooling: the client's server reported an idle ReadyForQuery. */
 void px_client_session_idle(struct px_client *cl);
 void px_client_fail(struct px_client *cl, const char *sqlstate, const char *message);
 void px_client_fail_raw(struct px_client *cl, const uint8_t *msg, uint32_t len);
+/* Sends a server's ErrorResponse (body) as FATAL, then closes the client. */
+void px_client_fail_error(struct px_client *cl, const uint8_t *body, uint32_t len);
 void px_client_close(struct px_client *cl, const char *reason);
 void px_client_pump(struct px_client *cl);
 struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32_t key);

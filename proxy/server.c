@@ -344,7 +344,49 @@ static void login_read(struct px_server *sv)
         login_failed(sv, NULL, "pglane: protocol error from server during login");
 }
 
-/* Appends "SELECT set_config(...)" / "RESET x" for every tracked parameter that differs. */
+/* A string literal: quotes doubled. */
+static void put_literal(struct proto_buf *q, const char *v)
+{
+    proto_put_bytes(q, "'", 1);
+    for (const char *p = v; *p; p++) {
+        proto_put_bytes(q, p, 1);
+        if (*p == '\'')
+            proto_put_bytes(q, "'", 1);   /* a string literal doubles its quotes */
+    }
+    proto_put_bytes(q, "'", 1);
+}
+
+/* One "pg_catalog.set_config('name','value',local)" item of a SELECT list. */
+static void put_set_config(struct proto_buf *q, int *selects, const char *name, const char *value, int local)
+{
+    proto_put_bytes(q, *selects ? "," : (q->len ? ";SELECT " : "SELECT "), *selects ? 1 : (q->len ? 8 : 7));
+    (*selects)++;
+    proto_put_bytes(q, "pg_catalog.set_config(", 22);
+    put_literal(q, name);
+    proto_put_bytes(q, ",", 1);
+    put_literal(q, value);
+    proto_put_bytes(q, local ? ",true)" : ",false)", local ? 6 : 7);
+}
+
+/* "RESET name" with each dotted part of the name quoted. */
+static void put_reset(struct proto_buf *q, const char *name)
+{
+    if (q->len)
+        proto_put_bytes(q, ";", 1);
+    proto_put_bytes(q, "RESET \"", 7);
+    for (const char *p = name; *p; p++) {
+        if (*p == '.')
+            proto_put_bytes(q, "\".\"", 3);
+        else
+            proto_put_bytes(q, p, 1);
+        if (*p == '"')
+            proto_put_bytes(q, "\"", 1);
+    }
+    proto_put_bytes(q, "\"", 1);
+}
+
+/* Appends "SELECT set_config(...)" / "RESET x" for every tracked parameter and every startup GUC
+ * of the client that differs from what the server has. */
 static void build_param_sync(struct px_server *sv, struct px_client *cl, struct proto_buf *q)
 {
     int selects = 0;
@@ -356,25 +398,28 @@ static void build_param_sync(struct px_server *sv, struct px_client *cl, struct 
         if ((!want && !have) || (want && have && strcmp(want, have) == 0))
             continue;
         if (!want) {
-            if (q->len)
-                proto_put_bytes(q, ";", 1);
-            proto_put_bytes(q, "RESET ", 6);
-            proto_put_bytes(q, px_param_name(i), strlen(px_param_name(i)));
+            put_reset(q, px_param_name(i));
+            selects = 0;
             px_params_set(&sv->have, i, NULL);
             continue;
         }
-        proto_put_bytes(q, selects ? "," : (q->len ? ";SELECT " : "SELECT "), selects ? 1 : (q->len ? 8 : 7));
-        selects++;
-        proto_put_bytes(q, "pg_catalog.set_config('", 23);
-        proto_put_bytes(q, px_param_name(i), strlen(px_param_name(i)));
-        proto_put_bytes(q, "','", 3);
-        for (const char *p = want; *p; p++) {
-            proto_put_bytes(q, p, 1);
-            if (*p == '\'')
-                proto_put_bytes(q, "'", 1);   /* a string literal doubles its quotes */
-        }
-        proto_put_bytes(q, "',false)", 8);
+        put_set_config(q, &selects, px_param_name(i), want, 0);
         px_params_set(&sv->have, i, want);
+    }
+    for (int i = sv->gucs.n - 1; i >= 0; i--)
+        if (!px_kvlist_find(&cl->gucs, sv->gucs.v[i].name)) {
+            put_reset(q, sv->gucs.v[i].name);
+            selects = 0;
+            px_kvlist_remove(&sv->gucs, i);
+        }
+    for (int i = 0; i < cl->gucs.n; i++) {
+        const struct px_kv *have = px_kvlist_find(&sv->gucs, cl->gucs.v[i].name);
+
+        if (have && strcmp(have->value, cl->gucs.v[i].value) == 0)
+            continue;
+        put_set_config(q, &selects, cl->gucs.v[i].name, cl->gucs.v[i].value, 0);
+        if (px_kvlist_set(&sv->gucs, cl->gucs.v[i].name, cl->gucs.v[i].value) < 0)
+            q->failed = 1;
     }
 }
 
@@ -395,21 +440,61 @@ static int send_own_query(struct px_server *sv, const char *sql, size_t len)
     return 0;
 }
 
-void px_server_attach(struct px_server *sv, struct px_client *cl)
+/*
+ * The client's startup settings, checked the way PostgreSQL checks them but without changing the
+ * connection: one SELECT of set_config(name, value, true) per setting, whose row holds each value
+ * as PostgreSQL reports it and whose error is the one PostgreSQL gives at login.
+ */
+static int send_validation(struct px_server *sv, struct px_client *cl)
 {
     struct proto_buf q;
+    int selects = 0, rc;
 
+    proto_buf_init(&q);
+    for (int i = 0; i < cl->nstartup; i++)
+        put_set_config(&q, &selects, cl->startup[i].name, cl->startup[i].value, 1);
+    rc = q.failed ? -1 : send_own_query(sv, (const char *)q.data, q.len);
+    proto_buf_free(&q);
+    if (rc == 0)
+        sv->validating = (uint8_t)(sv->swallow_z > 255 ? 255 : sv->swallow_z);
+    return rc;
+}
+
+void px_server_attach(struct px_server *sv, struct px_client *cl)
+{
     sv->client = cl;
     sv->state = SV_ACTIVE;
     cl->server = sv;
+    if (sv->unnamed_owner != cl->conn.id)
+        sv->unnamed_owner = 0;     /* whatever unnamed statement it has is not this client's */
+    if (cl->state == CL_LOGIN_WAIT && cl->validate && cl->nstartup > 0) {
+        if (send_validation(sv, cl) < 0) {
+            px_server_close(sv, "cannot send the check of startup parameters");
+            px_client_fail(cl, "08006", "pglane: lost the server connection");
+            return;
+        }
+        px_conn_read_start(&sv->conn);
+        return;
+    }
+    px_server_attach_continue(sv, cl);
+}
+
+void px_server_attach_continue(struct px_server *sv, struct px_client *cl)
+{
+    struct proto_buf q;
+
     proto_buf_init(&q);
-    build_param_sync(sv, cl, &q);
+    /* A login in transaction pooling only reports parameters: the sync waits for a transaction. */
+    if (cl->state != CL_LOGIN_WAIT || sv->conn.px->conf->pool_mode != CONF_POOL_TRANSACTION)
+        build_param_sync(sv, cl, &q);
     if (q.len && (q.failed || send_own_query(sv, (const char *)q.data, q.len) < 0)) {
         proto_buf_free(&q);
         px_server_close(sv, "cannot send parameter sync");
         px_client_fail(cl, "08006", "pglane: lost the server connection");
         return;
     }
+    if (q.len)
+        sv->sync_wait = (uint8_t)(sv->swallow_z > 255 ? 255 : sv->swallow_z);
     proto_buf_free(&q);
     px_conn_read_start(&sv->conn);
     px_client_attached(cl);
@@ -466,6 +551,9 @@ static void server_release(struct px_server *sv)
 
         sv->dirty = 0;
         sv->state = SV_RESETTING;
+        px_kvlist_clear(&sv->gucs);        /* RESET ALL and DISCARD ALL undo them */
+        if (session)
+            sv->unnamed_owner = 0;
         for (int i = 0; i < PX_P_COUNT; i++)
             if (!px_param_reported(i))
                 px_params_set(&sv->have, i, NULL);
@@ -490,7 +578,9 @@ void px_server_client_gone(struct px_server *sv, int clean)
     sv->client = NULL;
     if (sv->state != SV_ACTIVE)
         return;
-    if (!clean || px->exiting) {
+    /* A reply to pglane's own query still to come (the check of startup values, a parameter sync)
+     * would be misread once another client is attached: close rather than wait. */
+    if (!clean || px->exiting || sv->swallow_z) {
         px_server_close(sv, "client disconnected with a transaction or request open");
         return;
     }
@@ -510,6 +600,48 @@ void px_server_detach(struct px_server *sv)
         server_release(sv);
 }
 
+/* Keeps a copy of the ErrorResponse that made pglane's own query fail (the first one). */
+static void keep_own_error(struct px_server *sv, const struct proto_frame *f)
+{
+    if (sv->own_err || !(sv->own_err = malloc(PROTO_HEADER_LEN + f->len)))
+        return;
+    memcpy(sv->own_err, f->body - PROTO_HEADER_LEN, PROTO_HEADER_LEN + f->len);
+    sv->own_err_len = PROTO_HEADER_LEN + f->len;
+}
+
+/* A message of the check of the client's startup values (sv->validating == 1: the next swallowed
+ * ReadyForQuery is the check's). */
+static void validation_reply(struct px_server *sv, const struct proto_frame *f)
+{
+    struct px_client *cl = sv->client;
+    const uint8_t *p = f->body, *end = f->body + f->len;
+    uint16_t n;
+
+    if (!cl)
+        return;
+    if (f->type == PROTO_BE_NOTICE) {
+        if (!cl->login_notices && (cl->login_notices = malloc(sizeof(*cl->login_notices))))
+            proto_buf_init(cl->login_notices);
+        if (cl->login_notices)
+            proto_put_bytes(cl->login_notices, f->body - PROTO_HEADER_LEN, PROTO_HEADER_LEN + f->len);
+        return;
+    }
+    if (f->type != PROTO_BE_DATA_ROW || f->len < 2)
+        return;
+    n = proto_get_u16(p);
+    p += 2;
+    for (int i = 0; i < n && i < cl->nstartup && end - p >= 4; i++) {
+        uint32_t len = proto_get_u32(p);
+
+        p += 4;
+        if (len == 0xffffffffu || len > (uint32_t)(end - p))
+            return;
+        free(cl->startup[i].norm);
+        cl->startup[i].norm = strndup((const char *)p, len);
+        p += len;
+    }
+}
+
 /* Handles a message pglane must read whole. Returns 1 if it is dropped (one of pglane's own replies). */
 static int inspect(struct px_server *sv, const struct proto_frame *f)
 {
@@ -517,12 +649,18 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
     char status;
     const char *tag;
 
+    if (sv->swallow_z && sv->validating == 1)
+        validation_reply(sv, f);
     switch (f->type) {
     case PROTO_BE_READY:
         if (proto_parse_ready(f->body, f->len, &status) == 0)
             sv->tx_status = status;
         if (sv->swallow_z) {
             sv->swallow_z--;
+            if (sv->validating && --sv->validating == 0)
+                sv->validate_done = 1;
+            if (sv->sync_wait && --sv->sync_wait == 0 && sv->own_err)
+                sv->sync_failed = 1;
             return 1;
         }
         if (cl && cl->pending_z)
@@ -543,6 +681,7 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
         if (strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "DEALLOCATE ALL") == 0) {
             /* The server dropped every prepared statement, pglane's shared ones too. */
             px_prep_server_forget_all(sv);
+            sv->unnamed_owner = 0;
             if (cl)
                 px_prep_client_forget_all(cl);
         }
@@ -551,7 +690,9 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
         if (sv->swallow_z) {
             struct proto_error_fields ef;
 
-            if (proto_parse_error(f->body, f->len, &ef) == 0)
+            if (sv->validating == 1 || sv->sync_wait == 1)
+                keep_own_error(sv, f);
+            if (sv->validating != 1 && proto_parse_error(f->body, f->len, &ef) == 0)
                 SLOG(sv, CONF_LOG_WARNING, "pglane's own query failed: %s %s",
                      ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
             return 1;
@@ -638,6 +779,8 @@ static int scan(struct px_server *sv)
             }
             if (f.type == PROTO_BE_ERROR && sv->guard_for && px_guard_rewrite(sv, &f) < 0)
                 break;            /* retried when the write in flight completes */
+            if (f.type == PROTO_BE_ERROR && prep && px_prep_rewrite_error(sv, &f) < 0)
+                break;
             if (inspect(sv, &f)) {
                 /* Dropped: pglane's own replies always precede anything for the client. */
                 b->pos += PROTO_HEADER_LEN + f.len;
@@ -662,6 +805,25 @@ static int scan(struct px_server *sv)
         b->pos += PROTO_HEADER_LEN;
         b->remain = f.len;
     }
+    return 0;
+}
+
+int px_server_replace_frame(struct px_server *sv, struct proto_frame *f, const struct proto_buf *nb)
+{
+    struct px_buf *b = &sv->conn.in;
+    uint32_t old = PROTO_HEADER_LEN + f->len, nlen = (uint32_t)nb->len;
+
+    if (nlen > old && b->cap - b->len < nlen - old) {
+        if (sv->conn.writing)
+            return -1;            /* the buffer may not move while a write is in flight */
+        if (px_buf_reserve(b, nlen - old) < 0)
+            return 0;             /* left as it is */
+    }
+    memmove(b->data + b->pos + nlen, b->data + b->pos + old, b->len - (b->pos + old));
+    memcpy(b->data + b->pos, nb->data, nlen);
+    b->len = b->len + nlen - old;
+    f->len = nlen - PROTO_HEADER_LEN;
+    f->body = b->data + b->pos + PROTO_HEADER_LEN;
     return 0;
 }
 
@@ -745,6 +907,23 @@ void px_server_on_read(struct px_server *sv)
         px_server_close(sv, "protocol error");
         if (cl)
             px_client_fail(cl, "08P01", "pglane: protocol error from the server");
+        return;
+    }
+    if (sv->validate_done && sv->client) {
+        sv->validate_done = 0;
+        px_client_checked(sv->client, sv);   /* may hand the server on: nothing more to do here */
+        return;
+    }
+    if (sv->sync_failed) {
+        /* The client's settings could not be applied: never run its statements without them. */
+        struct px_client *cl = sv->client;
+        uint8_t *err = sv->own_err;
+
+        sv->own_err = NULL;
+        px_server_close(sv, "parameter sync failed");
+        if (cl && err)
+            px_client_fail_error(cl, err + PROTO_HEADER_LEN, sv->own_err_len - PROTO_HEADER_LEN);
+        free(err);
         return;
     }
     if (sv->client)
@@ -831,6 +1010,8 @@ void px_server_free(struct px_server *sv)
 {
     px_prep_server_free(sv);
     px_params_clear(&sv->have);
+    px_kvlist_clear(&sv->gucs);
+    free(sv->own_err);
     free(sv->scram);
     free(sv);
 }

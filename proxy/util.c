@@ -103,3 +103,55 @@ void px_params_clear(struct px_params *p)
         p->v[i] = NULL;
     }
 }
+
+int px_kvlist_set(struct px_kvlist *l, const char *name, const char *value)
+{
+    struct px_kv *kv = px_kvlist_find(l, name), *n;
+    char *v;
+
+    if (kv) {
+        if (strcmp(kv->value, value) == 0)
+            return 0;
+        if (!(v = strdup(value)))
+            return -1;
+        free(kv->value);
+        kv->value = v;
+        return 0;
+    }
+    n = realloc(l->v, sizeof(*n) * (size_t)(l->n + 1));
+    if (!n)
+        return -1;
+    l->v = n;
+    n[l->n].name = strdup(name);
+    n[l->n].value = strdup(value);
+    if (!n[l->n].name || !n[l->n].value) {
+        free(n[l->n].name);
+        free(n[l->n].value);
+        return -1;
+    }
+    l->n++;
+    return 0;
+}
+
+struct px_kv *px_kvlist_find(const struct px_kvlist *l, const char *name)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcasecmp(l->v[i].name, name) == 0)
+            return &l->v[i];
+    return NULL;
+}
+
+void px_kvlist_remove(struct px_kvlist *l, int i)
+{
+    free(l->v[i].name);
+    free(l->v[i].value);
+    l->v[i] = l->v[--l->n];
+}
+
+void px_kvlist_clear(struct px_kvlist *l)
+{
+    while (l->n > 0)
+        px_kvlist_remove(l, l->n - 1);
+    free(l->v);
+    l->v = NULL;
+}

@@ -1,0 +1,693 @@
+/*
+ * Protocol fidelity of startup parameters and prepared statements (issue 23, items 3-7 and 10):
+ * every test runs the same sequence once directly against PostgreSQL 15 and once through pglane in
+ * transaction pooling (lane of size 1, so that clients share one server connection, or size 2), and
+ * asserts that both give the same SQLSTATEs, messages and results.
+ *
+ * Startup packets with arbitrary parameters are sent by a small raw client (md5 authentication as
+ * md5user, which both PostgreSQL and pglane accept over TCP); everything else uses libpq.
+ */
+#include "tests/integration/harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "protocol/proto.h"
+
+static struct h_pg g_pg;
+static struct h_lane g_tx1;      /* transaction pooling, lane size 1 */
+static struct h_lane g_tx2;      /* transaction pooling, lane size 2 */
+static struct h_lane g_direct;   /* PostgreSQL itself */
+
+static int group_setup(void **state)
+{
+    char conf[4096];
+
+    (void)state;
+    if (h_pg_start(&g_pg) != 0)
+        return -1;
+    g_direct = (struct h_lane){ .port = g_pg.port, .direct = 1, .pg = &g_pg };
+    h_conf(conf, sizeof conf, "transaction", 1, "md5", NULL);
+    if (h_lane_start(&g_tx1, &g_pg, conf) != 0)
+        return -1;
+    h_lane_keep(&g_tx1);
+    h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
+    if (h_lane_start(&g_tx2, &g_pg, conf) != 0)
+        return -1;
+    h_lane_keep(&g_tx2);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_cleanup();
+    h_pg_stop(&g_pg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ raw login */
+
+struct login {
+    int fd;                       /* after ReadyForQuery, else -1 */
+    char err_sev[16], err_state[6], err_msg[256], err_detail[256];
+    char notice_state[6];
+    int nnotices;
+    int got_v;                    /* NegotiateProtocolVersion */
+    uint32_t v_version, v_nopts;
+    char v_opt[64];
+    int nparams;
+    char pname[64][64], pvalue[64][128];
+};
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void copy_field(char *dst, size_t n, const uint8_t *body, uint32_t len, char code)
+{
+    const char *v = h_error_field(body, len, code);
+
+    snprintf(dst, n, "%s", v ? v : "");
+}
+
+/*
+ * Logs in as md5user/appdb with the given extra startup parameters (names[i] = values[i]) and
+ * protocol version. Fills *out; returns 0 when logged in (out->fd open), 1 when refused.
+ */
+static int raw_login(const struct h_lane *l, uint32_t version, const char *const *names,
+                     const char *const *values, int n, struct login *out)
+{
+    static uint8_t pkt[10000];
+    size_t len = 8;
+    const char *fixed[] = { "user", H_MD5_USER, "database", H_DB };
+
+    memset(out, 0, sizeof(*out));
+    out->fd = -1;
+    for (int i = 0; i < 4; i++) {
+        memcpy(pkt + len, fixed[i], strlen(fixed[i]) + 1);
+        len += strlen(fixed[i]) + 1;
+    }
+    for (int i = 0; i < n; i++) {
+        assert_true(len + strlen(names[i]) + strlen(values[i]) + 3 < sizeof(pkt));
+        memcpy(pkt + len, names[i], strlen(names[i]) + 1);
+        len += strlen(names[i]) + 1;
+        memcpy(pkt + len, values[i], strlen(values[i]) + 1);
+        len += strlen(values[i]) + 1;
+    }
+    pkt[len++] = 0;
+    put32(pkt, (uint32_t)len);
+    put32(pkt + 4, version);
+    int fd = h_raw_connect(l->port);
+    assert_true(fd >= 0);
+    assert_int_equal(h_raw_send(fd, pkt, len), 0);
+    for (;;) {
+        uint8_t *body = NULL;
+        uint32_t blen = 0;
+        int t = h_raw_read_msg(fd, 10000, &body, &blen);
+
+        if (t < 0) {
+            print_error("raw login through port %d: %d before ReadyForQuery\n", l->port, t);
+            fail();
+        }
+        if (t == 'R' && blen >= 4 && get32(body) == 5) {
+            char resp[PROTO_MD5_LEN];
+            uint8_t msg[64];
+
+            proto_md5_response(H_MD5_USER, H_MD5_PASSWORD, body + 4, resp);
+            msg[0] = 'p';
+            put32(msg + 1, (uint32_t)(4 + strlen(resp) + 1));
+            memcpy(msg + 5, resp, strlen(resp) + 1);
+            assert_int_equal(h_raw_send(fd, msg, 5 + strlen(resp) + 1), 0);
+        } else if (t == 'R') {
+            assert_int_equal(get32(body), 0);
+        } else if (t == 'v') {
+            out->got_v = 1;
+            out->v_version = get32(body);
+            out->v_nopts = get32(body + 4);
+            if (out->v_nopts > 0)
+                snprintf(out->v_opt, sizeof(out->v_opt), "%s", (const char *)body + 8);
+        } else if (t == 'S' && out->nparams < 64) {
+            snprintf(out->pname[out->nparams], 64, "%s", (const char *)body);
+            snprintf(out->pvalue[out->nparams], 128, "%s", (const char *)body + strlen((const char *)body) + 1);
+            out->nparams++;
+        } else if (t == 'N') {
+            out->nnotices++;
+            copy_field(out->notice_state, sizeof(out->notice_state), body, blen, 'C');
+        } else if (t == 'E') {
+            copy_field(out->err_sev, sizeof(out->err_sev), body, blen, 'V');
+            copy_field(out->err_state, sizeof(out->err_state), body, blen, 'C');
+            copy_field(out->err_msg, sizeof(out->err_msg), body, blen, 'M');
+            copy_field(out->err_detail, sizeof(out->err_detail), body, blen, 'D');
+            free(body);
+            close(fd);
+            return 1;
+        } else if (t == 'Z') {
+            free(body);
+            out->fd = fd;
+            return 0;
+        }
+        free(body);
+    }
+}
+
+static const char *param_of(const struct login *lg, const char *name)
+{
+    for (int i = 0; i < lg->nparams; i++)
+        if (strcmp(lg->pname[i], name) == 0)
+            return lg->pvalue[i];
+    return NULL;
+}
+
+/* Runs a simple query on a raw connection: the first value (static copy, "" if none), or the
+ * SQLSTATE prefixed with "E:" on error. */
+static const char *raw_query1(int fd, const char *sql)
+{
+    static char val[256];
+    uint8_t msg[512];
+    size_t n = strlen(sql) + 1;
+
+    msg[0] = 'Q';
+    put32(msg + 1, (uint32_t)(4 + n));
+    memcpy(msg + 5, sql, n);
+    assert_int_equal(h_raw_send(fd, msg, 5 + n), 0);
+    val[0] = 0;
+    for (;;) {
+        uint8_t *body = NULL;
+        uint32_t blen = 0;
+        int t = h_raw_read_msg(fd, 10000, &body, &blen);
+
+        assert_true(t >= 0);
+        if (t == 'D' && blen >= 6 && !val[0]) {
+            uint32_t l = get32(body + 2);
+            if (l != 0xffffffffu)
+                snprintf(val, sizeof(val), "%.*s", (int)l, (const char *)body + 6);
+        } else if (t == 'E') {
+            snprintf(val, sizeof(val), "E:%s", h_error_field(body, blen, 'C'));
+        }
+        free(body);
+        if (t == 'Z')
+            return val;
+    }
+}
+
+static void raw_close(struct login *lg)
+{
+    if (lg->fd >= 0)
+        close(lg->fd);
+    lg->fd = -1;
+}
+
+/* The same refused login directly and through pglane: FATAL, same SQLSTATE, message and detail. */
+static void expect_refused_alike(const struct h_lane *l, const char *name, const char *value,
+                                 const char *sqlstate)
+{
+    const char *nv[] = { name }, *vv[] = { value };
+    struct login d, p;
+
+    assert_int_equal(raw_login(&g_direct, 3u << 16, nv, vv, 1, &d), 1);
+    assert_int_equal(raw_login(l, 3u << 16, nv, vv, 1, &p), 1);
+    assert_string_equal(d.err_state, sqlstate);
+    assert_string_equal(p.err_sev, "FATAL");
+    assert_string_equal(p.err_sev, d.err_sev);
+    assert_string_equal(p.err_state, d.err_state);
+    assert_string_equal(p.err_msg, d.err_msg);
+    assert_string_equal(p.err_detail, d.err_detail);
+}
+
+/* ------------------------------------------------------------------ item 3 */
+
+/* A refused startup value is refused as PostgreSQL refuses it, and never leaks the settings of the
+ * client that used the connection before. */
+static void test_bad_startup_value_refused_no_leak(void **state)
+{
+    (void)state;
+    const char *an[] = { "application_name", "TimeZone" }, *av[] = { "leaky", "Asia/Tokyo" };
+    struct login a, c, d;
+
+    assert_int_equal(raw_login(&g_tx1, 3u << 16, an, av, 2, &a), 0);
+    assert_string_equal(raw_query1(a.fd, "SHOW TimeZone"), "Asia/Tokyo");
+    expect_refused_alike(&g_tx1, "client_encoding", "NOPE", "22023");
+    expect_refused_alike(&g_tx1, "DateStyle", "Bogus", "22023");
+    expect_refused_alike(&g_tx1, "TimeZone", "Nowhere/Bad", "22023");
+    /* A plain client on the same (only) server connection has PostgreSQL's defaults. */
+    assert_int_equal(raw_login(&g_direct, 3u << 16, NULL, NULL, 0, &d), 0);
+    assert_int_equal(raw_login(&g_tx1, 3u << 16, NULL, NULL, 0, &c), 0);
+    char tz[64];
+    snprintf(tz, sizeof tz, "%s", raw_query1(d.fd, "SHOW TimeZone"));
+    assert_string_equal(raw_query1(c.fd, "SHOW TimeZone"), tz);
+    assert_string_equal(raw_query1(c.fd, "SHOW application_name"), "");
+    assert_string_equal(raw_query1(d.fd, "SHOW application_name"), "");
+    /* ... and the first client still has its own. */
+    assert_string_equal(raw_query1(a.fd, "SHOW application_name"), "leaky");
+    assert_string_equal(raw_query1(a.fd, "SHOW TimeZone"), "Asia/Tokyo");
+    raw_close(&a);
+    raw_close(&c);
+    raw_close(&d);
+    h_pass();
+}
+
+/* Startup role=...: the role is the client's in each of its transactions and no other client's.
+ * When applying it fails later (membership revoked), the client gets PostgreSQL's error as a FATAL
+ * and is closed: its statements never run without its settings. (PostgreSQL keeps a role already
+ * set, so this is where pglane cannot match and says so.) */
+static void test_failed_setting_sync_closes(void **state)
+{
+    (void)state;
+    const char *nv[] = { "role" }, *vv[] = { "fid_role" };
+    struct login a, b;
+    char st[6];
+
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "DROP ROLE IF EXISTS fid_role; CREATE ROLE fid_role; "
+                                            "GRANT fid_role TO " H_MD5_USER), 0);
+    assert_int_equal(raw_login(&g_tx1, 3u << 16, nv, vv, 1, &a), 0);
+    assert_int_equal(raw_login(&g_tx1, 3u << 16, NULL, NULL, 0, &b), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(raw_query1(a.fd, "SELECT current_user"), "fid_role");
+        assert_string_equal(raw_query1(b.fd, "SELECT current_user"), H_MD5_USER);
+    }
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "REVOKE fid_role FROM " H_MD5_USER), 0);
+    uint8_t q[32] = { 'Q' };
+    const char *sql = "SELECT current_user";
+    put32(q + 1, (uint32_t)(4 + strlen(sql) + 1));
+    memcpy(q + 5, sql, strlen(sql) + 1);
+    assert_int_equal(h_raw_send(a.fd, q, 5 + strlen(sql) + 1), 0);
+    assert_int_equal(h_raw_expect_error_or_close(a.fd, 10000, st), 1);
+    assert_string_equal(st, "42501");
+    uint8_t *body = NULL;
+    uint32_t blen;
+    assert_int_equal(h_raw_read_msg(a.fd, 10000, &body, &blen), H_RAW_EOF);
+    raw_close(&a);
+    assert_string_equal(raw_query1(b.fd, "SELECT current_user"), H_MD5_USER);
+    raw_close(&b);
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "DROP ROLE fid_role"), 0);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------ item 4 */
+
+static void test_unknown_startup_parameter(void **state)
+{
+    (void)state;
+    expect_refused_alike(&g_tx1, "foo", "bar", "42704");
+    expect_refused_alike(&g_tx1, "replication", "bogus", "22023");
+    h_pass();
+}
+
+/* A valid GUC in the startup packet holds for that client in every transaction, and for no other. */
+static void test_startup_guc_applied(void **state)
+{
+    (void)state;
+    const char *nv[] = { "statement_timeout" }, *vv[] = { "1234" };
+    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+
+    for (int i = 0; i < 2; i++) {
+        struct login a, b;
+
+        assert_int_equal(raw_login(lanes[i], 3u << 16, nv, vv, 1, &a), 0);
+        assert_int_equal(raw_login(lanes[i], 3u << 16, NULL, NULL, 0, &b), 0);
+        for (int round = 0; round < 3; round++) {
+            assert_string_equal(raw_query1(a.fd, "SHOW statement_timeout"), "1234ms");
+            assert_string_equal(raw_query1(b.fd, "SHOW statement_timeout"), "0");
+        }
+        assert_string_equal(raw_query1(a.fd, "SELECT current_setting('statement_timeout')"), "1234ms");
+        raw_close(&a);
+        raw_close(&b);
+    }
+    h_pass();
+}
+
+/* 40 parameters and replication=false are accepted, as PostgreSQL accepts them. */
+static void test_many_parameters_and_replication_false(void **state)
+{
+    (void)state;
+    static char names[40][24];
+    const char *nv[40], *vv[40];
+    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof names[i], "fid.p%d", i);
+        nv[i] = names[i];
+        vv[i] = "v";
+    }
+    for (int i = 0; i < 2; i++) {
+        struct login a;
+
+        assert_int_equal(raw_login(lanes[i], 3u << 16, nv, vv, 40, &a), 0);
+        assert_string_equal(raw_query1(a.fd, "SHOW fid.p39"), "v");
+        raw_close(&a);
+        const char *reps[] = { "false", "off", "0", "no" };
+        for (int r = 0; r < 4; r++) {
+            const char *rn[] = { "replication" }, *rv[] = { reps[r] };
+
+            assert_int_equal(raw_login(lanes[i], 3u << 16, rn, rv, 1, &a), 0);
+            assert_string_equal(raw_query1(a.fd, "SELECT 7"), "7");
+            raw_close(&a);
+        }
+    }
+    h_pass();
+}
+
+/* Protocol 3.2 and a _pq_ option: NegotiateProtocolVersion (3.0, the option refused), then login. */
+static void test_negotiate_protocol_version(void **state)
+{
+    (void)state;
+    const char *nv[] = { "_pq_.fidelity" }, *vv[] = { "on" };
+    struct login d, p;
+
+    assert_int_equal(raw_login(&g_direct, (3u << 16) | 2, nv, vv, 1, &d), 0);
+    assert_int_equal(raw_login(&g_tx1, (3u << 16) | 2, nv, vv, 1, &p), 0);
+    assert_true(d.got_v);
+    assert_true(p.got_v);
+    assert_int_equal(p.v_version, d.v_version);
+    assert_int_equal(p.v_version, 3u << 16);
+    assert_int_equal(p.v_nopts, d.v_nopts);
+    assert_string_equal(p.v_opt, d.v_opt);
+    assert_string_equal(p.v_opt, "_pq_.fidelity");
+    assert_string_equal(raw_query1(p.fd, "SELECT 1"), "1");
+    raw_close(&d);
+    raw_close(&p);
+    /* A plain 3.0 login gets none. */
+    assert_int_equal(raw_login(&g_tx1, 3u << 16, NULL, NULL, 0, &p), 0);
+    assert_false(p.got_v);
+    raw_close(&p);
+    h_pass();
+}
+
+/* ParameterStatus carries the values as PostgreSQL normalises them; an application_name over 63
+ * bytes is truncated with PostgreSQL's 42622 NOTICE. */
+static void test_parameter_status_normalised(void **state)
+{
+    (void)state;
+    static char longname[80];
+    memset(longname, 'a', 70);
+    longname[70] = 0;
+    const char *nv[] = { "DateStyle", "client_encoding", "TimeZone", "application_name" };
+    const char *vv[] = { "German", "latin1", "utc", longname };
+    const char *check[] = { "DateStyle", "client_encoding", "TimeZone", "application_name" };
+
+    for (int round = 0; round < 2; round++) {       /* the second from pglane's record of the values */
+        struct login d, p;
+
+        assert_int_equal(raw_login(&g_direct, 3u << 16, nv, vv, 4, &d), 0);
+        assert_int_equal(raw_login(&g_tx1, 3u << 16, nv, vv, 4, &p), 0);
+        for (int i = 0; i < 4; i++) {
+            assert_non_null(param_of(&d, check[i]));
+            assert_non_null(param_of(&p, check[i]));
+            assert_string_equal(param_of(&p, check[i]), param_of(&d, check[i]));
+        }
+        assert_string_equal(param_of(&p, "DateStyle"), "German, DMY");
+        assert_string_equal(param_of(&p, "client_encoding"), "LATIN1");
+        assert_string_equal(param_of(&p, "TimeZone"), "UTC");
+        assert_int_equal(strlen(param_of(&p, "application_name")), 63);
+        assert_int_equal(p.nnotices, d.nnotices);
+        assert_string_equal(p.notice_state, d.notice_state);
+        assert_string_equal(p.notice_state, "42622");
+        assert_string_equal(raw_query1(p.fd, "SHOW DateStyle"), "German, DMY");
+        raw_close(&d);
+        raw_close(&p);
+    }
+    h_pass();
+}
+
+/* ------------------------------------------------------------------ items 5, 6, 7: libpq */
+
+static const char *state_of(const PGresult *r)
+{
+    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return s ? s : "";
+}
+
+/* PQprepare: "" on success, else the SQLSTATE; msg (if not NULL) gets the primary message. */
+static const char *prepare_state(PGconn *c, const char *name, const char *sql, char *msg, size_t n)
+{
+    static char st[6];
+    PGresult *r = PQprepare(c, name, sql, 0, NULL);
+
+    snprintf(st, sizeof st, "%s", PQresultStatus(r) == PGRES_COMMAND_OK ? "" : state_of(r));
+    if (msg) {
+        const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        snprintf(msg, n, "%s", m ? m : "");
+    }
+    PQclear(r);
+    return st;
+}
+
+/* PQexecPrepared without parameters: the first value, or "E:<sqlstate>". */
+static const char *exec_prepared(PGconn *c, const char *name)
+{
+    static char out[128];
+    PGresult *r = PQexecPrepared(c, name, 0, NULL, NULL, NULL, 0);
+
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+        snprintf(out, sizeof out, "%s", PQgetvalue(r, 0, 0));
+    else
+        snprintf(out, sizeof out, "E:%s", state_of(r));
+    PQclear(r);
+    return out;
+}
+
+static const char *exec1(PGconn *c, const char *sql)
+{
+    static char out[128];
+    PGresult *r = PQexec(c, sql);
+
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+        snprintf(out, sizeof out, "%s", PQgetvalue(r, 0, 0));
+    else if (PQresultStatus(r) == PGRES_COMMAND_OK)
+        snprintf(out, sizeof out, "OK");
+    else
+        snprintf(out, sizeof out, "E:%s", state_of(r));
+    PQclear(r);
+    return out;
+}
+
+/* Item 5: re-preparing a name gives 42P05 naming the client's statement and never redefines it. */
+static void test_reprepare_existing_name(void **state)
+{
+    (void)state;
+    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+
+    for (int i = 0; i < 2; i++) {
+        PGconn *c = h_connect(lanes[i], NULL);
+        char msg[128];
+
+        H_ASSERT_CONNECTED(c);
+        assert_string_equal(prepare_state(c, "s3", "select 1", NULL, 0), "");
+        assert_string_equal(prepare_state(c, "s3", "select 1", msg, sizeof msg), "42P05");
+        assert_string_equal(msg, "prepared statement \"s3\" already exists");
+        assert_string_equal(prepare_state(c, "s3", "select 2", msg, sizeof msg), "42P05");
+        assert_string_equal(msg, "prepared statement \"s3\" already exists");
+        assert_string_equal(exec_prepared(c, "s3"), "1");
+        /* The same with the text a server already has, inside a transaction. */
+        assert_string_equal(exec1(c, "BEGIN"), "OK");
+        assert_string_equal(prepare_state(c, "s3", "select 2", msg, sizeof msg), "42P05");
+        assert_string_equal(exec1(c, "ROLLBACK"), "OK");
+        assert_string_equal(exec_prepared(c, "s3"), "1");
+        PQfinish(c);
+    }
+    h_pass();
+}
+
+/* Item 5 in one pipeline: the second Parse of a name fails, the rest up to the Sync is skipped. */
+static void test_reprepare_in_pipeline(void **state)
+{
+    (void)state;
+    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+
+    for (int i = 0; i < 2; i++) {
+        PGconn *c = h_connect(lanes[i], NULL);
+        ExecStatusType want[] = { PGRES_COMMAND_OK, PGRES_FATAL_ERROR, PGRES_FATAL_ERROR };
+        const char *states[] = { "", "42P05", "" };
+        PGresult *r;
+
+        H_ASSERT_CONNECTED(c);
+        /* "select 5" is known to the server (and to pglane) from an earlier statement. */
+        assert_string_equal(prepare_state(c, "warm5", "select 5", NULL, 0), "");
+        assert_int_equal(PQenterPipelineMode(c), 1);
+        assert_int_equal(PQsendPrepare(c, "p5", "select 5", 0, NULL), 1);
+        assert_int_equal(PQsendPrepare(c, "p5", "select 6", 0, NULL), 1);
+        assert_int_equal(PQsendPrepare(c, "p6", "select 6", 0, NULL), 1);
+        assert_int_equal(PQpipelineSync(c), 1);
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(h_wait_result(c, 10000), 0);
+            r = PQgetResult(c);
+            assert_non_null(r);
+            ExecStatusType st = PQresultStatus(r);
+            /* libpq reports the skipped one as PGRES_PIPELINE_ABORTED */
+            if (k == 2)
+                assert_int_equal(st, PGRES_PIPELINE_ABORTED);
+            else
+                assert_int_equal(st, want[k]);
+            assert_string_equal(state_of(r), states[k]);
+            if (k == 1)
+                assert_string_equal(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY),
+                                    "prepared statement \"p5\" already exists");
+            PQclear(r);
+            assert_null(PQgetResult(c));
+        }
+        r = PQgetResult(c);
+        assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+        PQclear(r);
+        assert_int_equal(PQexitPipelineMode(c), 1);
+        assert_string_equal(exec_prepared(c, "p5"), "5");
+        assert_string_equal(exec_prepared(c, "p6"), "E:26000");
+        PQfinish(c);
+    }
+    h_pass();
+}
+
+/* Item 6: Parse in a failed transaction gives 25P02 and creates nothing. */
+static void test_parse_in_failed_transaction(void **state)
+{
+    (void)state;
+    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+
+    for (int i = 0; i < 2; i++) {
+        PGconn *warm = h_connect(lanes[i], NULL), *c = h_connect(lanes[i], NULL);
+
+        H_ASSERT_CONNECTED(warm);
+        H_ASSERT_CONNECTED(c);
+        /* Another client prepares the same text first: pglane's server connection has it. */
+        assert_string_equal(prepare_state(warm, "w4", "select 4", NULL, 0), "");
+        assert_string_equal(exec_prepared(warm, "w4"), "4");
+        assert_string_equal(exec1(c, "BEGIN"), "OK");
+        assert_string_equal(exec1(c, "select 1/0"), "E:22012");
+        assert_string_equal(prepare_state(c, "s4", "select 4", NULL, 0), "25P02");
+        assert_int_equal(PQtransactionStatus(c), PQTRANS_INERROR);
+        assert_string_equal(exec1(c, "ROLLBACK"), "OK");
+        assert_string_equal(exec_prepared(c, "s4"), "E:26000");
+        /* In a healthy transaction the Parse of a known text works and the statement lives on. */
+        assert_string_equal(exec1(c, "BEGIN"), "OK");
+        assert_string_equal(prepare_state(c, "s4", "select 4", NULL, 0), "");
+        assert_string_equal(exec1(c, "COMMIT"), "OK");
+        assert_string_equal(exec_prepared(c, "s4"), "4");
+        PQfinish(c);
+        PQfinish(warm);
+    }
+    h_pass();
+}
+
+/* Item 7: the unnamed statement survives Sync and stays the client's own. */
+static void test_unnamed_statement_is_the_clients(void **state)
+{
+    (void)state;
+    const struct h_lane *lanes[] = { &g_direct, &g_tx1, &g_tx2 };
+
+    for (int i = 0; i < 3; i++) {
+        PGconn *a = h_connect(lanes[i], NULL), *b = h_connect(lanes[i], NULL);
+
+        H_ASSERT_CONNECTED(a);
+        H_ASSERT_CONNECTED(b);
+        /* b uses the unnamed statement of nobody yet: 26000 */
+        assert_string_equal(exec_prepared(b, ""), "E:26000");
+        assert_string_equal(prepare_state(a, "", "select 'mine'", NULL, 0), "");
+        assert_string_equal(prepare_state(b, "", "select 'other'", NULL, 0), "");
+        assert_string_equal(exec_prepared(b, ""), "other");
+        assert_string_equal(exec_prepared(a, ""), "mine");
+        /* b holds a server in a transaction: a's next use may land on another one. A simple Query
+         * (BEGIN, COMMIT) drops the unnamed statement of its own client only. */
+        assert_string_equal(exec1(b, "BEGIN"), "OK");
+        assert_string_equal(exec_prepared(b, ""), "E:26000");
+        assert_string_equal(exec1(b, "ROLLBACK"), "OK");
+        assert_string_equal(exec1(b, "BEGIN"), "OK");
+        assert_string_equal(prepare_state(b, "", "select 'other2'", NULL, 0), "");
+        assert_string_equal(exec_prepared(b, ""), "other2");
+        if (lanes[i] != &g_tx1)
+            assert_string_equal(exec_prepared(a, ""), "mine");
+        assert_string_equal(exec1(b, "COMMIT"), "OK");
+        assert_string_equal(exec_prepared(a, ""), "mine");
+        assert_string_equal(exec_prepared(b, ""), "E:26000");
+        assert_string_equal(prepare_state(b, "", "select 'other3'", NULL, 0), "");
+        assert_string_equal(exec1(a, "select 5"), "5");
+        assert_string_equal(exec_prepared(a, ""), "E:26000");
+        assert_string_equal(exec_prepared(b, ""), "other3");
+        PQfinish(a);
+        PQfinish(b);
+    }
+    h_pass();
+}
+
+/* ------------------------------------------------------------------ item 10 */
+
+/* A legal 70 MB Bind runs through pglane, unnamed and with a named statement. */
+static void test_bind_over_64mb(void **state)
+{
+    (void)state;
+    const size_t n = 70u * 1024 * 1024;
+    char *big = malloc(n + 1);
+    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+
+    assert_non_null(big);
+    memset(big, 'x', n);
+    big[n] = 0;
+    for (int i = 0; i < 2; i++) {
+        PGconn *c = h_connect(lanes[i], NULL);
+        const char *vals[] = { big };
+        PGresult *r;
+
+        H_ASSERT_CONNECTED(c);
+        r = PQexecParams(c, "select length($1)", 1, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            print_error("70 MB Bind: %s", PQerrorMessage(c));
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), "73400320");
+        PQclear(r);
+        assert_string_equal(prepare_state(c, "big", "select length($1)", NULL, 0), "");
+        r = PQexecPrepared(c, "big", 1, vals, NULL, NULL, 0);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), "73400320");
+        PQclear(r);
+        assert_string_equal(exec_prepared(c, "big"), "E:08P01");
+        PQfinish(c);
+    }
+    /* A Parse over 64 MB is the documented limit of the mapping: a clear 54000 ERROR, not "out of
+     * memory" (PostgreSQL itself would take it); the connection goes on, as after any error. */
+    memcpy(big, "select '", 8);
+    big[n - 1] = '\'';
+    PGconn *c = h_connect(&g_tx1, NULL);
+    H_ASSERT_CONNECTED(c);
+    PGresult *r = PQprepare(c, "huge", big, 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    if (strcmp(state_of(r), "54000") != 0)
+        print_error("huge Parse: %s\n", PQresultErrorMessage(r));
+    assert_string_equal(state_of(r), "54000");
+    PQclear(r);
+    assert_string_equal(exec1(c, "select 8"), "8");
+    assert_string_equal(exec_prepared(c, "huge"), "E:26000");
+    PQfinish(c);
+    free(big);
+    h_pass();
+}
+
+int main(void)
+{
+    h_filter_from_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bad_startup_value_refused_no_leak, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_setting_sync_closes, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_startup_parameter, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_startup_guc_applied, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_many_parameters_and_replication_false, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_negotiate_protocol_version, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_parameter_status_normalised, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_reprepare_existing_name, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_reprepare_in_pipeline, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_parse_in_failed_transaction, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_unnamed_statement_is_the_clients, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_bind_over_64mb, h_test_setup, h_test_teardown),
+    };
+    return cmocka_run_group_tests_name("integration: protocol fidelity (startup, prepared statements)", tests,
+                                       group_setup, group_teardown);
+}
