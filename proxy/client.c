@@ -446,7 +446,9 @@ static void startup_read(struct px_client *cl)
                 return;
             b->pos += (uint32_t)used;
             b->start = b->pos;
-            cl->admin = strcmp(cl->database, "pglane") == 0;
+            cl->admin = strcmp(cl->database, "pglane") == 0      ? PX_ADMIN_PGLANE
+                        : strcmp(cl->database, "pgbouncer") == 0 ? PX_ADMIN_PGBOUNCER
+                                                                 : 0;
             if (uv_random(NULL, NULL, &cl->cancel_pid, 4, 0, NULL) < 0 ||
                 uv_random(NULL, NULL, &cl->cancel_key, 4, 0, NULL) < 0) {
                 client_fatal(cl, "XX000", "pglane: no randomness for the cancel key");

@@ -171,6 +171,7 @@ struct px_pool {
     int queue_timer_on;
     uint64_t transactions, queries, wait_count;
     uint64_t wait_total_us, wait_max_us;
+    uint64_t xact_us, query_us;    /* summed durations (PgBouncer-compatible SHOW STATS) */
 };
 
 struct px_lane {
@@ -292,6 +293,11 @@ enum px_client_state {
     CL_IDLE, CL_WAITING, CL_ACTIVE, CL_ADMIN, CL_CLOSED
 };
 
+/* px_client.admin: the console as "pglane" (pglane's tables) or as "pgbouncer" (PgBouncer's tables
+ * where both have a name, for tools written for PgBouncer). */
+#define PX_ADMIN_PGLANE 1
+#define PX_ADMIN_PGBOUNCER 2
+
 struct px_client {
     struct px_conn conn;           /* must be first */
     enum px_client_state state;
@@ -308,7 +314,7 @@ struct px_client {
     uint8_t auth_method;
     uint8_t ssl_answered;
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
-    uint8_t admin;                 /* connected to the virtual database "pglane" */
+    uint8_t admin;                 /* PX_ADMIN_*: connected to a virtual admin database, else 0 */
     uint8_t names_shared;          /* user and database point into the pool's copies */
     uint8_t over_limit;            /* accepted beyond max_client_conn: refused after its startup packet */
     uint8_t md5_salt[4];
