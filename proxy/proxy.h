@@ -119,6 +119,8 @@ int px_tls_write(struct px_conn *c, const void *data, size_t n);
 void px_tls_backpressure(struct px_conn *src, struct px_conn *dst);
 int px_tls_handshake_done(const struct px_conn *c);
 const char *px_tls_version(const struct px_conn *c);
+/* tls-server-end-point data (hash of our certificate, RFC 5929) into out; 0, or -1 if unavailable. */
+int px_tls_endpoint_hash(const struct px_conn *c, uint8_t *out, size_t cap, size_t *outlen);
 const char *px_tls_error(const struct px_conn *c);   /* why the handshake failed, or NULL */
 
 /* Events io.c hands to the connection kinds. */
