@@ -13,7 +13,8 @@
 #define CMD_MAX 256
 #define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | CONFIG | PREPARED, " \
                  "SHOW POOLS | DATABASES | LISTS | VERSION | USERS (PgBouncer's columns), " \
-                 "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id, SHUTDOWN"
+                 "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id | lane | db/lane, RECONNECT [lane | db/lane], " \
+                 "WAIT_CLOSE [lane | db/lane], SHUTDOWN"
 
 typedef void (*cmd_fn)(struct px_client *cl, const char *arg);
 
@@ -36,7 +37,7 @@ static const struct {
     /* PgBouncer's commands that pglane has no table of its own for (admin_pgb.c) */
     { "SHOW POOLS", px_pgb_show_pools }, { "SHOW DATABASES", px_pgb_show_databases },
     { "SHOW LISTS", px_pgb_show_lists }, { "SHOW VERSION", px_pgb_show_version },
-    { "SHOW USERS", px_pgb_show_users },
+    { "SHOW USERS", px_pgb_show_users }, { "RECONNECT", px_pgb_reconnect }, { "WAIT_CLOSE", px_pgb_wait_close },
 };
 
 /* Connected to the database "pgbouncer": PgBouncer's tables win where both have a name. */
@@ -200,6 +201,10 @@ static void cmd_kill(struct px_client *cl, const char *arg)
     unsigned long long id = strtoull(arg, &end, 10);
     struct px_client *victim;
 
+    if (*arg && (*arg < '0' || *arg > '9')) {
+        px_pgb_kill(cl, arg);          /* KILL lane or KILL database/lane, as PgBouncer's KILL db */
+        return;
+    }
     if (!*arg || *end) {
         px_admin_error(cl, "42601", "pglane: KILL needs a client id", "SHOW CLIENTS lists the ids.");
         return;

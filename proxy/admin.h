@@ -50,6 +50,10 @@ void px_pgb_show_databases(struct px_client *cl, const char *arg);
 void px_pgb_show_lists(struct px_client *cl, const char *arg);
 void px_pgb_show_version(struct px_client *cl, const char *arg);
 void px_pgb_show_users(struct px_client *cl, const char *arg);
+/* RECONNECT / WAIT_CLOSE / KILL with "" (all), a lane or "database/lane". */
+void px_pgb_reconnect(struct px_client *cl, const char *arg);
+void px_pgb_wait_close(struct px_client *cl, const char *arg);
+void px_pgb_kill(struct px_client *cl, const char *arg);
 
 /* Names used by several SHOW commands. */
 const char *px_client_state_name(enum px_client_state s);

@@ -317,3 +317,187 @@ void px_pgb_show_users(struct px_client *cl, const char *arg)
     }
     px_table_send(&t, cl, "SHOW");
 }
+
+/* ---- RECONNECT, WAIT_CLOSE, KILL by name ---- */
+
+/*
+ * Whether pool is named by arg: "" names every pool, "lane" the pools of that lane, "database/lane"
+ * (a PgBouncer database name as SHOW DATABASES prints it) one (lane, database) pair.
+ */
+static int pool_named(const struct px_pool *pool, const char *arg)
+{
+    const char *slash = strrchr(arg, '/');
+
+    if (!*arg)
+        return 1;
+    if (!slash)
+        return strcasecmp(pool->lane->conf->name, arg) == 0;
+    return strcasecmp(pool->lane->conf->name, slash + 1) == 0 && strlen(pool->database) == (size_t)(slash - arg) &&
+           strncmp(pool->database, arg, (size_t)(slash - arg)) == 0;
+}
+
+/* 0 if arg is "", a lane, or "database/lane" with a lane that exists; else -1 after an error reply. */
+static int check_name(struct px_client *cl, const char *arg)
+{
+    struct proxy *px = cl->conn.px;
+    const char *slash = strrchr(arg, '/'), *lane = slash ? slash + 1 : arg;
+    char msg[200];
+
+    if (!*arg)
+        return 0;
+    if (!strchr(arg, ' ') && *lane && (!slash || slash > arg))
+        for (int i = 0; i < px->nlanes; i++)
+            if (strcasecmp(px->lanes[i]->conf->name, lane) == 0)
+                return 0;
+    snprintf(msg, sizeof(msg), "pglane: no lane or database/lane \"%.64s\"", arg);
+    px_admin_error(cl, "42704", msg, "SHOW LANES lists the lanes, SHOW DATABASES the database/lane names.");
+    return -1;
+}
+
+void px_pgb_reconnect(struct px_client *cl, const char *arg)
+{
+    struct proxy *px = cl->conn.px;
+    int closed = 0, marked = 0;
+    char note[160];
+
+    if (check_name(cl, arg) < 0)
+        return;
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (!pool_named(pool, arg))
+            continue;
+        while (!px_list_empty(&pool->idle)) {
+            px_server_close(px_container_of(pool->idle.next, struct px_server, link), "RECONNECT by the admin console");
+            closed++;
+        }
+        for (struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next) {
+            px_container_of(s, struct px_server, link)->reconnect = 1;
+            marked++;
+        }
+    }
+    px_info("C-%llu admin RECONNECT %s: %d idle server connection(s) closed, %d to close when released",
+            (unsigned long long)cl->conn.id, *arg ? arg : "(all)", closed, marked);
+    snprintf(note, sizeof(note), "%d idle server connection(s) closed, %d in use will close when released", closed,
+             marked);
+    px_admin_done(cl, "RECONNECT", note);
+}
+
+/* Server connections named by arg that RECONNECT marked and that are still open. */
+static int still_marked(struct proxy *px, const char *arg)
+{
+    int n = 0;
+
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (!pool_named(pool, arg))
+            continue;
+        for (const struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next)
+            n += px_container_of(s, struct px_server, link)->reconnect;
+    }
+    return n;
+}
+
+/* WAIT_CLOSE answers once the marked connections have closed; checked each maintenance tick (1 s).
+ * Waiting consoles are kept by id, so that one that disconnects meanwhile is simply dropped. */
+#define MAX_WAITS 32
+static struct {
+    uint64_t client_id;
+    char arg[128];
+} waits[MAX_WAITS];
+static int nwaits;
+
+static struct px_client *client_by_id(struct proxy *px, uint64_t id)
+{
+    for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
+        struct px_client *c = px_container_of(it, struct px_client, link);
+
+        if (c->conn.id == id)
+            return c;
+    }
+    return NULL;
+}
+
+void px_pgb_wait_close(struct px_client *cl, const char *arg)
+{
+    struct proxy *px = cl->conn.px;
+
+    if (check_name(cl, arg) < 0)
+        return;
+    if (!still_marked(px, arg)) {
+        px_admin_done(cl, "WAIT_CLOSE", NULL);
+        return;
+    }
+    if (nwaits == MAX_WAITS || strlen(arg) >= sizeof(waits[0].arg)) {
+        px_admin_error(cl, "53000", "pglane: too many WAIT_CLOSE commands waiting", NULL);
+        return;
+    }
+    waits[nwaits].client_id = cl->conn.id;
+    snprintf(waits[nwaits].arg, sizeof(waits[0].arg), "%s", arg);
+    nwaits++;
+    px_conn_read_stop(&cl->conn);      /* the console waits, like PgBouncer's */
+}
+
+void px_pgb_tick(struct proxy *px)
+{
+    for (int i = 0; i < nwaits;) {
+        struct px_client *c = client_by_id(px, waits[i].client_id);
+
+        if (c && still_marked(px, waits[i].arg)) {
+            i++;
+            continue;
+        }
+        if (c) {
+            px_conn_read_start(&c->conn);
+            px_admin_done(c, "WAIT_CLOSE", NULL);
+        }
+        waits[i] = waits[--nwaits];
+    }
+}
+
+void px_pgb_kill(struct px_client *cl, const char *arg)
+{
+    struct proxy *px = cl->conn.px;
+    int clients = 0, servers = 0;
+    char note[160];
+
+    if (!*arg) {
+        px_admin_error(cl, "42601", "pglane: KILL needs a client id, a lane or a database/lane", NULL);
+        return;
+    }
+    if (check_name(cl, arg) < 0)
+        return;
+    for (struct px_list *it = px->clients.next, *next; it != &px->clients; it = next) {
+        struct px_client *c = px_container_of(it, struct px_client, link);
+
+        next = it->next;
+        if (c != cl && c->pool && !c->admin && pool_named(c->pool, arg) && c->state != CL_CLOSED) {
+            px_client_fail(c, "57P01", "terminated by pglane admin (KILL)");
+            clients++;
+        }
+    }
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (!pool_named(pool, arg))
+            continue;
+        while (!px_list_empty(&pool->idle)) {
+            px_server_close(px_container_of(pool->idle.next, struct px_server, link), "KILL by the admin console");
+            servers++;
+        }
+        for (struct px_list *s = pool->busy.next, *next; s != &pool->busy; s = next) {
+            struct px_server *sv = px_container_of(s, struct px_server, link);
+
+            next = s->next;
+            if (!sv->client) {
+                px_server_close(sv, "KILL by the admin console");
+                servers++;
+            }
+        }
+    }
+    px_info("C-%llu admin KILL %s: %d client(s), %d server connection(s) closed", (unsigned long long)cl->conn.id,
+            arg, clients, servers);
+    snprintf(note, sizeof(note), "%d client(s) and %d idle server connection(s) closed", clients, servers);
+    px_admin_done(cl, "KILL", note);
+}

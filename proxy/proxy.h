@@ -257,6 +257,7 @@ struct px_server {
     struct px_list cancels;        /* cancel connections still in flight */
     int ncancels;
     uint8_t cancel_expired;        /* one did not complete in time: never reuse this connection */
+    uint8_t reconnect;             /* admin RECONNECT: close instead of reusing once released */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -378,6 +379,8 @@ void px_cancel_server_closed(struct px_server *sv);
 /* Runs one admin console command (the text of a simple Query) and writes the complete answer to the
  * client: RowDescription/DataRow/CommandComplete or ErrorResponse, then ReadyForQuery. */
 void px_admin_query(struct px_client *cl, const char *sql, size_t len);
+/* Answers admin WAIT_CLOSE commands whose connections have closed (admin_pgb.c; each maintenance tick). */
+void px_pgb_tick(struct proxy *px);
 /* Starts the HTTP endpoint of metrics_listen (if set). 0 or -1 (logged). */
 int px_metrics_start(struct proxy *px);
 void px_metrics_stop(struct proxy *px);

@@ -369,12 +369,99 @@ static void test_prometheus_pgbouncer_exporter(void **state)
     h_pass();
 }
 
+static long pools_val(PGconn *adm, const char *db, const char *column)
+{
+    PGresult *r = show(adm, "SHOW POOLS");
+    int row = row_where(r, "database", db);
+    long v = row >= 0 ? cell(r, row, column) : -1;
+    PQclear(r);
+    return v;
+}
+
+/* 1 while PostgreSQL still has a backend with this pid. */
+static long backend_alive(PGconn *super, const char *pid)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid);
+    return h_pg_long(super, sql);
+}
+
+/* RECONNECT closes idle connections at once and the others when released; WAIT_CLOSE answers once
+ * they have closed; KILL db/lane closes that pair's clients and connections and nothing else. */
+static void test_reconnect_wait_close_kill(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *held = client("web"), *other = client("web");
+    H_ASSERT_CONNECTED(held);
+    H_ASSERT_CONNECTED(other);
+    traffic(held, 3);                                    /* held: open transaction in oltp */
+    char *pid = h_query1(held, "SELECT pg_backend_pid()");
+    assert_non_null(pid);
+    assert_int_equal(h_exec(other, "SELECT 1"), 0);      /* oltp has an idle connection too */
+    PGconn *c = console("pgbouncer"), *super = h_pg_super(&g_pg, "postgres");
+    H_ASSERT_CONNECTED(c);
+    assert_non_null(super);
+    assert_true(pools_val(c, H_DB "/oltp", "sv_idle") >= 1);
+    long olap_idle = pools_val(c, H_DB "/olap", "sv_idle");
+    assert_true(olap_idle >= 1);
+
+    assert_string_equal(h_exec_sqlstate(c, "RECONNECT nosuchlane"), "42704");
+    assert_int_equal(h_exec(c, "RECONNECT " H_DB "/oltp"), 0);
+    assert_int_equal(pools_val(c, H_DB "/oltp", "sv_idle"), 0);         /* idle ones closed at once */
+    assert_int_equal(pools_val(c, H_DB "/oltp", "sv_active"), 1);       /* the held one stays */
+    assert_int_equal(pools_val(c, H_DB "/olap", "sv_idle"), olap_idle); /* another lane: untouched */
+    assert_int_equal(backend_alive(super, pid), 1);
+
+    /* WAIT_CLOSE waits for the held connection */
+    assert_int_equal(PQsendQuery(c, "WAIT_CLOSE oltp"), 1);
+    assert_int_equal(h_wait_result(c, 1500), -1);                        /* still waiting */
+    assert_int_equal(h_exec(held, "COMMIT"), 0);
+    assert_int_equal(h_wait_result(c, 5000), 0);
+    PGresult *r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdStatus(r), "WAIT_CLOSE");
+    PQclear(r);
+    assert_null(PQgetResult(c));
+    /* the backend that served the held transaction is gone; the client carries on with a new one */
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid);
+    assert_int_equal(h_pg_wait_long(super, sql, 0, 5000), 0);
+    char *pid2 = h_query1(held, "SELECT pg_backend_pid()");
+    assert_non_null(pid2);
+    assert_string_not_equal(pid, pid2);
+    free(pid2);
+    /* nothing marked: WAIT_CLOSE answers at once */
+    assert_int_equal(h_exec(c, "WAIT_CLOSE"), 0);
+
+    /* KILL appdb/olap: the olap client in a transaction is closed, oltp clients are not */
+    PGconn *a = client("report-k");
+    H_ASSERT_CONNECTED(a);
+    assert_int_equal(h_exec(a, "BEGIN"), 0);
+    assert_int_equal(h_exec(a, "SELECT 1"), 0);
+    assert_int_equal(h_exec(c, "KILL " H_DB "/olap"), 0);
+    const char *st = h_exec_sqlstate(a, "SELECT 2");
+    assert_true(strcmp(st, "57P01") == 0 || PQstatus(a) == CONNECTION_BAD);
+    assert_true(h_show_wait(c, "SHOW LANES", "olap", "servers_used", 0, 5000) == 0);
+    assert_int_equal(h_exec(held, "SELECT 3"), 0);
+    assert_int_equal(h_exec(other, "SELECT 4"), 0);
+    PQfinish(a);
+
+    PQfinish(c);
+    PQfinish(super);
+    free(pid);
+    PQfinish(held);
+    PQfinish(other);
+    h_pass();
+}
+
 int main(void)
 {
     h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_console_pgbouncer_tables, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_prometheus_pgbouncer_exporter, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_wait_close_kill, h_test_setup, h_test_teardown),
     };
     return cmocka_run_group_tests_name("integration_pgbouncer_compat", tests, group_setup, group_teardown);
 }
