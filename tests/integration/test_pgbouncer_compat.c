@@ -455,6 +455,24 @@ static void test_reconnect_wait_close_kill(void **state)
     h_pass();
 }
 
+/* SIGTERM: pglane drains and exits 0 with no sanitizer report (under ASan builds). */
+static void test_clean_exit(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    assert_int_equal(h_lane_signal(&g_lane, SIGTERM), 0);
+    assert_int_equal(h_lane_wait_exit(&g_lane, 10000), 1);
+    char *log = h_lane_log(&g_lane);
+    if (g_lane.exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
+        print_error("pglane exit %d, log:\n%s\n", g_lane.exit_status, log);
+    assert_int_equal(g_lane.exit_status, 0);
+    assert_null(strstr(log, "Sanitizer"));
+    assert_null(strstr(log, "runtime error"));
+    free(log);
+    h_lane_stop(&g_lane);
+    h_pass();
+}
+
 int main(void)
 {
     h_filter_from_env();
@@ -462,6 +480,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_console_pgbouncer_tables, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_prometheus_pgbouncer_exporter, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_wait_close_kill, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_clean_exit, h_test_setup, h_test_teardown),
     };
     return cmocka_run_group_tests_name("integration_pgbouncer_compat", tests, group_setup, group_teardown);
 }
