@@ -197,6 +197,7 @@ int proto_md5_verify(const char *user, const char *secret, const uint8_t salt[4]
 #define PROTO_SCRAM_KEY_LEN 32
 #define PROTO_SCRAM_MAX_SALT 64
 #define PROTO_SCRAM_MAX_MSG 512
+#define PROTO_SCRAM_MAX_CBIND 64     /* tls-server-end-point data: a hash of up to 512 bits */
 #define PROTO_SCRAM_DEFAULT_ITERATIONS 4096
 
 struct proto_scram_secret {
@@ -231,7 +232,20 @@ struct proto_scram_server {
     char nonce[PROTO_SCRAM_MAX_MSG];        /* client nonce + server nonce */
     uint8_t client_key[PROTO_SCRAM_KEY_LEN]; /* recovered from a verified proof */
     int state;
+    /* Channel binding (SCRAM-SHA-256-PLUS, tls-server-end-point), see proto_scram_server_bind. */
+    uint8_t cbind[PROTO_SCRAM_MAX_CBIND];
+    size_t cbind_len;
+    int plus_offered, plus_selected;
+    char gs2[32];                            /* the client's gs2 header, which c= must echo */
 };
+/*
+ * Call before proto_scram_server_first on a TLS connection where SCRAM-SHA-256-PLUS was offered:
+ * hash is the tls-server-end-point data (the hash of pglane's certificate, RFC 5929), plus says
+ * whether the client selected SCRAM-SHA-256-PLUS. Then "p=tls-server-end-point" must come with PLUS
+ * and its binding must match; "y" (client thinks the server cannot bind) is a downgrade and fails.
+ * Without this call channel binding is not offered. Returns 0, or -1 if hash is too long.
+ */
+int proto_scram_server_bind(struct proto_scram_server *st, const uint8_t *hash, size_t n, int plus) PROTO_MUSTCHECK;
 /*
  * Takes the client-first-message (from SASLInitialResponse data) and produces the server-first-message
  * into out (NUL-terminated, *outlen bytes). server_nonce is printable, chosen by the caller.

@@ -17,9 +17,13 @@ enum proto__scram_state {
     PROTO__SCRAM_INIT = 0,
     PROTO__SCRAM_FIRST_N,
     PROTO__SCRAM_FIRST_Y,
+    PROTO__SCRAM_FIRST_P,        /* "p=tls-server-end-point": the final c= carries the binding */
     PROTO__SCRAM_FINAL,
     PROTO__SCRAM_DONE,
-    PROTO__SCRAM_FAILED
+    PROTO__SCRAM_FAILED,
+    /* proto_scram_server_bind was called: proto_scram_server_first trusts the binding fields only
+     * then (callers may hand it an uninitialised struct otherwise) */
+    PROTO__SCRAM_BOUND = 0x5c4b1d
 };
 
 /* A slice of a NUL-terminated message. */

@@ -1,6 +1,7 @@
 /*
  * SCRAM-SHA-256 with pglane as the server, as PostgreSQL's backend does it: the client's user name
- * is ignored (the startup packet names the user) and channel binding is not offered.
+ * is ignored (the startup packet names the user). Channel binding (SCRAM-SHA-256-PLUS with
+ * tls-server-end-point, RFC 5802 and 5929) when the caller set it up with proto_scram_server_bind.
  */
 #include "protocol/scram_internal.h"
 
@@ -19,24 +20,60 @@ static int fail(struct proto_scram_server *st, const char **err, const char *msg
     return -1;
 }
 
-/*
- * Reads the gs2 header ("n,," or "y,,") at *cur. "y" means the client could bind but believes
- * the server cannot; that is true, since pglane never offers SCRAM-SHA-256-PLUS, so it is accepted.
- * Returns NULL, setting *state to the FIRST_* state to enter, or a static error message.
- */
-static const char *read_gs2(const char **cur, int *state)
+int proto_scram_server_bind(struct proto_scram_server *st, const uint8_t *hash, size_t n, int plus)
 {
-    const char *p = *cur;
-    if (p[0] == 'p' && p[1] == '=')
-        return "channel binding not supported";
-    if ((p[0] != 'n' && p[0] != 'y') || p[1] != ',')
+    if (n > sizeof st->cbind)
+        return -1;
+    memcpy(st->cbind, hash, n);
+    st->cbind_len = n;
+    st->plus_offered = 1;
+    st->plus_selected = plus != 0;
+    st->state = PROTO__SCRAM_BOUND;
+    return 0;
+}
+
+#define CB_TYPE "tls-server-end-point"
+
+/*
+ * Reads the gs2 header ("n,,", "y,," or "p=tls-server-end-point,,") at *cur and keeps a copy in
+ * st->gs2. "y" means the client could bind but believes the server cannot: accepted when pglane did
+ * not offer SCRAM-SHA-256-PLUS, a downgrade otherwise. Returns NULL, setting *state to the FIRST_*
+ * state to enter, or a static error message.
+ */
+static const char *read_gs2(struct proto_scram_server *st, const char **cur, int *state)
+{
+    const char *p = *cur, *end;
+
+    if (p[0] == 'p' && p[1] == '=') {
+        if (!st->plus_offered)
+            return "channel binding not supported";
+        if (!st->plus_selected)
+            return "SCRAM-SHA-256 was selected but the message asks for channel binding";
+        if (strncmp(p + 2, CB_TYPE, strlen(CB_TYPE)) != 0 || p[2 + strlen(CB_TYPE)] != ',')
+            return "unsupported SCRAM channel binding type";
+        *state = PROTO__SCRAM_FIRST_P;
+        p += 2 + strlen(CB_TYPE);
+    } else if ((p[0] == 'n' || p[0] == 'y') && p[1] == ',') {
+        if (st->plus_selected)
+            return "SCRAM-SHA-256-PLUS was selected but the message has no channel binding";
+        if (p[0] == 'y' && st->plus_offered)
+            return "SCRAM channel binding negotiation error (the client believes the server cannot bind)";
+        *state = p[0] == 'y' ? PROTO__SCRAM_FIRST_Y : PROTO__SCRAM_FIRST_N;
+        p += 1;
+    } else {
         return MALFORMED;
-    *state = p[0] == 'y' ? PROTO__SCRAM_FIRST_Y : PROTO__SCRAM_FIRST_N;
-    if (p[2] == 'a' && p[3] == '=')
+    }
+    /* p is at the ',' that ends the flag */
+    if (p[1] == 'a' && p[2] == '=')
         return "SCRAM authorization identity not supported";
-    if (p[2] != ',')
+    if (p[1] != ',')
         return MALFORMED;
-    *cur = p + 3;
+    end = p + 2;
+    if ((size_t)(end - *cur) >= sizeof st->gs2)
+        return MALFORMED;
+    memcpy(st->gs2, *cur, (size_t)(end - *cur));
+    st->gs2[end - *cur] = 0;
+    *cur = end;
     return NULL;
 }
 
@@ -63,10 +100,14 @@ int proto_scram_server_first(struct proto_scram_server *st, const struct proto_s
     const char *p = msg, *e;
     struct proto__span cnonce, snonce = { server_nonce, strlen(server_nonce) };
     int state = PROTO__SCRAM_FAILED;
+    if (st->state != PROTO__SCRAM_BOUND) {
+        st->plus_offered = st->plus_selected = 0;
+        st->cbind_len = 0;
+    }
     st->state = PROTO__SCRAM_FAILED;
     if (proto__scram_copy(client_first, len, msg, sizeof msg) < 0)
         return fail(st, err, MALFORMED);
-    if ((e = read_gs2(&p, &state)) != NULL || (e = read_first_bare(p, &cnonce)) != NULL)
+    if ((e = read_gs2(st, &p, &state)) != NULL || (e = read_first_bare(p, &cnonce)) != NULL)
         return fail(st, err, e);
     if (!proto__scram_printable(snonce) || secret->iterations < 1 ||
         secret->iterations > PROTO__SCRAM_MAX_ITER || secret->salt_len < 1 ||
@@ -96,11 +137,24 @@ static const char *read_final(const struct proto_scram_server *st, const char *m
                               struct proto__span *without_proof, uint8_t proof[PROTO_SCRAM_KEY_LEN])
 {
     const char *p = msg;
-    const char *cbind = st->state == PROTO__SCRAM_FIRST_Y ? "eSws" : "biws";
+    uint8_t input[sizeof st->gs2 + PROTO_SCRAM_MAX_CBIND];
+    char cbind[2 * sizeof input];
+    size_t gs2len = strlen(st->gs2), inlen = gs2len;
     struct proto__span c, r, v;
+    int n;
+
+    /* c= is base64(gs2 header [+ channel binding data]): "biws" for "n,,", "eSws" for "y,,". */
+    memcpy(input, st->gs2, gs2len);
+    if (st->state == PROTO__SCRAM_FIRST_P) {
+        memcpy(input + gs2len, st->cbind, st->cbind_len);
+        inlen += st->cbind_len;
+    }
+    n = proto__b64_encode(input, inlen, cbind, sizeof cbind);
+    if (n < 0)
+        return MALFORMED;
     if (proto__scram_attr(&p, 'c', &c) < 0 || proto__scram_attr(&p, 'r', &r) < 0)
         return MALFORMED;
-    if (c.n != 4 || memcmp(c.p, cbind, 4) != 0)
+    if (c.n != (size_t)n || CRYPTO_memcmp(c.p, cbind, (size_t)n) != 0)
         return "SCRAM channel binding check failed";
     if (r.n != strlen(st->nonce) || memcmp(r.p, st->nonce, r.n) != 0)
         return "SCRAM nonce mismatch";
@@ -141,7 +195,8 @@ int proto_scram_server_final(struct proto_scram_server *st, const char *client_f
     uint8_t proof[PROTO_SCRAM_KEY_LEN], sig[PROTO_SCRAM_KEY_LEN];
     struct proto__span without_proof;
     const char *e;
-    if (st->state != PROTO__SCRAM_FIRST_N && st->state != PROTO__SCRAM_FIRST_Y)
+    if (st->state != PROTO__SCRAM_FIRST_N && st->state != PROTO__SCRAM_FIRST_Y &&
+        st->state != PROTO__SCRAM_FIRST_P)
         return fail(st, err, "SCRAM exchange out of order");
     if (proto__scram_copy(client_final, len, msg, sizeof msg) < 0)
         return fail(st, err, MALFORMED);

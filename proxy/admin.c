@@ -12,7 +12,9 @@
 
 #define CMD_MAX 256
 #define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | CONFIG | PREPARED, " \
-                 "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id, SHUTDOWN"
+                 "SHOW POOLS | DATABASES | LISTS | VERSION | USERS (PgBouncer's columns), " \
+                 "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id | lane | db/lane, RECONNECT [lane | db/lane], " \
+                 "WAIT_CLOSE [lane | db/lane], SHUTDOWN"
 
 typedef void (*cmd_fn)(struct px_client *cl, const char *arg);
 
@@ -32,6 +34,18 @@ static const struct {
     { "SHOW PREPARED", px_show_prepared },
     { "RELOAD", cmd_reload }, { "PAUSE", cmd_pause }, { "RESUME", cmd_resume }, { "KILL", cmd_kill },
     { "SHUTDOWN", cmd_shutdown },
+    /* PgBouncer's commands that pglane has no table of its own for (admin_pgb.c) */
+    { "SHOW POOLS", px_pgb_show_pools }, { "SHOW DATABASES", px_pgb_show_databases },
+    { "SHOW LISTS", px_pgb_show_lists }, { "SHOW VERSION", px_pgb_show_version },
+    { "SHOW USERS", px_pgb_show_users }, { "RECONNECT", px_pgb_reconnect }, { "WAIT_CLOSE", px_pgb_wait_close },
+};
+
+/* Connected to the database "pgbouncer": PgBouncer's tables win where both have a name. */
+static const struct {
+    const char *name;
+    cmd_fn fn;
+} pgb_commands[] = {
+    { "SHOW STATS", px_pgb_show_stats },
 };
 
 /* Copies the command with runs of blanks made one space, without surrounding blanks and ';'. */
@@ -61,8 +75,16 @@ static int normalize(const char *sql, size_t len, char *out, size_t cap)
 }
 
 /* The command whose words start cmd (case-insensitive); *arg is what follows it. */
-static cmd_fn lookup(const char *cmd, const char **arg)
+static cmd_fn lookup(const char *cmd, const char **arg, int pgbouncer)
 {
+    for (size_t i = 0; pgbouncer && i < sizeof(pgb_commands) / sizeof(pgb_commands[0]); i++) {
+        size_t n = strlen(pgb_commands[i].name);
+
+        if (strncasecmp(cmd, pgb_commands[i].name, n) == 0 && (cmd[n] == 0 || cmd[n] == ' ')) {
+            *arg = cmd[n] ? cmd + n + 1 : cmd + n;
+            return pgb_commands[i].fn;
+        }
+    }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         size_t n = strlen(commands[i].name);
 
@@ -88,7 +110,7 @@ void px_admin_query(struct px_client *cl, const char *sql, size_t len)
         px_admin_done(cl, "EMPTY", NULL);
         return;
     }
-    fn = lookup(cmd, &arg);
+    fn = lookup(cmd, &arg, cl->admin == PX_ADMIN_PGBOUNCER);
     if (!fn) {
         snprintf(msg, sizeof(msg), "pglane: unknown admin command \"%s\"", cmd);
         px_admin_error(cl, "42601", msg, "Commands: " COMMANDS ".");
@@ -179,6 +201,10 @@ static void cmd_kill(struct px_client *cl, const char *arg)
     unsigned long long id = strtoull(arg, &end, 10);
     struct px_client *victim;
 
+    if (*arg && (*arg < '0' || *arg > '9')) {
+        px_pgb_kill(cl, arg);          /* KILL lane or KILL database/lane, as PgBouncer's KILL db */
+        return;
+    }
     if (!*arg || *end) {
         px_admin_error(cl, "42601", "pglane: KILL needs a client id", "SHOW CLIENTS lists the ids.");
         return;

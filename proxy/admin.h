@@ -18,6 +18,9 @@ struct px_table {
 
 /* cols: NULL-terminated column names. */
 void px_table_begin(struct px_table *t, const char *const *cols);
+/* Same with a type per column, one character each: 's' text, 'i' int4, 'q' int8 (values are still
+ * sent as text). */
+void px_table_begin_typed(struct px_table *t, const char *const *cols, const char *types);
 void px_table_cell(struct px_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void px_table_null(struct px_table *t);
 /* Appends CommandComplete (tag) and ReadyForQuery, sends it all to cl and frees t. */
@@ -38,6 +41,19 @@ void px_show_blocking(struct px_client *cl, const char *arg);
 void px_show_guard(struct px_client *cl, const char *arg);
 void px_show_config(struct px_client *cl, const char *arg);
 void px_show_prepared(struct px_client *cl, const char *arg);
+
+/* PgBouncer-compatible console (admin_pgb.c): PgBouncer's column names and types, each pool a
+ * database named "database/lane". */
+void px_pgb_show_pools(struct px_client *cl, const char *arg);
+void px_pgb_show_stats(struct px_client *cl, const char *arg);
+void px_pgb_show_databases(struct px_client *cl, const char *arg);
+void px_pgb_show_lists(struct px_client *cl, const char *arg);
+void px_pgb_show_version(struct px_client *cl, const char *arg);
+void px_pgb_show_users(struct px_client *cl, const char *arg);
+/* RECONNECT / WAIT_CLOSE / KILL with "" (all), a lane or "database/lane". */
+void px_pgb_reconnect(struct px_client *cl, const char *arg);
+void px_pgb_wait_close(struct px_client *cl, const char *arg);
+void px_pgb_kill(struct px_client *cl, const char *arg);
 
 /* Names used by several SHOW commands. */
 const char *px_client_state_name(enum px_client_state s);

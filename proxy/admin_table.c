@@ -6,8 +6,24 @@
 #include "proxy/admin.h"
 
 #define TEXT_OID 25
+#define INT4_OID 23
+#define INT8_OID 20
+
+static uint32_t type_oid(char c, int16_t *len)
+{
+    switch (c) {
+    case 'i': *len = 4; return INT4_OID;
+    case 'q': *len = 8; return INT8_OID;
+    default: *len = -1; return TEXT_OID;
+    }
+}
 
 void px_table_begin(struct px_table *t, const char *const *cols)
+{
+    px_table_begin_typed(t, cols, NULL);
+}
+
+void px_table_begin_typed(struct px_table *t, const char *const *cols, const char *types)
 {
     size_t start;
 
@@ -18,11 +34,14 @@ void px_table_begin(struct px_table *t, const char *const *cols)
     start = proto_msg_begin(&t->b, 'T');
     proto_put_u16(&t->b, (uint16_t)t->ncols);
     for (int i = 0; i < t->ncols; i++) {
+        int16_t typlen;
+        uint32_t oid = type_oid(types ? types[i] : 's', &typlen);
+
         proto_put_cstr(&t->b, cols[i]);
         proto_put_u32(&t->b, 0);            /* table oid */
         proto_put_u16(&t->b, 0);            /* column number */
-        proto_put_u32(&t->b, TEXT_OID);
-        proto_put_u16(&t->b, 0xffff);       /* typlen -1 */
+        proto_put_u32(&t->b, oid);
+        proto_put_u16(&t->b, (uint16_t)typlen);
         proto_put_u32(&t->b, 0xffffffffu);  /* typmod -1 */
         proto_put_u16(&t->b, 0);            /* text format */
     }

@@ -346,6 +346,27 @@ static int mock_secret(struct px_client *cl, struct proto_scram_secret *out)
     return proto_scram_mock_secret(px->scram_mock_key, cl->user, out);
 }
 
+/* SCRAM-SHA-256-PLUS (tls-server-end-point channel binding) is offered on TLS connections whose
+ * certificate has a usable hash. */
+static int scram_plus_offered(struct px_client *cl)
+{
+    uint8_t hash[PROTO_SCRAM_MAX_CBIND];
+    size_t n;
+
+    return cl->conn.tls && px_tls_endpoint_hash(&cl->conn, hash, sizeof(hash), &n) == 0;
+}
+
+/* On TLS, tells the SCRAM exchange that PLUS was offered, with the binding data. 0 or -1. */
+static int scram_bind(struct px_client *cl, int plus)
+{
+    uint8_t hash[PROTO_SCRAM_MAX_CBIND];
+    size_t n;
+
+    if (!cl->conn.tls || px_tls_endpoint_hash(&cl->conn, hash, sizeof(hash), &n) < 0)
+        return plus ? -1 : 0;
+    return proto_scram_server_bind(cl->scram, hash, n, plus);
+}
+
 /* The SCRAM secret of a user: stored in the auth_file, or derived once from a plaintext password. */
 static int scram_secret(struct px_client *cl, struct proto_scram_secret *out)
 {
@@ -400,9 +421,10 @@ static void start_auth(struct px_client *cl)
         cl->state = CL_AUTH_PASSWORD;
         break;
     case CONF_AUTH_SCRAM: {
-        static const char *const mechs[] = { "SCRAM-SHA-256" };
+        static const char *const mechs[] = { "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256" };
+        int plus = scram_plus_offered(cl);   /* over TLS only */
 
-        proto_build_auth_sasl(&b, mechs, 1);
+        proto_build_auth_sasl(&b, mechs + !plus, 2 - !plus);
         cl->state = CL_AUTH_SASL_INIT;
         break;
     }
@@ -759,7 +781,9 @@ static void startup_read(struct px_client *cl)
             }
             b->pos += (uint32_t)used;
             b->start = b->pos;
-            cl->admin = strcmp(cl->database, "pglane") == 0;
+            cl->admin = strcmp(cl->database, "pglane") == 0      ? PX_ADMIN_PGLANE
+                        : strcmp(cl->database, "pgbouncer") == 0 ? PX_ADMIN_PGBOUNCER
+                                                                 : 0;
             if (uv_random(NULL, NULL, &cl->cancel_pid, 4, 0, NULL) < 0 ||
                 uv_random(NULL, NULL, &cl->cancel_key, 4, 0, NULL) < 0) {
                 client_fatal(cl, "XX000", "pglane: no randomness for the cancel key");
@@ -785,12 +809,14 @@ static void sasl_step(struct px_client *cl, const struct proto_frame *f)
 
     if (cl->state == CL_AUTH_SASL_INIT) {
         struct proto_scram_secret secret;
+        int plus;
 
         if (proto_parse_sasl_initial(f->body, f->len, &mech, &data, &n) < 0) {
             client_fatal(cl, "08P01", "malformed SASLInitialResponse message");
             return;
         }
-        if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+        plus = strcmp(mech, "SCRAM-SHA-256-PLUS") == 0;
+        if (strcmp(mech, "SCRAM-SHA-256") != 0 && !(plus && scram_plus_offered(cl))) {
             client_fatal(cl, "28000", "client selected an invalid SASL authentication mechanism");
             return;
         }
@@ -799,7 +825,7 @@ static void sasl_step(struct px_client *cl, const struct proto_frame *f)
             return;
         }
         cl->scram = calloc(1, sizeof(*cl->scram));
-        if (!cl->scram || proto_scram_nonce(nonce, 24) < 0 ||
+        if (!cl->scram || proto_scram_nonce(nonce, 24) < 0 || scram_bind(cl, plus) < 0 ||
             proto_scram_server_first(cl->scram, &secret, (const char *)data, n, nonce, out, sizeof(out),
                                      &outlen, &err) < 0) {
             client_fatal(cl, "08P01", err ? err : "malformed SCRAM message");

@@ -189,6 +189,11 @@ void px_pool_server_ready(struct px_server *sv)
     struct px_pool *pool = sv->pool;
     struct proxy *px = sv->conn.px;
 
+    if (sv->reconnect) {
+        px_server_close(sv, "RECONNECT by the admin console");
+        px_pool_refill(pool);
+        return;
+    }
     sv->client = NULL;
     if (!px_list_empty(&pool->waiting) && !px->exiting && !pool->lane->paused) {
         struct px_client *cl = px_container_of(pool->waiting.next, struct px_client, wait_link);
@@ -325,6 +330,7 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
             }
         }
     }
+    px_pgb_tick(px);
 }
 
 static void on_pool_timer_closed(uv_handle_t *h)

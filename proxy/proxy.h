@@ -124,6 +124,8 @@ int px_tls_write(struct px_conn *c, const void *data, size_t n);
 void px_tls_backpressure(struct px_conn *src, struct px_conn *dst);
 int px_tls_handshake_done(const struct px_conn *c);
 const char *px_tls_version(const struct px_conn *c);
+/* tls-server-end-point data (hash of our certificate, RFC 5929) into out; 0, or -1 if unavailable. */
+int px_tls_endpoint_hash(const struct px_conn *c, uint8_t *out, size_t cap, size_t *outlen);
 const char *px_tls_error(const struct px_conn *c);   /* why the handshake failed, or NULL */
 
 /* Events io.c hands to the connection kinds. */
@@ -194,6 +196,7 @@ struct px_pool {
     uint64_t wait_total_us, wait_max_us;
     uint64_t empty_since_ms;       /* no server and no client in the queue since then (0: not empty) */
     uint8_t referenced;            /* scratch of px_pool_maintain: a client points at it */
+    uint64_t xact_us, query_us;    /* summed durations (PgBouncer-compatible SHOW STATS) */
 };
 
 struct px_lane {
@@ -290,6 +293,7 @@ struct px_server {
     int ncancels;
     uint8_t cancel_expired;        /* one did not complete in time: never reuse this connection */
     uint8_t fatal_relayed;         /* the server sent the client its own FATAL: it closes next */
+    uint8_t reconnect;             /* admin RECONNECT: close instead of reusing once released */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -366,6 +370,11 @@ enum px_client_state {
     CL_IDLE, CL_WAITING, CL_ACTIVE, CL_ADMIN, CL_CLOSED
 };
 
+/* px_client.admin: the console as "pglane" (pglane's tables) or as "pgbouncer" (PgBouncer's tables
+ * where both have a name, for tools written for PgBouncer). */
+#define PX_ADMIN_PGLANE 1
+#define PX_ADMIN_PGBOUNCER 2
+
 struct px_client {
     struct px_conn conn;           /* must be first */
     enum px_client_state state;
@@ -394,7 +403,7 @@ struct px_client {
     uint8_t auth_method;
     uint8_t ssl_answered;
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
-    uint8_t admin;                 /* connected to the virtual database "pglane" */
+    uint8_t admin;                 /* PX_ADMIN_*: connected to a virtual admin database, else 0 */
     uint8_t names_shared;          /* user and database point into the pool's copies */
     uint8_t over_limit;            /* accepted beyond max_client_conn: refused after its startup packet */
     uint8_t md5_salt[4];
@@ -463,6 +472,8 @@ void px_cancel_server_closed(struct px_server *sv);
 /* Runs one admin console command (the text of a simple Query) and writes the complete answer to the
  * client: RowDescription/DataRow/CommandComplete or ErrorResponse, then ReadyForQuery. */
 void px_admin_query(struct px_client *cl, const char *sql, size_t len);
+/* Answers admin WAIT_CLOSE commands whose connections have closed (admin_pgb.c; each maintenance tick). */
+void px_pgb_tick(struct proxy *px);
 /* Starts the HTTP endpoint of metrics_listen (if set). 0 or -1 (logged). */
 int px_metrics_start(struct proxy *px);
 void px_metrics_stop(struct proxy *px);

@@ -123,6 +123,7 @@ void px_stats_query_end(struct px_server *sv, struct px_client *cl)
         if (cl->tx_start_us > start)
             start = cl->tx_start_us;
         px_hist_add(&st->query, now - start);
+        sv->pool->query_us += now - start;
         if (slower > 0 && now - start >= (uint64_t)slower * 1000u)
             slow_log(sv, cl, now - start);
     }
@@ -131,6 +132,7 @@ void px_stats_query_end(struct px_server *sv, struct px_client *cl)
         return;
     start = cl->tx_begin_us > cl->tx_start_us ? cl->tx_begin_us : cl->tx_start_us;
     px_hist_add(&st->tx, now - start);
+    sv->pool->xact_us += now - start;
     cl->tx_begin_us = cl->pending_z ? now : 0;
 }
 

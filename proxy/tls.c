@@ -228,6 +228,32 @@ const char *px_tls_version(const struct px_conn *c)
 }
 
 /*
+ * tls-server-end-point channel binding data (RFC 5929 section 4.1): the hash of the certificate this
+ * side presented, with the hash function of the certificate's signature algorithm, SHA-256 when that
+ * is MD5 or SHA-1. Fails for signature algorithms without a single digest (e.g. Ed25519), as
+ * PostgreSQL does.
+ */
+int px_tls_endpoint_hash(const struct px_conn *c, uint8_t *out, size_t cap, size_t *outlen)
+{
+    X509 *cert = c->tls && c->tls->handshake_done ? SSL_get_certificate(c->tls->ssl) : NULL;
+    int md_nid = NID_undef, pk_nid;
+    const EVP_MD *md;
+    unsigned int n = 0;
+    uint8_t buf[EVP_MAX_MD_SIZE];
+
+    if (!cert || !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid))
+        return -1;
+    if (md_nid == NID_md5 || md_nid == NID_sha1)
+        md_nid = NID_sha256;
+    md = EVP_get_digestbynid(md_nid);
+    if (!md || X509_digest(cert, md, buf, &n) != 1 || n > cap)
+        return -1;
+    memcpy(out, buf, n);
+    *outlen = n;
+    return 0;
+}
+
+/*
  * Feeds n ciphertext bytes (in cbuf) to OpenSSL and moves the plaintext into c->in. Returns
  * PX_TLS_PLAINTEXT if plaintext arrived, PX_TLS_HANDSHAKE if the handshake just completed (and maybe
  * plaintext too), 0 if nothing for the caller, or -1 on a TLS error or a close by the peer.

@@ -1,15 +1,24 @@
 /*
  * Hardening issue, TLS on both sides against a test CA made with the openssl CLI: psql with
  * sslmode=require and verify-full, client certificates, pglane to a PostgreSQL that requires TLS
- * (server_tls_mode = verify-full), and tls_mode = require refusing plaintext clients.
+ * (server_tls_mode = verify-full), tls_mode = require refusing plaintext clients, and
+ * SCRAM-SHA-256-PLUS channel binding (libpq channel_binding=require; a raw TLS SCRAM client that
+ * tampers with the binding or downgrades).
  */
 #include "tests/integration/harness.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static struct h_pg g_pg;
@@ -462,6 +471,263 @@ static void test_require_refuses_plaintext(void **state)
     h_pass();
 }
 
+/* ------------------------------------------------------------------------------------------ channel binding */
+
+/* A TLS connection made by hand (SSLRequest, then OpenSSL on the blocking socket). */
+struct raw_tls {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+};
+
+static int raw_tls_open(struct raw_tls *t, int port)
+{
+    static const uint8_t sslreq[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+    struct timeval tv = { .tv_sec = 5 };
+
+    memset(t, 0, sizeof *t);
+    t->fd = h_raw_connect(port);
+    if (t->fd < 0 || h_raw_send(t->fd, sslreq, sizeof sslreq) != 0 || h_raw_read_byte(t->fd, 5000) != 'S')
+        return -1;
+    setsockopt(t->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    t->ctx = SSL_CTX_new(TLS_client_method());
+    t->ssl = t->ctx ? SSL_new(t->ctx) : NULL;
+    if (!t->ssl || SSL_set_fd(t->ssl, t->fd) != 1 || SSL_connect(t->ssl) != 1)
+        return -1;
+    return 0;
+}
+
+static void raw_tls_close(struct raw_tls *t)
+{
+    if (t->ssl)
+        SSL_free(t->ssl);
+    SSL_CTX_free(t->ctx);
+    if (t->fd >= 0)
+        close(t->fd);
+}
+
+static int tls_send(struct raw_tls *t, const void *p, size_t n)
+{
+    return SSL_write(t->ssl, p, (int)n) == (int)n ? 0 : -1;
+}
+
+static int tls_read_exact(struct raw_tls *t, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        int r = SSL_read(t->ssl, p, (int)n);
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* One backend message: its type, body in buf (NUL-terminated), *len. -1 on EOF/timeout/oversize. */
+static int tls_read_msg(struct raw_tls *t, uint8_t *buf, size_t cap, uint32_t *len)
+{
+    uint8_t h[5];
+    if (tls_read_exact(t, h, 5) < 0)
+        return -1;
+    *len = ((uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4]) - 4;
+    if (*len + 1 > cap || tls_read_exact(t, buf, *len) < 0)
+        return -1;
+    buf[*len] = 0;
+    return h[0];
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+static int b64(const uint8_t *in, size_t n, char *out)
+{
+    return EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+/* tls-server-end-point data a client computes from pglane's certificate (ECDSA with SHA-256). */
+static size_t expected_binding(uint8_t *out)
+{
+    FILE *f = fopen(tls_path("server.crt"), "r");
+    assert_non_null(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    unsigned int n = 0;
+    assert_int_equal(X509_digest(x, EVP_sha256(), out, &n), 1);
+    X509_free(x);
+    return n;
+}
+
+enum { CB_OK, CB_TAMPER };
+
+/*
+ * SCRAM over a hand-made TLS connection: selects mech with the gs2 header gs2 ("n,,", "y,," or
+ * "p=tls-server-end-point,,"), sending the right binding or a tampered one. *offered_plus tells
+ * whether AuthenticationSASL listed SCRAM-SHA-256-PLUS. Returns 1 if AuthenticationOk came, 0 on an
+ * ErrorResponse (its SQLSTATE and message in sqlstate/msg), -1 on anything else.
+ */
+static int scram_over_tls(int port, const char *mech, const char *gs2, int how, int *offered_plus,
+                          char sqlstate[6], char *msg, size_t msgcap)
+{
+    struct raw_tls t;
+    uint8_t buf[4096], hash[EVP_MAX_MD_SIZE];
+    uint32_t len;
+    int type, rc = -1;
+    const char *cnonce = "rOprNGfwEbeRWgbNEkqO0123";
+    char first_bare[128], first[256], final[2048], without_proof[1024], cb[512], auth[4096];
+    uint8_t cbin[256], salted[32], ckey[32], stored[32], sig[32], proof[32], salt[128];
+    size_t hlen = expected_binding(hash);
+
+    if (how == CB_TAMPER)
+        hash[hlen - 1] ^= 0x01;
+    if (raw_tls_open(&t, port) < 0)
+        goto out;
+    size_t n = h_raw_startup(buf, sizeof buf, 196608, H_USER, H_DB);
+    if (tls_send(&t, buf, n) < 0 || (type = tls_read_msg(&t, buf, sizeof buf, &len)) != 'R' || len < 4 ||
+        buf[3] != 10)
+        goto out;
+    *offered_plus = 0;
+    for (const char *m = (const char *)buf + 4; *m; m += strlen(m) + 1)
+        *offered_plus |= strcmp(m, "SCRAM-SHA-256-PLUS") == 0;
+
+    snprintf(first_bare, sizeof first_bare, "n=,r=%s", cnonce);
+    snprintf(first, sizeof first, "%s%s", gs2, first_bare);
+    size_t ml = strlen(mech) + 1, fl = strlen(first);
+    buf[0] = 'p';
+    put_be32(buf + 1, (uint32_t)(4 + ml + 4 + fl));
+    memcpy(buf + 5, mech, ml);
+    put_be32(buf + 5 + ml, (uint32_t)fl);
+    memcpy(buf + 9 + ml, first, fl);
+    if (tls_send(&t, buf, 9 + ml + fl) < 0)
+        goto out;
+    type = tls_read_msg(&t, buf, sizeof buf, &len);
+    if (type == 'E')
+        goto error;
+    if (type != 'R' || len < 4 || buf[3] != 11)
+        goto out;
+    /* server-first-message: r=<nonce>,s=<salt>,i=<iterations> */
+    char server_first[512];
+    snprintf(server_first, sizeof server_first, "%.500s", (const char *)buf + 4);
+    char *r = strstr(server_first, "r="), *sp = strstr(server_first, ",s="), *ip = strstr(server_first, ",i=");
+    assert_true(r && sp && ip);
+    char nonce[256], salt64[256];
+    snprintf(nonce, sizeof nonce, "%.*s", (int)(sp - r - 2), r + 2);
+    snprintf(salt64, sizeof salt64, "%.*s", (int)(ip - sp - 3), sp + 3);
+    int iter = atoi(ip + 3);
+    int slen = EVP_DecodeBlock(salt, (const unsigned char *)salt64, (int)strlen(salt64));
+    assert_true(slen > 0);
+    /* EVP_DecodeBlock counts the bytes of the padding too */
+    for (size_t k = strlen(salt64); k > 0 && salt64[k - 1] == '='; k--)
+        slen--;
+
+    size_t gl = strlen(gs2), cl = gl;
+    memcpy(cbin, gs2, gl);
+    if (gs2[0] == 'p') {
+        memcpy(cbin + gl, hash, hlen);
+        cl += hlen;
+    }
+    b64(cbin, cl, cb);
+    snprintf(without_proof, sizeof without_proof, "c=%.400s,r=%.255s", cb, nonce);
+    assert_int_equal(PKCS5_PBKDF2_HMAC(H_PASSWORD, (int)strlen(H_PASSWORD), salt, slen, iter, EVP_sha256(), 32,
+                                       salted), 1);
+    unsigned int hl = 0;
+    HMAC(EVP_sha256(), salted, 32, (const unsigned char *)"Client Key", 10, ckey, &hl);
+    SHA256(ckey, 32, stored);
+    snprintf(auth, sizeof auth, "%s,%s,%s", first_bare, server_first, without_proof);
+    HMAC(EVP_sha256(), stored, 32, (const unsigned char *)auth, strlen(auth), sig, &hl);
+    for (int i = 0; i < 32; i++)
+        proof[i] = ckey[i] ^ sig[i];
+    char proof64[64];
+    b64(proof, 32, proof64);
+    snprintf(final, sizeof final, "%s,p=%s", without_proof, proof64);
+    size_t fn = strlen(final);
+    buf[0] = 'p';
+    put_be32(buf + 1, (uint32_t)(4 + fn));
+    memcpy(buf + 5, final, fn);
+    if (tls_send(&t, buf, 5 + fn) < 0)
+        goto out;
+    type = tls_read_msg(&t, buf, sizeof buf, &len);
+    if (type == 'E')
+        goto error;
+    if (type != 'R' || len < 4 || buf[3] != 12)       /* AuthenticationSASLFinal */
+        goto out;
+    type = tls_read_msg(&t, buf, sizeof buf, &len);
+    rc = type == 'R' && len >= 4 && buf[3] == 0 ? 1 : -1;   /* AuthenticationOk */
+    goto out;
+error:
+    snprintf(sqlstate, 6, "%s", h_error_field(buf, len, 'C') ? h_error_field(buf, len, 'C') : "");
+    snprintf(msg, msgcap, "%s", h_error_field(buf, len, 'M') ? h_error_field(buf, len, 'M') : "");
+    rc = 0;
+out:
+    raw_tls_close(&t);
+    return rc;
+}
+
+/* libpq channel_binding=require works through pglane over TLS; PLUS is never offered in plaintext;
+ * a tampered binding, a downgrade ("y" after PLUS was offered) and PLUS without binding data fail. */
+static void test_channel_binding(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_lane l;
+    char conf[4096], ci[2048], sqlstate[6], msg[256];
+    int plus = -1;
+    tls_conf(conf, sizeof conf, "allow", NULL);
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+
+    ci_for(&l, "127.0.0.1", "sslmode=require channel_binding=require", ci, sizeof ci);
+    assert_psql_tls_ok(ci);
+    PGconn *c = PQconnectdb(ci);
+    H_ASSERT_CONNECTED(c);
+    assert_query_ok(c);
+    PQfinish(c);
+    /* libpq refuses to connect when the server does not bind: plaintext gets no PLUS */
+    ci_for(&l, "127.0.0.1", "sslmode=disable channel_binding=require", ci, sizeof ci);
+    c = PQconnectdb(ci);
+    assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+    PQfinish(c);
+    int fd = h_raw_connect(l.port);
+    uint8_t st[256], *body = NULL;
+    uint32_t len = 0;
+    size_t n = h_raw_startup(st, sizeof st, 196608, H_USER, H_DB);
+    assert_int_equal(h_raw_send(fd, st, n), 0);
+    assert_int_equal(h_raw_read_msg(fd, 5000, &body, &len), 'R');
+    assert_true(len >= 4 && body[3] == 10);
+    assert_string_equal((const char *)body + 4, "SCRAM-SHA-256");
+    assert_int_equal(body[4 + strlen("SCRAM-SHA-256") + 1], 0);     /* the only mechanism */
+    free(body);
+    close(fd);
+
+    /* The hand-made client is right: the correct binding logs in. */
+    assert_int_equal(scram_over_tls(l.port, "SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,", CB_OK, &plus,
+                                    sqlstate, msg, sizeof msg), 1);
+    assert_int_equal(plus, 1);
+    /* and so does plain SCRAM with "n" */
+    assert_int_equal(scram_over_tls(l.port, "SCRAM-SHA-256", "n,,", CB_OK, &plus, sqlstate, msg, sizeof msg), 1);
+
+    assert_int_equal(scram_over_tls(l.port, "SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,", CB_TAMPER, &plus,
+                                    sqlstate, msg, sizeof msg), 0);
+    fprintf(stderr, "tampered binding: %s %s\n", sqlstate, msg);
+    assert_string_equal(sqlstate, "28P01");          /* the client is told no more than for a wrong password */
+    char *log = h_lane_log(&l);
+    assert_non_null(strstr(log, "SCRAM channel binding check failed"));   /* the log says why */
+    free(log);
+    assert_int_equal(scram_over_tls(l.port, "SCRAM-SHA-256", "y,,", CB_OK, &plus, sqlstate, msg, sizeof msg), 0);
+    fprintf(stderr, "downgrade: %s %s\n", sqlstate, msg);
+    assert_non_null(strstr(msg, "channel binding"));
+    assert_int_equal(scram_over_tls(l.port, "SCRAM-SHA-256-PLUS", "n,,", CB_OK, &plus, sqlstate, msg, sizeof msg), 0);
+    assert_non_null(strstr(msg, "PLUS"));
+    assert_int_equal(scram_over_tls(l.port, "SCRAM-SHA-256", "p=tls-server-end-point,,", CB_OK, &plus, sqlstate, msg,
+                                    sizeof msg), 0);
+    assert_int_equal(scram_over_tls(l.port, "SCRAM-SHA-256-PLUS", "p=tls-unique,,", CB_OK, &plus, sqlstate, msg,
+                                    sizeof msg), 0);
+    assert_true(h_lane_alive(&l));
+    assert_int_equal(h_lane_stop(&l), 0);
+    h_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,6 +735,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_certificates, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_server_requires_tls, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_require_refuses_plaintext, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_channel_binding, h_test_setup, h_test_teardown),
     };
     return cmocka_run_group_tests_name("integration: TLS", tests, group_setup, group_teardown);
 }

@@ -6,12 +6,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "protocol/proto.h"
+#include "protocol/scram_internal.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -567,6 +569,72 @@ static void test_scram_mutations(void **state)
     }
 }
 
+/* Channel binding (SCRAM-SHA-256-PLUS, tls-server-end-point): the gs2 flag must agree with the
+ * mechanism and with what was offered, and c= must carry the gs2 header plus the binding data. */
+static void test_scram_channel_binding(void **state)
+{
+    (void)state;
+    struct proto_scram_secret sec;
+    struct proto_scram_server s;
+    uint8_t hash[32];
+    char out[PROTO_SCRAM_MAX_MSG], final[PROTO_SCRAM_MAX_MSG], cb[128];
+    uint8_t input[64];
+    size_t n;
+    const char *err = NULL;
+    const char *first = "p=tls-server-end-point,,n=,r=abc";
+    for (int i = 0; i < 32; i++)
+        hash[i] = (uint8_t)(i * 7 + 1);
+    assert_int_equal(proto_scram_make_secret("pw", (const uint8_t *)"saltsalt", 8, 4096, &sec), 0);
+
+    /* PLUS selected, binding offered: accepted; the right c= reaches the proof check */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(proto_scram_server_bind(&s, hash, sizeof hash, 1), 0);
+    assert_int_equal(proto_scram_server_first(&s, &sec, first, strlen(first), "xyz", out, sizeof out, &n, &err), 0);
+    memcpy(input, "p=tls-server-end-point,,", 24);
+    memcpy(input + 24, hash, 32);
+    assert_true(proto__b64_encode(input, 56, cb, sizeof cb) > 0);
+    snprintf(final, sizeof final, "c=%s,r=abcxyz,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", cb);
+    assert_int_equal(proto_scram_server_final(&s, final, strlen(final), out, sizeof out, &n, &err), -1);
+    assert_non_null(strstr(err, "proof"));
+    /* a binding that differs in one byte fails the channel binding check */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(proto_scram_server_bind(&s, hash, sizeof hash, 1), 0);
+    assert_int_equal(proto_scram_server_first(&s, &sec, first, strlen(first), "xyz", out, sizeof out, &n, &err), 0);
+    input[55] ^= 1;
+    assert_true(proto__b64_encode(input, 56, cb, sizeof cb) > 0);
+    snprintf(final, sizeof final, "c=%s,r=abcxyz,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", cb);
+    assert_int_equal(proto_scram_server_final(&s, final, strlen(final), out, sizeof out, &n, &err), -1);
+    assert_string_equal(err, "SCRAM channel binding check failed");
+    /* "n,," with c=biws is fine */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(proto_scram_server_bind(&s, hash, sizeof hash, 0), 0);
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=abc", 11, "xyz", out, sizeof out, &n, &err), 0);
+    snprintf(final, sizeof final, "c=biws,r=abcxyz,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    assert_int_equal(proto_scram_server_final(&s, final, strlen(final), out, sizeof out, &n, &err), -1);
+    assert_non_null(strstr(err, "proof"));
+
+    static const struct { int plus; const char *first; } bad[] = {
+        { 0, "y,,n=,r=abc" },                       /* downgrade: PLUS was offered */
+        { 1, "n,,n=,r=abc" },                       /* PLUS selected without binding */
+        { 1, "y,,n=,r=abc" },
+        { 0, "p=tls-server-end-point,,n=,r=abc" },  /* binding without PLUS */
+        { 1, "p=tls-unique,,n=,r=abc" },            /* unsupported type */
+        { 1, "p=tls-server-end-pointx,,n=,r=abc" },
+        { 1, "p=tls-server-end-point,a=u,n=,r=abc" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&s, 0, sizeof s);
+        assert_int_equal(proto_scram_server_bind(&s, hash, sizeof hash, bad[i].plus), 0);
+        err = NULL;
+        if (proto_scram_server_first(&s, &sec, bad[i].first, strlen(bad[i].first), "xyz", out, sizeof out, &n,
+                                     &err) != -1)
+            fail_msg("accepted: plus=%d %s", bad[i].plus, bad[i].first);
+        assert_non_null(err);
+    }
+    uint8_t big[PROTO_SCRAM_MAX_CBIND + 1] = { 0 };
+    assert_int_equal(proto_scram_server_bind(&s, big, sizeof big, 1), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -586,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_scram_client_bad),
         cmocka_unit_test(test_scram_client_verify_bad),
         cmocka_unit_test(test_scram_mutations),
+        cmocka_unit_test(test_scram_channel_binding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
