@@ -18,6 +18,7 @@ LIBS_ROUTING := -lpg_query -lpcre2-8
 LIBS_CONF    := -linih
 LIBS_PROXY   := -luv -lpq
 LIBS_ALL     := $(LIBS_PROXY) $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lm
+LIBS_MAIN    := -lsystemd
 
 PROTO_SRC   := $(wildcard protocol/*.c)
 ROUTING_SRC := $(wildcard routing/*.c)
@@ -68,7 +69,7 @@ $(BUILD)/lib%.a:
 MODLIBS := $(BUILD)/libproxy.a $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
 
 $(BUILD)/pglane: $(BUILD)/obj/proxy/main.o $(MODLIBS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) $(LIBS_MAIN)
 
 # Unit tests link the pure modules; tests/unit/test_proxy*.c also link proxy/.
 PURELIBS := $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
