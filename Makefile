@@ -35,7 +35,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
 DEPS_STAMP  := .deps-ok
 
 .SECONDARY:
-.PHONY: all deps test asan run demo bench fuzz clean help tests
+.PHONY: all deps test asan run demo bench fuzz clean help tests man install deb
 all: $(BUILD)/pglane
 
 help:
@@ -47,6 +47,8 @@ help:
 	@echo "make bench    pgbench through pglane, PgBouncer and direct (BENCH_QUICK=1 for a short run)"
 	@echo "make demo     the InsightsNow scenario: blocking before, fixes, direct and through pglane"
 	@echo "make run      throwaway PostgreSQL 15 cluster + pglane on 127.0.0.1:6432 (Ctrl-C stops both)"
+	@echo "make install  binary, man pages, examples and pglane.service under PREFIX (/usr/local), DESTDIR honoured"
+	@echo "make deb      the Debian package (dpkg-buildpackage -us -uc -b), written to build/deb/"
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install-deps.sh
@@ -107,6 +109,35 @@ demo: deps $(BUILD)/pglane
 
 clean:
 	rm -rf build build-asan
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, pglane(1) and pglane.ini(5) (generated from
+# README.md's sections by man/gen.sh), example configurations and the Grafana dashboard in
+# $(DATADIR), and the systemd unit. The configuration itself ($(SYSCONFDIR)/pglane/pglane.ini, read
+# by the unit) is never written over: copy it from $(DATADIR) (README, Install).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/pglane
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
+MAN_PAGES  := $(BUILD)/man/pglane.1 $(BUILD)/man/pglane.ini.5
+EXAMPLES   := dist/pglane.ini dist/userlist.txt conf/insightsnow.ini
+
+man: $(MAN_PAGES)
+$(BUILD)/man/%: man/%.in README.md man/gen.sh man/md2man.awk proxy/proxy.h
+	man/gen.sh $< README.md $@
+
+install: $(BUILD)/pglane $(MAN_PAGES)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 0755 $(BUILD)/pglane $(DESTDIR)$(BINDIR)/pglane
+	$(INSTALL) -m 0644 $(BUILD)/man/pglane.1 $(DESTDIR)$(MANDIR)/man1/pglane.1
+	$(INSTALL) -m 0644 $(BUILD)/man/pglane.ini.5 $(DESTDIR)$(MANDIR)/man5/pglane.ini.5
+	$(INSTALL) -m 0644 $(EXAMPLES) $(DESTDIR)$(DATADIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/pglane.service.in \
+		>$(DESTDIR)$(UNITDIR)/pglane.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pglane.service
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
