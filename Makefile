@@ -139,6 +139,18 @@ install: $(BUILD)/pglane $(MAN_PAGES)
 		>$(DESTDIR)$(UNITDIR)/pglane.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pglane.service
 
+# make deb: the Debian package (debian/) from the tracked files of this checkout, copied to
+# $(BUILD)/deb/src and built there with dpkg-buildpackage -us -uc -b, then checked by lintian (fails
+# on an error). The .deb files land in $(BUILD)/deb/.
+DEB_DIR := $(BUILD)/deb
+deb:
+	@scripts/install-deps.sh dpkg-dev debhelper lintian
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	git ls-files -z | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(DEB_DIR)/*.changes
+	@ls $(DEB_DIR)/*.deb
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # make fuzz [FUZZ_SECONDS=60]: the libFuzzer targets of tests/fuzz/ (see its README.md), built with
