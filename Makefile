@@ -135,6 +135,7 @@ install: $(BUILD)/pglane $(MAN_PAGES)
 	$(INSTALL) -m 0644 $(BUILD)/man/pglane.1 $(DESTDIR)$(MANDIR)/man1/pglane.1
 	$(INSTALL) -m 0644 $(BUILD)/man/pglane.ini.5 $(DESTDIR)$(MANDIR)/man5/pglane.ini.5
 	$(INSTALL) -m 0644 $(EXAMPLES) $(DESTDIR)$(DATADIR)/
+	$(INSTALL) -m 0644 conf/grafana/pglane-dashboard.json $(DESTDIR)$(DATADIR)/
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/pglane.service.in \
 		>$(DESTDIR)$(UNITDIR)/pglane.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pglane.service

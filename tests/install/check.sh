@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make install into a scratch DESTDIR, checked file by file:
-#   - the binary, pglane(1), pglane.ini(5), the examples and pglane.service where PREFIX puts them;
+#   - the binary, pglane(1), pglane.ini(5), the examples, the Grafana dashboard and pglane.service
+#     where PREFIX puts them;
 #   - the installed binary runs and accepts the installed example configurations (--check);
 #   - man -l renders both pages without a groff warning; pglane.ini(5) describes every key;
 #   - the configuration keys of the code (conf/keys*.c) are exactly those of README.md's reference
@@ -25,6 +26,7 @@ if make -s -C "$repo" install DESTDIR="$d" >"$tmp/make.log" 2>&1; then ok "make 
 else fail "make install DESTDIR=..." "$(tail -5 "$tmp/make.log" | tr '\n' ' ')"; fi
 for f in bin/pglane:755 share/man/man1/pglane.1:644 share/man/man5/pglane.ini.5:644 \
          share/pglane/pglane.ini:644 share/pglane/userlist.txt:644 share/pglane/insightsnow.ini:644 \
+         share/pglane/pglane-dashboard.json:644 \
          lib/systemd/system/pglane.service:644; do
     check "installed $f" '[ -f "$p/${f%:*}" ] && [ "$(stat -c %a "$p/${f%:*}")" = "${f#*:}" ]'
 done
