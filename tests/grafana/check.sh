@@ -122,9 +122,18 @@ for _ in $(seq 1 100); do
 done
 q "SELECT count(*) FROM t" >/dev/null 2>&1         # waits for the lock
 wait "$bg"; bg=""
+# GET /metrics over bash's /dev/tcp (pglane closes the connection after the answer); the body only.
+scrape() {
+    local r
+    exec 3<>"/dev/tcp/127.0.0.1/$mport" || return 1
+    printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >&3
+    r=$(cat <&3); exec 3<&-
+    [[ "$r" == "HTTP/1.1 200"* ]] || return 1
+    printf '%s\n' "${r#*$'\r\n\r\n'}"
+}
 metrics=""
 for _ in $(seq 1 50); do
-    metrics=$(curl -sf "http://127.0.0.1:$mport/metrics")
+    metrics=$(scrape)
     grep -q '^pglane_guard_actions_total{' <<<"$metrics" && break
     sleep 0.2
 done

@@ -19,6 +19,9 @@ check() { if eval "$2"; then ok "$1"; else fail "$1" "${3:-}"; fi; }
 tmp=$(mktemp -d /tmp/pglane-install-check.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 d=$tmp/root
+# systemd-analyze and man (packages systemd, man-db): installed when missing (as root; otherwise
+# install-deps prints the apt-get line and the checks that need them fail).
+"$repo/scripts/install-deps.sh" systemd man-db >"$tmp/deps.log" 2>&1 || cat "$tmp/deps.log"
 p=$d/usr/local
 version=$(sed -n 's/^#define PGLANE_VERSION "\(.*\)"/\1/p' "$repo/proxy/proxy.h")
 
