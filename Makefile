@@ -148,7 +148,7 @@ deb:
 	@scripts/install-deps.sh dpkg-dev debhelper lintian
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
 	git ls-files -z | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEB_DIR)/src
-	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b -Jauto
 	lintian --fail-on error $(DEB_DIR)/*.changes
 	@ls $(DEB_DIR)/*.deb
 

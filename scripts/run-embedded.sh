@@ -67,6 +67,14 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$pgport") 2>/dev/null && ! [ -f "$run/pgdata/pos
     echo "make run: port $pgport is taken by something else; set PGLANE_PG_PORT" >&2
     exit 1
 fi
+listen=${PGLANE_LISTEN:-$(sed -n 's/^[ \t]*listen[ \t]*=[ \t]*\([^ \t,;]*\).*/\1/p' "$conf" | head -1)}
+listen=${listen:-127.0.0.1:6432}
+lhost=${listen%:*}; lport=${listen##*:}
+[ "$lhost" != "*" ] || lhost=127.0.0.1
+if (exec 3<>"/dev/tcp/$lhost/$lport") 2>/dev/null; then
+    echo "make run: $listen is taken by something else (another pglane?); set PGLANE_LISTEN=127.0.0.1:PORT" >&2
+    exit 1
+fi
 as_pg "$bin/pg_ctl" -D "$run/pgdata" -l "$run/postgres.log" -w \
     -o "-p $pgport -k $run -c listen_addresses=127.0.0.1" start >/dev/null
 gen=""
@@ -114,14 +122,6 @@ if [ -n "${PGLANE_PG_PORT:-}${PGLANE_LISTEN:-}${PGLANE_METRICS_LISTEN:-}" ]; the
         }
         { print }' "$conf" >"$gen"
     run_conf=$gen
-fi
-listen=${PGLANE_LISTEN:-$(sed -n 's/^[ \t]*listen[ \t]*=[ \t]*\([^ \t,;]*\).*/\1/p' "$conf" | head -1)}
-listen=${listen:-127.0.0.1:6432}
-lhost=${listen%:*}; lport=${listen##*:}
-[ "$lhost" != "*" ] || lhost=127.0.0.1
-if (exec 3<>"/dev/tcp/$lhost/$lport") 2>/dev/null; then
-    echo "make run: $listen is taken by something else (another pglane?); set PGLANE_LISTEN=127.0.0.1:PORT" >&2
-    exit 1
 fi
 
 cat <<MSG

@@ -6,6 +6,7 @@
 #   - SIGINT to the foreground process group (what Ctrl-C sends) stops pglane and PostgreSQL: the
 #     postmaster's PID is gone, as is every process running the clone's pglane;
 #   - a second `make run` reuses the cluster and its data (no second load) and stops the same way;
+#     while it runs, a third one refuses at once (pglane's address is taken) and leaves it running;
 #   - as root, also as an ordinary user (nobody) from a clone of its own in a private directory.
 # As an ordinary user it runs the first three checks as that user. Free ports for PostgreSQL, pglane
 # and /metrics (PGLANE_PG_PORT, PGLANE_LISTEN, PGLANE_METRICS_LISTEN), so it never collides with
@@ -57,7 +58,7 @@ pids_of() {
 
 # run_once LABEL CLONE AS_USER EXPECT(load|reuse) EXPECT_DIR_PATTERN
 run_once() {
-    local label=$1 clone=$2 user=$3 expect=$4 dirpat=$5 log out i data pm pgl
+    local label=$1 clone=$2 user=$3 expect=$4 dirpat=$5 log out i data pm pgl rc
     local pgport lport mport
     pgport=$(in_free_port); lport=$(in_free_port); mport=$(in_free_port)
     while [ "$lport" = "$pgport" ]; do lport=$(in_free_port); done
@@ -94,6 +95,13 @@ run_once() {
     pm=$(head -1 "$data/pgdata/postmaster.pid" 2>/dev/null)
     pgl=$(pids_of "$clone/build/pglane")
     check "$label: PostgreSQL and pglane run ($pm, $pgl)" 'alive "$pm" && [ -n "$pgl" ] && [ -n "$(pids_in "$data/pgdata")" ]'
+
+    if [ "$expect" = reuse ]; then
+        (cd "$clone" && exec env "${envs[@]}" scripts/run-embedded.sh) >"$tmp/$label-again.log" 2>&1; rc=$?
+        check "$label: another make run meanwhile refuses (address taken) and leaves this one running" \
+            '[ $rc != 0 ] && grep -q "is taken by something else" "$tmp/$label-again.log" && alive "$pm" &&
+             [ -n "$(pids_of "$clone/build/pglane")" ]' "rc $rc: $(tail -2 "$tmp/$label-again.log" | tr '\n' ' ')"
+    fi
 
     kill -INT -- "-$job" 2>/dev/null   # Ctrl-C: SIGINT to the whole foreground process group
     for i in $(seq 1 120); do alive "$job" || break; sleep 0.5; done
