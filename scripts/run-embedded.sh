@@ -29,7 +29,9 @@ scale=${SCALE:-0.02}
 chmod 600 conf/userlist.txt
 
 if [ "$(id -u)" = 0 ]; then pguser=postgres; else pguser=$(id -un); fi
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# As root, PostgreSQL's tools run as postgres, from / (the checkout may be closed to postgres); every
+# path given to them is absolute.
+as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 # PostgreSQL's socket path (DIR/.s.PGSQL.PORT.lock) must fit in sun_path (107 bytes).
 sock_fits() { [ $((${#1} + ${#pgport} + 15)) -le 107 ]; }
@@ -75,8 +77,12 @@ if (exec 3<>"/dev/tcp/$lhost/$lport") 2>/dev/null; then
     echo "make run: $listen is taken by something else (another pglane?); set PGLANE_LISTEN=127.0.0.1:PORT" >&2
     exit 1
 fi
-as_pg "$bin/pg_ctl" -D "$run/pgdata" -l "$run/postgres.log" -w \
-    -o "-p $pgport -k $run -c listen_addresses=127.0.0.1" start >/dev/null
+if ! as_pg "$bin/pg_ctl" -D "$run/pgdata" -l "$run/postgres.log" -w \
+    -o "-p $pgport -k $run -c listen_addresses=127.0.0.1" start >/dev/null; then
+    echo "make run: PostgreSQL did not start; the end of $run/postgres.log:" >&2
+    as_pg tail -n 15 "$run/postgres.log" >&2 || true
+    exit 1
+fi
 gen=""
 cleanup() {
     as_pg "$bin/pg_ctl" -D "$run/pgdata" -m fast stop >/dev/null 2>&1 || true
