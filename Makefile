@@ -18,6 +18,7 @@ LIBS_ROUTING := -lpg_query -lpcre2-8
 LIBS_CONF    := -linih
 LIBS_PROXY   := -luv -lpq
 LIBS_ALL     := $(LIBS_PROXY) $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lm
+LIBS_MAIN    := -lsystemd
 
 PROTO_SRC   := $(wildcard protocol/*.c)
 ROUTING_SRC := $(wildcard routing/*.c)
@@ -34,7 +35,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o $(BUILD)/obj/tests/integ
 DEPS_STAMP  := .deps-ok
 
 .SECONDARY:
-.PHONY: all deps test asan run demo bench fuzz clean help tests
+.PHONY: all deps test asan run demo bench fuzz clean help tests man install deb
 all: $(BUILD)/pglane
 
 help:
@@ -46,6 +47,8 @@ help:
 	@echo "make bench    pgbench through pglane, PgBouncer and direct (BENCH_QUICK=1 for a short run)"
 	@echo "make demo     the InsightsNow scenario: blocking before, fixes, direct and through pglane"
 	@echo "make run      throwaway PostgreSQL 15 cluster + pglane on 127.0.0.1:6432 (Ctrl-C stops both)"
+	@echo "make install  binary, man pages, examples and pglane.service under PREFIX (/usr/local), DESTDIR honoured"
+	@echo "make deb      the Debian package (dpkg-buildpackage -us -uc -b), written to build/deb/"
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install-deps.sh
@@ -68,7 +71,7 @@ $(BUILD)/lib%.a:
 MODLIBS := $(BUILD)/libproxy.a $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
 
 $(BUILD)/pglane: $(BUILD)/obj/proxy/main.o $(MODLIBS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) $(LIBS_MAIN)
 
 # Unit tests link the pure modules; tests/unit/test_proxy*.c also link proxy/.
 PURELIBS := $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
@@ -106,6 +109,48 @@ demo: deps $(BUILD)/pglane
 
 clean:
 	rm -rf build build-asan
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, pglane(1) and pglane.ini(5) (generated from
+# README.md's sections by man/gen.sh), example configurations and the Grafana dashboard in
+# $(DATADIR), and the systemd unit. The configuration itself ($(SYSCONFDIR)/pglane/pglane.ini, read
+# by the unit) is never written over: copy it from $(DATADIR) (README, Install).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/pglane
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
+MAN_PAGES  := $(BUILD)/man/pglane.1 $(BUILD)/man/pglane.ini.5
+EXAMPLES   := dist/pglane.ini dist/userlist.txt conf/insightsnow.ini
+
+man: $(MAN_PAGES)
+$(BUILD)/man/%: man/%.in README.md man/gen.sh man/md2man.awk proxy/proxy.h
+	man/gen.sh $< README.md $@
+
+install: $(BUILD)/pglane $(MAN_PAGES)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 0755 $(BUILD)/pglane $(DESTDIR)$(BINDIR)/pglane
+	$(INSTALL) -m 0644 $(BUILD)/man/pglane.1 $(DESTDIR)$(MANDIR)/man1/pglane.1
+	$(INSTALL) -m 0644 $(BUILD)/man/pglane.ini.5 $(DESTDIR)$(MANDIR)/man5/pglane.ini.5
+	$(INSTALL) -m 0644 $(EXAMPLES) $(DESTDIR)$(DATADIR)/
+	$(INSTALL) -m 0644 conf/grafana/pglane-dashboard.json $(DESTDIR)$(DATADIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/pglane.service.in \
+		>$(DESTDIR)$(UNITDIR)/pglane.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pglane.service
+
+# make deb: the Debian package (debian/) from the tracked files of this checkout, copied to
+# $(BUILD)/deb/src and built there with dpkg-buildpackage -us -uc -b, then checked by lintian (fails
+# on an error). The .deb files land in $(BUILD)/deb/.
+DEB_DIR := $(BUILD)/deb
+deb:
+	@scripts/install-deps.sh dpkg-dev debhelper lintian
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	git ls-files -z | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b -Jauto
+	lintian --fail-on error $(DEB_DIR)/*.changes
+	@ls $(DEB_DIR)/*.deb
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

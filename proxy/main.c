@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proxy/proxy.h"
@@ -161,12 +163,24 @@ static void close_listeners(struct proxy *px)
     }
 }
 
+/* Tells a service manager (systemd, Type=notify) that a reload starts; sd_notify is a no-op
+ * without NOTIFY_SOCKET. READY=1 ends the reload, STOPPING=1 announces a drain or an exit. */
+static void notify_reloading(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
+}
+
 /* Closes every handle so that uv_run returns. */
 static void proxy_stop(struct proxy *px)
 {
     if (px->exiting)
         return;
     px->exiting = 1;
+    sd_notify(0, "STOPPING=1");
     close_listeners(px);
     px_metrics_stop(px);
     px_monitor_stop(px);
@@ -202,6 +216,7 @@ static void start_drain(struct proxy *px)
     if (px->draining)
         return;
     px->draining = 1;
+    sd_notify(0, "STOPPING=1");
     px_info("SIGTERM: draining %d client(s)", px->nclients);
     close_listeners(px);
     for (it = px->clients.next; it != &px->clients; it = next) {
@@ -235,7 +250,9 @@ static void on_signal(uv_signal_t *h, int signum)
         break;
     case SIGHUP:
         px_info("SIGHUP: reloading %s", px->conf->file);
+        notify_reloading();
         (void)px_reload(px);
+        sd_notify(0, "READY=1");
         break;
     }
 }
@@ -345,6 +362,7 @@ close_early:
     uv_timer_start(&px.maint_timer, on_maintain, 1000, 1000);
     px_info("pglane %s started: pool_mode = %s, %d lane(s), default lane %s", PGLANE_VERSION,
             px.conf->pool_mode == CONF_POOL_SESSION ? "session" : "transaction", px.nlanes, px.conf->default_lane);
+    sd_notify(0, "READY=1");          /* the listeners accept connections from here on */
     uv_run(&loop, UV_RUN_DEFAULT);
     px_info("pglane stopped");
     rc = 0;
