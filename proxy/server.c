@@ -17,6 +17,7 @@
 static void on_connect(uv_connect_t *req, int status);
 static void login_failed(struct px_server *sv, const struct proto_frame *err, const char *message);
 static int send_buf(struct px_server *sv, struct proto_buf *b);
+static void server_release(struct px_server *sv);
 
 struct px_server *px_server_connect(struct px_pool *pool)
 {
@@ -264,7 +265,9 @@ static void track_param(struct px_server *sv, const struct proto_frame *f, int f
     i = px_param_find(name);
     if (i >= 0) {
         px_params_set(&sv->have, i, value);
-        if (sv->client && !from_login)
+        /* While pglane's own queries run (parameter sync, session check and reset), the values are
+         * pglane's, not the client's. */
+        if (sv->client && !from_login && !sv->swallow_z)
             px_params_set(&sv->client->want, i, value);
     }
     if (from_login && !pool->params_ready) {
@@ -394,22 +397,58 @@ static int send_own_query(struct px_server *sv, const char *sql, size_t len)
     return 0;
 }
 
+/* Sends the client's tracked parameters and its recorded session settings (one write, replies
+ * swallowed). 0 or -1. */
+static int send_client_state(struct px_server *sv, struct px_client *cl)
+{
+    const char *replay = px_session_replay_sql(cl);
+    struct proto_buf q, m;
+    uint32_t n = 0;
+    size_t start;
+    int r;
+
+    proto_buf_init(&q);
+    proto_buf_init(&m);
+    build_param_sync(sv, cl, &q);
+    if (q.len) {
+        start = proto_msg_begin(&m, PROTO_FE_QUERY);
+        proto_put_bytes(&m, q.data, q.len);
+        proto_put_u8(&m, 0);
+        proto_msg_end(&m, start);
+        n++;
+    }
+    if (replay) {
+        /* In its own Query, so that a failure is the replay's: the client is then closed rather
+         * than left running with settings or a role it did not ask for. */
+        start = proto_msg_begin(&m, PROTO_FE_QUERY);
+        proto_put_cstr(&m, replay);
+        proto_msg_end(&m, start);
+        n++;
+        sv->replaying = 1;
+        sv->dirty |= PX_DIRTY_RESET;
+    }
+    r = q.failed ? -1 : 0;
+    proto_buf_free(&q);
+    if (n == 0 || r < 0) {
+        proto_buf_free(&m);
+        return r;
+    }
+    if (send_buf(sv, &m) < 0)
+        return -1;
+    sv->swallow_z += n;
+    return 0;
+}
+
 void px_server_attach(struct px_server *sv, struct px_client *cl)
 {
-    struct proto_buf q;
-
     sv->client = cl;
     sv->state = SV_ACTIVE;
     cl->server = sv;
-    proto_buf_init(&q);
-    build_param_sync(sv, cl, &q);
-    if (q.len && (q.failed || send_own_query(sv, (const char *)q.data, q.len) < 0)) {
-        proto_buf_free(&q);
+    if (send_client_state(sv, cl) < 0) {
         px_server_close(sv, "cannot send parameter sync");
         px_client_fail(cl, "08006", "pglane: lost the server connection");
         return;
     }
-    proto_buf_free(&q);
     px_conn_read_start(&sv->conn);
     px_client_attached(cl);
 }
@@ -423,6 +462,74 @@ static int release_ready(const struct px_server *sv)
            cl->conn.in.pos == cl->conn.in.start && cl->conn.in.remain == 0;
 }
 
+/* After a transaction that may have changed session state: reads what the session holds and resets
+ * it, in one query, while the client's next messages wait (proxy/session.c). */
+static void start_check(struct px_server *sv, struct px_client *cl)
+{
+    struct proto_buf q;
+
+    proto_buf_init(&q);
+    px_session_check_sql(cl, &q);
+    sv->dirty = 0;
+    sv->listen_seen = 0;
+    for (int i = 0; i < PX_P_COUNT; i++)
+        if (!px_param_reported(i))
+            px_params_set(&sv->have, i, NULL);
+    if (q.failed || px_session_check_begin(sv) < 0 || send_own_query(sv, (const char *)q.data, q.len) < 0) {
+        proto_buf_free(&q);
+        px_session_check_abandon(sv);
+        px_server_close(sv, "cannot send the session check");
+        px_client_fail(cl, "08006", "pglane: lost the server connection");
+        return;
+    }
+    proto_buf_free(&q);
+    sv->checking = 1;
+    px_conn_read_stop(&cl->conn);
+}
+
+/* The session check has answered (sv->checking was set, its ReadyForQuery is consumed). */
+static void check_done(struct px_server *sv)
+{
+    struct px_client *cl = sv->client;
+    const struct px_lane *lane = sv->pool->lane;
+
+    sv->checking = 0;
+    if (!cl) {                          /* the client left meanwhile */
+        if (px_session_check_pins(sv))
+            sv->dirty |= PX_DIRTY_DISCARD;
+        px_session_check_abandon(sv);
+        server_release(sv);
+        return;
+    }
+    px_session_check_end(sv, cl);
+    if (cl->pins && lane->conf->pin == CONF_PIN_REFUSE) {
+        char msg[256], why[96];
+
+        px_pin_names(cl->pins, why, sizeof(why));
+        snprintf(msg, sizeof(msg), "pglane: lane \"%s\" refuses session state that pins a server connection (%s); "
+                 "its setting is pin = refuse", lane->conf->name, why);
+        px_server_close(sv, "client pinned in a lane with pin = refuse");
+        px_client_fail(cl, "0A000", msg);
+        return;
+    }
+    if (cl->pins) {                     /* the client keeps its server, with its settings back */
+        if (send_client_state(sv, cl) < 0) {
+            px_server_close(sv, "cannot send parameter sync");
+            px_client_fail(cl, "08006", "pglane: lost the server connection");
+            return;
+        }
+        px_conn_read_start(&cl->conn);
+        if (cl->conn.in.pos < cl->conn.in.len)
+            px_client_on_read(cl);
+        return;
+    }
+    cl->server = NULL;
+    sv->client = NULL;
+    px_client_released(cl);
+    if (sv->state != SV_CLOSED)
+        px_pool_server_ready(sv);
+}
+
 /* Gives the server back to its pool, after restoring session state a client changed. */
 static void server_release(struct px_server *sv)
 {
@@ -430,8 +537,23 @@ static void server_release(struct px_server *sv)
     struct proxy *px = sv->conn.px;
 
     sv->release_after_write = 0;
+    if (cl && px->conf->pool_mode == CONF_POOL_TRANSACTION &&
+        (cl->changes_session || (sv->dirty & PX_DIRTY_CHECK) || cl->pins)) {
+        int suspect = cl->changes_session || (sv->dirty & PX_DIRTY_CHECK);
+
+        sv->pool->transactions++;
+        px_client_tx_end(cl);
+        if (px->draining) {
+            px_client_fail(cl, "57P01", "pglane is shutting down");
+            return;
+        }
+        if (suspect)
+            start_check(sv, cl);
+        return;                         /* pinned: the client keeps its server */
+    }
     if (cl) {
-        sv->dirty |= cl->changes_session;
+        if (cl->changes_session)
+            sv->dirty |= PX_DIRTY_RESET;
         cl->server = NULL;
         sv->client = NULL;
         sv->pool->transactions++;
@@ -440,17 +562,19 @@ static void server_release(struct px_server *sv)
     if (sv->state == SV_CLOSED)
         return;
     if (sv->dirty) {
-        static const char tx_reset[] = "RESET ROLE;RESET ALL";
-        static const char session_reset[] = "DISCARD ALL";
-        int session = px->conf->pool_mode == CONF_POOL_SESSION;
+        static const char tx_reset[] = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL";
+        static const char discard[] = "DISCARD ALL";
+        int full = px->conf->pool_mode == CONF_POOL_SESSION || (sv->dirty & PX_DIRTY_DISCARD);
 
         sv->dirty = 0;
+        sv->listen_seen = 0;
         sv->state = SV_RESETTING;
         for (int i = 0; i < PX_P_COUNT; i++)
             if (!px_param_reported(i))
                 px_params_set(&sv->have, i, NULL);
-        if (send_own_query(sv, session ? session_reset : tx_reset,
-                           session ? sizeof(session_reset) - 1 : sizeof(tx_reset) - 1) < 0)
+        if (full && px->conf->pool_mode == CONF_POOL_TRANSACTION)
+            px_prep_server_forget_all(sv);   /* DISCARD ALL drops pglane's statements too */
+        if (send_own_query(sv, full ? discard : tx_reset, full ? sizeof(discard) - 1 : sizeof(tx_reset) - 1) < 0)
             px_server_close(sv, "cannot send reset query");
         return;
     }
@@ -464,6 +588,8 @@ void px_server_client_gone(struct px_server *sv, int clean)
     sv->client = NULL;
     if (sv->state != SV_ACTIVE)
         return;
+    if (sv->checking && !px->exiting)
+        return;                         /* check_done decides */
     if (!clean || px->exiting) {
         px_server_close(sv, "client disconnected with a transaction or request open");
         return;
@@ -484,6 +610,37 @@ void px_server_detach(struct px_server *sv)
         server_release(sv);
 }
 
+/*
+ * Command tags after which session state may have changed, so that the session is checked before the
+ * server connection serves anyone else: settings, role and session user (SET, RESET, DISCARD), code
+ * pglane cannot see into (DO, CALL), and what may start or end a pin (LISTEN, UNLISTEN, PREPARE,
+ * DEALLOCATE, DECLARE CURSOR, CLOSE CURSOR, CREATE TABLE/VIEW/SEQUENCE, DROP, LOAD).
+ */
+static int tag_suspect(const char *tag)
+{
+    switch (tag[0]) {
+    case 'S':
+        return strcmp(tag, "SET") == 0;
+    case 'R':
+        return strcmp(tag, "RESET") == 0;
+    case 'D':
+        return strncmp(tag, "DISCARD", 7) == 0 || strcmp(tag, "DO") == 0 || strncmp(tag, "DEALLOCATE", 10) == 0 ||
+               strcmp(tag, "DECLARE CURSOR") == 0 || strncmp(tag, "DROP ", 5) == 0;
+    case 'C':
+        return strcmp(tag, "CALL") == 0 || strncmp(tag, "CLOSE CURSOR", 12) == 0 ||
+               strcmp(tag, "CREATE TABLE") == 0 || strcmp(tag, "CREATE TABLE AS") == 0 ||
+               strcmp(tag, "CREATE VIEW") == 0 || strcmp(tag, "CREATE SEQUENCE") == 0;
+    case 'L':
+        return strcmp(tag, "LISTEN") == 0 || strcmp(tag, "LOAD") == 0;
+    case 'U':
+        return strcmp(tag, "UNLISTEN") == 0;
+    case 'P':
+        return strcmp(tag, "PREPARE") == 0;
+    default:
+        return 0;
+    }
+}
+
 /* Handles a message pglane must read whole. Returns 1 if it is dropped (one of pglane's own replies). */
 static int inspect(struct px_server *sv, const struct proto_frame *f)
 {
@@ -496,7 +653,8 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
         if (proto_parse_ready(f->body, f->len, &status) == 0)
             sv->tx_status = status;
         if (sv->swallow_z) {
-            sv->swallow_z--;
+            if (--sv->swallow_z == 0)
+                sv->replaying = 0;
             return 1;
         }
         if (cl && cl->pending_z)
@@ -512,8 +670,10 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
             return 1;
         if (proto_parse_command_complete(f->body, f->len, &tag) < 0)
             return 0;
-        if (strcmp(tag, "SET") == 0 || strcmp(tag, "RESET") == 0 || strncmp(tag, "DISCARD", 7) == 0)
-            sv->dirty = 1;
+        if (tag_suspect(tag)) {
+            sv->dirty |= PX_DIRTY_CHECK;
+            sv->listen_seen |= strcmp(tag, "LISTEN") == 0;
+        }
         if (strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "DEALLOCATE ALL") == 0) {
             /* The server dropped every prepared statement, pglane's shared ones too. */
             px_prep_server_forget_all(sv);
@@ -528,9 +688,23 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
             if (proto_parse_error(f->body, f->len, &ef) == 0)
                 SLOG(sv, CONF_LOG_WARNING, "pglane's own query failed: %s %s",
                      ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
+            if (sv->replaying)
+                sv->replay_failed = 1;
             return 1;
         }
         px_stats_error(sv, f);
+        return 0;
+    case PROTO_BE_DATA_ROW:
+        if (sv->checking && sv->swallow_z)
+            px_session_check_row(sv, f->body, f->len);
+        return sv->swallow_z > 0;
+    case PROTO_BE_NOTIFICATION:
+        /* Only a client that listens gets notifications; a server connection that still listens
+         * for a client that left (a path pglane could not see) keeps them to itself. */
+        if (sv->swallow_z || !cl || !((cl->pins & (1u << PX_PIN_LISTEN)) || sv->listen_seen)) {
+            SLOG(sv, CONF_LOG_DEBUG, "%s", "dropped a notification for no listening client");
+            return 1;
+        }
         return 0;
     default:
         return sv->swallow_z > 0;
@@ -540,7 +714,7 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
 static int must_read_whole(const struct px_server *sv, uint8_t type)
 {
     return sv->swallow_z > 0 || type == PROTO_BE_READY || type == PROTO_BE_PARAM_STATUS ||
-           type == PROTO_BE_COMMAND_COMPLETE || type == PROTO_BE_ERROR;
+           type == PROTO_BE_COMMAND_COMPLETE || type == PROTO_BE_ERROR || type == PROTO_BE_NOTIFICATION;
 }
 
 /* Sends the replies scanned so far to the client; 1 if they are not all gone yet. */
@@ -606,8 +780,15 @@ static int scan(struct px_server *sv)
                 break;            /* retried when the write in flight completes */
             if (inspect(sv, &f)) {
                 /* Dropped: pglane's own replies always precede anything for the client. */
+                if (b->start < b->pos && f.type == PROTO_BE_NOTIFICATION && sv->client) {
+                    /* ... but a dropped notification may follow replies still to forward */
+                    if (flush_blocked(sv))
+                        break;
+                }
                 b->pos += PROTO_HEADER_LEN + f.len;
                 b->start = b->pos;
+                if (sv->checking && sv->swallow_z == 0)
+                    return 2;
                 continue;
             }
             if (prep)
@@ -707,6 +888,19 @@ void px_server_on_read(struct px_server *sv)
             px_client_fail(cl, "08P01", "pglane: protocol error from the server");
         return;
     }
+    if (sv->replay_failed) {
+        struct px_client *cl = sv->client;
+
+        px_server_close(sv, "a client's session settings could not be restored");
+        if (cl)
+            px_client_fail(cl, "08006", "pglane: could not restore this session's settings or role on a server "
+                                        "connection (see pglane's log)");
+        return;
+    }
+    if (r == 2) {
+        check_done(sv);
+        return;
+    }
     if (sv->client)
         px_server_pump_client(sv);
     if (sv->client && sv->prepq.n && !sv->conn.writing)
@@ -781,6 +975,7 @@ void px_server_close(struct px_server *sv, const char *reason)
 
 void px_server_free(struct px_server *sv)
 {
+    px_session_check_abandon(sv);
     px_prep_server_free(sv);
     px_params_clear(&sv->have);
     free(sv->scram);

@@ -39,6 +39,8 @@ void px_sqlstate_class_name(int i, char out[3]);
 
 enum px_guard_action { PX_GUARD_LOGGED, PX_GUARD_CANCELLED, PX_GUARD_TERMINATED, PX_GUARD_ACTIONS };
 
+#define PX_PIN_REASONS 5
+
 struct px_lane_stats {
     struct px_hist tx;             /* client transactions, first statement to the idle ReadyForQuery */
     struct px_hist query;          /* requests, first message to their ReadyForQuery, queue wait excluded */
@@ -47,6 +49,7 @@ struct px_lane_stats {
     uint64_t slow;                 /* statements over log_slower_than */
     uint64_t guard[PX_GUARD_ACTIONS];       /* guard actions against this (preemptible) lane */
     uint64_t guarded[PX_GUARD_ACTIONS];     /* guard actions on behalf of this (protected) lane */
+    uint64_t pins[PX_PIN_REASONS];          /* clients that became pinned, by reason */
 };
 
 #endif
