@@ -616,43 +616,78 @@ static void look_at_session(struct px_client *cl, const char *sql, size_t len, i
     }
 }
 
+/* The highest $n a statement references (0 if none). */
+static uint32_t max_param(const char *sql, size_t len)
+{
+    struct route_token tok;
+    size_t pos = 0;
+    uint32_t max = 0;
+
+    while (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_EOF)
+        if (tok.type == ROUTE_TOK_PARAM) {
+            uint32_t v = (uint32_t)strtoul(sql + tok.start + 1, NULL, 10);
+
+            max = v > max && v <= 65535 ? v : max;
+        }
+    return max;
+}
+
 /*
- * Under pin = refuse, replaces the text of a Query or Parse that would pin with a statement that
- * raises 0A000, so that PostgreSQL itself fails it at the right place in the transaction. The
- * message is whole at b->pos. Returns 0, or -1 when the buffer cannot grow now.
+ * Under pin = refuse, replaces a Query or Parse that would pin with a DO block that raises 0A000, so
+ * that PostgreSQL itself fails it at the right place in the transaction. A Parse keeps its name and
+ * declares as many parameters as the statement used (as bytea, which takes any binary value and
+ * text without stray backslashes), so that the client's Bind still matches. The message is whole at
+ * b->pos. Returns 0, or -1 when the buffer cannot grow now.
  */
 static int refuse_rewrite(struct px_client *cl, struct proto_frame *f)
 {
+    static const char head[] = "DO $pglane$BEGIN RAISE EXCEPTION USING ERRCODE='0A000',MESSAGE=E'";
     struct px_buf *b = &cl->conn.in;
     const char *lane = cl->conn.px->lanes[cl->lane]->conf->name;
-    char text[512], msg[256];
-    uint32_t text_off = PROTO_HEADER_LEN, old_len, new_len, tail;
-    int reason = 0, n = 0;
+    char msg[256];
+    struct proto_buf body;
+    uint32_t old_len = f->len, new_len, tail;
+    int reason = 0;
 
     while (!(cl->stmt_pins & (1u << reason)))
         reason++;
     snprintf(msg, sizeof(msg), "pglane: lane \"%s\" refuses statements that pin a server connection "
              "(%s); its setting is pin = refuse", lane, px_pin_name(reason));
-    n += snprintf(text + n, sizeof(text) - (size_t)n, "DO $pglane$BEGIN RAISE EXCEPTION USING ERRCODE='0A000',MESSAGE=E'");
-    for (const char *p = msg; *p && n < (int)sizeof(text) - 32; p++) {
-        if (*p == '\'' || *p == '\\')
-            text[n++] = *p;
-        text[n++] = *p == '$' ? '_' : *p;   /* nothing may close the dollar quote */
-    }
-    n += snprintf(text + n, sizeof(text) - (size_t)n, "';END$pglane$");
+    proto_buf_init(&body);
     if (f->type == PROTO_FE_PARSE)
-        text_off += (uint32_t)strnlen((const char *)f->body, f->len) + 1;
-    old_len = (uint32_t)strnlen((const char *)b->data + b->pos + text_off, PROTO_HEADER_LEN + f->len - text_off);
-    new_len = (uint32_t)n;
+        proto_put_cstr(&body, (const char *)f->body);   /* the statement name (NUL-terminated: checked) */
+    proto_put_bytes(&body, head, sizeof(head) - 1);
+    for (const char *p = msg; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            proto_put_bytes(&body, p, 1);
+        proto_put_bytes(&body, *p == '$' ? "_" : p, 1);   /* nothing may close the dollar quote */
+    }
+    proto_put_cstr(&body, "';END$pglane$");
+    if (f->type == PROTO_FE_PARSE) {
+        size_t name_len = strnlen((const char *)f->body, f->len);
+        const char *sql = (const char *)f->body + name_len + 1;
+        size_t sql_len = strnlen(sql, f->len - name_len - 1);
+        const uint8_t *types = (const uint8_t *)sql + sql_len + 1;
+        uint32_t declared = types + 2 <= f->body + f->len ? (uint32_t)(types[0] << 8 | types[1]) : 0;
+        uint32_t used = max_param(sql, sql_len), np = used > declared ? used : declared;
+
+        proto_put_u16(&body, (uint16_t)np);
+        for (uint32_t i = 0; i < np; i++)
+            proto_put_u32(&body, 17);                   /* bytea */
+    }
+    new_len = (uint32_t)body.len;
     /* Growing may move the buffer: not while a write of its bytes is in flight. */
-    if (new_len > old_len && b->cap - b->len < new_len - old_len &&
-        (cl->conn.writing || px_buf_reserve(b, new_len - old_len) < 0))
+    if (body.failed || (new_len > old_len && b->cap - b->len < new_len - old_len &&
+                        (cl->conn.writing || px_buf_reserve(b, new_len - old_len) < 0))) {
+        proto_buf_free(&body);
         return -1;
-    tail = b->pos + text_off + old_len;
+    }
+    tail = b->pos + PROTO_HEADER_LEN + old_len;
     memmove(b->data + tail + new_len - old_len, b->data + tail, b->len - tail);
-    memcpy(b->data + b->pos + text_off, text, new_len);
+    memcpy(b->data + b->pos + PROTO_HEADER_LEN, body.data, new_len);
+    proto_buf_free(&body);
     b->len = b->len + new_len - old_len;
-    f->len = f->len + new_len - old_len;
+    f->len = new_len;
     b->data[b->pos + 1] = (uint8_t)((f->len + 4) >> 24);
     b->data[b->pos + 2] = (uint8_t)((f->len + 4) >> 16);
     b->data[b->pos + 3] = (uint8_t)((f->len + 4) >> 8);
