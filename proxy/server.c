@@ -537,6 +537,10 @@ static void server_release(struct px_server *sv)
     struct proxy *px = sv->conn.px;
 
     sv->release_after_write = 0;
+    /* After a forward to the client completed (release_after_write), reads are still stopped: the
+     * replies to a check or a reset, and a pinned client's next replies, must be read. */
+    if (sv->state != SV_CLOSED)
+        px_conn_read_start(&sv->conn);
     if (cl && px->conf->pool_mode == CONF_POOL_TRANSACTION &&
         (cl->changes_session || (sv->dirty & PX_DIRTY_CHECK) || cl->pins)) {
         int suspect = cl->changes_session || (sv->dirty & PX_DIRTY_CHECK);

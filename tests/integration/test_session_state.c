@@ -363,6 +363,37 @@ static void test_set_config_follows(void **state)
     h_pass();
 }
 
+/* The check after a transaction whose last replies were still being written to the client. */
+static void test_check_after_large_result(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *c = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(c);
+    for (int i = 0; i < 3; i++) {
+        /* a slow reader: pglane's last forward (with the ReadyForQuery) waits for the socket */
+        assert_int_equal(PQsendQuery(c, "SET app.big = 'kept'; SELECT repeat('x', 4000000)"), 1);
+        while (PQisBusy(c)) {
+            usleep(2000);
+            assert_int_equal(PQconsumeInput(c), 1);
+        }
+        PGresult *r, *last = NULL;
+        while ((r = PQgetResult(c)) != NULL) {
+            PQclear(last);
+            last = r;
+        }
+        assert_int_equal(PQresultStatus(last), PGRES_TUPLES_OK);
+        assert_int_equal(PQgetlength(last, 0, 0), 4000000);
+        PQclear(last);
+        char *v = h_query1(c, "SELECT current_setting('app.big')");
+        assert_non_null(v);
+        assert_string_equal(v, "kept");
+        free(v);
+    }
+    PQfinish(c);
+    h_pass();
+}
+
 /* RESET ALL brings back the lane's settings (startup parameters of the lane's connections). */
 static void test_reset_all_restores_lane_settings(void **state)
 {
@@ -759,6 +790,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settings_follow_each_client, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_statement_timeout_follows, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_set_config_follows, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_check_after_large_result, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_reset_all_restores_lane_settings, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_temp_table_pins, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_advisory_lock_pins, h_test_setup, h_test_teardown),
