@@ -566,7 +566,9 @@ static void server_release(struct px_server *sv)
     if (sv->state == SV_CLOSED)
         return;
     if (sv->dirty) {
-        static const char tx_reset[] = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL";
+        /* UNLISTEN *: a pinned client's connection never gets here, so whatever listens now was
+         * started where pglane could not see it (a trigger, say) and must not outlive the client. */
+        static const char tx_reset[] = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL;UNLISTEN *";
         static const char discard[] = "DISCARD ALL";
         int full = px->conf->pool_mode == CONF_POOL_SESSION || (sv->dirty & PX_DIRTY_DISCARD);
 
