@@ -911,7 +911,7 @@ static int forward(struct px_client *cl)
 /* pglane checks the session the client's last transaction left: what the client sends waits. */
 static int held_for_check(struct px_client *cl)
 {
-    if (cl->state != CL_ACTIVE || !cl->server || !cl->server->checking)
+    if (cl->state != CL_ACTIVE || !cl->server || !(cl->server->checking || cl->server->replay_wait))
         return 0;
     px_conn_read_stop(&cl->conn);
     return 1;

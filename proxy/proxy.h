@@ -234,6 +234,8 @@ uint8_t px_session_check_pins(const struct px_server *sv);
 void px_session_check_end(struct px_server *sv, struct px_client *cl);
 void px_session_check_abandon(struct px_server *sv);
 const char *px_session_replay_sql(const struct px_client *cl);
+/* The replay sets a role or session user: the client's messages wait until it has succeeded. */
+int px_session_replay_role(const struct px_client *cl);
 void px_session_free(struct px_client *cl);
 
 /* ---- server connections (proxy/server.c) ---- */
@@ -254,6 +256,7 @@ struct px_server {
     uint8_t checking;              /* pglane's session check is in flight (proxy/session.c) */
     uint8_t replaying;             /* a client's settings are being re-applied */
     uint8_t replay_failed;         /* ... and PostgreSQL refused them */
+    uint8_t replay_wait;           /* the client's messages wait for the replay's answer */
     uint8_t listen_seen;           /* the attached client ran LISTEN in this transaction */
     struct px_check *check;        /* the check's answer so far */
     uint8_t release_after_write;

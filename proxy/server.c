@@ -439,18 +439,49 @@ static int send_client_state(struct px_server *sv, struct px_client *cl)
     return 0;
 }
 
+/* Sends the client's state; when it sets a role or a session user, the client's own messages wait
+ * for its answer (a refused SET ROLE must not let a statement run as the login user). 0 or -1. */
+static int restore_client(struct px_server *sv, struct px_client *cl)
+{
+    sv->replay_wait = 0;
+    if (send_client_state(sv, cl) < 0)
+        return -1;
+    sv->replay_wait = sv->replaying && px_session_replay_role(cl);
+    return 0;
+}
+
 void px_server_attach(struct px_server *sv, struct px_client *cl)
 {
     sv->client = cl;
     sv->state = SV_ACTIVE;
     cl->server = sv;
-    if (send_client_state(sv, cl) < 0) {
+    if (restore_client(sv, cl) < 0) {
         px_server_close(sv, "cannot send parameter sync");
         px_client_fail(cl, "08006", "pglane: lost the server connection");
         return;
     }
     px_conn_read_start(&sv->conn);
-    px_client_attached(cl);
+    if (!sv->replay_wait)
+        px_client_attached(cl);
+}
+
+/* The replay the client waited for has answered (and succeeded). */
+static void replay_done(struct px_server *sv)
+{
+    struct px_client *cl = sv->client;
+
+    sv->replay_wait = 0;
+    if (!cl)
+        return;
+    if (cl->state != CL_ACTIVE) {
+        px_client_attached(cl);
+        return;
+    }
+    px_conn_read_start(&cl->conn);          /* a pinned client, after its check */
+    if (cl->conn.in.pos < cl->conn.in.len)
+        px_client_on_read(cl);
+    else
+        px_client_pump(cl);
 }
 
 static int release_ready(const struct px_server *sv)
@@ -513,11 +544,13 @@ static void check_done(struct px_server *sv)
         return;
     }
     if (cl->pins) {                     /* the client keeps its server, with its settings back */
-        if (send_client_state(sv, cl) < 0) {
+        if (restore_client(sv, cl) < 0) {
             px_server_close(sv, "cannot send parameter sync");
             px_client_fail(cl, "08006", "pglane: lost the server connection");
             return;
         }
+        if (sv->replay_wait)
+            return;                     /* replay_done lets the client go on */
         px_conn_read_start(&cl->conn);
         if (cl->conn.in.pos < cl->conn.in.len)
             px_client_on_read(cl);
@@ -537,6 +570,7 @@ static void server_release(struct px_server *sv)
     struct proxy *px = sv->conn.px;
 
     sv->release_after_write = 0;
+    sv->replay_wait = 0;
     /* After a forward to the client completed (release_after_write), reads are still stopped: the
      * replies to a check or a reset, and a pinned client's next replies, must be read. */
     if (sv->state != SV_CLOSED)
@@ -793,7 +827,7 @@ static int scan(struct px_server *sv)
                 }
                 b->pos += PROTO_HEADER_LEN + f.len;
                 b->start = b->pos;
-                if (sv->checking && sv->swallow_z == 0)
+                if ((sv->checking || sv->replay_wait) && sv->swallow_z == 0)
                     return 2;
                 continue;
             }
@@ -904,7 +938,10 @@ void px_server_on_read(struct px_server *sv)
         return;
     }
     if (r == 2) {
-        check_done(sv);
+        if (sv->checking)
+            check_done(sv);
+        else
+            replay_done(sv);
         return;
     }
     if (sv->client)

@@ -21,6 +21,7 @@
 
 struct px_session {
     char *replay;            /* SQL that re-creates the client's settings and role, or NULL */
+    uint8_t replay_role;     /* the replay sets a role or a session user */
     char *custom[MAX_CUSTOM];
     int ncustom;
 };
@@ -345,18 +346,24 @@ void px_session_check_end(struct px_server *sv, struct px_client *cl)
         put_str(&r, r.len ? ";SET ROLE " : "SET ROLE ");
         put_literal(&r, c->role, strlen(c->role));
     }
-    check_free(c);
     s = r.len || cl->sess ? session_of(cl) : NULL;
     if (s) {
         free(s->replay);
         s->replay = NULL;
+        s->replay_role = c->auth || c->role;
         if (r.len && !r.failed)
             s->replay = strndup((const char *)r.data, r.len);
     }
+    check_free(c);
     proto_buf_free(&r);
 }
 
 const char *px_session_replay_sql(const struct px_client *cl)
 {
     return cl->sess ? cl->sess->replay : NULL;
+}
+
+int px_session_replay_role(const struct px_client *cl)
+{
+    return cl->sess && cl->sess->replay && cl->sess->replay_role;
 }

@@ -662,7 +662,62 @@ static void test_pin_refuse(void **state)
     assert_string_equal(v, "none");
     free(v);
     PQfinish(c);
+    /* pinning state made where the grammar cannot see it: found by the check, the client is closed */
+    c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    r = PQexec(c, "DO $$BEGIN EXECUTE 'LISTEN hidden'; END$$");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQexec(c, "SELECT 1");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    /* the FATAL arrived while the client was idle: libpq reports it with the lost connection */
+    print_message("after a hidden LISTEN: %s\n", PQerrorMessage(c));
+    assert_non_null(strstr(PQerrorMessage(c), "refuses session state that pins a server connection (listen)"));
+    PQclear(r);
+    PQfinish(c);
+    c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    v = h_query1(c, "SELECT count(*) FROM pg_listening_channels()");
+    assert_string_equal(v, "0");
+    free(v);
+    PQfinish(c);
     h_lane_stop(&l);
+    h_pass();
+}
+
+/* A replay PostgreSQL refuses (the client's role was dropped): the client is closed, never left
+ * running as the login user; other clients go on. */
+static void test_replay_refused_closes_client(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    assert_int_equal(h_pg_exec(&g_pg, "postgres", "CREATE ROLE doomed NOLOGIN; GRANT doomed TO " H_USER), 0);
+    PGconn *c = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(c);
+    assert_int_equal(h_exec(c, "SET ROLE doomed"), 0);
+    char *v = h_query1(c, "SELECT current_user");
+    assert_string_equal(v, "doomed");
+    free(v);
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "CREATE TABLE replay_audit (who text); "
+                                            "GRANT ALL ON replay_audit TO PUBLIC"), 0);
+    assert_int_equal(h_pg_exec(&g_pg, "postgres", "DROP ROLE doomed"), 0);
+    PGresult *r = PQexec(c, "INSERT INTO replay_audit VALUES (current_user)");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    print_message("after its role was dropped: %s\n", PQerrorMessage(c));
+    assert_non_null(strstr(PQerrorMessage(c), "could not restore this session's settings or role"));
+    PQclear(r);
+    PQfinish(c);
+    /* the statement never ran (as the login user or anyone) */
+    PGconn *super = h_pg_super(&g_pg, H_DB);
+    assert_non_null(super);
+    assert_int_equal(h_pg_long(super, "SELECT count(*) FROM replay_audit"), 0);
+    PQfinish(super);
+    PGconn *o = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(o);
+    v = h_query1(o, "SELECT current_user");
+    assert_string_equal(v, H_USER);
+    free(v);
+    PQfinish(o);
     h_pass();
 }
 
@@ -797,6 +852,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listen_notify, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_listener_leaves, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_pin_refuse, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_replay_refused_closes_client, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_thousand_clients_leave_nothing, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_hidden_paths_never_reach_next_client, h_test_setup,
                                         h_test_teardown),
