@@ -29,7 +29,7 @@ UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit_%)
 ITEST_SRC   := $(wildcard tests/integration/test_*.c)
 ITEST_BIN   := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration_%)
-HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
+HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o $(BUILD)/obj/tests/integration/rawpg.o
 
 DEPS_STAMP  := .deps-ok
 

@@ -111,6 +111,10 @@ struct conf {
     int64_t client_login_timeout_ms; /* default 60s */
     int max_prepared_statements;   /* default 200 */
     int stats_fingerprints;        /* default 1000: learned statistics kept (LRU) */
+    int reserve_admin_connections; /* default 3: of max_client_conn, kept for admin_users */
+    int max_prepared_statements_per_client; /* default 1000; 0 = no limit */
+    int64_t pool_idle_timeout_ms;  /* default 300s: an empty, unused pool is freed after this; 0 = never */
+    int max_pools;                 /* default 5000: (lane, database, user) pools at once */
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;
@@ -136,6 +140,8 @@ int conf_load(const char *path, struct conf **out, struct conf_diag *diag) CONF_
 int conf_load_string(const char *text, const char *name, struct conf **out,
                      struct conf_diag *diag) CONF_MUSTCHECK;
 void conf_free(struct conf *c);
+/* 1 if host is a loopback address (127.x, ::1, localhost). */
+int conf_is_loopback(const char *host);
 
 /*
  * Standalone copies of one lane or server entry, owning their strings (for a lane that outlives the

@@ -320,6 +320,8 @@ static struct conf *conf_new(const char *name)
                        .default_lane_index = -1, .server_idle_timeout_ms = 600000,
                        .log_level = CONF_LOG_INFO, .client_login_timeout_ms = 60000,
                        .max_prepared_statements = 200, .stats_fingerprints = 1000,
+                       .reserve_admin_connections = 3, .max_prepared_statements_per_client = 1000,
+                       .pool_idle_timeout_ms = 300000, .max_pools = 5000,
                        .tls_mode = CONF_TLS_DISABLE,
                        .tls_protocol_mask = CONF_TLS_V1_2 | CONF_TLS_V1_3};
     if (c->file == NULL) {

@@ -80,6 +80,13 @@ static int userlist_line(struct conf_userlist *ul, const char *name, int lineno,
         conf_diag_addf(diag, "%s:%d: expected \"user\" \"password\"", name, lineno);
         return -1;
     }
+    if (u.secret[0] == '\0') {   /* PostgreSQL refuses empty passwords too */
+        conf_diag_addf(diag, "%s:%d: user '%s' has an empty password; empty passwords are refused", name,
+                       lineno, u.name);
+        free(u.name);
+        free(u.secret);
+        return -1;
+    }
     if (conf_userlist_find(ul, u.name) != NULL) {
         conf_diag_addf(diag, "%s:%d: user '%s' is listed twice", name, lineno, u.name);
         free(u.name);

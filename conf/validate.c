@@ -101,7 +101,7 @@ static void default_listen(struct conf_loader *ld)
     c->nlisten = 1;
 }
 
-static int is_loopback(const char *host)
+int conf_is_loopback(const char *host)
 {
     return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
 }
@@ -114,11 +114,22 @@ static void check_trust(struct conf_loader *ld)
     if (c->auth_type != CONF_AUTH_TRUST || c->allow_trust)
         return;
     for (int i = 0; i < c->nlisten; i++)
-        if (!is_loopback(c->listen[i].host)) {
+        if (!conf_is_loopback(c->listen[i].host)) {
             conf_errf(ld, pglane_line(ld, "auth_type"), "auth_type = trust with listen = %s beyond loopback "
                       "needs allow_trust = yes", c->listen[i].host);
             return;
         }
+}
+
+/* The admin reserve must leave ordinary clients at least one slot. */
+static void check_reserve(struct conf_loader *ld)
+{
+    struct conf *c = ld->c;
+
+    if (c->nadmin_users > 0 && c->reserve_admin_connections >= c->max_client_conn)
+        conf_errf(ld, pglane_line(ld, "reserve_admin_connections"),
+                  "reserve_admin_connections (%d) must be below max_client_conn (%d)",
+                  c->reserve_admin_connections, c->max_client_conn);
 }
 
 void conf_validate(struct conf_loader *ld)
@@ -137,4 +148,5 @@ void conf_validate(struct conf_loader *ld)
     check_auth_tls(ld);
     default_listen(ld);
     check_trust(ld);
+    check_reserve(ld);
 }

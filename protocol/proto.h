@@ -211,6 +211,14 @@ int proto_scram_parse_secret(const char *s, struct proto_scram_secret *out) PROT
 /* Derives a secret from a plaintext password. 0 or -1. */
 int proto_scram_make_secret(const char *password, const uint8_t *salt, int salt_len, int iterations,
                             struct proto_scram_secret *out) PROTO_MUSTCHECK;
+/*
+ * A stand-in secret for a user without a usable one (not in the auth_file, an md5 hash, an empty
+ * password): salt and keys are HMAC-SHA-256(key, label ":" user), so the same user always gets the
+ * same salt within one process (as a real user does) and no password matches it. With it, SCRAM
+ * answers an unknown user exactly like a known one and fails only at the proof. 0 or -1.
+ */
+int proto_scram_mock_secret(const uint8_t key[PROTO_SCRAM_KEY_LEN], const char *user,
+                            struct proto_scram_secret *out) PROTO_MUSTCHECK;
 /* Fills out with n random printable nonce characters (RAND_bytes, base64 alphabet) and a NUL. */
 int proto_scram_nonce(char *out, size_t n) PROTO_MUSTCHECK;
 

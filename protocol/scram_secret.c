@@ -68,6 +68,35 @@ int proto_scram_make_secret(const char *password, const uint8_t *salt, int salt_
     return 0;
 }
 
+static int mock_part(const uint8_t key[PROTO_SCRAM_KEY_LEN], const char *label, const char *user,
+                     uint8_t out[PROTO_SCRAM_KEY_LEN])
+{
+    char msg[PROTO_SCRAM_MAX_MSG];
+    size_t l = strlen(label), u = strlen(user);
+
+    if (l + 1 + u > sizeof msg)
+        u = sizeof msg - l - 1;   /* a longer user name cannot log in anyway; its prefix keys it */
+    memcpy(msg, label, l);
+    msg[l] = ':';
+    memcpy(msg + l + 1, user, u);
+    return proto__hmac(key, msg, l + 1 + u, out);
+}
+
+int proto_scram_mock_secret(const uint8_t key[PROTO_SCRAM_KEY_LEN], const char *user,
+                            struct proto_scram_secret *out)
+{
+    uint8_t salt[PROTO_SCRAM_KEY_LEN];
+
+    memset(out, 0, sizeof *out);
+    if (mock_part(key, "salt", user, salt) < 0 || mock_part(key, "stored", user, out->stored_key) < 0 ||
+        mock_part(key, "server", user, out->server_key) < 0)
+        return -1;
+    memcpy(out->salt, salt, 16);   /* PostgreSQL's salts are 16 bytes too */
+    out->salt_len = 16;
+    out->iterations = PROTO_SCRAM_DEFAULT_ITERATIONS;
+    return 0;
+}
+
 /* Each random byte picks one of 64 characters, so the nonce is uniform over the base64 alphabet. */
 int proto_scram_nonce(char *out, size_t n)
 {

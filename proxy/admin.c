@@ -94,7 +94,7 @@ void px_admin_query(struct px_client *cl, const char *sql, size_t len)
         px_admin_error(cl, "42601", msg, "Commands: " COMMANDS ".");
         return;
     }
-    px_info("C-%llu admin %s: %s", (unsigned long long)cl->conn.id, cl->user, cmd);
+    px_info("C-%llu admin " PX_LOG_NAME ": %.300s", (unsigned long long)cl->conn.id, cl->user, cmd);
     fn(cl, arg);
 }
 

@@ -30,6 +30,7 @@ const char *px_server_state_name(enum px_server_state s)
     case SV_IDLE: return "idle";
     case SV_ACTIVE: return "active";
     case SV_RESETTING: return "resetting";
+    case SV_CANCEL_WAIT: return "cancel_wait";
     case SV_CLOSED: return "closed";
     }
     return "?";
@@ -41,7 +42,7 @@ static double ms(uint64_t us)
 }
 
 struct lane_now {                  /* what the pools of one lane hold right now */
-    int cl_active, cl_waiting, sv_active, sv_idle, sv_used;
+    int cl_active, cl_waiting, sv_active, sv_idle, sv_used, sv_cancel_wait;
     uint64_t longest_wait_ms;
 };
 
@@ -63,6 +64,7 @@ static void lane_now(struct proxy *px, const struct px_lane *l, struct lane_now 
 
             n->sv_active += sv->state == SV_ACTIVE;
             n->cl_active += sv->state == SV_ACTIVE && sv->client;
+            n->sv_cancel_wait += sv->state == SV_CANCEL_WAIT;
         }
         if (!px_list_empty(&pool->waiting)) {
             struct px_client *head = px_container_of(pool->waiting.next, struct px_client, wait_link);
@@ -89,7 +91,7 @@ void px_show_lanes(struct px_client *cl, const char *arg)
     static const char *const cols[] = {
         "lane", "state", "size", "clients_active", "clients_waiting", "servers_active", "servers_idle",
         "servers_used", "queue_length", "longest_wait_ms", "transactions", "queries", "tx_p50_ms",
-        "tx_p95_ms", "tx_p99_ms", NULL
+        "tx_p95_ms", "tx_p99_ms", "servers_cancel_wait", NULL
     };
     struct proxy *px = cl->conn.px;
     struct px_table t;
@@ -119,6 +121,7 @@ void px_show_lanes(struct px_client *cl, const char *arg)
         px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 50)));
         px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 95)));
         px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 99)));
+        px_table_cell(&t, "%d", n.sv_cancel_wait);
     }
     px_table_send(&t, cl, "SHOW");
 }
@@ -196,13 +199,14 @@ static void server_row(struct px_table *t, struct proxy *px, const struct px_ser
         px_table_null(t);
     }
     px_table_cell(t, "%llu", (unsigned long long)(px_now_ms(px) - sv->created_ms) / 1000u);
+    px_table_cell(t, "%d", sv->ncancels);
 }
 
 void px_show_servers(struct px_client *cl, const char *arg)
 {
     static const char *const cols[] = {
         "id", "backend_pid", "lane", "database", "user", "state", "tx_status", "client_id", "fingerprint",
-        "query_ms", "connected_s", NULL
+        "query_ms", "connected_s", "cancels", NULL
     };
     struct proxy *px = cl->conn.px;
     struct px_table t;

@@ -1,9 +1,19 @@
-/* Cancel requests: a client's CancelRequest names pglane's key; the backend serving that client gets
- * its own key on a fresh connection. Nothing is sent if the client has no server right now. */
+/*
+ * Cancel requests: a client's CancelRequest names pglane's key; the backend running that client's
+ * request gets its own key on a fresh connection to PostgreSQL. The server connection is given to
+ * no one else until PostgreSQL has closed that cancel connection (see px_server_recycle).
+ */
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy/proxy.h"
+
+/*
+ * How long a server connection is held for a cancel in flight. PostgreSQL's postmaster answers a
+ * cancel within a process start (milliseconds); one that has not after this long may still deliver
+ * it later, so the connection is then closed rather than reused.
+ */
+#define CANCEL_HOLD_MS 2000
 
 struct cancel_conn {
     union {
@@ -12,22 +22,89 @@ struct cancel_conn {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } h;
+    uv_timer_t timer;              /* the hold limit */
     uv_connect_t connect_req;
     uv_write_t write_req;
+    struct px_server *sv;          /* held for this cancel; NULL once it is done or sv has closed */
+    struct px_list link;           /* in sv->cancels while sv is set */
+    int handles;                   /* handles not closed yet: freed when both are */
+    uint8_t closing;
+    uint8_t written;               /* the request is with PostgreSQL's kernel: closing no longer stops it */
     uint8_t packet[16];
+    char rbuf[64];
 };
 
 static void on_cancel_closed(uv_handle_t *h)
 {
-    free(h);
+    struct cancel_conn *cc = h->data;
+
+    if (--cc->handles == 0)
+        free(cc);
+}
+
+/* The cancel no longer holds its server: it landed, never reached PostgreSQL, or expired. */
+static void let_go(struct cancel_conn *cc, int expired)
+{
+    struct px_server *sv = cc->sv;
+
+    if (!sv)
+        return;
+    cc->sv = NULL;
+    px_list_remove(&cc->link);
+    sv->ncancels--;
+    if (expired) {
+        sv->cancel_expired = 1;
+        sv->pool->lane->stats.cancels[PX_CANCEL_EXPIRED]++;
+        px_warn("S-%llu the cancel sent for backend %u did not complete within %d ms: the connection "
+                "will be closed rather than reused", (unsigned long long)sv->conn.id, sv->backend_pid,
+                CANCEL_HOLD_MS);
+    }
+    if (sv->state == SV_CANCEL_WAIT && (sv->ncancels == 0 || sv->cancel_expired))
+        px_server_recycle(sv);
+}
+
+static void finish(struct cancel_conn *cc, int expired)
+{
+    let_go(cc, expired);
+    if (cc->closing)
+        return;
+    cc->closing = 1;
+    uv_close((uv_handle_t *)&cc->timer, on_cancel_closed);
+    uv_close(&cc->h.handle, on_cancel_closed);
+}
+
+static void on_cancel_timeout(uv_timer_t *t)
+{
+    finish(t->data, 1);
+}
+
+static void on_cancel_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct cancel_conn *cc = h->data;
+
+    (void)suggested;
+    *buf = uv_buf_init(cc->rbuf, sizeof(cc->rbuf));
+}
+
+/* PostgreSQL answers a CancelRequest with nothing: it closes the connection once the postmaster has
+ * signalled the backend. Bytes, should any come, are ignored. */
+static void on_cancel_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        finish(s->data, 0);
 }
 
 static void on_cancel_written(uv_write_t *req, int status)
 {
     struct cancel_conn *cc = req->data;
 
-    (void)status;
-    uv_close(&cc->h.handle, on_cancel_closed);
+    if (cc->closing)
+        return;
+    cc->written = status == 0;
+    /* A server that closed meanwhile needs no news of the cancel's end. */
+    if (status < 0 || !cc->sv || uv_read_start(&cc->h.stream, on_cancel_alloc, on_cancel_read) < 0)
+        finish(cc, 0);
 }
 
 static void on_cancel_connected(uv_connect_t *req, int status)
@@ -35,20 +112,32 @@ static void on_cancel_connected(uv_connect_t *req, int status)
     struct cancel_conn *cc = req->data;
     uv_buf_t b = uv_buf_init((char *)cc->packet, sizeof(cc->packet));
 
+    if (cc->closing)
+        return;
     cc->write_req.data = cc;
     if (status < 0 || uv_write(&cc->write_req, &cc->h.stream, &b, 1, on_cancel_written) < 0) {
         px_warn("cancel: cannot reach the server: %s", uv_strerror(status));
-        uv_close(&cc->h.handle, on_cancel_closed);
+        finish(cc, 0);             /* nothing reached PostgreSQL */
     }
+}
+
+/* sv runs a request of its client that a cancel may end; else the client's transaction is over (or
+ * about to be handed back) and a cancel could only reach whoever gets sv next. */
+static int request_running(const struct px_server *sv)
+{
+    const struct px_client *cl = sv->client;
+
+    return sv->state == SV_ACTIVE && cl && !sv->release_after_write && (cl->pending_z > 0 || cl->unsynced);
 }
 
 int px_cancel_backend(struct proxy *px, struct px_server *sv)
 {
     struct px_lane *lane = sv->pool->lane;
-    struct cancel_conn *cc = calloc(1, sizeof(*cc));
+    struct cancel_conn *cc;
     struct proto_buf b;
+    int r = 0;
 
-    if (!cc)
+    if (!request_running(sv) || !(cc = calloc(1, sizeof(*cc))))
         return -1;
     proto_buf_init(&b);
     proto_build_cancel(&b, sv->backend_pid, sv->backend_key);
@@ -59,18 +148,42 @@ int px_cancel_backend(struct proxy *px, struct px_server *sv)
     }
     memcpy(cc->packet, b.data, sizeof(cc->packet));
     proto_buf_free(&b);
+    cc->sv = sv;
+    px_list_append(&sv->cancels, &cc->link);
+    sv->ncancels++;
+    uv_timer_init(px->loop, &cc->timer);
+    cc->timer.data = cc;
     cc->connect_req.data = cc;
     if (lane->unix_socket) {
         uv_pipe_init(px->loop, &cc->h.pipe, 0);
         uv_pipe_connect(&cc->connect_req, &cc->h.pipe, lane->unix_path, on_cancel_connected);
-        return 0;
+    } else {
+        uv_tcp_init(px->loop, &cc->h.tcp);
+        r = uv_tcp_connect(&cc->connect_req, &cc->h.tcp, (const struct sockaddr *)&lane->addr, on_cancel_connected);
     }
-    uv_tcp_init(px->loop, &cc->h.tcp);
-    if (uv_tcp_connect(&cc->connect_req, &cc->h.tcp, (const struct sockaddr *)&lane->addr, on_cancel_connected) < 0) {
-        uv_close(&cc->h.handle, on_cancel_closed);
+    cc->h.handle.data = cc;
+    cc->handles = 2;
+    if (r < 0) {
+        px_warn("cancel: cannot reach the server: %s", uv_strerror(r));
+        finish(cc, 0);
         return -1;
     }
+    uv_timer_start(&cc->timer, on_cancel_timeout, CANCEL_HOLD_MS, 0);
+    lane->stats.cancels[PX_CANCEL_FORWARDED]++;
     return 0;
+}
+
+void px_cancel_server_closed(struct px_server *sv)
+{
+    while (!px_list_empty(&sv->cancels)) {
+        struct cancel_conn *cc = px_container_of(sv->cancels.next, struct cancel_conn, link);
+
+        px_list_remove(&cc->link);
+        cc->sv = NULL;
+        if (cc->written)
+            finish(cc, 0);         /* only waited to hold sv (an exiting pglane does not wait) */
+    }
+    sv->ncancels = 0;
 }
 
 void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key)
@@ -78,11 +191,29 @@ void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key)
     struct px_client *cl = px_client_by_cancel_key(px, pid, key);
     struct px_server *sv = cl ? cl->server : NULL;
 
-    if (!sv || sv->state != SV_ACTIVE) {
-        px_info("cancel request for %s: nothing to cancel", cl ? "an idle client" : "an unknown key");
+    if (!cl) {
+        px->cancels_dropped++;
+        px_debug("cancel request for an unknown key: dropped");
+        return;
+    }
+    if (!sv && cl->state == CL_WAITING) {
+        struct px_lane *lane = cl->pool->lane;
+
+        /* Its request has not started: it never will, and gets the answer of a cancelled one. */
+        if (px_client_cancel_queued(cl)) {
+            lane->stats.cancels[PX_CANCEL_QUEUED]++;
+            px_info("C-%llu cancel: its queued request was answered with 57014 and not sent",
+                    (unsigned long long)cl->conn.id);
+            return;
+        }
+    }
+    if (!sv || px_cancel_backend(px, sv) < 0) {
+        px->cancels_dropped++;
+        px_debug("C-%llu cancel request dropped: %s", (unsigned long long)cl->conn.id,
+                 cl->state == CL_WAITING ? "its queued request cannot be dropped whole"
+                                         : "no request of this client runs on a server");
         return;
     }
     px_info("C-%llu cancel forwarded to backend %u (S-%llu)", (unsigned long long)cl->conn.id, sv->backend_pid,
             (unsigned long long)sv->conn.id);
-    (void)px_cancel_backend(px, sv);
 }

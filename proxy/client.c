@@ -16,7 +16,7 @@
 #define ROUTE_MAX_MSG (64u * 1024)
 
 #define CLOG(cl, lvl, fmt, ...) \
-    px_log(lvl, "C-%llu %s %s/%s: " fmt, (unsigned long long)(cl)->conn.id, PX_CLIENT_ADDR(cl), \
+    px_log(lvl, "C-%llu %s " PX_LOG_NAME "/" PX_LOG_NAME ": " fmt, (unsigned long long)(cl)->conn.id, PX_CLIENT_ADDR(cl), \
            (cl)->user ? (cl)->user : "-", (cl)->database ? (cl)->database : "-", __VA_ARGS__)
 
 static void client_send(struct px_client *cl, struct proto_buf *b)
@@ -31,7 +31,7 @@ static void client_fatal(struct px_client *cl, const char *sqlstate, const char 
 {
     struct proto_buf b;
 
-    CLOG(cl, CONF_LOG_INFO, "closing: %s (%s)", message, sqlstate);
+    CLOG(cl, CONF_LOG_INFO, "closing: %.300s (%s)", message, sqlstate);
     proto_buf_init(&b);
     proto_build_error(&b, "FATAL", sqlstate, message, NULL, NULL);
     if (!b.failed)
@@ -146,6 +146,19 @@ static int is_admin_user(const struct conf *c, const char *user)
     return 0;
 }
 
+/*
+ * reserve_admin_connections: once the clients (this one included) fill max_client_conn minus the
+ * reserve, only admin_users get in, so that one user cannot lock the operators out. Without
+ * admin_users nobody could use the reserve, so none is kept.
+ */
+static int in_admin_reserve(struct px_client *cl)
+{
+    const struct conf *c = cl->conn.px->conf;
+
+    return c->nadmin_users > 0 && cl->conn.px->nclients > c->max_client_conn - c->reserve_admin_connections &&
+           !is_admin_user(c, cl->user);
+}
+
 /* The virtual database "pglane": the admin console, for admin_users only. */
 static void admin_login(struct px_client *cl)
 {
@@ -225,6 +238,15 @@ static struct px_pool *lane_pool(struct px_client *cl)
     return px_pool_get(px, lane, cl->database, cl->user);
 }
 
+/* lane_pool gave nothing: max_pools reached (53300) or out of memory. */
+static void no_pool(struct px_client *cl)
+{
+    const char *sqlstate, *message;
+
+    px_pool_get_error(cl->conn.px, &sqlstate, &message);
+    client_fatal(cl, sqlstate, message);
+}
+
 static void login_ok(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
@@ -245,7 +267,7 @@ static void login_ok(struct px_client *cl)
     cl->lane = (int16_t)(lane >= 0 ? lane : px->conf->default_lane_index);
     pool = lane_pool(cl);
     if (!pool) {
-        client_fatal(cl, "53200", "pglane: out of memory");
+        no_pool(cl);
         return;
     }
     cl->pool = pool;
@@ -285,6 +307,38 @@ static void auth_failed(struct px_client *cl, const char *why)
     client_fatal(cl, "28P01", msg);
 }
 
+/* Why no password can log this user in under md5 (scram 0) or SCRAM (scram 1), or NULL. */
+static const char *unusable_secret(struct px_client *cl, int scram)
+{
+    const char *s = user_secret(cl);
+
+    if (!s)
+        return "user not in auth_file";
+    if (!*s)
+        return "empty password in auth_file";
+    if (scram && strncmp(s, "md5", 3) == 0 && strlen(s) == 35)
+        return "an md5 secret in auth_file cannot verify SCRAM";
+    if (!scram && strncmp(s, "SCRAM-SHA-256$", 14) == 0)
+        return "a SCRAM secret in auth_file cannot verify md5";
+    return NULL;
+}
+
+/*
+ * The stand-in secret of a user who cannot log in (see proto_scram_mock_secret): the exchange then
+ * runs as for a wrong password, so SCRAM does not tell which users exist.
+ */
+static int mock_secret(struct px_client *cl, struct proto_scram_secret *out)
+{
+    struct proxy *px = cl->conn.px;
+
+    if (!px->scram_mock_ready) {
+        if (uv_random(NULL, NULL, px->scram_mock_key, sizeof(px->scram_mock_key), 0, NULL) < 0)
+            return -1;
+        px->scram_mock_ready = 1;
+    }
+    return proto_scram_mock_secret(px->scram_mock_key, cl->user, out);
+}
+
 /* The SCRAM secret of a user: stored in the auth_file, or derived once from a plaintext password. */
 static int scram_secret(struct px_client *cl, struct proto_scram_secret *out)
 {
@@ -293,7 +347,7 @@ static int scram_secret(struct px_client *cl, struct proto_scram_secret *out)
     struct px_scram_cache *c;
     uint8_t salt[16];
 
-    if (!secret)
+    if (unusable_secret(cl, 1))
         return -1;
     if (strncmp(secret, "SCRAM-SHA-256$", 14) == 0)
         return proto_scram_parse_secret(secret, out);
@@ -378,7 +432,7 @@ static int copy_startup(struct px_client *cl, const struct proto_startup *st)
                                       "use lane settings or SET");
             return -1;
         } else if (strcmp(name, "user") != 0 && strcmp(name, "database") != 0) {
-            CLOG(cl, CONF_LOG_DEBUG, "ignoring startup parameter %s", name);
+            CLOG(cl, CONF_LOG_DEBUG, "ignoring startup parameter " PX_LOG_NAME, name);
         }
     }
     return 0;
@@ -444,6 +498,11 @@ static void startup_read(struct px_client *cl)
             }
             if (copy_startup(cl, &st) < 0)
                 return;
+            if (in_admin_reserve(cl)) {
+                client_fatal(cl, "53300", "sorry, too many clients already (the remaining pglane connection "
+                                          "slots are reserved for admin_users)");
+                return;
+            }
             b->pos += (uint32_t)used;
             b->start = b->pos;
             cl->admin = strcmp(cl->database, "pglane") == 0;
@@ -481,8 +540,8 @@ static void sasl_step(struct px_client *cl, const struct proto_frame *f)
             client_fatal(cl, "28000", "client selected an invalid SASL authentication mechanism");
             return;
         }
-        if (scram_secret(cl, &secret) < 0) {
-            auth_failed(cl, "no usable SCRAM secret or password in auth_file");
+        if (scram_secret(cl, &secret) < 0 && mock_secret(cl, &secret) < 0) {
+            client_fatal(cl, "XX000", "pglane: no randomness for SCRAM");
             return;
         }
         cl->scram = calloc(1, sizeof(*cl->scram));
@@ -498,8 +557,11 @@ static void sasl_step(struct px_client *cl, const struct proto_frame *f)
         client_send(cl, &b);
         return;
     }
-    if (proto_scram_server_final(cl->scram, (const char *)f->body, f->len, out, sizeof(out), &outlen, &err) < 0) {
-        auth_failed(cl, err ? err : "wrong SCRAM proof");
+    if (proto_scram_server_final(cl->scram, (const char *)f->body, f->len, out, sizeof(out), &outlen, &err) < 0 ||
+        unusable_secret(cl, 1)) {
+        const char *why = unusable_secret(cl, 1);
+
+        auth_failed(cl, why ? why : err ? err : "wrong SCRAM proof");
         return;
     }
     cl->scram_ok = 1;
@@ -528,15 +590,15 @@ static void auth_read(struct px_client *cl)
     b->pos += (uint32_t)used;
     b->start = b->pos;
     if (cl->state == CL_AUTH_PASSWORD) {
-        const char *resp, *secret = user_secret(cl);
+        const char *resp, *secret = user_secret(cl), *why = unusable_secret(cl, 0);
 
         if (proto_parse_password(f.body, f.len, &resp) < 0) {
             client_fatal(cl, "08P01", "malformed password message");
             return;
         }
-        if (!secret || strncmp(secret, "SCRAM-SHA-256$", 14) == 0 ||
-            !proto_md5_verify(cl->user, secret, cl->md5_salt, resp)) {
-            auth_failed(cl, secret ? "wrong password" : "user not in auth_file");
+        /* An unusable secret costs the same hash as a wrong password (no timing tells them apart). */
+        if (!proto_md5_verify(cl->user, why ? "md5-mock-password" : secret, cl->md5_salt, resp) || why) {
+            auth_failed(cl, why ? why : "wrong password");
             return;
         }
         login_ok(cl);
@@ -698,20 +760,71 @@ static int refuse_rewrite(struct px_client *cl, struct proto_frame *f)
     return 0;
 }
 
-static int is_bare_begin(const char *sql, size_t len)
+/*
+ * The command tag PostgreSQL answers a bare BEGIN with (BEGIN [WORK | TRANSACTION] or START
+ * TRANSACTION, any case and spacing, an optional trailing semicolon), or NULL for anything else.
+ */
+static const char *bare_begin_tag(const char *sql, size_t len)
 {
+    static const char *const forms[][2] = {
+        { "begin", "BEGIN" }, { "begin work", "BEGIN" }, { "begin transaction", "BEGIN" },
+        { "start transaction", "START TRANSACTION" },
+    };
+    char norm[24];
+    size_t n = 0, i;
+    int space = 0;
+
+    for (i = 0; i < len && sql[i]; i++) {
+        char c = sql[i];
+
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            space = n > 0;
+            continue;
+        }
+        if (c == ';')
+            break;
+        if (n + 2 >= sizeof(norm))
+            return NULL;
+        if (space)
+            norm[n++] = ' ';
+        space = 0;
+        norm[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    for (i += i < len && sql[i] == ';'; i < len && sql[i]; i++)
+        if (sql[i] != ' ' && sql[i] != '\t' && sql[i] != '\n' && sql[i] != '\r')
+            return NULL;
+    norm[n] = 0;
+    for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]); k++)
+        if (strcmp(norm, forms[k][0]) == 0)
+            return forms[k][1];
+    return NULL;
+}
+
+/*
+ * The tag of a BEGIN pglane may hold: a bare one, or one whose options (ISOLATION LEVEL, READ ONLY,
+ * DEFERRABLE) PostgreSQL's grammar accepts, alone in its Query. NULL for anything else: a BEGIN that
+ * could fail goes to a server, so that its error is PostgreSQL's.
+ */
+static const char *begin_tag(const char *sql, size_t len)
+{
+    const char *tag = bare_begin_tag(sql, len), *p = sql;
     struct route_span spans[2];
     struct route_class cls;
 
-    if (route_split_spans(sql, len, spans, 2) != 1)
-        return 0;
-    route_classify_lexer(sql + spans[0].start, spans[0].len, &cls);
-    return cls.is_begin;
+    if (tag)
+        return tag;
+    while (p < sql + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    if ((size_t)(sql + len - p) < 6 || (strncasecmp(p, "begin", 5) != 0 && strncasecmp(p, "start", 5) != 0) ||
+        route_split_spans(sql, len, spans, 2) != 1 || route_classify(sql, len, &cls) < 0 ||
+        cls.parsed_by == ROUTE_PARSED_BY_LEXER || !cls.is_begin)
+        return NULL;
+    return strncasecmp(p, "start", 5) == 0 ? "START TRANSACTION" : "BEGIN";
 }
 
-/* Answers a bare BEGIN for the server that will run the transaction: the client sees BEGIN at
+/* Answers a BEGIN for the server that will run the transaction: the client sees PostgreSQL's tag at
  * once, the message stays in the buffer and is replayed once the next statement picks the lane. */
-static void hold_begin(struct px_client *cl, uint32_t whole)
+static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
 {
     struct proto_buf out;
     size_t start;
@@ -719,7 +832,7 @@ static void hold_begin(struct px_client *cl, uint32_t whole)
     cl->held_begin = whole;
     proto_buf_init(&out);
     start = proto_msg_begin(&out, PROTO_BE_COMMAND_COMPLETE);
-    proto_put_cstr(&out, "BEGIN");
+    proto_put_cstr(&out, tag);
     proto_msg_end(&out, start);
     proto_build_ready(&out, 'T');
     client_send(cl, &out);
@@ -765,6 +878,7 @@ static int route_statement(struct px_client *cl, const struct proto_frame *f, co
 {
     struct proxy *px = cl->conn.px;
     int tx_start = cl->state == CL_IDLE && cl->conn.in.pos == cl->conn.in.start + cl->held_begin;
+    const char *tag;
     int lane;
 
     if (!tx_start)
@@ -775,8 +889,8 @@ static int route_statement(struct px_client *cl, const struct proto_frame *f, co
         cl->lane_decided = 1;
         return 0;
     }
-    if (f->type == PROTO_FE_QUERY && !cl->held_begin && is_bare_begin(sql, len)) {
-        hold_begin(cl, PROTO_HEADER_LEN + f->len);
+    if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = begin_tag(sql, len)) != NULL) {
+        hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
         return 1;
     }
     cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
@@ -878,15 +992,19 @@ static int scan(struct px_client *cl, const char **err)
         case PROTO_FE_DESCRIBE:
         case PROTO_FE_EXECUTE:
         case PROTO_FE_CLOSE:
-        case PROTO_FE_FLUSH:
             cl->unsynced = 1;
             break;
+        case PROTO_FE_FLUSH:           /* asks for the replies owed; opens nothing on the server */
         case PROTO_FE_COPY_DATA:
         case PROTO_FE_COPY_DONE:
         case PROTO_FE_COPY_FAIL:
             break;
         default:
             *err = "invalid frontend message type";
+            return -1;
+        }
+        if (px_flow_push(cl, f.type) < 0) {
+            *err = "out of memory";
             return -1;
         }
         px_stats_query_begin(cl);
@@ -905,6 +1023,7 @@ static int forward(struct px_client *cl)
         return px_prep_forward(cl);
     cl->begin_replay = 0;
     cl->fwd_remain = cl->conn.in.remain;
+    px_flow_mark_raw(cl);
     return px_forward(&cl->conn, &cl->server->conn);
 }
 
@@ -917,12 +1036,72 @@ static int held_for_check(struct px_client *cl)
     return 1;
 }
 
+/* Whether the scanned bytes are only whole messages that get no reply outside COPY IN. */
+static int only_silent(const struct px_buf *b)
+{
+    uint32_t off = b->start;
+
+    if (b->remain || off == b->pos)
+        return 0;
+    while (off < b->pos) {
+        uint8_t t = b->data[off];
+
+        if ((t != PROTO_FE_FLUSH && t != PROTO_FE_COPY_DATA && t != PROTO_FE_COPY_DONE && t != PROTO_FE_COPY_FAIL) ||
+            b->pos - off < PROTO_HEADER_LEN)
+            return 0;
+        off += 1 + proto_get_u32(b->data + off + 1);
+    }
+    return off == b->pos;
+}
+
+/*
+ * After a Terminate: closes the client once the server has answered everything it was sent, as
+ * PostgreSQL closes after its last reply (the server connection then goes back to the pool if the
+ * client left nothing open, else it is closed, which rolls back as the end of a session does).
+ * Replies to messages after the last Sync, Flush, Query or FunctionCall are not waited for:
+ * PostgreSQL never sends them. A server reading COPY data gets the Terminate itself and closes.
+ * Returns 1 if the client was closed.
+ */
+int px_client_check_terminate(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct px_server *sv = cl->server;
+
+    if (!cl->terminating)
+        return 0;
+    if (cl->state == CL_IDLE) {
+        if (b->pos != b->start + cl->held_begin)
+            return 0;
+    } else if (cl->state != CL_ACTIVE || !sv || cl->terminate_sent || cl->conn.writing) {
+        return 0;
+    } else if (px_flow_copy_in(cl)) {
+        /* PostgreSQL fails the COPY (08P01) and ends the session: let it, and relay what it says. */
+        static const uint8_t terminate[5] = { PROTO_FE_TERMINATE, 0, 0, 0, 4 };
+
+        cl->terminate_sent = 1;
+        if (px_conn_send_copy(&sv->conn, terminate, sizeof(terminate)) < 0) {
+            px_client_close(cl, "write to server failed");
+            return 1;
+        }
+        return 0;
+    } else if (b->pos != b->start || b->remain || cl->pending_z || px_flow_owes_flushed(cl) || sv->conn.writing ||
+               sv->conn.in.start != sv->conn.in.pos) {
+        return 0;
+    }
+    px_client_close(cl, "client terminated");
+    return 1;
+}
+
 void px_client_pump(struct px_client *cl)
 {
     struct px_buf *b = &cl->conn.in;
 
     if (cl->state == CL_CLOSED || held_for_check(cl))
         return;
+    if (cl->state == CL_IDLE && !cl->held_begin && only_silent(b)) {
+        /* Flush or stray COPY messages with nothing before them: PostgreSQL answers nothing. */
+        b->start = b->pos;
+    }
     if (b->pos > b->start + (cl->state == CL_IDLE ? cl->held_begin : 0)) {
         if (cl->state == CL_IDLE) {
             struct px_pool *pool;
@@ -951,7 +1130,7 @@ void px_client_pump(struct px_client *cl)
             }
             pool = lane_pool(cl);
             if (!pool) {
-                client_fatal(cl, "53200", "pglane: out of memory");
+                no_pool(cl);
                 return;
             }
             /* Reads go on while the client queues (bounded by PX_WAIT_BUF_MAX), which keeps
@@ -967,10 +1146,8 @@ void px_client_pump(struct px_client *cl)
             return;
         }
     }
-    if (cl->terminating && b->pos == b->start && (cl->state == CL_IDLE || cl->pending_z == 0)) {
-        px_client_close(cl, "client terminated");
+    if (px_client_check_terminate(cl))
         return;
-    }
     if (cl->state == CL_ACTIVE || cl->state == CL_IDLE)
         px_conn_read_start(&cl->conn);
     if (!cl->conn.writing && b->start == b->len)
@@ -1094,6 +1271,7 @@ void px_client_released(struct px_client *cl)
     struct proxy *px = cl->conn.px;
 
     cl->state = CL_IDLE;
+    px_flow_reset(cl);
     if (px->draining) {
         client_fatal(cl, "57P01", "pglane is shutting down");
         return;
@@ -1102,6 +1280,39 @@ void px_client_released(struct px_client *cl)
         px_client_on_read(cl);
     else
         px_client_pump(cl);
+}
+
+int px_client_cancel_queued(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_buf out;
+    char detail[200];
+
+    if (cl->state != CL_WAITING || cl->held_begin || cl->prep_batch || cl->pending_z != 1 || cl->unsynced ||
+        b->remain || cl->conn.writing)
+        return 0;
+    px_pool_cancel_wait(cl);
+    b->start = b->pos;             /* the request is dropped unsent */
+    cl->pending_z = 0;
+    px_flow_reset(cl);             /* and so is its reply accounting */
+    cl->query_start_us = cl->tx_begin_us = 0;
+    cl->fingerprint = 0;
+    cl->changes_session = 0;
+    cl->lane_decided = 0;
+    cl->state = CL_IDLE;
+    snprintf(detail, sizeof(detail), "pglane: the statement waited in lane %s's queue for a server "
+             "connection and did not run.", cl->pool->lane->conf->name);
+    proto_buf_init(&out);
+    proto_build_error(&out, "ERROR", "57014", "canceling statement due to user request", detail, NULL);
+    proto_build_ready(&out, 'I');
+    client_send(cl, &out);
+    if (cl->state == CL_CLOSED)
+        return 1;
+    if (b->pos < b->len && !cl->terminating)
+        px_client_on_read(cl);
+    else
+        px_client_pump(cl);
+    return 1;
 }
 
 void px_client_session_idle(struct px_client *cl)
@@ -1140,6 +1351,7 @@ void px_client_free(struct px_client *cl)
 {
     px_prep_client_free(cl);
     px_session_free(cl);
+    px_flow_free(cl);
     px_params_clear(&cl->want);
     free(cl->scram);
     if (!cl->names_shared) {

@@ -194,7 +194,7 @@ static void act(struct proxy *px, struct guard *g, const struct conf_server *ser
         a = preempt(px, server, head, prot);
     log_event(w, head, a == PX_GUARD_CANCELLED ? "cancelled its statement"
                        : a == PX_GUARD_TERMINATED ? "terminated its idle transaction"
-                       : prot->conf->guard == CONF_GUARD_CANCEL ? "could not act (backend gone)"
+                       : prot->conf->guard == CONF_GUARD_CANCEL ? "could not act (backend gone, or its statement already over)"
                        : "logged only (guard = log)");
     count(px, g, head, prot, a);
 }

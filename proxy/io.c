@@ -105,8 +105,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     }
     /* Everything read was consumed: start over at the front, so the next read gets the whole buffer
      * (a long result then costs fewer reads). Keep at least PX_READ_MIN bytes of room. */
-    if (c->in.start == c->in.len && !c->writing)
-        px_buf_compact(&c->in);     /* nothing to move: only the offsets go back to 0 */
+    if (c->in.start == c->in.len && !c->writing) {
+        if (c->in.cap > PX_BUF_SIZE)
+            px_buf_release(&c->in); /* grown for a large message that is done: give it back */
+        else
+            px_buf_compact(&c->in); /* nothing to move: only the offsets go back to 0 */
+    }
     if (px_buf_reserve(&c->in, PX_READ_MIN) < 0) {
         buf->base = NULL;
         buf->len = 0;

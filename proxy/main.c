@@ -1,5 +1,6 @@
 /* pglane's entry point: command line, configuration, listeners, signals and the event loop. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,23 @@ static void check_auth_file_mode(const struct conf *c)
 
     if (c->auth_file && stat(c->auth_file, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)))
         px_warn("auth_file %s is readable by other users; restrict it with chmod 600", c->auth_file);
+}
+
+/* /metrics has no authentication and names users, databases and lanes: say so when it is reachable
+ * from beyond this machine (at --check and at start). */
+static void warn_metrics_exposed(const struct conf *c, FILE *out)
+{
+    char msg[512];
+
+    if (!c->metrics.host || conf_is_loopback(c->metrics.host))
+        return;
+    snprintf(msg, sizeof(msg), "metrics_listen = %s is not a loopback address: /metrics has no "
+             "authentication and names users, databases and lanes; restrict who can reach it (firewall)",
+             c->metrics_listen);
+    if (out)
+        fprintf(out, "%s: warning: %s\n", c->file, msg);
+    else
+        px_warn("%s", msg);
 }
 
 /* OpenSSL loads its providers on first use: do it now, not during the first client's login. */
@@ -292,7 +310,13 @@ static int run(const char *path)
     if (load_config(path, &px.conf, &px.users) < 0)
         return 1;
     px_log_set_level(px.conf->log_level);
+    /* Fixed thresholds (which also turn off glibc's dynamic ones, that rise to 32 MB after the first
+     * large free): a buffer grown for a large message is mmap'd and goes back to the system when it
+     * is freed, and freed heap above 1 MB is trimmed. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     check_auth_file_mode(px.conf);
+    warn_metrics_exposed(px.conf, NULL);
     warm_up_crypto();
     signal(SIGPIPE, SIG_IGN);
     check_fd_limit(px.conf);
@@ -388,6 +412,7 @@ int main(int argc, char **argv)
         if (load_config(argv[2], &conf, &users) < 0)
             return 1;
         check_auth_file_mode(conf);
+        warn_metrics_exposed(conf, stderr);
         printf("%s: configuration OK\n", argv[2]);
         conf_userlist_free(&users);
         conf_free(conf);

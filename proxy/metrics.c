@@ -1,7 +1,9 @@
 /*
  * Prometheus metrics over HTTP at metrics_listen: a libuv TCP listener in the proxy's loop. Each
- * connection sends one request (at most 8 kB of headers, within 5 s); GET /metrics gets the text
- * exposition format, anything else 400, 404 or 405. Every answer closes the connection.
+ * connection sends one request (at most 8 kB of headers, else 431, within 5 s, else 408); GET /metrics
+ * gets the text exposition format, anything else 400, 404 or 405. Every answer closes the connection.
+ * At most 64 connections: a new one pushes out the oldest that has not sent its request yet (so idle
+ * connections cannot starve a scraper), or, when every one is being answered, gets 503 at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,8 @@
 #define REQ_MAX 8192
 #define REQ_TIMEOUT_MS 5000
 #define MAX_CONNS 64
+
+static const char TEXT[] = "text/plain; charset=utf-8";
 
 struct metrics {
     struct proxy *px;
@@ -30,8 +34,11 @@ struct mconn {
     struct proto_buf resp;
     size_t len;
     int answered, closing;
+    uv_shutdown_t sreq;
     char req[REQ_MAX];
 };
+
+static void on_timeout(uv_timer_t *t);
 
 static void on_timer_closed(uv_handle_t *h)
 {
@@ -62,10 +69,42 @@ static void conn_close(struct mconn *c)
     uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
 }
 
+static void on_discard_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct mconn *c = (struct mconn *)h;
+
+    (void)suggested;
+    *buf = uv_buf_init(c->req, REQ_MAX);
+}
+
+static void on_discard(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (n < 0)
+        conn_close((struct mconn *)s);
+}
+
+static void on_shutdown_done(uv_shutdown_t *req, int status)
+{
+    (void)req, (void)status;
+}
+
+/*
+ * The answer is out. Closing a socket with unread request bytes makes the kernel send a reset,
+ * which can destroy the answer before the client reads it (an oversized or unfinished request):
+ * so the write side is shut down and what the client still sends is read and dropped until it
+ * closes, for at most a second.
+ */
 static void on_written(uv_write_t *req, int status)
 {
-    (void)status;
-    conn_close(req->data);
+    struct mconn *c = req->data;
+
+    if (status < 0 || c->closing || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown_done) < 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_discard_alloc, on_discard) < 0) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timeout, 1000, 0);
 }
 
 static void respond(struct mconn *c, int code, const char *reason, const char *ctype, const struct proto_buf *body)
@@ -118,7 +157,7 @@ static void serve_metrics(struct mconn *c, int head_only)
 static void handle_request(struct mconn *c)
 {
     char method[16], target[256], version[16];
-    const char *text = "text/plain; charset=utf-8";
+    const char *text = TEXT;
     char *eol = memchr(c->req, '\n', c->len);
 
     if (!eol || sscanf(c->req, "%15s %255s %15s", method, target, version) != 3 ||
@@ -171,12 +210,44 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (c->len >= REQ_MAX)
-        conn_close(c);            /* headers too long: not worth an answer */
+        respond(c, 431, "Request Header Fields Too Large", TEXT, NULL);
 }
 
+/* A request not complete in time gets 408; an answer not taken in time is dropped. */
 static void on_timeout(uv_timer_t *t)
 {
-    conn_close(t->data);
+    struct mconn *c = t->data;
+
+    if (c->answered || c->closing) {
+        conn_close(c);
+        return;
+    }
+    respond(c, 408, "Request Timeout", TEXT, NULL);
+    uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0);   /* then the answer has 5 s to go out */
+}
+
+/* At the cap: closes the oldest connection other than fresh still waiting for its request. 1 if one was. */
+static int evict_idle(struct metrics *m, const struct mconn *fresh)
+{
+    for (struct px_list *it = m->conns.next; it != &m->conns; it = it->next) {
+        struct mconn *c = px_container_of(it, struct mconn, link);
+
+        if (c != fresh && !c->answered && !c->closing) {
+            conn_close(c);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Connections not yet closing (closed ones linger until their handles' callbacks run). */
+static int live_conns(const struct metrics *m)
+{
+    int n = 0;
+
+    for (const struct px_list *it = m->conns.next; it != &m->conns; it = it->next)
+        n += !px_container_of(it, struct mconn, link)->closing;
+    return n;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -195,11 +266,15 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(m->px->loop, &c->timer);
     c->timer.data = c;
     m->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || m->nconns > MAX_CONNS) {
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
         conn_close(c);
         return;
     }
     uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0);
+    if (live_conns(m) > MAX_CONNS && !evict_idle(m, c)) {
+        respond(c, 503, "Service Unavailable", TEXT, NULL);
+        return;
+    }
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
         conn_close(c);
 }

@@ -102,15 +102,15 @@ static void pool_labels(struct proto_buf *b, const struct px_pool *pool, int las
 
 static void pool_servers(struct proto_buf *b, const struct px_pool *pool)
 {
-    static const char *const names[] = { "opening", "active", "idle", "resetting" };
-    int n[4] = { 0, 0, pool->nidle, 0 };
+    static const char *const names[] = { "opening", "active", "idle", "resetting", "cancel_wait" };
+    int n[5] = { 0, 0, pool->nidle, 0, 0 };
 
     for (const struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next) {
         const struct px_server *sv = px_container_of(s, struct px_server, link);
 
-        n[sv->state == SV_ACTIVE ? 1 : sv->state == SV_RESETTING ? 3 : 0]++;
+        n[sv->state == SV_ACTIVE ? 1 : sv->state == SV_RESETTING ? 3 : sv->state == SV_CANCEL_WAIT ? 4 : 0]++;
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         out(b, "pglane_servers{");
         pool_labels(b, pool, 0);
         label(b, "state", names[i], 1);
@@ -215,6 +215,25 @@ static void pins(struct proto_buf *b, struct proxy *px)
         }
 }
 
+static void cancels(struct proto_buf *b, struct proxy *px)
+{
+    static const char *const events[PX_CANCEL_EVENTS] = { "forwarded", "held", "expired", "queued" };
+
+    family(b, "pglane_cancels_total", "counter",
+           "Cancels for a lane: sent to its backends (for clients and the guard); server connections held "
+           "out of the pool after their transaction while one was in flight; cancels that did not complete "
+           "in time (their server connection closed); queued requests answered with 57014 unsent.");
+    for (int i = 0; i < px->nlanes; i++)
+        for (int e = 0; e < PX_CANCEL_EVENTS; e++) {
+            out(b, "pglane_cancels_total{");
+            label(b, "lane", px->lanes[i]->conf->name, 0);
+            out(b, "event=\"%s\"} %llu\n", events[e], (unsigned long long)px->lanes[i]->stats.cancels[e]);
+        }
+    family(b, "pglane_cancel_requests_dropped_total", "counter",
+           "Client CancelRequests with nothing to cancel: unknown key, or no request of the client running on a server.");
+    out(b, "pglane_cancel_requests_dropped_total %llu\n", (unsigned long long)px->cancels_dropped);
+}
+
 static void routes(struct proto_buf *b, struct proxy *px)
 {
     const struct conf *c = px->conf;
@@ -273,6 +292,8 @@ static void process(struct proto_buf *b, struct proxy *px)
     family(b, "pglane_monitor_servers", "gauge", "Servers whose lock graph is sampled, and those answering.");
     out(b, "pglane_monitor_servers{state=\"sampled\"} %d\n", total);
     out(b, "pglane_monitor_servers{state=\"up\"} %d\n", up);
+    family(b, "pglane_pools", "gauge", "Pools, one per (lane, database, user) in use; bounded by max_pools.");
+    out(b, "pglane_pools %d\n", px->npools);
 }
 
 void px_metrics_render(struct proxy *px, struct proto_buf *b)
@@ -292,4 +313,5 @@ void px_metrics_render(struct proxy *px, struct proto_buf *b)
     routes(b, px);
     guard(b, px);
     pins(b, px);
+    cancels(b, px);
 }

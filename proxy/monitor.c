@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proxy/monitor.h"
+#include "routing/route.h"
 
 #define SAMPLE_MS 200
 #define RETRY_MS 5000
@@ -233,6 +234,21 @@ static void copy_text(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/*
+ * pg_stat_activity.query normalised as SHOW QUERIES shows statements (literals and parameters become
+ * "?", comments go): SHOW BLOCKING never shows an admin a literal such as a card number in a WHERE
+ * clause, whatever that admin's rights in PostgreSQL. PostgreSQL's "<insufficient privilege>" is kept.
+ */
+static void copy_query(char *dst, size_t cap, const char *src)
+{
+    struct route_scan scan;
+
+    if (!src || strcmp(src, "<insufficient privilege>") == 0)
+        copy_text(dst, cap, src);
+    else
+        route_scan(src, strlen(src), &scan, dst, cap);
+}
+
 /* One row of sample_sql into an edge, attributed to pglane's lanes and clients. */
 static void row_to_edge(struct mon_server *ms, const struct conf_server *cs, PGresult *r, int i,
                         struct px_block_edge *e)
@@ -245,12 +261,12 @@ static void row_to_edge(struct mon_server *ms, const struct conf_server *cs, PGr
     copy_text(e->relation, sizeof(e->relation), PQgetvalue(r, i, 3));
     e->wait_ms = strtoll(PQgetvalue(r, i, 4), NULL, 10);
     copy_text(e->waiter.state, sizeof(e->waiter.state), PQgetvalue(r, i, 5));
-    copy_text(e->waiter.query, sizeof(e->waiter.query), PQgetvalue(r, i, 6));
+    copy_query(e->waiter.query, sizeof(e->waiter.query), PQgetvalue(r, i, 6));
     copy_text(e->waiter.user, sizeof(e->waiter.user), PQgetvalue(r, i, 7));
     copy_text(e->waiter.app, sizeof(e->waiter.app), PQgetvalue(r, i, 8));
     copy_text(e->waiter.addr, sizeof(e->waiter.addr), PQgetvalue(r, i, 9));
     copy_text(e->blocker.state, sizeof(e->blocker.state), PQgetvalue(r, i, 10));
-    copy_text(e->blocker.query, sizeof(e->blocker.query), PQgetvalue(r, i, 11));
+    copy_query(e->blocker.query, sizeof(e->blocker.query), PQgetvalue(r, i, 11));
     copy_text(e->blocker.user, sizeof(e->blocker.user), PQgetvalue(r, i, 12));
     copy_text(e->blocker.app, sizeof(e->blocker.app), PQgetvalue(r, i, 13));
     copy_text(e->blocker.addr, sizeof(e->blocker.addr), PQgetvalue(r, i, 14));

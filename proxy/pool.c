@@ -18,6 +18,8 @@ struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *
         if (pool->lane == lane && strcmp(pool->database, database) == 0 && strcmp(pool->user, user) == 0)
             return pool;
     }
+    if (px->npools >= px->conf->max_pools)
+        return NULL;
     pool = calloc(1, sizeof(*pool));
     if (!pool)
         return NULL;
@@ -37,7 +39,76 @@ struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *
     uv_timer_init(px->loop, &pool->queue_timer);
     pool->queue_timer.data = pool;
     px_list_append(&px->pools, &pool->link);
+    px->npools++;
     return pool;
+}
+
+void px_pool_get_error(struct proxy *px, const char **sqlstate, const char **message)
+{
+    if (px->npools >= px->conf->max_pools) {
+        *sqlstate = "53300";
+        *message = "pglane: max_pools reached: too many (lane, database, user) pools at once";
+    } else {
+        *sqlstate = "53200";
+        *message = "pglane: out of memory";
+    }
+}
+
+static int by_user_ptr(const void *a, const void *b)
+{
+    const char *x = (*(struct px_pool *const *)a)->user, *y = (*(struct px_pool *const *)b)->user;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * pool_idle_timeout: frees pools that have had no server and no waiting client for that long and
+ * that no client points at (its pool, or the pool whose copies of the names it shares). Clients
+ * are scanned only when some pool is due.
+ */
+static void free_idle_pools(struct proxy *px, uint64_t now)
+{
+    int64_t limit = px->conf->pool_idle_timeout_ms;
+    struct px_pool **due;
+    struct px_list *it;
+    int ndue = 0, k = 0;
+
+    if (limit <= 0)
+        return;
+    for (it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        pool->referenced = 0;
+        if (pool->nidle + pool->nbusy + pool->nwaiting > 0)
+            pool->empty_since_ms = 0;
+        else if (pool->empty_since_ms == 0)
+            pool->empty_since_ms = now;
+        else if (now - pool->empty_since_ms >= (uint64_t)limit)
+            ndue++;
+    }
+    if (ndue == 0 || !(due = malloc(sizeof(*due) * (size_t)ndue)))
+        return;
+    for (it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (pool->empty_since_ms && now - pool->empty_since_ms >= (uint64_t)limit && k < ndue)
+            due[k++] = pool;
+    }
+    qsort(due, (size_t)k, sizeof(*due), by_user_ptr);
+    for (it = px->clients.next; it != &px->clients; it = it->next) {
+        struct px_client *cl = px_container_of(it, struct px_client, link);
+        struct px_pool key = { .user = cl->user }, *kp = &key, **hit;
+
+        if (cl->pool)
+            cl->pool->referenced = 1;
+        /* Shared names point into the pool of the client's login (px_pool.user, by address). */
+        if (cl->names_shared && (hit = bsearch(&kp, due, (size_t)k, sizeof(*due), by_user_ptr)))
+            (*hit)->referenced = 1;
+    }
+    for (int i = 0; i < k; i++)
+        if (!due[i]->referenced)
+            px_pool_free(due[i]);
+    free(due);
 }
 
 static int pool_total(const struct px_pool *pool)
@@ -146,6 +217,16 @@ void px_pool_server_ready(struct px_server *sv)
     px_conn_read_start(&sv->conn);
 }
 
+void px_pool_refill(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    if (px->exiting || px->draining)
+        return;
+    grow(pool, pool->lane->size);
+    queue_timer_arm(pool);
+}
+
 void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_t err_len,
                            const char *sqlstate, const char *message)
 {
@@ -209,6 +290,7 @@ static void queue_timer_arm(struct px_pool *pool)
 
 void px_pool_maintain(struct proxy *px, uint64_t now)
 {
+    free_idle_pools(px, now);
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         struct px_pool *pool = px_container_of(it, struct px_pool, link);
         const struct conf_lane *lc = pool->lane->conf;
@@ -262,6 +344,9 @@ static void on_pool_timer_closed(uv_handle_t *h)
 
 void px_pool_free(struct px_pool *pool)
 {
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    px->npools--;
     px_list_remove(&pool->link);
     uv_close((uv_handle_t *)&pool->queue_timer, on_pool_timer_closed);
 }

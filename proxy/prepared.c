@@ -7,6 +7,7 @@
  * (ParseComplete for a statement the server already has, CloseComplete) are produced at exactly the
  * place in the stream where a direct connection would have produced them.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <ctype.h>
@@ -32,6 +33,7 @@ enum {
     Q_FAILED = 64      /* a simple Query that got an ErrorResponse */
 };
 #define REG_SWEEP 10000    /* unreferenced statements kept before a sweep frees them */
+#define REG_UNREF_BYTES (4u << 20)   /* ... or this many bytes of their text */
 enum { Q_PARSE = 'P', Q_BIND = 'B', Q_DESC_STMT = 'd', Q_DESC_PORTAL = 'p', Q_EXEC = 'E', Q_CLOSE = 'C',
        Q_SYNC = 'S', Q_QUERY = 'Q' };
 
@@ -56,6 +58,7 @@ struct prep_registry {
     struct px_stmt *by_id[REG_BUCKETS];
     uint32_t next_id;
     uint32_t count;
+    uint64_t unref_bytes;          /* body bytes of statements no client name points to */
 };
 
 static struct prep_registry *registry(struct proxy *px)
@@ -118,6 +121,15 @@ static void sweep(struct prep_registry *reg)
             free(s);
             reg->count--;
         }
+    reg->unref_bytes = 0;
+}
+
+static void stmt_ref(struct proxy *px, struct px_stmt *s)
+{
+    struct prep_registry *reg = px->prep;
+
+    if (s->refs++ == 0 && reg)
+        reg->unref_bytes -= s->len;
 }
 
 static struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len)
@@ -132,6 +144,9 @@ static struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t 
     for (s = *slot; s; s = s->next)
         if (s->hash == h && s->len == len && memcmp(s->body, body, len) == 0)
             return s;
+    /* Swept before the new statement is linked: a sweep frees every unreferenced one. */
+    if (reg->count >= REG_SWEEP || reg->unref_bytes + len > REG_UNREF_BYTES)
+        sweep(reg);
     s = malloc(sizeof(*s) + len);
     if (!s)
         return NULL;
@@ -144,16 +159,17 @@ static struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t 
     s->next = *slot;
     *slot = s;
     id_link(reg, s);
-    if (++reg->count > REG_SWEEP)
-        sweep(reg);
+    reg->count++;
+    reg->unref_bytes += len;
     return s;
 }
 
 static void stmt_unref(struct proxy *px, struct px_stmt *s)
 {
-    (void)px;
-    if (s->refs > 0)
-        s->refs--;
+    struct prep_registry *reg = px->prep;
+
+    if (s->refs > 0 && --s->refs == 0 && reg)
+        reg->unref_bytes += s->len;
 }
 
 /* The statement's plan no longer fits its result type: every server re-prepares it under a new name. */
@@ -208,7 +224,7 @@ static int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
     struct px_cstmt *cs = cstmt_find(cl, name);
 
     if (cs) {
-        s->refs++;
+        stmt_ref(cl->conn.px, s);
         stmt_unref(cl->conn.px, cs->stmt);
         cs->stmt = s;
         return 0;
@@ -226,8 +242,25 @@ static int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
     if (!cl->stmts[cl->nstmts].name)
         return -1;
     cl->stmts[cl->nstmts++].stmt = s;
-    s->refs++;
+    stmt_ref(cl->conn.px, s);
     return 0;
+}
+
+/*
+ * max_prepared_statements_per_client: a new name beyond it ends the session with 53400 (a client
+ * could otherwise make pglane keep any amount of statement text). 1 if the client was failed.
+ */
+static int over_client_limit(struct px_client *cl)
+{
+    int max = cl->conn.px->conf->max_prepared_statements_per_client;
+    char msg[256];
+
+    if (max <= 0 || cl->nstmts < max)
+        return 0;
+    snprintf(msg, sizeof(msg), "pglane: this session already has max_prepared_statements_per_client (%d) "
+             "prepared statements; close (DEALLOCATE) statements it no longer needs", max);
+    px_client_fail(cl, "53400", msg);
+    return 1;
 }
 
 const char *px_prep_statement_text(struct px_client *cl, const char *name, size_t *len)
@@ -248,10 +281,18 @@ void px_prep_client_forget_all(struct px_client *cl)
 
 void px_prep_client_free(struct px_client *cl)
 {
+    struct prep_registry *reg = cl->conn.px->prep;
+
     px_prep_client_forget_all(cl);
     free(cl->stmts);
     cl->stmts = NULL;
     cl->capstmts = 0;
+    /* A client that leaves many statements behind does not keep their text alive; their heap pages
+     * go back to the system too (glibc only trims the top of the heap by itself). */
+    if (reg && reg->unref_bytes > REG_UNREF_BYTES) {
+        sweep(reg);
+        malloc_trim(0);
+    }
 }
 
 /* ---- a server's cache and response queue ---- */
@@ -529,6 +570,8 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
         proto_msg_end(out, start);
         return queue_push(sv, Q_PARSE, 0, 0);
     }
+    if (over_client_limit(cl))
+        return -1;
     s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
     if (!s || cstmt_set(cl, (const char *)body, s) < 0)
         return -1;
@@ -737,6 +780,9 @@ int px_prep_answer_locally(struct px_client *cl)
             break;
         if (type != PROTO_FE_PARSE || (nl = cstr_len(body, len)) == 0 || nl >= len)
             return 0;
+        if (cl->conn.px->conf->max_prepared_statements_per_client > 0 &&
+            (int64_t)cl->nstmts + parses >= cl->conn.px->conf->max_prepared_statements_per_client)
+            return 0;              /* near the limit: the server path enforces it */
         s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
         if (!s || !s->validated)
             return 0;
@@ -761,6 +807,7 @@ int px_prep_answer_locally(struct px_client *cl)
     b->start = b->pos;
     cl->pending_z--;
     cl->prep_batch = 0;
+    px_flow_reset(cl);
     if (out.failed || px_conn_send_copy(&cl->conn, out.data, out.len) < 0) {
         proto_buf_free(&out);
         return -1;
@@ -821,6 +868,7 @@ static void send_synth(struct px_server *sv, uint8_t type)
     uint8_t msg[5] = { type, 0, 0, 0, 4 };
 
     (void)px_conn_send_copy(&sv->client->conn, msg, sizeof(msg));
+    px_flow_reply(sv->client, type);
 }
 
 int px_prep_drain(struct px_server *sv)
@@ -830,7 +878,7 @@ int px_prep_drain(struct px_server *sv)
     while ((h = queue_head(sv)) && (h->flags & Q_SYNTH)) {
         if (!sv->client)
             return 0;
-        if (sv->conn.writing || sv->conn.in.start < sv->conn.in.pos)
+        if (sv->conn.writing || sv->conn.in.start < sv->conn.in.pos || px_flow_raw_owed(sv->client))
             return -1;             /* the server's earlier replies go first */
         send_synth(sv, h->type == Q_PARSE ? PROTO_BE_PARSE_COMPLETE : PROTO_BE_CLOSE_COMPLETE);
         queue_pop(sv);

@@ -22,7 +22,12 @@ struct px_server;
 /* ---- logging (proxy/log.c) ---- */
 void px_log_set_level(enum conf_log_level level);
 int px_log_enabled(enum conf_log_level level);
+/* Writes one line: every byte outside printable ASCII and valid, non-control UTF-8 becomes \xNN and
+ * "\" becomes "\\"; messages are cut at 2 kB. Callers cap client-supplied names with PX_LOG_NAME. */
 void px_log(enum conf_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Escapes in[0, n) into out (NUL-terminated, at most cap - 1 bytes); returns the input bytes used. */
+size_t px_log_escape(char *out, size_t cap, const char *in, size_t n);
+#define PX_LOG_NAME "%.64s"   /* format of a client-supplied name in a log line: at most 64 bytes */
 #define px_error(...) px_log(CONF_LOG_ERROR, __VA_ARGS__)
 #define px_warn(...) px_log(CONF_LOG_WARNING, __VA_ARGS__)
 #define px_info(...) px_log(CONF_LOG_INFO, __VA_ARGS__)
@@ -171,6 +176,8 @@ struct px_pool {
     int queue_timer_on;
     uint64_t transactions, queries, wait_count;
     uint64_t wait_total_us, wait_max_us;
+    uint64_t empty_since_ms;       /* no server and no client in the queue since then (0: not empty) */
+    uint8_t referenced;            /* scratch of px_pool_maintain: a client points at it */
 };
 
 struct px_lane {
@@ -191,7 +198,11 @@ struct px_lane {
     int paused;                    /* PAUSE: transactions queue, no server is handed out */
 };
 
+/* The pool of (lane, database, user), made if needed; NULL when out of memory or at max_pools
+ * (px_pool_get_error says which). */
 struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *database, const char *user);
+/* SQLSTATE and message for a NULL from px_pool_get. */
+void px_pool_get_error(struct proxy *px, const char **sqlstate, const char **message);
 /* Finds a server for the client: attaches at once, or queues the client and opens a connection. */
 void px_pool_acquire(struct px_pool *pool, struct px_client *cl);
 void px_pool_cancel_wait(struct px_client *cl);
@@ -200,6 +211,8 @@ void px_pool_server_ready(struct px_server *sv);
 /* A server connection could not be made: fail the clients that were waiting for one. */
 void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_t err_len,
                            const char *sqlstate, const char *message);
+/* A server connection was closed while clients wait: open another if the lane has room. */
+void px_pool_refill(struct px_pool *pool);
 void px_pool_maintain(struct proxy *px, uint64_t now_ms);
 void px_pool_free(struct px_pool *pool);
 
@@ -239,8 +252,11 @@ int px_session_replay_role(const struct px_client *cl);
 void px_session_free(struct px_client *cl);
 
 /* ---- server connections (proxy/server.c) ---- */
+/* SV_CANCEL_WAIT: the client's transaction ended while a CancelRequest pglane forwarded for this
+ * backend was still in flight; the connection stays out of the pool until PostgreSQL has closed the
+ * cancel connection (proxy/cancel.c), so that the cancel cannot land on another client's query. */
 enum px_server_state {
-    SV_CONNECTING, SV_TLS, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CLOSED
+    SV_CONNECTING, SV_TLS, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CANCEL_WAIT, SV_CLOSED
 };
 
 struct px_server {
@@ -254,6 +270,7 @@ struct px_server {
     char tx_status;                /* from the last ReadyForQuery */
     uint8_t dirty;                 /* PX_DIRTY_* bits: what must run before anyone else gets it */
     uint8_t checking;              /* pglane's session check is in flight (proxy/session.c) */
+    uint8_t check_failed;          /* ... and PostgreSQL failed it (a cancel landed on it, say) */
     uint8_t replaying;             /* a client's settings are being re-applied */
     uint8_t replay_failed;         /* ... and PostgreSQL refused them */
     uint8_t replay_wait;           /* the client's messages wait for the replay's answer */
@@ -271,6 +288,11 @@ struct px_server {
     /* contention guard (proxy/guard.c) */
     const struct px_lane *guard_for;   /* pglane cancelled this backend to protect that lane: the next
                                           ErrorResponse says so (cleared at ReadyForQuery) */
+    /* cancels forwarded to this backend (proxy/cancel.c) */
+    struct px_list cancels;        /* cancel connections still in flight */
+    int ncancels;
+    uint8_t cancel_expired;        /* one did not complete in time: never reuse this connection */
+    uint8_t fatal_relayed;         /* the server sent the client its own FATAL: it closes next */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -282,6 +304,9 @@ void px_server_pump_client(struct px_server *sv);
 void px_server_client_gone(struct px_server *sv, int clean);
 /* The attached client's transaction ended: hand the server back (after the write in flight). */
 void px_server_detach(struct px_server *sv);
+/* A server without a client goes back to its pool: held while a cancel is in flight (SV_CANCEL_WAIT),
+ * closed if a cancel expired, reset if a client changed session state, else ready. */
+void px_server_recycle(struct px_server *sv);
 
 struct px_cstmt;
 int px_prep_needed(const struct px_client *cl);
@@ -299,6 +324,37 @@ void px_prep_client_free(struct px_client *cl);
 void px_prep_server_forget_all(struct px_server *sv);
 void px_prep_server_free(struct px_server *sv);
 void px_prep_registry_free(struct proxy *px);
+
+/* ---- reply accounting (proxy/flow.c) ---- */
+struct px_flow_run {               /* n consecutive client messages of one type */
+    uint8_t type;
+    uint32_t n;
+};
+struct px_flow {                   /* the client's forwarded messages the server has not answered yet */
+    struct px_flow_run *e;         /* runs e[head .. head + n) */
+    uint32_t head, n, cap;
+    uint64_t pushed, popped;       /* messages */
+    uint64_t raw_mark;             /* messages up to this count were forwarded as they came */
+    uint8_t copy_in;               /* the server reads COPY data for the head message */
+    uint8_t skipping;              /* an extended-protocol error: the server skips to the next Sync */
+};
+struct px_client;
+/* A message the client's scan passed on (not Terminate, not a held BEGIN). 0 or -1 (out of memory). */
+int px_flow_push(struct px_client *cl, uint8_t type);
+/* A message of the server's reply stream that reaches the client (or that pglane synthesized). */
+void px_flow_reply(struct px_client *cl, uint8_t type);
+/* 1 when every forwarded message has been answered. */
+int px_flow_idle(const struct px_client *cl);
+/* 1 while replies are owed that the server will send: to a message up to a Sync, Flush, Query or
+ * FunctionCall (PostgreSQL sends nothing of the rest when the session ends). */
+int px_flow_owes_flushed(const struct px_client *cl);
+int px_flow_copy_in(const struct px_client *cl);
+/* Everything pushed so far was forwarded without the prepared-statement response queue. */
+void px_flow_mark_raw(struct px_client *cl);
+/* How many of those are still unanswered. */
+uint64_t px_flow_raw_owed(const struct px_client *cl);
+void px_flow_reset(struct px_client *cl);
+void px_flow_free(struct px_client *cl);
 
 /* ---- client connections (proxy/client.c) ---- */
 enum px_client_state {
@@ -319,6 +375,7 @@ struct px_client {
     uint32_t pending_z;            /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
     uint8_t unsynced;              /* extended-protocol messages sent since the last Sync */
     uint8_t terminating;           /* Terminate received: close once the server is released */
+    uint8_t terminate_sent;        /* ... and passed on to a server reading COPY data */
     uint8_t auth_method;
     uint8_t ssl_answered;
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
@@ -352,10 +409,13 @@ struct px_client {
     /* observability (proxy/stats.c) */
     uint64_t query_start_us;       /* first message of the request in progress, 0 = none */
     uint64_t tx_begin_us;          /* first message of the transaction in progress, 0 = none */
+    struct px_flow flow;           /* forwarded messages still owed a reply (proxy/flow.c) */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */
 const char *px_client_addr(const struct px_client *cl, char *buf, size_t n);
+/* After a Terminate, closes the client once nothing more is owed to it; 1 if it was closed. */
+int px_client_check_terminate(struct px_client *cl);
 #define PX_CLIENT_ADDR(cl) px_client_addr((cl), (char[48]){ 0 }, 48)
 void px_client_accept(struct proxy *px, uv_stream_t *listener);
 /* The pool attached a server: finish login or forward queued messages. */
@@ -373,10 +433,18 @@ void px_client_fail_raw(struct px_client *cl, const uint8_t *msg, uint32_t len);
 void px_client_close(struct px_client *cl, const char *reason);
 void px_client_pump(struct px_client *cl);
 struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32_t key);
+/* A CancelRequest for a client queued for a server connection: its request (one simple Query, or one
+ * extended-protocol batch ending in Sync, outside a transaction block, naming no mapped prepared
+ * statement) never runs and is answered with 57014 and ReadyForQuery. 1 if so, 0 if it does not
+ * qualify (then nothing changed). */
+int px_client_cancel_queued(struct px_client *cl);
 
 /* ---- cancel requests (proxy/cancel.c) ---- */
-/* Forwards a client's CancelRequest to the backend now serving that client, if any. */
+/* Forwards a client's CancelRequest to the backend now running a request of that client; drops it
+ * (debug log) when the client has no request running on a server (idle, or queued for one). */
 void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key);
+/* sv is closing: its cancels in flight no longer hold anything. */
+void px_cancel_server_closed(struct px_server *sv);
 
 /* ---- admin console (proxy/admin.c), metrics endpoint (proxy/metrics.c), lock monitor
  * (proxy/monitor.c) ---- */
@@ -424,7 +492,9 @@ void px_stats_wait(struct px_pool *pool, uint64_t us);
  * client that the guard cancelled, replaces it with pglane's own message. Returns 0 (f updated) or
  * -1 when the buffer cannot grow now (a write is in flight): retry after it completes. */
 int px_guard_rewrite(struct px_server *sv, struct proto_frame *f);
-/* Sends a CancelRequest for the statement running on sv (proxy/cancel.c). 0 or -1. */
+/* Sends a CancelRequest for the request running on sv for its client (proxy/cancel.c); sv is held
+ * out of the pool until PostgreSQL has taken it. 0, or -1 when nothing runs there (sv idle, its
+ * client's transaction over) or the request cannot be sent. */
 int px_cancel_backend(struct proxy *px, struct px_server *sv);
 
 /* ---- lanes, routes and reload (proxy/config.c, proxy/route.c) ---- */
@@ -494,6 +564,7 @@ struct proxy {
     unsigned config_gen;           /* bumped by every successful reload */
     uint64_t reloads, reload_failures;
     struct px_list pools;
+    int npools;                    /* bounded by max_pools */
     struct px_list clients;
     int nclients;
     struct px_listener *listeners;
@@ -501,6 +572,8 @@ struct proxy {
     uv_timer_t maint_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
     struct px_scram_cache *scram_cache;
+    uint8_t scram_mock_key[32];    /* random per process: keys the stand-in SCRAM secrets of unknown users */
+    uint8_t scram_mock_ready;
     void *tls_ctx;                 /* SSL_CTX for clients, when tls_mode is not disable */
     void *prep;                    /* shared prepared statements, owned by proxy/prepared.c */
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
@@ -511,6 +584,7 @@ struct proxy {
     int exiting;
     int exit_code;
     void *guard;                   /* owned by proxy/guard.c: counts of contention guard actions */
+    uint64_t cancels_dropped;      /* client CancelRequests with nothing to cancel (proxy/cancel.c) */
 };
 
 uint64_t px_now_ms(struct proxy *px);

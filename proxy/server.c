@@ -11,7 +11,7 @@
 #include "proxy/proxy.h"
 
 #define SLOG(sv, lvl, fmt, ...) \
-    px_log(lvl, "S-%llu %s/%s@%s: " fmt, (unsigned long long)(sv)->conn.id, (sv)->pool->user, \
+    px_log(lvl, "S-%llu " PX_LOG_NAME "/" PX_LOG_NAME "@%s: " fmt, (unsigned long long)(sv)->conn.id, (sv)->pool->user, \
            (sv)->pool->database, (sv)->pool->lane->conf->name, __VA_ARGS__)
 
 static void on_connect(uv_connect_t *req, int status);
@@ -32,6 +32,7 @@ struct px_server *px_server_connect(struct px_pool *pool)
     sv->pool = pool;
     sv->state = SV_CONNECTING;
     sv->created_ms = px_now_ms(px);
+    px_list_init(&sv->cancels);
     px_list_append(&pool->busy, &sv->link);
     pool->nbusy++;
     sv->connect_req.data = sv;
@@ -489,6 +490,7 @@ static int release_ready(const struct px_server *sv)
     const struct px_client *cl = sv->client;
 
     return cl && cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && sv->swallow_z == 0 &&
+           !cl->terminate_sent &&
            sv->prepq.n == 0 &&
            cl->conn.in.pos == cl->conn.in.start && cl->conn.in.remain == 0;
 }
@@ -525,6 +527,20 @@ static void check_done(struct px_server *sv)
     const struct px_lane *lane = sv->pool->lane;
 
     sv->checking = 0;
+    if (sv->check_failed) {
+        /* Neither read nor reset: this connection's session is unknown, so it goes; the client keeps
+         * its record, and loses its connection only if state of its was pinned there. */
+        struct px_pool *pool = sv->pool;
+
+        px_session_check_abandon(sv);
+        px_server_close(sv, "the session check failed");
+        px_pool_refill(pool);
+        if (cl && cl->pins)
+            px_client_fail(cl, "08006", "pglane: lost the server connection that held this session's state");
+        else if (cl)
+            px_client_released(cl);
+        return;
+    }
     if (!cl) {                          /* the client left meanwhile */
         if (px_session_check_pins(sv))
             sv->dirty |= PX_DIRTY_DISCARD;
@@ -599,6 +615,24 @@ static void server_release(struct px_server *sv)
     }
     if (sv->state == SV_CLOSED)
         return;
+    if (sv->cancel_expired) {
+        struct px_pool *pool = sv->pool;
+
+        px_server_close(sv, "a cancel forwarded to it did not complete in time");
+        px_pool_refill(pool);
+        return;
+    }
+    if (sv->ncancels) {
+        /* A cancel forwarded to this backend may still land: no one else runs a query here until
+         * PostgreSQL has closed the cancel connection (proxy/cancel.c calls px_server_recycle). */
+        if (sv->state != SV_CANCEL_WAIT) {
+            sv->state = SV_CANCEL_WAIT;
+            sv->pool->lane->stats.cancels[PX_CANCEL_HELD]++;
+            SLOG(sv, CONF_LOG_DEBUG, "held out of the pool: %d cancel(s) in flight", sv->ncancels);
+        }
+        px_conn_read_start(&sv->conn);
+        return;
+    }
     if (sv->dirty) {
         /* UNLISTEN *: a pinned client's connection never gets here, so whatever listens now was
          * started where pglane could not see it (a trigger, say) and must not outlive the client. */
@@ -619,6 +653,12 @@ static void server_release(struct px_server *sv)
         return;
     }
     px_pool_server_ready(sv);
+}
+
+void px_server_recycle(struct px_server *sv)
+{
+    assert(!sv->client);
+    server_release(sv);
 }
 
 void px_server_client_gone(struct px_server *sv, int clean)
@@ -730,9 +770,18 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
                      ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
             if (sv->replaying)
                 sv->replay_failed = 1;
+            if (sv->checking)
+                sv->check_failed = 1;
             return 1;
         }
         px_stats_error(sv, f);
+        {
+            struct proto_error_fields ef;
+
+            if (proto_parse_error(f->body, f->len, &ef) == 0 && ef.severity &&
+                (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0))
+                sv->fatal_relayed = 1;
+        }
         return 0;
     case PROTO_BE_DATA_ROW:
         if (sv->checking && sv->swallow_z)
@@ -791,7 +840,8 @@ static int scan(struct px_server *sv)
             SLOG(sv, CONF_LOG_ERROR, "protocol error from server: %s", err);
             return -1;
         }
-        prep = sv->prepq.n > 0 && sv->swallow_z == 0;
+        /* Replies to messages forwarded before the response queue was in play come first. */
+        prep = sv->prepq.n > 0 && sv->swallow_z == 0 && !(sv->client && px_flow_raw_owed(sv->client));
         if (prep && px_prep_head_is_synth(sv)) {
             if (flush_blocked(sv))
                 break;
@@ -833,6 +883,8 @@ static int scan(struct px_server *sv)
             }
             if (prep)
                 px_prep_on_reply(sv, &f);
+            if (sv->client)
+                px_flow_reply(sv->client, f.type);
             b->pos += PROTO_HEADER_LEN + f.len;
             if (f.type == PROTO_BE_READY && release_ready(sv))
                 return 1;
@@ -842,6 +894,8 @@ static int scan(struct px_server *sv)
             f.body = NULL;
             px_prep_on_reply(sv, &f);
         }
+        if (sv->client)
+            px_flow_reply(sv->client, f.type);
         b->pos += PROTO_HEADER_LEN;
         b->remain = f.len;
     }
@@ -861,7 +915,7 @@ static void idle_read(struct px_server *sv)
             return;
         }
         b->start = b->pos;
-        if (f.type == PROTO_BE_ERROR && sv->state == SV_IDLE) {
+        if (f.type == PROTO_BE_ERROR && (sv->state == SV_IDLE || sv->state == SV_CANCEL_WAIT)) {
             struct proto_error_fields ef;
 
             /* An idle backend only speaks up to say it is going away (terminated, shut down):
@@ -870,6 +924,7 @@ static void idle_read(struct px_server *sv)
                 SLOG(sv, CONF_LOG_INFO, "server says: %s %s", ef.sqlstate ? ef.sqlstate : "",
                      ef.message ? ef.message : "");
             px_server_close(sv, "server error while idle");
+            px_pool_refill(sv->pool);
             return;
         }
         (void)inspect(sv, &f);
@@ -911,6 +966,7 @@ void px_server_on_read(struct px_server *sv)
         return;
     case SV_IDLE:
     case SV_RESETTING:
+    case SV_CANCEL_WAIT:
         idle_read(sv);
         return;
     case SV_ACTIVE:
@@ -952,6 +1008,8 @@ void px_server_on_read(struct px_server *sv)
         px_server_detach(sv);
     else if (sv->state == SV_ACTIVE && r == 1 && sv->client)
         px_client_session_idle(sv->client);
+    else if (sv->state == SV_ACTIVE && sv->client && px_client_check_terminate(sv->client))
+        return;
     if (sv->state == SV_ACTIVE && !sv->conn.writing && sv->conn.in.start == sv->conn.in.len)
         px_buf_release(&sv->conn.in);
 }
@@ -963,6 +1021,8 @@ void px_server_on_sent(struct px_server *sv)
         return;
     }
     if (sv->state != SV_ACTIVE)
+        return;
+    if (sv->client && px_client_check_terminate(sv->client))
         return;
     px_conn_read_start(&sv->conn);
     if (sv->conn.in.pos < sv->conn.in.len)
@@ -991,8 +1051,11 @@ void px_server_on_eof(struct px_server *sv, int status)
         return;
     }
     px_server_close(sv, "server closed the connection");
-    if (cl)
+    if (cl && sv->fatal_relayed)            /* the client has the server's own FATAL: no second one */
+        px_client_close(cl, "server closed the connection after a FATAL error");
+    else if (cl)
         px_client_fail(cl, "08006", "pglane: server connection closed unexpectedly");
+    px_pool_refill(sv->pool);      /* for the clients that waited for this connection */
 }
 
 void px_server_close(struct px_server *sv, const char *reason)
@@ -1009,6 +1072,7 @@ void px_server_close(struct px_server *sv, const char *reason)
         pool->nbusy--;
     px_list_remove(&sv->link);
     sv->state = SV_CLOSED;
+    px_cancel_server_closed(sv);
     if (cl) {
         cl->server = NULL;
         sv->client = NULL;

@@ -103,8 +103,8 @@ static void slow_log(struct px_server *sv, struct px_client *cl, uint64_t us)
     const char *app = cl->want.v[PX_P_APPLICATION_NAME];
 
     sv->pool->lane->stats.slow++;
-    px_warn("C-%llu slow statement: %.3f ms in lane %s, fingerprint %016llx, client %s user %s database %s "
-            "application_name %s, server S-%llu pid %u",
+    px_warn("C-%llu slow statement: %.3f ms in lane %s, fingerprint %016llx, client %s user " PX_LOG_NAME " database " PX_LOG_NAME " "
+            "application_name " PX_LOG_NAME ", server S-%llu pid %u",
             (unsigned long long)cl->conn.id, (double)us / 1000.0, sv->pool->lane->conf->name,
             (unsigned long long)cl->fingerprint, PX_CLIENT_ADDR(cl), cl->user, cl->database, app ? app : "-",
             (unsigned long long)sv->conn.id, sv->backend_pid);

@@ -55,6 +55,10 @@ static void test_defaults(void **state)
     assert_int_equal(c->log_slower_than_ms, 0);
     assert_int_equal(c->client_login_timeout_ms, 60000);
     assert_int_equal(c->max_prepared_statements, 200);
+    assert_int_equal(c->reserve_admin_connections, 3);
+    assert_int_equal(c->max_prepared_statements_per_client, 1000);
+    assert_int_equal(c->pool_idle_timeout_ms, 300000);
+    assert_int_equal(c->max_pools, 5000);
     assert_int_equal(c->stats_fingerprints, 1000);
     assert_int_equal(c->allow_trust, 0);
     assert_int_equal(c->tls_mode, CONF_TLS_DISABLE);
@@ -141,6 +145,13 @@ static const struct key_case key_cases[] = {
     PGK("client_login_timeout = 1min", VI64, client_login_timeout_ms, 60000, NULL),
     PGK("max_prepared_statements = 0", VINT, max_prepared_statements, 0, NULL),
     PGK("stats_fingerprints = 1", VINT, stats_fingerprints, 1, NULL),
+    PGK("reserve_admin_connections = 0", VINT, reserve_admin_connections, 0, NULL),
+    PGK("reserve_admin_connections = 10", VINT, reserve_admin_connections, 10, NULL),
+    PGK("max_prepared_statements_per_client = 0", VINT, max_prepared_statements_per_client, 0, NULL),
+    PGK("max_prepared_statements_per_client = 50", VINT, max_prepared_statements_per_client, 50, NULL),
+    PGK("pool_idle_timeout = 2s", VI64, pool_idle_timeout_ms, 2000, NULL),
+    PGK("pool_idle_timeout = 0", VI64, pool_idle_timeout_ms, 0, NULL),
+    PGK("max_pools = 1", VINT, max_pools, 1, NULL),
     PGK("allow_trust = yes", VINT, allow_trust, 1, NULL),
     PGK("allow_trust = on", VINT, allow_trust, 1, NULL),
     PGK("allow_trust = true", VINT, allow_trust, 1, NULL),
@@ -535,6 +546,13 @@ static const struct err_case err_cases[] = {
      "[lane.a]\n", {"test.ini:4: max_prepared_statements: expected an integer >= 0, got '-1'"}},
     {"[pglane]\nauth_type = trust\ndefault_lane = a\nstats_fingerprints = 0\n[server.s]\n[lane.a]\n",
      {"test.ini:4: stats_fingerprints: expected an integer >= 1, got '0'"}},
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\nmax_pools = 0\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: max_pools: expected an integer >= 1, got '0'"}},
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\nreserve_admin_connections = -1\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: reserve_admin_connections: expected an integer from 0 to 1000000, got '-1'"}},
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\nadmin_users = ops\nmax_client_conn = 5\n"
+     "reserve_admin_connections = 5\n[server.s]\n[lane.a]\n",
+     {"test.ini:6: reserve_admin_connections (5) must be below max_client_conn (5)"}},
     {"[pglane]\nauth_type = trust\ndefault_lane = a\nlog_level = verbose\n[server.s]\n[lane.a]\n",
      {"test.ini:4: log_level: expected error, warning, info or debug, got 'verbose'"}},
     {"[pglane]\nauth_type = trust\ndefault_lane = a\nallow_trust = si\n[server.s]\n[lane.a]\n",

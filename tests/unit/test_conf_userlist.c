@@ -15,18 +15,17 @@ static void test_userlist_parse(void **state)
     struct conf_diag d = {0};
     const char *text = "; comment\n# comment\n\n   \n\"alice\" \"secret\"\n"
                        "  \"bob\"\t\"md5abcdef\"  \r\n\"q\"\"uote\" \"p\"\"w\"\"\"\n"
-                       "\"carol\" \"SCRAM-SHA-256$4096:c2FsdA==$a:b\"\n\"empty\" \"\"";
+                       "\"carol\" \"SCRAM-SHA-256$4096:c2FsdA==$a:b\"\n";
 
     (void)state;
     assert_int_equal(conf_userlist_parse(text, "users.txt", &u, &d), 0);
     assert_int_equal(d.n, 0);
-    assert_int_equal(u.n, 5);
+    assert_int_equal(u.n, 4);
     assert_string_equal(u.users[0].name, "alice");
     assert_string_equal(conf_userlist_find(&u, "alice"), "secret");
     assert_string_equal(conf_userlist_find(&u, "bob"), "md5abcdef");
     assert_string_equal(conf_userlist_find(&u, "q\"uote"), "p\"w\"");
     assert_string_equal(conf_userlist_find(&u, "carol"), "SCRAM-SHA-256$4096:c2FsdA==$a:b");
-    assert_string_equal(conf_userlist_find(&u, "empty"), "");
     assert_null(conf_userlist_find(&u, "Alice"));
     assert_null(conf_userlist_find(&u, "alic"));
     assert_null(conf_userlist_find(&u, "nobody"));
@@ -67,11 +66,12 @@ static void test_userlist_collects_all_errors(void **state)
     struct conf_diag d = {0};
 
     (void)state;
-    assert_int_equal(conf_userlist_parse("x\n\"a\" \"1\"\ny\n\"a\" \"2\"\n", "u.txt", &u, &d), -1);
-    assert_int_equal(d.n, 3);
+    assert_int_equal(conf_userlist_parse("x\n\"a\" \"1\"\ny\n\"a\" \"2\"\n\"e\" \"\"\n", "u.txt", &u, &d), -1);
+    assert_int_equal(d.n, 4);
     assert_string_equal(d.msgs[0], "u.txt:1: expected \"user\" \"password\"");
     assert_string_equal(d.msgs[1], "u.txt:3: expected \"user\" \"password\"");
     assert_string_equal(d.msgs[2], "u.txt:4: user 'a' is listed twice");
+    assert_string_equal(d.msgs[3], "u.txt:5: user 'e' has an empty password; empty passwords are refused");
     conf_diag_free(&d);
 }
 

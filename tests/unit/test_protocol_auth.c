@@ -272,6 +272,35 @@ static void test_scram_roundtrip(void **state)
     assert_int_equal(exchange(&s2, &c2, &sec, NULL, wrong_key, sec.server_key), -1);
 }
 
+/* A stand-in secret for an unknown user: stable per (key, user), 16-byte salt, 4096 iterations, and
+ * no password (not even an empty one) passes its proof. */
+static void test_scram_mock_secret(void **state)
+{
+    (void)state;
+    struct proto_scram_secret a, b, other, otherkey;
+    struct proto_scram_server s;
+    struct proto_scram_client c;
+    uint8_t key[32], key2[32];
+    memset(key, 7, sizeof key);
+    memset(key2, 8, sizeof key2);
+    assert_int_equal(proto_scram_mock_secret(key, "ghost", &a), 0);
+    assert_int_equal(proto_scram_mock_secret(key, "ghost", &b), 0);
+    assert_int_equal(proto_scram_mock_secret(key, "ghost2", &other), 0);
+    assert_int_equal(proto_scram_mock_secret(key2, "ghost", &otherkey), 0);
+    assert_int_equal(a.salt_len, 16);
+    assert_int_equal(a.iterations, PROTO_SCRAM_DEFAULT_ITERATIONS);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_memory_not_equal(a.salt, other.salt, 16);
+    assert_memory_not_equal(a.salt, otherkey.salt, 16);
+    assert_memory_not_equal(a.stored_key, other.stored_key, 32);
+    assert_int_equal(exchange(&s, &c, &a, "", NULL, NULL), -1);
+    assert_int_equal(exchange(&s, &c, &a, "ghost", NULL, NULL), -1);
+    char longuser[2000];
+    memset(longuser, 'u', sizeof longuser - 1);
+    longuser[sizeof longuser - 1] = '\0';
+    assert_int_equal(proto_scram_mock_secret(key, longuser, &b), 0);
+}
+
 /* The server must refuse these client-first-messages without crashing. */
 static const char *const bad_client_first[] = {
     "", "n", "n,", "n,,", "n,,n=", "n,,n=,", "n,,n=,r=", "n,,n=,r=abc,", "n,,r=abc", "n,,n=,x=abc",
@@ -551,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_scram_bad_secrets),
         cmocka_unit_test(test_scram_nonce),
         cmocka_unit_test(test_scram_roundtrip),
+        cmocka_unit_test(test_scram_mock_secret),
         cmocka_unit_test(test_scram_server_first_bad),
         cmocka_unit_test(test_scram_server_final_bad),
         cmocka_unit_test(test_scram_client_bad),
