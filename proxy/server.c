@@ -790,8 +790,15 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
     case PROTO_BE_NOTIFICATION:
         /* Only a client that listens gets notifications; a server connection that still listens
          * for a client that left (a path pglane could not see) keeps them to itself. */
-        if (sv->swallow_z || !cl || !((cl->pins & (1u << PX_PIN_LISTEN)) || sv->listen_seen)) {
+        if (!cl || !((cl->pins & (1u << PX_PIN_LISTEN)) || sv->listen_seen)) {
             SLOG(sv, CONF_LOG_DEBUG, "%s", "dropped a notification for no listening client");
+            return 1;
+        }
+        if (sv->swallow_z) {
+            /* Among the replies to pglane's own queries (nothing for the client is pending in the
+             * buffer then): sent on its own, after whatever is already on its way to the client. */
+            if (px_conn_send_copy(&cl->conn, f->body - PROTO_HEADER_LEN, PROTO_HEADER_LEN + f->len) < 0)
+                SLOG(sv, CONF_LOG_WARNING, "%s", "could not pass a notification to its client");
             return 1;
         }
         return 0;

@@ -585,6 +585,30 @@ static void test_listen_notify(void **state)
         assert_string_equal(one, "1");
         free(one);
     }
+    /* notifications that arrive while pglane checks and restores the listener's session (each SET
+     * below is followed by a check and a replay on its connection) all arrive, in order */
+    for (int i = 0; i < 20; i++) {
+        char sql[64];
+
+        snprintf(sql, sizeof sql, "SET app.n = '%d'", i);
+        assert_int_equal(h_exec(a, sql), 0);
+        snprintf(sql, sizeof sql, "NOTIFY ch1, 'burst %d'", i);
+        assert_int_equal(h_exec(b, sql), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        PGnotify *n = wait_notify(a, 5000);
+        char want[32];
+
+        snprintf(want, sizeof want, "burst %d", i);
+        if (!n)
+            print_error("notification %d of the burst did not arrive\n", i);
+        assert_non_null(n);
+        assert_string_equal(n->extra, want);
+        PQfreemem(n);
+    }
+    char *an = h_query1(a, "SELECT current_setting('app.n')");
+    assert_string_equal(an, "19");
+    free(an);
     assert_int_equal(h_exec(a, "UNLISTEN *"), 0);
     assert_string_equal(wait_pinned(adm, "listener", ""), "");
     PQfinish(a);
@@ -672,7 +696,9 @@ static void test_pin_refuse(void **state)
     assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
     /* the FATAL arrived while the client was idle: libpq reports it with the lost connection */
     print_message("after a hidden LISTEN: %s\n", PQerrorMessage(c));
-    assert_non_null(strstr(PQerrorMessage(c), "refuses session state that pins a server connection (listen)"));
+    /* (or, when the close is seen first, only the lost connection) */
+    assert_true(strstr(PQerrorMessage(c), "refuses session state that pins a server connection (listen)") ||
+                PQstatus(c) == CONNECTION_BAD);
     PQclear(r);
     PQfinish(c);
     c = h_connect(&l, NULL);
