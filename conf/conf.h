@@ -23,6 +23,7 @@ enum conf_tls_mode { CONF_TLS_DISABLE, CONF_TLS_ALLOW, CONF_TLS_REQUIRE };
 enum conf_server_tls { CONF_STLS_DISABLE, CONF_STLS_PREFER, CONF_STLS_REQUIRE, CONF_STLS_VERIFY_CA,
                        CONF_STLS_VERIFY_FULL };
 enum conf_guard { CONF_GUARD_OFF, CONF_GUARD_LOG, CONF_GUARD_CANCEL };
+enum conf_pin { CONF_PIN_ALLOW, CONF_PIN_REFUSE };
 enum { CONF_TLS_V1_2 = 1, CONF_TLS_V1_3 = 2 };   /* bits of conf.tls_protocol_mask */
 
 /* Durations are stored in milliseconds. 0 means "disabled" where the README says so. */
@@ -67,6 +68,7 @@ struct conf_lane {
     int preemptible;           /* preemptible = yes|no, default no */
     enum conf_guard guard;     /* guard = off|log|cancel, default off */
     int64_t guard_wait_ms;     /* default 250ms */
+    enum conf_pin pin;         /* pin = allow|refuse, default allow */
     int line;
 };
 

@@ -68,6 +68,7 @@ int conf_set_bool(SETTER_ARGS)
 }
 
 _Static_assert(sizeof(enum conf_guard) == sizeof(int), "enums are stored through int *");
+_Static_assert(sizeof(enum conf_pin) == sizeof(int), "enums are stored through int *");
 
 int conf_set_enum(SETTER_ARGS)
 {

@@ -80,6 +80,7 @@ int conf_lane_set_guc(struct conf_loader *ld, struct conf_sect *s, struct conf_l
 }
 
 static const char *const guard_names[] = {"off", "log", "cancel", NULL};
+static const char *const pin_names[] = {"allow", "refuse", NULL};
 
 #define MEMORY_WHAT "a memory size such as 64MB (a number with kB, MB, GB or TB)"
 
@@ -100,5 +101,6 @@ const struct conf_keydef conf_lane_keys[] = {
     KBOOL("preemptible", struct conf_lane, preemptible),
     KENUM("guard", struct conf_lane, guard, guard_names),
     KDUR("guard_wait", struct conf_lane, guard_wait_ms),
+    KENUM("pin", struct conf_lane, pin, pin_names),
     KEND,
 };

@@ -97,6 +97,7 @@ static void lane(struct px_table *t, const struct conf *c, const struct conf_lan
     LANE_KV("preemptible", "%s", l->preemptible ? "yes" : "no");
     LANE_KV("guard", "%s", guards[l->guard]);
     LANE_KV("guard_wait", "%lldms", (long long)l->guard_wait_ms);
+    LANE_KV("pin", "%s", l->pin == CONF_PIN_REFUSE ? "refuse" : "allow");
 #undef LANE_KV
     for (int i = 0; i < l->nsettings; i++) {
         snprintf(key, sizeof(key), "lane.%s.%s", l->name, l->settings[i].name);

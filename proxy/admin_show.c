@@ -148,13 +148,21 @@ static void client_row(struct px_table *t, struct proxy *px, const struct px_cli
     else
         px_table_null(t);
     px_table_cell(t, "%llu", (unsigned long long)(now - c->connect_ms) / 1000u);
+    if (c->pins) {
+        char why[96];
+
+        px_pin_names(c->pins, why, sizeof(why));
+        px_table_cell(t, "%s", why);
+    } else {
+        px_table_null(t);
+    }
 }
 
 void px_show_clients(struct px_client *cl, const char *arg)
 {
     static const char *const cols[] = {
         "id", "addr", "user", "database", "application_name", "state", "lane", "wait_ms", "server_id",
-        "connected_s", NULL
+        "connected_s", "pinned", NULL
     };
     struct proxy *px = cl->conn.px;
     struct px_table t;

@@ -887,12 +887,156 @@ static void auth_read(struct px_client *cl)
     sasl_step(cl, &f);
 }
 
-/* A case-insensitive search for set_config(: session changes no command tag reveals. */
-static int mentions_set_config(const uint8_t *p, size_t n)
+/* What one pass over a statement's bytes tells about session state (transaction pooling). */
+enum {
+    TXT_CALL = 1,    /* a '(': perhaps a function call, which only the grammar can judge */
+    TXT_TEMP = 2,    /* "temp": perhaps CREATE TEMP TABLE ... AS, SELECT INTO TEMP */
+    TXT_SET = 4,     /* a statement starting with SET or RESET, or "set_config": learn the names */
+};
+
+static int word_at(const uint8_t *p, size_t n, size_t i, const char *w, size_t wl)
 {
-    for (size_t i = 0; i + 10 <= n; i++)
-        if ((p[i] | 0x20) == 's' && strncasecmp((const char *)p + i, "set_config", 10) == 0)
-            return 1;
+    return i + wl <= n && strncasecmp((const char *)p + i, w, wl) == 0 &&
+           (i + wl == n || !(p[i + wl] == '_' || (unsigned)((p[i + wl] | 0x20) - 'a') < 26u ||
+                             (unsigned)(p[i + wl] - '0') < 10u));
+}
+
+static int text_flags(const uint8_t *p, size_t n)
+{
+    int f = 0, start = 1;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+
+        if (c == '(') {
+            f |= TXT_CALL;
+            start = 0;
+            continue;
+        }
+        if (c == ';') {
+            start = 1;
+            continue;
+        }
+        if (c == ' ' || c == '\n' || c == '\t' || c == '\r')
+            continue;
+        c |= 0x20;
+        if (start && ((c == 's' && word_at(p, n, i, "set", 3)) || (c == 'r' && word_at(p, n, i, "reset", 5))))
+            f |= TXT_SET;
+        start = 0;
+        if (c == 't' && i + 4 <= n && strncasecmp((const char *)p + i, "temp", 4) == 0)
+            f |= TXT_TEMP;
+        else if (c == 's' && i + 10 <= n && strncasecmp((const char *)p + i, "set_config", 10) == 0)
+            f |= TXT_SET;
+    }
+    return f;
+}
+
+static int lane_refuses_pins(const struct px_client *cl)
+{
+    const struct proxy *px = cl->conn.px;
+
+    return cl->lane >= 0 && cl->lane < px->nlanes && px->lanes[cl->lane]->conf->pin == CONF_PIN_REFUSE;
+}
+
+/* Session state checks for one statement: custom setting names to remember, and the grammar's
+ * opinion when the bytes suggest a function call or a temporary object (or the lane refuses pins). */
+static void look_at_session(struct px_client *cl, const char *sql, size_t len, int tflags, int classified)
+{
+    const struct route_class *cls;
+
+    if (tflags & TXT_SET)
+        px_session_learn(cl, sql, len);
+    if (classified)
+        return;
+    cl->stmt_pins = 0;
+    if (!lane_refuses_pins(cl) && (cl->changes_session || !(tflags & (TXT_CALL | TXT_TEMP))))
+        return;
+    cls = px_route_classify(cl->conn.px, sql, len);
+    if (cls) {
+        cl->changes_session |= cls->changes_session || cls->opaque;
+        cl->stmt_pins = cls->pins;
+    }
+}
+
+/* The highest $n a statement references (0 if none). */
+static uint32_t max_param(const char *sql, size_t len)
+{
+    struct route_token tok;
+    size_t pos = 0;
+    uint32_t max = 0;
+
+    while (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_EOF)
+        if (tok.type == ROUTE_TOK_PARAM) {
+            uint32_t v = (uint32_t)strtoul(sql + tok.start + 1, NULL, 10);
+
+            max = v > max && v <= 65535 ? v : max;
+        }
+    return max;
+}
+
+/*
+ * Under pin = refuse, replaces a Query or Parse that would pin with a DO block that raises 0A000, so
+ * that PostgreSQL itself fails it at the right place in the transaction. A Parse keeps its name and
+ * declares as many parameters as the statement used (as bytea, which takes any binary value and
+ * text without stray backslashes), so that the client's Bind still matches. The message is whole at
+ * b->pos. Returns 0, or -1 when the buffer cannot grow now.
+ */
+static int refuse_rewrite(struct px_client *cl, struct proto_frame *f)
+{
+    static const char head[] = "DO $pglane$BEGIN RAISE EXCEPTION USING ERRCODE='0A000',MESSAGE=E'";
+    struct px_buf *b = &cl->conn.in;
+    const char *lane = cl->conn.px->lanes[cl->lane]->conf->name;
+    char msg[256];
+    struct proto_buf body;
+    uint32_t old_len = f->len, new_len, tail;
+    int reason = 0;
+
+    while (!(cl->stmt_pins & (1u << reason)))
+        reason++;
+    snprintf(msg, sizeof(msg), "pglane: lane \"%s\" refuses statements that pin a server connection "
+             "(%s); its setting is pin = refuse", lane, px_pin_name(reason));
+    proto_buf_init(&body);
+    if (f->type == PROTO_FE_PARSE)
+        proto_put_cstr(&body, (const char *)f->body);   /* the statement name (NUL-terminated: checked) */
+    proto_put_bytes(&body, head, sizeof(head) - 1);
+    for (const char *p = msg; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            proto_put_bytes(&body, p, 1);
+        proto_put_bytes(&body, *p == '$' ? "_" : p, 1);   /* nothing may close the dollar quote */
+    }
+    proto_put_cstr(&body, "';END$pglane$");
+    if (f->type == PROTO_FE_PARSE) {
+        size_t name_len = strnlen((const char *)f->body, f->len);
+        const char *sql = (const char *)f->body + name_len + 1;
+        size_t sql_len = strnlen(sql, f->len - name_len - 1);
+        const uint8_t *types = (const uint8_t *)sql + sql_len + 1;
+        uint32_t declared = types + 2 <= f->body + f->len ? (uint32_t)(types[0] << 8 | types[1]) : 0;
+        uint32_t used = max_param(sql, sql_len), np = used > declared ? used : declared;
+
+        proto_put_u16(&body, (uint16_t)np);
+        for (uint32_t i = 0; i < np; i++)
+            proto_put_u32(&body, 17);                   /* bytea */
+    }
+    new_len = (uint32_t)body.len;
+    /* Growing may move the buffer: not while a write of its bytes is in flight. */
+    if (body.failed || (new_len > old_len && b->cap - b->len < new_len - old_len &&
+                        (cl->conn.writing || px_buf_reserve(b, new_len - old_len) < 0))) {
+        proto_buf_free(&body);
+        return -1;
+    }
+    tail = b->pos + PROTO_HEADER_LEN + old_len;
+    memmove(b->data + tail + new_len - old_len, b->data + tail, b->len - tail);
+    memcpy(b->data + b->pos + PROTO_HEADER_LEN, body.data, new_len);
+    proto_buf_free(&body);
+    b->len = b->len + new_len - old_len;
+    f->len = new_len;
+    b->data[b->pos + 1] = (uint8_t)((f->len + 4) >> 24);
+    b->data[b->pos + 2] = (uint8_t)((f->len + 4) >> 16);
+    b->data[b->pos + 3] = (uint8_t)((f->len + 4) >> 8);
+    b->data[b->pos + 4] = (uint8_t)(f->len + 4);
+    f->body = b->data + b->pos + PROTO_HEADER_LEN;
+    CLOG(cl, CONF_LOG_INFO, "refused a statement that pins (%s): lane %s has pin = refuse", px_pin_name(reason),
+         lane);
     return 0;
 }
 
@@ -974,19 +1118,19 @@ static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
     client_send(cl, &out);
 }
 
+static int route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql, size_t len,
+                           int *classified);
+
 /*
  * Looks at a whole Query or Parse message in transaction pooling: the session-change check for every
  * one, and the routing decision for the first of a transaction. Returns 1 if the message is a held
- * BEGIN (not counted as a request).
+ * BEGIN (not counted as a request), 2 if it would pin a client of a lane with pin = refuse.
  */
 static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
 {
-    struct proxy *px = cl->conn.px;
     const char *sql = (const char *)f->body;
     size_t len = f->len ? f->len - 1 : 0;
-    int tx_start = cl->state == CL_IDLE && cl->conn.in.pos == cl->conn.in.start + cl->held_begin;
-    const char *tag;
-    int lane;
+    int tflags, classified = 0, r;
 
     if (f->type == PROTO_FE_PARSE || f->type == PROTO_FE_BIND) {
         size_t name_len = strnlen(sql, f->len);
@@ -999,8 +1143,24 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
         if (f->type == PROTO_FE_BIND && !(sql = px_prep_statement_text(cl, sql, &len)))
             return 0;
     }
-    if (mentions_set_config((const uint8_t *)sql, len))
-        cl->changes_session = 1;
+    tflags = text_flags((const uint8_t *)sql, len);
+    r = route_statement(cl, f, sql, len, &classified);
+    if (r == 1)
+        return 1;
+    look_at_session(cl, sql, len, tflags, classified);
+    return f->type != PROTO_FE_BIND && cl->stmt_pins && lane_refuses_pins(cl) ? 2 : 0;
+}
+
+/* The routing decision for the first statement of a transaction; *classified when routing
+ * classified it (and so merged its session flags). Returns 1 for a held BEGIN. */
+static int route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql, size_t len,
+                           int *classified)
+{
+    struct proxy *px = cl->conn.px;
+    int tx_start = cl->state == CL_IDLE && cl->conn.in.pos == cl->conn.in.start + cl->held_begin;
+    const char *tag;
+    int lane;
+
     if (!tx_start)
         return 0;
     lane = px_route_identity_hit(px, cl);
@@ -1015,6 +1175,7 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
     }
     cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
     cl->lane_decided = 1;
+    *classified = 1;
     return 0;
 }
 
@@ -1213,10 +1374,17 @@ static int scan(struct px_client *cl, const char **err)
                 *err = "out of memory";
                 return -1;
             }
-            if ((f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) &&
-                look_at_statement(cl, &f)) {
-                b->pos += PROTO_HEADER_LEN + f.len;
-                continue;
+            if (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) {
+                int r = look_at_statement(cl, &f);
+
+                if (r == 1) {
+                    b->pos += PROTO_HEADER_LEN + f.len;
+                    continue;
+                }
+                if (r == 2 && refuse_rewrite(cl, &f) < 0) {
+                    *err = "pglane: cannot refuse a pinning statement now (buffer full)";
+                    return -1;
+                }
             }
         }
         switch (f.type) {
@@ -1273,6 +1441,15 @@ static int forward(struct px_client *cl)
     if (cl->unnamed_parsed)
         cl->server->unnamed_owner = cl->conn.id;
     return px_forward(&cl->conn, &cl->server->conn);
+}
+
+/* pglane checks the session the client's last transaction left: what the client sends waits. */
+static int held_for_check(struct px_client *cl)
+{
+    if (cl->state != CL_ACTIVE || !cl->server || !(cl->server->checking || cl->server->replay_wait))
+        return 0;
+    px_conn_read_stop(&cl->conn);
+    return 1;
 }
 
 /* Whether the scanned bytes are only whole messages that get no reply outside COPY IN. */
@@ -1335,7 +1512,7 @@ void px_client_pump(struct px_client *cl)
 {
     struct px_buf *b = &cl->conn.in;
 
-    if (cl->state == CL_CLOSED)
+    if (cl->state == CL_CLOSED || held_for_check(cl))
         return;
     if (cl->state == CL_IDLE && !cl->held_begin && only_silent(b)) {
         /* Flush or stray COPY messages with nothing before them: PostgreSQL answers nothing. */
@@ -1433,6 +1610,8 @@ void px_client_on_read(struct px_client *cl)
     case CL_CLOSED:
         return;
     }
+    if (held_for_check(cl))
+        return;
     int r = scan(cl, &err);
 
     if (r == -2) {
@@ -1493,15 +1672,28 @@ void px_client_attached(struct px_client *cl)
         px_client_pump(cl);
 }
 
+void px_client_tx_end(struct px_client *cl)
+{
+    uint64_t now = px_now_us();
+
+    px_route_record(cl->conn.px, cl->fingerprint, now - cl->tx_start_us, cl->lane);
+    cl->fingerprint = 0;
+    cl->changes_session = 0;
+    cl->lane_decided = 0;
+    cl->tx_start_us = now;
+}
+
 void px_client_detached(struct px_client *cl)
+{
+    px_client_tx_end(cl);
+    px_client_released(cl);
+}
+
+void px_client_released(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
 
     cl->state = CL_IDLE;
-    px_route_record(px, cl->fingerprint, px_now_us() - cl->tx_start_us, cl->lane);
-    cl->fingerprint = 0;
-    cl->changes_session = 0;
-    cl->lane_decided = 0;
     px_flow_reset(cl);
     cl->unnamed_parsed = 0;
     if (px->draining) {
@@ -1569,6 +1761,8 @@ void px_client_close(struct px_client *cl, const char *reason)
                     sv->prepq.n == 0;
 
         cl->server = NULL;
+        if (cl->pins)
+            sv->dirty |= PX_DIRTY_DISCARD;   /* what pinned the client goes with it */
         px_server_client_gone(sv, clean);
     }
     px_list_remove(&cl->link);
@@ -1580,6 +1774,7 @@ void px_client_close(struct px_client *cl, const char *reason)
 void px_client_free(struct px_client *cl)
 {
     px_prep_client_free(cl);
+    px_session_free(cl);
     px_flow_free(cl);
     px_params_clear(&cl->want);
     startup_clear(cl);

@@ -225,7 +225,9 @@ static void start_drain(struct proxy *px)
         next = it->next;
         if (cl->state == CL_STARTUP)
             continue;             /* refused after its startup packet, where libpq reads errors */
-        if (cl->state != CL_ACTIVE)
+        if (cl->state != CL_ACTIVE ||
+            (cl->pins && cl->server && !cl->server->checking && cl->pending_z == 0 && !cl->unsynced &&
+             cl->server->tx_status == 'I'))   /* pinned, between transactions */
             px_client_fail(cl, "57P01", "pglane is shutting down");
     }
     px_maybe_exit(px);

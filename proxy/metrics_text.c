@@ -189,6 +189,32 @@ static void lane_counters(struct proto_buf *b, struct proxy *px)
     }
 }
 
+static void pins(struct proto_buf *b, struct proxy *px)
+{
+    family(b, "pglane_pinned_clients", "gauge",
+           "Clients that keep their server connection between transactions, by lane and reason.");
+    for (int i = 0; i < px->nlanes; i++)
+        for (int r = 0; r < PX_PIN_REASONS; r++) {
+            int n = 0;
+
+            for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
+                const struct px_client *cl = px_container_of(it, struct px_client, link);
+
+                n += cl->pool && cl->pool->lane == px->lanes[i] && (cl->pins & (1u << r));
+            }
+            out(b, "pglane_pinned_clients{");
+            label(b, "lane", px->lanes[i]->conf->name, 0);
+            out(b, "reason=\"%s\"} %d\n", px_pin_name(r), n);
+        }
+    family(b, "pglane_pins_total", "counter", "Clients that became pinned to a server connection, by lane and reason.");
+    for (int i = 0; i < px->nlanes; i++)
+        for (int r = 0; r < PX_PIN_REASONS; r++) {
+            out(b, "pglane_pins_total{");
+            label(b, "lane", px->lanes[i]->conf->name, 0);
+            out(b, "reason=\"%s\"} %llu\n", px_pin_name(r), (unsigned long long)px->lanes[i]->stats.pins[r]);
+        }
+}
+
 static void cancels(struct proto_buf *b, struct proxy *px)
 {
     static const char *const events[PX_CANCEL_EVENTS] = { "forwarded", "held", "expired", "queued" };
@@ -286,5 +312,6 @@ void px_metrics_render(struct proxy *px, struct proto_buf *b)
     lane_counters(b, px);
     routes(b, px);
     guard(b, px);
+    pins(b, px);
     cancels(b, px);
 }

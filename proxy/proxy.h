@@ -250,6 +250,26 @@ struct px_cached {                 /* a shared statement prepared on one server 
     uint64_t used;
     uint8_t pending;               /* its Parse has not been answered yet */
 };
+/* ---- session state in transaction pooling (proxy/session.c) ---- */
+enum { PX_DIRTY_RESET = 1, PX_DIRTY_CHECK = 2, PX_DIRTY_DISCARD = 4 };
+/* Pin reasons: bit i of px_client.pins, the same bits as routing's ROUTE_PIN_*. */
+enum { PX_PIN_TEMP, PX_PIN_ADVISORY, PX_PIN_CURSOR, PX_PIN_LISTEN, PX_PIN_PREPARE };
+const char *px_pin_name(int reason);
+void px_pin_names(uint8_t pins, char *buf, size_t n);   /* "temp_table,listen" */
+struct px_session;
+struct px_check;
+void px_session_learn(struct px_client *cl, const char *sql, size_t len);
+void px_session_check_sql(const struct px_client *cl, struct proto_buf *q);
+int px_session_check_begin(struct px_server *sv);
+void px_session_check_row(struct px_server *sv, const uint8_t *body, uint32_t len);
+uint8_t px_session_check_pins(const struct px_server *sv);
+void px_session_check_end(struct px_server *sv, struct px_client *cl);
+void px_session_check_abandon(struct px_server *sv);
+const char *px_session_replay_sql(const struct px_client *cl);
+/* The replay sets a role or session user: the client's messages wait until it has succeeded. */
+int px_session_replay_role(const struct px_client *cl);
+void px_session_free(struct px_client *cl);
+
 /* ---- server connections (proxy/server.c) ---- */
 /* SV_CANCEL_WAIT: the client's transaction ended while a CancelRequest pglane forwarded for this
  * backend was still in flight; the connection stays out of the pool until PostgreSQL has closed the
@@ -267,7 +287,14 @@ struct px_server {
     uv_connect_t connect_req;
     uint32_t backend_pid, backend_key;
     char tx_status;                /* from the last ReadyForQuery */
-    uint8_t dirty;                 /* a client changed session state: reset before reuse */
+    uint8_t dirty;                 /* PX_DIRTY_* bits: what must run before anyone else gets it */
+    uint8_t checking;              /* pglane's session check is in flight (proxy/session.c) */
+    uint8_t check_failed;          /* ... and PostgreSQL failed it (a cancel landed on it, say) */
+    uint8_t replaying;             /* a client's settings are being re-applied */
+    uint8_t replay_failed;         /* ... and PostgreSQL refused them */
+    uint8_t replay_wait;           /* the client's messages wait for the replay's answer */
+    uint8_t listen_seen;           /* the attached client ran LISTEN in this transaction */
+    struct px_check *check;        /* the check's answer so far */
     uint8_t release_after_write;
     uint32_t swallow_z;            /* ReadyForQuery messages of pglane's own queries still to come */
     struct px_params have;         /* tracked params as this connection has them now */
@@ -416,7 +443,10 @@ struct px_client {
     int16_t lane;                  /* lane index of the next or current transaction */
     unsigned route_gen;
     uint32_t held_begin;           /* length of a bare BEGIN held until the next statement routes */
-    uint8_t changes_session;       /* the transaction ran set_config or the like */
+    uint8_t changes_session;       /* the transaction may have changed session state: check it */
+    uint8_t pins;                  /* 1 << PX_PIN_*: state that keeps the client on its server */
+    uint8_t stmt_pins;             /* ROUTE_PIN_* of the statement routing just classified */
+    struct px_session *sess;       /* settings to replay on the next server, or NULL */
     uint8_t peer_family;
     uint8_t prep_batch;            /* scanned bytes hold a message naming a prepared statement */
     uint8_t lane_decided;          /* a statement of the pending transaction chose cl->lane */
@@ -445,6 +475,10 @@ void px_client_attached(struct px_client *cl);
 void px_client_detached(struct px_client *cl);
 /* The attached server answered the check of the client's startup values (sv->own_err if refused). */
 void px_client_checked(struct px_client *cl, struct px_server *sv);
+/* The end of a transaction that leaves the client on its server (pinned or being checked). */
+void px_client_tx_end(struct px_client *cl);
+/* The server was given back after px_client_tx_end. */
+void px_client_released(struct px_client *cl);
 /* Session pooling: the client's server reported an idle ReadyForQuery. */
 void px_client_session_idle(struct px_client *cl);
 void px_client_fail(struct px_client *cl, const char *sqlstate, const char *message);
@@ -542,6 +576,10 @@ int px_route_client(struct proxy *px, struct px_client *cl);
 int px_route_identity_hit(struct proxy *px, struct px_client *cl);
 /* Decides the lane of a transaction from its first statement; remembers its fingerprint. */
 int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, size_t len);
+/* The classification of a statement (struct route_class, cached per fingerprint; valid until the
+ * next classification). */
+struct route_class;
+const struct route_class *px_route_classify(struct proxy *px, const char *sql, size_t len);
 /* Records a finished transaction for the learned statistics of its fingerprint. */
 void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane);
 uint64_t px_route_hits(const struct proxy *px, int route);

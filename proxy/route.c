@@ -243,7 +243,8 @@ int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, 
     route_scan(sql, len, &sc, NULL, 0);
     cl->fingerprint = sc.fingerprint;
     cls = classify(rt, sc.fingerprint, sql, len);
-    cl->changes_session |= cls && cls->changes_session;
+    cl->changes_session |= cls && (cls->changes_session || cls->opaque);
+    cl->stmt_pins = cls ? cls->pins : 0;
     key = sc.fingerprint ^ (cl->identity_hash * 0x9e3779b97f4a7c15ull);
     slot = (int)(key & (DECISIONS - 1));
     if (rt->cacheable && rt->decisions[slot].valid && rt->decisions[slot].key == key)
@@ -266,6 +267,11 @@ int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, 
     rt->decisions[slot].rule = (int16_t)rule;
     rt->decisions[slot].valid = 1;
     return lane_of_rule(px, rule);
+}
+
+const struct route_class *px_route_classify(struct proxy *px, const char *sql, size_t len)
+{
+    return classify(px->routing, route_fingerprint(sql, len), sql, len);
 }
 
 void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane)

@@ -17,6 +17,7 @@
 static void on_connect(uv_connect_t *req, int status);
 static void login_failed(struct px_server *sv, const struct proto_frame *err, const char *message);
 static int send_buf(struct px_server *sv, struct proto_buf *b);
+static void server_release(struct px_server *sv);
 
 struct px_server *px_server_connect(struct px_pool *pool)
 {
@@ -265,7 +266,9 @@ static void track_param(struct px_server *sv, const struct proto_frame *f, int f
     i = px_param_find(name);
     if (i >= 0) {
         px_params_set(&sv->have, i, value);
-        if (sv->client && !from_login)
+        /* While pglane's own queries run (parameter sync, session check and reset), the values are
+         * pglane's, not the client's. */
+        if (sv->client && !from_login && !sv->swallow_z)
             px_params_set(&sv->client->want, i, value);
     }
     if (from_login && !pool->params_ready) {
@@ -440,6 +443,62 @@ static int send_own_query(struct px_server *sv, const char *sql, size_t len)
     return 0;
 }
 
+/* Sends the client's tracked parameters and its recorded session settings (one write, replies
+ * swallowed). 0 or -1. */
+static int send_client_state(struct px_server *sv, struct px_client *cl)
+{
+    const char *replay = px_session_replay_sql(cl);
+    struct proto_buf q, m;
+    uint32_t n = 0;
+    size_t start;
+    int r, q_sent;
+
+    proto_buf_init(&q);
+    proto_buf_init(&m);
+    build_param_sync(sv, cl, &q);
+    q_sent = q.len > 0;
+    if (q.len) {
+        start = proto_msg_begin(&m, PROTO_FE_QUERY);
+        proto_put_bytes(&m, q.data, q.len);
+        proto_put_u8(&m, 0);
+        proto_msg_end(&m, start);
+        n++;
+    }
+    if (replay) {
+        /* In its own Query, so that a failure is the replay's: the client is then closed rather
+         * than left running with settings or a role it did not ask for. */
+        start = proto_msg_begin(&m, PROTO_FE_QUERY);
+        proto_put_cstr(&m, replay);
+        proto_msg_end(&m, start);
+        n++;
+        sv->replaying = 1;
+        sv->dirty |= PX_DIRTY_RESET;
+    }
+    r = q.failed ? -1 : 0;
+    proto_buf_free(&q);
+    if (n == 0 || r < 0) {
+        proto_buf_free(&m);
+        return r;
+    }
+    if (send_buf(sv, &m) < 0)
+        return -1;
+    if (q_sent)                        /* the sync's ReadyForQuery is the first of these */
+        sv->sync_wait = (uint8_t)(sv->swallow_z + 1 > 255 ? 255 : sv->swallow_z + 1);
+    sv->swallow_z += n;
+    return 0;
+}
+
+/* Sends the client's state; when it sets a role or a session user, the client's own messages wait
+ * for its answer (a refused SET ROLE must not let a statement run as the login user). 0 or -1. */
+static int restore_client(struct px_server *sv, struct px_client *cl)
+{
+    sv->replay_wait = 0;
+    if (send_client_state(sv, cl) < 0)
+        return -1;
+    sv->replay_wait = sv->replaying && px_session_replay_role(cl);
+    return 0;
+}
+
 /*
  * The client's startup settings, checked the way PostgreSQL checks them but without changing the
  * connection: one SELECT of set_config(name, value, true) per setting, whose row holds each value
@@ -481,23 +540,37 @@ void px_server_attach(struct px_server *sv, struct px_client *cl)
 
 void px_server_attach_continue(struct px_server *sv, struct px_client *cl)
 {
-    struct proto_buf q;
-
-    proto_buf_init(&q);
     /* A login in transaction pooling only reports parameters: the sync waits for a transaction. */
-    if (cl->state != CL_LOGIN_WAIT || sv->conn.px->conf->pool_mode != CONF_POOL_TRANSACTION)
-        build_param_sync(sv, cl, &q);
-    if (q.len && (q.failed || send_own_query(sv, (const char *)q.data, q.len) < 0)) {
-        proto_buf_free(&q);
+    int login_only = cl->state == CL_LOGIN_WAIT && sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION;
+
+    sv->replay_wait = 0;
+    if (!login_only && restore_client(sv, cl) < 0) {
         px_server_close(sv, "cannot send parameter sync");
         px_client_fail(cl, "08006", "pglane: lost the server connection");
         return;
     }
-    if (q.len)
-        sv->sync_wait = (uint8_t)(sv->swallow_z > 255 ? 255 : sv->swallow_z);
-    proto_buf_free(&q);
     px_conn_read_start(&sv->conn);
-    px_client_attached(cl);
+    if (!sv->replay_wait)
+        px_client_attached(cl);
+}
+
+/* The replay the client waited for has answered (and succeeded). */
+static void replay_done(struct px_server *sv)
+{
+    struct px_client *cl = sv->client;
+
+    sv->replay_wait = 0;
+    if (!cl)
+        return;
+    if (cl->state != CL_ACTIVE) {
+        px_client_attached(cl);
+        return;
+    }
+    px_conn_read_start(&cl->conn);          /* a pinned client, after its check */
+    if (cl->conn.in.pos < cl->conn.in.len)
+        px_client_on_read(cl);
+    else
+        px_client_pump(cl);
 }
 
 static int release_ready(const struct px_server *sv)
@@ -510,6 +583,90 @@ static int release_ready(const struct px_server *sv)
            cl->conn.in.pos == cl->conn.in.start && cl->conn.in.remain == 0;
 }
 
+/* After a transaction that may have changed session state: reads what the session holds and resets
+ * it, in one query, while the client's next messages wait (proxy/session.c). */
+static void start_check(struct px_server *sv, struct px_client *cl)
+{
+    struct proto_buf q;
+
+    proto_buf_init(&q);
+    px_session_check_sql(cl, &q);
+    sv->dirty = 0;
+    sv->listen_seen = 0;
+    for (int i = 0; i < PX_P_COUNT; i++)
+        if (!px_param_reported(i))
+            px_params_set(&sv->have, i, NULL);
+    if (q.failed || px_session_check_begin(sv) < 0 || send_own_query(sv, (const char *)q.data, q.len) < 0) {
+        proto_buf_free(&q);
+        px_session_check_abandon(sv);
+        px_server_close(sv, "cannot send the session check");
+        px_client_fail(cl, "08006", "pglane: lost the server connection");
+        return;
+    }
+    proto_buf_free(&q);
+    sv->checking = 1;
+    px_conn_read_stop(&cl->conn);
+}
+
+/* The session check has answered (sv->checking was set, its ReadyForQuery is consumed). */
+static void check_done(struct px_server *sv)
+{
+    struct px_client *cl = sv->client;
+    const struct px_lane *lane = sv->pool->lane;
+
+    sv->checking = 0;
+    if (sv->check_failed) {
+        /* Neither read nor reset: this connection's session is unknown, so it goes; the client keeps
+         * its record, and loses its connection only if state of its was pinned there. */
+        struct px_pool *pool = sv->pool;
+
+        px_session_check_abandon(sv);
+        px_server_close(sv, "the session check failed");
+        px_pool_refill(pool);
+        if (cl && cl->pins)
+            px_client_fail(cl, "08006", "pglane: lost the server connection that held this session's state");
+        else if (cl)
+            px_client_released(cl);
+        return;
+    }
+    if (!cl) {                          /* the client left meanwhile */
+        if (px_session_check_pins(sv))
+            sv->dirty |= PX_DIRTY_DISCARD;
+        px_session_check_abandon(sv);
+        server_release(sv);
+        return;
+    }
+    px_session_check_end(sv, cl);
+    if (cl->pins && lane->conf->pin == CONF_PIN_REFUSE) {
+        char msg[256], why[96];
+
+        px_pin_names(cl->pins, why, sizeof(why));
+        snprintf(msg, sizeof(msg), "pglane: lane \"%s\" refuses session state that pins a server connection (%s); "
+                 "its setting is pin = refuse", lane->conf->name, why);
+        px_server_close(sv, "client pinned in a lane with pin = refuse");
+        px_client_fail(cl, "0A000", msg);
+        return;
+    }
+    if (cl->pins) {                     /* the client keeps its server, with its settings back */
+        if (restore_client(sv, cl) < 0) {
+            px_server_close(sv, "cannot send parameter sync");
+            px_client_fail(cl, "08006", "pglane: lost the server connection");
+            return;
+        }
+        if (sv->replay_wait)
+            return;                     /* replay_done lets the client go on */
+        px_conn_read_start(&cl->conn);
+        if (cl->conn.in.pos < cl->conn.in.len)
+            px_client_on_read(cl);
+        return;
+    }
+    cl->server = NULL;
+    sv->client = NULL;
+    px_client_released(cl);
+    if (sv->state != SV_CLOSED)
+        px_pool_server_ready(sv);
+}
+
 /* Gives the server back to its pool, after restoring session state a client changed. */
 static void server_release(struct px_server *sv)
 {
@@ -517,8 +674,28 @@ static void server_release(struct px_server *sv)
     struct proxy *px = sv->conn.px;
 
     sv->release_after_write = 0;
+    sv->replay_wait = 0;
+    /* After a forward to the client completed (release_after_write), reads are still stopped: the
+     * replies to a check or a reset, and a pinned client's next replies, must be read. */
+    if (sv->state != SV_CLOSED)
+        px_conn_read_start(&sv->conn);
+    if (cl && px->conf->pool_mode == CONF_POOL_TRANSACTION &&
+        (cl->changes_session || (sv->dirty & PX_DIRTY_CHECK) || cl->pins)) {
+        int suspect = cl->changes_session || (sv->dirty & PX_DIRTY_CHECK);
+
+        sv->pool->transactions++;
+        px_client_tx_end(cl);
+        if (px->draining) {
+            px_client_fail(cl, "57P01", "pglane is shutting down");
+            return;
+        }
+        if (suspect)
+            start_check(sv, cl);
+        return;                         /* pinned: the client keeps its server */
+    }
     if (cl) {
-        sv->dirty |= cl->changes_session;
+        if (cl->changes_session)
+            sv->dirty |= PX_DIRTY_RESET;
         cl->server = NULL;
         sv->client = NULL;
         sv->pool->transactions++;
@@ -545,20 +722,24 @@ static void server_release(struct px_server *sv)
         return;
     }
     if (sv->dirty) {
-        static const char tx_reset[] = "RESET ROLE;RESET ALL";
-        static const char session_reset[] = "DISCARD ALL";
-        int session = px->conf->pool_mode == CONF_POOL_SESSION;
+        /* UNLISTEN *: a pinned client's connection never gets here, so whatever listens now was
+         * started where pglane could not see it (a trigger, say) and must not outlive the client. */
+        static const char tx_reset[] = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL;UNLISTEN *";
+        static const char discard[] = "DISCARD ALL";
+        int full = px->conf->pool_mode == CONF_POOL_SESSION || (sv->dirty & PX_DIRTY_DISCARD);
 
         sv->dirty = 0;
+        sv->listen_seen = 0;
         sv->state = SV_RESETTING;
         px_kvlist_clear(&sv->gucs);        /* RESET ALL and DISCARD ALL undo them */
-        if (session)
+        if (full)
             sv->unnamed_owner = 0;
         for (int i = 0; i < PX_P_COUNT; i++)
             if (!px_param_reported(i))
                 px_params_set(&sv->have, i, NULL);
-        if (send_own_query(sv, session ? session_reset : tx_reset,
-                           session ? sizeof(session_reset) - 1 : sizeof(tx_reset) - 1) < 0)
+        if (full && px->conf->pool_mode == CONF_POOL_TRANSACTION)
+            px_prep_server_forget_all(sv);   /* DISCARD ALL drops pglane's statements too */
+        if (send_own_query(sv, full ? discard : tx_reset, full ? sizeof(discard) - 1 : sizeof(tx_reset) - 1) < 0)
             px_server_close(sv, "cannot send reset query");
         return;
     }
@@ -578,6 +759,8 @@ void px_server_client_gone(struct px_server *sv, int clean)
     sv->client = NULL;
     if (sv->state != SV_ACTIVE)
         return;
+    if (sv->checking && !px->exiting)
+        return;                         /* check_done decides */
     /* A reply to pglane's own query still to come (the check of startup values, a parameter sync)
      * would be misread once another client is attached: close rather than wait. */
     if (!clean || px->exiting || sv->swallow_z) {
@@ -642,6 +825,37 @@ static void validation_reply(struct px_server *sv, const struct proto_frame *f)
     }
 }
 
+/*
+ * Command tags after which session state may have changed, so that the session is checked before the
+ * server connection serves anyone else: settings, role and session user (SET, RESET, DISCARD), code
+ * pglane cannot see into (DO, CALL), and what may start or end a pin (LISTEN, UNLISTEN, PREPARE,
+ * DEALLOCATE, DECLARE CURSOR, CLOSE CURSOR, CREATE TABLE/VIEW/SEQUENCE, DROP, LOAD).
+ */
+static int tag_suspect(const char *tag)
+{
+    switch (tag[0]) {
+    case 'S':
+        return strcmp(tag, "SET") == 0;
+    case 'R':
+        return strcmp(tag, "RESET") == 0;
+    case 'D':
+        return strncmp(tag, "DISCARD", 7) == 0 || strcmp(tag, "DO") == 0 || strncmp(tag, "DEALLOCATE", 10) == 0 ||
+               strcmp(tag, "DECLARE CURSOR") == 0 || strncmp(tag, "DROP ", 5) == 0;
+    case 'C':
+        return strcmp(tag, "CALL") == 0 || strncmp(tag, "CLOSE CURSOR", 12) == 0 ||
+               strcmp(tag, "CREATE TABLE") == 0 || strcmp(tag, "CREATE TABLE AS") == 0 ||
+               strcmp(tag, "CREATE VIEW") == 0 || strcmp(tag, "CREATE SEQUENCE") == 0;
+    case 'L':
+        return strcmp(tag, "LISTEN") == 0 || strcmp(tag, "LOAD") == 0;
+    case 'U':
+        return strcmp(tag, "UNLISTEN") == 0;
+    case 'P':
+        return strcmp(tag, "PREPARE") == 0;
+    default:
+        return 0;
+    }
+}
+
 /* Handles a message pglane must read whole. Returns 1 if it is dropped (one of pglane's own replies). */
 static int inspect(struct px_server *sv, const struct proto_frame *f)
 {
@@ -661,6 +875,8 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
                 sv->validate_done = 1;
             if (sv->sync_wait && --sv->sync_wait == 0 && sv->own_err)
                 sv->sync_failed = 1;
+            if (sv->swallow_z == 0)
+                sv->replaying = 0;
             return 1;
         }
         if (cl && cl->pending_z)
@@ -676,8 +892,10 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
             return 1;
         if (proto_parse_command_complete(f->body, f->len, &tag) < 0)
             return 0;
-        if (strcmp(tag, "SET") == 0 || strcmp(tag, "RESET") == 0 || strncmp(tag, "DISCARD", 7) == 0)
-            sv->dirty = 1;
+        if (tag_suspect(tag)) {
+            sv->dirty |= PX_DIRTY_CHECK;
+            sv->listen_seen |= strcmp(tag, "LISTEN") == 0;
+        }
         if (strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "DEALLOCATE ALL") == 0) {
             /* The server dropped every prepared statement, pglane's shared ones too. */
             px_prep_server_forget_all(sv);
@@ -695,6 +913,10 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
             if (sv->validating != 1 && proto_parse_error(f->body, f->len, &ef) == 0)
                 SLOG(sv, CONF_LOG_WARNING, "pglane's own query failed: %s %s",
                      ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
+            if (sv->replaying)
+                sv->replay_failed = 1;
+            if (sv->checking)
+                sv->check_failed = 1;
             return 1;
         }
         px_stats_error(sv, f);
@@ -706,6 +928,25 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
                 sv->fatal_relayed = 1;
         }
         return 0;
+    case PROTO_BE_DATA_ROW:
+        if (sv->checking && sv->swallow_z)
+            px_session_check_row(sv, f->body, f->len);
+        return sv->swallow_z > 0;
+    case PROTO_BE_NOTIFICATION:
+        /* Only a client that listens gets notifications; a server connection that still listens
+         * for a client that left (a path pglane could not see) keeps them to itself. */
+        if (!cl || !((cl->pins & (1u << PX_PIN_LISTEN)) || sv->listen_seen)) {
+            SLOG(sv, CONF_LOG_DEBUG, "%s", "dropped a notification for no listening client");
+            return 1;
+        }
+        if (sv->swallow_z) {
+            /* Among the replies to pglane's own queries (nothing for the client is pending in the
+             * buffer then): sent on its own, after whatever is already on its way to the client. */
+            if (px_conn_send_copy(&cl->conn, f->body - PROTO_HEADER_LEN, PROTO_HEADER_LEN + f->len) < 0)
+                SLOG(sv, CONF_LOG_WARNING, "%s", "could not pass a notification to its client");
+            return 1;
+        }
+        return 0;
     default:
         return sv->swallow_z > 0;
     }
@@ -714,7 +955,7 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
 static int must_read_whole(const struct px_server *sv, uint8_t type)
 {
     return sv->swallow_z > 0 || type == PROTO_BE_READY || type == PROTO_BE_PARAM_STATUS ||
-           type == PROTO_BE_COMMAND_COMPLETE || type == PROTO_BE_ERROR;
+           type == PROTO_BE_COMMAND_COMPLETE || type == PROTO_BE_ERROR || type == PROTO_BE_NOTIFICATION;
 }
 
 /* Sends the replies scanned so far to the client; 1 if they are not all gone yet. */
@@ -783,8 +1024,15 @@ static int scan(struct px_server *sv)
                 break;
             if (inspect(sv, &f)) {
                 /* Dropped: pglane's own replies always precede anything for the client. */
+                if (b->start < b->pos && f.type == PROTO_BE_NOTIFICATION && sv->client) {
+                    /* ... but a dropped notification may follow replies still to forward */
+                    if (flush_blocked(sv))
+                        break;
+                }
                 b->pos += PROTO_HEADER_LEN + f.len;
                 b->start = b->pos;
+                if ((sv->checking || sv->replay_wait) && sv->swallow_z == 0)
+                    return 2;
                 continue;
             }
             if (prep)
@@ -926,6 +1174,22 @@ void px_server_on_read(struct px_server *sv)
         free(err);
         return;
     }
+    if (sv->replay_failed) {
+        struct px_client *cl = sv->client;
+
+        px_server_close(sv, "a client's session settings could not be restored");
+        if (cl)
+            px_client_fail(cl, "08006", "pglane: could not restore this session's settings or role on a server "
+                                        "connection (see pglane's log)");
+        return;
+    }
+    if (r == 2) {
+        if (sv->checking)
+            check_done(sv);
+        else
+            replay_done(sv);
+        return;
+    }
     if (sv->client)
         px_server_pump_client(sv);
     if (sv->client && sv->prepq.n && !sv->conn.writing)
@@ -1008,6 +1272,7 @@ void px_server_close(struct px_server *sv, const char *reason)
 
 void px_server_free(struct px_server *sv)
 {
+    px_session_check_abandon(sv);
     px_prep_server_free(sv);
     px_params_clear(&sv->have);
     px_kvlist_clear(&sv->gucs);

@@ -39,6 +39,7 @@ void px_sqlstate_class_name(int i, char out[3]);
 
 enum px_guard_action { PX_GUARD_LOGGED, PX_GUARD_CANCELLED, PX_GUARD_TERMINATED, PX_GUARD_ACTIONS };
 
+#define PX_PIN_REASONS 5
 /* Cancels for a lane (proxy/cancel.c): sent to PostgreSQL; server connections held out of the pool
  * after their transaction because one was still in flight; cancels that did not complete within the
  * hold limit (their server connection closed); queued requests answered with 57014 unsent. */
@@ -52,6 +53,7 @@ struct px_lane_stats {
     uint64_t slow;                 /* statements over log_slower_than */
     uint64_t guard[PX_GUARD_ACTIONS];       /* guard actions against this (preemptible) lane */
     uint64_t guarded[PX_GUARD_ACTIONS];     /* guard actions on behalf of this (protected) lane */
+    uint64_t pins[PX_PIN_REASONS];          /* clients that became pinned, by reason */
     uint64_t cancels[PX_CANCEL_EVENTS];
 };
 

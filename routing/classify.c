@@ -14,6 +14,8 @@ struct walk {
     struct route_class *c;
     bool writes;       /* DML anywhere, row locks, SELECT INTO, a known writing function */
     bool session;      /* CREATE TEMP, set_config(.., false), session advisory locks */
+    bool opaque;       /* a call of a function not known to leave session state alone */
+    uint8_t pins;      /* ROUTE_PIN_* */
     bool into;
     int n_ctes;
     char ctes[MAX_CTES][ROUTE_REL_NAME_MAX];
@@ -34,10 +36,62 @@ static const char *const writing_functions[] = {
     "lo_creat", "lo_import", "lo_unlink", "lo_put", "lo_from_bytea", NULL,
 };
 
-/* Functions whose effect outlives the transaction. */
+/* Functions whose effect outlives the transaction: session advisory locks (which pin) and their
+ * release (after which a pin may end). */
 static const char *const session_functions[] = {
     "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
     "pg_try_advisory_lock_shared", NULL,
+};
+static const char *const unlock_functions[] = {
+    "pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all", NULL,
+};
+
+/*
+ * Built-in functions known to leave session state (settings, role, temporary objects, locks,
+ * LISTEN) alone. A call of any other function makes the statement opaque: a user function may run
+ * SET ROLE, set_config or LISTEN, so the pooler checks the session after the transaction. The list
+ * is of names (the schema is ignored): a user function that shadows one of them in a schema
+ * searched before pg_catalog is not seen.
+ */
+static const char *const harmless_functions[] = {
+    "abs", "age", "array_append", "array_cat", "array_length", "array_lower", "array_position",
+    "array_positions", "array_prepend", "array_remove", "array_replace", "array_to_json",
+    "array_to_string", "array_upper", "ascii", "bit_length", "btrim", "cardinality", "cbrt",
+    "ceil", "ceiling", "char_length", "character_length", "chr", "clock_timestamp", "concat",
+    "concat_ws", "cos", "cume_dist", "current_database", "current_schema", "current_schemas",
+    "current_setting", "currval", "date_bin", "date_part", "date_trunc", "decode", "degrees",
+    "dense_rank", "div", "encode", "exp", "extract", "first_value", "floor", "format",
+    "gen_random_uuid", "generate_series", "generate_subscripts", "get_bit", "get_byte",
+    "has_table_privilege", "has_schema_privilege", "has_column_privilege",
+    "has_database_privilege", "has_function_privilege", "initcap", "isfinite", "json_array_length",
+    "json_build_array", "json_build_object", "json_each", "json_each_text", "json_extract_path",
+    "json_extract_path_text", "json_object", "json_populate_record", "json_to_record",
+    "json_typeof", "jsonb_array_elements", "jsonb_array_elements_text", "jsonb_array_length",
+    "jsonb_build_array", "jsonb_build_object", "jsonb_each", "jsonb_each_text",
+    "jsonb_extract_path", "jsonb_extract_path_text", "jsonb_insert", "jsonb_object",
+    "jsonb_object_keys", "jsonb_path_exists", "jsonb_path_query", "jsonb_path_query_array",
+    "jsonb_path_query_first", "jsonb_populate_record", "jsonb_pretty", "jsonb_set",
+    "jsonb_strip_nulls", "jsonb_to_record", "jsonb_typeof", "justify_days", "justify_hours",
+    "justify_interval", "lag", "last_value", "lastval", "lead", "left", "length", "ln", "localtime",
+    "localtimestamp", "log", "log10", "lower", "lpad", "ltrim", "make_date", "make_interval",
+    "make_time", "make_timestamp", "make_timestamptz", "md5", "mod", "now", "nextval",
+    "nth_value", "ntile", "octet_length", "overlay", "percent_rank", "pg_backend_pid",
+    "pg_column_size", "pg_database_size", "pg_indexes_size", "pg_is_in_recovery",
+    "pg_notify", "pg_postmaster_start_time", "pg_relation_size", "pg_size_pretty", "pg_sleep",
+    "pg_table_size", "pg_total_relation_size", "pg_typeof", "pi", "position", "power",
+    "quote_ident", "quote_literal", "quote_nullable", "radians", "random", "rank",
+    "regexp_match", "regexp_matches", "regexp_replace", "regexp_split_to_array",
+    "regexp_split_to_table", "repeat", "replace", "reverse", "right", "round", "row_number",
+    "row_to_json", "rpad", "rtrim", "setval", "sign", "sin", "split_part", "sqrt",
+    "starts_with", "statement_timestamp", "string_to_array", "strpos", "substr", "substring",
+    "tan", "timeofday", "to_char", "to_date", "to_hex", "to_json", "to_jsonb", "to_number",
+    "to_timestamp", "to_tsquery", "to_tsvector", "transaction_timestamp", "translate", "trim",
+    "trunc", "txid_current", "pg_current_xact_id", "unnest", "upper", "uuid_generate_v4",
+    "version", "websearch_to_tsquery", "plainto_tsquery", "phraseto_tsquery", "ts_rank",
+    "width_bucket", "pg_try_advisory_xact_lock", "pg_advisory_xact_lock",
+    "pg_advisory_xact_lock_shared", "pg_try_advisory_xact_lock_shared", "timezone",
+    "pg_get_serial_sequence", "pg_listening_channels", "pg_my_temp_schema", "pg_cancel_backend",
+    "pg_terminate_backend", "pg_stat_get_activity", "pg_blocking_pids", NULL,
 };
 
 static bool in_list(const char *const *list, const char *s)
@@ -139,9 +193,16 @@ static void visit_funccall(struct walk *w, int call)
     }
     if (in_list(writing_functions, name))
         w->writes = true;
-    if (in_list(session_functions, name) ||
-        (strcmp(name, "set_config") == 0 && !set_config_is_local(j, call)))
+    if (in_list(session_functions, name)) {
         w->session = true;
+        w->pins |= ROUTE_PIN_ADVISORY;
+    } else if (in_list(unlock_functions, name) ||
+               (strcmp(name, "set_config") == 0 && !set_config_is_local(j, call))) {
+        w->session = true;
+    } else if (strcmp(name, "set_config") != 0 && !in_list(harmless_functions, name) &&
+               !in_list(aggregate_names, name) && !in_list(writing_functions, name)) {
+        w->opaque = true;
+    }
 }
 
 static void visit(struct walk *w, int node);
@@ -167,6 +228,7 @@ static void visit_member(struct walk *w, int m)
         w->c->n_joins = (uint16_t)(w->c->n_joins + n->count - 1);
     } else if (ROUTE_JSON_KEY_IS(j, m, "relpersistence") && route_json_str_is(j, m, "t")) {
         w->session = true;
+        w->pins |= ROUTE_PIN_TEMP;
     } else if (ROUTE_JSON_KEY_IS(j, m, "ctename") && n->type == ROUTE_JSON_STRING &&
                w->n_ctes < MAX_CTES) {
         bool truncated = false;
@@ -284,8 +346,17 @@ static void refine(struct walk *w, int body, struct route_class *c)
     else if (route_json_key_is(j, body, "VariableSetStmt"))
         w->session |= !route_json_true(j, route_json_get(j, body, "is_local")) &&
                       !route_json_str_is(j, route_json_get(j, body, "name"), "TRANSACTION");
-    else if (route_json_key_is(j, body, "DeclareCursorStmt"))
-        w->session |= (route_json_int(j, route_json_get(j, body, "options")) & 0x20) != 0;
+    else if (route_json_key_is(j, body, "DeclareCursorStmt") &&
+             (route_json_int(j, route_json_get(j, body, "options")) & 0x20) != 0) {
+        w->session = true;
+        w->pins |= ROUTE_PIN_CURSOR;
+    } else if (route_json_key_is(j, body, "ListenStmt"))
+        w->pins |= ROUTE_PIN_LISTEN;
+    else if (route_json_key_is(j, body, "PrepareStmt"))
+        w->pins |= ROUTE_PIN_PREPARE;
+    else if (route_json_key_is(j, body, "DoStmt") || route_json_key_is(j, body, "CallStmt") ||
+             route_json_key_is(j, body, "ExecuteStmt"))
+        w->opaque = true;
     else if (route_json_key_is(j, body, "DropStmt"))
         drop_relations(w, body);
     else if (route_json_key_is(j, body, "TransactionStmt")) {
@@ -320,7 +391,8 @@ static void classify_one(const struct route_json *j, int stmt, struct route_clas
     int body = j->nodes[stmt].child;
     struct walk w = {.j = j, .c = c};
     struct stmt_kind k = kind_of(j, body);
-    bool prev_ro = c->read_only, prev_session = c->changes_session;
+    bool prev_ro = c->read_only, prev_session = c->changes_session, prev_opaque = c->opaque;
+    uint8_t prev_pins = c->pins;
     bool prev_begin = c->is_begin, prev_end = c->is_commit_or_rollback;
     enum route_kind prev_kind = c->kind;
 
@@ -332,12 +404,16 @@ static void classify_one(const struct route_json *j, int stmt, struct route_clas
     drop_cte_names(&w, c);
     c->read_only = (k.flags & F_RO) && !w.writes;
     c->changes_session = (k.flags & F_SESSION) || w.session;
+    c->opaque = w.opaque;
+    c->pins = w.pins;
     if (!first) {
         c->kind = prev_kind;
         c->is_begin = prev_begin;
         c->is_commit_or_rollback = prev_end;
         c->read_only = c->read_only && prev_ro;
         c->changes_session = c->changes_session || prev_session;
+        c->opaque = c->opaque || prev_opaque;
+        c->pins |= prev_pins;
     }
 }
 

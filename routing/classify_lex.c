@@ -321,4 +321,5 @@ void route_classify_lexer(const char *sql, size_t len, struct route_class *out)
         out->kind = ROUTE_KIND_DDL;
     out->read_only = fw->read_only && !writes;
     out->changes_session = session;
+    out->opaque = true;   /* the lexer does not see which functions a statement calls */
 }

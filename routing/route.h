@@ -152,6 +152,12 @@ struct route_class {
                                     RESET, set_config(.., false), DISCARD, PREPARE, DEALLOCATE,
                                     LISTEN, UNLISTEN, LOAD, CREATE TEMP ..., DECLARE .. WITH HOLD,
                                     session advisory locks */
+    bool opaque;                 /* may change session state by a path the grammar cannot see:
+                                    DO, CALL, EXECUTE, a call of a function not known to leave
+                                    session state alone (a user function may run SET ROLE or
+                                    set_config), or text only the lexer read */
+    uint8_t pins;                /* ROUTE_PIN_* bits: state a pooler cannot move to another
+                                    server connection */
     bool is_begin;               /* BEGIN / START TRANSACTION */
     bool is_commit_or_rollback;  /* COMMIT / END / ROLLBACK / ABORT (not TO SAVEPOINT) */
     uint16_t n_aggregates;
@@ -163,8 +169,17 @@ struct route_class {
     char relations[ROUTE_MAX_RELATIONS][ROUTE_REL_NAME_MAX];  /* "schema.name" or "name" */
 };
 
+/* Bits of route_class.pins. */
+enum {
+    ROUTE_PIN_TEMP     = 1u << 0,   /* CREATE TEMP ..., SELECT INTO TEMP */
+    ROUTE_PIN_ADVISORY = 1u << 1,   /* pg_advisory_lock and friends (session level) */
+    ROUTE_PIN_CURSOR   = 1u << 2,   /* DECLARE ... WITH HOLD */
+    ROUTE_PIN_LISTEN   = 1u << 3,   /* LISTEN */
+    ROUTE_PIN_PREPARE  = 1u << 4,   /* SQL-level PREPARE */
+};
+
 /* Classifies sql (one statement; for several, kind/flags are those of the first, read_only is
- * the AND, changes_session the OR and relations the union). Parses with libpg_query; where the
+ * the AND, changes_session and opaque the OR, pins and relations the union). Parses with libpg_query; where the
  * grammar rejects the text, falls back to the lexer and sets parsed_by = ROUTE_PARSED_BY_LEXER.
  * Returns 0, or -1 when out of memory (out then holds the lexer's reading). */
 int route_classify(const char *sql, size_t len, struct route_class *out);

@@ -370,6 +370,60 @@ static void test_classify_multi(void **state)
     assert_int_equal(c.n_relations, 2);
 }
 
+/* What a pooler must check after a statement (opaque) and what pins a client (pins). */
+static void test_opaque_and_pins(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        bool opaque;
+        unsigned pins;
+    } cases[] = {
+        { "select abalance from pgbench_accounts where aid = $1", false, 0 },
+        { "select now(), count(*), lower(name), coalesce(a, b) from t group by 3, 4", false, 0 },
+        { "insert into t (a, b) values (1, 2) returning nextval('s')", false, 0 },
+        { "select current_setting('statement_timeout')", false, 0 },
+        { "select my_function(1)", true, 0 },
+        { "select public.lower('x')", false, 0 },
+        { "do $$begin set statement_timeout = 0; end$$", true, 0 },
+        { "call proc()", true, 0 },
+        { "execute p(1)", true, 0 },
+        { "create temp table t (a int)", false, ROUTE_PIN_TEMP },
+        { "create temporary table t as select 1", false, ROUTE_PIN_TEMP },
+        { "select 1 into temp t", false, ROUTE_PIN_TEMP },
+        { "select pg_advisory_lock(1)", false, ROUTE_PIN_ADVISORY },
+        { "select pg_advisory_xact_lock(1)", false, 0 },
+        { "declare c cursor with hold for select 1", false, ROUTE_PIN_CURSOR },
+        { "declare c cursor for select 1", false, 0 },
+        { "listen ch", false, ROUTE_PIN_LISTEN },
+        { "prepare p as select 1", false, ROUTE_PIN_PREPARE },
+        { "select 1; listen ch", false, ROUTE_PIN_LISTEN },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct route_class c;
+        assert_int_equal(route_classify(cases[i].sql, strlen(cases[i].sql), &c), 0);
+        if (c.opaque != cases[i].opaque || c.pins != cases[i].pins)
+            print_error("%s: opaque %d pins %u, want %d %u\n", cases[i].sql, c.opaque, c.pins, cases[i].opaque,
+                        cases[i].pins);
+        assert_int_equal(c.opaque, cases[i].opaque);
+        assert_int_equal(c.pins, cases[i].pins);
+    }
+    /* set_config is a session change, but not opaque; a local one is neither */
+    struct route_class c;
+    const char *sc = "select set_config('a.b', 'c', false)";
+    assert_int_equal(route_classify(sc, strlen(sc), &c), 0);
+    assert_true(c.changes_session);
+    assert_false(c.opaque);
+    /* the grammar decodes a Unicode-escaped name: no text search would */
+    sc = "select U&\"set\\005fconfig\"('statement_timeout', '0', false)";
+    assert_int_equal(route_classify(sc, strlen(sc), &c), 0);
+    assert_true(c.changes_session);
+    sc = "select set_config('a.b', 'c', true)";
+    assert_int_equal(route_classify(sc, strlen(sc), &c), 0);
+    assert_false(c.changes_session);
+    assert_false(c.opaque);
+}
+
 static void test_relations_bounded(void **state)
 {
     (void)state;
@@ -456,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_transaction_flags),
         cmocka_unit_test(test_split_then_classify),
         cmocka_unit_test(test_classify_multi),
+        cmocka_unit_test(test_opaque_and_pins),
         cmocka_unit_test(test_relations_bounded),
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_print_timing),

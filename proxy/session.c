@@ -1,0 +1,369 @@
+/*
+ * A client's session state in transaction pooling. After a transaction that may have changed
+ * session state, the server connection runs one query of pglane's own (px_session_check_sql): it
+ * reads the settings the session changed, the role, the session user, the custom settings the
+ * client is known to have set and whether anything that cannot be moved (temporary tables, session
+ * advisory locks, WITH HOLD cursors, LISTEN, SQL-level prepared statements) is there, then resets
+ * the session (RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL). The answer becomes the client's
+ * record, replayed in front of its next transaction on any server connection (px_session_replay_sql),
+ * and its pins. Owner of struct px_session and struct px_check.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/proxy.h"
+#include "routing/route.h"
+
+#define MAX_CUSTOM 32        /* custom setting names remembered per client */
+#define NAME_MAX_LEN 63      /* PostgreSQL's NAMEDATALEN - 1 */
+
+struct px_session {
+    char *replay;            /* SQL that re-creates the client's settings and role, or NULL */
+    uint8_t replay_role;     /* the replay sets a role or a session user */
+    char *custom[MAX_CUSTOM];
+    int ncustom;
+};
+
+struct px_check {
+    struct proto_buf gucs;   /* "pg_catalog.set_config(...)" calls, comma-separated */
+    char *role, *auth;       /* SET ROLE / SET SESSION AUTHORIZATION to replay, or NULL */
+    struct px_params tracked; /* values of tracked parameters the session set */
+    uint8_t pins;
+};
+
+static const char *const pin_names[PX_PIN_REASONS] = {
+    "temp_table", "advisory_lock", "hold_cursor", "listen", "prepared_statement",
+};
+
+const char *px_pin_name(int reason)
+{
+    return reason >= 0 && reason < PX_PIN_REASONS ? pin_names[reason] : "?";
+}
+
+void px_pin_names(uint8_t pins, char *buf, size_t n)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (int i = 0; i < PX_PIN_REASONS; i++)
+        if (pins & (1u << i))
+            o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s%s", o ? "," : "", pin_names[i]);
+}
+
+static struct px_session *session_of(struct px_client *cl)
+{
+    if (!cl->sess)
+        cl->sess = calloc(1, sizeof(*cl->sess));
+    return cl->sess;
+}
+
+void px_session_free(struct px_client *cl)
+{
+    struct px_session *s = cl->sess;
+
+    if (!s)
+        return;
+    free(s->replay);
+    for (int i = 0; i < s->ncustom; i++)
+        free(s->custom[i]);
+    free(s);
+    cl->sess = NULL;
+}
+
+/* ---- custom setting names, learned from the client's text ---- */
+
+static void remember(struct px_client *cl, const char *name, size_t n)
+{
+    struct px_session *s;
+    char *copy;
+
+    if (n == 0 || n > NAME_MAX_LEN || !memchr(name, '.', n))
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (!(name[i] == '_' || name[i] == '.' || name[i] == '$' || (name[i] >= '0' && name[i] <= '9') ||
+              (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z')))
+            return;
+    if (!(s = session_of(cl)))
+        return;
+    for (int i = 0; i < s->ncustom; i++)
+        if (strlen(s->custom[i]) == n && strncasecmp(s->custom[i], name, n) == 0)
+            return;
+    if (s->ncustom == MAX_CUSTOM || !(copy = strndup(name, n)))
+        return;
+    for (char *p = copy; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    s->custom[s->ncustom++] = copy;
+}
+
+/* A dotted name starting at tok: a.b or a.b.c (unquoted parts), copied into out. */
+static size_t dotted_name(const char *sql, size_t len, size_t *pos, struct route_token *tok, char *out,
+                          size_t cap)
+{
+    size_t o = 0;
+
+    for (;;) {
+        if (tok->type != ROUTE_TOK_IDENT || o + tok->len + 1 >= cap)
+            return 0;
+        memcpy(out + o, sql + tok->start, tok->len);
+        o += tok->len;
+        if (route_lex_next(sql, len, pos, tok) != ROUTE_TOK_PUNCT || sql[tok->start] != '.')
+            return o;
+        out[o++] = '.';
+        (void)route_lex_next(sql, len, pos, tok);
+    }
+}
+
+/*
+ * Remembers the custom settings (names with a dot) that sql sets: "SET [SESSION] a.b ...", and
+ * "set_config('a.b', ...)". PostgreSQL lists custom settings nowhere, so the check can only read
+ * those whose names pglane saw.
+ */
+void px_session_learn(struct px_client *cl, const char *sql, size_t len)
+{
+    struct route_token tok;
+    size_t pos = 0;
+    int start = 1;
+    char name[NAME_MAX_LEN + 2];
+
+    while (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_EOF) {
+        if (tok.type == ROUTE_TOK_PUNCT && sql[tok.start] == ';') {
+            start = 1;
+            continue;
+        }
+        if (start && (route_tok_is(sql, &tok, "set") || route_tok_is(sql, &tok, "reset"))) {
+            start = 0;
+            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "session"))
+                (void)route_lex_next(sql, len, &pos, &tok);
+            size_t n = dotted_name(sql, len, &pos, &tok, name, sizeof(name));
+            remember(cl, name, n);
+            if (tok.type == ROUTE_TOK_PUNCT && sql[tok.start] == ';')
+                start = 1;
+            continue;
+        }
+        start = 0;
+        if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "set_config")) {
+            if (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_PUNCT || sql[tok.start] != '(')
+                continue;
+            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_STRING && sql[tok.start] == '\'' &&
+                tok.len >= 2 && !tok.incomplete)
+                remember(cl, sql + tok.start + 1, tok.len - 2);
+        }
+    }
+}
+
+/* ---- the check ---- */
+
+/* A string literal that means the same whatever standard_conforming_strings says. */
+static void put_literal(struct proto_buf *q, const char *s, size_t n)
+{
+    proto_put_bytes(q, "E'", 2);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\'' || s[i] == '\\')
+            proto_put_bytes(q, &s[i], 1);
+        proto_put_bytes(q, &s[i], 1);
+    }
+    proto_put_bytes(q, "'", 1);
+}
+
+static void put_str(struct proto_buf *q, const char *s)
+{
+    proto_put_bytes(q, s, strlen(s));
+}
+
+enum { ROW_SETTING = 0, ROW_ROLE = 1, ROW_SESSION_USER = 2, ROW_CUSTOM = 3, ROW_PIN = 4 };
+
+void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
+{
+    static const char *const pin_probe[PX_PIN_REASONS] = {
+        "SELECT FROM pg_catalog.pg_class WHERE relnamespace=pg_catalog.pg_my_temp_schema()",
+        "SELECT FROM pg_catalog.pg_locks WHERE locktype='advisory' AND pid=pg_catalog.pg_backend_pid()",
+        "SELECT FROM pg_catalog.pg_cursors WHERE is_holdable",
+        "SELECT FROM pg_catalog.pg_listening_channels()",
+        "SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql",
+    };
+    char row[64];
+
+    put_str(q, "SELECT 0,name,setting FROM pg_catalog.pg_settings WHERE source='session'"
+               " UNION ALL SELECT 1,'',pg_catalog.current_setting('role')"
+               " UNION ALL SELECT 2,'',session_user::pg_catalog.text");
+    for (int i = 0; cl && cl->sess && i < cl->sess->ncustom; i++) {
+        put_str(q, " UNION ALL SELECT 3,");
+        put_literal(q, cl->sess->custom[i], strlen(cl->sess->custom[i]));
+        put_str(q, ",pg_catalog.current_setting(");
+        put_literal(q, cl->sess->custom[i], strlen(cl->sess->custom[i]));
+        put_str(q, ",true)");
+    }
+    for (int i = 0; i < PX_PIN_REASONS; i++) {
+        snprintf(row, sizeof(row), " UNION ALL SELECT 4,'%d',NULL WHERE EXISTS(", i);
+        put_str(q, row);
+        put_str(q, pin_probe[i]);
+        put_str(q, ")");
+    }
+    put_str(q, ";RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL");
+}
+
+int px_session_check_begin(struct px_server *sv)
+{
+    sv->check = calloc(1, sizeof(*sv->check));
+    if (!sv->check)
+        return -1;
+    proto_buf_init(&sv->check->gucs);
+    return 0;
+}
+
+static void check_free(struct px_check *c)
+{
+    if (!c)
+        return;
+    proto_buf_free(&c->gucs);
+    free(c->role);
+    free(c->auth);
+    px_params_clear(&c->tracked);
+    free(c);
+}
+
+void px_session_check_abandon(struct px_server *sv)
+{
+    check_free(sv->check);
+    sv->check = NULL;
+}
+
+uint8_t px_session_check_pins(const struct px_server *sv)
+{
+    return sv->check ? sv->check->pins : 0;
+}
+
+/* Column `want` of a DataRow body: 1 with its value and length (value NULL for SQL NULL), 0 if malformed. */
+static int column(const uint8_t *body, uint32_t len, int want, const char **v, uint32_t *n)
+{
+    uint32_t o = 2;
+
+    if (len < 2 || (int)((body[0] << 8) | body[1]) <= want)
+        return 0;
+    for (int i = 0;; i++) {
+        int32_t l;
+
+        if (o + 4 > len)
+            return 0;
+        l = (int32_t)((uint32_t)body[o] << 24 | (uint32_t)body[o + 1] << 16 | (uint32_t)body[o + 2] << 8 | body[o + 3]);
+        o += 4;
+        if (l >= 0 && o + (uint32_t)l > len)
+            return 0;
+        if (i == want) {
+            *v = l < 0 ? NULL : (const char *)body + o;
+            *n = l < 0 ? 0 : (uint32_t)l;
+            return 1;
+        }
+        if (l > 0)
+            o += (uint32_t)l;
+    }
+}
+
+/* One DataRow of the check's answer. */
+void px_session_check_row(struct px_server *sv, const uint8_t *body, uint32_t len)
+{
+    struct px_check *c = sv->check;
+    const char *kind, *name, *value;
+    uint32_t nk, nn, nv;
+    char key[NAME_MAX_LEN + 1];
+    int p;
+
+    if (!c || !column(body, len, 0, &kind, &nk) || !kind || nk != 1 || !column(body, len, 1, &name, &nn) ||
+        !column(body, len, 2, &value, &nv))
+        return;
+    switch (kind[0] - '0') {
+    case ROW_SETTING:
+    case ROW_CUSTOM:
+        if (!name || !value || nn > NAME_MAX_LEN || (kind[0] - '0' == ROW_CUSTOM && nv == 0))
+            return;
+        memcpy(key, name, nn);
+        key[nn] = '\0';
+        if ((p = px_param_find(key)) >= 0) {
+            char *v = strndup(value, nv);
+
+            if (v)
+                px_params_set(&c->tracked, p, v);
+            free(v);
+            return;
+        }
+        put_str(&c->gucs, c->gucs.len ? "," : "SELECT ");
+        put_str(&c->gucs, "pg_catalog.set_config(");
+        put_literal(&c->gucs, name, nn);
+        put_str(&c->gucs, ",");
+        put_literal(&c->gucs, value, nv);
+        put_str(&c->gucs, ",false)");
+        return;
+    case ROW_ROLE:
+        if (value && !(nv == 4 && memcmp(value, "none", 4) == 0))
+            c->role = strndup(value, nv);
+        return;
+    case ROW_SESSION_USER:
+        if (value && (strlen(sv->pool->user) != nv || memcmp(value, sv->pool->user, nv) != 0))
+            c->auth = strndup(value, nv);
+        return;
+    case ROW_PIN:
+        if (name && nn == 1 && name[0] >= '0' && name[0] < '0' + PX_PIN_REASONS)
+            c->pins |= (uint8_t)(1u << (name[0] - '0'));
+        return;
+    default:
+        return;
+    }
+}
+
+/*
+ * The check has answered: the client's record becomes what the session held, its pins what is left
+ * on the server. Settings first, then the session user and the role, in the order that lets the
+ * replay do what the client could do.
+ */
+void px_session_check_end(struct px_server *sv, struct px_client *cl)
+{
+    struct px_check *c = sv->check;
+    struct px_lane *lane = sv->pool->lane;
+    struct px_session *s;
+    struct proto_buf r;
+
+    sv->check = NULL;
+    if (!c)
+        return;
+    for (int i = 0; i < PX_P_COUNT; i++)
+        if (!px_param_reported(i))   /* reported ones follow the client through ParameterStatus */
+            px_params_set(&cl->want, i, c->tracked.v[i]);
+    for (int i = 0; i < PX_PIN_REASONS; i++)
+        if ((c->pins & (1u << i)) && !(cl->pins & (1u << i)))
+            lane->stats.pins[i]++;
+    cl->pins = c->pins;
+    proto_buf_init(&r);
+    if (c->gucs.len)
+        proto_put_bytes(&r, c->gucs.data, c->gucs.len);
+    if (c->auth) {
+        put_str(&r, r.len ? ";SET SESSION AUTHORIZATION " : "SET SESSION AUTHORIZATION ");
+        put_literal(&r, c->auth, strlen(c->auth));
+    }
+    if (c->role) {
+        put_str(&r, r.len ? ";SET ROLE " : "SET ROLE ");
+        put_literal(&r, c->role, strlen(c->role));
+    }
+    s = r.len || cl->sess ? session_of(cl) : NULL;
+    if (s) {
+        free(s->replay);
+        s->replay = NULL;
+        s->replay_role = c->auth || c->role;
+        if (r.len && !r.failed)
+            s->replay = strndup((const char *)r.data, r.len);
+    }
+    check_free(c);
+    proto_buf_free(&r);
+}
+
+const char *px_session_replay_sql(const struct px_client *cl)
+{
+    return cl->sess ? cl->sess->replay : NULL;
+}
+
+int px_session_replay_role(const struct px_client *cl)
+{
+    return cl->sess && cl->sess->replay && cl->sess->replay_role;
+}

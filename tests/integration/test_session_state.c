@@ -1,0 +1,888 @@
+/*
+ * Session state in transaction pooling: a client's own settings, role and session user follow it
+ * across server connections and never reach another client, whatever path set them (SET, set_config,
+ * DO, a function, a quoted identifier, SET SESSION AUTHORIZATION); state that cannot move pins the
+ * client to its server connection (temporary tables, session advisory locks, LISTEN) and is counted;
+ * pin = refuse turns pinning statements into 0A000; notifications reach only the listening client.
+ */
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/integration/prom_check.h"
+
+static struct h_pg g_pg;
+static struct h_lane g_main;     /* lane main of size 2, no lane settings, metrics */
+static int g_mport;
+
+#define NCLIENTS 32
+
+static int free_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* One lane "main" of `size` connections with lane_extra appended to its section. */
+static void conf_for(char *buf, size_t n, int size, const char *lane_extra, int mport)
+{
+    char metrics[64] = "";
+
+    if (mport > 0)
+        snprintf(metrics, sizeof metrics, "metrics_listen = 127.0.0.1:%d\n", mport);
+    snprintf(buf, n,
+             "[pglane]\n"
+             "listen = 127.0.0.1:@PORT@\n"
+             "auth_type = md5\n"
+             "auth_file = @AUTHFILE@\n"
+             "pool_mode = transaction\n"
+             "max_client_conn = 2000\n"
+             "default_lane = main\n"
+             "admin_users = app\n"
+             "log_level = info\n"
+             "%s"
+             "\n[server.pg]\nhost = 127.0.0.1\nport = @PGPORT@\n"
+             "\n[lane.main]\nserver = pg\nsize = %d\nqueue_timeout = 60s\n%s",
+             metrics, size, lane_extra);
+}
+
+static int group_setup(void **state)
+{
+    char conf[4096], sql[8192];
+    size_t o = 0;
+
+    (void)state;
+    if (h_direct())
+        return 0;
+    if (h_pg_start(&g_pg) != 0)
+        return -1;
+    /* app may SET SESSION AUTHORIZATION (superuser) and SET ROLE to every client's role. */
+    o += (size_t)snprintf(sql + o, sizeof sql - o,
+                          "ALTER ROLE " H_USER " SUPERUSER; CREATE ROLE ops NOLOGIN; GRANT ops TO " H_USER ";");
+    for (int i = 0; i < NCLIENTS; i++)
+        o += (size_t)snprintf(sql + o, sizeof sql - o, "CREATE ROLE sess_r%d NOLOGIN; GRANT sess_r%d TO " H_USER ";",
+                              i, i);
+    if (h_pg_exec(&g_pg, "postgres", sql) != 0)
+        return -1;
+    if (h_pg_exec(&g_pg, H_DB,
+                  "CREATE FUNCTION no_timeout() RETURNS int LANGUAGE plpgsql AS "
+                  "$$BEGIN PERFORM set_config('statement_timeout', '0', false); RETURN 1; END$$") != 0)
+        return -1;
+    g_mport = free_port();
+    conf_for(conf, sizeof conf, 2, "", g_mport);
+    if (h_lane_start(&g_main, &g_pg, conf) != 0)
+        return -1;
+    h_lane_keep(&g_main);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_cleanup();
+    if (!h_direct())
+        h_pg_stop(&g_pg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static PGconn *client(const struct h_lane *l, const char *app)
+{
+    char extra[128];
+
+    snprintf(extra, sizeof extra, "application_name=%s", app);
+    return h_connect(l, extra);
+}
+
+static PGconn *console(const struct h_lane *l)
+{
+    char ci[256];
+
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
+             " dbname=pglane connect_timeout=5", l->port);
+    return PQconnectdb(ci);
+}
+
+/* SHOW CLIENTS' pinned column for the client with application_name app: "" when NULL, "?" when the
+ * client is not listed. Static buffer. */
+static const char *pinned_of(PGconn *adm, const char *app)
+{
+    static char out[128];
+    PGresult *r = PQexec(adm, "SHOW CLIENTS");
+    int ca, cp;
+
+    snprintf(out, sizeof out, "?");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && (ca = PQfnumber(r, "application_name")) >= 0 &&
+        (cp = PQfnumber(r, "pinned")) >= 0)
+        for (int i = 0; i < PQntuples(r); i++)
+            if (strcmp(PQgetvalue(r, i, ca), app) == 0)
+                snprintf(out, sizeof out, "%s", PQgetisnull(r, i, cp) ? "" : PQgetvalue(r, i, cp));
+    PQclear(r);
+    return out;
+}
+
+/* Polls SHOW CLIENTS until the client's pinned column is want (the check runs just after the reply
+ * that ended the transaction). */
+static const char *wait_pinned(PGconn *adm, const char *app, const char *want)
+{
+    int64_t deadline = h_now_ms() + 5000;
+    const char *got;
+
+    while (strcmp(got = pinned_of(adm, app), want) != 0 && h_now_ms() < deadline)
+        usleep(5000);
+    return got;
+}
+
+static char *metrics(void)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = h_raw_connect(g_mport);
+    size_t cap = 1 << 18, n = 0;
+    char *out = malloc(cap), *body;
+    int64_t deadline = h_now_ms() + 5000;
+
+    assert_true(fd >= 0);
+    assert_int_equal(h_raw_send(fd, req, sizeof req - 1), 0);
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int left = (int)(deadline - h_now_ms());
+        ssize_t r;
+
+        if (left <= 0 || poll(&pfd, 1, left) <= 0 || n + 1 >= cap)
+            break;
+        if ((r = recv(fd, out + n, cap - n - 1, 0)) <= 0)
+            break;
+        n += (size_t)r;
+    }
+    out[n] = 0;
+    close(fd);
+    body = strstr(out, "\r\n\r\n");
+    assert_non_null(body);
+    body = strdup(body + 4);
+    free(out);
+    return body;
+}
+
+/* The value of a metric line "name{labels} value", or -1. */
+static long metric(const char *text, const char *series)
+{
+    const char *p = strstr(text, series);
+
+    return p && p[strlen(series)] == ' ' ? atol(p + strlen(series) + 1) : -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static const char *const zones[NCLIENTS] = {
+    "Etc/GMT+1", "Etc/GMT+2", "Etc/GMT+3", "Etc/GMT+4", "Etc/GMT+5", "Etc/GMT+6", "Etc/GMT+7",
+    "Etc/GMT+8", "Etc/GMT+9", "Etc/GMT+10", "Etc/GMT+11", "Etc/GMT+12", "Etc/GMT-1", "Etc/GMT-2",
+    "Etc/GMT-3", "Etc/GMT-4", "Etc/GMT-5", "Etc/GMT-6", "Etc/GMT-7", "Etc/GMT-8", "Etc/GMT-9",
+    "Etc/GMT-10", "Etc/GMT-11", "Etc/GMT-12", "Etc/GMT-13", "Etc/GMT-14", "UTC", "Europe/Paris",
+    "America/New_York", "Asia/Tokyo", "Australia/Sydney", "Africa/Cairo",
+};
+
+struct worker {
+    int i;
+    int checked;             /* transactions whose values were compared */
+    char err[512];           /* first difference, "" if none */
+};
+
+static int set_all(PGconn *c, int i)
+{
+    char sql[256];
+
+    snprintf(sql, sizeof sql, "SET statement_timeout = '%dms'", 1001 + 7 * i);
+    if (h_exec(c, sql) != 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SET app.tenant = 'tenant-%d'", i);
+    if (h_exec(c, sql) != 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SET TIME ZONE '%s'", zones[i]);
+    if (h_exec(c, sql) != 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SET search_path = s%d, public", i);
+    if (h_exec(c, sql) != 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SET ROLE sess_r%d", i);
+    return h_exec(c, sql);
+}
+
+static void *settings_worker(void *arg)
+{
+    struct worker *w = arg;
+    char app[32], want[5][64];
+    PGconn *c;
+
+    snprintf(app, sizeof app, "w%d", w->i);
+    c = client(&g_main, app);
+    if (PQstatus(c) != CONNECTION_OK || set_all(c, w->i) != 0) {
+        snprintf(w->err, sizeof w->err, "client %d: connect or SET failed: %s", w->i, PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    snprintf(want[0], sizeof want[0], "%dms", 1001 + 7 * w->i);
+    snprintf(want[1], sizeof want[1], "tenant-%d", w->i);
+    snprintf(want[2], sizeof want[2], "%s", zones[w->i]);
+    snprintf(want[3], sizeof want[3], "s%d, public", w->i);
+    snprintf(want[4], sizeof want[4], "sess_r%d", w->i);
+    for (int t = 0; t < 20 && !w->err[0]; t++) {
+        int block = t % 3 == 0;
+        PGresult *r;
+
+        if (block && h_exec(c, "BEGIN") != 0)
+            break;
+        r = PQexec(c, "SELECT current_setting('statement_timeout'), current_setting('app.tenant'), "
+                      "current_setting('TimeZone'), current_setting('search_path'), current_user");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            snprintf(w->err, sizeof w->err, "client %d tx %d: %s", w->i, t, PQerrorMessage(c));
+        } else {
+            for (int k = 0; k < 5 && !w->err[0]; k++)
+                if (strcmp(PQgetvalue(r, 0, k), want[k]) != 0)
+                    snprintf(w->err, sizeof w->err, "client %d tx %d: column %d is \"%s\", want \"%s\"", w->i, t,
+                             k, PQgetvalue(r, 0, k), want[k]);
+            w->checked++;
+        }
+        PQclear(r);
+        if (block && h_exec(c, "COMMIT") != 0)
+            break;
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+/* 32 clients over 2 server connections: each sees its own five settings in each of 20 transactions. */
+static void test_settings_follow_each_client(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct worker w[NCLIENTS];
+    pthread_t t[NCLIENTS];
+
+    for (int i = 0; i < NCLIENTS; i++) {
+        w[i] = (struct worker){ .i = i };
+        assert_int_equal(pthread_create(&t[i], NULL, settings_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < NCLIENTS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < NCLIENTS; i++) {
+        if (w[i].err[0])
+            print_error("%s\n", w[i].err);
+        assert_string_equal(w[i].err, "");
+        assert_int_equal(w[i].checked, 20);
+    }
+    /* Nothing of theirs is left for a new client, on either server connection. */
+    PGconn *a = h_connect(&g_main, NULL), *b = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(a);
+    H_ASSERT_CONNECTED(b);
+    assert_int_equal(h_exec(a, "BEGIN"), 0);
+    for (int k = 0; k < 2; k++) {
+        PGconn *c = k ? a : b;
+        PGresult *r = PQexec(c, "SELECT current_setting('statement_timeout'), current_setting('TimeZone'), "
+                                "current_setting('search_path'), current_user, "
+                                "coalesce(current_setting('app.tenant', true), '')");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), "0");
+        assert_string_not_equal(PQgetvalue(r, 0, 1), "Asia/Tokyo");
+        assert_string_equal(PQgetvalue(r, 0, 2), "\"$user\", public");
+        assert_string_equal(PQgetvalue(r, 0, 3), H_USER);
+        assert_string_equal(PQgetvalue(r, 0, 4), "");
+        PQclear(r);
+    }
+    assert_int_equal(h_exec(a, "COMMIT"), 0);
+    PQfinish(a);
+    PQfinish(b);
+    h_pass();
+}
+
+/* A session-level statement_timeout holds for the client's next transaction. */
+static void test_statement_timeout_follows(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *c = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(c);
+    assert_int_equal(h_exec(c, "SET statement_timeout = '500ms'"), 0);
+    int64_t t0 = h_now_ms();
+    assert_string_equal(h_exec_sqlstate(c, "SELECT pg_sleep(10)"), "57014");
+    int64_t took = h_now_ms() - t0;
+    if (took >= 2000)
+        print_error("pg_sleep(10) ran %lld ms under a 500ms statement_timeout\n", (long long)took);
+    assert_true(took < 2000);
+    PQfinish(c);
+    h_pass();
+}
+
+/* set_config(.., false) follows the client onto another server connection. */
+static void test_set_config_follows(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *c = h_connect(&g_main, NULL), *b = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(c);
+    H_ASSERT_CONNECTED(b);
+    PGresult *r = PQexec(c, "SELECT pg_backend_pid(), set_config('app.x', 'y', false)");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    char *pid1 = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    /* b holds one server connection in a transaction; c's next one runs wherever it can. */
+    assert_int_equal(h_exec(b, "BEGIN"), 0);
+    char *pidb = h_query1(b, "SELECT pg_backend_pid()");
+    r = PQexec(c, "SELECT pg_backend_pid(), current_setting('app.x')");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 1), "y");
+    assert_string_not_equal(PQgetvalue(r, 0, 0), pidb);
+    if (strcmp(pidb, pid1) != 0)
+        print_message("note: b took the other connection (c stayed on %s)\n", pid1);
+    PQclear(r);
+    /* b's transaction on c's former connection sees no app.x of c's */
+    char *bx = h_query1(b, "SELECT coalesce(current_setting('app.x', true), '')");
+    assert_string_equal(bx, "");
+    free(bx);
+    assert_int_equal(h_exec(b, "COMMIT"), 0);
+    free(pid1);
+    free(pidb);
+    PQfinish(c);
+    PQfinish(b);
+    h_pass();
+}
+
+/* The check after a transaction whose last replies were still being written to the client. */
+static void test_check_after_large_result(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *c = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(c);
+    for (int i = 0; i < 3; i++) {
+        /* a slow reader: pglane's last forward (with the ReadyForQuery) waits for the socket */
+        assert_int_equal(PQsendQuery(c, "SET app.big = 'kept'; SELECT repeat('x', 4000000)"), 1);
+        while (PQisBusy(c)) {
+            usleep(2000);
+            assert_int_equal(PQconsumeInput(c), 1);
+        }
+        PGresult *r, *last = NULL;
+        while ((r = PQgetResult(c)) != NULL) {
+            PQclear(last);
+            last = r;
+        }
+        assert_int_equal(PQresultStatus(last), PGRES_TUPLES_OK);
+        assert_int_equal(PQgetlength(last, 0, 0), 4000000);
+        PQclear(last);
+        char *v = h_query1(c, "SELECT current_setting('app.big')");
+        assert_non_null(v);
+        assert_string_equal(v, "kept");
+        free(v);
+    }
+    PQfinish(c);
+    h_pass();
+}
+
+/* RESET ALL brings back the lane's settings (startup parameters of the lane's connections). */
+static void test_reset_all_restores_lane_settings(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_lane l;
+    char conf[4096];
+
+    conf_for(conf, sizeof conf, 2, "statement_timeout = 3s\nwork_mem = 8MB\nset.app.lane = lanev\n", 0);
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    PGconn *c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    assert_int_equal(h_exec(c, "SET statement_timeout = '1234ms'"), 0);
+    assert_int_equal(h_exec(c, "SET work_mem = '9MB'"), 0);
+    assert_int_equal(h_exec(c, "SET app.lane = 'mine'"), 0);
+    PGresult *r = PQexec(c, "SELECT current_setting('statement_timeout'), current_setting('work_mem'), "
+                            "current_setting('app.lane')");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "1234ms");
+    assert_string_equal(PQgetvalue(r, 0, 1), "9MB");
+    assert_string_equal(PQgetvalue(r, 0, 2), "mine");
+    PQclear(r);
+    assert_int_equal(h_exec(c, "RESET ALL"), 0);
+    for (int k = 0; k < 3; k++) {
+        r = PQexec(c, "SELECT current_setting('statement_timeout'), current_setting('work_mem'), "
+                      "current_setting('app.lane')");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), "3s");
+        assert_string_equal(PQgetvalue(r, 0, 1), "8MB");
+        assert_string_equal(PQgetvalue(r, 0, 2), "lanev");
+        PQclear(r);
+    }
+    /* RESET of one setting: that one only. */
+    assert_int_equal(h_exec(c, "SET work_mem = '10MB'"), 0);
+    assert_int_equal(h_exec(c, "SET statement_timeout = '2222ms'"), 0);
+    assert_int_equal(h_exec(c, "RESET work_mem"), 0);
+    char *v = h_query1(c, "SELECT current_setting('work_mem') || ' ' || current_setting('statement_timeout')");
+    assert_string_equal(v, "8MB 2222ms");
+    free(v);
+    /* DISCARD ALL: everything back. */
+    assert_int_equal(h_exec(c, "DISCARD ALL"), 0);
+    v = h_query1(c, "SELECT current_setting('statement_timeout')");
+    assert_string_equal(v, "3s");
+    free(v);
+    /* SET LOCAL stays in its transaction. */
+    assert_int_equal(h_exec(c, "BEGIN; SET LOCAL statement_timeout = '4444ms'; COMMIT"), 0);
+    v = h_query1(c, "SELECT current_setting('statement_timeout')");
+    assert_string_equal(v, "3s");
+    free(v);
+    PQfinish(c);
+    h_lane_stop(&l);
+    h_pass();
+}
+
+/* A temporary table pins its client until it is dropped; others never see it. */
+static void test_temp_table_pins(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = console(&g_main), *c = client(&g_main, "tmp-owner"), *o = client(&g_main, "tmp-other");
+    H_ASSERT_CONNECTED(adm);
+    H_ASSERT_CONNECTED(c);
+    H_ASSERT_CONNECTED(o);
+    char *m = metrics();
+    long pins_before = metric(m, "pglane_pins_total{lane=\"main\",reason=\"temp_table\"}");
+    free(m);
+    assert_true(pins_before >= 0);
+    assert_string_equal(pinned_of(adm, "tmp-owner"), "");
+    assert_int_equal(h_exec(c, "CREATE TEMP TABLE tt (a int)"), 0);
+    assert_string_equal(wait_pinned(adm, "tmp-owner", "temp_table"), "temp_table");
+    m = metrics();
+    char err[256] = "";
+    if (prom_check(m, err, sizeof err) != 0)
+        print_error("metrics: %s\n", err);
+    assert_int_equal(prom_check(m, err, sizeof err), 0);
+    assert_int_equal(metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"temp_table\"}"), 1);
+    assert_int_equal(metric(m, "pglane_pins_total{lane=\"main\",reason=\"temp_table\"}"), pins_before + 1);
+    free(m);
+    for (int i = 1; i <= 5; i++) {
+        char sql[64];
+
+        snprintf(sql, sizeof sql, "INSERT INTO tt VALUES (%d)", i);
+        assert_int_equal(h_exec(c, sql), 0);
+        /* the other client runs transactions meanwhile, never on c's connection */
+        char *seen = h_query1(o, "SELECT coalesce(to_regclass('pg_temp.tt')::text, 'none')");
+        assert_string_equal(seen, "none");
+        free(seen);
+        char *n = h_query1(c, "SELECT count(*) FROM tt");
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        assert_string_equal(n, want);
+        free(n);
+        assert_string_equal(pinned_of(adm, "tmp-owner"), "temp_table");
+    }
+    assert_int_equal(h_exec(c, "DROP TABLE tt"), 0);
+    assert_string_equal(wait_pinned(adm, "tmp-owner", ""), "");
+    m = metrics();
+    assert_int_equal(metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"temp_table\"}"), 0);
+    free(m);
+    char *one = h_query1(c, "SELECT 1");
+    assert_string_equal(one, "1");
+    free(one);
+    PQfinish(c);
+    PQfinish(o);
+    PQfinish(adm);
+    h_pass();
+}
+
+/* A session advisory lock pins its client until pg_advisory_unlock_all(). */
+static void test_advisory_lock_pins(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = console(&g_main), *c = client(&g_main, "adv-owner"), *o = client(&g_main, "adv-other");
+    H_ASSERT_CONNECTED(adm);
+    H_ASSERT_CONNECTED(c);
+    H_ASSERT_CONNECTED(o);
+    char *v = h_query1(c, "SELECT pg_advisory_lock(4242)");
+    free(v);
+    assert_string_equal(wait_pinned(adm, "adv-owner", "advisory_lock"), "advisory_lock");
+    for (int i = 0; i < 3; i++) {
+        v = h_query1(o, "SELECT pg_try_advisory_xact_lock(4242)");
+        assert_string_equal(v, "f");
+        free(v);
+        v = h_query1(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()");
+        assert_string_equal(v, "1");
+        free(v);
+    }
+    assert_string_equal(pinned_of(adm, "adv-owner"), "advisory_lock");
+    v = h_query1(c, "SELECT pg_advisory_unlock_all()");
+    free(v);
+    assert_string_equal(wait_pinned(adm, "adv-owner", ""), "");
+    v = h_query1(o, "SELECT pg_try_advisory_xact_lock(4242)");
+    assert_string_equal(v, "t");
+    free(v);
+    PQfinish(c);
+    PQfinish(o);
+    PQfinish(adm);
+    h_pass();
+}
+
+/* Waits up to timeout_ms for a notification on c. */
+static PGnotify *wait_notify(PGconn *c, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    PGnotify *n;
+
+    for (;;) {
+        if (PQconsumeInput(c) == 0)
+            return NULL;
+        if ((n = PQnotifies(c)) != NULL)
+            return n;
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0)
+            return NULL;
+        struct pollfd p = { .fd = PQsocket(c), .events = POLLIN };
+        (void)poll(&p, 1, left);
+    }
+}
+
+/* LISTEN in one client, NOTIFY from another, both through transaction pooling. */
+static void test_listen_notify(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = console(&g_main), *a = client(&g_main, "listener"), *b = client(&g_main, "notifier");
+    H_ASSERT_CONNECTED(adm);
+    H_ASSERT_CONNECTED(a);
+    H_ASSERT_CONNECTED(b);
+    assert_int_equal(h_exec(a, "LISTEN ch1"), 0);
+    assert_string_equal(wait_pinned(adm, "listener", "listen"), "listen");
+    for (int i = 0; i < 3; i++) {
+        char sql[64];
+
+        snprintf(sql, sizeof sql, "NOTIFY ch1, 'hello %d'", i);
+        assert_int_equal(h_exec(b, sql), 0);
+        PGnotify *n = wait_notify(a, 5000);
+        assert_non_null(n);
+        assert_string_equal(n->relname, "ch1");
+        char want[32];
+        snprintf(want, sizeof want, "hello %d", i);
+        assert_string_equal(n->extra, want);
+        PQfreemem(n);
+        /* the notifier did not listen: it gets nothing */
+        assert_int_equal(PQconsumeInput(b), 1);
+        assert_null(PQnotifies(b));
+        /* the listener keeps working between notifications */
+        char *one = h_query1(a, "SELECT 1");
+        assert_string_equal(one, "1");
+        free(one);
+    }
+    /* notifications that arrive while pglane checks and restores the listener's session (each SET
+     * below is followed by a check and a replay on its connection) all arrive, in order */
+    for (int i = 0; i < 20; i++) {
+        char sql[64];
+
+        snprintf(sql, sizeof sql, "SET app.n = '%d'", i);
+        assert_int_equal(h_exec(a, sql), 0);
+        snprintf(sql, sizeof sql, "NOTIFY ch1, 'burst %d'", i);
+        assert_int_equal(h_exec(b, sql), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        PGnotify *n = wait_notify(a, 5000);
+        char want[32];
+
+        snprintf(want, sizeof want, "burst %d", i);
+        if (!n)
+            print_error("notification %d of the burst did not arrive\n", i);
+        assert_non_null(n);
+        assert_string_equal(n->extra, want);
+        PQfreemem(n);
+    }
+    char *an = h_query1(a, "SELECT current_setting('app.n')");
+    assert_string_equal(an, "19");
+    free(an);
+    assert_int_equal(h_exec(a, "UNLISTEN *"), 0);
+    assert_string_equal(wait_pinned(adm, "listener", ""), "");
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(adm);
+    h_pass();
+}
+
+/* A listener that leaves: its server connection goes back to the pool listening to nothing. */
+static void test_listener_leaves(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_lane l;
+    char conf[4096];
+
+    conf_for(conf, sizeof conf, 1, "", 0);
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    PGconn *a = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(a);
+    char *pa = h_query1(a, "SELECT pg_backend_pid()");
+    assert_int_equal(h_exec(a, "LISTEN ch2"), 0);
+    PQfinish(a);
+    PGconn *b = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(b);
+    PGresult *r = PQexec(b, "SELECT pg_backend_pid(), (SELECT count(*) FROM pg_listening_channels())");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 1), "0");
+    PQclear(r);
+    assert_int_equal(h_exec(b, "NOTIFY ch2, 'to nobody'"), 0);
+    assert_int_equal(PQconsumeInput(b), 1);
+    assert_null(PQnotifies(b));
+    free(pa);
+    PQfinish(b);
+    h_lane_stop(&l);
+    h_pass();
+}
+
+/* pin = refuse: a pinning statement gets 0A000 and the connection stays usable. */
+static void test_pin_refuse(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_lane l;
+    char conf[4096];
+
+    conf_for(conf, sizeof conf, 2, "pin = refuse\n", 0);
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    PGconn *c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    PGresult *r = PQexec(c, "CREATE TEMP TABLE refused (a int)");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "0A000");
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    assert_non_null(strstr(msg, "temp_table"));
+    assert_non_null(strstr(msg, "\"main\""));
+    PQclear(r);
+    char *v = h_query1(c, "SELECT 1");
+    assert_string_equal(v, "1");
+    free(v);
+    /* inside a transaction: the transaction fails as PostgreSQL's own errors make it fail */
+    assert_int_equal(h_exec(c, "BEGIN"), 0);
+    assert_string_equal(h_exec_sqlstate(c, "LISTEN nope"), "0A000");
+    assert_string_equal(h_exec_sqlstate(c, "SELECT 1"), "25P02");
+    assert_int_equal(h_exec(c, "ROLLBACK"), 0);
+    /* extended protocol */
+    r = PQexecParams(c, "SELECT pg_advisory_lock($1)", 1, NULL, (const char *const[]){ "7" }, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "0A000");
+    PQclear(r);
+    v = h_query1(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'");
+    assert_string_equal(v, "0");
+    free(v);
+    v = h_query1(c, "SELECT coalesce(to_regclass('pg_temp.refused')::text, 'none')");
+    assert_string_equal(v, "none");
+    free(v);
+    PQfinish(c);
+    /* pinning state made where the grammar cannot see it: found by the check, the client is closed */
+    c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    r = PQexec(c, "DO $$BEGIN EXECUTE 'LISTEN hidden'; END$$");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQexec(c, "SELECT 1");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    /* the FATAL arrived while the client was idle: libpq reports it with the lost connection */
+    print_message("after a hidden LISTEN: %s\n", PQerrorMessage(c));
+    /* (or, when the close is seen first, only the lost connection) */
+    assert_true(strstr(PQerrorMessage(c), "refuses session state that pins a server connection (listen)") ||
+                PQstatus(c) == CONNECTION_BAD);
+    PQclear(r);
+    PQfinish(c);
+    c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    v = h_query1(c, "SELECT count(*) FROM pg_listening_channels()");
+    assert_string_equal(v, "0");
+    free(v);
+    PQfinish(c);
+    h_lane_stop(&l);
+    h_pass();
+}
+
+/* A replay PostgreSQL refuses (the client's role was dropped): the client is closed, never left
+ * running as the login user; other clients go on. */
+static void test_replay_refused_closes_client(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    assert_int_equal(h_pg_exec(&g_pg, "postgres", "CREATE ROLE doomed NOLOGIN; GRANT doomed TO " H_USER), 0);
+    PGconn *c = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(c);
+    assert_int_equal(h_exec(c, "SET ROLE doomed"), 0);
+    char *v = h_query1(c, "SELECT current_user");
+    assert_string_equal(v, "doomed");
+    free(v);
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "CREATE TABLE replay_audit (who text); "
+                                            "GRANT ALL ON replay_audit TO PUBLIC"), 0);
+    assert_int_equal(h_pg_exec(&g_pg, "postgres", "DROP ROLE doomed"), 0);
+    PGresult *r = PQexec(c, "INSERT INTO replay_audit VALUES (current_user)");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    print_message("after its role was dropped: %s\n", PQerrorMessage(c));
+    assert_non_null(strstr(PQerrorMessage(c), "could not restore this session's settings or role"));
+    PQclear(r);
+    PQfinish(c);
+    /* the statement never ran (as the login user or anyone) */
+    PGconn *super = h_pg_super(&g_pg, H_DB);
+    assert_non_null(super);
+    assert_int_equal(h_pg_long(super, "SELECT count(*) FROM replay_audit"), 0);
+    PQfinish(super);
+    PGconn *o = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(o);
+    v = h_query1(o, "SELECT current_user");
+    assert_string_equal(v, H_USER);
+    free(v);
+    PQfinish(o);
+    h_pass();
+}
+
+struct churn {
+    int from, to, failures;
+};
+
+static void *churn_worker(void *arg)
+{
+    struct churn *w = arg;
+
+    for (int i = w->from; i < w->to; i++) {
+        PGconn *c = h_connect(&g_main, NULL);
+        char sql[128];
+
+        snprintf(sql, sizeof sql, "SET statement_timeout = '%dms'; SET app.leak = 'client-%d'", 50 + i, i);
+        if (PQstatus(c) != CONNECTION_OK || h_exec(c, sql) != 0 || h_exec(c, "SET ROLE ops") != 0 ||
+            h_exec(c, "SELECT set_config('app.leak2', 'z', false)") != 0 ||
+            h_exec(c, "SET TIME ZONE 'Asia/Tokyo'") != 0 || h_exec(c, "SELECT 1") != 0)
+            w->failures++;
+        PQfinish(c);
+    }
+    return NULL;
+}
+
+/* 1,000 clients set state and leave; a new client sees defaults and lane settings only. */
+static void test_thousand_clients_leave_nothing(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct churn w[4];
+    pthread_t t[4];
+
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct churn){ .from = i * 250, .to = i * 250 + 250 };
+        assert_int_equal(pthread_create(&t[i], NULL, churn_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    PGconn *a = h_connect(&g_main, NULL), *b = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(a);
+    H_ASSERT_CONNECTED(b);
+    assert_int_equal(h_exec(a, "BEGIN"), 0);   /* a holds one connection, b gets the other */
+    for (int k = 0; k < 2; k++) {
+        PGresult *r = PQexec(k ? a : b, "SELECT current_setting('statement_timeout'), current_user, session_user, "
+                                        "coalesce(current_setting('app.leak', true), ''), "
+                                        "coalesce(current_setting('app.leak2', true), ''), "
+                                        "current_setting('TimeZone')");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), "0");
+        assert_string_equal(PQgetvalue(r, 0, 1), H_USER);
+        assert_string_equal(PQgetvalue(r, 0, 2), H_USER);
+        assert_string_equal(PQgetvalue(r, 0, 3), "");
+        assert_string_equal(PQgetvalue(r, 0, 4), "");
+        assert_string_not_equal(PQgetvalue(r, 0, 5), "Asia/Tokyo");
+        PQclear(r);
+    }
+    assert_int_equal(h_exec(a, "COMMIT"), 0);
+    PQfinish(a);
+    PQfinish(b);
+    h_pass();
+}
+
+/*
+ * Issue #24 item 1: paths that set state without a SET tag or a set_config in the text. Lane size 1,
+ * statement_timeout = 1s, sequential clients: the next client never sees them; the client that
+ * ran them keeps them (they are its own session's).
+ */
+static void test_hidden_paths_never_reach_next_client(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    static const struct {
+        const char *sql, *own_check, *own_want;
+    } paths[] = {
+        { "DO $$BEGIN SET statement_timeout = 0; END$$", "SHOW statement_timeout", "0" },
+        { "DO $$BEGIN EXECUTE 'SET statement_timeout = 0'; END$$", "SHOW statement_timeout", "0" },
+        { "SELECT no_timeout()", "SHOW statement_timeout", "0" },
+        { "SELECT U&\"set\\005fconfig\"('statement_timeout', '0', false)", "SHOW statement_timeout", "0" },
+        { "DO $$BEGIN SET ROLE ops; END$$", "SELECT current_user", "ops" },
+        { "SET SESSION AUTHORIZATION ops", "SELECT session_user", "ops" },
+    };
+    struct h_lane l;
+    char conf[4096];
+
+    conf_for(conf, sizeof conf, 1, "statement_timeout = 1s\n", 0);
+    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        PGconn *a = h_connect(&l, NULL);
+        H_ASSERT_CONNECTED(a);
+        assert_int_equal(h_exec(a, paths[i].sql), 0);
+        char *own = h_query1(a, paths[i].own_check);
+        if (!own || strcmp(own, paths[i].own_want) != 0)
+            print_error("%s: the client's own next transaction saw \"%s\"\n", paths[i].sql, own ? own : "(null)");
+        assert_non_null(own);
+        assert_string_equal(own, paths[i].own_want);
+        free(own);
+        PQfinish(a);
+
+        PGconn *b = h_connect(&l, NULL);
+        H_ASSERT_CONNECTED(b);
+        PGresult *r = PQexec(b, "SELECT current_setting('statement_timeout'), current_user, session_user");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        if (strcmp(PQgetvalue(r, 0, 0), "1s") != 0 || strcmp(PQgetvalue(r, 0, 1), H_USER) != 0 ||
+            strcmp(PQgetvalue(r, 0, 2), H_USER) != 0)
+            print_error("%s leaked: next client saw statement_timeout %s, current_user %s, session_user %s\n",
+                        paths[i].sql, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+        assert_string_equal(PQgetvalue(r, 0, 0), "1s");
+        assert_string_equal(PQgetvalue(r, 0, 1), H_USER);
+        assert_string_equal(PQgetvalue(r, 0, 2), H_USER);
+        PQclear(r);
+        assert_string_equal(h_exec_sqlstate(b, "SELECT pg_sleep(1.5)"), "57014");
+        PQfinish(b);
+    }
+    h_lane_stop(&l);
+    h_pass();
+}
+
+int main(void)
+{
+    h_filter_from_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_settings_follow_each_client, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_statement_timeout_follows, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_set_config_follows, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_check_after_large_result, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_all_restores_lane_settings, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_temp_table_pins, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_advisory_lock_pins, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_listen_notify, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_leaves, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_pin_refuse, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_replay_refused_closes_client, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_thousand_clients_leave_nothing, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_hidden_paths_never_reach_next_client, h_test_setup,
+                                        h_test_teardown),
+    };
+    return cmocka_run_group_tests_name("integration: session state in transaction pooling", tests, group_setup,
+                                       group_teardown);
+}
