@@ -67,6 +67,13 @@ struct conf_lane {
     int preemptible;           /* preemptible = yes|no, default no */
     enum conf_guard guard;     /* guard = off|log|cancel, default off */
     int64_t guard_wait_ms;     /* default 250ms */
+    /* Quarantine of repeat blockers, read on the protected lane (proxy/guard.c): after
+     * guard_quarantine cancels/terminations against one statement shape within
+     * guard_quarantine_window, that shape is refused on preemptible lanes for guard_quarantine_time.
+     * guard_quarantine = 0 turns it off. */
+    int guard_quarantine;      /* default 3, 0..1000 */
+    int64_t guard_quarantine_window_ms;   /* default 10min */
+    int64_t guard_quarantine_time_ms;     /* default 10min */
     int line;
 };
 
