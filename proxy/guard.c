@@ -277,8 +277,10 @@ static void offend(struct proxy *px, struct guard *g, const struct px_block_edge
     snprintf(o->waiter_query, sizeof(o->waiter_query), "%s", w->waiter.query);
     o->last_ms = now;
     classify(o);
-    if (a == PX_GUARD_LOGGED)
-        return;
+    if (a == PX_GUARD_LOGGED || (o->last_client == head->blocker.client_id && o->last_tx_us == head->blocker.tx_us))
+        return;                   /* a cancel then a terminate of one transaction is one attempt */
+    o->last_client = head->blocker.client_id;
+    o->last_tx_us = head->blocker.tx_us;
     o->actions++;
     g->times[i][g->ttimes[i]] = now;
     g->ttimes[i] = (g->ttimes[i] + 1) % QRING;
@@ -438,6 +440,12 @@ void px_guard_check(struct proxy *px, const struct conf_server *server, const st
             seen |= done[j] == head->blocker.pid;
         if (seen || !due(g, w->waiter.pid, head->blocker.pid, intended(pl, head), now))
             continue;             /* one action per blocker per sampling period */
+        if (pl->guard == CONF_GUARD_CANCEL && intended(pl, head) == PX_GUARD_CANCELLED) {
+            struct px_server *sv = px_monitor_find_backend(px, server, head->blocker.pid);
+
+            if (sv && sv->guard_for)
+                continue;         /* pglane's cancel of it is still on its way */
+        }
         if (ndone < 64)
             done[ndone++] = head->blocker.pid;
         act(px, g, server, w, head);

@@ -50,7 +50,12 @@ struct monitor {
 static const char sample_sql[] =
     "SELECT w.pid, b.pid, wl.mode, "
     "coalesce(coalesce(wl.relation, (SELECT t.relation FROM pg_locks t WHERE t.pid = w.pid AND "
-    "t.locktype = 'tuple' LIMIT 1))::regclass::text, wl.locktype), "
+    "t.locktype = 'tuple' LIMIT 1), "
+    /* a row lock wait without a tuple lock (INSERT ... ON CONFLICT): the table both have open */
+    "(SELECT t.relation FROM pg_locks t JOIN pg_locks bl ON bl.pid = b.pid AND bl.locktype = 'relation' "
+    "AND bl.relation = t.relation JOIN pg_class c ON c.oid = t.relation AND c.relkind IN ('r', 'p', 'm') "
+    "WHERE t.pid = w.pid AND t.locktype = 'relation' AND t.granted AND wl.locktype = 'transactionid' "
+    "ORDER BY t.relation LIMIT 1))::regclass::text, wl.locktype), "
     "(extract(epoch FROM clock_timestamp() - coalesce(wl.waitstart, w.state_change)) * 1000)::bigint, "
     "coalesce(w.state, ''), left(coalesce(w.query, ''), 150), coalesce(w.usename::text, ''), "
     "coalesce(w.application_name, ''), coalesce(host(w.client_addr), 'local'), "

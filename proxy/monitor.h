@@ -17,6 +17,7 @@ struct px_block_side {
     uint64_t server_id, client_id;    /* owned only; client_id 0 when no client is attached */
     uint64_t fingerprint;             /* of the client's transaction, 0 if unknown */
     int64_t running_ms;               /* the client's request in progress has run this long (pglane's clock) */
+    uint64_t tx_us;                   /* start of the client's transaction in progress (identifies it) */
     char addr[64], user[64], app[64]; /* client's, or pg_stat_activity's for external backends */
     char state[32];                   /* pg_stat_activity.state */
     char query[PX_MON_TEXT];          /* the start of pg_stat_activity.query */
@@ -62,7 +63,8 @@ struct px_guard_offender {
     char blocker_state[32];
     char blocker_query[PX_MON_TEXT], waiter_query[PX_MON_TEXT];   /* normalized */
     const char *pattern, *fix;        /* classification and its fix class */
-    uint64_t actions;                 /* cancels and terminations so far */
+    uint64_t actions;                 /* transactions cancelled or terminated so far */
+    uint64_t last_client, last_tx_us; /* the transaction acted on last: counted once */
     uint64_t last_ms;
     uint64_t since_ms, until_ms;      /* quarantined while until_ms != 0 */
     int quarantine_count;             /* actions within the window when it entered quarantine */

@@ -47,6 +47,7 @@ void px_monitor_attribute(struct proxy *px, const struct conf_server *server, st
     app = cl->want.v[PX_P_APPLICATION_NAME];
     side->client_id = cl->conn.id;
     side->fingerprint = cl->fingerprint;
+    side->tx_us = cl->tx_begin_us;
     if (cl->query_start_us) {
         uint64_t now = px_now_us();
 
