@@ -246,6 +246,7 @@ static int guard_row(const struct px_guard_count *g, void *arg)
     else
         px_table_null(t);
     px_table_cell(t, "%llu", (unsigned long long)g->count);
+    text_or_null(t, o ? o->shape : NULL);
     text_or_null(t, o ? o->relation : NULL);
     text_or_null(t, o ? o->mode : NULL);
     text_or_null(t, o ? o->blocker_query : NULL);
@@ -262,7 +263,7 @@ static int guard_row(const struct px_guard_count *g, void *arg)
 
 void px_show_guard(struct px_client *cl, const char *arg)
 {
-    static const char *const cols[] = { "lane", "protected_lane", "action", "fingerprint", "count", "relation",
+    static const char *const cols[] = { "lane", "protected_lane", "action", "fingerprint", "count", "shape", "relation",
                                         "lock_mode", "blocker_query", "blocked_fingerprint", "blocked_query",
                                         "pattern", "fix", "quarantined", NULL };
     struct guard_table t = { .px = cl->conn.px };
@@ -291,6 +292,7 @@ static int quarantine_row(const struct px_guard_offender *o, void *arg)
     px_table_cell(t, "%s", o->relation);
     px_table_cell(t, "%s", o->mode);
     px_table_cell(t, "%llu", (unsigned long long)(o->until_ms > now ? (o->until_ms - now + 999) / 1000 : 0));
+    text_or_null(t, o->shape);
     text_or_null(t, o->blocker_query);
     text_or_null(t, o->pattern);
     text_or_null(t, o->fix);
@@ -300,7 +302,7 @@ static int quarantine_row(const struct px_guard_offender *o, void *arg)
 void px_show_quarantine(struct px_client *cl, const char *arg)
 {
     static const char *const cols[] = { "fingerprint", "lane", "protected_lane", "count", "actions", "relation",
-                                        "lock_mode", "seconds_left", "blocker_query", "pattern", "fix", NULL };
+                                        "lock_mode", "seconds_left", "shape", "blocker_query", "pattern", "fix", NULL };
     struct guard_table t = { .px = cl->conn.px };
 
     (void)arg;

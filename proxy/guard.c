@@ -275,6 +275,8 @@ static void offend(struct proxy *px, struct guard *g, const struct px_block_edge
     snprintf(o->blocker_state, sizeof(o->blocker_state), "%s", head->blocker.state);
     snprintf(o->blocker_query, sizeof(o->blocker_query), "%s", head->blocker.query);
     snprintf(o->waiter_query, sizeof(o->waiter_query), "%s", w->waiter.query);
+    if (!o->shape[0])
+        px_route_text(px, fp, o->shape, sizeof(o->shape));
     o->last_ms = now;
     classify(o);
     if (a == PX_GUARD_LOGGED || (o->last_client == head->blocker.client_id && o->last_tx_us == head->blocker.tx_us))
@@ -367,7 +369,7 @@ int px_guard_refuse(struct proxy *px, uint64_t fp, const struct px_lane *lane, s
 {
     struct guard *g = px->guard;
     struct px_guard_offender *o;
-    char msg[400], detail[900];
+    char msg[400], detail[1200];
     uint64_t now;
     int i;
 
@@ -382,9 +384,10 @@ int px_guard_refuse(struct proxy *px, uint64_t fp, const struct px_lane *lane, s
              "contention guard actions protecting lane %s (it kept taking %s on %s)",
              (unsigned long long)fp, lane->conf->name, o->quarantine_count, o->protected_lane->conf->name, o->mode,
              o->relation);
-    snprintf(detail, sizeof(detail), "Pattern: %s. Statement running when last acted on: %s. Statement of lane %s it "
-             "blocked: %s. The quarantine ends in %llu s, or at RELEASE %016llx in the admin console.",
-             o->pattern, o->blocker_query, o->protected_lane->conf->name, o->waiter_query,
+    snprintf(detail, sizeof(detail), "Pattern: %s. Shape: %s. Statement running when last acted on: %s. Statement "
+             "of lane %s it blocked: %s. The quarantine ends in %llu s, or at RELEASE %016llx in the admin console.",
+             o->pattern, o->shape[0] ? o->shape : "(text not known)", o->blocker_query,
+             o->protected_lane->conf->name, o->waiter_query,
              (unsigned long long)((o->until_ms - now + 999) / 1000), (unsigned long long)fp);
     proto_build_error(out, "ERROR", "55P03", msg, detail, o->fix);
     return 1;

@@ -61,7 +61,8 @@ struct px_guard_offender {
     uint64_t waiter_fingerprint;      /* the protected statement shape it blocked */
     char relation[64], mode[32];      /* the lock the protected statement waited for */
     char blocker_state[32];
-    char blocker_query[PX_MON_TEXT], waiter_query[PX_MON_TEXT];   /* normalized */
+    char blocker_query[PX_MON_TEXT], waiter_query[PX_MON_TEXT];   /* normalized, as they ran */
+    char shape[256];                  /* normalized first statement of the blocker's transactions */
     const char *pattern, *fix;        /* classification and its fix class */
     uint64_t actions;                 /* transactions cancelled or terminated so far */
     uint64_t last_client, last_tx_us; /* the transaction acted on last: counted once */

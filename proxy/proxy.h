@@ -551,6 +551,8 @@ int px_route_identity_hit(struct proxy *px, struct px_client *cl);
 int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, size_t len);
 /* Records a finished transaction for the learned statistics of its fingerprint. */
 void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane);
+/* The normalized text of a statement shape pglane routed ("" when unknown); returns buf. */
+const char *px_route_text(struct proxy *px, uint64_t fingerprint, char *buf, size_t n);
 uint64_t px_route_hits(const struct proxy *px, int route);
 int px_routing_need_statement(const struct proxy *px);
 /* pglane --route: reads SQL from stdin, prints one line per statement. Returns the exit code. */

@@ -473,14 +473,16 @@ static void test_quarantine_of_repeat_blocker(void **state)
         if (strcmp(PQgetvalue(r, i, fc), fp) != 0)
             continue;
         found = 1;
-        fprintf(stderr, "note: SHOW GUARD advice: relation %s, lock_mode %s, blocker_query \"%s\", blocked_query "
+        fprintf(stderr, "note: SHOW GUARD advice: relation %s, lock_mode %s, shape \"%s\", blocker_query \"%s\", blocked_query "
                 "\"%s\", pattern \"%s\"\n", PQgetvalue(r, i, PQfnumber(r, "relation")),
-                PQgetvalue(r, i, PQfnumber(r, "lock_mode")), PQgetvalue(r, i, PQfnumber(r, "blocker_query")),
+                PQgetvalue(r, i, PQfnumber(r, "lock_mode")), PQgetvalue(r, i, PQfnumber(r, "shape")),
+                PQgetvalue(r, i, PQfnumber(r, "blocker_query")),
                 PQgetvalue(r, i, PQfnumber(r, "blocked_query")), PQgetvalue(r, i, PQfnumber(r, "pattern")));
         assert_string_equal(PQgetvalue(r, i, PQfnumber(r, "relation")), "accounts");
         assert_string_equal(PQgetvalue(r, i, PQfnumber(r, "pattern")), "row locks held across a long transaction");
         assert_non_null(strstr(PQgetvalue(r, i, PQfnumber(r, "fix")), "short transactions"));
-        assert_non_null(strstr(PQgetvalue(r, i, PQfnumber(r, "blocked_query")), "INSERT INTO accounts"));
+        assert_non_null(strstr(PQgetvalue(r, i, PQfnumber(r, "blocked_query")), "insert into accounts"));
+        assert_non_null(strstr(PQgetvalue(r, i, PQfnumber(r, "shape")), "update accounts set last_report_at"));
         assert_string_equal(PQgetvalue(r, i, PQfnumber(r, "quarantined")), "yes");
     }
     PQclear(r);
