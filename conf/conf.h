@@ -71,7 +71,7 @@ struct conf_lane {
      * guard_quarantine cancels/terminations against one statement shape within
      * guard_quarantine_window, that shape is refused on preemptible lanes for guard_quarantine_time.
      * guard_quarantine = 0 turns it off. */
-    int guard_quarantine;      /* default 3, 0..1000 */
+    int guard_quarantine;      /* default 3, 0..100 */
     int64_t guard_quarantine_window_ms;   /* default 10min */
     int64_t guard_quarantine_time_ms;     /* default 10min */
     int line;

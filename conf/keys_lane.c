@@ -100,7 +100,7 @@ const struct conf_keydef conf_lane_keys[] = {
     KBOOL("preemptible", struct conf_lane, preemptible),
     KENUM("guard", struct conf_lane, guard, guard_names),
     KDUR("guard_wait", struct conf_lane, guard_wait_ms),
-    KINT("guard_quarantine", struct conf_lane, guard_quarantine, 0, 1000),
+    KINT("guard_quarantine", struct conf_lane, guard_quarantine, 0, 100),
     KDUR("guard_quarantine_window", struct conf_lane, guard_quarantine_window_ms),
     KDUR("guard_quarantine_time", struct conf_lane, guard_quarantine_time_ms),
     KEND,
