@@ -146,6 +146,19 @@ static int due(struct guard *g, uint32_t waiter, uint32_t head, enum px_guard_ac
     return 1;
 }
 
+/* Another waiter's pair had this blocker cancelled less than RECANCEL_MS ago: that cancel is on its way. */
+static int cancelled_lately(const struct guard *g, uint32_t waiter, uint32_t head, enum px_guard_action a,
+                            uint64_t now)
+{
+    if (a != PX_GUARD_CANCELLED)
+        return 0;
+    for (int i = 0; i < g->nrecent; i++)
+        if (g->recent[i].head == head && g->recent[i].waiter != waiter && g->recent[i].last == PX_GUARD_CANCELLED &&
+            now - g->recent[i].last_action_ms < RECANCEL_MS)
+            return 1;
+    return 0;
+}
+
 static void forget_old(struct guard *g, uint64_t now)
 {
     for (int i = 0; i < g->nrecent;)
@@ -441,14 +454,9 @@ void px_guard_check(struct proxy *px, const struct conf_server *server, const st
             continue;             /* never act on a backend pglane does not own, or may not preempt */
         for (int j = 0; j < ndone; j++)
             seen |= done[j] == head->blocker.pid;
-        if (seen || !due(g, w->waiter.pid, head->blocker.pid, intended(pl, head), now))
+        if (seen || cancelled_lately(g, w->waiter.pid, head->blocker.pid, intended(pl, head), now) ||
+            !due(g, w->waiter.pid, head->blocker.pid, intended(pl, head), now))
             continue;             /* one action per blocker per sampling period */
-        if (pl->guard == CONF_GUARD_CANCEL && intended(pl, head) == PX_GUARD_CANCELLED) {
-            struct px_server *sv = px_monitor_find_backend(px, server, head->blocker.pid);
-
-            if (sv && sv->guard_for)
-                continue;         /* pglane's cancel of it is still on its way */
-        }
         if (ndone < 64)
             done[ndone++] = head->blocker.pid;
         act(px, g, server, w, head);
