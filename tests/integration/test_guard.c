@@ -491,6 +491,22 @@ static void test_quarantine_of_repeat_blocker(void **state)
     assert_non_null(strstr(log, "guard: quarantined statement shape"));
     free(log);
 
+    /* Outside a transaction block and over the extended protocol: refused the same way, and the
+     * connection stays usable. */
+    PGconn *x = client("report-adhoc");
+    r = PQexecParams(x, report_first, 0, NULL, NULL, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "55P03");
+    assert_non_null(PQresultErrorField(r, PG_DIAG_MESSAGE_HINT));
+    PQclear(r);
+    assert_int_equal(PQtransactionStatus(x), PQTRANS_IDLE);
+    r = PQexec(x, report_first);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "55P03");
+    PQclear(r);
+    assert_int_equal(h_exec(x, "SELECT 1"), 0);
+    PQfinish(x);
+    assert_int_equal(attempts(), 3);
+
     /* Bad RELEASE arguments are errors; RELEASE of the fingerprint lets the report run again. */
     r = PQexec(adm, "RELEASE nothex");
     assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
