@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,12 +541,31 @@ static void test_quarantine_of_repeat_blocker(void **state)
     h_pass();
 }
 
+/* pglane exits 0 on SIGTERM with no sanitizer report (the ASan build runs this file too). */
+static void test_clean_exit(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    assert_int_equal(h_lane_signal(&g_lane, SIGTERM), 0);
+    assert_int_equal(h_lane_wait_exit(&g_lane, 10000), 1);
+    char *log = h_lane_log(&g_lane);
+    if (g_lane.exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
+        print_error("pglane exit %d, log:\n%s\n", g_lane.exit_status, log);
+    assert_int_equal(g_lane.exit_status, 0);
+    assert_null(strstr(log, "Sanitizer"));
+    assert_null(strstr(log, "runtime error"));
+    free(log);
+    h_lane_stop(&g_lane);
+    h_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_extra_samples, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_protected_never_acted_on, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_quarantine_of_repeat_blocker, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_clean_exit, h_test_setup, h_test_teardown),
     };
     return cmocka_run_group_tests_name("integration_guard", tests, group_setup, group_teardown);
 }
