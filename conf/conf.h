@@ -69,6 +69,13 @@ struct conf_lane {
     enum conf_guard guard;     /* guard = off|log|cancel, default off */
     int64_t guard_wait_ms;     /* default 250ms */
     enum conf_pin pin;         /* pin = allow|refuse, default allow */
+    /* Quarantine of repeat blockers, read on the protected lane (proxy/guard.c): after
+     * guard_quarantine cancels/terminations against one statement shape within
+     * guard_quarantine_window, that shape is refused on preemptible lanes for guard_quarantine_time.
+     * guard_quarantine = 0 turns it off. */
+    int guard_quarantine;      /* default 3, 0..100 */
+    int64_t guard_quarantine_window_ms;   /* default 10min */
+    int64_t guard_quarantine_time_ms;     /* default 10min */
     int line;
 };
 

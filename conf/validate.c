@@ -48,6 +48,26 @@ static void resolve_lane_server(struct conf_loader *ld, const struct conf_sect *
     }
 }
 
+/* A quarantine needs a window to count in and a time to last. */
+static void check_lane_quarantine(struct conf_loader *ld, const struct conf_sect *s)
+{
+    const struct conf_lane *lane = &ld->c->lanes[s->index];
+    int line;
+
+    if (lane->guard_quarantine == 0)
+        return;
+    if (lane->guard_quarantine_window_ms <= 0) {
+        line = conf_sect_key_line(s, "guard_quarantine_window");
+        conf_errf(ld, line ? line : s->line, "lane %s: guard_quarantine_window must be above 0 when "
+                  "guard_quarantine is not 0", s->name);
+    }
+    if (lane->guard_quarantine_time_ms <= 0) {
+        line = conf_sect_key_line(s, "guard_quarantine_time");
+        conf_errf(ld, line ? line : s->line, "lane %s: guard_quarantine_time must be above 0 when "
+                  "guard_quarantine is not 0", s->name);
+    }
+}
+
 static void resolve_route_lane(struct conf_loader *ld, const struct conf_sect *s)
 {
     struct conf_route *r = &ld->c->routes[s->index];
@@ -139,9 +159,10 @@ void conf_validate(struct conf_loader *ld)
     if (ld->c->nlanes == 0)
         conf_errf(ld, 0, "no [lane.NAME] section; at least one is required");
     for (int i = 0; i < ld->nsects; i++) {
-        if (ld->sects[i].kind == SECT_LANE)
+        if (ld->sects[i].kind == SECT_LANE) {
             resolve_lane_server(ld, &ld->sects[i]);
-        else if (ld->sects[i].kind == SECT_ROUTE)
+            check_lane_quarantine(ld, &ld->sects[i]);
+        } else if (ld->sects[i].kind == SECT_ROUTE)
             resolve_route_lane(ld, &ld->sects[i]);
     }
     check_default_lane(ld);

@@ -38,6 +38,9 @@ void px_show_stats(struct px_client *cl, const char *arg);
 void px_show_routes(struct px_client *cl, const char *arg);
 void px_show_queries(struct px_client *cl, const char *arg);
 void px_show_blocking(struct px_client *cl, const char *arg);
+void px_show_quarantine(struct px_client *cl, const char *arg);
+/* RELEASE fingerprint | ALL: ends contention guard quarantines. */
+void px_release(struct px_client *cl, const char *arg);
 void px_show_guard(struct px_client *cl, const char *arg);
 void px_show_config(struct px_client *cl, const char *arg);
 void px_show_prepared(struct px_client *cl, const char *arg);

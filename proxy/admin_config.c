@@ -98,6 +98,9 @@ static void lane(struct px_table *t, const struct conf *c, const struct conf_lan
     LANE_KV("guard", "%s", guards[l->guard]);
     LANE_KV("guard_wait", "%lldms", (long long)l->guard_wait_ms);
     LANE_KV("pin", "%s", l->pin == CONF_PIN_REFUSE ? "refuse" : "allow");
+    LANE_KV("guard_quarantine", "%d", l->guard_quarantine);
+    LANE_KV("guard_quarantine_window", "%lldms", (long long)l->guard_quarantine_window_ms);
+    LANE_KV("guard_quarantine_time", "%lldms", (long long)l->guard_quarantine_time_ms);
 #undef LANE_KV
     for (int i = 0; i < l->nsettings; i++) {
         snprintf(key, sizeof(key), "lane.%s.%s", l->name, l->settings[i].name);

@@ -1,7 +1,9 @@
 /* Admin console: SHOW ROUTES, SHOW QUERIES, SHOW BLOCKING, SHOW GUARD and SHOW CONFIG. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/admin.h"
 #include "proxy/monitor.h"
@@ -217,9 +219,24 @@ void px_show_blocking(struct px_client *cl, const char *arg)
 
 /* ---- SHOW GUARD ---- */
 
+struct guard_table {
+    struct px_table t;
+    struct proxy *px;
+};
+
+static void text_or_null(struct px_table *t, const char *s)
+{
+    if (s && *s)
+        px_table_cell(t, "%s", s);
+    else
+        px_table_null(t);
+}
+
 static int guard_row(const struct px_guard_count *g, void *arg)
 {
-    struct px_table *t = arg;
+    struct guard_table *gt = arg;
+    struct px_table *t = &gt->t;
+    const struct px_guard_offender *o = px_guard_advice(gt->px, g->fingerprint);
 
     px_table_cell(t, "%s", g->lane->conf->name);
     px_table_cell(t, "%s", g->protected_lane->conf->name);
@@ -229,18 +246,95 @@ static int guard_row(const struct px_guard_count *g, void *arg)
     else
         px_table_null(t);
     px_table_cell(t, "%llu", (unsigned long long)g->count);
+    text_or_null(t, o ? o->shape : NULL);
+    text_or_null(t, o ? o->relation : NULL);
+    text_or_null(t, o ? o->mode : NULL);
+    text_or_null(t, o ? o->blocker_query : NULL);
+    if (o && o->waiter_fingerprint)
+        px_table_cell(t, "%016llx", (unsigned long long)o->waiter_fingerprint);
+    else
+        px_table_null(t);
+    text_or_null(t, o ? o->waiter_query : NULL);
+    text_or_null(t, o ? o->pattern : NULL);
+    text_or_null(t, o ? o->fix : NULL);
+    px_table_cell(t, "%s", o && o->until_ms ? "yes" : "no");
     return 0;
 }
 
 void px_show_guard(struct px_client *cl, const char *arg)
 {
-    static const char *const cols[] = { "lane", "protected_lane", "action", "fingerprint", "count", NULL };
-    struct px_table t;
+    static const char *const cols[] = { "lane", "protected_lane", "action", "fingerprint", "count", "shape", "relation",
+                                        "lock_mode", "blocker_query", "blocked_fingerprint", "blocked_query",
+                                        "pattern", "fix", "quarantined", NULL };
+    struct guard_table t = { .px = cl->conn.px };
 
     (void)arg;
-    px_table_begin(&t, cols);
+    px_table_begin(&t.t, cols);
     px_guard_foreach(cl->conn.px, guard_row, &t);
-    px_table_send(&t, cl, "SHOW");
+    px_table_send(&t.t, cl, "SHOW");
+}
+
+/* ---- SHOW QUARANTINE, RELEASE ---- */
+
+static int quarantine_row(const struct px_guard_offender *o, void *arg)
+{
+    struct guard_table *gt = arg;
+    struct px_table *t = &gt->t;
+    uint64_t now = px_now_ms(gt->px);
+
+    if (!o->until_ms)
+        return 0;
+    px_table_cell(t, "%016llx", (unsigned long long)o->fingerprint);
+    px_table_cell(t, "%s", o->lane->conf->name);
+    px_table_cell(t, "%s", o->protected_lane->conf->name);
+    px_table_cell(t, "%d", o->quarantine_count);
+    px_table_cell(t, "%llu", (unsigned long long)o->actions);
+    px_table_cell(t, "%s", o->relation);
+    px_table_cell(t, "%s", o->mode);
+    px_table_cell(t, "%llu", (unsigned long long)(o->until_ms > now ? (o->until_ms - now + 999) / 1000 : 0));
+    text_or_null(t, o->shape);
+    text_or_null(t, o->blocker_query);
+    text_or_null(t, o->pattern);
+    text_or_null(t, o->fix);
+    return 0;
+}
+
+void px_show_quarantine(struct px_client *cl, const char *arg)
+{
+    static const char *const cols[] = { "fingerprint", "lane", "protected_lane", "count", "actions", "relation",
+                                        "lock_mode", "seconds_left", "shape", "blocker_query", "pattern", "fix", NULL };
+    struct guard_table t = { .px = cl->conn.px };
+
+    (void)arg;
+    px_table_begin(&t.t, cols);
+    px_guard_offenders(cl->conn.px, quarantine_row, &t);
+    px_table_send(&t.t, cl, "SHOW");
+}
+
+void px_release(struct px_client *cl, const char *arg)
+{
+    struct proxy *px = cl->conn.px;
+    char *end = NULL;
+    uint64_t fp = 0;
+    int all = strcasecmp(arg, "ALL") == 0, n;
+
+    if (!all) {
+        errno = 0;
+        fp = strtoull(arg, &end, 16);
+        if (!*arg || *end || errno || fp == 0) {
+            px_admin_error(cl, "42601", "pglane: RELEASE needs a fingerprint (16 hex digits) or ALL",
+                           "SHOW QUARANTINE lists the quarantined fingerprints.");
+            return;
+        }
+    }
+    n = px_guard_release(px, fp, all);
+    if (!all && n == 0) {
+        px_admin_error(cl, "42704", "pglane: that fingerprint is not quarantined",
+                       "SHOW QUARANTINE lists the quarantined fingerprints.");
+        return;
+    }
+    px_info("admin C-%llu released %d quarantined statement shape(s)", (unsigned long long)cl->conn.id, n);
+    px_admin_done(cl, "RELEASE", NULL);
 }
 
 /* Prepared statements in transaction pooling: pglane's counters and what each server holds. */

@@ -1122,9 +1122,48 @@ static int route_statement(struct px_client *cl, const struct proto_frame *f, co
                            int *classified);
 
 /*
+ * The first statement of a transaction has a shape the contention guard quarantined on this
+ * (preemptible) lane: pglane answers it with 55P03 and it never reaches PostgreSQL. A held BEGIN goes
+ * with it (its block is then a failed one: ReadyForQuery 'E'); an extended-protocol request is skipped
+ * up to its Sync. Returns 1 if refused.
+ */
+static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
+{
+    struct proxy *px = cl->conn.px;
+    struct px_buf *b = &cl->conn.in;
+    uint32_t held = cl->held_begin;
+    struct proto_buf out;
+
+    proto_buf_init(&out);
+    if (!px_guard_refuse(px, cl->fingerprint, px->lanes[cl->lane], &out)) {
+        proto_buf_free(&out);
+        return 0;
+    }
+    px_info("C-%llu guard: refused quarantined statement shape %016llx on lane %s",
+            (unsigned long long)cl->conn.id, (unsigned long long)cl->fingerprint, px->lanes[cl->lane]->conf->name);
+    if (held) {
+        memmove(b->data + b->start, b->data + b->start + held, b->len - (b->start + held));
+        b->len -= held;
+        b->pos -= held;
+        cl->held_begin = 0;
+    }
+    cl->discard = proto_get_u32(b->data + b->pos + 1) + 1;   /* the whole message, even a streamed Bind */
+    if (f->type == PROTO_FE_QUERY)
+        proto_build_ready(&out, held ? 'E' : 'I');
+    else
+        cl->skip_sync = 1;
+    cl->fingerprint = 0;
+    cl->lane_decided = 0;
+    cl->changes_session = 0;
+    client_send(cl, &out);
+    return 1;
+}
+
+/*
  * Looks at a whole Query or Parse message in transaction pooling: the session-change check for every
  * one, and the routing decision for the first of a transaction. Returns 1 if the message is a held
- * BEGIN (not counted as a request), 2 if it would pin a client of a lane with pin = refuse.
+ * BEGIN (not counted as a request), 2 if it would pin a client of a lane with pin = refuse, 3 if the
+ * contention guard's quarantine refused it (answered and dropped).
  */
 static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
 {
@@ -1145,8 +1184,8 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
     }
     tflags = text_flags((const uint8_t *)sql, len);
     r = route_statement(cl, f, sql, len, &classified);
-    if (r == 1)
-        return 1;
+    if (r == 1 || r == 3)
+        return r;
     look_at_session(cl, sql, len, tflags, classified);
     return f->type != PROTO_FE_BIND && cl->stmt_pins && lane_refuses_pins(cl) ? 2 : 0;
 }
@@ -1176,7 +1215,7 @@ static int route_statement(struct px_client *cl, const struct proto_frame *f, co
     cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
     cl->lane_decided = 1;
     *classified = 1;
-    return 0;
+    return px->guard && refuse_quarantined(cl, f) ? 3 : 0;
 }
 
 /* Parse, Bind, Describe and Close name prepared statements that pglane maps in transaction pooling. */
@@ -1377,6 +1416,11 @@ static int scan(struct px_client *cl, const char **err)
             if (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) {
                 int r = look_at_statement(cl, &f);
 
+                if (r == 3) {            /* refused by the contention guard's quarantine */
+                    if (cl->state == CL_CLOSED)
+                        return -2;
+                    continue;
+                }
                 if (r == 1) {
                     b->pos += PROTO_HEADER_LEN + f.len;
                     continue;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/monitor.h"
 
@@ -16,6 +17,8 @@
 #define COUNTS 128
 #define RECANCEL_MS 1000          /* a blocker still blocking this long after a cancel is cancelled again */
 #define FORGET_MS 2000
+#define OFFENDERS 64
+#define QRING 100                 /* guard_quarantine is at most this */
 
 struct recent {                   /* a (waiter, head) pair the guard acted on */
     uint32_t waiter, head;
@@ -28,6 +31,10 @@ struct guard {
     int nrecent;
     struct px_guard_count counts[COUNTS];
     int ncounts;
+    struct px_guard_offender off[OFFENDERS];
+    uint64_t times[OFFENDERS][QRING];   /* ring of the latest actions against off[i] */
+    int ntimes[OFFENDERS], ttimes[OFFENDERS];
+    int noff;
 };
 
 const char *px_guard_action_name(enum px_guard_action a)
@@ -139,6 +146,19 @@ static int due(struct guard *g, uint32_t waiter, uint32_t head, enum px_guard_ac
     return 1;
 }
 
+/* Another waiter's pair had this blocker cancelled less than RECANCEL_MS ago: that cancel is on its way. */
+static int cancelled_lately(const struct guard *g, uint32_t waiter, uint32_t head, enum px_guard_action a,
+                            uint64_t now)
+{
+    if (a != PX_GUARD_CANCELLED)
+        return 0;
+    for (int i = 0; i < g->nrecent; i++)
+        if (g->recent[i].head == head && g->recent[i].waiter != waiter && g->recent[i].last == PX_GUARD_CANCELLED &&
+            now - g->recent[i].last_action_ms < RECANCEL_MS)
+            return 1;
+    return 0;
+}
+
 static void forget_old(struct guard *g, uint64_t now)
 {
     for (int i = 0; i < g->nrecent;)
@@ -184,6 +204,208 @@ static enum px_guard_action preempt(struct proxy *px, const struct conf_server *
     return PX_GUARD_CANCELLED;
 }
 
+/* ---- advice and quarantine, per blocker fingerprint ---- */
+
+static int starts_with_word(const char *q, const char *w)
+{
+    size_t n = strlen(w);
+
+    while (*q == ' ' || *q == '(')
+        q++;
+    return strncasecmp(q, w, n) == 0;
+}
+
+static void classify(struct px_guard_offender *o)
+{
+    static const char *const ddl[] = { "ALTER", "REFRESH", "DROP", "TRUNCATE", "LOCK", "CREATE INDEX", "REINDEX",
+                                       "CLUSTER", "VACUUM FULL", NULL };
+    int table_lock = strcmp(o->mode, "AccessShareLock") == 0 || strcmp(o->mode, "RowShareLock") == 0 ||
+                     strcmp(o->mode, "RowExclusiveLock") == 0 || strcmp(o->mode, "ShareUpdateExclusiveLock") == 0;
+
+    for (int i = 0; ddl[i] && !table_lock; i++)
+        table_lock = starts_with_word(o->blocker_query, ddl[i]);
+    if (strncmp(o->blocker_state, "idle in transaction", 19) == 0) {
+        o->pattern = "idle in transaction: the transaction keeps its locks while its client does other work";
+        o->fix = "commit before the slow work; idle_in_transaction_session_timeout or lock_timeout on the "
+                 "report's lane";
+    } else if (table_lock) {
+        o->pattern = "DDL or REFRESH needing an exclusive lock on a hot table";
+        o->fix = "CONCURRENTLY (REFRESH MATERIALIZED VIEW CONCURRENTLY, CREATE INDEX CONCURRENTLY); lock_timeout "
+                 "on the report's lane";
+    } else {
+        o->pattern = "row locks held across a long transaction";
+        o->fix = "short transactions: do not update rows the OLTP path writes inside a long report transaction; "
+                 "record the report run elsewhere, or use striped or separate counter rows";
+    }
+}
+
+static struct px_guard_offender *offender(struct guard *g, uint64_t fp, int *idx)
+{
+    for (int i = 0; i < g->noff; i++)
+        if (g->off[i].fingerprint == fp) {
+            *idx = i;
+            return &g->off[i];
+        }
+    return NULL;
+}
+
+/* Records what the blocker did (advice) and, for a cancel or terminate, counts it towards a quarantine. */
+static void offend(struct proxy *px, struct guard *g, const struct px_block_edge *w, const struct px_block_edge *head,
+                   enum px_guard_action a)
+{
+    const struct conf_lane *pl = w->waiter.lane->conf;
+    uint64_t fp = head->blocker.fingerprint, now = px_now_ms(px);
+    struct px_guard_offender *o;
+    int i, n = 0;
+
+    if (!fp)
+        return;                   /* a transaction pglane did not lex: no shape to remember */
+    if (!(o = offender(g, fp, &i))) {
+        if (g->noff == OFFENDERS) {
+            int old = -1;         /* reuse the oldest entry that is not quarantined */
+
+            for (int j = 0; j < g->noff; j++)
+                if (!g->off[j].until_ms && (old < 0 || g->off[j].last_ms < g->off[old].last_ms))
+                    old = j;
+            if (old < 0)
+                return;
+            g->off[old] = g->off[--g->noff];
+            g->ntimes[old] = g->ntimes[g->noff];
+            g->ttimes[old] = g->ttimes[g->noff];
+            memcpy(g->times[old], g->times[g->noff], sizeof(g->times[old]));
+        }
+        i = g->noff++;
+        o = &g->off[i];
+        memset(o, 0, sizeof(*o));
+        g->ntimes[i] = g->ttimes[i] = 0;
+        o->fingerprint = fp;
+    }
+    o->lane = head->blocker.lane;
+    o->protected_lane = w->waiter.lane;
+    o->waiter_fingerprint = w->waiter.fingerprint;
+    snprintf(o->relation, sizeof(o->relation), "%s", w->relation);
+    snprintf(o->mode, sizeof(o->mode), "%s", w->mode);
+    snprintf(o->blocker_state, sizeof(o->blocker_state), "%s", head->blocker.state);
+    snprintf(o->blocker_query, sizeof(o->blocker_query), "%s", head->blocker.query);
+    snprintf(o->waiter_query, sizeof(o->waiter_query), "%s", w->waiter.query);
+    if (!o->shape[0])
+        px_route_text(px, fp, o->shape, sizeof(o->shape));
+    o->last_ms = now;
+    classify(o);
+    if (a == PX_GUARD_LOGGED || (o->last_client == head->blocker.client_id && o->last_tx_us == head->blocker.tx_us))
+        return;                   /* a cancel then a terminate of one transaction is one attempt */
+    o->last_client = head->blocker.client_id;
+    o->last_tx_us = head->blocker.tx_us;
+    o->actions++;
+    g->times[i][g->ttimes[i]] = now;
+    g->ttimes[i] = (g->ttimes[i] + 1) % QRING;
+    if (g->ntimes[i] < QRING)
+        g->ntimes[i]++;
+    if (pl->guard_quarantine <= 0 || o->until_ms)
+        return;
+    for (int j = 0; j < g->ntimes[i]; j++)
+        n += now - g->times[i][j] <= (uint64_t)pl->guard_quarantine_window_ms;
+    if (n < pl->guard_quarantine)
+        return;
+    o->until_ms = now + (uint64_t)pl->guard_quarantine_time_ms;
+    o->since_ms = now;
+    o->quarantine_count = n;
+    px_warn("guard: quarantined statement shape %016llx of lane %s for %lld ms: %d actions in %lld ms to protect "
+            "lane %s (it kept taking %s on %s; %s). Fix: %s",
+            (unsigned long long)fp, o->lane->conf->name, (long long)pl->guard_quarantine_time_ms, n,
+            (long long)pl->guard_quarantine_window_ms, pl->name, o->mode, o->relation, o->pattern, o->fix);
+}
+
+static void leave(struct px_guard_offender *o, const char *why)
+{
+    px_warn("guard: statement shape %016llx leaves quarantine (%s)", (unsigned long long)o->fingerprint, why);
+    o->until_ms = 0;
+    o->quarantine_count = 0;
+}
+
+void px_guard_expire(struct proxy *px)
+{
+    struct guard *g = px->guard;
+    uint64_t now = px_now_ms(px);
+
+    for (int i = 0; g && i < g->noff; i++)
+        if (g->off[i].until_ms && now >= g->off[i].until_ms) {
+            leave(&g->off[i], "guard_quarantine_time is over");
+            g->ntimes[i] = g->ttimes[i] = 0;   /* a fresh window: a new quarantine needs new actions */
+        }
+}
+
+int px_guard_release(struct proxy *px, uint64_t fp, int all)
+{
+    struct guard *g = px->guard;
+    int n = 0;
+
+    for (int i = 0; g && i < g->noff; i++)
+        if (g->off[i].until_ms && (all || g->off[i].fingerprint == fp)) {
+            leave(&g->off[i], "RELEASE in the admin console");
+            g->ntimes[i] = g->ttimes[i] = 0;
+            n++;
+        }
+    return n;
+}
+
+int px_guard_quarantined_count(struct proxy *px)
+{
+    struct guard *g = px->guard;
+    int n = 0;
+
+    px_guard_expire(px);
+    for (int i = 0; g && i < g->noff; i++)
+        n += g->off[i].until_ms != 0;
+    return n;
+}
+
+void px_guard_offenders(struct proxy *px, px_offender_cb cb, void *arg)
+{
+    struct guard *g = px->guard;
+
+    px_guard_expire(px);
+    for (int i = 0; g && i < g->noff; i++)
+        if (cb(&g->off[i], arg))
+            return;
+}
+
+const struct px_guard_offender *px_guard_advice(struct proxy *px, uint64_t fp)
+{
+    struct guard *g = px->guard;
+    int i;
+
+    return g && fp ? offender(g, fp, &i) : NULL;
+}
+
+int px_guard_refuse(struct proxy *px, uint64_t fp, const struct px_lane *lane, struct proto_buf *out)
+{
+    struct guard *g = px->guard;
+    struct px_guard_offender *o;
+    char msg[400], detail[1200];
+    uint64_t now;
+    int i;
+
+    if (!g || !fp || !lane->conf->preemptible || !(o = offender(g, fp, &i)) || !o->until_ms)
+        return 0;
+    now = px_now_ms(px);
+    if (now >= o->until_ms) {
+        px_guard_expire(px);
+        return 0;
+    }
+    snprintf(msg, sizeof(msg), "pglane refuses statement shape %016llx on preemptible lane %s: quarantined after %d "
+             "contention guard actions protecting lane %s (it kept taking %s on %s)",
+             (unsigned long long)fp, lane->conf->name, o->quarantine_count, o->protected_lane->conf->name, o->mode,
+             o->relation);
+    snprintf(detail, sizeof(detail), "Pattern: %s. Shape: %s. Statement running when last acted on: %s. Statement "
+             "of lane %s it blocked: %s. The quarantine ends in %llu s, or at RELEASE %016llx in the admin console.",
+             o->pattern, o->shape[0] ? o->shape : "(text not known)", o->blocker_query,
+             o->protected_lane->conf->name, o->waiter_query,
+             (unsigned long long)((o->until_ms - now + 999) / 1000), (unsigned long long)fp);
+    proto_build_error(out, "ERROR", "55P03", msg, detail, o->fix);
+    return 1;
+}
+
 static void act(struct proxy *px, struct guard *g, const struct conf_server *server,
                 const struct px_block_edge *w, const struct px_block_edge *head)
 {
@@ -197,6 +419,7 @@ static void act(struct proxy *px, struct guard *g, const struct conf_server *ser
                        : prot->conf->guard == CONF_GUARD_CANCEL ? "could not act (backend gone, or its statement already over)"
                        : "logged only (guard = log)");
     count(px, g, head, prot, a);
+    offend(px, g, w, head, a);
 }
 
 /* What the guard means to do about head; preempt() decides again on pglane's own state. */
@@ -221,15 +444,18 @@ void px_guard_check(struct proxy *px, const struct conf_server *server, const st
         const struct conf_lane *pl;
         int seen = 0;
 
+        /* The wait counts from the start of the protected request as pglane saw it, when that is
+         * earlier than the lock wait PostgreSQL reports: a sample triggered at guard_wait acts at once. */
         if (!w->waiter.owned || !(pl = w->waiter.lane->conf)->protect || pl->guard == CONF_GUARD_OFF ||
-            w->wait_ms < pl->guard_wait_ms)
+            (w->wait_ms < pl->guard_wait_ms && w->waiter.running_ms < pl->guard_wait_ms))
             continue;
         head = chain_head(edges, n, w);
         if (!head->blocker.owned || !head->blocker.lane->conf->preemptible)
             continue;             /* never act on a backend pglane does not own, or may not preempt */
         for (int j = 0; j < ndone; j++)
             seen |= done[j] == head->blocker.pid;
-        if (seen || !due(g, w->waiter.pid, head->blocker.pid, intended(pl, head), now))
+        if (seen || cancelled_lately(g, w->waiter.pid, head->blocker.pid, intended(pl, head), now) ||
+            !due(g, w->waiter.pid, head->blocker.pid, intended(pl, head), now))
             continue;             /* one action per blocker per sampling period */
         if (ndone < 64)
             done[ndone++] = head->blocker.pid;

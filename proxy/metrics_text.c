@@ -292,6 +292,18 @@ static void process(struct proto_buf *b, struct proxy *px)
     family(b, "pglane_monitor_servers", "gauge", "Servers whose lock graph is sampled, and those answering.");
     out(b, "pglane_monitor_servers{state=\"sampled\"} %d\n", total);
     out(b, "pglane_monitor_servers{state=\"up\"} %d\n", up);
+    {
+        uint64_t periodic, triggered;
+
+        px_monitor_samples(px, &periodic, &triggered);
+        family(b, "pglane_monitor_samples_total", "counter",
+               "Lock graph samples sent: every 200 ms, and at once when a protected request ran past guard_wait.");
+        out(b, "pglane_monitor_samples_total{reason=\"periodic\"} %llu\n", (unsigned long long)periodic);
+        out(b, "pglane_monitor_samples_total{reason=\"triggered\"} %llu\n", (unsigned long long)triggered);
+    }
+    family(b, "pglane_quarantined_shapes", "gauge",
+           "Statement shapes the contention guard refuses on preemptible lanes (SHOW QUARANTINE).");
+    out(b, "pglane_quarantined_shapes %d\n", px_guard_quarantined_count(px));
     family(b, "pglane_pools", "gauge", "Pools, one per (lane, database, user) in use; bounded by max_pools.");
     out(b, "pglane_pools %d\n", px->npools);
 }

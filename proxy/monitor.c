@@ -28,6 +28,7 @@ struct mon_server {
     enum mon_state state;
     uint64_t state_ms, retry_ms;
     int sampled;                   /* a sample completed since the connection was made */
+    int again;                     /* a triggered sample is due once the running one completes */
     int warned;
     struct px_block_edge *edges, *next;   /* latest snapshot, and the one being filled */
     int nedges, nnext;
@@ -36,6 +37,10 @@ struct mon_server {
 struct monitor {
     struct proxy *px;
     uv_timer_t timer;
+    uv_timer_t fast;               /* the earliest moment a protected request runs past guard_wait */
+    uint64_t fast_due_us;          /* 0 = not armed */
+    uint64_t periodic, triggered;  /* samples sent */
+    int open_timers;               /* closing: timers not yet closed */
     int want;                      /* SHOW BLOCKING was asked */
     struct mon_server *s;
     int n;
@@ -45,7 +50,12 @@ struct monitor {
 static const char sample_sql[] =
     "SELECT w.pid, b.pid, wl.mode, "
     "coalesce(coalesce(wl.relation, (SELECT t.relation FROM pg_locks t WHERE t.pid = w.pid AND "
-    "t.locktype = 'tuple' LIMIT 1))::regclass::text, wl.locktype), "
+    "t.locktype = 'tuple' LIMIT 1), "
+    /* a row lock wait without a tuple lock (INSERT ... ON CONFLICT): the table both have open */
+    "(SELECT t.relation FROM pg_locks t JOIN pg_locks bl ON bl.pid = b.pid AND bl.locktype = 'relation' "
+    "AND bl.relation = t.relation JOIN pg_class c ON c.oid = t.relation AND c.relkind IN ('r', 'p', 'm') "
+    "WHERE t.pid = w.pid AND t.locktype = 'relation' AND t.granted AND wl.locktype = 'transactionid' "
+    "ORDER BY t.relation LIMIT 1))::regclass::text, wl.locktype), "
     "(extract(epoch FROM clock_timestamp() - coalesce(wl.waitstart, w.state_change)) * 1000)::bigint, "
     "coalesce(w.state, ''), left(coalesce(w.query, ''), 150), coalesce(w.usename::text, ''), "
     "coalesce(w.application_name, ''), coalesce(host(w.client_addr), 'local'), "
@@ -58,6 +68,7 @@ static const char sample_sql[] =
     "WHERE w.pid <> pg_backend_pid() ORDER BY 5 DESC LIMIT 256";
 
 static void mon_io(uv_poll_t *h, int status, int events);
+static void mon_sample(struct mon_server *ms);
 
 static const struct conf_server *mon_conf(struct mon_server *ms)
 {
@@ -306,6 +317,11 @@ static void sample_done(struct mon_server *ms)
     set_state(ms, M_READY);
     if (cs)
         px_guard_check(ms->m->px, cs, ms->edges, ms->nedges);
+    if (ms->again && ms->state == M_READY) {
+        ms->again = 0;
+        ms->m->triggered++;
+        mon_sample(ms);
+    }
 }
 
 static void read_step(struct mon_server *ms)
@@ -389,6 +405,7 @@ static void mon_tick_one(struct mon_server *ms, uint64_t now)
             mon_reset(ms, "connect timeout");
         return;
     case M_READY:
+        ms->m->periodic++;
         mon_sample(ms);
         return;
     case M_BUSY:
@@ -403,6 +420,93 @@ static void on_tick(uv_timer_t *t)
 
     for (int i = 0; i < m->n; i++)
         mon_tick_one(&m->s[i], now);
+    px_guard_expire(m->px);
+}
+
+/* ---- samples triggered by a protected request running past guard_wait ---- */
+
+static void fast_arm(struct monitor *m, uint64_t due_us);
+
+/* The lane's guard settings if cl runs a request of a protected lane with a guard, else NULL. */
+static const struct conf_lane *guarded(struct proxy *px, const struct px_client *cl)
+{
+    const struct conf_lane *l;
+
+    if (cl->admin || cl->lane < 0 || cl->lane >= px->nlanes)
+        return NULL;
+    l = px->lanes[cl->lane]->conf;
+    return l->protect && l->guard != CONF_GUARD_OFF ? l : NULL;
+}
+
+static void trigger(struct monitor *m, const char *server)
+{
+    for (int i = 0; i < m->n; i++) {
+        struct mon_server *ms = &m->s[i];
+
+        if (strcmp(ms->name, server) != 0)
+            continue;
+        if (ms->state == M_READY) {
+            m->triggered++;
+            mon_sample(ms);
+        } else if (ms->state == M_BUSY) {
+            ms->again = 1;        /* that sample may predate the wait: look again when it is done */
+        }
+    }
+}
+
+static void on_fast(uv_timer_t *t)
+{
+    struct monitor *m = t->data;
+    struct proxy *px = m->px;
+    uint64_t now = px_now_us(), next = 0;
+
+    m->fast_due_us = 0;
+    for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
+        struct px_client *cl = px_container_of(it, struct px_client, link);
+        const struct conf_lane *l;
+        uint64_t due;
+
+        if (!cl->query_start_us || cl->guard_seen_us == cl->query_start_us || !(l = guarded(px, cl)))
+            continue;
+        due = cl->query_start_us + (uint64_t)l->guard_wait_ms * 1000;
+        if (due <= now) {
+            cl->guard_seen_us = cl->query_start_us;   /* once per request */
+            trigger(m, px->lanes[cl->lane]->server->name);
+        } else if (!next || due < next) {
+            next = due;
+        }
+    }
+    if (next)
+        fast_arm(m, next);
+}
+
+static void fast_arm(struct monitor *m, uint64_t due_us)
+{
+    uint64_t now;
+
+    if (m->fast_due_us && m->fast_due_us <= due_us)
+        return;                   /* an earlier check will see this request too */
+    m->fast_due_us = due_us;
+    now = px_now_us();
+    uv_timer_start(&m->fast, on_fast, due_us > now ? (due_us - now + 999) / 1000 : 0, 0);
+}
+
+void px_guard_watch(struct px_client *cl)
+{
+    struct proxy *px = cl->conn.px;
+    struct monitor *m = px->monitor;
+    const struct conf_lane *l;
+
+    if (m && (l = guarded(px, cl)))
+        fast_arm(m, cl->query_start_us + (uint64_t)l->guard_wait_ms * 1000);
+}
+
+void px_monitor_samples(struct proxy *px, uint64_t *periodic, uint64_t *triggered)
+{
+    struct monitor *m = px->monitor;
+
+    *periodic = m ? m->periodic : 0;
+    *triggered = m ? m->triggered : 0;
 }
 
 int px_monitor_start(struct proxy *px)
@@ -435,6 +539,8 @@ int px_monitor_start(struct proxy *px)
     uv_timer_init(px->loop, &m->timer);
     m->timer.data = m;
     uv_timer_start(&m->timer, on_tick, SAMPLE_MS, SAMPLE_MS);
+    uv_timer_init(px->loop, &m->fast);
+    m->fast.data = m;
     px->monitor = m;
     return 0;
 }
@@ -443,6 +549,8 @@ static void on_timer_closed(uv_handle_t *h)
 {
     struct monitor *m = h->data;
 
+    if (--m->open_timers > 0)
+        return;
     free(m->s);
     free(m);
 }
@@ -464,9 +572,12 @@ void px_monitor_stop(struct proxy *px)
     }
     px_guard_free(px);
     if (uv_is_active((uv_handle_t *)&m->timer) || m->timer.loop) {
+        m->open_timers = 2;
         uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+        uv_close((uv_handle_t *)&m->fast, on_timer_closed);
         return;
     }
+    m->open_timers = 1;
     on_timer_closed((uv_handle_t *)&m->timer);
 }
 

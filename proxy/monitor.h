@@ -16,6 +16,8 @@ struct px_block_side {
     const struct px_lane *lane;       /* owned only */
     uint64_t server_id, client_id;    /* owned only; client_id 0 when no client is attached */
     uint64_t fingerprint;             /* of the client's transaction, 0 if unknown */
+    int64_t running_ms;               /* the client's request in progress has run this long (pglane's clock) */
+    uint64_t tx_us;                   /* start of the client's transaction in progress (identifies it) */
     char addr[64], user[64], app[64]; /* client's, or pg_stat_activity's for external backends */
     char state[32];                   /* pg_stat_activity.state */
     char query[PX_MON_TEXT];          /* the start of pg_stat_activity.query */
@@ -52,6 +54,32 @@ void px_guard_free(struct proxy *px);
 void px_guard_sum(struct proxy *px, const struct px_lane *lane, const struct px_lane *prot, uint64_t *n);
 /* The Prometheus text of every counter (proxy/metrics_text.c). */
 void px_metrics_render(struct proxy *px, struct proto_buf *b);
+/* Per blocker fingerprint: what it did last (advice for SHOW GUARD) and its quarantine. */
+struct px_guard_offender {
+    uint64_t fingerprint;
+    const struct px_lane *lane, *protected_lane;   /* the blocker's lane, the lane it blocked */
+    uint64_t waiter_fingerprint;      /* the protected statement shape it blocked */
+    char relation[64], mode[32];      /* the lock the protected statement waited for */
+    char blocker_state[32];
+    char blocker_query[PX_MON_TEXT], waiter_query[PX_MON_TEXT];   /* normalized, as they ran */
+    char shape[256];                  /* normalized first statement of the blocker's transactions */
+    const char *pattern, *fix;        /* classification and its fix class */
+    uint64_t actions;                 /* transactions cancelled or terminated so far */
+    uint64_t last_client, last_tx_us; /* the transaction acted on last: counted once */
+    uint64_t last_ms;
+    uint64_t since_ms, until_ms;      /* quarantined while until_ms != 0 */
+    int quarantine_count;             /* actions within the window when it entered quarantine */
+};
+typedef int (*px_offender_cb)(const struct px_guard_offender *o, void *arg);
+void px_guard_offenders(struct proxy *px, px_offender_cb cb, void *arg);
+const struct px_guard_offender *px_guard_advice(struct proxy *px, uint64_t fp);
+/* Ends quarantines whose time is over (logged). */
+void px_guard_expire(struct proxy *px);
+/* Ends the quarantine of fp (or all); returns how many ended. */
+int px_guard_release(struct proxy *px, uint64_t fp, int all);
+int px_guard_quarantined_count(struct proxy *px);
+/* Monitor samples so far: periodic ones, and those a protected statement past guard_wait triggered. */
+void px_monitor_samples(struct proxy *px, uint64_t *periodic, uint64_t *triggered);
 const char *px_guard_action_name(enum px_guard_action a);
 
 #endif

@@ -47,6 +47,12 @@ void px_monitor_attribute(struct proxy *px, const struct conf_server *server, st
     app = cl->want.v[PX_P_APPLICATION_NAME];
     side->client_id = cl->conn.id;
     side->fingerprint = cl->fingerprint;
+    side->tx_us = cl->tx_begin_us;
+    if (cl->query_start_us) {
+        uint64_t now = px_now_us();
+
+        side->running_ms = now > cl->query_start_us ? (int64_t)((now - cl->query_start_us) / 1000) : 0;
+    }
     px_client_addr(cl, side->addr, sizeof(side->addr));
     snprintf(side->user, sizeof(side->user), "%s", cl->user ? cl->user : "");
     snprintf(side->app, sizeof(side->app), "%s", app ? app : "");

@@ -460,6 +460,7 @@ struct px_client {
     /* observability (proxy/stats.c) */
     uint64_t query_start_us;       /* first message of the request in progress, 0 = none */
     uint64_t tx_begin_us;          /* first message of the transaction in progress, 0 = none */
+    uint64_t guard_seen_us;        /* the request whose run past guard_wait triggered a monitor sample */
     struct px_flow flow;           /* forwarded messages still owed a reply (proxy/flow.c) */
 };
 
@@ -530,12 +531,15 @@ void px_pool_resume(struct px_pool *pool);
 
 /* Statistics recorded on the forwarding path (proxy/stats.c): plain counters, no allocation. */
 uint64_t px_now_us(void);
+/* A request of a protected lane with a guard began: the monitor looks once it runs past guard_wait. */
+void px_guard_watch(struct px_client *cl);
 static inline void px_stats_query_begin(struct px_client *cl)
 {
     if (!cl->query_start_us) {
         cl->query_start_us = px_now_us();
         if (!cl->tx_begin_us)
             cl->tx_begin_us = cl->query_start_us;
+        px_guard_watch(cl);
     }
 }
 /* A ReadyForQuery for the attached client: query (and transaction, if idle) durations, slow log. */
@@ -549,6 +553,9 @@ void px_stats_wait(struct px_pool *pool, uint64_t us);
  * client that the guard cancelled, replaces it with pglane's own message. Returns 0 (f updated) or
  * -1 when the buffer cannot grow now (a write is in flight): retry after it completes. */
 int px_guard_rewrite(struct px_server *sv, struct proto_frame *f);
+/* A transaction of lane whose first statement has fingerprint fp: if that shape is quarantined and
+ * the lane is preemptible, appends pglane's 55P03 ErrorResponse to out and returns 1; else 0. */
+int px_guard_refuse(struct proxy *px, uint64_t fp, const struct px_lane *lane, struct proto_buf *out);
 /* Sends a CancelRequest for the request running on sv for its client (proxy/cancel.c); sv is held
  * out of the pool until PostgreSQL has taken it. 0, or -1 when nothing runs there (sv idle, its
  * client's transaction over) or the request cannot be sent. */
@@ -582,6 +589,8 @@ struct route_class;
 const struct route_class *px_route_classify(struct proxy *px, const char *sql, size_t len);
 /* Records a finished transaction for the learned statistics of its fingerprint. */
 void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane);
+/* The normalized text of a statement shape pglane routed ("" when unknown); returns buf. */
+const char *px_route_text(struct proxy *px, uint64_t fingerprint, char *buf, size_t n);
 uint64_t px_route_hits(const struct proxy *px, int route);
 int px_routing_need_statement(const struct proxy *px);
 /* pglane --route: reads SQL from stdin, prints one line per statement. Returns the exit code. */

@@ -290,6 +290,22 @@ void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_u
     route_stats_record(rt->stats, fingerprint, duration_us, lane, NULL, 0);
 }
 
+const char *px_route_text(struct proxy *px, uint64_t fingerprint, char *buf, size_t n)
+{
+    struct px_routing *rt = px->routing;
+    struct route_stat_entry e;
+    int t = (int)(fingerprint % PENDING_TEXTS);
+
+    buf[0] = 0;
+    if (!fingerprint || !rt)
+        return buf;
+    if (rt->fresh_text[t].fp == fingerprint)
+        snprintf(buf, n, "%s", rt->fresh_text[t].text);
+    else if (route_stats_get(rt->stats, fingerprint, &e))
+        snprintf(buf, n, "%s", e.text);
+    return buf;
+}
+
 int px_route_identity_hit(struct proxy *px, struct px_client *cl)
 {
     int lane = px_route_client(px, cl);

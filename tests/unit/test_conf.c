@@ -88,6 +88,9 @@ static void test_defaults(void **state)
     assert_int_equal(c->lanes[0].preemptible, 0);
     assert_int_equal(c->lanes[0].guard, CONF_GUARD_OFF);
     assert_int_equal(c->lanes[0].guard_wait_ms, 250);
+    assert_int_equal(c->lanes[0].guard_quarantine, 3);
+    assert_int_equal(c->lanes[0].guard_quarantine_window_ms, 600000);
+    assert_int_equal(c->lanes[0].guard_quarantine_time_ms, 600000);
     assert_int_equal(c->lanes[0].line, 5);
     assert_int_equal(c->nroutes, 0);
     assert_int_equal(conf_lane_find(c, "a"), 0);
@@ -183,6 +186,10 @@ static const struct key_case key_cases[] = {
     LANEK("guard = log", VINT, guard, CONF_GUARD_LOG, NULL),
     LANEK("guard = cancel", VINT, guard, CONF_GUARD_CANCEL, NULL),
     LANEK("guard_wait = 2s", VI64, guard_wait_ms, 2000, NULL),
+    LANEK("guard_quarantine = 0", VINT, guard_quarantine, 0, NULL),
+    LANEK("guard_quarantine = 5", VINT, guard_quarantine, 5, NULL),
+    LANEK("guard_quarantine_window = 30s", VI64, guard_quarantine_window_ms, 30000, NULL),
+    LANEK("guard_quarantine_time = 1h", VI64, guard_quarantine_time_ms, 3600000, NULL),
     ROUTEK("sql = (?i)\\bgroup\\s+by\\b", VSTR, sql, 0, "(?i)\\bgroup\\s+by\\b"),
     ROUTEK("sql = a;b", VSTR, sql, 0, "a;b"),
     ROUTEK("sql = a ;b", VSTR, sql, 0, "a"),   /* inih: " ;" starts an inline comment */
@@ -474,6 +481,12 @@ static const struct err_case err_cases[] = {
     {BASE "guard = kill\n", {"test.ini:6: guard: expected off, log or cancel, got 'kill'"}},
     {BASE "guard_wait = soon\n",
      {"test.ini:6: guard_wait: expected a duration such as 250ms, 2s or 10min, got 'soon'"}},
+    {BASE "guard_quarantine = 101\n",
+     {"test.ini:6: guard_quarantine: expected an integer from 0 to 100, got '101'"}},
+    {BASE "guard_quarantine_window = 0\n",
+     {"test.ini:6: lane a: guard_quarantine_window must be above 0 when guard_quarantine is not 0"}},
+    {BASE "guard_quarantine_time = 0\n",
+     {"test.ini:6: lane a: guard_quarantine_time must be above 0 when guard_quarantine is not 0"}},
     {BASE "reserve_timeout =\n",
      {"test.ini:6: reserve_timeout: expected a duration such as 250ms, 2s or 10min, got ''"}},
     {BASE "bogus = 1\n", {"test.ini:6: unknown key 'bogus' in [lane.a]"}},

@@ -1,0 +1,571 @@
+/*
+ * Contention guard (issue 18): a monitor sample triggered the moment a protected request runs past
+ * guard_wait (and only then), the quarantine of a statement shape that keeps blocking a protected
+ * lane (55P03 from pglane, SHOW QUARANTINE, RELEASE, pglane_quarantined_shapes) and the advice
+ * columns of SHOW GUARD. The pattern is issue 18's: a report transaction that first updates the rows
+ * OLTP upserts also update, then works for seconds, retried every 2 s, against closed-loop OLTP
+ * clients of a protected lane with guard_wait = 50ms and guard_quarantine = 3.
+ */
+#include "tests/integration/harness.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct h_pg g_pg;
+static struct h_lane g_lane;
+static int g_mport;
+
+static int free_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int group_setup(void **state)
+{
+    char conf[4096];
+
+    (void)state;
+    if (h_direct())
+        return 0;
+    if (h_pg_start(&g_pg) != 0)
+        return -1;
+    if (h_pg_exec(&g_pg, H_DB, "CREATE TABLE accounts (id int PRIMARY KEY, events bigint NOT NULL DEFAULT 0, "
+                               "last_report_at timestamptz);"
+                               "INSERT INTO accounts SELECT i FROM generate_series(1, 8) i;"
+                               "CREATE TABLE quiet (id int PRIMARY KEY, v int NOT NULL DEFAULT 0);"
+                               "INSERT INTO quiet SELECT i FROM generate_series(1, 8) i;"
+                               "CREATE SEQUENCE report_attempts;"
+                               "ALTER TABLE accounts OWNER TO " H_USER ";"
+                               "ALTER TABLE quiet OWNER TO " H_USER ";"
+                               "ALTER SEQUENCE report_attempts OWNER TO " H_USER) != 0)
+        return -1;
+    g_mport = free_port();
+    snprintf(conf, sizeof conf,
+             "[pglane]\n"
+             "listen = 127.0.0.1:@PORT@\n"
+             "auth_type = md5\n"
+             "auth_file = @AUTHFILE@\n"
+             "pool_mode = transaction\n"
+             "default_lane = oltp\n"
+             "admin_users = app\n"
+             "metrics_listen = 127.0.0.1:%d\n"
+             "log_level = info\n"
+             "\n[server.pg]\nhost = 127.0.0.1\nport = @PGPORT@\n"
+             "\n[lane.oltp]\nserver = pg\nsize = 8\nqueue_timeout = 30s\n"
+             "protect = yes\nguard = cancel\nguard_wait = 50ms\n"
+             "guard_quarantine = 3\nguard_quarantine_window = 10min\nguard_quarantine_time = 10min\n"
+             "\n[lane.calm]\nserver = pg\nsize = 2\nqueue_timeout = 30s\n"
+             "protect = yes\nguard = cancel\nguard_wait = 5s\n"
+             "\n[lane.analytics]\nserver = pg\nsize = 2\nqueue_timeout = 30s\npreemptible = yes\n"
+             /* statement-routed (sql), so that pglane lexes the report's first statement */
+             "\n[route.reports]\napplication_name = report-*\nsql = .\nlane = analytics\n"
+             "\n[route.calm]\napplication_name = calm\nlane = calm\n",
+             g_mport);
+    if (h_lane_start(&g_lane, &g_pg, conf) != 0)
+        return -1;
+    h_lane_keep(&g_lane);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_cleanup();
+    if (!h_direct())
+        h_pg_stop(&g_pg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static PGconn *console(void)
+{
+    char ci[512];
+
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
+             " dbname=pglane connect_timeout=5", g_lane.port);
+    PGconn *c = PQconnectdb(ci);
+    H_ASSERT_CONNECTED(c);
+    return c;
+}
+
+static PGconn *client(const char *app)
+{
+    char extra[128];
+
+    snprintf(extra, sizeof extra, "application_name=%s", app);
+    PGconn *c = h_connect(&g_lane, extra);
+    H_ASSERT_CONNECTED(c);
+    return c;
+}
+
+static char *metrics(void)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = h_raw_connect(g_mport);
+    assert_true(fd >= 0);
+    assert_int_equal(h_raw_send(fd, req, sizeof req - 1), 0);
+    size_t cap = 1 << 17, n = 0;
+    char *out = malloc(cap);
+    int64_t deadline = h_now_ms() + 5000;
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        if (n + 4096 > cap)
+            out = realloc(out, cap *= 2);
+        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    out[n] = 0;
+    close(fd);
+    return out;
+}
+
+static long metric(const char *name)
+{
+    char *m = metrics();
+    const char *p = strstr(m, name);
+    long v = -1;
+
+    while (p && p > m && p[-1] != '\n')   /* the sample line, not the HELP/TYPE lines */
+        p = strstr(p + 1, name);
+    if (p)
+        v = strtol(p + strlen(name), NULL, 10);
+    free(m);
+    return v;
+}
+
+#define TRIGGERED "pglane_monitor_samples_total{reason=\"triggered\"} "
+#define PERIODIC "pglane_monitor_samples_total{reason=\"periodic\"} "
+#define QUARANTINED "pglane_quarantined_shapes "
+
+static long attempts(void)
+{
+    PGconn *s = h_pg_super(&g_pg, H_DB);
+    assert_non_null(s);
+    long n = h_pg_long(s, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM report_attempts");
+    PQfinish(s);
+    return n;
+}
+
+/* ---- OLTP: closed-loop upserts of the accounts rows through the protected lane ---- */
+
+#define OLTP_CLIENTS 4
+#define MAX_SAMPLES 100000
+
+struct oltp {
+    pthread_t th;
+    PGconn *c;
+    const char *sql;
+    volatile int *stop;
+    int64_t *lat_us;             /* latencies, one per transaction */
+    int n;
+    int errors;
+    char err[256];
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *oltp_loop(void *arg)
+{
+    struct oltp *o = arg;
+    unsigned seed = (unsigned)(uintptr_t)o;
+
+    while (!*o->stop && o->n < MAX_SAMPLES) {
+        char id[16];
+        const char *vals[1] = { id };
+        snprintf(id, sizeof id, "%d", 1 + (int)(rand_r(&seed) % 8));
+        int64_t t0 = now_us();
+        PGresult *r = PQexecParams(o->c, o->sql, 1, NULL, vals, NULL, NULL, 0);
+        o->lat_us[o->n++] = now_us() - t0;
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+            if (!o->errors++)
+                snprintf(o->err, sizeof o->err, "%s", PQerrorMessage(o->c));
+        }
+        PQclear(r);
+    }
+    return NULL;
+}
+
+static const char upsert_sql[] = "INSERT INTO accounts (id, events) VALUES ($1, 1) "
+                                 "ON CONFLICT (id) DO UPDATE SET events = accounts.events + 1";
+
+static void oltp_start(struct oltp *o, int n, const char *app, const char *sql, volatile int *stop)
+{
+    for (int i = 0; i < n; i++) {
+        memset(&o[i], 0, sizeof o[i]);
+        o[i].c = client(app);
+        o[i].sql = sql;
+        o[i].stop = stop;
+        o[i].lat_us = calloc(MAX_SAMPLES, sizeof(int64_t));
+        assert_int_equal(pthread_create(&o[i].th, NULL, oltp_loop, &o[i]), 0);
+    }
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Joins the threads; max and p99 latency in ms over all of them; returns the transactions. */
+static int oltp_stop(struct oltp *o, int n, volatile int *stop, double *max_ms, double *p99_ms)
+{
+    int total = 0, k = 0;
+
+    *stop = 1;
+    for (int i = 0; i < n; i++) {
+        pthread_join(o[i].th, NULL);
+        total += o[i].n;
+    }
+    int64_t *all = malloc(sizeof(int64_t) * (size_t)(total ? total : 1));
+    for (int i = 0; i < n; i++) {
+        if (o[i].errors)
+            print_error("OLTP client %d: %d errors, first: %s\n", i, o[i].errors, o[i].err);
+        assert_int_equal(o[i].errors, 0);     /* a protected statement is never cancelled */
+        memcpy(all + k, o[i].lat_us, sizeof(int64_t) * (size_t)o[i].n);
+        k += o[i].n;
+        free(o[i].lat_us);
+        PQfinish(o[i].c);
+    }
+    qsort(all, (size_t)total, sizeof(int64_t), cmp64);
+    *max_ms = total ? all[total - 1] / 1000.0 : 0;
+    *p99_ms = total ? all[(total * 99) / 100 - (total >= 100 ? 1 : 0)] / 1000.0 : 0;
+    free(all);
+    return total;
+}
+
+/* ---- the report job ---- */
+
+static const char report_first[] =
+    "UPDATE accounts SET last_report_at = now() WHERE id >= (SELECT nextval('report_attempts') * 0)";
+
+/* One attempt: BEGIN; the row-locking UPDATE; pg_sleep(sleep_s); COMMIT. Returns the SQLSTATE of
+ * the error that ended it ("" when it committed); *ms is how long it took. */
+static const char *report_attempt(PGconn *c, double sleep_s, int64_t *ms, char *msg, size_t msgcap)
+{
+    static char state[8];
+    char sql[64];
+    int64_t t0 = h_now_ms();
+    const char *steps[3] = { report_first, sql, "COMMIT" };
+
+    snprintf(sql, sizeof sql, "SELECT pg_sleep(%.1f)", sleep_s);
+    state[0] = 0;
+    msg[0] = 0;
+    assert_int_equal(h_exec(c, "BEGIN"), 0);
+    for (int i = 0; i < 3; i++) {
+        PGresult *r = PQexec(c, steps[i]);
+        if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
+            snprintf(state, sizeof state, "%s", PQresultErrorField(r, PG_DIAG_SQLSTATE));
+            snprintf(msg, msgcap, "%s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+            PQclear(r);
+            *ms = h_now_ms() - t0;
+            /* The guard may also have terminated the aborted transaction before its ROLLBACK. */
+            r = PQexec(c, "ROLLBACK");
+            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+                fprintf(stderr, "note: ROLLBACK after the error: %s", PQerrorMessage(c));
+                PQreset(c);
+                assert_int_equal(PQstatus(c), CONNECTION_OK);
+            }
+            PQclear(r);
+            return state;
+        }
+        PQclear(r);
+    }
+    *ms = h_now_ms() - t0;
+    return state;
+}
+
+static char *show_value(PGconn *adm, const char *cmd, const char *col, int row)
+{
+    PGresult *r = PQexec(adm, cmd);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int c = PQfnumber(r, col);
+    assert_true(c >= 0);
+    char *v = row < PQntuples(r) ? strdup(PQgetvalue(r, row, c)) : NULL;
+    PQclear(r);
+    return v;
+}
+
+static int show_rows(PGconn *adm, const char *cmd)
+{
+    PGresult *r = PQexec(adm, cmd);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int n = PQntuples(r);
+    PQclear(r);
+    return n;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* Nothing protected runs past guard_wait: no sample beyond the periodic ones; a preemptible statement
+ * that blocks no one is left alone and never quarantined. Then one protected request that does run
+ * past guard_wait triggers exactly one sample. */
+static void test_no_extra_samples(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    volatile int stop = 0;
+    struct oltp o[2];
+    PGconn *adm = console();
+    long trig0 = metric(TRIGGERED), per0 = metric(PERIODIC);
+    int64_t t0 = h_now_ms();
+    assert_true(trig0 >= 0 && per0 >= 0);
+
+    /* Protected traffic (guard_wait 5s) on rows nobody else locks, and analytics statements that
+     * run long but block nothing. */
+    oltp_start(o, 2, "calm", "UPDATE quiet SET v = v + 1 WHERE id = $1", &stop);
+    PGconn *a = client("report-quiet");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(h_exec(a, "BEGIN"), 0);
+        assert_int_equal(h_exec(a, "SELECT count(*) FROM accounts"), 0);
+        assert_int_equal(h_exec(a, "SELECT pg_sleep(0.5)"), 0);
+        assert_int_equal(h_exec(a, "COMMIT"), 0);
+    }
+    double max_ms, p99_ms;
+    int n = oltp_stop(o, 2, &stop, &max_ms, &p99_ms);
+    int64_t elapsed = h_now_ms() - t0;
+    long trig1 = metric(TRIGGERED), per1 = metric(PERIODIC);
+    fprintf(stderr, "note: %d protected transactions, %lld ms: %ld periodic samples, %ld triggered\n", n,
+            (long long)elapsed, per1 - per0, trig1 - trig0);
+    assert_true(n > 50);
+    assert_int_equal(trig1 - trig0, 0);
+    assert_true(per1 - per0 <= elapsed / 200 + 3);   /* one per 200 ms, nothing more */
+    assert_int_equal(show_rows(adm, "SHOW QUARANTINE"), 0);
+    assert_int_equal(metric(QUARANTINED), 0);
+
+    /* A protected request past guard_wait (50ms on lane oltp) triggers one sample, once. */
+    PGconn *p = client("web");
+    assert_int_equal(h_exec(p, "SELECT pg_sleep(0.4)"), 0);
+    long trig2 = metric(TRIGGERED);
+    fprintf(stderr, "note: one protected 400 ms statement: %ld triggered samples\n", trig2 - trig1);
+    assert_true(trig2 - trig1 >= 1 && trig2 - trig1 <= 2);
+    PQfinish(p);
+    PQfinish(a);
+    PQfinish(adm);
+    h_pass();
+}
+
+/* A protected lane's transaction that blocks another protected one is never cancelled or quarantined. */
+static void test_protected_never_acted_on(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = console();
+    for (int i = 0; i < 4; i++) {
+        PGconn *h = client("web"), *w = client("web");
+        assert_int_equal(h_exec(h, "BEGIN"), 0);
+        assert_int_equal(h_exec(h, "UPDATE quiet SET v = v + 1 WHERE id = 8"), 0);
+        assert_int_equal(PQsendQuery(w, "UPDATE quiet SET v = v + 1 WHERE id = 8"), 1);
+        assert_int_equal(h_exec(h, "SELECT pg_sleep(0.3)"), 0);
+        assert_int_equal(h_exec(h, "COMMIT"), 0);
+        assert_int_equal(h_wait_result(w, 5000), 0);
+        PGresult *r = PQgetResult(w);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        while ((r = PQgetResult(w)))
+            PQclear(r);
+        PQfinish(h);
+        PQfinish(w);
+    }
+    PGresult *r = PQexec(adm, "SHOW GUARD");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    for (int i = 0; i < PQntuples(r); i++)
+        assert_string_not_equal(PQgetvalue(r, i, 0), "oltp");
+    PQclear(r);
+    assert_int_equal(show_rows(adm, "SHOW QUARANTINE"), 0);
+    PQfinish(adm);
+    h_pass();
+}
+
+/* Issue 18's pattern: three attempts reach PostgreSQL and are cancelled, then the shape is refused
+ * at once with 55P03 until RELEASE; OLTP lock waits stay short. */
+static void test_quarantine_of_repeat_blocker(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    volatile int stop = 0;
+    struct oltp o[OLTP_CLIENTS];
+    double alone_max, alone_p99, max_ms, p99_ms;
+    char msg[512];
+    int64_t ms;
+
+    /* OLTP alone first, for the comparison. */
+    oltp_start(o, OLTP_CLIENTS, "web", upsert_sql, &stop);
+    usleep(2000000);              /* the measured period, not a synchronisation */
+    int alone = oltp_stop(o, OLTP_CLIENTS, &stop, &alone_max, &alone_p99);
+
+    long trig0 = metric(TRIGGERED);
+    stop = 0;
+    oltp_start(o, OLTP_CLIENTS, "web", upsert_sql, &stop);
+    PGconn *rep = client("report-daily");
+    int cancelled = 0, refused = 0;
+    for (int attempt = 1; attempt <= 6; attempt++) {
+        const char *st = report_attempt(rep, 3.0, &ms, msg, sizeof msg);
+        fprintf(stderr, "note: report attempt %d: %s after %lld ms: %s\n", attempt, *st ? st : "committed",
+                (long long)ms, msg);
+        if (attempt <= 3) {
+            assert_string_equal(st, "57014");   /* reached PostgreSQL, cancelled by the guard */
+            assert_non_null(strstr(msg, "pglane cancelled this statement to protect lane oltp"));
+            cancelled++;
+        } else {
+            assert_string_equal(st, "55P03");   /* refused by pglane, never sent */
+            assert_non_null(strstr(msg, "quarantined after 3 contention guard actions protecting lane oltp"));
+            assert_non_null(strstr(msg, "accounts"));
+            assert_true(ms < 1000);
+            refused++;
+        }
+        usleep(2000000);          /* the report's scheduler retries after 2 s */
+    }
+    int during = oltp_stop(o, OLTP_CLIENTS, &stop, &max_ms, &p99_ms);
+    long trig1 = metric(TRIGGERED);
+    fprintf(stderr, "note: OLTP alone: %d tx, p99 %.1f ms, max %.1f ms; during the report attempts: %d tx, "
+            "p99 %.1f ms, longest %.1f ms (guard_wait 50 ms); %ld triggered samples\n",
+            alone, alone_p99, alone_max, during, p99_ms, max_ms, trig1 - trig0);
+    assert_int_equal(cancelled, 3);
+    assert_int_equal(refused, 3);
+    assert_int_equal(attempts(), 3);          /* the third attempt was the last to reach PostgreSQL */
+    assert_true(trig1 - trig0 >= 3);
+    /* Generous for a loaded 2-core machine; without the triggered sample the floor is 50 ms plus up
+     * to 200 ms of sampling period. */
+    assert_true(max_ms < 1000.0);
+
+    /* The console shows the quarantine and the advice. */
+    PGconn *adm = console();
+    assert_int_equal(show_rows(adm, "SHOW QUARANTINE"), 1);
+    char *fp = show_value(adm, "SHOW QUARANTINE", "fingerprint", 0);
+    char *lane = show_value(adm, "SHOW QUARANTINE", "lane", 0);
+    char *prot = show_value(adm, "SHOW QUARANTINE", "protected_lane", 0);
+    char *count = show_value(adm, "SHOW QUARANTINE", "count", 0);
+    assert_string_equal(lane, "analytics");
+    assert_string_equal(prot, "oltp");
+    assert_string_equal(count, "3");
+    assert_int_equal(metric(QUARANTINED), 1);
+    PGresult *r = PQexec(adm, "SHOW GUARD");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int found = 0, fc = PQfnumber(r, "fingerprint");
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (strcmp(PQgetvalue(r, i, fc), fp) != 0)
+            continue;
+        found = 1;
+        fprintf(stderr, "note: SHOW GUARD advice: relation %s, lock_mode %s, shape \"%s\", blocker_query \"%s\", blocked_query "
+                "\"%s\", pattern \"%s\"\n", PQgetvalue(r, i, PQfnumber(r, "relation")),
+                PQgetvalue(r, i, PQfnumber(r, "lock_mode")), PQgetvalue(r, i, PQfnumber(r, "shape")),
+                PQgetvalue(r, i, PQfnumber(r, "blocker_query")),
+                PQgetvalue(r, i, PQfnumber(r, "blocked_query")), PQgetvalue(r, i, PQfnumber(r, "pattern")));
+        assert_string_equal(PQgetvalue(r, i, PQfnumber(r, "relation")), "accounts");
+        assert_string_equal(PQgetvalue(r, i, PQfnumber(r, "pattern")), "row locks held across a long transaction");
+        assert_non_null(strstr(PQgetvalue(r, i, PQfnumber(r, "fix")), "short transactions"));
+        assert_non_null(strstr(PQgetvalue(r, i, PQfnumber(r, "blocked_query")), "insert into accounts"));
+        assert_non_null(strstr(PQgetvalue(r, i, PQfnumber(r, "shape")), "update accounts set last_report_at"));
+        assert_string_equal(PQgetvalue(r, i, PQfnumber(r, "quarantined")), "yes");
+    }
+    PQclear(r);
+    assert_true(found);
+    char *log = h_lane_log(&g_lane);
+    assert_non_null(strstr(log, "guard: quarantined statement shape"));
+    free(log);
+
+    /* Outside a transaction block and over the extended protocol: refused the same way, and the
+     * connection stays usable. */
+    PGconn *x = client("report-adhoc");
+    r = PQexecParams(x, report_first, 0, NULL, NULL, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "55P03");
+    assert_non_null(PQresultErrorField(r, PG_DIAG_MESSAGE_HINT));
+    PQclear(r);
+    assert_int_equal(PQtransactionStatus(x), PQTRANS_IDLE);
+    r = PQexec(x, report_first);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "55P03");
+    PQclear(r);
+    assert_int_equal(h_exec(x, "SELECT 1"), 0);
+    PQfinish(x);
+    assert_int_equal(attempts(), 3);
+
+    /* Bad RELEASE arguments are errors; RELEASE of the fingerprint lets the report run again. */
+    r = PQexec(adm, "RELEASE nothex");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42601");
+    PQclear(r);
+    r = PQexec(adm, "RELEASE 0123456789abcdef");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42704");
+    PQclear(r);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "RELEASE %s", fp);
+    r = PQexec(adm, cmd);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_int_equal(show_rows(adm, "SHOW QUARANTINE"), 0);
+    assert_int_equal(metric(QUARANTINED), 0);
+    const char *st = report_attempt(rep, 0.2, &ms, msg, sizeof msg);
+    assert_string_equal(st, "");              /* committed: OLTP is quiet now */
+    assert_int_equal(attempts(), 4);
+    log = h_lane_log(&g_lane);
+    assert_non_null(strstr(log, "leaves quarantine (RELEASE in the admin console)"));
+    free(log);
+    /* The connection that was refused stays usable. */
+    assert_int_equal(h_exec(rep, "SELECT 1"), 0);
+    free(fp);
+    free(lane);
+    free(prot);
+    free(count);
+    PQfinish(rep);
+    PQfinish(adm);
+    h_pass();
+}
+
+/* pglane exits 0 on SIGTERM with no sanitizer report (the ASan build runs this file too). */
+static void test_clean_exit(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    assert_int_equal(h_lane_signal(&g_lane, SIGTERM), 0);
+    assert_int_equal(h_lane_wait_exit(&g_lane, 10000), 1);
+    char *log = h_lane_log(&g_lane);
+    if (g_lane.exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
+        print_error("pglane exit %d, log:\n%s\n", g_lane.exit_status, log);
+    assert_int_equal(g_lane.exit_status, 0);
+    assert_null(strstr(log, "Sanitizer"));
+    assert_null(strstr(log, "runtime error"));
+    free(log);
+    h_lane_stop(&g_lane);
+    h_pass();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_no_extra_samples, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_protected_never_acted_on, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_of_repeat_blocker, h_test_setup, h_test_teardown),
+        cmocka_unit_test_setup_teardown(test_clean_exit, h_test_setup, h_test_teardown),
+    };
+    return cmocka_run_group_tests_name("integration_guard", tests, group_setup, group_teardown);
+}
