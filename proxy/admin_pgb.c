@@ -137,6 +137,23 @@ static void db_sums(struct proxy *px, const struct px_pool *first, struct db_sum
     }
 }
 
+/* The first pool after `after` (NULL: from the start) that stands for its database, with that
+ * database's sums and display name; NULL after the last. */
+static const struct px_pool *next_db(struct proxy *px, const struct px_pool *after, struct db_sums *s,
+                                     char *name, size_t cap)
+{
+    for (const struct px_list *it = after ? after->link.next : px->pools.next; it != &px->pools; it = it->next) {
+        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (!first_of_db(px, pool))
+            continue;
+        db_sums(px, pool, s);
+        db_name(name, cap, pool);
+        return pool;
+    }
+    return NULL;
+}
+
 void px_pgb_show_stats(struct px_client *cl, const char *arg)
 {
     /* PgBouncer 1.8+ columns, then total_requests (PgBouncer before 1.8, still read by
@@ -148,18 +165,13 @@ void px_pgb_show_stats(struct px_client *cl, const char *arg)
     };
     struct proxy *px = cl->conn.px;
     struct px_table t;
+    struct db_sums s;
     char name[256];
 
     (void)arg;
     px_table_begin_typed(&t, cols, "sqqqqqqqqqqqqqqq");
-    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
-        struct db_sums s;
-
-        if (!first_of_db(px, pool))
-            continue;
-        db_sums(px, pool, &s);
-        db_name(name, sizeof(name), pool);
+    for (const struct px_pool *pool = next_db(px, NULL, &s, name, sizeof(name)); pool;
+         pool = next_db(px, pool, &s, name, sizeof(name))) {
         px_table_cell(&t, "%s", name);
         px_table_cell(&t, "%llu", (unsigned long long)s.xacts);
         px_table_cell(&t, "%llu", (unsigned long long)s.queries);
@@ -188,19 +200,15 @@ void px_pgb_show_databases(struct px_client *cl, const char *arg)
     };
     struct proxy *px = cl->conn.px;
     struct px_table t;
+    struct db_sums s;
     char name[256];
 
     (void)arg;
     px_table_begin_typed(&t, cols, "ssissiiiisiiii");
-    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
+    for (const struct px_pool *pool = next_db(px, NULL, &s, name, sizeof(name)); pool;
+         pool = next_db(px, pool, &s, name, sizeof(name))) {
         const struct px_lane *l = pool->lane;
-        struct db_sums s;
 
-        if (!first_of_db(px, pool))
-            continue;
-        db_sums(px, pool, &s);
-        db_name(name, sizeof(name), pool);
         px_table_cell(&t, "%s", name);
         px_table_cell(&t, "%s", l->server->host);
         px_table_cell(&t, "%d", l->server->port);

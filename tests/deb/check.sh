@@ -16,11 +16,8 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../../bench/insightsnow/lib.sh
 source "$repo/bench/insightsnow/lib.sh"
 
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); echo "ok   - $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $1${2:+: $2}"; }
-check() { if eval "$2"; then ok "$1"; else fail "$1" "${3:-}"; fi; }
-finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; exit; }
+# shellcheck source=../lib.sh
+source "$repo/tests/lib.sh"
 
 root=0; [ "$(id -u)" = 0 ] && root=1
 tmp=$(mktemp -d /tmp/pglane-deb-check.XXXXXX)

@@ -18,10 +18,8 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../../bench/insightsnow/lib.sh
 source "$repo/bench/insightsnow/lib.sh"
 
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); echo "ok   - $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $1${2:+: $2}"; }
-check() { if eval "$2"; then ok "$1"; else fail "$1" "${3:-}"; fi; }
+# shellcheck source=../lib.sh
+source "$repo/tests/lib.sh"
 
 tmp=$(mktemp -d /tmp/pglane-firstrun.XXXXXX)   # mode 0700
 job=""; rundirs=()
@@ -144,5 +142,4 @@ else
     run_once user-2 "$tmp/pglane" "" reuse "$tmp/pglane/.run"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

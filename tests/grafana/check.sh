@@ -13,11 +13,8 @@ source "$repo/bench/insightsnow/lib.sh"
 dash=$repo/conf/grafana/pglane-dashboard.json
 bin=${PGLANE_BIN:-$repo/build/pglane}
 
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); echo "ok   - $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $1${2:+: $2}"; }
-check() { if eval "$2"; then ok "$1"; else fail "$1" "${3:-}"; fi; }
-finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; exit; }
+# shellcheck source=../lib.sh
+source "$repo/tests/lib.sh"
 
 tmp=$(mktemp -d /tmp/pglane-grafana-check.XXXXXX)
 pid=""; bg=""

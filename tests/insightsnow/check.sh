@@ -16,9 +16,8 @@ b=$repo/bench/insightsnow
 # shellcheck source=../../bench/insightsnow/lib.sh
 source "$b/lib.sh"
 
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); echo "ok   - $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $1${2:+: $2}"; }
+# shellcheck source=../lib.sh
+source "$repo/tests/lib.sh"
 # check NAME SQL: passes when the query returns exactly 't'
 check() {
     local r; r=$(in_psql -d insightsnowdb -Atc "$2" 2>&1)
@@ -130,5 +129,4 @@ check "the report role cannot run DDL on events" "
     SELECT NOT has_table_privilege('insights_report', 'events', 'INSERT')
        AND NOT pg_has_role('insights_report', 'insightsuser', 'MEMBER')"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

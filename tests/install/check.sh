@@ -11,10 +11,8 @@
 # Ends with "N passed, N failed". Usage: tests/install/check.sh
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); echo "ok   - $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $1${2:+: $2}"; }
-check() { if eval "$2"; then ok "$1"; else fail "$1" "${3:-}"; fi; }
+# shellcheck source=../lib.sh
+source "$repo/tests/lib.sh"
 
 tmp=$(mktemp -d /tmp/pglane-install-check.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -94,5 +92,4 @@ check "PREFIX=/usr: the unit runs /usr/bin/pglane /etc/pglane/pglane.ini" \
     'grep -qxF "ExecStart=/usr/bin/pglane /etc/pglane/pglane.ini" "$tmp/usr-root/usr/lib/systemd/system/pglane.service" &&
      [ -x "$tmp/usr-root/usr/bin/pglane" ]'
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

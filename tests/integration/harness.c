@@ -180,7 +180,7 @@ long h_raise_nofile(long want)
 }
 
 /* A port that was free a moment ago (the kernel's choice for port 0). The caller retries on a race. */
-static int free_port(void)
+int h_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -193,7 +193,17 @@ static int free_port(void)
         getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
         port = ntohs(a.sin_port);
     close(fd);
-    return port == 5432 ? free_port() : port;
+    return port == 5432 ? h_free_port() : port;
+}
+
+void h_conf_replace(char *buf, size_t n, const char *from, const char *to)
+{
+    char *p = strstr(buf, from);
+    assert_non_null(p);
+    size_t fl = strlen(from), tl = strlen(to), rest = strlen(p + fl);
+    assert_true(strlen(buf) - fl + tl < n);
+    memmove(p + tl, p + fl, rest + 1);
+    memcpy(p, to, tl);
 }
 
 /* Replaces every occurrence of `from` in s (malloc'd) by `to`; returns a new string, frees s. */
@@ -570,7 +580,7 @@ int h_pg_start(struct h_pg *pg)
     }
     for (int attempt = 0; attempt < 5 && !pg->running; attempt++) {
         char opts[64];
-        pg->port = free_port();
+        pg->port = h_free_port();
         snprintf(opts, sizeof opts, "-p %d", pg->port);
         const char *start[] = { "pg_ctl", "-D", pg->datadir, "-l", pg->logfile, "-w", "-t", "60",
                                 "-o", opts, "start", NULL };
@@ -817,7 +827,7 @@ static int lane_launch(struct h_lane *l, const struct h_pg *pg, const char *tmpl
     if (l->direct)
         return 0;
     for (int attempt = 0; attempt < 3; attempt++) {
-        l->port = free_port();
+        l->port = h_free_port();
         if (write_lane_files(l, tmpl) != 0)
             return -1;
         l->pid = spawn_pglane(l);
@@ -942,6 +952,15 @@ void h_conninfo(const struct h_lane *l, const char *extra, char *buf, size_t n)
              " dbname=" H_DB " connect_timeout=10 %s", l->port, extra ? extra : "");
 }
 
+PGconn *h_console(const struct h_lane *l, const char *db)
+{
+    char ci[512];
+
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
+             " dbname=%s connect_timeout=5", l->port, db ? db : "pglane");
+    return PQconnectdb(ci);
+}
+
 PGconn *h_connect(const struct h_lane *l, const char *extra)
 {
     char ci[1024];
@@ -1062,7 +1081,7 @@ int h_raw_send(int fd, const void *p, size_t n)
     return 0;
 }
 
-static void put32(uint8_t *p, uint32_t v)
+void h_put32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
@@ -1070,9 +1089,70 @@ static void put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static uint32_t get32(const uint8_t *p)
+uint32_t h_get32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+char *h_http(int port, const char *req, size_t len, int timeout_ms)
+{
+    int fd = h_raw_connect(port);
+    if (fd < 0)
+        return NULL;
+    if (len && h_raw_send(fd, req, len) != 0) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    if (!out) {
+        close(fd);
+        return NULL;
+    }
+    int64_t deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        if (n + 4096 > cap) {
+            char *bigger = realloc(out, cap * 2);
+            if (!bigger)
+                break;
+            out = bigger;
+            cap *= 2;
+        }
+        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    out[n] = 0;
+    close(fd);
+    return out;
+}
+
+long h_metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+
+    for (const char *p = text; (p = strstr(p, series)) != NULL; p += n)
+        if ((p == text || p[-1] == '\n') && p[n] == ' ')
+            return strtol(p + n + 1, NULL, 10);
+    return -1;
+}
+
+char *h_metrics_body(int port)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *out = h_http(port, req, sizeof req - 1, 5000);
+    assert_non_null(out);
+    char *body = strstr(out, "\r\n\r\n");
+    assert_non_null(body);
+    char *copy = strdup(body + 4);
+    free(out);
+    assert_non_null(copy);
+    return copy;
 }
 
 size_t h_raw_startup(uint8_t *buf, size_t cap, uint32_t version, const char *user, const char *db)
@@ -1087,8 +1167,8 @@ size_t h_raw_startup(uint8_t *buf, size_t cap, uint32_t version, const char *use
         n += l;
     }
     buf[n++] = 0;
-    put32(buf, (uint32_t)n);
-    put32(buf + 4, version);
+    h_put32(buf, (uint32_t)n);
+    h_put32(buf + 4, version);
     return n;
 }
 
@@ -1125,7 +1205,7 @@ int h_raw_read_msg(int fd, int timeout_ms, uint8_t **body, uint32_t *len)
     int r = read_exact(fd, hdr, 5, deadline);
     if (r != 0)
         return r;
-    uint32_t l = get32(hdr + 1);
+    uint32_t l = h_get32(hdr + 1);
     if (l < 4 || l > (64u << 20))
         return H_RAW_BAD;
     uint8_t *b = malloc(l - 4 + 1);

@@ -56,6 +56,9 @@ long h_show_val(PGconn *adm, const char *cmd, const char *lane, const char *col)
 /* Polls until h_show_val(...) == want or the deadline passes. Returns the last value seen. */
 long h_show_wait(PGconn *adm, const char *cmd, const char *lane, const char *col, long want, int timeout_ms);
 
+/* A loopback TCP port that was free a moment ago (never 5432); -1 on failure. */
+int h_free_port(void);
+
 /* ---------------------------------------------------------------- pglane process */
 
 struct h_lane {
@@ -114,10 +117,16 @@ void h_lane_dump_log(const struct h_lane *l, size_t tail);
 
 /* ---------------------------------------------------------------- clients */
 
+/* Replaces the first `from` in a config buf (capacity n) by `to`. Fails the test if absent. */
+void h_conf_replace(char *buf, size_t n, const char *from, const char *to);
+
 /* Conninfo to pglane (or PG in direct mode) as app/appdb, extra appended (may be NULL). */
 void h_conninfo(const struct h_lane *l, const char *extra, char *buf, size_t n);
 /* PQconnectdb of h_conninfo; returns the connection even if bad (check PQstatus). */
 PGconn *h_connect(const struct h_lane *l, const char *extra);
+/* The admin console of l (db NULL: "pglane"; or e.g. "pgbouncer") as app over TCP, 5 s connect
+ * timeout; returns the connection even if bad (check PQstatus). */
+PGconn *h_console(const struct h_lane *l, const char *db);
 /* PQconnectStart of h_conninfo (non-blocking). */
 PGconn *h_connect_start(const struct h_lane *l, const char *extra);
 /* Drives PQconnectPoll until done: 0 connected, -1 failed, -2 still not done after timeout_ms. */
@@ -139,6 +148,20 @@ int h_raw_connect(int port);
 int h_raw_send(int fd, const void *p, size_t n);
 /* StartupMessage v3 with user/database (version as given). Returns its length written to buf. */
 size_t h_raw_startup(uint8_t *buf, size_t cap, uint32_t version, const char *user, const char *db);
+
+/* Big-endian 32-bit store / load (protocol lengths and codes). */
+void h_put32(uint8_t *p, uint32_t v);
+uint32_t h_get32(const uint8_t *p);
+/* Sends req (len bytes; none if 0) to 127.0.0.1:port and returns everything received until the
+ * peer closes or timeout_ms passes (malloc'd, NUL-terminated); NULL if connect or send failed. */
+char *h_http(int port, const char *req, size_t len, int timeout_ms);
+/* GET /metrics on a metrics_listen port: the body after the HTTP header (malloc'd). Fails the test
+ * if there is no answer or no header end. */
+char *h_metrics_body(int port);
+
+/* The integer value of the metrics line that starts with `series` ("name{labels}") followed by a
+ * space, or -1 if there is none. */
+long h_metric(const char *text, const char *series);
 
 enum { H_RAW_EOF = -1, H_RAW_TIMEOUT = -2, H_RAW_BAD = -3 };
 /*

@@ -24,20 +24,6 @@ static struct h_lane g_one;      /* transaction pooling, lane main of size 1 */
 static int g_mport;              /* its metrics_listen port */
 static pid_t g_stopped;          /* the postmaster while a test holds it stopped */
 
-static int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static int group_setup(void **state)
 {
     char conf[4096], extra[256];
@@ -49,7 +35,7 @@ static int group_setup(void **state)
         return -1;
     if (h_pg_exec(&g_pg, H_DB, "CREATE TABLE ran (what text); ALTER TABLE ran OWNER TO " H_USER) != 0)
         return -1;
-    g_mport = free_port();
+    g_mport = h_free_port();
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nadmin_users = " H_USER "\n"
              "metrics_listen = 127.0.0.1:%d\n", g_mport);
     h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", extra);
@@ -86,61 +72,16 @@ static int test_teardown(void **state)
 
 static PGconn *console(void)
 {
-    char ci[512];
-
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
-             " dbname=pglane connect_timeout=5", g_one.port);
-    PGconn *c = PQconnectdb(ci);
+    PGconn *c = h_console(&g_one, NULL);
     H_ASSERT_CONNECTED(c);
     return c;
-}
-
-/* Everything an HTTP GET /metrics answers after the header (malloc'd). */
-static char *metrics(void)
-{
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    int fd = h_raw_connect(g_mport);
-    assert_true(fd >= 0);
-    assert_int_equal(h_raw_send(fd, req, sizeof req - 1), 0);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    assert_non_null(out);
-    int64_t deadline = h_now_ms() + 5000;
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(deadline - h_now_ms());
-        if (left <= 0 || poll(&pfd, 1, left) <= 0)
-            break;
-        if (n + 4096 > cap)
-            assert_non_null(out = realloc(out, cap *= 2));
-        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-    char *body = strstr(out, "\r\n\r\n");
-    assert_non_null(body);
-    char *copy = strdup(body + 4);
-    free(out);
-    return copy;
 }
 
 /* The value of the sample whose line starts with `series` (name and labels), or -1. */
 static long metric(const char *series)
 {
-    char *m = metrics();
-    const char *p = m;
-    long v = -1;
-    size_t n = strlen(series);
-    while ((p = strstr(p, series))) {
-        if ((p == m || p[-1] == '\n') && p[n] == ' ') {
-            v = strtol(p + n + 1, NULL, 10);
-            break;
-        }
-        p += n;
-    }
+    char *m = h_metrics_body(g_mport);
+    long v = h_metric(m, series);
     free(m);
     return v;
 }
@@ -148,6 +89,38 @@ static long metric(const char *series)
 #define LANE_LABELS "lane=\"main\""
 #define CANCELS(event) "pglane_cancels_total{" LANE_LABELS ",event=\"" event "\"}"
 #define SERVERS(state) "pglane_servers{" LANE_LABELS ",database=\"" H_DB "\",user=\"" H_USER "\",state=\"" state "\"}"
+
+/* SELECT pg_sleep(...) on c, returning once PostgreSQL (seen through super s) runs it. */
+static void run_until_active(PGconn *s, PGconn *c, const char *sql)
+{
+    char q[256];
+
+    assert_int_equal(PQsendQuery(c, sql), 1);
+    snprintf(q, sizeof q, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = '%s'", sql);
+    assert_int_equal(h_pg_wait_long(s, q, 1, 5000), 1);
+}
+
+/* A superuser connection to db, the console, and clients a and b of the lane of size 1, with the
+ * lane's one server connection made (by a). */
+static void open_four(const char *db, PGconn **s, PGconn **adm, PGconn **a, PGconn **b)
+{
+    *s = h_pg_super(&g_pg, db);
+    assert_non_null(*s);
+    *adm = console();
+    *a = h_connect(&g_one, NULL);
+    *b = h_connect(&g_one, NULL);
+    H_ASSERT_CONNECTED(*a);
+    H_ASSERT_CONNECTED(*b);
+    assert_int_equal(h_exec(*a, "SELECT 1"), 0);
+}
+
+static void close_four(PGconn *s, PGconn *adm, PGconn *a, PGconn *b)
+{
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(s);
+    PQfinish(adm);
+}
 
 /* The single server row of SHOW SERVERS: its id, state and cancels in flight. 0, or -1 if not one row. */
 static int server_row(PGconn *adm, long *id, char *st, size_t stlen, long *cancels)
@@ -347,23 +320,15 @@ static void test_cancel_holds_server(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console();
-    PGconn *s = h_pg_super(&g_pg, "postgres");
-    assert_non_null(s);
-    PGconn *a = h_connect(&g_one, NULL);
-    PGconn *b = h_connect(&g_one, NULL);
-    H_ASSERT_CONNECTED(a);
-    H_ASSERT_CONNECTED(b);
-    assert_int_equal(h_exec(a, "SELECT 1"), 0);          /* the lane's one server connection exists */
+    PGconn *s, *adm, *a, *b;
+    open_four("postgres", &s, &adm, &a, &b);          /* the lane's one server connection exists */
     long fwd0 = metric(CANCELS("forwarded")), held0 = metric(CANCELS("held"));
     long id0 = 0, id = 0;
     assert_int_equal(wait_server(adm, "idle", 0, 5000, &id0), 0);
 
     /* 0.6 s: long enough to see the cancel in flight while the query runs, short enough that the
      * hold ends (postmaster continued) well before its 2 s limit. */
-    assert_int_equal(PQsendQuery(a, "SELECT pg_sleep(0.6)"), 1);
-    assert_int_equal(h_pg_wait_long(s, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                                    "AND query = 'SELECT pg_sleep(0.6)'", 1, 5000), 1);
+    run_until_active(s, a, "SELECT pg_sleep(0.6)");
     postmaster_stop();
     cancel_client(a);
     /* Forwarded while the query runs: the connection is still active, with one cancel in flight. */
@@ -394,10 +359,7 @@ static void test_cancel_holds_server(void **state)
     assert_int_equal(metric(SERVERS("cancel_wait")), 0);
     assert_int_equal(metric(CANCELS("expired")), 0);
     assert_int_equal(h_exec(a, "SELECT 2"), 0);
-    PQfinish(a);
-    PQfinish(b);
-    PQfinish(s);
-    PQfinish(adm);
+    close_four(s, adm, a, b);
     h_pass();
 }
 
@@ -409,21 +371,13 @@ static void test_cancel_hold_expires(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console();
-    PGconn *s = h_pg_super(&g_pg, "postgres");
-    assert_non_null(s);
-    PGconn *a = h_connect(&g_one, NULL);
-    PGconn *b = h_connect(&g_one, NULL);
-    H_ASSERT_CONNECTED(a);
-    H_ASSERT_CONNECTED(b);
-    assert_int_equal(h_exec(a, "SELECT 1"), 0);
+    PGconn *s, *adm, *a, *b;
+    open_four("postgres", &s, &adm, &a, &b);
     long expired0 = metric(CANCELS("expired"));
     long id0 = 0, id = 0;
     assert_int_equal(wait_server(adm, "idle", 0, 5000, &id0), 0);
 
-    assert_int_equal(PQsendQuery(a, "SELECT pg_sleep(0.3)"), 1);
-    assert_int_equal(h_pg_wait_long(s, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                                    "AND query = 'SELECT pg_sleep(0.3)'", 1, 5000), 1);
+    run_until_active(s, a, "SELECT pg_sleep(0.3)");
     postmaster_stop();
     int64_t t0 = h_now_ms();
     cancel_client(a);
@@ -448,10 +402,7 @@ static void test_cancel_hold_expires(void **state)
     char *log = h_lane_log(&g_one);
     assert_non_null(strstr(log, "did not complete"));
     free(log);
-    PQfinish(a);
-    PQfinish(b);
-    PQfinish(s);
-    PQfinish(adm);
+    close_four(s, adm, a, b);
     h_pass();
 }
 
@@ -465,21 +416,13 @@ static void test_cancel_dropped(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *s = h_pg_super(&g_pg, "postgres");
-    assert_non_null(s);
-    PGconn *adm = console();
-    PGconn *a = h_connect(&g_one, NULL);
-    PGconn *b = h_connect(&g_one, NULL);
-    H_ASSERT_CONNECTED(a);
-    H_ASSERT_CONNECTED(b);
-    assert_int_equal(h_exec(a, "SELECT 1"), 0);
+    PGconn *s, *adm, *a, *b;
+    open_four("postgres", &s, &adm, &a, &b);
     long fwd0 = metric(CANCELS("forwarded"));
     long drop0 = metric("pglane_cancel_requests_dropped_total");
 
     /* b runs on the connection a used; a's late cancel must not reach it. */
-    assert_int_equal(PQsendQuery(b, "SELECT pg_sleep(1)"), 1);
-    assert_int_equal(h_pg_wait_long(s, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                                    "AND query = 'SELECT pg_sleep(1)'", 1, 5000), 1);
+    run_until_active(s, b, "SELECT pg_sleep(1)");
     cancel_client(a);
     assert_int_equal(metric("pglane_cancel_requests_dropped_total"), drop0 + 1);
 
@@ -500,10 +443,7 @@ static void test_cancel_dropped(void **state)
     assert_string_equal(finish_query(a, 5000, v, sizeof v), "");
     assert_string_equal(v, "a ran");
     assert_int_equal(metric(CANCELS("forwarded")), fwd0);
-    PQfinish(a);
-    PQfinish(b);
-    PQfinish(s);
-    PQfinish(adm);
+    close_four(s, adm, a, b);
     h_pass();
 }
 
@@ -516,19 +456,11 @@ static void test_cancel_queued(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *s = h_pg_super(&g_pg, H_DB);
-    assert_non_null(s);
-    PGconn *adm = console();
-    PGconn *a = h_connect(&g_one, NULL);
-    PGconn *b = h_connect(&g_one, NULL);
-    H_ASSERT_CONNECTED(a);
-    H_ASSERT_CONNECTED(b);
-    assert_int_equal(h_exec(a, "SELECT 1"), 0);
+    PGconn *s, *adm, *a, *b;
+    open_four(H_DB, &s, &adm, &a, &b);
     long q0 = metric(CANCELS("queued")), fwd0 = metric(CANCELS("forwarded"));
 
-    assert_int_equal(PQsendQuery(b, "SELECT pg_sleep(2)"), 1);
-    assert_int_equal(h_pg_wait_long(s, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                                    "AND query = 'SELECT pg_sleep(2)'", 1, 5000), 1);
+    run_until_active(s, b, "SELECT pg_sleep(2)");
     int64_t t0 = h_now_ms();
     for (int extended = 0; extended < 2; extended++) {
         if (extended)
@@ -559,10 +491,7 @@ static void test_cancel_queued(void **state)
     assert_string_equal(x, "a again");
     free(x);
     assert_int_equal(h_pg_long(s, "SELECT count(*) FROM ran"), 0);
-    PQfinish(a);
-    PQfinish(b);
-    PQfinish(s);
-    PQfinish(adm);
+    close_four(s, adm, a, b);
     h_pass();
 }
 
@@ -579,9 +508,7 @@ static void test_cancel_clean_exit(void **state)
     PGconn *adm = console();
     PGconn *a = h_connect(&g_one, NULL);
     H_ASSERT_CONNECTED(a);
-    assert_int_equal(PQsendQuery(a, "SELECT pg_sleep(0.3)"), 1);
-    assert_int_equal(h_pg_wait_long(s, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                                    "AND query = 'SELECT pg_sleep(0.3)'", 1, 5000), 1);
+    run_until_active(s, a, "SELECT pg_sleep(0.3)");
     postmaster_stop();
     cancel_client(a);
     char v[32];

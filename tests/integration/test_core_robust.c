@@ -42,19 +42,11 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* Sends a 'p' message with the given body. */
 static void send_password_msg(int fd, const void *body, size_t n)
 {
     uint8_t hdr[5] = { 'p' };
-    put32(hdr + 1, (uint32_t)(n + 4));
+    h_put32(hdr + 1, (uint32_t)(n + 4));
     assert_int_equal(h_raw_send(fd, hdr, 5), 0);
     assert_int_equal(h_raw_send(fd, body, n), 0);
 }
@@ -90,7 +82,7 @@ static const char *raw_wrong_login(int port, const char *user, const char *db, u
         size_t k = 0;
         memcpy(m, "SCRAM-SHA-256", 14);
         k = 14;
-        put32(m + k, (uint32_t)strlen(first));
+        h_put32(m + k, (uint32_t)strlen(first));
         k += 4;
         memcpy(m + k, first, strlen(first));
         k += strlen(first);
@@ -202,8 +194,8 @@ static void test_ssl_request_answered_n(void **state)
     int fd = h_raw_connect(g_main.port);
     assert_true(fd >= 0);
     uint8_t ssl[8];
-    put32(ssl, 8);
-    put32(ssl + 4, 80877103);
+    h_put32(ssl, 8);
+    h_put32(ssl + 4, 80877103);
     assert_int_equal(h_raw_send(fd, ssl, 8), 0);
     assert_int_equal(h_raw_read_byte(fd, 5000), 'N');
     /* The same connection then goes on in plaintext. */
@@ -302,12 +294,12 @@ static void test_huge_startup_length(void **state)
     PGconn *keeper = h_connect(&g_main, "application_name=keeper");
     H_ASSERT_CONNECTED(keeper);
     uint8_t m[8];
-    put32(m, 0x7fffffff);
-    put32(m + 4, 196608);
+    h_put32(m, 0x7fffffff);
+    h_put32(m + 4, 196608);
     const char *st = abuse_preauth(m, sizeof m);
     assert_true(st[0] == '\0' || strcmp(st, "08P01") == 0);
     /* 1 MB: far above any startup packet limit, far below 2 GB. */
-    put32(m, 1u << 20);
+    h_put32(m, 1u << 20);
     st = abuse_preauth(m, sizeof m);
     assert_true(st[0] == '\0' || strcmp(st, "08P01") == 0);
     assert_service_ok(&g_main, keeper);
@@ -359,15 +351,15 @@ static void test_postauth_bad_lengths(void **state)
     PGconn *keeper = h_connect(&g_main, "application_name=keeper");
     H_ASSERT_CONNECTED(keeper);
     uint8_t m[5] = { 'Q' };
-    put32(m + 1, 0x7fffffff);           /* a Query of 2 GB */
+    h_put32(m + 1, 0x7fffffff);           /* a Query of 2 GB */
     abuse_postauth(m, 5);
     assert_service_ok(&g_main, keeper);
     m[0] = 'S';
-    put32(m + 1, 1u << 20);             /* a 1 MB Sync: only some types may be large */
+    h_put32(m + 1, 1u << 20);             /* a 1 MB Sync: only some types may be large */
     abuse_postauth(m, 5);
     assert_service_ok(&g_main, keeper);
     m[0] = 'Q';
-    put32(m + 1, 2);                    /* a length below 4 */
+    h_put32(m + 1, 2);                    /* a length below 4 */
     abuse_postauth(m, 5);
     assert_service_ok(&g_main, keeper);
     uint8_t unknown[6] = { 'z', 0, 0, 0, 5, 0 };   /* no such message type */

@@ -62,19 +62,6 @@ struct login {
     char pname[64][64], pvalue[64][128];
 };
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void copy_field(char *dst, size_t n, const uint8_t *body, uint32_t len, char code)
 {
     const char *v = h_error_field(body, len, code);
@@ -107,8 +94,8 @@ static int raw_login(const struct h_lane *l, uint32_t version, const char *const
         len += strlen(values[i]) + 1;
     }
     pkt[len++] = 0;
-    put32(pkt, (uint32_t)len);
-    put32(pkt + 4, version);
+    h_put32(pkt, (uint32_t)len);
+    h_put32(pkt + 4, version);
     int fd = h_raw_connect(l->port);
     assert_true(fd >= 0);
     assert_int_equal(h_raw_send(fd, pkt, len), 0);
@@ -121,21 +108,21 @@ static int raw_login(const struct h_lane *l, uint32_t version, const char *const
             print_error("raw login through port %d: %d before ReadyForQuery\n", l->port, t);
             fail();
         }
-        if (t == 'R' && blen >= 4 && get32(body) == 5) {
+        if (t == 'R' && blen >= 4 && h_get32(body) == 5) {
             char resp[PROTO_MD5_LEN];
             uint8_t msg[64];
 
             proto_md5_response(H_MD5_USER, H_MD5_PASSWORD, body + 4, resp);
             msg[0] = 'p';
-            put32(msg + 1, (uint32_t)(4 + strlen(resp) + 1));
+            h_put32(msg + 1, (uint32_t)(4 + strlen(resp) + 1));
             memcpy(msg + 5, resp, strlen(resp) + 1);
             assert_int_equal(h_raw_send(fd, msg, 5 + strlen(resp) + 1), 0);
         } else if (t == 'R') {
-            assert_int_equal(get32(body), 0);
+            assert_int_equal(h_get32(body), 0);
         } else if (t == 'v') {
             out->got_v = 1;
-            out->v_version = get32(body);
-            out->v_nopts = get32(body + 4);
+            out->v_version = h_get32(body);
+            out->v_nopts = h_get32(body + 4);
             if (out->v_nopts > 0)
                 snprintf(out->v_opt, sizeof(out->v_opt), "%s", (const char *)body + 8);
         } else if (t == 'S' && out->nparams < 64) {
@@ -179,7 +166,7 @@ static const char *raw_query1(int fd, const char *sql)
     size_t n = strlen(sql) + 1;
 
     msg[0] = 'Q';
-    put32(msg + 1, (uint32_t)(4 + n));
+    h_put32(msg + 1, (uint32_t)(4 + n));
     memcpy(msg + 5, sql, n);
     assert_int_equal(h_raw_send(fd, msg, 5 + n), 0);
     val[0] = 0;
@@ -190,7 +177,7 @@ static const char *raw_query1(int fd, const char *sql)
 
         assert_true(t >= 0);
         if (t == 'D' && blen >= 6 && !val[0]) {
-            uint32_t l = get32(body + 2);
+            uint32_t l = h_get32(body + 2);
             if (l != 0xffffffffu)
                 snprintf(val, sizeof(val), "%.*s", (int)l, (const char *)body + 6);
         } else if (t == 'E') {
@@ -280,7 +267,7 @@ static void test_failed_setting_sync_closes(void **state)
     assert_int_equal(h_pg_exec(&g_pg, H_DB, "REVOKE fid_role FROM " H_MD5_USER), 0);
     uint8_t q[32] = { 'Q' };
     const char *sql = "SELECT current_user";
-    put32(q + 1, (uint32_t)(4 + strlen(sql) + 1));
+    h_put32(q + 1, (uint32_t)(4 + strlen(sql) + 1));
     memcpy(q + 5, sql, strlen(sql) + 1);
     assert_int_equal(h_raw_send(a.fd, q, 5 + strlen(sql) + 1), 0);
     assert_int_equal(h_raw_expect_error_or_close(a.fd, 10000, st), 1);

@@ -59,25 +59,6 @@ static void sleep_ms(int ms)
     }
 }
 
-/* Replaces the first `from` in buf (capacity n) by `to`. Fails the test if absent. */
-static void conf_replace(char *buf, size_t n, const char *from, const char *to)
-{
-    char *p = strstr(buf, from);
-    assert_non_null(p);
-    size_t fl = strlen(from), tl = strlen(to), rest = strlen(p + fl);
-    assert_true(strlen(buf) - fl + tl < n);
-    memmove(p + tl, p + fl, rest + 1);
-    memcpy(p, to, tl);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /*
  * Reads until an ErrorResponse or the close within timeout_ms, like h_raw_expect_error_or_close,
  * but also returns the message text. 1 (error), 0 (closed without one) or H_RAW_TIMEOUT.
@@ -136,8 +117,8 @@ static uint8_t *startup_of_size(size_t total)
     static const char fixed[] = "user\0" H_USER "\0database\0" H_DB "\0x_pad\0";
     uint8_t *b = malloc(total);
     assert_non_null(b);
-    put32(b, (uint32_t)total);
-    put32(b + 4, 196608);
+    h_put32(b, (uint32_t)total);
+    h_put32(b + 4, 196608);
     memcpy(b + 8, fixed, sizeof fixed - 1);
     size_t pad = total - 8 - (sizeof fixed - 1) - 2;
     memset(b + 8 + sizeof fixed - 1, 'x', pad);
@@ -266,7 +247,7 @@ static void test_max_client_conn(void **state)
     struct h_lane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
-    conf_replace(conf, sizeof conf, "max_client_conn = 2000", "max_client_conn = 5");
+    h_conf_replace(conf, sizeof conf, "max_client_conn = 2000", "max_client_conn = 5");
     assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
 
     PGconn *c[5];
@@ -321,7 +302,7 @@ static void send_big_p(int fd, size_t size)
     uint8_t *b = malloc(5 + size);
     assert_non_null(b);
     b[0] = 'p';
-    put32(b + 1, (uint32_t)(4 + size));
+    h_put32(b + 1, (uint32_t)(4 + size));
     memset(b + 5, 'a', size);
     b[4 + size] = 0;
     h_raw_send(fd, b, 5 + size);    /* pglane may close before reading it all */
@@ -526,8 +507,8 @@ static void test_no_secrets_in_log_or_console(void **state)
     for (int k = 0; k < 2; k++) {
         char conf[4096];
         h_conf(conf, sizeof conf, "transaction", 2, types[k], "server_idle_timeout = 60s\nadmin_users = app\n");
-        conf_replace(conf, sizeof conf, "log_level = info", "log_level = debug");
-        conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
+        h_conf_replace(conf, sizeof conf, "log_level = info", "log_level = debug");
+        h_conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
         assert_int_equal(h_lane_start(&lanes[k], &g_pg, conf), 0);
         struct h_lane *l = &lanes[k];
         assert_false(try_login(l, H_USER, WRONG_PASSWORD, H_DB));
@@ -573,7 +554,7 @@ static void test_auth_file_permissions_warning(void **state)
         struct h_lane l;
         char conf[4096];
         h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", NULL);
-        conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
+        h_conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
         assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
         char *log = h_lane_log(&l);
         /* A warning line that names the auth_file and says it is readable by others. */

@@ -22,20 +22,6 @@
 static struct h_pg g_pg;
 static struct h_lane g_lane;
 
-static int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -67,15 +53,6 @@ static int group_teardown(void **state)
     if (!h_direct())
         h_pg_stop(&g_pg);
     return 0;
-}
-
-static PGconn *console(const char *db)
-{
-    char ci[512];
-
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
-             " dbname=%s connect_timeout=5", g_lane.port, db);
-    return PQconnectdb(ci);
 }
 
 static PGconn *client(const char *app)
@@ -148,7 +125,7 @@ static void test_console_pgbouncer_tables(void **state)
     PGconn *held = client("web");
     H_ASSERT_CONNECTED(held);
     traffic(held, 5);
-    PGconn *c = console("pgbouncer");
+    PGconn *c = h_console(&g_lane, "pgbouncer");
     H_ASSERT_CONNECTED(c);
 
     PGresult *r = show(c, "SHOW POOLS");
@@ -226,7 +203,7 @@ static void test_console_pgbouncer_tables(void **state)
     PQfinish(c);
 
     /* On "pglane", SHOW STATS keeps pglane's columns; PgBouncer-only names work too. */
-    c = console("pglane");
+    c = h_console(&g_lane, "pglane");
     H_ASSERT_CONNECTED(c);
     r = show(c, "SHOW STATS");
     assert_string_equal(PQfname(r, 0), "lane");
@@ -245,33 +222,9 @@ static void test_console_pgbouncer_tables(void **state)
 static char *http_get(int port, const char *path)
 {
     char req[256];
-    int fd = h_raw_connect(port);
 
-    if (fd < 0)
-        return NULL;
     snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (h_raw_send(fd, req, strlen(req)) != 0) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    int64_t deadline = h_now_ms() + 10000;
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(deadline - h_now_ms());
-        if (left <= 0 || poll(&pfd, 1, left) <= 0)
-            break;
-        if (n + 4096 > cap)
-            out = realloc(out, cap *= 2);
-        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-    return out;
+    return h_http(port, req, strlen(req), 10000);
 }
 
 /* The value of the sample whose line starts with `series` ("name{labels}"), or -1. */
@@ -296,7 +249,7 @@ static void test_prometheus_pgbouncer_exporter(void **state)
     H_ASSERT_CONNECTED(held);
     traffic(held, 7);
 
-    int port = free_port();
+    int port = h_free_port();
     char conf_path[H_PATH], conf[512];
     snprintf(conf_path, sizeof conf_path, "%s/pgbouncer-exporter.conf", g_lane.dir);
     snprintf(conf, sizeof conf,
@@ -399,7 +352,7 @@ static void test_reconnect_wait_close_kill(void **state)
     char *pid = h_query1(held, "SELECT pg_backend_pid()");
     assert_non_null(pid);
     assert_int_equal(h_exec(other, "SELECT 1"), 0);      /* oltp has an idle connection too */
-    PGconn *c = console("pgbouncer"), *super = h_pg_super(&g_pg, "postgres");
+    PGconn *c = h_console(&g_lane, "pgbouncer"), *super = h_pg_super(&g_pg, "postgres");
     H_ASSERT_CONNECTED(c);
     assert_non_null(super);
     assert_true(pools_val(c, H_DB "/oltp", "sv_idle") >= 1);

@@ -51,37 +51,13 @@ static int group_teardown(void **state)
 
 /* ------------------------------------------------------------------------------------------ helpers */
 
-/* Replaces the first `from` in buf (capacity n) by `to`. Fails the test if absent. */
-static void conf_replace(char *buf, size_t n, const char *from, const char *to)
-{
-    char *p = strstr(buf, from);
-    assert_non_null(p);
-    size_t fl = strlen(from), tl = strlen(to), rest = strlen(p + fl);
-    assert_true(strlen(buf) - fl + tl < n);
-    memmove(p + tl, p + fl, rest + 1);
-    memcpy(p, to, tl);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Sends one frontend message: type, length, body. */
 static void raw_msg(int fd, char type, const void *body, size_t n)
 {
     uint8_t *b = malloc(5 + n);
     assert_non_null(b);
     b[0] = (uint8_t)type;
-    put32(b + 1, (uint32_t)(4 + n));
+    h_put32(b + 1, (uint32_t)(4 + n));
     memcpy(b + 5, body, n);
     assert_int_equal(h_raw_send(fd, b, 5 + n), 0);
     free(b);
@@ -135,7 +111,7 @@ static int raw_scram(const struct h_lane *l, const char *user, const char *passw
     uint32_t len;
     uint8_t *body = expect_msg(fd, 'R', &len);
     assert_true(len >= 4);
-    assert_int_equal(get32(body), 10);                        /* AuthenticationSASL */
+    assert_int_equal(h_get32(body), 10);                        /* AuthenticationSASL */
     assert_non_null(memmem(body + 4, len - 4, "SCRAM-SHA-256", 14));
     free(body);
 
@@ -147,7 +123,7 @@ static int raw_scram(const struct h_lane *l, const char *user, const char *passw
     size_t il = 0;
     memcpy(init, "SCRAM-SHA-256", 14);
     il = 14;
-    put32((uint8_t *)init + il, (uint32_t)flen);
+    h_put32((uint8_t *)init + il, (uint32_t)flen);
     il += 4;
     memcpy(init + il, first, flen);
     il += flen;
@@ -155,7 +131,7 @@ static int raw_scram(const struct h_lane *l, const char *user, const char *passw
 
     body = expect_msg(fd, 'R', &len);
     assert_true(len > 4);
-    assert_int_equal(get32(body), 11);                        /* AuthenticationSASLContinue */
+    assert_int_equal(h_get32(body), 11);                        /* AuthenticationSASLContinue */
     char server_first[PROTO_SCRAM_MAX_MSG];
     snprintf(server_first, sizeof server_first, "%.*s", (int)(len - 4), (const char *)body + 4);
     free(body);
@@ -172,10 +148,10 @@ static int raw_scram(const struct h_lane *l, const char *user, const char *passw
     int t = h_raw_read_msg(fd, 5000, &b2, &len);
     int ok = 0;
     if (t == 'R') {
-        assert_int_equal(get32(b2), 12);                      /* AuthenticationSASLFinal */
+        assert_int_equal(h_get32(b2), 12);                      /* AuthenticationSASLFinal */
         free(b2);
         b2 = expect_msg(fd, 'R', &len);
-        assert_int_equal(get32(b2), 0);                       /* AuthenticationOk */
+        assert_int_equal(h_get32(b2), 0);                       /* AuthenticationOk */
         ok = 1;
     } else {
         char want[256];
@@ -262,7 +238,7 @@ static void test_log_lines_escaped(void **state)
         struct h_lane l;
         char conf[4096];
         h_conf(conf, sizeof conf, "transaction", 2, types[k], "server_idle_timeout = 60s\nadmin_users = app\n");
-        conf_replace(conf, sizeof conf, "log_level = info", "log_level = debug");
+        h_conf_replace(conf, sizeof conf, "log_level = info", "log_level = debug");
         assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
         const char *users[4] = { evil_user, H_USER, longname, evil_user };
         const char *dbs[4] = { H_DB, evil_db, H_DB, evil_db };
@@ -382,7 +358,7 @@ static void test_scram_unknown_user(void **state)
         int fd = raw_start(&l, users[k], H_DB);
         uint32_t len;
         uint8_t *body = expect_msg(fd, 'R', &len);
-        assert_int_equal(get32(body), 5);                   /* AuthenticationMD5Password */
+        assert_int_equal(h_get32(body), 5);                   /* AuthenticationMD5Password */
         free(body);
         raw_msg(fd, 'p', "md5000102030405060708090a0b0c0d0e0f", 36);
         char want[128];
@@ -410,9 +386,9 @@ static void test_empty_password_refused(void **state)
     assert_int_equal(h_write_file(auth, text), 0);
     assert_int_equal(chmod(auth, 0600), 0);
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
-    conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
-    conf_replace(conf, sizeof conf, "@PORT@", "16999");
-    conf_replace(conf, sizeof conf, "@PGPORT@", "5432");
+    h_conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
+    h_conf_replace(conf, sizeof conf, "@PORT@", "16999");
+    h_conf_replace(conf, sizeof conf, "@PGPORT@", "5432");
     assert_int_equal(pglane_check("empty.ini", conf, &out), 1);
     char want[H_PATH + 128];
     snprintf(want, sizeof want, "%s:2: user 'emptyu' has an empty password", auth);
@@ -701,44 +677,11 @@ static void test_large_message_memory_returned(void **state)
     h_pass();
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 /* Sends raw request bytes, returns everything until the server closes or timeout_ms (malloc'd). */
 static char *http(int port, const char *req, size_t len, int timeout_ms)
 {
-    int fd = h_raw_connect(port);
-    assert_true(fd >= 0);
-    if (len)
-        assert_int_equal(h_raw_send(fd, req, len), 0);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
+    char *out = h_http(port, req, len, timeout_ms);
     assert_non_null(out);
-    int64_t deadline = h_now_ms() + timeout_ms;
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(deadline - h_now_ms());
-        if (left <= 0 || poll(&pfd, 1, left) <= 0)
-            break;
-        if (n + 4096 > cap)
-            out = realloc(out, cap *= 2);
-        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
     return out;
 }
 
@@ -814,7 +757,7 @@ static void test_pools_freed_and_capped(void **state)
     H_SKIP_IF_DIRECT();
     struct h_lane l;
     char conf[4096], extra[256], db[64];
-    int mport = free_port();
+    int mport = h_free_port();
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\npool_idle_timeout = 1s\nmetrics_listen = 127.0.0.1:%d\n",
              mport);
     h_conf(conf, sizeof conf, "transaction", 2, "md5", extra);
@@ -893,7 +836,7 @@ static void test_admin_reserve(void **state)
     struct h_lane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "md5", "server_idle_timeout = 60s\nadmin_users = " H_MD5_USER "\n");
-    conf_replace(conf, sizeof conf, "max_client_conn = 2000", "max_client_conn = 10");
+    h_conf_replace(conf, sizeof conf, "max_client_conn = 2000", "max_client_conn = 10");
     assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
     PGconn *app[7], *adm[3];
     for (int i = 0; i < 7; i++) {
@@ -959,7 +902,7 @@ static void test_metrics_slow_clients(void **state)
     H_SKIP_IF_DIRECT();
     struct h_lane l;
     char conf[4096], extra[256];
-    int mport = free_port();
+    int mport = h_free_port();
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nmetrics_listen = 127.0.0.1:%d\n", mport);
     h_conf(conf, sizeof conf, "transaction", 2, "md5", extra);
     assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);

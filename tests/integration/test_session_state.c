@@ -25,20 +25,6 @@ static int g_mport;
 
 #define NCLIENTS 32
 
-static int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 /* One lane "main" of `size` connections with lane_extra appended to its section. */
 static void conf_for(char *buf, size_t n, int size, const char *lane_extra, int mport)
 {
@@ -84,7 +70,7 @@ static int group_setup(void **state)
                   "CREATE FUNCTION no_timeout() RETURNS int LANGUAGE plpgsql AS "
                   "$$BEGIN PERFORM set_config('statement_timeout', '0', false); RETURN 1; END$$") != 0)
         return -1;
-    g_mport = free_port();
+    g_mport = h_free_port();
     conf_for(conf, sizeof conf, 2, "", g_mport);
     if (h_lane_start(&g_main, &g_pg, conf) != 0)
         return -1;
@@ -109,15 +95,6 @@ static PGconn *client(const struct h_lane *l, const char *app)
 
     snprintf(extra, sizeof extra, "application_name=%s", app);
     return h_connect(l, extra);
-}
-
-static PGconn *console(const struct h_lane *l)
-{
-    char ci[256];
-
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
-             " dbname=pglane connect_timeout=5", l->port);
-    return PQconnectdb(ci);
 }
 
 /* SHOW CLIENTS' pinned column for the client with application_name app: "" when NULL, "?" when the
@@ -148,44 +125,6 @@ static const char *wait_pinned(PGconn *adm, const char *app, const char *want)
     while (strcmp(got = pinned_of(adm, app), want) != 0 && h_now_ms() < deadline)
         usleep(5000);
     return got;
-}
-
-static char *metrics(void)
-{
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    int fd = h_raw_connect(g_mport);
-    size_t cap = 1 << 18, n = 0;
-    char *out = malloc(cap), *body;
-    int64_t deadline = h_now_ms() + 5000;
-
-    assert_true(fd >= 0);
-    assert_int_equal(h_raw_send(fd, req, sizeof req - 1), 0);
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(deadline - h_now_ms());
-        ssize_t r;
-
-        if (left <= 0 || poll(&pfd, 1, left) <= 0 || n + 1 >= cap)
-            break;
-        if ((r = recv(fd, out + n, cap - n - 1, 0)) <= 0)
-            break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-    body = strstr(out, "\r\n\r\n");
-    assert_non_null(body);
-    body = strdup(body + 4);
-    free(out);
-    return body;
-}
-
-/* The value of a metric line "name{labels} value", or -1. */
-static long metric(const char *text, const char *series)
-{
-    const char *p = strstr(text, series);
-
-    return p && p[strlen(series)] == ' ' ? atol(p + strlen(series) + 1) : -1;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -453,24 +392,24 @@ static void test_temp_table_pins(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(&g_main), *c = client(&g_main, "tmp-owner"), *o = client(&g_main, "tmp-other");
+    PGconn *adm = h_console(&g_main, NULL), *c = client(&g_main, "tmp-owner"), *o = client(&g_main, "tmp-other");
     H_ASSERT_CONNECTED(adm);
     H_ASSERT_CONNECTED(c);
     H_ASSERT_CONNECTED(o);
-    char *m = metrics();
-    long pins_before = metric(m, "pglane_pins_total{lane=\"main\",reason=\"temp_table\"}");
+    char *m = h_metrics_body(g_mport);
+    long pins_before = h_metric(m, "pglane_pins_total{lane=\"main\",reason=\"temp_table\"}");
     free(m);
     assert_true(pins_before >= 0);
     assert_string_equal(pinned_of(adm, "tmp-owner"), "");
     assert_int_equal(h_exec(c, "CREATE TEMP TABLE tt (a int)"), 0);
     assert_string_equal(wait_pinned(adm, "tmp-owner", "temp_table"), "temp_table");
-    m = metrics();
+    m = h_metrics_body(g_mport);
     char err[256] = "";
     if (prom_check(m, err, sizeof err) != 0)
         print_error("metrics: %s\n", err);
     assert_int_equal(prom_check(m, err, sizeof err), 0);
-    assert_int_equal(metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"temp_table\"}"), 1);
-    assert_int_equal(metric(m, "pglane_pins_total{lane=\"main\",reason=\"temp_table\"}"), pins_before + 1);
+    assert_int_equal(h_metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"temp_table\"}"), 1);
+    assert_int_equal(h_metric(m, "pglane_pins_total{lane=\"main\",reason=\"temp_table\"}"), pins_before + 1);
     free(m);
     for (int i = 1; i <= 5; i++) {
         char sql[64];
@@ -490,8 +429,8 @@ static void test_temp_table_pins(void **state)
     }
     assert_int_equal(h_exec(c, "DROP TABLE tt"), 0);
     assert_string_equal(wait_pinned(adm, "tmp-owner", ""), "");
-    m = metrics();
-    assert_int_equal(metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"temp_table\"}"), 0);
+    m = h_metrics_body(g_mport);
+    assert_int_equal(h_metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"temp_table\"}"), 0);
     free(m);
     char *one = h_query1(c, "SELECT 1");
     assert_string_equal(one, "1");
@@ -507,7 +446,7 @@ static void test_advisory_lock_pins(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(&g_main), *c = client(&g_main, "adv-owner"), *o = client(&g_main, "adv-other");
+    PGconn *adm = h_console(&g_main, NULL), *c = client(&g_main, "adv-owner"), *o = client(&g_main, "adv-other");
     H_ASSERT_CONNECTED(adm);
     H_ASSERT_CONNECTED(c);
     H_ASSERT_CONNECTED(o);
@@ -559,7 +498,7 @@ static void test_listen_notify(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(&g_main), *a = client(&g_main, "listener"), *b = client(&g_main, "notifier");
+    PGconn *adm = h_console(&g_main, NULL), *a = client(&g_main, "listener"), *b = client(&g_main, "notifier");
     H_ASSERT_CONNECTED(adm);
     H_ASSERT_CONNECTED(a);
     H_ASSERT_CONNECTED(b);

@@ -181,17 +181,6 @@ static int group_teardown(void **state)
 
 /* ------------------------------------------------------------------------------------------ helpers */
 
-/* Replaces the first `from` in buf (capacity n) by `to`. Fails the test if absent. */
-static void conf_replace(char *buf, size_t n, const char *from, const char *to)
-{
-    char *p = strstr(buf, from);
-    assert_non_null(p);
-    size_t fl = strlen(from), tl = strlen(to), rest = strlen(p + fl);
-    assert_true(strlen(buf) - fl + tl < n);
-    memmove(p + tl, p + fl, rest + 1);
-    memcpy(p, to, tl);
-}
-
 /* Standard config with client-side TLS (tls_mode as given, certificate of the test CA) and extra lines. */
 static void tls_conf(char *buf, size_t n, const char *mode, const char *extra)
 {
@@ -343,7 +332,7 @@ static void start_server_tls_lane(struct h_lane *l, const char *mode, const char
         snprintf(lines, sizeof lines, "port = @PGPORT@\nserver_tls_mode = %s\nserver_tls_ca_file = %s\n", mode, ca);
     else
         snprintf(lines, sizeof lines, "port = @PGPORT@\nserver_tls_mode = %s\n", mode);
-    conf_replace(conf, sizeof conf, "port = @PGPORT@\n", lines);
+    h_conf_replace(conf, sizeof conf, "port = @PGPORT@\n", lines);
     if (strcmp(mode, "verify-full") != 0 || strstr(ca, "otherca") == NULL) {
         assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
         return;
@@ -536,11 +525,6 @@ static int tls_read_msg(struct raw_tls *t, uint8_t *buf, size_t cap, uint32_t *l
     return h[0];
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-
 static int b64(const uint8_t *in, size_t n, char *out)
 {
     return EVP_EncodeBlock((unsigned char *)out, in, (int)n);
@@ -596,9 +580,9 @@ static int scram_over_tls(int port, const char *mech, const char *gs2, int how, 
     snprintf(first, sizeof first, "%s%s", gs2, first_bare);
     size_t ml = strlen(mech) + 1, fl = strlen(first);
     buf[0] = 'p';
-    put_be32(buf + 1, (uint32_t)(4 + ml + 4 + fl));
+    h_put32(buf + 1, (uint32_t)(4 + ml + 4 + fl));
     memcpy(buf + 5, mech, ml);
-    put_be32(buf + 5 + ml, (uint32_t)fl);
+    h_put32(buf + 5 + ml, (uint32_t)fl);
     memcpy(buf + 9 + ml, first, fl);
     if (tls_send(&t, buf, 9 + ml + fl) < 0)
         goto out;
@@ -644,7 +628,7 @@ static int scram_over_tls(int port, const char *mech, const char *gs2, int how, 
     snprintf(final, sizeof final, "%s,p=%s", without_proof, proof64);
     size_t fn = strlen(final);
     buf[0] = 'p';
-    put_be32(buf + 1, (uint32_t)(4 + fn));
+    h_put32(buf + 1, (uint32_t)(4 + fn));
     memcpy(buf + 5, final, fn);
     if (tls_send(&t, buf, 5 + fn) < 0)
         goto out;
