@@ -1265,14 +1265,26 @@ static int forward(struct px_client *cl)
 {
     if (cl->conn.writing)
         return 0;
-    if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION && px_prep_needed(cl))
+    if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION && px_prep_needed(cl)) {
+        cl->tx_forwarded = 1;          /* rewritten bytes are not kept: no retry (proxy/retry.c) */
+        px_retry_disarm(cl);
         return px_prep_forward(cl);
+    }
+    px_retry_arm(cl);                  /* before begin_replay and fwd_remain change */
     cl->begin_replay = 0;
     cl->fwd_remain = cl->conn.in.remain;
     px_flow_mark_raw(cl);
     if (cl->unnamed_parsed)
         cl->server->unnamed_owner = cl->conn.id;
-    return px_forward(&cl->conn, &cl->server->conn);
+    int r = px_forward(&cl->conn, &cl->server->conn);
+
+    if (r < 0 && cl->retry_buf) {
+        /* The bytes are kept: the server connection died under the transaction's first message. */
+        cl->conn.in.start = cl->conn.in.pos;
+        if (px_retry_try(cl->server, PX_RF_CLOSED, NULL, NULL, uv_strerror(r)))
+            return 0;
+    }
+    return r;
 }
 
 /* Whether the scanned bytes are only whole messages that get no reply outside COPY IN. */
@@ -1503,6 +1515,7 @@ void px_client_detached(struct px_client *cl)
     cl->changes_session = 0;
     cl->lane_decided = 0;
     px_flow_reset(cl);
+    px_retry_end_tx(cl);
     cl->unnamed_parsed = 0;
     if (px->draining) {
         client_fatal(cl, "57P01", "pglane is shutting down");
@@ -1527,6 +1540,7 @@ int px_client_cancel_queued(struct px_client *cl)
     b->start = b->pos;             /* the request is dropped unsent */
     cl->pending_z = 0;
     px_flow_reset(cl);             /* and so is its reply accounting */
+    px_retry_end_tx(cl);
     cl->query_start_us = cl->tx_begin_us = 0;
     cl->fingerprint = 0;
     cl->changes_session = 0;
@@ -1581,6 +1595,7 @@ void px_client_free(struct px_client *cl)
 {
     px_prep_client_free(cl);
     px_flow_free(cl);
+    px_retry_end_tx(cl);
     px_params_clear(&cl->want);
     startup_clear(cl);
     px_kvlist_clear(&cl->gucs);
