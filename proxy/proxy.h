@@ -197,6 +197,8 @@ struct px_pool {
     uint64_t empty_since_ms;       /* no server and no client in the queue since then (0: not empty) */
     uint8_t referenced;            /* scratch of px_pool_maintain: a client points at it */
     uint64_t xact_us, query_us;    /* summed durations (PgBouncer-compatible SHOW STATS) */
+    uint64_t unreachable_since_ms; /* connections fail (refused, starting up): 0 = no outage known */
+    char unreachable[200];         /* the latest such failure */
 };
 
 struct px_lane {
@@ -230,6 +232,10 @@ void px_pool_server_ready(struct px_server *sv);
 /* A server connection could not be made: fail the clients that were waiting for one. */
 void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_t err_len,
                            const char *sqlstate, const char *message);
+/* A connection could not be made for a reason that passes (refused, PostgreSQL starting or shutting
+ * down): the waiters stay queued while the maintenance tick tries again, and fail with message only
+ * once they waited server_connect_timeout into the outage. */
+void px_pool_server_unreachable(struct px_pool *pool, const char *message);
 /* A server connection was closed while clients wait: open another if the lane has room. */
 void px_pool_refill(struct px_pool *pool);
 void px_pool_maintain(struct proxy *px, uint64_t now_ms);

@@ -88,7 +88,7 @@ static void on_connect(uv_connect_t *req, int status)
                  sv->pool->lane->server->name, uv_strerror(status));
         SLOG(sv, CONF_LOG_ERROR, "%s", msg);
         px_server_close(sv, "connect failed");
-        px_pool_server_failed(sv->pool, NULL, 0, "08006", msg);
+        px_pool_server_unreachable(sv->pool, msg);
         return;
     }
     if (!sv->pool->lane->unix_socket)
@@ -148,11 +148,22 @@ static void login_failed(struct px_server *sv, const struct proto_frame *err, co
     if (err) {
         struct proto_error_fields ef;
 
-        if (proto_parse_error(err->body, err->len, &ef) == 0)
+        char msg[200];
+        int passing = 0;
+
+        if (proto_parse_error(err->body, err->len, &ef) == 0) {
             SLOG(sv, CONF_LOG_ERROR, "login failed: %s %s", ef.sqlstate ? ef.sqlstate : "",
                  ef.message ? ef.message : "");
+            /* Starting up, shutting down, in recovery: wait for it (px_pool_server_unreachable). */
+            passing = ef.sqlstate && (strcmp(ef.sqlstate, "57P03") == 0 || strcmp(ef.sqlstate, "57P01") == 0 ||
+                                      strncmp(ef.sqlstate, "08", 2) == 0);
+            snprintf(msg, sizeof(msg), "%s %.150s", ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
+        }
         px_server_close(sv, "login failed");
-        px_pool_server_failed(pool, err->body - PROTO_HEADER_LEN, err->len + PROTO_HEADER_LEN, NULL, NULL);
+        if (passing)
+            px_pool_server_unreachable(pool, msg);
+        else
+            px_pool_server_failed(pool, err->body - PROTO_HEADER_LEN, err->len + PROTO_HEADER_LEN, NULL, NULL);
     } else {
         SLOG(sv, CONF_LOG_ERROR, "login failed: %s", message);
         px_server_close(sv, "login failed");
@@ -331,6 +342,7 @@ static void login_read(struct px_server *sv)
         case PROTO_BE_READY:
             b->start = b->pos;
             sv->pool->params_ready = 1;
+            sv->pool->unreachable_since_ms = 0;
             sv->tx_status = 'I';
             SLOG(sv, CONF_LOG_DEBUG, "logged in, backend pid %u", sv->backend_pid);
             px_pool_server_ready(sv);
@@ -1015,7 +1027,11 @@ void px_server_on_eof(struct px_server *sv, int status)
         return;
     }
     if (sv->state == SV_LOGIN || sv->state == SV_TLS) {
-        login_failed(sv, NULL, "pglane: server closed the connection during login");
+        struct px_pool *pool = sv->pool;
+
+        SLOG(sv, CONF_LOG_ERROR, "login failed: %s", "server closed the connection during login");
+        px_server_close(sv, "login failed");
+        px_pool_server_unreachable(pool, "pglane: server closed the connection during login");
         return;
     }
     px_server_close(sv, "server closed the connection");
