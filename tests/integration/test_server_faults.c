@@ -40,7 +40,10 @@ static int pg_ctl(const struct h_pg *pg, const char *action)
         argv[n++] = "postgres";
         argv[n++] = "--";
     }
-    const char *rest[] = { exe, "-D", pg->datadir, "-l", pg->logfile, "-m", "fast", "-w", "-t", "60", action, NULL };
+    char opts[64];
+    snprintf(opts, sizeof opts, "-p %d", pg->port);   /* the cluster's own port, never the default */
+    const char *rest[] = { exe, "-D", pg->datadir, "-l", pg->logfile, "-o", opts, "-m", "fast", "-w", "-t", "60",
+                           action, NULL };
     for (int i = 0; rest[i]; i++)
         argv[n++] = rest[i];
     argv[n] = NULL;
