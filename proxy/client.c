@@ -1003,10 +1003,19 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
         cl->changes_session = 1;
     if (!tx_start)
         return 0;
+    if (cl->held_begin && cl->lane_decided)
+        return 0;                  /* the identity chose the lane when the BEGIN was held */
     lane = px_route_identity_hit(px, cl);
     if (lane != ROUTE_NEED_STATEMENT) {
         cl->lane = (int16_t)lane;
         cl->lane_decided = 1;
+        /* With server_retry, a bare BEGIN is held too: it goes with the transaction's first statement,
+         * so that both can be resent if the server connection turns out dead (proxy/retry.c). */
+        if (f->type == PROTO_FE_QUERY && !cl->held_begin && lane >= 0 && lane < px->nlanes &&
+            px->lanes[lane]->conf->server_retry > 0 && (tag = begin_tag(sql, len)) != NULL) {
+            hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
+            return 1;
+        }
         return 0;
     }
     if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = begin_tag(sql, len)) != NULL) {

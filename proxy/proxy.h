@@ -442,6 +442,7 @@ struct px_client {
     uint32_t retry_len;
     uint8_t retry_attempts;        /* resends of the current transaction's first message(s) */
     uint8_t tx_forwarded;          /* something of the current transaction went to a server */
+    uint8_t retry_begin;           /* retry_buf starts with a held BEGIN */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */

@@ -47,6 +47,7 @@ void px_retry_disarm(struct px_client *cl)
 void px_retry_end_tx(struct px_client *cl)
 {
     px_retry_disarm(cl);
+    cl->retry_begin = 0;
     cl->retry_attempts = 0;
     cl->tx_forwarded = 0;
 }
@@ -66,8 +67,9 @@ void px_retry_arm(struct px_client *cl)
     if (!cl->tx_forwarded) {
         cl->tx_forwarded = 1;
         if (cl->conn.px->conf->pool_mode != CONF_POOL_TRANSACTION || !cl->server || cl->server->tx_status != 'I' ||
-            cl->begin_replay || cl->fwd_remain || cl->pool->lane->conf->server_retry <= 0)
+            cl->fwd_remain || cl->pool->lane->conf->server_retry <= 0)
             return;
+        cl->retry_begin = cl->begin_replay;   /* the bytes start with a held BEGIN */
     }
     if (b->remain || n == 0 || cl->retry_len + n > PX_RETRY_MAX || !(p = realloc(cl->retry_buf, cl->retry_len + n))) {
         px_retry_disarm(cl);         /* streamed or too large: not retried */
@@ -121,6 +123,8 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
     memcpy(b->data + b->start, cl->retry_buf, cl->retry_len);
     b->pos += cl->retry_len;
     b->len += cl->retry_len;
+    if (cl->retry_begin && cl->retry_len > PROTO_HEADER_LEN)
+        cl->held_begin = 1 + proto_get_u32(cl->retry_buf + 1);   /* replayed (its reply swallowed) again */
     px_retry_disarm(cl);
     cl->retry_attempts++;
     cl->tx_forwarded = 0;

@@ -242,7 +242,7 @@ static void test_transaction_waits_for_postgres(void **state)
 /*
  * pg_ctl restart -m fast during pgbench -S: pgbench finishes (no hang), pglane keeps running, and
  * clients whose transaction had not started on a server when PostgreSQL went down do not fail:
- * at most the clients in flight at that moment (16) abort. Transactions go on after the restart.
+ * at most the clients in flight at that moment (8 server connections) abort. Transactions go on after the restart.
  */
 static void test_restart_under_select_load(void **state)
 {
@@ -284,7 +284,7 @@ static void test_restart_under_select_load(void **state)
     if (rc != 0)
         print_error("pgbench output:\n%s\n", out);
     assert_int_not_equal(rc, -1);
-    assert_true(aborted <= 16);
+    assert_true(aborted <= 8);          /* at most one transaction per server connection was in flight */
     assert_true(processed > 0);
     free(out);
     assert_true(h_lane_alive(&l));
