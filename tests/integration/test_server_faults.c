@@ -108,10 +108,26 @@ static int count_substr(const char *text, const char *needle)
     return n;
 }
 
+/* Clients pgbench aborted in command `cmd` of its script (-1: any command). */
+static int aborted_in(const char *out, int cmd)
+{
+    int n = 0;
+    for (const char *p = out; (p = strstr(p, "aborted in command ")) != NULL; p++)
+        if (cmd < 0 || atoi(p + strlen("aborted in command ")) == cmd)
+            n++;
+    return n;
+}
+
 /*
- * The scenario of issue 20: 32 pgbench clients (TPC-B-like) through 8 server connections while
- * pglane's idle server connections are terminated every 200 ms. No client may abort, no
- * transaction fail, and nothing may run twice (one pgbench_history row per reported transaction).
+ * The scenario of issue 20: 32 pgbench clients (TPC-B-like) through 8 server connections while the
+ * backends pg_stat_activity shows as idle are terminated every 200 ms. With 32 clients queued for 8
+ * connections, a backend that reports idle is handed to the next transaction at once, so nearly every
+ * kill lands on a connection that a transaction has just taken: before its first reply (pglane resends
+ * the BEGIN and first statement elsewhere: no client may abort there, in pgbench's commands 4 and 5),
+ * or, when the signal arrives a little later, inside the transaction after its first reply (never
+ * resent: the client gets PostgreSQL's FATAL, as it would without a pooler). No transaction may fail
+ * and nothing may run twice (one pgbench_history row per reported transaction). The code before
+ * issue 20 aborts clients in command 4 (the BEGIN sent on a dead connection).
  */
 static void test_terminate_idle_under_pgbench(void **state)
 {
@@ -150,10 +166,13 @@ static void test_terminate_idle_under_pgbench(void **state)
     fprintf(stderr, "pgbench exited %d: %ld transactions, %ld failed; %ld rounds, %ld backends terminated; "
                     "%ld history rows; retries %ld; lost idle %d, dead on use %d\n",
             rc, processed, failed, rounds, killed, rows, retries, lost_idle, lost_use);
-    if (rc != 0 || strstr(out, "aborted"))
+    int aborted = aborted_in(out, -1), first = aborted_in(out, 4) + aborted_in(out, 5);
+    fprintf(stderr, "clients aborted: %d in the first statement, %d inside a transaction\n", first, aborted - first);
+    if (rc != 0 || aborted)
         print_error("pgbench output:\n%s\n", out);
-    assert_int_equal(rc, 0);
-    assert_null(strstr(out, "aborted"));
+    assert_true(rc == 0 || (rc == 2 && aborted > 0));
+    assert_int_equal(first, 0);              /* every kill before the first reply was absorbed */
+    assert_true(aborted * 4 <= killed);      /* kills inside a transaction are the rare race */
     assert_true(processed > 0);
     assert_int_equal(failed, 0);
     assert_int_equal(rows, processed);       /* nothing ran twice, nothing got lost */
