@@ -1224,6 +1224,8 @@ static int scan(struct px_client *cl, const char **err)
             }
             if ((f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) &&
                 look_at_statement(cl, &f)) {
+                if (prepared)
+                    unnamed_forget(cl);  /* the held BEGIN is replayed: a simple Query all the same */
                 b->pos += PROTO_HEADER_LEN + f.len;
                 continue;
             }
