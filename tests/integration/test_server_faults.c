@@ -7,9 +7,13 @@
  */
 #include "tests/integration/harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,11 +85,62 @@ static int group_teardown(void **state)
     return 0;
 }
 
+static int g_mport;    /* metrics_listen port of the latest start_lane */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* GET /metrics: the body (malloc'd). */
+static char *get_metrics(int port)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = h_raw_connect(port);
+    assert_true(fd >= 0);
+    assert_int_equal(h_raw_send(fd, req, sizeof req - 1), 0);
+    size_t cap = 1 << 20, n = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    int64_t deadline = h_now_ms() + 5000;
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0 || n + 1 >= cap)
+            break;
+        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    out[n] = 0;
+    close(fd);
+    assert_non_null(strstr(out, "200 OK"));
+    return out;
+}
+
+/* The value of the sample whose line starts with `series` ("name{labels}"), or -1. */
+static long metric(const char *text, const char *series)
+{
+    const char *p = strstr(text, series);
+    return p ? strtol(p + strlen(series), NULL, 10) : -1;
+}
+
 static void start_lane(struct h_lane *l, int size, const char *lane_extra)
 {
-    char conf[4096];
-    h_conf(conf, sizeof conf, "transaction", size, "scram-sha-256",
-           "server_idle_timeout = 60s\nadmin_users = " H_USER "\n");
+    char conf[4096], extra[256];
+    g_mport = free_port();
+    assert_true(g_mport > 0);
+    snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nadmin_users = " H_USER "\nmetrics_listen = 127.0.0.1:%d\n",
+             g_mport);
+    h_conf(conf, sizeof conf, "transaction", size, "scram-sha-256", extra);
     if (lane_extra)
         strncat(conf, lane_extra, sizeof conf - strlen(conf) - 1);
     assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
@@ -179,6 +234,15 @@ static void test_terminate_idle_under_pgbench(void **state)
     assert_true(killed > 0);
     assert_true(retries > 0);
     assert_true(lost_idle + lost_use > 0);
+    char *m = get_metrics(g_mport);
+    long m_retries = metric(m, "pglane_transaction_retries_total{lane=\"main\"} ");
+    long m_use = metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"dead_on_use\"} ");
+    long m_idle = metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"idle_error\"} ");
+    fprintf(stderr, "metrics: retries %ld, lost dead_on_use %ld, idle_error %ld\n", m_retries, m_use, m_idle);
+    assert_int_equal(m_retries, retries);
+    assert_int_equal(m_use, lost_use);
+    assert_true(m_idle >= 0 && m_use + m_idle > 0);
+    free(m);
     free(log);
     free(out);
     PQfinish(s);
