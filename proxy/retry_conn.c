@@ -80,7 +80,9 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
     struct px_retry_case c;
     struct px_buf *b;
 
-    if (!cl || cl->state != CL_ACTIVE || !cl->retry_buf || cl->conn.writing || cl->terminating)
+    /* sv->guard_for: pglane's contention guard ended this backend on purpose; running the request
+     * again would defeat it. */
+    if (!cl || cl->state != CL_ACTIVE || !cl->retry_buf || cl->conn.writing || cl->terminating || sv->guard_for)
         return 0;
     c = (struct px_retry_case){ .kind = PX_RK_FIRST, .reply_seen = 0, .fault = fault, .severity = severity,
                                 .sqlstate = sqlstate, .attempts = cl->retry_attempts,

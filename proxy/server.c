@@ -1027,8 +1027,6 @@ void px_server_on_eof(struct px_server *sv, int status)
         return;
     }
     if (sv->state == SV_LOGIN || sv->state == SV_TLS) {
-        struct px_pool *pool = sv->pool;
-
         SLOG(sv, CONF_LOG_ERROR, "login failed: %s", "server closed the connection during login");
         px_server_close(sv, "login failed");
         px_pool_server_unreachable(pool, "pglane: server closed the connection during login");
