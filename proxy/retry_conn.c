@@ -38,8 +38,8 @@ void px_retry_arm(struct px_client *cl)
     if (!cl->tx_forwarded) {
         cl->tx_forwarded = 1;
         if (cl->conn.px->conf->pool_mode != CONF_POOL_TRANSACTION || !cl->server || cl->server->tx_status != 'I' ||
-            cl->fwd_remain || cl->pool->lane->conf->server_retry <= 0)
-            return;
+            cl->fwd_remain || cl->pins || cl->pool->lane->conf->server_retry <= 0)
+            return;                  /* a pinned client's state lives on this connection: never moved */
         cl->retry_begin = cl->begin_replay;   /* the bytes start with a held BEGIN */
     }
     if (b->remain || n == 0 || cl->retry_len + n > PX_RETRY_MAX || !(p = realloc(cl->retry_buf, cl->retry_len + n))) {

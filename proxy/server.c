@@ -1003,7 +1003,8 @@ static int retry_on_error(struct px_server *sv, const struct proto_frame *f)
 }
 
 /* Scans the server's bytes: returns 1 when a ReadyForQuery made the server releasable, 2 when the
- * connection was closed and its client requeued (proxy/retry.c), -1 on error. */
+ * answer to pglane's session check or replay is complete (proxy/session.c), 3 when the connection
+ * was closed and its client requeued (proxy/retry.c), -1 on error. */
 static int scan(struct px_server *sv)
 {
     struct px_buf *b = &sv->conn.in;
@@ -1045,7 +1046,7 @@ static int scan(struct px_server *sv)
             }
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
             if (f.type == PROTO_BE_ERROR && sv->client && sv->client->retry_buf && retry_on_error(sv, &f))
-                return 2;         /* sv is closed: its client was requeued with its first message(s) */
+                return 3;         /* sv is closed: its client was requeued with its first message(s) */
             if (prep && px_prep_swallows(sv, f.type)) {
                 /* The reply to a Parse or Close pglane added: the client never sees it. */
                 if (flush_blocked(sv))
@@ -1191,7 +1192,7 @@ void px_server_on_read(struct px_server *sv)
         return;
     }
     r = scan(sv);
-    if (r == 2)
+    if (r == 3)
         return;
     if (r < 0) {
         struct px_client *cl = sv->client;
