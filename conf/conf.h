@@ -57,6 +57,8 @@ struct conf_lane {
     int64_t queue_timeout_ms;       /* default 120s; 0 = wait forever */
     int64_t server_connect_timeout_ms; /* default 15s */
     int64_t server_lifetime_ms;     /* default 3600s; 0 = unlimited */
+    int server_retry;          /* default 2: resends of a transaction's first messages after its server
+                                * connection died before answering; 0 = off */
     /* Session settings sent as startup parameters, in file order: statement_timeout, lock_timeout,
      * work_mem, idle_in_transaction_session_timeout and every set.<guc>. The three timeouts are
      * validated as durations and stored as milliseconds text ("2s" -> "2000"); work_mem and set.<guc>

@@ -64,7 +64,7 @@ static int add_lane(struct conf_loader *ld, struct conf *c, char *name)
     p[c->nlanes] = (struct conf_lane){
         .name = name, .server = -1, .size = 20, .reserve_timeout_ms = 5000,
         .queue_timeout_ms = 120000, .server_connect_timeout_ms = 15000,
-        .server_lifetime_ms = 3600000, .guard = CONF_GUARD_OFF, .guard_wait_ms = 250,
+        .server_lifetime_ms = 3600000, .server_retry = 2, .guard = CONF_GUARD_OFF, .guard_wait_ms = 250,
         .guard_quarantine = 3, .guard_quarantine_window_ms = 600000, .guard_quarantine_time_ms = 600000,
         .line = ld->lineno};
     return c->nlanes++;

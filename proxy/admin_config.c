@@ -93,6 +93,7 @@ static void lane(struct px_table *t, const struct conf *c, const struct conf_lan
     LANE_KV("queue_timeout", "%lldms", (long long)l->queue_timeout_ms);
     LANE_KV("server_connect_timeout", "%lldms", (long long)l->server_connect_timeout_ms);
     LANE_KV("server_lifetime", "%lldms", (long long)l->server_lifetime_ms);
+    LANE_KV("server_retry", "%d", l->server_retry);
     LANE_KV("protect", "%s", l->protect ? "yes" : "no");
     LANE_KV("preemptible", "%s", l->preemptible ? "yes" : "no");
     LANE_KV("guard", "%s", guards[l->guard]);

@@ -256,6 +256,7 @@ static void stats_row(struct px_table *t, const struct px_lane *l)
     px_table_cell(t, "%llu", (unsigned long long)st->slow);
     px_table_cell(t, "%llu", (unsigned long long)(st->guard[0] + st->guard[1] + st->guard[2]));
     px_table_cell(t, "%llu", (unsigned long long)(st->guarded[0] + st->guarded[1] + st->guarded[2]));
+    px_table_cell(t, "%llu", (unsigned long long)st->retries);
 }
 
 void px_show_stats(struct px_client *cl, const char *arg)
@@ -263,7 +264,7 @@ void px_show_stats(struct px_client *cl, const char *arg)
     static const char *const cols[] = {
         "lane", "transactions", "queries", "tx_avg_ms", "query_avg_ms", "query_p95_ms", "query_max_ms",
         "waits", "wait_avg_ms", "wait_max_ms", "errors", "slow_queries", "guard_against", "guard_for",
-        NULL
+        "retries", NULL
     };
     struct proxy *px = cl->conn.px;
     struct px_table t;

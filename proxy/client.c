@@ -1202,10 +1202,19 @@ static int route_statement(struct px_client *cl, const struct proto_frame *f, co
 
     if (!tx_start)
         return 0;
+    if (cl->held_begin && cl->lane_decided)
+        return 0;                  /* the identity chose the lane when the BEGIN was held */
     lane = px_route_identity_hit(px, cl);
     if (lane != ROUTE_NEED_STATEMENT) {
         cl->lane = (int16_t)lane;
         cl->lane_decided = 1;
+        /* With server_retry, a bare BEGIN is held too: it goes with the transaction's first statement,
+         * so that both can be resent if the server connection turns out dead (proxy/retry.c). */
+        if (f->type == PROTO_FE_QUERY && !cl->held_begin && lane >= 0 && lane < px->nlanes &&
+            px->lanes[lane]->conf->server_retry > 0 && (tag = begin_tag(sql, len)) != NULL) {
+            hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
+            return 1;
+        }
         return 0;
     }
     if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = begin_tag(sql, len)) != NULL) {
@@ -1422,6 +1431,8 @@ static int scan(struct px_client *cl, const char **err)
                     continue;
                 }
                 if (r == 1) {
+                    if (prepared)
+                        unnamed_forget(cl);  /* the held BEGIN is replayed: a simple Query all the same */
                     b->pos += PROTO_HEADER_LEN + f.len;
                     continue;
                 }
@@ -1477,14 +1488,26 @@ static int forward(struct px_client *cl)
 {
     if (cl->conn.writing)
         return 0;
-    if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION && px_prep_needed(cl))
+    if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION && px_prep_needed(cl)) {
+        cl->tx_forwarded = 1;          /* rewritten bytes are not kept: no retry (proxy/retry.c) */
+        px_retry_disarm(cl);
         return px_prep_forward(cl);
+    }
+    px_retry_arm(cl);                  /* before begin_replay and fwd_remain change */
     cl->begin_replay = 0;
     cl->fwd_remain = cl->conn.in.remain;
     px_flow_mark_raw(cl);
     if (cl->unnamed_parsed)
         cl->server->unnamed_owner = cl->conn.id;
-    return px_forward(&cl->conn, &cl->server->conn);
+    int r = px_forward(&cl->conn, &cl->server->conn);
+
+    if (r < 0 && cl->retry_buf) {
+        /* The bytes are kept: the server connection died under the transaction's first message. */
+        cl->conn.in.start = cl->conn.in.pos;
+        if (px_retry_try(cl->server, PX_RF_CLOSED, NULL, NULL, uv_strerror(r)))
+            return 0;
+    }
+    return r;
 }
 
 /* pglane checks the session the client's last transaction left: what the client sends waits. */
@@ -1739,6 +1762,7 @@ void px_client_released(struct px_client *cl)
 
     cl->state = CL_IDLE;
     px_flow_reset(cl);
+    px_retry_end_tx(cl);
     cl->unnamed_parsed = 0;
     if (px->draining) {
         client_fatal(cl, "57P01", "pglane is shutting down");
@@ -1763,6 +1787,7 @@ int px_client_cancel_queued(struct px_client *cl)
     b->start = b->pos;             /* the request is dropped unsent */
     cl->pending_z = 0;
     px_flow_reset(cl);             /* and so is its reply accounting */
+    px_retry_end_tx(cl);
     cl->query_start_us = cl->tx_begin_us = 0;
     cl->fingerprint = 0;
     cl->changes_session = 0;
@@ -1820,6 +1845,7 @@ void px_client_free(struct px_client *cl)
     px_prep_client_free(cl);
     px_session_free(cl);
     px_flow_free(cl);
+    px_retry_end_tx(cl);
     px_params_clear(&cl->want);
     startup_clear(cl);
     px_kvlist_clear(&cl->gucs);

@@ -308,6 +308,35 @@ static void process(struct proto_buf *b, struct proxy *px)
     out(b, "pglane_pools %d\n", px->npools);
 }
 
+/* Server connections lost (by server: lanes sharing a server are summed) and transactions retried. */
+static void faults(struct proto_buf *b, struct proxy *px)
+{
+    const struct conf *c = px->conf;
+
+    family(b, "pglane_server_connections_lost_total", "counter",
+           "Pooled server connections PostgreSQL ended: an error while idle in the pool (idle_error), closed "
+           "while idle (idle_closed), or found dead when a transaction's first message was sent (dead_on_use).");
+    for (int s = 0; s < c->nservers; s++)
+        for (int r = 0; r < PX_LOST_REASONS; r++) {
+            uint64_t n = 0;
+
+            for (int i = 0; i < px->nall_lanes; i++)
+                if (strcmp(px->all_lanes[i]->server->name, c->servers[s].name) == 0)
+                    n += px->all_lanes[i]->stats.lost[r];
+            out(b, "pglane_server_connections_lost_total{");
+            label(b, "server", c->servers[s].name, 0);
+            out(b, "reason=\"%s\"} %llu\n", px_lost_reason_name(r), (unsigned long long)n);
+        }
+    family(b, "pglane_transaction_retries_total", "counter",
+           "Transactions whose first message(s) pglane sent again on another server connection because the "
+           "first one died before answering (server_retry).");
+    for (int i = 0; i < px->nlanes; i++) {
+        out(b, "pglane_transaction_retries_total{");
+        label(b, "lane", px->lanes[i]->conf->name, 1);
+        out(b, "} %llu\n", (unsigned long long)px->lanes[i]->stats.retries);
+    }
+}
+
 void px_metrics_render(struct proxy *px, struct proto_buf *b)
 {
     process(b, px);
@@ -326,4 +355,5 @@ void px_metrics_render(struct proxy *px, struct proto_buf *b)
     guard(b, px);
     pins(b, px);
     cancels(b, px);
+    faults(b, px);
 }

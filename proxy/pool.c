@@ -2,6 +2,7 @@
  * Server pools: one per (lane, database, user), holding at most the lane's `size` connections, with
  * a FIFO of clients waiting for one. A waiting client waits only in its own lane's queue.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +251,32 @@ void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_
     queue_timer_arm(pool);
 }
 
+void px_pool_server_unreachable(struct px_pool *pool, const char *message)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    uint64_t now = px_now_ms(px);
+    int64_t limit = pool->lane->conf->server_connect_timeout_ms;
+    struct px_list *it, *next;
+
+    if (!pool->unreachable_since_ms)
+        pool->unreachable_since_ms = now;
+    snprintf(pool->unreachable, sizeof(pool->unreachable), "%s", message);
+    for (it = pool->waiting.next; it != &pool->waiting; it = next) {
+        struct px_client *cl = px_container_of(it, struct px_client, wait_link);
+        uint64_t since = cl->wait_start_ms > pool->unreachable_since_ms ? cl->wait_start_ms : pool->unreachable_since_ms;
+        char msg[400];
+
+        next = it->next;
+        if (limit > 0 && now - since < (uint64_t)limit)
+            continue;
+        px_pool_cancel_wait(cl);
+        snprintf(msg, sizeof(msg), "pglane: server \"%s\" unreachable for %llu ms (server_connect_timeout): %s",
+                 pool->lane->server->name, (unsigned long long)(now - since), message);
+        px_client_fail(cl, "08006", msg);
+    }
+    queue_timer_arm(pool);
+}
+
 static void on_queue_timer(uv_timer_t *t)
 {
     struct px_pool *pool = t->data;
@@ -266,8 +293,9 @@ static void on_queue_timer(uv_timer_t *t)
             break;
         px_pool_cancel_wait(cl);
         record_wait(pool, cl, now);
-        snprintf(msg, sizeof(msg), "pglane: queue_timeout (%lld ms) waiting for a server connection in lane \"%s\"",
-                 (long long)limit, pool->lane->conf->name);
+        snprintf(msg, sizeof(msg), "pglane: queue_timeout (%lld ms) waiting for a server connection in lane \"%s\"%s%.150s",
+                 (long long)limit, pool->lane->conf->name, pool->unreachable_since_ms ? ": server unreachable: " : "",
+                 pool->unreachable_since_ms ? pool->unreachable : "");
         px_warn("C-%llu %s", (unsigned long long)cl->conn.id, msg);
         px_client_fail(cl, "57014", msg);
     }
@@ -301,6 +329,9 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
         const struct conf_lane *lc = pool->lane->conf;
         struct px_list *s, *next;
 
+        /* During an outage: try again for the clients that wait (one attempt per tick). */
+        if (pool->unreachable_since_ms && !px_list_empty(&pool->waiting) && !pool->lane->paused)
+            grow(pool, pool->lane->size);
         /* reserve: extra connections once the head of the queue has waited reserve_timeout. */
         if (lc->reserve > 0 && !px_list_empty(&pool->waiting) && !pool->lane->paused) {
             struct px_client *head = px_container_of(pool->waiting.next, struct px_client, wait_link);

@@ -197,6 +197,8 @@ struct px_pool {
     uint64_t empty_since_ms;       /* no server and no client in the queue since then (0: not empty) */
     uint8_t referenced;            /* scratch of px_pool_maintain: a client points at it */
     uint64_t xact_us, query_us;    /* summed durations (PgBouncer-compatible SHOW STATS) */
+    uint64_t unreachable_since_ms; /* connections fail (refused, starting up): 0 = no outage known */
+    char unreachable[200];         /* the latest such failure */
 };
 
 struct px_lane {
@@ -230,6 +232,10 @@ void px_pool_server_ready(struct px_server *sv);
 /* A server connection could not be made: fail the clients that were waiting for one. */
 void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_t err_len,
                            const char *sqlstate, const char *message);
+/* A connection could not be made for a reason that passes (refused, PostgreSQL starting or shutting
+ * down): the waiters stay queued while the maintenance tick tries again, and fail with message only
+ * once they waited server_connect_timeout into the outage. */
+void px_pool_server_unreachable(struct px_pool *pool, const char *message);
 /* A server connection was closed while clients wait: open another if the lane has room. */
 void px_pool_refill(struct px_pool *pool);
 void px_pool_maintain(struct proxy *px, uint64_t now_ms);
@@ -462,6 +468,12 @@ struct px_client {
     uint64_t tx_begin_us;          /* first message of the transaction in progress, 0 = none */
     uint64_t guard_seen_us;        /* the request whose run past guard_wait triggered a monitor sample */
     struct px_flow flow;           /* forwarded messages still owed a reply (proxy/flow.c) */
+    /* transparent retry (proxy/retry.c) */
+    uint8_t *retry_buf;            /* the transaction's first message(s) as forwarded, until a reply */
+    uint32_t retry_len;
+    uint8_t retry_attempts;        /* resends of the current transaction's first message(s) */
+    uint8_t tx_forwarded;          /* something of the current transaction went to a server */
+    uint8_t retry_begin;           /* retry_buf starts with a held BEGIN */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */
@@ -494,6 +506,36 @@ struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32
  * statement) never runs and is answered with 57014 and ReadyForQuery. 1 if so, 0 if it does not
  * qualify (then nothing changed). */
 int px_client_cancel_queued(struct px_client *cl);
+
+/* ---- transparent retry (proxy/retry.c) ---- */
+#define PX_RETRY_MAX (64u * 1024)  /* first message(s) larger than this are not kept: no retry */
+enum px_retry_kind {
+    PX_RK_FIRST,                   /* first message(s) of a transaction, client idle, transaction pooling */
+    PX_RK_IN_TX,                   /* sent while the client was inside a transaction block */
+    PX_RK_SESSION,                 /* session pooling, or a client holding its server */
+    PX_RK_UNKEPT                   /* prepared-statement path, streamed or too large: bytes not kept */
+};
+enum px_retry_fault { PX_RF_ERROR, PX_RF_CLOSED };
+enum px_retry_verdict { PX_RETRY_RELAY, PX_RETRY_AGAIN };
+struct px_retry_case {
+    enum px_retry_kind kind;
+    int reply_seen;                /* a byte of the reply was forwarded to the client */
+    int fault;                     /* enum px_retry_fault */
+    const char *severity, *sqlstate;   /* of the ErrorResponse (PX_RF_ERROR) */
+    int attempts, limit;           /* resends so far, lane server_retry */
+};
+/* 1 for an error that means the server connection is gone before running anything: FATAL/PANIC with
+ * 57P01, 57P02, 57P03 or class 08. */
+int px_retry_fault_error(const char *severity, const char *sqlstate);
+enum px_retry_verdict px_retry_decide(const struct px_retry_case *c);
+void px_retry_arm(struct px_client *cl);          /* before forwarding data[start, pos) */
+void px_retry_disarm(struct px_client *cl);       /* a reply byte reached the client */
+void px_retry_end_tx(struct px_client *cl);       /* the transaction ended (or the client closes) */
+/* sv died under its client's first message(s): 1 if the client was requeued with them (sv closed). */
+int px_retry_try(struct px_server *sv, int fault, const char *severity, const char *sqlstate, const char *detail);
+/* Counts and logs (one line: server, backend pid) a pooled connection PostgreSQL ended. */
+void px_server_lost(struct px_server *sv, enum px_lost_reason reason, const char *detail);
+const char *px_lost_reason_name(int r);
 
 /* ---- cancel requests (proxy/cancel.c) ---- */
 /* Forwards a client's CancelRequest to the backend now running a request of that client; drops it

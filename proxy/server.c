@@ -89,7 +89,7 @@ static void on_connect(uv_connect_t *req, int status)
                  sv->pool->lane->server->name, uv_strerror(status));
         SLOG(sv, CONF_LOG_ERROR, "%s", msg);
         px_server_close(sv, "connect failed");
-        px_pool_server_failed(sv->pool, NULL, 0, "08006", msg);
+        px_pool_server_unreachable(sv->pool, msg);
         return;
     }
     if (!sv->pool->lane->unix_socket)
@@ -149,11 +149,22 @@ static void login_failed(struct px_server *sv, const struct proto_frame *err, co
     if (err) {
         struct proto_error_fields ef;
 
-        if (proto_parse_error(err->body, err->len, &ef) == 0)
+        char msg[200];
+        int passing = 0;
+
+        if (proto_parse_error(err->body, err->len, &ef) == 0) {
             SLOG(sv, CONF_LOG_ERROR, "login failed: %s %s", ef.sqlstate ? ef.sqlstate : "",
                  ef.message ? ef.message : "");
+            /* Starting up, shutting down, in recovery: wait for it (px_pool_server_unreachable). */
+            passing = ef.sqlstate && (strcmp(ef.sqlstate, "57P03") == 0 || strcmp(ef.sqlstate, "57P01") == 0 ||
+                                      strncmp(ef.sqlstate, "08", 2) == 0);
+            snprintf(msg, sizeof(msg), "%s %.150s", ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
+        }
         px_server_close(sv, "login failed");
-        px_pool_server_failed(pool, err->body - PROTO_HEADER_LEN, err->len + PROTO_HEADER_LEN, NULL, NULL);
+        if (passing)
+            px_pool_server_unreachable(pool, msg);
+        else
+            px_pool_server_failed(pool, err->body - PROTO_HEADER_LEN, err->len + PROTO_HEADER_LEN, NULL, NULL);
     } else {
         SLOG(sv, CONF_LOG_ERROR, "login failed: %s", message);
         px_server_close(sv, "login failed");
@@ -334,6 +345,7 @@ static void login_read(struct px_server *sv)
         case PROTO_BE_READY:
             b->start = b->pos;
             sv->pool->params_ready = 1;
+            sv->pool->unreachable_since_ms = 0;
             sv->tx_status = 'I';
             SLOG(sv, CONF_LOG_DEBUG, "logged in, backend pid %u", sv->backend_pid);
             px_pool_server_ready(sv);
@@ -968,7 +980,31 @@ static int flush_blocked(struct px_server *sv)
     return sv->conn.writing || b->start < b->pos;
 }
 
-/* Scans the server's bytes: returns 1 when a ReadyForQuery made the server releasable, -1 on error. */
+/* A message of the server goes to the client: its first message(s) can no longer be resent. */
+static void reply_to_client(struct px_client *cl, uint8_t type)
+{
+    if (cl->retry_buf)
+        px_retry_disarm(cl);
+    px_flow_reply(cl, type);
+}
+
+/* An ErrorResponse (whole) before any reply reached the client: 1 if it was a dead connection's
+ * FATAL and the client's first message(s) went back to the queue (sv closed). */
+static int retry_on_error(struct px_server *sv, const struct proto_frame *f)
+{
+    struct proto_error_fields ef;
+    char detail[160];
+
+    if (proto_parse_error(f->body, f->len, &ef) < 0)
+        return 0;
+    snprintf(detail, sizeof(detail), "%s %s %.120s", ef.severity ? ef.severity : "", ef.sqlstate ? ef.sqlstate : "",
+             ef.message ? ef.message : "");
+    return px_retry_try(sv, PX_RF_ERROR, ef.severity, ef.sqlstate, detail);
+}
+
+/* Scans the server's bytes: returns 1 when a ReadyForQuery made the server releasable, 2 when the
+ * answer to pglane's session check or replay is complete (proxy/session.c), 3 when the connection
+ * was closed and its client requeued (proxy/retry.c), -1 on error. */
 static int scan(struct px_server *sv)
 {
     struct px_buf *b = &sv->conn.in;
@@ -1009,6 +1045,8 @@ static int scan(struct px_server *sv)
                 break;
             }
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
+            if (f.type == PROTO_BE_ERROR && sv->client && sv->client->retry_buf && retry_on_error(sv, &f))
+                return 3;         /* sv is closed: its client was requeued with its first message(s) */
             if (prep && px_prep_swallows(sv, f.type)) {
                 /* The reply to a Parse or Close pglane added: the client never sees it. */
                 if (flush_blocked(sv))
@@ -1038,7 +1076,7 @@ static int scan(struct px_server *sv)
             if (prep)
                 px_prep_on_reply(sv, &f);
             if (sv->client)
-                px_flow_reply(sv->client, f.type);
+                reply_to_client(sv->client, f.type);
             b->pos += PROTO_HEADER_LEN + f.len;
             if (f.type == PROTO_BE_READY && release_ready(sv))
                 return 1;
@@ -1049,7 +1087,7 @@ static int scan(struct px_server *sv)
             px_prep_on_reply(sv, &f);
         }
         if (sv->client)
-            px_flow_reply(sv->client, f.type);
+            reply_to_client(sv->client, f.type);
         b->pos += PROTO_HEADER_LEN;
         b->remain = f.len;
     }
@@ -1093,9 +1131,14 @@ static void idle_read(struct px_server *sv)
 
             /* An idle backend only speaks up to say it is going away (terminated, shut down):
              * drop it now, before a client is handed a dead connection. */
+            char detail[160];
+
             if (proto_parse_error(f.body, f.len, &ef) == 0)
-                SLOG(sv, CONF_LOG_INFO, "server says: %s %s", ef.sqlstate ? ef.sqlstate : "",
-                     ef.message ? ef.message : "");
+                snprintf(detail, sizeof(detail), "%s %.120s", ef.sqlstate ? ef.sqlstate : "",
+                         ef.message ? ef.message : "");
+            else
+                snprintf(detail, sizeof(detail), "malformed ErrorResponse");
+            px_server_lost(sv, PX_LOST_IDLE_ERROR, detail);
             px_server_close(sv, "server error while idle");
             px_pool_refill(sv->pool);
             return;
@@ -1149,6 +1192,8 @@ void px_server_on_read(struct px_server *sv)
         return;
     }
     r = scan(sv);
+    if (r == 3)
+        return;
     if (r < 0) {
         struct px_client *cl = sv->client;
 
@@ -1225,9 +1270,19 @@ void px_server_on_sent(struct px_server *sv)
 void px_server_on_eof(struct px_server *sv, int status)
 {
     struct px_client *cl = sv->client;
+    struct px_pool *pool = sv->pool;
 
-    SLOG(sv, sv->state == SV_IDLE ? CONF_LOG_INFO : CONF_LOG_WARNING, "server closed the connection: %s",
-         uv_strerror(status));
+    if (sv->state == SV_IDLE || sv->state == SV_CANCEL_WAIT) {
+        px_server_lost(sv, PX_LOST_IDLE_CLOSED, uv_strerror(status));
+        px_server_close(sv, "server closed the connection");
+        px_pool_refill(pool);
+        return;
+    }
+    if (sv->state == SV_ACTIVE && cl && !sv->fatal_relayed && px_retry_try(sv, PX_RF_CLOSED, NULL, NULL, uv_strerror(status))) {
+        px_pool_refill(pool);
+        return;
+    }
+    SLOG(sv, CONF_LOG_WARNING, "server closed the connection: %s", uv_strerror(status));
     if (sv->state == SV_TLS && px_tls_error(&sv->conn)) {
         char msg[256];
 
@@ -1237,7 +1292,9 @@ void px_server_on_eof(struct px_server *sv, int status)
         return;
     }
     if (sv->state == SV_LOGIN || sv->state == SV_TLS) {
-        login_failed(sv, NULL, "pglane: server closed the connection during login");
+        SLOG(sv, CONF_LOG_ERROR, "login failed: %s", "server closed the connection during login");
+        px_server_close(sv, "login failed");
+        px_pool_server_unreachable(pool, "pglane: server closed the connection during login");
         return;
     }
     px_server_close(sv, "server closed the connection");

@@ -43,6 +43,10 @@ enum px_guard_action { PX_GUARD_LOGGED, PX_GUARD_CANCELLED, PX_GUARD_TERMINATED,
 /* Cancels for a lane (proxy/cancel.c): sent to PostgreSQL; server connections held out of the pool
  * after their transaction because one was still in flight; cancels that did not complete within the
  * hold limit (their server connection closed); queued requests answered with 57014 unsent. */
+/* Pooled server connections PostgreSQL ended (proxy/retry.c): an unsolicited error while idle in the
+ * pool, EOF while idle, or found dead when a transaction's first messages were sent on it. */
+enum px_lost_reason { PX_LOST_IDLE_ERROR, PX_LOST_IDLE_CLOSED, PX_LOST_DEAD_ON_USE, PX_LOST_REASONS };
+
 enum px_cancel_event { PX_CANCEL_FORWARDED, PX_CANCEL_HELD, PX_CANCEL_EXPIRED, PX_CANCEL_QUEUED, PX_CANCEL_EVENTS };
 
 struct px_lane_stats {
@@ -55,6 +59,8 @@ struct px_lane_stats {
     uint64_t guarded[PX_GUARD_ACTIONS];     /* guard actions on behalf of this (protected) lane */
     uint64_t pins[PX_PIN_REASONS];          /* clients that became pinned, by reason */
     uint64_t cancels[PX_CANCEL_EVENTS];
+    uint64_t lost[PX_LOST_REASONS];         /* server connections lost (by this lane's pools) */
+    uint64_t retries;                       /* transactions' first messages resent (proxy/retry.c) */
 };
 
 #endif

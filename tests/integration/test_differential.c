@@ -255,7 +255,7 @@ static const struct scenario scenarios[] = {
                  { 'A', "/ / / / / / Q{select now() < statement_timestamp() - interval '200 ms'}", 1 },
                  { 'A', "Q{commit}", 1 } },
       .known = "a held BEGIN starts the transaction on the server with the next statement, so now() is "
-               "that statement's time (only where a route looks at statements)" },
+               "that statement's time (where a route looks at statements, or server_retry is on: its default)" },
     { .name = "i9_start_transaction_tag",
       .steps = { { 'A', "Q{start transaction}", 1 }, { 'A', "Q{insert into t values (1)}", 1 },
                  { 'A', "Q{commit}", 1 } },

@@ -1,0 +1,113 @@
+/*
+ * Transparent retry, the connection side (issue 20): keeps a transaction's first message(s) until the
+ * first reply byte, and resends them on another server connection when the decision of proxy/retry.c
+ * says so. Also counts and logs pooled server connections that PostgreSQL ended.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+void px_retry_disarm(struct px_client *cl)
+{
+    free(cl->retry_buf);
+    cl->retry_buf = NULL;
+    cl->retry_len = 0;
+}
+
+void px_retry_end_tx(struct px_client *cl)
+{
+    px_retry_disarm(cl);
+    cl->retry_begin = 0;
+    cl->retry_attempts = 0;
+    cl->tx_forwarded = 0;
+}
+
+/*
+ * Called by forward() before the client's scanned bytes data[start, pos) go to its server: keeps a
+ * copy of the first message(s) of a transaction, and of what follows them while no reply has arrived.
+ */
+void px_retry_arm(struct px_client *cl)
+{
+    const struct px_buf *b = &cl->conn.in;
+    uint32_t n = b->pos - b->start;
+    uint8_t *p;
+
+    if (cl->tx_forwarded && !cl->retry_buf)
+        return;                      /* a later request of the transaction, or already not retryable */
+    if (!cl->tx_forwarded) {
+        cl->tx_forwarded = 1;
+        if (cl->conn.px->conf->pool_mode != CONF_POOL_TRANSACTION || !cl->server || cl->server->tx_status != 'I' ||
+            cl->fwd_remain || cl->pins || cl->pool->lane->conf->server_retry <= 0)
+            return;                  /* a pinned client's state lives on this connection: never moved */
+        cl->retry_begin = cl->begin_replay;   /* the bytes start with a held BEGIN */
+    }
+    if (b->remain || n == 0 || cl->retry_len + n > PX_RETRY_MAX || !(p = realloc(cl->retry_buf, cl->retry_len + n))) {
+        px_retry_disarm(cl);         /* streamed or too large: not retried */
+        return;
+    }
+    memcpy(p + cl->retry_len, b->data + b->start, n);
+    cl->retry_buf = p;
+    cl->retry_len += n;
+}
+
+static const char *const lost_names[PX_LOST_REASONS] = { "idle_error", "idle_closed", "dead_on_use" };
+
+const char *px_lost_reason_name(int r)
+{
+    return r >= 0 && r < PX_LOST_REASONS ? lost_names[r] : "?";
+}
+
+void px_server_lost(struct px_server *sv, enum px_lost_reason reason, const char *detail)
+{
+    struct px_lane *lane = sv->pool->lane;
+
+    lane->stats.lost[reason]++;
+    px_info("S-%llu server \"%s\" backend pid %u lost (%s): %s", (unsigned long long)sv->conn.id,
+            lane->server->name, sv->backend_pid, lost_names[reason], detail ? detail : "");
+}
+
+/*
+ * sv died under cl's first message(s) (fault: PX_RF_ERROR with the error's fields, or PX_RF_CLOSED):
+ * if the decision says so, closes sv, puts the kept bytes back in front of the client's scanned bytes
+ * and queues the client for another server connection. Returns 1 if retried (sv is closed, the
+ * caller must not touch it further), 0 to relay the fault as before.
+ */
+int px_retry_try(struct px_server *sv, int fault, const char *severity, const char *sqlstate, const char *detail)
+{
+    struct px_client *cl = sv->client;
+    struct px_pool *pool = sv->pool;
+    struct px_retry_case c;
+    struct px_buf *b;
+
+    /* sv->guard_for: pglane's contention guard ended this backend on purpose; running the request
+     * again would defeat it. */
+    if (!cl || cl->state != CL_ACTIVE || !cl->retry_buf || cl->conn.writing || cl->terminating || sv->guard_for)
+        return 0;
+    c = (struct px_retry_case){ .kind = PX_RK_FIRST, .reply_seen = 0, .fault = fault, .severity = severity,
+                                .sqlstate = sqlstate, .attempts = cl->retry_attempts,
+                                .limit = pool->lane->conf->server_retry };
+    if (px_retry_decide(&c) != PX_RETRY_AGAIN)
+        return 0;
+    b = &cl->conn.in;
+    if (px_buf_reserve(b, cl->retry_len) < 0)
+        return 0;
+    memmove(b->data + b->start + cl->retry_len, b->data + b->start, b->len - b->start);
+    memcpy(b->data + b->start, cl->retry_buf, cl->retry_len);
+    b->pos += cl->retry_len;
+    b->len += cl->retry_len;
+    if (cl->retry_begin && cl->retry_len > PROTO_HEADER_LEN)
+        cl->held_begin = 1 + proto_get_u32(cl->retry_buf + 1);   /* replayed (its reply swallowed) again */
+    px_retry_disarm(cl);
+    cl->retry_attempts++;
+    cl->tx_forwarded = 0;
+    pool->lane->stats.retries++;
+    px_server_lost(sv, PX_LOST_DEAD_ON_USE, detail);
+    px_info("C-%llu transaction's first message(s) resent on another server connection (attempt %d of %d)",
+            (unsigned long long)cl->conn.id, cl->retry_attempts, pool->lane->conf->server_retry);
+    px_server_close(sv, "died before answering: retrying the client's request elsewhere");
+    cl->server = NULL;
+    cl->state = CL_WAITING;
+    px_pool_acquire(pool, cl);
+    return 1;
+}
