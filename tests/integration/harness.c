@@ -1094,6 +1094,18 @@ uint32_t h_get32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+void h_lane_assert_clean_exit(struct h_lane *l)
+{
+    char *log = h_lane_log(l);
+    if (l->exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
+        print_error("pglane exit %d, log:\n%s\n", l->exit_status, log);
+    assert_int_equal(l->exit_status, 0);
+    assert_null(strstr(log, "Sanitizer"));
+    assert_null(strstr(log, "runtime error"));
+    free(log);
+    h_lane_stop(l);
+}
+
 char *h_http(int port, const char *req, size_t len, int timeout_ms)
 {
     int fd = h_raw_connect(port);

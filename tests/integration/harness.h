@@ -112,6 +112,9 @@ int h_lane_wait_exit(struct h_lane *l, int timeout_ms);
 int h_lane_alive(struct h_lane *l);
 /* The whole log so far (malloc'd, NUL-terminated; "" if none). */
 char *h_lane_log(const struct h_lane *l);
+/* After h_lane_wait_exit: asserts pglane exited 0 with no sanitizer report in its log (printing the
+ * log otherwise), then h_lane_stop. */
+void h_lane_assert_clean_exit(struct h_lane *l);
 /* Prints the last `tail` bytes of the log to stderr. */
 void h_lane_dump_log(const struct h_lane *l, size_t tail);
 

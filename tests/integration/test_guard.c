@@ -94,17 +94,6 @@ static int group_teardown(void **state)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static PGconn *console(void)
-{
-    char ci[512];
-
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
-             " dbname=pglane connect_timeout=5", g_lane.port);
-    PGconn *c = PQconnectdb(ci);
-    H_ASSERT_CONNECTED(c);
-    return c;
-}
-
 static PGconn *client(const char *app)
 {
     char extra[128];
@@ -115,49 +104,19 @@ static PGconn *client(const char *app)
     return c;
 }
 
-static char *metrics(void)
+/* The value of one metrics series now (-1 if absent). */
+static long metric(const char *series)
 {
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    int fd = h_raw_connect(g_mport);
-    assert_true(fd >= 0);
-    assert_int_equal(h_raw_send(fd, req, sizeof req - 1), 0);
-    size_t cap = 1 << 17, n = 0;
-    char *out = malloc(cap);
-    int64_t deadline = h_now_ms() + 5000;
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(deadline - h_now_ms());
-        if (left <= 0 || poll(&pfd, 1, left) <= 0)
-            break;
-        if (n + 4096 > cap)
-            out = realloc(out, cap *= 2);
-        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-    return out;
-}
+    char *m = h_metrics_body(g_mport);
+    long v = h_metric(m, series);
 
-static long metric(const char *name)
-{
-    char *m = metrics();
-    const char *p = strstr(m, name);
-    long v = -1;
-
-    while (p && p > m && p[-1] != '\n')   /* the sample line, not the HELP/TYPE lines */
-        p = strstr(p + 1, name);
-    if (p)
-        v = strtol(p + strlen(name), NULL, 10);
     free(m);
     return v;
 }
 
-#define TRIGGERED "pglane_monitor_samples_total{reason=\"triggered\"} "
-#define PERIODIC "pglane_monitor_samples_total{reason=\"periodic\"} "
-#define QUARANTINED "pglane_quarantined_shapes "
+#define TRIGGERED "pglane_monitor_samples_total{reason=\"triggered\"}"
+#define PERIODIC "pglane_monitor_samples_total{reason=\"periodic\"}"
+#define QUARANTINED "pglane_quarantined_shapes"
 
 static long attempts(void)
 {
@@ -333,7 +292,8 @@ static void test_no_extra_samples(void **state)
     H_SKIP_IF_DIRECT();
     volatile int stop = 0;
     struct oltp o[2];
-    PGconn *adm = console();
+    PGconn *adm = h_console(&g_lane, NULL);
+    H_ASSERT_CONNECTED(adm);
     long trig0 = metric(TRIGGERED), per0 = metric(PERIODIC);
     int64_t t0 = h_now_ms();
     assert_true(trig0 >= 0 && per0 >= 0);
@@ -377,7 +337,8 @@ static void test_protected_never_acted_on(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console();
+    PGconn *adm = h_console(&g_lane, NULL);
+    H_ASSERT_CONNECTED(adm);
     for (int i = 0; i < 4; i++) {
         PGconn *h = client("web"), *w = client("web");
         assert_int_equal(h_exec(h, "BEGIN"), 0);
@@ -457,7 +418,8 @@ static void test_quarantine_of_repeat_blocker(void **state)
     assert_true(max_ms < 1000.0);
 
     /* The console shows the quarantine and the advice. */
-    PGconn *adm = console();
+    PGconn *adm = h_console(&g_lane, NULL);
+    H_ASSERT_CONNECTED(adm);
     assert_int_equal(show_rows(adm, "SHOW QUARANTINE"), 1);
     char *fp = show_value(adm, "SHOW QUARANTINE", "fingerprint", 0);
     char *lane = show_value(adm, "SHOW QUARANTINE", "lane", 0);
@@ -548,14 +510,7 @@ static void test_clean_exit(void **state)
     H_SKIP_IF_DIRECT();
     assert_int_equal(h_lane_signal(&g_lane, SIGTERM), 0);
     assert_int_equal(h_lane_wait_exit(&g_lane, 10000), 1);
-    char *log = h_lane_log(&g_lane);
-    if (g_lane.exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
-        print_error("pglane exit %d, log:\n%s\n", g_lane.exit_status, log);
-    assert_int_equal(g_lane.exit_status, 0);
-    assert_null(strstr(log, "Sanitizer"));
-    assert_null(strstr(log, "runtime error"));
-    free(log);
-    h_lane_stop(&g_lane);
+    h_lane_assert_clean_exit(&g_lane);
     h_pass();
 }
 

@@ -415,14 +415,7 @@ static void test_clean_exit(void **state)
     H_SKIP_IF_DIRECT();
     assert_int_equal(h_lane_signal(&g_lane, SIGTERM), 0);
     assert_int_equal(h_lane_wait_exit(&g_lane, 10000), 1);
-    char *log = h_lane_log(&g_lane);
-    if (g_lane.exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
-        print_error("pglane exit %d, log:\n%s\n", g_lane.exit_status, log);
-    assert_int_equal(g_lane.exit_status, 0);
-    assert_null(strstr(log, "Sanitizer"));
-    assert_null(strstr(log, "runtime error"));
-    free(log);
-    h_lane_stop(&g_lane);
+    h_lane_assert_clean_exit(&g_lane);
     h_pass();
 }
 
