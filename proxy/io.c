@@ -283,7 +283,7 @@ int px_forward(struct px_conn *src, struct px_conn *dst)
         if (px_tls_write(dst, b->data + b->start, b->pos - b->start) < 0)
             return UV_EPROTO;
         b->start = b->pos;
-        px_tls_backpressure(src, dst);
+        px_conn_backpressure(src, dst);
         return 0;
     }
     ub = uv_buf_init((char *)b->data + b->start, b->pos - b->start);
@@ -320,8 +320,54 @@ struct copy_req {
 
 static void on_copy_done(uv_write_t *req, int status)
 {
+    uv_stream_t *s = req->handle;
+
     (void)status;
     free(req);
+    px_conn_unblock_peer(s);
+}
+
+/* The connection whose bytes a connection's writes carry: a client's server and the reverse. */
+static struct px_conn *peer_of(struct px_conn *c)
+{
+    if (c->kind == PX_CLIENT) {
+        struct px_server *sv = ((struct px_client *)c)->server;
+
+        return sv ? &sv->conn : NULL;
+    }
+    struct px_client *cl = ((struct px_server *)c)->client;
+
+    return cl ? &cl->conn : NULL;
+}
+
+void px_conn_backpressure(struct px_conn *src, struct px_conn *dst)
+{
+    if (dst->h.stream.write_queue_size > PX_QUEUE_HIGH) {
+        src->blocked = 1;
+        px_conn_read_stop(src);
+    }
+}
+
+void px_conn_unblock(struct px_conn *c)
+{
+    if (!c->blocked)
+        return;
+    c->blocked = 0;
+    if (c->kind == PX_CLIENT)
+        px_client_on_sent((struct px_client *)c);
+    else
+        px_server_on_sent((struct px_server *)c);
+}
+
+void px_conn_unblock_peer(uv_stream_t *s)
+{
+    struct px_conn *peer;
+
+    if (uv_is_closing((uv_handle_t *)s) || s->write_queue_size > PX_QUEUE_HIGH / 2)
+        return;
+    peer = peer_of((struct px_conn *)s);
+    if (peer)
+        px_conn_unblock(peer);
 }
 
 int px_conn_send_copy(struct px_conn *c, const void *data, size_t n)

@@ -935,8 +935,10 @@ int px_prep_forward(struct px_client *cl)
     if (rc == 0 && (out.failed || (out.len && px_conn_send_copy(&sv->conn, out.data, out.len) < 0)))
         rc = -1;
     proto_buf_free(&out);
-    if (rc == 0)
+    if (rc == 0) {
+        px_conn_backpressure(&cl->conn, &sv->conn);
         px_prep_drain(sv);
+    }
     return rc;
 }
 

@@ -86,7 +86,7 @@ struct px_conn {
     uint8_t closing;      /* uv_close called */
     uint8_t eof;          /* the peer closed its side */
     uint8_t handle_closed; /* close_cb ran: free once no write of ours is in flight */
-    uint8_t blocked;      /* reads stopped because the TLS peer's write queue is full */
+    uint8_t blocked;      /* reads stopped because the peer's write queue is above PX_QUEUE_HIGH */
     struct px_tls *tls;   /* NULL for plaintext */
     uint32_t wend;        /* end offset in `in` of the forward in flight */
     struct px_buf in;
@@ -107,6 +107,15 @@ void px_conn_send_error(struct px_conn *c, const char *sqlstate, const char *fmt
  * reads stopped until it completes. Returns 0, or a negative libuv error.
  */
 int px_forward(struct px_conn *src, struct px_conn *dst);
+/*
+ * Bytes queued towards a peer (TLS records, or copies such as renamed Binds) above PX_QUEUE_HIGH
+ * stop src's reads (src->blocked) until the queue drains below half of it: a client streaming a
+ * large message never piles it up in pglane's memory.
+ */
+#define PX_QUEUE_HIGH (512u * 1024)
+void px_conn_backpressure(struct px_conn *src, struct px_conn *dst);
+void px_conn_unblock_peer(uv_stream_t *dst);   /* after a write of dst completed */
+void px_conn_unblock(struct px_conn *c);        /* resumes c now (its peer went away) */
 
 /* ---- TLS (proxy/tls.c) ---- */
 struct px_tls;
@@ -121,7 +130,6 @@ void px_tls_free(struct px_conn *c);
 int px_tls_alloc(struct px_conn *c, uv_buf_t *buf);
 int px_tls_on_read(struct px_conn *c, size_t n, const char **err);
 int px_tls_write(struct px_conn *c, const void *data, size_t n);
-void px_tls_backpressure(struct px_conn *src, struct px_conn *dst);
 int px_tls_handshake_done(const struct px_conn *c);
 const char *px_tls_version(const struct px_conn *c);
 /* tls-server-end-point data (hash of our certificate, RFC 5929) into out; 0, or -1 if unavailable. */

@@ -710,6 +710,7 @@ static void server_release(struct px_server *sv)
             sv->dirty |= PX_DIRTY_RESET;
         cl->server = NULL;
         sv->client = NULL;
+        cl->conn.blocked = 0;          /* nothing queued towards this server concerns it now */
         sv->pool->transactions++;
         px_client_detached(cl);
     }

@@ -14,7 +14,6 @@
 #include "proxy/proxy.h"
 
 #define TLS_CBUF_SIZE (17 * 1024)          /* one TLS record and then some */
-#define TLS_HIGH_WATER (512u * 1024)       /* stop the peer's reads above this much queued */
 
 struct px_tls {
     SSL *ssl;
@@ -102,37 +101,13 @@ struct tls_write {
 };
 
 /* The peer whose reads a full write queue on c stopped. */
-static struct px_conn *peer_of(struct px_conn *c)
-{
-    if (c->kind == PX_CLIENT) {
-        struct px_server *sv = ((struct px_client *)c)->server;
-
-        return sv ? &sv->conn : NULL;
-    }
-    struct px_client *cl = ((struct px_server *)c)->client;
-
-    return cl ? &cl->conn : NULL;
-}
-
 static void on_tls_written(uv_write_t *req, int status)
 {
-    struct tls_write *w = (struct tls_write *)req;
     uv_stream_t *s = req->handle;
 
     (void)status;
-    free(w);
-    if (uv_is_closing((uv_handle_t *)s) || s->write_queue_size > TLS_HIGH_WATER / 2)
-        return;
-    struct px_conn *c = (struct px_conn *)s;
-    struct px_conn *peer = peer_of(c);
-
-    if (peer && peer->blocked) {
-        peer->blocked = 0;
-        if (peer->kind == PX_CLIENT)
-            px_client_on_sent((struct px_client *)peer);
-        else
-            px_server_on_sent((struct px_server *)peer);
-    }
+    free(req);
+    px_conn_unblock_peer(s);
 }
 
 /* Sends whatever OpenSSL has produced for the network. 0 or -1. */
@@ -312,11 +287,3 @@ int px_tls_write(struct px_conn *c, const void *data, size_t n)
     return flush(c);
 }
 
-/* After a TLS write: stop src's reads while dst has too much queued. */
-void px_tls_backpressure(struct px_conn *src, struct px_conn *dst)
-{
-    if (dst->h.stream.write_queue_size > TLS_HIGH_WATER) {
-        src->blocked = 1;
-        px_conn_read_stop(src);
-    }
-}
