@@ -55,6 +55,25 @@ void px_client_fail_raw(struct px_client *cl, const uint8_t *msg, uint32_t len)
     px_client_close(cl, "server error");
 }
 
+/* The client's stream calls these (proxy/net/stream.h). */
+static void stream_read(struct px_conn *c) { px_client_on_read((struct px_client *)c); }
+static void stream_eof(struct px_conn *c, int status) { px_client_on_eof((struct px_client *)c, status); }
+static void stream_sent(struct px_conn *c) { px_client_on_sent((struct px_client *)c); }
+static void stream_closed(struct px_conn *c) { px_client_free((struct px_client *)c); }
+
+/* The stream whose bytes the client's writes carry: its server's. */
+static struct px_conn *stream_peer(struct px_conn *c)
+{
+    struct px_server *sv = ((struct px_client *)c)->server;
+
+    return sv ? &sv->conn : NULL;
+}
+
+static const struct px_stream_ops client_stream_ops = {
+    .tag = 'C', .on_read = stream_read, .on_eof = stream_eof, .on_sent = stream_sent,
+    .on_closed = stream_closed, .peer = stream_peer,
+};
+
 void px_client_accept(struct proxy *px, uv_stream_t *listener)
 {
     struct px_client *cl = calloc(1, sizeof(*cl));
@@ -62,7 +81,7 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
 
     if (!cl)
         return;
-    px_conn_init(px, &cl->conn, PX_CLIENT);
+    px_conn_init(px, &cl->conn, &client_stream_ops);
     px_list_init(&cl->wait_link);
     if (listener->type == UV_TCP)
         r = uv_tcp_init(px->loop, &cl->conn.h.tcp);

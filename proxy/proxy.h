@@ -11,6 +11,9 @@
 #include "conf/conf.h"
 #include "protocol/proto.h"
 #include "proxy/stats.h"
+#include "proxy/log.h"
+#include "proxy/net/stream.h"
+#include "proxy/net/tls.h"
 
 #define PGLANE_VERSION "0.1.0"
 
@@ -18,20 +21,6 @@ struct proxy;
 struct px_client;
 struct px_server;
 #define PX_MUSTCHECK __attribute__((warn_unused_result))
-
-/* ---- logging (proxy/log.c) ---- */
-void px_log_set_level(enum conf_log_level level);
-int px_log_enabled(enum conf_log_level level);
-/* Writes one line: every byte outside printable ASCII and valid, non-control UTF-8 becomes \xNN and
- * "\" becomes "\\"; messages are cut at 2 kB. Callers cap client-supplied names with PX_LOG_NAME. */
-void px_log(enum conf_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Escapes in[0, n) into out (NUL-terminated, at most cap - 1 bytes); returns the input bytes used. */
-size_t px_log_escape(char *out, size_t cap, const char *in, size_t n);
-#define PX_LOG_NAME "%.64s"   /* format of a client-supplied name in a log line: at most 64 bytes */
-#define px_error(...) px_log(CONF_LOG_ERROR, __VA_ARGS__)
-#define px_warn(...) px_log(CONF_LOG_WARNING, __VA_ARGS__)
-#define px_info(...) px_log(CONF_LOG_INFO, __VA_ARGS__)
-#define px_debug(...) do { if (px_log_enabled(CONF_LOG_DEBUG)) px_log(CONF_LOG_DEBUG, __VA_ARGS__); } while (0)
 
 /* ---- intrusive doubly linked list ---- */
 struct px_list {
@@ -44,99 +33,7 @@ void px_list_remove(struct px_list *item);   /* leaves item self-linked */
 int px_list_empty(const struct px_list *head);
 #define px_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
-/* ---- per-connection input buffer (proxy/io.c) ---- */
-/*
- * Bytes read from one socket. data[start, pos) are scanned and ready to forward to the peer,
- * data[pos, len) are not scanned yet (a partial header or a message that must be read whole).
- * `remain` counts body bytes of the message being streamed that have not arrived yet. The storage is
- * taken lazily when the socket becomes readable and given back when empty, so that idle connections
- * hold no buffer. Owner: the connection that reads into it.
- */
-#define PX_BUF_SIZE 16384
-#define PX_BUF_MAX (64u * 1024 * 1024)  /* the largest message pglane ever holds whole */
-#define PX_READ_MIN 2048                 /* room a read gets at least (the buffer is compacted for it) */
-#define PX_WAIT_BUF_MAX (64u * 1024)     /* a queued client's unread bytes before its reads stop */
-
-struct px_buf {
-    uint8_t *data;
-    uint32_t cap, start, pos, len;
-    uint32_t remain;
-};
-
-int px_buf_reserve(struct px_buf *b, uint32_t need) PX_MUSTCHECK;  /* room for `need` more bytes */
-void px_buf_compact(struct px_buf *b);
-void px_buf_release(struct px_buf *b);   /* frees storage if empty */
-void px_buf_pool_drain(void);
-
-/* ---- connections ---- */
-enum px_conn_kind { PX_CLIENT, PX_SERVER };
-
-struct px_conn {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
-    struct proxy *px;
-    uint64_t id;
-    enum px_conn_kind kind;
-    uint8_t reading;      /* uv_read_start is in force */
-    uint8_t writing;      /* wreq is in flight, carrying data[start, pos) of `in` */
-    uint8_t closing;      /* uv_close called */
-    uint8_t eof;          /* the peer closed its side */
-    uint8_t handle_closed; /* close_cb ran: free once no write of ours is in flight */
-    uint8_t blocked;      /* reads stopped because the peer's write queue is above PX_QUEUE_HIGH */
-    struct px_tls *tls;   /* NULL for plaintext */
-    uint32_t wend;        /* end offset in `in` of the forward in flight */
-    struct px_buf in;
-    uv_write_t *wreq;     /* only while a forward waits for a full socket (rare: kept off idle memory) */
-};
-
-void px_conn_init(struct proxy *px, struct px_conn *c, enum px_conn_kind kind);
-void px_conn_read_start(struct px_conn *c);
-void px_conn_close(struct px_conn *c);   /* idempotent; memory is freed after close_cb */
-void px_conn_read_stop(struct px_conn *c);
-/* Sends a copy of bytes (for pglane's own messages; never the forwarding path). 0 or -1. */
-int px_conn_send_copy(struct px_conn *c, const void *data, size_t n);
-/* Sends a proto_buf's bytes as an error and reports failure through the connection. */
-void px_conn_send_error(struct px_conn *c, const char *sqlstate, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/*
- * Forwards src->in.data[start, pos) to dst: one uv_try_write, and a uv_write of the rest with src's
- * reads stopped until it completes. Returns 0, or a negative libuv error.
- */
-int px_forward(struct px_conn *src, struct px_conn *dst);
-/*
- * Bytes queued towards a peer (TLS records, or copies such as renamed Binds) above PX_QUEUE_HIGH
- * stop src's reads (src->blocked) until the queue drains below half of it: a client streaming a
- * large message never piles it up in pglane's memory.
- */
-#define PX_QUEUE_HIGH (512u * 1024)
-void px_conn_backpressure(struct px_conn *src, struct px_conn *dst);
-void px_conn_unblock_peer(uv_stream_t *dst);   /* after a write of dst completed */
-void px_conn_unblock(struct px_conn *c);        /* resumes c now (its peer went away) */
-
-/* ---- TLS (proxy/tls.c) ---- */
-struct px_tls;
-#define PX_TLS_PLAINTEXT 1
-#define PX_TLS_HANDSHAKE 2
-void *px_tls_server_ctx(const struct conf *c);            /* SSL_CTX for clients, or NULL (logged) */
-void *px_tls_client_ctx(const struct conf_server *s);     /* SSL_CTX towards a server, or NULL */
-void px_tls_ctx_free(void *ctx);
-/* Starts TLS on a connection; the client side sends its ClientHello at once. 0 or -1. */
-int px_tls_start(struct px_conn *c, void *ctx, int server_side, const char *verify_host);
-void px_tls_free(struct px_conn *c);
-int px_tls_alloc(struct px_conn *c, uv_buf_t *buf);
-int px_tls_on_read(struct px_conn *c, size_t n, const char **err);
-int px_tls_write(struct px_conn *c, const void *data, size_t n);
-int px_tls_handshake_done(const struct px_conn *c);
-const char *px_tls_version(const struct px_conn *c);
-/* tls-server-end-point data (hash of our certificate, RFC 5929) into out; 0, or -1 if unavailable. */
-int px_tls_endpoint_hash(const struct px_conn *c, uint8_t *out, size_t cap, size_t *outlen);
-const char *px_tls_error(const struct px_conn *c);   /* why the handshake failed, or NULL */
-
-/* Events io.c hands to the connection kinds. */
+/* Events of a client's or server's stream (proxy/net/stream.c), registered as its px_stream_ops. */
 void px_client_on_read(struct px_client *cl);
 void px_client_on_eof(struct px_client *cl, int status);
 void px_client_on_sent(struct px_client *cl);
@@ -657,12 +554,7 @@ struct px_scram_cache {            /* SCRAM secrets derived from plaintext auth_
 };
 
 struct px_listener {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    union px_handle h;
     struct proxy *px;
     char *path;                    /* unix socket path to unlink at exit */
 };
@@ -695,7 +587,6 @@ struct proxy {
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
     void *metrics;                 /* owned by proxy/metrics.c */
     void *monitor;                 /* owned by proxy/monitor.c */
-    uint64_t next_id;
     int draining;
     int exiting;
     int exit_code;

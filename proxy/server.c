@@ -19,6 +19,26 @@ static void login_failed(struct px_server *sv, const struct proto_frame *err, co
 static int send_buf(struct px_server *sv, struct proto_buf *b);
 static void server_release(struct px_server *sv);
 
+/* The server connection's stream calls these (proxy/net/stream.h). */
+static void stream_read(struct px_conn *c) { px_server_on_read((struct px_server *)c); }
+static void stream_eof(struct px_conn *c, int status) { px_server_on_eof((struct px_server *)c, status); }
+static void stream_sent(struct px_conn *c) { px_server_on_sent((struct px_server *)c); }
+static void stream_closed(struct px_conn *c) { px_server_free((struct px_server *)c); }
+static void stream_handshake(struct px_conn *c) { px_server_on_tls_ready((struct px_server *)c); }
+
+/* The stream whose bytes the server connection's writes carry: its client's. */
+static struct px_conn *stream_peer(struct px_conn *c)
+{
+    struct px_client *cl = ((struct px_server *)c)->client;
+
+    return cl ? &cl->conn : NULL;
+}
+
+static const struct px_stream_ops server_stream_ops = {
+    .tag = 'S', .on_read = stream_read, .on_eof = stream_eof, .on_sent = stream_sent,
+    .on_closed = stream_closed, .peer = stream_peer, .on_handshake = stream_handshake,
+};
+
 struct px_server *px_server_connect(struct px_pool *pool)
 {
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
@@ -28,7 +48,7 @@ struct px_server *px_server_connect(struct px_pool *pool)
 
     if (!sv)
         return NULL;
-    px_conn_init(px, &sv->conn, PX_SERVER);
+    px_conn_init(px, &sv->conn, &server_stream_ops);
     sv->pool = pool;
     sv->state = SV_CONNECTING;
     sv->created_ms = px_now_ms(px);

@@ -1,7 +1,8 @@
 /*
  * TLS through memory BIOs inside the libuv loop: ciphertext read from the socket is fed to OpenSSL and
  * the plaintext lands in the connection's ordinary input buffer; plaintext to send is encrypted into
- * one heap block per write (the only copy TLS needs). No call here ever blocks.
+ * one heap block per write (the only copy TLS needs). No call here ever blocks. px_tls_start gives the
+ * stream the TLS transport (px_tls_transport, at the end of this file).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,15 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "proxy/proxy.h"
+#include "conf/conf.h"
+#include "proxy/log.h"
+#include "proxy/net/tls.h"
 
 #define TLS_CBUF_SIZE (17 * 1024)          /* one TLS record and then some */
+#define PX_TLS_PLAINTEXT PX_IO_DATA
+#define PX_TLS_HANDSHAKE PX_IO_HANDSHAKE
+
+static const struct px_transport px_tls_transport;
 
 struct px_tls {
     SSL *ssl;
@@ -153,6 +160,7 @@ int px_tls_start(struct px_conn *c, void *ctx, int server_side, const char *veri
     }
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     c->tls = t;
+    c->io = &px_tls_transport;
     if (server_side) {
         SSL_set_accept_state(t->ssl);
         return 0;
@@ -175,9 +183,10 @@ void px_tls_free(struct px_conn *c)
     free(c->tls->cbuf);
     free(c->tls);
     c->tls = NULL;
+    c->io = &px_plain_transport;
 }
 
-int px_tls_alloc(struct px_conn *c, uv_buf_t *buf)
+static int tls_alloc(struct px_conn *c, uv_buf_t *buf)
 {
     if (!c->tls->cbuf)
         c->tls->cbuf = malloc(TLS_CBUF_SIZE);
@@ -233,7 +242,7 @@ int px_tls_endpoint_hash(const struct px_conn *c, uint8_t *out, size_t cap, size
  * PX_TLS_PLAINTEXT if plaintext arrived, PX_TLS_HANDSHAKE if the handshake just completed (and maybe
  * plaintext too), 0 if nothing for the caller, or -1 on a TLS error or a close by the peer.
  */
-int px_tls_on_read(struct px_conn *c, size_t n, const char **err)
+static int tls_on_read(struct px_conn *c, size_t n, const char **err)
 {
     struct px_tls *t = c->tls;
     int ret = 0, r;
@@ -287,3 +296,43 @@ int px_tls_write(struct px_conn *c, const void *data, size_t n)
     return flush(c);
 }
 
+
+static void tls_alloc_read(struct px_conn *c, uv_buf_t *buf)
+{
+    if (tls_alloc(c, buf) < 0)
+        *buf = uv_buf_init(NULL, 0);
+}
+
+/* Ciphertext arrived: UV_EPROTO, or PX_IO_* bits (0: nothing for the connection). */
+static int tls_decode(struct px_conn *c, size_t n)
+{
+    const char *err;
+    int r = tls_on_read(c, n, &err);
+
+    if (r < 0) {
+        if (err)
+            px_info("%c-%llu TLS: %s", c->ops->tag, (unsigned long long)c->id, err);
+        return UV_EPROTO;
+    }
+    return r;
+}
+
+/* Encrypts src's scanned bytes towards dst at once; a long queue behind them stops src's reads. */
+static int tls_forward(struct px_conn *src, struct px_conn *dst)
+{
+    struct px_buf *b = &src->in;
+
+    if (px_tls_write(dst, b->data + b->start, b->pos - b->start) < 0)
+        return UV_EPROTO;
+    b->start = b->pos;
+    px_conn_backpressure(src, dst);
+    return 0;
+}
+
+static const struct px_transport px_tls_transport = {
+    .alloc = tls_alloc_read,
+    .decode = tls_decode,
+    .forward = tls_forward,
+    .send = px_tls_write,
+    .free = px_tls_free,
+};

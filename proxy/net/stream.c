@@ -1,7 +1,9 @@
 /*
- * Moves bytes between sockets. Each connection reads into its own lazily allocated buffer; scanned
- * bytes are written to the peer straight from that buffer (no copy): one uv_try_write, and only if
- * the socket is full a uv_write of the rest, with the source's reads stopped until it completes.
+ * The stream: moves bytes between sockets. Each connection reads into its own lazily allocated
+ * buffer; scanned bytes are written to the peer straight from that buffer (no copy): one
+ * uv_try_write, and only if the socket is full a uv_write of the rest, with the source's reads
+ * stopped until it completes. Events go to the owner's px_stream_ops; plaintext and TLS differ only
+ * in their px_transport (plaintext here, TLS in proxy/net/tls.c).
  */
 #include <assert.h>
 #include <stdarg.h>
@@ -9,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/proxy.h"
+#include "protocol/proto.h"
+#include "proxy/net/stream.h"
 
 /* Free list of PX_BUF_SIZE buffers so that busy connections do not malloc per read. */
 #define POOL_MAX 64
@@ -93,16 +96,8 @@ static void buf_free(struct px_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void plain_alloc(struct px_conn *c, uv_buf_t *buf)
 {
-    struct px_conn *c = (struct px_conn *)h;
-
-    (void)suggested;
-    if (c->tls) {
-        if (px_tls_alloc(c, buf) < 0)
-            *buf = uv_buf_init(NULL, 0);
-        return;
-    }
     /* Everything read was consumed: start over at the front, so the next read gets the whole buffer
      * (a long result then costs fewer reads). Keep at least PX_READ_MIN bytes of room. */
     if (c->in.start == c->in.len && !c->writing) {
@@ -120,28 +115,18 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->in.cap - c->in.len;
 }
 
-static void dispatch_read(struct px_conn *c)
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    if (c->kind == PX_CLIENT)
-        px_client_on_read((struct px_client *)c);
-    else
-        px_server_on_read((struct px_server *)c);
+    struct px_conn *c = (struct px_conn *)h;
+
+    (void)suggested;
+    c->io->alloc(c, buf);
 }
 
-/* Ciphertext arrived: returns UV_EPROTO, 0 (nothing for the connection) or 1 (plaintext to read). */
-static int tls_read(struct px_conn *c, ssize_t n)
+static int plain_decode(struct px_conn *c, size_t n)
 {
-    const char *err;
-    int r = px_tls_on_read(c, (size_t)n, &err);
-
-    if (r < 0) {
-        if (err)
-            px_info("%c-%llu TLS: %s", c->kind == PX_CLIENT ? 'C' : 'S', (unsigned long long)c->id, err);
-        return UV_EPROTO;
-    }
-    if ((r & PX_TLS_HANDSHAKE) && c->kind == PX_SERVER)
-        px_server_on_tls_ready((struct px_server *)c);
-    return (r & PX_TLS_PLAINTEXT) && !c->closing;
+    c->in.len += (uint32_t)n;
+    return PX_IO_DATA;
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -149,20 +134,17 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     struct px_conn *c = (struct px_conn *)s;
 
     (void)buf;
-    if (n > 0 && c->tls) {
-        int r = tls_read(c, n);
+    if (n > 0) {
+        int r = c->io->decode(c, (size_t)n);
 
-        if (r == 1) {
-            dispatch_read(c);
+        if (r >= 0) {
+            if ((r & PX_IO_HANDSHAKE) && c->ops->on_handshake)
+                c->ops->on_handshake(c);
+            if ((r & PX_IO_DATA) && !c->closing)
+                c->ops->on_read(c);
             return;
         }
-        if (r == 0)
-            return;
         n = r;
-    } else if (n > 0) {
-        c->in.len += (uint32_t)n;
-        dispatch_read(c);
-        return;
     }
     if (n == 0) {
         px_buf_release(&c->in);
@@ -171,17 +153,17 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     px_buf_release(&c->in);
     c->eof = 1;
     px_conn_read_stop(c);
-    if (c->kind == PX_CLIENT)
-        px_client_on_eof((struct px_client *)c, (int)n);
-    else
-        px_server_on_eof((struct px_server *)c, (int)n);
+    c->ops->on_eof(c, (int)n);
 }
 
-void px_conn_init(struct proxy *px, struct px_conn *c, enum px_conn_kind kind)
+void px_conn_init(struct proxy *px, struct px_conn *c, const struct px_stream_ops *ops)
 {
+    static uint64_t next_id;
+
     c->px = px;
-    c->kind = kind;
-    c->id = ++px->next_id;
+    c->ops = ops;
+    c->io = &px_plain_transport;
+    c->id = ++next_id;
 }
 
 void px_conn_read_start(struct px_conn *c)
@@ -202,12 +184,9 @@ void px_conn_read_stop(struct px_conn *c)
 
 static void conn_free(struct px_conn *c)
 {
-    px_tls_free(c);
+    c->io->free(c);
     buf_free(&c->in);
-    if (c->kind == PX_CLIENT)
-        px_client_free((struct px_client *)c);
-    else
-        px_server_free((struct px_server *)c);
+    c->ops->on_closed(c);
 }
 
 static void on_close(uv_handle_t *h)
@@ -263,29 +242,24 @@ static void on_forward_done(uv_write_t *req, int status)
         src->in.start = src->wend;
     else
         src->in.start = src->in.pos;   /* the peer is gone; its own close path reports it */
-    if (src->kind == PX_CLIENT)
-        px_client_on_sent((struct px_client *)src);
-    else
-        px_server_on_sent((struct px_server *)src);
+    src->ops->on_sent(src);
 }
 
 int px_forward(struct px_conn *src, struct px_conn *dst)
+{
+    if (src->writing || src->in.pos == src->in.start)
+        return 0;
+    if (dst->closing)
+        return UV_ECANCELED;
+    return dst->io->forward(src, dst);
+}
+
+static int plain_forward(struct px_conn *src, struct px_conn *dst)
 {
     struct px_buf *b = &src->in;
     uv_buf_t ub;
     int r;
 
-    if (src->writing || b->pos == b->start)
-        return 0;
-    if (dst->closing)
-        return UV_ECANCELED;
-    if (dst->tls) {
-        if (px_tls_write(dst, b->data + b->start, b->pos - b->start) < 0)
-            return UV_EPROTO;
-        b->start = b->pos;
-        px_conn_backpressure(src, dst);
-        return 0;
-    }
     ub = uv_buf_init((char *)b->data + b->start, b->pos - b->start);
     r = uv_try_write(&dst->h.stream, &ub, 1);
     if (r == (int)ub.len) {
@@ -327,19 +301,6 @@ static void on_copy_done(uv_write_t *req, int status)
     px_conn_unblock_peer(s);
 }
 
-/* The connection whose bytes a connection's writes carry: a client's server and the reverse. */
-static struct px_conn *peer_of(struct px_conn *c)
-{
-    if (c->kind == PX_CLIENT) {
-        struct px_server *sv = ((struct px_client *)c)->server;
-
-        return sv ? &sv->conn : NULL;
-    }
-    struct px_client *cl = ((struct px_server *)c)->client;
-
-    return cl ? &cl->conn : NULL;
-}
-
 void px_conn_backpressure(struct px_conn *src, struct px_conn *dst)
 {
     if (dst->h.stream.write_queue_size > PX_QUEUE_HIGH) {
@@ -353,10 +314,7 @@ void px_conn_unblock(struct px_conn *c)
     if (!c->blocked)
         return;
     c->blocked = 0;
-    if (c->kind == PX_CLIENT)
-        px_client_on_sent((struct px_client *)c);
-    else
-        px_server_on_sent((struct px_server *)c);
+    c->ops->on_sent(c);
 }
 
 void px_conn_unblock_peer(uv_stream_t *s)
@@ -365,21 +323,24 @@ void px_conn_unblock_peer(uv_stream_t *s)
 
     if (uv_is_closing((uv_handle_t *)s) || s->write_queue_size > PX_QUEUE_HIGH / 2)
         return;
-    peer = peer_of((struct px_conn *)s);
+    peer = ((struct px_conn *)s)->ops->peer((struct px_conn *)s);
     if (peer)
         px_conn_unblock(peer);
 }
 
 int px_conn_send_copy(struct px_conn *c, const void *data, size_t n)
 {
+    if (c->closing)
+        return -1;
+    return c->io->send(c, data, n);
+}
+
+static int plain_send(struct px_conn *c, const void *data, size_t n)
+{
     uv_buf_t ub = uv_buf_init((char *)data, (unsigned)n);
     struct copy_req *cr;
     int r;
 
-    if (c->closing)
-        return -1;
-    if (c->tls)
-        return px_tls_write(c, data, n);
     r = uv_try_write(&c->h.stream, &ub, 1);
     if (r == (int)n)
         return 0;
@@ -414,3 +375,16 @@ void px_conn_send_error(struct px_conn *c, const char *sqlstate, const char *fmt
         (void)px_conn_send_copy(c, b.data, b.len);
     proto_buf_free(&b);
 }
+
+static void plain_free(struct px_conn *c)
+{
+    (void)c;
+}
+
+const struct px_transport px_plain_transport = {
+    .alloc = plain_alloc,
+    .decode = plain_decode,
+    .forward = plain_forward,
+    .send = plain_send,
+    .free = plain_free,
+};
