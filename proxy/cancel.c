@@ -16,12 +16,7 @@
 #define CANCEL_HOLD_MS 2000
 
 struct cancel_conn {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    union px_handle h;
     uv_timer_t timer;              /* the hold limit */
     uv_connect_t connect_req;
     uv_write_t write_req;
@@ -154,13 +149,8 @@ int px_cancel_backend(struct proxy *px, struct px_server *sv)
     uv_timer_init(px->loop, &cc->timer);
     cc->timer.data = cc;
     cc->connect_req.data = cc;
-    if (lane->unix_socket) {
-        uv_pipe_init(px->loop, &cc->h.pipe, 0);
-        uv_pipe_connect(&cc->connect_req, &cc->h.pipe, lane->unix_path, on_cancel_connected);
-    } else {
-        uv_tcp_init(px->loop, &cc->h.tcp);
-        r = uv_tcp_connect(&cc->connect_req, &cc->h.tcp, (const struct sockaddr *)&lane->addr, on_cancel_connected);
-    }
+    r = px_sock_connect(px->loop, &cc->h, &cc->connect_req, lane->unix_socket ? lane->unix_path : NULL,
+                        (const struct sockaddr *)&lane->addr, on_cancel_connected);
     cc->h.handle.data = cc;
     cc->handles = 2;
     if (r < 0) {

@@ -83,10 +83,7 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
         return;
     px_conn_init(px, &cl->conn, &client_stream_ops);
     px_list_init(&cl->wait_link);
-    if (listener->type == UV_TCP)
-        r = uv_tcp_init(px->loop, &cl->conn.h.tcp);
-    else
-        r = uv_pipe_init(px->loop, &cl->conn.h.pipe, 0);
+    r = px_sock_init_like(px->loop, listener, &cl->conn.h);
     if (r < 0) {
         free(cl);
         return;
@@ -99,22 +96,8 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
         px_client_close(cl, "accept failed");
         return;
     }
-    if (listener->type == UV_TCP) {
-        struct sockaddr_storage ss;
-        int len = sizeof(ss);
-
-        uv_tcp_nodelay(&cl->conn.h.tcp, 1);
-        if (uv_tcp_getpeername(&cl->conn.h.tcp, (struct sockaddr *)&ss, &len) == 0) {
-            cl->peer_family = (uint8_t)ss.ss_family;
-            if (ss.ss_family == AF_INET6) {
-                memcpy(cl->peer_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-                cl->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-            } else {
-                memcpy(cl->peer_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-                cl->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-            }
-        }
-    }
+    px_sock_set_options(&cl->conn.h);
+    px_sock_peer(&cl->conn.h, &cl->peer_family, cl->peer_addr, &cl->peer_port);
     /* Over max_client_conn: answered after the startup packet, where libpq expects an error. */
     cl->over_limit = px->nclients > px->conf->max_client_conn;
     px_conn_read_start(&cl->conn);
@@ -122,13 +105,7 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
 
 const char *px_client_addr(const struct px_client *cl, char *buf, size_t n)
 {
-    if (cl->peer_family == AF_INET6)
-        uv_inet_ntop(AF_INET6, cl->peer_addr, buf, n);
-    else if (cl->peer_family == AF_INET)
-        uv_inet_ntop(AF_INET, cl->peer_addr, buf, n);
-    else
-        snprintf(buf, n, "unix");
-    return buf;
+    return px_sock_addr_name(cl->peer_family, cl->peer_addr, buf, n);
 }
 
 struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32_t key)

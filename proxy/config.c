@@ -16,21 +16,6 @@ struct px_retired {                /* a replaced configuration, kept only if a r
     struct conf_userlist users;
 };
 
-int px_resolve(const char *host, int port, struct sockaddr_storage *out)
-{
-    struct addrinfo hints = { 0 }, *res = NULL;
-    char portstr[16];
-
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
-        return -1;
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
 static void lane_free(struct px_lane *l)
 {
     px_tls_ctx_free(l->tls_ctx);

@@ -113,11 +113,8 @@ static int setup_listeners(struct proxy *px)
             px_error("listen: cannot resolve %s", c->listen[i].host);
             return -1;
         }
-        uv_tcp_init(px->loop, &l->h.tcp);
+        r = px_sock_listen_tcp(px->loop, &l->h.tcp, (const struct sockaddr *)&ss, 4096, on_connection);
         px->nlisteners++;
-        r = uv_tcp_bind(&l->h.tcp, (const struct sockaddr *)&ss, 0);
-        if (r == 0)
-            r = uv_listen(&l->h.stream, 4096, on_connection);
         if (r < 0) {
             px_error("listen on %s:%d: %s", c->listen[i].host, c->listen[i].port, uv_strerror(r));
             return -1;
@@ -131,17 +128,12 @@ static int setup_listeners(struct proxy *px)
 
         l->px = px;
         snprintf(path, sizeof(path), "%s/.s.PGSQL.%d", c->unix_socket_dir, c->nlisten ? c->listen[0].port : 6432);
-        unlink(path);
-        uv_pipe_init(px->loop, &l->h.pipe, 0);
+        r = px_sock_listen_unix(px->loop, &l->h.pipe, path, 4096, on_connection);
         px->nlisteners++;
-        r = uv_pipe_bind(&l->h.pipe, path);
-        if (r == 0)
-            r = uv_listen(&l->h.stream, 4096, on_connection);
         if (r < 0) {
             px_error("listen on %s: %s", path, uv_strerror(r));
             return -1;
         }
-        chmod(path, 0777);
         l->path = strdup(path);
         px_info("listening on %s", path);
     }

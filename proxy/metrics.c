@@ -288,8 +288,7 @@ int px_metrics_start(struct proxy *px)
 
     if (!c->metrics.host)
         return 0;
-    if (uv_ip4_addr(c->metrics.host, c->metrics.port, (struct sockaddr_in *)&ss) < 0 &&
-        uv_ip6_addr(c->metrics.host, c->metrics.port, (struct sockaddr_in6 *)&ss) < 0) {
+    if (px_sock_numeric_addr(c->metrics.host, c->metrics.port, &ss) < 0) {
         px_error("metrics_listen: %s is not a numeric IPv4 or IPv6 address", c->metrics.host);
         return -1;
     }
@@ -298,12 +297,9 @@ int px_metrics_start(struct proxy *px)
         return -1;
     m->px = px;
     px_list_init(&m->conns);
-    uv_tcp_init(px->loop, &m->listener);
-    m->listener.data = m;
     px->metrics = m;
-    r = uv_tcp_bind(&m->listener, (const struct sockaddr *)&ss, 0);
-    if (r == 0)
-        r = uv_listen((uv_stream_t *)&m->listener, 128, on_connection);
+    r = px_sock_listen_tcp(px->loop, &m->listener, (const struct sockaddr *)&ss, 128, on_connection);
+    m->listener.data = m;
     if (r < 0) {
         px_error("metrics_listen %s:%d: %s", c->metrics.host, c->metrics.port, uv_strerror(r));
         return -1;

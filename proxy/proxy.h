@@ -14,6 +14,7 @@
 #include "proxy/log.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/tls.h"
+#include "proxy/net/sock.h"
 
 #define PGLANE_VERSION "0.1.0"
 
@@ -509,8 +510,6 @@ int px_guard_refuse(struct proxy *px, uint64_t fp, const struct px_lane *lane, s
 int px_cancel_backend(struct proxy *px, struct px_server *sv);
 
 /* ---- lanes, routes and reload (proxy/config.c, proxy/route.c) ---- */
-/* Resolves host:port once (blocking: at start and reload only). 0 or -1. */
-int px_resolve(const char *host, int port, struct sockaddr_storage *out);
 /* Builds lanes and routing for px->conf at start. 0 or -1 (logged). */
 int px_config_apply_initial(struct proxy *px);
 /* SIGHUP / RELOAD: re-reads the ini file; on any problem logs file:line and keeps the old one. */

@@ -56,14 +56,8 @@ struct px_server *px_server_connect(struct px_pool *pool)
     px_list_append(&pool->busy, &sv->link);
     pool->nbusy++;
     sv->connect_req.data = sv;
-    if (lane->unix_socket) {
-        uv_pipe_init(px->loop, &sv->conn.h.pipe, 0);
-        uv_pipe_connect(&sv->connect_req, &sv->conn.h.pipe, lane->unix_path, on_connect);
-        r = 0;
-    } else {
-        uv_tcp_init(px->loop, &sv->conn.h.tcp);
-        r = uv_tcp_connect(&sv->connect_req, &sv->conn.h.tcp, (const struct sockaddr *)&lane->addr, on_connect);
-    }
+    r = px_sock_connect(px->loop, &sv->conn.h, &sv->connect_req, lane->unix_socket ? lane->unix_path : NULL,
+                        (const struct sockaddr *)&lane->addr, on_connect);
     if (r < 0) {
         SLOG(sv, CONF_LOG_ERROR, "connect failed: %s", uv_strerror(r));
         px_server_close(sv, "connect failed");
@@ -112,8 +106,7 @@ static void on_connect(uv_connect_t *req, int status)
         px_pool_server_unreachable(sv->pool, msg);
         return;
     }
-    if (!sv->pool->lane->unix_socket)
-        uv_tcp_nodelay(&sv->conn.h.tcp, 1);
+    px_sock_set_options(&sv->conn.h);
     px_conn_read_start(&sv->conn);
     if (sv->pool->lane->tls_ctx && !sv->pool->lane->unix_socket) {
         struct proto_buf b;

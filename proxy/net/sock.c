@@ -1,0 +1,113 @@
+/*
+ * Socket chores: resolution, listen, connect, accept, options and peer addresses, for listeners,
+ * client and server connections, cancel connections and the metrics endpoint alike.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proxy/net/sock.h"
+
+int px_resolve(const char *host, int port, struct sockaddr_storage *out)
+{
+    struct addrinfo hints = { 0 }, *res = NULL;
+    char portstr[16];
+
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
+        return -1;
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int px_sock_numeric_addr(const char *host, int port, struct sockaddr_storage *out)
+{
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) < 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) < 0)
+        return -1;
+    return 0;
+}
+
+int px_sock_listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const struct sockaddr *addr, int backlog,
+                       uv_connection_cb cb)
+{
+    int r;
+
+    uv_tcp_init(loop, h);
+    r = uv_tcp_bind(h, addr, 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)h, backlog, cb);
+    return r;
+}
+
+int px_sock_listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, int backlog, uv_connection_cb cb)
+{
+    int r;
+
+    unlink(path);
+    uv_pipe_init(loop, h, 0);
+    r = uv_pipe_bind(h, path);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)h, backlog, cb);
+    if (r == 0)
+        chmod(path, 0777);
+    return r;
+}
+
+int px_sock_init_like(uv_loop_t *loop, const uv_stream_t *listener, union px_handle *h)
+{
+    if (listener->type == UV_TCP)
+        return uv_tcp_init(loop, &h->tcp);
+    return uv_pipe_init(loop, &h->pipe, 0);
+}
+
+int px_sock_connect(uv_loop_t *loop, union px_handle *h, uv_connect_t *req, const char *path,
+                    const struct sockaddr *addr, uv_connect_cb cb)
+{
+    if (path) {
+        uv_pipe_init(loop, &h->pipe, 0);
+        uv_pipe_connect(req, &h->pipe, path, cb);
+        return 0;
+    }
+    uv_tcp_init(loop, &h->tcp);
+    return uv_tcp_connect(req, &h->tcp, addr, cb);
+}
+
+void px_sock_set_options(union px_handle *h)
+{
+    if (h->handle.type == UV_TCP)
+        uv_tcp_nodelay(&h->tcp, 1);
+}
+
+void px_sock_peer(union px_handle *h, uint8_t *family, uint8_t addr[16], uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    if (h->handle.type != UV_TCP || uv_tcp_getpeername(&h->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    *family = (uint8_t)ss.ss_family;
+    if (ss.ss_family == AF_INET6) {
+        memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+}
+
+const char *px_sock_addr_name(uint8_t family, const uint8_t addr[16], char *buf, size_t n)
+{
+    if (family == AF_INET6)
+        uv_inet_ntop(AF_INET6, addr, buf, n);
+    else if (family == AF_INET)
+        uv_inet_ntop(AF_INET, addr, buf, n);
+    else
+        snprintf(buf, n, "unix");
+    return buf;
+}
