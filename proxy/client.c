@@ -56,10 +56,25 @@ void px_client_fail_raw(struct px_client *cl, const uint8_t *msg, uint32_t len)
 }
 
 /* The client's stream calls these (proxy/net/stream.h). */
-static void stream_read(struct px_conn *c) { px_client_on_read((struct px_client *)c); }
-static void stream_eof(struct px_conn *c, int status) { px_client_on_eof((struct px_client *)c, status); }
-static void stream_sent(struct px_conn *c) { px_client_on_sent((struct px_client *)c); }
-static void stream_closed(struct px_conn *c) { px_client_free((struct px_client *)c); }
+static void stream_read(struct px_conn *c)
+{
+    px_client_on_read((struct px_client *)c);
+}
+
+static void stream_eof(struct px_conn *c, int status)
+{
+    px_client_on_eof((struct px_client *)c, status);
+}
+
+static void stream_sent(struct px_conn *c)
+{
+    px_client_on_sent((struct px_client *)c);
+}
+
+static void stream_closed(struct px_conn *c)
+{
+    px_client_free((struct px_client *)c);
+}
 
 /* The stream whose bytes the client's writes carry: its server's. */
 static struct px_conn *stream_peer(struct px_conn *c)

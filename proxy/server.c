@@ -20,11 +20,30 @@ static int send_buf(struct px_server *sv, struct proto_buf *b);
 static void server_release(struct px_server *sv);
 
 /* The server connection's stream calls these (proxy/net/stream.h). */
-static void stream_read(struct px_conn *c) { px_server_on_read((struct px_server *)c); }
-static void stream_eof(struct px_conn *c, int status) { px_server_on_eof((struct px_server *)c, status); }
-static void stream_sent(struct px_conn *c) { px_server_on_sent((struct px_server *)c); }
-static void stream_closed(struct px_conn *c) { px_server_free((struct px_server *)c); }
-static void stream_handshake(struct px_conn *c) { px_server_on_tls_ready((struct px_server *)c); }
+static void stream_read(struct px_conn *c)
+{
+    px_server_on_read((struct px_server *)c);
+}
+
+static void stream_eof(struct px_conn *c, int status)
+{
+    px_server_on_eof((struct px_server *)c, status);
+}
+
+static void stream_sent(struct px_conn *c)
+{
+    px_server_on_sent((struct px_server *)c);
+}
+
+static void stream_closed(struct px_conn *c)
+{
+    px_server_free((struct px_server *)c);
+}
+
+static void stream_handshake(struct px_conn *c)
+{
+    px_server_on_tls_ready((struct px_server *)c);
+}
 
 /* The stream whose bytes the server connection's writes carry: its client's. */
 static struct px_conn *stream_peer(struct px_conn *c)
