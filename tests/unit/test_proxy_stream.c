@@ -2,8 +2,9 @@
  * The stream layer (proxy/net/stream.c) on a real libuv loop over socketpairs: bytes reach the
  * owner's callbacks as they arrive, a forward to a full socket stops the source's reads until it
  * completes, copies queued past PX_QUEUE_HIGH block the source until the queue is below half of it,
- * copies and forwards keep their order, and closing either side with a write in flight frees each
- * stream once (run under ASan to see the use-after-free this would be).
+ * copies and forwards keep their order, closing either side with a write in flight frees each
+ * stream once (run under ASan to see the use-after-free this would be), and the TLS transport
+ * reports its handshake and delivers plaintext through the same callbacks.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -17,7 +18,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include "proxy/net/stream.h"
+#include "proxy/net/tls.h"
 
 enum mode { FRAME, FORWARD, COPY };
 
@@ -28,6 +34,7 @@ struct owner {
     int *freed;                /* set by on_closed, which frees the owner */
     int reads, eofs, eof_status, sents;
     int refused;               /* FORWARD: px_forward answered UV_ECANCELED (the peer is closing) */
+    int handshakes;
     char types[64];            /* FRAME: message types seen, in order */
     int ntypes;
     size_t peer_queue_max;     /* COPY: the peer's write queue after each copy */
@@ -121,6 +128,11 @@ static void on_closed(struct px_conn *c)
     free(o);
 }
 
+static void on_handshake(struct px_conn *c)
+{
+    ((struct owner *)c)->handshakes++;
+}
+
 static struct px_conn *peer(struct px_conn *c)
 {
     struct owner *o = (struct owner *)c;
@@ -130,7 +142,7 @@ static struct px_conn *peer(struct px_conn *c)
 
 static const struct px_stream_ops owner_ops = {
     .tag = 'T', .on_read = on_read, .on_eof = on_eof, .on_sent = on_sent, .on_closed = on_closed,
-    .peer = peer,
+    .peer = peer, .on_handshake = on_handshake,
 };
 
 static void on_watchdog(uv_timer_t *t)
@@ -549,6 +561,122 @@ static void test_close_destination_during_write(void **state)
     loop_done(&tl);
 }
 
+/* A context with a fresh self-signed P-256 certificate, for the accepting side. */
+static SSL_CTX *accepting_ctx(void)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    X509_NAME *name;
+
+    assert_non_null(key);
+    assert_non_null(x);
+    assert_non_null(ctx);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return ctx;
+}
+
+/* Two TLS streams talk over one socketpair: each owner hears on_handshake once, then messages sent as
+ * copies arrive decrypted through on_read, and a forward goes through the TLS transport too. */
+static void test_tls_transport(void **state)
+{
+    static const uint8_t q[] = { 'Q', 0, 0, 0, 9, 'a', 'b', 'c', 'd', 0 };
+    static const uint8_t sx[] = { 'S', 0, 0, 0, 4, 'X', 0, 0, 0, 4 };
+    SSL_CTX *sctx = accepting_ctx(), *cctx = SSL_CTX_new(TLS_client_method());
+    struct test_loop tl;
+    struct owner *acc, *con, *plain;
+    int fd[2], p[2], freed_acc, freed_con, freed_plain;
+    uint8_t hash[64];
+    size_t hlen;
+
+    (void)state;
+    assert_non_null(cctx);
+    loop_init(&tl);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+    acc = owner_new(&tl, fd[0], FRAME, &freed_acc);
+    con = owner_new(&tl, fd[1], FRAME, &freed_con);
+    assert_int_equal(px_tls_start(&acc->conn, sctx, 1, NULL), 0);
+    assert_int_equal(px_tls_start(&con->conn, cctx, 0, NULL), 0);   /* sends the ClientHello */
+    px_conn_read_start(&acc->conn);
+    px_conn_read_start(&con->conn);
+    run_until(&tl, &con->handshakes, 1);
+    run_until(&tl, &acc->handshakes, 1);
+    assert_true(px_tls_handshake_done(&acc->conn));
+    assert_true(px_tls_handshake_done(&con->conn));
+    assert_non_null(px_tls_version(&acc->conn));
+    assert_int_equal(px_tls_endpoint_hash(&acc->conn, hash, sizeof(hash), &hlen), 0);
+    assert_int_equal(hlen, 32);                   /* SHA-256, the certificate's signature digest */
+
+    assert_int_equal(px_conn_send_copy(&con->conn, q, sizeof(q)), 0);
+    run_until(&tl, &acc->ntypes, 1);
+    assert_int_equal(acc->types[0], 'Q');
+    /* A plaintext stream forwarding into con: con's TLS transport encrypts what it is given at once,
+     * so the source never has a write in flight. */
+    pair(p);
+    plain = owner_new(&tl, p[0], FORWARD, &freed_plain);
+    plain->peer = con;
+    con->peer = plain;                            /* whose reads con's written records may resume */
+    px_conn_read_start(&plain->conn);
+    write_all(p[1], sx, sizeof(sx));
+    run_until(&tl, &acc->ntypes, 3);
+    assert_int_equal(plain->reads, 1);
+    assert_false(plain->conn.writing);
+    assert_true(plain->conn.reading);
+    assert_int_equal(plain->conn.in.start, plain->conn.in.pos);
+    assert_memory_equal(acc->types, "QSX", 3);
+    assert_int_equal(acc->eofs + con->eofs, 0);
+    assert_int_equal(con->ntypes, 0);
+
+    px_conn_close(&plain->conn);
+    px_conn_close(&acc->conn);
+    px_conn_close(&con->conn);
+    run_until(&tl, &freed_plain, 1);
+    run_until(&tl, &freed_acc, 1);
+    run_until(&tl, &freed_con, 1);
+    close(p[1]);
+    loop_done(&tl);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+}
+
+/* Bytes that are not TLS end the stream with UV_EPROTO and the reason is kept. */
+static void test_tls_garbage(void **state)
+{
+    SSL_CTX *sctx = accepting_ctx();
+    struct test_loop tl;
+    struct owner *acc;
+    int fd[2], freed;
+
+    (void)state;
+    loop_init(&tl);
+    pair(fd);
+    acc = owner_new(&tl, fd[0], FRAME, &freed);
+    assert_int_equal(px_tls_start(&acc->conn, sctx, 1, NULL), 0);
+    px_conn_read_start(&acc->conn);
+    write_all(fd[1], "GET / HTTP/1.0\r\n\r\n", 18);
+    run_until(&tl, &acc->eofs, 1);
+    assert_int_equal(acc->eof_status, UV_EPROTO);
+    assert_non_null(px_tls_error(&acc->conn));
+    assert_int_equal(acc->handshakes + acc->reads, 0);
+    px_conn_close(&acc->conn);
+    run_until(&tl, &freed, 1);
+    close(fd[1]);
+    loop_done(&tl);
+    SSL_CTX_free(sctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,6 +686,8 @@ int main(void)
         cmocka_unit_test(test_send_copy_order),
         cmocka_unit_test(test_close_source_during_write),
         cmocka_unit_test(test_close_destination_during_write),
+        cmocka_unit_test(test_tls_transport),
+        cmocka_unit_test(test_tls_garbage),
     };
 
     signal(SIGPIPE, SIG_IGN);   /* as pglane does: a write to a closed socket fails with EPIPE */
