@@ -23,7 +23,7 @@ LIBS_MAIN    := -lsystemd
 PROTO_SRC   := $(wildcard protocol/*.c)
 ROUTING_SRC := $(wildcard routing/*.c)
 CONF_SRC    := $(wildcard conf/*.c)
-PROXY_SRC   := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+PROXY_SRC   := $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c))
 obj = $(1:%.c=$(BUILD)/obj/%.o)
 
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)

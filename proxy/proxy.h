@@ -10,7 +10,7 @@
 
 #include "conf/conf.h"
 #include "protocol/proto.h"
-#include "proxy/stats.h"
+#include "proxy/admin/stats.h"
 
 #define PGLANE_VERSION "0.1.0"
 
