@@ -58,6 +58,9 @@ void px_pgb_reconnect(struct px_client *cl, const char *arg);
 void px_pgb_wait_close(struct px_client *cl, const char *arg);
 void px_pgb_kill(struct px_client *cl, const char *arg);
 
+/* The client with connection id `id` (SHOW CLIENTS' id), or NULL. */
+struct px_client *px_admin_client_by_id(struct proxy *px, uint64_t id);
+
 /* Names used by several SHOW commands. */
 const char *px_client_state_name(enum px_client_state s);
 const char *px_server_state_name(enum px_server_state s);
