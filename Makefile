@@ -77,7 +77,7 @@ $(BUILD)/pglane: $(BUILD)/obj/proxy/main.o $(MODLIBS)
 PURELIBS := $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
 $(BUILD)/tests/unit_test_proxy%: $(BUILD)/obj/tests/unit/test_proxy%.o $(MODLIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) $(LIBS_MAIN) -lcmocka
 $(BUILD)/tests/unit_%: $(BUILD)/obj/tests/unit/%.o $(PURELIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lcmocka

@@ -11,6 +11,7 @@
 #include "conf/conf.h"
 #include "protocol/proto.h"
 #include "proxy/admin/stats.h"
+#include "proxy/lifecycle.h"
 
 #define PGLANE_VERSION "0.1.0"
 
@@ -574,8 +575,6 @@ void px_monitor_foreach(struct proxy *px, px_block_cb cb, void *arg);
 /* Monitor connections that answered their last sample, and those configured. */
 void px_monitor_health(struct proxy *px, int *up, int *total);
 
-/* SHUTDOWN / SIGTERM: stop accepting, let open transactions finish, then exit (proxy/main.c). */
-void px_drain(struct proxy *px);
 /* PAUSE / RESUME support (proxy/pool.c): hands idle servers of a resumed lane to its waiters. */
 void px_pool_resume(struct px_pool *pool);
 
@@ -705,6 +704,5 @@ struct proxy {
 
 uint64_t px_now_ms(struct proxy *px);
 uint64_t px_now_us(void);
-void px_maybe_exit(struct proxy *px);   /* during drain: exits when the last client has gone */
 
 #endif
