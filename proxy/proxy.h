@@ -626,6 +626,10 @@ struct px_routing *px_routing_build(const struct conf *c, char *err, size_t errl
 void px_routing_inherit(struct px_routing *rt, struct px_routing *old, const int *lane_map, int nmap,
                         int keep_stats);
 void px_routing_free(struct px_routing *r);
+/* The first route whose criteria f meets (-1: none) and, in *lane, the lane it picks (default_lane
+ * when none does). */
+struct route_facts;
+int px_routing_match(const struct px_routing *rt, const struct route_facts *f, int default_lane, int *lane);
 /* Decides the lane for a client from its identity: a lane index, or -2 when statements decide. */
 int px_route_client(struct proxy *px, struct px_client *cl);
 /* The same for one transaction: also counts the route's hit. */
@@ -642,7 +646,8 @@ void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_u
 const char *px_route_text(struct proxy *px, uint64_t fingerprint, char *buf, size_t n);
 uint64_t px_route_hits(const struct proxy *px, int route);
 int px_routing_need_statement(const struct proxy *px);
-/* pglane --route: reads SQL from stdin, prints one line per statement. Returns the exit code. */
+/* pglane --route (proxy/dryrun.c): reads SQL from stdin, prints one line per statement. Returns the
+ * exit code. */
 int px_route_dry_run(const struct conf *c, const char *user, const char *database, const char *app,
                      const char *addr);
 struct route_stats;
