@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/admin/admin.h"
+#include "proxy/admin/console.h"
 
 #define CMD_MAX 256
 #define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | QUARANTINE | CONFIG | PREPARED, " \

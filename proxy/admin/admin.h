@@ -1,68 +1,34 @@
 /*
- * proxy/admin.h — shared by the admin console files (admin.c, admin_table.c, admin_show*.c): a
- * builder of text result sets that psql prints as tables, and the SHOW commands.
+ * proxy/admin/admin.h — what the rest of proxy/ calls in the admin layer: the console, the metrics
+ * endpoint and the lock monitor. The console's own helpers are in console.h, the monitor's wait graph
+ * in monitor.h. Included by proxy/proxy.h.
  */
-#ifndef PGLANE_PROXY_ADMIN_H
-#define PGLANE_PROXY_ADMIN_H
+#ifndef PGLANE_PROXY_ADMIN_ADMIN_H
+#define PGLANE_PROXY_ADMIN_ADMIN_H
 
-#include "proxy/proxy.h"
+#include <stddef.h>
 
-/* One result set being built: RowDescription (every column text), DataRows, CommandComplete. */
-struct px_table {
-    struct proto_buf b;
-    int ncols;
-    int cells;            /* cells written in the row being built */
-    size_t row_start;     /* offset of that row's DataRow message */
-    long nrows;
-};
+struct proxy;
+struct px_client;
 
-/* cols: NULL-terminated column names. */
-void px_table_begin(struct px_table *t, const char *const *cols);
-/* Same with a type per column, one character each: 's' text, 'i' int4, 'q' int8 (values are still
- * sent as text). */
-void px_table_begin_typed(struct px_table *t, const char *const *cols, const char *types);
-void px_table_cell(struct px_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void px_table_null(struct px_table *t);
-/* Appends CommandComplete (tag) and ReadyForQuery, sends it all to cl and frees t. */
-void px_table_send(struct px_table *t, struct px_client *cl, const char *tag);
-/* Sends an ErrorResponse (ERROR) and ReadyForQuery: the console session stays usable. */
-void px_admin_error(struct px_client *cl, const char *sqlstate, const char *message, const char *hint);
-/* Sends CommandComplete(tag) and ReadyForQuery, with a NOTICE first when notice is not NULL. */
-void px_admin_done(struct px_client *cl, const char *tag, const char *notice);
-
-/* SHOW commands (admin_show.c, admin_show_conf.c); arg is the rest of the command (may be ""). */
-void px_show_lanes(struct px_client *cl, const char *arg);
-void px_show_clients(struct px_client *cl, const char *arg);
-void px_show_servers(struct px_client *cl, const char *arg);
-void px_show_stats(struct px_client *cl, const char *arg);
-void px_show_routes(struct px_client *cl, const char *arg);
-void px_show_queries(struct px_client *cl, const char *arg);
-void px_show_blocking(struct px_client *cl, const char *arg);
-void px_show_quarantine(struct px_client *cl, const char *arg);
-/* RELEASE fingerprint | ALL: ends contention guard quarantines. */
-void px_release(struct px_client *cl, const char *arg);
-void px_show_guard(struct px_client *cl, const char *arg);
-void px_show_config(struct px_client *cl, const char *arg);
-void px_show_prepared(struct px_client *cl, const char *arg);
-
-/* PgBouncer-compatible console (admin_pgb.c): PgBouncer's column names and types, each pool a
- * database named "database/lane". */
-void px_pgb_show_pools(struct px_client *cl, const char *arg);
-void px_pgb_show_stats(struct px_client *cl, const char *arg);
-void px_pgb_show_databases(struct px_client *cl, const char *arg);
-void px_pgb_show_lists(struct px_client *cl, const char *arg);
-void px_pgb_show_version(struct px_client *cl, const char *arg);
-void px_pgb_show_users(struct px_client *cl, const char *arg);
-/* RECONNECT / WAIT_CLOSE / KILL with "" (all), a lane or "database/lane". */
-void px_pgb_reconnect(struct px_client *cl, const char *arg);
-void px_pgb_wait_close(struct px_client *cl, const char *arg);
-void px_pgb_kill(struct px_client *cl, const char *arg);
-
-/* The client with connection id `id` (SHOW CLIENTS' id), or NULL. */
-struct px_client *px_admin_client_by_id(struct proxy *px, uint64_t id);
-
-/* Names used by several SHOW commands. */
-const char *px_client_state_name(enum px_client_state s);
-const char *px_server_state_name(enum px_server_state s);
+/* Runs one admin console command (admin.c; the text of a simple Query) and writes the complete answer
+ * to the client: RowDescription/DataRow/CommandComplete or ErrorResponse, then ReadyForQuery. */
+void px_admin_query(struct px_client *cl, const char *sql, size_t len);
+/* Answers admin WAIT_CLOSE commands whose connections have closed (admin_pgb.c; each maintenance tick). */
+void px_pgb_tick(struct proxy *px);
+/* Starts the HTTP endpoint of metrics_listen, if set (metrics.c). 0 or -1 (logged). */
+int px_metrics_start(struct proxy *px);
+void px_metrics_stop(struct proxy *px);
+/* Starts the per-server monitoring connections (monitor.c: lock graph, guard). 0 or -1 (logged). */
+int px_monitor_start(struct proxy *px);
+void px_monitor_stop(struct proxy *px);
+/* SHOW BLOCKING was asked: sample even when no lane has a guard. */
+void px_monitor_want(struct proxy *px);
+struct px_block_edge;
+/* The latest lock-wait edges of every server (visits each; stop by returning non-zero). */
+typedef int (*px_block_cb)(const struct px_block_edge *e, void *arg);
+void px_monitor_foreach(struct proxy *px, px_block_cb cb, void *arg);
+/* Monitor connections that answered their last sample, and those configured. */
+void px_monitor_health(struct proxy *px, int *up, int *total);
 
 #endif

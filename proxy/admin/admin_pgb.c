@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/admin/admin.h"
+#include "proxy/admin/console.h"
 
 static const char *pool_mode(const struct proxy *px)
 {

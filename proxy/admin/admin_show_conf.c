@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/admin/admin.h"
+#include "proxy/admin/console.h"
 #include "proxy/admin/monitor.h"
 #include "routing/route.h"
 

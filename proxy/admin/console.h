@@ -1,0 +1,68 @@
+/*
+ * proxy/admin/console.h — shared by the admin console files (admin*.c): a builder of text result
+ * sets that psql prints as tables, and the SHOW commands. What the rest of proxy/ calls is in admin.h.
+ */
+#ifndef PGLANE_PROXY_ADMIN_CONSOLE_H
+#define PGLANE_PROXY_ADMIN_CONSOLE_H
+
+#include "proxy/proxy.h"
+
+/* One result set being built: RowDescription (every column text), DataRows, CommandComplete. */
+struct px_table {
+    struct proto_buf b;
+    int ncols;
+    int cells;            /* cells written in the row being built */
+    size_t row_start;     /* offset of that row's DataRow message */
+    long nrows;
+};
+
+/* cols: NULL-terminated column names. */
+void px_table_begin(struct px_table *t, const char *const *cols);
+/* Same with a type per column, one character each: 's' text, 'i' int4, 'q' int8 (values are still
+ * sent as text). */
+void px_table_begin_typed(struct px_table *t, const char *const *cols, const char *types);
+void px_table_cell(struct px_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void px_table_null(struct px_table *t);
+/* Appends CommandComplete (tag) and ReadyForQuery, sends it all to cl and frees t. */
+void px_table_send(struct px_table *t, struct px_client *cl, const char *tag);
+/* Sends an ErrorResponse (ERROR) and ReadyForQuery: the console session stays usable. */
+void px_admin_error(struct px_client *cl, const char *sqlstate, const char *message, const char *hint);
+/* Sends CommandComplete(tag) and ReadyForQuery, with a NOTICE first when notice is not NULL. */
+void px_admin_done(struct px_client *cl, const char *tag, const char *notice);
+
+/* SHOW commands (admin_show.c, admin_show_conf.c); arg is the rest of the command (may be ""). */
+void px_show_lanes(struct px_client *cl, const char *arg);
+void px_show_clients(struct px_client *cl, const char *arg);
+void px_show_servers(struct px_client *cl, const char *arg);
+void px_show_stats(struct px_client *cl, const char *arg);
+void px_show_routes(struct px_client *cl, const char *arg);
+void px_show_queries(struct px_client *cl, const char *arg);
+void px_show_blocking(struct px_client *cl, const char *arg);
+void px_show_quarantine(struct px_client *cl, const char *arg);
+/* RELEASE fingerprint | ALL: ends contention guard quarantines. */
+void px_release(struct px_client *cl, const char *arg);
+void px_show_guard(struct px_client *cl, const char *arg);
+void px_show_config(struct px_client *cl, const char *arg);
+void px_show_prepared(struct px_client *cl, const char *arg);
+
+/* PgBouncer-compatible console (admin_pgb.c): PgBouncer's column names and types, each pool a
+ * database named "database/lane". */
+void px_pgb_show_pools(struct px_client *cl, const char *arg);
+void px_pgb_show_stats(struct px_client *cl, const char *arg);
+void px_pgb_show_databases(struct px_client *cl, const char *arg);
+void px_pgb_show_lists(struct px_client *cl, const char *arg);
+void px_pgb_show_version(struct px_client *cl, const char *arg);
+void px_pgb_show_users(struct px_client *cl, const char *arg);
+/* RECONNECT / WAIT_CLOSE / KILL with "" (all), a lane or "database/lane". */
+void px_pgb_reconnect(struct px_client *cl, const char *arg);
+void px_pgb_wait_close(struct px_client *cl, const char *arg);
+void px_pgb_kill(struct px_client *cl, const char *arg);
+
+/* The client with connection id `id` (SHOW CLIENTS' id), or NULL. */
+struct px_client *px_admin_client_by_id(struct proxy *px, uint64_t id);
+
+/* Names used by several SHOW commands. */
+const char *px_client_state_name(enum px_client_state s);
+const char *px_server_state_name(enum px_server_state s);
+
+#endif
