@@ -198,6 +198,7 @@ static void on_maintain(uv_timer_t *t)
     struct px_list *it, *next;
 
     px_pool_maintain(px, now);
+    px_pgb_tick(px);                  /* answers WAIT_CLOSE once its connections have gone */
     if (login_limit <= 0)
         return;
     for (it = px->clients.next; it != &px->clients; it = next) {
