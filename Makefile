@@ -73,11 +73,12 @@ MODLIBS := $(BUILD)/libproxy.a $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)
 $(BUILD)/pglane: $(BUILD)/obj/proxy/main.o $(MODLIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) $(LIBS_MAIN)
 
-# Unit tests link the pure modules; tests/unit/test_proxy*.c also link proxy/.
+# Unit tests link the pure modules; tests/unit/test_proxy*.c (proxy/'s own tests) also link libproxy.a
+# and its libraries, libsystemd included (proxy/lifecycle.c notifies the service manager).
 PURELIBS := $(BUILD)/libconf.a $(BUILD)/librouting.a $(BUILD)/libproto.a
 $(BUILD)/tests/unit_test_proxy%: $(BUILD)/obj/tests/unit/test_proxy%.o $(MODLIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL) $(LIBS_MAIN) -lcmocka
 $(BUILD)/tests/unit_%: $(BUILD)/obj/tests/unit/%.o $(PURELIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lcmocka

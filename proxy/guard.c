@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/monitor.h"
+#include "proxy/admin/monitor.h"
 
 #define MAX_DEPTH 16
 #define RECENT 64

@@ -1,5 +1,5 @@
-/* pglane's entry point: command line, configuration, listeners, signals and the event loop. */
-#include <errno.h>
+/* pglane's entry point: the command line (--check, --version, --route) and run(), which loads the
+ * configuration, starts the process (proxy/lifecycle.c) and runs the event loop. */
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,8 +8,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "proxy/proxy.h"
 
@@ -83,194 +81,6 @@ static void warm_up_crypto(void)
         px_warn("no randomness available yet: SCRAM logins will fail until there is");
 }
 
-static void on_connection(uv_stream_t *server, int status)
-{
-    struct px_listener *l = (struct px_listener *)server;
-
-    if (status < 0) {
-        px_warn("accept: %s", uv_strerror(status));
-        return;
-    }
-    px_client_accept(l->px, server);
-}
-
-static int setup_listeners(struct proxy *px)
-{
-    struct conf *c = px->conf;
-    int n = c->nlisten + (c->unix_socket_dir ? 1 : 0);
-
-    px->listeners = calloc((size_t)n, sizeof(*px->listeners));
-    if (!px->listeners)
-        return -1;
-    for (int i = 0; i < c->nlisten; i++) {
-        struct px_listener *l = &px->listeners[px->nlisteners];
-        struct sockaddr_storage ss;
-        int r;
-
-        l->px = px;
-        if (px_resolve(strcmp(c->listen[i].host, "*") == 0 ? "0.0.0.0" : c->listen[i].host,
-                       c->listen[i].port, &ss) < 0) {
-            px_error("listen: cannot resolve %s", c->listen[i].host);
-            return -1;
-        }
-        r = px_sock_listen_tcp(px->loop, &l->h.tcp, (const struct sockaddr *)&ss, 4096, on_connection);
-        px->nlisteners++;
-        if (r < 0) {
-            px_error("listen on %s:%d: %s", c->listen[i].host, c->listen[i].port, uv_strerror(r));
-            return -1;
-        }
-        px_info("listening on %s:%d", c->listen[i].host, c->listen[i].port);
-    }
-    if (c->unix_socket_dir) {
-        struct px_listener *l = &px->listeners[px->nlisteners];
-        char path[512];
-        int r;
-
-        l->px = px;
-        snprintf(path, sizeof(path), "%s/.s.PGSQL.%d", c->unix_socket_dir, c->nlisten ? c->listen[0].port : 6432);
-        r = px_sock_listen_unix(px->loop, &l->h.pipe, path, 4096, on_connection);
-        px->nlisteners++;
-        if (r < 0) {
-            px_error("listen on %s: %s", path, uv_strerror(r));
-            return -1;
-        }
-        l->path = strdup(path);
-        px_info("listening on %s", path);
-    }
-    return 0;
-}
-
-static void close_listeners(struct proxy *px)
-{
-    for (int i = 0; i < px->nlisteners; i++) {
-        struct px_listener *l = &px->listeners[i];
-
-        if (!uv_is_closing(&l->h.handle))
-            uv_close(&l->h.handle, NULL);
-        if (l->path) {
-            unlink(l->path);
-            free(l->path);
-            l->path = NULL;
-        }
-    }
-}
-
-/* Tells a service manager (systemd, Type=notify) that a reload starts; sd_notify is a no-op
- * without NOTIFY_SOCKET. READY=1 ends the reload, STOPPING=1 announces a drain or an exit. */
-static void notify_reloading(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-               (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
-}
-
-/* Closes every handle so that uv_run returns. */
-static void proxy_stop(struct proxy *px)
-{
-    if (px->exiting)
-        return;
-    px->exiting = 1;
-    sd_notify(0, "STOPPING=1");
-    close_listeners(px);
-    px_metrics_stop(px);
-    px_monitor_stop(px);
-    while (!px_list_empty(&px->clients))
-        px_client_close(px_container_of(px->clients.next, struct px_client, link), "pglane exiting");
-    while (!px_list_empty(&px->pools)) {
-        struct px_pool *pool = px_container_of(px->pools.next, struct px_pool, link);
-
-        while (!px_list_empty(&pool->idle))
-            px_server_close(px_container_of(pool->idle.next, struct px_server, link), "pglane exiting");
-        while (!px_list_empty(&pool->busy))
-            px_server_close(px_container_of(pool->busy.next, struct px_server, link), "pglane exiting");
-        px_pool_free(pool);
-    }
-    uv_close((uv_handle_t *)&px->maint_timer, NULL);
-    uv_close((uv_handle_t *)&px->sig_term, NULL);
-    uv_close((uv_handle_t *)&px->sig_int, NULL);
-    uv_close((uv_handle_t *)&px->sig_hup, NULL);
-}
-
-void px_maybe_exit(struct proxy *px)
-{
-    if (px->draining && !px->exiting && px->nclients == 0) {
-        px_info("drained: exiting");
-        proxy_stop(px);
-    }
-}
-
-static void start_drain(struct proxy *px)
-{
-    struct px_list *it, *next;
-
-    if (px->draining)
-        return;
-    px->draining = 1;
-    sd_notify(0, "STOPPING=1");
-    px_info("SIGTERM: draining %d client(s)", px->nclients);
-    close_listeners(px);
-    for (it = px->clients.next; it != &px->clients; it = next) {
-        struct px_client *cl = px_container_of(it, struct px_client, link);
-
-        next = it->next;
-        if (cl->state == CL_STARTUP)
-            continue;             /* refused after its startup packet, where libpq reads errors */
-        if (cl->state != CL_ACTIVE ||
-            (cl->pins && cl->server && !cl->server->checking && cl->pending_z == 0 && !cl->unsynced &&
-             cl->server->tx_status == 'I'))   /* pinned, between transactions */
-            px_client_fail(cl, "57P01", "pglane is shutting down");
-    }
-    px_maybe_exit(px);
-}
-
-void px_drain(struct proxy *px)
-{
-    start_drain(px);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-    struct proxy *px = h->data;
-
-    switch (signum) {
-    case SIGTERM:
-        start_drain(px);
-        break;
-    case SIGINT:
-        px_info("SIGINT: exiting now");
-        proxy_stop(px);
-        break;
-    case SIGHUP:
-        px_info("SIGHUP: reloading %s", px->conf->file);
-        notify_reloading();
-        (void)px_reload(px);
-        sd_notify(0, "READY=1");
-        break;
-    }
-}
-
-static void on_maintain(uv_timer_t *t)
-{
-    struct proxy *px = t->data;
-    uint64_t now = px_now_ms(px);
-    int64_t login_limit = px->conf->client_login_timeout_ms;
-    struct px_list *it, *next;
-
-    px_pool_maintain(px, now);
-    if (login_limit <= 0)
-        return;
-    for (it = px->clients.next; it != &px->clients; it = next) {
-        struct px_client *cl = px_container_of(it, struct px_client, link);
-
-        next = it->next;
-        if (cl->state <= CL_AUTH_SASL_FINAL && now - cl->connect_ms >= (uint64_t)login_limit)
-            px_client_fail(cl, "08006", "pglane: client_login_timeout: startup and authentication not "
-                                        "completed in time");
-    }
-}
-
 static void check_fd_limit(const struct conf *c)
 {
     struct rlimit rl;
@@ -288,25 +98,6 @@ static void check_fd_limit(const struct conf *c)
         px_warn("file descriptor limit %llu is below the %llu that max_client_conn = %d and the lanes need; "
                 "raise it with ulimit -n",
                 (unsigned long long)rl.rlim_cur, (unsigned long long)need, c->max_client_conn);
-}
-
-static void proxy_free(struct proxy *px)
-{
-    while (px->scram_cache) {
-        struct px_scram_cache *c = px->scram_cache;
-
-        px->scram_cache = c->next;
-        free(c->user);
-        free(c->password);
-        free(c);
-    }
-    free(px->listeners);
-    px_config_free(px);
-    px_prep_registry_free(px);
-    px_tls_ctx_free(px->tls_ctx);
-    conf_userlist_free(&px->users);
-    conf_free(px->conf);
-    px_buf_pool_drain();
 }
 
 static int run(const char *path)
@@ -335,25 +126,17 @@ static int run(const char *path)
     uv_loop_set_data(&loop, &px);
     px_list_init(&px.pools);
     px_list_init(&px.clients);
-    uv_timer_init(&loop, &px.maint_timer);
-    px.maint_timer.data = &px;
-    uv_signal_init(&loop, &px.sig_term);
-    uv_signal_init(&loop, &px.sig_int);
-    uv_signal_init(&loop, &px.sig_hup);
-    px.sig_term.data = px.sig_int.data = px.sig_hup.data = &px;
+    px_lifecycle_init(&px);
     if (px.conf->tls_mode != CONF_TLS_DISABLE && !(px.tls_ctx = px_tls_server_ctx(px.conf)))
         goto close_early;
-    if (px_config_apply_initial(&px) < 0 || setup_listeners(&px) < 0 || px_metrics_start(&px) < 0 ||
+    if (px_config_apply_initial(&px) < 0 || px_listeners_open(&px) < 0 || px_metrics_start(&px) < 0 ||
         px_monitor_start(&px) < 0) {
 close_early:
-        proxy_stop(&px);
+        px_stop(&px);
         uv_run(&loop, UV_RUN_DEFAULT);
         goto close;
     }
-    uv_signal_start(&px.sig_term, on_signal, SIGTERM);
-    uv_signal_start(&px.sig_int, on_signal, SIGINT);
-    uv_signal_start(&px.sig_hup, on_signal, SIGHUP);
-    uv_timer_start(&px.maint_timer, on_maintain, 1000, 1000);
+    px_lifecycle_start(&px);
     px_info("pglane %s started: pool_mode = %s, %d lane(s), default lane %s", PGLANE_VERSION,
             px.conf->pool_mode == CONF_POOL_SESSION ? "session" : "transaction", px.nlanes, px.conf->default_lane);
     sd_notify(0, "READY=1");          /* the listeners accept connections from here on */
@@ -364,7 +147,7 @@ close:
     if (uv_loop_close(&loop) != 0)
         px_warn("event loop closed with handles still open");
 out:
-    proxy_free(&px);
+    px_free(&px);
     return rc;
 }
 

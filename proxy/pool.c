@@ -361,7 +361,6 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
             }
         }
     }
-    px_pgb_tick(px);
 }
 
 static void on_pool_timer_closed(uv_handle_t *h)

@@ -1,6 +1,10 @@
 /*
  * proxy/ — the libuv side of pglane: listeners, client and server connection state machines, pools
  * and lanes, cancel forwarding, logging and signals. This header is shared by the files of proxy/ only.
+ * Focused headers beside their files declare the rest and are included here: log.h, config.h (lanes
+ * and reload), route.h (the router glue), lifecycle.h (start, drain, stop), admin/admin.h (console,
+ * metrics endpoint, lock monitor) and admin/stats.h (histograms, per-lane counters). The layers are
+ * drawn in ARCHITECTURE.md.
  */
 #ifndef PGLANE_PROXY_H
 #define PGLANE_PROXY_H
@@ -10,11 +14,15 @@
 
 #include "conf/conf.h"
 #include "protocol/proto.h"
-#include "proxy/stats.h"
 #include "proxy/log.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/tls.h"
 #include "proxy/net/sock.h"
+#include "proxy/admin/admin.h"
+#include "proxy/admin/stats.h"
+#include "proxy/config.h"
+#include "proxy/lifecycle.h"
+#include "proxy/route.h"
 
 #define PGLANE_VERSION "0.1.0"
 
@@ -22,6 +30,10 @@ struct proxy;
 struct px_client;
 struct px_server;
 #define PX_MUSTCHECK __attribute__((warn_unused_result))
+
+/* ---- clocks (proxy/util.c) ---- */
+uint64_t px_now_ms(struct proxy *px);   /* the event loop's cached time, in milliseconds */
+uint64_t px_now_us(void);               /* a monotonic clock, in microseconds */
 
 /* ---- intrusive doubly linked list ---- */
 struct px_list {
@@ -120,7 +132,7 @@ struct px_lane {
     struct sockaddr_storage addr;  /* resolved when the configuration is loaded */
     void *tls_ctx;                 /* SSL_CTX towards the server, when server_tls_mode is not disable */
     char unix_path[256];
-    /* observability (proxy/stats.c, proxy/admin.c) */
+    /* observability (proxy/admin/stats.c, proxy/admin/admin.c) */
     struct px_lane_stats stats;    /* histograms and counters; kept while the lane object lives */
     int paused;                    /* PAUSE: transactions queue, no server is handed out */
 };
@@ -369,7 +381,7 @@ struct px_client {
     int nstmts, capstmts;
     uint8_t peer_addr[16];
     uint16_t peer_port;
-    /* observability (proxy/stats.c) */
+    /* observability (proxy/admin/stats.c) */
     uint64_t query_start_us;       /* first message of the request in progress, 0 = none */
     uint64_t tx_begin_us;          /* first message of the transaction in progress, 0 = none */
     uint64_t guard_seen_us;        /* the request whose run past guard_wait triggered a monitor sample */
@@ -450,35 +462,11 @@ void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key);
 /* sv is closing: its cancels in flight no longer hold anything. */
 void px_cancel_server_closed(struct px_server *sv);
 
-/* ---- admin console (proxy/admin.c), metrics endpoint (proxy/metrics.c), lock monitor
- * (proxy/monitor.c) ---- */
-/* Runs one admin console command (the text of a simple Query) and writes the complete answer to the
- * client: RowDescription/DataRow/CommandComplete or ErrorResponse, then ReadyForQuery. */
-void px_admin_query(struct px_client *cl, const char *sql, size_t len);
-/* Answers admin WAIT_CLOSE commands whose connections have closed (admin_pgb.c; each maintenance tick). */
-void px_pgb_tick(struct proxy *px);
-/* Starts the HTTP endpoint of metrics_listen (if set). 0 or -1 (logged). */
-int px_metrics_start(struct proxy *px);
-void px_metrics_stop(struct proxy *px);
-/* Starts the per-server monitoring connections (lock graph, guard). 0 or -1 (logged). */
-int px_monitor_start(struct proxy *px);
-void px_monitor_stop(struct proxy *px);
-/* SHOW BLOCKING was asked: sample even when no lane has a guard. */
-void px_monitor_want(struct proxy *px);
-struct px_block_edge;
-/* The latest lock-wait edges of every server (visits each; stop by returning non-zero). */
-typedef int (*px_block_cb)(const struct px_block_edge *e, void *arg);
-void px_monitor_foreach(struct proxy *px, px_block_cb cb, void *arg);
-/* Monitor connections that answered their last sample, and those configured. */
-void px_monitor_health(struct proxy *px, int *up, int *total);
-
-/* SHUTDOWN / SIGTERM: stop accepting, let open transactions finish, then exit (proxy/main.c). */
-void px_drain(struct proxy *px);
 /* PAUSE / RESUME support (proxy/pool.c): hands idle servers of a resumed lane to its waiters. */
 void px_pool_resume(struct px_pool *pool);
 
-/* Statistics recorded on the forwarding path (proxy/stats.c): plain counters, no allocation. */
-uint64_t px_now_us(void);
+/* Statistics recorded on the forwarding path: plain counters, no allocation (the rest of
+ * proxy/admin/stats.c is declared in proxy/admin/stats.h). */
 /* A request of a protected lane with a guard began: the monitor looks once it runs past guard_wait. */
 void px_guard_watch(struct px_client *cl);
 static inline void px_stats_query_begin(struct px_client *cl)
@@ -490,12 +478,6 @@ static inline void px_stats_query_begin(struct px_client *cl)
         px_guard_watch(cl);
     }
 }
-/* A ReadyForQuery for the attached client: query (and transaction, if idle) durations, slow log. */
-void px_stats_query_end(struct px_server *sv, struct px_client *cl);
-/* An ErrorResponse from the server for the attached client (f: the whole message). */
-void px_stats_error(struct px_server *sv, const struct proto_frame *f);
-/* A client waited `us` in the pool's queue. */
-void px_stats_wait(struct px_pool *pool, uint64_t us);
 
 /* Contention guard (proxy/guard.c). Before the server's ErrorResponse f (whole, at b->pos) reaches a
  * client that the guard cancelled, replaces it with pglane's own message. Returns 0 (f updated) or
@@ -509,42 +491,6 @@ int px_guard_refuse(struct proxy *px, uint64_t fp, const struct px_lane *lane, s
  * client's transaction over) or the request cannot be sent. */
 int px_cancel_backend(struct proxy *px, struct px_server *sv);
 
-/* ---- lanes, routes and reload (proxy/config.c, proxy/route.c) ---- */
-/* Builds lanes and routing for px->conf at start. 0 or -1 (logged). */
-int px_config_apply_initial(struct proxy *px);
-/* SIGHUP / RELOAD: re-reads the ini file; on any problem logs file:line and keeps the old one. */
-int px_reload(struct proxy *px);
-void px_config_free(struct proxy *px);
-
-struct px_routing;
-struct px_routing *px_routing_build(const struct conf *c, char *err, size_t errlen);
-/* On reload: rt takes over old's statement classes and, with keep_stats (same capacity), its learned
- * statistics with their lanes renumbered through lane_map (old lane index -> new, -1 = gone). */
-void px_routing_inherit(struct px_routing *rt, struct px_routing *old, const int *lane_map, int nmap,
-                        int keep_stats);
-void px_routing_free(struct px_routing *r);
-/* Decides the lane for a client from its identity: a lane index, or -2 when statements decide. */
-int px_route_client(struct proxy *px, struct px_client *cl);
-/* The same for one transaction: also counts the route's hit. */
-int px_route_identity_hit(struct proxy *px, struct px_client *cl);
-/* Decides the lane of a transaction from its first statement; remembers its fingerprint. */
-int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, size_t len);
-/* The classification of a statement (struct route_class, cached per fingerprint; valid until the
- * next classification). */
-struct route_class;
-const struct route_class *px_route_classify(struct proxy *px, const char *sql, size_t len);
-/* Records a finished transaction for the learned statistics of its fingerprint. */
-void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane);
-/* The normalized text of a statement shape pglane routed ("" when unknown); returns buf. */
-const char *px_route_text(struct proxy *px, uint64_t fingerprint, char *buf, size_t n);
-uint64_t px_route_hits(const struct proxy *px, int route);
-int px_routing_need_statement(const struct proxy *px);
-/* pglane --route: reads SQL from stdin, prints one line per statement. Returns the exit code. */
-int px_route_dry_run(const struct conf *c, const char *user, const char *database, const char *app,
-                     const char *addr);
-struct route_stats;
-struct route_stats *px_route_stats(const struct proxy *px);
-
 /* ---- the process ---- */
 struct px_scram_cache {            /* SCRAM secrets derived from plaintext auth_file passwords */
     struct px_scram_cache *next;
@@ -557,6 +503,13 @@ struct px_listener {
     struct proxy *px;
     char *path;                    /* unix socket path to unlink at exit */
 };
+
+/* Each defined by the file that owns it (the first is OpenSSL's SSL_CTX). */
+struct ssl_ctx_st;
+struct prep_registry;
+struct metrics;
+struct monitor;
+struct guard;
 
 struct proxy {
     uv_loop_t *loop;
@@ -581,20 +534,16 @@ struct proxy {
     struct px_scram_cache *scram_cache;
     uint8_t scram_mock_key[32];    /* random per process: keys the stand-in SCRAM secrets of unknown users */
     uint8_t scram_mock_ready;
-    void *tls_ctx;                 /* SSL_CTX for clients, when tls_mode is not disable */
-    void *prep;                    /* shared prepared statements, owned by proxy/prepared.c */
+    struct ssl_ctx_st *tls_ctx;    /* SSL_CTX for clients, when tls_mode is not disable */
+    struct prep_registry *prep;    /* shared prepared statements, owned by proxy/prepared.c */
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
-    void *metrics;                 /* owned by proxy/metrics.c */
-    void *monitor;                 /* owned by proxy/monitor.c */
+    struct metrics *metrics;       /* owned by proxy/admin/metrics.c */
+    struct monitor *monitor;       /* owned by proxy/admin/monitor.c */
     int draining;
     int exiting;
     int exit_code;
-    void *guard;                   /* owned by proxy/guard.c: counts of contention guard actions */
+    struct guard *guard;           /* owned by proxy/guard.c: counts of contention guard actions */
     uint64_t cancels_dropped;      /* client CancelRequests with nothing to cancel (proxy/cancel.c) */
 };
-
-uint64_t px_now_ms(struct proxy *px);
-uint64_t px_now_us(void);
-void px_maybe_exit(struct proxy *px);   /* during drain: exits when the last client has gone */
 
 #endif

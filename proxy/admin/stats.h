@@ -1,7 +1,8 @@
 /*
- * proxy/stats.h — fixed-size statistics kept per lane: log-bucket latency histograms and error counts
- * by SQLSTATE class. Plain integers and fixed arrays, so that recording allocates nothing. Included by
- * proxy/proxy.h (struct px_lane embeds struct px_lane_stats); the recording helpers are in stats.c.
+ * proxy/admin/stats.h — fixed-size statistics kept per lane: log-bucket latency histograms and error
+ * counts by SQLSTATE class. Plain integers and fixed arrays, so that recording allocates nothing.
+ * Included by proxy/proxy.h (struct px_lane embeds struct px_lane_stats); the recording helpers are in
+ * stats.c.
  */
 #ifndef PGLANE_PROXY_STATS_H
 #define PGLANE_PROXY_STATS_H
@@ -62,5 +63,17 @@ struct px_lane_stats {
     uint64_t lost[PX_LOST_REASONS];         /* server connections lost (by this lane's pools) */
     uint64_t retries;                       /* transactions' first messages resent (proxy/retry.c) */
 };
+
+/* Recording (stats.c), on the forwarding path; px_stats_query_begin is inline in proxy/proxy.h. */
+struct proto_frame;
+struct px_client;
+struct px_pool;
+struct px_server;
+/* A ReadyForQuery for the attached client: query (and transaction, if idle) durations, slow log. */
+void px_stats_query_end(struct px_server *sv, struct px_client *cl);
+/* An ErrorResponse from the server for the attached client (f: the whole message). */
+void px_stats_error(struct px_server *sv, const struct proto_frame *f);
+/* A client waited `us` in the pool's queue. */
+void px_stats_wait(struct px_pool *pool, uint64_t us);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * proxy/monitor.h — shared by the lock monitor (monitor.c, monitor_conn.c), the contention guard
- * (guard.c) and the admin console: one lock-wait edge of the wait graph, attributed to pglane's
- * lanes and clients where pglane owns the backend.
+ * proxy/admin/monitor.h — shared by the lock monitor (monitor.c, monitor_attr.c), the contention
+ * guard (proxy/guard.c), the metrics endpoint and the admin console: one lock-wait edge of the wait
+ * graph, attributed to pglane's lanes and clients where pglane owns the backend.
  */
 #ifndef PGLANE_PROXY_MONITOR_H
 #define PGLANE_PROXY_MONITOR_H
@@ -52,7 +52,7 @@ void px_guard_foreach(struct proxy *px, px_guard_cb cb, void *arg);
 void px_guard_free(struct proxy *px);
 /* Adds the counts of actions against lane on behalf of prot, per action, to n. */
 void px_guard_sum(struct proxy *px, const struct px_lane *lane, const struct px_lane *prot, uint64_t *n);
-/* The Prometheus text of every counter (proxy/metrics_text.c). */
+/* The Prometheus text of every counter (metrics_text.c). */
 void px_metrics_render(struct proxy *px, struct proto_buf *b);
 /* Per blocker fingerprint: what it did last (advice for SHOW GUARD) and its quarantine. */
 struct px_guard_offender {

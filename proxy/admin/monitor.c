@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/monitor.h"
+#include "proxy/admin/monitor.h"
 #include "routing/route.h"
 
 #define SAMPLE_MS 200

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/admin.h"
+#include "proxy/admin/console.h"
 
 static const char *pool_mode(const struct proxy *px)
 {
@@ -416,17 +416,6 @@ static struct {
 } waits[MAX_WAITS];
 static int nwaits;
 
-static struct px_client *client_by_id(struct proxy *px, uint64_t id)
-{
-    for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
-        struct px_client *c = px_container_of(it, struct px_client, link);
-
-        if (c->conn.id == id)
-            return c;
-    }
-    return NULL;
-}
-
 void px_pgb_wait_close(struct px_client *cl, const char *arg)
 {
     struct proxy *px = cl->conn.px;
@@ -450,7 +439,7 @@ void px_pgb_wait_close(struct px_client *cl, const char *arg)
 void px_pgb_tick(struct proxy *px)
 {
     for (int i = 0; i < nwaits;) {
-        struct px_client *c = client_by_id(px, waits[i].client_id);
+        struct px_client *c = px_admin_client_by_id(px, waits[i].client_id);
 
         if (c && still_marked(px, waits[i].arg)) {
             i++;

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/admin.h"
+#include "proxy/admin/console.h"
 
 #define TEXT_OID 25
 #define INT4_OID 23

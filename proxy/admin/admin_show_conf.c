@@ -5,8 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/admin.h"
-#include "proxy/monitor.h"
+#include "proxy/admin/console.h"
+#include "proxy/admin/monitor.h"
 #include "routing/route.h"
 
 /* ---- SHOW ROUTES ---- */

@@ -1,9 +1,9 @@
 /*
- * proxy/admin.h — shared by the admin console files (admin.c, admin_table.c, admin_show*.c): a
- * builder of text result sets that psql prints as tables, and the SHOW commands.
+ * proxy/admin/console.h — shared by the admin console files (admin*.c): a builder of text result
+ * sets that psql prints as tables, and the SHOW commands. What the rest of proxy/ calls is in admin.h.
  */
-#ifndef PGLANE_PROXY_ADMIN_H
-#define PGLANE_PROXY_ADMIN_H
+#ifndef PGLANE_PROXY_ADMIN_CONSOLE_H
+#define PGLANE_PROXY_ADMIN_CONSOLE_H
 
 #include "proxy/proxy.h"
 
@@ -57,6 +57,9 @@ void px_pgb_show_users(struct px_client *cl, const char *arg);
 void px_pgb_reconnect(struct px_client *cl, const char *arg);
 void px_pgb_wait_close(struct px_client *cl, const char *arg);
 void px_pgb_kill(struct px_client *cl, const char *arg);
+
+/* The client with connection id `id` (SHOW CLIENTS' id), or NULL. */
+struct px_client *px_admin_client_by_id(struct proxy *px, uint64_t id);
 
 /* Names used by several SHOW commands. */
 const char *px_client_state_name(enum px_client_state s);

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/admin.h"
+#include "proxy/admin/console.h"
 
 static void kv(struct px_table *t, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/monitor.h"
+#include "proxy/admin/monitor.h"
 
 /* Bucket bounds: powers of four microseconds from 128 us to about 2.4 h (exact, see stats.h). */
 #define LE_FIRST_LOG2 7

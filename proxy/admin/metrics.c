@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/monitor.h"
+#include "proxy/admin/monitor.h"
 
 #define REQ_MAX 8192
 #define REQ_TIMEOUT_MS 5000

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/admin.h"
+#include "proxy/admin/console.h"
 
 #define CMD_MAX 256
 #define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | QUARANTINE | CONFIG | PREPARED, " \
@@ -184,7 +184,7 @@ static void cmd_resume(struct px_client *cl, const char *arg)
     pause_resume(cl, arg, 0);
 }
 
-static struct px_client *client_by_id(struct proxy *px, uint64_t id)
+struct px_client *px_admin_client_by_id(struct proxy *px, uint64_t id)
 {
     for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
         struct px_client *c = px_container_of(it, struct px_client, link);
@@ -209,7 +209,7 @@ static void cmd_kill(struct px_client *cl, const char *arg)
         px_admin_error(cl, "42601", "pglane: KILL needs a client id", "SHOW CLIENTS lists the ids.");
         return;
     }
-    victim = client_by_id(cl->conn.px, id);
+    victim = px_admin_client_by_id(cl->conn.px, id);
     if (!victim || victim == cl) {
         px_admin_error(cl, "42704", victim ? "pglane: KILL of your own console session" : "pglane: no such client",
                        "SHOW CLIENTS lists the ids.");

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/monitor.h"
+#include "proxy/admin/monitor.h"
 
 static struct px_server *find_in(struct px_list *head, uint32_t pid)
 {

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/admin.h"
+#include "proxy/admin/console.h"
 
 const char *px_client_state_name(enum px_client_state s)
 {

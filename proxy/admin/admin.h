@@ -1,0 +1,34 @@
+/*
+ * proxy/admin/admin.h — what the rest of proxy/ calls in the admin layer: the console, the metrics
+ * endpoint and the lock monitor. The console's own helpers are in console.h, the monitor's wait graph
+ * in monitor.h. Included by proxy/proxy.h.
+ */
+#ifndef PGLANE_PROXY_ADMIN_ADMIN_H
+#define PGLANE_PROXY_ADMIN_ADMIN_H
+
+#include <stddef.h>
+
+struct proxy;
+struct px_client;
+
+/* Runs one admin console command (admin.c; the text of a simple Query) and writes the complete answer
+ * to the client: RowDescription/DataRow/CommandComplete or ErrorResponse, then ReadyForQuery. */
+void px_admin_query(struct px_client *cl, const char *sql, size_t len);
+/* Answers admin WAIT_CLOSE commands whose connections have closed (admin_pgb.c; each maintenance tick). */
+void px_pgb_tick(struct proxy *px);
+/* Starts the HTTP endpoint of metrics_listen, if set (metrics.c). 0 or -1 (logged). */
+int px_metrics_start(struct proxy *px);
+void px_metrics_stop(struct proxy *px);
+/* Starts the per-server monitoring connections (monitor.c: lock graph, guard). 0 or -1 (logged). */
+int px_monitor_start(struct proxy *px);
+void px_monitor_stop(struct proxy *px);
+/* SHOW BLOCKING was asked: sample even when no lane has a guard. */
+void px_monitor_want(struct proxy *px);
+struct px_block_edge;
+/* The latest lock-wait edges of every server (visits each; stop by returning non-zero). */
+typedef int (*px_block_cb)(const struct px_block_edge *e, void *arg);
+void px_monitor_foreach(struct proxy *px, px_block_cb cb, void *arg);
+/* Monitor connections that answered their last sample, and those configured. */
+void px_monitor_health(struct proxy *px, int *up, int *total);
+
+#endif

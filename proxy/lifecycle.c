@@ -1,0 +1,245 @@
+/*
+ * The process's lifecycle: listeners open at start and close at a drain or an exit, the signals
+ * (SIGTERM drains, SIGINT exits, SIGHUP reloads), the maintenance tick, and the stop that closes every
+ * handle so that the event loop returns. main.c starts it; the client and the admin console call down
+ * into it (px_maybe_exit, px_drain).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/proxy.h"
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct px_listener *l = (struct px_listener *)server;
+
+    if (status < 0) {
+        px_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    px_client_accept(l->px, server);
+}
+
+int px_listeners_open(struct proxy *px)
+{
+    struct conf *c = px->conf;
+    int n = c->nlisten + (c->unix_socket_dir ? 1 : 0);
+
+    px->listeners = calloc((size_t)n, sizeof(*px->listeners));
+    if (!px->listeners)
+        return -1;
+    for (int i = 0; i < c->nlisten; i++) {
+        struct px_listener *l = &px->listeners[px->nlisteners];
+        struct sockaddr_storage ss;
+        int r;
+
+        l->px = px;
+        if (px_resolve(strcmp(c->listen[i].host, "*") == 0 ? "0.0.0.0" : c->listen[i].host,
+                       c->listen[i].port, &ss) < 0) {
+            px_error("listen: cannot resolve %s", c->listen[i].host);
+            return -1;
+        }
+        r = px_sock_listen_tcp(px->loop, &l->h.tcp, (const struct sockaddr *)&ss, 4096, on_connection);
+        px->nlisteners++;
+        if (r < 0) {
+            px_error("listen on %s:%d: %s", c->listen[i].host, c->listen[i].port, uv_strerror(r));
+            return -1;
+        }
+        px_info("listening on %s:%d", c->listen[i].host, c->listen[i].port);
+    }
+    if (c->unix_socket_dir) {
+        struct px_listener *l = &px->listeners[px->nlisteners];
+        char path[512];
+        int r;
+
+        l->px = px;
+        snprintf(path, sizeof(path), "%s/.s.PGSQL.%d", c->unix_socket_dir, c->nlisten ? c->listen[0].port : 6432);
+        r = px_sock_listen_unix(px->loop, &l->h.pipe, path, 4096, on_connection);
+        px->nlisteners++;
+        if (r < 0) {
+            px_error("listen on %s: %s", path, uv_strerror(r));
+            return -1;
+        }
+        l->path = strdup(path);
+        px_info("listening on %s", path);
+    }
+    return 0;
+}
+
+static void close_listeners(struct proxy *px)
+{
+    for (int i = 0; i < px->nlisteners; i++) {
+        struct px_listener *l = &px->listeners[i];
+
+        if (!uv_is_closing(&l->h.handle))
+            uv_close(&l->h.handle, NULL);
+        if (l->path) {
+            unlink(l->path);
+            free(l->path);
+            l->path = NULL;
+        }
+    }
+}
+
+/* Tells a service manager (systemd, Type=notify) that a reload starts; sd_notify is a no-op
+ * without NOTIFY_SOCKET. READY=1 ends the reload, STOPPING=1 announces a drain or an exit. */
+static void notify_reloading(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
+}
+
+/* Closes every handle so that uv_run returns. */
+void px_stop(struct proxy *px)
+{
+    if (px->exiting)
+        return;
+    px->exiting = 1;
+    sd_notify(0, "STOPPING=1");
+    close_listeners(px);
+    px_metrics_stop(px);
+    px_monitor_stop(px);
+    while (!px_list_empty(&px->clients))
+        px_client_close(px_container_of(px->clients.next, struct px_client, link), "pglane exiting");
+    while (!px_list_empty(&px->pools)) {
+        struct px_pool *pool = px_container_of(px->pools.next, struct px_pool, link);
+
+        while (!px_list_empty(&pool->idle))
+            px_server_close(px_container_of(pool->idle.next, struct px_server, link), "pglane exiting");
+        while (!px_list_empty(&pool->busy))
+            px_server_close(px_container_of(pool->busy.next, struct px_server, link), "pglane exiting");
+        px_pool_free(pool);
+    }
+    uv_close((uv_handle_t *)&px->maint_timer, NULL);
+    uv_close((uv_handle_t *)&px->sig_term, NULL);
+    uv_close((uv_handle_t *)&px->sig_int, NULL);
+    uv_close((uv_handle_t *)&px->sig_hup, NULL);
+}
+
+void px_maybe_exit(struct proxy *px)
+{
+    if (px->draining && !px->exiting && px->nclients == 0) {
+        px_info("drained: exiting");
+        px_stop(px);
+    }
+}
+
+static void start_drain(struct proxy *px)
+{
+    struct px_list *it, *next;
+
+    if (px->draining)
+        return;
+    px->draining = 1;
+    sd_notify(0, "STOPPING=1");
+    px_info("SIGTERM: draining %d client(s)", px->nclients);
+    close_listeners(px);
+    for (it = px->clients.next; it != &px->clients; it = next) {
+        struct px_client *cl = px_container_of(it, struct px_client, link);
+
+        next = it->next;
+        if (cl->state == CL_STARTUP)
+            continue;             /* refused after its startup packet, where libpq reads errors */
+        if (cl->state != CL_ACTIVE ||
+            (cl->pins && cl->server && !cl->server->checking && cl->pending_z == 0 && !cl->unsynced &&
+             cl->server->tx_status == 'I'))   /* pinned, between transactions */
+            px_client_fail(cl, "57P01", "pglane is shutting down");
+    }
+    px_maybe_exit(px);
+}
+
+void px_drain(struct proxy *px)
+{
+    start_drain(px);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct proxy *px = h->data;
+
+    switch (signum) {
+    case SIGTERM:
+        start_drain(px);
+        break;
+    case SIGINT:
+        px_info("SIGINT: exiting now");
+        px_stop(px);
+        break;
+    case SIGHUP:
+        px_info("SIGHUP: reloading %s", px->conf->file);
+        notify_reloading();
+        (void)px_reload(px);
+        sd_notify(0, "READY=1");
+        break;
+    }
+}
+
+static void on_maintain(uv_timer_t *t)
+{
+    struct proxy *px = t->data;
+    uint64_t now = px_now_ms(px);
+    int64_t login_limit = px->conf->client_login_timeout_ms;
+    struct px_list *it, *next;
+
+    px_pool_maintain(px, now);
+    px_pgb_tick(px);                  /* answers WAIT_CLOSE once its connections have gone */
+    if (login_limit <= 0)
+        return;
+    for (it = px->clients.next; it != &px->clients; it = next) {
+        struct px_client *cl = px_container_of(it, struct px_client, link);
+
+        next = it->next;
+        if (cl->state <= CL_AUTH_SASL_FINAL && now - cl->connect_ms >= (uint64_t)login_limit)
+            px_client_fail(cl, "08006", "pglane: client_login_timeout: startup and authentication not "
+                                        "completed in time");
+    }
+}
+
+/* Initializes the maintenance timer and the signal handles (before anything can fail: px_stop
+ * closes them). */
+void px_lifecycle_init(struct proxy *px)
+{
+    uv_timer_init(px->loop, &px->maint_timer);
+    px->maint_timer.data = px;
+    uv_signal_init(px->loop, &px->sig_term);
+    uv_signal_init(px->loop, &px->sig_int);
+    uv_signal_init(px->loop, &px->sig_hup);
+    px->sig_term.data = px->sig_int.data = px->sig_hup.data = px;
+}
+
+/* Once the listeners accept: signals and the maintenance tick take effect. */
+void px_lifecycle_start(struct proxy *px)
+{
+    uv_signal_start(&px->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&px->sig_int, on_signal, SIGINT);
+    uv_signal_start(&px->sig_hup, on_signal, SIGHUP);
+    uv_timer_start(&px->maint_timer, on_maintain, 1000, 1000);
+}
+
+void px_free(struct proxy *px)
+{
+    while (px->scram_cache) {
+        struct px_scram_cache *c = px->scram_cache;
+
+        px->scram_cache = c->next;
+        free(c->user);
+        free(c->password);
+        free(c);
+    }
+    free(px->listeners);
+    px_config_free(px);
+    px_prep_registry_free(px);
+    px_tls_ctx_free(px->tls_ctx);
+    conf_userlist_free(&px->users);
+    conf_free(px->conf);
+    px_buf_pool_drain();
+}

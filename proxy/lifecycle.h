@@ -1,0 +1,26 @@
+/*
+ * proxy/lifecycle.h — the process's lifecycle (proxy/lifecycle.c): start, drain, reload on a signal,
+ * stop. main.c starts it; the rest of proxy/ calls down into it, never the other way round.
+ * Included by proxy/proxy.h.
+ */
+#ifndef PGLANE_PROXY_LIFECYCLE_H
+#define PGLANE_PROXY_LIFECYCLE_H
+
+struct proxy;
+
+/* Initializes the maintenance timer and the signal handles (px->loop set; before anything can fail). */
+void px_lifecycle_init(struct proxy *px);
+/* Opens the listeners of listen and unix_socket_dir. 0 or -1 (logged). */
+int px_listeners_open(struct proxy *px);
+/* Starts the signal handlers and the maintenance tick: the process runs from here on. */
+void px_lifecycle_start(struct proxy *px);
+/* SHUTDOWN / SIGTERM: stop accepting, let open transactions finish, then exit. */
+void px_drain(struct proxy *px);
+/* During a drain: exits when the last client has gone. */
+void px_maybe_exit(struct proxy *px);
+/* Closes every handle (listeners, endpoints, clients, servers, timers) so that uv_run returns. */
+void px_stop(struct proxy *px);
+/* Frees what is left once the event loop has returned. */
+void px_free(struct proxy *px);
+
+#endif
