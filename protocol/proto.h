@@ -217,7 +217,7 @@ int proto_parse_fe_parse(const uint8_t *body, uint32_t len, struct proto_fe_pars
 struct proto_fe_bind {                  /* 'B' */
     const char *portal, *statement;     /* "" is the unnamed portal / statement */
     uint32_t portal_len, statement_len;
-    uint32_t names_len;                 /* bytes of both names with their NULs: where formats begin */
+    uint32_t names_len;                 /* bytes of both names with their NULs (the format count follows) */
     uint16_t nformats, nparams, nresults;
     const uint8_t *formats;             /* nformats int16 codes: none (text), one for all, or nparams */
     const uint8_t *params;              /* nparams values: int32 length (-1 is NULL), then its bytes */
