@@ -82,6 +82,25 @@ int proto_frame_header(const uint8_t *buf, size_t avail, enum proto_phase phase,
 int proto_frame_next(const uint8_t *buf, size_t avail, enum proto_phase phase,
                      struct proto_frame *f, size_t *consumed, const char **err) PROTO_MUSTCHECK;
 
+/*
+ * The frame cursor: the streaming state of one direction of a connection over the caller's buffer
+ * data[0, len). *pos is the next byte not yet stepped over; *remain counts the body bytes of the
+ * current message still to step over, when its header was stepped over before all of its body was
+ * held (the body is streamed through). The caller owns the buffer and both counters (proxy/ keeps
+ * them in struct px_buf) and moves them itself when it drops or compacts bytes.
+ *
+ * proto_cursor_next first steps *pos over the held bytes of a streamed body. Then, at a boundary, it
+ * reads the header at *pos: PROTO_FRAME_OK with f->type and f->len, f->body pointing at the body if
+ * the whole message is held (else NULL), *remain 0 and *pos still at the header. PROTO_FRAME_NEED_MORE
+ * when the streamed body or the 5-byte header is not all held yet; PROTO_FRAME_ERROR as
+ * proto_frame_header. After OK the caller steps over the message: whole (*pos += 5 + f->len) or with
+ * proto_cursor_stream, which steps over the header at *pos and sets *remain from its length field
+ * (which may have been rewritten since proto_cursor_next read it).
+ */
+int proto_cursor_next(const uint8_t *data, uint32_t *pos, uint32_t len, uint32_t *remain,
+                      enum proto_phase phase, struct proto_frame *f, const char **err) PROTO_MUSTCHECK;
+void proto_cursor_stream(const uint8_t *data, uint32_t *pos, uint32_t *remain);
+
 /* Startup packets: the first message of a connection, which has no type byte. */
 enum proto_startup_kind {
     PROTO_STARTUP_V3, PROTO_STARTUP_SSL, PROTO_STARTUP_GSSENC, PROTO_STARTUP_CANCEL
@@ -179,6 +198,50 @@ int proto_parse_sasl_initial(const uint8_t *body, uint32_t len, const char **mec
                              const uint8_t **data, uint32_t *n) PROTO_MUSTCHECK;
 /* 'p' answering cleartext/MD5: the NUL-terminated password. */
 int proto_parse_password(const uint8_t *body, uint32_t len, const char **password) PROTO_MUSTCHECK;
+
+/*
+ * Frontend message bodies of the extended protocol (body/len as in a proto_frame). Each returns 0,
+ * or -1 if PostgreSQL would refuse the body: a string without its NUL, a count or a length beyond
+ * the bytes, bytes left over. Counts are unsigned 16-bit, as PostgreSQL reads them (a count whose
+ * top bit is set is a large count, not a negative one). Strings point into the body, NUL-terminated
+ * there; nothing is copied.
+ */
+struct proto_fe_parse {                 /* 'P' */
+    const char *name, *query;           /* name "" is the unnamed statement */
+    uint32_t name_len, query_len;
+    uint16_t ntypes;                    /* parameter types declared (OID 0: unspecified) */
+    const uint8_t *types;               /* ntypes big-endian int32 OIDs */
+};
+int proto_parse_fe_parse(const uint8_t *body, uint32_t len, struct proto_fe_parse *out) PROTO_MUSTCHECK;
+
+struct proto_fe_bind {                  /* 'B' */
+    const char *portal, *statement;     /* "" is the unnamed portal / statement */
+    uint32_t portal_len, statement_len;
+    uint32_t names_len;                 /* bytes of both names with their NULs (the format count follows) */
+    uint16_t nformats, nparams, nresults;
+    const uint8_t *formats;             /* nformats int16 codes: none (text), one for all, or nparams */
+    const uint8_t *params;              /* nparams values: int32 length (-1 is NULL), then its bytes */
+    const uint8_t *results;             /* nresults int16 result format codes */
+};
+/* A Bind's names alone, as proxy/ reads a large Bind whose values have not all arrived: 0 if the
+ * portal and statement names both end within len (the fields after names_len are left zero). */
+int proto_parse_fe_bind_names(const uint8_t *body, uint32_t len, struct proto_fe_bind *out) PROTO_MUSTCHECK;
+int proto_parse_fe_bind(const uint8_t *body, uint32_t len, struct proto_fe_bind *out) PROTO_MUSTCHECK;
+
+struct proto_fe_target {                /* 'D' and 'C' */
+    uint8_t kind;                       /* 'S' a prepared statement, 'P' a portal */
+    const char *name;
+    uint32_t name_len;
+};
+int proto_parse_fe_describe(const uint8_t *body, uint32_t len, struct proto_fe_target *out) PROTO_MUSTCHECK;
+int proto_parse_fe_close(const uint8_t *body, uint32_t len, struct proto_fe_target *out) PROTO_MUSTCHECK;
+
+struct proto_fe_execute {               /* 'E' */
+    const char *portal;
+    uint32_t portal_len;
+    int32_t max_rows;                   /* 0 or negative: all rows */
+};
+int proto_parse_fe_execute(const uint8_t *body, uint32_t len, struct proto_fe_execute *out) PROTO_MUSTCHECK;
 
 /* MD5 ("md5" + 32 hex digits + NUL = 36 bytes). */
 #define PROTO_MD5_LEN 36

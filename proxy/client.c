@@ -999,16 +999,19 @@ static int refuse_rewrite(struct px_client *cl, struct proto_frame *f)
     const char *lane = cl->conn.px->lanes[cl->lane]->conf->name;
     char msg[256];
     struct proto_buf body;
+    struct proto_fe_parse parse;
     uint32_t old_len = f->len, new_len, tail;
     int reason = 0;
 
+    if (f->type == PROTO_FE_PARSE && proto_parse_fe_parse(f->body, f->len, &parse) < 0)
+        return -1;                 /* not reached: look_at_statement parsed it */
     while (!(cl->stmt_pins & (1u << reason)))
         reason++;
     snprintf(msg, sizeof(msg), "pglane: lane \"%s\" refuses statements that pin a server connection "
              "(%s); its setting is pin = refuse", lane, px_pin_name(reason));
     proto_buf_init(&body);
     if (f->type == PROTO_FE_PARSE)
-        proto_put_cstr(&body, (const char *)f->body);   /* the statement name (NUL-terminated: checked) */
+        proto_put_cstr(&body, parse.name);
     proto_put_bytes(&body, head, sizeof(head) - 1);
     for (const char *p = msg; *p; p++) {
         if (*p == '\'' || *p == '\\')
@@ -1017,12 +1020,7 @@ static int refuse_rewrite(struct px_client *cl, struct proto_frame *f)
     }
     proto_put_cstr(&body, "';END$pglane$");
     if (f->type == PROTO_FE_PARSE) {
-        size_t name_len = strnlen((const char *)f->body, f->len);
-        const char *sql = (const char *)f->body + name_len + 1;
-        size_t sql_len = strnlen(sql, f->len - name_len - 1);
-        const uint8_t *types = (const uint8_t *)sql + sql_len + 1;
-        uint32_t declared = types + 2 <= f->body + f->len ? (uint32_t)(types[0] << 8 | types[1]) : 0;
-        uint32_t used = max_param(sql, sql_len), np = used > declared ? used : declared;
+        uint32_t used = max_param(parse.query, parse.query_len), np = used > parse.ntypes ? used : parse.ntypes;
 
         proto_put_u16(&body, (uint16_t)np);
         for (uint32_t i = 0; i < np; i++)
@@ -1181,16 +1179,18 @@ static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
     const char *sql = (const char *)f->body;
     size_t len = f->len ? f->len - 1 : 0;
     int tflags, classified = 0, r;
+    struct proto_fe_parse parse;
+    struct proto_fe_bind bind;
 
-    if (f->type == PROTO_FE_PARSE || f->type == PROTO_FE_BIND) {
-        size_t name_len = strnlen(sql, f->len);
-
-        if (name_len + 1 >= f->len)
+    if (f->type == PROTO_FE_PARSE) {
+        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0)
             return 0;
-        sql += name_len + 1;
-        len = strnlen(sql, f->len - name_len - 1);
+        sql = parse.query;
+        len = parse.query_len;
+    } else if (f->type == PROTO_FE_BIND) {
         /* A Bind runs a statement prepared earlier: look at that statement's text. */
-        if (f->type == PROTO_FE_BIND && !(sql = px_prep_statement_text(cl, sql, &len)))
+        if (proto_parse_fe_bind_names(f->body, f->len, &bind) < 0 ||
+            !(sql = px_prep_statement_text(cl, bind.statement, &len)))
             return 0;
     }
     tflags = text_flags((const uint8_t *)sql, len);
@@ -1241,18 +1241,19 @@ static int route_statement(struct px_client *cl, const struct proto_frame *f, co
 /* Parse, Bind, Describe and Close name prepared statements that pglane maps in transaction pooling. */
 static int names_statement(const struct proto_frame *f)
 {
-    const uint8_t *p = f->body;
-    size_t n;
+    struct proto_fe_parse parse;
+    struct proto_fe_bind bind;
+    struct proto_fe_target t;
 
     switch (f->type) {
     case PROTO_FE_PARSE:
-        return f->len > 0 && p[0] != 0;
-    case PROTO_FE_BIND:
-        n = strnlen((const char *)p, f->len);
-        return n + 1 < f->len && p[n + 1] != 0;
+        return proto_parse_fe_parse(f->body, f->len, &parse) == 0 && parse.name_len > 0;
+    case PROTO_FE_BIND:            /* of a large Bind, only its names are here */
+        return proto_parse_fe_bind_names(f->body, f->len, &bind) == 0 && bind.statement_len > 0;
     case PROTO_FE_DESCRIBE:
+        return proto_parse_fe_describe(f->body, f->len, &t) == 0 && t.kind == 'S' && t.name_len > 0;
     case PROTO_FE_CLOSE:
-        return f->len > 1 && p[0] == 'S' && p[1] != 0;
+        return proto_parse_fe_close(f->body, f->len, &t) == 0 && t.kind == 'S' && t.name_len > 0;
     default:
         return 0;
     }
@@ -1279,11 +1280,13 @@ static void unnamed_forget(struct px_client *cl)
 static int track_unnamed(struct px_client *cl, const struct proto_frame *f)
 {
     const uint8_t *p = f->body;
-    size_t n;
+    struct proto_fe_parse parse;
+    struct proto_fe_bind bind;
+    struct proto_fe_target t;
 
     switch (f->type) {
     case PROTO_FE_PARSE:
-        if (f->len < 2 || p[0] != 0)
+        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0 || parse.name_len > 0)
             return 0;
         cl->unnamed_parsed = 1;
         if (cl->unnamed && cl->unnamed_len == f->len - 1 && memcmp(cl->unnamed, p + 1, f->len - 1) == 0)
@@ -1294,14 +1297,16 @@ static int track_unnamed(struct px_client *cl, const struct proto_frame *f)
         memcpy(cl->unnamed, p + 1, f->len - 1);
         cl->unnamed_len = f->len - 1;
         return 0;
-    case PROTO_FE_BIND:
-        n = strnlen((const char *)p, f->len);
-        if (n + 1 < f->len && p[n + 1] == 0 && !cl->unnamed_parsed)
+    case PROTO_FE_BIND:            /* of a large Bind, only its names are here */
+        if (proto_parse_fe_bind_names(f->body, f->len, &bind) == 0 && bind.statement_len == 0 &&
+            !cl->unnamed_parsed)
             cl->prep_batch = 1;
         return 0;
     case PROTO_FE_DESCRIBE:
     case PROTO_FE_CLOSE:
-        if (f->len < 2 || p[0] != 'S' || p[1] != 0)
+        if ((f->type == PROTO_FE_CLOSE ? proto_parse_fe_close(f->body, f->len, &t)
+                                       : proto_parse_fe_describe(f->body, f->len, &t)) < 0 ||
+            t.kind != 'S' || t.name_len > 0)
             return 0;
         if (f->type == PROTO_FE_CLOSE)
             unnamed_forget(cl);
@@ -1316,12 +1321,21 @@ static int track_unnamed(struct px_client *cl, const struct proto_frame *f)
 /* The length of a Bind's header, portal name and statement name, if avail bytes hold them, else 0. */
 static uint32_t bind_prefix(const uint8_t *msg, uint32_t avail)
 {
-    const uint8_t *p = msg + PROTO_HEADER_LEN, *end = msg + avail, *z;
+    struct proto_fe_bind bind;
 
-    if (avail <= PROTO_HEADER_LEN || !(z = memchr(p, 0, (size_t)(end - p))) ||
-        !(z = memchr(z + 1, 0, (size_t)(end - z - 1))))
+    if (avail <= PROTO_HEADER_LEN ||
+        proto_parse_fe_bind_names(msg + PROTO_HEADER_LEN, avail - PROTO_HEADER_LEN, &bind) < 0)
         return 0;
-    return (uint32_t)(z + 1 - msg);
+    return PROTO_HEADER_LEN + bind.names_len;
+}
+
+/* An unnamed Parse of "DEALLOCATE name" (drivers send it through the extended protocol too). */
+static int unnamed_deallocate(const struct proto_frame *f)
+{
+    struct proto_fe_parse parse;
+
+    return f->type == PROTO_FE_PARSE && proto_parse_fe_parse(f->body, f->len, &parse) == 0 &&
+           parse.name_len == 0 && px_prep_is_deallocate((const uint8_t *)parse.query, parse.query_len);
 }
 
 /* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. */
@@ -1331,6 +1345,7 @@ static int scan(struct px_client *cl, const char **err)
     struct proto_frame f;
     int tx_pooling = cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION;
     int prepared = tx_pooling && cl->conn.px->conf->max_prepared_statements > 0;
+    int fr;
 
     while (b->pos < b->len) {
         uint32_t avail = b->len - b->pos;
@@ -1363,18 +1378,10 @@ static int scan(struct px_client *cl, const char **err)
             }
             continue;
         }
-        if (b->remain) {
-            uint32_t n = b->remain < avail ? b->remain : avail;
-
-            b->pos += n;
-            b->remain -= n;
-            continue;
-        }
-        if (proto_frame_header(b->data + b->pos, avail, PROTO_PHASE_FRONTEND, &f, err) != PROTO_FRAME_OK) {
-            if (avail < PROTO_HEADER_LEN)
-                return 0;
-            return -1;
-        }
+        fr = proto_cursor_next(b->data, &b->pos, b->len, &b->remain, PROTO_PHASE_FRONTEND, &f, err);
+        if (fr != PROTO_FRAME_OK)
+            return fr == PROTO_FRAME_NEED_MORE ? 0 : -1;
+        avail = b->len - b->pos;
         if ((tx_pooling && (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) &&
              PROTO_HEADER_LEN + f.len <= ROUTE_MAX_MSG) ||
             (prepared && is_statement_message(f.type))) {
@@ -1426,8 +1433,7 @@ static int scan(struct px_client *cl, const char **err)
             f.len = whole - PROTO_HEADER_LEN;   /* a streamed Bind: its names only */
             if (prepared && (names_statement(&f) ||
                              (f.type == PROTO_FE_QUERY && px_prep_is_deallocate(f.body, f.len)) ||
-                             (f.type == PROTO_FE_PARSE && f.len > 1 && f.body[0] == 0 &&
-                              px_prep_is_deallocate(f.body + 1, strnlen((const char *)f.body + 1, f.len - 1)))))
+                             unnamed_deallocate(&f)))
                 cl->prep_batch = 1;
             if (prepared && track_unnamed(cl, &f) < 0) {
                 *err = "out of memory";
@@ -1488,8 +1494,7 @@ static int scan(struct px_client *cl, const char **err)
             return -1;
         }
         px_stats_query_begin(cl);
-        b->pos += PROTO_HEADER_LEN;
-        b->remain = proto_get_u32(b->data + b->pos - 4) - 4;
+        proto_cursor_stream(b->data, &b->pos, &b->remain);
     }
     return 0;
 }

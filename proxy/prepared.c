@@ -528,13 +528,6 @@ static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *
     return queue_push_name(sv, Q_PARSE, (uint8_t)flags, s->id, name) < 0 ? -1 : 0;
 }
 
-static size_t cstr_len(const uint8_t *p, size_t max)
-{
-    const uint8_t *z = memchr(p, 0, max);
-
-    return z ? (size_t)(z - p) : max;
-}
-
 static void raw(struct proto_buf *out, const uint8_t *msg, uint32_t n)
 {
     proto_put_bytes(out, msg, n);
@@ -546,17 +539,23 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
                     struct proto_buf *out)
 {
     const uint8_t *body = msg + PROTO_HEADER_LEN;
-    size_t nl = cstr_len(body, len);
+    struct proto_fe_parse parse;
+    size_t nl;
     struct px_cstmt *cs;
     struct px_stmt *s;
     int r;
 
+    if (proto_parse_fe_parse(body, len, &parse) < 0) {
+        raw(out, msg, PROTO_HEADER_LEN + len);     /* the server refuses it */
+        return queue_push(sv, Q_PARSE, 0, 0);
+    }
+    nl = parse.name_len;
     if (nl == 0)
         sv->unnamed_owner = cl->conn.id;
-    if (nl == 0 && len > 1) {
+    if (nl == 0) {
         /* An unnamed "DEALLOCATE name" (drivers send it through the extended protocol too). */
         char name[64], sql[48];
-        size_t qlen = cstr_len(body + 1, len - 1), start;
+        size_t qlen = parse.query_len, start;
 
         if (deallocate_name((const char *)body + 1, qlen, name, sizeof(name)) && (cs = cstmt_find(cl, name))) {
             if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
@@ -570,7 +569,7 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
             return queue_push_name(sv, Q_PARSE, Q_DEALLOC, cs->stmt->id, cs->name);
         }
     }
-    if (nl == 0 || nl >= len) {
+    if (nl == 0) {
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_PARSE, 0, 0);
     }
@@ -651,17 +650,26 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
                         uint32_t have, struct proto_buf *out)
 {
     const uint8_t *body = msg + PROTO_HEADER_LEN;
-    size_t pre = msg[0] == PROTO_FE_BIND ? cstr_len(body, have) + 1 : 1;   /* portal name or 'S' */
     uint8_t qtype = msg[0] == PROTO_FE_BIND ? Q_BIND : Q_DESC_STMT;
-    const char *name = (const char *)body + pre;
+    const char *name = NULL;
+    struct proto_fe_bind bind;
+    struct proto_fe_target t;
     struct px_cstmt *cs;
     char sname[24];
-    size_t nl, snl;
+    size_t pre = 0, nl = 0, snl;   /* pre: the bytes before the statement name (portal name or 'S') */
 
-    if (pre < have && body[pre] == 0 && unnamed_own(cl, sv, out) < 0)
+    if (qtype == Q_BIND && proto_parse_fe_bind_names(body, have, &bind) == 0) {
+        name = bind.statement;
+        nl = bind.statement_len;
+    } else if (qtype == Q_DESC_STMT && proto_parse_fe_describe(body, have, &t) == 0) {
+        name = t.name;
+        nl = t.name_len;
+    }
+    if (name)
+        pre = (size_t)((const uint8_t *)name - body);
+    if (name && nl == 0 && unnamed_own(cl, sv, out) < 0)
         return -1;
-    if (pre >= have || (nl = cstr_len(body + pre, have - pre)) >= have - pre || nl == 0 ||
-        !(cs = cstmt_find(cl, name))) {
+    if (!name || nl == 0 || !(cs = cstmt_find(cl, name))) {
         raw(out, msg, PROTO_HEADER_LEN + have);
         return queue_push(sv, qtype, 0, 0);
     }
@@ -681,18 +689,18 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
 static int on_close(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
                     struct proto_buf *out)
 {
-    const uint8_t *body = msg + PROTO_HEADER_LEN;
+    struct proto_fe_target t;
     struct px_cstmt *cs;
     uint32_t id;
     int r;
 
-    if (len < 2 || body[0] != 'S' || body[1] == 0 || cstr_len(body + 1, len - 1) >= len - 1) {
+    if (proto_parse_fe_close(msg + PROTO_HEADER_LEN, len, &t) < 0 || t.kind != 'S' || t.name_len == 0) {
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_CLOSE, 0, 0);
     }
     /* The shared statement stays on the server; the client's name goes (and comes back should the
      * server skip this Close after an earlier error). */
-    cs = cstmt_find(cl, (const char *)body + 1);
+    cs = cstmt_find(cl, t.name);
     if (!cs)
         return queue_push(sv, Q_CLOSE, Q_SYNTH, 0);
     id = cs->stmt->id;
@@ -847,12 +855,13 @@ int px_prep_answer_locally(struct px_client *cl)
         uint8_t type = b->data[off];
         uint32_t len = proto_get_u32(b->data + off + 1) - 4;
         const uint8_t *body = b->data + off + PROTO_HEADER_LEN;
+        struct proto_fe_parse parse;
         size_t nl;
         struct px_stmt *s;
 
         if (type == PROTO_FE_SYNC && off + PROTO_HEADER_LEN + len == b->pos && parses > 0)
             break;
-        if (type != PROTO_FE_PARSE || (nl = cstr_len(body, len)) == 0 || nl >= len)
+        if (type != PROTO_FE_PARSE || proto_parse_fe_parse(body, len, &parse) < 0 || (nl = parse.name_len) == 0)
             return 0;
         if (cl->conn.px->conf->max_prepared_statements_per_client > 0 &&
             (int64_t)cl->nstmts + parses >= cl->conn.px->conf->max_prepared_statements_per_client)
@@ -871,7 +880,7 @@ int px_prep_answer_locally(struct px_client *cl)
     for (off = b->start; parses > 0; parses--) {
         uint32_t len = proto_get_u32(b->data + off + 1) - 4;
         const uint8_t *body = b->data + off + PROTO_HEADER_LEN;
-        size_t nl = cstr_len(body, len);
+        size_t nl = strlen((const char *)body);    /* a Parse the first pass parsed */
 
         if (cstmt_set(cl, (const char *)body, stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1)) < 0)
             out.failed = 1;

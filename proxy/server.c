@@ -1046,21 +1046,16 @@ static int scan(struct px_server *sv)
     int prep;
 
     while (b->pos < b->len) {
-        uint32_t avail = b->len - b->pos;
+        uint32_t avail;
+        int r = proto_cursor_next(b->data, &b->pos, b->len, &b->remain, PROTO_PHASE_BACKEND, &f, &err);
 
-        if (b->remain) {
-            uint32_t n = b->remain < avail ? b->remain : avail;
-
-            b->pos += n;
-            b->remain -= n;
-            continue;
-        }
-        if (proto_frame_header(b->data + b->pos, avail, PROTO_PHASE_BACKEND, &f, &err) != PROTO_FRAME_OK) {
-            if (avail < PROTO_HEADER_LEN)
-                break;
+        if (r == PROTO_FRAME_NEED_MORE)
+            break;
+        if (r == PROTO_FRAME_ERROR) {
             SLOG(sv, CONF_LOG_ERROR, "protocol error from server: %s", err);
             return -1;
         }
+        avail = b->len - b->pos;
         /* Replies to messages forwarded before the response queue was in play come first. */
         prep = sv->prepq.n > 0 && sv->swallow_z == 0 && !(sv->client && px_flow_raw_owed(sv->client));
         if (prep && px_prep_head_is_synth(sv)) {
@@ -1121,8 +1116,7 @@ static int scan(struct px_server *sv)
         }
         if (sv->client)
             reply_to_client(sv->client, f.type);
-        b->pos += PROTO_HEADER_LEN;
-        b->remain = f.len;
+        proto_cursor_stream(b->data, &b->pos, &b->remain);
     }
     return 0;
 }

@@ -1,8 +1,8 @@
 /*
  * libFuzzer target: protocol/ framing over arbitrary bytes, message after message, in each phase,
- * and every body parser on every frame. Each frame is copied into an allocation of exactly its size,
- * so that AddressSanitizer sees a parser read past the body (in the input the next message's bytes
- * would hide it).
+ * the frame cursor streaming over the same bytes, and every body parser on every frame. Each frame
+ * is copied into an allocation of exactly its size, so that AddressSanitizer sees a parser read past
+ * the body (in the input the next message's bytes would hide it).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -71,6 +71,47 @@ static void parse_body(const uint8_t *body, uint32_t len)
         check_str(a, body, len);
 }
 
+/* The frontend body parsers of the extended protocol; a Bind's names agree with the whole Bind's. */
+static void parse_fe_body(const uint8_t *body, uint32_t len)
+{
+    struct proto_fe_parse p;
+    struct proto_fe_bind b, names;
+    struct proto_fe_target t;
+    struct proto_fe_execute e;
+    int names_ok = proto_parse_fe_bind_names(body, len, &names) == 0;
+
+    if (proto_parse_fe_parse(body, len, &p) == 0) {
+        check_str(p.name, body, len);
+        check_str(p.query, body, len);
+        CHECK(strlen(p.name) == p.name_len && strlen(p.query) == p.query_len);
+        CHECK(p.types + 4 * (size_t)p.ntypes == body + len);
+    }
+    if (names_ok) {
+        check_str(names.portal, body, len);
+        check_str(names.statement, body, len);
+        CHECK(names.names_len == names.portal_len + names.statement_len + 2 && names.names_len <= len);
+    }
+    if (proto_parse_fe_bind(body, len, &b) == 0) {
+        CHECK(names_ok && b.names_len == names.names_len && b.statement == names.statement);
+        check_data(b.formats, 2 * (uint32_t)b.nformats, body, len);
+        CHECK(b.nformats <= 1 || b.nformats == b.nparams);
+        CHECK(b.params == b.formats + 2 * (size_t)b.nformats + 2 && b.params <= body + len);
+        CHECK(b.results + 2 * (size_t)b.nresults == body + len);
+    }
+    if (proto_parse_fe_describe(body, len, &t) == 0) {
+        CHECK((t.kind == 'S' || t.kind == 'P') && t.name_len + 2 == len);
+        check_str(t.name, body, len);
+    }
+    if (proto_parse_fe_close(body, len, &t) == 0) {
+        CHECK((t.kind == 'S' || t.kind == 'P') && t.name_len + 2 == len);
+        check_str(t.name, body, len);
+    }
+    if (proto_parse_fe_execute(body, len, &e) == 0) {
+        CHECK(e.portal_len + 5 == len);
+        check_str(e.portal, body, len);
+    }
+}
+
 /* Re-frames one message from an exact-size copy, checks the NEED_MORE edge, parses the body. */
 static void one_frame(const uint8_t *msg, size_t n, enum proto_phase phase,
                       const struct proto_frame *f)
@@ -94,6 +135,7 @@ static void one_frame(const uint8_t *msg, size_t n, enum proto_phase phase,
     CHECK(body != NULL);
     memcpy(body, f->body, f->len);
     parse_body(body, f->len);
+    parse_fe_body(body, f->len);
     free(body);
 }
 
@@ -124,8 +166,49 @@ static void frame_all(const uint8_t *data, size_t size, enum proto_phase phase)
     }
 }
 
+/*
+ * The frame cursor over the same bytes, every message streamed, the bytes arriving in two reads cut
+ * at `cut`: it finds the headers proto_frame_next finds, and stops where the framer stops.
+ */
+static void cursor_all(const uint8_t *data, size_t size, size_t cut, enum proto_phase phase)
+{
+    uint32_t pos = 0, remain = 0, len = (uint32_t)(cut < size ? cut : size);
+    size_t expect = 0;      /* where proto_frame_next's next message starts */
+
+    if (size > PROTO_MAX_LARGE_LEN)
+        return;
+    for (;;) {
+        struct proto_frame f, g;
+        size_t consumed;
+        const char *err = NULL;
+        int r = proto_cursor_next(data, &pos, len, &remain, phase, &f, &err);
+
+        CHECK(pos <= len);
+        if (r == PROTO_FRAME_NEED_MORE && len < size) {
+            len = (uint32_t)size;               /* the second read */
+            continue;
+        }
+        if (r != PROTO_FRAME_OK) {
+            CHECK(r == PROTO_FRAME_NEED_MORE ? remain > 0 || size - pos < PROTO_HEADER_LEN
+                                             : err != NULL && remain == 0);
+            return;
+        }
+        CHECK(pos == expect && remain == 0);
+        r = proto_frame_next(data + pos, size - pos, phase, &g, &consumed, &err);
+        CHECK(r != PROTO_FRAME_ERROR);
+        if (r == PROTO_FRAME_OK)
+            CHECK(g.type == f.type && g.len == f.len);
+        CHECK(f.body == NULL || (f.body == data + pos + PROTO_HEADER_LEN && pos + PROTO_HEADER_LEN + f.len <= len));
+        expect = pos + PROTO_HEADER_LEN + (size_t)f.len;
+        proto_cursor_stream(data, &pos, &remain);
+        CHECK(remain == f.len);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    cursor_all(data, size, size / 2, PROTO_PHASE_FRONTEND);
+    cursor_all(data, size, size, PROTO_PHASE_BACKEND);
     frame_all(data, size, PROTO_PHASE_PREAUTH);
     frame_all(data, size, PROTO_PHASE_FRONTEND);
     frame_all(data, size, PROTO_PHASE_BACKEND);

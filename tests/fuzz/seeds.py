@@ -105,6 +105,12 @@ write("frame", "fe_extended",
       msg("B", cstr("") + cstr("s1") + struct.pack("!hh", 1, 0) + struct.pack("!hi", 1, 2) + b"42"
           + struct.pack("!hh", 1, 0)) +
       msg("D", b"P" + cstr("")) + msg("E", cstr("") + struct.pack("!i", 0)) + msg("S"))
+write("frame", "fe_prepared",
+      msg("P", cstr("s2") + cstr("SELECT $1, $2") + struct.pack("!hII", 2, 23, 0)) +
+      msg("B", cstr("p2") + cstr("s2") + struct.pack("!hhh", 2, 0, 1) + struct.pack("!h", 2)
+          + struct.pack("!i", 1) + b"7" + struct.pack("!i", -1) + struct.pack("!hh", 1, 1)) +
+      msg("D", b"S" + cstr("s2")) + msg("E", cstr("p2") + struct.pack("!i", 10)) +
+      msg("C", b"P" + cstr("p2")) + msg("C", b"S" + cstr("s2")) + msg("H") + msg("S"))
 write("frame", "fe_password", msg("p", cstr("secret")))
 write("frame", "fe_md5", msg("p", cstr("md5" + "0123456789abcdef0123456789abcdef")))
 write("frame", "fe_sasl", sasl_initial("SCRAM-SHA-256", CLIENT_FIRST.encode()) +
