@@ -23,12 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_LANES 64
+#define MAX_PGLANES 64
 #define MAX_PIDS 256
 
-/* Copies of every running pglane's h_lane (tests keep theirs on the stack, which a failed assertion
+/* Copies of every running pglane's h_pglane (tests keep theirs on the stack, which a failed assertion
  * unwinds), keyed by the unique temp dir; slot in use when dir[0] != 0. */
-static struct h_lane g_lanes[MAX_LANES];
+static struct h_pglane g_pglanes[MAX_PGLANES];
 static pid_t g_pids[MAX_PIDS];
 static int g_test_failed;
 static char g_scratch[H_DIR];
@@ -46,9 +46,9 @@ static void emergency(int sig)
     static const char msg[] = "\nharness: watchdog or signal: killing the cluster and children\n";
     if (write(2, msg, sizeof msg - 1) < 0) {
     }
-    for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i].dir[0] && g_lanes[i].pid > 0)
-            kill(g_lanes[i].pid, SIGKILL);
+    for (int i = 0; i < MAX_PGLANES; i++)
+        if (g_pglanes[i].dir[0] && g_pglanes[i].pid > 0)
+            kill(g_pglanes[i].pid, SIGKILL);
     for (int i = 0; i < MAX_PIDS; i++)
         if (g_pids[i] > 0)
             kill(g_pids[i], SIGKILL);
@@ -692,39 +692,39 @@ void h_conf(char *buf, size_t n, const char *pool_mode, int size, const char *au
              extra_pglane ? extra_pglane : "server_idle_timeout = 60s\n", size);
 }
 
-static struct h_lane *registered(const struct h_lane *l)
+static struct h_pglane *registered(const struct h_pglane *l)
 {
-    for (int i = 0; i < MAX_LANES; i++)
-        if (l->dir[0] && strcmp(g_lanes[i].dir, l->dir) == 0)
-            return &g_lanes[i];
+    for (int i = 0; i < MAX_PGLANES; i++)
+        if (l->dir[0] && strcmp(g_pglanes[i].dir, l->dir) == 0)
+            return &g_pglanes[i];
     return NULL;
 }
 
 /* Records (or refreshes) the registry's copy of l. */
-static void register_lane(const struct h_lane *l)
+static void register_lane(const struct h_pglane *l)
 {
-    struct h_lane *r = registered(l);
-    for (int i = 0; !r && i < MAX_LANES; i++)
-        if (!g_lanes[i].dir[0])
-            r = &g_lanes[i];
+    struct h_pglane *r = registered(l);
+    for (int i = 0; !r && i < MAX_PGLANES; i++)
+        if (!g_pglanes[i].dir[0])
+            r = &g_pglanes[i];
     if (r && r != l)
         *r = *l;
 }
 
-static void unregister_lane(const struct h_lane *l)
+static void unregister_lane(const struct h_pglane *l)
 {
-    struct h_lane *r = registered(l);
+    struct h_pglane *r = registered(l);
     if (r)
         r->dir[0] = '\0';
 }
 
-void h_lane_keep(struct h_lane *l)
+void h_pglane_keep(struct h_pglane *l)
 {
     l->keep = 1;
     register_lane(l);
 }
 
-static int write_lane_files(struct h_lane *l, const char *tmpl)
+static int write_lane_files(struct h_pglane *l, const char *tmpl)
 {
     char num[32];
     char *text = strdup(tmpl);
@@ -746,7 +746,7 @@ static int write_lane_files(struct h_lane *l, const char *tmpl)
     return rc;
 }
 
-static pid_t spawn_pglane(struct h_lane *l)
+static pid_t spawn_pglane(struct h_pglane *l)
 {
     fflush(stdout);
     fflush(stderr);
@@ -770,7 +770,7 @@ static pid_t spawn_pglane(struct h_lane *l)
     return pid;
 }
 
-static int lane_prepare(struct h_lane *l, const struct h_pg *pg)
+static int lane_prepare(struct h_pglane *l, const struct h_pg *pg)
 {
     memset(l, 0, sizeof *l);
     l->pg = pg;
@@ -797,7 +797,7 @@ static int lane_prepare(struct h_lane *l, const struct h_pg *pg)
 }
 
 /* Polls libpq logins until one succeeds, pglane exits, or 10 s pass. 0 ready, 1 exited, -1 timeout. */
-static int wait_ready(struct h_lane *l)
+static int wait_ready(struct h_pglane *l)
 {
     int64_t deadline = h_now_ms() + 10000;
     int delay = 2;
@@ -820,7 +820,7 @@ static int wait_ready(struct h_lane *l)
     return -1;
 }
 
-static int lane_launch(struct h_lane *l, const struct h_pg *pg, const char *tmpl, int wait)
+static int lane_launch(struct h_pglane *l, const struct h_pg *pg, const char *tmpl, int wait)
 {
     if (lane_prepare(l, pg) != 0)
         return -1;
@@ -839,31 +839,31 @@ static int lane_launch(struct h_lane *l, const struct h_pg *pg, const char *tmpl
         int r = wait_ready(l);
         if (r == 0)
             return 0;
-        char *log = h_lane_log(l);
+        char *log = h_pglane_log(l);
         int in_use = log && strstr(log, "in use") != NULL;
         free(log);
         if (r == 1 && in_use)
             continue;   /* lost the free-port race: try another port */
         fprintf(stderr, "harness: pglane on port %d did not become ready (%s)\n", l->port,
                 r == 1 ? "it exited" : "10 s deadline");
-        h_lane_dump_log(l, 8192);
-        h_lane_stop(l);
+        h_pglane_dump_log(l, 8192);
+        h_pglane_stop(l);
         return -1;
     }
     return -1;
 }
 
-int h_lane_start(struct h_lane *l, const struct h_pg *pg, const char *conf_template)
+int h_pglane_start(struct h_pglane *l, const struct h_pg *pg, const char *conf_template)
 {
     return lane_launch(l, pg, conf_template, 1);
 }
 
-int h_lane_spawn(struct h_lane *l, const struct h_pg *pg, const char *conf_template)
+int h_pglane_spawn(struct h_pglane *l, const struct h_pg *pg, const char *conf_template)
 {
     return lane_launch(l, pg, conf_template, 0);
 }
 
-int h_lane_signal(struct h_lane *l, int sig)
+int h_pglane_signal(struct h_pglane *l, int sig)
 {
     if (l->direct)
         return 0;
@@ -872,7 +872,7 @@ int h_lane_signal(struct h_lane *l, int sig)
     return kill(l->pid, sig);
 }
 
-int h_lane_wait_exit(struct h_lane *l, int timeout_ms)
+int h_pglane_wait_exit(struct h_pglane *l, int timeout_ms)
 {
     if (l->direct)
         return 1;
@@ -887,7 +887,7 @@ int h_lane_wait_exit(struct h_lane *l, int timeout_ms)
     return 1;
 }
 
-int h_lane_alive(struct h_lane *l)
+int h_pglane_alive(struct h_pglane *l)
 {
     if (l->direct)
         return 1;
@@ -903,7 +903,7 @@ int h_lane_alive(struct h_lane *l)
     return 1;
 }
 
-int h_lane_stop(struct h_lane *l)
+int h_pglane_stop(struct h_pglane *l)
 {
     if (l->direct) {
         l->exit_status = 0;
@@ -911,31 +911,31 @@ int h_lane_stop(struct h_lane *l)
     }
     if (l->pid > 0) {
         kill(l->pid, SIGTERM);
-        if (!h_lane_wait_exit(l, 10000)) {
+        if (!h_pglane_wait_exit(l, 10000)) {
             fprintf(stderr, "harness: pglane %d ignored SIGTERM for 10 s, killing it\n", (int)l->pid);
             kill(l->pid, SIGKILL);
-            h_lane_wait_exit(l, 10000);
+            h_pglane_wait_exit(l, 10000);
         }
     }
     if (getenv("PGLANE_TEST_VERBOSE"))
-        h_lane_dump_log(l, 1 << 20);
+        h_pglane_dump_log(l, 1 << 20);
     rm_rf(l->dir);
     unregister_lane(l);
     l->dir[0] = '\0';
     return l->exit_status;
 }
 
-char *h_lane_log(const struct h_lane *l)
+char *h_pglane_log(const struct h_pglane *l)
 {
     char *s = l->direct || !l->log_path[0] ? NULL : h_read_file(l->log_path);
     return s ? s : strdup("");
 }
 
-void h_lane_dump_log(const struct h_lane *l, size_t tail)
+void h_pglane_dump_log(const struct h_pglane *l, size_t tail)
 {
     if (l->direct)
         return;
-    char *s = h_lane_log(l);
+    char *s = h_pglane_log(l);
     size_t n = strlen(s);
     fprintf(stderr, "---- pglane log (port %d, pid %d)%s\n", l->port, (int)l->pid,
             n > tail ? ", tail" : "");
@@ -946,13 +946,13 @@ void h_lane_dump_log(const struct h_lane *l, size_t tail)
 
 /* ---------------------------------------------------------------- clients */
 
-void h_conninfo(const struct h_lane *l, const char *extra, char *buf, size_t n)
+void h_conninfo(const struct h_pglane *l, const char *extra, char *buf, size_t n)
 {
     snprintf(buf, n, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
              " dbname=" H_DB " connect_timeout=10 %s", l->port, extra ? extra : "");
 }
 
-PGconn *h_console(const struct h_lane *l, const char *db)
+PGconn *h_console(const struct h_pglane *l, const char *db)
 {
     char ci[512];
 
@@ -961,14 +961,14 @@ PGconn *h_console(const struct h_lane *l, const char *db)
     return PQconnectdb(ci);
 }
 
-PGconn *h_connect(const struct h_lane *l, const char *extra)
+PGconn *h_connect(const struct h_pglane *l, const char *extra)
 {
     char ci[1024];
     h_conninfo(l, extra, ci, sizeof ci);
     return PQconnectdb(ci);
 }
 
-PGconn *h_connect_start(const struct h_lane *l, const char *extra)
+PGconn *h_connect_start(const struct h_pglane *l, const char *extra)
 {
     char ci[1024];
     h_conninfo(l, extra, ci, sizeof ci);
@@ -1094,16 +1094,16 @@ uint32_t h_get32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-void h_lane_assert_clean_exit(struct h_lane *l)
+void h_pglane_assert_clean_exit(struct h_pglane *l)
 {
-    char *log = h_lane_log(l);
+    char *log = h_pglane_log(l);
     if (l->exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
         print_error("pglane exit %d, log:\n%s\n", l->exit_status, log);
     assert_int_equal(l->exit_status, 0);
     assert_null(strstr(log, "Sanitizer"));
     assert_null(strstr(log, "runtime error"));
     free(log);
-    h_lane_stop(l);
+    h_pglane_stop(l);
 }
 
 char *h_http(int port, const char *req, size_t len, int timeout_ms)
@@ -1282,7 +1282,7 @@ int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6])
     }
 }
 
-int h_pgbench_start(struct h_proc *p, const struct h_lane *l, const char *db, const char *const *args)
+int h_pgbench_start(struct h_proc *p, const struct h_pglane *l, const char *db, const char *const *args)
 {
     char ci[1024], extra[128];
     const char *argv[40];
@@ -1335,14 +1335,14 @@ int h_test_teardown(void **state)
         fprintf(stderr, "harness: test took %lld ms\n", (long long)(h_now_ms() - g_test_start));
     if (g_test_failed) {
         fprintf(stderr, "harness: the test failed; logs of running pglane processes follow\n");
-        for (int i = 0; i < MAX_LANES; i++)
-            if (g_lanes[i].dir[0])
-                h_lane_dump_log(&g_lanes[i], 16384);
+        for (int i = 0; i < MAX_PGLANES; i++)
+            if (g_pglanes[i].dir[0])
+                h_pglane_dump_log(&g_pglanes[i], 16384);
     }
     kill_tracked();
-    for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i].dir[0] && !g_lanes[i].keep)
-            h_lane_stop(&g_lanes[i]);
+    for (int i = 0; i < MAX_PGLANES; i++)
+        if (g_pglanes[i].dir[0] && !g_pglanes[i].keep)
+            h_pglane_stop(&g_pglanes[i]);
     g_test_failed = 0;
     alarm(60);   /* the next setup re-arms it; group teardown must not hang either */
     return 0;
@@ -1358,9 +1358,9 @@ void h_filter_from_env(void)
 void h_cleanup(void)
 {
     kill_tracked();
-    for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i].dir[0])
-            h_lane_stop(&g_lanes[i]);
+    for (int i = 0; i < MAX_PGLANES; i++)
+        if (g_pglanes[i].dir[0])
+            h_pglane_stop(&g_pglanes[i]);
     if (g_scratch[0]) {
         rm_rf(g_scratch);
         g_scratch[0] = '\0';

@@ -61,7 +61,7 @@ int h_free_port(void);
 
 /* ---------------------------------------------------------------- pglane process */
 
-struct h_lane {
+struct h_pglane {
     char dir[H_DIR];
     char conf_path[H_PATH];
     char auth_path[H_PATH];
@@ -71,7 +71,7 @@ struct h_lane {
     pid_t pid;
     int direct;              /* PGLANE_TEST_DIRECT: port is PostgreSQL's, nothing was started */
     int keep;                /* 1: owned by a group; per-test teardown leaves it running */
-    int exit_status;         /* after h_lane_stop / h_lane_wait_exit: see h_lane_wait_exit */
+    int exit_status;         /* after h_pglane_stop / h_pglane_wait_exit: see h_pglane_wait_exit */
     const struct h_pg *pg;
 };
 
@@ -81,7 +81,7 @@ int h_direct(void);
 const char *h_pglane_bin(void);
 
 /*
- * A standard config template for h_lane_start: transaction/session pool_mode, lane main of `size`
+ * A standard config template for h_pglane_start: transaction/session pool_mode, lane main of `size`
  * connections to the cluster, auth_type as given. `extra_pglane` is appended to [pglane] (may be
  * NULL, e.g. "server_idle_timeout = 1s\n").
  */
@@ -94,29 +94,29 @@ void h_conf(char *buf, size_t n, const char *pool_mode, int size, const char *au
  * until a libpq connection as app succeeds. In direct mode only sets port to PostgreSQL's.
  * Returns 0, or -1 with the log dumped to stderr.
  */
-int h_lane_start(struct h_lane *l, const struct h_pg *pg, const char *conf_template);
-/* As h_lane_start but does not wait for readiness (for configs that refuse app logins). */
-int h_lane_spawn(struct h_lane *l, const struct h_pg *pg, const char *conf_template);
+int h_pglane_start(struct h_pglane *l, const struct h_pg *pg, const char *conf_template);
+/* As h_pglane_start but does not wait for readiness (for configs that refuse app logins). */
+int h_pglane_spawn(struct h_pglane *l, const struct h_pg *pg, const char *conf_template);
 /* Marks l as owned by the test group: per-test teardown leaves it running. */
-void h_lane_keep(struct h_lane *l);
-/* SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status as h_lane_wait_exit. */
-int h_lane_stop(struct h_lane *l);
+void h_pglane_keep(struct h_pglane *l);
+/* SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status as h_pglane_wait_exit. */
+int h_pglane_stop(struct h_pglane *l);
 /* kill(pid, sig); 0 or -1. No-op success in direct mode. */
-int h_lane_signal(struct h_lane *l, int sig);
+int h_pglane_signal(struct h_pglane *l, int sig);
 /*
  * Waits up to timeout_ms for pglane to exit. Returns 1 if it exited (l->exit_status = exit code
  * 0..255, or 1000 + signal number if killed by a signal), 0 on timeout.
  */
-int h_lane_wait_exit(struct h_lane *l, int timeout_ms);
+int h_pglane_wait_exit(struct h_pglane *l, int timeout_ms);
 /* 1 if the process is still running. */
-int h_lane_alive(struct h_lane *l);
+int h_pglane_alive(struct h_pglane *l);
 /* The whole log so far (malloc'd, NUL-terminated; "" if none). */
-char *h_lane_log(const struct h_lane *l);
-/* After h_lane_wait_exit: asserts pglane exited 0 with no sanitizer report in its log (printing the
- * log otherwise), then h_lane_stop. */
-void h_lane_assert_clean_exit(struct h_lane *l);
+char *h_pglane_log(const struct h_pglane *l);
+/* After h_pglane_wait_exit: asserts pglane exited 0 with no sanitizer report in its log (printing the
+ * log otherwise), then h_pglane_stop. */
+void h_pglane_assert_clean_exit(struct h_pglane *l);
 /* Prints the last `tail` bytes of the log to stderr. */
-void h_lane_dump_log(const struct h_lane *l, size_t tail);
+void h_pglane_dump_log(const struct h_pglane *l, size_t tail);
 
 /* ---------------------------------------------------------------- clients */
 
@@ -124,14 +124,14 @@ void h_lane_dump_log(const struct h_lane *l, size_t tail);
 void h_conf_replace(char *buf, size_t n, const char *from, const char *to);
 
 /* Conninfo to pglane (or PG in direct mode) as app/appdb, extra appended (may be NULL). */
-void h_conninfo(const struct h_lane *l, const char *extra, char *buf, size_t n);
+void h_conninfo(const struct h_pglane *l, const char *extra, char *buf, size_t n);
 /* PQconnectdb of h_conninfo; returns the connection even if bad (check PQstatus). */
-PGconn *h_connect(const struct h_lane *l, const char *extra);
+PGconn *h_connect(const struct h_pglane *l, const char *extra);
 /* The admin console of l (db NULL: "pglane"; or e.g. "pgbouncer") as app over TCP, 5 s connect
  * timeout; returns the connection even if bad (check PQstatus). */
-PGconn *h_console(const struct h_lane *l, const char *db);
+PGconn *h_console(const struct h_pglane *l, const char *db);
 /* PQconnectStart of h_conninfo (non-blocking). */
-PGconn *h_connect_start(const struct h_lane *l, const char *extra);
+PGconn *h_connect_start(const struct h_pglane *l, const char *extra);
 /* Drives PQconnectPoll until done: 0 connected, -1 failed, -2 still not done after timeout_ms. */
 int h_connect_finish(PGconn *c, int timeout_ms);
 /* Runs sql; returns the first value of the first row (malloc'd) or NULL, printing the error. */
@@ -189,7 +189,7 @@ struct h_proc {
     pid_t pid;
     char out_path[H_PATH];
     int done;                 /* reaped (by h_proc_done or h_proc_wait) */
-    int status;               /* as h_lane_wait_exit */
+    int status;               /* as h_pglane_wait_exit */
 };
 /* fork/exec argv (PATH searched) with env_extra ("K=V", NULL-terminated, may be NULL); output
  * (stdout + stderr) to a file. 0 or -1. */
@@ -206,7 +206,7 @@ void h_track_pid(pid_t pid);
 void h_untrack_pid(pid_t pid);
 
 /* pgbench ARGS... "<conninfo to db through l>" as a process (not waited for). */
-int h_pgbench_start(struct h_proc *p, const struct h_lane *l, const char *db, const char *const *args);
+int h_pgbench_start(struct h_proc *p, const struct h_pglane *l, const char *db, const char *const *args);
 /* The integer after the first occurrence of `prefix` in text, or -1. */
 long h_parse_after(const char *text, const char *prefix);
 

@@ -19,8 +19,8 @@
 #include "tests/integration/prom_check.h"
 
 static struct h_pg g_pg;
-static struct h_lane g_log;      /* guard = log, auth md5: console, metrics, lock graph */
-static struct h_lane g_cancel;   /* guard = cancel, auth scram */
+static struct h_pglane g_log;      /* guard = log, auth md5: console, metrics, lock graph */
+static struct h_pglane g_cancel;   /* guard = cancel, auth scram */
 static int g_log_mport, g_cancel_mport;
 
 static int free_port(void)
@@ -73,14 +73,14 @@ static int group_setup(void **state)
         return -1;
     g_log_mport = free_port();
     conf_for(conf, sizeof conf, "md5", "log", g_log_mport);
-    if (h_lane_start(&g_log, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_log, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_log);
+    h_pglane_keep(&g_log);
     g_cancel_mport = free_port();
     conf_for(conf, sizeof conf, "scram-sha-256", "cancel", g_cancel_mport);
-    if (h_lane_start(&g_cancel, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_cancel, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_cancel);
+    h_pglane_keep(&g_cancel);
     return 0;
 }
 
@@ -95,7 +95,7 @@ static int group_teardown(void **state)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static PGconn *console(const struct h_lane *l)
+static PGconn *console(const struct h_pglane *l)
 {
     char ci[512];
 
@@ -104,7 +104,7 @@ static PGconn *console(const struct h_lane *l)
     return PQconnectdb(ci);
 }
 
-static PGconn *client(const struct h_lane *l, const char *app)
+static PGconn *client(const struct h_pglane *l, const char *app)
 {
     char extra[128];
 
@@ -113,7 +113,7 @@ static PGconn *client(const struct h_lane *l, const char *app)
 }
 
 /* Runs psql -c cmd against the console; returns its output (malloc'd), asserting exit code 0. */
-static char *psql(const struct h_lane *l, const char *cmd)
+static char *psql(const struct h_pglane *l, const char *cmd)
 {
     char ci[512], *out = NULL;
 
@@ -406,7 +406,7 @@ static void test_metrics(void **state)
 /* ------------------------------------------------------------------------------------------ */
 
 /* An analytics-lane transaction that holds the row lock of t.id = id, left idle in transaction. */
-static PGconn *hold_row(const struct h_lane *l, int id)
+static PGconn *hold_row(const struct h_pglane *l, int id)
 {
     char sql[128];
     PGconn *a = client(l, "report-monthly");
@@ -418,7 +418,7 @@ static PGconn *hold_row(const struct h_lane *l, int id)
 }
 
 /* Starts an OLTP-lane UPDATE of t.id = id (it will wait for the lock). */
-static PGconn *start_update(const struct h_lane *l, int id)
+static PGconn *start_update(const struct h_pglane *l, int id)
 {
     char sql[128];
     PGconn *o = client(l, "web");
@@ -441,7 +441,7 @@ static void finish_ok(PGconn *c, int timeout_ms)
 }
 
 /* Polls SHOW BLOCKING until a row names waiter lane w and blocker lane b; returns the relation. */
-static char *wait_blocking(const struct h_lane *l, const char *w, const char *b, int timeout_ms)
+static char *wait_blocking(const struct h_pglane *l, const char *w, const char *b, int timeout_ms)
 {
     PGconn *c = console(l);
     H_ASSERT_CONNECTED(c);
@@ -470,7 +470,7 @@ static void test_blocking_graph_and_guard_log(void **state)
     PGconn *o = start_update(&g_log, 1);
     char *rel = wait_blocking(&g_log, "oltp", "analytics", 5000);
     if (!rel)
-        h_lane_dump_log(&g_log, 4000);
+        h_pglane_dump_log(&g_log, 4000);
     assert_non_null(rel);
     assert_string_equal(rel, "t");
     free(rel);
@@ -478,7 +478,7 @@ static void test_blocking_graph_and_guard_log(void **state)
     /* guard = log: after well over guard_wait nothing was cancelled, and one line says so. */
     usleep(1200000);
     assert_int_equal(h_wait_result(o, 0), -1);        /* the UPDATE still waits */
-    char *log = h_lane_log(&g_log);
+    char *log = h_pglane_log(&g_log);
     assert_non_null(strstr(log, "guard: lane oltp"));
     assert_non_null(strstr(log, "logged only (guard = log)"));
     assert_null(strstr(log, "cancelled its statement"));
@@ -516,8 +516,8 @@ static void test_guard_cancel(void **state)
     PQfinish(o);
 
     if (getenv("PGLANE_TEST_VERBOSE"))
-        h_lane_dump_log(&g_cancel, 3000);
-    char *log = h_lane_log(&g_cancel);
+        h_pglane_dump_log(&g_cancel, 3000);
+    char *log = h_pglane_log(&g_cancel);
     assert_non_null(strstr(log, "cancelled its statement"));
     free(log);
     PGconn *c = console(&g_cancel);
@@ -558,7 +558,7 @@ static void test_external_never_cancelled(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
+    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
     PGconn *x = h_connect(&direct, "application_name=report-external");
     H_ASSERT_CONNECTED(x);
     assert_int_equal(h_exec(x, "BEGIN"), 0);
@@ -577,17 +577,17 @@ static void test_external_never_cancelled(void **state)
 }
 
 /* SHUTDOWN drains and exits 0; neither pglane left a sanitizer report (under make asan). */
-static void check_exit(struct h_lane *l)
+static void check_exit(struct h_pglane *l)
 {
-    assert_int_equal(h_lane_wait_exit(l, 10000), 1);
-    char *log = h_lane_log(l);
+    assert_int_equal(h_pglane_wait_exit(l, 10000), 1);
+    char *log = h_pglane_log(l);
     if (l->exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
         print_error("pglane exit %d, log:\n%s\n", l->exit_status, log);
     assert_int_equal(l->exit_status, 0);
     assert_null(strstr(log, "Sanitizer"));
     assert_null(strstr(log, "runtime error"));
     free(log);
-    h_lane_stop(l);
+    h_pglane_stop(l);
 }
 
 static void test_shutdown_and_clean_exit(void **state)
@@ -601,7 +601,7 @@ static void test_shutdown_and_clean_exit(void **state)
     PQclear(r);
     PQfinish(c);
     check_exit(&g_log);
-    assert_int_equal(h_lane_signal(&g_cancel, SIGTERM), 0);
+    assert_int_equal(h_pglane_signal(&g_cancel, SIGTERM), 0);
     check_exit(&g_cancel);
     h_pass();
 }

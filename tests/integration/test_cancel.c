@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 static struct h_pg g_pg;
-static struct h_lane g_one;      /* transaction pooling, lane main of size 1 */
+static struct h_pglane g_one;      /* transaction pooling, lane main of size 1 */
 static int g_mport;              /* its metrics_listen port */
 static pid_t g_stopped;          /* the postmaster while a test holds it stopped */
 
@@ -39,9 +39,9 @@ static int group_setup(void **state)
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nadmin_users = " H_USER "\n"
              "metrics_listen = 127.0.0.1:%d\n", g_mport);
     h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", extra);
-    if (h_lane_start(&g_one, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_one, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_one);
+    h_pglane_keep(&g_one);
     return 0;
 }
 
@@ -399,7 +399,7 @@ static void test_cancel_hold_expires(void **state)
     assert_string_equal(v, "b ran");
     assert_int_equal(wait_server(adm, "idle", 0, 5000, &id), 0);
     assert_true(id != id0);
-    char *log = h_lane_log(&g_one);
+    char *log = h_pglane_log(&g_one);
     assert_non_null(strstr(log, "did not complete"));
     free(log);
     close_four(s, adm, a, b);
@@ -517,10 +517,10 @@ static void test_cancel_clean_exit(void **state)
     assert_int_equal(wait_server(adm, "cancel_wait", 1, 5000, &id), 0);
     PQfinish(adm);
     PQfinish(a);
-    assert_int_equal(h_lane_signal(&g_one, SIGTERM), 0);
-    assert_int_equal(h_lane_wait_exit(&g_one, 10000), 1);
+    assert_int_equal(h_pglane_signal(&g_one, SIGTERM), 0);
+    assert_int_equal(h_pglane_wait_exit(&g_one, 10000), 1);
     postmaster_continue();
-    h_lane_assert_clean_exit(&g_one);
+    h_pglane_assert_clean_exit(&g_one);
     PQfinish(s);
     h_pass();
 }

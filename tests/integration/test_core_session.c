@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 static struct h_pg g_pg;
-static struct h_lane g_main;     /* session mode, lane size 4 */
+static struct h_pglane g_main;     /* session mode, lane size 4 */
 static PGconn *g_super;
 
 static int group_setup(void **state)
@@ -25,7 +25,7 @@ static int group_setup(void **state)
     g_super = h_pg_super(&g_pg, H_DB);
     if (!g_super)
         return -1;
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
+    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
     struct h_proc p;
     const char *args[] = { "-i", "-s", "1", "-q", NULL };
     char *out = NULL;
@@ -43,9 +43,9 @@ static int group_setup(void **state)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "session", 4, "scram-sha-256", NULL);
-    if (h_lane_start(&g_main, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_main);
+    h_pglane_keep(&g_main);
     return 0;
 }
 
@@ -390,7 +390,7 @@ static void test_session_server_backend_terminated(void **state)
 /* ------------------------------------------------------------------------------------------ */
 
 /* Starts a session query on a non-blocking connection that may have to wait for a server. */
-static PGconn *queued_client(struct h_lane *l, int *connected)
+static PGconn *queued_client(struct h_pglane *l, int *connected)
 {
     PGconn *c = h_connect_start(l, "application_name=queued dbname=qdb");
     assert_non_null(c);
@@ -435,10 +435,10 @@ static void test_session_queue_fifo(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "session", 1, "scram-sha-256", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *a = h_connect(&l, "dbname=qdb");
     H_ASSERT_CONNECTED(a);
     assert_int_equal(h_exec(a, "SELECT 1"), 0);
@@ -455,7 +455,7 @@ static void test_session_queue_fifo(void **state)
         print_error("queued client: %d %s\n", r, err);
     assert_int_equal(r, 1);
     PQfinish(b);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -463,13 +463,13 @@ static void test_session_queue_timeout(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "session", 1, "scram-sha-256", NULL);
     char *q = strstr(conf, "queue_timeout = 30s");
     assert_non_null(q);
     memcpy(q, "queue_timeout = 1s ", strlen("queue_timeout = 1s "));
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *a = h_connect(&l, "dbname=qdb");
     H_ASSERT_CONNECTED(a);
     assert_int_equal(h_exec(a, "SELECT 1"), 0);
@@ -487,7 +487,7 @@ static void test_session_queue_timeout(void **state)
     assert_int_equal(h_exec(a, "SELECT 2"), 0);
     PQfinish(a);
     PQfinish(b);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 

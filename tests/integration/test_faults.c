@@ -27,7 +27,7 @@ static struct h_pg g_pg;
 
 static int init_bench_direct(const char *db)
 {
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
+    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
     struct h_proc p;
     const char *args[] = { "-i", "-s", "1", "-q", NULL };
     char *out = NULL;
@@ -128,7 +128,7 @@ static const char *expect_error_result(PGconn *c, int timeout_ms)
 }
 
 /* Connects and runs one transaction through l; 0 on success. Quiet on failure. */
-static int one_transaction(const struct h_lane *l)
+static int one_transaction(const struct h_pglane *l)
 {
     PGconn *c = h_connect(l, "connect_timeout=5");
     int ok = PQstatus(c) == CONNECTION_OK;
@@ -142,7 +142,7 @@ static int one_transaction(const struct h_lane *l)
 }
 
 /* Waits until a new client through l runs a transaction, up to timeout_ms. 0 or -1. */
-static int wait_transaction_ok(const struct h_lane *l, int timeout_ms)
+static int wait_transaction_ok(const struct h_pglane *l, int timeout_ms)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     while (one_transaction(l) != 0) {
@@ -155,18 +155,18 @@ static int wait_transaction_ok(const struct h_lane *l, int timeout_ms)
 
 /* A pglane in transaction mode with one lane of `size` and a short queue_timeout, so that a leaked
  * server connection shows up as a queue timeout of the next client. */
-static void start_lane(struct h_lane *l, int size, const char *auth)
+static void start_lane(struct h_pglane *l, int size, const char *auth)
 {
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", size, auth, "server_idle_timeout = 60s\n");
     char *q = strstr(conf, "queue_timeout = 30s");
     assert_non_null(q);
     memcpy(q, "queue_timeout = 5s ", 19);
-    assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
 }
 
 /* Forks a child that runs fn(conninfo, ready_fd) and never returns; waits (10 s) for its ready byte. */
-static pid_t fork_child(const struct h_lane *l, void (*fn)(const char *ci, int ready_fd))
+static pid_t fork_child(const struct h_pglane *l, void (*fn)(const char *ci, int ready_fd))
 {
     char ci[1024];
     int pfd[2];
@@ -222,7 +222,7 @@ static void child_ready_then_hang(int ready_fd)
 static void test_pg_restart_under_load(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 10, "scram-sha-256");     /* pgbench's 8 clients and the 2 below never queue */
     pid_t lane_pid = l.pid;
 
@@ -273,7 +273,7 @@ static void test_pg_restart_under_load(void **state)
     assert_true(rc != 0 || strstr(out, "error") != NULL || strstr(out, "aborted") != NULL);
     free(out);
 
-    assert_true(h_lane_alive(&l));
+    assert_true(h_pglane_alive(&l));
     assert_int_equal(l.pid, lane_pid);
     assert_int_equal(wait_transaction_ok(&l, 20000), 0);
     /* Every client from now on succeeds at once: no dead server connection left in the pool. */
@@ -288,7 +288,7 @@ static void test_pg_restart_under_load(void **state)
     assert_int_equal(h_parse_after(out, "number of failed transactions:"), 0);
     assert_true(h_parse_after(out, "number of transactions actually processed:") > 0);
     free(out);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -318,7 +318,7 @@ static void test_terminate_backend(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 2, "scram-sha-256");
     PGconn *s = h_pg_super(&g_pg, "postgres");
     assert_non_null(s);
@@ -363,8 +363,8 @@ static void test_terminate_backend(void **state)
     PQfinish(b);
     PQfinish(c);
     PQfinish(s);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -412,7 +412,7 @@ static void child_big_result(const char *ci, int ready_fd)
 static void test_client_killed_mid_copy_and_result(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 1, "scram-sha-256");
     PGconn *s = h_pg_super(&g_pg, H_DB);
     assert_non_null(s);
@@ -439,8 +439,8 @@ static void test_client_killed_mid_copy_and_result(void **state)
     free(v);
     PQfinish(c);
     PQfinish(s);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -483,7 +483,7 @@ static void test_slow_reader_memory_bounded(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 1, "trust");
     PGconn *s = h_pg_super(&g_pg, "postgres");
     assert_non_null(s);
@@ -536,7 +536,7 @@ static void test_slow_reader_memory_bounded(void **state)
     assert_int_equal(one_transaction(&l), 0);
     assert_true(proc_rss_kb(l.pid) - base < 64 * 1024);
     PQfinish(s);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -598,8 +598,8 @@ static void test_server_never_answers(void **state)
              "[lane.hole]\nserver = hole\nsize = 2\nqueue_timeout = 30s\nserver_connect_timeout = 1s\n\n"
              "[route.hole]\napplication_name = hole*\nlane = hole\n",
              hole_port);
-    struct h_lane l;
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    struct h_pglane l;
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
 
     int64_t t0 = h_now_ms();
     PGconn *c = h_connect(&l, "application_name=hole-client");
@@ -628,14 +628,14 @@ static void test_server_never_answers(void **state)
     /* pglane closed the connection it had opened to the black hole. */
     assert_true(backlog_all_closed(lfd) >= 1);
     close(lfd);
-    assert_true(h_lane_alive(&l));
+    assert_true(h_pglane_alive(&l));
     PGconn *ok = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(ok);
     char *v = h_query1(ok, "SELECT 'main lane fine'");
     assert_non_null(v);
     free(v);
     PQfinish(ok);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 static struct h_pg g_pg;
-static struct h_lane g_lane;
+static struct h_pglane g_lane;
 static int g_mport;
 
 static int free_port(void)
@@ -77,9 +77,9 @@ static int group_setup(void **state)
              "\n[route.reports]\napplication_name = report-*\nsql = .\nlane = analytics\n"
              "\n[route.calm]\napplication_name = calm\nlane = calm\n",
              g_mport);
-    if (h_lane_start(&g_lane, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_lane, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_lane);
+    h_pglane_keep(&g_lane);
     return 0;
 }
 
@@ -450,7 +450,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
     }
     PQclear(r);
     assert_true(found);
-    char *log = h_lane_log(&g_lane);
+    char *log = h_pglane_log(&g_lane);
     assert_non_null(strstr(log, "guard: quarantined statement shape"));
     free(log);
 
@@ -489,7 +489,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
     const char *st = report_attempt(rep, 0.2, &ms, msg, sizeof msg);
     assert_string_equal(st, "");              /* committed: OLTP is quiet now */
     assert_int_equal(attempts(), 4);
-    log = h_lane_log(&g_lane);
+    log = h_pglane_log(&g_lane);
     assert_non_null(strstr(log, "leaves quarantine (RELEASE in the admin console)"));
     free(log);
     /* The connection that was refused stays usable. */
@@ -508,9 +508,9 @@ static void test_clean_exit(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    assert_int_equal(h_lane_signal(&g_lane, SIGTERM), 0);
-    assert_int_equal(h_lane_wait_exit(&g_lane, 10000), 1);
-    h_lane_assert_clean_exit(&g_lane);
+    assert_int_equal(h_pglane_signal(&g_lane, SIGTERM), 0);
+    assert_int_equal(h_pglane_wait_exit(&g_lane, 10000), 1);
+    h_pglane_assert_clean_exit(&g_lane);
     h_pass();
 }
 

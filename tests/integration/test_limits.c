@@ -135,7 +135,7 @@ static void assert_query_ok(PGconn *c)
     free(v);
 }
 
-static void assert_new_client_ok(const struct h_lane *l)
+static void assert_new_client_ok(const struct h_pglane *l)
 {
     PGconn *c = h_connect(l, NULL);
     H_ASSERT_CONNECTED(c);
@@ -153,11 +153,11 @@ static void test_client_login_timeout(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256",
            "server_idle_timeout = 60s\nclient_login_timeout = 1s\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *early = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(early);
 
@@ -194,13 +194,13 @@ static void test_client_login_timeout(void **state)
     assert_query_ok(early);
     PQfinish(early);
     assert_new_client_ok(&l);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 /* Connects with retries for up to 5 s (pglane may not have processed an earlier close yet). */
-static PGconn *connect_retry(const struct h_lane *l)
+static PGconn *connect_retry(const struct h_pglane *l)
 {
     int64_t deadline = h_now_ms() + 5000;
     for (;;) {
@@ -212,7 +212,7 @@ static PGconn *connect_retry(const struct h_lane *l)
     }
 }
 
-static void assert_libpq_refused(const struct h_lane *l, const char *sslmode)
+static void assert_libpq_refused(const struct h_pglane *l, const char *sslmode)
 {
     PGconn *c = h_connect(l, sslmode);
     assert_int_not_equal(PQstatus(c), CONNECTION_OK);
@@ -223,7 +223,7 @@ static void assert_libpq_refused(const struct h_lane *l, const char *sslmode)
 }
 
 /* The sixth client is refused with 53300 and a message naming max_client_conn, by raw socket and by libpq. */
-static void assert_sixth_refused(const struct h_lane *l)
+static void assert_sixth_refused(const struct h_pglane *l)
 {
     int fd = h_raw_connect(l->port);
     assert_true(fd >= 0);
@@ -244,11 +244,11 @@ static void test_max_client_conn(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
     h_conf_replace(conf, sizeof conf, "max_client_conn = 2000", "max_client_conn = 5");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
 
     PGconn *c[5];
     for (int i = 0; i < 5; i++) {
@@ -280,8 +280,8 @@ static void test_max_client_conn(void **state)
     assert_libpq_refused(&l, "sslmode=prefer");
     for (int i = 0; i < 5; i++)
         PQfinish(c[i]);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -331,12 +331,12 @@ static void test_preauth_caps(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane md5, scram;
+    struct h_pglane md5, scram;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
-    assert_int_equal(h_lane_start(&md5, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&md5, &g_pg, conf), 0);
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
-    assert_int_equal(h_lane_start(&scram, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&scram, &g_pg, conf), 0);
     PGconn *bystander = h_connect(&md5, NULL);
     H_ASSERT_CONNECTED(bystander);
 
@@ -360,9 +360,9 @@ static void test_preauth_caps(void **state)
     PQfinish(bystander);
     assert_new_client_ok(&md5);
     assert_new_client_ok(&scram);
-    assert_true(h_lane_alive(&md5) && h_lane_alive(&scram));
-    assert_int_equal(h_lane_stop(&md5), 0);
-    assert_int_equal(h_lane_stop(&scram), 0);
+    assert_true(h_pglane_alive(&md5) && h_pglane_alive(&scram));
+    assert_int_equal(h_pglane_stop(&md5), 0);
+    assert_int_equal(h_pglane_stop(&scram), 0);
     h_pass();
 }
 
@@ -382,11 +382,11 @@ static void test_server_lifetime(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", "server_idle_timeout = 60s\n");
     strncat(conf, "server_lifetime = 1s\n", sizeof conf - strlen(conf) - 1);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *s = h_pg_super(&g_pg, "postgres");
     assert_non_null(s);
     PGconn *c = h_connect(&l, NULL);
@@ -410,14 +410,14 @@ static void test_server_lifetime(void **state)
     assert_int_equal(h_pg_wait_long(s, sql, 0, 5000), 0);
     PQfinish(c);
     PQfinish(s);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 /* ------------------------------------------------------------------------------------------ security */
 
 /* Login attempt as user with password; 1 if it logged in (and ran a query). */
-static int try_login(const struct h_lane *l, const char *user, const char *password, const char *db)
+static int try_login(const struct h_pglane *l, const char *user, const char *password, const char *db)
 {
     char ci[512];
     snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s password=%s dbname=%s connect_timeout=10",
@@ -433,7 +433,7 @@ static int try_login(const struct h_lane *l, const char *user, const char *passw
 }
 
 /* Every SHOW of the admin console as text, one value after another. */
-static char *admin_dump(const struct h_lane *l)
+static char *admin_dump(const struct h_pglane *l)
 {
     static const char *const cmds[] = { "SHOW CONFIG", "SHOW CLIENTS", "SHOW SERVERS", "SHOW LANES",
                                         "SHOW STATS", "SHOW ROUTES", "SHOW QUERIES", NULL };
@@ -502,15 +502,15 @@ static void test_no_secrets_in_log_or_console(void **state)
     assert_int_equal(h_write_file(auth, text), 0);
     assert_int_equal(chmod(auth, 0600), 0);
 
-    struct h_lane lanes[2];
+    struct h_pglane lanes[2];
     const char *types[2] = { "scram-sha-256", "md5" };
     for (int k = 0; k < 2; k++) {
         char conf[4096];
         h_conf(conf, sizeof conf, "transaction", 2, types[k], "server_idle_timeout = 60s\nadmin_users = app\n");
         h_conf_replace(conf, sizeof conf, "log_level = info", "log_level = debug");
         h_conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
-        assert_int_equal(h_lane_start(&lanes[k], &g_pg, conf), 0);
-        struct h_lane *l = &lanes[k];
+        assert_int_equal(h_pglane_start(&lanes[k], &g_pg, conf), 0);
+        struct h_pglane *l = &lanes[k];
         assert_false(try_login(l, H_USER, WRONG_PASSWORD, H_DB));
         assert_false(try_login(l, H_USER, WRONG_PASSWORD, H_DB));
         assert_true(try_login(l, H_USER, H_PASSWORD, H_DB));
@@ -528,13 +528,13 @@ static void test_no_secrets_in_log_or_console(void **state)
         free(dump);
     }
     for (int k = 0; k < 2; k++) {
-        char *log = h_lane_log(&lanes[k]);
+        char *log = h_pglane_log(&lanes[k]);
         assert_true(strlen(log) > 0);
         /* The failures were logged (so the log was exercised), without the secrets. */
         assert_true(strstr(log, "password") != NULL || strstr(log, "authentication") != NULL);
         assert_no_secret(log, types[k]);
         free(log);
-        assert_int_equal(h_lane_stop(&lanes[k]), 0);
+        assert_int_equal(h_pglane_stop(&lanes[k]), 0);
     }
     h_pass();
 }
@@ -551,12 +551,12 @@ static void test_auth_file_permissions_warning(void **state)
     const mode_t modes[2] = { 0600, 0644 };
     for (int k = 0; k < 2; k++) {
         assert_int_equal(chmod(auth, modes[k]), 0);
-        struct h_lane l;
+        struct h_pglane l;
         char conf[4096];
         h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", NULL);
         h_conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
-        assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
-        char *log = h_lane_log(&l);
+        assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+        char *log = h_pglane_log(&l);
         /* A warning line that names the auth_file and says it is readable by others. */
         int warned = 0;
         for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
@@ -567,7 +567,7 @@ static void test_auth_file_permissions_warning(void **state)
         if (warned != (modes[k] == 0644))
             print_error("auth_file mode %o: warning %s\n", (unsigned)modes[k], warned ? "present" : "missing");
         assert_int_equal(warned, modes[k] == 0644);
-        assert_int_equal(h_lane_stop(&l), 0);
+        assert_int_equal(h_pglane_stop(&l), 0);
     }
     h_pass();
 }

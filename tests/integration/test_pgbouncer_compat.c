@@ -20,7 +20,7 @@
 #define INT8_OID 20
 
 static struct h_pg g_pg;
-static struct h_lane g_lane;
+static struct h_pglane g_lane;
 
 static int group_setup(void **state)
 {
@@ -29,7 +29,7 @@ static int group_setup(void **state)
         return 0;
     if (h_pg_start(&g_pg) != 0)
         return -1;
-    if (h_lane_start(&g_lane, &g_pg,
+    if (h_pglane_start(&g_lane, &g_pg,
                      "[pglane]\n"
                      "listen = 127.0.0.1:@PORT@\n"
                      "auth_type = md5\n"
@@ -42,7 +42,7 @@ static int group_setup(void **state)
                      "\n[lane.olap]\nserver = pg\nsize = 2\nreserve = 1\nqueue_timeout = 30s\n"
                      "\n[route.reports]\napplication_name = report-*\nlane = olap\n") != 0)
         return -1;
-    h_lane_keep(&g_lane);
+    h_pglane_keep(&g_lane);
     return 0;
 }
 
@@ -413,9 +413,9 @@ static void test_clean_exit(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    assert_int_equal(h_lane_signal(&g_lane, SIGTERM), 0);
-    assert_int_equal(h_lane_wait_exit(&g_lane, 10000), 1);
-    h_lane_assert_clean_exit(&g_lane);
+    assert_int_equal(h_pglane_signal(&g_lane, SIGTERM), 0);
+    assert_int_equal(h_pglane_wait_exit(&g_lane, 10000), 1);
+    h_pglane_assert_clean_exit(&g_lane);
     h_pass();
 }
 

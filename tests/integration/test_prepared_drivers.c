@@ -22,7 +22,7 @@
 #define JDBC_JAR "/usr/share/java/postgresql.jar"
 
 static struct h_pg g_pg;
-static struct h_lane g_lane;      /* transaction pooling, lane size 2 */
+static struct h_pglane g_lane;      /* transaction pooling, lane size 2 */
 static char g_drivers[PATH_MAX];  /* tests/drivers, absolute */
 static char g_env[6][1200];
 
@@ -49,9 +49,9 @@ static int group_setup(void **state)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
-    if (h_lane_start(&g_lane, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_lane, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_lane);
+    h_pglane_keep(&g_lane);
     char ci[1024];
     h_conninfo(&g_lane, NULL, ci, sizeof ci);
     snprintf(g_env[0], sizeof g_env[0], "PGLANE_DSN=%s", ci);

@@ -90,7 +90,7 @@ static void expect_error(int fd, const char *sqlstate, const char *message)
 }
 
 /* A raw connection that sent a v3 startup packet for user/db; returns the fd. */
-static int raw_start(const struct h_lane *l, const char *user, const char *db)
+static int raw_start(const struct h_pglane *l, const char *user, const char *db)
 {
     uint8_t buf[16384];
     int fd = h_raw_connect(l->port);
@@ -105,7 +105,7 @@ static int raw_start(const struct h_lane *l, const char *user, const char *db)
  * SASLContinue with a server-first message whose salt goes to salt_out), then either SASLFinal +
  * AuthenticationOk (returns 1) or the 28P01 of a wrong password (returns 0).
  */
-static int raw_scram(const struct h_lane *l, const char *user, const char *password, char *salt_out, size_t cap)
+static int raw_scram(const struct h_pglane *l, const char *user, const char *password, char *salt_out, size_t cap)
 {
     int fd = raw_start(l, user, H_DB);
     uint32_t len;
@@ -166,7 +166,7 @@ static int raw_scram(const struct h_lane *l, const char *user, const char *passw
 }
 
 /* A libpq login attempt; 1 if it logged in. */
-static int try_login(const struct h_lane *l, const char *user, const char *password, const char *db)
+static int try_login(const struct h_pglane *l, const char *user, const char *password, const char *db)
 {
     char ci[512];
     snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s password=%s dbname=%s connect_timeout=10 sslmode=disable",
@@ -235,11 +235,11 @@ static void test_log_lines_escaped(void **state)
 
     const char *types[2] = { "scram-sha-256", "md5" };
     for (int k = 0; k < 2; k++) {
-        struct h_lane l;
+        struct h_pglane l;
         char conf[4096];
         h_conf(conf, sizeof conf, "transaction", 2, types[k], "server_idle_timeout = 60s\nadmin_users = app\n");
         h_conf_replace(conf, sizeof conf, "log_level = info", "log_level = debug");
-        assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+        assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
         const char *users[4] = { evil_user, H_USER, longname, evil_user };
         const char *dbs[4] = { H_DB, evil_db, H_DB, evil_db };
         for (int i = 0; i < 4; i++) {
@@ -263,9 +263,9 @@ static void test_log_lines_escaped(void **state)
         PQfinish(c);
         assert_false(try_login(&l, H_USER, "wrongpass", H_DB));
         assert_true(try_login(&l, H_USER, H_PASSWORD, H_DB));
-        assert_true(h_lane_alive(&l));
-        char *log = h_lane_log(&l);
-        assert_int_equal(h_lane_stop(&l), 0);
+        assert_true(h_pglane_alive(&l));
+        char *log = h_pglane_log(&l);
+        assert_int_equal(h_pglane_stop(&l), 0);
 
         size_t lines = 0;
         int seen_escaped = 0;
@@ -309,10 +309,10 @@ static void test_scram_unknown_user(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
 
     char salt_a[128], salt_b[128], salt_known[128], salt_other[128];
     assert_int_equal(raw_scram(&l, "ghost", "whatever", salt_a, sizeof salt_a), 0);
@@ -348,11 +348,11 @@ static void test_scram_unknown_user(void **state)
     assert_true(ratio < 1.2);
     free(unknown);
     free(wrong);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     /* md5: an unknown user is asked for a password too, and then fails like a wrong password. */
     h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     const char *users[2] = { "ghost", H_USER };
     for (int k = 0; k < 2; k++) {
         int fd = raw_start(&l, users[k], H_DB);
@@ -366,7 +366,7 @@ static void test_scram_unknown_user(void **state)
         expect_error(fd, "28P01", want);
         close(fd);
     }
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -396,20 +396,20 @@ static void test_empty_password_refused(void **state)
     free(out);
 
     /* A running pglane whose auth_file gains an empty password keeps its old userlist on reload. */
-    struct h_lane l;
+    struct h_pglane l;
     h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     char *cur = h_read_file(l.auth_path);
     assert_non_null(cur);
     snprintf(text, sizeof text, "%s\"emptyu\" \"\"\n", cur);
     free(cur);
     assert_int_equal(h_write_file(l.auth_path, text), 0);
-    assert_int_equal(h_lane_signal(&l, SIGHUP), 0);
+    assert_int_equal(h_pglane_signal(&l, SIGHUP), 0);
     int64_t deadline = h_now_ms() + 5000;
     char *log = NULL;
     while (h_now_ms() < deadline) {
         free(log);
-        log = h_lane_log(&l);
+        log = h_pglane_log(&l);
         if (strstr(log, "reload failed"))
             break;
         usleep(20000);
@@ -420,7 +420,7 @@ static void test_empty_password_refused(void **state)
     assert_false(try_login(&l, "emptyu", "", H_DB));
     assert_false(try_login(&l, "emptyu", "x", H_DB));
     assert_true(try_login(&l, H_USER, H_PASSWORD, H_DB));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -438,10 +438,10 @@ static void test_show_blocking_no_literals(void **state)
     assert_int_equal(h_pg_exec(&g_pg, H_DB, "CREATE TABLE sec_card (id int PRIMARY KEY, v int, note text); "
                                             "INSERT INTO sec_card VALUES (1, 0, 'x'); "
                                             "GRANT ALL ON sec_card TO " H_USER), 0);
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 4, "scram-sha-256", "server_idle_timeout = 60s\nadmin_users = " H_USER "\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *super = h_pg_super(&g_pg, "postgres");
     assert_non_null(super);
     assert_int_equal(h_pg_long(super, "SELECT count(*) FROM pg_roles WHERE rolname = '" H_USER "' AND rolsuper"), 0);
@@ -490,7 +490,7 @@ static void test_show_blocking_no_literals(void **state)
     PQfinish(b);
     PQfinish(adm);
     PQfinish(super);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -533,11 +533,11 @@ static void test_prepared_memory_bounded(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     enum { N = RSS_MEANINGFUL ? 20000 : 5000, TEXT = 10000, BATCH = 200 };   /* ASan: 20,000 take 140 s */
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "md5",
            "server_idle_timeout = 60s\nmax_prepared_statements_per_client = 25000\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
     char *one = h_query1(c, "SELECT 1");
@@ -584,12 +584,12 @@ static void test_prepared_memory_bounded(void **state)
     fprintf(stderr, "pglane RSS after the client left: %ld kB\n", after);
     if (RSS_MEANINGFUL)
         assert_true(after <= start + 20 * 1024);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     /* The per-client cap. */
     h_conf(conf, sizeof conf, "transaction", 2, "md5",
            "server_idle_timeout = 60s\nmax_prepared_statements_per_client = 50\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
     for (int k = 0; k < 50; k++) {
@@ -621,7 +621,7 @@ static void test_prepared_memory_bounded(void **state)
     PQclear(r);
     PQfinish(c);
     free(sql);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -638,10 +638,10 @@ static void test_large_message_memory_returned(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     enum { BIG = 30 * 1024 * 1024, NC = 6 };
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", NC, "md5", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *c[NC];
     for (int i = 0; i < NC; i++) {
         c[i] = h_connect(&l, NULL);
@@ -678,7 +678,7 @@ static void test_large_message_memory_returned(void **state)
     free(param);
     for (int i = 0; i < NC; i++)
         PQfinish(c[i]);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -705,7 +705,7 @@ static long metric(int mport, const char *name)
 }
 
 /* A login that must fail at the server (made-up database); returns its SQLSTATE (static). */
-static const char *failed_login(const struct h_lane *l, const char *db)
+static const char *failed_login(const struct h_pglane *l, const char *db)
 {
     static char st[8];
     char ci[512];
@@ -728,7 +728,7 @@ static const char *failed_login(const struct h_lane *l, const char *db)
 /* 3,000 as the issue asks; 1,000 under the sanitizers, which make each login several times slower. */
 enum { MADEUP_THREADS = 8, MADEUP_LOGINS = RSS_MEANINGFUL ? 3000 : 1000 };
 struct madeup_arg {
-    const struct h_lane *l;
+    const struct h_pglane *l;
     int index, failures;
 };
 
@@ -760,13 +760,13 @@ static void test_pools_freed_and_capped(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096], extra[256], db[64];
     int mport = h_free_port();
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\npool_idle_timeout = 1s\nmetrics_listen = 127.0.0.1:%d\n",
              mport);
     h_conf(conf, sizeof conf, "transaction", 2, "md5", extra);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     long maxseen = 0;
     int64_t t0 = h_now_ms();
     pthread_t th[MADEUP_THREADS];
@@ -806,12 +806,12 @@ static void test_pools_freed_and_capped(void **state)
     free(v);
     PQfinish(c);
     assert_true(try_login(&l, H_USER, H_PASSWORD, H_DB));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\npool_idle_timeout = 0\nmax_pools = 20\n"
              "metrics_listen = 127.0.0.1:%d\n", mport);
     h_conf(conf, sizeof conf, "transaction", 2, "md5", extra);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     long have = metric(mport, "pglane_pools");
     assert_true(have >= 1);
     for (long i = have; i < 20; i++) {
@@ -823,7 +823,7 @@ static void test_pools_freed_and_capped(void **state)
     assert_string_equal(failed_login(&l, "capped_over2"), "53300");
     assert_true(try_login(&l, H_USER, H_PASSWORD, H_DB));
     assert_int_equal(metric(mport, "pglane_pools"), 20);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -838,11 +838,11 @@ static void test_admin_reserve(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "md5", "server_idle_timeout = 60s\nadmin_users = " H_MD5_USER "\n");
     h_conf_replace(conf, sizeof conf, "max_client_conn = 2000", "max_client_conn = 10");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *app[7], *adm[3];
     for (int i = 0; i < 7; i++) {
         app[i] = h_connect(&l, NULL);
@@ -890,7 +890,7 @@ static void test_admin_reserve(void **state)
     H_ASSERT_CONNECTED(app[0]);
     for (int i = 0; i < 7; i++)
         PQfinish(app[i]);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -905,12 +905,12 @@ static void test_metrics_slow_clients(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096], extra[256];
     int mport = h_free_port();
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nmetrics_listen = 127.0.0.1:%d\n", mport);
     h_conf(conf, sizeof conf, "transaction", 2, "md5", extra);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     int slow[64];
     for (int i = 0; i < 64; i++) {
         slow[i] = h_raw_connect(mport);
@@ -946,7 +946,7 @@ static void test_metrics_slow_clients(void **state)
     assert_int_equal(strncmp(resp, "HTTP/1.1 408 ", 13), 0);
     assert_true(took >= 4000 && took < 8000);
     free(resp);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     char path[H_PATH + 64], *out = NULL;
     const char *hosts[2] = { "0.0.0.0", "127.0.0.1" };

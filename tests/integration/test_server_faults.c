@@ -64,7 +64,7 @@ static int group_setup(void **state)
     (void)state;
     if (h_pg_start(&g_pg) != 0)
         return -1;
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
+    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
     struct h_proc p;
     const char *args[] = { "-i", "-s", "1", "-q", NULL };
     char *out = NULL;
@@ -133,7 +133,7 @@ static long metric(const char *text, const char *series)
     return p ? strtol(p + strlen(series), NULL, 10) : -1;
 }
 
-static void start_lane(struct h_lane *l, int size, const char *lane_extra)
+static void start_lane(struct h_pglane *l, int size, const char *lane_extra)
 {
     char conf[4096], extra[256];
     g_mport = free_port();
@@ -143,10 +143,10 @@ static void start_lane(struct h_lane *l, int size, const char *lane_extra)
     h_conf(conf, sizeof conf, "transaction", size, "scram-sha-256", extra);
     if (lane_extra)
         strncat(conf, lane_extra, sizeof conf - strlen(conf) - 1);
-    assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
 }
 
-static long admin_val(const struct h_lane *l, const char *cmd, const char *col)
+static long admin_val(const struct h_pglane *l, const char *cmd, const char *col)
 {
     PGconn *adm = h_connect(l, "dbname=pglane");
     H_ASSERT_CONNECTED(adm);
@@ -187,7 +187,7 @@ static int aborted_in(const char *out, int cmd)
 static void test_terminate_idle_under_pgbench(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 8, NULL);
     assert_int_equal(h_pg_exec(&g_pg, H_DB, "TRUNCATE pgbench_history"), 0);
 
@@ -215,7 +215,7 @@ static void test_terminate_idle_under_pgbench(void **state)
     long failed = h_parse_after(out, "number of failed transactions:");
     long rows = h_pg_long(s, "SELECT count(*) FROM pgbench_history");
     long retries = admin_val(&l, "SHOW STATS", "retries");
-    char *log = h_lane_log(&l);
+    char *log = h_pglane_log(&l);
     int lost_idle = count_substr(log, "lost (idle_");
     int lost_use = count_substr(log, "lost (dead_on_use)");
     fprintf(stderr, "pgbench exited %d: %ld transactions, %ld failed; %ld rounds, %ld backends terminated; "
@@ -246,7 +246,7 @@ static void test_terminate_idle_under_pgbench(void **state)
     free(log);
     free(out);
     PQfinish(s);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -279,7 +279,7 @@ static const char *result_of(PGconn *c, char *got, size_t n, int timeout_ms)
 static void test_transaction_waits_for_postgres(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 4, "server_connect_timeout = 30s\n");
     PGconn *c = h_connect(&l, NULL), *warm = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
@@ -299,7 +299,7 @@ static void test_transaction_waits_for_postgres(void **state)
     assert_string_equal(got, "after the restart");
     PQfinish(c);
     PQfinish(warm);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     /* The wait runs out: server_connect_timeout = 1s. */
     start_lane(&l, 4, "server_connect_timeout = 1s\n");
@@ -318,7 +318,7 @@ static void test_transaction_waits_for_postgres(void **state)
     assert_non_null(strstr(got, "unreachable"));
     assert_true(took >= 900 && took < 10000);
     PQfinish(c);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -330,7 +330,7 @@ static void test_transaction_waits_for_postgres(void **state)
 static void test_restart_under_select_load(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 8, NULL);
     char secs[16];
     int total = fault_seconds();
@@ -370,8 +370,8 @@ static void test_restart_under_select_load(void **state)
     assert_true(aborted <= 8);          /* at most one transaction per server connection was in flight */
     assert_true(processed > 0);
     free(out);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 

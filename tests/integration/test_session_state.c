@@ -20,7 +20,7 @@
 #include "tests/integration/prom_check.h"
 
 static struct h_pg g_pg;
-static struct h_lane g_main;     /* lane main of size 2, no lane settings, metrics */
+static struct h_pglane g_main;     /* lane main of size 2, no lane settings, metrics */
 static int g_mport;
 
 #define NCLIENTS 32
@@ -72,9 +72,9 @@ static int group_setup(void **state)
         return -1;
     g_mport = h_free_port();
     conf_for(conf, sizeof conf, 2, "", g_mport);
-    if (h_lane_start(&g_main, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_main);
+    h_pglane_keep(&g_main);
     return 0;
 }
 
@@ -89,7 +89,7 @@ static int group_teardown(void **state)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static PGconn *client(const struct h_lane *l, const char *app)
+static PGconn *client(const struct h_pglane *l, const char *app)
 {
     char extra[128];
 
@@ -338,11 +338,11 @@ static void test_reset_all_restores_lane_settings(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
 
     conf_for(conf, sizeof conf, 2, "statement_timeout = 3s\nwork_mem = 8MB\nset.app.lane = lanev\n", 0);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
     assert_int_equal(h_exec(c, "SET statement_timeout = '1234ms'"), 0);
@@ -383,7 +383,7 @@ static void test_reset_all_restores_lane_settings(void **state)
     assert_string_equal(v, "3s");
     free(v);
     PQfinish(c);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 
@@ -561,11 +561,11 @@ static void test_listener_leaves(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
 
     conf_for(conf, sizeof conf, 1, "", 0);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *a = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(a);
     char *pa = h_query1(a, "SELECT pg_backend_pid()");
@@ -582,7 +582,7 @@ static void test_listener_leaves(void **state)
     assert_null(PQnotifies(b));
     free(pa);
     PQfinish(b);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 
@@ -591,11 +591,11 @@ static void test_pin_refuse(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
 
     conf_for(conf, sizeof conf, 2, "pin = refuse\n", 0);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
     PGresult *r = PQexec(c, "CREATE TEMP TABLE refused (a int)");
@@ -646,7 +646,7 @@ static void test_pin_refuse(void **state)
     assert_string_equal(v, "0");
     free(v);
     PQfinish(c);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 
@@ -767,11 +767,11 @@ static void test_hidden_paths_never_reach_next_client(void **state)
         { "DO $$BEGIN SET ROLE ops; END$$", "SELECT current_user", "ops" },
         { "SET SESSION AUTHORIZATION ops", "SELECT session_user", "ops" },
     };
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
 
     conf_for(conf, sizeof conf, 1, "statement_timeout = 1s\n", 0);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         PGconn *a = h_connect(&l, NULL);
         H_ASSERT_CONNECTED(a);
@@ -799,7 +799,7 @@ static void test_hidden_paths_never_reach_next_client(void **state)
         assert_string_equal(h_exec_sqlstate(b, "SELECT pg_sleep(1.5)"), "57014");
         PQfinish(b);
     }
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 

@@ -66,7 +66,7 @@ static void test_notify_ready_reload_stopping(void **state)
     H_SKIP_IF_DIRECT();
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char conf[2048], buf[512];
-    struct h_lane l = { 0 };
+    struct h_pglane l = { 0 };
 
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s/notify.sock", h_scratch_dir());
     unlink(sa.sun_path);
@@ -76,7 +76,7 @@ static void test_notify_ready_reload_stopping(void **state)
 
     h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
     assert_int_equal(setenv("NOTIFY_SOCKET", sa.sun_path, 1), 0);
-    int rc = h_lane_spawn(&l, &g_pg, conf);
+    int rc = h_pglane_spawn(&l, &g_pg, conf);
     unsetenv("NOTIFY_SOCKET");
     assert_int_equal(rc, 0);
 
@@ -93,7 +93,7 @@ static void test_notify_ready_reload_stopping(void **state)
     free(v);
 
     /* SIGHUP: RELOADING=1 with the monotonic time systemd asks for, then READY=1 again. */
-    assert_int_equal(h_lane_signal(&l, SIGHUP), 0);
+    assert_int_equal(h_pglane_signal(&l, SIGHUP), 0);
     assert_true(recv_notify(fd, buf, sizeof buf, 10000) > 0);
     assert_non_null(strstr(buf, "RELOADING=1"));
     assert_non_null(strstr(buf, "MONOTONIC_USEC="));
@@ -105,11 +105,11 @@ static void test_notify_ready_reload_stopping(void **state)
     PQfinish(c);
 
     /* SIGTERM: STOPPING=1 as the drain starts, then a clean exit. */
-    assert_int_equal(h_lane_signal(&l, SIGTERM), 0);
+    assert_int_equal(h_pglane_signal(&l, SIGTERM), 0);
     assert_int_equal(expect_notify(fd, "STOPPING=1", buf, sizeof buf, 10000), 0);
-    assert_int_equal(h_lane_wait_exit(&l, 10000), 1);
+    assert_int_equal(h_pglane_wait_exit(&l, 10000), 1);
     assert_int_equal(l.exit_status, 0);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     close(fd);
     unlink(sa.sun_path);
     h_pass();
