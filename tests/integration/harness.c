@@ -1297,6 +1297,21 @@ int h_pgbench_start(struct h_proc *p, const struct h_pglane *l, const char *db, 
     return h_proc_start(p, argv, NULL);
 }
 
+int h_pgbench_init(const struct h_pg *pg, const char *db)
+{
+    struct h_pglane direct = { .port = pg->port, .direct = 1, .pg = pg };
+    struct h_proc p;
+    const char *args[] = { "-i", "-s", "1", "-q", NULL };
+    char *out = NULL;
+    if (h_pgbench_start(&p, &direct, db, args) != 0)
+        return -1;
+    int rc = h_proc_wait(&p, 120000, &out);
+    if (rc != 0)
+        fprintf(stderr, "pgbench -i %s failed (%d):\n%s\n", db, rc, out ? out : "");
+    free(out);
+    return rc == 0 ? 0 : -1;
+}
+
 long h_parse_after(const char *text, const char *prefix)
 {
     const char *p = text ? strstr(text, prefix) : NULL;
@@ -1365,4 +1380,45 @@ void h_cleanup(void)
         rm_rf(g_scratch);
         g_scratch[0] = '\0';
     }
+}
+
+/* ---------------------------------------------------------------- test groups */
+
+static const struct h_group *g_group;
+
+int h_group_setup(void **state)
+{
+    const struct h_group *g = g_group;
+
+    (void)state;
+    if (g->skip_direct && h_direct())
+        return 0;
+    if (g->pg && h_pg_start(g->pg) != 0)
+        return -1;
+    if (g->super && !(*g->super = h_pg_super(g->pg, H_DB)))
+        return -1;
+    return g->setup ? g->setup() : 0;
+}
+
+int h_group_teardown(void **state)
+{
+    const struct h_group *g = g_group;
+    int rc = g->teardown ? g->teardown() : 0;
+
+    (void)state;
+    h_cleanup();
+    if (g->super && *g->super) {
+        PQfinish(*g->super);
+        *g->super = NULL;
+    }
+    if (g->pg && !(g->skip_direct && h_direct()))
+        h_pg_stop(g->pg);
+    return rc;
+}
+
+int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n, const struct h_group *g)
+{
+    g_group = g;
+    h_filter_from_env();
+    return _cmocka_run_group_tests(name, tests, n, h_group_setup, h_group_teardown);
 }

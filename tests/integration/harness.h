@@ -207,6 +207,9 @@ void h_untrack_pid(pid_t pid);
 
 /* pgbench ARGS... "<conninfo to db through l>" as a process (not waited for). */
 int h_pgbench_start(struct h_proc *p, const struct h_pglane *l, const char *db, const char *const *args);
+/* pgbench -i -s 1 -q of db straight to the cluster as app (the tables belong to app; no pglane);
+ * 0, or -1 with pgbench's output on stderr. */
+int h_pgbench_init(const struct h_pg *pg, const char *db);
 /* The integer after the first occurrence of `prefix` in text, or -1. */
 long h_parse_after(const char *text, const char *prefix);
 
@@ -226,6 +229,28 @@ void h_pass(void);
 void h_filter_from_env(void);
 /* Stops every pglane still registered, kills tracked pids, removes scratch files. */
 void h_cleanup(void);
+
+/*
+ * A test binary's group: h_group_setup starts the cluster `pg` (unless NULL), opens `*super` (if
+ * not NULL) as superuser to H_DB, then runs `setup`; h_group_teardown runs `teardown`, then
+ * h_cleanup, closes `*super` and stops the cluster. With skip_direct, direct mode starts nothing
+ * and runs no setup (every test of the group skips itself); teardown still runs.
+ */
+struct h_group {
+    struct h_pg *pg;            /* the cluster, or NULL for none */
+    PGconn **super;             /* if not NULL: a superuser connection to H_DB, opened after the start */
+    int skip_direct;
+    int (*setup)(void);         /* the group's own fixtures (tables, pglanes...): 0 or -1; may be NULL */
+    int (*teardown)(void);      /* first in the group teardown; non-zero fails the group; may be NULL */
+};
+/* cmocka group setup/teardown for the group h_run_group runs. */
+int h_group_setup(void **state);
+int h_group_teardown(void **state);
+/* h_filter_from_env, then cmocka's group `name` of n tests with h_group_setup/h_group_teardown. */
+int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n, const struct h_group *g);
+/* return H_RUN_GROUP("integration: ...", tests, .pg = &g_pg, .setup = fixtures); */
+#define H_RUN_GROUP(name, tests, ...) \
+    h_run_group((name), (tests), sizeof(tests) / sizeof((tests)[0]), &(const struct h_group){ __VA_ARGS__ })
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t h_now_ms(void);

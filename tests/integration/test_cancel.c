@@ -24,15 +24,10 @@ static struct h_pglane g_one;      /* transaction pooling, lane main of size 1 *
 static int g_mport;              /* its metrics_listen port */
 static pid_t g_stopped;          /* the postmaster while a test holds it stopped */
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096], extra[256];
 
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB, "CREATE TABLE ran (what text); ALTER TABLE ran OWNER TO " H_USER) != 0)
         return -1;
     g_mport = h_free_port();
@@ -52,13 +47,9 @@ static void postmaster_continue(void)
     g_stopped = 0;
 }
 
-static int group_teardown(void **state)
+static int group_finish(void)
 {
-    (void)state;
     postmaster_continue();
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -527,7 +518,6 @@ static void test_cancel_clean_exit(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cancel_holds_server, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_hold_expires, h_test_setup, test_teardown),
@@ -536,5 +526,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_race, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_clean_exit, h_test_setup, test_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: cancel", tests,
+                       .pg = &g_pg, .skip_direct = 1, .setup = fixtures, .teardown = group_finish);
 }

@@ -16,26 +16,11 @@
 static struct h_pg g_pg;
 static PGconn *g_super;
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    g_super = h_pg_super(&g_pg, H_DB);
-    if (!g_super)
-        return -1;
     return h_exec(g_super, "CREATE TABLE killed_t (id int PRIMARY KEY, v int);"
                            "INSERT INTO killed_t VALUES (1, 0), (2, 0);"
                            "ALTER TABLE killed_t OWNER TO app");
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    PQfinish(g_super);
-    h_pg_stop(&g_pg);
-    return 0;
 }
 
 /* Starts a transaction-mode pglane with a lane of `size`, after the previous test's backends left. */
@@ -462,7 +447,6 @@ static void test_idle_pooled_servers_terminated(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_parameter_status_per_client, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_set_does_not_leak, h_test_setup, h_test_teardown),
@@ -472,6 +456,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_1000_clients_over_10_server_connections, h_test_setup,
                                         h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: core, pooling in transaction mode", tests,
-                                       group_setup, group_teardown);
+    return H_RUN_GROUP("integration: core, pooling in transaction mode", tests,
+                       .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }

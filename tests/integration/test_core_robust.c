@@ -15,14 +15,8 @@ static struct h_pg g_pg;
 static struct h_pglane g_main;     /* transaction mode, lane size 4, scram-sha-256 */
 static PGconn *g_super;
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    g_super = h_pg_super(&g_pg, H_DB);
-    if (!g_super)
-        return -1;
     if (h_exec(g_super, "CREATE TABLE drain_t (id int); ALTER TABLE drain_t OWNER TO app") != 0)
         return -1;
     char conf[4096];
@@ -30,15 +24,6 @@ static int group_setup(void **state)
     if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_main);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    PQfinish(g_super);
-    h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -528,7 +513,6 @@ static void test_sighup_keeps_serving(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wrong_password_scram, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_md5_and_trust_auth, h_test_setup, h_test_teardown),
@@ -543,6 +527,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigint_exits_at_once, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_sighup_keeps_serving, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: core, robustness and signals", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: core, robustness and signals", tests,
+                       .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }

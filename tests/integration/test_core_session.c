@@ -17,24 +17,10 @@ static struct h_pg g_pg;
 static struct h_pglane g_main;     /* session mode, lane size 4 */
 static PGconn *g_super;
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
+    if (h_pgbench_init(&g_pg, H_DB) != 0)
         return -1;
-    g_super = h_pg_super(&g_pg, H_DB);
-    if (!g_super)
-        return -1;
-    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, H_DB, args) != 0 || h_proc_wait(&p, 120000, &out) != 0) {
-        fprintf(stderr, "pgbench -i failed:\n%s\n", out ? out : "");
-        free(out);
-        return -1;
-    }
-    free(out);
     if (h_exec(g_super, "CREATE TABLE killed_t (id int PRIMARY KEY, v int);"
                         "INSERT INTO killed_t VALUES (1, 0), (2, 0);"
                         "ALTER TABLE killed_t OWNER TO app") != 0)
@@ -46,15 +32,6 @@ static int group_setup(void **state)
     if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_main);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    PQfinish(g_super);
-    h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -493,7 +470,6 @@ static void test_session_queue_timeout(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_session_simple_and_extended, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_named_prepared_statements, h_test_setup, h_test_teardown),
@@ -508,6 +484,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_queue_fifo, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_session_queue_timeout, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: core, session pooling", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: core, session pooling", tests,
+                       .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }

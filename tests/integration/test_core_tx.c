@@ -14,28 +14,9 @@
 static struct h_pg g_pg;
 static struct h_pglane g_main;     /* transaction mode, lane size 4 */
 
-static int init_bench_direct(const char *db)
+static int fixtures(void)
 {
-    /* Initialised directly as app so that the tables belong to app; pglane is not involved. */
-    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, db, args) != 0)
-        return -1;
-    int rc = h_proc_wait(&p, 120000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pgbench -i %s failed (%d):\n%s\n", db, rc, out);
-    free(out);
-    return rc == 0 ? 0 : -1;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    if (init_bench_direct(H_DB) != 0 || init_bench_direct(H_BENCH_DB) != 0)
+    if (h_pgbench_init(&g_pg, H_DB) != 0 || h_pgbench_init(&g_pg, H_BENCH_DB) != 0)
         return -1;
     PGconn *s = h_pg_super(&g_pg, "postgres");
     if (!s)
@@ -50,14 +31,6 @@ static int group_setup(void **state)
     if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_main);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -724,7 +697,6 @@ static void test_unix_socket_listener(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_simple_query, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_extended_unnamed, h_test_setup, h_test_teardown),
@@ -739,6 +711,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_idle_timeout, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_unix_socket_listener, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: core, transaction pooling", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: core, transaction pooling", tests, .pg = &g_pg, .setup = fixtures);
 }

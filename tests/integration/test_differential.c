@@ -295,20 +295,14 @@ static unsigned resolve_function(const char *name)
     return (unsigned)h_pg_long(g_super, sql);
 }
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096];
 
-    (void)state;
     if (!realpath("tests/drivers/psycopg_pipeline.py", g_script)) {
         fprintf(stderr, "tests/drivers/psycopg_pipeline.py not found: run from the repository root\n");
         return -1;
     }
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    g_super = h_pg_super(&g_pg, H_DB);
-    if (!g_super)
-        return -1;
     rp_resolve_function = resolve_function;
     h_conf(g_conf1, sizeof g_conf1, "transaction", 1, "md5", NULL);
     if (h_pglane_start(&g_lane1, &g_pg, g_conf1) != 0)
@@ -323,17 +317,13 @@ static int group_setup(void **state)
     return 0;
 }
 
-static int group_teardown(void **state)
+/* A clean exit of both pglanes: under ASan a leak or an error makes the exit status non-zero. */
+static int stop_both(void)
 {
-    /* A clean exit of both pglanes: under ASan a leak or an error makes the exit status non-zero. */
     int st1 = g_lane1.pid > 0 ? h_pglane_stop(&g_lane1) : 0, st2 = g_lane2.pid > 0 ? h_pglane_stop(&g_lane2) : 0;
 
-    (void)state;
     if (st1 != 0 || st2 != 0)
         fprintf(stderr, "pglane exit status: lane1 %d, lane2 %d (0 expected)\n", st1, st2);
-    if (g_super)
-        PQfinish(g_super);
-    h_cleanup();
     return st1 != 0 || st2 != 0 ? -1 : 0;
 }
 
@@ -603,7 +593,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_psycopg_pipeline_prepared, h_test_setup, h_test_teardown),
     };
 
-    h_filter_from_env();
-    return cmocka_run_group_tests_name("integration: differential protocol tests (issue 23)", tests,
-                                       group_setup, group_teardown);
+    return H_RUN_GROUP("integration: differential protocol tests (issue 23)", tests,
+                       .pg = &g_pg, .super = &g_super, .setup = fixtures, .teardown = stop_both);
 }

@@ -25,38 +25,12 @@ static struct h_pg g_pg;
     "SELECT count(*) FROM pg_stat_activity WHERE usename = '" H_USER "' AND (state LIKE 'idle in transaction%' " \
     "OR (state = 'active' AND query LIKE '" pattern "'))"
 
-static int init_bench_direct(const char *db)
+static int fixtures(void)
 {
-    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, db, args) != 0)
-        return -1;
-    int rc = h_proc_wait(&p, 120000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pgbench -i %s failed (%d):\n%s\n", db, rc, out);
-    free(out);
-    return rc == 0 ? 0 : -1;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    if (init_bench_direct(H_DB) != 0)
+    if (h_pgbench_init(&g_pg, H_DB) != 0)
         return -1;
     return h_pg_exec(&g_pg, H_DB, "CREATE TABLE copy_kill (i int, t text); "
                                   "ALTER TABLE copy_kill OWNER TO " H_USER);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
-    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ helpers */
@@ -648,5 +622,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_never_answers, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_pg_restart_under_load, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: faults", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: faults", tests, .pg = &g_pg, .setup = fixtures);
 }

@@ -21,13 +21,10 @@ static struct h_pglane g_tx1;      /* transaction pooling, lane size 1 */
 static struct h_pglane g_tx2;      /* transaction pooling, lane size 2 */
 static struct h_pglane g_direct;   /* PostgreSQL itself */
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096];
 
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     g_direct = (struct h_pglane){ .port = g_pg.port, .direct = 1, .pg = &g_pg };
     h_conf(conf, sizeof conf, "transaction", 1, "md5", NULL);
     if (h_pglane_start(&g_tx1, &g_pg, conf) != 0)
@@ -37,14 +34,6 @@ static int group_setup(void **state)
     if (h_pglane_start(&g_tx2, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_tx2);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -660,7 +649,6 @@ static void test_bind_over_64mb(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_startup_value_refused_no_leak, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_failed_setting_sync_closes, h_test_setup, h_test_teardown),
@@ -675,6 +663,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unnamed_statement_is_the_clients, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_bind_over_64mb, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: protocol fidelity (startup, prepared statements)", tests,
-                                       group_setup, group_teardown);
+    return H_RUN_GROUP("integration: protocol fidelity (startup, prepared statements)", tests,
+                       .pg = &g_pg, .setup = fixtures);
 }

@@ -36,15 +36,10 @@ static int free_port(void)
     return port;
 }
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096];
 
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB, "CREATE TABLE accounts (id int PRIMARY KEY, events bigint NOT NULL DEFAULT 0, "
                                "last_report_at timestamptz);"
                                "INSERT INTO accounts SELECT i FROM generate_series(1, 8) i;"
@@ -80,15 +75,6 @@ static int group_setup(void **state)
     if (h_pglane_start(&g_lane, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_lane);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -522,5 +508,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quarantine_of_repeat_blocker, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_clean_exit, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration_guard", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration_guard", tests, .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

@@ -38,13 +38,8 @@ static const char *const GUCS[] = { "statement_timeout", "lock_timeout", "work_m
 #define COLS "current_setting('statement_timeout'), current_setting('lock_timeout'), " \
              "current_setting('work_mem'), current_setting('max_parallel_workers_per_gather')"
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB,
                   "CREATE TABLE big_table (id int PRIMARY KEY, v int);"
                   "INSERT INTO big_table SELECT i, i FROM generate_series(1, 100) i;"
@@ -61,15 +56,6 @@ static int group_setup(void **state)
                                  "\"" U2 "\" \"" U2_PASSWORD "\"\n") != 0 ||
         chmod(g_userlist, 0600) != 0)
         return -1;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -1135,6 +1121,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_learned_slow_survives_reload, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_extended_protocol, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: lanes and routing", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: lanes and routing", tests,
+                       .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

@@ -21,11 +21,8 @@ static struct h_pg g_pg;
 
 static char g_scram_secret[512];   /* SCRAM_USER's rolpassword, as PostgreSQL stores it */
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, "postgres", "SET password_encryption = 'scram-sha-256'; "
                                      "CREATE ROLE " SCRAM_USER " LOGIN PASSWORD '" SCRAM_PASSWORD "'; "
                                      "GRANT ALL ON DATABASE " H_DB " TO " SCRAM_USER) != 0)
@@ -39,14 +36,6 @@ static int group_setup(void **state)
         return -1;
     snprintf(g_scram_secret, sizeof g_scram_secret, "%s", v);
     free(v);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -642,6 +631,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auth_file_permissions_warning, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_trust_beyond_loopback_refused, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: limits, timeouts, security", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: limits, timeouts, security", tests, .pg = &g_pg, .setup = fixtures);
 }

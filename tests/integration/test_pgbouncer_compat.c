@@ -22,13 +22,8 @@
 static struct h_pg g_pg;
 static struct h_pglane g_lane;
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pglane_start(&g_lane, &g_pg,
                      "[pglane]\n"
                      "listen = 127.0.0.1:@PORT@\n"
@@ -43,15 +38,6 @@ static int group_setup(void **state)
                      "\n[route.reports]\napplication_name = report-*\nlane = olap\n") != 0)
         return -1;
     h_pglane_keep(&g_lane);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -421,12 +407,12 @@ static void test_clean_exit(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_console_pgbouncer_tables, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_prometheus_pgbouncer_exporter, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_wait_close_kill, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_clean_exit, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration_pgbouncer_compat", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration_pgbouncer_compat", tests,
+                       .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

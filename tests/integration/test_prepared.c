@@ -30,11 +30,8 @@ static struct h_pglane g_lru;      /* transaction pooling, lane size 2, max_prep
 
 #define N_ITEMS 1000
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB,
                   "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL);"
                   "INSERT INTO items SELECT i, 'item-' || i, i * 3 FROM generate_series(1, 1000) i;"
@@ -47,17 +44,7 @@ static int group_setup(void **state)
                   "ALTER TABLE ddl_t OWNER TO " H_USER) != 0)
         return -1;
     /* pgbench tables in benchdb, initialised directly as app (pglane is not involved). */
-    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, H_BENCH_DB, args) != 0)
-        return -1;
-    int rc = h_proc_wait(&p, 120000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pgbench -i failed (%d):\n%s\n", rc, out);
-    free(out);
-    if (rc != 0)
+    if (h_pgbench_init(&g_pg, H_BENCH_DB) != 0)
         return -1;
 
     char conf[4096];
@@ -71,14 +58,6 @@ static int group_setup(void **state)
     if (h_pglane_start(&g_lru, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_lru);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -1392,6 +1371,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raw_protocol_sequences, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_raw_close_skipped_after_error, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: prepared statements in transaction pooling", tests,
-                                       group_setup, group_teardown);
+    return H_RUN_GROUP("integration: prepared statements in transaction pooling", tests,
+                       .pg = &g_pg, .setup = fixtures);
 }

@@ -26,16 +26,13 @@ static struct h_pglane g_lane;      /* transaction pooling, lane size 2 */
 static char g_drivers[PATH_MAX];  /* tests/drivers, absolute */
 static char g_env[6][1200];
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
     const char *d = getenv("PGLANE_DRIVERS_DIR");
     if (!realpath(d && *d ? d : "tests/drivers", g_drivers)) {
         fprintf(stderr, "tests/drivers not found: run from the repository root or set PGLANE_DRIVERS_DIR\n");
         return -1;
     }
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB,
                   "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL);"
                   "INSERT INTO items SELECT i, 'item-' || i, i * 3 FROM generate_series(1, 1000) i;"
@@ -60,14 +57,6 @@ static int group_setup(void **state)
     snprintf(g_env[3], sizeof g_env[3], "PGLANE_USER=" H_USER);
     snprintf(g_env[4], sizeof g_env[4], "PGLANE_PASSWORD=" H_PASSWORD);
     snprintf(g_env[5], sizeof g_env[5], "PGLANE_DB=" H_DB);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -250,6 +239,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pgjdbc_prepared, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_pgjdbc_batch, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: prepared statements, real drivers", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: prepared statements, real drivers", tests,
+                       .pg = &g_pg, .setup = fixtures);
 }

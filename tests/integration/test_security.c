@@ -35,20 +35,6 @@ static struct h_pg g_pg;
 #define RSS_MEANINGFUL 1
 #endif
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return h_pg_start(&g_pg) != 0 ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ helpers */
 
 /* Sends one frontend message: type, length, body. */
@@ -971,7 +957,6 @@ static void test_metrics_slow_clients(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_log_lines_escaped, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_scram_unknown_user, h_test_setup, h_test_teardown),
@@ -983,5 +968,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_admin_reserve, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_slow_clients, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: security", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: security", tests, .pg = &g_pg);
 }

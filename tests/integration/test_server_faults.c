@@ -59,30 +59,9 @@ static int pg_ctl(const struct h_pg *pg, const char *action)
     return rc == 0 ? 0 : -1;
 }
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, H_DB, args) != 0)
-        return -1;
-    int rc = h_proc_wait(&p, 120000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pgbench -i failed (%d):\n%s\n", rc, out);
-    free(out);
-    return rc == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
-    return 0;
+    return h_pgbench_init(&g_pg, H_DB);
 }
 
 static int g_mport;    /* metrics_listen port of the latest start_lane */
@@ -377,11 +356,10 @@ static void test_restart_under_select_load(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_terminate_idle_under_pgbench, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_transaction_waits_for_postgres, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_restart_under_select_load, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: server faults", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: server faults", tests, .pg = &g_pg, .setup = fixtures);
 }

@@ -48,16 +48,11 @@ static void conf_for(char *buf, size_t n, int size, const char *lane_extra, int 
              metrics, size, lane_extra);
 }
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096], sql[8192];
     size_t o = 0;
 
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     /* app may SET SESSION AUTHORIZATION (superuser) and SET ROLE to every client's role. */
     o += (size_t)snprintf(sql + o, sizeof sql - o,
                           "ALTER ROLE " H_USER " SUPERUSER; CREATE ROLE ops NOLOGIN; GRANT ops TO " H_USER ";");
@@ -75,15 +70,6 @@ static int group_setup(void **state)
     if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_main);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -805,7 +791,6 @@ static void test_hidden_paths_never_reach_next_client(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_settings_follow_each_client, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_statement_timeout_follows, h_test_setup, h_test_teardown),
@@ -822,6 +807,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hidden_paths_never_reach_next_client, h_test_setup,
                                         h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: session state in transaction pooling", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: session state in transaction pooling", tests,
+                       .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

@@ -17,23 +17,6 @@
 
 static struct h_pg g_pg;
 
-static int group_setup(void **state)
-{
-    (void)state;
-    if (h_direct())
-        return 0;
-    return h_pg_start(&g_pg);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
-    return 0;
-}
-
 /* Reads one notification within timeout_ms into buf; its length, or -1 on timeout. */
 static int recv_notify(int fd, char *buf, size_t cap, int timeout_ms)
 {
@@ -117,9 +100,8 @@ static void test_notify_ready_reload_stopping(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_notify_ready_reload_stopping, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: systemd notify", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: systemd notify", tests, .pg = &g_pg, .skip_direct = 1);
 }

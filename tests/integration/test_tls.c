@@ -151,11 +151,8 @@ static int pg_enable_tls(void)
     return rc;
 }
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     snprintf(g_tls, sizeof g_tls, "%s/tls", h_scratch_dir());
     if (mkdir(g_tls, 0700) != 0)
         return -1;
@@ -169,14 +166,6 @@ static int group_setup(void **state)
         make_cert("otherclient", "otherca", H_USER, client_ext) != 0)
         return -1;
     return pg_enable_tls();
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
-    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ helpers */
@@ -721,5 +710,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_require_refuses_plaintext, h_test_setup, h_test_teardown),
         cmocka_unit_test_setup_teardown(test_channel_binding, h_test_setup, h_test_teardown),
     };
-    return cmocka_run_group_tests_name("integration: TLS", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: TLS", tests, .pg = &g_pg, .setup = fixtures);
 }
