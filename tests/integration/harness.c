@@ -77,7 +77,7 @@ int64_t h_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void h_sleep_ms(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -301,10 +301,43 @@ static int wait_pid(pid_t pid, int timeout_ms, int *status)
         }
         if (h_now_ms() >= deadline)
             return 0;
-        sleep_ms(delay);
+        h_sleep_ms(delay);
         if (delay < 20)
             delay *= 2;
     }
+}
+
+/*
+ * fork + exec of argv (PATH searched) with stdin from /dev/null and stdout + stderr into out_path
+ * (truncated, or appended to with append), the harness's signal handlers reset and env_extra
+ * ("K=V", may be NULL) added; in_root: the child runs in "/". The pid, or -1.
+ */
+static pid_t spawn_logged(const char *const *argv, const char *const *env_extra, const char *out_path, int append,
+                          int in_root)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int out = open(out_path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
+        int in = open("/dev/null", O_RDONLY);
+        if (out < 0 || in < 0)
+            _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        if (in_root && chdir("/") != 0)
+            _exit(126);
+        reset_child_signals();
+        for (int i = 0; env_extra && env_extra[i]; i++)
+            putenv((char *)env_extra[i]);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
 }
 
 int h_proc_start(struct h_proc *p, const char *const *argv, const char *const *env_extra)
@@ -312,29 +345,9 @@ int h_proc_start(struct h_proc *p, const char *const *argv, const char *const *e
     memset(p, 0, sizeof *p);
     snprintf(p->out_path, sizeof p->out_path, "%s/proc-%d-%d.out", h_scratch_dir(), (int)getpid(),
              ++g_proc_seq);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
+    pid_t pid = spawn_logged(argv, env_extra, p->out_path, 0, 1);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        int out = open(p->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (out < 0 || in < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        if (chdir("/") != 0)
-            _exit(126);
-        reset_child_signals();
-        for (int i = 0; env_extra && env_extra[i]; i++)
-            putenv((char *)env_extra[i]);
-        signal(SIGPIPE, SIG_DFL);
-        execvp(argv[0], (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
     p->pid = pid;
     track(pid);
     return 0;
@@ -416,6 +429,20 @@ static int pg_run(const struct h_pg *pg, const char *const *args, int timeout_ms
     return h_run(argv, NULL, timeout_ms, out);
 }
 
+int h_pg_ctl(const struct h_pg *pg, const char *action)
+{
+    char opts[64];
+    snprintf(opts, sizeof opts, "-p %d", pg->port);   /* the cluster's own port, never the default */
+    const char *args[] = { "pg_ctl", "-D", pg->datadir, "-l", pg->logfile, "-o", opts, "-m", "fast", "-w", "-t", "60",
+                           action, NULL };
+    char *out = NULL;
+    int rc = pg_run(pg, args, 90000, &out);
+    if (rc != 0)
+        fprintf(stderr, "pg_ctl %s failed (%d):\n%s\n", action, rc, out ? out : "");
+    free(out);
+    return rc == 0 ? 0 : -1;
+}
+
 PGconn *h_pg_super(const struct h_pg *pg, const char *dbname)
 {
     char ci[H_PATH * 2];
@@ -464,7 +491,7 @@ long h_pg_wait_long(PGconn *super, const char *sql, long want, int timeout_ms)
     int64_t deadline = h_now_ms() + timeout_ms;
     long v;
     while ((v = h_pg_long(super, sql)) != want && h_now_ms() < deadline)
-        sleep_ms(20);
+        h_sleep_ms(20);
     return v;
 }
 
@@ -493,7 +520,7 @@ long h_show_wait(PGconn *adm, const char *cmd, const char *lane, const char *col
     int64_t deadline = h_now_ms() + timeout_ms;
     long v;
     while ((v = h_show_val(adm, cmd, lane, col)) != want && h_now_ms() < deadline)
-        sleep_ms(20);
+        h_sleep_ms(20);
     return v;
 }
 
@@ -748,26 +775,9 @@ static int write_lane_files(struct h_pglane *l, const char *tmpl)
 
 static pid_t spawn_pglane(struct h_pglane *l)
 {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int out = open(l->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (out < 0 || in < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        reset_child_signals();
-        const char *bin = h_pglane_bin();
-        execl(bin, bin, l->conf_path, (char *)NULL);
-        fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    return pid;
+    const char *argv[] = { h_pglane_bin(), l->conf_path, NULL };
+
+    return spawn_logged(argv, NULL, l->log_path, 1, 0);
 }
 
 static int lane_prepare(struct h_pglane *l, const struct h_pg *pg)
@@ -813,7 +823,7 @@ static int wait_ready(struct h_pglane *l)
         PQfinish(c);
         if (ok)
             return 0;
-        sleep_ms(delay);
+        h_sleep_ms(delay);
         if (delay < 100)
             delay *= 2;
     }
@@ -1008,6 +1018,14 @@ char *h_query1(PGconn *c, const char *sql)
     return v;
 }
 
+long h_backend_pid(PGconn *c)
+{
+    char *v = h_query1(c, "SELECT pg_backend_pid()");
+    long pid = v ? atol(v) : -1;
+    free(v);
+    return pid;
+}
+
 int h_exec(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
@@ -1106,6 +1124,13 @@ void h_pglane_assert_clean_exit(struct h_pglane *l)
     h_pglane_stop(l);
 }
 
+void h_pglane_assert_term_clean_exit(struct h_pglane *l)
+{
+    assert_int_equal(h_pglane_signal(l, SIGTERM), 0);
+    assert_int_equal(h_pglane_wait_exit(l, 10000), 1);
+    h_pglane_assert_clean_exit(l);
+}
+
 char *h_http(int port, const char *req, size_t len, int timeout_ms)
 {
     int fd = h_raw_connect(port);
@@ -1159,12 +1184,24 @@ char *h_metrics_body(int port)
     static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     char *out = h_http(port, req, sizeof req - 1, 5000);
     assert_non_null(out);
+    if (strncmp(out, "HTTP/1.1 200 OK\r\n", 17) != 0)
+        print_error("GET /metrics answered:\n%s\n", out);
+    assert_int_equal(strncmp(out, "HTTP/1.1 200 OK\r\n", 17), 0);
     char *body = strstr(out, "\r\n\r\n");
     assert_non_null(body);
     char *copy = strdup(body + 4);
     free(out);
     assert_non_null(copy);
     return copy;
+}
+
+long h_metric_now(int port, const char *series)
+{
+    char *m = h_metrics_body(port);
+    long v = h_metric(m, series);
+
+    free(m);
+    return v;
 }
 
 size_t h_raw_startup(uint8_t *buf, size_t cap, uint32_t version, const char *user, const char *db)
@@ -1257,10 +1294,12 @@ const char *h_error_field(const uint8_t *body, uint32_t len, char code)
     return NULL;
 }
 
-int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6])
+int h_raw_error(int fd, int timeout_ms, char sqlstate[6], char *msg, size_t msgcap)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     sqlstate[0] = '\0';
+    if (msg && msgcap)
+        msg[0] = '\0';
     for (;;) {
         int64_t left = deadline - h_now_ms();
         uint8_t *body;
@@ -1274,12 +1313,19 @@ int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6])
             const char *s = h_error_field(body, len, 'C');
             snprintf(sqlstate, 6, "%s", s ? s : "");
             const char *m = h_error_field(body, len, 'M');
+            if (msg && msgcap)
+                snprintf(msg, msgcap, "%s", m ? m : "");
             fprintf(stderr, "harness: raw ErrorResponse %s: %s\n", sqlstate, m ? m : "");
             free(body);
             return 1;
         }
         free(body);
     }
+}
+
+int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6])
+{
+    return h_raw_error(fd, timeout_ms, sqlstate, NULL, 0);
 }
 
 int h_pgbench_start(struct h_proc *p, const struct h_pglane *l, const char *db, const char *const *args)

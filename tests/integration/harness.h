@@ -41,6 +41,9 @@ struct h_pg {
 int h_pg_start(struct h_pg *pg);
 /* pg_ctl stop -m immediate (falls back to SIGKILL of the pid in postmaster.pid) and removes the dir. */
 void h_pg_stop(struct h_pg *pg);
+/* pg_ctl -m fast -w `action` ("stop", "start", "restart") of the cluster on its own port, as postgres when
+ * root; 0, or -1 with pg_ctl's output on stderr. */
+int h_pg_ctl(const struct h_pg *pg, const char *action);
 /* Superuser connection over the cluster's unix socket; NULL (and a message) on failure. */
 PGconn *h_pg_super(const struct h_pg *pg, const char *dbname);
 /* Runs sql as superuser in dbname; 0 or -1. */
@@ -115,6 +118,8 @@ char *h_pglane_log(const struct h_pglane *l);
 /* After h_pglane_wait_exit: asserts pglane exited 0 with no sanitizer report in its log (printing the
  * log otherwise), then h_pglane_stop. */
 void h_pglane_assert_clean_exit(struct h_pglane *l);
+/* SIGTERM, asserts that pglane exits within 10 s, then h_pglane_assert_clean_exit. */
+void h_pglane_assert_term_clean_exit(struct h_pglane *l);
 /* Prints the last `tail` bytes of the log to stderr. */
 void h_pglane_dump_log(const struct h_pglane *l, size_t tail);
 
@@ -136,6 +141,8 @@ PGconn *h_connect_start(const struct h_pglane *l, const char *extra);
 int h_connect_finish(PGconn *c, int timeout_ms);
 /* Runs sql; returns the first value of the first row (malloc'd) or NULL, printing the error. */
 char *h_query1(PGconn *c, const char *sql);
+/* The PostgreSQL backend pid behind c (SELECT pg_backend_pid()), or -1. */
+long h_backend_pid(PGconn *c);
 /* Runs sql expecting PGRES_COMMAND_OK or PGRES_TUPLES_OK; 0 or -1 (error printed). */
 int h_exec(PGconn *c, const char *sql);
 /* Runs sql expecting an error; returns its SQLSTATE (static copy) or "" if it succeeded / no state. */
@@ -159,12 +166,15 @@ uint32_t h_get32(const uint8_t *p);
  * peer closes or timeout_ms passes (malloc'd, NUL-terminated); NULL if connect or send failed. */
 char *h_http(int port, const char *req, size_t len, int timeout_ms);
 /* GET /metrics on a metrics_listen port: the body after the HTTP header (malloc'd). Fails the test
- * if there is no answer or no header end. */
+ * if there is no answer, the status is not 200 OK or there is no header end. */
 char *h_metrics_body(int port);
 
 /* The integer value of the metrics line that starts with `series` ("name{labels}") followed by a
  * space, or -1 if there is none. */
 long h_metric(const char *text, const char *series);
+
+/* h_metrics_body(port) and h_metric of series in it. */
+long h_metric_now(int port, const char *series);
 
 enum { H_RAW_EOF = -1, H_RAW_TIMEOUT = -2, H_RAW_BAD = -3 };
 /*
@@ -180,6 +190,8 @@ int h_raw_read_byte(int fd, int timeout_ms);
  * sqlstate[6]), 0 (closed without one) or H_RAW_TIMEOUT. Other messages are skipped.
  */
 int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6]);
+/* As h_raw_expect_error_or_close, and the error's message text in msg (msgcap bytes; may be NULL). */
+int h_raw_error(int fd, int timeout_ms, char sqlstate[6], char *msg, size_t msgcap);
 /* The value of field `code` ('C', 'M', ...) in an ErrorResponse body, or NULL. */
 const char *h_error_field(const uint8_t *body, uint32_t len, char code);
 
@@ -254,6 +266,9 @@ int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n, cons
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t h_now_ms(void);
+/* Sleeps ms milliseconds (restarting on EINTR): the interval of a polling loop, never a way to wait
+ * for an event. */
+void h_sleep_ms(int ms);
 /* A directory for scratch files of this process (created on first use). */
 const char *h_scratch_dir(void);
 /* Writes a whole file; 0 or -1. */

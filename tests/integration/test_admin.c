@@ -525,9 +525,7 @@ static void test_shutdown_and_clean_exit(void **state)
     PQfinish(c);
     assert_int_equal(h_pglane_wait_exit(&g_log, 10000), 1);
     h_pglane_assert_clean_exit(&g_log);
-    assert_int_equal(h_pglane_signal(&g_cancel, SIGTERM), 0);
-    assert_int_equal(h_pglane_wait_exit(&g_cancel, 10000), 1);
-    h_pglane_assert_clean_exit(&g_cancel);
+    h_pglane_assert_term_clean_exit(&g_cancel);
     h_pass();
 }
 

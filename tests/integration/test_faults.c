@@ -35,13 +35,6 @@ static int fixtures(void)
 
 /* ------------------------------------------------------------------------------------------ helpers */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* VmRSS of pid in kB (the field is tab-separated, which h_parse_after does not skip), or -1. */
 static long proc_rss_kb(pid_t pid)
 {
@@ -52,32 +45,6 @@ static long proc_rss_kb(pid_t pid)
     long kb = p ? strtol(p + 6, NULL, 10) : -1;
     free(s);
     return kb;
-}
-
-/* pg_ctl restart -m fast of the harness's cluster (as user postgres when we are root). */
-static int pg_restart_fast(const struct h_pg *pg)
-{
-    char exe[H_PATH + 16];
-    const char *argv[20];
-    int n = 0;
-    snprintf(exe, sizeof exe, "%s/pg_ctl", pg->bindir);
-    if (geteuid() == 0) {
-        argv[n++] = "runuser";
-        argv[n++] = "-u";
-        argv[n++] = "postgres";
-        argv[n++] = "--";
-    }
-    const char *rest[] = { exe, "-D", pg->datadir, "-l", pg->logfile, "-m", "fast", "-w", "-t", "60",
-                           "restart", NULL };
-    for (int i = 0; rest[i]; i++)
-        argv[n++] = rest[i];
-    argv[n] = NULL;
-    char *out = NULL;
-    int rc = h_run(argv, NULL, 90000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pg_ctl restart failed (%d):\n%s\n", rc, out);
-    free(out);
-    return rc;
 }
 
 /* The result of a query sent earlier must arrive within timeout_ms and be an error carrying an
@@ -122,7 +89,7 @@ static int wait_transaction_ok(const struct h_pglane *l, int timeout_ms)
     while (one_transaction(l) != 0) {
         if (h_now_ms() >= deadline)
             return -1;
-        sleep_ms(100);
+        h_sleep_ms(100);
     }
     return 0;
 }
@@ -222,12 +189,12 @@ static void test_pg_restart_under_load(void **state)
     long running = 0;
     while ((running = h_pg_long(s, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
                                    "AND query LIKE '%pgbench_%'")) < 4 && h_now_ms() < deadline)
-        sleep_ms(20);
+        h_sleep_ms(20);
     assert_true(running >= 4);
     PQfinish(s);
 
     int64_t t0 = h_now_ms();
-    assert_int_equal(pg_restart_fast(&g_pg), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "restart"), 0);
     fprintf(stderr, "restart took %lld ms\n", (long long)(h_now_ms() - t0));
 
     /* The statement in progress: PostgreSQL's FATAL (57P01) or pglane's own 08006. */
@@ -266,14 +233,6 @@ static void test_pg_restart_under_load(void **state)
     h_pass();
 }
 
-static long backend_pid(PGconn *c)
-{
-    char *v = h_query1(c, "SELECT pg_backend_pid()");
-    long pid = v ? atol(v) : -1;
-    free(v);
-    return pid;
-}
-
 static void terminate_and_wait(PGconn *s, long pid)
 {
     char sql[160];
@@ -300,7 +259,7 @@ static void test_terminate_backend(void **state)
     PGconn *victim = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(victim);
     assert_int_equal(h_exec(victim, "BEGIN"), 0);
-    long p1 = backend_pid(victim);
+    long p1 = h_backend_pid(victim);
     assert_true(p1 > 0);
     terminate_and_wait(s, p1);
     assert_int_equal(PQsendQuery(victim, "SELECT 1"), 1);
@@ -312,11 +271,11 @@ static void test_terminate_backend(void **state)
      * 57P01 before the backend leaves pg_stat_activity, so pglane has been told by then. */
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
-    long p2 = backend_pid(c);
+    long p2 = h_backend_pid(c);
     assert_true(p2 > 0 && p2 != p1);
     terminate_and_wait(s, p2);
     for (int i = 0; i < 10; i++) {
-        long p = backend_pid(c);
+        long p = h_backend_pid(c);
         assert_true(p > 0 && p != p1 && p != p2);
     }
     /* Two transactions at once on a lane of size 2: both slots are back. */
@@ -325,7 +284,7 @@ static void test_terminate_backend(void **state)
     H_ASSERT_CONNECTED(b);
     assert_int_equal(h_exec(a, "BEGIN"), 0);
     assert_int_equal(h_exec(b, "BEGIN"), 0);
-    long pa = backend_pid(a), pb = backend_pid(b);
+    long pa = h_backend_pid(a), pb = h_backend_pid(b);
     assert_true(pa > 0 && pb > 0 && pa != pb);
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND pid IN (%ld, %ld)",

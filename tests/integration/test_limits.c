@@ -41,49 +41,12 @@ static int fixtures(void)
 
 /* ------------------------------------------------------------------------------------------ helpers */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/*
- * Reads until an ErrorResponse or the close within timeout_ms, like h_raw_expect_error_or_close,
- * but also returns the message text. 1 (error), 0 (closed without one) or H_RAW_TIMEOUT.
- */
-static int raw_error(int fd, int timeout_ms, char sqlstate[6], char *msg, size_t msgcap)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    sqlstate[0] = '\0';
-    msg[0] = '\0';
-    for (;;) {
-        int64_t left = deadline - h_now_ms();
-        uint8_t *body;
-        uint32_t len;
-        int t = h_raw_read_msg(fd, left > 0 ? (int)left : 0, &body, &len);
-        if (t == H_RAW_TIMEOUT)
-            return H_RAW_TIMEOUT;
-        if (t == H_RAW_EOF || t == H_RAW_BAD)
-            return 0;
-        if (t == 'E') {
-            const char *s = h_error_field(body, len, 'C'), *m = h_error_field(body, len, 'M');
-            snprintf(sqlstate, 6, "%s", s ? s : "");
-            snprintf(msg, msgcap, "%s", m ? m : "");
-            free(body);
-            fprintf(stderr, "raw client got ErrorResponse %s: %s\n", sqlstate, msg);
-            return 1;
-        }
-        free(body);
-    }
-}
-
 /* After an error, the connection must also be closed within timeout_ms. */
 static void assert_closed(int fd, int timeout_ms)
 {
     char st[6], msg[256];
     int r;
-    while ((r = raw_error(fd, timeout_ms, st, msg, sizeof msg)) == 1) {
+    while ((r = h_raw_error(fd, timeout_ms, st, msg, sizeof msg)) == 1) {
     }
     assert_int_equal(r, 0);
 }
@@ -161,14 +124,14 @@ static void test_client_login_timeout(void **state)
     assert_int_equal(auth, 10);   /* AuthenticationSASL, then the client says nothing */
 
     char st[6], msg[256];
-    int r = raw_error(silent, 4000, st, msg, sizeof msg);
+    int r = h_raw_error(silent, 4000, st, msg, sizeof msg);
     int64_t took = h_now_ms() - t0;
     fprintf(stderr, "silent client closed after %lld ms (%s)\n", (long long)took, r == 1 ? st : "no error");
     assert_int_not_equal(r, H_RAW_TIMEOUT);
     assert_true(took >= 900 && took <= 3000);
     if (r == 1)
         assert_closed(silent, 2000);
-    r = raw_error(halfway, 3000, st, msg, sizeof msg);
+    r = h_raw_error(halfway, 3000, st, msg, sizeof msg);
     assert_int_not_equal(r, H_RAW_TIMEOUT);
     if (r == 1) {
         assert_non_null(strstr(msg, "client_login_timeout"));
@@ -197,7 +160,7 @@ static PGconn *connect_retry(const struct h_pglane *l)
         if (PQstatus(c) == CONNECTION_OK || h_now_ms() >= deadline)
             return c;
         PQfinish(c);
-        sleep_ms(50);
+        h_sleep_ms(50);
     }
 }
 
@@ -220,7 +183,7 @@ static void assert_sixth_refused(const struct h_pglane *l)
     size_t n = h_raw_startup(buf, sizeof buf, 196608, H_USER, H_DB);
     h_raw_send(fd, buf, n);     /* may fail if pglane already closed: the error is still readable */
     char st[6], msg[256];
-    assert_int_equal(raw_error(fd, 3000, st, msg, sizeof msg), 1);
+    assert_int_equal(h_raw_error(fd, 3000, st, msg, sizeof msg), 1);
     assert_string_equal(st, "53300");
     assert_non_null(strstr(msg, "max_client_conn"));
     assert_closed(fd, 2000);
@@ -302,7 +265,7 @@ static void assert_refused(int fd, const char *what)
 {
     char st[6], msg[256];
     int64_t t0 = h_now_ms();
-    int r = raw_error(fd, 3000, st, msg, sizeof msg);
+    int r = h_raw_error(fd, 3000, st, msg, sizeof msg);
     fprintf(stderr, "%s: %s after %lld ms\n", what, r == 1 ? st : r == 0 ? "closed" : "TIMEOUT",
             (long long)(h_now_ms() - t0));
     assert_int_not_equal(r, H_RAW_TIMEOUT);
@@ -355,14 +318,6 @@ static void test_preauth_caps(void **state)
     h_pass();
 }
 
-static long backend_pid(PGconn *c)
-{
-    char *v = h_query1(c, "SELECT pg_backend_pid()");
-    long pid = v ? atol(v) : -1;
-    free(v);
-    return pid;
-}
-
 /*
  * server_lifetime = 1s (server_idle_timeout 60s): a transaction longer than the lifetime keeps its
  * connection; afterwards the client is served by a new backend and the old one is closed.
@@ -382,16 +337,16 @@ static void test_server_lifetime(void **state)
     H_ASSERT_CONNECTED(c);
 
     assert_int_equal(h_exec(c, "BEGIN"), 0);
-    long p1 = backend_pid(c);
+    long p1 = h_backend_pid(c);
     assert_true(p1 > 0);
     assert_int_equal(h_exec(c, "SELECT pg_sleep(1.5)"), 0);
-    assert_int_equal(backend_pid(c), p1);
+    assert_int_equal(h_backend_pid(c), p1);
     assert_int_equal(h_exec(c, "COMMIT"), 0);
 
     int64_t deadline = h_now_ms() + 10000;
     long p = p1;
-    while ((p = backend_pid(c)) == p1 && h_now_ms() < deadline)
-        sleep_ms(100);
+    while ((p = h_backend_pid(c)) == p1 && h_now_ms() < deadline)
+        h_sleep_ms(100);
     fprintf(stderr, "server_lifetime: backend %ld replaced by %ld\n", p1, p);
     assert_true(p > 0 && p != p1);
     char sql[128];

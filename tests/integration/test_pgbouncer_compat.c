@@ -399,9 +399,7 @@ static void test_clean_exit(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    assert_int_equal(h_pglane_signal(&g_lane, SIGTERM), 0);
-    assert_int_equal(h_pglane_wait_exit(&g_lane, 10000), 1);
-    h_pglane_assert_clean_exit(&g_lane);
+    h_pglane_assert_term_clean_exit(&g_lane);
     h_pass();
 }
 

@@ -676,20 +676,6 @@ static char *http(int port, const char *req, size_t len, int timeout_ms)
     return out;
 }
 
-/* The value of the metric line starting with `name ` in /metrics, or -1. */
-static long metric(int mport, const char *name)
-{
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    char *resp = http(mport, req, sizeof req - 1, 5000), key[128];
-    long v = -1;
-    snprintf(key, sizeof key, "\n%s ", name);
-    char *p = strstr(resp, key);
-    if (p)
-        v = strtol(p + strlen(key), NULL, 10);
-    free(resp);
-    return v;
-}
-
 /* A login that must fail at the server (made-up database); returns its SQLSTATE (static). */
 static const char *failed_login(const struct h_pglane *l, const char *db)
 {
@@ -762,7 +748,7 @@ static void test_pools_freed_and_capped(void **state)
         assert_int_equal(pthread_create(&th[t], NULL, madeup_worker, &args[t]), 0);
     }
     for (int k = 0; k < 50; k++) {          /* sample the pool count while they run */
-        long n = metric(mport, "pglane_pools");
+        long n = h_metric_now(mport, "pglane_pools");
         if (n > maxseen)
             maxseen = n;
         usleep(100000);
@@ -778,7 +764,7 @@ static void test_pools_freed_and_capped(void **state)
     assert_true(maxseen > 10);
     int64_t deadline = h_now_ms() + 10000;
     long n;
-    while ((n = metric(mport, "pglane_pools")) > 2 && h_now_ms() < deadline)
+    while ((n = h_metric_now(mport, "pglane_pools")) > 2 && h_now_ms() < deadline)
         usleep(200000);
     fprintf(stderr, "pools once idle: %ld\n", n);
     assert_true(n >= 0 && n <= 2);
@@ -798,17 +784,17 @@ static void test_pools_freed_and_capped(void **state)
              "metrics_listen = 127.0.0.1:%d\n", mport);
     h_conf(conf, sizeof conf, "transaction", 2, "md5", extra);
     assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
-    long have = metric(mport, "pglane_pools");
+    long have = h_metric_now(mport, "pglane_pools");
     assert_true(have >= 1);
     for (long i = have; i < 20; i++) {
         snprintf(db, sizeof db, "capped_%ld", i);
         assert_string_equal(failed_login(&l, db), "3D000");
     }
-    assert_int_equal(metric(mport, "pglane_pools"), 20);
+    assert_int_equal(h_metric_now(mport, "pglane_pools"), 20);
     assert_string_equal(failed_login(&l, "capped_over"), "53300");
     assert_string_equal(failed_login(&l, "capped_over2"), "53300");
     assert_true(try_login(&l, H_USER, H_PASSWORD, H_DB));
-    assert_int_equal(metric(mport, "pglane_pools"), 20);
+    assert_int_equal(h_metric_now(mport, "pglane_pools"), 20);
     assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }

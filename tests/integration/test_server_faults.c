@@ -19,44 +19,11 @@
 
 static struct h_pg g_pg;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 static int fault_seconds(void)
 {
     const char *v = getenv("PGLANE_FAULT_SECONDS");
     int s = v ? atoi(v) : 0;
     return s > 0 ? s : 20;
-}
-
-static int pg_ctl(const struct h_pg *pg, const char *action)
-{
-    char exe[H_PATH + 16];
-    const char *argv[20];
-    int n = 0;
-    snprintf(exe, sizeof exe, "%s/pg_ctl", pg->bindir);
-    if (geteuid() == 0) {
-        argv[n++] = "runuser";
-        argv[n++] = "-u";
-        argv[n++] = "postgres";
-        argv[n++] = "--";
-    }
-    char opts[64];
-    snprintf(opts, sizeof opts, "-p %d", pg->port);   /* the cluster's own port, never the default */
-    const char *rest[] = { exe, "-D", pg->datadir, "-l", pg->logfile, "-o", opts, "-m", "fast", "-w", "-t", "60",
-                           action, NULL };
-    for (int i = 0; rest[i]; i++)
-        argv[n++] = rest[i];
-    argv[n] = NULL;
-    char *out = NULL;
-    int rc = h_run(argv, NULL, 90000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pg_ctl %s failed (%d):\n%s\n", action, rc, out);
-    free(out);
-    return rc == 0 ? 0 : -1;
 }
 
 static int fixtures(void)
@@ -66,56 +33,10 @@ static int fixtures(void)
 
 static int g_mport;    /* metrics_listen port of the latest start_lane */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-/* GET /metrics: the body (malloc'd). */
-static char *get_metrics(int port)
-{
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    int fd = h_raw_connect(port);
-    assert_true(fd >= 0);
-    assert_int_equal(h_raw_send(fd, req, sizeof req - 1), 0);
-    size_t cap = 1 << 20, n = 0;
-    char *out = malloc(cap);
-    assert_non_null(out);
-    int64_t deadline = h_now_ms() + 5000;
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(deadline - h_now_ms());
-        if (left <= 0 || poll(&pfd, 1, left) <= 0 || n + 1 >= cap)
-            break;
-        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-    assert_non_null(strstr(out, "200 OK"));
-    return out;
-}
-
-/* The value of the sample whose line starts with `series` ("name{labels}"), or -1. */
-static long metric(const char *text, const char *series)
-{
-    const char *p = strstr(text, series);
-    return p ? strtol(p + strlen(series), NULL, 10) : -1;
-}
-
 static void start_lane(struct h_pglane *l, int size, const char *lane_extra)
 {
     char conf[4096], extra[256];
-    g_mport = free_port();
+    g_mport = h_free_port();
     assert_true(g_mport > 0);
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nadmin_users = " H_USER "\nmetrics_listen = 127.0.0.1:%d\n",
              g_mport);
@@ -186,7 +107,7 @@ static void test_terminate_idle_under_pgbench(void **state)
         if (k > 0)
             killed += k;
         rounds++;
-        sleep_ms(200);
+        h_sleep_ms(200);
     }
     char *out = NULL;
     int rc = h_proc_wait(&pb, 60000, &out);
@@ -213,10 +134,10 @@ static void test_terminate_idle_under_pgbench(void **state)
     assert_true(killed > 0);
     assert_true(retries > 0);
     assert_true(lost_idle + lost_use > 0);
-    char *m = get_metrics(g_mport);
-    long m_retries = metric(m, "pglane_transaction_retries_total{lane=\"main\"} ");
-    long m_use = metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"dead_on_use\"} ");
-    long m_idle = metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"idle_error\"} ");
+    char *m = h_metrics_body(g_mport);
+    long m_retries = h_metric(m, "pglane_transaction_retries_total{lane=\"main\"}");
+    long m_use = h_metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"dead_on_use\"}");
+    long m_idle = h_metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"idle_error\"}");
     fprintf(stderr, "metrics: retries %ld, lost dead_on_use %ld, idle_error %ld\n", m_retries, m_use, m_idle);
     assert_int_equal(m_retries, retries);
     assert_int_equal(m_use, lost_use);
@@ -266,11 +187,11 @@ static void test_transaction_waits_for_postgres(void **state)
     char got[512];
     assert_int_equal(h_exec(warm, "SELECT 1"), 0);   /* a pooled server connection exists */
 
-    assert_int_equal(pg_ctl(&g_pg, "stop"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "stop"), 0);
     assert_int_equal(PQsendQuery(c, "SELECT 'after the restart'"), 1);
     /* Still waiting 1.5 s into the outage: not failed at once. */
     assert_int_equal(h_wait_result(c, 1500), -1);
-    assert_int_equal(pg_ctl(&g_pg, "start"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "start"), 0);
     const char *st = result_of(c, got, sizeof got, 30000);
     if (st)
         print_error("query during the outage: %s %s\n", st, got);
@@ -284,14 +205,14 @@ static void test_transaction_waits_for_postgres(void **state)
     start_lane(&l, 4, "server_connect_timeout = 1s\n");
     c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
-    assert_int_equal(pg_ctl(&g_pg, "stop"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "stop"), 0);
     int64_t t0 = h_now_ms();
     assert_int_equal(PQsendQuery(c, "SELECT 1"), 1);
     st = result_of(c, got, sizeof got, 20000);
     int64_t took = h_now_ms() - t0;
     fprintf(stderr, "outage with server_connect_timeout = 1s: %s after %lld ms: %s\n", st ? st : "ok",
             (long long)took, got);
-    assert_int_equal(pg_ctl(&g_pg, "start"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "start"), 0);
     assert_non_null(st);
     assert_string_equal(st, "08006");
     assert_non_null(strstr(got, "unreachable"));
@@ -322,11 +243,11 @@ static void test_restart_under_select_load(void **state)
     int64_t deadline = h_now_ms() + 15000;
     while (h_pg_long(s, "SELECT count(*) FROM pg_stat_activity WHERE usename = '" H_USER "'") < 8 &&
            h_now_ms() < deadline)
-        sleep_ms(20);
+        h_sleep_ms(20);
     PQfinish(s);
-    sleep_ms(total * 1000 / 3);     /* a third into the run: pgbench keeps its load up until -T */
+    h_sleep_ms(total * 1000 / 3);     /* a third into the run: pgbench keeps its load up until -T */
     assert_false(h_proc_done(&pb));
-    assert_int_equal(pg_ctl(&g_pg, "restart"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "restart"), 0);
 
     /* A client that starts right after the restart succeeds at once (no dead pooled connection). */
     PGconn *c = h_connect(&l, NULL);
