@@ -235,6 +235,8 @@ long h_parse_after(const char *text, const char *prefix);
  * running pglanes; it stops pglanes not marked keep and kills tracked pids. */
 int h_test_setup(void **state);
 int h_test_teardown(void **state);
+/* A test of a group with the harness's per-test setup and teardown. */
+#define H_TEST(fn) cmocka_unit_test_setup_teardown(fn, h_test_setup, h_test_teardown)
 void h_pass(void);
 /* Applies PGLANE_TEST_FILTER (a cmocka test-name pattern, e.g. "test_cancel*") if set. Call first
  * in main(). */
@@ -250,7 +252,7 @@ void h_cleanup(void);
  */
 struct h_group {
     struct h_pg *pg;            /* the cluster, or NULL for none */
-    PGconn **super;             /* if not NULL: a superuser connection to H_DB, opened after the start */
+    PGconn **super;             /* if not NULL (and pg set): a superuser connection to H_DB */
     int skip_direct;
     int (*setup)(void);         /* the group's own fixtures (tables, pglanes...): 0 or -1; may be NULL */
     int (*teardown)(void);      /* first in the group teardown; non-zero fails the group; may be NULL */

@@ -532,15 +532,15 @@ static void test_shutdown_and_clean_exit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_console_tables, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_console_commands, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_non_admin_refused, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_metrics, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_blocking_graph_and_guard_log, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_guard_cancel, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_guard_terminates_idle_in_transaction, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_external_never_cancelled, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_shutdown_and_clean_exit, h_test_setup, h_test_teardown),
+        H_TEST(test_console_tables),
+        H_TEST(test_console_commands),
+        H_TEST(test_non_admin_refused),
+        H_TEST(test_metrics),
+        H_TEST(test_blocking_graph_and_guard_log),
+        H_TEST(test_guard_cancel),
+        H_TEST(test_guard_terminates_idle_in_transaction),
+        H_TEST(test_external_never_cancelled),
+        H_TEST(test_shutdown_and_clean_exit),
     };
     return H_RUN_GROUP("integration_admin", tests, .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

@@ -176,10 +176,10 @@ static void test_check_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_version, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_help, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_check_valid, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_check_invalid, h_test_setup, h_test_teardown),
+        H_TEST(test_version),
+        H_TEST(test_help),
+        H_TEST(test_check_valid),
+        H_TEST(test_check_invalid),
     };
     return H_RUN_GROUP("integration: command line", tests, .setup = scratch_dir);
 }

@@ -448,13 +448,12 @@ static void test_idle_pooled_servers_terminated(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parameter_status_per_client, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_set_does_not_leak, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_client_killed_mid_transaction, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_backend_terminated, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_idle_pooled_servers_terminated, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_1000_clients_over_10_server_connections, h_test_setup,
-                                        h_test_teardown),
+        H_TEST(test_parameter_status_per_client),
+        H_TEST(test_set_does_not_leak),
+        H_TEST(test_client_killed_mid_transaction),
+        H_TEST(test_server_backend_terminated),
+        H_TEST(test_idle_pooled_servers_terminated),
+        H_TEST(test_1000_clients_over_10_server_connections),
     };
     return H_RUN_GROUP("integration: core, pooling in transaction mode", tests,
                        .pg = &g_pg, .super = &g_super, .setup = fixtures);

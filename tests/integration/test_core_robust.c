@@ -514,18 +514,18 @@ static void test_sighup_keeps_serving(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_wrong_password_scram, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_md5_and_trust_auth, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_ssl_request_answered_n, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_garbage, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_truncated_startup, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_huge_startup_length, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_protocol_version_9_9, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_postauth_bad_lengths, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_max_client_conn, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_drains, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_sigint_exits_at_once, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_sighup_keeps_serving, h_test_setup, h_test_teardown),
+        H_TEST(test_wrong_password_scram),
+        H_TEST(test_md5_and_trust_auth),
+        H_TEST(test_ssl_request_answered_n),
+        H_TEST(test_garbage),
+        H_TEST(test_truncated_startup),
+        H_TEST(test_huge_startup_length),
+        H_TEST(test_protocol_version_9_9),
+        H_TEST(test_postauth_bad_lengths),
+        H_TEST(test_max_client_conn),
+        H_TEST(test_sigterm_drains),
+        H_TEST(test_sigint_exits_at_once),
+        H_TEST(test_sighup_keeps_serving),
     };
     return H_RUN_GROUP("integration: core, robustness and signals", tests,
                        .pg = &g_pg, .super = &g_super, .setup = fixtures);

@@ -471,18 +471,16 @@ static void test_session_queue_timeout(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_session_simple_and_extended, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_named_prepared_statements, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_psql, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_pgbench, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_listen_notify, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_cancel, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_client_killed_mid_transaction, h_test_setup,
-                                        h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_server_backend_terminated, h_test_setup,
-                                        h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_queue_fifo, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_queue_timeout, h_test_setup, h_test_teardown),
+        H_TEST(test_session_simple_and_extended),
+        H_TEST(test_named_prepared_statements),
+        H_TEST(test_session_psql),
+        H_TEST(test_session_pgbench),
+        H_TEST(test_listen_notify),
+        H_TEST(test_session_cancel),
+        H_TEST(test_session_client_killed_mid_transaction),
+        H_TEST(test_session_server_backend_terminated),
+        H_TEST(test_session_queue_fifo),
+        H_TEST(test_session_queue_timeout),
     };
     return H_RUN_GROUP("integration: core, session pooling", tests,
                        .pg = &g_pg, .super = &g_super, .setup = fixtures);

@@ -698,18 +698,18 @@ static void test_unix_socket_listener(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_simple_query, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_extended_unnamed, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psql, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_error_in_transaction_then_rollback, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_copy_100k, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgbench_init_through_pglane, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgbench_64_over_4, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgbench_64_over_8, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_backpressure_slow_reader, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_idle_timeout, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_unix_socket_listener, h_test_setup, h_test_teardown),
+        H_TEST(test_simple_query),
+        H_TEST(test_extended_unnamed),
+        H_TEST(test_psql),
+        H_TEST(test_error_in_transaction_then_rollback),
+        H_TEST(test_copy_100k),
+        H_TEST(test_cancel),
+        H_TEST(test_pgbench_init_through_pglane),
+        H_TEST(test_pgbench_64_over_4),
+        H_TEST(test_pgbench_64_over_8),
+        H_TEST(test_backpressure_slow_reader),
+        H_TEST(test_server_idle_timeout),
+        H_TEST(test_unix_socket_listener),
     };
     return H_RUN_GROUP("integration: core, transaction pooling", tests, .pg = &g_pg, .setup = fixtures);
 }

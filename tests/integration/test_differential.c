@@ -588,9 +588,9 @@ static void test_psycopg_pipeline_prepared(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_differential, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_libpq_extended_copy_then_next_client, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psycopg_pipeline_prepared, h_test_setup, h_test_teardown),
+        H_TEST(test_differential),
+        H_TEST(test_libpq_extended_copy_then_next_client),
+        H_TEST(test_psycopg_pipeline_prepared),
     };
 
     return H_RUN_GROUP("integration: differential protocol tests (issue 23)", tests,

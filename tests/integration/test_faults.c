@@ -575,11 +575,11 @@ static void test_server_never_answers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_terminate_backend, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_client_killed_mid_copy_and_result, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_slow_reader_memory_bounded, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_never_answers, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pg_restart_under_load, h_test_setup, h_test_teardown),
+        H_TEST(test_terminate_backend),
+        H_TEST(test_client_killed_mid_copy_and_result),
+        H_TEST(test_slow_reader_memory_bounded),
+        H_TEST(test_server_never_answers),
+        H_TEST(test_pg_restart_under_load),
     };
     return H_RUN_GROUP("integration: faults", tests, .pg = &g_pg, .setup = fixtures);
 }

@@ -650,18 +650,18 @@ static void test_bind_over_64mb(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bad_startup_value_refused_no_leak, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_failed_setting_sync_closes, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_startup_parameter, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_startup_guc_applied, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_many_parameters_and_replication_false, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_negotiate_protocol_version, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_parameter_status_normalised, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reprepare_existing_name, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reprepare_in_pipeline, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_parse_in_failed_transaction, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_unnamed_statement_is_the_clients, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_bind_over_64mb, h_test_setup, h_test_teardown),
+        H_TEST(test_bad_startup_value_refused_no_leak),
+        H_TEST(test_failed_setting_sync_closes),
+        H_TEST(test_unknown_startup_parameter),
+        H_TEST(test_startup_guc_applied),
+        H_TEST(test_many_parameters_and_replication_false),
+        H_TEST(test_negotiate_protocol_version),
+        H_TEST(test_parameter_status_normalised),
+        H_TEST(test_reprepare_existing_name),
+        H_TEST(test_reprepare_in_pipeline),
+        H_TEST(test_parse_in_failed_transaction),
+        H_TEST(test_unnamed_statement_is_the_clients),
+        H_TEST(test_bind_over_64mb),
     };
     return H_RUN_GROUP("integration: protocol fidelity (startup, prepared statements)", tests,
                        .pg = &g_pg, .setup = fixtures);

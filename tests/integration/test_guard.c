@@ -477,10 +477,10 @@ static void test_clean_exit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_no_extra_samples, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_protected_never_acted_on, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_quarantine_of_repeat_blocker, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_clean_exit, h_test_setup, h_test_teardown),
+        H_TEST(test_no_extra_samples),
+        H_TEST(test_protected_never_acted_on),
+        H_TEST(test_quarantine_of_repeat_blocker),
+        H_TEST(test_clean_exit),
     };
     return H_RUN_GROUP("integration_guard", tests, .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

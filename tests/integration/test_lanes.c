@@ -1107,19 +1107,19 @@ static void test_extended_protocol(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_identity_criteria, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_statement_criteria, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_client_addr_and_statement, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reset_all_keeps_lane_settings, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_admission, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_queue_timeout_and_reserve, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_begin_first, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_set_does_not_leak, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reload_changed_rule, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reload_broken_file, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reload_lane_settings, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_learned_slow_survives_reload, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_extended_protocol, h_test_setup, h_test_teardown),
+        H_TEST(test_identity_criteria),
+        H_TEST(test_statement_criteria),
+        H_TEST(test_client_addr_and_statement),
+        H_TEST(test_reset_all_keeps_lane_settings),
+        H_TEST(test_admission),
+        H_TEST(test_queue_timeout_and_reserve),
+        H_TEST(test_begin_first),
+        H_TEST(test_set_does_not_leak),
+        H_TEST(test_reload_changed_rule),
+        H_TEST(test_reload_broken_file),
+        H_TEST(test_reload_lane_settings),
+        H_TEST(test_learned_slow_survives_reload),
+        H_TEST(test_extended_protocol),
     };
     return H_RUN_GROUP("integration: lanes and routing", tests,
                        .pg = &g_pg, .skip_direct = 1, .setup = fixtures);

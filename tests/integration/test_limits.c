@@ -578,13 +578,13 @@ static void test_trust_beyond_loopback_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_client_login_timeout, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_max_client_conn, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_preauth_caps, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_lifetime, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_no_secrets_in_log_or_console, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_auth_file_permissions_warning, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_trust_beyond_loopback_refused, h_test_setup, h_test_teardown),
+        H_TEST(test_client_login_timeout),
+        H_TEST(test_max_client_conn),
+        H_TEST(test_preauth_caps),
+        H_TEST(test_server_lifetime),
+        H_TEST(test_no_secrets_in_log_or_console),
+        H_TEST(test_auth_file_permissions_warning),
+        H_TEST(test_trust_beyond_loopback_refused),
     };
     return H_RUN_GROUP("integration: limits, timeouts, security", tests, .pg = &g_pg, .setup = fixtures);
 }

@@ -406,10 +406,10 @@ static void test_clean_exit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_console_pgbouncer_tables, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_prometheus_pgbouncer_exporter, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_wait_close_kill, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_clean_exit, h_test_setup, h_test_teardown),
+        H_TEST(test_console_pgbouncer_tables),
+        H_TEST(test_prometheus_pgbouncer_exporter),
+        H_TEST(test_reconnect_wait_close_kill),
+        H_TEST(test_clean_exit),
     };
     return H_RUN_GROUP("integration_pgbouncer_compat", tests,
                        .pg = &g_pg, .skip_direct = 1, .setup = fixtures);

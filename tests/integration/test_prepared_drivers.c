@@ -231,13 +231,13 @@ static void test_pgjdbc_batch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_psycopg_prepare_threshold, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psycopg_executemany, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psycopg_pipeline, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psycopg_prepared_max_rotation, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_node_postgres_pool, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgjdbc_prepared, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgjdbc_batch, h_test_setup, h_test_teardown),
+        H_TEST(test_psycopg_prepare_threshold),
+        H_TEST(test_psycopg_executemany),
+        H_TEST(test_psycopg_pipeline),
+        H_TEST(test_psycopg_prepared_max_rotation),
+        H_TEST(test_node_postgres_pool),
+        H_TEST(test_pgjdbc_prepared),
+        H_TEST(test_pgjdbc_batch),
     };
     return H_RUN_GROUP("integration: prepared statements, real drivers", tests,
                        .pg = &g_pg, .setup = fixtures);

@@ -328,11 +328,11 @@ static void test_no_statements(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_split_and_fields, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_fingerprints, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_identity_options, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_errors, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_no_statements, h_test_setup, h_test_teardown),
+        H_TEST(test_split_and_fields),
+        H_TEST(test_fingerprints),
+        H_TEST(test_identity_options),
+        H_TEST(test_errors),
+        H_TEST(test_no_statements),
     };
     return H_RUN_GROUP("integration: pglane --route dry run", tests, .setup = write_config);
 }

@@ -944,15 +944,15 @@ static void test_metrics_slow_clients(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_log_lines_escaped, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_scram_unknown_user, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_empty_password_refused, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_show_blocking_no_literals, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_prepared_memory_bounded, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_large_message_memory_returned, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pools_freed_and_capped, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_admin_reserve, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_slow_clients, h_test_setup, h_test_teardown),
+        H_TEST(test_log_lines_escaped),
+        H_TEST(test_scram_unknown_user),
+        H_TEST(test_empty_password_refused),
+        H_TEST(test_show_blocking_no_literals),
+        H_TEST(test_prepared_memory_bounded),
+        H_TEST(test_large_message_memory_returned),
+        H_TEST(test_pools_freed_and_capped),
+        H_TEST(test_admin_reserve),
+        H_TEST(test_metrics_slow_clients),
     };
     return H_RUN_GROUP("integration: security", tests, .pg = &g_pg);
 }

@@ -278,9 +278,9 @@ static void test_restart_under_select_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_terminate_idle_under_pgbench, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_transaction_waits_for_postgres, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_restart_under_select_load, h_test_setup, h_test_teardown),
+        H_TEST(test_terminate_idle_under_pgbench),
+        H_TEST(test_transaction_waits_for_postgres),
+        H_TEST(test_restart_under_select_load),
     };
     return H_RUN_GROUP("integration: server faults", tests, .pg = &g_pg, .setup = fixtures);
 }

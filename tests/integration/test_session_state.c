@@ -792,20 +792,19 @@ static void test_hidden_paths_never_reach_next_client(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_settings_follow_each_client, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_statement_timeout_follows, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_set_config_follows, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_check_after_large_result, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reset_all_restores_lane_settings, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_temp_table_pins, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_advisory_lock_pins, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_listen_notify, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_listener_leaves, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pin_refuse, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_replay_refused_closes_client, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_thousand_clients_leave_nothing, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_hidden_paths_never_reach_next_client, h_test_setup,
-                                        h_test_teardown),
+        H_TEST(test_settings_follow_each_client),
+        H_TEST(test_statement_timeout_follows),
+        H_TEST(test_set_config_follows),
+        H_TEST(test_check_after_large_result),
+        H_TEST(test_reset_all_restores_lane_settings),
+        H_TEST(test_temp_table_pins),
+        H_TEST(test_advisory_lock_pins),
+        H_TEST(test_listen_notify),
+        H_TEST(test_listener_leaves),
+        H_TEST(test_pin_refuse),
+        H_TEST(test_replay_refused_closes_client),
+        H_TEST(test_thousand_clients_leave_nothing),
+        H_TEST(test_hidden_paths_never_reach_next_client),
     };
     return H_RUN_GROUP("integration: session state in transaction pooling", tests,
                        .pg = &g_pg, .skip_direct = 1, .setup = fixtures);

@@ -101,7 +101,7 @@ static void test_notify_ready_reload_stopping(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_notify_ready_reload_stopping, h_test_setup, h_test_teardown),
+        H_TEST(test_notify_ready_reload_stopping),
     };
     return H_RUN_GROUP("integration: systemd notify", tests, .pg = &g_pg, .skip_direct = 1);
 }

@@ -704,11 +704,11 @@ static void test_channel_binding(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_psql_require_and_verify_full, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_client_certificates, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_requires_tls, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_require_refuses_plaintext, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_channel_binding, h_test_setup, h_test_teardown),
+        H_TEST(test_psql_require_and_verify_full),
+        H_TEST(test_client_certificates),
+        H_TEST(test_server_requires_tls),
+        H_TEST(test_require_refuses_plaintext),
+        H_TEST(test_channel_binding),
     };
     return H_RUN_GROUP("integration: TLS", tests, .pg = &g_pg, .setup = fixtures);
 }
