@@ -23,12 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_LANES 64
+#define MAX_PGLANES 64
 #define MAX_PIDS 256
 
-/* Copies of every running pglane's h_lane (tests keep theirs on the stack, which a failed assertion
+/* Copies of every running pglane's h_pglane (tests keep theirs on the stack, which a failed assertion
  * unwinds), keyed by the unique temp dir; slot in use when dir[0] != 0. */
-static struct h_lane g_lanes[MAX_LANES];
+static struct h_pglane g_pglanes[MAX_PGLANES];
 static pid_t g_pids[MAX_PIDS];
 static int g_test_failed;
 static char g_scratch[H_DIR];
@@ -46,9 +46,9 @@ static void emergency(int sig)
     static const char msg[] = "\nharness: watchdog or signal: killing the cluster and children\n";
     if (write(2, msg, sizeof msg - 1) < 0) {
     }
-    for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i].dir[0] && g_lanes[i].pid > 0)
-            kill(g_lanes[i].pid, SIGKILL);
+    for (int i = 0; i < MAX_PGLANES; i++)
+        if (g_pglanes[i].dir[0] && g_pglanes[i].pid > 0)
+            kill(g_pglanes[i].pid, SIGKILL);
     for (int i = 0; i < MAX_PIDS; i++)
         if (g_pids[i] > 0)
             kill(g_pids[i], SIGKILL);
@@ -77,7 +77,7 @@ int64_t h_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void h_sleep_ms(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -301,10 +301,43 @@ static int wait_pid(pid_t pid, int timeout_ms, int *status)
         }
         if (h_now_ms() >= deadline)
             return 0;
-        sleep_ms(delay);
+        h_sleep_ms(delay);
         if (delay < 20)
             delay *= 2;
     }
+}
+
+/*
+ * fork + exec of argv (PATH searched) with stdin from /dev/null and stdout + stderr into out_path
+ * (truncated, or appended to with append), the harness's signal handlers reset and env_extra
+ * ("K=V", may be NULL) added; in_root: the child runs in "/". The pid, or -1.
+ */
+static pid_t spawn_logged(const char *const *argv, const char *const *env_extra, const char *out_path, int append,
+                          int in_root)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int out = open(out_path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
+        int in = open("/dev/null", O_RDONLY);
+        if (out < 0 || in < 0)
+            _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        if (in_root && chdir("/") != 0)
+            _exit(126);
+        reset_child_signals();
+        for (int i = 0; env_extra && env_extra[i]; i++)
+            putenv((char *)env_extra[i]);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
 }
 
 int h_proc_start(struct h_proc *p, const char *const *argv, const char *const *env_extra)
@@ -312,29 +345,9 @@ int h_proc_start(struct h_proc *p, const char *const *argv, const char *const *e
     memset(p, 0, sizeof *p);
     snprintf(p->out_path, sizeof p->out_path, "%s/proc-%d-%d.out", h_scratch_dir(), (int)getpid(),
              ++g_proc_seq);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
+    pid_t pid = spawn_logged(argv, env_extra, p->out_path, 0, 1);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        int out = open(p->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (out < 0 || in < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        if (chdir("/") != 0)
-            _exit(126);
-        reset_child_signals();
-        for (int i = 0; env_extra && env_extra[i]; i++)
-            putenv((char *)env_extra[i]);
-        signal(SIGPIPE, SIG_DFL);
-        execvp(argv[0], (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
     p->pid = pid;
     track(pid);
     return 0;
@@ -416,6 +429,20 @@ static int pg_run(const struct h_pg *pg, const char *const *args, int timeout_ms
     return h_run(argv, NULL, timeout_ms, out);
 }
 
+int h_pg_ctl(const struct h_pg *pg, const char *action)
+{
+    char opts[64];
+    snprintf(opts, sizeof opts, "-p %d", pg->port);   /* the cluster's own port, never the default */
+    const char *args[] = { "pg_ctl", "-D", pg->datadir, "-l", pg->logfile, "-o", opts, "-m", "fast", "-w", "-t", "60",
+                           action, NULL };
+    char *out = NULL;
+    int rc = pg_run(pg, args, 90000, &out);
+    if (rc != 0)
+        fprintf(stderr, "pg_ctl %s failed (%d):\n%s\n", action, rc, out ? out : "");
+    free(out);
+    return rc == 0 ? 0 : -1;
+}
+
 PGconn *h_pg_super(const struct h_pg *pg, const char *dbname)
 {
     char ci[H_PATH * 2];
@@ -464,7 +491,7 @@ long h_pg_wait_long(PGconn *super, const char *sql, long want, int timeout_ms)
     int64_t deadline = h_now_ms() + timeout_ms;
     long v;
     while ((v = h_pg_long(super, sql)) != want && h_now_ms() < deadline)
-        sleep_ms(20);
+        h_sleep_ms(20);
     return v;
 }
 
@@ -493,7 +520,7 @@ long h_show_wait(PGconn *adm, const char *cmd, const char *lane, const char *col
     int64_t deadline = h_now_ms() + timeout_ms;
     long v;
     while ((v = h_show_val(adm, cmd, lane, col)) != want && h_now_ms() < deadline)
-        sleep_ms(20);
+        h_sleep_ms(20);
     return v;
 }
 
@@ -692,39 +719,39 @@ void h_conf(char *buf, size_t n, const char *pool_mode, int size, const char *au
              extra_pglane ? extra_pglane : "server_idle_timeout = 60s\n", size);
 }
 
-static struct h_lane *registered(const struct h_lane *l)
+static struct h_pglane *registered(const struct h_pglane *l)
 {
-    for (int i = 0; i < MAX_LANES; i++)
-        if (l->dir[0] && strcmp(g_lanes[i].dir, l->dir) == 0)
-            return &g_lanes[i];
+    for (int i = 0; i < MAX_PGLANES; i++)
+        if (l->dir[0] && strcmp(g_pglanes[i].dir, l->dir) == 0)
+            return &g_pglanes[i];
     return NULL;
 }
 
 /* Records (or refreshes) the registry's copy of l. */
-static void register_lane(const struct h_lane *l)
+static void register_lane(const struct h_pglane *l)
 {
-    struct h_lane *r = registered(l);
-    for (int i = 0; !r && i < MAX_LANES; i++)
-        if (!g_lanes[i].dir[0])
-            r = &g_lanes[i];
+    struct h_pglane *r = registered(l);
+    for (int i = 0; !r && i < MAX_PGLANES; i++)
+        if (!g_pglanes[i].dir[0])
+            r = &g_pglanes[i];
     if (r && r != l)
         *r = *l;
 }
 
-static void unregister_lane(const struct h_lane *l)
+static void unregister_lane(const struct h_pglane *l)
 {
-    struct h_lane *r = registered(l);
+    struct h_pglane *r = registered(l);
     if (r)
         r->dir[0] = '\0';
 }
 
-void h_lane_keep(struct h_lane *l)
+void h_pglane_keep(struct h_pglane *l)
 {
     l->keep = 1;
     register_lane(l);
 }
 
-static int write_lane_files(struct h_lane *l, const char *tmpl)
+static int write_lane_files(struct h_pglane *l, const char *tmpl)
 {
     char num[32];
     char *text = strdup(tmpl);
@@ -746,31 +773,14 @@ static int write_lane_files(struct h_lane *l, const char *tmpl)
     return rc;
 }
 
-static pid_t spawn_pglane(struct h_lane *l)
+static pid_t spawn_pglane(struct h_pglane *l)
 {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int out = open(l->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (out < 0 || in < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        reset_child_signals();
-        const char *bin = h_pglane_bin();
-        execl(bin, bin, l->conf_path, (char *)NULL);
-        fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    return pid;
+    const char *argv[] = { h_pglane_bin(), l->conf_path, NULL };
+
+    return spawn_logged(argv, NULL, l->log_path, 1, 0);
 }
 
-static int lane_prepare(struct h_lane *l, const struct h_pg *pg)
+static int lane_prepare(struct h_pglane *l, const struct h_pg *pg)
 {
     memset(l, 0, sizeof *l);
     l->pg = pg;
@@ -797,7 +807,7 @@ static int lane_prepare(struct h_lane *l, const struct h_pg *pg)
 }
 
 /* Polls libpq logins until one succeeds, pglane exits, or 10 s pass. 0 ready, 1 exited, -1 timeout. */
-static int wait_ready(struct h_lane *l)
+static int wait_ready(struct h_pglane *l)
 {
     int64_t deadline = h_now_ms() + 10000;
     int delay = 2;
@@ -813,14 +823,14 @@ static int wait_ready(struct h_lane *l)
         PQfinish(c);
         if (ok)
             return 0;
-        sleep_ms(delay);
+        h_sleep_ms(delay);
         if (delay < 100)
             delay *= 2;
     }
     return -1;
 }
 
-static int lane_launch(struct h_lane *l, const struct h_pg *pg, const char *tmpl, int wait)
+static int lane_launch(struct h_pglane *l, const struct h_pg *pg, const char *tmpl, int wait)
 {
     if (lane_prepare(l, pg) != 0)
         return -1;
@@ -839,31 +849,31 @@ static int lane_launch(struct h_lane *l, const struct h_pg *pg, const char *tmpl
         int r = wait_ready(l);
         if (r == 0)
             return 0;
-        char *log = h_lane_log(l);
+        char *log = h_pglane_log(l);
         int in_use = log && strstr(log, "in use") != NULL;
         free(log);
         if (r == 1 && in_use)
             continue;   /* lost the free-port race: try another port */
         fprintf(stderr, "harness: pglane on port %d did not become ready (%s)\n", l->port,
                 r == 1 ? "it exited" : "10 s deadline");
-        h_lane_dump_log(l, 8192);
-        h_lane_stop(l);
+        h_pglane_dump_log(l, 8192);
+        h_pglane_stop(l);
         return -1;
     }
     return -1;
 }
 
-int h_lane_start(struct h_lane *l, const struct h_pg *pg, const char *conf_template)
+int h_pglane_start(struct h_pglane *l, const struct h_pg *pg, const char *conf_template)
 {
     return lane_launch(l, pg, conf_template, 1);
 }
 
-int h_lane_spawn(struct h_lane *l, const struct h_pg *pg, const char *conf_template)
+int h_pglane_spawn(struct h_pglane *l, const struct h_pg *pg, const char *conf_template)
 {
     return lane_launch(l, pg, conf_template, 0);
 }
 
-int h_lane_signal(struct h_lane *l, int sig)
+int h_pglane_signal(struct h_pglane *l, int sig)
 {
     if (l->direct)
         return 0;
@@ -872,7 +882,7 @@ int h_lane_signal(struct h_lane *l, int sig)
     return kill(l->pid, sig);
 }
 
-int h_lane_wait_exit(struct h_lane *l, int timeout_ms)
+int h_pglane_wait_exit(struct h_pglane *l, int timeout_ms)
 {
     if (l->direct)
         return 1;
@@ -887,7 +897,7 @@ int h_lane_wait_exit(struct h_lane *l, int timeout_ms)
     return 1;
 }
 
-int h_lane_alive(struct h_lane *l)
+int h_pglane_alive(struct h_pglane *l)
 {
     if (l->direct)
         return 1;
@@ -903,7 +913,7 @@ int h_lane_alive(struct h_lane *l)
     return 1;
 }
 
-int h_lane_stop(struct h_lane *l)
+int h_pglane_stop(struct h_pglane *l)
 {
     if (l->direct) {
         l->exit_status = 0;
@@ -911,31 +921,31 @@ int h_lane_stop(struct h_lane *l)
     }
     if (l->pid > 0) {
         kill(l->pid, SIGTERM);
-        if (!h_lane_wait_exit(l, 10000)) {
+        if (!h_pglane_wait_exit(l, 10000)) {
             fprintf(stderr, "harness: pglane %d ignored SIGTERM for 10 s, killing it\n", (int)l->pid);
             kill(l->pid, SIGKILL);
-            h_lane_wait_exit(l, 10000);
+            h_pglane_wait_exit(l, 10000);
         }
     }
     if (getenv("PGLANE_TEST_VERBOSE"))
-        h_lane_dump_log(l, 1 << 20);
+        h_pglane_dump_log(l, 1 << 20);
     rm_rf(l->dir);
     unregister_lane(l);
     l->dir[0] = '\0';
     return l->exit_status;
 }
 
-char *h_lane_log(const struct h_lane *l)
+char *h_pglane_log(const struct h_pglane *l)
 {
     char *s = l->direct || !l->log_path[0] ? NULL : h_read_file(l->log_path);
     return s ? s : strdup("");
 }
 
-void h_lane_dump_log(const struct h_lane *l, size_t tail)
+void h_pglane_dump_log(const struct h_pglane *l, size_t tail)
 {
     if (l->direct)
         return;
-    char *s = h_lane_log(l);
+    char *s = h_pglane_log(l);
     size_t n = strlen(s);
     fprintf(stderr, "---- pglane log (port %d, pid %d)%s\n", l->port, (int)l->pid,
             n > tail ? ", tail" : "");
@@ -946,13 +956,13 @@ void h_lane_dump_log(const struct h_lane *l, size_t tail)
 
 /* ---------------------------------------------------------------- clients */
 
-void h_conninfo(const struct h_lane *l, const char *extra, char *buf, size_t n)
+void h_conninfo(const struct h_pglane *l, const char *extra, char *buf, size_t n)
 {
     snprintf(buf, n, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
              " dbname=" H_DB " connect_timeout=10 %s", l->port, extra ? extra : "");
 }
 
-PGconn *h_console(const struct h_lane *l, const char *db)
+PGconn *h_console(const struct h_pglane *l, const char *db)
 {
     char ci[512];
 
@@ -961,14 +971,14 @@ PGconn *h_console(const struct h_lane *l, const char *db)
     return PQconnectdb(ci);
 }
 
-PGconn *h_connect(const struct h_lane *l, const char *extra)
+PGconn *h_connect(const struct h_pglane *l, const char *extra)
 {
     char ci[1024];
     h_conninfo(l, extra, ci, sizeof ci);
     return PQconnectdb(ci);
 }
 
-PGconn *h_connect_start(const struct h_lane *l, const char *extra)
+PGconn *h_connect_start(const struct h_pglane *l, const char *extra)
 {
     char ci[1024];
     h_conninfo(l, extra, ci, sizeof ci);
@@ -1006,6 +1016,14 @@ char *h_query1(PGconn *c, const char *sql)
                 PQerrorMessage(c));
     PQclear(r);
     return v;
+}
+
+long h_backend_pid(PGconn *c)
+{
+    char *v = h_query1(c, "SELECT pg_backend_pid()");
+    long pid = v ? atol(v) : -1;
+    free(v);
+    return pid;
 }
 
 int h_exec(PGconn *c, const char *sql)
@@ -1094,16 +1112,23 @@ uint32_t h_get32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-void h_lane_assert_clean_exit(struct h_lane *l)
+void h_pglane_assert_clean_exit(struct h_pglane *l)
 {
-    char *log = h_lane_log(l);
+    char *log = h_pglane_log(l);
     if (l->exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
         print_error("pglane exit %d, log:\n%s\n", l->exit_status, log);
     assert_int_equal(l->exit_status, 0);
     assert_null(strstr(log, "Sanitizer"));
     assert_null(strstr(log, "runtime error"));
     free(log);
-    h_lane_stop(l);
+    h_pglane_stop(l);
+}
+
+void h_pglane_assert_term_clean_exit(struct h_pglane *l)
+{
+    assert_int_equal(h_pglane_signal(l, SIGTERM), 0);
+    assert_int_equal(h_pglane_wait_exit(l, 10000), 1);
+    h_pglane_assert_clean_exit(l);
 }
 
 char *h_http(int port, const char *req, size_t len, int timeout_ms)
@@ -1159,12 +1184,24 @@ char *h_metrics_body(int port)
     static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     char *out = h_http(port, req, sizeof req - 1, 5000);
     assert_non_null(out);
+    if (strncmp(out, "HTTP/1.1 200 OK\r\n", 17) != 0)
+        print_error("GET /metrics answered:\n%s\n", out);
+    assert_int_equal(strncmp(out, "HTTP/1.1 200 OK\r\n", 17), 0);
     char *body = strstr(out, "\r\n\r\n");
     assert_non_null(body);
     char *copy = strdup(body + 4);
     free(out);
     assert_non_null(copy);
     return copy;
+}
+
+long h_metric_now(int port, const char *series)
+{
+    char *m = h_metrics_body(port);
+    long v = h_metric(m, series);
+
+    free(m);
+    return v;
 }
 
 size_t h_raw_startup(uint8_t *buf, size_t cap, uint32_t version, const char *user, const char *db)
@@ -1257,10 +1294,12 @@ const char *h_error_field(const uint8_t *body, uint32_t len, char code)
     return NULL;
 }
 
-int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6])
+int h_raw_error(int fd, int timeout_ms, char sqlstate[6], char *msg, size_t msgcap)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     sqlstate[0] = '\0';
+    if (msg && msgcap)
+        msg[0] = '\0';
     for (;;) {
         int64_t left = deadline - h_now_ms();
         uint8_t *body;
@@ -1274,6 +1313,8 @@ int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6])
             const char *s = h_error_field(body, len, 'C');
             snprintf(sqlstate, 6, "%s", s ? s : "");
             const char *m = h_error_field(body, len, 'M');
+            if (msg && msgcap)
+                snprintf(msg, msgcap, "%s", m ? m : "");
             fprintf(stderr, "harness: raw ErrorResponse %s: %s\n", sqlstate, m ? m : "");
             free(body);
             return 1;
@@ -1282,7 +1323,12 @@ int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6])
     }
 }
 
-int h_pgbench_start(struct h_proc *p, const struct h_lane *l, const char *db, const char *const *args)
+int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6])
+{
+    return h_raw_error(fd, timeout_ms, sqlstate, NULL, 0);
+}
+
+int h_pgbench_start(struct h_proc *p, const struct h_pglane *l, const char *db, const char *const *args)
 {
     char ci[1024], extra[128];
     const char *argv[40];
@@ -1295,6 +1341,21 @@ int h_pgbench_start(struct h_proc *p, const struct h_lane *l, const char *db, co
     argv[n++] = ci;
     argv[n] = NULL;
     return h_proc_start(p, argv, NULL);
+}
+
+int h_pgbench_init(const struct h_pg *pg, const char *db)
+{
+    struct h_pglane direct = { .port = pg->port, .direct = 1, .pg = pg };
+    struct h_proc p;
+    const char *args[] = { "-i", "-s", "1", "-q", NULL };
+    char *out = NULL;
+    if (h_pgbench_start(&p, &direct, db, args) != 0)
+        return -1;
+    int rc = h_proc_wait(&p, 120000, &out);
+    if (rc != 0)
+        fprintf(stderr, "pgbench -i %s failed (%d):\n%s\n", db, rc, out ? out : "");
+    free(out);
+    return rc == 0 ? 0 : -1;
 }
 
 long h_parse_after(const char *text, const char *prefix)
@@ -1335,14 +1396,14 @@ int h_test_teardown(void **state)
         fprintf(stderr, "harness: test took %lld ms\n", (long long)(h_now_ms() - g_test_start));
     if (g_test_failed) {
         fprintf(stderr, "harness: the test failed; logs of running pglane processes follow\n");
-        for (int i = 0; i < MAX_LANES; i++)
-            if (g_lanes[i].dir[0])
-                h_lane_dump_log(&g_lanes[i], 16384);
+        for (int i = 0; i < MAX_PGLANES; i++)
+            if (g_pglanes[i].dir[0])
+                h_pglane_dump_log(&g_pglanes[i], 16384);
     }
     kill_tracked();
-    for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i].dir[0] && !g_lanes[i].keep)
-            h_lane_stop(&g_lanes[i]);
+    for (int i = 0; i < MAX_PGLANES; i++)
+        if (g_pglanes[i].dir[0] && !g_pglanes[i].keep)
+            h_pglane_stop(&g_pglanes[i]);
     g_test_failed = 0;
     alarm(60);   /* the next setup re-arms it; group teardown must not hang either */
     return 0;
@@ -1358,11 +1419,52 @@ void h_filter_from_env(void)
 void h_cleanup(void)
 {
     kill_tracked();
-    for (int i = 0; i < MAX_LANES; i++)
-        if (g_lanes[i].dir[0])
-            h_lane_stop(&g_lanes[i]);
+    for (int i = 0; i < MAX_PGLANES; i++)
+        if (g_pglanes[i].dir[0])
+            h_pglane_stop(&g_pglanes[i]);
     if (g_scratch[0]) {
         rm_rf(g_scratch);
         g_scratch[0] = '\0';
     }
+}
+
+/* ---------------------------------------------------------------- test groups */
+
+static const struct h_group *g_group;
+
+int h_group_setup(void **state)
+{
+    const struct h_group *g = g_group;
+
+    (void)state;
+    if (g->skip_direct && h_direct())
+        return 0;
+    if (g->pg && h_pg_start(g->pg) != 0)
+        return -1;
+    if (g->super && !(*g->super = h_pg_super(g->pg, H_DB)))
+        return -1;
+    return g->setup ? g->setup() : 0;
+}
+
+int h_group_teardown(void **state)
+{
+    const struct h_group *g = g_group;
+    int rc = g->teardown ? g->teardown() : 0;
+
+    (void)state;
+    h_cleanup();
+    if (g->super && *g->super) {
+        PQfinish(*g->super);
+        *g->super = NULL;
+    }
+    if (g->pg && !(g->skip_direct && h_direct()))
+        h_pg_stop(g->pg);
+    return rc;
+}
+
+int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n, const struct h_group *g)
+{
+    g_group = g;
+    h_filter_from_env();
+    return _cmocka_run_group_tests(name, tests, n, h_group_setup, h_group_teardown);
 }

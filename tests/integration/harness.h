@@ -41,6 +41,9 @@ struct h_pg {
 int h_pg_start(struct h_pg *pg);
 /* pg_ctl stop -m immediate (falls back to SIGKILL of the pid in postmaster.pid) and removes the dir. */
 void h_pg_stop(struct h_pg *pg);
+/* pg_ctl -m fast -w `action` ("stop", "start", "restart") of the cluster on its own port, as postgres when
+ * root; 0, or -1 with pg_ctl's output on stderr. */
+int h_pg_ctl(const struct h_pg *pg, const char *action);
 /* Superuser connection over the cluster's unix socket; NULL (and a message) on failure. */
 PGconn *h_pg_super(const struct h_pg *pg, const char *dbname);
 /* Runs sql as superuser in dbname; 0 or -1. */
@@ -61,7 +64,7 @@ int h_free_port(void);
 
 /* ---------------------------------------------------------------- pglane process */
 
-struct h_lane {
+struct h_pglane {
     char dir[H_DIR];
     char conf_path[H_PATH];
     char auth_path[H_PATH];
@@ -71,7 +74,7 @@ struct h_lane {
     pid_t pid;
     int direct;              /* PGLANE_TEST_DIRECT: port is PostgreSQL's, nothing was started */
     int keep;                /* 1: owned by a group; per-test teardown leaves it running */
-    int exit_status;         /* after h_lane_stop / h_lane_wait_exit: see h_lane_wait_exit */
+    int exit_status;         /* after h_pglane_stop / h_pglane_wait_exit: see h_pglane_wait_exit */
     const struct h_pg *pg;
 };
 
@@ -81,7 +84,7 @@ int h_direct(void);
 const char *h_pglane_bin(void);
 
 /*
- * A standard config template for h_lane_start: transaction/session pool_mode, lane main of `size`
+ * A standard config template for h_pglane_start: transaction/session pool_mode, lane main of `size`
  * connections to the cluster, auth_type as given. `extra_pglane` is appended to [pglane] (may be
  * NULL, e.g. "server_idle_timeout = 1s\n").
  */
@@ -94,29 +97,31 @@ void h_conf(char *buf, size_t n, const char *pool_mode, int size, const char *au
  * until a libpq connection as app succeeds. In direct mode only sets port to PostgreSQL's.
  * Returns 0, or -1 with the log dumped to stderr.
  */
-int h_lane_start(struct h_lane *l, const struct h_pg *pg, const char *conf_template);
-/* As h_lane_start but does not wait for readiness (for configs that refuse app logins). */
-int h_lane_spawn(struct h_lane *l, const struct h_pg *pg, const char *conf_template);
+int h_pglane_start(struct h_pglane *l, const struct h_pg *pg, const char *conf_template);
+/* As h_pglane_start but does not wait for readiness (for configs that refuse app logins). */
+int h_pglane_spawn(struct h_pglane *l, const struct h_pg *pg, const char *conf_template);
 /* Marks l as owned by the test group: per-test teardown leaves it running. */
-void h_lane_keep(struct h_lane *l);
-/* SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status as h_lane_wait_exit. */
-int h_lane_stop(struct h_lane *l);
+void h_pglane_keep(struct h_pglane *l);
+/* SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status as h_pglane_wait_exit. */
+int h_pglane_stop(struct h_pglane *l);
 /* kill(pid, sig); 0 or -1. No-op success in direct mode. */
-int h_lane_signal(struct h_lane *l, int sig);
+int h_pglane_signal(struct h_pglane *l, int sig);
 /*
  * Waits up to timeout_ms for pglane to exit. Returns 1 if it exited (l->exit_status = exit code
  * 0..255, or 1000 + signal number if killed by a signal), 0 on timeout.
  */
-int h_lane_wait_exit(struct h_lane *l, int timeout_ms);
+int h_pglane_wait_exit(struct h_pglane *l, int timeout_ms);
 /* 1 if the process is still running. */
-int h_lane_alive(struct h_lane *l);
+int h_pglane_alive(struct h_pglane *l);
 /* The whole log so far (malloc'd, NUL-terminated; "" if none). */
-char *h_lane_log(const struct h_lane *l);
-/* After h_lane_wait_exit: asserts pglane exited 0 with no sanitizer report in its log (printing the
- * log otherwise), then h_lane_stop. */
-void h_lane_assert_clean_exit(struct h_lane *l);
+char *h_pglane_log(const struct h_pglane *l);
+/* After h_pglane_wait_exit: asserts pglane exited 0 with no sanitizer report in its log (printing the
+ * log otherwise), then h_pglane_stop. */
+void h_pglane_assert_clean_exit(struct h_pglane *l);
+/* SIGTERM, asserts that pglane exits within 10 s, then h_pglane_assert_clean_exit. */
+void h_pglane_assert_term_clean_exit(struct h_pglane *l);
 /* Prints the last `tail` bytes of the log to stderr. */
-void h_lane_dump_log(const struct h_lane *l, size_t tail);
+void h_pglane_dump_log(const struct h_pglane *l, size_t tail);
 
 /* ---------------------------------------------------------------- clients */
 
@@ -124,18 +129,20 @@ void h_lane_dump_log(const struct h_lane *l, size_t tail);
 void h_conf_replace(char *buf, size_t n, const char *from, const char *to);
 
 /* Conninfo to pglane (or PG in direct mode) as app/appdb, extra appended (may be NULL). */
-void h_conninfo(const struct h_lane *l, const char *extra, char *buf, size_t n);
+void h_conninfo(const struct h_pglane *l, const char *extra, char *buf, size_t n);
 /* PQconnectdb of h_conninfo; returns the connection even if bad (check PQstatus). */
-PGconn *h_connect(const struct h_lane *l, const char *extra);
+PGconn *h_connect(const struct h_pglane *l, const char *extra);
 /* The admin console of l (db NULL: "pglane"; or e.g. "pgbouncer") as app over TCP, 5 s connect
  * timeout; returns the connection even if bad (check PQstatus). */
-PGconn *h_console(const struct h_lane *l, const char *db);
+PGconn *h_console(const struct h_pglane *l, const char *db);
 /* PQconnectStart of h_conninfo (non-blocking). */
-PGconn *h_connect_start(const struct h_lane *l, const char *extra);
+PGconn *h_connect_start(const struct h_pglane *l, const char *extra);
 /* Drives PQconnectPoll until done: 0 connected, -1 failed, -2 still not done after timeout_ms. */
 int h_connect_finish(PGconn *c, int timeout_ms);
 /* Runs sql; returns the first value of the first row (malloc'd) or NULL, printing the error. */
 char *h_query1(PGconn *c, const char *sql);
+/* The PostgreSQL backend pid behind c (SELECT pg_backend_pid()), or -1. */
+long h_backend_pid(PGconn *c);
 /* Runs sql expecting PGRES_COMMAND_OK or PGRES_TUPLES_OK; 0 or -1 (error printed). */
 int h_exec(PGconn *c, const char *sql);
 /* Runs sql expecting an error; returns its SQLSTATE (static copy) or "" if it succeeded / no state. */
@@ -159,12 +166,15 @@ uint32_t h_get32(const uint8_t *p);
  * peer closes or timeout_ms passes (malloc'd, NUL-terminated); NULL if connect or send failed. */
 char *h_http(int port, const char *req, size_t len, int timeout_ms);
 /* GET /metrics on a metrics_listen port: the body after the HTTP header (malloc'd). Fails the test
- * if there is no answer or no header end. */
+ * if there is no answer, the status is not 200 OK or there is no header end. */
 char *h_metrics_body(int port);
 
 /* The integer value of the metrics line that starts with `series` ("name{labels}") followed by a
  * space, or -1 if there is none. */
 long h_metric(const char *text, const char *series);
+
+/* h_metrics_body(port) and h_metric of series in it. */
+long h_metric_now(int port, const char *series);
 
 enum { H_RAW_EOF = -1, H_RAW_TIMEOUT = -2, H_RAW_BAD = -3 };
 /*
@@ -180,6 +190,8 @@ int h_raw_read_byte(int fd, int timeout_ms);
  * sqlstate[6]), 0 (closed without one) or H_RAW_TIMEOUT. Other messages are skipped.
  */
 int h_raw_expect_error_or_close(int fd, int timeout_ms, char sqlstate[6]);
+/* As h_raw_expect_error_or_close, and the error's message text in msg (msgcap bytes; may be NULL). */
+int h_raw_error(int fd, int timeout_ms, char sqlstate[6], char *msg, size_t msgcap);
 /* The value of field `code` ('C', 'M', ...) in an ErrorResponse body, or NULL. */
 const char *h_error_field(const uint8_t *body, uint32_t len, char code);
 
@@ -189,7 +201,7 @@ struct h_proc {
     pid_t pid;
     char out_path[H_PATH];
     int done;                 /* reaped (by h_proc_done or h_proc_wait) */
-    int status;               /* as h_lane_wait_exit */
+    int status;               /* as h_pglane_wait_exit */
 };
 /* fork/exec argv (PATH searched) with env_extra ("K=V", NULL-terminated, may be NULL); output
  * (stdout + stderr) to a file. 0 or -1. */
@@ -206,7 +218,10 @@ void h_track_pid(pid_t pid);
 void h_untrack_pid(pid_t pid);
 
 /* pgbench ARGS... "<conninfo to db through l>" as a process (not waited for). */
-int h_pgbench_start(struct h_proc *p, const struct h_lane *l, const char *db, const char *const *args);
+int h_pgbench_start(struct h_proc *p, const struct h_pglane *l, const char *db, const char *const *args);
+/* pgbench -i -s 1 -q of db straight to the cluster as app (the tables belong to app; no pglane);
+ * 0, or -1 with pgbench's output on stderr. */
+int h_pgbench_init(const struct h_pg *pg, const char *db);
 /* The integer after the first occurrence of `prefix` in text, or -1. */
 long h_parse_after(const char *text, const char *prefix);
 
@@ -220,6 +235,8 @@ long h_parse_after(const char *text, const char *prefix);
  * running pglanes; it stops pglanes not marked keep and kills tracked pids. */
 int h_test_setup(void **state);
 int h_test_teardown(void **state);
+/* A test of a group with the harness's per-test setup and teardown. */
+#define H_TEST(fn) cmocka_unit_test_setup_teardown(fn, h_test_setup, h_test_teardown)
 void h_pass(void);
 /* Applies PGLANE_TEST_FILTER (a cmocka test-name pattern, e.g. "test_cancel*") if set. Call first
  * in main(). */
@@ -227,8 +244,33 @@ void h_filter_from_env(void);
 /* Stops every pglane still registered, kills tracked pids, removes scratch files. */
 void h_cleanup(void);
 
+/*
+ * A test binary's group: h_group_setup starts the cluster `pg` (unless NULL), opens `*super` (if
+ * not NULL) as superuser to H_DB, then runs `setup`; h_group_teardown runs `teardown`, then
+ * h_cleanup, closes `*super` and stops the cluster. With skip_direct, direct mode starts nothing
+ * and runs no setup (every test of the group skips itself); teardown still runs.
+ */
+struct h_group {
+    struct h_pg *pg;            /* the cluster, or NULL for none */
+    PGconn **super;             /* if not NULL (and pg set): a superuser connection to H_DB */
+    int skip_direct;
+    int (*setup)(void);         /* the group's own fixtures (tables, pglanes...): 0 or -1; may be NULL */
+    int (*teardown)(void);      /* first in the group teardown; non-zero fails the group; may be NULL */
+};
+/* cmocka group setup/teardown for the group h_run_group runs. */
+int h_group_setup(void **state);
+int h_group_teardown(void **state);
+/* h_filter_from_env, then cmocka's group `name` of n tests with h_group_setup/h_group_teardown. */
+int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n, const struct h_group *g);
+/* return H_RUN_GROUP("integration: ...", tests, .pg = &g_pg, .setup = fixtures); */
+#define H_RUN_GROUP(name, tests, ...) \
+    h_run_group((name), (tests), sizeof(tests) / sizeof((tests)[0]), &(const struct h_group){ __VA_ARGS__ })
+
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t h_now_ms(void);
+/* Sleeps ms milliseconds (restarting on EINTR): the interval of a polling loop, never a way to wait
+ * for an event. */
+void h_sleep_ms(int ms);
 /* A directory for scratch files of this process (created on first use). */
 const char *h_scratch_dir(void);
 /* Writes a whole file; 0 or -1. */

@@ -5,37 +5,19 @@
  */
 #include "tests/integration/harness.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "protocol/proto.h"
 #include "tests/integration/prom_check.h"
 
 static struct h_pg g_pg;
-static struct h_lane g_log;      /* guard = log, auth md5: console, metrics, lock graph */
-static struct h_lane g_cancel;   /* guard = cancel, auth scram */
+static struct h_pglane g_log;      /* guard = log, auth md5: console, metrics, lock graph */
+static struct h_pglane g_cancel;   /* guard = cancel, auth scram */
 static int g_log_mport, g_cancel_mport;
-
-static int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
 
 static void conf_for(char *buf, size_t n, const char *auth, const char *guard, int mport)
 {
@@ -58,53 +40,30 @@ static void conf_for(char *buf, size_t n, const char *auth, const char *guard, i
              auth, mport, guard);
 }
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096];
 
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB, "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);"
                                "INSERT INTO t SELECT i, 0 FROM generate_series(1, 20) i;"
                                "ALTER TABLE t OWNER TO " H_USER) != 0)
         return -1;
-    g_log_mport = free_port();
+    g_log_mport = h_free_port();
     conf_for(conf, sizeof conf, "md5", "log", g_log_mport);
-    if (h_lane_start(&g_log, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_log, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_log);
-    g_cancel_mport = free_port();
+    h_pglane_keep(&g_log);
+    g_cancel_mport = h_free_port();
     conf_for(conf, sizeof conf, "scram-sha-256", "cancel", g_cancel_mport);
-    if (h_lane_start(&g_cancel, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_cancel, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_cancel);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
+    h_pglane_keep(&g_cancel);
     return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 
-static PGconn *console(const struct h_lane *l)
-{
-    char ci[512];
-
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_USER " password=" H_PASSWORD
-             " dbname=pglane connect_timeout=5", l->port);
-    return PQconnectdb(ci);
-}
-
-static PGconn *client(const struct h_lane *l, const char *app)
+static PGconn *client(const struct h_pglane *l, const char *app)
 {
     char extra[128];
 
@@ -113,7 +72,7 @@ static PGconn *client(const struct h_lane *l, const char *app)
 }
 
 /* Runs psql -c cmd against the console; returns its output (malloc'd), asserting exit code 0. */
-static char *psql(const struct h_lane *l, const char *cmd)
+static char *psql(const struct h_pglane *l, const char *cmd)
 {
     char ci[512], *out = NULL;
 
@@ -188,7 +147,7 @@ static void test_console_commands(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *c = console(&g_log);
+    PGconn *c = h_console(&g_log, NULL);
     H_ASSERT_CONNECTED(c);
 
     /* An unknown command: 42601 with a hint, and the session goes on. */
@@ -286,36 +245,11 @@ static void test_non_admin_refused(void **state)
 
 /* ------------------------------------------------------------------------------------------ */
 
-/* Sends raw request bytes, returns everything until the server closes (malloc'd). */
-static char *http(int port, const char *req, size_t len)
-{
-    int fd = h_raw_connect(port);
-    assert_true(fd >= 0);
-    assert_int_equal(h_raw_send(fd, req, len), 0);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    int64_t deadline = h_now_ms() + 5000;
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(deadline - h_now_ms());
-        if (left <= 0 || poll(&pfd, 1, left) <= 0)
-            break;
-        if (n + 4096 > cap)
-            out = realloc(out, cap *= 2);
-        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-    return out;
-}
-
 static char *get_metrics(int port)
 {
     static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
-    char *resp = http(port, req, sizeof req - 1);
+    char *resp = h_http(port, req, sizeof req - 1, 5000);
+    assert_non_null(resp);
     assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(resp, "Content-Type: text/plain; version=0.0.4"));
     assert_non_null(strstr(resp, "Connection: close"));
@@ -380,7 +314,8 @@ static void test_metrics(void **state)
         { "GET /metrics SPDY/9\r\n\r\n", "HTTP/1.1 400 " },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *resp = http(g_log_mport, bad[i].req, strlen(bad[i].req));
+        char *resp = h_http(g_log_mport, bad[i].req, strlen(bad[i].req), 5000);
+        assert_non_null(resp);
         if (strncmp(resp, bad[i].status, strlen(bad[i].status)) != 0)
             print_error("%s -> %s\n", bad[i].req, resp);
         assert_int_equal(strncmp(resp, bad[i].status, strlen(bad[i].status)), 0);
@@ -389,7 +324,8 @@ static void test_metrics(void **state)
     char *big = malloc(20000);
     memset(big, 'A', 20000);
     memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
-    char *resp = http(g_log_mport, big, 20000);
+    char *resp = h_http(g_log_mport, big, 20000, 5000);
+    assert_non_null(resp);
     assert_int_equal(strncmp(resp, "HTTP/1.1 431 ", 13), 0);   /* headers over 8 kB */
     free(resp);
     free(big);
@@ -406,7 +342,7 @@ static void test_metrics(void **state)
 /* ------------------------------------------------------------------------------------------ */
 
 /* An analytics-lane transaction that holds the row lock of t.id = id, left idle in transaction. */
-static PGconn *hold_row(const struct h_lane *l, int id)
+static PGconn *hold_row(const struct h_pglane *l, int id)
 {
     char sql[128];
     PGconn *a = client(l, "report-monthly");
@@ -418,7 +354,7 @@ static PGconn *hold_row(const struct h_lane *l, int id)
 }
 
 /* Starts an OLTP-lane UPDATE of t.id = id (it will wait for the lock). */
-static PGconn *start_update(const struct h_lane *l, int id)
+static PGconn *start_update(const struct h_pglane *l, int id)
 {
     char sql[128];
     PGconn *o = client(l, "web");
@@ -441,9 +377,9 @@ static void finish_ok(PGconn *c, int timeout_ms)
 }
 
 /* Polls SHOW BLOCKING until a row names waiter lane w and blocker lane b; returns the relation. */
-static char *wait_blocking(const struct h_lane *l, const char *w, const char *b, int timeout_ms)
+static char *wait_blocking(const struct h_pglane *l, const char *w, const char *b, int timeout_ms)
 {
-    PGconn *c = console(l);
+    PGconn *c = h_console(l, NULL);
     H_ASSERT_CONNECTED(c);
     char *rel = NULL;
     int64_t deadline = h_now_ms() + timeout_ms;
@@ -470,7 +406,7 @@ static void test_blocking_graph_and_guard_log(void **state)
     PGconn *o = start_update(&g_log, 1);
     char *rel = wait_blocking(&g_log, "oltp", "analytics", 5000);
     if (!rel)
-        h_lane_dump_log(&g_log, 4000);
+        h_pglane_dump_log(&g_log, 4000);
     assert_non_null(rel);
     assert_string_equal(rel, "t");
     free(rel);
@@ -478,7 +414,7 @@ static void test_blocking_graph_and_guard_log(void **state)
     /* guard = log: after well over guard_wait nothing was cancelled, and one line says so. */
     usleep(1200000);
     assert_int_equal(h_wait_result(o, 0), -1);        /* the UPDATE still waits */
-    char *log = h_lane_log(&g_log);
+    char *log = h_pglane_log(&g_log);
     assert_non_null(strstr(log, "guard: lane oltp"));
     assert_non_null(strstr(log, "logged only (guard = log)"));
     assert_null(strstr(log, "cancelled its statement"));
@@ -516,11 +452,11 @@ static void test_guard_cancel(void **state)
     PQfinish(o);
 
     if (getenv("PGLANE_TEST_VERBOSE"))
-        h_lane_dump_log(&g_cancel, 3000);
-    char *log = h_lane_log(&g_cancel);
+        h_pglane_dump_log(&g_cancel, 3000);
+    char *log = h_pglane_log(&g_cancel);
     assert_non_null(strstr(log, "cancelled its statement"));
     free(log);
-    PGconn *c = console(&g_cancel);
+    PGconn *c = h_console(&g_cancel, NULL);
     r = PQexec(c, "SHOW GUARD");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_true(PQntuples(r) >= 1);
@@ -558,7 +494,7 @@ static void test_external_never_cancelled(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
+    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
     PGconn *x = h_connect(&direct, "application_name=report-external");
     H_ASSERT_CONNECTED(x);
     assert_int_equal(h_exec(x, "BEGIN"), 0);
@@ -577,47 +513,34 @@ static void test_external_never_cancelled(void **state)
 }
 
 /* SHUTDOWN drains and exits 0; neither pglane left a sanitizer report (under make asan). */
-static void check_exit(struct h_lane *l)
-{
-    assert_int_equal(h_lane_wait_exit(l, 10000), 1);
-    char *log = h_lane_log(l);
-    if (l->exit_status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
-        print_error("pglane exit %d, log:\n%s\n", l->exit_status, log);
-    assert_int_equal(l->exit_status, 0);
-    assert_null(strstr(log, "Sanitizer"));
-    assert_null(strstr(log, "runtime error"));
-    free(log);
-    h_lane_stop(l);
-}
-
 static void test_shutdown_and_clean_exit(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *c = console(&g_log);
+    PGconn *c = h_console(&g_log, NULL);
     H_ASSERT_CONNECTED(c);
     PGresult *r = PQexec(c, "SHUTDOWN");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     PQfinish(c);
-    check_exit(&g_log);
-    assert_int_equal(h_lane_signal(&g_cancel, SIGTERM), 0);
-    check_exit(&g_cancel);
+    assert_int_equal(h_pglane_wait_exit(&g_log, 10000), 1);
+    h_pglane_assert_clean_exit(&g_log);
+    h_pglane_assert_term_clean_exit(&g_cancel);
     h_pass();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_console_tables, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_console_commands, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_non_admin_refused, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_metrics, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_blocking_graph_and_guard_log, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_guard_cancel, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_guard_terminates_idle_in_transaction, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_external_never_cancelled, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_shutdown_and_clean_exit, h_test_setup, h_test_teardown),
+        H_TEST(test_console_tables),
+        H_TEST(test_console_commands),
+        H_TEST(test_non_admin_refused),
+        H_TEST(test_metrics),
+        H_TEST(test_blocking_graph_and_guard_log),
+        H_TEST(test_guard_cancel),
+        H_TEST(test_guard_terminates_idle_in_transaction),
+        H_TEST(test_external_never_cancelled),
+        H_TEST(test_shutdown_and_clean_exit),
     };
-    return cmocka_run_group_tests_name("integration_admin", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration_admin", tests, .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

@@ -20,28 +20,23 @@
 #include <unistd.h>
 
 static struct h_pg g_pg;
-static struct h_lane g_one;      /* transaction pooling, lane main of size 1 */
+static struct h_pglane g_one;      /* transaction pooling, lane main of size 1 */
 static int g_mport;              /* its metrics_listen port */
 static pid_t g_stopped;          /* the postmaster while a test holds it stopped */
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096], extra[256];
 
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB, "CREATE TABLE ran (what text); ALTER TABLE ran OWNER TO " H_USER) != 0)
         return -1;
     g_mport = h_free_port();
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nadmin_users = " H_USER "\n"
              "metrics_listen = 127.0.0.1:%d\n", g_mport);
     h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", extra);
-    if (h_lane_start(&g_one, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_one, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_one);
+    h_pglane_keep(&g_one);
     return 0;
 }
 
@@ -52,13 +47,9 @@ static void postmaster_continue(void)
     g_stopped = 0;
 }
 
-static int group_teardown(void **state)
+static int group_finish(void)
 {
-    (void)state;
     postmaster_continue();
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -75,15 +66,6 @@ static PGconn *console(void)
     PGconn *c = h_console(&g_one, NULL);
     H_ASSERT_CONNECTED(c);
     return c;
-}
-
-/* The value of the sample whose line starts with `series` (name and labels), or -1. */
-static long metric(const char *series)
-{
-    char *m = h_metrics_body(g_mport);
-    long v = h_metric(m, series);
-    free(m);
-    return v;
 }
 
 #define LANE_LABELS "lane=\"main\""
@@ -277,8 +259,8 @@ static void test_cancel_race(void **state)
     H_SKIP_IF_DIRECT();
     const char *env = getenv("PGLANE_CANCEL_RACE_S");
     int seconds = env && atoi(env) > 0 ? atoi(env) : 20;
-    long held0 = metric(CANCELS("held")), fwd0 = metric(CANCELS("forwarded"));
-    long expired0 = metric(CANCELS("expired"));
+    long held0 = h_metric_now(g_mport, CANCELS("held")), fwd0 = h_metric_now(g_mport, CANCELS("forwarded"));
+    long expired0 = h_metric_now(g_mport, CANCELS("expired"));
     struct racer a = { .sql = "SELECT pg_sleep(0.002)", .slow_sql = "SELECT pg_sleep(0.03)", .cancels = 1,
                        .seed = (unsigned)getpid() };
     struct racer b = { .sql = "SELECT pg_sleep(0.005)" };
@@ -292,8 +274,9 @@ static void test_cancel_race(void **state)
     assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
-    long held = metric(CANCELS("held")) - held0, fwd = metric(CANCELS("forwarded")) - fwd0;
-    long expired = metric(CANCELS("expired")) - expired0;
+    long held = h_metric_now(g_mport, CANCELS("held")) - held0;
+    long fwd = h_metric_now(g_mport, CANCELS("forwarded")) - fwd0;
+    long expired = h_metric_now(g_mport, CANCELS("expired")) - expired0;
     fprintf(stderr, "race over %d s: A %ld runs, %ld cancelled (%ld of them while queued), max %lld ms; "
             "B %ld runs, %ld cancelled, max %lld ms; cancels forwarded %ld, servers held for one %ld, "
             "expired %ld\n", seconds, a.runs, a.cancelled, a.queued, (long long)a.max_ms, b.runs, b.cancelled,
@@ -322,7 +305,7 @@ static void test_cancel_holds_server(void **state)
     H_SKIP_IF_DIRECT();
     PGconn *s, *adm, *a, *b;
     open_four("postgres", &s, &adm, &a, &b);          /* the lane's one server connection exists */
-    long fwd0 = metric(CANCELS("forwarded")), held0 = metric(CANCELS("held"));
+    long fwd0 = h_metric_now(g_mport, CANCELS("forwarded")), held0 = h_metric_now(g_mport, CANCELS("held"));
     long id0 = 0, id = 0;
     assert_int_equal(wait_server(adm, "idle", 0, 5000, &id0), 0);
 
@@ -332,7 +315,7 @@ static void test_cancel_holds_server(void **state)
     postmaster_stop();
     cancel_client(a);
     /* Forwarded while the query runs: the connection is still active, with one cancel in flight. */
-    long fwd = metric(CANCELS("forwarded"));
+    long fwd = h_metric_now(g_mport, CANCELS("forwarded"));
     assert_int_equal(fwd, fwd0 + 1);
     assert_int_equal(wait_server(adm, "active", 1, 5000, &id), 0);
     assert_int_equal(id, id0);
@@ -342,8 +325,8 @@ static void test_cancel_holds_server(void **state)
     assert_int_equal(wait_server(adm, "cancel_wait", 1, 5000, &id), 0);
     assert_int_equal(id, id0);
     assert_int_equal(h_show_val(adm, "SHOW LANES", "main", "servers_cancel_wait"), 1);
-    assert_int_equal(metric(SERVERS("cancel_wait")), 1);
-    assert_int_equal(metric(CANCELS("held")), held0 + 1);
+    assert_int_equal(h_metric_now(g_mport, SERVERS("cancel_wait")), 1);
+    assert_int_equal(h_metric_now(g_mport, CANCELS("held")), held0 + 1);
 
     /* The next transaction waits for it, rather than run where the cancel may land. */
     assert_int_equal(PQsendQuery(b, "SELECT 'b ran'"), 1);
@@ -356,8 +339,8 @@ static void test_cancel_holds_server(void **state)
     assert_string_equal(v, "b ran");
     assert_int_equal(wait_server(adm, "idle", 0, 5000, &id), 0);
     assert_int_equal(id, id0);                           /* the same connection, reused */
-    assert_int_equal(metric(SERVERS("cancel_wait")), 0);
-    assert_int_equal(metric(CANCELS("expired")), 0);
+    assert_int_equal(h_metric_now(g_mport, SERVERS("cancel_wait")), 0);
+    assert_int_equal(h_metric_now(g_mport, CANCELS("expired")), 0);
     assert_int_equal(h_exec(a, "SELECT 2"), 0);
     close_four(s, adm, a, b);
     h_pass();
@@ -373,7 +356,7 @@ static void test_cancel_hold_expires(void **state)
     H_SKIP_IF_DIRECT();
     PGconn *s, *adm, *a, *b;
     open_four("postgres", &s, &adm, &a, &b);
-    long expired0 = metric(CANCELS("expired"));
+    long expired0 = h_metric_now(g_mport, CANCELS("expired"));
     long id0 = 0, id = 0;
     assert_int_equal(wait_server(adm, "idle", 0, 5000, &id0), 0);
 
@@ -388,18 +371,18 @@ static void test_cancel_hold_expires(void **state)
 
     /* After the hold limit the held connection is closed; a new one is on its way for b. */
     int64_t deadline = h_now_ms() + 10000;
-    while (metric(CANCELS("expired")) != expired0 + 1 && h_now_ms() < deadline)
+    while (h_metric_now(g_mport, CANCELS("expired")) != expired0 + 1 && h_now_ms() < deadline)
         usleep(20000);
-    assert_int_equal(metric(CANCELS("expired")), expired0 + 1);
+    assert_int_equal(h_metric_now(g_mport, CANCELS("expired")), expired0 + 1);
     assert_true(h_now_ms() - t0 >= 1900);
-    assert_int_equal(metric(SERVERS("cancel_wait")), 0);
+    assert_int_equal(h_metric_now(g_mport, SERVERS("cancel_wait")), 0);
     assert_int_equal(PQisBusy(b), 1);
     postmaster_continue();
     assert_string_equal(finish_query(b, 10000, v, sizeof v), "");
     assert_string_equal(v, "b ran");
     assert_int_equal(wait_server(adm, "idle", 0, 5000, &id), 0);
     assert_true(id != id0);
-    char *log = h_lane_log(&g_one);
+    char *log = h_pglane_log(&g_one);
     assert_non_null(strstr(log, "did not complete"));
     free(log);
     close_four(s, adm, a, b);
@@ -418,13 +401,13 @@ static void test_cancel_dropped(void **state)
     H_SKIP_IF_DIRECT();
     PGconn *s, *adm, *a, *b;
     open_four("postgres", &s, &adm, &a, &b);
-    long fwd0 = metric(CANCELS("forwarded"));
-    long drop0 = metric("pglane_cancel_requests_dropped_total");
+    long fwd0 = h_metric_now(g_mport, CANCELS("forwarded"));
+    long drop0 = h_metric_now(g_mport, "pglane_cancel_requests_dropped_total");
 
     /* b runs on the connection a used; a's late cancel must not reach it. */
     run_until_active(s, b, "SELECT pg_sleep(1)");
     cancel_client(a);
-    assert_int_equal(metric("pglane_cancel_requests_dropped_total"), drop0 + 1);
+    assert_int_equal(h_metric_now(g_mport, "pglane_cancel_requests_dropped_total"), drop0 + 1);
 
     /* a queues a 100 kB query behind b: the cancel is dropped, the query runs later. */
     size_t n = 100 * 1024;
@@ -437,12 +420,12 @@ static void test_cancel_dropped(void **state)
     free(big);
     assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
     cancel_client(a);
-    assert_int_equal(metric("pglane_cancel_requests_dropped_total"), drop0 + 2);
+    assert_int_equal(h_metric_now(g_mport, "pglane_cancel_requests_dropped_total"), drop0 + 2);
     char v[32];
     assert_string_equal(finish_query(b, 5000, v, sizeof v), "");
     assert_string_equal(finish_query(a, 5000, v, sizeof v), "");
     assert_string_equal(v, "a ran");
-    assert_int_equal(metric(CANCELS("forwarded")), fwd0);
+    assert_int_equal(h_metric_now(g_mport, CANCELS("forwarded")), fwd0);
     close_four(s, adm, a, b);
     h_pass();
 }
@@ -458,7 +441,7 @@ static void test_cancel_queued(void **state)
     H_SKIP_IF_DIRECT();
     PGconn *s, *adm, *a, *b;
     open_four(H_DB, &s, &adm, &a, &b);
-    long q0 = metric(CANCELS("queued")), fwd0 = metric(CANCELS("forwarded"));
+    long q0 = h_metric_now(g_mport, CANCELS("queued")), fwd0 = h_metric_now(g_mport, CANCELS("forwarded"));
 
     run_until_active(s, b, "SELECT pg_sleep(2)");
     int64_t t0 = h_now_ms();
@@ -481,8 +464,8 @@ static void test_cancel_queued(void **state)
         assert_int_equal(h_show_val(adm, "SHOW LANES", "main", "clients_waiting"), 0);
     }
     assert_true(h_now_ms() - t0 < 1500);                 /* answered before b's query ended */
-    assert_int_equal(metric(CANCELS("queued")), q0 + 2);
-    assert_int_equal(metric(CANCELS("forwarded")), fwd0);
+    assert_int_equal(h_metric_now(g_mport, CANCELS("queued")), q0 + 2);
+    assert_int_equal(h_metric_now(g_mport, CANCELS("forwarded")), fwd0);
     char v[32];
     assert_string_equal(finish_query(b, 5000, v, sizeof v), "");
     /* a goes on, and its cancelled requests never ran. */
@@ -517,17 +500,16 @@ static void test_cancel_clean_exit(void **state)
     assert_int_equal(wait_server(adm, "cancel_wait", 1, 5000, &id), 0);
     PQfinish(adm);
     PQfinish(a);
-    assert_int_equal(h_lane_signal(&g_one, SIGTERM), 0);
-    assert_int_equal(h_lane_wait_exit(&g_one, 10000), 1);
+    assert_int_equal(h_pglane_signal(&g_one, SIGTERM), 0);
+    assert_int_equal(h_pglane_wait_exit(&g_one, 10000), 1);
     postmaster_continue();
-    h_lane_assert_clean_exit(&g_one);
+    h_pglane_assert_clean_exit(&g_one);
     PQfinish(s);
     h_pass();
 }
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cancel_holds_server, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_hold_expires, h_test_setup, test_teardown),
@@ -536,5 +518,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_race, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_clean_exit, h_test_setup, test_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: cancel", tests,
+                       .pg = &g_pg, .skip_direct = 1, .setup = fixtures, .teardown = group_finish);
 }

@@ -11,17 +11,9 @@
 
 static char g_dir[H_PATH];
 
-static int group_setup(void **state)
+static int scratch_dir(void)
 {
-    (void)state;
     snprintf(g_dir, sizeof g_dir, "%s", h_scratch_dir());
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
     return 0;
 }
 
@@ -183,12 +175,11 @@ static void test_check_invalid(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_version, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_help, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_check_valid, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_check_invalid, h_test_setup, h_test_teardown),
+        H_TEST(test_version),
+        H_TEST(test_help),
+        H_TEST(test_check_valid),
+        H_TEST(test_check_invalid),
     };
-    return cmocka_run_group_tests_name("integration: command line", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: command line", tests, .setup = scratch_dir);
 }

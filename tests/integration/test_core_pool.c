@@ -16,47 +16,32 @@
 static struct h_pg g_pg;
 static PGconn *g_super;
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    g_super = h_pg_super(&g_pg, H_DB);
-    if (!g_super)
-        return -1;
     return h_exec(g_super, "CREATE TABLE killed_t (id int PRIMARY KEY, v int);"
                            "INSERT INTO killed_t VALUES (1, 0), (2, 0);"
                            "ALTER TABLE killed_t OWNER TO app");
 }
 
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    PQfinish(g_super);
-    h_pg_stop(&g_pg);
-    return 0;
-}
-
 /* Starts a transaction-mode pglane with a lane of `size`, after the previous test's backends left. */
-static void start_lane_auth(struct h_lane *l, int size, const char *auth_type)
+static void start_lane_auth(struct h_pglane *l, int size, const char *auth_type)
 {
     assert_int_equal(h_pg_wait_long(g_super, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'",
                                     0, 10000), 0);
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", size, auth_type, NULL);
-    assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
 }
 
-static void start_lane(struct h_lane *l, int size)
+static void start_lane(struct h_pglane *l, int size)
 {
     start_lane_auth(l, size, "scram-sha-256");
 }
 
-static void stop_lane(struct h_lane *l)
+static void stop_lane(struct h_pglane *l)
 {
-    assert_true(h_lane_alive(l));
-    assert_int_equal(h_lane_stop(l), 0);
+    assert_true(h_pglane_alive(l));
+    assert_int_equal(h_pglane_stop(l), 0);
 }
 
 static void assert_show(PGconn *c, const char *what, const char *want)
@@ -89,7 +74,7 @@ static void test_1000_clients_over_10_server_connections(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();   /* PostgreSQL itself allows 300 connections here */
     assert_true(h_raise_nofile(4 * NCLIENTS) >= 2 * NCLIENTS + 64);
-    struct h_lane l;
+    struct h_pglane l;
     /*
      * md5 between the clients and pglane: 1,000 SCRAM logins cost this test process (libpq's 4096
      * PBKDF2 rounds each, in one thread) up to a minute on a loaded CI machine, and this test is
@@ -199,7 +184,7 @@ static void test_1000_clients_over_10_server_connections(void **state)
 /* ------------------------------------------------------------------------------------------ */
 
 /* Connects with startup parameters TimeZone and DateStyle (libpq sends PGTZ/PGDATESTYLE). */
-static PGconn *connect_with(struct h_lane *l, const char *extra, const char *tz, const char *datestyle)
+static PGconn *connect_with(struct h_pglane *l, const char *extra, const char *tz, const char *datestyle)
 {
     setenv("PGTZ", tz, 1);
     setenv("PGDATESTYLE", datestyle, 1);
@@ -212,7 +197,7 @@ static PGconn *connect_with(struct h_lane *l, const char *extra, const char *tz,
 static void test_parameter_status_per_client(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 1);   /* both clients share one server connection */
     PGconn *a = connect_with(&l, "application_name=alpha client_encoding=LATIN1", "Asia/Tokyo", "SQL, DMY");
     PGconn *b = connect_with(&l, "application_name=beta client_encoding=UTF8", "America/New_York", "ISO, MDY");
@@ -268,7 +253,7 @@ static void test_parameter_status_per_client(void **state)
 static void test_set_does_not_leak(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 1);
     PGconn *a = h_connect(&l, NULL);
     PGconn *b = h_connect(&l, NULL);
@@ -313,7 +298,7 @@ static void test_set_does_not_leak(void **state)
  * leaves a pg_sleep running in it), reports through a pipe, and is SIGKILLed. Afterwards no app
  * backend may be left 'idle in transaction' and the row lock must be free.
  */
-static void kill_client_mid_transaction(struct h_lane *l, int id, int running_query)
+static void kill_client_mid_transaction(struct h_pglane *l, int id, int running_query)
 {
     int p[2];
     assert_int_equal(pipe(p), 0);
@@ -374,7 +359,7 @@ static void kill_client_mid_transaction(struct h_lane *l, int id, int running_qu
 static void test_client_killed_mid_transaction(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 2);
     assert_int_equal(h_exec(g_super, "UPDATE killed_t SET v = 0"), 0);
     kill_client_mid_transaction(&l, 1, 0);
@@ -388,7 +373,7 @@ static void test_client_killed_mid_transaction(void **state)
 static void test_server_backend_terminated(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 2);
     PGconn *a = h_connect(&l, "application_name=victim");
     PGconn *b = h_connect(&l, "application_name=bystander");
@@ -437,7 +422,7 @@ static void test_idle_pooled_servers_terminated(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();   /* directly, the client's own backend dies */
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 2);
     PGconn *a = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(a);
@@ -462,16 +447,14 @@ static void test_idle_pooled_servers_terminated(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parameter_status_per_client, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_set_does_not_leak, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_client_killed_mid_transaction, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_backend_terminated, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_idle_pooled_servers_terminated, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_1000_clients_over_10_server_connections, h_test_setup,
-                                        h_test_teardown),
+        H_TEST(test_parameter_status_per_client),
+        H_TEST(test_set_does_not_leak),
+        H_TEST(test_client_killed_mid_transaction),
+        H_TEST(test_server_backend_terminated),
+        H_TEST(test_idle_pooled_servers_terminated),
+        H_TEST(test_1000_clients_over_10_server_connections),
     };
-    return cmocka_run_group_tests_name("integration: core, pooling in transaction mode", tests,
-                                       group_setup, group_teardown);
+    return H_RUN_GROUP("integration: core, pooling in transaction mode", tests,
+                       .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }

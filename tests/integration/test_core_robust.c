@@ -12,33 +12,18 @@
 #include <unistd.h>
 
 static struct h_pg g_pg;
-static struct h_lane g_main;     /* transaction mode, lane size 4, scram-sha-256 */
+static struct h_pglane g_main;     /* transaction mode, lane size 4, scram-sha-256 */
 static PGconn *g_super;
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    g_super = h_pg_super(&g_pg, H_DB);
-    if (!g_super)
-        return -1;
     if (h_exec(g_super, "CREATE TABLE drain_t (id int); ALTER TABLE drain_t OWNER TO app") != 0)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 4, "scram-sha-256", NULL);
-    if (h_lane_start(&g_main, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_main);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    PQfinish(g_super);
-    h_pg_stop(&g_pg);
+    h_pglane_keep(&g_main);
     return 0;
 }
 
@@ -108,7 +93,7 @@ static const char *raw_wrong_login(int port, const char *user, const char *db, u
 }
 
 /* The keeper client still works, a new client works, and pglane is alive. */
-static void assert_service_ok(struct h_lane *l, PGconn *keeper)
+static void assert_service_ok(struct h_pglane *l, PGconn *keeper)
 {
     char *v = h_query1(keeper, "SELECT 'keeper ok'");
     assert_non_null(v);
@@ -118,7 +103,7 @@ static void assert_service_ok(struct h_lane *l, PGconn *keeper)
     H_ASSERT_CONNECTED(c);
     assert_int_equal(h_exec(c, "SELECT 1"), 0);
     PQfinish(c);
-    assert_true(h_lane_alive(l));
+    assert_true(h_pglane_alive(l));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -154,10 +139,10 @@ static void test_md5_and_trust_auth(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();   /* the server side of these is pglane's auth_type */
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     uint32_t method = 0;
     const char *st = raw_wrong_login(l.port, H_USER, H_DB, &method);
     assert_int_equal(method, 5);
@@ -173,10 +158,10 @@ static void test_md5_and_trust_auth(void **state)
     H_ASSERT_CONNECTED(c);
     assert_int_equal(h_exec(c, "SELECT 1"), 0);
     PQfinish(c);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     h_conf(conf, sizeof conf, "transaction", 2, "trust", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     c = h_connect(&l, "password=anything");
     H_ASSERT_CONNECTED(c);   /* trust: the client's password is not checked ... */
     char *v = h_query1(c, "SELECT current_user");   /* ... pglane still logs in to PG with auth_file's */
@@ -184,7 +169,7 @@ static void test_md5_and_trust_auth(void **state)
     assert_string_equal(v, H_USER);
     free(v);
     PQfinish(c);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -373,13 +358,13 @@ static void test_max_client_conn(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
     char *p = strstr(conf, "max_client_conn = 2000");
     assert_non_null(p);
     memcpy(p, "max_client_conn = 5   ", strlen("max_client_conn = 5   "));
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *c[5];
     for (int i = 0; i < 5; i++) {
         c[i] = h_connect(&l, NULL);
@@ -408,17 +393,17 @@ static void test_max_client_conn(void **state)
     PQfinish(again);
     for (int i = 1; i < 5; i++)
         PQfinish(c[i]);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 /* ------------------------------------------------------------------------------------------ */
 
-static void start_private_lane(struct h_lane *l)
+static void start_private_lane(struct h_pglane *l)
 {
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
-    assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
 }
 
 static void test_sigterm_drains(void **state)
@@ -426,7 +411,7 @@ static void test_sigterm_drains(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     assert_int_equal(h_exec(g_super, "TRUNCATE drain_t"), 0);
-    struct h_lane l;
+    struct h_pglane l;
     start_private_lane(&l);
     PGconn *a = h_connect(&l, NULL);
     PGconn *idle = h_connect(&l, NULL);
@@ -436,7 +421,7 @@ static void test_sigterm_drains(void **state)
     assert_int_equal(h_exec(a, "BEGIN"), 0);
     assert_int_equal(h_exec(a, "INSERT INTO drain_t VALUES (1)"), 0);
 
-    assert_int_equal(h_lane_signal(&l, SIGTERM), 0);
+    assert_int_equal(h_pglane_signal(&l, SIGTERM), 0);
     /* New connections are refused once the signal is handled (bounded polling). */
     int refused = 0;
     int64_t deadline = h_now_ms() + 5000;
@@ -451,7 +436,7 @@ static void test_sigterm_drains(void **state)
     }
     assert_true(refused);
     /* pglane waits for the open transaction. */
-    assert_true(h_lane_alive(&l));
+    assert_true(h_pglane_alive(&l));
     assert_int_equal(h_exec(a, "INSERT INTO drain_t VALUES (2)"), 0);
     PGresult *r = PQexec(a, "COMMIT");
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
@@ -461,10 +446,10 @@ static void test_sigterm_drains(void **state)
     PQclear(r);
     PQfinish(a);
     PQfinish(idle);
-    assert_int_equal(h_lane_wait_exit(&l, 10000), 1);
+    assert_int_equal(h_pglane_wait_exit(&l, 10000), 1);
     assert_int_equal(l.exit_status, 0);
     assert_int_equal(h_pg_long(g_super, "SELECT count(*) FROM drain_t"), 2);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 
@@ -473,14 +458,14 @@ static void test_sigint_exits_at_once(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     assert_int_equal(h_exec(g_super, "TRUNCATE drain_t"), 0);
-    struct h_lane l;
+    struct h_pglane l;
     start_private_lane(&l);
     PGconn *a = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(a);
     assert_int_equal(h_exec(a, "BEGIN; INSERT INTO drain_t VALUES (1)"), 0);
-    assert_int_equal(h_lane_signal(&l, SIGINT), 0);
+    assert_int_equal(h_pglane_signal(&l, SIGINT), 0);
     int64_t t0 = h_now_ms();
-    assert_int_equal(h_lane_wait_exit(&l, 3000), 1);
+    assert_int_equal(h_pglane_wait_exit(&l, 3000), 1);
     fprintf(stderr, "SIGINT: exit status %d after %lld ms\n", l.exit_status, (long long)(h_now_ms() - t0));
     /* Its server connections closed: the open transaction is rolled back, nothing left behind. */
     assert_int_equal(h_pg_wait_long(g_super, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
@@ -490,7 +475,7 @@ static void test_sigint_exits_at_once(void **state)
     assert_int_not_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     PQfinish(a);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 
@@ -498,13 +483,13 @@ static void test_sighup_keeps_serving(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_private_lane(&l);
     PGconn *a = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(a);
     assert_int_equal(h_exec(a, "BEGIN; SELECT 1"), 0);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(h_lane_signal(&l, SIGHUP), 0);
+        assert_int_equal(h_pglane_signal(&l, SIGHUP), 0);
     /* The open transaction goes on, new clients work, pglane is still there. */
     assert_int_equal(h_exec(a, "SELECT 2"), 0);
     assert_int_equal(h_exec(a, "COMMIT"), 0);
@@ -512,37 +497,36 @@ static void test_sighup_keeps_serving(void **state)
     H_ASSERT_CONNECTED(b);
     assert_int_equal(h_exec(b, "SELECT 3"), 0);
     PQfinish(b);
-    assert_true(h_lane_alive(&l));
+    assert_true(h_pglane_alive(&l));
     /* A config made invalid is refused by the reload: pglane keeps running on the old one. */
     assert_int_equal(h_write_file(l.conf_path, "[pglane]\nlisten = nonsense\nno_such_key = 1\n"), 0);
-    assert_int_equal(h_lane_signal(&l, SIGHUP), 0);
+    assert_int_equal(h_pglane_signal(&l, SIGHUP), 0);
     assert_int_equal(h_exec(a, "SELECT 4"), 0);
     b = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(b);
     PQfinish(b);
-    assert_true(h_lane_alive(&l));
+    assert_true(h_pglane_alive(&l));
     PQfinish(a);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_wrong_password_scram, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_md5_and_trust_auth, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_ssl_request_answered_n, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_garbage, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_truncated_startup, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_huge_startup_length, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_protocol_version_9_9, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_postauth_bad_lengths, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_max_client_conn, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_drains, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_sigint_exits_at_once, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_sighup_keeps_serving, h_test_setup, h_test_teardown),
+        H_TEST(test_wrong_password_scram),
+        H_TEST(test_md5_and_trust_auth),
+        H_TEST(test_ssl_request_answered_n),
+        H_TEST(test_garbage),
+        H_TEST(test_truncated_startup),
+        H_TEST(test_huge_startup_length),
+        H_TEST(test_protocol_version_9_9),
+        H_TEST(test_postauth_bad_lengths),
+        H_TEST(test_max_client_conn),
+        H_TEST(test_sigterm_drains),
+        H_TEST(test_sigint_exits_at_once),
+        H_TEST(test_sighup_keeps_serving),
     };
-    return cmocka_run_group_tests_name("integration: core, robustness and signals", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: core, robustness and signals", tests,
+                       .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }

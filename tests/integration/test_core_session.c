@@ -14,27 +14,13 @@
 #include <unistd.h>
 
 static struct h_pg g_pg;
-static struct h_lane g_main;     /* session mode, lane size 4 */
+static struct h_pglane g_main;     /* session mode, lane size 4 */
 static PGconn *g_super;
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
+    if (h_pgbench_init(&g_pg, H_DB) != 0)
         return -1;
-    g_super = h_pg_super(&g_pg, H_DB);
-    if (!g_super)
-        return -1;
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, H_DB, args) != 0 || h_proc_wait(&p, 120000, &out) != 0) {
-        fprintf(stderr, "pgbench -i failed:\n%s\n", out ? out : "");
-        free(out);
-        return -1;
-    }
-    free(out);
     if (h_exec(g_super, "CREATE TABLE killed_t (id int PRIMARY KEY, v int);"
                         "INSERT INTO killed_t VALUES (1, 0), (2, 0);"
                         "ALTER TABLE killed_t OWNER TO app") != 0)
@@ -43,18 +29,9 @@ static int group_setup(void **state)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "session", 4, "scram-sha-256", NULL);
-    if (h_lane_start(&g_main, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_main);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    PQfinish(g_super);
-    h_pg_stop(&g_pg);
+    h_pglane_keep(&g_main);
     return 0;
 }
 
@@ -390,7 +367,7 @@ static void test_session_server_backend_terminated(void **state)
 /* ------------------------------------------------------------------------------------------ */
 
 /* Starts a session query on a non-blocking connection that may have to wait for a server. */
-static PGconn *queued_client(struct h_lane *l, int *connected)
+static PGconn *queued_client(struct h_pglane *l, int *connected)
 {
     PGconn *c = h_connect_start(l, "application_name=queued dbname=qdb");
     assert_non_null(c);
@@ -435,10 +412,10 @@ static void test_session_queue_fifo(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "session", 1, "scram-sha-256", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *a = h_connect(&l, "dbname=qdb");
     H_ASSERT_CONNECTED(a);
     assert_int_equal(h_exec(a, "SELECT 1"), 0);
@@ -455,7 +432,7 @@ static void test_session_queue_fifo(void **state)
         print_error("queued client: %d %s\n", r, err);
     assert_int_equal(r, 1);
     PQfinish(b);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -463,13 +440,13 @@ static void test_session_queue_timeout(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "session", 1, "scram-sha-256", NULL);
     char *q = strstr(conf, "queue_timeout = 30s");
     assert_non_null(q);
     memcpy(q, "queue_timeout = 1s ", strlen("queue_timeout = 1s "));
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *a = h_connect(&l, "dbname=qdb");
     H_ASSERT_CONNECTED(a);
     assert_int_equal(h_exec(a, "SELECT 1"), 0);
@@ -487,27 +464,24 @@ static void test_session_queue_timeout(void **state)
     assert_int_equal(h_exec(a, "SELECT 2"), 0);
     PQfinish(a);
     PQfinish(b);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_session_simple_and_extended, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_named_prepared_statements, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_psql, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_pgbench, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_listen_notify, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_cancel, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_client_killed_mid_transaction, h_test_setup,
-                                        h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_server_backend_terminated, h_test_setup,
-                                        h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_queue_fifo, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_queue_timeout, h_test_setup, h_test_teardown),
+        H_TEST(test_session_simple_and_extended),
+        H_TEST(test_named_prepared_statements),
+        H_TEST(test_session_psql),
+        H_TEST(test_session_pgbench),
+        H_TEST(test_listen_notify),
+        H_TEST(test_session_cancel),
+        H_TEST(test_session_client_killed_mid_transaction),
+        H_TEST(test_session_server_backend_terminated),
+        H_TEST(test_session_queue_fifo),
+        H_TEST(test_session_queue_timeout),
     };
-    return cmocka_run_group_tests_name("integration: core, session pooling", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: core, session pooling", tests,
+                       .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }

@@ -12,30 +12,11 @@
 #include <unistd.h>
 
 static struct h_pg g_pg;
-static struct h_lane g_main;     /* transaction mode, lane size 4 */
+static struct h_pglane g_main;     /* transaction mode, lane size 4 */
 
-static int init_bench_direct(const char *db)
+static int fixtures(void)
 {
-    /* Initialised directly as app so that the tables belong to app; pglane is not involved. */
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, db, args) != 0)
-        return -1;
-    int rc = h_proc_wait(&p, 120000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pgbench -i %s failed (%d):\n%s\n", db, rc, out);
-    free(out);
-    return rc == 0 ? 0 : -1;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    if (init_bench_direct(H_DB) != 0 || init_bench_direct(H_BENCH_DB) != 0)
+    if (h_pgbench_init(&g_pg, H_DB) != 0 || h_pgbench_init(&g_pg, H_BENCH_DB) != 0)
         return -1;
     PGconn *s = h_pg_super(&g_pg, "postgres");
     if (!s)
@@ -47,17 +28,9 @@ static int group_setup(void **state)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 4, "scram-sha-256", NULL);
-    if (h_lane_start(&g_main, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_main);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
+    h_pglane_keep(&g_main);
     return 0;
 }
 
@@ -256,7 +229,7 @@ static void test_psql(void **state)
 
 /* Runs pgbench through lane l against db, asserting success, zero failures and, when not direct, that
  * at most `size` server connections of app to db exist while it runs. */
-static void run_pgbench(struct h_lane *l, const char *db, int size, const char *const *args,
+static void run_pgbench(struct h_pglane *l, const char *db, int size, const char *const *args,
                         long expect_tx)
 {
     PGconn *s = h_pg_super(&g_pg, "postgres");
@@ -302,7 +275,7 @@ static void run_pgbench(struct h_lane *l, const char *db, int size, const char *
  * mixes both builtin scripts (-b select-only -b tpcb-like), which keeps the number of 64-client
  * logins (the slow part on a loaded machine) at two per lane.
  */
-static void pgbench_matrix(struct h_lane *l, const char *db, int size)
+static void pgbench_matrix(struct h_pglane *l, const char *db, int size)
 {
     PGconn *s = h_pg_super(&g_pg, db);
     assert_non_null(s);
@@ -329,12 +302,12 @@ static void test_pgbench_64_over_4(void **state)
 static void test_pgbench_64_over_8(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 8, "scram-sha-256", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     pgbench_matrix(&l, H_BENCH_DB, 8);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -679,10 +652,10 @@ static void test_server_idle_timeout(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     assert_int_equal(h_pg_exec(&g_pg, "postgres", "CREATE DATABASE idle_t OWNER app"), 0);
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 4, "scram-sha-256", "server_idle_timeout = 1s\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *s = h_pg_super(&g_pg, "postgres");
     assert_non_null(s);
     const char *count_sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'idle_t'";
@@ -696,7 +669,7 @@ static void test_server_idle_timeout(void **state)
     assert_int_equal(h_exec(c, "SELECT 1"), 0);
     PQfinish(c);
     PQfinish(s);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -704,11 +677,11 @@ static void test_unix_socket_listener(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256",
            "server_idle_timeout = 60s\nunix_socket_dir = @SOCKDIR@\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     char extra[H_PATH + 32];
     snprintf(extra, sizeof extra, "host=%s", l.sock_dir);
     PGconn *c = h_connect(&l, extra);
@@ -718,27 +691,25 @@ static void test_unix_socket_listener(void **state)
     assert_string_equal(v, "via unix socket");
     free(v);
     PQfinish(c);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_simple_query, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_extended_unnamed, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psql, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_error_in_transaction_then_rollback, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_copy_100k, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgbench_init_through_pglane, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgbench_64_over_4, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgbench_64_over_8, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_backpressure_slow_reader, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_idle_timeout, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_unix_socket_listener, h_test_setup, h_test_teardown),
+        H_TEST(test_simple_query),
+        H_TEST(test_extended_unnamed),
+        H_TEST(test_psql),
+        H_TEST(test_error_in_transaction_then_rollback),
+        H_TEST(test_copy_100k),
+        H_TEST(test_cancel),
+        H_TEST(test_pgbench_init_through_pglane),
+        H_TEST(test_pgbench_64_over_4),
+        H_TEST(test_pgbench_64_over_8),
+        H_TEST(test_backpressure_slow_reader),
+        H_TEST(test_server_idle_timeout),
+        H_TEST(test_unix_socket_listener),
     };
-    return cmocka_run_group_tests_name("integration: core, transaction pooling", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: core, transaction pooling", tests, .pg = &g_pg, .setup = fixtures);
 }

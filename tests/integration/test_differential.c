@@ -282,7 +282,7 @@ static const struct scenario scenarios[] = {
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
 static struct h_pg g_pg;
-static struct h_lane g_lane1, g_lane2;
+static struct h_pglane g_lane1, g_lane2;
 static char g_conf1[4096], g_conf2[8192];
 static PGconn *g_super;
 static char g_script[PATH_MAX];
@@ -295,45 +295,35 @@ static unsigned resolve_function(const char *name)
     return (unsigned)h_pg_long(g_super, sql);
 }
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096];
 
-    (void)state;
     if (!realpath("tests/drivers/psycopg_pipeline.py", g_script)) {
         fprintf(stderr, "tests/drivers/psycopg_pipeline.py not found: run from the repository root\n");
         return -1;
     }
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    g_super = h_pg_super(&g_pg, H_DB);
-    if (!g_super)
-        return -1;
     rp_resolve_function = resolve_function;
     h_conf(g_conf1, sizeof g_conf1, "transaction", 1, "md5", NULL);
-    if (h_lane_start(&g_lane1, &g_pg, g_conf1) != 0)
+    if (h_pglane_start(&g_lane1, &g_pg, g_conf1) != 0)
         return -1;
-    h_lane_keep(&g_lane1);
+    h_pglane_keep(&g_lane1);
     h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
     snprintf(g_conf2, sizeof g_conf2, "%s\n[lane.ddl]\nserver = pg\nsize = 1\n\n[route.ddl]\nkind = ddl\nlane = ddl\n",
              conf);
-    if (h_lane_start(&g_lane2, &g_pg, g_conf2) != 0)
+    if (h_pglane_start(&g_lane2, &g_pg, g_conf2) != 0)
         return -1;
-    h_lane_keep(&g_lane2);
+    h_pglane_keep(&g_lane2);
     return 0;
 }
 
-static int group_teardown(void **state)
+/* A clean exit of both pglanes: under ASan a leak or an error makes the exit status non-zero. */
+static int stop_both(void)
 {
-    /* A clean exit of both pglanes: under ASan a leak or an error makes the exit status non-zero. */
-    int st1 = g_lane1.pid > 0 ? h_lane_stop(&g_lane1) : 0, st2 = g_lane2.pid > 0 ? h_lane_stop(&g_lane2) : 0;
+    int st1 = g_lane1.pid > 0 ? h_pglane_stop(&g_lane1) : 0, st2 = g_lane2.pid > 0 ? h_pglane_stop(&g_lane2) : 0;
 
-    (void)state;
     if (st1 != 0 || st2 != 0)
         fprintf(stderr, "pglane exit status: lane1 %d, lane2 %d (0 expected)\n", st1, st2);
-    if (g_super)
-        PQfinish(g_super);
-    h_cleanup();
     return st1 != 0 || st2 != 0 ? -1 : 0;
 }
 
@@ -402,7 +392,7 @@ static void run_scenario(const struct scenario *s, int port, const struct run *r
 }
 
 /* A client of the lane gets select 1 at once; nothing of the test is left active or idle in tx. */
-static int lane_healthy(struct h_lane *l, const char *name, const char *shape)
+static int lane_healthy(struct h_pglane *l, const char *name, const char *shape)
 {
     PGconn *c = h_connect(l, NULL);
     int ok = PQstatus(c) == CONNECTION_OK && PQsendQuery(c, "select 1") && h_wait_result(c, 5000) == 0;
@@ -425,7 +415,7 @@ static int lane_healthy(struct h_lane *l, const char *name, const char *shape)
         fprintf(stderr, "  %s [%s]: %ld backends left active or idle in transaction\n", name, shape, left);
         ok = 0;
     }
-    if (!h_lane_alive(l)) {
+    if (!h_pglane_alive(l)) {
         fprintf(stderr, "  %s [%s]: pglane died\n", name, shape);
         return 0;
     }
@@ -464,7 +454,7 @@ static int compare(const struct scenario *s, const struct run *direct, const str
 static void test_differential(void **state)
 {
     static struct run direct, via;
-    struct h_lane *lanes[2] = { &g_lane1, &g_lane2 };
+    struct h_pglane *lanes[2] = { &g_lane1, &g_lane2 };
     const char *shapes[2] = { "lane size 1", "lane size 2 + ddl route" };
     const char *only = getenv("PGLANE_DIFF_ONLY");
     int failures = 0, pending = 0, known = 0, matched = 0, rows = 0;
@@ -499,9 +489,9 @@ static void test_differential(void **state)
             if (!healthy) {
                 /* a pinned lane would fail every later row: start it afresh */
                 fprintf(stderr, "  restarting pglane after %s [%s]\n", s->name, shapes[l]);
-                h_lane_stop(lanes[l]);
-                assert_int_equal(h_lane_start(lanes[l], &g_pg, l == 0 ? g_conf1 : g_conf2), 0);
-                h_lane_keep(lanes[l]);
+                h_pglane_stop(lanes[l]);
+                assert_int_equal(h_pglane_start(lanes[l], &g_pg, l == 0 ? g_conf1 : g_conf2), 0);
+                h_pglane_keep(lanes[l]);
             }
         }
     }
@@ -566,13 +556,13 @@ static void test_libpq_extended_copy_then_next_client(void **state)
 static void test_psycopg_pipeline_prepared(void **state)
 {
     char conf[4096], dsn[1024];
-    struct h_lane l;
+    struct h_pglane l;
     char *out = NULL;
     int rc;
 
     (void)state;
     h_conf(conf, sizeof conf, "transaction", 4, "md5", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     assert_int_equal(h_pg_exec(&g_pg, H_DB, "DROP TABLE IF EXISTS pp_acc, pp_log; "
                                             "CREATE TABLE pp_acc (id int PRIMARY KEY, n int NOT NULL); "
                                             "INSERT INTO pp_acc SELECT i, 0 FROM generate_series(1, 8) i; "
@@ -591,19 +581,18 @@ static void test_psycopg_pipeline_prepared(void **state)
     free(out);
     assert_int_equal(h_pg_long(g_super, "select sum(n) from pp_acc"), 8 * 200);
     assert_int_equal(h_pg_long(g_super, "select count(*) from pp_log"), 8 * 200);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_differential, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_libpq_extended_copy_then_next_client, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psycopg_pipeline_prepared, h_test_setup, h_test_teardown),
+        H_TEST(test_differential),
+        H_TEST(test_libpq_extended_copy_then_next_client),
+        H_TEST(test_psycopg_pipeline_prepared),
     };
 
-    h_filter_from_env();
-    return cmocka_run_group_tests_name("integration: differential protocol tests (issue 23)", tests,
-                                       group_setup, group_teardown);
+    return H_RUN_GROUP("integration: differential protocol tests (issue 23)", tests,
+                       .pg = &g_pg, .super = &g_super, .setup = fixtures, .teardown = stop_both);
 }

@@ -25,48 +25,15 @@ static struct h_pg g_pg;
     "SELECT count(*) FROM pg_stat_activity WHERE usename = '" H_USER "' AND (state LIKE 'idle in transaction%' " \
     "OR (state = 'active' AND query LIKE '" pattern "'))"
 
-static int init_bench_direct(const char *db)
+static int fixtures(void)
 {
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, db, args) != 0)
-        return -1;
-    int rc = h_proc_wait(&p, 120000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pgbench -i %s failed (%d):\n%s\n", db, rc, out);
-    free(out);
-    return rc == 0 ? 0 : -1;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    if (init_bench_direct(H_DB) != 0)
+    if (h_pgbench_init(&g_pg, H_DB) != 0)
         return -1;
     return h_pg_exec(&g_pg, H_DB, "CREATE TABLE copy_kill (i int, t text); "
                                   "ALTER TABLE copy_kill OWNER TO " H_USER);
 }
 
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ helpers */
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 /* VmRSS of pid in kB (the field is tab-separated, which h_parse_after does not skip), or -1. */
 static long proc_rss_kb(pid_t pid)
@@ -78,32 +45,6 @@ static long proc_rss_kb(pid_t pid)
     long kb = p ? strtol(p + 6, NULL, 10) : -1;
     free(s);
     return kb;
-}
-
-/* pg_ctl restart -m fast of the harness's cluster (as user postgres when we are root). */
-static int pg_restart_fast(const struct h_pg *pg)
-{
-    char exe[H_PATH + 16];
-    const char *argv[20];
-    int n = 0;
-    snprintf(exe, sizeof exe, "%s/pg_ctl", pg->bindir);
-    if (geteuid() == 0) {
-        argv[n++] = "runuser";
-        argv[n++] = "-u";
-        argv[n++] = "postgres";
-        argv[n++] = "--";
-    }
-    const char *rest[] = { exe, "-D", pg->datadir, "-l", pg->logfile, "-m", "fast", "-w", "-t", "60",
-                           "restart", NULL };
-    for (int i = 0; rest[i]; i++)
-        argv[n++] = rest[i];
-    argv[n] = NULL;
-    char *out = NULL;
-    int rc = h_run(argv, NULL, 90000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pg_ctl restart failed (%d):\n%s\n", rc, out);
-    free(out);
-    return rc;
 }
 
 /* The result of a query sent earlier must arrive within timeout_ms and be an error carrying an
@@ -128,7 +69,7 @@ static const char *expect_error_result(PGconn *c, int timeout_ms)
 }
 
 /* Connects and runs one transaction through l; 0 on success. Quiet on failure. */
-static int one_transaction(const struct h_lane *l)
+static int one_transaction(const struct h_pglane *l)
 {
     PGconn *c = h_connect(l, "connect_timeout=5");
     int ok = PQstatus(c) == CONNECTION_OK;
@@ -142,31 +83,31 @@ static int one_transaction(const struct h_lane *l)
 }
 
 /* Waits until a new client through l runs a transaction, up to timeout_ms. 0 or -1. */
-static int wait_transaction_ok(const struct h_lane *l, int timeout_ms)
+static int wait_transaction_ok(const struct h_pglane *l, int timeout_ms)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     while (one_transaction(l) != 0) {
         if (h_now_ms() >= deadline)
             return -1;
-        sleep_ms(100);
+        h_sleep_ms(100);
     }
     return 0;
 }
 
 /* A pglane in transaction mode with one lane of `size` and a short queue_timeout, so that a leaked
  * server connection shows up as a queue timeout of the next client. */
-static void start_lane(struct h_lane *l, int size, const char *auth)
+static void start_lane(struct h_pglane *l, int size, const char *auth)
 {
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", size, auth, "server_idle_timeout = 60s\n");
     char *q = strstr(conf, "queue_timeout = 30s");
     assert_non_null(q);
     memcpy(q, "queue_timeout = 5s ", 19);
-    assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
 }
 
 /* Forks a child that runs fn(conninfo, ready_fd) and never returns; waits (10 s) for its ready byte. */
-static pid_t fork_child(const struct h_lane *l, void (*fn)(const char *ci, int ready_fd))
+static pid_t fork_child(const struct h_pglane *l, void (*fn)(const char *ci, int ready_fd))
 {
     char ci[1024];
     int pfd[2];
@@ -222,7 +163,7 @@ static void child_ready_then_hang(int ready_fd)
 static void test_pg_restart_under_load(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 10, "scram-sha-256");     /* pgbench's 8 clients and the 2 below never queue */
     pid_t lane_pid = l.pid;
 
@@ -248,12 +189,12 @@ static void test_pg_restart_under_load(void **state)
     long running = 0;
     while ((running = h_pg_long(s, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
                                    "AND query LIKE '%pgbench_%'")) < 4 && h_now_ms() < deadline)
-        sleep_ms(20);
+        h_sleep_ms(20);
     assert_true(running >= 4);
     PQfinish(s);
 
     int64_t t0 = h_now_ms();
-    assert_int_equal(pg_restart_fast(&g_pg), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "restart"), 0);
     fprintf(stderr, "restart took %lld ms\n", (long long)(h_now_ms() - t0));
 
     /* The statement in progress: PostgreSQL's FATAL (57P01) or pglane's own 08006. */
@@ -273,7 +214,7 @@ static void test_pg_restart_under_load(void **state)
     assert_true(rc != 0 || strstr(out, "error") != NULL || strstr(out, "aborted") != NULL);
     free(out);
 
-    assert_true(h_lane_alive(&l));
+    assert_true(h_pglane_alive(&l));
     assert_int_equal(l.pid, lane_pid);
     assert_int_equal(wait_transaction_ok(&l, 20000), 0);
     /* Every client from now on succeeds at once: no dead server connection left in the pool. */
@@ -288,16 +229,8 @@ static void test_pg_restart_under_load(void **state)
     assert_int_equal(h_parse_after(out, "number of failed transactions:"), 0);
     assert_true(h_parse_after(out, "number of transactions actually processed:") > 0);
     free(out);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
-}
-
-static long backend_pid(PGconn *c)
-{
-    char *v = h_query1(c, "SELECT pg_backend_pid()");
-    long pid = v ? atol(v) : -1;
-    free(v);
-    return pid;
 }
 
 static void terminate_and_wait(PGconn *s, long pid)
@@ -318,7 +251,7 @@ static void test_terminate_backend(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 2, "scram-sha-256");
     PGconn *s = h_pg_super(&g_pg, "postgres");
     assert_non_null(s);
@@ -326,7 +259,7 @@ static void test_terminate_backend(void **state)
     PGconn *victim = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(victim);
     assert_int_equal(h_exec(victim, "BEGIN"), 0);
-    long p1 = backend_pid(victim);
+    long p1 = h_backend_pid(victim);
     assert_true(p1 > 0);
     terminate_and_wait(s, p1);
     assert_int_equal(PQsendQuery(victim, "SELECT 1"), 1);
@@ -338,11 +271,11 @@ static void test_terminate_backend(void **state)
      * 57P01 before the backend leaves pg_stat_activity, so pglane has been told by then. */
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
-    long p2 = backend_pid(c);
+    long p2 = h_backend_pid(c);
     assert_true(p2 > 0 && p2 != p1);
     terminate_and_wait(s, p2);
     for (int i = 0; i < 10; i++) {
-        long p = backend_pid(c);
+        long p = h_backend_pid(c);
         assert_true(p > 0 && p != p1 && p != p2);
     }
     /* Two transactions at once on a lane of size 2: both slots are back. */
@@ -351,7 +284,7 @@ static void test_terminate_backend(void **state)
     H_ASSERT_CONNECTED(b);
     assert_int_equal(h_exec(a, "BEGIN"), 0);
     assert_int_equal(h_exec(b, "BEGIN"), 0);
-    long pa = backend_pid(a), pb = backend_pid(b);
+    long pa = h_backend_pid(a), pb = h_backend_pid(b);
     assert_true(pa > 0 && pb > 0 && pa != pb);
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND pid IN (%ld, %ld)",
@@ -363,8 +296,8 @@ static void test_terminate_backend(void **state)
     PQfinish(b);
     PQfinish(c);
     PQfinish(s);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -412,7 +345,7 @@ static void child_big_result(const char *ci, int ready_fd)
 static void test_client_killed_mid_copy_and_result(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 1, "scram-sha-256");
     PGconn *s = h_pg_super(&g_pg, H_DB);
     assert_non_null(s);
@@ -439,8 +372,8 @@ static void test_client_killed_mid_copy_and_result(void **state)
     free(v);
     PQfinish(c);
     PQfinish(s);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -483,7 +416,7 @@ static void test_slow_reader_memory_bounded(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 1, "trust");
     PGconn *s = h_pg_super(&g_pg, "postgres");
     assert_non_null(s);
@@ -536,7 +469,7 @@ static void test_slow_reader_memory_bounded(void **state)
     assert_int_equal(one_transaction(&l), 0);
     assert_true(proc_rss_kb(l.pid) - base < 64 * 1024);
     PQfinish(s);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -598,8 +531,8 @@ static void test_server_never_answers(void **state)
              "[lane.hole]\nserver = hole\nsize = 2\nqueue_timeout = 30s\nserver_connect_timeout = 1s\n\n"
              "[route.hole]\napplication_name = hole*\nlane = hole\n",
              hole_port);
-    struct h_lane l;
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    struct h_pglane l;
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
 
     int64_t t0 = h_now_ms();
     PGconn *c = h_connect(&l, "application_name=hole-client");
@@ -628,25 +561,25 @@ static void test_server_never_answers(void **state)
     /* pglane closed the connection it had opened to the black hole. */
     assert_true(backlog_all_closed(lfd) >= 1);
     close(lfd);
-    assert_true(h_lane_alive(&l));
+    assert_true(h_pglane_alive(&l));
     PGconn *ok = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(ok);
     char *v = h_query1(ok, "SELECT 'main lane fine'");
     assert_non_null(v);
     free(v);
     PQfinish(ok);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_terminate_backend, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_client_killed_mid_copy_and_result, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_slow_reader_memory_bounded, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_never_answers, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pg_restart_under_load, h_test_setup, h_test_teardown),
+        H_TEST(test_terminate_backend),
+        H_TEST(test_client_killed_mid_copy_and_result),
+        H_TEST(test_slow_reader_memory_bounded),
+        H_TEST(test_server_never_answers),
+        H_TEST(test_pg_restart_under_load),
     };
-    return cmocka_run_group_tests_name("integration: faults", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: faults", tests, .pg = &g_pg, .setup = fixtures);
 }

@@ -17,34 +17,23 @@
 #include "protocol/proto.h"
 
 static struct h_pg g_pg;
-static struct h_lane g_tx1;      /* transaction pooling, lane size 1 */
-static struct h_lane g_tx2;      /* transaction pooling, lane size 2 */
-static struct h_lane g_direct;   /* PostgreSQL itself */
+static struct h_pglane g_tx1;      /* transaction pooling, lane size 1 */
+static struct h_pglane g_tx2;      /* transaction pooling, lane size 2 */
+static struct h_pglane g_direct;   /* PostgreSQL itself */
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096];
 
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    g_direct = (struct h_lane){ .port = g_pg.port, .direct = 1, .pg = &g_pg };
+    g_direct = (struct h_pglane){ .port = g_pg.port, .direct = 1, .pg = &g_pg };
     h_conf(conf, sizeof conf, "transaction", 1, "md5", NULL);
-    if (h_lane_start(&g_tx1, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_tx1, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_tx1);
+    h_pglane_keep(&g_tx1);
     h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
-    if (h_lane_start(&g_tx2, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_tx2, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_tx2);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
+    h_pglane_keep(&g_tx2);
     return 0;
 }
 
@@ -73,7 +62,7 @@ static void copy_field(char *dst, size_t n, const uint8_t *body, uint32_t len, c
  * Logs in as md5user/appdb with the given extra startup parameters (names[i] = values[i]) and
  * protocol version. Fills *out; returns 0 when logged in (out->fd open), 1 when refused.
  */
-static int raw_login(const struct h_lane *l, uint32_t version, const char *const *names,
+static int raw_login(const struct h_pglane *l, uint32_t version, const char *const *names,
                      const char *const *values, int n, struct login *out)
 {
     static uint8_t pkt[10000];
@@ -197,7 +186,7 @@ static void raw_close(struct login *lg)
 }
 
 /* The same refused login directly and through pglane: FATAL, same SQLSTATE, message and detail. */
-static void expect_refused_alike(const struct h_lane *l, const char *name, const char *value,
+static void expect_refused_alike(const struct h_pglane *l, const char *name, const char *value,
                                  const char *sqlstate)
 {
     const char *nv[] = { name }, *vv[] = { value };
@@ -297,7 +286,7 @@ static void test_startup_guc_applied(void **state)
 {
     (void)state;
     const char *nv[] = { "statement_timeout" }, *vv[] = { "1234" };
-    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+    const struct h_pglane *lanes[] = { &g_direct, &g_tx1 };
 
     for (int i = 0; i < 2; i++) {
         struct login a, b;
@@ -321,7 +310,7 @@ static void test_many_parameters_and_replication_false(void **state)
     (void)state;
     static char names[40][24];
     const char *nv[40], *vv[40];
-    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+    const struct h_pglane *lanes[] = { &g_direct, &g_tx1 };
 
     for (int i = 0; i < 40; i++) {
         snprintf(names[i], sizeof names[i], "fid.p%d", i);
@@ -464,7 +453,7 @@ static const char *exec1(PGconn *c, const char *sql)
 static void test_reprepare_existing_name(void **state)
 {
     (void)state;
-    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+    const struct h_pglane *lanes[] = { &g_direct, &g_tx1 };
 
     for (int i = 0; i < 2; i++) {
         PGconn *c = h_connect(lanes[i], NULL);
@@ -491,7 +480,7 @@ static void test_reprepare_existing_name(void **state)
 static void test_reprepare_in_pipeline(void **state)
 {
     (void)state;
-    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+    const struct h_pglane *lanes[] = { &g_direct, &g_tx1 };
 
     for (int i = 0; i < 2; i++) {
         PGconn *c = h_connect(lanes[i], NULL);
@@ -539,7 +528,7 @@ static void test_reprepare_in_pipeline(void **state)
 static void test_parse_in_failed_transaction(void **state)
 {
     (void)state;
-    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+    const struct h_pglane *lanes[] = { &g_direct, &g_tx1 };
 
     for (int i = 0; i < 2; i++) {
         PGconn *warm = h_connect(lanes[i], NULL), *c = h_connect(lanes[i], NULL);
@@ -570,7 +559,7 @@ static void test_parse_in_failed_transaction(void **state)
 static void test_unnamed_statement_is_the_clients(void **state)
 {
     (void)state;
-    const struct h_lane *lanes[] = { &g_direct, &g_tx1, &g_tx2 };
+    const struct h_pglane *lanes[] = { &g_direct, &g_tx1, &g_tx2 };
 
     for (int i = 0; i < 3; i++) {
         PGconn *a = h_connect(lanes[i], NULL), *b = h_connect(lanes[i], NULL);
@@ -614,7 +603,7 @@ static void test_bind_over_64mb(void **state)
     (void)state;
     const size_t n = 70u * 1024 * 1024;
     char *big = malloc(n + 1);
-    const struct h_lane *lanes[] = { &g_direct, &g_tx1 };
+    const struct h_pglane *lanes[] = { &g_direct, &g_tx1 };
 
     assert_non_null(big);
     memset(big, 'x', n);
@@ -660,21 +649,20 @@ static void test_bind_over_64mb(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bad_startup_value_refused_no_leak, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_failed_setting_sync_closes, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_startup_parameter, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_startup_guc_applied, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_many_parameters_and_replication_false, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_negotiate_protocol_version, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_parameter_status_normalised, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reprepare_existing_name, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reprepare_in_pipeline, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_parse_in_failed_transaction, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_unnamed_statement_is_the_clients, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_bind_over_64mb, h_test_setup, h_test_teardown),
+        H_TEST(test_bad_startup_value_refused_no_leak),
+        H_TEST(test_failed_setting_sync_closes),
+        H_TEST(test_unknown_startup_parameter),
+        H_TEST(test_startup_guc_applied),
+        H_TEST(test_many_parameters_and_replication_false),
+        H_TEST(test_negotiate_protocol_version),
+        H_TEST(test_parameter_status_normalised),
+        H_TEST(test_reprepare_existing_name),
+        H_TEST(test_reprepare_in_pipeline),
+        H_TEST(test_parse_in_failed_transaction),
+        H_TEST(test_unnamed_statement_is_the_clients),
+        H_TEST(test_bind_over_64mb),
     };
-    return cmocka_run_group_tests_name("integration: protocol fidelity (startup, prepared statements)", tests,
-                                       group_setup, group_teardown);
+    return H_RUN_GROUP("integration: protocol fidelity (startup, prepared statements)", tests,
+                       .pg = &g_pg, .setup = fixtures);
 }

@@ -19,32 +19,13 @@
 #include <unistd.h>
 
 static struct h_pg g_pg;
-static struct h_lane g_lane;
+static struct h_pglane g_lane;
 static int g_mport;
 
-static int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096];
 
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB, "CREATE TABLE accounts (id int PRIMARY KEY, events bigint NOT NULL DEFAULT 0, "
                                "last_report_at timestamptz);"
                                "INSERT INTO accounts SELECT i FROM generate_series(1, 8) i;"
@@ -55,7 +36,7 @@ static int group_setup(void **state)
                                "ALTER TABLE quiet OWNER TO " H_USER ";"
                                "ALTER SEQUENCE report_attempts OWNER TO " H_USER) != 0)
         return -1;
-    g_mport = free_port();
+    g_mport = h_free_port();
     snprintf(conf, sizeof conf,
              "[pglane]\n"
              "listen = 127.0.0.1:@PORT@\n"
@@ -77,18 +58,9 @@ static int group_setup(void **state)
              "\n[route.reports]\napplication_name = report-*\nsql = .\nlane = analytics\n"
              "\n[route.calm]\napplication_name = calm\nlane = calm\n",
              g_mport);
-    if (h_lane_start(&g_lane, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_lane, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_lane);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
+    h_pglane_keep(&g_lane);
     return 0;
 }
 
@@ -102,16 +74,6 @@ static PGconn *client(const char *app)
     PGconn *c = h_connect(&g_lane, extra);
     H_ASSERT_CONNECTED(c);
     return c;
-}
-
-/* The value of one metrics series now (-1 if absent). */
-static long metric(const char *series)
-{
-    char *m = h_metrics_body(g_mport);
-    long v = h_metric(m, series);
-
-    free(m);
-    return v;
 }
 
 #define TRIGGERED "pglane_monitor_samples_total{reason=\"triggered\"}"
@@ -294,7 +256,7 @@ static void test_no_extra_samples(void **state)
     struct oltp o[2];
     PGconn *adm = h_console(&g_lane, NULL);
     H_ASSERT_CONNECTED(adm);
-    long trig0 = metric(TRIGGERED), per0 = metric(PERIODIC);
+    long trig0 = h_metric_now(g_mport, TRIGGERED), per0 = h_metric_now(g_mport, PERIODIC);
     int64_t t0 = h_now_ms();
     assert_true(trig0 >= 0 && per0 >= 0);
 
@@ -311,19 +273,19 @@ static void test_no_extra_samples(void **state)
     double max_ms, p99_ms;
     int n = oltp_stop(o, 2, &stop, &max_ms, &p99_ms);
     int64_t elapsed = h_now_ms() - t0;
-    long trig1 = metric(TRIGGERED), per1 = metric(PERIODIC);
+    long trig1 = h_metric_now(g_mport, TRIGGERED), per1 = h_metric_now(g_mport, PERIODIC);
     fprintf(stderr, "note: %d protected transactions, %lld ms: %ld periodic samples, %ld triggered\n", n,
             (long long)elapsed, per1 - per0, trig1 - trig0);
     assert_true(n > 50);
     assert_int_equal(trig1 - trig0, 0);
     assert_true(per1 - per0 <= elapsed / 200 + 3);   /* one per 200 ms, nothing more */
     assert_int_equal(show_rows(adm, "SHOW QUARANTINE"), 0);
-    assert_int_equal(metric(QUARANTINED), 0);
+    assert_int_equal(h_metric_now(g_mport, QUARANTINED), 0);
 
     /* A protected request past guard_wait (50ms on lane oltp) triggers one sample, once. */
     PGconn *p = client("web");
     assert_int_equal(h_exec(p, "SELECT pg_sleep(0.4)"), 0);
-    long trig2 = metric(TRIGGERED);
+    long trig2 = h_metric_now(g_mport, TRIGGERED);
     fprintf(stderr, "note: one protected 400 ms statement: %ld triggered samples\n", trig2 - trig1);
     assert_true(trig2 - trig1 >= 1 && trig2 - trig1 <= 2);
     PQfinish(p);
@@ -382,7 +344,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
     usleep(2000000);              /* the measured period, not a synchronisation */
     int alone = oltp_stop(o, OLTP_CLIENTS, &stop, &alone_max, &alone_p99);
 
-    long trig0 = metric(TRIGGERED);
+    long trig0 = h_metric_now(g_mport, TRIGGERED);
     stop = 0;
     oltp_start(o, OLTP_CLIENTS, "web", upsert_sql, &stop);
     PGconn *rep = client("report-daily");
@@ -405,7 +367,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
         usleep(2000000);          /* the report's scheduler retries after 2 s */
     }
     int during = oltp_stop(o, OLTP_CLIENTS, &stop, &max_ms, &p99_ms);
-    long trig1 = metric(TRIGGERED);
+    long trig1 = h_metric_now(g_mport, TRIGGERED);
     fprintf(stderr, "note: OLTP alone: %d tx, p99 %.1f ms, max %.1f ms; during the report attempts: %d tx, "
             "p99 %.1f ms, longest %.1f ms (guard_wait 50 ms); %ld triggered samples\n",
             alone, alone_p99, alone_max, during, p99_ms, max_ms, trig1 - trig0);
@@ -428,7 +390,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
     assert_string_equal(lane, "analytics");
     assert_string_equal(prot, "oltp");
     assert_string_equal(count, "3");
-    assert_int_equal(metric(QUARANTINED), 1);
+    assert_int_equal(h_metric_now(g_mport, QUARANTINED), 1);
     PGresult *r = PQexec(adm, "SHOW GUARD");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     int found = 0, fc = PQfnumber(r, "fingerprint");
@@ -450,7 +412,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
     }
     PQclear(r);
     assert_true(found);
-    char *log = h_lane_log(&g_lane);
+    char *log = h_pglane_log(&g_lane);
     assert_non_null(strstr(log, "guard: quarantined statement shape"));
     free(log);
 
@@ -485,11 +447,11 @@ static void test_quarantine_of_repeat_blocker(void **state)
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     assert_int_equal(show_rows(adm, "SHOW QUARANTINE"), 0);
-    assert_int_equal(metric(QUARANTINED), 0);
+    assert_int_equal(h_metric_now(g_mport, QUARANTINED), 0);
     const char *st = report_attempt(rep, 0.2, &ms, msg, sizeof msg);
     assert_string_equal(st, "");              /* committed: OLTP is quiet now */
     assert_int_equal(attempts(), 4);
-    log = h_lane_log(&g_lane);
+    log = h_pglane_log(&g_lane);
     assert_non_null(strstr(log, "leaves quarantine (RELEASE in the admin console)"));
     free(log);
     /* The connection that was refused stays usable. */
@@ -508,19 +470,17 @@ static void test_clean_exit(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    assert_int_equal(h_lane_signal(&g_lane, SIGTERM), 0);
-    assert_int_equal(h_lane_wait_exit(&g_lane, 10000), 1);
-    h_lane_assert_clean_exit(&g_lane);
+    h_pglane_assert_term_clean_exit(&g_lane);
     h_pass();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_no_extra_samples, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_protected_never_acted_on, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_quarantine_of_repeat_blocker, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_clean_exit, h_test_setup, h_test_teardown),
+        H_TEST(test_no_extra_samples),
+        H_TEST(test_protected_never_acted_on),
+        H_TEST(test_quarantine_of_repeat_blocker),
+        H_TEST(test_clean_exit),
     };
-    return cmocka_run_group_tests_name("integration_guard", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration_guard", tests, .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

@@ -38,13 +38,8 @@ static const char *const GUCS[] = { "statement_timeout", "lock_timeout", "work_m
 #define COLS "current_setting('statement_timeout'), current_setting('lock_timeout'), " \
              "current_setting('work_mem'), current_setting('max_parallel_workers_per_gather')"
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB,
                   "CREATE TABLE big_table (id int PRIMARY KEY, v int);"
                   "INSERT INTO big_table SELECT i, i FROM generate_series(1, 100) i;"
@@ -61,15 +56,6 @@ static int group_setup(void **state)
                                  "\"" U2 "\" \"" U2_PASSWORD "\"\n") != 0 ||
         chmod(g_userlist, 0600) != 0)
         return -1;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -102,7 +88,7 @@ static void lanes_conf(char *buf, size_t n, int osize, int asize, const char *aq
              g_userlist, osize, asize, aqueue, work_mem, analytics_extra, rest);
 }
 
-static PGconn *connect_as(const struct h_lane *l, const char *user, const char *password,
+static PGconn *connect_as(const struct h_pglane *l, const char *user, const char *password,
                           const char *db, const char *app)
 {
     char ci[512];
@@ -113,12 +99,12 @@ static PGconn *connect_as(const struct h_lane *l, const char *user, const char *
     return PQconnectdb(ci);
 }
 
-static PGconn *app_client(const struct h_lane *l, const char *app)
+static PGconn *app_client(const struct h_pglane *l, const char *app)
 {
     return connect_as(l, H_USER, H_PASSWORD, H_DB, app);
 }
 
-static PGconn *console(const struct h_lane *l)
+static PGconn *console(const struct h_pglane *l)
 {
     return connect_as(l, H_USER, H_PASSWORD, "pglane", "console");
 }
@@ -177,16 +163,16 @@ static int count_of(const char *hay, const char *needle)
 }
 
 /* Count of `needle` in the pglane log. */
-static int log_count(const struct h_lane *l, const char *needle)
+static int log_count(const struct h_pglane *l, const char *needle)
 {
-    char *log = h_lane_log(l);
+    char *log = h_pglane_log(l);
     int n = count_of(log, needle);
     free(log);
     return n;
 }
 
 /* Polls the log until `needle` occurs more than `before` times; 0, or -1 after timeout_ms. */
-static int wait_log(const struct h_lane *l, const char *needle, int before, int timeout_ms)
+static int wait_log(const struct h_pglane *l, const char *needle, int before, int timeout_ms)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     while (h_now_ms() < deadline) {
@@ -218,18 +204,18 @@ static const char ROUTES_A[] =
     "[route.big]\ntables = big_table\nlane = analytics\n"
     "[route.rx]\nsql = (?i)\\bmonthly_report\\b\nlane = analytics\n";
 
-static void start_a(struct h_lane *l)
+static void start_a(struct h_pglane *l)
 {
     char conf[8192];
     lanes_conf(conf, sizeof conf, 4, 4, "30s", "256MB", "", ROUTES_A);
-    assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
 }
 
 static void test_identity_criteria(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_a(&l);
 
     /* default lane: nothing matches (and 127.0.0.1 is not in 10.0.0.0/8) */
@@ -273,15 +259,15 @@ static void test_identity_criteria(void **state)
     expect_tx(c, NULL, &OLTP, "default lane again");
     PQfinish(c);
 
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
 
     /* client_addr 127.0.0.1/32 matches (the 10.0.0.0/8 route above did not). */
     char conf[8192];
     lanes_conf(conf, sizeof conf, 4, 4, "30s", "256MB", "",
                "[route.addr_miss]\nclient_addr = 10.0.0.0/8\nlane = oltp\n"
                "[route.local]\nclient_addr = 127.0.0.1/32\nlane = analytics\n");
-    struct h_lane l2;
-    assert_int_equal(h_lane_start(&l2, &g_pg, conf), 0);
+    struct h_pglane l2;
+    assert_int_equal(h_pglane_start(&l2, &g_pg, conf), 0);
     c = app_client(&l2, "web");
     H_ASSERT_CONNECTED(c);
     expect_tx(c, NULL, &ANALYTICS, "client_addr 127.0.0.1/32");
@@ -368,7 +354,7 @@ static void test_client_addr_and_statement(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[8192];
 
     lanes_conf(conf, sizeof conf, 4, 4, "30s", "256MB", "",
@@ -377,7 +363,7 @@ static void test_client_addr_and_statement(void **state)
     char *at = strstr(conf, "auth_type = md5\n"), full[8192];
     assert_non_null(at);
     snprintf(full, sizeof full, "%.*sauth_type = trust\n%s", (int)(at - conf), conf, at + strlen("auth_type = md5\n"));
-    assert_int_equal(h_lane_start(&l, &g_pg, full), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, full), 0);
 
     int one = raw_client("127.0.0.1", l.port), two = raw_client("127.0.0.2", l.port);
     /* a shape seen from 127.0.0.2 first: the route works */
@@ -395,7 +381,7 @@ static void test_statement_criteria(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_a(&l);
     PGconn *c = app_client(&l, "web");
     H_ASSERT_CONNECTED(c);
@@ -429,7 +415,7 @@ static void test_reset_all_keeps_lane_settings(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_a(&l);
     PGconn *c = app_client(&l, "report-x");
     H_ASSERT_CONNECTED(c);
@@ -471,13 +457,13 @@ static void test_admission(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[8192];
     enum { NREP = 6 };
 
     lanes_conf(conf, sizeof conf, 4, 2, "30s", "256MB", "",
                "[route.reports]\napplication_name = report-*\nlane = analytics\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *super = h_pg_super(&g_pg, H_DB);
     assert_non_null(super);
     PGconn *adm = console(&l);
@@ -604,7 +590,7 @@ static void test_queue_timeout_and_reserve(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[8192];
 
     lanes_conf(conf, sizeof conf, 4, 1, "500ms", "256MB", "",
@@ -612,7 +598,7 @@ static void test_queue_timeout_and_reserve(void **state)
                "queue_timeout = 30s\n"
                "[route.reports]\napplication_name = report-*\nlane = analytics\n"
                "[route.burst]\napplication_name = burst-*\nlane = burst\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *super = h_pg_super(&g_pg, H_DB);
     assert_non_null(super);
 
@@ -686,7 +672,7 @@ static void test_begin_first(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_a(&l);
     PGconn *c = app_client(&l, "web");
     H_ASSERT_CONNECTED(c);
@@ -785,7 +771,7 @@ static void test_set_does_not_leak(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[8192];
 
     /* oltp size 1: every client shares one server connection. Round 0 without routes (queries are
@@ -793,7 +779,7 @@ static void test_set_does_not_leak(void **state)
     for (int round = 0; round < 2; round++) {
         lanes_conf(conf, sizeof conf, 1, 1, "30s", "256MB", "",
                    round ? "[route.big]\ntables = big_table\nlane = analytics\n" : "");
-        assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+        assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
         PGconn *a = app_client(&l, "web-a"), *b = app_client(&l, "web-b");
         H_ASSERT_CONNECTED(a);
         H_ASSERT_CONNECTED(b);
@@ -838,14 +824,14 @@ static void test_set_does_not_leak(void **state)
         free(own);
         PQfinish(a);
         PQfinish(b);
-        h_lane_stop(&l);
+        h_pglane_stop(&l);
     }
     h_pass();
 }
 
 /* ------------------------------------------------------------------------------------------ */
 
-static void rewrite_and_hup(struct h_lane *l, const char *text, const char *expect_line)
+static void rewrite_and_hup(struct h_pglane *l, const char *text, const char *expect_line)
 {
     int before = log_count(l, expect_line);
     /* write via a temp file + rename: the proxy never reads a half-written file */
@@ -873,20 +859,20 @@ static void rewrite_and_hup(struct h_lane *l, const char *text, const char *expe
     free(t);
     assert_int_equal(h_write_file(tmp, out), 0);
     assert_int_equal(rename(tmp, l->conf_path), 0);
-    assert_int_equal(h_lane_signal(l, SIGHUP), 0);
+    assert_int_equal(h_pglane_signal(l, SIGHUP), 0);
     if (wait_log(l, expect_line, before, 5000) != 0) {
-        h_lane_dump_log(l, 4096);
+        h_pglane_dump_log(l, 4096);
         fail_msg("no \"%s\" in the log after SIGHUP", expect_line);
     }
 }
 
-static void start_reload_lane(struct h_lane *l)
+static void start_reload_lane(struct h_pglane *l)
 {
     char conf[8192];
 
     lanes_conf(conf, sizeof conf, 4, 2, "30s", "256MB", "",
                "[route.reports]\napplication_name = report-*\nlane = analytics\n");
-    assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
 }
 
 /* A changed rule applies to the next transaction of clients that stay connected across SIGHUP. */
@@ -894,7 +880,7 @@ static void test_reload_changed_rule(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[8192];
 
     start_reload_lane(&l);
@@ -932,7 +918,7 @@ static void test_reload_broken_file(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char broken[8192];
 
     start_reload_lane(&l);
@@ -945,7 +931,7 @@ static void test_reload_broken_file(void **state)
                "[route.reports]\napplication_name = web\nlane = analytics\n"
                "[lane.bad]\nsize = lots\n");
     rewrite_and_hup(&l, broken, "previous configuration stays in force");
-    char *log = h_lane_log(&l), *at = strstr(log, l.conf_path);
+    char *log = h_pglane_log(&l), *at = strstr(log, l.conf_path);
     int file_line = 0;
     for (; at && !file_line; at = strstr(at + 1, l.conf_path)) {
         const char *q = at + strlen(l.conf_path);
@@ -967,7 +953,7 @@ static void test_reload_broken_file(void **state)
     H_ASSERT_CONNECTED(w2);
     expect_tx(c2, NULL, &ANALYTICS, "new report-y client after the broken reload");
     expect_tx(w2, NULL, &OLTP, "new web client after the broken reload");
-    assert_int_equal(h_lane_alive(&l), 1);
+    assert_int_equal(h_pglane_alive(&l), 1);
     PQfinish(c);
     PQfinish(c2);
     PQfinish(w2);
@@ -979,7 +965,7 @@ static void test_reload_lane_settings(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[8192];
 
     start_reload_lane(&l);
@@ -1033,13 +1019,13 @@ static void test_learned_slow_survives_reload(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[8192];
     const char *slow = "SELECT " COLS ", pg_sleep(0.3)";
 
     lanes_conf(conf, sizeof conf, 4, 2, "30s", "256MB", "",
                "[route.learned]\nslower_than = 150ms\nlane = analytics\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *c = app_client(&l, "web");
     H_ASSERT_CONNECTED(c);
     expect_stmt(c, slow, &OLTP, "first run of the shape: nothing learned yet");
@@ -1078,7 +1064,7 @@ static void test_extended_protocol(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     start_a(&l);
     PGconn *c = app_client(&l, "web");
     H_ASSERT_CONNECTED(c);
@@ -1121,20 +1107,20 @@ static void test_extended_protocol(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_identity_criteria, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_statement_criteria, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_client_addr_and_statement, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reset_all_keeps_lane_settings, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_admission, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_queue_timeout_and_reserve, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_begin_first, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_set_does_not_leak, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reload_changed_rule, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reload_broken_file, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reload_lane_settings, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_learned_slow_survives_reload, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_extended_protocol, h_test_setup, h_test_teardown),
+        H_TEST(test_identity_criteria),
+        H_TEST(test_statement_criteria),
+        H_TEST(test_client_addr_and_statement),
+        H_TEST(test_reset_all_keeps_lane_settings),
+        H_TEST(test_admission),
+        H_TEST(test_queue_timeout_and_reserve),
+        H_TEST(test_begin_first),
+        H_TEST(test_set_does_not_leak),
+        H_TEST(test_reload_changed_rule),
+        H_TEST(test_reload_broken_file),
+        H_TEST(test_reload_lane_settings),
+        H_TEST(test_learned_slow_survives_reload),
+        H_TEST(test_extended_protocol),
     };
-    return cmocka_run_group_tests_name("integration: lanes and routing", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: lanes and routing", tests,
+                       .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

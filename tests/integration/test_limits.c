@@ -21,11 +21,8 @@ static struct h_pg g_pg;
 
 static char g_scram_secret[512];   /* SCRAM_USER's rolpassword, as PostgreSQL stores it */
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, "postgres", "SET password_encryption = 'scram-sha-256'; "
                                      "CREATE ROLE " SCRAM_USER " LOGIN PASSWORD '" SCRAM_PASSWORD "'; "
                                      "GRANT ALL ON DATABASE " H_DB " TO " SCRAM_USER) != 0)
@@ -42,59 +39,14 @@ static int group_setup(void **state)
     return 0;
 }
 
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ helpers */
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/*
- * Reads until an ErrorResponse or the close within timeout_ms, like h_raw_expect_error_or_close,
- * but also returns the message text. 1 (error), 0 (closed without one) or H_RAW_TIMEOUT.
- */
-static int raw_error(int fd, int timeout_ms, char sqlstate[6], char *msg, size_t msgcap)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    sqlstate[0] = '\0';
-    msg[0] = '\0';
-    for (;;) {
-        int64_t left = deadline - h_now_ms();
-        uint8_t *body;
-        uint32_t len;
-        int t = h_raw_read_msg(fd, left > 0 ? (int)left : 0, &body, &len);
-        if (t == H_RAW_TIMEOUT)
-            return H_RAW_TIMEOUT;
-        if (t == H_RAW_EOF || t == H_RAW_BAD)
-            return 0;
-        if (t == 'E') {
-            const char *s = h_error_field(body, len, 'C'), *m = h_error_field(body, len, 'M');
-            snprintf(sqlstate, 6, "%s", s ? s : "");
-            snprintf(msg, msgcap, "%s", m ? m : "");
-            free(body);
-            fprintf(stderr, "raw client got ErrorResponse %s: %s\n", sqlstate, msg);
-            return 1;
-        }
-        free(body);
-    }
-}
 
 /* After an error, the connection must also be closed within timeout_ms. */
 static void assert_closed(int fd, int timeout_ms)
 {
     char st[6], msg[256];
     int r;
-    while ((r = raw_error(fd, timeout_ms, st, msg, sizeof msg)) == 1) {
+    while ((r = h_raw_error(fd, timeout_ms, st, msg, sizeof msg)) == 1) {
     }
     assert_int_equal(r, 0);
 }
@@ -135,7 +87,7 @@ static void assert_query_ok(PGconn *c)
     free(v);
 }
 
-static void assert_new_client_ok(const struct h_lane *l)
+static void assert_new_client_ok(const struct h_pglane *l)
 {
     PGconn *c = h_connect(l, NULL);
     H_ASSERT_CONNECTED(c);
@@ -153,11 +105,11 @@ static void test_client_login_timeout(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256",
            "server_idle_timeout = 60s\nclient_login_timeout = 1s\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *early = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(early);
 
@@ -172,14 +124,14 @@ static void test_client_login_timeout(void **state)
     assert_int_equal(auth, 10);   /* AuthenticationSASL, then the client says nothing */
 
     char st[6], msg[256];
-    int r = raw_error(silent, 4000, st, msg, sizeof msg);
+    int r = h_raw_error(silent, 4000, st, msg, sizeof msg);
     int64_t took = h_now_ms() - t0;
     fprintf(stderr, "silent client closed after %lld ms (%s)\n", (long long)took, r == 1 ? st : "no error");
     assert_int_not_equal(r, H_RAW_TIMEOUT);
     assert_true(took >= 900 && took <= 3000);
     if (r == 1)
         assert_closed(silent, 2000);
-    r = raw_error(halfway, 3000, st, msg, sizeof msg);
+    r = h_raw_error(halfway, 3000, st, msg, sizeof msg);
     assert_int_not_equal(r, H_RAW_TIMEOUT);
     if (r == 1) {
         assert_non_null(strstr(msg, "client_login_timeout"));
@@ -194,13 +146,13 @@ static void test_client_login_timeout(void **state)
     assert_query_ok(early);
     PQfinish(early);
     assert_new_client_ok(&l);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 /* Connects with retries for up to 5 s (pglane may not have processed an earlier close yet). */
-static PGconn *connect_retry(const struct h_lane *l)
+static PGconn *connect_retry(const struct h_pglane *l)
 {
     int64_t deadline = h_now_ms() + 5000;
     for (;;) {
@@ -208,11 +160,11 @@ static PGconn *connect_retry(const struct h_lane *l)
         if (PQstatus(c) == CONNECTION_OK || h_now_ms() >= deadline)
             return c;
         PQfinish(c);
-        sleep_ms(50);
+        h_sleep_ms(50);
     }
 }
 
-static void assert_libpq_refused(const struct h_lane *l, const char *sslmode)
+static void assert_libpq_refused(const struct h_pglane *l, const char *sslmode)
 {
     PGconn *c = h_connect(l, sslmode);
     assert_int_not_equal(PQstatus(c), CONNECTION_OK);
@@ -223,7 +175,7 @@ static void assert_libpq_refused(const struct h_lane *l, const char *sslmode)
 }
 
 /* The sixth client is refused with 53300 and a message naming max_client_conn, by raw socket and by libpq. */
-static void assert_sixth_refused(const struct h_lane *l)
+static void assert_sixth_refused(const struct h_pglane *l)
 {
     int fd = h_raw_connect(l->port);
     assert_true(fd >= 0);
@@ -231,7 +183,7 @@ static void assert_sixth_refused(const struct h_lane *l)
     size_t n = h_raw_startup(buf, sizeof buf, 196608, H_USER, H_DB);
     h_raw_send(fd, buf, n);     /* may fail if pglane already closed: the error is still readable */
     char st[6], msg[256];
-    assert_int_equal(raw_error(fd, 3000, st, msg, sizeof msg), 1);
+    assert_int_equal(h_raw_error(fd, 3000, st, msg, sizeof msg), 1);
     assert_string_equal(st, "53300");
     assert_non_null(strstr(msg, "max_client_conn"));
     assert_closed(fd, 2000);
@@ -244,11 +196,11 @@ static void test_max_client_conn(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
     h_conf_replace(conf, sizeof conf, "max_client_conn = 2000", "max_client_conn = 5");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
 
     PGconn *c[5];
     for (int i = 0; i < 5; i++) {
@@ -280,8 +232,8 @@ static void test_max_client_conn(void **state)
     assert_libpq_refused(&l, "sslmode=prefer");
     for (int i = 0; i < 5; i++)
         PQfinish(c[i]);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -313,7 +265,7 @@ static void assert_refused(int fd, const char *what)
 {
     char st[6], msg[256];
     int64_t t0 = h_now_ms();
-    int r = raw_error(fd, 3000, st, msg, sizeof msg);
+    int r = h_raw_error(fd, 3000, st, msg, sizeof msg);
     fprintf(stderr, "%s: %s after %lld ms\n", what, r == 1 ? st : r == 0 ? "closed" : "TIMEOUT",
             (long long)(h_now_ms() - t0));
     assert_int_not_equal(r, H_RAW_TIMEOUT);
@@ -331,12 +283,12 @@ static void test_preauth_caps(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane md5, scram;
+    struct h_pglane md5, scram;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
-    assert_int_equal(h_lane_start(&md5, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&md5, &g_pg, conf), 0);
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
-    assert_int_equal(h_lane_start(&scram, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&scram, &g_pg, conf), 0);
     PGconn *bystander = h_connect(&md5, NULL);
     H_ASSERT_CONNECTED(bystander);
 
@@ -360,18 +312,10 @@ static void test_preauth_caps(void **state)
     PQfinish(bystander);
     assert_new_client_ok(&md5);
     assert_new_client_ok(&scram);
-    assert_true(h_lane_alive(&md5) && h_lane_alive(&scram));
-    assert_int_equal(h_lane_stop(&md5), 0);
-    assert_int_equal(h_lane_stop(&scram), 0);
+    assert_true(h_pglane_alive(&md5) && h_pglane_alive(&scram));
+    assert_int_equal(h_pglane_stop(&md5), 0);
+    assert_int_equal(h_pglane_stop(&scram), 0);
     h_pass();
-}
-
-static long backend_pid(PGconn *c)
-{
-    char *v = h_query1(c, "SELECT pg_backend_pid()");
-    long pid = v ? atol(v) : -1;
-    free(v);
-    return pid;
 }
 
 /*
@@ -382,27 +326,27 @@ static void test_server_lifetime(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", "server_idle_timeout = 60s\n");
     strncat(conf, "server_lifetime = 1s\n", sizeof conf - strlen(conf) - 1);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *s = h_pg_super(&g_pg, "postgres");
     assert_non_null(s);
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
 
     assert_int_equal(h_exec(c, "BEGIN"), 0);
-    long p1 = backend_pid(c);
+    long p1 = h_backend_pid(c);
     assert_true(p1 > 0);
     assert_int_equal(h_exec(c, "SELECT pg_sleep(1.5)"), 0);
-    assert_int_equal(backend_pid(c), p1);
+    assert_int_equal(h_backend_pid(c), p1);
     assert_int_equal(h_exec(c, "COMMIT"), 0);
 
     int64_t deadline = h_now_ms() + 10000;
     long p = p1;
-    while ((p = backend_pid(c)) == p1 && h_now_ms() < deadline)
-        sleep_ms(100);
+    while ((p = h_backend_pid(c)) == p1 && h_now_ms() < deadline)
+        h_sleep_ms(100);
     fprintf(stderr, "server_lifetime: backend %ld replaced by %ld\n", p1, p);
     assert_true(p > 0 && p != p1);
     char sql[128];
@@ -410,14 +354,14 @@ static void test_server_lifetime(void **state)
     assert_int_equal(h_pg_wait_long(s, sql, 0, 5000), 0);
     PQfinish(c);
     PQfinish(s);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 /* ------------------------------------------------------------------------------------------ security */
 
 /* Login attempt as user with password; 1 if it logged in (and ran a query). */
-static int try_login(const struct h_lane *l, const char *user, const char *password, const char *db)
+static int try_login(const struct h_pglane *l, const char *user, const char *password, const char *db)
 {
     char ci[512];
     snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s password=%s dbname=%s connect_timeout=10",
@@ -433,7 +377,7 @@ static int try_login(const struct h_lane *l, const char *user, const char *passw
 }
 
 /* Every SHOW of the admin console as text, one value after another. */
-static char *admin_dump(const struct h_lane *l)
+static char *admin_dump(const struct h_pglane *l)
 {
     static const char *const cmds[] = { "SHOW CONFIG", "SHOW CLIENTS", "SHOW SERVERS", "SHOW LANES",
                                         "SHOW STATS", "SHOW ROUTES", "SHOW QUERIES", NULL };
@@ -502,15 +446,15 @@ static void test_no_secrets_in_log_or_console(void **state)
     assert_int_equal(h_write_file(auth, text), 0);
     assert_int_equal(chmod(auth, 0600), 0);
 
-    struct h_lane lanes[2];
+    struct h_pglane lanes[2];
     const char *types[2] = { "scram-sha-256", "md5" };
     for (int k = 0; k < 2; k++) {
         char conf[4096];
         h_conf(conf, sizeof conf, "transaction", 2, types[k], "server_idle_timeout = 60s\nadmin_users = app\n");
         h_conf_replace(conf, sizeof conf, "log_level = info", "log_level = debug");
         h_conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
-        assert_int_equal(h_lane_start(&lanes[k], &g_pg, conf), 0);
-        struct h_lane *l = &lanes[k];
+        assert_int_equal(h_pglane_start(&lanes[k], &g_pg, conf), 0);
+        struct h_pglane *l = &lanes[k];
         assert_false(try_login(l, H_USER, WRONG_PASSWORD, H_DB));
         assert_false(try_login(l, H_USER, WRONG_PASSWORD, H_DB));
         assert_true(try_login(l, H_USER, H_PASSWORD, H_DB));
@@ -528,13 +472,13 @@ static void test_no_secrets_in_log_or_console(void **state)
         free(dump);
     }
     for (int k = 0; k < 2; k++) {
-        char *log = h_lane_log(&lanes[k]);
+        char *log = h_pglane_log(&lanes[k]);
         assert_true(strlen(log) > 0);
         /* The failures were logged (so the log was exercised), without the secrets. */
         assert_true(strstr(log, "password") != NULL || strstr(log, "authentication") != NULL);
         assert_no_secret(log, types[k]);
         free(log);
-        assert_int_equal(h_lane_stop(&lanes[k]), 0);
+        assert_int_equal(h_pglane_stop(&lanes[k]), 0);
     }
     h_pass();
 }
@@ -551,12 +495,12 @@ static void test_auth_file_permissions_warning(void **state)
     const mode_t modes[2] = { 0600, 0644 };
     for (int k = 0; k < 2; k++) {
         assert_int_equal(chmod(auth, modes[k]), 0);
-        struct h_lane l;
+        struct h_pglane l;
         char conf[4096];
         h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", NULL);
         h_conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
-        assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
-        char *log = h_lane_log(&l);
+        assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+        char *log = h_pglane_log(&l);
         /* A warning line that names the auth_file and says it is readable by others. */
         int warned = 0;
         for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
@@ -567,7 +511,7 @@ static void test_auth_file_permissions_warning(void **state)
         if (warned != (modes[k] == 0644))
             print_error("auth_file mode %o: warning %s\n", (unsigned)modes[k], warned ? "present" : "missing");
         assert_int_equal(warned, modes[k] == 0644);
-        assert_int_equal(h_lane_stop(&l), 0);
+        assert_int_equal(h_pglane_stop(&l), 0);
     }
     h_pass();
 }
@@ -634,14 +578,13 @@ static void test_trust_beyond_loopback_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_client_login_timeout, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_max_client_conn, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_preauth_caps, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_lifetime, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_no_secrets_in_log_or_console, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_auth_file_permissions_warning, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_trust_beyond_loopback_refused, h_test_setup, h_test_teardown),
+        H_TEST(test_client_login_timeout),
+        H_TEST(test_max_client_conn),
+        H_TEST(test_preauth_caps),
+        H_TEST(test_server_lifetime),
+        H_TEST(test_no_secrets_in_log_or_console),
+        H_TEST(test_auth_file_permissions_warning),
+        H_TEST(test_trust_beyond_loopback_refused),
     };
-    return cmocka_run_group_tests_name("integration: limits, timeouts, security", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: limits, timeouts, security", tests, .pg = &g_pg, .setup = fixtures);
 }

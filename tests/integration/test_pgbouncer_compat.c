@@ -20,16 +20,11 @@
 #define INT8_OID 20
 
 static struct h_pg g_pg;
-static struct h_lane g_lane;
+static struct h_pglane g_lane;
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    if (h_lane_start(&g_lane, &g_pg,
+    if (h_pglane_start(&g_lane, &g_pg,
                      "[pglane]\n"
                      "listen = 127.0.0.1:@PORT@\n"
                      "auth_type = md5\n"
@@ -42,16 +37,7 @@ static int group_setup(void **state)
                      "\n[lane.olap]\nserver = pg\nsize = 2\nreserve = 1\nqueue_timeout = 30s\n"
                      "\n[route.reports]\napplication_name = report-*\nlane = olap\n") != 0)
         return -1;
-    h_lane_keep(&g_lane);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
+    h_pglane_keep(&g_lane);
     return 0;
 }
 
@@ -413,20 +399,18 @@ static void test_clean_exit(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    assert_int_equal(h_lane_signal(&g_lane, SIGTERM), 0);
-    assert_int_equal(h_lane_wait_exit(&g_lane, 10000), 1);
-    h_lane_assert_clean_exit(&g_lane);
+    h_pglane_assert_term_clean_exit(&g_lane);
     h_pass();
 }
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_console_pgbouncer_tables, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_prometheus_pgbouncer_exporter, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_wait_close_kill, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_clean_exit, h_test_setup, h_test_teardown),
+        H_TEST(test_console_pgbouncer_tables),
+        H_TEST(test_prometheus_pgbouncer_exporter),
+        H_TEST(test_reconnect_wait_close_kill),
+        H_TEST(test_clean_exit),
     };
-    return cmocka_run_group_tests_name("integration_pgbouncer_compat", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration_pgbouncer_compat", tests,
+                       .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

@@ -25,16 +25,13 @@
 #define TEXTOID 25
 
 static struct h_pg g_pg;
-static struct h_lane g_tx2;      /* transaction pooling, lane size 2, admin_users = app */
-static struct h_lane g_lru;      /* transaction pooling, lane size 2, max_prepared_statements = 3 */
+static struct h_pglane g_tx2;      /* transaction pooling, lane size 2, admin_users = app */
+static struct h_pglane g_lru;      /* transaction pooling, lane size 2, max_prepared_statements = 3 */
 
 #define N_ITEMS 1000
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB,
                   "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL);"
                   "INSERT INTO items SELECT i, 'item-' || i, i * 3 FROM generate_series(1, 1000) i;"
@@ -47,38 +44,20 @@ static int group_setup(void **state)
                   "ALTER TABLE ddl_t OWNER TO " H_USER) != 0)
         return -1;
     /* pgbench tables in benchdb, initialised directly as app (pglane is not involved). */
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, H_BENCH_DB, args) != 0)
-        return -1;
-    int rc = h_proc_wait(&p, 120000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pgbench -i failed (%d):\n%s\n", rc, out);
-    free(out);
-    if (rc != 0)
+    if (h_pgbench_init(&g_pg, H_BENCH_DB) != 0)
         return -1;
 
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256",
            "server_idle_timeout = 60s\nadmin_users = app\n");
-    if (h_lane_start(&g_tx2, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_tx2, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_tx2);
+    h_pglane_keep(&g_tx2);
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256",
            "server_idle_timeout = 60s\nmax_prepared_statements = 3\n");
-    if (h_lane_start(&g_lru, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_lru, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_lru);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
+    h_pglane_keep(&g_lru);
     return 0;
 }
 
@@ -96,7 +75,7 @@ struct fail {
     } while (0)
 
 /* A worker thread's connection, or NULL with the failure recorded in f. */
-static PGconn *worker_connect(const struct h_lane *lane, struct fail *f)
+static PGconn *worker_connect(const struct h_pglane *lane, struct fail *f)
 {
     PGconn *c = h_connect(lane, NULL);
 
@@ -181,7 +160,7 @@ static void run_threads(int n, void *(*fn)(void *), void *args, size_t argsize)
 /* ------------------------------------------------------------------------------------------ 1. libpq */
 
 struct libpq_worker {
-    const struct h_lane *lane;
+    const struct h_pglane *lane;
     int k;
     int iters;
     struct fail f;
@@ -390,7 +369,7 @@ static void send_exec(PGconn *c, const char *stmt, const char *val, struct fail 
 }
 
 struct pipe_worker {
-    const struct h_lane *lane;
+    const struct h_pglane *lane;
     int k;
     int iters;
     struct fail f;
@@ -573,7 +552,7 @@ static void test_duplicate_name(void **state)
 
 /* ------------------------------------------------------------------------------------------ 2. pgbench */
 
-static void run_pgbench_prepared(const struct h_lane *l, const char *builtin)
+static void run_pgbench_prepared(const struct h_pglane *l, const char *builtin)
 {
     /* Direct mode: 64 SCRAM logins to PostgreSQL itself can take most of 5 s on a loaded machine. */
     const char *args[] = { "-n", "-b", builtin, "-M", "prepared", "-c", "64", "-j", "2", "-T",
@@ -598,10 +577,10 @@ static void run_pgbench_prepared(const struct h_lane *l, const char *builtin)
 static void test_pgbench_prepared_64_over_8(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 8, "md5", NULL);   /* md5: cheaper logins for 64 clients */
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *s = h_pg_super(&g_pg, H_BENCH_DB);
     assert_non_null(s);
     long hist0 = h_pg_long(s, "SELECT count(*) FROM pgbench_history");
@@ -618,14 +597,14 @@ static void test_pgbench_prepared_64_over_8(void **state)
         assert_true(h_pg_long(s, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
                                  "AND datname = 'benchdb'") <= 8);
     PQfinish(s);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 /* ------------------------------------------------------------------------------------------ 3. DDL */
 
 struct ddl_worker {
-    const struct h_lane *lane;
+    const struct h_pglane *lane;
     PGconn *c;
     int want_cols;
     int errors_0a000;       /* this round */
@@ -794,7 +773,7 @@ static void expect_gone(PGconn *c, const char *name)
 }
 
 struct bystander {
-    const struct h_lane *lane;
+    const struct h_pglane *lane;
     volatile int *stop;
     int execs;
     struct fail f;
@@ -949,7 +928,7 @@ static void test_admin_counters(void **state)
 /* ------------------------------------------------------------------------------------------ 6. LRU */
 
 struct lru_worker {
-    const struct h_lane *lane;
+    const struct h_pglane *lane;
     int k;
     long max_pgl;
     struct fail f;
@@ -1057,11 +1036,11 @@ static void test_lru_eviction(void **state)
 static void test_eviction_skipped_after_error(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256",
            "server_idle_timeout = 60s\nmax_prepared_statements = 3\n");
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
     struct fail f = { 0 };
@@ -1093,7 +1072,7 @@ static void test_eviction_skipped_after_error(void **state)
         print_error("%d failures, first: %s\n", f.n, f.msg);
     assert_int_equal(f.n, 0);
     PQfinish(c);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -1246,7 +1225,7 @@ static const char *exchange(int fd, struct msgs *m, int count, int nmsgs)
         assert_string_equal(got_, (want)); \
     } while (0)
 
-static int raw_login(const struct h_lane *l)
+static int raw_login(const struct h_pglane *l)
 {
     uint8_t buf[256];
     int fd = h_raw_connect(l->port);
@@ -1276,10 +1255,10 @@ static void test_raw_protocol_sequences(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();   /* raw clients log in without a password: needs a trust lane */
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 1, "trust", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     int a = raw_login(&l), b = raw_login(&l);
     assert_true(a >= 0 && b >= 0);
     static struct msgs m;
@@ -1336,7 +1315,7 @@ static void test_raw_protocol_sequences(void **state)
 
     close(a);
     close(b);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -1345,10 +1324,10 @@ static void test_raw_close_skipped_after_error(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 1, "trust", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     int a = raw_login(&l);
     assert_true(a >= 0);
     static struct msgs m;
@@ -1369,7 +1348,7 @@ static void test_raw_close_skipped_after_error(void **state)
     m_sync(&m);
     EXPECT_SEQ(a, &m, "2D(5)CZ");
     close(a);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -1377,21 +1356,21 @@ static void test_raw_close_skipped_after_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_libpq_prepared_8_over_2, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_libpq_pipeline, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_failed_parse_leaves_no_statement, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_name, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_sql_deallocate_of_protocol_statement, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgbench_prepared_64_over_8, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_alter_table_between_executions, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_sql_prepare_in_transaction, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_discard_all, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_admin_counters, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_lru_eviction, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_eviction_skipped_after_error, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_raw_protocol_sequences, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_raw_close_skipped_after_error, h_test_setup, h_test_teardown),
+        H_TEST(test_libpq_prepared_8_over_2),
+        H_TEST(test_libpq_pipeline),
+        H_TEST(test_failed_parse_leaves_no_statement),
+        H_TEST(test_duplicate_name),
+        H_TEST(test_sql_deallocate_of_protocol_statement),
+        H_TEST(test_pgbench_prepared_64_over_8),
+        H_TEST(test_alter_table_between_executions),
+        H_TEST(test_sql_prepare_in_transaction),
+        H_TEST(test_discard_all),
+        H_TEST(test_admin_counters),
+        H_TEST(test_lru_eviction),
+        H_TEST(test_eviction_skipped_after_error),
+        H_TEST(test_raw_protocol_sequences),
+        H_TEST(test_raw_close_skipped_after_error),
     };
-    return cmocka_run_group_tests_name("integration: prepared statements in transaction pooling", tests,
-                                       group_setup, group_teardown);
+    return H_RUN_GROUP("integration: prepared statements in transaction pooling", tests,
+                       .pg = &g_pg, .setup = fixtures);
 }

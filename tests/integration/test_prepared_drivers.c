@@ -22,20 +22,17 @@
 #define JDBC_JAR "/usr/share/java/postgresql.jar"
 
 static struct h_pg g_pg;
-static struct h_lane g_lane;      /* transaction pooling, lane size 2 */
+static struct h_pglane g_lane;      /* transaction pooling, lane size 2 */
 static char g_drivers[PATH_MAX];  /* tests/drivers, absolute */
 static char g_env[6][1200];
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
     const char *d = getenv("PGLANE_DRIVERS_DIR");
     if (!realpath(d && *d ? d : "tests/drivers", g_drivers)) {
         fprintf(stderr, "tests/drivers not found: run from the repository root or set PGLANE_DRIVERS_DIR\n");
         return -1;
     }
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     if (h_pg_exec(&g_pg, H_DB,
                   "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL);"
                   "INSERT INTO items SELECT i, 'item-' || i, i * 3 FROM generate_series(1, 1000) i;"
@@ -49,9 +46,9 @@ static int group_setup(void **state)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
-    if (h_lane_start(&g_lane, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_lane, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_lane);
+    h_pglane_keep(&g_lane);
     char ci[1024];
     h_conninfo(&g_lane, NULL, ci, sizeof ci);
     snprintf(g_env[0], sizeof g_env[0], "PGLANE_DSN=%s", ci);
@@ -60,14 +57,6 @@ static int group_setup(void **state)
     snprintf(g_env[3], sizeof g_env[3], "PGLANE_USER=" H_USER);
     snprintf(g_env[4], sizeof g_env[4], "PGLANE_PASSWORD=" H_PASSWORD);
     snprintf(g_env[5], sizeof g_env[5], "PGLANE_DB=" H_DB);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
     return 0;
 }
 
@@ -242,14 +231,14 @@ static void test_pgjdbc_batch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_psycopg_prepare_threshold, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psycopg_executemany, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psycopg_pipeline, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_psycopg_prepared_max_rotation, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_node_postgres_pool, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgjdbc_prepared, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pgjdbc_batch, h_test_setup, h_test_teardown),
+        H_TEST(test_psycopg_prepare_threshold),
+        H_TEST(test_psycopg_executemany),
+        H_TEST(test_psycopg_pipeline),
+        H_TEST(test_psycopg_prepared_max_rotation),
+        H_TEST(test_node_postgres_pool),
+        H_TEST(test_pgjdbc_prepared),
+        H_TEST(test_pgjdbc_batch),
     };
-    return cmocka_run_group_tests_name("integration: prepared statements, real drivers", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: prepared statements, real drivers", tests,
+                       .pg = &g_pg, .setup = fixtures);
 }

@@ -36,24 +36,16 @@ static const char CONF[] =
     "\n[route.big]\ntables = big_table\nlane = analytics\n"
     "\n[route.rx]\nsql = (?i)\\bmonthly_report\\b\nlane = analytics\n";
 
-static int group_setup(void **state)
+static int write_config(void)
 {
     char path[H_PATH + 32];
 
-    (void)state;
     snprintf(g_dir, sizeof g_dir, "%s", h_scratch_dir());
     snprintf(g_conf, sizeof g_conf, "%s/route.ini", g_dir);
     snprintf(path, sizeof path, "%s/userlist.txt", g_dir);
     if (h_write_file(path, "\"app\" \"secret\"\n") != 0 || chmod(path, 0600) != 0)
         return -1;
     return h_write_file(g_conf, CONF);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    return 0;
 }
 
 /* Runs pglane --route g_conf opts... with `sql` on stdin; returns the exit code, *out the output. */
@@ -336,12 +328,11 @@ static void test_no_statements(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_split_and_fields, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_fingerprints, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_identity_options, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_errors, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_no_statements, h_test_setup, h_test_teardown),
+        H_TEST(test_split_and_fields),
+        H_TEST(test_fingerprints),
+        H_TEST(test_identity_options),
+        H_TEST(test_errors),
+        H_TEST(test_no_statements),
     };
-    return cmocka_run_group_tests_name("integration: pglane --route dry run", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: pglane --route dry run", tests, .setup = write_config);
 }

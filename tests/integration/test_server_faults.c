@@ -19,12 +19,6 @@
 
 static struct h_pg g_pg;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 static int fault_seconds(void)
 {
     const char *v = getenv("PGLANE_FAULT_SECONDS");
@@ -32,121 +26,27 @@ static int fault_seconds(void)
     return s > 0 ? s : 20;
 }
 
-static int pg_ctl(const struct h_pg *pg, const char *action)
+static int fixtures(void)
 {
-    char exe[H_PATH + 16];
-    const char *argv[20];
-    int n = 0;
-    snprintf(exe, sizeof exe, "%s/pg_ctl", pg->bindir);
-    if (geteuid() == 0) {
-        argv[n++] = "runuser";
-        argv[n++] = "-u";
-        argv[n++] = "postgres";
-        argv[n++] = "--";
-    }
-    char opts[64];
-    snprintf(opts, sizeof opts, "-p %d", pg->port);   /* the cluster's own port, never the default */
-    const char *rest[] = { exe, "-D", pg->datadir, "-l", pg->logfile, "-o", opts, "-m", "fast", "-w", "-t", "60",
-                           action, NULL };
-    for (int i = 0; rest[i]; i++)
-        argv[n++] = rest[i];
-    argv[n] = NULL;
-    char *out = NULL;
-    int rc = h_run(argv, NULL, 90000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pg_ctl %s failed (%d):\n%s\n", action, rc, out);
-    free(out);
-    return rc == 0 ? 0 : -1;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
-    struct h_proc p;
-    const char *args[] = { "-i", "-s", "1", "-q", NULL };
-    char *out = NULL;
-    if (h_pgbench_start(&p, &direct, H_DB, args) != 0)
-        return -1;
-    int rc = h_proc_wait(&p, 120000, &out);
-    if (rc != 0)
-        fprintf(stderr, "pgbench -i failed (%d):\n%s\n", rc, out);
-    free(out);
-    return rc == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
-    return 0;
+    return h_pgbench_init(&g_pg, H_DB);
 }
 
 static int g_mport;    /* metrics_listen port of the latest start_lane */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-/* GET /metrics: the body (malloc'd). */
-static char *get_metrics(int port)
-{
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    int fd = h_raw_connect(port);
-    assert_true(fd >= 0);
-    assert_int_equal(h_raw_send(fd, req, sizeof req - 1), 0);
-    size_t cap = 1 << 20, n = 0;
-    char *out = malloc(cap);
-    assert_non_null(out);
-    int64_t deadline = h_now_ms() + 5000;
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(deadline - h_now_ms());
-        if (left <= 0 || poll(&pfd, 1, left) <= 0 || n + 1 >= cap)
-            break;
-        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-    assert_non_null(strstr(out, "200 OK"));
-    return out;
-}
-
-/* The value of the sample whose line starts with `series` ("name{labels}"), or -1. */
-static long metric(const char *text, const char *series)
-{
-    const char *p = strstr(text, series);
-    return p ? strtol(p + strlen(series), NULL, 10) : -1;
-}
-
-static void start_lane(struct h_lane *l, int size, const char *lane_extra)
+static void start_lane(struct h_pglane *l, int size, const char *lane_extra)
 {
     char conf[4096], extra[256];
-    g_mport = free_port();
+    g_mport = h_free_port();
     assert_true(g_mport > 0);
     snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nadmin_users = " H_USER "\nmetrics_listen = 127.0.0.1:%d\n",
              g_mport);
     h_conf(conf, sizeof conf, "transaction", size, "scram-sha-256", extra);
     if (lane_extra)
         strncat(conf, lane_extra, sizeof conf - strlen(conf) - 1);
-    assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
 }
 
-static long admin_val(const struct h_lane *l, const char *cmd, const char *col)
+static long admin_val(const struct h_pglane *l, const char *cmd, const char *col)
 {
     PGconn *adm = h_connect(l, "dbname=pglane");
     H_ASSERT_CONNECTED(adm);
@@ -187,7 +87,7 @@ static int aborted_in(const char *out, int cmd)
 static void test_terminate_idle_under_pgbench(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 8, NULL);
     assert_int_equal(h_pg_exec(&g_pg, H_DB, "TRUNCATE pgbench_history"), 0);
 
@@ -207,7 +107,7 @@ static void test_terminate_idle_under_pgbench(void **state)
         if (k > 0)
             killed += k;
         rounds++;
-        sleep_ms(200);
+        h_sleep_ms(200);
     }
     char *out = NULL;
     int rc = h_proc_wait(&pb, 60000, &out);
@@ -215,7 +115,7 @@ static void test_terminate_idle_under_pgbench(void **state)
     long failed = h_parse_after(out, "number of failed transactions:");
     long rows = h_pg_long(s, "SELECT count(*) FROM pgbench_history");
     long retries = admin_val(&l, "SHOW STATS", "retries");
-    char *log = h_lane_log(&l);
+    char *log = h_pglane_log(&l);
     int lost_idle = count_substr(log, "lost (idle_");
     int lost_use = count_substr(log, "lost (dead_on_use)");
     fprintf(stderr, "pgbench exited %d: %ld transactions, %ld failed; %ld rounds, %ld backends terminated; "
@@ -234,10 +134,10 @@ static void test_terminate_idle_under_pgbench(void **state)
     assert_true(killed > 0);
     assert_true(retries > 0);
     assert_true(lost_idle + lost_use > 0);
-    char *m = get_metrics(g_mport);
-    long m_retries = metric(m, "pglane_transaction_retries_total{lane=\"main\"} ");
-    long m_use = metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"dead_on_use\"} ");
-    long m_idle = metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"idle_error\"} ");
+    char *m = h_metrics_body(g_mport);
+    long m_retries = h_metric(m, "pglane_transaction_retries_total{lane=\"main\"}");
+    long m_use = h_metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"dead_on_use\"}");
+    long m_idle = h_metric(m, "pglane_server_connections_lost_total{server=\"pg\",reason=\"idle_error\"}");
     fprintf(stderr, "metrics: retries %ld, lost dead_on_use %ld, idle_error %ld\n", m_retries, m_use, m_idle);
     assert_int_equal(m_retries, retries);
     assert_int_equal(m_use, lost_use);
@@ -246,7 +146,7 @@ static void test_terminate_idle_under_pgbench(void **state)
     free(log);
     free(out);
     PQfinish(s);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -279,7 +179,7 @@ static const char *result_of(PGconn *c, char *got, size_t n, int timeout_ms)
 static void test_transaction_waits_for_postgres(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 4, "server_connect_timeout = 30s\n");
     PGconn *c = h_connect(&l, NULL), *warm = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
@@ -287,11 +187,11 @@ static void test_transaction_waits_for_postgres(void **state)
     char got[512];
     assert_int_equal(h_exec(warm, "SELECT 1"), 0);   /* a pooled server connection exists */
 
-    assert_int_equal(pg_ctl(&g_pg, "stop"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "stop"), 0);
     assert_int_equal(PQsendQuery(c, "SELECT 'after the restart'"), 1);
     /* Still waiting 1.5 s into the outage: not failed at once. */
     assert_int_equal(h_wait_result(c, 1500), -1);
-    assert_int_equal(pg_ctl(&g_pg, "start"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "start"), 0);
     const char *st = result_of(c, got, sizeof got, 30000);
     if (st)
         print_error("query during the outage: %s %s\n", st, got);
@@ -299,26 +199,26 @@ static void test_transaction_waits_for_postgres(void **state)
     assert_string_equal(got, "after the restart");
     PQfinish(c);
     PQfinish(warm);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     /* The wait runs out: server_connect_timeout = 1s. */
     start_lane(&l, 4, "server_connect_timeout = 1s\n");
     c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
-    assert_int_equal(pg_ctl(&g_pg, "stop"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "stop"), 0);
     int64_t t0 = h_now_ms();
     assert_int_equal(PQsendQuery(c, "SELECT 1"), 1);
     st = result_of(c, got, sizeof got, 20000);
     int64_t took = h_now_ms() - t0;
     fprintf(stderr, "outage with server_connect_timeout = 1s: %s after %lld ms: %s\n", st ? st : "ok",
             (long long)took, got);
-    assert_int_equal(pg_ctl(&g_pg, "start"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "start"), 0);
     assert_non_null(st);
     assert_string_equal(st, "08006");
     assert_non_null(strstr(got, "unreachable"));
     assert_true(took >= 900 && took < 10000);
     PQfinish(c);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -330,7 +230,7 @@ static void test_transaction_waits_for_postgres(void **state)
 static void test_restart_under_select_load(void **state)
 {
     (void)state;
-    struct h_lane l;
+    struct h_pglane l;
     start_lane(&l, 8, NULL);
     char secs[16];
     int total = fault_seconds();
@@ -343,11 +243,11 @@ static void test_restart_under_select_load(void **state)
     int64_t deadline = h_now_ms() + 15000;
     while (h_pg_long(s, "SELECT count(*) FROM pg_stat_activity WHERE usename = '" H_USER "'") < 8 &&
            h_now_ms() < deadline)
-        sleep_ms(20);
+        h_sleep_ms(20);
     PQfinish(s);
-    sleep_ms(total * 1000 / 3);     /* a third into the run: pgbench keeps its load up until -T */
+    h_sleep_ms(total * 1000 / 3);     /* a third into the run: pgbench keeps its load up until -T */
     assert_false(h_proc_done(&pb));
-    assert_int_equal(pg_ctl(&g_pg, "restart"), 0);
+    assert_int_equal(h_pg_ctl(&g_pg, "restart"), 0);
 
     /* A client that starts right after the restart succeeds at once (no dead pooled connection). */
     PGconn *c = h_connect(&l, NULL);
@@ -370,18 +270,17 @@ static void test_restart_under_select_load(void **state)
     assert_true(aborted <= 8);          /* at most one transaction per server connection was in flight */
     assert_true(processed > 0);
     free(out);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_terminate_idle_under_pgbench, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_transaction_waits_for_postgres, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_restart_under_select_load, h_test_setup, h_test_teardown),
+        H_TEST(test_terminate_idle_under_pgbench),
+        H_TEST(test_transaction_waits_for_postgres),
+        H_TEST(test_restart_under_select_load),
     };
-    return cmocka_run_group_tests_name("integration: server faults", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: server faults", tests, .pg = &g_pg, .setup = fixtures);
 }

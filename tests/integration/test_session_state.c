@@ -20,7 +20,7 @@
 #include "tests/integration/prom_check.h"
 
 static struct h_pg g_pg;
-static struct h_lane g_main;     /* lane main of size 2, no lane settings, metrics */
+static struct h_pglane g_main;     /* lane main of size 2, no lane settings, metrics */
 static int g_mport;
 
 #define NCLIENTS 32
@@ -48,16 +48,11 @@ static void conf_for(char *buf, size_t n, int size, const char *lane_extra, int 
              metrics, size, lane_extra);
 }
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
     char conf[4096], sql[8192];
     size_t o = 0;
 
-    (void)state;
-    if (h_direct())
-        return 0;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     /* app may SET SESSION AUTHORIZATION (superuser) and SET ROLE to every client's role. */
     o += (size_t)snprintf(sql + o, sizeof sql - o,
                           "ALTER ROLE " H_USER " SUPERUSER; CREATE ROLE ops NOLOGIN; GRANT ops TO " H_USER ";");
@@ -72,24 +67,15 @@ static int group_setup(void **state)
         return -1;
     g_mport = h_free_port();
     conf_for(conf, sizeof conf, 2, "", g_mport);
-    if (h_lane_start(&g_main, &g_pg, conf) != 0)
+    if (h_pglane_start(&g_main, &g_pg, conf) != 0)
         return -1;
-    h_lane_keep(&g_main);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
+    h_pglane_keep(&g_main);
     return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 
-static PGconn *client(const struct h_lane *l, const char *app)
+static PGconn *client(const struct h_pglane *l, const char *app)
 {
     char extra[128];
 
@@ -338,11 +324,11 @@ static void test_reset_all_restores_lane_settings(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
 
     conf_for(conf, sizeof conf, 2, "statement_timeout = 3s\nwork_mem = 8MB\nset.app.lane = lanev\n", 0);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
     assert_int_equal(h_exec(c, "SET statement_timeout = '1234ms'"), 0);
@@ -383,7 +369,7 @@ static void test_reset_all_restores_lane_settings(void **state)
     assert_string_equal(v, "3s");
     free(v);
     PQfinish(c);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 
@@ -561,11 +547,11 @@ static void test_listener_leaves(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
 
     conf_for(conf, sizeof conf, 1, "", 0);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *a = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(a);
     char *pa = h_query1(a, "SELECT pg_backend_pid()");
@@ -582,7 +568,7 @@ static void test_listener_leaves(void **state)
     assert_null(PQnotifies(b));
     free(pa);
     PQfinish(b);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 
@@ -591,11 +577,11 @@ static void test_pin_refuse(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
 
     conf_for(conf, sizeof conf, 2, "pin = refuse\n", 0);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     PGconn *c = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(c);
     PGresult *r = PQexec(c, "CREATE TEMP TABLE refused (a int)");
@@ -646,7 +632,7 @@ static void test_pin_refuse(void **state)
     assert_string_equal(v, "0");
     free(v);
     PQfinish(c);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 
@@ -767,11 +753,11 @@ static void test_hidden_paths_never_reach_next_client(void **state)
         { "DO $$BEGIN SET ROLE ops; END$$", "SELECT current_user", "ops" },
         { "SET SESSION AUTHORIZATION ops", "SELECT session_user", "ops" },
     };
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
 
     conf_for(conf, sizeof conf, 1, "statement_timeout = 1s\n", 0);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         PGconn *a = h_connect(&l, NULL);
         H_ASSERT_CONNECTED(a);
@@ -799,29 +785,27 @@ static void test_hidden_paths_never_reach_next_client(void **state)
         assert_string_equal(h_exec_sqlstate(b, "SELECT pg_sleep(1.5)"), "57014");
         PQfinish(b);
     }
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     h_pass();
 }
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_settings_follow_each_client, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_statement_timeout_follows, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_set_config_follows, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_check_after_large_result, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_reset_all_restores_lane_settings, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_temp_table_pins, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_advisory_lock_pins, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_listen_notify, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_listener_leaves, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_pin_refuse, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_replay_refused_closes_client, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_thousand_clients_leave_nothing, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_hidden_paths_never_reach_next_client, h_test_setup,
-                                        h_test_teardown),
+        H_TEST(test_settings_follow_each_client),
+        H_TEST(test_statement_timeout_follows),
+        H_TEST(test_set_config_follows),
+        H_TEST(test_check_after_large_result),
+        H_TEST(test_reset_all_restores_lane_settings),
+        H_TEST(test_temp_table_pins),
+        H_TEST(test_advisory_lock_pins),
+        H_TEST(test_listen_notify),
+        H_TEST(test_listener_leaves),
+        H_TEST(test_pin_refuse),
+        H_TEST(test_replay_refused_closes_client),
+        H_TEST(test_thousand_clients_leave_nothing),
+        H_TEST(test_hidden_paths_never_reach_next_client),
     };
-    return cmocka_run_group_tests_name("integration: session state in transaction pooling", tests, group_setup,
-                                       group_teardown);
+    return H_RUN_GROUP("integration: session state in transaction pooling", tests,
+                       .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
 }

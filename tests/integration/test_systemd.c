@@ -17,23 +17,6 @@
 
 static struct h_pg g_pg;
 
-static int group_setup(void **state)
-{
-    (void)state;
-    if (h_direct())
-        return 0;
-    return h_pg_start(&g_pg);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    if (!h_direct())
-        h_pg_stop(&g_pg);
-    return 0;
-}
-
 /* Reads one notification within timeout_ms into buf; its length, or -1 on timeout. */
 static int recv_notify(int fd, char *buf, size_t cap, int timeout_ms)
 {
@@ -66,7 +49,7 @@ static void test_notify_ready_reload_stopping(void **state)
     H_SKIP_IF_DIRECT();
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char conf[2048], buf[512];
-    struct h_lane l = { 0 };
+    struct h_pglane l = { 0 };
 
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s/notify.sock", h_scratch_dir());
     unlink(sa.sun_path);
@@ -76,7 +59,7 @@ static void test_notify_ready_reload_stopping(void **state)
 
     h_conf(conf, sizeof conf, "transaction", 2, "md5", NULL);
     assert_int_equal(setenv("NOTIFY_SOCKET", sa.sun_path, 1), 0);
-    int rc = h_lane_spawn(&l, &g_pg, conf);
+    int rc = h_pglane_spawn(&l, &g_pg, conf);
     unsetenv("NOTIFY_SOCKET");
     assert_int_equal(rc, 0);
 
@@ -93,7 +76,7 @@ static void test_notify_ready_reload_stopping(void **state)
     free(v);
 
     /* SIGHUP: RELOADING=1 with the monotonic time systemd asks for, then READY=1 again. */
-    assert_int_equal(h_lane_signal(&l, SIGHUP), 0);
+    assert_int_equal(h_pglane_signal(&l, SIGHUP), 0);
     assert_true(recv_notify(fd, buf, sizeof buf, 10000) > 0);
     assert_non_null(strstr(buf, "RELOADING=1"));
     assert_non_null(strstr(buf, "MONOTONIC_USEC="));
@@ -105,11 +88,11 @@ static void test_notify_ready_reload_stopping(void **state)
     PQfinish(c);
 
     /* SIGTERM: STOPPING=1 as the drain starts, then a clean exit. */
-    assert_int_equal(h_lane_signal(&l, SIGTERM), 0);
+    assert_int_equal(h_pglane_signal(&l, SIGTERM), 0);
     assert_int_equal(expect_notify(fd, "STOPPING=1", buf, sizeof buf, 10000), 0);
-    assert_int_equal(h_lane_wait_exit(&l, 10000), 1);
+    assert_int_equal(h_pglane_wait_exit(&l, 10000), 1);
     assert_int_equal(l.exit_status, 0);
-    h_lane_stop(&l);
+    h_pglane_stop(&l);
     close(fd);
     unlink(sa.sun_path);
     h_pass();
@@ -117,9 +100,8 @@ static void test_notify_ready_reload_stopping(void **state)
 
 int main(void)
 {
-    h_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_notify_ready_reload_stopping, h_test_setup, h_test_teardown),
+        H_TEST(test_notify_ready_reload_stopping),
     };
-    return cmocka_run_group_tests_name("integration: systemd notify", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: systemd notify", tests, .pg = &g_pg, .skip_direct = 1);
 }

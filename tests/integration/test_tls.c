@@ -151,11 +151,8 @@ static int pg_enable_tls(void)
     return rc;
 }
 
-static int group_setup(void **state)
+static int fixtures(void)
 {
-    (void)state;
-    if (h_pg_start(&g_pg) != 0)
-        return -1;
     snprintf(g_tls, sizeof g_tls, "%s/tls", h_scratch_dir());
     if (mkdir(g_tls, 0700) != 0)
         return -1;
@@ -171,14 +168,6 @@ static int group_setup(void **state)
     return pg_enable_tls();
 }
 
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_cleanup();
-    h_pg_stop(&g_pg);
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ helpers */
 
 /* Standard config with client-side TLS (tls_mode as given, certificate of the test CA) and extra lines. */
@@ -192,7 +181,7 @@ static void tls_conf(char *buf, size_t n, const char *mode, const char *extra)
 }
 
 /* Conninfo to pglane with explicit host and extra keywords. */
-static void ci_for(const struct h_lane *l, const char *host, const char *extra, char *buf, size_t n)
+static void ci_for(const struct h_pglane *l, const char *host, const char *extra, char *buf, size_t n)
 {
     snprintf(buf, n, "host=%s port=%d user=" H_USER " password=" H_PASSWORD " dbname=" H_DB
              " connect_timeout=10 %s", host, l->port, extra);
@@ -243,10 +232,10 @@ static void test_psql_require_and_verify_full(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096], ci[2048], extra[H_PATH + 128];
     tls_conf(conf, sizeof conf, "allow", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
 
     ci_for(&l, "127.0.0.1", "sslmode=require", ci, sizeof ci);
     assert_psql_tls_ok(ci);
@@ -277,8 +266,8 @@ static void test_psql_require_and_verify_full(void **state)
     assert_int_equal(PQsslInUse(c), 0);
     assert_query_ok(c);
     PQfinish(c);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -287,11 +276,11 @@ static void test_client_certificates(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096], ci[4 * H_PATH + 256], extra[4 * H_PATH], ca_line[H_PATH + 32];
     snprintf(ca_line, sizeof ca_line, "tls_ca_file = %s\n", tls_path("ca.crt"));
     tls_conf(conf, sizeof conf, "require", ca_line);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
 
     snprintf(extra, sizeof extra, "sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s", tls_path("ca.crt"),
              tls_path("client.crt"), tls_path("client.key"));
@@ -318,13 +307,13 @@ static void test_client_certificates(void **state)
     H_ASSERT_CONNECTED(c);
     assert_query_ok(c);
     PQfinish(c);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 /* A pglane whose [server.pg] has the given TLS lines; clients connect in plaintext. */
-static void start_server_tls_lane(struct h_lane *l, const char *mode, const char *ca)
+static void start_server_tls_lane(struct h_pglane *l, const char *mode, const char *ca)
 {
     char conf[4096], lines[H_PATH + 128];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
@@ -334,21 +323,21 @@ static void start_server_tls_lane(struct h_lane *l, const char *mode, const char
         snprintf(lines, sizeof lines, "port = @PGPORT@\nserver_tls_mode = %s\n", mode);
     h_conf_replace(conf, sizeof conf, "port = @PGPORT@\n", lines);
     if (strcmp(mode, "verify-full") != 0 || strstr(ca, "otherca") == NULL) {
-        assert_int_equal(h_lane_start(l, &g_pg, conf), 0);
+        assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
         return;
     }
     /* No login can succeed through this one: wait until it listens instead. */
-    assert_int_equal(h_lane_spawn(l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_spawn(l, &g_pg, conf), 0);
     int64_t deadline = h_now_ms() + 10000;
     int fd;
-    while ((fd = h_raw_connect(l->port)) < 0 && h_now_ms() < deadline && h_lane_alive(l))
+    while ((fd = h_raw_connect(l->port)) < 0 && h_now_ms() < deadline && h_pglane_alive(l))
         usleep(20000);
     assert_true(fd >= 0);
     close(fd);
 }
 
 /* Through l to database tlsdb: 1 if a query ran, and then whether the backend saw TLS. */
-static int tlsdb_query(const struct h_lane *l, int *backend_ssl)
+static int tlsdb_query(const struct h_pglane *l, int *backend_ssl)
 {
     PGconn *c = h_connect(l, "dbname=" TLS_DB " sslmode=disable");
     PGresult *r = NULL;
@@ -376,36 +365,36 @@ static void test_server_requires_tls(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     /* The cluster really refuses plaintext for tlsdb. */
-    struct h_lane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
+    struct h_pglane direct = { .port = g_pg.port, .direct = 1, .pg = &g_pg };
     PGconn *d = h_connect(&direct, "dbname=" TLS_DB " sslmode=disable");
     assert_int_not_equal(PQstatus(d), CONNECTION_OK);
     PQfinish(d);
 
-    struct h_lane l;
+    struct h_pglane l;
     int ssl = -1;
     start_server_tls_lane(&l, "verify-full", tls_path("ca.crt"));
     assert_true(tlsdb_query(&l, &ssl));
     assert_int_equal(ssl, 1);
     assert_true(tlsdb_query(&l, &ssl));   /* a pooled TLS connection, reused */
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     start_server_tls_lane(&l, "require", NULL);
     assert_true(tlsdb_query(&l, &ssl));
     assert_int_equal(ssl, 1);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     start_server_tls_lane(&l, "disable", NULL);
     assert_false(tlsdb_query(&l, &ssl));
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
 
     start_server_tls_lane(&l, "verify-full", tls_path("otherca.crt"));
     assert_false(tlsdb_query(&l, &ssl));
-    assert_true(h_lane_alive(&l));
-    char *log = h_lane_log(&l);
+    assert_true(h_pglane_alive(&l));
+    char *log = h_pglane_log(&l);
     assert_non_null(strstr(log, "certificate"));
     free(log);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -414,10 +403,10 @@ static void test_require_refuses_plaintext(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096];
     tls_conf(conf, sizeof conf, "require", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
 
     int fd = h_raw_connect(l.port);
     assert_true(fd >= 0);
@@ -456,7 +445,7 @@ static void test_require_refuses_plaintext(void **state)
     assert_int_equal(PQsslInUse(c), 1);
     assert_query_ok(c);
     PQfinish(c);
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
@@ -655,11 +644,11 @@ static void test_channel_binding(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    struct h_lane l;
+    struct h_pglane l;
     char conf[4096], ci[2048], sqlstate[6], msg[256];
     int plus = -1;
     tls_conf(conf, sizeof conf, "allow", NULL);
-    assert_int_equal(h_lane_start(&l, &g_pg, conf), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
 
     ci_for(&l, "127.0.0.1", "sslmode=require channel_binding=require", ci, sizeof ci);
     assert_psql_tls_ok(ci);
@@ -695,7 +684,7 @@ static void test_channel_binding(void **state)
                                     sqlstate, msg, sizeof msg), 0);
     fprintf(stderr, "tampered binding: %s %s\n", sqlstate, msg);
     assert_string_equal(sqlstate, "28P01");          /* the client is told no more than for a wrong password */
-    char *log = h_lane_log(&l);
+    char *log = h_pglane_log(&l);
     assert_non_null(strstr(log, "SCRAM channel binding check failed"));   /* the log says why */
     free(log);
     assert_int_equal(scram_over_tls(l.port, "SCRAM-SHA-256", "y,,", CB_OK, &plus, sqlstate, msg, sizeof msg), 0);
@@ -707,19 +696,19 @@ static void test_channel_binding(void **state)
                                     sizeof msg), 0);
     assert_int_equal(scram_over_tls(l.port, "SCRAM-SHA-256-PLUS", "p=tls-unique,,", CB_OK, &plus, sqlstate, msg,
                                     sizeof msg), 0);
-    assert_true(h_lane_alive(&l));
-    assert_int_equal(h_lane_stop(&l), 0);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
     h_pass();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_psql_require_and_verify_full, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_client_certificates, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_server_requires_tls, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_require_refuses_plaintext, h_test_setup, h_test_teardown),
-        cmocka_unit_test_setup_teardown(test_channel_binding, h_test_setup, h_test_teardown),
+        H_TEST(test_psql_require_and_verify_full),
+        H_TEST(test_client_certificates),
+        H_TEST(test_server_requires_tls),
+        H_TEST(test_require_refuses_plaintext),
+        H_TEST(test_channel_binding),
     };
-    return cmocka_run_group_tests_name("integration: TLS", tests, group_setup, group_teardown);
+    return H_RUN_GROUP("integration: TLS", tests, .pg = &g_pg, .setup = fixtures);
 }
