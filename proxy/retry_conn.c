@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proxy/proxy.h"
+#include "proxy/state.h"
 
 void px_retry_disarm(struct px_client *cl)
 {
@@ -107,7 +108,7 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
             (unsigned long long)cl->conn.id, cl->retry_attempts, pool->lane->conf->server_retry);
     px_server_close(sv, "died before answering: retrying the client's request elsewhere");
     cl->server = NULL;
-    cl->state = CL_WAITING;
+    px_client_set_state(cl, CL_WAITING);
     px_pool_acquire(pool, cl);
     return 1;
 }
