@@ -1111,6 +1111,7 @@ static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
     size_t start;
 
     cl->held_begin = whole;
+    px_client_set_tx_route(cl, cl->tx_route == TXR_LANE_DECIDED ? TXR_BEGIN_HELD_DECIDED : TXR_BEGIN_HELD);
     proto_buf_init(&out);
     start = proto_msg_begin(&out, PROTO_BE_COMMAND_COMPLETE);
     proto_put_cstr(&out, tag);
@@ -1154,7 +1155,6 @@ static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
         memmove(b->data + b->start, b->data + b->start + held, b->len - (b->start + held));
         b->len -= held;
         b->pos -= held;
-        cl->held_begin = 0;
     }
     cl->discard = proto_get_u32(b->data + b->pos + 1) + 1;   /* the whole message, even a streamed Bind */
     if (f->type == PROTO_FE_QUERY)
@@ -1162,7 +1162,7 @@ static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
     else
         cl->skip_sync = 1;
     cl->fingerprint = 0;
-    cl->lane_decided = 0;
+    px_client_set_tx_route(cl, TXR_NONE);   /* the held BEGIN, if any, is dropped */
     cl->changes_session = 0;
     client_send(cl, &out);
     return 1;
@@ -1210,12 +1210,12 @@ static enum stmt_verdict route_statement(struct px_client *cl, const struct prot
 
     if (!tx_start)
         return STMT_FORWARD;
-    if (cl->held_begin && cl->lane_decided)
+    if (cl->tx_route == TXR_BEGIN_HELD_DECIDED)
         return STMT_FORWARD;       /* the identity chose the lane when the BEGIN was held */
     lane = px_route_identity_hit(px, cl);
     if (lane != ROUTE_NEED_STATEMENT) {
         cl->lane = (int16_t)lane;
-        cl->lane_decided = 1;
+        px_client_tx_route_decide(cl);
         /* With server_retry, a bare BEGIN is held too: it goes with the transaction's first statement,
          * so that both can be resent if the server connection turns out dead (proxy/retry.c). */
         if (f->type == PROTO_FE_QUERY && !cl->held_begin && lane >= 0 && lane < px->nlanes &&
@@ -1230,7 +1230,7 @@ static enum stmt_verdict route_statement(struct px_client *cl, const struct prot
         return STMT_HELD_BEGIN;
     }
     cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
-    cl->lane_decided = 1;
+    px_client_tx_route_decide(cl);
     *classified = 1;
     return px->guard && refuse_quarantined(cl, f) ? STMT_QUARANTINED : STMT_FORWARD;
 }
@@ -1501,8 +1501,9 @@ static int forward(struct px_client *cl)
         px_retry_disarm(cl);
         return px_prep_forward(cl);
     }
-    px_retry_arm(cl);                  /* before begin_replay and fwd_remain change */
-    cl->begin_replay = 0;
+    px_retry_arm(cl);                  /* before tx_route and fwd_remain change */
+    if (cl->tx_route == TXR_BEGIN_REPLAY)
+        px_client_set_tx_route(cl, TXR_LANE_DECIDED);
     cl->fwd_remain = cl->conn.in.remain;
     px_flow_mark_raw(cl);
     if (cl->unnamed_parsed)
@@ -1613,7 +1614,7 @@ void px_client_pump(struct px_client *cl)
                     return;
                 }
             }
-            if (!cl->lane_decided) {
+            if (!px_tx_route_decided(cl->tx_route)) {
                 /* No statement chose: the identity's lane, else the default (of the config in force). */
                 int lane = px_route_identity_hit(cl->conn.px, cl);
 
@@ -1738,8 +1739,7 @@ void px_client_attached(struct px_client *cl)
     if (cl->held_begin) {
         /* The server's reply to the replayed BEGIN was answered already. */
         cl->server->swallow_z++;
-        cl->held_begin = 0;
-        cl->begin_replay = 1;
+        px_client_set_tx_route(cl, TXR_BEGIN_REPLAY);
     }
     if (cl->conn.in.pos < cl->conn.in.len)
         px_client_on_read(cl);
@@ -1754,7 +1754,7 @@ void px_client_tx_end(struct px_client *cl)
     px_route_record(cl->conn.px, cl->fingerprint, now - cl->tx_start_us, cl->lane);
     cl->fingerprint = 0;
     cl->changes_session = 0;
-    cl->lane_decided = 0;
+    px_client_tx_route_forget(cl);
     cl->tx_start_us = now;
 }
 
@@ -1799,7 +1799,7 @@ int px_client_cancel_queued(struct px_client *cl)
     cl->query_start_us = cl->tx_begin_us = 0;
     cl->fingerprint = 0;
     cl->changes_session = 0;
-    cl->lane_decided = 0;
+    px_client_tx_route_forget(cl);
     px_client_set_state(cl, CL_IDLE);
     snprintf(detail, sizeof(detail), "pglane: the statement waited in lane %s's queue for a server "
              "connection and did not run.", cl->pool->lane->conf->name);

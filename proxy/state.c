@@ -57,6 +57,19 @@ static const unsigned cl_next[PX_CL_NSTATES] = {
     [CL_CLOSED] = 0,
 };
 
+/*
+ * Transaction routing of a client (enum px_tx_route). The BEGIN held with a lane already chosen
+ * comes from the identity's lane with server_retry, and from a transparent retry that resends the
+ * replayed BEGIN. A replay ends once the held BEGIN is forwarded: the lane is the attached server's.
+ */
+static const unsigned txr_next[PX_TXR_NSTATES] = {
+    [TXR_NONE] = B(TXR_LANE_DECIDED) | B(TXR_BEGIN_HELD),
+    [TXR_LANE_DECIDED] = B(TXR_NONE) | B(TXR_BEGIN_HELD_DECIDED),
+    [TXR_BEGIN_HELD] = B(TXR_BEGIN_HELD_DECIDED) | B(TXR_BEGIN_REPLAY),
+    [TXR_BEGIN_HELD_DECIDED] = B(TXR_NONE) | B(TXR_BEGIN_REPLAY),
+    [TXR_BEGIN_REPLAY] = B(TXR_LANE_DECIDED),
+};
+
 int px_server_transition_legal(int from, enum px_server_state to)
 {
     if (from < 0 || from > PX_SV_NEW || (int)to < 0 || (int)to >= PX_SV_NSTATES)
@@ -69,6 +82,23 @@ int px_client_transition_legal(enum px_client_state from, enum px_client_state t
     if ((int)from < 0 || (int)from >= PX_CL_NSTATES || (int)to < 0 || (int)to >= PX_CL_NSTATES)
         return 0;
     return (cl_next[from] & B(to)) != 0;
+}
+
+int px_tx_route_legal(enum px_tx_route from, enum px_tx_route to)
+{
+    if ((int)from < 0 || (int)from >= PX_TXR_NSTATES || (int)to < 0 || (int)to >= PX_TXR_NSTATES)
+        return 0;
+    return (txr_next[from] & B(to)) != 0;
+}
+
+const char *px_tx_route_id(int s)
+{
+    static const char *const ids[PX_TXR_NSTATES] = {
+        [TXR_NONE] = "TXR_NONE", [TXR_LANE_DECIDED] = "TXR_LANE_DECIDED", [TXR_BEGIN_HELD] = "TXR_BEGIN_HELD",
+        [TXR_BEGIN_HELD_DECIDED] = "TXR_BEGIN_HELD_DECIDED", [TXR_BEGIN_REPLAY] = "TXR_BEGIN_REPLAY",
+    };
+
+    return s >= 0 && s < PX_TXR_NSTATES ? ids[s] : "?";
 }
 
 const char *px_server_state_id(int s)
@@ -154,4 +184,43 @@ void px_client_set_state(struct px_client *cl, enum px_client_state to)
     if (!px_client_transition_legal(cl->state, to))
         illegal("C", cl->conn.id, px_client_state_id(cl->state), px_client_state_id(to));
     cl->state = to;
+}
+
+static int txr_held(enum px_tx_route s)
+{
+    switch (s) {
+    case TXR_BEGIN_HELD:
+    case TXR_BEGIN_HELD_DECIDED:
+        return 1;
+    case TXR_NONE:
+    case TXR_LANE_DECIDED:
+    case TXR_BEGIN_REPLAY:
+        break;
+    }
+    return 0;
+}
+
+void px_client_set_tx_route(struct px_client *cl, enum px_tx_route to)
+{
+    if (!px_tx_route_legal(cl->tx_route, to) || (txr_held(to) && !cl->held_begin))
+        illegal("C", cl->conn.id, px_tx_route_id(cl->tx_route), px_tx_route_id(to));
+    if (!txr_held(to))
+        cl->held_begin = 0;
+    cl->tx_route = to;
+}
+
+void px_client_tx_route_decide(struct px_client *cl)
+{
+    if (cl->tx_route == TXR_NONE)
+        px_client_set_tx_route(cl, TXR_LANE_DECIDED);
+    else if (cl->tx_route == TXR_BEGIN_HELD)
+        px_client_set_tx_route(cl, TXR_BEGIN_HELD_DECIDED);
+}
+
+void px_client_tx_route_forget(struct px_client *cl)
+{
+    if (cl->tx_route == TXR_LANE_DECIDED)
+        px_client_set_tx_route(cl, TXR_NONE);
+    else if (cl->tx_route == TXR_BEGIN_HELD_DECIDED)
+        px_client_set_tx_route(cl, TXR_BEGIN_HELD);
 }

@@ -39,4 +39,20 @@ void px_server_set_state(struct px_server *sv, enum px_server_state to);
  * kept by proxy/pool.c: a client waits there in CL_WAITING or, at login, in CL_LOGIN_WAIT. */
 void px_client_set_state(struct px_client *cl, enum px_client_state to);
 
+
+#define PX_TXR_NSTATES (TXR_BEGIN_REPLAY + 1)
+int px_tx_route_legal(enum px_tx_route from, enum px_tx_route to);
+const char *px_tx_route_id(int s);
+/* Changes cl's transaction-routing state after checking the transition. Entering a TXR_BEGIN_HELD*
+ * state needs cl->held_begin set (the held BEGIN's length); leaving them clears it. */
+void px_client_set_tx_route(struct px_client *cl, enum px_tx_route to);
+/* The lane of the pending transaction is chosen (TXR_NONE -> TXR_LANE_DECIDED, TXR_BEGIN_HELD ->
+ * TXR_BEGIN_HELD_DECIDED), or forgotten (the reverse); other states are left as they are. */
+void px_client_tx_route_decide(struct px_client *cl);
+static inline int px_tx_route_decided(enum px_tx_route s)
+{
+    return s == TXR_LANE_DECIDED || s == TXR_BEGIN_HELD_DECIDED;
+}
+void px_client_tx_route_forget(struct px_client *cl);
+
 #endif

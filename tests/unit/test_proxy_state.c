@@ -46,6 +46,14 @@ static const struct edge cl_legal[] = {
     { CL_ADMIN, CL_CLOSED },
 };
 
+static const struct edge txr_legal[] = {
+    { TXR_NONE, TXR_LANE_DECIDED }, { TXR_NONE, TXR_BEGIN_HELD },
+    { TXR_LANE_DECIDED, TXR_NONE }, { TXR_LANE_DECIDED, TXR_BEGIN_HELD_DECIDED },
+    { TXR_BEGIN_HELD, TXR_BEGIN_HELD_DECIDED }, { TXR_BEGIN_HELD, TXR_BEGIN_REPLAY },
+    { TXR_BEGIN_HELD_DECIDED, TXR_NONE }, { TXR_BEGIN_HELD_DECIDED, TXR_BEGIN_REPLAY },
+    { TXR_BEGIN_REPLAY, TXR_LANE_DECIDED },
+};
+
 static int listed(const struct edge *e, size_t n, int from, int to)
 {
     for (size_t i = 0; i < n; i++)
@@ -81,6 +89,62 @@ static void test_client_table(void **state)
         }
 }
 
+static void test_tx_route_table(void **state)
+{
+    (void)state;
+    for (int from = 0; from < PX_TXR_NSTATES; from++)
+        for (int to = 0; to < PX_TXR_NSTATES; to++) {
+            int want = listed(txr_legal, sizeof(txr_legal) / sizeof(txr_legal[0]), from, to);
+
+            if (px_tx_route_legal((enum px_tx_route)from, (enum px_tx_route)to) != want)
+                fail_msg("%s -> %s: expected %s", px_tx_route_id(from), px_tx_route_id(to),
+                         want ? "legal" : "illegal");
+        }
+    assert_false(px_tx_route_decided(TXR_NONE));
+    assert_true(px_tx_route_decided(TXR_LANE_DECIDED));
+    assert_false(px_tx_route_decided(TXR_BEGIN_HELD));
+    assert_true(px_tx_route_decided(TXR_BEGIN_HELD_DECIDED));
+    assert_false(px_tx_route_decided(TXR_BEGIN_REPLAY));
+}
+
+/*
+ * One transaction's routing: BEGIN held, the next statement chooses the lane, the attach replays the
+ * BEGIN (its length forgotten), the forward ends the replay, the transaction's end forgets the lane.
+ */
+static void test_tx_route_sequence(void **state)
+{
+    struct px_client *cl = calloc(1, sizeof(*cl));
+
+    (void)state;
+    assert_non_null(cl);
+    assert_int_equal(cl->tx_route, TXR_NONE);
+    px_client_tx_route_forget(cl);                   /* nothing to forget */
+    assert_int_equal(cl->tx_route, TXR_NONE);
+    cl->held_begin = 11;
+    px_client_set_tx_route(cl, TXR_BEGIN_HELD);
+    assert_int_equal(cl->held_begin, 11);
+    px_client_tx_route_decide(cl);
+    assert_int_equal(cl->tx_route, TXR_BEGIN_HELD_DECIDED);
+    assert_int_equal(cl->held_begin, 11);
+    px_client_tx_route_decide(cl);                   /* already chosen */
+    assert_int_equal(cl->tx_route, TXR_BEGIN_HELD_DECIDED);
+    px_client_set_tx_route(cl, TXR_BEGIN_REPLAY);
+    assert_int_equal(cl->held_begin, 0);
+    px_client_tx_route_decide(cl);                   /* attached: no longer the router's concern */
+    assert_int_equal(cl->tx_route, TXR_BEGIN_REPLAY);
+    px_client_set_tx_route(cl, TXR_LANE_DECIDED);
+    px_client_tx_route_forget(cl);
+    assert_int_equal(cl->tx_route, TXR_NONE);
+    /* A statement chooses the lane first; the quarantine drops everything. */
+    px_client_tx_route_decide(cl);
+    assert_int_equal(cl->tx_route, TXR_LANE_DECIDED);
+    cl->held_begin = 7;
+    px_client_set_tx_route(cl, TXR_BEGIN_HELD_DECIDED);
+    px_client_set_tx_route(cl, TXR_NONE);
+    assert_int_equal(cl->held_begin, 0);
+    free(cl);
+}
+
 /* A sample of transitions that would be bugs, and values out of range. */
 static void test_illegal_samples(void **state)
 {
@@ -100,6 +164,9 @@ static void test_illegal_samples(void **state)
     assert_false(px_client_transition_legal(CL_ADMIN, CL_WAITING));      /* the console has no server */
     assert_false(px_client_transition_legal(CL_IDLE, CL_ACTIVE));        /* attaches only after waiting */
     assert_false(px_client_transition_legal((enum px_client_state)PX_CL_NSTATES, CL_CLOSED));
+    assert_false(px_tx_route_legal(TXR_NONE, TXR_BEGIN_REPLAY));      /* nothing held to replay */
+    assert_false(px_tx_route_legal(TXR_BEGIN_REPLAY, TXR_BEGIN_HELD)); /* a second BEGIN is not held */
+    assert_false(px_tx_route_legal(TXR_BEGIN_REPLAY, TXR_NONE));       /* the replay ends in its forward */
     assert_string_equal(px_server_state_id(SV_CANCEL_WAIT), "SV_CANCEL_WAIT");
     assert_string_equal(px_client_state_id(CL_LOGIN_WAIT), "CL_LOGIN_WAIT");
     assert_string_equal(px_server_state_id(99), "?");
@@ -228,6 +295,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_table),
         cmocka_unit_test(test_client_table),
+        cmocka_unit_test(test_tx_route_table),
+        cmocka_unit_test(test_tx_route_sequence),
         cmocka_unit_test(test_illegal_samples),
         cmocka_unit_test(test_server_lists),
         cmocka_unit_test(test_pool_lists_follow_states),
