@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "proxy/proxy.h"
+#include "proxy/state.h"
 #include "routing/route.h"
 
 /* Query and Parse messages up to this size are read whole in transaction pooling, so that routing
@@ -103,7 +104,7 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
         free(cl);
         return;
     }
-    cl->state = CL_STARTUP;
+    _Static_assert(CL_STARTUP == 0, "a client starts in CL_STARTUP as calloc leaves it");
     cl->connect_ms = px_now_ms(px);
     px_list_append(&px->clients, &cl->link);
     px->nclients++;
@@ -194,7 +195,7 @@ static void admin_login(struct px_client *cl)
         proto_build_param_status(&b, params[i][0], params[i][1]);
     proto_build_backend_key(&b, cl->cancel_pid, cl->cancel_key);
     proto_build_ready(&b, 'I');
-    cl->state = CL_ADMIN;
+    px_client_set_state(cl, CL_ADMIN);
     client_send(cl, &b);
     CLOG(cl, CONF_LOG_INFO, "%s", "admin console login");
 }
@@ -303,11 +304,11 @@ static void login_ok(struct px_client *cl)
      * own answer (a refusal, the value as it reports it) reaches the client before login completes. */
     cl->validate = !startup_known(cl, pool);
     if (!cl->validate && pool->params_ready && px->conf->pool_mode == CONF_POOL_TRANSACTION) {
-        cl->state = CL_IDLE;
+        px_client_set_state(cl, CL_IDLE);
         finish_login(cl);
         return;
     }
-    cl->state = CL_LOGIN_WAIT;
+    px_client_set_state(cl, CL_LOGIN_WAIT);
     px_pool_acquire(pool, cl);
 }
 
@@ -429,14 +430,14 @@ static void start_auth(struct px_client *cl)
             return;
         }
         proto_build_auth_md5(&b, cl->md5_salt);
-        cl->state = CL_AUTH_PASSWORD;
+        px_client_set_state(cl, CL_AUTH_PASSWORD);
         break;
     case CONF_AUTH_SCRAM: {
         static const char *const mechs[] = { "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256" };
         int plus = scram_plus_offered(cl);   /* over TLS only */
 
         proto_build_auth_sasl(&b, mechs + !plus, 2 - !plus);
-        cl->state = CL_AUTH_SASL_INIT;
+        px_client_set_state(cl, CL_AUTH_SASL_INIT);
         break;
     }
     }
@@ -844,7 +845,7 @@ static void sasl_step(struct px_client *cl, const struct proto_frame *f)
         }
         proto_buf_init(&b);
         proto_build_auth_sasl_continue(&b, out, outlen);
-        cl->state = CL_AUTH_SASL_FINAL;
+        px_client_set_state(cl, CL_AUTH_SASL_FINAL);
         client_send(cl, &b);
         return;
     }
@@ -1119,6 +1120,7 @@ static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
     size_t start;
 
     cl->held_begin = whole;
+    px_client_set_tx_route(cl, cl->tx_route == TXR_LANE_DECIDED ? TXR_BEGIN_HELD_DECIDED : TXR_BEGIN_HELD);
     proto_buf_init(&out);
     start = proto_msg_begin(&out, PROTO_BE_COMMAND_COMPLETE);
     proto_put_cstr(&out, tag);
@@ -1127,8 +1129,16 @@ static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
     client_send(cl, &out);
 }
 
-static int route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql, size_t len,
-                           int *classified);
+/* What look_at_statement found in a statement. */
+enum stmt_verdict {
+    STMT_FORWARD,                  /* goes on to the server as it is */
+    STMT_HELD_BEGIN,               /* a bare BEGIN held until the next statement routes (not a request) */
+    STMT_PIN_REFUSED,              /* would pin a client of a lane with pin = refuse */
+    STMT_QUARANTINED               /* refused by the contention guard's quarantine (answered and dropped) */
+};
+
+static enum stmt_verdict route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql,
+                                         size_t len, int *classified);
 
 /*
  * The first statement of a transaction has a shape the contention guard quarantined on this
@@ -1154,7 +1164,6 @@ static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
         memmove(b->data + b->start, b->data + b->start + held, b->len - (b->start + held));
         b->len -= held;
         b->pos -= held;
-        cl->held_begin = 0;
     }
     cl->discard = proto_get_u32(b->data + b->pos + 1) + 1;   /* the whole message, even a streamed Bind */
     if (f->type == PROTO_FE_QUERY)
@@ -1162,7 +1171,7 @@ static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
     else
         cl->skip_sync = 1;
     cl->fingerprint = 0;
-    cl->lane_decided = 0;
+    px_client_set_tx_route(cl, TXR_NONE);   /* the held BEGIN, if any, is dropped */
     cl->changes_session = 0;
     client_send(cl, &out);
     return 1;
@@ -1170,41 +1179,40 @@ static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
 
 /*
  * Looks at a whole Query or Parse message in transaction pooling: the session-change check for every
- * one, and the routing decision for the first of a transaction. Returns 1 if the message is a held
- * BEGIN (not counted as a request), 2 if it would pin a client of a lane with pin = refuse, 3 if the
- * contention guard's quarantine refused it (answered and dropped).
+ * one, and the routing decision for the first of a transaction.
  */
-static int look_at_statement(struct px_client *cl, const struct proto_frame *f)
+static enum stmt_verdict look_at_statement(struct px_client *cl, const struct proto_frame *f)
 {
     const char *sql = (const char *)f->body;
     size_t len = f->len ? f->len - 1 : 0;
-    int tflags, classified = 0, r;
+    int tflags, classified = 0;
+    enum stmt_verdict r;
     struct proto_fe_parse parse;
     struct proto_fe_bind bind;
 
     if (f->type == PROTO_FE_PARSE) {
         if (proto_parse_fe_parse(f->body, f->len, &parse) < 0)
-            return 0;
+            return STMT_FORWARD;
         sql = parse.query;
         len = parse.query_len;
     } else if (f->type == PROTO_FE_BIND) {
         /* A Bind runs a statement prepared earlier: look at that statement's text. */
         if (proto_parse_fe_bind_names(f->body, f->len, &bind) < 0 ||
             !(sql = px_prep_statement_text(cl, bind.statement, &len)))
-            return 0;
+            return STMT_FORWARD;
     }
     tflags = text_flags((const uint8_t *)sql, len);
     r = route_statement(cl, f, sql, len, &classified);
-    if (r == 1 || r == 3)
+    if (r != STMT_FORWARD)
         return r;
     look_at_session(cl, sql, len, tflags, classified);
-    return f->type != PROTO_FE_BIND && cl->stmt_pins && lane_refuses_pins(cl) ? 2 : 0;
+    return f->type != PROTO_FE_BIND && cl->stmt_pins && lane_refuses_pins(cl) ? STMT_PIN_REFUSED : STMT_FORWARD;
 }
 
 /* The routing decision for the first statement of a transaction; *classified when routing
- * classified it (and so merged its session flags). Returns 1 for a held BEGIN. */
-static int route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql, size_t len,
-                           int *classified)
+ * classified it (and so merged its session flags). STMT_FORWARD, STMT_HELD_BEGIN or STMT_QUARANTINED. */
+static enum stmt_verdict route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql,
+                                         size_t len, int *classified)
 {
     struct proxy *px = cl->conn.px;
     int tx_start = cl->state == CL_IDLE && cl->conn.in.pos == cl->conn.in.start + cl->held_begin;
@@ -1212,30 +1220,30 @@ static int route_statement(struct px_client *cl, const struct proto_frame *f, co
     int lane;
 
     if (!tx_start)
-        return 0;
-    if (cl->held_begin && cl->lane_decided)
-        return 0;                  /* the identity chose the lane when the BEGIN was held */
+        return STMT_FORWARD;
+    if (cl->tx_route == TXR_BEGIN_HELD_DECIDED)
+        return STMT_FORWARD;       /* the identity chose the lane when the BEGIN was held */
     lane = px_route_identity_hit(px, cl);
     if (lane != ROUTE_NEED_STATEMENT) {
         cl->lane = (int16_t)lane;
-        cl->lane_decided = 1;
+        px_client_tx_route_decide(cl);
         /* With server_retry, a bare BEGIN is held too: it goes with the transaction's first statement,
          * so that both can be resent if the server connection turns out dead (proxy/retry.c). */
         if (f->type == PROTO_FE_QUERY && !cl->held_begin && lane >= 0 && lane < px->nlanes &&
             px->lanes[lane]->conf->server_retry > 0 && (tag = begin_tag(sql, len)) != NULL) {
             hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
-            return 1;
+            return STMT_HELD_BEGIN;
         }
-        return 0;
+        return STMT_FORWARD;
     }
     if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = begin_tag(sql, len)) != NULL) {
         hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
-        return 1;
+        return STMT_HELD_BEGIN;
     }
     cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
-    cl->lane_decided = 1;
+    px_client_tx_route_decide(cl);
     *classified = 1;
-    return px->guard && refuse_quarantined(cl, f) ? 3 : 0;
+    return px->guard && refuse_quarantined(cl, f) ? STMT_QUARANTINED : STMT_FORWARD;
 }
 
 /* Parse, Bind, Describe and Close name prepared statements that pglane maps in transaction pooling. */
@@ -1440,20 +1448,20 @@ static int scan(struct px_client *cl, const char **err)
                 return -1;
             }
             if (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) {
-                int r = look_at_statement(cl, &f);
+                enum stmt_verdict r = look_at_statement(cl, &f);
 
-                if (r == 3) {            /* refused by the contention guard's quarantine */
+                if (r == STMT_QUARANTINED) {   /* answered and dropped */
                     if (cl->state == CL_CLOSED)
                         return -2;
                     continue;
                 }
-                if (r == 1) {
+                if (r == STMT_HELD_BEGIN) {
                     if (prepared)
                         unnamed_forget(cl);  /* the held BEGIN is replayed: a simple Query all the same */
                     b->pos += PROTO_HEADER_LEN + f.len;
                     continue;
                 }
-                if (r == 2 && refuse_rewrite(cl, &f) < 0) {
+                if (r == STMT_PIN_REFUSED && refuse_rewrite(cl, &f) < 0) {
                     *err = "pglane: cannot refuse a pinning statement now (buffer full)";
                     return -1;
                 }
@@ -1509,8 +1517,9 @@ static int forward(struct px_client *cl)
         px_retry_disarm(cl);
         return px_prep_forward(cl);
     }
-    px_retry_arm(cl);                  /* before begin_replay and fwd_remain change */
-    cl->begin_replay = 0;
+    px_retry_arm(cl);                  /* before tx_route and fwd_remain change */
+    if (cl->tx_route == TXR_BEGIN_REPLAY)
+        px_client_set_tx_route(cl, TXR_LANE_DECIDED);
     cl->fwd_remain = cl->conn.in.remain;
     px_flow_mark_raw(cl);
     if (cl->unnamed_parsed)
@@ -1621,7 +1630,7 @@ void px_client_pump(struct px_client *cl)
                     return;
                 }
             }
-            if (!cl->lane_decided) {
+            if (!px_tx_route_decided(cl->tx_route)) {
                 /* No statement chose: the identity's lane, else the default (of the config in force). */
                 int lane = px_route_identity_hit(cl->conn.px, cl);
 
@@ -1634,7 +1643,7 @@ void px_client_pump(struct px_client *cl)
             }
             /* Reads go on while the client queues (bounded by PX_WAIT_BUF_MAX), which keeps
              * transactions free of epoll registration churn. */
-            cl->state = CL_WAITING;
+            px_client_set_state(cl, CL_WAITING);
             px_pool_acquire(pool, cl);
             return;
         }
@@ -1737,17 +1746,16 @@ void px_client_attached(struct px_client *cl)
             px_server_detach(cl->server);
             return;
         }
-        cl->state = CL_ACTIVE;
+        px_client_set_state(cl, CL_ACTIVE);
         px_conn_read_start(&cl->conn);
         return;
     }
-    cl->state = CL_ACTIVE;
+    px_client_set_state(cl, CL_ACTIVE);
     cl->tx_start_us = px_now_us();
     if (cl->held_begin) {
         /* The server's reply to the replayed BEGIN was answered already. */
         cl->server->swallow_z++;
-        cl->held_begin = 0;
-        cl->begin_replay = 1;
+        px_client_set_tx_route(cl, TXR_BEGIN_REPLAY);
     }
     if (cl->conn.in.pos < cl->conn.in.len)
         px_client_on_read(cl);
@@ -1762,7 +1770,7 @@ void px_client_tx_end(struct px_client *cl)
     px_route_record(cl->conn.px, cl->fingerprint, now - cl->tx_start_us, cl->lane);
     cl->fingerprint = 0;
     cl->changes_session = 0;
-    cl->lane_decided = 0;
+    px_client_tx_route_forget(cl);
     cl->tx_start_us = now;
 }
 
@@ -1776,7 +1784,7 @@ void px_client_released(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
 
-    cl->state = CL_IDLE;
+    px_client_set_state(cl, CL_IDLE);
     px_flow_reset(cl);
     px_retry_end_tx(cl);
     cl->unnamed_parsed = 0;
@@ -1807,8 +1815,8 @@ int px_client_cancel_queued(struct px_client *cl)
     cl->query_start_us = cl->tx_begin_us = 0;
     cl->fingerprint = 0;
     cl->changes_session = 0;
-    cl->lane_decided = 0;
-    cl->state = CL_IDLE;
+    px_client_tx_route_forget(cl);
+    px_client_set_state(cl, CL_IDLE);
     snprintf(detail, sizeof(detail), "pglane: the statement waited in lane %s's queue for a server "
              "connection and did not run.", cl->pool->lane->conf->name);
     proto_buf_init(&out);
@@ -1840,7 +1848,7 @@ void px_client_close(struct px_client *cl, const char *reason)
     CLOG(cl, CONF_LOG_DEBUG, "closed: %s", reason);
     if (cl->state == CL_WAITING || cl->state == CL_LOGIN_WAIT)
         px_pool_cancel_wait(cl);
-    cl->state = CL_CLOSED;
+    px_client_set_state(cl, CL_CLOSED);
     if (sv) {
         int clean = cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && cl->conn.in.remain == 0 &&
                     sv->prepq.n == 0;

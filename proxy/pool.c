@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proxy/proxy.h"
+#include "proxy/state.h"
 
 static void queue_timer_arm(struct px_pool *pool);
 
@@ -117,14 +118,6 @@ static int pool_total(const struct px_pool *pool)
     return pool->nidle + pool->nbusy;
 }
 
-static void pool_take_idle(struct px_pool *pool, struct px_server *sv)
-{
-    px_list_remove(&sv->link);
-    pool->nidle--;
-    px_list_append(&pool->busy, &sv->link);
-    pool->nbusy++;
-}
-
 static int connecting(const struct px_pool *pool)
 {
     int n = 0;
@@ -152,11 +145,11 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     if (!px_list_empty(&pool->idle) && px_list_empty(&pool->waiting) && !pool->lane->paused) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
 
-        pool_take_idle(pool, sv);
-        px_server_attach(sv, cl);
+        px_server_attach(sv, cl);       /* SV_ACTIVE: onto pool->busy */
         return;
     }
-    cl->state = cl->state == CL_LOGIN_WAIT ? CL_LOGIN_WAIT : CL_WAITING;
+    if (cl->state != CL_LOGIN_WAIT && cl->state != CL_WAITING)
+        px_client_set_state(cl, CL_WAITING);
     cl->wait_start_ms = px_now_ms(px);
     px_list_append(&pool->waiting, &cl->wait_link);
     pool->nwaiting++;
@@ -213,12 +206,8 @@ void px_pool_server_ready(struct px_server *sv)
         px_server_close(sv, "reserve connection no longer needed");
         return;
     }
-    /* Idle: most recently used first, so that surplus connections age out. */
-    px_list_remove(&sv->link);
-    pool->nbusy--;
-    px_list_prepend(&pool->idle, &sv->link);
-    pool->nidle++;
-    sv->state = SV_IDLE;
+    /* Idle: most recently used first, so that surplus connections age out (px_server_set_state). */
+    px_server_set_state(sv, SV_IDLE);
     sv->idle_since_ms = px_now_ms(px);
     px_conn_read_start(&sv->conn);
 }
@@ -398,7 +387,6 @@ void px_pool_resume(struct px_pool *pool)
     while (!pool->lane->paused && !px_list_empty(&pool->idle) && !px_list_empty(&pool->waiting)) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
 
-        pool_take_idle(pool, sv);
         px_pool_server_ready(sv);
     }
 }

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "proxy/proxy.h"
+#include "proxy/state.h"
 
 #define REG_BUCKETS 4096
 
@@ -812,8 +813,8 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_SYNC, 0, 0);
     case PROTO_FE_QUERY:
-        if (cl->begin_replay) {    /* the held BEGIN: its reply is swallowed as pglane's own */
-            cl->begin_replay = 0;
+        if (cl->tx_route == TXR_BEGIN_REPLAY) {   /* the held BEGIN: its reply is swallowed as pglane's own */
+            px_client_set_tx_route(cl, TXR_LANE_DECIDED);
             raw(out, msg, PROTO_HEADER_LEN + len);
             return 0;
         }

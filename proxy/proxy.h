@@ -321,6 +321,20 @@ enum px_client_state {
     CL_IDLE, CL_WAITING, CL_ACTIVE, CL_ADMIN, CL_CLOSED
 };
 
+/*
+ * How the pending transaction of a client in transaction pooling is routed (px_client_set_tx_route,
+ * proxy/state.c). A bare BEGIN is answered at once and held (px_client.held_begin: its length) until
+ * the next statement chooses the lane; once attached, it is replayed ahead of that statement and its
+ * reply swallowed. Consulted while the client is idle; the end of a transaction forgets the lane.
+ */
+enum px_tx_route {
+    TXR_NONE,                      /* nothing held, no lane chosen for the pending transaction */
+    TXR_LANE_DECIDED,              /* a statement (or the identity) chose cl->lane */
+    TXR_BEGIN_HELD,                /* a BEGIN is held: the next statement chooses the lane */
+    TXR_BEGIN_HELD_DECIDED,        /* a BEGIN is held and the lane is chosen */
+    TXR_BEGIN_REPLAY               /* attached: the held BEGIN leads the next forward, its reply swallowed */
+};
+
 /* px_client.admin: the console as "pglane" (pglane's tables) or as "pgbouncer" (PgBouncer's tables
  * where both have a name, for tools written for PgBouncer). */
 #define PX_ADMIN_PGLANE 1
@@ -367,14 +381,13 @@ struct px_client {
     int16_t lane;                  /* lane index of the next or current transaction */
     unsigned route_gen;
     uint32_t held_begin;           /* length of a bare BEGIN held until the next statement routes */
+    enum px_tx_route tx_route;     /* change through px_client_set_tx_route */
     uint8_t changes_session;       /* the transaction may have changed session state: check it */
     uint8_t pins;                  /* 1 << PX_PIN_*: state that keeps the client on its server */
     uint8_t stmt_pins;             /* ROUTE_PIN_* of the statement routing just classified */
     struct px_session *sess;       /* settings to replay on the next server, or NULL */
     uint8_t peer_family;
     uint8_t prep_batch;            /* scanned bytes hold a message naming a prepared statement */
-    uint8_t lane_decided;          /* a statement of the pending transaction chose cl->lane */
-    uint8_t begin_replay;          /* the next batch starts with a held BEGIN (its reply is swallowed) */
     uint32_t fwd_remain;           /* body bytes of a message whose start was already forwarded */
     uint32_t last_bound;           /* shared statement of the latest Bind */
     struct px_cstmt *stmts;        /* the client's statement names */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proxy/proxy.h"
+#include "proxy/state.h"
 
 void px_retry_disarm(struct px_client *cl)
 {
@@ -40,7 +41,7 @@ void px_retry_arm(struct px_client *cl)
         if (cl->conn.px->conf->pool_mode != CONF_POOL_TRANSACTION || !cl->server || cl->server->tx_status != 'I' ||
             cl->fwd_remain || cl->pins || cl->pool->lane->conf->server_retry <= 0)
             return;                  /* a pinned client's state lives on this connection: never moved */
-        cl->retry_begin = cl->begin_replay;   /* the bytes start with a held BEGIN */
+        cl->retry_begin = cl->tx_route == TXR_BEGIN_REPLAY;   /* the bytes start with a held BEGIN */
     }
     if (b->remain || n == 0 || cl->retry_len + n > PX_RETRY_MAX || !(p = realloc(cl->retry_buf, cl->retry_len + n))) {
         px_retry_disarm(cl);         /* streamed or too large: not retried */
@@ -96,8 +97,10 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
     memcpy(b->data + b->start, cl->retry_buf, cl->retry_len);
     b->pos += cl->retry_len;
     b->len += cl->retry_len;
-    if (cl->retry_begin && cl->retry_len > PROTO_HEADER_LEN)
+    if (cl->retry_begin && cl->retry_len > PROTO_HEADER_LEN) {
         cl->held_begin = 1 + proto_get_u32(cl->retry_buf + 1);   /* replayed (its reply swallowed) again */
+        px_client_set_tx_route(cl, TXR_BEGIN_HELD_DECIDED);
+    }
     px_retry_disarm(cl);
     cl->retry_attempts++;
     cl->tx_forwarded = 0;
@@ -107,7 +110,7 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
             (unsigned long long)cl->conn.id, cl->retry_attempts, pool->lane->conf->server_retry);
     px_server_close(sv, "died before answering: retrying the client's request elsewhere");
     cl->server = NULL;
-    cl->state = CL_WAITING;
+    px_client_set_state(cl, CL_WAITING);
     px_pool_acquire(pool, cl);
     return 1;
 }

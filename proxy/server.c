@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proxy/proxy.h"
+#include "proxy/state.h"
 
 #define SLOG(sv, lvl, fmt, ...) \
     px_log(lvl, "S-%llu " PX_LOG_NAME "/" PX_LOG_NAME "@%s: " fmt, (unsigned long long)(sv)->conn.id, (sv)->pool->user, \
@@ -69,11 +70,9 @@ struct px_server *px_server_connect(struct px_pool *pool)
         return NULL;
     px_conn_init(px, &sv->conn, &server_stream_ops);
     sv->pool = pool;
-    sv->state = SV_CONNECTING;
+    px_server_set_state(sv, SV_CONNECTING);   /* onto pool->busy */
     sv->created_ms = px_now_ms(px);
     px_list_init(&sv->cancels);
-    px_list_append(&pool->busy, &sv->link);
-    pool->nbusy++;
     sv->connect_req.data = sv;
     r = px_sock_connect(px->loop, &sv->conn.h, &sv->connect_req, lane->unix_socket ? lane->unix_path : NULL,
                         (const struct sockaddr *)&lane->addr, on_connect);
@@ -132,12 +131,12 @@ static void on_connect(uv_connect_t *req, int status)
 
         proto_buf_init(&b);
         proto_build_ssl_request(&b);
-        sv->state = SV_TLS;
+        px_server_set_state(sv, SV_TLS);
         if (send_buf(sv, &b) < 0)
             login_failed(sv, NULL, "pglane: cannot send SSLRequest to server");
         return;
     }
-    sv->state = SV_LOGIN;
+    px_server_set_state(sv, SV_LOGIN);
     send_startup(sv);
 }
 
@@ -159,7 +158,7 @@ static void tls_answer(struct px_server *sv)
     }
     if (answer == 'N' && cs->tls_mode == CONF_STLS_PREFER) {
         b->pos = b->start = b->len = 0;
-        sv->state = SV_LOGIN;
+        px_server_set_state(sv, SV_LOGIN);
         send_startup(sv);
         return;
     }
@@ -170,7 +169,7 @@ static void tls_answer(struct px_server *sv)
 void px_server_on_tls_ready(struct px_server *sv)
 {
     SLOG(sv, CONF_LOG_DEBUG, "TLS established (%s)", px_tls_version(&sv->conn));
-    sv->state = SV_LOGIN;
+    px_server_set_state(sv, SV_LOGIN);
     send_startup(sv);
 }
 
@@ -566,7 +565,7 @@ static int send_validation(struct px_server *sv, struct px_client *cl)
 void px_server_attach(struct px_server *sv, struct px_client *cl)
 {
     sv->client = cl;
-    sv->state = SV_ACTIVE;
+    px_server_set_state(sv, SV_ACTIVE);
     cl->server = sv;
     if (sv->unnamed_owner != cl->conn.id)
         sv->unnamed_owner = 0;     /* whatever unnamed statement it has is not this client's */
@@ -759,7 +758,7 @@ static void server_release(struct px_server *sv)
         /* A cancel forwarded to this backend may still land: no one else runs a query here until
          * PostgreSQL has closed the cancel connection (proxy/cancel.c calls px_server_recycle). */
         if (sv->state != SV_CANCEL_WAIT) {
-            sv->state = SV_CANCEL_WAIT;
+            px_server_set_state(sv, SV_CANCEL_WAIT);
             sv->pool->lane->stats.cancels[PX_CANCEL_HELD]++;
             SLOG(sv, CONF_LOG_DEBUG, "held out of the pool: %d cancel(s) in flight", sv->ncancels);
         }
@@ -775,7 +774,7 @@ static void server_release(struct px_server *sv)
 
         sv->dirty = 0;
         sv->listen_seen = 0;
-        sv->state = SV_RESETTING;
+        px_server_set_state(sv, SV_RESETTING);
         px_kvlist_clear(&sv->gucs);        /* RESET ALL and DISCARD ALL undo them */
         if (full)
             sv->unnamed_owner = 0;
@@ -1035,10 +1034,17 @@ static int retry_on_error(struct px_server *sv, const struct proto_frame *f)
     return px_retry_try(sv, PX_RF_ERROR, ef.severity, ef.sqlstate, detail);
 }
 
-/* Scans the server's bytes: returns 1 when a ReadyForQuery made the server releasable, 2 when the
- * answer to pglane's session check or replay is complete (proxy/session.c), 3 when the connection
- * was closed and its client requeued (proxy/retry.c), -1 on error. */
-static int scan(struct px_server *sv)
+/* What scan found in the server's bytes. */
+enum scan_result {
+    SCAN_ERROR = -1,               /* a protocol error, or out of memory */
+    SCAN_MORE,                     /* everything readable is scanned: read on */
+    SCAN_RELEASABLE,               /* a ReadyForQuery made the server releasable */
+    SCAN_OWN_DONE,                 /* the answer to pglane's session check or replay is complete */
+    SCAN_REQUEUED                  /* the connection was closed and its client requeued (proxy/retry.c) */
+};
+
+/* Scans the server's bytes. */
+static enum scan_result scan(struct px_server *sv)
 {
     struct px_buf *b = &sv->conn.in;
     struct proto_frame f;
@@ -1053,7 +1059,7 @@ static int scan(struct px_server *sv)
             break;
         if (r == PROTO_FRAME_ERROR) {
             SLOG(sv, CONF_LOG_ERROR, "protocol error from server: %s", err);
-            return -1;
+            return SCAN_ERROR;
         }
         avail = b->len - b->pos;
         /* Replies to messages forwarded before the response queue was in play come first. */
@@ -1069,12 +1075,12 @@ static int scan(struct px_server *sv)
             if (avail < PROTO_HEADER_LEN + f.len) {
                 if (b->cap - b->start < PROTO_HEADER_LEN + f.len && !sv->conn.writing &&
                     px_buf_reserve(b, PROTO_HEADER_LEN + f.len - avail) < 0)
-                    return -1;
+                    return SCAN_ERROR;
                 break;
             }
             f.body = b->data + b->pos + PROTO_HEADER_LEN;
             if (f.type == PROTO_BE_ERROR && sv->client && sv->client->retry_buf && retry_on_error(sv, &f))
-                return 3;         /* sv is closed: its client was requeued with its first message(s) */
+                return SCAN_REQUEUED; /* sv is closed: its client was requeued with its first message(s) */
             if (prep && px_prep_swallows(sv, f.type)) {
                 /* The reply to a Parse or Close pglane added: the client never sees it. */
                 if (flush_blocked(sv))
@@ -1098,7 +1104,7 @@ static int scan(struct px_server *sv)
                 b->pos += PROTO_HEADER_LEN + f.len;
                 b->start = b->pos;
                 if ((sv->checking || sv->replay_wait) && sv->swallow_z == 0)
-                    return 2;
+                    return SCAN_OWN_DONE;
                 continue;
             }
             if (prep)
@@ -1107,7 +1113,7 @@ static int scan(struct px_server *sv)
                 reply_to_client(sv->client, f.type);
             b->pos += PROTO_HEADER_LEN + f.len;
             if (f.type == PROTO_BE_READY && release_ready(sv))
-                return 1;
+                return SCAN_RELEASABLE;
             continue;
         }
         if (prep) {
@@ -1118,7 +1124,7 @@ static int scan(struct px_server *sv)
             reply_to_client(sv->client, f.type);
         proto_cursor_stream(b->data, &b->pos, &b->remain);
     }
-    return 0;
+    return SCAN_MORE;
 }
 
 int px_server_replace_frame(struct px_server *sv, struct proto_frame *f, const struct proto_buf *nb)
@@ -1197,7 +1203,7 @@ void px_server_pump_client(struct px_server *sv)
 
 void px_server_on_read(struct px_server *sv)
 {
-    int r;
+    enum scan_result r;
 
     switch (sv->state) {
     case SV_TLS:
@@ -1219,9 +1225,9 @@ void px_server_on_read(struct px_server *sv)
         return;
     }
     r = scan(sv);
-    if (r == 3)
+    if (r == SCAN_REQUEUED)
         return;
-    if (r < 0) {
+    if (r == SCAN_ERROR) {
         struct px_client *cl = sv->client;
 
         px_server_close(sv, "protocol error");
@@ -1255,7 +1261,7 @@ void px_server_on_read(struct px_server *sv)
                                         "connection (see pglane's log)");
         return;
     }
-    if (r == 2) {
+    if (r == SCAN_OWN_DONE) {
         if (sv->checking)
             check_done(sv);
         else
@@ -1266,9 +1272,10 @@ void px_server_on_read(struct px_server *sv)
         px_server_pump_client(sv);
     if (sv->client && sv->prepq.n && !sv->conn.writing)
         (void)px_prep_drain(sv);
-    if (sv->state == SV_ACTIVE && r == 1 && sv->client && sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION)
+    if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client &&
+        sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION)
         px_server_detach(sv);
-    else if (sv->state == SV_ACTIVE && r == 1 && sv->client)
+    else if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client)
         px_client_session_idle(sv->client);
     else if (sv->state == SV_ACTIVE && sv->client && px_client_check_terminate(sv->client))
         return;
@@ -1334,18 +1341,12 @@ void px_server_on_eof(struct px_server *sv, int status)
 
 void px_server_close(struct px_server *sv, const char *reason)
 {
-    struct px_pool *pool = sv->pool;
     struct px_client *cl = sv->client;
 
     if (sv->state == SV_CLOSED)
         return;
     SLOG(sv, CONF_LOG_DEBUG, "closing: %s", reason);
-    if (sv->state == SV_IDLE)
-        pool->nidle--;
-    else
-        pool->nbusy--;
-    px_list_remove(&sv->link);
-    sv->state = SV_CLOSED;
+    px_server_set_state(sv, SV_CLOSED);   /* off the pool's lists */
     px_cancel_server_closed(sv);
     if (cl) {
         cl->server = NULL;
