@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "proxy/proxy.h"
+#include "routing/hash.h"
 
 #define REG_BUCKETS 4096
 
@@ -71,11 +72,7 @@ static struct prep_registry *registry(struct proxy *px)
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    while (n--)
-        h = (h ^ *p++) * 0x100000001b3ull;
-    return h;
+    return route_fnv1a(ROUTE_FNV_OFFSET, p, n);
 }
 
 static void id_link(struct prep_registry *reg, struct px_stmt *s)

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "routing/kinds.h"
+
 #define ROUTE_MUSTCHECK __attribute__((warn_unused_result))
 
 /* ------------------------------------------------------------------------------------------ */
@@ -110,23 +112,9 @@ uint64_t route_fingerprint(const char *sql, size_t len);
 /* Classification                                                                              */
 
 enum route_kind {
-    ROUTE_KIND_SELECT = 0,
-    ROUTE_KIND_INSERT,
-    ROUTE_KIND_UPDATE,
-    ROUTE_KIND_DELETE,
-    ROUTE_KIND_MERGE,
-    ROUTE_KIND_COPY,
-    ROUTE_KIND_DDL,          /* CREATE/ALTER/DROP/TRUNCATE/GRANT/COMMENT..., SELECT INTO */
-    ROUTE_KIND_REFRESH,      /* REFRESH MATERIALIZED VIEW */
-    ROUTE_KIND_VACUUM,
-    ROUTE_KIND_ANALYZE,
-    ROUTE_KIND_CALL,         /* CALL and DO */
-    ROUTE_KIND_SET,          /* SET, RESET, SET CONSTRAINTS */
-    ROUTE_KIND_SHOW,
-    ROUTE_KIND_TRANSACTION,  /* BEGIN, START TRANSACTION, COMMIT, ROLLBACK, SAVEPOINT, ... */
-    ROUTE_KIND_EXPLAIN,
-    ROUTE_KIND_UTILITY,      /* PREPARE, EXECUTE, DISCARD, LISTEN, LOCK, CHECKPOINT, ... */
-    ROUTE_KIND_OTHER,        /* empty or unrecognizable */
+#define ROUTE_KIND_ENUM(name, text) ROUTE_KIND_##name,
+    ROUTE_KINDS(ROUTE_KIND_ENUM)
+#undef ROUTE_KIND_ENUM
 };
 #define ROUTE_KIND_COUNT (ROUTE_KIND_OTHER + 1)
 
