@@ -145,7 +145,7 @@ static int set_sql(SETTER_ARGS)
                   (char *)msg);
         return -2;
     }
-    pcre2_code_free(re);
+    r->sql_re = re;
     r->sql = conf_dup(ld, value);
     return 0;
 }

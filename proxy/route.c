@@ -78,6 +78,7 @@ static int fill_desc(const struct conf *c, const struct conf_route *r, struct ro
     d->tables = (const char *const *)r->tables;
     d->n_tables = (size_t)r->ntables;
     d->sql = r->sql;
+    d->sql_code = r->sql_re;
     d->hint = r->hint;
     d->slower_than_ms = (uint32_t)r->slower_than_ms;
     return 0;

@@ -14,6 +14,8 @@
 
 #define ROUTE_MUSTCHECK __attribute__((warn_unused_result))
 
+struct pcre2_real_code_8;   /* pcre2_code (8-bit) */
+
 /* ------------------------------------------------------------------------------------------ */
 /* Lexer                                                                                       */
 
@@ -222,6 +224,9 @@ struct route_rule_desc {
     const char *const *tables;          /* "name" matches any schema; "schema.name" exactly */
     size_t n_tables;
     const char *sql;                    /* PCRE2 pattern matched against the statement text */
+    const struct pcre2_real_code_8 *sql_code;  /* sql already compiled with options 0 (conf/
+                                                  does, to check it), copied instead of compiled
+                                                  again; NULL: compiled here from sql */
     bool hint;                          /* the statement's hint names this rule's lane */
     uint32_t slower_than_ms;            /* the fingerprint's learned p95 exceeds this (0 = off) */
 };
@@ -246,7 +251,7 @@ enum {
 struct route_rules;
 
 /* Compiles n descriptions (copied; the caller's strings need not outlive the call). Regexes are
- * compiled once here (JIT when available). On failure returns NULL and writes a message naming
+ * compiled here, or copied from sql_code, and JIT-compiled when available. On failure returns NULL and writes a message naming
  * the rule into err (err_cap bytes, may be 0). */
 struct route_rules *route_rules_new(const struct route_rule_desc *descs, size_t n, char *err,
                                     size_t err_cap);
