@@ -111,6 +111,42 @@ void route_scan(const char *sql, size_t len, struct route_scan *out, char *norm,
 uint64_t route_fingerprint(const char *sql, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Quick text checks for the proxy (text.c): cheap reads of one statement's bytes               */
+
+/* The name of "DEALLOCATE [PREPARE] name [;]" into name (cap bytes), lowercased unless quoted;
+ * returns 1, or 0 if sql is not that (DEALLOCATE ALL included). Trailing NULs are ignored. */
+int route_deallocate_name(const char *sql, size_t len, char *name, size_t cap);
+
+/* Bits of route_text_flags(): what one byte pass suggests about session state. */
+enum {
+    ROUTE_TXT_CALL = 1,   /* a '(': perhaps a function call, which only the grammar can judge */
+    ROUTE_TXT_TEMP = 2,   /* "temp": perhaps CREATE TEMP TABLE ... AS, SELECT INTO TEMP */
+    ROUTE_TXT_SET = 4,    /* a statement starting with SET or RESET, or "set_config" */
+};
+int route_text_flags(const char *sql, size_t len);
+
+/* The command tag PostgreSQL answers a bare BEGIN with (BEGIN [WORK | TRANSACTION] or START
+ * TRANSACTION, any case and spacing, an optional trailing semicolon), or NULL for anything else. */
+const char *route_bare_begin_tag(const char *sql, size_t len);
+/* The same, or the tag of one BEGIN / START TRANSACTION with options the grammar accepts, alone in
+ * sql; NULL for anything else. */
+const char *route_begin_tag(const char *sql, size_t len);
+
+/* The highest $n a statement references (0 if none; numbers above 65535 are ignored). */
+uint32_t route_max_param(const char *sql, size_t len);
+
+/* Custom settings a statement sets: calls cb with each name of "SET [SESSION] a.b ..." and
+ * "RESET a.b" (unquoted parts; with n = 0 where SET/RESET is followed by something else or by a
+ * name longer than ROUTE_SETTING_NAME_MAX) and each first argument of "set_config('a.b', ...)"
+ * (the literal's bytes, not checked). name is not NUL-terminated. */
+#define ROUTE_SETTING_NAME_MAX 63
+typedef void (*route_name_cb)(void *arg, const char *name, size_t n);
+void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *arg);
+
+/* True when q, after blanks and '(', starts with w (case-insensitive, a prefix match). */
+int route_starts_with_word(const char *q, const char *w);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Classification                                                                              */
 
 enum route_kind {
