@@ -4,23 +4,23 @@
 #ifndef PGLANE_ROUTE_KINDS_H
 #define PGLANE_ROUTE_KINDS_H
 
-#define ROUTE_KINDS(X)                                                                        \
-    X(SELECT, "select")                                                                       \
-    X(INSERT, "insert")                                                                       \
-    X(UPDATE, "update")                                                                       \
-    X(DELETE, "delete")                                                                       \
-    X(MERGE, "merge")                                                                         \
-    X(COPY, "copy")                                                                           \
-    X(DDL, "ddl")                   /* CREATE/ALTER/DROP/TRUNCATE/GRANT/COMMENT..., SELECT INTO */ \
-    X(REFRESH, "refresh")           /* REFRESH MATERIALIZED VIEW */                           \
-    X(VACUUM, "vacuum")                                                                       \
-    X(ANALYZE, "analyze")                                                                     \
-    X(CALL, "call")                 /* CALL and DO */                                         \
-    X(SET, "set")                   /* SET, RESET, SET CONSTRAINTS */                         \
-    X(SHOW, "show")                                                                           \
-    X(TRANSACTION, "transaction")   /* BEGIN, START TRANSACTION, COMMIT, ROLLBACK, SAVEPOINT, ... */ \
-    X(EXPLAIN, "explain")                                                                     \
-    X(UTILITY, "utility")           /* PREPARE, EXECUTE, DISCARD, LISTEN, LOCK, CHECKPOINT, ... */ \
+#define ROUTE_KINDS(X)                                                                            \
+    X(SELECT, "select")                                                                           \
+    X(INSERT, "insert")                                                                           \
+    X(UPDATE, "update")                                                                           \
+    X(DELETE, "delete")                                                                           \
+    X(MERGE, "merge")                                                                             \
+    X(COPY, "copy")                                                                               \
+    X(DDL, "ddl")                   /* CREATE/ALTER/DROP/TRUNCATE/GRANT/COMMENT..., SELECT INTO */\
+    X(REFRESH, "refresh")           /* REFRESH MATERIALIZED VIEW */                               \
+    X(VACUUM, "vacuum")                                                                           \
+    X(ANALYZE, "analyze")                                                                         \
+    X(CALL, "call")                 /* CALL and DO */                                             \
+    X(SET, "set")                   /* SET, RESET, SET CONSTRAINTS */                             \
+    X(SHOW, "show")                                                                               \
+    X(TRANSACTION, "transaction")   /* BEGIN, START TRANSACTION, COMMIT, ROLLBACK, ... */         \
+    X(EXPLAIN, "explain")                                                                         \
+    X(UTILITY, "utility")           /* PREPARE, EXECUTE, DISCARD, LISTEN, LOCK, CHECKPOINT, ... */\
     X(OTHER, "other")               /* empty or unrecognizable */
 
 #endif

@@ -287,8 +287,8 @@ enum {
 struct route_rules;
 
 /* Compiles n descriptions (copied; the caller's strings need not outlive the call). Regexes are
- * compiled here, or copied from sql_code, and JIT-compiled when available. On failure returns NULL and writes a message naming
- * the rule into err (err_cap bytes, may be 0). */
+ * compiled here, or copied from sql_code, and JIT-compiled when available. On failure returns
+ * NULL and writes a message naming the rule into err (err_cap bytes, may be 0). */
 struct route_rules *route_rules_new(const struct route_rule_desc *descs, size_t n, char *err,
                                     size_t err_cap);
 void route_rules_free(struct route_rules *rules);
