@@ -543,7 +543,6 @@ static int classify_one(const PgQuery__Node *stmt, struct route_class *c, bool f
 struct arena {
     struct arena_block *head;
     size_t used, cap;
-    bool failed;
 };
 
 struct arena_block {
@@ -560,10 +559,8 @@ static void *arena_alloc(void *data, size_t size)
     if (!a->head || a->used + size > a->cap) {
         size_t cap = size > ARENA_BLOCK ? size : ARENA_BLOCK;
         struct arena_block *b = malloc(sizeof *b + cap);
-        if (!b) {
-            a->failed = true;
-            return NULL;
-        }
+        if (!b)
+            return NULL;   /* unpacking fails: the lexer decides */
         b->next = a->head;
         a->head = b;
         a->used = 0;
