@@ -202,7 +202,7 @@ int px_route_client(struct proxy *px, struct px_client *cl)
     r = route_rules_match_identity(px->routing->rules, &f);
     cl->identity_hash = mix(mix(mix(ROUTE_FNV_OFFSET, f.database), f.user), f.application_name);
     cl->identity_hash = route_fnv1a(cl->identity_hash, cl->peer_addr, 16);  /* bytes, not a string */
-    cl->identity_hash = (cl->identity_hash ^ cl->peer_family) * 0x100000001b3ull;
+    cl->identity_hash = route_fnv1a_byte(cl->identity_hash, cl->peer_family);
     cl->identity_rule = (int16_t)r;
     cl->route_identity = (int16_t)(r == ROUTE_NEED_STATEMENT ? ROUTE_NEED_STATEMENT
                                    : r < 0 ? px->conf->default_lane_index : px->routing->route_lane[r]);
