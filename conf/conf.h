@@ -16,6 +16,8 @@
 
 #define CONF_MUSTCHECK __attribute__((warn_unused_result))
 
+struct pcre2_real_code_8;   /* pcre2_code (8-bit) */
+
 enum conf_auth_type { CONF_AUTH_TRUST, CONF_AUTH_MD5, CONF_AUTH_SCRAM };
 enum conf_pool_mode { CONF_POOL_SESSION, CONF_POOL_TRANSACTION };
 enum conf_log_level { CONF_LOG_ERROR, CONF_LOG_WARNING, CONF_LOG_INFO, CONF_LOG_DEBUG };
@@ -94,6 +96,7 @@ struct conf_route {
     char *sql;                 /* PCRE2 pattern, validated by compiling it with options 0 (write
                                   (?i) for caseless). inih cuts a value at " ;" (an inline comment),
                                   so a pattern cannot contain a ';' preceded by whitespace. */
+    struct pcre2_real_code_8 *sql_re;  /* sql compiled, for routing/ to copy (not compile again) */
     int hint;                  /* hint = yes: a statement's hint comment names the lane */
     int64_t slower_than_ms;    /* 0 = not given */
     int line;

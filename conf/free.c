@@ -1,4 +1,6 @@
 /* Freeing a loaded configuration, copies of its lane and server entries, and lookups by name. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,7 @@ static void free_route(struct conf_route *r)
     conf_free_list(r->kinds, r->nkinds);
     conf_free_list(r->tables, r->ntables);
     free(r->sql);
+    pcre2_code_free(r->sql_re);
 }
 
 void conf_server_clear(struct conf_server *s)

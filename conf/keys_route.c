@@ -11,13 +11,14 @@
 #include <strings.h>
 
 #include "conf/internal.h"
+#include "routing/kinds.h"
 
 static const char *const kind_names[] = {
-    "select", "insert", "update", "delete", "merge", "copy", "ddl", "refresh", "vacuum",
-    "analyze", "call", "set", "show", "transaction", "explain", "utility", "other", NULL};
+#define KIND_NAME(name, text) text,
+    ROUTE_KINDS(KIND_NAME)
+#undef KIND_NAME
+    NULL};
 
-#define KIND_WHAT "one of select, insert, update, delete, merge, copy, ddl, refresh, vacuum, " \
-                  "analyze, call, set, show, transaction, explain, utility or other"
 #define CIDR_WHAT "an address or CIDR such as 10.0.0.0/8 or ::1"
 #define TABLE_WHAT "a table name such as events or public.\"Reports\""
 
@@ -75,9 +76,25 @@ static int set_checked_list(SETTER_ARGS, int quoted, int (*check)(char **), cons
     return rc;
 }
 
+/* "one of select, insert, ... utility or other", from kind_names. */
+static const char *kind_what(void)
+{
+    static char what[256];
+
+    if (what[0] == '\0') {
+        strcpy(what, "one of ");
+        for (int i = 0; kind_names[i]; i++) {
+            if (i > 0)
+                strcat(what, kind_names[i + 1] ? ", " : " or ");
+            strcat(what, kind_names[i]);
+        }
+    }
+    return what;
+}
+
 static int set_kinds(SETTER_ARGS)
 {
-    return set_checked_list(ld, s, obj, kd, value, 0, check_kind, KIND_WHAT);
+    return set_checked_list(ld, s, obj, kd, value, 0, check_kind, kind_what());
 }
 
 static int set_tables(SETTER_ARGS)
@@ -128,7 +145,7 @@ static int set_sql(SETTER_ARGS)
                   (char *)msg);
         return -2;
     }
-    pcre2_code_free(re);
+    r->sql_re = re;
     r->sql = conf_dup(ld, value);
     return 0;
 }

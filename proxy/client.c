@@ -901,46 +901,14 @@ static void auth_read(struct px_client *cl)
 
 /* What one pass over a statement's bytes tells about session state (transaction pooling). */
 enum {
-    TXT_CALL = 1,    /* a '(': perhaps a function call, which only the grammar can judge */
-    TXT_TEMP = 2,    /* "temp": perhaps CREATE TEMP TABLE ... AS, SELECT INTO TEMP */
-    TXT_SET = 4,     /* a statement starting with SET or RESET, or "set_config": learn the names */
+    TXT_CALL = ROUTE_TXT_CALL,   /* a '(': perhaps a function call, which only the grammar can judge */
+    TXT_TEMP = ROUTE_TXT_TEMP,   /* "temp": perhaps CREATE TEMP TABLE ... AS, SELECT INTO TEMP */
+    TXT_SET = ROUTE_TXT_SET,     /* a statement starting with SET or RESET, or "set_config": learn the names */
 };
-
-static int word_at(const uint8_t *p, size_t n, size_t i, const char *w, size_t wl)
-{
-    return i + wl <= n && strncasecmp((const char *)p + i, w, wl) == 0 &&
-           (i + wl == n || !(p[i + wl] == '_' || (unsigned)((p[i + wl] | 0x20) - 'a') < 26u ||
-                             (unsigned)(p[i + wl] - '0') < 10u));
-}
 
 static int text_flags(const uint8_t *p, size_t n)
 {
-    int f = 0, start = 1;
-
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-
-        if (c == '(') {
-            f |= TXT_CALL;
-            start = 0;
-            continue;
-        }
-        if (c == ';') {
-            start = 1;
-            continue;
-        }
-        if (c == ' ' || c == '\n' || c == '\t' || c == '\r')
-            continue;
-        c |= 0x20;
-        if (start && ((c == 's' && word_at(p, n, i, "set", 3)) || (c == 'r' && word_at(p, n, i, "reset", 5))))
-            f |= TXT_SET;
-        start = 0;
-        if (c == 't' && i + 4 <= n && strncasecmp((const char *)p + i, "temp", 4) == 0)
-            f |= TXT_TEMP;
-        else if (c == 's' && i + 10 <= n && strncasecmp((const char *)p + i, "set_config", 10) == 0)
-            f |= TXT_SET;
-    }
-    return f;
+    return route_text_flags((const char *)p, n);
 }
 
 static int lane_refuses_pins(const struct px_client *cl)
@@ -973,17 +941,7 @@ static void look_at_session(struct px_client *cl, const char *sql, size_t len, i
 /* The highest $n a statement references (0 if none). */
 static uint32_t max_param(const char *sql, size_t len)
 {
-    struct route_token tok;
-    size_t pos = 0;
-    uint32_t max = 0;
-
-    while (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_EOF)
-        if (tok.type == ROUTE_TOK_PARAM) {
-            uint32_t v = (uint32_t)strtoul(sql + tok.start + 1, NULL, 10);
-
-            max = v > max && v <= 65535 ? v : max;
-        }
-    return max;
+    return route_max_param(sql, len);
 }
 
 /*
@@ -1051,65 +1009,13 @@ static int refuse_rewrite(struct px_client *cl, struct proto_frame *f)
 }
 
 /*
- * The command tag PostgreSQL answers a bare BEGIN with (BEGIN [WORK | TRANSACTION] or START
- * TRANSACTION, any case and spacing, an optional trailing semicolon), or NULL for anything else.
- */
-static const char *bare_begin_tag(const char *sql, size_t len)
-{
-    static const char *const forms[][2] = {
-        { "begin", "BEGIN" }, { "begin work", "BEGIN" }, { "begin transaction", "BEGIN" },
-        { "start transaction", "START TRANSACTION" },
-    };
-    char norm[24];
-    size_t n = 0, i;
-    int space = 0;
-
-    for (i = 0; i < len && sql[i]; i++) {
-        char c = sql[i];
-
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            space = n > 0;
-            continue;
-        }
-        if (c == ';')
-            break;
-        if (n + 2 >= sizeof(norm))
-            return NULL;
-        if (space)
-            norm[n++] = ' ';
-        space = 0;
-        norm[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-    for (i += i < len && sql[i] == ';'; i < len && sql[i]; i++)
-        if (sql[i] != ' ' && sql[i] != '\t' && sql[i] != '\n' && sql[i] != '\r')
-            return NULL;
-    norm[n] = 0;
-    for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]); k++)
-        if (strcmp(norm, forms[k][0]) == 0)
-            return forms[k][1];
-    return NULL;
-}
-
-/*
  * The tag of a BEGIN pglane may hold: a bare one, or one whose options (ISOLATION LEVEL, READ ONLY,
  * DEFERRABLE) PostgreSQL's grammar accepts, alone in its Query. NULL for anything else: a BEGIN that
  * could fail goes to a server, so that its error is PostgreSQL's.
  */
 static const char *begin_tag(const char *sql, size_t len)
 {
-    const char *tag = bare_begin_tag(sql, len), *p = sql;
-    struct route_span spans[2];
-    struct route_class cls;
-
-    if (tag)
-        return tag;
-    while (p < sql + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    if ((size_t)(sql + len - p) < 6 || (strncasecmp(p, "begin", 5) != 0 && strncasecmp(p, "start", 5) != 0) ||
-        route_split_spans(sql, len, spans, 2) != 1 || route_classify(sql, len, &cls) < 0 ||
-        cls.parsed_by == ROUTE_PARSED_BY_LEXER || !cls.is_begin)
-        return NULL;
-    return strncasecmp(p, "start", 5) == 0 ? "START TRANSACTION" : "BEGIN";
+    return route_begin_tag(sql, len);
 }
 
 /* Answers a BEGIN for the server that will run the transaction: the client sees PostgreSQL's tag at

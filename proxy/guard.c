@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "proxy/admin/monitor.h"
+#include "routing/route.h"
 
 #define MAX_DEPTH 16
 #define RECENT 64
@@ -208,11 +209,7 @@ static enum px_guard_action preempt(struct proxy *px, const struct conf_server *
 
 static int starts_with_word(const char *q, const char *w)
 {
-    size_t n = strlen(w);
-
-    while (*q == ' ' || *q == '(')
-        q++;
-    return strncasecmp(q, w, n) == 0;
+    return route_starts_with_word(q, w);
 }
 
 static void classify(struct px_guard_offender *o)

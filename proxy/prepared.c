@@ -16,6 +16,8 @@
 
 #include "proxy/proxy.h"
 #include "proxy/state.h"
+#include "routing/hash.h"
+#include "routing/route.h"
 
 #define REG_BUCKETS 4096
 
@@ -72,11 +74,7 @@ static struct prep_registry *registry(struct proxy *px)
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    while (n--)
-        h = (h ^ *p++) * 0x100000001b3ull;
-    return h;
+    return route_fnv1a(ROUTE_FNV_OFFSET, p, n);
 }
 
 static void id_link(struct prep_registry *reg, struct px_stmt *s)
@@ -710,56 +708,10 @@ static int on_close(struct px_client *cl, struct px_server *sv, const uint8_t *m
     return r;
 }
 
-static const char *skip_space(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-static const char *skip_word(const char *p, const char *end, const char *word)
-{
-    size_t n = strlen(word);
-
-    if ((size_t)(end - p) < n || strncasecmp(p, word, n) != 0 ||
-        (p + n < end && (isalnum((unsigned char)p[n]) || p[n] == '_')))
-        return NULL;
-    return p + n;
-}
-
 /* The name of "DEALLOCATE [PREPARE] name [;]", lowercased unless quoted; 0 if sql is not that. */
 static int deallocate_name(const char *sql, size_t len, char *name, size_t cap)
 {
-    const char *p = sql, *end = sql + len;
-    size_t n = 0;
-
-    while (end > p && end[-1] == 0)
-        end--;
-    if (!(p = skip_word(skip_space(p, end), end, "deallocate")))
-        return 0;
-    p = skip_space(p, end);
-    if (skip_word(p, end, "prepare"))
-        p = skip_space(skip_word(p, end, "prepare"), end);
-    if (p < end && *p == '"') {
-        for (p++; p < end && n + 1 < cap; p++) {
-            if (*p == '"' && (p + 1 >= end || p[1] != '"'))
-                break;
-            if (*p == '"')
-                p++;
-            name[n++] = *p;
-        }
-        if (p >= end || *p != '"')
-            return 0;
-        p++;
-    } else {
-        while (p < end && n + 1 < cap && (isalnum((unsigned char)*p) || *p == '_' || *p == '$'))
-            name[n++] = (char)tolower((unsigned char)*p++);
-    }
-    name[n] = 0;
-    p = skip_space(p, end);
-    if (p < end && *p == ';')
-        p = skip_space(p + 1, end);
-    return n > 0 && p == end && strcasecmp(name, "all") != 0;
+    return route_deallocate_name(sql, len, name, cap);
 }
 
 int px_prep_is_deallocate(const uint8_t *sql, size_t len)

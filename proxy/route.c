@@ -10,6 +10,7 @@
 
 #include "proxy/proxy.h"
 #include "routing/route.h"
+#include "routing/hash.h"
 
 #define DECISIONS 4096      /* direct-mapped cache of (identity, fingerprint) -> rule */
 #define PENDING_TEXTS 64    /* direct-mapped: first-seen shapes whose transaction has not ended */
@@ -76,6 +77,7 @@ static int fill_desc(const struct conf *c, const struct conf_route *r, struct ro
     d->tables = (const char *const *)r->tables;
     d->n_tables = (size_t)r->ntables;
     d->sql = r->sql;
+    d->sql_code = r->sql_re;
     d->hint = r->hint;
     d->slower_than_ms = (uint32_t)r->slower_than_ms;
     return 0;
@@ -172,9 +174,7 @@ static void client_facts(struct px_client *cl, struct route_facts *f, struct soc
 
 static uint64_t mix(uint64_t h, const char *s)
 {
-    for (; s && *s; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return (h ^ 0xff) * 0x100000001b3ull;
+    return route_fnv1a_byte(route_fnv1a(h, s, s ? strlen(s) : 0), 0xff);
 }
 
 static int lane_of_rule(struct proxy *px, int rule)
@@ -199,10 +199,9 @@ int px_route_client(struct proxy *px, struct px_client *cl)
         return cl->route_identity;
     client_facts(cl, &f, &ss);
     r = route_rules_match_identity(px->routing->rules, &f);
-    cl->identity_hash = mix(mix(mix(0xcbf29ce484222325ull, f.database), f.user), f.application_name);
-    for (int i = 0; i < 16; i++)    /* the address is bytes, not a string */
-        cl->identity_hash = (cl->identity_hash ^ cl->peer_addr[i]) * 0x100000001b3ull;
-    cl->identity_hash = (cl->identity_hash ^ cl->peer_family) * 0x100000001b3ull;
+    cl->identity_hash = mix(mix(mix(ROUTE_FNV_OFFSET, f.database), f.user), f.application_name);
+    cl->identity_hash = route_fnv1a(cl->identity_hash, cl->peer_addr, 16);  /* bytes, not a string */
+    cl->identity_hash = route_fnv1a_byte(cl->identity_hash, cl->peer_family);
     cl->identity_rule = (int16_t)r;
     cl->route_identity = (int16_t)(r == ROUTE_NEED_STATEMENT ? ROUTE_NEED_STATEMENT
                                    : r < 0 ? px->conf->default_lane_index : px->routing->route_lane[r]);

@@ -98,22 +98,9 @@ static void remember(struct px_client *cl, const char *name, size_t n)
     s->custom[s->ncustom++] = copy;
 }
 
-/* A dotted name starting at tok: a.b or a.b.c (unquoted parts), copied into out. */
-static size_t dotted_name(const char *sql, size_t len, size_t *pos, struct route_token *tok, char *out,
-                          size_t cap)
+static void remember_cb(void *cl, const char *name, size_t n)
 {
-    size_t o = 0;
-
-    for (;;) {
-        if (tok->type != ROUTE_TOK_IDENT || o + tok->len + 1 >= cap)
-            return 0;
-        memcpy(out + o, sql + tok->start, tok->len);
-        o += tok->len;
-        if (route_lex_next(sql, len, pos, tok) != ROUTE_TOK_PUNCT || sql[tok->start] != '.')
-            return o;
-        out[o++] = '.';
-        (void)route_lex_next(sql, len, pos, tok);
-    }
+    remember(cl, name, n);
 }
 
 /*
@@ -123,35 +110,7 @@ static size_t dotted_name(const char *sql, size_t len, size_t *pos, struct route
  */
 void px_session_learn(struct px_client *cl, const char *sql, size_t len)
 {
-    struct route_token tok;
-    size_t pos = 0;
-    int start = 1;
-    char name[NAME_MAX_LEN + 2];
-
-    while (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_EOF) {
-        if (tok.type == ROUTE_TOK_PUNCT && sql[tok.start] == ';') {
-            start = 1;
-            continue;
-        }
-        if (start && (route_tok_is(sql, &tok, "set") || route_tok_is(sql, &tok, "reset"))) {
-            start = 0;
-            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "session"))
-                (void)route_lex_next(sql, len, &pos, &tok);
-            size_t n = dotted_name(sql, len, &pos, &tok, name, sizeof(name));
-            remember(cl, name, n);
-            if (tok.type == ROUTE_TOK_PUNCT && sql[tok.start] == ';')
-                start = 1;
-            continue;
-        }
-        start = 0;
-        if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "set_config")) {
-            if (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_PUNCT || sql[tok.start] != '(')
-                continue;
-            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_STRING && sql[tok.start] == '\'' &&
-                tok.len >= 2 && !tok.incomplete)
-                remember(cl, sql + tok.start + 1, tok.len - 2);
-        }
-    }
+    route_setting_names(sql, len, remember_cb, cl);
 }
 
 /* ---- the check ---- */

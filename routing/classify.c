@@ -1,22 +1,30 @@
-/* Classification of a statement by PostgreSQL's own grammar (libpg_query's JSON parse tree):
- * kind, read-only, session changes, aggregate/GROUP BY/window/join counts and relations. */
+/* Classification of a statement by PostgreSQL's own grammar (libpg_query's parse tree, unpacked
+ * from its protobuf form into typed nodes): kind, read-only, session changes,
+ * aggregate/GROUP BY/window/join counts and relations. */
 #include "routing/route.h"
 #include "routing/internal.h"
 
 #include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_CTES 32
+/* Depth limit of the tree walk, in levels of the tree's JSON form (an object or a list each):
+ * the limit of the JSON reader this walk replaced. A statement node sits at level 3 there
+ * ({"stmts": [{"stmt": {...}}]}). */
+#define MAX_DEPTH 2000
+#define STMT_DEPTH 3
 
 struct walk {
-    const struct route_json *j;
     struct route_class *c;
     bool writes;       /* DML anywhere, row locks, SELECT INTO, a known writing function */
     bool session;      /* CREATE TEMP, set_config(.., false), session advisory locks */
     bool opaque;       /* a call of a function not known to leave session state alone */
     uint8_t pins;      /* ROUTE_PIN_* */
     bool into;
+    bool too_deep;     /* the tree goes below MAX_DEPTH: not read */
     int n_ctes;
     char ctes[MAX_CTES][ROUTE_REL_NAME_MAX];
 };
@@ -125,70 +133,74 @@ void route_class_add_relation(struct route_class *c, const char *name, bool trun
     dst[n] = '\0';
 }
 
-/* Appends ".part" (or "part" at the start) to buf. */
-static void append_part(char *buf, size_t cap, const struct route_json *j, int node,
-                        bool *truncated)
+/* Copies s (NULL reads as "") into out, NUL-terminated; sets *truncated if it did not fit. */
+static void copy_name(char *out, size_t cap, const char *s, bool *truncated)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (cap == 0)
+        return;
+    if (n >= cap) {
+        n = cap - 1;
+        *truncated = true;
+    }
+    memcpy(out, s ? s : "", n);
+    out[n] = '\0';
+}
+
+/* Appends ".part" (or "part" at the start) to buf; an empty part (an absent name) adds nothing. */
+static void append_part(char *buf, size_t cap, const char *part, bool *truncated)
 {
     size_t o = strlen(buf);
+    if (part == NULL || part[0] == '\0')
+        return;
     if (o > 0 && o + 1 < cap) {
         buf[o++] = '.';
         buf[o] = '\0';
     }
-    (void)route_json_unescape(j, node, buf + o, cap - o, truncated);
+    copy_name(buf + o, cap - o, part, truncated);
 }
 
-/* An object with "relname": a RangeVar, whether labelled or in a "relation"/"rel" field. */
-static void visit_rangevar(struct walk *w, int obj)
+static void visit_rangevar(struct walk *w, const PgQuery__RangeVar *rv)
 {
     char name[ROUTE_REL_NAME_MAX * 2] = "";
     bool truncated = false;
-    const char *keys[] = {"catalogname", "schemaname", "relname"};
-    for (int k = 0; k < 3; k++) {
-        int n = route_json_get(w->j, obj, keys[k]);
-        if (n >= 0 && w->j->nodes[n].type == ROUTE_JSON_STRING)
-            append_part(name, sizeof name, w->j, n, &truncated);
-    }
+    append_part(name, sizeof name, rv->catalogname, &truncated);
+    append_part(name, sizeof name, rv->schemaname, &truncated);
+    append_part(name, sizeof name, rv->relname, &truncated);
     route_class_add_relation(w->c, name, truncated || strlen(name) >= ROUTE_REL_NAME_MAX);
+    if (rv->relpersistence && strcmp(rv->relpersistence, "t") == 0) {
+        w->session = true;
+        w->pins |= ROUTE_PIN_TEMP;
+    }
 }
 
 /* The last element of a funcname list ("pg_catalog", "count") into out. */
-static void func_name(const struct route_json *j, int call, char *out, size_t cap)
+static void func_name(const PgQuery__FuncCall *call, char *out, size_t cap)
 {
-    int names = route_json_get(j, call, "funcname");
     bool truncated = false;
     out[0] = '\0';
-    if (names < 0)
-        return;
-    for (int e = j->nodes[names].child; e >= 0; e = j->nodes[e].next) {
-        int sval = route_json_get(j, route_json_get(j, e, "String"), "sval");
-        if (sval >= 0)
-            (void)route_json_unescape(j, sval, out, cap, &truncated);
-    }
+    for (size_t i = 0; i < call->n_funcname; i++)
+        if (call->funcname[i]->node_case == PG_QUERY__NODE__NODE_STRING)
+            copy_name(out, cap, call->funcname[i]->string->sval, &truncated);
 }
 
 /* set_config(name, value, is_local): session-wide unless is_local is literally true. */
-static bool set_config_is_local(const struct route_json *j, int call)
+static bool set_config_is_local(const PgQuery__FuncCall *call)
 {
-    int args = route_json_get(j, call, "args");
-    if (args < 0 || j->nodes[args].count < 3)
+    if (call->n_args < 3 || call->args[2]->node_case != PG_QUERY__NODE__NODE_A_CONST)
         return false;
-    int a = j->nodes[args].child;
-    a = j->nodes[j->nodes[a].next].next;
-    int boolval = route_json_get(j, route_json_get(j, a, "A_Const"), "boolval");
-    return route_json_true(j, route_json_get(j, boolval, "boolval"));
+    const PgQuery__AConst *a = call->args[2]->a_const;
+    return a->val_case == PG_QUERY__A__CONST__VAL_BOOLVAL && a->boolval->boolval;
 }
 
-static void visit_funccall(struct walk *w, int call)
+static void visit_funccall(struct walk *w, const PgQuery__FuncCall *call)
 {
-    const struct route_json *j = w->j;
     char name[64];
-    func_name(j, call, name, sizeof name);
-    if (route_json_get(j, call, "over") >= 0) {
+    func_name(call, name, sizeof name);
+    if (call->over) {
         w->c->n_windows++;
-    } else if (in_list(aggregate_names, name) || route_json_get(j, call, "agg_star") >= 0 ||
-               route_json_get(j, call, "agg_distinct") >= 0 ||
-               route_json_get(j, call, "agg_within_group") >= 0 ||
-               route_json_get(j, call, "agg_filter") >= 0) {
+    } else if (in_list(aggregate_names, name) || call->agg_star || call->agg_distinct ||
+               call->agg_within_group || call->agg_filter) {
         w->c->n_aggregates++;
     }
     if (in_list(writing_functions, name))
@@ -197,7 +209,7 @@ static void visit_funccall(struct walk *w, int call)
         w->session = true;
         w->pins |= ROUTE_PIN_ADVISORY;
     } else if (in_list(unlock_functions, name) ||
-               (strcmp(name, "set_config") == 0 && !set_config_is_local(j, call))) {
+               (strcmp(name, "set_config") == 0 && !set_config_is_local(call))) {
         w->session = true;
     } else if (strcmp(name, "set_config") != 0 && !in_list(harmless_functions, name) &&
                !in_list(aggregate_names, name) && !in_list(writing_functions, name)) {
@@ -205,73 +217,160 @@ static void visit_funccall(struct walk *w, int call)
     }
 }
 
-static void visit(struct walk *w, int node);
-
-static void visit_member(struct walk *w, int m)
+/* What a node (a parse tree's "any node" wrapper) says by its type alone. Only wrapped nodes
+ * count: CALL's FuncCall, held directly by CallStmt, is not a function call in an expression. */
+static void visit_node(struct walk *w, const PgQuery__Node *n)
 {
-    const struct route_json *j = w->j;
-    const struct route_jnode *n = &j->nodes[m];
-    if (ROUTE_JSON_KEY_IS(j, m, "InsertStmt") || ROUTE_JSON_KEY_IS(j, m, "UpdateStmt") ||
-        ROUTE_JSON_KEY_IS(j, m, "DeleteStmt") || ROUTE_JSON_KEY_IS(j, m, "MergeStmt") ||
-        ROUTE_JSON_KEY_IS(j, m, "lockingClause")) {
+    switch (n->node_case) {
+    case PG_QUERY__NODE__NODE_INSERT_STMT:
+    case PG_QUERY__NODE__NODE_UPDATE_STMT:
+    case PG_QUERY__NODE__NODE_DELETE_STMT:
+    case PG_QUERY__NODE__NODE_MERGE_STMT:
         w->writes = true;
-    } else if (ROUTE_JSON_KEY_IS(j, m, "intoClause")) {
-        w->writes = w->into = true;
-    } else if (ROUTE_JSON_KEY_IS(j, m, "FuncCall")) {
-        visit_funccall(w, m);
-    } else if (ROUTE_JSON_KEY_IS(j, m, "groupClause")) {
-        w->c->has_group_by = true;
-    } else if (ROUTE_JSON_KEY_IS(j, m, "JoinExpr")) {
+        break;
+    case PG_QUERY__NODE__NODE_FUNC_CALL:
+        visit_funccall(w, n->func_call);
+        break;
+    case PG_QUERY__NODE__NODE_JOIN_EXPR:
         w->c->n_joins++;
-    } else if (ROUTE_JSON_KEY_IS(j, m, "fromClause") && n->type == ROUTE_JSON_ARRAY &&
-               n->count > 1) {
-        w->c->n_joins = (uint16_t)(w->c->n_joins + n->count - 1);
-    } else if (ROUTE_JSON_KEY_IS(j, m, "relpersistence") && route_json_str_is(j, m, "t")) {
-        w->session = true;
-        w->pins |= ROUTE_PIN_TEMP;
-    } else if (ROUTE_JSON_KEY_IS(j, m, "ctename") && n->type == ROUTE_JSON_STRING &&
-               w->n_ctes < MAX_CTES) {
-        bool truncated = false;
-        (void)route_json_unescape(j, m, w->ctes[w->n_ctes++], ROUTE_REL_NAME_MAX, &truncated);
+        break;
+    default:
+        break;
     }
-    visit(w, m);
 }
 
-static void visit(struct walk *w, int node)
+static void visit_select(struct walk *w, const PgQuery__SelectStmt *s)
 {
-    const struct route_jnode *n = &w->j->nodes[node];
-    if (n->type == ROUTE_JSON_OBJECT && route_json_get(w->j, node, "relname") >= 0)
-        visit_rangevar(w, node);
-    if (n->type != ROUTE_JSON_OBJECT && n->type != ROUTE_JSON_ARRAY)
+    if (s->into_clause)
+        w->writes = w->into = true;
+    if (s->n_locking_clause > 0)
+        w->writes = true;
+    if (s->n_group_clause > 0)
+        w->c->has_group_by = true;
+    if (s->n_from_clause > 1)
+        w->c->n_joins = (uint16_t)(w->c->n_joins + s->n_from_clause - 1);
+}
+
+/* The message a node holds (the field of its oneof named by node_case), or NULL. The node's
+ * fields are numbered 1.. in order, so the field is found by index. */
+static const ProtobufCMessage *node_body(const PgQuery__Node *n)
+{
+    const ProtobufCMessageDescriptor *d = n->base.descriptor;
+    unsigned i = (unsigned)n->node_case - 1;
+    if (n->node_case == PG_QUERY__NODE__NODE__NOT_SET || i >= d->n_fields ||
+        d->fields[i].id != (unsigned)n->node_case)
+        return NULL;
+    return *(const ProtobufCMessage *const *)(const void *)((const char *)n + d->fields[i].offset);
+}
+
+/* True when a message has a field that is not at its default: one libpg_query's JSON output would
+ * have written (it omitted false, 0, NULL and empty lists). */
+static bool has_member(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *p = base + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            if (*(const size_t *)(const void *)(base + f->quantifier_offset) > 0)
+                return true;
+        } else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if (*(const uint32_t *)(const void *)(base + f->quantifier_offset) == f->id)
+                return true;
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING) {
+            const char *s = *(const char *const *)(const void *)p;
+            if (s && (f->type == PROTOBUF_C_TYPE_MESSAGE || s[0] != '\0'))
+                return true;
+        } else {
+            static const char zero[8];
+            size_t size = f->type == PROTOBUF_C_TYPE_INT64 || f->type == PROTOBUF_C_TYPE_UINT64 ||
+                          f->type == PROTOBUF_C_TYPE_DOUBLE ? 8 : 4;
+            if (memcmp(p, zero, size) != 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Visits a message and, in field order, every message below it. depth is where the message would
+ * sit in libpg_query's JSON form of the tree (one level per object and per list), and a tree that
+ * goes below MAX_DEPTH there is not read (the lexer decides), as when the JSON form was parsed:
+ * it also bounds the recursion.
+ */
+static void visit(struct walk *w, const ProtobufCMessage *m, int depth)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    if (w->too_deep || (depth >= MAX_DEPTH && has_member(m))) {
+        w->too_deep = true;
         return;
-    for (int c = n->child; c >= 0; c = w->j->nodes[c].next)
-        visit_member(w, c);
+    }
+    if (d == &pg_query__node__descriptor) {
+        const ProtobufCMessage *body = node_body((const PgQuery__Node *)m);
+        visit_node(w, (const PgQuery__Node *)m);
+        if (body)
+            visit(w, body, depth + 1);
+        return;
+    }
+    if (d == &pg_query__range_var__descriptor)
+        visit_rangevar(w, (const PgQuery__RangeVar *)m);
+    else if (d == &pg_query__select_stmt__descriptor)
+        visit_select(w, (const PgQuery__SelectStmt *)m);
+    else if (d == &pg_query__update_stmt__descriptor) {
+        const PgQuery__UpdateStmt *u = (const PgQuery__UpdateStmt *)m;
+        if (u->n_from_clause > 1)
+            w->c->n_joins = (uint16_t)(w->c->n_joins + u->n_from_clause - 1);
+    } else if (d == &pg_query__common_table_expr__descriptor) {
+        const PgQuery__CommonTableExpr *cte = (const PgQuery__CommonTableExpr *)m;
+        bool truncated = false;
+        if (cte->ctename && cte->ctename[0] && w->n_ctes < MAX_CTES)
+            copy_name(w->ctes[w->n_ctes++], ROUTE_REL_NAME_MAX, cte->ctename, &truncated);
+    }
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const void *p = base + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)p;
+            if (n > 0 && depth + 2 > MAX_DEPTH)
+                w->too_deep = true;
+            for (size_t k = 0; k < n && !w->too_deep; k++)
+                visit(w, items[k], depth + 2);
+        } else if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+                   *(const uint32_t *)(const void *)(base + f->quantifier_offset) == f->id) {
+            const ProtobufCMessage *child = *(const ProtobufCMessage *const *)p;
+            if (child)
+                visit(w, child, depth + 1);
+        }
+    }
 }
 
 /* DROP TABLE/VIEW/INDEX/...: the names are lists of strings, not RangeVars. */
-static void drop_relations(struct walk *w, int body)
+static void drop_relations(struct walk *w, const PgQuery__DropStmt *drop)
 {
-    const struct route_json *j = w->j;
-    int type = route_json_get(j, body, "removeType");
-    static const char *const rel_types[] = {
-        "OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_INDEX", "OBJECT_SEQUENCE",
-        "OBJECT_FOREIGN_TABLE", NULL,
-    };
-    bool is_rel = false;
-    for (int i = 0; rel_types[i]; i++)
-        is_rel |= route_json_str_is(j, type, rel_types[i]);
-    int objects = route_json_get(j, body, "objects");
-    if (!is_rel || objects < 0)
+    switch (drop->remove_type) {
+    case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
+    case PG_QUERY__OBJECT_TYPE__OBJECT_VIEW:
+    case PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW:
+    case PG_QUERY__OBJECT_TYPE__OBJECT_INDEX:
+    case PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE:
+    case PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE:
+        break;
+    default:
         return;
-    for (int o = j->nodes[objects].child; o >= 0; o = j->nodes[o].next) {
-        int items = route_json_get(j, route_json_get(j, o, "List"), "items");
+    }
+    for (size_t o = 0; o < drop->n_objects; o++) {
+        const PgQuery__Node *obj = drop->objects[o];
         char name[ROUTE_REL_NAME_MAX * 2] = "";
         bool truncated = false;
-        for (int e = items < 0 ? -1 : j->nodes[items].child; e >= 0; e = j->nodes[e].next) {
-            int sval = route_json_get(j, route_json_get(j, e, "String"), "sval");
-            if (sval >= 0)
-                append_part(name, sizeof name, j, sval, &truncated);
-        }
+        if (obj->node_case == PG_QUERY__NODE__NODE_LIST)
+            for (size_t e = 0; e < obj->list->n_items; e++)
+                if (obj->list->items[e]->node_case == PG_QUERY__NODE__NODE_STRING)
+                    append_part(name, sizeof name, obj->list->items[e]->string->sval, &truncated);
         route_class_add_relation(w->c, name, truncated || strlen(name) >= ROUTE_REL_NAME_MAX);
     }
 }
@@ -279,95 +378,115 @@ static void drop_relations(struct walk *w, int body)
 enum { F_RO = 1, F_SESSION = 2 };
 
 struct stmt_kind {
-    const char *node;
+    PgQuery__Node__NodeCase node;
     enum route_kind kind;
     int flags;
 };
 
 static const struct stmt_kind stmt_kinds[] = {
-    {"SelectStmt", ROUTE_KIND_SELECT, F_RO},
-    {"InsertStmt", ROUTE_KIND_INSERT, 0},
-    {"UpdateStmt", ROUTE_KIND_UPDATE, 0},
-    {"DeleteStmt", ROUTE_KIND_DELETE, 0},
-    {"MergeStmt", ROUTE_KIND_MERGE, 0},
-    {"CopyStmt", ROUTE_KIND_COPY, F_RO},
-    {"RefreshMatViewStmt", ROUTE_KIND_REFRESH, 0},
-    {"VacuumStmt", ROUTE_KIND_VACUUM, 0},
-    {"CallStmt", ROUTE_KIND_CALL, 0},
-    {"DoStmt", ROUTE_KIND_CALL, 0},
-    {"VariableSetStmt", ROUTE_KIND_SET, F_RO},
-    {"ConstraintsSetStmt", ROUTE_KIND_SET, F_RO},
-    {"VariableShowStmt", ROUTE_KIND_SHOW, F_RO},
-    {"TransactionStmt", ROUTE_KIND_TRANSACTION, F_RO},
-    {"ExplainStmt", ROUTE_KIND_EXPLAIN, F_RO},
-    {"PrepareStmt", ROUTE_KIND_UTILITY, F_RO | F_SESSION},
-    {"ExecuteStmt", ROUTE_KIND_UTILITY, 0},
-    {"DeallocateStmt", ROUTE_KIND_UTILITY, F_RO | F_SESSION},
-    {"DiscardStmt", ROUTE_KIND_UTILITY, F_RO | F_SESSION},
-    {"ListenStmt", ROUTE_KIND_UTILITY, F_SESSION},
-    {"UnlistenStmt", ROUTE_KIND_UTILITY, F_RO | F_SESSION},
-    {"LoadStmt", ROUTE_KIND_UTILITY, F_RO | F_SESSION},
-    {"DeclareCursorStmt", ROUTE_KIND_UTILITY, F_RO},
-    {"FetchStmt", ROUTE_KIND_UTILITY, F_RO},
-    {"ClosePortalStmt", ROUTE_KIND_UTILITY, F_RO},
-    {"TruncateStmt", ROUTE_KIND_DDL, 0},
-    {"AlterSystemStmt", ROUTE_KIND_UTILITY, 0},
-    {NULL, ROUTE_KIND_UTILITY, 0},
+    {PG_QUERY__NODE__NODE_SELECT_STMT, ROUTE_KIND_SELECT, F_RO},
+    {PG_QUERY__NODE__NODE_INSERT_STMT, ROUTE_KIND_INSERT, 0},
+    {PG_QUERY__NODE__NODE_UPDATE_STMT, ROUTE_KIND_UPDATE, 0},
+    {PG_QUERY__NODE__NODE_DELETE_STMT, ROUTE_KIND_DELETE, 0},
+    {PG_QUERY__NODE__NODE_MERGE_STMT, ROUTE_KIND_MERGE, 0},
+    {PG_QUERY__NODE__NODE_COPY_STMT, ROUTE_KIND_COPY, F_RO},
+    {PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT, ROUTE_KIND_REFRESH, 0},
+    {PG_QUERY__NODE__NODE_VACUUM_STMT, ROUTE_KIND_VACUUM, 0},
+    {PG_QUERY__NODE__NODE_CALL_STMT, ROUTE_KIND_CALL, 0},
+    {PG_QUERY__NODE__NODE_DO_STMT, ROUTE_KIND_CALL, 0},
+    {PG_QUERY__NODE__NODE_VARIABLE_SET_STMT, ROUTE_KIND_SET, F_RO},
+    {PG_QUERY__NODE__NODE_CONSTRAINTS_SET_STMT, ROUTE_KIND_SET, F_RO},
+    {PG_QUERY__NODE__NODE_VARIABLE_SHOW_STMT, ROUTE_KIND_SHOW, F_RO},
+    {PG_QUERY__NODE__NODE_TRANSACTION_STMT, ROUTE_KIND_TRANSACTION, F_RO},
+    {PG_QUERY__NODE__NODE_EXPLAIN_STMT, ROUTE_KIND_EXPLAIN, F_RO},
+    {PG_QUERY__NODE__NODE_PREPARE_STMT, ROUTE_KIND_UTILITY, F_RO | F_SESSION},
+    {PG_QUERY__NODE__NODE_EXECUTE_STMT, ROUTE_KIND_UTILITY, 0},
+    {PG_QUERY__NODE__NODE_DEALLOCATE_STMT, ROUTE_KIND_UTILITY, F_RO | F_SESSION},
+    {PG_QUERY__NODE__NODE_DISCARD_STMT, ROUTE_KIND_UTILITY, F_RO | F_SESSION},
+    {PG_QUERY__NODE__NODE_LISTEN_STMT, ROUTE_KIND_UTILITY, F_SESSION},
+    {PG_QUERY__NODE__NODE_UNLISTEN_STMT, ROUTE_KIND_UTILITY, F_RO | F_SESSION},
+    {PG_QUERY__NODE__NODE_LOAD_STMT, ROUTE_KIND_UTILITY, F_RO | F_SESSION},
+    {PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT, ROUTE_KIND_UTILITY, F_RO},
+    {PG_QUERY__NODE__NODE_FETCH_STMT, ROUTE_KIND_UTILITY, F_RO},
+    {PG_QUERY__NODE__NODE_CLOSE_PORTAL_STMT, ROUTE_KIND_UTILITY, F_RO},
+    {PG_QUERY__NODE__NODE_TRUNCATE_STMT, ROUTE_KIND_DDL, 0},
+    {PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT, ROUTE_KIND_UTILITY, 0},
+    {PG_QUERY__NODE__NODE__NOT_SET, ROUTE_KIND_UTILITY, 0},
 };
 
+/* Node types (message names) of the statements that define or change objects. */
 static const char *const ddl_prefixes[] = {
     "Create", "Alter", "Drop", "Define", "Rename", "Grant", "Comment", "SecLabel", "Rule",
     "View", "Index", "CompositeType", "ImportForeignSchema", "Reassign", NULL,
 };
 
-static struct stmt_kind kind_of(const struct route_json *j, int body)
+static struct stmt_kind kind_of(const PgQuery__Node *stmt, const ProtobufCMessage *body)
 {
-    const char *key = j->text + j->nodes[body].key_off;
-    size_t klen = j->nodes[body].key_len;
-    for (int i = 0; stmt_kinds[i].node; i++)
-        if (route_json_key_is(j, body, stmt_kinds[i].node))
+    const char *name = body->descriptor->short_name;
+    for (int i = 0; stmt_kinds[i].node != PG_QUERY__NODE__NODE__NOT_SET; i++)
+        if (stmt->node_case == stmt_kinds[i].node)
             return stmt_kinds[i];
     for (int i = 0; ddl_prefixes[i]; i++)
-        if (klen > strlen(ddl_prefixes[i]) && memcmp(key, ddl_prefixes[i], strlen(ddl_prefixes[i])) == 0)
-            return (struct stmt_kind){NULL, ROUTE_KIND_DDL, 0};
-    return (struct stmt_kind){NULL, ROUTE_KIND_UTILITY, 0};
+        if (strlen(name) > strlen(ddl_prefixes[i]) &&
+            strncmp(name, ddl_prefixes[i], strlen(ddl_prefixes[i])) == 0)
+            return (struct stmt_kind){PG_QUERY__NODE__NODE__NOT_SET, ROUTE_KIND_DDL, 0};
+    return (struct stmt_kind){PG_QUERY__NODE__NODE__NOT_SET, ROUTE_KIND_UTILITY, 0};
+}
+
+static void refine_transaction(struct walk *w, const PgQuery__TransactionStmt *t,
+                               struct route_class *c)
+{
+    c->is_begin = t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN ||
+                  t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START;
+    c->is_commit_or_rollback = t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT ||
+                               t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK;
+    if (t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE ||
+        t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT_PREPARED ||
+        t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_PREPARED)
+        w->writes = true;
 }
 
 /* Per-statement details the generic walk cannot see. */
-static void refine(struct walk *w, int body, struct route_class *c)
+static void refine(struct walk *w, const PgQuery__Node *stmt, struct route_class *c)
 {
-    const struct route_json *j = w->j;
-    int kind = route_json_get(j, body, "kind");
-    if (route_json_key_is(j, body, "CopyStmt") && route_json_true(j, route_json_get(j, body, "is_from")))
-        w->writes = true;
-    else if (route_json_key_is(j, body, "VacuumStmt") &&
-             !route_json_true(j, route_json_get(j, body, "is_vacuumcmd")))
-        c->kind = ROUTE_KIND_ANALYZE;
-    else if (route_json_key_is(j, body, "VariableSetStmt"))
-        w->session |= !route_json_true(j, route_json_get(j, body, "is_local")) &&
-                      !route_json_str_is(j, route_json_get(j, body, "name"), "TRANSACTION");
-    else if (route_json_key_is(j, body, "DeclareCursorStmt") &&
-             (route_json_int(j, route_json_get(j, body, "options")) & 0x20) != 0) {
-        w->session = true;
-        w->pins |= ROUTE_PIN_CURSOR;
-    } else if (route_json_key_is(j, body, "ListenStmt"))
+    switch (stmt->node_case) {
+    case PG_QUERY__NODE__NODE_COPY_STMT:
+        w->writes |= stmt->copy_stmt->is_from;
+        break;
+    case PG_QUERY__NODE__NODE_VACUUM_STMT:
+        if (!stmt->vacuum_stmt->is_vacuumcmd)
+            c->kind = ROUTE_KIND_ANALYZE;
+        break;
+    case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT:
+        w->session |= !stmt->variable_set_stmt->is_local &&
+                      !(stmt->variable_set_stmt->name &&
+                        strcmp(stmt->variable_set_stmt->name, "TRANSACTION") == 0);
+        break;
+    case PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT:
+        if ((stmt->declare_cursor_stmt->options & 0x20) != 0) {   /* CURSOR_OPT_HOLD */
+            w->session = true;
+            w->pins |= ROUTE_PIN_CURSOR;
+        }
+        break;
+    case PG_QUERY__NODE__NODE_LISTEN_STMT:
         w->pins |= ROUTE_PIN_LISTEN;
-    else if (route_json_key_is(j, body, "PrepareStmt"))
+        break;
+    case PG_QUERY__NODE__NODE_PREPARE_STMT:
         w->pins |= ROUTE_PIN_PREPARE;
-    else if (route_json_key_is(j, body, "DoStmt") || route_json_key_is(j, body, "CallStmt") ||
-             route_json_key_is(j, body, "ExecuteStmt"))
+        break;
+    case PG_QUERY__NODE__NODE_DO_STMT:
+    case PG_QUERY__NODE__NODE_CALL_STMT:
+    case PG_QUERY__NODE__NODE_EXECUTE_STMT:
         w->opaque = true;
-    else if (route_json_key_is(j, body, "DropStmt"))
-        drop_relations(w, body);
-    else if (route_json_key_is(j, body, "TransactionStmt")) {
-        c->is_begin = route_json_str_is(j, kind, "TRANS_STMT_BEGIN") ||
-                      route_json_str_is(j, kind, "TRANS_STMT_START");
-        c->is_commit_or_rollback = route_json_str_is(j, kind, "TRANS_STMT_COMMIT") ||
-                                   route_json_str_is(j, kind, "TRANS_STMT_ROLLBACK");
-        if (route_json_str_is(j, kind, "TRANS_STMT_PREPARE") ||
-            route_json_str_is(j, kind, "TRANS_STMT_COMMIT_PREPARED") ||
-            route_json_str_is(j, kind, "TRANS_STMT_ROLLBACK_PREPARED"))
-            w->writes = true;
+        break;
+    case PG_QUERY__NODE__NODE_DROP_STMT:
+        drop_relations(w, stmt->drop_stmt);
+        break;
+    case PG_QUERY__NODE__NODE_TRANSACTION_STMT:
+        refine_transaction(w, stmt->transaction_stmt, c);
+        break;
+    default:
+        break;
     }
 }
 
@@ -386,19 +505,21 @@ static void drop_cte_names(struct walk *w, struct route_class *c)
     c->n_relations = (uint8_t)o;
 }
 
-static void classify_one(const struct route_json *j, int stmt, struct route_class *c, bool first)
+/* Returns -1 when the tree is too deep to read. */
+static int classify_one(const PgQuery__Node *stmt, struct route_class *c, bool first)
 {
-    int body = j->nodes[stmt].child;
-    struct walk w = {.j = j, .c = c};
-    struct stmt_kind k = kind_of(j, body);
+    struct walk w = {.c = c};
+    struct stmt_kind k = kind_of(stmt, node_body(stmt));
     bool prev_ro = c->read_only, prev_session = c->changes_session, prev_opaque = c->opaque;
     uint8_t prev_pins = c->pins;
     bool prev_begin = c->is_begin, prev_end = c->is_commit_or_rollback;
     enum route_kind prev_kind = c->kind;
 
     c->kind = k.kind;
-    visit(&w, stmt);
-    refine(&w, body, c);
+    visit(&w, &stmt->base, STMT_DEPTH);
+    if (w.too_deep)
+        return -1;
+    refine(&w, stmt, c);
     if (w.into)
         c->kind = ROUTE_KIND_DDL;   /* SELECT INTO creates a table, like CREATE TABLE AS */
     drop_cte_names(&w, c);
@@ -415,31 +536,75 @@ static void classify_one(const struct route_json *j, int stmt, struct route_clas
         c->opaque = c->opaque || prev_opaque;
         c->pins |= prev_pins;
     }
+    return 0;
 }
 
-/* Walks {"version":..,"stmts":[{"stmt":{"XStmt":{..}}}, ..]}. Returns -1 on a malformed tree. */
-static int classify_tree(const char *tree, struct route_class *c)
+/* Unpacking allocates from blocks that are freed together: no free per node. */
+struct arena {
+    struct arena_block *head;
+    size_t used, cap;
+};
+
+struct arena_block {
+    struct arena_block *next;
+    max_align_t data[];
+};
+
+#define ARENA_BLOCK 16384
+
+static void *arena_alloc(void *data, size_t size)
 {
-    struct route_json j;
-    int rc = -1;
-    if (route_json_parse(&j, tree, strlen(tree)) < 0)
-        goto fail;
-    int stmts = route_json_get(&j, 0, "stmts");
-    c->kind = ROUTE_KIND_OTHER;
-    c->read_only = true;
-    if (stmts >= 0) {
-        bool first = true;
-        for (int s = j.nodes[stmts].child; s >= 0; s = j.nodes[s].next) {
-            int stmt = route_json_get(&j, s, "stmt");
-            if (stmt < 0 || j.nodes[stmt].child < 0)
-                goto fail;
-            classify_one(&j, stmt, c, first);
-            first = false;
-        }
+    struct arena *a = data;
+    size = (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (!a->head || a->used + size > a->cap) {
+        size_t cap = size > ARENA_BLOCK ? size : ARENA_BLOCK;
+        struct arena_block *b = malloc(sizeof *b + cap);
+        if (!b)
+            return NULL;   /* unpacking fails: the lexer decides */
+        b->next = a->head;
+        a->head = b;
+        a->used = 0;
+        a->cap = cap;
     }
-    rc = 0;
-fail:
-    route_json_free(&j);
+    void *p = (char *)a->head->data + a->used;
+    a->used += size;
+    return p;
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data, (void)p;
+}
+
+static void arena_destroy(struct arena *a)
+{
+    while (a->head) {
+        struct arena_block *b = a->head;
+        a->head = b->next;
+        free(b);
+    }
+}
+
+/* Classifies every statement of the tree. Returns -1 on a malformed or too deep tree. */
+static int classify_tree(const PgQueryProtobuf *tree, struct route_class *c)
+{
+    struct arena arena = {0};
+    ProtobufCAllocator alloc = {arena_alloc, arena_free, &arena};
+    PgQuery__ParseResult *r =
+        pg_query__parse_result__unpack(&alloc, tree->len, (const uint8_t *)tree->data);
+    int rc = r ? 0 : -1;
+    if (r) {
+        c->kind = ROUTE_KIND_OTHER;
+        c->read_only = true;
+    }
+    for (size_t s = 0; r && s < r->n_stmts && rc == 0; s++) {
+        const PgQuery__Node *stmt = r->stmts[s]->stmt;
+        if (!stmt || !node_body(stmt))
+            rc = -1;
+        else
+            rc = classify_one(stmt, c, s == 0);
+    }
+    arena_destroy(&arena);
     return rc;
 }
 
@@ -454,16 +619,16 @@ int route_classify(const char *sql, size_t len, struct route_class *out)
     text[len] = '\0';
     /* A NUL inside the text would cut the grammar's input short: let the lexer decide. */
     bool has_nul = strlen(text) != len;
-    PgQueryParseResult r = {0};
+    PgQueryProtobufParseResult r = {0};
     if (!has_nul)
-        r = pg_query_parse(text);
+        r = pg_query_parse_protobuf(text);
     memset(out, 0, sizeof *out);
     out->parsed_by = ROUTE_PARSED_BY_GRAMMAR;
     int rc = 0;
-    if (has_nul || r.error || !r.parse_tree || classify_tree(r.parse_tree, out) < 0)
+    if (has_nul || r.error || classify_tree(&r.parse_tree, out) < 0)
         route_classify_lexer(sql, len, out);
     if (!has_nul)
-        pg_query_free_parse_result(r);
+        pg_query_free_protobuf_parse_result(r);
     free(text);
     return rc;
 }

@@ -7,8 +7,9 @@
 #include <string.h>
 
 static const char *const kind_names[ROUTE_KIND_COUNT] = {
-    "select", "insert", "update", "delete", "merge", "copy", "ddl", "refresh", "vacuum",
-    "analyze", "call", "set", "show", "transaction", "explain", "utility", "other",
+#define KIND_NAME(name, text) text,
+    ROUTE_KINDS(KIND_NAME)
+#undef KIND_NAME
 };
 
 const char *route_kind_name(enum route_kind kind)

@@ -35,47 +35,4 @@ long route_lru_find_const(const struct route_lru *lru, uint64_t key);
 /* Slot for key, inserted at the front (evicting when full); *fresh tells whether it is new. */
 size_t route_lru_insert(struct route_lru *lru, uint64_t key, bool *fresh);
 
-/* JSON parse trees from libpg_query (json.c). Nodes are stored in document order; an object's
- * or array's children are linked by next, each with its member key (empty in arrays). */
-enum {
-    ROUTE_JSON_NULL = 0,
-    ROUTE_JSON_FALSE,
-    ROUTE_JSON_TRUE,
-    ROUTE_JSON_NUMBER,
-    ROUTE_JSON_STRING,
-    ROUTE_JSON_ARRAY,
-    ROUTE_JSON_OBJECT,
-};
-
-struct route_jnode {
-    uint8_t type;
-    uint32_t key_off, key_len;   /* raw key in the text */
-    uint32_t val_off, val_len;   /* raw string contents or number text */
-    uint32_t count;              /* children of a container */
-    int child, next;             /* node indexes, -1 = none */
-};
-
-struct route_json {
-    const char *text;
-    struct route_jnode *nodes;   /* nodes[0] is the root */
-    size_t n, cap;
-};
-
-/* Returns 0, or -1 on a syntax error, excessive depth or no memory (free it either way). */
-int route_json_parse(struct route_json *j, const char *text, size_t len) ROUTE_MUSTCHECK;
-void route_json_free(struct route_json *j);
-/* The member of object obj named key, or -1. */
-int route_json_get(const struct route_json *j, int obj, const char *key);
-bool route_json_key_is(const struct route_json *j, int node, const char *key);
-/* The same for a string literal key, without strlen: the hot path of the tree walk. */
-#define ROUTE_JSON_KEY_IS(j, node, lit)                                   \
-    ((j)->nodes[node].key_len == sizeof(lit) - 1 &&                       \
-     memcmp((j)->text + (j)->nodes[node].key_off, lit, sizeof(lit) - 1) == 0)
-bool route_json_str_is(const struct route_json *j, int node, const char *s);
-bool route_json_true(const struct route_json *j, int node);
-long route_json_int(const struct route_json *j, int node);
-/* Copies a string node's value, unescaped, NUL-terminated; sets *truncated if it did not fit. */
-size_t route_json_unescape(const struct route_json *j, int node, char *out, size_t cap,
-                           bool *truncated);
-
 #endif

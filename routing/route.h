@@ -10,7 +10,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "routing/kinds.h"
+
 #define ROUTE_MUSTCHECK __attribute__((warn_unused_result))
+
+struct pcre2_real_code_8;   /* pcre2_code (8-bit) */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Lexer                                                                                       */
@@ -107,26 +111,48 @@ void route_scan(const char *sql, size_t len, struct route_scan *out, char *norm,
 uint64_t route_fingerprint(const char *sql, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Quick text checks for the proxy (text.c): cheap reads of one statement's bytes               */
+
+/* The name of "DEALLOCATE [PREPARE] name [;]" into name (cap bytes), lowercased unless quoted;
+ * returns 1, or 0 if sql is not that (DEALLOCATE ALL included). Trailing NULs are ignored. */
+int route_deallocate_name(const char *sql, size_t len, char *name, size_t cap);
+
+/* Bits of route_text_flags(): what one byte pass suggests about session state. */
+enum {
+    ROUTE_TXT_CALL = 1,   /* a '(': perhaps a function call, which only the grammar can judge */
+    ROUTE_TXT_TEMP = 2,   /* "temp": perhaps CREATE TEMP TABLE ... AS, SELECT INTO TEMP */
+    ROUTE_TXT_SET = 4,    /* a statement starting with SET or RESET, or "set_config" */
+};
+int route_text_flags(const char *sql, size_t len);
+
+/* The command tag PostgreSQL answers a bare BEGIN with (BEGIN [WORK | TRANSACTION] or START
+ * TRANSACTION, any case and spacing, an optional trailing semicolon), or NULL for anything else. */
+const char *route_bare_begin_tag(const char *sql, size_t len);
+/* The same, or the tag of one BEGIN / START TRANSACTION with options the grammar accepts, alone in
+ * sql; NULL for anything else. */
+const char *route_begin_tag(const char *sql, size_t len);
+
+/* The highest $n a statement references (0 if none; numbers above 65535 are ignored). */
+uint32_t route_max_param(const char *sql, size_t len);
+
+/* Custom settings a statement sets: calls cb with each name of "SET [SESSION] a.b ..." and
+ * "RESET a.b" (unquoted parts; with n = 0 where SET/RESET is followed by something else or by a
+ * name longer than ROUTE_SETTING_NAME_MAX) and each first argument of "set_config('a.b', ...)"
+ * (the literal's bytes, not checked). name is not NUL-terminated. */
+#define ROUTE_SETTING_NAME_MAX 63
+typedef void (*route_name_cb)(void *arg, const char *name, size_t n);
+void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *arg);
+
+/* True when q, after blanks and '(', starts with w (case-insensitive, a prefix match). */
+int route_starts_with_word(const char *q, const char *w);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Classification                                                                              */
 
 enum route_kind {
-    ROUTE_KIND_SELECT = 0,
-    ROUTE_KIND_INSERT,
-    ROUTE_KIND_UPDATE,
-    ROUTE_KIND_DELETE,
-    ROUTE_KIND_MERGE,
-    ROUTE_KIND_COPY,
-    ROUTE_KIND_DDL,          /* CREATE/ALTER/DROP/TRUNCATE/GRANT/COMMENT..., SELECT INTO */
-    ROUTE_KIND_REFRESH,      /* REFRESH MATERIALIZED VIEW */
-    ROUTE_KIND_VACUUM,
-    ROUTE_KIND_ANALYZE,
-    ROUTE_KIND_CALL,         /* CALL and DO */
-    ROUTE_KIND_SET,          /* SET, RESET, SET CONSTRAINTS */
-    ROUTE_KIND_SHOW,
-    ROUTE_KIND_TRANSACTION,  /* BEGIN, START TRANSACTION, COMMIT, ROLLBACK, SAVEPOINT, ... */
-    ROUTE_KIND_EXPLAIN,
-    ROUTE_KIND_UTILITY,      /* PREPARE, EXECUTE, DISCARD, LISTEN, LOCK, CHECKPOINT, ... */
-    ROUTE_KIND_OTHER,        /* empty or unrecognizable */
+#define ROUTE_KIND_ENUM(name, text) ROUTE_KIND_##name,
+    ROUTE_KINDS(ROUTE_KIND_ENUM)
+#undef ROUTE_KIND_ENUM
 };
 #define ROUTE_KIND_COUNT (ROUTE_KIND_OTHER + 1)
 
@@ -234,6 +260,9 @@ struct route_rule_desc {
     const char *const *tables;          /* "name" matches any schema; "schema.name" exactly */
     size_t n_tables;
     const char *sql;                    /* PCRE2 pattern matched against the statement text */
+    const struct pcre2_real_code_8 *sql_code;  /* sql already compiled with options 0 (conf/
+                                                  does, to check it), copied instead of compiled
+                                                  again; NULL: compiled here from sql */
     bool hint;                          /* the statement's hint names this rule's lane */
     uint32_t slower_than_ms;            /* the fingerprint's learned p95 exceeds this (0 = off) */
 };
@@ -258,8 +287,8 @@ enum {
 struct route_rules;
 
 /* Compiles n descriptions (copied; the caller's strings need not outlive the call). Regexes are
- * compiled once here (JIT when available). On failure returns NULL and writes a message naming
- * the rule into err (err_cap bytes, may be 0). */
+ * compiled here, or copied from sql_code, and JIT-compiled when available. On failure returns
+ * NULL and writes a message naming the rule into err (err_cap bytes, may be 0). */
 struct route_rules *route_rules_new(const struct route_rule_desc *descs, size_t n, char *err,
                                     size_t err_cap);
 void route_rules_free(struct route_rules *rules);

@@ -305,12 +305,19 @@ static void set_err(char *err, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-static int compile_regex(struct rule *r, const char *pattern, const char *name, char *err,
-                         size_t err_cap)
+static int compile_regex(struct rule *r, const struct route_rule_desc *d, const char *name,
+                         char *err, size_t err_cap)
 {
-    int code;
-    PCRE2_SIZE off;
-    r->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+    int code = 0;
+    PCRE2_SIZE off = 0;
+    if (d->sql_code)   /* compiled by the caller already: a copy, not a second compilation */
+        r->re = pcre2_code_copy(d->sql_code);
+    else
+        r->re = pcre2_compile((PCRE2_SPTR)d->sql, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+    if (!r->re && d->sql_code) {
+        set_err(err, err_cap, "route %s: out of memory", name);
+        return -1;
+    }
     if (!r->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);
@@ -360,7 +367,7 @@ static int build_rule(struct rule *r, const struct route_rule_desc *d, char *err
         r->crit |= ROUTE_CRIT_KIND;
     }
     if (d->sql) {
-        if (compile_regex(r, d->sql, name, err, err_cap) < 0)
+        if (compile_regex(r, d, name, err, err_cap) < 0)
             return -1;
         r->crit |= ROUTE_CRIT_SQL;
     }

@@ -2,11 +2,9 @@
  * (FNV-1a over the tokens, finished with a 64-bit mixer) and writes display text. */
 #include "routing/route.h"
 #include "routing/internal.h"
+#include "routing/hash.h"
 
 #include <string.h>
-
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME  0x100000001b3ULL
 
 struct norm {
     const char *sql;
@@ -76,10 +74,10 @@ static void emit(struct norm *n, const struct route_token *tok, const char *text
         put_char(n, ' ');
     for (size_t i = 0; i < tlen; i++) {
         unsigned char c = fold ? lower((unsigned char)text[i]) : (unsigned char)text[i];
-        n->h = (n->h ^ c) * FNV_PRIME;
+        n->h = route_fnv1a_byte(n->h, c);
         put_char(n, (char)c);
     }
-    n->h = (n->h ^ 0xff) * FNV_PRIME;   /* token separator: "ab" differs from "a" "b" */
+    n->h = route_fnv1a_byte(n->h, 0xff);   /* token separator: "ab" differs from "a" "b" */
     n->prev = *tok;
     n->prev_text = text;
 }
@@ -210,7 +208,7 @@ static uint64_t mix64(uint64_t h)
 
 void route_scan(const char *sql, size_t len, struct route_scan *out, char *norm, size_t norm_cap)
 {
-    struct norm n = {sql, len, FNV_OFFSET, norm, norm_cap, 0, {0}, "", out};
+    struct norm n = {sql, len, ROUTE_FNV_OFFSET, norm, norm_cap, 0, {0}, "", out};
     struct route_token tok;
     size_t pos = 0;
 
@@ -235,9 +233,9 @@ void route_scan(const char *sql, size_t len, struct route_scan *out, char *norm,
             emit(&n, &tok, sql + tok.start, tok.len);
     }
     if (out->hint) {
-        n.h = (n.h ^ 0x01) * FNV_PRIME;
+        n.h = route_fnv1a_byte(n.h, 0x01);
         for (size_t i = 0; i < out->hint_len; i++)
-            n.h = (n.h ^ lower((unsigned char)out->hint[i])) * FNV_PRIME;
+            n.h = route_fnv1a_byte(n.h, lower((unsigned char)out->hint[i]));
     }
     out->fingerprint = mix64(n.h);
     if (out->fingerprint == 0)

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 
 #include <cmocka.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "conf/conf.h"
 
@@ -417,6 +419,26 @@ static void test_every_kind(void **state)
     (void)state;
     assert_int_equal(c->routes[0].nkinds, 17);
     assert_string_equal(c->routes[0].kinds[16], "other");
+    conf_free(c);
+}
+
+/* The sql regex is compiled once, when it is checked, and kept for routing/ (which copies it). */
+static void test_route_sql_compiled(void **state)
+{
+    struct conf *c = load_ok(BASE "[route.r]\nlane = a\nsql = (?i)^select .* from events\n"
+                             "[route.s]\nlane = a\nuser = bob\n");
+    pcre2_match_data *md;
+
+    (void)state;
+    assert_non_null(c->routes[0].sql_re);
+    assert_null(c->routes[1].sql_re);
+    md = pcre2_match_data_create_from_pattern(c->routes[0].sql_re, NULL);
+    assert_non_null(md);
+    assert_true(pcre2_match(c->routes[0].sql_re, (PCRE2_SPTR) "SELECT 1 FROM events", 20, 0, 0, md,
+                            NULL) >= 0);
+    assert_true(pcre2_match(c->routes[0].sql_re, (PCRE2_SPTR) "select 1 from users", 19, 0, 0, md,
+                            NULL) < 0);
+    pcre2_match_data_free(md);
     conf_free(c);
 }
 
@@ -902,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_work_mem_forms),
         cmocka_unit_test(test_route_lists),
         cmocka_unit_test(test_every_kind),
+        cmocka_unit_test(test_route_sql_compiled),
         cmocka_unit_test(test_syntax_tolerance),
         cmocka_unit_test(test_multiple_servers),
         cmocka_unit_test(test_errors),

@@ -424,6 +424,109 @@ static void test_opaque_and_pins(void **state)
     assert_false(c.opaque);
 }
 
+/* What the walk over libpg_query's typed tree reads, field by field: one row per node type or
+ * field it looks at, with every flag and count. */
+struct walk_case {
+    const char *sql;
+    enum route_kind kind;
+    int read_only, changes_session, opaque;
+    unsigned pins;
+    int aggregates, windows, joins, group_by;
+    const char *relations;
+};
+
+static const struct walk_case walk_cases[] = {
+    /* RangeVar: catalog.schema.name, anywhere in the tree, in field order (the select list comes
+     * before FROM), without duplicates */
+    {"select * from c.s.t, s.t, t, t", K(SELECT), 1, 0, 0, 0, 0, 0, 3, 0, "c.s.t,s.t,t"},
+    {"select (select 1 from inner_t) from outer_t", K(SELECT), 1, 0, 0, 0, 0, 0, 0, 0,
+     "inner_t,outer_t"},
+    /* relpersistence 't' is a temporary relation; unlogged is not */
+    {"create temp sequence s", K(DDL), 0, 1, 0, ROUTE_PIN_TEMP, 0, 0, 0, 0, "s"},
+    {"create unlogged table u (a int)", K(DDL), 0, 0, 0, 0, 0, 0, 0, 0, "u"},
+    /* SelectStmt: lockingClause in a subquery, groupClause, fromClause items */
+    {"select * from (select * from a for update) s", K(SELECT), 0, 0, 0, 0, 0, 0, 0, 0, "a"},
+    {"select k from t group by grouping sets ((k), ())", K(SELECT), 1, 0, 0, 0, 0, 0, 0, 1, "t"},
+    /* UpdateStmt's fromClause counts its extra items as joins */
+    {"update a set x = 1 from b, c where a.id = b.id", K(UPDATE), 0, 0, 0, 0, 0, 0, 1, 0, "a,b,c"},
+    /* JoinExpr, nested */
+    {"select * from (a join b using (x)) join c on true", K(SELECT), 1, 0, 0, 0, 0, 0, 2, 0,
+     "a,b,c"},
+    /* FuncCall: over (window, not aggregate), filter, agg_star, nested calls */
+    {"select count(*) over (), lower(upper(name)) from t", K(SELECT), 1, 0, 0, 0, 0, 1, 0, 0, "t"},
+    {"select sum(abs(v)) filter (where v > 0) from t", K(SELECT), 1, 0, 0, 0, 1, 0, 0, 0, "t"},
+    {"select pg_advisory_unlock_all()", K(SELECT), 1, 1, 0, 0, 0, 0, 0, 0, ""},
+    {"select pg_catalog.set_config('a.b', 'c', true)", K(SELECT), 1, 0, 0, 0, 0, 0, 0, 0, ""},
+    {"select set_config('a.b', 'c', true::boolean)", K(SELECT), 1, 1, 0, 0, 0, 0, 0, 0, ""},
+    {"select lo_import('/tmp/x')", K(SELECT), 0, 0, 0, 0, 0, 0, 0, 0, ""},
+    /* CALL's function is held directly by the statement, not as a call in an expression */
+    {"call pg_advisory_lock(1)", K(CALL), 0, 0, 1, 0, 0, 0, 0, 0, ""},
+    /* CTE names are not relations; a qualified name of the same text is */
+    {"with x as (select 1) select * from x, s.x", K(SELECT), 1, 0, 0, 0, 0, 0, 1, 0, "s.x"},
+    /* DROP of relation kinds lists the names; of other objects, none */
+    {"drop view v", K(DDL), 0, 0, 0, 0, 0, 0, 0, 0, "v"},
+    {"drop materialized view s.m", K(DDL), 0, 0, 0, 0, 0, 0, 0, 0, "s.m"},
+    {"drop index i, c.s.j", K(DDL), 0, 0, 0, 0, 0, 0, 0, 0, "i,c.s.j"},
+    {"drop sequence q", K(DDL), 0, 0, 0, 0, 0, 0, 0, 0, "q"},
+    {"drop foreign table f", K(DDL), 0, 0, 0, 0, 0, 0, 0, 0, "f"},
+    {"drop type ty", K(DDL), 0, 0, 0, 0, 0, 0, 0, 0, ""},
+    /* Statement types by name: DDL prefixes and the utility rest */
+    {"create trigger tr after insert on t for each row execute function f()", K(DDL), 0, 0, 0, 0,
+     0, 0, 0, 0, "t"},
+    {"security label on table t is 'x'", K(DDL), 0, 0, 0, 0, 0, 0, 0, 0, ""},   /* a name list */
+    {"import foreign schema s from server x into y", K(DDL), 0, 0, 0, 0, 0, 0, 0, 0, ""},
+    {"move next in c", K(UTILITY), 1, 0, 0, 0, 0, 0, 0, 0, ""},
+    {"rollback prepared 'x'", K(TRANSACTION), 0, 0, 0, 0, 0, 0, 0, 0, ""},
+    /* Several statements: pins and relations are the union */
+    {"declare c cursor with hold for select 1; prepare p as select * from t",
+     K(UTILITY), 1, 1, 0, ROUTE_PIN_CURSOR | ROUTE_PIN_PREPARE, 0, 0, 0, 0, "t"},
+};
+
+static void test_typed_walk(void **state)
+{
+    (void)state;
+    char rels[1024];
+    int failures = 0;
+    for (size_t i = 0; i < N_ELEMS(walk_cases); i++) {
+        const struct walk_case *k = &walk_cases[i];
+        struct route_class c;
+        assert_int_equal(route_classify(k->sql, strlen(k->sql), &c), 0);
+        relations_text(&c, rels, sizeof rels);
+        if (c.parsed_by != ROUTE_PARSED_BY_GRAMMAR || c.kind != k->kind ||
+            c.read_only != (bool)k->read_only || c.changes_session != (bool)k->changes_session ||
+            c.opaque != (bool)k->opaque || c.pins != k->pins || c.n_aggregates != k->aggregates ||
+            c.n_windows != k->windows || c.n_joins != k->joins ||
+            c.has_group_by != (bool)k->group_by || strcmp(rels, k->relations) != 0) {
+            print_error("[%s]: by %d kind %s ro %d session %d opaque %d pins %u aggs %d windows %d "
+                        "joins %d group %d rels [%s]\n", k->sql, c.parsed_by,
+                        route_kind_name(c.kind), c.read_only, c.changes_session, c.opaque, c.pins,
+                        c.n_aggregates, c.n_windows, c.n_joins, c.has_group_by, rels);
+            failures++;
+        }
+    }
+    assert_int_equal(failures, 0);
+}
+
+/* A tree nested beyond the walk's depth limit is left to the lexer: "select 1+1+...+1" with 994
+ * additions is read by the grammar, with 995 by the lexer (the limit of the JSON reader the typed
+ * walk replaced, kept). */
+static void test_depth_limit(void **state)
+{
+    (void)state;
+    static char sql[4096];
+    for (int n = 994; n <= 995; n++) {
+        strcpy(sql, "select ");
+        for (int i = 0; i < n; i++)
+            strcat(sql, "1+");
+        strcat(sql, "1 from t");
+        struct route_class c;
+        assert_int_equal(route_classify(sql, strlen(sql), &c), 0);
+        assert_int_equal(c.parsed_by, n == 994 ? ROUTE_PARSED_BY_GRAMMAR : ROUTE_PARSED_BY_LEXER);
+        assert_int_equal(c.kind, ROUTE_KIND_SELECT);
+        assert_int_equal(c.n_relations, 1);
+    }
+}
+
 static void test_relations_bounded(void **state)
 {
     (void)state;
@@ -511,6 +614,8 @@ int main(void)
         cmocka_unit_test(test_split_then_classify),
         cmocka_unit_test(test_classify_multi),
         cmocka_unit_test(test_opaque_and_pins),
+        cmocka_unit_test(test_typed_walk),
+        cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_relations_bounded),
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_print_timing),

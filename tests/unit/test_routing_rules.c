@@ -11,6 +11,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <cmocka.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "routing/route.h"
 
@@ -424,6 +426,38 @@ static void test_rules_copy_strings(void **state)
     route_rules_free(rs);
 }
 
+/* A regex compiled by the caller (conf/ does, to check it) is copied, not compiled again from
+ * the text: here the text would not even compile. The copy outlives the caller's code. */
+static void test_rules_precompiled_regex(void **state)
+{
+    (void)state;
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR) "^select .* from events", PCRE2_ZERO_TERMINATED,
+                                   0, &code, &off, NULL);
+    assert_non_null(re);
+    struct route_rule_desc d = {.name = "r", .sql = "(unbalanced", .sql_code = re};
+    char err[128] = "";
+    struct route_rules *rs = route_rules_new(&d, 1, err, sizeof err);
+    assert_non_null(rs);
+    assert_true(route_rule_criteria(rs, 0) & ROUTE_CRIT_SQL);
+    pcre2_code_free(re);
+    struct facts_buf b;
+    make_facts(&(struct fact_spec){0}, &b);
+    b.f.sql = "select * from events";
+    b.f.sql_len = strlen(b.f.sql);
+    assert_int_equal(route_rules_match(rs, &b.f), 0);
+    b.f.sql = "select * from users";
+    b.f.sql_len = strlen(b.f.sql);
+    assert_int_equal(route_rules_match(rs, &b.f), -1);
+    route_rules_free(rs);
+
+    /* Without the compiled form, the same text is compiled, and fails. */
+    d.sql_code = NULL;
+    assert_null(route_rules_new(&d, 1, err, sizeof err));
+    assert_non_null(strstr(err, "route r: sql: "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_identity_shortcut),
         cmocka_unit_test(test_rule_errors),
         cmocka_unit_test(test_rules_copy_strings),
+        cmocka_unit_test(test_rules_precompiled_regex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

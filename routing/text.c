@@ -1,0 +1,240 @@
+/* SQL text checks the proxy makes on the hot path before (or instead of) classifying: DEALLOCATE
+ * names, a quick scan for calls, TEMP and SET, bare BEGINs, the highest $n, the custom settings a
+ * statement sets, and a leading keyword. Moved here from proxy/ so that all SQL reading is in
+ * routing/; each is a pure function of the text. */
+#include "routing/route.h"
+#include "routing/internal.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- DEALLOCATE ---- */
+
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static const char *skip_word(const char *p, const char *end, const char *word)
+{
+    size_t n = strlen(word);
+
+    if ((size_t)(end - p) < n || strncasecmp(p, word, n) != 0 ||
+        (p + n < end && (isalnum((unsigned char)p[n]) || p[n] == '_')))
+        return NULL;
+    return p + n;
+}
+
+int route_deallocate_name(const char *sql, size_t len, char *name, size_t cap)
+{
+    const char *p = sql, *end = sql + len;
+    size_t n = 0;
+
+    while (end > p && end[-1] == 0)
+        end--;
+    if (!(p = skip_word(skip_space(p, end), end, "deallocate")))
+        return 0;
+    p = skip_space(p, end);
+    if (skip_word(p, end, "prepare"))
+        p = skip_space(skip_word(p, end, "prepare"), end);
+    if (p < end && *p == '"') {
+        for (p++; p < end && n + 1 < cap; p++) {
+            if (*p == '"' && (p + 1 >= end || p[1] != '"'))
+                break;
+            if (*p == '"')
+                p++;
+            name[n++] = *p;
+        }
+        if (p >= end || *p != '"')
+            return 0;
+        p++;
+    } else {
+        while (p < end && n + 1 < cap && (isalnum((unsigned char)*p) || *p == '_' || *p == '$'))
+            name[n++] = (char)tolower((unsigned char)*p++);
+    }
+    name[n] = 0;
+    p = skip_space(p, end);
+    if (p < end && *p == ';')
+        p = skip_space(p + 1, end);
+    return n > 0 && p == end && strcasecmp(name, "all") != 0;
+}
+
+/* ---- one pass for session state ---- */
+
+static int word_at(const uint8_t *p, size_t n, size_t i, const char *w, size_t wl)
+{
+    return i + wl <= n && strncasecmp((const char *)p + i, w, wl) == 0 &&
+           (i + wl == n || !(p[i + wl] == '_' || (unsigned)((p[i + wl] | 0x20) - 'a') < 26u ||
+                             (unsigned)(p[i + wl] - '0') < 10u));
+}
+
+int route_text_flags(const char *sql, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)sql;
+    int f = 0, start = 1;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+
+        if (c == '(') {
+            f |= ROUTE_TXT_CALL;
+            start = 0;
+            continue;
+        }
+        if (c == ';') {
+            start = 1;
+            continue;
+        }
+        if (c == ' ' || c == '\n' || c == '\t' || c == '\r')
+            continue;
+        c |= 0x20;
+        if (start && ((c == 's' && word_at(p, n, i, "set", 3)) || (c == 'r' && word_at(p, n, i, "reset", 5))))
+            f |= ROUTE_TXT_SET;
+        start = 0;
+        if (c == 't' && i + 4 <= n && strncasecmp((const char *)p + i, "temp", 4) == 0)
+            f |= ROUTE_TXT_TEMP;
+        else if (c == 's' && i + 10 <= n && strncasecmp((const char *)p + i, "set_config", 10) == 0)
+            f |= ROUTE_TXT_SET;
+    }
+    return f;
+}
+
+/* ---- BEGIN ---- */
+
+const char *route_bare_begin_tag(const char *sql, size_t len)
+{
+    static const char *const forms[][2] = {
+        { "begin", "BEGIN" }, { "begin work", "BEGIN" }, { "begin transaction", "BEGIN" },
+        { "start transaction", "START TRANSACTION" },
+    };
+    char norm[24];
+    size_t n = 0, i;
+    int space = 0;
+
+    for (i = 0; i < len && sql[i]; i++) {
+        char c = sql[i];
+
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            space = n > 0;
+            continue;
+        }
+        if (c == ';')
+            break;
+        if (n + 2 >= sizeof(norm))
+            return NULL;
+        if (space)
+            norm[n++] = ' ';
+        space = 0;
+        norm[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    for (i += i < len && sql[i] == ';'; i < len && sql[i]; i++)
+        if (sql[i] != ' ' && sql[i] != '\t' && sql[i] != '\n' && sql[i] != '\r')
+            return NULL;
+    norm[n] = 0;
+    for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]); k++)
+        if (strcmp(norm, forms[k][0]) == 0)
+            return forms[k][1];
+    return NULL;
+}
+
+const char *route_begin_tag(const char *sql, size_t len)
+{
+    const char *tag = route_bare_begin_tag(sql, len), *p = sql;
+    struct route_span spans[2];
+    struct route_class cls;
+
+    if (tag)
+        return tag;
+    while (p < sql + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    if ((size_t)(sql + len - p) < 6 || (strncasecmp(p, "begin", 5) != 0 && strncasecmp(p, "start", 5) != 0) ||
+        route_split_spans(sql, len, spans, 2) != 1 || route_classify(sql, len, &cls) < 0 ||
+        cls.parsed_by == ROUTE_PARSED_BY_LEXER || !cls.is_begin)
+        return NULL;
+    return strncasecmp(p, "start", 5) == 0 ? "START TRANSACTION" : "BEGIN";
+}
+
+/* ---- parameters ---- */
+
+uint32_t route_max_param(const char *sql, size_t len)
+{
+    struct route_token tok;
+    size_t pos = 0;
+    uint32_t max = 0;
+
+    while (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_EOF)
+        if (tok.type == ROUTE_TOK_PARAM) {
+            uint32_t v = (uint32_t)strtoul(sql + tok.start + 1, NULL, 10);
+
+            max = v > max && v <= 65535 ? v : max;
+        }
+    return max;
+}
+
+/* ---- custom settings ---- */
+
+/* A dotted name starting at tok: a.b or a.b.c (unquoted parts), copied into out. */
+static size_t dotted_name(const char *sql, size_t len, size_t *pos, struct route_token *tok, char *out,
+                          size_t cap)
+{
+    size_t o = 0;
+
+    for (;;) {
+        if (tok->type != ROUTE_TOK_IDENT || o + tok->len + 1 >= cap)
+            return 0;
+        memcpy(out + o, sql + tok->start, tok->len);
+        o += tok->len;
+        if (route_lex_next(sql, len, pos, tok) != ROUTE_TOK_PUNCT || sql[tok->start] != '.')
+            return o;
+        out[o++] = '.';
+        (void)route_lex_next(sql, len, pos, tok);
+    }
+}
+
+void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *arg)
+{
+    struct route_token tok;
+    size_t pos = 0;
+    int start = 1;
+    char name[ROUTE_SETTING_NAME_MAX + 2];
+
+    while (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_EOF) {
+        if (tok.type == ROUTE_TOK_PUNCT && sql[tok.start] == ';') {
+            start = 1;
+            continue;
+        }
+        if (start && (route_tok_is(sql, &tok, "set") || route_tok_is(sql, &tok, "reset"))) {
+            start = 0;
+            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "session"))
+                (void)route_lex_next(sql, len, &pos, &tok);
+            size_t n = dotted_name(sql, len, &pos, &tok, name, sizeof(name));
+            cb(arg, name, n);
+            if (tok.type == ROUTE_TOK_PUNCT && sql[tok.start] == ';')
+                start = 1;
+            continue;
+        }
+        start = 0;
+        if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "set_config")) {
+            if (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_PUNCT || sql[tok.start] != '(')
+                continue;
+            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_STRING && sql[tok.start] == '\'' &&
+                tok.len >= 2 && !tok.incomplete)
+                cb(arg, sql + tok.start + 1, tok.len - 2);
+        }
+    }
+}
+
+/* ---- keywords ---- */
+
+int route_starts_with_word(const char *q, const char *w)
+{
+    size_t n = strlen(w);
+
+    while (*q == ' ' || *q == '(')
+        q++;
+    return strncasecmp(q, w, n) == 0;
+}

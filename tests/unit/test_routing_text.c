@@ -1,0 +1,209 @@
+/* routing/text.c: the quick SQL text checks the proxy makes (DEALLOCATE names, the session-state
+ * byte scan, BEGIN tags, $n parameters, custom setting names, leading keywords), from tables of
+ * inputs with comments, quoting and case. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "routing/route.h"
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void test_deallocate_name(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        const char *name;   /* NULL: not a DEALLOCATE of one name */
+    } t[] = {
+        {"DEALLOCATE foo", "foo"},
+        {"deallocate prepare FOO;", "foo"},
+        {"  DeAlLoCaTe\n\tS_1$x ;  \n", "s_1$x"},
+        {"deallocate \"Mixed\"\"Q\"", "Mixed\"Q"},
+        {"deallocate prepare \"a b\";", "a b"},
+        {"deallocate all", NULL},
+        {"DEALLOCATE PREPARE ALL;", NULL},
+        {"deallocate \"all\"", NULL},
+        {"deallocate", NULL},
+        {"deallocate ;", NULL},
+        {"deallocatefoo", NULL},
+        {"deallocate foo bar", NULL},
+        {"deallocate foo; select 1", NULL},
+        {"deallocate \"unterminated", NULL},
+        {"deallocate /* comment */ foo", NULL},   /* comments: left to the server */
+        {"-- comment\ndeallocate foo", NULL},
+        {"prepare foo as select 1", NULL},
+        {"select 'deallocate foo'", NULL},
+    };
+    for (size_t i = 0; i < N_ELEMS(t); i++) {
+        char name[64] = "";
+        int got = route_deallocate_name(t[i].sql, strlen(t[i].sql), name, sizeof name);
+        if (got != (t[i].name != NULL) || (t[i].name && strcmp(name, t[i].name) != 0))
+            fail_msg("[%s]: %d [%s]", t[i].sql, got, name);
+    }
+    /* Trailing NULs (a Query's terminator) are ignored; the length bounds the read. */
+    char name[64];
+    assert_int_equal(route_deallocate_name("deallocate x\0\0", 14, name, sizeof name), 1);
+    assert_string_equal(name, "x");
+    assert_int_equal(route_deallocate_name("deallocate xyz", 12, name, sizeof name), 1);
+    assert_string_equal(name, "x");
+    /* A name longer than the buffer is cut, and then is not the whole rest: no match. */
+    assert_int_equal(route_deallocate_name("deallocate abcdef", 17, name, 4), 0);
+}
+
+static void test_text_flags(void **state)
+{
+    (void)state;
+    enum { C = ROUTE_TXT_CALL, T = ROUTE_TXT_TEMP, S = ROUTE_TXT_SET };
+    static const struct {
+        const char *sql;
+        int flags;
+    } t[] = {
+        {"select 1", 0},
+        {"select now()", C},
+        {"SET work_mem = '1MB'", S},
+        {"  reset ALL", S},
+        {"select 1; Set x.y = 2", S},
+        {"settings", 0},
+        {"select set_config('a.b', 'c', false)", C | S},
+        {"SELECT SET_CONFIG", S},
+        {"create TEMP table t (a int)", C | T},
+        {"create temporary table t as select 1", T},
+        {"select * from attempts", T},            /* a hint only: the grammar decides */
+        {"select 1 /* set x = 1 */", 0},
+        {"update t set a = 1", 0},
+        {"(select 1)", C},
+    };
+    for (size_t i = 0; i < N_ELEMS(t); i++) {
+        int got = route_text_flags(t[i].sql, strlen(t[i].sql));
+        if (got != t[i].flags)
+            fail_msg("[%s]: %d, want %d", t[i].sql, got, t[i].flags);
+    }
+}
+
+static void test_begin_tags(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        const char *bare, *tag;
+    } t[] = {
+        {"begin", "BEGIN", "BEGIN"},
+        {"BEGIN WORK;", "BEGIN", "BEGIN"},
+        {"  Begin \n Transaction ; \n", "BEGIN", "BEGIN"},
+        {"start   transaction", "START TRANSACTION", "START TRANSACTION"},
+        {"begin isolation level serializable", NULL, "BEGIN"},
+        {"START TRANSACTION READ ONLY, DEFERRABLE", NULL, "START TRANSACTION"},
+        {"begin -- a comment", NULL, "BEGIN"},
+        {"begin isolation level bogus", NULL, NULL},   /* the grammar rejects it */
+        {"/* c */ begin", NULL, NULL},
+        {"begin; select 1", NULL, NULL},
+        {"begin work transaction", NULL, NULL},
+        {"beginx", NULL, NULL},
+        {"start", NULL, NULL},
+        {"commit", NULL, NULL},
+        {"", NULL, NULL},
+    };
+    for (size_t i = 0; i < N_ELEMS(t); i++) {
+        size_t len = strlen(t[i].sql);
+        const char *bare = route_bare_begin_tag(t[i].sql, len);
+        const char *tag = route_begin_tag(t[i].sql, len);
+        if ((bare == NULL) != (t[i].bare == NULL) || (bare && strcmp(bare, t[i].bare) != 0) ||
+            (tag == NULL) != (t[i].tag == NULL) || (tag && strcmp(tag, t[i].tag) != 0))
+            fail_msg("[%s]: bare %s tag %s", t[i].sql, bare ? bare : "-", tag ? tag : "-");
+    }
+    /* The length bounds the read, and a NUL ends the text. */
+    assert_string_equal(route_bare_begin_tag("begin; x", 6), "BEGIN");
+    assert_string_equal(route_bare_begin_tag("begin\0x", 7), "BEGIN");
+}
+
+static void test_max_param(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        uint32_t max;
+    } t[] = {
+        {"select 1", 0},
+        {"select $1, $12, $3", 12},
+        {"select '$99', $$ $7 $$, \"$5\", $2", 2},
+        {"-- $9\nselect /* $8 */ $4", 4},
+        {"select $65535, $65536", 65535},
+        {"select $70000", 0},
+    };
+    for (size_t i = 0; i < N_ELEMS(t); i++)
+        if (route_max_param(t[i].sql, strlen(t[i].sql)) != t[i].max)
+            fail_msg("[%s]: %u, want %u", t[i].sql, route_max_param(t[i].sql, strlen(t[i].sql)),
+                     t[i].max);
+}
+
+static void collect(void *arg, const char *name, size_t n)
+{
+    char *out = arg;
+    size_t o = strlen(out);
+    snprintf(out + o, 256 - o, "%s%.*s", o ? "," : "", n ? (int)n : 1, n ? name : "-");
+}
+
+static void test_setting_names(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        const char *names;   /* what the callback saw, "-" for n = 0 */
+    } t[] = {
+        {"SET app.user = 'x'", "app.user"},
+        {"set session A.b to 2; reset c.d", "A.b,c.d"},
+        {"SET a.b.c = 1", "a.b.c"},
+        {"set local x.y = 1", "local"},
+        {"set work_mem = 1", "work_mem"},
+        {"set \"q.x\" = 1", "-"},
+        {"reset all", "all"},
+        {"select set_config('a.b', 'c', false)", "a.b"},
+        {"select 1, SET_CONFIG('x.y', '1', true); set z.w = 1", "x.y,z.w"},
+        {"select set_config(E'a.b', 'c', false)", ""},
+        {"select set_config($1, 'c', false)", ""},
+        {"select set_config('unterminated", ""},
+        {"/* set x.y = 1 */ select 1", ""},
+        {"-- set x.y = 1\nselect 'set a.b = 2'", ""},
+        {"update t set a.b = 1", ""},
+        {"set a.b2345678901234567890123456789012345678901234567890123456789012 = 1", "-"},
+    };
+    for (size_t i = 0; i < N_ELEMS(t); i++) {
+        char got[256] = "";
+        route_setting_names(t[i].sql, strlen(t[i].sql), collect, got);
+        if (strcmp(got, t[i].names) != 0)
+            fail_msg("[%s]: [%s], want [%s]", t[i].sql, got, t[i].names);
+    }
+}
+
+static void test_starts_with_word(void **state)
+{
+    (void)state;
+    assert_true(route_starts_with_word("ALTER TABLE t", "ALTER"));
+    assert_true(route_starts_with_word("  ((alter table t", "ALTER"));
+    assert_true(route_starts_with_word("create index i on t (a)", "CREATE INDEX"));
+    assert_false(route_starts_with_word("create unique index i on t (a)", "CREATE INDEX"));
+    assert_false(route_starts_with_word("xALTER", "ALTER"));
+    assert_false(route_starts_with_word("\tALTER", "ALTER"));   /* only spaces and '(' skipped */
+    assert_true(route_starts_with_word("ALTERNATIVE", "ALTER"));   /* a prefix match */
+    assert_false(route_starts_with_word("", "ALTER"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deallocate_name),
+        cmocka_unit_test(test_text_flags),
+        cmocka_unit_test(test_begin_tags),
+        cmocka_unit_test(test_max_param),
+        cmocka_unit_test(test_setting_names),
+        cmocka_unit_test(test_starts_with_word),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    route_classify_thread_cleanup();
+    return rc;
+}
