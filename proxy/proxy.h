@@ -29,7 +29,6 @@
 struct proxy;
 struct px_client;
 struct px_server;
-#define PX_MUSTCHECK __attribute__((warn_unused_result))
 
 /* ---- clocks (proxy/util.c) ---- */
 uint64_t px_now_ms(struct proxy *px);   /* the event loop's cached time, in milliseconds */
