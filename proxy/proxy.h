@@ -157,6 +157,9 @@ void px_pool_server_unreachable(struct px_pool *pool, const char *message);
 void px_pool_refill(struct px_pool *pool);
 void px_pool_maintain(struct proxy *px, uint64_t now_ms);
 void px_pool_free(struct px_pool *pool);
+/* The server connection of pglane that runs backend pid on server, or NULL (the lock monitor and
+ * the guard name backends by pid). */
+struct px_server *px_pool_find_backend(struct proxy *px, const struct conf_server *server, uint32_t pid);
 
 /* ---- prepared statements in transaction pooling (proxy/prepared.c) ---- */
 struct px_prepq_entry {            /* one reply the server owes for a message pglane sent */

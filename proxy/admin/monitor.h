@@ -34,8 +34,6 @@ struct px_block_edge {
 
 /* Fills side from pid: pglane's server connection on that server with that backend pid, if any. */
 void px_monitor_attribute(struct proxy *px, const struct conf_server *server, struct px_block_side *side);
-/* The server connection of pglane that runs backend pid on server, or NULL. */
-struct px_server *px_monitor_find_backend(struct proxy *px, const struct conf_server *server, uint32_t pid);
 
 /* Contention guard: called after each sample of one server with its edges. */
 void px_guard_check(struct proxy *px, const struct conf_server *server, const struct px_block_edge *edges, int n);

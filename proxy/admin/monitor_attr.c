@@ -1,38 +1,12 @@
 /* Attribution of the backends in the lock graph: pglane knows the backend pid behind each of its
  * server connections, so a pid names a lane, a client and the client's transaction fingerprint. */
 #include <stdio.h>
-#include <string.h>
 
 #include "proxy/admin/monitor.h"
 
-static struct px_server *find_in(struct px_list *head, uint32_t pid)
-{
-    for (struct px_list *s = head->next; s != head; s = s->next) {
-        struct px_server *sv = px_container_of(s, struct px_server, link);
-
-        if (sv->backend_pid == pid && sv->state != SV_CLOSED)
-            return sv;
-    }
-    return NULL;
-}
-
-struct px_server *px_monitor_find_backend(struct proxy *px, const struct conf_server *server, uint32_t pid)
-{
-    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-        struct px_pool *pool = px_container_of(it, struct px_pool, link);
-        struct px_server *sv;
-
-        if (strcmp(pool->lane->server->name, server->name) != 0)
-            continue;
-        if ((sv = find_in(&pool->busy, pid)) || (sv = find_in(&pool->idle, pid)))
-            return sv;
-    }
-    return NULL;
-}
-
 void px_monitor_attribute(struct proxy *px, const struct conf_server *server, struct px_block_side *side)
 {
-    struct px_server *sv = px_monitor_find_backend(px, server, side->pid);
+    struct px_server *sv = px_pool_find_backend(px, server, side->pid);
     const struct px_client *cl;
     const char *app;
 
