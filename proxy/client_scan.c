@@ -10,7 +10,6 @@
 #include "proxy/proxy.h"
 #include "proxy/state.h"
 
-
 /* Query and Parse messages up to this size are read whole in transaction pooling, so that routing
  * and the session-change check can look at their text; larger ones stream through. */
 #define ROUTE_MAX_MSG (64u * 1024)
@@ -117,6 +116,191 @@ static int unnamed_deallocate(const struct proto_frame *f)
            parse.name_len == 0 && px_prep_is_deallocate((const uint8_t *)parse.query, parse.query_len);
 }
 
+/*
+ * What one step of client_scan decided: the scan ends with its result (STEP_WAIT 0: more bytes are
+ * needed or nothing more matters, STEP_ERROR -1: a protocol error, STEP_FATAL -2: a 54000 error or
+ * the client is closed), or it goes on with the next message (STEP_NEXT) or with this one (STEP_ON).
+ */
+enum scan_step { STEP_FATAL = -2, STEP_ERROR = -1, STEP_WAIT = 0, STEP_NEXT = 1, STEP_ON = 2 };
+
+/* Drops the bytes of a discarded message that have arrived: in place, nothing after pos was forwarded. */
+static enum scan_step drop_discarded(struct px_client *cl, uint32_t avail, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+    uint32_t n = cl->discard < avail ? cl->discard : avail;
+
+    memmove(b->data + b->pos, b->data + b->pos + n, avail - n);
+    b->len -= n;
+    cl->discard -= n;
+    if (cl->discard == 0 && cl->discard_fatal) {
+        *err = OVERSIZE_MSG;
+        return STEP_FATAL;
+    }
+    return STEP_NEXT;
+}
+
+/* After an error of the extended protocol, messages are discarded up to Sync, which is answered. */
+static enum scan_step skip_to_sync(struct px_client *cl, uint32_t avail, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_frame f;
+
+    if (proto_frame_header(b->data + b->pos, avail, PROTO_PHASE_FRONTEND, &f, err) != PROTO_FRAME_OK)
+        return avail < PROTO_HEADER_LEN ? STEP_WAIT : STEP_ERROR;
+    cl->discard = PROTO_HEADER_LEN + f.len;
+    if (f.type == PROTO_FE_SYNC) {
+        struct proto_buf z;
+
+        cl->skip_sync = 0;
+        proto_buf_init(&z);
+        proto_build_ready(&z, 'I');
+        client_send(cl, &z);
+        if (cl->state == CL_CLOSED)
+            return STEP_FATAL;
+    }
+    return STEP_NEXT;
+}
+
+/*
+ * A message over PX_BUF_MAX that would have to be read whole: read and dropped, so that the client
+ * (still writing it) reads the error rather than a connection reset. Between transactions the
+ * connection goes on as after any error of the extended protocol: skip to Sync.
+ */
+static enum scan_step drop_oversize(struct px_client *cl, const struct proto_frame *f)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    cl->discard = PROTO_HEADER_LEN + f->len;
+    if (cl->state == CL_IDLE && b->pos == b->start && !cl->pending_z) {
+        struct proto_buf e;
+
+        proto_buf_init(&e);
+        proto_build_error(&e, "ERROR", "54000", OVERSIZE_MSG, NULL, NULL);
+        client_send(cl, &e);
+        cl->skip_sync = 1;
+        cl->unsynced = 0;
+        if (cl->state == CL_CLOSED)
+            return STEP_FATAL;
+    } else {
+        cl->discard_fatal = 1;
+    }
+    return STEP_NEXT;
+}
+
+/* A whole message: what it does to the prepared-statement mapping, then what routing makes of it. */
+static enum scan_step look_at_whole(struct px_client *cl, struct proto_frame *f, int prepared, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    if (prepared && (names_statement(f) ||
+                     (f->type == PROTO_FE_QUERY && px_prep_is_deallocate(f->body, f->len)) ||
+                     unnamed_deallocate(f)))
+        cl->prep_batch = 1;
+    if (prepared && track_unnamed(cl, f) < 0) {
+        *err = "out of memory";
+        return STEP_ERROR;
+    }
+    if (f->type == PROTO_FE_QUERY || f->type == PROTO_FE_PARSE || f->type == PROTO_FE_BIND) {
+        enum stmt_verdict r = client_look_at_statement(cl, f);
+
+        if (r == STMT_QUARANTINED)     /* answered and dropped */
+            return cl->state == CL_CLOSED ? STEP_FATAL : STEP_NEXT;
+        if (r == STMT_HELD_BEGIN) {
+            if (prepared)
+                unnamed_forget(cl);    /* the held BEGIN is replayed: a simple Query all the same */
+            b->pos += PROTO_HEADER_LEN + f->len;
+            return STEP_NEXT;
+        }
+        if (r == STMT_PIN_REFUSED && client_refuse_rewrite(cl, f) < 0) {
+            *err = "pglane: cannot refuse a pinning statement now (buffer full)";
+            return STEP_ERROR;
+        }
+    }
+    return STEP_ON;
+}
+
+/* A message routing or the prepared-statement mapping reads: waits until it is whole in the buffer
+ * (of a large Bind, its names only; avail bytes of it are), then looks at it. */
+static enum scan_step read_whole(struct px_client *cl, struct proto_frame *f, uint32_t avail, int prepared,
+                                 const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+    uint32_t whole = PROTO_HEADER_LEN + f->len;
+
+    if (f->type == PROTO_FE_BIND && whole > ROUTE_MAX_MSG) {
+        /* A large Bind streams through: only its names are needed, the values are not. */
+        whole = bind_prefix(b->data + b->pos, avail < whole ? avail : whole);
+        if (whole == 0 && avail >= PROTO_HEADER_LEN + f->len) {
+            *err = "invalid Bind message";
+            return STEP_ERROR;
+        }
+        if (whole == 0) {
+            if (!cl->conn.writing && px_buf_reserve(b, PX_READ_MIN) < 0) {
+                *err = "out of memory";
+                return STEP_ERROR;
+            }
+            return STEP_WAIT;
+        }
+    }
+    if (whole > PX_BUF_MAX)
+        return drop_oversize(cl, f);
+    if (avail < whole) {
+        if (!cl->conn.writing && px_buf_reserve(b, whole - avail) < 0) {
+            *err = "out of memory";
+            return STEP_ERROR;
+        }
+        return STEP_WAIT;
+    }
+    f->body = b->data + b->pos + PROTO_HEADER_LEN;
+    f->len = whole - PROTO_HEADER_LEN;   /* a streamed Bind: its names only */
+    return look_at_whole(cl, f, prepared, err);
+}
+
+/* Counts what a message asks of the server (a request owed a ReadyForQuery, an open extended-protocol
+ * batch, replies owed) and steps the cursor over it. A Terminate ends the scan: nothing after it matters. */
+static enum scan_step pass_on(struct px_client *cl, const struct proto_frame *f, int prepared, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    switch (f->type) {
+    case PROTO_FE_TERMINATE:
+        cl->terminating = 1;
+        b->len = b->pos;             /* nothing after Terminate matters */
+        return STEP_WAIT;
+    case PROTO_FE_QUERY:
+        if (prepared)
+            unnamed_forget(cl);      /* a simple Query drops the unnamed statement */
+        /* fall through */
+    case PROTO_FE_SYNC:
+    case PROTO_FE_FUNCTION_CALL:
+        cl->pending_z++;
+        cl->unsynced = 0;
+        break;
+    case PROTO_FE_PARSE:
+    case PROTO_FE_BIND:
+    case PROTO_FE_DESCRIBE:
+    case PROTO_FE_EXECUTE:
+    case PROTO_FE_CLOSE:
+        cl->unsynced = 1;
+        break;
+    case PROTO_FE_FLUSH:           /* asks for the replies owed; opens nothing on the server */
+    case PROTO_FE_COPY_DATA:
+    case PROTO_FE_COPY_DONE:
+    case PROTO_FE_COPY_FAIL:
+        break;
+    default:
+        *err = "invalid frontend message type";
+        return STEP_ERROR;
+    }
+    if (px_flow_push(cl, f->type) < 0) {
+        *err = "out of memory";
+        return STEP_ERROR;
+    }
+    px_stats_query_begin(cl);
+    proto_cursor_stream(b->data, &b->pos, &b->remain);
+    return STEP_NEXT;
+}
+
 /* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. */
 int client_scan(struct px_client *cl, const char **err)
 {
@@ -124,37 +308,20 @@ int client_scan(struct px_client *cl, const char **err)
     struct proto_frame f;
     int tx_pooling = cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION;
     int prepared = tx_pooling && cl->conn.px->conf->max_prepared_statements > 0;
+    enum scan_step r;
     int fr;
 
     while (b->pos < b->len) {
         uint32_t avail = b->len - b->pos;
 
         if (cl->discard) {         /* dropped in place: nothing after pos was forwarded */
-            uint32_t n = cl->discard < avail ? cl->discard : avail;
-
-            memmove(b->data + b->pos, b->data + b->pos + n, avail - n);
-            b->len -= n;
-            cl->discard -= n;
-            if (cl->discard == 0 && cl->discard_fatal) {
-                *err = OVERSIZE_MSG;
-                return -2;
-            }
+            if ((r = drop_discarded(cl, avail, err)) != STEP_NEXT)
+                return r;
             continue;
         }
         if (cl->skip_sync) {
-            if (proto_frame_header(b->data + b->pos, avail, PROTO_PHASE_FRONTEND, &f, err) != PROTO_FRAME_OK)
-                return avail < PROTO_HEADER_LEN ? 0 : -1;
-            cl->discard = PROTO_HEADER_LEN + f.len;
-            if (f.type == PROTO_FE_SYNC) {
-                struct proto_buf z;
-
-                cl->skip_sync = 0;
-                proto_buf_init(&z);
-                proto_build_ready(&z, 'I');
-                client_send(cl, &z);
-                if (cl->state == CL_CLOSED)
-                    return -2;
-            }
+            if ((r = skip_to_sync(cl, avail, err)) != STEP_NEXT)
+                return r;
             continue;
         }
         fr = proto_cursor_next(b->data, &b->pos, b->len, &b->remain, PROTO_PHASE_FRONTEND, &f, err);
@@ -164,116 +331,14 @@ int client_scan(struct px_client *cl, const char **err)
         if ((tx_pooling && (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) &&
              PROTO_HEADER_LEN + f.len <= ROUTE_MAX_MSG) ||
             (prepared && is_statement_message(f.type))) {
-            uint32_t whole = PROTO_HEADER_LEN + f.len;
-
-            if (f.type == PROTO_FE_BIND && whole > ROUTE_MAX_MSG) {
-                /* A large Bind streams through: only its names are needed, the values are not. */
-                whole = bind_prefix(b->data + b->pos, avail < whole ? avail : whole);
-                if (whole == 0 && avail >= PROTO_HEADER_LEN + f.len) {
-                    *err = "invalid Bind message";
-                    return -1;
-                }
-                if (whole == 0) {
-                    if (!cl->conn.writing && px_buf_reserve(b, PX_READ_MIN) < 0) {
-                        *err = "out of memory";
-                        return -1;
-                    }
-                    return 0;
-                }
-            }
-            if (whole > PX_BUF_MAX) {
-                /* Read and dropped, so that the client (still writing it) reads the error rather
-                 * than a connection reset. Between transactions the connection goes on as after
-                 * any error of the extended protocol: skip to Sync. */
-                cl->discard = PROTO_HEADER_LEN + f.len;
-                if (cl->state == CL_IDLE && b->pos == b->start && !cl->pending_z) {
-                    struct proto_buf e;
-
-                    proto_buf_init(&e);
-                    proto_build_error(&e, "ERROR", "54000", OVERSIZE_MSG, NULL, NULL);
-                    client_send(cl, &e);
-                    cl->skip_sync = 1;
-                    cl->unsynced = 0;
-                    if (cl->state == CL_CLOSED)
-                        return -2;
-                } else {
-                    cl->discard_fatal = 1;
-                }
+            r = read_whole(cl, &f, avail, prepared, err);
+            if (r == STEP_NEXT)
                 continue;
-            }
-            if (avail < whole) {
-                if (!cl->conn.writing && px_buf_reserve(b, whole - avail) < 0) {
-                    *err = "out of memory";
-                    return -1;
-                }
-                return 0;
-            }
-            f.body = b->data + b->pos + PROTO_HEADER_LEN;
-            f.len = whole - PROTO_HEADER_LEN;   /* a streamed Bind: its names only */
-            if (prepared && (names_statement(&f) ||
-                             (f.type == PROTO_FE_QUERY && px_prep_is_deallocate(f.body, f.len)) ||
-                             unnamed_deallocate(&f)))
-                cl->prep_batch = 1;
-            if (prepared && track_unnamed(cl, &f) < 0) {
-                *err = "out of memory";
-                return -1;
-            }
-            if (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE || f.type == PROTO_FE_BIND) {
-                enum stmt_verdict r = client_look_at_statement(cl, &f);
-
-                if (r == STMT_QUARANTINED) {   /* answered and dropped */
-                    if (cl->state == CL_CLOSED)
-                        return -2;
-                    continue;
-                }
-                if (r == STMT_HELD_BEGIN) {
-                    if (prepared)
-                        unnamed_forget(cl);  /* the held BEGIN is replayed: a simple Query all the same */
-                    b->pos += PROTO_HEADER_LEN + f.len;
-                    continue;
-                }
-                if (r == STMT_PIN_REFUSED && client_refuse_rewrite(cl, &f) < 0) {
-                    *err = "pglane: cannot refuse a pinning statement now (buffer full)";
-                    return -1;
-                }
-            }
+            if (r != STEP_ON)
+                return r;
         }
-        switch (f.type) {
-        case PROTO_FE_TERMINATE:
-            cl->terminating = 1;
-            b->len = b->pos;             /* nothing after Terminate matters */
-            return 0;
-        case PROTO_FE_QUERY:
-            if (prepared)
-                unnamed_forget(cl);      /* a simple Query drops the unnamed statement */
-            /* fall through */
-        case PROTO_FE_SYNC:
-        case PROTO_FE_FUNCTION_CALL:
-            cl->pending_z++;
-            cl->unsynced = 0;
-            break;
-        case PROTO_FE_PARSE:
-        case PROTO_FE_BIND:
-        case PROTO_FE_DESCRIBE:
-        case PROTO_FE_EXECUTE:
-        case PROTO_FE_CLOSE:
-            cl->unsynced = 1;
-            break;
-        case PROTO_FE_FLUSH:           /* asks for the replies owed; opens nothing on the server */
-        case PROTO_FE_COPY_DATA:
-        case PROTO_FE_COPY_DONE:
-        case PROTO_FE_COPY_FAIL:
-            break;
-        default:
-            *err = "invalid frontend message type";
-            return -1;
-        }
-        if (px_flow_push(cl, f.type) < 0) {
-            *err = "out of memory";
-            return -1;
-        }
-        px_stats_query_begin(cl);
-        proto_cursor_stream(b->data, &b->pos, &b->remain);
+        if ((r = pass_on(cl, &f, prepared, err)) != STEP_NEXT)
+            return r;
     }
     return 0;
 }

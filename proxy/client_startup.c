@@ -294,6 +294,47 @@ void px_client_checked(struct px_client *cl, struct px_server *sv)
     px_server_attach_continue(sv, cl);
 }
 
+/* A StartupMessage (used bytes): refused over max_client_conn, while draining, without TLS under
+ * tls_mode = require, or in the admin reserve; else the client's names and settings are kept, it gets
+ * its cancel key and authentication starts. */
+static void startup_message(struct px_client *cl, const struct proto_startup *st, size_t used)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    if (cl->over_limit) {
+        client_fatal(cl, "53300", "sorry, too many clients already (pglane max_client_conn reached)");
+        return;
+    }
+    if (cl->conn.px->draining) {
+        client_fatal(cl, "57P01", "pglane is shutting down");
+        return;
+    }
+    if (cl->conn.px->conf->tls_mode == CONF_TLS_REQUIRE && !cl->conn.tls &&
+        cl->conn.h.handle.type == UV_TCP) {
+        client_fatal(cl, "28000", "pglane: TLS is required (tls_mode = require); connect with sslmode=require");
+        return;
+    }
+    if (copy_startup(cl, st) < 0)
+        return;
+    if (client_in_admin_reserve(cl)) {
+        client_fatal(cl, "53300", "sorry, too many clients already (the remaining pglane connection "
+                                  "slots are reserved for admin_users)");
+        return;
+    }
+    b->pos += (uint32_t)used;
+    b->start = b->pos;
+    cl->admin = strcmp(cl->database, "pglane") == 0      ? PX_ADMIN_PGLANE
+                : strcmp(cl->database, "pgbouncer") == 0 ? PX_ADMIN_PGBOUNCER
+                                                         : 0;
+    if (uv_random(NULL, NULL, &cl->cancel_pid, 4, 0, NULL) < 0 ||
+        uv_random(NULL, NULL, &cl->cancel_key, 4, 0, NULL) < 0) {
+        client_fatal(cl, "XX000", "pglane: no randomness for the cancel key");
+        return;
+    }
+    cl->cancel_pid &= 0x7fffffff;
+    client_start_auth(cl);
+}
+
 void client_startup_read(struct px_client *cl)
 {
     struct px_buf *b = &cl->conn.in;
@@ -339,38 +380,7 @@ void client_startup_read(struct px_client *cl)
             px_client_close(cl, "cancel request");
             return;
         case PROTO_STARTUP_V3:
-            if (cl->over_limit) {
-                client_fatal(cl, "53300", "sorry, too many clients already (pglane max_client_conn reached)");
-                return;
-            }
-            if (cl->conn.px->draining) {
-                client_fatal(cl, "57P01", "pglane is shutting down");
-                return;
-            }
-            if (cl->conn.px->conf->tls_mode == CONF_TLS_REQUIRE && !cl->conn.tls &&
-                cl->conn.h.handle.type == UV_TCP) {
-                client_fatal(cl, "28000", "pglane: TLS is required (tls_mode = require); connect with sslmode=require");
-                return;
-            }
-            if (copy_startup(cl, &st) < 0)
-                return;
-            if (client_in_admin_reserve(cl)) {
-                client_fatal(cl, "53300", "sorry, too many clients already (the remaining pglane connection "
-                                          "slots are reserved for admin_users)");
-                return;
-            }
-            b->pos += (uint32_t)used;
-            b->start = b->pos;
-            cl->admin = strcmp(cl->database, "pglane") == 0      ? PX_ADMIN_PGLANE
-                        : strcmp(cl->database, "pgbouncer") == 0 ? PX_ADMIN_PGBOUNCER
-                                                                 : 0;
-            if (uv_random(NULL, NULL, &cl->cancel_pid, 4, 0, NULL) < 0 ||
-                uv_random(NULL, NULL, &cl->cancel_key, 4, 0, NULL) < 0) {
-                client_fatal(cl, "XX000", "pglane: no randomness for the cancel key");
-                return;
-            }
-            cl->cancel_pid &= 0x7fffffff;
-            client_start_auth(cl);
+            startup_message(cl, &st, used);
             return;
         }
         b->pos += (uint32_t)used;
