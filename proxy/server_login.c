@@ -3,7 +3,6 @@
  * authentication (cleartext, MD5, SCRAM-SHA-256) and the ParameterStatus of the login; close and
  * free. The relay is proxy/server.c.
  */
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

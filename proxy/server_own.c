@@ -4,7 +4,6 @@
  * startup values at login, and the session check after a transaction that may have changed session
  * state (the command tags that call for it, see tag_suspect).
  */
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
