@@ -239,24 +239,10 @@ int client_startup_known(struct px_client *cl, const struct px_pool *pool)
  * value), then closes the connection. */
 void px_client_fail_error(struct px_client *cl, const uint8_t *body, uint32_t len)
 {
-    const uint8_t *p = body, *end = body + len;
     struct proto_buf b;
-    size_t start;
 
     proto_buf_init(&b);
-    start = proto_msg_begin(&b, PROTO_BE_ERROR);
-    while (p < end && *p) {
-        uint8_t code = *p++;
-        const uint8_t *z = memchr(p, 0, (size_t)(end - p));
-
-        if (!z)
-            break;
-        proto_put_u8(&b, code);
-        proto_put_cstr(&b, code == 'S' || code == 'V' ? "FATAL" : (const char *)p);
-        p = z + 1;
-    }
-    proto_put_u8(&b, 0);
-    proto_msg_end(&b, start);
+    proto_build_error_rewrite(&b, body, len, "SV", (const char *const[]){"FATAL", "FATAL"});
     if (!b.failed)
         (void)px_conn_send_copy(&cl->conn, b.data, b.len);
     proto_buf_free(&b);

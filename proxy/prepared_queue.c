@@ -167,35 +167,16 @@ int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f)
 {
     struct px_prepq_entry *h = queue_head(sv);
     struct proto_error_fields ef;
-    const uint8_t *p = f->body, *end = f->body + f->len;
     struct proto_buf nb;
-    size_t start;
+    char msg[160];
     int rc;
 
     if (!h || !(h->flags & Q_DUPNAME) || !h->name || proto_parse_error(f->body, f->len, &ef) < 0 ||
         !ef.sqlstate || strcmp(ef.sqlstate, "42P05") != 0)
         return 0;
+    snprintf(msg, sizeof(msg), "prepared statement \"%s\" already exists", h->name);
     proto_buf_init(&nb);
-    start = proto_msg_begin(&nb, PROTO_BE_ERROR);
-    while (p < end && *p) {
-        uint8_t code = *p++;
-        const uint8_t *z = memchr(p, 0, (size_t)(end - p));
-
-        if (!z)
-            break;
-        proto_put_u8(&nb, code);
-        if (code == 'M') {
-            char msg[160];
-
-            snprintf(msg, sizeof(msg), "prepared statement \"%s\" already exists", h->name);
-            proto_put_cstr(&nb, msg);
-        } else {
-            proto_put_cstr(&nb, (const char *)p);
-        }
-        p = z + 1;
-    }
-    proto_put_u8(&nb, 0);
-    proto_msg_end(&nb, start);
+    proto_build_error_rewrite(&nb, f->body, f->len, "M", (const char *const[]){msg});
     rc = nb.failed ? 0 : px_server_replace_frame(sv, f, &nb);
     proto_buf_free(&nb);
     return rc;

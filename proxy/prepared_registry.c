@@ -25,6 +25,19 @@ struct prep_registry {
     uint64_t unref_bytes;          /* body bytes of statements no client name points to */
 };
 
+/* Doubles an array's capacity (first: the capacity of an empty one). 0, or -1 with the array kept. */
+static int grow_array(void **arr, int *cap, int first, size_t elem)
+{
+    int ncap = *cap ? *cap * 2 : first;
+    void *n = realloc(*arr, elem * (size_t)ncap);
+
+    if (!n)
+        return -1;
+    *arr = n;
+    *cap = ncap;
+    return 0;
+}
+
 static struct prep_registry *registry(struct proxy *px)
 {
     if (!px->prep)
@@ -189,15 +202,8 @@ int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
         cs->stmt = s;
         return 0;
     }
-    if (cl->nstmts == cl->capstmts) {
-        int cap = cl->capstmts ? cl->capstmts * 2 : 8;
-        struct px_cstmt *n = realloc(cl->stmts, sizeof(*n) * (size_t)cap);
-
-        if (!n)
-            return -1;
-        cl->stmts = n;
-        cl->capstmts = cap;
-    }
+    if (cl->nstmts == cl->capstmts && grow_array((void **)&cl->stmts, &cl->capstmts, 8, sizeof(*cl->stmts)) < 0)
+        return -1;
     cl->stmts[cl->nstmts].name = strdup(name);
     if (!cl->stmts[cl->nstmts].name)
         return -1;
@@ -280,15 +286,8 @@ void px_prep_server_forget_all(struct px_server *sv)
 
 int cache_grow(struct px_server *sv)
 {
-    if (sv->ncached == sv->capcached) {
-        int cap = sv->capcached ? sv->capcached * 2 : 16;
-        struct px_cached *n = realloc(sv->cached, sizeof(*n) * (size_t)cap);
-
-        if (!n)
-            return -1;
-        sv->cached = n;
-        sv->capcached = cap;
-    }
+    if (sv->ncached == sv->capcached)
+        return grow_array((void **)&sv->cached, &sv->capcached, 16, sizeof(*sv->cached));
     return 0;
 }
 
