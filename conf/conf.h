@@ -90,7 +90,7 @@ struct conf_route {
     char **databases; int ndatabases;        /* database = a, b */
     char **users; int nusers;                /* user = a, b */
     char **app_globs; int napp_globs;        /* application_name = report-*, etl */
-    struct { uint8_t addr[16]; int family; int prefix; } *cidrs; int ncidrs; /* client_addr */
+    struct conf_cidr { uint8_t addr[16]; int family; int prefix; } *cidrs; int ncidrs; /* client_addr */
     char **kinds; int nkinds;                /* kind = select, insert, ... (lowercase) */
     char **tables; int ntables;              /* tables = events, public.reports */
     char *sql;                 /* PCRE2 pattern, validated by compiling it with options 0 (write

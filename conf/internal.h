@@ -98,6 +98,11 @@ int conf_set_enum(SETTER_ARGS);
 int conf_set_list(SETTER_ARGS);
 int conf_set_ref(SETTER_ARGS);
 char *conf_dup(struct conf_loader *ld, const char *v);   /* strdup that flags out of memory */
+/* Splits value (a comma-separated list) into a new zeroed array *arr of one element of `size` per
+ * item and parses each item into its element, adding one to *count per item parsed; stops at the
+ * first item parse rejects and returns parse's code. A list that does not split: -1, *arr untouched. */
+int conf_parse_items(struct conf_loader *ld, const char *value, size_t size, void **arr, int *count,
+                     int (*parse)(struct conf_loader *ld, const char *item, void *elem));
 void conf_apply_key(struct conf_loader *ld, struct conf_sect *s, const char *key, const char *value);
 extern const struct conf_keydef conf_lane_keys[];
 extern const struct conf_keydef conf_route_keys[];

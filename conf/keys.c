@@ -19,29 +19,30 @@ char *conf_dup(struct conf_loader *ld, const char *v)
     return d;
 }
 
-int conf_set_str(SETTER_ARGS)
+/* A non-empty string, kept as written or as a path resolved against the config file's folder. */
+static int set_text(struct conf_loader *ld, void *obj, const struct conf_keydef *kd, const char *value,
+                    int path)
 {
     char **f = CONF_FIELD(obj, kd, char *);
 
-    (void)s;
     if (*value == '\0')
         return -1;
     free(*f);
-    *f = conf_dup(ld, value);
+    *f = path ? conf_resolve_path(ld->file, value) : strdup(value);
+    ld->oom |= *f == NULL;
     return 0;
+}
+
+int conf_set_str(SETTER_ARGS)
+{
+    (void)s;
+    return set_text(ld, obj, kd, value, 0);
 }
 
 int conf_set_path(SETTER_ARGS)
 {
-    char **f = CONF_FIELD(obj, kd, char *);
-
     (void)s;
-    if (*value == '\0')
-        return -1;
-    free(*f);
-    *f = conf_resolve_path(ld->file, value);
-    ld->oom |= *f == NULL;
-    return 0;
+    return set_text(ld, obj, kd, value, 1);
 }
 
 int conf_set_int(SETTER_ARGS)
@@ -100,21 +101,41 @@ int conf_set_ref(SETTER_ARGS)
     return 0;
 }
 
+int conf_parse_items(struct conf_loader *ld, const char *value, size_t size, void **arr, int *count,
+                     int (*parse)(struct conf_loader *ld, const char *item, void *elem))
+{
+    char **items;
+    char *a;
+    int n, rc = 0;
+
+    if (conf_split_list(value, 0, &items, &n) < 0)
+        return -1;
+    *arr = a = calloc((size_t)n, size);
+    ld->oom |= a == NULL;
+    for (int i = 0; a != NULL && i < n && rc == 0; i++)
+        if ((rc = parse(ld, items[i], a + (size_t)i * size)) == 0)
+            (*count)++;
+    conf_free_list(items, n);
+    return rc;
+}
+
+static int parse_listen(struct conf_loader *ld, const char *item, void *elem)
+{
+    (void)ld;
+    return conf_parse_hostport(item, elem);
+}
+
 static int set_listen(SETTER_ARGS)
 {
     struct conf *c = obj;
-    char **items;
-    int n, rc = 0;
+    void *arr = NULL;
+    int rc;
 
     (void)s, (void)kd;
-    if (conf_split_list(value, 0, &items, &n) < 0)
-        return -1;
-    c->listen = calloc((size_t)n, sizeof *c->listen);
-    ld->oom |= c->listen == NULL;
-    for (int i = 0; c->listen != NULL && i < n && rc == 0; i++)
-        if ((rc = conf_parse_hostport(items[i], &c->listen[i])) == 0)
-            c->nlisten++;
-    conf_free_list(items, n);
+    rc = conf_parse_items(ld, value, sizeof *c->listen, &arr, &c->nlisten, parse_listen);
+    if (rc < 0 && arr == NULL)
+        return rc;             /* the list did not split */
+    c->listen = arr;
     if (rc < 0) {              /* keep nothing of a bad list (validate then adds the default) */
         for (int i = 0; i < c->nlisten; i++)
             free(c->listen[i].host);

@@ -102,27 +102,27 @@ static int set_tables(SETTER_ARGS)
     return set_checked_list(ld, s, obj, kd, value, 1, check_table, TABLE_WHAT);
 }
 
+static int parse_cidr(struct conf_loader *ld, const char *item, void *elem)
+{
+    struct conf_cidr *c = elem;
+
+    if (conf_parse_cidr(item, c->addr, &c->family, &c->prefix) == 0)
+        return 0;
+    conf_errf(ld, ld->lineno, "client_addr: expected %s, got '%s'", CIDR_WHAT, item);
+    return -2;
+}
+
 static int set_cidrs(SETTER_ARGS)
 {
     struct conf_route *r = obj;
-    char **items;
-    int n, rc = 0;
+    void *arr = NULL;
+    int rc;
 
     (void)s, (void)kd;
-    if (conf_split_list(value, 0, &items, &n) < 0)
-        return -1;
-    r->cidrs = calloc((size_t)n, sizeof *r->cidrs);
-    ld->oom |= r->cidrs == NULL;
-    for (int i = 0; r->cidrs != NULL && i < n && rc == 0; i++) {
-        if (conf_parse_cidr(items[i], r->cidrs[i].addr, &r->cidrs[i].family,
-                            &r->cidrs[i].prefix) == 0) {
-            r->ncidrs++;
-            continue;
-        }
-        conf_errf(ld, ld->lineno, "client_addr: expected %s, got '%s'", CIDR_WHAT, items[i]);
-        rc = -2;
-    }
-    conf_free_list(items, n);
+    rc = conf_parse_items(ld, value, sizeof *r->cidrs, &arr, &r->ncidrs, parse_cidr);
+    if (rc < 0 && arr == NULL)
+        return rc;             /* the list did not split */
+    r->cidrs = arr;
     return rc;
 }
 

@@ -4,6 +4,8 @@
  */
 #include "protocol/proto.h"
 
+#include <string.h>
+
 /* Fields of ErrorResponse and NoticeResponse. */
 enum { FIELD_SEVERITY = 'S', FIELD_SEVERITY_NL = 'V', FIELD_SQLSTATE = 'C', FIELD_MESSAGE = 'M',
        FIELD_DETAIL = 'D', FIELD_HINT = 'H' };
@@ -41,6 +43,27 @@ void proto_build_notice(struct proto_buf *b, const char *severity, const char *s
                         const char *message)
 {
     build_report(b, PROTO_BE_NOTICE, severity, sqlstate, message, NULL, NULL);
+}
+
+void proto_build_error_rewrite(struct proto_buf *b, const uint8_t *body, uint32_t len,
+                               const char *codes, const char *const *values)
+{
+    const uint8_t *p = body, *end = body + len;
+    size_t start = proto_msg_begin(b, PROTO_BE_ERROR);
+
+    while (p < end && *p) {
+        uint8_t code = *p++;
+        const uint8_t *z = memchr(p, 0, (size_t)(end - p));
+        const char *which = strchr(codes, code);
+
+        if (!z)
+            break;
+        proto_put_u8(b, code);
+        proto_put_cstr(b, which ? values[which - codes] : (const char *)p);
+        p = z + 1;
+    }
+    proto_put_u8(b, 0);
+    proto_msg_end(b, start);
 }
 
 void proto_build_param_status(struct proto_buf *b, const char *name, const char *value)

@@ -158,6 +158,10 @@ void proto_build_error(struct proto_buf *b, const char *severity, const char *sq
                        const char *message, const char *detail, const char *hint);
 void proto_build_notice(struct proto_buf *b, const char *severity, const char *sqlstate,
                         const char *message);
+/* An ErrorResponse with the fields of body (an ErrorResponse body) in their order, except that the
+ * value of a field whose code is codes[i] is values[i]. A field without its NUL ends the copy. */
+void proto_build_error_rewrite(struct proto_buf *b, const uint8_t *body, uint32_t len,
+                               const char *codes, const char *const *values);
 void proto_build_param_status(struct proto_buf *b, const char *name, const char *value);
 void proto_build_backend_key(struct proto_buf *b, uint32_t pid, uint32_t key);
 void proto_build_ready(struct proto_buf *b, char status);     /* 'I', 'T' or 'E' */

@@ -3,7 +3,6 @@
  * live reload. A reload builds everything new first and swaps only when all of it is valid; lanes
  * whose server or session settings changed are retired (they drain) and replaced by new ones.
  */
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -183,7 +183,7 @@ static void log_event(const struct px_block_edge *w, const struct px_block_edge 
 static enum px_guard_action preempt(struct proxy *px, const struct conf_server *server,
                                     const struct px_block_edge *head, const struct px_lane *prot)
 {
-    struct px_server *sv = px_monitor_find_backend(px, server, head->blocker.pid);
+    struct px_server *sv = px_pool_find_backend(px, server, head->blocker.pid);
     struct px_client *cl = sv ? sv->client : NULL;
     char msg[256];
 

@@ -390,3 +390,28 @@ void px_pool_resume(struct px_pool *pool)
         px_pool_server_ready(sv);
     }
 }
+
+static struct px_server *find_in(struct px_list *head, uint32_t pid)
+{
+    for (struct px_list *s = head->next; s != head; s = s->next) {
+        struct px_server *sv = px_container_of(s, struct px_server, link);
+
+        if (sv->backend_pid == pid && sv->state != SV_CLOSED)
+            return sv;
+    }
+    return NULL;
+}
+
+struct px_server *px_pool_find_backend(struct proxy *px, const struct conf_server *server, uint32_t pid)
+{
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+        struct px_server *sv;
+
+        if (strcmp(pool->lane->server->name, server->name) != 0)
+            continue;
+        if ((sv = find_in(&pool->busy, pid)) || (sv = find_in(&pool->idle, pid)))
+            return sv;
+    }
+    return NULL;
+}

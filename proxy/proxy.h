@@ -29,7 +29,6 @@
 struct proxy;
 struct px_client;
 struct px_server;
-#define PX_MUSTCHECK __attribute__((warn_unused_result))
 
 /* ---- clocks (proxy/util.c) ---- */
 uint64_t px_now_ms(struct proxy *px);   /* the event loop's cached time, in milliseconds */
@@ -158,8 +157,11 @@ void px_pool_server_unreachable(struct px_pool *pool, const char *message);
 void px_pool_refill(struct px_pool *pool);
 void px_pool_maintain(struct proxy *px, uint64_t now_ms);
 void px_pool_free(struct px_pool *pool);
+/* The server connection of pglane that runs backend pid on server, or NULL (the lock monitor and
+ * the guard name backends by pid). */
+struct px_server *px_pool_find_backend(struct proxy *px, const struct conf_server *server, uint32_t pid);
 
-/* ---- prepared statements in transaction pooling (proxy/prepared.c) ---- */
+/* ---- prepared statements in transaction pooling (proxy/prepared*.c) ---- */
 struct px_prepq_entry {            /* one reply the server owes for a message pglane sent */
     uint8_t type, flags;
     uint32_t stmt;
@@ -194,7 +196,7 @@ const char *px_session_replay_sql(const struct px_client *cl);
 int px_session_replay_role(const struct px_client *cl);
 void px_session_free(struct px_client *cl);
 
-/* ---- server connections (proxy/server.c) ---- */
+/* ---- server connections (proxy/server*.c) ---- */
 /* SV_CANCEL_WAIT: the client's transaction ended while a CancelRequest pglane forwarded for this
  * backend was still in flight; the connection stays out of the pool until PostgreSQL has closed the
  * cancel connection (proxy/cancel.c), so that the cancel cannot land on another client's query. */
@@ -548,7 +550,7 @@ struct proxy {
     uint8_t scram_mock_key[32];    /* random per process: keys the stand-in SCRAM secrets of unknown users */
     uint8_t scram_mock_ready;
     struct ssl_ctx_st *tls_ctx;    /* SSL_CTX for clients, when tls_mode is not disable */
-    struct prep_registry *prep;    /* shared prepared statements, owned by proxy/prepared.c */
+    struct prep_registry *prep;    /* shared prepared statements, owned by proxy/prepared_registry.c */
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
     struct metrics *metrics;       /* owned by proxy/admin/metrics.c */
     struct monitor *monitor;       /* owned by proxy/admin/monitor.c */

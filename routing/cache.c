@@ -13,17 +13,13 @@ struct route_cache {
 struct route_cache *route_cache_new(size_t capacity)
 {
     struct route_cache *cache = calloc(1, sizeof *cache);
-    if (!cache)
+
+    if (!cache || route_lru_init(&cache->lru, capacity, sizeof *cache->classes) < 0) {
+        free(cache);
         return NULL;
-    if (route_lru_init(&cache->lru, capacity) < 0)
-        goto fail;
-    cache->classes = calloc(capacity, sizeof *cache->classes);
-    if (!cache->classes)
-        goto fail;
+    }
+    cache->classes = cache->lru.values;
     return cache;
-fail:
-    route_cache_free(cache);
-    return NULL;
 }
 
 void route_cache_free(struct route_cache *cache)
@@ -31,7 +27,6 @@ void route_cache_free(struct route_cache *cache)
     if (!cache)
         return;
     route_lru_destroy(&cache->lru);
-    free(cache->classes);
     free(cache);
 }
 

@@ -14,7 +14,8 @@ bool route_comment_hint(const char *sql, const struct route_token *tok, const ch
 void route_class_add_relation(struct route_class *c, const char *name, bool truncated);
 
 /* Fixed-capacity index of 64-bit keys to slots 0..capacity-1 with LRU order. A full index
- * evicts its least recently used key on insert and reports which slot it reused. */
+ * evicts its least recently used key on insert and reports which slot it reused. `values` is the
+ * owner's per-slot array (capacity elements of the size given to init, zeroed), freed with it. */
 struct route_lru {
     size_t capacity;
     size_t count;
@@ -25,9 +26,10 @@ struct route_lru {
     uint32_t *prev, *next;  /* LRU list, slot + 1; head is most recent */
     uint32_t head, tail;
     uint64_t evictions;
+    void *values;
 };
 
-int route_lru_init(struct route_lru *lru, size_t capacity) ROUTE_MUSTCHECK;
+int route_lru_init(struct route_lru *lru, size_t capacity, size_t value_size) ROUTE_MUSTCHECK;
 void route_lru_destroy(struct route_lru *lru);
 /* Slot of key or -1; touch moves it to the front. */
 long route_lru_find(struct route_lru *lru, uint64_t key, bool touch);

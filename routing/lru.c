@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int route_lru_init(struct route_lru *lru, size_t capacity)
+int route_lru_init(struct route_lru *lru, size_t capacity, size_t value_size)
 {
     memset(lru, 0, sizeof *lru);
     if (capacity == 0 || capacity > UINT32_MAX / 4)
@@ -21,7 +21,8 @@ int route_lru_init(struct route_lru *lru, size_t capacity)
     lru->chain = calloc(capacity, sizeof *lru->chain);
     lru->prev = calloc(capacity, sizeof *lru->prev);
     lru->next = calloc(capacity, sizeof *lru->next);
-    if (!lru->buckets || !lru->keys || !lru->chain || !lru->prev || !lru->next) {
+    lru->values = calloc(capacity, value_size);
+    if (!lru->buckets || !lru->keys || !lru->chain || !lru->prev || !lru->next || !lru->values) {
         route_lru_destroy(lru);
         return -1;
     }
@@ -35,6 +36,7 @@ void route_lru_destroy(struct route_lru *lru)
     free(lru->chain);
     free(lru->prev);
     free(lru->next);
+    free(lru->values);
     memset(lru, 0, sizeof *lru);
 }
 

@@ -46,17 +46,13 @@ static uint64_t bucket_floor(unsigned k)
 struct route_stats *route_stats_new(size_t capacity)
 {
     struct route_stats *stats = calloc(1, sizeof *stats);
-    if (!stats)
+
+    if (!stats || route_lru_init(&stats->lru, capacity, sizeof *stats->slots) < 0) {
+        free(stats);
         return NULL;
-    if (route_lru_init(&stats->lru, capacity) < 0)
-        goto fail;
-    stats->slots = calloc(capacity, sizeof *stats->slots);
-    if (!stats->slots)
-        goto fail;
+    }
+    stats->slots = stats->lru.values;
     return stats;
-fail:
-    route_stats_free(stats);
-    return NULL;
 }
 
 void route_stats_free(struct route_stats *stats)
@@ -64,7 +60,6 @@ void route_stats_free(struct route_stats *stats)
     if (!stats)
         return;
     route_lru_destroy(&stats->lru);
-    free(stats->slots);
     free(stats);
 }
 

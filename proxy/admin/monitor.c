@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "proxy/admin/monitor.h"
-#include "routing/route.h"
 
 #define SAMPLE_MS 200
 #define RETRY_MS 5000
@@ -240,54 +239,6 @@ static void connect_step(struct mon_server *ms)
     mon_reset(ms, PQerrorMessage(ms->pg));
 }
 
-static void copy_text(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
-/*
- * pg_stat_activity.query normalised as SHOW QUERIES shows statements (literals and parameters become
- * "?", comments go): SHOW BLOCKING never shows an admin a literal such as a card number in a WHERE
- * clause, whatever that admin's rights in PostgreSQL. PostgreSQL's "<insufficient privilege>" is kept.
- */
-static void copy_query(char *dst, size_t cap, const char *src)
-{
-    struct route_scan scan;
-
-    if (!src || strcmp(src, "<insufficient privilege>") == 0)
-        copy_text(dst, cap, src);
-    else
-        route_scan(src, strlen(src), &scan, dst, cap);
-}
-
-/* One row of sample_sql into an edge, attributed to pglane's lanes and clients. */
-static void row_to_edge(struct mon_server *ms, const struct conf_server *cs, PGresult *r, int i,
-                        struct px_block_edge *e)
-{
-    memset(e, 0, sizeof(*e));
-    e->server = ms->name;
-    e->waiter.pid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
-    e->blocker.pid = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
-    copy_text(e->mode, sizeof(e->mode), PQgetvalue(r, i, 2));
-    copy_text(e->relation, sizeof(e->relation), PQgetvalue(r, i, 3));
-    e->wait_ms = strtoll(PQgetvalue(r, i, 4), NULL, 10);
-    copy_text(e->waiter.state, sizeof(e->waiter.state), PQgetvalue(r, i, 5));
-    copy_query(e->waiter.query, sizeof(e->waiter.query), PQgetvalue(r, i, 6));
-    copy_text(e->waiter.user, sizeof(e->waiter.user), PQgetvalue(r, i, 7));
-    copy_text(e->waiter.app, sizeof(e->waiter.app), PQgetvalue(r, i, 8));
-    copy_text(e->waiter.addr, sizeof(e->waiter.addr), PQgetvalue(r, i, 9));
-    copy_text(e->blocker.state, sizeof(e->blocker.state), PQgetvalue(r, i, 10));
-    copy_query(e->blocker.query, sizeof(e->blocker.query), PQgetvalue(r, i, 11));
-    copy_text(e->blocker.user, sizeof(e->blocker.user), PQgetvalue(r, i, 12));
-    copy_text(e->blocker.app, sizeof(e->blocker.app), PQgetvalue(r, i, 13));
-    copy_text(e->blocker.addr, sizeof(e->blocker.addr), PQgetvalue(r, i, 14));
-    e->blocker_waits = strcmp(PQgetvalue(r, i, 15), "1") == 0;
-    if (cs) {
-        px_monitor_attribute(ms->m->px, cs, &e->waiter);
-        px_monitor_attribute(ms->m->px, cs, &e->blocker);
-    }
-}
-
 static void take_result(struct mon_server *ms, PGresult *r)
 {
     const struct conf_server *cs = mon_conf(ms);
@@ -300,7 +251,7 @@ static void take_result(struct mon_server *ms, PGresult *r)
     }
     ms->nnext = 0;
     for (int i = 0; i < PQntuples(r) && ms->nnext < MAX_EDGES; i++)
-        row_to_edge(ms, cs, r, i, &ms->next[ms->nnext++]);
+        px_monitor_row_to_edge(ms->m->px, ms->name, cs, r, i, &ms->next[ms->nnext++]);
 }
 
 /* The sample's result arrived: swap it in and let the guard look at it. */

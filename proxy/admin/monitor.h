@@ -34,8 +34,11 @@ struct px_block_edge {
 
 /* Fills side from pid: pglane's server connection on that server with that backend pid, if any. */
 void px_monitor_attribute(struct proxy *px, const struct conf_server *server, struct px_block_side *side);
-/* The server connection of pglane that runs backend pid on server, or NULL. */
-struct px_server *px_monitor_find_backend(struct proxy *px, const struct conf_server *server, uint32_t pid);
+/* One row of the monitor's sample query (a libpq PGresult, monitor.c's sample_sql) into an edge of
+ * server, attributed to pglane's lanes and clients (cs: server's configuration, NULL if gone). */
+struct pg_result;
+void px_monitor_row_to_edge(struct proxy *px, const char *server, const struct conf_server *cs, struct pg_result *r,
+                            int i, struct px_block_edge *e);
 
 /* Contention guard: called after each sample of one server with its edges. */
 void px_guard_check(struct proxy *px, const struct conf_server *server, const struct px_block_edge *edges, int n);

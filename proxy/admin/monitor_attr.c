@@ -1,38 +1,17 @@
 /* Attribution of the backends in the lock graph: pglane knows the backend pid behind each of its
- * server connections, so a pid names a lane, a client and the client's transaction fingerprint. */
+ * server connections, so a pid names a lane, a client and the client's transaction fingerprint.
+ * Each row of a sample becomes an edge here, its queries normalised. */
+#include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/admin/monitor.h"
-
-static struct px_server *find_in(struct px_list *head, uint32_t pid)
-{
-    for (struct px_list *s = head->next; s != head; s = s->next) {
-        struct px_server *sv = px_container_of(s, struct px_server, link);
-
-        if (sv->backend_pid == pid && sv->state != SV_CLOSED)
-            return sv;
-    }
-    return NULL;
-}
-
-struct px_server *px_monitor_find_backend(struct proxy *px, const struct conf_server *server, uint32_t pid)
-{
-    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-        struct px_pool *pool = px_container_of(it, struct px_pool, link);
-        struct px_server *sv;
-
-        if (strcmp(pool->lane->server->name, server->name) != 0)
-            continue;
-        if ((sv = find_in(&pool->busy, pid)) || (sv = find_in(&pool->idle, pid)))
-            return sv;
-    }
-    return NULL;
-}
+#include "routing/route.h"
 
 void px_monitor_attribute(struct proxy *px, const struct conf_server *server, struct px_block_side *side)
 {
-    struct px_server *sv = px_monitor_find_backend(px, server, side->pid);
+    struct px_server *sv = px_pool_find_backend(px, server, side->pid);
     const struct px_client *cl;
     const char *app;
 
@@ -56,4 +35,52 @@ void px_monitor_attribute(struct proxy *px, const struct conf_server *server, st
     px_client_addr(cl, side->addr, sizeof(side->addr));
     snprintf(side->user, sizeof(side->user), "%s", cl->user ? cl->user : "");
     snprintf(side->app, sizeof(side->app), "%s", app ? app : "");
+}
+
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/*
+ * pg_stat_activity.query normalised as SHOW QUERIES shows statements (literals and parameters become
+ * "?", comments go): SHOW BLOCKING never shows an admin a literal such as a card number in a WHERE
+ * clause, whatever that admin's rights in PostgreSQL. PostgreSQL's "<insufficient privilege>" is kept.
+ */
+static void copy_query(char *dst, size_t cap, const char *src)
+{
+    struct route_scan scan;
+
+    if (!src || strcmp(src, "<insufficient privilege>") == 0)
+        copy_text(dst, cap, src);
+    else
+        route_scan(src, strlen(src), &scan, dst, cap);
+}
+
+/* One row of sample_sql (monitor.c) into an edge, attributed to pglane's lanes and clients. */
+void px_monitor_row_to_edge(struct proxy *px, const char *server, const struct conf_server *cs, PGresult *r,
+                            int i, struct px_block_edge *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->server = server;
+    e->waiter.pid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
+    e->blocker.pid = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
+    copy_text(e->mode, sizeof(e->mode), PQgetvalue(r, i, 2));
+    copy_text(e->relation, sizeof(e->relation), PQgetvalue(r, i, 3));
+    e->wait_ms = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+    copy_text(e->waiter.state, sizeof(e->waiter.state), PQgetvalue(r, i, 5));
+    copy_query(e->waiter.query, sizeof(e->waiter.query), PQgetvalue(r, i, 6));
+    copy_text(e->waiter.user, sizeof(e->waiter.user), PQgetvalue(r, i, 7));
+    copy_text(e->waiter.app, sizeof(e->waiter.app), PQgetvalue(r, i, 8));
+    copy_text(e->waiter.addr, sizeof(e->waiter.addr), PQgetvalue(r, i, 9));
+    copy_text(e->blocker.state, sizeof(e->blocker.state), PQgetvalue(r, i, 10));
+    copy_query(e->blocker.query, sizeof(e->blocker.query), PQgetvalue(r, i, 11));
+    copy_text(e->blocker.user, sizeof(e->blocker.user), PQgetvalue(r, i, 12));
+    copy_text(e->blocker.app, sizeof(e->blocker.app), PQgetvalue(r, i, 13));
+    copy_text(e->blocker.addr, sizeof(e->blocker.addr), PQgetvalue(r, i, 14));
+    e->blocker_waits = strcmp(PQgetvalue(r, i, 15), "1") == 0;
+    if (cs) {
+        px_monitor_attribute(px, cs, &e->waiter);
+        px_monitor_attribute(px, cs, &e->blocker);
+    }
 }

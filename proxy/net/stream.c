@@ -292,7 +292,7 @@ struct copy_req {
     uint8_t data[];
 };
 
-static void on_copy_done(uv_write_t *req, int status)
+void px_conn_write_done(uv_write_t *req, int status)
 {
     uv_stream_t *s = req->handle;
 
@@ -353,7 +353,7 @@ static int plain_send(struct px_conn *c, const void *data, size_t n)
         return -1;
     memcpy(cr->data, (const uint8_t *)data + r, n - (size_t)r);
     ub = uv_buf_init((char *)cr->data, (unsigned)(n - (size_t)r));
-    if (uv_write(&cr->req, &c->h.stream, &ub, 1, on_copy_done) < 0) {
+    if (uv_write(&cr->req, &c->h.stream, &ub, 1, px_conn_write_done) < 0) {
         free(cr);
         return -1;
     }

@@ -11,9 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#ifndef PX_MUSTCHECK
 #define PX_MUSTCHECK __attribute__((warn_unused_result))
-#endif
 
 struct proxy;
 
@@ -121,6 +119,9 @@ int px_forward(struct px_conn *src, struct px_conn *dst);
 #define PX_QUEUE_HIGH (512u * 1024)
 void px_conn_backpressure(struct px_conn *src, struct px_conn *dst);
 void px_conn_unblock_peer(uv_stream_t *dst);   /* after a write of dst completed */
+/* The completion of a uv_write whose request was malloc'ed with its bytes after it (a copy, a TLS
+ * record): frees it and resumes the peer a full queue stopped. */
+void px_conn_write_done(uv_write_t *req, int status);
 void px_conn_unblock(struct px_conn *c);        /* resumes c now (its peer went away) */
 
 #endif

@@ -107,16 +107,6 @@ struct tls_write {
     uint8_t data[];
 };
 
-/* The peer whose reads a full write queue on c stopped. */
-static void on_tls_written(uv_write_t *req, int status)
-{
-    uv_stream_t *s = req->handle;
-
-    (void)status;
-    free(req);
-    px_conn_unblock_peer(s);
-}
-
 /* Sends whatever OpenSSL has produced for the network. 0 or -1. */
 static int flush(struct px_conn *c)
 {
@@ -135,7 +125,7 @@ static int flush(struct px_conn *c)
     }
     w->conn = c;
     b = uv_buf_init((char *)w->data, (unsigned)n);
-    if (uv_write(&w->req, &c->h.stream, &b, 1, on_tls_written) < 0) {
+    if (uv_write(&w->req, &c->h.stream, &b, 1, px_conn_write_done) < 0) {
         free(w);
         return -1;
     }

@@ -362,6 +362,34 @@ static int run_parser(enum parser p, const uint8_t *body, uint32_t len)
     return 0;
 }
 
+/* proto_build_error_rewrite: the fields in their order, the named ones replaced; it stops at a field
+ * without its NUL. */
+static void test_error_rewrite(void **state)
+{
+    (void)state;
+    struct proto_buf in, out, want;
+    proto_buf_init(&in);
+    proto_buf_init(&out);
+    proto_buf_init(&want);
+    proto_build_error(&in, "ERROR", "42P05", "old", "d", NULL);
+    proto_build_error(&want, "FATAL", "42P05", "new", "d", NULL);
+    proto_build_error_rewrite(&out, in.data + 5, (uint32_t)in.len - 5, "SVM",
+                              (const char *const[]){"FATAL", "FATAL", "new"});
+    assert_false(out.failed);
+    assert_int_equal(out.len, want.len);
+    assert_memory_equal(out.data, want.data, want.len);
+
+    static const uint8_t cut[] = {'S', 'E', 'R', 'R', 'O', 'R', 0, 'C', '4', '2'};
+    static const uint8_t cut_want[] = {'E', 0, 0, 0, 12, 'S', 'E', 'R', 'R', 'O', 'R', 0, 0};
+    out.len = 0;
+    proto_build_error_rewrite(&out, cut, sizeof(cut), "M", (const char *const[]){"x"});
+    assert_int_equal(out.len, sizeof(cut_want));
+    assert_memory_equal(out.data, cut_want, sizeof(cut_want));
+    proto_buf_free(&in);
+    proto_buf_free(&out);
+    proto_buf_free(&want);
+}
+
 static void test_parse_malformed(void **state)
 {
     (void)state;
@@ -382,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_startup_split_every_offset),
         cmocka_unit_test(test_parse_roundtrip),
         cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test(test_error_rewrite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

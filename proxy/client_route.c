@@ -1,0 +1,258 @@
+/*
+ * What a statement means for its transaction (proxy/client_route.c), in transaction pooling: the lane
+ * the first statement routes the transaction to, a BEGIN held until then, the session-state checks,
+ * and the statements pglane refuses (pin = refuse, the contention guard's quarantine).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/client_internal.h"
+#include "proxy/proxy.h"
+#include "proxy/state.h"
+#include "routing/route.h"
+
+/* What one pass over a statement's bytes tells about session state (transaction pooling). */
+enum {
+    TXT_CALL = ROUTE_TXT_CALL,   /* a '(': perhaps a function call, which only the grammar can judge */
+    TXT_TEMP = ROUTE_TXT_TEMP,   /* "temp": perhaps CREATE TEMP TABLE ... AS, SELECT INTO TEMP */
+    TXT_SET = ROUTE_TXT_SET,     /* a statement starting with SET or RESET, or "set_config": learn the names */
+};
+
+static int text_flags(const uint8_t *p, size_t n)
+{
+    return route_text_flags((const char *)p, n);
+}
+
+static int lane_refuses_pins(const struct px_client *cl)
+{
+    const struct proxy *px = cl->conn.px;
+
+    return cl->lane >= 0 && cl->lane < px->nlanes && px->lanes[cl->lane]->conf->pin == CONF_PIN_REFUSE;
+}
+
+/* Session state checks for one statement: custom setting names to remember, and the grammar's
+ * opinion when the bytes suggest a function call or a temporary object (or the lane refuses pins). */
+static void look_at_session(struct px_client *cl, const char *sql, size_t len, int tflags, int classified)
+{
+    const struct route_class *cls;
+
+    if (tflags & TXT_SET)
+        px_session_learn(cl, sql, len);
+    if (classified)
+        return;
+    cl->stmt_pins = 0;
+    if (!lane_refuses_pins(cl) && (cl->changes_session || !(tflags & (TXT_CALL | TXT_TEMP))))
+        return;
+    cls = px_route_classify(cl->conn.px, sql, len);
+    if (cls) {
+        cl->changes_session |= cls->changes_session || cls->opaque;
+        cl->stmt_pins = cls->pins;
+    }
+}
+
+/* The highest $n a statement references (0 if none). */
+static uint32_t max_param(const char *sql, size_t len)
+{
+    return route_max_param(sql, len);
+}
+
+/*
+ * Under pin = refuse, replaces a Query or Parse that would pin with a DO block that raises 0A000, so
+ * that PostgreSQL itself fails it at the right place in the transaction. A Parse keeps its name and
+ * declares as many parameters as the statement used (as bytea, which takes any binary value and
+ * text without stray backslashes), so that the client's Bind still matches. The message is whole at
+ * b->pos. Returns 0, or -1 when the buffer cannot grow now.
+ */
+int client_refuse_rewrite(struct px_client *cl, struct proto_frame *f)
+{
+    static const char head[] = "DO $pglane$BEGIN RAISE EXCEPTION USING ERRCODE='0A000',MESSAGE=E'";
+    struct px_buf *b = &cl->conn.in;
+    const char *lane = cl->conn.px->lanes[cl->lane]->conf->name;
+    char msg[256];
+    struct proto_buf body;
+    struct proto_fe_parse parse;
+    uint32_t old_len = f->len, new_len, tail;
+    int reason = 0;
+
+    if (f->type == PROTO_FE_PARSE && proto_parse_fe_parse(f->body, f->len, &parse) < 0)
+        return -1;                 /* not reached: client_look_at_statement parsed it */
+    while (!(cl->stmt_pins & (1u << reason)))
+        reason++;
+    snprintf(msg, sizeof(msg), "pglane: lane \"%s\" refuses statements that pin a server connection "
+             "(%s); its setting is pin = refuse", lane, px_pin_name(reason));
+    proto_buf_init(&body);
+    if (f->type == PROTO_FE_PARSE)
+        proto_put_cstr(&body, parse.name);
+    proto_put_bytes(&body, head, sizeof(head) - 1);
+    for (const char *p = msg; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            proto_put_bytes(&body, p, 1);
+        proto_put_bytes(&body, *p == '$' ? "_" : p, 1);   /* nothing may close the dollar quote */
+    }
+    proto_put_cstr(&body, "';END$pglane$");
+    if (f->type == PROTO_FE_PARSE) {
+        uint32_t used = max_param(parse.query, parse.query_len), np = used > parse.ntypes ? used : parse.ntypes;
+
+        proto_put_u16(&body, (uint16_t)np);
+        for (uint32_t i = 0; i < np; i++)
+            proto_put_u32(&body, 17);                   /* bytea */
+    }
+    new_len = (uint32_t)body.len;
+    /* Growing may move the buffer: not while a write of its bytes is in flight. */
+    if (body.failed || (new_len > old_len && b->cap - b->len < new_len - old_len &&
+                        (cl->conn.writing || px_buf_reserve(b, new_len - old_len) < 0))) {
+        proto_buf_free(&body);
+        return -1;
+    }
+    tail = b->pos + PROTO_HEADER_LEN + old_len;
+    memmove(b->data + tail + new_len - old_len, b->data + tail, b->len - tail);
+    memcpy(b->data + b->pos + PROTO_HEADER_LEN, body.data, new_len);
+    proto_buf_free(&body);
+    b->len = b->len + new_len - old_len;
+    f->len = new_len;
+    b->data[b->pos + 1] = (uint8_t)((f->len + 4) >> 24);
+    b->data[b->pos + 2] = (uint8_t)((f->len + 4) >> 16);
+    b->data[b->pos + 3] = (uint8_t)((f->len + 4) >> 8);
+    b->data[b->pos + 4] = (uint8_t)(f->len + 4);
+    f->body = b->data + b->pos + PROTO_HEADER_LEN;
+    CLOG(cl, CONF_LOG_INFO, "refused a statement that pins (%s): lane %s has pin = refuse", px_pin_name(reason),
+         lane);
+    return 0;
+}
+
+/*
+ * The tag of a BEGIN pglane may hold: a bare one, or one whose options (ISOLATION LEVEL, READ ONLY,
+ * DEFERRABLE) PostgreSQL's grammar accepts, alone in its Query. NULL for anything else: a BEGIN that
+ * could fail goes to a server, so that its error is PostgreSQL's.
+ */
+static const char *begin_tag(const char *sql, size_t len)
+{
+    return route_begin_tag(sql, len);
+}
+
+/* Answers a BEGIN for the server that will run the transaction: the client sees PostgreSQL's tag at
+ * once, the message stays in the buffer and is replayed once the next statement picks the lane. */
+static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
+{
+    struct proto_buf out;
+    size_t start;
+
+    cl->held_begin = whole;
+    px_client_set_tx_route(cl, cl->tx_route == TXR_LANE_DECIDED ? TXR_BEGIN_HELD_DECIDED : TXR_BEGIN_HELD);
+    proto_buf_init(&out);
+    start = proto_msg_begin(&out, PROTO_BE_COMMAND_COMPLETE);
+    proto_put_cstr(&out, tag);
+    proto_msg_end(&out, start);
+    proto_build_ready(&out, 'T');
+    client_send(cl, &out);
+}
+
+static enum stmt_verdict route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql,
+                                         size_t len, int *classified);
+
+/*
+ * The first statement of a transaction has a shape the contention guard quarantined on this
+ * (preemptible) lane: pglane answers it with 55P03 and it never reaches PostgreSQL. A held BEGIN goes
+ * with it (its block is then a failed one: ReadyForQuery 'E'); an extended-protocol request is skipped
+ * up to its Sync. Returns 1 if refused.
+ */
+static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
+{
+    struct proxy *px = cl->conn.px;
+    struct px_buf *b = &cl->conn.in;
+    uint32_t held = cl->held_begin;
+    struct proto_buf out;
+
+    proto_buf_init(&out);
+    if (!px_guard_refuse(px, cl->fingerprint, px->lanes[cl->lane], &out)) {
+        proto_buf_free(&out);
+        return 0;
+    }
+    px_info("C-%llu guard: refused quarantined statement shape %016llx on lane %s",
+            (unsigned long long)cl->conn.id, (unsigned long long)cl->fingerprint, px->lanes[cl->lane]->conf->name);
+    if (held) {
+        memmove(b->data + b->start, b->data + b->start + held, b->len - (b->start + held));
+        b->len -= held;
+        b->pos -= held;
+    }
+    cl->discard = proto_get_u32(b->data + b->pos + 1) + 1;   /* the whole message, even a streamed Bind */
+    if (f->type == PROTO_FE_QUERY)
+        proto_build_ready(&out, held ? 'E' : 'I');
+    else
+        cl->skip_sync = 1;
+    cl->fingerprint = 0;
+    px_client_set_tx_route(cl, TXR_NONE);   /* the held BEGIN, if any, is dropped */
+    cl->changes_session = 0;
+    client_send(cl, &out);
+    return 1;
+}
+
+/*
+ * Looks at a whole Query or Parse message in transaction pooling: the session-change check for every
+ * one, and the routing decision for the first of a transaction.
+ */
+enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct proto_frame *f)
+{
+    const char *sql = (const char *)f->body;
+    size_t len = f->len ? f->len - 1 : 0;
+    int tflags, classified = 0;
+    enum stmt_verdict r;
+    struct proto_fe_parse parse;
+    struct proto_fe_bind bind;
+
+    if (f->type == PROTO_FE_PARSE) {
+        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0)
+            return STMT_FORWARD;
+        sql = parse.query;
+        len = parse.query_len;
+    } else if (f->type == PROTO_FE_BIND) {
+        /* A Bind runs a statement prepared earlier: look at that statement's text. */
+        if (proto_parse_fe_bind_names(f->body, f->len, &bind) < 0 ||
+            !(sql = px_prep_statement_text(cl, bind.statement, &len)))
+            return STMT_FORWARD;
+    }
+    tflags = text_flags((const uint8_t *)sql, len);
+    r = route_statement(cl, f, sql, len, &classified);
+    if (r != STMT_FORWARD)
+        return r;
+    look_at_session(cl, sql, len, tflags, classified);
+    return f->type != PROTO_FE_BIND && cl->stmt_pins && lane_refuses_pins(cl) ? STMT_PIN_REFUSED : STMT_FORWARD;
+}
+
+/* The routing decision for the first statement of a transaction; *classified when routing
+ * classified it (and so merged its session flags). STMT_FORWARD, STMT_HELD_BEGIN or STMT_QUARANTINED. */
+static enum stmt_verdict route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql,
+                                         size_t len, int *classified)
+{
+    struct proxy *px = cl->conn.px;
+    int tx_start = cl->state == CL_IDLE && cl->conn.in.pos == cl->conn.in.start + cl->held_begin;
+    const char *tag;
+    int lane;
+
+    if (!tx_start)
+        return STMT_FORWARD;
+    if (cl->tx_route == TXR_BEGIN_HELD_DECIDED)
+        return STMT_FORWARD;       /* the identity chose the lane when the BEGIN was held */
+    lane = px_route_identity_hit(px, cl);
+    if (lane != ROUTE_NEED_STATEMENT) {
+        cl->lane = (int16_t)lane;
+        px_client_tx_route_decide(cl);
+        /* With server_retry, a bare BEGIN is held too: it goes with the transaction's first statement,
+         * so that both can be resent if the server connection turns out dead (proxy/retry.c). */
+        if (f->type == PROTO_FE_QUERY && !cl->held_begin && lane >= 0 && lane < px->nlanes &&
+            px->lanes[lane]->conf->server_retry > 0 && (tag = begin_tag(sql, len)) != NULL) {
+            hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
+            return STMT_HELD_BEGIN;
+        }
+        return STMT_FORWARD;
+    }
+    if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = begin_tag(sql, len)) != NULL) {
+        hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
+        return STMT_HELD_BEGIN;
+    }
+    cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
+    px_client_tx_route_decide(cl);
+    *classified = 1;
+    return px->guard && refuse_quarantined(cl, f) ? STMT_QUARANTINED : STMT_FORWARD;
+}

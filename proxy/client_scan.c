@@ -1,0 +1,344 @@
+/*
+ * Scanning what a client sends (proxy/client_scan.c): the messages are stepped with the frame cursor,
+ * those routing or the prepared-statement mapping must read are read whole, the requests owed a
+ * ReadyForQuery are counted, and messages pglane drops (oversized, skipped up to Sync) are removed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/client_internal.h"
+#include "proxy/proxy.h"
+#include "proxy/state.h"
+
+/* Query and Parse messages up to this size are read whole in transaction pooling, so that routing
+ * and the session-change check can look at their text; larger ones stream through. */
+#define ROUTE_MAX_MSG (64u * 1024)
+#define OVERSIZE_MSG "pglane: a Parse, Describe or Close message over 64 MB cannot be mapped to a shared " \
+                     "prepared statement"
+
+/* Parse, Bind, Describe and Close name prepared statements that pglane maps in transaction pooling. */
+static int names_statement(const struct proto_frame *f)
+{
+    struct proto_fe_parse parse;
+    struct proto_fe_bind bind;
+    struct proto_fe_target t;
+
+    switch (f->type) {
+    case PROTO_FE_PARSE:
+        return proto_parse_fe_parse(f->body, f->len, &parse) == 0 && parse.name_len > 0;
+    case PROTO_FE_BIND:            /* of a large Bind, only its names are here */
+        return proto_parse_fe_bind_names(f->body, f->len, &bind) == 0 && bind.statement_len > 0;
+    case PROTO_FE_DESCRIBE:
+        return proto_parse_fe_describe(f->body, f->len, &t) == 0 && t.kind == 'S' && t.name_len > 0;
+    case PROTO_FE_CLOSE:
+        return proto_parse_fe_close(f->body, f->len, &t) == 0 && t.kind == 'S' && t.name_len > 0;
+    default:
+        return 0;
+    }
+}
+
+static int is_statement_message(uint8_t type)
+{
+    return type == PROTO_FE_PARSE || type == PROTO_FE_BIND || type == PROTO_FE_DESCRIBE || type == PROTO_FE_CLOSE;
+}
+
+static void unnamed_forget(struct px_client *cl)
+{
+    free(cl->unnamed);
+    cl->unnamed = NULL;
+    cl->unnamed_len = 0;
+}
+
+/*
+ * Follows the client's unnamed statement (transaction pooling with prepared statements): the body of
+ * its latest unnamed Parse, kept to replay it where the server's unnamed statement is not the
+ * client's. A Bind or Describe of the unnamed statement with no unnamed Parse on the current server
+ * before it goes through the prepared-statement mapping, which makes sure. 0 or -1.
+ */
+static int track_unnamed(struct px_client *cl, const struct proto_frame *f)
+{
+    const uint8_t *p = f->body;
+    struct proto_fe_parse parse;
+    struct proto_fe_bind bind;
+    struct proto_fe_target t;
+
+    switch (f->type) {
+    case PROTO_FE_PARSE:
+        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0 || parse.name_len > 0)
+            return 0;
+        cl->unnamed_parsed = 1;
+        if (cl->unnamed && cl->unnamed_len == f->len - 1 && memcmp(cl->unnamed, p + 1, f->len - 1) == 0)
+            return 0;
+        unnamed_forget(cl);
+        if (!(cl->unnamed = malloc(f->len - 1)))
+            return -1;
+        memcpy(cl->unnamed, p + 1, f->len - 1);
+        cl->unnamed_len = f->len - 1;
+        return 0;
+    case PROTO_FE_BIND:            /* of a large Bind, only its names are here */
+        if (proto_parse_fe_bind_names(f->body, f->len, &bind) == 0 && bind.statement_len == 0 &&
+            !cl->unnamed_parsed)
+            cl->prep_batch = 1;
+        return 0;
+    case PROTO_FE_DESCRIBE:
+    case PROTO_FE_CLOSE:
+        if ((f->type == PROTO_FE_CLOSE ? proto_parse_fe_close(f->body, f->len, &t)
+                                       : proto_parse_fe_describe(f->body, f->len, &t)) < 0 ||
+            t.kind != 'S' || t.name_len > 0)
+            return 0;
+        if (f->type == PROTO_FE_CLOSE)
+            unnamed_forget(cl);
+        else if (!cl->unnamed_parsed)
+            cl->prep_batch = 1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* The length of a Bind's header, portal name and statement name, if avail bytes hold them, else 0. */
+static uint32_t bind_prefix(const uint8_t *msg, uint32_t avail)
+{
+    struct proto_fe_bind bind;
+
+    if (avail <= PROTO_HEADER_LEN ||
+        proto_parse_fe_bind_names(msg + PROTO_HEADER_LEN, avail - PROTO_HEADER_LEN, &bind) < 0)
+        return 0;
+    return PROTO_HEADER_LEN + bind.names_len;
+}
+
+/* An unnamed Parse of "DEALLOCATE name" (drivers send it through the extended protocol too). */
+static int unnamed_deallocate(const struct proto_frame *f)
+{
+    struct proto_fe_parse parse;
+
+    return f->type == PROTO_FE_PARSE && proto_parse_fe_parse(f->body, f->len, &parse) == 0 &&
+           parse.name_len == 0 && px_prep_is_deallocate((const uint8_t *)parse.query, parse.query_len);
+}
+
+/*
+ * What one step of client_scan decided: the scan ends with its result (STEP_WAIT 0: more bytes are
+ * needed or nothing more matters, STEP_ERROR -1: a protocol error, STEP_FATAL -2: a 54000 error or
+ * the client is closed), or it goes on with the next message (STEP_NEXT) or with this one (STEP_ON).
+ */
+enum scan_step { STEP_FATAL = -2, STEP_ERROR = -1, STEP_WAIT = 0, STEP_NEXT = 1, STEP_ON = 2 };
+
+/* Drops the bytes of a discarded message that have arrived: in place, nothing after pos was forwarded. */
+static enum scan_step drop_discarded(struct px_client *cl, uint32_t avail, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+    uint32_t n = cl->discard < avail ? cl->discard : avail;
+
+    memmove(b->data + b->pos, b->data + b->pos + n, avail - n);
+    b->len -= n;
+    cl->discard -= n;
+    if (cl->discard == 0 && cl->discard_fatal) {
+        *err = OVERSIZE_MSG;
+        return STEP_FATAL;
+    }
+    return STEP_NEXT;
+}
+
+/* After an error of the extended protocol, messages are discarded up to Sync, which is answered. */
+static enum scan_step skip_to_sync(struct px_client *cl, uint32_t avail, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_frame f;
+
+    if (proto_frame_header(b->data + b->pos, avail, PROTO_PHASE_FRONTEND, &f, err) != PROTO_FRAME_OK)
+        return avail < PROTO_HEADER_LEN ? STEP_WAIT : STEP_ERROR;
+    cl->discard = PROTO_HEADER_LEN + f.len;
+    if (f.type == PROTO_FE_SYNC) {
+        struct proto_buf z;
+
+        cl->skip_sync = 0;
+        proto_buf_init(&z);
+        proto_build_ready(&z, 'I');
+        client_send(cl, &z);
+        if (cl->state == CL_CLOSED)
+            return STEP_FATAL;
+    }
+    return STEP_NEXT;
+}
+
+/*
+ * A message over PX_BUF_MAX that would have to be read whole: read and dropped, so that the client
+ * (still writing it) reads the error rather than a connection reset. Between transactions the
+ * connection goes on as after any error of the extended protocol: skip to Sync.
+ */
+static enum scan_step drop_oversize(struct px_client *cl, const struct proto_frame *f)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    cl->discard = PROTO_HEADER_LEN + f->len;
+    if (cl->state == CL_IDLE && b->pos == b->start && !cl->pending_z) {
+        struct proto_buf e;
+
+        proto_buf_init(&e);
+        proto_build_error(&e, "ERROR", "54000", OVERSIZE_MSG, NULL, NULL);
+        client_send(cl, &e);
+        cl->skip_sync = 1;
+        cl->unsynced = 0;
+        if (cl->state == CL_CLOSED)
+            return STEP_FATAL;
+    } else {
+        cl->discard_fatal = 1;
+    }
+    return STEP_NEXT;
+}
+
+/* A whole message: what it does to the prepared-statement mapping, then what routing makes of it. */
+static enum scan_step look_at_whole(struct px_client *cl, struct proto_frame *f, int prepared, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    if (prepared && (names_statement(f) ||
+                     (f->type == PROTO_FE_QUERY && px_prep_is_deallocate(f->body, f->len)) ||
+                     unnamed_deallocate(f)))
+        cl->prep_batch = 1;
+    if (prepared && track_unnamed(cl, f) < 0) {
+        *err = "out of memory";
+        return STEP_ERROR;
+    }
+    if (f->type == PROTO_FE_QUERY || f->type == PROTO_FE_PARSE || f->type == PROTO_FE_BIND) {
+        enum stmt_verdict r = client_look_at_statement(cl, f);
+
+        if (r == STMT_QUARANTINED)     /* answered and dropped */
+            return cl->state == CL_CLOSED ? STEP_FATAL : STEP_NEXT;
+        if (r == STMT_HELD_BEGIN) {
+            if (prepared)
+                unnamed_forget(cl);    /* the held BEGIN is replayed: a simple Query all the same */
+            b->pos += PROTO_HEADER_LEN + f->len;
+            return STEP_NEXT;
+        }
+        if (r == STMT_PIN_REFUSED && client_refuse_rewrite(cl, f) < 0) {
+            *err = "pglane: cannot refuse a pinning statement now (buffer full)";
+            return STEP_ERROR;
+        }
+    }
+    return STEP_ON;
+}
+
+/* A message routing or the prepared-statement mapping reads: waits until it is whole in the buffer
+ * (of a large Bind, its names only; avail bytes of it are), then looks at it. */
+static enum scan_step read_whole(struct px_client *cl, struct proto_frame *f, uint32_t avail, int prepared,
+                                 const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+    uint32_t whole = PROTO_HEADER_LEN + f->len;
+
+    if (f->type == PROTO_FE_BIND && whole > ROUTE_MAX_MSG) {
+        /* A large Bind streams through: only its names are needed, the values are not. */
+        whole = bind_prefix(b->data + b->pos, avail < whole ? avail : whole);
+        if (whole == 0 && avail >= PROTO_HEADER_LEN + f->len) {
+            *err = "invalid Bind message";
+            return STEP_ERROR;
+        }
+        if (whole == 0) {
+            if (!cl->conn.writing && px_buf_reserve(b, PX_READ_MIN) < 0) {
+                *err = "out of memory";
+                return STEP_ERROR;
+            }
+            return STEP_WAIT;
+        }
+    }
+    if (whole > PX_BUF_MAX)
+        return drop_oversize(cl, f);
+    if (avail < whole) {
+        if (!cl->conn.writing && px_buf_reserve(b, whole - avail) < 0) {
+            *err = "out of memory";
+            return STEP_ERROR;
+        }
+        return STEP_WAIT;
+    }
+    f->body = b->data + b->pos + PROTO_HEADER_LEN;
+    f->len = whole - PROTO_HEADER_LEN;   /* a streamed Bind: its names only */
+    return look_at_whole(cl, f, prepared, err);
+}
+
+/* Counts what a message asks of the server (a request owed a ReadyForQuery, an open extended-protocol
+ * batch, replies owed) and steps the cursor over it. A Terminate ends the scan: nothing after it matters. */
+static enum scan_step pass_on(struct px_client *cl, const struct proto_frame *f, int prepared, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    switch (f->type) {
+    case PROTO_FE_TERMINATE:
+        cl->terminating = 1;
+        b->len = b->pos;             /* nothing after Terminate matters */
+        return STEP_WAIT;
+    case PROTO_FE_QUERY:
+        if (prepared)
+            unnamed_forget(cl);      /* a simple Query drops the unnamed statement */
+        /* fall through */
+    case PROTO_FE_SYNC:
+    case PROTO_FE_FUNCTION_CALL:
+        cl->pending_z++;
+        cl->unsynced = 0;
+        break;
+    case PROTO_FE_PARSE:
+    case PROTO_FE_BIND:
+    case PROTO_FE_DESCRIBE:
+    case PROTO_FE_EXECUTE:
+    case PROTO_FE_CLOSE:
+        cl->unsynced = 1;
+        break;
+    case PROTO_FE_FLUSH:           /* asks for the replies owed; opens nothing on the server */
+    case PROTO_FE_COPY_DATA:
+    case PROTO_FE_COPY_DONE:
+    case PROTO_FE_COPY_FAIL:
+        break;
+    default:
+        *err = "invalid frontend message type";
+        return STEP_ERROR;
+    }
+    if (px_flow_push(cl, f->type) < 0) {
+        *err = "out of memory";
+        return STEP_ERROR;
+    }
+    px_stats_query_begin(cl);
+    proto_cursor_stream(b->data, &b->pos, &b->remain);
+    return STEP_NEXT;
+}
+
+/* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. */
+int client_scan(struct px_client *cl, const char **err)
+{
+    struct px_buf *b = &cl->conn.in;
+    struct proto_frame f;
+    int tx_pooling = cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION;
+    int prepared = tx_pooling && cl->conn.px->conf->max_prepared_statements > 0;
+    enum scan_step r;
+    int fr;
+
+    while (b->pos < b->len) {
+        uint32_t avail = b->len - b->pos;
+
+        if (cl->discard) {         /* dropped in place: nothing after pos was forwarded */
+            if ((r = drop_discarded(cl, avail, err)) != STEP_NEXT)
+                return r;
+            continue;
+        }
+        if (cl->skip_sync) {
+            if ((r = skip_to_sync(cl, avail, err)) != STEP_NEXT)
+                return r;
+            continue;
+        }
+        fr = proto_cursor_next(b->data, &b->pos, b->len, &b->remain, PROTO_PHASE_FRONTEND, &f, err);
+        if (fr != PROTO_FRAME_OK)
+            return fr == PROTO_FRAME_NEED_MORE ? 0 : -1;
+        avail = b->len - b->pos;
+        if ((tx_pooling && (f.type == PROTO_FE_QUERY || f.type == PROTO_FE_PARSE) &&
+             PROTO_HEADER_LEN + f.len <= ROUTE_MAX_MSG) ||
+            (prepared && is_statement_message(f.type))) {
+            r = read_whole(cl, &f, avail, prepared, err);
+            if (r == STEP_NEXT)
+                continue;
+            if (r != STEP_ON)
+                return r;
+        }
+        if ((r = pass_on(cl, &f, prepared, err)) != STEP_NEXT)
+            return r;
+    }
+    return 0;
+}

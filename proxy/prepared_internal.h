@@ -1,0 +1,64 @@
+/*
+ * proxy/prepared_internal.h — what the prepared-statement files share: proxy/prepared_registry.c
+ * (the shared statements, each client's names for them, each server's cache), proxy/prepared.c
+ * (rewriting a client's messages on their way to the server, answering locally) and
+ * proxy/prepared_queue.c (each server's response queue and the replies it accounts for).
+ */
+#ifndef PGLANE_PROXY_PREPARED_INTERNAL_H
+#define PGLANE_PROXY_PREPARED_INTERNAL_H
+
+#include "proxy/proxy.h"
+
+/*
+ * Entry flags. Changes to a client's names and to a server's cache that depend on the server carrying
+ * out a message are made when the message is sent (later messages of the batch rely on them) and
+ * undone if the server skips it after an earlier error, or fails it.
+ */
+enum {
+    Q_SWALLOW = 1,     /* the reply is pglane's own: drop it */
+    Q_SYNTH = 2,       /* pglane owes the reply itself */
+    Q_NEWNAME = 4,     /* a client name was created: dropped again if the Parse does not happen */
+    Q_RESTORE = 8,     /* a Close dropped a client name: restored if the server skips the Close */
+    Q_EVICT = 16,      /* an eviction Close: the cache keeps the statement if it is skipped */
+    Q_DEALLOC = 32,    /* SQL DEALLOCATE of a mapped name: drop name and cache entry if it succeeds */
+    Q_FAILED = 64,     /* a simple Query that got an ErrorResponse */
+    Q_DUPNAME = 128    /* a Parse of a name the client has: the server's 42P05 names pglane's statement */
+};
+enum { Q_PARSE = 'P', Q_BIND = 'B', Q_DESC_STMT = 'd', Q_DESC_PORTAL = 'p', Q_EXEC = 'E', Q_CLOSE = 'C',
+       Q_SYNC = 'S', Q_QUERY = 'Q' };
+
+struct px_stmt {                   /* one statement text + parameter types, shared by clients */
+    struct px_stmt *next;          /* hash chain */
+    struct px_stmt *id_next;       /* chain of the by-id table */
+    uint8_t validated;             /* PostgreSQL accepted this Parse at least once */
+    uint64_t hash;
+    uint32_t id;                   /* server-side name _pgl_<id>; replaced when invalidated */
+    uint32_t refs;                 /* client names pointing here */
+    uint32_t len;                  /* of body: query\0, int16 count, count * int32 type oids */
+    uint8_t body[];
+};
+
+struct px_cstmt {                  /* a client's name for a statement */
+    char *name;
+    struct px_stmt *stmt;
+};
+
+/* proxy/prepared_registry.c */
+struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id);
+struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len);
+void stmt_invalidate(struct proxy *px, uint32_t id);
+struct px_cstmt *cstmt_find(struct px_client *cl, const char *name);
+void cstmt_drop(struct px_client *cl, struct px_cstmt *cs);
+int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s);
+int over_client_limit(struct px_client *cl);
+int cache_find(const struct px_server *sv, uint32_t id);
+void cache_remove(struct px_server *sv, uint32_t id);
+int cache_grow(struct px_server *sv);
+void cache_add_ready(struct px_server *sv, uint32_t id);
+
+/* proxy/prepared_queue.c */
+int queue_push_name(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt, const char *name);
+int queue_push(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt);
+int queue_has_end(const struct px_server *sv);
+
+#endif

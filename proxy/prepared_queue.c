@@ -1,0 +1,275 @@
+/*
+ * A server connection's response queue for prepared statements in transaction pooling (see
+ * proxy/prepared.c): one entry per message sent while it is in play, settled by the replies, which
+ * it drops when pglane caused them, produces when pglane owes them, and rewrites when the server's
+ * error names pglane's statement instead of the client's.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/prepared_internal.h"
+#include "proxy/proxy.h"
+
+/* ---- a server's response queue ---- */
+
+int queue_push_name(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt, const char *name)
+{
+    struct px_prepq *q = &sv->prepq;
+    char *copy = NULL;
+
+    if (name && !(copy = strdup(name)))
+        return -1;
+    if (q->n == q->cap) {
+        uint32_t cap = q->cap ? q->cap * 2 : 32;
+        struct px_prepq_entry *e = malloc(sizeof(*e) * cap);
+
+        if (!e) {
+            free(copy);
+            return -1;
+        }
+        for (uint32_t i = 0; i < q->n; i++)
+            e[i] = q->e[(q->head + i) % q->cap];
+        free(q->e);
+        q->e = e;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->e[(q->head + q->n) % q->cap] = (struct px_prepq_entry){ type, flags, stmt, copy };
+    q->n++;
+    return 0;
+}
+
+int queue_push(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt)
+{
+    return queue_push_name(sv, type, flags, stmt, NULL);
+}
+
+static struct px_prepq_entry *queue_head(struct px_server *sv)
+{
+    return sv->prepq.n ? &sv->prepq.e[sv->prepq.head] : NULL;
+}
+
+/* A Sync or Query is still to be answered: the transaction status may change before later messages. */
+int queue_has_end(const struct px_server *sv)
+{
+    const struct px_prepq *q = &sv->prepq;
+
+    for (uint32_t i = 0; i < q->n; i++) {
+        uint8_t t = q->e[(q->head + i) % q->cap].type;
+
+        if (t == Q_SYNC || t == Q_QUERY)
+            return 1;
+    }
+    return 0;
+}
+
+/* Settles the head entry: ok when the server carried its message out, else it was skipped or failed. */
+static void queue_settle(struct px_server *sv, int ok)
+{
+    struct px_prepq *q = &sv->prepq;
+    struct px_prepq_entry *e = &q->e[q->head];
+    struct px_client *cl = sv->client;
+    struct px_cstmt *cs = cl && e->name ? cstmt_find(cl, e->name) : NULL;
+
+    if (ok && cs && (e->flags & Q_DEALLOC))
+        cstmt_drop(cl, cs);
+    if (!ok && cl && !cs && e->name && (e->flags & Q_RESTORE)) {
+        struct px_stmt *s = stmt_by_id(sv->conn.px, e->stmt);
+
+        if (s)
+            (void)cstmt_set(cl, e->name, s);
+    }
+    if (ok && (e->flags & Q_DEALLOC))
+        cache_remove(sv, e->stmt);
+    if (!ok && cs && (e->flags & Q_NEWNAME))
+        cstmt_drop(cl, cs);
+    if (!ok && (e->flags & Q_EVICT))
+        cache_add_ready(sv, e->stmt);
+    if (!ok && e->type == Q_PARSE && !(e->flags & Q_SYNTH) && e->stmt)
+        cache_remove(sv, e->stmt);
+    free(e->name);
+    e->name = NULL;
+    q->head = (q->head + 1) % q->cap;
+    if (--q->n == 0)
+        q->head = 0;
+}
+
+static void queue_pop(struct px_server *sv)
+{
+    queue_settle(sv, 1);
+}
+
+static void queue_clear(struct px_server *sv)
+{
+    struct px_prepq *q = &sv->prepq;
+
+    for (uint32_t i = 0; i < q->n; i++) {
+        free(q->e[(q->head + i) % q->cap].name);
+        q->e[(q->head + i) % q->cap].name = NULL;
+    }
+    q->n = q->head = 0;
+}
+
+void px_prep_server_free(struct px_server *sv)
+{
+    queue_clear(sv);
+    free(sv->prepq.e);
+    free(sv->cached);
+    memset(&sv->prepq, 0, sizeof(sv->prepq));
+    sv->cached = NULL;
+    sv->ncached = sv->capcached = 0;
+}
+
+/* ---- what comes back ---- */
+
+static void send_synth(struct px_server *sv, uint8_t type)
+{
+    uint8_t msg[5] = { type, 0, 0, 0, 4 };
+
+    (void)px_conn_send_copy(&sv->client->conn, msg, sizeof(msg));
+    px_flow_reply(sv->client, type);
+}
+
+int px_prep_drain(struct px_server *sv)
+{
+    struct px_prepq_entry *h;
+
+    while ((h = queue_head(sv)) && (h->flags & Q_SYNTH)) {
+        if (!sv->client)
+            return 0;
+        if (sv->conn.writing || sv->conn.in.start < sv->conn.in.pos || px_flow_raw_owed(sv->client))
+            return -1;             /* the server's earlier replies go first */
+        send_synth(sv, h->type == Q_PARSE ? PROTO_BE_PARSE_COMPLETE : PROTO_BE_CLOSE_COMPLETE);
+        queue_pop(sv);
+    }
+    return 0;
+}
+
+int px_prep_head_is_synth(struct px_server *sv)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+
+    return h && (h->flags & Q_SYNTH);
+}
+
+/* Whether this reply is one pglane caused and the client must not see. */
+int px_prep_swallows(struct px_server *sv, uint8_t type)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+
+    return h && (h->flags & Q_SWALLOW) &&
+           ((h->type == Q_PARSE && type == PROTO_BE_PARSE_COMPLETE) ||
+            (h->type == Q_CLOSE && type == PROTO_BE_CLOSE_COMPLETE));
+}
+
+int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+    struct proto_error_fields ef;
+    struct proto_buf nb;
+    char msg[160];
+    int rc;
+
+    if (!h || !(h->flags & Q_DUPNAME) || !h->name || proto_parse_error(f->body, f->len, &ef) < 0 ||
+        !ef.sqlstate || strcmp(ef.sqlstate, "42P05") != 0)
+        return 0;
+    snprintf(msg, sizeof(msg), "prepared statement \"%s\" already exists", h->name);
+    proto_buf_init(&nb);
+    proto_build_error_rewrite(&nb, f->body, f->len, "M", (const char *const[]){msg});
+    rc = nb.failed ? 0 : px_server_replace_frame(sv, f, &nb);
+    proto_buf_free(&nb);
+    return rc;
+}
+
+/* After an error the server skips everything up to the next Sync, which answers with ReadyForQuery. */
+static void skip_to_sync(struct px_server *sv)
+{
+    struct px_prepq_entry *h;
+
+    while ((h = queue_head(sv)) && h->type != Q_SYNC)
+        queue_settle(sv, 0);
+}
+
+static void on_error(struct px_server *sv, const struct proto_frame *f)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+    struct proto_error_fields ef;
+
+    if (h->type == Q_QUERY) {
+        h->flags |= Q_FAILED;      /* a simple Query still ends with its own ReadyForQuery */
+        return;
+    }
+    if (!f->body || proto_parse_error(f->body, f->len, &ef) < 0)
+        ef.sqlstate = NULL;
+    if (ef.sqlstate && strcmp(ef.sqlstate, "0A000") == 0 && h->stmt &&
+        (h->type == Q_EXEC || h->type == Q_BIND)) {
+        /* "cached plan must not change result type": the next use prepares it afresh. */
+        cache_remove(sv, h->stmt);
+        stmt_invalidate(sv->conn.px, h->stmt);
+    }
+    if (ef.sqlstate && strcmp(ef.sqlstate, "42P05") == 0 && h->type == Q_PARSE && h->stmt) {
+        /* The server has this statement although pglane thought not: believe the server. */
+        uint32_t id = h->stmt;
+
+        h->stmt = 0;
+        queue_settle(sv, 0);
+        cache_add_ready(sv, id);
+    }
+    skip_to_sync(sv);
+}
+
+/* Advances the response queue past one server message. */
+void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
+{
+    struct px_prepq_entry *h = queue_head(sv);
+    int done = 0;
+
+    if (!h)
+        return;
+    switch (f->type) {
+    case PROTO_BE_PARSE_COMPLETE:
+        if (h->type == Q_PARSE && h->stmt) {
+            int i = cache_find(sv, h->stmt);
+            struct px_stmt *s = stmt_by_id(sv->conn.px, h->stmt);
+
+            if (i >= 0)
+                sv->cached[i].pending = 0;
+            if (s)
+                s->validated = 1;
+        }
+        done = h->type == Q_PARSE;
+        break;
+    case PROTO_BE_BIND_COMPLETE:
+        done = h->type == Q_BIND;
+        break;
+    case PROTO_BE_CLOSE_COMPLETE:
+        done = h->type == Q_CLOSE;
+        break;
+    case PROTO_BE_ROW_DESC:
+    case PROTO_BE_NO_DATA:
+        done = h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL;
+        break;
+    case PROTO_BE_COMMAND_COMPLETE:
+    case PROTO_BE_EMPTY_QUERY:
+    case PROTO_BE_PORTAL_SUSPENDED:
+        done = h->type == Q_EXEC;
+        break;
+    case PROTO_BE_READY:
+        if (h->type == Q_QUERY) {
+            queue_settle(sv, !(h->flags & Q_FAILED));
+            return;
+        }
+        done = h->type == Q_SYNC;
+        if (!done)             /* out of step: start over rather than misattribute replies */
+            queue_clear(sv);
+        break;
+    case PROTO_BE_ERROR:
+        on_error(sv, f);
+        return;
+    default:
+        return;
+    }
+    if (done)
+        queue_pop(sv);
+}

@@ -1,0 +1,305 @@
+/*
+ * The registry of prepared statements in transaction pooling (see proxy/prepared.c): statements
+ * shared by text and parameter types under pglane's names, swept when unreferenced; each client's
+ * names for them; and the statements each server connection has (its LRU cache).
+ */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/prepared_internal.h"
+#include "proxy/proxy.h"
+#include "routing/hash.h"
+
+#define REG_BUCKETS 4096
+
+#define REG_SWEEP 10000    /* unreferenced statements kept before a sweep frees them */
+#define REG_UNREF_BYTES (4u << 20)   /* ... or this many bytes of their text */
+
+struct prep_registry {
+    struct px_stmt *buckets[REG_BUCKETS];
+    struct px_stmt *by_id[REG_BUCKETS];
+    uint32_t next_id;
+    uint32_t count;
+    uint64_t unref_bytes;          /* body bytes of statements no client name points to */
+};
+
+/* Doubles an array's capacity (first: the capacity of an empty one). 0, or -1 with the array kept. */
+static int grow_array(void **arr, int *cap, int first, size_t elem)
+{
+    int ncap = *cap ? *cap * 2 : first;
+    void *n = realloc(*arr, elem * (size_t)ncap);
+
+    if (!n)
+        return -1;
+    *arr = n;
+    *cap = ncap;
+    return 0;
+}
+
+static struct prep_registry *registry(struct proxy *px)
+{
+    if (!px->prep)
+        px->prep = calloc(1, sizeof(struct prep_registry));
+    return px->prep;
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n)
+{
+    return route_fnv1a(ROUTE_FNV_OFFSET, p, n);
+}
+
+static void id_link(struct prep_registry *reg, struct px_stmt *s)
+{
+    s->id_next = reg->by_id[s->id % REG_BUCKETS];
+    reg->by_id[s->id % REG_BUCKETS] = s;
+}
+
+static void id_unlink(struct prep_registry *reg, struct px_stmt *s)
+{
+    for (struct px_stmt **pp = &reg->by_id[s->id % REG_BUCKETS]; *pp; pp = &(*pp)->id_next)
+        if (*pp == s) {
+            *pp = s->id_next;
+            return;
+        }
+}
+
+struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id)
+{
+    struct prep_registry *reg = px->prep;
+
+    for (struct px_stmt *s = reg ? reg->by_id[id % REG_BUCKETS] : NULL; s; s = s->id_next)
+        if (s->id == id)
+            return s;
+    return NULL;
+}
+
+/*
+ * Unreferenced statements stay registered, so that a later client with the same text finds the name
+ * servers already have; past REG_SWEEP they are freed (servers' copies then age out of their LRU).
+ */
+static void sweep(struct prep_registry *reg)
+{
+    for (int i = 0; i < REG_BUCKETS; i++)
+        for (struct px_stmt **pp = &reg->buckets[i]; *pp;) {
+            struct px_stmt *s = *pp;
+
+            if (s->refs > 0) {
+                pp = &s->next;
+                continue;
+            }
+            *pp = s->next;
+            id_unlink(reg, s);
+            free(s);
+            reg->count--;
+        }
+    reg->unref_bytes = 0;
+}
+
+static void stmt_ref(struct proxy *px, struct px_stmt *s)
+{
+    struct prep_registry *reg = px->prep;
+
+    if (s->refs++ == 0 && reg)
+        reg->unref_bytes -= s->len;
+}
+
+struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len)
+{
+    struct prep_registry *reg = registry(px);
+    uint64_t h = hash_bytes(body, len);
+    struct px_stmt **slot, *s;
+
+    if (!reg)
+        return NULL;
+    slot = &reg->buckets[h % REG_BUCKETS];
+    for (s = *slot; s; s = s->next)
+        if (s->hash == h && s->len == len && memcmp(s->body, body, len) == 0)
+            return s;
+    /* Swept before the new statement is linked: a sweep frees every unreferenced one. */
+    if (reg->count >= REG_SWEEP || reg->unref_bytes + len > REG_UNREF_BYTES)
+        sweep(reg);
+    s = malloc(sizeof(*s) + len);
+    if (!s)
+        return NULL;
+    s->hash = h;
+    s->id = ++reg->next_id;
+    s->refs = 0;
+    s->validated = 0;
+    s->len = len;
+    memcpy(s->body, body, len);
+    s->next = *slot;
+    *slot = s;
+    id_link(reg, s);
+    reg->count++;
+    reg->unref_bytes += len;
+    return s;
+}
+
+static void stmt_unref(struct proxy *px, struct px_stmt *s)
+{
+    struct prep_registry *reg = px->prep;
+
+    if (s->refs > 0 && --s->refs == 0 && reg)
+        reg->unref_bytes += s->len;
+}
+
+/* The statement's plan no longer fits its result type: every server re-prepares it under a new name. */
+void stmt_invalidate(struct proxy *px, uint32_t id)
+{
+    struct prep_registry *reg = px->prep;
+    struct px_stmt *s = stmt_by_id(px, id);
+
+    if (!s)
+        return;
+    id_unlink(reg, s);
+    s->id = ++reg->next_id;
+    s->validated = 0;
+    id_link(reg, s);
+    px->prep_invalidations++;
+}
+
+void px_prep_registry_free(struct proxy *px)
+{
+    struct prep_registry *reg = px->prep;
+
+    for (int i = 0; reg && i < REG_BUCKETS; i++)
+        while (reg->buckets[i]) {
+            struct px_stmt *s = reg->buckets[i];
+
+            reg->buckets[i] = s->next;
+            free(s);
+        }
+    free(reg);
+    px->prep = NULL;
+}
+
+/* ---- a client's names ---- */
+
+struct px_cstmt *cstmt_find(struct px_client *cl, const char *name)
+{
+    for (int i = 0; i < cl->nstmts; i++)
+        if (strcmp(cl->stmts[i].name, name) == 0)
+            return &cl->stmts[i];
+    return NULL;
+}
+
+void cstmt_drop(struct px_client *cl, struct px_cstmt *cs)
+{
+    stmt_unref(cl->conn.px, cs->stmt);
+    free(cs->name);
+    *cs = cl->stmts[--cl->nstmts];
+}
+
+int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
+{
+    struct px_cstmt *cs = cstmt_find(cl, name);
+
+    if (cs) {
+        stmt_ref(cl->conn.px, s);
+        stmt_unref(cl->conn.px, cs->stmt);
+        cs->stmt = s;
+        return 0;
+    }
+    if (cl->nstmts == cl->capstmts && grow_array((void **)&cl->stmts, &cl->capstmts, 8, sizeof(*cl->stmts)) < 0)
+        return -1;
+    cl->stmts[cl->nstmts].name = strdup(name);
+    if (!cl->stmts[cl->nstmts].name)
+        return -1;
+    cl->stmts[cl->nstmts++].stmt = s;
+    stmt_ref(cl->conn.px, s);
+    return 0;
+}
+
+/*
+ * max_prepared_statements_per_client: a new name beyond it ends the session with 53400 (a client
+ * could otherwise make pglane keep any amount of statement text). 1 if the client was failed.
+ */
+int over_client_limit(struct px_client *cl)
+{
+    int max = cl->conn.px->conf->max_prepared_statements_per_client;
+    char msg[256];
+
+    if (max <= 0 || cl->nstmts < max)
+        return 0;
+    snprintf(msg, sizeof(msg), "pglane: this session already has max_prepared_statements_per_client (%d) "
+             "prepared statements; close (DEALLOCATE) statements it no longer needs", max);
+    px_client_fail(cl, "53400", msg);
+    return 1;
+}
+
+const char *px_prep_statement_text(struct px_client *cl, const char *name, size_t *len)
+{
+    struct px_cstmt *cs = *name ? cstmt_find(cl, name) : NULL;
+
+    if (!cs)
+        return NULL;
+    *len = strnlen((const char *)cs->stmt->body, cs->stmt->len);
+    return (const char *)cs->stmt->body;
+}
+
+void px_prep_client_forget_all(struct px_client *cl)
+{
+    while (cl->nstmts > 0)
+        cstmt_drop(cl, &cl->stmts[cl->nstmts - 1]);
+}
+
+void px_prep_client_free(struct px_client *cl)
+{
+    struct prep_registry *reg = cl->conn.px->prep;
+
+    px_prep_client_forget_all(cl);
+    free(cl->stmts);
+    cl->stmts = NULL;
+    cl->capstmts = 0;
+    /* A client that leaves many statements behind does not keep their text alive; their heap pages
+     * go back to the system too (glibc only trims the top of the heap by itself). */
+    if (reg && reg->unref_bytes > REG_UNREF_BYTES) {
+        sweep(reg);
+        malloc_trim(0);
+    }
+}
+
+/* ---- a server's cache ---- */
+
+int cache_find(const struct px_server *sv, uint32_t id)
+{
+    for (int i = 0; i < sv->ncached; i++)
+        if (sv->cached[i].id == id)
+            return i;
+    return -1;
+}
+
+void cache_remove(struct px_server *sv, uint32_t id)
+{
+    int i = cache_find(sv, id);
+
+    if (i >= 0)
+        sv->cached[i] = sv->cached[--sv->ncached];
+}
+
+void px_prep_server_forget_all(struct px_server *sv)
+{
+    sv->ncached = 0;
+}
+
+int cache_grow(struct px_server *sv)
+{
+    if (sv->ncached == sv->capcached)
+        return grow_array((void **)&sv->cached, &sv->capcached, 16, sizeof(*sv->cached));
+    return 0;
+}
+
+/* The server has the statement after all (an eviction it skipped, or "already exists"). */
+void cache_add_ready(struct px_server *sv, uint32_t id)
+{
+    int i = cache_find(sv, id);
+
+    if (i >= 0) {
+        sv->cached[i].pending = 0;
+        return;
+    }
+    if (cache_grow(sv) == 0)
+        sv->cached[sv->ncached++] = (struct px_cached){ id, ++sv->tick, 0 };
+}

@@ -1,0 +1,411 @@
+/*
+ * Server connections, opening and closing: connect to PostgreSQL, TLS, the startup packet,
+ * authentication (cleartext, MD5, SCRAM-SHA-256) and the ParameterStatus of the login; close and
+ * free. The relay is proxy/server.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+#include "proxy/server_internal.h"
+#include "proxy/state.h"
+
+static void on_connect(uv_connect_t *req, int status);
+
+/* The server connection's stream calls these (proxy/net/stream.h). */
+static void stream_read(struct px_conn *c)
+{
+    px_server_on_read((struct px_server *)c);
+}
+
+static void stream_eof(struct px_conn *c, int status)
+{
+    px_server_on_eof((struct px_server *)c, status);
+}
+
+static void stream_sent(struct px_conn *c)
+{
+    px_server_on_sent((struct px_server *)c);
+}
+
+static void stream_closed(struct px_conn *c)
+{
+    px_server_free((struct px_server *)c);
+}
+
+static void stream_handshake(struct px_conn *c)
+{
+    px_server_on_tls_ready((struct px_server *)c);
+}
+
+/* The stream whose bytes the server connection's writes carry: its client's. */
+static struct px_conn *stream_peer(struct px_conn *c)
+{
+    struct px_client *cl = ((struct px_server *)c)->client;
+
+    return cl ? &cl->conn : NULL;
+}
+
+static const struct px_stream_ops server_stream_ops = {
+    .tag = 'S', .on_read = stream_read, .on_eof = stream_eof, .on_sent = stream_sent,
+    .on_closed = stream_closed, .peer = stream_peer, .on_handshake = stream_handshake,
+};
+
+struct px_server *px_server_connect(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    struct px_lane *lane = pool->lane;
+    struct px_server *sv = calloc(1, sizeof(*sv));
+    int r;
+
+    if (!sv)
+        return NULL;
+    px_conn_init(px, &sv->conn, &server_stream_ops);
+    sv->pool = pool;
+    px_server_set_state(sv, SV_CONNECTING);   /* onto pool->busy */
+    sv->created_ms = px_now_ms(px);
+    px_list_init(&sv->cancels);
+    sv->connect_req.data = sv;
+    r = px_sock_connect(px->loop, &sv->conn.h, &sv->connect_req, lane->unix_socket ? lane->unix_path : NULL,
+                        (const struct sockaddr *)&lane->addr, on_connect);
+    if (r < 0) {
+        SLOG(sv, CONF_LOG_ERROR, "connect failed: %s", uv_strerror(r));
+        px_server_close(sv, "connect failed");
+        return NULL;
+    }
+    SLOG(sv, CONF_LOG_DEBUG, "connecting (%d/%d)", pool->nidle + pool->nbusy, lane->size);
+    return sv;
+}
+
+static void send_startup(struct px_server *sv)
+{
+    const struct conf_lane *lc = sv->pool->lane->conf;
+    const char *names[64], *values[64];
+    struct proto_buf b;
+    int n = 0;
+
+    names[n] = "user";
+    values[n++] = sv->pool->user;
+    names[n] = "database";
+    values[n++] = sv->pool->database;
+    /* The lane's session settings are startup parameters: they hold for every transaction on this
+     * connection and survive RESET ALL and DISCARD ALL. */
+    for (int i = 0; i < lc->nsettings && n < 64; i++) {
+        names[n] = lc->settings[i].name;
+        values[n++] = lc->settings[i].value;
+    }
+    proto_buf_init(&b);
+    proto_build_startup(&b, names, values, n);
+    if (b.failed || px_conn_send_copy(&sv->conn, b.data, b.len) < 0)
+        px_server_close(sv, "cannot send startup packet");
+    proto_buf_free(&b);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct px_server *sv = req->data;
+    char msg[256];
+
+    if (sv->state == SV_CLOSED)
+        return;
+    if (status < 0) {
+        snprintf(msg, sizeof(msg), "pglane: could not connect to server \"%s\": %s",
+                 sv->pool->lane->server->name, uv_strerror(status));
+        SLOG(sv, CONF_LOG_ERROR, "%s", msg);
+        px_server_close(sv, "connect failed");
+        px_pool_server_unreachable(sv->pool, msg);
+        return;
+    }
+    px_sock_set_options(&sv->conn.h);
+    px_conn_read_start(&sv->conn);
+    if (sv->pool->lane->tls_ctx && !sv->pool->lane->unix_socket) {
+        struct proto_buf b;
+
+        proto_buf_init(&b);
+        proto_build_ssl_request(&b);
+        px_server_set_state(sv, SV_TLS);
+        if (send_buf(sv, &b) < 0)
+            login_failed(sv, NULL, "pglane: cannot send SSLRequest to server");
+        return;
+    }
+    px_server_set_state(sv, SV_LOGIN);
+    send_startup(sv);
+}
+
+/* The server answered the SSLRequest: 'S' starts the handshake, 'N' continues in plaintext only
+ * when server_tls_mode = prefer. */
+void tls_answer(struct px_server *sv)
+{
+    const struct conf_server *cs = sv->pool->lane->server;
+    struct px_buf *b = &sv->conn.in;
+    uint8_t answer = b->data[b->pos];
+
+    b->pos = b->start = b->len;
+    if (answer == 'S' && b->len == 1) {
+        if (px_tls_start(&sv->conn, sv->pool->lane->tls_ctx, 0,
+                         cs->tls_mode == CONF_STLS_VERIFY_FULL ? cs->host : NULL) < 0)
+            login_failed(sv, NULL, "pglane: cannot start TLS with the server");
+        b->pos = b->start = b->len = 0;
+        return;
+    }
+    if (answer == 'N' && cs->tls_mode == CONF_STLS_PREFER) {
+        b->pos = b->start = b->len = 0;
+        px_server_set_state(sv, SV_LOGIN);
+        send_startup(sv);
+        return;
+    }
+    login_failed(sv, NULL, answer == 'N' ? "pglane: server does not accept TLS but server_tls_mode requires it"
+                                         : "pglane: unexpected answer to SSLRequest from server");
+}
+
+void px_server_on_tls_ready(struct px_server *sv)
+{
+    SLOG(sv, CONF_LOG_DEBUG, "TLS established (%s)", px_tls_version(&sv->conn));
+    px_server_set_state(sv, SV_LOGIN);
+    send_startup(sv);
+}
+
+void login_failed(struct px_server *sv, const struct proto_frame *err, const char *message)
+{
+    struct px_pool *pool = sv->pool;
+
+    if (err) {
+        struct proto_error_fields ef;
+
+        char msg[200];
+        int passing = 0;
+
+        if (proto_parse_error(err->body, err->len, &ef) == 0) {
+            SLOG(sv, CONF_LOG_ERROR, "login failed: %s %s", ef.sqlstate ? ef.sqlstate : "",
+                 ef.message ? ef.message : "");
+            /* Starting up, shutting down, in recovery: wait for it (px_pool_server_unreachable). */
+            passing = ef.sqlstate && (strcmp(ef.sqlstate, "57P03") == 0 || strcmp(ef.sqlstate, "57P01") == 0 ||
+                                      strncmp(ef.sqlstate, "08", 2) == 0);
+            snprintf(msg, sizeof(msg), "%s %.150s", ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
+        }
+        px_server_close(sv, "login failed");
+        if (passing)
+            px_pool_server_unreachable(pool, msg);
+        else
+            px_pool_server_failed(pool, err->body - PROTO_HEADER_LEN, err->len + PROTO_HEADER_LEN, NULL, NULL);
+    } else {
+        SLOG(sv, CONF_LOG_ERROR, "login failed: %s", message);
+        px_server_close(sv, "login failed");
+        px_pool_server_failed(pool, NULL, 0, "08006", message);
+    }
+}
+
+int send_buf(struct px_server *sv, struct proto_buf *b)
+{
+    int r = b->failed ? -1 : px_conn_send_copy(&sv->conn, b->data, b->len);
+
+    proto_buf_free(b);
+    return r;
+}
+
+/* Why a login's authentication cannot go on. */
+static const char auth_no_secret[] = "pglane: no password for this user in auth_file that the server's "
+                                     "authentication method can use";
+static const char auth_unsupported[] = "pglane: unsupported authentication method requested by the server";
+static const char auth_scram_failed[] = "pglane: SCRAM authentication with the server failed";
+
+/* Fails the login because the authentication cannot go on (b, the unsent response, is freed). -1. */
+static int auth_failed(struct px_server *sv, struct proto_buf *b, const char *message)
+{
+    proto_buf_free(b);
+    login_failed(sv, NULL, message);
+    return -1;
+}
+
+/* Answers an authentication request. Returns 0, or -1 after failing the login. */
+static int login_auth(struct px_server *sv, const struct proto_frame *f)
+{
+    struct px_pool *pool = sv->pool;
+    const char *secret = pool->secret;
+    const uint8_t *data;
+    uint32_t code, n;
+    struct proto_buf b;
+    const char *err = NULL;
+    char out[PROTO_SCRAM_MAX_MSG], nonce[32];
+    size_t outlen;
+    int plain = secret && strncmp(secret, "md5", 3) != 0 && strncmp(secret, "SCRAM-SHA-256$", 14) != 0;
+
+    if (proto_parse_auth(f->body, f->len, &code, &data, &n) < 0) {
+        login_failed(sv, NULL, "pglane: malformed authentication request from server");
+        return -1;
+    }
+    proto_buf_init(&b);
+    switch (code) {
+    case PROTO_AUTH_OK:
+        proto_buf_free(&b);
+        return 0;
+    case PROTO_AUTH_CLEARTEXT:
+        if (!plain)
+            return auth_failed(sv, &b, auth_no_secret);
+        proto_build_password(&b, secret);
+        break;
+    case PROTO_AUTH_MD5: {
+        char resp[PROTO_MD5_LEN];
+
+        if (!secret || (!plain && strncmp(secret, "md5", 3) != 0) || n < 4)
+            return auth_failed(sv, &b, auth_no_secret);
+        proto_md5_response(pool->user, secret, data, resp);
+        proto_build_password(&b, resp);
+        break;
+    }
+    case PROTO_AUTH_SASL:
+        if (!memmem(data, n, "SCRAM-SHA-256\0", 14))
+            return auth_failed(sv, &b, auth_unsupported);
+        if (!plain && !pool->have_scram_keys)
+            return auth_failed(sv, &b, auth_no_secret);
+        sv->scram = calloc(1, sizeof(*sv->scram));
+        if (!sv->scram || proto_scram_nonce(nonce, 24) < 0 ||
+            proto_scram_client_first(sv->scram, nonce, out, sizeof(out), &outlen) < 0)
+            return auth_failed(sv, &b, auth_unsupported);
+        proto_build_sasl_initial(&b, "SCRAM-SHA-256", out, outlen);
+        break;
+    case PROTO_AUTH_SASL_CONTINUE:
+        if (!sv->scram ||
+            proto_scram_client_final(sv->scram, (const char *)data, n, plain ? secret : NULL,
+                                     pool->scram_client_key, pool->scram_server_key,
+                                     out, sizeof(out), &outlen, &err) < 0)
+            return auth_failed(sv, &b, err ? err : auth_scram_failed);
+        proto_build_sasl_response(&b, out, outlen);
+        break;
+    case PROTO_AUTH_SASL_FINAL:
+        if (!sv->scram || proto_scram_client_verify(sv->scram, (const char *)data, n, &err) < 0)
+            return auth_failed(sv, &b, err ? err : auth_scram_failed);
+        free(sv->scram);
+        sv->scram = NULL;
+        proto_buf_free(&b);
+        return 0;
+    default:
+        return auth_failed(sv, &b, auth_unsupported);
+    }
+    if (send_buf(sv, &b) < 0) {
+        login_failed(sv, NULL, "pglane: cannot send authentication response to server");
+        return -1;
+    }
+    return 0;
+}
+
+void track_param(struct px_server *sv, const struct proto_frame *f, int from_login)
+{
+    struct px_pool *pool = sv->pool;
+    const char *name, *value;
+    int i;
+
+    if (proto_parse_param_status(f->body, f->len, &name, &value) < 0)
+        return;
+    i = px_param_find(name);
+    if (i >= 0) {
+        px_params_set(&sv->have, i, value);
+        /* While pglane's own queries run (parameter sync, session check and reset), the values are
+         * pglane's, not the client's. */
+        if (sv->client && !from_login && !sv->swallow_z)
+            px_params_set(&sv->client->want, i, value);
+    }
+    if (from_login && !pool->params_ready) {
+        struct px_kv *kv = realloc(pool->params, sizeof(*kv) * (size_t)(pool->nparams + 1));
+
+        if (!kv)
+            return;
+        pool->params = kv;
+        kv[pool->nparams].name = strdup(name);
+        kv[pool->nparams].value = strdup(value);
+        if (kv[pool->nparams].name && kv[pool->nparams].value)
+            pool->nparams++;
+        else {
+            free(kv[pool->nparams].name);
+            free(kv[pool->nparams].value);
+        }
+        if (i >= 0)
+            px_params_set(&pool->defaults, i, value);
+    }
+}
+
+/* The next whole message of the server's buffer (consumed): 1, 0 if incomplete, -1 if malformed. */
+int next_frame(struct px_server *sv, struct proto_frame *f)
+{
+    struct px_buf *b = &sv->conn.in;
+    const char *err;
+    size_t used;
+    int r;
+
+    if (b->pos >= b->len)
+        return 0;
+    r = proto_frame_next(b->data + b->pos, b->len - b->pos, PROTO_PHASE_BACKEND, f, &used, &err);
+    if (r != PROTO_FRAME_OK)
+        return r == PROTO_FRAME_NEED_MORE ? 0 : -1;
+    b->pos += (uint32_t)used;
+    return 1;
+}
+
+void login_read(struct px_server *sv)
+{
+    struct px_buf *b = &sv->conn.in;
+    struct proto_frame f;
+    int r;
+
+    while ((r = next_frame(sv, &f)) > 0) {
+        switch (f.type) {
+        case PROTO_BE_AUTH:
+            if (login_auth(sv, &f) < 0)
+                return;
+            break;
+        case PROTO_BE_PARAM_STATUS:
+            track_param(sv, &f, 1);
+            break;
+        case PROTO_BE_BACKEND_KEY:
+            if (proto_parse_backend_key(f.body, f.len, &sv->backend_pid, &sv->backend_key) < 0) {
+                login_failed(sv, NULL, "pglane: malformed BackendKeyData from server");
+                return;
+            }
+            break;
+        case PROTO_BE_ERROR:
+            login_failed(sv, &f, NULL);
+            return;
+        case PROTO_BE_READY:
+            b->start = b->pos;
+            sv->pool->params_ready = 1;
+            sv->pool->unreachable_since_ms = 0;
+            sv->tx_status = 'I';
+            SLOG(sv, CONF_LOG_DEBUG, "logged in, backend pid %u", sv->backend_pid);
+            px_pool_server_ready(sv);
+            return;
+        default:            /* NoticeResponse, NegotiateProtocolVersion: nothing to do */
+            break;
+        }
+        b->start = b->pos;
+    }
+    if (r < 0)
+        login_failed(sv, NULL, "pglane: protocol error from server during login");
+}
+
+void px_server_close(struct px_server *sv, const char *reason)
+{
+    struct px_client *cl = sv->client;
+
+    if (sv->state == SV_CLOSED)
+        return;
+    SLOG(sv, CONF_LOG_DEBUG, "closing: %s", reason);
+    px_server_set_state(sv, SV_CLOSED);   /* off the pool's lists */
+    px_cancel_server_closed(sv);
+    if (cl) {
+        cl->server = NULL;
+        sv->client = NULL;
+    }
+    px_conn_close(&sv->conn);
+}
+
+void px_server_free(struct px_server *sv)
+{
+    px_session_check_abandon(sv);
+    px_prep_server_free(sv);
+    px_params_clear(&sv->have);
+    px_kvlist_clear(&sv->gucs);
+    free(sv->own_err);
+    free(sv->scram);
+    free(sv);
+}
