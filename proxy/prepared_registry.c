@@ -235,7 +235,11 @@ const char *px_prep_statement_text(struct px_client *cl, const char *name, size_
 
     if (!cs)
         return NULL;
-    *len = strnlen((const char *)cs->stmt->body, cs->stmt->len);
+    /* memchr, not strnlen: libpg_query.so exports a byte-at-a-time strnlen that takes glibc's place
+     * in the whole process. */
+    const uint8_t *z = memchr(cs->stmt->body, 0, cs->stmt->len);
+
+    *len = z ? (size_t)(z - cs->stmt->body) : cs->stmt->len;
     return (const char *)cs->stmt->body;
 }
 
