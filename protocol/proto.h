@@ -137,7 +137,7 @@ struct proto_option {
  * Splits a StartupMessage's "options" value as PostgreSQL does: words separated by white space, a
  * backslash taking the next character literally (pg_split_opts); then each switch must be
  * "-c name=value", "-cname=value" or "--name=value" (PostgreSQL's own switches other than those
- * are not supported). The strings are written into work (at least strlen(opts) + 1 bytes), out gets
+ * are not supported); a "--" ends the switches, as for getopt. The strings are written into work (at least strlen(opts) + 1 bytes), out gets
  * up to max settings in order. Returns their count, or -1 with a message in err (errlen bytes) and
  * *sqlstate: "42601" for a setting without a value (as PostgreSQL), "0A000" for another switch,
  * "08P01" for a word that is no switch, "54000" for more than max settings.

@@ -145,7 +145,7 @@ int proto_split_options(const char *opts, char *work, size_t worklen, struct pro
                         char *err, size_t errlen, const char **sqlstate)
 {
     size_t pos = 0, w = 0;
-    int n = 0;
+    int n = 0, ended = 0;
     char *word;
 
     if (worklen < strlen(opts) + 1) {
@@ -157,13 +157,17 @@ int proto_split_options(const char *opts, char *work, size_t worklen, struct pro
         const char *flag = word[1] == '-' ? "--" : "-c ";
         char *arg, *eq;
 
-        if (word[0] != '-' || word[1] == '\0') {
+        if (strcmp(word, "--") == 0 && !ended) {
+            ended = 1;             /* the end of the switches, as for getopt: only words may follow */
+            continue;
+        }
+        if (ended || word[0] != '-' || word[1] == '\0') {
             snprintf(err, errlen, "pglane: \"%.64s\" in startup parameter \"options\" is not supported; "
                                   "only -c name=value and --name=value are", word);
             *sqlstate = SQLSTATE_PROTOCOL_VIOLATION;
             return -1;
         }
-        if ((word[1] != 'c' && word[1] != '-') || (word[1] == '-' && word[2] == '\0')) {
+        if (word[1] != 'c' && word[1] != '-') {
             snprintf(err, errlen, "pglane: switch \"%.64s\" in startup parameter \"options\" is not "
                                   "supported; only -c name=value and --name=value are", word);
             *sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED;
@@ -171,7 +175,7 @@ int proto_split_options(const char *opts, char *work, size_t worklen, struct pro
         }
         arg = word + 2;
         if (word[1] == 'c' && *arg == '\0' && (arg = next_word(opts, &pos, work, &w)) == NULL) {
-            snprintf(err, errlen, "invalid command-line arguments for server process: -c requires a value");
+            snprintf(err, errlen, "invalid command-line argument for server process: -c");
             *sqlstate = "42601";
             return -1;
         }

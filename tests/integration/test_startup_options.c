@@ -139,7 +139,7 @@ static void test_forms_and_parameter_status(void **state)
 {
     (void)state;
     const char *opts = "options='-c application_name=my\\\\ app  -cDateStyle=German --lock-timeout=5s "
-                       "-c work_mem=8MB -c timezone=UTC'";
+                       "-c work_mem=8MB -c timezone=UTC -c my-ext.flag=on'";
     char *want[6] = { 0 };
 
     for (int t = 0; t < 2; t++) {
@@ -159,6 +159,7 @@ static void test_forms_and_parameter_status(void **state)
         got[5] = show(c, "DateStyle");
         assert_string_equal(got[0], "my app");
         assert_string_equal(got[2], "Europe/Paris");
+        assert_show(c, "my_ext.flag", "on", target_names[t]);
         assert_string_equal(got[3], "5s");
         for (int i = 0; i < 6; i++) {
             if (t == 0) {
@@ -183,6 +184,11 @@ static void test_forms_and_parameter_status(void **state)
             assert_string_not_equal(wm, "8MB");
             free(wm);
             assert_show(c, "work_mem", "8MB", "pglane");
+            wm = h_query1(plain, "SELECT coalesce(current_setting('my_ext.flag', true), '')");
+            assert_non_null(wm);
+            assert_string_equal(wm, "");
+            free(wm);
+            assert_show(c, "my_ext.flag", "on", "pglane");
             PQfinish(plain);
         }
         PQfinish(c);
@@ -201,6 +207,8 @@ static void test_bad_settings_refused_at_login(void **state)
         { "options='-c statement_timeout=abc'", "22023", "invalid value for parameter \"statement_timeout\"" },
         { "options='--search_path'", "42601", "--search_path requires a value" },
         { "options='-c work_mem'", "42601", "-c work_mem requires a value" },
+        { "options='-c'", "42601", "invalid command-line argument for server process: -c" },
+        { "options='-c my-ext.x=1 -c lock_timeout=never'", "22023", "invalid value for parameter \"lock_timeout\"" },
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
