@@ -262,6 +262,15 @@ static void test_unsupported_refused(void **state)
     h_pass();
 }
 
+/* Last: pglane drains and exits cleanly after all of the above (under ASan: no leak, no error). */
+static void test_clean_exit(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    h_pglane_assert_term_clean_exit(&g_lane);
+    h_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +279,7 @@ int main(void)
         H_TEST(test_forms_and_parameter_status),
         H_TEST(test_bad_settings_refused_at_login),
         H_TEST(test_unsupported_refused),
+        H_TEST(test_clean_exit),
     };
     return H_RUN_GROUP("integration: startup options (issue 17)", tests,
                        .pg = &g_pg, .super = &g_super, .setup = fixtures);
