@@ -106,6 +106,28 @@ static void test_statement_timeout_no_leak(void **state)
     h_pass();
 }
 
+/* The issue's own check: psql "... options='-c statement_timeout=300ms'" then pg_sleep(2) gets 57014. */
+static void test_psql_statement_timeout(void **state)
+{
+    (void)state;
+    for (int t = 0; t < 2; t++) {
+        char ci[1024], *out = NULL;
+        const char *argv[] = { "psql", "-X", "-A", "-t", "-q", "-v", "VERBOSITY=verbose", "-d", ci,
+                               "-c", "SHOW statement_timeout", "-c", "SELECT pg_sleep(2)", NULL };
+        int rc;
+
+        h_conninfo(targets[t], "options='-c statement_timeout=300ms'", ci, sizeof ci);
+        rc = h_run(argv, NULL, 20000, &out);
+        assert_non_null(out);
+        if (!strstr(out, "300ms") || !strstr(out, "57014"))
+            print_error("%s: psql exit %d: %s\n", target_names[t], rc, out);
+        assert_non_null(strstr(out, "300ms"));
+        assert_non_null(strstr(out, "ERROR:  57014: canceling statement due to statement timeout"));
+        free(out);
+    }
+    h_pass();
+}
+
 /* --search_path=myschema: SHOW and an unqualified name see it; a client without options does not. */
 static void test_long_option_search_path(void **state)
 {
@@ -275,6 +297,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_TEST(test_statement_timeout_no_leak),
+        H_TEST(test_psql_statement_timeout),
         H_TEST(test_long_option_search_path),
         H_TEST(test_forms_and_parameter_status),
         H_TEST(test_bad_settings_refused_at_login),
