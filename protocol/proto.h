@@ -128,6 +128,23 @@ int proto_parse_startup(const uint8_t *buf, size_t avail, struct proto_startup *
 /* Value of a startup parameter, or NULL. */
 const char *proto_startup_get(const struct proto_startup *s, const char *name);
 
+/* One setting of a StartupMessage's "options": name (any '-' turned into '_') and value. */
+struct proto_option {
+    const char *name, *value;
+};
+
+/*
+ * Splits a StartupMessage's "options" value as PostgreSQL does: words separated by white space, a
+ * backslash taking the next character literally (pg_split_opts); then each switch must be
+ * "-c name=value", "-cname=value" or "--name=value" (PostgreSQL's own switches other than those
+ * are not supported); a "--" ends the switches, as for getopt. The strings are written into work (at least strlen(opts) + 1 bytes), out gets
+ * up to max settings in order. Returns their count, or -1 with a message in err (errlen bytes) and
+ * *sqlstate: "42601" for a setting without a value (as PostgreSQL), "0A000" for another switch,
+ * "08P01" for a word that is no switch, "54000" for more than max settings.
+ */
+int proto_split_options(const char *opts, char *work, size_t worklen, struct proto_option *out, int max,
+                        char *err, size_t errlen, const char **sqlstate);
+
 /*
  * A growable output buffer with typed puts and a sticky failure flag (allocation failure), checked
  * once at the end. Owner: whoever declared it; proto_buf_free releases the storage.

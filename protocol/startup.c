@@ -4,6 +4,7 @@
  */
 #include "protocol/proto.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define SQLSTATE_PROTOCOL_VIOLATION "08P01"
@@ -111,4 +112,90 @@ const char *proto_startup_get(const struct proto_startup *s, const char *name)
         if (strcmp(s->params[i].name, name) == 0)
             return s->params[i].value;
     return NULL;
+}
+
+/* The next word of opts at *pos, as pg_split_opts reads it, written at work + *w; NULL at the end. */
+static char *next_word(const char *opts, size_t *pos, char *work, size_t *w)
+{
+    const char *p = opts + *pos;
+    char *word = work + *w, *o = word;
+    int escaped = 0;
+
+    while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+        p++;
+    if (*p == '\0')
+        return NULL;
+    for (; *p; p++) {
+        if (!escaped && (*p == ' ' || (*p >= '\t' && *p <= '\r')))
+            break;
+        if (!escaped && *p == '\\')
+            escaped = 1;
+        else {
+            escaped = 0;
+            *o++ = *p;
+        }
+    }
+    *o++ = '\0';
+    *pos = (size_t)(p - opts);
+    *w = (size_t)(o - work);
+    return word;
+}
+
+int proto_split_options(const char *opts, char *work, size_t worklen, struct proto_option *out, int max,
+                        char *err, size_t errlen, const char **sqlstate)
+{
+    size_t pos = 0, w = 0;
+    int n = 0, ended = 0;
+    char *word;
+
+    if (worklen < strlen(opts) + 1) {
+        snprintf(err, errlen, "startup options too long");
+        *sqlstate = "54000";
+        return -1;
+    }
+    while ((word = next_word(opts, &pos, work, &w)) != NULL) {
+        const char *flag = word[1] == '-' ? "--" : "-c ";
+        char *arg, *eq;
+
+        if (strcmp(word, "--") == 0 && !ended) {
+            ended = 1;             /* the end of the switches, as for getopt: only words may follow */
+            continue;
+        }
+        if (ended || word[0] != '-' || word[1] == '\0') {
+            snprintf(err, errlen, "pglane: \"%.64s\" in startup parameter \"options\" is not supported; "
+                                  "only -c name=value and --name=value are", word);
+            *sqlstate = SQLSTATE_PROTOCOL_VIOLATION;
+            return -1;
+        }
+        if (word[1] != 'c' && word[1] != '-') {
+            snprintf(err, errlen, "pglane: switch \"%.64s\" in startup parameter \"options\" is not "
+                                  "supported; only -c name=value and --name=value are", word);
+            *sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED;
+            return -1;
+        }
+        arg = word + 2;
+        if (word[1] == 'c' && *arg == '\0' && (arg = next_word(opts, &pos, work, &w)) == NULL) {
+            snprintf(err, errlen, "invalid command-line argument for server process: -c");
+            *sqlstate = "42601";
+            return -1;
+        }
+        if ((eq = strchr(arg, '=')) == NULL) {
+            snprintf(err, errlen, "%s%.64s requires a value", flag, arg);
+            *sqlstate = "42601";
+            return -1;
+        }
+        if (n == max) {
+            snprintf(err, errlen, "pglane: more than %d settings in startup parameter \"options\"", max);
+            *sqlstate = "54000";
+            return -1;
+        }
+        *eq = '\0';
+        for (char *c = arg; *c; c++)
+            if (*c == '-')
+                *c = '_';
+        out[n].name = arg;
+        out[n].value = eq + 1;
+        n++;
+    }
+    return n;
 }

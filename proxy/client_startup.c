@@ -92,6 +92,55 @@ static int startup_add(struct px_client *cl, const char *name, const char *value
     return 0;
 }
 
+/* A startup setting: recorded, and seen by routing by identity before the check. 0, or -1 (refused). */
+static int setting_add(struct px_client *cl, const char *name, const char *value)
+{
+    if (startup_add(cl, name, value) < 0) {
+        client_fatal(cl, "53200", "pglane: out of memory");
+        return -1;
+    }
+    if (px_param_find(name) >= 0)
+        px_params_set(&cl->want, px_param_find(name), value);
+    return 0;
+}
+
+/*
+ * The settings of the "options" parameter (-c name=value, --name=value), as PostgreSQL applies them:
+ * before the other startup parameters, which win over them. They are the client's startup settings
+ * like any other (checked by a server, then applied in each transaction); any other switch or word
+ * is refused. 0, or -1 (refused).
+ */
+static int options_add(struct px_client *cl, const char *opts)
+{
+    struct proto_option *items;
+    const char *sqlstate = "08P01";
+    char err[256], *work;
+    size_t len;
+    int n, rc = 0;
+
+    if (!opts || !*opts)
+        return 0;
+    len = strlen(opts) + 1;
+    work = malloc(len);
+    items = calloc(len / 2 + 1, sizeof(*items));   /* each setting takes at least "--=" */
+    if (!work || !items) {
+        free(work);
+        free(items);
+        client_fatal(cl, "53200", "pglane: out of memory");
+        return -1;
+    }
+    n = proto_split_options(opts, work, len, items, (int)(len / 2 + 1), err, sizeof(err), &sqlstate);
+    if (n < 0) {
+        client_fatal(cl, sqlstate, err);
+        rc = -1;
+    }
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = setting_add(cl, items[i].name, items[i].value);
+    free(work);
+    free(items);
+    return rc;
+}
+
 static int copy_startup(struct px_client *cl, const struct proto_startup *st)
 {
     const char *user = proto_startup_get(st, "user");
@@ -107,6 +156,8 @@ static int copy_startup(struct px_client *cl, const struct proto_startup *st)
         client_fatal(cl, "53200", "pglane: out of memory");
         return -1;
     }
+    if (options_add(cl, proto_startup_get(st, "options")) < 0)
+        return -1;
     for (int i = 0; i < st->nparams; i++) {
         const char *name = st->params[i].name, *value = st->params[i].value;
 
@@ -127,21 +178,12 @@ static int copy_startup(struct px_client *cl, const struct proto_startup *st)
             client_fatal(cl, "08004", "pglane does not proxy replication connections");
             return -1;
         }
-        if (strcmp(name, "options") == 0) {
-            if (!*value)
-                continue;
-            client_fatal(cl, "08004", "pglane: startup parameter \"options\" is not supported; "
-                                      "use lane settings or SET");
-            return -1;
-        }
+        if (strcmp(name, "options") == 0)
+            continue;              /* read first, below */
         /* Any other parameter is a setting: checked by a server of the pool at login (as PostgreSQL
          * checks it), then applied for this client in each of its transactions. */
-        if (startup_add(cl, name, value) < 0) {
-            client_fatal(cl, "53200", "pglane: out of memory");
+        if (setting_add(cl, name, value) < 0)
             return -1;
-        }
-        if (px_param_find(name) >= 0)   /* routing by identity looks at it before the check */
-            px_params_set(&cl->want, px_param_find(name), value);
     }
     negotiate_version(cl, st);
     return cl->state == CL_CLOSED ? -1 : 0;
