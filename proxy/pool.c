@@ -333,6 +333,14 @@ static void queue_timer_arm(struct px_pool *pool)
     pool->queue_timer_on = 1;
 }
 
+static int starved(const struct px_pool *pool)
+{
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        if (pool->cap[k] && pool->cap[k]->starved)
+            return 1;
+    return 0;
+}
+
 void px_pool_maintain(struct proxy *px, uint64_t now)
 {
     free_idle_pools(px, now);
@@ -341,6 +349,9 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
         const struct conf_lane *lc = pool->lane->conf;
         struct px_list *s, *next;
 
+        /* Clients waiting under a full global cap: try again (a reload may have raised it). */
+        if (starved(pool) && px_pool_wants_server(pool))
+            grow(pool, pool->lane->size);
         /* During an outage: try again for the clients that wait (one attempt per tick). */
         if (pool->unreachable_since_ms && !px_list_empty(&pool->waiting) && !pool->lane->paused)
             grow(pool, pool->lane->size);

@@ -222,9 +222,14 @@ static void test_idle_lane_gives_way(void **state)
     struct h_pglane l = { 0 };
     char conf[4096];
     PGconn *c1[2], *c2, *adm;
+    char extra[128];
+    int mport = h_free_port();
+    const char *series = "pglane_capped_server_connections{kind=\"database\",name=\"" H_DB "\",limit=\"2\"}";
 
     (void)state;
-    caps_conf(conf, sizeof conf, 2, "3s", "max_db_connections = 2\n");
+    assert_true(mport > 0);
+    snprintf(extra, sizeof extra, "max_db_connections = 2\nmetrics_listen = 127.0.0.1:%d\n", mport);
+    caps_conf(conf, sizeof conf, 2, "3s", extra);
     assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     adm = h_console(&l, NULL);
     assert_int_equal(PQstatus(adm), CONNECTION_OK);
@@ -242,6 +247,11 @@ static void test_idle_lane_gives_way(void **state)
     assert_int_equal(h_exec(c1[0], "COMMIT"), 0);
     assert_int_equal(h_exec(c1[1], "COMMIT"), 0);
     assert_int_equal(h_show_val(adm, "SHOW LANES", "l1", "servers_idle"), 2);
+    assert_int_equal(h_metric_now(mport, series), 2);
+    /* No user cap is configured: no series for users. */
+    char *body = h_metrics_body(mport);
+    assert_null(strstr(body, "pglane_capped_server_connections{kind=\"user\""));
+    free(body);
     /* l2 needs one: an idle one of l1 is closed to make room. */
     char *v = h_query1(c2, "SELECT 'l2 ran'");
     assert_non_null(v);
@@ -249,6 +259,7 @@ static void test_idle_lane_gives_way(void **state)
     free(v);
     assert_int_equal(h_show_val(adm, "SHOW LANES", "l1", "servers_idle"), 1);
     assert_int_equal(h_show_val(adm, "SHOW LANES", "l2", "servers_idle"), 1);
+    assert_int_equal(h_metric_now(mport, series), 2);
     assert_true(backends_of_db(H_DB) <= 2);
     /* Now l1 holds both in transactions again (one reused, one taken back from idle l2). */
     assert_int_equal(h_exec(c1[0], "BEGIN"), 0);
@@ -271,6 +282,49 @@ static void test_idle_lane_gives_way(void **state)
     PQfinish(c1[0]);
     PQfinish(c1[1]);
     PQfinish(c2);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
+/* A reload that raises max_db_connections lets a client that waits under the old cap through. */
+static void test_reload_raises_cap(void **state)
+{
+    struct h_pglane l = { 0 };
+    char conf[4096], *text;
+    PGconn *a, *b, *adm;
+
+    (void)state;
+    caps_conf(conf, sizeof conf, 2, "30s", "max_db_connections = 1\n");
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    adm = h_console(&l, NULL);
+    assert_int_equal(PQstatus(adm), CONNECTION_OK);
+    a = connect_as(&l, H_USER, H_PASSWORD, H_DB, "a1");
+    b = connect_as(&l, H_USER, H_PASSWORD, H_DB, "a2");
+    assert_int_equal(PQstatus(a), CONNECTION_OK);
+    assert_int_equal(PQstatus(b), CONNECTION_OK);
+    assert_int_equal(h_exec(a, "BEGIN"), 0);
+    assert_int_equal(h_exec(a, "SELECT 1"), 0);
+    assert_int_equal(PQsendQuery(b, "SELECT 'after reload'"), 1);
+    assert_int_equal(h_show_wait(adm, "SHOW LANES", "l2", "clients_waiting", 1, 5000), 1);
+    text = h_read_file(l.conf_path);
+    assert_non_null(text);
+    snprintf(conf, sizeof conf, "%s", text);
+    free(text);
+    h_conf_replace(conf, sizeof conf, "max_db_connections = 1", "max_db_connections = 2");
+    assert_int_equal(h_write_file(l.conf_path, conf), 0);
+    assert_int_equal(h_exec(adm, "RELOAD"), 0);
+    /* a still holds its connection: b gets the second one the new cap allows. */
+    assert_int_equal(h_wait_result(b, 5000), 0);
+    PGresult *r = PQgetResult(b);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "after reload");
+    PQclear(r);
+    assert_null(PQgetResult(b));
+    assert_true(backends_of_db(H_DB) <= 2);
+    assert_int_equal(h_exec(a, "COMMIT"), 0);
+    PQfinish(a);
+    PQfinish(b);
     PQfinish(adm);
     h_pglane_assert_term_clean_exit(&l);
     h_pass();
@@ -305,6 +359,7 @@ int main(void)
         H_TEST(test_db_cap_under_pgbench),
         H_TEST(test_user_cap),
         H_TEST(test_idle_lane_gives_way),
+        H_TEST(test_reload_raises_cap),
         H_TEST(test_bad_cap_value),
     };
     return H_RUN_GROUP("integration: global caps on server connections", tests,
