@@ -173,7 +173,10 @@ void px_caps_released(struct px_pool *pool)
     if (waking || px->exiting)
         return;
     waking = 1;   /* a connect that fails at once closes, which lands here again */
-    if ((p = longest_waiting(px, pool, NULL)))
+    /* Only where no cap is full: making room would close idle connections, and the caller may be
+     * walking a pool's idle list. */
+    if ((p = longest_waiting(px, pool, NULL)) && !full(p, PX_CAP_DB) && !full(p, PX_CAP_USER) &&
+        !full(p, PX_CAP_SERVER))
         px_pool_grow(p);
     waking = 0;
 }
