@@ -47,6 +47,7 @@ struct conf_server {
     int port;                  /* default 5432 */
     enum conf_server_tls tls_mode;  /* server_tls_mode, default disable */
     char *tls_ca_file;         /* server_tls_ca_file */
+    int max_connections;       /* default 0 (no cap): server connections to it, all lanes and pools */
     int line;
 };
 
@@ -127,6 +128,8 @@ struct conf {
     int max_prepared_statements_per_client; /* default 1000; 0 = no limit */
     int64_t pool_idle_timeout_ms;  /* default 300s: an empty, unused pool is freed after this; 0 = never */
     int max_pools;                 /* default 5000: (lane, database, user) pools at once */
+    int max_db_connections;        /* default 0 (no cap): server connections per database, all lanes */
+    int max_user_connections;      /* default 0 (no cap): server connections per user, all lanes */
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;

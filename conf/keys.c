@@ -209,6 +209,8 @@ static const struct conf_keydef pglane_keys[] = {
     KINT("max_prepared_statements_per_client", struct conf, max_prepared_statements_per_client, 0, INT_MAX),
     KDUR("pool_idle_timeout", struct conf, pool_idle_timeout_ms),
     KINT("max_pools", struct conf, max_pools, 1, INT_MAX),
+    KINT("max_db_connections", struct conf, max_db_connections, 0, INT_MAX),
+    KINT("max_user_connections", struct conf, max_user_connections, 0, INT_MAX),
     KBOOL("allow_trust", struct conf, allow_trust),
     KENUM("tls_mode", struct conf, tls_mode, tls_names),
     KW("tls_cert_file", conf_set_path, struct conf, tls_cert_file, "a file name"),
@@ -224,6 +226,7 @@ static const struct conf_keydef server_keys[] = {
     KINT("port", struct conf_server, port, 1, 65535),
     KENUM("server_tls_mode", struct conf_server, tls_mode, stls_names),
     KW("server_tls_ca_file", conf_set_path, struct conf_server, tls_ca_file, "a file name"),
+    KINT("max_connections", struct conf_server, max_connections, 0, INT_MAX),
     KEND,
 };
 

@@ -34,6 +34,12 @@ struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *
         return NULL;
     }
     pool->lane = lane;
+    if (px_caps_attach(px, pool) < 0) {
+        free(pool->database);
+        free(pool->user);
+        free(pool);
+        return NULL;
+    }
     pool->secret = conf_userlist_find(&px->users, user);
     px_list_init(&pool->idle);
     px_list_init(&pool->busy);
@@ -130,11 +136,24 @@ static int connecting(const struct px_pool *pool)
     return n;
 }
 
-/* Opens a connection if the pool is below `cap` and not enough are already on their way. */
+/* Opens a connection if the pool is below `cap`, not enough are already on their way, and the global
+ * caps have room (proxy/caps.c; else the clients wait for one under them to close or go idle). */
 static void grow(struct px_pool *pool, int cap)
 {
-    if (pool_total(pool) < cap && !pool->lane->retired && connecting(pool) < pool->nwaiting)
+    if (pool_total(pool) < cap && !pool->lane->retired && connecting(pool) < pool->nwaiting &&
+        px_caps_room(pool))
         (void)px_server_connect(pool);
+}
+
+int px_pool_wants_server(const struct px_pool *pool)
+{
+    return pool->nwaiting > connecting(pool) && pool_total(pool) < pool->lane->size && !pool->lane->paused &&
+           !pool->lane->retired;
+}
+
+void px_pool_grow(struct px_pool *pool)
+{
+    grow(pool, pool->lane->size);
 }
 
 void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
@@ -189,6 +208,10 @@ void px_pool_server_ready(struct px_server *sv)
         return;
     }
     sv->client = NULL;
+    if (px_caps_yield(pool)) {
+        px_server_close(sv, "given up to a pool that waited longer under a connection cap");
+        return;
+    }
     if (!px_list_empty(&pool->waiting) && !px->exiting && !pool->lane->paused) {
         struct px_client *cl = px_container_of(pool->waiting.next, struct px_client, wait_link);
 
@@ -310,6 +333,14 @@ static void queue_timer_arm(struct px_pool *pool)
     pool->queue_timer_on = 1;
 }
 
+static int starved(const struct px_pool *pool)
+{
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        if (pool->cap[k] && pool->cap[k]->starved)
+            return 1;
+    return 0;
+}
+
 void px_pool_maintain(struct proxy *px, uint64_t now)
 {
     free_idle_pools(px, now);
@@ -318,6 +349,9 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
         const struct conf_lane *lc = pool->lane->conf;
         struct px_list *s, *next;
 
+        /* Clients waiting under a full global cap: try again (a reload may have raised it). */
+        if (starved(pool) && px_pool_wants_server(pool))
+            grow(pool, pool->lane->size);
         /* During an outage: try again for the clients that wait (one attempt per tick). */
         if (pool->unreachable_since_ms && !px_list_empty(&pool->waiting) && !pool->lane->paused)
             grow(pool, pool->lane->size);
@@ -379,6 +413,7 @@ void px_pool_free(struct px_pool *pool)
 
     px->npools--;
     px_list_remove(&pool->link);
+    px_caps_detach(px, pool);
     uv_close((uv_handle_t *)&pool->queue_timer, on_pool_timer_closed);
 }
 

@@ -90,8 +90,22 @@ struct px_checked {
 };
 #define PX_CHECKED_MAX 256
 
+/* A cap on server connections shared by pools (proxy/caps.c): per database (max_db_connections),
+ * per user (max_user_connections), per [server.NAME] (max_connections). n counts the connections of
+ * every pool that points at it, kept by px_server_set_state (proxy/state.c). */
+enum { PX_CAP_DB, PX_CAP_USER, PX_CAP_SERVER, PX_CAP_KINDS };
+struct px_cap {
+    struct px_cap *next;           /* in proxy.caps */
+    int kind;
+    char *name;
+    int n;                         /* server connections (connecting to closing) under it */
+    int refs;                      /* pools pointing at it */
+    uint8_t starved;               /* a pool under it found it full with clients waiting */
+};
+
 struct px_pool {
     struct px_list link;           /* in proxy.pools */
+    struct px_cap *cap[PX_CAP_KINDS]; /* its database's, user's and server's counters (proxy/caps.c) */
     struct px_lane *lane;
     char *database, *user;
     const char *secret;            /* server password from the userlist (owned by the userlist) */
@@ -477,6 +491,25 @@ void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key);
 /* sv is closing: its cancels in flight no longer hold anything. */
 void px_cancel_server_closed(struct px_server *sv);
 
+/* ---- global caps on server connections (proxy/caps.c) ---- */
+/* Points the new pool at the counters of its database, user and server (made if needed): 0 or -1. */
+int px_caps_attach(struct proxy *px, struct px_pool *pool);
+void px_caps_detach(struct proxy *px, struct px_pool *pool);
+/* The configured cap of kind k for pool (0: none). */
+int px_cap_limit(const struct px_pool *pool, int k);
+/* 1 if pool may open one more server connection under every cap. A full cap is first made room in by
+ * closing an idle connection of another pool under it; if none is idle, the cap is marked starved. */
+int px_caps_room(struct px_pool *pool);
+/* A connection of pool is about to go idle or to its next client: 1 if it should rather be closed so
+ * that another pool under a starved cap, whose queue waited longer, gets the room. */
+int px_caps_yield(struct px_pool *pool);
+/* A connection of pool closed: under a starved cap, the pool whose queue waited longest opens one. */
+void px_caps_released(struct px_pool *pool);
+/* For caps.c (proxy/pool.c): pool has clients that no connection on its way will serve and room
+ * under its lane's size; opens a connection for them if every cap has room. */
+int px_pool_wants_server(const struct px_pool *pool);
+void px_pool_grow(struct px_pool *pool);
+
 /* PAUSE / RESUME support (proxy/pool.c): hands idle servers of a resumed lane to its waiters. */
 void px_pool_resume(struct px_pool *pool);
 
@@ -540,6 +573,7 @@ struct proxy {
     uint64_t reloads, reload_failures;
     struct px_list pools;
     int npools;                    /* bounded by max_pools */
+    struct px_cap *caps;           /* per database, user and server (proxy/caps.c) */
     struct px_list clients;
     int nclients;
     struct px_listener *listeners;

@@ -397,6 +397,7 @@ void px_server_close(struct px_server *sv, const char *reason)
         sv->client = NULL;
     }
     px_conn_close(&sv->conn);
+    px_caps_released(sv->pool);   /* room under a global cap: a waiting pool's turn */
 }
 
 void px_server_free(struct px_server *sv)

@@ -161,6 +161,11 @@ void px_server_set_state(struct px_server *sv, enum px_server_state to)
 
     if (!px_server_transition_legal(from, to))
         illegal("S", sv->conn.id, px_server_state_id(from), px_server_state_id(to));
+    if ((was == PX_SVL_NONE) != (will == PX_SVL_NONE)) {   /* opened, or closed: the caps' counts */
+        for (int k = 0; k < PX_CAP_KINDS; k++)
+            if (pool->cap[k])
+                pool->cap[k]->n += will == PX_SVL_NONE ? -1 : 1;
+    }
     if (was != will) {
         if (was == PX_SVL_IDLE)
             pool->nidle--;

@@ -60,6 +60,8 @@ static void general(struct px_table *t, const struct conf *c)
     kv(t, "max_prepared_statements_per_client", "%d", c->max_prepared_statements_per_client);
     kv(t, "pool_idle_timeout", "%lldms", (long long)c->pool_idle_timeout_ms);
     kv(t, "max_pools", "%d", c->max_pools);
+    kv(t, "max_db_connections", "%d", c->max_db_connections);
+    kv(t, "max_user_connections", "%d", c->max_user_connections);
     kv(t, "allow_trust", "%s", c->allow_trust ? "yes" : "no");
     kv(t, "tls_mode", "%s", tls[c->tls_mode]);
     kv(t, "tls_cert_file", "%s", str(c->tls_cert_file));

@@ -219,7 +219,7 @@ void px_pgb_show_databases(struct px_client *cl, const char *arg)
         px_table_cell(&t, "%d", l->conf->reserve);
         px_table_cell(&t, "%lld", (long long)(l->conf->server_lifetime_ms / 1000));
         px_table_cell(&t, "%s", pool_mode(px));
-        px_table_cell(&t, "%d", 0);     /* no per-database cap: 0 = unlimited, as in PgBouncer */
+        px_table_cell(&t, "%d", px->conf->max_db_connections);   /* 0 = unlimited, as in PgBouncer */
         px_table_cell(&t, "%d", s.servers);
         px_table_cell(&t, "%d", l->paused);
         px_table_cell(&t, "%d", l->retired);
@@ -318,7 +318,7 @@ void px_pgb_show_users(struct px_client *cl, const char *arg)
         px_table_null(&t);              /* no per-user pool size: the lane's applies */
         px_table_null(&t);
         px_table_cell(&t, "%s", pool_mode(px));
-        px_table_cell(&t, "%d", 0);
+        px_table_cell(&t, "%d", px->conf->max_user_connections);
         px_table_cell(&t, "%d", servers);
         px_table_cell(&t, "%d", 0);
         px_table_cell(&t, "%d", clients);

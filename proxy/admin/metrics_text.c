@@ -271,6 +271,15 @@ static void guard(struct proto_buf *b, struct proxy *px)
         }
 }
 
+/* max_connections of the [server.NAME] in force called name, 0 if none. */
+static int cap_server_limit(const struct proxy *px, const char *name)
+{
+    for (int s = 0; s < px->conf->nservers; s++)
+        if (strcmp(px->conf->servers[s].name, name) == 0)
+            return px->conf->servers[s].max_connections;
+    return 0;
+}
+
 static void process(struct proto_buf *b, struct proxy *px)
 {
     int up = 0, total = 0;
@@ -306,6 +315,20 @@ static void process(struct proto_buf *b, struct proxy *px)
     out(b, "pglane_quarantined_shapes %d\n", px_guard_quarantined_count(px));
     family(b, "pglane_pools", "gauge", "Pools, one per (lane, database, user) in use; bounded by max_pools.");
     out(b, "pglane_pools %d\n", px->npools);
+    family(b, "pglane_capped_server_connections", "gauge",
+           "Server connections under each configured global cap (max_db_connections, max_user_connections, "
+           "[server.NAME] max_connections), all lanes and pools counted.");
+    for (const struct px_cap *c = px->caps; c; c = c->next) {
+        static const char *const kinds[PX_CAP_KINDS] = { "database", "user", "server" };
+        int limit = c->kind == PX_CAP_DB ? px->conf->max_db_connections
+                    : c->kind == PX_CAP_USER ? px->conf->max_user_connections : cap_server_limit(px, c->name);
+
+        if (limit <= 0)
+            continue;
+        out(b, "pglane_capped_server_connections{kind=\"%s\",", kinds[c->kind]);
+        label(b, "name", c->name, 0);
+        out(b, "limit=\"%d\"} %d\n", limit, c->n);
+    }
 }
 
 /* Server connections lost (by server: lanes sharing a server are summed) and transactions retried. */

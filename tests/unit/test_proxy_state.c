@@ -271,6 +271,52 @@ static void test_pool_lists_follow_states(void **state)
     free(pool);
 }
 
+/* Two pools of one database and two users: the caps' counts follow opens and closes, not moves. */
+static void test_cap_counts_follow_states(void **state)
+{
+    struct px_cap db = { .kind = PX_CAP_DB }, u1 = { .kind = PX_CAP_USER }, u2 = { .kind = PX_CAP_USER };
+    struct px_pool *pool[2];
+    struct px_server *sv[3];
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        pool[i] = calloc(1, sizeof(*pool[i]));
+        assert_non_null(pool[i]);
+        px_list_init(&pool[i]->idle);
+        px_list_init(&pool[i]->busy);
+        pool[i]->cap[PX_CAP_DB] = &db;
+        pool[i]->cap[PX_CAP_USER] = i ? &u2 : &u1;   /* no server cap: left NULL */
+    }
+    for (int i = 0; i < 3; i++) {
+        sv[i] = calloc(1, sizeof(*sv[i]));
+        assert_non_null(sv[i]);
+        sv[i]->pool = pool[i == 2];
+        sv[i]->conn.id = (uint64_t)i + 1;
+        px_server_set_state(sv[i], SV_CONNECTING);   /* counted from the moment it connects */
+    }
+    assert_int_equal(db.n, 3);
+    assert_int_equal(u1.n, 2);
+    assert_int_equal(u2.n, 1);
+    px_server_set_state(sv[0], SV_LOGIN);
+    px_server_set_state(sv[0], SV_IDLE);
+    px_server_set_state(sv[0], SV_ACTIVE);
+    px_server_set_state(sv[0], SV_IDLE);
+    assert_int_equal(db.n, 3);                        /* list moves leave the counts alone */
+    assert_int_equal(u1.n, 2);
+    px_server_set_state(sv[0], SV_CLOSED);
+    px_server_set_state(sv[2], SV_CLOSED);
+    assert_int_equal(db.n, 1);
+    assert_int_equal(u1.n, 1);
+    assert_int_equal(u2.n, 0);
+    px_server_set_state(sv[1], SV_CLOSED);
+    assert_int_equal(db.n, 0);
+    assert_int_equal(u1.n, 0);
+    for (int i = 0; i < 3; i++)
+        free(sv[i]);
+    free(pool[0]);
+    free(pool[1]);
+}
+
 /* A client's state is recorded through a whole life: login, transactions, a retry, the close. */
 static void test_client_sequence(void **state)
 {
@@ -300,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_illegal_samples),
         cmocka_unit_test(test_server_lists),
         cmocka_unit_test(test_pool_lists_follow_states),
+        cmocka_unit_test(test_cap_counts_follow_states),
         cmocka_unit_test(test_client_sequence),
     };
 

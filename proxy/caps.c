@@ -1,0 +1,182 @@
+/*
+ * Global caps on server connections: max_db_connections and max_user_connections ([pglane]) and
+ * max_connections ([server.NAME]), each counted across every lane and pool. A pool points at one
+ * counter per kind (struct px_cap); px_server_set_state (proxy/state.c) keeps the counts, so they
+ * move with the pools' lists and cannot drift. A pool that finds a cap full first closes an idle
+ * connection of another pool under it; if there is none its clients wait in their own lane's queue
+ * (queue_timeout applies), and the cap is marked starved: while it is, a connection that closes, or
+ * that finishes with a transaction, goes to the pool under the cap whose queue waited longest.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+static int waking;   /* px_caps_released is not to hand out room (re-entered, or room being made) */
+
+static const char *cap_name(const struct px_pool *pool, int k)
+{
+    switch (k) {
+    case PX_CAP_DB:
+        return pool->database;
+    case PX_CAP_USER:
+        return pool->user;
+    default:
+        return pool->lane->server->name;
+    }
+}
+
+int px_cap_limit(const struct px_pool *pool, int k)
+{
+    const struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    switch (k) {
+    case PX_CAP_DB:
+        return px->conf->max_db_connections;
+    case PX_CAP_USER:
+        return px->conf->max_user_connections;
+    default:
+        return pool->lane->server->max_connections;
+    }
+}
+
+int px_caps_attach(struct proxy *px, struct px_pool *pool)
+{
+    for (int k = 0; k < PX_CAP_KINDS; k++) {
+        const char *name = cap_name(pool, k);
+        struct px_cap *c;
+
+        for (c = px->caps; c; c = c->next)
+            if (c->kind == k && strcmp(c->name, name) == 0)
+                break;
+        if (!c) {
+            if (!(c = calloc(1, sizeof(*c))) || !(c->name = strdup(name))) {
+                free(c);
+                px_caps_detach(px, pool);
+                return -1;
+            }
+            c->kind = k;
+            c->next = px->caps;
+            px->caps = c;
+        }
+        c->refs++;
+        pool->cap[k] = c;
+    }
+    return 0;
+}
+
+void px_caps_detach(struct proxy *px, struct px_pool *pool)
+{
+    for (int k = 0; k < PX_CAP_KINDS; k++) {
+        struct px_cap *c = pool->cap[k], **pp;
+
+        pool->cap[k] = NULL;
+        if (!c || --c->refs > 0)
+            continue;
+        for (pp = &px->caps; *pp != c; pp = &(*pp)->next)
+            ;
+        *pp = c->next;
+        free(c->name);
+        free(c);
+    }
+}
+
+static int full(const struct px_pool *pool, int k)
+{
+    int limit = px_cap_limit(pool, k);
+
+    return limit > 0 && pool->cap[k] && pool->cap[k]->n >= limit;
+}
+
+/* Closes the least recently used idle connection of another pool under pool's cap k: 1 if one was. */
+static int evict_idle(struct proxy *px, struct px_pool *pool, int k)
+{
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *p = px_container_of(it, struct px_pool, link);
+
+        if (p != pool && p->cap[k] == pool->cap[k] && !px_list_empty(&p->idle)) {
+            px_server_close(px_container_of(p->idle.prev, struct px_server, link),
+                            "closed to make room for another pool under a connection cap");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int px_caps_room(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    int was = waking, ok = 1;
+
+    waking = 1;   /* the room made here is pool's */
+    for (int k = 0; k < PX_CAP_KINDS && ok; k++) {
+        if (!full(pool, k))
+            continue;
+        if (evict_idle(px, pool, k)) {
+            k = -1;   /* check every cap again */
+            continue;
+        }
+        pool->cap[k]->starved = 1;
+        ok = 0;
+    }
+    waking = was;
+    return ok;
+}
+
+static uint64_t head_since(const struct px_pool *pool)
+{
+    return px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_start_ms;
+}
+
+/* The pool under a starved cap of pool's (other than `except`) that wants a server and whose queue
+ * head waited longest, or NULL; clears the flag of a starved cap under which nobody wants one. */
+static struct px_pool *longest_waiting(struct proxy *px, struct px_pool *pool, const struct px_pool *except)
+{
+    struct px_pool *best = NULL;
+
+    for (int k = 0; k < PX_CAP_KINDS; k++) {
+        struct px_cap *c = pool->cap[k];
+        int wanted = 0;
+
+        if (!c || !c->starved)
+            continue;
+        for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+            struct px_pool *p = px_container_of(it, struct px_pool, link);
+
+            if (p->cap[k] != c || !px_pool_wants_server(p))
+                continue;
+            wanted = 1;
+            if (p != except && (!best || head_since(p) < head_since(best)))
+                best = p;
+        }
+        if (!wanted)
+            c->starved = 0;
+    }
+    return best;
+}
+
+int px_caps_yield(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    struct px_pool *other;
+
+    if (px->exiting || !(other = longest_waiting(px, pool, pool)))
+        return 0;
+    return px_list_empty(&pool->waiting) || head_since(other) < head_since(pool);
+}
+
+void px_caps_released(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    struct px_pool *p;
+
+    if (waking || px->exiting)
+        return;
+    waking = 1;   /* a connect that fails at once closes, which lands here again */
+    /* Only where no cap is full: making room would close idle connections, and the caller may be
+     * walking a pool's idle list. */
+    if ((p = longest_waiting(px, pool, NULL)) && !full(p, PX_CAP_DB) && !full(p, PX_CAP_USER) &&
+        !full(p, PX_CAP_SERVER))
+        px_pool_grow(p);
+    waking = 0;
+}
