@@ -59,6 +59,7 @@ struct conf_lane {
     int64_t queue_timeout_ms;       /* default 120s; 0 = wait forever */
     int64_t server_connect_timeout_ms; /* default 15s */
     int64_t server_lifetime_ms;     /* default 3600s; 0 = unlimited */
+    int64_t idle_transaction_timeout_ms; /* -1 (default): [pglane] idle_transaction_timeout; 0 = off */
     int server_retry;          /* default 2: resends of a transaction's first messages after its server
                                 * connection died before answering; 0 = off */
     /* Session settings sent as startup parameters, in file order: statement_timeout, lock_timeout,
@@ -127,6 +128,10 @@ struct conf {
     int max_prepared_statements_per_client; /* default 1000; 0 = no limit */
     int64_t pool_idle_timeout_ms;  /* default 300s: an empty, unused pool is freed after this; 0 = never */
     int max_pools;                 /* default 5000: (lane, database, user) pools at once */
+    int64_t client_idle_timeout_ms;      /* default 0 = off: a client idle between transactions is closed */
+    int64_t idle_transaction_timeout_ms; /* default 0 = off: a client idle inside a transaction is closed */
+    int64_t server_check_delay_ms;       /* default 30s: a pooled connection idle longer is checked first */
+    char *server_check_query;            /* NULL (default): an empty Query */
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;

@@ -125,9 +125,26 @@ static int connecting(const struct px_pool *pool)
     for (const struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
         const struct px_server *sv = px_container_of(it, struct px_server, link);
 
-        n += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN;
+        n += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN || sv->state == SV_CHECKING;
     }
     return n;
+}
+
+/* Clients wait while idle connections exist only when those must be checked first (server_check_delay):
+ * checks start (or idle connections that need none are handed over) until each waiter has one on its way. */
+static void serve_from_idle(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    while (!pool->lane->paused && !px->exiting && !px_list_empty(&pool->idle) && !px_list_empty(&pool->waiting) &&
+           pool->nwaiting > connecting(pool)) {
+        struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
+
+        if (px_server_check_due(sv, px_now_ms(px)))
+            (void)px_server_check_start(sv);   /* SV_CHECKING, or closed: off the idle list */
+        else
+            px_pool_server_ready(sv);           /* to the head of the queue */
+    }
 }
 
 /* Opens a connection if the pool is below `cap` and not enough are already on their way. */
@@ -145,8 +162,10 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     if (!px_list_empty(&pool->idle) && px_list_empty(&pool->waiting) && !pool->lane->paused) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
 
-        px_server_attach(sv, cl);       /* SV_ACTIVE: onto pool->busy */
-        return;
+        if (!px_server_check_due(sv, px_now_ms(px))) {
+            px_server_attach(sv, cl);   /* SV_ACTIVE: onto pool->busy */
+            return;
+        }
     }
     if (cl->state != CL_LOGIN_WAIT && cl->state != CL_WAITING)
         px_client_set_state(cl, CL_WAITING);
@@ -155,6 +174,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     pool->nwaiting++;
     if (cl->state == CL_LOGIN_WAIT)
         px_conn_read_stop(&cl->conn);
+    serve_from_idle(pool);
     grow(pool, pool->lane->size);
     queue_timer_arm(pool);
 }
@@ -218,6 +238,7 @@ void px_pool_refill(struct px_pool *pool)
 
     if (px->exiting || px->draining)
         return;
+    serve_from_idle(pool);
     grow(pool, pool->lane->size);
     queue_timer_arm(pool);
 }
@@ -347,6 +368,9 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
                 px_server_close(sv, "server_connect_timeout");
                 px_pool_server_failed(pool, NULL, 0, "08006",
                                       "pglane: server_connect_timeout while connecting to the server");
+            } else if (sv->state == SV_CHECKING && lc->server_connect_timeout_ms > 0 &&
+                       now - sv->check_start_ms >= (uint64_t)lc->server_connect_timeout_ms) {
+                px_server_check_failed(sv, "no answer within server_connect_timeout");
             }
         }
     }
