@@ -130,14 +130,24 @@ static int connecting(const struct px_pool *pool)
     return n;
 }
 
+static int checking(const struct px_pool *pool)
+{
+    int n = 0;
+
+    for (const struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next)
+        n += px_container_of(it, struct px_server, link)->state == SV_CHECKING;
+    return n;
+}
+
 /* Clients wait while idle connections exist only when those must be checked first (server_check_delay):
- * checks start (or idle connections that need none are handed over) until each waiter has one on its way. */
-static void serve_from_idle(struct px_pool *pool)
+ * checks start (or idle connections that need none are handed over) until each waiter has one on its way
+ * (every waiter, with `all`: RESUME hands idle connections out ahead of those still connecting). */
+static void serve_from_idle(struct px_pool *pool, int all)
 {
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
 
     while (!pool->lane->paused && !px->exiting && !px_list_empty(&pool->idle) && !px_list_empty(&pool->waiting) &&
-           pool->nwaiting > connecting(pool)) {
+           pool->nwaiting > (all ? checking(pool) : connecting(pool))) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
 
         if (px_server_check_due(sv, px_now_ms(px)))
@@ -174,7 +184,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     pool->nwaiting++;
     if (cl->state == CL_LOGIN_WAIT)
         px_conn_read_stop(&cl->conn);
-    serve_from_idle(pool);
+    serve_from_idle(pool, 0);
     grow(pool, pool->lane->size);
     queue_timer_arm(pool);
 }
@@ -238,7 +248,7 @@ void px_pool_refill(struct px_pool *pool)
 
     if (px->exiting || px->draining)
         return;
-    serve_from_idle(pool);
+    serve_from_idle(pool, 0);
     grow(pool, pool->lane->size);
     queue_timer_arm(pool);
 }
@@ -408,11 +418,7 @@ void px_pool_free(struct px_pool *pool)
 
 void px_pool_resume(struct px_pool *pool)
 {
-    while (!pool->lane->paused && !px_list_empty(&pool->idle) && !px_list_empty(&pool->waiting)) {
-        struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
-
-        px_pool_server_ready(sv);
-    }
+    serve_from_idle(pool, 1);          /* checks connections idle past server_check_delay first */
 }
 
 static struct px_server *find_in(struct px_list *head, uint32_t pid)
