@@ -132,6 +132,7 @@ struct conf {
     int64_t idle_transaction_timeout_ms; /* default 0 = off: a client idle inside a transaction is closed */
     int64_t server_check_delay_ms;       /* default 30s: a pooled connection idle longer is checked first */
     char *server_check_query;            /* NULL (default): an empty Query */
+    int64_t server_login_retry_ms;       /* default 0 = off: after a failed login, no new one for this long */
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;

@@ -231,6 +231,7 @@ static const struct conf_keydef pglane_keys[] = {
     KDUR("idle_transaction_timeout", struct conf, idle_transaction_timeout_ms),
     KDUR("server_check_delay", struct conf, server_check_delay_ms),
     KW("server_check_query", set_check_query, struct conf, server_check_query, "an SQL query"),
+    KDUR("server_login_retry", struct conf, server_login_retry_ms),
     KEND,
 };
 

@@ -157,11 +157,31 @@ static void serve_from_idle(struct px_pool *pool, int all)
     }
 }
 
+/* server_login_retry: a login failed less than that long ago, so no new one is tried yet (the waiters
+ * stay queued; the maintenance tick tries again once the time is up). */
+static int login_retry_wait(const struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    int64_t retry = px->conf->server_login_retry_ms;
+
+    return retry > 0 && pool->login_failed_ms && px_now_ms(px) - pool->login_failed_ms < (uint64_t)retry;
+}
+
 /* Opens a connection if the pool is below `cap` and not enough are already on their way. */
 static void grow(struct px_pool *pool, int cap)
 {
-    if (pool_total(pool) < cap && !pool->lane->retired && connecting(pool) < pool->nwaiting)
+    if (pool_total(pool) < cap && !pool->lane->retired && connecting(pool) < pool->nwaiting &&
+        !login_retry_wait(pool))
         (void)px_server_connect(pool);
+}
+
+void px_pool_login_failed(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    pool->login_failed_ms = px_now_ms(px);
+    if (pool->login_failed_ms == 0)
+        pool->login_failed_ms = 1;
 }
 
 void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
@@ -219,6 +239,7 @@ void px_pool_server_ready(struct px_server *sv)
         return;
     }
     sv->client = NULL;
+    pool->login_failed_ms = 0;          /* a connection works */
     if (!px_list_empty(&pool->waiting) && !px->exiting && !pool->lane->paused) {
         struct px_client *cl = px_container_of(pool->waiting.next, struct px_client, wait_link);
 
@@ -350,8 +371,9 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
         struct px_list *s, *next;
 
         /* During an outage: try again for the clients that wait (one attempt per tick). */
-        if (pool->unreachable_since_ms && !px_list_empty(&pool->waiting) && !pool->lane->paused)
-            grow(pool, pool->lane->size);
+        if ((pool->unreachable_since_ms || pool->login_failed_ms) && !px_list_empty(&pool->waiting) &&
+            !pool->lane->paused)
+            grow(pool, pool->lane->size);   /* after a failed login: once server_login_retry is up */
         /* reserve: extra connections once the head of the queue has waited reserve_timeout. */
         if (lc->reserve > 0 && !px_list_empty(&pool->waiting) && !pool->lane->paused) {
             struct px_client *head = px_container_of(pool->waiting.next, struct px_client, wait_link);

@@ -116,6 +116,7 @@ struct px_pool {
     uint64_t xact_us, query_us;    /* summed durations (PgBouncer-compatible SHOW STATS) */
     uint64_t unreachable_since_ms; /* connections fail (refused, starting up): 0 = no outage known */
     char unreachable[200];         /* the latest such failure */
+    uint64_t login_failed_ms;      /* a login failed then (server_login_retry): 0 once a connection works */
 };
 
 struct px_lane {
@@ -153,6 +154,8 @@ void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_
  * down): the waiters stay queued while the maintenance tick tries again, and fail with message only
  * once they waited server_connect_timeout into the outage. */
 void px_pool_server_unreachable(struct px_pool *pool, const char *message);
+/* A login failed for good (not an outage): server_login_retry starts. */
+void px_pool_login_failed(struct px_pool *pool);
 /* A server connection was closed while clients wait: open another if the lane has room. */
 void px_pool_refill(struct px_pool *pool);
 void px_pool_maintain(struct proxy *px, uint64_t now_ms);

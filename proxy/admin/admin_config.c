@@ -69,6 +69,7 @@ static void general(struct px_table *t, const struct conf *c)
     kv(t, "idle_transaction_timeout", "%lldms", (long long)c->idle_transaction_timeout_ms);
     kv(t, "server_check_delay", "%lldms", (long long)c->server_check_delay_ms);
     kv(t, "server_check_query", "%s", str(c->server_check_query));
+    kv(t, "server_login_retry", "%lldms", (long long)c->server_login_retry_ms);
 }
 
 static void server(struct px_table *t, const struct conf_server *s)

@@ -5,6 +5,7 @@
  * transaction (25P03), rolls the transaction back and frees the lane's only slot for the next client;
  * server_check_delay / server_check_query catch a pooled connection whose backend was terminated
  * before a client's query could be sent on it (with server_retry = 0, so the check is what saves it).
+ * server_login_retry keeps a refused login from being retried at once for the next client.
  * The timeouts are 300 ms and the maintenance tick checks them once a second: the tests poll with
  * deadlines, they never sleep to wait for an event.
  */
@@ -247,12 +248,57 @@ static void test_server_check_catches_dead_connection(void **state)
     h_pass();
 }
 
+/*
+ * server_login_retry = 2s: PostgreSQL refuses the login of role app (NOLOGIN); the first client gets
+ * that error. A second client that arrives right after is not sent into another login: it waits
+ * (still connecting after 500 ms), the role may log in again meanwhile, and once the retry time is up
+ * pglane logs in and the client connects. One refused login in the log: no hammering.
+ */
+static void test_server_login_retry(void **state)
+{
+    (void)state;
+    struct h_pglane l;
+    start(&l, 2, "server_idle_timeout = 60s\nserver_login_retry = 2s\n", NULL);
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "ALTER ROLE " H_USER " NOLOGIN"), 0);
+
+    PGconn *first = h_connect(&l, "dbname=" H_BENCH_DB);   /* a fresh pool: its login needs a server */
+    int refused = PQstatus(first) != CONNECTION_OK;
+    fprintf(stderr, "first client: %s", PQerrorMessage(first));
+    int has_28000 = strstr(PQerrorMessage(first), "not permitted to log in") != NULL;
+    PQfinish(first);
+    int64_t t_fail = h_now_ms();
+    PGconn *second = h_connect_start(&l, "dbname=" H_BENCH_DB);
+    assert_non_null(second);
+    int early = h_connect_finish(second, 500);              /* time passing is what is tested here */
+    int relogin = h_pg_exec(&g_pg, H_DB, "ALTER ROLE " H_USER " LOGIN");
+    assert_int_equal(relogin, 0);
+    assert_true(refused);
+    assert_true(has_28000);
+    assert_int_equal(early, -2);                            /* no second login was tried at once */
+    assert_int_equal(h_connect_finish(second, 10000), 0);
+    int64_t waited = h_now_ms() - t_fail;
+    fprintf(stderr, "second client connected %lld ms after the refused login\n", (long long)waited);
+    assert_true(waited >= 1500);
+    char *v = h_query1(second, "SELECT 'in'");
+    assert_non_null(v);
+    assert_string_equal(v, "in");
+    free(v);
+    PQfinish(second);
+    char *log = h_pglane_log(&l);
+    assert_int_equal(count_substr(log, "login failed: 28000"), 1);
+    free(log);
+    assert_true(h_pglane_alive(&l));
+    assert_int_equal(h_pglane_stop(&l), 0);
+    h_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_TEST(test_client_idle_timeout),
         H_TEST(test_idle_transaction_timeout),
         H_TEST(test_server_check_catches_dead_connection),
+        H_TEST(test_server_login_retry),
     };
     return H_RUN_GROUP("integration: timeouts and server checks", tests, .pg = &g_pg, .setup = fixtures);
 }

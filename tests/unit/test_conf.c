@@ -71,6 +71,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->idle_transaction_timeout_ms, 0);
     assert_int_equal(c->server_check_delay_ms, 30000);
     assert_null(c->server_check_query);
+    assert_int_equal(c->server_login_retry_ms, 0);
 
     assert_int_equal(c->nservers, 1);
     assert_string_equal(c->servers[0].name, "s");
@@ -175,6 +176,7 @@ static const struct key_case key_cases[] = {
     PGK("idle_transaction_timeout = 2min", VI64, idle_transaction_timeout_ms, 120000, NULL),
     PGK("server_check_delay = 0", VI64, server_check_delay_ms, 0, NULL),
     PGK("server_check_query = SELECT 1", VSTR, server_check_query, 0, "SELECT 1"),
+    PGK("server_login_retry = 15s", VI64, server_login_retry_ms, 15000, NULL),
     SRVK("host = db.example.com", VSTR, host, 0, "db.example.com"),
     SRVK("host = /var/run/postgresql", VSTR, host, 0, "/var/run/postgresql"),
     SRVK("port = 1", VINT, port, 1, NULL),
