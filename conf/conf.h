@@ -60,6 +60,7 @@ struct conf_lane {
     int64_t queue_timeout_ms;       /* default 120s; 0 = wait forever */
     int64_t server_connect_timeout_ms; /* default 15s */
     int64_t server_lifetime_ms;     /* default 3600s; 0 = unlimited */
+    int64_t idle_transaction_timeout_ms; /* -1 (default): [pglane] idle_transaction_timeout; 0 = off */
     int server_retry;          /* default 2: resends of a transaction's first messages after its server
                                 * connection died before answering; 0 = off */
     /* Session settings sent as startup parameters, in file order: statement_timeout, lock_timeout,
@@ -130,6 +131,11 @@ struct conf {
     int max_pools;                 /* default 5000: (lane, database, user) pools at once */
     int max_db_connections;        /* default 0 (no cap): server connections per database, all lanes */
     int max_user_connections;      /* default 0 (no cap): server connections per user, all lanes */
+    int64_t client_idle_timeout_ms;      /* default 0 = off: a client idle between transactions is closed */
+    int64_t idle_transaction_timeout_ms; /* default 0 = off: a client idle inside a transaction is closed */
+    int64_t server_check_delay_ms;       /* default 30s: a pooled connection idle longer is checked first */
+    char *server_check_query;            /* NULL (default): an empty Query */
+    int64_t server_login_retry_ms;       /* default 0 = off: after a failed login, no new one for this long */
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;

@@ -107,6 +107,7 @@ void conf_free(struct conf *c)
     free(c->tls_key_file);
     free(c->tls_ca_file);
     free(c->tls_protocols);
+    free(c->server_check_query);
     free_servers(c);
     for (int i = 0; i < c->nlanes; i++)
         conf_lane_clear(&c->lanes[i]);

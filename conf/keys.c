@@ -146,6 +146,17 @@ static int set_listen(SETTER_ARGS)
     return rc;
 }
 
+/* server_check_query: any text; empty (the default) sends an empty Query. */
+static int set_check_query(SETTER_ARGS)
+{
+    struct conf *c = obj;
+
+    (void)s, (void)kd;
+    free(c->server_check_query);
+    c->server_check_query = *value ? conf_dup(ld, value) : NULL;
+    return 0;
+}
+
 static int set_metrics(SETTER_ARGS)
 {
     struct conf *c = obj;
@@ -218,6 +229,11 @@ static const struct conf_keydef pglane_keys[] = {
     KW("tls_ca_file", conf_set_path, struct conf, tls_ca_file, "a file name"),
     KW("tls_protocols", set_tls_protocols, struct conf, tls_protocols,
        "a comma-separated list of TLSv1.2 and TLSv1.3"),
+    KDUR("client_idle_timeout", struct conf, client_idle_timeout_ms),
+    KDUR("idle_transaction_timeout", struct conf, idle_transaction_timeout_ms),
+    KDUR("server_check_delay", struct conf, server_check_delay_ms),
+    KW("server_check_query", set_check_query, struct conf, server_check_query, "an SQL query"),
+    KDUR("server_login_retry", struct conf, server_login_retry_ms),
     KEND,
 };
 

@@ -92,6 +92,7 @@ const struct conf_keydef conf_lane_keys[] = {
     KDUR("queue_timeout", struct conf_lane, queue_timeout_ms),
     KDUR("server_connect_timeout", struct conf_lane, server_connect_timeout_ms),
     KDUR("server_lifetime", struct conf_lane, server_lifetime_ms),
+    KDUR("idle_transaction_timeout", struct conf_lane, idle_transaction_timeout_ms),
     KINT("server_retry", struct conf_lane, server_retry, 0, 10),
     KW("statement_timeout", set_timeout_setting, struct conf_lane, settings, DURATION_WHAT),
     KW("lock_timeout", set_timeout_setting, struct conf_lane, settings, DURATION_WHAT),

@@ -64,7 +64,7 @@ static int add_lane(struct conf_loader *ld, struct conf *c, char *name)
     p[c->nlanes] = (struct conf_lane){
         .name = name, .server = -1, .size = 20, .reserve_timeout_ms = 5000,
         .queue_timeout_ms = 120000, .server_connect_timeout_ms = 15000,
-        .server_lifetime_ms = 3600000, .server_retry = 2, .guard = CONF_GUARD_OFF, .guard_wait_ms = 250,
+        .server_lifetime_ms = 3600000, .idle_transaction_timeout_ms = -1, .server_retry = 2, .guard = CONF_GUARD_OFF, .guard_wait_ms = 250,
         .guard_quarantine = 3, .guard_quarantine_window_ms = 600000, .guard_quarantine_time_ms = 600000,
         .line = ld->lineno};
     return c->nlanes++;
@@ -323,6 +323,7 @@ static struct conf *conf_new(const char *name)
                        .max_prepared_statements = 200, .stats_fingerprints = 1000,
                        .reserve_admin_connections = 3, .max_prepared_statements_per_client = 1000,
                        .pool_idle_timeout_ms = 300000, .max_pools = 5000,
+                       .server_check_delay_ms = 30000,
                        .tls_mode = CONF_TLS_DISABLE,
                        .tls_protocol_mask = CONF_TLS_V1_2 | CONF_TLS_V1_3};
     if (c->file == NULL) {

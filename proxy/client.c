@@ -353,6 +353,7 @@ void px_client_on_read(struct px_client *cl)
 {
     const char *err = NULL;
 
+    cl->idle_since_ms = px_now_ms(cl->conn.px);
     switch (cl->state) {
     case CL_STARTUP:
         client_startup_read(cl);

@@ -192,6 +192,7 @@ static void on_maintain(uv_timer_t *t)
 
     px_pool_maintain(px, now);
     px_pgb_tick(px);                  /* answers WAIT_CLOSE once its connections have gone */
+    px_client_timeouts(px, now);      /* client_idle_timeout, idle_transaction_timeout */
     if (login_limit <= 0)
         return;
     for (it = px->clients.next; it != &px->clients; it = next) {

@@ -131,17 +131,55 @@ static int connecting(const struct px_pool *pool)
     for (const struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
         const struct px_server *sv = px_container_of(it, struct px_server, link);
 
-        n += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN;
+        n += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN || sv->state == SV_CHECKING;
     }
     return n;
 }
 
-/* Opens a connection if the pool is below `cap`, not enough are already on their way, and the global
- * caps have room (proxy/caps.c; else the clients wait for one under them to close or go idle). */
+static int checking(const struct px_pool *pool)
+{
+    int n = 0;
+
+    for (const struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next)
+        n += px_container_of(it, struct px_server, link)->state == SV_CHECKING;
+    return n;
+}
+
+/* Clients wait while idle connections exist only when those must be checked first (server_check_delay):
+ * checks start (or idle connections that need none are handed over) until each waiter has one on its way
+ * (every waiter, with `all`: RESUME hands idle connections out ahead of those still connecting). */
+static void serve_from_idle(struct px_pool *pool, int all)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    while (!pool->lane->paused && !px->exiting && !px_list_empty(&pool->idle) && !px_list_empty(&pool->waiting) &&
+           pool->nwaiting > (all ? checking(pool) : connecting(pool))) {
+        struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
+
+        if (px_server_check_due(sv, px_now_ms(px)))
+            (void)px_server_check_start(sv);   /* SV_CHECKING, or closed: off the idle list */
+        else
+            px_pool_server_ready(sv);           /* to the head of the queue */
+    }
+}
+
+/* server_login_retry: a login failed less than that long ago, so no new one is tried yet (the waiters
+ * stay queued; the maintenance tick tries again once the time is up). */
+static int login_retry_wait(const struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    int64_t retry = px->conf->server_login_retry_ms;
+
+    return retry > 0 && pool->login_failed_ms && px_now_ms(px) - pool->login_failed_ms < (uint64_t)retry;
+}
+
+/* Opens a connection if the pool is below `cap`, not enough are already on their way, no failed login
+ * is too recent, and the global caps have room (proxy/caps.c; else the clients wait for one under them
+ * to close or go idle). */
 static void grow(struct px_pool *pool, int cap)
 {
     if (pool_total(pool) < cap && !pool->lane->retired && connecting(pool) < pool->nwaiting &&
-        px_caps_room(pool))
+        !login_retry_wait(pool) && px_caps_room(pool))
         (void)px_server_connect(pool);
 }
 
@@ -156,6 +194,15 @@ void px_pool_grow(struct px_pool *pool)
     grow(pool, pool->lane->size);
 }
 
+void px_pool_login_failed(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    pool->login_failed_ms = px_now_ms(px);
+    if (pool->login_failed_ms == 0)
+        pool->login_failed_ms = 1;
+}
+
 void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
@@ -164,8 +211,10 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     if (!px_list_empty(&pool->idle) && px_list_empty(&pool->waiting) && !pool->lane->paused) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
 
-        px_server_attach(sv, cl);       /* SV_ACTIVE: onto pool->busy */
-        return;
+        if (!px_server_check_due(sv, px_now_ms(px))) {
+            px_server_attach(sv, cl);   /* SV_ACTIVE: onto pool->busy */
+            return;
+        }
     }
     if (cl->state != CL_LOGIN_WAIT && cl->state != CL_WAITING)
         px_client_set_state(cl, CL_WAITING);
@@ -174,6 +223,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     pool->nwaiting++;
     if (cl->state == CL_LOGIN_WAIT)
         px_conn_read_stop(&cl->conn);
+    serve_from_idle(pool, 0);
     grow(pool, pool->lane->size);
     queue_timer_arm(pool);
 }
@@ -208,6 +258,7 @@ void px_pool_server_ready(struct px_server *sv)
         return;
     }
     sv->client = NULL;
+    pool->login_failed_ms = 0;          /* a connection works */
     if (px_caps_yield(pool)) {
         px_server_close(sv, "given up to a pool that waited longer under a connection cap");
         return;
@@ -241,6 +292,7 @@ void px_pool_refill(struct px_pool *pool)
 
     if (px->exiting || px->draining)
         return;
+    serve_from_idle(pool, 0);
     grow(pool, pool->lane->size);
     queue_timer_arm(pool);
 }
@@ -353,8 +405,9 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
         if (starved(pool) && px_pool_wants_server(pool))
             grow(pool, pool->lane->size);
         /* During an outage: try again for the clients that wait (one attempt per tick). */
-        if (pool->unreachable_since_ms && !px_list_empty(&pool->waiting) && !pool->lane->paused)
-            grow(pool, pool->lane->size);
+        if ((pool->unreachable_since_ms || pool->login_failed_ms) && !px_list_empty(&pool->waiting) &&
+            !pool->lane->paused)
+            grow(pool, pool->lane->size);   /* after a failed login: once server_login_retry is up */
         /* reserve: extra connections once the head of the queue has waited reserve_timeout. */
         if (lc->reserve > 0 && !px_list_empty(&pool->waiting) && !pool->lane->paused) {
             struct px_client *head = px_container_of(pool->waiting.next, struct px_client, wait_link);
@@ -381,6 +434,9 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
                 px_server_close(sv, "server_connect_timeout");
                 px_pool_server_failed(pool, NULL, 0, "08006",
                                       "pglane: server_connect_timeout while connecting to the server");
+            } else if (sv->state == SV_CHECKING && lc->server_connect_timeout_ms > 0 &&
+                       now - sv->check_start_ms >= (uint64_t)lc->server_connect_timeout_ms) {
+                px_server_check_failed(sv, "no answer within server_connect_timeout");
             }
         }
     }
@@ -419,11 +475,7 @@ void px_pool_free(struct px_pool *pool)
 
 void px_pool_resume(struct px_pool *pool)
 {
-    while (!pool->lane->paused && !px_list_empty(&pool->idle) && !px_list_empty(&pool->waiting)) {
-        struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
-
-        px_pool_server_ready(sv);
-    }
+    serve_from_idle(pool, 1);          /* checks connections idle past server_check_delay first */
 }
 
 static struct px_server *find_in(struct px_list *head, uint32_t pid)

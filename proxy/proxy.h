@@ -130,6 +130,7 @@ struct px_pool {
     uint64_t xact_us, query_us;    /* summed durations (PgBouncer-compatible SHOW STATS) */
     uint64_t unreachable_since_ms; /* connections fail (refused, starting up): 0 = no outage known */
     char unreachable[200];         /* the latest such failure */
+    uint64_t login_failed_ms;      /* a login failed then (server_login_retry): 0 once a connection works */
 };
 
 struct px_lane {
@@ -167,6 +168,8 @@ void px_pool_server_failed(struct px_pool *pool, const uint8_t *err_msg, uint32_
  * down): the waiters stay queued while the maintenance tick tries again, and fail with message only
  * once they waited server_connect_timeout into the outage. */
 void px_pool_server_unreachable(struct px_pool *pool, const char *message);
+/* A login failed for good (not an outage): server_login_retry starts. */
+void px_pool_login_failed(struct px_pool *pool);
 /* A server connection was closed while clients wait: open another if the lane has room. */
 void px_pool_refill(struct px_pool *pool);
 void px_pool_maintain(struct proxy *px, uint64_t now_ms);
@@ -211,11 +214,13 @@ int px_session_replay_role(const struct px_client *cl);
 void px_session_free(struct px_client *cl);
 
 /* ---- server connections (proxy/server*.c) ---- */
-/* SV_CANCEL_WAIT: the client's transaction ended while a CancelRequest pglane forwarded for this
+/* SV_CHECKING: idle in the pool longer than server_check_delay, it runs server_check_query before a
+ * client gets it (proxy/server_check.c); a waiting client is queued meanwhile.
+ * SV_CANCEL_WAIT: the client's transaction ended while a CancelRequest pglane forwarded for this
  * backend was still in flight; the connection stays out of the pool until PostgreSQL has closed the
  * cancel connection (proxy/cancel.c), so that the cancel cannot land on another client's query. */
 enum px_server_state {
-    SV_CONNECTING, SV_TLS, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CANCEL_WAIT, SV_CLOSED
+    SV_CONNECTING, SV_TLS, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CANCEL_WAIT, SV_CHECKING, SV_CLOSED
 };
 
 struct px_server {
@@ -261,6 +266,7 @@ struct px_server {
     uint8_t cancel_expired;        /* one did not complete in time: never reuse this connection */
     uint8_t fatal_relayed;         /* the server sent the client its own FATAL: it closes next */
     uint8_t reconnect;             /* admin RECONNECT: close instead of reusing once released */
+    uint64_t check_start_ms;       /* SV_CHECKING since then */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -390,6 +396,7 @@ struct px_client {
     uint8_t md5_salt[4];
     struct proto_scram_server *scram;
     uint64_t wait_start_ms, connect_ms, tx_start_us;
+    uint64_t idle_since_ms;        /* its latest bytes, or the latest ReadyForQuery it was sent (timeouts) */
     uint64_t fingerprint;          /* of the current transaction's first statement, 0 if not lexed */
     uint64_t identity_hash;        /* of (database, user, application_name, address) */
     int16_t route_identity;        /* px_route_client's answer, valid while route_gen matches */
@@ -483,6 +490,17 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
 /* Counts and logs (one line: server, backend pid) a pooled connection PostgreSQL ended. */
 void px_server_lost(struct px_server *sv, enum px_lost_reason reason, const char *detail);
 const char *px_lost_reason_name(int r);
+
+/* ---- server check and client timeouts (proxy/server_check.c, proxy/client_timeout.c) ---- */
+/* 1 if the idle server sv must be checked (server_check_delay) before a client gets it. */
+int px_server_check_due(const struct px_server *sv, uint64_t now_ms);
+/* Sends server_check_query on the idle sv (SV_CHECKING); its answer hands sv to px_pool_server_ready,
+ * its failure closes it (px_server_check_failed). 0, or -1 when sv was closed at once. */
+int px_server_check_start(struct px_server *sv);
+/* The check failed (error, connection closed, no answer): counts, logs, closes sv, refills the pool. */
+void px_server_check_failed(struct px_server *sv, const char *detail);
+/* Maintenance tick: client_idle_timeout and idle_transaction_timeout. */
+void px_client_timeouts(struct proxy *px, uint64_t now_ms);
 
 /* ---- cancel requests (proxy/cancel.c) ---- */
 /* Forwards a client's CancelRequest to the backend now running a request of that client; drops it

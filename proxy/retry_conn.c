@@ -52,7 +52,8 @@ void px_retry_arm(struct px_client *cl)
     cl->retry_len += n;
 }
 
-static const char *const lost_names[PX_LOST_REASONS] = { "idle_error", "idle_closed", "dead_on_use" };
+static const char *const lost_names[PX_LOST_REASONS] = { "idle_error", "idle_closed", "dead_on_use",
+                                                                 "check_failed" };
 
 const char *px_lost_reason_name(int r)
 {

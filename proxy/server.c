@@ -161,6 +161,8 @@ static int inspect_ready(struct px_server *sv, const struct proto_frame *f)
     if (cl && cl->pending_z)
         cl->pending_z--;
     if (cl)
+        cl->idle_since_ms = px_now_ms(sv->conn.px);
+    if (cl)
         px_stats_query_end(sv, cl);   /* counts pool->queries, durations, slow log */
     return 0;
 }
@@ -409,6 +411,18 @@ static void idle_read(struct px_server *sv)
             return;
         }
         b->start = b->pos;
+        if (f.type == PROTO_BE_ERROR && sv->state == SV_CHECKING) {
+            struct proto_error_fields ef;
+            char detail[200];
+
+            if (proto_parse_error(f.body, f.len, &ef) == 0)
+                snprintf(detail, sizeof(detail), "server_check_query: %s %.150s", ef.sqlstate ? ef.sqlstate : "",
+                         ef.message ? ef.message : "");
+            else
+                snprintf(detail, sizeof(detail), "server_check_query: malformed ErrorResponse");
+            px_server_check_failed(sv, detail);
+            return;
+        }
         if (f.type == PROTO_BE_ERROR && (sv->state == SV_IDLE || sv->state == SV_CANCEL_WAIT)) {
             struct proto_error_fields ef;
 
@@ -427,8 +441,8 @@ static void idle_read(struct px_server *sv)
             return;
         }
         (void)inspect(sv, &f);
-        if (sv->state == SV_RESETTING && sv->swallow_z == 0) {
-            px_pool_server_ready(sv);
+        if ((sv->state == SV_RESETTING || sv->state == SV_CHECKING) && sv->swallow_z == 0) {
+            px_pool_server_ready(sv);   /* after a check: to the client waiting for it */
             break;
         }
     }
@@ -466,6 +480,7 @@ void px_server_on_read(struct px_server *sv)
     case SV_IDLE:
     case SV_RESETTING:
     case SV_CANCEL_WAIT:
+    case SV_CHECKING:
         idle_read(sv);
         return;
     case SV_ACTIVE:
@@ -556,6 +571,13 @@ void px_server_on_eof(struct px_server *sv, int status)
     struct px_client *cl = sv->client;
     struct px_pool *pool = sv->pool;
 
+    if (sv->state == SV_CHECKING) {
+        char detail[120];
+
+        snprintf(detail, sizeof(detail), "server_check_query: connection closed: %s", uv_strerror(status));
+        px_server_check_failed(sv, detail);
+        return;
+    }
     if (sv->state == SV_IDLE || sv->state == SV_CANCEL_WAIT) {
         px_server_lost(sv, PX_LOST_IDLE_CLOSED, uv_strerror(status));
         px_server_close(sv, "server closed the connection");

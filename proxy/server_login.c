@@ -185,10 +185,12 @@ void login_failed(struct px_server *sv, const struct proto_frame *err, const cha
             snprintf(msg, sizeof(msg), "%s %.150s", ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
         }
         px_server_close(sv, "login failed");
-        if (passing)
+        if (passing) {
             px_pool_server_unreachable(pool, msg);
-        else
+        } else {
+            px_pool_login_failed(pool);
             px_pool_server_failed(pool, err->body - PROTO_HEADER_LEN, err->len + PROTO_HEADER_LEN, NULL, NULL);
+        }
     } else {
         SLOG(sv, CONF_LOG_ERROR, "login failed: %s", message);
         px_server_close(sv, "login failed");

@@ -24,17 +24,19 @@
  * Servers. Connecting → (TLS →) login → idle or active (a login for a waiting client attaches at
  * once). Active → idle, or straight to the next waiting client (active again), or held while a
  * forwarded cancel is in flight (cancel_wait), or resetting session state first. Any state but
- * closed may close; closed is final.
+ * closed may close; closed is final. Idle → checking (server_check_delay) → active for the waiting
+ * client, or idle again.
  */
 static const unsigned sv_next[PX_SV_NSTATES + 1] = {
     [PX_SV_NEW] = B(SV_CONNECTING),
     [SV_CONNECTING] = B(SV_TLS) | B(SV_LOGIN) | B(SV_CLOSED),
     [SV_TLS] = B(SV_LOGIN) | B(SV_CLOSED),
     [SV_LOGIN] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_CLOSED),
-    [SV_IDLE] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_CLOSED),
+    [SV_IDLE] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_CHECKING) | B(SV_CLOSED),
     [SV_ACTIVE] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_RESETTING) | B(SV_CANCEL_WAIT) | B(SV_CLOSED),
     [SV_RESETTING] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_CLOSED),
     [SV_CANCEL_WAIT] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_RESETTING) | B(SV_CLOSED),
+    [SV_CHECKING] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_CLOSED),
     [SV_CLOSED] = 0,
 };
 
@@ -106,6 +108,7 @@ const char *px_server_state_id(int s)
     static const char *const ids[PX_SV_NSTATES + 1] = {
         [SV_CONNECTING] = "SV_CONNECTING", [SV_TLS] = "SV_TLS", [SV_LOGIN] = "SV_LOGIN", [SV_IDLE] = "SV_IDLE",
         [SV_ACTIVE] = "SV_ACTIVE", [SV_RESETTING] = "SV_RESETTING", [SV_CANCEL_WAIT] = "SV_CANCEL_WAIT",
+        [SV_CHECKING] = "SV_CHECKING",
         [SV_CLOSED] = "SV_CLOSED", [PX_SV_NEW] = "(new)",
     };
 
@@ -137,6 +140,7 @@ enum px_sv_list px_server_state_list(enum px_server_state s)
     case SV_ACTIVE:
     case SV_RESETTING:
     case SV_CANCEL_WAIT:
+    case SV_CHECKING:
         break;
     }
     return PX_SVL_BUSY;

@@ -67,6 +67,11 @@ static void general(struct px_table *t, const struct conf *c)
     kv(t, "tls_cert_file", "%s", str(c->tls_cert_file));
     kv(t, "tls_key_file", "%s", str(c->tls_key_file));
     kv(t, "tls_ca_file", "%s", str(c->tls_ca_file));
+    kv(t, "client_idle_timeout", "%lldms", (long long)c->client_idle_timeout_ms);
+    kv(t, "idle_transaction_timeout", "%lldms", (long long)c->idle_transaction_timeout_ms);
+    kv(t, "server_check_delay", "%lldms", (long long)c->server_check_delay_ms);
+    kv(t, "server_check_query", "%s", str(c->server_check_query));
+    kv(t, "server_login_retry", "%lldms", (long long)c->server_login_retry_ms);
 }
 
 static void server(struct px_table *t, const struct conf_server *s)
@@ -95,6 +100,8 @@ static void lane(struct px_table *t, const struct conf *c, const struct conf_lan
     LANE_KV("queue_timeout", "%lldms", (long long)l->queue_timeout_ms);
     LANE_KV("server_connect_timeout", "%lldms", (long long)l->server_connect_timeout_ms);
     LANE_KV("server_lifetime", "%lldms", (long long)l->server_lifetime_ms);
+    if (l->idle_transaction_timeout_ms >= 0)
+        LANE_KV("idle_transaction_timeout", "%lldms", (long long)l->idle_transaction_timeout_ms);
     LANE_KV("server_retry", "%d", l->server_retry);
     LANE_KV("protect", "%s", l->protect ? "yes" : "no");
     LANE_KV("preemptible", "%s", l->preemptible ? "yes" : "no");

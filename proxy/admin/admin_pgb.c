@@ -26,7 +26,7 @@ static int is_login_state(enum px_client_state s)
 }
 
 struct pool_now {
-    int cl_active, cl_waiting, sv_active, sv_idle, sv_login, sv_cancel;
+    int cl_active, cl_waiting, sv_active, sv_idle, sv_login, sv_cancel, sv_tested;
     uint64_t maxwait_us;
 };
 
@@ -43,6 +43,7 @@ static void pool_now(struct proxy *px, const struct px_pool *pool, struct pool_n
         n->sv_active += sv->state == SV_ACTIVE || sv->state == SV_RESETTING;
         n->sv_login += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN;
         n->sv_cancel += sv->state == SV_CANCEL_WAIT;
+        n->sv_tested += sv->state == SV_CHECKING;   /* server_check_query in flight */
     }
     /* PgBouncer's cl_active: clients of the pool that are not waiting (linked or idle). */
     for (const struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
@@ -106,7 +107,7 @@ void px_pgb_show_pools(struct px_client *cl, const char *arg)
         px_table_cell(&t, "%d", 0);
         px_table_cell(&t, "%d", n.sv_idle);
         px_table_cell(&t, "%d", 0);
-        px_table_cell(&t, "%d", 0);
+        px_table_cell(&t, "%d", n.sv_tested);
         px_table_cell(&t, "%d", n.sv_login);
         px_table_cell(&t, "%llu", (unsigned long long)(n.maxwait_us / 1000000u));
         px_table_cell(&t, "%llu", (unsigned long long)(n.maxwait_us % 1000000u));

@@ -31,6 +31,7 @@ const char *px_server_state_name(enum px_server_state s)
     case SV_ACTIVE: return "active";
     case SV_RESETTING: return "resetting";
     case SV_CANCEL_WAIT: return "cancel_wait";
+    case SV_CHECKING: return "checking";
     case SV_CLOSED: return "closed";
     }
     return "?";

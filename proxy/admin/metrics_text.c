@@ -338,7 +338,8 @@ static void faults(struct proto_buf *b, struct proxy *px)
 
     family(b, "pglane_server_connections_lost_total", "counter",
            "Pooled server connections PostgreSQL ended: an error while idle in the pool (idle_error), closed "
-           "while idle (idle_closed), or found dead when a transaction's first message was sent (dead_on_use).");
+           "while idle (idle_closed), or found dead when a transaction's first message was sent (dead_on_use) or by the check before reuse "
+           "(check_failed, server_check_delay).");
     for (int s = 0; s < c->nservers; s++)
         for (int r = 0; r < PX_LOST_REASONS; r++) {
             uint64_t n = 0;

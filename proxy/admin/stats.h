@@ -46,7 +46,7 @@ enum px_guard_action { PX_GUARD_LOGGED, PX_GUARD_CANCELLED, PX_GUARD_TERMINATED,
  * hold limit (their server connection closed); queued requests answered with 57014 unsent. */
 /* Pooled server connections PostgreSQL ended (proxy/retry.c): an unsolicited error while idle in the
  * pool, EOF while idle, or found dead when a transaction's first messages were sent on it. */
-enum px_lost_reason { PX_LOST_IDLE_ERROR, PX_LOST_IDLE_CLOSED, PX_LOST_DEAD_ON_USE, PX_LOST_REASONS };
+enum px_lost_reason { PX_LOST_IDLE_ERROR, PX_LOST_IDLE_CLOSED, PX_LOST_DEAD_ON_USE, PX_LOST_CHECK_FAILED, PX_LOST_REASONS };
 
 enum px_cancel_event { PX_CANCEL_FORWARDED, PX_CANCEL_HELD, PX_CANCEL_EXPIRED, PX_CANCEL_QUEUED, PX_CANCEL_EVENTS };
 

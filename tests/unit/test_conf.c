@@ -67,6 +67,11 @@ static void test_defaults(void **state)
     assert_null(c->tls_cert_file);
     assert_null(c->tls_protocols);
     assert_int_equal(c->tls_protocol_mask, CONF_TLS_V1_2 | CONF_TLS_V1_3);
+    assert_int_equal(c->client_idle_timeout_ms, 0);
+    assert_int_equal(c->idle_transaction_timeout_ms, 0);
+    assert_int_equal(c->server_check_delay_ms, 30000);
+    assert_null(c->server_check_query);
+    assert_int_equal(c->server_login_retry_ms, 0);
 
     assert_int_equal(c->nservers, 1);
     assert_string_equal(c->servers[0].name, "s");
@@ -85,6 +90,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->lanes[0].queue_timeout_ms, 120000);
     assert_int_equal(c->lanes[0].server_connect_timeout_ms, 15000);
     assert_int_equal(c->lanes[0].server_lifetime_ms, 3600000);
+    assert_int_equal(c->lanes[0].idle_transaction_timeout_ms, -1);   /* [pglane]'s */
     assert_int_equal(c->lanes[0].nsettings, 0);
     assert_int_equal(c->lanes[0].protect, 0);
     assert_int_equal(c->lanes[0].preemptible, 0);
@@ -166,6 +172,11 @@ static const struct key_case key_cases[] = {
     PGK("tls_protocols = TLSv1.3", VSTR, tls_protocols, 0, "TLSv1.3"),
     PGK("tls_protocols = TLSv1.3", VINT, tls_protocol_mask, CONF_TLS_V1_3, NULL),
     PGK("tls_protocols = TLSv1.2, TLSv1.3", VINT, tls_protocol_mask, 3, NULL),
+    PGK("client_idle_timeout = 300ms", VI64, client_idle_timeout_ms, 300, NULL),
+    PGK("idle_transaction_timeout = 2min", VI64, idle_transaction_timeout_ms, 120000, NULL),
+    PGK("server_check_delay = 0", VI64, server_check_delay_ms, 0, NULL),
+    PGK("server_check_query = SELECT 1", VSTR, server_check_query, 0, "SELECT 1"),
+    PGK("server_login_retry = 15s", VI64, server_login_retry_ms, 15000, NULL),
     SRVK("host = db.example.com", VSTR, host, 0, "db.example.com"),
     SRVK("host = /var/run/postgresql", VSTR, host, 0, "/var/run/postgresql"),
     SRVK("port = 1", VINT, port, 1, NULL),
@@ -183,6 +194,8 @@ static const struct key_case key_cases[] = {
     LANEK("queue_timeout = 0", VI64, queue_timeout_ms, 0, NULL),
     LANEK("server_connect_timeout = 3 s", VI64, server_connect_timeout_ms, 3000, NULL),
     LANEK("server_lifetime = 1h", VI64, server_lifetime_ms, 3600000, NULL),
+    LANEK("idle_transaction_timeout = 0", VI64, idle_transaction_timeout_ms, 0, NULL),
+    LANEK("idle_transaction_timeout = 5s", VI64, idle_transaction_timeout_ms, 5000, NULL),
     LANEK("protect = yes", VINT, protect, 1, NULL),
     LANEK("preemptible = true", VINT, preemptible, 1, NULL),
     LANEK("guard = log", VINT, guard, CONF_GUARD_LOG, NULL),
@@ -496,6 +509,12 @@ static const struct err_case err_cases[] = {
     {BASE "idle_in_transaction_session_timeout = 1m\n",
      {"test.ini:6: idle_in_transaction_session_timeout: expected a duration such as 250ms, 2s or "
       "10min, got '1m'"}},
+    {BASE "idle_transaction_timeout = soon\n",
+     {"test.ini:6: idle_transaction_timeout: expected a duration such as 250ms, 2s or 10min, got 'soon'"}},
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\nclient_idle_timeout = -5s\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: client_idle_timeout: expected a duration such as 250ms, 2s or 10min, got '-5s'"}},
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\nserver_check_delay = 30\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: server_check_delay: expected a duration such as 250ms, 2s or 10min, got '30'"}},
     {BASE "work_mem = 64mb\n", {"test.ini:6: work_mem: expected a memory size such as 64MB (a number "
                                 "with kB, MB, GB or TB), got '64mb'"}},
     {BASE "protect = maybe\n", {"test.ini:6: protect: expected yes or no, got 'maybe'"}},

@@ -23,12 +23,13 @@ static const struct edge sv_legal[] = {
     { SV_CONNECTING, SV_TLS }, { SV_CONNECTING, SV_LOGIN }, { SV_CONNECTING, SV_CLOSED },
     { SV_TLS, SV_LOGIN }, { SV_TLS, SV_CLOSED },
     { SV_LOGIN, SV_IDLE }, { SV_LOGIN, SV_ACTIVE }, { SV_LOGIN, SV_CLOSED },
-    { SV_IDLE, SV_IDLE }, { SV_IDLE, SV_ACTIVE }, { SV_IDLE, SV_CLOSED },
+    { SV_IDLE, SV_IDLE }, { SV_IDLE, SV_ACTIVE }, { SV_IDLE, SV_CHECKING }, { SV_IDLE, SV_CLOSED },
     { SV_ACTIVE, SV_IDLE }, { SV_ACTIVE, SV_ACTIVE }, { SV_ACTIVE, SV_RESETTING }, { SV_ACTIVE, SV_CANCEL_WAIT },
     { SV_ACTIVE, SV_CLOSED },
     { SV_RESETTING, SV_IDLE }, { SV_RESETTING, SV_ACTIVE }, { SV_RESETTING, SV_CLOSED },
     { SV_CANCEL_WAIT, SV_IDLE }, { SV_CANCEL_WAIT, SV_ACTIVE }, { SV_CANCEL_WAIT, SV_RESETTING },
     { SV_CANCEL_WAIT, SV_CLOSED },
+    { SV_CHECKING, SV_IDLE }, { SV_CHECKING, SV_ACTIVE }, { SV_CHECKING, SV_CLOSED },
 };
 
 static const struct edge cl_legal[] = {
@@ -155,6 +156,10 @@ static void test_illegal_samples(void **state)
     assert_false(px_server_transition_legal(SV_IDLE, SV_RESETTING));    /* resets happen before idle */
     assert_false(px_server_transition_legal(SV_IDLE, SV_CANCEL_WAIT));  /* no client: nothing to cancel */
     assert_false(px_server_transition_legal(PX_SV_NEW, SV_IDLE));
+    assert_false(px_server_transition_legal(SV_ACTIVE, SV_CHECKING));   /* only an idle connection is checked */
+    assert_false(px_server_transition_legal(SV_CHECKING, SV_RESETTING)); /* nothing to reset: no client ran */
+    assert_string_equal(px_server_state_id(SV_CHECKING), "SV_CHECKING");
+    assert_int_equal(px_server_state_list(SV_CHECKING), PX_SVL_BUSY);   /* on its way to a client */
     assert_false(px_server_transition_legal(-1, SV_IDLE));
     assert_false(px_server_transition_legal(PX_SV_NEW + 1, SV_IDLE));
     assert_false(px_server_transition_legal(SV_IDLE, (enum px_server_state)PX_SV_NSTATES));
@@ -243,6 +248,20 @@ static void test_pool_lists_follow_states(void **state)
     px_server_set_state(sv[1], SV_IDLE);             /* IDLE -> IDLE keeps its place */
     assert_counts(pool, 2, 1);
     assert_ptr_equal(nth(&pool->idle, 0), sv[1]);
+
+    px_server_set_state(sv[0], SV_CHECKING);         /* server_check_delay: off the idle list */
+    assert_counts(pool, 1, 2);
+    assert_ptr_equal(nth(&pool->busy, 1), sv[0]);
+    px_server_set_state(sv[0], SV_IDLE);             /* checked, no one waits any more */
+    assert_counts(pool, 2, 1);
+    assert_ptr_equal(nth(&pool->idle, 0), sv[0]);
+    px_server_set_state(sv[0], SV_CHECKING);
+    px_server_set_state(sv[0], SV_ACTIVE);           /* checked, to the waiting client */
+    assert_counts(pool, 1, 2);
+    px_server_set_state(sv[0], SV_IDLE);
+    assert_counts(pool, 2, 1);
+    assert_ptr_equal(nth(&pool->idle, 0), sv[0]);
+    assert_ptr_equal(nth(&pool->idle, 1), sv[1]);
 
     px_server_set_state(sv[1], SV_ACTIVE);           /* attached: onto the busy list's tail */
     assert_counts(pool, 1, 2);
