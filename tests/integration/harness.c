@@ -1195,6 +1195,16 @@ char *h_metrics_body(int port)
     return copy;
 }
 
+long h_metric_try(int port, const char *series, int timeout_ms)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *m = h_http(port, req, sizeof req - 1, timeout_ms);
+    long v = m && strncmp(m, "HTTP/1.1 200 OK\r\n", 17) == 0 ? h_metric(m, series) : -1;
+
+    free(m);
+    return v;
+}
+
 long h_metric_now(int port, const char *series)
 {
     char *m = h_metrics_body(port);

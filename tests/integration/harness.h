@@ -175,6 +175,9 @@ long h_metric(const char *text, const char *series);
 
 /* h_metrics_body(port) and h_metric of series in it. */
 long h_metric_now(int port, const char *series);
+/* The same without asserting: -1 when /metrics does not answer 200 within timeout_ms (a sample taken
+ * while pglane is deliberately overloaded). */
+long h_metric_try(int port, const char *series, int timeout_ms);
 
 enum { H_RAW_EOF = -1, H_RAW_TIMEOUT = -2, H_RAW_BAD = -3 };
 /*

@@ -748,7 +748,9 @@ static void test_pools_freed_and_capped(void **state)
         assert_int_equal(pthread_create(&th[t], NULL, madeup_worker, &args[t]), 0);
     }
     for (int k = 0; k < 50; k++) {          /* sample the pool count while they run */
-        long n = h_metric_now(mport, "pglane_pools");
+        /* A scrape that times out while 3000 logins are in flight (ASan, a loaded machine) is a
+         * missed sample, not a failure: the cap itself is asserted below, after the load. */
+        long n = h_metric_try(mport, "pglane_pools", 5000);
         if (n > maxseen)
             maxseen = n;
         usleep(100000);
