@@ -398,6 +398,18 @@ int px_server_replace_frame(struct px_server *sv, struct proto_frame *f, const s
     return 0;
 }
 
+/* "<prefix><SQLSTATE> <message>" of an ErrorResponse, for a log line; returns buf. */
+static const char *error_detail(const struct proto_frame *f, const char *prefix, char *buf, size_t n)
+{
+    struct proto_error_fields ef;
+
+    if (proto_parse_error(f->body, f->len, &ef) == 0)
+        snprintf(buf, n, "%s%s %.150s", prefix, ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
+    else
+        snprintf(buf, n, "%smalformed ErrorResponse", prefix);
+    return buf;
+}
+
 /* Reads while no client is attached: asynchronous notices, or the replies to a reset query. */
 static void idle_read(struct px_server *sv)
 {
@@ -412,30 +424,17 @@ static void idle_read(struct px_server *sv)
         }
         b->start = b->pos;
         if (f.type == PROTO_BE_ERROR && sv->state == SV_CHECKING) {
-            struct proto_error_fields ef;
             char detail[200];
 
-            if (proto_parse_error(f.body, f.len, &ef) == 0)
-                snprintf(detail, sizeof(detail), "server_check_query: %s %.150s", ef.sqlstate ? ef.sqlstate : "",
-                         ef.message ? ef.message : "");
-            else
-                snprintf(detail, sizeof(detail), "server_check_query: malformed ErrorResponse");
-            px_server_check_failed(sv, detail);
+            px_server_check_failed(sv, error_detail(&f, "server_check_query: ", detail, sizeof(detail)));
             return;
         }
         if (f.type == PROTO_BE_ERROR && (sv->state == SV_IDLE || sv->state == SV_CANCEL_WAIT)) {
-            struct proto_error_fields ef;
-
             /* An idle backend only speaks up to say it is going away (terminated, shut down):
              * drop it now, before a client is handed a dead connection. */
-            char detail[160];
+            char detail[200];
 
-            if (proto_parse_error(f.body, f.len, &ef) == 0)
-                snprintf(detail, sizeof(detail), "%s %.120s", ef.sqlstate ? ef.sqlstate : "",
-                         ef.message ? ef.message : "");
-            else
-                snprintf(detail, sizeof(detail), "malformed ErrorResponse");
-            px_server_lost(sv, PX_LOST_IDLE_ERROR, detail);
+            px_server_lost(sv, PX_LOST_IDLE_ERROR, error_detail(&f, "", detail, sizeof(detail)));
             px_server_close(sv, "server error while idle");
             px_pool_refill(sv->pool);
             return;
