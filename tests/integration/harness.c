@@ -1179,14 +1179,26 @@ long h_metric(const char *text, const char *series)
     return -1;
 }
 
-char *h_metrics_body(int port)
+/* The whole answer to GET /metrics within timeout_ms (malloc'd), or NULL. */
+static char *metrics_get(int port, int timeout_ms)
 {
     static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    char *out = h_http(port, req, sizeof req - 1, 5000);
+
+    return h_http(port, req, sizeof req - 1, timeout_ms);
+}
+
+static int answered_ok(const char *out)
+{
+    return strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0;
+}
+
+char *h_metrics_body(int port)
+{
+    char *out = metrics_get(port, 5000);
     assert_non_null(out);
-    if (strncmp(out, "HTTP/1.1 200 OK\r\n", 17) != 0)
+    if (!answered_ok(out))
         print_error("GET /metrics answered:\n%s\n", out);
-    assert_int_equal(strncmp(out, "HTTP/1.1 200 OK\r\n", 17), 0);
+    assert_true(answered_ok(out));
     char *body = strstr(out, "\r\n\r\n");
     assert_non_null(body);
     char *copy = strdup(body + 4);
@@ -1197,9 +1209,8 @@ char *h_metrics_body(int port)
 
 long h_metric_try(int port, const char *series, int timeout_ms)
 {
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    char *m = h_http(port, req, sizeof req - 1, timeout_ms);
-    long v = m && strncmp(m, "HTTP/1.1 200 OK\r\n", 17) == 0 ? h_metric(m, series) : -1;
+    char *m = metrics_get(port, timeout_ms);
+    long v = m && answered_ok(m) ? h_metric(m, series) : -1;
 
     free(m);
     return v;
