@@ -189,7 +189,11 @@ static void read_relation(struct lx *x, struct route_class *c)
         lx_advance(x);
         if (x->next.type != ROUTE_TOK_IDENT && x->next.type != ROUTE_TOK_QIDENT)
             break;
-        strcat(name, ".");
+        size_t o = strlen(name);
+        if (o + 1 < sizeof name) {
+            name[o] = '.';
+            name[o + 1] = '\0';
+        }
     }
     if (is_punct(x, &x->next, '('))
         return;   /* a function in FROM */

@@ -544,6 +544,16 @@ static void test_relations_bounded(void **state)
     assert_int_equal(c.n_relations, 1);
     assert_true(c.relations_truncated);
     assert_int_equal(strlen(c.relations[0]), ROUTE_REL_NAME_MAX - 1);
+
+    /* The lexer classifier joins qualified parts into a bounded buffer: a first part that fills
+     * it must not let the dot that follows write past its end (found by fuzz_lexer). */
+    char dotted[512] = "select * from ";
+    memset(dotted + strlen(dotted), 'x', 200);
+    strcat(dotted, ".y.z");
+    route_classify_lexer(dotted, strlen(dotted), &c);
+    assert_int_equal(c.n_relations, 1);
+    assert_true(c.relations_truncated);
+    assert_int_equal(strlen(c.relations[0]), ROUTE_REL_NAME_MAX - 1);
 }
 
 static void test_kind_names(void **state)
