@@ -385,14 +385,6 @@ static void queue_timer_arm(struct px_pool *pool)
     pool->queue_timer_on = 1;
 }
 
-static int starved(const struct px_pool *pool)
-{
-    for (int k = 0; k < PX_CAP_KINDS; k++)
-        if (pool->cap[k] && pool->cap[k]->starved)
-            return 1;
-    return 0;
-}
-
 void px_pool_maintain(struct proxy *px, uint64_t now)
 {
     free_idle_pools(px, now);
@@ -401,13 +393,12 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
         const struct conf_lane *lc = pool->lane->conf;
         struct px_list *s, *next;
 
-        /* Clients waiting under a full global cap: try again (a reload may have raised it). */
-        if (starved(pool) && px_pool_wants_server(pool))
+        /* Clients waiting with room in the lane and no connection on its way for them: under a full
+         * global cap (a reload may have raised it), during an outage (one attempt per tick; after a
+         * failed login once server_login_retry is up), or after any path that closed a server
+         * without handing its slot on. */
+        if (!px->exiting && px_pool_wants_server(pool))
             grow(pool, pool->lane->size);
-        /* During an outage: try again for the clients that wait (one attempt per tick). */
-        if ((pool->unreachable_since_ms || pool->login_failed_ms) && !px_list_empty(&pool->waiting) &&
-            !pool->lane->paused)
-            grow(pool, pool->lane->size);   /* after a failed login: once server_login_retry is up */
         /* reserve: extra connections once the head of the queue has waited reserve_timeout. */
         if (lc->reserve > 0 && !px_list_empty(&pool->waiting) && !pool->lane->paused) {
             struct px_client *head = px_container_of(pool->waiting.next, struct px_client, wait_link);

@@ -122,6 +122,7 @@ void px_server_client_gone(struct px_server *sv, int clean)
      * would be misread once another client is attached: close rather than wait. */
     if (!clean || px->exiting || sv->swallow_z) {
         px_server_close(sv, "client disconnected with a transaction or request open");
+        px_pool_refill(sv->pool);   /* the slot serves the clients queued behind it */
         return;
     }
     if (px->conf->pool_mode == CONF_POOL_SESSION)

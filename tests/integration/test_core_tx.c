@@ -496,6 +496,42 @@ static void test_error_in_transaction_then_rollback(void **state)
     h_pass();
 }
 
+/* A client that goes away inside a transaction takes its server connection with it (the transaction
+ * must not leak to another client); the lane's slot must still serve the clients queued behind it at
+ * once, not when some other connection happens to be released. */
+static void test_client_gone_mid_transaction_frees_slot(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    char conf[4096];
+    h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", "admin_users = app\n");
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    PGconn *holder = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(holder);
+    assert_int_equal(h_exec(holder, "BEGIN"), 0);
+    assert_int_equal(h_exec(holder, "SELECT 1"), 0);   /* the lane's only connection is taken */
+    PGconn *waiter = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(waiter);
+    assert_int_equal(PQsendQuery(waiter, "SELECT 42"), 1);
+    PGconn *adm = h_console(&l, NULL);
+    H_ASSERT_CONNECTED(adm);
+    assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 10000), 1);
+
+    PQfinish(holder);   /* gone with its transaction open */
+    assert_int_equal(h_wait_result(waiter, 10000), 0);
+    PGresult *r = PQgetResult(waiter);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+    while ((r = PQgetResult(waiter)) != NULL)
+        PQclear(r);
+    PQfinish(waiter);
+    PQfinish(adm);
+    assert_int_equal(h_pglane_stop(&l), 0);
+    h_pass();
+}
+
 /* A CancelRequest with a given pid and key on a fresh socket; the server closes it without a word. */
 static void send_cancel(int port, uint32_t pid, uint32_t key)
 {
@@ -702,6 +738,7 @@ int main(void)
         H_TEST(test_extended_unnamed),
         H_TEST(test_psql),
         H_TEST(test_error_in_transaction_then_rollback),
+        H_TEST(test_client_gone_mid_transaction_frees_slot),
         H_TEST(test_copy_100k),
         H_TEST(test_cancel),
         H_TEST(test_pgbench_init_through_pglane),
