@@ -147,14 +147,18 @@ static const char *unusable_secret(struct px_client *cl, int scram)
 {
     const char *s = user_secret(cl);
 
+    int looked_up = s && s == cl->authq_secret;
+
     if (!s)
         return cl->authq_done ? "user not in auth_file nor found by auth_query" : "user not in auth_file";
     if (!*s)
-        return "empty password in auth_file";
+        return looked_up ? "empty password from auth_query" : "empty password in auth_file";
     if (scram && strncmp(s, "md5", 3) == 0 && strlen(s) == 35)
-        return "an md5 secret in auth_file cannot verify SCRAM";
+        return looked_up ? "an md5 secret from auth_query cannot verify SCRAM"
+                         : "an md5 secret in auth_file cannot verify SCRAM";
     if (!scram && strncmp(s, "SCRAM-SHA-256$", 14) == 0)
-        return "a SCRAM secret in auth_file cannot verify md5";
+        return looked_up ? "a SCRAM secret from auth_query cannot verify md5"
+                         : "a SCRAM secret in auth_file cannot verify md5";
     return NULL;
 }
 

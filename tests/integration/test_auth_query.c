@@ -14,6 +14,7 @@
  */
 #include "tests/integration/harness.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,8 @@ static int fixtures(void)
                         "SET search_path = pg_catalog, pg_temp; "
                         "REVOKE ALL ON FUNCTION pglane.user_lookup(text) FROM public; "
                         "GRANT USAGE ON SCHEMA pglane TO " H_USER "; "
-                        "GRANT EXECUTE ON FUNCTION pglane.user_lookup(text) TO " H_USER) != 0)
+                        "GRANT EXECUTE ON FUNCTION pglane.user_lookup(text) TO " H_USER "; "
+                        "RESET password_encryption") != 0)
         return -1;
     /* The reload is asynchronous: wait until an md5 role logs in over TCP (scram-sha-256 refused it). */
     for (int64_t end = h_now_ms() + 10000; !direct_login("aq_probe", "probepw"); h_sleep_ms(50))
@@ -210,6 +212,41 @@ static void test_md5_role_created_after_start(void **state)
     h_pass();
 }
 
+/* Drives the PQconnectStart connections cs[0..n) together (their startup packets reach pglane at
+ * about the same moment) until each is made or failed, or timeout_ms pass. Returns how many are made. */
+static int connect_together(PGconn **cs, int n, int timeout_ms)
+{
+    PostgresPollingStatusType st[16];
+    int made = 0, open = n;
+
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++)
+        st[i] = PQstatus(cs[i]) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+    for (int64_t end = h_now_ms() + timeout_ms; open > 0 && h_now_ms() < end;) {
+        struct pollfd p[16];
+        int idx[16], k = 0;
+
+        open = 0;
+        for (int i = 0; i < n; i++) {
+            if (st[i] == PGRES_POLLING_OK || st[i] == PGRES_POLLING_FAILED)
+                continue;
+            p[k].fd = PQsocket(cs[i]);
+            p[k].events = st[i] == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+            p[k].revents = 0;
+            idx[k++] = i;
+            open++;
+        }
+        if (open == 0 || poll(p, (nfds_t)k, 100) < 0)
+            break;
+        for (int j = 0; j < k; j++)
+            if (p[j].revents)
+                st[idx[j]] = PQconnectPoll(cs[idx[j]]);
+    }
+    for (int i = 0; i < n; i++)
+        made += st[i] == PGRES_POLLING_OK;
+    return made;
+}
+
 /* auth_type = scram-sha-256, a role stored as SCRAM: pglane's server login uses the client's keys.
  * Eight clients logging in at once share one lookup. */
 static void test_scram_role_created_after_start(void **state)
@@ -233,8 +270,9 @@ static void test_scram_role_created_after_start(void **state)
 
     for (int i = 0; i < N; i++)
         cs[i] = h_connect_start(&l, "user=aq_scram password=scramsecret");
+    assert_int_equal(connect_together(cs, N, 15000), N);
     for (int i = 0; i < N; i++) {
-        assert_int_equal(h_connect_finish(cs[i], 15000), 0);
+        H_ASSERT_CONNECTED(cs[i]);
         char *v = h_query1(cs[i], "SELECT current_user");
         assert_non_null(v);
         assert_string_equal(v, "aq_scram");
@@ -285,7 +323,8 @@ static void test_ttl_dropped_and_created_roles(void **state)
 
     snprintf(extra, sizeof extra, "auth_user = %s\nauth_cache_ttl = 1s\n", g_pg.superuser);
     start(&l, "scram-sha-256", extra);
-    assert_int_equal(h_exec(g_super, "CREATE ROLE aq_drop LOGIN PASSWORD 'droppw'"), 0);
+    assert_int_equal(h_exec(g_super, "SET password_encryption = 'scram-sha-256'; "
+                                     "CREATE ROLE aq_drop LOGIN PASSWORD 'droppw'"), 0);
     assert_logs_in(&l, "aq_drop", "droppw");
     assert_int_equal(h_exec(g_super, "DROP ROLE aq_drop"), 0);
     assert_true(await_login_outcome(&l, "aq_drop", "droppw", 0));
@@ -294,7 +333,8 @@ static void test_ttl_dropped_and_created_roles(void **state)
     PGconn *c = login(&l, "aq_late", "latepw");                    /* no such role yet: cached */
     assert_int_equal(PQstatus(c), CONNECTION_BAD);
     PQfinish(c);
-    assert_int_equal(h_exec(g_super, "CREATE ROLE aq_late LOGIN PASSWORD 'latepw'"), 0);
+    assert_int_equal(h_exec(g_super, "SET password_encryption = 'scram-sha-256'; "
+                                     "CREATE ROLE aq_late LOGIN PASSWORD 'latepw'"), 0);
     assert_true(await_login_outcome(&l, "aq_late", "latepw", 1));
     assert_logs_in(&l, "aq_late", "latepw");
     h_pglane_assert_term_clean_exit(&l);
@@ -351,7 +391,8 @@ static void test_lookup_failure(void **state)
 
     snprintf(extra, sizeof extra, "auth_user = " H_USER "\nmetrics_listen = 127.0.0.1:%d\n", mport);
     start(&l, "scram-sha-256", extra);
-    assert_int_equal(h_exec(g_super, "CREATE ROLE aq_fail LOGIN PASSWORD 'failpw'"), 0);
+    assert_int_equal(h_exec(g_super, "SET password_encryption = 'scram-sha-256'; "
+                                     "CREATE ROLE aq_fail LOGIN PASSWORD 'failpw'"), 0);
 
     int fd = h_raw_connect(l.port);
     uint8_t buf[256];
