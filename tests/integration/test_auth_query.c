@@ -15,6 +15,7 @@
 #include "tests/integration/harness.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,8 @@ static int fixtures(void)
                         "CREATE SCHEMA pglane; "
                         "CREATE FUNCTION pglane.user_lookup(i_username text, OUT usename name, OUT passwd text) "
                         "RETURNS record AS $$ SELECT rolname, rolpassword FROM pg_catalog.pg_authid "
-                        "WHERE rolname = i_username AND rolcanlogin $$ LANGUAGE sql SECURITY DEFINER "
+                        "WHERE rolname = i_username AND rolcanlogin "
+                        "AND (rolvaliduntil IS NULL OR rolvaliduntil > now()) $$ LANGUAGE sql SECURITY DEFINER "
                         "SET search_path = pg_catalog, pg_temp; "
                         "REVOKE ALL ON FUNCTION pglane.user_lookup(text) FROM public; "
                         "GRANT USAGE ON SCHEMA pglane TO " H_USER "; "
@@ -341,15 +343,29 @@ static void test_ttl_dropped_and_created_roles(void **state)
     h_pass();
 }
 
+/* The value of key in the console's SHOW CONFIG (malloc'd), or NULL. */
+static char *show_config(PGconn *adm, const char *key)
+{
+    PGresult *r = PQexec(adm, "SHOW CONFIG");
+    char *v = NULL;
+
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r) && !v; i++)
+        if (strcmp(PQgetvalue(r, i, 0), key) == 0)
+            v = strdup(PQgetvalue(r, i, 1));
+    PQclear(r);
+    return v;
+}
+
 /* auth_user = app (not a superuser, plaintext password in auth_file) through the SECURITY DEFINER
- * function in appdb (auth_dbname), for clients of another database too. */
+ * function in appdb (auth_dbname), for clients of another database too. SHOW CONFIG shows the keys; a
+ * reload that changes auth_query takes effect at once (the cached answers go with the old query). */
 static void test_non_superuser_auth_user(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
     struct h_pglane l;
 
-    start(&l, "scram-sha-256", "auth_user = " H_USER "\nauth_dbname = " H_DB "\n"
+    start(&l, "scram-sha-256", "auth_user = " H_USER "\nauth_dbname = " H_DB "\nadmin_users = " H_USER "\n"
                                "auth_query = SELECT usename, passwd FROM pglane.user_lookup($1)\n");
     PGconn *app = h_connect(&l, NULL);
     H_ASSERT_CONNECTED(app);
@@ -375,6 +391,42 @@ static void test_non_superuser_auth_user(void **state)
     assert_non_null(strstr(PQerrorMessage(c), "password authentication failed for user \"aq_def_md5\""));
     PQfinish(c);
     assert_unknown_like_wrong(&l, "aq_def", "aq_nobody2", 10);
+
+    PGconn *adm = h_console(&l, NULL);
+    H_ASSERT_CONNECTED(adm);
+    const char *const want[][2] = { { "auth_user", H_USER }, { "auth_dbname", H_DB },
+                                    { "auth_query", "SELECT usename, passwd FROM pglane.user_lookup($1)" },
+                                    { "auth_cache_ttl", "60000ms" } };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char *v = show_config(adm, want[i][0]);
+        assert_non_null(v);
+        assert_string_equal(v, want[i][1]);
+        free(v);
+    }
+    char *conf = h_read_file(l.conf_path);
+    char *at = conf ? strstr(conf, "user_lookup($1)\n") : NULL;
+    assert_non_null(at);
+    char *edited;
+    assert_true(asprintf(&edited, "%.*suser_lookup($1) WHERE false\n%s", (int)(at - conf), conf,
+                         at + strlen("user_lookup($1)\n")) > 0);
+    assert_int_equal(h_write_file(l.conf_path, edited), 0);
+    free(conf);
+    free(edited);
+    assert_int_equal(h_pglane_signal(&l, SIGHUP), 0);
+    for (int64_t end = h_now_ms() + 10000;; h_sleep_ms(50)) {
+        char *v = show_config(adm, "auth_query");
+        int seen = v && strstr(v, "WHERE false") != NULL;
+
+        free(v);
+        if (seen)
+            break;
+        assert_true(h_now_ms() < end);
+    }
+    PQfinish(adm);
+    c = login(&l, "aq_def", "defpw");              /* cached for 60 s before the reload */
+    assert_int_equal(PQstatus(c), CONNECTION_BAD);
+    assert_non_null(strstr(PQerrorMessage(c), "password authentication failed for user \"aq_def\""));
+    PQfinish(c);
     h_pglane_assert_term_clean_exit(&l);
     h_pass();
 }
