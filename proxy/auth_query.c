@@ -251,11 +251,15 @@ static void conn_start(struct aq_conn *c)
     struct proxy *px = c->aq->px;
     const struct conf *conf = px->conf;
     const struct conf_server *cs = px->lanes[conf->default_lane_index]->server;
-    const char *pw = conf_userlist_find(&px->users, conf->auth_user);
+    const char *pw = conf->auth_user ? conf_userlist_find(&px->users, conf->auth_user) : NULL;
     const char *keys[10], *vals[10];
     char port[16];
     int n = 0;
 
+    if (!conf->auth_user) {       /* a reload removed it while lookups waited */
+        conn_failed(c, "cannot connect", "auth_user is no longer set");
+        return;
+    }
     if (pw && hashed(pw)) {
         conn_failed(c, "cannot connect", "auth_user's entry in auth_file is a hashed secret; the lookup "
                                          "connection needs the plaintext password");
