@@ -146,7 +146,6 @@ static void auth_failed(struct px_client *cl, const char *why)
 static const char *unusable_secret(struct px_client *cl, int scram)
 {
     const char *s = user_secret(cl);
-
     int looked_up = s && s == cl->authq_secret;
 
     if (!s)
