@@ -136,6 +136,10 @@ struct conf {
     int64_t server_check_delay_ms;       /* default 30s: a pooled connection idle longer is checked first */
     char *server_check_query;            /* NULL (default): an empty Query */
     int64_t server_login_retry_ms;       /* default 0 = off: after a failed login, no new one for this long */
+    char *auth_user;               /* NULL = off: a user not in auth_file is looked up with auth_query as this user */
+    char *auth_query;              /* takes the user name as $1; default CONF_DEFAULT_AUTH_QUERY */
+    char *auth_dbname;             /* database the lookup runs in; NULL = the client's database */
+    int64_t auth_cache_ttl_ms;     /* default 60s: how long a lookup's answer (found or not) is reused */
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;
@@ -144,6 +148,8 @@ struct conf {
     struct conf_lane *lanes; int nlanes;
     struct conf_route *routes; int nroutes;  /* in file order */
 };
+
+#define CONF_DEFAULT_AUTH_QUERY "SELECT usename, passwd FROM pg_shadow WHERE usename=$1"
 
 /* Diagnostics: each is "file:line: message" (or "file: message" when no line applies). */
 struct conf_diag {

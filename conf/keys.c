@@ -157,6 +157,15 @@ static int set_check_query(SETTER_ARGS)
     return 0;
 }
 
+/* auth_query: the user name reaches it only as the parameter $1 (never spliced into the text), so a
+ * query without $1 cannot work. */
+static int set_auth_query(SETTER_ARGS)
+{
+    if (strstr(value, "$1") == NULL)
+        return -1;
+    return conf_set_str(ld, s, obj, kd, value);
+}
+
 static int set_metrics(SETTER_ARGS)
 {
     struct conf *c = obj;
@@ -234,6 +243,11 @@ static const struct conf_keydef pglane_keys[] = {
     KDUR("server_check_delay", struct conf, server_check_delay_ms),
     KW("server_check_query", set_check_query, struct conf, server_check_query, "an SQL query"),
     KDUR("server_login_retry", struct conf, server_login_retry_ms),
+    KW("auth_user", conf_set_str, struct conf, auth_user, "a user name"),
+    KW("auth_query", set_auth_query, struct conf, auth_query,
+       "an SQL query that takes the user name as $1 and returns (user name, secret)"),
+    KW("auth_dbname", conf_set_str, struct conf, auth_dbname, "a database name"),
+    KDUR("auth_cache_ttl", struct conf, auth_cache_ttl_ms),
     KEND,
 };
 

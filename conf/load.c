@@ -323,7 +323,7 @@ static struct conf *conf_new(const char *name)
                        .max_prepared_statements = 200, .stats_fingerprints = 1000,
                        .reserve_admin_connections = 3, .max_prepared_statements_per_client = 1000,
                        .pool_idle_timeout_ms = 300000, .max_pools = 5000,
-                       .server_check_delay_ms = 30000,
+                       .server_check_delay_ms = 30000, .auth_cache_ttl_ms = 60000,
                        .tls_mode = CONF_TLS_DISABLE,
                        .tls_protocol_mask = CONF_TLS_V1_2 | CONF_TLS_V1_3};
     if (c->file == NULL) {

@@ -101,6 +101,11 @@ static void check_auth_tls(struct conf_loader *ld)
 
     if (c->auth_type != CONF_AUTH_TRUST && c->auth_file == NULL)
         conf_errf(ld, pglane_line(ld, "auth_type"), "auth_file is required unless auth_type = trust");
+    if (c->auth_user != NULL && c->auth_type == CONF_AUTH_TRUST)
+        conf_errf(ld, pglane_line(ld, "auth_user"), "auth_user needs auth_type = md5 or scram-sha-256 "
+                  "(auth_type = trust checks no password)");
+    if (c->auth_query == NULL && (c->auth_query = strdup(CONF_DEFAULT_AUTH_QUERY)) == NULL)
+        ld->oom = 1;
     if (c->tls_mode != CONF_TLS_DISABLE && (c->tls_cert_file == NULL || c->tls_key_file == NULL))
         conf_errf(ld, pglane_line(ld, "tls_mode"), "tls_mode = %s needs tls_cert_file and "
                   "tls_key_file", c->tls_mode == CONF_TLS_ALLOW ? "allow" : "require");

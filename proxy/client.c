@@ -172,10 +172,14 @@ struct px_pool *client_lane_pool(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
     struct px_lane *lane = px->lanes[cl->lane];
+    struct px_pool *pool;
 
     if (cl->pool && cl->pool->lane == lane)
         return cl->pool;
-    return px_pool_get(px, lane, cl->database, cl->user);
+    pool = px_pool_get(px, lane, cl->database, cl->user);
+    if (pool && cl->authq_secret)   /* the user is not in auth_file; a login brings the latest secret */
+        px_authq_pool_secret(pool, cl->authq_secret, cl->state <= CL_AUTH_SASL_FINAL);
+    return pool;
 }
 
 /* client_lane_pool gave nothing: max_pools reached (53300) or out of memory. */
@@ -529,6 +533,7 @@ void px_client_close(struct px_client *cl, const char *reason)
     CLOG(cl, CONF_LOG_DEBUG, "closed: %s", reason);
     if (cl->state == CL_WAITING || cl->state == CL_LOGIN_WAIT)
         px_pool_cancel_wait(cl);
+    px_authq_forget(cl);
     px_client_set_state(cl, CL_CLOSED);
     if (sv) {
         int clean = cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && cl->conn.in.remain == 0 &&
@@ -560,6 +565,7 @@ void px_client_free(struct px_client *cl)
     }
     free(cl->unnamed);
     free(cl->scram);
+    free(cl->authq_secret);
     if (!cl->names_shared) {
         free(cl->user);
         free(cl->database);

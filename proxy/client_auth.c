@@ -125,9 +125,12 @@ static void login_ok(struct px_client *cl)
     px_pool_acquire(pool, cl);
 }
 
+/* The user's secret: auth_file's entry, else what auth_query found (proxy/auth_query.c). */
 static const char *user_secret(struct px_client *cl)
 {
-    return conf_userlist_find(&cl->conn.px->users, cl->user);
+    const char *s = conf_userlist_find(&cl->conn.px->users, cl->user);
+
+    return s ? s : cl->authq_secret;
 }
 
 static void auth_failed(struct px_client *cl, const char *why)
@@ -143,15 +146,18 @@ static void auth_failed(struct px_client *cl, const char *why)
 static const char *unusable_secret(struct px_client *cl, int scram)
 {
     const char *s = user_secret(cl);
+    int looked_up = s && s == cl->authq_secret;
 
     if (!s)
-        return "user not in auth_file";
+        return cl->authq_done ? "user not in auth_file nor found by auth_query" : "user not in auth_file";
     if (!*s)
-        return "empty password in auth_file";
+        return looked_up ? "empty password from auth_query" : "empty password in auth_file";
     if (scram && strncmp(s, "md5", 3) == 0 && strlen(s) == 35)
-        return "an md5 secret in auth_file cannot verify SCRAM";
+        return looked_up ? "an md5 secret from auth_query cannot verify SCRAM"
+                         : "an md5 secret in auth_file cannot verify SCRAM";
     if (!scram && strncmp(s, "SCRAM-SHA-256$", 14) == 0)
-        return "a SCRAM secret in auth_file cannot verify md5";
+        return looked_up ? "a SCRAM secret from auth_query cannot verify md5"
+                         : "a SCRAM secret in auth_file cannot verify md5";
     return NULL;
 }
 
@@ -225,11 +231,55 @@ static int scram_secret(struct px_client *cl, struct proto_scram_secret *out)
     return 0;
 }
 
+/* A user who is not in auth_file is looked up with auth_query (auth_user set) before the password is
+ * asked for: the method (md5 or SCRAM) must not depend on whether the user exists. Returns 1 when
+ * authentication can go on now, 0 when it goes on in px_client_secret_ready. */
+static int look_up(struct px_client *cl)
+{
+    struct proxy *px = cl->conn.px;
+    int r;
+
+    if (!px->conf->auth_user || px->conf->auth_type == CONF_AUTH_TRUST || cl->admin || cl->authq_done ||
+        conf_userlist_find(&px->users, cl->user))
+        return 1;
+    r = px_authq_lookup(cl);
+    if (r == 1) {                       /* answered from the cache */
+        cl->authq_done = 1;
+        return 1;
+    }
+    if (r == 0) {
+        px_conn_read_stop(&cl->conn);   /* nothing is owed to it until the answer */
+        return 0;
+    }
+    px_client_secret_ready(cl, 1);
+    return 0;
+}
+
+void px_client_secret_ready(struct px_client *cl, int failed)
+{
+    char msg[256];
+
+    if (cl->state == CL_CLOSED)
+        return;
+    px_conn_read_start(&cl->conn);
+    if (failed) {
+        /* Not 28P01: the password was never checked. The cause is in pglane's log (one line). */
+        snprintf(msg, sizeof(msg), "pglane: could not look up the password of user \"%.64s\" (auth_query "
+                 "failed; see pglane's log)", cl->user);
+        client_fatal(cl, "08006", msg);
+        return;
+    }
+    cl->authq_done = 1;
+    client_start_auth(cl);
+}
+
 void client_start_auth(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
     struct proto_buf b;
 
+    if (!look_up(cl))
+        return;
     proto_buf_init(&b);
     switch (px->conf->auth_type) {
     case CONF_AUTH_TRUST:

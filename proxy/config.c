@@ -184,7 +184,7 @@ static void drain_retired(struct proxy *px)
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         struct px_pool *pool = px_container_of(it, struct px_pool, link);
 
-        if (pool->secret)
+        if (pool->secret && !pool->own_secret)
             pool->secret = conf_userlist_find(&px->users, pool->user);
         if (!pool->lane->retired)
             continue;

@@ -449,6 +449,7 @@ static void on_pool_timer_closed(uv_handle_t *h)
         free(pool->checked[i].norm);
     }
     free(pool->checked);
+    free(pool->own_secret);
     free(pool->database);
     free(pool->user);
     free(pool);

@@ -108,7 +108,8 @@ struct px_pool {
     struct px_cap *cap[PX_CAP_KINDS]; /* its database's, user's and server's counters (proxy/caps.c) */
     struct px_lane *lane;
     char *database, *user;
-    const char *secret;            /* server password from the userlist (owned by the userlist) */
+    const char *secret;            /* server password from the userlist (owned by the userlist), or own_secret */
+    char *own_secret;              /* the secret auth_query found for the user (proxy/auth_query.c) */
     uint8_t scram_client_key[PROTO_SCRAM_KEY_LEN], scram_server_key[PROTO_SCRAM_KEY_LEN];
     int have_scram_keys;
     struct px_list idle;           /* px_server.link */
@@ -394,6 +395,9 @@ struct px_client {
     uint8_t names_shared;          /* user and database point into the pool's copies */
     uint8_t over_limit;            /* accepted beyond max_client_conn: refused after its startup packet */
     uint8_t md5_salt[4];
+    uint8_t authq_wait;            /* waits in CL_STARTUP (reads stopped) for auth_query, on wait_link */
+    uint8_t authq_done;            /* auth_query answered for this client */
+    char *authq_secret;            /* ... with this secret (NULL: no such user) */
     struct proto_scram_server *scram;
     uint64_t wait_start_ms, connect_ms, tx_start_us;
     uint64_t idle_since_ms;        /* its latest bytes, or the latest ReadyForQuery it was sent (timeouts) */
@@ -502,6 +506,24 @@ void px_server_check_failed(struct px_server *sv, const char *detail);
 /* Maintenance tick: client_idle_timeout and idle_transaction_timeout. */
 void px_client_timeouts(struct proxy *px, uint64_t now_ms);
 
+/* ---- auth_query: secrets of users not in auth_file (proxy/auth_query.c) ---- */
+/* Looks the secret of cl's user up (auth_user set, the user not in auth_file): 1 when the answer is
+ * known now (cl->authq_secret, NULL for no such user), 0 when cl waits for it (on its wait_link; then
+ * px_client_secret_ready is called, never from inside this call), -1 when no lookup can be made. */
+int px_authq_lookup(struct px_client *cl);
+/* The lookup for cl ended (proxy/client_auth.c): failed = 1 when it could not be made. */
+void px_client_secret_ready(struct px_client *cl, int failed);
+/* cl closes while it waits for a lookup. */
+void px_authq_forget(struct px_client *cl);
+/* pool's server login uses secret (found by auth_query) unless auth_file has the user: always when
+ * it comes from a login (fresh), else only when the pool has none (an older client's copy may be stale). */
+void px_authq_pool_secret(struct px_pool *pool, const char *secret, int fresh);
+/* Lookups answered from the cache, by a query, and failed. */
+void px_authq_counts(struct proxy *px, uint64_t *hits, uint64_t *misses, uint64_t *errors);
+void px_authq_stop(struct proxy *px);
+/* libpq's sslmode for a server_tls_mode. */
+const char *px_libpq_sslmode(enum conf_server_tls m);
+
 /* ---- cancel requests (proxy/cancel.c) ---- */
 /* Forwards a client's CancelRequest to the backend now running a request of that client; drops it
  * (debug log) when the client has no request running on a server (idle, or queued for one). */
@@ -576,6 +598,7 @@ struct prep_registry;
 struct metrics;
 struct monitor;
 struct guard;
+struct authq;
 
 struct proxy {
     uv_loop_t *loop;
@@ -606,6 +629,7 @@ struct proxy {
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
     struct metrics *metrics;       /* owned by proxy/admin/metrics.c */
     struct monitor *monitor;       /* owned by proxy/admin/monitor.c */
+    struct authq *authq;           /* owned by proxy/auth_query.c, made by the first lookup */
     int draining;
     int exiting;
     int exit_code;

@@ -72,6 +72,10 @@ static void general(struct px_table *t, const struct conf *c)
     kv(t, "server_check_delay", "%lldms", (long long)c->server_check_delay_ms);
     kv(t, "server_check_query", "%s", str(c->server_check_query));
     kv(t, "server_login_retry", "%lldms", (long long)c->server_login_retry_ms);
+    kv(t, "auth_user", "%s", str(c->auth_user));
+    kv(t, "auth_query", "%s", str(c->auth_query));
+    kv(t, "auth_dbname", "%s", str(c->auth_dbname));
+    kv(t, "auth_cache_ttl", "%lldms", (long long)c->auth_cache_ttl_ms);
 }
 
 static void server(struct px_table *t, const struct conf_server *s)

@@ -215,6 +215,20 @@ static void pins(struct proto_buf *b, struct proxy *px)
         }
 }
 
+/* auth_query lookups (proxy/auth_query.c): answered from the cache, by a query, or failed. */
+static void authq_counts(struct proto_buf *b, struct proxy *px)
+{
+    uint64_t hits, misses, errors;
+
+    px_authq_counts(px, &hits, &misses, &errors);
+    family(b, "pglane_auth_query_lookups_total", "counter",
+           "Secrets of users not in auth_file: answered from the cache (hit), by running auth_query (miss), "
+           "or not found out because the lookup failed (error).");
+    out(b, "pglane_auth_query_lookups_total{result=\"hit\"} %llu\n", (unsigned long long)hits);
+    out(b, "pglane_auth_query_lookups_total{result=\"miss\"} %llu\n", (unsigned long long)misses);
+    out(b, "pglane_auth_query_lookups_total{result=\"error\"} %llu\n", (unsigned long long)errors);
+}
+
 static void cancels(struct proto_buf *b, struct proxy *px)
 {
     static const char *const events[PX_CANCEL_EVENTS] = { "forwarded", "held", "expired", "queued" };
@@ -232,6 +246,7 @@ static void cancels(struct proto_buf *b, struct proxy *px)
     family(b, "pglane_cancel_requests_dropped_total", "counter",
            "Client CancelRequests with nothing to cancel: unknown key, or no request of the client running on a server.");
     out(b, "pglane_cancel_requests_dropped_total %llu\n", (unsigned long long)px->cancels_dropped);
+    authq_counts(b, px);
 }
 
 static void routes(struct proto_buf *b, struct proxy *px)

@@ -167,18 +167,6 @@ static const struct px_pool *credentials(struct mon_server *ms)
     return NULL;
 }
 
-static const char *sslmode(enum conf_server_tls m)
-{
-    switch (m) {
-    case CONF_STLS_DISABLE: return "disable";
-    case CONF_STLS_PREFER: return "prefer";
-    case CONF_STLS_REQUIRE: return "require";
-    case CONF_STLS_VERIFY_CA: return "verify-ca";
-    case CONF_STLS_VERIFY_FULL: return "verify-full";
-    }
-    return "prefer";
-}
-
 static void mon_connect(struct mon_server *ms)
 {
     const struct conf_server *cs = mon_conf(ms);
@@ -198,7 +186,7 @@ static void mon_connect(struct mon_server *ms)
     keys[n] = "user", vals[n++] = pool->user;
     keys[n] = "dbname", vals[n++] = pool->database;
     keys[n] = "application_name", vals[n++] = "pglane-monitor";
-    keys[n] = "sslmode", vals[n++] = sslmode(cs->tls_mode);
+    keys[n] = "sslmode", vals[n++] = px_libpq_sslmode(cs->tls_mode);
     if (cs->tls_ca_file)
         keys[n] = "sslrootcert", vals[n++] = cs->tls_ca_file;
     if (pw)

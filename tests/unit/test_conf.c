@@ -72,6 +72,10 @@ static void test_defaults(void **state)
     assert_int_equal(c->server_check_delay_ms, 30000);
     assert_null(c->server_check_query);
     assert_int_equal(c->server_login_retry_ms, 0);
+    assert_null(c->auth_user);
+    assert_string_equal(c->auth_query, "SELECT usename, passwd FROM pg_shadow WHERE usename=$1");
+    assert_null(c->auth_dbname);
+    assert_int_equal(c->auth_cache_ttl_ms, 60000);
 
     assert_int_equal(c->nservers, 1);
     assert_string_equal(c->servers[0].name, "s");
@@ -177,6 +181,12 @@ static const struct key_case key_cases[] = {
     PGK("server_check_delay = 0", VI64, server_check_delay_ms, 0, NULL),
     PGK("server_check_query = SELECT 1", VSTR, server_check_query, 0, "SELECT 1"),
     PGK("server_login_retry = 15s", VI64, server_login_retry_ms, 15000, NULL),
+    PGK("auth_user = pglane_auth", VSTR, auth_user, 0, "pglane_auth"),
+    PGK("auth_query = SELECT usename, passwd FROM pglane.user_lookup($1)", VSTR, auth_query, 0,
+        "SELECT usename, passwd FROM pglane.user_lookup($1)"),
+    PGK("auth_dbname = postgres", VSTR, auth_dbname, 0, "postgres"),
+    PGK("auth_cache_ttl = 1s", VI64, auth_cache_ttl_ms, 1000, NULL),
+    PGK("auth_cache_ttl = 0", VI64, auth_cache_ttl_ms, 0, NULL),
     SRVK("host = db.example.com", VSTR, host, 0, "db.example.com"),
     SRVK("host = /var/run/postgresql", VSTR, host, 0, "/var/run/postgresql"),
     SRVK("port = 1", VINT, port, 1, NULL),
@@ -515,6 +525,21 @@ static const struct err_case err_cases[] = {
      {"test.ini:4: client_idle_timeout: expected a duration such as 250ms, 2s or 10min, got '-5s'"}},
     {"[pglane]\nauth_type = trust\ndefault_lane = a\nserver_check_delay = 30\n[server.s]\n[lane.a]\n",
      {"test.ini:4: server_check_delay: expected a duration such as 250ms, 2s or 10min, got '30'"}},
+    /* auth_query keys */
+    {"[pglane]\nauth_file = u\ndefault_lane = a\nauth_cache_ttl = 60\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: auth_cache_ttl: expected a duration such as 250ms, 2s or 10min, got '60'"}},
+    {"[pglane]\nauth_file = u\ndefault_lane = a\nauth_cache_ttl = -1s\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: auth_cache_ttl: expected a duration such as 250ms, 2s or 10min, got '-1s'"}},
+    {"[pglane]\nauth_file = u\ndefault_lane = a\nauth_query = SELECT usename, passwd FROM pg_shadow\n"
+     "[server.s]\n[lane.a]\n",
+     {"test.ini:4: auth_query: expected an SQL query that takes the user name as $1 and returns (user name, "
+      "secret), got 'SELECT usename, passwd FROM pg_shadow'"}},
+    {"[pglane]\nauth_file = u\ndefault_lane = a\nauth_user =\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: auth_user: expected a user name, got ''"}},
+    {"[pglane]\nauth_file = u\ndefault_lane = a\nauth_dbname =\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: auth_dbname: expected a database name, got ''"}},
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\nauth_user = x\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: auth_user needs auth_type = md5 or scram-sha-256 (auth_type = trust checks no password)"}},
     {BASE "work_mem = 64mb\n", {"test.ini:6: work_mem: expected a memory size such as 64MB (a number "
                                 "with kB, MB, GB or TB), got '64mb'"}},
     {BASE "protect = maybe\n", {"test.ini:6: protect: expected yes or no, got 'maybe'"}},
