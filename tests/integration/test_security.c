@@ -213,6 +213,7 @@ static void test_log_lines_escaped(void **state)
     H_SKIP_IF_DIRECT();
     static const char forged[] = "2026-12-03 00:00:00.000 ERROR FORGED-LINE admin ops: SHUTDOWN";
     char evil_user[256], evil_db[256], *longname = malloc(5001);
+    static const char ctl_user[] = "v\r\x1b[31mred\x1b[0m\x7f";   /* short: no byte cut at 64 */
     assert_non_null(longname);
     memset(longname, 'A', 5000);
     longname[5000] = '\0';
@@ -226,9 +227,9 @@ static void test_log_lines_escaped(void **state)
         h_conf(conf, sizeof conf, "transaction", 2, types[k], "server_idle_timeout = 60s\nadmin_users = app\n");
         h_conf_replace(conf, sizeof conf, "log_level = info", "log_level = debug");
         assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
-        const char *users[4] = { evil_user, H_USER, longname, evil_user };
-        const char *dbs[4] = { H_DB, evil_db, H_DB, evil_db };
-        for (int i = 0; i < 4; i++) {
+        const char *users[5] = { evil_user, H_USER, longname, evil_user, ctl_user };
+        const char *dbs[5] = { H_DB, evil_db, H_DB, evil_db, H_DB };
+        for (int i = 0; i < 5; i++) {
             int fd = raw_start(&l, users[i], dbs[i]);
             uint32_t len;
             uint8_t *body = expect_msg(fd, 'R', &len);   /* the auth request: then give up */
@@ -254,7 +255,7 @@ static void test_log_lines_escaped(void **state)
         assert_int_equal(h_pglane_stop(&l), 0);
 
         size_t lines = 0;
-        int seen_escaped = 0;
+        int seen_escaped = 0, seen_db = 0, seen_ctl = 0;
         for (char *p = log; *p;) {
             char *e = strchr(p, '\n');
             size_t n = e ? (size_t)(e - p) : strlen(p);
@@ -270,11 +271,17 @@ static void test_log_lines_escaped(void **state)
             assert_true(n < 2200);
             if (memmem(p, n, "u\\x0a2026-12-03", 15))
                 seen_escaped = 1;
+            if (memmem(p, n, "d\\x0d2026-12-03", 15))
+                seen_db = 1;
+            if (memmem(p, n, "v\\x0d\\x1b[31mred\\x1b[0m\\x7f", 27))
+                seen_ctl = 1;
             lines++;
             p = e ? e + 1 : p + n;
         }
         assert_true(lines > 5);
         assert_true(seen_escaped);                  /* the names were logged, escaped */
+        assert_true(seen_db);                       /* the database name's CR */
+        assert_true(seen_ctl);                      /* CR, ESC and DEL in a user name */
         assert_null(strstr(log, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
         free(log);
     }
