@@ -430,6 +430,10 @@ static void test_guard_cancel(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
+#define GUARD_CANCELS(event) "pglane_cancels_total{lane=\"analytics\",event=\"" event "\"}"
+    long fwd0 = h_metric_now(g_cancel_mport, GUARD_CANCELS("forwarded"));
+    long expired0 = h_metric_now(g_cancel_mport, GUARD_CANCELS("expired"));
+    assert_true(fwd0 >= 0 && expired0 >= 0);
     PGconn *a = hold_row(&g_cancel, 2);
     assert_int_equal(PQsendQuery(a, "SELECT pg_sleep(30)"), 1);   /* a long analytic statement */
     usleep(100000);
@@ -466,7 +470,13 @@ static void test_guard_cancel(void **state)
     PQfinish(c);
     char *m = get_metrics(g_cancel_mport);
     assert_non_null(strstr(m, "pglane_guard_actions_total{lane=\"analytics\",protected_lane=\"oltp\",action=\"cancelled\"} 1"));
+    /* The guard's cancel took the path of a client's (issue #22: px_cancel_backend, which holds a
+     * connection whose transaction ends before the cancel has landed): counted once as forwarded for
+     * the blocker's lane, none expired. */
+    assert_int_equal(h_metric(m, GUARD_CANCELS("forwarded")), fwd0 + 1);
+    assert_int_equal(h_metric(m, GUARD_CANCELS("expired")), expired0);
     free(m);
+#undef GUARD_CANCELS
     h_pass();
 }
 
