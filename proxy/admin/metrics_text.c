@@ -376,6 +376,31 @@ static void faults(struct proto_buf *b, struct proxy *px)
     }
 }
 
+/* How long the oldest client now queued in each pool has waited (SHOW LANES' longest_wait_ms):
+ * 0 when none waits. The histogram counts a wait only once it has ended. */
+static void longest_waits(struct proto_buf *b, struct proxy *px)
+{
+    uint64_t now = px_now_ms(px);
+
+    family(b, "pglane_clients_longest_wait_seconds", "gauge",
+           "How long the oldest client now queued for a server connection has waited (0: none waits).");
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
+        uint64_t waited = 0;
+
+        if (pool->lane->retired)
+            continue;
+        if (!px_list_empty(&pool->waiting)) {
+            const struct px_client *head = px_container_of(pool->waiting.next, struct px_client, wait_link);
+
+            waited = now > head->wait_start_ms ? now - head->wait_start_ms : 0;
+        }
+        out(b, "pglane_clients_longest_wait_seconds{");
+        pool_labels(b, pool, 1);
+        out(b, "} %.3f\n", (double)waited / 1000.0);
+    }
+}
+
 void px_metrics_render(struct proxy *px, struct proto_buf *b)
 {
     process(b, px);
@@ -384,6 +409,7 @@ void px_metrics_render(struct proxy *px, struct proto_buf *b)
     pools(b, px, 0);
     family(b, "pglane_clients_waiting", "gauge", "Clients queued for a server connection.");
     pools(b, px, 1);
+    longest_waits(b, px);
     family(b, "pglane_pool_transactions_total", "counter", "Server connections given back after a transaction.");
     pools(b, px, 2);
     family(b, "pglane_pool_queries_total", "counter", "Requests answered by ReadyForQuery.");

@@ -50,6 +50,7 @@ rc=$?
 check "the dashboard is valid JSON and its panels use the data source variable" '[ $rc = 0 ]' "$(cat "$tmp/json.err")"
 check "the dashboard queries metrics ($(wc -l <"$tmp/names") names)" '[ "$(wc -l <"$tmp/names")" -ge 10 ]'
 for want in pglane_lane_transaction_duration_seconds_bucket pglane_clients_waiting pglane_servers \
+            pglane_clients_longest_wait_seconds \
             pglane_guard_actions_total pglane_errors_total pglane_lane_queue_wait_seconds_bucket; do
     check "the dashboard has a panel over $want" 'grep -qx "$want" "$tmp/names"'
 done

@@ -247,6 +247,7 @@ static void test_statement_timeout_follows(void **state)
     int64_t t0 = h_now_ms();
     assert_string_equal(h_exec_sqlstate(c, "SELECT pg_sleep(10)"), "57014");
     int64_t took = h_now_ms() - t0;
+    print_message("SET statement_timeout = '500ms'; then pg_sleep(10): 57014 after %lld ms\n", (long long)took);
     if (took >= 2000)
         print_error("pg_sleep(10) ran %lld ms under a 500ms statement_timeout\n", (long long)took);
     assert_true(took < 2000);
@@ -457,6 +458,116 @@ static void test_advisory_lock_pins(void **state)
     PQfinish(c);
     PQfinish(o);
     PQfinish(adm);
+    h_pass();
+}
+
+/*
+ * A WITH HOLD cursor and an SQL-level prepared statement pin their client until closed and
+ * deallocated (SHOW CLIENTS lists both reasons while both exist); the pinned connection counts in the
+ * lane's size (lane of 2: with the other one taken, a third client waits while the pinned client
+ * goes on); other clients never see the cursor or the statement.
+ */
+static void test_hold_cursor_and_sql_prepare_pin(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = h_console(&g_main, NULL), *c = client(&g_main, "hold-owner"), *o = client(&g_main, "hold-other"),
+           *b = client(&g_main, "hold-busy");
+    H_ASSERT_CONNECTED(adm);
+    H_ASSERT_CONNECTED(c);
+    H_ASSERT_CONNECTED(o);
+    H_ASSERT_CONNECTED(b);
+    char *m = h_metrics_body(g_mport);
+    long cursor0 = h_metric(m, "pglane_pins_total{lane=\"main\",reason=\"hold_cursor\"}");
+    long prep0 = h_metric(m, "pglane_pins_total{lane=\"main\",reason=\"prepared_statement\"}");
+    free(m);
+    assert_true(cursor0 >= 0 && prep0 >= 0);
+
+    assert_int_equal(h_exec(c, "DECLARE hc CURSOR WITH HOLD FOR SELECT g FROM generate_series(1, 10) g"), 0);
+    assert_string_equal(wait_pinned(adm, "hold-owner", "hold_cursor"), "hold_cursor");
+    assert_int_equal(h_exec(c, "PREPARE sqlp(int) AS SELECT $1 * 2"), 0);
+    assert_string_equal(wait_pinned(adm, "hold-owner", "hold_cursor,prepared_statement"),
+                        "hold_cursor,prepared_statement");
+    m = h_metrics_body(g_mport);
+    assert_int_equal(h_metric(m, "pglane_pins_total{lane=\"main\",reason=\"hold_cursor\"}"), cursor0 + 1);
+    assert_int_equal(h_metric(m, "pglane_pins_total{lane=\"main\",reason=\"prepared_statement\"}"), prep0 + 1);
+    assert_int_equal(h_metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"hold_cursor\"}"), 1);
+    assert_int_equal(h_metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"prepared_statement\"}"), 1);
+    free(m);
+
+    /* b takes the lane's other connection: o now waits, c goes on on its own. */
+    assert_int_equal(h_exec(b, "BEGIN"), 0);
+    assert_int_equal(h_exec(b, "SELECT 1"), 0);
+    assert_int_equal(PQsendQuery(o, "SELECT (SELECT count(*) FROM pg_cursors) + "
+                                    "(SELECT count(*) FROM pg_prepared_statements WHERE from_sql)"), 1);
+    assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
+    for (int i = 1; i <= 3; i++) {
+        char want[16], *v = h_query1(c, "FETCH 1 FROM hc");
+        snprintf(want, sizeof want, "%d", i);
+        assert_non_null(v);
+        assert_string_equal(v, want);
+        free(v);
+        v = h_query1(c, "EXECUTE sqlp(21)");
+        assert_non_null(v);
+        assert_string_equal(v, "42");
+        free(v);
+    }
+    assert_int_equal(PQisBusy(o), 1);
+    assert_int_equal(h_exec(b, "COMMIT"), 0);
+    assert_int_equal(h_wait_result(o, 5000), 0);
+    PGresult *r = PQgetResult(o);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "0");           /* neither is on o's connection */
+    PQclear(r);
+    assert_null(PQgetResult(o));
+
+    assert_int_equal(h_exec(c, "CLOSE hc"), 0);
+    assert_string_equal(wait_pinned(adm, "hold-owner", "prepared_statement"), "prepared_statement");
+    assert_int_equal(h_exec(c, "DEALLOCATE sqlp"), 0);
+    assert_string_equal(wait_pinned(adm, "hold-owner", ""), "");
+    m = h_metrics_body(g_mport);
+    assert_int_equal(h_metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"hold_cursor\"}"), 0);
+    assert_int_equal(h_metric(m, "pglane_pinned_clients{lane=\"main\",reason=\"prepared_statement\"}"), 0);
+    free(m);
+    PQfinish(c);
+    PQfinish(o);
+    PQfinish(b);
+    PQfinish(adm);
+    h_pass();
+}
+
+/* SET SESSION CHARACTERISTICS follows the client; another client keeps PostgreSQL's default. */
+static void test_session_characteristics_follow(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *c = h_connect(&g_main, NULL), *b = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(c);
+    H_ASSERT_CONNECTED(b);
+    assert_int_equal(h_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ, "
+                               "READ ONLY"), 0);
+    for (int i = 0; i < 4; i++) {
+        /* every other round b holds a connection in a transaction, so c runs on the other one */
+        if (i % 2) {
+            assert_int_equal(h_exec(b, "BEGIN"), 0);
+            assert_int_equal(h_exec(b, "SELECT 1"), 0);
+        }
+        PGresult *r = PQexec(c, "SELECT current_setting('transaction_isolation'), "
+                                "current_setting('transaction_read_only')");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), "repeatable read");
+        assert_string_equal(PQgetvalue(r, 0, 1), "on");
+        PQclear(r);
+        char *v = h_query1(b, "SELECT current_setting('transaction_isolation')");
+        assert_non_null(v);
+        assert_string_equal(v, "read committed");
+        free(v);
+        if (i % 2)
+            assert_int_equal(h_exec(b, "COMMIT"), 0);
+    }
+    assert_string_equal(h_exec_sqlstate(c, "CREATE TABLE sess_chars_ro (a int)"), "25006");
+    PQfinish(c);
+    PQfinish(b);
     h_pass();
 }
 
@@ -808,6 +919,8 @@ int main(void)
         H_TEST(test_reset_all_restores_lane_settings),
         H_TEST(test_temp_table_pins),
         H_TEST(test_advisory_lock_pins),
+        H_TEST(test_hold_cursor_and_sql_prepare_pin),
+        H_TEST(test_session_characteristics_follow),
         H_TEST(test_listen_notify),
         H_TEST(test_listener_leaves),
         H_TEST(test_pin_refuse),
