@@ -169,6 +169,7 @@ int px_session_check_begin(struct px_server *sv)
     sv->check = calloc(1, sizeof(*sv->check));
     if (!sv->check)
         return -1;
+    sv->pool->lane->stats.session_checks++;
     proto_buf_init(&sv->check->gucs);
     return 0;
 }

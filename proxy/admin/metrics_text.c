@@ -374,6 +374,14 @@ static void faults(struct proto_buf *b, struct proxy *px)
         label(b, "lane", px->lanes[i]->conf->name, 1);
         out(b, "} %llu\n", (unsigned long long)px->lanes[i]->stats.retries);
     }
+    family(b, "pglane_session_checks_total", "counter",
+           "Session reads and resets after a transaction that may have changed session state by a path "
+           "pglane cannot see (DO, CALL, a function); a clean transaction costs none.");
+    for (int i = 0; i < px->nlanes; i++) {
+        out(b, "pglane_session_checks_total{");
+        label(b, "lane", px->lanes[i]->conf->name, 1);
+        out(b, "} %llu\n", (unsigned long long)px->lanes[i]->stats.session_checks);
+    }
 }
 
 /* How long the oldest client now queued in each pool has waited (SHOW LANES' longest_wait_ms):

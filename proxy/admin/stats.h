@@ -62,6 +62,7 @@ struct px_lane_stats {
     uint64_t cancels[PX_CANCEL_EVENTS];
     uint64_t lost[PX_LOST_REASONS];         /* server connections lost (by this lane's pools) */
     uint64_t retries;                       /* transactions' first messages resent (proxy/retry.c) */
+    uint64_t session_checks;                /* session reads after a transaction that may have changed state (session.c) */
 };
 
 /* Recording (stats.c), on the forwarding path; px_stats_query_begin is inline in proxy/proxy.h. */

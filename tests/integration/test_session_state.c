@@ -853,6 +853,37 @@ static void test_thousand_clients_leave_nothing(void **state)
  * settings), once leaving right after it, so that only the check after that transaction stands
  * between the path and the next client.
  */
+/* A clean transaction (no path that may change session state unseen) costs no session check: the
+ * counter stays still over simple, extended and multi-statement transactions, and moves by exactly
+ * one for a DO block. */
+static void test_clean_transactions_cost_no_check(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    const char *series = "pglane_session_checks_total{lane=\"main\"}";
+    PGconn *c = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(c);
+    assert_int_equal(h_exec(c, "CREATE TABLE IF NOT EXISTS sess_clean (id int PRIMARY KEY, n int)"), 0);
+    assert_int_equal(h_exec(c, "INSERT INTO sess_clean VALUES (1, 0) ON CONFLICT DO NOTHING"), 0);
+    long before = h_metric_now(g_mport, series);
+    assert_true(before >= 0);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(h_exec(c, "SELECT 1"), 0);
+        assert_int_equal(h_exec(c, "BEGIN; UPDATE sess_clean SET n = n + 1 WHERE id = 1; COMMIT"), 0);
+        PGresult *r = PQexecParams(c, "SELECT n FROM sess_clean WHERE id = $1", 1, NULL, (const char *[]){ "1" },
+                                   NULL, NULL, 0);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        PQclear(r);
+    }
+    assert_int_equal(h_metric_now(g_mport, series), before);
+    assert_int_equal(h_exec(c, "DO $$BEGIN PERFORM 1; END$$"), 0);
+    assert_int_equal(h_exec(c, "SELECT 1"), 0);   /* the check has finished with the transaction */
+    assert_int_equal(h_metric_now(g_mport, series), before + 1);
+    assert_int_equal(h_exec(c, "DROP TABLE sess_clean"), 0);
+    PQfinish(c);
+    h_pass();
+}
+
 static void test_hidden_paths_never_reach_next_client(void **state)
 {
     (void)state;
@@ -926,6 +957,7 @@ int main(void)
         H_TEST(test_pin_refuse),
         H_TEST(test_replay_refused_closes_client),
         H_TEST(test_thousand_clients_leave_nothing),
+        H_TEST(test_clean_transactions_cost_no_check),
         H_TEST(test_hidden_paths_never_reach_next_client),
     };
     return H_RUN_GROUP("integration: session state in transaction pooling", tests,
