@@ -35,6 +35,15 @@ struct conf_listen {           /* one "host:port" of listen = (comma-separated l
     int port;
 };
 
+/* One entry of [peers]: another pglane process (or this one) that may own a cancel key. */
+struct conf_peer {
+    int id;                    /* 1..CONF_PEER_ID_MAX, from the key "peer.N" or "N" */
+    char *host;                /* address or name; a path starting with '/' is a unix socket dir */
+    int port;
+    int line;
+};
+#define CONF_PEER_ID_MAX 16383
+
 struct conf_setting {          /* a GUC applied as a startup parameter of a lane's server connections */
     char *name;
     char *value;
@@ -136,6 +145,10 @@ struct conf {
     int64_t server_check_delay_ms;       /* default 30s: a pooled connection idle longer is checked first */
     char *server_check_query;            /* NULL (default): an empty Query */
     int64_t server_login_retry_ms;       /* default 0 = off: after a failed login, no new one for this long */
+    int so_reuseport;              /* so_reuseport = yes: TCP listeners get SO_REUSEPORT (start only) */
+    int peer_id;                   /* 0 (default) = no peering; 1..CONF_PEER_ID_MAX (start only) */
+    struct conf_peer *peers; int npeers;  /* [peers], in file order */
+    int64_t client_drain_timeout_ms;      /* default 0: a drain closes idle clients at once */
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;

@@ -108,6 +108,9 @@ void conf_free(struct conf *c)
     free(c->tls_ca_file);
     free(c->tls_protocols);
     free(c->server_check_query);
+    for (int i = 0; i < c->npeers; i++)
+        free(c->peers[i].host);
+    free(c->peers);
     free_servers(c);
     for (int i = 0; i < c->nlanes; i++)
         conf_lane_clear(&c->lanes[i]);

@@ -234,6 +234,9 @@ static const struct conf_keydef pglane_keys[] = {
     KDUR("server_check_delay", struct conf, server_check_delay_ms),
     KW("server_check_query", set_check_query, struct conf, server_check_query, "an SQL query"),
     KDUR("server_login_retry", struct conf, server_login_retry_ms),
+    KBOOL("so_reuseport", struct conf, so_reuseport),
+    KINT("peer_id", struct conf, peer_id, 0, CONF_PEER_ID_MAX),
+    KDUR("client_drain_timeout", struct conf, client_drain_timeout_ms),
     KEND,
 };
 
@@ -285,6 +288,7 @@ static void *section_object(struct conf_loader *ld, const struct conf_sect *s)
 {
     switch (s->kind) {
     case SECT_PGLANE:
+    case SECT_PEERS:
         return ld->c;
     case SECT_SERVER:
         return &ld->c->servers[s->index];
@@ -307,6 +311,8 @@ static const struct conf_keydef *section_keys(const struct conf_sect *s)
         return conf_lane_keys;
     case SECT_ROUTE:
         return conf_route_keys;
+    case SECT_PEERS:
+        break;
     }
     return NULL;
 }
@@ -316,6 +322,10 @@ void conf_apply_key(struct conf_loader *ld, struct conf_sect *s, const char *key
     void *obj = section_object(ld, s);
     const struct conf_keydef *kd = section_keys(s);
 
+    if (s->kind == SECT_PEERS) {
+        conf_peer_set(ld, key, value);
+        return;
+    }
     if (s->kind == SECT_LANE && strncmp(key, "set.", 4) == 0) {
         conf_lane_set_guc(ld, s, obj, key, value);
         return;

@@ -2,6 +2,7 @@
  * Socket chores: resolution, listen, connect, accept, options and peer addresses, for listeners,
  * client and server connections, cancel connections and the metrics endpoint alike.
  */
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,9 +37,29 @@ int px_sock_numeric_addr(const char *host, int port, struct sockaddr_storage *ou
 int px_sock_listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const struct sockaddr *addr, int backlog,
                        uv_connection_cb cb)
 {
-    int r;
+    return px_sock_listen_tcp_ex(loop, h, addr, backlog, 0, cb);
+}
 
-    uv_tcp_init(loop, h);
+int px_sock_listen_tcp_ex(uv_loop_t *loop, uv_tcp_t *h, const struct sockaddr *addr, int backlog, int reuseport,
+                          uv_connection_cb cb)
+{
+    uv_os_fd_t fd;
+    int r, one = 1;
+
+    if (!reuseport) {
+        uv_tcp_init(loop, h);
+    } else {
+        /* The socket must exist before the bind to take the option: libuv creates it now. */
+        r = uv_tcp_init_ex(loop, h, addr->sa_family);
+        if (r < 0) {
+            uv_tcp_init(loop, h);
+            return r;
+        }
+        if ((r = uv_fileno((uv_handle_t *)h, &fd)) < 0)
+            return r;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+            return -errno;             /* libuv's error codes are negated errno values */
+    }
     r = uv_tcp_bind(h, addr, 0);
     if (r == 0)
         r = uv_listen((uv_stream_t *)h, backlog, cb);
@@ -57,6 +78,17 @@ int px_sock_listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, int bac
     if (r == 0)
         chmod(path, 0777);
     return r;
+}
+
+int px_sock_path_id(const char *path, uint64_t *dev, uint64_t *ino)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return -1;
+    *dev = (uint64_t)st.st_dev;
+    *ino = (uint64_t)st.st_ino;
+    return 0;
 }
 
 int px_sock_init_like(uv_loop_t *loop, const uv_stream_t *listener, union px_handle *h)
