@@ -70,7 +70,7 @@ int px_listeners_open(struct proxy *px)
             return -1;
         }
         l->path = strdup(path);
-        (void)px_sock_path_id(path, &l->path_dev, &l->path_ino);
+        (void)px_sock_path_id(path, &l->path_id);
         l->peer = px_peer_own_listener(c, c->unix_socket_dir, c->nlisten ? c->listen[0].port : 6432);
         px_info("listening on %s%s", path, l->peer ? " (this peer's address)" : "");
     }
@@ -84,14 +84,15 @@ static void close_listeners(struct proxy *px, int all)
 {
     for (int i = 0; i < px->nlisteners; i++) {
         struct px_listener *l = &px->listeners[i];
-        uint64_t dev, ino;
+        struct px_file_id now;
 
         if (l->peer && !all)
             continue;
         if (!uv_is_closing(&l->h.handle))
             uv_close(&l->h.handle, NULL);
         if (l->path) {
-            if (px_sock_path_id(l->path, &dev, &ino) == 0 && dev == l->path_dev && ino == l->path_ino)
+            if (px_sock_path_id(l->path, &now) == 0 && now.dev == l->path_id.dev && now.ino == l->path_id.ino &&
+                now.ctime_ns == l->path_id.ctime_ns)
                 unlink(l->path);
             free(l->path);
             l->path = NULL;

@@ -569,7 +569,7 @@ struct px_listener {
     union px_handle h;
     struct proxy *px;
     char *path;                    /* unix socket path to unlink at exit */
-    uint64_t path_dev, path_ino;   /* the socket file made: unlinked only if the path is still it */
+    struct px_file_id path_id;     /* the socket file made: unlinked only if the path is still it */
     int peer;                      /* this process's [peers] address: open until exit, for cancels */
 };
 

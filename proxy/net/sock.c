@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "proxy/net/sock.h"
@@ -68,26 +69,46 @@ int px_sock_listen_tcp_ex(uv_loop_t *loop, uv_tcp_t *h, const struct sockaddr *a
 
 int px_sock_listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, int backlog, uv_connection_cb cb)
 {
-    int r;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd, r;
 
-    unlink(path);
+    /* The socket is made and bound here, not by uv_pipe_bind: libuv would remove the path when the
+     * handle closes, even after another process (so_reuseport, a rolling restart) has replaced it;
+     * the owner removes it itself if it is still its own (px_sock_path_id). */
     uv_pipe_init(loop, h, 0);
-    r = uv_pipe_bind(h, path);
-    if (r == 0)
-        r = uv_listen((uv_stream_t *)h, backlog, cb);
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return UV_ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    unlink(path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    r = uv_pipe_open(h, fd);
+    if (r < 0) {
+        close(fd);
+        unlink(path);
+        return r;
+    }
+    r = uv_listen((uv_stream_t *)h, backlog, cb);
     if (r == 0)
         chmod(path, 0777);
     return r;
 }
 
-int px_sock_path_id(const char *path, uint64_t *dev, uint64_t *ino)
+int px_sock_path_id(const char *path, struct px_file_id *id)
 {
     struct stat st;
 
     if (stat(path, &st) < 0)
         return -1;
-    *dev = (uint64_t)st.st_dev;
-    *ino = (uint64_t)st.st_ino;
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    id->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
     return 0;
 }
 
