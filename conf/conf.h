@@ -35,6 +35,15 @@ struct conf_listen {           /* one "host:port" of listen = (comma-separated l
     int port;
 };
 
+/* One entry of [peers]: another pglane process (or this one) that may own a cancel key. */
+struct conf_peer {
+    int id;                    /* 1..CONF_PEER_ID_MAX, from the key "peer.N" or "N" */
+    char *host;                /* address or name; a path starting with '/' is a unix socket dir */
+    int port;
+    int line;
+};
+#define CONF_PEER_ID_MAX 16383
+
 struct conf_setting {          /* a GUC applied as a startup parameter of a lane's server connections */
     char *name;
     char *value;
@@ -140,6 +149,10 @@ struct conf {
     char *auth_query;              /* takes the user name as $1; default CONF_DEFAULT_AUTH_QUERY */
     char *auth_dbname;             /* database the lookup runs in; NULL = the client's database */
     int64_t auth_cache_ttl_ms;     /* default 60s: how long a lookup's answer (found or not) is reused */
+    int so_reuseport;              /* so_reuseport = yes: TCP listeners get SO_REUSEPORT (start only) */
+    int peer_id;                   /* 0 (default) = no peering; 1..CONF_PEER_ID_MAX (start only) */
+    struct conf_peer *peers; int npeers;  /* [peers], in file order */
+    int64_t client_drain_timeout_ms;      /* default 0: a drain closes idle clients at once */
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;

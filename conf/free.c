@@ -111,6 +111,9 @@ void conf_free(struct conf *c)
     free(c->auth_user);
     free(c->auth_query);
     free(c->auth_dbname);
+    for (int i = 0; i < c->npeers; i++)
+        free(c->peers[i].host);
+    free(c->peers);
     free_servers(c);
     for (int i = 0; i < c->nlanes; i++)
         conf_lane_clear(&c->lanes[i]);

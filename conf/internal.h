@@ -13,7 +13,7 @@
 /* inih (Debian r55) truncates section and key names to 49 bytes; we reject longer ones instead. */
 #define CONF_MAX_NAME 49
 
-enum conf_sect_kind { SECT_PGLANE, SECT_SERVER, SECT_LANE, SECT_ROUTE };
+enum conf_sect_kind { SECT_PGLANE, SECT_SERVER, SECT_LANE, SECT_ROUTE, SECT_PEERS };
 
 struct conf_keyline {          /* a key seen in a section, for duplicate detection and diagnostics */
     char *name;
@@ -120,6 +120,11 @@ int conf_lane_set_guc(struct conf_loader *ld, struct conf_sect *s, struct conf_l
 #define KLIST(name, st, f, nf, what) \
     {name, conf_set_list, offsetof(st, f), offsetof(st, nf), 0, 0, NULL, what}
 #define KEND {NULL, NULL, 0, 0, 0, 0, NULL, NULL}
+
+/* keys_peers.c: one "peer.N = host:port" (or "N = host=H port=P") of [peers], and the checks of
+ * peer_id against [peers] once the whole file is read. */
+void conf_peer_set(struct conf_loader *ld, const char *key, const char *value);
+void conf_validate_peers(struct conf_loader *ld, int peer_id_line);
 
 /* validate.c: cross-section checks after the whole file is read. */
 void conf_validate(struct conf_loader *ld);

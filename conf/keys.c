@@ -248,6 +248,9 @@ static const struct conf_keydef pglane_keys[] = {
        "an SQL query that takes the user name as $1 and returns (user name, secret)"),
     KW("auth_dbname", conf_set_str, struct conf, auth_dbname, "a database name"),
     KDUR("auth_cache_ttl", struct conf, auth_cache_ttl_ms),
+    KBOOL("so_reuseport", struct conf, so_reuseport),
+    KINT("peer_id", struct conf, peer_id, 0, CONF_PEER_ID_MAX),
+    KDUR("client_drain_timeout", struct conf, client_drain_timeout_ms),
     KEND,
 };
 
@@ -299,6 +302,7 @@ static void *section_object(struct conf_loader *ld, const struct conf_sect *s)
 {
     switch (s->kind) {
     case SECT_PGLANE:
+    case SECT_PEERS:
         return ld->c;
     case SECT_SERVER:
         return &ld->c->servers[s->index];
@@ -321,6 +325,8 @@ static const struct conf_keydef *section_keys(const struct conf_sect *s)
         return conf_lane_keys;
     case SECT_ROUTE:
         return conf_route_keys;
+    case SECT_PEERS:
+        break;
     }
     return NULL;
 }
@@ -330,6 +336,10 @@ void conf_apply_key(struct conf_loader *ld, struct conf_sect *s, const char *key
     void *obj = section_object(ld, s);
     const struct conf_keydef *kd = section_keys(s);
 
+    if (s->kind == SECT_PEERS) {
+        conf_peer_set(ld, key, value);
+        return;
+    }
     if (s->kind == SECT_LANE && strncmp(key, "set.", 4) == 0) {
         conf_lane_set_guc(ld, s, obj, key, value);
         return;

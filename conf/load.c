@@ -89,12 +89,13 @@ static int new_object(struct conf_loader *ld, enum conf_sect_kind kind, const ch
     char *dup;
     int index = -1;
 
-    if (kind == SECT_PGLANE)
+    if (kind == SECT_PGLANE || kind == SECT_PEERS)
         return 0;
     if ((dup = conf_dup(ld, name)) == NULL)
         return -1;
     switch (kind) {
     case SECT_PGLANE:
+    case SECT_PEERS:
         break;
     case SECT_SERVER:
         index = add_server(ld, ld->c, dup);
@@ -116,8 +117,8 @@ static int section_kind(const char *header, enum conf_sect_kind *kind, const cha
     static const struct { const char *prefix; enum conf_sect_kind kind; } kinds[] = {
         {"server.", SECT_SERVER}, {"lane.", SECT_LANE}, {"route.", SECT_ROUTE}};
 
-    if (strcmp(header, "pglane") == 0) {
-        *kind = SECT_PGLANE;
+    if (strcmp(header, "pglane") == 0 || strcmp(header, "peers") == 0) {
+        *kind = header[1] == 'g' ? SECT_PGLANE : SECT_PEERS;
         *name = header + strlen(header);
         return 0;
     }
@@ -144,10 +145,10 @@ static int check_section(struct conf_loader *ld, const char *header, enum conf_s
     }
     if (section_kind(header, kind, name) < 0) {
         conf_errf(ld, ld->lineno, "unknown section [%s] (expected [pglane], [server.NAME], "
-                  "[lane.NAME] or [route.NAME])", header);
+                  "[lane.NAME], [route.NAME] or [peers])", header);
         return -1;
     }
-    if (*kind != SECT_PGLANE && !conf_valid_section_name(*name)) {
+    if (*kind != SECT_PGLANE && *kind != SECT_PEERS && !conf_valid_section_name(*name)) {
         conf_errf(ld, ld->lineno, "bad section name [%s]: the name after the dot may contain "
                   "only letters, digits, '_' and '-'", header);
         return -1;

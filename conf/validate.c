@@ -175,4 +175,5 @@ void conf_validate(struct conf_loader *ld)
     default_listen(ld);
     check_trust(ld);
     check_reserve(ld);
+    conf_validate_peers(ld, pglane_sect(ld) ? conf_sect_key_line(pglane_sect(ld), "peer_id") : 0);
 }

@@ -178,9 +178,13 @@ void px_cancel_server_closed(struct px_server *sv)
 
 void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key)
 {
-    struct px_client *cl = px_client_by_cancel_key(px, pid, key);
-    struct px_server *sv = cl ? cl->server : NULL;
+    struct px_client *cl;
+    struct px_server *sv;
 
+    if (px_peer_route_cancel(px, &pid, key))
+        return;                    /* another process's key: forwarded to it, or dropped */
+    cl = px_client_by_cancel_key(px, pid, key);
+    sv = cl ? cl->server : NULL;
     if (!cl) {
         px->cancels_dropped++;
         px_debug("cancel request for an unknown key: dropped");

@@ -333,7 +333,7 @@ static void startup_message(struct px_client *cl, const struct proto_startup *st
         client_fatal(cl, "53300", "sorry, too many clients already (pglane max_client_conn reached)");
         return;
     }
-    if (cl->conn.px->draining) {
+    if (px_drain_refuses(cl)) {
         client_fatal(cl, "57P01", "pglane is shutting down");
         return;
     }
@@ -360,6 +360,7 @@ static void startup_message(struct px_client *cl, const struct proto_startup *st
         return;
     }
     cl->cancel_pid &= 0x7fffffff;
+    px_peer_stamp_key(cl->conn.px, &cl->cancel_pid);
     client_start_auth(cl);
 }
 

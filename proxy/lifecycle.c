@@ -45,13 +45,16 @@ int px_listeners_open(struct proxy *px)
             px_error("listen: cannot resolve %s", c->listen[i].host);
             return -1;
         }
-        r = px_sock_listen_tcp(px->loop, &l->h.tcp, (const struct sockaddr *)&ss, 4096, on_connection);
+        r = px_sock_listen_tcp_ex(px->loop, &l->h.tcp, (const struct sockaddr *)&ss, 4096, px->so_reuseport,
+                                  on_connection);
         px->nlisteners++;
         if (r < 0) {
             px_error("listen on %s:%d: %s", c->listen[i].host, c->listen[i].port, uv_strerror(r));
             return -1;
         }
-        px_info("listening on %s:%d", c->listen[i].host, c->listen[i].port);
+        l->peer = px_peer_own_listener(c, c->listen[i].host, c->listen[i].port);
+        px_info("listening on %s:%d%s%s", c->listen[i].host, c->listen[i].port,
+                px->so_reuseport ? " (so_reuseport)" : "", l->peer ? " (this peer's address)" : "");
     }
     if (c->unix_socket_dir) {
         struct px_listener *l = &px->listeners[px->nlisteners];
@@ -67,20 +70,30 @@ int px_listeners_open(struct proxy *px)
             return -1;
         }
         l->path = strdup(path);
-        px_info("listening on %s", path);
+        (void)px_sock_path_id(path, &l->path_id);
+        l->peer = px_peer_own_listener(c, c->unix_socket_dir, c->nlisten ? c->listen[0].port : 6432);
+        px_info("listening on %s%s", path, l->peer ? " (this peer's address)" : "");
     }
     return 0;
 }
 
-static void close_listeners(struct proxy *px)
+/* At a drain (all = 0) this process's [peers] address stays open: a peer may still forward it the
+ * cancel of a query that runs here. A unix socket file is removed only if it is still the one this
+ * process made (a process started on the same path since then has replaced it). */
+static void close_listeners(struct proxy *px, int all)
 {
     for (int i = 0; i < px->nlisteners; i++) {
         struct px_listener *l = &px->listeners[i];
+        struct px_file_id now;
 
+        if (l->peer && !all)
+            continue;
         if (!uv_is_closing(&l->h.handle))
             uv_close(&l->h.handle, NULL);
         if (l->path) {
-            unlink(l->path);
+            if (px_sock_path_id(l->path, &now) == 0 && now.dev == l->path_id.dev && now.ino == l->path_id.ino &&
+                now.ctime_ns == l->path_id.ctime_ns)
+                unlink(l->path);
             free(l->path);
             l->path = NULL;
         }
@@ -105,7 +118,8 @@ void px_stop(struct proxy *px)
         return;
     px->exiting = 1;
     sd_notify(0, "STOPPING=1");
-    close_listeners(px);
+    close_listeners(px, 1);
+    px_peers_stop(px);
     px_metrics_stop(px);
     px_monitor_stop(px);
     px_authq_stop(px);
@@ -121,6 +135,7 @@ void px_stop(struct proxy *px)
         px_pool_free(pool);
     }
     uv_close((uv_handle_t *)&px->maint_timer, NULL);
+    uv_close((uv_handle_t *)&px->drain_timer, NULL);
     uv_close((uv_handle_t *)&px->sig_term, NULL);
     uv_close((uv_handle_t *)&px->sig_int, NULL);
     uv_close((uv_handle_t *)&px->sig_hup, NULL);
@@ -128,22 +143,20 @@ void px_stop(struct proxy *px)
 
 void px_maybe_exit(struct proxy *px)
 {
-    if (px->draining && !px->exiting && px->nclients == 0) {
+    if ((px->draining || px->drain_serving) && !px->exiting && px->nclients == 0) {
         px_info("drained: exiting");
         px_stop(px);
     }
 }
 
-static void start_drain(struct proxy *px)
+/* The drain's second part: idle clients are closed at once, the others when their transaction ends. */
+static void close_clients(struct proxy *px)
 {
     struct px_list *it, *next;
 
-    if (px->draining)
-        return;
     px->draining = 1;
-    sd_notify(0, "STOPPING=1");
-    px_info("SIGTERM: draining %d client(s)", px->nclients);
-    close_listeners(px);
+    px->drain_serving = 0;
+    uv_timer_stop(&px->drain_timer);
     for (it = px->clients.next; it != &px->clients; it = next) {
         struct px_client *cl = px_container_of(it, struct px_client, link);
 
@@ -158,9 +171,65 @@ static void start_drain(struct proxy *px)
     px_maybe_exit(px);
 }
 
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct proxy *px = t->data;
+
+    px_info("client_drain_timeout: closing the %d remaining client(s) at their transaction boundary",
+            px->nclients);
+    close_clients(px);
+}
+
+/*
+ * SIGTERM or SHUTDOWN. The listeners close at once (this process's [peers] address excepted), so
+ * that new connections go to the processes still listening. With client_drain_timeout, connected
+ * clients are then served as before until they disconnect or the timeout ends (a second SIGTERM or
+ * SHUTDOWN ends it at once); without, or after it, close_clients.
+ */
+static void start_drain(struct proxy *px)
+{
+    struct px_list *it;
+    int64_t wait_ms = px->conf->client_drain_timeout_ms;
+
+    if (px->draining)
+        return;
+    if (px->drain_serving) {
+        px_info("drain: asked again: closing the %d remaining client(s) at their transaction boundary",
+                px->nclients);
+        close_clients(px);
+        return;
+    }
+    sd_notify(0, "STOPPING=1");
+    close_listeners(px, 0);
+    if (wait_ms <= 0) {
+        px_info("SIGTERM: draining %d client(s)", px->nclients);
+        close_clients(px);
+        return;
+    }
+    px->drain_serving = 1;
+    px->drain_last_conn = 0;
+    for (it = px->clients.next; it != &px->clients; it = it->next) {
+        struct px_client *cl = px_container_of(it, struct px_client, link);
+
+        if (cl->conn.id > px->drain_last_conn)
+            px->drain_last_conn = cl->conn.id;
+    }
+    px_info("SIGTERM: draining: no new connections; the %d connected client(s) are served until they "
+            "disconnect, for at most %lld ms (client_drain_timeout)", px->nclients, (long long)wait_ms);
+    uv_timer_start(&px->drain_timer, on_drain_timeout, (uint64_t)wait_ms, 0);
+    px_maybe_exit(px);
+}
+
 void px_drain(struct proxy *px)
 {
     start_drain(px);
+}
+
+int px_drain_refuses(const struct px_client *cl)
+{
+    const struct proxy *px = cl->conn.px;
+
+    return px->draining || (px->drain_serving && cl->conn.id > px->drain_last_conn);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -212,6 +281,8 @@ void px_lifecycle_init(struct proxy *px)
 {
     uv_timer_init(px->loop, &px->maint_timer);
     px->maint_timer.data = px;
+    uv_timer_init(px->loop, &px->drain_timer);
+    px->drain_timer.data = px;
     uv_signal_init(px->loop, &px->sig_term);
     uv_signal_init(px->loop, &px->sig_int);
     uv_signal_init(px->loop, &px->sig_hup);
@@ -238,6 +309,7 @@ void px_free(struct proxy *px)
         free(c);
     }
     free(px->listeners);
+    px_peers_free(px);
     px_config_free(px);
     px_prep_registry_free(px);
     px_tls_ctx_free(px->tls_ctx);

@@ -7,6 +7,7 @@
 #define PGLANE_PROXY_LIFECYCLE_H
 
 struct proxy;
+struct px_client;
 
 /* Initializes the maintenance timer and the signal handles (px->loop set; before anything can fail). */
 void px_lifecycle_init(struct proxy *px);
@@ -14,8 +15,13 @@ void px_lifecycle_init(struct proxy *px);
 int px_listeners_open(struct proxy *px);
 /* Starts the signal handlers and the maintenance tick: the process runs from here on. */
 void px_lifecycle_start(struct proxy *px);
-/* SHUTDOWN / SIGTERM: stop accepting, let open transactions finish, then exit. */
+/* SHUTDOWN / SIGTERM: stop accepting, let open transactions finish (serve connected clients for up to
+ * client_drain_timeout first), then exit. A second call during that time closes the clients now. */
 void px_drain(struct proxy *px);
+/* 1 if a client's StartupMessage is refused (57P01) because of a drain: every client once clients
+ * are being closed; while connected clients are still served (client_drain_timeout), those accepted
+ * after the drain began. */
+int px_drain_refuses(const struct px_client *cl);
 /* During a drain: exits when the last client has gone. */
 void px_maybe_exit(struct proxy *px);
 /* Closes every handle (listeners, endpoints, clients, servers, timers) so that uv_run returns. */

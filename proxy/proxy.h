@@ -22,6 +22,7 @@
 #include "proxy/admin/stats.h"
 #include "proxy/config.h"
 #include "proxy/lifecycle.h"
+#include "proxy/peers.h"
 #include "proxy/route.h"
 
 #define PGLANE_VERSION "0.1.0"
@@ -590,6 +591,8 @@ struct px_listener {
     union px_handle h;
     struct proxy *px;
     char *path;                    /* unix socket path to unlink at exit */
+    struct px_file_id path_id;     /* the socket file made: unlinked only if the path is still it */
+    int peer;                      /* this process's [peers] address: open until exit, for cancels */
 };
 
 /* Each defined by the file that owns it (the first is OpenSSL's SSL_CTX). */
@@ -635,6 +638,16 @@ struct proxy {
     int exit_code;
     struct guard *guard;           /* owned by proxy/guard.c: counts of contention guard actions */
     uint64_t cancels_dropped;      /* client CancelRequests with nothing to cancel (proxy/cancel.c) */
+    /* Peering (proxy/peers.c): fixed at start, a reload does not change them. */
+    int peer_id;
+    int so_reuseport;
+    struct px_peers *peers;        /* owned by proxy/peers.c */
+    /* A drain with client_drain_timeout (lifecycle.c): the listeners are closed, connected clients
+     * are still served until they leave or the timer ends it; clients accepted after the drain
+     * began (conn.id above drain_last_conn: on the peer listener) are refused at startup. */
+    int drain_serving;
+    uint64_t drain_last_conn;
+    uv_timer_t drain_timer;
 };
 
 #endif

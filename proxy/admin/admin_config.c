@@ -78,6 +78,32 @@ static void general(struct px_table *t, const struct conf *c)
     kv(t, "auth_cache_ttl", "%lldms", (long long)c->auth_cache_ttl_ms);
 }
 
+/* so_reuseport and peer_id as in force (fixed at start), with the file's value when a reload changed
+ * it; then client_drain_timeout and [peers]. */
+static void peering(struct px_table *t, const struct proxy *px)
+{
+    const struct conf *c = px->conf;
+    char key[64];
+
+    if (c->so_reuseport != px->so_reuseport)
+        kv(t, "so_reuseport", "%s (the file says %s: needs a restart)", px->so_reuseport ? "yes" : "no",
+           c->so_reuseport ? "yes" : "no");
+    else
+        kv(t, "so_reuseport", "%s", px->so_reuseport ? "yes" : "no");
+    if (c->peer_id != px->peer_id)
+        kv(t, "peer_id", "%d (the file says %d: needs a restart)", px->peer_id, c->peer_id);
+    else
+        kv(t, "peer_id", "%d", px->peer_id);
+    kv(t, "client_drain_timeout", "%lldms", (long long)c->client_drain_timeout_ms);
+    for (int i = 0; i < c->npeers; i++) {
+        snprintf(key, sizeof(key), "peers.%d", c->peers[i].id);
+        if (c->peers[i].host[0] == '/')
+            kv(t, key, "host=%s port=%d", c->peers[i].host, c->peers[i].port);
+        else
+            kv(t, key, strchr(c->peers[i].host, ':') ? "[%s]:%d" : "%s:%d", c->peers[i].host, c->peers[i].port);
+    }
+}
+
 static void server(struct px_table *t, const struct conf_server *s)
 {
     static const char *const modes[] = { "disable", "prefer", "require", "verify-ca", "verify-full" };
@@ -132,6 +158,7 @@ void px_show_config(struct px_client *cl, const char *arg)
     (void)arg;
     px_table_begin(&t, cols);
     general(&t, c);
+    peering(&t, cl->conn.px);
     for (int i = 0; i < c->nservers; i++)
         server(&t, &c->servers[i]);
     for (int i = 0; i < c->nlanes; i++)

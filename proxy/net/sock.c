@@ -2,10 +2,12 @@
  * Socket chores: resolution, listen, connect, accept, options and peer addresses, for listeners,
  * client and server connections, cancel connections and the metrics endpoint alike.
  */
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "proxy/net/sock.h"
@@ -36,9 +38,29 @@ int px_sock_numeric_addr(const char *host, int port, struct sockaddr_storage *ou
 int px_sock_listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const struct sockaddr *addr, int backlog,
                        uv_connection_cb cb)
 {
-    int r;
+    return px_sock_listen_tcp_ex(loop, h, addr, backlog, 0, cb);
+}
 
-    uv_tcp_init(loop, h);
+int px_sock_listen_tcp_ex(uv_loop_t *loop, uv_tcp_t *h, const struct sockaddr *addr, int backlog, int reuseport,
+                          uv_connection_cb cb)
+{
+    uv_os_fd_t fd;
+    int r, one = 1;
+
+    if (!reuseport) {
+        uv_tcp_init(loop, h);
+    } else {
+        /* The socket must exist before the bind to take the option: libuv creates it now. */
+        r = uv_tcp_init_ex(loop, h, addr->sa_family);
+        if (r < 0) {
+            uv_tcp_init(loop, h);
+            return r;
+        }
+        if ((r = uv_fileno((uv_handle_t *)h, &fd)) < 0)
+            return r;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+            return -errno;             /* libuv's error codes are negated errno values */
+    }
     r = uv_tcp_bind(h, addr, 0);
     if (r == 0)
         r = uv_listen((uv_stream_t *)h, backlog, cb);
@@ -47,16 +69,47 @@ int px_sock_listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const struct sockaddr *addr
 
 int px_sock_listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, int backlog, uv_connection_cb cb)
 {
-    int r;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd, r;
 
-    unlink(path);
+    /* The socket is made and bound here, not by uv_pipe_bind: libuv would remove the path when the
+     * handle closes, even after another process (so_reuseport, a rolling restart) has replaced it;
+     * the owner removes it itself if it is still its own (px_sock_path_id). */
     uv_pipe_init(loop, h, 0);
-    r = uv_pipe_bind(h, path);
-    if (r == 0)
-        r = uv_listen((uv_stream_t *)h, backlog, cb);
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return UV_ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    unlink(path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    r = uv_pipe_open(h, fd);
+    if (r < 0) {
+        close(fd);
+        unlink(path);
+        return r;
+    }
+    r = uv_listen((uv_stream_t *)h, backlog, cb);
     if (r == 0)
         chmod(path, 0777);
     return r;
+}
+
+int px_sock_path_id(const char *path, struct px_file_id *id)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return -1;
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    id->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+    return 0;
 }
 
 int px_sock_init_like(uv_loop_t *loop, const uv_stream_t *listener, union px_handle *h)

@@ -22,9 +22,22 @@ int px_sock_numeric_addr(const char *host, int port, struct sockaddr_storage *ou
  * closed) whatever the result. 0 or a negative libuv error. */
 int px_sock_listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const struct sockaddr *addr, int backlog,
                        uv_connection_cb cb);
+/* The same, with SO_REUSEPORT set before the bind when reuseport is not 0: other processes (of the
+ * same user) that set it too may listen on the same address, and the kernel spreads new connections
+ * over them. */
+int px_sock_listen_tcp_ex(uv_loop_t *loop, uv_tcp_t *h, const struct sockaddr *addr, int backlog, int reuseport,
+                          uv_connection_cb cb);
 /* The same for a unix socket at path: a stale file there is removed first, and the socket is made
  * connectable by everyone (0777: PostgreSQL's authentication decides). */
 int px_sock_listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, int backlog, uv_connection_cb cb);
+/* Identity of the file at path: device, inode and change time (an inode number freed by an unlink is
+ * soon reused, by a socket file made at another time). */
+struct px_file_id {
+    uint64_t dev, ino;
+    int64_t ctime_ns;
+};
+/* 0 and *id, or -1 if there is no file at path. */
+int px_sock_path_id(const char *path, struct px_file_id *id);
 /* Initialises h as the kind of socket listener accepts (TCP or unix). 0 or a negative libuv error. */
 int px_sock_init_like(uv_loop_t *loop, const uv_stream_t *listener, union px_handle *h);
 /* Initialises h and connects it to the unix socket path, or to addr when path is NULL; cb gets the

@@ -96,20 +96,21 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* max_db_connections = 4, three lanes of size 4, pgbench with 11 clients on each lane. */
+/* max_db_connections = 4, three lanes of size 4, pgbench with 64 clients in all (22, 21, 21 on the
+ * three lanes). */
 static void test_db_cap_under_pgbench(void **state)
 {
     struct h_pglane l = { 0 };
     struct h_proc p[3];
     char conf[4096], extra[128], ci[3][512];
-    const char *apps[3] = { "a1", "a2", "a3" };
+    const char *apps[3] = { "a1", "a2", "a3" }, *clients[3] = { "22", "21", "21" };
     long seen_max = 0;
 
     (void)state;
     caps_conf(conf, sizeof conf, 4, "30s", "max_db_connections = 4\n");
     assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
     for (int i = 0; i < 3; i++) {
-        const char *argv[] = { "pgbench", "-n", "-c", "11", "-j", "2", "-T", "5", ci[i], NULL };
+        const char *argv[] = { "pgbench", "-n", "-c", clients[i], "-j", "2", "-T", "5", ci[i], NULL };
 
         snprintf(extra, sizeof extra, "dbname=" H_BENCH_DB " application_name=%s", apps[i]);
         h_conninfo(&l, extra, ci[i], sizeof ci[i]);

@@ -187,6 +187,9 @@ static const struct key_case key_cases[] = {
     PGK("auth_dbname = postgres", VSTR, auth_dbname, 0, "postgres"),
     PGK("auth_cache_ttl = 1s", VI64, auth_cache_ttl_ms, 1000, NULL),
     PGK("auth_cache_ttl = 0", VI64, auth_cache_ttl_ms, 0, NULL),
+    PGK("so_reuseport = yes", VINT, so_reuseport, 1, NULL),
+    PGK("peer_id = 16383", VINT, peer_id, 16383, NULL),
+    PGK("client_drain_timeout = 10min", VI64, client_drain_timeout_ms, 600000, NULL),
     SRVK("host = db.example.com", VSTR, host, 0, "db.example.com"),
     SRVK("host = /var/run/postgresql", VSTR, host, 0, "/var/run/postgresql"),
     SRVK("port = 1", VINT, port, 1, NULL),
@@ -313,6 +316,40 @@ static void test_pglane_misc(void **state)
     assert_string_equal(c->tls_cert_file, "cert.pem");  /* "test.ini" has no folder */
     assert_string_equal(c->tls_key_file, "/abs/key.pem");
     assert_int_equal(c->default_lane_index, 1);
+    conf_free(c);
+}
+
+/* [peers]: "peer.N = host:port" and PgBouncer's "N = host=H port=P" (unix socket dir, default port). */
+static void test_peers(void **state)
+{
+    struct conf *c = load_ok("[pglane]\nauth_type = trust\ndefault_lane = a\npeer_id = 1\nso_reuseport = yes\n"
+                             "[server.s]\n[lane.a]\n[peers]\npeer.1 = 127.0.0.1:6501\n"
+                             "2 = host=/run/pglane2 port=6432\npeer.3 = [::1]:6503\n7 = host=db7\n");
+
+    (void)state;
+    assert_int_equal(c->peer_id, 1);
+    assert_int_equal(c->so_reuseport, 1);
+    assert_int_equal(c->npeers, 4);
+    assert_int_equal(c->peers[0].id, 1);
+    assert_string_equal(c->peers[0].host, "127.0.0.1");
+    assert_int_equal(c->peers[0].port, 6501);
+    assert_int_equal(c->peers[0].line, 9);
+    assert_int_equal(c->peers[1].id, 2);
+    assert_string_equal(c->peers[1].host, "/run/pglane2");
+    assert_int_equal(c->peers[1].port, 6432);
+    assert_int_equal(c->peers[2].id, 3);
+    assert_string_equal(c->peers[2].host, "::1");
+    assert_int_equal(c->peers[2].port, 6503);
+    assert_int_equal(c->peers[3].id, 7);
+    assert_string_equal(c->peers[3].host, "db7");
+    assert_int_equal(c->peers[3].port, 6432);
+    conf_free(c);
+    /* An empty [peers] and the defaults: no peering, no so_reuseport, no drain wait. */
+    c = load_ok("[pglane]\nauth_type = trust\ndefault_lane = a\n[server.s]\n[lane.a]\n[peers]\n");
+    assert_int_equal(c->npeers, 0);
+    assert_int_equal(c->peer_id, 0);
+    assert_int_equal(c->so_reuseport, 0);
+    assert_int_equal(c->client_drain_timeout_ms, 0);
     conf_free(c);
 }
 
@@ -574,9 +611,9 @@ static const struct err_case err_cases[] = {
     {"[pglane]\nauth_type = trust\ndefault_lane = a\nlisten = 0.0.0.0:6432\n[server.s]\n[lane.a]\n",
      {"test.ini:2: auth_type = trust with listen = 0.0.0.0 beyond loopback needs allow_trust = yes"}},
     {BASE "[foo]\nx = 1\n", {"test.ini:6: unknown section [foo] (expected [pglane], [server.NAME], "
-                             "[lane.NAME] or [route.NAME])"}},
+                             "[lane.NAME], [route.NAME] or [peers])"}},
     {BASE "[Lane.b]\n", {"test.ini:6: unknown section [Lane.b] (expected [pglane], [server.NAME], "
-                         "[lane.NAME] or [route.NAME])"}},
+                         "[lane.NAME], [route.NAME] or [peers])"}},
     {BASE "[lane.a b]\n", {"test.ini:6: bad section name [lane.a b]: the name after the dot may "
                            "contain only letters, digits, '_' and '-'"}},
     {BASE "[server.]\n", {"test.ini:6: bad section name [server.]: the name after the dot may "
@@ -723,6 +760,28 @@ static const struct err_case err_cases[] = {
     {BASE "[route.r]\nlane = a\nsize = 2\n", {"test.ini:8: unknown key 'size' in [route.r]"}},
     {BASE "[route.r]\nlane =\n", {"test.ini:7: lane: expected a lane name, got ''",
                                   "test.ini:6: route r: lane is required"}},
+    /* peering */
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\npeer_id = 16384\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: peer_id: expected an integer from 0 to 16383, got '16384'"}},
+    {"[pglane]\nauth_type = trust\ndefault_lane = a\nso_reuseport = maybe\n[server.s]\n[lane.a]\n",
+     {"test.ini:4: so_reuseport: expected yes or no, got 'maybe'"}},
+    {BASE "[peers]\npeer.0 = 127.0.0.1:6432\n",
+     {"test.ini:7: [peers]: key 'peer.0' is not a peer id: expected peer.N or N with N from 1 to 16383"}},
+    {BASE "[peers]\nfoo = 127.0.0.1:6432\n",
+     {"test.ini:7: [peers]: key 'foo' is not a peer id: expected peer.N or N with N from 1 to 16383"}},
+    {BASE "[peers]\npeer.2 = 127.0.0.1\n",
+     {"test.ini:7: peer.2: expected host:port (IPv6 as [::1]:6432) or host=HOST port=PORT, got '127.0.0.1'"}},
+    {BASE "[peers]\n2 = host=/tmp port=x\n",
+     {"test.ini:7: 2: expected host:port (IPv6 as [::1]:6432) or host=HOST port=PORT, got 'host=/tmp port=x'"}},
+    {BASE "[peers]\n2 = port=6432\n",
+     {"test.ini:7: 2: expected host:port (IPv6 as [::1]:6432) or host=HOST port=PORT, got 'port=6432'"}},
+    {BASE "[peers]\npeer.2 = 127.0.0.1:6501\n2 = 127.0.0.1:6502\n",
+     {"test.ini:8: [peers]: peer 2 is given twice (first at line 7)",
+      "test.ini:7: [peers] lists other processes but peer_id is not set: give this process its own "
+      "peer_id (1 to 16383), different from theirs"}},
+    {BASE "[peers]\npeer.2 = 127.0.0.1:6501\n",
+     {"test.ini:7: [peers] lists other processes but peer_id is not set: give this process its own "
+      "peer_id (1 to 16383), different from theirs"}},
 };
 
 static void check_err_case(const struct err_case *ec, int nexpect)
@@ -963,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_listen_list),
         cmocka_unit_test(test_pglane_misc),
+        cmocka_unit_test(test_peers),
         cmocka_unit_test(test_paths_resolved_against_ini_folder),
         cmocka_unit_test(test_lane_settings_in_file_order),
         cmocka_unit_test(test_work_mem_forms),
