@@ -91,6 +91,14 @@ struct conf_lane {
     int guard_quarantine;      /* default 3, 0..100 */
     int64_t guard_quarantine_window_ms;   /* default 10min */
     int64_t guard_quarantine_time_ms;     /* default 10min */
+    /* Adaptive cap (proxy/adapt*.c): with protects = LANE, this lane's effective size moves between
+     * min_size and size so that LANE's transaction p99 stays under target_p99. */
+    char *protects;            /* the protected lane's name, default none (NULL) */
+    int protects_lane;         /* its index into conf.lanes, -1 without protects */
+    int64_t target_p99_ms;     /* required with protects */
+    int64_t adapt_interval_ms; /* default 1s: one controller decision per interval */
+    int min_size;              /* default 1, at most size */
+    int adapt_min_samples;     /* default 20: fewer protected transactions in a window = no decision */
     int line;
 };
 

@@ -14,6 +14,7 @@ void conf_lane_clear(struct conf_lane *l)
         free(l->settings[i].value);
     }
     free(l->settings);
+    free(l->protects);
     memset(l, 0, sizeof(*l));
 }
 
@@ -57,8 +58,11 @@ int conf_lane_copy(struct conf_lane *dst, const struct conf_lane *src)
     dst->name = NULL;
     dst->settings = NULL;
     dst->nsettings = 0;
+    dst->protects = NULL;
     if (dup_str(&dst->name, src->name) < 0)
         return -1;
+    if (dup_str(&dst->protects, src->protects) < 0)
+        goto fail;
     if (src->nsettings > 0) {
         dst->settings = calloc((size_t)src->nsettings, sizeof(*dst->settings));
         if (!dst->settings)

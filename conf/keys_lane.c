@@ -107,5 +107,10 @@ const struct conf_keydef conf_lane_keys[] = {
     KINT("guard_quarantine", struct conf_lane, guard_quarantine, 0, 100),
     KDUR("guard_quarantine_window", struct conf_lane, guard_quarantine_window_ms),
     KDUR("guard_quarantine_time", struct conf_lane, guard_quarantine_time_ms),
+    KW("protects", conf_set_str, struct conf_lane, protects, "a lane name"),
+    KDUR("target_p99", struct conf_lane, target_p99_ms),
+    KDUR("adapt_interval", struct conf_lane, adapt_interval_ms),
+    KINT("min_size", struct conf_lane, min_size, 1, 10000),
+    KINT("adapt_min_samples", struct conf_lane, adapt_min_samples, 1, 1000000),
     KEND,
 };

@@ -68,6 +68,40 @@ static void check_lane_quarantine(struct conf_loader *ld, const struct conf_sect
     }
 }
 
+/* The adaptive cap: protects names another lane; target_p99 goes with it; min_size <= size. */
+static void check_lane_adapt(struct conf_loader *ld, const struct conf_sect *s)
+{
+    struct conf_lane *lane = &ld->c->lanes[s->index];
+    int line;
+
+    lane->protects_lane = -1;
+    if (lane->protects) {
+        line = conf_sect_key_line(s, "protects");
+        lane->protects_lane = conf_lane_find(ld->c, lane->protects);
+        if (lane->protects_lane < 0)
+            conf_errf(ld, line, "lane %s: protects: lane '%s' is not defined", s->name, lane->protects);
+        else if (lane->protects_lane == s->index)
+            conf_errf(ld, line, "lane %s: protects: a lane cannot protect itself", s->name);
+        if (lane->target_p99_ms <= 0) {
+            int tl = conf_sect_key_line(s, "target_p99");
+
+            conf_errf(ld, tl ? tl : line, "lane %s: target_p99 must be above 0 when protects is given",
+                      s->name);
+        }
+    } else if ((line = conf_sect_key_line(s, "target_p99")) != 0) {
+        conf_errf(ld, line, "lane %s: target_p99 needs protects = LANE (the lane whose p99 it is)", s->name);
+    }
+    if (lane->adapt_interval_ms < 100) {
+        line = conf_sect_key_line(s, "adapt_interval");
+        conf_errf(ld, line ? line : s->line, "lane %s: adapt_interval must be at least 100ms", s->name);
+    }
+    if (lane->min_size > lane->size) {
+        line = conf_sect_key_line(s, "min_size");
+        conf_errf(ld, line ? line : s->line, "lane %s: min_size (%d) is above size (%d)", s->name,
+                  lane->min_size, lane->size);
+    }
+}
+
 static void resolve_route_lane(struct conf_loader *ld, const struct conf_sect *s)
 {
     struct conf_route *r = &ld->c->routes[s->index];
@@ -167,6 +201,7 @@ void conf_validate(struct conf_loader *ld)
         if (ld->sects[i].kind == SECT_LANE) {
             resolve_lane_server(ld, &ld->sects[i]);
             check_lane_quarantine(ld, &ld->sects[i]);
+            check_lane_adapt(ld, &ld->sects[i]);
         } else if (ld->sects[i].kind == SECT_ROUTE)
             resolve_route_lane(ld, &ld->sects[i]);
     }

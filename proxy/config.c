@@ -170,6 +170,7 @@ int px_config_apply_initial(struct proxy *px)
         return -1;
     (void)install_lanes(px, px->conf, lanes, fresh, nfresh);   /* nothing to retire at start */
     free(fresh);
+    px_adapt_configure(px);
     px->routing = px_routing_build(px->conf, err, sizeof(err));
     if (!px->routing) {
         px_error("routes: %s", err);
@@ -307,6 +308,7 @@ int px_reload(struct proxy *px)
     px->reloads++;
     px_log_set_level(nc->log_level);
     drain_retired(px);   /* also points every pool's secret into the new userlist */
+    px_adapt_configure(px);
     retire_conf(px, oc, &ou, pinned);
     sweep_retired_lanes(px);
     (void)px_peers_configure(px, 0);

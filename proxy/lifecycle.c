@@ -136,6 +136,7 @@ void px_stop(struct proxy *px)
     }
     uv_close((uv_handle_t *)&px->maint_timer, NULL);
     uv_close((uv_handle_t *)&px->drain_timer, NULL);
+    uv_close((uv_handle_t *)&px->adapt_timer, NULL);
     uv_close((uv_handle_t *)&px->sig_term, NULL);
     uv_close((uv_handle_t *)&px->sig_int, NULL);
     uv_close((uv_handle_t *)&px->sig_hup, NULL);
@@ -283,6 +284,8 @@ void px_lifecycle_init(struct proxy *px)
     px->maint_timer.data = px;
     uv_timer_init(px->loop, &px->drain_timer);
     px->drain_timer.data = px;
+    uv_timer_init(px->loop, &px->adapt_timer);   /* started by px_adapt_configure */
+    px->adapt_timer.data = px;
     uv_signal_init(px->loop, &px->sig_term);
     uv_signal_init(px->loop, &px->sig_int);
     uv_signal_init(px->loop, &px->sig_hup);

@@ -185,13 +185,13 @@ static void grow(struct px_pool *pool, int cap)
 
 int px_pool_wants_server(const struct px_pool *pool)
 {
-    return pool->nwaiting > connecting(pool) && pool_total(pool) < pool->lane->size && !pool->lane->paused &&
+    return pool->nwaiting > connecting(pool) && pool_total(pool) < px_lane_cap(pool->lane) && !pool->lane->paused &&
            !pool->lane->retired;
 }
 
 void px_pool_grow(struct px_pool *pool)
 {
-    grow(pool, pool->lane->size);
+    grow(pool, px_lane_cap(pool->lane));
 }
 
 void px_pool_login_failed(struct px_pool *pool)
@@ -224,7 +224,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     if (cl->state == CL_LOGIN_WAIT)
         px_conn_read_stop(&cl->conn);
     serve_from_idle(pool, 0);
-    grow(pool, pool->lane->size);
+    grow(pool, px_lane_cap(pool->lane));
     queue_timer_arm(pool);
 }
 
@@ -263,6 +263,12 @@ void px_pool_server_ready(struct px_server *sv)
         px_server_close(sv, "given up to a pool that waited longer under a connection cap");
         return;
     }
+    /* The adaptive cap lowered the lane's effective size: no connection is handed out until the pool
+     * is under it (px_lane_cap). */
+    if (px_lane_cap(pool->lane) < pool->lane->size && pool_total(pool) > px_lane_cap(pool->lane)) {
+        px_server_close(sv, "adaptive cap: lane's effective size lowered");
+        return;
+    }
     if (!px_list_empty(&pool->waiting) && !px->exiting && !pool->lane->paused) {
         struct px_client *cl = px_container_of(pool->waiting.next, struct px_client, wait_link);
 
@@ -276,7 +282,7 @@ void px_pool_server_ready(struct px_server *sv)
         px_server_close(sv, "lane retired by reload");
         return;
     }
-    if (pool_total(pool) > pool->lane->size) {
+    if (pool_total(pool) > px_lane_cap(pool->lane)) {
         px_server_close(sv, "reserve connection no longer needed");
         return;
     }
@@ -293,7 +299,7 @@ void px_pool_refill(struct px_pool *pool)
     if (px->exiting || px->draining)
         return;
     serve_from_idle(pool, 0);
-    grow(pool, pool->lane->size);
+    grow(pool, px_lane_cap(pool->lane));
     queue_timer_arm(pool);
 }
 
@@ -398,9 +404,11 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
          * failed login once server_login_retry is up), or after any path that closed a server
          * without handing its slot on. */
         if (!px->exiting && px_pool_wants_server(pool))
-            grow(pool, pool->lane->size);
-        /* reserve: extra connections once the head of the queue has waited reserve_timeout. */
-        if (lc->reserve > 0 && !px_list_empty(&pool->waiting) && !pool->lane->paused) {
+            grow(pool, px_lane_cap(pool->lane));
+        /* reserve: extra connections once the head of the queue has waited reserve_timeout (not while
+         * the adaptive cap holds the lane below its size). */
+        if (lc->reserve > 0 && !px_list_empty(&pool->waiting) && !pool->lane->paused &&
+            px_lane_cap(pool->lane) == pool->lane->size) {
             struct px_client *head = px_container_of(pool->waiting.next, struct px_client, wait_link);
 
             if (now - head->wait_start_ms >= (uint64_t)lc->reserve_timeout_ms)

@@ -20,6 +20,7 @@
 #include "proxy/net/sock.h"
 #include "proxy/admin/admin.h"
 #include "proxy/admin/stats.h"
+#include "proxy/adapt.h"
 #include "proxy/config.h"
 #include "proxy/lifecycle.h"
 #include "proxy/peers.h"
@@ -151,7 +152,22 @@ struct px_lane {
     /* observability (proxy/admin/stats.c, proxy/admin/admin.c) */
     struct px_lane_stats stats;    /* histograms and counters; kept while the lane object lives */
     int paused;                    /* PAUSE: transactions queue, no server is handed out */
+    /* The adaptive cap (proxy/adapt_lane.c): with protects, pools open and hand out connections up to
+     * eff_size (between min_size and size) instead of size; use px_lane_cap. */
+    int eff_size;
+    struct px_adapt adapt;         /* the controller (proxy/adapt.c) */
+    struct px_hist adapt_base;     /* the protected lane's tx histogram when the window began */
+    const struct px_lane *adapt_of;    /* the protected lane object adapt_base was taken from */
+    uint64_t adapt_last_ms;        /* the last decision */
+    int adapt_windows;             /* intervals in the current window (it grows while samples are few) */
 };
+
+/* The number of connections a pool of lane l may hold and hand out: its size, or the adaptive cap's
+ * effective size. */
+int px_lane_cap(const struct px_lane *l);
+/* After the lanes were installed (start, reload): sets up or drops each lane's controller, keeping
+ * the effective size within its new bounds, and (re)starts the adaptive cap's timer. */
+void px_adapt_configure(struct proxy *px);
 
 /* The pool of (lane, database, user), made if needed; NULL when out of memory or at max_pools
  * (px_pool_get_error says which). */
@@ -623,6 +639,8 @@ struct proxy {
     struct px_listener *listeners;
     int nlisteners;
     uv_timer_t maint_timer;
+    uv_timer_t adapt_timer;        /* the adaptive cap's decisions (proxy/adapt_lane.c) */
+    uint64_t adapt_period_ms;      /* its period: the shortest adapt_interval; 0 = stopped */
     uv_signal_t sig_term, sig_int, sig_hup;
     struct px_scram_cache *scram_cache;
     uint8_t scram_mock_key[32];    /* random per process: keys the stand-in SCRAM secrets of unknown users */

@@ -141,6 +141,13 @@ static void lane(struct px_table *t, const struct conf *c, const struct conf_lan
     LANE_KV("guard_quarantine", "%d", l->guard_quarantine);
     LANE_KV("guard_quarantine_window", "%lldms", (long long)l->guard_quarantine_window_ms);
     LANE_KV("guard_quarantine_time", "%lldms", (long long)l->guard_quarantine_time_ms);
+    if (l->protects) {
+        LANE_KV("protects", "%s", l->protects);
+        LANE_KV("target_p99", "%lldms", (long long)l->target_p99_ms);
+        LANE_KV("adapt_interval", "%lldms", (long long)l->adapt_interval_ms);
+        LANE_KV("min_size", "%d", l->min_size);
+        LANE_KV("adapt_min_samples", "%d", l->adapt_min_samples);
+    }
 #undef LANE_KV
     for (int i = 0; i < l->nsettings; i++) {
         snprintf(key, sizeof(key), "lane.%s.%s", l->name, l->settings[i].name);

@@ -92,7 +92,7 @@ void px_show_lanes(struct px_client *cl, const char *arg)
     static const char *const cols[] = {
         "lane", "state", "size", "clients_active", "clients_waiting", "servers_active", "servers_idle",
         "servers_used", "queue_length", "longest_wait_ms", "transactions", "queries", "tx_p50_ms",
-        "tx_p95_ms", "tx_p99_ms", "servers_cancel_wait", NULL
+        "tx_p95_ms", "tx_p99_ms", "servers_cancel_wait", "effective_size", NULL
     };
     struct proxy *px = cl->conn.px;
     struct px_table t;
@@ -123,6 +123,7 @@ void px_show_lanes(struct px_client *cl, const char *arg)
         px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 95)));
         px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 99)));
         px_table_cell(&t, "%d", n.sv_cancel_wait);
+        px_table_cell(&t, "%d", px_lane_cap(l));
     }
     px_table_send(&t, cl, "SHOW");
 }

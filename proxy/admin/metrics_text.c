@@ -171,6 +171,13 @@ static void lane_counters(struct proto_buf *b, struct proxy *px)
         label(b, "lane", px->lanes[i]->conf->name, 1);
         out(b, "} %d\n", px->lanes[i]->paused);
     }
+    family(b, "pglane_lane_effective_size", "gauge",
+           "Connections each pool of the lane may hold: size, or less while the adaptive cap lowers it.");
+    for (int i = 0; i < px->nlanes; i++) {
+        out(b, "pglane_lane_effective_size{");
+        label(b, "lane", px->lanes[i]->conf->name, 1);
+        out(b, "} %d\n", px_lane_cap(px->lanes[i]));
+    }
     family(b, "pglane_errors_total", "counter", "ErrorResponses from servers, by lane and SQLSTATE class.");
     for (int i = 0; i < px->nlanes; i++)
         for (int k = 0; k < PX_SQLSTATE_CLASSES; k++) {

@@ -1014,6 +1014,56 @@ static void test_lane_and_server_copies(void **state)
     assert_null(s.host);
 }
 
+/* The adaptive cap's keys: defaults, values, the checks between them, copies. */
+static void test_adapt_keys(void **state)
+{
+    static const struct err_case cases[] = {
+        {BASE "protects = nope\ntarget_p99 = 25ms\n", {"test.ini:6: lane a: protects: lane 'nope' is not defined"}},
+        {BASE "protects = a\ntarget_p99 = 25ms\n", {"test.ini:6: lane a: protects: a lane cannot protect itself"}},
+        {BASE "protects =\n", {"test.ini:6: protects: expected a lane name, got ''"}},
+        {BASE "[lane.b]\nprotects = a\n", {"test.ini:7: lane b: target_p99 must be above 0 when protects is given"}},
+        {BASE "[lane.b]\nprotects = a\ntarget_p99 = 0\n",
+         {"test.ini:8: lane b: target_p99 must be above 0 when protects is given"}},
+        {BASE "target_p99 = 25ms\n", {"test.ini:6: lane a: target_p99 needs protects = LANE (the lane whose p99 it is)"}},
+        {BASE "[lane.b]\nprotects = a\ntarget_p99 = fast\n",
+         {"test.ini:8: target_p99: expected a duration such as 250ms, 2s or 10min, got 'fast'",
+          "test.ini:8: lane b: target_p99 must be above 0 when protects is given"}},
+        {BASE "adapt_interval = 50ms\n", {"test.ini:6: lane a: adapt_interval must be at least 100ms"}},
+        {BASE "size = 4\nmin_size = 5\n", {"test.ini:7: lane a: min_size (5) is above size (4)"}},
+        {BASE "min_size = 0\n", {"test.ini:6: min_size: expected an integer from 1 to 10000, got '0'"}},
+        {BASE "adapt_min_samples = 0\n",
+         {"test.ini:6: adapt_min_samples: expected an integer from 1 to 1000000, got '0'"}},
+    };
+    struct conf *c;
+    struct conf_lane l;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_err_case(&cases[i], cases[i].msgs[1] ? 2 : 1);
+    c = load_ok(BASE "[lane.b]\nsize = 8\n");
+    assert_null(c->lanes[1].protects);
+    assert_int_equal(c->lanes[1].protects_lane, -1);
+    assert_int_equal(c->lanes[1].adapt_interval_ms, 1000);
+    assert_int_equal(c->lanes[1].min_size, 1);
+    assert_int_equal(c->lanes[1].adapt_min_samples, 20);
+    conf_free(c);
+    /* a lane may protect one defined after it */
+    c = load_ok("[pglane]\nauth_type = trust\ndefault_lane = a\n[server.s]\n[lane.b]\nsize = 8\nprotects = a\n"
+                "target_p99 = 25ms\nadapt_interval = 250ms\nmin_size = 2\nadapt_min_samples = 50\n[lane.a]\n");
+    assert_string_equal(c->lanes[0].protects, "a");
+    assert_int_equal(c->lanes[0].protects_lane, 1);
+    assert_int_equal(c->lanes[0].target_p99_ms, 25);
+    assert_int_equal(c->lanes[0].adapt_interval_ms, 250);
+    assert_int_equal(c->lanes[0].min_size, 2);
+    assert_int_equal(c->lanes[0].adapt_min_samples, 50);
+    assert_int_equal(conf_lane_copy(&l, &c->lanes[0]), 0);
+    assert_ptr_not_equal(l.protects, c->lanes[0].protects);
+    conf_free(c);                       /* the copy owns its string (ASan) */
+    assert_string_equal(l.protects, "a");
+    conf_lane_clear(&l);
+    assert_null(l.protects);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1039,6 +1089,7 @@ int main(void)
         cmocka_unit_test(test_example_pglane_ini),
         cmocka_unit_test(test_example_insightsnow_ini),
         cmocka_unit_test(test_lane_and_server_copies),
+        cmocka_unit_test(test_adapt_keys),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
