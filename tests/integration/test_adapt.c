@@ -423,11 +423,18 @@ static void test_adapt_cpu_load(void **state)
         loop_start(&an[i], &l, "report-cpu", HEAVY_SQL, &stop_an);
     assert_int_equal(h_show_wait(adm, "SHOW LANES", "analytics", "servers_used", 4, 10000), 4);
     h_sleep_ms(500);
-    t0 = h_now_ms();
-    h_sleep_ms(4000);                  /* the measuring period of main under load */
-    t1 = h_now_ms();
-    print_message("main with 4 CPU-heavy analytics queries:\n");
-    loaded = p99_between(&oltp, t0, t1);
+    /* The measuring periods of main under load: up to three, until the load shows (on a machine busy
+     * with other work, pglane's own load may need a longer look to stand out). */
+    loaded = 0;
+    for (int round = 0; round < 3 && loaded < 1.6 * alone; round++) {
+        t0 = h_now_ms();
+        h_sleep_ms(4000);
+        t1 = h_now_ms();
+        print_message("main with 4 CPU-heavy analytics queries (period %d):\n", round + 1);
+        double p = p99_between(&oltp, t0, t1);
+        if (p > loaded)
+            loaded = p;
+    }
     assert_int_equal(effective(adm), 4);          /* target 1h: never missed */
     /* Between the two, on a log scale and nearer the loaded p99 (a^1/4 b^3/4): the shrink needs one
      * window over the target under load, the growth back several in a row under it alone. */
@@ -438,22 +445,8 @@ static void test_adapt_cpu_load(void **state)
         ;
     print_message("target_p99 %.0f ms (alone %.2f, loaded %.2f: %.1fx)\n", target, alone, loaded,
                   loaded / alone);
-    if (loaded < 1.6 * alone) {
-        /* The rest of the machine's load dwarfs pglane's: no target separates the two (the controller
-         * itself is covered by test_adapt_wiring and the unit tests). */
-        print_message("SKIPPED: CPU load raised main's p99 only %.1fx (%.2f -> %.2f ms) on this machine\n",
-                      loaded / alone, alone, loaded);
-        atomic_store(&stop_an, 1);
-        atomic_store(&stop_oltp, 1);
-        loops_join(an, 4);
-        loops_join(&oltp, 1);
-        free(oltp.end_ms);
-        free(oltp.lat_us);
-        PQfinish(adm);
-        h_pglane_assert_term_clean_exit(&l);
-        h_pass();
-        skip();
-    }
+    /* The scenario needs a target that the load misses and main alone meets. */
+    assert_true(loaded >= 1.6 * alone);
     snprintf(line, sizeof line, "target_p99 = %.0fms\n", target);
     reload_with(&l, adm, "target_p99 = 1h\n", line);
 
