@@ -268,7 +268,7 @@ static int flush_blocked(struct px_server *sv)
 static void reply_to_client(struct px_client *cl, uint8_t type)
 {
     if (cl->retry_buf)
-        px_retry_disarm(cl);
+        px_retry_on_reply(cl, type);
     px_flow_reply(cl, type);
 }
 
