@@ -334,6 +334,8 @@ int px_flow_idle(const struct px_client *cl);
  * FunctionCall (PostgreSQL sends nothing of the rest when the session ends). */
 int px_flow_owes_flushed(const struct px_client *cl);
 int px_flow_copy_in(const struct px_client *cl);
+/* The type of the oldest forwarded message still owed a reply (what the next reply answers), or 0. */
+uint8_t px_flow_head_type(const struct px_client *cl);
 /* Everything pushed so far was forwarded without the prepared-statement response queue. */
 void px_flow_mark_raw(struct px_client *cl);
 /* How many of those are still unanswered. */
@@ -435,6 +437,7 @@ struct px_client {
     uint8_t retry_mapped;          /* kept bytes went through the prepared-statement mapping */
     uint8_t retry_begin_wait;      /* retry_buf is a BEGIN request whose reply is on its way to the client */
     uint8_t retry_after_begin;     /* retry_buf's BEGIN stands for a request the client has the reply of */
+    uint8_t retry_pre_unsent;      /* replies to Parse/Bind/Describe scanned, not yet forwarded to the client */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */
@@ -504,6 +507,8 @@ int px_retry_begin_request(const uint8_t *p, uint32_t n, px_retry_stmt_text_fn t
 int px_retry_after_begin_ok(const uint8_t *p, uint32_t n);
 /* A reply message of type `type` is about to reach the client that has bytes kept. */
 void px_retry_on_reply(struct px_client *cl, uint8_t type);
+/* The server's scanned replies are being forwarded to cl: those held back by retry_pre_unsent count now. */
+void px_retry_forwarding(struct px_client *cl);
 void px_retry_arm(struct px_client *cl);          /* before forwarding data[start, pos) */
 void px_retry_disarm(struct px_client *cl);       /* a reply byte reached the client */
 void px_retry_end_tx(struct px_client *cl);       /* the transaction ended (or the client closes) */

@@ -17,6 +17,7 @@ void px_retry_disarm(struct px_client *cl)
     cl->retry_mapped = 0;
     cl->retry_begin_wait = 0;
     cl->retry_after_begin = 0;
+    cl->retry_pre_unsent = 0;
 }
 
 void px_retry_end_tx(struct px_client *cl)
@@ -100,6 +101,7 @@ static int keep_as_begin(struct px_client *cl)
 
 void px_retry_on_reply(struct px_client *cl, uint8_t type)
 {
+    cl->retry_pre_unsent = 0;        /* this reply decides for the ones held back before it too */
     if (cl->retry_begin_wait) {
         /* The rest of the BEGIN's reply: its ReadyForQuery decides. */
         if (type == PROTO_BE_READY && cl->server && cl->server->tx_status == 'T') {
@@ -112,6 +114,13 @@ void px_retry_on_reply(struct px_client *cl, uint8_t type)
     }
     if (cl->retry_after_begin || keep_as_begin(cl) < 0)
         px_retry_disarm(cl);
+}
+
+void px_retry_forwarding(struct px_client *cl)
+{
+    cl->retry_pre_unsent = 0;
+    if (cl->retry_buf)
+        px_retry_on_reply(cl, PROTO_BE_PARSE_COMPLETE);
 }
 
 static const char *const lost_names[PX_LOST_REASONS] = { "idle_error", "idle_closed", "dead_on_use",

@@ -259,16 +259,31 @@ static int flush_blocked(struct px_server *sv)
 {
     struct px_buf *b = &sv->conn.in;
 
+    if (b->start < b->pos && sv->client->retry_pre_unsent)
+        px_retry_forwarding(sv->client);
     if (b->start < b->pos && px_forward(&sv->conn, &sv->client->conn) < 0)
         return 1;
     return sv->conn.writing || b->start < b->pos;
 }
 
-/* A message of the server goes to the client: its first message(s) can no longer be resent. */
+/*
+ * A message of the server goes to the client: its first message(s) can no longer be resent. The
+ * answers to a Parse, Bind or Describe say nothing of execution and PostgreSQL flushes them with what
+ * follows (a FATAL, if it was terminated meanwhile): they count only once forwarded
+ * (px_retry_forwarding), so that a FATAL scanned with them still finds the request resendable. Not on
+ * the prepared-statement path, whose response queue settles as the replies are scanned.
+ */
 static void reply_to_client(struct px_client *cl, uint8_t type)
 {
-    if (cl->retry_buf)
-        px_retry_on_reply(cl, type);
+    if (cl->retry_buf) {
+        uint8_t head = px_flow_head_type(cl);
+
+        if ((head == PROTO_FE_PARSE || head == PROTO_FE_BIND || head == PROTO_FE_DESCRIBE) &&
+            type != PROTO_BE_ERROR && !cl->retry_begin_wait && cl->server && cl->server->prepq.n == 0)
+            cl->retry_pre_unsent = 1;
+        else
+            px_retry_on_reply(cl, type);
+    }
     px_flow_reply(cl, type);
 }
 
@@ -457,6 +472,8 @@ void px_server_pump_client(struct px_server *sv)
 
     if (!cl)
         return;
+    if (cl->retry_pre_unsent && sv->conn.in.start < sv->conn.in.pos)
+        px_retry_forwarding(cl);
     r = px_forward(&sv->conn, &cl->conn);
     if (r < 0) {
         px_client_close(cl, "write to client failed");

@@ -350,6 +350,52 @@ static void test_kill_during_prepare(void **state)
     h_pass();
 }
 
+/*
+ * An extended-protocol request whose backend is terminated while it executes: PostgreSQL has answered
+ * its Parse, Bind and Describe (ParseComplete, BindComplete, RowDescription, kept in its output buffer)
+ * and flushes them with the FATAL. pglane has not forwarded them yet: the request is resent as if
+ * nothing of it had been answered, and the client gets one clean result.
+ */
+static void test_kill_during_execute(void **state)
+{
+    (void)state;
+    struct h_pglane l;
+    start_lane(&l, 2, NULL);
+    PGconn *c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    PGconn *locker = h_pg_super(&g_pg, H_DB), *s = h_pg_super(&g_pg, H_DB);
+    assert_non_null(locker);
+    assert_non_null(s);
+    assert_int_equal(h_pg_long(locker, "SELECT count(pg_advisory_lock(4242))"), 1);
+    assert_int_equal(PQsendQueryParams(c, "SELECT pg_advisory_xact_lock_shared(4242), 'ran'::text", 0, NULL, NULL, NULL,
+                                       NULL, 0), 1);
+#define WAITING "FROM pg_stat_activity WHERE usename = '" H_USER "' AND wait_event = 'advisory'"
+    assert_int_equal(h_pg_wait_long(s, "SELECT count(*) " WAITING, 1, 10000), 1);
+    long victim = h_pg_long(s, "SELECT pid " WAITING);
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) " WAITING), 1);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) " WAITING " AND pid <> %ld", victim);
+    assert_int_equal(h_pg_wait_long(s, sql, 1, 10000), 1);
+#undef WAITING
+    assert_int_equal(h_pg_long(locker, "SELECT count(pg_advisory_unlock(4242))"), 1);
+    assert_int_equal(h_wait_result(c, 10000), 0);
+    PGresult *r = PQgetResult(c);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        print_error("the request after the kill: %s\n", PQresultErrorMessage(r));
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 1), "ran");
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    assert_int_equal(admin_val(&l, "SHOW STATS", "retries"), 1);
+    PQfinish(locker);
+    PQfinish(s);
+    PQfinish(c);
+    assert_int_equal(h_pglane_stop(&l), 0);
+    h_pass();
+}
+
 static void test_kill_after_extended_begin(void **state)
 {
     (void)state;
@@ -476,6 +522,7 @@ int main(void)
         H_TEST(test_kill_after_extended_begin),
         H_TEST(test_kill_after_prepared_begin),
         H_TEST(test_kill_during_prepare),
+        H_TEST(test_kill_during_execute),
         H_TEST(test_transaction_waits_for_postgres),
         H_TEST(test_restart_under_select_load),
     };
