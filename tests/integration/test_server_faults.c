@@ -396,6 +396,50 @@ static void test_kill_during_execute(void **state)
     h_pass();
 }
 
+/*
+ * The backend is terminated right after answering the client's BEGIN request, before the client sends
+ * anything else (idle in transaction): pglane replays the BEGIN on another connection at once, and
+ * the client's next statements run in that transaction.
+ */
+static void test_kill_idle_after_prepared_begin(void **state)
+{
+    (void)state;
+    struct h_pglane l;
+    start_lane(&l, 2, NULL);
+    PGconn *c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    PGresult *r = PQprepare(c, "b", "BEGIN", 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQexecPrepared(c, "b", 0, NULL, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PGconn *s = h_pg_super(&g_pg, H_DB);
+    assert_non_null(s);
+    long victim = h_pg_long(s, "SELECT pid FROM pg_stat_activity WHERE usename = '" H_USER "' AND state = 'idle in transaction'");
+    assert_true(victim > 0);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FILTER (WHERE pg_terminate_backend(%ld)) ", victim);
+    assert_int_equal(h_pg_long(s, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE usename = '" H_USER "' AND state = 'idle in transaction' "
+                              "AND pid <> %ld", victim);
+    assert_int_equal(h_pg_wait_long(s, sql, 1, 10000), 1);
+    r = PQexecParams(c, "SELECT 'in' || ' tx', now() = statement_timestamp()", 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        print_error("after the kill: %s\n", PQresultErrorMessage(r));
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "in tx");
+    assert_string_equal(PQgetvalue(r, 0, 1), "f");   /* the transaction began before this statement */
+    PQclear(r);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
+    assert_int_equal(h_exec(c, "COMMIT"), 0);
+    assert_int_equal(admin_val(&l, "SHOW STATS", "retries"), 1);
+    PQfinish(s);
+    PQfinish(c);
+    assert_int_equal(h_pglane_stop(&l), 0);
+    h_pass();
+}
+
 static void test_kill_after_extended_begin(void **state)
 {
     (void)state;
@@ -523,6 +567,7 @@ int main(void)
         H_TEST(test_kill_after_prepared_begin),
         H_TEST(test_kill_during_prepare),
         H_TEST(test_kill_during_execute),
+        H_TEST(test_kill_idle_after_prepared_begin),
         H_TEST(test_transaction_waits_for_postgres),
         H_TEST(test_restart_under_select_load),
     };
