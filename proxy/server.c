@@ -301,6 +301,23 @@ static int retry_on_error(struct px_server *sv, const struct proto_frame *f)
     return px_retry_try(sv, PX_RF_ERROR, ef.severity, ef.sqlstate, detail);
 }
 
+/*
+ * The reply to a request that only began the transaction is complete (proxy/retry_conn.c): it is the
+ * client's whatever happens next, so it goes out now, as a copy, rather than with the bytes scanned
+ * after it, which a FATAL in the same read would discard with the connection. 0 or -1.
+ */
+static int send_scanned(struct px_server *sv)
+{
+    struct px_buf *b = &sv->conn.in;
+
+    if (b->start == b->pos)
+        return 0;
+    if (px_conn_send_copy(&sv->client->conn, b->data + b->start, b->pos - b->start) < 0)
+        return -1;
+    b->start = b->pos;
+    return 0;
+}
+
 /* What scan found in the server's bytes. */
 enum scan_result {
     SCAN_ERROR = -1,               /* a protocol error, or out of memory */
@@ -379,6 +396,8 @@ static enum scan_result scan(struct px_server *sv)
             if (sv->client)
                 reply_to_client(sv->client, f.type);
             b->pos += PROTO_HEADER_LEN + f.len;
+            if (f.type == PROTO_BE_READY && sv->client && sv->client->retry_after_begin && send_scanned(sv) < 0)
+                return SCAN_ERROR;
             if (f.type == PROTO_BE_READY && release_ready(sv))
                 return SCAN_RELEASABLE;
             continue;
