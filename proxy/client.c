@@ -196,12 +196,12 @@ static int forward(struct px_client *cl)
 {
     if (cl->conn.writing)
         return 0;
+    px_retry_arm(cl);                  /* before tx_route and fwd_remain change */
     if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION && px_prep_needed(cl)) {
-        cl->tx_forwarded = 1;          /* rewritten bytes are not kept: no retry (proxy/retry.c) */
-        px_retry_disarm(cl);
+        if (cl->retry_buf)
+            cl->retry_mapped = 1;      /* the client's bytes are kept, mapped again when resent */
         return px_prep_forward(cl);
     }
-    px_retry_arm(cl);                  /* before tx_route and fwd_remain change */
     if (cl->tx_route == TXR_BEGIN_REPLAY)
         px_client_set_tx_route(cl, TXR_LANE_DECIDED);
     cl->fwd_remain = cl->conn.in.remain;

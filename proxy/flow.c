@@ -225,6 +225,13 @@ int px_flow_owes_flushed(const struct px_client *cl)
     return 0;
 }
 
+uint8_t px_flow_head_type(const struct px_client *cl)
+{
+    const struct px_flow *f = &cl->flow;
+
+    return f->n ? f->e[f->head].type : 0;
+}
+
 int px_flow_copy_in(const struct px_client *cl)
 {
     return cl->flow.copy_in;

@@ -111,6 +111,24 @@ static void queue_clear(struct px_server *sv)
     q->n = q->head = 0;
 }
 
+void px_prep_undo_sent(struct px_server *sv)
+{
+    struct px_prepq *q = &sv->prepq;
+    struct px_client *cl = sv->client;
+
+    for (uint32_t i = q->n; cl && i-- > 0;) {
+        struct px_prepq_entry *e = &q->e[(q->head + i) % q->cap];
+        struct px_cstmt *cs = e->name ? cstmt_find(cl, e->name) : NULL;
+        struct px_stmt *s;
+
+        if (cs && (e->flags & Q_NEWNAME))
+            cstmt_drop(cl, cs);           /* the Parse that created it is sent again */
+        else if (!cs && e->name && (e->flags & Q_RESTORE) && (s = stmt_by_id(sv->conn.px, e->stmt)))
+            (void)cstmt_set(cl, e->name, s);   /* the Close that dropped it is sent again */
+    }
+    queue_clear(sv);
+}
+
 void px_prep_server_free(struct px_server *sv)
 {
     queue_clear(sv);
@@ -127,6 +145,8 @@ static void send_synth(struct px_server *sv, uint8_t type)
 {
     uint8_t msg[5] = { type, 0, 0, 0, 4 };
 
+    if (sv->client->retry_buf)
+        px_retry_on_reply(sv->client, type);   /* a reply reached the client: no resend */
     (void)px_conn_send_copy(&sv->client->conn, msg, sizeof(msg));
     px_flow_reply(sv->client, type);
 }

@@ -322,6 +322,10 @@ void px_prep_client_forget_all(struct px_client *cl);
 void px_prep_client_free(struct px_client *cl);
 void px_prep_server_forget_all(struct px_server *sv);
 void px_prep_server_free(struct px_server *sv);
+/* The server's response queue of the prepared-statement mapping is abandoned (its server died before
+ * answering): the changes to the client's statement names made when the messages were sent are undone,
+ * latest first, so that the kept messages can be sent again. */
+void px_prep_undo_sent(struct px_server *sv);
 void px_prep_registry_free(struct proxy *px);
 
 /* ---- reply accounting (proxy/flow.c) ---- */
@@ -348,6 +352,8 @@ int px_flow_idle(const struct px_client *cl);
  * FunctionCall (PostgreSQL sends nothing of the rest when the session ends). */
 int px_flow_owes_flushed(const struct px_client *cl);
 int px_flow_copy_in(const struct px_client *cl);
+/* The type of the oldest forwarded message still owed a reply (what the next reply answers), or 0. */
+uint8_t px_flow_head_type(const struct px_client *cl);
 /* Everything pushed so far was forwarded without the prepared-statement response queue. */
 void px_flow_mark_raw(struct px_client *cl);
 /* How many of those are still unanswered. */
@@ -449,6 +455,10 @@ struct px_client {
     uint8_t retry_attempts;        /* resends of the current transaction's first message(s) */
     uint8_t tx_forwarded;          /* something of the current transaction went to a server */
     uint8_t retry_begin;           /* retry_buf starts with a held BEGIN */
+    uint8_t retry_mapped;          /* kept bytes went through the prepared-statement mapping */
+    uint8_t retry_begin_wait;      /* retry_buf is a BEGIN request whose reply is on its way to the client */
+    uint8_t retry_after_begin;     /* retry_buf's BEGIN stands for a request the client has the reply of */
+    uint8_t retry_pre_unsent;      /* replies to Parse/Bind/Describe scanned, not yet forwarded to the client */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */
@@ -486,9 +496,11 @@ int px_client_cancel_queued(struct px_client *cl);
 #define PX_RETRY_MAX (64u * 1024)  /* first message(s) larger than this are not kept: no retry */
 enum px_retry_kind {
     PX_RK_FIRST,                   /* first message(s) of a transaction, client idle, transaction pooling */
+    PX_RK_FIRST_MAPPED,            /* ... sent through the prepared-statement mapping (client's bytes kept) */
+    PX_RK_AFTER_BEGIN,             /* the first message(s) after a request that only began the transaction */
     PX_RK_IN_TX,                   /* sent while the client was inside a transaction block */
     PX_RK_SESSION,                 /* session pooling, or a client holding its server */
-    PX_RK_UNKEPT                   /* prepared-statement path, streamed or too large: bytes not kept */
+    PX_RK_UNKEPT                   /* streamed or too large: bytes not kept */
 };
 enum px_retry_fault { PX_RF_ERROR, PX_RF_CLOSED };
 enum px_retry_verdict { PX_RETRY_RELAY, PX_RETRY_AGAIN };
@@ -503,6 +515,21 @@ struct px_retry_case {
  * 57P01, 57P02, 57P03 or class 08. */
 int px_retry_fault_error(const char *severity, const char *sqlstate);
 enum px_retry_verdict px_retry_decide(const struct px_retry_case *c);
+/* The text of the client's named statement `name` (NUL-terminated), or NULL. */
+typedef const char *(*px_retry_stmt_text_fn)(void *ctx, const char *name, size_t *len);
+/* 1 if p[0, n) is exactly one extended-protocol request that only begins a transaction: an unnamed
+ * Parse of BEGIN / START TRANSACTION or a named statement of one, one Bind and one Execute of it,
+ * Describes and Flushes, ending with its Sync; *sql, *sql_len the statement's text. Else 0. */
+int px_retry_begin_request(const uint8_t *p, uint32_t n, px_retry_stmt_text_fn text_of, void *ctx, const char **sql,
+                           size_t *sql_len);
+/* 0 if p[0, n), resent after a BEGIN replayed as a simple Query, would use the unnamed statement or
+ * portal of the original BEGIN request (a Bind, Describe, Close or Execute of one it did not create
+ * first); else 1. */
+int px_retry_after_begin_ok(const uint8_t *p, uint32_t n);
+/* A reply message of type `type` is about to reach the client that has bytes kept. */
+void px_retry_on_reply(struct px_client *cl, uint8_t type);
+/* The server's scanned replies are being forwarded to cl: those held back by retry_pre_unsent count now. */
+void px_retry_forwarding(struct px_client *cl);
 void px_retry_arm(struct px_client *cl);          /* before forwarding data[start, pos) */
 void px_retry_disarm(struct px_client *cl);       /* a reply byte reached the client */
 void px_retry_end_tx(struct px_client *cl);       /* the transaction ended (or the client closes) */

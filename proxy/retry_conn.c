@@ -14,6 +14,10 @@ void px_retry_disarm(struct px_client *cl)
     free(cl->retry_buf);
     cl->retry_buf = NULL;
     cl->retry_len = 0;
+    cl->retry_mapped = 0;
+    cl->retry_begin_wait = 0;
+    cl->retry_after_begin = 0;
+    cl->retry_pre_unsent = 0;
 }
 
 void px_retry_end_tx(struct px_client *cl)
@@ -36,6 +40,10 @@ void px_retry_arm(struct px_client *cl)
 
     if (cl->tx_forwarded && !cl->retry_buf)
         return;                      /* a later request of the transaction, or already not retryable */
+    if (cl->retry_begin_wait) {
+        px_retry_disarm(cl);         /* sent before the BEGIN's ReadyForQuery: no longer only a BEGIN */
+        return;
+    }
     if (!cl->tx_forwarded) {
         cl->tx_forwarded = 1;
         if (cl->conn.px->conf->pool_mode != CONF_POOL_TRANSACTION || !cl->server || cl->server->tx_status != 'I' ||
@@ -50,6 +58,69 @@ void px_retry_arm(struct px_client *cl)
     memcpy(p + cl->retry_len, b->data + b->start, n);
     cl->retry_buf = p;
     cl->retry_len += n;
+}
+
+static const char *stmt_text(void *ctx, const char *name, size_t *len)
+{
+    return px_prep_statement_text(ctx, name, len);
+}
+
+/*
+ * A request that only began the transaction (extended protocol: pgbench -M extended or prepared
+ * sends BEGIN as Parse/Bind/Execute/Sync and waits for it) is answered: its reply reaches the client,
+ * but nothing of the transaction ran. Its bytes are replaced by a simple Query of the same BEGIN,
+ * resent like a held BEGIN (its reply swallowed) ahead of the request that follows, if that one's
+ * server turns out dead before answering. 0, or -1 if it is not such a request.
+ */
+static int keep_as_begin(struct px_client *cl)
+{
+    const char *sql;
+    size_t len;
+    struct proto_buf q;
+    size_t start;
+
+    if (cl->retry_begin || !px_retry_begin_request(cl->retry_buf, cl->retry_len, stmt_text, cl, &sql, &len))
+        return -1;
+    proto_buf_init(&q);
+    start = proto_msg_begin(&q, PROTO_FE_QUERY);
+    proto_put_bytes(&q, sql, len);
+    proto_put_u8(&q, 0);
+    proto_msg_end(&q, start);
+    if (q.failed || q.len > PX_RETRY_MAX) {
+        proto_buf_free(&q);
+        return -1;
+    }
+    free(cl->retry_buf);
+    cl->retry_buf = q.data;          /* proto_buf's data is malloc'd: ownership passes */
+    cl->retry_len = (uint32_t)q.len;
+    cl->retry_begin = 1;
+    cl->retry_mapped = 0;
+    cl->retry_begin_wait = 1;
+    return 0;
+}
+
+void px_retry_on_reply(struct px_client *cl, uint8_t type)
+{
+    cl->retry_pre_unsent = 0;        /* this reply decides for the ones held back before it too */
+    if (cl->retry_begin_wait) {
+        /* The rest of the BEGIN's reply: its ReadyForQuery decides. */
+        if (type == PROTO_BE_READY && cl->server && cl->server->tx_status == 'T') {
+            cl->retry_begin_wait = 0;
+            cl->retry_after_begin = 1;
+        } else if (type == PROTO_BE_READY || type == PROTO_BE_ERROR) {
+            px_retry_disarm(cl);
+        }
+        return;
+    }
+    if (cl->retry_after_begin || keep_as_begin(cl) < 0)
+        px_retry_disarm(cl);
+}
+
+void px_retry_forwarding(struct px_client *cl)
+{
+    cl->retry_pre_unsent = 0;
+    if (cl->retry_buf)
+        px_retry_on_reply(cl, PROTO_BE_PARSE_COMPLETE);
 }
 
 static const char *const lost_names[PX_LOST_REASONS] = { "idle_error", "idle_closed", "dead_on_use",
@@ -86,11 +157,20 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
      * again would defeat it. */
     if (!cl || cl->state != CL_ACTIVE || !cl->retry_buf || cl->conn.writing || cl->terminating || sv->guard_for)
         return 0;
-    c = (struct px_retry_case){ .kind = PX_RK_FIRST, .reply_seen = 0, .fault = fault, .severity = severity,
+    c = (struct px_retry_case){ .kind = cl->retry_after_begin ? PX_RK_AFTER_BEGIN
+                                      : cl->retry_mapped     ? PX_RK_FIRST_MAPPED
+                                                             : PX_RK_FIRST,
+                                .reply_seen = cl->retry_begin_wait, .fault = fault, .severity = severity,
                                 .sqlstate = sqlstate, .attempts = cl->retry_attempts,
                                 .limit = pool->lane->conf->server_retry };
     if (px_retry_decide(&c) != PX_RETRY_AGAIN)
         return 0;
+    if (cl->retry_after_begin) {
+        uint32_t held = 1 + proto_get_u32(cl->retry_buf + 1);
+
+        if (!px_retry_after_begin_ok(cl->retry_buf + held, cl->retry_len - held))
+            return 0;                /* it names what only the original BEGIN request created */
+    }
     b = &cl->conn.in;
     if (px_buf_reserve(b, cl->retry_len) < 0)
         return 0;
@@ -102,13 +182,17 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
         cl->held_begin = 1 + proto_get_u32(cl->retry_buf + 1);   /* replayed (its reply swallowed) again */
         px_client_set_tx_route(cl, TXR_BEGIN_HELD_DECIDED);
     }
+    if (cl->retry_mapped)
+        cl->prep_batch = 1;          /* the statement names are mapped again for the next server */
+    px_prep_undo_sent(sv);
     px_retry_disarm(cl);
     cl->retry_attempts++;
     cl->tx_forwarded = 0;
     pool->lane->stats.retries++;
     px_server_lost(sv, PX_LOST_DEAD_ON_USE, detail);
-    px_info("C-%llu transaction's first message(s) resent on another server connection (attempt %d of %d)",
-            (unsigned long long)cl->conn.id, cl->retry_attempts, pool->lane->conf->server_retry);
+    px_info("C-%llu transaction's first message(s)%s resent on another server connection (attempt %d of %d)",
+            (unsigned long long)cl->conn.id, c.kind == PX_RK_AFTER_BEGIN ? ", after its BEGIN," : "",
+            cl->retry_attempts, pool->lane->conf->server_retry);
     px_server_close(sv, "died before answering: retrying the client's request elsewhere");
     cl->server = NULL;
     px_client_set_state(cl, CL_WAITING);

@@ -260,16 +260,31 @@ static int flush_blocked(struct px_server *sv)
 {
     struct px_buf *b = &sv->conn.in;
 
+    if (b->start < b->pos && sv->client->retry_pre_unsent)
+        px_retry_forwarding(sv->client);
     if (b->start < b->pos && px_forward(&sv->conn, &sv->client->conn) < 0)
         return 1;
     return sv->conn.writing || b->start < b->pos;
 }
 
-/* A message of the server goes to the client: its first message(s) can no longer be resent. */
+/*
+ * A message of the server goes to the client: its first message(s) can no longer be resent. The
+ * answers to a Parse, Bind or Describe say nothing of execution and PostgreSQL flushes them with what
+ * follows (a FATAL, if it was terminated meanwhile): they count only once forwarded
+ * (px_retry_forwarding), so that a FATAL scanned with them still finds the request resendable. Not on
+ * the prepared-statement path, whose response queue settles as the replies are scanned.
+ */
 static void reply_to_client(struct px_client *cl, uint8_t type)
 {
-    if (cl->retry_buf)
-        px_retry_disarm(cl);
+    if (cl->retry_buf) {
+        uint8_t head = px_flow_head_type(cl);
+
+        if ((head == PROTO_FE_PARSE || head == PROTO_FE_BIND || head == PROTO_FE_DESCRIBE) &&
+            type != PROTO_BE_ERROR && !cl->retry_begin_wait && cl->server && cl->server->prepq.n == 0)
+            cl->retry_pre_unsent = 1;
+        else
+            px_retry_on_reply(cl, type);
+    }
     px_flow_reply(cl, type);
 }
 
@@ -285,6 +300,23 @@ static int retry_on_error(struct px_server *sv, const struct proto_frame *f)
     snprintf(detail, sizeof(detail), "%s %s %.120s", ef.severity ? ef.severity : "", ef.sqlstate ? ef.sqlstate : "",
              ef.message ? ef.message : "");
     return px_retry_try(sv, PX_RF_ERROR, ef.severity, ef.sqlstate, detail);
+}
+
+/*
+ * The reply to a request that only began the transaction is complete (proxy/retry_conn.c): it is the
+ * client's whatever happens next, so it goes out now, as a copy, rather than with the bytes scanned
+ * after it, which a FATAL in the same read would discard with the connection. 0 or -1.
+ */
+static int send_scanned(struct px_server *sv)
+{
+    struct px_buf *b = &sv->conn.in;
+
+    if (b->start == b->pos)
+        return 0;
+    if (px_conn_send_copy(&sv->client->conn, b->data + b->start, b->pos - b->start) < 0)
+        return -1;
+    b->start = b->pos;
+    return 0;
 }
 
 /* What scan found in the server's bytes. */
@@ -365,6 +397,8 @@ static enum scan_result scan(struct px_server *sv)
             if (sv->client)
                 reply_to_client(sv->client, f.type);
             b->pos += PROTO_HEADER_LEN + f.len;
+            if (f.type == PROTO_BE_READY && sv->client && sv->client->retry_after_begin && send_scanned(sv) < 0)
+                return SCAN_ERROR;
             if (f.type == PROTO_BE_READY && release_ready(sv))
                 return SCAN_RELEASABLE;
             continue;
@@ -458,6 +492,8 @@ void px_server_pump_client(struct px_server *sv)
 
     if (!cl)
         return;
+    if (cl->retry_pre_unsent && sv->conn.in.start < sv->conn.in.pos)
+        px_retry_forwarding(cl);
     r = px_forward(&sv->conn, &cl->conn);
     if (r < 0) {
         px_client_close(cl, "write to client failed");
