@@ -186,6 +186,13 @@ uint64_t fq_key(const struct fq_tenant *t, uint64_t now)
     return t->vtime + running / t->weight;
 }
 
+uint64_t fq_service_us(const struct fq_tenant *t, uint64_t now)
+{
+    uint64_t all = (uint64_t)t->active * now;
+
+    return t->service_us + (all > t->start_sum_us ? all - t->start_sum_us : 0);
+}
+
 int fq_before(const struct fq_tenant *a, const struct fq_tenant *b, uint64_t now)
 {
     return fq_key(a, now) < fq_key(b, now);

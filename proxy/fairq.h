@@ -70,6 +70,9 @@ int fq_before(const struct fq_tenant *a, const struct fq_tenant *b, uint64_t now
 /* Weighted service of t at now, in µs / weight (what fq_before compares). */
 uint64_t fq_key(const struct fq_tenant *t, uint64_t now);
 
+/* Server time of t's finished and running holds at now, in µs. */
+uint64_t fq_service_us(const struct fq_tenant *t, uint64_t now);
+
 /* A FIFO of waiters walked by the caller's functions: next(ctx, NULL) is the first, NULL ends it. */
 struct fq_walk {
     void *(*next)(void *ctx, void *item);

@@ -29,6 +29,8 @@
 struct proxy;
 struct px_client;
 struct px_server;
+struct fq;
+struct fq_tenant;
 
 /* ---- clocks (proxy/util.c) ---- */
 uint64_t px_now_ms(struct proxy *px);   /* the event loop's cached time, in milliseconds */
@@ -149,6 +151,7 @@ struct px_lane {
     /* observability (proxy/admin/stats.c, proxy/admin/admin.c) */
     struct px_lane_stats stats;    /* histograms and counters; kept while the lane object lives */
     int paused;                    /* PAUSE: transactions queue, no server is handed out */
+    struct fq *fq;                 /* tenants of fair queuing (proxy/tenant.c), NULL until one is seen */
 };
 
 /* The pool of (lane, database, user), made if needed; NULL when out of memory or at max_pools
@@ -267,6 +270,8 @@ struct px_server {
     uint8_t fatal_relayed;         /* the server sent the client its own FATAL: it closes next */
     uint8_t reconnect;             /* admin RECONNECT: close instead of reusing once released */
     uint64_t check_start_ms;       /* SV_CHECKING since then */
+    struct fq_tenant *tenant;      /* fair queuing: the tenant charged for holding it (proxy/tenant.c) */
+    uint64_t tenant_since_us;      /* ... since then */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -428,6 +433,9 @@ struct px_client {
     uint8_t retry_attempts;        /* resends of the current transaction's first message(s) */
     uint8_t tx_forwarded;          /* something of the current transaction went to a server */
     uint8_t retry_begin;           /* retry_buf starts with a held BEGIN */
+    /* fair queuing (proxy/tenant.c) */
+    struct fq_tenant *tenant;      /* its tenant while it waits in pool.waiting under a tenant_key */
+    char tenant_hint[64];          /* the transaction's "pglane tenant=ID" hint ("" = none) */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */
