@@ -7,6 +7,7 @@
  * served at once. SHOW TENANTS and /metrics report what was served.
  */
 #include "tests/integration/harness.h"
+#include "tests/integration/prom_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,13 @@ static void test_fair_by_application_name(void **state)
     assert_true(tenant_val(adm, "B", "longest_wait_ms") <= 700);
     assert_true(tenant_val(adm, "A", "active") == 0 && tenant_val(adm, "A", "waiting") == 0);
     body = h_metrics_body(mport);
+    {
+        char err[256] = "";
+
+        if (prom_check(body, err, sizeof err) != 0)
+            print_error("/metrics: %s\n", err);
+        assert_int_equal(prom_check(body, err, sizeof err), 0);
+    }
     assert_true(h_metric(body, "pglane_tenant_transactions{lane=\"main\",tenant=\"A\"}") >= NA);
     assert_true(h_metric(body, "pglane_tenant_server_seconds{lane=\"main\",tenant=\"A\"}") >= 9);
     assert_true(h_metric(body, "pglane_tenant_transactions{lane=\"main\",tenant=\"B\"}") >= 1);
@@ -254,6 +262,61 @@ static void test_tenant_max(void **state)
     h_pass();
 }
 
+/* tenant_key = user, tenant_max = 1: user app's transactions in two databases (two pools of the lane,
+ * each of size 2) never hold more than one connection between them; md5user, another tenant in the
+ * same database, is not held back. */
+static void test_tenant_max_across_pools(void **state)
+{
+    struct h_pglane l = { 0 };
+    char conf[4096], ci[256];
+    PGconn *c[6], *other;
+    long most = 0, seen = 0;
+    int left = 6;
+    int64_t t0;
+
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    tenants_conf(conf, sizeof conf, "tenant_key = user\ntenant_max = 1\n", h_free_port());
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    for (int i = 0; i < 6; i++) {
+        c[i] = h_connect(&l, i % 2 ? "dbname=" H_BENCH_DB : NULL);
+        H_ASSERT_CONNECTED(c[i]);
+    }
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" H_MD5_USER " password=" H_MD5_PASSWORD
+             " dbname=" H_DB " connect_timeout=5", l.port);
+    other = PQconnectdb(ci);
+    H_ASSERT_CONNECTED(other);
+    t0 = h_now_ms();
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(PQsendQuery(c[i], "SELECT pg_sleep(0.2) /* tenant app */"), 1);
+    assert_int_equal(h_exec(other, "SELECT 1"), 0);   /* another user: served beside app's */
+    assert_true(h_now_ms() - t0 < 1000);
+    while (left > 0) {
+        long pg = h_pg_long(g_super, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                     "AND query LIKE '%/* tenant app */%' AND pid <> pg_backend_pid()");
+
+        assert_true(pg >= 0);
+        most = pg > most ? pg : most;
+        seen += pg > 0;
+        left = 0;
+        for (int i = 0; i < 6; i++)
+            left += !done(c[i]);
+        assert_true(h_now_ms() - t0 < 15000);
+        if (left)
+            h_sleep_ms(20);                    /* sampling interval */
+    }
+    print_message("tenant_key = user, tenant_max = 1, two databases: %lld ms, at most %ld at once\n",
+                  (long long)(h_now_ms() - t0), most);
+    assert_true(seen > 0);
+    assert_int_equal(most, 1);
+    assert_true(h_now_ms() - t0 >= 6 * 200 - 100);
+    for (int i = 0; i < 6; i++)
+        PQfinish(c[i]);
+    PQfinish(other);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
 /* Reload: the tenant keys change without a restart, and a bad value is refused with file:line. */
 static void test_reload_tenant_keys(void **state)
 {
@@ -310,6 +373,7 @@ int main(void)
         H_TEST(test_fair_by_application_name),
         H_TEST(test_fair_by_hint),
         H_TEST(test_tenant_max),
+        H_TEST(test_tenant_max_across_pools),
         H_TEST(test_reload_tenant_keys),
     };
     return H_RUN_GROUP("integration: fair queuing by tenant", tests, .pg = &g_pg, .super = &g_super,
