@@ -252,6 +252,29 @@ static void record_wait(struct px_pool *pool, struct px_client *cl, uint64_t now
         pool->wait_max_us = waited;
 }
 
+/* tenant_max counts a tenant's connections in every pool of the lane: a connection given back here
+ * may leave room for that tenant's waiters in another pool of the lane, which no server of theirs
+ * will tell. Those pools hand out their idle connections (or open one) now. Not nested: the
+ * hand-outs it makes do not look again. */
+static void serve_lane_peers(struct px_pool *pool)
+{
+    static int busy;
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    if (busy || !px_tenant_on(pool) || pool->lane->conf->tenant_max <= 0 || px->exiting)
+        return;
+    busy = 1;
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *p = px_container_of(it, struct px_pool, link);
+
+        if (p != pool && p->lane == pool->lane && p->nwaiting > 0) {
+            serve_from_idle(p, 0);
+            grow(p, p->lane->size);
+        }
+    }
+    busy = 0;
+}
+
 void px_pool_server_ready(struct px_server *sv)
 {
     struct px_pool *pool = sv->pool;
@@ -264,6 +287,7 @@ void px_pool_server_ready(struct px_server *sv)
     }
     sv->client = NULL;
     px_tenant_release(sv);              /* the transaction is over: its tenant no longer holds sv */
+    serve_lane_peers(pool);
     pool->login_failed_ms = 0;          /* a connection works */
     if (px_caps_yield(pool)) {
         px_server_close(sv, "given up to a pool that waited longer under a connection cap");

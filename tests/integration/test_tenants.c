@@ -310,9 +310,51 @@ static void test_tenant_max_across_pools(void **state)
     assert_true(seen > 0);
     assert_int_equal(most, 1);
     assert_true(h_now_ms() - t0 >= 6 * 200 - 100);
+    assert_true(h_now_ms() - t0 < 6 * 200 + 700);   /* handed across the pools at once, not at a tick */
     for (int i = 0; i < 6; i++)
         PQfinish(c[i]);
     PQfinish(other);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
+/* queue_timeout still applies to each transaction: A's second transaction, held back by tenant_max = 1
+ * while the lane has a free connection, fails with 57014 after queue_timeout; A's first completes. */
+static void test_queue_timeout_under_tenant_max(void **state)
+{
+    struct h_pglane l = { 0 };
+    char conf[4096];
+    PGconn *a1, *a2, *adm;
+    PGresult *r;
+    int64_t t0;
+
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    tenants_conf(conf, sizeof conf, "tenant_key = application_name\ntenant_max = 1\n", h_free_port());
+    h_conf_replace(conf, sizeof conf, "queue_timeout = 30s", "queue_timeout = 300ms");
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    adm = h_console(&l, NULL);
+    H_ASSERT_CONNECTED(adm);
+    a1 = connect_app(&l, "A");
+    a2 = connect_app(&l, "A");
+    assert_int_equal(PQsendQuery(a1, "SELECT pg_sleep(1.5)"), 1);
+    assert_true(h_show_wait(adm, "SHOW LANES", "main", "servers_active", 1, 5000) == 1);
+    t0 = h_now_ms();
+    assert_int_equal(PQsendQuery(a2, "SELECT 2"), 1);
+    assert_int_equal(h_wait_result(a2, 5000), 0);
+    r = PQgetResult(a2);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
+    assert_non_null(strstr(PQresultErrorMessage(r), "queue_timeout"));
+    PQclear(r);
+    while ((r = PQgetResult(a2)))
+        PQclear(r);
+    assert_true(h_now_ms() - t0 >= 250 && h_now_ms() - t0 < 1400);   /* before A's first ended */
+    assert_int_equal(h_wait_result(a1, 5000), 0);
+    assert_true(done(a1));
+    PQfinish(a1);
+    PQfinish(a2);
+    PQfinish(adm);
     h_pglane_assert_term_clean_exit(&l);
     h_pass();
 }
@@ -374,6 +416,7 @@ int main(void)
         H_TEST(test_fair_by_hint),
         H_TEST(test_tenant_max),
         H_TEST(test_tenant_max_across_pools),
+        H_TEST(test_queue_timeout_under_tenant_max),
         H_TEST(test_reload_tenant_keys),
     };
     return H_RUN_GROUP("integration: fair queuing by tenant", tests, .pg = &g_pg, .super = &g_super,
