@@ -26,6 +26,9 @@ enum conf_server_tls { CONF_STLS_DISABLE, CONF_STLS_PREFER, CONF_STLS_REQUIRE, C
                        CONF_STLS_VERIFY_FULL };
 enum conf_guard { CONF_GUARD_OFF, CONF_GUARD_LOG, CONF_GUARD_CANCEL };
 enum conf_pin { CONF_PIN_ALLOW, CONF_PIN_REFUSE };
+/* tenant_key: what names a transaction's tenant for fair queuing (proxy/fairq.c) */
+enum conf_tenant_key { CONF_TENANT_NONE, CONF_TENANT_USER, CONF_TENANT_DATABASE, CONF_TENANT_APP, CONF_TENANT_HINT };
+struct conf_tenant_weight { char *id; int weight; int line; };   /* tenant_weight.ID = N */
 enum { CONF_TLS_V1_2 = 1, CONF_TLS_V1_3 = 2 };   /* bits of conf.tls_protocol_mask */
 
 /* Durations are stored in milliseconds. 0 means "disabled" where the README says so. */
@@ -99,6 +102,11 @@ struct conf_lane {
     int64_t adapt_interval_ms; /* default 1s: one controller decision per interval */
     int min_size;              /* default 1, at most size */
     int adapt_min_samples;     /* default 20: fewer protected transactions in a window = no decision */
+    /* Fair queuing by tenant (README, Fairness and adaptive lanes). */
+    enum conf_tenant_key tenant_key;      /* default none: one FIFO */
+    int tenant_max;                       /* default 0 = no cap: connections of the lane one tenant may hold */
+    struct conf_tenant_weight *tenant_weights;   /* tenant_weight.ID = N (1..1000), each ID at most once */
+    int ntenant_weights;
     int line;
 };
 

@@ -15,6 +15,9 @@ void conf_lane_clear(struct conf_lane *l)
     }
     free(l->settings);
     free(l->protects);
+    for (int i = 0; i < l->ntenant_weights; i++)
+        free(l->tenant_weights[i].id);
+    free(l->tenant_weights);
     memset(l, 0, sizeof(*l));
 }
 
@@ -59,10 +62,24 @@ int conf_lane_copy(struct conf_lane *dst, const struct conf_lane *src)
     dst->settings = NULL;
     dst->nsettings = 0;
     dst->protects = NULL;
+    dst->tenant_weights = NULL;
+    dst->ntenant_weights = 0;
     if (dup_str(&dst->name, src->name) < 0)
         return -1;
     if (dup_str(&dst->protects, src->protects) < 0)
         goto fail;
+    if (src->ntenant_weights > 0) {
+        dst->tenant_weights = calloc((size_t)src->ntenant_weights, sizeof(*dst->tenant_weights));
+        if (!dst->tenant_weights)
+            goto fail;
+        for (int i = 0; i < src->ntenant_weights; i++) {
+            dst->ntenant_weights++;
+            dst->tenant_weights[i] = src->tenant_weights[i];
+            dst->tenant_weights[i].id = NULL;
+            if (dup_str(&dst->tenant_weights[i].id, src->tenant_weights[i].id) < 0)
+                goto fail;
+        }
+    }
     if (src->nsettings > 0) {
         dst->settings = calloc((size_t)src->nsettings, sizeof(*dst->settings));
         if (!dst->settings)

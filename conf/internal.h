@@ -106,6 +106,8 @@ int conf_parse_items(struct conf_loader *ld, const char *value, size_t size, voi
 void conf_apply_key(struct conf_loader *ld, struct conf_sect *s, const char *key, const char *value);
 extern const struct conf_keydef conf_lane_keys[];
 extern const struct conf_keydef conf_route_keys[];
+int conf_lane_set_tenant_weight(struct conf_loader *ld, struct conf_sect *s, struct conf_lane *lane,
+                                const char *key, const char *value);
 int conf_lane_set_guc(struct conf_loader *ld, struct conf_sect *s, struct conf_lane *lane,
                       const char *key, const char *value);
 

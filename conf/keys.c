@@ -344,6 +344,10 @@ void conf_apply_key(struct conf_loader *ld, struct conf_sect *s, const char *key
         conf_lane_set_guc(ld, s, obj, key, value);
         return;
     }
+    if (s->kind == SECT_LANE && strncmp(key, "tenant_weight.", 14) == 0) {
+        conf_lane_set_tenant_weight(ld, s, obj, key, value);
+        return;
+    }
     for (; kd->name != NULL; kd++) {
         if (strcmp(kd->name, key) != 0)
             continue;

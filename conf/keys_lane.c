@@ -79,7 +79,38 @@ int conf_lane_set_guc(struct conf_loader *ld, struct conf_sect *s, struct conf_l
     return -2;
 }
 
+/* tenant_weight.ID = N: ID as a hint or application_name would give it (at most 63 bytes). */
+int conf_lane_set_tenant_weight(struct conf_loader *ld, struct conf_sect *s, struct conf_lane *lane,
+                                const char *key, const char *value)
+{
+    const char *id = key + strlen("tenant_weight.");
+    struct conf_tenant_weight *w;
+    char *end;
+    long n;
+
+    if (*id == '\0' || strlen(id) > 63) {
+        conf_errf(ld, ld->lineno, "%s: expected tenant_weight.ID with an ID of 1 to 63 characters", key);
+        return -2;
+    }
+    n = strtol(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || n < 1 || n > 1000) {
+        conf_errf(ld, ld->lineno, "%s: expected an integer between 1 and 1000, got '%s'", key, value);
+        return -2;
+    }
+    (void)s;                       /* a repeated key is the loader's "duplicate key" */
+    w = realloc(lane->tenant_weights, (size_t)(lane->ntenant_weights + 1) * sizeof *w);
+    if (w == NULL) {
+        ld->oom = 1;
+        return -2;
+    }
+    lane->tenant_weights = w;
+    w[lane->ntenant_weights++] = (struct conf_tenant_weight){.id = conf_dup(ld, id), .weight = (int)n,
+                                                             .line = ld->lineno};
+    return 0;
+}
+
 static const char *const guard_names[] = {"off", "log", "cancel", NULL};
+static const char *const tenant_key_names[] = {"none", "user", "database", "application_name", "hint", NULL};
 static const char *const pin_names[] = {"allow", "refuse", NULL};
 
 #define MEMORY_WHAT "a memory size such as 64MB (a number with kB, MB, GB or TB)"
@@ -112,5 +143,7 @@ const struct conf_keydef conf_lane_keys[] = {
     KDUR("adapt_interval", struct conf_lane, adapt_interval_ms),
     KINT("min_size", struct conf_lane, min_size, 1, 10000),
     KINT("adapt_min_samples", struct conf_lane, adapt_min_samples, 1, 1000000),
+    KENUM("tenant_key", struct conf_lane, tenant_key, tenant_key_names),
+    KINT("tenant_max", struct conf_lane, tenant_max, 0, 10000),
     KEND,
 };

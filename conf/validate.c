@@ -191,6 +191,21 @@ static void check_reserve(struct conf_loader *ld)
                   c->reserve_admin_connections, c->max_client_conn);
 }
 
+/* tenant_max and tenant_weight.ID name tenants: without tenant_key there are none to cap or weigh. */
+static void check_lane_tenants(struct conf_loader *ld, const struct conf_sect *s)
+{
+    const struct conf_lane *lane = &ld->c->lanes[s->index];
+
+    if (lane->tenant_key != CONF_TENANT_NONE)
+        return;
+    if (lane->tenant_max > 0)
+        conf_errf(ld, conf_sect_key_line(s, "tenant_max"), "lane %s: tenant_max needs tenant_key (user, "
+                  "database, application_name or hint)", s->name);
+    if (lane->ntenant_weights > 0)
+        conf_errf(ld, lane->tenant_weights[0].line, "lane %s: tenant_weight.%s needs tenant_key (user, "
+                  "database, application_name or hint)", s->name, lane->tenant_weights[0].id);
+}
+
 void conf_validate(struct conf_loader *ld)
 {
     if (ld->c->nservers == 0)
@@ -202,6 +217,7 @@ void conf_validate(struct conf_loader *ld)
             resolve_lane_server(ld, &ld->sects[i]);
             check_lane_quarantine(ld, &ld->sects[i]);
             check_lane_adapt(ld, &ld->sects[i]);
+            check_lane_tenants(ld, &ld->sects[i]);
         } else if (ld->sects[i].kind == SECT_ROUTE)
             resolve_route_lane(ld, &ld->sects[i]);
     }

@@ -10,6 +10,7 @@
 #include "proxy/client_internal.h"
 #include "proxy/proxy.h"
 #include "proxy/state.h"
+#include "proxy/tenant.h"
 #include "routing/route.h"
 
 /* What one pass over a statement's bytes tells about session state (transaction pooling). */
@@ -232,6 +233,7 @@ static enum stmt_verdict route_statement(struct px_client *cl, const struct prot
 
     if (!tx_start)
         return STMT_FORWARD;
+    px_tenant_note_hint(cl, sql, len);
     if (cl->tx_route == TXR_BEGIN_HELD_DECIDED)
         return STMT_FORWARD;       /* the identity chose the lane when the BEGIN was held */
     lane = px_route_identity_hit(px, cl);

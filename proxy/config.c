@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proxy/proxy.h"
+#include "proxy/tenant.h"
 
 struct px_retired {                /* a replaced configuration, kept only if a retired lane could not copy its part */
     struct px_retired *next;
@@ -18,6 +19,7 @@ struct px_retired {                /* a replaced configuration, kept only if a r
 static void lane_free(struct px_lane *l)
 {
     px_tls_ctx_free(l->tls_ctx);
+    px_tenant_lane_free(l);
     conf_lane_clear(&l->own_conf);       /* zeroed (nothing to free) unless the lane was retired */
     conf_server_clear(&l->own_server);
     free(l);

@@ -8,6 +8,7 @@
 
 #include "proxy/proxy.h"
 #include "proxy/state.h"
+#include "proxy/tenant.h"
 
 static void queue_timer_arm(struct px_pool *pool);
 
@@ -153,7 +154,7 @@ static void serve_from_idle(struct px_pool *pool, int all)
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
 
     while (!pool->lane->paused && !px->exiting && !px_list_empty(&pool->idle) && !px_list_empty(&pool->waiting) &&
-           pool->nwaiting > (all ? checking(pool) : connecting(pool))) {
+           px_tenant_servable(pool) > (all ? checking(pool) : connecting(pool))) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
 
         if (px_server_check_due(sv, px_now_ms(px)))
@@ -178,7 +179,7 @@ static int login_retry_wait(const struct px_pool *pool)
  * to close or go idle). */
 static void grow(struct px_pool *pool, int cap)
 {
-    if (pool_total(pool) < cap && !pool->lane->retired && connecting(pool) < pool->nwaiting &&
+    if (pool_total(pool) < cap && !pool->lane->retired && connecting(pool) < px_tenant_servable(pool) &&
         !login_retry_wait(pool) && px_caps_room(pool))
         (void)px_server_connect(pool);
 }
@@ -186,7 +187,7 @@ static void grow(struct px_pool *pool, int cap)
 int px_pool_wants_server(const struct px_pool *pool)
 {
     return pool->nwaiting > connecting(pool) && pool_total(pool) < px_lane_cap(pool->lane) && !pool->lane->paused &&
-           !pool->lane->retired;
+           !pool->lane->retired && px_tenant_servable((struct px_pool *)pool) > connecting(pool);
 }
 
 void px_pool_grow(struct px_pool *pool)
@@ -208,10 +209,12 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     struct proxy *px = cl->conn.px;
 
     cl->pool = pool;
-    if (!px_list_empty(&pool->idle) && px_list_empty(&pool->waiting) && !pool->lane->paused) {
+    if (!px_list_empty(&pool->idle) && px_list_empty(&pool->waiting) && !pool->lane->paused &&
+        px_tenant_may_take(pool, cl)) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
 
         if (!px_server_check_due(sv, px_now_ms(px))) {
+            px_tenant_charge(sv, cl);
             px_server_attach(sv, cl);   /* SV_ACTIVE: onto pool->busy */
             return;
         }
@@ -221,6 +224,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     cl->wait_start_ms = px_now_ms(px);
     px_list_append(&pool->waiting, &cl->wait_link);
     pool->nwaiting++;
+    px_tenant_wait(pool, cl);
     if (cl->state == CL_LOGIN_WAIT)
         px_conn_read_stop(&cl->conn);
     serve_from_idle(pool, 0);
@@ -234,6 +238,7 @@ void px_pool_cancel_wait(struct px_client *cl)
         return;
     px_list_remove(&cl->wait_link);
     cl->pool->nwaiting--;
+    px_tenant_unwait(cl);
 }
 
 static void record_wait(struct px_pool *pool, struct px_client *cl, uint64_t now)
@@ -247,6 +252,29 @@ static void record_wait(struct px_pool *pool, struct px_client *cl, uint64_t now
         pool->wait_max_us = waited;
 }
 
+/* tenant_max counts a tenant's connections in every pool of the lane: a connection given back here
+ * may leave room for that tenant's waiters in another pool of the lane, which no server of theirs
+ * will tell. Those pools hand out their idle connections (or open one) now. Not nested: the
+ * hand-outs it makes do not look again. */
+static void serve_lane_peers(struct px_pool *pool)
+{
+    static int busy;
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    if (busy || !px_tenant_on(pool) || pool->lane->conf->tenant_max <= 0 || px->exiting)
+        return;
+    busy = 1;
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *p = px_container_of(it, struct px_pool, link);
+
+        if (p != pool && p->lane == pool->lane && p->nwaiting > 0) {
+            serve_from_idle(p, 0);
+            grow(p, px_lane_cap(p->lane));
+        }
+    }
+    busy = 0;
+}
+
 void px_pool_server_ready(struct px_server *sv)
 {
     struct px_pool *pool = sv->pool;
@@ -258,6 +286,8 @@ void px_pool_server_ready(struct px_server *sv)
         return;
     }
     sv->client = NULL;
+    px_tenant_release(sv);              /* the transaction is over: its tenant no longer holds sv */
+    serve_lane_peers(pool);
     pool->login_failed_ms = 0;          /* a connection works */
     if (px_caps_yield(pool)) {
         px_server_close(sv, "given up to a pool that waited longer under a connection cap");
@@ -270,13 +300,18 @@ void px_pool_server_ready(struct px_server *sv)
         return;
     }
     if (!px_list_empty(&pool->waiting) && !px->exiting && !pool->lane->paused) {
-        struct px_client *cl = px_container_of(pool->waiting.next, struct px_client, wait_link);
+        /* The head of the queue; under a tenant_key, the first waiter of the tenant with the least
+         * service that is under tenant_max (none: the connection goes idle). */
+        struct px_client *cl = px_tenant_pick(pool);
 
-        px_pool_cancel_wait(cl);
-        record_wait(pool, cl, px_now_ms(px));
-        px_server_attach(sv, cl);
-        queue_timer_arm(pool);
-        return;
+        if (cl) {
+            px_tenant_charge(sv, cl);
+            px_pool_cancel_wait(cl);
+            record_wait(pool, cl, px_now_ms(px));
+            px_server_attach(sv, cl);
+            queue_timer_arm(pool);
+            return;
+        }
     }
     if (pool->lane->retired) {
         px_server_close(sv, "lane retired by reload");
@@ -394,6 +429,7 @@ static void queue_timer_arm(struct px_pool *pool)
 void px_pool_maintain(struct proxy *px, uint64_t now)
 {
     free_idle_pools(px, now);
+    px_tenant_sweep(px);
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         struct px_pool *pool = px_container_of(it, struct px_pool, link);
         const struct conf_lane *lc = pool->lane->conf;
@@ -405,6 +441,10 @@ void px_pool_maintain(struct proxy *px, uint64_t now)
          * without handing its slot on. */
         if (!px->exiting && px_pool_wants_server(pool))
             grow(pool, px_lane_cap(pool->lane));
+        /* tenant_max: a tenant's connection released in another pool of the lane leaves room for its
+         * waiters here, which no server of this pool was told about. */
+        if (!px->exiting && px_tenant_on(pool) && pool->lane->conf->tenant_max > 0 && pool->nwaiting)
+            serve_from_idle(pool, 0);
         /* reserve: extra connections once the head of the queue has waited reserve_timeout (not while
          * the adaptive cap holds the lane below its size). */
         if (lc->reserve > 0 && !px_list_empty(&pool->waiting) && !pool->lane->paused &&

@@ -31,6 +31,8 @@
 struct proxy;
 struct px_client;
 struct px_server;
+struct fq;
+struct fq_tenant;
 
 /* ---- clocks (proxy/util.c) ---- */
 uint64_t px_now_ms(struct proxy *px);   /* the event loop's cached time, in milliseconds */
@@ -160,6 +162,7 @@ struct px_lane {
     const struct px_lane *adapt_of;    /* the protected lane object adapt_base was taken from */
     uint64_t adapt_last_ms;        /* the last decision */
     int adapt_windows;             /* intervals in the current window (it grows while samples are few) */
+    struct fq *fq;                 /* tenants of fair queuing (proxy/tenant.c), NULL until one is seen */
 };
 
 /* The number of connections a pool of lane l may hold and hand out: its size, or the adaptive cap's
@@ -285,6 +288,8 @@ struct px_server {
     uint8_t fatal_relayed;         /* the server sent the client its own FATAL: it closes next */
     uint8_t reconnect;             /* admin RECONNECT: close instead of reusing once released */
     uint64_t check_start_ms;       /* SV_CHECKING since then */
+    struct fq_tenant *tenant;      /* fair queuing: the tenant charged for holding it (proxy/tenant.c) */
+    uint64_t tenant_since_us;      /* ... since then */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -459,6 +464,9 @@ struct px_client {
     uint8_t retry_begin_wait;      /* retry_buf is a BEGIN request whose reply is on its way to the client */
     uint8_t retry_after_begin;     /* retry_buf's BEGIN stands for a request the client has the reply of */
     uint8_t retry_pre_unsent;      /* replies to Parse/Bind/Describe scanned, not yet forwarded to the client */
+    /* fair queuing (proxy/tenant.c) */
+    struct fq_tenant *tenant;      /* its tenant while it waits in pool.waiting under a tenant_key */
+    char tenant_hint[64];          /* the transaction's "pglane tenant=ID" hint ("" = none) */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */

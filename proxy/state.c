@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "proxy/state.h"
+#include "proxy/tenant.h"
 
 #if defined(PX_STATE_STRICT) || defined(__SANITIZE_ADDRESS__)
 #define STATE_STRICT 1
@@ -165,6 +166,8 @@ void px_server_set_state(struct px_server *sv, enum px_server_state to)
 
     if (!px_server_transition_legal(from, to))
         illegal("S", sv->conn.id, px_server_state_id(from), px_server_state_id(to));
+    if (sv->tenant && to != SV_ACTIVE)
+        px_tenant_release(sv);     /* the tenant's transaction no longer holds it */
     if ((was == PX_SVL_NONE) != (will == PX_SVL_NONE)) {   /* opened, or closed: the caps' counts */
         for (int k = 0; k < PX_CAP_KINDS; k++)
             if (pool->cap[k])

@@ -385,9 +385,10 @@ static bool is_hint_char(unsigned char c)
     return is_ident_char(c) || c == '-';
 }
 
-/* Reads "pglane ... lane=NAME ..." from a comment's text. */
-static bool hint_in_text(const char *s, size_t len, const char **name, size_t *name_len)
+/* Reads "pglane ... KEY=VALUE ..." from a comment's text (KEY: "lane" or "tenant"). */
+static bool hint_in_text(const char *s, size_t len, const char *key, const char **name, size_t *name_len)
 {
+    size_t keylen = strlen(key);
     size_t i = skip_spaces(s, len, 0);
     if (len - i < 6 || strncasecmp(s + i, "pglane", 6) != 0)
         return false;
@@ -409,7 +410,7 @@ static bool hint_in_text(const char *s, size_t len, const char **name, size_t *n
         size_t v = i;
         while (i < len && is_hint_char((unsigned char)s[i]))
             i++;
-        if (klen == 4 && strncasecmp(s + k, "lane", 4) == 0 && i > v) {
+        if (klen == keylen && strncasecmp(s + k, key, keylen) == 0 && i > v) {
             *name = s + v;
             *name_len = i - v;
             return true;
@@ -418,8 +419,8 @@ static bool hint_in_text(const char *s, size_t len, const char **name, size_t *n
     return false;
 }
 
-bool route_comment_hint(const char *sql, const struct route_token *tok, const char **name,
-                        size_t *name_len)
+/* The text inside a comment token. */
+static const char *comment_text(const char *sql, const struct route_token *tok, size_t *n_out)
 {
     const char *s = sql + tok->start;
     size_t n = tok->len;
@@ -432,7 +433,17 @@ bool route_comment_hint(const char *sql, const struct route_token *tok, const ch
         if (!tok->incomplete && n >= 2)
             n -= 2;
     }
-    return hint_in_text(s, n, name, name_len);
+    *n_out = n;
+    return s;
+}
+
+bool route_comment_hint(const char *sql, const struct route_token *tok, const char **name,
+                        size_t *name_len)
+{
+    size_t n;
+    const char *s = comment_text(sql, tok, &n);
+
+    return hint_in_text(s, n, "lane", name, name_len);
 }
 
 bool route_hint(const char *sql, size_t len, const char **name, size_t *name_len)
@@ -442,5 +453,22 @@ bool route_hint(const char *sql, size_t len, const char **name, size_t *name_len
     while (route_lex_next_raw(sql, len, &pos, &tok) != ROUTE_TOK_EOF)
         if (tok.type == ROUTE_TOK_COMMENT && route_comment_hint(sql, &tok, name, name_len))
             return true;
+    return false;
+}
+
+bool route_tenant_hint(const char *sql, size_t len, const char **id, size_t *id_len)
+{
+    size_t pos = 0, n;
+    struct route_token tok;
+
+    while (route_lex_next_raw(sql, len, &pos, &tok) != ROUTE_TOK_EOF) {
+        const char *s;
+
+        if (tok.type != ROUTE_TOK_COMMENT)
+            continue;
+        s = comment_text(sql, &tok, &n);
+        if (hint_in_text(s, n, "tenant", id, id_len))
+            return true;
+    }
     return false;
 }

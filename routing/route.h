@@ -82,6 +82,9 @@ size_t route_split_spans(const char *sql, size_t len, struct route_span *out, si
  * in sql. NAME is letters, digits, '_', '$' and '-'. On success points *name into sql and
  * returns true. */
 bool route_hint(const char *sql, size_t len, const char **name, size_t *name_len);
+/* The same for the tenant of fair queuing: the first "pglane ... tenant=ID ..." comment. One comment
+ * may carry both, "/" "* pglane lane=reports tenant=acme *" "/". */
+bool route_tenant_hint(const char *sql, size_t len, const char **id, size_t *id_len);
 
 /* One pass over a statement for the hot path. */
 struct route_scan {

@@ -120,6 +120,7 @@ static void server(struct px_table *t, const struct conf_server *s)
 static void lane(struct px_table *t, const struct conf *c, const struct conf_lane *l)
 {
     static const char *const guards[] = { "off", "log", "cancel" };
+    static const char *const tenant_keys[] = { "none", "user", "database", "application_name", "hint" };
     char key[160];
 
 #define LANE_KV(k, ...) do { snprintf(key, sizeof(key), "lane.%s." k, l->name); kv(t, key, __VA_ARGS__); } while (0)
@@ -147,6 +148,12 @@ static void lane(struct px_table *t, const struct conf *c, const struct conf_lan
         LANE_KV("adapt_interval", "%lldms", (long long)l->adapt_interval_ms);
         LANE_KV("min_size", "%d", l->min_size);
         LANE_KV("adapt_min_samples", "%d", l->adapt_min_samples);
+    }
+    LANE_KV("tenant_key", "%s", tenant_keys[l->tenant_key]);
+    LANE_KV("tenant_max", "%d", l->tenant_max);
+    for (int i = 0; i < l->ntenant_weights; i++) {
+        snprintf(key, sizeof(key), "lane.%s.tenant_weight.%s", l->name, l->tenant_weights[i].id);
+        kv(t, key, "%d", l->tenant_weights[i].weight);
     }
 #undef LANE_KV
     for (int i = 0; i < l->nsettings; i++) {

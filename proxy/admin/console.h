@@ -44,6 +44,8 @@ void px_release(struct px_client *cl, const char *arg);
 void px_show_guard(struct px_client *cl, const char *arg);
 void px_show_config(struct px_client *cl, const char *arg);
 void px_show_prepared(struct px_client *cl, const char *arg);
+/* Fair queuing (admin_tenants.c): one row per known tenant of each lane with a tenant_key. */
+void px_show_tenants(struct px_client *cl, const char *arg);
 
 /* PgBouncer-compatible console (admin_pgb.c): PgBouncer's column names and types, each pool a
  * database named "database/lane". */

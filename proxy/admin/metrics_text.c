@@ -5,9 +5,11 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/admin/monitor.h"
+#include "proxy/fairq.h"
 
 /* Bucket bounds: powers of four microseconds from 128 us to about 2.4 h (exact, see stats.h). */
 #define LE_FIRST_LOG2 7
@@ -416,6 +418,71 @@ static void longest_waits(struct proto_buf *b, struct proxy *px)
     }
 }
 
+#define TENANTS_TOP 10
+
+static int by_service_desc(const void *a, const void *b)
+{
+    uint64_t x = (*(struct fq_tenant *const *)a)->service_us, y = (*(struct fq_tenant *const *)b)->service_us;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Fair queuing: per lane with a tenant_key, the TENANTS_TOP tenants with the most server time, and the
+ * rest (and the shared "(other)" tenant) summed as tenant="(other)": cardinality stays bounded. */
+static void tenants(struct proto_buf *b, struct proxy *px)
+{
+    static const char *const names[] = { "pglane_tenant_server_seconds", "pglane_tenant_transactions",
+                                         "pglane_tenant_active", "pglane_tenant_waiting" };
+    static const char *const helps[] = {
+        "Server time held by the tenant's transactions (top tenants of the lane; the rest as (other)).",
+        "Transactions of the tenant that got a server connection (top tenants; the rest as (other)).",
+        "Server connections the tenant's transactions hold now (top tenants; the rest as (other)).",
+        "Transactions of the tenant queued for a server connection (top tenants; the rest as (other)).",
+    };
+    uint64_t now = px_now_ms(px) * 1000 + 1;
+
+    for (int m = 0; m < 4; m++) {
+        family(b, names[m], "gauge", helps[m]);
+        for (int i = 0; i < px->nlanes; i++) {
+            const struct fq *q = px->lanes[i]->fq;
+            struct fq_tenant **rows;
+            double other = 0;
+            int n;
+
+            if (!q || px->lanes[i]->conf->tenant_key == CONF_TENANT_NONE ||
+                !(rows = malloc(sizeof(*rows) * (size_t)(q->n + 1))))
+                continue;
+            memcpy(rows, q->t, sizeof(*rows) * (size_t)q->n);
+            qsort(rows, (size_t)q->n, sizeof(*rows), by_service_desc);
+            n = q->n;
+            if (q->other)
+                rows[n++] = q->other;
+            for (int k = 0; k < n; k++) {
+                const struct fq_tenant *x = rows[k];
+                double v = m == 0 ? (double)fq_service_us(x, now) / 1e6 : m == 1 ? (double)x->served
+                         : m == 2 ? x->active : x->waiting;
+
+                /* an application_name spelled like a label pglane writes itself goes with the rest */
+                if (k >= TENANTS_TOP || x == q->other || strcmp(x->id, FQ_OTHER_ID) == 0 ||
+                    strcmp(x->id, "(anonymous)") == 0) {
+                    other += v;
+                    continue;
+                }
+                out(b, "%s{", names[m]);
+                label(b, "lane", px->lanes[i]->conf->name, 0);
+                label(b, "tenant", x->id[0] ? x->id : "(anonymous)", 1);
+                out(b, "} %.6g\n", v);
+            }
+            if (n > TENANTS_TOP || q->other || other > 0) {
+                out(b, "%s{", names[m]);
+                label(b, "lane", px->lanes[i]->conf->name, 0);
+                out(b, "tenant=\"(other)\"} %.6g\n", other);
+            }
+            free(rows);
+        }
+    }
+}
+
 void px_metrics_render(struct proxy *px, struct proto_buf *b)
 {
     process(b, px);
@@ -436,4 +503,5 @@ void px_metrics_render(struct proxy *px, struct proto_buf *b)
     pins(b, px);
     cancels(b, px);
     faults(b, px);
+    tenants(b, px);
 }

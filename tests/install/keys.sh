@@ -27,6 +27,7 @@ code)
         code_table server "$r/conf/keys.c" server_keys
         code_table lane "$r/conf/keys_lane.c" conf_lane_keys
         echo "lane set.<guc>"       # any key starting with "set." (conf_lane_set_guc)
+        echo "lane tenant_weight.ID"   # any key starting with "tenant_weight." (conf_lane_set_tenant_weight)
         code_table route "$r/conf/keys_route.c" conf_route_keys
         echo "peers peer.N"; echo "peers N"   # [peers]: a peer id as the key (conf/keys_peers.c)
     } | sort ;;

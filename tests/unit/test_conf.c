@@ -218,6 +218,11 @@ static const struct key_case key_cases[] = {
     LANEK("guard_quarantine = 5", VINT, guard_quarantine, 5, NULL),
     LANEK("guard_quarantine_window = 30s", VI64, guard_quarantine_window_ms, 30000, NULL),
     LANEK("guard_quarantine_time = 1h", VI64, guard_quarantine_time_ms, 3600000, NULL),
+    LANEK("tenant_key = none", VINT, tenant_key, CONF_TENANT_NONE, NULL),
+    LANEK("tenant_key = user", VINT, tenant_key, CONF_TENANT_USER, NULL),
+    LANEK("tenant_key = database", VINT, tenant_key, CONF_TENANT_DATABASE, NULL),
+    LANEK("tenant_key = application_name", VINT, tenant_key, CONF_TENANT_APP, NULL),
+    LANEK("tenant_key = hint", VINT, tenant_key, CONF_TENANT_HINT, NULL),
     ROUTEK("sql = (?i)\\bgroup\\s+by\\b", VSTR, sql, 0, "(?i)\\bgroup\\s+by\\b"),
     ROUTEK("sql = a;b", VSTR, sql, 0, "a;b"),
     ROUTEK("sql = a ;b", VSTR, sql, 0, "a"),   /* inih: " ;" starts an inline comment */
@@ -397,6 +402,36 @@ static void test_lane_settings_in_file_order(void **state)
         assert_string_equal(l->settings[i].value, want[i][1]);
         assert_int_equal(l->settings[i].line, 6 + i);
     }
+    conf_free(c);
+}
+
+static void test_lane_tenants(void **state)
+{
+    struct conf *c = load_ok(BASE "tenant_key = application_name\ntenant_max = 3\ntenant_weight.acme = 4\n"
+                             "tenant_weight.report-job = 2\n");
+    const struct conf_lane *l = &c->lanes[0];
+    struct conf_lane copy;
+
+    (void)state;
+    assert_int_equal(l->tenant_key, CONF_TENANT_APP);
+    assert_int_equal(l->tenant_max, 3);
+    assert_int_equal(l->ntenant_weights, 2);
+    assert_string_equal(l->tenant_weights[0].id, "acme");
+    assert_int_equal(l->tenant_weights[0].weight, 4);
+    assert_int_equal(l->tenant_weights[0].line, 8);
+    assert_string_equal(l->tenant_weights[1].id, "report-job");
+    assert_int_equal(l->tenant_weights[1].weight, 2);
+    assert_int_equal(conf_lane_copy(&copy, l), 0);
+    assert_ptr_not_equal(copy.tenant_weights, l->tenant_weights);
+    conf_free(c);                       /* under ASan, a string still shared would be reported below */
+    assert_int_equal(copy.ntenant_weights, 2);
+    assert_string_equal(copy.tenant_weights[1].id, "report-job");
+    assert_int_equal(copy.tenant_max, 3);
+    conf_lane_clear(&copy);
+    c = load_ok(BASE);
+    assert_int_equal(c->lanes[0].tenant_key, CONF_TENANT_NONE);
+    assert_int_equal(c->lanes[0].tenant_max, 0);
+    assert_int_equal(c->lanes[0].ntenant_weights, 0);
     conf_free(c);
 }
 
@@ -593,6 +628,22 @@ static const struct err_case err_cases[] = {
     {BASE "reserve_timeout =\n",
      {"test.ini:6: reserve_timeout: expected a duration such as 250ms, 2s or 10min, got ''"}},
     {BASE "bogus = 1\n", {"test.ini:6: unknown key 'bogus' in [lane.a]"}},
+    {BASE "tenant_key = ip\n",
+     {"test.ini:6: tenant_key: expected none, user, database, application_name or hint, got 'ip'"}},
+    {BASE "tenant_key = hint\ntenant_max = -1\n",
+     {"test.ini:7: tenant_max: expected an integer from 0 to 10000, got '-1'"}},
+    {BASE "tenant_max = 2\n",
+     {"test.ini:6: lane a: tenant_max needs tenant_key (user, database, application_name or hint)"}},
+    {BASE "size = 3\ntenant_weight.acme = 2\n",
+     {"test.ini:7: lane a: tenant_weight.acme needs tenant_key (user, database, application_name or hint)"}},
+    {BASE "tenant_key = user\ntenant_weight.acme = 0\n",
+     {"test.ini:7: tenant_weight.acme: expected an integer between 1 and 1000, got '0'"}},
+    {BASE "tenant_key = user\ntenant_weight.acme = 2x\n",
+     {"test.ini:7: tenant_weight.acme: expected an integer between 1 and 1000, got '2x'"}},
+    {BASE "tenant_key = user\ntenant_weight. = 2\n",
+     {"test.ini:7: tenant_weight.: expected tenant_weight.ID with an ID of 1 to 63 characters"}},
+    {BASE "tenant_key = user\ntenant_weight.a = 2\ntenant_weight.a = 3\n",
+     {"test.ini:8: duplicate key 'tenant_weight.a' in [lane.a] (first at line 7)"}},
     {BASE "size = 5\nsize = 6\n", {"test.ini:7: duplicate key 'size' in [lane.a] (first at line 6)"}},
     {BASE "work_mem = 1MB\nset.work_mem = 2MB\n",
      {"test.ini:7: setting 'work_mem' is given twice in [lane.a] (first at line 6)"}},
@@ -1068,6 +1119,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_lane_tenants),
         cmocka_unit_test(test_default_auth_type_is_scram),
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_listen_list),

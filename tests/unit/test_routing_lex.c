@@ -253,6 +253,9 @@ static const struct hint_case hint_cases[] = {
     {"/* pglane lane= */ select", NULL},
     {"/* pglane lane=open", "open"},
     {"select 1", NULL},
+    {"/* pglane tenant=acme */ select 1", NULL},
+    {"/* pglane tenant=acme lane=reports */ select 1", "reports"},
+    {"/* pglane lane=reports tenant=acme */ select 1", "reports"},
 };
 
 static void test_hint_table(void **state)
@@ -274,6 +277,40 @@ static void test_hint_table(void **state)
             fail_msg("case %zu %s: got %d %.*s", i, c->sql, found, (int)n, name ? name : "");
         assert_ptr_equal(s.hint, name);
         assert_int_equal(s.hint_len, n);
+    }
+}
+
+/* The tenant of fair queuing, read from the same comments as lane hints. */
+static const struct hint_case tenant_cases[] = {
+    {"/* pglane tenant=acme */ select pg_sleep(1)", "acme"},
+    {"select 1 -- pglane tenant=t-42\n", "t-42"},
+    {"/* pglane lane=reports tenant=acme */ select 1", "acme"},
+    {"/* pglane tenant = Big_Co lane=x */ select 1", "Big_Co"},
+    {"/* pglane lane=reports */ /* pglane tenant=second */ select 1", "second"},
+    {"/* pglane lane=reports */ select 1", NULL},
+    {"/* pglane tenants=acme */ select 1", NULL},
+    {"/* tenant=acme */ select 1", NULL},
+    {"select '/* pglane tenant=x */'", NULL},
+    {"/* pglane tenant= */ select", NULL},
+    {"/* pglane tenant=first */ select /* pglane tenant=second */", "first"},
+};
+
+static void test_tenant_hint_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ELEMS(tenant_cases); i++) {
+        const struct hint_case *c = &tenant_cases[i];
+        const char *id = NULL;
+        size_t n = 0;
+        bool found = route_tenant_hint(c->sql, strlen(c->sql), &id, &n);
+
+        if (!c->lane) {
+            if (found)
+                fail_msg("case %zu %s: unexpected tenant %.*s", i, c->sql, (int)n, id);
+            continue;
+        }
+        if (!found || n != strlen(c->lane) || memcmp(id, c->lane, n) != 0)
+            fail_msg("case %zu %s: got %d %.*s", i, c->sql, found, (int)n, id ? id : "");
     }
 }
 
@@ -457,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_split_table),
         cmocka_unit_test(test_split_callback_stops),
         cmocka_unit_test(test_hint_table),
+        cmocka_unit_test(test_tenant_hint_table),
         cmocka_unit_test(test_normalized_text),
         cmocka_unit_test(test_normalized_truncation),
         cmocka_unit_test(test_fingerprint_tables),
