@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/pgpoll.h"
 #include "proxy/proxy.h"
 
 #define TICK_MS 250
@@ -42,8 +43,7 @@ struct aq_conn {
     struct authq *aq;
     char *dbname;
     PGconn *pg;
-    uv_poll_t *poll;
-    int fd, poll_events;
+    struct px_pgpoll io;           /* its socket on the event loop */
     enum aq_state state;
     uint64_t state_ms;
     unsigned gen;                  /* proxy.config_gen it was made under */
@@ -65,18 +65,6 @@ struct authq {
 
 static void aq_io(uv_poll_t *h, int status, int events);
 static void conn_kick(struct aq_conn *c);
-
-const char *px_libpq_sslmode(enum conf_server_tls m)
-{
-    switch (m) {
-    case CONF_STLS_DISABLE: return "disable";
-    case CONF_STLS_PREFER: return "prefer";
-    case CONF_STLS_REQUIRE: return "require";
-    case CONF_STLS_VERIFY_CA: return "verify-ca";
-    case CONF_STLS_VERIFY_FULL: return "verify-full";
-    }
-    return "prefer";
-}
 
 /* ---- cache entries ---- */
 
@@ -152,21 +140,6 @@ static void lookup_done(struct aq_conn *c, char *secret, int failed)
 
 /* ---- the lookup connection ---- */
 
-static void on_poll_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void poll_close(struct aq_conn *c)
-{
-    if (!c->poll)
-        return;
-    uv_poll_stop(c->poll);
-    uv_close((uv_handle_t *)c->poll, on_poll_closed);
-    c->poll = NULL;
-    c->fd = -1;
-}
-
 static void set_state(struct aq_conn *c, enum aq_state st)
 {
     c->state = st;
@@ -195,7 +168,7 @@ static void log_failure(struct aq_conn *c, const char *what, const char *why)
 /* Closes the connection. Its queued lookups fail (failed = 1) or wait for the next connection. */
 static void conn_reset(struct aq_conn *c, int fail_queue)
 {
-    poll_close(c);
+    px_pgpoll_close(&c->io);
     if (c->result)
         PQclear(c->result);
     c->result = NULL;
@@ -214,32 +187,6 @@ static void conn_failed(struct aq_conn *c, const char *what, const char *why)
     conn_reset(c, 1);
 }
 
-/* Polls the connection's current socket for events; libpq may change sockets while connecting. */
-static int poll_for(struct aq_conn *c, int events)
-{
-    int fd = PQsocket(c->pg);
-
-    if (fd < 0)
-        return -1;
-    if (c->poll && c->fd != fd)
-        poll_close(c);
-    if (!c->poll) {
-        c->poll = calloc(1, sizeof(*c->poll));
-        if (!c->poll || uv_poll_init(c->aq->px->loop, c->poll, fd) < 0) {
-            free(c->poll);
-            c->poll = NULL;
-            return -1;
-        }
-        c->poll->data = c;
-        c->fd = fd;
-        c->poll_events = 0;
-    }
-    if (c->poll_events != events && uv_poll_start(c->poll, events, aq_io) < 0)
-        return -1;
-    c->poll_events = events;
-    return 0;
-}
-
 /* 1 if a secret is one libpq cannot log in with (md5 and SCRAM secrets are hashes). */
 static int hashed(const char *s)
 {
@@ -252,9 +199,6 @@ static void conn_start(struct aq_conn *c)
     const struct conf *conf = px->conf;
     const struct conf_server *cs = px->lanes[conf->default_lane_index]->server;
     const char *pw = conf->auth_user ? conf_userlist_find(&px->users, conf->auth_user) : NULL;
-    const char *keys[10], *vals[10];
-    char port[16];
-    int n = 0;
 
     if (!conf->auth_user) {       /* a reload removed it while lookups waited */
         conn_failed(c, "cannot connect", "auth_user is no longer set");
@@ -265,20 +209,8 @@ static void conn_start(struct aq_conn *c)
                                          "connection needs the plaintext password");
         return;
     }
-    snprintf(port, sizeof(port), "%d", cs->port);
-    keys[n] = "host", vals[n++] = cs->host;
-    keys[n] = "port", vals[n++] = port;
-    keys[n] = "user", vals[n++] = conf->auth_user;
-    keys[n] = "dbname", vals[n++] = c->dbname;
-    keys[n] = "application_name", vals[n++] = "pglane-auth_query";
-    keys[n] = "sslmode", vals[n++] = px_libpq_sslmode(cs->tls_mode);
-    if (cs->tls_ca_file)
-        keys[n] = "sslrootcert", vals[n++] = cs->tls_ca_file;
-    keys[n] = "password", vals[n++] = pw ? pw : "";
-    keys[n] = NULL, vals[n] = NULL;
     c->gen = px->config_gen;
-    c->pg = PQconnectStartParams(keys, vals, 0);
-    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || poll_for(c, UV_WRITABLE) < 0) {
+    if (px_pgpoll_connect(&c->io, &c->pg, cs, conf->auth_user, c->dbname, "pglane-auth_query", pw) < 0) {
         conn_failed(c, "cannot connect", c->pg ? PQerrorMessage(c->pg) : "out of memory");
         return;
     }
@@ -287,36 +219,24 @@ static void conn_start(struct aq_conn *c)
 
 static void connect_step(struct aq_conn *c)
 {
-    switch (PQconnectPoll(c->pg)) {
-    case PGRES_POLLING_READING:
-        if (poll_for(c, UV_READABLE) < 0)
-            conn_failed(c, "cannot connect", "cannot poll the connection");
+    const char *why;
+
+    switch (px_pgpoll_connect_step(&c->io, c->pg, &why)) {
+    case 0:
         return;
-    case PGRES_POLLING_WRITING:
-        if (poll_for(c, UV_WRITABLE) < 0)
-            conn_failed(c, "cannot connect", "cannot poll the connection");
-        return;
-    case PGRES_POLLING_OK:
-        if (PQsetnonblocking(c->pg, 1) < 0 || poll_for(c, UV_READABLE) < 0) {
-            conn_failed(c, "cannot connect", "cannot make the connection non-blocking");
-            return;
-        }
+    case 1:
         px_debug("auth_query: connected to database \"%s\" (backend pid %d)", c->dbname, PQbackendPID(c->pg));
         set_state(c, AQ_READY);
         conn_kick(c);
         return;
-    case PGRES_POLLING_FAILED:
-    case PGRES_POLLING_ACTIVE:
-        break;
     }
-    conn_failed(c, "cannot connect", PQerrorMessage(c->pg));
+    conn_failed(c, "cannot connect", why ? why : PQerrorMessage(c->pg));
 }
 
 /* Sends the lookup at the head of the queue: auth_query with the user name as $1. */
 static void send_lookup(struct aq_conn *c)
 {
     const char *values[1] = { c->qhead->user };
-    int r;
 
     if (!PQsendQueryParams(c->pg, c->aq->px->conf->auth_query, 1, NULL, values, NULL, NULL, 0)) {
         /* A connection that died while idle says so here: make it again for this lookup. */
@@ -330,8 +250,7 @@ static void send_lookup(struct aq_conn *c)
         return;
     }
     set_state(c, AQ_BUSY);
-    r = PQflush(c->pg);
-    if (r < 0 || poll_for(c, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0)
+    if (px_pgpoll_flush(&c->io, c->pg) < 0)
         conn_failed(c, "query failed", PQerrorMessage(c->pg));
 }
 
@@ -381,7 +300,7 @@ static void read_step(struct aq_conn *c)
         if (!r) {
             set_state(c, AQ_READY);
             take_results(c);
-            if (c->state == AQ_READY && poll_for(c, UV_READABLE) < 0)
+            if (c->state == AQ_READY && px_pgpoll_for(&c->io, c->pg, UV_READABLE) < 0)
                 conn_reset(c, 0);
             conn_kick(c);
             return;
@@ -512,7 +431,7 @@ static struct aq_conn *conn_get(struct authq *aq, const char *dbname)
         return NULL;
     }
     c->aq = aq;
-    c->fd = -1;
+    px_pgpoll_init(&c->io, aq->px->loop, aq_io, c);
     c->next = aq->conns;
     aq->conns = c;
     return c;

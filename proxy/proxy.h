@@ -573,8 +573,6 @@ void px_authq_pool_secret(struct px_pool *pool, const char *secret, int fresh);
 /* Lookups answered from the cache, by a query, and failed. */
 void px_authq_counts(struct proxy *px, uint64_t *hits, uint64_t *misses, uint64_t *errors);
 void px_authq_stop(struct proxy *px);
-/* libpq's sslmode for a server_tls_mode. */
-const char *px_libpq_sslmode(enum conf_server_tls m);
 
 /* ---- cancel requests (proxy/cancel.c) ---- */
 /* Forwards a client's CancelRequest to the backend now running a request of that client; drops it

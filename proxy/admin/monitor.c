@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proxy/admin/monitor.h"
+#include "proxy/pgpoll.h"
 
 #define SAMPLE_MS 200
 #define RETRY_MS 5000
@@ -22,8 +23,7 @@ struct mon_server {
     struct monitor *m;
     char *name;                    /* [server.NAME], looked up in the configuration in force */
     PGconn *pg;
-    uv_poll_t *poll;
-    int fd, poll_events;
+    struct px_pgpoll io;           /* its socket on the event loop */
     enum mon_state state;
     uint64_t state_ms, retry_ms;
     int sampled;                   /* a sample completed since the connection was made */
@@ -90,21 +90,6 @@ static int mon_wanted(struct mon_server *ms)
     return 0;
 }
 
-static void on_poll_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void poll_close(struct mon_server *ms)
-{
-    if (!ms->poll)
-        return;
-    uv_poll_stop(ms->poll);
-    uv_close((uv_handle_t *)ms->poll, on_poll_closed);
-    ms->poll = NULL;
-    ms->fd = -1;
-}
-
 static void set_state(struct mon_server *ms, enum mon_state st)
 {
     ms->state = st;
@@ -117,7 +102,7 @@ static void mon_reset(struct mon_server *ms, const char *why)
         px_warn("monitor %s: %s", ms->name, why);
         ms->warned = 1;
     }
-    poll_close(ms);
+    px_pgpoll_close(&ms->io);
     if (ms->pg)
         PQfinish(ms->pg);
     ms->pg = NULL;
@@ -125,32 +110,6 @@ static void mon_reset(struct mon_server *ms, const char *why)
     ms->nedges = 0;
     ms->retry_ms = px_now_ms(ms->m->px) + RETRY_MS;
     set_state(ms, M_IDLE);
-}
-
-/* Polls the connection's current socket for `events`; libpq may change sockets while connecting. */
-static int poll_for(struct mon_server *ms, int events)
-{
-    int fd = PQsocket(ms->pg);
-
-    if (fd < 0)
-        return -1;
-    if (ms->poll && ms->fd != fd)
-        poll_close(ms);
-    if (!ms->poll) {
-        ms->poll = calloc(1, sizeof(*ms->poll));
-        if (!ms->poll || uv_poll_init(ms->m->px->loop, ms->poll, fd) < 0) {
-            free(ms->poll);
-            ms->poll = NULL;
-            return -1;
-        }
-        ms->poll->data = ms;
-        ms->fd = fd;
-        ms->poll_events = 0;
-    }
-    if (ms->poll_events != events && uv_poll_start(ms->poll, events, mon_io) < 0)
-        return -1;
-    ms->poll_events = events;
-    return 0;
 }
 
 /* The first pool on this server gives the credentials (a plaintext auth_file password, if any). */
@@ -171,29 +130,14 @@ static void mon_connect(struct mon_server *ms)
 {
     const struct conf_server *cs = mon_conf(ms);
     const struct px_pool *pool = credentials(ms);
-    const char *keys[10], *vals[10], *pw;
-    char port[16];
-    int n = 0;
+    const char *pw;
 
     if (!cs || !pool)
         return;                   /* no pool yet: wait for the first client of this server */
     pw = pool->secret;
     if (pw && (strncmp(pw, "md5", 3) == 0 || strncmp(pw, "SCRAM-SHA-256$", 14) == 0))
         pw = NULL;                /* libpq needs the plaintext */
-    snprintf(port, sizeof(port), "%d", cs->port);
-    keys[n] = "host", vals[n++] = cs->host;
-    keys[n] = "port", vals[n++] = port;
-    keys[n] = "user", vals[n++] = pool->user;
-    keys[n] = "dbname", vals[n++] = pool->database;
-    keys[n] = "application_name", vals[n++] = "pglane-monitor";
-    keys[n] = "sslmode", vals[n++] = px_libpq_sslmode(cs->tls_mode);
-    if (cs->tls_ca_file)
-        keys[n] = "sslrootcert", vals[n++] = cs->tls_ca_file;
-    if (pw)
-        keys[n] = "password", vals[n++] = pw;
-    keys[n] = NULL, vals[n] = NULL;
-    ms->pg = PQconnectStartParams(keys, vals, 0);
-    if (!ms->pg || PQstatus(ms->pg) == CONNECTION_BAD || poll_for(ms, UV_WRITABLE) < 0) {
+    if (px_pgpoll_connect(&ms->io, &ms->pg, cs, pool->user, pool->database, "pglane-monitor", pw) < 0) {
         mon_reset(ms, ms->pg ? PQerrorMessage(ms->pg) : "out of memory");
         return;
     }
@@ -202,29 +146,18 @@ static void mon_connect(struct mon_server *ms)
 
 static void connect_step(struct mon_server *ms)
 {
-    switch (PQconnectPoll(ms->pg)) {
-    case PGRES_POLLING_READING:
-        if (poll_for(ms, UV_READABLE) < 0)
-            mon_reset(ms, "cannot poll the connection");
+    const char *why;
+
+    switch (px_pgpoll_connect_step(&ms->io, ms->pg, &why)) {
+    case 0:
         return;
-    case PGRES_POLLING_WRITING:
-        if (poll_for(ms, UV_WRITABLE) < 0)
-            mon_reset(ms, "cannot poll the connection");
-        return;
-    case PGRES_POLLING_OK:
-        if (PQsetnonblocking(ms->pg, 1) < 0 || poll_for(ms, UV_READABLE) < 0) {
-            mon_reset(ms, "cannot make the connection non-blocking");
-            return;
-        }
+    case 1:
         px_info("monitor %s: connected (backend pid %d)", ms->name, PQbackendPID(ms->pg));
         ms->warned = 0;
         set_state(ms, M_READY);
         return;
-    case PGRES_POLLING_FAILED:
-    case PGRES_POLLING_ACTIVE:
-        break;
     }
-    mon_reset(ms, PQerrorMessage(ms->pg));
+    mon_reset(ms, why ? why : PQerrorMessage(ms->pg));
 }
 
 static void take_result(struct mon_server *ms, PGresult *r)
@@ -314,15 +247,12 @@ static void mon_io(uv_poll_t *h, int status, int events)
 
 static void mon_sample(struct mon_server *ms)
 {
-    int r;
-
     if (!PQsendQuery(ms->pg, sample_sql)) {
         mon_reset(ms, PQerrorMessage(ms->pg));
         return;
     }
     set_state(ms, M_BUSY);
-    r = PQflush(ms->pg);
-    if (r < 0 || poll_for(ms, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0)
+    if (px_pgpoll_flush(&ms->io, ms->pg) < 0)
         mon_reset(ms, PQerrorMessage(ms->pg));
 }
 
@@ -463,7 +393,7 @@ int px_monitor_start(struct proxy *px)
         struct mon_server *ms = &m->s[m->n];
 
         ms->m = m;
-        ms->fd = -1;
+        px_pgpoll_init(&ms->io, px->loop, mon_io, ms);
         ms->name = strdup(c->servers[i].name);
         ms->edges = calloc(MAX_EDGES, sizeof(*ms->edges));
         ms->next = calloc(MAX_EDGES, sizeof(*ms->next));
@@ -502,7 +432,7 @@ void px_monitor_stop(struct proxy *px)
         return;
     px->monitor = NULL;
     for (int i = 0; i < m->n; i++) {
-        poll_close(&m->s[i]);
+        px_pgpoll_close(&m->s[i].io);
         if (m->s[i].pg)
             PQfinish(m->s[i].pg);
         free(m->s[i].name);
