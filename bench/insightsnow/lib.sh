@@ -15,9 +15,13 @@ in_as_pg() {
 
 # A TCP port on 127.0.0.1 that nothing listens on right now (never 5432).
 in_free_port() {
-    local p
+    local p low=32768
+    # Below the kernel's ephemeral range: a port picked now and bound later (a second `make run` on
+    # the same ports) cannot meanwhile become the source port of some outgoing connection.
+    read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+    [ "$low" -gt 21000 ] 2>/dev/null || low=32768
     for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((20000 + RANDOM % (low - 20000)))
         [ "$p" = 5432 ] && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
     done
