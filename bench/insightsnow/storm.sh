@@ -16,7 +16,8 @@
 # it sends BEGIN (same machine, same clock); start delay = start - submit, the wait in pglane's queue
 # plus a round trip; duration = end - start on the server. The other tenants are launched STORM_GAP
 # seconds after all of big's reports have submitted, so in the FIFO they queue behind big's.
-# Uses run's variables: here tmp out results day DB PERIOD CLIENTS RATE NACC PGLANE PIDS (and lib.sh).
+# Uses run's variables and functions: here tmp out results day DB PERIOD CLIENTS RATE NACC PGLANE PIDS,
+# logpos/logslice (and lib.sh).
 # shellcheck shell=bash disable=SC2154
 
 STORM_CONFIGS=${STORM_CONFIGS:-fifo-1 fifo-2 fair-adapt}
@@ -161,6 +162,7 @@ storm_config() {
     for i in "${tenants[@]}"; do storm_report_sql "$i" >"$dir/report-$i.sql"; done
     in_log "storm ($name): pglane pid $pid on port $lport; OLTP alone ${STORM_ALONE}s, then $STORM_BIG reports of big and 1 of each of t1..t$STORM_OTHERS"
     in_psql -d "$DB" -qAtc "CHECKPOINT" >/dev/null
+    local lp0; lp0=$(logpos)
 
     local start; start=$(date +%s.%N)
     PGAPPNAME=oltp-api pgbench -n -M simple -h 127.0.0.1 -p "$lport" -U insightsuser \
@@ -191,6 +193,7 @@ storm_config() {
     PGPASSWORD=insightspass psql -X -h 127.0.0.1 -p "$lport" -U insightsuser pglane \
         -c "SHOW TENANTS" -c "SHOW LANES" >"$dir/admin-end.txt" 2>&1 || true
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+    logslice "$lp0" "$(logpos)" >"$dir/postgres.log"    # autovacuum, checkpoints, slow statements of this timeline
 
     cat "$dir"/rep-*.csv >"$dir/reports.csv"
     local target=-; [ "$name" = fair-adapt ] && target=$STORM_TARGET_MS
