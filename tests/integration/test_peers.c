@@ -27,12 +27,25 @@ struct ports {
     int peer[4];               /* [1..3]: each process's own [peers] address */
 };
 
+/* Four distinct free ports: h_free_port may hand out the same one twice (it is free again once
+ * probed), and with SO_REUSEPORT a port shared by mistake binds without complaint (a peer's address
+ * equal to the shared port sent forwarded cancels back and forth until their hops ran out). */
 static void pick_ports(struct ports *p)
 {
-    p->shared = h_free_port();
+    int got[4], n = 0;
+
+    while (n < 4) {
+        int port = h_free_port(), dup = 0;
+
+        assert_true(port > 0);
+        for (int i = 0; i < n; i++)
+            dup |= got[i] == port;
+        if (!dup)
+            got[n++] = port;
+    }
+    p->shared = got[0];
     for (int i = 1; i <= 3; i++)
-        p->peer[i] = h_free_port();
-    assert_true(p->shared > 0 && p->peer[1] > 0 && p->peer[2] > 0 && p->peer[3] > 0);
+        p->peer[i] = got[i];
 }
 
 /* Process `id` of the group: listens on the shared port, its peer port and the harness's @PORT@
