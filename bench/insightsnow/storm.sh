@@ -189,6 +189,7 @@ storm_config() {
     wait "${reps[@]}" || true
     local send; send=$(date +%s.%N)
     local brc=0; wait "$bench" || brc=$?
+    sed -i "s#$repo/##" "$dir/pgbench.out"   # script paths relative to the checkout, not this machine's
     local end; end=$(date +%s.%N)
     PGPASSWORD=insightspass psql -X -h 127.0.0.1 -p "$lport" -U insightsuser pglane \
         -c "SHOW TENANTS" -c "SHOW LANES" >"$dir/admin-end.txt" 2>&1 || true
