@@ -285,6 +285,17 @@ long h_raise_nofile(long want);
 
 #define H_SKIP_IF_DIRECT() do { if (h_direct()) { h_pass(); skip(); } } while (0)
 
+/* Defines the test `fn`, for the end of a group: the group's pglane `l` drains on SIGTERM and exits 0
+ * with no sanitizer report (the ASan build runs every group too). */
+#define H_CLEAN_EXIT_TEST(fn, l) \
+    static void fn(void **state) \
+    { \
+        (void)state; \
+        H_SKIP_IF_DIRECT(); \
+        h_pglane_assert_term_clean_exit(l); \
+        h_pass(); \
+    }
+
 /* Asserts that a libpq connection is up, printing libpq's message otherwise. */
 #define H_ASSERT_CONNECTED(c) do { \
         if (PQstatus(c) != CONNECTION_OK) \

@@ -465,14 +465,8 @@ static void test_quarantine_of_repeat_blocker(void **state)
     h_pass();
 }
 
-/* pglane exits 0 on SIGTERM with no sanitizer report (the ASan build runs this file too). */
-static void test_clean_exit(void **state)
-{
-    (void)state;
-    H_SKIP_IF_DIRECT();
-    h_pglane_assert_term_clean_exit(&g_lane);
-    h_pass();
-}
+/* Last: pglane drains and exits cleanly after all of the above. */
+H_CLEAN_EXIT_TEST(test_clean_exit, &g_lane)
 
 int main(void)
 {

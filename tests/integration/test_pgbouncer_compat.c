@@ -394,14 +394,8 @@ static void test_reconnect_wait_close_kill(void **state)
     h_pass();
 }
 
-/* SIGTERM: pglane drains and exits 0 with no sanitizer report (under ASan builds). */
-static void test_clean_exit(void **state)
-{
-    (void)state;
-    H_SKIP_IF_DIRECT();
-    h_pglane_assert_term_clean_exit(&g_lane);
-    h_pass();
-}
+/* Last: pglane drains and exits cleanly after all of the above. */
+H_CLEAN_EXIT_TEST(test_clean_exit, &g_lane)
 
 int main(void)
 {

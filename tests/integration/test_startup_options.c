@@ -284,14 +284,8 @@ static void test_unsupported_refused(void **state)
     h_pass();
 }
 
-/* Last: pglane drains and exits cleanly after all of the above (under ASan: no leak, no error). */
-static void test_clean_exit(void **state)
-{
-    (void)state;
-    H_SKIP_IF_DIRECT();
-    h_pglane_assert_term_clean_exit(&g_lane);
-    h_pass();
-}
+/* Last: pglane drains and exits cleanly after all of the above. */
+H_CLEAN_EXIT_TEST(test_clean_exit, &g_lane)
 
 int main(void)
 {
