@@ -53,6 +53,10 @@ void px_health_stop(struct proxy *px);
 /* Iteration in configuration order (SHOW SERVERS, /metrics): stops when cb returns non-zero. */
 typedef int (*px_health_each_cb)(const char *server_name, const struct px_health *h, void *arg);
 void px_health_foreach(struct proxy *px, px_health_each_cb cb, void *arg);
+/* 1 if the server is health-checked now (a lane uses it, its section says role, checks are on). */
+int px_health_checked(struct proxy *px, const char *server_name);
+/* The latest failed check's reason ("" after an answer). */
+const char *px_health_why(struct proxy *px, const char *server_name);
 /* Health-check queries sent so far, over all servers. */
 uint64_t px_health_checks_total(struct proxy *px);
 
