@@ -28,6 +28,7 @@ struct hs {                        /* one [server.NAME], kept across reloads by 
     enum hs_state state;
     uint64_t state_ms;             /* when the connection attempt or the check began */
     int fails;                     /* failed checks in a row */
+    int missed;                    /* intervals the connection attempt or check in progress has missed */
     int present;                   /* in the configuration in force */
     int checking;                  /* checked now (wanted at the last tick) */
     int warned_role;               /* a configured role the server contradicts was logged */
@@ -145,8 +146,9 @@ static int close_idle(struct hs *s)
     return n;
 }
 
-/* A check failed (why: what happened; refused: the server refused the connection). */
-static void failed(struct hs *s, const char *why, int refused)
+/* A check failed (why: what happened; refused: the server refused the connection); the connection
+ * stays open when the check or connection attempt in progress may still answer (keep). */
+static void count_failure(struct hs *s, const char *why, int refused, int keep)
 {
     struct health *hm = s->hm;
     int limit = hm->px->conf->health_check_failures;
@@ -155,7 +157,8 @@ static void failed(struct hs *s, const char *why, int refused)
     s->why[strcspn(s->why, "\n")] = '\0';
     s->h.failures++;
     s->fails++;
-    hs_close(s);
+    if (!keep)
+        hs_close(s);
     if (!s->h.up || (s->fails < limit && !refused)) {
         notify(s, 0);
         return;
@@ -166,6 +169,11 @@ static void failed(struct hs *s, const char *why, int refused)
     px_warn("server %s is down (%s after %d failed health check(s)): %d idle connection(s) closed", s->name, s->why,
             s->fails, close_idle(s));
     notify(s, PX_HEALTH_UP_CHANGED);
+}
+
+static void failed(struct hs *s, const char *why, int refused)
+{
+    count_failure(s, why, refused, 0);
 }
 
 static int refused_msg(const char *msg)
@@ -199,6 +207,7 @@ static void send_check(struct hs *s)
     }
     s->state = HS_BUSY;
     s->state_ms = px_now_ms(s->hm->px);
+    s->missed = 0;
     if (px_pgpoll_flush(&s->io, s->pg) < 0)
         failed(s, PQerrorMessage(s->pg), 0);
 }
@@ -216,6 +225,7 @@ static void hs_connect(struct hs *s)
         pw = NULL;                /* libpq needs the plaintext */
     s->state = HS_CONNECTING;
     s->state_ms = px_now_ms(s->hm->px);
+    s->missed = 0;
     if (px_pgpoll_connect(&s->io, &s->pg, cs, pool->user, pool->database, "pglane-health", pw) < 0) {
         const char *msg = s->pg ? PQerrorMessage(s->pg) : "out of memory";
 
@@ -375,6 +385,26 @@ static void hs_io(uv_poll_t *h, int status, int events)
     }
 }
 
+/*
+ * A connection attempt or check still without an answer: each interval it misses counts as a failed
+ * check (so a hung server is down after health_check_failures intervals), but it may still answer
+ * until GIVE_UP_MS (or that many intervals) have passed, when it is closed and opened again: a slow
+ * login on a loaded server does not make pglane reconnect in a loop.
+ */
+#define GIVE_UP_MS 5000
+
+static void overdue(struct hs *s, uint64_t now, uint64_t interval, const char *what)
+{
+    uint64_t waited = now - s->state_ms, give_up = interval * (uint64_t)s->hm->px->conf->health_check_failures;
+    char why[96];
+
+    if (waited < interval * (uint64_t)(s->missed + 1))
+        return;
+    s->missed++;
+    snprintf(why, sizeof why, "%s within health_check_interval", what);
+    count_failure(s, why, 0, waited < (give_up > GIVE_UP_MS ? give_up : GIVE_UP_MS));
+}
+
 static void tick_one(struct hs *s, uint64_t now, uint64_t interval)
 {
     if (!(s->checking = s->present && wanted(s))) {
@@ -387,15 +417,13 @@ static void tick_one(struct hs *s, uint64_t now, uint64_t interval)
         hs_connect(s);
         return;
     case HS_CONNECTING:
-        if (now - s->state_ms >= interval)
-            failed(s, "connect timeout (health_check_interval)", 0);
+        overdue(s, now, interval, "not connected");
         return;
     case HS_READY:
         send_check(s);
         return;
     case HS_BUSY:
-        if (now - s->state_ms >= interval)
-            failed(s, "no answer within health_check_interval", 0);
+        overdue(s, now, interval, "no answer");
         return;
     }
 }
