@@ -32,6 +32,7 @@ struct hs {                        /* one [server.NAME], kept across reloads by 
     int present;                   /* in the configuration in force */
     int checking;                  /* checked now (wanted at the last tick) */
     int warned_role;               /* a configured role the server contradicts was logged */
+    int warned_login;              /* a refused login of the health connection was logged */
     char why[200];                 /* the latest failure */
 };
 
@@ -41,10 +42,13 @@ struct health {
     uint64_t period_ms;            /* the timer's period; 0 = stopped */
     struct hs **s;
     int n;
-    px_health_cb cb;
-    void *cb_arg;
     uint64_t checks;
 };
+
+/* The routing side's callback: registered at any time, before the checks start too (one proxy per
+ * process). */
+static px_health_cb g_cb;
+static void *g_cb_arg;
 
 static const char check_sql[] =
     "SELECT pg_is_in_recovery(), "
@@ -111,10 +115,8 @@ static int wanted(struct hs *s)
 
 static void notify(struct hs *s, int changed)
 {
-    struct health *hm = s->hm;
-
-    if (hm->cb)
-        hm->cb(hm->px, s->name, &s->h, changed, hm->cb_arg);
+    if (g_cb)
+        g_cb(s->hm->px, s->name, &s->h, changed, g_cb_arg);
 }
 
 static void hs_close(struct hs *s)
@@ -339,6 +341,14 @@ static void read_step(struct hs *s)
         failed(s, err[0] ? err : "the check returned no row", 0);
 }
 
+/* The server answered but refused pglane's login (no plaintext password for it, pg_hba): that says
+ * nothing about the server's health. Not counted; logged once; tried again every interval. */
+static int login_refused(const char *msg)
+{
+    return msg && (strstr(msg, "password") || strstr(msg, "authentication") || strstr(msg, "pg_hba.conf") ||
+                   strstr(msg, "does not exist"));
+}
+
 static void connect_step(struct hs *s)
 {
     const char *why;
@@ -348,10 +358,21 @@ static void connect_step(struct hs *s)
         return;
     case 1:
         s->state = HS_READY;
+        s->warned_login = 0;
         send_check(s);           /* the first check at once */
         return;
     }
     why = why ? why : PQerrorMessage(s->pg);
+    if (login_refused(why)) {
+        snprintf(s->why, sizeof s->why, "%s", why);
+        s->why[strcspn(s->why, "\n")] = '\0';
+        if (!s->warned_login)
+            px_warn("server %s: the health check cannot log in (%s); its role and health stay unknown", s->name,
+                    s->why);
+        s->warned_login = 1;
+        hs_close(s);
+        return;
+    }
     failed(s, why, refused_msg(why));
 }
 
@@ -360,8 +381,13 @@ static void hs_io(uv_poll_t *h, int status, int events)
     struct hs *s = h->data;
 
     (void)events;
+    if (status < 0 && s->state == HS_CONNECTING) {
+        /* libuv says UV_EBADF for a socket error (POLLERR alone): libpq reads it (ECONNREFUSED...) */
+        connect_step(s);
+        return;
+    }
     if (status < 0) {
-        failed(s, uv_strerror(status), 0);
+        failed(s, status == UV_EBADF ? "connection lost" : uv_strerror(status), 0);
         return;
     }
     switch (s->state) {
@@ -573,10 +599,9 @@ void px_health_conflict(struct proxy *px, const char *server_name)
 
 void px_health_on_change(struct proxy *px, px_health_cb cb, void *arg)
 {
-    if (!px->health)
-        return;
-    px->health->cb = cb;
-    px->health->cb_arg = arg;
+    (void)px;
+    g_cb = cb;
+    g_cb_arg = arg;
 }
 
 void px_health_foreach(struct proxy *px, px_health_each_cb cb, void *arg)
@@ -592,7 +617,7 @@ int px_health_checked(struct proxy *px, const char *server_name)
 {
     struct hs *s = find(px->health, server_name);
 
-    return s && s->checking;
+    return s && s->present && wanted(s);
 }
 
 const char *px_health_why(struct proxy *px, const char *server_name)
