@@ -431,13 +431,31 @@ static void overdue(struct hs *s, uint64_t now, uint64_t interval, const char *w
     count_failure(s, why, 0, waited < (give_up > GIVE_UP_MS ? give_up : GIVE_UP_MS));
 }
 
+/* No longer checked (checks off, no lane uses it, no role key): nothing known says it is down. */
+static void unwatch(struct hs *s)
+{
+    int was_up = s->h.up;
+
+    s->checking = 0;
+    if (s->state != HS_IDLE)
+        hs_close(s);
+    s->fails = 0;
+    s->h.up = 1;
+    s->h.lag_ms = s->h.lag_bytes = -1;
+    if (!was_up) {
+        px_info("server %s is no longer health-checked: counted as up", s->name);
+        notify(s, PX_HEALTH_UP_CHANGED);
+    }
+}
+
 static void tick_one(struct hs *s, uint64_t now, uint64_t interval)
 {
-    if (!(s->checking = s->present && wanted(s))) {
-        if (s->state != HS_IDLE)
-            hs_close(s);
+    if (!s->present || !wanted(s)) {
+        if (s->checking || s->state != HS_IDLE || !s->h.up)
+            unwatch(s);
         return;
     }
+    s->checking = 1;
     switch (s->state) {
     case HS_IDLE:
         hs_connect(s);
@@ -560,8 +578,8 @@ void px_health_reload(struct proxy *px)
     sync_servers(hm);
     arm(hm);
     for (int i = 0; i < hm->n; i++)   /* stop checking servers no longer wanted, at once */
-        if (!wanted(hm->s[i]) && hm->s[i]->state != HS_IDLE)
-            hs_close(hm->s[i]);
+        if (!wanted(hm->s[i]) && (hm->s[i]->checking || hm->s[i]->state != HS_IDLE || !hm->s[i]->h.up))
+            unwatch(hm->s[i]);
 }
 
 static void on_timer_closed(uv_handle_t *h)

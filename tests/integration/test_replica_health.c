@@ -549,6 +549,10 @@ static void test_reload(void **state)
     assert_non_null(v);
     assert_string_equal(v, "unchecked");
     free(v);
+    v = health_val(adm, "replica", "lag_bytes");    /* nothing known any more */
+    assert_non_null(v);
+    assert_string_equal(v, "NULL");
+    free(v);
     long t0 = h_metric_now(g_mport, "pglane_health_checks_total");
     h_sleep_ms(3 * INTERVAL_MS);    /* a window in which nothing may happen */
     assert_int_equal(h_metric_now(g_mport, "pglane_health_checks_total"), t0);
