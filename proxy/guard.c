@@ -198,7 +198,7 @@ static enum px_guard_action preempt(struct proxy *px, const struct conf_server *
         return PX_GUARD_TERMINATED;
     }
     sv->guard_for = prot;
-    if (px_cancel_backend(px, sv) < 0) {
+    if (px_monitor_cancel(px, server, sv) < 0 && px_cancel_backend(px, sv) < 0) {
         sv->guard_for = NULL;
         return PX_GUARD_LOGGED;
     }
@@ -411,6 +411,9 @@ static void act(struct proxy *px, struct guard *g, const struct conf_server *ser
 
     if (prot->conf->guard == CONF_GUARD_CANCEL)
         a = preempt(px, server, head, prot);
+    px_debug("guard: %s backend %u; the waiting request of C-%llu has run %lld ms (PostgreSQL: waited %lld ms)",
+             px_guard_action_name(a), head->blocker.pid, (unsigned long long)w->waiter.client_id,
+             (long long)w->waiter.running_ms, (long long)w->wait_ms);
     log_event(w, head, a == PX_GUARD_CANCELLED ? "cancelled its statement"
                        : a == PX_GUARD_TERMINATED ? "terminated its idle transaction"
                        : prot->conf->guard == CONF_GUARD_CANCEL ? "could not act (backend gone, or its statement already over)"

@@ -81,6 +81,10 @@ void px_guard_expire(struct proxy *px);
 /* Ends the quarantine of fp (or all); returns how many ended. */
 int px_guard_release(struct proxy *px, uint64_t fp, int all);
 int px_guard_quarantined_count(struct proxy *px);
+/* The guard's cancel of sv's request as pg_cancel_backend() on the monitor's connection to server
+ * (no new connection, no postmaster fork; sv held as for a CancelRequest): 0, or -1 when the monitor
+ * cannot (not connected, another user's backend, nothing running): send a CancelRequest instead. */
+int px_monitor_cancel(struct proxy *px, const struct conf_server *server, struct px_server *sv);
 /* Monitor samples so far: periodic ones, and those a protected statement past guard_wait triggered. */
 void px_monitor_samples(struct proxy *px, uint64_t *periodic, uint64_t *triggered);
 const char *px_guard_action_name(enum px_guard_action a);
