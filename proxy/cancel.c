@@ -207,6 +207,9 @@ void px_cancel_signalled(struct proxy *px, const struct conf_server *server, uin
 
     if (!sv)
         return;                    /* closed meanwhile: its hold went with it */
+    /* Before the hold goes: with it, sv still runs that client's request or waits in cancel_wait. */
+    if (!sent && px_cancel_backend(px, sv) < 0)
+        px_debug("cancel for backend %u: its request is over", pid);
     for (it = sv->cancels.next; it != &sv->cancels; it = it->next) {
         struct cancel_conn *cc = px_container_of(it, struct cancel_conn, link);
 
@@ -217,8 +220,6 @@ void px_cancel_signalled(struct proxy *px, const struct conf_server *server, uin
             break;
         }
     }
-    if (!sent && px_cancel_backend(px, sv) < 0)
-        px_debug("cancel for backend %u: its request is over", pid);
 }
 
 void px_cancel_server_closed(struct px_server *sv)

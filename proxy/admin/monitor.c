@@ -34,6 +34,7 @@ struct mon_server {
     /* backends the guard cancels over this connection (pg_cancel_backend), waiting and in flight */
     uint32_t queued[MAX_SIGNALS], signalling[MAX_SIGNALS];
     int nqueued, nsignalling;       /* nsignalling > 0: the query in flight is the cancel, not a sample */
+    int checking;                   /* the guard looks at a sample: its cancels go out together after */
     int warned;
     struct px_block_edge *edges, *next;   /* latest snapshot, and the one being filled */
     int nedges, nnext;
@@ -77,6 +78,7 @@ static void mon_sample(struct mon_server *ms, int triggered);
 static void mon_next(struct mon_server *ms);
 static void signals_done(struct mon_server *ms);
 static void take_signals(struct mon_server *ms, PGresult *r);
+static int mon_cancel(void *arg, struct px_server *sv);
 
 static const struct conf_server *mon_conf(struct mon_server *ms)
 {
@@ -202,8 +204,10 @@ static void sample_done(struct mon_server *ms)
     if (ms->triggered || ms->nedges)
         px_debug("monitor %s: %s sample answered in %llu us, %d wait edges", ms->name,
                  ms->triggered ? "triggered" : "periodic", (unsigned long long)(px_now_us() - ms->sent_us), ms->nedges);
+    ms->checking = 1;
     if (cs)
-        px_guard_check(ms->m->px, cs, ms->edges, ms->nedges);
+        px_guard_check(ms->m->px, cs, ms->edges, ms->nedges, mon_cancel, ms);
+    ms->checking = 0;
     mon_next(ms);
 }
 
@@ -300,25 +304,22 @@ static void signals_done(struct mon_server *ms)
     mon_next(ms);
 }
 
-int px_monitor_cancel(struct proxy *px, const struct conf_server *server, struct px_server *sv)
+/* px_guard_cancel_cb: the guard's cancel of sv's request as pg_cancel_backend() on this connection,
+ * sent with the other cancels of the same sample once the guard has looked at it. -1 when the
+ * monitor cannot (not connected, another user's backend, nothing running): a CancelRequest goes. */
+static int mon_cancel(void *arg, struct px_server *sv)
 {
-    struct monitor *m = px->monitor;
+    struct mon_server *ms = arg;
+    const char *user;
 
-    for (int i = 0; m && i < m->n; i++) {
-        struct mon_server *ms = &m->s[i];
-        const char *user;
-
-        if (strcmp(ms->name, server->name) != 0)
-            continue;
-        /* pg_cancel_backend() needs the role of the backend (or pg_signal_backend): the same user. */
-        if ((ms->state != M_READY && ms->state != M_BUSY) || ms->nqueued == MAX_SIGNALS ||
-            !(user = PQuser(ms->pg)) || strcmp(user, sv->pool->user) != 0 || px_cancel_hold(px, sv) < 0)
-            return -1;
-        ms->queued[ms->nqueued++] = sv->backend_pid;
+    /* pg_cancel_backend() needs the role of the backend (or pg_signal_backend): the same user. */
+    if ((ms->state != M_READY && ms->state != M_BUSY) || ms->nqueued == MAX_SIGNALS || !(user = PQuser(ms->pg)) ||
+        strcmp(user, sv->pool->user) != 0 || px_cancel_hold(ms->m->px, sv) < 0)
+        return -1;
+    ms->queued[ms->nqueued++] = sv->backend_pid;
+    if (!ms->checking)
         mon_next(ms);
-        return 0;
-    }
-    return -1;
+    return 0;
 }
 
 static void read_step(struct mon_server *ms)

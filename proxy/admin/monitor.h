@@ -40,8 +40,12 @@ struct pg_result;
 void px_monitor_row_to_edge(struct proxy *px, const char *server, const struct conf_server *cs, struct pg_result *r,
                             int i, struct px_block_edge *e);
 
-/* Contention guard: called after each sample of one server with its edges. */
-void px_guard_check(struct proxy *px, const struct conf_server *server, const struct px_block_edge *edges, int n);
+/* How the caller of px_guard_check cancels a blocker's request itself (the monitor: pg_cancel_backend()
+ * on its own connection, with sv held as for a CancelRequest): 0 if it did, -1 to send a CancelRequest. */
+typedef int (*px_guard_cancel_cb)(void *arg, struct px_server *sv);
+/* Contention guard: called after each sample of one server with its edges; cancel may be NULL. */
+void px_guard_check(struct proxy *px, const struct conf_server *server, const struct px_block_edge *edges, int n,
+                    px_guard_cancel_cb cancel, void *arg);
 /* Guard actions so far, per (preemptible lane, protected lane, action, fingerprint). */
 struct px_guard_count {
     const struct px_lane *lane, *protected_lane;
@@ -81,10 +85,6 @@ void px_guard_expire(struct proxy *px);
 /* Ends the quarantine of fp (or all); returns how many ended. */
 int px_guard_release(struct proxy *px, uint64_t fp, int all);
 int px_guard_quarantined_count(struct proxy *px);
-/* The guard's cancel of sv's request as pg_cancel_backend() on the monitor's connection to server
- * (no new connection, no postmaster fork; sv held as for a CancelRequest): 0, or -1 when the monitor
- * cannot (not connected, another user's backend, nothing running): send a CancelRequest instead. */
-int px_monitor_cancel(struct proxy *px, const struct conf_server *server, struct px_server *sv);
 /* Monitor samples so far: periodic ones, and those a protected statement past guard_wait triggered. */
 void px_monitor_samples(struct proxy *px, uint64_t *periodic, uint64_t *triggered);
 const char *px_guard_action_name(enum px_guard_action a);

@@ -34,7 +34,8 @@ static int fixtures(void)
                                "CREATE SEQUENCE report_attempts;"
                                "ALTER TABLE accounts OWNER TO " H_USER ";"
                                "ALTER TABLE quiet OWNER TO " H_USER ";"
-                               "ALTER SEQUENCE report_attempts OWNER TO " H_USER) != 0)
+                               "ALTER SEQUENCE report_attempts OWNER TO " H_USER ";"
+                               "GRANT SELECT, UPDATE ON accounts TO " H_MD5_USER) != 0)
         return -1;
     /* PostgreSQL logs every lock wait longer than 10 ms with its length when it ends, and which
      * application waited: the test's measure of the longest OLTP lock wait (lock_waits()). */
@@ -133,6 +134,21 @@ static double lock_wait_max(size_t from, const char *app, int *n)
     }
     free(t);
     return max;
+}
+
+/* In pglane's debug log: how many lines contain `what` followed by a number, and the largest number. */
+static int log_numbers(const char *log, const char *what, long *max)
+{
+    int n = 0;
+
+    *max = 0;
+    for (const char *p = strstr(log, what); p; p = strstr(p + 1, what)) {
+        long v = strtol(p + strlen(what), NULL, 10);
+        n++;
+        if (v > *max)
+            *max = v;
+    }
+    return n;
 }
 
 /* ---- OLTP: closed-loop upserts of the accounts rows through the protected lane ---- */
@@ -479,6 +495,15 @@ static void test_quarantine_of_repeat_blocker(void **state)
     double wait = lock_wait_max(log1, "web", &waits);
     fprintf(stderr, "note: OLTP lock waits over 10 ms (PostgreSQL's log): alone %d, longest %.1f ms; during the "
             "report attempts %d, longest %.1f ms (guard_wait 50 ms)\n", alone_waits, alone_wait, waits, wait);
+    /* The guard's steps as pglane logged them at debug level. */
+    char *plog = h_pglane_log(&g_lane);
+    long signal_max, sample_max;
+    int signals = log_numbers(plog, "pg_cancel_backend() signalled it ", &signal_max);
+    int samples = log_numbers(plog, "triggered sample answered in ", &sample_max);
+    free(plog);
+    fprintf(stderr, "note: guard steps: %d triggered samples answered, the slowest in %ld us; %d cancels as "
+            "pg_cancel_backend() on the monitor's connection, the slowest %ld us\n", samples, sample_max, signals,
+            signal_max);
     fprintf(stderr, "note: closed loop (%d clients) alone: %d tx, p99 %.1f ms, max %.1f ms; during the report "
             "attempts: %d tx, p99 %.1f ms, longest %.1f ms (guard_wait 50 ms); %ld triggered samples\n",
             OLTP_CLIENTS, alone, alone_p99, alone_max, during, p99_ms, max_ms, trig1 - trig0);
@@ -490,6 +515,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
     assert_true(attempt >= WINDOW_S / 3 && refused == attempt - 3);
     assert_int_equal(attempts(), 3);          /* the third attempt was the last to reach PostgreSQL */
     assert_true(trig1 - trig0 >= 3);
+    assert_true(signals >= 3);               /* the cancels went over the monitor's own connection */
     /* "At once": a refused attempt (BEGIN, the refused UPDATE, ROLLBACK) never waits for anything. */
     assert_true(refused_max < 50);
     assert_true(pp99_ms <= 3 * palone_p99);
@@ -583,6 +609,58 @@ static void test_quarantine_of_repeat_blocker(void **state)
     h_pass();
 }
 
+/* The blocker's backend logs in as another user than the monitor's connection, so pg_cancel_backend()
+ * there would be refused: the guard sends a CancelRequest instead, and the blocker is still cancelled
+ * with pglane's message while the protected statement waits well under a second. */
+static void test_cancel_request_for_another_user(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    char *log0 = h_pglane_log(&g_lane);
+    size_t off = strlen(log0);
+    free(log0);
+    PGconn *rep = client("report-other-user user=" H_MD5_USER " password=" H_MD5_PASSWORD);
+    PGconn *w = client("web");
+    assert_int_equal(h_exec(rep, "BEGIN"), 0);
+    assert_int_equal(h_exec(rep, "UPDATE accounts SET last_report_at = now() WHERE id = 2"), 0);
+    int pid = (int)h_pg_long(rep, "SELECT pg_backend_pid()");
+    int64_t t0 = h_now_ms();
+    assert_int_equal(PQsendQuery(w, "UPDATE accounts SET events = events + 1 WHERE id = 2"), 1);
+    PGresult *r = PQexec(rep, "SELECT pg_sleep(5)");
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
+    assert_non_null(strstr(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY),
+                           "pglane cancelled this statement to protect lane oltp"));
+    PQclear(r);
+    assert_int_equal(h_wait_result(w, 5000), 0);
+    int64_t waited = h_now_ms() - t0;
+    r = PQgetResult(w);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    while ((r = PQgetResult(w)))
+        PQclear(r);
+    assert_int_equal(h_exec(rep, "ROLLBACK"), 0);
+    /* PostgreSQL closes the cancel connection after it signalled the backend, which may be after the
+     * cancelled statement's error arrived: pglane logs the close when it sees it. */
+    char *log = NULL, pat[96];
+    snprintf(pat, sizeof pat, "cancel for backend %d: PostgreSQL closed the cancel connection", pid);
+    for (int64_t until = h_now_ms() + 5000; h_now_ms() < until; h_sleep_ms(20)) {
+        free(log);
+        log = h_pglane_log(&g_lane);
+        if (strstr(log + off, pat))
+            break;
+    }
+    fprintf(stderr, "note: blocker of user " H_MD5_USER " (backend %d) cancelled by CancelRequest; the protected "
+            "statement waited %lld ms\n", pid, (long long)waited);
+    assert_non_null(strstr(log + off, pat));
+    snprintf(pat, sizeof pat, "cancel for backend %d: pg_cancel_backend()", pid);
+    assert_null(strstr(log + off, pat));
+    free(log);
+    assert_true(waited < 1000);
+    PQfinish(rep);
+    PQfinish(w);
+    h_pass();
+}
+
 /* Last: pglane drains and exits cleanly after all of the above. */
 H_CLEAN_EXIT_TEST(test_clean_exit, &g_lane)
 
@@ -592,6 +670,7 @@ int main(void)
         H_TEST(test_no_extra_samples),
         H_TEST(test_protected_never_acted_on),
         H_TEST(test_quarantine_of_repeat_blocker),
+        H_TEST(test_cancel_request_for_another_user),
         H_TEST(test_clean_exit),
     };
     return H_RUN_GROUP("integration_guard", tests, .pg = &g_pg, .skip_direct = 1, .setup = fixtures);
