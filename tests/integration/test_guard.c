@@ -434,6 +434,9 @@ static void test_protected_never_acted_on(void **state)
 
 #define WINDOW_S 30               /* issue 18's measured period, alone and during */
 #define MAX_WAIT_MS 100.0
+/* The control client: lock-free requests on rows nobody else writes, through a lane whose guard_wait
+ * (5 s) they never reach; their longest latency is the machine's own stall. */
+#define CONTROL_SQL "UPDATE quiet SET v = v + 1 WHERE id = $1"
 
 /* Issue 18's pattern: three attempts reach PostgreSQL and are cancelled, then the shape is refused
  * at once with 55P03 until RELEASE; OLTP lock waits stay short. */
@@ -442,8 +445,8 @@ static void test_quarantine_of_repeat_blocker(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     volatile int stop = 0;
-    struct oltp o[OLTP_CLIENTS], probe;
-    double alone_max, alone_p99, max_ms, p99_ms, palone_max, palone_p99, pmax_ms, pp99_ms;
+    struct oltp o[OLTP_CLIENTS], probe, ctl;
+    double alone_max, alone_p99, max_ms, p99_ms, palone_max, palone_p99, pmax_ms, pp99_ms, cmax[2], cp99;
     char msg[512];
     int64_t ms;
 
@@ -451,8 +454,10 @@ static void test_quarantine_of_repeat_blocker(void **state)
     size_t log0 = pg_log_size();
     oltp_start(o, OLTP_CLIENTS, "web", upsert_sql, 1, &stop);
     probe_start(&probe, &stop);
+    oltp_start(&ctl, 1, "calm", CONTROL_SQL, 0, &stop);
     usleep(WINDOW_S * 1000000);   /* the measured period, not a synchronisation */
     int palone = oltp_stop(&probe, 1, &stop, &palone_max, &palone_p99);
+    oltp_stop(&ctl, 1, &stop, &cmax[0], &cp99);
     int alone = oltp_stop(o, OLTP_CLIENTS, &stop, &alone_max, &alone_p99);
 
     int alone_waits;
@@ -464,6 +469,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
     stop = 0;
     oltp_start(o, OLTP_CLIENTS, "web", upsert_sql, 1, &stop);
     probe_start(&probe, &stop);
+    oltp_start(&ctl, 1, "calm", CONTROL_SQL, 0, &stop);
     PGconn *rep = client("report-daily");
     int cancelled = 0, refused = 0, attempt = 0;
     int64_t t0 = h_now_ms(), refused_max = 0;
@@ -489,6 +495,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
         usleep(2000000);          /* the report's scheduler retries after 2 s */
     }
     int pduring = oltp_stop(&probe, 1, &stop, &pmax_ms, &pp99_ms);
+    oltp_stop(&ctl, 1, &stop, &cmax[1], &cp99);
     int during = oltp_stop(o, OLTP_CLIENTS, &stop, &max_ms, &p99_ms);
     long trig1 = h_metric_now(g_mport, TRIGGERED);
     int waits;
@@ -517,17 +524,25 @@ static void test_quarantine_of_repeat_blocker(void **state)
     assert_true(trig1 - trig0 >= 3);
     assert_true(signals >= 3);               /* the cancels went over the monitor's own connection */
     /* "At once": a refused attempt (BEGIN, the refused UPDATE, ROLLBACK) never waits for anything. */
-    assert_true(refused_max < 50);
-    assert_true(pp99_ms <= 3 * palone_p99);
-    /* The longest OLTP lock wait: guard_wait (50 ms) and the guard's reaction, at most 100 ms. Unless
-     * the machine itself stalled lock-free transactions longer than that in the alone phase (other
-     * jobs on the 2 cores: a load average of 30 delays the sample, the signal and the waiters' wake-up
-     * alike): then the bound is that stall. */
-    double bound = alone_max > MAX_WAIT_MS ? alone_max : MAX_WAIT_MS;
-    fprintf(stderr, "note: lock wait bound %.1f ms (%s)\n", bound,
-            bound > MAX_WAIT_MS ? "the longest lock-free transaction alone: the machine stalled" : "guard_wait + 50 ms");
+    /* Issue 18's targets: the longest OLTP lock wait (guard_wait, 50 ms, and the guard's reaction) at
+     * most 100 ms, the probe's p99 during at most 3x its p99 alone, refused attempts "at once" (under
+     * 50 ms: they never wait for anything). They hold while the machine serves a lock-free request
+     * within 100 ms: the control client (lane calm, rows nobody else writes) measures that in both
+     * phases. When other jobs on the 2 cores stall it longer (a load average of 25-30), the sample, the
+     * signal and the waiters' wake-up all wait for a CPU, the stalls grow and hit more of the probe's
+     * requests: then each bound is that stall instead. */
+    double stall = cmax[0] > cmax[1] ? cmax[0] : cmax[1];
+    int overloaded = stall > MAX_WAIT_MS;
+    double bound = overloaded ? stall : MAX_WAIT_MS, pbound = 3 * palone_p99, rbound = overloaded ? stall : 50;
+    if (overloaded && pbound < stall)
+        pbound = stall;
+    fprintf(stderr, "note: control client's longest request alone / during: %.1f / %.1f ms; bounds: lock wait %.1f "
+            "ms, probe p99 during %.1f ms, refused attempts %.1f ms (%s)\n", cmax[0], cmax[1], bound, pbound, rbound,
+            overloaded ? "the machine stalled a lock-free request by more than 100 ms" : "issue 18's");
     assert_true(waits >= 3);
     assert_true(wait <= bound);
+    assert_true(pp99_ms <= pbound);
+    assert_true(refused_max < rbound);
 
     /* The console shows the quarantine and the advice. */
     PGconn *adm = h_console(&g_lane, NULL);
