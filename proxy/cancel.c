@@ -25,8 +25,11 @@ struct cancel_conn {
     int handles;                   /* handles not closed yet: freed when both are */
     uint8_t closing;
     uint8_t written;               /* the request is with PostgreSQL's kernel: closing no longer stops it */
+    uint8_t signal;                /* no connection: a hold for a pg_cancel_backend() the monitor runs */
     uint8_t packet[16];
     char rbuf[64];
+    uint32_t pid;                  /* the backend, for the debug log */
+    uint64_t start_us;
 };
 
 static void on_cancel_closed(uv_handle_t *h)
@@ -65,7 +68,8 @@ static void finish(struct cancel_conn *cc, int expired)
         return;
     cc->closing = 1;
     uv_close((uv_handle_t *)&cc->timer, on_cancel_closed);
-    uv_close(&cc->h.handle, on_cancel_closed);
+    if (!cc->signal)
+        uv_close(&cc->h.handle, on_cancel_closed);
 }
 
 static void on_cancel_timeout(uv_timer_t *t)
@@ -85,9 +89,14 @@ static void on_cancel_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * signalled the backend. Bytes, should any come, are ignored. */
 static void on_cancel_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
+    struct cancel_conn *cc = s->data;
+
     (void)buf;
-    if (nread < 0)
-        finish(s->data, 0);
+    if (nread < 0) {
+        px_debug("cancel for backend %u: PostgreSQL closed the cancel connection %llu us after pglane opened it",
+                 cc->pid, (unsigned long long)(px_now_us() - cc->start_us));
+        finish(cc, 0);
+    }
 }
 
 static void on_cancel_written(uv_write_t *req, int status)
@@ -144,6 +153,8 @@ int px_cancel_backend(struct proxy *px, struct px_server *sv)
     memcpy(cc->packet, b.data, sizeof(cc->packet));
     proto_buf_free(&b);
     cc->sv = sv;
+    cc->pid = sv->backend_pid;
+    cc->start_us = px_now_us();
     px_list_append(&sv->cancels, &cc->link);
     sv->ncancels++;
     uv_timer_init(px->loop, &cc->timer);
@@ -161,6 +172,54 @@ int px_cancel_backend(struct proxy *px, struct px_server *sv)
     uv_timer_start(&cc->timer, on_cancel_timeout, CANCEL_HOLD_MS, 0);
     lane->stats.cancels[PX_CANCEL_FORWARDED]++;
     return 0;
+}
+
+/*
+ * The contention guard's faster way (proxy/admin/monitor.c): the monitor's own connection runs
+ * pg_cancel_backend(), no new connection and no postmaster fork. sv is held as for a CancelRequest
+ * until px_cancel_signalled says the backend got the signal (or CANCEL_HOLD_MS passed: then closed).
+ */
+int px_cancel_hold(struct proxy *px, struct px_server *sv)
+{
+    struct cancel_conn *cc;
+
+    if (!request_running(sv) || !(cc = calloc(1, sizeof(*cc))))
+        return -1;
+    cc->sv = sv;
+    cc->pid = sv->backend_pid;
+    cc->start_us = px_now_us();
+    cc->signal = 1;
+    cc->written = 1;               /* as good as sent: a closing sv lets the hold go */
+    cc->handles = 1;
+    px_list_append(&sv->cancels, &cc->link);
+    sv->ncancels++;
+    uv_timer_init(px->loop, &cc->timer);
+    cc->timer.data = cc;
+    uv_timer_start(&cc->timer, on_cancel_timeout, CANCEL_HOLD_MS, 0);
+    sv->pool->lane->stats.cancels[PX_CANCEL_FORWARDED]++;
+    return 0;
+}
+
+void px_cancel_signalled(struct proxy *px, const struct conf_server *server, uint32_t pid, int sent)
+{
+    struct px_server *sv = px_pool_find_backend(px, server, pid);
+    struct px_list *it;
+
+    if (!sv)
+        return;                    /* closed meanwhile: its hold went with it */
+    /* Before the hold goes: with it, sv still runs that client's request or waits in cancel_wait. */
+    if (!sent && px_cancel_backend(px, sv) < 0)
+        px_debug("cancel for backend %u: its request is over", pid);
+    for (it = sv->cancels.next; it != &sv->cancels; it = it->next) {
+        struct cancel_conn *cc = px_container_of(it, struct cancel_conn, link);
+
+        if (cc->signal) {
+            px_debug("cancel for backend %u: pg_cancel_backend() %s %llu us after the guard asked", pid,
+                     sent ? "signalled it" : "failed", (unsigned long long)(px_now_us() - cc->start_us));
+            finish(cc, 0);
+            break;
+        }
+    }
 }
 
 void px_cancel_server_closed(struct px_server *sv)

@@ -179,9 +179,15 @@ static void log_event(const struct px_block_edge *w, const struct px_block_edge 
             (unsigned long long)head->blocker.fingerprint, head->blocker.state, what);
 }
 
+struct canceller {                /* px_guard_check's caller's way to cancel, if any */
+    px_guard_cancel_cb cb;
+    void *arg;
+};
+
 /* Cancels the head's statement, or terminates its backend when it is idle in transaction. */
 static enum px_guard_action preempt(struct proxy *px, const struct conf_server *server,
-                                    const struct px_block_edge *head, const struct px_lane *prot)
+                                    const struct px_block_edge *head, const struct px_lane *prot,
+                                    const struct canceller *how)
 {
     struct px_server *sv = px_pool_find_backend(px, server, head->blocker.pid);
     struct px_client *cl = sv ? sv->client : NULL;
@@ -198,7 +204,7 @@ static enum px_guard_action preempt(struct proxy *px, const struct conf_server *
         return PX_GUARD_TERMINATED;
     }
     sv->guard_for = prot;
-    if (px_cancel_backend(px, sv) < 0) {
+    if ((!how->cb || how->cb(how->arg, sv) < 0) && px_cancel_backend(px, sv) < 0) {
         sv->guard_for = NULL;
         return PX_GUARD_LOGGED;
     }
@@ -404,13 +410,16 @@ int px_guard_refuse(struct proxy *px, uint64_t fp, const struct px_lane *lane, s
 }
 
 static void act(struct proxy *px, struct guard *g, const struct conf_server *server,
-                const struct px_block_edge *w, const struct px_block_edge *head)
+                const struct px_block_edge *w, const struct px_block_edge *head, const struct canceller *how)
 {
     const struct px_lane *prot = w->waiter.lane;
     enum px_guard_action a = PX_GUARD_LOGGED;
 
     if (prot->conf->guard == CONF_GUARD_CANCEL)
-        a = preempt(px, server, head, prot);
+        a = preempt(px, server, head, prot, how);
+    px_debug("guard: %s backend %u; the waiting request of C-%llu has run %lld ms (PostgreSQL: waited %lld ms)",
+             px_guard_action_name(a), head->blocker.pid, (unsigned long long)w->waiter.client_id,
+             (long long)w->waiter.running_ms, (long long)w->wait_ms);
     log_event(w, head, a == PX_GUARD_CANCELLED ? "cancelled its statement"
                        : a == PX_GUARD_TERMINATED ? "terminated its idle transaction"
                        : prot->conf->guard == CONF_GUARD_CANCEL ? "could not act (backend gone, or its statement already over)"
@@ -427,9 +436,11 @@ static enum px_guard_action intended(const struct conf_lane *prot, const struct 
     return strncmp(head->blocker.state, "idle in transaction", 19) == 0 ? PX_GUARD_TERMINATED : PX_GUARD_CANCELLED;
 }
 
-void px_guard_check(struct proxy *px, const struct conf_server *server, const struct px_block_edge *edges, int n)
+void px_guard_check(struct proxy *px, const struct conf_server *server, const struct px_block_edge *edges, int n,
+                    px_guard_cancel_cb cancel, void *arg)
 {
     struct guard *g = guard_of(px);
+    struct canceller how = { cancel, arg };
     uint32_t done[64];
     int ndone = 0;
     uint64_t now = px_now_ms(px);
@@ -456,7 +467,7 @@ void px_guard_check(struct proxy *px, const struct conf_server *server, const st
             continue;             /* one action per blocker per sampling period */
         if (ndone < 64)
             done[ndone++] = head->blocker.pid;
-        act(px, g, server, w, head);
+        act(px, g, server, w, head, &how);
     }
     forget_old(g, now);
 }

@@ -629,6 +629,11 @@ int px_guard_refuse(struct proxy *px, uint64_t fp, const struct px_lane *lane, s
  * out of the pool until PostgreSQL has taken it. 0, or -1 when nothing runs there (sv idle, its
  * client's transaction over) or the request cannot be sent. */
 int px_cancel_backend(struct proxy *px, struct px_server *sv);
+/* The same hold on sv for a cancel the lock monitor sends as pg_cancel_backend() (0, or -1 when
+ * nothing runs there); px_cancel_signalled ends it once that ran (sent 0: it failed, and a
+ * CancelRequest goes instead). */
+int px_cancel_hold(struct proxy *px, struct px_server *sv);
+void px_cancel_signalled(struct proxy *px, const struct conf_server *server, uint32_t pid, int sent);
 
 /* ---- the process ---- */
 struct px_scram_cache {            /* SCRAM secrets derived from plaintext auth_file passwords */

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 out=$1 md=$2 scale=$3 rate=$4 clients=$5 alone=$6 with=$7 nacc=$8 nev=$9 load_s=${10} asize=${11} period=${12} t_begin=${13}
 configs=()
-for c in a b c; do [ -f "$out/$c/timeline.txt" ] && configs+=("$c"); done
+for c in a ap b c; do [ -f "$out/$c/timeline.txt" ] && configs+=("$c"); done
 
 S() { in_psql -d benchstats "$@"; }
 in_psql -qc "DROP DATABASE IF EXISTS benchstats" -c "CREATE DATABASE benchstats" >/dev/null
@@ -48,10 +48,19 @@ for c in "${configs[@]}"; do
     aborted=$(grep -c 'aborted' "$d/pgbench.err" || true)
     r1=$(cat "$d/report1.rc"); r2=$(cat "$d/report2.rc")
     retries=$(grep -c 'hit lock_timeout' "$d/report2.log" || true)
+    # attempts per worker (a scheduler's retries in (a')), and how the failed ones ended
+    att=$(cat "$d/report1.attempts" 2>/dev/null || echo 1)/$(cat "$d/report2.attempts" 2>/dev/null || echo 1)
+    gcancel=$(cat "$d"/report[12].log | grep -c 'pglane cancelled this statement' || true)
+    gterm=$(cat "$d"/report[12].log | grep -c 'pglane terminated this idle transaction' || true)
+    grefused=$(cat "$d"/report[12].log | grep -c 'pglane refuses statement shape' || true)
+    ltimeout=$(cat "$d"/report[12].log | grep -c 'canceling statement due to lock timeout' || true)
     IFS='|' read -r rep_rows exp_rows rep_hash exp_hash accurate <"$d/accuracy.txt"
+    # A report that did not complete left the rows of an earlier configuration's run: not its own.
+    if [ "$r1" != 0 ] || [ "$r2" != 0 ]; then rep_rows='-'; rep_hash='not completed'; accurate='-'; fi
     S -qc "INSERT INTO facts VALUES ('$c','aborted','$aborted'), ('$c','report_rc','$r1/$r2'),
            ('$c','retries','$retries'), ('$c','rep_rows','$rep_rows'), ('$c','rep_hash','$rep_hash'),
-           ('$c','exp_hash','$exp_hash'), ('$c','accurate','$accurate')"
+           ('$c','exp_hash','$exp_hash'), ('$c','accurate','$accurate'), ('$c','attempts','$att'),
+           ('$c','ended','$gcancel / $gterm / $grefused / $ltimeout')"
 done
 
 # ---- the comparison table: one row per metric, one column per configuration
@@ -117,14 +126,18 @@ CROSS JOIN LATERAL (VALUES
       (SELECT count(*)::text FROM blocking WHERE config = t.config AND waiting_app LIKE 'oltp%' AND blocking_app LIKE 'report%')),
   (12, 'report run duration, s (exit codes)',
       round(s.re - s.rs, 1) || ' (' || (SELECT value FROM facts f WHERE f.config = t.config AND key = 'report_rc') || ')'),
+  (12, 'report attempts, worker 1 / 2 (a failed worker is retried after 2 s in (a''))',
+      (SELECT value FROM facts f WHERE f.config = t.config AND key = 'attempts')),
+  (12, 'report errors: cancelled by the guard / terminated / refused by the quarantine (55P03) / lock_timeout',
+      (SELECT value FROM facts f WHERE f.config = t.config AND key = 'ended')),
   (13, 'report DDL/refresh lock timeouts retried',
       (SELECT value FROM facts f WHERE f.config = t.config AND key = 'retries')),
   (14, 'report rows / hash',
       (SELECT string_agg(value, ' / ' ORDER BY key DESC) FROM facts f WHERE f.config = t.config AND key IN ('rep_rows', 'rep_hash'))),
   (15, 'report equals the aggregate from base tables',
-      (SELECT CASE value WHEN 't' THEN 'yes' ELSE 'NO' END FROM facts f WHERE f.config = t.config AND key = 'accurate')),
+      (SELECT CASE value WHEN 't' THEN 'yes' WHEN '-' THEN '-' ELSE 'NO' END FROM facts f WHERE f.config = t.config AND key = 'accurate')),
   (16, 'report identical to (a)',
-      (SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM facts WHERE config = 'a' AND key = 'rep_hash') THEN '-'
+      (SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM facts WHERE config = 'a' AND key = 'rep_hash') OR f.value = 'not completed' THEN '-'
                    WHEN f.value = (SELECT value FROM facts WHERE config = 'a' AND key = 'rep_hash') THEN 'yes' ELSE 'NO' END
        FROM facts f WHERE f.config = t.config AND key = 'rep_hash'))
 ) AS v(ord, key, value);
@@ -132,7 +145,7 @@ EOF
 
 hdr="| metric |"; sep="|---|"
 for c in "${configs[@]}"; do
-    case $c in a) hdr+=" (a) before, direct |";; b) hdr+=" (b) after, direct |";; c) hdr+=" (c) after, through pglane |";; esac
+    case $c in a) hdr+=" (a) before, direct |";; ap) hdr+=" (a') before, through pglane |";; b) hdr+=" (b) after, direct |";; c) hdr+=" (c) after, through pglane |";; esac
     sep+="---|"
 done
 cols=$(printf ", coalesce(max(value) FILTER (WHERE config = '%s'), '-')" "${configs[@]}")
@@ -169,7 +182,7 @@ if command -v gnuplot >/dev/null; then
         echo "set xlabel 'seconds since OLTP start'; set ylabel 'latency, ms (log)'"
         for c in "${configs[@]}"; do
             read -r a b < <(win "$c")
-            case $c in a) t="(a) before, direct";; b) t="(b) after migrations, direct";; c) t="(c) after, through pglane";; esac
+            case $c in a) t="(a) before, direct";; ap) t="(a') before, through pglane (guard = cancel, guard_wait 50ms)";; b) t="(b) after migrations, direct";; c) t="(c) after, through pglane";; esac
             echo "set title 'InsightsNow OLTP latency per second, $t (open loop, $rate tx/s, SCALE=$scale)'"
             echo "unset object; set object 1 rect from $a, graph 0 to $b, graph 1 fc rgb '#ffdddd' fs solid 0.5 noborder behind"
             echo "set label 1 'report run' at $a, graph 0.93 offset 0.5,0"
@@ -193,6 +206,7 @@ done
     echo "OLTP: pgbench open loop, $rate tx/s, $clients clients, scripts upsert@7 / dashboard_read@2 / dashboard_save@1;"
     echo "${alone} s alone, then the report run (2 workers) starts and OLTP continues ${with} s. Latency is measured from each"
     echo "transaction's scheduled start, so a stall counts in full. The first 2 s are warm-up, not counted in \"alone\"."
+    [ -f "$out/ap/timeline.txt" ] && echo "(a'): (a)'s schema, settings and scripts through pglane: the lanes of (c), guard = cancel and guard_wait = 50ms on oltp, the quarantine's defaults, the report route statement-routed (sql = .); a failed report worker is retried after 2 s."
     echo "(c): pglane lanes oltp (size $clients) and analytics (size $asize, max_parallel_workers_per_gather ${ANALYTICS_PARALLEL:-0}, lock_timeout 200ms), route application_name=report-*."
     [ -f "$out/migration_times.txt" ] && echo "Migrations (offline, between (a) and (b)): $(tr '\n' ';' <"$out/migration_times.txt" | sed 's/;$//; s/;/; /g')."
     echo "Whole run: $(($(date +%s) - t_begin)) s."

@@ -16,6 +16,7 @@
 #define RETRY_MS 5000
 #define CONNECT_LIMIT_MS 5000
 #define MAX_EDGES 256
+#define MAX_SIGNALS 16
 
 enum mon_state { M_IDLE, M_CONNECTING, M_READY, M_BUSY };
 
@@ -28,6 +29,12 @@ struct mon_server {
     uint64_t state_ms, retry_ms;
     int sampled;                   /* a sample completed since the connection was made */
     int again;                     /* a triggered sample is due once the running one completes */
+    int triggered;                 /* the sample in flight was triggered (for the debug log) */
+    uint64_t sent_us;              /* when the sample in flight was sent */
+    /* backends the guard cancels over this connection (pg_cancel_backend), waiting and in flight */
+    uint32_t queued[MAX_SIGNALS], signalling[MAX_SIGNALS];
+    int nqueued, nsignalling;       /* nsignalling > 0: the query in flight is the cancel, not a sample */
+    int checking;                   /* the guard looks at a sample: its cancels go out together after */
     int warned;
     struct px_block_edge *edges, *next;   /* latest snapshot, and the one being filled */
     int nedges, nnext;
@@ -67,7 +74,11 @@ static const char sample_sql[] =
     "WHERE w.pid <> pg_backend_pid() ORDER BY 5 DESC LIMIT 256";
 
 static void mon_io(uv_poll_t *h, int status, int events);
-static void mon_sample(struct mon_server *ms);
+static void mon_sample(struct mon_server *ms, int triggered);
+static void mon_next(struct mon_server *ms);
+static void signals_done(struct mon_server *ms);
+static void take_signals(struct mon_server *ms, PGresult *r);
+static int mon_cancel(void *arg, struct px_server *sv);
 
 static const struct conf_server *mon_conf(struct mon_server *ms)
 {
@@ -96,6 +107,8 @@ static void set_state(struct mon_server *ms, enum mon_state st)
     ms->state_ms = px_now_ms(ms->m->px);
 }
 
+static void signals_failed(struct mon_server *ms);
+
 static void mon_reset(struct mon_server *ms, const char *why)
 {
     if (why && !ms->warned) {
@@ -106,6 +119,7 @@ static void mon_reset(struct mon_server *ms, const char *why)
     if (ms->pg)
         PQfinish(ms->pg);
     ms->pg = NULL;
+    signals_failed(ms);
     ms->sampled = 0;
     ms->nedges = 0;
     ms->retry_ms = px_now_ms(ms->m->px) + RETRY_MS;
@@ -187,13 +201,125 @@ static void sample_done(struct mon_server *ms)
     ms->nnext = 0;
     ms->sampled = 1;
     set_state(ms, M_READY);
+    if (ms->triggered || ms->nedges)
+        px_debug("monitor %s: %s sample answered in %llu us, %d wait edges", ms->name,
+                 ms->triggered ? "triggered" : "periodic", (unsigned long long)(px_now_us() - ms->sent_us), ms->nedges);
+    ms->checking = 1;
     if (cs)
-        px_guard_check(ms->m->px, cs, ms->edges, ms->nedges);
-    if (ms->again && ms->state == M_READY) {
+        px_guard_check(ms->m->px, cs, ms->edges, ms->nedges, mon_cancel, ms);
+    ms->checking = 0;
+    mon_next(ms);
+}
+
+/* ---- the guard's cancels as pg_cancel_backend() on this connection ---- */
+
+/* Sends the queued cancels as one query; the backends are held (px_cancel_hold) until it answers. */
+static void signals_send(struct mon_server *ms)
+{
+    char sql[64 + MAX_SIGNALS * 12];
+    size_t n = (size_t)snprintf(sql, sizeof(sql), "SELECT p, pg_cancel_backend(p) FROM unnest('{");
+
+    for (int i = 0; i < ms->nqueued; i++) {
+        ms->signalling[i] = ms->queued[i];
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s%u", i ? "," : "", ms->queued[i]);
+    }
+    snprintf(sql + n, sizeof(sql) - n, "}'::int[]) AS p");
+    ms->nsignalling = ms->nqueued;
+    ms->nqueued = 0;
+    ms->sent_us = px_now_us();
+    if (!PQsendQuery(ms->pg, sql)) {
+        mon_reset(ms, PQerrorMessage(ms->pg));
+        return;
+    }
+    set_state(ms, M_BUSY);
+    if (px_pgpoll_flush(&ms->io, ms->pg) < 0)
+        mon_reset(ms, PQerrorMessage(ms->pg));
+}
+
+/* The next query once one is done: queued cancels first, then a triggered sample that was due. */
+static void mon_next(struct mon_server *ms)
+{
+    if (ms->state != M_READY)
+        return;
+    if (ms->nqueued) {
+        signals_send(ms);
+        return;
+    }
+    if (ms->again) {
         ms->again = 0;
         ms->m->triggered++;
-        mon_sample(ms);
+        mon_sample(ms, 1);
     }
+}
+
+static void signal_done(struct mon_server *ms, uint32_t pid, int sent)
+{
+    const struct conf_server *cs = mon_conf(ms);
+
+    for (int i = 0; i < ms->nsignalling; i++)
+        if (ms->signalling[i] == pid) {
+            ms->signalling[i] = ms->signalling[--ms->nsignalling];
+            if (cs)
+                px_cancel_signalled(ms->m->px, cs, pid, sent);
+            return;
+        }
+}
+
+static void take_signals(struct mon_server *ms, PGresult *r)
+{
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != 2) {
+        px_warn("monitor %s: pg_cancel_backend() failed, sending CancelRequests instead: %s", ms->name,
+                PQresultErrorMessage(r));
+        return;                   /* signals_done falls back for every backend */
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        signal_done(ms, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10), strcmp(PQgetvalue(r, i, 1), "t") == 0);
+}
+
+/* Cancels not confirmed (in flight; with queued also those not sent): each backend gets a
+ * CancelRequest instead (px_cancel_signalled). */
+static void signals_fail(struct mon_server *ms, int queued)
+{
+    const struct conf_server *cs = mon_conf(ms);
+
+    while (ms->nsignalling || (queued && ms->nqueued)) {
+        uint32_t pid = ms->nsignalling ? ms->signalling[--ms->nsignalling] : ms->queued[--ms->nqueued];
+
+        if (cs)
+            px_cancel_signalled(ms->m->px, cs, pid, 0);
+    }
+}
+
+static void signals_failed(struct mon_server *ms)
+{
+    signals_fail(ms, 1);
+}
+
+static void signals_done(struct mon_server *ms)
+{
+    px_debug("monitor %s: pg_cancel_backend() answered in %llu us", ms->name,
+             (unsigned long long)(px_now_us() - ms->sent_us));
+    set_state(ms, M_READY);
+    signals_fail(ms, 0);          /* any backend the answer did not name */
+    mon_next(ms);
+}
+
+/* px_guard_cancel_cb: the guard's cancel of sv's request as pg_cancel_backend() on this connection,
+ * sent with the other cancels of the same sample once the guard has looked at it. -1 when the
+ * monitor cannot (not connected, another user's backend, nothing running): a CancelRequest goes. */
+static int mon_cancel(void *arg, struct px_server *sv)
+{
+    struct mon_server *ms = arg;
+    const char *user;
+
+    /* pg_cancel_backend() needs the role of the backend (or pg_signal_backend): the same user. */
+    if ((ms->state != M_READY && ms->state != M_BUSY) || ms->nqueued == MAX_SIGNALS || !(user = PQuser(ms->pg)) ||
+        strcmp(user, sv->pool->user) != 0 || px_cancel_hold(ms->m->px, sv) < 0)
+        return -1;
+    ms->queued[ms->nqueued++] = sv->backend_pid;
+    if (!ms->checking)
+        mon_next(ms);
+    return 0;
 }
 
 static void read_step(struct mon_server *ms)
@@ -207,10 +333,16 @@ static void read_step(struct mon_server *ms)
     while (ms->state == M_BUSY && !PQisBusy(ms->pg)) {
         r = PQgetResult(ms->pg);
         if (!r) {
-            sample_done(ms);
+            if (ms->nsignalling)
+                signals_done(ms);
+            else
+                sample_done(ms);
             return;
         }
-        take_result(ms, r);
+        if (ms->nsignalling)
+            take_signals(ms, r);
+        else
+            take_result(ms, r);
         PQclear(r);
     }
 }
@@ -245,8 +377,10 @@ static void mon_io(uv_poll_t *h, int status, int events)
     }
 }
 
-static void mon_sample(struct mon_server *ms)
+static void mon_sample(struct mon_server *ms, int triggered)
 {
+    ms->triggered = triggered;
+    ms->sent_us = px_now_us();
     if (!PQsendQuery(ms->pg, sample_sql)) {
         mon_reset(ms, PQerrorMessage(ms->pg));
         return;
@@ -275,7 +409,7 @@ static void mon_tick_one(struct mon_server *ms, uint64_t now)
         return;
     case M_READY:
         ms->m->periodic++;
-        mon_sample(ms);
+        mon_sample(ms, 0);
         return;
     case M_BUSY:
         return;                   /* the previous sample is still running: skip this period */
@@ -307,16 +441,20 @@ static const struct conf_lane *guarded(struct proxy *px, const struct px_client 
     return l->protect && l->guard != CONF_GUARD_OFF ? l : NULL;
 }
 
-static void trigger(struct monitor *m, const char *server)
+static void trigger(struct monitor *m, const struct px_client *cl, const char *server, uint64_t now)
 {
     for (int i = 0; i < m->n; i++) {
         struct mon_server *ms = &m->s[i];
 
         if (strcmp(ms->name, server) != 0)
             continue;
+        px_debug("monitor %s: C-%llu's request ran %llu us, past guard_wait: %s", ms->name,
+                 (unsigned long long)cl->conn.id, (unsigned long long)(now - cl->query_start_us),
+                 ms->state == M_READY ? "sample sent" : ms->state == M_BUSY ? "sample queued behind the one in flight"
+                                                                            : "no monitor connection");
         if (ms->state == M_READY) {
             m->triggered++;
-            mon_sample(ms);
+            mon_sample(ms, 1);
         } else if (ms->state == M_BUSY) {
             ms->again = 1;        /* that sample may predate the wait: look again when it is done */
         }
@@ -340,7 +478,7 @@ static void on_fast(uv_timer_t *t)
         due = cl->query_start_us + (uint64_t)l->guard_wait_ms * 1000;
         if (due <= now) {
             cl->guard_seen_us = cl->query_start_us;   /* once per request */
-            trigger(m, px->lanes[cl->lane]->server->name);
+            trigger(m, cl, px->lanes[cl->lane]->server->name, now);
         } else if (!next || due < next) {
             next = due;
         }

@@ -40,8 +40,12 @@ struct pg_result;
 void px_monitor_row_to_edge(struct proxy *px, const char *server, const struct conf_server *cs, struct pg_result *r,
                             int i, struct px_block_edge *e);
 
-/* Contention guard: called after each sample of one server with its edges. */
-void px_guard_check(struct proxy *px, const struct conf_server *server, const struct px_block_edge *edges, int n);
+/* How the caller of px_guard_check cancels a blocker's request itself (the monitor: pg_cancel_backend()
+ * on its own connection, with sv held as for a CancelRequest): 0 if it did, -1 to send a CancelRequest. */
+typedef int (*px_guard_cancel_cb)(void *arg, struct px_server *sv);
+/* Contention guard: called after each sample of one server with its edges; cancel may be NULL. */
+void px_guard_check(struct proxy *px, const struct conf_server *server, const struct px_block_edge *edges, int n,
+                    px_guard_cancel_cb cancel, void *arg);
 /* Guard actions so far, per (preemptible lane, protected lane, action, fingerprint). */
 struct px_guard_count {
     const struct px_lane *lane, *protected_lane;
