@@ -182,7 +182,7 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
 /*
  * An unnamed Parse. With cache_unnamed on the server's lane, a text PostgreSQL accepted before runs as
  * the shared statement of its key (proxy/prepared_unnamed.c): prepared on this server connection if
- * it lacks it (the ParseComplete is the client's), else answered by pglane. Only a Parse with nothing
+ * it lacks it (the ParseComplete is the client's), else by an empty unnamed Parse. Only a Parse with nothing
  * outstanding on the server, outside a failed transaction, is mapped: it is the first message since
  * the last ReadyForQuery, so no earlier error can make the server skip it, and a Bind of the unnamed
  * statement after a later Sync knows which statement it names. Any other unnamed Parse goes to the
@@ -195,6 +195,7 @@ static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const ui
     uint32_t prev = cl->nstmts ? unnamed_map_id(cl) : 0;
     struct px_stmt *s = unnamed_stmt(cl, sv, body + 1, len - 1);
     struct px_prepq_entry *e;
+    size_t start;
     int r;
 
     sv->unnamed_owner = cl->conn.id;
@@ -217,7 +218,13 @@ static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const ui
         e->prev = prev;
         return 0;
     }
-    return queue_push_unnamed(sv, Q_PARSE, Q_SYNTH | Q_UMAP, s->id, prev);
+    /* The server has it. Its ParseComplete comes from an empty unnamed Parse (a few microseconds of
+     * the server's time), in place in the server's replies: a ParseComplete of pglane's own would
+     * cost the client a write, and a wakeup, of its own. */
+    start = proto_msg_begin(out, PROTO_FE_PARSE);
+    proto_put_bytes(out, "\0\0\0", 4);   /* name "", query "", no parameter types */
+    proto_msg_end(out, start);
+    return queue_push_unnamed(sv, Q_PARSE, Q_URAW | Q_UMAP, s->id, prev);
 }
 
 /*
