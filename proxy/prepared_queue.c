@@ -243,7 +243,7 @@ static void on_error(struct px_server *sv, const struct proto_frame *f)
     if (!f->body || proto_parse_error(f->body, f->len, &ef) < 0)
         ef.sqlstate = NULL;
     if (ef.sqlstate && strcmp(ef.sqlstate, "0A000") == 0 && h->stmt &&
-        (h->type == Q_EXEC || h->type == Q_BIND)) {
+        (h->type == Q_EXEC || h->type == Q_BIND || h->type == Q_DESC_STMT)) {
         /* "cached plan must not change result type": the next use prepares it afresh. */
         cache_remove(sv, h->stmt);
         stmt_invalidate(sv->conn.px, h->stmt);
