@@ -305,10 +305,10 @@ static int on_close(struct px_client *cl, struct px_server *sv, const uint8_t *m
     struct proto_fe_target t;
     struct px_cstmt *cs;
     uint32_t id;
-    int r;
+    int r, bad = proto_parse_fe_close(msg + PROTO_HEADER_LEN, len, &t) < 0;
 
-    if (proto_parse_fe_close(msg + PROTO_HEADER_LEN, len, &t) < 0 || t.kind != 'S' || t.name_len == 0) {
-        uint32_t prev = t.kind == 'S' && t.name_len == 0 ? unnamed_map_id(cl) : 0;
+    if (bad || t.kind != 'S' || t.name_len == 0) {
+        uint32_t prev = !bad && t.kind == 'S' && t.name_len == 0 ? unnamed_map_id(cl) : 0;
 
         raw(out, msg, PROTO_HEADER_LEN + len);
         if (!prev)
