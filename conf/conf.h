@@ -90,6 +90,7 @@ struct conf_lane {
     enum conf_guard guard;     /* guard = off|log|cancel, default off */
     int64_t guard_wait_ms;     /* default 250ms */
     enum conf_pin pin;         /* pin = allow|refuse, default allow */
+    int cache_unnamed;         /* cache_unnamed = on|off, default off: repeated unnamed Parse -> named */
     /* Quarantine of repeat blockers, read on the protected lane (proxy/guard.c): after
      * guard_quarantine cancels/terminations against one statement shape within
      * guard_quarantine_window, that shape is refused on preemptible lanes for guard_quarantine_time.

@@ -135,6 +135,7 @@ const struct conf_keydef conf_lane_keys[] = {
     KENUM("guard", struct conf_lane, guard, guard_names),
     KDUR("guard_wait", struct conf_lane, guard_wait_ms),
     KENUM("pin", struct conf_lane, pin, pin_names),
+    KBOOL("cache_unnamed", struct conf_lane, cache_unnamed),
     KINT("guard_quarantine", struct conf_lane, guard_quarantine, 0, 100),
     KDUR("guard_quarantine_window", struct conf_lane, guard_quarantine_window_ms),
     KDUR("guard_quarantine_time", struct conf_lane, guard_quarantine_time_ms),

@@ -196,6 +196,8 @@ static enum scan_step look_at_whole(struct px_client *cl, struct proto_frame *f,
                      (f->type == PROTO_FE_QUERY && px_prep_is_deallocate(f->body, f->len)) ||
                      unnamed_deallocate(f)))
         cl->prep_batch = 1;
+    if (prepared && px_prep_unnamed_scan(cl, f))   /* cache_unnamed */
+        cl->prep_batch = 1;
     if (prepared && track_unnamed(cl, f) < 0) {
         *err = "out of memory";
         return STEP_ERROR;

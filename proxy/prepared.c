@@ -96,6 +96,8 @@ static void raw(struct proto_buf *out, const uint8_t *msg, uint32_t n)
 }
 
 static int deallocate_name(const char *sql, size_t len, char *name, size_t cap);
+static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
+                            struct proto_buf *out);
 
 static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
                     struct proto_buf *out)
@@ -120,6 +122,8 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
         size_t qlen = parse.query_len, start;
 
         if (deallocate_name((const char *)body + 1, qlen, name, sizeof(name)) && (cs = cstmt_find(cl, name))) {
+            unnamed_map_set(cl, 0);    /* it replaces the client's unnamed statement */
+            cs = cstmt_find(cl, name);
             if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
                 return -1;
             snprintf(sql, sizeof(sql), "DEALLOCATE _pgl_%u", cs->stmt->id);
@@ -131,10 +135,8 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
             return queue_push_name(sv, Q_PARSE, Q_DEALLOC, cs->stmt->id, cs->name);
         }
     }
-    if (nl == 0) {
-        raw(out, msg, PROTO_HEADER_LEN + len);
-        return queue_push(sv, Q_PARSE, 0, 0);
-    }
+    if (nl == 0)
+        return on_unnamed_parse(cl, sv, msg, len, out);
     if ((cs = cstmt_find(cl, (const char *)body)) != NULL) {
         /* The name is taken: PostgreSQL refuses with 42P05 and keeps the statement. The server is
          * asked to prepare pglane's name of the existing statement again, which it refuses the same
@@ -175,6 +177,54 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
         return queue_push_name(sv, Q_PARSE, Q_SYNTH | Q_NEWNAME, s->id, (const char *)body);
     }
     return 0;
+}
+
+/*
+ * An unnamed Parse. With cache_unnamed on the server's lane, a text PostgreSQL accepted before runs as
+ * the shared statement of its key (proxy/prepared_unnamed.c): prepared on this server connection if
+ * it lacks it (the ParseComplete is the client's), else by an empty unnamed Parse. Only a Parse with nothing
+ * outstanding on the server, outside a failed transaction, is mapped: it is the first message since
+ * the last ReadyForQuery, so no earlier error can make the server skip it, and a Bind of the unnamed
+ * statement after a later Sync knows which statement it names. Any other unnamed Parse goes to the
+ * server as it is (a text seen for the first time too: its ParseComplete marks it accepted).
+ */
+static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
+                            struct proto_buf *out)
+{
+    const uint8_t *body = msg + PROTO_HEADER_LEN;
+    uint32_t prev = cl->nstmts ? unnamed_map_id(cl) : 0;
+    struct px_stmt *s = unnamed_stmt(cl, sv, body + 1, len - 1);
+    struct px_prepq_entry *e;
+    size_t start;
+    int r;
+
+    sv->unnamed_owner = cl->conn.id;
+    if (prev)
+        unnamed_map_set(cl, 0);
+    if (!s || !s->validated || sv->prepq.n > 0 || sv->tx_status == 'E') {
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        if (!s && !prev)
+            return queue_push(sv, Q_PARSE, 0, 0);
+        return queue_push_unnamed(sv, Q_PARSE, Q_URAW, s ? s->id : 0, prev);
+    }
+    if (cstmt_set(cl, "", s) < 0 || (r = ensure(sv, s, out, 0)) < 0)
+        return -1;
+    sv->unnamed_owner = 0;         /* the server's unnamed statement is not the client's */
+    sv->pool->lane->unnamed_hits++;
+    cl->conn.px->prep_unnamed_hits++;
+    if (r == 0) {                  /* prepared here now: the server's ParseComplete is the client's */
+        e = queue_last(sv);
+        e->flags |= Q_UNNAMED | Q_UMAP;
+        e->prev = prev;
+        return 0;
+    }
+    /* The server has it. Its ParseComplete comes from an empty unnamed Parse (a few microseconds of
+     * the server's time), in place in the server's replies: a ParseComplete of pglane's own would
+     * cost the client a write, and a wakeup, of its own. */
+    start = proto_msg_begin(out, PROTO_FE_PARSE);
+    proto_put_bytes(out, "\0\0\0", 4);   /* name "", query "", no parameter types */
+    proto_msg_end(out, start);
+    return queue_push_unnamed(sv, Q_PARSE, Q_URAW | Q_UMAP, s->id, prev);
 }
 
 /*
@@ -229,9 +279,10 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
     }
     if (name)
         pre = (size_t)((const uint8_t *)name - body);
-    if (name && nl == 0 && unnamed_own(cl, sv, out) < 0)
+    cs = name && (nl > 0 || cl->nstmts) ? cstmt_find(cl, name) : NULL;   /* "": cache_unnamed's mapping */
+    if (name && nl == 0 && !cs && unnamed_own(cl, sv, out) < 0)
         return -1;
-    if (!name || nl == 0 || !(cs = cstmt_find(cl, name))) {
+    if (!cs) {
         raw(out, msg, PROTO_HEADER_LEN + have);
         return queue_push(sv, qtype, 0, 0);
     }
@@ -254,11 +305,16 @@ static int on_close(struct px_client *cl, struct px_server *sv, const uint8_t *m
     struct proto_fe_target t;
     struct px_cstmt *cs;
     uint32_t id;
-    int r;
+    int r, bad = proto_parse_fe_close(msg + PROTO_HEADER_LEN, len, &t) < 0;
 
-    if (proto_parse_fe_close(msg + PROTO_HEADER_LEN, len, &t) < 0 || t.kind != 'S' || t.name_len == 0) {
+    if (bad || t.kind != 'S' || t.name_len == 0) {
+        uint32_t prev = !bad && t.kind == 'S' && t.name_len == 0 ? unnamed_map_id(cl) : 0;
+
         raw(out, msg, PROTO_HEADER_LEN + len);
-        return queue_push(sv, Q_CLOSE, 0, 0);
+        if (!prev)
+            return queue_push(sv, Q_CLOSE, 0, 0);
+        unnamed_map_set(cl, 0);    /* the client's unnamed statement goes (back if this is skipped) */
+        return queue_push_unnamed(sv, Q_CLOSE, 0, 0, prev);
     }
     /* The shared statement stays on the server; the client's name goes (and comes back should the
      * server skip this Close after an earlier error). */
@@ -328,6 +384,8 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_SYNC, 0, 0);
     case PROTO_FE_QUERY:
+        if (cl->nstmts)
+            unnamed_map_set(cl, 0);    /* a simple Query drops the unnamed statement */
         if (cl->tx_route == TXR_BEGIN_REPLAY) {   /* the held BEGIN: its reply is swallowed as pglane's own */
             px_client_set_tx_route(cl, TXR_LANE_DECIDED);
             raw(out, msg, PROTO_HEADER_LEN + len);

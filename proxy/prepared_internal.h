@@ -22,7 +22,13 @@ enum {
     Q_EVICT = 16,      /* an eviction Close: the cache keeps the statement if it is skipped */
     Q_DEALLOC = 32,    /* SQL DEALLOCATE of a mapped name: drop name and cache entry if it succeeds */
     Q_FAILED = 64,     /* a simple Query that got an ErrorResponse */
-    Q_DUPNAME = 128    /* a Parse of a name the client has: the server's 42P05 names pglane's statement */
+    Q_DUPNAME = 128,   /* a Parse of a name the client has: the server's 42P05 names pglane's statement */
+    /* cache_unnamed (proxy/prepared_unnamed.c): the message changes the client's unnamed statement,
+     * whose mapping to a shared statement (client name "") was e->prev before it. */
+    Q_UNNAMED = 256,
+    Q_URAW = 512,      /* ... sent as the server's unnamed Parse (no cache entry to undo) */
+    Q_UMAP = 1024,     /* ... maps the client's unnamed statement to e->stmt */
+    Q_UFAILED = 2048   /* ... the server failed it (rather than skipping it): no unnamed statement */
 };
 enum { Q_PARSE = 'P', Q_BIND = 'B', Q_DESC_STMT = 'd', Q_DESC_PORTAL = 'p', Q_EXEC = 'E', Q_CLOSE = 'C',
        Q_SYNC = 'S', Q_QUERY = 'Q' };
@@ -32,6 +38,7 @@ struct px_stmt {                   /* one statement text + parameter types, shar
     struct px_stmt *id_next;       /* chain of the by-id table */
     uint8_t validated;             /* PostgreSQL accepted this Parse at least once */
     uint64_t hash;
+    uint64_t variant;              /* 0: named; cache_unnamed: search_path and DDL epoch of the text */
     uint32_t id;                   /* server-side name _pgl_<id>; replaced when invalidated */
     uint32_t refs;                 /* client names pointing here */
     uint32_t len;                  /* of body: query\0, int16 count, count * int32 type oids */
@@ -46,6 +53,8 @@ struct px_cstmt {                  /* a client's name for a statement */
 /* proxy/prepared_registry.c */
 struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id);
 struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len);
+struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant);
+uint32_t *unnamed_epoch(struct proxy *px);
 void stmt_invalidate(struct proxy *px, uint32_t id);
 struct px_cstmt *cstmt_find(struct px_client *cl, const char *name);
 void cstmt_drop(struct px_client *cl, struct px_cstmt *cs);
@@ -57,8 +66,16 @@ int cache_grow(struct px_server *sv);
 void cache_add_ready(struct px_server *sv, uint32_t id);
 
 /* proxy/prepared_queue.c */
-int queue_push_name(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt, const char *name);
-int queue_push(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt);
+int queue_push_name(struct px_server *sv, uint8_t type, uint16_t flags, uint32_t stmt, const char *name);
+int queue_push(struct px_server *sv, uint8_t type, uint16_t flags, uint32_t stmt);
+int queue_push_unnamed(struct px_server *sv, uint8_t type, uint16_t flags, uint32_t stmt, uint32_t prev);
 int queue_has_end(const struct px_server *sv);
+struct px_prepq_entry *queue_last(struct px_server *sv);
+
+/* proxy/prepared_unnamed.c */
+uint32_t unnamed_map_id(struct px_client *cl);
+void unnamed_map_set(struct px_client *cl, uint32_t id);
+void unnamed_settle(struct px_client *cl, const struct px_prepq_entry *e, int ok);
+struct px_stmt *unnamed_stmt(struct px_client *cl, struct px_server *sv, const uint8_t *text, uint32_t tlen);
 
 #endif

@@ -13,7 +13,7 @@
 
 /* ---- a server's response queue ---- */
 
-int queue_push_name(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt, const char *name)
+int queue_push_name(struct px_server *sv, uint8_t type, uint16_t flags, uint32_t stmt, const char *name)
 {
     struct px_prepq *q = &sv->prepq;
     char *copy = NULL;
@@ -35,14 +35,29 @@ int queue_push_name(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t 
         q->cap = cap;
         q->head = 0;
     }
-    q->e[(q->head + q->n) % q->cap] = (struct px_prepq_entry){ type, flags, stmt, copy };
+    q->e[(q->head + q->n) % q->cap] = (struct px_prepq_entry){ type, flags, stmt, 0, copy };
     q->n++;
     return 0;
 }
 
-int queue_push(struct px_server *sv, uint8_t type, uint8_t flags, uint32_t stmt)
+int queue_push(struct px_server *sv, uint8_t type, uint16_t flags, uint32_t stmt)
 {
     return queue_push_name(sv, type, flags, stmt, NULL);
+}
+
+/* A message that changes the client's unnamed statement (cache_unnamed), prev its mapping before. */
+int queue_push_unnamed(struct px_server *sv, uint8_t type, uint16_t flags, uint32_t stmt, uint32_t prev)
+{
+    if (queue_push_name(sv, type, flags | Q_UNNAMED, stmt, NULL) < 0)
+        return -1;
+    queue_last(sv)->prev = prev;
+    return 0;
+}
+
+/* The entry pushed last (the queue is not empty). */
+struct px_prepq_entry *queue_last(struct px_server *sv)
+{
+    return &sv->prepq.e[(sv->prepq.head + sv->prepq.n - 1) % sv->prepq.cap];
 }
 
 static struct px_prepq_entry *queue_head(struct px_server *sv)
@@ -86,8 +101,10 @@ static void queue_settle(struct px_server *sv, int ok)
         cstmt_drop(cl, cs);
     if (!ok && (e->flags & Q_EVICT))
         cache_add_ready(sv, e->stmt);
-    if (!ok && e->type == Q_PARSE && !(e->flags & Q_SYNTH) && e->stmt)
+    if (!ok && e->type == Q_PARSE && !(e->flags & (Q_SYNTH | Q_URAW)) && e->stmt)
         cache_remove(sv, e->stmt);
+    if (cl && (e->flags & Q_UNNAMED))
+        unnamed_settle(cl, e, ok);
     free(e->name);
     e->name = NULL;
     q->head = (q->head + 1) % q->cap;
@@ -121,6 +138,8 @@ void px_prep_undo_sent(struct px_server *sv)
         struct px_cstmt *cs = e->name ? cstmt_find(cl, e->name) : NULL;
         struct px_stmt *s;
 
+        if (e->flags & Q_UNNAMED)
+            unnamed_map_set(cl, e->prev); /* the oldest one's wins: as before the first is sent again */
         if (cs && (e->flags & Q_NEWNAME))
             cstmt_drop(cl, cs);           /* the Parse that created it is sent again */
         else if (!cs && e->name && (e->flags & Q_RESTORE) && (s = stmt_by_id(sv->conn.px, e->stmt)))
@@ -220,10 +239,11 @@ static void on_error(struct px_server *sv, const struct proto_frame *f)
         h->flags |= Q_FAILED;      /* a simple Query still ends with its own ReadyForQuery */
         return;
     }
+    h->flags |= Q_UFAILED;         /* the failed message; those after it up to Sync are skipped */
     if (!f->body || proto_parse_error(f->body, f->len, &ef) < 0)
         ef.sqlstate = NULL;
     if (ef.sqlstate && strcmp(ef.sqlstate, "0A000") == 0 && h->stmt &&
-        (h->type == Q_EXEC || h->type == Q_BIND)) {
+        (h->type == Q_EXEC || h->type == Q_BIND || h->type == Q_DESC_STMT)) {
         /* "cached plan must not change result type": the next use prepares it afresh. */
         cache_remove(sv, h->stmt);
         stmt_invalidate(sv->conn.px, h->stmt);
@@ -253,7 +273,7 @@ void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
             int i = cache_find(sv, h->stmt);
             struct px_stmt *s = stmt_by_id(sv->conn.px, h->stmt);
 
-            if (i >= 0)
+            if (i >= 0 && !(h->flags & Q_URAW))
                 sv->cached[i].pending = 0;
             if (s)
                 s->validated = 1;

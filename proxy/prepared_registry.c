@@ -23,6 +23,7 @@ struct prep_registry {
     uint32_t next_id;
     uint32_t count;
     uint64_t unref_bytes;          /* body bytes of statements no client name points to */
+    uint32_t unnamed_epoch;        /* cache_unnamed: bumped by DDL and session changes */
 };
 
 /* Doubles an array's capacity (first: the capacity of an empty one). 0, or -1 with the array kept. */
@@ -107,15 +108,29 @@ static void stmt_ref(struct proxy *px, struct px_stmt *s)
 
 struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len)
 {
+    return stmt_get_variant(px, body, len, 0);
+}
+
+uint32_t *unnamed_epoch(struct proxy *px)
+{
     struct prep_registry *reg = registry(px);
-    uint64_t h = hash_bytes(body, len);
+
+    return reg ? &reg->unnamed_epoch : NULL;
+}
+
+/* The statement of this text and parameter types; variant 0 for named statements, else the
+ * cache_unnamed key of proxy/prepared_unnamed.c (a distinct statement per variant). */
+struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant)
+{
+    struct prep_registry *reg = registry(px);
+    uint64_t h = hash_bytes(body, len) ^ variant;
     struct px_stmt **slot, *s;
 
     if (!reg)
         return NULL;
     slot = &reg->buckets[h % REG_BUCKETS];
     for (s = *slot; s; s = s->next)
-        if (s->hash == h && s->len == len && memcmp(s->body, body, len) == 0)
+        if (s->hash == h && s->variant == variant && s->len == len && memcmp(s->body, body, len) == 0)
             return s;
     /* Swept before the new statement is linked: a sweep frees every unreferenced one. */
     if (reg->count >= REG_SWEEP || reg->unref_bytes + len > REG_UNREF_BYTES)
@@ -124,6 +139,7 @@ struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len)
     if (!s)
         return NULL;
     s->hash = h;
+    s->variant = variant;
     s->id = ++reg->next_id;
     s->refs = 0;
     s->validated = 0;
@@ -221,8 +237,8 @@ int over_client_limit(struct px_client *cl)
     int max = cl->conn.px->conf->max_prepared_statements_per_client;
     char msg[256];
 
-    if (max <= 0 || cl->nstmts < max)
-        return 0;
+    if (max <= 0 || cl->nstmts < max || (cl->nstmts == max && cstmt_find(cl, "")))
+        return 0;                  /* the unnamed statement's mapping (cache_unnamed) is no name */
     snprintf(msg, sizeof(msg), "pglane: this session already has max_prepared_statements_per_client (%d) "
              "prepared statements; close (DEALLOCATE) statements it no longer needs", max);
     px_client_fail(cl, "53400", msg);

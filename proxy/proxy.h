@@ -148,6 +148,7 @@ struct px_lane {
     int size;
     int retired;                       /* dropped or changed by a reload: drains, opens nothing new */
     uint64_t route_hits;               /* transactions routed here by default_lane */
+    uint64_t unnamed_hits;             /* cache_unnamed: unnamed Parses run as a cached named statement */
     int unix_socket;               /* server host is a directory: connect to its .s.PGSQL.port */
     struct sockaddr_storage addr;  /* resolved when the configuration is loaded */
     void *tls_ctx;                 /* SSL_CTX towards the server, when server_tls_mode is not disable */
@@ -202,8 +203,10 @@ struct px_server *px_pool_find_backend(struct proxy *px, const struct conf_serve
 
 /* ---- prepared statements in transaction pooling (proxy/prepared*.c) ---- */
 struct px_prepq_entry {            /* one reply the server owes for a message pglane sent */
-    uint8_t type, flags;
+    uint8_t type;
+    uint16_t flags;
     uint32_t stmt;
+    uint32_t prev;                 /* cache_unnamed: the client's unnamed mapping before this message */
     char *name;                    /* client statement name whose change waits for this reply */
 };
 struct px_prepq {                  /* ring of px_prepq_entry, oldest at head */
@@ -273,6 +276,7 @@ struct px_server {
     uint8_t *own_err;              /* the ErrorResponse of a failed validation or sync (malloc'd) */
     uint32_t own_err_len;
     uint64_t unnamed_owner;        /* client (conn.id) whose unnamed statement the server holds, 0 = none known */
+    uint8_t unnamed_ddl;           /* cache_unnamed: DDL ran in the open transaction (nothing cached till it ends) */
     struct proto_scram_client *scram;
     uint64_t created_ms, idle_since_ms;
     struct px_prepq prepq;         /* replies owed while prepared statements are in play */
@@ -313,6 +317,14 @@ void px_server_recycle(struct px_server *sv);
 struct px_cstmt;
 int px_prep_needed(const struct px_client *cl);
 int px_prep_is_deallocate(const uint8_t *sql, size_t len);
+/* cache_unnamed (proxy/prepared_unnamed.c): while scanning a whole client message, 1 if its batch must
+ * go through the prepared-statement mapping for the client's unnamed statement; notes DDL and
+ * session changes that retire the cached unnamed statements. */
+int px_prep_unnamed_scan(struct px_client *cl, const struct proto_frame *f);
+/* A server's CommandComplete tag: DDL or a session change seen there retires cached unnamed statements. */
+void px_prep_unnamed_on_tag(struct px_server *sv, const char *tag);
+/* ReadyForQuery: a transaction that ran DDL ended (committed or not): cached unnamed statements retire. */
+void px_prep_unnamed_tx_end(struct px_server *sv);
 /* The query text of a client's named statement (transaction pooling), or NULL. */
 const char *px_prep_statement_text(struct px_client *cl, const char *name, size_t *len);
 int px_prep_answer_locally(struct px_client *cl);
@@ -687,6 +699,7 @@ struct proxy {
     struct ssl_ctx_st *tls_ctx;    /* SSL_CTX for clients, when tls_mode is not disable */
     struct prep_registry *prep;    /* shared prepared statements, owned by proxy/prepared_registry.c */
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
+    uint64_t prep_unnamed_hits;    /* cache_unnamed hits, all lanes */
     struct metrics *metrics;       /* owned by proxy/admin/metrics.c */
     struct monitor *monitor;       /* owned by proxy/admin/monitor.c */
     struct health *health;         /* owned by proxy/health.c: servers' roles, health and lag */

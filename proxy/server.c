@@ -149,6 +149,8 @@ static int inspect_ready(struct px_server *sv, const struct proto_frame *f)
 
     if (proto_parse_ready(f->body, f->len, &status) == 0)
         sv->tx_status = status;
+    if (sv->unnamed_ddl && sv->tx_status == 'I')
+        px_prep_unnamed_tx_end(sv);
     if (sv->swallow_z) {
         sv->swallow_z--;
         if (sv->validating && --sv->validating == 0)
@@ -211,6 +213,7 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
             return 1;
         if (proto_parse_command_complete(f->body, f->len, &tag) < 0)
             return 0;
+        px_prep_unnamed_on_tag(sv, tag);
         if (tag_suspect(tag)) {
             sv->dirty |= PX_DIRTY_CHECK;
             sv->listen_seen |= strcmp(tag, "LISTEN") == 0;

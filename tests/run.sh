@@ -7,13 +7,21 @@ filter=${2:-}
 passed=0; failed=0; failed_bins=()
 export PGLANE_BIN="$PWD/$build/pglane"
 # cmocka binaries, then script suites (tests/*/check.sh) that end with their own "N passed, N failed".
-for bin in "$build"/tests/unit_* "$build"/tests/integration_* tests/*/check.sh; do
-    [ -x "$bin" ] || continue
+# NAME@cache_unnamed runs binary NAME again with PGLANE_TEST_CACHE_UNNAMED=1 (every lane of its
+# pglanes gets cache_unnamed = on): the prepared-statement suites must pass that way too.
+variants=()
+for bin in "$build"/tests/integration_test_prepared "$build"/tests/integration_test_prepared_drivers; do
+    [ -x "$bin" ] && variants+=("$bin@cache_unnamed")
+done
+for bin in "$build"/tests/unit_* "$build"/tests/integration_* "${variants[@]}" tests/*/check.sh; do
     case "$bin" in *"$filter"*) ;; *) continue ;; esac
+    env_extra=()
+    case "$bin" in *@cache_unnamed) bin=${bin%@cache_unnamed}; env_extra=(PGLANE_TEST_CACHE_UNNAMED=1) ;; esac
+    [ -x "$bin" ] || continue
     # Script suites do not run pglane's code: the sanitizer build skips them.
     case "$bin" in *.sh) [ "$build" = build-asan ] && continue ;; esac
-    echo "== $bin"
-    out=$(timeout 900 "$bin" 2>&1); rc=$?
+    echo "== $bin${env_extra:+ (${env_extra[*]})}"
+    out=$(env "${env_extra[@]}" timeout 900 "$bin" 2>&1); rc=$?
     printf '%s\n' "$out"
     p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
     f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
@@ -24,7 +32,7 @@ for bin in "$build"/tests/unit_* "$build"/tests/integration_* tests/*/check.sh; 
     p=${p:-0}; f=${f:-0}
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi   # crashed or aborted before cmocka's summary
     passed=$((passed + p)); failed=$((failed + f))
-    [ "$f" = 0 ] || failed_bins+=("$(basename "$bin")")
+    [ "$f" = 0 ] || failed_bins+=("$(basename "$bin")${env_extra:+@cache_unnamed}")
 done
 [ ${#failed_bins[@]} -eq 0 ] || echo "failing: ${failed_bins[*]}"
 echo "$passed passed, $failed failed"

@@ -143,6 +143,7 @@ static void lane(struct px_table *t, const struct conf *c, const struct conf_lan
     LANE_KV("guard", "%s", guards[l->guard]);
     LANE_KV("guard_wait", "%lldms", (long long)l->guard_wait_ms);
     LANE_KV("pin", "%s", l->pin == CONF_PIN_REFUSE ? "refuse" : "allow");
+    LANE_KV("cache_unnamed", "%s", l->cache_unnamed ? "on" : "off");
     LANE_KV("guard_quarantine", "%d", l->guard_quarantine);
     LANE_KV("guard_quarantine_window", "%lldms", (long long)l->guard_quarantine_window_ms);
     LANE_KV("guard_quarantine_time", "%lldms", (long long)l->guard_quarantine_time_ms);

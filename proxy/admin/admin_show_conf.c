@@ -341,7 +341,7 @@ void px_release(struct px_client *cl, const char *arg)
 void px_show_prepared(struct px_client *cl, const char *arg)
 {
     static const char *const cols[] = { "prepares_sent", "cache_hits", "evictions", "invalidations",
-                                        "statements_on_servers", NULL };
+                                        "statements_on_servers", "unnamed_hits", NULL };
     struct proxy *px = cl->conn.px;
     struct px_table t;
     long on_servers = 0;
@@ -361,5 +361,6 @@ void px_show_prepared(struct px_client *cl, const char *arg)
     px_table_cell(&t, "%llu", (unsigned long long)px->prep_evictions);
     px_table_cell(&t, "%llu", (unsigned long long)px->prep_invalidations);
     px_table_cell(&t, "%ld", on_servers);
+    px_table_cell(&t, "%llu", (unsigned long long)px->prep_unnamed_hits);
     px_table_send(&t, cl, "SHOW");
 }

@@ -190,6 +190,13 @@ static void lane_counters(struct proto_buf *b, struct proxy *px)
             label(b, "lane", px->lanes[i]->conf->name, 0);
             out(b, "class=\"%s\"} %llu\n", cls, (unsigned long long)px->lanes[i]->stats.errors[k]);
         }
+    family(b, "pglane_prepared_unnamed_hits_total", "counter",
+           "cache_unnamed: unnamed Parse messages run as a cached named statement, by lane.");
+    for (int i = 0; i < px->nlanes; i++) {
+        out(b, "pglane_prepared_unnamed_hits_total{");
+        label(b, "lane", px->lanes[i]->conf->name, 1);
+        out(b, "} %llu\n", (unsigned long long)px->lanes[i]->unnamed_hits);
+    }
     family(b, "pglane_slow_queries_total", "counter", "Statements slower than log_slower_than.");
     for (int i = 0; i < px->nlanes; i++) {
         out(b, "pglane_slow_queries_total{");

@@ -842,6 +842,43 @@ int h_direct(void)
     return v && *v && strcmp(v, "0") != 0;
 }
 
+int h_cache_unnamed(void)
+{
+    const char *v = getenv("PGLANE_TEST_CACHE_UNNAMED");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* PGLANE_TEST_CACHE_UNNAMED: every lane of a config that does not name the key gets cache_unnamed = on. */
+static char *add_cache_unnamed(char *text)
+{
+    if (!text || !h_cache_unnamed() || strstr(text, "cache_unnamed"))
+        return text;
+    return replace_all(text, "\n[lane.", "\n[lane.@CACHE_UNNAMED@");
+}
+
+/* Second step of add_cache_unnamed: the key goes on the line after each [lane.NAME] header. */
+static char *place_cache_unnamed(char *text)
+{
+    char *p;
+
+    while (text && (p = strstr(text, "@CACHE_UNNAMED@"))) {
+        char *eol = strchr(p, '\n');
+        size_t head = (size_t)(p - text), name = (size_t)((eol ? eol : p + strlen(p)) - p) - 15;
+        char *out = malloc(strlen(text) + 32);
+
+        if (!out) {
+            free(text);
+            return NULL;
+        }
+        memcpy(out, text, head);
+        memcpy(out + head, p + 15, name);
+        sprintf(out + head + name, "\ncache_unnamed = on%s", eol ? eol : "\n");
+        free(text);
+        text = out;
+    }
+    return text;
+}
+
 const char *h_pglane_bin(void)
 {
     static char path[H_PATH];
@@ -923,6 +960,7 @@ static int write_lane_files(struct h_pglane *l, const char *tmpl)
     text = text ? replace_all(text, "@AUTHFILE@", l->auth_path) : NULL;
     text = text ? replace_all(text, "@SOCKDIR@", l->sock_dir) : NULL;
     text = text ? replace_all(text, "@DIR@", l->dir) : NULL;
+    text = place_cache_unnamed(add_cache_unnamed(text));
     if (!text)
         return -1;
     int rc = h_write_file(l->conf_path, text);

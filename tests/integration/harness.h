@@ -93,6 +93,9 @@ struct h_pglane {
 
 /* 1 if PGLANE_TEST_DIRECT is set to a non-empty value other than 0. */
 int h_direct(void);
+/* 1 if PGLANE_TEST_CACHE_UNNAMED is set to a non-empty value other than 0: h_pglane_start adds
+ * cache_unnamed = on to every lane of a config that does not mention cache_unnamed itself. */
+int h_cache_unnamed(void);
 /* The pglane binary: $PGLANE_BIN or <repo>/build/pglane. */
 const char *h_pglane_bin(void);
 

@@ -1352,6 +1352,68 @@ static void test_raw_close_skipped_after_error(void **state)
     h_pass();
 }
 
+/*
+ * cache_unnamed = on (issue 21): libpq's unnamed statements (PQexecParams: Parse "", Bind, Describe,
+ * Execute, Sync) run from their second Parse as a statement pglane prepared on the server connection.
+ * The results are right, SHOW PREPARED and /metrics count one hit per Parse after the first, the
+ * server holds the text as one _pgl_ statement, and a lane with the key off next to it counts none.
+ */
+static void test_cache_unnamed_hits(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    static const char sql[] = "SELECT name, qty FROM items WHERE id = $1";
+    struct h_pglane l;
+    char conf[4096], extra[256], full[4608], series[96];
+    int mport = h_free_port();
+    snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nadmin_users = app\nmetrics_listen = 127.0.0.1:%d\n",
+             mport);
+    h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", extra);
+    snprintf(full, sizeof full, "%scache_unnamed = on\n\n[lane.plain]\nserver = pg\nsize = 1\ncache_unnamed = off\n\n"
+             "[route.plain]\napplication_name = plain\nlane = plain\n", conf);
+    assert_int_equal(h_pglane_start(&l, &g_pg, full), 0);
+    for (int lane = 0; lane < 2; lane++) {
+        PGconn *c = h_connect(&l, lane ? "application_name=plain" : NULL);
+        H_ASSERT_CONNECTED(c);
+        for (int i = 1; i <= 20; i++) {
+            char v[16], want[32];
+            const char *p[1] = { v };
+            snprintf(v, sizeof v, "%d", i + lane * 100);
+            snprintf(want, sizeof want, "item-%d", i + lane * 100);
+            PGresult *r = PQexecParams(c, sql, 1, NULL, p, NULL, NULL, 0);
+            assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+            assert_int_equal(PQntuples(r), 1);
+            assert_string_equal(PQgetvalue(r, 0, 0), want);
+            assert_int_equal(atol(PQgetvalue(r, 0, 1)), (i + lane * 100) * 3);
+            PQclear(r);
+        }
+        /* The lane's one server connection: its prepared statements. */
+        PGresult *r = PQexec(c, "SELECT count(*), coalesce(sum(generic_plans + custom_plans), 0) FROM pg_prepared_statements "
+                                "WHERE name LIKE '\\_pgl\\_%' AND statement = 'SELECT name, qty FROM items WHERE id = $1'");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        fprintf(stderr, "lane %s: %s _pgl_ statement(s) of the text on the server, %s executions\n",
+                lane ? "plain" : "main", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+        assert_int_equal(atol(PQgetvalue(r, 0, 0)), lane ? 0 : 1);
+        assert_int_equal(atol(PQgetvalue(r, 0, 1)), lane ? 0 : 19);
+        PQclear(r);
+        PQfinish(c);
+    }
+    PGconn *adm = h_console(&l, NULL);
+    H_ASSERT_CONNECTED(adm);
+    PGresult *r = PQexec(adm, "SHOW PREPARED");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int col = PQfnumber(r, "unnamed_hits");
+    assert_true(col >= 0);
+    assert_int_equal(atol(PQgetvalue(r, 0, col)), 19);
+    PQclear(r);
+    PQfinish(adm);
+    snprintf(series, sizeof series, "pglane_prepared_unnamed_hits_total{lane=\"main\"}");
+    assert_int_equal(h_metric_now(mport, series), 19);
+    snprintf(series, sizeof series, "pglane_prepared_unnamed_hits_total{lane=\"plain\"}");
+    assert_int_equal(h_metric_now(mport, series), 0);
+    assert_int_equal(h_pglane_stop(&l), 0);
+    h_pass();
+}
 
 int main(void)
 {
@@ -1370,6 +1432,7 @@ int main(void)
         H_TEST(test_eviction_skipped_after_error),
         H_TEST(test_raw_protocol_sequences),
         H_TEST(test_raw_close_skipped_after_error),
+        H_TEST(test_cache_unnamed_hits),
     };
     return H_RUN_GROUP("integration: prepared statements in transaction pooling", tests,
                        .pg = &g_pg, .setup = fixtures);

@@ -98,6 +98,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->lanes[0].nsettings, 0);
     assert_int_equal(c->lanes[0].protect, 0);
     assert_int_equal(c->lanes[0].preemptible, 0);
+    assert_int_equal(c->lanes[0].cache_unnamed, 0);
     assert_int_equal(c->lanes[0].guard, CONF_GUARD_OFF);
     assert_int_equal(c->lanes[0].guard_wait_ms, 250);
     assert_int_equal(c->lanes[0].guard_quarantine, 3);
@@ -211,6 +212,8 @@ static const struct key_case key_cases[] = {
     LANEK("idle_transaction_timeout = 5s", VI64, idle_transaction_timeout_ms, 5000, NULL),
     LANEK("protect = yes", VINT, protect, 1, NULL),
     LANEK("preemptible = true", VINT, preemptible, 1, NULL),
+    LANEK("cache_unnamed = on", VINT, cache_unnamed, 1, NULL),
+    LANEK("cache_unnamed = off", VINT, cache_unnamed, 0, NULL),
     LANEK("guard = log", VINT, guard, CONF_GUARD_LOG, NULL),
     LANEK("guard = cancel", VINT, guard, CONF_GUARD_CANCEL, NULL),
     LANEK("guard_wait = 2s", VI64, guard_wait_ms, 2000, NULL),
@@ -616,6 +619,7 @@ static const struct err_case err_cases[] = {
                                 "with kB, MB, GB or TB), got '64mb'"}},
     {BASE "protect = maybe\n", {"test.ini:6: protect: expected yes or no, got 'maybe'"}},
     {BASE "preemptible = 2\n", {"test.ini:6: preemptible: expected yes or no, got '2'"}},
+    {BASE "cache_unnamed = sometimes\n", {"test.ini:6: cache_unnamed: expected yes or no, got 'sometimes'"}},
     {BASE "guard = kill\n", {"test.ini:6: guard: expected off, log or cancel, got 'kill'"}},
     {BASE "guard_wait = soon\n",
      {"test.ini:6: guard_wait: expected a duration such as 250ms, 2s or 10min, got 'soon'"}},
