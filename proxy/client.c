@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/admin/stages.h"
 #include "proxy/client_internal.h"
 #include "proxy/proxy.h"
 #include "proxy/state.h"
@@ -200,6 +201,14 @@ static int forward(struct px_client *cl)
     if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION && px_prep_needed(cl)) {
         if (cl->retry_buf)
             cl->retry_mapped = 1;      /* the client's bytes are kept, mapped again when resent */
+        if (PX_STAGE_ON(cl->conn.id)) {
+            uint64_t t = px_stage_now();
+            int pr = px_prep_forward(cl);
+
+            px_stage_add(PX_ST_PREPARED, t);
+            px_stage_sent();
+            return pr;
+        }
         return px_prep_forward(cl);
     }
     if (cl->tx_route == TXR_BEGIN_REPLAY)
@@ -208,8 +217,13 @@ static int forward(struct px_client *cl)
     px_flow_mark_raw(cl);
     if (cl->unnamed_parsed)
         cl->server->unnamed_owner = cl->conn.id;
+    uint64_t st = PX_STAGE_ON(cl->conn.id) ? px_stage_now() : 0;
     int r = px_forward(&cl->conn, &cl->server->conn);
 
+    if (st) {
+        px_stage_add(PX_ST_SERVER_WRITE, st);
+        px_stage_sent();
+    }
     if (r < 0 && cl->retry_buf) {
         /* The bytes are kept: the server connection died under the transaction's first message. */
         cl->conn.in.start = cl->conn.in.pos;
@@ -303,7 +317,11 @@ void px_client_pump(struct px_client *cl)
                 return;
             }
             if (cl->prep_batch && cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION) {
+                uint64_t st = PX_STAGE_ON(cl->conn.id) ? px_stage_now() : 0;
                 int r = px_prep_answer_locally(cl);
+
+                if (st)
+                    px_stage_add(PX_ST_PREPARED, st);
 
                 if (r < 0) {
                     px_client_close(cl, "write to client failed");
@@ -389,18 +407,18 @@ void px_client_on_read(struct px_client *cl)
     }
     if (held_for_check(cl))
         return;
+    uint64_t st = px_stage_client_enter(cl);
     int r = client_scan(cl, &err);
 
     if (r == -2) {
         if (cl->state != CL_CLOSED)
             client_fatal(cl, "54000", err);
-        return;
-    }
-    if (r < 0) {
+    } else if (r < 0) {
         client_fatal(cl, "08P01", err ? err : "protocol violation");
-        return;
+    } else {
+        px_client_pump(cl);
     }
-    px_client_pump(cl);
+    px_stage_client_leave(st);
 }
 
 void px_client_on_sent(struct px_client *cl)
@@ -437,6 +455,8 @@ void px_client_attached(struct px_client *cl)
     }
     px_client_set_state(cl, CL_ACTIVE);
     cl->tx_start_us = px_now_us();
+    if (PX_STAGE_ON(cl->conn.id))
+        px_stage_attached();
     if (cl->held_begin) {
         /* The server's reply to the replayed BEGIN was answered already. */
         cl->server->swallow_z++;
@@ -552,6 +572,7 @@ void px_client_close(struct px_client *cl, const char *reason)
 
 void px_client_free(struct px_client *cl)
 {
+    px_stage_abandon(cl->conn.id);
     px_prep_client_free(cl);
     px_session_free(cl);
     px_flow_free(cl);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/admin/stages.h"
 #include "proxy/proxy.h"
 #include "proxy/server_internal.h"
 #include "proxy/state.h"
@@ -491,20 +492,35 @@ static void idle_read(struct px_server *sv)
 void px_server_pump_client(struct px_server *sv)
 {
     struct px_client *cl = sv->client;
+    uint64_t st;
     int r;
 
     if (!cl)
         return;
     if (cl->retry_pre_unsent && sv->conn.in.start < sv->conn.in.pos)
         px_retry_forwarding(cl);
+    st = PX_STAGE_ON(cl->conn.id) ? px_stage_now() : 0;
     r = px_forward(&sv->conn, &cl->conn);
+    if (st)
+        px_stage_add(PX_ST_CLIENT_WRITE, st);
     if (r < 0) {
         px_client_close(cl, "write to client failed");
         return;
     }
 }
 
+static void server_read(struct px_server *sv);
+
+/* The relay's read callback, timed when it serves the transaction SHOW STAGES samples. */
 void px_server_on_read(struct px_server *sv)
+{
+    uint64_t st = px_stage_server_enter(sv);
+
+    server_read(sv);
+    px_stage_server_leave(st);
+}
+
+static void server_read(struct px_server *sv)
 {
     enum scan_result r;
 
@@ -574,12 +590,21 @@ void px_server_on_read(struct px_server *sv)
     }
     if (sv->client)
         px_server_pump_client(sv);
-    if (sv->client && sv->prepq.n && !sv->conn.writing)
+    if (sv->client && sv->prepq.n && !sv->conn.writing) {
+        uint64_t st = PX_STAGE_ON(sv->client->conn.id) ? px_stage_now() : 0;
+
         (void)px_prep_drain(sv);
+        if (st)
+            px_stage_add(PX_ST_PREPARED, st);
+    }
     if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client &&
-        sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION)
+        sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION) {
+        uint64_t st = PX_STAGE_ON(sv->client->conn.id) ? px_stage_now() : 0;
+
         px_server_detach(sv);
-    else if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client)
+        if (st)
+            px_stage_add(PX_ST_RELEASE, st);
+    } else if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client)
         px_client_session_idle(sv->client);
     else if (sv->state == SV_ACTIVE && sv->client && px_client_check_terminate(sv->client))
         return;

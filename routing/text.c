@@ -12,6 +12,20 @@
 
 /* ---- DEALLOCATE ---- */
 
+/* Whether the bytes at p start with w (lowercase, wl bytes), ASCII case-insensitively. */
+static int ci_prefix(const uint8_t *p, const char *w, size_t wl)
+{
+    for (size_t k = 0; k < wl; k++) {
+        uint8_t c = p[k];
+
+        if (c >= 'A' && c <= 'Z')
+            c += 32;
+        if (c != (uint8_t)w[k])
+            return 0;
+    }
+    return 1;
+}
+
 static const char *skip_space(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -23,7 +37,7 @@ static const char *skip_word(const char *p, const char *end, const char *word)
 {
     size_t n = strlen(word);
 
-    if ((size_t)(end - p) < n || strncasecmp(p, word, n) != 0 ||
+    if ((size_t)(end - p) < n || !ci_prefix((const uint8_t *)p, word, n) ||
         (p + n < end && (isalnum((unsigned char)p[n]) || p[n] == '_')))
         return NULL;
     return p + n;
@@ -67,38 +81,60 @@ int route_deallocate_name(const char *sql, size_t len, char *name, size_t cap)
 
 static int word_at(const uint8_t *p, size_t n, size_t i, const char *w, size_t wl)
 {
-    return i + wl <= n && strncasecmp((const char *)p + i, w, wl) == 0 &&
+    return i + wl <= n && ci_prefix(p + i, w, wl) &&
            (i + wl == n || !(p[i + wl] == '_' || (unsigned)((p[i + wl] | 0x20) - 'a') < 26u ||
                              (unsigned)(p[i + wl] - '0') < 10u));
 }
+
+/* Bytes route_text_flags looks at; every other byte only ends a statement's start. */
+enum { TF_OTHER, TF_BLANK, TF_PAREN, TF_SEMI, TF_S, TF_R, TF_T };
+static const uint8_t tf_class[256] = {
+    [' '] = TF_BLANK, ['\n'] = TF_BLANK, ['\t'] = TF_BLANK, ['\r'] = TF_BLANK, ['('] = TF_PAREN, [';'] = TF_SEMI,
+    ['s'] = TF_S, ['S'] = TF_S, ['r'] = TF_R, ['R'] = TF_R, ['t'] = TF_T, ['T'] = TF_T,
+};
 
 int route_text_flags(const char *sql, size_t n)
 {
     const uint8_t *p = (const uint8_t *)sql;
     int f = 0, start = 1;
 
+    /* One table lookup per byte: most bytes are none of the few that matter (a statement's start,
+     * '(', "temp", "set_config"), and those are compared by hand, first byte first. */
     for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
+        uint8_t k = tf_class[p[i]];
 
-        if (c == '(') {
-            f |= ROUTE_TXT_CALL;
+        if (k == TF_OTHER) {
             start = 0;
             continue;
         }
-        if (c == ';') {
+        switch (k) {
+        case TF_BLANK:
+            continue;
+        case TF_PAREN:
+            f |= ROUTE_TXT_CALL;
+            start = 0;
+            continue;
+        case TF_SEMI:
             start = 1;
             continue;
-        }
-        if (c == ' ' || c == '\n' || c == '\t' || c == '\r')
+        case TF_R:
+            if (start && word_at(p, n, i, "reset", 5))
+                f |= ROUTE_TXT_SET;
+            start = 0;
             continue;
-        c |= 0x20;
-        if (start && ((c == 's' && word_at(p, n, i, "set", 3)) || (c == 'r' && word_at(p, n, i, "reset", 5))))
-            f |= ROUTE_TXT_SET;
-        start = 0;
-        if (c == 't' && i + 4 <= n && strncasecmp((const char *)p + i, "temp", 4) == 0)
-            f |= ROUTE_TXT_TEMP;
-        else if (c == 's' && i + 10 <= n && strncasecmp((const char *)p + i, "set_config", 10) == 0)
-            f |= ROUTE_TXT_SET;
+        case TF_S:
+            if (start && word_at(p, n, i, "set", 3))
+                f |= ROUTE_TXT_SET;
+            start = 0;
+            if (i + 10 <= n && ci_prefix(p + i + 1, "et_config", 9))
+                f |= ROUTE_TXT_SET;
+            continue;
+        default:   /* TF_T */
+            start = 0;
+            if (i + 4 <= n && ci_prefix(p + i + 1, "emp", 3))
+                f |= ROUTE_TXT_TEMP;
+            continue;
+        }
     }
     return f;
 }
@@ -115,6 +151,11 @@ const char *route_bare_begin_tag(const char *sql, size_t len)
     size_t n = 0, i;
     int space = 0;
 
+    /* Every form starts with "begin" or "start": most statements are told apart by their first bytes. */
+    for (i = 0; i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'); i++)
+        ;
+    if (len - i < 5 || (!ci_prefix((const uint8_t *)sql + i, "begin", 5) && !ci_prefix((const uint8_t *)sql + i, "start", 5)))
+        return NULL;
     for (i = 0; i < len && sql[i]; i++) {
         char c = sql[i];
 
@@ -151,7 +192,7 @@ const char *route_begin_tag(const char *sql, size_t len)
         return tag;
     while (p < sql + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++;
-    if ((size_t)(sql + len - p) < 6 || (strncasecmp(p, "begin", 5) != 0 && strncasecmp(p, "start", 5) != 0) ||
+    if ((size_t)(sql + len - p) < 6 || (!ci_prefix((const uint8_t *)p, "begin", 5) && !ci_prefix((const uint8_t *)p, "start", 5)) ||
         route_split_spans(sql, len, spans, 2) != 1 || route_classify(sql, len, &cls) < 0 ||
         cls.parsed_by == ROUTE_PARSED_BY_LEXER || !cls.is_begin)
         return NULL;

@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(build-essential pkg-config libuv1-dev libssl-dev libpq-dev libinih-dev libpcre2-dev
       libcmocka-dev libpg-query-dev libprotobuf-c-dev libsystemd-dev postgresql-client-15 postgresql-15 clang libclang-rt-14-dev
       python3-psycopg nodejs $(command -v npm >/dev/null || echo npm) openjdk-17-jdk-headless
-      libpostgresql-jdbc-java prometheus-pgbouncer-exporter "$@")
+      libpostgresql-jdbc-java prometheus-pgbouncer-exporter pgbouncer "$@")
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -34,3 +34,11 @@ trap '[ $added_policy = 1 ] && rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+# pgbouncer is installed for make bench's side-by-side runs only: it must not start at boot and take
+# port 6432 (pglane's own default port) from make run.
+for p in "${missing[@]}"; do
+    if [ "$p" = pgbouncer ]; then
+        systemctl disable pgbouncer.service >/dev/null 2>&1 || true
+        update-rc.d pgbouncer disable >/dev/null 2>&1 || true
+    fi
+done

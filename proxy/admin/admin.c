@@ -9,9 +9,10 @@
 #include <strings.h>
 
 #include "proxy/admin/console.h"
+#include "proxy/admin/stages.h"
 
 #define CMD_MAX 256
-#define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | QUARANTINE | CONFIG | PREPARED | TENANTS | HEALTH, " \
+#define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | QUARANTINE | CONFIG | PREPARED | TENANTS | HEALTH | STAGES, " \
                  "SHOW POOLS | DATABASES | LISTS | VERSION | USERS (PgBouncer's columns), " \
                  "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id | lane | db/lane, RECONNECT [lane | db/lane], " \
                  "WAIT_CLOSE [lane | db/lane], RELEASE fingerprint | ALL, SHUTDOWN"
@@ -32,7 +33,7 @@ static const struct {
     { "SHOW STATS", px_show_stats }, { "SHOW ROUTES", px_show_routes }, { "SHOW QUERIES", px_show_queries },
     { "SHOW BLOCKING", px_show_blocking }, { "SHOW GUARD", px_show_guard }, { "SHOW CONFIG", px_show_config },
     { "SHOW PREPARED", px_show_prepared }, { "SHOW QUARANTINE", px_show_quarantine },
-    { "SHOW TENANTS", px_show_tenants }, { "RELEASE", px_release },
+    { "SHOW TENANTS", px_show_tenants }, { "SHOW STAGES", px_show_stages }, { "RELEASE", px_release },
     { "SHOW HEALTH", px_show_health },
     { "RELOAD", cmd_reload }, { "PAUSE", cmd_pause }, { "RESUME", cmd_resume }, { "KILL", cmd_kill },
     { "SHUTDOWN", cmd_shutdown },

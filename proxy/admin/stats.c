@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proxy/admin/stages.h"
 #include "proxy/proxy.h"
 
 #define SUB_BITS 2   /* 4 buckets per power of two */
@@ -130,6 +131,8 @@ void px_stats_query_end(struct px_server *sv, struct px_client *cl)
     cl->query_start_us = cl->pending_z ? now : 0;
     if (sv->tx_status != 'I' || !cl->tx_begin_us)
         return;
+    if (PX_STAGE_ON(cl->conn.id))
+        px_stage_tx_end();
     start = cl->tx_begin_us > cl->tx_start_us ? cl->tx_begin_us : cl->tx_start_us;
     px_hist_add(&st->tx, now - start);
     sv->pool->xact_us += now - start;
