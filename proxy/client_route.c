@@ -223,6 +223,23 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
 
 /* The routing decision for the first statement of a transaction; *classified when routing
  * classified it (and so merged its session flags). STMT_FORWARD, STMT_HELD_BEGIN or STMT_QUARANTINED. */
+/* A lane with several servers: whether the transaction only reads decides where it runs
+ * (proxy/replica.c); the held BEGIN, if any, is at the start of the client's buffer. */
+static void note_reads(struct px_client *cl, const char *sql, size_t len)
+{
+    struct proxy *px = cl->conn.px;
+    const struct px_buf *b = &cl->conn.in;
+
+    cl->tx_reads = 0;
+    if (cl->lane < 0 || cl->lane >= px->nlanes || px->lanes[cl->lane]->neps < 2)
+        return;
+    if (cl->held_begin > PROTO_HEADER_LEN + 1)
+        px_replica_note_statement(cl, sql, len, (const char *)b->data + b->start + PROTO_HEADER_LEN,
+                                  cl->held_begin - PROTO_HEADER_LEN - 1);
+    else
+        px_replica_note_statement(cl, sql, len, NULL, 0);
+}
+
 static enum stmt_verdict route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql,
                                          size_t len, int *classified)
 {
@@ -234,19 +251,25 @@ static enum stmt_verdict route_statement(struct px_client *cl, const struct prot
     if (!tx_start)
         return STMT_FORWARD;
     px_tenant_note_hint(cl, sql, len);
-    if (cl->tx_route == TXR_BEGIN_HELD_DECIDED)
+    if (cl->tx_route == TXR_BEGIN_HELD_DECIDED) {
+        note_reads(cl, sql, len);
         return STMT_FORWARD;       /* the identity chose the lane when the BEGIN was held */
+    }
     lane = px_route_identity_hit(px, cl);
     if (lane != ROUTE_NEED_STATEMENT) {
         cl->lane = (int16_t)lane;
+        cl->tx_rule = cl->identity_rule;
         px_client_tx_route_decide(cl);
         /* With server_retry, a bare BEGIN is held too: it goes with the transaction's first statement,
-         * so that both can be resent if the server connection turns out dead (proxy/retry.c). */
+         * so that both can be resent if the server connection turns out dead (proxy/retry.c). In a
+         * lane with several servers, the statement after it tells where the transaction runs. */
         if (f->type == PROTO_FE_QUERY && !cl->held_begin && lane >= 0 && lane < px->nlanes &&
-            px->lanes[lane]->conf->server_retry > 0 && (tag = begin_tag(sql, len)) != NULL) {
+            (px->lanes[lane]->conf->server_retry > 0 || px->lanes[lane]->neps > 1) &&
+            (tag = begin_tag(sql, len)) != NULL) {
             hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
             return STMT_HELD_BEGIN;
         }
+        note_reads(cl, sql, len);
         return STMT_FORWARD;
     }
     if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = begin_tag(sql, len)) != NULL) {
@@ -254,7 +277,9 @@ static enum stmt_verdict route_statement(struct px_client *cl, const struct prot
         return STMT_HELD_BEGIN;
     }
     cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
+    cl->tx_rule = (int16_t)px_route_last_rule();
     px_client_tx_route_decide(cl);
     *classified = 1;
+    note_reads(cl, sql, len);
     return px->guard && refuse_quarantined(cl, f) ? STMT_QUARANTINED : STMT_FORWARD;
 }
