@@ -24,6 +24,7 @@ enum conf_log_level { CONF_LOG_ERROR, CONF_LOG_WARNING, CONF_LOG_INFO, CONF_LOG_
 enum conf_tls_mode { CONF_TLS_DISABLE, CONF_TLS_ALLOW, CONF_TLS_REQUIRE };
 enum conf_server_tls { CONF_STLS_DISABLE, CONF_STLS_PREFER, CONF_STLS_REQUIRE, CONF_STLS_VERIFY_CA,
                        CONF_STLS_VERIFY_FULL };
+enum conf_server_role { CONF_ROLE_AUTO, CONF_ROLE_PRIMARY, CONF_ROLE_REPLICA };
 enum conf_guard { CONF_GUARD_OFF, CONF_GUARD_LOG, CONF_GUARD_CANCEL };
 enum conf_pin { CONF_PIN_ALLOW, CONF_PIN_REFUSE };
 /* tenant_key: what names a transaction's tenant for fair queuing (proxy/fairq.c) */
@@ -60,6 +61,8 @@ struct conf_server {
     enum conf_server_tls tls_mode;  /* server_tls_mode, default disable */
     char *tls_ca_file;         /* server_tls_ca_file */
     int max_connections;       /* default 0 (no cap): server connections to it, all lanes and pools */
+    enum conf_server_role role;     /* role, default auto: learned from pg_is_in_recovery() */
+    int role_set;              /* the section says role (any value): its health is checked */
     int line;
 };
 
@@ -183,6 +186,8 @@ struct conf {
     int peer_id;                   /* 0 (default) = no peering; 1..CONF_PEER_ID_MAX (start only) */
     struct conf_peer *peers; int npeers;  /* [peers], in file order */
     int64_t client_drain_timeout_ms;      /* default 0: a drain closes idle clients at once */
+    int64_t health_check_interval_ms;     /* default 1s; 0 = off: servers' role, health and lag (proxy/health.c) */
+    int health_check_failures;            /* default 3: failed checks in a row that make a server down */
     int allow_trust;           /* allow_trust = yes */
     enum conf_tls_mode tls_mode;   /* default disable */
     char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_protocols;

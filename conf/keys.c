@@ -205,6 +205,33 @@ static const char *const log_names[] = {"error", "warning", "info", "debug", NUL
 static const char *const tls_names[] = {"disable", "allow", "require", NULL};
 static const char *const stls_names[] = {"disable", "prefer", "require", "verify-ca",
                                          "verify-full", NULL};
+static const char *const role_names[] = {"auto", "primary", "replica", NULL};
+
+_Static_assert(sizeof(enum conf_server_role) == sizeof(int), "enums are stored through int *");
+
+/* role: the value, and that it was given (a server with a role is health-checked). */
+static int set_role(SETTER_ARGS)
+{
+    struct conf_server *cs = obj;
+
+    (void)ld, (void)s;
+    if (conf_parse_enum(value, role_names, CONF_FIELD(obj, kd, int)) < 0)
+        return -1;
+    cs->role_set = 1;
+    return 0;
+}
+
+/* health_check_interval: 0 (off) or at least 10ms. */
+static int set_health_interval(SETTER_ARGS)
+{
+    int64_t v;
+
+    (void)ld, (void)s;
+    if (conf_parse_duration(value, &v) < 0 || (v != 0 && v < 10))
+        return -1;
+    *CONF_FIELD(obj, kd, int64_t) = v;
+    return 0;
+}
 
 static const struct conf_keydef pglane_keys[] = {
     KW("listen", set_listen, struct conf, listen,
@@ -251,6 +278,9 @@ static const struct conf_keydef pglane_keys[] = {
     KBOOL("so_reuseport", struct conf, so_reuseport),
     KINT("peer_id", struct conf, peer_id, 0, CONF_PEER_ID_MAX),
     KDUR("client_drain_timeout", struct conf, client_drain_timeout_ms),
+    KW("health_check_interval", set_health_interval, struct conf, health_check_interval_ms,
+       "a duration of at least 10ms, or 0 (off)"),
+    KINT("health_check_failures", struct conf, health_check_failures, 1, 1000),
     KEND,
 };
 
@@ -260,6 +290,7 @@ static const struct conf_keydef server_keys[] = {
     KENUM("server_tls_mode", struct conf_server, tls_mode, stls_names),
     KW("server_tls_ca_file", conf_set_path, struct conf_server, tls_ca_file, "a file name"),
     KINT("max_connections", struct conf_server, max_connections, 0, INT_MAX),
+    KW("role", set_role, struct conf_server, role, "primary, replica or auto"),
     KEND,
 };
 

@@ -327,6 +327,7 @@ static struct conf *conf_new(const char *name)
                        .pool_idle_timeout_ms = 300000, .max_pools = 5000,
                        .server_check_delay_ms = 30000, .auth_cache_ttl_ms = 60000,
                        .tls_mode = CONF_TLS_DISABLE,
+                       .health_check_interval_ms = 1000, .health_check_failures = 3,
                        .tls_protocol_mask = CONF_TLS_V1_2 | CONF_TLS_V1_3};
     if (c->file == NULL) {
         free(c);

@@ -326,6 +326,7 @@ int px_reload(struct proxy *px)
     retire_conf(px, oc, &ou, pinned);
     sweep_retired_lanes(px);
     (void)px_peers_configure(px, 0);
+    px_health_reload(px);
     px_info("reload: %d lane(s), %d route(s), %d new or changed lane(s)", nc->nlanes, nc->nroutes, nfresh);
     return 0;
 }

@@ -122,6 +122,7 @@ void px_stop(struct proxy *px)
     px_peers_stop(px);
     px_metrics_stop(px);
     px_monitor_stop(px);
+    px_health_stop(px);
     px_authq_stop(px);
     while (!px_list_empty(&px->clients))
         px_client_close(px_container_of(px->clients.next, struct px_client, link), "pglane exiting");

@@ -130,7 +130,8 @@ static int run(const char *path)
     if (px.conf->tls_mode != CONF_TLS_DISABLE && !(px.tls_ctx = px_tls_server_ctx(px.conf)))
         goto close_early;
     if (px_config_apply_initial(&px) < 0 || px_peers_configure(&px, 1) < 0 || px_listeners_open(&px) < 0 ||
-        px_metrics_start(&px) < 0 || px_monitor_start(&px) < 0) {
+        px_metrics_start(&px) < 0 || px_monitor_start(&px) < 0 ||
+        px_health_start(&px) < 0) {
 close_early:
         px_stop(&px);
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -23,6 +23,7 @@
 #include "proxy/adapt.h"
 #include "proxy/config.h"
 #include "proxy/replica.h"
+#include "proxy/health.h"
 #include "proxy/lifecycle.h"
 #include "proxy/peers.h"
 #include "proxy/route.h"
@@ -709,6 +710,7 @@ struct proxy {
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
     struct metrics *metrics;       /* owned by proxy/admin/metrics.c */
     struct monitor *monitor;       /* owned by proxy/admin/monitor.c */
+    struct health *health;         /* owned by proxy/health.c: servers' roles, health and lag */
     struct authq *authq;           /* owned by proxy/auth_query.c, made by the first lookup */
     int draining;
     int exiting;

@@ -21,31 +21,6 @@
 #include "proxy/state.h"
 #include "routing/route.h"
 
-#if __has_include("proxy/health.h")
-#include "proxy/health.h"
-#else
-/* Until the health checks are in the tree: every server reads as unknown (nothing goes to a replica). */
-enum px_role { PX_ROLE_UNKNOWN, PX_ROLE_PRIMARY, PX_ROLE_REPLICA };
-struct px_health {
-    int role;
-    int up;
-    int64_t lag_ms, lag_bytes;
-    uint64_t lsn;
-    uint64_t checked_ms;
-    uint64_t conflicts;
-};
-const struct px_health *px_health_get(struct proxy *px, const char *server_name);
-void px_health_conflict(struct proxy *px, const char *server_name);
-__attribute__((weak)) const struct px_health *px_health_get(struct proxy *px, const char *server_name)
-{
-    (void)px, (void)server_name;
-    return NULL;
-}
-__attribute__((weak)) void px_health_conflict(struct proxy *px, const char *server_name)
-{
-    (void)px, (void)server_name;
-}
-#endif
 
 /* ---- the lane's servers ---- */
 
@@ -168,10 +143,11 @@ static int up(const struct px_health *h)
     return !h || h->up;
 }
 
+/* Over the lane's limits; a lag the checks could not measure (-1) counts as over a limit that is set. */
 static int over_lag(const struct conf_lane *lc, const struct px_health *h)
 {
-    return (lc->max_replica_lag_ms > 0 && h->lag_ms > lc->max_replica_lag_ms) ||
-           (lc->max_replica_lag_bytes > 0 && h->lag_bytes > lc->max_replica_lag_bytes);
+    return (lc->max_replica_lag_ms > 0 && (h->lag_ms < 0 || h->lag_ms > lc->max_replica_lag_ms)) ||
+           (lc->max_replica_lag_bytes > 0 && (h->lag_bytes < 0 || h->lag_bytes > lc->max_replica_lag_bytes));
 }
 
 int px_ep_state(struct proxy *px, const struct px_lane *lane, const struct px_ep *ep)
@@ -508,33 +484,20 @@ int px_replica_ask_lsn(struct px_server *sv, struct px_client *cl)
     return 1;
 }
 
-/* "16/B374D848" */
-static int parse_lsn(const char *s, uint32_t n, uint64_t *out)
-{
-    char buf[40];
-    unsigned hi, lo;
-
-    if (n == 0 || n >= sizeof(buf))
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (sscanf(buf, "%X/%X", &hi, &lo) != 2)
-        return -1;
-    *out = ((uint64_t)hi << 32) | lo;
-    return 0;
-}
-
 void px_replica_lsn_row(struct px_server *sv, const uint8_t *body, uint32_t len)
 {
+    char text[40];
     uint32_t n;
     uint64_t lsn;
 
     if (len < 6 || proto_get_u16(body) != 1)
         return;
     n = proto_get_u32(body + 2);
-    if (n == 0xffffffffu || n > len - 6)
+    if (n == 0xffffffffu || n > len - 6 || n >= sizeof(text))
         return;
-    if (parse_lsn((const char *)body + 6, n, &lsn) == 0)
+    memcpy(text, body + 6, n);
+    text[n] = '\0';
+    if (px_lsn_parse(text, &lsn) == 0)
         sv->ryw_lsn = lsn;
 }
 

@@ -11,7 +11,7 @@
 #include "proxy/admin/console.h"
 
 #define CMD_MAX 256
-#define COMMANDS "SHOW LANES | LANE SERVERS | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | QUARANTINE | CONFIG | PREPARED | TENANTS, " \
+#define COMMANDS "SHOW LANES | LANE SERVERS | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | QUARANTINE | CONFIG | PREPARED | TENANTS | HEALTH, " \
                  "SHOW POOLS | DATABASES | LISTS | VERSION | USERS (PgBouncer's columns), " \
                  "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id | lane | db/lane, RECONNECT [lane | db/lane], " \
                  "WAIT_CLOSE [lane | db/lane], RELEASE fingerprint | ALL, SHUTDOWN"
@@ -33,6 +33,7 @@ static const struct {
     { "SHOW BLOCKING", px_show_blocking }, { "SHOW GUARD", px_show_guard }, { "SHOW CONFIG", px_show_config },
     { "SHOW PREPARED", px_show_prepared }, { "SHOW QUARANTINE", px_show_quarantine },
     { "SHOW TENANTS", px_show_tenants }, { "RELEASE", px_release },
+    { "SHOW HEALTH", px_show_health },
     { "RELOAD", cmd_reload }, { "PAUSE", cmd_pause }, { "RESUME", cmd_resume }, { "KILL", cmd_kill },
     { "SHUTDOWN", cmd_shutdown },
     /* PgBouncer's commands that pglane has no table of its own for (admin_pgb.c) */

@@ -76,6 +76,8 @@ static void general(struct px_table *t, const struct conf *c)
     kv(t, "auth_query", "%s", str(c->auth_query));
     kv(t, "auth_dbname", "%s", str(c->auth_dbname));
     kv(t, "auth_cache_ttl", "%lldms", (long long)c->auth_cache_ttl_ms);
+    kv(t, "health_check_interval", "%lldms", (long long)c->health_check_interval_ms);
+    kv(t, "health_check_failures", "%d", c->health_check_failures);
 }
 
 /* so_reuseport and peer_id as in force (fixed at start), with the file's value when a reload changed
@@ -115,6 +117,8 @@ static void server(struct px_table *t, const struct conf_server *s)
     kv(t, key, "%d", s->port);
     snprintf(key, sizeof(key), "server.%s.server_tls_mode", s->name);
     kv(t, key, "%s", modes[s->tls_mode]);
+    snprintf(key, sizeof(key), "server.%s.role", s->name);
+    kv(t, key, "%s", s->role == CONF_ROLE_PRIMARY ? "primary" : s->role == CONF_ROLE_REPLICA ? "replica" : "auto");
 }
 
 static void lane(struct px_table *t, const struct conf *c, const struct conf_lane *l)

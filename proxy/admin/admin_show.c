@@ -246,13 +246,14 @@ static void server_row(struct px_table *t, struct proxy *px, const struct px_ser
     }
     px_table_cell(t, "%llu", (unsigned long long)(px_now_ms(px) - sv->created_ms) / 1000u);
     px_table_cell(t, "%d", sv->ncancels);
+    px_health_server_cells(t, px, sv->pool->ep->server->name);
 }
 
 void px_show_servers(struct px_client *cl, const char *arg)
 {
     static const char *const cols[] = {
         "id", "backend_pid", "lane", "database", "user", "state", "tx_status", "client_id", "fingerprint",
-        "query_ms", "connected_s", "cancels", NULL
+        "query_ms", "connected_s", "cancels", "server", "role", "server_state", "lag_ms", "lag_bytes", NULL
     };
     struct proxy *px = cl->conn.px;
     struct px_table t;

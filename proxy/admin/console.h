@@ -45,6 +45,12 @@ void px_release(struct px_client *cl, const char *arg);
 void px_show_guard(struct px_client *cl, const char *arg);
 void px_show_config(struct px_client *cl, const char *arg);
 void px_show_prepared(struct px_client *cl, const char *arg);
+/* Server health (admin_health.c): SHOW HEALTH, one row per [server.*]; the cells server, role,
+ * server_state, lag_ms, lag_bytes of server that end each SHOW SERVERS row; state name up, down or
+ * unchecked. */
+void px_show_health(struct px_client *cl, const char *arg);
+void px_health_server_cells(struct px_table *t, struct proxy *px, const char *server);
+const char *px_health_state_name(struct proxy *px, const char *server, const struct px_health *h);
 /* Fair queuing (admin_tenants.c): one row per known tenant of each lane with a tenant_key. */
 void px_show_tenants(struct px_client *cl, const char *arg);
 

@@ -486,6 +486,56 @@ static void tenants(struct proto_buf *b, struct proxy *px)
     }
 }
 
+/* Servers' health (proxy/health.c): only the servers that are checked, except conflicts. */
+struct health_family {
+    struct proto_buf *b;
+    struct proxy *px;
+    int which;
+};
+
+static int health_line(const char *name, const struct px_health *h, void *arg)
+{
+    struct health_family *f = arg;
+    int checked = px_health_checked(f->px, name);
+
+    if (f->which < 3 && !checked)
+        return 0;
+    if ((f->which == 1 && h->lag_ms < 0) || (f->which == 2 && h->lag_bytes < 0))
+        return 0;
+    out(f->b, "%s{", f->which == 0 ? "pglane_server_up" : f->which == 1 ? "pglane_replica_lag_seconds"
+                     : f->which == 2 ? "pglane_replica_lag_bytes" : "pglane_replica_conflicts_total");
+    label(f->b, "server", name, 1);
+    switch (f->which) {
+    case 0: out(f->b, "} %d\n", h->up); break;
+    case 1: out(f->b, "} %.3f\n", (double)h->lag_ms / 1000.0); break;
+    case 2: out(f->b, "} %lld\n", (long long)h->lag_bytes); break;
+    default: out(f->b, "} %llu\n", (unsigned long long)h->conflicts); break;
+    }
+    return 0;
+}
+
+static void health(struct proto_buf *b, struct proxy *px)
+{
+    static const char *const fam[][3] = {
+        { "pglane_server_up", "gauge", "1 while the server answers its health checks, 0 once it is down." },
+        { "pglane_replica_lag_seconds", "gauge",
+          "Replay lag in time: since the last replayed transaction while received WAL waits for replay; 0 on a "
+          "primary and on a replica with nothing to replay." },
+        { "pglane_replica_lag_bytes", "gauge", "WAL bytes the server has still to replay behind the primary's LSN." },
+        { "pglane_replica_conflicts_total", "counter",
+          "Statements cancelled on the server by a conflict with recovery." },
+    };
+
+    for (int i = 0; i < 4; i++) {
+        struct health_family f = { b, px, i };
+
+        family(b, fam[i][0], fam[i][1], fam[i][2]);
+        px_health_foreach(px, health_line, &f);
+    }
+    family(b, "pglane_health_checks_total", "counter", "Health-check queries sent to servers.");
+    out(b, "pglane_health_checks_total %llu\n", (unsigned long long)px_health_checks_total(px));
+}
+
 /* Lanes with several servers (proxy/replica.c): each server's state for the lane, the transactions
  * the lane sent there, and the recovery conflicts its clients met there. */
 static void lane_servers(struct proto_buf *b, struct proxy *px)
@@ -514,11 +564,11 @@ static void lane_servers(struct proto_buf *b, struct proxy *px)
                 label(b, "kind", kinds[k], 1);
                 out(b, "} %llu\n", (unsigned long long)(k ? px->lanes[i]->eps[e].writes : px->lanes[i]->eps[e].reads));
             }
-    family(b, "pglane_replica_conflicts_total", "counter",
+    family(b, "pglane_lane_replica_conflicts_total", "counter",
            "Statements a standby cancelled for a conflict with recovery (40001 / 40P01), by lane and server.");
     for (int i = 0; i < px->nlanes; i++)
         for (int e = 0; px->lanes[i]->neps > 1 && e < px->lanes[i]->neps; e++) {
-            out(b, "pglane_replica_conflicts_total{");
+            out(b, "pglane_lane_replica_conflicts_total{");
             label(b, "lane", px->lanes[i]->conf->name, 0);
             label(b, "server", px->lanes[i]->eps[e].server->name, 1);
             out(b, "} %llu\n", (unsigned long long)px->lanes[i]->eps[e].conflicts);
@@ -546,5 +596,6 @@ void px_metrics_render(struct proxy *px, struct proto_buf *b)
     cancels(b, px);
     faults(b, px);
     tenants(b, px);
+    health(b, px);
     lane_servers(b, px);
 }

@@ -34,7 +34,8 @@ static int g_test_failed;
 static char g_scratch[H_DIR];
 static int g_proc_seq;
 static int64_t g_test_start;
-static volatile pid_t g_postmaster;   /* for the emergency handler */
+#define MAX_CLUSTERS 4
+static volatile pid_t g_postmaster[MAX_CLUSTERS];   /* for the emergency handler: primary, replicas */
 
 /*
  * Emergency exit on a watchdog alarm or an operator's SIGINT/SIGTERM: the cluster and every
@@ -52,8 +53,9 @@ static void emergency(int sig)
     for (int i = 0; i < MAX_PIDS; i++)
         if (g_pids[i] > 0)
             kill(g_pids[i], SIGKILL);
-    if (g_postmaster > 0)
-        kill(g_postmaster, SIGQUIT);
+    for (int i = 0; i < MAX_CLUSTERS; i++)
+        if (g_postmaster[i] > 0)
+            kill(g_postmaster[i], SIGQUIT);
     _exit(sig == SIGALRM ? 124 : 128 + sig);
 }
 
@@ -404,6 +406,49 @@ int h_run(const char *const *argv, const char *const *env_extra, int timeout_ms,
 
 /* ---------------------------------------------------------------- PostgreSQL cluster */
 
+/* The pid in the cluster's postmaster.pid, or -1 (stopped). */
+static pid_t postmaster_pid(const struct h_pg *pg)
+{
+    char pidpath[H_PATH + 32];
+    snprintf(pidpath, sizeof pidpath, "%s/postmaster.pid", pg->datadir);
+    char *pidtext = h_read_file(pidpath);
+    pid_t pid = pidtext ? (pid_t)strtol(pidtext, NULL, 10) : 0;
+    free(pidtext);
+    return pid > 1 ? pid : -1;
+}
+
+/* The emergency handler's list of postmasters: each cluster has a slot (pg->pm_slot, 1-based) with
+ * its postmaster's pid, -1 while pg_ctl stopped it, 0 when the slot is free. */
+static void postmaster_track(struct h_pg *pg)
+{
+    pid_t pid = postmaster_pid(pg);
+    if (pg->pm_slot > 0) {
+        g_postmaster[pg->pm_slot - 1] = pid;
+        return;
+    }
+    for (int i = 0; i < MAX_CLUSTERS; i++)
+        if (g_postmaster[i] <= 0) {
+            g_postmaster[i] = pid;
+            pg->pm_slot = i + 1;
+            return;
+        }
+}
+
+static void postmaster_untrack(struct h_pg *pg)
+{
+    if (pg->pm_slot > 0)
+        g_postmaster[pg->pm_slot - 1] = 0;
+    pg->pm_slot = 0;
+}
+
+static int postmasters_left(void)
+{
+    for (int i = 0; i < MAX_CLUSTERS; i++)
+        if (g_postmaster[i] != 0)
+            return 1;
+    return 0;
+}
+
 static int as_root(void)
 {
     return geteuid() == 0;
@@ -440,6 +485,8 @@ int h_pg_ctl(const struct h_pg *pg, const char *action)
     if (rc != 0)
         fprintf(stderr, "pg_ctl %s failed (%d):\n%s\n", action, rc, out ? out : "");
     free(out);
+    if (pg->pm_slot > 0)
+        g_postmaster[pg->pm_slot - 1] = postmaster_pid(pg);
     return rc == 0 ? 0 : -1;
 }
 
@@ -545,10 +592,11 @@ static int pg_configure(struct h_pg *pg)
     snprintf(path, sizeof path, "%s/pg_hba.conf", pg->datadir);
     snprintf(conf, sizeof conf,
              "local all %s trust\n"
+             "local replication %s trust\n"
              "local all all scram-sha-256\n"
              "host all %s 127.0.0.1/32 md5\n"
              "host all all 127.0.0.1/32 scram-sha-256\n",
-             pg->superuser, H_MD5_USER);
+             pg->superuser, pg->superuser, H_MD5_USER);
     return h_write_file(path, conf);
 }
 
@@ -624,11 +672,7 @@ int h_pg_start(struct h_pg *pg)
     }
     if (!pg->running)
         goto fail;
-    char pidpath[H_PATH + 32];
-    snprintf(pidpath, sizeof pidpath, "%s/postmaster.pid", pg->datadir);
-    char *pidtext = h_read_file(pidpath);
-    g_postmaster = pidtext ? (pid_t)strtol(pidtext, NULL, 10) : 0;
-    free(pidtext);
+    postmaster_track(pg);
     if (pg_roles(pg) != 0) {
         h_pg_stop(pg);
         return -1;
@@ -658,19 +702,136 @@ void h_pg_stop(struct h_pg *pg)
         }
         free(out);
         pg->running = 0;
-        g_postmaster = 0;
     }
+    postmaster_untrack(pg);
     if (getenv("PGLANE_TEST_KEEP_PGLOG")) {
         char *log = h_read_file(pg->logfile);
         fprintf(stderr, "---- PostgreSQL log\n%s\n----\n", log ? log : "");
         free(log);
     }
     rm_rf(pg->dir);
+    if (postmasters_left())  /* a replica stopped inside a test: the test's scratch and watchdog stay */
+        return;
     if (g_scratch[0]) {     /* pg_ctl's output file lived there: the scratch dir may be new */
         rm_rf(g_scratch);
         g_scratch[0] = '\0';
     }
     alarm(0);
+}
+
+/* Polls `sql` (a boolean query) on the cluster as superuser until it answers "t" or timeout_ms passes.
+ * 0 or -1. A failing connection (the cluster still starting) is retried. */
+static int pg_wait_true(const struct h_pg *pg, const char *sql, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    do {
+        char ci[H_PATH * 2];
+        snprintf(ci, sizeof ci, "host=%s port=%d user=%s dbname=postgres connect_timeout=5", pg->dir, pg->port,
+                 pg->superuser);
+        PGconn *c = PQconnectdb(ci);
+        if (PQstatus(c) == CONNECTION_OK) {
+            PGresult *r = PQexec(c, sql);
+            int yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                      strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+            PQclear(r);
+            PQfinish(c);
+            if (yes)
+                return 0;
+        } else {
+            PQfinish(c);
+        }
+        h_sleep_ms(50);
+    } while (h_now_ms() < deadline);
+    fprintf(stderr, "harness: timed out waiting for \"%s\" on port %d\n", sql, pg->port);
+    return -1;
+}
+
+int h_pg_start_replica(struct h_pg *replica, const struct h_pg *primary)
+{
+    memset(replica, 0, sizeof *replica);
+    snprintf(replica->bindir, sizeof replica->bindir, "%s", primary->bindir);
+    snprintf(replica->superuser, sizeof replica->superuser, "%s", primary->superuser);
+    snprintf(replica->dir, sizeof replica->dir, "/tmp/pglane-pg-XXXXXX");
+    if (!mkdtemp(replica->dir)) {
+        perror("mkdtemp");
+        return -1;
+    }
+    replica->replica = 1;
+    snprintf(replica->datadir, sizeof replica->datadir, "%s/data", replica->dir);
+    snprintf(replica->logfile, sizeof replica->logfile, "%s/server.log", replica->dir);
+    if (as_root()) {
+        struct passwd *pw = getpwnam("postgres");
+        if (!pw || chown(replica->dir, pw->pw_uid, pw->pw_gid) != 0) {
+            fprintf(stderr, "harness: running as root needs the user postgres\n");
+            goto fail;
+        }
+    }
+    char port[16], *out = NULL;
+    snprintf(port, sizeof port, "%d", primary->port);
+    const char *backup[] = { "pg_basebackup", "-h", primary->dir, "-p", port, "-U", primary->superuser,
+                             "-D", replica->datadir, "-R", "-X", "stream", "-c", "fast", "--no-sync", NULL };
+    if (pg_run(replica, backup, 120000, &out) != 0) {
+        fprintf(stderr, "harness: pg_basebackup failed:\n%s\n", out ? out : "");
+        free(out);
+        goto fail;
+    }
+    free(out);
+    /* The copied postgresql.conf names the primary's socket directory: the replica gets its own. */
+    char path[H_PATH + 32], conf[H_PATH + 64];
+    snprintf(path, sizeof path, "%s/postgresql.conf", replica->datadir);
+    snprintf(conf, sizeof conf, "\n# pglane integration tests: streaming replica\nunix_socket_directories = '%s'\n",
+             replica->dir);
+    if (append_file(path, conf) != 0)
+        goto fail;
+    for (int attempt = 0; attempt < 5 && !replica->running; attempt++) {
+        replica->port = h_free_port();
+        if (h_pg_ctl(replica, "start") == 0)
+            replica->running = 1;
+    }
+    if (!replica->running) {
+        char *log = h_read_file(replica->logfile);
+        fprintf(stderr, "harness: the replica does not start:\n%s\n", log ? log : "");
+        free(log);
+        goto fail;
+    }
+    postmaster_track(replica);
+    if (pg_wait_true(replica, "SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver "
+                              "WHERE status = 'streaming')", 60000) != 0) {
+        h_pg_stop(replica);
+        return -1;
+    }
+    return 0;
+fail:
+    rm_rf(replica->dir);
+    return -1;
+}
+
+int h_pg_promote(const struct h_pg *pg)
+{
+    const char *args[] = { "pg_ctl", "-D", pg->datadir, "-w", "-t", "60", "promote", NULL };
+    char *out = NULL;
+    int rc = pg_run(pg, args, 90000, &out);
+    if (rc != 0)
+        fprintf(stderr, "harness: pg_ctl promote failed (%d):\n%s\n", rc, out ? out : "");
+    free(out);
+    if (rc != 0)
+        return -1;
+    return pg_wait_true(pg, "SELECT NOT pg_is_in_recovery()", 60000);
+}
+
+int h_pg_wait_replay(const struct h_pg *replica, const struct h_pg *primary, int timeout_ms)
+{
+    PGconn *c = h_pg_super(primary, "postgres");
+    if (!c)
+        return -1;
+    char *lsn = h_query1(c, "SELECT pg_current_wal_insert_lsn()");   /* commits are asynchronous here */
+    PQfinish(c);
+    if (!lsn)
+        return -1;
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT coalesce(pg_last_wal_replay_lsn() >= '%s'::pg_lsn, false)", lsn);
+    free(lsn);
+    return pg_wait_true(replica, sql, timeout_ms);
 }
 
 /* ---------------------------------------------------------------- pglane */

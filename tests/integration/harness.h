@@ -35,6 +35,8 @@ struct h_pg {
     char superuser[64];
     int port;
     int running;
+    int pm_slot;             /* the harness's emergency-kill slot (internal) */
+    int replica;             /* started by h_pg_start_replica: a standby streaming from a primary */
 };
 
 /* initdb + configure + pg_ctl start on a free port + roles and databases. 0 or -1 (reason on stderr). */
@@ -44,6 +46,17 @@ void h_pg_stop(struct h_pg *pg);
 /* pg_ctl -m fast -w `action` ("stop", "start", "restart") of the cluster on its own port, as postgres when
  * root; 0, or -1 with pg_ctl's output on stderr. */
 int h_pg_ctl(const struct h_pg *pg, const char *action);
+/*
+ * A streaming replica of `primary` (a running h_pg_start cluster): pg_basebackup -R from it into the
+ * replica's own temp dir, started on its own free port; returns once pg_is_in_recovery() is true and
+ * its WAL receiver is streaming (60 s deadline). Stop it with h_pg_stop. 0, or -1 (reason on stderr).
+ */
+int h_pg_start_replica(struct h_pg *replica, const struct h_pg *primary);
+/* pg_ctl promote of a standby; waits until pg_is_in_recovery() is false. 0 or -1. */
+int h_pg_promote(const struct h_pg *pg);
+/* Waits until the replica has replayed the primary's current WAL position (pg_current_wal_insert_lsn() now):
+ * 0, or -1 after timeout_ms. */
+int h_pg_wait_replay(const struct h_pg *replica, const struct h_pg *primary, int timeout_ms);
 /* Superuser connection over the cluster's unix socket; NULL (and a message) on failure. */
 PGconn *h_pg_super(const struct h_pg *pg, const char *dbname);
 /* Runs sql as superuser in dbname; 0 or -1. */
