@@ -354,15 +354,8 @@ struct px_pool *px_replica_pool(struct px_client *cl, struct px_lane *lane, int 
                 px_client_fail(cl, "57014", "pglane: queue_timeout waiting for an eligible replica (replica_fallback = queue)");
                 return NULL;
             }
-            if (lane->conf->replica_fallback == CONF_FALLBACK_ERROR) {
-                char msg[256];
-
-                snprintf(msg, sizeof(msg), "pglane: no replica of lane \"%s\" is eligible for reads "
-                         "(down or over max_replica_lag) and its replica_fallback is error", lane->conf->name);
-                *refused = 1;
-                px_client_fail(cl, "57P03", msg);
-                return NULL;
-            }
+            /* replica_fallback = error refused it at routing (px_replica_refuse); an eligibility that
+             * changed since, and primary: the primary */
         } else if (i >= 0) {
             note_fallback(lane, 0);
         }
@@ -391,6 +384,31 @@ struct px_pool *px_replica_pool(struct px_client *cl, struct px_lane *lane, int 
     if (cl->pool && cl->pool->lane == lane && cl->pool->ep == &lane->eps[i])
         return cl->pool;
     return px_pool_get_ep(px, lane, &lane->eps[i], cl->database, cl->user);
+}
+
+int px_replica_refuse(struct px_client *cl, struct proto_buf *out)
+{
+    struct proxy *px = cl->conn.px;
+    struct px_lane *lane;
+    char msg[256];
+    int any = 0;
+
+    if (cl->lane < 0 || cl->lane >= px->nlanes)
+        return 0;
+    lane = px->lanes[cl->lane];
+    if (lane->neps < 2 || lane->conf->replica_fallback != CONF_FALLBACK_ERROR)
+        return 0;
+    for (int i = 0; i < lane->neps && !any; i++)
+        any = read_eligible(px, lane, &lane->eps[i]);
+    if (any)
+        return 0;
+    note_fallback(lane, 1);
+    snprintf(msg, sizeof(msg), "pglane: no replica of lane \"%s\" is eligible for reads (down or over "
+             "max_replica_lag) and its replica_fallback is error", lane->conf->name);
+    proto_build_error(out, "ERROR", "57P03", msg, NULL,
+                      "Retry later, or set replica_fallback = primary to run such reads on the primary.");
+    CLOG(cl, CONF_LOG_INFO, "%s", msg);
+    return 1;
 }
 
 /* ---- a standby's errors ---- */
@@ -471,7 +489,7 @@ int px_replica_error(struct px_server *sv, struct proto_frame *f)
 
 int px_replica_ask_lsn(struct px_server *sv, struct px_client *cl)
 {
-    static const char q[] = "SELECT pg_catalog.pg_current_wal_lsn()";
+    static const char q[] = "SELECT pg_catalog.pg_current_wal_insert_lsn()";
     const struct px_lane *lane = sv->pool->lane;
 
     if (!lane->conf->read_your_writes || cl->tx_on_replica || cl->tx_reads || sv->state == SV_CLOSED)
@@ -512,6 +530,8 @@ void px_replica_lsn_done(struct px_server *sv)
     }
     if (sv->ryw_lsn > cl->ryw_lsn)
         cl->ryw_lsn = sv->ryw_lsn;
+    CLOG(cl, CONF_LOG_DEBUG, "read_your_writes: the primary is at %X/%X after its write",
+         (unsigned)(cl->ryw_lsn >> 32), (unsigned)cl->ryw_lsn);
     cl->server = NULL;
     sv->client = NULL;
     cl->conn.blocked = 0;
@@ -567,7 +587,7 @@ static void move_waiters(struct proxy *px, struct px_pool *pool)
         int refused;
 
         next = it->next;
-        if (cl->state != CL_WAITING || cl->tx_forwarded || cl->retry_attempts)
+        if (cl->state != CL_WAITING || cl->tx_forwarded)
             continue;              /* a login, or a transaction that already ran something there */
         if (cl->tx_on_replica ? st == PX_EP_UP : writes_stay)
             continue;

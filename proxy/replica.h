@@ -55,6 +55,10 @@ struct px_pool *px_replica_pool(struct px_client *cl, struct px_lane *lane, int 
 /* The first statement of a transaction in a lane with several servers (tx_start): decides
  * cl->tx_reads. held is the text of a held BEGIN (NULL: none). */
 void px_replica_note_statement(struct px_client *cl, const char *sql, size_t len, const char *held, size_t held_len);
+/* A read (cl->tx_reads) of a lane with replica_fallback = error while none of its replicas is
+ * eligible: appends pglane's 57P03 ErrorResponse to out and returns 1; else 0. */
+struct proto_buf;
+int px_replica_refuse(struct px_client *cl, struct proto_buf *out);
 /* An ErrorResponse from a server of a lane with several servers (whole, at the buffer's pos):
  * 25006 gets pglane's HINT, a recovery conflict is counted. 0, or -1 when the buffer cannot grow now. */
 int px_replica_error(struct px_server *sv, struct proto_frame *f);
