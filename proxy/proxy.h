@@ -490,6 +490,7 @@ struct px_client {
     /* replica lanes (proxy/replica.c) */
     uint8_t tx_reads;              /* the pending transaction only reads: a replica may run it */
     uint8_t tx_on_replica;         /* the current transaction runs on a replica */
+    uint8_t ryw_due;               /* ... runs on a read_your_writes lane's primary, not as a read */
     int16_t tx_rule;               /* the route that chose the lane (-1: default lane), for hints */
     uint64_t ryw_lsn;              /* read_your_writes: the primary's WAL position after its last write */
     struct px_list rq_link;        /* replica_fallback = queue: in its lane's rq while no replica is eligible */

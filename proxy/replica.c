@@ -377,9 +377,11 @@ struct px_pool *px_replica_pool(struct px_client *cl, struct px_lane *lane, int 
             i = 0;                 /* nothing better: PostgreSQL's own error (25006, with pglane's hint) */
         lane->eps[i].writes++;
         cl->tx_on_replica = 0;
+        cl->ryw_due = lane->conf->read_your_writes && !cl->tx_reads;
     } else {
         lane->eps[i].reads++;
         cl->tx_on_replica = 1;
+        cl->ryw_due = 0;
     }
     if (cl->pool && cl->pool->lane == lane && cl->pool->ep == &lane->eps[i])
         return cl->pool;
@@ -492,8 +494,9 @@ int px_replica_ask_lsn(struct px_server *sv, struct px_client *cl)
     static const char q[] = "SELECT pg_catalog.pg_current_wal_insert_lsn()";
     const struct px_lane *lane = sv->pool->lane;
 
-    if (!lane->conf->read_your_writes || cl->tx_on_replica || cl->tx_reads || sv->state == SV_CLOSED)
+    if (!lane->conf->read_your_writes || !cl->ryw_due || sv->state == SV_CLOSED)
         return 0;
+    cl->ryw_due = 0;
     if (send_own_query(sv, q, sizeof(q) - 1) < 0)
         return 0;                  /* the connection is closing: nothing to learn */
     sv->ryw_wait = 1;

@@ -62,9 +62,9 @@ int px_replica_refuse(struct px_client *cl, struct proto_buf *out);
 /* An ErrorResponse from a server of a lane with several servers (whole, at the buffer's pos):
  * 25006 gets pglane's HINT, a recovery conflict is counted. 0, or -1 when the buffer cannot grow now. */
 int px_replica_error(struct px_server *sv, struct proto_frame *f);
-/* Read-your-writes: at the end of the client's transaction on sv, asks the server for its WAL
- * position when the transaction may have written on a read_your_writes lane's primary. 1 if asked
- * (the client waits, as for a session check), 0 if not needed. */
+/* Read-your-writes: at the end of the client's transaction on sv (or of the session check after it),
+ * asks the server for its WAL position when the transaction may have written on a read_your_writes
+ * lane's primary. 1 if asked (the client waits, as for a session check), 0 if not needed. */
 int px_replica_ask_lsn(struct px_server *sv, struct px_client *cl);
 void px_replica_lsn_row(struct px_server *sv, const uint8_t *body, uint32_t len);
 void px_replica_lsn_done(struct px_server *sv);

@@ -24,7 +24,7 @@ static int g_mport;
 /*
  * Lanes: main (the primary alone, the default), rep (replica then primary, max_replica_lag 1s),
  * ryw (the same with read_your_writes and no lag limit), norw (no lag limit, no read_your_writes),
- * strict (replica only... and the primary, replica_fallback = error, 1s).
+ * strict (replica_fallback = error, 1s), queued (replica_fallback = queue, 1s).
  */
 static int fixtures(void)
 {
@@ -60,12 +60,15 @@ static int fixtures(void)
              "\n[lane.norw]\nserver = replica, primary\nsize = 4\n"
              "\n[lane.strict]\nserver = replica, primary\nsize = 2\nmax_replica_lag = %dms\n"
              "replica_fallback = error\n"
+             "\n[lane.queued]\nserver = replica, primary\nsize = 2\nmax_replica_lag = %dms\n"
+             "replica_fallback = queue\nqueue_timeout = 60s\n"
+             "\n[route.queued]\napplication_name = queued\nlane = queued\n"
              "\n[route.trusted]\napplication_name = trusted\nlane = rep\nread_only = trust\n"
              "\n[route.rep]\napplication_name = rep\nlane = rep\n"
              "\n[route.ryw]\napplication_name = ryw\nlane = ryw\n"
              "\n[route.norw]\napplication_name = norw\nlane = norw\n"
              "\n[route.strict]\napplication_name = strict\nlane = strict\n",
-             g_mport, INTERVAL_MS, FAILURES, g_replica.port, MAX_LAG_MS, MAX_LAG_MS);
+             g_mport, INTERVAL_MS, FAILURES, g_replica.port, MAX_LAG_MS, MAX_LAG_MS, MAX_LAG_MS);
     if (h_pglane_start(&g_lane, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_lane);
@@ -262,7 +265,7 @@ static void test_lagging_replica_falls_back(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *r = h_pg_super(&g_replica, H_DB), *p = h_pg_super(&g_pg, H_DB), *c, *s;
+    PGconn *adm = console(), *r = h_pg_super(&g_replica, H_DB), *p = h_pg_super(&g_pg, H_DB), *c, *s, *q;
     int64_t paused;
     long took;
 
@@ -271,8 +274,10 @@ static void test_lagging_replica_falls_back(void **state)
     replica_ready(adm, "rep");
     c = client("rep");
     s = client("strict");
+    q = client("queued");
     expect1(c, "SELECT pg_is_in_recovery()", "t");
     expect1(s, "SELECT pg_is_in_recovery()", "t");
+    expect1(q, "SELECT pg_is_in_recovery()", "t");
     assert_int_equal(h_exec(r, "SELECT pg_wal_replay_pause()"), 0);
     assert_int_equal(h_exec(p, "INSERT INTO events (note) VALUES ('while paused')"), 0);
     paused = h_now_ms();
@@ -285,13 +290,28 @@ static void test_lagging_replica_falls_back(void **state)
     /* replica_fallback = error: the client gets 57P03 */
     assert_true(ls_wait(adm, "strict", "replica", "state", "lagging", SLACK_MS) >= 0);
     assert_string_equal(h_exec_sqlstate(s, "SELECT pg_is_in_recovery()"), "57P03");
+    /* ... and the connection stays usable: a write runs on the primary */
+    expect1(s, "INSERT INTO events (note) VALUES ('strict') RETURNING pg_is_in_recovery()", "f");
     PQfinish(s);
+    /* replica_fallback = queue: the read waits while the replica lags */
+    assert_true(ls_wait(adm, "queued", "replica", "state", "lagging", SLACK_MS) >= 0);
+    assert_int_equal(PQsendQuery(q, "SELECT pg_is_in_recovery()"), 1);
+    assert_int_equal(h_wait_result(q, 2 * INTERVAL_MS + 1000), -1);   /* no answer while it lags */
     char *log = h_pglane_log(&g_lane);
     assert_non_null(strstr(log, "lane rep: no replica is eligible for reads: reads go to the primary"));
     free(log);
     assert_int_equal(h_exec(r, "SELECT pg_wal_replay_resume()"), 0);
     assert_true(ls_wait(adm, "rep", "replica", "state", "up", 2 * INTERVAL_MS + SLACK_MS) >= 0);
     expect1(c, "SELECT pg_is_in_recovery()", "t");
+    /* the queued read ran on the replica once it was eligible again */
+    assert_int_equal(h_wait_result(q, 2 * INTERVAL_MS + SLACK_MS), 0);
+    PGresult *qr = PQgetResult(q);
+    assert_int_equal(PQresultStatus(qr), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(qr, 0, 0), "t");
+    PQclear(qr);
+    while ((qr = PQgetResult(q)) != NULL)
+        PQclear(qr);
+    PQfinish(q);
     PQfinish(c);
     PQfinish(r);
     PQfinish(p);
@@ -414,6 +434,49 @@ static void test_replica_stopped_and_started(void **state)
     h_pass();
 }
 
+/* A report on the replica cancelled by a conflict with recovery reaches the client as PostgreSQL sent
+ * it (40001) and is counted for the lane and the server. */
+static void test_recovery_conflict_counted(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = console(), *r = h_pg_super(&g_replica, H_DB), *c;
+
+    assert_non_null(r);
+    replica_ready(adm, "rep");
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "CREATE TABLE conflict_t AS SELECT 1 AS a;"
+                                            "ALTER TABLE conflict_t OWNER TO " H_USER), 0);
+    assert_int_equal(h_exec(r, "ALTER SYSTEM SET max_standby_streaming_delay = '100ms'"), 0);
+    assert_int_equal(h_exec(r, "SELECT pg_reload_conf()"), 0);
+    assert_int_equal(h_pg_wait_replay(&g_replica, &g_pg, 10000), 0);
+    c = client("rep");
+    assert_int_equal(PQsendQuery(c, "SELECT pg_sleep(20), pg_is_in_recovery() FROM conflict_t"), 1);
+    assert_int_equal(h_pg_wait_long(r, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                       "AND query LIKE 'SELECT pg_sleep(20)%'", 1, 5000), 1);
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "DROP TABLE conflict_t"), 0);
+    assert_int_equal(h_wait_result(c, 15000), 0);
+    PGresult *res = PQgetResult(c);
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    assert_non_null(st);
+    if (strcmp(st, "40001") != 0 && strcmp(st, "40P01") != 0)
+        fail_msg("sqlstate %s: %s", st, PQresultErrorMessage(res));
+    assert_non_null(strstr(PQresultErrorMessage(res), "conflict with recovery"));
+    PQclear(res);
+    while ((res = PQgetResult(c)) != NULL)
+        PQclear(res);
+    assert_true(ls_wait(adm, "rep", "replica", "conflicts", "1", SLACK_MS) >= 0);
+    assert_int_equal(h_metric_try(g_mport, "pglane_lane_replica_conflicts_total{lane=\"rep\",server=\"replica\"}", 5000), 1);
+    /* the client goes on */
+    expect1(c, "SELECT pg_is_in_recovery()", "t");
+    assert_int_equal(h_exec(r, "ALTER SYSTEM RESET max_standby_streaming_delay"), 0);
+    assert_int_equal(h_exec(r, "SELECT pg_reload_conf()"), 0);
+    PQfinish(c);
+    PQfinish(r);
+    PQfinish(adm);
+    h_pass();
+}
+
 /* The primary stopped and the replica promoted: writes through pglane succeed within 5 s, no restart. */
 static void test_failover(void **state)
 {
@@ -472,6 +535,7 @@ int main(void)
         H_TEST(test_lagging_replica_falls_back),
         H_TEST(test_read_your_writes),
         H_TEST(test_replica_stopped_and_started),
+        H_TEST(test_recovery_conflict_counted),
         H_TEST(test_failover),
         H_TEST(test_clean_exit),
     };
