@@ -331,6 +331,12 @@ static void unqueue_client(struct px_client *cl)
     }
 }
 
+/* A transaction (not a login, whose pool is the primary's) */
+static int counted(const struct px_client *cl)
+{
+    return cl->state == CL_IDLE || cl->state == CL_WAITING;
+}
+
 struct px_pool *px_replica_pool(struct px_client *cl, struct px_lane *lane, int *refused)
 {
     struct proxy *px = cl->conn.px;
@@ -375,11 +381,11 @@ struct px_pool *px_replica_pool(struct px_client *cl, struct px_lane *lane, int 
         }
         if (i < 0)
             i = 0;                 /* nothing better: PostgreSQL's own error (25006, with pglane's hint) */
-        lane->eps[i].writes++;
+        lane->eps[i].writes += counted(cl);
         cl->tx_on_replica = 0;
         cl->ryw_due = lane->conf->read_your_writes && !cl->tx_reads;
     } else {
-        lane->eps[i].reads++;
+        lane->eps[i].reads += counted(cl);
         cl->tx_on_replica = 1;
         cl->ryw_due = 0;
     }
@@ -611,12 +617,13 @@ static void move_waiters(struct proxy *px, struct px_pool *pool)
 
 void px_replica_tick(struct proxy *px)
 {
-    for (int i = 0; i < px->nlanes; i++) {
-        struct px_lane *lane = px->lanes[i];
+    for (int i = 0; i < px->nall_lanes; i++) {
+        struct px_lane *lane = px->all_lanes[i];
 
         if (lane->neps < 2)
             continue;
-        log_states(px, lane);
+        if (!lane->retired)
+            log_states(px, lane);
         /* Queued reads (replica_fallback = queue): routed again. */
         while (!px_list_empty(&lane->rq)) {
             struct px_list q;
