@@ -6,6 +6,7 @@
  */
 #include "tests/integration/harness.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,6 +478,78 @@ static void test_recovery_conflict_counted(void **state)
     h_pass();
 }
 
+/* Replaces from with to in pglane's ini file and reloads it; waits for the reload's log line. */
+static void reload_with(const char *from, const char *to)
+{
+    char *text = h_read_file(g_lane.conf_path), *at, tmp[H_PATH + 8], *log;
+    size_t before, n;
+
+    assert_non_null(text);
+    at = strstr(text, from);
+    assert_non_null(at);
+    n = strlen(text) - strlen(from) + strlen(to) + 1;
+    char *out = malloc(n);
+    assert_non_null(out);
+    snprintf(out, n, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    log = h_pglane_log(&g_lane);
+    before = strlen(log);
+    free(log);
+    snprintf(tmp, sizeof tmp, "%s.new", g_lane.conf_path);
+    assert_int_equal(h_write_file(tmp, out), 0);
+    assert_int_equal(rename(tmp, g_lane.conf_path), 0);
+    assert_int_equal(h_pglane_signal(&g_lane, SIGHUP), 0);
+    int64_t deadline = h_now_ms() + 10000;
+    int done = 0;
+    while (!done && h_now_ms() < deadline) {
+        log = h_pglane_log(&g_lane);
+        done = strlen(log) > before && strstr(log + before, "reload: ") != NULL;
+        if (!done)
+            h_sleep_ms(20);
+        free(log);
+    }
+    assert_true(done);
+    free(out);
+    free(text);
+}
+
+/* A reload that changes a lane's size keeps it (its pools go on); one that changes its server list
+ * replaces it; both lanes keep sending reads to the replica and writes to the primary. */
+static void test_reload(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = console(), *c, *n;
+
+    replica_ready(adm, "rep");
+    c = client("rep");
+    n = client("norw");
+    expect1(c, "SELECT pg_is_in_recovery()", "t");
+    expect1(n, "SELECT pg_is_in_recovery()", "t");
+    reload_with("[lane.rep]\nserver = replica, primary\nsize = 4\n", "[lane.rep]\nserver = replica, primary\nsize = 3\n");
+    reload_with("[lane.norw]\nserver = replica, primary\n", "[lane.norw]\nserver = primary, replica\n");
+    char *log = h_pglane_log(&g_lane);
+    assert_non_null(strstr(log, "1 new or changed lane(s)"));
+    free(log);
+    assert_int_equal(h_show_val(adm, "SHOW LANES", "rep", "size"), 3);
+    PGresult *r = PQexec(adm, "SHOW CONFIG");
+    int found = 0;
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
+        found += strcmp(PQgetvalue(r, i, 0), "lane.norw.server") == 0 && strcmp(PQgetvalue(r, i, 1), "primary, replica") == 0;
+    PQclear(r);
+    assert_int_equal(found, 1);
+    replica_ready(adm, "norw");
+    for (int i = 0; i < 5; i++) {
+        expect1(c, "SELECT pg_is_in_recovery()", "t");
+        expect1(n, "SELECT pg_is_in_recovery()", "t");
+        expect1(c, "INSERT INTO events (note) VALUES ('reloaded') RETURNING pg_is_in_recovery()", "f");
+        expect1(n, "INSERT INTO events (note) VALUES ('reloaded') RETURNING pg_is_in_recovery()", "f");
+    }
+    PQfinish(c);
+    PQfinish(n);
+    PQfinish(adm);
+    h_pass();
+}
+
 /* The primary stopped and the replica promoted: writes through pglane succeed within 5 s, no restart. */
 static void test_failover(void **state)
 {
@@ -536,6 +609,7 @@ int main(void)
         H_TEST(test_read_your_writes),
         H_TEST(test_replica_stopped_and_started),
         H_TEST(test_recovery_conflict_counted),
+        H_TEST(test_reload),
         H_TEST(test_failover),
         H_TEST(test_clean_exit),
     };
