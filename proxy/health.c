@@ -28,9 +28,11 @@ struct hs {                        /* one [server.NAME], kept across reloads by 
     enum hs_state state;
     uint64_t state_ms;             /* when the connection attempt or the check began */
     int fails;                     /* failed checks in a row */
+    int missed;                    /* intervals the connection attempt or check in progress has missed */
     int present;                   /* in the configuration in force */
     int checking;                  /* checked now (wanted at the last tick) */
     int warned_role;               /* a configured role the server contradicts was logged */
+    int warned_login;              /* a refused login of the health connection was logged */
     char why[200];                 /* the latest failure */
 };
 
@@ -40,10 +42,13 @@ struct health {
     uint64_t period_ms;            /* the timer's period; 0 = stopped */
     struct hs **s;
     int n;
-    px_health_cb cb;
-    void *cb_arg;
     uint64_t checks;
 };
+
+/* The routing side's callback: registered at any time, before the checks start too (one proxy per
+ * process). */
+static px_health_cb g_cb;
+static void *g_cb_arg;
 
 static const char check_sql[] =
     "SELECT pg_is_in_recovery(), "
@@ -111,10 +116,8 @@ static int wanted(struct hs *s)
 
 static void notify(struct hs *s, int changed)
 {
-    struct health *hm = s->hm;
-
-    if (hm->cb)
-        hm->cb(hm->px, s->name, &s->h, changed, hm->cb_arg);
+    if (g_cb)
+        g_cb(s->hm->px, s->name, &s->h, changed, g_cb_arg);
 }
 
 static void hs_close(struct hs *s)
@@ -146,8 +149,9 @@ static int close_idle(struct hs *s)
     return n;
 }
 
-/* A check failed (why: what happened; refused: the server refused the connection). */
-static void failed(struct hs *s, const char *why, int refused)
+/* A check failed (why: what happened; refused: the server refused the connection); the connection
+ * stays open when the check or connection attempt in progress may still answer (keep). */
+static void count_failure(struct hs *s, const char *why, int refused, int keep)
 {
     struct health *hm = s->hm;
     int limit = hm->px->conf->health_check_failures;
@@ -156,7 +160,8 @@ static void failed(struct hs *s, const char *why, int refused)
     s->why[strcspn(s->why, "\n")] = '\0';
     s->h.failures++;
     s->fails++;
-    hs_close(s);
+    if (!keep)
+        hs_close(s);
     if (!s->h.up || (s->fails < limit && !refused)) {
         notify(s, 0);
         return;
@@ -167,6 +172,11 @@ static void failed(struct hs *s, const char *why, int refused)
     px_warn("server %s is down (%s after %d failed health check(s)): %d idle connection(s) closed", s->name, s->why,
             s->fails, close_idle(s));
     notify(s, PX_HEALTH_UP_CHANGED);
+}
+
+static void failed(struct hs *s, const char *why, int refused)
+{
+    count_failure(s, why, refused, 0);
 }
 
 static int refused_msg(const char *msg)
@@ -200,6 +210,7 @@ static void send_check(struct hs *s)
     }
     s->state = HS_BUSY;
     s->state_ms = px_now_ms(s->hm->px);
+    s->missed = 0;
     if (px_pgpoll_flush(&s->io, s->pg) < 0)
         failed(s, PQerrorMessage(s->pg), 0);
 }
@@ -217,6 +228,7 @@ static void hs_connect(struct hs *s)
         pw = NULL;                /* libpq needs the plaintext */
     s->state = HS_CONNECTING;
     s->state_ms = px_now_ms(s->hm->px);
+    s->missed = 0;
     if (px_pgpoll_connect(&s->io, &s->pg, cs, pool->user, pool->database, "pglane-health", pw) < 0) {
         const char *msg = s->pg ? PQerrorMessage(s->pg) : "out of memory";
 
@@ -330,6 +342,14 @@ static void read_step(struct hs *s)
         failed(s, err[0] ? err : "the check returned no row", 0);
 }
 
+/* The server answered but refused pglane's login (no plaintext password for it, pg_hba): that says
+ * nothing about the server's health. Not counted; logged once; tried again every interval. */
+static int login_refused(const char *msg)
+{
+    return msg && (strstr(msg, "password") || strstr(msg, "authentication") || strstr(msg, "pg_hba.conf") ||
+                   strstr(msg, "does not exist"));
+}
+
 static void connect_step(struct hs *s)
 {
     const char *why;
@@ -339,10 +359,21 @@ static void connect_step(struct hs *s)
         return;
     case 1:
         s->state = HS_READY;
+        s->warned_login = 0;
         send_check(s);           /* the first check at once */
         return;
     }
     why = why ? why : PQerrorMessage(s->pg);
+    if (login_refused(why)) {
+        snprintf(s->why, sizeof s->why, "%s", why);
+        s->why[strcspn(s->why, "\n")] = '\0';
+        if (!s->warned_login)
+            px_warn("server %s: the health check cannot log in (%s); its role and health stay unknown", s->name,
+                    s->why);
+        s->warned_login = 1;
+        hs_close(s);
+        return;
+    }
     failed(s, why, refused_msg(why));
 }
 
@@ -351,8 +382,13 @@ static void hs_io(uv_poll_t *h, int status, int events)
     struct hs *s = h->data;
 
     (void)events;
+    if (status < 0 && s->state == HS_CONNECTING) {
+        /* libuv says UV_EBADF for a socket error (POLLERR alone): libpq reads it (ECONNREFUSED...) */
+        connect_step(s);
+        return;
+    }
     if (status < 0) {
-        failed(s, uv_strerror(status), 0);
+        failed(s, status == UV_EBADF ? "connection lost" : uv_strerror(status), 0);
         return;
     }
     switch (s->state) {
@@ -376,27 +412,63 @@ static void hs_io(uv_poll_t *h, int status, int events)
     }
 }
 
+/*
+ * A connection attempt or check still without an answer: each interval it misses counts as a failed
+ * check (so a hung server is down after health_check_failures intervals), but it may still answer
+ * until GIVE_UP_MS (or that many intervals) have passed, when it is closed and opened again: a slow
+ * login on a loaded server does not make pglane reconnect in a loop.
+ */
+#define GIVE_UP_MS 5000
+
+static void overdue(struct hs *s, uint64_t now, uint64_t interval, const char *what)
+{
+    uint64_t waited = now - s->state_ms, give_up = interval * (uint64_t)s->hm->px->conf->health_check_failures;
+    char why[96];
+
+    if (waited < interval * (uint64_t)(s->missed + 1))
+        return;
+    s->missed++;
+    snprintf(why, sizeof why, "%s within health_check_interval", what);
+    count_failure(s, why, 0, waited < (give_up > GIVE_UP_MS ? give_up : GIVE_UP_MS));
+}
+
+/* No longer checked (checks off, no lane uses it, no role key): nothing known says it is down. */
+static void unwatch(struct hs *s)
+{
+    int was_up = s->h.up;
+
+    s->checking = 0;
+    if (s->state != HS_IDLE)
+        hs_close(s);
+    s->fails = 0;
+    s->h.up = 1;
+    s->h.lag_ms = s->h.lag_bytes = -1;
+    if (!was_up) {
+        px_info("server %s is no longer health-checked: counted as up", s->name);
+        notify(s, PX_HEALTH_UP_CHANGED);
+    }
+}
+
 static void tick_one(struct hs *s, uint64_t now, uint64_t interval)
 {
-    if (!(s->checking = s->present && wanted(s))) {
-        if (s->state != HS_IDLE)
-            hs_close(s);
+    if (!s->present || !wanted(s)) {
+        if (s->checking || s->state != HS_IDLE || !s->h.up)
+            unwatch(s);
         return;
     }
+    s->checking = 1;
     switch (s->state) {
     case HS_IDLE:
         hs_connect(s);
         return;
     case HS_CONNECTING:
-        if (now - s->state_ms >= interval)
-            failed(s, "connect timeout (health_check_interval)", 0);
+        overdue(s, now, interval, "not connected");
         return;
     case HS_READY:
         send_check(s);
         return;
     case HS_BUSY:
-        if (now - s->state_ms >= interval)
-            failed(s, "no answer within health_check_interval", 0);
+        overdue(s, now, interval, "no answer");
         return;
     }
 }
@@ -507,8 +579,8 @@ void px_health_reload(struct proxy *px)
     sync_servers(hm);
     arm(hm);
     for (int i = 0; i < hm->n; i++)   /* stop checking servers no longer wanted, at once */
-        if (!wanted(hm->s[i]) && hm->s[i]->state != HS_IDLE)
-            hs_close(hm->s[i]);
+        if (!wanted(hm->s[i]) && (hm->s[i]->checking || hm->s[i]->state != HS_IDLE || !hm->s[i]->h.up))
+            unwatch(hm->s[i]);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -546,10 +618,9 @@ void px_health_conflict(struct proxy *px, const char *server_name)
 
 void px_health_on_change(struct proxy *px, px_health_cb cb, void *arg)
 {
-    if (!px->health)
-        return;
-    px->health->cb = cb;
-    px->health->cb_arg = arg;
+    (void)px;
+    g_cb = cb;
+    g_cb_arg = arg;
 }
 
 void px_health_foreach(struct proxy *px, px_health_each_cb cb, void *arg)
@@ -565,7 +636,7 @@ int px_health_checked(struct proxy *px, const char *server_name)
 {
     struct hs *s = find(px->health, server_name);
 
-    return s && s->checking;
+    return s && s->present && wanted(s);
 }
 
 const char *px_health_why(struct proxy *px, const char *server_name)

@@ -41,7 +41,8 @@ enum { PX_HEALTH_UP_CHANGED = 1, PX_HEALTH_ROLE_CHANGED = 2 };
  * px_health_get of any server; it must not call px_health_stop. */
 typedef void (*px_health_cb)(struct proxy *px, const char *server_name, const struct px_health *h, int changed,
                              void *arg);
-/* One callback (a new registration replaces the previous one; NULL removes it). */
+/* One callback (a new registration replaces the previous one; NULL removes it); may be registered
+ * before px_health_start. */
 void px_health_on_change(struct proxy *px, px_health_cb cb, void *arg);
 
 /* Lifecycle (main.c, config.c, lifecycle.c): start with the configuration, follow reloads (servers

@@ -6,6 +6,7 @@
  */
 #include "tests/integration/harness.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,18 @@ static long health_wait(PGconn *adm, const char *server, const char *col, const 
     print_error("SHOW HEALTH: %s.%s is %s after %d ms, wanted %s\n", server, col, v ? v : "(none)", timeout_ms, want);
     free(v);
     return -1;
+}
+
+/* Occurrences of text in the pglane log so far. */
+static int log_count(const char *text)
+{
+    char *log = h_pglane_log(&g_lane);
+    int n = 0;
+
+    for (const char *p = log; (p = strstr(p, text)); p++)
+        n++;
+    free(log);
+    return n;
 }
 
 static PGconn *console(void)
@@ -387,6 +400,7 @@ static void test_replica_down_and_up(void **state)
     assert_true(health_wait(adm, "replica", "state", "up", 2 * INTERVAL_MS + SLACK_MS) >= 0);
     assert_true(server_rows(adm, "replica", "state", "idle") >= 1);
     long downs = health_long(adm, "replica", "downs");
+    int down_lines = log_count("server replica is down"), up_lines = log_count("server replica is up again");
 
     assert_int_equal(h_pg_ctl(&g_replica, "stop"), 0);
     long took = health_wait(adm, "replica", "state", "down", (FAILURES + 1) * INTERVAL_MS + SLACK_MS);
@@ -399,11 +413,13 @@ static void test_replica_down_and_up(void **state)
     assert_non_null(v);
     assert_string_equal(v, "up");
     free(v);
-    char *log = h_pglane_log(&g_lane);
-    assert_non_null(strstr(log, "server replica is down"));
-    char *again = strstr(strstr(log, "server replica is down") + 1, "server replica is down");
-    assert_null(again);    /* logged once */
-    free(log);
+    /* logged once, however many checks fail while it stays down */
+    long failures = health_long(adm, "replica", "failures");
+    int64_t deadline = h_now_ms() + 4 * INTERVAL_MS + SLACK_MS;
+    while (health_long(adm, "replica", "failures") < failures + 2 && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    assert_true(health_long(adm, "replica", "failures") >= failures + 2);
+    assert_int_equal(log_count("server replica is down"), down_lines + 1);
 
     assert_int_equal(h_pg_ctl(&g_replica, "start"), 0);
     assert_true(health_wait(adm, "replica", "state", "up", 2 * INTERVAL_MS + SLACK_MS) >= 0);
@@ -412,11 +428,142 @@ static void test_replica_down_and_up(void **state)
     assert_string_equal(v, "replica");
     free(v);
     assert_int_equal(h_metric_now(g_mport, "pglane_server_up{server=\"replica\"}"), 1);
-    log = h_pglane_log(&g_lane);
-    assert_non_null(strstr(log, "server replica is up again"));
-    free(log);
+    assert_int_equal(log_count("server replica is up again"), up_lines + 1);
     assert_int_equal(h_pg_wait_replay(&g_replica, &g_pg, 30000), 0);
     PQfinish(adm);
+    h_pass();
+}
+
+/* The replica hangs (pglane's backends on it stopped with SIGSTOP): its checks get no answer, it is
+ * down after health_check_failures intervals and pglane closes its idle pooled connection itself;
+ * SIGCONT: up again. */
+static void test_replica_hung(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = console(), *rs = h_pg_super(&g_replica, "postgres");
+    assert_non_null(rs);
+    touch_lanes();
+    assert_true(health_wait(adm, "replica", "state", "up", 2 * INTERVAL_MS + SLACK_MS) >= 0);
+    assert_true(server_rows(adm, "replica", "state", "idle") >= 1);
+    PGresult *r = PQexec(rs, "SELECT pid FROM pg_stat_activity WHERE usename = '" H_USER "'");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int n = PQntuples(r);
+    pid_t pids[16];
+    assert_true(n >= 2 && n <= 16);    /* the health connection and the pooled one(s) */
+    for (int i = 0; i < n; i++)
+        pids[i] = (pid_t)strtol(PQgetvalue(r, i, 0), NULL, 10);
+    PQclear(r);
+    int lines = log_count("server replica is down (no answer within health_check_interval");
+
+    for (int i = 0; i < n; i++)
+        assert_int_equal(kill(pids[i], SIGSTOP), 0);
+    long took = health_wait(adm, "replica", "state", "down", (FAILURES + 1) * INTERVAL_MS + SLACK_MS);
+    int idle_left = server_rows(adm, "replica", "state", "idle");
+    for (int i = 0; i < n; i++)
+        kill(pids[i], SIGCONT);
+    assert_true(took >= 0);
+    assert_true(took >= (FAILURES - 1) * INTERVAL_MS);    /* not before the failed checks */
+    assert_int_equal(idle_left, 0);
+    assert_int_equal(log_count("server replica is down (no answer within health_check_interval"), lines + 1);
+    char *log = h_pglane_log(&g_lane), *last = NULL;
+    for (char *p = log; (p = strstr(p, "server replica is down (no answer")); p++)
+        last = p;
+    assert_non_null(last);
+    last[strcspn(last, "\n")] = '\0';
+    /* pglane closed the idle connection itself (the stopped backends could not) */
+    assert_non_null(strstr(last, "idle connection(s) closed"));
+    if (strstr(last, "): 0 idle connection(s) closed"))
+        print_error("%s\n", last);
+    assert_null(strstr(last, "): 0 idle connection(s) closed"));
+    free(log);
+    assert_true(health_wait(adm, "replica", "state", "up", 2 * INTERVAL_MS + SLACK_MS + 5000) >= 0);
+    PQfinish(rs);
+    PQfinish(adm);
+    h_pass();
+}
+
+/* Rewrites g_lane's ini with `from` replaced by `to` (the original when from is NULL) and reloads. */
+static void reload_with(PGconn *adm, const char *from, const char *to)
+{
+    static char *original;
+    char *text = h_read_file(g_lane.conf_path);
+    assert_non_null(text);
+    if (!original)
+        original = strdup(text);
+    if (from) {
+        char buf[8192];
+        snprintf(buf, sizeof buf, "%s", original);
+        h_conf_replace(buf, sizeof buf, from, to);
+        assert_int_equal(h_write_file(g_lane.conf_path, buf), 0);
+    } else {
+        assert_int_equal(h_write_file(g_lane.conf_path, original), 0);
+    }
+    free(text);
+    assert_int_equal(h_exec(adm, "RELOAD"), 0);
+}
+
+/* A reload keeps what was learned about the servers it keeps; a configured role wins over what the
+ * server says (logged once); health_check_interval = 0 closes the health connections at once. */
+static void test_reload(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = console(), *p = h_pg_super(&g_pg, H_DB);
+    assert_non_null(p);
+    touch_lanes();
+    assert_true(health_wait(adm, "replica", "role", "replica", 2 * INTERVAL_MS + SLACK_MS) >= 0);
+    long checks = health_long(adm, "replica", "checks");
+    assert_true(checks >= 1);
+
+    char from[128], to[128];
+    snprintf(from, sizeof from, "port = %d\nrole = auto", g_replica.port);
+    snprintf(to, sizeof to, "port = %d\nrole = primary", g_replica.port);
+    int lines = log_count("server replica is configured as primary but reports being in recovery");
+    reload_with(adm, from, to);
+    char *v = health_val(adm, "replica", "role");       /* at once, before any check */
+    assert_non_null(v);
+    assert_string_equal(v, "primary");
+    free(v);
+    v = health_val(adm, "replica", "configured_role");
+    assert_non_null(v);
+    assert_string_equal(v, "primary");
+    free(v);
+    assert_true(health_long(adm, "replica", "checks") >= checks);   /* kept by name */
+    long c0 = health_long(adm, "replica", "checks");
+    int64_t deadline = h_now_ms() + 4 * INTERVAL_MS + SLACK_MS;
+    while (health_long(adm, "replica", "checks") < c0 + 3 && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    assert_true(health_long(adm, "replica", "checks") >= c0 + 3);
+    assert_int_equal(log_count("server replica is configured as primary but reports being in recovery"), lines + 1);
+    v = health_val(adm, "replica", "role");
+    assert_non_null(v);
+    assert_string_equal(v, "primary");
+    free(v);
+
+    /* checks off: the health connections close, nothing more is sent */
+    reload_with(adm, "health_check_interval = 200ms", "health_check_interval = 0");
+    static const char q[] = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pglane-health'";
+    assert_int_equal(h_pg_wait_long(p, q, 0, SLACK_MS), 0);
+    v = health_val(adm, "primary", "state");
+    assert_non_null(v);
+    assert_string_equal(v, "unchecked");
+    free(v);
+    v = health_val(adm, "replica", "lag_bytes");    /* nothing known any more */
+    assert_non_null(v);
+    assert_string_equal(v, "NULL");
+    free(v);
+    long t0 = h_metric_now(g_mport, "pglane_health_checks_total");
+    h_sleep_ms(3 * INTERVAL_MS);    /* a window in which nothing may happen */
+    assert_int_equal(h_metric_now(g_mport, "pglane_health_checks_total"), t0);
+
+    /* back: checked again, the role learned again */
+    reload_with(adm, NULL, NULL);
+    assert_true(health_wait(adm, "replica", "role", "replica", 2 * INTERVAL_MS + SLACK_MS) >= 0);
+    assert_true(health_wait(adm, "primary", "state", "up", 2 * INTERVAL_MS + SLACK_MS) >= 0);
+    assert_int_equal(h_pg_wait_long(p, q, 1, SLACK_MS), 1);
+    PQfinish(adm);
+    PQfinish(p);
     h_pass();
 }
 
@@ -430,6 +577,7 @@ static void test_promoted_replica_becomes_primary(void **state)
     touch_lanes();
     assert_true(health_wait(adm, "replica", "role", "replica", 2 * INTERVAL_MS + SLACK_MS) >= 0);
     pid_t pid = g_lane.pid;
+    int reloads = log_count("reload");
 
     assert_int_equal(h_pg_ctl(&g_pg, "stop"), 0);
     assert_true(health_wait(adm, "primary", "state", "down", (FAILURES + 1) * INTERVAL_MS + SLACK_MS) >= 0);
@@ -442,8 +590,8 @@ static void test_promoted_replica_becomes_primary(void **state)
     assert_true(h_pglane_alive(&g_lane));
     char *log = h_pglane_log(&g_lane);
     assert_non_null(strstr(log, "server replica: role changed from replica to primary"));
-    assert_null(strstr(log, "reload"));
     free(log);
+    assert_int_equal(log_count("reload"), reloads);
     /* writes reach the promoted server through its lane */
     PGconn *ro = client("ro");
     assert_int_equal(h_exec(ro, "INSERT INTO events (note) VALUES ('after the promotion')"), 0);
@@ -466,6 +614,8 @@ int main(void)
         H_TEST(test_checks_off),
         H_TEST(test_lag_while_replay_paused),
         H_TEST(test_replica_down_and_up),
+        H_TEST(test_replica_hung),
+        H_TEST(test_reload),
         H_TEST(test_promoted_replica_becomes_primary),
         H_TEST(test_clean_exit),
     };
