@@ -553,7 +553,7 @@ void px_replica_lsn_done(struct px_server *sv)
 
 static void log_states(struct proxy *px, struct px_lane *lane)
 {
-    int primary = -1;
+    int primary = -1, unknown = 0;
 
     for (int i = 0; i < lane->neps; i++) {
         struct px_ep *e = &lane->eps[i];
@@ -566,7 +566,10 @@ static void log_states(struct proxy *px, struct px_lane *lane)
         }
         if (primary < 0 && role(px, e) == PX_ROLE_PRIMARY && st != PX_EP_DOWN)
             primary = i;
+        unknown |= role(px, e) == PX_ROLE_UNKNOWN;
     }
+    if (primary < 0 && unknown && !lane->no_primary)
+        return;                    /* roles not learned yet (the first checks): nothing to say */
     if ((primary < 0) != lane->no_primary) {
         lane->no_primary = primary < 0;
         if (primary < 0)

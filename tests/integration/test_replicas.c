@@ -64,6 +64,8 @@ static int fixtures(void)
              "\n[lane.queued]\nserver = replica, primary\nsize = 2\nmax_replica_lag = %dms\n"
              "replica_fallback = queue\nqueue_timeout = 60s\n"
              "\n[route.queued]\napplication_name = queued\nlane = queued\n"
+             "\n[lane.one]\nserver = replica, primary\nsize = 1\nqueue_timeout = 60s\n"
+             "\n[route.one]\napplication_name = one\nlane = one\n"
              "\n[route.trusted]\napplication_name = trusted\nlane = rep\nread_only = trust\n"
              "\n[route.rep]\napplication_name = rep\nlane = rep\n"
              "\n[route.ryw]\napplication_name = ryw\nlane = ryw\n"
@@ -215,6 +217,49 @@ static void test_reads_on_replica_writes_on_primary(void **state)
                              5000) >= 40);
     assert_int_equal(h_metric_try(g_mport, "pglane_lane_server_state{lane=\"rep\",server=\"replica\",state=\"up\"}", 5000),
                      1);
+    PQfinish(adm);
+    h_pass();
+}
+
+/* The lane's size caps its server connections across its servers: in lane one (size 1), a write
+ * waits while a read holds the lane's only connection on the replica, and runs on the primary after. */
+static void test_size_caps_all_servers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *adm = console(), *r = h_pg_super(&g_replica, H_DB), *p = h_pg_super(&g_pg, H_DB), *c1, *c2;
+
+    assert_non_null(r);
+    assert_non_null(p);
+    replica_ready(adm, "one");
+    c1 = client("one");
+    c2 = client("one");
+    assert_int_equal(PQsendQuery(c1, "SELECT pg_is_in_recovery() FROM pg_sleep(1.5)"), 1);
+    assert_int_equal(h_pg_wait_long(r, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                       "AND query LIKE 'SELECT pg_is_in_recovery() FROM pg_sleep%'", 1, 5000), 1);
+    assert_int_equal(PQsendQuery(c2, "INSERT INTO events (note) VALUES ('one') RETURNING pg_is_in_recovery()"), 1);
+    assert_true(ls_wait(adm, "one", "primary", "clients_waiting", "1", SLACK_MS) >= 0);
+    /* no connection of lane one on the primary while the read runs */
+    assert_int_equal(h_pg_long(p, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND "
+                                  "query LIKE 'INSERT INTO events (note) VALUES (''one'')%'"), 0);
+    assert_int_equal(h_wait_result(c2, 5000 + SLACK_MS), 0);
+    assert_int_equal(h_wait_result(c1, SLACK_MS), 0);
+    PGresult *res = PQgetResult(c2);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(res, 0, 0), "f");
+    PQclear(res);
+    while ((res = PQgetResult(c2)) != NULL)
+        PQclear(res);
+    res = PQgetResult(c1);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    while ((res = PQgetResult(c1)) != NULL)
+        PQclear(res);
+    PQfinish(c1);
+    PQfinish(c2);
+    PQfinish(r);
+    PQfinish(p);
     PQfinish(adm);
     h_pass();
 }
@@ -605,6 +650,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         H_TEST(test_reads_on_replica_writes_on_primary),
         H_TEST(test_read_only_transactions),
+        H_TEST(test_size_caps_all_servers),
         H_TEST(test_lagging_replica_falls_back),
         H_TEST(test_read_your_writes),
         H_TEST(test_replica_stopped_and_started),
