@@ -49,6 +49,7 @@ struct health {
  * process). */
 static px_health_cb g_cb;
 static void *g_cb_arg;
+static px_health_want_fn g_want;
 
 static const char check_sql[] =
     "SELECT pg_is_in_recovery(), "
@@ -104,14 +105,16 @@ static int used(struct proxy *px, const char *name)
 }
 
 /* Checked when checks are on, a lane in force uses the server, and pglane has a use for its role:
- * its section says `role` (auto, primary or replica). A lane listing several servers makes them
- * checked too (the routing side). A plain single-server configuration opens no extra connection. */
+ * its section says `role` (auto, primary or replica), or the routing side wants it (a lane lists it
+ * among several servers: px_health_want). A plain single-server configuration opens no extra
+ * connection. */
 static int wanted(struct hs *s)
 {
     struct proxy *px = s->hm->px;
     const struct conf_server *cs = hs_conf(s);
 
-    return px->conf->health_check_interval_ms > 0 && cs && cs->role_set && used(px, s->name);
+    return px->conf->health_check_interval_ms > 0 && cs && used(px, s->name) &&
+           (cs->role_set || (g_want && g_want(px, s->name)));
 }
 
 static void notify(struct hs *s, int changed)
@@ -621,6 +624,12 @@ void px_health_on_change(struct proxy *px, px_health_cb cb, void *arg)
     (void)px;
     g_cb = cb;
     g_cb_arg = arg;
+}
+
+void px_health_want(struct proxy *px, px_health_want_fn fn)
+{
+    (void)px;
+    g_want = fn;
 }
 
 void px_health_foreach(struct proxy *px, px_health_each_cb cb, void *arg)

@@ -45,6 +45,12 @@ typedef void (*px_health_cb)(struct proxy *px, const char *server_name, const st
  * before px_health_start. */
 void px_health_on_change(struct proxy *px, px_health_cb cb, void *arg);
 
+/* Which servers are checked: those a lane in force uses whose section says `role`, and those for which
+ * fn (the routing side's: "a lane lists it among several servers") says 1. One fn; may be set
+ * before px_health_start; asked at every interval and reload. */
+typedef int (*px_health_want_fn)(struct proxy *px, const char *server_name);
+void px_health_want(struct proxy *px, px_health_want_fn fn);
+
 /* Lifecycle (main.c, config.c, lifecycle.c): start with the configuration, follow reloads (servers
  * kept by name, new ones added, dropped ones forgotten), stop on exit. */
 int px_health_start(struct proxy *px);
