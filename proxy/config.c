@@ -184,6 +184,7 @@ int px_config_apply_initial(struct proxy *px)
         return -1;
     (void)install_lanes(px, px->conf, lanes, fresh, nfresh);   /* nothing to retire at start */
     free(fresh);
+    px_health_want(px, px_replica_wants_server);   /* the servers of lanes that list several */
     px_adapt_configure(px);
     px->routing = px_routing_build(px->conf, err, sizeof(err));
     if (!px->routing) {

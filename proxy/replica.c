@@ -124,6 +124,16 @@ int px_lane_eps_same(const struct px_lane *l, const struct conf *c, const struct
     return 1;
 }
 
+/* For the health checks (px_health_want): a lane in force lists the server among several. */
+int px_replica_wants_server(struct proxy *px, const char *server_name)
+{
+    for (int i = 0; i < px->nlanes; i++)
+        for (int e = 0; px->lanes[i]->neps > 1 && e < px->lanes[i]->neps; e++)
+            if (strcmp(px->lanes[i]->eps[e].server->name, server_name) == 0)
+                return 1;
+    return 0;
+}
+
 /* ---- roles, health, eligibility ---- */
 
 static const struct px_health *health(struct proxy *px, const struct px_ep *e)

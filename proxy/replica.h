@@ -71,6 +71,8 @@ void px_replica_lsn_done(struct px_server *sv);
 /* The maintenance tick: logs state changes, moves clients queued for a server that is no longer
  * the right one (a primary that went down or became a standby). */
 void px_replica_tick(struct proxy *px);
+/* 1 if a lane in force lists server_name among several servers (it is then health-checked). */
+int px_replica_wants_server(struct proxy *px, const char *server_name);
 /* The client closes: off its lane's queue. */
 void px_replica_forget(struct px_client *cl);
 /* The state of a lane's server for the lane's reads. */

@@ -53,8 +53,9 @@ static int fixtures(void)
              "log_level = info\n"
              "health_check_interval = %dms\n"
              "health_check_failures = %d\n"
-             "\n[server.primary]\nhost = 127.0.0.1\nport = @PGPORT@\nrole = auto\n"
-             "\n[server.replica]\nhost = 127.0.0.1\nport = %d\nrole = auto\n"
+             /* no role keys: lanes that list several servers have them checked, roles learned */
+             "\n[server.primary]\nhost = 127.0.0.1\nport = @PGPORT@\n"
+             "\n[server.replica]\nhost = 127.0.0.1\nport = %d\n"
              "\n[lane.main]\nserver = primary\nsize = 4\n"
              "\n[lane.rep]\nserver = replica, primary\nsize = 4\nmax_replica_lag = %dms\nqueue_timeout = 30s\n"
              "\n[lane.ryw]\nserver = replica, primary\nsize = 4\nread_your_writes = on\n"
