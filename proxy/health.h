@@ -60,7 +60,8 @@ void px_health_stop(struct proxy *px);
 /* Iteration in configuration order (SHOW SERVERS, /metrics): stops when cb returns non-zero. */
 typedef int (*px_health_each_cb)(const char *server_name, const struct px_health *h, void *arg);
 void px_health_foreach(struct proxy *px, px_health_each_cb cb, void *arg);
-/* 1 if the server is health-checked now (a lane uses it, its section says role, checks are on). */
+/* 1 if the server is health-checked now (checks on, a lane uses it, its section says role or px_health_want
+ * wants it). */
 int px_health_checked(struct proxy *px, const char *server_name);
 /* The latest failed check's reason ("" after an answer). */
 const char *px_health_why(struct proxy *px, const char *server_name);
