@@ -66,9 +66,21 @@ struct conf_server {
     int line;
 };
 
+#define CONF_LANE_SERVERS_MAX 16
+enum conf_balance { CONF_BALANCE_LEAST_BUSY, CONF_BALANCE_ROUND_ROBIN };
+enum conf_replica_fallback { CONF_FALLBACK_PRIMARY, CONF_FALLBACK_QUEUE, CONF_FALLBACK_ERROR };
+
 struct conf_lane {
     char *name;                /* from [lane.NAME] */
-    int server;                /* index into conf.servers (resolved from server = NAME) */
+    int server;                /* index into conf.servers (resolved from server = NAME): the first of servers */
+    /* Replicas (README, Replicas): server = a, b, c lists the lane's servers, each at most once. */
+    int servers[CONF_LANE_SERVERS_MAX];   /* indexes into conf.servers, in the order written */
+    int nservers;                          /* 1 for server = NAME */
+    enum conf_balance balance;             /* balance = least-busy (default) | round-robin */
+    int64_t max_replica_lag_ms;            /* 0 (default) = no limit by time */
+    int64_t max_replica_lag_bytes;         /* 0 (default) = no limit by bytes */
+    enum conf_replica_fallback replica_fallback;   /* default primary */
+    int read_your_writes;                  /* read_your_writes = on|off, default off */
     int size;                  /* default 20: concurrent server connections per (database, user) */
     int reserve;               /* default 0 */
     int64_t reserve_timeout_ms;     /* default 5s */
@@ -129,6 +141,8 @@ struct conf_route {
                                   so a pattern cannot contain a ';' preceded by whitespace. */
     struct pcre2_real_code_8 *sql_re;  /* sql compiled, for routing/ to copy (not compile again) */
     int hint;                  /* hint = yes: a statement's hint comment names the lane */
+    int read_only_trust;       /* read_only = trust: a transaction whose first statement reads may go to a
+                                  replica even when it is not a single autocommit statement (default grammar) */
     int64_t slower_than_ms;    /* 0 = not given */
     int line;
 };

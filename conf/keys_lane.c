@@ -109,6 +109,33 @@ int conf_lane_set_tenant_weight(struct conf_loader *ld, struct conf_sect *s, str
     return 0;
 }
 
+/* max_replica_lag_bytes = 16MB: a byte count, with an optional unit (B, kB, MB, GB, TB; 1024-based). */
+static int set_lag_bytes(SETTER_ARGS)
+{
+    static const struct { const char *unit; int64_t mul; } units[] = {
+        {"", 1}, {"B", 1}, {"kB", 1024}, {"MB", 1024 * 1024}, {"GB", 1024LL * 1024 * 1024},
+        {"TB", 1024LL * 1024 * 1024 * 1024},
+    };
+    char *end;
+    long long n;
+
+    (void)ld, (void)s;
+    if (*value < '0' || *value > '9')
+        return -1;
+    n = strtoll(value, &end, 10);
+    if (n < 0 || n > (1LL << 40))
+        return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            *CONF_FIELD(obj, kd, int64_t) = (int64_t)n * units[i].mul;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const char *const balance_names[] = {"least-busy", "round-robin", NULL};
+static const char *const fallback_names[] = {"primary", "queue", "error", NULL};
 static const char *const guard_names[] = {"off", "log", "cancel", NULL};
 static const char *const tenant_key_names[] = {"none", "user", "database", "application_name", "hint", NULL};
 static const char *const pin_names[] = {"allow", "refuse", NULL};
@@ -116,7 +143,13 @@ static const char *const pin_names[] = {"allow", "refuse", NULL};
 #define MEMORY_WHAT "a memory size such as 64MB (a number with kB, MB, GB or TB)"
 
 const struct conf_keydef conf_lane_keys[] = {
-    KW("server", conf_set_ref, struct conf_lane, server, "a server name"),
+    KW("server", conf_set_ref, struct conf_lane, server, "a server name or a comma-separated list of them"),
+    KENUM("balance", struct conf_lane, balance, balance_names),
+    KDUR("max_replica_lag", struct conf_lane, max_replica_lag_ms),
+    KW("max_replica_lag_bytes", set_lag_bytes, struct conf_lane, max_replica_lag_bytes,
+       "a byte count such as 16MB (a number with B, kB, MB, GB or TB, or none)"),
+    KENUM("replica_fallback", struct conf_lane, replica_fallback, fallback_names),
+    KBOOL("read_your_writes", struct conf_lane, read_your_writes),
     KINT("size", struct conf_lane, size, 1, 10000),
     KINT("reserve", struct conf_lane, reserve, 0, 10000),
     KDUR("reserve_timeout", struct conf_lane, reserve_timeout_ms),

@@ -150,6 +150,8 @@ static int set_sql(SETTER_ARGS)
     return 0;
 }
 
+static const char *const read_only_names[] = {"grammar", "trust", NULL};
+
 #define KLISTF(name, fn, st, f, nf, what) {name, fn, offsetof(st, f), offsetof(st, nf), 0, 0, NULL, what}
 
 const struct conf_keydef conf_route_keys[] = {
@@ -167,6 +169,7 @@ const struct conf_keydef conf_route_keys[] = {
            "a comma-separated list of table names"),
     KW("sql", set_sql, struct conf_route, sql, "a regular expression"),
     KBOOL("hint", struct conf_route, hint),
+    KENUM("read_only", struct conf_route, read_only_trust, read_only_names),
     KDUR("slower_than", struct conf_route, slower_than_ms),
     KEND,
 };

@@ -32,20 +32,47 @@ static int pglane_line(const struct conf_loader *ld, const char *key)
     return line ? line : s ? s->line : 0;
 }
 
+/* server = NAME, or server = a, b, c: each a defined [server.NAME], at most once. */
 static void resolve_lane_server(struct conf_loader *ld, const struct conf_sect *s)
 {
     struct conf_lane *lane = &ld->c->lanes[s->index];
+    char **names;
+    int n;
 
-    if (s->ref != NULL) {
-        lane->server = conf_server_find(ld->c, s->ref);
-        if (lane->server < 0)
-            conf_errf(ld, s->ref_line, "lane %s: server '%s' is not defined", s->name, s->ref);
-    } else if (ld->c->nservers == 1) {
-        lane->server = 0;
-    } else if (ld->c->nservers > 1) {
-        conf_errf(ld, s->line, "lane %s: server is required when there are several "
-                  "[server.NAME] sections", s->name);
+    lane->nservers = 0;
+    if (s->ref == NULL) {
+        if (ld->c->nservers == 1) {
+            lane->server = 0;
+            lane->servers[lane->nservers++] = 0;
+        } else if (ld->c->nservers > 1) {
+            conf_errf(ld, s->line, "lane %s: server is required when there are several "
+                      "[server.NAME] sections", s->name);
+        }
+        return;
     }
+    if (conf_split_list(s->ref, 0, &names, &n) < 0 || n < 1) {
+        conf_errf(ld, s->ref_line, "lane %s: server: expected a server name or a comma-separated list of them",
+                  s->name);
+        return;
+    }
+    if (n > CONF_LANE_SERVERS_MAX)
+        conf_errf(ld, s->ref_line, "lane %s: server: at most %d servers, got %d", s->name, CONF_LANE_SERVERS_MAX, n);
+    lane->server = -1;
+    for (int i = 0; i < n && i < CONF_LANE_SERVERS_MAX; i++) {
+        int k = conf_server_find(ld->c, names[i]), dup = 0;
+
+        for (int j = 0; j < i; j++)
+            dup |= strcmp(names[j], names[i]) == 0;
+        if (k < 0)
+            conf_errf(ld, s->ref_line, "lane %s: server '%s' is not defined", s->name, names[i]);
+        else if (dup)
+            conf_errf(ld, s->ref_line, "lane %s: server '%s' is listed twice", s->name, names[i]);
+        else
+            lane->servers[lane->nservers++] = k;
+    }
+    if (lane->nservers > 0)
+        lane->server = lane->servers[0];
+    conf_free_list(names, n);
 }
 
 /* A quarantine needs a window to count in and a time to last. */

@@ -136,7 +136,7 @@ static int request_running(const struct px_server *sv)
 
 int px_cancel_backend(struct proxy *px, struct px_server *sv)
 {
-    struct px_lane *lane = sv->pool->lane;
+    struct px_ep *ep = sv->pool->ep;
     struct cancel_conn *cc;
     struct proto_buf b;
     int r = 0;
@@ -160,8 +160,8 @@ int px_cancel_backend(struct proxy *px, struct px_server *sv)
     uv_timer_init(px->loop, &cc->timer);
     cc->timer.data = cc;
     cc->connect_req.data = cc;
-    r = px_sock_connect(px->loop, &cc->h, &cc->connect_req, lane->unix_socket ? lane->unix_path : NULL,
-                        (const struct sockaddr *)&lane->addr, on_cancel_connected);
+    r = px_sock_connect(px->loop, &cc->h, &cc->connect_req, ep->unix_socket ? ep->unix_path : NULL,
+                        (const struct sockaddr *)&ep->addr, on_cancel_connected);
     cc->h.handle.data = cc;
     cc->handles = 2;
     if (r < 0) {
@@ -170,7 +170,7 @@ int px_cancel_backend(struct proxy *px, struct px_server *sv)
         return -1;
     }
     uv_timer_start(&cc->timer, on_cancel_timeout, CANCEL_HOLD_MS, 0);
-    lane->stats.cancels[PX_CANCEL_FORWARDED]++;
+    sv->pool->lane->stats.cancels[PX_CANCEL_FORWARDED]++;
     return 0;
 }
 

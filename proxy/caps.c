@@ -7,6 +7,7 @@
  * (queue_timeout applies), and the cap is marked starved: while it is, a connection that closes, or
  * that finishes with a transaction, goes to the pool under the cap whose queue waited longest.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,15 +15,19 @@
 
 static int waking;   /* px_caps_released is not to hand out room (re-entered, or room being made) */
 
-static const char *cap_name(const struct px_pool *pool, int k)
+static const char *cap_name(const struct px_pool *pool, int k, char *buf, size_t n)
 {
     switch (k) {
     case PX_CAP_DB:
         return pool->database;
     case PX_CAP_USER:
         return pool->user;
+    case PX_CAP_LANE:
+        /* The pools of one lane object (a reload's replacement is another) and (database, user). */
+        snprintf(buf, n, "%p\x1f%s\x1f%s", (const void *)pool->lane, pool->database, pool->user);
+        return buf;
     default:
-        return pool->lane->server->name;
+        return pool->ep->server->name;
     }
 }
 
@@ -35,17 +40,23 @@ int px_cap_limit(const struct px_pool *pool, int k)
         return px->conf->max_db_connections;
     case PX_CAP_USER:
         return px->conf->max_user_connections;
+    case PX_CAP_LANE:
+        return px_lane_cap(pool->lane);
     default:
-        return pool->lane->server->max_connections;
+        return pool->ep->server->max_connections;
     }
 }
 
 int px_caps_attach(struct proxy *px, struct px_pool *pool)
 {
     for (int k = 0; k < PX_CAP_KINDS; k++) {
-        const char *name = cap_name(pool, k);
+        char buf[512];
+        const char *name;
         struct px_cap *c;
 
+        if (k == PX_CAP_LANE && pool->lane->neps < 2)
+            continue;              /* one server: the pool's own size check is the lane's cap */
+        name = cap_name(pool, k, buf, sizeof(buf));
         for (c = px->caps; c; c = c->next)
             if (c->kind == k && strcmp(c->name, name) == 0)
                 break;
@@ -176,7 +187,7 @@ void px_caps_released(struct px_pool *pool)
     /* Only where no cap is full: making room would close idle connections, and the caller may be
      * walking a pool's idle list. */
     if ((p = longest_waiting(px, pool, NULL)) && !full(p, PX_CAP_DB) && !full(p, PX_CAP_USER) &&
-        !full(p, PX_CAP_SERVER))
+        !full(p, PX_CAP_SERVER) && !full(p, PX_CAP_LANE))
         px_pool_grow(p);
     waking = 0;
 }

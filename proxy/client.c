@@ -174,10 +174,16 @@ struct px_pool *client_lane_pool(struct px_client *cl)
     struct proxy *px = cl->conn.px;
     struct px_lane *lane = px->lanes[cl->lane];
     struct px_pool *pool;
+    int refused;
 
-    if (cl->pool && cl->pool->lane == lane)
+    if (lane->neps > 1) {              /* several servers: proxy/replica.c picks one */
+        if (!(pool = px_replica_pool(cl, lane, &refused)))
+            return NULL;
+    } else if (cl->pool && cl->pool->lane == lane) {
         return cl->pool;
-    pool = px_pool_get(px, lane, cl->database, cl->user);
+    } else {
+        pool = px_pool_get(px, lane, cl->database, cl->user);
+    }
     if (pool && cl->authq_secret)   /* the user is not in auth_file; a login brings the latest secret */
         px_authq_pool_secret(pool, cl->authq_secret, cl->state <= CL_AUTH_SASL_FINAL);
     return pool;
@@ -188,6 +194,8 @@ void client_no_pool(struct px_client *cl)
 {
     const char *sqlstate, *message;
 
+    if (cl->state == CL_CLOSED || cl->rq_since_ms)
+        return;                        /* refused, or queued for a replica (proxy/replica.c) */
     px_pool_get_error(cl->conn.px, &sqlstate, &message);
     client_fatal(cl, sqlstate, message);
 }
@@ -236,7 +244,8 @@ static int forward(struct px_client *cl)
 /* pglane checks the session the client's last transaction left: what the client sends waits. */
 static int held_for_check(struct px_client *cl)
 {
-    if (cl->state != CL_ACTIVE || !cl->server || !(cl->server->checking || cl->server->replay_wait))
+    if (cl->state != CL_ACTIVE || !cl->server ||
+        !(cl->server->checking || cl->server->replay_wait || cl->server->ryw_wait))
         return 0;
     px_conn_read_stop(&cl->conn);
     return 1;
@@ -475,6 +484,7 @@ void px_client_tx_end(struct px_client *cl)
     px_route_record(cl->conn.px, cl->fingerprint, now - cl->tx_start_us, cl->lane);
     cl->fingerprint = 0;
     cl->changes_session = 0;
+    cl->tx_reads = 0;
     px_client_tx_route_forget(cl);
     cl->tx_start_us = now;
 }
@@ -520,6 +530,7 @@ int px_client_cancel_queued(struct px_client *cl)
     cl->query_start_us = cl->tx_begin_us = 0;
     cl->fingerprint = 0;
     cl->changes_session = 0;
+    cl->tx_reads = 0;
     px_client_tx_route_forget(cl);
     px_client_set_state(cl, CL_IDLE);
     snprintf(detail, sizeof(detail), "pglane: the statement waited in lane %s's queue for a server "
@@ -553,6 +564,7 @@ void px_client_close(struct px_client *cl, const char *reason)
     CLOG(cl, CONF_LOG_DEBUG, "closed: %s", reason);
     if (cl->state == CL_WAITING || cl->state == CL_LOGIN_WAIT)
         px_pool_cancel_wait(cl);
+    px_replica_forget(cl);
     px_authq_forget(cl);
     px_client_set_state(cl, CL_CLOSED);
     if (sv) {

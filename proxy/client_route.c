@@ -158,11 +158,11 @@ static enum stmt_verdict route_statement(struct px_client *cl, const struct prot
  * with it (its block is then a failed one: ReadyForQuery 'E'); an extended-protocol request is skipped
  * up to its Sync. Returns 1 if refused.
  */
+static void refuse_request(struct px_client *cl, const struct proto_frame *f, struct proto_buf *out);
+
 static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
 {
     struct proxy *px = cl->conn.px;
-    struct px_buf *b = &cl->conn.in;
-    uint32_t held = cl->held_begin;
     struct proto_buf out;
 
     proto_buf_init(&out);
@@ -172,6 +172,17 @@ static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
     }
     px_info("C-%llu guard: refused quarantined statement shape %016llx on lane %s",
             (unsigned long long)cl->conn.id, (unsigned long long)cl->fingerprint, px->lanes[cl->lane]->conf->name);
+    refuse_request(cl, f, &out);
+    return 1;
+}
+
+/* Answers the transaction's first request with the ErrorResponse in out instead of running it (the
+ * held BEGIN, if any, is dropped with it). */
+static void refuse_request(struct px_client *cl, const struct proto_frame *f, struct proto_buf *out)
+{
+    struct px_buf *b = &cl->conn.in;
+    uint32_t held = cl->held_begin;
+
     if (held) {
         memmove(b->data + b->start, b->data + b->start + held, b->len - (b->start + held));
         b->len -= held;
@@ -179,13 +190,29 @@ static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
     }
     cl->discard = proto_get_u32(b->data + b->pos + 1) + 1;   /* the whole message, even a streamed Bind */
     if (f->type == PROTO_FE_QUERY)
-        proto_build_ready(&out, held ? 'E' : 'I');
+        proto_build_ready(out, held ? 'E' : 'I');
     else
         cl->skip_sync = 1;
     cl->fingerprint = 0;
     px_client_set_tx_route(cl, TXR_NONE);   /* the held BEGIN, if any, is dropped */
     cl->changes_session = 0;
-    client_send(cl, &out);
+    cl->tx_reads = 0;
+    client_send(cl, out);
+}
+
+/* A read of a lane with replica_fallback = error while no replica is eligible: 57P03. 1 if refused. */
+static int refuse_read(struct px_client *cl, const struct proto_frame *f)
+{
+    struct proto_buf out;
+
+    if (!cl->tx_reads)
+        return 0;
+    proto_buf_init(&out);
+    if (!px_replica_refuse(cl, &out)) {
+        proto_buf_free(&out);
+        return 0;
+    }
+    refuse_request(cl, f, &out);
     return 1;
 }
 
@@ -222,7 +249,25 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
 }
 
 /* The routing decision for the first statement of a transaction; *classified when routing
- * classified it (and so merged its session flags). STMT_FORWARD, STMT_HELD_BEGIN or STMT_QUARANTINED. */
+ * classified it (and so merged its session flags). STMT_FORWARD, STMT_HELD_BEGIN or STMT_QUARANTINED (also: a read refused
+ * by replica_fallback = error). */
+/* A lane with several servers: whether the transaction only reads decides where it runs
+ * (proxy/replica.c); the held BEGIN, if any, is at the start of the client's buffer. */
+static void note_reads(struct px_client *cl, const char *sql, size_t len)
+{
+    struct proxy *px = cl->conn.px;
+    const struct px_buf *b = &cl->conn.in;
+
+    cl->tx_reads = 0;
+    if (cl->lane < 0 || cl->lane >= px->nlanes || px->lanes[cl->lane]->neps < 2)
+        return;
+    if (cl->held_begin > PROTO_HEADER_LEN + 1)
+        px_replica_note_statement(cl, sql, len, (const char *)b->data + b->start + PROTO_HEADER_LEN,
+                                  cl->held_begin - PROTO_HEADER_LEN - 1);
+    else
+        px_replica_note_statement(cl, sql, len, NULL, 0);
+}
+
 static enum stmt_verdict route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql,
                                          size_t len, int *classified)
 {
@@ -234,27 +279,35 @@ static enum stmt_verdict route_statement(struct px_client *cl, const struct prot
     if (!tx_start)
         return STMT_FORWARD;
     px_tenant_note_hint(cl, sql, len);
-    if (cl->tx_route == TXR_BEGIN_HELD_DECIDED)
-        return STMT_FORWARD;       /* the identity chose the lane when the BEGIN was held */
+    if (cl->tx_route == TXR_BEGIN_HELD_DECIDED) {
+        note_reads(cl, sql, len);  /* the identity chose the lane when the BEGIN was held */
+        return refuse_read(cl, f) ? STMT_QUARANTINED : STMT_FORWARD;
+    }
     lane = px_route_identity_hit(px, cl);
     if (lane != ROUTE_NEED_STATEMENT) {
         cl->lane = (int16_t)lane;
+        cl->tx_rule = cl->identity_rule;
         px_client_tx_route_decide(cl);
         /* With server_retry, a bare BEGIN is held too: it goes with the transaction's first statement,
-         * so that both can be resent if the server connection turns out dead (proxy/retry.c). */
+         * so that both can be resent if the server connection turns out dead (proxy/retry.c). In a
+         * lane with several servers, the statement after it tells where the transaction runs. */
         if (f->type == PROTO_FE_QUERY && !cl->held_begin && lane >= 0 && lane < px->nlanes &&
-            px->lanes[lane]->conf->server_retry > 0 && (tag = begin_tag(sql, len)) != NULL) {
+            (px->lanes[lane]->conf->server_retry > 0 || px->lanes[lane]->neps > 1) &&
+            (tag = begin_tag(sql, len)) != NULL) {
             hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
             return STMT_HELD_BEGIN;
         }
-        return STMT_FORWARD;
+        note_reads(cl, sql, len);
+        return refuse_read(cl, f) ? STMT_QUARANTINED : STMT_FORWARD;
     }
     if (f->type == PROTO_FE_QUERY && !cl->held_begin && (tag = begin_tag(sql, len)) != NULL) {
         hold_begin(cl, PROTO_HEADER_LEN + f->len, tag);
         return STMT_HELD_BEGIN;
     }
     cl->lane = (int16_t)px_route_statement(px, cl, sql, len);
+    cl->tx_rule = (int16_t)px_route_last_rule();
     px_client_tx_route_decide(cl);
     *classified = 1;
-    return px->guard && refuse_quarantined(cl, f) ? STMT_QUARANTINED : STMT_FORWARD;
+    note_reads(cl, sql, len);
+    return (px->guard && refuse_quarantined(cl, f)) || refuse_read(cl, f) ? STMT_QUARANTINED : STMT_FORWARD;
 }

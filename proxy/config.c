@@ -19,6 +19,7 @@ struct px_retired {                /* a replaced configuration, kept only if a r
 static void lane_free(struct px_lane *l)
 {
     px_tls_ctx_free(l->tls_ctx);
+    px_lane_eps_free(l);
     px_tenant_lane_free(l);
     conf_lane_clear(&l->own_conf);       /* zeroed (nothing to free) unless the lane was retired */
     conf_server_clear(&l->own_server);
@@ -33,6 +34,11 @@ static int lane_own_conf(struct px_lane *l)
         return -1;
     if (conf_server_copy(&l->own_server, l->server) < 0) {
         conf_lane_clear(&l->own_conf);
+        return -1;
+    }
+    if (px_lane_eps_own(l) < 0) {
+        conf_lane_clear(&l->own_conf);
+        conf_server_clear(&l->own_server);
         return -1;
     }
     l->conf = &l->own_conf;
@@ -62,6 +68,10 @@ static struct px_lane *lane_new(const struct conf *c, int i)
         lane_free(l);
         return NULL;
     }
+    if (px_lane_eps_build(l, c) < 0) {
+        lane_free(l);
+        return NULL;
+    }
     return l;
 }
 
@@ -71,14 +81,15 @@ static int same_str(const char *a, const char *b)
 }
 
 /* Can existing server connections of old serve the lane described by nl? */
-static int lane_compatible(const struct px_lane *old, const struct conf_lane *nl, const struct conf_server *ns)
+static int lane_compatible(const struct px_lane *old, const struct conf *c, const struct conf_lane *nl,
+                           const struct conf_server *ns)
 {
     const struct conf_lane *ol = old->conf;
     const struct conf_server *os = old->server;
 
     if (strcmp(ol->name, nl->name) != 0 || !same_str(os->host, ns->host) || os->port != ns->port ||
         os->tls_mode != ns->tls_mode || !same_str(os->tls_ca_file, ns->tls_ca_file) ||
-        ol->nsettings != nl->nsettings)
+        ol->nsettings != nl->nsettings || !px_lane_eps_same(old, c, nl))
         return 0;
     for (int i = 0; i < ol->nsettings; i++)
         if (strcmp(ol->settings[i].name, nl->settings[i].name) != 0 ||
@@ -109,7 +120,7 @@ static struct px_lane **build_lanes(struct proxy *px, const struct conf *c, stru
         goto fail;
     for (int i = 0; i < c->nlanes; i++) {
         for (int j = 0; j < px->nlanes && !lanes[i]; j++)
-            if (lane_compatible(px->lanes[j], &c->lanes[i], &c->servers[c->lanes[i].server]))
+            if (lane_compatible(px->lanes[j], c, &c->lanes[i], &c->servers[c->lanes[i].server]))
                 lanes[i] = px->lanes[j];
         if (lanes[i])
             continue;
@@ -149,6 +160,7 @@ static int install_lanes(struct proxy *px, const struct conf *c, struct px_lane 
     for (int i = 0; i < c->nlanes; i++) {
         lanes[i]->conf = &c->lanes[i];
         lanes[i]->server = &c->servers[c->lanes[i].server];
+        px_lane_eps_point(lanes[i], c);
         lanes[i]->index = i;
         lanes[i]->size = c->lanes[i].size;
     }
@@ -172,6 +184,7 @@ int px_config_apply_initial(struct proxy *px)
         return -1;
     (void)install_lanes(px, px->conf, lanes, fresh, nfresh);   /* nothing to retire at start */
     free(fresh);
+    px_health_want(px, px_replica_wants_server);   /* the servers of lanes that list several */
     px_adapt_configure(px);
     px->routing = px_routing_build(px->conf, err, sizeof(err));
     if (!px->routing) {

@@ -91,15 +91,16 @@ static int configured_role(const struct conf_server *cs)
  * one place that maps a pool to its server.) */
 static const char *pool_server(const struct px_pool *pool)
 {
-    return pool->lane->server->name;
+    return pool->ep->server->name;
 }
 
 /* Does a lane in force use this server? */
 static int used(struct proxy *px, const char *name)
 {
     for (int i = 0; i < px->nlanes; i++)
-        if (strcmp(px->lanes[i]->server->name, name) == 0)
-            return 1;
+        for (int e = 0; e < px->lanes[i]->neps; e++)
+            if (strcmp(px->lanes[i]->eps[e].server->name, name) == 0)
+                return 1;
     return 0;
 }
 

@@ -263,6 +263,7 @@ static void on_maintain(uv_timer_t *t)
     struct px_list *it, *next;
 
     px_pool_maintain(px, now);
+    px_replica_tick(px);
     px_pgb_tick(px);                  /* answers WAIT_CLOSE once its connections have gone */
     px_client_timeouts(px, now);      /* client_idle_timeout, idle_transaction_timeout */
     if (login_limit <= 0)

@@ -14,11 +14,18 @@ static void queue_timer_arm(struct px_pool *pool);
 
 struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *database, const char *user)
 {
+    return px_pool_get_ep(px, lane, &lane->eps[0], database, user);
+}
+
+struct px_pool *px_pool_get_ep(struct proxy *px, struct px_lane *lane, struct px_ep *ep, const char *database,
+                               const char *user)
+{
     struct px_pool *pool;
 
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         pool = px_container_of(it, struct px_pool, link);
-        if (pool->lane == lane && strcmp(pool->database, database) == 0 && strcmp(pool->user, user) == 0)
+        if (pool->lane == lane && pool->ep == ep && strcmp(pool->database, database) == 0 &&
+            strcmp(pool->user, user) == 0)
             return pool;
     }
     if (px->npools >= px->conf->max_pools)
@@ -35,6 +42,7 @@ struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *
         return NULL;
     }
     pool->lane = lane;
+    pool->ep = ep;
     if (px_caps_attach(px, pool) < 0) {
         free(pool->database);
         free(pool->user);
@@ -376,7 +384,7 @@ void px_pool_server_unreachable(struct px_pool *pool, const char *message)
             continue;
         px_pool_cancel_wait(cl);
         snprintf(msg, sizeof(msg), "pglane: server \"%s\" unreachable for %llu ms (server_connect_timeout): %s",
-                 pool->lane->server->name, (unsigned long long)(now - since), message);
+                 pool->ep->server->name, (unsigned long long)(now - since), message);
         px_client_fail(cl, "08006", msg);
     }
     queue_timer_arm(pool);
@@ -535,7 +543,7 @@ struct px_server *px_pool_find_backend(struct proxy *px, const struct conf_serve
         struct px_pool *pool = px_container_of(it, struct px_pool, link);
         struct px_server *sv;
 
-        if (strcmp(pool->lane->server->name, server->name) != 0)
+        if (strcmp(pool->ep->server->name, server->name) != 0)
             continue;
         if ((sv = find_in(&pool->busy, pid)) || (sv = find_in(&pool->idle, pid)))
             return sv;

@@ -22,6 +22,7 @@
 #include "proxy/admin/stats.h"
 #include "proxy/adapt.h"
 #include "proxy/config.h"
+#include "proxy/replica.h"
 #include "proxy/health.h"
 #include "proxy/lifecycle.h"
 #include "proxy/peers.h"
@@ -98,7 +99,9 @@ struct px_checked {
 /* A cap on server connections shared by pools (proxy/caps.c): per database (max_db_connections),
  * per user (max_user_connections), per [server.NAME] (max_connections). n counts the connections of
  * every pool that points at it, kept by px_server_set_state (proxy/state.c). */
-enum { PX_CAP_DB, PX_CAP_USER, PX_CAP_SERVER, PX_CAP_KINDS };
+/* PX_CAP_LANE: a lane with several servers keeps one pool per (server, database, user); the lane's
+ * size caps the sum of those pools of a (database, user). Lanes with one server have none. */
+enum { PX_CAP_DB, PX_CAP_USER, PX_CAP_SERVER, PX_CAP_LANE, PX_CAP_KINDS };
 struct px_cap {
     struct px_cap *next;           /* in proxy.caps */
     int kind;
@@ -112,6 +115,7 @@ struct px_pool {
     struct px_list link;           /* in proxy.pools */
     struct px_cap *cap[PX_CAP_KINDS]; /* its database's, user's and server's counters (proxy/caps.c) */
     struct px_lane *lane;
+    struct px_ep *ep;              /* the server of the lane its connections go to (lane->eps) */
     char *database, *user;
     const char *secret;            /* server password from the userlist (owned by the userlist), or own_secret */
     char *own_secret;              /* the secret auth_query found for the user (proxy/auth_query.c) */
@@ -165,6 +169,15 @@ struct px_lane {
     uint64_t adapt_last_ms;        /* the last decision */
     int adapt_windows;             /* intervals in the current window (it grows while samples are few) */
     struct fq *fq;                 /* tenants of fair queuing (proxy/tenant.c), NULL until one is seen */
+    /* The lane's servers in the order of its server list (proxy/replica.c); eps[0] is `server`
+     * above. A lane with one server has neps 1. */
+    struct px_ep *eps;
+    int neps;
+    uint32_t rr;                   /* balance = round-robin: the next turn */
+    int no_replica;                /* the reads' fallback is in force (logged once per change) */
+    int no_primary;                /* no server of the lane is an up primary (logged once per change) */
+    int last_primary;              /* the index of the server last seen as an up primary, -1 = none */
+    struct px_list rq;             /* clients queued for an eligible replica (replica_fallback = queue) */
 };
 
 /* The number of connections a pool of lane l may hold and hand out: its size, or the adaptive cap's
@@ -177,6 +190,9 @@ void px_adapt_configure(struct proxy *px);
 /* The pool of (lane, database, user), made if needed; NULL when out of memory or at max_pools
  * (px_pool_get_error says which). */
 struct px_pool *px_pool_get(struct proxy *px, struct px_lane *lane, const char *database, const char *user);
+/* The same for one server of the lane (lanes with several servers: proxy/replica.c). */
+struct px_pool *px_pool_get_ep(struct proxy *px, struct px_lane *lane, struct px_ep *ep, const char *database,
+                               const char *user);
 /* SQLSTATE and message for a NULL from px_pool_get. */
 void px_pool_get_error(struct proxy *px, const char **sqlstate, const char **message);
 /* Finds a server for the client: attaches at once, or queues the client and opens a connection. */
@@ -295,6 +311,9 @@ struct px_server {
     uint64_t check_start_ms;       /* SV_CHECKING since then */
     struct fq_tenant *tenant;      /* fair queuing: the tenant charged for holding it (proxy/tenant.c) */
     uint64_t tenant_since_us;      /* ... since then */
+    /* read_your_writes (proxy/replica.c) */
+    uint8_t ryw_wait;              /* pglane asked for the WAL position after the client's write */
+    uint64_t ryw_lsn;              /* ... and the answer (0 until it came) */
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
@@ -480,6 +499,14 @@ struct px_client {
     /* fair queuing (proxy/tenant.c) */
     struct fq_tenant *tenant;      /* its tenant while it waits in pool.waiting under a tenant_key */
     char tenant_hint[64];          /* the transaction's "pglane tenant=ID" hint ("" = none) */
+    /* replica lanes (proxy/replica.c) */
+    uint8_t tx_reads;              /* the pending transaction only reads: a replica may run it */
+    uint8_t tx_on_replica;         /* the current transaction runs on a replica */
+    uint8_t ryw_due;               /* ... runs on a read_your_writes lane's primary, not as a read */
+    int16_t tx_rule;               /* the route that chose the lane (-1: default lane), for hints */
+    uint64_t ryw_lsn;              /* read_your_writes: the primary's WAL position after its last write */
+    struct px_list rq_link;        /* replica_fallback = queue: in its lane's rq while no replica is eligible */
+    uint64_t rq_since_ms;          /* ... since then (0: not queued) */
 };
 
 /* The client's address as text ("unix" for a unix socket), written into buf. */

@@ -137,7 +137,7 @@ void px_server_lost(struct px_server *sv, enum px_lost_reason reason, const char
 
     lane->stats.lost[reason]++;
     px_info("S-%llu server \"%s\" backend pid %u lost (%s): %s", (unsigned long long)sv->conn.id,
-            lane->server->name, sv->backend_pid, lost_names[reason], detail ? detail : "");
+            sv->pool->ep->server->name, sv->backend_pid, lost_names[reason], detail ? detail : "");
 }
 
 /*

@@ -177,10 +177,18 @@ static uint64_t mix(uint64_t h, const char *s)
     return route_fnv1a_byte(route_fnv1a(h, s, s ? strlen(s) : 0), 0xff);
 }
 
+static int last_rule = -1;   /* the route the latest decision took (-1: the default lane) */
+
+int px_route_last_rule(void)
+{
+    return last_rule;
+}
+
 static int lane_of_rule(struct proxy *px, int rule)
 {
     struct px_routing *rt = px->routing;
 
+    last_rule = rule;
     if (rule < 0) {
         px->lanes[px->conf->default_lane_index]->route_hits++;
         return px->conf->default_lane_index;

@@ -28,6 +28,8 @@ int px_routing_match(const struct px_routing *rt, const struct route_facts *f, i
 int px_route_client(struct proxy *px, struct px_client *cl);
 /* The same for one transaction: also counts the route's hit. */
 int px_route_identity_hit(struct proxy *px, struct px_client *cl);
+/* The route behind the latest px_route_identity_hit / px_route_statement decision (-1: default lane). */
+int px_route_last_rule(void);
 /* Decides the lane of a transaction from its first statement; remembers its fingerprint. */
 int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, size_t len);
 /* The classification of a statement (struct route_class, cached per fingerprint; valid until the

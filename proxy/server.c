@@ -50,6 +50,13 @@ void server_release(struct px_server *sv)
             start_check(sv, cl);
         return;                         /* pinned: the client keeps its server */
     }
+    if (cl && sv->pool->lane->neps > 1 && px->conf->pool_mode == CONF_POOL_TRANSACTION &&
+        px_replica_ask_lsn(sv, cl)) {
+        /* read_your_writes: the client's next messages wait for the primary's WAL position */
+        sv->pool->transactions++;
+        px_client_tx_end(cl);
+        return;
+    }
     if (cl) {
         if (cl->changes_session)
             sv->dirty |= PX_DIRTY_RESET;
@@ -117,8 +124,8 @@ void px_server_client_gone(struct px_server *sv, int clean)
     sv->client = NULL;
     if (sv->state != SV_ACTIVE)
         return;
-    if (sv->checking && !px->exiting)
-        return;                         /* check_done decides */
+    if ((sv->checking || sv->ryw_wait) && !px->exiting)
+        return;                         /* check_done (px_replica_lsn_done) decides */
     /* A reply to pglane's own query still to come (the check of startup values, a parameter sync)
      * would be misread once another client is attached: close rather than wait. */
     if (!clean || px->exiting || sv->swallow_z) {
@@ -232,6 +239,8 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
     case PROTO_BE_DATA_ROW:
         if (sv->checking && sv->swallow_z)
             px_session_check_row(sv, f->body, f->len);
+        else if (sv->ryw_wait && sv->swallow_z)
+            px_replica_lsn_row(sv, f->body, f->len);
         return sv->swallow_z > 0;
     case PROTO_BE_NOTIFICATION:
         /* Only a client that listens gets notifications; a server connection that still listens
@@ -381,6 +390,8 @@ static enum scan_result scan(struct px_server *sv)
             }
             if (f.type == PROTO_BE_ERROR && sv->guard_for && px_guard_rewrite(sv, &f) < 0)
                 break;            /* retried when the write in flight completes */
+            if (f.type == PROTO_BE_ERROR && sv->pool->lane->neps > 1 && px_replica_error(sv, &f) < 0)
+                break;
             if (f.type == PROTO_BE_ERROR && prep && px_prep_rewrite_error(sv, &f) < 0)
                 break;
             if (inspect(sv, &f)) {
@@ -392,7 +403,7 @@ static enum scan_result scan(struct px_server *sv)
                 }
                 b->pos += PROTO_HEADER_LEN + f.len;
                 b->start = b->pos;
-                if ((sv->checking || sv->replay_wait) && sv->swallow_z == 0)
+                if ((sv->checking || sv->replay_wait || sv->ryw_wait) && sv->swallow_z == 0)
                     return SCAN_OWN_DONE;
                 continue;
             }
@@ -584,6 +595,8 @@ static void server_read(struct px_server *sv)
     if (r == SCAN_OWN_DONE) {
         if (sv->checking)
             check_done(sv);
+        else if (sv->ryw_wait)
+            px_replica_lsn_done(sv);
         else
             replay_done(sv);
         return;
@@ -657,7 +670,7 @@ void px_server_on_eof(struct px_server *sv, int status)
         char msg[256];
 
         snprintf(msg, sizeof(msg), "pglane: TLS handshake with server \"%s\" failed: %s",
-                 sv->pool->lane->server->name, px_tls_error(&sv->conn));
+                 sv->pool->ep->server->name, px_tls_error(&sv->conn));
         login_failed(sv, NULL, msg);
         return;
     }

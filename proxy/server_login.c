@@ -67,8 +67,8 @@ struct px_server *px_server_connect(struct px_pool *pool)
     sv->created_ms = px_now_ms(px);
     px_list_init(&sv->cancels);
     sv->connect_req.data = sv;
-    r = px_sock_connect(px->loop, &sv->conn.h, &sv->connect_req, lane->unix_socket ? lane->unix_path : NULL,
-                        (const struct sockaddr *)&lane->addr, on_connect);
+    r = px_sock_connect(px->loop, &sv->conn.h, &sv->connect_req, pool->ep->unix_socket ? pool->ep->unix_path : NULL,
+                        (const struct sockaddr *)&pool->ep->addr, on_connect);
     if (r < 0) {
         SLOG(sv, CONF_LOG_ERROR, "connect failed: %s", uv_strerror(r));
         px_server_close(sv, "connect failed");
@@ -111,7 +111,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     if (status < 0) {
         snprintf(msg, sizeof(msg), "pglane: could not connect to server \"%s\": %s",
-                 sv->pool->lane->server->name, uv_strerror(status));
+                 sv->pool->ep->server->name, uv_strerror(status));
         SLOG(sv, CONF_LOG_ERROR, "%s", msg);
         px_server_close(sv, "connect failed");
         px_pool_server_unreachable(sv->pool, msg);
@@ -119,7 +119,7 @@ static void on_connect(uv_connect_t *req, int status)
     }
     px_sock_set_options(&sv->conn.h);
     px_conn_read_start(&sv->conn);
-    if (sv->pool->lane->tls_ctx && !sv->pool->lane->unix_socket) {
+    if (sv->pool->ep->tls_ctx && !sv->pool->ep->unix_socket) {
         struct proto_buf b;
 
         proto_buf_init(&b);
@@ -137,13 +137,13 @@ static void on_connect(uv_connect_t *req, int status)
  * when server_tls_mode = prefer. */
 void tls_answer(struct px_server *sv)
 {
-    const struct conf_server *cs = sv->pool->lane->server;
+    const struct conf_server *cs = sv->pool->ep->server;
     struct px_buf *b = &sv->conn.in;
     uint8_t answer = b->data[b->pos];
 
     b->pos = b->start = b->len;
     if (answer == 'S' && b->len == 1) {
-        if (px_tls_start(&sv->conn, sv->pool->lane->tls_ctx, 0,
+        if (px_tls_start(&sv->conn, sv->pool->ep->tls_ctx, 0,
                          cs->tls_mode == CONF_STLS_VERIFY_FULL ? cs->host : NULL) < 0)
             login_failed(sv, NULL, "pglane: cannot start TLS with the server");
         b->pos = b->start = b->len = 0;

@@ -315,6 +315,8 @@ void check_done(struct px_server *sv)
             px_client_on_read(cl);
         return;
     }
+    if (sv->pool->lane->neps > 1 && px_replica_ask_lsn(sv, cl))
+        return;                         /* read_your_writes: px_replica_lsn_done releases it */
     cl->server = NULL;
     sv->client = NULL;
     px_client_released(cl);

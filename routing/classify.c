@@ -539,6 +539,45 @@ static int classify_one(const PgQuery__Node *stmt, struct route_class *c, bool f
     return 0;
 }
 
+/* A DefElem list holds transaction_read_only = true (READ ONLY; a later READ WRITE wins, as in
+ * PostgreSQL's grammar, which rejects the pair anyway). */
+static bool options_read_only(PgQuery__Node **opts, size_t n)
+{
+    bool ro = false;
+
+    for (size_t i = 0; i < n; i++) {
+        const PgQuery__DefElem *d = opts[i] && opts[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM
+                                    ? opts[i]->def_elem : NULL;
+        const PgQuery__AConst *a;
+
+        if (!d || !d->defname || strcmp(d->defname, "transaction_read_only") != 0 || !d->arg ||
+            d->arg->node_case != PG_QUERY__NODE__NODE_A_CONST)
+            continue;
+        a = d->arg->a_const;
+        ro = a && a->val_case == PG_QUERY__A__CONST__VAL_IVAL && a->ival && a->ival->ival != 0;
+    }
+    return ro;
+}
+
+/* BEGIN READ ONLY, START TRANSACTION READ ONLY, SET TRANSACTION READ ONLY. */
+static bool tx_read_only(const PgQuery__Node *stmt)
+{
+    if (stmt->node_case == PG_QUERY__NODE__NODE_TRANSACTION_STMT && stmt->transaction_stmt) {
+        const PgQuery__TransactionStmt *t = stmt->transaction_stmt;
+
+        return (t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN ||
+                t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START) &&
+               options_read_only(t->options, t->n_options);
+    }
+    if (stmt->node_case == PG_QUERY__NODE__NODE_VARIABLE_SET_STMT && stmt->variable_set_stmt) {
+        const PgQuery__VariableSetStmt *v = stmt->variable_set_stmt;
+
+        return v->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_MULTI && v->name &&
+               strcmp(v->name, "TRANSACTION") == 0 && options_read_only(v->args, v->n_args);
+    }
+    return false;
+}
+
 /* Unpacking allocates from blocks that are freed together: no free per node. */
 struct arena {
     struct arena_block *head;
@@ -603,6 +642,8 @@ static int classify_tree(const PgQueryProtobuf *tree, struct route_class *c)
             rc = -1;
         else
             rc = classify_one(stmt, c, s == 0);
+        if (s == 0 && rc == 0)
+            c->tx_read_only = tx_read_only(stmt);
     }
     arena_destroy(&arena);
     return rc;

@@ -189,6 +189,8 @@ struct route_class {
                                     server connection */
     bool is_begin;               /* BEGIN / START TRANSACTION */
     bool is_commit_or_rollback;  /* COMMIT / END / ROLLBACK / ABORT (not TO SAVEPOINT) */
+    bool tx_read_only;           /* the first statement is BEGIN / START TRANSACTION / SET TRANSACTION
+                                    with READ ONLY (by the grammar only) */
     uint16_t n_aggregates;
     uint16_t n_windows;
     uint16_t n_joins;            /* explicit JOINs plus extra FROM items */

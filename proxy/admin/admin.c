@@ -12,7 +12,7 @@
 #include "proxy/admin/stages.h"
 
 #define CMD_MAX 256
-#define COMMANDS "SHOW LANES | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | QUARANTINE | CONFIG | PREPARED | TENANTS | HEALTH | STAGES, " \
+#define COMMANDS "SHOW LANES | LANE SERVERS | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | QUARANTINE | CONFIG | PREPARED | TENANTS | HEALTH | STAGES, " \
                  "SHOW POOLS | DATABASES | LISTS | VERSION | USERS (PgBouncer's columns), " \
                  "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id | lane | db/lane, RECONNECT [lane | db/lane], " \
                  "WAIT_CLOSE [lane | db/lane], RELEASE fingerprint | ALL, SHUTDOWN"
@@ -29,7 +29,7 @@ static const struct {
     const char *name;
     cmd_fn fn;
 } commands[] = {
-    { "SHOW LANES", px_show_lanes }, { "SHOW CLIENTS", px_show_clients }, { "SHOW SERVERS", px_show_servers },
+    { "SHOW LANES", px_show_lanes }, { "SHOW LANE SERVERS", px_show_lane_servers }, { "SHOW CLIENTS", px_show_clients }, { "SHOW SERVERS", px_show_servers },
     { "SHOW STATS", px_show_stats }, { "SHOW ROUTES", px_show_routes }, { "SHOW QUERIES", px_show_queries },
     { "SHOW BLOCKING", px_show_blocking }, { "SHOW GUARD", px_show_guard }, { "SHOW CONFIG", px_show_config },
     { "SHOW PREPARED", px_show_prepared }, { "SHOW QUARANTINE", px_show_quarantine },

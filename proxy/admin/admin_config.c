@@ -128,7 +128,22 @@ static void lane(struct px_table *t, const struct conf *c, const struct conf_lan
     char key[160];
 
 #define LANE_KV(k, ...) do { snprintf(key, sizeof(key), "lane.%s." k, l->name); kv(t, key, __VA_ARGS__); } while (0)
-    LANE_KV("server", "%s", c->servers[l->server].name);
+    if (l->nservers > 1) {
+        char list[CONF_LANE_SERVERS_MAX * 52] = "";
+        size_t n = 0;
+
+        for (int i = 0; i < l->nservers && n < sizeof(list); i++)
+            n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", c->servers[l->servers[i]].name);
+        LANE_KV("server", "%s", list);
+        LANE_KV("balance", "%s", l->balance == CONF_BALANCE_ROUND_ROBIN ? "round-robin" : "least-busy");
+        LANE_KV("max_replica_lag", "%lldms", (long long)l->max_replica_lag_ms);
+        LANE_KV("max_replica_lag_bytes", "%lld", (long long)l->max_replica_lag_bytes);
+        LANE_KV("replica_fallback", "%s", l->replica_fallback == CONF_FALLBACK_QUEUE ? "queue"
+                                          : l->replica_fallback == CONF_FALLBACK_ERROR ? "error" : "primary");
+        LANE_KV("read_your_writes", "%s", l->read_your_writes ? "on" : "off");
+    } else {
+        LANE_KV("server", "%s", c->servers[l->server].name);
+    }
     LANE_KV("size", "%d", l->size);
     LANE_KV("reserve", "%d", l->reserve);
     LANE_KV("reserve_timeout", "%lldms", (long long)l->reserve_timeout_ms);
@@ -185,6 +200,8 @@ void px_show_config(struct px_client *cl, const char *arg)
     for (int i = 0; i < c->nroutes; i++) {
         snprintf(key, sizeof(key), "route.%s.lane", c->routes[i].name);
         kv(&t, key, "%s", c->lanes[c->routes[i].lane].name);
+        snprintf(key, sizeof(key), "route.%s.read_only", c->routes[i].name);
+        kv(&t, key, "%s", c->routes[i].read_only_trust ? "trust" : "grammar");
     }
     px_table_send(&t, cl, "SHOW");
 }

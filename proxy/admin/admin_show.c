@@ -128,6 +128,50 @@ void px_show_lanes(struct px_client *cl, const char *arg)
     px_table_send(&t, cl, "SHOW");
 }
 
+/* SHOW LANE SERVERS: each server of each lane in force, with its role and state for the lane's reads
+ * (proxy/replica.c) and what the lane's pools hold there. */
+void px_show_lane_servers(struct px_client *cl, const char *arg)
+{
+    static const char *const cols[] = {
+        "lane", "server", "role", "state", "servers_active", "servers_idle", "clients_waiting", "reads", "writes",
+        "conflicts", NULL
+    };
+    struct proxy *px = cl->conn.px;
+    struct px_table t;
+
+    (void)arg;
+    px_table_begin(&t, cols);
+    for (int i = 0; i < px->nlanes; i++) {
+        const struct px_lane *l = px->lanes[i];
+
+        for (int e = 0; e < l->neps; e++) {
+            int active = 0, idle = 0, waiting = 0;
+
+            for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+                struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+                if (pool->lane != l || pool->ep != &l->eps[e])
+                    continue;
+                idle += pool->nidle;
+                waiting += pool->nwaiting;
+                for (struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next)
+                    active += px_container_of(s, struct px_server, link)->state == SV_ACTIVE;
+            }
+            px_table_cell(&t, "%s", l->conf->name);
+            px_table_cell(&t, "%s", l->eps[e].server->name);
+            px_table_cell(&t, "%s", px_ep_role_name(px, &l->eps[e]));
+            px_table_cell(&t, "%s", px_ep_state_name(px_ep_state(px, l, &l->eps[e])));
+            px_table_cell(&t, "%d", active);
+            px_table_cell(&t, "%d", idle);
+            px_table_cell(&t, "%d", waiting);
+            px_table_cell(&t, "%llu", (unsigned long long)l->eps[e].reads);
+            px_table_cell(&t, "%llu", (unsigned long long)l->eps[e].writes);
+            px_table_cell(&t, "%llu", (unsigned long long)l->eps[e].conflicts);
+        }
+    }
+    px_table_send(&t, cl, "SHOW");
+}
+
 static void client_row(struct px_table *t, struct proxy *px, const struct px_client *c)
 {
     const char *app = c->want.v[PX_P_APPLICATION_NAME];
@@ -202,7 +246,7 @@ static void server_row(struct px_table *t, struct proxy *px, const struct px_ser
     }
     px_table_cell(t, "%llu", (unsigned long long)(px_now_ms(px) - sv->created_ms) / 1000u);
     px_table_cell(t, "%d", sv->ncancels);
-    px_health_server_cells(t, px, sv->pool->lane->server->name);
+    px_health_server_cells(t, px, sv->pool->ep->server->name);
 }
 
 void px_show_servers(struct px_client *cl, const char *arg)

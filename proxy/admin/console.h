@@ -32,6 +32,7 @@ void px_admin_done(struct px_client *cl, const char *tag, const char *notice);
 
 /* SHOW commands (admin_show.c, admin_show_conf.c); arg is the rest of the command (may be ""). */
 void px_show_lanes(struct px_client *cl, const char *arg);
+void px_show_lane_servers(struct px_client *cl, const char *arg);
 void px_show_clients(struct px_client *cl, const char *arg);
 void px_show_servers(struct px_client *cl, const char *arg);
 void px_show_stats(struct px_client *cl, const char *arg);

@@ -98,6 +98,8 @@ static void histograms(struct proto_buf *b, struct proxy *px)
 static void pool_labels(struct proto_buf *b, const struct px_pool *pool, int last)
 {
     label(b, "lane", pool->lane->conf->name, 0);
+    if (pool->lane->neps > 1)          /* a lane with several servers has a pool per server */
+        label(b, "server", pool->ep->server->name, 0);
     label(b, "database", pool->database, 0);
     label(b, "user", pool->user, last);
 }
@@ -350,11 +352,12 @@ static void process(struct proto_buf *b, struct proxy *px)
            "Server connections under each configured global cap (max_db_connections, max_user_connections, "
            "[server.NAME] max_connections), all lanes and pools counted.");
     for (const struct px_cap *c = px->caps; c; c = c->next) {
-        static const char *const kinds[PX_CAP_KINDS] = { "database", "user", "server" };
+        static const char *const kinds[PX_CAP_KINDS] = { "database", "user", "server", NULL };
         int limit = c->kind == PX_CAP_DB ? px->conf->max_db_connections
-                    : c->kind == PX_CAP_USER ? px->conf->max_user_connections : cap_server_limit(px, c->name);
+                    : c->kind == PX_CAP_USER ? px->conf->max_user_connections
+                    : c->kind == PX_CAP_LANE ? 0 : cap_server_limit(px, c->name);
 
-        if (limit <= 0)
+        if (limit <= 0)   /* (a lane's size over its servers' pools is not a global cap) */
             continue;
         out(b, "pglane_capped_server_connections{kind=\"%s\",", kinds[c->kind]);
         label(b, "name", c->name, 0);
@@ -540,6 +543,45 @@ static void health(struct proto_buf *b, struct proxy *px)
     out(b, "pglane_health_checks_total %llu\n", (unsigned long long)px_health_checks_total(px));
 }
 
+/* Lanes with several servers (proxy/replica.c): each server's state for the lane, the transactions
+ * the lane sent there, and the recovery conflicts its clients met there. */
+static void lane_servers(struct proto_buf *b, struct proxy *px)
+{
+    static const char *const kinds[] = { "read", "write" };
+
+    family(b, "pglane_lane_server_state", "gauge",
+           "1 for the state of each server of a lane with several servers (up, down, lagging), else 0.");
+    for (int i = 0; i < px->nlanes; i++)
+        for (int e = 0; px->lanes[i]->neps > 1 && e < px->lanes[i]->neps; e++)
+            for (int st = PX_EP_UP; st <= PX_EP_LAGGING; st++) {
+                out(b, "pglane_lane_server_state{");
+                label(b, "lane", px->lanes[i]->conf->name, 0);
+                label(b, "server", px->lanes[i]->eps[e].server->name, 0);
+                label(b, "state", px_ep_state_name(st), 1);
+                out(b, "} %d\n", px_ep_state(px, px->lanes[i], &px->lanes[i]->eps[e]) == st);
+            }
+    family(b, "pglane_lane_server_transactions_total", "counter",
+           "Transactions of a lane with several servers sent to each server, as reads (a replica) or writes.");
+    for (int i = 0; i < px->nlanes; i++)
+        for (int e = 0; px->lanes[i]->neps > 1 && e < px->lanes[i]->neps; e++)
+            for (int k = 0; k < 2; k++) {
+                out(b, "pglane_lane_server_transactions_total{");
+                label(b, "lane", px->lanes[i]->conf->name, 0);
+                label(b, "server", px->lanes[i]->eps[e].server->name, 0);
+                label(b, "kind", kinds[k], 1);
+                out(b, "} %llu\n", (unsigned long long)(k ? px->lanes[i]->eps[e].writes : px->lanes[i]->eps[e].reads));
+            }
+    family(b, "pglane_lane_replica_conflicts_total", "counter",
+           "Statements a standby cancelled for a conflict with recovery (40001 / 40P01), by lane and server.");
+    for (int i = 0; i < px->nlanes; i++)
+        for (int e = 0; px->lanes[i]->neps > 1 && e < px->lanes[i]->neps; e++) {
+            out(b, "pglane_lane_replica_conflicts_total{");
+            label(b, "lane", px->lanes[i]->conf->name, 0);
+            label(b, "server", px->lanes[i]->eps[e].server->name, 1);
+            out(b, "} %llu\n", (unsigned long long)px->lanes[i]->eps[e].conflicts);
+        }
+}
+
 void px_metrics_render(struct proxy *px, struct proto_buf *b)
 {
     process(b, px);
@@ -562,4 +604,5 @@ void px_metrics_render(struct proxy *px, struct proto_buf *b)
     faults(b, px);
     tenants(b, px);
     health(b, px);
+    lane_servers(b, px);
 }

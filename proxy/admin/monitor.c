@@ -134,7 +134,7 @@ static const struct px_pool *credentials(struct mon_server *ms)
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         const struct px_pool *pool = px_container_of(it, struct px_pool, link);
 
-        if (strcmp(pool->lane->server->name, ms->name) == 0)
+        if (strcmp(pool->ep->server->name, ms->name) == 0)
             return pool;
     }
     return NULL;

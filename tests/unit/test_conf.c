@@ -1119,6 +1119,61 @@ static void test_adapt_keys(void **state)
     assert_null(l.protects);
 }
 
+/* Replicas: a lane's server list and its keys, the route's read_only. */
+static void test_replica_keys(void **state)
+{
+#define RBASE "[pglane]\nauth_type = trust\ndefault_lane = a\n[server.p]\n[server.r1]\n[server.r2]\n[lane.a]\n"
+    static const struct err_case cases[] = {
+        {RBASE "server = r1, nope, p\n", {"test.ini:8: lane a: server 'nope' is not defined"}},
+        {RBASE "server = r1, p, r1\n", {"test.ini:8: lane a: server 'r1' is listed twice"}},
+        {RBASE "server = r1,,p\n",
+         {"test.ini:8: lane a: server: expected a server name or a comma-separated list of them"}},
+        {RBASE "server = p\nbalance = random\n",
+         {"test.ini:9: balance: expected least-busy or round-robin, got 'random'"}},
+        {RBASE "server = p\nreplica_fallback = wait\n",
+         {"test.ini:9: replica_fallback: expected primary, queue or error, got 'wait'"}},
+        {RBASE "server = p\nmax_replica_lag = soon\n",
+         {"test.ini:9: max_replica_lag: expected a duration such as 250ms, 2s or 10min, got 'soon'"}},
+        {RBASE "server = p\nmax_replica_lag_bytes = 16XB\n",
+         {"test.ini:9: max_replica_lag_bytes: expected a byte count such as 16MB (a number with B, kB, MB, GB "
+          "or TB, or none), got '16XB'"}},
+        {RBASE "server = p\nread_your_writes = maybe\n",
+         {"test.ini:9: read_your_writes: expected yes or no, got 'maybe'"}},
+        {RBASE "server = p\n[route.r]\nlane = a\nread_only = always\n",
+         {"test.ini:11: read_only: expected grammar or trust, got 'always'"}},
+    };
+    struct conf *c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_err_case(&cases[i], 1);
+    c = load_ok(RBASE "server = r2, r1 , p\nbalance = round-robin\nmax_replica_lag = 2s\n"
+                "max_replica_lag_bytes = 16MB\nreplica_fallback = queue\nread_your_writes = on\n"
+                "[lane.b]\nserver = p\n[route.x]\nlane = a\nread_only = trust\n");
+    assert_int_equal(c->lanes[0].nservers, 3);
+    assert_int_equal(c->lanes[0].servers[0], 2);
+    assert_int_equal(c->lanes[0].servers[1], 1);
+    assert_int_equal(c->lanes[0].servers[2], 0);
+    assert_int_equal(c->lanes[0].server, 2);
+    assert_int_equal(c->lanes[0].balance, CONF_BALANCE_ROUND_ROBIN);
+    assert_int_equal(c->lanes[0].max_replica_lag_ms, 2000);
+    assert_int_equal(c->lanes[0].max_replica_lag_bytes, 16 * 1024 * 1024);
+    assert_int_equal(c->lanes[0].replica_fallback, CONF_FALLBACK_QUEUE);
+    assert_int_equal(c->lanes[0].read_your_writes, 1);
+    assert_int_equal(c->lanes[1].nservers, 1);
+    assert_int_equal(c->lanes[1].server, 0);
+    assert_int_equal(c->lanes[1].balance, CONF_BALANCE_LEAST_BUSY);
+    assert_int_equal(c->lanes[1].replica_fallback, CONF_FALLBACK_PRIMARY);
+    assert_int_equal(c->lanes[1].read_your_writes, 0);
+    assert_int_equal(c->routes[0].read_only_trust, 1);
+    conf_free(c);
+    c = load_ok(BASE);
+    assert_int_equal(c->lanes[0].nservers, 1);
+    assert_int_equal(c->lanes[0].servers[0], 0);
+    conf_free(c);
+#undef RBASE
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1146,6 +1201,7 @@ int main(void)
         cmocka_unit_test(test_example_insightsnow_ini),
         cmocka_unit_test(test_lane_and_server_copies),
         cmocka_unit_test(test_adapt_keys),
+        cmocka_unit_test(test_replica_keys),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -320,6 +320,39 @@ static void test_transaction_flags(void **state)
     }
 }
 
+/* READ ONLY transactions, by the grammar only (replica lanes send them to a replica). */
+static void test_tx_read_only(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        bool ro;
+    } t[] = {
+        {"BEGIN READ ONLY", true},
+        {"begin transaction isolation level repeatable read, read only", true},
+        {"START TRANSACTION READ ONLY", true},
+        {"start transaction read only deferrable", true},
+        {"SET TRANSACTION READ ONLY", true},
+        {"set transaction isolation level serializable read only", true},
+        {"BEGIN", false},
+        {"BEGIN READ WRITE", false},
+        {"SET TRANSACTION READ WRITE", false},
+        {"SET default_transaction_read_only = on", false},
+        {"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", false},
+        {"begin /* read only */", false},
+        {"select 'BEGIN READ ONLY'", false},
+        {"BEGIN READ ONLY oops", false},
+        {"BEGIN READ ONLY; UPDATE t SET a = 1", true},
+        {"commit", false},
+    };
+    for (size_t i = 0; i < N_ELEMS(t); i++) {
+        struct route_class c;
+        assert_int_equal(route_classify(t[i].sql, strlen(t[i].sql), &c), 0);
+        if (c.tx_read_only != t[i].ro)
+            fail_msg("[%s]: tx_read_only %d", t[i].sql, c.tx_read_only);
+    }
+}
+
 /* A multi-statement string: split, then each statement classified on its own. */
 static void test_split_then_classify(void **state)
 {
@@ -621,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_lexer_agrees),
         cmocka_unit_test(test_classify_shapes),
         cmocka_unit_test(test_transaction_flags),
+        cmocka_unit_test(test_tx_read_only),
         cmocka_unit_test(test_split_then_classify),
         cmocka_unit_test(test_classify_multi),
         cmocka_unit_test(test_opaque_and_pins),
