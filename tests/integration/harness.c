@@ -1177,6 +1177,14 @@ PGconn *h_connect(const struct h_pglane *l, const char *extra)
     return PQconnectdb(ci);
 }
 
+PGconn *h_connect_app(const struct h_pglane *l, const char *app)
+{
+    char extra[128];
+
+    snprintf(extra, sizeof extra, "application_name=%s", app);
+    return h_connect(l, extra);
+}
+
 PGconn *h_connect_start(const struct h_pglane *l, const char *extra)
 {
     char ci[1024];

@@ -148,6 +148,8 @@ void h_conf_replace(char *buf, size_t n, const char *from, const char *to);
 void h_conninfo(const struct h_pglane *l, const char *extra, char *buf, size_t n);
 /* PQconnectdb of h_conninfo; returns the connection even if bad (check PQstatus). */
 PGconn *h_connect(const struct h_pglane *l, const char *extra);
+/* h_connect with application_name=app (what routes by application name match on). */
+PGconn *h_connect_app(const struct h_pglane *l, const char *app);
 /* The admin console of l (db NULL: "pglane"; or e.g. "pgbouncer") as app over TCP, 5 s connect
  * timeout; returns the connection even if bad (check PQstatus). */
 PGconn *h_console(const struct h_pglane *l, const char *db);

@@ -43,10 +43,7 @@ static void adapt_conf(char *buf, size_t n, int mport, const char *analytics_ext
 
 static PGconn *client(const struct h_pglane *l, const char *app)
 {
-    char extra[128];
-
-    snprintf(extra, sizeof extra, "application_name=%s", app);
-    return h_connect(l, extra);
+    return h_connect_app(l, app);
 }
 
 /* Rewrites the running config with one line replaced, then RELOAD through the console. */

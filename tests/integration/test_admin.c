@@ -65,10 +65,7 @@ static int fixtures(void)
 
 static PGconn *client(const struct h_pglane *l, const char *app)
 {
-    char extra[128];
-
-    snprintf(extra, sizeof extra, "application_name=%s", app);
-    return h_connect(l, extra);
+    return h_connect_app(l, app);
 }
 
 /* Runs psql -c cmd against the console; returns its output (malloc'd), asserting exit code 0. */

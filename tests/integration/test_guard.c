@@ -76,10 +76,8 @@ static int fixtures(void)
 
 static PGconn *client(const char *app)
 {
-    char extra[128];
+    PGconn *c = h_connect_app(&g_lane, app);
 
-    snprintf(extra, sizeof extra, "application_name=%s", app);
-    PGconn *c = h_connect(&g_lane, extra);
     H_ASSERT_CONNECTED(c);
     return c;
 }

@@ -43,10 +43,7 @@ static int fixtures(void)
 
 static PGconn *client(const char *app)
 {
-    char extra[128];
-
-    snprintf(extra, sizeof extra, "application_name=%s", app);
-    return h_connect(&g_lane, extra);
+    return h_connect_app(&g_lane, app);
 }
 
 static PGresult *show(PGconn *c, const char *cmd)

@@ -158,10 +158,8 @@ static PGconn *console(void)
 /* A client of lane main (default) or ro (application_name=ro). */
 static PGconn *client(const char *app)
 {
-    char extra[64];
+    PGconn *c = h_connect_app(&g_lane, app);
 
-    snprintf(extra, sizeof extra, "application_name=%s", app);
-    PGconn *c = h_connect(&g_lane, extra);
     H_ASSERT_CONNECTED(c);
     return c;
 }

@@ -77,10 +77,7 @@ static int fixtures(void)
 
 static PGconn *client(const struct h_pglane *l, const char *app)
 {
-    char extra[128];
-
-    snprintf(extra, sizeof extra, "application_name=%s", app);
-    return h_connect(l, extra);
+    return h_connect_app(l, app);
 }
 
 /* SHOW CLIENTS' pinned column for the client with application_name app: "" when NULL, "?" when the

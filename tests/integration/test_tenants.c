@@ -31,11 +31,8 @@ static void tenants_conf(char *buf, size_t n, const char *tenant_lines, int mpor
 
 static PGconn *connect_app(const struct h_pglane *l, const char *app)
 {
-    char extra[128];
-    PGconn *c;
+    PGconn *c = h_connect_app(l, app);
 
-    snprintf(extra, sizeof extra, "application_name=%s", app);
-    c = h_connect(l, extra);
     H_ASSERT_CONNECTED(c);
     return c;
 }
