@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154,SC2153  # tmp, out, here, DB, PERIOD, PIDS, LPORT, MPORT come from run
 # Configuration (d) of bench/insightsnow/run: a streaming replica of the run's cluster, the samplers
 # of its replay lag, and what (d) records about conflicts. Sourced by run after the migrations (the
 # replica starts from a base backup of the migrated, tuned primary). Uses run's tmp, out, DB, PIDS.
@@ -161,7 +162,7 @@ replica_fallback = queue
         echo "pconf|${pconf:-?}"; echo "rconf|$((c1 - c0))"
         echo "cancelled|$(cat "$dir"/report[12].log | grep -c 'conflict with recovery' || true)"
         echo "standby|$(grep -ho 'read on a standby: [a-z]*' "$dir/report1.log" | sed 's/.*: //' | tr '\n' ' ' | sed 's/ $//')"
-        IFS='|' read -r rr er rh eh acc <"$dir/accuracy_replica.txt"
+        IFS="|" read -r rr _ rh _ acc <"$dir/accuracy_replica.txt"
         echo "replica_check|$rr / $rh, equals its base tables: $acc"
     } >"$dir/replica_facts.txt"
 }
