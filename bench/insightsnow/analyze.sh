@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 out=$1 md=$2 scale=$3 rate=$4 clients=$5 alone=$6 with=$7 nacc=$8 nev=$9 load_s=${10} asize=${11} period=${12} t_begin=${13}
 configs=()
-for c in a ap b c; do [ -f "$out/$c/timeline.txt" ] && configs+=("$c"); done
+for c in a ap b c d dx; do [ -f "$out/$c/timeline.txt" ] && configs+=("$c"); done
 
 S() { in_psql -d benchstats "$@"; }
 in_psql -qc "DROP DATABASE IF EXISTS benchstats" -c "CREATE DATABASE benchstats" >/dev/null
@@ -24,6 +24,10 @@ CREATE TABLE blocking (config text, sampled_at timestamptz, waiting_pid int, wai
                        blocking_xact_s numeric, waiting_query text, blocking_query text);
 CREATE TABLE logwait (config text, app text, kind text, ms numeric, what text);
 CREATE TABLE facts (config text, key text, value text);
+-- (d): replay lag samples from the primary (pg_stat_replication), the replica, and pglane's SHOW HEALTH
+CREATE TABLE lag_p (config text, at float8, lag_s float8, lag_bytes numeric);
+CREATE TABLE lag_r (config text, at float8, lag_s float8);
+CREATE TABLE lag_g (config text, at float8, lag_ms float8, lag_bytes numeric, state text, conflicts bigint);
 EOF
 
 for c in "${configs[@]}"; do
@@ -61,6 +65,16 @@ for c in "${configs[@]}"; do
            ('$c','retries','$retries'), ('$c','rep_rows','$rep_rows'), ('$c','rep_hash','$rep_hash'),
            ('$c','exp_hash','$exp_hash'), ('$c','accurate','$accurate'), ('$c','attempts','$att'),
            ('$c','ended','$gcancel / $gterm / $grefused / $ltimeout')"
+    if [ -f "$d/replica_facts.txt" ]; then
+        while IFS='|' read -r k v; do S -qc "INSERT INTO facts VALUES ('$c', '$k', '${v//\'/}')"; done <"$d/replica_facts.txt"
+        for t in p r; do
+            tail -n +2 "$d/lag_$( [ $t = p ] && echo primary || echo replica).csv" | grep -E '^[0-9]' | sed "s/^/$c,/" >"$d/lag_$t.load" || true
+        done
+        S -qc "\copy lag_p FROM '$d/lag_p.load' WITH (FORMAT csv)" -c "\copy lag_r FROM '$d/lag_r.load' WITH (FORMAT csv)"
+        grep -E '^[0-9.]+,-?[0-9]+,-?[0-9]+,' "$d/lag_pglane.csv" | sed "s/^/$c,/" >"$d/lag_g.load" || true
+        S -qc "\copy lag_g FROM '$d/lag_g.load' WITH (FORMAT csv)"
+        rm -f "$d"/lag_?.load
+    fi
 done
 
 # ---- the comparison table: one row per metric, one column per configuration
@@ -139,13 +153,42 @@ CROSS JOIN LATERAL (VALUES
   (16, 'report identical to (a)',
       (SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM facts WHERE config = 'a' AND key = 'rep_hash') OR f.value = 'not completed' THEN '-'
                    WHEN f.value = (SELECT value FROM facts WHERE config = 'a' AND key = 'rep_hash') THEN 'yes' ELSE 'NO' END
-       FROM facts f WHERE f.config = t.config AND key = 'rep_hash'))
+       FROM facts f WHERE f.config = t.config AND key = 'rep_hash')),
+  (16, 'report hash equal to the reference (a)-(c) hash ${REF_HASH:0:8}... (REF_HASH, an earlier run)',
+      (SELECT CASE WHEN '${REF_HASH}' = '' OR f.value = 'not completed' THEN '-' WHEN f.value = '${REF_HASH}' THEN 'yes' ELSE 'NO' END
+       FROM facts f WHERE f.config = t.config AND key = 'rep_hash')),
+  (17, '(d) replica: hot_standby_feedback / max_standby_streaming_delay',
+      (SELECT max(value) FILTER (WHERE key = 'hsf') || ' / ' || max(value) FILTER (WHERE key = 'delay') FROM facts f WHERE f.config = t.config HAVING count(*) FILTER (WHERE key = 'hsf') > 0)),
+  (18, '(d) replay lag during the report run, s: max / p99 (pg_stat_replication.replay_lag, 0.5 s samples)',
+      (SELECT to_char(max(lag_s), 'FM9990.000') || ' / ' || to_char(percentile_cont(0.99) WITHIN GROUP (ORDER BY lag_s), 'FM9990.000')
+       FROM lag_p WHERE config = t.config AND at >= extract(epoch FROM t.report_start) AND at <= extract(epoch FROM t.report_end) HAVING count(*) > 0)),
+  (19, '(d) replay lag during the report run, s: max / p99 (on the replica: now - last replayed commit, 0 when all received WAL is replayed)',
+      (SELECT to_char(max(lag_s), 'FM9990.000') || ' / ' || to_char(percentile_cont(0.99) WITHIN GROUP (ORDER BY lag_s), 'FM9990.000')
+       FROM lag_r WHERE config = t.config AND at >= extract(epoch FROM t.report_start) AND at <= extract(epoch FROM t.report_end) HAVING count(*) > 0)),
+  (20, '(d) replay lag during the report run, pglane SHOW HEALTH (1 s samples): lag_ms max / p99; lag_bytes max',
+      (SELECT max(lag_ms) || ' / ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY lag_ms)) || '; ' || max(lag_bytes)
+       FROM lag_g WHERE config = t.config AND at >= extract(epoch FROM t.report_start) AND at <= extract(epoch FROM t.report_end) HAVING count(*) > 0)),
+  (21, '(d) WAL not yet replayed during the report run, bytes: max / p99 (pg_stat_replication)',
+      (SELECT max(lag_bytes) || ' / ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY lag_bytes))
+       FROM lag_p WHERE config = t.config AND at >= extract(epoch FROM t.report_start) AND at <= extract(epoch FROM t.report_end) HAVING count(*) > 0)),
+  (21, '(d) replay lag whole run, s: max (pg_stat_replication / replica)',
+      (SELECT to_char((SELECT max(lag_s) FROM lag_p WHERE config = t.config), 'FM9990.000') || ' / ' ||
+              to_char((SELECT max(lag_s) FROM lag_r WHERE config = t.config), 'FM9990.000')
+       WHERE EXISTS (SELECT 1 FROM lag_p WHERE config = t.config))),
+  (22, '(d) recovery conflicts: pglane SHOW LANE SERVERS conflicts (analytics, replica1) / pg_stat_database_conflicts delta on the replica',
+      (SELECT max(value) FILTER (WHERE key = 'pconf') || ' / ' || max(value) FILTER (WHERE key = 'rconf') FROM facts f WHERE f.config = t.config HAVING count(*) FILTER (WHERE key = 'pconf') > 0)),
+  (23, '(d) report statements cancelled by a conflict with recovery (workers'' logs)',
+      (SELECT value FROM facts f WHERE f.config = t.config AND key = 'cancelled')),
+  (24, '(d) report aggregate ran on a standby (pg_is_in_recovery() in the worker''s SELECT, per attempt)',
+      (SELECT nullif(value, '') FROM facts f WHERE f.config = t.config AND key = 'standby')),
+  (25, '(d) reports rows on the replica once caught up: rows / hash',
+      (SELECT value FROM facts f WHERE f.config = t.config AND key = 'replica_check'))
 ) AS v(ord, key, value);
 EOF
 
 hdr="| metric |"; sep="|---|"
 for c in "${configs[@]}"; do
-    case $c in a) hdr+=" (a) before, direct |";; ap) hdr+=" (a') before, through pglane |";; b) hdr+=" (b) after, direct |";; c) hdr+=" (c) after, through pglane |";; esac
+    case $c in a) hdr+=" (a) before, direct |";; ap) hdr+=" (a') before, through pglane |";; b) hdr+=" (b) after, direct |";; c) hdr+=" (c) after, through pglane |";; d) hdr+=" (d) after, pglane, report on a replica |";; dx) hdr+=" (d) conflict demo: hot_standby_feedback off, max_standby_streaming_delay 0 |";; esac
     sep+="---|"
 done
 cols=$(printf ", coalesce(max(value) FILTER (WHERE config = '%s'), '-')" "${configs[@]}")
@@ -182,7 +225,7 @@ if command -v gnuplot >/dev/null; then
         echo "set xlabel 'seconds since OLTP start'; set ylabel 'latency, ms (log)'"
         for c in "${configs[@]}"; do
             read -r a b < <(win "$c")
-            case $c in a) t="(a) before, direct";; ap) t="(a') before, through pglane (guard = cancel, guard_wait 50ms)";; b) t="(b) after migrations, direct";; c) t="(c) after, through pglane";; esac
+            case $c in a) t="(a) before, direct";; ap) t="(a') before, through pglane (guard = cancel, guard_wait 50ms)";; b) t="(b) after migrations, direct";; c) t="(c) after, through pglane";; d) t="(d) after, through pglane, report reads on a replica";; dx) t="(d) with hot_standby_feedback off, max_standby_streaming_delay 0";; esac
             echo "set title 'InsightsNow OLTP latency per second, $t (open loop, $rate tx/s, SCALE=$scale)'"
             echo "unset object; set object 1 rect from $a, graph 0 to $b, graph 1 fc rgb '#ffdddd' fs solid 0.5 noborder behind"
             echo "set label 1 'report run' at $a, graph 0.93 offset 0.5,0"
@@ -207,7 +250,8 @@ done
     echo "${alone} s alone, then the report run (2 workers) starts and OLTP continues ${with} s. Latency is measured from each"
     echo "transaction's scheduled start, so a stall counts in full. The first 2 s are warm-up, not counted in \"alone\"."
     [ -f "$out/ap/timeline.txt" ] && echo "(a'): (a)'s schema, settings and scripts through pglane: the lanes of (c), guard = cancel and guard_wait = 50ms on oltp, the quarantine's defaults, the report route statement-routed (sql = .); a failed report worker is retried after 2 s."
-    echo "(c): pglane lanes oltp (size $clients) and analytics (size $asize, max_parallel_workers_per_gather ${ANALYTICS_PARALLEL:-0}, lock_timeout 200ms), route application_name=report-*."
+    [ -f "$out/d/timeline.txt" ] && echo "(d): as (c), but the analytics lane is server = replica1, primary (size ${D_ANALYTICS_SIZE:-2}, max_replica_lag 5s, replica_fallback = queue): a streaming replica of the cluster (pg_basebackup -R, same machine, shared_buffers 2GB) runs worker 1's aggregate (one read-only autocommit SELECT, workloads/report_monthly_replica.sql); its writes (report_runs, the reports rows) and worker 2 (partitions, dashboard_daily, REFRESH) run on the primary."
+    [ -f "$out/c/timeline.txt" ] && echo "(c): pglane lanes oltp (size $clients) and analytics (size $asize, max_parallel_workers_per_gather ${ANALYTICS_PARALLEL:-0}, lock_timeout 200ms), route application_name=report-*."
     [ -f "$out/migration_times.txt" ] && echo "Migrations (offline, between (a) and (b)): $(tr '\n' ';' <"$out/migration_times.txt" | sed 's/;$//; s/;/; /g')."
     echo "Whole run: $(($(date +%s) - t_begin)) s."
     echo
