@@ -1185,6 +1185,22 @@ PGconn *h_connect_app(const struct h_pglane *l, const char *app)
     return h_connect(l, extra);
 }
 
+PGconn *h_console_ok(const struct h_pglane *l)
+{
+    PGconn *c = h_console(l, NULL);
+
+    H_ASSERT_CONNECTED(c);
+    return c;
+}
+
+PGconn *h_connect_app_ok(const struct h_pglane *l, const char *app)
+{
+    PGconn *c = h_connect_app(l, app);
+
+    H_ASSERT_CONNECTED(c);
+    return c;
+}
+
 PGconn *h_connect_start(const struct h_pglane *l, const char *extra)
 {
     char ci[1024];

@@ -153,6 +153,9 @@ PGconn *h_connect_app(const struct h_pglane *l, const char *app);
 /* The admin console of l (db NULL: "pglane"; or e.g. "pgbouncer") as app over TCP, 5 s connect
  * timeout; returns the connection even if bad (check PQstatus). */
 PGconn *h_console(const struct h_pglane *l, const char *db);
+/* h_console(l, NULL) and h_connect_app that fail the running test unless the connection is up. */
+PGconn *h_console_ok(const struct h_pglane *l);
+PGconn *h_connect_app_ok(const struct h_pglane *l, const char *app);
 /* PQconnectStart of h_conninfo (non-blocking). */
 PGconn *h_connect_start(const struct h_pglane *l, const char *extra);
 /* Drives PQconnectPoll until done: 0 connected, -1 failed, -2 still not done after timeout_ms. */

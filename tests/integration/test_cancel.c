@@ -61,13 +61,6 @@ static int test_teardown(void **state)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static PGconn *console(void)
-{
-    PGconn *c = h_console(&g_one, NULL);
-    H_ASSERT_CONNECTED(c);
-    return c;
-}
-
 #define LANE_LABELS "lane=\"main\""
 #define CANCELS(event) "pglane_cancels_total{" LANE_LABELS ",event=\"" event "\"}"
 #define SERVERS(state) "pglane_servers{" LANE_LABELS ",database=\"" H_DB "\",user=\"" H_USER "\",state=\"" state "\"}"
@@ -88,7 +81,7 @@ static void open_four(const char *db, PGconn **s, PGconn **adm, PGconn **a, PGco
 {
     *s = h_pg_super(&g_pg, db);
     assert_non_null(*s);
-    *adm = console();
+    *adm = h_console_ok(&g_one);
     *a = h_connect(&g_one, NULL);
     *b = h_connect(&g_one, NULL);
     H_ASSERT_CONNECTED(*a);
@@ -488,7 +481,7 @@ static void test_cancel_clean_exit(void **state)
     H_SKIP_IF_DIRECT();
     PGconn *s = h_pg_super(&g_pg, "postgres");
     assert_non_null(s);
-    PGconn *adm = console();
+    PGconn *adm = h_console_ok(&g_one);
     PGconn *a = h_connect(&g_one, NULL);
     H_ASSERT_CONNECTED(a);
     run_until_active(s, a, "SELECT pg_sleep(0.3)");

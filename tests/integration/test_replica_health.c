@@ -148,22 +148,6 @@ static int log_count(const char *text)
     return n;
 }
 
-static PGconn *console(void)
-{
-    PGconn *adm = h_console(&g_lane, NULL);
-    H_ASSERT_CONNECTED(adm);
-    return adm;
-}
-
-/* A client of lane main (default) or ro (application_name=ro). */
-static PGconn *client(const char *app)
-{
-    PGconn *c = h_connect_app(&g_lane, app);
-
-    H_ASSERT_CONNECTED(c);
-    return c;
-}
-
 /* SHOW SERVERS rows (server connections) whose server column is server. */
 static int server_rows(PGconn *adm, const char *server, const char *col, const char *want)
 {
@@ -185,7 +169,7 @@ static int server_rows(PGconn *adm, const char *server, const char *col, const c
 /* Both lanes have a pool (the health check's credentials come from the first client). */
 static void touch_lanes(void)
 {
-    PGconn *m = client("main"), *ro = client("ro");
+    PGconn *m = h_connect_app_ok(&g_lane, "main"), *ro = h_connect_app_ok(&g_lane, "ro");
     char *v = h_query1(ro, "SELECT pg_is_in_recovery()");
     assert_non_null(v);
     assert_string_equal(v, "t");
@@ -204,7 +188,7 @@ static void test_roles_learned(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console();
+    PGconn *adm = h_console_ok(&g_lane);
     touch_lanes();
     assert_true(health_wait(adm, "primary", "role", "primary", 2 * INTERVAL_MS + SLACK_MS) >= 0);
     assert_true(health_wait(adm, "replica", "role", "replica", 2 * INTERVAL_MS + SLACK_MS) >= 0);
@@ -257,7 +241,7 @@ static void test_one_check_per_interval(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *p = h_pg_super(&g_pg, H_DB), *r = h_pg_super(&g_replica, H_DB);
+    PGconn *adm = h_console_ok(&g_lane), *p = h_pg_super(&g_pg, H_DB), *r = h_pg_super(&g_replica, H_DB);
     assert_non_null(p);
     assert_non_null(r);
     touch_lanes();
@@ -338,7 +322,8 @@ static void test_lag_while_replay_paused(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *rs = h_pg_super(&g_replica, H_DB), *w = client("main");
+    PGconn *adm = h_console_ok(&g_lane), *rs = h_pg_super(&g_replica, H_DB);
+    PGconn *w = h_connect_app_ok(&g_lane, "main");
     assert_non_null(rs);
     touch_lanes();
     assert_int_equal(h_exec(w, "INSERT INTO events (note) VALUES ('before the pause')"), 0);
@@ -393,7 +378,7 @@ static void test_replica_down_and_up(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console();
+    PGconn *adm = h_console_ok(&g_lane);
     touch_lanes();
     assert_true(health_wait(adm, "replica", "state", "up", 2 * INTERVAL_MS + SLACK_MS) >= 0);
     assert_true(server_rows(adm, "replica", "state", "idle") >= 1);
@@ -439,7 +424,7 @@ static void test_replica_hung(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *rs = h_pg_super(&g_replica, "postgres");
+    PGconn *adm = h_console_ok(&g_lane), *rs = h_pg_super(&g_replica, "postgres");
     assert_non_null(rs);
     touch_lanes();
     assert_true(health_wait(adm, "replica", "state", "up", 2 * INTERVAL_MS + SLACK_MS) >= 0);
@@ -507,7 +492,7 @@ static void test_reload(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *p = h_pg_super(&g_pg, H_DB);
+    PGconn *adm = h_console_ok(&g_lane), *p = h_pg_super(&g_pg, H_DB);
     assert_non_null(p);
     touch_lanes();
     assert_true(health_wait(adm, "replica", "role", "replica", 2 * INTERVAL_MS + SLACK_MS) >= 0);
@@ -571,7 +556,7 @@ static void test_promoted_replica_becomes_primary(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console();
+    PGconn *adm = h_console_ok(&g_lane);
     touch_lanes();
     assert_true(health_wait(adm, "replica", "role", "replica", 2 * INTERVAL_MS + SLACK_MS) >= 0);
     pid_t pid = g_lane.pid;
@@ -591,7 +576,7 @@ static void test_promoted_replica_becomes_primary(void **state)
     free(log);
     assert_int_equal(log_count("reload"), reloads);
     /* writes reach the promoted server through its lane */
-    PGconn *ro = client("ro");
+    PGconn *ro = h_connect_app_ok(&g_lane, "ro");
     assert_int_equal(h_exec(ro, "INSERT INTO events (note) VALUES ('after the promotion')"), 0);
     PQfinish(ro);
     /* the old primary comes back (as a second primary, as pg_ctl starts it) for a clean teardown */

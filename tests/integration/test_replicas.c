@@ -87,21 +87,6 @@ static int teardown(void)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static PGconn *console(void)
-{
-    PGconn *adm = h_console(&g_lane, NULL);
-    H_ASSERT_CONNECTED(adm);
-    return adm;
-}
-
-static PGconn *client(const char *app)
-{
-    PGconn *c = h_connect_app(&g_lane, app);
-
-    H_ASSERT_CONNECTED(c);
-    return c;
-}
-
 /* Column col of SHOW LANE SERVERS for (lane, server), malloc'd, or NULL. */
 static char *ls_val(PGconn *adm, const char *lane, const char *server, const char *col)
 {
@@ -176,10 +161,10 @@ static void test_reads_on_replica_writes_on_primary(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *c;
+    PGconn *adm = h_console_ok(&g_lane), *c;
 
     replica_ready(adm, "rep");
-    c = client("rep");
+    c = h_connect_app_ok(&g_lane, "rep");
     for (int i = 0; i < 20; i++) {
         char sql[128];
 
@@ -201,7 +186,7 @@ static void test_reads_on_replica_writes_on_primary(void **state)
     }
     PQfinish(c);
     /* the default lane (the primary alone) is untouched */
-    c = client("main");
+    c = h_connect_app_ok(&g_lane, "main");
     expect1(c, "SELECT pg_is_in_recovery()", "f");
     PQfinish(c);
     /* SHOW LANE SERVERS counted both kinds; /metrics has them per server */
@@ -226,13 +211,14 @@ static void test_size_caps_all_servers(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *r = h_pg_super(&g_replica, H_DB), *p = h_pg_super(&g_pg, H_DB), *c1, *c2;
+    PGconn *adm = h_console_ok(&g_lane), *c1, *c2;
+    PGconn *r = h_pg_super(&g_replica, H_DB), *p = h_pg_super(&g_pg, H_DB);
 
     assert_non_null(r);
     assert_non_null(p);
     replica_ready(adm, "one");
-    c1 = client("one");
-    c2 = client("one");
+    c1 = h_connect_app_ok(&g_lane, "one");
+    c2 = h_connect_app_ok(&g_lane, "one");
     assert_int_equal(PQsendQuery(c1, "SELECT pg_is_in_recovery() FROM pg_sleep(1.5)"), 1);
     assert_int_equal(h_pg_wait_long(r, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                                        "AND query LIKE 'SELECT pg_is_in_recovery() FROM pg_sleep%'", 1, 5000), 1);
@@ -270,10 +256,10 @@ static void test_read_only_transactions(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *c;
+    PGconn *adm = h_console_ok(&g_lane), *c;
 
     replica_ready(adm, "rep");
-    c = client("rep");
+    c = h_connect_app_ok(&g_lane, "rep");
     expect_tx(c, "BEGIN READ ONLY", "SELECT pg_is_in_recovery()", "t");
     expect_tx(c, "START TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", "SELECT pg_is_in_recovery()", "t");
     assert_int_equal(h_exec(c, "BEGIN"), 0);
@@ -283,7 +269,7 @@ static void test_read_only_transactions(void **state)
     expect_tx(c, "BEGIN", "SELECT pg_is_in_recovery()", "f");      /* not trusted: the primary */
     PQfinish(c);
 
-    c = client("trusted");
+    c = h_connect_app_ok(&g_lane, "trusted");
     expect_tx(c, "BEGIN", "SELECT pg_is_in_recovery()", "t");
     assert_int_equal(h_exec(c, "BEGIN"), 0);
     expect1(c, "SELECT pg_is_in_recovery()", "t");
@@ -310,16 +296,17 @@ static void test_lagging_replica_falls_back(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *r = h_pg_super(&g_replica, H_DB), *p = h_pg_super(&g_pg, H_DB), *c, *s, *q;
+    PGconn *adm = h_console_ok(&g_lane), *c, *s, *q;
+    PGconn *r = h_pg_super(&g_replica, H_DB), *p = h_pg_super(&g_pg, H_DB);
     int64_t paused;
     long took;
 
     assert_non_null(r);
     assert_non_null(p);
     replica_ready(adm, "rep");
-    c = client("rep");
-    s = client("strict");
-    q = client("queued");
+    c = h_connect_app_ok(&g_lane, "rep");
+    s = h_connect_app_ok(&g_lane, "strict");
+    q = h_connect_app_ok(&g_lane, "queued");
     expect1(c, "SELECT pg_is_in_recovery()", "t");
     expect1(s, "SELECT pg_is_in_recovery()", "t");
     expect1(q, "SELECT pg_is_in_recovery()", "t");
@@ -388,19 +375,19 @@ static void test_read_your_writes(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *r = h_pg_super(&g_replica, H_DB), *c;
+    PGconn *adm = h_console_ok(&g_lane), *r = h_pg_super(&g_replica, H_DB), *c;
     int misses = 0, on_replica = 0, v = 0;
 
     assert_non_null(r);
     replica_ready(adm, "ryw");
-    c = client("ryw");
+    c = h_connect_app_ok(&g_lane, "ryw");
     for (int i = 0; i < 1000; i++)
         misses += !ryw_round(c, ++v, &on_replica);
     print_message("read_your_writes on: %d misses in 1000, %d reads on the replica\n", misses, on_replica);
     assert_int_equal(misses, 0);
     /* reads with no write of the client before them still go to the replica */
     PQfinish(c);
-    c = client("ryw");
+    c = h_connect_app_ok(&g_lane, "ryw");
     expect1(c, "SELECT pg_is_in_recovery()", "t");
     /* once the replica replayed the client's write, its reads are the replica's again */
     assert_int_equal(h_exec(c, "INSERT INTO ryw (v) VALUES (-1)"), 0);
@@ -417,7 +404,7 @@ static void test_read_your_writes(void **state)
     /* replay paused: off misses, on does not */
     replica_ready(adm, "norw");
     assert_int_equal(h_exec(r, "SELECT pg_wal_replay_pause()"), 0);
-    PGconn *off = client("norw");
+    PGconn *off = h_connect_app_ok(&g_lane, "norw");
     int off_misses = 0, off_replica = 0;
     for (int i = 0; i < 1000 && off_misses == 0; i++)
         off_misses += !ryw_round(off, ++v, &off_replica);
@@ -443,10 +430,10 @@ static void test_replica_stopped_and_started(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *c;
+    PGconn *adm = h_console_ok(&g_lane), *c;
 
     replica_ready(adm, "rep");
-    c = client("rep");
+    c = h_connect_app_ok(&g_lane, "rep");
     expect1(c, "SELECT pg_is_in_recovery()", "t");
     assert_int_equal(h_pg_ctl(&g_replica, "stop"), 0);
     /* every statement succeeds, on the primary, before and after pglane sees the replica down */
@@ -485,7 +472,7 @@ static void test_recovery_conflict_counted(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *r = h_pg_super(&g_replica, H_DB), *c;
+    PGconn *adm = h_console_ok(&g_lane), *r = h_pg_super(&g_replica, H_DB), *c;
 
     assert_non_null(r);
     replica_ready(adm, "rep");
@@ -494,7 +481,7 @@ static void test_recovery_conflict_counted(void **state)
     assert_int_equal(h_exec(r, "ALTER SYSTEM SET max_standby_streaming_delay = '100ms'"), 0);
     assert_int_equal(h_exec(r, "SELECT pg_reload_conf()"), 0);
     assert_int_equal(h_pg_wait_replay(&g_replica, &g_pg, 10000), 0);
-    c = client("rep");
+    c = h_connect_app_ok(&g_lane, "rep");
     assert_int_equal(PQsendQuery(c, "SELECT pg_sleep(20), pg_is_in_recovery() FROM conflict_t"), 1);
     assert_int_equal(h_pg_wait_long(r, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                                        "AND query LIKE 'SELECT pg_sleep(20)%'", 1, 5000), 1);
@@ -562,11 +549,11 @@ static void test_reload(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *c, *n;
+    PGconn *adm = h_console_ok(&g_lane), *c, *n;
 
     replica_ready(adm, "rep");
-    c = client("rep");
-    n = client("norw");
+    c = h_connect_app_ok(&g_lane, "rep");
+    n = h_connect_app_ok(&g_lane, "norw");
     expect1(c, "SELECT pg_is_in_recovery()", "t");
     expect1(n, "SELECT pg_is_in_recovery()", "t");
     reload_with("[lane.rep]\nserver = replica, primary\nsize = 4\n", "[lane.rep]\nserver = replica, primary\nsize = 3\n");
@@ -599,10 +586,10 @@ static void test_failover(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    PGconn *adm = console(), *c;
+    PGconn *adm = h_console_ok(&g_lane), *c;
 
     replica_ready(adm, "rep");
-    c = client("rep");
+    c = h_connect_app_ok(&g_lane, "rep");
     expect1(c, "INSERT INTO events (note) VALUES ('before') RETURNING pg_is_in_recovery()", "f");
     assert_int_equal(h_pg_ctl(&g_pg, "stop"), 0);
     assert_int_equal(h_pg_promote(&g_replica), 0);
