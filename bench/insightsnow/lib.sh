@@ -76,13 +76,17 @@ in_cluster_restart() {
     in_as_pg "$IN_PGBIN/pg_ctl" -D "$IN_DATA" -l "$IN_PGLOG" -w -t 60 -m fast restart >/dev/null
 }
 
-in_cluster_stop() {
-    [ -n "${IN_DATA:-}" ] && [ -f "$IN_DATA/postmaster.pid" ] || return 0
-    in_as_pg "$IN_PGBIN/pg_ctl" -D "$IN_DATA" -m fast -w -t 60 stop >/dev/null 2>&1 || {
-        local pid; pid=$(head -1 "$IN_DATA/postmaster.pid" 2>/dev/null)
+# in_pgdata_stop DIR: stops the cluster of data directory DIR, if it runs (fast, then its postmaster's
+# PID from postmaster.pid if pg_ctl fails).
+in_pgdata_stop() {
+    [ -n "${1:-}" ] && [ -f "$1/postmaster.pid" ] || return 0
+    in_as_pg "$IN_PGBIN/pg_ctl" -D "$1" -m fast -w -t 60 stop >/dev/null 2>&1 || {
+        local pid; pid=$(head -1 "$1/postmaster.pid" 2>/dev/null)
         [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null
     }
 }
+
+in_cluster_stop() { in_pgdata_stop "${IN_DATA:-}"; }
 
 # Superuser psql over the cluster's own socket.
 in_psql() { psql -X -q -v ON_ERROR_STOP=1 -h "$IN_SOCK" -p "$IN_PORT" -U postgres "$@"; }

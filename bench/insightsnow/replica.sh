@@ -49,13 +49,7 @@ replica_settings() {
     fi
 }
 
-replica_stop() {
-    [ -n "${RDATA:-}" ] && [ -f "$RDATA/postmaster.pid" ] || return 0
-    in_as_pg "$IN_PGBIN/pg_ctl" -D "$RDATA" -m fast -w -t 60 stop >/dev/null 2>&1 || {
-        local pid; pid=$(head -1 "$RDATA/postmaster.pid" 2>/dev/null)
-        [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null
-    }
-}
+replica_stop() { in_pgdata_stop "${RDATA:-}"; }
 
 r_psql() { psql -X -q -v ON_ERROR_STOP=1 -h "$RSOCK" -p "$RPORT" -U postgres "$@"; }
 
