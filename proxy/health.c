@@ -187,22 +187,6 @@ static int refused_msg(const char *msg)
     return msg && (strstr(msg, "Connection refused") || strstr(msg, "No such file or directory"));
 }
 
-static const struct px_pool *credentials(struct hs *s)
-{
-    struct proxy *px = s->hm->px;
-    const struct px_pool *any = NULL;
-
-    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
-
-        if (strcmp(pool_server(pool), s->name) == 0)
-            return pool;
-        if (!any)
-            any = pool;
-    }
-    return any;   /* a replica has the primary's roles: another server's pool will do */
-}
-
 static void send_check(struct hs *s)
 {
     s->h.checks++;
@@ -221,18 +205,15 @@ static void send_check(struct hs *s)
 static void hs_connect(struct hs *s)
 {
     const struct conf_server *cs = hs_conf(s);
-    const struct px_pool *pool = credentials(s);
-    const char *pw;
+    /* any server's pool will do: a replica has the primary's roles */
+    const struct px_pool *pool = px_pgpoll_credentials(s->hm->px, s->name, 1);
 
     if (!cs || !pool)
         return;                   /* no pool yet: the first client gives the credentials */
-    pw = pool->secret;
-    if (pw && (strncmp(pw, "md5", 3) == 0 || strncmp(pw, "SCRAM-SHA-256$", 14) == 0))
-        pw = NULL;                /* libpq needs the plaintext */
     s->state = HS_CONNECTING;
     s->state_ms = px_now_ms(s->hm->px);
     s->missed = 0;
-    if (px_pgpoll_connect(&s->io, &s->pg, cs, pool->user, pool->database, "pglane-health", pw) < 0) {
+    if (px_pgpoll_connect_pool(&s->io, &s->pg, cs, pool, "pglane-health") < 0) {
         const char *msg = s->pg ? PQerrorMessage(s->pg) : "out of memory";
 
         failed(s, msg, refused_msg(msg));

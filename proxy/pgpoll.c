@@ -5,6 +5,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
 
 void px_pgpoll_init(struct px_pgpoll *p, uv_loop_t *loop, uv_poll_cb cb, void *data)
 {
@@ -124,4 +127,29 @@ const char *px_libpq_sslmode(enum conf_server_tls m)
     case CONF_STLS_VERIFY_FULL: return "verify-full";
     }
     return "prefer";
+}
+
+const struct px_pool *px_pgpoll_credentials(struct proxy *px, const char *name, int any_server)
+{
+    const struct px_pool *any = NULL;
+
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (strcmp(pool->ep->server->name, name) == 0)
+            return pool;
+        if (!any)
+            any = pool;
+    }
+    return any_server ? any : NULL;
+}
+
+int px_pgpoll_connect_pool(struct px_pgpoll *p, PGconn **pg, const struct conf_server *cs,
+                           const struct px_pool *pool, const char *app)
+{
+    const char *pw = pool->secret;
+
+    if (pw && (strncmp(pw, "md5", 3) == 0 || strncmp(pw, "SCRAM-SHA-256$", 14) == 0))
+        pw = NULL;
+    return px_pgpoll_connect(p, pg, cs, pool->user, pool->database, app, pw);
 }

@@ -126,32 +126,14 @@ static void mon_reset(struct mon_server *ms, const char *why)
     set_state(ms, M_IDLE);
 }
 
-/* The first pool on this server gives the credentials (a plaintext auth_file password, if any). */
-static const struct px_pool *credentials(struct mon_server *ms)
-{
-    struct proxy *px = ms->m->px;
-
-    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-        const struct px_pool *pool = px_container_of(it, struct px_pool, link);
-
-        if (strcmp(pool->ep->server->name, ms->name) == 0)
-            return pool;
-    }
-    return NULL;
-}
-
 static void mon_connect(struct mon_server *ms)
 {
     const struct conf_server *cs = mon_conf(ms);
-    const struct px_pool *pool = credentials(ms);
-    const char *pw;
+    const struct px_pool *pool = px_pgpoll_credentials(ms->m->px, ms->name, 0);
 
     if (!cs || !pool)
         return;                   /* no pool yet: wait for the first client of this server */
-    pw = pool->secret;
-    if (pw && (strncmp(pw, "md5", 3) == 0 || strncmp(pw, "SCRAM-SHA-256$", 14) == 0))
-        pw = NULL;                /* libpq needs the plaintext */
-    if (px_pgpoll_connect(&ms->io, &ms->pg, cs, pool->user, pool->database, "pglane-monitor", pw) < 0) {
+    if (px_pgpoll_connect_pool(&ms->io, &ms->pg, cs, pool, "pglane-monitor") < 0) {
         mon_reset(ms, ms->pg ? PQerrorMessage(ms->pg) : "out of memory");
         return;
     }
