@@ -152,30 +152,6 @@ static void hold_begin(struct px_client *cl, uint32_t whole, const char *tag)
 static enum stmt_verdict route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql,
                                          size_t len, int *classified);
 
-/*
- * The first statement of a transaction has a shape the contention guard quarantined on this
- * (preemptible) lane: pglane answers it with 55P03 and it never reaches PostgreSQL. A held BEGIN goes
- * with it (its block is then a failed one: ReadyForQuery 'E'); an extended-protocol request is skipped
- * up to its Sync. Returns 1 if refused.
- */
-static void refuse_request(struct px_client *cl, const struct proto_frame *f, struct proto_buf *out);
-
-static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
-{
-    struct proxy *px = cl->conn.px;
-    struct proto_buf out;
-
-    proto_buf_init(&out);
-    if (!px_guard_refuse(px, cl->fingerprint, px->lanes[cl->lane], &out)) {
-        proto_buf_free(&out);
-        return 0;
-    }
-    px_info("C-%llu guard: refused quarantined statement shape %016llx on lane %s",
-            (unsigned long long)cl->conn.id, (unsigned long long)cl->fingerprint, px->lanes[cl->lane]->conf->name);
-    refuse_request(cl, f, &out);
-    return 1;
-}
-
 /* Answers the transaction's first request with the ErrorResponse in out instead of running it (the
  * held BEGIN, if any, is dropped with it). */
 static void refuse_request(struct px_client *cl, const struct proto_frame *f, struct proto_buf *out)
@@ -198,6 +174,28 @@ static void refuse_request(struct px_client *cl, const struct proto_frame *f, st
     cl->changes_session = 0;
     cl->tx_reads = 0;
     client_send(cl, out);
+}
+
+/*
+ * The first statement of a transaction has a shape the contention guard quarantined on this
+ * (preemptible) lane: pglane answers it with 55P03 and it never reaches PostgreSQL. A held BEGIN goes
+ * with it (its block is then a failed one: ReadyForQuery 'E'); an extended-protocol request is skipped
+ * up to its Sync. Returns 1 if refused.
+ */
+static int refuse_quarantined(struct px_client *cl, const struct proto_frame *f)
+{
+    struct proxy *px = cl->conn.px;
+    struct proto_buf out;
+
+    proto_buf_init(&out);
+    if (!px_guard_refuse(px, cl->fingerprint, px->lanes[cl->lane], &out)) {
+        proto_buf_free(&out);
+        return 0;
+    }
+    px_info("C-%llu guard: refused quarantined statement shape %016llx on lane %s",
+            (unsigned long long)cl->conn.id, (unsigned long long)cl->fingerprint, px->lanes[cl->lane]->conf->name);
+    refuse_request(cl, f, &out);
+    return 1;
 }
 
 /* A read of a lane with replica_fallback = error while no replica is eligible: 57P03. 1 if refused. */
@@ -248,9 +246,6 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
     return f->type != PROTO_FE_BIND && cl->stmt_pins && lane_refuses_pins(cl) ? STMT_PIN_REFUSED : STMT_FORWARD;
 }
 
-/* The routing decision for the first statement of a transaction; *classified when routing
- * classified it (and so merged its session flags). STMT_FORWARD, STMT_HELD_BEGIN or STMT_QUARANTINED (also: a read refused
- * by replica_fallback = error). */
 /* A lane with several servers: whether the transaction only reads decides where it runs
  * (proxy/replica.c); the held BEGIN, if any, is at the start of the client's buffer. */
 static void note_reads(struct px_client *cl, const char *sql, size_t len)
@@ -268,6 +263,9 @@ static void note_reads(struct px_client *cl, const char *sql, size_t len)
         px_replica_note_statement(cl, sql, len, NULL, 0);
 }
 
+/* The routing decision for the first statement of a transaction; *classified when routing
+ * classified it (and so merged its session flags). STMT_FORWARD, STMT_HELD_BEGIN or STMT_QUARANTINED
+ * (also: a read refused by replica_fallback = error). */
 static enum stmt_verdict route_statement(struct px_client *cl, const struct proto_frame *f, const char *sql,
                                          size_t len, int *classified)
 {
