@@ -6,7 +6,7 @@
 #   fifo-N      analytics lane of fixed size N, one FIFO queue (tenant_key = none)
 #   fair-N      fixed size N, fair queuing per tenant (tenant_key = hint)
 #   fair-adapt  fair queuing + the adaptive cap: size STORM_ADAPT_SIZE, min_size 1, protects = oltp,
-#               target_p99 STORM_TARGET_P99 ("auto": 1.2 x the OLTP p99 alone measured in the first
+#               target_p99 STORM_TARGET_P99 ("auto": 1.5 x the OLTP p99 alone measured in the first
 #               configuration of the list, so list a fixed one first)
 # A report is one transaction on the analytics lane (application_name report-storm):
 #   BEGIN; /* pglane tenant=ID */ SELECT clock_timestamp(); <the monthly report's two aggregates over
@@ -217,7 +217,7 @@ storm_all() {
         if [ "$c" = fair-adapt ] && [ "$STORM_TARGET_P99" = auto ]; then
             [ -n "$first" ] || { echo "storm: target_p99 auto needs a fixed configuration before fair-adapt" >&2; return 1; }
             local p99; p99=$(storm_p99_alone "$sout/$first")
-            STORM_TARGET_MS=$(awk -v p="$p99" 'BEGIN { t = int(p * 1.2 + 0.5); if (t < 5) t = 5; print t }')
+            STORM_TARGET_MS=$(awk -v p="$p99" 'BEGIN { t = int(p * 1.5 + 0.5); if (t < 5) t = 5; print t }')
             in_log "storm: OLTP p99 alone in $first was $p99 ms; target_p99 = $STORM_TARGET_MS ms"
         fi
         storm_config "$c"
