@@ -6,8 +6,8 @@
 #   fifo-N      analytics lane of fixed size N, one FIFO queue (tenant_key = none)
 #   fair-N      fixed size N, fair queuing per tenant (tenant_key = hint)
 #   fair-adapt  fair queuing + the adaptive cap: size STORM_ADAPT_SIZE, min_size 1, protects = oltp,
-#               target_p99 STORM_TARGET_P99 ("auto": 1.5 x the OLTP p99 alone measured in the first
-#               configuration of the list, so list a fixed one first)
+#               target_p99 STORM_TARGET_P99 ("auto": STORM_AUTO_FACTOR x the OLTP p99 alone measured in
+#               the first configuration of the list, so list a fixed one first)
 # A report is one transaction on the analytics lane (application_name report-storm):
 #   BEGIN; /* pglane tenant=ID */ SELECT clock_timestamp(); <the monthly report's two aggregates over
 #   the month, read only>; SELECT clock_timestamp(); COMMIT
@@ -28,6 +28,7 @@ STORM_BIG=${STORM_BIG:-10}           # reports of tenant "big"
 STORM_OTHERS=${STORM_OTHERS:-5}      # tenants t1..tN with one report each
 STORM_ADAPT_SIZE=${STORM_ADAPT_SIZE:-2}
 STORM_TARGET_P99=${STORM_TARGET_P99:-auto}
+STORM_AUTO_FACTOR=1.5                  # "auto": the storm's own OLTP target (p99 during <= 1.5 x alone)
 STORM_TENANT_MAX=${STORM_TENANT_MAX:-0}
 
 # storm_report_sql TENANT: the report transaction, tenant named by the hint.
@@ -217,14 +218,14 @@ storm_all() {
         if [ "$c" = fair-adapt ] && [ "$STORM_TARGET_P99" = auto ]; then
             [ -n "$first" ] || { echo "storm: target_p99 auto needs a fixed configuration before fair-adapt" >&2; return 1; }
             local p99; p99=$(storm_p99_alone "$sout/$first")
-            STORM_TARGET_MS=$(awk -v p="$p99" 'BEGIN { t = int(p * 1.5 + 0.5); if (t < 5) t = 5; print t }')
+            STORM_TARGET_MS=$(awk -v p="$p99" -v f="$STORM_AUTO_FACTOR" 'BEGIN { t = int(p * f + 0.5); if (t < 5) t = 5; print t }')
             in_log "storm: OLTP p99 alone in $first was $p99 ms; target_p99 = $STORM_TARGET_MS ms"
         fi
         storm_config "$c"
         [ -n "$first" ] || first=$c
     done
     # shellcheck disable=SC2086
-    bash "$here/storm_analyze.sh" "$sout" "$results/insightsnow-$day-storm.md" "$SCALE" "$RATE" "$CLIENTS" \
+    STORM_AUTO_FACTOR=$STORM_AUTO_FACTOR bash "$here/storm_analyze.sh" "$sout" "$results/insightsnow-$day-storm.md" "$SCALE" "$RATE" "$CLIENTS" \
         "$STORM_ALONE" "$STORM_WITH" "$NACC" "$NEV" "$STORM_BIG" "$STORM_OTHERS" "$STORM_GAP" "$STORM_ADAPT_SIZE" \
         "$STORM_TARGET_P99" "$t_begin" $STORM_CONFIGS
 }

@@ -154,7 +154,7 @@ whys=$(S -At -F ' | ' -c "SELECT config, f1(at_s), change, why FROM seff ORDER B
     echo "in to pglane, is about to send BEGIN (same machine); duration = its last statement's clock_timestamp() - the first's. t1..t$others"
     echo "start ${gap} s after all of big's reports have submitted. Throughput = reports completed / makespan (first submit to last report end)."
     echo "fair-adapt: analytics size $asize, min_size 1, protects = oltp, adapt_interval 1s,"
-    echo "target_p99 ${target} (auto = 1.5 x the OLTP p99 alone of the first configuration); pglane's p99 is measured from the transaction's"
+    echo "target_p99 ${target} (auto = ${STORM_AUTO_FACTOR:-?} x the OLTP p99 alone of the first configuration); pglane's p99 is measured from the transaction's"
     echo "first statement to its end, without pgbench's schedule lag."
     echo "Whole run: $(($(date +%s) - t_begin)) s."
     echo
