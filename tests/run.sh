@@ -9,6 +9,8 @@ export PGLANE_BIN="$PWD/$build/pglane"
 # cmocka binaries, then script suites (tests/*/check.sh) that end with their own "N passed, N failed".
 # NAME@cache_unnamed runs binary NAME again with PGLANE_TEST_CACHE_UNNAMED=1 (every lane of its
 # pglanes gets cache_unnamed = on): the prepared-statement suites must pass that way too.
+# PGLANE_TEST_WORKERS=N in the environment (passed on to every binary) runs each pglane the harness
+# starts with workers = N unless its config sets workers itself (tests/integration/harness.h).
 variants=()
 for bin in "$build"/tests/integration_test_prepared "$build"/tests/integration_test_prepared_drivers; do
     [ -x "$bin" ] && variants+=("$bin@cache_unnamed")

@@ -879,6 +879,49 @@ static char *place_cache_unnamed(char *text)
     return text;
 }
 
+int h_workers(void)
+{
+    const char *v = getenv("PGLANE_TEST_WORKERS");
+    long n = v && *v ? strtol(v, NULL, 10) : 0;
+    return n > 0 && n < 1000 ? (int)n : 0;
+}
+
+/* 1 if a line of text sets the key `workers` (in any section: a config that names it keeps its own). */
+static int names_workers(const char *text)
+{
+    for (const char *line = text; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        line += strspn(line, " \t");
+        if (strncmp(line, "workers", 7) == 0 && strchr(" \t=", line[7]))
+            return 1;
+    }
+    return 0;
+}
+
+/* PGLANE_TEST_WORKERS=N: `workers = N` on the line after the [pglane] header of a config that does not
+ * set workers itself. */
+static char *add_workers(char *text)
+{
+    int n = h_workers();
+    char *p, *out;
+
+    if (!text || !n || names_workers(text))
+        return text;
+    for (p = strstr(text, "[pglane]"); p && p != text && p[-1] != '\n'; p = strstr(p + 1, "[pglane]"))
+        ;
+    if (!p)
+        return text;
+    p += strcspn(p, "\n");
+    out = malloc(strlen(text) + 32);
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    memcpy(out, text, (size_t)(p - text));
+    sprintf(out + (p - text), "\nworkers = %d%s%s", n, *p ? "" : "\n", p);
+    free(text);
+    return out;
+}
+
 const char *h_pglane_bin(void)
 {
     static char path[H_PATH];
@@ -960,7 +1003,7 @@ static int write_lane_files(struct h_pglane *l, const char *tmpl)
     text = text ? replace_all(text, "@AUTHFILE@", l->auth_path) : NULL;
     text = text ? replace_all(text, "@SOCKDIR@", l->sock_dir) : NULL;
     text = text ? replace_all(text, "@DIR@", l->dir) : NULL;
-    text = place_cache_unnamed(add_cache_unnamed(text));
+    text = add_workers(place_cache_unnamed(add_cache_unnamed(text)));
     if (!text)
         return -1;
     int rc = h_write_file(l->conf_path, text);

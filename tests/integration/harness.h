@@ -2,6 +2,8 @@
  * Integration test harness: a throwaway PostgreSQL 15 cluster, pglane processes started from a
  * config string, libpq / raw-socket client helpers and a command runner with deadlines.
  * PGLANE_TEST_DIRECT=1 points every "through pglane" connection straight at PostgreSQL.
+ * PGLANE_TEST_WORKERS=N adds `workers = N` to the [pglane] section of every config the harness writes
+ * for pglane, unless the config sets workers itself (unset or 0: nothing added; tests/run.sh passes it on).
  */
 #ifndef PGLANE_TEST_HARNESS_H
 #define PGLANE_TEST_HARNESS_H
@@ -96,6 +98,9 @@ int h_direct(void);
 /* 1 if PGLANE_TEST_CACHE_UNNAMED is set to a non-empty value other than 0: h_pglane_start adds
  * cache_unnamed = on to every lane of a config that does not mention cache_unnamed itself. */
 int h_cache_unnamed(void);
+/* N of PGLANE_TEST_WORKERS=N (1..999), or 0 when it is unset or not such a number: h_pglane_start and
+ * h_pglane_spawn add workers = N to [pglane] of every config that does not set workers itself. */
+int h_workers(void);
 /* The pglane binary: $PGLANE_BIN or <repo>/build/pglane. */
 const char *h_pglane_bin(void);
 

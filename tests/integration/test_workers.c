@@ -1,0 +1,654 @@
+/*
+ * Workers issue (#19), against real PostgreSQL through pglane with `workers = 4` (four event loops,
+ * one process): a lane's size is one global cap (a lane of size 3 never has more than 3 backends in
+ * pg_stat_activity while 64 clients spread over the workers run transactions, sampled every 10 ms),
+ * its queue is one FIFO across workers (200 clients queued one after another start in their arrival
+ * order, within one position per worker), and PQcancel reaches the query whatever worker took the
+ * cancel connection (100 of 100). The global-cap test also runs without the key (the default, one
+ * worker), so it means something with and without the feature. PGLANE_WORKERS_CAP_S sets the length of
+ * the 4-worker cap run (default 20 s, the issue's).
+ */
+#include "tests/integration/harness.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct h_pg g_pg;
+static PGconn *g_super;
+static char g_userlist[H_PATH];
+
+#define WORKERS 4
+#define CAP_USER "wk_cap"          /* routed to lane capped; its backends are the lane's */
+#define CAP_PASSWORD "wkcappass"
+#define MAX_WORKERS 64
+
+static int fixtures(void)
+{
+    if (h_pg_exec(&g_pg, "postgres", "CREATE ROLE " CAP_USER " LOGIN PASSWORD '" CAP_PASSWORD "'") != 0 ||
+        h_exec(g_super, "CREATE TABLE fifo_log (client int PRIMARY KEY, pos bigint NOT NULL);"
+                        "CREATE SEQUENCE fifo_seq;"
+                        "GRANT ALL ON fifo_log, fifo_seq TO " CAP_USER) != 0)
+        return -1;
+    snprintf(g_userlist, sizeof g_userlist, "%s/workers-userlist.txt", h_scratch_dir());
+    if (h_write_file(g_userlist, "\"" H_USER "\" \"" H_PASSWORD "\"\n"
+                                 "\"" CAP_USER "\" \"" CAP_PASSWORD "\"\n") != 0 ||
+        chmod(g_userlist, 0600) != 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A config: `workers` = the given count (0: no key, the default), lane main (default, size 2) and lane
+ * capped of `size`, to which user CAP_USER is routed. md5 between clients and pglane: hundreds of
+ * SCRAM logins would cost this one-threaded test process more than the proxy work it tests.
+ */
+static void workers_conf(char *buf, size_t n, int workers, int size)
+{
+    char wk[32] = "";
+
+    if (workers > 0)
+        snprintf(wk, sizeof wk, "workers = %d\n", workers);
+    snprintf(buf, n,
+             "[pglane]\n"
+             "%s"
+             "listen = 127.0.0.1:@PORT@\n"
+             "auth_type = md5\n"
+             "auth_file = %s\n"
+             "pool_mode = transaction\n"
+             "max_client_conn = 2000\n"
+             "default_lane = main\n"
+             "admin_users = " H_USER "\n"
+             "server_idle_timeout = 60s\n"
+             "log_level = info\n"
+             "\n[server.pg]\nhost = 127.0.0.1\nport = @PGPORT@\n"
+             "\n[lane.main]\nserver = pg\nsize = 2\nqueue_timeout = 30s\n"
+             "\n[lane.capped]\nserver = pg\nsize = %d\nqueue_timeout = 120s\n"
+             "\n[route.cap]\nuser = " CAP_USER "\nlane = capped\n",
+             wk, g_userlist, size);
+}
+
+#define CAP_BACKENDS "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' " \
+                     "AND usename = '" CAP_USER "'"
+
+/* Starts pglane once the previous test's backends of CAP_USER are gone. */
+static void start_workers(struct h_pglane *l, int workers, int size)
+{
+    char conf[4096];
+
+    assert_int_equal(h_pg_wait_long(g_super, CAP_BACKENDS, 0, 10000), 0);
+    workers_conf(conf, sizeof conf, workers, size);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
+}
+
+static void cap_conninfo(const struct h_pglane *l, char *buf, size_t n)
+{
+    snprintf(buf, n, "host=127.0.0.1 port=%d user=" CAP_USER " password=" CAP_PASSWORD " dbname=" H_DB
+             " application_name=workers_test connect_timeout=10", l->port);
+}
+
+/* n non-blocking logins at once as CAP_USER (they land on whatever worker the kernel picks). */
+static void connect_all(const struct h_pglane *l, PGconn **c, int n)
+{
+    PostgresPollingStatusType *st = calloc((size_t)n, sizeof *st);
+    struct pollfd *pfd = calloc((size_t)n, sizeof *pfd);
+    int *idx = calloc((size_t)n, sizeof *idx);
+    char ci[512];
+
+    assert_true(st && pfd && idx);
+    cap_conninfo(l, ci, sizeof ci);
+    for (int i = 0; i < n; i++) {
+        c[i] = PQconnectStart(ci);
+        assert_non_null(c[i]);
+        assert_int_not_equal(PQstatus(c[i]), CONNECTION_BAD);
+        st[i] = PGRES_POLLING_WRITING;
+    }
+    int64_t deadline = h_now_ms() + 60000;
+    for (;;) {
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (st[i] == PGRES_POLLING_OK)
+                continue;
+            if (st[i] == PGRES_POLLING_FAILED)
+                print_error("client %d: %s\n", i, PQerrorMessage(c[i]));
+            assert_int_not_equal(st[i], PGRES_POLLING_FAILED);
+            pfd[m].fd = PQsocket(c[i]);
+            pfd[m].events = st[i] == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+            pfd[m].revents = 0;
+            idx[m++] = i;
+        }
+        if (m == 0)
+            break;
+        if (h_now_ms() >= deadline)
+            print_error("%d of %d logins not done after 60 s\n", m, n);
+        assert_true(h_now_ms() < deadline);
+        assert_true(poll(pfd, (nfds_t)m, 100) >= 0);
+        for (int k = 0; k < m; k++)
+            if (pfd[k].revents)
+                st[idx[k]] = PQconnectPoll(c[idx[k]]);
+    }
+    free(st);
+    free(pfd);
+    free(idx);
+}
+
+static void finish_all(PGconn **c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        PQfinish(c[i]);
+        c[i] = NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* SHOW WORKERS: per row, the worker's id, clients and accepted. Returns the row count (at most max). */
+struct workers_row {
+    char id[32];
+    long clients, servers, accepted;
+};
+
+static int show_workers(PGconn *adm, struct workers_row *rows, int max)
+{
+    PGresult *r = PQexec(adm, "SHOW WORKERS");
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        print_error("SHOW WORKERS: %s\n", PQerrorMessage(adm));
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int cw = PQfnumber(r, "worker"), cc = PQfnumber(r, "clients"), cs = PQfnumber(r, "servers"),
+        ca = PQfnumber(r, "accepted");
+    if (cw < 0 || cc < 0 || cs < 0 || ca < 0)
+        print_error("SHOW WORKERS: want columns worker, clients, servers, accepted\n");
+    assert_true(cw >= 0 && cc >= 0 && cs >= 0 && ca >= 0);
+    int n = PQntuples(r);
+    assert_true(n >= 1 && n <= max);
+    for (int i = 0; i < n; i++) {
+        snprintf(rows[i].id, sizeof rows[i].id, "%s", PQgetvalue(r, i, cw));
+        rows[i].clients = strtol(PQgetvalue(r, i, cc), NULL, 10);
+        rows[i].servers = strtol(PQgetvalue(r, i, cs), NULL, 10);
+        rows[i].accepted = strtol(PQgetvalue(r, i, ca), NULL, 10);
+    }
+    PQclear(r);
+    return n;
+}
+
+/*
+ * Connections accepted per worker between two SHOW WORKERS (same workers, same order): returns how many
+ * workers accepted at least one, the total in *sum, and prints the split as `what`.
+ */
+static int accepted_spread(const char *what, const struct workers_row *before, int nb,
+                           const struct workers_row *after, int na, long *sum)
+{
+    int spread = 0;
+    char line[512];
+    size_t off = 0;
+
+    assert_int_equal(na, nb);
+    *sum = 0;
+    line[0] = 0;
+    for (int i = 0; i < na; i++) {
+        assert_string_equal(after[i].id, before[i].id);
+        long d = after[i].accepted - before[i].accepted;
+        *sum += d;
+        spread += d > 0;
+        if (off < sizeof line)
+            off += (size_t)snprintf(line + off, sizeof line - off, " worker %s: %ld", after[i].id, d);
+    }
+    fprintf(stderr, "  %s accepted per worker:%s\n", what, line);
+    return spread;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* A thread sampling a count query on its own direct connection every 10 ms until told to stop. */
+struct sampler {
+    PGconn *c;
+    const char *sql;
+    int stop;                  /* __atomic */
+    long max, samples, errors, at_max;
+    pthread_t thread;
+};
+
+static void *sample_loop(void *arg)
+{
+    struct sampler *s = arg;
+    int64_t next = h_now_ms();
+
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+        PGresult *r = PQexec(s->c, s->sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+            long v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+            if (v > s->max)
+                s->max = v, s->at_max = 0;
+            if (v == s->max)
+                s->at_max++;
+            s->samples++;
+        } else {
+            s->errors++;
+        }
+        PQclear(r);
+        next += 10;
+        int64_t now = h_now_ms();
+        if (next > now)
+            h_sleep_ms((int)(next - now));   /* the sampling interval, not a wait for an event */
+        else
+            next = now;
+    }
+    return NULL;
+}
+
+static void sampler_start(struct sampler *s, const char *sql)
+{
+    memset(s, 0, sizeof *s);
+    s->c = h_pg_super(&g_pg, H_DB);
+    assert_non_null(s->c);
+    s->sql = sql;
+    assert_int_equal(pthread_create(&s->thread, NULL, sample_loop, s), 0);
+}
+
+static void sampler_stop(struct sampler *s)
+{
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+    assert_int_equal(pthread_join(s->thread, NULL), 0);
+    PQfinish(s->c);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+#define CAP_CLIENTS 64
+#define CAP_SIZE 3
+#define CAP_SQL "SELECT pg_sleep(0.01)"
+
+struct runner {
+    PGconn *c;
+    int busy;                  /* a query is in flight */
+    int ok;                    /* its results so far were all rows */
+    long done, failed;
+    char err[256];
+};
+
+static int send_tx(struct runner *r)
+{
+    r->ok = 1;
+    r->busy = PQsendQuery(r->c, CAP_SQL) == 1;
+    if (!r->busy) {
+        r->failed++;
+        snprintf(r->err, sizeof r->err, "send: %s", PQerrorMessage(r->c));
+    }
+    return r->busy;
+}
+
+/* Reads what arrived for r; at a query's end counts it and, before `end_ms`, sends the next one. */
+static void step_runner(struct runner *r, int64_t end_ms)
+{
+    if (!PQconsumeInput(r->c)) {
+        r->failed++;
+        r->busy = 0;
+        snprintf(r->err, sizeof r->err, "read: %s", PQerrorMessage(r->c));
+        return;
+    }
+    while (r->busy && !PQisBusy(r->c)) {
+        PGresult *res = PQgetResult(r->c);
+        if (!res) {
+            r->busy = 0;
+            if (r->ok)
+                r->done++;
+            else
+                r->failed++;
+            if (h_now_ms() < end_ms)
+                send_tx(r);
+            break;
+        }
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            if (r->ok)
+                snprintf(r->err, sizeof r->err, "%s: %s", PQresStatus(PQresultStatus(res)),
+                         PQresultErrorMessage(res));
+            r->ok = 0;
+        }
+        PQclear(res);
+    }
+}
+
+/*
+ * The global cap: CAP_CLIENTS clients of lane capped (size CAP_SIZE) run CAP_SQL back to back for
+ * `seconds`, while a direct connection counts the lane's backends every 10 ms. With show_workers, SHOW
+ * WORKERS must list `workers` rows and the clients must have been accepted by at least 2 of them.
+ */
+static void run_cap(int workers, int seconds, int check_workers)
+{
+    struct h_pglane l;
+    static PGconn *c[CAP_CLIENTS];
+    static struct runner run[CAP_CLIENTS];
+    struct pollfd pfd[CAP_CLIENTS];
+    int idx[CAP_CLIENTS];
+    struct workers_row w0[MAX_WORKERS], w1[MAX_WORKERS];
+    int nw0 = 0, nw1 = 0;
+    struct sampler s;
+
+    start_workers(&l, workers, CAP_SIZE);
+    PGconn *adm = h_console_ok(&l);
+    if (check_workers) {
+        nw0 = show_workers(adm, w0, MAX_WORKERS);
+        assert_int_equal(nw0, workers);
+    }
+    connect_all(&l, c, CAP_CLIENTS);
+    if (check_workers)
+        nw1 = show_workers(adm, w1, MAX_WORKERS);
+
+    sampler_start(&s, CAP_BACKENDS);
+    int64_t start = h_now_ms(), end = start + 1000L * seconds, hard = end + 60000;
+    memset(run, 0, sizeof run);
+    for (int i = 0; i < CAP_CLIENTS; i++) {
+        run[i].c = c[i];
+        send_tx(&run[i]);
+    }
+    for (;;) {
+        int m = 0;
+        for (int i = 0; i < CAP_CLIENTS; i++)
+            if (run[i].busy) {
+                pfd[m].fd = PQsocket(run[i].c);
+                pfd[m].events = POLLIN;
+                pfd[m].revents = 0;
+                idx[m++] = i;
+            }
+        if (m == 0 || h_now_ms() >= hard)
+            break;
+        if (poll(pfd, (nfds_t)m, 100) < 0)
+            break;
+        for (int k = 0; k < m; k++)
+            if (pfd[k].revents)
+                step_runner(&run[idx[k]], end);
+    }
+    int64_t took = h_now_ms() - start;
+    sampler_stop(&s);
+
+    long done = 0, failed = 0, min_done = -1, still_busy = 0;
+    for (int i = 0; i < CAP_CLIENTS; i++) {
+        done += run[i].done;
+        failed += run[i].failed;
+        still_busy += run[i].busy;
+        if (min_done < 0 || run[i].done < min_done)
+            min_done = run[i].done;
+        if (run[i].failed)
+            print_error("client %d: %ld failed, last: %s\n", i, run[i].failed, run[i].err);
+    }
+    fprintf(stderr, "  workers=%d: %d clients, %ld transactions in %lld ms (%ld failed, fewest per client "
+            "%ld); lane backends sampled %ld times (%ld errors): max %ld (%ld samples at the max)\n",
+            workers ? workers : 1, CAP_CLIENTS, done, (long long)took, failed, min_done, s.samples, s.errors,
+            s.max, s.at_max);
+    if (check_workers) {
+        long sum;
+        int spread = accepted_spread("64 clients", w0, nw0, w1, nw1, &sum);
+        assert_int_equal(sum, CAP_CLIENTS);
+        if (spread < 2)
+            print_error("the %d clients were all accepted by one worker\n", CAP_CLIENTS);
+        assert_true(spread >= 2);
+    }
+    if (s.max > CAP_SIZE)
+        print_error("lane capped (size %d) had %ld backends at once\n", CAP_SIZE, s.max);
+    assert_true(s.max <= CAP_SIZE);
+    assert_int_equal(s.max, CAP_SIZE);                 /* the cap was reached: the test is not vacuous */
+    assert_int_equal(s.errors, 0);
+    assert_true(s.samples >= 20L * seconds);           /* at least 2 of every 10 ms ticks, loaded machine */
+    assert_int_equal(still_busy, 0);
+    assert_int_equal(failed, 0);
+    assert_true(min_done >= 1);
+    assert_true(done >= 20L * seconds);                /* CAP_SIZE slots of ~10 ms: ~300/s when unloaded */
+
+    finish_all(c, CAP_CLIENTS);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+}
+
+static int cap_seconds(void)
+{
+    const char *v = getenv("PGLANE_WORKERS_CAP_S");
+    int s = v && *v ? atoi(v) : 20;
+    return s > 0 ? s : 20;
+}
+
+static void test_lane_cap_is_global_over_4_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_cap(WORKERS, cap_seconds(), 1);
+    h_pass();
+}
+
+/* The same test without the key (one worker, or PGLANE_TEST_WORKERS's count), 5 s. */
+static void test_lane_cap_default_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_cap(0, 5, 0);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+#define FIFO_CLIENTS 200
+
+/* Polls SHOW LANES until lane capped has `want` clients waiting; prints both views on a timeout. */
+static void wait_waiting(PGconn *adm, int client, long want)
+{
+    int64_t deadline = h_now_ms() + 10000;
+    long v;
+
+    while ((v = h_show_val(adm, "SHOW LANES", "capped", "clients_waiting")) != want && h_now_ms() < deadline)
+        h_sleep_ms(1);   /* polling interval */
+    if (v != want) {
+        PGresult *r = PQexec(adm, "SHOW CLIENTS");
+        long waiting = 0;
+        int cs = PQfnumber(r, "state");
+        for (int i = 0; cs >= 0 && i < PQntuples(r); i++)
+            waiting += strcmp(PQgetvalue(r, i, cs), "waiting") == 0;
+        print_error("client %d sent its transaction: SHOW LANES capped clients_waiting is %ld after 10 s, "
+                    "want %ld (SHOW CLIENTS: %d rows, %ld in state waiting)\n",
+                    client, v, want, PQntuples(r), waiting);
+        PQclear(r);
+    }
+    assert_int_equal(v, want);
+}
+
+/*
+ * FIFO across workers: lane capped of size 1 held by an open transaction; FIFO_CLIENTS clients log in
+ * (each on whatever worker) and send one transaction each, the next only once the previous is counted
+ * as waiting in the lane's queue; then the holder commits. Each transaction takes a number from a
+ * sequence as it runs: its start position, which must be within WORKERS of its arrival position.
+ */
+static void test_fifo_across_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    static PGconn *c[FIFO_CLIENTS];
+    struct h_pglane l;
+    struct workers_row w0[MAX_WORKERS], w1[MAX_WORKERS];
+    char ci[512];
+
+    assert_int_equal(h_exec(g_super, "TRUNCATE fifo_log; ALTER SEQUENCE fifo_seq RESTART"), 0);
+    start_workers(&l, WORKERS, 1);
+    PGconn *adm = h_console_ok(&l);
+    int nw0 = show_workers(adm, w0, MAX_WORKERS);
+    assert_int_equal(nw0, WORKERS);
+
+    cap_conninfo(&l, ci, sizeof ci);
+    PGconn *holder = PQconnectdb(ci);
+    H_ASSERT_CONNECTED(holder);
+    assert_int_equal(h_exec(holder, "BEGIN"), 0);
+    assert_int_equal(h_exec(holder, "SELECT 1"), 0);     /* holds the lane's one server connection */
+    assert_int_equal(h_show_val(adm, "SHOW LANES", "capped", "servers_active"), 1);
+
+    int64_t t0 = h_now_ms();
+    for (int i = 0; i < FIFO_CLIENTS; i++) {
+        char sql[128];
+        c[i] = PQconnectdb(ci);
+        H_ASSERT_CONNECTED(c[i]);
+        snprintf(sql, sizeof sql, "INSERT INTO fifo_log VALUES (%d, nextval('fifo_seq'))", i);
+        assert_int_equal(PQsendQuery(c[i], sql), 1);
+        wait_waiting(adm, i, i + 1);
+    }
+    fprintf(stderr, "  %d clients queued one after another in %lld ms\n", FIFO_CLIENTS,
+            (long long)(h_now_ms() - t0));
+    int nw1 = show_workers(adm, w1, MAX_WORKERS);
+    long sum;
+    int spread = accepted_spread("holder and 200 queued clients", w0, nw0, w1, nw1, &sum);
+    assert_int_equal(sum, FIFO_CLIENTS + 1);
+    assert_true(spread >= 2);
+
+    assert_int_equal(h_exec(holder, "COMMIT"), 0);
+    for (int i = 0; i < FIFO_CLIENTS; i++) {
+        if (h_wait_result(c[i], 30000) != 0)
+            print_error("client %d: no answer 30 s after the holder committed\n", i);
+        assert_int_equal(h_wait_result(c[i], 0), 0);
+        PGresult *r = PQgetResult(c[i]);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            print_error("client %d: %s\n", i, PQresultErrorMessage(r));
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        assert_null(PQgetResult(c[i]));
+    }
+
+    PGresult *r = PQexec(g_super, "SELECT client, pos FROM fifo_log ORDER BY client");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), FIFO_CLIENTS);
+    long worst = 0, moved = 0;
+    int worst_client = -1;
+    for (int i = 0; i < FIFO_CLIENTS; i++) {
+        long client = strtol(PQgetvalue(r, i, 0), NULL, 10), pos = strtol(PQgetvalue(r, i, 1), NULL, 10);
+        long d = labs(pos - (client + 1));
+        assert_int_equal(client, i);
+        moved += d != 0;
+        if (d > worst)
+            worst = d, worst_client = i;
+    }
+    PQclear(r);
+    fprintf(stderr, "  start vs arrival order: %ld of %d clients moved, at most %ld positions (client %d)\n",
+            moved, FIFO_CLIENTS, worst, worst_client);
+    if (worst > WORKERS)
+        print_error("client %d started %ld positions away from its arrival position (at most %d allowed)\n",
+                    worst_client, worst, WORKERS);
+    assert_true(worst <= WORKERS);
+
+    finish_all(c, FIFO_CLIENTS);
+    PQfinish(holder);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* PostgreSQL's max_connections here is 300 (harness): 100 server connections plus this test's own fit. */
+#define CANCEL_CLIENTS 100
+#define SLEEP_SQL "SELECT pg_sleep(30)"
+
+/*
+ * PQcancel across workers: CANCEL_CLIENTS clients (lane of size CANCEL_CLIENTS) each run pg_sleep(30);
+ * once PostgreSQL runs all of them each is cancelled with PQcancel (a new connection, accepted by
+ * whatever worker); every query must end with 57014 well before its 30 s, and every client must work
+ * afterwards.
+ */
+static void test_cancel_across_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    static PGconn *c[CANCEL_CLIENTS];
+    static int64_t sent[CANCEL_CLIENTS];
+    struct h_pglane l;
+    struct workers_row w0[MAX_WORKERS], w1[MAX_WORKERS], w2[MAX_WORKERS];
+
+    start_workers(&l, WORKERS, CANCEL_CLIENTS);
+    PGconn *adm = h_console_ok(&l);
+    int nw0 = show_workers(adm, w0, MAX_WORKERS);
+    assert_int_equal(nw0, WORKERS);
+    connect_all(&l, c, CANCEL_CLIENTS);
+    int nw1 = show_workers(adm, w1, MAX_WORKERS);
+    long sum;
+    int spread = accepted_spread("100 clients", w0, nw0, w1, nw1, &sum);
+    assert_int_equal(sum, CANCEL_CLIENTS);
+    assert_true(spread >= 2);
+
+    for (int i = 0; i < CANCEL_CLIENTS; i++) {
+        sent[i] = h_now_ms();
+        assert_int_equal(PQsendQuery(c[i], SLEEP_SQL), 1);
+    }
+    long running = h_pg_wait_long(g_super,
+                                  "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND usename = '"
+                                  CAP_USER "' AND query = '" SLEEP_SQL "'", CANCEL_CLIENTS, 20000);
+    if (running != CANCEL_CLIENTS)
+        print_error("%ld of %d sleeps running in PostgreSQL after 20 s\n", running, CANCEL_CLIENTS);
+    assert_int_equal(running, CANCEL_CLIENTS);
+
+    int64_t t_cancel = h_now_ms();
+    int cancelled = 0;
+    for (int i = 0; i < CANCEL_CLIENTS; i++) {
+        char err[256];
+        PGcancel *cn = PQgetCancel(c[i]);
+        assert_non_null(cn);
+        int ok = PQcancel(cn, err, sizeof err);
+        PQfreeCancel(cn);
+        if (!ok)
+            print_error("client %d: PQcancel: %s\n", i, err);
+        cancelled += ok;
+    }
+    assert_int_equal(cancelled, CANCEL_CLIENTS);
+    int nw2 = show_workers(adm, w2, MAX_WORKERS);
+    spread = accepted_spread("100 cancel requests", w1, nw1, w2, nw2, &sum);
+
+    int got_57014 = 0;
+    int64_t slowest = 0;
+    for (int i = 0; i < CANCEL_CLIENTS; i++) {
+        int64_t left = sent[i] + 25000 - h_now_ms();
+        if (h_wait_result(c[i], left > 0 ? (int)left : 0) != 0) {
+            print_error("client %d: no answer %lld ms after its pg_sleep(30) was sent\n", i,
+                        (long long)(h_now_ms() - sent[i]));
+            continue;
+        }
+        int64_t took = h_now_ms() - sent[i];
+        PGresult *r = PQgetResult(c[i]);
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (PQresultStatus(r) == PGRES_FATAL_ERROR && code && strcmp(code, "57014") == 0)
+            got_57014++;
+        else
+            print_error("client %d: %s %s\n", i, PQresStatus(PQresultStatus(r)), PQresultErrorMessage(r));
+        PQclear(r);
+        assert_null(PQgetResult(c[i]));
+        if (took > slowest)
+            slowest = took;
+    }
+    fprintf(stderr, "  %d of %d sleeps ended with 57014; cancels sent %lld ms after the first query, "
+            "slowest query %lld ms\n", got_57014, CANCEL_CLIENTS, (long long)(t_cancel - sent[0]),
+            (long long)slowest);
+    assert_int_equal(got_57014, CANCEL_CLIENTS);
+    assert_true(slowest < 25000);
+    /* The cancel connections themselves were spread over the workers (most reached a worker other than
+     * their client's). */
+    assert_int_equal(sum, CANCEL_CLIENTS);
+    assert_true(spread >= 2);
+    for (int i = 0; i < CANCEL_CLIENTS; i++)
+        assert_int_equal(h_exec(c[i], "SELECT 1"), 0);
+
+    finish_all(c, CANCEL_CLIENTS);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        H_TEST(test_lane_cap_default_workers),
+        H_TEST(test_lane_cap_is_global_over_4_workers),
+        H_TEST(test_fifo_across_workers),
+        H_TEST(test_cancel_across_workers),
+    };
+    return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
+}
