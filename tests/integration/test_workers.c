@@ -4,15 +4,16 @@
  * pg_stat_activity while 64 clients spread over the workers run transactions, sampled every 10 ms),
  * its queue is one FIFO across workers (200 clients queued one after another start in their arrival
  * order, within one position per worker; any console's SHOW LANES counts the whole process), a login
- * does not wait for a busy lane on any worker, and PQcancel reaches the query whatever worker took the
- * cancel connection (100 of 100). The global-cap test also runs without the key (the default, one
- * worker), so it means something with and without the feature. PGLANE_WORKERS_CAP_S sets the length of
+ * does not wait for a busy lane on any worker, SIGTERM drains every worker, and PQcancel reaches the
+ * query whatever worker took the cancel connection (100 of 100). The cap, login and drain tests also
+ * run without the key (the default, one worker), so they mean something with and without the feature. PGLANE_WORKERS_CAP_S sets the length of
  * the 4-worker cap run (default 20 s, the issue's).
  */
 #include "tests/integration/harness.h"
 
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -557,7 +558,7 @@ static void wait_waiting(PGconn **cons, int n, int global, int client, long want
  * FIFO across workers: FIFO_CLIENTS clients log in (each on whatever worker); lane capped of size 1 is
  * then held by an open transaction, and the clients send one transaction each, the next only once the
  * previous is counted as waiting in the lane's queue; then the holder commits. (Logging in while the
- * lane is busy is test_login_while_lane_busy's.) Each transaction takes a number from a
+ * lane is busy is test_login_while_lane_busy_*'s.) Each transaction takes a number from a
  * sequence as it runs: its start position, which must be within WORKERS of its arrival position.
  * The queue is watched through one console per worker, so that the order is tested whether SHOW LANES
  * counts the whole process (as issue #19 asks; asserted at the end) or only the console's worker.
@@ -684,33 +685,37 @@ static void test_fifo_across_workers(void **state)
  * transaction, LOGINS new clients of that lane (on every worker: the odds of one missed are
  * 4 x (3/4)^40) finish logging in within 10 s, and then run their transactions once the holder
  * commits. With one worker a login uses what the pool learned from its server connections; a pool of
- * another worker must not need a connection of its own to let a client in.
+ * another worker must not need a connection of its own to let a client in. Run with `workers` (0: the
+ * default).
  */
-static void test_login_while_lane_busy(void **state)
+static void run_login_while_busy(int workers)
 {
-    (void)state;
-    H_SKIP_IF_DIRECT();
     static PGconn *c[LOGINS];
     struct h_pglane l;
     struct workers_row w0[MAX_WORKERS], w1[MAX_WORKERS];
     char ci[512];
+    int nw0 = 0;
 
-    start_workers(&l, WORKERS, 1);
+    start_workers(&l, workers, 1);
     PGconn *adm = h_console_ok(&l);
     cap_conninfo(&l, ci, sizeof ci);
     PGconn *holder = PQconnectdb(ci);
     H_ASSERT_CONNECTED(holder);
     assert_int_equal(h_exec(holder, "BEGIN"), 0);
     assert_int_equal(h_exec(holder, "SELECT 1"), 0);     /* holds the lane's one server connection */
-    int nw0 = show_workers(adm, w0, MAX_WORKERS);
-    assert_int_equal(nw0, WORKERS);
+    if (workers) {
+        nw0 = show_workers(adm, w0, MAX_WORKERS);
+        assert_int_equal(nw0, workers);
+    }
 
     connect_all(&l, c, LOGINS, 10000);
-    int nw1 = show_workers(adm, w1, MAX_WORKERS);
-    long sum;
-    int spread = accepted_spread("40 logins", w0, nw0, w1, nw1, &sum);
-    assert_int_equal(sum, LOGINS);
-    assert_int_equal(spread, WORKERS);
+    if (workers) {
+        int nw1 = show_workers(adm, w1, MAX_WORKERS);
+        long sum;
+        int spread = accepted_spread("40 logins", w0, nw0, w1, nw1, &sum);
+        assert_int_equal(sum, LOGINS);
+        assert_int_equal(spread, workers);
+    }
 
     for (int i = 0; i < LOGINS; i++)
         assert_int_equal(PQsendQuery(c[i], "SELECT 1"), 1);
@@ -729,6 +734,128 @@ static void test_login_while_lane_busy(void **state)
     PQfinish(holder);
     PQfinish(adm);
     h_pglane_assert_term_clean_exit(&l);
+}
+
+static void test_login_while_lane_busy_default_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_login_while_busy(0);
+    h_pass();
+}
+
+static void test_login_while_lane_busy_4_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_login_while_busy(WORKERS);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+#define DRAIN_CLIENTS 40
+
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* Waits up to timeout_ms for pglane to close c (a read sees the end of the connection): 0, or -1. */
+static int wait_closed(PGconn *c, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+
+    PQsetNoticeProcessor(c, quiet, NULL);   /* the FATAL pglane sends before closing an idle client */
+    for (;;) {
+        struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+        if (pfd.fd < 0 || PQstatus(c) == CONNECTION_BAD)
+            return 0;
+        int64_t left = deadline - h_now_ms();
+        if (left <= 0)
+            return -1;
+        if (poll(&pfd, 1, (int)left) > 0 && !PQconsumeInput(c))
+            return 0;
+        while (PQisBusy(c) == 0) {          /* a FATAL notice or error before the close */
+            PGresult *r = PQgetResult(c);
+            if (!r)
+                break;
+            PQclear(r);
+        }
+    }
+}
+
+/*
+ * SIGTERM drains every worker (the way one worker does: idle clients closed at once, an open
+ * transaction finishes, then exit 0): DRAIN_CLIENTS idle clients on every worker and one client inside
+ * a transaction; after SIGTERM the idle ones are closed within 10 s, the transaction still runs a
+ * statement and commits, and pglane exits within 10 s of the commit. Run with `workers` (0: the
+ * default).
+ */
+static void run_drain(int workers)
+{
+    static PGconn *c[DRAIN_CLIENTS];
+    struct h_pglane l;
+    struct workers_row w0[MAX_WORKERS], w1[MAX_WORKERS];
+    char ci[512];
+    int nw0 = 0;
+
+    start_workers(&l, workers, 1);
+    PGconn *adm = h_console_ok(&l);
+    if (workers)
+        nw0 = show_workers(adm, w0, MAX_WORKERS);
+    connect_all(&l, c, DRAIN_CLIENTS, 60000);
+    if (workers) {
+        long sum;
+        int nw1 = show_workers(adm, w1, MAX_WORKERS);
+        assert_int_equal(accepted_spread("40 idle clients", w0, nw0, w1, nw1, &sum), workers);
+    }
+    PQfinish(adm);
+    cap_conninfo(&l, ci, sizeof ci);
+    PGconn *holder = PQconnectdb(ci);
+    H_ASSERT_CONNECTED(holder);
+    PQsetNoticeProcessor(holder, quiet, NULL);
+    assert_int_equal(h_exec(holder, "BEGIN"), 0);
+    assert_int_equal(h_exec(holder, "SELECT 1"), 0);
+
+    int64_t t0 = h_now_ms();
+    assert_int_equal(h_pglane_signal(&l, SIGTERM), 0);
+    int open = 0;
+    for (int i = 0; i < DRAIN_CLIENTS; i++)
+        if (wait_closed(c[i], 10000 - (int)(h_now_ms() - t0)) != 0)
+            open++;
+    int64_t closed_ms = h_now_ms() - t0;
+    if (open)
+        print_error("workers=%d: %d of %d idle clients still open 10 s after SIGTERM\n", workers ? workers : 1,
+                    open, DRAIN_CLIENTS);
+    assert_int_equal(open, 0);
+    assert_int_equal(h_exec(holder, "SELECT 2"), 0);          /* the open transaction goes on */
+    assert_int_equal(h_exec(holder, "COMMIT"), 0);
+    int64_t t1 = h_now_ms();
+    int exited = h_pglane_wait_exit(&l, 10000);
+    fprintf(stderr, "  workers=%d: idle clients closed %lld ms after SIGTERM; pglane %s %lld ms after the commit\n",
+            workers ? workers : 1, (long long)closed_ms, exited ? "exited" : "still running",
+            (long long)(h_now_ms() - t1));
+    assert_int_equal(exited, 1);
+    h_pglane_assert_clean_exit(&l);
+    finish_all(c, DRAIN_CLIENTS);
+    PQfinish(holder);
+}
+
+static void test_sigterm_drains_default_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_drain(0);
+    h_pass();
+}
+
+static void test_sigterm_drains_4_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_drain(WORKERS);
     h_pass();
 }
 
@@ -838,7 +965,10 @@ int main(void)
         H_TEST(test_lane_cap_default_workers),
         H_TEST(test_lane_cap_is_global_over_4_workers),
         H_TEST(test_fifo_across_workers),
-        H_TEST(test_login_while_lane_busy),
+        H_TEST(test_login_while_lane_busy_default_workers),
+        H_TEST(test_login_while_lane_busy_4_workers),
+        H_TEST(test_sigterm_drains_default_workers),
+        H_TEST(test_sigterm_drains_4_workers),
         H_TEST(test_cancel_across_workers),
     };
     return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
