@@ -48,10 +48,12 @@ static int fixtures(void)
 
 /*
  * A config: `workers` = the given count (0: no key, the default), lane main (default, size 2) and lane
- * capped of `size`, to which user CAP_USER is routed. md5 between clients and pglane: hundreds of
- * SCRAM logins would cost this one-threaded test process more than the proxy work it tests.
+ * capped of `size`, to which user CAP_USER is routed; pglane_extra and lane_extra are added to
+ * [pglane] and [lane.capped]. md5 between clients and pglane: hundreds of SCRAM logins would cost this
+ * one-threaded test process more than the proxy work it tests.
  */
-static void workers_conf(char *buf, size_t n, int workers, int size)
+static void workers_conf(char *buf, size_t n, int workers, int size, const char *pglane_extra,
+                         const char *lane_extra)
 {
     char wk[32] = "";
 
@@ -69,24 +71,31 @@ static void workers_conf(char *buf, size_t n, int workers, int size)
              "admin_users = " H_USER "\n"
              "server_idle_timeout = 60s\n"
              "log_level = info\n"
+             "%s"
              "\n[server.pg]\nhost = 127.0.0.1\nport = @PGPORT@\n"
              "\n[lane.main]\nserver = pg\nsize = 2\nqueue_timeout = 30s\n"
-             "\n[lane.capped]\nserver = pg\nsize = %d\nqueue_timeout = 120s\n"
+             "\n[lane.capped]\nserver = pg\nsize = %d\nqueue_timeout = 120s\n%s"
              "\n[route.cap]\nuser = " CAP_USER "\nlane = capped\n",
-             wk, g_userlist, size);
+             wk, g_userlist, pglane_extra, size, lane_extra);
 }
 
 #define CAP_BACKENDS "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' " \
                      "AND usename = '" CAP_USER "'"
 
-/* Starts pglane once the previous test's backends of CAP_USER are gone. */
-static void start_workers(struct h_pglane *l, int workers, int size)
+/* Starts pglane (workers_conf) once the previous test's backends of CAP_USER are gone. */
+static void start_workers_with(struct h_pglane *l, int workers, int size, const char *pglane_extra,
+                               const char *lane_extra)
 {
     char conf[4096];
 
     assert_int_equal(h_pg_wait_long(g_super, CAP_BACKENDS, 0, 10000), 0);
-    workers_conf(conf, sizeof conf, workers, size);
+    workers_conf(conf, sizeof conf, workers, size, pglane_extra, lane_extra);
     assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
+}
+
+static void start_workers(struct h_pglane *l, int workers, int size)
+{
+    start_workers_with(l, workers, size, "", "");
 }
 
 static void cap_conninfo(const struct h_pglane *l, char *buf, size_t n)
@@ -318,12 +327,22 @@ static void step_runner(struct runner *r, int64_t end_ms)
     }
 }
 
+/* A cap that must hold across workers: what limits, and how PostgreSQL shows it. */
+struct cap_case {
+    const char *what;            /* for messages */
+    int size;                    /* lane capped's size */
+    const char *pglane_extra, *lane_extra;
+    const char *sample_sql;      /* counted every 10 ms on a direct connection */
+};
+
+static const struct cap_case LANE_SIZE = { "lane capped (size 3)", CAP_SIZE, "", "", CAP_BACKENDS };
+
 /*
- * The global cap: CAP_CLIENTS clients of lane capped (size CAP_SIZE) run CAP_SQL back to back for
- * `seconds`, while a direct connection counts the lane's backends every 10 ms. With show_workers, SHOW
- * WORKERS must list `workers` rows and the clients must have been accepted by at least 2 of them.
+ * A global cap of CAP_SIZE: CAP_CLIENTS clients of lane capped run CAP_SQL back to back for `seconds`,
+ * while a direct connection counts what the cap limits every 10 ms. With check_workers, SHOW WORKERS
+ * must list `workers` rows and the clients must have been accepted by at least 2 of them.
  */
-static void run_cap(int workers, int seconds, int check_workers)
+static void run_capped(const struct cap_case *cc, int workers, int seconds, int check_workers)
 {
     struct h_pglane l;
     static PGconn *c[CAP_CLIENTS];
@@ -334,7 +353,7 @@ static void run_cap(int workers, int seconds, int check_workers)
     int nw0 = 0, nw1 = 0;
     struct sampler s;
 
-    start_workers(&l, workers, CAP_SIZE);
+    start_workers_with(&l, workers, cc->size, cc->pglane_extra, cc->lane_extra);
     PGconn *adm = h_console_ok(&l);
     if (check_workers) {
         nw0 = show_workers(adm, w0, MAX_WORKERS);
@@ -344,7 +363,7 @@ static void run_cap(int workers, int seconds, int check_workers)
     if (check_workers)
         nw1 = show_workers(adm, w1, MAX_WORKERS);
 
-    sampler_start(&s, CAP_BACKENDS);
+    sampler_start(&s, cc->sample_sql);
     int64_t start = h_now_ms(), end = start + 1000L * seconds, hard = end + 60000;
     memset(run, 0, sizeof run);
     for (int i = 0; i < CAP_CLIENTS; i++) {
@@ -381,8 +400,8 @@ static void run_cap(int workers, int seconds, int check_workers)
         if (run[i].failed)
             print_error("client %d: %ld failed, last: %s\n", i, run[i].failed, run[i].err);
     }
-    fprintf(stderr, "  workers=%d: %d clients, %ld transactions in %lld ms (%ld failed, fewest per client "
-            "%ld); lane backends sampled %ld times (%ld errors): max %ld (%ld samples at the max)\n",
+    fprintf(stderr, "  %s, workers=%d: %d clients, %ld transactions in %lld ms (%ld failed, fewest per client "
+            "%ld); sampled %ld times (%ld errors): max %ld (%ld samples at the max)\n", cc->what,
             workers ? workers : 1, CAP_CLIENTS, done, (long long)took, failed, min_done, s.samples, s.errors,
             s.max, s.at_max);
     if (check_workers) {
@@ -414,7 +433,7 @@ static void run_cap(int workers, int seconds, int check_workers)
         assert_int_equal(servers, pg);
     }
     if (s.max > CAP_SIZE)
-        print_error("lane capped (size %d) had %ld backends at once\n", CAP_SIZE, s.max);
+        print_error("%s: %ld backends at once (cap %d)\n", cc->what, s.max, CAP_SIZE);
     assert_true(s.max <= CAP_SIZE);
     assert_int_equal(s.max, CAP_SIZE);                 /* the cap was reached: the test is not vacuous */
     assert_int_equal(s.errors, 0);
@@ -426,6 +445,11 @@ static void run_cap(int workers, int seconds, int check_workers)
     finish_all(c, CAP_CLIENTS);
     PQfinish(adm);
     h_pglane_assert_term_clean_exit(&l);
+}
+
+static void run_cap(int workers, int seconds, int check_workers)
+{
+    run_capped(&LANE_SIZE, workers, seconds, check_workers);
 }
 
 static int cap_seconds(void)
@@ -449,6 +473,73 @@ static void test_lane_cap_default_workers(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     run_cap(0, 5, 0);
+    h_pass();
+}
+
+/*
+ * The other caps issue #19 names, 5 s each with 4 workers (lane capped of size 20, so that only the cap
+ * under test limits): max_user_connections (CAP_USER's backends), max_db_connections (the database's
+ * backends of pglane's users, lane main's included) and tenant_max (CAP_USER's backends running a
+ * transaction: one tenant, every client's application_name is the same).
+ */
+static const struct cap_case USER_CAP = {
+    "max_user_connections = 3", 20, "max_user_connections = 3\n", "", CAP_BACKENDS
+};
+static const struct cap_case DB_CAP = {
+    "max_db_connections = 3", 20, "max_db_connections = 3\n", "",
+    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND datname = '" H_DB "' "
+    "AND usename IN ('" H_USER "', '" CAP_USER "')"
+};
+static const struct cap_case TENANT_CAP = {
+    "tenant_max = 3", 20, "", "tenant_key = application_name\ntenant_max = 3\n",
+    CAP_BACKENDS " AND state <> 'idle'"
+};
+
+static void test_user_cap_default_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_capped(&USER_CAP, 0, 5, 0);
+    h_pass();
+}
+
+static void test_user_cap_4_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_capped(&USER_CAP, WORKERS, 5, 1);
+    h_pass();
+}
+
+static void test_db_cap_default_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_capped(&DB_CAP, 0, 5, 0);
+    h_pass();
+}
+
+static void test_db_cap_4_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_capped(&DB_CAP, WORKERS, 5, 1);
+    h_pass();
+}
+
+static void test_tenant_cap_default_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_capped(&TENANT_CAP, 0, 5, 0);
+    h_pass();
+}
+
+static void test_tenant_cap_4_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_capped(&TENANT_CAP, WORKERS, 5, 1);
     h_pass();
 }
 
@@ -964,6 +1055,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         H_TEST(test_lane_cap_default_workers),
         H_TEST(test_lane_cap_is_global_over_4_workers),
+        H_TEST(test_user_cap_default_workers),
+        H_TEST(test_user_cap_4_workers),
+        H_TEST(test_db_cap_default_workers),
+        H_TEST(test_db_cap_4_workers),
+        H_TEST(test_tenant_cap_default_workers),
+        H_TEST(test_tenant_cap_4_workers),
         H_TEST(test_fifo_across_workers),
         H_TEST(test_login_while_lane_busy_default_workers),
         H_TEST(test_login_while_lane_busy_4_workers),
