@@ -81,6 +81,9 @@ int px_peers_configure(struct proxy *px, int at_start)
         if (c->so_reuseport != px->so_reuseport)
             px_warn("reload: so_reuseport = %s needs a restart: the listeners keep so_reuseport = %s",
                     c->so_reuseport ? "yes" : "no", px->so_reuseport ? "yes" : "no");
+        if (c->workers != px_workers_count(px->workers) && px->worker_id == 0)
+            px_warn("reload: workers = %d needs a restart: the process keeps %d", c->workers,
+                    px_workers_count(px->workers));
     }
     if (!p) {
         if (!(p = px->peers = calloc(1, sizeof(*p))))

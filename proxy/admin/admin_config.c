@@ -92,6 +92,10 @@ static void peering(struct px_table *t, const struct proxy *px)
            c->so_reuseport ? "yes" : "no");
     else
         kv(t, "so_reuseport", "%s", px->so_reuseport ? "yes" : "no");
+    if (c->workers != px_workers_count(px->workers))
+        kv(t, "workers", "%d (the file says %d: needs a restart)", px_workers_count(px->workers), c->workers);
+    else
+        kv(t, "workers", "%d", c->workers);
     if (c->peer_id != px->peer_id)
         kv(t, "peer_id", "%d (the file says %d: needs a restart)", px->peer_id, c->peer_id);
     else
