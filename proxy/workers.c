@@ -217,6 +217,8 @@ static void on_async_closed(uv_handle_t *h)
 void px_worker_detach(struct proxy *px)
 {
     struct px_workers *ws = px->workers;
+    struct handoff moves[INBOX_MAX];
+    int nmoves;
     uv_async_t *a;
 
     if (!ws)
@@ -225,7 +227,12 @@ void px_worker_detach(struct proxy *px)
     a = ws->w[px->worker_id].async;
     ws->w[px->worker_id].async = NULL;
     ws->w[px->worker_id].ninbox = 0;
+    nmoves = ws->w[px->worker_id].nmoves;
+    memcpy(moves, ws->w[px->worker_id].moves, sizeof(moves[0]) * (size_t)nmoves);
+    ws->w[px->worker_id].nmoves = 0;
     pthread_mutex_unlock(&ws->lock);
+    for (int i = 0; i < nmoves; i++)
+        handoff_drop(px, &moves[i]);   /* handed over while this worker stopped: closed */
     atomic_store_explicit(&ws->w[px->worker_id].running, 0, memory_order_relaxed);
     if (a)
         uv_close((uv_handle_t *)a, on_async_closed);
