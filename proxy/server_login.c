@@ -60,8 +60,10 @@ struct px_server *px_server_connect(struct px_pool *pool)
     int r;
 
     if (!sv) {
-        if (pool->g)
-            px_gslot_put(pool);    /* the slot grow took for it */
+        if (pool->g) {
+            px_gslot_put(pool);    /* the slots grow took for it */
+            px_caps_put(pool);
+        }
         return NULL;
     }
     px_conn_init(px, &sv->conn, &server_stream_ops);

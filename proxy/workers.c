@@ -182,6 +182,9 @@ static void on_wake(uv_async_t *h)
         if (!px_list_empty(&pool->idle) && px_gslot_other_waits(pool))
             px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
                             "closed to make room for another worker's queue under the lane's size");
+        if (!px_list_empty(&pool->idle) && px_caps_others_starved(pool))
+            px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
+                            "closed to make room for another worker's queue under a connection cap");
         if (pool->nwaiting)
             px_pool_refill(pool);
         px_gslot_publish(pool);
@@ -281,22 +284,14 @@ int px_worker_route_cancel(struct proxy *px, uint32_t pid, uint32_t key)
     return 1;
 }
 
-int px_gslot_attach(struct proxy *px, struct px_pool *pool)
+struct px_gslot *px_gslot_named(struct proxy *px, const char *name)
 {
     struct px_workers *ws = px->workers;
     struct px_gslot *g;
     char *key;
-    int len;
 
-    pool->g = NULL;
-    if (!ws)
-        return 0;
-    len = snprintf(NULL, 0, "%s\x1f%s\x1f%s\x1f%s", pool->lane->conf->name, pool->ep->server->name,
-                   pool->database, pool->user);
-    if (len < 0 || !(key = malloc((size_t)len + 1)))
-        return -1;
-    snprintf(key, (size_t)len + 1, "%s\x1f%s\x1f%s\x1f%s", pool->lane->conf->name, pool->ep->server->name,
-             pool->database, pool->user);
+    if (!ws || !(key = strdup(name)))
+        return NULL;
     pthread_mutex_lock(&ws->lock);
     for (g = ws->slots; g; g = g->next)
         if (strcmp(g->key, key) == 0)
@@ -309,9 +304,63 @@ int px_gslot_attach(struct proxy *px, struct px_pool *pool)
     }
     pthread_mutex_unlock(&ws->lock);
     free(key);
-    if (!g)
-        return -1;
-    pool->g = g;
+    return g;
+}
+
+int px_gslot_attach(struct proxy *px, struct px_pool *pool)
+{
+    char key[1024];
+
+    pool->g = NULL;
+    if (!px->workers)
+        return 0;
+    snprintf(key, sizeof(key), "lane\x1f%s\x1f%s\x1f%s\x1f%s", pool->lane->conf->name, pool->ep->server->name,
+             pool->database, pool->user);
+    return (pool->g = px_gslot_named(px, key)) ? 0 : -1;
+}
+
+int px_gslot_count_of(const struct px_gslot *g)
+{
+    return atomic_load_explicit(&g->n, memory_order_relaxed);
+}
+
+int px_gslot_acquire(struct px_gslot *g, int cap)
+{
+    int n = atomic_load_explicit(&g->n, memory_order_relaxed);
+
+    while (n < cap)
+        if (atomic_compare_exchange_weak_explicit(&g->n, &n, n + 1, memory_order_acq_rel, memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
+void px_gslot_release(struct proxy *px, struct px_gslot *g)
+{
+    atomic_fetch_sub_explicit(&g->n, 1, memory_order_acq_rel);
+    wake_waiters(px->workers, g, px->worker_id);
+}
+
+void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since)
+{
+    uint64_t was = atomic_exchange_explicit(&g->since[px->worker_id], since, memory_order_acq_rel);
+
+    if (since && !was)
+        for (int i = 0; i < px->workers->n; i++)
+            if (i != px->worker_id)
+                wake(px->workers, i);
+}
+
+int px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before)
+{
+    for (int i = 0; i < px->workers->n; i++) {
+        uint64_t t;
+
+        if (i == px->worker_id)
+            continue;
+        t = atomic_load_explicit(&g->since[i], memory_order_acquire);
+        if (t && t < before)
+            return 1;
+    }
     return 0;
 }
 
@@ -331,21 +380,12 @@ int px_gslot_count(const struct px_pool *pool)
 
 int px_gslot_take(struct px_pool *pool, int cap)
 {
-    int n = atomic_load_explicit(&pool->g->n, memory_order_relaxed);
-
-    while (n < cap)
-        if (atomic_compare_exchange_weak_explicit(&pool->g->n, &n, n + 1, memory_order_acq_rel,
-                                                  memory_order_relaxed))
-            return 1;
-    return 0;
+    return px_gslot_acquire(pool->g, cap);
 }
 
 void px_gslot_put(struct px_pool *pool)
 {
-    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
-
-    atomic_fetch_sub_explicit(&pool->g->n, 1, memory_order_acq_rel);
-    wake_waiters(px->workers, pool->g, px->worker_id);
+    px_gslot_release(uv_loop_get_data(pool->queue_timer.loop), pool->g);
 }
 
 static uint64_t head_since(const struct px_pool *pool)

@@ -49,6 +49,17 @@ int px_worker_route_cancel(struct proxy *px, uint32_t pid, uint32_t key);
  * (pool->g; none with one worker). take: one more connection if the global count is under cap.
  * put: a counted connection closed. */
 int px_gslot_attach(struct proxy *px, struct px_pool *pool);
+/* The same for any named count (proxy/caps.c: max_db_connections and the like): the slot of that
+ * name, made on first use; NULL with one worker or out of memory. */
+struct px_gslot;
+struct px_gslot *px_gslot_named(struct proxy *px, const char *name);
+int px_gslot_count_of(const struct px_gslot *g);
+int px_gslot_acquire(struct px_gslot *g, int cap);
+void px_gslot_release(struct proxy *px, struct px_gslot *g);
+/* This worker waits for room under g since then (ms; a starved cap) or no longer does (0);
+ * others_wait: another worker has waited since before `before`. */
+void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since);
+int px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before);
 void px_gslot_detach(struct px_pool *pool);
 int px_gslot_count(const struct px_pool *pool);
 int px_gslot_take(struct px_pool *pool, int cap);
