@@ -21,6 +21,7 @@
 #include "proxy/proxy.h"
 
 #define INBOX_MAX 256              /* cancel requests waiting for their worker; more are dropped */
+#define ACTS_MAX 16                /* admin commands waiting for a worker; more are dropped (logged) */
 
 struct px_gslot {
     struct px_gslot *next;         /* in px_workers.slots */
@@ -50,7 +51,11 @@ struct px_worker {
     int ninbox;
     struct handoff moves[INBOX_MAX];   /* under lock */
     int nmoves;
-    unsigned asks;                 /* under lock: PX_WORKERS_RELOAD | PX_WORKERS_DRAIN, from another worker */
+    struct action {                /* under lock: admin commands another worker's console ran */
+        unsigned what;             /* PX_WORKERS_* */
+        char arg[128];
+    } acts[ACTS_MAX];
+    int nacts;
     _Atomic int running;
     _Atomic int64_t clients, servers, accepted;
 };
@@ -152,7 +157,8 @@ static void on_wake(uv_async_t *h)
     struct inbox_item items[INBOX_MAX];
     struct handoff moves[INBOX_MAX];
     int n, nmoves;
-    unsigned asks;
+    struct action acts[ACTS_MAX];
+    int nacts;
 
     pthread_mutex_lock(&ws->lock);
     n = me->ninbox;
@@ -161,17 +167,22 @@ static void on_wake(uv_async_t *h)
     nmoves = me->nmoves;
     memcpy(moves, me->moves, sizeof(moves[0]) * (size_t)nmoves);
     me->nmoves = 0;
-    asks = me->asks;
-    me->asks = 0;
+    nacts = me->nacts;
+    memcpy(acts, me->acts, sizeof(acts[0]) * (size_t)nacts);
+    me->nacts = 0;
     pthread_mutex_unlock(&ws->lock);
     for (int i = 0; i < n; i++)
         px_cancel_forward(px, items[i].pid, items[i].key);
     for (int i = 0; i < nmoves; i++)
         adopt(px, &moves[i]);
-    if ((asks & PX_WORKERS_RELOAD) && !px->exiting)
-        (void)px_reload(px);
-    if ((asks & PX_WORKERS_DRAIN) && !px->exiting)
-        px_drain(px);
+    for (int i = 0; i < nacts && !px->exiting; i++) {
+        if (acts[i].what == PX_WORKERS_RELOAD)
+            (void)px_reload(px);
+        else if (acts[i].what == PX_WORKERS_DRAIN)
+            px_drain(px);
+        else if (acts[i].what == PX_WORKERS_PAUSE || acts[i].what == PX_WORKERS_RESUME)
+            (void)px_admin_set_paused(px, acts[i].arg, acts[i].what == PX_WORKERS_PAUSE);
+    }
     if (px->exiting)
         return;
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
@@ -241,18 +252,27 @@ void px_worker_detach(struct proxy *px)
         uv_close((uv_handle_t *)a, on_async_closed);
 }
 
-void px_workers_ask(struct proxy *px, unsigned what)
+void px_workers_ask(struct proxy *px, unsigned what, const char *arg)
 {
     struct px_workers *ws = px->workers;
 
     if (!ws)
         return;
     pthread_mutex_lock(&ws->lock);
-    for (int i = 0; i < ws->n; i++)
-        if (i != px->worker_id && ws->w[i].async) {
-            ws->w[i].asks |= what;
-            uv_async_send(ws->w[i].async);
+    for (int i = 0; i < ws->n; i++) {
+        struct px_worker *w = &ws->w[i];
+
+        if (i == px->worker_id || !w->async)
+            continue;
+        if (w->nacts == ACTS_MAX) {
+            px_warn("worker %d has %d admin commands pending: this one is not passed on to it", i, ACTS_MAX);
+            continue;
         }
+        w->acts[w->nacts].what = what;
+        snprintf(w->acts[w->nacts].arg, sizeof(w->acts[0].arg), "%s", arg ? arg : "");
+        w->nacts++;
+        uv_async_send(w->async);
+    }
     pthread_mutex_unlock(&ws->lock);
 }
 

@@ -34,11 +34,13 @@ int px_workers_count(const struct px_workers *w);
 int px_worker_attach(struct proxy *px);
 void px_worker_detach(struct proxy *px);
 
-/* The admin console's RELOAD and SHUTDOWN on one worker: the others do the same (each reloads the
+/* The admin console's RELOAD, SHUTDOWN, PAUSE and RESUME on one worker: the others do the same (each reloads the
  * file itself; a reload that fails in one keeps that worker's previous configuration). */
 #define PX_WORKERS_RELOAD 1u
 #define PX_WORKERS_DRAIN 2u
-void px_workers_ask(struct proxy *px, unsigned what);
+#define PX_WORKERS_PAUSE 3u        /* arg: the lane, "" = every lane */
+#define PX_WORKERS_RESUME 4u
+void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 
 /* Cancel keys: the worker's id in the low bits of a fresh process id; a request for another worker
  * is handed to it (1) or is this worker's own (0). */
