@@ -42,6 +42,14 @@ void px_worker_detach(struct proxy *px);
 #define PX_WORKERS_RESUME 4u
 void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 
+/* SHOW CLIENTS and SHOW SERVERS on a console with several workers: the answer waits for every
+ * worker's rows (the console's reads stop meanwhile). 1 if the gather started (it answers cl), 0 with
+ * one worker (the caller answers). */
+#define PX_GATHER_CLIENTS 0
+#define PX_GATHER_SERVERS 1
+struct px_client;
+int px_workers_gather(struct px_client *cl, int which);
+
 /* Cancel keys: the worker's id in the low bits of a fresh process id; a request for another worker
  * is handed to it (1) or is this worker's own (0). */
 void px_worker_stamp_key(const struct proxy *px, uint32_t *cancel_pid);
@@ -66,6 +74,11 @@ void px_gslot_detach(struct px_pool *pool);
 int px_gslot_count(const struct px_pool *pool);
 int px_gslot_take(struct px_pool *pool, int cap);
 void px_gslot_put(struct px_pool *pool);
+/* The first login of a pool of the slot in any worker: its ParameterStatus values and defaults are
+ * kept (publish) for the other workers' pools of the slot, which take them (adopt: 1 if the pool has
+ * them now) instead of waiting for a login of their own. */
+void px_gslot_params_publish(struct px_pool *pool);
+int px_gslot_params_adopt(struct px_pool *pool);
 /* Publishes whether the pool's queue waits for a connection it cannot open, and since when. */
 void px_gslot_publish(struct px_pool *pool);
 /* 1 if another worker's pool of the same slot has waited longer than this pool's queue head (or
