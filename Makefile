@@ -39,7 +39,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o $(BUILD)/obj/tests/integ
 DEPS_STAMP  := .deps-ok
 
 .SECONDARY:
-.PHONY: all deps test asan run demo bench fuzz clean help tests man install deb
+.PHONY: all deps test asan tsan run demo bench fuzz clean help tests man install deb
 all: $(BUILD)/pglane
 
 help:
@@ -47,6 +47,7 @@ help:
 	@echo "make deps     install missing Debian 12 packages"
 	@echo "make test     build and run every test (unit + integration against a real PostgreSQL 15)"
 	@echo "make asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make tsan     workers = 4 under ThreadSanitizer (the workers suite)"
 	@echo "make fuzz     libFuzzer targets for FUZZ_SECONDS (default 60) each"
 	@echo "make bench    pgbench through pglane, PgBouncer and direct (BENCH_QUICK=1 for a short run)"
 	@echo "make demo     the InsightsNow scenario: blocking before, fixes, direct and through pglane"
@@ -102,6 +103,12 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh build-asan
 
+# workers > 1 under ThreadSanitizer: pglane and the workers suite (every pglane it starts runs 4 workers;
+# a data race aborts pglane, which fails the test).
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan build-tsan/pglane build-tsan/tests/integration_test_workers
+	@PGLANE_TEST_WORKERS=4 TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1 tests/run.sh build-tsan integration_test_workers
+
 run: deps $(BUILD)/pglane
 	@scripts/run-embedded.sh
 
@@ -113,7 +120,7 @@ demo: deps $(BUILD)/pglane
 	@bench/insightsnow/run
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, pglane(1) and pglane.ini(5) (generated from
 # README.md's sections by man/gen.sh), example configurations and the Grafana dashboard in

@@ -7,6 +7,7 @@
  * (queue_timeout applies), and the cap is marked starved: while it is, a connection that closes, or
  * that finishes with a transaction, goes to the pool under the cap whose queue waited longest.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,23 @@ int px_caps_attach(struct proxy *px, struct px_pool *pool)
                 px_caps_detach(px, pool);
                 return -1;
             }
+            if (px->workers) {
+                /* One count per cap across workers: named by kind and name (a lane by its name, not
+                 * by this worker's lane object). */
+                char key[1024];
+
+                if (k == PX_CAP_LANE)
+                    snprintf(key, sizeof(key), "cap\x1f%d\x1f%s\x1f%s\x1f%s", k, pool->lane->conf->name,
+                             pool->database, pool->user);
+                else
+                    snprintf(key, sizeof(key), "cap\x1f%d\x1f%s", k, name);
+                if (!(c->g = px_gslot_named(px, key))) {
+                    free(c->name);
+                    free(c);
+                    px_caps_detach(px, pool);
+                    return -1;
+                }
+            }
             c->kind = k;
             c->next = px->caps;
             px->caps = c;
@@ -95,8 +113,72 @@ void px_caps_detach(struct proxy *px, struct px_pool *pool)
 static int full(const struct px_pool *pool, int k)
 {
     int limit = px_cap_limit(pool, k);
+    const struct px_cap *c = pool->cap[k];
 
-    return limit > 0 && pool->cap[k] && pool->cap[k]->n >= limit;
+    return limit > 0 && c && (c->g ? px_gslot_count_of(c->g) : c->n) >= limit;
+}
+
+/* The arrival of pool's queue head, or UINT64_MAX with nobody waiting. */
+static uint64_t head_or_max(const struct px_pool *pool)
+{
+    if (px_list_empty(&pool->waiting))
+        return UINT64_MAX;
+    return px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_start_ms | 1;
+}
+
+/* starved: pool (NULL when it ends) found the cap full with clients waiting; other workers see since
+ * when its queue head arrived. */
+static void set_starved(struct proxy *px, struct px_cap *c, const struct px_pool *pool)
+{
+    uint64_t since = pool ? head_or_max(pool) : 0;
+
+    c->starved = pool != NULL;
+    if (c->g)
+        px_gslot_set_waiting(px, c->g, since == UINT64_MAX ? 0 : since);
+}
+
+int px_caps_take(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    int k;
+
+    for (k = 0; k < PX_CAP_KINDS; k++) {
+        struct px_cap *c = pool->cap[k];
+        int limit;
+
+        if (!c || !c->g)
+            continue;
+        limit = px_cap_limit(pool, k);
+        if (!px_gslot_acquire(c->g, limit > 0 ? limit : INT_MAX))
+            break;
+    }
+    if (k == PX_CAP_KINDS)
+        return 1;
+    set_starved(px, pool->cap[k], pool);   /* full in another worker meanwhile */
+    while (--k >= 0)
+        if (pool->cap[k] && pool->cap[k]->g)
+            px_gslot_release(px, pool->cap[k]->g);
+    return 0;
+}
+
+void px_caps_put(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        if (pool->cap[k] && pool->cap[k]->g)
+            px_gslot_release(px, pool->cap[k]->g);
+}
+
+int px_caps_others_starved(const struct px_pool *pool)
+{
+    const struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    uint64_t mine = head_or_max(pool);
+
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        if (pool->cap[k] && pool->cap[k]->g && full(pool, k) && px_gslot_others_wait(px, pool->cap[k]->g, mine))
+            return 1;
+    return 0;
 }
 
 /* Closes the least recently used idle connection of another pool under pool's cap k: 1 if one was. */
@@ -127,7 +209,7 @@ int px_caps_room(struct px_pool *pool)
             k = -1;   /* check every cap again */
             continue;
         }
-        pool->cap[k]->starved = 1;
+        set_starved(px, pool->cap[k], pool);
         ok = 0;
     }
     waking = was;
@@ -161,7 +243,7 @@ static struct px_pool *longest_waiting(struct proxy *px, struct px_pool *pool, c
                 best = p;
         }
         if (!wanted)
-            c->starved = 0;
+            set_starved(px, c, NULL);
     }
     return best;
 }

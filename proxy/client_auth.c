@@ -115,6 +115,8 @@ static void login_ok(struct px_client *cl)
     cl->scram = NULL;
     /* Startup settings no server of the pool accepted before are checked by one now: PostgreSQL's
      * own answer (a refusal, the value as it reports it) reaches the client before login completes. */
+    if (pool->g && !pool->params_ready)
+        (void)px_gslot_params_adopt(pool);   /* another worker's pool logged in already */
     cl->validate = !client_startup_known(cl, pool);
     if (!cl->validate && pool->params_ready && px->conf->pool_mode == CONF_POOL_TRANSACTION) {
         px_client_set_state(cl, CL_IDLE);

@@ -17,6 +17,13 @@
 
 static _Atomic int current_level = CONF_LOG_INFO;   /* set by any worker's start or reload */
 
+static _Thread_local int worker_tag = -1;   /* workers > 1: this thread's worker, shown in its lines */
+
+void px_log_set_worker(int id)
+{
+    worker_tag = id;
+}
+
 void px_log_set_level(enum conf_log_level level)
 {
     atomic_store_explicit(&current_level, (int)level, memory_order_relaxed);
@@ -117,7 +124,11 @@ void px_log(enum conf_log_level level, const char *fmt, ...)
     n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))   /* libpq's messages end in "\n" */
         n--;
-    r = snprintf(line, sizeof(line), "%s.%03d %s ", stamp, (int)(tv.tv_usec / 1000), names[level]);
+    if (worker_tag >= 0)
+        r = snprintf(line, sizeof(line), "%s.%03d %s [w%d] ", stamp, (int)(tv.tv_usec / 1000), names[level],
+                     worker_tag);
+    else
+        r = snprintf(line, sizeof(line), "%s.%03d %s ", stamp, (int)(tv.tv_usec / 1000), names[level]);
     used = px_log_escape(line + r, sizeof(line) - (size_t)r - 4, msg, n);
     if (cut || used < n)
         strcat(line, "...");

@@ -9,6 +9,8 @@
 #include "conf/conf.h"
 
 void px_log_set_level(enum conf_log_level level);
+/* workers > 1: lines logged by this thread carry "[wN]" after the level (-1: none, the default). */
+void px_log_set_worker(int id);
 int px_log_enabled(enum conf_log_level level);
 /* Writes one line: every byte outside printable ASCII and valid, non-control UTF-8 becomes \xNN and
  * "\" becomes "\\"; messages are cut at 2 kB. Callers cap client-supplied names with PX_LOG_NAME. */

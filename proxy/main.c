@@ -112,6 +112,8 @@ static int run_worker(const char *path, struct px_workers *ws, int id)
     memset(&px, 0, sizeof(px));
     px.workers = ws;
     px.worker_id = id;
+    if (ws)
+        px_log_set_worker(id);
     if (load_config(path, &px.conf, &px.users) < 0)
         return 1;
     if (uv_loop_init(&loop) < 0)

@@ -196,8 +196,17 @@ static int login_retry_wait(const struct px_pool *pool)
 static void grow(struct px_pool *pool, int cap)
 {
     if (pool_count(pool) < cap && !pool->lane->retired && connecting(pool) < px_tenant_servable(pool) &&
-        !login_retry_wait(pool) && px_caps_room(pool) && (!pool->g || px_gslot_take(pool, cap)))
+        !login_retry_wait(pool) && px_caps_room(pool)) {
+        /* Several workers: the lane's slot and the caps' counts are taken before the connect (room
+         * seen above may have gone to another worker meanwhile). */
+        if (pool->g && !px_gslot_take(pool, cap))
+            return;
+        if (pool->g && !px_caps_take(pool)) {
+            px_gslot_put(pool);
+            return;
+        }
         (void)px_server_connect(pool);
+    }
 }
 
 int px_pool_wants_room(const struct px_pool *pool)
@@ -320,6 +329,10 @@ void px_pool_server_ready(struct px_server *sv)
     /* Several workers: another worker's queue for this lane waited longer than this one's. */
     if (pool->g && px_gslot_give(sv))
         return;
+    if (pool->g && px_caps_others_starved(pool)) {
+        px_server_close(sv, "given up to another worker's queue that waited longer under a connection cap");
+        return;
+    }
     /* The adaptive cap lowered the lane's effective size: no connection is handed out until the pool
      * is under it (px_lane_cap). */
     if (px_lane_cap(pool->lane) < pool->lane->size && pool_count(pool) > px_lane_cap(pool->lane)) {

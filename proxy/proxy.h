@@ -110,6 +110,7 @@ struct px_cap {
     int n;                         /* server connections (connecting to closing) under it */
     int refs;                      /* pools pointing at it */
     uint8_t starved;               /* a pool under it found it full with clients waiting */
+    struct px_gslot *g;            /* workers > 1: the count across workers (proxy/workers.c) */
 };
 
 struct px_pool {
@@ -643,6 +644,12 @@ int px_caps_room(struct px_pool *pool);
 int px_caps_yield(struct px_pool *pool);
 /* A connection of pool closed: under a starved cap, the pool whose queue waited longest opens one. */
 void px_caps_released(struct px_pool *pool);
+/* workers > 1: takes one connection under every cap of pool across workers (1), or takes none and
+ * marks the full one starved (0); px_caps_put gives them back when the connection closes.
+ * others_starved: a cap of pool is full and another worker waits under it. */
+int px_caps_take(struct px_pool *pool);
+void px_caps_put(struct px_pool *pool);
+int px_caps_others_starved(const struct px_pool *pool);
 /* For caps.c (proxy/pool.c): pool has clients that no connection on its way will serve and room
  * under its lane's size; opens a connection for them if every cap has room. */
 int px_pool_wants_server(const struct px_pool *pool);

@@ -60,8 +60,10 @@ struct px_server *px_server_connect(struct px_pool *pool)
     int r;
 
     if (!sv) {
-        if (pool->g)
-            px_gslot_put(pool);    /* the slot grow took for it */
+        if (pool->g) {
+            px_gslot_put(pool);    /* the slots grow took for it */
+            px_caps_put(pool);
+        }
         return NULL;
     }
     px_conn_init(px, &sv->conn, &server_stream_ops);
@@ -412,7 +414,10 @@ void login_read(struct px_server *sv)
             return;
         case PROTO_BE_READY:
             b->start = b->pos;
-            sv->pool->params_ready = 1;
+            if (!sv->pool->params_ready) {
+                sv->pool->params_ready = 1;
+                px_gslot_params_publish(sv->pool);
+            }
             sv->pool->unreachable_since_ms = 0;
             sv->tx_status = 'I';
             SLOG(sv, CONF_LOG_DEBUG, "logged in, backend pid %u", sv->backend_pid);

@@ -18,20 +18,48 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proxy/admin/console.h"
 #include "proxy/proxy.h"
 
 #define INBOX_MAX 256              /* cancel requests waiting for their worker; more are dropped */
+#define ACTS_MAX 16                /* admin commands waiting for a worker; more are dropped (logged) */
 
 struct px_gslot {
     struct px_gslot *next;         /* in px_workers.slots */
     char *key;                     /* lane \x1f server \x1f database \x1f user */
     _Atomic int n;                 /* server connections of this key in every worker */
     _Atomic uint64_t since[CONF_WORKERS_MAX];   /* worker w's oldest waiter (ms), 0 = none waits for room */
+    /* Under lock: the ParameterStatus values and tracked defaults of the first login of any worker's
+     * pool of this slot, so that another worker's pool does not need a login of its own before its
+     * clients can be answered. */
+    int params_ready;
+    struct px_kv *params;
+    int nparams;
+    struct px_params defaults;
 };
 
 struct inbox_item {
-    uint32_t pid, key;
+    int kind;                      /* ITEM_CANCEL, ITEM_GATHER_ASK, ITEM_GATHER_ROWS */
+    uint32_t pid, key;             /* ITEM_CANCEL */
+    int from, which;               /* ITEM_GATHER_ASK: the asking worker, PX_GATHER_* */
+    uint64_t gather_id;            /* ITEM_GATHER_*: the asker's gather */
+    uint8_t *rows;                 /* ITEM_GATHER_ROWS: DataRow messages (malloc'd), NULL if none */
+    size_t len;
 };
+
+enum { ITEM_CANCEL, ITEM_GATHER_ASK, ITEM_GATHER_ROWS };
+
+/* A console's SHOW of a list table (clients, servers) waiting for the other workers' rows; owned by
+ * the asking worker (thread-local list). */
+struct gather {
+    struct gather *next;
+    uint64_t id, client_id;
+    int which, pending;
+    struct proto_buf rows;
+};
+
+static _Thread_local struct gather *gathers;
+static _Thread_local uint64_t gather_next_id;
 
 /* An idle server connection moving to another worker: its socket (a duplicate of the descriptor; the
  * giver closed its own) and what pglane knows of its session. Its slot's count moves with it. */
@@ -50,7 +78,11 @@ struct px_worker {
     int ninbox;
     struct handoff moves[INBOX_MAX];   /* under lock */
     int nmoves;
-    unsigned asks;                 /* under lock: PX_WORKERS_RELOAD | PX_WORKERS_DRAIN, from another worker */
+    struct action {                /* under lock: admin commands another worker's console ran */
+        unsigned what;             /* PX_WORKERS_* */
+        char arg[128];
+    } acts[ACTS_MAX];
+    int nacts;
     _Atomic int running;
     _Atomic int64_t clients, servers, accepted;
 };
@@ -82,6 +114,12 @@ void px_workers_free(struct px_workers *w)
         return;
     for (g = w->slots; g; g = next) {
         next = g->next;
+        for (int i = 0; i < g->nparams; i++) {
+            free(g->params[i].name);
+            free(g->params[i].value);
+        }
+        free(g->params);
+        px_params_clear(&g->defaults);
         free(g->key);
         free(g);
     }
@@ -108,6 +146,97 @@ static void wake_waiters(struct px_workers *ws, struct px_gslot *g, int self)
     for (int i = 0; i < ws->n; i++)
         if (i != self && atomic_load_explicit(&g->since[i], memory_order_acquire))
             wake(ws, i);
+}
+
+/* Puts an item into worker `to`'s inbox: 1, or 0 if that worker is not running or its inbox is full. */
+static int post(struct px_workers *ws, int to, const struct inbox_item *it)
+{
+    int ok = 0;
+
+    pthread_mutex_lock(&ws->lock);
+    if (ws->w[to].async && ws->w[to].ninbox < INBOX_MAX) {
+        ws->w[to].inbox[ws->w[to].ninbox++] = *it;
+        uv_async_send(ws->w[to].async);
+        ok = 1;
+    }
+    pthread_mutex_unlock(&ws->lock);
+    return ok;
+}
+
+static void gather_finish(struct proxy *px, struct gather *g)
+{
+    struct gather **pp;
+    struct px_client *cl = px_admin_client_by_id(px, g->client_id);
+
+    for (pp = &gathers; *pp != g; pp = &(*pp)->next)
+        ;
+    *pp = g->next;
+    if (cl && cl->state == CL_ADMIN) {
+        px_show_list_send(cl, g->which, g->rows.data, g->rows.len);
+        px_conn_read_start(&cl->conn);   /* the console's next command */
+    }
+    proto_buf_free(&g->rows);
+    free(g);
+}
+
+/* Another worker's rows for one of this worker's gathers. */
+static void gather_rows(struct proxy *px, uint64_t id, uint8_t *rows, size_t len)
+{
+    struct gather *g;
+
+    for (g = gathers; g && g->id != id; g = g->next)
+        ;
+    if (g && rows)
+        proto_put_bytes(&g->rows, rows, len);
+    free(rows);
+    if (g && --g->pending == 0)
+        gather_finish(px, g);
+}
+
+/* Another worker's console asks for this worker's rows. */
+static void gather_answer(struct proxy *px, const struct inbox_item *ask)
+{
+    struct proto_buf b;
+    struct inbox_item rep = { .kind = ITEM_GATHER_ROWS, .gather_id = ask->gather_id };
+
+    proto_buf_init(&b);
+    px_show_list_rows(px, ask->which, &b);
+    if (!b.failed && b.len > 0 && (rep.rows = malloc(b.len))) {
+        memcpy(rep.rows, b.data, b.len);
+        rep.len = b.len;
+    }
+    proto_buf_free(&b);
+    if (!post(px->workers, ask->from, &rep))
+        free(rep.rows);            /* the asker stopped */
+}
+
+int px_workers_gather(struct px_client *cl, int which)
+{
+    struct proxy *px = cl->conn.px;
+    struct px_workers *ws = px->workers;
+    struct gather *g;
+
+    if (!ws || !(g = calloc(1, sizeof(*g))))
+        return 0;
+    g->id = ++gather_next_id;
+    g->client_id = cl->conn.id;
+    g->which = which;
+    g->pending = 1;                /* released below, once every ask is out */
+    proto_buf_init(&g->rows);
+    px_show_list_rows(px, which, &g->rows);
+    g->next = gathers;
+    gathers = g;
+    px_conn_read_stop(&cl->conn);  /* answers stay in order: the next command waits */
+    for (int i = 0; i < ws->n; i++) {
+        struct inbox_item ask = { .kind = ITEM_GATHER_ASK, .from = px->worker_id, .which = which,
+                                  .gather_id = g->id };
+
+        if (i != px->worker_id && post(ws, i, &ask))
+            g->pending++;
+    }
+    if (--g->pending == 0)
+        gather_finish(px, g);
+    return 1;
 }
 
 static void handoff_drop(struct proxy *px, struct handoff *h)
@@ -152,7 +281,8 @@ static void on_wake(uv_async_t *h)
     struct inbox_item items[INBOX_MAX];
     struct handoff moves[INBOX_MAX];
     int n, nmoves;
-    unsigned asks;
+    struct action acts[ACTS_MAX];
+    int nacts;
 
     pthread_mutex_lock(&ws->lock);
     n = me->ninbox;
@@ -161,17 +291,28 @@ static void on_wake(uv_async_t *h)
     nmoves = me->nmoves;
     memcpy(moves, me->moves, sizeof(moves[0]) * (size_t)nmoves);
     me->nmoves = 0;
-    asks = me->asks;
-    me->asks = 0;
+    nacts = me->nacts;
+    memcpy(acts, me->acts, sizeof(acts[0]) * (size_t)nacts);
+    me->nacts = 0;
     pthread_mutex_unlock(&ws->lock);
-    for (int i = 0; i < n; i++)
-        px_cancel_forward(px, items[i].pid, items[i].key);
+    for (int i = 0; i < n; i++) {
+        if (items[i].kind == ITEM_CANCEL)
+            px_cancel_forward(px, items[i].pid, items[i].key);
+        else if (items[i].kind == ITEM_GATHER_ASK)
+            gather_answer(px, &items[i]);
+        else
+            gather_rows(px, items[i].gather_id, items[i].rows, items[i].len);
+    }
     for (int i = 0; i < nmoves; i++)
         adopt(px, &moves[i]);
-    if ((asks & PX_WORKERS_RELOAD) && !px->exiting)
-        (void)px_reload(px);
-    if ((asks & PX_WORKERS_DRAIN) && !px->exiting)
-        px_drain(px);
+    for (int i = 0; i < nacts && !px->exiting; i++) {
+        if (acts[i].what == PX_WORKERS_RELOAD)
+            (void)px_reload(px);
+        else if (acts[i].what == PX_WORKERS_DRAIN)
+            px_drain(px);
+        else if (acts[i].what == PX_WORKERS_PAUSE || acts[i].what == PX_WORKERS_RESUME)
+            (void)px_admin_set_paused(px, acts[i].arg, acts[i].what == PX_WORKERS_PAUSE);
+    }
     if (px->exiting)
         return;
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
@@ -182,6 +323,9 @@ static void on_wake(uv_async_t *h)
         if (!px_list_empty(&pool->idle) && px_gslot_other_waits(pool))
             px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
                             "closed to make room for another worker's queue under the lane's size");
+        if (!px_list_empty(&pool->idle) && px_caps_others_starved(pool))
+            px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
+                            "closed to make room for another worker's queue under a connection cap");
         if (pool->nwaiting)
             px_pool_refill(pool);
         px_gslot_publish(pool);
@@ -217,6 +361,9 @@ static void on_async_closed(uv_handle_t *h)
 void px_worker_detach(struct proxy *px)
 {
     struct px_workers *ws = px->workers;
+    struct handoff moves[INBOX_MAX];
+    struct inbox_item items[INBOX_MAX];
+    int nmoves, ninbox;
     uv_async_t *a;
 
     if (!ws)
@@ -224,25 +371,58 @@ void px_worker_detach(struct proxy *px)
     pthread_mutex_lock(&ws->lock);
     a = ws->w[px->worker_id].async;
     ws->w[px->worker_id].async = NULL;
+    ninbox = ws->w[px->worker_id].ninbox;
+    memcpy(items, ws->w[px->worker_id].inbox, sizeof(items[0]) * (size_t)ninbox);
     ws->w[px->worker_id].ninbox = 0;
+    nmoves = ws->w[px->worker_id].nmoves;
+    memcpy(moves, ws->w[px->worker_id].moves, sizeof(moves[0]) * (size_t)nmoves);
+    ws->w[px->worker_id].nmoves = 0;
     pthread_mutex_unlock(&ws->lock);
+    for (int i = 0; i < nmoves; i++)
+        handoff_drop(px, &moves[i]);   /* handed over while this worker stopped: closed */
+    /* What others asked of this worker: an empty answer (the asking console does not wait for a
+     * worker that stopped); rows sent to it are dropped. */
+    for (int i = 0; i < ninbox; i++) {
+        struct inbox_item rep = { .kind = ITEM_GATHER_ROWS, .gather_id = items[i].gather_id };
+
+        if (items[i].kind == ITEM_GATHER_ASK)
+            (void)post(ws, items[i].from, &rep);
+        else if (items[i].kind == ITEM_GATHER_ROWS)
+            free(items[i].rows);
+    }
+    while (gathers) {
+        struct gather *g = gathers;
+
+        gathers = g->next;
+        proto_buf_free(&g->rows);
+        free(g);
+    }
     atomic_store_explicit(&ws->w[px->worker_id].running, 0, memory_order_relaxed);
     if (a)
         uv_close((uv_handle_t *)a, on_async_closed);
 }
 
-void px_workers_ask(struct proxy *px, unsigned what)
+void px_workers_ask(struct proxy *px, unsigned what, const char *arg)
 {
     struct px_workers *ws = px->workers;
 
     if (!ws)
         return;
     pthread_mutex_lock(&ws->lock);
-    for (int i = 0; i < ws->n; i++)
-        if (i != px->worker_id && ws->w[i].async) {
-            ws->w[i].asks |= what;
-            uv_async_send(ws->w[i].async);
+    for (int i = 0; i < ws->n; i++) {
+        struct px_worker *w = &ws->w[i];
+
+        if (i == px->worker_id || !w->async)
+            continue;
+        if (w->nacts == ACTS_MAX) {
+            px_warn("worker %d has %d admin commands pending: this one is not passed on to it", i, ACTS_MAX);
+            continue;
         }
+        w->acts[w->nacts].what = what;
+        snprintf(w->acts[w->nacts].arg, sizeof(w->acts[0].arg), "%s", arg ? arg : "");
+        w->nacts++;
+        uv_async_send(w->async);
+    }
     pthread_mutex_unlock(&ws->lock);
 }
 
@@ -261,7 +441,7 @@ int px_worker_route_cancel(struct proxy *px, uint32_t pid, uint32_t key)
         return 0;
     pthread_mutex_lock(&ws->lock);
     if (id < ws->n && ws->w[id].async && ws->w[id].ninbox < INBOX_MAX) {
-        ws->w[id].inbox[ws->w[id].ninbox++] = (struct inbox_item){ .pid = pid, .key = key };
+        ws->w[id].inbox[ws->w[id].ninbox++] = (struct inbox_item){ .kind = ITEM_CANCEL, .pid = pid, .key = key };
         uv_async_send(ws->w[id].async);
         sent = 1;
     }
@@ -274,22 +454,14 @@ int px_worker_route_cancel(struct proxy *px, uint32_t pid, uint32_t key)
     return 1;
 }
 
-int px_gslot_attach(struct proxy *px, struct px_pool *pool)
+struct px_gslot *px_gslot_named(struct proxy *px, const char *name)
 {
     struct px_workers *ws = px->workers;
     struct px_gslot *g;
     char *key;
-    int len;
 
-    pool->g = NULL;
-    if (!ws)
-        return 0;
-    len = snprintf(NULL, 0, "%s\x1f%s\x1f%s\x1f%s", pool->lane->conf->name, pool->ep->server->name,
-                   pool->database, pool->user);
-    if (len < 0 || !(key = malloc((size_t)len + 1)))
-        return -1;
-    snprintf(key, (size_t)len + 1, "%s\x1f%s\x1f%s\x1f%s", pool->lane->conf->name, pool->ep->server->name,
-             pool->database, pool->user);
+    if (!ws || !(key = strdup(name)))
+        return NULL;
     pthread_mutex_lock(&ws->lock);
     for (g = ws->slots; g; g = g->next)
         if (strcmp(g->key, key) == 0)
@@ -302,9 +474,117 @@ int px_gslot_attach(struct proxy *px, struct px_pool *pool)
     }
     pthread_mutex_unlock(&ws->lock);
     free(key);
-    if (!g)
+    return g;
+}
+
+int px_gslot_attach(struct proxy *px, struct px_pool *pool)
+{
+    char key[1024];
+
+    pool->g = NULL;
+    if (!px->workers)
+        return 0;
+    snprintf(key, sizeof(key), "lane\x1f%s\x1f%s\x1f%s\x1f%s", pool->lane->conf->name, pool->ep->server->name,
+             pool->database, pool->user);
+    return (pool->g = px_gslot_named(px, key)) ? 0 : -1;
+}
+
+/* Deep copies of a login's ParameterStatus list and tracked defaults: 0, or -1 (nothing kept). */
+static int copy_params(struct px_kv **dst, int *ndst, struct px_params *ddst, const struct px_kv *src, int n,
+                       const struct px_params *dsrc)
+{
+    struct px_kv *kv = calloc((size_t)(n > 0 ? n : 1), sizeof(*kv));
+
+    if (!kv)
         return -1;
-    pool->g = g;
+    for (int i = 0; i < n; i++)
+        if (!(kv[i].name = strdup(src[i].name)) || !(kv[i].value = strdup(src[i].value))) {
+            for (int j = 0; j <= i; j++) {
+                free(kv[j].name);
+                free(kv[j].value);
+            }
+            free(kv);
+            return -1;
+        }
+    *dst = kv;
+    *ndst = n;
+    for (int i = 0; i < PX_P_COUNT; i++)
+        if (dsrc->v[i])
+            px_params_set(ddst, i, dsrc->v[i]);
+    return 0;
+}
+
+void px_gslot_params_publish(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    struct px_gslot *g = pool->g;
+
+    if (!g)
+        return;
+    pthread_mutex_lock(&px->workers->lock);
+    if (!g->params_ready && copy_params(&g->params, &g->nparams, &g->defaults, pool->params, pool->nparams,
+                                        &pool->defaults) == 0)
+        g->params_ready = 1;
+    pthread_mutex_unlock(&px->workers->lock);
+}
+
+int px_gslot_params_adopt(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    struct px_gslot *g = pool->g;
+
+    if (!g || pool->params_ready || pool->nparams > 0)
+        return pool->params_ready;
+    pthread_mutex_lock(&px->workers->lock);
+    if (g->params_ready && copy_params(&pool->params, &pool->nparams, &pool->defaults, g->params, g->nparams,
+                                       &g->defaults) == 0)
+        pool->params_ready = 1;
+    pthread_mutex_unlock(&px->workers->lock);
+    return pool->params_ready;
+}
+
+int px_gslot_count_of(const struct px_gslot *g)
+{
+    return atomic_load_explicit(&g->n, memory_order_relaxed);
+}
+
+int px_gslot_acquire(struct px_gslot *g, int cap)
+{
+    int n = atomic_load_explicit(&g->n, memory_order_relaxed);
+
+    while (n < cap)
+        if (atomic_compare_exchange_weak_explicit(&g->n, &n, n + 1, memory_order_acq_rel, memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
+void px_gslot_release(struct proxy *px, struct px_gslot *g)
+{
+    atomic_fetch_sub_explicit(&g->n, 1, memory_order_acq_rel);
+    wake_waiters(px->workers, g, px->worker_id);
+}
+
+void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since)
+{
+    uint64_t was = atomic_exchange_explicit(&g->since[px->worker_id], since, memory_order_acq_rel);
+
+    if (since && !was)
+        for (int i = 0; i < px->workers->n; i++)
+            if (i != px->worker_id)
+                wake(px->workers, i);
+}
+
+int px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before)
+{
+    for (int i = 0; i < px->workers->n; i++) {
+        uint64_t t;
+
+        if (i == px->worker_id)
+            continue;
+        t = atomic_load_explicit(&g->since[i], memory_order_acquire);
+        if (t && t < before)
+            return 1;
+    }
     return 0;
 }
 
@@ -324,21 +604,12 @@ int px_gslot_count(const struct px_pool *pool)
 
 int px_gslot_take(struct px_pool *pool, int cap)
 {
-    int n = atomic_load_explicit(&pool->g->n, memory_order_relaxed);
-
-    while (n < cap)
-        if (atomic_compare_exchange_weak_explicit(&pool->g->n, &n, n + 1, memory_order_acq_rel,
-                                                  memory_order_relaxed))
-            return 1;
-    return 0;
+    return px_gslot_acquire(pool->g, cap);
 }
 
 void px_gslot_put(struct px_pool *pool)
 {
-    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
-
-    atomic_fetch_sub_explicit(&pool->g->n, 1, memory_order_acq_rel);
-    wake_waiters(px->workers, pool->g, px->worker_id);
+    px_gslot_release(uv_loop_get_data(pool->queue_timer.loop), pool->g);
 }
 
 static uint64_t head_since(const struct px_pool *pool)

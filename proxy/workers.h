@@ -34,11 +34,21 @@ int px_workers_count(const struct px_workers *w);
 int px_worker_attach(struct proxy *px);
 void px_worker_detach(struct proxy *px);
 
-/* The admin console's RELOAD and SHUTDOWN on one worker: the others do the same (each reloads the
+/* The admin console's RELOAD, SHUTDOWN, PAUSE and RESUME on one worker: the others do the same (each reloads the
  * file itself; a reload that fails in one keeps that worker's previous configuration). */
 #define PX_WORKERS_RELOAD 1u
 #define PX_WORKERS_DRAIN 2u
-void px_workers_ask(struct proxy *px, unsigned what);
+#define PX_WORKERS_PAUSE 3u        /* arg: the lane, "" = every lane */
+#define PX_WORKERS_RESUME 4u
+void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
+
+/* SHOW CLIENTS and SHOW SERVERS on a console with several workers: the answer waits for every
+ * worker's rows (the console's reads stop meanwhile). 1 if the gather started (it answers cl), 0 with
+ * one worker (the caller answers). */
+#define PX_GATHER_CLIENTS 0
+#define PX_GATHER_SERVERS 1
+struct px_client;
+int px_workers_gather(struct px_client *cl, int which);
 
 /* Cancel keys: the worker's id in the low bits of a fresh process id; a request for another worker
  * is handed to it (1) or is this worker's own (0). */
@@ -49,10 +59,26 @@ int px_worker_route_cancel(struct proxy *px, uint32_t pid, uint32_t key);
  * (pool->g; none with one worker). take: one more connection if the global count is under cap.
  * put: a counted connection closed. */
 int px_gslot_attach(struct proxy *px, struct px_pool *pool);
+/* The same for any named count (proxy/caps.c: max_db_connections and the like): the slot of that
+ * name, made on first use; NULL with one worker or out of memory. */
+struct px_gslot;
+struct px_gslot *px_gslot_named(struct proxy *px, const char *name);
+int px_gslot_count_of(const struct px_gslot *g);
+int px_gslot_acquire(struct px_gslot *g, int cap);
+void px_gslot_release(struct proxy *px, struct px_gslot *g);
+/* This worker waits for room under g since then (ms; a starved cap) or no longer does (0);
+ * others_wait: another worker has waited since before `before`. */
+void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since);
+int px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before);
 void px_gslot_detach(struct px_pool *pool);
 int px_gslot_count(const struct px_pool *pool);
 int px_gslot_take(struct px_pool *pool, int cap);
 void px_gslot_put(struct px_pool *pool);
+/* The first login of a pool of the slot in any worker: its ParameterStatus values and defaults are
+ * kept (publish) for the other workers' pools of the slot, which take them (adopt: 1 if the pool has
+ * them now) instead of waiting for a login of their own. */
+void px_gslot_params_publish(struct px_pool *pool);
+int px_gslot_params_adopt(struct px_pool *pool);
 /* Publishes whether the pool's queue waits for a connection it cannot open, and since when. */
 void px_gslot_publish(struct px_pool *pool);
 /* 1 if another worker's pool of the same slot has waited longer than this pool's queue head (or

@@ -134,12 +134,11 @@ static void cmd_reload(struct px_client *cl, const char *arg)
                        "See pglane's log for the file:line of each problem.");
         return;
     }
-    px_workers_ask(cl->conn.px, PX_WORKERS_RELOAD);
+    px_workers_ask(cl->conn.px, PX_WORKERS_RELOAD, NULL);
     px_admin_done(cl, "RELOAD", NULL);
 }
 
-/* Applies PAUSE (paused = 1) or RESUME (0) to the named lane, or to every lane when name is "". */
-static int set_paused(struct proxy *px, const char *name, int paused)
+int px_admin_set_paused(struct proxy *px, const char *name, int paused)
 {
     int found = 0;
 
@@ -170,11 +169,12 @@ static void pause_resume(struct px_client *cl, const char *arg, int paused)
 {
     char msg[160];
 
-    if (strchr(arg, ' ') || set_paused(cl->conn.px, arg, paused) < 0) {
+    if (strchr(arg, ' ') || px_admin_set_paused(cl->conn.px, arg, paused) < 0) {
         snprintf(msg, sizeof(msg), "pglane: no lane \"%.64s\"", arg);
         px_admin_error(cl, "42704", msg, "SHOW LANES lists the lanes.");
         return;
     }
+    px_workers_ask(cl->conn.px, paused ? PX_WORKERS_PAUSE : PX_WORKERS_RESUME, arg);
     px_admin_done(cl, paused ? "PAUSE" : "RESUME", NULL);
 }
 
@@ -234,6 +234,6 @@ static void cmd_shutdown(struct px_client *cl, const char *arg)
     }
     px_info("C-%llu admin SHUTDOWN: draining", (unsigned long long)cl->conn.id);
     px_admin_done(cl, "SHUTDOWN", "pglane is draining: open transactions finish, then it exits");
-    px_workers_ask(px, PX_WORKERS_DRAIN);
+    px_workers_ask(px, PX_WORKERS_DRAIN, NULL);
     px_drain(px);
 }

@@ -31,4 +31,14 @@ void px_monitor_foreach(struct proxy *px, px_block_cb cb, void *arg);
 /* Monitor connections that answered their last sample, and those configured. */
 void px_monitor_health(struct proxy *px, int *up, int *total);
 
+/* PAUSE (paused = 1) or RESUME (0) of the named lane, or of every lane when name is "": 0, or -1 when
+ * no lane has that name (also run by each worker for another worker's console, proxy/workers.c). */
+int px_admin_set_paused(struct proxy *px, const char *name, int paused);
+
+/* workers > 1 (proxy/workers.c): the DataRows of SHOW CLIENTS or SHOW SERVERS (PX_GATHER_*) for px's
+ * own clients or servers, appended to out; and the answer made of rows gathered from every worker. */
+struct proto_buf;
+void px_show_list_rows(struct proxy *px, int which, struct proto_buf *out);
+void px_show_list_send(struct px_client *cl, int which, const uint8_t *rows, size_t len);
+
 #endif

@@ -204,17 +204,20 @@ static void client_row(struct px_table *t, struct proxy *px, const struct px_cli
     }
 }
 
+static const char *const client_cols[] = {
+    "id", "addr", "user", "database", "application_name", "state", "lane", "wait_ms", "server_id",
+    "connected_s", "pinned", NULL
+};
+
 void px_show_clients(struct px_client *cl, const char *arg)
 {
-    static const char *const cols[] = {
-        "id", "addr", "user", "database", "application_name", "state", "lane", "wait_ms", "server_id",
-        "connected_s", "pinned", NULL
-    };
     struct proxy *px = cl->conn.px;
     struct px_table t;
 
     (void)arg;
-    px_table_begin(&t, cols);
+    if (px_workers_gather(cl, PX_GATHER_CLIENTS))
+        return;                    /* several workers: answered once all rows are in */
+    px_table_begin(&t, client_cols);
     for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next)
         client_row(&t, px, px_container_of(it, struct px_client, link));
     px_table_send(&t, cl, "SHOW");
@@ -249,25 +252,61 @@ static void server_row(struct px_table *t, struct proxy *px, const struct px_ser
     px_health_server_cells(t, px, sv->pool->ep->server->name);
 }
 
-void px_show_servers(struct px_client *cl, const char *arg)
-{
-    static const char *const cols[] = {
-        "id", "backend_pid", "lane", "database", "user", "state", "tx_status", "client_id", "fingerprint",
-        "query_ms", "connected_s", "cancels", "server", "role", "server_state", "lag_ms", "lag_bytes", NULL
-    };
-    struct proxy *px = cl->conn.px;
-    struct px_table t;
+static const char *const server_cols[] = {
+    "id", "backend_pid", "lane", "database", "user", "state", "tx_status", "client_id", "fingerprint",
+    "query_ms", "connected_s", "cancels", "server", "role", "server_state", "lag_ms", "lag_bytes", NULL
+};
 
-    (void)arg;
-    px_table_begin(&t, cols);
+static void server_rows(struct px_table *t, struct proxy *px)
+{
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         struct px_pool *pool = px_container_of(it, struct px_pool, link);
 
         for (struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next)
-            server_row(&t, px, px_container_of(s, struct px_server, link));
+            server_row(t, px, px_container_of(s, struct px_server, link));
         for (struct px_list *s = pool->idle.next; s != &pool->idle; s = s->next)
-            server_row(&t, px, px_container_of(s, struct px_server, link));
+            server_row(t, px, px_container_of(s, struct px_server, link));
     }
+}
+
+void px_show_servers(struct px_client *cl, const char *arg)
+{
+    struct proxy *px = cl->conn.px;
+    struct px_table t;
+
+    (void)arg;
+    if (px_workers_gather(cl, PX_GATHER_SERVERS))
+        return;
+    px_table_begin(&t, server_cols);
+    server_rows(&t, px);
+    px_table_send(&t, cl, "SHOW");
+}
+
+void px_show_list_rows(struct proxy *px, int which, struct proto_buf *out)
+{
+    struct px_table t;
+    size_t head;
+
+    px_table_begin(&t, which == PX_GATHER_CLIENTS ? client_cols : server_cols);
+    head = t.b.len;                /* the RowDescription: the asker sends its own */
+    if (which == PX_GATHER_CLIENTS)
+        for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next)
+            client_row(&t, px, px_container_of(it, struct px_client, link));
+    else
+        server_rows(&t, px);
+    if (t.b.failed)
+        out->failed = 1;
+    else
+        proto_put_bytes(out, t.b.data + head, t.b.len - head);
+    proto_buf_free(&t.b);
+}
+
+void px_show_list_send(struct px_client *cl, int which, const uint8_t *rows, size_t len)
+{
+    struct px_table t;
+
+    px_table_begin(&t, which == PX_GATHER_CLIENTS ? client_cols : server_cols);
+    proto_put_bytes(&t.b, rows, len);
     px_table_send(&t, cl, "SHOW");
 }
 
