@@ -118,12 +118,13 @@ static int full(const struct px_pool *pool, int k)
     return limit > 0 && c && (c->g ? px_gslot_count_of(c->g) : c->n) >= limit;
 }
 
-/* The arrival of pool's queue head, or UINT64_MAX with nobody waiting. */
+/* The arrival of pool's queue head (its place in the process-wide order), or UINT64_MAX with nobody
+ * waiting. */
 static uint64_t head_or_max(const struct px_pool *pool)
 {
     if (px_list_empty(&pool->waiting))
         return UINT64_MAX;
-    return px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_start_ms | 1;
+    return px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_seq;
 }
 
 /* starved: pool (NULL when it ends) found the cap full with clients waiting; other workers see since

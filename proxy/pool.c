@@ -253,6 +253,8 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     if (cl->state != CL_LOGIN_WAIT && cl->state != CL_WAITING)
         px_client_set_state(cl, CL_WAITING);
     cl->wait_start_ms = px_now_ms(px);
+    if (px->workers)
+        cl->wait_seq = px_workers_next_seq(px);
     px_list_append(&pool->waiting, &cl->wait_link);
     pool->nwaiting++;
     px_tenant_wait(pool, cl);

@@ -469,6 +469,7 @@ struct px_client {
     char *authq_secret;            /* ... with this secret (NULL: no such user) */
     struct proto_scram_server *scram;
     uint64_t wait_start_ms, connect_ms, tx_start_us;
+    uint64_t wait_seq;             /* workers > 1: its place in the process-wide arrival order when queued */
     uint64_t idle_since_ms;        /* its latest bytes, or the latest ReadyForQuery it was sent (timeouts) */
     uint64_t fingerprint;          /* of the current transaction's first statement, 0 if not lexed */
     uint64_t identity_hash;        /* of (database, user, application_name, address) */

@@ -28,7 +28,7 @@ struct px_gslot {
     struct px_gslot *next;         /* in px_workers.slots */
     char *key;                     /* lane \x1f server \x1f database \x1f user */
     _Atomic int n;                 /* server connections of this key in every worker */
-    _Atomic uint64_t since[CONF_WORKERS_MAX];   /* worker w's oldest waiter (ms), 0 = none waits for room */
+    _Atomic uint64_t since[CONF_WORKERS_MAX];   /* worker w's oldest waiter (its wait_seq), 0 = none waits for room */
     /* Under lock: the ParameterStatus values and tracked defaults of the first login of any worker's
      * pool of this slot, so that another worker's pool does not need a login of its own before its
      * clients can be answered. */
@@ -65,6 +65,7 @@ static _Thread_local uint64_t gather_next_id;
  * giver closed its own) and what pglane knows of its session. Its slot's count moves with it. */
 struct handoff {
     struct px_gslot *g;
+    struct px_gslot *caps[PX_CAP_KINDS];   /* the caps' counts it holds (NULL where none) */
     int fd;
     uint32_t backend_pid, backend_key;
     struct px_params have;
@@ -89,6 +90,7 @@ struct px_worker {
 
 struct px_workers {
     int n;
+    _Atomic uint64_t seq;          /* arrivals in queues, every worker's: FIFO order across workers */
     _Atomic int nclients;          /* clients of every worker (max_client_conn) */
     pthread_mutex_t lock;
     struct px_gslot *slots;
@@ -125,6 +127,11 @@ void px_workers_free(struct px_workers *w)
     }
     pthread_mutex_destroy(&w->lock);
     free(w);
+}
+
+uint64_t px_workers_next_seq(struct proxy *px)
+{
+    return atomic_fetch_add_explicit(&px->workers->seq, 1, memory_order_relaxed) + 1;
 }
 
 int px_workers_count(const struct px_workers *w)
@@ -244,8 +251,10 @@ static void handoff_drop(struct proxy *px, struct handoff *h)
     close(h->fd);
     px_params_clear(&h->have);
     px_kvlist_clear(&h->gucs);
-    atomic_fetch_sub_explicit(&h->g->n, 1, memory_order_acq_rel);
-    wake_waiters(px->workers, h->g, px->worker_id);
+    px_gslot_release(px, h->g);
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        if (h->caps[k])
+            px_gslot_release(px, h->caps[k]);
 }
 
 /* A connection handed over by another worker joins this worker's pool of its slot and goes to the
@@ -258,7 +267,7 @@ static void adopt(struct proxy *px, struct handoff *h)
     for (struct px_list *it = px->pools.next; it != &px->pools && !px->exiting; it = it->next) {
         struct px_pool *p = px_container_of(it, struct px_pool, link);
 
-        if (p->g == h->g && p->params_ready && !p->lane->retired) {
+        if (p->g == h->g && !p->lane->retired && (p->params_ready || px_gslot_params_adopt(p))) {
             pool = p;
             break;
         }
@@ -614,9 +623,7 @@ void px_gslot_put(struct px_pool *pool)
 
 static uint64_t head_since(const struct px_pool *pool)
 {
-    uint64_t t = px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_start_ms;
-
-    return t ? t : 1;
+    return px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_seq;
 }
 
 void px_gslot_publish(struct px_pool *pool)
@@ -685,6 +692,8 @@ int px_gslot_give(struct px_server *sv)
         return 1;
     }
     h.g = pool->g;
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        h.caps[k] = pool->cap[k] ? pool->cap[k]->g : NULL;
     h.backend_pid = sv->backend_pid;
     h.backend_key = sv->backend_key;
     h.created_ms = sv->created_ms;

@@ -28,6 +28,9 @@ struct px_workers;
 struct px_workers *px_workers_new(int n);
 void px_workers_free(struct px_workers *w);
 int px_workers_count(const struct px_workers *w);
+/* The next place in the process-wide order of queue arrivals (from 1): a queue's head publishes it,
+ * so that the waiter that arrived first is served first whatever its worker. */
+uint64_t px_workers_next_seq(struct proxy *px);
 
 /* A worker's loop is ready (its async handle is made here) / is stopping (closes it; nothing is
  * delivered to it afterwards). */
@@ -66,7 +69,7 @@ struct px_gslot *px_gslot_named(struct proxy *px, const char *name);
 int px_gslot_count_of(const struct px_gslot *g);
 int px_gslot_acquire(struct px_gslot *g, int cap);
 void px_gslot_release(struct proxy *px, struct px_gslot *g);
-/* This worker waits for room under g since then (ms; a starved cap) or no longer does (0);
+/* This worker waits for room under g since then (the queue head's wait_seq; a starved cap) or no longer does (0);
  * others_wait: another worker has waited since before `before`. */
 void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since);
 int px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before);
