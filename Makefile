@@ -103,11 +103,11 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh build-asan
 
-# workers > 1 under ThreadSanitizer: pglane and the workers suite (every pglane it starts runs 4 workers;
-# a data race aborts pglane, which fails the test).
+# workers > 1 under ThreadSanitizer: pglane and the workers suite (its pglanes run 4 workers, and one for
+# the comparisons; a data race aborts pglane, which fails the test).
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan build-tsan/pglane build-tsan/tests/integration_test_workers
-	@PGLANE_TEST_WORKERS=4 TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1 tests/run.sh build-tsan integration_test_workers
+	@TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1 tests/run.sh build-tsan integration_test_workers
 
 run: deps $(BUILD)/pglane
 	@scripts/run-embedded.sh
