@@ -10,6 +10,10 @@ ifeq ($(BUILD),build-asan)
 SANITIZE  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CFLAGS    := -O1 -g
 endif
+ifeq ($(BUILD),build-tsan)
+SANITIZE  := -fsanitize=thread -fno-omit-frame-pointer
+CFLAGS    := -O1 -g
+endif
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANITIZE)
 LDFLAGS   += $(SANITIZE)
 
@@ -17,7 +21,7 @@ LIBS_PROTO   := -lssl -lcrypto
 LIBS_ROUTING := -lpg_query -lpcre2-8
 LIBS_CONF    := -linih
 LIBS_PROXY   := -luv -lpq
-LIBS_ALL     := $(LIBS_PROXY) $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lm
+LIBS_ALL     := $(LIBS_PROXY) $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lm -pthread
 LIBS_MAIN    := -lsystemd
 
 PROTO_SRC   := $(wildcard protocol/*.c)

@@ -47,6 +47,7 @@ struct conf_peer {
     int line;
 };
 #define CONF_PEER_ID_MAX 16383
+#define CONF_WORKERS_MAX 64        /* workers: the low 6 bits of a cancel key's process id name the worker */
 
 struct conf_setting {          /* a GUC applied as a startup parameter of a lane's server connections */
     char *name;
@@ -184,6 +185,7 @@ struct conf {
     char *auth_dbname;             /* database the lookup runs in; NULL = the client's database */
     int64_t auth_cache_ttl_ms;     /* default 60s: how long a lookup's answer (found or not) is reused */
     int so_reuseport;              /* so_reuseport = yes: TCP listeners get SO_REUSEPORT (start only) */
+    int workers;                   /* default 1: event-loop threads (proxy/workers.c; start only) */
     int peer_id;                   /* 0 (default) = no peering; 1..CONF_PEER_ID_MAX (start only) */
     struct conf_peer *peers; int npeers;  /* [peers], in file order */
     int64_t client_drain_timeout_ms;      /* default 0: a drain closes idle clients at once */

@@ -2,12 +2,14 @@
  * The schema of [pglane] and [server.NAME], the generic setters every table uses, and the dispatch
  * of one key = value to its setter (with the "KEY: expected ..., got '...'" diagnostic).
  */
+#include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conf/internal.h"
 
@@ -233,6 +235,27 @@ static int set_health_interval(SETTER_ARGS)
     return 0;
 }
 
+/* workers: 1..CONF_WORKERS_MAX, or auto (the CPUs this process may run on, at most CONF_WORKERS_MAX). */
+static int set_workers(SETTER_ARGS)
+{
+    char *end;
+    long v;
+
+    (void)ld, (void)s;
+    if (strcmp(value, "auto") == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        v = n < 1 ? 1 : n > CONF_WORKERS_MAX ? CONF_WORKERS_MAX : n;
+    } else {
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < 1 || v > CONF_WORKERS_MAX)
+            return -1;
+    }
+    *CONF_FIELD(obj, kd, int) = (int)v;
+    return 0;
+}
+
 static const struct conf_keydef pglane_keys[] = {
     KW("listen", set_listen, struct conf, listen,
        "a comma-separated list of host:port (IPv6 as [::1]:6432)"),
@@ -281,6 +304,7 @@ static const struct conf_keydef pglane_keys[] = {
     KW("health_check_interval", set_health_interval, struct conf, health_check_interval_ms,
        "a duration of at least 10ms, or 0 (off)"),
     KINT("health_check_failures", struct conf, health_check_failures, 1, 1000),
+    KW("workers", set_workers, struct conf, workers, "an integer from 1 to 64, or auto"),
     KEND,
 };
 

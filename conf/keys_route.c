@@ -79,7 +79,7 @@ static int set_checked_list(SETTER_ARGS, int quoted, int (*check)(char **), cons
 /* "one of select, insert, ... utility or other", from kind_names. */
 static const char *kind_what(void)
 {
-    static char what[256];
+    static _Thread_local char what[256];   /* per thread: workers load configurations at once */
 
     if (what[0] == '\0') {
         strcpy(what, "one of ");

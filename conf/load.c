@@ -324,7 +324,7 @@ static struct conf *conf_new(const char *name)
                        .log_level = CONF_LOG_INFO, .client_login_timeout_ms = 60000,
                        .max_prepared_statements = 200, .stats_fingerprints = 1000,
                        .reserve_admin_connections = 3, .max_prepared_statements_per_client = 1000,
-                       .pool_idle_timeout_ms = 300000, .max_pools = 5000,
+                       .pool_idle_timeout_ms = 300000, .max_pools = 5000, .workers = 1,
                        .server_check_delay_ms = 30000, .auth_cache_ttl_ms = 60000,
                        .tls_mode = CONF_TLS_DISABLE,
                        .health_check_interval_ms = 1000, .health_check_failures = 3,

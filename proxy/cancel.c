@@ -242,6 +242,8 @@ void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key)
 
     if (px_peer_route_cancel(px, &pid, key))
         return;                    /* another process's key: forwarded to it, or dropped */
+    if (px_worker_route_cancel(px, pid, key))
+        return;                    /* another worker's: handed to it (proxy/workers.c) */
     cl = px_client_by_cancel_key(px, pid, key);
     sv = cl ? cl->server : NULL;
     if (!cl) {

@@ -13,7 +13,7 @@
 
 #include "proxy/proxy.h"
 
-static int waking;   /* px_caps_released is not to hand out room (re-entered, or room being made) */
+static _Thread_local int waking;   /* px_caps_released is not to hand out room (re-entered, or room being made) */
 
 static const char *cap_name(const struct px_pool *pool, int k, char *buf, size_t n)
 {

@@ -98,6 +98,7 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
     cl->connect_ms = px_now_ms(px);
     px_list_append(&px->clients, &cl->link);
     px->nclients++;
+    px_worker_count_accept(px);
     if (uv_accept(listener, &cl->conn.h.stream) < 0) {
         px_client_close(cl, "accept failed");
         return;
@@ -105,7 +106,7 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
     px_sock_set_options(&cl->conn.h);
     px_sock_peer(&cl->conn.h, &cl->peer_family, cl->peer_addr, &cl->peer_port);
     /* Over max_client_conn: answered after the startup packet, where libpq expects an error. */
-    cl->over_limit = px->nclients > px->conf->max_client_conn;
+    cl->over_limit = px_workers_clients(px) > px->conf->max_client_conn;
     px_conn_read_start(&cl->conn);
 }
 
@@ -578,6 +579,7 @@ void px_client_close(struct px_client *cl, const char *reason)
     }
     px_list_remove(&cl->link);
     px->nclients--;
+    px_worker_client_gone(px);
     px_conn_close(&cl->conn);
     px_maybe_exit(px);
 }

@@ -47,7 +47,7 @@ int client_in_admin_reserve(struct px_client *cl)
 {
     const struct conf *c = cl->conn.px->conf;
 
-    return c->nadmin_users > 0 && cl->conn.px->nclients > c->max_client_conn - c->reserve_admin_connections &&
+    return c->nadmin_users > 0 && px_workers_clients(cl->conn.px) > c->max_client_conn - c->reserve_admin_connections &&
            !is_admin_user(c, cl->user);
 }
 

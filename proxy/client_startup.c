@@ -361,6 +361,7 @@ static void startup_message(struct px_client *cl, const struct proto_startup *st
     }
     cl->cancel_pid &= 0x7fffffff;
     px_peer_stamp_key(cl->conn.px, &cl->cancel_pid);
+    px_worker_stamp_key(cl->conn.px, &cl->cancel_pid);
     client_start_auth(cl);
 }
 

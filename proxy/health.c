@@ -47,9 +47,9 @@ struct health {
 
 /* The routing side's callback: registered at any time, before the checks start too (one proxy per
  * process). */
-static px_health_cb g_cb;
-static void *g_cb_arg;
-static px_health_want_fn g_want;
+static _Thread_local px_health_cb g_cb;       /* per worker: each registers its own at start */
+static _Thread_local void *g_cb_arg;
+static _Thread_local px_health_want_fn g_want;
 
 static const char check_sql[] =
     "SELECT pg_is_in_recovery(), "

@@ -45,18 +45,21 @@ int px_listeners_open(struct proxy *px)
             px_error("listen: cannot resolve %s", c->listen[i].host);
             return -1;
         }
-        r = px_sock_listen_tcp_ex(px->loop, &l->h.tcp, (const struct sockaddr *)&ss, 4096, px->so_reuseport,
-                                  on_connection);
+        /* Several workers share each port: every worker's listener takes SO_REUSEPORT. */
+        r = px_sock_listen_tcp_ex(px->loop, &l->h.tcp, (const struct sockaddr *)&ss, 4096,
+                                  px->so_reuseport || px->workers, on_connection);
         px->nlisteners++;
         if (r < 0) {
             px_error("listen on %s:%d: %s", c->listen[i].host, c->listen[i].port, uv_strerror(r));
             return -1;
         }
         l->peer = px_peer_own_listener(c, c->listen[i].host, c->listen[i].port);
-        px_info("listening on %s:%d%s%s", c->listen[i].host, c->listen[i].port,
-                px->so_reuseport ? " (so_reuseport)" : "", l->peer ? " (this peer's address)" : "");
+        if (px->worker_id == 0)
+            px_info("listening on %s:%d%s%s", c->listen[i].host, c->listen[i].port,
+                    px->so_reuseport ? " (so_reuseport)" : "", l->peer ? " (this peer's address)" : "");
     }
-    if (c->unix_socket_dir) {
+    /* A unix socket cannot be shared by SO_REUSEPORT: the first worker takes it alone. */
+    if (c->unix_socket_dir && px->worker_id == 0) {
         struct px_listener *l = &px->listeners[px->nlisteners];
         char path[512];
         int r;
@@ -119,6 +122,7 @@ void px_stop(struct proxy *px)
     px->exiting = 1;
     sd_notify(0, "STOPPING=1");
     close_listeners(px, 1);
+    px_worker_detach(px);
     px_peers_stop(px);
     px_metrics_stop(px);
     px_monitor_stop(px);
@@ -263,6 +267,7 @@ static void on_maintain(uv_timer_t *t)
     struct px_list *it, *next;
 
     px_pool_maintain(px, now);
+    px_workers_tick(px);
     px_replica_tick(px);
     px_pgb_tick(px);                  /* answers WAIT_CLOSE once its connections have gone */
     px_client_timeouts(px, now);      /* client_idle_timeout, idle_transaction_timeout */

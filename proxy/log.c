@@ -5,6 +5,7 @@
  * byte that could forge a line or drive a terminal.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -14,16 +15,16 @@
 
 #define LOG_MSG_MAX 2048   /* a message longer than this is cut (and marked with "...") */
 
-static enum conf_log_level current_level = CONF_LOG_INFO;
+static _Atomic int current_level = CONF_LOG_INFO;   /* set by any worker's start or reload */
 
 void px_log_set_level(enum conf_log_level level)
 {
-    current_level = level;
+    atomic_store_explicit(&current_level, (int)level, memory_order_relaxed);
 }
 
 int px_log_enabled(enum conf_log_level level)
 {
-    return level <= current_level;
+    return (int)level <= atomic_load_explicit(&current_level, memory_order_relaxed);
 }
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes) that is printable (not a C1 control), or 0. */

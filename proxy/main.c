@@ -1,6 +1,7 @@
 /* pglane's entry point: the command line (--check, --version, --route) and run(), which loads the
  * configuration, starts the process (proxy/lifecycle.c) and runs the event loop. */
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,26 +101,19 @@ static void check_fd_limit(const struct conf *c)
                 (unsigned long long)rl.rlim_cur, (unsigned long long)need, c->max_client_conn);
 }
 
-static int run(const char *path)
+/* One worker: its own configuration, loop, listeners, clients and pools (with workers = 1, the
+ * process). Worker 0 also serves /metrics and tells the service manager. */
+static int run_worker(const char *path, struct px_workers *ws, int id)
 {
     struct proxy px;
     uv_loop_t loop;
     int rc = 1;
 
     memset(&px, 0, sizeof(px));
+    px.workers = ws;
+    px.worker_id = id;
     if (load_config(path, &px.conf, &px.users) < 0)
         return 1;
-    px_log_set_level(px.conf->log_level);
-    /* Fixed thresholds (which also turn off glibc's dynamic ones, that rise to 32 MB after the first
-     * large free): a buffer grown for a large message is mmap'd and goes back to the system when it
-     * is freed, and freed heap above 1 MB is trimmed. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
-    check_auth_file_mode(px.conf);
-    warn_metrics_exposed(px.conf, NULL);
-    warm_up_crypto();
-    signal(SIGPIPE, SIG_IGN);
-    check_fd_limit(px.conf);
     if (uv_loop_init(&loop) < 0)
         goto out;
     px.loop = &loop;
@@ -129,8 +123,8 @@ static int run(const char *path)
     px_lifecycle_init(&px);
     if (px.conf->tls_mode != CONF_TLS_DISABLE && !(px.tls_ctx = px_tls_server_ctx(px.conf)))
         goto close_early;
-    if (px_config_apply_initial(&px) < 0 || px_peers_configure(&px, 1) < 0 || px_listeners_open(&px) < 0 ||
-        px_metrics_start(&px) < 0 || px_monitor_start(&px) < 0 ||
+    if (px_config_apply_initial(&px) < 0 || px_peers_configure(&px, 1) < 0 || px_worker_attach(&px) < 0 ||
+        px_listeners_open(&px) < 0 || (id == 0 && px_metrics_start(&px) < 0) || px_monitor_start(&px) < 0 ||
         px_health_start(&px) < 0) {
 close_early:
         px_stop(&px);
@@ -138,17 +132,90 @@ close_early:
         goto close;
     }
     px_lifecycle_start(&px);
-    px_info("pglane %s started: pool_mode = %s, %d lane(s), default lane %s", PGLANE_VERSION,
-            px.conf->pool_mode == CONF_POOL_SESSION ? "session" : "transaction", px.nlanes, px.conf->default_lane);
-    sd_notify(0, "READY=1");          /* the listeners accept connections from here on */
+    if (id == 0) {
+        px_info("pglane %s started: pool_mode = %s, %d lane(s), default lane %s, %d worker(s)", PGLANE_VERSION,
+                px.conf->pool_mode == CONF_POOL_SESSION ? "session" : "transaction", px.nlanes,
+                px.conf->default_lane, px_workers_count(ws));
+        sd_notify(0, "READY=1");      /* the listeners accept connections from here on */
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
-    px_info("pglane stopped");
+    if (id == 0)
+        px_info("pglane stopped");
     rc = 0;
 close:
     if (uv_loop_close(&loop) != 0)
         px_warn("event loop closed with handles still open");
 out:
     px_free(&px);
+    if (rc != 0 && ws)
+        raise(SIGINT);                 /* a worker that could not start stops the others */
+    return rc;
+}
+
+struct worker_thread {
+    pthread_t t;
+    const char *path;
+    struct px_workers *ws;
+    int id, rc, started;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker_thread *w = arg;
+
+    w->rc = run_worker(w->path, w->ws, w->id);
+    return NULL;
+}
+
+static int run(const char *path)
+{
+    struct conf *conf = NULL;
+    struct conf_userlist users = { 0 };
+    struct worker_thread *th;
+    struct px_workers *ws;
+    int n, rc;
+
+    if (load_config(path, &conf, &users) < 0)
+        return 1;
+    px_log_set_level(conf->log_level);
+    /* Fixed thresholds (which also turn off glibc's dynamic ones, that rise to 32 MB after the first
+     * large free): a buffer grown for a large message is mmap'd and goes back to the system when it
+     * is freed, and freed heap above 1 MB is trimmed. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+    check_auth_file_mode(conf);
+    warn_metrics_exposed(conf, NULL);
+    warm_up_crypto();
+    signal(SIGPIPE, SIG_IGN);
+    check_fd_limit(conf);
+    n = conf->workers;
+    conf_userlist_free(&users);
+    conf_free(conf);
+    if (n <= 1)
+        return run_worker(path, NULL, 0);
+    /* Several workers: each loads the file itself (its own copies), worker 0 runs on this thread. */
+    if (!(ws = px_workers_new(n)) || !(th = calloc((size_t)n, sizeof(*th)))) {
+        px_workers_free(ws);
+        px_error("out of memory starting %d workers", n);
+        return 1;
+    }
+    for (int i = 1; i < n; i++) {
+        th[i] = (struct worker_thread){ .path = path, .ws = ws, .id = i };
+        if (pthread_create(&th[i].t, NULL, worker_main, &th[i]) != 0) {
+            px_error("cannot start worker %d of %d", i, n);
+            raise(SIGINT);
+            break;
+        }
+        th[i].started = 1;
+    }
+    rc = run_worker(path, ws, 0);
+    for (int i = 1; i < n; i++)
+        if (th[i].started) {
+            pthread_join(th[i].t, NULL);
+            rc = rc ? rc : th[i].rc;
+        }
+    free(th);
+    px_workers_free(ws);
     return rc;
 }
 

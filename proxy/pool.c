@@ -43,7 +43,8 @@ struct px_pool *px_pool_get_ep(struct proxy *px, struct px_lane *lane, struct px
     }
     pool->lane = lane;
     pool->ep = ep;
-    if (px_caps_attach(px, pool) < 0) {
+    if (px_caps_attach(px, pool) < 0 || px_gslot_attach(px, pool) < 0) {
+        px_caps_detach(px, pool);
         free(pool->database);
         free(pool->user);
         free(pool);
@@ -133,6 +134,13 @@ static int pool_total(const struct px_pool *pool)
     return pool->nidle + pool->nbusy;
 }
 
+/* The connections the lane's size counts: this pool's, or with several workers every worker's pool
+ * of the same (lane, server, database, user) (proxy/workers.c). */
+static int pool_count(const struct px_pool *pool)
+{
+    return pool->g ? px_gslot_count(pool) : pool_total(pool);
+}
+
 static int connecting(const struct px_pool *pool)
 {
     int n = 0;
@@ -187,14 +195,20 @@ static int login_retry_wait(const struct px_pool *pool)
  * to close or go idle). */
 static void grow(struct px_pool *pool, int cap)
 {
-    if (pool_total(pool) < cap && !pool->lane->retired && connecting(pool) < px_tenant_servable(pool) &&
-        !login_retry_wait(pool) && px_caps_room(pool))
+    if (pool_count(pool) < cap && !pool->lane->retired && connecting(pool) < px_tenant_servable(pool) &&
+        !login_retry_wait(pool) && px_caps_room(pool) && (!pool->g || px_gslot_take(pool, cap)))
         (void)px_server_connect(pool);
+}
+
+int px_pool_wants_room(const struct px_pool *pool)
+{
+    return pool->nwaiting > connecting(pool) && !pool->lane->paused && !pool->lane->retired &&
+           px_tenant_servable((struct px_pool *)pool) > connecting(pool);
 }
 
 int px_pool_wants_server(const struct px_pool *pool)
 {
-    return pool->nwaiting > connecting(pool) && pool_total(pool) < px_lane_cap(pool->lane) && !pool->lane->paused &&
+    return pool->nwaiting > connecting(pool) && pool_count(pool) < px_lane_cap(pool->lane) && !pool->lane->paused &&
            !pool->lane->retired && px_tenant_servable((struct px_pool *)pool) > connecting(pool);
 }
 
@@ -238,6 +252,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     serve_from_idle(pool, 0);
     grow(pool, px_lane_cap(pool->lane));
     queue_timer_arm(pool);
+    px_gslot_publish(pool);
 }
 
 void px_pool_cancel_wait(struct px_client *cl)
@@ -247,6 +262,7 @@ void px_pool_cancel_wait(struct px_client *cl)
     px_list_remove(&cl->wait_link);
     cl->pool->nwaiting--;
     px_tenant_unwait(cl);
+    px_gslot_publish(cl->pool);
 }
 
 static void record_wait(struct px_pool *pool, struct px_client *cl, uint64_t now)
@@ -266,7 +282,7 @@ static void record_wait(struct px_pool *pool, struct px_client *cl, uint64_t now
  * hand-outs it makes do not look again. */
 static void serve_lane_peers(struct px_pool *pool)
 {
-    static int busy;
+    static _Thread_local int busy;
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
 
     if (busy || !px_tenant_on(pool) || pool->lane->conf->tenant_max <= 0 || px->exiting)
@@ -301,9 +317,12 @@ void px_pool_server_ready(struct px_server *sv)
         px_server_close(sv, "given up to a pool that waited longer under a connection cap");
         return;
     }
+    /* Several workers: another worker's queue for this lane waited longer than this one's. */
+    if (pool->g && px_gslot_give(sv))
+        return;
     /* The adaptive cap lowered the lane's effective size: no connection is handed out until the pool
      * is under it (px_lane_cap). */
-    if (px_lane_cap(pool->lane) < pool->lane->size && pool_total(pool) > px_lane_cap(pool->lane)) {
+    if (px_lane_cap(pool->lane) < pool->lane->size && pool_count(pool) > px_lane_cap(pool->lane)) {
         px_server_close(sv, "adaptive cap: lane's effective size lowered");
         return;
     }
@@ -325,7 +344,7 @@ void px_pool_server_ready(struct px_server *sv)
         px_server_close(sv, "lane retired by reload");
         return;
     }
-    if (pool_total(pool) > px_lane_cap(pool->lane)) {
+    if (pool_count(pool) > px_lane_cap(pool->lane)) {
         px_server_close(sv, "reserve connection no longer needed");
         return;
     }
@@ -518,6 +537,7 @@ void px_pool_free(struct px_pool *pool)
     px->npools--;
     px_list_remove(&pool->link);
     px_caps_detach(px, pool);
+    px_gslot_detach(pool);
     uv_close((uv_handle_t *)&pool->queue_timer, on_pool_timer_closed);
 }
 

@@ -26,6 +26,7 @@
 #include "proxy/health.h"
 #include "proxy/lifecycle.h"
 #include "proxy/peers.h"
+#include "proxy/workers.h"
 #include "proxy/route.h"
 
 #define PGLANE_VERSION "0.1.0"
@@ -141,6 +142,7 @@ struct px_pool {
     uint64_t unreachable_since_ms; /* connections fail (refused, starting up): 0 = no outage known */
     char unreachable[200];         /* the latest such failure */
     uint64_t login_failed_ms;      /* a login failed then (server_login_retry): 0 once a connection works */
+    struct px_gslot *g;            /* workers > 1: the lane's count across workers (proxy/workers.c) */
 };
 
 struct px_lane {
@@ -308,6 +310,7 @@ struct px_server {
     uint8_t cancel_expired;        /* one did not complete in time: never reuse this connection */
     uint8_t fatal_relayed;         /* the server sent the client its own FATAL: it closes next */
     uint8_t reconnect;             /* admin RECONNECT: close instead of reusing once released */
+    uint8_t moved;                 /* handed over to another worker: its slot went with it */
     uint64_t check_start_ms;       /* SV_CHECKING since then */
     struct fq_tenant *tenant;      /* fair queuing: the tenant charged for holding it (proxy/tenant.c) */
     uint64_t tenant_since_us;      /* ... since then */
@@ -317,6 +320,11 @@ struct px_server {
 };
 
 struct px_server *px_server_connect(struct px_pool *pool);
+/* workers > 1 (proxy/workers.c): an idle, logged-in server connection another worker handed over
+ * (fd, its backend's key, its session state, taken over) joins pool and is made ready. 0, or -1 with
+ * nothing taken. */
+int px_server_adopt(struct px_pool *pool, int fd, uint32_t backend_pid, uint32_t backend_key,
+                    struct px_params *have, struct px_kvlist *gucs, uint64_t created_ms);
 void px_server_attach(struct px_server *sv, struct px_client *cl);
 void px_server_close(struct px_server *sv, const char *reason);
 /* Forward what the server has ready to the attached client. */
@@ -638,6 +646,9 @@ void px_caps_released(struct px_pool *pool);
 /* For caps.c (proxy/pool.c): pool has clients that no connection on its way will serve and room
  * under its lane's size; opens a connection for them if every cap has room. */
 int px_pool_wants_server(const struct px_pool *pool);
+/* The same without the room: its clients need a connection that none on its way will serve
+ * (proxy/workers.c publishes it for the other workers). */
+int px_pool_wants_room(const struct px_pool *pool);
 void px_pool_grow(struct px_pool *pool);
 
 /* PAUSE / RESUME support (proxy/pool.c): hands idle servers of a resumed lane to its waiters. */
@@ -714,6 +725,10 @@ struct proxy {
     struct px_cap *caps;           /* per database, user and server (proxy/caps.c) */
     struct px_list clients;
     int nclients;
+    uint64_t accepted;             /* connections accepted (SHOW WORKERS) */
+    /* workers > 1 (proxy/workers.c): the shared part and this worker's index; NULL and 0 otherwise. */
+    struct px_workers *workers;
+    int worker_id;
     struct px_listener *listeners;
     int nlisteners;
     uv_timer_t maint_timer;

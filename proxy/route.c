@@ -177,7 +177,7 @@ static uint64_t mix(uint64_t h, const char *s)
     return route_fnv1a_byte(route_fnv1a(h, s, s ? strlen(s) : 0), 0xff);
 }
 
-static int last_rule = -1;   /* the route the latest decision took (-1: the default lane) */
+static _Thread_local int last_rule = -1;   /* the route the latest decision took (-1: the default lane) */
 
 int px_route_last_rule(void)
 {

@@ -59,8 +59,11 @@ struct px_server *px_server_connect(struct px_pool *pool)
     struct px_server *sv = calloc(1, sizeof(*sv));
     int r;
 
-    if (!sv)
+    if (!sv) {
+        if (pool->g)
+            px_gslot_put(pool);    /* the slot grow took for it */
         return NULL;
+    }
     px_conn_init(px, &sv->conn, &server_stream_ops);
     sv->pool = pool;
     px_server_set_state(sv, SV_CONNECTING);   /* onto pool->busy */
@@ -76,6 +79,45 @@ struct px_server *px_server_connect(struct px_pool *pool)
     }
     SLOG(sv, CONF_LOG_DEBUG, "connecting (%d/%d)", pool->nidle + pool->nbusy, lane->size);
     return sv;
+}
+
+static void free_unused(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+int px_server_adopt(struct px_pool *pool, int fd, uint32_t backend_pid, uint32_t backend_key,
+                    struct px_params *have, struct px_kvlist *gucs, uint64_t created_ms)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    struct px_server *sv = calloc(1, sizeof(*sv));
+    int r;
+
+    if (!sv)
+        return -1;
+    r = pool->ep->unix_socket ? uv_pipe_init(px->loop, &sv->conn.h.pipe, 0) : uv_tcp_init(px->loop, &sv->conn.h.tcp);
+    if (r == 0)
+        r = pool->ep->unix_socket ? uv_pipe_open(&sv->conn.h.pipe, fd) : uv_tcp_open(&sv->conn.h.tcp, fd);
+    if (r < 0) {
+        /* The handle holds no descriptor yet: the caller closes fd; the handle is closed unused. */
+        sv->conn.h.handle.data = sv;
+        uv_close(&sv->conn.h.handle, free_unused);
+        return -1;
+    }
+    px_conn_init(px, &sv->conn, &server_stream_ops);
+    sv->pool = pool;
+    px_list_init(&sv->cancels);
+    px_server_set_state(sv, SV_CONNECTING);   /* onto pool->busy; the slot came with the connection */
+    px_server_set_state(sv, SV_LOGIN);
+    sv->backend_pid = backend_pid;
+    sv->backend_key = backend_key;
+    sv->have = *have;
+    sv->gucs = *gucs;
+    sv->created_ms = created_ms;
+    sv->tx_status = 'I';
+    SLOG(sv, CONF_LOG_DEBUG, "handed over from another worker (backend %u)", backend_pid);
+    px_pool_server_ready(sv);
+    return 0;
 }
 
 static void send_startup(struct px_server *sv)

@@ -172,6 +172,9 @@ void px_server_set_state(struct px_server *sv, enum px_server_state to)
         for (int k = 0; k < PX_CAP_KINDS; k++)
             if (pool->cap[k])
                 pool->cap[k]->n += will == PX_SVL_NONE ? -1 : 1;
+        /* Several workers: the lane's global count was taken before the connect (pool.c grow). */
+        if (pool->g && will == PX_SVL_NONE && !sv->moved)
+            px_gslot_put(pool);
     }
     if (was != will) {
         if (was == PX_SVL_IDLE)

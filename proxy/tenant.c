@@ -39,7 +39,7 @@ static uint32_t weight_of(const struct conf_lane *lc, const char *id, size_t len
 }
 
 /* Stands in for a tenant when the table cannot grow (out of memory): shared, never in a table. */
-static struct fq_tenant spare = { .weight = 1 };
+static _Thread_local struct fq_tenant spare = { .weight = 1 };   /* per worker */
 
 /* The tenant of cl's pending transaction in pool's lane. */
 static struct fq_tenant *tenant_of(struct px_pool *pool, struct px_client *cl)

@@ -34,7 +34,7 @@ static const struct {
     { "SHOW BLOCKING", px_show_blocking }, { "SHOW GUARD", px_show_guard }, { "SHOW CONFIG", px_show_config },
     { "SHOW PREPARED", px_show_prepared }, { "SHOW QUARANTINE", px_show_quarantine },
     { "SHOW TENANTS", px_show_tenants }, { "SHOW STAGES", px_show_stages }, { "RELEASE", px_release },
-    { "SHOW HEALTH", px_show_health },
+    { "SHOW HEALTH", px_show_health }, { "SHOW WORKERS", px_show_workers },
     { "RELOAD", cmd_reload }, { "PAUSE", cmd_pause }, { "RESUME", cmd_resume }, { "KILL", cmd_kill },
     { "SHUTDOWN", cmd_shutdown },
     /* PgBouncer's commands that pglane has no table of its own for (admin_pgb.c) */
@@ -134,6 +134,7 @@ static void cmd_reload(struct px_client *cl, const char *arg)
                        "See pglane's log for the file:line of each problem.");
         return;
     }
+    px_workers_ask(cl->conn.px, PX_WORKERS_RELOAD);
     px_admin_done(cl, "RELOAD", NULL);
 }
 
@@ -233,5 +234,6 @@ static void cmd_shutdown(struct px_client *cl, const char *arg)
     }
     px_info("C-%llu admin SHUTDOWN: draining", (unsigned long long)cl->conn.id);
     px_admin_done(cl, "SHUTDOWN", "pglane is draining: open transactions finish, then it exits");
+    px_workers_ask(px, PX_WORKERS_DRAIN);
     px_drain(px);
 }

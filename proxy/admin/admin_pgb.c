@@ -411,11 +411,11 @@ static int still_marked(struct proxy *px, const char *arg)
 /* WAIT_CLOSE answers once the marked connections have closed; checked each maintenance tick (1 s).
  * Waiting consoles are kept by id, so that one that disconnects meanwhile is simply dropped. */
 #define MAX_WAITS 32
-static struct {
+static _Thread_local struct {   /* per worker, like the consoles they name */
     uint64_t client_id;
     char arg[128];
 } waits[MAX_WAITS];
-static int nwaits;
+static _Thread_local int nwaits;
 
 void px_pgb_wait_close(struct px_client *cl, const char *arg)
 {

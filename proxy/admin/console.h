@@ -53,6 +53,7 @@ void px_health_server_cells(struct px_table *t, struct proxy *px, const char *se
 const char *px_health_state_name(struct proxy *px, const char *server, const struct px_health *h);
 /* Fair queuing (admin_tenants.c): one row per known tenant of each lane with a tenant_key. */
 void px_show_tenants(struct px_client *cl, const char *arg);
+void px_show_workers(struct px_client *cl, const char *arg);
 
 /* PgBouncer-compatible console (admin_pgb.c): PgBouncer's column names and types, each pool a
  * database named "database/lane". */

@@ -11,9 +11,9 @@
 #include "proxy/admin/console.h"
 #include "proxy/admin/stages.h"
 
-uint64_t px_stage_active;
+_Thread_local uint64_t px_stage_active;   /* per worker: each samples its own clients */
 
-static struct {
+static _Thread_local struct {   /* per worker: its own sampled transaction and totals */
     uint64_t tick;
     uint64_t begin;            /* when the sampled transaction's first client read began */
     uint64_t last_client_end;  /* end of its last client region (a queue wait starts there) */
@@ -65,7 +65,7 @@ static uint64_t inner_sum(void)
 }
 
 /* Region start: the time, the inner stages' sum so far is kept in inner0. */
-static uint64_t inner0[2];
+static _Thread_local uint64_t inner0[2];
 
 /* Region handles: 0 = not timed, 1 = nested in a timed region, else the region's start time. */
 uint64_t px_stage_client_enter(struct px_client *cl)

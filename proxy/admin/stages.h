@@ -34,7 +34,7 @@ struct px_stage_totals {
 };
 
 /* The connection id of the client whose transaction is being timed, 0 if none. */
-extern uint64_t px_stage_active;
+extern _Thread_local uint64_t px_stage_active;
 
 uint64_t px_stage_now(void);
 const char *px_stage_name(enum px_stage s);

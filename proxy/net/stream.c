@@ -7,6 +7,7 @@
  */
 #include <assert.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,8 @@
 
 /* Free list of PX_BUF_SIZE buffers so that busy connections do not malloc per read. */
 #define POOL_MAX 64
-static uint8_t *buf_pool[POOL_MAX];
-static int buf_pool_n;
+static _Thread_local uint8_t *buf_pool[POOL_MAX];   /* per worker: its loop's spare buffers */
+static _Thread_local int buf_pool_n;
 
 static uint8_t *buf_get(void)
 {
@@ -158,12 +159,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 void px_conn_init(struct proxy *px, struct px_conn *c, const struct px_stream_ops *ops)
 {
-    static uint64_t next_id;
+    static _Atomic uint64_t next_id;   /* unique across workers */
 
     c->px = px;
     c->ops = ops;
     c->io = &px_plain_transport;
-    c->id = ++next_id;
+    c->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
 }
 
 void px_conn_read_start(struct px_conn *c)

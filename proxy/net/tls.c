@@ -33,7 +33,7 @@ struct px_tls {
 static const char *tls_error(void)
 {
     unsigned long e = ERR_get_error();
-    static char buf[160];
+    static _Thread_local char buf[160];
 
     if (!e)
         return "TLS error";

@@ -1,0 +1,82 @@
+/*
+ * proxy/workers.h — several event loops in one process (workers = N, proxy/workers.c). Each worker
+ * thread runs its own `struct proxy`: its own loop, listeners (SO_REUSEPORT), clients, pools and
+ * server connections. What must hold across them lives in one shared `struct px_workers`:
+ *   - a lane's size: the server connections of a (lane, server, database, user) pool are counted in
+ *     one global slot (struct px_gslot) that every worker's pool of that key takes from;
+ *   - FIFO order between workers: a worker whose queue waits for room publishes when its oldest
+ *     waiter arrived, and a worker releasing a connection gives it up (closes it) when another
+ *     worker's waiter is older than its own;
+ *   - cancel requests: the low bits of a cancel key name the worker that issued it; another worker
+ *     hands the request to that one;
+ *   - SHOW WORKERS: per-worker counters.
+ * With workers = 1 (the default) none of this exists: px->workers is NULL and pools have no slot.
+ * Included by proxy/proxy.h.
+ */
+#ifndef PGLANE_PROXY_WORKERS_H
+#define PGLANE_PROXY_WORKERS_H
+
+#include <stdint.h>
+
+struct proxy;
+struct px_pool;
+struct px_workers;
+
+#define PX_WORKER_MASK 63u         /* the worker id in a cancel key's process id (CONF_WORKERS_MAX 64) */
+
+/* Made by main.c before the threads start, freed after they all ended. */
+struct px_workers *px_workers_new(int n);
+void px_workers_free(struct px_workers *w);
+int px_workers_count(const struct px_workers *w);
+
+/* A worker's loop is ready (its async handle is made here) / is stopping (closes it; nothing is
+ * delivered to it afterwards). */
+int px_worker_attach(struct proxy *px);
+void px_worker_detach(struct proxy *px);
+
+/* The admin console's RELOAD and SHUTDOWN on one worker: the others do the same (each reloads the
+ * file itself; a reload that fails in one keeps that worker's previous configuration). */
+#define PX_WORKERS_RELOAD 1u
+#define PX_WORKERS_DRAIN 2u
+void px_workers_ask(struct proxy *px, unsigned what);
+
+/* Cancel keys: the worker's id in the low bits of a fresh process id; a request for another worker
+ * is handed to it (1) or is this worker's own (0). */
+void px_worker_stamp_key(const struct proxy *px, uint32_t *cancel_pid);
+int px_worker_route_cancel(struct proxy *px, uint32_t pid, uint32_t key);
+
+/* Global lane slots (pool.c, state.c, server_login.c). px_gslot_attach gives the pool its slot
+ * (pool->g; none with one worker). take: one more connection if the global count is under cap.
+ * put: a counted connection closed. */
+int px_gslot_attach(struct proxy *px, struct px_pool *pool);
+void px_gslot_detach(struct px_pool *pool);
+int px_gslot_count(const struct px_pool *pool);
+int px_gslot_take(struct px_pool *pool, int cap);
+void px_gslot_put(struct px_pool *pool);
+/* Publishes whether the pool's queue waits for a connection it cannot open, and since when. */
+void px_gslot_publish(struct px_pool *pool);
+/* 1 if another worker's pool of the same slot has waited longer than this pool's queue head (or
+ * this pool has nobody waiting): a connection released here should be closed to make room there. */
+int px_gslot_other_waits(const struct px_pool *pool);
+/* server_ready with another worker's queue waiting longer: sv (without a client) moves to that
+ * worker (its socket duplicated, its session state and slot with it) or, if it cannot move, is
+ * closed to free its slot. 1 if sv was given up, 0 if nobody else waits longer. */
+struct px_server;
+int px_gslot_give(struct px_server *sv);
+
+/* Per-worker counters for SHOW WORKERS (updated by the owning worker, read by any). */
+void px_worker_count_accept(struct proxy *px);
+void px_worker_client_gone(struct proxy *px);
+/* Clients connected to the process (max_client_conn): every worker's. */
+int px_workers_clients(const struct proxy *px);
+/* The maintenance tick: publishes this worker's counts and its pools' waits again. */
+void px_workers_tick(struct proxy *px);
+struct px_worker_row {
+    int id;
+    int running;
+    int64_t clients, servers, accepted;
+};
+/* Fills rows (up to max) for every worker; returns how many. */
+int px_workers_rows(const struct proxy *px, struct px_worker_row *rows, int max);
+
+#endif
