@@ -497,45 +497,21 @@ static const struct cap_case TENANT_CAP = {
     CAP_BACKENDS " AND state <> 'idle'"
 };
 
-static void test_user_cap_default_workers(void **state)
-{
-    (void)state;
-    H_SKIP_IF_DIRECT();
-    run_capped(&USER_CAP, 0, 5, 0);
-    h_pass();
-}
+/* One cmocka test per (cap, worker count): run_capped with the default worker count (no key) or 4. */
+#define CAP_TEST(name, cc, workers, check)      \
+    static void name(void **state)              \
+    {                                           \
+        (void)state;                            \
+        H_SKIP_IF_DIRECT();                     \
+        run_capped(&(cc), (workers), 5, check); \
+        h_pass();                               \
+    }
 
-static void test_user_cap_4_workers(void **state)
-{
-    (void)state;
-    H_SKIP_IF_DIRECT();
-    run_capped(&USER_CAP, WORKERS, 5, 1);
-    h_pass();
-}
-
-static void test_db_cap_default_workers(void **state)
-{
-    (void)state;
-    H_SKIP_IF_DIRECT();
-    run_capped(&DB_CAP, 0, 5, 0);
-    h_pass();
-}
-
-static void test_db_cap_4_workers(void **state)
-{
-    (void)state;
-    H_SKIP_IF_DIRECT();
-    run_capped(&DB_CAP, WORKERS, 5, 1);
-    h_pass();
-}
-
-static void test_tenant_cap_default_workers(void **state)
-{
-    (void)state;
-    H_SKIP_IF_DIRECT();
-    run_capped(&TENANT_CAP, 0, 5, 0);
-    h_pass();
-}
+CAP_TEST(test_user_cap_default_workers, USER_CAP, 0, 0)
+CAP_TEST(test_user_cap_4_workers, USER_CAP, WORKERS, 1)
+CAP_TEST(test_db_cap_default_workers, DB_CAP, 0, 0)
+CAP_TEST(test_db_cap_4_workers, DB_CAP, WORKERS, 1)
+CAP_TEST(test_tenant_cap_default_workers, TENANT_CAP, 0, 0)
 
 /* ------------------------------------------------------------------------------------------ */
 
