@@ -102,8 +102,10 @@ static void check_fd_limit(const struct conf *c)
 }
 
 /* One worker: its own configuration, loop, listeners, clients and pools (with workers = 1, the
- * process). Worker 0 also serves /metrics and tells the service manager. */
-static int run_worker(const char *path, struct px_workers *ws, int id)
+ * process). Worker 0 also serves /metrics and tells the service manager. conf and users: the
+ * configuration run() loaded, taken over (worker 0), or NULL to load it from path (other workers). */
+static int run_worker(const char *path, struct px_workers *ws, int id, struct conf *conf,
+                      struct conf_userlist *users)
 {
     struct proxy px;
     uv_loop_t loop;
@@ -114,8 +116,12 @@ static int run_worker(const char *path, struct px_workers *ws, int id)
     px.worker_id = id;
     if (ws)
         px_log_set_worker(id);
-    if (load_config(path, &px.conf, &px.users) < 0)
+    if (conf) {
+        px.conf = conf;
+        px.users = *users;
+    } else if (load_config(path, &px.conf, &px.users) < 0) {
         return 1;
+    }
     if (uv_loop_init(&loop) < 0)
         goto out;
     px.loop = &loop;
@@ -165,7 +171,7 @@ static void *worker_main(void *arg)
 {
     struct worker_thread *w = arg;
 
-    w->rc = run_worker(w->path, w->ws, w->id);
+    w->rc = run_worker(w->path, w->ws, w->id, NULL, NULL);
     return NULL;
 }
 
@@ -191,13 +197,14 @@ static int run(const char *path)
     signal(SIGPIPE, SIG_IGN);
     check_fd_limit(conf);
     n = conf->workers;
-    conf_userlist_free(&users);
-    conf_free(conf);
     if (n <= 1)
-        return run_worker(path, NULL, 0);
-    /* Several workers: each loads the file itself (its own copies), worker 0 runs on this thread. */
+        return run_worker(path, NULL, 0, conf, &users);
+    /* Several workers: worker 0 runs on this thread with the configuration loaded above; the others
+     * load the file themselves (their own copies). */
     if (!(ws = px_workers_new(n)) || !(th = calloc((size_t)n, sizeof(*th)))) {
         px_workers_free(ws);
+        conf_userlist_free(&users);
+        conf_free(conf);
         px_error("out of memory starting %d workers", n);
         return 1;
     }
@@ -210,7 +217,7 @@ static int run(const char *path)
         }
         th[i].started = 1;
     }
-    rc = run_worker(path, ws, 0);
+    rc = run_worker(path, ws, 0, conf, &users);
     for (int i = 1; i < n; i++)
         if (th[i].started) {
             pthread_join(th[i].t, NULL);
