@@ -118,20 +118,11 @@ static int full(const struct px_pool *pool, int k)
     return limit > 0 && c && (c->g ? px_gslot_count_of(c->g) : c->n) >= limit;
 }
 
-/* The arrival of pool's queue head (its place in the process-wide order), or UINT64_MAX with nobody
- * waiting. */
-static uint64_t head_or_max(const struct px_pool *pool)
-{
-    if (px_list_empty(&pool->waiting))
-        return UINT64_MAX;
-    return px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_seq;
-}
-
 /* starved: pool (NULL when it ends) found the cap full with clients waiting; other workers see since
  * when its queue head arrived. */
 static void set_starved(struct proxy *px, struct px_cap *c, const struct px_pool *pool)
 {
-    uint64_t since = pool ? head_or_max(pool) : 0;
+    uint64_t since = pool ? px_gslot_head(pool) : 0;
 
     c->starved = pool != NULL;
     if (c->g)
@@ -174,7 +165,7 @@ void px_caps_put(struct px_pool *pool)
 int px_caps_others_starved(const struct px_pool *pool)
 {
     const struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
-    uint64_t mine = head_or_max(pool);
+    uint64_t mine = px_gslot_head(pool);
 
     for (int k = 0; k < PX_CAP_KINDS; k++)
         if (pool->cap[k] && pool->cap[k]->g && full(pool, k) && px_gslot_others_wait(px, pool->cap[k]->g, mine))

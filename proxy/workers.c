@@ -444,18 +444,12 @@ void px_worker_stamp_key(const struct proxy *px, uint32_t *cancel_pid)
 int px_worker_route_cancel(struct proxy *px, uint32_t pid, uint32_t key)
 {
     struct px_workers *ws = px->workers;
-    int id = (int)(pid & PX_WORKER_MASK), sent = 0;
+    struct inbox_item it = { .kind = ITEM_CANCEL, .pid = pid, .key = key };
+    int id = (int)(pid & PX_WORKER_MASK);
 
     if (!ws || id == px->worker_id)
         return 0;
-    pthread_mutex_lock(&ws->lock);
-    if (id < ws->n && ws->w[id].async && ws->w[id].ninbox < INBOX_MAX) {
-        ws->w[id].inbox[ws->w[id].ninbox++] = (struct inbox_item){ .kind = ITEM_CANCEL, .pid = pid, .key = key };
-        uv_async_send(ws->w[id].async);
-        sent = 1;
-    }
-    pthread_mutex_unlock(&ws->lock);
-    if (!sent) {
+    if (id >= ws->n || !post(ws, id, &it)) {
         px->cancels_dropped++;
         px_debug("cancel request for worker %d, which %s: dropped", id,
                  id < ws->n ? "is not running or has too many pending" : "does not exist");
@@ -577,6 +571,8 @@ void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since)
 {
     uint64_t was = atomic_exchange_explicit(&g->since[px->worker_id], since, memory_order_acq_rel);
 
+    /* Newly waiting for room: the workers holding connections of g look whether they should give one
+     * up (on_wake). */
     if (since && !was)
         for (int i = 0; i < px->workers->n; i++)
             if (i != px->worker_id)
@@ -608,7 +604,7 @@ void px_gslot_detach(struct px_pool *pool)
 
 int px_gslot_count(const struct px_pool *pool)
 {
-    return atomic_load_explicit(&pool->g->n, memory_order_relaxed);
+    return px_gslot_count_of(pool->g);
 }
 
 int px_gslot_take(struct px_pool *pool, int cap)
@@ -621,36 +617,31 @@ void px_gslot_put(struct px_pool *pool)
     px_gslot_release(uv_loop_get_data(pool->queue_timer.loop), pool->g);
 }
 
-static uint64_t head_since(const struct px_pool *pool)
+uint64_t px_gslot_head(const struct px_pool *pool)
 {
+    if (px_list_empty(&pool->waiting))
+        return UINT64_MAX;
     return px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_seq;
 }
 
 void px_gslot_publish(struct px_pool *pool)
 {
     struct proxy *px;
-    uint64_t since = 0, was;
+    uint64_t since = 0;
 
     if (!pool->g)
         return;
     px = uv_loop_get_data(pool->queue_timer.loop);
     if (pool->nwaiting > 0 && px_pool_wants_room(pool))
-        since = head_since(pool);
-    was = atomic_exchange_explicit(&pool->g->since[px->worker_id], since, memory_order_acq_rel);
-    if (since && !was) {
-        /* Newly waiting for room: the workers holding connections of this slot look whether they
-         * should give one up (on_wake). */
-        for (int i = 0; i < px->workers->n; i++)
-            if (i != px->worker_id)
-                wake(px->workers, i);
-    }
+        since = px_gslot_head(pool);
+    px_gslot_set_waiting(px, pool->g, since);
 }
 
 /* The worker whose queue for pool's slot waited longest, if longer than pool's own head; -1 if none. */
 static int oldest_other(const struct px_pool *pool)
 {
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
-    uint64_t best = px_list_empty(&pool->waiting) ? UINT64_MAX : head_since(pool);
+    uint64_t best = px_gslot_head(pool);
     int who = -1;
 
     for (int i = 0; i < px->workers->n; i++) {
@@ -739,10 +730,9 @@ int px_workers_clients(const struct proxy *px)
     return px->workers ? atomic_load_explicit(&px->workers->nclients, memory_order_relaxed) : px->nclients;
 }
 
-/* Called by the owning worker (maintenance tick, SHOW WORKERS): its current counts. */
-static void sync_counts(const struct proxy *px)
+/* The server connections px's pools hold. */
+static int64_t servers_of(const struct proxy *px)
 {
-    struct px_worker *me = &px->workers->w[px->worker_id];
     int64_t servers = 0;
 
     for (const struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
@@ -750,8 +740,16 @@ static void sync_counts(const struct proxy *px)
 
         servers += pool->nidle + pool->nbusy;
     }
+    return servers;
+}
+
+/* Called by the owning worker (maintenance tick, SHOW WORKERS): its current counts. */
+static void sync_counts(const struct proxy *px)
+{
+    struct px_worker *me = &px->workers->w[px->worker_id];
+
     atomic_store_explicit(&me->clients, px->nclients, memory_order_relaxed);
-    atomic_store_explicit(&me->servers, servers, memory_order_relaxed);
+    atomic_store_explicit(&me->servers, servers_of(px), memory_order_relaxed);
 }
 
 void px_workers_tick(struct proxy *px)
@@ -768,16 +766,9 @@ int px_workers_rows(const struct proxy *px, struct px_worker_row *rows, int max)
     int n = 0;
 
     if (!px->workers) {
-        int64_t servers = 0;
-
-        for (const struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-            const struct px_pool *pool = px_container_of(it, struct px_pool, link);
-
-            servers += pool->nidle + pool->nbusy;
-        }
         if (max < 1)
             return 0;
-        rows[0] = (struct px_worker_row){ .id = 0, .running = 1, .clients = px->nclients, .servers = servers,
+        rows[0] = (struct px_worker_row){ .id = 0, .running = 1, .clients = px->nclients, .servers = servers_of(px),
                                           .accepted = (int64_t)px->accepted };
         return 1;
     }

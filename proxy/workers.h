@@ -82,6 +82,9 @@ void px_gslot_put(struct px_pool *pool);
  * them now) instead of waiting for a login of their own. */
 void px_gslot_params_publish(struct px_pool *pool);
 int px_gslot_params_adopt(struct px_pool *pool);
+/* The arrival number (wait_seq) of pool's queue head, UINT64_MAX with nobody waiting: what a
+ * waiting worker publishes, and what a worker compares with the others' (pool.c, caps.c). */
+uint64_t px_gslot_head(const struct px_pool *pool);
 /* Publishes whether the pool's queue waits for a connection it cannot open, and since when. */
 void px_gslot_publish(struct px_pool *pool);
 /* 1 if another worker's pool of the same slot has waited longer than this pool's queue head (or
