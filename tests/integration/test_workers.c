@@ -218,6 +218,26 @@ static int accepted_spread(const char *what, const struct workers_row *before, i
     return spread;
 }
 
+/*
+ * connect_all of n clients between two SHOW WORKERS on adm (the first must list `workers` rows):
+ * returns how many workers accepted some of them, with *sum the number accepted in all. after (room
+ * for MAX_WORKERS rows, or NULL) keeps the second snapshot, *nafter its row count.
+ */
+static int connect_spread(const struct h_pglane *l, PGconn *adm, int workers, PGconn **c, int n, int timeout_ms,
+                          const char *what, long *sum, struct workers_row *after, int *nafter)
+{
+    struct workers_row before[MAX_WORKERS], own[MAX_WORKERS];
+    struct workers_row *a = after ? after : own;
+    int nb = show_workers(adm, before, MAX_WORKERS), na;
+
+    assert_int_equal(nb, workers);
+    connect_all(l, c, n, timeout_ms);
+    na = show_workers(adm, a, MAX_WORKERS);
+    if (nafter)
+        *nafter = na;
+    return accepted_spread(what, before, nb, a, na, sum);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 /* A thread sampling a count query on its own direct connection every 10 ms until told to stop. */
@@ -351,19 +371,17 @@ static void run_capped(const struct cap_case *cc, int workers, int seconds, int 
     static struct runner run[CAP_CLIENTS];
     struct pollfd pfd[CAP_CLIENTS];
     int idx[CAP_CLIENTS];
-    struct workers_row w0[MAX_WORKERS], w1[MAX_WORKERS];
-    int nw0 = 0, nw1 = 0;
+    struct workers_row w1[MAX_WORKERS];
+    long sum = 0;
+    int spread = 0;
     struct sampler s;
 
     start_workers_with(&l, workers, cc->size, cc->pglane_extra, cc->lane_extra);
     PGconn *adm = h_console_ok(&l);
-    if (check_workers) {
-        nw0 = show_workers(adm, w0, MAX_WORKERS);
-        assert_int_equal(nw0, workers);
-    }
-    connect_all(&l, c, CAP_CLIENTS, 60000);
     if (check_workers)
-        nw1 = show_workers(adm, w1, MAX_WORKERS);
+        spread = connect_spread(&l, adm, workers, c, CAP_CLIENTS, 60000, "64 clients", &sum, NULL, NULL);
+    else
+        connect_all(&l, c, CAP_CLIENTS, 60000);
 
     sampler_start(&s, cc->sample_sql);
     int64_t start = h_now_ms(), end = start + 1000L * seconds, hard = end + 60000;
@@ -407,8 +425,7 @@ static void run_capped(const struct cap_case *cc, int workers, int seconds, int 
             workers ? workers : 1, CAP_CLIENTS, done, (long long)took, failed, min_done, s.samples, s.errors,
             s.max, s.at_max);
     if (check_workers) {
-        long sum, clients = 0, servers = 0;
-        int spread = accepted_spread("64 clients", w0, nw0, w1, nw1, &sum);
+        long clients = 0, servers = 0;
         assert_int_equal(sum, CAP_CLIENTS);
         if (spread < 2)
             print_error("the %d clients were all accepted by one worker\n", CAP_CLIENTS);
@@ -751,9 +768,7 @@ static void run_login_while_busy(int workers)
 {
     static PGconn *c[LOGINS];
     struct h_pglane l;
-    struct workers_row w0[MAX_WORKERS], w1[MAX_WORKERS];
     char ci[512];
-    int nw0 = 0;
 
     start_workers(&l, workers, 1);
     PGconn *adm = h_console_ok(&l);
@@ -763,17 +778,12 @@ static void run_login_while_busy(int workers)
     assert_int_equal(h_exec(holder, "BEGIN"), 0);
     assert_int_equal(h_exec(holder, "SELECT 1"), 0);     /* holds the lane's one server connection */
     if (workers) {
-        nw0 = show_workers(adm, w0, MAX_WORKERS);
-        assert_int_equal(nw0, workers);
-    }
-
-    connect_all(&l, c, LOGINS, 10000);
-    if (workers) {
-        int nw1 = show_workers(adm, w1, MAX_WORKERS);
         long sum;
-        int spread = accepted_spread("40 logins", w0, nw0, w1, nw1, &sum);
+        int spread = connect_spread(&l, adm, workers, c, LOGINS, 10000, "40 logins", &sum, NULL, NULL);
         assert_int_equal(sum, LOGINS);
         assert_int_equal(spread, workers);
+    } else {
+        connect_all(&l, c, LOGINS, 10000);
     }
 
     for (int i = 0; i < LOGINS; i++)
@@ -856,19 +866,17 @@ static void run_drain(int workers)
 {
     static PGconn *c[DRAIN_CLIENTS];
     struct h_pglane l;
-    struct workers_row w0[MAX_WORKERS], w1[MAX_WORKERS];
     char ci[512];
-    int nw0 = 0;
 
     start_workers(&l, workers, 1);
     PGconn *adm = h_console_ok(&l);
-    if (workers)
-        nw0 = show_workers(adm, w0, MAX_WORKERS);
-    connect_all(&l, c, DRAIN_CLIENTS, 60000);
     if (workers) {
         long sum;
-        int nw1 = show_workers(adm, w1, MAX_WORKERS);
-        assert_int_equal(accepted_spread("40 idle clients", w0, nw0, w1, nw1, &sum), workers);
+        assert_int_equal(connect_spread(&l, adm, workers, c, DRAIN_CLIENTS, 60000, "40 idle clients", &sum, NULL,
+                                        NULL),
+                         workers);
+    } else {
+        connect_all(&l, c, DRAIN_CLIENTS, 60000);
     }
     PQfinish(adm);
     cap_conninfo(&l, ci, sizeof ci);
@@ -937,16 +945,13 @@ static void test_cancel_across_workers(void **state)
     static PGconn *c[CANCEL_CLIENTS];
     static int64_t sent[CANCEL_CLIENTS];
     struct h_pglane l;
-    struct workers_row w0[MAX_WORKERS], w1[MAX_WORKERS], w2[MAX_WORKERS];
+    struct workers_row w1[MAX_WORKERS], w2[MAX_WORKERS];
 
     start_workers(&l, WORKERS, CANCEL_CLIENTS);
     PGconn *adm = h_console_ok(&l);
-    int nw0 = show_workers(adm, w0, MAX_WORKERS);
-    assert_int_equal(nw0, WORKERS);
-    connect_all(&l, c, CANCEL_CLIENTS, 60000);
-    int nw1 = show_workers(adm, w1, MAX_WORKERS);
     long sum;
-    int spread = accepted_spread("100 clients", w0, nw0, w1, nw1, &sum);
+    int nw1;
+    int spread = connect_spread(&l, adm, WORKERS, c, CANCEL_CLIENTS, 60000, "100 clients", &sum, w1, &nw1);
     assert_int_equal(sum, CANCEL_CLIENTS);
     assert_int_equal(spread, WORKERS);   /* all 4 got clients: the odds of one missed are (3/4)^100 */
 
