@@ -3,6 +3,7 @@
  * SCRAM-SHA-256 with tls-server-end-point channel binding), the admin console's login, the choice of
  * the client's pool and the end of login (ParameterStatus, BackendKeyData, ReadyForQuery).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,16 +168,21 @@ static const char *unusable_secret(struct px_client *cl, int scram)
  * The stand-in secret of a user who cannot log in (see proto_scram_mock_secret): the exchange then
  * runs as for a wrong password, so SCRAM does not tell which users exist.
  */
+static uint8_t mock_key[32];       /* random per process (every worker's logins use it): written once */
+static int mock_key_ok;
+static pthread_once_t mock_key_once = PTHREAD_ONCE_INIT;
+
+static void mock_key_init(void)
+{
+    mock_key_ok = uv_random(NULL, NULL, mock_key, sizeof(mock_key), 0, NULL) == 0;
+}
+
 static int mock_secret(struct px_client *cl, struct proto_scram_secret *out)
 {
-    struct proxy *px = cl->conn.px;
-
-    if (!px->scram_mock_ready) {
-        if (uv_random(NULL, NULL, px->scram_mock_key, sizeof(px->scram_mock_key), 0, NULL) < 0)
-            return -1;
-        px->scram_mock_ready = 1;
-    }
-    return proto_scram_mock_secret(px->scram_mock_key, cl->user, out);
+    pthread_once(&mock_key_once, mock_key_init);
+    if (!mock_key_ok)
+        return -1;
+    return proto_scram_mock_secret(mock_key, cl->user, out);
 }
 
 /* SCRAM-SHA-256-PLUS (tls-server-end-point channel binding) is offered on TLS connections whose

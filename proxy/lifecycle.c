@@ -139,6 +139,7 @@ void px_stop(struct proxy *px)
             px_server_close(px_container_of(pool->busy.next, struct px_server, link), "pglane exiting");
         px_pool_free(pool);
     }
+    px_server_linger_sweep(px, 0, 1);
     uv_close((uv_handle_t *)&px->maint_timer, NULL);
     uv_close((uv_handle_t *)&px->drain_timer, NULL);
     uv_close((uv_handle_t *)&px->adapt_timer, NULL);
@@ -268,6 +269,7 @@ static void on_maintain(uv_timer_t *t)
 
     px_pool_maintain(px, now);
     px_workers_tick(px);
+    px_server_linger_sweep(px, now, 0);
     px_replica_tick(px);
     px_pgb_tick(px);                  /* answers WAIT_CLOSE once its connections have gone */
     px_client_timeouts(px, now);      /* client_idle_timeout, idle_transaction_timeout */

@@ -128,6 +128,7 @@ static int run_worker(const char *path, struct px_workers *ws, int id, struct co
     uv_loop_set_data(&loop, &px);
     px_list_init(&px.pools);
     px_list_init(&px.clients);
+    px_list_init(&px.lingering);
     px_lifecycle_init(&px);
     if (px.conf->tls_mode != CONF_TLS_DISABLE && !(px.tls_ctx = px_tls_server_ctx(px.conf)))
         goto close_early;

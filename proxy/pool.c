@@ -190,6 +190,19 @@ static int login_retry_wait(const struct px_pool *pool)
     return retry > 0 && pool->login_failed_ms && px_now_ms(px) - pool->login_failed_ms < (uint64_t)retry;
 }
 
+/* workers > 1: the lane's global slot and the caps' counts for one more connection: 1, or 0 with
+ * nothing taken. */
+static int take_slots(struct px_pool *pool, int cap)
+{
+    if (!px_gslot_take(pool, cap))
+        return 0;
+    if (!px_caps_take(pool)) {
+        px_gslot_put(pool);
+        return 0;
+    }
+    return 1;
+}
+
 /* Opens a connection if the pool is below `cap`, not enough are already on their way, no failed login
  * is too recent, and the global caps have room (proxy/caps.c; else the clients wait for one under them
  * to close or go idle). */
@@ -199,11 +212,12 @@ static void grow(struct px_pool *pool, int cap)
         !login_retry_wait(pool) && px_caps_room(pool)) {
         /* Several workers: the lane's slot and the caps' counts are taken before the connect (room
          * seen above may have gone to another worker meanwhile). */
-        if (pool->g && !px_gslot_take(pool, cap))
-            return;
-        if (pool->g && !px_caps_take(pool)) {
-            px_gslot_put(pool);
-            return;
+        if (pool->g && !take_slots(pool, cap)) {
+            /* Published as waiting, then looked at again: a connection closed in another worker
+             * between the first look and the publication did not see this worker wait. */
+            px_gslot_publish(pool);
+            if (!take_slots(pool, cap))
+                return;
         }
         (void)px_server_connect(pool);
     }
@@ -314,6 +328,7 @@ void px_pool_server_ready(struct px_server *sv)
 {
     struct px_pool *pool = sv->pool;
     struct proxy *px = sv->conn.px;
+    int fresh;
 
     if (sv->reconnect) {
         px_server_close(sv, "RECONNECT by the admin console");
@@ -324,14 +339,19 @@ void px_pool_server_ready(struct px_server *sv)
     px_tenant_release(sv);              /* the transaction is over: its tenant no longer holds sv */
     serve_lane_peers(pool);
     pool->login_failed_ms = 0;          /* a connection works */
-    if (px_caps_yield(pool)) {
+    /* A connection just opened (or handed over) for this pool's queue serves its head: giving it up
+     * at once to a queue that waited longer elsewhere would only repeat connects (each new one given up
+     * in turn) without serving anyone. A connection a transaction released is given up. */
+    fresh = sv->fresh && !px_list_empty(&pool->waiting);
+    sv->fresh = 0;
+    if (!fresh && px_caps_yield(pool)) {
         px_server_close(sv, "given up to a pool that waited longer under a connection cap");
         return;
     }
     /* Several workers: another worker's queue for this lane waited longer than this one's. */
-    if (pool->g && px_gslot_give(sv))
+    if (pool->g && !fresh && px_gslot_give(sv))
         return;
-    if (pool->g && px_caps_others_starved(pool)) {
+    if (pool->g && !fresh && px_caps_others_starved(pool)) {
         px_server_close(sv, "given up to another worker's queue that waited longer under a connection cap");
         return;
     }

@@ -312,6 +312,13 @@ struct px_server {
     uint8_t fatal_relayed;         /* the server sent the client its own FATAL: it closes next */
     uint8_t reconnect;             /* admin RECONNECT: close instead of reusing once released */
     uint8_t moved;                 /* handed over to another worker: its slot went with it */
+    uint8_t fresh;                 /* just logged in, or handed over from another worker: serves its
+                                      pool's queue first (px_pool_server_ready) */
+    /* workers > 1: closed, its backend's end awaited (px_conn_linger) before the global counts it
+     * holds are given back; on px->lingering by `link` meanwhile. */
+    uint8_t lingering;
+    uint64_t linger_until_ms;
+    struct px_gslot *linger_slots[1 + PX_CAP_KINDS];
     uint64_t check_start_ms;       /* SV_CHECKING since then */
     struct fq_tenant *tenant;      /* fair queuing: the tenant charged for holding it (proxy/tenant.c) */
     uint64_t tenant_since_us;      /* ... since then */
@@ -328,6 +335,9 @@ int px_server_adopt(struct px_pool *pool, int fd, uint32_t backend_pid, uint32_t
                     struct px_params *have, struct px_kvlist *gucs, uint64_t created_ms);
 void px_server_attach(struct px_server *sv, struct px_client *cl);
 void px_server_close(struct px_server *sv, const char *reason);
+/* Closed server connections still awaiting their backend's end (workers > 1, px_server_close): those
+ * past their time, or all (pglane exiting), are closed now. */
+void px_server_linger_sweep(struct proxy *px, uint64_t now_ms, int all);
 /* Forward what the server has ready to the attached client. */
 void px_server_pump_client(struct px_server *sv);
 /* Continues an attach after the client's startup values were checked. */
@@ -733,6 +743,7 @@ struct proxy {
     struct px_cap *caps;           /* per database, user and server (proxy/caps.c) */
     struct px_list clients;
     int nclients;
+    struct px_list lingering;      /* closed server connections awaiting their backend's end (workers > 1) */
     uint64_t accepted;             /* connections accepted (SHOW WORKERS) */
     /* workers > 1 (proxy/workers.c): the shared part and this worker's index; NULL and 0 otherwise. */
     struct px_workers *workers;
@@ -744,8 +755,6 @@ struct proxy {
     uint64_t adapt_period_ms;      /* its period: the shortest adapt_interval; 0 = stopped */
     uv_signal_t sig_term, sig_int, sig_hup;
     struct px_scram_cache *scram_cache;
-    uint8_t scram_mock_key[32];    /* random per process: keys the stand-in SCRAM secrets of unknown users */
-    uint8_t scram_mock_ready;
     struct ssl_ctx_st *tls_ctx;    /* SSL_CTX for clients, when tls_mode is not disable */
     struct prep_registry *prep;    /* shared prepared statements, owned by proxy/prepared_registry.c */
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;

@@ -29,8 +29,11 @@ static void stream_sent(struct px_conn *c)
     px_server_on_sent((struct px_server *)c);
 }
 
+static void linger_end(struct px_server *sv);
+
 static void stream_closed(struct px_conn *c)
 {
+    linger_end((struct px_server *)c);
     px_server_free((struct px_server *)c);
 }
 
@@ -118,6 +121,7 @@ int px_server_adopt(struct px_pool *pool, int fd, uint32_t backend_pid, uint32_t
     sv->created_ms = created_ms;
     sv->tx_status = 'I';
     SLOG(sv, CONF_LOG_DEBUG, "handed over from another worker (backend %u)", backend_pid);
+    sv->fresh = 1;
     px_pool_server_ready(sv);
     return 0;
 }
@@ -421,6 +425,7 @@ void login_read(struct px_server *sv)
             sv->pool->unreachable_since_ms = 0;
             sv->tx_status = 'I';
             SLOG(sv, CONF_LOG_DEBUG, "logged in, backend pid %u", sv->backend_pid);
+            sv->fresh = 1;
             px_pool_server_ready(sv);
             return;
         default:            /* NoticeResponse, NegotiateProtocolVersion: nothing to do */
@@ -432,20 +437,97 @@ void login_read(struct px_server *sv)
         login_failed(sv, NULL, "pglane: protocol error from server during login");
 }
 
+/*
+ * workers > 1: a closed server connection gives back the global counts it holds (its lane's size, the
+ * connection caps) only once its backend has ended, so that pg_stat_activity never shows more backends
+ * than a count allows while a worker reconnects at once in the room made. pglane shuts its side down
+ * and waits for PostgreSQL to close the socket, which a backend does as it exits; at most LINGER_MS
+ * (then the maintenance tick closes it and the counts are given back anyway: a backend busy with a
+ * query notices its client's end only when it next talks to it). One worker counts its lane size from
+ * its own lists and does not wait.
+ */
+#define LINGER_MS 1000
+
+/* Takes over pool's global counts for sv before it closes: 1 if they wait for its backend's end. */
+static int linger_begin(struct px_server *sv)
+{
+    struct px_pool *pool = sv->pool;
+
+    if (!pool->g || sv->moved || sv->conn.tls || sv->conn.eof || sv->conn.closing || sv->conn.px->exiting)
+        return 0;
+    sv->linger_slots[0] = pool->g;
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        sv->linger_slots[1 + k] = pool->cap[k] ? pool->cap[k]->g : NULL;
+    sv->lingering = 1;             /* px_server_set_state leaves the counts to linger_end */
+    return 1;
+}
+
+/* The counts sv kept (if any) are given back: room for this worker's queues and the others'. */
+static void linger_end(struct px_server *sv)
+{
+    struct proxy *px = sv->conn.px;
+
+    if (!sv->lingering)
+        return;
+    sv->lingering = 0;
+    if (sv->linger_until_ms) {
+        px_list_remove(&sv->link);
+        sv->linger_until_ms = 0;
+    }
+    for (int i = 0; i < 1 + PX_CAP_KINDS; i++)
+        if (sv->linger_slots[i])
+            px_gslot_release(px, sv->linger_slots[i]);
+    /* Room under a cap goes to the pool that waited longest for it (sv's pool may be gone: any pool
+     * under the same caps finds it), then this worker's queues under their lanes' sizes. */
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+        int k;
+
+        for (k = 0; k < PX_CAP_KINDS; k++)
+            if (sv->linger_slots[1 + k] && pool->cap[k] && pool->cap[k]->g == sv->linger_slots[1 + k])
+                break;
+        if (k < PX_CAP_KINDS) {
+            px_caps_released(pool);
+            break;
+        }
+    }
+    px_workers_room(px);
+}
+
+void px_server_linger_sweep(struct proxy *px, uint64_t now_ms, int all)
+{
+    for (struct px_list *it = px->lingering.next, *next; it != &px->lingering; it = next) {
+        struct px_server *sv = px_container_of(it, struct px_server, link);
+
+        next = it->next;
+        if (all || now_ms >= sv->linger_until_ms)
+            px_conn_close(&sv->conn);   /* linger_end runs at the handle's close */
+    }
+}
+
 void px_server_close(struct px_server *sv, const char *reason)
 {
+    struct proxy *px = sv->conn.px;
     struct px_client *cl = sv->client;
+    int linger;
 
     if (sv->state == SV_CLOSED)
         return;
     SLOG(sv, CONF_LOG_DEBUG, "closing: %s", reason);
+    linger = linger_begin(sv);
     px_server_set_state(sv, SV_CLOSED);   /* off the pool's lists */
     px_cancel_server_closed(sv);
     if (cl) {
         cl->server = NULL;
         sv->client = NULL;
     }
-    px_conn_close(&sv->conn);
+    if (linger && px_conn_linger(&sv->conn) == 0) {
+        sv->linger_until_ms = px_now_ms(px) + LINGER_MS;
+        px_list_append(&px->lingering, &sv->link);
+    } else {
+        linger_end(sv);            /* not connected, say: nothing to wait for */
+        px_conn_close(&sv->conn);
+    }
     px_caps_released(sv->pool);   /* room under a global cap: a waiting pool's turn */
 }
 

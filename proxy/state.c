@@ -173,7 +173,7 @@ void px_server_set_state(struct px_server *sv, enum px_server_state to)
             if (pool->cap[k])
                 pool->cap[k]->n += will == PX_SVL_NONE ? -1 : 1;
         /* Several workers: the lane's global count was taken before the connect (pool.c grow). */
-        if (pool->g && will == PX_SVL_NONE && !sv->moved) {
+        if (pool->g && will == PX_SVL_NONE && !sv->moved && !sv->lingering) {
             px_gslot_put(pool);
             px_caps_put(pool);
         }

@@ -5,7 +5,9 @@
  *     `lock` guards the slot list (insertions; slots are never removed before the end) and every
  *     worker's `async` pointer and inbox.
  *   - a slot's `n` and `since[]` are atomics: n is changed only by take (compare-and-swap below the
- *     cap) and put; since[w] is written only by worker w and read by all.
+ *     cap) and put; since[w] is written only by worker w and read by all. Both sides are sequentially
+ *     consistent: a worker that found no room publishes since[w] and then takes again, a worker that
+ *     gives a count back then reads since[]: one of the two sees the other (no lost wake-up).
  *   - a worker's counters are written only by that worker (relaxed stores) and read by any.
  * The forwarding path takes no lock: a transaction that finds an idle connection in its own pool
  * touches no shared state, and a release reads since[] (atomics) only for pools with a slot.
@@ -151,7 +153,7 @@ static void wake(struct px_workers *ws, int id)
 static void wake_waiters(struct px_workers *ws, struct px_gslot *g, int self)
 {
     for (int i = 0; i < ws->n; i++)
-        if (i != self && atomic_load_explicit(&g->since[i], memory_order_acquire))
+        if (i != self && atomic_load_explicit(&g->since[i], memory_order_seq_cst))
             wake(ws, i);
 }
 
@@ -277,6 +279,27 @@ static void adopt(struct proxy *px, struct handoff *h)
         handoff_drop(px, h);
 }
 
+void px_workers_room(struct proxy *px)
+{
+    if (!px->workers || px->exiting)
+        return;
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *pool = px_container_of(it, struct px_pool, link);
+
+        if (!pool->g)
+            continue;
+        if (!px_list_empty(&pool->idle) && px_gslot_other_waits(pool))
+            px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
+                            "closed to make room for another worker's queue under the lane's size");
+        if (!px_list_empty(&pool->idle) && px_caps_others_starved(pool))
+            px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
+                            "closed to make room for another worker's queue under a connection cap");
+        if (pool->nwaiting)
+            px_pool_refill(pool);
+        px_gslot_publish(pool);
+    }
+}
+
 /*
  * Woken by another worker: cancel requests handed over, and room that may have been made in a
  * slot (a connection closed elsewhere) or asked for (another worker's queue waits longer than
@@ -322,23 +345,7 @@ static void on_wake(uv_async_t *h)
         else if (acts[i].what == PX_WORKERS_PAUSE || acts[i].what == PX_WORKERS_RESUME)
             (void)px_admin_set_paused(px, acts[i].arg, acts[i].what == PX_WORKERS_PAUSE);
     }
-    if (px->exiting)
-        return;
-    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-        struct px_pool *pool = px_container_of(it, struct px_pool, link);
-
-        if (!pool->g)
-            continue;
-        if (!px_list_empty(&pool->idle) && px_gslot_other_waits(pool))
-            px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
-                            "closed to make room for another worker's queue under the lane's size");
-        if (!px_list_empty(&pool->idle) && px_caps_others_starved(pool))
-            px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
-                            "closed to make room for another worker's queue under a connection cap");
-        if (pool->nwaiting)
-            px_pool_refill(pool);
-        px_gslot_publish(pool);
-    }
+    px_workers_room(px);
 }
 
 int px_worker_attach(struct proxy *px)
@@ -553,23 +560,23 @@ int px_gslot_count_of(const struct px_gslot *g)
 
 int px_gslot_acquire(struct px_gslot *g, int cap)
 {
-    int n = atomic_load_explicit(&g->n, memory_order_relaxed);
+    int n = atomic_load_explicit(&g->n, memory_order_seq_cst);
 
     while (n < cap)
-        if (atomic_compare_exchange_weak_explicit(&g->n, &n, n + 1, memory_order_acq_rel, memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(&g->n, &n, n + 1, memory_order_seq_cst, memory_order_seq_cst))
             return 1;
     return 0;
 }
 
 void px_gslot_release(struct proxy *px, struct px_gslot *g)
 {
-    atomic_fetch_sub_explicit(&g->n, 1, memory_order_acq_rel);
+    atomic_fetch_sub_explicit(&g->n, 1, memory_order_seq_cst);
     wake_waiters(px->workers, g, px->worker_id);
 }
 
 void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since)
 {
-    uint64_t was = atomic_exchange_explicit(&g->since[px->worker_id], since, memory_order_acq_rel);
+    uint64_t was = atomic_exchange_explicit(&g->since[px->worker_id], since, memory_order_seq_cst);
 
     /* Newly waiting for room: the workers holding connections of g look whether they should give one
      * up (on_wake). */
@@ -757,8 +764,7 @@ void px_workers_tick(struct proxy *px)
     if (!px->workers)
         return;
     sync_counts(px);
-    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next)
-        px_gslot_publish(px_container_of(it, struct px_pool, link));
+    px_workers_room(px);           /* also a safety net: a queue retries at least once a second */
 }
 
 int px_workers_rows(const struct proxy *px, struct px_worker_row *rows, int max)

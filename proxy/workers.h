@@ -45,11 +45,13 @@ void px_worker_detach(struct proxy *px);
 #define PX_WORKERS_RESUME 4u
 void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 
-/* SHOW CLIENTS and SHOW SERVERS on a console with several workers: the answer waits for every
+/* SHOW CLIENTS, SERVERS, LANES and STATS on a console with several workers: the answer waits for every
  * worker's rows (the console's reads stop meanwhile). 1 if the gather started (it answers cl), 0 with
  * one worker (the caller answers). */
 #define PX_GATHER_CLIENTS 0
 #define PX_GATHER_SERVERS 1
+#define PX_GATHER_LANES 2          /* SHOW LANES and SHOW STATS: per-lane records merged by the asker */
+#define PX_GATHER_STATS 3
 struct px_client;
 int px_workers_gather(struct px_client *cl, int which);
 
@@ -96,6 +98,10 @@ int px_gslot_other_waits(const struct px_pool *pool);
 struct px_server;
 int px_gslot_give(struct px_server *sv);
 
+/* Room in a global count may have been made (a connection closed, here or in another worker) or
+ * asked for (another worker's queue waits longer): this worker's pools close idle connections others
+ * wait for, and its waiting queues try to connect. */
+void px_workers_room(struct proxy *px);
 /* Per-worker counters for SHOW WORKERS (updated by the owning worker, read by any). */
 void px_worker_count_accept(struct proxy *px);
 void px_worker_client_gone(struct proxy *px);

@@ -1,5 +1,6 @@
 /* Admin console: SHOW LANES, SHOW CLIENTS, SHOW SERVERS and SHOW STATS. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/admin/console.h"
@@ -87,45 +88,155 @@ static int lane_shown(struct proxy *px, const struct px_lane *l)
     return 0;
 }
 
-void px_show_lanes(struct px_client *cl, const char *arg)
+/*
+ * One lane as one worker sees it, for SHOW LANES and SHOW STATS: each worker writes a record for each
+ * lane it shows (the lane's name follows the record), the console's worker merges the records by lane
+ * (sums, the longest wait, merged histograms; state, size and effective size are its own). With one
+ * worker the same path runs on that worker's records alone.
+ */
+struct lane_rec {
+    uint32_t name_len;
+    uint8_t retired, paused;
+    int size, eff;
+    struct lane_now n;
+    struct px_lane_stats st;
+};
+
+struct lane_merged {
+    const char *name;              /* into the records' buffer */
+    struct lane_rec r;
+};
+
+static void lane_recs(struct proxy *px, struct proto_buf *out)
+{
+    struct lane_rec *r = malloc(sizeof(*r));
+
+    if (!r) {
+        out->failed = 1;
+        return;
+    }
+    for (int i = 0; i < px->nall_lanes; i++) {
+        const struct px_lane *l = px->all_lanes[i];
+
+        if (!lane_shown(px, l))
+            continue;
+        memset(r, 0, sizeof(*r));
+        r->name_len = (uint32_t)strlen(l->conf->name);
+        r->retired = l->retired != 0;
+        r->paused = l->paused != 0;
+        r->size = l->size;
+        r->eff = px_lane_cap(l);
+        lane_now(px, l, &r->n);
+        r->st = l->stats;
+        proto_put_bytes(out, r, sizeof(*r));
+        proto_put_bytes(out, l->conf->name, r->name_len);
+    }
+    free(r);
+}
+
+/* The records merged by lane (name and retired), in the order first seen: *n of them (malloc'd), NULL
+ * with *n = 0 when there are none or memory ran out. */
+static struct lane_merged *lanes_merge(const uint8_t *p, size_t len, int *n)
+{
+    struct lane_merged *m = NULL, *tmp;
+    struct lane_rec *r = malloc(sizeof(*r));
+    int cnt = 0, cap = 0;
+
+    *n = 0;
+    while (r && len >= sizeof(*r)) {
+        int j;
+
+        memcpy(r, p, sizeof(*r));
+        if (len - sizeof(*r) < r->name_len)
+            break;
+        for (j = 0; j < cnt; j++)
+            if (m[j].r.retired == r->retired && m[j].r.name_len == r->name_len &&
+                memcmp(m[j].name, p + sizeof(*r), r->name_len) == 0)
+                break;
+        if (j < cnt) {
+            struct lane_now *a = &m[j].r.n;
+
+            a->cl_active += r->n.cl_active;
+            a->cl_waiting += r->n.cl_waiting;
+            a->sv_active += r->n.sv_active;
+            a->sv_idle += r->n.sv_idle;
+            a->sv_used += r->n.sv_used;
+            a->sv_cancel_wait += r->n.sv_cancel_wait;
+            if (r->n.longest_wait_ms > a->longest_wait_ms)
+                a->longest_wait_ms = r->n.longest_wait_ms;
+            px_lane_stats_merge(&m[j].r.st, &r->st);
+        } else {
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 8;
+                if (!(tmp = realloc(m, sizeof(*m) * (size_t)cap)))
+                    break;
+                m = tmp;
+            }
+            m[cnt].name = (const char *)p + sizeof(*r);
+            m[cnt].r = *r;
+            cnt++;
+        }
+        p += sizeof(*r) + r->name_len;
+        len -= sizeof(*r) + r->name_len;
+    }
+    free(r);
+    *n = cnt;
+    return m;
+}
+
+static void lanes_table(struct px_client *cl, const struct lane_merged *m, int n)
 {
     static const char *const cols[] = {
         "lane", "state", "size", "clients_active", "clients_waiting", "servers_active", "servers_idle",
         "servers_used", "queue_length", "longest_wait_ms", "transactions", "queries", "tx_p50_ms",
         "tx_p95_ms", "tx_p99_ms", "servers_cancel_wait", "effective_size", NULL
     };
-    struct proxy *px = cl->conn.px;
     struct px_table t;
 
-    (void)arg;
     px_table_begin(&t, cols);
-    for (int i = 0; i < px->nall_lanes; i++) {
-        const struct px_lane *l = px->all_lanes[i];
-        const struct px_lane_stats *st = &l->stats;
-        struct lane_now n;
+    for (int i = 0; i < n; i++) {
+        const struct lane_rec *r = &m[i].r;
 
-        if (!lane_shown(px, l))
-            continue;
-        lane_now(px, l, &n);
-        px_table_cell(&t, "%s", l->conf->name);
-        px_table_cell(&t, "%s", l->retired ? "retired" : l->paused ? "paused" : "running");
-        px_table_cell(&t, "%d", l->size);
-        px_table_cell(&t, "%d", n.cl_active);
-        px_table_cell(&t, "%d", n.cl_waiting);
-        px_table_cell(&t, "%d", n.sv_active);
-        px_table_cell(&t, "%d", n.sv_idle);
-        px_table_cell(&t, "%d", n.sv_used);
-        px_table_cell(&t, "%d", n.cl_waiting);
-        px_table_cell(&t, "%llu", (unsigned long long)n.longest_wait_ms);
-        px_table_cell(&t, "%llu", (unsigned long long)st->tx.count);
-        px_table_cell(&t, "%llu", (unsigned long long)st->query.count);
-        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 50)));
-        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 95)));
-        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->tx, 99)));
-        px_table_cell(&t, "%d", n.sv_cancel_wait);
-        px_table_cell(&t, "%d", px_lane_cap(l));
+        px_table_cell(&t, "%.*s", (int)r->name_len, m[i].name);
+        px_table_cell(&t, "%s", r->retired ? "retired" : r->paused ? "paused" : "running");
+        px_table_cell(&t, "%d", r->size);
+        px_table_cell(&t, "%d", r->n.cl_active);
+        px_table_cell(&t, "%d", r->n.cl_waiting);
+        px_table_cell(&t, "%d", r->n.sv_active);
+        px_table_cell(&t, "%d", r->n.sv_idle);
+        px_table_cell(&t, "%d", r->n.sv_used);
+        px_table_cell(&t, "%d", r->n.cl_waiting);
+        px_table_cell(&t, "%llu", (unsigned long long)r->n.longest_wait_ms);
+        px_table_cell(&t, "%llu", (unsigned long long)r->st.tx.count);
+        px_table_cell(&t, "%llu", (unsigned long long)r->st.query.count);
+        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&r->st.tx, 50)));
+        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&r->st.tx, 95)));
+        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&r->st.tx, 99)));
+        px_table_cell(&t, "%d", r->n.sv_cancel_wait);
+        px_table_cell(&t, "%d", r->eff);
     }
     px_table_send(&t, cl, "SHOW");
+}
+
+static void stats_table(struct px_client *cl, const struct lane_merged *m, int n);
+
+/* SHOW LANES and SHOW STATS: this worker's records, or every worker's (answered once all are in). */
+static void show_lane_recs(struct px_client *cl, int which)
+{
+    struct proto_buf b;
+
+    if (px_workers_gather(cl, which))
+        return;
+    proto_buf_init(&b);
+    lane_recs(cl->conn.px, &b);
+    px_show_list_send(cl, which, b.data, b.len);
+    proto_buf_free(&b);
+}
+
+void px_show_lanes(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    show_lane_recs(cl, PX_GATHER_LANES);
 }
 
 /* SHOW LANE SERVERS: each server of each lane in force, with its role and state for the lane's reads
@@ -287,6 +398,10 @@ void px_show_list_rows(struct proxy *px, int which, struct proto_buf *out)
     struct px_table t;
     size_t head;
 
+    if (which == PX_GATHER_LANES || which == PX_GATHER_STATS) {
+        lane_recs(px, out);
+        return;
+    }
     px_table_begin(&t, which == PX_GATHER_CLIENTS ? client_cols : server_cols);
     head = t.b.len;                /* the RowDescription: the asker sends its own */
     if (which == PX_GATHER_CLIENTS)
@@ -305,6 +420,17 @@ void px_show_list_send(struct px_client *cl, int which, const uint8_t *rows, siz
 {
     struct px_table t;
 
+    if (which == PX_GATHER_LANES || which == PX_GATHER_STATS) {
+        int n;
+        struct lane_merged *m = lanes_merge(rows, len, &n);
+
+        if (which == PX_GATHER_LANES)
+            lanes_table(cl, m, n);
+        else
+            stats_table(cl, m, n);
+        free(m);
+        return;
+    }
     px_table_begin(&t, which == PX_GATHER_CLIENTS ? client_cols : server_cols);
     proto_put_bytes(&t.b, rows, len);
     px_table_send(&t, cl, "SHOW");
@@ -324,41 +450,40 @@ static double mean_ms(const struct px_hist *h)
     return h->count ? ms(h->sum_us / h->count) : 0.0;
 }
 
-static void stats_row(struct px_table *t, const struct px_lane *l)
-{
-    const struct px_lane_stats *st = &l->stats;
-
-    px_table_cell(t, "%s", l->conf->name);
-    px_table_cell(t, "%llu", (unsigned long long)st->tx.count);
-    px_table_cell(t, "%llu", (unsigned long long)st->query.count);
-    px_table_cell(t, "%.3f", mean_ms(&st->tx));
-    px_table_cell(t, "%.3f", mean_ms(&st->query));
-    px_table_cell(t, "%.3f", ms(px_hist_percentile(&st->query, 95)));
-    px_table_cell(t, "%.3f", ms(st->query.max_us));
-    px_table_cell(t, "%llu", (unsigned long long)st->wait.count);
-    px_table_cell(t, "%.3f", mean_ms(&st->wait));
-    px_table_cell(t, "%.3f", ms(st->wait.max_us));
-    px_table_cell(t, "%llu", (unsigned long long)errors_total(st));
-    px_table_cell(t, "%llu", (unsigned long long)st->slow);
-    px_table_cell(t, "%llu", (unsigned long long)(st->guard[0] + st->guard[1] + st->guard[2]));
-    px_table_cell(t, "%llu", (unsigned long long)(st->guarded[0] + st->guarded[1] + st->guarded[2]));
-    px_table_cell(t, "%llu", (unsigned long long)st->retries);
-}
-
-void px_show_stats(struct px_client *cl, const char *arg)
+static void stats_table(struct px_client *cl, const struct lane_merged *m, int n)
 {
     static const char *const cols[] = {
         "lane", "transactions", "queries", "tx_avg_ms", "query_avg_ms", "query_p95_ms", "query_max_ms",
         "waits", "wait_avg_ms", "wait_max_ms", "errors", "slow_queries", "guard_against", "guard_for",
         "retries", NULL
     };
-    struct proxy *px = cl->conn.px;
     struct px_table t;
 
-    (void)arg;
     px_table_begin(&t, cols);
-    for (int i = 0; i < px->nall_lanes; i++)
-        if (lane_shown(px, px->all_lanes[i]))
-            stats_row(&t, px->all_lanes[i]);
+    for (int i = 0; i < n; i++) {
+        const struct px_lane_stats *st = &m[i].r.st;
+
+        px_table_cell(&t, "%.*s", (int)m[i].r.name_len, m[i].name);
+        px_table_cell(&t, "%llu", (unsigned long long)st->tx.count);
+        px_table_cell(&t, "%llu", (unsigned long long)st->query.count);
+        px_table_cell(&t, "%.3f", mean_ms(&st->tx));
+        px_table_cell(&t, "%.3f", mean_ms(&st->query));
+        px_table_cell(&t, "%.3f", ms(px_hist_percentile(&st->query, 95)));
+        px_table_cell(&t, "%.3f", ms(st->query.max_us));
+        px_table_cell(&t, "%llu", (unsigned long long)st->wait.count);
+        px_table_cell(&t, "%.3f", mean_ms(&st->wait));
+        px_table_cell(&t, "%.3f", ms(st->wait.max_us));
+        px_table_cell(&t, "%llu", (unsigned long long)errors_total(st));
+        px_table_cell(&t, "%llu", (unsigned long long)st->slow);
+        px_table_cell(&t, "%llu", (unsigned long long)(st->guard[0] + st->guard[1] + st->guard[2]));
+        px_table_cell(&t, "%llu", (unsigned long long)(st->guarded[0] + st->guarded[1] + st->guarded[2]));
+        px_table_cell(&t, "%llu", (unsigned long long)st->retries);
+    }
     px_table_send(&t, cl, "SHOW");
+}
+
+void px_show_stats(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    show_lane_recs(cl, PX_GATHER_STATS);
 }

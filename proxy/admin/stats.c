@@ -38,6 +38,38 @@ void px_hist_add(struct px_hist *h, uint64_t us)
     h->b[hist_bucket(us)]++;
 }
 
+void px_hist_merge(struct px_hist *dst, const struct px_hist *src)
+{
+    dst->count += src->count;
+    dst->sum_us += src->sum_us;
+    if (src->max_us > dst->max_us)
+        dst->max_us = src->max_us;
+    for (unsigned i = 0; i < PX_HIST_BUCKETS; i++)
+        dst->b[i] += src->b[i];
+}
+
+void px_lane_stats_merge(struct px_lane_stats *dst, const struct px_lane_stats *src)
+{
+    px_hist_merge(&dst->tx, &src->tx);
+    px_hist_merge(&dst->query, &src->query);
+    px_hist_merge(&dst->wait, &src->wait);
+    for (int i = 0; i < PX_SQLSTATE_CLASSES; i++)
+        dst->errors[i] += src->errors[i];
+    dst->slow += src->slow;
+    for (int i = 0; i < PX_GUARD_ACTIONS; i++) {
+        dst->guard[i] += src->guard[i];
+        dst->guarded[i] += src->guarded[i];
+    }
+    for (int i = 0; i < PX_PIN_REASONS; i++)
+        dst->pins[i] += src->pins[i];
+    for (int i = 0; i < PX_CANCEL_EVENTS; i++)
+        dst->cancels[i] += src->cancels[i];
+    for (int i = 0; i < PX_LOST_REASONS; i++)
+        dst->lost[i] += src->lost[i];
+    dst->retries += src->retries;
+    dst->session_checks += src->session_checks;
+}
+
 uint64_t px_hist_count_le(const struct px_hist *h, uint64_t us)
 {
     unsigned last = hist_bucket(us);

@@ -23,6 +23,8 @@ struct px_hist {
 };
 
 void px_hist_add(struct px_hist *h, uint64_t us);
+/* dst gets src's observations too (several workers' histograms as one). */
+void px_hist_merge(struct px_hist *dst, const struct px_hist *src);
 /* The largest value bucket i holds. */
 uint64_t px_hist_upper(unsigned i);
 /* Observations <= us, exact when us is a power of two (>= 2). */
@@ -64,6 +66,9 @@ struct px_lane_stats {
     uint64_t retries;                       /* transactions' first messages resent (proxy/retry.c) */
     uint64_t session_checks;                /* session reads after a transaction that may have changed state (session.c) */
 };
+
+/* dst gets src's counts too: one lane's statistics from several workers (SHOW LANES, SHOW STATS). */
+void px_lane_stats_merge(struct px_lane_stats *dst, const struct px_lane_stats *src);
 
 /* Recording (stats.c), on the forwarding path; px_stats_query_begin is inline in proxy/proxy.h. */
 struct proto_frame;

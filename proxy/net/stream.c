@@ -169,7 +169,7 @@ void px_conn_init(struct proxy *px, struct px_conn *c, const struct px_stream_op
 
 void px_conn_read_start(struct px_conn *c)
 {
-    if (c->reading || c->closing || c->eof || c->writing || c->blocked)
+    if (c->reading || c->closing || c->lingering || c->eof || c->writing || c->blocked)
         return;
     if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
         c->reading = 1;
@@ -208,11 +208,19 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     uv_close(&c->h.handle, on_close);
 }
 
+static void on_linger_shutdown(uv_shutdown_t *req, int status);
+
 void px_conn_close(struct px_conn *c)
 {
     if (c->closing)
         return;
     c->closing = 1;
+    if (c->lingering) {            /* the wait for the peer's EOF ends here */
+        uv_read_stop(&c->h.stream);
+        c->reading = 0;
+        uv_close(&c->h.handle, on_close);   /* a shutdown still pending is cancelled */
+        return;
+    }
     px_conn_read_stop(c);
     /* Let queued writes (an ErrorResponse, the tail of a result) reach the peer before closing. */
     if (!c->eof && c->h.stream.write_queue_size > 0) {
@@ -226,6 +234,52 @@ void px_conn_close(struct px_conn *c)
         }
     }
     uv_close(&c->h.handle, on_close);
+}
+
+static void on_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static _Thread_local char sink[4096];   /* what a closing server still sends is not kept */
+
+    (void)h;
+    (void)suggested;
+    buf->base = sink;
+    buf->len = sizeof(sink);
+}
+
+static void on_linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (n < 0)                     /* EOF or an error: the peer has gone */
+        px_conn_close((struct px_conn *)s);
+}
+
+static void on_linger_shutdown(uv_shutdown_t *req, int status)
+{
+    struct px_conn *c = req->data;
+
+    free(req);
+    if (c->closing)                /* closed meanwhile (status UV_ECANCELED) */
+        return;
+    if (status < 0 || uv_read_start(&c->h.stream, on_linger_alloc, on_linger_read) < 0)
+        px_conn_close(c);
+    else
+        c->reading = 1;
+}
+
+int px_conn_linger(struct px_conn *c)
+{
+    uv_shutdown_t *req;
+
+    if (c->closing || c->lingering || c->eof || c->tls || !(req = malloc(sizeof(*req))))
+        return -1;
+    px_conn_read_stop(c);
+    req->data = c;
+    if (uv_shutdown(req, &c->h.stream, on_linger_shutdown) < 0) {
+        free(req);
+        return -1;
+    }
+    c->lingering = 1;
+    return 0;
 }
 
 static void on_forward_done(uv_write_t *req, int status)

@@ -89,6 +89,7 @@ struct px_conn {
     uint8_t eof;          /* the peer closed its side */
     uint8_t handle_closed; /* close_cb ran: free once no write of ours is in flight */
     uint8_t blocked;      /* reads stopped because the peer's write queue is above PX_QUEUE_HIGH */
+    uint8_t lingering;    /* px_conn_linger: our side is shut down, the peer's EOF is awaited */
     struct px_tls *tls;   /* NULL for plaintext */
     uint32_t wend;        /* end offset in `in` of the forward in flight */
     struct px_buf in;
@@ -101,6 +102,11 @@ void px_conn_init(struct proxy *px, struct px_conn *c, const struct px_stream_op
 void px_conn_read_start(struct px_conn *c);
 void px_conn_close(struct px_conn *c);   /* idempotent; memory is freed after close_cb */
 void px_conn_read_stop(struct px_conn *c);
+/* Closes once the peer has closed its side: ours is shut down (after queued writes), what the peer
+ * still sends is discarded, and its EOF (or an error) closes the handle. A server connection closed so
+ * gives its backend time to end before the connection counts as gone. 0, or -1 (TLS, already closing,
+ * the peer already gone, not connected: call px_conn_close). px_conn_close ends the wait early. */
+int px_conn_linger(struct px_conn *c);
 /* Sends a copy of bytes (for pglane's own messages; never the forwarding path). 0 or -1. */
 int px_conn_send_copy(struct px_conn *c, const void *data, size_t n);
 /* Sends a proto_buf's bytes as an error and reports failure through the connection. */

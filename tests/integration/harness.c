@@ -911,13 +911,14 @@ static char *add_workers(char *text)
     if (!p)
         return text;
     p += strcspn(p, "\n");
-    out = malloc(strlen(text) + 32);
+    out = malloc(strlen(text) + 64);
     if (!out) {
         free(text);
         return NULL;
     }
     memcpy(out, text, (size_t)(p - text));
-    sprintf(out + (p - text), "\nworkers = %d%s%s", n, *p ? "" : "\n", p);
+    sprintf(out + (p - text), "\nworkers = %d%s%s%s", n, getenv("PGLANE_TEST_DEBUG") ? "\nlog_level = debug" : "",
+            *p ? "" : "\n", p);
     free(text);
     return out;
 }
