@@ -46,6 +46,7 @@ struct inbox_item {
     uint64_t gather_id;            /* ITEM_GATHER_*: the asker's gather */
     uint8_t *data;                 /* ITEM_GATHER_PART: what the worker rendered (malloc'd), NULL if nothing */
     size_t len;
+    int failed;                    /* ITEM_GATHER_PART: the rendering ran out of memory (data NULL) */
 };
 
 enum { ITEM_CANCEL, ITEM_GATHER_ASK, ITEM_GATHER_PART };
@@ -214,9 +215,13 @@ static void gather_part(struct proxy *px, const struct inbox_item *it)
 
     for (g = gathers; g && g->id != it->gather_id; g = g->next)
         ;
-    if (g && it->data && it->from >= 0 && it->from < CONF_WORKERS_MAX)
-        proto_put_bytes(&g->parts[it->from], it->data, it->len);
-    free(it->data);
+    if (!g || it->from < 0 || it->from >= CONF_WORKERS_MAX || g->parts[it->from].data) {
+        free(it->data);            /* a gather that ended (its worker stopping), or a second answer */
+    } else {
+        g->parts[it->from].data = it->data;   /* taken over: freed with the gather */
+        g->parts[it->from].len = g->parts[it->from].cap = it->len;
+        g->parts[it->from].failed = it->failed;
+    }
     if (g && --g->pending == 0)
         gather_finish(px, g);
 }
@@ -233,6 +238,7 @@ static void gather_answer(struct proxy *px, const struct inbox_item *ask)
         rep.data = b.data;         /* handed over with the item */
         rep.len = b.len;
     } else {
+        rep.failed = b.failed;
         proto_buf_free(&b);
     }
     if (!post(px->workers, ask->from, &rep))
@@ -441,7 +447,8 @@ void px_worker_detach(struct proxy *px)
     /* What others asked of this worker: an empty answer (the asker does not wait for a worker that
      * stopped); parts sent to it are dropped, and so are its own gathers (their requesters close with it). */
     for (int i = 0; i < ninbox; i++) {
-        struct inbox_item rep = { .kind = ITEM_GATHER_PART, .from = px->worker_id, .gather_id = items[i].gather_id };
+        struct inbox_item rep = { .kind = ITEM_GATHER_PART, .from = px->worker_id,
+                                  .gather_id = items[i].gather_id };
 
         if (items[i].kind == ITEM_GATHER_ASK)
             (void)post(ws, items[i].from, &rep);

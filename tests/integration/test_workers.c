@@ -1044,7 +1044,8 @@ static long metric_wait(int port, const char *series, long want)
  * 1 to 3 transactions each (known in all); the lane's transaction histogram and its pool counter
  * (one pool per worker, summed) show that total, pglane_clients every worker's clients, and the text
  * is still valid exposition format (each family once, its samples together). RELOAD, which every
- * worker runs, counts once (the largest count, not the sum).
+ * worker runs, counts once (the largest count, not the sum). SHOW CLIENTS, gathered the same way,
+ * lists them all.
  */
 static void test_metrics_sum_over_workers(void **state)
 {
@@ -1087,6 +1088,11 @@ static void test_metrics_sum_over_workers(void **state)
     assert_int_equal(h_metric(m, "pglane_reloads_total{result=\"success\"}"), 1);
     assert_int_equal(h_metric(m, "pglane_reloads_total{result=\"failure\"}"), 0);
     free(m);
+    /* SHOW CLIENTS, the other user of the workers' gather, still lists every worker's clients. */
+    PGresult *r = PQexec(adm, "SHOW CLIENTS");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), METRICS_CLIENTS + 1);
+    PQclear(r);
 
     finish_all(c, METRICS_CLIENTS);
     PQfinish(adm);
