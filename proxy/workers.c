@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "proxy/admin/console.h"
+#include "proxy/admin/monitor.h"
 #include "proxy/proxy.h"
 
 #define INBOX_MAX 256              /* cancel requests waiting for their worker; more are dropped */
@@ -41,23 +42,26 @@ struct px_gslot {
 };
 
 struct inbox_item {
-    int kind;                      /* ITEM_CANCEL, ITEM_GATHER_ASK, ITEM_GATHER_ROWS */
+    int kind;                      /* ITEM_CANCEL, ITEM_GATHER_ASK, ITEM_GATHER_PART */
     uint32_t pid, key;             /* ITEM_CANCEL */
-    int from, which;               /* ITEM_GATHER_ASK: the asking worker, PX_GATHER_* */
+    int from, which;               /* ITEM_GATHER_*: the asking (ASK) or answering (PART) worker; PX_GATHER_* */
     uint64_t gather_id;            /* ITEM_GATHER_*: the asker's gather */
-    uint8_t *rows;                 /* ITEM_GATHER_ROWS: DataRow messages (malloc'd), NULL if none */
+    uint8_t *data;                 /* ITEM_GATHER_PART: what the worker rendered (malloc'd), NULL if nothing */
     size_t len;
+    int failed;                    /* ITEM_GATHER_PART: the rendering ran out of memory (data NULL) */
 };
 
-enum { ITEM_CANCEL, ITEM_GATHER_ASK, ITEM_GATHER_ROWS };
+enum { ITEM_CANCEL, ITEM_GATHER_ASK, ITEM_GATHER_PART };
 
-/* A console's SHOW of a list table (clients, servers) waiting for the other workers' rows; owned by
- * the asking worker (thread-local list). */
+/* What one worker asked every worker to render (a console's SHOW CLIENTS, a scrape of /metrics), waiting
+ * for their parts; owned by the asking worker (thread-local list). The requester is known by an id only:
+ * it may be gone when the last part arrives (done then finds nothing and drops the parts). */
 struct gather {
     struct gather *next;
-    uint64_t id, client_id;
+    uint64_t id, requester;
     int which, pending;
-    struct proto_buf rows;
+    px_gather_done_fn done;
+    struct proto_buf parts[CONF_WORKERS_MAX];   /* by worker id */
 };
 
 static _Thread_local struct gather *gathers;
@@ -172,70 +176,94 @@ static int post(struct px_workers *ws, int to, const struct inbox_item *it)
     return ok;
 }
 
+/* What a gather asks of each worker, rendered in that worker's thread from its own state. */
+static void gather_render(struct proxy *px, int which, struct proto_buf *b)
+{
+    if (which == PX_GATHER_METRICS)
+        px_metrics_render(px, b);
+    else
+        px_show_list_rows(px, which, b);
+}
+
+static void gather_free(struct gather *g)
+{
+    for (int i = 0; i < CONF_WORKERS_MAX; i++)
+        proto_buf_free(&g->parts[i]);
+    free(g);
+}
+
+/* Every worker answered: the parts go to the requester, the asker's own first, then by worker id. */
 static void gather_finish(struct proxy *px, struct gather *g)
 {
     struct gather **pp;
-    struct px_client *cl = px_admin_client_by_id(px, g->client_id);
+    struct proto_buf parts[CONF_WORKERS_MAX];
+    int n = 0;
 
     for (pp = &gathers; *pp != g; pp = &(*pp)->next)
         ;
     *pp = g->next;
-    if (cl && cl->state == CL_ADMIN) {
-        px_show_list_send(cl, g->which, g->rows.data, g->rows.len);
-        px_conn_read_start(&cl->conn);   /* the console's next command */
-    }
-    proto_buf_free(&g->rows);
-    free(g);
+    parts[n++] = g->parts[px->worker_id];
+    for (int i = 0; i < px->workers->n; i++)
+        if (i != px->worker_id)
+            parts[n++] = g->parts[i];
+    g->done(px, g->requester, g->which, parts, n);
+    gather_free(g);
 }
 
-/* Another worker's rows for one of this worker's gathers. */
-static void gather_rows(struct proxy *px, uint64_t id, uint8_t *rows, size_t len)
+/* Another worker's part of one of this worker's gathers (data NULL: it had nothing or stopped). */
+static void gather_part(struct proxy *px, const struct inbox_item *it)
 {
     struct gather *g;
 
-    for (g = gathers; g && g->id != id; g = g->next)
+    for (g = gathers; g && g->id != it->gather_id; g = g->next)
         ;
-    if (g && rows)
-        proto_put_bytes(&g->rows, rows, len);
-    free(rows);
+    if (!g || it->from < 0 || it->from >= CONF_WORKERS_MAX || g->parts[it->from].data) {
+        free(it->data);            /* a gather that ended (its worker stopping), or a second answer */
+    } else {
+        g->parts[it->from].data = it->data;   /* taken over: freed with the gather */
+        g->parts[it->from].len = g->parts[it->from].cap = it->len;
+        g->parts[it->from].failed = it->failed;
+    }
     if (g && --g->pending == 0)
         gather_finish(px, g);
 }
 
-/* Another worker's console asks for this worker's rows. */
+/* Another worker asks for this worker's part. */
 static void gather_answer(struct proxy *px, const struct inbox_item *ask)
 {
     struct proto_buf b;
-    struct inbox_item rep = { .kind = ITEM_GATHER_ROWS, .gather_id = ask->gather_id };
+    struct inbox_item rep = { .kind = ITEM_GATHER_PART, .from = px->worker_id, .gather_id = ask->gather_id };
 
     proto_buf_init(&b);
-    px_show_list_rows(px, ask->which, &b);
-    if (!b.failed && b.len > 0 && (rep.rows = malloc(b.len))) {
-        memcpy(rep.rows, b.data, b.len);
+    gather_render(px, ask->which, &b);
+    if (!b.failed && b.len > 0) {
+        rep.data = b.data;         /* handed over with the item */
         rep.len = b.len;
+    } else {
+        rep.failed = b.failed;
+        proto_buf_free(&b);
     }
-    proto_buf_free(&b);
     if (!post(px->workers, ask->from, &rep))
-        free(rep.rows);            /* the asker stopped */
+        free(rep.data);            /* the asker stopped */
 }
 
-int px_workers_gather(struct px_client *cl, int which)
+int px_workers_gather_start(struct proxy *px, int which, uint64_t requester, px_gather_done_fn done)
 {
-    struct proxy *px = cl->conn.px;
     struct px_workers *ws = px->workers;
     struct gather *g;
 
     if (!ws || !(g = calloc(1, sizeof(*g))))
         return 0;
     g->id = ++gather_next_id;
-    g->client_id = cl->conn.id;
+    g->requester = requester;
     g->which = which;
+    g->done = done;
     g->pending = 1;                /* released below, once every ask is out */
-    proto_buf_init(&g->rows);
-    px_show_list_rows(px, which, &g->rows);
+    for (int i = 0; i < CONF_WORKERS_MAX; i++)
+        proto_buf_init(&g->parts[i]);
+    gather_render(px, which, &g->parts[px->worker_id]);
     g->next = gathers;
     gathers = g;
-    px_conn_read_stop(&cl->conn);  /* answers stay in order: the next command waits */
     for (int i = 0; i < ws->n; i++) {
         struct inbox_item ask = { .kind = ITEM_GATHER_ASK, .from = px->worker_id, .which = which,
                                   .gather_id = g->id };
@@ -246,6 +274,33 @@ int px_workers_gather(struct px_client *cl, int which)
     if (--g->pending == 0)
         gather_finish(px, g);
     return 1;
+}
+
+/* A console's SHOW CLIENTS or SERVERS: the rows of every worker, if the console is still there. */
+static void console_done(struct proxy *px, uint64_t client_id, int which, struct proto_buf *parts, int n)
+{
+    struct px_client *cl = px_admin_client_by_id(px, client_id);
+    struct proto_buf rows;
+
+    if (!cl || cl->state != CL_ADMIN)
+        return;
+    proto_buf_init(&rows);
+    for (int i = 0; i < n; i++)
+        proto_put_bytes(&rows, parts[i].data, parts[i].len);
+    px_show_list_send(cl, which, rows.data, rows.len);
+    proto_buf_free(&rows);
+    px_conn_read_start(&cl->conn);   /* the console's next command */
+}
+
+int px_workers_gather(struct px_client *cl, int which)
+{
+    if (!cl->conn.px->workers)
+        return 0;
+    px_conn_read_stop(&cl->conn);  /* answers stay in order: the next command waits */
+    if (px_workers_gather_start(cl->conn.px, which, cl->conn.id, console_done))
+        return 1;
+    px_conn_read_start(&cl->conn);
+    return 0;
 }
 
 static void handoff_drop(struct proxy *px, struct handoff *h)
@@ -333,7 +388,7 @@ static void on_wake(uv_async_t *h)
         else if (items[i].kind == ITEM_GATHER_ASK)
             gather_answer(px, &items[i]);
         else
-            gather_rows(px, items[i].gather_id, items[i].rows, items[i].len);
+            gather_part(px, &items[i]);
     }
     for (int i = 0; i < nmoves; i++)
         adopt(px, &moves[i]);
@@ -396,22 +451,22 @@ void px_worker_detach(struct proxy *px)
     pthread_mutex_unlock(&ws->lock);
     for (int i = 0; i < nmoves; i++)
         handoff_drop(px, &moves[i]);   /* handed over while this worker stopped: closed */
-    /* What others asked of this worker: an empty answer (the asking console does not wait for a
-     * worker that stopped); rows sent to it are dropped. */
+    /* What others asked of this worker: an empty answer (the asker does not wait for a worker that
+     * stopped); parts sent to it are dropped, and so are its own gathers (their requesters close with it). */
     for (int i = 0; i < ninbox; i++) {
-        struct inbox_item rep = { .kind = ITEM_GATHER_ROWS, .gather_id = items[i].gather_id };
+        struct inbox_item rep = { .kind = ITEM_GATHER_PART, .from = px->worker_id,
+                                  .gather_id = items[i].gather_id };
 
         if (items[i].kind == ITEM_GATHER_ASK)
             (void)post(ws, items[i].from, &rep);
-        else if (items[i].kind == ITEM_GATHER_ROWS)
-            free(items[i].rows);
+        else if (items[i].kind == ITEM_GATHER_PART)
+            free(items[i].data);
     }
     while (gathers) {
         struct gather *g = gathers;
 
         gathers = g->next;
-        proto_buf_free(&g->rows);
-        free(g);
+        gather_free(g);
     }
     atomic_store_explicit(&ws->w[px->worker_id].running, 0, memory_order_relaxed);
     if (a)

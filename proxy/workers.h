@@ -9,7 +9,9 @@
  *     worker's waiter is older than its own;
  *   - cancel requests: the low bits of a cancel key name the worker that issued it; another worker
  *     hands the request to that one;
- *   - SHOW WORKERS: per-worker counters.
+ *   - SHOW WORKERS: per-worker counters;
+ *   - gathers: SHOW CLIENTS, SHOW SERVERS and /metrics collect every worker's part, each rendered in its
+ *     own worker's thread.
  * With workers = 1 (the default) none of this exists: px->workers is NULL and pools have no slot.
  * Included by proxy/proxy.h.
  */
@@ -45,13 +47,28 @@ void px_worker_detach(struct proxy *px);
 #define PX_WORKERS_RESUME 4u
 void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 
+/*
+ * Gathers: every worker renders the same thing from its own state, in its own thread, and the asking
+ * worker gets all the parts. `which` says what: a list table's DataRows (SHOW CLIENTS, SHOW SERVERS)
+ * or the Prometheus text of /metrics. A worker that stops answers with nothing.
+ */
+#define PX_GATHER_CLIENTS 0
+#define PX_GATHER_SERVERS 1
+#define PX_GATHER_METRICS 2
+#define PX_GATHER_LANES 3          /* SHOW LANES and SHOW STATS: per-lane records merged by the asker */
+#define PX_GATHER_STATS 4
+struct proto_buf;
+/* On the asking worker once every worker answered: parts[0] is its own, then the others' by worker id
+ * (n in all, empty for a worker that gave nothing), freed once done returns.
+ * requester is the id given to px_workers_gather_start: the callee looks it up and drops the parts if it
+ * is gone. */
+typedef void (*px_gather_done_fn)(struct proxy *px, uint64_t requester, int which, struct proto_buf *parts, int n);
+/* 1 if the gather started (done will run, possibly before this returns), 0 with one worker or without
+ * memory (the caller renders alone). */
+int px_workers_gather_start(struct proxy *px, int which, uint64_t requester, px_gather_done_fn done);
 /* SHOW CLIENTS, SERVERS, LANES and STATS on a console with several workers: the answer waits for every
  * worker's rows (the console's reads stop meanwhile). 1 if the gather started (it answers cl), 0 with
  * one worker (the caller answers). */
-#define PX_GATHER_CLIENTS 0
-#define PX_GATHER_SERVERS 1
-#define PX_GATHER_LANES 2          /* SHOW LANES and SHOW STATS: per-lane records merged by the asker */
-#define PX_GATHER_STATS 3
 struct px_client;
 int px_workers_gather(struct px_client *cl, int which);
 

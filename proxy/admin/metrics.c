@@ -4,11 +4,14 @@
  * gets the text exposition format, anything else 400, 404 or 405. Every answer closes the connection.
  * At most 64 connections: a new one pushes out the oldest that has not sent its request yet (so idle
  * connections cannot starve a scraper), or, when every one is being answered, gets 503 at once.
+ * With several workers the answer waits for every worker's text (a gather, proxy/workers.c), merged
+ * into one (metrics_merge.c); a connection that closes meanwhile is found gone and the texts dropped.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/admin/metrics_merge.h"
 #include "proxy/admin/monitor.h"
 
 #define REQ_MAX 8192
@@ -22,6 +25,7 @@ struct metrics {
     uv_tcp_t listener;
     struct px_list conns;         /* mconn.link */
     int nconns;
+    uint64_t next_id;
     int listener_closed;          /* m is freed once this is set and no connection remains */
 };
 
@@ -33,7 +37,9 @@ struct mconn {
     uv_write_t wreq;
     struct proto_buf resp;
     size_t len;
+    uint64_t id;                  /* names the connection to a gather of the workers' texts */
     int answered, closing;
+    int gathering, head_only;     /* waiting for the workers' texts (a GET or HEAD) */
     uv_shutdown_t sreq;
     char req[REQ_MAX];
 };
@@ -136,20 +142,67 @@ static void respond(struct mconn *c, int code, const char *reason, const char *c
         conn_close(c);
 }
 
+/* body: the whole text (failed: 500). */
+static void send_metrics(struct mconn *c, struct proto_buf *body)
+{
+    if (body->failed) {
+        respond(c, 500, "Internal Server Error", TEXT, NULL);
+        return;
+    }
+    if (c->head_only)
+        body->len = 0;
+    respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+}
+
+static struct mconn *conn_by_id(struct metrics *m, uint64_t id)
+{
+    for (struct px_list *it = m->conns.next; it != &m->conns; it = it->next) {
+        struct mconn *c = px_container_of(it, struct mconn, link);
+
+        if (c->id == id)
+            return c->closing || c->answered ? NULL : c;
+    }
+    return NULL;
+}
+
+/* Every worker's text is in (a gather): merged, if the connection still waits for it. */
+static void on_texts(struct proxy *px, uint64_t id, int which, struct proto_buf *parts, int n)
+{
+    struct mconn *c = px->metrics ? conn_by_id(px->metrics, id) : NULL;
+    const char *texts[CONF_WORKERS_MAX];
+    size_t lens[CONF_WORKERS_MAX];
+    struct proto_buf body;
+    int failed = 0;
+
+    (void)which;
+    if (!c)
+        return;                    /* closed or timed out meanwhile */
+    c->gathering = 0;
+    for (int i = 0; i < n; i++) {
+        texts[i] = (const char *)parts[i].data;
+        lens[i] = parts[i].len;
+        failed |= parts[i].failed; /* a worker's text is incomplete: 500 rather than a partial sum */
+    }
+    proto_buf_init(&body);
+    if (failed || px_metrics_merge(texts, lens, n, &body) < 0)
+        body.failed = 1;
+    send_metrics(c, &body);
+    proto_buf_free(&body);
+}
+
 static void serve_metrics(struct mconn *c, int head_only)
 {
     struct proto_buf body;
 
+    c->head_only = head_only;
+    c->gathering = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (px_workers_gather_start(c->m->px, PX_GATHER_METRICS, c->id, on_texts))
+        return;                    /* several workers: answered by on_texts */
+    c->gathering = 0;
     proto_buf_init(&body);
     px_metrics_render(c->m->px, &body);
-    if (body.failed) {
-        proto_buf_free(&body);
-        respond(c, 500, "Internal Server Error", "text/plain; charset=utf-8", NULL);
-        return;
-    }
-    if (head_only)
-        body.len = 0;
-    respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &body);
+    send_metrics(c, &body);
     proto_buf_free(&body);
 }
 
@@ -213,13 +266,20 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         respond(c, 431, "Request Header Fields Too Large", TEXT, NULL);
 }
 
-/* A request not complete in time gets 408; an answer not taken in time is dropped. */
+/* A request not complete in time gets 408, one whose workers' texts are not all in by then 503; an
+ * answer not taken in time is dropped. */
 static void on_timeout(uv_timer_t *t)
 {
     struct mconn *c = t->data;
 
     if (c->answered || c->closing) {
         conn_close(c);
+        return;
+    }
+    if (c->gathering) {            /* a worker did not give its text in time */
+        c->gathering = 0;
+        respond(c, 503, "Service Unavailable", TEXT, NULL);
+        uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0);
         return;
     }
     respond(c, 408, "Request Timeout", TEXT, NULL);
@@ -232,7 +292,7 @@ static int evict_idle(struct metrics *m, const struct mconn *fresh)
     for (struct px_list *it = m->conns.next; it != &m->conns; it = it->next) {
         struct mconn *c = px_container_of(it, struct mconn, link);
 
-        if (c != fresh && !c->answered && !c->closing) {
+        if (c != fresh && !c->answered && !c->closing && !c->gathering) {
             conn_close(c);
             return 1;
         }
@@ -261,6 +321,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (!c)
         return;
     c->m = m;
+    c->id = ++m->next_id;
     px_list_append(&m->conns, &c->link);
     uv_tcp_init(m->px->loop, &c->tcp);
     uv_timer_init(m->px->loop, &c->timer);

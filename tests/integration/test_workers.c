@@ -6,12 +6,13 @@
  * order, within one position per worker; the four workers' consoles together count them all),
  * max_user_connections and max_db_connections hold across workers, a login does not wait for a busy
  * lane on any worker, SIGTERM drains every worker, and PQcancel reaches the query whatever worker
- * took the cancel connection (100 of 100). The cap, login and drain tests also run without the key
+ * took the cancel connection (100 of 100), and /metrics counts every worker's clients and transactions. The cap, login and drain tests also run without the key
  * (the default, one worker), so they mean something with and without the feature; tenant_max runs
  * with one worker only (it holds per worker today). PGLANE_WORKERS_CAP_S sets the length of the
  * 4-worker cap run (default 20 s, the issue's).
  */
 #include "tests/integration/harness.h"
+#include "tests/integration/prom_check.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -1023,6 +1024,84 @@ static void test_cancel_across_workers(void **state)
 
 /* ------------------------------------------------------------------------------------------ */
 
+#define METRICS_CLIENTS 24
+#define TX_SERIES "pglane_lane_transaction_duration_seconds_count{lane=\"capped\"}"
+#define POOL_TX_SERIES "pglane_pool_transactions_total{lane=\"capped\",database=\"" H_DB "\",user=\"" CAP_USER "\"}"
+
+/* The value of series in /metrics once it is want, or what it is after 5 s. */
+static long metric_wait(int port, const char *series, long want)
+{
+    int64_t deadline = h_now_ms() + 5000;
+    long v;
+
+    while ((v = h_metric_now(port, series)) != want && h_now_ms() < deadline)
+        h_sleep_ms(20);   /* polling interval */
+    return v;
+}
+
+/*
+ * /metrics is the whole process's with 4 workers: METRICS_CLIENTS clients spread over the workers run
+ * 1 to 3 transactions each (known in all); the lane's transaction histogram and its pool counter
+ * (one pool per worker, summed) show that total, pglane_clients every worker's clients, and the text
+ * is still valid exposition format (each family once, its samples together). RELOAD, which every
+ * worker runs, counts once (the largest count, not the sum). SHOW CLIENTS, gathered the same way,
+ * lists them all.
+ */
+static void test_metrics_sum_over_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    static PGconn *c[METRICS_CLIENTS];
+    struct h_pglane l;
+    char extra[128], err[512] = "";
+    int mport = h_free_port();
+    long sum, total = 0;
+
+    snprintf(extra, sizeof extra, "metrics_listen = 127.0.0.1:%d\n", mport);
+    start_workers_with(&l, WORKERS, 4, extra, "");
+    PGconn *adm = h_console_ok(&l);
+    assert_int_equal(h_exec(adm, "RELOAD"), 0);
+    int spread = connect_spread(&l, adm, WORKERS, c, METRICS_CLIENTS, 60000, "24 clients", &sum, NULL, NULL);
+    assert_int_equal(sum, METRICS_CLIENTS);
+    if (spread < 2)
+        print_error("the %d clients were all accepted by one worker\n", METRICS_CLIENTS);
+    assert_true(spread >= 2);   /* some clients are not worker 0's: its share alone is not the total */
+
+    long tx0 = h_metric_now(mport, TX_SERIES), pool0 = h_metric_now(mport, POOL_TX_SERIES);
+    assert_true(tx0 >= 0);
+    for (int i = 0; i < METRICS_CLIENTS; i++)
+        for (int k = 0; k <= i % 3; k++, total++)
+            assert_int_equal(h_exec(c[i], "SELECT 1"), 0);
+    long tx = metric_wait(mport, TX_SERIES, tx0 + total);
+    long pool = metric_wait(mport, POOL_TX_SERIES, (pool0 > 0 ? pool0 : 0) + total);
+    fprintf(stderr, "  %ld transactions run; /metrics: histogram count %ld (before %ld), pool counter %ld\n", total,
+            tx - tx0, tx0, pool);
+    assert_int_equal(tx, tx0 + total);
+    assert_int_equal(pool, (pool0 > 0 ? pool0 : 0) + total);
+
+    char *m = h_metrics_body(mport);
+    if (prom_check(m, err, sizeof err) != 0)
+        print_error("/metrics is not valid exposition text: %s\n%s\n", err, m);
+    assert_int_equal(prom_check(m, err, sizeof err), 0);
+    assert_int_equal(h_metric(m, "pglane_clients{state=\"idle\"}"), METRICS_CLIENTS);
+    assert_int_equal(h_metric(m, "pglane_clients{state=\"admin\"}"), 1);
+    assert_int_equal(h_metric(m, "pglane_reloads_total{result=\"success\"}"), 1);
+    assert_int_equal(h_metric(m, "pglane_reloads_total{result=\"failure\"}"), 0);
+    free(m);
+    /* SHOW CLIENTS, the other user of the workers' gather, still lists every worker's clients. */
+    PGresult *r = PQexec(adm, "SHOW CLIENTS");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), METRICS_CLIENTS + 1);
+    PQclear(r);
+
+    finish_all(c, METRICS_CLIENTS);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1039,6 +1118,7 @@ int main(void)
         H_TEST(test_sigterm_drains_default_workers),
         H_TEST(test_sigterm_drains_4_workers),
         H_TEST(test_cancel_across_workers),
+        H_TEST(test_metrics_sum_over_workers),
     };
     return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }
