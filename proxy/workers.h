@@ -57,6 +57,10 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 #define PX_GATHER_METRICS 2
 #define PX_GATHER_LANES 3          /* SHOW LANES and SHOW STATS: per-lane records merged by the asker */
 #define PX_GATHER_STATS 4
+#define PX_GATHER_LANE_SERVERS 5   /* rows merged by key columns (admin_show.c's list_specs) */
+#define PX_GATHER_POOLS 6
+#define PX_GATHER_PGB_STATS 7
+#define PX_GATHER_PGB_DATABASES 8
 struct proto_buf;
 /* On the asking worker once every worker answered: parts[0] is its own, then the others' by worker id
  * (n in all, empty for a worker that gave nothing), freed once done returns.

@@ -77,43 +77,45 @@ static int first_of_db(struct proxy *px, const struct px_pool *pool)
     return 1;
 }
 
-void px_pgb_show_pools(struct px_client *cl, const char *arg)
+const char *const px_pgb_pool_cols[] = {
+    "database", "user", "cl_active", "cl_waiting", "cl_active_cancel_req", "cl_waiting_cancel_req",
+    "sv_active", "sv_active_cancel", "sv_being_canceled", "sv_idle", "sv_used", "sv_tested", "sv_login",
+    "maxwait", "maxwait_us", "pool_mode", NULL
+};
+
+void px_pgb_pool_rows(struct px_table *t, struct proxy *px)
 {
-    static const char *const cols[] = {
-        "database", "user", "cl_active", "cl_waiting", "cl_active_cancel_req", "cl_waiting_cancel_req",
-        "sv_active", "sv_active_cancel", "sv_being_canceled", "sv_idle", "sv_used", "sv_tested", "sv_login",
-        "maxwait", "maxwait_us", "pool_mode", NULL
-    };
-    struct proxy *px = cl->conn.px;
-    struct px_table t;
     char name[256];
 
-    (void)arg;
-    px_table_begin_typed(&t, cols, "ssiiiiiiiiiiiiis");
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         const struct px_pool *pool = px_container_of(it, struct px_pool, link);
         struct pool_now n;
 
         pool_now(px, pool, &n);
         db_name(name, sizeof(name), pool);
-        px_table_cell(&t, "%s", name);
-        px_table_cell(&t, "%s", pool->user);
-        px_table_cell(&t, "%d", n.cl_active);
-        px_table_cell(&t, "%d", n.cl_waiting);
-        px_table_cell(&t, "%d", 0);
-        px_table_cell(&t, "%d", 0);
-        px_table_cell(&t, "%d", n.sv_active);
-        px_table_cell(&t, "%d", n.sv_cancel);
-        px_table_cell(&t, "%d", 0);
-        px_table_cell(&t, "%d", n.sv_idle);
-        px_table_cell(&t, "%d", 0);
-        px_table_cell(&t, "%d", n.sv_tested);
-        px_table_cell(&t, "%d", n.sv_login);
-        px_table_cell(&t, "%llu", (unsigned long long)(n.maxwait_us / 1000000u));
-        px_table_cell(&t, "%llu", (unsigned long long)(n.maxwait_us % 1000000u));
-        px_table_cell(&t, "%s", pool_mode(px));
+        px_table_cell(t, "%s", name);
+        px_table_cell(t, "%s", pool->user);
+        px_table_cell(t, "%d", n.cl_active);
+        px_table_cell(t, "%d", n.cl_waiting);
+        px_table_cell(t, "%d", 0);
+        px_table_cell(t, "%d", 0);
+        px_table_cell(t, "%d", n.sv_active);
+        px_table_cell(t, "%d", n.sv_cancel);
+        px_table_cell(t, "%d", 0);
+        px_table_cell(t, "%d", n.sv_idle);
+        px_table_cell(t, "%d", 0);
+        px_table_cell(t, "%d", n.sv_tested);
+        px_table_cell(t, "%d", n.sv_login);
+        px_table_cell(t, "%llu", (unsigned long long)(n.maxwait_us / 1000000u));
+        px_table_cell(t, "%llu", (unsigned long long)(n.maxwait_us % 1000000u));
+        px_table_cell(t, "%s", pool_mode(px));
     }
-    px_table_send(&t, cl, "SHOW");
+}
+
+void px_pgb_show_pools(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    px_show_list(cl, PX_GATHER_POOLS);
 }
 
 struct db_sums {
@@ -155,77 +157,97 @@ static const struct px_pool *next_db(struct proxy *px, const struct px_pool *aft
     return NULL;
 }
 
-void px_pgb_show_stats(struct px_client *cl, const char *arg)
+/* PgBouncer 1.8+ columns, then total_requests (PgBouncer before 1.8, still read by
+ * prometheus-pgbouncer-exporter 1.7: the same count as total_query_count). */
+const char *const px_pgb_stats_cols[] = {
+    "database", "total_xact_count", "total_query_count", "total_received", "total_sent",
+    "total_xact_time", "total_query_time", "total_wait_time", "avg_xact_count", "avg_query_count",
+    "avg_recv", "avg_sent", "avg_xact_time", "avg_query_time", "avg_wait_time", "total_requests", NULL
+};
+
+void px_pgb_stats_rows(struct px_table *t, struct proxy *px)
 {
-    /* PgBouncer 1.8+ columns, then total_requests (PgBouncer before 1.8, still read by
-     * prometheus-pgbouncer-exporter 1.7: the same count as total_query_count). */
-    static const char *const cols[] = {
-        "database", "total_xact_count", "total_query_count", "total_received", "total_sent",
-        "total_xact_time", "total_query_time", "total_wait_time", "avg_xact_count", "avg_query_count",
-        "avg_recv", "avg_sent", "avg_xact_time", "avg_query_time", "avg_wait_time", "total_requests", NULL
-    };
-    struct proxy *px = cl->conn.px;
-    struct px_table t;
     struct db_sums s;
     char name[256];
 
-    (void)arg;
-    px_table_begin_typed(&t, cols, "sqqqqqqqqqqqqqqq");
     for (const struct px_pool *pool = next_db(px, NULL, &s, name, sizeof(name)); pool;
          pool = next_db(px, pool, &s, name, sizeof(name))) {
-        px_table_cell(&t, "%s", name);
-        px_table_cell(&t, "%llu", (unsigned long long)s.xacts);
-        px_table_cell(&t, "%llu", (unsigned long long)s.queries);
-        px_table_cell(&t, "%d", 0);     /* bytes are not counted by pglane */
-        px_table_cell(&t, "%d", 0);
-        px_table_cell(&t, "%llu", (unsigned long long)s.xact_us);
-        px_table_cell(&t, "%llu", (unsigned long long)s.query_us);
-        px_table_cell(&t, "%llu", (unsigned long long)s.wait_us);
+        px_table_cell(t, "%s", name);
+        px_table_cell(t, "%llu", (unsigned long long)s.xacts);
+        px_table_cell(t, "%llu", (unsigned long long)s.queries);
+        px_table_cell(t, "%d", 0);     /* bytes are not counted by pglane */
+        px_table_cell(t, "%d", 0);
+        px_table_cell(t, "%llu", (unsigned long long)s.xact_us);
+        px_table_cell(t, "%llu", (unsigned long long)s.query_us);
+        px_table_cell(t, "%llu", (unsigned long long)s.wait_us);
         /* Averages of PgBouncer's last stats period: pglane keeps no periods; averages over the
          * pool's lifetime per transaction / query instead of per second would mislead, so 0. */
         for (int i = 0; i < 4; i++)
-            px_table_cell(&t, "%d", 0);
-        px_table_cell(&t, "%llu", (unsigned long long)(s.xacts ? s.xact_us / s.xacts : 0));
-        px_table_cell(&t, "%llu", (unsigned long long)(s.queries ? s.query_us / s.queries : 0));
-        px_table_cell(&t, "%llu", (unsigned long long)(s.xacts ? s.wait_us / s.xacts : 0));
-        px_table_cell(&t, "%llu", (unsigned long long)s.queries);
+            px_table_cell(t, "%d", 0);
+        px_table_cell(t, "%llu", (unsigned long long)(s.xacts ? s.xact_us / s.xacts : 0));
+        px_table_cell(t, "%llu", (unsigned long long)(s.queries ? s.query_us / s.queries : 0));
+        px_table_cell(t, "%llu", (unsigned long long)(s.xacts ? s.wait_us / s.xacts : 0));
+        px_table_cell(t, "%llu", (unsigned long long)s.queries);
     }
-    px_table_send(&t, cl, "SHOW");
 }
 
-void px_pgb_show_databases(struct px_client *cl, const char *arg)
+/* Several workers' rows summed: the average times again from the sums. */
+void px_pgb_stats_fix(char **v)
 {
-    static const char *const cols[] = {
-        "name", "host", "port", "database", "force_user", "pool_size", "min_pool_size", "reserve_pool",
-        "server_lifetime", "pool_mode", "max_connections", "current_connections", "paused", "disabled", NULL
-    };
-    struct proxy *px = cl->conn.px;
-    struct px_table t;
+    static const int avg[3][3] = { { 12, 5, 1 }, { 13, 6, 2 }, { 14, 7, 1 } };   /* avg, total, count */
+    char buf[32];
+
+    for (int i = 0; i < 3; i++) {
+        unsigned long long n = v[avg[i][2]] ? strtoull(v[avg[i][2]], NULL, 10) : 0;
+        unsigned long long us = v[avg[i][1]] ? strtoull(v[avg[i][1]], NULL, 10) : 0;
+
+        snprintf(buf, sizeof(buf), "%llu", n ? us / n : 0);
+        free(v[avg[i][0]]);
+        v[avg[i][0]] = strdup(buf);
+    }
+}
+
+void px_pgb_show_stats(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    px_show_list(cl, PX_GATHER_PGB_STATS);
+}
+
+const char *const px_pgb_database_cols[] = {
+    "name", "host", "port", "database", "force_user", "pool_size", "min_pool_size", "reserve_pool",
+    "server_lifetime", "pool_mode", "max_connections", "current_connections", "paused", "disabled", NULL
+};
+
+void px_pgb_database_rows(struct px_table *t, struct proxy *px)
+{
     struct db_sums s;
     char name[256];
 
-    (void)arg;
-    px_table_begin_typed(&t, cols, "ssissiiiisiiii");
     for (const struct px_pool *pool = next_db(px, NULL, &s, name, sizeof(name)); pool;
          pool = next_db(px, pool, &s, name, sizeof(name))) {
         const struct px_lane *l = pool->lane;
 
-        px_table_cell(&t, "%s", name);
-        px_table_cell(&t, "%s", l->server->host);
-        px_table_cell(&t, "%d", l->server->port);
-        px_table_cell(&t, "%s", pool->database);
-        px_table_null(&t);
-        px_table_cell(&t, "%d", l->size);
-        px_table_cell(&t, "%d", 0);
-        px_table_cell(&t, "%d", l->conf->reserve);
-        px_table_cell(&t, "%lld", (long long)(l->conf->server_lifetime_ms / 1000));
-        px_table_cell(&t, "%s", pool_mode(px));
-        px_table_cell(&t, "%d", px->conf->max_db_connections);   /* 0 = unlimited, as in PgBouncer */
-        px_table_cell(&t, "%d", s.servers);
-        px_table_cell(&t, "%d", l->paused);
-        px_table_cell(&t, "%d", l->retired);
+        px_table_cell(t, "%s", name);
+        px_table_cell(t, "%s", l->server->host);
+        px_table_cell(t, "%d", l->server->port);
+        px_table_cell(t, "%s", pool->database);
+        px_table_null(t);
+        px_table_cell(t, "%d", l->size);
+        px_table_cell(t, "%d", 0);
+        px_table_cell(t, "%d", l->conf->reserve);
+        px_table_cell(t, "%lld", (long long)(l->conf->server_lifetime_ms / 1000));
+        px_table_cell(t, "%s", pool_mode(px));
+        px_table_cell(t, "%d", px->conf->max_db_connections);   /* 0 = unlimited, as in PgBouncer */
+        px_table_cell(t, "%d", s.servers);
+        px_table_cell(t, "%d", l->paused);
+        px_table_cell(t, "%d", l->retired);
     }
-    px_table_send(&t, cl, "SHOW");
+}
+
+void px_pgb_show_databases(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    px_show_list(cl, PX_GATHER_PGB_DATABASES);
 }
 
 static void list_row(struct px_table *t, const char *name, long n)

@@ -220,38 +220,21 @@ static void lanes_table(struct px_client *cl, const struct lane_merged *m, int n
 
 static void stats_table(struct px_client *cl, const struct lane_merged *m, int n);
 
-/* SHOW LANES and SHOW STATS: this worker's records, or every worker's (answered once all are in). */
-static void show_lane_recs(struct px_client *cl, int which)
-{
-    struct proto_buf b;
-
-    if (px_workers_gather(cl, which))
-        return;
-    proto_buf_init(&b);
-    lane_recs(cl->conn.px, &b);
-    px_show_list_send(cl, which, b.data, b.len);
-    proto_buf_free(&b);
-}
-
 void px_show_lanes(struct px_client *cl, const char *arg)
 {
     (void)arg;
-    show_lane_recs(cl, PX_GATHER_LANES);
+    px_show_list(cl, PX_GATHER_LANES);
 }
 
 /* SHOW LANE SERVERS: each server of each lane in force, with its role and state for the lane's reads
  * (proxy/replica.c) and what the lane's pools hold there. */
-void px_show_lane_servers(struct px_client *cl, const char *arg)
-{
-    static const char *const cols[] = {
-        "lane", "server", "role", "state", "servers_active", "servers_idle", "clients_waiting", "reads", "writes",
-        "conflicts", NULL
-    };
-    struct proxy *px = cl->conn.px;
-    struct px_table t;
+static const char *const lane_server_cols[] = {
+    "lane", "server", "role", "state", "servers_active", "servers_idle", "clients_waiting", "reads", "writes",
+    "conflicts", NULL
+};
 
-    (void)arg;
-    px_table_begin(&t, cols);
+static void lane_server_rows(struct px_table *t, struct proxy *px)
+{
     for (int i = 0; i < px->nlanes; i++) {
         const struct px_lane *l = px->lanes[i];
 
@@ -268,19 +251,24 @@ void px_show_lane_servers(struct px_client *cl, const char *arg)
                 for (struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next)
                     active += px_container_of(s, struct px_server, link)->state == SV_ACTIVE;
             }
-            px_table_cell(&t, "%s", l->conf->name);
-            px_table_cell(&t, "%s", l->eps[e].server->name);
-            px_table_cell(&t, "%s", px_ep_role_name(px, &l->eps[e]));
-            px_table_cell(&t, "%s", px_ep_state_name(px_ep_state(px, l, &l->eps[e])));
-            px_table_cell(&t, "%d", active);
-            px_table_cell(&t, "%d", idle);
-            px_table_cell(&t, "%d", waiting);
-            px_table_cell(&t, "%llu", (unsigned long long)l->eps[e].reads);
-            px_table_cell(&t, "%llu", (unsigned long long)l->eps[e].writes);
-            px_table_cell(&t, "%llu", (unsigned long long)l->eps[e].conflicts);
+            px_table_cell(t, "%s", l->conf->name);
+            px_table_cell(t, "%s", l->eps[e].server->name);
+            px_table_cell(t, "%s", px_ep_role_name(px, &l->eps[e]));
+            px_table_cell(t, "%s", px_ep_state_name(px_ep_state(px, l, &l->eps[e])));
+            px_table_cell(t, "%d", active);
+            px_table_cell(t, "%d", idle);
+            px_table_cell(t, "%d", waiting);
+            px_table_cell(t, "%llu", (unsigned long long)l->eps[e].reads);
+            px_table_cell(t, "%llu", (unsigned long long)l->eps[e].writes);
+            px_table_cell(t, "%llu", (unsigned long long)l->eps[e].conflicts);
         }
     }
-    px_table_send(&t, cl, "SHOW");
+}
+
+void px_show_lane_servers(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    px_show_list(cl, PX_GATHER_LANE_SERVERS);
 }
 
 static void client_row(struct px_table *t, struct proxy *px, const struct px_client *c)
@@ -320,18 +308,16 @@ static const char *const client_cols[] = {
     "connected_s", "pinned", NULL
 };
 
+static void client_rows(struct px_table *t, struct proxy *px)
+{
+    for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next)
+        client_row(t, px, px_container_of(it, struct px_client, link));
+}
+
 void px_show_clients(struct px_client *cl, const char *arg)
 {
-    struct proxy *px = cl->conn.px;
-    struct px_table t;
-
     (void)arg;
-    if (px_workers_gather(cl, PX_GATHER_CLIENTS))
-        return;                    /* several workers: answered once all rows are in */
-    px_table_begin(&t, client_cols);
-    for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next)
-        client_row(&t, px, px_container_of(it, struct px_client, link));
-    px_table_send(&t, cl, "SHOW");
+    px_show_list(cl, PX_GATHER_CLIENTS);
 }
 
 static void server_row(struct px_table *t, struct proxy *px, const struct px_server *sv)
@@ -382,19 +368,55 @@ static void server_rows(struct px_table *t, struct proxy *px)
 
 void px_show_servers(struct px_client *cl, const char *arg)
 {
-    struct proxy *px = cl->conn.px;
-    struct px_table t;
-
     (void)arg;
-    if (px_workers_gather(cl, PX_GATHER_SERVERS))
-        return;
-    px_table_begin(&t, server_cols);
-    server_rows(&t, px);
-    px_table_send(&t, cl, "SHOW");
+    px_show_list(cl, PX_GATHER_SERVERS);
+}
+
+/*
+ * The SHOW commands whose rows every worker renders from its own state (proxy/workers.c gathers them
+ * when there are several): `ops` NULL lists each worker's rows as they are (one row per client or
+ * server connection); otherwise rows with the same key columns are merged (px_table_merge_rows).
+ * SHOW LANES and SHOW STATS send lane records instead (lane_recs: histograms merge, rows do not).
+ */
+static const struct list_spec {
+    const char *const *cols;
+    const char *types;             /* px_table_begin_typed; NULL: text */
+    const char *ops;
+    void (*rows)(struct px_table *t, struct proxy *px);
+    void (*fix)(char **v);         /* cells derived from others, again after a merge */
+} list_specs[] = {
+    [PX_GATHER_CLIENTS] = { client_cols, NULL, NULL, client_rows },
+    [PX_GATHER_SERVERS] = { server_cols, NULL, NULL, server_rows },
+    [PX_GATHER_LANE_SERVERS] = { lane_server_cols, NULL, "kkffssssss", lane_server_rows },
+    [PX_GATHER_POOLS] = { px_pgb_pool_cols, PX_PGB_POOL_TYPES, PX_PGB_POOL_MERGE, px_pgb_pool_rows },
+    [PX_GATHER_PGB_STATS] = { px_pgb_stats_cols, PX_PGB_STATS_TYPES, PX_PGB_STATS_MERGE, px_pgb_stats_rows,
+                              px_pgb_stats_fix },
+    [PX_GATHER_PGB_DATABASES] = { px_pgb_database_cols, PX_PGB_DATABASE_TYPES, PX_PGB_DATABASE_MERGE,
+                                  px_pgb_database_rows },
+};
+
+static const struct list_spec *spec_of(int which)
+{
+    if (which < 0 || (size_t)which >= sizeof(list_specs) / sizeof(list_specs[0]) || !list_specs[which].cols)
+        return NULL;
+    return &list_specs[which];
+}
+
+void px_show_list(struct px_client *cl, int which)
+{
+    struct proto_buf b;
+
+    if (px_workers_gather(cl, which))
+        return;                    /* several workers: answered once all rows are in */
+    proto_buf_init(&b);
+    px_show_list_rows(cl->conn.px, which, &b);
+    px_show_list_send(cl, which, b.data, b.len);
+    proto_buf_free(&b);
 }
 
 void px_show_list_rows(struct proxy *px, int which, struct proto_buf *out)
 {
+    const struct list_spec *sp = spec_of(which);
     struct px_table t;
     size_t head;
 
@@ -402,13 +424,11 @@ void px_show_list_rows(struct proxy *px, int which, struct proto_buf *out)
         lane_recs(px, out);
         return;
     }
-    px_table_begin(&t, which == PX_GATHER_CLIENTS ? client_cols : server_cols);
+    if (!sp)
+        return;
+    px_table_begin_typed(&t, sp->cols, sp->types);
     head = t.b.len;                /* the RowDescription: the asker sends its own */
-    if (which == PX_GATHER_CLIENTS)
-        for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next)
-            client_row(&t, px, px_container_of(it, struct px_client, link));
-    else
-        server_rows(&t, px);
+    sp->rows(&t, px);
     if (t.b.failed)
         out->failed = 1;
     else
@@ -418,6 +438,7 @@ void px_show_list_rows(struct proxy *px, int which, struct proto_buf *out)
 
 void px_show_list_send(struct px_client *cl, int which, const uint8_t *rows, size_t len)
 {
+    const struct list_spec *sp = spec_of(which);
     struct px_table t;
 
     if (which == PX_GATHER_LANES || which == PX_GATHER_STATS) {
@@ -431,8 +452,15 @@ void px_show_list_send(struct px_client *cl, int which, const uint8_t *rows, siz
         free(m);
         return;
     }
-    px_table_begin(&t, which == PX_GATHER_CLIENTS ? client_cols : server_cols);
-    proto_put_bytes(&t.b, rows, len);
+    if (!sp) {
+        px_admin_error(cl, "XX000", "pglane: internal error: unknown list table", NULL);
+        return;
+    }
+    px_table_begin_typed(&t, sp->cols, sp->types);
+    if (sp->ops)
+        px_table_merge_rows(&t, rows, len, sp->ops, sp->fix);
+    else
+        proto_put_bytes(&t.b, rows, len);
     px_table_send(&t, cl, "SHOW");
 }
 
@@ -485,5 +513,5 @@ static void stats_table(struct px_client *cl, const struct lane_merged *m, int n
 void px_show_stats(struct px_client *cl, const char *arg)
 {
     (void)arg;
-    show_lane_recs(cl, PX_GATHER_STATS);
+    px_show_list(cl, PX_GATHER_STATS);
 }

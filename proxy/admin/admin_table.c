@@ -1,6 +1,7 @@
 /* Result sets of the admin console: RowDescription with text columns, DataRows, CommandComplete. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/admin/console.h"
@@ -132,4 +133,141 @@ void px_admin_done(struct px_client *cl, const char *tag, const char *notice)
     proto_msg_end(&b, start);
     proto_build_ready(&b, 'I');
     send_or_close(cl, &b);
+}
+
+/* One merged row: its cells as NUL-terminated text (NULL for SQL NULL), malloc'd. */
+struct mrow {
+    char **v;
+    int src;                       /* for 'F': the row whose 'M' column won */
+};
+
+/* Parses the DataRow at p (len bytes left) into ncols cells: bytes used, 0 if malformed. */
+static size_t parse_row(const uint8_t *p, size_t len, int ncols, char **v)
+{
+    size_t off = 7;
+
+    if (len < 7 || p[0] != 'D' || proto_get_u32(p + 1) + 1 > len || proto_get_u16(p + 5) != ncols)
+        return 0;
+    for (int i = 0; i < ncols; i++) {
+        uint32_t n;
+
+        if (off + 4 > len)
+            return 0;
+        n = proto_get_u32(p + off);
+        off += 4;
+        if (n == 0xffffffffu) {
+            v[i] = NULL;
+            continue;
+        }
+        if (n > len - off || !(v[i] = malloc(n + 1)))
+            return 0;
+        memcpy(v[i], p + off, n);
+        v[i][n] = 0;
+        off += n;
+    }
+    return off;
+}
+
+static int same_keys(char *const *a, char *const *b, const char *ops, int ncols)
+{
+    for (int i = 0; i < ncols; i++)
+        if (ops[i] == 'k' && (!a[i] != !b[i] || (a[i] && strcmp(a[i], b[i]) != 0)))
+            return 0;
+    return 1;
+}
+
+/* a's cell gets the sum of a and b: integers stay integers, anything else keeps three decimals. */
+static void cell_sum(char **a, const char *b)
+{
+    char buf[64];
+
+    if (!b || !*a) {
+        if (!*a && b)
+            *a = strdup(b);
+        return;
+    }
+    if (!strpbrk(*a, ".eE") && !strpbrk(b, ".eE"))
+        snprintf(buf, sizeof(buf), "%lld", strtoll(*a, NULL, 10) + strtoll(b, NULL, 10));
+    else
+        snprintf(buf, sizeof(buf), "%.3f", strtod(*a, NULL) + strtod(b, NULL));
+    free(*a);
+    *a = strdup(buf);
+}
+
+static void cell_take(char **a, const char *b)
+{
+    free(*a);
+    *a = b ? strdup(b) : NULL;
+}
+
+void px_table_merge_rows(struct px_table *t, const uint8_t *rows, size_t len, const char *ops,
+                         void (*fix)(char **v))
+{
+    struct mrow *m = NULL, *tmp;
+    char **v = NULL;
+    int n = 0, cap = 0, nc = t->ncols;
+
+    while (len > 0) {
+        size_t used;
+        int j;
+
+        if (!v && !(v = calloc((size_t)nc, sizeof(*v))))
+            break;
+        if (!(used = parse_row(rows, len, nc, v)))
+            break;
+        rows += used;
+        len -= used;
+        for (j = 0; j < n && !same_keys(m[j].v, v, ops, nc); j++)
+            ;
+        if (j == n) {              /* a row no earlier part had: kept as it is */
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                if (!(tmp = realloc(m, sizeof(*m) * (size_t)cap)))
+                    break;
+                m = tmp;
+            }
+            m[n].v = v;
+            m[n++].src = 0;
+            v = NULL;
+            continue;
+        }
+        for (int i = 0; i < nc; i++) {
+            switch (ops[i]) {
+            case 's':
+                cell_sum(&m[j].v[i], v[i]);
+                break;
+            case 'm':
+            case 'M':
+                if (v[i] && (!m[j].v[i] || strtod(v[i], NULL) > strtod(m[j].v[i], NULL))) {
+                    cell_take(&m[j].v[i], v[i]);
+                    if (ops[i] == 'M' && i + 1 < nc && ops[i + 1] == 'F')
+                        cell_take(&m[j].v[i + 1], v[i + 1]);
+                }
+                break;
+            default:               /* 'k', 'f', 'F': the first part's (the console's own worker) */
+                break;
+            }
+        }
+        for (int i = 0; i < nc; i++)
+            free(v[i]);
+        memset(v, 0, sizeof(*v) * (size_t)nc);
+    }
+    if (v) {
+        for (int i = 0; i < nc; i++)
+            free(v[i]);
+        free(v);
+    }
+    for (int j = 0; j < n; j++) {
+        if (fix)
+            fix(m[j].v);
+        for (int i = 0; i < nc; i++) {
+            if (m[j].v[i])
+                px_table_cell(t, "%s", m[j].v[i]);
+            else
+                px_table_null(t);
+            free(m[j].v[i]);
+        }
+        free(m[j].v);
+    }
+    free(m);
 }

@@ -23,8 +23,33 @@ void px_table_begin(struct px_table *t, const char *const *cols);
 void px_table_begin_typed(struct px_table *t, const char *const *cols, const char *types);
 void px_table_cell(struct px_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void px_table_null(struct px_table *t);
+/* Several workers' DataRows for the same table (t begun, no row yet) merged into t's rows: rows with
+ * equal key columns become one. ops has a character per column: 'k' key, 's' sum, 'm' maximum, 'M'
+ * maximum whose row also gives the next column ('F'), 'f' the first part's value. Rows in the order
+ * first seen; fix (if not NULL) may then rewrite a merged row's cells (malloc'd text) derived from
+ * others. */
+void px_table_merge_rows(struct px_table *t, const uint8_t *rows, size_t len, const char *ops,
+                         void (*fix)(char **v));
 /* Appends CommandComplete (tag) and ReadyForQuery, sends it all to cl and frees t. */
 void px_table_send(struct px_table *t, struct px_client *cl, const char *tag);
+/* A SHOW whose rows each worker renders (admin_show.c's list_specs, PX_GATHER_*): every worker's rows,
+ * merged where the table says so. */
+void px_show_list(struct px_client *cl, int which);
+/* SHOW POOLS' table (admin_pgb.c): columns, their types, how workers' rows merge, this worker's rows. */
+extern const char *const px_pgb_pool_cols[];
+#define PX_PGB_POOL_TYPES "ssiiiiiiiiiiiiis"
+#define PX_PGB_POOL_MERGE "kksssssssssssMFf"
+void px_pgb_pool_rows(struct px_table *t, struct proxy *px);
+/* The same for PgBouncer's SHOW STATS (fix: the averages again after a merge) and SHOW DATABASES. */
+extern const char *const px_pgb_stats_cols[];
+#define PX_PGB_STATS_TYPES "sqqqqqqqqqqqqqqq"
+#define PX_PGB_STATS_MERGE "ksssssssssssffss"
+void px_pgb_stats_rows(struct px_table *t, struct proxy *px);
+void px_pgb_stats_fix(char **v);
+extern const char *const px_pgb_database_cols[];
+#define PX_PGB_DATABASE_TYPES "ssissiiiisiiii"
+#define PX_PGB_DATABASE_MERGE "kffffffffffsfk"
+void px_pgb_database_rows(struct px_table *t, struct proxy *px);
 /* Sends an ErrorResponse (ERROR) and ReadyForQuery: the console session stays usable. */
 void px_admin_error(struct px_client *cl, const char *sqlstate, const char *message, const char *hint);
 /* Sends CommandComplete(tag) and ReadyForQuery, with a NOTICE first when notice is not NULL. */
