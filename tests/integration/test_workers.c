@@ -1047,6 +1047,20 @@ static long metric_wait(int port, const char *series, long want)
  * worker runs, counts once (the largest count, not the sum). SHOW CLIENTS, gathered the same way,
  * lists them all.
  */
+/* The column col of the row whose first column is key in cmd's answer; -1 if there is none. */
+static long row_val(PGconn *c, const char *cmd, const char *key, const char *col)
+{
+    PGresult *r = PQexec(c, cmd);
+    int cc = PQfnumber(r, col);
+    long v = -1;
+
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && cc >= 0 && i < PQntuples(r); i++)
+        if (strcmp(PQgetvalue(r, i, 0), key) == 0)
+            v = strtol(PQgetvalue(r, i, cc), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
 static void test_metrics_sum_over_workers(void **state)
 {
     (void)state;
@@ -1069,6 +1083,13 @@ static void test_metrics_sum_over_workers(void **state)
 
     long tx0 = h_metric_now(mport, TX_SERIES), pool0 = h_metric_now(mport, POOL_TX_SERIES);
     assert_true(tx0 >= 0);
+    /* The console's tables count every worker's transactions too (merged lane records and rows). */
+    PGconn *pgb = h_console(&l, "pgbouncer");
+    H_ASSERT_CONNECTED(pgb);
+    long stats0 = h_show_val(adm, "SHOW STATS", "capped", "transactions");
+    long lanes0 = h_show_val(adm, "SHOW LANES", "capped", "transactions");
+    long pgb0 = row_val(pgb, "SHOW STATS", H_DB "/capped", "total_xact_count");
+    assert_true(stats0 >= 0 && lanes0 >= 0);
     for (int i = 0; i < METRICS_CLIENTS; i++)
         for (int k = 0; k <= i % 3; k++, total++)
             assert_int_equal(h_exec(c[i], "SELECT 1"), 0);
@@ -1084,14 +1105,26 @@ static void test_metrics_sum_over_workers(void **state)
         print_error("/metrics is not valid exposition text: %s\n%s\n", err, m);
     assert_int_equal(prom_check(m, err, sizeof err), 0);
     assert_int_equal(h_metric(m, "pglane_clients{state=\"idle\"}"), METRICS_CLIENTS);
-    assert_int_equal(h_metric(m, "pglane_clients{state=\"admin\"}"), 1);
+    assert_int_equal(h_metric(m, "pglane_clients{state=\"admin\"}"), 2);   /* both consoles */
     assert_int_equal(h_metric(m, "pglane_reloads_total{result=\"success\"}"), 1);
     assert_int_equal(h_metric(m, "pglane_reloads_total{result=\"failure\"}"), 0);
     free(m);
+    assert_int_equal(h_show_val(adm, "SHOW STATS", "capped", "transactions"), stats0 + total);
+    assert_int_equal(h_show_val(adm, "SHOW LANES", "capped", "transactions"), lanes0 + total);
+    assert_int_equal(row_val(pgb, "SHOW STATS", H_DB "/capped", "total_xact_count"), (pgb0 > 0 ? pgb0 : 0) + total);
+    /* One row per (database/lane, user) in SHOW POOLS, whatever the number of workers holding a pool. */
+    PGresult *pr = PQexec(pgb, "SHOW POOLS");
+    assert_int_equal(PQresultStatus(pr), PGRES_TUPLES_OK);
+    int pools_rows = 0;
+    for (int i = 0; i < PQntuples(pr); i++)
+        pools_rows += strcmp(PQgetvalue(pr, i, 0), H_DB "/capped") == 0;
+    PQclear(pr);
+    assert_int_equal(pools_rows, 1);
+    PQfinish(pgb);
     /* SHOW CLIENTS, the other user of the workers' gather, still lists every worker's clients. */
     PGresult *r = PQexec(adm, "SHOW CLIENTS");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    assert_int_equal(PQntuples(r), METRICS_CLIENTS + 1);
+    assert_int_equal(PQntuples(r), METRICS_CLIENTS + 1);   /* the pgbouncer console has gone */
     PQclear(r);
 
     finish_all(c, METRICS_CLIENTS);
