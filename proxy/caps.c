@@ -94,19 +94,26 @@ int px_caps_attach(struct proxy *px, struct px_pool *pool)
     return 0;
 }
 
+void px_cap_unref(struct proxy *px, struct px_cap *c)
+{
+    struct px_cap **pp;
+
+    if (!c || --c->refs > 0)
+        return;
+    for (pp = &px->caps; *pp != c; pp = &(*pp)->next)
+        ;
+    *pp = c->next;
+    free(c->name);
+    free(c);
+}
+
 void px_caps_detach(struct proxy *px, struct px_pool *pool)
 {
     for (int k = 0; k < PX_CAP_KINDS; k++) {
-        struct px_cap *c = pool->cap[k], **pp;
+        struct px_cap *c = pool->cap[k];
 
         pool->cap[k] = NULL;
-        if (!c || --c->refs > 0)
-            continue;
-        for (pp = &px->caps; *pp != c; pp = &(*pp)->next)
-            ;
-        *pp = c->next;
-        free(c->name);
-        free(c);
+        px_cap_unref(px, c);
     }
 }
 
@@ -197,7 +204,9 @@ int px_caps_room(struct px_pool *pool)
     for (int k = 0; k < PX_CAP_KINDS && ok; k++) {
         if (!full(pool, k))
             continue;
-        if (evict_idle(px, pool, k)) {
+        /* A connection under the cap is closing already: its room comes when its backend has gone
+         * (px_caps_released then), no other is closed meanwhile. */
+        if (pool->cap[k]->nlinger == 0 && evict_idle(px, pool, k)) {
             k = -1;   /* check every cap again */
             continue;
         }

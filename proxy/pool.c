@@ -97,7 +97,7 @@ static void free_idle_pools(struct proxy *px, uint64_t now)
         struct px_pool *pool = px_container_of(it, struct px_pool, link);
 
         pool->referenced = 0;
-        if (pool->nidle + pool->nbusy + pool->nwaiting > 0)
+        if (pool->nidle + pool->nbusy + pool->nwaiting + pool->nlinger > 0)
             pool->empty_since_ms = 0;
         else if (pool->empty_since_ms == 0)
             pool->empty_since_ms = now;
@@ -138,7 +138,14 @@ static int pool_total(const struct px_pool *pool)
  * of the same (lane, server, database, user) (proxy/workers.c). */
 static int pool_count(const struct px_pool *pool)
 {
-    return pool->g ? px_gslot_count(pool) : pool_total(pool);
+    return pool->g ? px_gslot_count(pool) : pool_total(pool) + pool->nlinger;
+}
+
+/* The same without this pool's connections already closing (their backends ending): what closing
+ * one more to come under a lowered size compares (those are on their way out already). */
+static int pool_live(const struct px_pool *pool)
+{
+    return pool_count(pool) - pool->nlinger;
 }
 
 static int connecting(const struct px_pool *pool)
@@ -357,7 +364,7 @@ void px_pool_server_ready(struct px_server *sv)
     }
     /* The adaptive cap lowered the lane's effective size: no connection is handed out until the pool
      * is under it (px_lane_cap). */
-    if (px_lane_cap(pool->lane) < pool->lane->size && pool_count(pool) > px_lane_cap(pool->lane)) {
+    if (px_lane_cap(pool->lane) < pool->lane->size && pool_live(pool) > px_lane_cap(pool->lane)) {
         px_server_close(sv, "adaptive cap: lane's effective size lowered");
         return;
     }
@@ -379,7 +386,7 @@ void px_pool_server_ready(struct px_server *sv)
         px_server_close(sv, "lane retired by reload");
         return;
     }
-    if (pool_count(pool) > px_lane_cap(pool->lane)) {
+    if (pool_live(pool) > px_lane_cap(pool->lane)) {
         px_server_close(sv, "reserve connection no longer needed");
         return;
     }

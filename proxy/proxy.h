@@ -109,6 +109,7 @@ struct px_cap {
     char *name;
     int n;                         /* server connections (connecting to closing) under it */
     int refs;                      /* pools pointing at it */
+    int nlinger;                   /* of n, closed connections whose backend's end is awaited */
     uint8_t starved;               /* a pool under it found it full with clients waiting */
     struct px_gslot *g;            /* workers > 1: the count across workers (proxy/workers.c) */
 };
@@ -127,6 +128,7 @@ struct px_pool {
     struct px_list busy;           /* px_server.link: active, connecting, logging in, resetting */
     struct px_list waiting;        /* px_client.wait_link, FIFO */
     int nidle, nbusy, nwaiting;
+    int nlinger;                   /* closed connections whose backend's end is awaited: still counted */
     struct px_kv *params;          /* ParameterStatus of the first login, sent to clients */
     int nparams;
     int params_ready;
@@ -314,11 +316,13 @@ struct px_server {
     uint8_t moved;                 /* handed over to another worker: its slot went with it */
     uint8_t fresh;                 /* just logged in, or handed over from another worker: serves its
                                       pool's queue first (px_pool_server_ready) */
-    /* workers > 1: closed, its backend's end awaited (px_conn_linger) before the global counts it
-     * holds are given back; on px->lingering by `link` meanwhile. */
+    /* Closed, its backend's end awaited (px_conn_linger) before the counts it holds (its pool's size,
+     * the caps, with several workers the global slot) are given back; on px->lingering by `link`
+     * meanwhile (proxy/server_login.c). */
     uint8_t lingering;
     uint64_t linger_until_ms;
-    struct px_gslot *linger_slots[1 + PX_CAP_KINDS];
+    struct px_gslot *linger_g;
+    struct px_cap *linger_caps[PX_CAP_KINDS];   /* each with a reference held */
     uint64_t check_start_ms;       /* SV_CHECKING since then */
     struct fq_tenant *tenant;      /* fair queuing: the tenant charged for holding it (proxy/tenant.c) */
     uint64_t tenant_since_us;      /* ... since then */
@@ -645,6 +649,8 @@ void px_cancel_server_closed(struct px_server *sv);
 /* Points the new pool at the counters of its database, user and server (made if needed): 0 or -1. */
 int px_caps_attach(struct proxy *px, struct px_pool *pool);
 void px_caps_detach(struct proxy *px, struct px_pool *pool);
+/* One reference to c fewer (a pool's, or a lingering connection's): freed with the last. NULL: none. */
+void px_cap_unref(struct proxy *px, struct px_cap *c);
 /* The configured cap of kind k for pool (0: none). */
 int px_cap_limit(const struct px_pool *pool, int k);
 /* 1 if pool may open one more server connection under every cap. A full cap is first made room in by

@@ -29,11 +29,11 @@ static void stream_sent(struct px_conn *c)
     px_server_on_sent((struct px_server *)c);
 }
 
-static void linger_end(struct px_server *sv);
+static void linger_end(struct px_server *sv, int waited);
 
 static void stream_closed(struct px_conn *c)
 {
-    linger_end((struct px_server *)c);
+    linger_end((struct px_server *)c, 1);
     px_server_free((struct px_server *)c);
 }
 
@@ -438,34 +438,44 @@ void login_read(struct px_server *sv)
 }
 
 /*
- * workers > 1: a closed server connection gives back the global counts it holds (its lane's size, the
- * connection caps) only once its backend has ended, so that pg_stat_activity never shows more backends
- * than a count allows while a worker reconnects at once in the room made. pglane shuts its side down
- * and waits for PostgreSQL to close the socket, which a backend does as it exits; at most LINGER_MS
- * (then the maintenance tick closes it and the counts are given back anyway: a backend busy with a
- * query notices its client's end only when it next talks to it). One worker counts its lane size from
- * its own lists and does not wait.
+ * A closed server connection gives back what it counts in (its pool's share of the lane's size, the
+ * connection caps, with several workers the global slot) only once its backend has ended: PostgreSQL
+ * lists a backend in pg_stat_activity until the process exits, a moment after its socket was closed,
+ * so a reconnect at once in the room made would show one backend too many under a size or a cap.
+ * pglane shuts its side of the socket down and waits for PostgreSQL to close it, which a backend does
+ * as it exits; at most LINGER_MS (then the maintenance tick closes it and the counts are given back
+ * anyway: a backend busy with a query notices its client's end only when it next talks to it). A
+ * connection whose server already closed, a TLS one, one handed over to another worker, and pglane's
+ * own exit do not wait.
  */
 #define LINGER_MS 1000
 
-/* Takes over pool's global counts for sv before it closes: 1 if they wait for its backend's end. */
+/* Takes over what sv counts in before it closes: 1 if the counts wait for its backend's end. */
 static int linger_begin(struct px_server *sv)
 {
     struct px_pool *pool = sv->pool;
 
-    if (!pool->g || sv->moved || sv->conn.tls || sv->conn.eof || sv->conn.closing || sv->conn.px->exiting)
+    if (sv->moved || sv->conn.tls || sv->conn.eof || sv->conn.closing || sv->conn.px->exiting ||
+        sv->state == SV_CONNECTING || sv->state == SV_TLS)
         return 0;
-    sv->linger_slots[0] = pool->g;
+    sv->linger_g = pool->g;
     for (int k = 0; k < PX_CAP_KINDS; k++)
-        sv->linger_slots[1 + k] = pool->cap[k] ? pool->cap[k]->g : NULL;
+        if ((sv->linger_caps[k] = pool->cap[k])) {
+            pool->cap[k]->refs++;
+            pool->cap[k]->nlinger++;
+        }
+    pool->nlinger++;               /* the pool is kept (px_pool_maintain) while it counts */
     sv->lingering = 1;             /* px_server_set_state leaves the counts to linger_end */
     return 1;
 }
 
-/* The counts sv kept (if any) are given back: room for this worker's queues and the others'. */
-static void linger_end(struct px_server *sv)
+/* The counts sv kept (if any) are given back: room for this worker's queues and the others'. From the
+ * handle's close (waited: nothing of the caller's is in the way) or from px_server_close (the wait did
+ * not start: only what a close did before, as the caller may be walking a pool's lists). */
+static void linger_end(struct px_server *sv, int waited)
 {
     struct proxy *px = sv->conn.px;
+    struct px_pool *pool = sv->pool;
 
     if (!sv->lingering)
         return;
@@ -474,23 +484,29 @@ static void linger_end(struct px_server *sv)
         px_list_remove(&sv->link);
         sv->linger_until_ms = 0;
     }
-    for (int i = 0; i < 1 + PX_CAP_KINDS; i++)
-        if (sv->linger_slots[i])
-            px_gslot_release(px, sv->linger_slots[i]);
-    /* Room under a cap goes to the pool that waited longest for it (sv's pool may be gone: any pool
-     * under the same caps finds it), then this worker's queues under their lanes' sizes. */
-    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-        struct px_pool *pool = px_container_of(it, struct px_pool, link);
-        int k;
+    if (sv->linger_g)
+        px_gslot_release(px, sv->linger_g);
+    for (int k = 0; k < PX_CAP_KINDS; k++) {
+        struct px_cap *c = sv->linger_caps[k];
 
-        for (k = 0; k < PX_CAP_KINDS; k++)
-            if (sv->linger_slots[1 + k] && pool->cap[k] && pool->cap[k]->g == sv->linger_slots[1 + k])
-                break;
-        if (k < PX_CAP_KINDS) {
-            px_caps_released(pool);
-            break;
-        }
+        if (!c)
+            continue;
+        c->n--;
+        c->nlinger--;
+        if (c->g)
+            px_gslot_release(px, c->g);
+        px_cap_unref(px, c);
     }
+    if (px->exiting)
+        return;                    /* pools may be gone: nothing more to serve */
+    pool->nlinger--;
+    /* Room under a cap goes to the pool that waited longest for it, room under the lane's size to
+     * this pool's queue; other workers were woken by the release. */
+    px_caps_released(pool);
+    if (!waited)
+        return;
+    if (pool->nwaiting)
+        px_pool_refill(pool);
     px_workers_room(px);
 }
 
@@ -524,11 +540,13 @@ void px_server_close(struct px_server *sv, const char *reason)
     if (linger && px_conn_linger(&sv->conn) == 0) {
         sv->linger_until_ms = px_now_ms(px) + LINGER_MS;
         px_list_append(&px->lingering, &sv->link);
-    } else {
-        linger_end(sv);            /* not connected, say: nothing to wait for */
-        px_conn_close(&sv->conn);
+        return;                    /* linger_end makes the room */
     }
-    px_caps_released(sv->pool);   /* room under a global cap: a waiting pool's turn */
+    px_conn_close(&sv->conn);
+    if (linger)
+        linger_end(sv, 0);         /* nothing to wait for after all */
+    else
+        px_caps_released(sv->pool);   /* room under a global cap: a waiting pool's turn */
 }
 
 void px_server_free(struct px_server *sv)

@@ -168,12 +168,14 @@ void px_server_set_state(struct px_server *sv, enum px_server_state to)
         illegal("S", sv->conn.id, px_server_state_id(from), px_server_state_id(to));
     if (sv->tenant && to != SV_ACTIVE)
         px_tenant_release(sv);     /* the tenant's transaction no longer holds it */
-    if ((was == PX_SVL_NONE) != (will == PX_SVL_NONE)) {   /* opened, or closed: the caps' counts */
+    /* Opened, or closed: the caps' counts (a lingering close gives them back when its backend has
+     * gone, proxy/server_login.c). */
+    if ((was == PX_SVL_NONE) != (will == PX_SVL_NONE) && !sv->lingering) {
         for (int k = 0; k < PX_CAP_KINDS; k++)
             if (pool->cap[k])
                 pool->cap[k]->n += will == PX_SVL_NONE ? -1 : 1;
         /* Several workers: the lane's global count was taken before the connect (pool.c grow). */
-        if (pool->g && will == PX_SVL_NONE && !sv->moved && !sv->lingering) {
+        if (pool->g && will == PX_SVL_NONE && !sv->moved) {
             px_gslot_put(pool);
             px_caps_put(pool);
         }
