@@ -49,6 +49,7 @@ struct inbox_item {
     uint8_t *data;                 /* ITEM_GATHER_PART: what the worker rendered (malloc'd), NULL if nothing */
     size_t len;
     int failed;                    /* ITEM_GATHER_PART: the rendering ran out of memory (data NULL) */
+    char arg[PX_GATHER_ARG];       /* ITEM_GATHER_ASK: what to render or do */
 };
 
 enum { ITEM_CANCEL, ITEM_GATHER_ASK, ITEM_GATHER_PART };
@@ -60,6 +61,7 @@ struct gather {
     struct gather *next;
     uint64_t id, requester;
     int which, pending;
+    char arg[PX_GATHER_ARG];
     px_gather_done_fn done;
     struct proto_buf parts[CONF_WORKERS_MAX];   /* by worker id */
 };
@@ -177,10 +179,12 @@ static int post(struct px_workers *ws, int to, const struct inbox_item *it)
 }
 
 /* What a gather asks of each worker, rendered in that worker's thread from its own state. */
-static void gather_render(struct proxy *px, int which, struct proto_buf *b)
+static void gather_render(struct proxy *px, int which, const char *arg, struct proto_buf *b)
 {
     if (which == PX_GATHER_METRICS)
         px_metrics_render(px, b);
+    else if (which >= PX_GATHER_ACT_KILL_ID)
+        px_admin_act(px, which, arg, b);
     else
         px_show_list_rows(px, which, b);
 }
@@ -206,7 +210,7 @@ static void gather_finish(struct proxy *px, struct gather *g)
     for (int i = 0; i < px->workers->n; i++)
         if (i != px->worker_id)
             parts[n++] = g->parts[i];
-    g->done(px, g->requester, g->which, parts, n);
+    g->done(px, g->requester, g->which, g->arg, parts, n);
     gather_free(g);
 }
 
@@ -235,7 +239,7 @@ static void gather_answer(struct proxy *px, const struct inbox_item *ask)
     struct inbox_item rep = { .kind = ITEM_GATHER_PART, .from = px->worker_id, .gather_id = ask->gather_id };
 
     proto_buf_init(&b);
-    gather_render(px, ask->which, &b);
+    gather_render(px, ask->which, ask->arg, &b);
     if (!b.failed && b.len > 0) {
         rep.data = b.data;         /* handed over with the item */
         rep.len = b.len;
@@ -249,6 +253,11 @@ static void gather_answer(struct proxy *px, const struct inbox_item *ask)
 
 int px_workers_gather_start(struct proxy *px, int which, uint64_t requester, px_gather_done_fn done)
 {
+    return px_workers_gather_arg(px, which, "", requester, done);
+}
+
+int px_workers_gather_arg(struct proxy *px, int which, const char *arg, uint64_t requester, px_gather_done_fn done)
+{
     struct px_workers *ws = px->workers;
     struct gather *g;
 
@@ -258,15 +267,18 @@ int px_workers_gather_start(struct proxy *px, int which, uint64_t requester, px_
     g->requester = requester;
     g->which = which;
     g->done = done;
+    snprintf(g->arg, sizeof(g->arg), "%s", arg);
     g->pending = 1;                /* released below, once every ask is out */
     for (int i = 0; i < CONF_WORKERS_MAX; i++)
         proto_buf_init(&g->parts[i]);
-    gather_render(px, which, &g->parts[px->worker_id]);
+    gather_render(px, which, g->arg, &g->parts[px->worker_id]);
     g->next = gathers;
     gathers = g;
     for (int i = 0; i < ws->n; i++) {
         struct inbox_item ask = { .kind = ITEM_GATHER_ASK, .from = px->worker_id, .which = which,
                                   .gather_id = g->id };
+
+        memcpy(ask.arg, g->arg, sizeof(ask.arg));
 
         if (i != px->worker_id && post(ws, i, &ask))
             g->pending++;
@@ -277,11 +289,13 @@ int px_workers_gather_start(struct proxy *px, int which, uint64_t requester, px_
 }
 
 /* A console's SHOW CLIENTS or SERVERS: the rows of every worker, if the console is still there. */
-static void console_done(struct proxy *px, uint64_t client_id, int which, struct proto_buf *parts, int n)
+static void console_done(struct proxy *px, uint64_t client_id, int which, const char *arg, struct proto_buf *parts,
+                         int n)
 {
     struct px_client *cl = px_admin_client_by_id(px, client_id);
     struct proto_buf rows;
 
+    (void)arg;
     if (!cl || cl->state != CL_ADMIN)
         return;
     proto_buf_init(&rows);
@@ -290,6 +304,17 @@ static void console_done(struct proxy *px, uint64_t client_id, int which, struct
     px_show_list_send(cl, which, rows.data, rows.len);
     proto_buf_free(&rows);
     px_conn_read_start(&cl->conn);   /* the console's next command */
+}
+
+int px_workers_console_act(struct px_client *cl, int which, const char *arg, px_gather_done_fn done)
+{
+    if (!cl->conn.px->workers)
+        return 0;
+    px_conn_read_stop(&cl->conn);  /* answers stay in order: the next command waits */
+    if (px_workers_gather_arg(cl->conn.px, which, arg, cl->conn.id, done))
+        return 1;
+    px_conn_read_start(&cl->conn);
+    return 0;
 }
 
 int px_workers_gather(struct px_client *cl, int which)

@@ -61,15 +61,26 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 #define PX_GATHER_POOLS 6
 #define PX_GATHER_PGB_STATS 7
 #define PX_GATHER_PGB_DATABASES 8
+#define PX_GATHER_ACT_KILL_ID 9    /* console actions: each worker acts on its own clients and servers */
+#define PX_GATHER_ACT_KILL 10
+#define PX_GATHER_ACT_RECONNECT 11
 struct proto_buf;
 /* On the asking worker once every worker answered: parts[0] is its own, then the others' by worker id
  * (n in all, empty for a worker that gave nothing), freed once done returns.
  * requester is the id given to px_workers_gather_start: the callee looks it up and drops the parts if it
  * is gone. */
-typedef void (*px_gather_done_fn)(struct proxy *px, uint64_t requester, int which, struct proto_buf *parts, int n);
+typedef void (*px_gather_done_fn)(struct proxy *px, uint64_t requester, int which, const char *arg,
+                                  struct proto_buf *parts, int n);
 /* 1 if the gather started (done will run, possibly before this returns), 0 with one worker or without
  * memory (the caller renders alone). */
 int px_workers_gather_start(struct proxy *px, int which, uint64_t requester, px_gather_done_fn done);
+/* The same with an argument for what each worker renders or does (at most PX_GATHER_ARG - 1 bytes). */
+#define PX_GATHER_ARG 128
+int px_workers_gather_arg(struct proxy *px, int which, const char *arg, uint64_t requester, px_gather_done_fn done);
+/* A console command every worker carries out (KILL, RECONNECT: PX_GATHER_ACT_*, proxy/admin): the
+ * console's reads stop until done answers it (done must restart them: px_conn_read_start). 1 if started,
+ * 0 with one worker (the caller acts alone). */
+int px_workers_console_act(struct px_client *cl, int which, const char *arg, px_gather_done_fn done);
 /* SHOW CLIENTS, SERVERS, LANES and STATS on a console with several workers: the answer waits for every
  * worker's rows (the console's reads stop meanwhile). 1 if the gather started (it answers cl), 0 with
  * one worker (the caller answers). */

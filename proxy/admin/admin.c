@@ -199,11 +199,50 @@ struct px_client *px_admin_client_by_id(struct proxy *px, uint64_t id)
     return NULL;
 }
 
+/* KILL client_id on this worker: 1 if that client was here (and is closing). */
+static int kill_client(struct proxy *px, uint64_t id, uint64_t by)
+{
+    struct px_client *victim = px_admin_client_by_id(px, id);
+
+    if (!victim)
+        return 0;
+    px_info("C-%llu killed by admin C-%llu", (unsigned long long)id, (unsigned long long)by);
+    px_client_fail(victim, "57P01", "terminated by pglane admin");
+    return 1;
+}
+
+static void on_kill_id(struct proxy *px, uint64_t console, int which, const char *arg, struct proto_buf *parts,
+                       int n)
+{
+    long found, unused;
+    struct px_client *cl = px_admin_act_sums(px, console, parts, n, &found, &unused);
+
+    (void)which;
+    (void)arg;
+    if (!cl)
+        return;
+    if (found)
+        px_admin_done(cl, "KILL", NULL);
+    else
+        px_admin_error(cl, "42704", "pglane: no such client", "SHOW CLIENTS lists the ids.");
+}
+
+void px_admin_act(struct proxy *px, int which, const char *arg, struct proto_buf *out)
+{
+    if (which == PX_GATHER_ACT_KILL_ID) {
+        char text[8];
+
+        snprintf(text, sizeof(text), "%d 0", kill_client(px, strtoull(arg, NULL, 10), 0));
+        proto_put_bytes(out, text, strlen(text));
+    } else {
+        px_pgb_act(px, which, arg, out);
+    }
+}
+
 static void cmd_kill(struct px_client *cl, const char *arg)
 {
     char *end;
     unsigned long long id = strtoull(arg, &end, 10);
-    struct px_client *victim;
 
     if (*arg && (*arg < '0' || *arg > '9')) {
         px_pgb_kill(cl, arg);          /* KILL lane or KILL database/lane, as PgBouncer's KILL db */
@@ -213,15 +252,18 @@ static void cmd_kill(struct px_client *cl, const char *arg)
         px_admin_error(cl, "42601", "pglane: KILL needs a client id", "SHOW CLIENTS lists the ids.");
         return;
     }
-    victim = px_admin_client_by_id(cl->conn.px, id);
-    if (!victim || victim == cl) {
-        px_admin_error(cl, "42704", victim ? "pglane: KILL of your own console session" : "pglane: no such client",
-                       "SHOW CLIENTS lists the ids.");
+    if (id == cl->conn.id) {
+        px_admin_error(cl, "42704", "pglane: KILL of your own console session", "SHOW CLIENTS lists the ids.");
         return;
     }
-    px_info("C-%llu killed by admin C-%llu", id, (unsigned long long)cl->conn.id);
-    px_client_fail(victim, "57P01", "terminated by pglane admin");
-    px_admin_done(cl, "KILL", NULL);
+    if (kill_client(cl->conn.px, id, cl->conn.id)) {
+        px_admin_done(cl, "KILL", NULL);
+        return;
+    }
+    /* Several workers: the client may be another worker's. */
+    if (px_workers_console_act(cl, PX_GATHER_ACT_KILL_ID, arg, on_kill_id))
+        return;
+    px_admin_error(cl, "42704", "pglane: no such client", "SHOW CLIENTS lists the ids.");
 }
 
 static void cmd_shutdown(struct px_client *cl, const char *arg)

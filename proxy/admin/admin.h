@@ -40,5 +40,7 @@ int px_admin_set_paused(struct proxy *px, const char *name, int paused);
 struct proto_buf;
 void px_show_list_rows(struct proxy *px, int which, struct proto_buf *out);
 void px_show_list_send(struct px_client *cl, int which, const uint8_t *rows, size_t len);
+/* A console action's part on px (PX_GATHER_ACT_*: KILL, RECONNECT), its counts as text into out. */
+void px_admin_act(struct proxy *px, int which, const char *arg, struct proto_buf *out);
 
 #endif

@@ -385,14 +385,9 @@ static int check_name(struct px_client *cl, const char *arg)
     return -1;
 }
 
-void px_pgb_reconnect(struct px_client *cl, const char *arg)
+/* RECONNECT on this worker's pools named by arg: idle connections closed, busy ones marked. */
+static void reconnect_here(struct proxy *px, const char *arg, long *closed, long *marked)
 {
-    struct proxy *px = cl->conn.px;
-    int closed = 0, marked = 0;
-    char note[160];
-
-    if (check_name(cl, arg) < 0)
-        return;
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         struct px_pool *pool = px_container_of(it, struct px_pool, link);
 
@@ -400,18 +395,69 @@ void px_pgb_reconnect(struct px_client *cl, const char *arg)
             continue;
         while (!px_list_empty(&pool->idle)) {
             px_server_close(px_container_of(pool->idle.next, struct px_server, link), "RECONNECT by the admin console");
-            closed++;
+            (*closed)++;
         }
         for (struct px_list *s = pool->busy.next; s != &pool->busy; s = s->next) {
             px_container_of(s, struct px_server, link)->reconnect = 1;
-            marked++;
+            (*marked)++;
         }
     }
-    px_info("C-%llu admin RECONNECT %s: %d idle server connection(s) closed, %d to close when released",
+}
+
+static void reconnect_done(struct px_client *cl, const char *arg, long closed, long marked)
+{
+    char note[160];
+
+    px_info("C-%llu admin RECONNECT %s: %ld idle server connection(s) closed, %ld to close when released",
             (unsigned long long)cl->conn.id, *arg ? arg : "(all)", closed, marked);
-    snprintf(note, sizeof(note), "%d idle server connection(s) closed, %d in use will close when released", closed,
+    snprintf(note, sizeof(note), "%ld idle server connection(s) closed, %ld in use will close when released", closed,
              marked);
     px_admin_done(cl, "RECONNECT", note);
+}
+
+struct px_client *px_admin_act_sums(struct proxy *px, uint64_t console, struct proto_buf *parts, int n, long *a,
+                                  long *b)
+{
+    struct px_client *cl = px_admin_client_by_id(px, console);
+
+    *a = *b = 0;
+    for (int i = 0; i < n; i++) {
+        char text[64];
+        long x = 0, y = 0;
+
+        snprintf(text, sizeof(text), "%.*s", (int)(parts[i].len < 63 ? parts[i].len : 63), (const char *)parts[i].data);
+        if (parts[i].len > 0 && sscanf(text, "%ld %ld", &x, &y) >= 1) {
+            *a += x;
+            *b += y;
+        }
+    }
+    if (!cl || cl->state != CL_ADMIN)
+        return NULL;
+    px_conn_read_start(&cl->conn);   /* the console's next command */
+    return cl;
+}
+
+static void on_reconnected(struct proxy *px, uint64_t console, int which, const char *arg, struct proto_buf *parts,
+                           int n)
+{
+    long closed, marked;
+    struct px_client *cl = px_admin_act_sums(px, console, parts, n, &closed, &marked);
+
+    (void)which;
+    if (cl)
+        reconnect_done(cl, arg, closed, marked);
+}
+
+void px_pgb_reconnect(struct px_client *cl, const char *arg)
+{
+    long closed = 0, marked = 0;
+
+    if (check_name(cl, arg) < 0)
+        return;
+    if (px_workers_console_act(cl, PX_GATHER_ACT_RECONNECT, arg, on_reconnected))
+        return;                    /* every worker closes its own; answered once all did */
+    reconnect_here(cl->conn.px, arg, &closed, &marked);
+    reconnect_done(cl, arg, closed, marked);
 }
 
 /* Server connections named by arg that RECONNECT marked and that are still open. */
@@ -476,25 +522,17 @@ void px_pgb_tick(struct proxy *px)
     }
 }
 
-void px_pgb_kill(struct px_client *cl, const char *arg)
+/* KILL on this worker's clients and server connections of the pools named by arg (not the console
+ * console_id, the one asking). */
+static void kill_here(struct proxy *px, const char *arg, uint64_t console_id, long *clients, long *servers)
 {
-    struct proxy *px = cl->conn.px;
-    int clients = 0, servers = 0;
-    char note[160];
-
-    if (!*arg) {
-        px_admin_error(cl, "42601", "pglane: KILL needs a client id, a lane or a database/lane", NULL);
-        return;
-    }
-    if (check_name(cl, arg) < 0)
-        return;
     for (struct px_list *it = px->clients.next, *next; it != &px->clients; it = next) {
         struct px_client *c = px_container_of(it, struct px_client, link);
 
         next = it->next;
-        if (c != cl && c->pool && !c->admin && pool_named(c->pool, arg) && c->state != CL_CLOSED) {
+        if (c->conn.id != console_id && c->pool && !c->admin && pool_named(c->pool, arg) && c->state != CL_CLOSED) {
             px_client_fail(c, "57P01", "terminated by pglane admin (KILL)");
-            clients++;
+            (*clients)++;
         }
     }
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
@@ -504,7 +542,7 @@ void px_pgb_kill(struct px_client *cl, const char *arg)
             continue;
         while (!px_list_empty(&pool->idle)) {
             px_server_close(px_container_of(pool->idle.next, struct px_server, link), "KILL by the admin console");
-            servers++;
+            (*servers)++;
         }
         for (struct px_list *s = pool->busy.next, *next; s != &pool->busy; s = next) {
             struct px_server *sv = px_container_of(s, struct px_server, link);
@@ -512,12 +550,57 @@ void px_pgb_kill(struct px_client *cl, const char *arg)
             next = s->next;
             if (!sv->client) {
                 px_server_close(sv, "KILL by the admin console");
-                servers++;
+                (*servers)++;
             }
         }
     }
-    px_info("C-%llu admin KILL %s: %d client(s), %d server connection(s) closed", (unsigned long long)cl->conn.id,
+}
+
+static void kill_done(struct px_client *cl, const char *arg, long clients, long servers)
+{
+    char note[160];
+
+    px_info("C-%llu admin KILL %s: %ld client(s), %ld server connection(s) closed", (unsigned long long)cl->conn.id,
             arg, clients, servers);
-    snprintf(note, sizeof(note), "%d client(s) and %d idle server connection(s) closed", clients, servers);
+    snprintf(note, sizeof(note), "%ld client(s) and %ld idle server connection(s) closed", clients, servers);
     px_admin_done(cl, "KILL", note);
+}
+
+static void on_killed(struct proxy *px, uint64_t console, int which, const char *arg, struct proto_buf *parts, int n)
+{
+    long clients, servers;
+    struct px_client *cl = px_admin_act_sums(px, console, parts, n, &clients, &servers);
+
+    (void)which;
+    if (cl)
+        kill_done(cl, arg, clients, servers);
+}
+
+void px_pgb_kill(struct px_client *cl, const char *arg)
+{
+    long clients = 0, servers = 0;
+
+    if (!*arg) {
+        px_admin_error(cl, "42601", "pglane: KILL needs a client id, a lane or a database/lane", NULL);
+        return;
+    }
+    if (check_name(cl, arg) < 0)
+        return;
+    if (px_workers_console_act(cl, PX_GATHER_ACT_KILL, arg, on_killed))
+        return;
+    kill_here(cl->conn.px, arg, cl->conn.id, &clients, &servers);
+    kill_done(cl, arg, clients, servers);
+}
+
+void px_pgb_act(struct proxy *px, int which, const char *arg, struct proto_buf *out)
+{
+    long a = 0, b = 0;
+    char text[64];
+
+    if (which == PX_GATHER_ACT_KILL)
+        kill_here(px, arg, 0, &a, &b);   /* consoles (admin clients) are never killed */
+    else if (which == PX_GATHER_ACT_RECONNECT)
+        reconnect_here(px, arg, &a, &b);
+    snprintf(text, sizeof(text), "%ld %ld", a, b);
+    proto_put_bytes(out, text, strlen(text));
 }

@@ -92,6 +92,13 @@ void px_pgb_show_users(struct px_client *cl, const char *arg);
 void px_pgb_reconnect(struct px_client *cl, const char *arg);
 void px_pgb_wait_close(struct px_client *cl, const char *arg);
 void px_pgb_kill(struct px_client *cl, const char *arg);
+/* KILL lane and RECONNECT as one worker's part of a console action (workers > 1): "clients servers" or
+ * "closed marked" into out. */
+void px_pgb_act(struct proxy *px, int which, const char *arg, struct proto_buf *out);
+/* A console action's parts ("a b" per worker) summed into *a and *b; the console that asked (its reads
+ * started again) or NULL if it has gone. */
+struct px_client *px_admin_act_sums(struct proxy *px, uint64_t console, struct proto_buf *parts, int n, long *a,
+                                    long *b);
 
 /* The client with connection id `id` (SHOW CLIENTS' id), or NULL. */
 struct px_client *px_admin_client_by_id(struct proxy *px, uint64_t id);

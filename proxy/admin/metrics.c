@@ -166,7 +166,7 @@ static struct mconn *conn_by_id(struct metrics *m, uint64_t id)
 }
 
 /* Every worker's text is in (a gather): merged, if the connection still waits for it. */
-static void on_texts(struct proxy *px, uint64_t id, int which, struct proto_buf *parts, int n)
+static void on_texts(struct proxy *px, uint64_t id, int which, const char *arg, struct proto_buf *parts, int n)
 {
     struct mconn *c = px->metrics ? conn_by_id(px->metrics, id) : NULL;
     const char *texts[CONF_WORKERS_MAX];
@@ -175,6 +175,7 @@ static void on_texts(struct proxy *px, uint64_t id, int which, struct proto_buf 
     int failed = 0;
 
     (void)which;
+    (void)arg;
     if (!c)
         return;                    /* closed or timed out meanwhile */
     c->gathering = 0;

@@ -1133,6 +1133,93 @@ static void test_metrics_sum_over_workers(void **state)
     h_pass();
 }
 
+/*
+ * KILL, KILL lane and RECONNECT from one console act on every worker's clients and connections: 12
+ * clients spread over 4 workers each hold an idle server connection; RECONNECT capped counts all the
+ * idle ones; KILL of each client id (from SHOW CLIENTS) succeeds whatever its worker and the client
+ * gets 57P01; KILL of an unknown id is 42704; KILL capped closes the rest.
+ */
+#define KILL_CLIENTS 12
+static void test_kill_across_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    static PGconn *c[KILL_CLIENTS];
+    struct h_pglane l;
+    long sum;
+
+    start_workers(&l, WORKERS, KILL_CLIENTS);
+    PGconn *adm = h_console_ok(&l);
+    int spread = connect_spread(&l, adm, WORKERS, c, KILL_CLIENTS, 60000, "12 clients", &sum, NULL, NULL);
+    assert_int_equal(sum, KILL_CLIENTS);
+    assert_true(spread >= 2);
+    for (int i = 0; i < KILL_CLIENTS; i++)
+        assert_int_equal(h_exec(c[i], "BEGIN"), 0);
+    for (int i = 0; i < KILL_CLIENTS; i++)
+        assert_int_equal(h_exec(c[i], "SELECT 1"), 0);   /* KILL_CLIENTS connections open at once */
+    for (int i = 0; i < KILL_CLIENTS; i++)
+        assert_int_equal(h_exec(c[i], "COMMIT"), 0);
+    long idle = h_show_val(adm, "SHOW LANES", "capped", "servers_idle");
+    assert_int_equal(idle, KILL_CLIENTS);
+
+    /* RECONNECT: every worker's idle connections are closed and counted in one answer. */
+    PGresult *r = PQexec(adm, "RECONNECT capped");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    char *log = h_pglane_log(&l);
+    char want[128];
+    snprintf(want, sizeof want, "RECONNECT capped: %d idle server connection(s) closed", KILL_CLIENTS);
+    if (!strstr(log, want))
+        print_error("no \"%s\" in the log:\n%s\n", want, log);
+    assert_non_null(strstr(log, want));
+    free(log);
+
+    /* KILL id: half the clients, by the ids SHOW CLIENTS gives, whatever worker holds them. */
+    r = PQexec(adm, "SHOW CLIENTS");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int idc = PQfnumber(r, "id"), appc = PQfnumber(r, "application_name"), killed = 0;
+    char ids[KILL_CLIENTS][32];
+    for (int i = 0; i < PQntuples(r) && killed < KILL_CLIENTS; i++)
+        if (strcmp(PQgetvalue(r, i, appc), "workers_test") == 0)
+            snprintf(ids[killed++], sizeof ids[0], "%s", PQgetvalue(r, i, idc));
+    PQclear(r);
+    assert_int_equal(killed, KILL_CLIENTS);
+    for (int i = 0; i < KILL_CLIENTS / 2; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "KILL %.31s", ids[i]);
+        r = PQexec(adm, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            print_error("%s: %s\n", sql, PQresultErrorMessage(r));
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+    }
+    r = PQexec(adm, "KILL 999999999");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42704");
+    PQclear(r);
+    /* KILL capped: the other half, on every worker. */
+    r = PQexec(adm, "KILL capped");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    log = h_pglane_log(&l);
+    snprintf(want, sizeof want, "KILL capped: %d client(s)", KILL_CLIENTS / 2);
+    if (!strstr(log, want))
+        print_error("no \"%s\" in the log:\n%s\n", want, log);
+    assert_non_null(strstr(log, want));
+    free(log);
+    /* Every client was terminated: its next query fails and the connection is gone. */
+    for (int i = 0; i < KILL_CLIENTS; i++) {
+        PGresult *q = PQexec(c[i], "SELECT 1");
+        assert_int_not_equal(PQresultStatus(q), PGRES_TUPLES_OK);
+        PQclear(q);
+        assert_int_equal(PQstatus(c[i]), CONNECTION_BAD);
+    }
+    finish_all(c, KILL_CLIENTS);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 int main(void)
@@ -1152,6 +1239,7 @@ int main(void)
         H_TEST(test_sigterm_drains_4_workers),
         H_TEST(test_cancel_across_workers),
         H_TEST(test_metrics_sum_over_workers),
+        H_TEST(test_kill_across_workers),
     };
     return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }
