@@ -458,8 +458,8 @@ void px_guard_check(struct proxy *px, const struct conf_server *server, const st
             (w->wait_ms < pl->guard_wait_ms && w->waiter.running_ms < pl->guard_wait_ms))
             continue;
         head = chain_head(edges, n, w);
-        if (!head->blocker.owned || !head->blocker.lane->conf->preemptible)
-            continue;             /* never act on a backend pglane does not own, or may not preempt */
+        if (!head->blocker.owned || head->blocker.remote || !head->blocker.lane->conf->preemptible)
+            continue;             /* never act on a backend pglane (this worker) does not own, or may not preempt */
         for (int j = 0; j < ndone; j++)
             seen |= done[j] == head->blocker.pid;
         if (seen || cancelled_lately(g, w->waiter.pid, head->blocker.pid, intended(pl, head), now) ||

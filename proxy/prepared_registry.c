@@ -118,6 +118,20 @@ uint32_t *unnamed_epoch(struct proxy *px)
     return reg ? &reg->unnamed_epoch : NULL;
 }
 
+/*
+ * A new statement id, and so a new name on servers ("_pgl_<id>"): with several workers the worker's
+ * index is in the top bits, so that two workers' registries never give one name to different statements
+ * (a server connection handed over between workers may still hold the other worker's statements).
+ */
+static uint32_t next_id(struct proxy *px, struct prep_registry *reg)
+{
+    uint32_t n = ++reg->next_id & 0x3ffffffu;
+
+    if (n == 0)
+        n = ++reg->next_id & 0x3ffffffu;
+    return px->workers ? ((uint32_t)px->worker_id << 26) | n : reg->next_id;
+}
+
 /* The statement of this text and parameter types; variant 0 for named statements, else the
  * cache_unnamed key of proxy/prepared_unnamed.c (a distinct statement per variant). */
 struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant)
@@ -140,7 +154,7 @@ struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t
         return NULL;
     s->hash = h;
     s->variant = variant;
-    s->id = ++reg->next_id;
+    s->id = next_id(px, reg);
     s->refs = 0;
     s->validated = 0;
     s->len = len;
@@ -170,7 +184,7 @@ void stmt_invalidate(struct proxy *px, uint32_t id)
     if (!s)
         return;
     id_unlink(reg, s);
-    s->id = ++reg->next_id;
+    s->id = next_id(px, reg);
     s->validated = 0;
     id_link(reg, s);
     px->prep_invalidations++;

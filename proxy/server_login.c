@@ -121,6 +121,7 @@ int px_server_adopt(struct px_pool *pool, int fd, uint32_t backend_pid, uint32_t
     sv->created_ms = created_ms;
     sv->tx_status = 'I';
     SLOG(sv, CONF_LOG_DEBUG, "handed over from another worker (backend %u)", backend_pid);
+    px_workers_backend_set(px, pool->ep->server->name, backend_pid, pool->lane->conf->name);
     sv->fresh = 1;
     px_pool_server_ready(sv);
     return 0;
@@ -425,6 +426,8 @@ void login_read(struct px_server *sv)
             sv->pool->unreachable_since_ms = 0;
             sv->tx_status = 'I';
             SLOG(sv, CONF_LOG_DEBUG, "logged in, backend pid %u", sv->backend_pid);
+            px_workers_backend_set(sv->conn.px, sv->pool->ep->server->name, sv->backend_pid,
+                                   sv->pool->lane->conf->name);
             sv->fresh = 1;
             px_pool_server_ready(sv);
             return;
@@ -530,6 +533,8 @@ void px_server_close(struct px_server *sv, const char *reason)
     if (sv->state == SV_CLOSED)
         return;
     SLOG(sv, CONF_LOG_DEBUG, "closing: %s", reason);
+    if (!sv->moved)
+        px_workers_backend_drop(px, sv->pool->ep->server->name, sv->backend_pid);
     linger = linger_begin(sv);
     px_server_set_state(sv, SV_CLOSED);   /* off the pool's lists */
     px_cancel_server_closed(sv);

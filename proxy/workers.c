@@ -9,6 +9,8 @@
  *     consistent: a worker that found no room publishes since[w] and then takes again, a worker that
  *     gives a count back then reads since[]: one of the two sees the other (no lost wake-up).
  *   - a worker's counters are written only by that worker (relaxed stores) and read by any.
+ *   - `dir_lock` guards the backend directory (dir): entries are added or re-owned by the worker that
+ *     logs in or adopts a connection, removed by their owner, read by any worker's monitor.
  * The forwarding path takes no lock: a transaction that finds an idle connection in its own pool
  * touches no shared state, and a release reads since[] (atomics) only for pools with a slot.
  */
@@ -96,8 +98,20 @@ struct px_worker {
     _Atomic int64_t clients, servers, accepted;
 };
 
+#define DIR_BUCKETS 1024
+
+/* One backend of the directory (px_workers_backend_*). */
+struct dir_entry {
+    struct dir_entry *next;
+    uint32_t pid;
+    int worker;
+    char server[64], lane[64];
+};
+
 struct px_workers {
     int n;
+    pthread_mutex_t dir_lock;      /* guards dir: taken at logins, closes and monitor samples only */
+    struct dir_entry *dir[DIR_BUCKETS];
     _Atomic uint64_t seq;          /* arrivals in queues, every worker's: FIFO order across workers */
     _Atomic int nclients;          /* clients of every worker (max_client_conn) */
     pthread_mutex_t lock;
@@ -113,6 +127,7 @@ struct px_workers *px_workers_new(int n)
         return NULL;
     w->n = n < 1 ? 1 : n > CONF_WORKERS_MAX ? CONF_WORKERS_MAX : n;
     pthread_mutex_init(&w->lock, NULL);
+    pthread_mutex_init(&w->dir_lock, NULL);
     return w;
 }
 
@@ -133,6 +148,14 @@ void px_workers_free(struct px_workers *w)
         free(g->key);
         free(g);
     }
+    for (int i = 0; i < DIR_BUCKETS; i++)
+        while (w->dir[i]) {
+            struct dir_entry *e = w->dir[i];
+
+            w->dir[i] = e->next;
+            free(e);
+        }
+    pthread_mutex_destroy(&w->dir_lock);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }
@@ -424,6 +447,8 @@ static void on_wake(uv_async_t *h)
             px_drain(px);
         else if (acts[i].what == PX_WORKERS_PAUSE || acts[i].what == PX_WORKERS_RESUME)
             (void)px_admin_set_paused(px, acts[i].arg, acts[i].what == PX_WORKERS_PAUSE);
+        else if (acts[i].what == PX_WORKERS_SAMPLE)
+            px_monitor_sample_now(px, acts[i].arg);
     }
     px_workers_room(px);
 }
@@ -511,7 +536,8 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg)
         if (i == px->worker_id || !w->async)
             continue;
         if (w->nacts == ACTS_MAX) {
-            px_warn("worker %d has %d admin commands pending: this one is not passed on to it", i, ACTS_MAX);
+            if (what != PX_WORKERS_SAMPLE)   /* a sample asked for is due anyway */
+                px_warn("worker %d has %d admin commands pending: this one is not passed on to it", i, ACTS_MAX);
             continue;
         }
         w->acts[w->nacts].what = what;
@@ -871,4 +897,67 @@ int px_workers_rows(const struct proxy *px, struct px_worker_row *rows, int max)
         };
     }
     return n;
+}
+
+static struct dir_entry **dir_slot(struct px_workers *ws, const char *server, uint32_t pid)
+{
+    struct dir_entry **pp = &ws->dir[pid % DIR_BUCKETS];
+
+    while (*pp && ((*pp)->pid != pid || strncmp((*pp)->server, server, sizeof((*pp)->server) - 1) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+void px_workers_backend_set(struct proxy *px, const char *server, uint32_t pid, const char *lane)
+{
+    struct px_workers *ws = px->workers;
+    struct dir_entry **pp, *e;
+
+    if (!ws || !pid)
+        return;
+    pthread_mutex_lock(&ws->dir_lock);
+    pp = dir_slot(ws, server, pid);
+    if (!(e = *pp) && (e = calloc(1, sizeof(*e)))) {
+        e->pid = pid;
+        snprintf(e->server, sizeof(e->server), "%s", server);
+        *pp = e;
+    }
+    if (e) {
+        e->worker = px->worker_id;
+        snprintf(e->lane, sizeof(e->lane), "%s", lane);
+    }
+    pthread_mutex_unlock(&ws->dir_lock);
+}
+
+void px_workers_backend_drop(struct proxy *px, const char *server, uint32_t pid)
+{
+    struct px_workers *ws = px->workers;
+    struct dir_entry **pp, *e;
+
+    if (!ws || !pid)
+        return;
+    pthread_mutex_lock(&ws->dir_lock);
+    pp = dir_slot(ws, server, pid);
+    if ((e = *pp) && e->worker == px->worker_id) {   /* handed over: the new owner's entry stays */
+        *pp = e->next;
+        free(e);
+    }
+    pthread_mutex_unlock(&ws->dir_lock);
+}
+
+int px_workers_backend_find(struct proxy *px, const char *server, uint32_t pid, char *lane, size_t cap)
+{
+    struct px_workers *ws = px->workers;
+    struct dir_entry *e;
+    int who = -1;
+
+    if (!ws)
+        return -1;
+    pthread_mutex_lock(&ws->dir_lock);
+    if ((e = *dir_slot(ws, server, pid))) {
+        who = e->worker;
+        snprintf(lane, cap, "%s", e->lane);
+    }
+    pthread_mutex_unlock(&ws->dir_lock);
+    return who;
 }

@@ -45,6 +45,7 @@ void px_worker_detach(struct proxy *px);
 #define PX_WORKERS_DRAIN 2u
 #define PX_WORKERS_PAUSE 3u        /* arg: the lane, "" = every lane */
 #define PX_WORKERS_RESUME 4u
+#define PX_WORKERS_SAMPLE 5u       /* arg: the server whose lock graph to sample now (a guard_wait passed) */
 void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 
 /*
@@ -61,9 +62,13 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 #define PX_GATHER_POOLS 6
 #define PX_GATHER_PGB_STATS 7
 #define PX_GATHER_PGB_DATABASES 8
-#define PX_GATHER_ACT_KILL_ID 9    /* console actions: each worker acts on its own clients and servers */
-#define PX_GATHER_ACT_KILL 10
-#define PX_GATHER_ACT_RECONNECT 11
+#define PX_GATHER_GUARD 9
+#define PX_GATHER_QUARANTINE 10
+#define PX_GATHER_PREPARED 11
+#define PX_GATHER_QUERIES 12
+#define PX_GATHER_ACT_KILL_ID 13   /* console actions: each worker acts on its own clients and servers */
+#define PX_GATHER_ACT_KILL 14
+#define PX_GATHER_ACT_RECONNECT 15
 struct proto_buf;
 /* On the asking worker once every worker answered: parts[0] is its own, then the others' by worker id
  * (n in all, empty for a worker that gave nothing), freed once done returns.
@@ -134,6 +139,17 @@ int px_gslot_give(struct px_server *sv);
  * asked for (another worker's queue waits longer): this worker's pools close idle connections others
  * wait for, and its waiting queues try to connect. */
 void px_workers_room(struct proxy *px);
+/*
+ * Which worker owns each backend pglane holds (lock monitor, proxy/admin/monitor_attr.c and the guard):
+ * set when a server connection logs in or is handed over, dropped at its close by its owner. Each
+ * worker's monitor samples PostgreSQL's whole lock graph but knows only its own connections; with this
+ * it also knows another worker's backend (and its lane), so that a protected waiter of one worker is
+ * defended against a blocker of another: the blocker's worker acts (only the owner touches a backend).
+ */
+void px_workers_backend_set(struct proxy *px, const char *server, uint32_t pid, const char *lane);
+void px_workers_backend_drop(struct proxy *px, const char *server, uint32_t pid);
+/* The worker owning backend pid of server (its lane's name into lane), or -1. */
+int px_workers_backend_find(struct proxy *px, const char *server, uint32_t pid, char *lane, size_t cap);
 /* Per-worker counters for SHOW WORKERS (updated by the owning worker, read by any). */
 void px_worker_count_accept(struct proxy *px);
 void px_worker_client_gone(struct proxy *px);

@@ -21,6 +21,8 @@ int px_metrics_start(struct proxy *px);
 void px_metrics_stop(struct proxy *px);
 /* Starts the per-server monitoring connections (monitor.c: lock graph, guard). 0 or -1 (logged). */
 int px_monitor_start(struct proxy *px);
+/* Samples server's lock graph now (another worker's protected request passed guard_wait there). */
+void px_monitor_sample_now(struct proxy *px, const char *server);
 void px_monitor_stop(struct proxy *px);
 /* SHOW BLOCKING was asked: sample even when no lane has a guard. */
 void px_monitor_want(struct proxy *px);

@@ -393,6 +393,12 @@ static const struct list_spec {
                               px_pgb_stats_fix },
     [PX_GATHER_PGB_DATABASES] = { px_pgb_database_cols, PX_PGB_DATABASE_TYPES, PX_PGB_DATABASE_MERGE,
                                   px_pgb_database_rows },
+    /* each worker's guard counts its own actions; quarantines are per worker (the first shown) */
+    [PX_GATHER_GUARD] = { px_guard_cols, NULL, "kkkksfffffffff", px_guard_rows },
+    [PX_GATHER_QUARANTINE] = { px_quarantine_cols, NULL, "kffssffmffff", px_quarantine_rows },
+    [PX_GATHER_PREPARED] = { px_prepared_cols, NULL, "ssssss", px_prepared_rows },
+    /* each worker's top statements: calls and times summed, p95 the largest of the workers' */
+    [PX_GATHER_QUERIES] = { px_query_cols, NULL, "kffssfmm", px_query_rows, px_query_fix },
 };
 
 static const struct list_spec *spec_of(int which)

@@ -125,30 +125,43 @@ static void query_row(struct px_table *t, struct proxy *px, const struct route_s
     px_table_cell(t, "%.3f", (double)e->max_us / 1000.0);
 }
 
-void px_show_queries(struct px_client *cl, const char *arg)
+const char *const px_query_cols[] = {
+    "fingerprint", "query", "lane", "calls", "total_ms", "mean_ms", "p95_ms", "max_ms", NULL
+};
+
+void px_query_rows(struct px_table *t, struct proxy *px)
 {
-    static const char *const cols[] = {
-        "fingerprint", "query", "lane", "calls", "total_ms", "mean_ms", "p95_ms", "max_ms", NULL
-    };
-    struct proxy *px = cl->conn.px;
     const struct route_stats *rs = px->routing ? px_route_stats(px) : NULL;
     struct qlist q = { 0 };
-    struct px_table t;
 
+    if (!rs || route_stats_count(rs) == 0)
+        return;
+    q.cap = route_stats_count(rs);
+    if (!(q.e = malloc(q.cap * sizeof(*q.e))))
+        return;
+    route_stats_foreach(rs, collect, &q);
+    qsort(q.e, q.n, sizeof(*q.e), by_total_desc);
+    for (size_t i = 0; i < q.n && i < TOP_QUERIES; i++)
+        query_row(t, px, rs, &q.e[i]);
+    free(q.e);
+}
+
+/* Several workers' rows of one statement shape summed: the mean again from the sums. The p95 shown is
+ * the largest of the workers' (an upper bound of the process's). */
+void px_query_fix(char **v)
+{
+    char buf[32];
+    double calls = v[3] ? strtod(v[3], NULL) : 0, total = v[4] ? strtod(v[4], NULL) : 0;
+
+    snprintf(buf, sizeof(buf), "%.3f", calls > 0 ? total / calls : 0.0);
+    free(v[5]);
+    v[5] = strdup(buf);
+}
+
+void px_show_queries(struct px_client *cl, const char *arg)
+{
     (void)arg;
-    px_table_begin(&t, cols);
-    if (rs && route_stats_count(rs) > 0) {
-        q.cap = route_stats_count(rs);
-        q.e = malloc(q.cap * sizeof(*q.e));
-        if (q.e) {
-            route_stats_foreach(rs, collect, &q);
-            qsort(q.e, q.n, sizeof(*q.e), by_total_desc);
-            for (size_t i = 0; i < q.n && i < TOP_QUERIES; i++)
-                query_row(&t, px, rs, &q.e[i]);
-            free(q.e);
-        }
-    }
-    px_table_send(&t, cl, "SHOW");
+    px_show_list(cl, PX_GATHER_QUERIES);
 }
 
 /* ---- SHOW BLOCKING ---- */
@@ -220,7 +233,7 @@ void px_show_blocking(struct px_client *cl, const char *arg)
 /* ---- SHOW GUARD ---- */
 
 struct guard_table {
-    struct px_table t;
+    struct px_table *t;
     struct proxy *px;
 };
 
@@ -235,7 +248,7 @@ static void text_or_null(struct px_table *t, const char *s)
 static int guard_row(const struct px_guard_count *g, void *arg)
 {
     struct guard_table *gt = arg;
-    struct px_table *t = &gt->t;
+    struct px_table *t = gt->t;
     const struct px_guard_offender *o = px_guard_advice(gt->px, g->fingerprint);
 
     px_table_cell(t, "%s", g->lane->conf->name);
@@ -261,17 +274,21 @@ static int guard_row(const struct px_guard_count *g, void *arg)
     return 0;
 }
 
+const char *const px_guard_cols[] = { "lane", "protected_lane", "action", "fingerprint", "count", "shape",
+                                     "relation", "lock_mode", "blocker_query", "blocked_fingerprint", "blocked_query",
+                                     "pattern", "fix", "quarantined", NULL };
+
+void px_guard_rows(struct px_table *t, struct proxy *px)
+{
+    struct guard_table gt = { .t = t, .px = px };
+
+    px_guard_foreach(px, guard_row, &gt);
+}
+
 void px_show_guard(struct px_client *cl, const char *arg)
 {
-    static const char *const cols[] = { "lane", "protected_lane", "action", "fingerprint", "count", "shape", "relation",
-                                        "lock_mode", "blocker_query", "blocked_fingerprint", "blocked_query",
-                                        "pattern", "fix", "quarantined", NULL };
-    struct guard_table t = { .px = cl->conn.px };
-
     (void)arg;
-    px_table_begin(&t.t, cols);
-    px_guard_foreach(cl->conn.px, guard_row, &t);
-    px_table_send(&t.t, cl, "SHOW");
+    px_show_list(cl, PX_GATHER_GUARD);
 }
 
 /* ---- SHOW QUARANTINE, RELEASE ---- */
@@ -279,7 +296,7 @@ void px_show_guard(struct px_client *cl, const char *arg)
 static int quarantine_row(const struct px_guard_offender *o, void *arg)
 {
     struct guard_table *gt = arg;
-    struct px_table *t = &gt->t;
+    struct px_table *t = gt->t;
     uint64_t now = px_now_ms(gt->px);
 
     if (!o->until_ms)
@@ -299,16 +316,21 @@ static int quarantine_row(const struct px_guard_offender *o, void *arg)
     return 0;
 }
 
+const char *const px_quarantine_cols[] = { "fingerprint", "lane", "protected_lane", "count", "actions", "relation",
+                                          "lock_mode", "seconds_left", "shape", "blocker_query", "pattern", "fix",
+                                          NULL };
+
+void px_quarantine_rows(struct px_table *t, struct proxy *px)
+{
+    struct guard_table gt = { .t = t, .px = px };
+
+    px_guard_offenders(px, quarantine_row, &gt);
+}
+
 void px_show_quarantine(struct px_client *cl, const char *arg)
 {
-    static const char *const cols[] = { "fingerprint", "lane", "protected_lane", "count", "actions", "relation",
-                                        "lock_mode", "seconds_left", "shape", "blocker_query", "pattern", "fix", NULL };
-    struct guard_table t = { .px = cl->conn.px };
-
     (void)arg;
-    px_table_begin(&t.t, cols);
-    px_guard_offenders(cl->conn.px, quarantine_row, &t);
-    px_table_send(&t.t, cl, "SHOW");
+    px_show_list(cl, PX_GATHER_QUARANTINE);
 }
 
 void px_release(struct px_client *cl, const char *arg)
@@ -338,15 +360,13 @@ void px_release(struct px_client *cl, const char *arg)
 }
 
 /* Prepared statements in transaction pooling: pglane's counters and what each server holds. */
-void px_show_prepared(struct px_client *cl, const char *arg)
+const char *const px_prepared_cols[] = { "prepares_sent", "cache_hits", "evictions", "invalidations",
+                                         "statements_on_servers", "unnamed_hits", NULL };
+
+void px_prepared_rows(struct px_table *t, struct proxy *px)
 {
-    static const char *const cols[] = { "prepares_sent", "cache_hits", "evictions", "invalidations",
-                                        "statements_on_servers", "unnamed_hits", NULL };
-    struct proxy *px = cl->conn.px;
-    struct px_table t;
     long on_servers = 0;
 
-    (void)arg;
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         struct px_pool *pool = px_container_of(it, struct px_pool, link);
         struct px_list *lists[] = { &pool->idle, &pool->busy };
@@ -355,12 +375,16 @@ void px_show_prepared(struct px_client *cl, const char *arg)
             for (struct px_list *s = lists[l]->next; s != lists[l]; s = s->next)
                 on_servers += px_container_of(s, struct px_server, link)->ncached;
     }
-    px_table_begin(&t, cols);
-    px_table_cell(&t, "%llu", (unsigned long long)px->prep_parses);
-    px_table_cell(&t, "%llu", (unsigned long long)px->prep_hits);
-    px_table_cell(&t, "%llu", (unsigned long long)px->prep_evictions);
-    px_table_cell(&t, "%llu", (unsigned long long)px->prep_invalidations);
-    px_table_cell(&t, "%ld", on_servers);
-    px_table_cell(&t, "%llu", (unsigned long long)px->prep_unnamed_hits);
-    px_table_send(&t, cl, "SHOW");
+    px_table_cell(t, "%llu", (unsigned long long)px->prep_parses);
+    px_table_cell(t, "%llu", (unsigned long long)px->prep_hits);
+    px_table_cell(t, "%llu", (unsigned long long)px->prep_evictions);
+    px_table_cell(t, "%llu", (unsigned long long)px->prep_invalidations);
+    px_table_cell(t, "%ld", on_servers);
+    px_table_cell(t, "%llu", (unsigned long long)px->prep_unnamed_hits);
+}
+
+void px_show_prepared(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    px_show_list(cl, PX_GATHER_PREPARED);
 }

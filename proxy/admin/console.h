@@ -50,6 +50,14 @@ extern const char *const px_pgb_database_cols[];
 #define PX_PGB_DATABASE_TYPES "ssissiiiisiiii"
 #define PX_PGB_DATABASE_MERGE "kffffffffffsfk"
 void px_pgb_database_rows(struct px_table *t, struct proxy *px);
+/* SHOW GUARD, QUARANTINE, PREPARED and QUERIES (admin_show_conf.c), the same way. */
+extern const char *const px_guard_cols[], *const px_quarantine_cols[], *const px_prepared_cols[],
+    *const px_query_cols[];
+void px_guard_rows(struct px_table *t, struct proxy *px);
+void px_quarantine_rows(struct px_table *t, struct proxy *px);
+void px_prepared_rows(struct px_table *t, struct proxy *px);
+void px_query_rows(struct px_table *t, struct proxy *px);
+void px_query_fix(char **v);
 /* Sends an ErrorResponse (ERROR) and ReadyForQuery: the console session stays usable. */
 void px_admin_error(struct px_client *cl, const char *sqlstate, const char *message, const char *hint);
 /* Sends CommandComplete(tag) and ReadyForQuery, with a NOTICE first when notice is not NULL. */

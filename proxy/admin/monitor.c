@@ -423,15 +423,18 @@ static const struct conf_lane *guarded(struct proxy *px, const struct px_client 
     return l->protect && l->guard != CONF_GUARD_OFF ? l : NULL;
 }
 
-static void trigger(struct monitor *m, const struct px_client *cl, const char *server, uint64_t now)
+/* A sample of server now (cl: the protected client whose request passed guard_wait, NULL when another
+ * worker's did: its blocker may be this worker's). */
+static void sample_now(struct monitor *m, const struct px_client *cl, const char *server, uint64_t now)
 {
     for (int i = 0; i < m->n; i++) {
         struct mon_server *ms = &m->s[i];
 
         if (strcmp(ms->name, server) != 0)
             continue;
-        px_debug("monitor %s: C-%llu's request ran %llu us, past guard_wait: %s", ms->name,
-                 (unsigned long long)cl->conn.id, (unsigned long long)(now - cl->query_start_us),
+        px_debug("monitor %s: %s C-%llu's request ran %llu us, past guard_wait: %s", ms->name,
+                 cl ? "" : "another worker's", cl ? (unsigned long long)cl->conn.id : 0ULL,
+                 cl ? (unsigned long long)(now - cl->query_start_us) : 0ULL,
                  ms->state == M_READY ? "sample sent" : ms->state == M_BUSY ? "sample queued behind the one in flight"
                                                                             : "no monitor connection");
         if (ms->state == M_READY) {
@@ -441,6 +444,19 @@ static void trigger(struct monitor *m, const struct px_client *cl, const char *s
             ms->again = 1;        /* that sample may predate the wait: look again when it is done */
         }
     }
+}
+
+static void trigger(struct monitor *m, const struct px_client *cl, const char *server, uint64_t now)
+{
+    sample_now(m, cl, server, now);
+    /* Several workers: the blocker may be another worker's, whose guard acts on it. */
+    px_workers_ask(m->px, PX_WORKERS_SAMPLE, server);
+}
+
+void px_monitor_sample_now(struct proxy *px, const char *server)
+{
+    if (px->monitor)
+        sample_now(px->monitor, NULL, server, px_now_us());
 }
 
 static void on_fast(uv_timer_t *t)

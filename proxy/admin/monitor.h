@@ -13,6 +13,7 @@
 struct px_block_side {
     uint32_t pid;
     int owned;                        /* a backend of one of pglane's server connections */
+    int remote;                       /* owned by another worker (lane only known; never acted on here) */
     const struct px_lane *lane;       /* owned only */
     uint64_t server_id, client_id;    /* owned only; client_id 0 when no client is attached */
     uint64_t fingerprint;             /* of the client's transaction, 0 if unknown */

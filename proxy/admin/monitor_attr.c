@@ -14,9 +14,19 @@ void px_monitor_attribute(struct proxy *px, const struct conf_server *server, st
     struct px_server *sv = px_pool_find_backend(px, server, side->pid);
     const struct px_client *cl;
     const char *app;
+    char lane[64];
 
-    if (!sv)
-        return;                   /* external: keep what pg_stat_activity said */
+    if (!sv) {
+        /* Another worker's backend: its lane (this worker's lane of that name) is known, its client
+         * is not; external otherwise, with what pg_stat_activity said. */
+        if (px_workers_backend_find(px, server->name, side->pid, lane, sizeof(lane)) >= 0)
+            for (int i = 0; i < px->nlanes && !side->owned; i++)
+                if (strcmp(px->lanes[i]->conf->name, lane) == 0) {
+                    side->owned = side->remote = 1;
+                    side->lane = px->lanes[i];
+                }
+        return;
+    }
     side->owned = 1;
     side->lane = sv->pool->lane;
     side->server_id = sv->conn.id;
