@@ -1220,6 +1220,119 @@ static void test_kill_across_workers(void **state)
     h_pass();
 }
 
+/* The worker that accepted the connection made by connect(): the one whose accepted count rose. */
+static int accepting_worker(PGconn *adm, PGconn **c, PGconn *(*connect)(const struct h_pglane *),
+                            const struct h_pglane *l)
+{
+    struct workers_row a[MAX_WORKERS], b[MAX_WORKERS];
+    int na = show_workers(adm, a, MAX_WORKERS);
+
+    *c = connect(l);
+    H_ASSERT_CONNECTED(*c);
+    int nb = show_workers(adm, b, MAX_WORKERS);
+    assert_int_equal(na, nb);
+    for (int i = 0; i < na; i++)
+        if (b[i].accepted > a[i].accepted)
+            return i;
+    return -1;
+}
+
+static PGconn *connect_blocker(const struct h_pglane *l)
+{
+    char ci[512];
+
+    cap_conninfo(l, ci, sizeof ci);
+    return PQconnectdb(ci);
+}
+
+static PGconn *connect_waiter(const struct h_pglane *l)
+{
+    return h_connect(l, "application_name=web");
+}
+
+/*
+ * The guard defends a protected waiter of one worker against a blocker of another: lane main
+ * (protect, guard = cancel, guard_wait 250 ms) waits on a row that CAP_USER's transaction (lane capped,
+ * preemptible) holds idle in transaction, the two clients on different workers. The blocker's worker
+ * learns from the backend directory that the waiter is a backend of a protected lane, and terminates
+ * the idle transaction; the waiter's UPDATE completes. Without the directory neither worker acts (each
+ * sees the other's backend as external) and the UPDATE waits until the test gives up.
+ */
+static void test_guard_across_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    char conf[4096], *p;
+    static const char main_hdr[] = "[lane.main]\nserver = pg\nsize = 2\nqueue_timeout = 30s\n";
+    static const char guard_keys[] = "protect = yes\nguard = cancel\nguard_wait = 250ms\n";
+
+    assert_int_equal(h_exec(g_super, "CREATE TABLE IF NOT EXISTS guard_t (id int PRIMARY KEY, v int);"
+                                     "INSERT INTO guard_t VALUES (1, 0) ON CONFLICT DO NOTHING;"
+                                     "GRANT ALL ON guard_t TO " CAP_USER ", " H_USER), 0);
+    workers_conf(conf, sizeof conf, WORKERS, 2, "", "preemptible = yes\n");
+    p = strstr(conf, main_hdr);
+    assert_non_null(p);
+    p += strlen(main_hdr);
+    assert_true(strlen(conf) + strlen(guard_keys) < sizeof conf);
+    memmove(p + strlen(guard_keys), p, strlen(p) + 1);
+    memcpy(p, guard_keys, strlen(guard_keys));
+    assert_int_equal(h_pg_wait_long(g_super, CAP_BACKENDS, 0, 10000), 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    PGconn *adm = h_console_ok(&l);
+
+    PGconn *blocker, *waiter = NULL, *spare[16];
+    int nspare = 0, wb = accepting_worker(adm, &blocker, connect_blocker, &l), ww = -1;
+    assert_true(wb >= 0);
+    while (nspare < 16) {
+        PGconn *c;
+        ww = accepting_worker(adm, &c, connect_waiter, &l);
+        if (ww != wb) {
+            waiter = c;
+            break;
+        }
+        spare[nspare++] = c;
+    }
+    assert_non_null(waiter);
+    fprintf(stderr, "  blocker on worker %d, waiter on worker %d\n", wb, ww);
+
+    assert_int_equal(h_exec(blocker, "BEGIN"), 0);
+    assert_int_equal(h_exec(blocker, "UPDATE guard_t SET v = v + 1 WHERE id = 1"), 0);   /* idle in transaction */
+    int64_t t0 = h_now_ms();
+    assert_int_equal(PQsendQuery(waiter, "UPDATE guard_t SET v = v + 10 WHERE id = 1"), 1);
+    assert_int_equal(h_wait_result(waiter, 15000), 0);
+    PGresult *r = PQgetResult(waiter);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        print_error("waiter: %s\n", PQerrorMessage(waiter));
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    while ((r = PQgetResult(waiter)))
+        PQclear(r);
+    fprintf(stderr, "  the waiter's UPDATE completed after %lld ms (guard_wait 250 ms)\n", (long long)(h_now_ms() - t0));
+    /* The blocker's transaction was ended by pglane, with the guard's message. */
+    r = PQexec(blocker, "SELECT 1");
+    assert_int_not_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    if (!strstr(PQerrorMessage(blocker), "pglane terminated this idle transaction to protect lane main"))
+        print_error("blocker: %s\n", PQerrorMessage(blocker));
+    assert_non_null(strstr(PQerrorMessage(blocker), "pglane terminated this idle transaction to protect lane main"));
+    /* SHOW GUARD on the console counts the action whatever worker took it. */
+    r = PQexec(adm, "SHOW GUARD");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_true(PQntuples(r) >= 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), "capped");
+    assert_string_equal(PQgetvalue(r, 0, PQfnumber(r, "action")), "terminated");
+    PQclear(r);
+
+    PQfinish(blocker);
+    PQfinish(waiter);
+    for (int i = 0; i < nspare; i++)
+        PQfinish(spare[i]);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 int main(void)
@@ -1240,6 +1353,7 @@ int main(void)
         H_TEST(test_cancel_across_workers),
         H_TEST(test_metrics_sum_over_workers),
         H_TEST(test_kill_across_workers),
+        H_TEST(test_guard_across_workers),
     };
     return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }
