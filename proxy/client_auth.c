@@ -212,7 +212,9 @@ static int scram_secret(struct px_client *cl, struct proto_scram_secret *out)
     struct proxy *px = cl->conn.px;
     const char *secret = user_secret(cl);
     struct px_scram_cache *c;
+    struct proto_scram_secret derived;
     uint8_t salt[16];
+    char keyed[1024];
 
     if (unusable_secret(cl, 1))
         return -1;
@@ -225,8 +227,15 @@ static int scram_secret(struct px_client *cl, struct proto_scram_secret *out)
             *out = c->secret;
             return 0;
         }
-    if (uv_random(NULL, NULL, salt, sizeof(salt), 0, NULL) < 0 ||
-        proto_scram_make_secret(secret, salt, sizeof(salt), PROTO_SCRAM_DEFAULT_ITERATIONS, out) < 0)
+    /* The salt of a password kept in plain text: derived from the process's random key, the user and
+     * the password, so that every worker (each with its own cache) offers the same salt to a user, as
+     * PostgreSQL does, and a new password gets a new salt. */
+    pthread_once(&mock_key_once, mock_key_init);
+    (void)snprintf(keyed, sizeof(keyed), "%s\n%s", cl->user, secret);   /* cut the same way every time */
+    if (!mock_key_ok || proto_scram_mock_secret(mock_key, keyed, &derived) < 0)
+        return -1;
+    memcpy(salt, derived.salt, sizeof(salt));
+    if (proto_scram_make_secret(secret, salt, sizeof(salt), PROTO_SCRAM_DEFAULT_ITERATIONS, out) < 0)
         return -1;
     c = calloc(1, sizeof(*c));
     if (c) {
