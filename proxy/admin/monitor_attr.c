@@ -31,6 +31,13 @@ void px_monitor_attribute(struct proxy *px, const struct conf_server *server, st
     side->lane = sv->pool->lane;
     side->server_id = sv->conn.id;
     cl = sv->client;
+    /* PostgreSQL hides another role's backend state from a user without pg_read_all_stats: pglane's
+     * own view of its connection then says whether it idles inside a transaction (what the guard
+     * terminates rather than cancels). */
+    if (!side->state[0])
+        snprintf(side->state, sizeof(side->state), "%s",
+                 (sv->tx_status == 'T' || sv->tx_status == 'E') && (!cl || cl->pending_z == 0) ? "idle in transaction"
+                                                                                                : "active");
     if (!cl)
         return;
     app = cl->want.v[PX_P_APPLICATION_NAME];
