@@ -125,11 +125,13 @@ uint32_t *unnamed_epoch(struct proxy *px)
  */
 static uint32_t next_id(struct proxy *px, struct prep_registry *reg)
 {
-    uint32_t n = ++reg->next_id & 0x3ffffffu;
+    uint32_t n;
 
-    if (n == 0)
+    if (!px->workers)
+        return ++reg->next_id;
+    if ((n = ++reg->next_id & 0x3ffffffu) == 0)
         n = ++reg->next_id & 0x3ffffffu;
-    return px->workers ? ((uint32_t)px->worker_id << 26) | n : reg->next_id;
+    return ((uint32_t)px->worker_id << 26) | n;
 }
 
 /* The statement of this text and parameter types; variant 0 for named statements, else the

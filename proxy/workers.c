@@ -342,13 +342,7 @@ int px_workers_console_act(struct px_client *cl, int which, const char *arg, px_
 
 int px_workers_gather(struct px_client *cl, int which)
 {
-    if (!cl->conn.px->workers)
-        return 0;
-    px_conn_read_stop(&cl->conn);  /* answers stay in order: the next command waits */
-    if (px_workers_gather_start(cl->conn.px, which, cl->conn.id, console_done))
-        return 1;
-    px_conn_read_start(&cl->conn);
-    return 0;
+    return px_workers_console_act(cl, which, "", console_done);
 }
 
 static void handoff_drop(struct proxy *px, struct handoff *h)

@@ -437,27 +437,13 @@ struct px_client *px_admin_act_sums(struct proxy *px, uint64_t console, struct p
     return cl;
 }
 
-static void on_reconnected(struct proxy *px, uint64_t console, int which, const char *arg, struct proto_buf *parts,
-                           int n)
-{
-    long closed, marked;
-    struct px_client *cl = px_admin_act_sums(px, console, parts, n, &closed, &marked);
-
-    (void)which;
-    if (cl)
-        reconnect_done(cl, arg, closed, marked);
-}
+static void act(struct px_client *cl, int which, const char *arg);
 
 void px_pgb_reconnect(struct px_client *cl, const char *arg)
 {
-    long closed = 0, marked = 0;
-
     if (check_name(cl, arg) < 0)
         return;
-    if (px_workers_console_act(cl, PX_GATHER_ACT_RECONNECT, arg, on_reconnected))
-        return;                    /* every worker closes its own; answered once all did */
-    reconnect_here(cl->conn.px, arg, &closed, &marked);
-    reconnect_done(cl, arg, closed, marked);
+    act(cl, PX_GATHER_ACT_RECONNECT, arg);
 }
 
 /* Server connections named by arg that RECONNECT marked and that are still open. */
@@ -522,15 +508,15 @@ void px_pgb_tick(struct proxy *px)
     }
 }
 
-/* KILL on this worker's clients and server connections of the pools named by arg (not the console
- * console_id, the one asking). */
-static void kill_here(struct proxy *px, const char *arg, uint64_t console_id, long *clients, long *servers)
+/* KILL on this worker's clients and server connections of the pools named by arg (consoles, which
+ * have no pool, are never killed). */
+static void kill_here(struct proxy *px, const char *arg, long *clients, long *servers)
 {
     for (struct px_list *it = px->clients.next, *next; it != &px->clients; it = next) {
         struct px_client *c = px_container_of(it, struct px_client, link);
 
         next = it->next;
-        if (c->conn.id != console_id && c->pool && !c->admin && pool_named(c->pool, arg) && c->state != CL_CLOSED) {
+        if (c->pool && !c->admin && pool_named(c->pool, arg) && c->state != CL_CLOSED) {
             px_client_fail(c, "57P01", "terminated by pglane admin (KILL)");
             (*clients)++;
         }
@@ -566,30 +552,53 @@ static void kill_done(struct px_client *cl, const char *arg, long clients, long 
     px_admin_done(cl, "KILL", note);
 }
 
-static void on_killed(struct proxy *px, uint64_t console, int which, const char *arg, struct proto_buf *parts, int n)
-{
-    long clients, servers;
-    struct px_client *cl = px_admin_act_sums(px, console, parts, n, &clients, &servers);
-
-    (void)which;
-    if (cl)
-        kill_done(cl, arg, clients, servers);
-}
-
 void px_pgb_kill(struct px_client *cl, const char *arg)
 {
-    long clients = 0, servers = 0;
-
     if (!*arg) {
         px_admin_error(cl, "42601", "pglane: KILL needs a client id, a lane or a database/lane", NULL);
         return;
     }
     if (check_name(cl, arg) < 0)
         return;
-    if (px_workers_console_act(cl, PX_GATHER_ACT_KILL, arg, on_killed))
+    act(cl, PX_GATHER_ACT_KILL, arg);
+}
+
+/* KILL lane or RECONNECT on this worker: its counts (clients and servers closed, or connections closed
+ * and marked) into *a and *b. */
+static void act_here(struct proxy *px, int which, const char *arg, long *a, long *b)
+{
+    if (which == PX_GATHER_ACT_KILL)
+        kill_here(px, arg, a, b);
+    else
+        reconnect_here(px, arg, a, b);
+}
+
+static void act_done(struct px_client *cl, int which, const char *arg, long a, long b)
+{
+    if (which == PX_GATHER_ACT_KILL)
+        kill_done(cl, arg, a, b);
+    else
+        reconnect_done(cl, arg, a, b);
+}
+
+static void on_acted(struct proxy *px, uint64_t console, int which, const char *arg, struct proto_buf *parts, int n)
+{
+    long a, b;
+    struct px_client *cl = px_admin_act_sums(px, console, parts, n, &a, &b);
+
+    if (cl)
+        act_done(cl, which, arg, a, b);
+}
+
+/* KILL lane or RECONNECT: on every worker (answered once all did), or on this one alone. */
+static void act(struct px_client *cl, int which, const char *arg)
+{
+    long a = 0, b = 0;
+
+    if (px_workers_console_act(cl, which, arg, on_acted))
         return;
-    kill_here(cl->conn.px, arg, cl->conn.id, &clients, &servers);
-    kill_done(cl, arg, clients, servers);
+    act_here(cl->conn.px, which, arg, &a, &b);
+    act_done(cl, which, arg, a, b);
 }
 
 void px_pgb_act(struct proxy *px, int which, const char *arg, struct proto_buf *out)
@@ -597,10 +606,7 @@ void px_pgb_act(struct proxy *px, int which, const char *arg, struct proto_buf *
     long a = 0, b = 0;
     char text[64];
 
-    if (which == PX_GATHER_ACT_KILL)
-        kill_here(px, arg, 0, &a, &b);   /* consoles (admin clients) are never killed */
-    else if (which == PX_GATHER_ACT_RECONNECT)
-        reconnect_here(px, arg, &a, &b);
+    act_here(px, which, arg, &a, &b);
     snprintf(text, sizeof(text), "%ld %ld", a, b);
     proto_put_bytes(out, text, strlen(text));
 }
