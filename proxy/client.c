@@ -204,39 +204,37 @@ void client_no_pool(struct px_client *cl)
 /* Forwards the scanned bytes: straight from the buffer, or through the prepared-statement mapping. */
 static int forward(struct px_client *cl)
 {
+    uint64_t st;
+    int r;
+
     if (cl->conn.writing)
         return 0;
     px_retry_arm(cl);                  /* before tx_route and fwd_remain change */
+    st = PX_STAGE_ON(cl->conn.id) ? px_stage_now() : 0;
     if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION && px_prep_needed(cl)) {
         if (cl->retry_buf)
             cl->retry_mapped = 1;      /* the client's bytes are kept, mapped again when resent */
-        if (PX_STAGE_ON(cl->conn.id)) {
-            uint64_t t = px_stage_now();
-            int pr = px_prep_forward(cl);
-
-            px_stage_add(PX_ST_PREPARED, t);
-            px_stage_sent();
-            return pr;
-        }
-        return px_prep_forward(cl);
+        r = px_prep_forward(cl) < 0 ? UV_EIO : 0;   /* its bytes are consumed either way */
+        if (st)
+            px_stage_add(PX_ST_PREPARED, st);
+    } else {
+        if (cl->tx_route == TXR_BEGIN_REPLAY)
+            px_client_set_tx_route(cl, TXR_LANE_DECIDED);
+        cl->fwd_remain = cl->conn.in.remain;
+        px_flow_mark_raw(cl);
+        if (cl->unnamed_parsed)
+            cl->server->unnamed_owner = cl->conn.id;
+        r = px_forward(&cl->conn, &cl->server->conn);
+        if (st)
+            px_stage_add(PX_ST_SERVER_WRITE, st);
     }
-    if (cl->tx_route == TXR_BEGIN_REPLAY)
-        px_client_set_tx_route(cl, TXR_LANE_DECIDED);
-    cl->fwd_remain = cl->conn.in.remain;
-    px_flow_mark_raw(cl);
-    if (cl->unnamed_parsed)
-        cl->server->unnamed_owner = cl->conn.id;
-    uint64_t st = PX_STAGE_ON(cl->conn.id) ? px_stage_now() : 0;
-    int r = px_forward(&cl->conn, &cl->server->conn);
-
-    if (st) {
-        px_stage_add(PX_ST_SERVER_WRITE, st);
+    if (st)
         px_stage_sent();
-    }
     if (r < 0 && cl->retry_buf) {
-        /* The bytes are kept: the server connection died under the transaction's first message. */
+        /* The bytes are kept: the server connection died under the transaction's first message
+         * (a write fails at once when PostgreSQL's reset has already arrived). */
         cl->conn.in.start = cl->conn.in.pos;
-        if (px_retry_try(cl->server, PX_RF_CLOSED, NULL, NULL, uv_strerror(r)))
+        if (px_retry_try(cl->server, PX_RF_CLOSED, NULL, NULL, r == UV_EIO ? "write failed" : uv_strerror(r)))
             return 0;
     }
     return r;
