@@ -256,31 +256,83 @@ static void list_row(struct px_table *t, const char *name, long n)
     px_table_cell(t, "%ld", n);
 }
 
-void px_pgb_show_lists(struct px_client *cl, const char *arg)
+/*
+ * SHOW LISTS: each worker's pools as NUL-terminated fields, "P", database (db/lane), user, server
+ * connections, then "C", clients, clients logging in. Databases, users and pools are counted once
+ * however many workers have them.
+ */
+void px_pgb_list_recs(struct proxy *px, struct proto_buf *out)
 {
-    static const char *const cols[] = { "list", "items", NULL };
-    struct proxy *px = cl->conn.px;
-    struct px_table t;
-    long dbs = 0, pools = 0, clients = 0, login = 0, servers = 0, users = 0;
+    char name[256], num[32];
+    long clients = 0, login = 0;
 
-    (void)arg;
     for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
         const struct px_pool *pool = px_container_of(it, struct px_pool, link);
-        int seen = 0;
 
-        pools++;
-        dbs += first_of_db(px, pool);
-        servers += pool->nidle + pool->nbusy;
-        for (const struct px_list *o = px->pools.next; o != it && !seen; o = o->next)
-            seen = strcmp(px_container_of(o, struct px_pool, link)->user, pool->user) == 0;
-        users += !seen;
+        db_name(name, sizeof(name), pool);
+        snprintf(num, sizeof(num), "%d", pool->nidle + pool->nbusy);
+        proto_put_cstr(out, "P");
+        proto_put_cstr(out, name);
+        proto_put_cstr(out, pool->user);
+        proto_put_cstr(out, num);
     }
     for (struct px_list *it = px->clients.next; it != &px->clients; it = it->next) {
-        const struct px_client *c = px_container_of(it, struct px_client, link);
-
         clients++;
-        login += is_login_state(c->state);
+        login += is_login_state(px_container_of(it, struct px_client, link)->state);
     }
+    proto_put_cstr(out, "C");
+    snprintf(num, sizeof(num), "%ld", clients);
+    proto_put_cstr(out, num);
+    snprintf(num, sizeof(num), "%ld", login);
+    proto_put_cstr(out, num);
+}
+
+struct list_pool {
+    const char *db, *user;
+};
+
+/* Whether an earlier pool than pools[k] has its database (and its user, if both). */
+static int seen_before(const struct list_pool *pools, int k, int db, int user)
+{
+    for (int i = 0; i < k; i++)
+        if ((!db || strcmp(pools[i].db, pools[k].db) == 0) && (!user || strcmp(pools[i].user, pools[k].user) == 0))
+            return 1;
+    return 0;
+}
+
+void px_pgb_list_send(struct px_client *cl, const uint8_t *recs, size_t len)
+{
+    static const char *const cols[] = { "list", "items", NULL };
+    const char *p = (const char *)recs, *end = p + (len > 0 && recs[len - 1] == 0 ? len : 0);
+    long dbs = 0, pools = 0, clients = 0, login = 0, servers = 0, users = 0;
+    struct list_pool *pl = malloc(sizeof(*pl) * (len / 8 + 1));   /* a pool record takes at least 8 bytes */
+    int n = 0;
+    struct px_table t;
+
+    while (pl && p < end) {
+        const char *f[4];
+        int nf = strcmp(p, "P") == 0 ? 4 : 3, i;
+
+        for (i = 0; i < nf && p < end; i++, p += strlen(p) + 1)
+            f[i] = p;
+        if (i < nf)
+            break;
+        if (nf == 4) {
+            pl[n].db = f[1];
+            pl[n].user = f[2];
+            servers += strtol(f[3], NULL, 10);
+            n++;
+        } else {
+            clients += strtol(f[1], NULL, 10);
+            login += strtol(f[2], NULL, 10);
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        dbs += !seen_before(pl, k, 1, 0);
+        users += !seen_before(pl, k, 0, 1);
+        pools += !seen_before(pl, k, 1, 1);
+    }
+    free(pl);
     px_table_begin_typed(&t, cols, "si");
     list_row(&t, "databases", dbs);
     list_row(&t, "users", users);
@@ -299,6 +351,12 @@ void px_pgb_show_lists(struct px_client *cl, const char *arg)
     px_table_send(&t, cl, "SHOW");
 }
 
+void px_pgb_show_lists(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    px_show_list(cl, PX_GATHER_LISTS);
+}
+
 void px_pgb_show_version(struct px_client *cl, const char *arg)
 {
     static const char *const cols[] = { "version", NULL };
@@ -310,18 +368,15 @@ void px_pgb_show_version(struct px_client *cl, const char *arg)
     px_table_send(&t, cl, "SHOW");
 }
 
-void px_pgb_show_users(struct px_client *cl, const char *arg)
-{
-    static const char *const cols[] = {
-        "name", "pool_size", "reserve_pool", "pool_mode", "max_user_connections", "current_connections",
-        "max_user_client_connections", "current_client_connections", NULL
-    };
-    struct proxy *px = cl->conn.px;
-    const struct conf_userlist *u = &px->users;
-    struct px_table t;
+const char *const px_pgb_user_cols[] = {
+    "name", "pool_size", "reserve_pool", "pool_mode", "max_user_connections", "current_connections",
+    "max_user_client_connections", "current_client_connections", NULL
+};
 
-    (void)arg;
-    px_table_begin_typed(&t, cols, "siisiiii");
+void px_pgb_user_rows(struct px_table *t, struct proxy *px)
+{
+    const struct conf_userlist *u = &px->users;
+
     for (int i = 0; i < u->n; i++) {
         const char *user = u->users[i].name;
         int servers = 0, clients = 0;
@@ -337,16 +392,21 @@ void px_pgb_show_users(struct px_client *cl, const char *arg)
 
             clients += c->user && strcmp(c->user, user) == 0;
         }
-        px_table_cell(&t, "%s", user);
-        px_table_null(&t);              /* no per-user pool size: the lane's applies */
-        px_table_null(&t);
-        px_table_cell(&t, "%s", pool_mode(px));
-        px_table_cell(&t, "%d", px->conf->max_user_connections);
-        px_table_cell(&t, "%d", servers);
-        px_table_cell(&t, "%d", 0);
-        px_table_cell(&t, "%d", clients);
+        px_table_cell(t, "%s", user);
+        px_table_null(t);               /* no per-user pool size: the lane's applies */
+        px_table_null(t);
+        px_table_cell(t, "%s", pool_mode(px));
+        px_table_cell(t, "%d", px->conf->max_user_connections);
+        px_table_cell(t, "%d", servers);
+        px_table_cell(t, "%d", 0);
+        px_table_cell(t, "%d", clients);
     }
-    px_table_send(&t, cl, "SHOW");
+}
+
+void px_pgb_show_users(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    px_show_list(cl, PX_GATHER_USERS);
 }
 
 /* ---- RECONNECT, WAIT_CLOSE, KILL by name ---- */
@@ -462,33 +522,89 @@ static int still_marked(struct proxy *px, const char *arg)
     return n;
 }
 
-/* WAIT_CLOSE answers once the marked connections have closed; checked each maintenance tick (1 s).
- * Waiting consoles are kept by id, so that one that disconnects meanwhile is simply dropped. */
+/* WAIT_CLOSE answers once the marked connections have closed; checked each maintenance tick (1 s),
+ * on every worker when there are several. Waiting consoles are kept by id, so that one that
+ * disconnects meanwhile is simply dropped. */
 #define MAX_WAITS 32
 static _Thread_local struct {   /* per worker, like the consoles they name */
     uint64_t client_id;
+    int asking;                 /* the other workers' counts are being gathered */
     char arg[128];
 } waits[MAX_WAITS];
 static _Thread_local int nwaits;
 
-void px_pgb_wait_close(struct px_client *cl, const char *arg)
+static void wait_add(struct px_client *cl, const char *arg)
 {
-    struct proxy *px = cl->conn.px;
-
-    if (check_name(cl, arg) < 0)
-        return;
-    if (!still_marked(px, arg)) {
-        px_admin_done(cl, "WAIT_CLOSE", NULL);
-        return;
-    }
-    if (nwaits == MAX_WAITS || strlen(arg) >= sizeof(waits[0].arg)) {
+    if (nwaits == MAX_WAITS) {
         px_admin_error(cl, "53000", "pglane: too many WAIT_CLOSE commands waiting", NULL);
         return;
     }
     waits[nwaits].client_id = cl->conn.id;
+    waits[nwaits].asking = 0;
     snprintf(waits[nwaits].arg, sizeof(waits[0].arg), "%s", arg);
     nwaits++;
     px_conn_read_stop(&cl->conn);      /* the console waits, like PgBouncer's */
+}
+
+/* Every worker's count of marked connections for a WAIT_CLOSE just asked. */
+static void on_marked(struct proxy *px, uint64_t console, int which, const char *arg, struct proto_buf *parts, int n)
+{
+    long marked, unused;
+    struct px_client *cl = px_admin_act_sums(px, console, parts, n, &marked, &unused);
+
+    (void)which;
+    if (!cl)
+        return;
+    if (marked == 0)
+        px_admin_done(cl, "WAIT_CLOSE", NULL);
+    else
+        wait_add(cl, arg);
+}
+
+void px_pgb_wait_close(struct px_client *cl, const char *arg)
+{
+    if (check_name(cl, arg) < 0)
+        return;
+    if (strlen(arg) >= sizeof(waits[0].arg)) {
+        px_admin_error(cl, "42601", "pglane: WAIT_CLOSE: name too long", NULL);
+        return;
+    }
+    if (px_workers_console_act(cl, PX_GATHER_ACT_MARKED, arg, on_marked))
+        return;
+    if (!still_marked(cl->conn.px, arg))
+        px_admin_done(cl, "WAIT_CLOSE", NULL);
+    else
+        wait_add(cl, arg);
+}
+
+static void wait_end(int i)
+{
+    waits[i] = waits[--nwaits];
+}
+
+/* A tick's count from every worker for the WAIT_CLOSE of console. */
+static void on_marked_tick(struct proxy *px, uint64_t console, int which, const char *arg, struct proto_buf *parts,
+                           int n)
+{
+    long marked, unused;
+    struct px_client *c;
+    int i;
+
+    (void)which;
+    (void)arg;
+    for (i = 0; i < nwaits && waits[i].client_id != console; i++)
+        ;
+    if (i == nwaits)
+        return;
+    waits[i].asking = 0;
+    c = px_admin_act_sums(px, console, parts, n, &marked, &unused);   /* restarts the console's reads */
+    if (c && marked > 0) {
+        px_conn_read_stop(&c->conn);
+        return;
+    }
+    if (c)
+        px_admin_done(c, "WAIT_CLOSE", NULL);
+    wait_end(i);
 }
 
 void px_pgb_tick(struct proxy *px)
@@ -496,6 +612,16 @@ void px_pgb_tick(struct proxy *px)
     for (int i = 0; i < nwaits;) {
         struct px_client *c = px_admin_client_by_id(px, waits[i].client_id);
 
+        if (c && px->workers) {
+            if (!waits[i].asking) {
+                waits[i].asking = 1;   /* before: the answer may come at once */
+                if (!px_workers_gather_arg(px, PX_GATHER_ACT_MARKED, waits[i].arg, waits[i].client_id,
+                                           on_marked_tick))
+                    waits[i].asking = 0;
+            }
+            i++;
+            continue;
+        }
         if (c && still_marked(px, waits[i].arg)) {
             i++;
             continue;
@@ -504,7 +630,7 @@ void px_pgb_tick(struct proxy *px)
             px_conn_read_start(&c->conn);
             px_admin_done(c, "WAIT_CLOSE", NULL);
         }
-        waits[i] = waits[--nwaits];
+        wait_end(i);
     }
 }
 
@@ -563,12 +689,14 @@ void px_pgb_kill(struct px_client *cl, const char *arg)
     act(cl, PX_GATHER_ACT_KILL, arg);
 }
 
-/* KILL lane or RECONNECT on this worker: its counts (clients and servers closed, or connections closed
- * and marked) into *a and *b. */
+/* KILL lane, RECONNECT or WAIT_CLOSE's check on this worker: its counts (clients and servers closed,
+ * connections closed and marked, or marked connections still open) into *a and *b. */
 static void act_here(struct proxy *px, int which, const char *arg, long *a, long *b)
 {
     if (which == PX_GATHER_ACT_KILL)
         kill_here(px, arg, a, b);
+    else if (which == PX_GATHER_ACT_MARKED)
+        *a = still_marked(px, arg);
     else
         reconnect_here(px, arg, a, b);
 }

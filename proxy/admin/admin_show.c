@@ -301,11 +301,12 @@ static void client_row(struct px_table *t, struct proxy *px, const struct px_cli
     } else {
         px_table_null(t);
     }
+    px_table_cell(t, "%d", px->worker_id);
 }
 
 static const char *const client_cols[] = {
     "id", "addr", "user", "database", "application_name", "state", "lane", "wait_ms", "server_id",
-    "connected_s", "pinned", NULL
+    "connected_s", "pinned", "worker", NULL
 };
 
 static void client_rows(struct px_table *t, struct proxy *px)
@@ -376,17 +377,26 @@ void px_show_servers(struct px_client *cl, const char *arg)
  * The SHOW commands whose rows every worker renders from its own state (proxy/workers.c gathers them
  * when there are several): `ops` NULL lists each worker's rows as they are (one row per client or
  * server connection); otherwise rows with the same key columns are merged (px_table_merge_rows).
- * SHOW LANES and SHOW STATS send lane records instead (lane_recs: histograms merge, rows do not).
+ * Tables whose cells do not merge as text (histograms, shares of a total, distinct names) have each
+ * worker send records instead (`recs`), which the asker merges and answers (`send`).
  */
+static void lanes_send(struct px_client *cl, const uint8_t *recs, size_t len);
+static void stats_send(struct px_client *cl, const uint8_t *recs, size_t len);
+
 static const struct list_spec {
     const char *const *cols;
     const char *types;             /* px_table_begin_typed; NULL: text */
     const char *ops;
     void (*rows)(struct px_table *t, struct proxy *px);
     void (*fix)(char **v);         /* cells derived from others, again after a merge */
+    int limit;                     /* rows shown after a merge (0: all) */
+    void (*recs)(struct proxy *px, struct proto_buf *out);
+    void (*send)(struct px_client *cl, const uint8_t *recs, size_t len);
 } list_specs[] = {
     [PX_GATHER_CLIENTS] = { client_cols, NULL, NULL, client_rows },
     [PX_GATHER_SERVERS] = { server_cols, NULL, NULL, server_rows },
+    [PX_GATHER_LANES] = { .recs = lane_recs, .send = lanes_send },
+    [PX_GATHER_STATS] = { .recs = lane_recs, .send = stats_send },
     [PX_GATHER_LANE_SERVERS] = { lane_server_cols, NULL, "kkffssssss", lane_server_rows },
     [PX_GATHER_POOLS] = { px_pgb_pool_cols, PX_PGB_POOL_TYPES, PX_PGB_POOL_MERGE, px_pgb_pool_rows },
     [PX_GATHER_PGB_STATS] = { px_pgb_stats_cols, PX_PGB_STATS_TYPES, PX_PGB_STATS_MERGE, px_pgb_stats_rows,
@@ -398,12 +408,17 @@ static const struct list_spec {
     [PX_GATHER_QUARANTINE] = { px_quarantine_cols, NULL, "kffssffmffff", px_quarantine_rows },
     [PX_GATHER_PREPARED] = { px_prepared_cols, NULL, "ssssss", px_prepared_rows },
     /* each worker's top statements: calls and times summed, p95 the largest of the workers' */
-    [PX_GATHER_QUERIES] = { px_query_cols, NULL, "kffssfmm", px_query_rows, px_query_fix },
+    [PX_GATHER_QUERIES] = { px_query_cols, NULL, "kffsSfmm", px_query_rows, px_query_fix, PX_TOP_QUERIES },
+    [PX_GATHER_TENANTS] = { px_tenant_cols, PX_TENANT_TYPES, PX_TENANT_MERGE, px_tenant_rows },
+    [PX_GATHER_STAGES] = { .recs = px_stage_recs, .send = px_stage_send },
+    [PX_GATHER_LISTS] = { .recs = px_pgb_list_recs, .send = px_pgb_list_send },
+    [PX_GATHER_USERS] = { px_pgb_user_cols, PX_PGB_USER_TYPES, PX_PGB_USER_MERGE, px_pgb_user_rows },
 };
 
 static const struct list_spec *spec_of(int which)
 {
-    if (which < 0 || (size_t)which >= sizeof(list_specs) / sizeof(list_specs[0]) || !list_specs[which].cols)
+    if (which < 0 || (size_t)which >= sizeof(list_specs) / sizeof(list_specs[0]) ||
+        (!list_specs[which].cols && !list_specs[which].recs))
         return NULL;
     return &list_specs[which];
 }
@@ -426,12 +441,12 @@ void px_show_list_rows(struct proxy *px, int which, struct proto_buf *out)
     struct px_table t;
     size_t head;
 
-    if (which == PX_GATHER_LANES || which == PX_GATHER_STATS) {
-        lane_recs(px, out);
-        return;
-    }
     if (!sp)
         return;
+    if (sp->recs) {
+        sp->recs(px, out);
+        return;
+    }
     px_table_begin_typed(&t, sp->cols, sp->types);
     head = t.b.len;                /* the RowDescription: the asker sends its own */
     sp->rows(&t, px);
@@ -447,27 +462,38 @@ void px_show_list_send(struct px_client *cl, int which, const uint8_t *rows, siz
     const struct list_spec *sp = spec_of(which);
     struct px_table t;
 
-    if (which == PX_GATHER_LANES || which == PX_GATHER_STATS) {
-        int n;
-        struct lane_merged *m = lanes_merge(rows, len, &n);
-
-        if (which == PX_GATHER_LANES)
-            lanes_table(cl, m, n);
-        else
-            stats_table(cl, m, n);
-        free(m);
-        return;
-    }
     if (!sp) {
         px_admin_error(cl, "XX000", "pglane: internal error: unknown list table", NULL);
         return;
     }
+    if (sp->send) {
+        sp->send(cl, rows, len);
+        return;
+    }
     px_table_begin_typed(&t, sp->cols, sp->types);
     if (sp->ops)
-        px_table_merge_rows(&t, rows, len, sp->ops, sp->fix);
+        px_table_merge_rows(&t, rows, len, sp->ops, sp->fix, sp->limit);
     else
         proto_put_bytes(&t.b, rows, len);
     px_table_send(&t, cl, "SHOW");
+}
+
+static void lanes_send(struct px_client *cl, const uint8_t *recs, size_t len)
+{
+    int n;
+    struct lane_merged *m = lanes_merge(recs, len, &n);
+
+    lanes_table(cl, m, n);
+    free(m);
+}
+
+static void stats_send(struct px_client *cl, const uint8_t *recs, size_t len)
+{
+    int n;
+    struct lane_merged *m = lanes_merge(recs, len, &n);
+
+    stats_table(cl, m, n);
+    free(m);
 }
 
 static uint64_t errors_total(const struct px_lane_stats *st)

@@ -84,8 +84,6 @@ void px_show_routes(struct px_client *cl, const char *arg)
 
 /* ---- SHOW QUERIES ---- */
 
-#define TOP_QUERIES 50
-
 struct qlist {
     struct route_stat_entry *e;
     size_t n, cap;
@@ -141,7 +139,7 @@ void px_query_rows(struct px_table *t, struct proxy *px)
         return;
     route_stats_foreach(rs, collect, &q);
     qsort(q.e, q.n, sizeof(*q.e), by_total_desc);
-    for (size_t i = 0; i < q.n && i < TOP_QUERIES; i++)
+    for (size_t i = 0; i < q.n && i < PX_TOP_QUERIES; i++)
         query_row(t, px, rs, &q.e[i]);
     free(q.e);
 }

@@ -200,9 +200,22 @@ static void cell_take(char **a, const char *b)
     *a = b ? strdup(b) : NULL;
 }
 
-void px_table_merge_rows(struct px_table *t, const uint8_t *rows, size_t len, const char *ops,
-                         void (*fix)(char **v))
+/* The column ops sorts by ('S'), for qsort's comparator (one console command runs at a time per
+ * worker). */
+static _Thread_local int sort_col;
+
+static int by_sort_col_desc(const void *a, const void *b)
 {
+    const char *x = ((const struct mrow *)a)->v[sort_col], *y = ((const struct mrow *)b)->v[sort_col];
+    double dx = x ? strtod(x, NULL) : 0, dy = y ? strtod(y, NULL) : 0;
+
+    return (dx < dy) - (dx > dy);
+}
+
+void px_table_merge_rows(struct px_table *t, const uint8_t *rows, size_t len, const char *ops,
+                         void (*fix)(char **v), int limit)
+{
+    const char *sorted = strchr(ops, 'S');
     struct mrow *m = NULL, *tmp;
     char **v = NULL;
     int n = 0, cap = 0, nc = t->ncols;
@@ -234,6 +247,7 @@ void px_table_merge_rows(struct px_table *t, const uint8_t *rows, size_t len, co
         for (int i = 0; i < nc; i++) {
             switch (ops[i]) {
             case 's':
+            case 'S':
                 cell_sum(&m[j].v[i], v[i]);
                 break;
             case 'm':
@@ -257,13 +271,19 @@ void px_table_merge_rows(struct px_table *t, const uint8_t *rows, size_t len, co
             free(v[i]);
         free(v);
     }
+    if (sorted && n > 1) {
+        sort_col = (int)(sorted - ops);
+        qsort(m, (size_t)n, sizeof(*m), by_sort_col_desc);
+    }
     for (int j = 0; j < n; j++) {
-        if (fix)
+        int shown = limit <= 0 || j < limit;
+
+        if (fix && shown)
             fix(m[j].v);
         for (int i = 0; i < nc; i++) {
-            if (m[j].v[i])
+            if (shown && m[j].v[i])
                 px_table_cell(t, "%s", m[j].v[i]);
-            else
+            else if (shown)
                 px_table_null(t);
             free(m[j].v[i]);
         }

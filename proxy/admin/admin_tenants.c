@@ -32,17 +32,14 @@ static uint64_t longest_wait_ms(struct proxy *px, const struct px_lane *l, const
     return longest;
 }
 
-void px_show_tenants(struct px_client *cl, const char *arg)
-{
-    static const char *const cols[] = {
-        "lane", "tenant", "active", "waiting", "transactions", "server_seconds", "longest_wait_ms", NULL
-    };
-    struct proxy *px = cl->conn.px;
-    uint64_t now = px_now_ms(px) * 1000 + 1;
-    struct px_table t;
+const char *const px_tenant_cols[] = {
+    "lane", "tenant", "active", "waiting", "transactions", "server_seconds", "longest_wait_ms", NULL
+};
 
-    (void)arg;
-    px_table_begin_typed(&t, cols, "ssiiqsq");
+void px_tenant_rows(struct px_table *t, struct proxy *px)
+{
+    uint64_t now = px_now_ms(px) * 1000 + 1;
+
     for (int i = 0; i < px->nall_lanes; i++) {
         const struct px_lane *l = px->all_lanes[i];
         const struct fq *q = l->fq;
@@ -59,15 +56,21 @@ void px_show_tenants(struct px_client *cl, const char *arg)
         for (int k = 0; k < n; k++) {
             const struct fq_tenant *x = rows[k];
 
-            px_table_cell(&t, "%s", l->conf->name);
-            px_table_cell(&t, "%s", x->id[0] ? x->id : "(anonymous)");
-            px_table_cell(&t, "%d", x->active);
-            px_table_cell(&t, "%d", x->waiting);
-            px_table_cell(&t, "%llu", (unsigned long long)x->served);
-            px_table_cell(&t, "%.3f", (double)fq_service_us(x, now) / 1e6);
-            px_table_cell(&t, "%llu", (unsigned long long)longest_wait_ms(px, l, x));
+            px_table_cell(t, "%s", l->conf->name);
+            px_table_cell(t, "%s", x->id[0] ? x->id : "(anonymous)");
+            px_table_cell(t, "%d", x->active);
+            px_table_cell(t, "%d", x->waiting);
+            px_table_cell(t, "%llu", (unsigned long long)x->served);
+            px_table_cell(t, "%.3f", (double)fq_service_us(x, now) / 1e6);
+            px_table_cell(t, "%llu", (unsigned long long)longest_wait_ms(px, l, x));
         }
         free(rows);
     }
-    px_table_send(&t, cl, "SHOW");
+}
+
+/* Each worker's tenants: counts and service summed, the longest wait the longest of any worker's. */
+void px_show_tenants(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    px_show_list(cl, PX_GATHER_TENANTS);
 }

@@ -24,12 +24,13 @@ void px_table_begin_typed(struct px_table *t, const char *const *cols, const cha
 void px_table_cell(struct px_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void px_table_null(struct px_table *t);
 /* Several workers' DataRows for the same table (t begun, no row yet) merged into t's rows: rows with
- * equal key columns become one. ops has a character per column: 'k' key, 's' sum, 'm' maximum, 'M'
- * maximum whose row also gives the next column ('F'), 'f' the first part's value. Rows in the order
- * first seen; fix (if not NULL) may then rewrite a merged row's cells (malloc'd text) derived from
- * others. */
+ * equal key columns become one. ops has a character per column: 'k' key, 's' sum, 'S' sum that orders
+ * the rows (largest first; at most one), 'm' maximum, 'M' maximum whose row also gives the next column
+ * ('F'), 'f' the first part's value. Rows in the order first seen unless a column is 'S', the first
+ * `limit` of them if limit > 0; fix (if not NULL) may then rewrite a merged row's cells (malloc'd
+ * text) derived from others. */
 void px_table_merge_rows(struct px_table *t, const uint8_t *rows, size_t len, const char *ops,
-                         void (*fix)(char **v));
+                         void (*fix)(char **v), int limit);
 /* Appends CommandComplete (tag) and ReadyForQuery, sends it all to cl and frees t. */
 void px_table_send(struct px_table *t, struct px_client *cl, const char *tag);
 /* A SHOW whose rows each worker renders (admin_show.c's list_specs, PX_GATHER_*): every worker's rows,
@@ -50,6 +51,10 @@ extern const char *const px_pgb_database_cols[];
 #define PX_PGB_DATABASE_TYPES "ssissiiiisiiii"
 #define PX_PGB_DATABASE_MERGE "kffffffffffsfk"
 void px_pgb_database_rows(struct px_table *t, struct proxy *px);
+extern const char *const px_pgb_user_cols[];
+#define PX_PGB_USER_TYPES "siisiiii"
+#define PX_PGB_USER_MERGE "kffffsfs"
+void px_pgb_user_rows(struct px_table *t, struct proxy *px);
 /* SHOW GUARD, QUARANTINE, PREPARED and QUERIES (admin_show_conf.c), the same way. */
 extern const char *const px_guard_cols[], *const px_quarantine_cols[], *const px_prepared_cols[],
     *const px_query_cols[];
@@ -58,6 +63,18 @@ void px_quarantine_rows(struct px_table *t, struct proxy *px);
 void px_prepared_rows(struct px_table *t, struct proxy *px);
 void px_query_rows(struct px_table *t, struct proxy *px);
 void px_query_fix(char **v);
+#define PX_TOP_QUERIES 50          /* SHOW QUERIES: the statement shapes with the largest total time */
+/* SHOW TENANTS (admin_tenants.c): one row per lane and tenant of fair queuing. */
+extern const char *const px_tenant_cols[];
+#define PX_TENANT_TYPES "ssiiqsq"
+#define PX_TENANT_MERGE "kkssssm"
+void px_tenant_rows(struct px_table *t, struct proxy *px);
+/* SHOW STAGES (stages.c) and SHOW LISTS (admin_pgb.c): each worker's records into out, and the
+ * asker's answer from every worker's records. */
+void px_stage_recs(struct proxy *px, struct proto_buf *out);
+void px_stage_send(struct px_client *cl, const uint8_t *recs, size_t len);
+void px_pgb_list_recs(struct proxy *px, struct proto_buf *out);
+void px_pgb_list_send(struct px_client *cl, const uint8_t *recs, size_t len);
 /* Sends an ErrorResponse (ERROR) and ReadyForQuery: the console session stays usable. */
 void px_admin_error(struct px_client *cl, const char *sqlstate, const char *message, const char *hint);
 /* Sends CommandComplete(tag) and ReadyForQuery, with a NOTICE first when notice is not NULL. */
@@ -100,8 +117,8 @@ void px_pgb_show_users(struct px_client *cl, const char *arg);
 void px_pgb_reconnect(struct px_client *cl, const char *arg);
 void px_pgb_wait_close(struct px_client *cl, const char *arg);
 void px_pgb_kill(struct px_client *cl, const char *arg);
-/* KILL lane and RECONNECT as one worker's part of a console action (workers > 1): "clients servers" or
- * "closed marked" into out. */
+/* KILL lane, RECONNECT and WAIT_CLOSE as one worker's part of a console action (workers > 1):
+ * "clients servers", "closed marked" or "marked 0" into out. */
 void px_pgb_act(struct proxy *px, int which, const char *arg, struct proto_buf *out);
 /* A console action's parts ("a b" per worker) summed into *a and *b; the console that asked (its reads
  * started again) or NULL if it has gone. */

@@ -45,11 +45,6 @@ const char *px_stage_name(enum px_stage s)
     return names[s];
 }
 
-void px_stage_totals(struct px_stage_totals *out)
-{
-    *out = st.tot;
-}
-
 static void finish(uint64_t now)
 {
     st.tot.samples++;
@@ -182,22 +177,41 @@ void px_stage_abandon(uint64_t client_id)
     }
 }
 
-void px_show_stages(struct px_client *cl, const char *arg)
+void px_stage_recs(struct proxy *px, struct proto_buf *out)
+{
+    (void)px;
+    proto_put_bytes(out, &st.tot, sizeof(st.tot));
+}
+
+/* Every worker's totals summed: the averages and shares of the process's sampled transactions. */
+void px_stage_send(struct px_client *cl, const uint8_t *recs, size_t len)
 {
     static const char *const cols[] = { "stage", "samples", "total_us", "avg_us", "share", NULL };
+    struct px_stage_totals sum = { 0 }, one;
     struct px_table t;
-    uint64_t n = st.tot.samples;
 
-    (void)arg;
+    for (; len >= sizeof(one); recs += sizeof(one), len -= sizeof(one)) {
+        memcpy(&one, recs, sizeof(one));
+        sum.samples += one.samples;
+        sum.tx_ns += one.tx_ns;
+        for (int i = 0; i < PX_STAGES; i++)
+            sum.ns[i] += one.ns[i];
+    }
     px_table_begin_typed(&t, cols, "sqqss");
     for (int i = 0; i <= PX_STAGES; i++) {
-        uint64_t ns = i < PX_STAGES ? st.tot.ns[i] : st.tot.tx_ns;
+        uint64_t ns = i < PX_STAGES ? sum.ns[i] : sum.tx_ns, n = sum.samples;
 
         px_table_cell(&t, "%s", i < PX_STAGES ? names[i] : "transaction");
         px_table_cell(&t, "%llu", (unsigned long long)n);
         px_table_cell(&t, "%llu", (unsigned long long)(ns / 1000u));
         px_table_cell(&t, "%.2f", n ? (double)ns / 1000.0 / (double)n : 0.0);
-        px_table_cell(&t, "%.3f", st.tot.tx_ns ? (double)ns / (double)st.tot.tx_ns : 0.0);
+        px_table_cell(&t, "%.3f", sum.tx_ns ? (double)ns / (double)sum.tx_ns : 0.0);
     }
     px_table_send(&t, cl, "SHOW");
+}
+
+void px_show_stages(struct px_client *cl, const char *arg)
+{
+    (void)arg;
+    px_show_list(cl, PX_GATHER_STAGES);
 }

@@ -6,7 +6,7 @@
  * the server, prepared-statement bookkeeping, the wait in the lane's queue, the wait for the server,
  * the server's bytes scanned, the write to the client and the server's release. Unsampled
  * transactions pay one increment and one compare per client read; the hooks below test a global
- * first, inline. One process runs one loop, so the state is global.
+ * first, inline. Each worker keeps its own state (thread-local); SHOW STAGES sums the workers'.
  */
 #ifndef PGLANE_PROXY_STAGES_H
 #define PGLANE_PROXY_STAGES_H
@@ -38,7 +38,6 @@ extern _Thread_local uint64_t px_stage_active;
 
 uint64_t px_stage_now(void);
 const char *px_stage_name(enum px_stage s);
-void px_stage_totals(struct px_stage_totals *out);
 
 struct px_client;
 struct px_server;

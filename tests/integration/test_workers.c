@@ -1045,7 +1045,7 @@ static long metric_wait(int port, const char *series, long want)
  * (one pool per worker, summed) show that total, pglane_clients every worker's clients, and the text
  * is still valid exposition format (each family once, its samples together). RELOAD, which every
  * worker runs, counts once (the largest count, not the sum). SHOW CLIENTS, gathered the same way,
- * lists them all.
+ * lists them all; PgBouncer's SHOW LISTS counts them all and each pool once.
  */
 /* The column col of the row whose first column is key in cmd's answer; -1 if there is none. */
 static long row_val(PGconn *c, const char *cmd, const char *key, const char *col)
@@ -1120,6 +1120,12 @@ static void test_metrics_sum_over_workers(void **state)
         pools_rows += strcmp(PQgetvalue(pr, i, 0), H_DB "/capped") == 0;
     PQclear(pr);
     assert_int_equal(pools_rows, 1);
+    /* SHOW LISTS: every worker's clients (and both consoles), each pool once. */
+    pr = PQexec(pgb, "SHOW POOLS");
+    int npools = PQntuples(pr);
+    PQclear(pr);
+    assert_int_equal(row_val(pgb, "SHOW LISTS", "pools", "items"), npools);
+    assert_int_equal(row_val(pgb, "SHOW LISTS", "used_clients", "items"), METRICS_CLIENTS + 2);
     /* SHOW CLIENTS lists every worker's clients (and both consoles). */
     PGresult *r = PQexec(adm, "SHOW CLIENTS");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
@@ -1134,9 +1140,10 @@ static void test_metrics_sum_over_workers(void **state)
 }
 
 /*
- * KILL, KILL lane and RECONNECT from one console act on every worker's clients and connections: 12
- * clients spread over 4 workers each hold an idle server connection; RECONNECT capped counts all the
- * idle ones; KILL of each client id (from SHOW CLIENTS) succeeds whatever its worker and the client
+ * KILL, KILL lane, RECONNECT and WAIT_CLOSE from one console act on every worker's clients and
+ * connections: 12 clients spread over 4 workers each hold an idle server connection; RECONNECT capped
+ * counts all the idle ones; with each client in a transaction, RECONNECT marks all 12 and WAIT_CLOSE
+ * waits for the last one even when another worker holds it; KILL of each client id (from SHOW CLIENTS) succeeds whatever its worker and the client
  * gets 57P01; KILL of an unknown id is 42704; KILL capped closes the rest.
  */
 #define KILL_CLIENTS 12
@@ -1169,6 +1176,49 @@ static void test_kill_across_workers(void **state)
     char *log = h_pglane_log(&l);
     char want[128];
     snprintf(want, sizeof want, "RECONNECT capped: %d idle server connection(s) closed", KILL_CLIENTS);
+    if (!strstr(log, want))
+        print_error("no \"%s\" in the log:\n%s\n", want, log);
+    assert_non_null(strstr(log, want));
+    free(log);
+
+    /* WAIT_CLOSE: RECONNECT marks the connections of open transactions on every worker; WAIT_CLOSE
+     * answers once the last one was released, here one of a worker other than the console's (a
+     * client's worker is in the low 6 bits of its BackendKeyData process id: README). */
+    for (int i = 0; i < KILL_CLIENTS; i++) {
+        assert_int_equal(h_exec(c[i], "BEGIN"), 0);
+        assert_int_equal(h_exec(c[i], "SELECT 1"), 0);
+    }
+    r = PQexec(adm, "RECONNECT capped");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    int console_worker = PQbackendPID(adm) & 63, last = -1;
+    for (int i = 0; i < KILL_CLIENTS; i++)
+        if ((PQbackendPID(c[i]) & 63) != console_worker)
+            last = i;
+    assert_true(last >= 0);      /* spread >= 2: some client is another worker's */
+    for (int i = 0; i < KILL_CLIENTS; i++)
+        if (i != last)
+            assert_int_equal(h_exec(c[i], "COMMIT"), 0);
+    assert_int_equal(PQsendQuery(adm, "WAIT_CLOSE capped"), 1);
+    /* Three maintenance ticks (1 s each) with one marked connection open: no answer yet. Only the
+     * absence of an event can show that it waits, so this one wait is timed. */
+    int64_t until = h_now_ms() + 3000;
+    while (h_now_ms() < until) {
+        assert_int_equal(PQconsumeInput(adm), 1);
+        if (!PQisBusy(adm))
+            print_error("WAIT_CLOSE answered while client %d (worker %d, console's worker %d) held a marked "
+                        "connection\n", last, PQbackendPID(c[last]) & 63, console_worker);
+        assert_int_equal(PQisBusy(adm), 1);
+        h_sleep_ms(100);
+    }
+    assert_int_equal(h_exec(c[last], "COMMIT"), 0);
+    r = PQgetResult(adm);      /* blocks until the next ticks find no marked connection */
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdStatus(r), "WAIT_CLOSE");
+    PQclear(r);
+    assert_null(PQgetResult(adm));
+    log = h_pglane_log(&l);
+    snprintf(want, sizeof want, "RECONNECT capped: 0 idle server connection(s) closed, %d to close", KILL_CLIENTS);
     if (!strstr(log, want))
         print_error("no \"%s\" in the log:\n%s\n", want, log);
     assert_non_null(strstr(log, want));
