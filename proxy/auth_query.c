@@ -12,8 +12,15 @@
  * One connection per database the lookups run in (auth_dbname, or the client's database), to the
  * server of default_lane; it runs one lookup at a time, is kept between lookups and made again when
  * it dies. Concurrent logins of one user share one lookup: the clients wait on its cache entry.
+ *
+ * With several workers each has its own connections and cache, and a process-wide table (`shared`
+ * below) says which worker is looking a user up and keeps the answers: a worker that misses either
+ * claims the lookup, or waits for the worker that claimed it (woken when the answer is published,
+ * PX_WORKERS_AUTHQ), or takes the answer already there. A user is looked up once per
+ * auth_cache_ttl in the process, not once per worker.
  */
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +40,8 @@ struct aq_entry {                  /* the answer for one (database, user) */
     char *dbname, *user;
     char *secret;                  /* NULL: no such user (or no password) */
     uint64_t expires_ms;
-    int pending;                   /* queued or running on a connection */
+    int pending;                   /* queued or running on a connection, or remote */
+    int remote;                    /* waiting for another worker's lookup (shared_claim: SH_WAIT) */
     int attempts;                  /* connections that died under it */
     struct px_list waiters;        /* px_client.wait_link */
 };
@@ -66,6 +74,118 @@ struct authq {
 static void aq_io(uv_poll_t *h, int status, int events);
 static void conn_kick(struct aq_conn *c);
 
+/* ---- answers shared by the workers ---- */
+
+#define CLAIM_MS 60000             /* a claimed lookup not answered by then may be claimed again */
+
+struct shared_answer {
+    struct shared_answer *next;
+    char *dbname, *user, *secret;  /* secret NULL: no such user (or not answered yet) */
+    uint64_t expires_ms;           /* px_now_ms() clock: every worker's loop time is monotonic ms */
+    unsigned gen;                  /* the configuration generation it was looked up under */
+    int claimed;                   /* a worker is looking it up: no answer yet */
+};
+
+/* Every field and every answer in the list is read and written under lock only. */
+static struct {
+    pthread_mutex_t lock;
+    struct shared_answer *list;
+    int n;
+} shared = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
+
+enum { SH_NOMEM = -1, SH_MINE, SH_WAIT, SH_HIT };
+
+static void shared_free(struct shared_answer *a)
+{
+    free(a->dbname);
+    free(a->user);
+    free(a->secret);
+    free(a);
+}
+
+/* Drops expired answers and the one for (dbname, user) if any; under lock. */
+static void shared_prune(const char *dbname, const char *user, uint64_t now)
+{
+    for (struct shared_answer **pp = &shared.list, *x; (x = *pp);) {
+        if (now >= x->expires_ms || (strcmp(x->user, user) == 0 && strcmp(x->dbname, dbname) == 0)) {
+            *pp = x->next;
+            shared_free(x);
+            shared.n--;
+        } else {
+            pp = &x->next;
+        }
+    }
+}
+
+/*
+ * What a worker that has no answer of its own for (dbname, user) under generation gen does: SH_HIT
+ * with *secret (malloc'd, NULL for no such user) when another worker's answer is there, SH_WAIT when
+ * another worker is looking it up, SH_MINE when this worker must (its claim is recorded; answered by
+ * shared_answer), SH_NOMEM.
+ */
+static int shared_claim(const char *dbname, const char *user, unsigned gen, uint64_t now, char **secret)
+{
+    struct shared_answer *x, *a = calloc(1, sizeof(*a));
+    int r = SH_MINE;
+
+    *secret = NULL;
+    if (!a || !(a->dbname = strdup(dbname)) || !(a->user = strdup(user))) {
+        if (a)
+            shared_free(a);
+        return SH_NOMEM;
+    }
+    pthread_mutex_lock(&shared.lock);
+    for (x = shared.list; x; x = x->next)
+        if (x->gen == gen && now < x->expires_ms && strcmp(x->user, user) == 0 && strcmp(x->dbname, dbname) == 0)
+            break;
+    if (x && x->claimed) {
+        r = SH_WAIT;
+    } else if (x) {
+        r = x->secret && !(*secret = strdup(x->secret)) ? SH_NOMEM : SH_HIT;
+    } else if (shared.n < MAX_ENTRIES) {
+        shared_prune(dbname, user, now);
+        a->claimed = 1;
+        a->gen = gen;
+        a->expires_ms = now + CLAIM_MS;
+        a->next = shared.list;
+        shared.list = a;
+        shared.n++;
+        a = NULL;
+    }
+    pthread_mutex_unlock(&shared.lock);
+    if (a)
+        shared_free(a);
+    return r;
+}
+
+/* The claiming worker's answer (secret copied; expires_ms 0: none, the claim is dropped and a waiting
+ * worker claims it next). */
+static void shared_answer(const char *dbname, const char *user, const char *secret, uint64_t expires_ms,
+                          unsigned gen, uint64_t now)
+{
+    struct shared_answer *a = NULL;
+
+    if (expires_ms > now && (!(a = calloc(1, sizeof(*a))) || !(a->dbname = strdup(dbname)) ||
+                             !(a->user = strdup(user)) || (secret && !(a->secret = strdup(secret))))) {
+        if (a)
+            shared_free(a);
+        a = NULL;
+    }
+    pthread_mutex_lock(&shared.lock);
+    shared_prune(dbname, user, now);
+    if (a && shared.n < MAX_ENTRIES) {
+        a->expires_ms = expires_ms;
+        a->gen = gen;
+        a->next = shared.list;
+        shared.list = a;
+        shared.n++;
+        a = NULL;
+    }
+    pthread_mutex_unlock(&shared.lock);
+    if (a)
+        shared_free(a);
+}
+
 /* ---- cache entries ---- */
 
 static void entry_free(struct authq *aq, struct aq_entry *e)
@@ -95,28 +215,19 @@ static void sweep(struct authq *aq, uint64_t now, int all)
 }
 
 /*
- * The lookup at the head of c's queue ended: secret (taken over; NULL = no such user), or failed.
- * The waiting clients get their copies first and are called last: a client's callback may close
- * clients (even stop pglane, see px_authq_stop), so nothing of e is used after the first call.
+ * e's answer: secret (taken over; NULL = no such user), or failed. The waiting clients get their
+ * copies first and are called last: a client's callback may close clients (even stop pglane, see
+ * px_authq_stop), so nothing of e is used after the first call.
  */
-static void lookup_done(struct aq_conn *c, char *secret, int failed)
+static void entry_answer(struct authq *aq, struct aq_entry *e, char *secret, int failed)
 {
-    struct authq *aq = c->aq;
-    struct aq_entry *e = c->qhead;
     struct px_list woken;
     int found = secret != NULL;
 
-    c->qhead = e->qnext;
-    if (!c->qhead)
-        c->qtail = NULL;
-    e->qnext = NULL;
     e->pending = 0;
+    e->remote = 0;
     e->secret = secret;
     e->expires_ms = px_now_ms(aq->px) + (uint64_t)aq->px->conf->auth_cache_ttl_ms;
-    if (failed)
-        aq->errors++;
-    else
-        aq->misses++;
     px_list_init(&woken);
     while (!px_list_empty(&e->waiters)) {
         struct px_client *cl = px_container_of(e->waiters.next, struct px_client, wait_link);
@@ -136,6 +247,32 @@ static void lookup_done(struct aq_conn *c, char *secret, int failed)
         px_list_remove(&cl->wait_link);
         px_client_secret_ready(cl, failed || (found && !cl->authq_secret));
     }
+}
+
+/* The lookup at the head of c's queue ended: secret (taken over; NULL = no such user), or failed.
+ * With several workers the answer is published and the workers waiting for it are woken. */
+static void lookup_done(struct aq_conn *c, char *secret, int failed)
+{
+    struct authq *aq = c->aq;
+    struct proxy *px = aq->px;
+    struct aq_entry *e = c->qhead;
+    uint64_t now = px_now_ms(px);
+
+    c->qhead = e->qnext;
+    if (!c->qhead)
+        c->qtail = NULL;
+    e->qnext = NULL;
+    if (failed)
+        aq->errors++;
+    else
+        aq->misses++;
+    if (px->workers) {
+        shared_answer(e->dbname, e->user, secret,
+                      failed || px->conf->auth_cache_ttl_ms <= 0 ? 0 : now + (uint64_t)px->conf->auth_cache_ttl_ms,
+                      aq->gen, now);
+        px_workers_ask(px, PX_WORKERS_AUTHQ, NULL);
+    }
+    entry_answer(aq, e, secret, failed);
 }
 
 /* ---- the lookup connection ---- */
@@ -397,6 +534,7 @@ static void on_tick(uv_timer_t *t)
     if (!aq->stopping)
         sweep(aq, now, 0);
     leave(aq);
+    px_authq_remote(px);          /* a wake-up lost (another worker's full command queue) costs a tick */
 }
 
 static struct authq *authq_get(struct proxy *px)
@@ -448,6 +586,76 @@ static void on_kick(uv_timer_t *t)
     leave(aq);
 }
 
+/* A pending entry for (dbname, user) in aq's cache, no waiter yet; NULL without memory. */
+static struct aq_entry *entry_new(struct authq *aq, const char *dbname, const char *user)
+{
+    struct aq_entry *e = calloc(1, sizeof(*e));
+
+    if (!e || !(e->dbname = strdup(dbname)) || !(e->user = strdup(user))) {
+        if (e)
+            free(e->dbname);
+        free(e);
+        return NULL;
+    }
+    px_list_init(&e->waiters);
+    e->pending = 1;
+    e->next = aq->entries;
+    aq->entries = e;
+    aq->nentries++;
+    return e;
+}
+
+/* Queues e's lookup on the connection of its database; the lookup starts on the next turn of the
+ * loop, never inside this call, so that a failure cannot call back into the client that is asking.
+ * 0, or -1 without memory for the connection. */
+static int lookup_queue(struct authq *aq, struct aq_entry *e)
+{
+    struct aq_conn *c = conn_get(aq, e->dbname);
+
+    if (!c)
+        return -1;
+    if (c->qtail)
+        c->qtail->qnext = e;
+    else
+        c->qhead = e;
+    c->qtail = e;
+    uv_timer_start(&aq->timer, on_kick, 0, 0);
+    return 0;
+}
+
+void px_authq_remote(struct proxy *px)
+{
+    struct authq *aq = px->authq;
+    uint64_t now = px_now_ms(px);
+
+    if (!aq || !px->workers)
+        return;
+    enter(aq);
+    for (struct aq_entry *e = aq->entries, *next; e && !aq->stopping; e = next) {
+        char *secret = NULL;
+        int claim;
+
+        next = e->next;
+        if (!e->remote || (claim = shared_claim(e->dbname, e->user, aq->gen, now, &secret)) == SH_WAIT ||
+            claim == SH_NOMEM)
+            continue;
+        if (claim == SH_MINE) {    /* the other worker's lookup failed: this worker looks it up */
+            e->remote = 0;
+            if (lookup_queue(aq, e) == 0)
+                continue;
+            shared_answer(e->dbname, e->user, NULL, 0, aq->gen, now);   /* the claim is given back */
+            aq->errors++;
+            entry_answer(aq, e, NULL, 1);
+        } else {                   /* the other worker's answer: a hit for each waiting login */
+            for (struct px_list *w = e->waiters.next; w != &e->waiters; w = w->next)
+                aq->hits++;
+            entry_answer(aq, e, secret, 0);
+        }
+        next = aq->entries;        /* a client's callback may have changed the list: start over */
+    }
+    leave(aq);
+}
+
 int px_authq_lookup(struct px_client *cl)
 {
     struct proxy *px = cl->conn.px;
@@ -455,7 +663,6 @@ int px_authq_lookup(struct px_client *cl)
     const char *dbname = px->conf->auth_dbname ? px->conf->auth_dbname : cl->database;
     uint64_t now = px_now_ms(px);
     struct aq_entry *e;
-    struct aq_conn *c;
 
     if (!aq || px->exiting)
         return -1;
@@ -479,30 +686,29 @@ int px_authq_lookup(struct px_client *cl)
         return 1;
     }
     if (!e) {
+        int claim = SH_MINE;
+        char *secret = NULL;
+
+        if (px->workers && (claim = shared_claim(dbname, cl->user, aq->gen, now, &secret)) == SH_NOMEM)
+            return -1;
+        if (claim == SH_HIT) {     /* another worker's answer */
+            aq->hits++;
+            free(cl->authq_secret);
+            cl->authq_secret = secret;
+            return 1;
+        }
         if (aq->nentries >= MAX_ENTRIES)
             sweep(aq, now, 0);
-        c = conn_get(aq, dbname);
-        e = calloc(1, sizeof(*e));
-        if (!c || !e || !(e->dbname = strdup(dbname)) || !(e->user = strdup(cl->user))) {
-            if (e) {
-                free(e->dbname);
-                free(e);
-            }
+        e = entry_new(aq, dbname, cl->user);
+        if (e)
+            e->remote = claim == SH_WAIT;
+        if (!e || (!e->remote && lookup_queue(aq, e) < 0)) {
+            if (e)
+                entry_free(aq, e);
+            if (claim == SH_MINE && px->workers)
+                shared_answer(dbname, cl->user, NULL, 0, aq->gen, now);   /* the claim is given back */
             return -1;
         }
-        px_list_init(&e->waiters);
-        e->pending = 1;
-        e->next = aq->entries;
-        aq->entries = e;
-        aq->nentries++;
-        if (c->qtail)
-            c->qtail->qnext = e;
-        else
-            c->qhead = e;
-        c->qtail = e;
-        /* The lookup starts on the next turn of the loop, never inside this call, so that a failure
-         * cannot call back into the client that is asking. */
-        uv_timer_start(&aq->timer, on_kick, 0, 0);
     }
     px_list_append(&e->waiters, &cl->wait_link);
     cl->authq_wait = 1;

@@ -631,6 +631,9 @@ int px_authq_lookup(struct px_client *cl);
 void px_client_secret_ready(struct px_client *cl, int failed);
 /* cl closes while it waits for a lookup. */
 void px_authq_forget(struct px_client *cl);
+/* Several workers: another worker published an answer (or gave up a lookup) this worker's logins
+ * may wait for; they take it (or this worker looks it up). */
+void px_authq_remote(struct proxy *px);
 /* pool's server login uses secret (found by auth_query) unless auth_file has the user: always when
  * it comes from a login (fresh), else only when the pool has none (an older client's copy may be stale). */
 void px_authq_pool_secret(struct px_pool *pool, const char *secret, int fresh);

@@ -443,6 +443,8 @@ static void on_wake(uv_async_t *h)
             (void)px_admin_set_paused(px, acts[i].arg, acts[i].what == PX_WORKERS_PAUSE);
         else if (acts[i].what == PX_WORKERS_SAMPLE)
             px_monitor_sample_now(px, acts[i].arg);
+        else if (acts[i].what == PX_WORKERS_AUTHQ)
+            px_authq_remote(px);
     }
     px_workers_room(px);
 }
@@ -530,7 +532,7 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg)
         if (i == px->worker_id || !w->async)
             continue;
         if (w->nacts == ACTS_MAX) {
-            if (what != PX_WORKERS_SAMPLE)   /* a sample asked for is due anyway */
+            if (what != PX_WORKERS_SAMPLE && what != PX_WORKERS_AUTHQ)   /* due anyway at the next tick */
                 px_warn("worker %d has %d admin commands pending: this one is not passed on to it", i, ACTS_MAX);
             continue;
         }
