@@ -107,7 +107,8 @@ asan: deps
 # the comparisons; a data race aborts pglane, which fails the test), then suites whose console tables and
 # auth_query cache span the workers, with every pglane at workers = 4 (PGLANE_TEST_WORKERS).
 TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1
-TSAN_W4 = integration_test_admin integration_test_auth_query integration_test_pgbouncer_compat
+TSAN_W4 = integration_test_admin integration_test_auth_query integration_test_pgbouncer_compat \
+	integration_test_replica_health integration_test_replicas
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan build-tsan/pglane build-tsan/tests/integration_test_workers \
 		$(addprefix build-tsan/tests/,$(TSAN_W4))

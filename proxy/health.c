@@ -5,11 +5,18 @@
  * transaction's time. A check that errors, does not answer within the interval, or cannot connect
  * counts as failed; health_check_failures in a row (or a refused connection) make the server down:
  * logged once, its idle pooled connections closed. The first answer makes it up again.
+ *
+ * With several workers one worker checks each server (the checker: the first with credentials for
+ * it, holding a lease it renews at every interval; another takes over once it lapses) and publishes
+ * what it learns in a process-wide table (`shared` below); the other workers take the values from
+ * there when woken (PX_WORKERS_HEALTH) and at every interval, with their own change callbacks, and
+ * close their own idle connections to a server that went down.
  */
 #include "proxy/health.h"
 
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +40,8 @@ struct hs {                        /* one [server.NAME], kept across reloads by 
     int checking;                  /* checked now (wanted at the last tick) */
     int warned_role;               /* a configured role the server contradicts was logged */
     int warned_login;              /* a refused login of the health connection was logged */
+    int follows;                   /* several workers: another worker checks it (values from `shared`) */
+    uint64_t seq;                  /* the publication taken last */
     char why[200];                 /* the latest failure */
 };
 
@@ -61,6 +70,52 @@ static const char check_sql[] =
 static const struct px_health unknown_health = { .role = PX_ROLE_UNKNOWN, .up = 1, .lag_ms = -1, .lag_bytes = -1 };
 
 static void hs_io(uv_poll_t *h, int status, int events);
+
+/* ---- several workers: one checker per server, the others follow ---- */
+
+#define LEASE_INTERVALS 3          /* a checker silent for this many intervals loses the server */
+
+struct shared_server {
+    char *name;
+    int owner;                     /* the checking worker, -1: none */
+    uint64_t renewed_ms;           /* px_now_ms() clock (monotonic ms on every worker's loop) */
+    uint64_t seq;                  /* bumped at every publication */
+    struct px_health h;
+    int checking;
+    char why[200];
+};
+
+/* Every field of every entry is read and written under lock only; entries are never freed (one per
+ * server name ever configured). */
+static struct {
+    pthread_mutex_t lock;
+    struct shared_server *s;
+    int n;
+} shared = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
+
+/* The entry of name (made if missing); under lock. NULL without memory. */
+static struct shared_server *shared_find(const char *name)
+{
+    struct shared_server *grown;
+
+    for (int i = 0; i < shared.n; i++)
+        if (strcmp(shared.s[i].name, name) == 0)
+            return &shared.s[i];
+    if (!(grown = realloc(shared.s, sizeof(*grown) * (size_t)(shared.n + 1))))
+        return NULL;
+    shared.s = grown;
+    memset(&grown[shared.n], 0, sizeof(grown[0]));
+    if (!(grown[shared.n].name = strdup(name)))
+        return NULL;
+    grown[shared.n].owner = -1;
+    grown[shared.n].h = (struct px_health){ .up = 1, .lag_ms = -1, .lag_bytes = -1 };
+    return &shared.s[shared.n++];
+}
+
+static int several(const struct health *hm)
+{
+    return hm->px->workers != NULL;
+}
 
 static struct hs *find(struct health *hm, const char *name)
 {
@@ -117,8 +172,27 @@ static int wanted(struct hs *s)
            (cs->role_set || (g_want && g_want(px, s->name)));
 }
 
+/* The checker's news for the other workers: its values published, the others woken. */
+static void publish(struct hs *s)
+{
+    struct shared_server *x;
+
+    if (!several(s->hm) || s->follows)
+        return;
+    pthread_mutex_lock(&shared.lock);
+    if ((x = shared_find(s->name)) != NULL) {
+        x->h = s->h;
+        x->checking = s->checking;
+        memcpy(x->why, s->why, sizeof(x->why));
+        x->seq++;
+    }
+    pthread_mutex_unlock(&shared.lock);
+    px_workers_ask(s->hm->px, PX_WORKERS_HEALTH, NULL);
+}
+
 static void notify(struct hs *s, int changed)
 {
+    publish(s);
     if (g_cb)
         g_cb(s->hm->px, s->name, &s->h, changed, g_cb_arg);
 }
@@ -433,12 +507,89 @@ static void unwatch(struct hs *s)
     }
 }
 
+/* Several workers: 1 if this worker checks s (it holds the lease, or takes it: none held, or lapsed,
+ * and this worker has credentials for a connection), 0 if it follows the checker. */
+static int lease(struct hs *s, uint64_t now, uint64_t interval)
+{
+    struct proxy *px = s->hm->px;
+    int can = s->state != HS_IDLE || px_pgpoll_credentials(px, s->name, 1) != NULL, mine = 1;
+    struct shared_server *x;
+
+    pthread_mutex_lock(&shared.lock);
+    if ((x = shared_find(s->name)) != NULL) {   /* without memory each worker checks on its own */
+        if (x->owner == px->worker_id && !can)
+            x->owner = -1;         /* its pools are gone: another worker with some takes over */
+        mine = can && (x->owner == px->worker_id || x->owner < 0 ||
+                       now > x->renewed_ms + (uint64_t)LEASE_INTERVALS * interval);
+        if (mine) {
+            x->owner = px->worker_id;
+            x->renewed_ms = now;
+        }
+    }
+    pthread_mutex_unlock(&shared.lock);
+    return mine;
+}
+
+/* A follower takes the checker's latest values, if new; its own idle connections to a server that
+ * went down are closed, and its change callback runs as the checker's did. */
+static void follow(struct hs *s)
+{
+    struct shared_server *x, got;
+    uint64_t conflicts = s->h.conflicts;
+    int news = 0, changed = 0;
+
+    pthread_mutex_lock(&shared.lock);
+    if ((x = shared_find(s->name)) != NULL && x->seq != s->seq) {
+        got = *x;
+        news = 1;
+    }
+    pthread_mutex_unlock(&shared.lock);
+    if (!news)
+        return;
+    s->seq = got.seq;
+    if (got.h.up != s->h.up)
+        changed |= PX_HEALTH_UP_CHANGED;
+    if (got.h.role != s->h.role)
+        changed |= PX_HEALTH_ROLE_CHANGED;
+    s->h = got.h;
+    s->h.conflicts = conflicts;    /* counted by this worker's routing */
+    s->checking = got.checking;
+    memcpy(s->why, got.why, sizeof(s->why));
+    if ((changed & PX_HEALTH_UP_CHANGED) && !s->h.up) {
+        int n = close_idle(s);     /* the checker logged the news; this worker's closes, if any */
+
+        if (n > 0)
+            px_info("server %s: down per worker %d's health check: %d idle connection(s) of this worker closed",
+                    s->name, got.owner, n);
+    }
+    notify(s, changed);
+}
+
+void px_health_news(struct proxy *px)
+{
+    struct health *hm = px->health;
+
+    for (int i = 0; hm && i < hm->n; i++)
+        if (hm->s[i]->follows && hm->s[i]->present)
+            follow(hm->s[i]);
+}
+
 static void tick_one(struct hs *s, uint64_t now, uint64_t interval)
 {
     if (!s->present || !wanted(s)) {
         if (s->checking || s->state != HS_IDLE || !s->h.up)
             unwatch(s);
         return;
+    }
+    if (several(s->hm)) {
+        if (!lease(s, now, interval)) {
+            if (s->state != HS_IDLE)
+                hs_close(s);       /* another worker took over */
+            s->follows = 1;
+            follow(s);
+            return;
+        }
+        s->follows = 0;
     }
     s->checking = 1;
     switch (s->state) {
@@ -579,6 +730,13 @@ void px_health_stop(struct proxy *px)
     if (!hm)
         return;
     px->health = NULL;
+    if (several(hm)) {             /* this worker's leases end now: another takes over at its next tick */
+        pthread_mutex_lock(&shared.lock);
+        for (int i = 0; i < shared.n; i++)
+            if (shared.s[i].owner == px->worker_id)
+                shared.s[i].owner = -1;
+        pthread_mutex_unlock(&shared.lock);
+    }
     for (int i = 0; i < hm->n; i++)
         hs_free(hm->s[i]);
     free(hm->s);

@@ -56,6 +56,8 @@ void px_health_want(struct proxy *px, px_health_want_fn fn);
 int px_health_start(struct proxy *px);
 void px_health_reload(struct proxy *px);
 void px_health_stop(struct proxy *px);
+/* Several workers: another worker published a check's values; servers this worker follows take them. */
+void px_health_news(struct proxy *px);
 
 /* Iteration in configuration order (SHOW SERVERS, /metrics): stops when cb returns non-zero. */
 typedef int (*px_health_each_cb)(const char *server_name, const struct px_health *h, void *arg);

@@ -445,6 +445,8 @@ static void on_wake(uv_async_t *h)
             px_monitor_sample_now(px, acts[i].arg);
         else if (acts[i].what == PX_WORKERS_AUTHQ)
             px_authq_remote(px);
+        else if (acts[i].what == PX_WORKERS_HEALTH)
+            px_health_news(px);
     }
     px_workers_room(px);
 }
@@ -532,7 +534,7 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg)
         if (i == px->worker_id || !w->async)
             continue;
         if (w->nacts == ACTS_MAX) {
-            if (what != PX_WORKERS_SAMPLE && what != PX_WORKERS_AUTHQ)   /* due anyway at the next tick */
+            if (what < PX_WORKERS_SAMPLE)   /* news and samples are due anyway at the next tick */
                 px_warn("worker %d has %d admin commands pending: this one is not passed on to it", i, ACTS_MAX);
             continue;
         }

@@ -47,6 +47,7 @@ void px_worker_detach(struct proxy *px);
 #define PX_WORKERS_RESUME 4u
 #define PX_WORKERS_SAMPLE 5u       /* arg: the server whose lock graph to sample now (a guard_wait passed) */
 #define PX_WORKERS_AUTHQ 6u        /* an auth_query answer was published (proxy/auth_query.c) */
+#define PX_WORKERS_HEALTH 7u       /* a server's health check was published (proxy/health.c) */
 void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 
 /*

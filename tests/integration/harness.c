@@ -886,12 +886,14 @@ int h_workers(void)
     return n > 0 && n < 1000 ? (int)n : 0;
 }
 
-/* 1 if a line of text sets the key `workers` (in any section: a config that names it keeps its own). */
-static int names_workers(const char *text)
+/* 1 if a line of text sets key (in any section: a config that names it keeps its own). */
+static int names_key(const char *text, const char *key)
 {
+    size_t n = strlen(key);
+
     for (const char *line = text; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
         line += strspn(line, " \t");
-        if (strncmp(line, "workers", 7) == 0 && strchr(" \t=", line[7]))
+        if (strncmp(line, key, n) == 0 && strchr(" \t=", line[n]))
             return 1;
     }
     return 0;
@@ -904,7 +906,7 @@ static char *add_workers(char *text)
     int n = h_workers();
     char *p, *out;
 
-    if (!text || !n || names_workers(text))
+    if (!text || !n || names_key(text, "workers"))
         return text;
     for (p = strstr(text, "[pglane]"); p && p != text && p[-1] != '\n'; p = strstr(p + 1, "[pglane]"))
         ;
@@ -917,8 +919,8 @@ static char *add_workers(char *text)
         return NULL;
     }
     memcpy(out, text, (size_t)(p - text));
-    sprintf(out + (p - text), "\nworkers = %d%s%s%s", n, getenv("PGLANE_TEST_DEBUG") ? "\nlog_level = debug" : "",
-            *p ? "" : "\n", p);
+    sprintf(out + (p - text), "\nworkers = %d%s%s%s", n,
+            getenv("PGLANE_TEST_DEBUG") && !names_key(text, "log_level") ? "\nlog_level = debug" : "", *p ? "" : "\n", p);
     free(text);
     return out;
 }

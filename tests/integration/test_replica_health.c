@@ -429,10 +429,19 @@ static void test_replica_hung(void **state)
     touch_lanes();
     assert_true(health_wait(adm, "replica", "state", "up", 2 * INTERVAL_MS + SLACK_MS) >= 0);
     assert_true(server_rows(adm, "replica", "state", "idle") >= 1);
-    PGresult *r = PQexec(rs, "SELECT pid FROM pg_stat_activity WHERE usename = '" H_USER "'");
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    int n = PQntuples(r);
+    /* the health connection is made at the first interval after a pool gave the credentials */
+    PGresult *r = NULL;
+    int n = 0;
+    for (int64_t until = h_now_ms() + 2 * INTERVAL_MS + SLACK_MS; n < 2 && h_now_ms() < until;) {
+        PQclear(r);
+        r = PQexec(rs, "SELECT pid FROM pg_stat_activity WHERE usename = '" H_USER "'");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        if ((n = PQntuples(r)) < 2)
+            h_sleep_ms(20);   /* polling interval */
+    }
     pid_t pids[16];
+    if (n < 2 || n > 16)
+        print_error("%d backends of " H_USER " on the replica\n", n);
     assert_true(n >= 2 && n <= 16);    /* the health connection and the pooled one(s) */
     for (int i = 0; i < n; i++)
         pids[i] = (pid_t)strtol(PQgetvalue(r, i, 0), NULL, 10);
@@ -454,11 +463,12 @@ static void test_replica_hung(void **state)
         last = p;
     assert_non_null(last);
     last[strcspn(last, "\n")] = '\0';
-    /* pglane closed the idle connection itself (the stopped backends could not) */
+    /* pglane closed the idle connection itself (the stopped backends could not); with several workers
+     * the checking worker's line counts its own connections (idle_left above counts every worker's) */
     assert_non_null(strstr(last, "idle connection(s) closed"));
-    if (strstr(last, "): 0 idle connection(s) closed"))
+    if (strstr(last, "): 0 idle connection(s) closed") && h_workers() <= 1)
         print_error("%s\n", last);
-    assert_null(strstr(last, "): 0 idle connection(s) closed"));
+    assert_true(!strstr(last, "): 0 idle connection(s) closed") || h_workers() > 1);
     free(log);
     assert_true(health_wait(adm, "replica", "state", "up", 2 * INTERVAL_MS + SLACK_MS + 5000) >= 0);
     PQfinish(rs);
