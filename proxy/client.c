@@ -230,9 +230,10 @@ static int forward(struct px_client *cl)
     }
     if (st)
         px_stage_sent();
-    if (r < 0 && cl->retry_buf) {
+    if (r < 0 && cl->retry_buf && cl->server && cl->state == CL_ACTIVE) {
         /* The bytes are kept: the server connection died under the transaction's first message
-         * (a write fails at once when PostgreSQL's reset has already arrived). */
+         * (a write fails at once when PostgreSQL's reset has already arrived). Not when pglane
+         * itself ended the session meanwhile (a prepared-statement limit: no server left). */
         cl->conn.in.start = cl->conn.in.pos;
         if (px_retry_try(cl->server, PX_RF_CLOSED, NULL, NULL, r == UV_EIO ? "write failed" : uv_strerror(r)))
             return 0;
