@@ -103,11 +103,24 @@ static void shared_free(struct shared_answer *a)
     free(a);
 }
 
-/* Drops expired answers and the one for (dbname, user) if any; under lock. */
-static void shared_prune(const char *dbname, const char *user, uint64_t now)
+/* A new answer (copies), not in the list yet; NULL without memory. */
+static struct shared_answer *shared_new(const char *dbname, const char *user, const char *secret)
+{
+    struct shared_answer *a = calloc(1, sizeof(*a));
+
+    if (a && (a->dbname = strdup(dbname)) && (a->user = strdup(user)) && (!secret || (a->secret = strdup(secret))))
+        return a;
+    if (a)
+        shared_free(a);
+    return NULL;
+}
+
+/* Under lock: drops the expired answers and the one for a's (database, user), then puts a in the list
+ * if there is room. NULL if a was taken, else a (for the caller to free once unlocked). */
+static struct shared_answer *shared_insert(struct shared_answer *a, unsigned gen, uint64_t expires_ms, uint64_t now)
 {
     for (struct shared_answer **pp = &shared.list, *x; (x = *pp);) {
-        if (now >= x->expires_ms || (strcmp(x->user, user) == 0 && strcmp(x->dbname, dbname) == 0)) {
+        if (now >= x->expires_ms || (strcmp(x->user, a->user) == 0 && strcmp(x->dbname, a->dbname) == 0)) {
             *pp = x->next;
             shared_free(x);
             shared.n--;
@@ -115,6 +128,14 @@ static void shared_prune(const char *dbname, const char *user, uint64_t now)
             pp = &x->next;
         }
     }
+    if (shared.n >= MAX_ENTRIES)
+        return a;
+    a->gen = gen;
+    a->expires_ms = expires_ms;
+    a->next = shared.list;
+    shared.list = a;
+    shared.n++;
+    return NULL;
 }
 
 /*
@@ -125,33 +146,23 @@ static void shared_prune(const char *dbname, const char *user, uint64_t now)
  */
 static int shared_claim(const char *dbname, const char *user, unsigned gen, uint64_t now, char **secret)
 {
-    struct shared_answer *x, *a = calloc(1, sizeof(*a));
+    struct shared_answer *x, *a = shared_new(dbname, user, NULL);
     int r = SH_MINE;
 
     *secret = NULL;
-    if (!a || !(a->dbname = strdup(dbname)) || !(a->user = strdup(user))) {
-        if (a)
-            shared_free(a);
+    if (!a)
         return SH_NOMEM;
-    }
+    a->claimed = 1;
     pthread_mutex_lock(&shared.lock);
     for (x = shared.list; x; x = x->next)
         if (x->gen == gen && now < x->expires_ms && strcmp(x->user, user) == 0 && strcmp(x->dbname, dbname) == 0)
             break;
-    if (x && x->claimed) {
+    if (x && x->claimed)
         r = SH_WAIT;
-    } else if (x) {
+    else if (x)
         r = x->secret && !(*secret = strdup(x->secret)) ? SH_NOMEM : SH_HIT;
-    } else if (shared.n < MAX_ENTRIES) {
-        shared_prune(dbname, user, now);
-        a->claimed = 1;
-        a->gen = gen;
-        a->expires_ms = now + CLAIM_MS;
-        a->next = shared.list;
-        shared.list = a;
-        shared.n++;
-        a = NULL;
-    }
+    else
+        a = shared_insert(a, gen, now + CLAIM_MS, now);
     pthread_mutex_unlock(&shared.lock);
     if (a)
         shared_free(a);
@@ -163,27 +174,25 @@ static int shared_claim(const char *dbname, const char *user, unsigned gen, uint
 static void shared_answer(const char *dbname, const char *user, const char *secret, uint64_t expires_ms,
                           unsigned gen, uint64_t now)
 {
-    struct shared_answer *a = NULL;
+    struct shared_answer *a = shared_new(dbname, user, secret), *drop = NULL;
 
-    if (expires_ms > now && (!(a = calloc(1, sizeof(*a))) || !(a->dbname = strdup(dbname)) ||
-                             !(a->user = strdup(user)) || (secret && !(a->secret = strdup(secret))))) {
-        if (a)
-            shared_free(a);
-        a = NULL;
-    }
     pthread_mutex_lock(&shared.lock);
-    shared_prune(dbname, user, now);
-    if (a && shared.n < MAX_ENTRIES) {
-        a->expires_ms = expires_ms;
-        a->gen = gen;
-        a->next = shared.list;
-        shared.list = a;
-        shared.n++;
-        a = NULL;
+    if (a && expires_ms > now) {
+        a = shared_insert(a, gen, expires_ms, now);
+    } else {                       /* the claim goes (and the answer, if it could not be copied) */
+        for (struct shared_answer **pp = &shared.list; *pp; pp = &(*pp)->next)
+            if (strcmp((*pp)->user, user) == 0 && strcmp((*pp)->dbname, dbname) == 0) {
+                drop = *pp;
+                *pp = drop->next;
+                shared.n--;
+                break;
+            }
     }
     pthread_mutex_unlock(&shared.lock);
     if (a)
         shared_free(a);
+    if (drop)
+        shared_free(drop);
 }
 
 /* ---- cache entries ---- */
