@@ -26,19 +26,6 @@ struct prep_registry {
     uint32_t unnamed_epoch;        /* cache_unnamed: bumped by DDL and session changes */
 };
 
-/* Doubles an array's capacity (first: the capacity of an empty one). 0, or -1 with the array kept. */
-static int grow_array(void **arr, int *cap, int first, size_t elem)
-{
-    int ncap = *cap ? *cap * 2 : first;
-    void *n = realloc(*arr, elem * (size_t)ncap);
-
-    if (!n)
-        return -1;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 static struct prep_registry *registry(struct proxy *px)
 {
     if (!px->prep)
@@ -234,7 +221,7 @@ int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
         cs->stmt = s;
         return 0;
     }
-    if (cl->nstmts == cl->capstmts && grow_array((void **)&cl->stmts, &cl->capstmts, 8, sizeof(*cl->stmts)) < 0)
+    if (cl->nstmts == cl->capstmts && px_grow((void **)&cl->stmts, &cl->capstmts, 8, sizeof(*cl->stmts)) < 0)
         return -1;
     cl->stmts[cl->nstmts].name = strdup(name);
     if (!cl->stmts[cl->nstmts].name)
@@ -323,7 +310,7 @@ void px_prep_server_forget_all(struct px_server *sv)
 int cache_grow(struct px_server *sv)
 {
     if (sv->ncached == sv->capcached)
-        return grow_array((void **)&sv->cached, &sv->capcached, 16, sizeof(*sv->cached));
+        return px_grow((void **)&sv->cached, &sv->capcached, 16, sizeof(*sv->cached));
     return 0;
 }
 

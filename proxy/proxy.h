@@ -41,6 +41,10 @@ struct fq_tenant;
 uint64_t px_now_ms(struct proxy *px);   /* the event loop's cached time, in milliseconds */
 uint64_t px_now_us(void);               /* a monotonic clock, in microseconds */
 
+/* A growing array: *arr (elem bytes each) doubled from `first` slots when *cap are in use; 0, or -1
+ * (*arr and *cap unchanged) without memory. */
+int px_grow(void **arr, int *cap, int first, size_t elem);
+
 /* ---- intrusive doubly linked list ---- */
 struct px_list {
     struct px_list *next, *prev;

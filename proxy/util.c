@@ -1,4 +1,5 @@
-/* Small helpers shared by proxy/: intrusive lists, clocks and the tracked session parameters. */
+/* Small helpers shared by proxy/: intrusive lists, clocks, growing arrays and the tracked session
+ * parameters. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -37,6 +38,18 @@ void px_list_remove(struct px_list *item)
 int px_list_empty(const struct px_list *head)
 {
     return head->next == head;
+}
+
+int px_grow(void **arr, int *cap, int first, size_t elem)
+{
+    int ncap = *cap ? *cap * 2 : first;
+    void *n = realloc(*arr, elem * (size_t)ncap);
+
+    if (!n)
+        return -1;
+    *arr = n;
+    *cap = ncap;
+    return 0;
 }
 
 uint64_t px_now_ms(struct proxy *px)

@@ -138,7 +138,7 @@ static void lane_recs(struct proxy *px, struct proto_buf *out)
  * with *n = 0 when there are none or memory ran out. */
 static struct lane_merged *lanes_merge(const uint8_t *p, size_t len, int *n)
 {
-    struct lane_merged *m = NULL, *tmp;
+    struct lane_merged *m = NULL;
     struct lane_rec *r = malloc(sizeof(*r));
     int cnt = 0, cap = 0;
 
@@ -166,12 +166,8 @@ static struct lane_merged *lanes_merge(const uint8_t *p, size_t len, int *n)
                 a->longest_wait_ms = r->n.longest_wait_ms;
             px_lane_stats_merge(&m[j].r.st, &r->st);
         } else {
-            if (cnt == cap) {
-                cap = cap ? cap * 2 : 8;
-                if (!(tmp = realloc(m, sizeof(*m) * (size_t)cap)))
-                    break;
-                m = tmp;
-            }
+            if (cnt == cap && px_grow((void **)&m, &cap, 8, sizeof(*m)) < 0)
+                break;
             m[cnt].name = (const char *)p + sizeof(*r);
             m[cnt].r = *r;
             cnt++;

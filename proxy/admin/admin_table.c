@@ -216,7 +216,7 @@ void px_table_merge_rows(struct px_table *t, const uint8_t *rows, size_t len, co
                          void (*fix)(char **v), int limit)
 {
     const char *sorted = strchr(ops, 'S');
-    struct mrow *m = NULL, *tmp;
+    struct mrow *m = NULL;
     char **v = NULL;
     int n = 0, cap = 0, nc = t->ncols;
 
@@ -233,12 +233,8 @@ void px_table_merge_rows(struct px_table *t, const uint8_t *rows, size_t len, co
         for (j = 0; j < n && !same_keys(m[j].v, v, ops, nc); j++)
             ;
         if (j == n) {              /* a row no earlier part had: kept as it is */
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                if (!(tmp = realloc(m, sizeof(*m) * (size_t)cap)))
-                    break;
-                m = tmp;
-            }
+            if (n == cap && px_grow((void **)&m, &cap, 16, sizeof(*m)) < 0)
+                break;
             m[n].v = v;
             m[n++].src = 0;
             v = NULL;
