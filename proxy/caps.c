@@ -103,6 +103,7 @@ void px_cap_unref(struct proxy *px, struct px_cap *c)
     for (pp = &px->caps; *pp != c; pp = &(*pp)->next)
         ;
     *pp = c->next;
+    px_gslot_unref(px, c->g);
     free(c->name);
     free(c);
 }

@@ -2,8 +2,10 @@
  * Several event loops in one process (workers = N): what the worker threads share. See
  * proxy/workers.h for the model. Ownership, in one place:
  *   - struct px_workers is made by main.c before any worker starts and freed after all have ended;
- *     `lock` guards the slot list (insertions; slots are never removed before the end) and every
- *     worker's `async` pointer and inbox.
+ *     `lock` guards the slot list, each slot's `refs`, and every worker's `async` pointer and inbox.
+ *     A slot is referred to by the pools and caps attached to it (one reference per px_gslot_named)
+ *     and by connections being handed over; it leaves the list and is freed when the last reference
+ *     goes and it counts no connection (a made-up database's slot does not outlive its pools).
  *   - a slot's `n` and `since[]` are atomics: n is changed only by take (compare-and-swap below the
  *     cap) and put; since[w] is written only by worker w and read by all. Both sides are sequentially
  *     consistent: a worker that found no room publishes since[w] and then takes again, a worker that
@@ -31,6 +33,7 @@
 
 struct px_gslot {
     struct px_gslot *next;         /* in px_workers.slots */
+    int refs;                      /* under lock: pools, caps and handoffs referring to it */
     char *key;                     /* lane \x1f server \x1f database \x1f user */
     _Atomic int n;                 /* server connections of this key in every worker */
     _Atomic uint64_t since[CONF_WORKERS_MAX];   /* worker w's oldest waiter (its wait_seq), 0 = none waits for room */
@@ -131,6 +134,18 @@ struct px_workers *px_workers_new(int n)
     return w;
 }
 
+static void gslot_free(struct px_gslot *g)
+{
+    for (int i = 0; i < g->nparams; i++) {
+        free(g->params[i].name);
+        free(g->params[i].value);
+    }
+    free(g->params);
+    px_params_clear(&g->defaults);
+    free(g->key);
+    free(g);
+}
+
 void px_workers_free(struct px_workers *w)
 {
     struct px_gslot *g, *next;
@@ -139,14 +154,7 @@ void px_workers_free(struct px_workers *w)
         return;
     for (g = w->slots; g; g = next) {
         next = g->next;
-        for (int i = 0; i < g->nparams; i++) {
-            free(g->params[i].name);
-            free(g->params[i].value);
-        }
-        free(g->params);
-        px_params_clear(&g->defaults);
-        free(g->key);
-        free(g);
+        gslot_free(g);
     }
     for (int i = 0; i < DIR_BUCKETS; i++)
         while (w->dir[i]) {
@@ -345,6 +353,14 @@ int px_workers_gather(struct px_client *cl, int which)
     return px_workers_console_act(cl, which, "", console_done);
 }
 
+/* The references a handoff holds to its slots (taken by px_gslot_give), once it is adopted or dropped. */
+static void handoff_unref(struct proxy *px, struct handoff *h)
+{
+    px_gslot_unref(px, h->g);
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        px_gslot_unref(px, h->caps[k]);
+}
+
 static void handoff_drop(struct proxy *px, struct handoff *h)
 {
     close(h->fd);
@@ -354,6 +370,7 @@ static void handoff_drop(struct proxy *px, struct handoff *h)
     for (int k = 0; k < PX_CAP_KINDS; k++)
         if (h->caps[k])
             px_gslot_release(px, h->caps[k]);
+    handoff_unref(px, h);
 }
 
 /* A connection handed over by another worker joins this worker's pool of its slot and goes to the
@@ -374,6 +391,8 @@ static void adopt(struct proxy *px, struct handoff *h)
     if (!pool || px_server_adopt(pool, h->fd, h->backend_pid, h->backend_key, &h->have, &h->gucs,
                                  h->created_ms) < 0)
         handoff_drop(px, h);
+    else
+        handoff_unref(px, h);      /* the adopting pool and its caps refer to the same slots */
 }
 
 void px_workers_room(struct proxy *px)
@@ -586,9 +605,52 @@ struct px_gslot *px_gslot_named(struct proxy *px, const char *name)
         g->next = ws->slots;
         ws->slots = g;
     }
+    if (g)
+        g->refs++;
     pthread_mutex_unlock(&ws->lock);
     free(key);
     return g;
+}
+
+/* One more reference to g (a connection being handed over carries its slots). */
+static void gslot_ref(struct px_workers *ws, struct px_gslot *g)
+{
+    if (!g)
+        return;
+    pthread_mutex_lock(&ws->lock);
+    g->refs++;
+    pthread_mutex_unlock(&ws->lock);
+}
+
+void px_gslot_unref(struct proxy *px, struct px_gslot *g)
+{
+    struct px_workers *ws = px->workers;
+    struct px_gslot **pp;
+
+    if (!g || !ws)
+        return;
+    pthread_mutex_lock(&ws->lock);
+    if (--g->refs > 0 || atomic_load_explicit(&g->n, memory_order_seq_cst) > 0) {
+        g = NULL;                  /* still used (a slot counting connections stays, however referred) */
+    } else {
+        for (pp = &ws->slots; *pp != g; pp = &(*pp)->next)
+            ;
+        *pp = g->next;
+    }
+    pthread_mutex_unlock(&ws->lock);
+    if (g)
+        gslot_free(g);
+}
+
+int px_workers_slot_count(const struct px_workers *ws)
+{
+    int n = 0;
+
+    pthread_mutex_lock((pthread_mutex_t *)&ws->lock);
+    for (const struct px_gslot *g = ws->slots; g; g = g->next)
+        n++;
+    pthread_mutex_unlock((pthread_mutex_t *)&ws->lock);
+    return n;
 }
 
 int px_gslot_attach(struct proxy *px, struct px_pool *pool)
@@ -708,8 +770,10 @@ void px_gslot_detach(struct px_pool *pool)
 {
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
 
-    if (pool->g)
+    if (pool->g) {
         atomic_store_explicit(&pool->g->since[px->worker_id], 0, memory_order_release);
+        px_gslot_unref(px, pool->g);
+    }
     pool->g = NULL;
 }
 
@@ -796,6 +860,9 @@ int px_gslot_give(struct px_server *sv)
     h.g = pool->g;
     for (int k = 0; k < PX_CAP_KINDS; k++)
         h.caps[k] = pool->cap[k] ? pool->cap[k]->g : NULL;
+    gslot_ref(ws, h.g);            /* the giving pool may be freed before the receiver adopts */
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        gslot_ref(ws, h.caps[k]);
     h.backend_pid = sv->backend_pid;
     h.backend_key = sv->backend_key;
     h.created_ms = sv->created_ms;
@@ -810,6 +877,7 @@ int px_gslot_give(struct px_server *sv)
     pthread_mutex_unlock(&ws->lock);
     if (!ok) {
         close(h.fd);
+        handoff_unref(px, &h);
         px_server_close(sv, "given up to another worker's queue that waited longer");
         return 1;
     }

@@ -112,6 +112,11 @@ int px_gslot_attach(struct proxy *px, struct px_pool *pool);
  * name, made on first use; NULL with one worker or out of memory. */
 struct px_gslot;
 struct px_gslot *px_gslot_named(struct proxy *px, const char *name);
+/* Gives back the reference px_gslot_named took (a pool or cap detached): the slot is freed once
+ * nothing refers to it and it counts no connection. NULL: nothing. */
+void px_gslot_unref(struct proxy *px, struct px_gslot *g);
+/* Slots in the process (tests: they do not outlive their pools). */
+int px_workers_slot_count(const struct px_workers *ws);
 int px_gslot_count_of(const struct px_gslot *g);
 int px_gslot_acquire(struct px_gslot *g, int cap);
 void px_gslot_release(struct proxy *px, struct px_gslot *g);

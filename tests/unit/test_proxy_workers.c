@@ -1,0 +1,57 @@
+/*
+ * The workers' shared slots (proxy/workers.c): one slot per name whatever the number of lookups, and a
+ * slot leaves the process when the last pool, cap or handoff referring to it lets go, unless it still
+ * counts connections. Without this every made-up database a client named stayed in memory for good.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "proxy/proxy.h"
+
+static void test_slot_lifetime(void **state)
+{
+    (void)state;
+    struct proxy px;
+    memset(&px, 0, sizeof(px));
+    px.workers = px_workers_new(2);
+    assert_non_null(px.workers);
+
+    struct px_gslot *a = px_gslot_named(&px, "lane\x1fmain\x1fpg\x1f" "db\x1fu");
+    struct px_gslot *a2 = px_gslot_named(&px, "lane\x1fmain\x1fpg\x1f" "db\x1fu");
+    struct px_gslot *b = px_gslot_named(&px, "cap\x1f" "0\x1f" "made_up_db");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_ptr_equal(a, a2);   /* two pools of one key, one slot */
+    assert_ptr_not_equal(a, b);
+    assert_int_equal(px_workers_slot_count(px.workers), 2);
+
+    px_gslot_unref(&px, b);    /* its only pool went: the slot goes */
+    assert_int_equal(px_workers_slot_count(px.workers), 1);
+    px_gslot_unref(&px, a);    /* one of two: it stays */
+    assert_int_equal(px_workers_slot_count(px.workers), 1);
+
+    assert_int_equal(px_gslot_acquire(a2, 3), 1);   /* a connection counted under it */
+    px_gslot_unref(&px, a2);
+    assert_int_equal(px_workers_slot_count(px.workers), 1);   /* still counting one: kept */
+    a = px_gslot_named(&px, "lane\x1fmain\x1fpg\x1f" "db\x1fu");   /* found again, count intact */
+    assert_int_equal(px_gslot_count_of(a), 1);
+    px_gslot_release(&px, a);
+    px_gslot_unref(&px, a);
+    assert_int_equal(px_workers_slot_count(px.workers), 0);
+
+    px_gslot_unref(&px, NULL); /* nothing */
+    px_workers_free(px.workers);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slot_lifetime),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
