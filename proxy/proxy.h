@@ -359,6 +359,10 @@ void px_server_detach(struct px_server *sv);
 /* A server without a client goes back to its pool: held while a cancel is in flight (SV_CANCEL_WAIT),
  * closed if a cancel expired, reset if a client changed session state, else ready. */
 void px_server_recycle(struct px_server *sv);
+/* Drops pglane's prepared statements on sv (a client-less connection about to move to another
+ * worker, whose registry does not know them): DEALLOCATE ALL, sv resetting until its ReadyForQuery,
+ * when it is ready again (px_pool_server_ready). 0, or -1 if it could not be sent (close sv). */
+int px_server_drop_statements(struct px_server *sv);
 
 struct px_cstmt;
 int px_prep_needed(const struct px_client *cl);

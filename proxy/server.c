@@ -111,6 +111,17 @@ void server_release(struct px_server *sv)
     px_pool_server_ready(sv);
 }
 
+int px_server_drop_statements(struct px_server *sv)
+{
+    static const char dealloc[] = "DEALLOCATE ALL";
+
+    if (!px_server_transition_legal((int)sv->state, SV_RESETTING))
+        return -1;                 /* ready after a reset or a check: closed instead, as before */
+    px_server_set_state(sv, SV_RESETTING);
+    px_prep_server_forget_all(sv);
+    return send_own_query(sv, dealloc, sizeof(dealloc) - 1);
+}
+
 void px_server_recycle(struct px_server *sv)
 {
     assert(!sv->client);

@@ -405,8 +405,7 @@ void px_workers_room(struct proxy *px)
         if (!pool->g)
             continue;
         if (!px_list_empty(&pool->idle) && px_gslot_other_waits(pool))
-            px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
-                            "closed to make room for another worker's queue under the lane's size");
+            (void)px_gslot_give(px_container_of(pool->idle.prev, struct px_server, link));
         if (!px_list_empty(&pool->idle) && px_caps_others_starved(pool))
             px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
                             "closed to make room for another worker's queue under a connection cap");
@@ -851,9 +850,20 @@ int px_gslot_give(struct px_server *sv)
         return 0;
     /* Only a quiet plaintext connection moves: nothing buffered or in flight, no statement of this
      * worker's registry prepared on it, no cancel pending. Any other is closed (its slot freed). */
-    if (sv->conn.tls || sv->ncached > 0 || sv->ncancels > 0 || sv->dirty || sv->conn.writing || sv->conn.wreq ||
-        sv->conn.in.start != sv->conn.in.len || sv->conn.in.remain || sv->conn.h.stream.write_queue_size > 0 || sv->prepq.n > 0 ||
-        uv_fileno(&sv->conn.h.handle, &fd) < 0 || (h.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+    if (sv->conn.tls || sv->ncancels > 0 || sv->dirty || sv->conn.writing || sv->conn.wreq ||
+        sv->conn.in.start != sv->conn.in.len || sv->conn.in.remain || sv->conn.h.stream.write_queue_size > 0 ||
+        sv->prepq.n > 0 || uv_fileno(&sv->conn.h.handle, &fd) < 0) {
+        px_server_close(sv, "given up to another worker's queue that waited longer");
+        return 1;
+    }
+    /* Statements of this worker's registry: DEALLOCATE ALL first (one round trip, where closing costs
+     * the other worker a login), then this runs again at its ReadyForQuery and the connection moves. */
+    if (sv->ncached > 0) {
+        if (px_server_drop_statements(sv) < 0)
+            px_server_close(sv, "given up to another worker's queue that waited longer");
+        return 1;
+    }
+    if ((h.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
         px_server_close(sv, "given up to another worker's queue that waited longer");
         return 1;
     }
