@@ -108,7 +108,7 @@ asan: deps
 # auth_query cache span the workers, with every pglane at workers = 4 (PGLANE_TEST_WORKERS).
 TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1
 TSAN_W4 = integration_test_admin integration_test_auth_query integration_test_pgbouncer_compat \
-	integration_test_replica_health integration_test_replicas
+	integration_test_replica_health integration_test_replicas integration_test_systemd
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan build-tsan/pglane build-tsan/tests/integration_test_workers \
 		$(addprefix build-tsan/tests/,$(TSAN_W4))

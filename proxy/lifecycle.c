@@ -103,12 +103,23 @@ static void close_listeners(struct proxy *px, int all)
     }
 }
 
-/* Tells a service manager (systemd, Type=notify) that a reload starts; sd_notify is a no-op
- * without NOTIFY_SOCKET. READY=1 ends the reload, STOPPING=1 announces a drain or an exit. */
-static void notify_reloading(void)
+/* Tells a service manager (systemd, Type=notify) what the process does; sd_notify is a no-op
+ * without NOTIFY_SOCKET. Every worker sees the signals and runs its own reload or drain: worker 0
+ * alone speaks for the process, so that systemd gets one RELOADING=1 and one READY=1 per reload. */
+static void notify(const struct proxy *px, const char *state)
+{
+    if (px->worker_id == 0)
+        sd_notify(0, state);
+}
+
+/* RELOADING=1 with the monotonic time systemd asks for; READY=1 ends the reload, STOPPING=1
+ * announces a drain or an exit. */
+static void notify_reloading(const struct proxy *px)
 {
     struct timespec ts;
 
+    if (px->worker_id != 0)
+        return;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
                (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
@@ -120,7 +131,7 @@ void px_stop(struct proxy *px)
     if (px->exiting)
         return;
     px->exiting = 1;
-    sd_notify(0, "STOPPING=1");
+    notify(px, "STOPPING=1");
     close_listeners(px, 1);
     px_worker_detach(px);
     px_peers_stop(px);
@@ -206,7 +217,7 @@ static void start_drain(struct proxy *px)
         close_clients(px);
         return;
     }
-    sd_notify(0, "STOPPING=1");
+    notify(px, "STOPPING=1");
     close_listeners(px, 0);
     if (wait_ms <= 0) {
         px_info("SIGTERM: draining %d client(s)", px->nclients);
@@ -253,9 +264,9 @@ static void on_signal(uv_signal_t *h, int signum)
         break;
     case SIGHUP:
         px_info("SIGHUP: reloading %s", px->conf->file);
-        notify_reloading();
+        notify_reloading(px);
         (void)px_reload(px);
-        sd_notify(0, "READY=1");
+        notify(px, "READY=1");
         break;
     }
 }
