@@ -74,14 +74,14 @@ int px_peers_configure(struct proxy *px, int at_start)
     if (at_start) {
         px->peer_id = c->peer_id;
         px->so_reuseport = c->so_reuseport;
-    } else {
+    } else if (px->worker_id == 0) {   /* every worker reloads: one warning for the process */
         if (c->peer_id != px->peer_id)
             px_warn("reload: peer_id %d -> %d needs a restart: this process keeps %d (its clients' cancel "
                     "keys carry it)", px->peer_id, c->peer_id, px->peer_id);
         if (c->so_reuseport != px->so_reuseport)
             px_warn("reload: so_reuseport = %s needs a restart: the listeners keep so_reuseport = %s",
                     c->so_reuseport ? "yes" : "no", px->so_reuseport ? "yes" : "no");
-        if (c->workers != px_workers_count(px->workers) && px->worker_id == 0)
+        if (c->workers != px_workers_count(px->workers))
             px_warn("reload: workers = %d needs a restart: the process keeps %d", c->workers,
                     px_workers_count(px->workers));
     }
