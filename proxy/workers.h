@@ -72,10 +72,11 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 #define PX_GATHER_STAGES 14
 #define PX_GATHER_LISTS 15
 #define PX_GATHER_USERS 16
-#define PX_GATHER_ACT_KILL_ID 17   /* console actions: each worker acts on its own clients and servers */
-#define PX_GATHER_ACT_KILL 18
-#define PX_GATHER_ACT_RECONNECT 19
-#define PX_GATHER_ACT_MARKED 20    /* WAIT_CLOSE: the connections RECONNECT marked still open */
+#define PX_GATHER_BLOCKING 17
+#define PX_GATHER_ACT_KILL_ID 18   /* console actions: each worker acts on its own clients and servers */
+#define PX_GATHER_ACT_KILL 19
+#define PX_GATHER_ACT_RECONNECT 20
+#define PX_GATHER_ACT_MARKED 21    /* WAIT_CLOSE: the connections RECONNECT marked still open */
 struct proto_buf;
 /* On the asking worker once every worker answered: parts[0] is its own, then the others' by worker id
  * (n in all, empty for a worker that gave nothing), freed once done returns.

@@ -409,6 +409,7 @@ static const struct list_spec {
     [PX_GATHER_STAGES] = { .recs = px_stage_recs, .send = px_stage_send },
     [PX_GATHER_LISTS] = { .recs = px_pgb_list_recs, .send = px_pgb_list_send },
     [PX_GATHER_USERS] = { px_pgb_user_cols, PX_PGB_USER_TYPES, PX_PGB_USER_MERGE, px_pgb_user_rows },
+    [PX_GATHER_BLOCKING] = { px_blocking_cols, NULL, PX_BLOCKING_MERGE, px_blocking_rows },
 };
 
 static const struct list_spec *spec_of(int which)

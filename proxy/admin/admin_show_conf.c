@@ -195,19 +195,39 @@ static int blocking_row(const struct px_block_edge *e, void *arg)
     return 0;
 }
 
+const char *const px_blocking_cols[] = {
+    "server", "waiter_pid", "waiter_lane", "waiter_client", "waiter_user", "waiter_application",
+    "waiter_fingerprint", "waiter_state", "waiter_query", "blocker_pid", "blocker_lane", "blocker_client",
+    "blocker_user", "blocker_application", "blocker_fingerprint", "blocker_state", "blocker_query",
+    "lock_mode", "relation", "wait_ms", NULL
+};
+
+/* Several workers: an edge whose waiter another worker owns is that worker's to show (it knows the
+ * client); the others (waiter of this worker, or external) are shown by every worker sampling them and
+ * merged by (server, waiter, blocker). */
+static int blocking_row_here(const struct px_block_edge *e, void *arg)
+{
+    return e->waiter.owned && e->waiter.remote ? 0 : blocking_row(e, arg);
+}
+
+void px_blocking_rows(struct px_table *t, struct proxy *px)
+{
+    px_monitor_want(px);           /* each worker's monitor samples from now on */
+    px_monitor_foreach(px, blocking_row_here, t);
+}
+
 void px_show_blocking(struct px_client *cl, const char *arg)
 {
-    static const char *const cols[] = {
-        "server", "waiter_pid", "waiter_lane", "waiter_client", "waiter_user", "waiter_application",
-        "waiter_fingerprint", "waiter_state", "waiter_query", "blocker_pid", "blocker_lane", "blocker_client",
-        "blocker_user", "blocker_application", "blocker_fingerprint", "blocker_state", "blocker_query",
-        "lock_mode", "relation", "wait_ms", NULL
-    };
+    static const char *const *cols = px_blocking_cols;
     struct proxy *px = cl->conn.px;
     struct px_table t;
     int up = 0, total = 0;
 
     (void)arg;
+    if (px->workers) {
+        px_show_list(cl, PX_GATHER_BLOCKING);
+        return;
+    }
     px_monitor_want(px);
     px_monitor_health(px, &up, &total);
     px_table_begin(&t, cols);

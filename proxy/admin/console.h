@@ -63,6 +63,10 @@ void px_quarantine_rows(struct px_table *t, struct proxy *px);
 void px_prepared_rows(struct px_table *t, struct proxy *px);
 void px_query_rows(struct px_table *t, struct proxy *px);
 void px_query_fix(char **v);
+/* SHOW BLOCKING with several workers (each worker's lock graph; merged by server, waiter, blocker). */
+extern const char *const px_blocking_cols[];
+#define PX_BLOCKING_MERGE "kkfffffffkfffffffffm"
+void px_blocking_rows(struct px_table *t, struct proxy *px);
 #define PX_TOP_QUERIES 50          /* SHOW QUERIES: the statement shapes with the largest total time */
 /* SHOW TENANTS (admin_tenants.c): one row per lane and tenant of fair queuing. */
 extern const char *const px_tenant_cols[];
