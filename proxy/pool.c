@@ -28,7 +28,9 @@ struct px_pool *px_pool_get_ep(struct proxy *px, struct px_lane *lane, struct px
             strcmp(pool->user, user) == 0)
             return pool;
     }
-    if (px->npools >= px->conf->max_pools)
+    /* max_pools: this worker's pools, or with several workers the keys of every worker's pools (a
+     * key another worker has does not count again: px_gslot_attach) */
+    if ((px->pools_over = !px->workers && px->npools >= px->conf->max_pools))
         return NULL;
     pool = calloc(1, sizeof(*pool));
     if (!pool)
@@ -43,7 +45,7 @@ struct px_pool *px_pool_get_ep(struct proxy *px, struct px_lane *lane, struct px
     }
     pool->lane = lane;
     pool->ep = ep;
-    if (px_caps_attach(px, pool) < 0 || px_gslot_attach(px, pool) < 0) {
+    if (px_caps_attach(px, pool) < 0 || px_gslot_attach(px, pool, &px->pools_over) < 0) {
         px_caps_detach(px, pool);
         free(pool->database);
         free(pool->user);
@@ -63,7 +65,7 @@ struct px_pool *px_pool_get_ep(struct proxy *px, struct px_lane *lane, struct px
 
 void px_pool_get_error(struct proxy *px, const char **sqlstate, const char **message)
 {
-    if (px->npools >= px->conf->max_pools) {
+    if (px->pools_over) {
         *sqlstate = "53300";
         *message = "pglane: max_pools reached: too many (lane, database, user) pools at once";
     } else {

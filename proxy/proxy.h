@@ -756,7 +756,8 @@ struct proxy {
     unsigned config_gen;           /* bumped by every successful reload */
     uint64_t reloads, reload_failures;
     struct px_list pools;
-    int npools;                    /* bounded by max_pools */
+    int npools;                    /* bounded by max_pools (with several workers: their keys, pool.c) */
+    int pools_over;                /* the last pool refused was over max_pools (not out of memory) */
     struct px_cap *caps;           /* per database, user and server (proxy/caps.c) */
     struct px_list clients;
     int nclients;

@@ -34,6 +34,7 @@
 struct px_gslot {
     struct px_gslot *next;         /* in px_workers.slots */
     int refs;                      /* under lock: pools, caps and handoffs referring to it */
+    int pool_key;                  /* a (lane, server, database, user): counted in px_workers.npool_keys */
     char *key;                     /* lane \x1f server \x1f database \x1f user */
     _Atomic int n;                 /* server connections of this key in every worker */
     _Atomic uint64_t since[CONF_WORKERS_MAX];   /* worker w's oldest waiter (its wait_seq), 0 = none waits for room */
@@ -119,6 +120,7 @@ struct px_workers {
     _Atomic int nclients;          /* clients of every worker (max_client_conn) */
     pthread_mutex_t lock;
     struct px_gslot *slots;
+    int npool_keys;                /* under lock: slots of pools (max_pools counts them) */
     struct px_worker w[CONF_WORKERS_MAX];
 };
 
@@ -586,21 +588,26 @@ int px_worker_route_cancel(struct proxy *px, uint32_t pid, uint32_t key)
     return 1;
 }
 
-struct px_gslot *px_gslot_named(struct proxy *px, const char *name)
+/* The slot of name, made on first use, with one more reference. A pool's slot (max_keys >= 0) is
+ * not made when max_keys pools' slots exist already: NULL with *over set. */
+static struct px_gslot *named(struct px_workers *ws, const char *name, int max_keys, int *over)
 {
-    struct px_workers *ws = px->workers;
     struct px_gslot *g;
     char *key;
 
-    if (!ws || !(key = strdup(name)))
+    if (!(key = strdup(name)))
         return NULL;
     pthread_mutex_lock(&ws->lock);
     for (g = ws->slots; g; g = g->next)
         if (strcmp(g->key, key) == 0)
             break;
-    if (!g && (g = calloc(1, sizeof(*g)))) {
+    if (!g && max_keys >= 0 && ws->npool_keys >= max_keys)
+        *over = 1;
+    else if (!g && (g = calloc(1, sizeof(*g)))) {
         g->key = key;
         key = NULL;
+        g->pool_key = max_keys >= 0;
+        ws->npool_keys += g->pool_key;
         g->next = ws->slots;
         ws->slots = g;
     }
@@ -609,6 +616,23 @@ struct px_gslot *px_gslot_named(struct proxy *px, const char *name)
     pthread_mutex_unlock(&ws->lock);
     free(key);
     return g;
+}
+
+struct px_gslot *px_gslot_named(struct proxy *px, const char *name)
+{
+    int over = 0;
+
+    return px->workers ? named(px->workers, name, -1, &over) : NULL;
+}
+
+int px_workers_pool_keys(const struct px_workers *ws)
+{
+    int n;
+
+    pthread_mutex_lock((pthread_mutex_t *)&ws->lock);
+    n = ws->npool_keys;
+    pthread_mutex_unlock((pthread_mutex_t *)&ws->lock);
+    return n;
 }
 
 /* One more reference to g (a connection being handed over carries its slots). */
@@ -635,6 +659,7 @@ void px_gslot_unref(struct proxy *px, struct px_gslot *g)
         for (pp = &ws->slots; *pp != g; pp = &(*pp)->next)
             ;
         *pp = g->next;
+        ws->npool_keys -= g->pool_key;
     }
     pthread_mutex_unlock(&ws->lock);
     if (g)
@@ -652,16 +677,17 @@ int px_workers_slot_count(const struct px_workers *ws)
     return n;
 }
 
-int px_gslot_attach(struct proxy *px, struct px_pool *pool)
+int px_gslot_attach(struct proxy *px, struct px_pool *pool, int *over)
 {
     char key[1024];
 
     pool->g = NULL;
+    *over = 0;
     if (!px->workers)
         return 0;
     snprintf(key, sizeof(key), "lane\x1f%s\x1f%s\x1f%s\x1f%s", pool->lane->conf->name, pool->ep->server->name,
              pool->database, pool->user);
-    return (pool->g = px_gslot_named(px, key)) ? 0 : -1;
+    return (pool->g = named(px->workers, key, px->conf->max_pools, over)) ? 0 : -1;
 }
 
 /* Deep copies of a login's ParameterStatus list and tracked defaults: 0, or -1 (nothing kept). */

@@ -106,9 +106,10 @@ void px_worker_stamp_key(const struct proxy *px, uint32_t *cancel_pid);
 int px_worker_route_cancel(struct proxy *px, uint32_t pid, uint32_t key);
 
 /* Global lane slots (pool.c, state.c, server_login.c). px_gslot_attach gives the pool its slot
- * (pool->g; none with one worker). take: one more connection if the global count is under cap.
- * put: a counted connection closed. */
-int px_gslot_attach(struct proxy *px, struct px_pool *pool);
+ * (pool->g; none with one worker): -1 with *over set when its key would be one more than max_pools
+ * keys in the process. take: one more connection if the global count is under cap. put: a counted
+ * connection closed. */
+int px_gslot_attach(struct proxy *px, struct px_pool *pool, int *over);
 /* The same for any named count (proxy/caps.c: max_db_connections and the like): the slot of that
  * name, made on first use; NULL with one worker or out of memory. */
 struct px_gslot;
@@ -118,6 +119,8 @@ struct px_gslot *px_gslot_named(struct proxy *px, const char *name);
 void px_gslot_unref(struct proxy *px, struct px_gslot *g);
 /* Slots in the process (tests: they do not outlive their pools). */
 int px_workers_slot_count(const struct px_workers *ws);
+/* The (lane, server, database, user) keys of every worker's pools, each counted once (max_pools). */
+int px_workers_pool_keys(const struct px_workers *ws);
 int px_gslot_count_of(const struct px_gslot *g);
 int px_gslot_acquire(struct px_gslot *g, int cap);
 void px_gslot_release(struct proxy *px, struct px_gslot *g);

@@ -28,7 +28,7 @@ static const struct {
     { "pglane_servers", PX_MERGE_SUM },
     { "pglane_clients_waiting", PX_MERGE_SUM },
     { "pglane_pinned_clients", PX_MERGE_SUM },
-    { "pglane_pools", PX_MERGE_SUM },                      /* each worker has its own pool of a key */
+    { "pglane_pools", PX_MERGE_MAX },                      /* every worker gives the process's keys */
     { "pglane_capped_server_connections", PX_MERGE_SUM },  /* each worker's own connections under the cap */
     { "pglane_tenant_server_seconds", PX_MERGE_SUM },      /* fair queuing is per worker: a tenant's share in */
     { "pglane_tenant_transactions", PX_MERGE_SUM },        /* each; a tenant in one worker's top and in */

@@ -347,7 +347,7 @@ static void process(struct proto_buf *b, struct proxy *px)
            "Statement shapes the contention guard refuses on preemptible lanes (SHOW QUARANTINE).");
     out(b, "pglane_quarantined_shapes %d\n", px_guard_quarantined_count(px));
     family(b, "pglane_pools", "gauge", "Pools, one per (lane, database, user) in use; bounded by max_pools.");
-    out(b, "pglane_pools %d\n", px->npools);
+    out(b, "pglane_pools %d\n", px->workers ? px_workers_pool_keys(px->workers) : px->npools);
     family(b, "pglane_capped_server_connections", "gauge",
            "Server connections under each configured global cap (max_db_connections, max_user_connections, "
            "[server.NAME] max_connections), all lanes and pools counted.");
