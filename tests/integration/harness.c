@@ -899,13 +899,41 @@ static int names_key(const char *text, const char *key)
     return 0;
 }
 
+/* PGLANE_TEST_DEBUG: the config's log_level lines say debug (text freed; NULL without memory). */
+static char *debug_level(char *text)
+{
+    char *out = malloc(strlen(text) * 2 + 1), *o = out;
+
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    for (const char *line = text; *line;) {
+        size_t len = strcspn(line, "\n");
+        const char *k = line + strspn(line, " \t");
+
+        if (strncmp(k, "log_level", 9) == 0 && strchr(" \t=", k[9]))
+            o += sprintf(o, "log_level = debug");
+        else
+            o += sprintf(o, "%.*s", (int)len, line);
+        line += len;
+        if (*line == '\n')
+            *o++ = *line++;
+    }
+    *o = 0;
+    free(text);
+    return out;
+}
+
 /* PGLANE_TEST_WORKERS=N: `workers = N` on the line after the [pglane] header of a config that does not
- * set workers itself. */
+ * set workers itself (with PGLANE_TEST_DEBUG=1, log_level = debug too). */
 static char *add_workers(char *text)
 {
     int n = h_workers();
     char *p, *out;
 
+    if (text && n && getenv("PGLANE_TEST_DEBUG"))
+        text = debug_level(text);
     if (!text || !n || names_key(text, "workers"))
         return text;
     for (p = strstr(text, "[pglane]"); p && p != text && p[-1] != '\n'; p = strstr(p + 1, "[pglane]"))
