@@ -97,13 +97,15 @@ static void close_four(PGconn *s, PGconn *adm, PGconn *a, PGconn *b)
     PQfinish(adm);
 }
 
-/* The single server row of SHOW SERVERS: its id, state and cancels in flight. 0, or -1 if not one row. */
+/* The single server row of SHOW SERVERS: its backend's pid (the connection, whatever worker holds it:
+ * a connection handed to another worker keeps its backend under a new id), state and cancels in
+ * flight. 0, or -1 if not one row. */
 static int server_row(PGconn *adm, long *id, char *st, size_t stlen, long *cancels)
 {
     PGresult *r = PQexec(adm, "SHOW SERVERS");
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
     if (ok) {
-        int ci = PQfnumber(r, "id"), cs = PQfnumber(r, "state"), cc = PQfnumber(r, "cancels");
+        int ci = PQfnumber(r, "backend_pid"), cs = PQfnumber(r, "state"), cc = PQfnumber(r, "cancels");
         assert_true(ci >= 0 && cs >= 0 && cc >= 0);
         *id = strtol(PQgetvalue(r, 0, ci), NULL, 10);
         snprintf(st, stlen, "%s", PQgetvalue(r, 0, cs));
