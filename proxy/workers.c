@@ -407,7 +407,8 @@ void px_workers_room(struct proxy *px)
         if (!pool->g)
             continue;
         if (!px_list_empty(&pool->idle) && px_gslot_other_waits(pool))
-            (void)px_gslot_give(px_container_of(pool->idle.prev, struct px_server, link));
+            px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
+                            "closed to make room for another worker's queue under the lane's size");
         if (!px_list_empty(&pool->idle) && px_caps_others_starved(pool))
             px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
                             "closed to make room for another worker's queue under a connection cap");

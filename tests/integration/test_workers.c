@@ -73,13 +73,14 @@ static void workers_conf(char *buf, size_t n, int workers, int size, const char 
              "default_lane = main\n"
              "admin_users = " H_USER "\n"
              "server_idle_timeout = 60s\n"
-             "log_level = info\n"
+             "%s"
              "%s"
              "\n[server.pg]\nhost = 127.0.0.1\nport = @PGPORT@\n"
              "\n[lane.main]\nserver = pg\nsize = 2\nqueue_timeout = 30s\n"
              "\n[lane.capped]\nserver = pg\nsize = %d\nqueue_timeout = 120s\n%s"
              "\n[route.cap]\nuser = " CAP_USER "\nlane = capped\n",
-             wk, g_userlist, pglane_extra, size, lane_extra);
+             wk, g_userlist, strstr(pglane_extra, "log_level") ? "" : "log_level = info\n", pglane_extra, size,
+             lane_extra);
 }
 
 #define CAP_BACKENDS "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' " \
@@ -1386,13 +1387,25 @@ static void test_guard_across_workers(void **state)
     h_pass();
 }
 
+/* Lines of the pglane log containing what. */
+static int log_lines(const struct h_pglane *l, const char *what)
+{
+    char *log = h_pglane_log(l);
+    int n = 0;
+
+    for (char *q = log; (q = strstr(q, what)); q++)
+        n++;
+    free(log);
+    return n;
+}
+
 /*
  * A connection carrying pglane's prepared statements moves between workers too: pgbench -M prepared,
  * 16 clients over lane main (size 2) on 4 workers, 3 s. At a transaction's end where another worker's
- * queue waited longer, the connection's statements are dropped (DEALLOCATE ALL) and it is handed over;
- * closing it instead made the other worker log in again at every turn (select-only at 64 clients over
- * 8 fell from 28,000 to 700 transactions/s with 2 workers). The lane's backends at the end were
- * started before the run: none was replaced.
+ * queue waited longer, the connection's statements are dropped (DEALLOCATE ALL) and it is handed
+ * over; it used to be closed, and the other worker logged in again at every turn (select-only at 64
+ * clients over 8 fell from 28,000 to 700 transactions/s with 2 workers). The debug log counts the
+ * hand-overs and the closes made to give room at a transaction's end: none of the latter.
  */
 static void test_prepared_connections_move(void **state)
 {
@@ -1404,18 +1417,12 @@ static void test_prepared_connections_move(void **state)
     assert_true(fd >= 0);
     close(fd);
     assert_int_equal(h_write_file(script, "SELECT 1;\n"), 0);
-    start_workers(&l, WORKERS, 4);
-    const char *warm[] = { "-n", "-M", "prepared", "-f", script, "-c", "16", "-j", "2", "-T", "1", NULL };
-    const char *run[] = { "-n", "-M", "prepared", "-f", script, "-c", "16", "-j", "2", "-T", "3", NULL };
+    start_workers_with(&l, WORKERS, 4, "log_level = debug\n", "");
+    const char *args[] = { "-n", "-M", "prepared", "-f", script, "-c", "16", "-j", "2", "-T", "3", NULL };
     struct h_proc p;
     char *out = NULL;
 
-    assert_int_equal(h_pgbench_start(&p, &l, H_DB, warm), 0);   /* the lane's connections exist */
-    assert_int_equal(h_proc_wait(&p, 60000, &out), 0);
-    free(out);
-    char *t0 = h_query1(g_super, "SELECT clock_timestamp()");
-    assert_non_null(t0);
-    assert_int_equal(h_pgbench_start(&p, &l, H_DB, run), 0);
+    assert_int_equal(h_pgbench_start(&p, &l, H_DB, args), 0);
     int rc = h_proc_wait(&p, 60000, &out);
     long done = h_parse_after(out, "number of transactions actually processed:");
     long failed = h_parse_after(out, "number of failed transactions:");
@@ -1423,20 +1430,14 @@ static void test_prepared_connections_move(void **state)
         print_error("pgbench: exit %d\n%s\n", rc, out);
     assert_int_equal(rc, 0);
     assert_int_equal(failed, 0);
-    char sql[512];
-    snprintf(sql, sizeof sql, "SELECT count(*) FILTER (WHERE backend_start < '%s'), count(*) FROM pg_stat_activity "
-             "WHERE backend_type = 'client backend' AND usename = '" H_USER "' AND pid <> pg_backend_pid()", t0);
-    PGresult *r = PQexec(g_super, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    long old = strtol(PQgetvalue(r, 0, 0), NULL, 10), all = strtol(PQgetvalue(r, 0, 1), NULL, 10);
-    PQclear(r);
-    fprintf(stderr, "  %ld transactions; lane main's backends at the end: %ld, %ld of them from before the run\n",
-            done, all, old);
+    int moved = log_lines(&l, "handed over to another worker's queue that waited longer");
+    int closed = log_lines(&l, "given up to another worker's queue that waited longer");
+    fprintf(stderr, "  %ld transactions; connections handed over %d times, closed to give room %d times\n", done,
+            moved, closed);
     assert_true(done > 16);
-    assert_true(all >= 1 && all <= 2);
-    assert_int_equal(old, all);    /* each was handed over, never closed and opened again */
+    assert_true(moved > 0);        /* 16 clients on 4 workers over 2 connections: they do move */
+    assert_int_equal(closed, 0);   /* never closed for carrying statements */
     free(out);
-    free(t0);
     unlink(script);
     h_pglane_assert_term_clean_exit(&l);
     h_pass();
