@@ -636,16 +636,6 @@ int px_workers_pool_keys(const struct px_workers *ws)
     return n;
 }
 
-/* One more reference to g (a connection being handed over carries its slots). */
-static void gslot_ref(struct px_workers *ws, struct px_gslot *g)
-{
-    if (!g)
-        return;
-    pthread_mutex_lock(&ws->lock);
-    g->refs++;
-    pthread_mutex_unlock(&ws->lock);
-}
-
 void px_gslot_unref(struct proxy *px, struct px_gslot *g)
 {
     struct px_workers *ws = px->workers;
@@ -875,31 +865,24 @@ int px_gslot_give(struct px_server *sv)
 
     if (to < 0)
         return 0;
-    /* Only a quiet plaintext connection moves: nothing buffered or in flight, no statement of this
-     * worker's registry prepared on it, no cancel pending. Any other is closed (its slot freed). */
+    /* Only a quiet plaintext connection moves: nothing buffered or in flight, no cancel pending. Any
+     * other is closed (its slot freed). */
     if (sv->conn.tls || sv->ncancels > 0 || sv->dirty || sv->conn.writing || sv->conn.wreq ||
         sv->conn.in.start != sv->conn.in.len || sv->conn.in.remain || sv->conn.h.stream.write_queue_size > 0 ||
-        sv->prepq.n > 0 || uv_fileno(&sv->conn.h.handle, &fd) < 0) {
-        px_server_close(sv, "given up to another worker's queue that waited longer");
-        return 1;
-    }
+        sv->prepq.n > 0 || uv_fileno(&sv->conn.h.handle, &fd) < 0)
+        goto give_up;
     /* Statements of this worker's registry: DEALLOCATE ALL first (one round trip, where closing costs
      * the other worker a login), then this runs again at its ReadyForQuery and the connection moves. */
     if (sv->ncached > 0) {
         if (px_server_drop_statements(sv) < 0)
-            px_server_close(sv, "given up to another worker's queue that waited longer");
+            goto give_up;
         return 1;
     }
-    if ((h.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-        px_server_close(sv, "given up to another worker's queue that waited longer");
-        return 1;
-    }
+    if ((h.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        goto give_up;
     h.g = pool->g;
     for (int k = 0; k < PX_CAP_KINDS; k++)
         h.caps[k] = pool->cap[k] ? pool->cap[k]->g : NULL;
-    gslot_ref(ws, h.g);            /* the giving pool may be freed before the receiver adopts */
-    for (int k = 0; k < PX_CAP_KINDS; k++)
-        gslot_ref(ws, h.caps[k]);
     h.backend_pid = sv->backend_pid;
     h.backend_key = sv->backend_key;
     h.created_ms = sv->created_ms;
@@ -907,6 +890,10 @@ int px_gslot_give(struct px_server *sv)
     if (ws->w[to].async && ws->w[to].nmoves < INBOX_MAX) {
         h.have = sv->have;
         h.gucs = sv->gucs;
+        h.g->refs++;               /* the giving pool may be freed before the receiver adopts */
+        for (int k = 0; k < PX_CAP_KINDS; k++)
+            if (h.caps[k])
+                h.caps[k]->refs++;
         ws->w[to].moves[ws->w[to].nmoves++] = h;
         uv_async_send(ws->w[to].async);
         ok = 1;
@@ -914,15 +901,16 @@ int px_gslot_give(struct px_server *sv)
     pthread_mutex_unlock(&ws->lock);
     if (!ok) {
         close(h.fd);
-        handoff_unref(px, &h);
-        px_server_close(sv, "given up to another worker's queue that waited longer");
-        return 1;
+        goto give_up;
     }
     /* The session state and the slot now belong to the receiver. */
     memset(&sv->have, 0, sizeof(sv->have));
     memset(&sv->gucs, 0, sizeof(sv->gucs));
     sv->moved = 1;
     px_server_close(sv, "handed over to another worker's queue that waited longer");
+    return 1;
+give_up:
+    px_server_close(sv, "given up to another worker's queue that waited longer");
     return 1;
 }
 
