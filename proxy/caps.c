@@ -170,13 +170,14 @@ void px_caps_put(struct px_pool *pool)
             px_gslot_release(px, pool->cap[k]->g);
 }
 
-int px_caps_others_starved(const struct px_pool *pool)
+int px_caps_make_room(struct px_pool *pool)
 {
-    const struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
-    uint64_t mine = px_gslot_head(pool);
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+    uint64_t mine = px_gslot_head(pool), since;
 
     for (int k = 0; k < PX_CAP_KINDS; k++)
-        if (pool->cap[k] && pool->cap[k]->g && full(pool, k) && px_gslot_others_wait(px, pool->cap[k]->g, mine))
+        if (pool->cap[k] && pool->cap[k]->g && full(pool, k) &&
+            (since = px_gslot_others_wait(px, pool->cap[k]->g, mine)) && px_gslot_claim(px, pool->cap[k]->g, since))
             return 1;
     return 0;
 }
@@ -208,6 +209,10 @@ int px_caps_room(struct px_pool *pool)
         /* A connection under the cap is closing already: its room comes when its backend has gone
          * (px_caps_released then), no other is closed meanwhile. */
         if (pool->cap[k]->nlinger == 0 && evict_idle(px, pool, k)) {
+            /* Several workers: the room is being made for this queue head; the other workers, woken
+             * when it is published as starved below, do not close one more for it. */
+            if (pool->cap[k]->g && !px_list_empty(&pool->waiting))
+                (void)px_gslot_claim(px, pool->cap[k]->g, px_gslot_head(pool));
             k = -1;   /* check every cap again */
             continue;
         }
@@ -223,31 +228,54 @@ static uint64_t head_since(const struct px_pool *pool)
     return px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_start_ms;
 }
 
+/* The pool under starved cap c (pool->cap[k] == c), other than `except`, that wants a server and
+ * whose queue head waited longest, or NULL. Clears c's flag when nobody under it wants one; with
+ * several workers, publishes the head that waits now (a head served meanwhile is not waited for). */
+static struct px_pool *longest_waiting_under(struct proxy *px, struct px_cap *c, int k, const struct px_pool *except)
+{
+    struct px_pool *best = NULL, *oldest = NULL;
+
+    for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
+        struct px_pool *p = px_container_of(it, struct px_pool, link);
+
+        if (p->cap[k] != c || !px_pool_wants_server(p))
+            continue;
+        if (!oldest || head_since(p) < head_since(oldest))
+            oldest = p;
+        if (p != except && (!best || head_since(p) < head_since(best)))
+            best = p;
+    }
+    if (!oldest)
+        set_starved(px, c, NULL);
+    else if (c->g)
+        set_starved(px, c, oldest);
+    return best;
+}
+
 /* The pool under a starved cap of pool's (other than `except`) that wants a server and whose queue
- * head waited longest, or NULL; clears the flag of a starved cap under which nobody wants one. */
+ * head waited longest, or NULL. */
 static struct px_pool *longest_waiting(struct proxy *px, struct px_pool *pool, const struct px_pool *except)
 {
     struct px_pool *best = NULL;
 
     for (int k = 0; k < PX_CAP_KINDS; k++) {
         struct px_cap *c = pool->cap[k];
-        int wanted = 0;
+        struct px_pool *p;
 
-        if (!c || !c->starved)
-            continue;
-        for (struct px_list *it = px->pools.next; it != &px->pools; it = it->next) {
-            struct px_pool *p = px_container_of(it, struct px_pool, link);
-
-            if (p->cap[k] != c || !px_pool_wants_server(p))
-                continue;
-            wanted = 1;
-            if (p != except && (!best || head_since(p) < head_since(best)))
-                best = p;
-        }
-        if (!wanted)
-            set_starved(px, c, NULL);
+        if (c && c->starved && (p = longest_waiting_under(px, c, k, except)) &&
+            (!best || head_since(p) < head_since(best)))
+            best = p;
     }
     return best;
+}
+
+void px_caps_refresh(struct px_pool *pool)
+{
+    struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
+
+    for (int k = 0; k < PX_CAP_KINDS; k++)
+        if (pool->cap[k] && pool->cap[k]->starved && pool->cap[k]->g)
+            (void)longest_waiting_under(px, pool->cap[k], k, NULL);
 }
 
 int px_caps_yield(struct px_pool *pool)

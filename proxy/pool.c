@@ -229,6 +229,8 @@ static void grow(struct px_pool *pool, int cap)
                 return;
         }
         (void)px_server_connect(pool);
+        if (pool->g)
+            px_caps_refresh(pool);
     }
 }
 
@@ -360,7 +362,7 @@ void px_pool_server_ready(struct px_server *sv)
     /* Several workers: another worker's queue for this lane waited longer than this one's. */
     if (pool->g && !fresh && px_gslot_give(sv))
         return;
-    if (pool->g && !fresh && px_caps_others_starved(pool)) {
+    if (pool->g && !fresh && px_caps_make_room(pool)) {
         px_server_close(sv, "given up to another worker's queue that waited longer under a connection cap");
         return;
     }

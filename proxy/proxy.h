@@ -674,10 +674,14 @@ int px_caps_yield(struct px_pool *pool);
 void px_caps_released(struct px_pool *pool);
 /* workers > 1: takes one connection under every cap of pool across workers (1), or takes none and
  * marks the full one starved (0); px_caps_put gives them back when the connection closes.
- * others_starved: a cap of pool is full and another worker waits under it. */
+ * make_room: a cap of pool is full, another worker waits under it and no worker made room for it
+ * yet (px_gslot_claim): pool should close an idle connection. */
 int px_caps_take(struct px_pool *pool);
 void px_caps_put(struct px_pool *pool);
-int px_caps_others_starved(const struct px_pool *pool);
+int px_caps_make_room(struct px_pool *pool);
+/* pool opened a connection under its caps: a starved cap publishes the queue head that still waits
+ * under it, or that nobody does (other workers do not make room for a queue already served). */
+void px_caps_refresh(struct px_pool *pool);
 /* For caps.c (proxy/pool.c): pool has clients that no connection on its way will serve and room
  * under its lane's size; opens a connection for them if every cap has room. */
 int px_pool_wants_server(const struct px_pool *pool);

@@ -11,6 +11,8 @@
  *     consistent: a worker that found no room publishes since[w] and then takes again, a worker that
  *     gives a count back then reads since[]: one of the two sees the other (no lost wake-up).
  *   - a worker's counters are written only by that worker (relaxed stores) and read by any.
+ *   - a slot's claim_for/claim_us (the room last made for another worker's queue) are under `lock`:
+ *     written only when a worker closes an idle connection to make room, never on the forwarding path.
  *   - `dir_lock` guards the backend directory (dir): entries are added or re-owned by the worker that
  *     logs in or adopts a connection, removed by their owner, read by any worker's monitor.
  * The forwarding path takes no lock: a transaction that finds an idle connection in its own pool
@@ -38,6 +40,9 @@ struct px_gslot {
     char *key;                     /* lane \x1f server \x1f database \x1f user */
     _Atomic int n;                 /* server connections of this key in every worker */
     _Atomic uint64_t since[CONF_WORKERS_MAX];   /* worker w's oldest waiter (its wait_seq), 0 = none waits for room */
+    /* Under lock: the queue head (its wait_seq) that an idle connection of this slot was last closed
+     * for, in another worker, and when (px_gslot_claim). */
+    uint64_t claim_for, claim_us;
     /* Under lock: the ParameterStatus values and tracked defaults of the first login of any worker's
      * pool of this slot, so that another worker's pool does not need a login of its own before its
      * clients can be answered. */
@@ -406,10 +411,10 @@ void px_workers_room(struct proxy *px)
 
         if (!pool->g)
             continue;
-        if (!px_list_empty(&pool->idle) && px_gslot_other_waits(pool))
+        if (!px_list_empty(&pool->idle) && px_gslot_make_room(px, pool))
             px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
                             "closed to make room for another worker's queue under the lane's size");
-        if (!px_list_empty(&pool->idle) && px_caps_others_starved(pool))
+        if (!px_list_empty(&pool->idle) && px_caps_make_room(pool))
             px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
                             "closed to make room for another worker's queue under a connection cap");
         if (pool->nwaiting)
@@ -768,18 +773,37 @@ void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since)
                 wake(px->workers, i);
 }
 
-int px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before)
+uint64_t px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before)
 {
+    uint64_t best = 0;
+
     for (int i = 0; i < px->workers->n; i++) {
         uint64_t t;
 
         if (i == px->worker_id)
             continue;
         t = atomic_load_explicit(&g->since[i], memory_order_acquire);
-        if (t && t < before)
-            return 1;
+        if (t && t < before && (!best || t < best))
+            best = t;
     }
-    return 0;
+    return best;
+}
+
+#define CLAIM_US 1000000           /* the room made for a queue head that still waits this long is made again */
+
+int px_gslot_claim(struct proxy *px, struct px_gslot *g, uint64_t since)
+{
+    uint64_t now = px_now_us();
+    int ok;
+
+    pthread_mutex_lock(&px->workers->lock);
+    ok = g->claim_for != since || now - g->claim_us >= CLAIM_US;
+    if (ok) {
+        g->claim_for = since;
+        g->claim_us = now;
+    }
+    pthread_mutex_unlock(&px->workers->lock);
+    return ok;
 }
 
 void px_gslot_detach(struct px_pool *pool)
@@ -829,7 +853,7 @@ void px_gslot_publish(struct px_pool *pool)
 }
 
 /* The worker whose queue for pool's slot waited longest, if longer than pool's own head; -1 if none. */
-static int oldest_other(const struct px_pool *pool)
+static int oldest_other(const struct px_pool *pool, uint64_t *since)
 {
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
     uint64_t best = px_gslot_head(pool);
@@ -846,12 +870,15 @@ static int oldest_other(const struct px_pool *pool)
             who = i;
         }
     }
+    *since = best;
     return who;
 }
 
-int px_gslot_other_waits(const struct px_pool *pool)
+int px_gslot_make_room(struct proxy *px, struct px_pool *pool)
 {
-    return oldest_other(pool) >= 0;
+    uint64_t since;
+
+    return oldest_other(pool, &since) >= 0 && px_gslot_claim(px, pool->g, since);
 }
 
 int px_gslot_give(struct px_server *sv)
@@ -861,7 +888,8 @@ int px_gslot_give(struct px_server *sv)
     struct px_workers *ws = px->workers;
     struct handoff h = { 0 };
     uv_os_fd_t fd;
-    int to = oldest_other(pool), ok = 0;
+    uint64_t since;
+    int to = oldest_other(pool, &since), ok = 0;
 
     if (to < 0)
         return 0;

@@ -125,9 +125,14 @@ int px_gslot_count_of(const struct px_gslot *g);
 int px_gslot_acquire(struct px_gslot *g, int cap);
 void px_gslot_release(struct proxy *px, struct px_gslot *g);
 /* This worker waits for room under g since then (the queue head's wait_seq; a starved cap) or no longer does (0);
- * others_wait: another worker has waited since before `before`. */
+ * others_wait: the oldest queue head (its wait_seq) of another worker that has waited since before
+ * `before`, 0 if none. */
 void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since);
-int px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before);
+uint64_t px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before);
+/* This worker is about to close an idle connection under g to make room for another worker's queue
+ * head `since`: 1 if it should (recorded), 0 if another worker already did for that head within the
+ * last second (several workers woken by one waiter close one connection, not one each). */
+int px_gslot_claim(struct proxy *px, struct px_gslot *g, uint64_t since);
 void px_gslot_detach(struct px_pool *pool);
 int px_gslot_count(const struct px_pool *pool);
 int px_gslot_take(struct px_pool *pool, int cap);
@@ -143,8 +148,9 @@ uint64_t px_gslot_head(const struct px_pool *pool);
 /* Publishes whether the pool's queue waits for a connection it cannot open, and since when. */
 void px_gslot_publish(struct px_pool *pool);
 /* 1 if another worker's pool of the same slot has waited longer than this pool's queue head (or
- * this pool has nobody waiting): a connection released here should be closed to make room there. */
-int px_gslot_other_waits(const struct px_pool *pool);
+ * this pool has nobody waiting) and no other worker made room for it yet (px_gslot_claim): an idle
+ * connection here should be closed to make room there. */
+int px_gslot_make_room(struct proxy *px, struct px_pool *pool);
 /* server_ready with another worker's queue waiting longer: sv (without a client) moves to that
  * worker (its socket duplicated, its session state and slot with it) or, if it cannot move, is
  * closed to free its slot. 1 if sv was given up, 0 if nobody else waits longer. */
