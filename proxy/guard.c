@@ -4,7 +4,14 @@
  * owns, log it (guard = log) or cancel that backend's statement (guard = cancel; an idle-in-
  * transaction backend is terminated by closing pglane's connection to it). Backends pglane does not
  * own are never touched. guard and guard_wait are read on the protected (waiting) lane.
+ *
+ * With several workers each worker acts on its own blockers (proxy/admin/monitor.c shares the lock
+ * graph), but what counts towards a quarantine is process-wide (`shared` below): the actions of every
+ * worker against a statement shape are counted together, and a shape quarantined (or released) in one
+ * worker is copied into every worker's offender table (PX_WORKERS_QUARANTINE, px_guard_news), so that
+ * every worker refuses it.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +44,23 @@ struct guard {
     int ntimes[OFFENDERS], ttimes[OFFENDERS];
     int noff;
 };
+
+/* Several workers: one entry per statement shape acted on; every field under lock. An entry that is
+ * not quarantined is reused (the least recently acted on) when the table is full. */
+struct shared_off {
+    uint64_t fp;
+    uint64_t times[QRING];        /* ring of the latest actions of any worker */
+    int ntimes, ttimes;
+    uint64_t last_ms;
+    struct px_guard_offender o;   /* while quarantined: what the refusal says (lanes by name below) */
+    char lane[64], protected_lane[64];
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct shared_off off[OFFENDERS];
+    int n;
+} shared = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 const char *px_guard_action_name(enum px_guard_action a)
 {
@@ -252,6 +276,134 @@ static struct px_guard_offender *offender(struct guard *g, uint64_t fp, int *idx
     return NULL;
 }
 
+/* The entry of fp, made if missing (reusing the least recently acted on one that is not
+ * quarantined); NULL when every entry is quarantined. */
+static struct px_guard_offender *offender_make(struct guard *g, uint64_t fp, int *idx)
+{
+    struct px_guard_offender *o = offender(g, fp, idx);
+    int i;
+
+    if (o)
+        return o;
+    if (g->noff == OFFENDERS) {
+        int old = -1;
+
+        for (int j = 0; j < g->noff; j++)
+            if (!g->off[j].until_ms && (old < 0 || g->off[j].last_ms < g->off[old].last_ms))
+                old = j;
+        if (old < 0)
+            return NULL;
+        g->off[old] = g->off[--g->noff];
+        g->ntimes[old] = g->ntimes[g->noff];
+        g->ttimes[old] = g->ttimes[g->noff];
+        memcpy(g->times[old], g->times[g->noff], sizeof(g->times[old]));
+    }
+    i = g->noff++;
+    o = &g->off[i];
+    memset(o, 0, sizeof(*o));
+    g->ntimes[i] = g->ttimes[i] = 0;
+    o->fingerprint = fp;
+    *idx = i;
+    return o;
+}
+
+/* ---- several workers: the process-wide count and quarantines ---- */
+
+/* The entry of fp, made if missing (reusing the least recently acted on one not quarantined); under
+ * lock. NULL when every entry is quarantined. */
+static struct shared_off *shared_find(uint64_t fp, int make)
+{
+    int old = -1;
+
+    for (int i = 0; i < shared.n; i++)
+        if (shared.off[i].fp == fp)
+            return &shared.off[i];
+    if (!make)
+        return NULL;
+    if (shared.n < OFFENDERS) {
+        old = shared.n++;
+    } else {
+        for (int j = 0; j < shared.n; j++)
+            if (!shared.off[j].o.until_ms && (old < 0 || shared.off[j].last_ms < shared.off[old].last_ms))
+                old = j;
+        if (old < 0)
+            return NULL;
+    }
+    memset(&shared.off[old], 0, sizeof(shared.off[old]));
+    shared.off[old].fp = fp;
+    return &shared.off[old];
+}
+
+/* One more action against o's shape, by this worker: the actions of every worker within the window
+ * when that makes guard_quarantine (the shape is to be quarantined), else 0. */
+static int shared_count(const struct px_guard_offender *o, const struct conf_lane *pl, uint64_t now)
+{
+    struct shared_off *x;
+    int n = 0;
+
+    pthread_mutex_lock(&shared.lock);
+    if ((x = shared_find(o->fingerprint, 1)) != NULL) {
+        if (x->o.until_ms && x->o.until_ms != UINT64_MAX && now >= x->o.until_ms) {
+            x->o.until_ms = 0;    /* its time is over: a fresh window */
+            x->ntimes = x->ttimes = 0;
+        }
+        x->last_ms = now;
+        x->times[x->ttimes] = now;
+        x->ttimes = (x->ttimes + 1) % QRING;
+        if (x->ntimes < QRING)
+            x->ntimes++;
+        if (pl->guard_quarantine > 0 && !x->o.until_ms) {
+            for (int j = 0; j < x->ntimes; j++)
+                n += now - x->times[j] <= (uint64_t)pl->guard_quarantine_window_ms;
+            if (n < pl->guard_quarantine)
+                n = 0;
+        }
+        if (n)
+            x->o.until_ms = UINT64_MAX;   /* claimed: shared_quarantined fills it in */
+    }
+    pthread_mutex_unlock(&shared.lock);
+    return n;
+}
+
+/* o was just quarantined by this worker: published for the other workers. */
+static void shared_quarantined(const struct px_guard_offender *o)
+{
+    struct shared_off *x;
+
+    pthread_mutex_lock(&shared.lock);
+    if ((x = shared_find(o->fingerprint, 1)) != NULL) {
+        x->o = *o;
+        x->o.lane = x->o.protected_lane = NULL;
+        snprintf(x->lane, sizeof(x->lane), "%s", o->lane->conf->name);
+        snprintf(x->protected_lane, sizeof(x->protected_lane), "%s", o->protected_lane->conf->name);
+    }
+    pthread_mutex_unlock(&shared.lock);
+}
+
+/* Quarantines of fp (all: every one) end in every worker: 1 if some did. */
+static int shared_release(uint64_t fp, int all)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&shared.lock);
+    for (int i = 0; i < shared.n; i++)
+        if (shared.off[i].o.until_ms && (all || shared.off[i].fp == fp)) {
+            shared.off[i].o.until_ms = 0;
+            shared.off[i].ntimes = shared.off[i].ttimes = 0;
+            n++;
+        }
+    pthread_mutex_unlock(&shared.lock);
+    return n;
+}
+
+static const struct px_lane *lane_named(struct proxy *px, const char *name)
+{
+    for (int i = 0; i < px->nlanes; i++)
+        if (strcmp(px->lanes[i]->conf->name, name) == 0)
+            return px->lanes[i];
+    return NULL;
+}
+
 /* Records what the blocker did (advice) and, for a cancel or terminate, counts it towards a quarantine. */
 static void offend(struct proxy *px, struct guard *g, const struct px_block_edge *w, const struct px_block_edge *head,
                    enum px_guard_action a)
@@ -263,26 +415,8 @@ static void offend(struct proxy *px, struct guard *g, const struct px_block_edge
 
     if (!fp)
         return;                   /* a transaction pglane did not lex: no shape to remember */
-    if (!(o = offender(g, fp, &i))) {
-        if (g->noff == OFFENDERS) {
-            int old = -1;         /* reuse the oldest entry that is not quarantined */
-
-            for (int j = 0; j < g->noff; j++)
-                if (!g->off[j].until_ms && (old < 0 || g->off[j].last_ms < g->off[old].last_ms))
-                    old = j;
-            if (old < 0)
-                return;
-            g->off[old] = g->off[--g->noff];
-            g->ntimes[old] = g->ntimes[g->noff];
-            g->ttimes[old] = g->ttimes[g->noff];
-            memcpy(g->times[old], g->times[g->noff], sizeof(g->times[old]));
-        }
-        i = g->noff++;
-        o = &g->off[i];
-        memset(o, 0, sizeof(*o));
-        g->ntimes[i] = g->ttimes[i] = 0;
-        o->fingerprint = fp;
-    }
+    if (!(o = offender_make(g, fp, &i)))
+        return;
     o->lane = head->blocker.lane;
     o->protected_lane = w->waiter.lane;
     o->waiter_fingerprint = w->waiter.fingerprint;
@@ -300,19 +434,28 @@ static void offend(struct proxy *px, struct guard *g, const struct px_block_edge
     o->last_client = head->blocker.client_id;
     o->last_tx_us = head->blocker.tx_us;
     o->actions++;
-    g->times[i][g->ttimes[i]] = now;
-    g->ttimes[i] = (g->ttimes[i] + 1) % QRING;
-    if (g->ntimes[i] < QRING)
-        g->ntimes[i]++;
-    if (pl->guard_quarantine <= 0 || o->until_ms)
-        return;
-    for (int j = 0; j < g->ntimes[i]; j++)
-        n += now - g->times[i][j] <= (uint64_t)pl->guard_quarantine_window_ms;
-    if (n < pl->guard_quarantine)
-        return;
+    if (px->workers) {
+        if (!(n = shared_count(o, pl, now)))
+            return;
+    } else {
+        g->times[i][g->ttimes[i]] = now;
+        g->ttimes[i] = (g->ttimes[i] + 1) % QRING;
+        if (g->ntimes[i] < QRING)
+            g->ntimes[i]++;
+        if (pl->guard_quarantine <= 0 || o->until_ms)
+            return;
+        for (int j = 0; j < g->ntimes[i]; j++)
+            n += now - g->times[i][j] <= (uint64_t)pl->guard_quarantine_window_ms;
+        if (n < pl->guard_quarantine)
+            return;
+    }
     o->until_ms = now + (uint64_t)pl->guard_quarantine_time_ms;
     o->since_ms = now;
     o->quarantine_count = n;
+    if (px->workers) {
+        shared_quarantined(o);
+        px_workers_ask(px, PX_WORKERS_QUARANTINE, NULL);
+    }
     px_warn("guard: quarantined statement shape %016llx of lane %s for %lld ms: %d actions in %lld ms to protect "
             "lane %s (it kept taking %s on %s; %s). Fix: %s",
             (unsigned long long)fp, o->lane->conf->name, (long long)pl->guard_quarantine_time_ms, n,
@@ -321,7 +464,8 @@ static void offend(struct proxy *px, struct guard *g, const struct px_block_edge
 
 static void leave(struct px_guard_offender *o, const char *why)
 {
-    px_warn("guard: statement shape %016llx leaves quarantine (%s)", (unsigned long long)o->fingerprint, why);
+    if (why)
+        px_warn("guard: statement shape %016llx leaves quarantine (%s)", (unsigned long long)o->fingerprint, why);
     o->until_ms = 0;
     o->quarantine_count = 0;
 }
@@ -341,7 +485,7 @@ void px_guard_expire(struct proxy *px)
 int px_guard_release(struct proxy *px, uint64_t fp, int all)
 {
     struct guard *g = px->guard;
-    int n = 0;
+    int n = 0, m;
 
     for (int i = 0; g && i < g->noff; i++)
         if (g->off[i].until_ms && (all || g->off[i].fingerprint == fp)) {
@@ -349,7 +493,50 @@ int px_guard_release(struct proxy *px, uint64_t fp, int all)
             g->ntimes[i] = g->ttimes[i] = 0;
             n++;
         }
+    if (px->workers && (m = shared_release(fp, all)) > 0) {
+        px_workers_ask(px, PX_WORKERS_QUARANTINE, NULL);
+        if (m > n)
+            n = m;
+    }
     return n;
+}
+
+void px_guard_news(struct proxy *px)
+{
+    struct guard *g = guard_of(px);
+    struct shared_off *x;
+    int i;
+
+    if (!g)
+        return;
+    pthread_mutex_lock(&shared.lock);
+    /* Released in another worker (or its time over there, which is the same here). */
+    for (i = 0; i < g->noff; i++)
+        if (g->off[i].until_ms && (!(x = shared_find(g->off[i].fingerprint, 0)) || !x->o.until_ms)) {
+            leave(&g->off[i], NULL);
+            g->ntimes[i] = g->ttimes[i] = 0;
+        }
+    /* Quarantined in another worker. */
+    for (int k = 0; k < shared.n; k++) {
+        const struct px_lane *lane, *prot;
+        struct px_guard_offender *o;
+
+        x = &shared.off[k];
+        if (!x->o.until_ms || x->o.until_ms == UINT64_MAX || !(lane = lane_named(px, x->lane)) ||
+            !(prot = lane_named(px, x->protected_lane)) || !(o = offender_make(g, x->fp, &i)) ||
+            o->until_ms == x->o.until_ms)
+            continue;
+        uint64_t actions = o->actions, last_client = o->last_client, last_tx = o->last_tx_us;
+
+        *o = x->o;
+        o->lane = lane;
+        o->protected_lane = prot;
+        o->actions = actions;     /* this worker's own */
+        o->last_client = last_client;
+        o->last_tx_us = last_tx;
+        px_debug("guard: statement shape %016llx quarantined by another worker", (unsigned long long)x->fp);
+    }
+    pthread_mutex_unlock(&shared.lock);
 }
 
 int px_guard_quarantined_count(struct proxy *px)

@@ -226,6 +226,7 @@ static int run(const char *path)
         }
     free(th);
     px_workers_free(ws);
+    px_monitor_shared_free();
     return rc;
 }
 

@@ -473,6 +473,10 @@ static void on_wake(uv_async_t *h)
             px_authq_remote(px);
         else if (acts[i].what == PX_WORKERS_HEALTH)
             px_health_news(px);
+        else if (acts[i].what == PX_WORKERS_GRAPH)
+            px_monitor_news(px);
+        else if (acts[i].what == PX_WORKERS_QUARANTINE)
+            px_guard_news(px);
     }
     px_workers_room(px);
 }
@@ -547,6 +551,24 @@ void px_worker_detach(struct proxy *px)
         uv_close((uv_handle_t *)a, on_async_closed);
 }
 
+/* Under ws->lock: worker i is asked (or, its list full, told nothing: logged for admin commands). */
+static void ask_locked(struct px_workers *ws, int i, unsigned what, const char *arg)
+{
+    struct px_worker *w = &ws->w[i];
+
+    if (!w->async)
+        return;
+    if (w->nacts == ACTS_MAX) {
+        if (what < PX_WORKERS_SAMPLE)   /* news and samples are due anyway at the next tick */
+            px_warn("worker %d has %d admin commands pending: this one is not passed on to it", i, ACTS_MAX);
+        return;
+    }
+    w->acts[w->nacts].what = what;
+    snprintf(w->acts[w->nacts].arg, sizeof(w->acts[0].arg), "%s", arg ? arg : "");
+    w->nacts++;
+    uv_async_send(w->async);
+}
+
 void px_workers_ask(struct proxy *px, unsigned what, const char *arg)
 {
     struct px_workers *ws = px->workers;
@@ -554,21 +576,20 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg)
     if (!ws)
         return;
     pthread_mutex_lock(&ws->lock);
-    for (int i = 0; i < ws->n; i++) {
-        struct px_worker *w = &ws->w[i];
+    for (int i = 0; i < ws->n; i++)
+        if (i != px->worker_id)
+            ask_locked(ws, i, what, arg);
+    pthread_mutex_unlock(&ws->lock);
+}
 
-        if (i == px->worker_id || !w->async)
-            continue;
-        if (w->nacts == ACTS_MAX) {
-            if (what < PX_WORKERS_SAMPLE)   /* news and samples are due anyway at the next tick */
-                px_warn("worker %d has %d admin commands pending: this one is not passed on to it", i, ACTS_MAX);
-            continue;
-        }
-        w->acts[w->nacts].what = what;
-        snprintf(w->acts[w->nacts].arg, sizeof(w->acts[0].arg), "%s", arg ? arg : "");
-        w->nacts++;
-        uv_async_send(w->async);
-    }
+void px_workers_ask_one(struct proxy *px, int to, unsigned what, const char *arg)
+{
+    struct px_workers *ws = px->workers;
+
+    if (!ws || to < 0 || to >= ws->n || to == px->worker_id)
+        return;
+    pthread_mutex_lock(&ws->lock);
+    ask_locked(ws, to, what, arg);
     pthread_mutex_unlock(&ws->lock);
 }
 

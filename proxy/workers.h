@@ -48,7 +48,11 @@ void px_worker_detach(struct proxy *px);
 #define PX_WORKERS_SAMPLE 5u       /* arg: the server whose lock graph to sample now (a guard_wait passed) */
 #define PX_WORKERS_AUTHQ 6u        /* an auth_query answer was published (proxy/auth_query.c) */
 #define PX_WORKERS_HEALTH 7u       /* a server's health check was published (proxy/health.c) */
+#define PX_WORKERS_GRAPH 8u        /* a server's lock graph sample was published (proxy/admin/monitor.c) */
+#define PX_WORKERS_QUARANTINE 9u   /* a statement shape was quarantined or released (proxy/guard.c) */
 void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
+/* The same for worker `to` only. */
+void px_workers_ask_one(struct proxy *px, int to, unsigned what, const char *arg);
 
 /*
  * Gathers: every worker renders the same thing from its own state, in its own thread, and the asking

@@ -24,6 +24,10 @@ int px_monitor_start(struct proxy *px);
 /* Samples server's lock graph now (another worker's protected request passed guard_wait there). */
 void px_monitor_sample_now(struct proxy *px, const char *server);
 void px_monitor_stop(struct proxy *px);
+/* Several workers: the samples another worker published (PX_WORKERS_GRAPH) are taken. */
+void px_monitor_news(struct proxy *px);
+/* At the process's end, after every worker stopped: the shared samples are freed. */
+void px_monitor_shared_free(void);
 /* SHOW BLOCKING was asked: sample even when no lane has a guard. */
 void px_monitor_want(struct proxy *px);
 struct px_block_edge;

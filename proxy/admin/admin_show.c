@@ -401,7 +401,7 @@ static const struct list_spec {
                                   px_pgb_database_rows },
     /* each worker's guard counts its own actions; quarantines are per worker (the first shown) */
     [PX_GATHER_GUARD] = { px_guard_cols, NULL, "kkkksfffffffff", px_guard_rows },
-    [PX_GATHER_QUARANTINE] = { px_quarantine_cols, NULL, "kffssffmffff", px_quarantine_rows },
+    [PX_GATHER_QUARANTINE] = { px_quarantine_cols, NULL, "kffmsffmffff", px_quarantine_rows },
     [PX_GATHER_PREPARED] = { px_prepared_cols, NULL, "ssssss", px_prepared_rows },
     /* each worker's top statements: calls and times summed, p95 the largest of the workers' */
     [PX_GATHER_QUERIES] = { px_query_cols, NULL, "kffsSfmm", px_query_rows, px_query_fix, PX_TOP_QUERIES },

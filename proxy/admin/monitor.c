@@ -3,8 +3,17 @@
  * pg_locks and pg_blocking_pids() over libpq in non-blocking mode, driven by a uv_poll_t on the
  * connection's socket, keeps the latest wait graph for SHOW BLOCKING and hands it to the guard.
  * A server is sampled only while some lane on it has a guard, or once SHOW BLOCKING was asked.
+ *
+ * With several workers one worker samples each server (the sampler: a worker whose monitoring
+ * connection is up, holding a lease it renews at every tick; another takes over once it lapses), so
+ * that the process sends one sample per period, not one per worker. It publishes each sample's rows,
+ * not yet attributed, in a process-wide table (`shared` below) and wakes the others
+ * (PX_WORKERS_GRAPH); every worker attributes the rows to its own connections and lets its guard act
+ * on its own blockers, cancelling over its own monitoring connection. A protected request past
+ * guard_wait in a worker that does not sample asks the sampler for a sample.
  */
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +26,7 @@
 #define CONNECT_LIMIT_MS 5000
 #define MAX_EDGES 256
 #define MAX_SIGNALS 16
+#define LEASE_TICKS 3              /* a sampler silent for this many periods loses its server */
 
 enum mon_state { M_IDLE, M_CONNECTING, M_READY, M_BUSY };
 
@@ -36,6 +46,7 @@ struct mon_server {
     int nqueued, nsignalling;       /* nsignalling > 0: the query in flight is the cancel, not a sample */
     int checking;                   /* the guard looks at a sample: its cancels go out together after */
     int warned;
+    uint64_t seq;                   /* several workers: the shared sample last taken (`shared`) */
     struct px_block_edge *edges, *next;   /* latest snapshot, and the one being filled */
     int nedges, nnext;
 };
@@ -72,6 +83,23 @@ static const char sample_sql[] =
     "CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid) "
     "JOIN pg_stat_activity b ON b.pid = bp.pid "
     "WHERE w.pid <> pg_backend_pid() ORDER BY 5 DESC LIMIT 256";
+
+/* Several workers: one entry per server name ever sampled; every field is read and written under
+ * lock only, entries are never freed before the process ends (px_monitor_shared_free). */
+struct shared_graph {
+    char *name;
+    int owner;                     /* the sampling worker, -1: none */
+    uint64_t renewed_ms;           /* px_now_ms() clock (monotonic ms on every worker's loop) */
+    uint64_t seq;                  /* bumped at every publication */
+    struct px_block_edge *edges;   /* the latest sample's rows, not attributed (server NULL) */
+    int nedges;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct shared_graph *g;
+    int n;
+} shared = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
 
 static void mon_io(uv_poll_t *h, int status, int events);
 static void mon_sample(struct mon_server *ms, int triggered);
@@ -158,8 +186,6 @@ static void connect_step(struct mon_server *ms)
 
 static void take_result(struct mon_server *ms, PGresult *r)
 {
-    const struct conf_server *cs = mon_conf(ms);
-
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != 16) {
         if (!ms->warned)
             px_warn("monitor %s: sampling failed: %s", ms->name, PQresultErrorMessage(r));
@@ -168,11 +194,109 @@ static void take_result(struct mon_server *ms, PGresult *r)
     }
     ms->nnext = 0;
     for (int i = 0; i < PQntuples(r) && ms->nnext < MAX_EDGES; i++)
-        px_monitor_row_to_edge(ms->m->px, ms->name, cs, r, i, &ms->next[ms->nnext++]);
+        px_monitor_row_to_edge(ms->m->px, ms->name, NULL, r, i, &ms->next[ms->nnext++]);
 }
 
-/* The sample's result arrived: swap it in and let the guard look at it. */
-static void sample_done(struct mon_server *ms)
+/* ---- several workers: one sampler per server, its samples shared ---- */
+
+static int several(const struct mon_server *ms)
+{
+    return ms->m->px->workers != NULL;
+}
+
+/* The entry of name (made if missing); under lock. NULL without memory. */
+static struct shared_graph *shared_find(const char *name)
+{
+    struct shared_graph *grown;
+
+    for (int i = 0; i < shared.n; i++)
+        if (strcmp(shared.g[i].name, name) == 0)
+            return &shared.g[i];
+    if (!(grown = realloc(shared.g, sizeof(*grown) * (size_t)(shared.n + 1))))
+        return NULL;
+    shared.g = grown;
+    memset(&grown[shared.n], 0, sizeof(grown[0]));
+    if (!(grown[shared.n].name = strdup(name)))
+        return NULL;
+    grown[shared.n].owner = -1;
+    return &shared.g[shared.n++];
+}
+
+/* 1 if this worker samples ms's server (one worker; or it holds the lease, or takes it: none held, or
+ * lapsed, and its monitoring connection is up), 0 if another worker does. */
+static int sampler(struct mon_server *ms, uint64_t now)
+{
+    struct proxy *px = ms->m->px;
+    int can = ms->state == M_READY || ms->state == M_BUSY, mine = can;
+    struct shared_graph *x;
+
+    if (!several(ms))
+        return 1;
+    pthread_mutex_lock(&shared.lock);
+    if ((x = shared_find(ms->name)) != NULL) {   /* without memory each worker samples on its own */
+        if (x->owner == px->worker_id && !can)
+            x->owner = -1;
+        mine = can && (x->owner == px->worker_id || x->owner < 0 ||
+                       now > x->renewed_ms + (uint64_t)LEASE_TICKS * SAMPLE_MS);
+        if (mine) {
+            x->owner = px->worker_id;
+            x->renewed_ms = now;
+        }
+    }
+    pthread_mutex_unlock(&shared.lock);
+    return mine;
+}
+
+/* The worker sampling server name, -1 if none. */
+static int sampler_of(const char *name)
+{
+    struct shared_graph *x;
+    int owner = -1;
+
+    pthread_mutex_lock(&shared.lock);
+    if ((x = shared_find(name)) != NULL)
+        owner = x->owner;
+    pthread_mutex_unlock(&shared.lock);
+    return owner;
+}
+
+/* The sampler's rows (ms->next, not attributed) for the other workers. */
+static void publish(struct mon_server *ms)
+{
+    struct shared_graph *x;
+    int ok = 0;
+
+    pthread_mutex_lock(&shared.lock);
+    if ((x = shared_find(ms->name)) != NULL && (x->edges || (x->edges = calloc(MAX_EDGES, sizeof(*x->edges))))) {
+        if (ms->nnext)
+            memcpy(x->edges, ms->next, sizeof(*x->edges) * (size_t)ms->nnext);
+        for (int i = 0; i < ms->nnext; i++)
+            x->edges[i].server = NULL;
+        x->nedges = ms->nnext;
+        ms->seq = ++x->seq;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&shared.lock);
+    if (ok)
+        px_workers_ask(ms->m->px, PX_WORKERS_GRAPH, ms->name);
+}
+
+void px_monitor_shared_free(void)
+{
+    pthread_mutex_lock(&shared.lock);
+    for (int i = 0; i < shared.n; i++) {
+        free(shared.g[i].name);
+        free(shared.g[i].edges);
+    }
+    free(shared.g);
+    shared.g = NULL;
+    shared.n = 0;
+    pthread_mutex_unlock(&shared.lock);
+}
+
+/* A sample's rows are in ms->next: swapped in, attributed to this worker's connections, and looked at
+ * by the guard. */
+static void take_graph(struct mon_server *ms, const char *how)
 {
     struct px_block_edge *t = ms->edges;
     const struct conf_server *cs = mon_conf(ms);
@@ -182,15 +306,58 @@ static void sample_done(struct mon_server *ms)
     ms->next = t;
     ms->nnext = 0;
     ms->sampled = 1;
-    set_state(ms, M_READY);
-    if (ms->triggered || ms->nedges)
-        px_debug("monitor %s: %s sample answered in %llu us, %d wait edges", ms->name,
-                 ms->triggered ? "triggered" : "periodic", (unsigned long long)(px_now_us() - ms->sent_us), ms->nedges);
+    if (how)
+        px_debug("monitor %s: %s, %d wait edges", ms->name, how, ms->nedges);
+    if (!cs)
+        return;
+    for (int i = 0; i < ms->nedges; i++) {
+        px_monitor_attribute(ms->m->px, cs, &ms->edges[i].waiter);
+        px_monitor_attribute(ms->m->px, cs, &ms->edges[i].blocker);
+    }
     ms->checking = 1;
-    if (cs)
-        px_guard_check(ms->m->px, cs, ms->edges, ms->nedges, mon_cancel, ms);
+    px_guard_check(ms->m->px, cs, ms->edges, ms->nedges, mon_cancel, ms);
     ms->checking = 0;
+}
+
+/* The sample's result arrived: published for the other workers, then taken here. */
+static void sample_done(struct mon_server *ms)
+{
+    char how[96];
+
+    if (several(ms))
+        publish(ms);
+    set_state(ms, M_READY);
+    snprintf(how, sizeof(how), "%s sample answered in %llu us", ms->triggered ? "triggered" : "periodic",
+             (unsigned long long)(px_now_us() - ms->sent_us));
+    take_graph(ms, ms->triggered || ms->nnext ? how : NULL);
     mon_next(ms);
+}
+
+void px_monitor_news(struct proxy *px)
+{
+    struct monitor *m = px->monitor;
+
+    for (int i = 0; m && i < m->n; i++) {
+        struct mon_server *ms = &m->s[i];
+        struct shared_graph *x;
+        int news = 0;
+
+        pthread_mutex_lock(&shared.lock);
+        if ((x = shared_find(ms->name)) != NULL && x->seq != ms->seq && x->owner != px->worker_id) {
+            if (x->nedges)
+                memcpy(ms->next, x->edges, sizeof(*x->edges) * (size_t)x->nedges);
+            ms->nnext = x->nedges;
+            ms->seq = x->seq;
+            news = 1;
+        }
+        pthread_mutex_unlock(&shared.lock);
+        if (!news)
+            continue;
+        for (int j = 0; j < ms->nnext; j++)
+            ms->next[j].server = ms->name;
+        take_graph(ms, ms->nnext ? "another worker's sample taken" : NULL);
+        mon_next(ms);
+    }
 }
 
 /* ---- the guard's cancels as pg_cancel_backend() on this connection ---- */
@@ -390,11 +557,14 @@ static void mon_tick_one(struct mon_server *ms, uint64_t now)
             mon_reset(ms, "connect timeout");
         return;
     case M_READY:
+        if (!sampler(ms, now))
+            return;               /* another worker samples: its rows come with PX_WORKERS_GRAPH */
         ms->m->periodic++;
         mon_sample(ms, 0);
         return;
     case M_BUSY:
-        return;                   /* the previous sample is still running: skip this period */
+        (void)sampler(ms, now);   /* the previous sample (or a cancel) is still running: skip this period */
+        return;
     }
 }
 
@@ -423,34 +593,37 @@ static const struct conf_lane *guarded(struct proxy *px, const struct px_client 
     return l->protect && l->guard != CONF_GUARD_OFF ? l : NULL;
 }
 
-/* A sample of server now (cl: the protected client whose request passed guard_wait, NULL when another
- * worker's did: its blocker may be this worker's). */
+/* A sample of server now (cl: the protected client whose request passed guard_wait; NULL when another
+ * worker asked, its blocker may be this worker's). With several workers only the sampler samples:
+ * another worker asks it, and an ask that finds this worker no longer sampling is not passed on. */
 static void sample_now(struct monitor *m, const struct px_client *cl, const char *server, uint64_t now)
 {
+    enum { NONE, SENT, QUEUED, ASKED } act;
+    static const char *const said[] = { "no monitor connection", "sample sent",
+                                        "sample queued behind the one in flight", "sample asked of the sampling worker" };
+
     for (int i = 0; i < m->n; i++) {
         struct mon_server *ms = &m->s[i];
+        int owner = -1;
 
         if (strcmp(ms->name, server) != 0)
             continue;
+        if (sampler(ms, px_now_ms(m->px)))
+            act = ms->state == M_READY ? SENT : ms->state == M_BUSY ? QUEUED : NONE;
+        else
+            act = cl && (owner = sampler_of(server)) >= 0 ? ASKED : NONE;
         px_debug("monitor %s: %s C-%llu's request ran %llu us, past guard_wait: %s", ms->name,
                  cl ? "" : "another worker's", cl ? (unsigned long long)cl->conn.id : 0ULL,
-                 cl ? (unsigned long long)(now - cl->query_start_us) : 0ULL,
-                 ms->state == M_READY ? "sample sent" : ms->state == M_BUSY ? "sample queued behind the one in flight"
-                                                                            : "no monitor connection");
-        if (ms->state == M_READY) {
+                 cl ? (unsigned long long)(now - cl->query_start_us) : 0ULL, said[act]);
+        if (act == ASKED) {
+            px_workers_ask_one(m->px, owner, PX_WORKERS_SAMPLE, server);
+        } else if (act == SENT) {
             m->triggered++;
             mon_sample(ms, 1);
-        } else if (ms->state == M_BUSY) {
+        } else if (act == QUEUED) {
             ms->again = 1;        /* that sample may predate the wait: look again when it is done */
         }
     }
-}
-
-static void trigger(struct monitor *m, const struct px_client *cl, const char *server, uint64_t now)
-{
-    sample_now(m, cl, server, now);
-    /* Several workers: the blocker may be another worker's, whose guard acts on it. */
-    px_workers_ask(m->px, PX_WORKERS_SAMPLE, server);
 }
 
 void px_monitor_sample_now(struct proxy *px, const char *server)
@@ -476,7 +649,7 @@ static void on_fast(uv_timer_t *t)
         due = cl->query_start_us + (uint64_t)l->guard_wait_ms * 1000;
         if (due <= now) {
             cl->guard_seen_us = cl->query_start_us;   /* once per request */
-            trigger(m, cl, px->lanes[cl->lane]->server->name, now);
+            sample_now(m, cl, px->lanes[cl->lane]->server->name, now);
         } else if (!next || due < next) {
             next = due;
         }

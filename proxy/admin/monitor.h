@@ -85,6 +85,8 @@ const struct px_guard_offender *px_guard_advice(struct proxy *px, uint64_t fp);
 void px_guard_expire(struct proxy *px);
 /* Ends the quarantine of fp (or all); returns how many ended. */
 int px_guard_release(struct proxy *px, uint64_t fp, int all);
+/* Several workers: quarantines begun or ended in another worker are copied here (PX_WORKERS_QUARANTINE). */
+void px_guard_news(struct proxy *px);
 int px_guard_quarantined_count(struct proxy *px);
 /* Monitor samples so far: periodic ones, and those a protected statement past guard_wait triggered. */
 void px_monitor_samples(struct proxy *px, uint64_t *periodic, uint64_t *triggered);
