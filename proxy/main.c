@@ -227,6 +227,7 @@ static int run(const char *path)
     free(th);
     px_workers_free(ws);
     px_monitor_shared_free();
+    px_prep_shared_free();
     return rc;
 }
 

@@ -443,7 +443,7 @@ int px_prep_answer_locally(struct px_client *cl)
         if (cstmt_find(cl, (const char *)body) || name_earlier(b->data + b->start, off - b->start, body))
             return 0;              /* a name taken: PostgreSQL's 42P05 comes from the server */
         s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
-        if (!s || !s->validated)
+        if (!s || (!s->validated && !(cl->conn.px->workers && px_prep_shared_known(s))))
             return 0;
         parses++;
         off += PROTO_HEADER_LEN + len;

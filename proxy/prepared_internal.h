@@ -56,6 +56,10 @@ struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len);
 struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant);
 uint32_t *unnamed_epoch(struct proxy *px);
 void stmt_invalidate(struct proxy *px, uint32_t id);
+/* Several workers: s was accepted by PostgreSQL here (published); known: some worker's was (s is
+ * marked validated then). */
+void px_prep_shared_accepted(const struct px_stmt *s);
+int px_prep_shared_known(struct px_stmt *s);
 struct px_cstmt *cstmt_find(struct px_client *cl, const char *name);
 void cstmt_drop(struct px_client *cl, struct px_cstmt *cs);
 int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s);

@@ -275,8 +275,11 @@ void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
 
             if (i >= 0 && !(h->flags & Q_URAW))
                 sv->cached[i].pending = 0;
-            if (s)
+            if (s && !s->validated) {
                 s->validated = 1;
+                if (sv->conn.px->workers)
+                    px_prep_shared_accepted(s);
+            }
         }
         done = h->type == Q_PARSE;
         break;

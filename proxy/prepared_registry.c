@@ -4,6 +4,7 @@
  * names for them; and the statements each server connection has (its LRU cache).
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,85 @@ struct prep_registry {
     uint64_t unref_bytes;          /* body bytes of statements no client name points to */
     uint32_t unnamed_epoch;        /* cache_unnamed: bumped by DDL and session changes */
 };
+
+/*
+ * Several workers: the statements (text and parameter types) PostgreSQL accepted in any worker, so
+ * that a worker answers a client's Parse of one at once, as one worker does once it has seen it
+ * accepted, instead of waiting for a server connection to try it. A client that prepares
+ * synchronously while it holds other server connections in transactions (pgbench -M prepared: one
+ * thread, many connections) would otherwise wait for a connection its own transactions hold.
+ * Every field under lock; entries are only added (at most VALID_MAX), freed at the process's end.
+ */
+#define VALID_BUCKETS 1024
+#define VALID_MAX 20000
+
+struct valid_stmt {
+    struct valid_stmt *next;
+    uint64_t hash;
+    uint32_t len;
+    uint8_t body[];
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct valid_stmt *buckets[VALID_BUCKETS];
+    int n;
+} valid = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static struct valid_stmt **valid_slot(const struct px_stmt *s)
+{
+    struct valid_stmt **v = &valid.buckets[s->hash % VALID_BUCKETS];
+
+    while (*v && !((*v)->hash == s->hash && (*v)->len == s->len && memcmp((*v)->body, s->body, s->len) == 0))
+        v = &(*v)->next;
+    return v;
+}
+
+void px_prep_shared_accepted(const struct px_stmt *s)
+{
+    struct valid_stmt **v, *n;
+
+    if (s->variant)
+        return;                    /* cache_unnamed's variants depend on the session */
+    pthread_mutex_lock(&valid.lock);
+    if (!*(v = valid_slot(s)) && valid.n < VALID_MAX && (n = malloc(sizeof(*n) + s->len))) {
+        n->next = NULL;
+        n->hash = s->hash;
+        n->len = s->len;
+        memcpy(n->body, s->body, s->len);
+        *v = n;
+        valid.n++;
+    }
+    pthread_mutex_unlock(&valid.lock);
+}
+
+int px_prep_shared_known(struct px_stmt *s)
+{
+    int known;
+
+    if (s->variant)
+        return 0;
+    pthread_mutex_lock(&valid.lock);
+    known = *valid_slot(s) != NULL;
+    pthread_mutex_unlock(&valid.lock);
+    if (known)
+        s->validated = 1;
+    return known;
+}
+
+void px_prep_shared_free(void)
+{
+    pthread_mutex_lock(&valid.lock);
+    for (int i = 0; i < VALID_BUCKETS; i++)
+        while (valid.buckets[i]) {
+            struct valid_stmt *n = valid.buckets[i];
+
+            valid.buckets[i] = n->next;
+            free(n);
+        }
+    valid.n = 0;
+    pthread_mutex_unlock(&valid.lock);
+}
 
 static struct prep_registry *registry(struct proxy *px)
 {

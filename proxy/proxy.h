@@ -395,6 +395,8 @@ void px_prep_server_free(struct px_server *sv);
  * latest first, so that the kept messages can be sent again. */
 void px_prep_undo_sent(struct px_server *sv);
 void px_prep_registry_free(struct proxy *px);
+/* At the process's end, after every worker stopped: the statements accepted in any worker are freed. */
+void px_prep_shared_free(void);
 
 /* ---- reply accounting (proxy/flow.c) ---- */
 struct px_flow_run {               /* n consecutive client messages of one type */

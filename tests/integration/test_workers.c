@@ -1443,6 +1443,74 @@ static void test_prepared_connections_move(void **state)
     h_pass();
 }
 
+/*
+ * A statement PostgreSQL accepted in one worker is answered in every worker at once: a client's
+ * Parse of it does not wait for a server connection. Lane capped has one connection, held by a
+ * transaction; twelve clients (spread over the workers) prepare the statement another client
+ * prepared before: each gets ParseComplete within 3 s, though none can have the connection. Without
+ * the shared knowledge a client of another worker waits for the connection (and a client that
+ * prepares synchronously while its own thread holds that connection, as pgbench -M prepared does,
+ * waits for ever).
+ */
+#define PREP_CLIENTS 12
+static void test_prepare_known_in_every_worker(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    PGconn *c[PREP_CLIENTS];
+    char ci[512];
+    const char *sql = "SELECT $1::int + 41";
+
+    start_workers(&l, WORKERS, 1);
+    cap_conninfo(&l, ci, sizeof ci);
+    PGconn *first = PQconnectdb(ci), *holder = PQconnectdb(ci);
+    H_ASSERT_CONNECTED(first);
+    H_ASSERT_CONNECTED(holder);
+    PGresult *r = PQprepare(first, "known", sql, 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_int_equal(h_exec(holder, "BEGIN"), 0);
+    assert_int_equal(h_exec(holder, "SELECT 1"), 0);   /* the lane's only connection, held */
+    connect_all(&l, c, PREP_CLIENTS, 30000);
+    for (int i = 0; i < PREP_CLIENTS; i++)
+        assert_int_equal(PQsendPrepare(c[i], "known", sql, 0, NULL), 1);
+    for (int i = 0; i < PREP_CLIENTS; i++) {
+        if (h_wait_result(c[i], 3000) != 0)
+            print_error("client %d: no answer to its Parse within 3 s\n", i);
+        assert_int_equal(h_wait_result(c[i], 0), 0);
+        r = PQgetResult(c[i]);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        assert_null(PQgetResult(c[i]));
+    }
+    /* The clients were on more than one worker (else this shows nothing). */
+    PGconn *adm = h_console(&l, NULL);
+    H_ASSERT_CONNECTED(adm);
+    r = PQexec(adm, "SHOW CLIENTS");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int wc = PQfnumber(r, "worker"), seen = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        seen |= 1 << atoi(PQgetvalue(r, i, wc));
+    PQclear(r);
+    fprintf(stderr, "  clients on workers (bit mask) %#x\n", seen);
+    assert_true(__builtin_popcount(seen) >= 2);
+    /* And the statement runs once the connection is free. */
+    assert_int_equal(h_exec(holder, "COMMIT"), 0);
+    const char *p[1] = { "1" };
+    r = PQexecPrepared(c[0], "known", 1, p, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+    for (int i = 0; i < PREP_CLIENTS; i++)
+        PQfinish(c[i]);
+    PQfinish(first);
+    PQfinish(holder);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 int main(void)
@@ -1465,6 +1533,7 @@ int main(void)
         H_TEST(test_kill_across_workers),
         H_TEST(test_guard_across_workers),
         H_TEST(test_prepared_connections_move),
+        H_TEST(test_prepare_known_in_every_worker),
     };
     return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }
