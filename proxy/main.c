@@ -228,6 +228,7 @@ static int run(const char *path)
     px_workers_free(ws);
     px_monitor_shared_free();
     px_prep_shared_free();
+    px_adapt_shared_free();
     return rc;
 }
 

@@ -195,6 +195,10 @@ int px_lane_cap(const struct px_lane *l);
 /* After the lanes were installed (start, reload): sets up or drops each lane's controller, keeping
  * the effective size within its new bounds, and (re)starts the adaptive cap's timer. */
 void px_adapt_configure(struct proxy *px);
+/* Several workers: worker 0's effective sizes are applied here (PX_WORKERS_ADAPT). */
+void px_adapt_news(struct proxy *px);
+/* At the process's end, after every worker stopped. */
+void px_adapt_shared_free(void);
 
 /* The pool of (lane, database, user), made if needed; NULL when out of memory or at max_pools
  * (px_pool_get_error says which). */

@@ -477,6 +477,8 @@ static void on_wake(uv_async_t *h)
             px_monitor_news(px);
         else if (acts[i].what == PX_WORKERS_QUARANTINE)
             px_guard_news(px);
+        else if (acts[i].what == PX_WORKERS_ADAPT)
+            px_adapt_news(px);
     }
     px_workers_room(px);
 }
