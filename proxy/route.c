@@ -4,6 +4,7 @@
  * decisions themselves are routing/'s; this file only gathers the facts.
  */
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,23 @@
 
 #define DECISIONS 4096      /* direct-mapped cache of (identity, fingerprint) -> rule */
 #define PENDING_TEXTS 64    /* direct-mapped: first-seen shapes whose transaction has not ended */
+#define SLOW_SLOTS 4096     /* direct-mapped: shapes published as slow (several workers) */
+
+/*
+ * Several workers: each keeps its own learned statistics (written at every statement, without a
+ * lock), and slower_than routes must see every worker's traffic. A shape whose p95 in some worker is
+ * above the lowest slower_than of the routes is published here with that p95, and republished at each
+ * of its executions there until it is no longer (then withdrawn); a worker that has not run the shape
+ * yet takes the published p95. Shapes faster than every slower_than never touch the table. Every
+ * field under lock; a fixed table, a shape replacing another in its slot.
+ */
+static struct {
+    pthread_mutex_t lock;
+    struct {
+        uint64_t fp;
+        int64_t p95_us;
+    } s[SLOW_SLOTS];
+} slow = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 struct px_routing {
     struct route_rules *rules;
@@ -33,7 +51,32 @@ struct px_routing {
         uint64_t fp;
         char text[ROUTE_STATS_TEXT_MAX];
     } fresh_text[PENDING_TEXTS];
+    uint64_t slow_us;                  /* the lowest slower_than of the routes, 0: none */
+    uint64_t published[SLOW_SLOTS];    /* shapes this worker published as slow (`slow` above) */
 };
+
+/* The p95 another worker published for fp, -1 if none. */
+static int64_t slow_known(uint64_t fp)
+{
+    int64_t p95 = -1;
+
+    pthread_mutex_lock(&slow.lock);
+    if (slow.s[fp % SLOW_SLOTS].fp == fp)
+        p95 = slow.s[fp % SLOW_SLOTS].p95_us;
+    pthread_mutex_unlock(&slow.lock);
+    return p95;
+}
+
+/* The shapes rt published are withdrawn. */
+static void slow_withdraw(struct px_routing *rt)
+{
+    pthread_mutex_lock(&slow.lock);
+    for (unsigned i = 0; i < SLOW_SLOTS; i++)
+        if (rt->published[i] && slow.s[i].fp == rt->published[i])
+            slow.s[i].fp = 0;
+    pthread_mutex_unlock(&slow.lock);
+    memset(rt->published, 0, sizeof(rt->published));
+}
 
 static void free_desc(struct route_rule_desc *d)
 {
@@ -109,8 +152,13 @@ struct px_routing *px_routing_build(const struct conf *c, char *err, size_t errl
         return NULL;
     }
     rt->nroutes = c->nroutes;
-    for (int i = 0; i < c->nroutes; i++)
+    for (int i = 0; i < c->nroutes; i++) {
+        uint64_t us = (uint64_t)c->routes[i].slower_than_ms * 1000;
+
         rt->route_lane[i] = c->routes[i].lane;
+        if (us && (!rt->slow_us || us < rt->slow_us))
+            rt->slow_us = us;
+    }
     rt->need_statement = route_rules_need_statement(rt->rules);
     rt->cacheable = route_rules_fingerprint_cacheable(rt->rules);
     return rt;
@@ -128,8 +176,13 @@ void px_routing_inherit(struct px_routing *rt, struct px_routing *old, const int
     classes = rt->classes;
     rt->classes = old->classes;
     old->classes = classes;
-    if (!keep_stats)
-        return;
+    if (!keep_stats || !rt->slow_us) {
+        slow_withdraw(old);            /* what it published no longer follows this worker's statistics */
+        if (!keep_stats)
+            return;
+    } else {
+        memcpy(rt->published, old->published, sizeof(rt->published));
+    }
     stats = rt->stats;
     rt->stats = old->stats;
     old->stats = stats;
@@ -262,6 +315,8 @@ int px_route_statement(struct proxy *px, struct px_client *cl, const char *sql, 
     f.hint = sc.hint;
     f.hint_len = sc.hint_len;
     f.p95_us = route_stats_percentile_us(rt->stats, sc.fingerprint, 95.0);
+    if (f.p95_us < 0 && px->workers && rt->slow_us)
+        f.p95_us = slow_known(sc.fingerprint);   /* new here: slow in another worker? */
     if (f.p95_us < 0) {                /* a new shape: keep its normalized text for SHOW QUERIES */
         int t = (int)(sc.fingerprint % PENDING_TEXTS);
 
@@ -280,6 +335,32 @@ const struct route_class *px_route_classify(struct proxy *px, const char *sql, s
     return classify(px->routing, route_fingerprint(sql, len), sql, len);
 }
 
+/* fp ran here for duration_us: published (or republished) while its p95 here is above the lowest
+ * slower_than, withdrawn when it no longer is. */
+static void slow_follow(struct px_routing *rt, uint64_t fp, uint64_t duration_us)
+{
+    unsigned i = (unsigned)(fp % SLOW_SLOTS);
+    int mine = rt->published[i] == fp;
+    int64_t p95;
+
+    if (!mine && duration_us <= rt->slow_us)
+        return;                        /* the fast path: a fast shape not published by this worker */
+    p95 = route_stats_percentile_us(rt->stats, fp, 95.0);
+    if (!mine && (p95 < 0 || (uint64_t)p95 <= rt->slow_us))
+        return;
+    pthread_mutex_lock(&slow.lock);
+    if (p95 >= 0 && (uint64_t)p95 > rt->slow_us) {
+        slow.s[i].fp = fp;
+        slow.s[i].p95_us = p95;
+        rt->published[i] = fp;
+    } else {
+        if (slow.s[i].fp == fp)
+            slow.s[i].fp = 0;
+        rt->published[i] = 0;
+    }
+    pthread_mutex_unlock(&slow.lock);
+}
+
 void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_us, int lane)
 {
     struct px_routing *rt = px->routing;
@@ -291,9 +372,11 @@ void px_route_record(struct proxy *px, uint64_t fingerprint, uint64_t duration_u
         route_stats_record(rt->stats, fingerprint, duration_us, lane, rt->fresh_text[t].text,
                            strlen(rt->fresh_text[t].text));
         rt->fresh_text[t].fp = 0;
-        return;
+    } else {
+        route_stats_record(rt->stats, fingerprint, duration_us, lane, NULL, 0);
     }
-    route_stats_record(rt->stats, fingerprint, duration_us, lane, NULL, 0);
+    if (px->workers && rt->slow_us)
+        slow_follow(rt, fingerprint, duration_us);
 }
 
 const char *px_route_text(struct proxy *px, uint64_t fingerprint, char *buf, size_t n)

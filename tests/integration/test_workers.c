@@ -1511,6 +1511,62 @@ static void test_prepare_known_in_every_worker(void **state)
     h_pass();
 }
 
+/*
+ * What slower_than learns in one worker routes the shape in every worker: a client runs a slow shape
+ * twice (its worker learns it), then twelve clients spread over the workers run it once each, the
+ * first time on their worker: each runs on lane capped (its statement_timeout shows it), not on the
+ * default lane main.
+ */
+#define LEARN_CLIENTS 12
+static void test_learned_in_every_worker(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    PGconn *c[LEARN_CLIENTS];
+    const char *slow = "SELECT current_setting('statement_timeout'), pg_sleep(0.3)";
+
+    start_workers_with(&l, WORKERS, 2, "", "statement_timeout = 77s\n\n[route.slow]\nslower_than = 150ms\n"
+                                           "lane = capped\n");
+    PGconn *a = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(a);
+    char *v = h_query1(a, slow);
+    assert_non_null(v);
+    assert_string_equal(v, "0");      /* first run: nothing learned, lane main */
+    free(v);
+    v = h_query1(a, slow);
+    assert_non_null(v);
+    assert_string_equal(v, "77s");    /* learned: lane capped */
+    free(v);
+    for (int i = 0; i < LEARN_CLIENTS; i++) {
+        c[i] = h_connect(&l, NULL);
+        H_ASSERT_CONNECTED(c[i]);
+    }
+    PGconn *adm = h_console(&l, NULL);
+    H_ASSERT_CONNECTED(adm);
+    PGresult *r = PQexec(adm, "SHOW CLIENTS");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int wc = PQfnumber(r, "worker"), seen = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        seen |= 1 << atoi(PQgetvalue(r, i, wc));
+    PQclear(r);
+    fprintf(stderr, "  clients on workers (bit mask) %#x\n", seen);
+    assert_true(__builtin_popcount(seen) >= 2);
+    for (int i = 0; i < LEARN_CLIENTS; i++) {
+        v = h_query1(c[i], slow);
+        if (!v || strcmp(v, "77s") != 0)
+            print_error("client %d: statement_timeout %s: not routed as the learned shape\n", i, v ? v : "(error)");
+        assert_non_null(v);
+        assert_string_equal(v, "77s");
+        free(v);
+        PQfinish(c[i]);
+    }
+    PQfinish(a);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 int main(void)
@@ -1534,6 +1590,7 @@ int main(void)
         H_TEST(test_guard_across_workers),
         H_TEST(test_prepared_connections_move),
         H_TEST(test_prepare_known_in_every_worker),
+        H_TEST(test_learned_in_every_worker),
     };
     return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }
