@@ -247,7 +247,9 @@ void start_check(struct px_server *sv, struct px_client *cl)
     proto_buf_init(&q);
     px_session_check_sql(cl, &q);
     sv->dirty = 0;
-    sv->listen_seen = 0;
+    /* listen_seen stays until the check has answered: a notification that arrives meanwhile (a
+     * LISTEN just committed, another session's NOTIFY) is the client's, whose pin the check is about
+     * to find. */
     for (int i = 0; i < PX_P_COUNT; i++)
         if (!px_param_reported(i))
             px_params_set(&sv->have, i, NULL);
@@ -270,6 +272,7 @@ void check_done(struct px_server *sv)
     const struct px_lane *lane = sv->pool->lane;
 
     sv->checking = 0;
+    sv->listen_seen = 0;                /* from now on the client's pins say whether it listens */
     if (sv->check_failed) {
         /* Neither read nor reset: this connection's session is unknown, so it goes; the client keeps
          * its record, and loses its connection only if state of its was pinned there. */
