@@ -33,16 +33,18 @@ struct prep_registry {
  * accepted, instead of waiting for a server connection to try it. A client that prepares
  * synchronously while it holds other server connections in transactions (pgbench -M prepared: one
  * thread, many connections) would otherwise wait for a connection its own transactions hold.
- * Every field under lock; entries are only added (at most VALID_MAX), freed at the process's end.
+ * A statement is known by two independent 64-bit hashes of its body and its length (24 bytes,
+ * whatever its text: the set stays small however long the statements), at most VALID_MAX of them.
+ * Every field under lock; entries are only added, freed at the process's end.
  */
 #define VALID_BUCKETS 1024
 #define VALID_MAX 20000
+#define VALID_SEED 0x84222325cbf29ce4ULL   /* the second hash's start: another FNV-1a offset */
 
 struct valid_stmt {
     struct valid_stmt *next;
-    uint64_t hash;
+    uint64_t hash, hash2;
     uint32_t len;
-    uint8_t body[];
 };
 
 static struct {
@@ -51,27 +53,28 @@ static struct {
     int n;
 } valid = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static struct valid_stmt **valid_slot(const struct px_stmt *s)
+static struct valid_stmt **valid_slot(const struct px_stmt *s, uint64_t h2)
 {
     struct valid_stmt **v = &valid.buckets[s->hash % VALID_BUCKETS];
 
-    while (*v && !((*v)->hash == s->hash && (*v)->len == s->len && memcmp((*v)->body, s->body, s->len) == 0))
+    while (*v && !((*v)->hash == s->hash && (*v)->hash2 == h2 && (*v)->len == s->len))
         v = &(*v)->next;
     return v;
 }
 
 void px_prep_shared_accepted(const struct px_stmt *s)
 {
+    uint64_t h2 = route_fnv1a(VALID_SEED, s->body, s->len);
     struct valid_stmt **v, *n;
 
     if (s->variant)
         return;                    /* cache_unnamed's variants depend on the session */
     pthread_mutex_lock(&valid.lock);
-    if (!*(v = valid_slot(s)) && valid.n < VALID_MAX && (n = malloc(sizeof(*n) + s->len))) {
+    if (!*(v = valid_slot(s, h2)) && valid.n < VALID_MAX && (n = malloc(sizeof(*n)))) {
         n->next = NULL;
         n->hash = s->hash;
+        n->hash2 = h2;
         n->len = s->len;
-        memcpy(n->body, s->body, s->len);
         *v = n;
         valid.n++;
     }
@@ -80,12 +83,14 @@ void px_prep_shared_accepted(const struct px_stmt *s)
 
 int px_prep_shared_known(struct px_stmt *s)
 {
+    uint64_t h2;
     int known;
 
     if (s->variant)
         return 0;
+    h2 = route_fnv1a(VALID_SEED, s->body, s->len);
     pthread_mutex_lock(&valid.lock);
-    known = *valid_slot(s) != NULL;
+    known = *valid_slot(s, h2) != NULL;
     pthread_mutex_unlock(&valid.lock);
     if (known)
         s->validated = 1;
