@@ -26,7 +26,7 @@
  * once). Active → idle, or straight to the next waiting client (active again), or held while a
  * forwarded cancel is in flight (cancel_wait), or resetting session state first. Any state but
  * closed may close; closed is final. Idle → checking (server_check_delay) → active for the waiting
- * client, or idle again. Active → resetting also drops pglane's prepared statements before a
+ * client, or idle again. Idle or active → resetting also drops pglane's prepared statements before a
  * connection moves to another worker.
  */
 static const unsigned sv_next[PX_SV_NSTATES + 1] = {
@@ -34,7 +34,7 @@ static const unsigned sv_next[PX_SV_NSTATES + 1] = {
     [SV_CONNECTING] = B(SV_TLS) | B(SV_LOGIN) | B(SV_CLOSED),
     [SV_TLS] = B(SV_LOGIN) | B(SV_CLOSED),
     [SV_LOGIN] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_CLOSED),
-    [SV_IDLE] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_CHECKING) | B(SV_CLOSED),
+    [SV_IDLE] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_RESETTING) | B(SV_CHECKING) | B(SV_CLOSED),
     [SV_ACTIVE] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_RESETTING) | B(SV_CANCEL_WAIT) | B(SV_CLOSED),
     [SV_RESETTING] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_CLOSED),
     [SV_CANCEL_WAIT] = B(SV_IDLE) | B(SV_ACTIVE) | B(SV_RESETTING) | B(SV_CLOSED),

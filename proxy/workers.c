@@ -411,9 +411,9 @@ void px_workers_room(struct proxy *px)
 
         if (!pool->g)
             continue;
+        /* An idle connection moves to the worker that waits (or, if it cannot move, is closed). */
         if (!px_list_empty(&pool->idle) && px_gslot_make_room(px, pool))
-            px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
-                            "closed to make room for another worker's queue under the lane's size");
+            (void)px_gslot_give(px_container_of(pool->idle.prev, struct px_server, link));
         if (!px_list_empty(&pool->idle) && px_caps_make_room(pool))
             px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
                             "closed to make room for another worker's queue under a connection cap");
