@@ -174,9 +174,14 @@ void fq_stop(struct fq_tenant *t, uint64_t since, uint64_t now)
     settle(t, now);
 }
 
+int fq_held(const struct fq_tenant *t)
+{
+    return t->gactive ? atomic_load_explicit(t->gactive, memory_order_acquire) : t->active;
+}
+
 int fq_has_room(const struct fq_tenant *t, int max)
 {
-    return max <= 0 || t->active < max;
+    return max <= 0 || fq_held(t) < max;
 }
 
 uint64_t fq_key(const struct fq_tenant *t, uint64_t now)
@@ -234,7 +239,9 @@ int fq_servable(struct fq *q, const struct fq_walk *w, int max)
 
         if (t->mark != q->mark) {
             t->mark = q->mark;
-            t->room = max <= 0 ? INT_MAX : max > t->active ? max - t->active : 0;
+            int held = fq_held(t);
+
+            t->room = max <= 0 ? INT_MAX : max > held ? max - held : 0;
         }
         if (t->room == INT_MAX) {
             n++;

@@ -18,6 +18,7 @@
 #ifndef PGLANE_PROXY_FAIRQ_H
 #define PGLANE_PROXY_FAIRQ_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,8 @@ struct fq_tenant {
     uint64_t hash;
     uint32_t weight;               /* >= 1 */
     int active;                    /* server connections its transactions hold now */
+    _Atomic int *gactive;          /* several workers: the process-wide count tenant_max holds to
+                                      (kept by proxy/tenant.c), NULL: `active` is */
     int waiting;                   /* transactions queued for one */
     uint64_t served;               /* transactions that got a connection */
     uint64_t service_us;           /* server time of its finished holds */
@@ -63,8 +66,10 @@ void fq_unwait(struct fq_tenant *t, uint64_t waited_us, uint64_t now);
 /* One of t's transactions got a server connection at `now` / gave back the one it got at `since`. */
 void fq_start(struct fq *q, struct fq_tenant *t, uint64_t now);
 void fq_stop(struct fq_tenant *t, uint64_t since, uint64_t now);
-/* 1 if t holds fewer than max connections (max 0: no cap). */
+/* 1 if t holds fewer than max connections (max 0: no cap); with gactive, in the whole process. */
 int fq_has_room(const struct fq_tenant *t, int max);
+/* The connections t holds as tenant_max counts them (gactive, else active). */
+int fq_held(const struct fq_tenant *t);
 /* 1 if a should be served before b (less weighted service, committed plus in progress). */
 int fq_before(const struct fq_tenant *a, const struct fq_tenant *b, uint64_t now);
 /* Weighted service of t at now, in µs / weight (what fq_before compares). */

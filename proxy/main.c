@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "proxy/proxy.h"
+#include "proxy/tenant.h"
 
 static void usage(FILE *out)
 {
@@ -229,6 +230,7 @@ static int run(const char *path)
     px_monitor_shared_free();
     px_prep_shared_free();
     px_adapt_shared_free();
+    px_tenant_shared_free();
     return rc;
 }
 

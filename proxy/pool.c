@@ -269,8 +269,7 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
         px_tenant_may_take(pool, cl)) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);
 
-        if (!px_server_check_due(sv, px_now_ms(px))) {
-            px_tenant_charge(sv, cl);
+        if (!px_server_check_due(sv, px_now_ms(px)) && px_tenant_charge(sv, cl) == 0) {
             px_server_attach(sv, cl);   /* SV_ACTIVE: onto pool->busy */
             return;
         }
@@ -377,8 +376,7 @@ void px_pool_server_ready(struct px_server *sv)
          * service that is under tenant_max (none: the connection goes idle). */
         struct px_client *cl = px_tenant_pick(pool);
 
-        if (cl) {
-            px_tenant_charge(sv, cl);
+        if (cl && px_tenant_charge(sv, cl) == 0) {
             px_pool_cancel_wait(cl);
             record_wait(pool, cl, px_now_ms(px));
             px_server_attach(sv, cl);

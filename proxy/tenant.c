@@ -5,7 +5,15 @@
  * it was held is the tenant's service), and the next connection of a pool goes to the first waiter of
  * the tenant with the least weighted service that is under tenant_max. Counts are per lane: a tenant's
  * connections in every (database, user) pool of the lane count against its tenant_max.
+ *
+ * With several workers each worker keeps its own table (its queue orders its own clients), but the
+ * connections a tenant holds are counted for the process (`shared` below, an atomic count per lane
+ * and tenant): tenant_max holds across workers. A connection is charged only if the count is still
+ * under tenant_max (compare-and-swap); a release from tenant_max wakes the other workers, whose
+ * queues may hold that tenant's next transaction.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +24,55 @@
 static uint64_t now_us(struct proxy *px)
 {
     return px_now_ms(px) * 1000 + 1;
+}
+
+#define SHARED_TENANTS 10000          /* beyond this many (lane, tenant) pairs a worker counts alone */
+
+/* Several workers: one count per (lane name, tenant id) ever seen; the list under lock, each count
+ * atomic; entries are freed at the process's end (px_tenant_shared_free). */
+struct shared_tenant {
+    struct shared_tenant *next;
+    char lane[64], id[FQ_ID_MAX];
+    _Atomic int active;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct shared_tenant *head;
+    int n;
+} shared = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
+
+static _Atomic int *shared_count(const char *lane, const char *id)
+{
+    struct shared_tenant *x;
+
+    pthread_mutex_lock(&shared.lock);
+    for (x = shared.head; x; x = x->next)
+        if (strcmp(x->lane, lane) == 0 && strcmp(x->id, id) == 0)
+            break;
+    if (!x && shared.n < SHARED_TENANTS && (x = calloc(1, sizeof(*x)))) {
+        snprintf(x->lane, sizeof(x->lane), "%s", lane);
+        snprintf(x->id, sizeof(x->id), "%s", id);
+        atomic_init(&x->active, 0);
+        x->next = shared.head;
+        shared.head = x;
+        shared.n++;
+    }
+    pthread_mutex_unlock(&shared.lock);
+    return x ? &x->active : NULL;
+}
+
+void px_tenant_shared_free(void)
+{
+    pthread_mutex_lock(&shared.lock);
+    while (shared.head) {
+        struct shared_tenant *x = shared.head;
+
+        shared.head = x->next;
+        free(x);
+    }
+    shared.n = 0;
+    pthread_mutex_unlock(&shared.lock);
 }
 
 int px_tenant_on(const struct px_pool *pool)
@@ -67,6 +124,8 @@ static struct fq_tenant *tenant_of(struct px_pool *pool, struct px_client *cl)
         break;
     }
     t = q ? fq_get(q, id, strlen(id), weight_of(lc, id, strlen(id)), now_us(px)) : NULL;
+    if (t && px->workers && !t->gactive)
+        t->gactive = shared_count(lc->name, t->id);   /* t->id: as fairq cut it, "(other)" included */
     return t ? t : &spare;
 }
 
@@ -91,13 +150,31 @@ void px_tenant_unwait(struct px_client *cl)
 
 void px_tenant_release(struct px_server *sv)
 {
-    if (!sv->tenant)
+    struct fq_tenant *t = sv->tenant;
+
+    if (!t)
         return;
-    fq_stop(sv->tenant, sv->tenant_since_us, now_us(sv->conn.px));
+    fq_stop(t, sv->tenant_since_us, now_us(sv->conn.px));
     sv->tenant = NULL;
+    /* At tenant_max until now: another worker's queue may hold this tenant's next transaction. */
+    if (t->gactive && atomic_fetch_sub_explicit(t->gactive, 1, memory_order_acq_rel) ==
+                          sv->pool->lane->conf->tenant_max)
+        px_workers_ask(sv->conn.px, PX_WORKERS_TENANT, NULL);
 }
 
-void px_tenant_charge(struct px_server *sv, struct px_client *cl)
+/* One more connection for t in the whole process, if under max (0: no cap). */
+static int take(struct fq_tenant *t, int max)
+{
+    int n = atomic_load_explicit(t->gactive, memory_order_acquire);
+
+    while (max <= 0 || n < max)
+        if (atomic_compare_exchange_weak_explicit(t->gactive, &n, n + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return 1;
+    return 0;
+}
+
+int px_tenant_charge(struct px_server *sv, struct px_client *cl)
 {
     struct px_pool *pool = sv->pool;
     struct fq_tenant *t = cl->tenant;
@@ -106,10 +183,13 @@ void px_tenant_charge(struct px_server *sv, struct px_client *cl)
     if (!t && px_tenant_on(pool))
         t = tenant_of(pool, cl);
     if (!t || !pool->lane->fq)
-        return;
+        return 0;
+    if (t->gactive && !take(t, pool->lane->conf->tenant_max))
+        return -1;                 /* another worker took the last one meanwhile */
     sv->tenant = t;
     sv->tenant_since_us = now_us(sv->conn.px);
     fq_start(pool->lane->fq, t, sv->tenant_since_us);
+    return 0;
 }
 
 int px_tenant_may_take(struct px_pool *pool, struct px_client *cl)

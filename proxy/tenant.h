@@ -15,8 +15,12 @@ int px_tenant_on(const struct px_pool *pool);
 void px_tenant_wait(struct px_pool *pool, struct px_client *cl);
 /* cl leaves pool->waiting (served, timed out, cancelled, gone). */
 void px_tenant_unwait(struct px_client *cl);
-/* sv is being attached to cl: the tenant that held sv until now is discharged, cl's charged. */
-void px_tenant_charge(struct px_server *sv, struct px_client *cl);
+/* sv is being attached to cl: the tenant that held sv until now is discharged, cl's charged. 0, or -1
+ * when cl's tenant is at tenant_max in the process (several workers: another took the last one
+ * meanwhile): sv is not to be attached. */
+int px_tenant_charge(struct px_server *sv, struct px_client *cl);
+/* At the process's end, after every worker stopped. */
+void px_tenant_shared_free(void);
 /* sv no longer runs the transaction of the tenant charged for it (it left SV_ACTIVE). */
 void px_tenant_release(struct px_server *sv);
 /* 1 if a client arriving with no one queued may take an idle connection at once (its tenant has room). */

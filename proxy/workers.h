@@ -51,6 +51,8 @@ void px_worker_detach(struct proxy *px);
 #define PX_WORKERS_GRAPH 8u        /* a server's lock graph sample was published (proxy/admin/monitor.c) */
 #define PX_WORKERS_QUARANTINE 9u   /* a statement shape was quarantined or released (proxy/guard.c) */
 #define PX_WORKERS_ADAPT 10u       /* worker 0 changed a lane's effective size (proxy/adapt_lane.c) */
+#define PX_WORKERS_TENANT 11u      /* a tenant at tenant_max released a connection (proxy/tenant.c):
+                                      only the wake-up's px_workers_room */
 void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 /* The same for worker `to` only. */
 void px_workers_ask_one(struct proxy *px, int to, unsigned what, const char *arg);

@@ -7,8 +7,8 @@
  * max_user_connections and max_db_connections hold across workers, a login does not wait for a busy
  * lane on any worker, SIGTERM drains every worker, and PQcancel reaches the query whatever worker
  * took the cancel connection (100 of 100), and /metrics counts every worker's clients and transactions. The cap, login and drain tests also run without the key
- * (the default, one worker), so they mean something with and without the feature; tenant_max runs
- * with one worker only (it holds per worker today). PGLANE_WORKERS_CAP_S sets the length of the
+ * (the default, one worker), so they mean something with and without the feature; tenant_max holds
+ * across workers too (fair queuing's order is per worker). PGLANE_WORKERS_CAP_S sets the length of the
  * 4-worker cap run (default 20 s, the issue's).
  */
 #include "tests/integration/harness.h"
@@ -531,6 +531,7 @@ CAP_TEST(test_user_cap_4_workers, USER_CAP, WORKERS, 1)
 CAP_TEST(test_db_cap_default_workers, DB_CAP, 0, 0)
 CAP_TEST(test_db_cap_4_workers, DB_CAP, WORKERS, 1)
 CAP_TEST(test_tenant_cap_default_workers, TENANT_CAP, 0, 0)
+CAP_TEST(test_tenant_cap_4_workers, TENANT_CAP, WORKERS, 1)
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -1579,6 +1580,7 @@ int main(void)
         H_TEST(test_db_cap_default_workers),
         H_TEST(test_db_cap_4_workers),
         H_TEST(test_tenant_cap_default_workers),
+        H_TEST(test_tenant_cap_4_workers),
         H_TEST(test_fifo_across_workers),
         H_TEST(test_login_while_lane_busy_default_workers),
         H_TEST(test_login_while_lane_busy_4_workers),
