@@ -104,11 +104,13 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh build-asan
 
 # workers > 1 under ThreadSanitizer: pglane and the workers suite (its pglanes run 4 workers, and one for
-# the comparisons; a data race aborts pglane, which fails the test), then suites whose console tables and
-# auth_query cache span the workers, with every pglane at workers = 4 (PGLANE_TEST_WORKERS).
+# the comparisons; a data race aborts pglane, which fails the test), then suites whose console tables,
+# auth_query cache, tenant counts and protocol answers span the workers, with every pglane at
+# workers = 4 (PGLANE_TEST_WORKERS).
 TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1
 TSAN_W4 = integration_test_admin integration_test_auth_query integration_test_pgbouncer_compat \
-	integration_test_replica_health integration_test_replicas integration_test_systemd
+	integration_test_replica_health integration_test_replicas integration_test_systemd \
+	integration_test_tenants integration_test_differential
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan build-tsan/pglane build-tsan/tests/integration_test_workers \
 		$(addprefix build-tsan/tests/,$(TSAN_W4))

@@ -220,7 +220,9 @@ void *fq_pick(struct fq *q, const struct fq_walk *w, int max, uint64_t now)
         if (!fq_has_room(t, max))
             continue;
         k = fq_key(t, now);
-        if (!bt || k < bk) {
+        /* A tie (a tenant back from idle starts at the busy ones' virtual time) goes to the tenant
+         * holding fewer connections: with several workers, the others' count too (fq_held). */
+        if (!bt || k < bk || (k == bk && fq_held(t) < fq_held(bt))) {
             best = it;
             bt = t;
             bk = k;

@@ -28,7 +28,9 @@
 
 #include "proxy/admin/console.h"
 #include "proxy/admin/monitor.h"
+#include "proxy/fairq.h"
 #include "proxy/proxy.h"
+#include "proxy/tenant.h"
 
 #define INBOX_MAX 256              /* cancel requests waiting for their worker; more are dropped */
 #define ACTS_MAX 16                /* admin commands waiting for a worker; more are dropped (logged) */
@@ -40,6 +42,10 @@ struct px_gslot {
     char *key;                     /* lane \x1f server \x1f database \x1f user */
     _Atomic int n;                 /* server connections of this key in every worker */
     _Atomic uint64_t since[CONF_WORKERS_MAX];   /* worker w's oldest waiter (its wait_seq), 0 = none waits for room */
+    /* Under a tenant_key: the process-wide count of connections held by the tenant of worker w's next
+     * waiter (proxy/tenant.c's counts live as long as the process), NULL: none or no tenant_key;
+     * since[w] is then that waiter's wait_seq. Written by worker w before since[w]. */
+    _Atomic int *_Atomic held[CONF_WORKERS_MAX];
     /* Under lock: the queue head (its wait_seq) that an idle connection of this slot was last closed
      * for, in another worker, and when (px_gslot_claim). */
     uint64_t claim_for, claim_us;
@@ -862,34 +868,73 @@ uint64_t px_gslot_head(const struct px_pool *pool)
     return px_container_of(pool->waiting.next, struct px_client, wait_link)->wait_seq;
 }
 
+/* pool's next waiter: its wait_seq (UINT64_MAX: none) and, under a tenant_key, its tenant's
+ * process-wide count of held connections (else NULL). */
+static uint64_t next_waiter(struct px_pool *pool, _Atomic int **held)
+{
+    *held = NULL;
+    if (px_list_empty(&pool->waiting))
+        return UINT64_MAX;
+    if (px_tenant_on(pool)) {
+        struct px_client *cl = px_tenant_pick(pool);
+
+        if (!cl)
+            return UINT64_MAX;    /* every waiter's tenant is at tenant_max: none to serve here */
+        *held = cl->tenant ? cl->tenant->gactive : NULL;
+        return cl->wait_seq;
+    }
+    return px_gslot_head(pool);
+}
+
 void px_gslot_publish(struct px_pool *pool)
 {
     struct proxy *px;
     uint64_t since = 0;
+    _Atomic int *held = NULL;
 
     if (!pool->g)
         return;
     px = uv_loop_get_data(pool->queue_timer.loop);
-    if (pool->nwaiting > 0 && px_pool_wants_room(pool))
-        since = px_gslot_head(pool);
+    if (pool->nwaiting > 0 && px_pool_wants_room(pool)) {
+        since = next_waiter(pool, &held);
+        if (since == UINT64_MAX)
+            since = 0;
+    }
+    atomic_store_explicit(&pool->g->held[px->worker_id], held, memory_order_release);
     px_gslot_set_waiting(px, pool->g, since);
 }
 
-/* The worker whose queue for pool's slot waited longest, if longer than pool's own head; -1 if none. */
-static int oldest_other(const struct px_pool *pool, uint64_t *since)
+static int held_now(_Atomic int *held)
+{
+    return held ? atomic_load_explicit(held, memory_order_acquire) : 0;
+}
+
+/*
+ * The worker whose next waiter for pool's slot comes before pool's own, -1 if none: the one whose
+ * tenant holds the fewest connections in the process (under a tenant_key; fair queuing between
+ * workers, as each worker's queue orders its own by tenant), then the one that waited longest.
+ * *since: that waiter's wait_seq.
+ */
+static int oldest_other(struct px_pool *pool, uint64_t *since)
 {
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
-    uint64_t best = px_gslot_head(pool);
-    int who = -1;
+    _Atomic int *mine;
+    uint64_t best = next_waiter(pool, &mine);
+    int best_held = held_now(mine), who = -1;
 
     for (int i = 0; i < px->workers->n; i++) {
         uint64_t t;
+        int h;
 
         if (i == px->worker_id)
             continue;
         t = atomic_load_explicit(&pool->g->since[i], memory_order_acquire);
-        if (t && t < best) {
+        if (!t)
+            continue;
+        h = held_now(atomic_load_explicit(&pool->g->held[i], memory_order_acquire));
+        if (h < best_held || (h == best_held && t < best)) {
             best = t;
+            best_held = h;
             who = i;
         }
     }
