@@ -909,6 +909,12 @@ static int held_now(_Atomic int *held)
     return held ? atomic_load_explicit(held, memory_order_acquire) : 0;
 }
 
+/* A waiter of another worker that arrived this many places or fewer before this worker's next is
+ * not served first: the order across workers holds within one place, and two workers whose queues
+ * are both full serve their own (moving a connection costs a dup, a wake-up and a new handle each
+ * time) unless one falls behind. */
+#define FIFO_SLACK 1
+
 /*
  * The worker whose next waiter for pool's slot comes before pool's own, -1 if none: the one whose
  * tenant holds the fewest connections in the process (under a tenant_key; fair queuing between
@@ -932,7 +938,7 @@ static int oldest_other(struct px_pool *pool, uint64_t *since)
         if (!t)
             continue;
         h = held_now(atomic_load_explicit(&pool->g->held[i], memory_order_acquire));
-        if (h < best_held || (h == best_held && t < best)) {
+        if (h < best_held || (h == best_held && t + FIFO_SLACK < best)) {
             best = t;
             best_held = h;
             who = i;
