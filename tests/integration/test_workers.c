@@ -1444,6 +1444,23 @@ static void test_prepared_connections_move(void **state)
     h_pass();
 }
 
+/* The clients connected now are on more than one worker (else a test of what workers share shows
+ * nothing): checked in SHOW CLIENTS, whose console is returned. */
+static PGconn *assert_clients_spread(const struct h_pglane *l)
+{
+    PGconn *adm = h_console(l, NULL);
+    H_ASSERT_CONNECTED(adm);
+    PGresult *r = PQexec(adm, "SHOW CLIENTS");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int wc = PQfnumber(r, "worker"), seen = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        seen |= 1 << atoi(PQgetvalue(r, i, wc));
+    PQclear(r);
+    fprintf(stderr, "  clients on workers (bit mask) %#x\n", seen);
+    assert_true(__builtin_popcount(seen) >= 2);
+    return adm;
+}
+
 /*
  * A statement PostgreSQL accepted in one worker is answered in every worker at once: a client's
  * Parse of it does not wait for a server connection. Lane capped has one connection, held by a
@@ -1485,17 +1502,7 @@ static void test_prepare_known_in_every_worker(void **state)
         PQclear(r);
         assert_null(PQgetResult(c[i]));
     }
-    /* The clients were on more than one worker (else this shows nothing). */
-    PGconn *adm = h_console(&l, NULL);
-    H_ASSERT_CONNECTED(adm);
-    r = PQexec(adm, "SHOW CLIENTS");
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    int wc = PQfnumber(r, "worker"), seen = 0;
-    for (int i = 0; i < PQntuples(r); i++)
-        seen |= 1 << atoi(PQgetvalue(r, i, wc));
-    PQclear(r);
-    fprintf(stderr, "  clients on workers (bit mask) %#x\n", seen);
-    assert_true(__builtin_popcount(seen) >= 2);
+    PGconn *adm = assert_clients_spread(&l);
     /* And the statement runs once the connection is free. */
     assert_int_equal(h_exec(holder, "COMMIT"), 0);
     const char *p[1] = { "1" };
@@ -1543,16 +1550,7 @@ static void test_learned_in_every_worker(void **state)
         c[i] = h_connect(&l, NULL);
         H_ASSERT_CONNECTED(c[i]);
     }
-    PGconn *adm = h_console(&l, NULL);
-    H_ASSERT_CONNECTED(adm);
-    PGresult *r = PQexec(adm, "SHOW CLIENTS");
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    int wc = PQfnumber(r, "worker"), seen = 0;
-    for (int i = 0; i < PQntuples(r); i++)
-        seen |= 1 << atoi(PQgetvalue(r, i, wc));
-    PQclear(r);
-    fprintf(stderr, "  clients on workers (bit mask) %#x\n", seen);
-    assert_true(__builtin_popcount(seen) >= 2);
+    PGconn *adm = assert_clients_spread(&l);
     for (int i = 0; i < LEARN_CLIENTS; i++) {
         v = h_query1(c[i], slow);
         if (!v || strcmp(v, "77s") != 0)
