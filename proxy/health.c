@@ -77,8 +77,7 @@ static void hs_io(uv_poll_t *h, int status, int events);
 
 struct shared_server {
     char *name;
-    int owner;                     /* the checking worker, -1: none */
-    uint64_t renewed_ms;           /* px_now_ms() clock (monotonic ms on every worker's loop) */
+    struct px_lease lease;         /* the checking worker */
     uint64_t seq;                  /* bumped at every publication */
     struct px_health h;
     int checking;
@@ -107,7 +106,7 @@ static struct shared_server *shared_find(const char *name)
     memset(&grown[shared.n], 0, sizeof(grown[0]));
     if (!(grown[shared.n].name = strdup(name)))
         return NULL;
-    grown[shared.n].owner = -1;
+    grown[shared.n].lease.owner = -1;
     grown[shared.n].h = (struct px_health){ .up = 1, .lag_ms = -1, .lag_bytes = -1 };
     return &shared.s[shared.n++];
 }
@@ -517,14 +516,8 @@ static int lease(struct hs *s, uint64_t now, uint64_t interval)
 
     pthread_mutex_lock(&shared.lock);
     if ((x = shared_find(s->name)) != NULL) {   /* without memory each worker checks on its own */
-        if (x->owner == px->worker_id && !can)
-            x->owner = -1;         /* its pools are gone: another worker with some takes over */
-        mine = can && (x->owner == px->worker_id || x->owner < 0 ||
-                       now > x->renewed_ms + (uint64_t)LEASE_INTERVALS * interval);
-        if (mine) {
-            x->owner = px->worker_id;
-            x->renewed_ms = now;
-        }
+        /* without pools here (can = 0) another worker with some takes over */
+        mine = px_lease_hold(&x->lease, px->worker_id, can, now, (uint64_t)LEASE_INTERVALS * interval);
     }
     pthread_mutex_unlock(&shared.lock);
     return mine;
@@ -560,7 +553,7 @@ static void follow(struct hs *s)
 
         if (n > 0)
             px_info("server %s: down per worker %d's health check: %d idle connection(s) of this worker closed",
-                    s->name, got.owner, n);
+                    s->name, got.lease.owner, n);
     }
     notify(s, changed);
 }
@@ -733,8 +726,8 @@ void px_health_stop(struct proxy *px)
     if (several(hm)) {             /* this worker's leases end now: another takes over at its next tick */
         pthread_mutex_lock(&shared.lock);
         for (int i = 0; i < shared.n; i++)
-            if (shared.s[i].owner == px->worker_id)
-                shared.s[i].owner = -1;
+            if (shared.s[i].lease.owner == px->worker_id)
+                shared.s[i].lease.owner = -1;
         pthread_mutex_unlock(&shared.lock);
     }
     for (int i = 0; i < hm->n; i++)

@@ -601,6 +601,20 @@ void px_workers_ask_one(struct proxy *px, int to, unsigned what, const char *arg
     pthread_mutex_unlock(&ws->lock);
 }
 
+int px_lease_hold(struct px_lease *l, int me, int can, uint64_t now, uint64_t lapse_ms)
+{
+    int mine;
+
+    if (l->owner == me && !can)
+        l->owner = -1;
+    mine = can && (l->owner == me || l->owner < 0 || now > l->renewed_ms + lapse_ms);
+    if (mine) {
+        l->owner = me;
+        l->renewed_ms = now;
+    }
+    return mine;
+}
+
 void px_worker_stamp_key(const struct proxy *px, uint32_t *cancel_pid)
 {
     if (px->workers)

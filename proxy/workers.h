@@ -57,6 +57,17 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
 /* The same for worker `to` only. */
 void px_workers_ask_one(struct proxy *px, int to, unsigned what, const char *arg);
 
+/* One worker does a job for the process (health checks of a server, its lock graph samples): the
+ * holder of a lease it renews each time it does it. Kept under the caller's lock. */
+struct px_lease {
+    int owner;                     /* the worker doing the job, -1: none */
+    uint64_t renewed_ms;           /* px_now_ms() clock (monotonic ms on every worker's loop) */
+};
+/* Worker me, able to do the job (can) or not: 1 if it does it now (it held the lease, or takes it:
+ * none held, or silent for more than lapse_ms), the lease renewed; a holder that can no longer
+ * gives it up. */
+int px_lease_hold(struct px_lease *l, int me, int can, uint64_t now, uint64_t lapse_ms);
+
 /*
  * Gathers: every worker renders the same thing from its own state, in its own thread, and the asking
  * worker gets all the parts. `which` says what: a list table's DataRows (SHOW CLIENTS, SHOW SERVERS)

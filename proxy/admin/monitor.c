@@ -88,8 +88,7 @@ static const char sample_sql[] =
  * lock only, entries are never freed before the process ends (px_monitor_shared_free). */
 struct shared_graph {
     char *name;
-    int owner;                     /* the sampling worker, -1: none */
-    uint64_t renewed_ms;           /* px_now_ms() clock (monotonic ms on every worker's loop) */
+    struct px_lease lease;         /* the sampling worker */
     uint64_t seq;                  /* bumped at every publication */
     struct px_block_edge *edges;   /* the latest sample's rows, not attributed (server NULL) */
     int nedges;
@@ -218,7 +217,7 @@ static struct shared_graph *shared_find(const char *name)
     memset(&grown[shared.n], 0, sizeof(grown[0]));
     if (!(grown[shared.n].name = strdup(name)))
         return NULL;
-    grown[shared.n].owner = -1;
+    grown[shared.n].lease.owner = -1;
     return &shared.g[shared.n++];
 }
 
@@ -233,16 +232,8 @@ static int sampler(struct mon_server *ms, uint64_t now)
     if (!several(ms))
         return 1;
     pthread_mutex_lock(&shared.lock);
-    if ((x = shared_find(ms->name)) != NULL) {   /* without memory each worker samples on its own */
-        if (x->owner == px->worker_id && !can)
-            x->owner = -1;
-        mine = can && (x->owner == px->worker_id || x->owner < 0 ||
-                       now > x->renewed_ms + (uint64_t)LEASE_TICKS * SAMPLE_MS);
-        if (mine) {
-            x->owner = px->worker_id;
-            x->renewed_ms = now;
-        }
-    }
+    if ((x = shared_find(ms->name)) != NULL)     /* without memory each worker samples on its own */
+        mine = px_lease_hold(&x->lease, px->worker_id, can, now, (uint64_t)LEASE_TICKS * SAMPLE_MS);
     pthread_mutex_unlock(&shared.lock);
     return mine;
 }
@@ -255,7 +246,7 @@ static int sampler_of(const char *name)
 
     pthread_mutex_lock(&shared.lock);
     if ((x = shared_find(name)) != NULL)
-        owner = x->owner;
+        owner = x->lease.owner;
     pthread_mutex_unlock(&shared.lock);
     return owner;
 }
@@ -343,7 +334,7 @@ void px_monitor_news(struct proxy *px)
         int news = 0;
 
         pthread_mutex_lock(&shared.lock);
-        if ((x = shared_find(ms->name)) != NULL && x->seq != ms->seq && x->owner != px->worker_id) {
+        if ((x = shared_find(ms->name)) != NULL && x->seq != ms->seq && x->lease.owner != px->worker_id) {
             if (x->nedges)
                 memcpy(ms->next, x->edges, sizeof(*x->edges) * (size_t)x->nedges);
             ms->nnext = x->nedges;
