@@ -23,7 +23,8 @@ static const struct edge sv_legal[] = {
     { SV_CONNECTING, SV_TLS }, { SV_CONNECTING, SV_LOGIN }, { SV_CONNECTING, SV_CLOSED },
     { SV_TLS, SV_LOGIN }, { SV_TLS, SV_CLOSED },
     { SV_LOGIN, SV_IDLE }, { SV_LOGIN, SV_ACTIVE }, { SV_LOGIN, SV_CLOSED },
-    { SV_IDLE, SV_IDLE }, { SV_IDLE, SV_ACTIVE }, { SV_IDLE, SV_CHECKING }, { SV_IDLE, SV_CLOSED },
+    { SV_IDLE, SV_IDLE }, { SV_IDLE, SV_ACTIVE }, { SV_IDLE, SV_RESETTING }, { SV_IDLE, SV_CHECKING },
+    { SV_IDLE, SV_CLOSED },
     { SV_ACTIVE, SV_IDLE }, { SV_ACTIVE, SV_ACTIVE }, { SV_ACTIVE, SV_RESETTING }, { SV_ACTIVE, SV_CANCEL_WAIT },
     { SV_ACTIVE, SV_CLOSED },
     { SV_RESETTING, SV_IDLE }, { SV_RESETTING, SV_ACTIVE }, { SV_RESETTING, SV_CLOSED },
@@ -153,7 +154,7 @@ static void test_illegal_samples(void **state)
     assert_false(px_server_transition_legal(SV_CLOSED, SV_IDLE));       /* closed is final */
     assert_false(px_server_transition_legal(SV_CLOSED, SV_CLOSED));
     assert_false(px_server_transition_legal(SV_CONNECTING, SV_ACTIVE)); /* a client on a server not logged in */
-    assert_false(px_server_transition_legal(SV_IDLE, SV_RESETTING));    /* resets happen before idle */
+    assert_false(px_server_transition_legal(SV_LOGIN, SV_RESETTING));   /* nothing to reset yet */
     assert_false(px_server_transition_legal(SV_IDLE, SV_CANCEL_WAIT));  /* no client: nothing to cancel */
     assert_false(px_server_transition_legal(PX_SV_NEW, SV_IDLE));
     assert_false(px_server_transition_legal(SV_ACTIVE, SV_CHECKING));   /* only an idle connection is checked */
