@@ -505,6 +505,7 @@ void px_guard_news(struct proxy *px)
 {
     struct guard *g = guard_of(px);
     struct shared_off *x;
+    uint64_t now = px_now_ms(px);
     int i;
 
     if (!g)
@@ -520,14 +521,17 @@ void px_guard_news(struct proxy *px)
     for (int k = 0; k < shared.n; k++) {
         const struct px_lane *lane, *prot;
         struct px_guard_offender *o;
+        uint64_t actions, last_client, last_tx;
 
         x = &shared.off[k];
-        if (!x->o.until_ms || x->o.until_ms == UINT64_MAX || !(lane = lane_named(px, x->lane)) ||
+        if (!x->o.until_ms || x->o.until_ms == UINT64_MAX || x->o.until_ms <= now ||
+            !(lane = lane_named(px, x->lane)) ||
             !(prot = lane_named(px, x->protected_lane)) || !(o = offender_make(g, x->fp, &i)) ||
             o->until_ms == x->o.until_ms)
             continue;
-        uint64_t actions = o->actions, last_client = o->last_client, last_tx = o->last_tx_us;
-
+        actions = o->actions;
+        last_client = o->last_client;
+        last_tx = o->last_tx_us;
         *o = x->o;
         o->lane = lane;
         o->protected_lane = prot;

@@ -456,16 +456,8 @@ static void on_wake(uv_async_t *h)
     memcpy(acts, me->acts, sizeof(acts[0]) * (size_t)nacts);
     me->nacts = 0;
     pthread_mutex_unlock(&ws->lock);
-    for (int i = 0; i < n; i++) {
-        if (items[i].kind == ITEM_CANCEL)
-            px_cancel_forward(px, items[i].pid, items[i].key);
-        else if (items[i].kind == ITEM_GATHER_ASK)
-            gather_answer(px, &items[i]);
-        else
-            gather_part(px, &items[i]);
-    }
-    for (int i = 0; i < nmoves; i++)
-        adopt(px, &moves[i]);
+    /* Admin commands and news first: a gather asked after them (SHOW QUARANTINE after a RELEASE)
+     * sees their effect. */
     for (int i = 0; i < nacts && !px->exiting; i++) {
         if (acts[i].what == PX_WORKERS_RELOAD)
             (void)px_reload(px);
@@ -486,6 +478,16 @@ static void on_wake(uv_async_t *h)
         else if (acts[i].what == PX_WORKERS_ADAPT)
             px_adapt_news(px);
     }
+    for (int i = 0; i < n; i++) {
+        if (items[i].kind == ITEM_CANCEL)
+            px_cancel_forward(px, items[i].pid, items[i].key);
+        else if (items[i].kind == ITEM_GATHER_ASK)
+            gather_answer(px, &items[i]);
+        else
+            gather_part(px, &items[i]);
+    }
+    for (int i = 0; i < nmoves; i++)
+        adopt(px, &moves[i]);
     px_workers_room(px);
 }
 

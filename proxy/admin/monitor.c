@@ -255,20 +255,22 @@ static int sampler_of(const char *name)
 static void publish(struct mon_server *ms)
 {
     struct shared_graph *x;
-    int ok = 0;
+    int wake = 0;
 
     pthread_mutex_lock(&shared.lock);
     if ((x = shared_find(ms->name)) != NULL && (x->edges || (x->edges = calloc(MAX_EDGES, sizeof(*x->edges))))) {
+        /* The others are woken for a sample with waits in it (or the first without, which clears
+         * theirs) and for a triggered one; an unchanged empty graph they take at their own tick. */
+        wake = ms->triggered || ms->nnext > 0 || x->nedges > 0;
         if (ms->nnext)
             memcpy(x->edges, ms->next, sizeof(*x->edges) * (size_t)ms->nnext);
         for (int i = 0; i < ms->nnext; i++)
             x->edges[i].server = NULL;
         x->nedges = ms->nnext;
         ms->seq = ++x->seq;
-        ok = 1;
     }
     pthread_mutex_unlock(&shared.lock);
-    if (ok)
+    if (wake)
         px_workers_ask(ms->m->px, PX_WORKERS_GRAPH, ms->name);
 }
 
@@ -324,31 +326,35 @@ static void sample_done(struct mon_server *ms)
     mon_next(ms);
 }
 
+/* Another worker samples ms's server: its latest rows, if new, are taken here. */
+static void follow(struct mon_server *ms)
+{
+    struct shared_graph *x;
+    int news = 0;
+
+    pthread_mutex_lock(&shared.lock);
+    if ((x = shared_find(ms->name)) != NULL && x->seq != ms->seq && x->lease.owner != ms->m->px->worker_id) {
+        if (x->nedges)
+            memcpy(ms->next, x->edges, sizeof(*x->edges) * (size_t)x->nedges);
+        ms->nnext = x->nedges;
+        ms->seq = x->seq;
+        news = 1;
+    }
+    pthread_mutex_unlock(&shared.lock);
+    if (!news)
+        return;
+    for (int j = 0; j < ms->nnext; j++)
+        ms->next[j].server = ms->name;
+    take_graph(ms, ms->nnext ? "another worker's sample taken" : NULL);
+    mon_next(ms);
+}
+
 void px_monitor_news(struct proxy *px)
 {
     struct monitor *m = px->monitor;
 
-    for (int i = 0; m && i < m->n; i++) {
-        struct mon_server *ms = &m->s[i];
-        struct shared_graph *x;
-        int news = 0;
-
-        pthread_mutex_lock(&shared.lock);
-        if ((x = shared_find(ms->name)) != NULL && x->seq != ms->seq && x->lease.owner != px->worker_id) {
-            if (x->nedges)
-                memcpy(ms->next, x->edges, sizeof(*x->edges) * (size_t)x->nedges);
-            ms->nnext = x->nedges;
-            ms->seq = x->seq;
-            news = 1;
-        }
-        pthread_mutex_unlock(&shared.lock);
-        if (!news)
-            continue;
-        for (int j = 0; j < ms->nnext; j++)
-            ms->next[j].server = ms->name;
-        take_graph(ms, ms->nnext ? "another worker's sample taken" : NULL);
-        mon_next(ms);
-    }
+    for (int i = 0; m && i < m->n; i++)
+        follow(&m->s[i]);
 }
 
 /* ---- the guard's cancels as pg_cancel_backend() on this connection ---- */
@@ -548,8 +554,10 @@ static void mon_tick_one(struct mon_server *ms, uint64_t now)
             mon_reset(ms, "connect timeout");
         return;
     case M_READY:
-        if (!sampler(ms, now))
-            return;               /* another worker samples: its rows come with PX_WORKERS_GRAPH */
+        if (!sampler(ms, now)) {
+            follow(ms);           /* another worker samples: its rows come with PX_WORKERS_GRAPH, or now */
+            return;
+        }
         ms->m->periodic++;
         mon_sample(ms, 0);
         return;
