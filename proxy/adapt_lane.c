@@ -24,6 +24,7 @@ struct shared_adapt {
     char name[64];                     /* the adaptive lane */
     char prot[64];                     /* the lane it protects, whose histograms these are */
     struct px_hist tx[CONF_WORKERS_MAX];   /* worker w's histogram of that lane, as last published */
+    uint64_t restarts;                 /* published histograms that started again (a reload) */
     int eff;                           /* worker 0's decision, 0 = none yet */
 };
 
@@ -63,8 +64,10 @@ void px_adapt_shared_free(void)
 }
 
 /* This worker's histogram of the lane l protects is published; worker 0 gets the sum of every
- * worker's into *sum (1), or nothing (0: not worker 0, or no memory). */
-static int publish(struct proxy *px, const struct px_lane *l, const struct px_lane *prot, struct px_hist *sum)
+ * worker's into *sum and the count of histograms that started again into *restarts (1), or nothing
+ * (0: not worker 0, or no memory). */
+static int publish(struct proxy *px, const struct px_lane *l, const struct px_lane *prot, struct px_hist *sum,
+                   uint64_t *restarts)
 {
     struct shared_adapt *x;
     int got = 0;
@@ -75,7 +78,10 @@ static int publish(struct proxy *px, const struct px_lane *l, const struct px_la
             memset(x->tx, 0, sizeof(x->tx));
             snprintf(x->prot, sizeof(x->prot), "%s", prot->conf->name);
         }
+        if (prot->stats.tx.count < x->tx[px->worker_id].count)
+            x->restarts++;             /* a window spanning it would subtract more than it adds */
         x->tx[px->worker_id] = prot->stats.tx;
+        *restarts = x->restarts;
         if (px->worker_id == 0 && sum) {
             memset(sum, 0, sizeof(*sum));
             for (int w = 0; w < px_workers_count(px->workers); w++)
@@ -157,19 +163,21 @@ static void decide(struct proxy *px, struct px_lane *l, uint64_t now)
     int was = l->adapt.eff;
     struct px_hist all;
     const struct px_hist *tx = &prot->stats.tx;
+    uint64_t restarts = 0;
 
     l->adapt_last_ms = now;
     if (px->workers) {
-        if (!publish(px, l, prot, &all))
+        if (!publish(px, l, prot, &all, &restarts))
             return;                     /* worker 0 decides for every worker */
         tx = &all;
     }
-    if (l->adapt_of != prot || tx->count < l->adapt_base.count) {
+    if (l->adapt_of != prot || restarts != l->adapt_restarts) {
         /* First window, or the protected lane was replaced by a reload (here or, with several
          * workers, in another: its histogram started again). */
         l->adapt_of = prot;
         l->adapt_base = *tx;
         l->adapt_windows = 0;
+        l->adapt_restarts = restarts;
         return;
     }
     p99 = px_hist_delta_percentile(tx, &l->adapt_base, 99, &n);

@@ -177,6 +177,7 @@ struct px_lane {
     const struct px_lane *adapt_of;    /* the protected lane object adapt_base was taken from */
     uint64_t adapt_last_ms;        /* the last decision */
     int adapt_windows;             /* intervals in the current window (it grows while samples are few) */
+    uint64_t adapt_restarts;       /* several workers: histograms started again when the window began */
     struct fq *fq;                 /* tenants of fair queuing (proxy/tenant.c), NULL until one is seen */
     /* The lane's servers in the order of its server list (proxy/replica.c); eps[0] is `server`
      * above. A lane with one server has neps 1. */
