@@ -530,10 +530,14 @@ static void reload_with(const char *from, const char *to)
     assert_int_equal(rename(tmp, g_lane.conf_path), 0);
     assert_int_equal(h_pglane_signal(&g_lane, SIGHUP), 0);
     int64_t deadline = h_now_ms() + 10000;
-    int done = 0;
+    int done = 0, want = h_workers() > 1 ? h_workers() : 1;   /* each worker reloads and logs it */
     while (!done && h_now_ms() < deadline) {
+        int seen = 0;
+
         log = h_pglane_log(&g_lane);
-        done = strlen(log) > before && strstr(log + before, "reload: ") != NULL;
+        for (const char *p = strlen(log) > before ? log + before : ""; (p = strstr(p, "reload: ")); p++)
+            seen++;
+        done = seen >= want;
         if (!done)
             h_sleep_ms(20);
         free(log);
