@@ -196,7 +196,13 @@ static int login_retry_wait(const struct px_pool *pool)
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
     int64_t retry = px->conf->server_login_retry_ms;
 
-    return retry > 0 && pool->login_failed_ms && px_now_ms(px) - pool->login_failed_ms < (uint64_t)retry;
+    uint64_t failed = pool->login_failed_ms, now = px_now_ms(px), other;
+
+    /* Several workers: a login failed in another worker's pool of the same slot counts too (its
+     * loop's clock may be a little ahead of this one's). */
+    if (pool->g && (other = px_gslot_login_failed(pool->g)) > failed)
+        failed = other;
+    return retry > 0 && failed && (failed > now || now - failed < (uint64_t)retry);
 }
 
 /* workers > 1: the lane's global slot and the caps' counts for one more connection: 1, or 0 with
@@ -258,6 +264,8 @@ void px_pool_login_failed(struct px_pool *pool)
     pool->login_failed_ms = px_now_ms(px);
     if (pool->login_failed_ms == 0)
         pool->login_failed_ms = 1;
+    if (pool->g)
+        px_gslot_set_login_failed(pool->g, pool->login_failed_ms);   /* every worker's pool waits too */
 }
 
 void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
@@ -348,6 +356,8 @@ void px_pool_server_ready(struct px_server *sv)
     sv->client = NULL;
     px_tenant_release(sv);              /* the transaction is over: its tenant no longer holds sv */
     serve_lane_peers(pool);
+    if (pool->g && px_gslot_login_failed(pool->g))
+        px_gslot_set_login_failed(pool->g, 0);   /* ... in every worker */
     pool->login_failed_ms = 0;          /* a connection works */
     /* A connection just opened (or handed over) for this pool's queue serves its head: giving it up
      * at once to a queue that waited longer elsewhere would only repeat connects (each new one given up

@@ -10,6 +10,11 @@
  *     cap) and put; since[w] is written only by worker w and read by all. Both sides are sequentially
  *     consistent: a worker that found no room publishes since[w] and then takes again, a worker that
  *     gives a count back then reads since[]: one of the two sees the other (no lost wake-up).
+ *   - held[w] (under a tenant_key: the count of the tenant of worker w's next waiter) is written by
+ *     worker w before since[w] and read with it; it points into proxy/tenant.c's counts, which live
+ *     as long as the process.
+ *   - login_failed_ms is an atomic any worker's pool of the slot writes (a failed login, or 0 after a
+ *     working one) and reads (server_login_retry); the latest write wins.
  *   - a worker's counters are written only by that worker (relaxed stores) and read by any.
  *   - a slot's claim_for/claim_us (the room last made for another worker's queue) are under `lock`:
  *     written only when a worker closes an idle connection to make room, never on the forwarding path.
@@ -46,6 +51,7 @@ struct px_gslot {
      * waiter (proxy/tenant.c's counts live as long as the process), NULL: none or no tenant_key;
      * since[w] is then that waiter's wait_seq. Written by worker w before since[w]. */
     _Atomic int *_Atomic held[CONF_WORKERS_MAX];
+    _Atomic uint64_t login_failed_ms;  /* a login of this slot's pools failed then (server_login_retry), 0: none */
     /* Under lock: the queue head (its wait_seq) that an idle connection of this slot was last closed
      * for, in another worker, and when (px_gslot_claim). */
     uint64_t claim_for, claim_us;
@@ -860,6 +866,16 @@ void px_gslot_detach(struct px_pool *pool)
         px_gslot_unref(px, pool->g);
     }
     pool->g = NULL;
+}
+
+uint64_t px_gslot_login_failed(const struct px_gslot *g)
+{
+    return atomic_load_explicit(&g->login_failed_ms, memory_order_relaxed);
+}
+
+void px_gslot_set_login_failed(struct px_gslot *g, uint64_t ms)
+{
+    atomic_store_explicit(&g->login_failed_ms, ms, memory_order_relaxed);
 }
 
 int px_gslot_count(const struct px_pool *pool)

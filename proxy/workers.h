@@ -152,6 +152,10 @@ uint64_t px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, 
  * last second (several workers woken by one waiter close one connection, not one each). */
 int px_gslot_claim(struct proxy *px, struct px_gslot *g, uint64_t since);
 void px_gslot_detach(struct px_pool *pool);
+/* server_login_retry across workers: when a login of g's pools last failed (px_now_ms), 0 once one
+ * worked. */
+uint64_t px_gslot_login_failed(const struct px_gslot *g);
+void px_gslot_set_login_failed(struct px_gslot *g, uint64_t ms);
 int px_gslot_count(const struct px_pool *pool);
 int px_gslot_take(struct px_pool *pool, int cap);
 void px_gslot_put(struct px_pool *pool);
