@@ -5,6 +5,7 @@
 #include "tests/integration/harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1146,13 +1147,46 @@ int h_pglane_spawn(struct h_pglane *l, const struct h_pg *pg, const char *conf_t
     return lane_launch(l, pg, conf_template, 0);
 }
 
+/* 1 once every thread of pid is stopped ('T' in /proc/PID/task/TID/stat), 0 if one still runs. */
+static int all_threads_stopped(pid_t pid)
+{
+    char path[64];
+    DIR *d;
+    struct dirent *e;
+    int stopped = 1;
+
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    if (!(d = opendir(path)))
+        return 0;
+    while (stopped && (e = readdir(d)) != NULL) {
+        char stat_path[320], *text, *close_paren;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(stat_path, sizeof stat_path, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        text = h_read_file(stat_path);
+        close_paren = text ? strrchr(text, ')') : NULL;
+        stopped = close_paren && close_paren[1] == ' ' && (close_paren[2] == 'T' || close_paren[2] == 't');
+        free(text);
+    }
+    closedir(d);
+    return stopped;
+}
+
 int h_pglane_signal(struct h_pglane *l, int sig)
 {
     if (l->direct)
         return 0;
     if (l->pid <= 0)
         return -1;
-    return kill(l->pid, sig);
+    if (kill(l->pid, sig) != 0)
+        return -1;
+    /* SIGSTOP reaches each thread of a process (a pglane with several workers) a moment after kill()
+     * returns: a test that acts while pglane is stopped awaits it. */
+    for (int64_t deadline = h_now_ms() + 5000; sig == SIGSTOP && !all_threads_stopped(l->pid); h_sleep_ms(1))
+        if (h_now_ms() > deadline)
+            return -1;
+    return 0;
 }
 
 int h_pglane_wait_exit(struct h_pglane *l, int timeout_ms)
