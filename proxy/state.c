@@ -195,6 +195,8 @@ void px_server_set_state(struct px_server *sv, enum px_server_state to)
             px_list_append(&pool->busy, &sv->link);
             pool->nbusy++;
         }
+        if (pool->g && (was == PX_SVL_NONE) != (will == PX_SVL_NONE))
+            px_gslot_note_conns(pool);   /* several workers: what this worker holds of the slot */
     }
     sv->state = to;
 }

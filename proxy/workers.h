@@ -152,6 +152,8 @@ uint64_t px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, 
  * last second (several workers woken by one waiter close one connection, not one each). */
 int px_gslot_claim(struct proxy *px, struct px_gslot *g, uint64_t since);
 void px_gslot_detach(struct px_pool *pool);
+/* pool's open connections changed (one opened, closed, adopted or moved): published for the others. */
+void px_gslot_note_conns(struct px_pool *pool);
 /* server_login_retry across workers: when a login of g's pools last failed (px_now_ms), 0 once one
  * worked. */
 uint64_t px_gslot_login_failed(const struct px_gslot *g);
@@ -205,6 +207,7 @@ struct px_worker_row {
     int id;
     int running;
     int64_t clients, servers, accepted;
+    int64_t handed_over;           /* server connections it moved to another worker */
 };
 /* Fills rows (up to max) for every worker; returns how many. */
 int px_workers_rows(const struct proxy *px, struct px_worker_row *rows, int max);
