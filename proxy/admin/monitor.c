@@ -222,33 +222,27 @@ static struct shared_graph *shared_find(const char *name)
 }
 
 /* 1 if this worker samples ms's server (one worker; or it holds the lease, or takes it: none held, or
- * lapsed, and its monitoring connection is up), 0 if another worker does. */
-static int sampler(struct mon_server *ms, uint64_t now)
+ * lapsed, and its monitoring connection is up), 0 if another worker does; *owner (if not NULL): the
+ * worker that samples it now, -1 if none. */
+static int sampler(struct mon_server *ms, uint64_t now, int *owner)
 {
     struct proxy *px = ms->m->px;
-    int can = ms->state == M_READY || ms->state == M_BUSY, mine = can;
+    int can = ms->state == M_READY || ms->state == M_BUSY, mine = can, who = can ? px->worker_id : -1;
     struct shared_graph *x;
 
-    if (!several(ms))
-        return 1;
-    pthread_mutex_lock(&shared.lock);
-    if ((x = shared_find(ms->name)) != NULL)     /* without memory each worker samples on its own */
-        mine = px_lease_hold(&x->lease, px->worker_id, can, now, (uint64_t)LEASE_TICKS * SAMPLE_MS);
-    pthread_mutex_unlock(&shared.lock);
+    if (several(ms)) {
+        pthread_mutex_lock(&shared.lock);
+        if ((x = shared_find(ms->name)) != NULL) {  /* without memory each worker samples on its own */
+            mine = px_lease_hold(&x->lease, px->worker_id, can, now, (uint64_t)LEASE_TICKS * SAMPLE_MS);
+            who = x->lease.owner;
+        }
+        pthread_mutex_unlock(&shared.lock);
+    } else {
+        mine = 1;
+    }
+    if (owner)
+        *owner = who;
     return mine;
-}
-
-/* The worker sampling server name, -1 if none. */
-static int sampler_of(const char *name)
-{
-    struct shared_graph *x;
-    int owner = -1;
-
-    pthread_mutex_lock(&shared.lock);
-    if ((x = shared_find(name)) != NULL)
-        owner = x->lease.owner;
-    pthread_mutex_unlock(&shared.lock);
-    return owner;
 }
 
 /* The sampler's rows (ms->next, not attributed) for the other workers. */
@@ -554,7 +548,7 @@ static void mon_tick_one(struct mon_server *ms, uint64_t now)
             mon_reset(ms, "connect timeout");
         return;
     case M_READY:
-        if (!sampler(ms, now)) {
+        if (!sampler(ms, now, NULL)) {
             follow(ms);           /* another worker samples: its rows come with PX_WORKERS_GRAPH, or now */
             return;
         }
@@ -562,7 +556,7 @@ static void mon_tick_one(struct mon_server *ms, uint64_t now)
         mon_sample(ms, 0);
         return;
     case M_BUSY:
-        (void)sampler(ms, now);   /* the previous sample (or a cancel) is still running: skip this period */
+        (void)sampler(ms, now, NULL);   /* the previous sample (or a cancel) is still running: skip this period */
         return;
     }
 }
@@ -607,10 +601,10 @@ static void sample_now(struct monitor *m, const struct px_client *cl, const char
 
         if (strcmp(ms->name, server) != 0)
             continue;
-        if (sampler(ms, px_now_ms(m->px)))
+        if (sampler(ms, px_now_ms(m->px), &owner))
             act = ms->state == M_READY ? SENT : ms->state == M_BUSY ? QUEUED : NONE;
         else
-            act = cl && (owner = sampler_of(server)) >= 0 ? ASKED : NONE;
+            act = cl && owner >= 0 ? ASKED : NONE;
         px_debug("monitor %s: %s C-%llu's request ran %llu us, past guard_wait: %s", ms->name,
                  cl ? "" : "another worker's", cl ? (unsigned long long)cl->conn.id : 0ULL,
                  cl ? (unsigned long long)(now - cl->query_start_us) : 0ULL, said[act]);
