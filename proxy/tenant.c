@@ -9,8 +9,8 @@
  * With several workers each worker keeps its own table (its queue orders its own clients), but the
  * connections a tenant holds are counted for the process (`shared` below, an atomic count per lane
  * and tenant): tenant_max holds across workers. A connection is charged only if the count is still
- * under tenant_max (compare-and-swap); a release from tenant_max wakes the other workers, whose
- * queues may hold that tenant's next transaction.
+ * under tenant_max (compare-and-swap); a release from tenant_max wakes every worker: another's queue
+ * may hold that tenant's next transaction, and the connection it needs may be idle in any worker.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -159,7 +159,7 @@ void px_tenant_release(struct px_server *sv)
     /* At tenant_max until now: another worker's queue may hold this tenant's next transaction. */
     if (t->gactive && atomic_fetch_sub_explicit(t->gactive, 1, memory_order_acq_rel) ==
                           sv->pool->lane->conf->tenant_max)
-        px_workers_ask(sv->conn.px, PX_WORKERS_TENANT, NULL);
+        px_workers_tenant_room(sv->conn.px);
 }
 
 /* One more connection for t in the whole process, if under max (0: no cap). */

@@ -24,6 +24,7 @@
  * touches no shared state, and a release reads since[] (atomics) only for pools with a slot.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -55,7 +56,7 @@ struct px_gslot {
     _Atomic uint64_t login_failed_ms;  /* a login of this slot's pools failed then (server_login_retry), 0: none */
     /* Under lock: the queue head (its wait_seq) that an idle connection of this slot was last closed
      * for, in another worker, and when (px_gslot_claim). */
-    uint64_t claim_for, claim_us;
+    uint64_t claim_for, claim_us, claim_epoch;
     /* Under lock: the ParameterStatus values and tracked defaults of the first login of any worker's
      * pool of this slot, so that another worker's pool does not need a login of its own before its
      * clients can be answered. */
@@ -140,6 +141,9 @@ struct px_workers {
     pthread_mutex_t lock;
     struct px_gslot *slots;
     int npool_keys;                /* under lock: slots of pools (max_pools counts them) */
+    /* Under lock: releases by a tenant at tenant_max (px_workers_tenant_room); a claim made before the
+     * last one is spent (px_gslot_claim). */
+    uint64_t tenant_epoch;
     struct px_worker w[CONF_WORKERS_MAX];
 };
 
@@ -600,6 +604,20 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg)
     pthread_mutex_unlock(&ws->lock);
 }
 
+void px_workers_tenant_room(struct proxy *px)
+{
+    struct px_workers *ws = px->workers;
+
+    if (!ws)
+        return;
+    pthread_mutex_lock(&ws->lock);
+    ws->tenant_epoch++;
+    for (int i = 0; i < ws->n; i++)
+        if (ws->w[i].async)
+            uv_async_send(ws->w[i].async);
+    pthread_mutex_unlock(&ws->lock);
+}
+
 void px_workers_ask_one(struct proxy *px, int to, unsigned what, const char *arg)
 {
     struct px_workers *ws = px->workers;
@@ -850,10 +868,11 @@ int px_gslot_claim(struct proxy *px, struct px_gslot *g, uint64_t since)
     int ok;
 
     pthread_mutex_lock(&px->workers->lock);
-    ok = g->claim_for != since || now - g->claim_us >= CLAIM_US;
+    ok = g->claim_for != since || now - g->claim_us >= CLAIM_US || g->claim_epoch != px->workers->tenant_epoch;
     if (ok) {
         g->claim_for = since;
         g->claim_us = now;
+        g->claim_epoch = px->workers->tenant_epoch;
     }
     pthread_mutex_unlock(&px->workers->lock);
     return ok;
@@ -941,6 +960,15 @@ void px_gslot_publish(struct px_pool *pool)
         if (since == UINT64_MAX)
             since = 0;
     }
+    /* Waiting again after a pause (its tenant was at tenant_max, or the room made for it went to
+     * another waiter): a claim made for this head before is spent, and a holder may make room for it
+     * now, not a second later. Cleared before the head is visible again, so that one holder claims it. */
+    if (since && !atomic_load_explicit(&pool->g->since[px->worker_id], memory_order_relaxed)) {
+        pthread_mutex_lock(&px->workers->lock);
+        if (pool->g->claim_for == since)
+            pool->g->claim_for = 0;
+        pthread_mutex_unlock(&px->workers->lock);
+    }
     atomic_store_explicit(&pool->g->held[px->worker_id], held, memory_order_release);
     px_gslot_set_waiting(px, pool->g, since);
 }
@@ -971,7 +999,9 @@ static int oldest_other(struct px_pool *pool, uint64_t *since)
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
     _Atomic int *mine;
     uint64_t best = next_waiter(pool, &mine);
-    int best_held = held_now(mine), who = -1, queued = best != UINT64_MAX;
+    int queued = best != UINT64_MAX, who = -1, max = pool->lane->conf->tenant_max;
+    /* No waiter here: any waiter elsewhere comes first, whatever its tenant holds. */
+    int best_held = queued ? held_now(mine) : INT_MAX;
     int here = pool->nidle + pool->nbusy;
 
     for (int i = 0; i < px->workers->n; i++) {
@@ -984,6 +1014,8 @@ static int oldest_other(struct px_pool *pool, uint64_t *since)
         if (!t)
             continue;
         h = held_now(atomic_load_explicit(&pool->g->held[i], memory_order_acquire));
+        if (max > 0 && h >= max)
+            continue;             /* its tenant reached tenant_max since: a connection would wait there */
         if (h < best_held || (h == best_held && t + FIFO_SLACK < best &&
                               (!queued || atomic_load_explicit(&pool->g->conns[i], memory_order_relaxed) < here))) {
             best = t;

@@ -51,9 +51,12 @@ void px_worker_detach(struct proxy *px);
 #define PX_WORKERS_GRAPH 8u        /* a server's lock graph sample was published (proxy/admin/monitor.c) */
 #define PX_WORKERS_QUARANTINE 9u   /* a statement shape was quarantined or released (proxy/guard.c) */
 #define PX_WORKERS_ADAPT 10u       /* worker 0 changed a lane's effective size (proxy/adapt_lane.c) */
-#define PX_WORKERS_TENANT 11u      /* a tenant at tenant_max released a connection (proxy/tenant.c):
-                                      only the wake-up's px_workers_room */
 void px_workers_ask(struct proxy *px, unsigned what, const char *arg);
+/* A tenant at tenant_max released a connection (proxy/tenant.c): every worker, this one too, looks
+ * again at its queues and at the idle connections another worker's queue may take (px_workers_room,
+ * after the current callback), and the room claimed for a queue head before is spent (the waiter may
+ * have been passed over as its tenant was at tenant_max). */
+void px_workers_tenant_room(struct proxy *px);
 /* The same for worker `to` only. */
 void px_workers_ask_one(struct proxy *px, int to, unsigned what, const char *arg);
 

@@ -1566,6 +1566,61 @@ static void test_learned_in_every_worker(void **state)
     h_pass();
 }
 
+/*
+ * Under a tenant_key, an idle connection in one worker serves a waiter in another worker whose tenant
+ * already holds a connection (no tenant_max: only fair queuing). Lane capped (size 2), two workers:
+ * y1 (worker Y) holds a connection in a transaction, x (worker X) opened the other one, idle now; y2
+ * (worker Y, y1's tenant) then has no connection in its worker and the lane has no room: X hands it
+ * its idle one while y1's transaction is still open. Before, a waiter whose tenant held any connection
+ * was never served from another worker's idle connections (it waited for its own worker's).
+ */
+#define SPREAD_CLIENTS 16
+static void test_idle_connection_serves_busy_tenant(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    PGconn *c[SPREAD_CLIENTS];
+    int x = -1, y1 = -1, y2 = -1;
+
+    start_workers_with(&l, 2, 2, "", "tenant_key = application_name\n");
+    connect_all(&l, c, SPREAD_CLIENTS, 30000);
+    /* The worker of each client: the low bits of the process id in its cancel key. */
+    for (int i = 0; i < SPREAD_CLIENTS; i++) {
+        int w = PQbackendPID(c[i]) & 63;
+
+        if (w == 1 && y1 < 0)
+            y1 = i;
+        else if (w == 1 && y2 < 0)
+            y2 = i;
+        else if (w == 0 && x < 0)
+            x = i;
+    }
+    if (x < 0 || y2 < 0)
+        print_error("%d logins did not give one client of worker 0 and two of worker 1\n", SPREAD_CLIENTS);
+    assert_true(x >= 0 && y1 >= 0 && y2 >= 0);
+    assert_int_equal(h_exec(c[y1], "BEGIN"), 0);
+    assert_int_equal(h_exec(c[y1], "SELECT 1"), 0);    /* Y's connection, held */
+    assert_int_equal(h_exec(c[x], "SELECT 1"), 0);     /* X's connection (the lane's second), idle now */
+    assert_int_equal(h_pg_long(g_super, CAP_BACKENDS), 2);
+    assert_int_equal(PQsendQuery(c[y2], "SELECT 2"), 1);
+    if (h_wait_result(c[y2], 10000) != 0)
+        print_error("y2 had no answer within 10 s while worker 0 held an idle connection\n");
+    assert_int_equal(h_wait_result(c[y2], 0), 0);
+    PGresult *r = PQgetResult(c[y2]);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "2");
+    PQclear(r);
+    assert_null(PQgetResult(c[y2]));
+    assert_int_equal(PQtransactionStatus(c[y1]), PQTRANS_INTRANS);   /* still holding the other one */
+    assert_int_equal(h_exec(c[y1], "COMMIT"), 0);
+    assert_int_equal(h_pg_long(g_super, CAP_BACKENDS), 2);
+    for (int i = 0; i < SPREAD_CLIENTS; i++)
+        PQfinish(c[i]);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 int main(void)
@@ -1591,6 +1646,7 @@ int main(void)
         H_TEST(test_prepared_connections_move),
         H_TEST(test_prepare_known_in_every_worker),
         H_TEST(test_learned_in_every_worker),
+        H_TEST(test_idle_connection_serves_busy_tenant),
     };
     return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }
