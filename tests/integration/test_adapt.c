@@ -122,12 +122,15 @@ static void *loop_run(void *arg)
         if (PQstatus(c) != CONNECTION_OK)
             break;
         if (lp->n) {
-            long i = atomic_fetch_add(lp->n, 1);
+            /* This loop is n's only writer: the entry is filled, then counted (a reader of n sees it
+             * whole). */
+            long i = atomic_load_explicit(lp->n, memory_order_relaxed);
 
             if (i < MAXLAT) {
                 lp->end_ms[i] = (int64_t)b.tv_sec * 1000 + b.tv_nsec / 1000000;
                 lp->lat_us[i] = ((int64_t)b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
             }
+            atomic_store_explicit(lp->n, i + 1, memory_order_release);
         }
     }
     PQfinish(c);
@@ -358,7 +361,7 @@ static int cmp_i64(const void *a, const void *b)
 /* p99 (ms) of the main-lane transactions that ended in [from, to). */
 static double p99_between(const struct loop *lp, int64_t from, int64_t to)
 {
-    long n = atomic_load(lp->n), k = 0;
+    long n = atomic_load_explicit(lp->n, memory_order_acquire), k = 0;
     int64_t *v;
     double p;
 

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +163,7 @@ struct oltp {
     pthread_t th;
     PGconn *c;
     const char *sql;
-    volatile int *stop;
+    atomic_int *stop;
     int64_t *lat_us;             /* latencies, one per transaction */
     int row;                     /* the accounts row it upserts (a tenant's counter), 0: random */
     int n;
@@ -227,7 +228,7 @@ static void *probe_loop(void *arg)
     return NULL;
 }
 
-static void oltp_start(struct oltp *o, int n, const char *app, const char *sql, int row0, volatile int *stop)
+static void oltp_start(struct oltp *o, int n, const char *app, const char *sql, int row0, atomic_int *stop)
 {
     for (int i = 0; i < n; i++) {
         memset(&o[i], 0, sizeof o[i]);
@@ -240,7 +241,7 @@ static void oltp_start(struct oltp *o, int n, const char *app, const char *sql, 
     }
 }
 
-static void probe_start(struct oltp *o, volatile int *stop)
+static void probe_start(struct oltp *o, atomic_int *stop)
 {
     memset(o, 0, sizeof *o);
     o->c = client("web-probe");
@@ -258,7 +259,7 @@ static int cmp64(const void *a, const void *b)
 }
 
 /* Joins the threads; max and p99 latency in ms over all of them; returns the transactions. */
-static int oltp_stop(struct oltp *o, int n, volatile int *stop, double *max_ms, double *p99_ms)
+static int oltp_stop(struct oltp *o, int n, atomic_int *stop, double *max_ms, double *p99_ms)
 {
     int total = 0, k = 0;
 
@@ -355,7 +356,7 @@ static void test_no_extra_samples(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    volatile int stop = 0;
+    atomic_int stop = 0;
     struct oltp o[2];
     PGconn *adm = h_console(&g_lane, NULL);
     H_ASSERT_CONNECTED(adm);
@@ -442,7 +443,7 @@ static void test_quarantine_of_repeat_blocker(void **state)
 {
     (void)state;
     H_SKIP_IF_DIRECT();
-    volatile int stop = 0;
+    atomic_int stop = 0;
     struct oltp o[OLTP_CLIENTS], probe, ctl;
     double alone_max, alone_p99, max_ms, p99_ms, palone_max, palone_p99, pmax_ms, pp99_ms, cmax[2], cp99;
     char msg[512];

@@ -16,6 +16,7 @@
 #include "tests/integration/harness.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -774,7 +775,7 @@ static void expect_gone(PGconn *c, const char *name)
 
 struct bystander {
     const struct h_pglane *lane;
-    volatile int *stop;
+    atomic_int *stop;
     int execs;
     struct fail f;
 };
@@ -809,7 +810,7 @@ static void test_discard_all(void **state)
 {
     (void)state;
     enum { NB = 3 };
-    volatile int stop = 0;
+    atomic_int stop = 0;
     struct bystander b[NB];
     pthread_t t[NB];
     for (int i = 0; i < NB; i++) {

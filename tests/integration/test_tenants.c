@@ -123,7 +123,10 @@ static void test_fifo_without_tenant_key(void **state)
     H_ASSERT_CONNECTED(adm);
     waited = storm(&l, adm, "A", "B", "SELECT pg_sleep(0.5)", "SELECT 1");
     print_message("tenant_key = none: B waited %lld ms\n", (long long)waited);
-    assert_true(waited >= 4000);
+    /* Behind A's 18 (9 rounds of 0.5 s on 2 connections, 4.5 s); with several workers (the test
+     * harness's PGLANE_TEST_WORKERS) the order across workers holds within one place per worker, so
+     * B may pass a few of A's. Fair queuing serves B within 0.7 s. */
+    assert_true(waited >= 3000);
     PQfinish(adm);
     h_pglane_assert_term_clean_exit(&l);
     h_pass();
