@@ -47,7 +47,7 @@ help:
 	@echo "make deps     install missing Debian 12 packages"
 	@echo "make test     build and run every test (unit + integration against a real PostgreSQL 15)"
 	@echo "make asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
-	@echo "make tsan     workers = 4 under ThreadSanitizer (the workers suite)"
+	@echo "make tsan     the integration suite under ThreadSanitizer, workers = 4"
 	@echo "make fuzz     libFuzzer targets for FUZZ_SECONDS (default 60) each"
 	@echo "make bench    pgbench through pglane, PgBouncer and direct (BENCH_QUICK=1 for a short run)"
 	@echo "make demo     the InsightsNow scenario: blocking before, fixes, direct and through pglane"
@@ -103,19 +103,14 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh build-asan
 
-# workers > 1 under ThreadSanitizer: pglane and the workers suite (its pglanes run 4 workers, and one for
-# the comparisons; a data race aborts pglane, which fails the test), then suites whose console tables,
-# auth_query cache, tenant counts and protocol answers span the workers, with every pglane at
-# workers = 4 (PGLANE_TEST_WORKERS).
+# workers > 1 under ThreadSanitizer: the whole integration suite (and the workers unit test) with every
+# pglane the harness starts at workers = 4 unless its config says otherwise (PGLANE_TEST_WORKERS); a data
+# race aborts pglane or the test binary, which fails the test.
 TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1
-TSAN_W4 = integration_test_admin integration_test_auth_query integration_test_pgbouncer_compat \
-	integration_test_replica_health integration_test_replicas integration_test_systemd \
-	integration_test_tenants integration_test_differential
 tsan: deps
-	@$(MAKE) --no-print-directory BUILD=build-tsan build-tsan/pglane build-tsan/tests/integration_test_workers \
-		$(addprefix build-tsan/tests/,$(TSAN_W4))
-	@$(TSAN_ENV) tests/run.sh build-tsan integration_test_workers
-	@for t in $(TSAN_W4); do $(TSAN_ENV) PGLANE_TEST_WORKERS=4 tests/run.sh build-tsan $$t || exit 1; done
+	@$(MAKE) --no-print-directory BUILD=build-tsan tests
+	@$(TSAN_ENV) tests/run.sh build-tsan unit_test_proxy_workers
+	@$(TSAN_ENV) PGLANE_TEST_WORKERS=4 tests/run.sh build-tsan integration_
 
 run: deps $(BUILD)/pglane
 	@scripts/run-embedded.sh
