@@ -10,9 +10,9 @@
  *     cap) and put; since[w] is written only by worker w and read by all. Both sides are sequentially
  *     consistent: a worker that found no room publishes since[w] and then takes again, a worker that
  *     gives a count back then reads since[]: one of the two sees the other (no lost wake-up).
- *   - held[w] (under a tenant_key: the count of the tenant of worker w's next waiter) is written by
- *     worker w before since[w] and read with it; it points into proxy/tenant.c's counts, which live
- *     as long as the process.
+ *   - held[w] and weight[w] (under a tenant_key: the count and tenant_weight of the tenant of worker
+ *     w's next waiter) are written by worker w before since[w] and read with it; held points into
+ *     proxy/tenant.c's counts, which live as long as the process.
  *   - login_failed_ms is an atomic any worker's pool of the slot writes (a failed login, or 0 after a
  *     working one) and reads (server_login_retry); the latest write wins.
  *   - a worker's counters are written only by that worker (relaxed stores) and read by any.
@@ -52,6 +52,7 @@ struct px_gslot {
      * waiter (proxy/tenant.c's counts live as long as the process), NULL: none or no tenant_key;
      * since[w] is then that waiter's wait_seq. Written by worker w before since[w]. */
     _Atomic int *_Atomic held[CONF_WORKERS_MAX];
+    _Atomic int weight[CONF_WORKERS_MAX];   /* that tenant's tenant_weight (0 read as 1) */
     _Atomic int conns[CONF_WORKERS_MAX];   /* worker w's open connections of this slot (written by w) */
     _Atomic uint64_t login_failed_ms;  /* a login of this slot's pools failed then (server_login_retry), 0: none */
     /* Under lock: the queue head (its wait_seq) that an idle connection of this slot was last closed
@@ -929,10 +930,11 @@ uint64_t px_gslot_head(const struct px_pool *pool)
 }
 
 /* pool's next waiter: its wait_seq (UINT64_MAX: none) and, under a tenant_key, its tenant's
- * process-wide count of held connections (else NULL). */
-static uint64_t next_waiter(struct px_pool *pool, _Atomic int **held)
+ * process-wide count of held connections (else NULL) and its weight (else 1). */
+static uint64_t next_waiter(struct px_pool *pool, _Atomic int **held, int *weight)
 {
     *held = NULL;
+    *weight = 1;
     if (px_list_empty(&pool->waiting))
         return UINT64_MAX;
     if (px_tenant_on(pool)) {
@@ -940,7 +942,10 @@ static uint64_t next_waiter(struct px_pool *pool, _Atomic int **held)
 
         if (!cl)
             return UINT64_MAX;    /* every waiter's tenant is at tenant_max: none to serve here */
-        *held = cl->tenant ? cl->tenant->gactive : NULL;
+        if (cl->tenant) {
+            *held = cl->tenant->gactive;
+            *weight = (int)cl->tenant->weight;
+        }
         return cl->wait_seq;
     }
     return px_gslot_head(pool);
@@ -951,12 +956,13 @@ void px_gslot_publish(struct px_pool *pool)
     struct proxy *px;
     uint64_t since = 0;
     _Atomic int *held = NULL;
+    int weight = 1;
 
     if (!pool->g)
         return;
     px = uv_loop_get_data(pool->queue_timer.loop);
     if (pool->nwaiting > 0 && px_pool_wants_room(pool)) {
-        since = next_waiter(pool, &held);
+        since = next_waiter(pool, &held, &weight);
         if (since == UINT64_MAX)
             since = 0;
     }
@@ -970,6 +976,7 @@ void px_gslot_publish(struct px_pool *pool)
         pthread_mutex_unlock(&px->workers->lock);
     }
     atomic_store_explicit(&pool->g->held[px->worker_id], held, memory_order_release);
+    atomic_store_explicit(&pool->g->weight[px->worker_id], weight, memory_order_release);
     px_gslot_set_waiting(px, pool->g, since);
 }
 
@@ -982,10 +989,19 @@ static int held_now(_Atomic int *held)
  * not served first (the order across workers holds within one place). */
 #define FIFO_SLACK 1
 
+/* Tenant share h / w below bh / bw (-1), equal (0) or above (1): held connections per unit of weight. */
+static int share_cmp(int h, int w, int bh, int bw)
+{
+    int64_t a = (int64_t)h * (bw > 0 ? bw : 1), b = (int64_t)bh * (w > 0 ? w : 1);
+
+    return a < b ? -1 : a > b;
+}
+
 /*
  * The worker whose next waiter for pool's slot comes before pool's own, -1 if none: the one whose
- * tenant holds the fewest connections in the process (under a tenant_key; fair queuing between
- * workers, as each worker's queue orders its own by tenant), then the one that waited longest. But
+ * tenant holds the fewest connections in the process per unit of its tenant_weight (under a
+ * tenant_key; fair queuing between workers, as each worker's queue orders its own by tenant), then
+ * the one that waited longest. But
  * while this worker has waiters of its own, an older waiter elsewhere takes a connection from here
  * only if its worker holds fewer of the slot's connections than this one: connections are scarce
  * there (the lane's one connection: strict order across workers), where two workers with their
@@ -998,7 +1014,8 @@ static int oldest_other(struct px_pool *pool, uint64_t *since)
 {
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
     _Atomic int *mine;
-    uint64_t best = next_waiter(pool, &mine);
+    int best_w;
+    uint64_t best = next_waiter(pool, &mine, &best_w);
     int queued = best != UINT64_MAX, who = -1, max = pool->lane->conf->tenant_max;
     /* No waiter here: any waiter elsewhere comes first, whatever its tenant holds. */
     int best_held = queued ? held_now(mine) : INT_MAX;
@@ -1006,7 +1023,7 @@ static int oldest_other(struct px_pool *pool, uint64_t *since)
 
     for (int i = 0; i < px->workers->n; i++) {
         uint64_t t;
-        int h;
+        int h, w, c;
 
         if (i == px->worker_id)
             continue;
@@ -1014,12 +1031,15 @@ static int oldest_other(struct px_pool *pool, uint64_t *since)
         if (!t)
             continue;
         h = held_now(atomic_load_explicit(&pool->g->held[i], memory_order_acquire));
+        w = atomic_load_explicit(&pool->g->weight[i], memory_order_acquire);
         if (max > 0 && h >= max)
             continue;             /* its tenant reached tenant_max since: a connection would wait there */
-        if (h < best_held || (h == best_held && t + FIFO_SLACK < best &&
-                              (!queued || atomic_load_explicit(&pool->g->conns[i], memory_order_relaxed) < here))) {
+        c = share_cmp(h, w, best_held, best_w);
+        if (c < 0 || (c == 0 && t + FIFO_SLACK < best &&
+                      (!queued || atomic_load_explicit(&pool->g->conns[i], memory_order_relaxed) < here))) {
             best = t;
             best_held = h;
+            best_w = w;
             who = i;
         }
     }

@@ -1621,6 +1621,85 @@ static void test_idle_connection_serves_busy_tenant(void **state)
     h_pass();
 }
 
+/* A client of lane capped with application_name app, on worker `worker` (found by the worker id in
+ * its cancel key: logins go to whatever worker the kernel picks, so this tries up to 100). */
+static PGconn *connect_on_worker(const struct h_pglane *l, const char *app, int worker)
+{
+    char ci[512];
+
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" CAP_USER " password=" CAP_PASSWORD " dbname=" H_DB
+             " application_name=%s connect_timeout=10", l->port, app);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        PGconn *c = PQconnectdb(ci);
+
+        H_ASSERT_CONNECTED(c);
+        if ((PQbackendPID(c) & 63) == worker)
+            return c;
+        PQfinish(c);
+    }
+    print_error("100 logins of %s did not land on worker %d\n", app, worker);
+    fail();
+    return NULL;
+}
+
+/*
+ * tenant_weight holds between workers: tenant heavy (weight 3) only on worker 0, tenant light
+ * (weight 1) only on worker 1, six clients each running 50 ms statements back to back on a lane of
+ * 4 for 4 s. Each worker's queue holds one tenant, so only the hand-over between workers shares the
+ * lane: heavy should get 3 of the 4 connections, about 3 x light's transactions. Before, the worker
+ * whose tenant held fewer connections won whatever its weight (2 and 2: about 1 x).
+ */
+#define WEIGHT_CLIENTS 6
+static void test_tenant_weight_across_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    PGconn *c[2 * WEIGHT_CLIENTS];
+    long done[2] = { 0, 0 };
+
+    start_workers_with(&l, 2, 4, "", "tenant_key = application_name\ntenant_weight.heavy = 3\n");
+    for (int i = 0; i < 2 * WEIGHT_CLIENTS; i++)
+        c[i] = connect_on_worker(&l, i < WEIGHT_CLIENTS ? "heavy" : "light", i < WEIGHT_CLIENTS ? 0 : 1);
+    for (int i = 0; i < 2 * WEIGHT_CLIENTS; i++)
+        assert_int_equal(PQsendQuery(c[i], "SELECT pg_sleep(0.05)"), 1);
+    int64_t end = h_now_ms() + 4000;
+    while (h_now_ms() < end) {
+        struct pollfd pfd[2 * WEIGHT_CLIENTS];
+
+        for (int i = 0; i < 2 * WEIGHT_CLIENTS; i++)
+            pfd[i] = (struct pollfd){ .fd = PQsocket(c[i]), .events = POLLIN };
+        (void)poll(pfd, 2 * WEIGHT_CLIENTS, 100);
+        for (int i = 0; i < 2 * WEIGHT_CLIENTS; i++) {
+            if (!(pfd[i].revents & POLLIN))
+                continue;
+            assert_int_equal(PQconsumeInput(c[i]), 1);
+            if (PQisBusy(c[i]))
+                continue;
+            PGresult *r;
+            while ((r = PQgetResult(c[i]))) {
+                assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+                PQclear(r);
+            }
+            done[i >= WEIGHT_CLIENTS]++;
+            assert_int_equal(PQsendQuery(c[i], "SELECT pg_sleep(0.05)"), 1);
+        }
+    }
+    for (int i = 0; i < 2 * WEIGHT_CLIENTS; i++) {
+        assert_int_equal(h_wait_result(c[i], 10000), 0);
+        PGresult *r;
+        while ((r = PQgetResult(c[i])))
+            PQclear(r);
+        PQfinish(c[i]);
+    }
+    print_message("4 s on a lane of 4: heavy (weight 3, worker 0) %ld transactions, light (weight 1, "
+                  "worker 1) %ld\n", done[0], done[1]);
+    assert_true(done[1] > 0);
+    assert_true(done[0] >= 2 * done[1]);   /* 3 x expected; equal shares give about 1 x */
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 int main(void)
@@ -1647,6 +1726,7 @@ int main(void)
         H_TEST(test_prepare_known_in_every_worker),
         H_TEST(test_learned_in_every_worker),
         H_TEST(test_idle_connection_serves_busy_tenant),
+        H_TEST(test_tenant_weight_across_workers),
     };
     return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }
