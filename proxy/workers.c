@@ -16,8 +16,10 @@
  *   - login_failed_ms is an atomic any worker's pool of the slot writes (a failed login, or 0 after a
  *     working one) and reads (server_login_retry); the latest write wins.
  *   - a worker's counters are written only by that worker (relaxed stores) and read by any.
- *   - a slot's claim_for/claim_us (the room last made for another worker's queue) are under `lock`:
- *     written only when a worker closes an idle connection to make room, never on the forwarding path.
+ *   - a slot's claim_for/claim_us/claim_epoch (the room last made for another worker's queue) and
+ *     px_workers.tenant_epoch are under `lock`: written when a worker closes or hands over an idle
+ *     connection to make room, when a queue starts waiting again (its head's claim cleared) and when
+ *     a tenant leaves tenant_max; never while a connection is free (the forwarding path).
  *   - `dir_lock` guards the backend directory (dir): entries are added or re-owned by the worker that
  *     logs in or adopts a connection, removed by their owner, read by any worker's monitor.
  * The forwarding path takes no lock: a transaction that finds an idle connection in its own pool
@@ -1001,9 +1003,9 @@ static int share_cmp(int h, int w, int bh, int bw)
  * The worker whose next waiter for pool's slot comes before pool's own, -1 if none: the one whose
  * tenant holds the fewest connections in the process per unit of its tenant_weight (under a
  * tenant_key; fair queuing between workers, as each worker's queue orders its own by tenant), then
- * the one that waited longest. But
- * while this worker has waiters of its own, an older waiter elsewhere takes a connection from here
- * only if its worker holds fewer of the slot's connections than this one: connections are scarce
+ * the one that waited longest. But while this worker has waiters of its own, an older waiter
+ * elsewhere takes a connection from here only if its worker holds fewer of the slot's connections
+ * than this one: connections are scarce
  * there (the lane's one connection: strict order across workers), where two workers with their
  * shares of a busy lane each serve their own queue in order instead of trading a connection at
  * nearly every transaction (a move costs a dup, a wake-up and a new handle: with strict order, 72%
