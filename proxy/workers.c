@@ -1005,12 +1005,12 @@ static int share_cmp(int h, int w, int bh, int bw)
  * tenant_key; fair queuing between workers, as each worker's queue orders its own by tenant), then
  * the one that waited longest. But while this worker has waiters of its own, an older waiter
  * elsewhere takes a connection from here only if its worker holds fewer of the slot's connections
- * than this one: connections are scarce
- * there (the lane's one connection: strict order across workers), where two workers with their
- * shares of a busy lane each serve their own queue in order instead of trading a connection at
- * nearly every transaction (a move costs a dup, a wake-up and a new handle: with strict order, 72%
- * of pgbench -S transactions at 64 clients over 20 connections moved one, and pglane spent 1.25 x
- * the CPU of one worker per transaction). *since: that waiter's wait_seq.
+ * than this one: connections are scarce there (the lane's one connection: strict order across
+ * workers), where two workers with their shares of a busy lane each serve their own queue in order
+ * instead of trading a connection at nearly every transaction (a move costs a dup, a wake-up and a
+ * new handle: with strict order, 72% of pgbench -S transactions at 64 clients over 20 connections
+ * moved one, and pglane spent 1.25 x the CPU of one worker per transaction). *since: that waiter's
+ * wait_seq.
  */
 static int oldest_other(struct px_pool *pool, uint64_t *since)
 {
