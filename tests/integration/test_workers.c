@@ -102,10 +102,16 @@ static void start_workers(struct h_pglane *l, int workers, int size)
     start_workers_with(l, workers, size, "", "");
 }
 
-static void cap_conninfo(const struct h_pglane *l, char *buf, size_t n)
+/* The conninfo of a CAP_USER client with application_name app. */
+static void cap_conninfo_app(const struct h_pglane *l, const char *app, char *buf, size_t n)
 {
     snprintf(buf, n, "host=127.0.0.1 port=%d user=" CAP_USER " password=" CAP_PASSWORD " dbname=" H_DB
-             " application_name=workers_test connect_timeout=10", l->port);
+             " application_name=%s connect_timeout=10", l->port, app);
+}
+
+static void cap_conninfo(const struct h_pglane *l, char *buf, size_t n)
+{
+    cap_conninfo_app(l, "workers_test", buf, n);
 }
 
 /* n non-blocking logins at once as CAP_USER (they land on whatever worker the kernel picks), all done
@@ -1627,8 +1633,7 @@ static PGconn *connect_on_worker(const struct h_pglane *l, const char *app, int 
 {
     char ci[512];
 
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=" CAP_USER " password=" CAP_PASSWORD " dbname=" H_DB
-             " application_name=%s connect_timeout=10", l->port, app);
+    cap_conninfo_app(l, app, ci, sizeof ci);
     for (int attempt = 0; attempt < 100; attempt++) {
         PGconn *c = PQconnectdb(ci);
 
