@@ -529,11 +529,14 @@ static void test_quarantine_of_repeat_blocker(void **state)
      * within 100 ms: the control client (lane calm, rows nobody else writes) measures that in both
      * phases. When other jobs on the 2 cores stall it longer (a load average of 25-30), the sample, the
      * signal and the waiters' wake-up all wait for a CPU, the stalls grow and hit more of the probe's
-     * requests: then each bound is that stall instead. */
+     * requests: then each bound is that stall instead. The probe's p99 alone is often under 1 ms, where
+     * 3x is within the machine's own jitter (one run in four: 0.8 ms alone, 2.7 ms during, while the
+     * control client's longest request was 4.6 ms): its bound is never below the longest lock-free
+     * request of the same run, which a guard that failed to act (lock waits of seconds) still exceeds. */
     double stall = cmax[0] > cmax[1] ? cmax[0] : cmax[1];
     int overloaded = stall > MAX_WAIT_MS;
     double bound = overloaded ? stall : MAX_WAIT_MS, pbound = 3 * palone_p99, rbound = overloaded ? stall : 50;
-    if (overloaded && pbound < stall)
+    if (pbound < stall)
         pbound = stall;
     fprintf(stderr, "note: control client's longest request alone / during: %.1f / %.1f ms; bounds: lock wait %.1f "
             "ms, probe p99 during %.1f ms, refused attempts %.1f ms (%s)\n", cmax[0], cmax[1], bound, pbound, rbound,
