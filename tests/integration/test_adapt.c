@@ -412,12 +412,19 @@ static void test_adapt_cpu_load(void **state)
     assert_non_null(oltp.lat_us);
     assert_int_equal(pthread_create(&oltp.th, NULL, loop_run, &oltp), 0);
     h_sleep_ms(500);                   /* warm-up, not synchronisation: these are not measured */
-    t0 = h_now_ms();
-    h_sleep_ms(3000);                  /* the measuring period of main alone */
-    t1 = h_now_ms();
-    print_message("main alone:\n");
-    alone = p99_between(&oltp, t0, t1);
-    assert_true(alone > 0);
+    /* The measuring period of main alone: three windows of 1 s, the quietest one counts (a burst of
+     * other work on the machine in one window must not pass for main's p99 alone). */
+    alone = 0;
+    for (int w = 0; w < 3; w++) {
+        t0 = h_now_ms();
+        h_sleep_ms(1000);
+        t1 = h_now_ms();
+        print_message("main alone (window %d):\n", w + 1);
+        double p = p99_between(&oltp, t0, t1);
+        assert_true(p > 0);
+        if (alone == 0 || p < alone)
+            alone = p;
+    }
 
     for (int i = 0; i < 4; i++)
         loop_start(&an[i], &l, "report-cpu", HEAVY_SQL, &stop_an);
