@@ -245,6 +245,7 @@ static void count_failure(struct hs *s, const char *why, int refused, int keep)
     s->h.up = 0;
     s->h.downs++;
     s->h.lag_ms = s->h.lag_bytes = -1;
+    s->h.caught_up_us = 0;
     px_warn("server %s is down (%s after %d failed health check(s)): %d idle connection(s) closed", s->name, s->why,
             s->fails, close_idle(s));
     notify(s, PX_HEALTH_UP_CHANGED);
@@ -348,10 +349,13 @@ static void answered(struct hs *s, PGresult *r)
     }
     if (s->h.reported_role == PX_ROLE_PRIMARY) {
         s->h.lag_ms = s->h.lag_bytes = 0;
+        s->h.caught_up_us = 0;
     } else {
         ahead = primary_lsn(hm);
         s->h.lag_bytes = px_lag_bytes(ahead ? ahead : s->h.receive_lsn, s->h.lsn);
-        s->h.lag_ms = px_lag_ms(s->h.receive_lsn, s->h.lsn, now_us, last_replay_us);
+        s->h.lag_ms = px_lag_ms(s->h.receive_lsn, s->h.lsn, now_us, last_replay_us, s->h.caught_up_us);
+        if (s->h.lsn && s->h.lsn >= s->h.receive_lsn)
+            s->h.caught_up_us = now_us;
     }
     s->h.role = role;
     s->h.up = 1;
@@ -500,6 +504,7 @@ static void unwatch(struct hs *s)
     s->fails = 0;
     s->h.up = 1;
     s->h.lag_ms = s->h.lag_bytes = -1;
+    s->h.caught_up_us = 0;
     if (!was_up) {
         px_info("server %s is no longer health-checked: counted as up", s->name);
         notify(s, PX_HEALTH_UP_CHANGED);
@@ -838,13 +843,18 @@ int64_t px_lag_bytes(uint64_t ahead, uint64_t replay)
     return ahead > replay ? (int64_t)(ahead - replay) : 0;
 }
 
-int64_t px_lag_ms(uint64_t receive_lsn, uint64_t replay_lsn, int64_t now_us, int64_t last_replay_us)
+int64_t px_lag_ms(uint64_t receive_lsn, uint64_t replay_lsn, int64_t now_us, int64_t last_replay_us,
+                  int64_t caught_up_us)
 {
+    int64_t since_replay, since_caught_up;
+
     if (replay_lsn && replay_lsn >= receive_lsn)
         return 0;
-    if (!last_replay_us)
-        return -1;
-    return now_us > last_replay_us ? (now_us - last_replay_us) / 1000 : 0;
+    since_replay = !last_replay_us ? -1 : now_us > last_replay_us ? (now_us - last_replay_us) / 1000 : 0;
+    since_caught_up = !caught_up_us ? -1 : now_us > caught_up_us ? (now_us - caught_up_us) / 1000 : 0;
+    if (since_replay < 0 || (since_caught_up >= 0 && since_caught_up < since_replay))
+        return since_caught_up;
+    return since_replay;
 }
 
 const char *px_role_name(int role)

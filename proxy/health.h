@@ -27,6 +27,7 @@ struct px_health {            /* one per [server.NAME], kept across reloads by n
     uint64_t checks;          /* health-check queries sent to it */
     uint64_t failures;        /* checks that failed (error, timeout, refused), in total */
     uint64_t downs;           /* times it went down */
+    int64_t caught_up_us;     /* replica: its clock_timestamp() at the last check with nothing left to replay (0: none) */
 };
 
 /* Never NULL for a configured server; for a name pglane does not know, a static entry that is up with
@@ -77,9 +78,12 @@ int px_lsn_parse(const char *text, uint64_t *out);
 /* Replica lag in bytes: ahead - replay when both known and ahead >= replay, 0 when ahead < replay (the
  * replica saw newer WAL than the primary's last check), -1 when either is 0 (unknown). */
 int64_t px_lag_bytes(uint64_t ahead, uint64_t replay);
-/* Replica lag in time: 0 when nothing received is left to replay (replay_lsn >= receive_lsn), else
- * now_us - last_replay_us (microseconds since the epoch; >= 0), in ms; -1 when last_replay_us is 0. */
-int64_t px_lag_ms(uint64_t receive_lsn, uint64_t replay_lsn, int64_t now_us, int64_t last_replay_us);
+/* Replica lag in time, in ms: 0 when nothing received is left to replay (replay_lsn >= receive_lsn), else
+ * now_us - last_replay_us (microseconds since the epoch, >= 0), but never more than now_us - caught_up_us
+ * when caught_up_us is known (the replica's clock at a check that found it caught up: a lag grows no
+ * faster than the clock); -1 when neither last_replay_us nor caught_up_us is known (0). */
+int64_t px_lag_ms(uint64_t receive_lsn, uint64_t replay_lsn, int64_t now_us, int64_t last_replay_us,
+                  int64_t caught_up_us);
 const char *px_role_name(int role);
 
 #endif

@@ -128,6 +128,21 @@ static long ls_wait(PGconn *adm, const char *lane, const char *server, const cha
     return -1;
 }
 
+/* Polls /metrics until series is want: the milliseconds it took, or -1 (with what the series was). */
+static long metric_wait(const char *series, long want, int timeout_ms)
+{
+    int64_t start = h_now_ms(), deadline = start + timeout_ms;
+    long v;
+
+    do {
+        if ((v = h_metric_try(g_mport, series, timeout_ms)) == want)
+            return (long)(h_now_ms() - start);
+        h_sleep_ms(20);
+    } while (h_now_ms() < deadline);
+    print_error("/metrics: %s is %ld after %d ms, wanted %ld\n", series, v, timeout_ms, want);
+    return -1;
+}
+
 /* "t" or "f": where the statement ran (pg_is_in_recovery() in its result's first column). */
 static void expect1(PGconn *c, const char *sql, const char *want)
 {
@@ -199,8 +214,9 @@ static void test_reads_on_replica_writes_on_primary(void **state)
     free(writes);
     assert_true(h_metric_try(g_mport, "pglane_lane_server_transactions_total{lane=\"rep\",server=\"replica\",kind=\"read\"}",
                              5000) >= 40);
-    assert_int_equal(h_metric_try(g_mport, "pglane_lane_server_state{lane=\"rep\",server=\"replica\",state=\"up\"}", 5000),
-                     1);
+    /* the state of worker 0 (every worker's, once the checker's news reached it) */
+    assert_true(metric_wait("pglane_lane_server_state{lane=\"rep\",server=\"replica\",state=\"up\"}", 1,
+                            2 * INTERVAL_MS + SLACK_MS) >= 0);
     PQfinish(adm);
     h_pass();
 }
@@ -310,6 +326,14 @@ static void test_lagging_replica_falls_back(void **state)
     expect1(c, "SELECT pg_is_in_recovery()", "t");
     expect1(s, "SELECT pg_is_in_recovery()", "t");
     expect1(q, "SELECT pg_is_in_recovery()", "t");
+    /* A quiet primary: the replica's last replayed transaction committed more than max_replica_lag
+     * + 2 intervals ago (or none since it started: alone, this test runs first). The write below is the first after the quiet time; the replica was seen caught
+     * up at the checks just before it, so it lags from the write on, not from the old transaction. */
+    char quiet[200];
+    snprintf(quiet, sizeof quiet, "SELECT coalesce(extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) "
+                                  "* 1000 > %d, true)::int", MAX_LAG_MS + 2 * INTERVAL_MS);
+    assert_int_equal(h_pg_wait_long(r, quiet, 1, MAX_LAG_MS + 2 * INTERVAL_MS + SLACK_MS), 1);
+    int64_t before = h_now_ms();
     assert_int_equal(h_exec(r, "SELECT pg_wal_replay_pause()"), 0);
     assert_int_equal(h_exec(p, "INSERT INTO events (note) VALUES ('while paused')"), 0);
     paused = h_now_ms();
@@ -317,6 +341,9 @@ static void test_lagging_replica_falls_back(void **state)
     assert_true(took >= 0);
     print_message("replica lagging for lane rep %lld ms after the write (max_replica_lag %d ms, interval %d ms)\n",
                   (long long)(h_now_ms() - paused), MAX_LAG_MS, INTERVAL_MS);
+    /* not before the write could be max_replica_lag old: the last check that saw the replica caught up
+     * was at most an interval before the write (two, for a late check) */
+    assert_true(h_now_ms() - before >= MAX_LAG_MS - 2 * INTERVAL_MS);
     for (int i = 0; i < 10; i++)
         expect1(c, "SELECT pg_is_in_recovery()", "f");
     /* replica_fallback = error: the client gets 57P03 */

@@ -53,15 +53,24 @@ static void test_lag_ms(void **state)
 {
     (void)state;
     /* nothing received is waiting: no lag, however old the last replayed transaction is */
-    assert_int_equal(px_lag_ms(5000, 5000, 10000000000, 1000000), 0);
-    assert_int_equal(px_lag_ms(5000, 6000, 10000000000, 1000000), 0);
+    assert_int_equal(px_lag_ms(5000, 5000, 10000000000, 1000000, 0), 0);
+    assert_int_equal(px_lag_ms(5000, 6000, 10000000000, 1000000, 0), 0);
     /* WAL waits for replay: the time since the last replayed transaction */
-    assert_int_equal(px_lag_ms(6000, 5000, 1700000002500000, 1700000000000000), 2500);
-    assert_int_equal(px_lag_ms(6000, 5000, 1700000000000999, 1700000000000000), 0);   /* whole ms */
+    assert_int_equal(px_lag_ms(6000, 5000, 1700000002500000, 1700000000000000, 0), 2500);
+    assert_int_equal(px_lag_ms(6000, 5000, 1700000000000999, 1700000000000000, 0), 0);   /* whole ms */
     /* clocks: a replay timestamp in the future counts as no lag */
-    assert_int_equal(px_lag_ms(6000, 5000, 1700000000000000, 1700000000500000), 0);
+    assert_int_equal(px_lag_ms(6000, 5000, 1700000000000000, 1700000000500000, 0), 0);
     /* nothing replayed since the replica started: unknown */
-    assert_int_equal(px_lag_ms(6000, 5000, 1700000000000000, 0), -1);
+    assert_int_equal(px_lag_ms(6000, 5000, 1700000000000000, 0, 0), -1);
+    /* seen caught up at a check 200 ms ago: the lag is at most 200 ms, however old the last replayed
+     * transaction (the first write after a quiet primary) */
+    assert_int_equal(px_lag_ms(6000, 5000, 1700000010000000, 1700000000000000, 1700000009800000), 200);
+    /* caught up longer ago than the last replayed transaction committed: the replay timestamp's lag */
+    assert_int_equal(px_lag_ms(6000, 5000, 1700000010000000, 1700000009900000, 1700000009000000), 100);
+    /* nothing replayed since the start, but seen caught up: the time since */
+    assert_int_equal(px_lag_ms(6000, 5000, 1700000010000000, 0, 1700000008500000), 1500);
+    /* a caught-up time after the check's (the replica's clock stepped back) counts as no lag */
+    assert_int_equal(px_lag_ms(6000, 5000, 1700000010000000, 1700000000000000, 1700000010500000), 0);
 }
 
 static void test_role_names(void **state)
