@@ -4,7 +4,7 @@
 set -u
 build=${1:-build}
 filter=${2:-}
-passed=0; failed=0; failed_bins=()
+passed=0; failed=0; failed_bins=(); digest=
 export PGLANE_BIN="$PWD/$build/pglane"
 # cmocka binaries, then script suites (tests/*/check.sh) that end with their own "N passed, N failed".
 # NAME@cache_unnamed runs binary NAME again with PGLANE_TEST_CACHE_UNNAMED=1 (every lane of its
@@ -34,8 +34,16 @@ for bin in "$build"/tests/unit_* "$build"/tests/integration_* "${variants[@]}" t
     p=${p:-0}; f=${f:-0}
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi   # crashed or aborted before cmocka's summary
     passed=$((passed + p)); failed=$((failed + f))
-    [ "$f" = 0 ] || failed_bins+=("$(basename "$bin")${env_extra:+@cache_unnamed}")
+    if [ "$f" != 0 ]; then
+        failed_bins+=("$(basename "$bin")${env_extra:+@cache_unnamed}")
+        # What failed, again at the end (a long run's own output may be cut to its tail): cmocka's
+        # failure lines and the sanitizers' summaries, with the exit status.
+        digest+="-- $(basename "$bin")${env_extra:+@cache_unnamed} (exit $rc)"$'\n'
+        digest+=$(printf '%s\n' "$out" | grep -E '^\[ +(ERROR|FAILED|LINE) +\]|^SUMMARY: |runtime error:|^harness: ' |
+                  grep -v '^\[  FAILED  \] [0-9]* test' | awk '!seen[$0]++' | head -n 30)$'\n'
+    fi
 done
+[ -z "$digest" ] || printf 'failures:\n%s' "$digest"
 [ ${#failed_bins[@]} -eq 0 ] || echo "failing: ${failed_bins[*]}"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]
