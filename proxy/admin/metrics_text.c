@@ -526,8 +526,8 @@ static void health(struct proto_buf *b, struct proxy *px)
     static const char *const fam[][3] = {
         { "pglane_server_up", "gauge", "1 while the server answers its health checks, 0 once it is down." },
         { "pglane_replica_lag_seconds", "gauge",
-          "Replay lag in time: since the last replayed transaction while received WAL waits for replay; 0 on a "
-          "primary and on a replica with nothing to replay." },
+          "Replay lag in time while received WAL waits for replay: since the last replayed transaction, at most "
+          "since a check last found the server caught up; 0 on a primary and on a replica with nothing to replay." },
         { "pglane_replica_lag_bytes", "gauge", "WAL bytes the server has still to replay behind the primary's LSN." },
         { "pglane_replica_conflicts_total", "counter",
           "Statements cancelled on the server by a conflict with recovery." },
