@@ -214,7 +214,7 @@ static void test_reads_on_replica_writes_on_primary(void **state)
     free(writes);
     assert_true(h_metric_try(g_mport, "pglane_lane_server_transactions_total{lane=\"rep\",server=\"replica\",kind=\"read\"}",
                              5000) >= 40);
-    /* the state of worker 0 (every worker's, once the checker's news reached it) */
+    /* as the worker that serves /metrics sees it: every worker follows the checking worker's news */
     assert_true(metric_wait("pglane_lane_server_state{lane=\"rep\",server=\"replica\",state=\"up\"}", 1,
                             2 * INTERVAL_MS + SLACK_MS) >= 0);
     PQfinish(adm);
@@ -327,8 +327,9 @@ static void test_lagging_replica_falls_back(void **state)
     expect1(s, "SELECT pg_is_in_recovery()", "t");
     expect1(q, "SELECT pg_is_in_recovery()", "t");
     /* A quiet primary: the replica's last replayed transaction committed more than max_replica_lag
-     * + 2 intervals ago (or none since it started: alone, this test runs first). The write below is the first after the quiet time; the replica was seen caught
-     * up at the checks just before it, so it lags from the write on, not from the old transaction. */
+     * + 2 intervals ago (or none since it started: alone, this test runs first). The write below is
+     * the first after the quiet time; the checks just before it found the replica caught up, so it
+     * lags from the write on, not from the old transaction. */
     char quiet[200];
     snprintf(quiet, sizeof quiet, "SELECT coalesce(extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) "
                                   "* 1000 > %d, true)::int", MAX_LAG_MS + 2 * INTERVAL_MS);
