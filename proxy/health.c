@@ -294,6 +294,12 @@ static void hs_connect(struct hs *s)
     }
 }
 
+/* A replica with nothing received left to replay. */
+static int caught_up(uint64_t receive_lsn, uint64_t replay_lsn)
+{
+    return replay_lsn && replay_lsn >= receive_lsn;
+}
+
 /* Learned values of one answer; then the replicas' lag against the primaries' LSN. */
 static uint64_t primary_lsn(struct health *hm)
 {
@@ -354,7 +360,7 @@ static void answered(struct hs *s, PGresult *r)
         ahead = primary_lsn(hm);
         s->h.lag_bytes = px_lag_bytes(ahead ? ahead : s->h.receive_lsn, s->h.lsn);
         s->h.lag_ms = px_lag_ms(s->h.receive_lsn, s->h.lsn, now_us, last_replay_us, s->h.caught_up_us);
-        if (s->h.lsn && s->h.lsn >= s->h.receive_lsn)
+        if (caught_up(s->h.receive_lsn, s->h.lsn))
             s->h.caught_up_us = now_us;
     }
     s->h.role = role;
@@ -843,15 +849,20 @@ int64_t px_lag_bytes(uint64_t ahead, uint64_t replay)
     return ahead > replay ? (int64_t)(ahead - replay) : 0;
 }
 
+/* Whole ms from then_us to now_us (both microseconds on the replica's clock; 0 if then_us is later),
+ * -1 when then_us is 0 (not known). */
+static int64_t ms_since(int64_t now_us, int64_t then_us)
+{
+    return !then_us ? -1 : now_us > then_us ? (now_us - then_us) / 1000 : 0;
+}
+
 int64_t px_lag_ms(uint64_t receive_lsn, uint64_t replay_lsn, int64_t now_us, int64_t last_replay_us,
                   int64_t caught_up_us)
 {
-    int64_t since_replay, since_caught_up;
+    int64_t since_replay = ms_since(now_us, last_replay_us), since_caught_up = ms_since(now_us, caught_up_us);
 
-    if (replay_lsn && replay_lsn >= receive_lsn)
+    if (caught_up(receive_lsn, replay_lsn))
         return 0;
-    since_replay = !last_replay_us ? -1 : now_us > last_replay_us ? (now_us - last_replay_us) / 1000 : 0;
-    since_caught_up = !caught_up_us ? -1 : now_us > caught_up_us ? (now_us - caught_up_us) / 1000 : 0;
     if (since_replay < 0 || (since_caught_up >= 0 && since_caught_up < since_replay))
         return since_caught_up;
     return since_replay;
