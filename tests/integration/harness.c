@@ -1556,6 +1556,16 @@ long h_metric_now(int port, const char *series)
     return v;
 }
 
+long h_metric_wait(int port, const char *series, long want, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    long v;
+
+    while ((v = h_metric_now(port, series)) != want && h_now_ms() < deadline)
+        h_sleep_ms(20);
+    return v;
+}
+
 size_t h_raw_startup(uint8_t *buf, size_t cap, uint32_t version, const char *user, const char *db)
 {
     size_t n = 8;

@@ -204,6 +204,8 @@ long h_metric_now(int port, const char *series);
 /* The same without asserting: -1 when /metrics does not answer 200 within timeout_ms (a sample taken
  * while pglane is deliberately overloaded). */
 long h_metric_try(int port, const char *series, int timeout_ms);
+/* Polls h_metric_now until series is want or the deadline passes. Returns the last value seen. */
+long h_metric_wait(int port, const char *series, long want, int timeout_ms);
 
 enum { H_RAW_EOF = -1, H_RAW_TIMEOUT = -2, H_RAW_BAD = -3 };
 /*

@@ -365,10 +365,7 @@ static void test_cancel_hold_expires(void **state)
     assert_int_equal(PQsendQuery(b, "SELECT 'b ran'"), 1);
 
     /* After the hold limit the held connection is closed; a new one is on its way for b. */
-    int64_t deadline = h_now_ms() + 10000;
-    while (h_metric_now(g_mport, CANCELS("expired")) != expired0 + 1 && h_now_ms() < deadline)
-        usleep(20000);
-    assert_int_equal(h_metric_now(g_mport, CANCELS("expired")), expired0 + 1);
+    assert_int_equal(h_metric_wait(g_mport, CANCELS("expired"), expired0 + 1, 10000), expired0 + 1);
     assert_true(h_now_ms() - t0 >= 1900);
     assert_int_equal(h_metric_now(g_mport, SERVERS("cancel_wait")), 0);
     assert_int_equal(PQisBusy(b), 1);

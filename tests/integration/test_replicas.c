@@ -128,21 +128,6 @@ static long ls_wait(PGconn *adm, const char *lane, const char *server, const cha
     return -1;
 }
 
-/* Polls /metrics until series is want: the milliseconds it took, or -1 (with what the series was). */
-static long metric_wait(const char *series, long want, int timeout_ms)
-{
-    int64_t start = h_now_ms(), deadline = start + timeout_ms;
-    long v;
-
-    do {
-        if ((v = h_metric_try(g_mport, series, timeout_ms)) == want)
-            return (long)(h_now_ms() - start);
-        h_sleep_ms(20);
-    } while (h_now_ms() < deadline);
-    print_error("/metrics: %s is %ld after %d ms, wanted %ld\n", series, v, timeout_ms, want);
-    return -1;
-}
-
 /* "t" or "f": where the statement ran (pg_is_in_recovery() in its result's first column). */
 static void expect1(PGconn *c, const char *sql, const char *want)
 {
@@ -215,8 +200,8 @@ static void test_reads_on_replica_writes_on_primary(void **state)
     assert_true(h_metric_try(g_mport, "pglane_lane_server_transactions_total{lane=\"rep\",server=\"replica\",kind=\"read\"}",
                              5000) >= 40);
     /* as the worker that serves /metrics sees it: every worker follows the checking worker's news */
-    assert_true(metric_wait("pglane_lane_server_state{lane=\"rep\",server=\"replica\",state=\"up\"}", 1,
-                            2 * INTERVAL_MS + SLACK_MS) >= 0);
+    assert_int_equal(h_metric_wait(g_mport, "pglane_lane_server_state{lane=\"rep\",server=\"replica\",state=\"up\"}",
+                                   1, 2 * INTERVAL_MS + SLACK_MS), 1);
     PQfinish(adm);
     h_pass();
 }

@@ -1036,17 +1036,6 @@ static void test_cancel_across_workers(void **state)
 #define TX_SERIES "pglane_lane_transaction_duration_seconds_count{lane=\"capped\"}"
 #define POOL_TX_SERIES "pglane_pool_transactions_total{lane=\"capped\",database=\"" H_DB "\",user=\"" CAP_USER "\"}"
 
-/* The value of series in /metrics once it is want, or what it is after 5 s. */
-static long metric_wait(int port, const char *series, long want)
-{
-    int64_t deadline = h_now_ms() + 5000;
-    long v;
-
-    while ((v = h_metric_now(port, series)) != want && h_now_ms() < deadline)
-        h_sleep_ms(20);   /* polling interval */
-    return v;
-}
-
 /*
  * /metrics is the whole process's with 4 workers: METRICS_CLIENTS clients spread over the workers run
  * 1 to 3 transactions each (known in all); the lane's transaction histogram and its pool counter
@@ -1101,8 +1090,8 @@ static void test_metrics_sum_over_workers(void **state)
     for (int i = 0; i < METRICS_CLIENTS; i++)
         for (int k = 0; k <= i % 3; k++, total++)
             assert_int_equal(h_exec(c[i], "SELECT 1"), 0);
-    long tx = metric_wait(mport, TX_SERIES, tx0 + total);
-    long pool = metric_wait(mport, POOL_TX_SERIES, (pool0 > 0 ? pool0 : 0) + total);
+    long tx = h_metric_wait(mport, TX_SERIES, tx0 + total, 5000);
+    long pool = h_metric_wait(mport, POOL_TX_SERIES, (pool0 > 0 ? pool0 : 0) + total, 5000);
     fprintf(stderr, "  %ld transactions run; /metrics: histogram count %ld (before %ld), pool counter %ld\n", total,
             tx - tx0, tx0, pool);
     assert_int_equal(tx, tx0 + total);
