@@ -151,12 +151,7 @@ void px_stop(struct proxy *px)
         px_pool_free(pool);
     }
     px_server_linger_sweep(px, 0, 1);
-    uv_close((uv_handle_t *)&px->maint_timer, NULL);
-    uv_close((uv_handle_t *)&px->drain_timer, NULL);
-    uv_close((uv_handle_t *)&px->adapt_timer, NULL);
-    uv_close((uv_handle_t *)&px->sig_term, NULL);
-    uv_close((uv_handle_t *)&px->sig_int, NULL);
-    uv_close((uv_handle_t *)&px->sig_hup, NULL);
+    px_lifecycle_close(px);
 }
 
 void px_maybe_exit(struct proxy *px)
@@ -296,8 +291,10 @@ static void on_maintain(uv_timer_t *t)
     }
 }
 
-/* Initializes the maintenance timer and the signal handles (before anything can fail: px_stop
- * closes them). */
+/* Initializes the timers and starts the signal handles (before anything can fail: px_stop closes
+ * them). main.c calls it for every worker before any worker opens a listener, so that a signal sent
+ * as soon as one worker accepts reaches every worker's loop (libuv queues it for each loop that has
+ * a started handle; the callback runs once that loop runs). */
 void px_lifecycle_init(struct proxy *px)
 {
     uv_timer_init(px->loop, &px->maint_timer);
@@ -310,15 +307,29 @@ void px_lifecycle_init(struct proxy *px)
     uv_signal_init(px->loop, &px->sig_int);
     uv_signal_init(px->loop, &px->sig_hup);
     px->sig_term.data = px->sig_int.data = px->sig_hup.data = px;
-}
-
-/* Once the listeners accept: signals and the maintenance tick take effect. */
-void px_lifecycle_start(struct proxy *px)
-{
     uv_signal_start(&px->sig_term, on_signal, SIGTERM);
     uv_signal_start(&px->sig_int, on_signal, SIGINT);
     uv_signal_start(&px->sig_hup, on_signal, SIGHUP);
+}
+
+/* A worker that could not load its configuration: closes what px_lifecycle_init made. */
+void px_lifecycle_close(struct proxy *px)
+{
+    uv_close((uv_handle_t *)&px->maint_timer, NULL);
+    uv_close((uv_handle_t *)&px->drain_timer, NULL);
+    uv_close((uv_handle_t *)&px->adapt_timer, NULL);
+    uv_close((uv_handle_t *)&px->sig_term, NULL);
+    uv_close((uv_handle_t *)&px->sig_int, NULL);
+    uv_close((uv_handle_t *)&px->sig_hup, NULL);
+}
+
+/* Once the listeners accept: the maintenance tick, and a SHUTDOWN another worker was asked before
+ * this one attached (px_worker_attach counted it). */
+void px_lifecycle_start(struct proxy *px)
+{
     uv_timer_start(&px->maint_timer, on_maintain, 1000, 1000);
+    for (unsigned i = 0; i < px->drains_before_start && i < 2; i++)
+        px_drain(px);
 }
 
 void px_free(struct proxy *px)

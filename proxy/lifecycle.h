@@ -9,11 +9,15 @@
 struct proxy;
 struct px_client;
 
-/* Initializes the maintenance timer and the signal handles (px->loop set; before anything can fail). */
+/* Initializes the timers and starts the signal handles (px->loop set; before anything can fail and
+ * before any worker opens a listener; the callbacks run once the loop runs). */
 void px_lifecycle_init(struct proxy *px);
+/* Closes the handles px_lifecycle_init made, when the worker stops before px_stop can run. */
+void px_lifecycle_close(struct proxy *px);
 /* Opens the listeners of listen and unix_socket_dir. 0 or -1 (logged). */
 int px_listeners_open(struct proxy *px);
-/* Starts the signal handlers and the maintenance tick: the process runs from here on. */
+/* Starts the maintenance tick (and a drain asked before this worker attached): the process runs
+ * from here on. */
 void px_lifecycle_start(struct proxy *px);
 /* SHUTDOWN / SIGTERM: stop accepting, let open transactions finish (serve connected clients for up to
  * client_drain_timeout first), then exit. A second call during that time closes the clients now. */

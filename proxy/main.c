@@ -103,77 +103,91 @@ static void check_fd_limit(const struct conf *c)
 }
 
 /* One worker: its own configuration, loop, listeners, clients and pools (with workers = 1, the
- * process). Worker 0 also serves /metrics and tells the service manager. conf and users: the
- * configuration run() loaded, taken over (worker 0), or NULL to load it from path (other workers). */
-static int run_worker(const char *path, struct px_workers *ws, int id, struct conf *conf,
-                      struct conf_userlist *users)
-{
+ * process). Worker 0 also serves /metrics and tells the service manager. */
+struct worker {
+    pthread_t t;
+    const char *path;
+    int rc, started;
     struct proxy px;
     uv_loop_t loop;
-    int rc = 1;
+};
 
-    memset(&px, 0, sizeof(px));
-    px.workers = ws;
-    px.worker_id = id;
+/* The worker's loop and its signal handles, made on the main thread for every worker before any
+ * worker thread starts (so before any listener opens): a SIGTERM sent as soon as the port accepts
+ * reaches every worker. 0 or -1. */
+static int worker_prepare(struct worker *w, struct px_workers *ws, int id)
+{
+    struct proxy *px = &w->px;
+
+    memset(px, 0, sizeof(*px));
+    px->workers = ws;
+    px->worker_id = id;
+    if (uv_loop_init(&w->loop) < 0) {
+        px_error("worker %d: cannot make its event loop", id);
+        return -1;
+    }
+    px->loop = &w->loop;
+    uv_loop_set_data(&w->loop, px);
+    px_list_init(&px->pools);
+    px_list_init(&px->clients);
+    px_list_init(&px->lingering);
+    px_lifecycle_init(px);
+    return 0;
+}
+
+/* Runs a prepared worker until it stops. conf and users: the configuration run() loaded, taken
+ * over (worker 0), or NULL to load it from the file (other workers: their own copies). 0 or 1. */
+static int worker_run(struct worker *w, struct conf *conf, struct conf_userlist *users)
+{
+    struct proxy *px = &w->px;
+    struct px_workers *ws = px->workers;
+    int id = px->worker_id, rc = 1;
+
     if (ws)
         px_log_set_worker(id);
     if (conf) {
-        px.conf = conf;
-        px.users = *users;
-    } else if (load_config(path, &px.conf, &px.users) < 0) {
-        return 1;
-    }
-    if (uv_loop_init(&loop) < 0)
-        goto out;
-    px.loop = &loop;
-    uv_loop_set_data(&loop, &px);
-    px_list_init(&px.pools);
-    px_list_init(&px.clients);
-    px_list_init(&px.lingering);
-    px_lifecycle_init(&px);
-    if (px.conf->tls_mode != CONF_TLS_DISABLE && !(px.tls_ctx = px_tls_server_ctx(px.conf)))
-        goto close_early;
-    if (px_config_apply_initial(&px) < 0 || px_peers_configure(&px, 1) < 0 || px_worker_attach(&px) < 0 ||
-        px_listeners_open(&px) < 0 || (id == 0 && px_metrics_start(&px) < 0) || px_monitor_start(&px) < 0 ||
-        px_health_start(&px) < 0) {
-close_early:
-        px_stop(&px);
-        uv_run(&loop, UV_RUN_DEFAULT);
+        px->conf = conf;
+        px->users = *users;
+    } else if (load_config(w->path, &px->conf, &px->users) < 0) {
+        px_lifecycle_close(px);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
         goto close;
     }
-    px_lifecycle_start(&px);
+    if (px->conf->tls_mode != CONF_TLS_DISABLE && !(px->tls_ctx = px_tls_server_ctx(px->conf)))
+        goto close_early;
+    if (px_config_apply_initial(px) < 0 || px_peers_configure(px, 1) < 0 || px_worker_attach(px) < 0 ||
+        px_listeners_open(px) < 0 || (id == 0 && px_metrics_start(px) < 0) || px_monitor_start(px) < 0 ||
+        px_health_start(px) < 0) {
+close_early:
+        px_stop(px);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        goto close;
+    }
+    px_lifecycle_start(px);
     if (id == 0) {
         px_info("pglane %s started: pool_mode = %s, %d lane(s), default lane %s, %d worker(s)", PGLANE_VERSION,
-                px.conf->pool_mode == CONF_POOL_SESSION ? "session" : "transaction", px.nlanes,
-                px.conf->default_lane, px_workers_count(ws));
+                px->conf->pool_mode == CONF_POOL_SESSION ? "session" : "transaction", px->nlanes,
+                px->conf->default_lane, px_workers_count(ws));
         sd_notify(0, "READY=1");      /* the listeners accept connections from here on */
     }
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
     if (id == 0)
         px_info("pglane stopped");
     rc = 0;
 close:
-    if (uv_loop_close(&loop) != 0)
+    if (uv_loop_close(&w->loop) != 0)
         px_warn("event loop closed with handles still open");
-out:
-    px_free(&px);
+    px_free(px);
     if (rc != 0 && ws)
         raise(SIGINT);                 /* a worker that could not start stops the others */
     return rc;
 }
 
-struct worker_thread {
-    pthread_t t;
-    const char *path;
-    struct px_workers *ws;
-    int id, rc, started;
-};
-
 static void *worker_main(void *arg)
 {
-    struct worker_thread *w = arg;
+    struct worker *w = arg;
 
-    w->rc = run_worker(w->path, w->ws, w->id, NULL, NULL);
+    w->rc = worker_run(w, NULL, NULL);
     return NULL;
 }
 
@@ -181,9 +195,10 @@ static int run(const char *path)
 {
     struct conf *conf = NULL;
     struct conf_userlist users = { 0 };
-    struct worker_thread *th;
+    struct worker *th;
     struct px_workers *ws;
-    int n, rc;
+    sigset_t sigs, old_sigs;
+    int n, nprep, rc;
 
     if (load_config(path, &conf, &users) < 0)
         return 1;
@@ -198,20 +213,42 @@ static int run(const char *path)
     warm_up_crypto();
     signal(SIGPIPE, SIG_IGN);
     check_fd_limit(conf);
-    n = conf->workers;
-    if (n <= 1)
-        return run_worker(path, NULL, 0, conf, &users);
-    /* Several workers: worker 0 runs on this thread with the configuration loaded above; the others
-     * load the file themselves (their own copies). */
-    if (!(ws = px_workers_new(n)) || !(th = calloc((size_t)n, sizeof(*th)))) {
+    n = conf->workers > 1 ? conf->workers : 1;
+    ws = NULL;
+    if ((n > 1 && !(ws = px_workers_new(n))) || !(th = calloc((size_t)n, sizeof(*th)))) {
         px_workers_free(ws);
         conf_userlist_free(&users);
         conf_free(conf);
         px_error("out of memory starting %d workers", n);
         return 1;
     }
+    /* Every worker's signal handles exist before any worker opens a listener; a signal that comes
+     * while they are made waits (blocked) and then reaches all of them. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, &old_sigs);
+    for (nprep = 0; nprep < n; nprep++) {
+        th[nprep].path = path;
+        if (worker_prepare(&th[nprep], ws, nprep) < 0)
+            break;
+    }
+    pthread_sigmask(SIG_SETMASK, &old_sigs, NULL);
+    if (nprep < n) {
+        for (int i = 0; i < nprep; i++) {
+            px_lifecycle_close(&th[i].px);
+            uv_run(&th[i].loop, UV_RUN_DEFAULT);
+            uv_loop_close(&th[i].loop);
+        }
+        conf_userlist_free(&users);
+        conf_free(conf);
+        rc = 1;
+        goto out;
+    }
+    /* Several workers: worker 0 runs on this thread with the configuration loaded above; the others
+     * load the file themselves (their own copies). */
     for (int i = 1; i < n; i++) {
-        th[i] = (struct worker_thread){ .path = path, .ws = ws, .id = i };
         if (pthread_create(&th[i].t, NULL, worker_main, &th[i]) != 0) {
             px_error("cannot start worker %d of %d", i, n);
             raise(SIGINT);
@@ -219,12 +256,17 @@ static int run(const char *path)
         }
         th[i].started = 1;
     }
-    rc = run_worker(path, ws, 0, conf, &users);
+    rc = worker_run(&th[0], conf, &users);
     for (int i = 1; i < n; i++)
         if (th[i].started) {
             pthread_join(th[i].t, NULL);
             rc = rc ? rc : th[i].rc;
+        } else {
+            px_lifecycle_close(&th[i].px);       /* its thread never started: close its loop here */
+            uv_run(&th[i].loop, UV_RUN_DEFAULT);
+            uv_loop_close(&th[i].loop);
         }
+out:
     free(th);
     px_workers_free(ws);
     px_monitor_shared_free();

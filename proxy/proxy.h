@@ -806,6 +806,9 @@ struct proxy {
      * began (conn.id above drain_last_conn: on the peer listener) are refused at startup. */
     int drain_serving;
     uint64_t drain_last_conn;
+    /* SHUTDOWNs another worker was asked before this one attached (px_worker_attach): this worker
+     * drains that many times (at most 2) once it runs (px_lifecycle_start). */
+    unsigned drains_before_start;
     uv_timer_t drain_timer;
 };
 

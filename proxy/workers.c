@@ -147,6 +147,8 @@ struct px_workers {
     /* Under lock: releases by a tenant at tenant_max (px_workers_tenant_room); a claim made before the
      * last one is spent (px_gslot_claim). */
     uint64_t tenant_epoch;
+    /* Under lock: PX_WORKERS_DRAIN asks so far; a worker that attaches later drains as many times. */
+    unsigned drains;
     struct px_worker w[CONF_WORKERS_MAX];
 };
 
@@ -522,6 +524,7 @@ int px_worker_attach(struct proxy *px)
     a->data = px;
     pthread_mutex_lock(&ws->lock);
     ws->w[px->worker_id].async = a;
+    px->drains_before_start = ws->drains;
     pthread_mutex_unlock(&ws->lock);
     atomic_store_explicit(&ws->w[px->worker_id].running, 1, memory_order_relaxed);
     return 0;
@@ -601,6 +604,8 @@ void px_workers_ask(struct proxy *px, unsigned what, const char *arg)
     if (!ws)
         return;
     pthread_mutex_lock(&ws->lock);
+    if (what == PX_WORKERS_DRAIN)
+        ws->drains++;          /* for a worker that has not attached yet (px_worker_attach) */
     for (int i = 0; i < ws->n; i++)
         if (i != px->worker_id)
             ask_locked(ws, i, what, arg);
