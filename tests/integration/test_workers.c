@@ -939,42 +939,78 @@ static void test_sigterm_drains_4_workers(void **state)
 #define EARLY_WORKERS 8
 
 /*
- * SIGTERM sent the moment the port first accepts a TCP connection, while the other workers may still
- * be starting (loading their configuration, opening their listeners): every worker must drain and
- * the process exit 0 within 10 s. Each worker's signal handles exist before any listener opens; a
- * worker that started its handles only after its own listeners missed a SIGTERM that came between,
- * and the process never exited. EARLY_ROUNDS starts of EARLY_WORKERS workers.
+ * A drain asked the moment pglane first answers, while the other workers may still be starting
+ * (loading their configuration, opening their listeners): every worker must drain and the process
+ * exit 0 within 10 s. shutdown 0: SIGTERM at the first accepted TCP connection (each worker's signal
+ * handles exist before any listener opens; a worker that started its handles only after its own
+ * listeners missed a SIGTERM that came between, and the process never exited). shutdown 1: SHUTDOWN
+ * in the first admin console that logs in (a worker that attaches after it drains when it starts).
+ * EARLY_ROUNDS starts of EARLY_WORKERS workers.
  */
-static void test_sigterm_at_first_accept(void **state)
+static void run_early_drain(int shutdown)
 {
     char conf[4096];
 
-    (void)state;
-    H_SKIP_IF_DIRECT();
     workers_conf(conf, sizeof conf, EARLY_WORKERS, 2, "", "");
     for (int round = 0; round < EARLY_ROUNDS; round++) {
         struct h_pglane l;
-        int fd = -1, exited;
+        PGconn *adm = NULL;
+        int fd = -1, up = 0, exited;
 
         assert_int_equal(h_pglane_spawn(&l, &g_pg, conf), 0);
-        for (int64_t deadline = h_now_ms() + 10000; (fd = h_raw_connect(l.port)) < 0; h_sleep_ms(1))
+        for (int64_t deadline = h_now_ms() + 10000; !up; h_sleep_ms(1)) {
             if (h_now_ms() > deadline || !h_pglane_alive(&l))
                 break;
-        if (fd < 0)
+            if (!shutdown) {
+                up = (fd = h_raw_connect(l.port)) >= 0;
+            } else {
+                PQfinish(adm);
+                adm = h_console(&l, NULL);
+                up = PQstatus(adm) == CONNECTION_OK;
+            }
+        }
+        if (!up)
             h_pglane_dump_log(&l, 4000);
-        assert_true(fd >= 0);
-        assert_int_equal(h_pglane_signal(&l, SIGTERM), 0);
-        close(fd);
+        assert_true(up);
+        if (shutdown) {
+            PGresult *r;
+
+            PQsetNoticeProcessor(adm, quiet, NULL);
+            r = PQexec(adm, "SHUTDOWN");
+
+            assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+            PQclear(r);
+            PQfinish(adm);
+        } else {
+            assert_int_equal(h_pglane_signal(&l, SIGTERM), 0);
+            close(fd);
+        }
         exited = h_pglane_wait_exit(&l, 10000);
         if (!exited) {
-            print_error("round %d: pglane still running 10 s after a SIGTERM sent at its first accept\n", round);
+            print_error("round %d: pglane still running 10 s after a %s at its first %s\n", round,
+                        shutdown ? "SHUTDOWN" : "SIGTERM", shutdown ? "console login" : "accept");
             h_pglane_dump_log(&l, 6000);
         }
         assert_int_equal(exited, 1);
         h_pglane_assert_clean_exit(&l);
     }
-    fprintf(stderr, "  %d starts of %d workers, each sent SIGTERM at its first accept: all exited 0\n",
-            EARLY_ROUNDS, EARLY_WORKERS);
+    fprintf(stderr, "  %d starts of %d workers, each sent %s at its first %s: all exited 0\n", EARLY_ROUNDS,
+            EARLY_WORKERS, shutdown ? "SHUTDOWN" : "SIGTERM", shutdown ? "console login" : "accept");
+}
+
+static void test_sigterm_at_first_accept(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_early_drain(0);
+    h_pass();
+}
+
+static void test_shutdown_at_first_login(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    run_early_drain(1);
     h_pass();
 }
 
@@ -1756,6 +1792,7 @@ int main(void)
         H_TEST(test_sigterm_drains_default_workers),
         H_TEST(test_sigterm_drains_4_workers),
         H_TEST(test_sigterm_at_first_accept),
+        H_TEST(test_shutdown_at_first_login),
         H_TEST(test_cancel_across_workers),
         H_TEST(test_metrics_sum_over_workers),
         H_TEST(test_kill_across_workers),
