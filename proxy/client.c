@@ -228,6 +228,7 @@ static int forward(struct px_client *cl)
         if (st)
             px_stage_add(PX_ST_SERVER_WRITE, st);
     }
+    cl->fwd_ord = cl->flow.pushed;
     if (st)
         px_stage_sent();
     if (r < 0 && cl->retry_buf && cl->server && cl->state == CL_ACTIVE) {
@@ -597,7 +598,7 @@ void px_client_free(struct px_client *cl)
         proto_buf_free(cl->login_notices);
         free(cl->login_notices);
     }
-    free(cl->unnamed);
+    px_unnamed_free(cl);
     free(cl->scram);
     free(cl->authq_secret);
     if (!cl->names_shared) {

@@ -42,55 +42,56 @@ static int is_statement_message(uint8_t type)
     return type == PROTO_FE_PARSE || type == PROTO_FE_BIND || type == PROTO_FE_DESCRIBE || type == PROTO_FE_CLOSE;
 }
 
-static void unnamed_forget(struct px_client *cl)
-{
-    free(cl->unnamed);
-    cl->unnamed = NULL;
-    cl->unnamed_len = 0;
-}
-
 /*
- * Follows the client's unnamed statement (transaction pooling with prepared statements): the body of
- * its latest unnamed Parse, kept to replay it where the server's unnamed statement is not the
- * client's. A Bind or Describe of the unnamed statement with no unnamed Parse on the current server
- * before it goes through the prepared-statement mapping, which makes sure. 0 or -1.
+ * The unnamed statement and the current server (transaction pooling with prepared statements): a Bind
+ * or Describe of the unnamed statement with no unnamed Parse on the current server before it goes
+ * through the prepared-statement mapping, which makes sure the server's is the client's (replayed, or
+ * closed). What the client's unnamed statement is, is followed by pass_on (proxy/unnamed.c).
  */
-static int track_unnamed(struct px_client *cl, const struct proto_frame *f)
+static void track_unnamed(struct px_client *cl, const struct proto_frame *f)
 {
-    const uint8_t *p = f->body;
     struct proto_fe_parse parse;
     struct proto_fe_bind bind;
     struct proto_fe_target t;
 
     switch (f->type) {
     case PROTO_FE_PARSE:
-        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0 || parse.name_len > 0)
-            return 0;
-        cl->unnamed_parsed = 1;
-        if (cl->unnamed && cl->unnamed_len == f->len - 1 && memcmp(cl->unnamed, p + 1, f->len - 1) == 0)
-            return 0;
-        unnamed_forget(cl);
-        if (!(cl->unnamed = malloc(f->len - 1)))
-            return -1;
-        memcpy(cl->unnamed, p + 1, f->len - 1);
-        cl->unnamed_len = f->len - 1;
-        return 0;
+        if (proto_parse_fe_parse(f->body, f->len, &parse) == 0 && parse.name_len == 0)
+            cl->unnamed_parsed = 1;
+        return;
     case PROTO_FE_BIND:            /* of a large Bind, only its names are here */
         if (proto_parse_fe_bind_names(f->body, f->len, &bind) == 0 && bind.statement_len == 0 &&
             !cl->unnamed_parsed)
             cl->prep_batch = 1;
-        return 0;
+        return;
     case PROTO_FE_DESCRIBE:
-    case PROTO_FE_CLOSE:
-        if ((f->type == PROTO_FE_CLOSE ? proto_parse_fe_close(f->body, f->len, &t)
-                                       : proto_parse_fe_describe(f->body, f->len, &t)) < 0 ||
-            t.kind != 'S' || t.name_len > 0)
-            return 0;
-        if (f->type == PROTO_FE_CLOSE)
-            unnamed_forget(cl);
-        else if (!cl->unnamed_parsed)
+        if (proto_parse_fe_describe(f->body, f->len, &t) == 0 && t.kind == 'S' && t.name_len == 0 &&
+            !cl->unnamed_parsed)
             cl->prep_batch = 1;
-        return 0;
+        return;
+    default:
+        return;
+    }
+}
+
+/* The change a message passed on makes to the client's unnamed statement, noted to be settled by the
+ * server's replies (proxy/unnamed.c). 0 or -1 (out of memory). */
+static int note_unnamed(struct px_client *cl, const struct proto_frame *f)
+{
+    struct proto_fe_parse parse;
+    struct proto_fe_target t;
+
+    switch (f->type) {
+    case PROTO_FE_QUERY:           /* a simple Query drops the unnamed statement */
+        return px_unnamed_note(cl, PX_UNNAMED_QUERY, NULL, 0);
+    case PROTO_FE_PARSE:
+        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0 || parse.name_len > 0)
+            return 0;
+        return px_unnamed_note(cl, PX_UNNAMED_PARSE, f->body + 1, f->len - 1);
+    case PROTO_FE_CLOSE:
+        if (proto_parse_fe_close(f->body, f->len, &t) < 0 || t.kind != 'S' || t.name_len > 0)
+            return 0;
+        return px_unnamed_note(cl, PX_UNNAMED_CLOSE, NULL, 0);
     default:
         return 0;
     }
@@ -198,10 +199,8 @@ static enum scan_step look_at_whole(struct px_client *cl, struct proto_frame *f,
         cl->prep_batch = 1;
     if (prepared && px_prep_unnamed_scan(cl, f))   /* cache_unnamed */
         cl->prep_batch = 1;
-    if (prepared && track_unnamed(cl, f) < 0) {
-        *err = "out of memory";
-        return STEP_ERROR;
-    }
+    if (prepared)
+        track_unnamed(cl, f);
     if (f->type == PROTO_FE_QUERY || f->type == PROTO_FE_PARSE || f->type == PROTO_FE_BIND) {
         enum stmt_verdict r = client_look_at_statement(cl, f);
 
@@ -209,7 +208,7 @@ static enum scan_step look_at_whole(struct px_client *cl, struct proto_frame *f,
             return cl->state == CL_CLOSED ? STEP_FATAL : STEP_NEXT;
         if (r == STMT_HELD_BEGIN) {
             if (prepared)
-                unnamed_forget(cl);    /* the held BEGIN is replayed: a simple Query all the same */
+                px_unnamed_forget_all(cl);   /* the held BEGIN is replayed: a simple Query all the same */
             b->pos += PROTO_HEADER_LEN + f->len;
             return STEP_NEXT;
         }
@@ -270,9 +269,6 @@ static enum scan_step pass_on(struct px_client *cl, const struct proto_frame *f,
         b->len = b->pos;             /* nothing after Terminate matters */
         return STEP_WAIT;
     case PROTO_FE_QUERY:
-        if (prepared)
-            unnamed_forget(cl);      /* a simple Query drops the unnamed statement */
-        /* fall through */
     case PROTO_FE_SYNC:
     case PROTO_FE_FUNCTION_CALL:
         cl->pending_z++;
@@ -294,7 +290,7 @@ static enum scan_step pass_on(struct px_client *cl, const struct proto_frame *f,
         *err = "invalid frontend message type";
         return STEP_ERROR;
     }
-    if (px_flow_push(cl, f->type) < 0) {
+    if ((prepared && f->type != PROTO_FE_BIND && note_unnamed(cl, f) < 0) || px_flow_push(cl, f->type) < 0) {
         *err = "out of memory";
         return STEP_ERROR;
     }

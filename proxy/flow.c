@@ -37,9 +37,11 @@ static struct px_flow_run *head(struct px_flow *f)
     return f->n ? &f->e[f->head] : NULL;
 }
 
-/* Drops `k` messages of the head run as answered or consumed. */
-static void pop(struct px_flow *f, uint32_t k)
+/* Drops `k` messages of the head run as settled `how` (PX_UNNAMED_DONE: answered or consumed,
+ * _FAILED: the one that failed, _SKIPPED). */
+static void pop(struct px_client *cl, uint32_t k, int how)
 {
+    struct px_flow *f = &cl->flow;
     struct px_flow_run *h = &f->e[f->head];
 
     h->n -= k;
@@ -49,6 +51,8 @@ static void pop(struct px_flow *f, uint32_t k)
         if (--f->n == 0)
             f->head = 0;
     }
+    if (cl->nuchanges)
+        px_unnamed_settle(cl, f->popped, how);
 }
 
 /* A message the server will answer with nothing (skipped, or read as COPY data): a Query,
@@ -61,12 +65,13 @@ static void discard(struct px_client *cl, uint8_t type, uint32_t k)
 
 /* Messages that get no reply leave the head at once, so that the head is always what the server is
  * working on (or will work on next). */
-static void normalize(struct px_flow *f)
+static void normalize(struct px_client *cl)
 {
+    struct px_flow *f = &cl->flow;
     struct px_flow_run *h;
 
     while (!f->copy_in && (h = head(f)) && silent(h->type))
-        pop(f, h->n);
+        pop(cl, h->n, PX_UNNAMED_DONE);
 }
 
 /*
@@ -82,6 +87,7 @@ static void consume_copy(struct px_client *cl)
         struct px_flow_run *r = &f->e[f->head + 1];
         uint8_t type = r->type;
         uint32_t k = type == PROTO_FE_COPY_DATA || type == PROTO_FE_FLUSH || type == PROTO_FE_SYNC ? r->n : 1;
+        uint64_t first = f->popped + f->e[f->head].n + 1;   /* the place of r's first message */
 
         discard(cl, type, k);
         if (type != PROTO_FE_COPY_DATA && type != PROTO_FE_FLUSH && type != PROTO_FE_SYNC)
@@ -93,6 +99,9 @@ static void consume_copy(struct px_client *cl)
             f->head++;
             f->n--;
         }
+        /* Read as part of the copy, behind the head: only their own changes are settled. */
+        if (cl->nuchanges)
+            px_unnamed_settle_range(cl, first, first + k - 1, PX_UNNAMED_SKIPPED);
     }
 }
 
@@ -105,6 +114,8 @@ int px_flow_push(struct px_client *cl, uint8_t type)
         if (type != PROTO_FE_SYNC) {
             f->popped++;
             discard(cl, type, 1);
+            if (cl->nuchanges)
+                px_unnamed_settle(cl, f->popped, PX_UNNAMED_SKIPPED);
             return 0;
         }
         f->skipping = 0;
@@ -130,7 +141,7 @@ int px_flow_push(struct px_client *cl, uint8_t type)
         f->n++;
     }
     consume_copy(cl);
-    normalize(f);
+    normalize(cl);
     return 0;
 }
 
@@ -142,7 +153,7 @@ static void skip_to_sync(struct px_client *cl)
 
     while ((h = head(f)) && h->type != PROTO_FE_SYNC) {
         discard(cl, h->type, h->n);
-        pop(f, h->n);
+        pop(cl, h->n, PX_UNNAMED_SKIPPED);
     }
     if (!h)
         f->skipping = 1;
@@ -154,7 +165,7 @@ void px_flow_reply(struct px_client *cl, uint8_t type)
     struct px_flow_run *h;
     uint8_t want = 0;
 
-    normalize(f);
+    normalize(cl);
     h = head(f);
     switch (type) {
     case PROTO_BE_PARSE_COMPLETE:
@@ -185,7 +196,7 @@ void px_flow_reply(struct px_client *cl, uint8_t type)
     case PROTO_BE_ERROR:
         f->copy_in = 0;
         if (h && is_extended(h->type)) {
-            pop(f, 1);
+            pop(cl, 1, PX_UNNAMED_FAILED);
             skip_to_sync(cl);
         }
         break;
@@ -195,16 +206,16 @@ void px_flow_reply(struct px_client *cl, uint8_t type)
         /* Normally the head is the Query, FunctionCall or Sync answered; should the count be out of
          * step, everything up to the first such message is taken as answered. */
         while ((h = head(f)) && !gets_ready(h->type))
-            pop(f, h->n);
+            pop(cl, h->n, PX_UNNAMED_SKIPPED);
         if (h)
-            pop(f, 1);
+            pop(cl, 1, PX_UNNAMED_DONE);
         break;
     default:
         break;
     }
     if (want && h && h->type == want)
-        pop(f, 1);
-    normalize(f);
+        pop(cl, 1, PX_UNNAMED_DONE);
+    normalize(cl);
 }
 
 int px_flow_idle(const struct px_client *cl)
@@ -254,6 +265,8 @@ void px_flow_reset(struct px_client *cl)
     f->head = f->n = 0;
     f->popped = f->pushed;
     f->copy_in = f->skipping = 0;
+    if (cl->nuchanges)
+        px_unnamed_settle(cl, f->popped, PX_UNNAMED_SKIPPED);
 }
 
 void px_flow_free(struct px_client *cl)

@@ -114,13 +114,15 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
         return queue_push(sv, Q_PARSE, 0, 0);
     }
     nl = parse.name_len;
-    if (nl == 0)
-        sv->unnamed_owner = cl->conn.id;
     if (nl == 0) {
-        /* An unnamed "DEALLOCATE name" (drivers send it through the extended protocol too). */
         char name[64], sql[48];
         size_t qlen = parse.query_len, start;
 
+        sv->unnamed_owner = cl->conn.id;
+        cl->pass_unnamed_set = 1;      /* the client's unnamed statement from here on in this pass */
+        cl->pass_unnamed = body + 1;
+        cl->pass_unnamed_len = len - 1;
+        /* An unnamed "DEALLOCATE name" (drivers send it through the extended protocol too). */
         if (deallocate_name((const char *)body + 1, qlen, name, sizeof(name)) && (cs = cstmt_find(cl, name))) {
             unnamed_map_set(cl, 0);    /* it replaces the client's unnamed statement */
             cs = cstmt_find(cl, name);
@@ -230,20 +232,29 @@ static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const ui
 /*
  * The unnamed statement is the client's until its next unnamed Parse or simple Query, across Syncs.
  * When the server's is not the client's (another client used the connection, or this is another
- * connection), the client's latest unnamed Parse is replayed first (its reply swallowed), or the
- * server's is closed so that the server answers as PostgreSQL would for a client that has none.
+ * connection), the client's unnamed Parse as of this message (not one later in the same batch) is
+ * replayed first (its reply swallowed), or the server's is closed so that the server answers as
+ * PostgreSQL would for a client that has none.
  */
 static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_buf *out)
 {
+    const uint8_t *text;
+    uint32_t len;
     size_t start;
 
     if (sv->unnamed_owner == cl->conn.id)
         return 0;
     sv->unnamed_owner = cl->conn.id;
-    if (cl->unnamed) {
+    if (cl->pass_unnamed_set) {    /* as of this message: mapped before it in this pass */
+        text = cl->pass_unnamed;
+        len = cl->pass_unnamed_len;
+    } else {                       /* as of the bytes forwarded before this pass */
+        text = px_unnamed_as_of(cl, cl->fwd_ord, &len);
+    }
+    if (text) {
         start = proto_msg_begin(out, PROTO_FE_PARSE);
         proto_put_u8(out, 0);
-        proto_put_bytes(out, cl->unnamed, cl->unnamed_len);
+        proto_put_bytes(out, text, len);
         proto_msg_end(out, start);
         return queue_push(sv, Q_PARSE, Q_SWALLOW, 0);
     }
@@ -310,6 +321,10 @@ static int on_close(struct px_client *cl, struct px_server *sv, const uint8_t *m
     if (bad || t.kind != 'S' || t.name_len == 0) {
         uint32_t prev = !bad && t.kind == 'S' && t.name_len == 0 ? unnamed_map_id(cl) : 0;
 
+        if (!bad && t.kind == 'S') {
+            cl->pass_unnamed_set = 1;  /* the client has none from here on */
+            cl->pass_unnamed = NULL;
+        }
         raw(out, msg, PROTO_HEADER_LEN + len);
         if (!prev)
             return queue_push(sv, Q_CLOSE, 0, 0);
@@ -386,6 +401,8 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
     case PROTO_FE_QUERY:
         if (cl->nstmts)
             unnamed_map_set(cl, 0);    /* a simple Query drops the unnamed statement */
+        cl->pass_unnamed_set = 1;
+        cl->pass_unnamed = NULL;
         if (cl->tx_route == TXR_BEGIN_REPLAY) {   /* the held BEGIN: its reply is swallowed as pglane's own */
             px_client_set_tx_route(cl, TXR_LANE_DECIDED);
             raw(out, msg, PROTO_HEADER_LEN + len);
@@ -514,6 +531,8 @@ int px_prep_forward(struct px_client *cl)
     }
     cl->fwd_remain = b->remain;
     cl->prep_batch = 0;
+    cl->pass_unnamed_set = 0;
+    cl->pass_unnamed = NULL;
     b->start = b->pos;
     if (rc == 0 && (out.failed || (out.len && px_conn_send_copy(&sv->conn, out.data, out.len) < 0)))
         rc = -1;

@@ -79,11 +79,10 @@ int queue_has_end(const struct px_server *sv)
     return 0;
 }
 
-/* Settles the head entry: ok when the server carried its message out, else it was skipped or failed. */
-static void queue_settle(struct px_server *sv, int ok)
+/* What the end of entry e means for the client's names: ok when the server carried its message out,
+ * else it was skipped or failed. */
+static void settle_entry(struct px_server *sv, struct px_prepq_entry *e, int ok)
 {
-    struct px_prepq *q = &sv->prepq;
-    struct px_prepq_entry *e = &q->e[q->head];
     struct px_client *cl = sv->client;
     struct px_cstmt *cs = cl && e->name ? cstmt_find(cl, e->name) : NULL;
 
@@ -107,9 +106,23 @@ static void queue_settle(struct px_server *sv, int ok)
         unnamed_settle(cl, e, ok);
     free(e->name);
     e->name = NULL;
+}
+
+/* Removes the head entry (settled). */
+static void queue_drop_head(struct px_server *sv)
+{
+    struct px_prepq *q = &sv->prepq;
+
     q->head = (q->head + 1) % q->cap;
     if (--q->n == 0)
         q->head = 0;
+}
+
+/* Settles the head entry and removes it. */
+static void queue_settle(struct px_server *sv, int ok)
+{
+    settle_entry(sv, &sv->prepq.e[sv->prepq.head], ok);
+    queue_drop_head(sv);
 }
 
 static void queue_pop(struct px_server *sv)
@@ -221,13 +234,24 @@ int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f)
     return rc;
 }
 
-/* After an error the server skips everything up to the next Sync, which answers with ReadyForQuery. */
+/*
+ * After an error the server skips everything up to the next Sync, which answers with ReadyForQuery.
+ * None of those messages, the failed one included, took effect: their changes to the client's names
+ * (made when they were forwarded) are undone last first, so that the names are as they were before
+ * the failed message (a skipped Parse of a new name and a skipped Close of it: the Close's undo puts
+ * the name back, then the Parse's removes it).
+ */
 static void skip_to_sync(struct px_server *sv)
 {
-    struct px_prepq_entry *h;
+    struct px_prepq *q = &sv->prepq;
+    uint32_t k = 0;
 
-    while ((h = queue_head(sv)) && h->type != Q_SYNC)
-        queue_settle(sv, 0);
+    while (k < q->n && q->e[(q->head + k) % q->cap].type != Q_SYNC)
+        k++;
+    for (uint32_t i = k; i-- > 0;)
+        settle_entry(sv, &q->e[(q->head + i) % q->cap], 0);
+    while (k-- > 0)
+        queue_drop_head(sv);
 }
 
 static void on_error(struct px_server *sv, const struct proto_frame *f)

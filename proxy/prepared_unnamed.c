@@ -47,7 +47,6 @@ void unnamed_map_set(struct px_client *cl, uint32_t id)
 void unnamed_settle(struct px_client *cl, const struct px_prepq_entry *e, int ok)
 {
     uint32_t made = (e->flags & Q_UMAP) ? e->stmt : 0;
-    struct px_stmt *s;
 
     if (ok || unnamed_map_id(cl) != made)
         return;
@@ -56,15 +55,9 @@ void unnamed_settle(struct px_client *cl, const struct px_prepq_entry *e, int ok
         return;
     }
     unnamed_map_set(cl, 0);
-    /* A failed Parse of pglane's name left the server's unnamed statement alone: should the client
-     * bind "" again, the server's is closed (26000, as directly) rather than this text replayed. */
-    s = e->type == Q_PARSE && e->stmt ? stmt_by_id(cl->conn.px, e->stmt) : NULL;
-    if (s && !(e->flags & Q_URAW) && cl->unnamed && cl->unnamed_len == s->len &&
-        memcmp(cl->unnamed, s->body, s->len) == 0) {
-        free(cl->unnamed);
-        cl->unnamed = NULL;
-        cl->unnamed_len = 0;
-    }
+    /* A failed Parse of pglane's name left the server's unnamed statement alone: its ErrorResponse
+     * settles the client's unnamed Parse as failed (proxy/unnamed.c), so that should the client bind
+     * "" again the server's is closed (26000, as directly) rather than this text replayed. */
 }
 
 /* ---- which texts, under which key ---- */

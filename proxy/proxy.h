@@ -419,6 +419,30 @@ struct px_flow {                   /* the client's forwarded messages the server
 struct px_client;
 /* A message the client's scan passed on (not Terminate, not a held BEGIN). 0 or -1 (out of memory). */
 int px_flow_push(struct px_client *cl, uint8_t type);
+
+/* A change of the client's unnamed statement (proxy/unnamed.c), by the message flow counts next. */
+struct px_unnamed_change {
+    uint64_t ord;                  /* the message's place: flow.pushed once it is pushed */
+    uint8_t kind;                  /* PX_UNNAMED_PARSE, _CLOSE, _QUERY */
+    uint8_t *text;                 /* a Parse's body after the name */
+    uint32_t len;
+};
+#define PX_UNNAMED_PARSE 1
+#define PX_UNNAMED_CLOSE 2
+#define PX_UNNAMED_QUERY 3
+#define PX_UNNAMED_DONE 0          /* how messages were settled: carried out */
+#define PX_UNNAMED_FAILED 1        /* its own error */
+#define PX_UNNAMED_SKIPPED 2       /* skipped after an earlier error, or never answered */
+/* Notes a change by the message the scan pushes next. 0 or -1 (out of memory). */
+int px_unnamed_note(struct px_client *cl, uint8_t kind, const uint8_t *text, uint32_t len);
+/* The messages up to place `upto` (or from `from` to `upto`) were settled `how` (proxy/flow.c). */
+void px_unnamed_settle(struct px_client *cl, uint64_t upto, int how);
+void px_unnamed_settle_range(struct px_client *cl, uint64_t from, uint64_t upto, int how);
+/* The client's unnamed statement after the messages up to place `ord`, settled or not (NULL: none). */
+const uint8_t *px_unnamed_as_of(const struct px_client *cl, uint64_t ord, uint32_t *len);
+/* A held BEGIN (a simple Query replayed later): none from here on, whatever is unsettled. */
+void px_unnamed_forget_all(struct px_client *cl);
+void px_unnamed_free(struct px_client *cl);
 /* A message of the server's reply stream that reaches the client (or that pglane synthesized). */
 void px_flow_reply(struct px_client *cl, uint8_t type);
 /* 1 when every forwarded message has been answered. */
@@ -476,8 +500,18 @@ struct px_client {
     struct proto_buf *login_notices; /* NoticeResponses of the check of its startup values */
     uint8_t validate;              /* startup values need a server's check before login completes */
     uint8_t unnamed_parsed;        /* a Parse of the unnamed statement went to the current server */
-    uint8_t *unnamed;              /* body of its latest unnamed Parse after the name (NULL = none) */
+    /* Its unnamed statement (proxy/unnamed.c): the body of the unnamed Parse after the name (NULL:
+     * none) as the messages the server has settled left it, and the changes still unsettled. */
+    uint8_t *unnamed;
     uint32_t unnamed_len;
+    struct px_unnamed_change *uchanges;
+    uint32_t nuchanges, capuchanges;
+    uint64_t fwd_ord;              /* flow.pushed when scanned bytes were last forwarded */
+    /* While px_prep_forward maps them, pass_unnamed_set says an unnamed Parse (pass_unnamed: its body
+     * in the input buffer), a Close of the unnamed statement or a simple Query (NULL) was mapped. */
+    uint8_t pass_unnamed_set;
+    const uint8_t *pass_unnamed;
+    uint32_t pass_unnamed_len;
     uint32_t discard;              /* bytes of an over-large message still to drop (then its error) */
     uint8_t skip_sync;             /* after that error: messages are dropped up to a Sync (answered 'I') */
     uint8_t discard_fatal;         /* ... or the connection is closed once the message is dropped */

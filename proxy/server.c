@@ -97,8 +97,6 @@ void server_release(struct px_server *sv)
         sv->listen_seen = 0;
         px_server_set_state(sv, SV_RESETTING);
         px_kvlist_clear(&sv->gucs);        /* RESET ALL and DISCARD ALL undo them */
-        if (full)
-            sv->unnamed_owner = 0;
         for (int i = 0; i < PX_P_COUNT; i++)
             if (!px_param_reported(i))
                 px_params_set(&sv->have, i, NULL);

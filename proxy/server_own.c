@@ -91,12 +91,14 @@ static void build_param_sync(struct px_server *sv, struct px_client *cl, struct 
     }
 }
 
-/* Sends one of pglane's own simple queries; its replies are swallowed up to its ReadyForQuery. */
+/* Sends one of pglane's own simple queries; its replies are swallowed up to its ReadyForQuery. A
+ * simple Query drops the server's unnamed statement: whatever client's it was, it is no longer. */
 int send_own_query(struct px_server *sv, const char *sql, size_t len)
 {
     struct proto_buf b;
     size_t start;
 
+    sv->unnamed_owner = 0;
     proto_buf_init(&b);
     start = proto_msg_begin(&b, PROTO_FE_QUERY);
     proto_put_bytes(&b, sql, len);
@@ -145,6 +147,7 @@ static int send_client_state(struct px_server *sv, struct px_client *cl)
         proto_buf_free(&m);
         return r;
     }
+    sv->unnamed_owner = 0;             /* simple Queries: the server's unnamed statement is gone */
     if (send_buf(sv, &m) < 0)
         return -1;
     if (q_sent)                        /* the sync's ReadyForQuery is the first of these */

@@ -25,6 +25,7 @@
 #include "tests/integration/rawpg.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,29 @@ static const struct scenario scenarios[] = {
     { .name = "set_local_in_tx", .steps = { { 'A', "Q{begin; set local work_mem = '8MB'; show work_mem; commit}", 1 } } },
     { .name = "prepared_known_text_answered_locally",
       .steps = { { 'B', "P{sb|select 77} S", 1 }, { 'A', "P{sa|select 77} S", 1 }, { 'A', "B{|sa} E S", 1 } } },
+    /* ---- found by the random sequences (test_differential_random) */
+    { .name = "unnamed_bind_before_parse_in_batch",   /* the Parse after the Bind is not replayed before it */
+      .steps = { { 'B', "P{|select $1::int|23} B{||3} E S", 1 }, { 'A', "B E S P{|select 2} B E S", 2 },
+                 { 'A', "B E S", 1 } } },
+    { .name = "unnamed_dropped_by_simple_query",      /* not replayed after a simple Query dropped it */
+      .steps = { { 'A', "P{|select 1} B E S", 1 }, { 'A', "Q{select 2}", 1 }, { 'B', "Q{select 3}", 1 },
+                 { 'A', "B E S", 1 } } },
+    { .name = "unnamed_closed_then_bound_in_batch",
+      .steps = { { 'A', "P{|select 1} B E S", 1 }, { 'B', "Q{select 3}", 1 }, { 'A', "C{S|} B E S", 1 } } },
+    { .name = "unnamed_failed_parse_not_replayed",    /* a Parse that failed leaves none: 26000 */
+      .steps = { { 'A', "P{|select 1} B E S", 1 }, { 'A', "P{|selec} B E S", 1 }, { 'B', "Q{select 3}", 1 },
+                 { 'A', "B E S", 1 } } },
+    { .name = "unnamed_skipped_parse_not_replayed",   /* skipped after an error: the one before stays */
+      .steps = { { 'A', "P{|select 1} B E S", 1 }, { 'A', "D{P|nope} P{|select 2} S", 1 },
+                 { 'B', "Q{select 3}", 1 }, { 'A', "B E S", 1 } } },
+    { .name = "skipped_parse_and_close_of_new_name",  /* both skipped after an error: no statement */
+      .steps = { { 'A', "D{P|nope} P{sk|select 5} C{S|sk} S", 1 }, { 'A', "B{|sk} E S", 1 } } },
+    { .name = "skipped_close_and_parse_of_old_name",  /* both skipped: the old statement stays */
+      .steps = { { 'A', "P{sk2|select 6} S", 1 }, { 'A', "D{P|nope} C{S|sk2} P{sk2|select 7} S", 1 },
+                 { 'A', "B{|sk2} E S", 1 } } },
+    { .name = "unnamed_after_session_set",            /* pglane's own Query on the server drops its unnamed */
+      .steps = { { 'A', "P{|set work_mem = '5MB'} B E S", 1 }, { 'A', "P{|rollback} B E S", 1 },
+                 { 'A', "B E S", 1 } } },
     { .name = "stray_copy_done_when_idle", .steps = { { 'A', "c", QUIET }, { 'A', "Q{select 1}", 1 } } },
 
     /* ---- issue 23, item 1: ReadyForQuery miscounts */
@@ -610,6 +634,161 @@ static void test_differential(void **state)
     h_pass();
 }
 
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Random sequences: scenarios drawn from a seeded generator out of the atoms below, one client, so
+ * that no known difference (they all need two clients or now()) can apply. A batch is either 1-2
+ * simple Queries (a ReadyForQuery each) or 1-3 extended-protocol groups ended by one Sync (one
+ * ReadyForQuery; a Query never sits inside an extended batch, where an earlier error would skip it).
+ * A group followed by another Sync in the same write never creates or closes a named statement (a
+ * documented limit: README, Protocol fidelity).
+ * The atoms mix transactions, savepoints, errors inside and outside them, session SETs, SQL-level
+ * PREPARE, cursors, named and unnamed statements (made twice, closed, described, bound after their
+ * transaction ended) and partial Executes. PGLANE_DIFF_RANDOM=N runs N scenarios (default
+ * RANDOM_DEFAULT), PGLANE_DIFF_SEED=S starts at seed S (default 1): a failure prints its seed and steps;
+ * PGLANE_DIFF_DROP=",3,5," leaves steps 3 and 5 out.
+ */
+#define RANDOM_DEFAULT 150
+
+static const char *const q_atoms[] = {
+    "Q{select 1}", "Q{select 'a' || 'b'}", "Q{select 1/0}", "Q{selec 1}", "Q{begin}", "Q{begin}", "Q{commit}",
+    "Q{commit}", "Q{rollback}", "Q{insert into t values (1)}", "Q{select count(*) from t}", "Q{savepoint sp}",
+    "Q{rollback to savepoint sp}", "Q{release savepoint sp}", "Q{set work_mem = '7MB'}", "Q{show work_mem}",
+    "Q{set local work_mem = '9MB'}", "Q{reset work_mem}", "Q{set search_path = public, pg_catalog}",
+    "Q{show search_path}", "Q{prepare qp as select 42}", "Q{execute qp}", "Q{deallocate qp}",
+    "Q{select 1; select 2}", "Q{begin; insert into t values (2); commit}", "Q{insert into t values (3); select 1/0}",
+    "Q{}", "Q{declare cur cursor for select generate_series(1, 3)}", "Q{fetch 1 from cur}", "Q{close cur}",
+    "Q{declare hc cursor with hold for select generate_series(1, 2)}", "Q{fetch all from hc}",
+    "Q{set application_name = 'rnd'}", "Q{show application_name}", "Q{show transaction_isolation}",
+    "Q{set transaction isolation level repeatable read}", "Q{start transaction read only}",
+    "Q{insert into t values (4)}", "Q{discard all}", "Q{deallocate all}",
+};
+
+/* Extended-protocol atoms; the first X_NAMING of them create or close a named statement. */
+#define X_NAMING 5
+static const char *const x_atoms[] = {
+    "P{es|select $1::int * 2|23}", "P{es|select $1::int * 2|23}", "C{S|es}", "P{e2|select 'x'} D{S|e2} B{|e2} E",
+    "C{S|e2}",
+    "P{|select 1} B E", "P{|select $1::int|23} B{||7} E", "P{|select 1/0} B E", "P{|selec} B E",
+    "B{|es|21} E", "D{S|es}", "P{|select generate_series(1, 3)} B E{|2}", "B E", "D{P|}",
+    "P{|insert into t values (5)} B E", "P{|begin} B E", "P{|commit} B E", "P{|rollback} B E",
+    "B{pp|es|4} E{pp|0}", "E{pp|0}", "C{P|pp}", "P{|show work_mem} B E", "P{|set work_mem = '5MB'} B E",
+    "P{|select count(*) from t} B D{P|} E", "H", "B{|nope} E",
+};
+
+static uint64_t rnd_state;
+
+static unsigned rnd(unsigned n)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (unsigned)(rnd_state % n);
+}
+
+#define NQ (sizeof(q_atoms) / sizeof(q_atoms[0]))
+#define NX (sizeof(x_atoms) / sizeof(x_atoms[0]))
+
+/* Scenario `seed` into s; its batch texts in text (MAX_STEPS x 512). */
+static void random_scenario(unsigned seed, struct scenario *s, char (*text)[512], char *name, size_t name_n)
+{
+    int nsteps;
+
+    memset(s, 0, sizeof *s);
+    rnd_state = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)seed * 0xbf58476d1ce4e5b9ULL);
+    for (int i = 0; i < 4; i++)
+        (void)rnd(2);
+    snprintf(name, name_n, "random_%u", seed);
+    s->name = name;
+    s->after = COUNT_T;
+    nsteps = 3 + (int)rnd(MAX_STEPS - 3);
+    for (int i = 0; i < nsteps; i++) {
+        char *b = text[i];
+        size_t used = 0;
+        int z = 0;
+
+        b[0] = 0;
+        if (rnd(2) == 0) {
+            for (int k = 1 + (int)rnd(2); k > 0; k--, z++)
+                used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", q_atoms[rnd(NQ)]);
+        } else {
+            for (int sync = 1 + (rnd(4) == 0); sync > 0; sync--, z++) {
+                /* Not before a later Sync in the same write: see README, Protocol fidelity (limits). */
+                unsigned from = sync > 1 ? X_NAMING : 0;
+
+                for (int k = 1 + (int)rnd(3); k > 0; k--)
+                    used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "",
+                                             x_atoms[from + rnd(NX - from)]);
+                used += (size_t)snprintf(b + used, 512 - used, " S");
+            }
+        }
+        s->steps[i] = (struct step){ 'A', b, z };
+    }
+    /* PGLANE_DIFF_DROP=",3,5,": leaves those steps (from 1) out, to narrow a failure down. */
+    if (getenv("PGLANE_DIFF_DROP")) {
+        int kept = 0;
+
+        for (int i = 0; i < nsteps; i++) {
+            char tok[8];
+
+            snprintf(tok, sizeof tok, ",%d,", i + 1);
+            if (!strstr(getenv("PGLANE_DIFF_DROP"), tok))
+                s->steps[kept++] = s->steps[i];
+        }
+        for (int i = kept; i < nsteps; i++)
+            s->steps[i] = (struct step){ 0 };
+    }
+}
+
+static void test_differential_random(void **state)
+{
+    static struct run direct, via;
+    static struct scenario s;
+    static char text[MAX_STEPS][512];
+    struct h_pglane *lanes[NSHAPES] = { &g_lane1, &g_lane2, &g_lane3 };
+    const char *shapes[NSHAPES] = { "lane size 1", "lane size 2 + ddl route", "cache_unnamed = on" };
+    const char *confs[NSHAPES] = { g_conf1, g_conf2, g_conf3 };
+    const char *n_env = getenv("PGLANE_DIFF_RANDOM"), *seed_env = getenv("PGLANE_DIFF_SEED");
+    unsigned n = n_env && *n_env ? (unsigned)strtoul(n_env, NULL, 10) : RANDOM_DEFAULT;
+    unsigned seed0 = seed_env && *seed_env ? (unsigned)strtoul(seed_env, NULL, 10) : 1;
+    int failures = 0, matched = 0;
+    char name[64];
+
+    (void)state;
+    for (unsigned i = 0; i < n; i++) {
+        random_scenario(seed0 + i, &s, text, name, sizeof name);
+        alarm(H_TEST_WATCHDOG_S);
+        run_scenario(&s, g_pg.port, NULL, &direct);
+        for (int k = 0; k < MAX_STEPS && s.steps[k].batch; k++)
+            if (strstr(direct.out[k], "TIMEOUT"))
+                fail_msg("%s: timed out against PostgreSQL at step %d (%s): %s", s.name, k + 1, s.steps[k].batch,
+                         direct.out[k]);
+        for (int l = 0; l < NSHAPES; l++) {
+            int same, healthy, explained;
+
+            run_scenario(&s, lanes[l]->port, &direct, &via);
+            same = compare(&s, &direct, &via, l, shapes[l], &explained);
+            healthy = lane_healthy(lanes[l], s.name, shapes[l]);
+            if (same && healthy) {
+                matched++;
+                continue;
+            }
+            failures++;
+            if (!healthy) {
+                fprintf(stderr, "  restarting pglane after %s [%s]\n", s.name, shapes[l]);
+                h_pglane_stop(lanes[l]);
+                assert_int_equal(h_pglane_start(lanes[l], &g_pg, confs[l]), 0);
+                h_pglane_keep(lanes[l]);
+            }
+        }
+    }
+    fprintf(stderr, "differential, random: %u scenarios (seeds %u-%u) x 3 lane shapes: %d same, %d failing\n", n,
+            seed0, seed0 + n - 1, matched, failures);
+    assert_int_equal(failures, 0);
+    h_pass();
+}
+
 /*
  * libpq's own COPY FROM STDIN through the extended protocol (PQsendQueryParams sends Parse, Bind,
  * Describe, Execute, Sync before the data): the lane (one server connection) serves the next client
@@ -698,6 +877,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_TEST(test_differential),
+        H_TEST(test_differential_random),
         H_TEST(test_libpq_extended_copy_then_next_client),
         H_TEST(test_psycopg_pipeline_prepared),
     };

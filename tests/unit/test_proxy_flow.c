@@ -1,6 +1,7 @@
 /*
  * Reply accounting (proxy/flow.c): the ReadyForQuery count a client's messages earn, corrected as
- * the server's replies show which messages PostgreSQL skipped or read as COPY data.
+ * the server's replies show which messages PostgreSQL skipped or read as COPY data; and the client's
+ * unnamed statement (proxy/unnamed.c) as those replies settle the messages that change it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -209,6 +210,108 @@ static void test_long_pipeline(void **state)
     px_flow_free(&cl);
 }
 
+/* An unnamed Parse of text (P), a Close of the unnamed statement (C), a simple Query (Q), as the
+ * scan notes them before it pushes them. */
+static void send_unnamed(struct px_client *cl, char type, const char *text)
+{
+    if (type == 'P')
+        assert_int_equal(px_unnamed_note(cl, PX_UNNAMED_PARSE, (const uint8_t *)text, (uint32_t)strlen(text) + 1), 0);
+    else if (type == 'C')
+        assert_int_equal(px_unnamed_note(cl, PX_UNNAMED_CLOSE, NULL, 0), 0);
+    else if (type == 'Q')
+        assert_int_equal(px_unnamed_note(cl, PX_UNNAMED_QUERY, NULL, 0), 0);
+    send_msgs(cl, (char[]){ type, 0 });
+}
+
+static void assert_unnamed(const struct px_client *cl, const char *want)
+{
+    if (!want) {
+        assert_null(cl->unnamed);
+        return;
+    }
+    assert_non_null(cl->unnamed);
+    assert_string_equal((const char *)cl->unnamed, want);
+}
+
+/* Carried out, the Parse's text is the client's; failed, none; skipped after an error, the old one. */
+static void test_unnamed_settled_by_replies(void **state)
+{
+    struct px_client cl;
+    uint32_t len;
+
+    (void)state;
+    memset(&cl, 0, sizeof(cl));
+    send_unnamed(&cl, 'P', "select 1");
+    send_msgs(&cl, "BES");
+    reply(&cl, "12DCZ");
+    assert_unnamed(&cl, "select 1");
+
+    /* D fails: the Parse and the Close after it are skipped, the statement stays */
+    send_msgs(&cl, "D");
+    send_unnamed(&cl, 'P', "select 2");
+    send_unnamed(&cl, 'C', NULL);
+    send_msgs(&cl, "S");
+    assert_null(px_unnamed_as_of(&cl, cl.flow.pushed, &len));   /* unsettled: as sent, closed */
+    reply(&cl, "EZ");
+    assert_unnamed(&cl, "select 1");
+    assert_int_equal(cl.nuchanges, 0);
+
+    /* a Parse that fails itself leaves none (PostgreSQL dropped the old one first) */
+    send_unnamed(&cl, 'P', "selec");
+    send_msgs(&cl, "S");
+    reply(&cl, "EZ");
+    assert_unnamed(&cl, NULL);
+
+    /* a simple Query drops it, even one that fails */
+    send_unnamed(&cl, 'P', "select 3");
+    send_msgs(&cl, "S");
+    reply(&cl, "1Z");
+    assert_unnamed(&cl, "select 3");
+    send_unnamed(&cl, 'Q', NULL);
+    reply(&cl, "EZ");
+    assert_unnamed(&cl, NULL);
+
+    /* a Query skipped inside a failed extended batch does not */
+    send_unnamed(&cl, 'P', "select 4");
+    send_msgs(&cl, "BE");
+    send_unnamed(&cl, 'Q', NULL);
+    send_msgs(&cl, "S");
+    reply(&cl, "12EZ");            /* the skipped Query earns no ReadyForQuery */
+    assert_unnamed(&cl, "select 4");
+    assert_int_equal(cl.pending_z, 0);
+    px_unnamed_free(&cl);
+    px_flow_free(&cl);
+}
+
+/* A replay between messages uses the changes sent before them, the later ones not yet. */
+static void test_unnamed_as_of(void **state)
+{
+    struct px_client cl;
+    const uint8_t *t;
+    uint64_t before;
+    uint32_t len;
+
+    (void)state;
+    memset(&cl, 0, sizeof(cl));
+    send_unnamed(&cl, 'P', "select 1");
+    before = cl.flow.pushed;
+    send_msgs(&cl, "BES");
+    send_unnamed(&cl, 'P', "select 2");
+    send_msgs(&cl, "BES");
+    t = px_unnamed_as_of(&cl, before, &len);
+    assert_non_null(t);
+    assert_string_equal((const char *)t, "select 1");
+    t = px_unnamed_as_of(&cl, cl.flow.pushed, &len);
+    assert_string_equal((const char *)t, "select 2");
+    assert_null(px_unnamed_as_of(&cl, 0, &len));        /* before anything: none */
+    reply(&cl, "12DCZ 12DCZ");
+    assert_unnamed(&cl, "select 2");
+    px_unnamed_forget_all(&cl);                          /* a held BEGIN */
+    assert_unnamed(&cl, NULL);
+    px_unnamed_free(&cl);
+    px_flow_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +325,8 @@ int main(void)
         cmocka_unit_test(test_raw_owed),
         cmocka_unit_test(test_owes_flushed),
         cmocka_unit_test(test_long_pipeline),
+        cmocka_unit_test(test_unnamed_settled_by_replies),
+        cmocka_unit_test(test_unnamed_as_of),
     };
 
     return cmocka_run_group_tests_name("unit: proxy reply accounting", tests, NULL, NULL);

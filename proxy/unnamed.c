@@ -1,0 +1,119 @@
+/*
+ * The client's unnamed prepared statement as PostgreSQL would have it (transaction pooling with
+ * prepared-statement mapping), so that pglane can replay it on a server connection whose own unnamed
+ * statement is not the client's (proxy/prepared.c, unnamed_own).
+ *
+ * The messages that change it (an unnamed Parse, a Close of the unnamed statement, a simple Query)
+ * are noted in the order the client sent them, with their place in the reply accounting
+ * (proxy/flow.c: the count of messages pushed). When the server's replies settle one of them, the
+ * change takes effect or not, as in PostgreSQL:
+ *   - an unnamed Parse carried out makes its text the client's; one that fails leaves none
+ *     (PostgreSQL drops the old statement before it parses); one skipped after an earlier error
+ *     leaves the old one;
+ *   - a Close carried out, or a simple Query run (whatever its result), leaves none; skipped, nothing.
+ * cl->unnamed is the statement as the settled messages left it. A replay between two messages uses
+ * the latest change noted before them, settled or not (a message forwarded before the reply that
+ * would undo it is mapped as though it succeeded: README, Protocol fidelity).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+static void set_settled(struct px_client *cl, uint8_t *text, uint32_t len)
+{
+    free(cl->unnamed);
+    cl->unnamed = text;
+    cl->unnamed_len = len;
+}
+
+int px_unnamed_note(struct px_client *cl, uint8_t kind, const uint8_t *text, uint32_t len)
+{
+    struct px_unnamed_change *c;
+
+    if (cl->nuchanges == cl->capuchanges) {
+        uint32_t cap = cl->capuchanges ? cl->capuchanges * 2 : 4;
+        struct px_unnamed_change *e = realloc(cl->uchanges, sizeof(*e) * cap);
+
+        if (!e)
+            return -1;
+        cl->uchanges = e;
+        cl->capuchanges = cap;
+    }
+    c = &cl->uchanges[cl->nuchanges];
+    *c = (struct px_unnamed_change){ .ord = cl->flow.pushed + 1, .kind = kind };
+    if (kind == PX_UNNAMED_PARSE) {
+        if (!(c->text = malloc(len ? len : 1)))
+            return -1;
+        memcpy(c->text, text, len);
+        c->len = len;
+    }
+    cl->nuchanges++;
+    return 0;
+}
+
+void px_unnamed_settle_range(struct px_client *cl, uint64_t from, uint64_t upto, int how)
+{
+    uint32_t kept = 0;
+
+    for (uint32_t i = 0; i < cl->nuchanges; i++) {
+        struct px_unnamed_change *c = &cl->uchanges[i];
+
+        if (c->ord < from || c->ord > upto) {
+            cl->uchanges[kept++] = *c;
+            continue;
+        }
+        if (c->kind == PX_UNNAMED_PARSE && how == PX_UNNAMED_DONE) {
+            set_settled(cl, c->text, c->len);
+            c->text = NULL;
+        } else if ((c->kind == PX_UNNAMED_PARSE && how == PX_UNNAMED_FAILED) ||
+                   (c->kind == PX_UNNAMED_CLOSE && how == PX_UNNAMED_DONE) ||
+                   (c->kind == PX_UNNAMED_QUERY && how != PX_UNNAMED_SKIPPED)) {
+            set_settled(cl, NULL, 0);
+        }
+        if (c->kind == PX_UNNAMED_PARSE && how != PX_UNNAMED_DONE) {
+            /* The server's unnamed statement is not this text: a later Bind of the unnamed
+             * statement on this server goes through unnamed_own again. */
+            cl->unnamed_parsed = 0;
+            if (cl->server && cl->server->unnamed_owner == cl->conn.id)
+                cl->server->unnamed_owner = 0;
+        }
+        free(c->text);
+    }
+    cl->nuchanges = kept;
+}
+
+void px_unnamed_settle(struct px_client *cl, uint64_t upto, int how)
+{
+    px_unnamed_settle_range(cl, 0, upto, how);
+}
+
+const uint8_t *px_unnamed_as_of(const struct px_client *cl, uint64_t ord, uint32_t *len)
+{
+    for (uint32_t i = cl->nuchanges; i-- > 0;) {
+        const struct px_unnamed_change *c = &cl->uchanges[i];
+
+        if (c->ord > ord)
+            continue;
+        *len = c->len;
+        return c->kind == PX_UNNAMED_PARSE ? c->text : NULL;
+    }
+    *len = cl->unnamed_len;
+    return cl->unnamed;
+}
+
+void px_unnamed_forget_all(struct px_client *cl)
+{
+    for (uint32_t i = 0; i < cl->nuchanges; i++)
+        free(cl->uchanges[i].text);
+    cl->nuchanges = 0;
+    set_settled(cl, NULL, 0);
+}
+
+void px_unnamed_free(struct px_client *cl)
+{
+    px_unnamed_forget_all(cl);
+    free(cl->uchanges);
+    cl->uchanges = NULL;
+    cl->capuchanges = 0;
+}
