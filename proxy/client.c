@@ -229,6 +229,7 @@ static int forward(struct px_client *cl)
             px_stage_add(PX_ST_SERVER_WRITE, st);
     }
     cl->fwd_ord = cl->flow.pushed;
+    cl->fwd_unsynced = cl->unsynced;
     if (st)
         px_stage_sent();
     if (r < 0 && cl->retry_buf && cl->server && cl->state == CL_ACTIVE) {

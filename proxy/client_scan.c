@@ -56,8 +56,13 @@ static void track_unnamed(struct px_client *cl, const struct proto_frame *f)
 
     switch (f->type) {
     case PROTO_FE_PARSE:
-        if (proto_parse_fe_parse(f->body, f->len, &parse) == 0 && parse.name_len == 0)
-            cl->unnamed_parsed = 1;
+        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0 || parse.name_len > 0)
+            return;
+        cl->unnamed_parsed = 1;
+        /* Behind other messages of its group, an error could make the server skip it: the server's
+         * own unnamed statement must then be the client's already (proxy/prepared.c, group_start). */
+        if (cl->unsynced && !(cl->server && cl->server->unnamed_owner == cl->conn.id))
+            cl->prep_batch = 1;
         return;
     case PROTO_FE_BIND:            /* of a large Bind, only its names are here */
         if (proto_parse_fe_bind_names(f->body, f->len, &bind) == 0 && bind.statement_len == 0 &&

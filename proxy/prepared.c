@@ -377,6 +377,46 @@ static int on_deallocate(struct px_client *cl, struct px_server *sv, const uint8
     return queue_push_name(sv, Q_QUERY, Q_DEALLOC, cs->stmt->id, cs->name);
 }
 
+static int ends_group(uint8_t type)
+{
+    return type == PROTO_FE_SYNC || type == PROTO_FE_QUERY || type == PROTO_FE_FUNCTION_CALL;
+}
+
+/* Whether the group starting at p (n bytes of whole messages and maybe the start of one) has an
+ * unnamed Parse after its first message, before its end. */
+static int group_parses_unnamed_later(const uint8_t *p, uint32_t n)
+{
+    uint32_t off = 0;
+    int first = 1;
+
+    while (n - off > PROTO_HEADER_LEN) {
+        uint32_t len = proto_get_u32(p + off + 1) - 4;
+
+        if (!first && p[off] == PROTO_FE_PARSE && len >= 1 && off + PROTO_HEADER_LEN < n &&
+            p[off + PROTO_HEADER_LEN] == 0)
+            return 1;
+        if (ends_group(p[off]) || len > n - off - PROTO_HEADER_LEN)
+            return 0;
+        off += PROTO_HEADER_LEN + len;
+        first = 0;
+    }
+    return 0;
+}
+
+/*
+ * At the start of a group whose unnamed Parse comes behind other messages (which an error could make
+ * the server skip, leaving whatever unnamed statement the server had: another client's), the server's
+ * unnamed statement is made the client's first (unnamed_own), while nothing can skip that.
+ */
+static int group_start(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t n,
+                       struct proto_buf *out)
+{
+    if (cl->pass_group_open || sv->unnamed_owner == cl->conn.id || sv->tx_status == 'E' ||
+        !group_parses_unnamed_later(msg, n))
+        return 0;
+    return unnamed_own(cl, sv, out);
+}
+
 static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
                        struct proto_buf *out)
 {
@@ -510,6 +550,7 @@ int px_prep_forward(struct px_client *cl)
     int rc = 0;
 
     proto_buf_init(&out);
+    cl->pass_group_open = cl->fwd_unsynced;
     if (cl->fwd_remain) {          /* the tail of a message begun in an earlier batch */
         uint32_t n = cl->fwd_remain < b->pos - off ? cl->fwd_remain : b->pos - off;
 
@@ -526,7 +567,13 @@ int px_prep_forward(struct px_client *cl)
                 raw(&out, b->data + off, b->pos - off);
             break;
         }
-        rc = one_message(cl, sv, b->data + off, len, &out);
+        rc = group_start(cl, sv, b->data + off, b->pos - off, &out);
+        if (rc == 0)
+            rc = one_message(cl, sv, b->data + off, len, &out);
+        if (ends_group(b->data[off]))
+            cl->pass_group_open = 0;
+        else if (b->data[off] != PROTO_FE_FLUSH)   /* a Flush leaves the group as it was */
+            cl->pass_group_open = 1;
         off += PROTO_HEADER_LEN + len;
     }
     cl->fwd_remain = b->remain;

@@ -40,6 +40,8 @@ struct step {
     char who;              /* 'A', 'B' or 'C' */
     const char *batch;     /* rawpg notation */
     int z;                 /* ReadyForQuery messages to wait for, or QUIET / TO_EOF */
+    int when_idle;         /* sent only if every other client's last ReadyForQuery said idle (else
+                            * skipped: on a lane of size 1 it would wait for the open transaction) */
 };
 
 struct scenario {
@@ -183,6 +185,10 @@ static const struct scenario scenarios[] = {
     { .name = "unnamed_skipped_parse_not_replayed",   /* skipped after an error: the one before stays */
       .steps = { { 'A', "P{|select 1} B E S", 1 }, { 'A', "D{P|nope} P{|select 2} S", 1 },
                  { 'B', "Q{select 3}", 1 }, { 'A', "B E S", 1 } } },
+    { .name = "unnamed_parse_skipped_behind_error",   /* B's statement stays on the server: not A's */
+      .steps = { { 'B', "P{|select 2} B E S", 1 }, { 'A', "D{S|nope} P{|select 3} B E S B E S", 2 } } },
+    { .name = "unnamed_parse_skipped_behind_error_no_names",   /* the same without a name to map */
+      .steps = { { 'B', "P{|select 2} B E S", 1 }, { 'A', "D{P|nope} P{|select 3} B E S B E S", 2 } } },
     { .name = "skipped_parse_and_close_of_new_name",  /* both skipped after an error: no statement */
       .steps = { { 'A', "D{P|nope} P{sk|select 5} C{S|sk} S", 1 }, { 'A', "B{|sk} E S", 1 } } },
     { .name = "skipped_close_and_parse_of_old_name",  /* both skipped: the old statement stays */
@@ -459,12 +465,19 @@ static void run_scenario(const struct scenario *s, int port, const struct run *r
     memset(r, 0, sizeof *r);
     if (h_pg_exec(&g_pg, H_DB, COMMON_SETUP) != 0 || (s->setup && h_pg_exec(&g_pg, H_DB, s->setup) != 0))
         fail_msg("%s: setup failed", s->name);
+    char last_z[3] = { 'I', 'I', 'I' };
+
     for (int i = 0; i < MAX_STEPS && s->steps[i].batch; i++) {
         const struct step *st = &s->steps[i];
         int k = st->who - 'A';
         char *out = r->out[i];
         size_t used;
 
+        if (st->when_idle && ((k != 0 && last_z[0] != 'I') || (k != 1 && last_z[1] != 'I') ||
+                              (k != 2 && last_z[2] != 'I'))) {
+            snprintf(out, OUT_MAX, "(not sent: another client is in a transaction)");
+            continue;
+        }
         if (!connected[k]) {
             char startup[512];
 
@@ -492,6 +505,8 @@ static void run_scenario(const struct scenario *s, int port, const struct run *r
             r->msgs[i] = rp_read(&conn[k], RP_WAIT_QUIET, ref->msgs[i], 150, 6000, out + used, OUT_MAX - used);
         else
             r->msgs[i] = rp_read(&conn[k], RP_WAIT_QUIET, 0, 500, 6000, out + used, OUT_MAX - used);
+        for (const char *z = strstr(out, "Z("); z; z = strstr(z + 2, "Z("))
+            last_z[k] = z[2];
     }
     for (int k = 0; k < 3; k++)
         rp_close(&conn[k]);
@@ -642,7 +657,10 @@ static void test_differential(void **state)
  * simple Queries (a ReadyForQuery each) or 1-3 extended-protocol groups ended by one Sync (one
  * ReadyForQuery; a Query never sits inside an extended batch, where an earlier error would skip it).
  * A group followed by another Sync in the same write never creates or closes a named statement (a
- * documented limit: README, Protocol fidelity).
+ * documented limit: README, Protocol fidelity). test_differential_random_two_clients puts a second
+ * client's batches (b_atoms) among A's, sent while A is outside a transaction: what B leaves on a
+ * shared server connection must not show through to A (PGLANE_DIFF_RANDOM2=N of them, default
+ * RANDOM2_DEFAULT).
  * The atoms mix transactions, savepoints, errors inside and outside them, session SETs, SQL-level
  * PREPARE, cursors, named and unnamed statements (made twice, closed, described, bound after their
  * transaction ended) and partial Executes. PGLANE_DIFF_RANDOM=N runs N scenarios (default
@@ -650,6 +668,7 @@ static void test_differential(void **state)
  * PGLANE_DIFF_DROP=",3,5," leaves steps 3 and 5 out.
  */
 #define RANDOM_DEFAULT 150
+#define RANDOM2_DEFAULT 100
 
 static const char *const q_atoms[] = {
     "Q{select 1}", "Q{select 'a' || 'b'}", "Q{select 1/0}", "Q{selec 1}", "Q{begin}", "Q{begin}", "Q{commit}",
@@ -677,6 +696,17 @@ static const char *const x_atoms[] = {
     "P{|select count(*) from t} B D{P|} E", "H", "B{|nope} E",
 };
 
+/* The second client's batches (two-client scenarios): each ends its own work (no transaction left
+ * open), and is sent only while A is outside a transaction. They leave the server connection with
+ * B's unnamed and named statements, session settings and rows, for A to not see. Nothing that pins B
+ * to its server connection (SQL PREPARE, a cursor WITH HOLD): on the lane of size 1 A would wait. */
+static const char *const b_atoms[] = {
+    "Q{select 1}", "P{|select 2} B E S", "P{|select $1::int|23} B{||9} E S", "Q{insert into t values (9)}",
+    "P{bs|select 3} B{|bs} E S", "B{|bs} E S", "Q{set work_mem = '3MB'}", "Q{show work_mem}", "P{|selec} S",
+    "B E S", "Q{begin; select 1; commit}", "C{S|} S", "P{es|select $1::int * 3|23} S", "C{S|es} S",
+    "Q{set search_path = pg_catalog}", "P{|select 1/0} B E S",
+};
+
 static uint64_t rnd_state;
 
 static unsigned rnd(unsigned n)
@@ -690,16 +720,20 @@ static unsigned rnd(unsigned n)
 #define NQ (sizeof(q_atoms) / sizeof(q_atoms[0]))
 #define NX (sizeof(x_atoms) / sizeof(x_atoms[0]))
 
-/* Scenario `seed` into s; its batch texts in text (MAX_STEPS x 512). */
-static void random_scenario(unsigned seed, struct scenario *s, char (*text)[512], char *name, size_t name_n)
+#define NB (sizeof(b_atoms) / sizeof(b_atoms[0]))
+
+/* Scenario `seed` into s (two: with a second client's batches among A's); its batch texts in text
+ * (MAX_STEPS x 512). */
+static void random_scenario(unsigned seed, int two, struct scenario *s, char (*text)[512], char *name,
+                            size_t name_n)
 {
     int nsteps;
 
     memset(s, 0, sizeof *s);
-    rnd_state = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)seed * 0xbf58476d1ce4e5b9ULL);
+    rnd_state = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)seed * 0xbf58476d1ce4e5b9ULL) ^ (two ? 0x5bd1e995ULL : 0);
     for (int i = 0; i < 4; i++)
         (void)rnd(2);
-    snprintf(name, name_n, "random_%u", seed);
+    snprintf(name, name_n, "random%s_%u", two ? "2" : "", seed);
     s->name = name;
     s->after = COUNT_T;
     nsteps = 3 + (int)rnd(MAX_STEPS - 3);
@@ -709,9 +743,20 @@ static void random_scenario(unsigned seed, struct scenario *s, char (*text)[512]
         int z = 0;
 
         b[0] = 0;
+        if (two && rnd(3) == 0) {
+            snprintf(b, 512, "%s", b_atoms[rnd(NB)]);
+            s->steps[i] = (struct step){ 'B', b, 1, 1 };
+            continue;
+        }
         if (rnd(2) == 0) {
-            for (int k = 1 + (int)rnd(2); k > 0; k--, z++)
-                used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", q_atoms[rnd(NQ)]);
+            for (int k = 1 + (int)rnd(2); k > 0; k--, z++) {
+                const char *q = q_atoms[rnd(NQ)];
+
+                /* With two clients, A does not pin its server connection either (B would wait). */
+                while (two && (strstr(q, "prepare") || strstr(q, "with hold")))
+                    q = q_atoms[rnd(NQ)];
+                used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", q);
+            }
         } else {
             for (int sync = 1 + (rnd(4) == 0); sync > 0; sync--, z++) {
                 /* Not before a later Sync in the same write: see README, Protocol fidelity (limits). */
@@ -723,7 +768,7 @@ static void random_scenario(unsigned seed, struct scenario *s, char (*text)[512]
                 used += (size_t)snprintf(b + used, 512 - used, " S");
             }
         }
-        s->steps[i] = (struct step){ 'A', b, z };
+        s->steps[i] = (struct step){ 'A', b, z, 0 };
     }
     /* PGLANE_DIFF_DROP=",3,5,": leaves those steps (from 1) out, to narrow a failure down. */
     if (getenv("PGLANE_DIFF_DROP")) {
@@ -741,7 +786,8 @@ static void random_scenario(unsigned seed, struct scenario *s, char (*text)[512]
     }
 }
 
-static void test_differential_random(void **state)
+/* n scenarios from seed0 (two: with a second client), in the three lane shapes. */
+static void run_random(int two, unsigned n, unsigned seed0)
 {
     static struct run direct, via;
     static struct scenario s;
@@ -749,15 +795,11 @@ static void test_differential_random(void **state)
     struct h_pglane *lanes[NSHAPES] = { &g_lane1, &g_lane2, &g_lane3 };
     const char *shapes[NSHAPES] = { "lane size 1", "lane size 2 + ddl route", "cache_unnamed = on" };
     const char *confs[NSHAPES] = { g_conf1, g_conf2, g_conf3 };
-    const char *n_env = getenv("PGLANE_DIFF_RANDOM"), *seed_env = getenv("PGLANE_DIFF_SEED");
-    unsigned n = n_env && *n_env ? (unsigned)strtoul(n_env, NULL, 10) : RANDOM_DEFAULT;
-    unsigned seed0 = seed_env && *seed_env ? (unsigned)strtoul(seed_env, NULL, 10) : 1;
     int failures = 0, matched = 0;
     char name[64];
 
-    (void)state;
     for (unsigned i = 0; i < n; i++) {
-        random_scenario(seed0 + i, &s, text, name, sizeof name);
+        random_scenario(seed0 + i, two, &s, text, name, sizeof name);
         alarm(H_TEST_WATCHDOG_S);
         run_scenario(&s, g_pg.port, NULL, &direct);
         for (int k = 0; k < MAX_STEPS && s.steps[k].batch; k++)
@@ -783,9 +825,29 @@ static void test_differential_random(void **state)
             }
         }
     }
-    fprintf(stderr, "differential, random: %u scenarios (seeds %u-%u) x 3 lane shapes: %d same, %d failing\n", n,
-            seed0, seed0 + n - 1, matched, failures);
+    fprintf(stderr, "differential, random%s: %u scenarios (seeds %u-%u) x 3 lane shapes: %d same, %d failing\n",
+            two ? " with two clients" : "", n, seed0, seed0 + n - 1, matched, failures);
     assert_int_equal(failures, 0);
+}
+
+static unsigned env_count(const char *name, unsigned dflt)
+{
+    const char *v = getenv(name);
+
+    return v && *v ? (unsigned)strtoul(v, NULL, 10) : dflt;
+}
+
+static void test_differential_random(void **state)
+{
+    (void)state;
+    run_random(0, env_count("PGLANE_DIFF_RANDOM", RANDOM_DEFAULT), env_count("PGLANE_DIFF_SEED", 1));
+    h_pass();
+}
+
+static void test_differential_random_two_clients(void **state)
+{
+    (void)state;
+    run_random(1, env_count("PGLANE_DIFF_RANDOM2", RANDOM2_DEFAULT), env_count("PGLANE_DIFF_SEED", 1));
     h_pass();
 }
 
@@ -878,6 +940,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         H_TEST(test_differential),
         H_TEST(test_differential_random),
+        H_TEST(test_differential_random_two_clients),
         H_TEST(test_libpq_extended_copy_then_next_client),
         H_TEST(test_psycopg_pipeline_prepared),
     };
