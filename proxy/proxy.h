@@ -424,7 +424,8 @@ int px_flow_push(struct px_client *cl, uint8_t type);
 struct px_unnamed_change {
     uint64_t ord;                  /* the message's place: flow.pushed once it is pushed */
     uint8_t kind;                  /* PX_UNNAMED_PARSE, _CLOSE, _QUERY */
-    uint8_t *text;                 /* a Parse's body after the name */
+    uint8_t same;                  /* a Parse of the settled text, noted with nothing unsettled */
+    uint8_t *text;                 /* a Parse's body after the name (NULL when same) */
     uint32_t len;
 };
 #define PX_UNNAMED_PARSE 1

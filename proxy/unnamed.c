@@ -42,7 +42,12 @@ int px_unnamed_note(struct px_client *cl, uint8_t kind, const uint8_t *text, uin
     }
     c = &cl->uchanges[cl->nuchanges];
     *c = (struct px_unnamed_change){ .ord = cl->flow.pushed + 1, .kind = kind };
-    if (kind == PX_UNNAMED_PARSE) {
+    if (kind == PX_UNNAMED_PARSE && cl->nuchanges == 0 && cl->unnamed && cl->unnamed_len == len &&
+        memcmp(cl->unnamed, text, len) == 0) {
+        /* The settled text again (a driver's same statement each time), nothing unsettled before
+         * it: it stays the settled one until this settles, so no copy is kept. */
+        c->same = 1;
+    } else if (kind == PX_UNNAMED_PARSE) {
         if (!(c->text = malloc(len ? len : 1)))
             return -1;
         memcpy(c->text, text, len);
@@ -64,8 +69,10 @@ void px_unnamed_settle_range(struct px_client *cl, uint64_t from, uint64_t upto,
             continue;
         }
         if (c->kind == PX_UNNAMED_PARSE && how == PX_UNNAMED_DONE) {
-            set_settled(cl, c->text, c->len);
-            c->text = NULL;
+            if (!c->same) {
+                set_settled(cl, c->text, c->len);
+                c->text = NULL;
+            }
         } else if ((c->kind == PX_UNNAMED_PARSE && how == PX_UNNAMED_FAILED) ||
                    (c->kind == PX_UNNAMED_CLOSE && how == PX_UNNAMED_DONE) ||
                    (c->kind == PX_UNNAMED_QUERY && how != PX_UNNAMED_SKIPPED)) {
@@ -95,6 +102,8 @@ const uint8_t *px_unnamed_as_of(const struct px_client *cl, uint64_t ord, uint32
 
         if (c->ord > ord)
             continue;
+        if (c->same)
+            break;                 /* the settled text */
         *len = c->len;
         return c->kind == PX_UNNAMED_PARSE ? c->text : NULL;
     }

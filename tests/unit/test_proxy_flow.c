@@ -306,6 +306,19 @@ static void test_unnamed_as_of(void **state)
     assert_null(px_unnamed_as_of(&cl, 0, &len));        /* before anything: none */
     reply(&cl, "12DCZ 12DCZ");
     assert_unnamed(&cl, "select 2");
+
+    /* the settled text again (kept without a copy): the settled text as of it, whatever follows */
+    send_unnamed(&cl, 'P', "select 2");
+    before = cl.flow.pushed;
+    assert_true(cl.uchanges[0].same);
+    send_unnamed(&cl, 'C', NULL);
+    send_msgs(&cl, "S");
+    t = px_unnamed_as_of(&cl, before, &len);
+    assert_non_null(t);
+    assert_string_equal((const char *)t, "select 2");
+    assert_null(px_unnamed_as_of(&cl, cl.flow.pushed, &len));
+    reply(&cl, "13Z");
+    assert_unnamed(&cl, NULL);
     px_unnamed_forget_all(&cl);                          /* a held BEGIN */
     assert_unnamed(&cl, NULL);
     px_unnamed_free(&cl);
