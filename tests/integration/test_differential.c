@@ -775,7 +775,7 @@ static void random_scenario(unsigned seed, int two, struct scenario *s, char (*t
         int kept = 0;
 
         for (int i = 0; i < nsteps; i++) {
-            char tok[8];
+            char tok[16];
 
             snprintf(tok, sizeof tok, ",%d,", i + 1);
             if (!strstr(getenv("PGLANE_DIFF_DROP"), tok))
