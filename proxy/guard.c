@@ -155,7 +155,12 @@ static int due(struct guard *g, uint32_t waiter, uint32_t head, enum px_guard_ac
             r = &g->recent[i];
     if (r) {
         r->last_seen_ms = now;
-        if (a == PX_GUARD_LOGGED || (a == r->last && now - r->last_action_ms < RECANCEL_MS))
+        /* Within RECANCEL_MS of an action: not the same action again, nor a termination after a
+         * cancel (a sample read before the cancel took effect, or processed after a newer one, would
+         * show the blocker idle in its transaction before its client could roll back). */
+        if (a == PX_GUARD_LOGGED ||
+            ((a == r->last || (r->last == PX_GUARD_CANCELLED && a == PX_GUARD_TERMINATED)) &&
+             now - r->last_action_ms < RECANCEL_MS))
             return 0;
         r->last = a;
         r->last_action_ms = now;
@@ -651,6 +656,10 @@ void px_guard_check(struct proxy *px, const struct conf_server *server, const st
         head = chain_head(edges, n, w);
         if (!head->blocker.owned || head->blocker.remote || !head->blocker.lane->conf->preemptible)
             continue;             /* never act on a backend pglane (this worker) does not own, or may not preempt */
+        if (strstr(head->blocker.state, "(aborted)"))
+            continue;             /* a failed transaction block released its locks when it failed (a cancel
+                                   * just now, say): a sample still showing it blocking read pg_locks before
+                                   * the release and pg_stat_activity after; its client gets to roll back */
         for (int j = 0; j < ndone; j++)
             seen |= done[j] == head->blocker.pid;
         if (seen || cancelled_lately(g, w->waiter.pid, head->blocker.pid, intended(pl, head), now) ||
