@@ -155,12 +155,7 @@ static int due(struct guard *g, uint32_t waiter, uint32_t head, enum px_guard_ac
             r = &g->recent[i];
     if (r) {
         r->last_seen_ms = now;
-        /* Within RECANCEL_MS of an action: not the same action again, nor a termination after a
-         * cancel (a sample read before the cancel took effect, or processed after a newer one, would
-         * show the blocker idle in its transaction before its client could roll back). */
-        if (a == PX_GUARD_LOGGED ||
-            ((a == r->last || (r->last == PX_GUARD_CANCELLED && a == PX_GUARD_TERMINATED)) &&
-             now - r->last_action_ms < RECANCEL_MS))
+        if (a == PX_GUARD_LOGGED || (a == r->last && now - r->last_action_ms < RECANCEL_MS))
             return 0;
         r->last = a;
         r->last_action_ms = now;
@@ -224,6 +219,8 @@ static enum px_guard_action preempt(struct proxy *px, const struct conf_server *
 
     if (!sv)
         return PX_GUARD_LOGGED;   /* gone since the sample */
+    if (sv->tx_status == 'E')
+        return PX_GUARD_LOGGED;   /* its transaction block failed since (a cancel): its locks went with it */
     if (strncmp(head->blocker.state, "idle in transaction", 19) == 0 && (!cl || cl->pending_z == 0)) {
         snprintf(msg, sizeof(msg), "pglane terminated this idle transaction to protect lane %s from a lock wait",
                  prot->conf->name);
