@@ -406,15 +406,27 @@ static int group_parses_unnamed_later(const uint8_t *p, uint32_t n)
 /*
  * At the start of a group whose unnamed Parse comes behind other messages (which an error could make
  * the server skip, leaving whatever unnamed statement the server had: another client's), the server's
- * unnamed statement is made the client's first (unnamed_own), while nothing can skip that.
+ * unnamed statement is made the client's first, while nothing can skip that. A replayed Parse could
+ * still fail where the transaction state is not known (a failed transaction: 25P02, an error the
+ * client would see): unless this is the first group of the pass and nothing sent before is still
+ * unanswered (the server's last ReadyForQuery then tells the state), the server's unnamed statement is
+ * only closed (a Close never fails), and stays not the client's, so that a later use replays it.
  */
 static int group_start(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t n,
                        struct proto_buf *out)
 {
-    if (cl->pass_group_open || sv->unnamed_owner == cl->conn.id || sv->tx_status == 'E' ||
-        !group_parses_unnamed_later(msg, n))
+    size_t start;
+
+    if (cl->pass_group_open || sv->unnamed_owner == cl->conn.id || !group_parses_unnamed_later(msg, n))
         return 0;
-    return unnamed_own(cl, sv, out);
+    if (cl->pass_first_group && sv->prepq.n == 0 && cl->flow.popped >= cl->fwd_ord && sv->tx_status != 'E')
+        return unnamed_own(cl, sv, out);
+    start = proto_msg_begin(out, PROTO_FE_CLOSE);
+    proto_put_u8(out, 'S');
+    proto_put_u8(out, 0);
+    proto_msg_end(out, start);
+    sv->unnamed_owner = 0;
+    return queue_push(sv, Q_CLOSE, Q_SWALLOW, 0);
 }
 
 static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
@@ -551,6 +563,7 @@ int px_prep_forward(struct px_client *cl)
 
     proto_buf_init(&out);
     cl->pass_group_open = cl->fwd_unsynced;
+    cl->pass_first_group = 1;
     if (cl->fwd_remain) {          /* the tail of a message begun in an earlier batch */
         uint32_t n = cl->fwd_remain < b->pos - off ? cl->fwd_remain : b->pos - off;
 
@@ -570,8 +583,10 @@ int px_prep_forward(struct px_client *cl)
         rc = group_start(cl, sv, b->data + off, b->pos - off, &out);
         if (rc == 0)
             rc = one_message(cl, sv, b->data + off, len, &out);
-        if (ends_group(b->data[off]))
+        if (ends_group(b->data[off])) {
             cl->pass_group_open = 0;
+            cl->pass_first_group = 0;
+        }
         else if (b->data[off] != PROTO_FE_FLUSH)   /* a Flush leaves the group as it was */
             cl->pass_group_open = 1;
         off += PROTO_HEADER_LEN + len;

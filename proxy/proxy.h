@@ -514,6 +514,7 @@ struct px_client {
     const uint8_t *pass_unnamed;
     uint32_t pass_unnamed_len;
     uint8_t pass_group_open;       /* ... and a message since the last Sync, Query or FunctionCall */
+    uint8_t pass_first_group;      /* ... and no Sync, Query or FunctionCall yet in this pass */
     uint8_t fwd_unsynced;          /* `unsynced` as of the bytes forwarded so far */
     uint32_t discard;              /* bytes of an over-large message still to drop (then its error) */
     uint8_t skip_sync;             /* after that error: messages are dropped up to a Sync (answered 'I') */

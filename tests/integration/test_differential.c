@@ -189,6 +189,9 @@ static const struct scenario scenarios[] = {
       .steps = { { 'B', "P{|select 2} B E S", 1 }, { 'A', "D{S|nope} P{|select 3} B E S B E S", 2 } } },
     { .name = "unnamed_parse_skipped_behind_error_no_names",   /* the same without a name to map */
       .steps = { { 'B', "P{|select 2} B E S", 1 }, { 'A', "D{P|nope} P{|select 3} B E S B E S", 2 } } },
+    { .name = "unnamed_parse_in_group_after_failed_group",   /* nothing of pglane's may fail in it */
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "P{|select 1} B E S", 1 }, { 'A', "P{|select 1} B E S", 1 },
+                 { 'A', "B{|nope} E S C{P|pp} P{|select 2} B E S", 2 }, { 'A', "Q{rollback}", 1 } } },
     { .name = "skipped_parse_and_close_of_new_name",  /* both skipped after an error: no statement */
       .steps = { { 'A', "D{P|nope} P{sk|select 5} C{S|sk} S", 1 }, { 'A', "B{|sk} E S", 1 } } },
     { .name = "skipped_close_and_parse_of_old_name",  /* both skipped: the old statement stays */
