@@ -125,8 +125,9 @@ static void test_fifo_without_tenant_key(void **state)
     print_message("tenant_key = none: B waited %lld ms\n", (long long)waited);
     /* Behind A's 18 (9 rounds of 0.5 s on 2 connections, 4.5 s); with several workers (the test
      * harness's PGLANE_TEST_WORKERS) the order across workers holds within one place per worker, so
-     * B may pass a few of A's. Fair queuing serves B within 0.7 s. */
-    assert_true(waited >= 3000);
+     * B may pass a few of A's (2989 ms was seen at 4 workers under ThreadSanitizer). Fair queuing
+     * serves B within 0.7 s; either bound is several times that. */
+    assert_true(waited >= (h_workers() > 1 ? 2000 : 3000));
     PQfinish(adm);
     h_pglane_assert_term_clean_exit(&l);
     h_pass();
