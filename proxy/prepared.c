@@ -229,6 +229,17 @@ static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const ui
     return queue_push_unnamed(sv, Q_PARSE, Q_URAW | Q_UMAP, s->id, prev);
 }
 
+/* Closes the server's unnamed statement (its CloseComplete swallowed): a Close never fails. */
+static int close_server_unnamed(struct px_server *sv, struct proto_buf *out)
+{
+    size_t start = proto_msg_begin(out, PROTO_FE_CLOSE);
+
+    proto_put_u8(out, 'S');
+    proto_put_u8(out, 0);
+    proto_msg_end(out, start);
+    return queue_push(sv, Q_CLOSE, Q_SWALLOW, 0);
+}
+
 /*
  * The unnamed statement is the client's until its next unnamed Parse or simple Query, across Syncs.
  * When the server's is not the client's (another client used the connection, or this is another
@@ -258,11 +269,7 @@ static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_
         proto_msg_end(out, start);
         return queue_push(sv, Q_PARSE, Q_SWALLOW, 0);
     }
-    start = proto_msg_begin(out, PROTO_FE_CLOSE);
-    proto_put_u8(out, 'S');
-    proto_put_u8(out, 0);
-    proto_msg_end(out, start);
-    return queue_push(sv, Q_CLOSE, Q_SWALLOW, 0);
+    return close_server_unnamed(sv, out);
 }
 
 /*
@@ -415,18 +422,12 @@ static int group_parses_unnamed_later(const uint8_t *p, uint32_t n)
 static int group_start(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t n,
                        struct proto_buf *out)
 {
-    size_t start;
-
     if (cl->pass_group_open || sv->unnamed_owner == cl->conn.id || !group_parses_unnamed_later(msg, n))
         return 0;
     if (cl->pass_first_group && sv->prepq.n == 0 && cl->flow.popped >= cl->fwd_ord && sv->tx_status != 'E')
         return unnamed_own(cl, sv, out);
-    start = proto_msg_begin(out, PROTO_FE_CLOSE);
-    proto_put_u8(out, 'S');
-    proto_put_u8(out, 0);
-    proto_msg_end(out, start);
     sv->unnamed_owner = 0;
-    return queue_push(sv, Q_CLOSE, Q_SWALLOW, 0);
+    return close_server_unnamed(sv, out);
 }
 
 static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
