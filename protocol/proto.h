@@ -19,6 +19,12 @@ enum {
     PROTO_FE_SYNC = 'S', PROTO_FE_TERMINATE = 'X'
 };
 
+/* A frontend message PostgreSQL answers with a ReadyForQuery (it ends a Sync group or is one). */
+static inline int proto_fe_gets_ready(uint8_t type)
+{
+    return type == PROTO_FE_SYNC || type == PROTO_FE_QUERY || type == PROTO_FE_FUNCTION_CALL;
+}
+
 /* Backend (server to client) message types. */
 enum {
     PROTO_BE_AUTH = 'R', PROTO_BE_BACKEND_KEY = 'K', PROTO_BE_BIND_COMPLETE = '2',

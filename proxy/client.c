@@ -338,8 +338,11 @@ void px_client_pump(struct px_client *cl)
                     px_client_close(cl, "write to client failed");
                     return;
                 }
-                if (r > 0) {
-                    px_client_pump(cl);
+                if (r > 0) {           /* answered: what a names hold kept back is scanned now */
+                    if (b->pos < b->len && !cl->terminating)
+                        px_client_on_read(cl);
+                    else
+                        px_client_pump(cl);
                     return;
                 }
             }
@@ -369,7 +372,9 @@ void px_client_pump(struct px_client *cl)
     }
     if (px_client_check_terminate(cl))
         return;
-    if (cl->state == CL_ACTIVE || cl->state == CL_IDLE)
+    if (cl->names_hold && b->len - b->pos >= PX_WAIT_BUF_MAX)
+        px_conn_read_stop(&cl->conn);  /* bounded while a names hold keeps bytes unscanned */
+    else if (cl->state == CL_ACTIVE || cl->state == CL_IDLE)
         px_conn_read_start(&cl->conn);
     if (!cl->conn.writing && b->start == b->len)
         px_buf_release(b);

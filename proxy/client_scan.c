@@ -102,6 +102,50 @@ static int note_unnamed(struct px_client *cl, const struct proto_frame *f)
     }
 }
 
+/* A Parse or Close of a named statement, or a DEALLOCATE: a message that changes the client's names. */
+static int changes_names(const struct proto_frame *f)
+{
+    struct proto_fe_parse parse;
+    struct proto_fe_target t;
+
+    switch (f->type) {
+    case PROTO_FE_PARSE:
+        return proto_parse_fe_parse(f->body, f->len, &parse) == 0 &&
+               (parse.name_len > 0 || px_prep_is_deallocate((const uint8_t *)parse.query, parse.query_len));
+    case PROTO_FE_CLOSE:
+        return proto_parse_fe_close(f->body, f->len, &t) == 0 && t.kind == 'S' && t.name_len > 0;
+    case PROTO_FE_QUERY:
+        return px_prep_is_deallocate(f->body, f->len);
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Held behind a request that changes statement names until the server has answered it: pglane maps
+ * names as it forwards, and a Parse or Close the server fails or skips (after an earlier error in its
+ * Sync group) is undone only when that answer comes. Later requests already mapped would bind a
+ * statement PostgreSQL no longer (or never) had. Costs a round trip only when such a request has
+ * others pipelined behind it.
+ */
+static int held(struct px_client *cl)
+{
+    if (!cl->names_hold)
+        return 0;
+    if (cl->pending_z || (cl->server && cl->server->prepq.n))
+        return 1;
+    cl->names_hold = 0;
+    return 0;
+}
+
+void px_client_resume_held(struct px_client *cl)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    if (cl->names_hold && cl->state == CL_ACTIVE && !cl->conn.writing && b->pos < b->len && !held(cl))
+        px_client_on_read(cl);
+}
+
 /* The length of a Bind's header, portal name and statement name, if avail bytes hold them, else 0. */
 static uint32_t bind_prefix(const uint8_t *msg, uint32_t avail)
 {
@@ -158,6 +202,7 @@ static enum scan_step skip_to_sync(struct px_client *cl, uint32_t avail, const c
         struct proto_buf z;
 
         cl->skip_sync = 0;
+        cl->names_changed = 0;     /* the group was dropped unsent */
         proto_buf_init(&z);
         proto_build_ready(&z, 'I');
         client_send(cl, &z);
@@ -202,6 +247,8 @@ static enum scan_step look_at_whole(struct px_client *cl, struct proto_frame *f,
                      (f->type == PROTO_FE_QUERY && px_prep_is_deallocate(f->body, f->len)) ||
                      unnamed_deallocate(f)))
         cl->prep_batch = 1;
+    if (prepared && changes_names(f))
+        cl->names_changed = 1;
     if (prepared && px_prep_unnamed_scan(cl, f))   /* cache_unnamed */
         cl->prep_batch = 1;
     if (prepared)
@@ -278,6 +325,8 @@ static enum scan_step pass_on(struct px_client *cl, const struct proto_frame *f,
     case PROTO_FE_FUNCTION_CALL:
         cl->pending_z++;
         cl->unsynced = 0;
+        cl->names_hold |= cl->names_changed;
+        cl->names_changed = 0;
         break;
     case PROTO_FE_PARSE:
     case PROTO_FE_BIND:
@@ -322,6 +371,15 @@ int client_scan(struct px_client *cl, const char **err)
                 return r;
             continue;
         }
+        if (b->remain) {           /* the body of a message streaming through */
+            uint32_t n = b->remain < avail ? b->remain : avail;
+
+            b->pos += n;
+            b->remain -= n;
+            continue;
+        }
+        if (held(cl))              /* at a message boundary */
+            return 0;
         if (cl->skip_sync) {
             if ((r = skip_to_sync(cl, avail, err)) != STEP_NEXT)
                 return r;

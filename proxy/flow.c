@@ -21,11 +21,6 @@ static int is_extended(uint8_t t)
            t == PROTO_FE_CLOSE || t == PROTO_FE_FLUSH;
 }
 
-static int gets_ready(uint8_t t)
-{
-    return t == PROTO_FE_QUERY || t == PROTO_FE_FUNCTION_CALL || t == PROTO_FE_SYNC;
-}
-
 /* A message of this type gets no reply at all (outside COPY IN): the server reads and drops it. */
 static int silent(uint8_t t)
 {
@@ -59,7 +54,7 @@ static void pop(struct px_client *cl, uint32_t k, int how)
  * FunctionCall or Sync among them gets no ReadyForQuery. */
 static void discard(struct px_client *cl, uint8_t type, uint32_t k)
 {
-    if (gets_ready(type))
+    if (proto_fe_gets_ready(type))
         cl->pending_z = cl->pending_z > k ? cl->pending_z - k : 0;
 }
 
@@ -205,7 +200,7 @@ void px_flow_reply(struct px_client *cl, uint8_t type)
         f->skipping = 0;
         /* Normally the head is the Query, FunctionCall or Sync answered; should the count be out of
          * step, everything up to the first such message is taken as answered. */
-        while ((h = head(f)) && !gets_ready(h->type))
+        while ((h = head(f)) && !proto_fe_gets_ready(h->type))
             pop(cl, h->n, PX_UNNAMED_SKIPPED);
         if (h)
             pop(cl, 1, PX_UNNAMED_DONE);
@@ -230,7 +225,7 @@ int px_flow_owes_flushed(const struct px_client *cl)
     for (uint32_t i = 0; i < f->n; i++) {
         uint8_t t = f->e[f->head + i].type;
 
-        if (gets_ready(t) || t == PROTO_FE_FLUSH)
+        if (proto_fe_gets_ready(t) || t == PROTO_FE_FLUSH)
             return 1;
     }
     return 0;

@@ -384,11 +384,6 @@ static int on_deallocate(struct px_client *cl, struct px_server *sv, const uint8
     return queue_push_name(sv, Q_QUERY, Q_DEALLOC, cs->stmt->id, cs->name);
 }
 
-static int ends_group(uint8_t type)
-{
-    return type == PROTO_FE_SYNC || type == PROTO_FE_QUERY || type == PROTO_FE_FUNCTION_CALL;
-}
-
 /* Whether the group starting at p (n bytes of whole messages and maybe the start of one) has an
  * unnamed Parse after its first message, before its end. */
 static int group_parses_unnamed_later(const uint8_t *p, uint32_t n)
@@ -402,7 +397,7 @@ static int group_parses_unnamed_later(const uint8_t *p, uint32_t n)
         if (!first && p[off] == PROTO_FE_PARSE && len >= 1 && off + PROTO_HEADER_LEN < n &&
             p[off + PROTO_HEADER_LEN] == 0)
             return 1;
-        if (ends_group(p[off]) || len > n - off - PROTO_HEADER_LEN)
+        if (proto_fe_gets_ready(p[off]) || len > n - off - PROTO_HEADER_LEN)
             return 0;
         off += PROTO_HEADER_LEN + len;
         first = 0;
@@ -584,7 +579,7 @@ int px_prep_forward(struct px_client *cl)
         rc = group_start(cl, sv, b->data + off, b->pos - off, &out);
         if (rc == 0)
             rc = one_message(cl, sv, b->data + off, len, &out);
-        if (ends_group(b->data[off])) {
+        if (proto_fe_gets_ready(b->data[off])) {
             cl->pass_group_open = 0;
             cl->pass_first_group = 0;
         }

@@ -552,6 +552,11 @@ struct px_client {
     struct px_session *sess;       /* settings to replay on the next server, or NULL */
     uint8_t peer_family;
     uint8_t prep_batch;            /* scanned bytes hold a message naming a prepared statement */
+    /* A request (Sync group, Query) that defines or drops statement names must be answered before
+     * anything behind it is scanned and mapped: a failed or skipped Parse or Close leaves the names as
+     * they were (client_scan.c). names_changed: the request being scanned does; names_hold: the
+     * scan waits for that answer. */
+    uint8_t names_changed, names_hold;
     uint32_t fwd_remain;           /* body bytes of a message whose start was already forwarded */
     uint32_t last_bound;           /* shared statement of the latest Bind */
     struct px_cstmt *stmts;        /* the client's statement names */
@@ -590,6 +595,9 @@ struct px_client {
 const char *px_client_addr(const struct px_client *cl, char *buf, size_t n);
 /* After a Terminate, closes the client once nothing more is owed to it; 1 if it was closed. */
 int px_client_check_terminate(struct px_client *cl);
+/* Goes on scanning what the client sent behind a request that changed statement names, once that
+ * request is answered (client_scan.c). */
+void px_client_resume_held(struct px_client *cl);
 #define PX_CLIENT_ADDR(cl) px_client_addr((cl), (char[48]){ 0 }, 48)
 void px_client_accept(struct proxy *px, uv_stream_t *listener);
 /* The pool attached a server: finish login or forward queued messages. */

@@ -630,6 +630,8 @@ static void server_read(struct px_server *sv)
         px_client_session_idle(sv->client);
     else if (sv->state == SV_ACTIVE && sv->client && px_client_check_terminate(sv->client))
         return;
+    if (sv->state == SV_ACTIVE && sv->client && !sv->release_after_write)
+        px_client_resume_held(sv->client);   /* the server stays the client's (a transaction, pinned) */
     if (sv->state == SV_ACTIVE && !sv->conn.writing && sv->conn.in.start == sv->conn.in.len)
         px_buf_release(&sv->conn.in);
 }
@@ -650,6 +652,8 @@ void px_server_on_sent(struct px_server *sv)
     else if (sv->client && sv->prepq.n && px_prep_drain(sv) == 0 && release_ready(sv) &&
              sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION)
         px_server_detach(sv);
+    if (sv->client && sv->state == SV_ACTIVE && !sv->release_after_write && sv->conn.in.pos == sv->conn.in.len)
+        px_client_resume_held(sv->client);
 }
 
 void px_server_on_eof(struct px_server *sv, int status)

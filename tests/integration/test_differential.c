@@ -197,6 +197,30 @@ static const struct scenario scenarios[] = {
     { .name = "skipped_close_and_parse_of_old_name",  /* both skipped: the old statement stays */
       .steps = { { 'A', "P{sk2|select 6} S", 1 }, { 'A', "D{P|nope} C{S|sk2} P{sk2|select 7} S", 1 },
                  { 'A', "B{|sk2} E S", 1 } } },
+    /* Named Parse/Close in a Sync group with later groups pipelined behind it: the later groups must
+     * see the names as the server left them (failed or skipped Parse: no statement). */
+    { .name = "pipelined_parse_skipped_then_bind",
+      .steps = { { 'A', "D{P|nope} P{pl1|select 5} S B{|pl1} E S", 2 } } },
+    { .name = "pipelined_parse_skipped_cached_text",   /* the text is on the server already */
+      .steps = { { 'A', "P{pl0|select 15} S", 1 }, { 'A', "D{P|nope} P{pl2|select 15} S B{|pl2} E S", 2 },
+                 { 'A', "P{pl2b|select 15} S B{|pl2b} E S", 2 } } },   /* the first group answered by pglane */
+    { .name = "pipelined_parse_then_large_query",        /* 300 KiB wait behind the held group */
+      .steps = { { 'A', "P{pl8|select 20} S Q{select length('@300K')} B{|pl8} E S", 3 } } },
+    { .name = "pipelined_parse_failed_then_bind",
+      .steps = { { 'A', "P{pl3|select nosuchcol} S B{|pl3} E S", 2 } } },
+    { .name = "pipelined_close_skipped_then_parse",     /* the old statement stays: the Parse fails */
+      .steps = { { 'A', "P{pl4|select 16} S", 1 }, { 'A', "D{P|nope} C{S|pl4} S P{pl4|select 17} S B{|pl4} E S", 3 } } },
+    { .name = "pipelined_parse_in_failed_tx_then_bind",
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "B{|nope} E S P{pl5|select 18} S B{|pl5} E S", 2 },
+                 { 'A', "Q{rollback}", 1 }, { 'A', "B{|pl5} E S", 1 } } },
+    { .name = "pipelined_parse_pinned_client",            /* SQL PREPARE keeps the server the client's */
+      .steps = { { 'A', "Q{prepare qp9 as select 9}", 1 }, { 'A', "P{pl9|select 21} S B{|pl9} E S", 2 },
+                 { 'A', "Q{deallocate qp9}", 1 } } },
+    { .name = "sql_deallocate_in_transaction",
+      .steps = { { 'A', "Q{prepare qp as select 42}", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "Q{deallocate qp}", 1 },
+                 { 'A', "Q{rollback}", 1 } } },
+    { .name = "pipelined_parse_then_terminate",
+      .steps = { { 'A', "P{pl7|insert into t values (7)} S B{|pl7} E S X", TO_EOF } }, .after = COUNT_T },
     { .name = "unnamed_after_session_set",            /* pglane's own Query on the server drops its unnamed */
       .steps = { { 'A', "P{|set work_mem = '5MB'} B E S", 1 }, { 'A', "P{|rollback} B E S", 1 },
                  { 'A', "B E S", 1 } } },
@@ -656,14 +680,12 @@ static void test_differential(void **state)
 
 /*
  * Random sequences: scenarios drawn from a seeded generator out of the atoms below, one client, so
- * that no known difference (they all need two clients or now()) can apply. A batch is either 1-2
- * simple Queries (a ReadyForQuery each) or 1-3 extended-protocol groups ended by one Sync (one
- * ReadyForQuery; a Query never sits inside an extended batch, where an earlier error would skip it).
- * A group followed by another Sync in the same write never creates or closes a named statement (a
- * documented limit: README, Protocol fidelity). test_differential_random_two_clients puts a second
- * client's batches (b_atoms) among A's, sent while A is outside a transaction: what B leaves on a
- * shared server connection must not show through to A (PGLANE_DIFF_RANDOM2=N of them, default
- * RANDOM2_DEFAULT).
+ * that no known difference (they all need two clients or now()) can apply. A batch, sent in one
+ * write, is either 1-2 simple Queries or 1-2 Sync groups of 1-3 extended-protocol atoms (a
+ * ReadyForQuery each; a Query never sits inside a group, where an earlier error would skip it).
+ * test_differential_random_two_clients puts a second client's batches (b_atoms) among A's, sent
+ * while A is outside a transaction: what B leaves on a shared server connection must not show
+ * through to A (PGLANE_DIFF_RANDOM2=N of them, default RANDOM2_DEFAULT).
  * The atoms mix transactions, savepoints, errors inside and outside them, session SETs, SQL-level
  * PREPARE, cursors, named and unnamed statements (made twice, closed, described, bound after their
  * transaction ended) and partial Executes. PGLANE_DIFF_RANDOM=N runs N scenarios (default
@@ -687,8 +709,7 @@ static const char *const q_atoms[] = {
     "Q{insert into t values (4)}", "Q{discard all}", "Q{deallocate all}",
 };
 
-/* Extended-protocol atoms; the first X_NAMING of them create or close a named statement. */
-#define X_NAMING 5
+/* Extended-protocol atoms; the first five create or close a named statement. */
 static const char *const x_atoms[] = {
     "P{es|select $1::int * 2|23}", "P{es|select $1::int * 2|23}", "C{S|es}", "P{e2|select 'x'} D{S|e2} B{|e2} E",
     "C{S|e2}",
@@ -762,12 +783,8 @@ static void random_scenario(unsigned seed, int two, struct scenario *s, char (*t
             }
         } else {
             for (int sync = 1 + (rnd(4) == 0); sync > 0; sync--, z++) {
-                /* Not before a later Sync in the same write: see README, Protocol fidelity (limits). */
-                unsigned from = sync > 1 ? X_NAMING : 0;
-
                 for (int k = 1 + (int)rnd(3); k > 0; k--)
-                    used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "",
-                                             x_atoms[from + rnd(NX - from)]);
+                    used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", x_atoms[rnd(NX)]);
                 used += (size_t)snprintf(b + used, 512 - used, " S");
             }
         }

@@ -243,6 +243,16 @@ static void test_fe_bind_binary_values(void **state)
     free(body);
 }
 
+/* The messages PostgreSQL answers with a ReadyForQuery, and none of the others. */
+static void test_fe_gets_ready(void **state)
+{
+    const char *all = "BCdcfDEHFPpQSX";
+
+    (void)state;
+    for (const char *t = all; *t; t++)
+        assert_int_equal(proto_fe_gets_ready((uint8_t)*t), *t == 'S' || *t == 'Q' || *t == 'F');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_fe_malformed),
         cmocka_unit_test(test_fe_truncated_and_trailing),
         cmocka_unit_test(test_fe_bind_binary_values),
+        cmocka_unit_test(test_fe_gets_ready),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
