@@ -76,12 +76,26 @@ static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *
     size_t start;
 
     if (i >= 0) {
-        sv->cached[i].used = ++sv->tick;
-        return 1;
+        struct px_cached *c = &sv->cached[i];
+
+        c->used = ++sv->tick;
+        if (!c->pending || c->group == sv->groups)
+            return 1;
+        /* Its Parse went in an earlier request still unanswered, which an error may have made the
+         * server skip: prepared again here, behind a Close (which never fails) in case it was not. */
+        start = proto_msg_begin(out, PROTO_FE_CLOSE);
+        proto_put_u8(out, 'S');
+        put_name(out, s->id);
+        proto_msg_end(out, start);
+        if (queue_push(sv, Q_CLOSE, Q_SWALLOW | Q_REPREP, s->id) < 0)
+            return -1;
+        c->pending++;
+        c->group = sv->groups;
+    } else {
+        if (cache_make_room(sv, out) < 0 || cache_grow(sv) < 0)
+            return -1;
+        sv->cached[sv->ncached++] = (struct px_cached){ s->id, ++sv->tick, 1, 0, sv->groups };
     }
-    if (cache_make_room(sv, out) < 0 || cache_grow(sv) < 0)
-        return -1;
-    sv->cached[sv->ncached++] = (struct px_cached){ s->id, ++sv->tick, 1 };
     start = proto_msg_begin(out, PROTO_FE_PARSE);
     put_name(out, s->id);
     proto_put_bytes(out, s->body, s->len);
@@ -580,6 +594,7 @@ int px_prep_forward(struct px_client *cl)
         if (rc == 0)
             rc = one_message(cl, sv, b->data + off, len, &out);
         if (proto_fe_gets_ready(b->data[off])) {
+            sv->groups++;
             cl->pass_group_open = 0;
             cl->pass_first_group = 0;
         }

@@ -28,7 +28,8 @@ enum {
     Q_UNNAMED = 256,
     Q_URAW = 512,      /* ... sent as the server's unnamed Parse (no cache entry to undo) */
     Q_UMAP = 1024,     /* ... maps the client's unnamed statement to e->stmt */
-    Q_UFAILED = 2048   /* ... the server failed it (rather than skipping it): no unnamed statement */
+    Q_UFAILED = 2048,  /* ... the server failed it (rather than skipping it): no unnamed statement */
+    Q_REPREP = 4096    /* a Close ahead of preparing a statement again (ensure_as): it is gone if done */
 };
 enum { Q_PARSE = 'P', Q_BIND = 'B', Q_DESC_STMT = 'd', Q_DESC_PORTAL = 'p', Q_EXEC = 'E', Q_CLOSE = 'C',
        Q_SYNC = 'S', Q_QUERY = 'Q' };
@@ -66,6 +67,8 @@ int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s);
 int over_client_limit(struct px_client *cl);
 int cache_find(const struct px_server *sv, uint32_t id);
 void cache_remove(struct px_server *sv, uint32_t id);
+void cache_gone(struct px_server *sv, uint32_t id);
+void cache_parse_undone(struct px_server *sv, uint32_t id);
 int cache_grow(struct px_server *sv);
 void cache_add_ready(struct px_server *sv, uint32_t id);
 

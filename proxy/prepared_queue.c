@@ -100,8 +100,10 @@ static void settle_entry(struct px_server *sv, struct px_prepq_entry *e, int ok)
         cstmt_drop(cl, cs);
     if (!ok && (e->flags & Q_EVICT))
         cache_add_ready(sv, e->stmt);
+    if (ok && (e->flags & Q_REPREP))
+        cache_gone(sv, e->stmt);
     if (!ok && e->type == Q_PARSE && !(e->flags & (Q_SYNTH | Q_URAW)) && e->stmt)
-        cache_remove(sv, e->stmt);
+        cache_parse_undone(sv, e->stmt);
     if (cl && (e->flags & Q_UNNAMED))
         unnamed_settle(cl, e, ok);
     free(e->name);
@@ -276,6 +278,10 @@ static void on_error(struct px_server *sv, const struct proto_frame *f)
         /* The server has this statement although pglane thought not: believe the server. */
         uint32_t id = h->stmt;
 
+        int i = cache_find(sv, id);
+
+        if (i >= 0)
+            sv->cached[i].pending -= sv->cached[i].pending > 0;
         h->stmt = 0;
         queue_settle(sv, 0);
         cache_add_ready(sv, id);
@@ -297,8 +303,10 @@ void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
             int i = cache_find(sv, h->stmt);
             struct px_stmt *s = stmt_by_id(sv->conn.px, h->stmt);
 
-            if (i >= 0 && !(h->flags & Q_URAW))
-                sv->cached[i].pending = 0;
+            if (i >= 0 && !(h->flags & Q_URAW)) {
+                sv->cached[i].pending -= sv->cached[i].pending > 0;
+                sv->cached[i].exists = 1;
+            }
             if (s && !s->validated) {
                 s->validated = 1;
                 if (sv->conn.px->workers)

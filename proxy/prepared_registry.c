@@ -405,9 +405,31 @@ void cache_add_ready(struct px_server *sv, uint32_t id)
     int i = cache_find(sv, id);
 
     if (i >= 0) {
-        sv->cached[i].pending = 0;
+        sv->cached[i].exists = 1;
         return;
     }
     if (cache_grow(sv) == 0)
-        sv->cached[sv->ncached++] = (struct px_cached){ id, ++sv->tick, 0 };
+        sv->cached[sv->ncached++] = (struct px_cached){ id, ++sv->tick, 0, 1, sv->groups };
+}
+
+/* The server carried out a Close of the statement (ensure_as prepares it again behind it). */
+void cache_gone(struct px_server *sv, uint32_t id)
+{
+    int i = cache_find(sv, id);
+
+    if (i >= 0)
+        sv->cached[i].exists = 0;
+}
+
+/* A Parse of the statement was skipped or failed: the entry goes once no other Parse of it is owed
+ * an answer and no earlier one was carried out. */
+void cache_parse_undone(struct px_server *sv, uint32_t id)
+{
+    int i = cache_find(sv, id);
+
+    if (i < 0)
+        return;
+    sv->cached[i].pending -= sv->cached[i].pending > 0;
+    if (!sv->cached[i].pending && !sv->cached[i].exists)
+        cache_remove(sv, id);
 }

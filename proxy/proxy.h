@@ -246,7 +246,9 @@ struct px_prepq {                  /* ring of px_prepq_entry, oldest at head */
 struct px_cached {                 /* a shared statement prepared on one server connection */
     uint32_t id;
     uint64_t used;
-    uint8_t pending;               /* its Parse has not been answered yet */
+    uint16_t pending;              /* its Parses not answered yet (one more per group that sent it again) */
+    uint8_t exists;                /* the server's replies so far say it has the statement */
+    uint32_t group;                /* px_server.groups when its latest Parse was sent */
 };
 /* ---- session state in transaction pooling (proxy/session.c) ---- */
 enum { PX_DIRTY_RESET = 1, PX_DIRTY_CHECK = 2, PX_DIRTY_DISCARD = 4 };
@@ -313,6 +315,7 @@ struct px_server {
     struct px_cached *cached;      /* shared statements prepared on this connection */
     int ncached, capcached;
     uint64_t tick;
+    uint32_t groups;               /* requests (Sync, Query, FunctionCall) the mapping has forwarded */
     /* contention guard (proxy/guard.c) */
     const struct px_lane *guard_for;   /* pglane cancelled this backend to protect that lane: the next
                                           ErrorResponse says so (cleared at ReadyForQuery) */

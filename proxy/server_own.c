@@ -319,6 +319,8 @@ void check_done(struct px_server *sv)
         px_conn_read_start(&cl->conn);
         if (cl->conn.in.pos < cl->conn.in.len)
             px_client_on_read(cl);
+        else
+            px_client_pump(cl);         /* a Terminate that came with the transaction closes it now */
         return;
     }
     if (sv->pool->lane->neps > 1 && px_replica_ask_lsn(sv, cl))

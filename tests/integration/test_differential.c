@@ -216,6 +216,21 @@ static const struct scenario scenarios[] = {
     { .name = "pipelined_parse_pinned_client",            /* SQL PREPARE keeps the server the client's */
       .steps = { { 'A', "Q{prepare qp9 as select 9}", 1 }, { 'A', "P{pl9|select 21} S B{|pl9} E S", 2 },
                  { 'A', "Q{deallocate qp9}", 1 } } },
+    /* pglane prepares its shared statement on a server connection that lacks it (here: a pinned
+     * client's DISCARD ALL dropped it) in the group that first uses it; an error earlier in that group
+     * makes the server skip it, and a later group pipelined behind must not take it as prepared. */
+    { .name = "pipelined_use_after_skipped_prepare",
+      .steps = { { 'A', "P{pu|select $1::int * 3|23} S", 1 }, { 'B', "Q{prepare bq as select 1} X", TO_EOF },
+                 { 'A', "B E D{S|pu} S B{|pu|5} E S", 2 }, { 'A', "B{|pu|6} E S", 1 } } },
+    { .name = "pipelined_use_after_failed_prepare_in_tx",   /* 25P02: pglane's own Parse fails */
+      .steps = { { 'A', "P{pv|select $1::int * 4|23} S", 1 }, { 'B', "Q{prepare bq as select 1} X", TO_EOF },
+                 { 'A', "Q{begin}", 1 }, { 'A', "Q{select 1/0}", 1 },
+                 { 'A', "B{|pv|5} E S Q{rollback} B{|pv|6} E S", 3 }, { 'A', "B{|pv|7} E S", 1 } } },
+    /* A Terminate in the same write as a statement that pins the client: closed after the check
+     * (the client was left open, its server pinned to it). */
+    { .name = "pin_then_terminate_same_write", .steps = { { 'A', "Q{prepare bq as select 1} X", TO_EOF } } },
+    { .name = "set_then_terminate_same_write", .steps = { { 'A', "Q{set work_mem = '5MB'} X", TO_EOF } } },
+    { .name = "pin_then_terminate_apart", .steps = { { 'A', "Q{prepare bq as select 1}", 1 }, { 'A', "X", TO_EOF } } },
     { .name = "sql_deallocate_in_transaction",
       .steps = { { 'A', "Q{prepare qp as select 42}", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "Q{deallocate qp}", 1 },
                  { 'A', "Q{rollback}", 1 } } },
@@ -706,7 +721,8 @@ static const char *const q_atoms[] = {
     "Q{declare hc cursor with hold for select generate_series(1, 2)}", "Q{fetch all from hc}",
     "Q{set application_name = 'rnd'}", "Q{show application_name}", "Q{show transaction_isolation}",
     "Q{set transaction isolation level repeatable read}", "Q{start transaction read only}",
-    "Q{insert into t values (4)}", "Q{discard all}", "Q{deallocate all}",
+    "Q{insert into t values (4)}", "Q{discard all}", "Q{deallocate all}", "Q{deallocate es}",
+    "F{int4abs|-3}",
 };
 
 /* Extended-protocol atoms; the first five create or close a named statement. */
@@ -717,7 +733,8 @@ static const char *const x_atoms[] = {
     "B{|es|21} E", "D{S|es}", "P{|select generate_series(1, 3)} B E{|2}", "B E", "D{P|}",
     "P{|insert into t values (5)} B E", "P{|begin} B E", "P{|commit} B E", "P{|rollback} B E",
     "B{pp|es|4} E{pp|0}", "E{pp|0}", "C{P|pp}", "P{|show work_mem} B E", "P{|set work_mem = '5MB'} B E",
-    "P{|select count(*) from t} B D{P|} E", "H", "B{|nope} E",
+    "P{|select count(*) from t} B D{P|} E", "H", "B{|nope} E", "P{e3|selec}", "B{|e2} E",
+    "P{|deallocate e2} B E",
 };
 
 /* The second client's batches (two-client scenarios): each ends its own work (no transaction left

@@ -627,6 +627,80 @@ static void test_streamed_bind(void **state)
     bytes_free(&chunk);
 }
 
+/*
+ * (7) pglane prepares its statement in the group that first uses it on a server connection; an error
+ * earlier in that group makes the server skip the Parse. A later group sent before that answer
+ * prepares it again behind a Close (a Close never fails), so that its Bind finds the statement
+ * whichever way the first group went; the cache entry follows the replies.
+ */
+static void test_prepare_again_in_later_group(void **state)
+{
+    struct rig *r = *state;
+
+    for (int later_skipped = 0; later_skipped < 2; later_skipped++) {
+        struct bytes in = { 0 }, want = { 0 };
+
+        print_message("later group %s\n", later_skipped ? "skipped too" : "carried out");
+        if (later_skipped) {
+            assert_int_equal(teardown(state), 0);
+            assert_int_equal(setup(state), 0);
+            r = *state;
+        }
+        M(&in, 'P', PARSE_S1);
+        M(&in, 'S', "");
+        client_sends(r, 0, in.p, in.n, 0);
+        M(&want, 'P', PARSE_PGL1);
+        M(&want, 'S', "");
+        expect_server(r, &want);
+        server_replies(r, "1Z");
+        px_prep_server_forget_all(&r->sv);   /* as after a DISCARD ALL on the connection */
+        bytes_free(&in);
+        bytes_free(&want);
+
+        M(&in, 'E', "x\0\0\0\0\0");          /* a portal that does not exist: 34000 */
+        M(&in, 'D', "Ss1\0");
+        M(&in, 'S', "");
+        if (later_skipped)
+            M(&in, 'E', "y\0\0\0\0\0");      /* the later group fails ahead of the Close */
+        M(&in, 'B', "\0s1\0" BIND_TAIL);
+        M(&in, 'E', "\0\0\0\0\0");
+        M(&in, 'S', "");
+        client_sends(r, 0, in.p, in.n, 0);
+        M(&want, 'E', "x\0\0\0\0\0");
+        M(&want, 'P', PARSE_PGL1);
+        M(&want, 'D', "S_pgl_1\0");
+        M(&want, 'S', "");
+        if (later_skipped)
+            M(&want, 'E', "y\0\0\0\0\0");
+        M(&want, 'C', "S_pgl_1\0");
+        M(&want, 'P', PARSE_PGL1);
+        M(&want, 'B', "\0_pgl_1\0" BIND_TAIL);
+        M(&want, 'E', "\0\0\0\0\0");
+        M(&want, 'S', "");
+        expect_server(r, &want);
+        assert_int_equal(r->sv.ncached, 1);
+        assert_int_equal(r->sv.cached[0].pending, 2);
+
+        server_error(r, "34000");            /* the first group: Parse and Describe skipped */
+        server_replies(r, "Z");
+        assert_int_equal(r->sv.ncached, 1);  /* the later group's Parse is still owed */
+        assert_int_equal(r->sv.cached[0].pending, 1);
+        if (later_skipped) {                 /* Close, Parse, Bind and Execute skipped: no statement */
+            server_error(r, "34000");
+            server_replies(r, "Z");
+            assert_int_equal(r->sv.ncached, 0);
+        } else {
+            server_replies(r, "312CZ");
+            assert_int_equal(r->sv.ncached, 1);
+            assert_int_equal(r->sv.cached[0].pending, 0);
+            assert_int_equal(r->sv.cached[0].exists, 1);
+        }
+        assert_int_equal(r->sv.prepq.n, 0);
+        bytes_free(&in);
+        bytes_free(&want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +710,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unnamed_passthrough, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streamed_bind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_again_in_later_group, setup, teardown),
     };
     return cmocka_run_group_tests_name("unit: proxy prepared statements", tests, NULL, NULL);
 }
