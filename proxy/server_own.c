@@ -91,6 +91,15 @@ static void build_param_sync(struct px_server *sv, struct px_client *cl, struct 
     }
 }
 
+/* The server's unnamed statement is dropped by a simple Query of pglane's: no client's any more, and
+ * its client's next Bind of the unnamed statement goes through the mapping, which replays it. */
+static void unnamed_gone(struct px_server *sv)
+{
+    sv->unnamed_owner = 0;
+    if (sv->client)
+        sv->client->unnamed_parsed = 0;
+}
+
 /* Sends one of pglane's own simple queries; its replies are swallowed up to its ReadyForQuery. A
  * simple Query drops the server's unnamed statement: whatever client's it was, it is no longer. */
 int send_own_query(struct px_server *sv, const char *sql, size_t len)
@@ -98,7 +107,7 @@ int send_own_query(struct px_server *sv, const char *sql, size_t len)
     struct proto_buf b;
     size_t start;
 
-    sv->unnamed_owner = 0;
+    unnamed_gone(sv);
     proto_buf_init(&b);
     start = proto_msg_begin(&b, PROTO_FE_QUERY);
     proto_put_bytes(&b, sql, len);
@@ -147,7 +156,7 @@ static int send_client_state(struct px_server *sv, struct px_client *cl)
         proto_buf_free(&m);
         return r;
     }
-    sv->unnamed_owner = 0;             /* simple Queries: the server's unnamed statement is gone */
+    unnamed_gone(sv);                  /* simple Queries: the server's unnamed statement is gone */
     if (send_buf(sv, &m) < 0)
         return -1;
     if (q_sent)                        /* the sync's ReadyForQuery is the first of these */

@@ -231,6 +231,19 @@ static const struct scenario scenarios[] = {
     { .name = "pin_then_terminate_same_write", .steps = { { 'A', "Q{prepare bq as select 1} X", TO_EOF } } },
     { .name = "set_then_terminate_same_write", .steps = { { 'A', "Q{set work_mem = '5MB'} X", TO_EOF } } },
     { .name = "pin_then_terminate_apart", .steps = { { 'A', "Q{prepare bq as select 1}", 1 }, { 'A', "X", TO_EOF } } },
+    /* A pinned client's transaction that changed a setting is followed by pglane's check, a simple
+     * Query that drops the server's unnamed statement: the client's next Bind of it replays it (it got
+     * 26000). */
+    { .name = "pinned_unnamed_after_check_behind_hold",
+      .steps = { { 'A', "Q{prepare qp as select 42}", 1 }, { 'A', "P{es|select $1::int * 2|23} S", 1 },
+                 { 'A', "C{S|es} S P{|set work_mem = '5MB'} B E B{pp|es|4} E{pp|0} S", 2 }, { 'A', "B E H S", 1 } } },
+    { .name = "pinned_unnamed_after_check",
+      .steps = { { 'A', "Q{prepare qp as select 42}", 1 },
+                 { 'A', "P{|set work_mem = '5MB'} B E B{pp|es|4} E{pp|0} S", 1 }, { 'A', "B E H S", 1 } } },
+    { .name = "pipelined_discard_all_then_deallocate",   /* the names are gone before the DEALLOCATE */
+      .steps = { { 'A', "P{pd|select 31} S", 1 }, { 'B', "Q{prepare bq as select 1} X", TO_EOF },
+                 { 'A', "Q{discard all} Q{deallocate pd}", 2 },
+                 { 'A', "P{pd|select 32} S B{|pd} E S", 2 } } },
     { .name = "sql_deallocate_in_transaction",
       .steps = { { 'A', "Q{prepare qp as select 42}", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "Q{deallocate qp}", 1 },
                  { 'A', "Q{rollback}", 1 } } },
