@@ -126,7 +126,7 @@ static int changes_names(const struct proto_frame *f)
     switch (f->type) {
     case PROTO_FE_PARSE:
         return proto_parse_fe_parse(f->body, f->len, &parse) == 0 &&
-               (parse.name_len > 0 || px_prep_is_deallocate((const uint8_t *)parse.query, parse.query_len));
+               (parse.name_len > 0 || query_may_drop_names((const uint8_t *)parse.query, parse.query_len));
     case PROTO_FE_CLOSE:
         return proto_parse_fe_close(f->body, f->len, &t) == 0 && t.kind == 'S' && t.name_len > 0;
     case PROTO_FE_QUERY:
