@@ -223,7 +223,7 @@ static int forward(struct px_client *cl)
         cl->fwd_remain = cl->conn.in.remain;
         px_flow_mark_raw(cl);
         if (cl->unnamed_parsed)
-            cl->server->unnamed_owner = cl->conn.id;
+            px_unnamed_own(cl->server, cl);
         r = px_forward(&cl->conn, &cl->server->conn);
         if (st)
             px_stage_add(PX_ST_SERVER_WRITE, st);

@@ -62,7 +62,7 @@ static void track_unnamed(struct px_client *cl, const struct proto_frame *f)
         cl->unnamed_parsed = 1;
         /* Behind other messages of its group, an error could make the server skip it: the server's
          * own unnamed statement must then be the client's already (proxy/prepared.c, group_start). */
-        if (cl->unsynced && !(cl->server && cl->server->unnamed_owner == cl->conn.id))
+        if (cl->unsynced && !(cl->server && px_unnamed_owned(cl->server, cl)))
             cl->prep_batch = 1;
         return;
     case PROTO_FE_BIND:            /* of a large Bind, only its names are here */
@@ -93,10 +93,12 @@ static int note_unnamed(struct px_client *cl, const struct proto_frame *f)
     case PROTO_FE_PARSE:
         if (proto_parse_fe_parse(f->body, f->len, &parse) < 0 || parse.name_len > 0)
             return 0;
+        cl->group_unnamed = 1;
         return px_unnamed_note(cl, PX_UNNAMED_PARSE, f->body + 1, f->len - 1);
     case PROTO_FE_CLOSE:
         if (proto_parse_fe_close(f->body, f->len, &t) < 0 || t.kind != 'S' || t.name_len > 0)
             return 0;
+        cl->group_unnamed = 1;
         return px_unnamed_note(cl, PX_UNNAMED_CLOSE, NULL, 0);
     default:
         return 0;
@@ -145,11 +147,14 @@ static int changes_names(const struct proto_frame *f)
  */
 static int held(struct px_client *cl)
 {
-    if (!cl->names_hold)
+    if (!cl->names_hold && !cl->unnamed_hold)
         return 0;
-    if (cl->pending_z || (cl->server && cl->server->prepq.n))
+    if (cl->names_hold && (cl->pending_z || (cl->server && cl->server->prepq.n)))
         return 1;
     cl->names_hold = 0;
+    if (cl->unnamed_hold && cl->pending_z)   /* the held message's own group is not ended: no prepq test */
+        return 1;
+    cl->unnamed_hold = 0;
     return 0;
 }
 
@@ -157,8 +162,28 @@ void px_client_resume_held(struct px_client *cl)
 {
     struct px_buf *b = &cl->conn.in;
 
-    if (cl->names_hold && cl->state == CL_ACTIVE && !cl->conn.writing && b->pos < b->len && !held(cl))
+    if ((cl->names_hold || cl->unnamed_hold) && cl->state == CL_ACTIVE && !cl->conn.writing && b->pos < b->len &&
+        !held(cl))
         px_client_on_read(cl);
+}
+
+/*
+ * A Bind or Describe of the unnamed statement that relies on an earlier group's unnamed statement,
+ * while a change of it (a Parse, a Close, a simple Query) in an earlier request is unanswered: the
+ * server may skip or fail that change, and pglane's mapping (cache_unnamed, a replay) must know
+ * which. Drivers Parse the unnamed statement in the group that binds it, and never wait here.
+ */
+static int unnamed_use_behind_change(const struct px_client *cl, const struct proto_frame *f)
+{
+    struct proto_fe_bind bind;
+    struct proto_fe_target t;
+
+    if (cl->group_unnamed || !cl->pending_z || !cl->nuchanges)
+        return 0;
+    if (f->type == PROTO_FE_BIND)
+        return proto_parse_fe_bind_names(f->body, f->len, &bind) == 0 && bind.statement_len == 0;
+    return f->type == PROTO_FE_DESCRIBE && proto_parse_fe_describe(f->body, f->len, &t) == 0 && t.kind == 'S' &&
+           t.name_len == 0;
 }
 
 /* The length of a Bind's header, portal name and statement name, if avail bytes hold them, else 0. */
@@ -218,6 +243,7 @@ static enum scan_step skip_to_sync(struct px_client *cl, uint32_t avail, const c
 
         cl->skip_sync = 0;
         cl->names_changed = 0;     /* the group was dropped unsent */
+        cl->group_unnamed = 0;
         proto_buf_init(&z);
         proto_build_ready(&z, 'I');
         client_send(cl, &z);
@@ -321,6 +347,10 @@ static enum scan_step read_whole(struct px_client *cl, struct proto_frame *f, ui
     }
     f->body = b->data + b->pos + PROTO_HEADER_LEN;
     f->len = whole - PROTO_HEADER_LEN;   /* a streamed Bind: its names only */
+    if (prepared && unnamed_use_behind_change(cl, f)) {
+        cl->unnamed_hold = 1;      /* scanned again, from its header, once the change is answered */
+        return STEP_WAIT;
+    }
     return look_at_whole(cl, f, prepared, err);
 }
 
@@ -342,6 +372,7 @@ static enum scan_step pass_on(struct px_client *cl, const struct proto_frame *f,
         cl->unsynced = 0;
         cl->names_hold |= cl->names_changed;
         cl->names_changed = 0;
+        cl->group_unnamed = 0;
         break;
     case PROTO_FE_PARSE:
     case PROTO_FE_BIND:

@@ -132,7 +132,7 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
         char name[64], sql[48];
         size_t qlen = parse.query_len, start;
 
-        sv->unnamed_owner = cl->conn.id;
+        px_unnamed_own(sv, cl);
         cl->pass_unnamed_set = 1;      /* the client's unnamed statement from here on in this pass */
         cl->pass_unnamed = body + 1;
         cl->pass_unnamed_len = len - 1;
@@ -214,7 +214,7 @@ static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const ui
     size_t start;
     int r;
 
-    sv->unnamed_owner = cl->conn.id;
+    px_unnamed_own(sv, cl);
     if (prev)
         unnamed_map_set(cl, 0);
     if (!s || !s->validated || sv->prepq.n > 0 || sv->tx_status == 'E') {
@@ -267,9 +267,9 @@ static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_
     uint32_t len;
     size_t start;
 
-    if (sv->unnamed_owner == cl->conn.id)
+    if (px_unnamed_owned(sv, cl))
         return 0;
-    sv->unnamed_owner = cl->conn.id;
+    px_unnamed_own(sv, cl);
     if (cl->pass_unnamed_set) {    /* as of this message: mapped before it in this pass */
         text = cl->pass_unnamed;
         len = cl->pass_unnamed_len;
@@ -431,7 +431,7 @@ static int group_parses_unnamed_later(const uint8_t *p, uint32_t n)
 static int group_start(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t n,
                        struct proto_buf *out)
 {
-    if (cl->pass_group_open || sv->unnamed_owner == cl->conn.id || !group_parses_unnamed_later(msg, n))
+    if (cl->pass_group_open || px_unnamed_owned(sv, cl) || !group_parses_unnamed_later(msg, n))
         return 0;
     if (cl->pass_first_group && sv->prepq.n == 0 && cl->flow.popped >= cl->fwd_ord && sv->tx_status != 'E')
         return unnamed_own(cl, sv, out);

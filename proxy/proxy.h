@@ -446,6 +446,10 @@ void px_unnamed_settle_range(struct px_client *cl, uint64_t from, uint64_t upto,
 const uint8_t *px_unnamed_as_of(const struct px_client *cl, uint64_t ord, uint32_t *len);
 /* A held BEGIN (a simple Query replayed later): none from here on, whatever is unsettled. */
 void px_unnamed_forget_all(struct px_client *cl);
+/* Whether the server's unnamed statement is the client's: it was made by the client's latest change
+ * of it (a server connection the client changed it on before holds an older one); and making it so. */
+int px_unnamed_owned(const struct px_server *sv, const struct px_client *cl);
+void px_unnamed_own(struct px_server *sv, struct px_client *cl);
 void px_unnamed_free(struct px_client *cl);
 /* A message of the server's reply stream that reaches the client (or that pglane synthesized). */
 void px_flow_reply(struct px_client *cl, uint8_t type);
@@ -508,6 +512,7 @@ struct px_client {
      * none) as the messages the server has settled left it, and the changes still unsettled. */
     uint8_t *unnamed;
     uint32_t unnamed_len;
+    uint64_t unnamed_at;           /* server connection (conn.id) its latest unnamed change went to, 0 = none */
     struct px_unnamed_change *uchanges;
     uint32_t nuchanges, capuchanges;
     uint64_t fwd_ord;              /* flow.pushed when scanned bytes were last forwarded */
@@ -560,6 +565,10 @@ struct px_client {
      * they were (client_scan.c). names_changed: the request being scanned does; names_hold: the
      * scan waits for that answer. */
     uint8_t names_changed, names_hold;
+    /* A Bind or Describe of the unnamed statement with no unnamed Parse or Close before it in its
+     * group waits, unscanned, while an earlier change of the unnamed statement is unanswered (so it
+     * binds the statement PostgreSQL would): group_unnamed says the group has one; unnamed_hold waits. */
+    uint8_t group_unnamed, unnamed_hold;
     uint32_t fwd_remain;           /* body bytes of a message whose start was already forwarded */
     uint32_t last_bound;           /* shared statement of the latest Bind */
     struct px_cstmt *stmts;        /* the client's statement names */

@@ -201,7 +201,7 @@ void px_server_attach(struct px_server *sv, struct px_client *cl)
     sv->client = cl;
     px_server_set_state(sv, SV_ACTIVE);
     cl->server = sv;
-    if (sv->unnamed_owner != cl->conn.id)
+    if (!px_unnamed_owned(sv, cl))
         sv->unnamed_owner = 0;     /* whatever unnamed statement it has is not this client's */
     if (cl->state == CL_LOGIN_WAIT && cl->validate && cl->nstartup > 0) {
         if (send_validation(sv, cl) < 0) {

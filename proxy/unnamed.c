@@ -27,9 +27,22 @@ static void set_settled(struct px_client *cl, uint8_t *text, uint32_t len)
     cl->unnamed_len = len;
 }
 
+int px_unnamed_owned(const struct px_server *sv, const struct px_client *cl)
+{
+    return sv->unnamed_owner == cl->conn.id && cl->unnamed_at == sv->conn.id;
+}
+
+void px_unnamed_own(struct px_server *sv, struct px_client *cl)
+{
+    sv->unnamed_owner = cl->conn.id;
+    cl->unnamed_at = sv->conn.id;
+}
+
 int px_unnamed_note(struct px_client *cl, uint8_t kind, const uint8_t *text, uint32_t len)
 {
     struct px_unnamed_change *c;
+
+    cl->unnamed_at = 0;            /* every server's copy is older until this change is forwarded */
 
     if (cl->nuchanges == cl->capuchanges) {
         uint32_t cap = cl->capuchanges ? cl->capuchanges * 2 : 4;
@@ -82,7 +95,7 @@ void px_unnamed_settle_range(struct px_client *cl, uint64_t from, uint64_t upto,
             /* The server's unnamed statement is not this text: a later Bind of the unnamed
              * statement on this server goes through unnamed_own again. */
             cl->unnamed_parsed = 0;
-            if (cl->server && cl->server->unnamed_owner == cl->conn.id)
+            if (cl->server && px_unnamed_owned(cl->server, cl))
                 cl->server->unnamed_owner = 0;
         }
         free(c->text);

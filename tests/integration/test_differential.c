@@ -247,6 +247,19 @@ static const struct scenario scenarios[] = {
     { .name = "pipelined_extended_discard_all_then_bind",
       .steps = { { 'A', "P{pe|select 33} S", 1 }, { 'B', "Q{prepare bq as select 1} X", TO_EOF },
                  { 'A', "P{|discard all} B E S B{|pe} E S", 2 } } },
+    /* The client's unnamed statement changes on one server connection (the ddl lane's) while an older
+     * one stays on another (the main lane's), which the client then gets back: that one is not the
+     * client's (it ran "select 41"). */
+    { .name = "unnamed_changed_on_other_server",
+      .steps = { { 'A', "P{|select 41} B E S", 1 }, { 'A', "P{|create table if not exists t (a int)} B E S", 1 },
+                 { 'A', "B E S", 1 } } },
+    /* cache_unnamed: a Bind of the unnamed statement behind a group whose unnamed Parse the server
+     * skipped binds the earlier statement (it ran pglane's empty unnamed statement instead) */
+    { .name = "unnamed_bind_behind_skipped_parse",
+      .steps = { { 'A', "P{|insert into t values (5)} B E S", 1 }, { 'A', "P{|insert into t values (5)} B E S", 1 },
+                 { 'A', "P{|insert into t values (5)} B E S", 1 }, { 'A', "P{|show work_mem} B E S", 1 },
+                 { 'A', "P{|insert into t values (5)} B E E{pp|0} P{|selec} B E S B E S", 2 } },
+      .after = COUNT_T },
     { .name = "sql_deallocate_in_transaction",
       .steps = { { 'A', "Q{prepare qp as select 42}", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "Q{deallocate qp}", 1 },
                  { 'A', "Q{rollback}", 1 } } },
