@@ -372,8 +372,8 @@ void px_client_pump(struct px_client *cl)
     }
     if (px_client_check_terminate(cl))
         return;
-    if (cl->names_hold && b->len - b->pos >= PX_WAIT_BUF_MAX)
-        px_conn_read_stop(&cl->conn);  /* bounded while a names hold keeps bytes unscanned */
+    if ((cl->names_hold || cl->unnamed_hold) && b->len - b->pos >= PX_WAIT_BUF_MAX)
+        px_conn_read_stop(&cl->conn);  /* bounded while a hold keeps bytes unscanned (client_scan.c) */
     else if (cl->state == CL_ACTIVE || cl->state == CL_IDLE)
         px_conn_read_start(&cl->conn);
     if (!cl->conn.writing && b->start == b->len)

@@ -139,11 +139,12 @@ static int changes_names(const struct proto_frame *f)
 }
 
 /*
- * Held behind a request that changes statement names until the server has answered it: pglane maps
- * names as it forwards, and a Parse or Close the server fails or skips (after an earlier error in its
- * Sync group) is undone only when that answer comes. Later requests already mapped would bind a
- * statement PostgreSQL no longer (or never) had. Costs a round trip only when such a request has
- * others pipelined behind it.
+ * Whether the scan waits. Behind a request that changes statement names (names_hold), until the
+ * server has answered it: pglane maps names as it forwards, and a Parse or Close the server fails or
+ * skips (after an earlier error in its Sync group) is undone only when that answer comes; later
+ * requests already mapped would bind a statement PostgreSQL no longer (or never) had. Costs a round
+ * trip only when such a request has others pipelined behind it. At a Bind or Describe of the unnamed
+ * statement (unnamed_hold), until the earlier requests are answered (unnamed_use_behind_change).
  */
 static int held(struct px_client *cl)
 {

@@ -253,6 +253,8 @@ static const struct scenario scenarios[] = {
     { .name = "unnamed_changed_on_other_server",
       .steps = { { 'A', "P{|select 41} B E S", 1 }, { 'A', "P{|create table if not exists t (a int)} B E S", 1 },
                  { 'A', "B E S", 1 } } },
+    { .name = "unnamed_bind_of_earlier_group_then_large_query",   /* the Bind waits, 300 KiB behind it */
+      .steps = { { 'A', "P{|select 51} B E S B E S Q{select length('@300K')}", 3 } } },
     /* cache_unnamed: a Bind of the unnamed statement behind a group whose unnamed Parse the server
      * skipped binds the earlier statement (it ran pglane's empty unnamed statement instead) */
     { .name = "unnamed_bind_behind_skipped_parse",
