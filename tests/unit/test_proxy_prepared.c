@@ -271,6 +271,31 @@ static void server_error(struct rig *r, const char *sqlstate)
 #define PARSE_PGL1 "_pgl_1\0" SQL "\0\0\0"
 #define BIND_TAIL "\0\0\0\1\0\0\0\1" "7" "\0\0"    /* no formats, one parameter "7", no result formats */
 
+/* A fresh rig in *state (a row of a table test after its first). */
+static struct rig *fresh_rig(void **state)
+{
+    assert_int_equal(teardown(state), 0);
+    assert_int_equal(setup(state), 0);
+    return *state;
+}
+
+/* Client 0 prepares "s1" (Parse, Sync): the server gets it under pglane's name and answers. */
+static void client0_prepares_s1(struct rig *r)
+{
+    struct bytes in = { 0 }, want = { 0 };
+
+    M(&in, 'P', PARSE_S1);
+    M(&in, 'S', "");
+    client_sends(r, 0, in.p, in.n, 0);
+    M(&want, 'P', PARSE_PGL1);
+    M(&want, 'S', "");
+    expect_server(r, &want);
+    server_replies(r, "1Z");
+    assert_int_equal(r->sv.prepq.n, 0);
+    bytes_free(&in);
+    bytes_free(&want);
+}
+
 /* (1) A named Parse goes to the server under pglane's name; Bind and Describe of the client's name
  * carry it; a later Bind finds it cached (no second Parse); the client's Close is answered locally. */
 static void test_named_statement_renamed(void **state)
@@ -366,23 +391,10 @@ static void test_second_client_shares_statement(void **state)
         size_t bl = 0, nl = strlen(row->bind_name);
 
         print_message("row %zu: %s\n", i, row->what);
-        if (i > 0) {                   /* a fresh rig per row */
-            assert_int_equal(teardown(state), 0);
-            assert_int_equal(setup(state), 0);
-            r = *state;
-        }
-        M(&in, 'P', PARSE_S1);
-        M(&in, 'S', "");
-        client_sends(r, 0, in.p, in.n, 0);
-        M(&want, 'P', PARSE_PGL1);
-        M(&want, 'S', "");
-        expect_server(r, &want);
-        server_replies(r, "1Z");
-        assert_int_equal(r->sv.prepq.n, 0);
-
+        if (i > 0)
+            r = fresh_rig(state);
+        client0_prepares_s1(r);
         r->sv.tx_status = row->tx_status;
-        bytes_free(&in);
-        bytes_free(&want);
         msg(&in, 'P', row->parse, row->parse_len);
         M(&in, 'B', "\0t1\0" BIND_TAIL);
         M(&in, 'E', "\0\0\0\0\0");
@@ -641,21 +653,10 @@ static void test_prepare_again_in_later_group(void **state)
         struct bytes in = { 0 }, want = { 0 };
 
         print_message("later group %s\n", later_skipped ? "skipped too" : "carried out");
-        if (later_skipped) {
-            assert_int_equal(teardown(state), 0);
-            assert_int_equal(setup(state), 0);
-            r = *state;
-        }
-        M(&in, 'P', PARSE_S1);
-        M(&in, 'S', "");
-        client_sends(r, 0, in.p, in.n, 0);
-        M(&want, 'P', PARSE_PGL1);
-        M(&want, 'S', "");
-        expect_server(r, &want);
-        server_replies(r, "1Z");
+        if (later_skipped)
+            r = fresh_rig(state);
+        client0_prepares_s1(r);
         px_prep_server_forget_all(&r->sv);   /* as after a DISCARD ALL on the connection */
-        bytes_free(&in);
-        bytes_free(&want);
 
         M(&in, 'E', "x\0\0\0\0\0");          /* a portal that does not exist: 34000 */
         M(&in, 'D', "Ss1\0");
