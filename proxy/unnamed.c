@@ -12,8 +12,13 @@
  *     leaves the old one;
  *   - a Close carried out, or a simple Query run (whatever its result), leaves none; skipped, nothing.
  * cl->unnamed is the statement as the settled messages left it. A replay between two messages uses
- * the latest change noted before them, settled or not (a message forwarded before the reply that
- * would undo it is mapped as though it succeeded: README, Protocol fidelity).
+ * the latest change noted before them, settled or not: a Bind or Describe that relies on an earlier
+ * group's unnamed statement is scanned only once earlier changes are settled (client_scan.c), so the
+ * unsettled ones a replay can meet are those of its own group.
+ *
+ * Which server connection holds the client's statement: px_unnamed_owned (the server's owner is the
+ * client, and the client's latest change went to that connection; any change noted makes every
+ * connection's copy older until it is forwarded somewhere).
  */
 #include <stdlib.h>
 #include <string.h>
