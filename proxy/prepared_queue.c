@@ -277,10 +277,9 @@ static void on_error(struct px_server *sv, const struct proto_frame *f)
     if (ef.sqlstate && strcmp(ef.sqlstate, "42P05") == 0 && h->type == Q_PARSE && h->stmt) {
         /* The server has this statement although pglane thought not: believe the server. */
         uint32_t id = h->stmt;
-
         int i = cache_find(sv, id);
 
-        if (i >= 0)
+        if (i >= 0)                /* this Parse is answered */
             sv->cached[i].pending -= sv->cached[i].pending > 0;
         h->stmt = 0;
         queue_settle(sv, 0);
