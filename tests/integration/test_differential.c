@@ -211,7 +211,7 @@ static const struct scenario scenarios[] = {
     { .name = "pipelined_close_skipped_then_parse",     /* the old statement stays: the Parse fails */
       .steps = { { 'A', "P{pl4|select 16} S", 1 }, { 'A', "D{P|nope} C{S|pl4} S P{pl4|select 17} S B{|pl4} E S", 3 } } },
     { .name = "pipelined_parse_in_failed_tx_then_bind",
-      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "B{|nope} E S P{pl5|select 18} S B{|pl5} E S", 2 },
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "B{|nope} E S P{pl5|select 18} S B{|pl5} E S", 3 },
                  { 'A', "Q{rollback}", 1 }, { 'A', "B{|pl5} E S", 1 } } },
     { .name = "pipelined_parse_pinned_client",            /* SQL PREPARE keeps the server the client's */
       .steps = { { 'A', "Q{prepare qp9 as select 9}", 1 }, { 'A', "P{pl9|select 21} S B{|pl9} E S", 2 },
