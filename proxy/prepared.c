@@ -389,8 +389,16 @@ static int on_deallocate(struct px_client *cl, struct px_server *sv, const uint8
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_QUERY, 0, 0);
     }
-    if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
-        return -1;
+    if (cache_find(sv, cs->stmt->id) < 0) {
+        /* Not on this server connection. A Parse of it first would meet a failed transaction with an
+         * error that skips the Query (no Sync follows): a statement of pglane's own is prepared and
+         * deallocated in one Query instead, which succeeds, or fails as the client's DEALLOCATE would
+         * (25P02), with the client's command tag; the PREPARE's is dropped. */
+        start = proto_msg_begin(out, PROTO_FE_QUERY);
+        proto_put_cstr(out, "PREPARE _pgl_dealloc AS SELECT 1; DEALLOCATE _pgl_dealloc");
+        proto_msg_end(out, start);
+        return queue_push_name(sv, Q_QUERY, Q_DEALLOC | Q_PREPCC, cs->stmt->id, cs->name);
+    }
     snprintf(sql, sizeof(sql), "DEALLOCATE _pgl_%u", cs->stmt->id);
     start = proto_msg_begin(out, PROTO_FE_QUERY);
     proto_put_cstr(out, sql);

@@ -29,7 +29,8 @@ enum {
     Q_URAW = 512,      /* ... sent as the server's unnamed Parse (no cache entry to undo) */
     Q_UMAP = 1024,     /* ... maps the client's unnamed statement to e->stmt */
     Q_UFAILED = 2048,  /* ... the server failed it (rather than skipping it): no unnamed statement */
-    Q_REPREP = 4096    /* a Close ahead of preparing a statement again (ensure_as): it is gone if done */
+    Q_REPREP = 4096,   /* a Close ahead of preparing a statement again (ensure_as): it is gone if done */
+    Q_PREPCC = 8192    /* a Query whose first CommandComplete (a PREPARE of pglane's) the client never sees */
 };
 enum { Q_PARSE = 'P', Q_BIND = 'B', Q_DESC_STMT = 'd', Q_DESC_PORTAL = 'p', Q_EXEC = 'E', Q_CLOSE = 'C',
        Q_SYNC = 'S', Q_QUERY = 'Q' };

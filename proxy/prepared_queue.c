@@ -212,6 +212,8 @@ int px_prep_swallows(struct px_server *sv, uint8_t type)
 {
     struct px_prepq_entry *h = queue_head(sv);
 
+    if (h && (h->flags & Q_PREPCC) && type == PROTO_BE_COMMAND_COMPLETE)
+        return 1;                  /* px_prep_on_reply clears the flag: the next is the client's */
     return h && (h->flags & Q_SWALLOW) &&
            ((h->type == Q_PARSE && type == PROTO_BE_PARSE_COMPLETE) ||
             (h->type == Q_CLOSE && type == PROTO_BE_CLOSE_COMPLETE));
@@ -325,6 +327,12 @@ void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
         done = h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL;
         break;
     case PROTO_BE_COMMAND_COMPLETE:
+        if (h->flags & Q_PREPCC) {  /* the PREPARE of on_deallocate's Query, dropped */
+            h->flags &= (uint16_t)~Q_PREPCC;
+            return;
+        }
+        done = h->type == Q_EXEC;
+        break;
     case PROTO_BE_EMPTY_QUERY:
     case PROTO_BE_PORTAL_SUSPENDED:
         done = h->type == Q_EXEC;

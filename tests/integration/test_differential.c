@@ -262,6 +262,16 @@ static const struct scenario scenarios[] = {
                  { 'A', "P{|insert into t values (5)} B E S", 1 }, { 'A', "P{|show work_mem} B E S", 1 },
                  { 'A', "P{|insert into t values (5)} B E E{pp|0} P{|selec} B E S B E S", 2 } },
       .after = COUNT_T },
+    /* SQL DEALLOCATE of a protocol-level name whose statement is not on this server connection (a
+     * pinned client's DISCARD ALL dropped it): pglane prepared it first with a Parse, which in a failed
+     * transaction failed and made the server skip the Query: no ReadyForQuery, the client hung. */
+    { .name = "sql_deallocate_not_on_server",
+      .steps = { { 'A', "P{pg|select 62} S", 1 }, { 'B', "Q{prepare bq as select 1} X", TO_EOF },
+                 { 'A', "Q{deallocate pg}", 1 }, { 'A', "B{|pg} E S", 1 }, { 'A', "Q{deallocate pg}", 1 } } },
+    { .name = "sql_deallocate_not_on_server_in_failed_tx",
+      .steps = { { 'A', "P{pf|select 61} S", 1 }, { 'B', "Q{prepare bq as select 1} X", TO_EOF },
+                 { 'A', "Q{begin} Q{selec 1}", 2 }, { 'A', "Q{deallocate pf}", 1 }, { 'A', "Q{rollback}", 1 },
+                 { 'A', "B{|pf} E S", 1 } } },
     { .name = "sql_deallocate_in_transaction",
       .steps = { { 'A', "Q{prepare qp as select 42}", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "Q{deallocate qp}", 1 },
                  { 'A', "Q{rollback}", 1 } } },
