@@ -28,13 +28,25 @@ static void put_name(struct proto_buf *out, uint32_t id)
     proto_put_cstr(out, name);
 }
 
+/* A Close of pglane's statement id on the server, or of the server's unnamed statement (id 0). */
+static void put_close(struct proto_buf *out, uint32_t id)
+{
+    size_t start = proto_msg_begin(out, PROTO_FE_CLOSE);
+
+    proto_put_u8(out, 'S');
+    if (id)
+        put_name(out, id);
+    else
+        proto_put_u8(out, 0);
+    proto_msg_end(out, start);
+}
+
 /* Makes room in the server's cache, closing the least recently used statement. */
 static int cache_make_room(struct px_server *sv, struct proto_buf *out)
 {
     struct proxy *px = sv->conn.px;
     int max = px->conf->max_prepared_statements, victim = -1;
     uint32_t id;
-    size_t start;
 
     if (sv->ncached < max)
         return 0;
@@ -43,11 +55,8 @@ static int cache_make_room(struct px_server *sv, struct proto_buf *out)
             victim = i;
     if (victim < 0)
         return 0;                   /* everything is in flight: let the cache run over for now */
-    start = proto_msg_begin(out, PROTO_FE_CLOSE);
-    proto_put_u8(out, 'S');
-    put_name(out, sv->cached[victim].id);
-    proto_msg_end(out, start);
     id = sv->cached[victim].id;
+    put_close(out, id);
     sv->cached[victim] = sv->cached[--sv->ncached];
     px->prep_evictions++;
     return queue_push(sv, Q_CLOSE, Q_SWALLOW | Q_EVICT, id);
@@ -83,10 +92,7 @@ static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *
             return 1;
         /* Its Parse went in an earlier request still unanswered, which an error may have made the
          * server skip: prepared again here, behind a Close (which never fails) in case it was not. */
-        start = proto_msg_begin(out, PROTO_FE_CLOSE);
-        proto_put_u8(out, 'S');
-        put_name(out, s->id);
-        proto_msg_end(out, start);
+        put_close(out, s->id);
         if (queue_push(sv, Q_CLOSE, Q_SWALLOW | Q_REPREP, s->id) < 0)
             return -1;
         c->pending++;
@@ -246,11 +252,7 @@ static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const ui
 /* Closes the server's unnamed statement (its CloseComplete swallowed): a Close never fails. */
 static int close_server_unnamed(struct px_server *sv, struct proto_buf *out)
 {
-    size_t start = proto_msg_begin(out, PROTO_FE_CLOSE);
-
-    proto_put_u8(out, 'S');
-    proto_put_u8(out, 0);
-    proto_msg_end(out, start);
+    put_close(out, 0);
     return queue_push(sv, Q_CLOSE, Q_SWALLOW, 0);
 }
 
