@@ -18,6 +18,7 @@ enum {
     TXT_CALL = ROUTE_TXT_CALL,   /* a '(': perhaps a function call, which only the grammar can judge */
     TXT_TEMP = ROUTE_TXT_TEMP,   /* "temp": perhaps CREATE TEMP TABLE ... AS, SELECT INTO TEMP */
     TXT_SET = ROUTE_TXT_SET,     /* a statement starting with SET or RESET, or "set_config": learn the names */
+    TXT_NAMES = ROUTE_TXT_NAMES, /* DISCARD or DEALLOCATE: what follows waits for its answer (client_scan.c) */
 };
 
 static int text_flags(const uint8_t *p, size_t n)
@@ -242,6 +243,8 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
     r = route_statement(cl, f, sql, len, &classified);
     if (r != STMT_FORWARD)
         return r;
+    if ((tflags & TXT_NAMES) && f->type != PROTO_FE_BIND && cl->conn.px->conf->max_prepared_statements > 0)
+        cl->names_changed = 1;     /* a simple Query or an unnamed Parse that may drop statement names */
     look_at_session(cl, sql, len, tflags, classified);
     return f->type != PROTO_FE_BIND && cl->stmt_pins && lane_refuses_pins(cl) ? STMT_PIN_REFUSED : STMT_FORWARD;
 }

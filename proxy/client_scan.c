@@ -5,7 +5,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "proxy/client_internal.h"
 #include "proxy/proxy.h"
@@ -105,21 +104,8 @@ static int note_unnamed(struct px_client *cl, const struct proto_frame *f)
     }
 }
 
-/* Whether a simple Query's text may drop statement names (DEALLOCATE, DISCARD ALL, among others). */
-static int query_may_drop_names(const uint8_t *sql, uint32_t len)
-{
-    for (uint32_t i = 0; i + 7 <= len; i++) {
-        if ((sql[i] | 0x20) != 'd')
-            continue;
-        if (strncasecmp((const char *)sql + i, "discard", 7) == 0 ||
-            (i + 10 <= len && strncasecmp((const char *)sql + i, "deallocate", 10) == 0))
-            return 1;
-    }
-    return 0;
-}
-
-/* A Parse or Close of a named statement, or a DEALLOCATE or DISCARD: a message that changes the
- * client's names. */
+/* A Parse or Close of a named statement: a message that changes the client's names (a DISCARD or
+ * DEALLOCATE, by simple Query or unnamed Parse, is seen by client_look_at_statement). */
 static int changes_names(const struct proto_frame *f)
 {
     struct proto_fe_parse parse;
@@ -127,12 +113,9 @@ static int changes_names(const struct proto_frame *f)
 
     switch (f->type) {
     case PROTO_FE_PARSE:
-        return proto_parse_fe_parse(f->body, f->len, &parse) == 0 &&
-               (parse.name_len > 0 || query_may_drop_names((const uint8_t *)parse.query, parse.query_len));
+        return proto_parse_fe_parse(f->body, f->len, &parse) == 0 && parse.name_len > 0;
     case PROTO_FE_CLOSE:
         return proto_parse_fe_close(f->body, f->len, &t) == 0 && t.kind == 'S' && t.name_len > 0;
-    case PROTO_FE_QUERY:
-        return query_may_drop_names(f->body, f->len);
     default:
         return 0;
     }

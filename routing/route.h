@@ -125,6 +125,7 @@ enum {
     ROUTE_TXT_CALL = 1,   /* a '(': perhaps a function call, which only the grammar can judge */
     ROUTE_TXT_TEMP = 2,   /* "temp": perhaps CREATE TEMP TABLE ... AS, SELECT INTO TEMP */
     ROUTE_TXT_SET = 4,    /* a statement starting with SET or RESET, or "set_config" */
+    ROUTE_TXT_NAMES = 8,  /* a statement starting with DISCARD or DEALLOCATE: prepared statements may go */
 };
 int route_text_flags(const char *sql, size_t len);
 

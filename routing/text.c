@@ -87,10 +87,10 @@ static int word_at(const uint8_t *p, size_t n, size_t i, const char *w, size_t w
 }
 
 /* Bytes route_text_flags looks at; every other byte only ends a statement's start. */
-enum { TF_OTHER, TF_BLANK, TF_PAREN, TF_SEMI, TF_S, TF_R, TF_T };
+enum { TF_OTHER, TF_BLANK, TF_PAREN, TF_SEMI, TF_S, TF_R, TF_T, TF_D };
 static const uint8_t tf_class[256] = {
     [' '] = TF_BLANK, ['\n'] = TF_BLANK, ['\t'] = TF_BLANK, ['\r'] = TF_BLANK, ['('] = TF_PAREN, [';'] = TF_SEMI,
-    ['s'] = TF_S, ['S'] = TF_S, ['r'] = TF_R, ['R'] = TF_R, ['t'] = TF_T, ['T'] = TF_T,
+    ['s'] = TF_S, ['S'] = TF_S, ['r'] = TF_R, ['R'] = TF_R, ['t'] = TF_T, ['T'] = TF_T, ['d'] = TF_D, ['D'] = TF_D,
 };
 
 int route_text_flags(const char *sql, size_t n)
@@ -99,7 +99,7 @@ int route_text_flags(const char *sql, size_t n)
     int f = 0, start = 1;
 
     /* One table lookup per byte: most bytes are none of the few that matter (a statement's start,
-     * '(', "temp", "set_config"), and those are compared by hand, first byte first. */
+     * '(', "temp", "set_config", DISCARD, DEALLOCATE), and those are compared by hand, first byte first. */
     for (size_t i = 0; i < n; i++) {
         uint8_t k = tf_class[p[i]];
 
@@ -120,6 +120,11 @@ int route_text_flags(const char *sql, size_t n)
         case TF_R:
             if (start && word_at(p, n, i, "reset", 5))
                 f |= ROUTE_TXT_SET;
+            start = 0;
+            continue;
+        case TF_D:
+            if (start && (word_at(p, n, i, "discard", 7) || word_at(p, n, i, "deallocate", 10)))
+                f |= ROUTE_TXT_NAMES;
             start = 0;
             continue;
         case TF_S:

@@ -58,7 +58,7 @@ static void test_deallocate_name(void **state)
 static void test_text_flags(void **state)
 {
     (void)state;
-    enum { C = ROUTE_TXT_CALL, T = ROUTE_TXT_TEMP, S = ROUTE_TXT_SET };
+    enum { C = ROUTE_TXT_CALL, T = ROUTE_TXT_TEMP, S = ROUTE_TXT_SET, D = ROUTE_TXT_NAMES };
     static const struct {
         const char *sql;
         int flags;
@@ -77,6 +77,11 @@ static void test_text_flags(void **state)
         {"select 1 /* set x = 1 */", 0},
         {"update t set a = 1", 0},
         {"(select 1)", C},
+        {"DISCARD ALL", D},
+        {"deallocate prepare s1", D},
+        {"select 1; Deallocate all", D},
+        {"select discard from t", 0},
+        {"discarded", 0},
     };
     for (size_t i = 0; i < N_ELEMS(t); i++) {
         int got = route_text_flags(t[i].sql, strlen(t[i].sql));
