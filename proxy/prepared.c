@@ -135,30 +135,14 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
     }
     nl = parse.name_len;
     if (nl == 0) {
-        char name[64], sql[48];
-        size_t qlen = parse.query_len, start;
-
+        /* An unnamed "DEALLOCATE name" too is parsed as the client sent it: the name is looked up when
+         * a portal of it is bound (xdealloc_bind), as PostgreSQL looks it up when it runs. */
         px_unnamed_own(sv, cl);
         cl->pass_unnamed_set = 1;      /* the client's unnamed statement from here on in this pass */
         cl->pass_unnamed = body + 1;
         cl->pass_unnamed_len = len - 1;
-        /* An unnamed "DEALLOCATE name" (drivers send it through the extended protocol too). */
-        if (deallocate_name((const char *)body + 1, qlen, name, sizeof(name)) && (cs = cstmt_find(cl, name))) {
-            unnamed_map_set(cl, 0);    /* it replaces the client's unnamed statement */
-            cs = cstmt_find(cl, name);
-            if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
-                return -1;
-            snprintf(sql, sizeof(sql), "DEALLOCATE _pgl_%u", cs->stmt->id);
-            start = proto_msg_begin(out, PROTO_FE_PARSE);
-            proto_put_u8(out, 0);
-            proto_put_cstr(out, sql);
-            proto_put_bytes(out, body + 1 + qlen + 1, len - 1 - qlen - 1);
-            proto_msg_end(out, start);
-            return queue_push_name(sv, Q_PARSE, Q_DEALLOC, cs->stmt->id, cs->name);
-        }
-    }
-    if (nl == 0)
         return on_unnamed_parse(cl, sv, msg, len, out);
+    }
     if ((cs = cstmt_find(cl, (const char *)body)) != NULL) {
         /* The name is taken: PostgreSQL refuses with 42P05 and keeps the statement. The server is
          * asked to prepare pglane's name of the existing statement again, which it refuses the same
@@ -289,6 +273,96 @@ static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_
 }
 
 /*
+ * A Bind of a statement whose text is "DEALLOCATE name" (unnamed or named; drivers send DEALLOCATE
+ * through the extended protocol too), where name is one of the client's statement names when the
+ * Bind is forwarded: the server knows that statement as pglane's _pgl_<id>, so the portal is bound
+ * from a "DEALLOCATE _pgl_<id>" of pglane's, parsed as the server's unnamed statement (which is then
+ * no longer the client's: a later use replays it). The client's name goes when the portal is executed
+ * (xdealloc_execute). Returns 1 if the Bind was written, 0 if it is not such a Bind, -1 on error.
+ */
+static int xdealloc_bind(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
+                         const struct proto_fe_bind *bind, struct px_cstmt *cs, struct proto_buf *out)
+{
+    const uint8_t *body = msg + PROTO_HEADER_LEN, *text;
+    size_t pre = (size_t)((const uint8_t *)bind->statement - body), nl = bind->statement_len, start;
+    uint32_t tlen = 0;
+    char target[64], sql[48];
+    struct px_cstmt *victim;
+
+    if (cs) {
+        text = cs->stmt->body;
+        tlen = cs->stmt->len;
+    } else if (nl > 0) {
+        return 0;                  /* not the client's: the server answers */
+    } else if (cl->pass_unnamed_set) {
+        text = cl->pass_unnamed;
+        tlen = text ? cl->pass_unnamed_len : 0;
+    } else {
+        text = px_unnamed_as_of(cl, cl->fwd_ord, &tlen);
+    }
+    if (!text || !deallocate_name((const char *)text, strnlen((const char *)text, tlen), target, sizeof(target)) ||
+        !(victim = cstmt_find(cl, target)))
+        return 0;
+    if (ensure(sv, victim->stmt, out, Q_SWALLOW) < 0)
+        return -1;
+    snprintf(sql, sizeof(sql), "DEALLOCATE _pgl_%u", victim->stmt->id);
+    start = proto_msg_begin(out, PROTO_FE_PARSE);
+    proto_put_u8(out, 0);
+    proto_put_cstr(out, sql);
+    proto_put_u16(out, 0);
+    proto_msg_end(out, start);
+    sv->unnamed_owner = 0;
+    cl->unnamed_parsed = 0;
+    if (queue_push(sv, Q_PARSE, Q_SWALLOW, 0) < 0)
+        return -1;
+    start = proto_msg_begin(out, PROTO_FE_BIND);
+    proto_put_bytes(out, body, pre);
+    proto_put_u8(out, 0);
+    proto_put_bytes(out, body + pre + nl + 1, len - pre - nl - 1);
+    proto_msg_end(out, start);
+    free(cl->xdealloc_portal);
+    free(cl->xdealloc_name);
+    cl->xdealloc_portal = strdup((const char *)body);
+    cl->xdealloc_name = strdup(victim->name);
+    cl->xdealloc_stmt = victim->stmt->id;
+    if (!cl->xdealloc_portal || !cl->xdealloc_name)
+        return -1;
+    cl->last_bound = 0;
+    return queue_push(sv, Q_BIND, 0, 0) < 0 ? -1 : 1;
+}
+
+/*
+ * An Execute: of the portal xdealloc_bind made, the client's name and the server's statement go now
+ * (later messages no longer find them) and come back should the server skip or fail the Execute.
+ */
+static int xdealloc_execute(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
+                            struct proto_buf *out)
+{
+    struct px_cstmt *cs;
+    uint16_t flags;
+    int r;
+
+    raw(out, msg, PROTO_HEADER_LEN + len);
+    if (!cl->xdealloc_portal || strcmp(cl->xdealloc_portal, (const char *)msg + PROTO_HEADER_LEN) != 0)
+        return queue_push(sv, Q_EXEC, 0, cl->last_bound);
+    /* The server's statement is taken as gone from here on too (a Parse of the same text later in the
+     * pipeline prepares it again), and back in the cache if the Execute is skipped. */
+    flags = cache_find(sv, cl->xdealloc_stmt) >= 0 ? Q_EVICT : 0;
+    cache_remove(sv, cl->xdealloc_stmt);
+    cs = cstmt_find(cl, cl->xdealloc_name);
+    if (cs && cs->stmt->id == cl->xdealloc_stmt) {
+        r = queue_push_name(sv, Q_EXEC, (uint16_t)(flags | Q_RESTORE), cl->xdealloc_stmt, cs->name);
+        cstmt_drop(cl, cs);
+    } else {
+        r = queue_push(sv, Q_EXEC, flags, cl->xdealloc_stmt);
+    }
+    free(cl->xdealloc_portal);
+    free(cl->xdealloc_name);
+    cl->xdealloc_portal = cl->xdealloc_name = NULL;
+    return r;
+}
+
+/*
  * Rewrites a Bind or a Describe of a named statement to pglane's name, preparing it if needed. Of a
  * large Bind only `have` body bytes (at least its names) may be here: the rest streams after them.
  */
@@ -314,6 +388,16 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
     if (name)
         pre = (size_t)((const uint8_t *)name - body);
     cs = name && (nl > 0 || cl->nstmts) ? cstmt_find(cl, name) : NULL;   /* "": cache_unnamed's mapping */
+    if (qtype == Q_BIND && name) {
+        int r;
+
+        if (cl->xdealloc_portal && strcmp(cl->xdealloc_portal, (const char *)body) == 0) {
+            free(cl->xdealloc_portal); /* that portal is replaced */
+            cl->xdealloc_portal = NULL;
+        }
+        if (have == len && (r = xdealloc_bind(cl, sv, msg, len, &bind, cs, out)) != 0)
+            return r < 0 ? -1 : 0;
+    }
     if (name && nl == 0 && !cs && unnamed_own(cl, sv, out) < 0)
         return -1;
     if (!cs) {
@@ -465,8 +549,7 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
     case PROTO_FE_CLOSE:
         return on_close(cl, sv, msg, len, out);
     case PROTO_FE_EXECUTE:
-        raw(out, msg, PROTO_HEADER_LEN + len);
-        return queue_push(sv, Q_EXEC, 0, cl->last_bound);
+        return xdealloc_execute(cl, sv, msg, len, out);
     case PROTO_FE_SYNC:
         raw(out, msg, PROTO_HEADER_LEN + len);
         return queue_push(sv, Q_SYNC, 0, 0);

@@ -19,7 +19,8 @@ enum {
     Q_SYNTH = 2,       /* pglane owes the reply itself */
     Q_NEWNAME = 4,     /* a client name was created: dropped again if the Parse does not happen */
     Q_RESTORE = 8,     /* a Close dropped a client name: restored if the server skips the Close */
-    Q_EVICT = 16,      /* an eviction Close: the cache keeps the statement if it is skipped */
+    Q_EVICT = 16,      /* an eviction Close, or an Execute of DEALLOCATE: the cache keeps the statement if it
+                        * is skipped */
     Q_DEALLOC = 32,    /* SQL DEALLOCATE of a mapped name: drop name and cache entry if it succeeds */
     Q_FAILED = 64,     /* a simple Query that got an ErrorResponse */
     Q_DUPNAME = 128,   /* a Parse of a name the client has: the server's 42P05 names pglane's statement */

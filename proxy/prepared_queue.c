@@ -276,6 +276,9 @@ static void on_error(struct px_server *sv, const struct proto_frame *f)
         cache_remove(sv, h->stmt);
         stmt_invalidate(sv->conn.px, h->stmt);
     }
+    if (ef.sqlstate && strcmp(ef.sqlstate, "26000") == 0 && h->stmt && (h->type == Q_BIND || h->type == Q_DESC_STMT))
+        cache_remove(sv, h->stmt); /* gone from the server (a client's DEALLOCATE of pglane's name): the
+                                    * next use prepares it again */
     if (ef.sqlstate && strcmp(ef.sqlstate, "42P05") == 0 && h->type == Q_PARSE && h->stmt) {
         /* The server has this statement although pglane thought not: believe the server. */
         uint32_t id = h->stmt;

@@ -358,6 +358,9 @@ void px_prep_client_free(struct px_client *cl)
     struct prep_registry *reg = cl->conn.px->prep;
 
     px_prep_client_forget_all(cl);
+    free(cl->xdealloc_portal);
+    free(cl->xdealloc_name);
+    cl->xdealloc_portal = cl->xdealloc_name = NULL;
     free(cl->stmts);
     cl->stmts = NULL;
     cl->capstmts = 0;

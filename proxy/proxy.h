@@ -571,6 +571,12 @@ struct px_client {
     uint8_t group_unnamed, unnamed_hold;
     uint32_t fwd_remain;           /* body bytes of a message whose start was already forwarded */
     uint32_t last_bound;           /* shared statement of the latest Bind */
+    /* A portal bound from a statement "DEALLOCATE name" of one of the client's names (prepared.c
+     * xdealloc_bind): its portal name, the client's name and the shared statement it names then; the
+     * name goes when that portal is executed (NULL portal: none). */
+    char *xdealloc_portal;
+    char *xdealloc_name;
+    uint32_t xdealloc_stmt;
     struct px_cstmt *stmts;        /* the client's statement names */
     int nstmts, capstmts;
     uint8_t peer_addr[16];

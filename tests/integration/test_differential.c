@@ -171,6 +171,31 @@ static const struct scenario scenarios[] = {
     { .name = "prepared_known_text_answered_locally",
       .steps = { { 'B', "P{sb|select 77} S", 1 }, { 'A', "P{sa|select 77} S", 1 }, { 'A', "B{|sa} E S", 1 } } },
     /* ---- found by the random sequences (test_differential_random) */
+    /* An unnamed (or named) "DEALLOCATE name" names the statement when a portal of it runs, not when
+     * it is parsed: pglane had looked the name up at the Parse (found by seed 3336 of an earlier
+     * generator: a Bind after the Parse alone got 26000, and a Bind of the unnamed DEALLOCATE after the
+     * name was prepared again left it in place, so a later Bind ran it). */
+    { .name = "extended_deallocate_runs_at_execute",
+      .steps = { { 'A', "P{d2|select 12} S", 1 }, { 'A', "P{|deallocate d2} S", 1 }, { 'A', "B{|d2} E S", 1 },
+                 { 'A', "B E S", 1 }, { 'A', "B E S", 1 }, { 'A', "P{d2|select 13} S", 1 }, { 'A', "B E S", 1 },
+                 { 'A', "B{|d2} E S", 1 } } },
+    /* random_148: the same text prepared again behind the DEALLOCATE, in its group */
+    { .name = "extended_deallocate_then_same_text_in_group",
+      .steps = { { 'A', "P{e6|select 'y'} S", 1 }, { 'A', "P{|deallocate e6} B E P{e6|select 'y'} D{S|e6} B{|e6} E S", 1 },
+                 { 'A', "B{|e6} E S", 1 } } },
+    { .name = "named_deallocate_statement_pipelined",
+      .steps = { { 'A', "P{d3|select 14} P{dn|deallocate d3} S", 1 }, { 'A', "B{|dn} E S B{|d3} E S", 2 },
+                 { 'A', "B{|dn} E S", 1 }, { 'A', "P{d3|select 15} S B{|dn} E S B{|d3} E S", 3 } } },
+    { .name = "named_deallocate_statement_in_failed_tx",
+      .steps = { { 'A', "P{d5|select 16} P{dn5|deallocate d5} S", 1 }, { 'A', "Q{begin}", 1 },
+                 { 'A', "Q{select 1/0}", 1 }, { 'A', "B{|dn5} E S", 1 }, { 'A', "Q{rollback}", 1 },
+                 { 'A', "B{|d5} E S", 1 }, { 'A', "B{|dn5} E S B{|d5} E S", 2 } } },
+    { .name = "custom_setting_defined_by_other_client",
+      .steps = { { 'B', "Q{select set_config('app.pl', 'b', false)}", 1 }, { 'B', "X", TO_EOF },
+                 { 'A', "Q{select current_setting('app.pl', true)}", 1 } },
+      .known = "PostgreSQL cannot undefine a custom setting: after B's session, its server connection is reset "
+               "but app.pl stays defined there with an empty value, which A then reads ('' for NULL)",
+      .known_steps = STEP(3) },
     { .name = "unnamed_bind_before_parse_in_batch",   /* the Parse after the Bind is not replayed before it */
       .steps = { { 'B', "P{|select $1::int|23} B{||3} E S", 1 }, { 'A', "B E S P{|select 2} B E S", 2 },
                  { 'A', "B E S", 1 } } },
@@ -763,7 +788,12 @@ static const char *const q_atoms[] = {
     "Q{set application_name = 'rnd'}", "Q{show application_name}", "Q{show transaction_isolation}",
     "Q{set transaction isolation level repeatable read}", "Q{start transaction read only}",
     "Q{insert into t values (4)}", "Q{discard all}", "Q{deallocate all}", "Q{deallocate es}",
-    "F{int4abs|-3}",
+    "F{int4abs|-3}", "Q{copy t from stdin} d{8\\n} c", "Q{copy (select 2) to stdout}", "Q{copy t from stdin} f{stop}",
+    "Q{copy t from stdin} d{x\\n} c", "Q{create temp table tmp1 (a int)}", "Q{drop table if exists tmp1}",
+    "Q{insert into tmp1 values (1)}", "Q{select pg_advisory_lock(7)}", "Q{select pg_advisory_unlock(7)}",
+    "Q{listen ch}", "Q{notify ch, 'p'}", "Q{unlisten ch}", "Q{set timezone = 'UTC'}", "Q{show timezone}",
+    "Q{select set_config('app.x', 'v', false)}", "Q{select nullif(current_setting('app.x', true), '')}",
+    "Q{do $$begin raise notice 'n'; end$$}", "Q{do $$begin perform set_config('work_mem', '6MB', false); end$$}",
 };
 
 /* Extended-protocol atoms; the first five create or close a named statement. */
@@ -775,7 +805,9 @@ static const char *const x_atoms[] = {
     "P{|insert into t values (5)} B E", "P{|begin} B E", "P{|commit} B E", "P{|rollback} B E",
     "B{pp|es|4} E{pp|0}", "E{pp|0}", "C{P|pp}", "P{|show work_mem} B E", "P{|set work_mem = '5MB'} B E",
     "P{|select count(*) from t} B D{P|} E", "H", "B{|nope} E", "P{e3|selec}", "B{|e2} E",
-    "P{|deallocate e2} B E",
+    "P{|deallocate e2} B E", "P{|copy t from stdin} B E d{6\\n} c C{S|}", "P{|copy (select 3) to stdout} B E",
+    "P{|select set_config('app.x', 'w', false)} B E", "P{|select pg_advisory_lock(8)} B E",
+    "P{|select pg_advisory_unlock(8)} B E", "P{|notify ch} B E", "P{|set timezone = 'Asia/Tokyo'} B E",
 };
 
 /* The second client's batches (two-client scenarios): each ends its own work (no transaction left
@@ -803,6 +835,14 @@ static unsigned rnd(unsigned n)
 #define NX (sizeof(x_atoms) / sizeof(x_atoms[0]))
 
 #define NB (sizeof(b_atoms) / sizeof(b_atoms[0]))
+
+/* Whether an atom pins its client to the server connection (SQL PREPARE, a cursor WITH HOLD, a
+ * temporary table, a session advisory lock, LISTEN). */
+static int pins(const char *atom)
+{
+    return strstr(atom, "prepare ") || strstr(atom, "with hold") || strstr(atom, "temp table") ||
+           strstr(atom, "advisory_lock") || strstr(atom, "listen ch");
+}
 
 /* Scenario `seed` into s (two: with a second client's batches among A's); its batch texts in text
  * (MAX_STEPS x 512). */
@@ -835,14 +875,19 @@ static void random_scenario(unsigned seed, int two, struct scenario *s, char (*t
                 const char *q = q_atoms[rnd(NQ)];
 
                 /* With two clients, A does not pin its server connection either (B would wait). */
-                while (two && (strstr(q, "prepare") || strstr(q, "with hold")))
+                while (two && pins(q))
                     q = q_atoms[rnd(NQ)];
                 used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", q);
             }
         } else {
             for (int sync = 1 + (rnd(4) == 0); sync > 0; sync--, z++) {
-                for (int k = 1 + (int)rnd(3); k > 0; k--)
-                    used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", x_atoms[rnd(NX)]);
+                for (int k = 1 + (int)rnd(3); k > 0; k--) {
+                    const char *x = x_atoms[rnd(NX)];
+
+                    while (two && pins(x))
+                        x = x_atoms[rnd(NX)];
+                    used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", x);
+                }
                 used += (size_t)snprintf(b + used, 512 - used, " S");
             }
         }

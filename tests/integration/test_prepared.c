@@ -316,6 +316,55 @@ static void test_sql_deallocate_of_protocol_statement(void **state)
     h_pass();
 }
 
+/*
+ * A client that deallocates one of pglane's own statements by its server-side name (read from
+ * pg_prepared_statements) breaks that statement for every client on that server connection until
+ * pglane notices: the first Bind that gets 26000 tells pglane the statement is gone there, and the
+ * next use prepares it again. Without that, every later execution on that server connection failed.
+ */
+static void test_client_deallocates_pglane_statement(void **state)
+{
+    (void)state;
+    PGconn *a = h_connect(&g_tx2, NULL);
+    H_ASSERT_CONNECTED(a);
+    struct fail f = { 0 };
+    long v, x = 5;
+    int failed = 0;
+    char sql[128];
+
+    assert_int_equal(prepare(a, "x9", "SELECT $1::int * 9", 0, NULL, &f), 0);
+    assert_int_equal(exec_long(a, "x9", 1, &x, &v, &f), 0);
+    /* All on one server connection (a transaction): the client deallocates pglane's copy of the text
+     * there by the name it reads, then executes its statement ten times, rolling back to a savepoint
+     * after a failure. */
+    assert_int_equal(cmd(a, "BEGIN", &f), 0);
+    assert_int_equal(exec_long(a, "x9", 1, &x, &v, &f), 0);
+    PGresult *r = PQexec(a, "SELECT name FROM pg_prepared_statements WHERE statement = 'SELECT $1::int * 9'");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    assert_int_equal(cmd(a, sql, &f), 0);
+    assert_int_equal(cmd(a, "SAVEPOINT s", &f), 0);
+    for (int i = 0; i < 10; i++) {
+        r = PQexecPrepared(a, "x9", 1, (const char *const[]){ "3" }, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "execution %d: %s", i + 1, PQresultErrorMessage(r));
+            assert_string_equal(sqlstate_of(r), "26000");
+            failed++;
+            assert_int_equal(cmd(a, "ROLLBACK TO SAVEPOINT s", &f), 0);
+        } else {
+            assert_string_equal(PQgetvalue(r, 0, 0), "27");
+        }
+        PQclear(r);
+    }
+    assert_int_equal(cmd(a, "COMMIT", &f), 0);
+    fprintf(stderr, "executions after the DEALLOCATE of pglane's statement: %d of 10 failed\n", failed);
+    assert_int_equal(failed, 1);
+    PQfinish(a);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ pipelines */
 
 /* Next pipeline result: checks its status (and consumes the NULL that ends it, except for a sync). */
@@ -1424,6 +1473,7 @@ int main(void)
         H_TEST(test_failed_parse_leaves_no_statement),
         H_TEST(test_duplicate_name),
         H_TEST(test_sql_deallocate_of_protocol_statement),
+        H_TEST(test_client_deallocates_pglane_statement),
         H_TEST(test_pgbench_prepared_64_over_8),
         H_TEST(test_alter_table_between_executions),
         H_TEST(test_sql_prepare_in_transaction),
