@@ -88,16 +88,19 @@ static int note_unnamed(struct px_client *cl, const struct proto_frame *f)
 
     switch (f->type) {
     case PROTO_FE_QUERY:           /* a simple Query drops the unnamed statement */
+        cl->unnamed_dealloc = 0;
         return px_unnamed_note(cl, PX_UNNAMED_QUERY, NULL, 0);
     case PROTO_FE_PARSE:
         if (proto_parse_fe_parse(f->body, f->len, &parse) < 0 || parse.name_len > 0)
             return 0;
         cl->group_unnamed = 1;
+        cl->unnamed_dealloc = (uint8_t)px_prep_is_deallocate((const uint8_t *)parse.query, parse.query_len);
         return px_unnamed_note(cl, PX_UNNAMED_PARSE, f->body + 1, f->len - 1);
     case PROTO_FE_CLOSE:
         if (proto_parse_fe_close(f->body, f->len, &t) < 0 || t.kind != 'S' || t.name_len > 0)
             return 0;
         cl->group_unnamed = 1;
+        cl->unnamed_dealloc = 0;
         return px_unnamed_note(cl, PX_UNNAMED_CLOSE, NULL, 0);
     default:
         return 0;
@@ -272,8 +275,8 @@ static enum scan_step look_at_whole(struct px_client *cl, struct proto_frame *f,
                      (f->type == PROTO_FE_QUERY && px_prep_is_deallocate(f->body, f->len)) ||
                      unnamed_deallocate(f)))
         cl->prep_batch = 1;
-    if (prepared && changes_names(f))
-        cl->names_changed = 1;
+    if (prepared && (changes_names(f) || px_prep_binds_deallocate(cl, f)))
+        cl->names_changed = cl->prep_batch = 1;
     if (prepared && px_prep_unnamed_scan(cl, f))   /* cache_unnamed */
         cl->prep_batch = 1;
     if (prepared)

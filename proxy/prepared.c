@@ -272,6 +272,16 @@ static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_
     return close_server_unnamed(sv, out);
 }
 
+/* The record of xdealloc_bind's portal lives for one pass: a Bind and the Execute that runs it come
+ * together (a lone Execute of it in a later batch deallocates pglane's statement on the server
+ * without dropping the client's name, whose next use on that connection then gets 26000 once). */
+static void xdealloc_forget(struct px_client *cl)
+{
+    free(cl->xdealloc_portal);
+    free(cl->xdealloc_name);
+    cl->xdealloc_portal = cl->xdealloc_name = NULL;
+}
+
 /*
  * A Bind of a statement whose text is "DEALLOCATE name" (unnamed or named; drivers send DEALLOCATE
  * through the extended protocol too), where name is one of the client's statement names when the
@@ -320,8 +330,7 @@ static int xdealloc_bind(struct px_client *cl, struct px_server *sv, const uint8
     proto_put_u8(out, 0);
     proto_put_bytes(out, body + pre + nl + 1, len - pre - nl - 1);
     proto_msg_end(out, start);
-    free(cl->xdealloc_portal);
-    free(cl->xdealloc_name);
+    xdealloc_forget(cl);
     cl->xdealloc_portal = strdup((const char *)body);
     cl->xdealloc_name = strdup(victim->name);
     cl->xdealloc_stmt = victim->stmt->id;
@@ -340,14 +349,16 @@ static int xdealloc_execute(struct px_client *cl, struct px_server *sv, const ui
 {
     struct px_cstmt *cs;
     uint16_t flags;
-    int r;
+    int i, r;
 
     raw(out, msg, PROTO_HEADER_LEN + len);
     if (!cl->xdealloc_portal || strcmp(cl->xdealloc_portal, (const char *)msg + PROTO_HEADER_LEN) != 0)
         return queue_push(sv, Q_EXEC, 0, cl->last_bound);
     /* The server's statement is taken as gone from here on too (a Parse of the same text later in the
-     * pipeline prepares it again), and back in the cache if the Execute is skipped. */
-    flags = cache_find(sv, cl->xdealloc_stmt) >= 0 ? Q_EVICT : 0;
+     * pipeline prepares it again; in a later group, behind a Close), and back in the cache if the
+     * Execute is skipped and the server's replies had said it has the statement. */
+    i = cache_find(sv, cl->xdealloc_stmt);
+    flags = i >= 0 && sv->cached[i].exists ? Q_EVICT : 0;
     cache_remove(sv, cl->xdealloc_stmt);
     cs = cstmt_find(cl, cl->xdealloc_name);
     if (cs && cs->stmt->id == cl->xdealloc_stmt) {
@@ -356,9 +367,7 @@ static int xdealloc_execute(struct px_client *cl, struct px_server *sv, const ui
     } else {
         r = queue_push(sv, Q_EXEC, flags, cl->xdealloc_stmt);
     }
-    free(cl->xdealloc_portal);
-    free(cl->xdealloc_name);
-    cl->xdealloc_portal = cl->xdealloc_name = NULL;
+    xdealloc_forget(cl);
     return r;
 }
 
@@ -460,6 +469,18 @@ int px_prep_is_deallocate(const uint8_t *sql, size_t len)
     char name[64];
 
     return deallocate_name((const char *)sql, len, name, sizeof(name));
+}
+
+int px_prep_binds_deallocate(struct px_client *cl, const struct proto_frame *f)
+{
+    struct proto_fe_bind bind;
+    struct px_cstmt *cs;
+
+    if (f->type != PROTO_FE_BIND || proto_parse_fe_bind_names(f->body, f->len, &bind) < 0)
+        return 0;
+    if (bind.statement_len == 0)
+        return cl->unnamed_dealloc;
+    return (cs = cstmt_find(cl, bind.statement)) != NULL && cs->stmt->dealloc;
 }
 
 /* SQL DEALLOCATE of a name the client prepared through the protocol: deallocate pglane's statement. */
@@ -699,6 +720,7 @@ int px_prep_forward(struct px_client *cl)
     cl->prep_batch = 0;
     cl->pass_unnamed_set = 0;
     cl->pass_unnamed = NULL;
+    xdealloc_forget(cl);
     b->start = b->pos;
     if (rc == 0 && (out.failed || (out.len && px_conn_send_copy(&sv->conn, out.data, out.len) < 0)))
         rc = -1;

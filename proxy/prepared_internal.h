@@ -40,6 +40,7 @@ struct px_stmt {                   /* one statement text + parameter types, shar
     struct px_stmt *next;          /* hash chain */
     struct px_stmt *id_next;       /* chain of the by-id table */
     uint8_t validated;             /* PostgreSQL accepted this Parse at least once */
+    uint8_t dealloc;               /* the text is "DEALLOCATE name" (prepared.c xdealloc_bind) */
     uint64_t hash;
     uint64_t variant;              /* 0: named; cache_unnamed: search_path and DDL epoch of the text */
     uint32_t id;                   /* server-side name _pgl_<id>; replaced when invalidated */

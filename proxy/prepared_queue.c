@@ -98,7 +98,7 @@ static void settle_entry(struct px_server *sv, struct px_prepq_entry *e, int ok)
         cache_remove(sv, e->stmt);
     if (!ok && cs && (e->flags & Q_NEWNAME))
         cstmt_drop(cl, cs);
-    if (!ok && (e->flags & Q_EVICT))
+    if (!ok && (e->flags & Q_EVICT) && !(e->flags & Q_UFAILED))   /* skipped, not failed */
         cache_add_ready(sv, e->stmt);
     if (ok && (e->flags & Q_REPREP))
         cache_gone(sv, e->stmt);

@@ -231,6 +231,7 @@ struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t
     s->id = next_id(px, reg);
     s->refs = 0;
     s->validated = 0;
+    s->dealloc = (uint8_t)px_prep_is_deallocate(body, strnlen((const char *)body, len));
     s->len = len;
     memcpy(s->body, body, len);
     s->next = *slot;

@@ -375,6 +375,9 @@ int px_server_drop_statements(struct px_server *sv);
 struct px_cstmt;
 int px_prep_needed(const struct px_client *cl);
 int px_prep_is_deallocate(const uint8_t *sql, size_t len);
+/* Whether a Bind (whole names at least) binds a statement "DEALLOCATE name": one that changes the
+ * client's names when it runs (client_scan.c holds what is pipelined behind it). */
+int px_prep_binds_deallocate(struct px_client *cl, const struct proto_frame *f);
 /* cache_unnamed (proxy/prepared_unnamed.c): while scanning a whole client message, 1 if its batch must
  * go through the prepared-statement mapping for the client's unnamed statement; notes DDL and
  * session changes that retire the cached unnamed statements. */
@@ -508,6 +511,7 @@ struct px_client {
     struct proto_buf *login_notices; /* NoticeResponses of the check of its startup values */
     uint8_t validate;              /* startup values need a server's check before login completes */
     uint8_t unnamed_parsed;        /* a Parse of the unnamed statement went to the current server */
+    uint8_t unnamed_dealloc;       /* the latest unnamed Parse scanned was "DEALLOCATE name" */
     /* Its unnamed statement (proxy/unnamed.c): the body of the unnamed Parse after the name (NULL:
      * none) as the messages the server has settled left it, and the changes still unsettled. */
     uint8_t *unnamed;

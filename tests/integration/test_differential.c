@@ -183,6 +183,21 @@ static const struct scenario scenarios[] = {
     { .name = "extended_deallocate_then_same_text_in_group",
       .steps = { { 'A', "P{e6|select 'y'} S", 1 }, { 'A', "P{|deallocate e6} B E P{e6|select 'y'} D{S|e6} B{|e6} E S", 1 },
                  { 'A', "B{|e6} E S", 1 } } },
+    { .name = "extended_deallocate_bound_later_in_tx",
+      .steps = { { 'A', "P{d7|select 17} S", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "P{|deallocate d7} S", 1 },
+                 { 'A', "B E S", 1 }, { 'A', "B{|d7} E S", 1 }, { 'A', "Q{rollback}", 1 }, { 'A', "B{|d7} E S", 1 } } },
+    { .name = "extended_deallocate_bound_then_pipelined_use",
+      .steps = { { 'A', "P{d8|select 18} S", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "P{|deallocate d8} S", 1 },
+                 { 'A', "B E S B{|d8} E S Q{rollback} P{d8|select 19} S B{|d8} E S", 4 } } },
+    { .name = "extended_deallocate_failed_then_pipelined_use",
+      .steps = { { 'A', "P{d9|select 20} P{dn9|deallocate d9} S", 1 }, { 'A', "Q{begin}", 1 },
+                 { 'A', "Q{select 1/0}", 1 }, { 'A', "B{|dn9} E S Q{rollback} B{|d9} E S", 3 },
+                 { 'A', "Q{begin} Q{select 1/0}", 2 }, { 'A', "P{|deallocate d9} B E S Q{rollback} B{|d9} E S", 3 } } },
+    /* random2_205: pglane's own Parse ahead of the DEALLOCATE, skipped with it, left the statement
+     * counted as on the server */
+    { .name = "extended_deallocate_skipped_where_not_prepared",
+      .steps = { { 'A', "P{d10|select 22} S", 1 }, { 'B', "Q{deallocate all}", 1 },
+                 { 'A', "B{|nope} E P{|deallocate d10} B E S", 1 }, { 'A', "B{|d10} E S", 1 } } },
     { .name = "named_deallocate_statement_pipelined",
       .steps = { { 'A', "P{d3|select 14} P{dn|deallocate d3} S", 1 }, { 'A', "B{|dn} E S B{|d3} E S", 2 },
                  { 'A', "B{|dn} E S", 1 }, { 'A', "P{d3|select 15} S B{|dn} E S B{|d3} E S", 3 } } },
@@ -808,6 +823,7 @@ static const char *const x_atoms[] = {
     "P{|deallocate e2} B E", "P{|copy t from stdin} B E d{6\\n} c C{S|}", "P{|copy (select 3) to stdout} B E",
     "P{|select set_config('app.x', 'w', false)} B E", "P{|select pg_advisory_lock(8)} B E",
     "P{|select pg_advisory_unlock(8)} B E", "P{|notify ch} B E", "P{|set timezone = 'Asia/Tokyo'} B E",
+    "P{dn|deallocate es}", "B{|dn} E", "P{|deallocate es} B E",
 };
 
 /* The second client's batches (two-client scenarios): each ends its own work (no transaction left
