@@ -341,8 +341,8 @@ static int xdealloc_bind(struct px_client *cl, struct px_server *sv, const uint8
 }
 
 /*
- * An Execute: of the portal xdealloc_bind made, the client's name and the server's statement go now
- * (later messages no longer find them) and come back should the server skip or fail the Execute.
+ * An Execute: of the portal xdealloc_bind made, the client's name goes now (later messages no longer
+ * find it) and comes back should the server skip or fail the Execute.
  */
 static int xdealloc_execute(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
                             struct proto_buf *out)
@@ -354,12 +354,15 @@ static int xdealloc_execute(struct px_client *cl, struct px_server *sv, const ui
     raw(out, msg, PROTO_HEADER_LEN + len);
     if (!cl->xdealloc_portal || strcmp(cl->xdealloc_portal, (const char *)msg + PROTO_HEADER_LEN) != 0)
         return queue_push(sv, Q_EXEC, 0, cl->last_bound);
-    /* The server's statement is taken as gone from here on too (a Parse of the same text later in the
-     * pipeline prepares it again; in a later group, behind a Close), and back in the cache if the
-     * Execute is skipped and the server's replies had said it has the statement. */
+    /* Whether the server still has its statement depends on this Execute running: until the answer,
+     * a use of the statement (in this group too) prepares it again behind a Close (ensure_as), which
+     * is right either way. */
     i = cache_find(sv, cl->xdealloc_stmt);
-    flags = i >= 0 && sv->cached[i].exists ? Q_EVICT : 0;
-    cache_remove(sv, cl->xdealloc_stmt);
+    if (i >= 0) {
+        sv->cached[i].pending++;
+        sv->cached[i].group = sv->groups - 1;
+    }
+    flags = Q_XDEALLOC;
     cs = cstmt_find(cl, cl->xdealloc_name);
     if (cs && cs->stmt->id == cl->xdealloc_stmt) {
         r = queue_push_name(sv, Q_EXEC, (uint16_t)(flags | Q_RESTORE), cl->xdealloc_stmt, cs->name);

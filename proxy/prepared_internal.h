@@ -19,8 +19,7 @@ enum {
     Q_SYNTH = 2,       /* pglane owes the reply itself */
     Q_NEWNAME = 4,     /* a client name was created: dropped again if the Parse does not happen */
     Q_RESTORE = 8,     /* a Close dropped a client name: restored if the server skips the Close */
-    Q_EVICT = 16,      /* an eviction Close, or an Execute of DEALLOCATE: the cache keeps the statement if it
-                        * is skipped */
+    Q_EVICT = 16,      /* an eviction Close: the cache keeps the statement if it is skipped */
     Q_DEALLOC = 32,    /* SQL DEALLOCATE of a mapped name: drop name and cache entry if it succeeds */
     Q_FAILED = 64,     /* a simple Query that got an ErrorResponse */
     Q_DUPNAME = 128,   /* a Parse of a name the client has: the server's 42P05 names pglane's statement */
@@ -31,7 +30,8 @@ enum {
     Q_UMAP = 1024,     /* ... maps the client's unnamed statement to e->stmt */
     Q_UFAILED = 2048,  /* ... the server failed it (rather than skipping it): no unnamed statement */
     Q_REPREP = 4096,   /* a Close ahead of preparing a statement again (ensure_as): it is gone if done */
-    Q_PREPCC = 8192    /* a Query whose first CommandComplete (a PREPARE of pglane's) the client never sees */
+    Q_PREPCC = 8192,   /* a Query whose first CommandComplete (a PREPARE of pglane's) the client never sees */
+    Q_XDEALLOC = 16384 /* an Execute of "DEALLOCATE _pgl_<stmt>": the statement is gone if it ran */
 };
 enum { Q_PARSE = 'P', Q_BIND = 'B', Q_DESC_STMT = 'd', Q_DESC_PORTAL = 'p', Q_EXEC = 'E', Q_CLOSE = 'C',
        Q_SYNC = 'S', Q_QUERY = 'Q' };
@@ -72,6 +72,7 @@ int cache_find(const struct px_server *sv, uint32_t id);
 void cache_remove(struct px_server *sv, uint32_t id);
 void cache_gone(struct px_server *sv, uint32_t id);
 void cache_parse_undone(struct px_server *sv, uint32_t id);
+void cache_dealloc_settled(struct px_server *sv, uint32_t id, int ok);
 int cache_grow(struct px_server *sv);
 void cache_add_ready(struct px_server *sv, uint32_t id);
 

@@ -98,10 +98,12 @@ static void settle_entry(struct px_server *sv, struct px_prepq_entry *e, int ok)
         cache_remove(sv, e->stmt);
     if (!ok && cs && (e->flags & Q_NEWNAME))
         cstmt_drop(cl, cs);
-    if (!ok && (e->flags & Q_EVICT) && !(e->flags & Q_UFAILED))   /* skipped, not failed */
+    if (!ok && (e->flags & Q_EVICT))
         cache_add_ready(sv, e->stmt);
     if (ok && (e->flags & Q_REPREP))
         cache_gone(sv, e->stmt);
+    if (e->flags & Q_XDEALLOC)
+        cache_dealloc_settled(sv, e->stmt, ok);
     if (!ok && e->type == Q_PARSE && !(e->flags & (Q_SYNTH | Q_URAW)) && e->stmt)
         cache_parse_undone(sv, e->stmt);
     if (cl && (e->flags & Q_UNNAMED))

@@ -425,6 +425,20 @@ void cache_gone(struct px_server *sv, uint32_t id)
         sv->cached[i].exists = 0;
 }
 
+/* The Execute of a DEALLOCATE of the statement was answered (ran: ok) or skipped or failed. */
+void cache_dealloc_settled(struct px_server *sv, uint32_t id, int ok)
+{
+    int i = cache_find(sv, id);
+
+    if (i < 0)
+        return;
+    sv->cached[i].pending -= sv->cached[i].pending > 0;
+    if (ok)
+        sv->cached[i].exists = 0;
+    if (!sv->cached[i].pending && !sv->cached[i].exists)
+        cache_remove(sv, id);
+}
+
 /* A Parse of the statement was skipped or failed: the entry goes once no other Parse of it is owed
  * an answer and no earlier one was carried out. */
 void cache_parse_undone(struct px_server *sv, uint32_t id)

@@ -198,6 +198,10 @@ static const struct scenario scenarios[] = {
     { .name = "extended_deallocate_skipped_where_not_prepared",
       .steps = { { 'A', "P{d10|select 22} S", 1 }, { 'B', "Q{deallocate all}", 1 },
                  { 'A', "B{|nope} E P{|deallocate d10} B E S", 1 }, { 'A', "B{|d10} E S", 1 } } },
+    /* random_1490: prepared in the group whose DEALLOCATE of it is skipped: still on the server */
+    { .name = "extended_deallocate_skipped_after_prepare_in_group",
+      .steps = { { 'A', "P{d11|select 23} B{|nope} E P{|deallocate d11} B E S", 1 }, { 'A', "B{|d11} E S", 1 },
+                 { 'A', "P{|deallocate d11} B E P{d11|select 23} B{|d11} E S", 1 }, { 'A', "B{|d11} E S", 1 } } },
     { .name = "named_deallocate_statement_pipelined",
       .steps = { { 'A', "P{d3|select 14} P{dn|deallocate d3} S", 1 }, { 'A', "B{|dn} E S B{|d3} E S", 2 },
                  { 'A', "B{|dn} E S", 1 }, { 'A', "P{d3|select 15} S B{|dn} E S B{|d3} E S", 3 } } },
@@ -834,7 +838,9 @@ static const char *const b_atoms[] = {
     "Q{select 1}", "P{|select 2} B E S", "P{|select $1::int|23} B{||9} E S", "Q{insert into t values (9)}",
     "P{bs|select 3} B{|bs} E S", "B{|bs} E S", "Q{set work_mem = '3MB'}", "Q{show work_mem}", "P{|selec} S",
     "B E S", "Q{begin; select 1; commit}", "C{S|} S", "P{es|select $1::int * 3|23} S", "C{S|es} S",
-    "Q{set search_path = pg_catalog}", "P{|select 1/0} B E S",
+    "Q{set search_path = pg_catalog}", "P{|select 1/0} B E S", "P{bx|select $1::int * 2|23} S",
+    "P{|deallocate bx} B E S", "P{bd|deallocate bx} S", "B{|bd} E S", "B{|bx|5} E S", "Q{deallocate bx}",
+    "P{|copy t from stdin} B E d{9\\n} c C{S|} S", "Q{copy (select 4) to stdout}",
 };
 
 static uint64_t rnd_state;

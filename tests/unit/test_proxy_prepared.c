@@ -702,6 +702,60 @@ static void test_prepare_again_in_later_group(void **state)
     }
 }
 
+/*
+ * (8) An unnamed "DEALLOCATE s1" is parsed as sent; its portal is bound from a DEALLOCATE of pglane's
+ * statement, and the client's name goes when the Execute is sent, to come back if the server skips
+ * it. Until the answer the statement counts as owed (a use would prepare it again behind a Close);
+ * carried out, it is gone from the cache.
+ */
+static void test_extended_deallocate(void **state)
+{
+    struct rig *r = *state;
+
+    for (int skipped = 0; skipped < 2; skipped++) {
+        struct bytes in = { 0 }, want = { 0 };
+
+        print_message("the DEALLOCATE %s\n", skipped ? "skipped" : "carried out");
+        if (skipped)
+            r = fresh_rig(state);
+        client0_prepares_s1(r);
+        M(&in, 'P', "\0deallocate s1\0\0\0");
+        if (skipped)
+            M(&in, 'E', "x\0\0\0\0\0");  /* a portal that does not exist: 34000 */
+        M(&in, 'B', "\0\0\0\0\0\0\0\0");
+        M(&in, 'E', "\0\0\0\0\0");
+        M(&in, 'S', "");
+        client_sends(r, 0, in.p, in.n, 0);
+        M(&want, 'P', "\0deallocate s1\0\0\0");
+        if (skipped)
+            M(&want, 'E', "x\0\0\0\0\0");
+        M(&want, 'P', "\0DEALLOCATE _pgl_1\0\0\0");
+        M(&want, 'B', "\0\0\0\0\0\0\0\0");
+        M(&want, 'E', "\0\0\0\0\0");
+        M(&want, 'S', "");
+        expect_server(r, &want);
+        assert_int_equal(r->cl[0].nstmts, 0);      /* s1 is gone for what follows */
+        assert_int_equal(r->sv.ncached, 1);
+        assert_int_equal(r->sv.cached[0].pending, 1);
+        if (skipped) {
+            server_replies(r, "1");
+            server_error(r, "34000");
+            server_replies(r, "Z");
+            assert_int_equal(r->cl[0].nstmts, 1);  /* back */
+            assert_int_equal(r->sv.ncached, 1);
+            assert_int_equal(r->sv.cached[0].pending, 0);
+            assert_int_equal(r->sv.cached[0].exists, 1);
+        } else {
+            server_replies(r, "112CZ");
+            assert_int_equal(r->cl[0].nstmts, 0);
+            assert_int_equal(r->sv.ncached, 0);
+        }
+        assert_int_equal(r->sv.prepq.n, 0);
+        bytes_free(&in);
+        bytes_free(&want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -712,6 +766,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unnamed_passthrough, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streamed_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_again_in_later_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extended_deallocate, setup, teardown),
     };
     return cmocka_run_group_tests_name("unit: proxy prepared statements", tests, NULL, NULL);
 }
