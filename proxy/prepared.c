@@ -483,7 +483,7 @@ int px_prep_binds_deallocate(struct px_client *cl, const struct proto_frame *f)
         return 0;
     if (bind.statement_len == 0)
         return cl->unnamed_dealloc;
-    return (cs = cstmt_find(cl, bind.statement)) != NULL && cs->stmt->dealloc;
+    return cl->dealloc_names && (cs = cstmt_find(cl, bind.statement)) != NULL && cs->stmt->dealloc;
 }
 
 /* SQL DEALLOCATE of a name the client prepared through the protocol: deallocate pglane's statement. */

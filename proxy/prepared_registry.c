@@ -292,6 +292,7 @@ struct px_cstmt *cstmt_find(struct px_client *cl, const char *name)
 
 void cstmt_drop(struct px_client *cl, struct px_cstmt *cs)
 {
+    cl->dealloc_names -= cs->stmt->dealloc;
     stmt_unref(cl->conn.px, cs->stmt);
     free(cs->name);
     *cs = cl->stmts[--cl->nstmts];
@@ -303,6 +304,7 @@ int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
 
     if (cs) {
         stmt_ref(cl->conn.px, s);
+        cl->dealloc_names += s->dealloc - cs->stmt->dealloc;
         stmt_unref(cl->conn.px, cs->stmt);
         cs->stmt = s;
         return 0;
@@ -313,6 +315,7 @@ int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
     if (!cl->stmts[cl->nstmts].name)
         return -1;
     cl->stmts[cl->nstmts++].stmt = s;
+    cl->dealloc_names += s->dealloc;
     stmt_ref(cl->conn.px, s);
     return 0;
 }

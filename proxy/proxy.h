@@ -583,6 +583,7 @@ struct px_client {
     uint32_t xdealloc_stmt;
     struct px_cstmt *stmts;        /* the client's statement names */
     int nstmts, capstmts;
+    int dealloc_names;             /* of them, names of a "DEALLOCATE name" statement */
     uint8_t peer_addr[16];
     uint16_t peer_port;
     /* observability (proxy/admin/stats.c) */
