@@ -24,6 +24,17 @@ static int release_ready(const struct px_server *sv)
            cl->conn.in.pos == cl->conn.in.start && cl->conn.in.remain == 0;
 }
 
+/*
+ * After server_release kept the server for its pinned client (no check to run): a Terminate the
+ * client sent behind its last request closes it now, as PostgreSQL closes after its last reply.
+ * Returns 1 if the client was closed.
+ */
+static int pinned_terminated(struct px_server *sv)
+{
+    return sv->state == SV_ACTIVE && sv->client && !sv->checking && !sv->ryw_wait && !sv->release_after_write &&
+           px_client_check_terminate(sv->client);
+}
+
 /* Gives the server back to its pool, after restoring session state a client changed. */
 void server_release(struct px_server *sv)
 {
@@ -626,6 +637,8 @@ static void server_read(struct px_server *sv)
         px_server_detach(sv);
         if (st)
             px_stage_add(PX_ST_RELEASE, st);
+        if (pinned_terminated(sv))
+            return;
     } else if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client)
         px_client_session_idle(sv->client);
     else if (sv->state == SV_ACTIVE && sv->client && px_client_check_terminate(sv->client))
@@ -640,6 +653,7 @@ void px_server_on_sent(struct px_server *sv)
 {
     if (sv->release_after_write) {
         server_release(sv);
+        (void)pinned_terminated(sv);
         return;
     }
     if (sv->state != SV_ACTIVE)

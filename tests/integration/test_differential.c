@@ -274,6 +274,11 @@ static const struct scenario scenarios[] = {
      * (the client was left open, its server pinned to it). */
     { .name = "pin_then_terminate_same_write", .steps = { { 'A', "Q{prepare bq as select 1} X", TO_EOF } } },
     { .name = "set_then_terminate_same_write", .steps = { { 'A', "Q{set work_mem = '5MB'} X", TO_EOF } } },
+    /* found by the random Terminates: a client pinned by an earlier statement */
+    { .name = "pinned_query_then_terminate_same_write",
+      .steps = { { 'A', "Q{select pg_advisory_lock(9)}", 1 }, { 'A', "Q{select 1} X", TO_EOF } } },
+    { .name = "pinned_extended_then_terminate_same_write",
+      .steps = { { 'A', "Q{declare hc2 cursor with hold for select 1}", 1 }, { 'A', "P{|select 2} B E S X", TO_EOF } } },
     { .name = "pin_then_terminate_apart", .steps = { { 'A', "Q{prepare bq as select 1}", 1 }, { 'A', "X", TO_EOF } } },
     /* A pinned client's transaction that changed a setting is followed by pglane's check, a simple
      * Query that drops the server's unnamed statement: the client's next Bind of it replays it (it got
@@ -914,6 +919,15 @@ static void random_scenario(unsigned seed, int two, struct scenario *s, char (*t
             }
         }
         s->steps[i] = (struct step){ 'A', b, z, 0 };
+    }
+    /* One scenario in four ends with a Terminate in the same write as A's last batch: its work is
+     * carried out and answered, then the connection closes (a transaction left open rolls back). */
+    if (rnd(4) == 0 && s->steps[nsteps - 1].who == 'A') {
+        char *b = text[nsteps - 1];
+        size_t used = strlen(b);
+
+        snprintf(b + used, 512 - used, " X");
+        s->steps[nsteps - 1].z = TO_EOF;
     }
     /* PGLANE_DIFF_DROP=",3,5,": leaves those steps (from 1) out, to narrow a failure down. */
     if (getenv("PGLANE_DIFF_DROP")) {
