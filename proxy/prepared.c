@@ -540,19 +540,17 @@ static int group_parses_unnamed_later(const uint8_t *p, uint32_t n)
 /*
  * At the start of a group whose unnamed Parse comes behind other messages (which an error could make
  * the server skip, leaving whatever unnamed statement the server had: another client's), the server's
- * unnamed statement is made the client's first, while nothing can skip that. A replayed Parse could
- * still fail where the transaction state is not known (a failed transaction: 25P02, an error the
- * client would see): unless this is the first group of the pass and nothing sent before is still
- * unanswered (the server's last ReadyForQuery then tells the state), the server's unnamed statement is
- * only closed (a Close never fails), and stays not the client's, so that a later use replays it.
+ * unnamed statement is closed first, while nothing can skip that, and stays not the client's until
+ * the client's Parse makes it so; a later use replays it. Closed rather than replayed here: a Close
+ * never fails (a replayed Parse meets a failed transaction with 25P02), and a Parse of a query takes
+ * the transaction's snapshot, after which a BEGIN ISOLATION LEVEL or SET TRANSACTION later in the
+ * group fails (25001) where PostgreSQL runs it.
  */
 static int group_start(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t n,
                        struct proto_buf *out)
 {
     if (cl->pass_group_open || px_unnamed_owned(sv, cl) || !group_parses_unnamed_later(msg, n))
         return 0;
-    if (cl->pass_first_group && sv->prepq.n == 0 && cl->flow.popped >= cl->fwd_ord && sv->tx_status != 'E')
-        return unnamed_own(cl, sv, out);
     sv->unnamed_owner = 0;
     return close_server_unnamed(sv, out);
 }

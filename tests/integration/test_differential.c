@@ -279,6 +279,21 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "Q{select pg_advisory_lock(9)}", 1 }, { 'A', "Q{select 1} X", TO_EOF } } },
     { .name = "pinned_extended_then_terminate_same_write",
       .steps = { { 'A', "Q{declare hc2 cursor with hold for select 1}", 1 }, { 'A', "P{|select 2} B E S X", TO_EOF } } },
+    /* A group that begins a transaction with an isolation level, on a server connection whose unnamed
+     * statement is another client's: pglane's replay of the client's unnamed statement ahead of the
+     * group (found by random_400: a Parse of a query takes the transaction's snapshot) made the BEGIN
+     * fail with 25001; now the server's unnamed statement is closed instead. */
+    { .name = "begin_isolation_after_unnamed_taken",
+      .steps = { { 'A', "P{|select 1} B E S", 1 }, { 'B', "P{|select 9} B E S", 1 },
+                 { 'A', "P{|begin isolation level serializable} B E P{|select 2} B E S", 1 },
+                 { 'A', "Q{show transaction_isolation}", 1 }, { 'A', "Q{commit}", 1 } } },
+    { .name = "named_parse_answered_then_begin_isolation",
+      .steps = { { 'A', "P{k1|select 24} S", 1 }, { 'A', "B{|k1} E S", 1 },
+                 { 'A', "P{k2|select 24} P{|begin isolation level serializable} B E S", 1 } },
+      .known = "a Parse of a statement the server already has is answered by pglane, so the server takes no "
+               "snapshot for it and the BEGIN with an isolation level after it in the group succeeds "
+               "(PostgreSQL: 25001)",
+      .known_steps = STEP(3) },
     { .name = "pin_then_terminate_apart", .steps = { { 'A', "Q{prepare bq as select 1}", 1 }, { 'A', "X", TO_EOF } } },
     /* A pinned client's transaction that changed a setting is followed by pglane's check, a simple
      * Query that drops the server's unnamed statement: the client's next Bind of it replays it (it got
@@ -818,6 +833,8 @@ static const char *const q_atoms[] = {
     "Q{listen ch}", "Q{notify ch, 'p'}", "Q{unlisten ch}", "Q{set timezone = 'UTC'}", "Q{show timezone}",
     "Q{select set_config('app.x', 'v', false)}", "Q{select nullif(current_setting('app.x', true), '')}",
     "Q{do $$begin raise notice 'n'; end$$}", "Q{do $$begin perform set_config('work_mem', '6MB', false); end$$}",
+    "Q{set role app}", "Q{reset role}", "Q{select current_user}", "Q{set session authorization app}",
+    "Q{begin isolation level repeatable read}", "Q{set statement_timeout = '7s'}", "Q{show statement_timeout}",
 };
 
 /* Extended-protocol atoms; the first five create or close a named statement. */
@@ -832,7 +849,8 @@ static const char *const x_atoms[] = {
     "P{|deallocate e2} B E", "P{|copy t from stdin} B E d{6\\n} c C{S|}", "P{|copy (select 3) to stdout} B E",
     "P{|select set_config('app.x', 'w', false)} B E", "P{|select pg_advisory_lock(8)} B E",
     "P{|select pg_advisory_unlock(8)} B E", "P{|notify ch} B E", "P{|set timezone = 'Asia/Tokyo'} B E",
-    "P{dn|deallocate es}", "B{|dn} E", "P{|deallocate es} B E",
+    "P{dn|deallocate es}", "B{|dn} E", "P{|deallocate es} B E", "P{|begin isolation level serializable} B E",
+    "P{|show transaction_isolation} B E",
 };
 
 /* The second client's batches (two-client scenarios): each ends its own work (no transaction left
@@ -908,10 +926,12 @@ static void random_scenario(unsigned seed, int two, struct scenario *s, char (*t
             }
         } else {
             for (int sync = 1 + (rnd(4) == 0); sync > 0; sync--, z++) {
-                for (int k = 1 + (int)rnd(3); k > 0; k--) {
+                for (int k = 1 + (int)rnd(3), first = 1; k > 0; k--, first = 0) {
                     const char *x = x_atoms[rnd(NX)];
 
-                    while (two && pins(x))
+                    /* A BEGIN with an isolation level opens its group (behind a Parse that pglane
+                     * answers itself it succeeds where PostgreSQL fails: a known difference). */
+                    while ((two && pins(x)) || (!first && strstr(x, "isolation")))
                         x = x_atoms[rnd(NX)];
                     used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", x);
                 }
