@@ -403,10 +403,8 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
     if (qtype == Q_BIND && name) {
         int r;
 
-        if (cl->xdealloc_portal && strcmp(cl->xdealloc_portal, (const char *)body) == 0) {
-            free(cl->xdealloc_portal); /* that portal is replaced */
-            cl->xdealloc_portal = NULL;
-        }
+        if (cl->xdealloc_portal && strcmp(cl->xdealloc_portal, (const char *)body) == 0)
+            xdealloc_forget(cl);       /* that portal is replaced */
         if (have == len && (r = xdealloc_bind(cl, sv, msg, len, &bind, cs, out)) != 0)
             return r < 0 ? -1 : 0;
     }

@@ -362,7 +362,7 @@ void px_prep_client_free(struct px_client *cl)
     struct prep_registry *reg = cl->conn.px->prep;
 
     px_prep_client_forget_all(cl);
-    free(cl->xdealloc_portal);
+    free(cl->xdealloc_portal);     /* prepared.c's record of a DEALLOCATE portal (one pass) */
     free(cl->xdealloc_name);
     cl->xdealloc_portal = cl->xdealloc_name = NULL;
     free(cl->stmts);
