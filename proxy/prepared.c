@@ -165,10 +165,11 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
     r = ensure_named(sv, s, out, (const char *)body);
     if (r < 0)
         return -1;
-    if (r == 1 && (sv->tx_status != 'I' || queue_has_end(sv))) {
+    if (r == 1 && (sv->tx_status != 'I' || queue_has_end(sv) || cl->pass_group_open)) {
         /* The server has it, but this Parse may meet a failed transaction (PostgreSQL: 25P02 and no
-         * statement): the server parses the text as its unnamed statement, and its answer is the
-         * client's. */
+         * statement), or one that a message earlier in its group began, where PostgreSQL's Parse of a
+         * query takes the snapshot (a SET TRANSACTION ISOLATION LEVEL after it fails): the server
+         * parses the text as its unnamed statement, and its answer is the client's. */
         size_t start = proto_msg_begin(out, PROTO_FE_PARSE);
 
         proto_put_u8(out, 0);

@@ -287,6 +287,11 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "P{|select 1} B E S", 1 }, { 'B', "P{|select 9} B E S", 1 },
                  { 'A', "P{|begin isolation level serializable} B E P{|select 2} B E S", 1 },
                  { 'A', "Q{show transaction_isolation}", 1 }, { 'A', "Q{commit}", 1 } } },
+    /* random_2488, random2_3442: the Parse in the group that begins the transaction */
+    { .name = "named_parse_after_begin_then_set_isolation",
+      .steps = { { 'A', "P{k3|select 25} S", 1 }, { 'A', "B{|k3} E S", 1 },
+                 { 'A', "P{|begin} B E P{k4|select 25} S", 1 }, { 'A', "Q{set transaction isolation level repeatable read}", 1 },
+                 { 'A', "Q{rollback}", 1 } } },
     { .name = "named_parse_answered_then_begin_isolation",
       .steps = { { 'A', "P{k1|select 24} S", 1 }, { 'A', "B{|k1} E S", 1 },
                  { 'A', "P{k2|select 24} P{|begin isolation level serializable} B E S", 1 } },
