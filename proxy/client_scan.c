@@ -184,15 +184,6 @@ static uint32_t bind_prefix(const uint8_t *msg, uint32_t avail)
     return PROTO_HEADER_LEN + bind.names_len;
 }
 
-/* An unnamed Parse of "DEALLOCATE name" (drivers send it through the extended protocol too). */
-static int unnamed_deallocate(const struct proto_frame *f)
-{
-    struct proto_fe_parse parse;
-
-    return f->type == PROTO_FE_PARSE && proto_parse_fe_parse(f->body, f->len, &parse) == 0 &&
-           parse.name_len == 0 && px_prep_is_deallocate((const uint8_t *)parse.query, parse.query_len);
-}
-
 /*
  * What one step of client_scan decided: the scan ends with its result (STEP_WAIT 0: more bytes are
  * needed or nothing more matters, STEP_ERROR -1: a protocol error, STEP_FATAL -2: a 54000 error or
@@ -271,9 +262,9 @@ static enum scan_step look_at_whole(struct px_client *cl, struct proto_frame *f,
 {
     struct px_buf *b = &cl->conn.in;
 
-    if (prepared && (names_statement(f) ||
-                     (f->type == PROTO_FE_QUERY && px_prep_is_deallocate(f->body, f->len)) ||
-                     unnamed_deallocate(f)))
+    /* (An unnamed Parse of "DEALLOCATE name" goes as sent: the Bind of it is what the mapping
+     * rewrites, px_prep_binds_deallocate below.) */
+    if (prepared && (names_statement(f) || (f->type == PROTO_FE_QUERY && px_prep_is_deallocate(f->body, f->len))))
         cl->prep_batch = 1;
     if (prepared && (changes_names(f) || px_prep_binds_deallocate(cl, f)))
         cl->names_changed = cl->prep_batch = 1;

@@ -248,6 +248,17 @@ static int close_server_unnamed(struct px_server *sv, struct proto_buf *out)
  * replayed first (its reply swallowed), or the server's is closed so that the server answers as
  * PostgreSQL would for a client that has none.
  */
+/* The client's unnamed statement as of the message being mapped (the body of its Parse after the
+ * name; NULL: none). */
+static const uint8_t *unnamed_text(const struct px_client *cl, uint32_t *len)
+{
+    if (cl->pass_unnamed_set) {    /* as of this message: mapped before it in this pass */
+        *len = cl->pass_unnamed ? cl->pass_unnamed_len : 0;
+        return cl->pass_unnamed;
+    }
+    return px_unnamed_as_of(cl, cl->fwd_ord, len);   /* as of the bytes forwarded before this pass */
+}
+
 static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_buf *out)
 {
     const uint8_t *text;
@@ -257,12 +268,7 @@ static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_
     if (px_unnamed_owned(sv, cl))
         return 0;
     px_unnamed_own(sv, cl);
-    if (cl->pass_unnamed_set) {    /* as of this message: mapped before it in this pass */
-        text = cl->pass_unnamed;
-        len = cl->pass_unnamed_len;
-    } else {                       /* as of the bytes forwarded before this pass */
-        text = px_unnamed_as_of(cl, cl->fwd_ord, &len);
-    }
+    text = unnamed_text(cl, &len);
     if (text) {
         start = proto_msg_begin(out, PROTO_FE_PARSE);
         proto_put_u8(out, 0);
@@ -305,11 +311,8 @@ static int xdealloc_bind(struct px_client *cl, struct px_server *sv, const uint8
         tlen = cs->stmt->len;
     } else if (nl > 0) {
         return 0;                  /* not the client's: the server answers */
-    } else if (cl->pass_unnamed_set) {
-        text = cl->pass_unnamed;
-        tlen = text ? cl->pass_unnamed_len : 0;
     } else {
-        text = px_unnamed_as_of(cl, cl->fwd_ord, &tlen);
+        text = unnamed_text(cl, &tlen);
     }
     if (!text || !deallocate_name((const char *)text, strnlen((const char *)text, tlen), target, sizeof(target)) ||
         !(victim = cstmt_find(cl, target)))
@@ -478,8 +481,9 @@ int px_prep_binds_deallocate(struct px_client *cl, const struct proto_frame *f)
     struct proto_fe_bind bind;
     struct px_cstmt *cs;
 
-    if (f->type != PROTO_FE_BIND || proto_parse_fe_bind_names(f->body, f->len, &bind) < 0)
-        return 0;
+    if (f->type != PROTO_FE_BIND || (!cl->unnamed_dealloc && !cl->dealloc_names) ||
+        proto_parse_fe_bind_names(f->body, f->len, &bind) < 0)
+        return 0;                  /* most Binds: no such statement to bind, nothing to parse */
     if (bind.statement_len == 0)
         return cl->unnamed_dealloc;
     return cl->dealloc_names && (cs = cstmt_find(cl, bind.statement)) != NULL && cs->stmt->dealloc;
