@@ -292,11 +292,13 @@ int px_client_check_terminate(struct px_client *cl)
     } else if (cl->state != CL_ACTIVE || !sv || cl->terminate_sent || cl->conn.writing) {
         return 0;
     } else if (px_flow_copy_in(cl)) {
-        /* PostgreSQL fails the COPY (08P01) and ends the session: let it, and relay what it says. */
+        /* PostgreSQL fails the COPY (08P01) and ends the session: let it, and relay what it says.
+         * The end of the client's stream reaches it as the end of its own. */
         static const uint8_t terminate[5] = { PROTO_FE_TERMINATE, 0, 0, 0, 4 };
 
         cl->terminate_sent = 1;
-        if (px_conn_send_copy(&sv->conn, terminate, sizeof(terminate)) < 0) {
+        if (cl->eof_terminate && !sv->conn.tls ? px_conn_shutdown(&sv->conn) < 0
+                                               : px_conn_send_copy(&sv->conn, terminate, sizeof(terminate)) < 0) {
             px_client_close(cl, "write to server failed");
             return 1;
         }
@@ -305,9 +307,45 @@ int px_client_check_terminate(struct px_client *cl)
                sv->conn.in.start != sv->conn.in.pos) {
         return 0;
     }
-    px_client_close(cl, "client terminated");
+    if (cl->fatal_pending)
+        client_fatal(cl, "08P01", cl->fatal_msg);
+    else
+        px_client_close(cl, "client terminated");
     return 1;
 }
+
+/*
+ * A malformed message (an unknown type, a bad length or body) ends the session with 08P01, as in
+ * PostgreSQL, which first carries out and answers what came before it: the bytes from the refused
+ * message on are replaced by a Flush (when extended-protocol messages before it wait for a Sync:
+ * PostgreSQL's FATAL flushes their replies) and a Terminate, and fatal_msg is sent in place of the
+ * plain close. Before login, in COPY, or with nothing before it: at once.
+ */
+static void fatal_after_work(struct px_client *cl, const char *msg)
+{
+    static const uint8_t flush_term[2 * PROTO_HEADER_LEN] = { PROTO_FE_FLUSH, 0, 0, 0, 4, PROTO_FE_TERMINATE, 0, 0, 0, 4 };
+    struct px_buf *b = &cl->conn.in;
+    uint32_t at = cl->bad_at, n = cl->unsynced ? 2 * PROTO_HEADER_LEN : PROTO_HEADER_LEN;
+
+    if ((cl->state != CL_IDLE && cl->state != CL_ACTIVE) || cl->terminating || cl->discard || cl->skip_sync ||
+        px_flow_copy_in(cl) || at < b->start || at > b->len || (at == b->start && !cl->pending_z && !cl->unsynced)) {
+        client_fatal(cl, "08P01", msg);
+        return;
+    }
+    b->pos = b->len = at;
+    b->remain = 0;
+    if (b->cap - b->len < n && (cl->conn.writing || px_buf_reserve(b, n) < 0)) {
+        client_fatal(cl, "08P01", msg);
+        return;
+    }
+    memcpy(b->data + b->len, flush_term + 2 * PROTO_HEADER_LEN - n, n);
+    b->len += n;
+    snprintf(cl->fatal_msg, sizeof cl->fatal_msg, "%s", msg);
+    cl->fatal_pending = 1;
+    px_client_on_read(cl);
+}
+
+static int waits_for_others(const struct px_client *cl);
 
 void px_client_pump(struct px_client *cl)
 {
@@ -361,6 +399,8 @@ void px_client_pump(struct px_client *cl)
              * transactions free of epoll registration churn. */
             px_client_set_state(cl, CL_WAITING);
             px_pool_acquire(pool, cl);
+            if (cl->conn.eof && waits_for_others(cl))
+                px_client_close(cl, "client disconnected while queued");   /* see px_client_on_eof */
             return;
         }
         if (cl->state != CL_ACTIVE)
@@ -430,7 +470,7 @@ void px_client_on_read(struct px_client *cl)
         if (cl->state != CL_CLOSED)
             client_fatal(cl, "54000", err);
     } else if (r < 0) {
-        client_fatal(cl, "08P01", err ? err : "protocol violation");
+        fatal_after_work(cl, err ? err : "protocol violation");
     } else {
         px_client_pump(cl);
     }
@@ -447,9 +487,82 @@ void px_client_on_sent(struct px_client *cl)
         px_client_pump(cl);
 }
 
+/*
+ * The end of a client's stream (a close, or a shutdown for writing) ends its session as a Terminate
+ * after its last whole message would: PostgreSQL carries out and answers what it read before the end,
+ * so a client that half-closes after its requests gets their answers, and one that has gone fails at
+ * the first write. A partial last message is dropped, as PostgreSQL drops it. Not when the end comes
+ * inside a message being streamed to the server (it cannot be completed), before login, on the admin
+ * console or under TLS: the client is closed; nor for requests that must wait in a lane's queue
+ * (px_client_on_eof). Returns 0 if the Terminate was put in.
+ */
+static int eof_as_terminate(struct px_client *cl)
+{
+    static const uint8_t terminate[PROTO_HEADER_LEN] = { PROTO_FE_TERMINATE, 0, 0, 0, 4 };
+    struct px_buf *b = &cl->conn.in;
+    uint32_t at = b->pos;
+
+    if (cl->terminating || cl->conn.tls || b->remain ||
+        (cl->state != CL_IDLE && cl->state != CL_WAITING && cl->state != CL_ACTIVE))
+        return -1;
+    while (b->len - at >= PROTO_HEADER_LEN) {
+        uint32_t n = proto_get_u32(b->data + at + 1);
+
+        if (n < 4)                 /* malformed: the scan answers it (08P01) */
+            break;
+        if (b->len - at - 1 < n) {
+            b->len = at;           /* a partial message is dropped */
+            break;
+        }
+        at += 1 + n;
+    }
+    if (b->len - at > 0 && b->len - at < PROTO_HEADER_LEN)
+        b->len = at;               /* so is a partial header */
+    if (b->cap - b->len < sizeof terminate && (cl->conn.writing || px_buf_reserve(b, sizeof terminate) < 0))
+        return -1;                 /* (no buffer at all: cap is 0, and one is taken) */
+    memcpy(b->data + b->len, terminate, sizeof terminate);
+    b->len += sizeof terminate;
+    cl->eof_terminate = 1;
+    return 0;
+}
+
+/*
+ * Whether a waiting client waits for other clients: its lane is paused, another client is ahead of it
+ * in the queue, or a connection of its pool serves another client's transaction, requests or pinned
+ * session. Not when it only waits for a connection being opened, logged in, reset or given back
+ * (its own previous one, say).
+ */
+static int waits_for_others(const struct px_client *cl)
+{
+    const struct px_pool *pool = cl->pool;
+
+    if (cl->state != CL_WAITING || !pool)
+        return 0;
+    if (pool->lane->paused || (!px_list_empty(&pool->waiting) && pool->waiting.next != &cl->wait_link))
+        return 1;
+    for (const struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
+        const struct px_server *sv = px_container_of(it, struct px_server, link);
+
+        const struct px_client *o = sv->client;
+
+        if (o && o != cl && (sv->tx_status != 'I' || o->pending_z || o->unsynced || o->pins))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * A client whose requests wait behind other clients when its stream ends leaves the queue at once,
+ * its requests dropped (PostgreSQL, which has no queue, would run them): a client that hung up, the
+ * usual reason, must not take one of the lane's connections later.
+ */
 void px_client_on_eof(struct px_client *cl, int status)
 {
     CLOG(cl, CONF_LOG_DEBUG, "client disconnected: %s", uv_strerror(status));
+    if (status == UV_EOF && !waits_for_others(cl) && eof_as_terminate(cl) == 0) {
+        px_client_on_read(cl);
+        return;
+    }
     px_client_close(cl, "client disconnected");
 }
 
@@ -467,6 +580,7 @@ void px_client_attached(struct px_client *cl)
         }
         px_client_set_state(cl, CL_ACTIVE);
         px_conn_read_start(&cl->conn);
+        client_read_pipelined(cl);
         return;
     }
     px_client_set_state(cl, CL_ACTIVE);

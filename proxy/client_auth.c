@@ -12,7 +12,9 @@
 #include "proxy/proxy.h"
 #include "proxy/state.h"
 
-/* ParameterStatus of the pool's first login, with the client's own values, then BackendKeyData. */
+/* ParameterStatus of the pool's first login, with the client's own values (tracked ones, and any
+ * other reported setting it gave at startup: standard_conforming_strings, say, by which libpq
+ * escapes strings), then BackendKeyData. */
 void client_finish_login(struct px_client *cl)
 {
     struct px_pool *pool = cl->pool;
@@ -21,7 +23,8 @@ void client_finish_login(struct px_client *cl)
     proto_buf_init(&b);
     for (int i = 0; i < pool->nparams; i++) {
         int p = px_param_find(pool->params[i].name);
-        const char *value = p >= 0 && cl->want.v[p] ? cl->want.v[p] : pool->params[i].value;
+        const struct px_kv *own = p < 0 ? px_kvlist_find(&cl->gucs, pool->params[i].name) : NULL;
+        const char *value = p >= 0 && cl->want.v[p] ? cl->want.v[p] : own ? own->value : pool->params[i].value;
 
         proto_build_param_status(&b, pool->params[i].name, value);
     }
@@ -29,6 +32,15 @@ void client_finish_login(struct px_client *cl)
     proto_build_ready(&b, 'I');
     client_send(cl, &b);
     CLOG(cl, CONF_LOG_DEBUG, "login complete, lane %s", pool->lane->conf->name);
+}
+
+/* What the client sent behind its last login message (a Query in the same write as the startup
+ * packet or the password, as PostgreSQL reads it once the login is done): scanned now, since no read
+ * event will come for bytes already read. */
+void client_read_pipelined(struct px_client *cl)
+{
+    if (cl->state != CL_CLOSED && cl->conn.in.pos < cl->conn.in.len)
+        px_client_on_read(cl);
 }
 
 static int is_admin_user(const struct conf *c, const char *user)
@@ -86,6 +98,7 @@ static void login_ok(struct px_client *cl)
 
     if (cl->admin) {
         admin_login(cl);
+        client_read_pipelined(cl);
         return;
     }
     proto_buf_init(&b);
@@ -122,6 +135,7 @@ static void login_ok(struct px_client *cl)
     if (!cl->validate && pool->params_ready && px->conf->pool_mode == CONF_POOL_TRANSACTION) {
         px_client_set_state(cl, CL_IDLE);
         client_finish_login(cl);
+        client_read_pipelined(cl);
         return;
     }
     px_client_set_state(cl, CL_LOGIN_WAIT);

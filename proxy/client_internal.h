@@ -39,6 +39,7 @@ void client_auth_read(struct px_client *cl);
 int client_in_admin_reserve(struct px_client *cl);
 /* ParameterStatus of the pool's first login, with the client's own values, then BackendKeyData. */
 void client_finish_login(struct px_client *cl);
+void client_read_pipelined(struct px_client *cl);
 
 /* client_scan.c */
 /* Scans forwarded messages, counting the requests that each end in a ReadyForQuery. 0, -1 (a

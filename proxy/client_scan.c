@@ -3,6 +3,7 @@
  * those routing or the prepared-statement mapping must read are read whole, the requests owed a
  * ReadyForQuery are counted, and messages pglane drops (oversized, skipped up to Sync) are removed.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -364,9 +365,13 @@ static enum scan_step pass_on(struct px_client *cl, const struct proto_frame *f,
     case PROTO_FE_COPY_DONE:
     case PROTO_FE_COPY_FAIL:
         break;
-    default:
-        *err = "invalid frontend message type";
+    default: {
+        static _Thread_local char msg[48];   /* read by the caller before the next scan */
+
+        snprintf(msg, sizeof msg, "invalid frontend message type %d", f->type);
+        *err = msg;
         return STEP_ERROR;
+    }
     }
     if ((prepared && f->type != PROTO_FE_BIND && note_unnamed(cl, f) < 0) || px_flow_push(cl, f->type) < 0) {
         *err = "out of memory";
@@ -404,6 +409,7 @@ int client_scan(struct px_client *cl, const char **err)
         }
         if (held(cl))              /* at a message boundary */
             return 0;
+        cl->bad_at = b->pos;
         if (cl->skip_sync) {
             if ((r = skip_to_sync(cl, avail, err)) != STEP_NEXT)
                 return r;

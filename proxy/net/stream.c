@@ -222,8 +222,9 @@ void px_conn_close(struct px_conn *c)
         return;
     }
     px_conn_read_stop(c);
-    /* Let queued writes (an ErrorResponse, the tail of a result) reach the peer before closing. */
-    if (!c->eof && c->h.stream.write_queue_size > 0) {
+    /* Let queued writes (an ErrorResponse, the tail of a result) reach the peer before closing; also
+     * after its end of stream, which may be a shutdown for writing only (a failed write ends it). */
+    if (c->h.stream.write_queue_size > 0) {
         uv_shutdown_t *req = malloc(sizeof(*req));
 
         if (req) {
@@ -279,6 +280,25 @@ int px_conn_linger(struct px_conn *c)
         return -1;
     }
     c->lingering = 1;
+    return 0;
+}
+
+static void on_half_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;                  /* a failure shows as an error or EOF on the read side */
+    free(req);
+}
+
+int px_conn_shutdown(struct px_conn *c)
+{
+    uv_shutdown_t *req;
+
+    if (c->closing || c->lingering || c->tls || !(req = malloc(sizeof(*req))))
+        return -1;
+    if (uv_shutdown(req, &c->h.stream, on_half_shutdown) < 0) {
+        free(req);
+        return -1;
+    }
     return 0;
 }
 

@@ -107,6 +107,8 @@ void px_conn_read_stop(struct px_conn *c);
  * gives its backend time to end before the connection counts as gone. 0, or -1 (TLS, already closing,
  * the peer already gone, not connected: call px_conn_close). px_conn_close ends the wait early. */
 int px_conn_linger(struct px_conn *c);
+/* Shuts the socket down for writing once queued writes are out; reading goes on. */
+int px_conn_shutdown(struct px_conn *c);
 /* Sends a copy of bytes (for pglane's own messages; never the forwarding path). 0 or -1. */
 int px_conn_send_copy(struct px_conn *c, const void *data, size_t n);
 /* Sends a proto_buf's bytes as an error and reports failure through the connection. */

@@ -1523,9 +1523,11 @@ static int answered_ok(const char *out)
     return strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0;
 }
 
+/* The body of GET /metrics. The wait is long because a healthy pglane answers at once and closes,
+ * while under ThreadSanitizer with several workers the first answer after a start has taken over 5 s. */
 char *h_metrics_body(int port)
 {
-    char *out = metrics_get(port, 5000);
+    char *out = metrics_get(port, 30000);
     assert_non_null(out);
     if (!answered_ok(out))
         print_error("GET /metrics answered:\n%s\n", out);

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +67,8 @@ static void shown(char *dst, size_t n, const uint8_t *p, size_t len)
     dst[k] = 0;
 }
 
+int rp_show_params;
+
 /* One backend message as a token; "" for messages left out. */
 static void normalise(int type, const uint8_t *body, uint32_t len, char *tok, size_t n)
 {
@@ -73,6 +78,14 @@ static void normalise(int type, const uint8_t *body, uint32_t len, char *tok, si
     tok[0] = 0;
     switch (type) {
     case 'S':
+        if (rp_show_params && len > 1) {
+            const char *name = (const char *)body;
+            size_t nl = strnlen(name, len);
+
+            snprintf(tok, n, "S(%s=%.*s)", name, nl + 1 < len ? (int)strnlen(name + nl + 1, len - nl - 1) : 0,
+                     nl + 1 < len ? name + nl + 1 : "");
+        }
+        return;
     case 'K':
         return;
     case 'E':
@@ -330,6 +343,7 @@ static int build(struct proto_buf *b, char type, const char *argp, size_t arglen
     case 'S':
     case 'H':
     case 'X':
+    case 'y':
         start = proto_msg_begin(b, (uint8_t)type);
         break;
     default:
@@ -351,7 +365,7 @@ int rp_send(struct rp_conn *c, const char *batch)
 {
     struct proto_buf b;
     const char *p = batch;
-    int rc = 0;
+    int rc = 0, partial = 0;
 
     proto_buf_init(&b);
     while (rc == 0 && *p) {
@@ -372,6 +386,16 @@ int rp_send(struct rp_conn *c, const char *batch)
             nanosleep(&ts, NULL);
             continue;
         }
+        if (type == '.') {         /* what precedes, then the end of the client's stream (half-close) */
+            rc = send_buf(c, &b);
+            if (rc == 0 && shutdown(c->fd, SHUT_WR) < 0)
+                rc = -1;
+            continue;
+        }
+        if (type == '~') {         /* the next message only in part: its header */
+            partial = 1;
+            continue;
+        }
         if (*p == '{') {
             argp = ++p;
             for (depth = 1; *p && depth; p++)
@@ -382,7 +406,12 @@ int rp_send(struct rp_conn *c, const char *batch)
             }
             arglen = (size_t)(p - 1 - argp);
         }
+        size_t before = b.len;
+
         rc = build(&b, type, argp ? argp : "", arglen, argp != NULL);
+        if (rc == 0 && partial && b.len > before + 5)
+            b.len = before + 5;
+        partial = 0;
         if (rc < 0)
             fprintf(stderr, "rawpg: bad batch notation at '%c' in %s\n", type, batch);
     }
@@ -394,7 +423,27 @@ int rp_send(struct rp_conn *c, const char *batch)
 
 /* ---------------------------------------------------------------- connecting */
 
-static int send_auth(struct rp_conn *c, uint8_t type, const void *data, size_t n)
+const char *rp_pipeline;
+int rp_pipeline_at;
+
+/* Sends bytes, then the pipelined batch (when `at` is where it goes) in the same segment: the socket
+ * is corked around both, so that the receiver reads them together. */
+static int send_login(struct rp_conn *c, const void *data, size_t n, int at)
+{
+    int on = 1, off = 0, r;
+
+    if (!rp_pipeline || rp_pipeline_at != at)
+        return h_raw_send(c->fd, data, n);
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    r = h_raw_send(c->fd, data, n);
+    if (r == 0)
+        r = rp_send(c, rp_pipeline);
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    rp_pipeline = NULL;
+    return r;
+}
+
+static int send_auth(struct rp_conn *c, uint8_t type, const void *data, size_t n, int last)
 {
     struct proto_buf b;
     size_t start;
@@ -404,7 +453,7 @@ static int send_auth(struct rp_conn *c, uint8_t type, const void *data, size_t n
     start = proto_msg_begin(&b, type);
     proto_put_bytes(&b, data, n);
     proto_msg_end(&b, start);
-    r = h_raw_send(c->fd, b.data, b.len);
+    r = send_login(c, b.data, b.len, last ? RP_WITH_AUTH : -1);
     proto_buf_free(&b);
     return r;
 }
@@ -445,7 +494,7 @@ int rp_connect(struct rp_conn *c, int port, const char *user, const char *passwo
     }
     proto_buf_init(&b);
     proto_build_startup(&b, names, values, np);
-    if (h_raw_send(c->fd, b.data, b.len) < 0) {
+    if (send_login(c, b.data, b.len, RP_WITH_STARTUP) < 0) {
         proto_buf_free(&b);
         snprintf(refusal, n, "SEND-FAILED");
         return -1;
@@ -471,9 +520,9 @@ int rp_connect(struct rp_conn *c, int port, const char *user, const char *passwo
                 char resp[PROTO_MD5_LEN];
 
                 proto_md5_response(user, password, body + 4, resp);
-                r = send_auth(c, 'p', resp, strlen(resp) + 1);
+                r = send_auth(c, 'p', resp, strlen(resp) + 1, 1);
             } else if (code == 3) {
-                r = send_auth(c, 'p', password, strlen(password) + 1);
+                r = send_auth(c, 'p', password, strlen(password) + 1, 1);
             } else if (code == 10) {
                 struct proto_buf sb;
 
@@ -484,13 +533,13 @@ int rp_connect(struct rp_conn *c, int port, const char *user, const char *passwo
                 proto_put_u32(&sb, (uint32_t)outlen);
                 proto_put_bytes(&sb, msg, outlen);
                 if (r == 0)
-                    r = send_auth(c, 'p', sb.data, sb.len);
+                    r = send_auth(c, 'p', sb.data, sb.len, 0);
                 proto_buf_free(&sb);
             } else if (code == 11) {
                 r = proto_scram_client_final(&scram, (const char *)body + 4, len - 4, password, NULL, NULL, msg,
                                              sizeof msg, &outlen, &err);
                 if (r == 0)
-                    r = send_auth(c, 'p', msg, outlen);
+                    r = send_auth(c, 'p', msg, outlen, 1);
             } else if (code == 12) {
                 r = proto_scram_client_verify(&scram, (const char *)body + 4, len - 4, &err);
             }

@@ -13,7 +13,10 @@
  *   F{regproc|arg...}         FunctionCall (text arguments, text result; regproc resolved by the caller)
  *   d{data}  c  f{message}    CopyData / CopyDone / CopyFail
  *   S  H  X                   Sync / Flush / Terminate
+ *   y                         an empty message of a type PostgreSQL does not know
  *   /                         send what precedes, wait 50 ms, go on (two writes)
+ *   .                         send what precedes, then end the client's stream (shutdown for writing)
+ *   ~                         send only the header of the next message
  * In sql, data and parameters, "\n" is a newline and "@<n>K" or "@<n>M" is n KiB / MiB of 'x'.
  *
  * Normalised replies: one token per message, separated by spaces: 1 2 3 n s I t T(ncols)
@@ -40,6 +43,16 @@ struct rp_conn {
 int rp_connect(struct rp_conn *c, int port, const char *user, const char *password, const char *db,
                const char *params, char *refusal, size_t n);
 void rp_close(struct rp_conn *c);
+
+/* Non-zero: ParameterStatus messages after the login are shown too, as S(name=value). */
+extern int rp_show_params;
+
+/* A batch for the next rp_connect to send in the same segment as its startup packet
+ * (rp_pipeline_at = RP_WITH_STARTUP) or as its last authentication message (RP_WITH_AUTH, not sent
+ * if the server asks for none); its replies follow the login's ReadyForQuery. Reset once sent. */
+enum { RP_WITH_STARTUP = 0, RP_WITH_AUTH = 1 };
+extern const char *rp_pipeline;
+extern int rp_pipeline_at;
 
 /* Resolves F{name|...} to a function oid; set by the caller (may be NULL: names must then be oids). */
 extern unsigned (*rp_resolve_function)(const char *name);

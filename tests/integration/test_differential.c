@@ -54,6 +54,8 @@ struct scenario {
     const char *known;     /* a documented difference: why */
     unsigned known_shapes; /* where it is: SHAPE_LANE1 and/or SHAPE_LANE2 (0: both) */
     unsigned known_steps;  /* the steps that may differ: STEP(n) for step n (from 1) */
+    char pipelined;        /* A's first batch goes in the same write as its startup packet ('S') or
+                            * its last authentication message ('A'), not after the login */
 };
 
 #define SHAPE_LANE1 1u
@@ -385,6 +387,54 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "Q{begin}", 1 }, { 'A', "X", TO_EOF }, { 'B', "Q{select 1}", 1 } } },
     { .name = "i2_terminate_after_select", .steps = { { 'A', "Q{select 1} X", TO_EOF } } },
 
+    /* ---- Requests in the same write as the login's last message: read once the login is done */
+    { .name = "pipelined_with_password", .pipelined = 'A', .steps = { { 'A', "Q{select 1}", 1 } } },
+    { .name = "pipelined_with_password_extended", .pipelined = 'A',
+      .steps = { { 'A', "P{|select 2} B E S Q{select 3}", 2 }, { 'A', "Q{select 4}", 1 } } },
+    { .name = "pipelined_with_password_terminate", .pipelined = 'A', .steps = { { 'A', "Q{select 5} X", TO_EOF } } },
+    { .name = "pipelined_with_password_bad_message", .pipelined = 'A', .steps = { { 'A', "Q{select 6} y", TO_EOF } } },
+    { .name = "pipelined_with_password_begin", .pipelined = 'A',
+      .steps = { { 'A', "Q{begin} Q{insert into t values (1)}", 2 }, { 'A', "Q{commit}", 1 } }, .after = COUNT_T },
+    { .name = "pipelined_with_password_new_setting", .pipelined = 'A', .params = { "DateStyle=SQL,DMY" },
+      .steps = { { 'A', "Q{show datestyle}", 1 } } },
+    { .name = "pipelined_with_startup", .pipelined = 'S', .steps = { { 'A', "Q{select 1}", TO_EOF } } },
+
+    /* ---- A malformed message ends the session (08P01) after what came before it is answered */
+    { .name = "bad_type_after_query", .steps = { { 'A', "Q{select 1} y", TO_EOF } } },
+    { .name = "bad_type_after_insert", .steps = { { 'A', "Q{insert into t values (1)} y Q{select 2}", TO_EOF } },
+      .after = COUNT_T },
+    { .name = "bad_type_in_group", .steps = { { 'A', "P{|select 1} B E y S", TO_EOF } } },
+    { .name = "bad_type_after_group", .steps = { { 'A', "P{|select 1} B E S y", TO_EOF } } },
+    { .name = "bad_type_in_transaction",
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "Q{insert into t values (1)} y", TO_EOF }, { 'B', "Q{select 1}", 1 } },
+      .after = COUNT_T },
+    { .name = "bad_type_after_begin", .steps = { { 'A', "Q{begin} y", TO_EOF } } },
+    { .name = "bad_type_alone", .steps = { { 'A', "Q{select 1}", 1 }, { 'A', "y", TO_EOF } } },
+    { .name = "bad_type_after_names",
+      .steps = { { 'A', "P{bn|select 3} S", 1 }, { 'A', "B{|bn} E S P{bn2|select 4} y", TO_EOF } } },
+    { .name = "bad_type_during_copy", .steps = { { 'A', "Q{copy t from stdin} d{1\\n} y", TO_EOF } } },
+
+    /* ---- The end of the client's stream (a shutdown for writing, no Terminate): what was sent is
+     * carried out and answered, then the session ends */
+    { .name = "half_close_after_query", .steps = { { 'A', "Q{select 1} .", TO_EOF } } },
+    { .name = "half_close_after_two_queries",
+      .steps = { { 'A', "Q{insert into t values (1)} Q{select pg_sleep(0.05)} .", TO_EOF } }, .after = COUNT_T },
+    { .name = "half_close_after_extended", .steps = { { 'A', "P{|select 1} B E S P{|select 2} B E S .", TO_EOF } } },
+    { .name = "half_close_in_transaction",
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "Q{insert into t values (1)} .", TO_EOF }, { 'B', "Q{select 1}", 1 } },
+      .after = COUNT_T },
+    { .name = "half_close_after_unsynced_execute",
+      .steps = { { 'A', "P{|insert into t values (5)} B E .", TO_EOF }, { 'B', "Q{select 1}", 1 } }, .after = COUNT_T },
+    { .name = "half_close_after_partial_message", .steps = { { 'A', "Q{select 1} ~Q{select 2} .", TO_EOF } } },
+    { .name = "half_close_during_copy_in",
+      .steps = { { 'A', "Q{copy t from stdin} d{1\\n} .", TO_EOF }, { 'B', "Q{select 1}", 1 } }, .after = COUNT_T },
+    { .name = "half_close_idle", .steps = { { 'A', "Q{select 1}", 1 }, { 'A', ".", TO_EOF } } },
+    { .name = "half_close_pinned",
+      .steps = { { 'A', "Q{select pg_advisory_lock(9)}", 1 }, { 'A', "Q{select 2} .", TO_EOF },
+                 { 'B', "Q{select pg_try_advisory_lock(9)}", 1 } } },
+    { .name = "half_close_after_names",
+      .steps = { { 'A', "P{hn|select 3} S", 1 }, { 'A', "B{|hn} E S C{S|hn} S P{hn|select 4} B{|hn} E S .", TO_EOF } } },
+
     /* ---- item 3: an invalid startup value must not leak session settings */
     { .name = "i3_invalid_client_encoding",
       .params = { "application_name=leaky TimeZone=Asia/Tokyo", "client_encoding=NOPE", NULL },
@@ -409,6 +459,17 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "Q{show x.p30}", 1 } } },
     { .name = "i4_normalised_values", .params = { "DateStyle=German client_encoding=latin1 TimeZone=utc" },
       .steps = { { 'A', "Q{show datestyle; show client_encoding; show timezone}", 1 } } },
+    /* Reported settings given at startup are reported with the client's value at login (pglane
+     * reported the pool's: standard_conforming_strings = on where the session had off, which
+     * libpq's string escaping relies on). */
+    { .name = "startup_reported_standard_conforming_strings", .params = { "standard_conforming_strings=off" },
+      .steps = { { 'A', "Q{show standard_conforming_strings}", 1 } } },
+    { .name = "startup_reported_read_only_in_options", .params = { "options=--default_transaction_read_only=true" },
+      .steps = { { 'A', "Q{show default_transaction_read_only}", 1 } } },
+    { .name = "startup_reported_two_clients",
+      .params = { NULL, "standard_conforming_strings=off default_transaction_read_only=on" },
+      .steps = { { 'A', "Q{select 1}", 1 }, { 'B', "Q{select 2}", 1 }, { 'C', "Q{show standard_conforming_strings}", 1 },
+                 { 'B', "Q{set standard_conforming_strings = on}", 1 }, { 'A', "Q{show default_transaction_read_only}", 1 } } },
     { .name = "i4_long_application_name",
       .params = { "application_name=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
       .steps = { { 'A', "Q{show application_name}", 1 } } },
@@ -573,7 +634,8 @@ static int fixtures(void)
         return -1;
     }
     rp_resolve_function = resolve_function;
-    h_conf(g_conf1, sizeof g_conf1, "transaction", 1, "md5", NULL);
+    rp_show_params = 1;            /* ParameterStatus after the login is compared too */
+    h_conf(g_conf1, sizeof g_conf1, "transaction", 1, "md5", "admin_users = " H_USER "\n");
     if (h_pglane_start(&g_lane1, &g_pg, g_conf1) != 0)
         return -1;
     h_pglane_keep(&g_lane1);
@@ -630,11 +692,21 @@ static void run_scenario(const struct scenario *s, int port, const struct run *r
             snprintf(out, OUT_MAX, "(not sent: another client is in a transaction)");
             continue;
         }
+        int sent = 0;
+
         if (!connected[k]) {
             char startup[512];
 
             connected[k] = 1;
-            if (rp_connect(&conn[k], port, H_USER, H_PASSWORD, H_DB, s->params[k], startup, sizeof startup) < 0) {
+            if (k == 0 && s->pipelined) {
+                rp_pipeline = st->batch;
+                rp_pipeline_at = s->pipelined == 'S' ? RP_WITH_STARTUP : RP_WITH_AUTH;
+                sent = 1;
+            }
+            int rc = rp_connect(&conn[k], port, H_USER, H_PASSWORD, H_DB, s->params[k], startup, sizeof startup);
+
+            rp_pipeline = NULL;
+            if (rc < 0) {
                 snprintf(out, OUT_MAX, "refused: %s", startup);
                 continue;
             }
@@ -645,7 +717,7 @@ static void run_scenario(const struct scenario *s, int port, const struct run *r
             snprintf(out + strlen(out), OUT_MAX - strlen(out), "(closed)");
             continue;
         }
-        if (rp_send(&conn[k], st->batch) < 0) {
+        if (!sent && rp_send(&conn[k], st->batch) < 0) {
             snprintf(out + strlen(out), OUT_MAX - strlen(out), "SEND-FAILED ");
         }
         used = strlen(out);
@@ -840,6 +912,13 @@ static const char *const q_atoms[] = {
     "Q{do $$begin raise notice 'n'; end$$}", "Q{do $$begin perform set_config('work_mem', '6MB', false); end$$}",
     "Q{set role app}", "Q{reset role}", "Q{select current_user}", "Q{set session authorization app}",
     "Q{begin isolation level repeatable read}", "Q{set statement_timeout = '7s'}", "Q{show statement_timeout}",
+    "Q{set datestyle = 'SQL, DMY'}", "Q{select '2024-01-02'::date}", "Q{set intervalstyle = 'iso_8601'}",
+    "Q{select interval '1 day 2 hours'}", "Q{set client_encoding = 'LATIN1'}", "Q{show client_encoding}",
+    "Q{set extra_float_digits = 0}", "Q{select 0.1::float8}", "Q{set default_transaction_read_only = on}",
+    "Q{reset all}", "Q{discard plans}", "Q{discard temp}", "Q{discard sequences}",
+    "Q{select set_config('work_mem', '4MB', true)}", "Q{set standard_conforming_strings = off}",
+    "Q{show standard_conforming_strings}", "Q{set client_min_messages = 'warning'}",
+    "Q{reset client_min_messages}",
 };
 
 /* Extended-protocol atoms; the first five create or close a named statement. */
@@ -855,7 +934,8 @@ static const char *const x_atoms[] = {
     "P{|select set_config('app.x', 'w', false)} B E", "P{|select pg_advisory_lock(8)} B E",
     "P{|select pg_advisory_unlock(8)} B E", "P{|notify ch} B E", "P{|set timezone = 'Asia/Tokyo'} B E",
     "P{dn|deallocate es}", "B{|dn} E", "P{|deallocate es} B E", "P{|begin isolation level serializable} B E",
-    "P{|show transaction_isolation} B E",
+    "P{|show transaction_isolation} B E", "P{|set datestyle = 'German'} B E", "P{|select '2024-01-02'::date} B E",
+    "P{|reset all} B E", "P{|set local work_mem = '2MB'} B E", "P{|set client_encoding = 'UTF8'} B E",
 };
 
 /* The second client's batches (two-client scenarios): each ends its own work (no transaction left
@@ -869,6 +949,8 @@ static const char *const b_atoms[] = {
     "Q{set search_path = pg_catalog}", "P{|select 1/0} B E S", "P{bx|select $1::int * 2|23} S",
     "P{|deallocate bx} B E S", "P{bd|deallocate bx} S", "B{|bd} E S", "B{|bx|5} E S", "Q{deallocate bx}",
     "P{|copy t from stdin} B E d{9\\n} c C{S|} S", "Q{copy (select 4) to stdout}",
+    "Q{set datestyle = 'German'}", "Q{set client_encoding = 'LATIN1'}", "Q{set intervalstyle = 'sql_standard'}",
+    "Q{set default_transaction_read_only = on}", "Q{reset all}", "Q{set client_min_messages = 'error'}",
 };
 
 static uint64_t rnd_state;
@@ -945,13 +1027,16 @@ static void random_scenario(unsigned seed, int two, struct scenario *s, char (*t
         }
         s->steps[i] = (struct step){ 'A', b, z, 0 };
     }
-    /* One scenario in four ends with a Terminate in the same write as A's last batch: its work is
-     * carried out and answered, then the connection closes (a transaction left open rolls back). */
+    /* One scenario in four ends with a Terminate, the end of the client's stream or a message of
+     * an unknown type in the same write as A's last batch: its work is carried out and answered, then
+     * the connection closes (after a FATAL 08P01 for the unknown type; a transaction left open rolls
+     * back). */
     if (rnd(4) == 0 && s->steps[nsteps - 1].who == 'A') {
+        static const char *const ends[] = { " X", " .", " y" };
         char *b = text[nsteps - 1];
         size_t used = strlen(b);
 
-        snprintf(b + used, 512 - used, " X");
+        snprintf(b + used, 512 - used, "%s", ends[rnd(3)]);
         s->steps[nsteps - 1].z = TO_EOF;
     }
     /* PGLANE_DIFF_DROP=",3,5,": leaves those steps (from 1) out, to narrow a failure down. */
@@ -1084,6 +1169,56 @@ static void test_libpq_extended_copy_then_next_client(void **state)
 }
 
 /*
+ * The end of a client's stream while its query runs: the answer comes, then the close (as from
+ * PostgreSQL). While its query waits in the lane's queue (lane of size 1, held by another client's
+ * transaction): the client leaves the queue at once and the query never runs, so that a client that
+ * hung up never takes a lane connection (PostgreSQL, with no queue, would run it; README, "Protocol
+ * fidelity").
+ */
+static void test_half_close_running_and_queued(void **state)
+{
+    PGconn *holder = h_connect(&g_lane1, NULL), *adm = h_console_ok(&g_lane1);
+    struct rp_conn a = { -1, 0 }, q = { -1, 0 };
+    char out[512], refusal[256];
+    char *v;
+
+    (void)state;
+    H_ASSERT_CONNECTED(holder);
+    assert_int_equal(h_exec(holder, "DROP TABLE IF EXISTS hq; CREATE TABLE hq (a int)"), 0);
+    assert_int_equal(rp_connect(&a, g_lane1.port, H_USER, H_PASSWORD, H_DB, NULL, refusal, sizeof refusal), 0);
+    assert_int_equal(h_exec(g_super, "SELECT pg_advisory_lock(4242)"), 0);
+    assert_int_equal(rp_send(&a, "Q{select 7 from pg_advisory_xact_lock(4242)}"), 0);
+    assert_int_equal(h_pg_wait_long(g_super, "select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+                                             "and query like 'select 7 from pg_advisory_xact_lock%'", 1, 5000), 1);
+    assert_int_equal(rp_send(&a, "."), 0);         /* the end of the stream while the query runs */
+    assert_int_equal(h_exec(g_super, "SELECT pg_advisory_unlock(4242)"), 0);
+    out[0] = 0;
+    rp_read(&a, RP_WAIT_EOF, 0, 0, 5000, out, sizeof out);
+    assert_string_equal(out, "T(1) D[7] C(SELECT 1) Z(I) EOF");
+    rp_close(&a);
+
+    assert_int_equal(h_exec(holder, "BEGIN"), 0);
+    assert_int_equal(h_exec(holder, "SELECT 1"), 0);
+    assert_int_equal(rp_connect(&q, g_lane1.port, H_USER, H_PASSWORD, H_DB, NULL, refusal, sizeof refusal), 0);
+    assert_int_equal(rp_send(&q, "Q{insert into hq values (1)}"), 0);
+    assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
+    assert_int_equal(rp_send(&q, "."), 0);
+    out[0] = 0;
+    rp_read(&q, RP_WAIT_EOF, 0, 0, 5000, out, sizeof out);
+    assert_string_equal(out, "EOF");
+    rp_close(&q);
+    assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 0, 5000), 0);
+    assert_int_equal(h_exec(holder, "COMMIT"), 0);
+    v = h_query1(holder, "select count(*) from hq");
+    assert_non_null(v);
+    assert_string_equal(v, "0");
+    free(v);
+    PQfinish(adm);
+    PQfinish(holder);
+    h_pass();
+}
+
+/*
  * psycopg 3 pipeline mode with prepare=True, 8 clients x 200 transactions over a lane of size 4
  * (tests/drivers/psycopg_pipeline.py): every transaction commits, nothing hangs.
  */
@@ -1126,6 +1261,7 @@ int main(void)
         H_TEST(test_differential_random),
         H_TEST(test_differential_random_two_clients),
         H_TEST(test_libpq_extended_copy_then_next_client),
+        H_TEST(test_half_close_running_and_queued),
         H_TEST(test_psycopg_pipeline_prepared),
     };
 

@@ -218,6 +218,53 @@ static void test_forms_and_parameter_status(void **state)
     h_pass();
 }
 
+/*
+ * standard_conforming_strings = off from options: libpq escapes string literals by the value the
+ * server reported at login, so that report must be the session's (pglane reported its pool's "on":
+ * PQescapeStringConn then left a backslash single and the text changed, or the statement broke). The
+ * same for default_transaction_read_only, reported since PostgreSQL 14. Checked with PostgreSQL and
+ * through pglane: the reports, and a string with a backslash and a quote coming back unchanged, also
+ * after another client without the options used the lane's one server connection.
+ */
+static void test_reported_settings_from_options(void **state)
+{
+    static const char tricky[] = "a\\'; select 'b";
+
+    (void)state;
+    for (int t = 0; t < 2; t++) {
+        PGconn *c = h_connect(targets[t], "options='-c standard_conforming_strings=off "
+                                          "-c default_transaction_read_only=on'");
+        PGconn *plain = h_connect(targets[t], NULL);
+        char esc[64], sql[128], *v;
+        int err = 0;
+
+        H_ASSERT_CONNECTED(c);
+        H_ASSERT_CONNECTED(plain);
+        assert_string_equal(PQparameterStatus(c, "standard_conforming_strings"), "off");
+        assert_string_equal(PQparameterStatus(c, "default_transaction_read_only"), "on");
+        assert_string_equal(PQparameterStatus(plain, "standard_conforming_strings"), "on");
+        assert_string_equal(PQparameterStatus(plain, "default_transaction_read_only"), "off");
+        for (int round = 0; round < 2; round++) {
+            PQescapeStringConn(c, esc, tricky, strlen(tricky), &err);
+            assert_int_equal(err, 0);
+            snprintf(sql, sizeof sql, "SELECT '%s'", esc);
+            v = h_query1(c, sql);
+            if (!v || strcmp(v, tricky) != 0)
+                print_error("%s: %s gave %s\n", target_names[t], sql, v ? v : PQerrorMessage(c));
+            assert_non_null(v);
+            assert_string_equal(v, tricky);
+            free(v);
+            v = h_query1(plain, "SELECT 'c\\d'");
+            assert_non_null(v);
+            assert_string_equal(v, "c\\d");
+            free(v);
+        }
+        PQfinish(plain);
+        PQfinish(c);
+    }
+    h_pass();
+}
+
 /* A bad name, a bad value, a setting without a value: the login fails with PostgreSQL's error. */
 static void test_bad_settings_refused_at_login(void **state)
 {
@@ -294,6 +341,7 @@ int main(void)
         H_TEST(test_psql_statement_timeout),
         H_TEST(test_long_option_search_path),
         H_TEST(test_forms_and_parameter_status),
+        H_TEST(test_reported_settings_from_options),
         H_TEST(test_bad_settings_refused_at_login),
         H_TEST(test_unsupported_refused),
         H_TEST(test_clean_exit),
