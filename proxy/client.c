@@ -669,10 +669,13 @@ int px_client_cancel_queued(struct px_client *cl)
     return 1;
 }
 
-void px_client_session_idle(struct px_client *cl)
+int px_client_session_idle(struct px_client *cl)
 {
-    if (cl->conn.px->draining)
+    if (cl->conn.px->draining) {
         client_fatal(cl, "57P01", "pglane is shutting down");
+        return 1;
+    }
+    return px_client_check_terminate(cl);   /* a Terminate behind the requests just answered */
 }
 
 void px_client_close(struct px_client *cl, const char *reason)

@@ -637,8 +637,9 @@ void px_client_checked(struct px_client *cl, struct px_server *sv);
 void px_client_tx_end(struct px_client *cl);
 /* The server was given back after px_client_tx_end. */
 void px_client_released(struct px_client *cl);
-/* Session pooling: the client's server reported an idle ReadyForQuery. */
-void px_client_session_idle(struct px_client *cl);
+/* Session pooling: the client's server reported an idle ReadyForQuery. 1 if the client was closed
+ * (pglane draining, or a Terminate behind its requests). */
+int px_client_session_idle(struct px_client *cl);
 void px_client_fail(struct px_client *cl, const char *sqlstate, const char *message);
 void px_client_fail_raw(struct px_client *cl, const uint8_t *msg, uint32_t len);
 /* Sends a server's ErrorResponse (body) as FATAL, then closes the client. */

@@ -639,9 +639,10 @@ static void server_read(struct px_server *sv)
             px_stage_add(PX_ST_RELEASE, st);
         if (pinned_terminated(sv))
             return;
-    } else if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client)
-        px_client_session_idle(sv->client);
-    else if (sv->state == SV_ACTIVE && sv->client && px_client_check_terminate(sv->client))
+    } else if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client) {
+        if (px_client_session_idle(sv->client))
+            return;
+    } else if (sv->state == SV_ACTIVE && sv->client && px_client_check_terminate(sv->client))
         return;
     if (sv->state == SV_ACTIVE && sv->client && !sv->release_after_write)
         px_client_resume_held(sv->client);   /* the server stays the client's (a transaction, pinned) */
