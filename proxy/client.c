@@ -542,7 +542,6 @@ static int waits_for_others(const struct px_client *cl)
         return 1;
     for (const struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
         const struct px_server *sv = px_container_of(it, struct px_server, link);
-
         const struct px_client *o = sv->client;
 
         if (o && o != cl && (sv->tx_status != 'I' || o->pending_z || o->unsynced || o->pins))

@@ -537,9 +537,9 @@ struct px_client {
     uint8_t terminating;           /* Terminate received: close once the server is released */
     uint8_t terminate_sent;        /* ... and passed on to a server reading COPY data */
     uint8_t eof_terminate;         /* that Terminate stands for the end of the client's stream */
-    uint8_t fatal_pending;         /* ... or for a malformed message: fatal_msg is sent, then the close */
+    uint8_t fatal_pending;         /* ... or for a malformed message: fatal_msg goes out before the close */
     uint32_t bad_at;               /* client_scan: where the message it refused begins */
-    char fatal_msg[96];
+    char fatal_msg[96];            /* the 08P01 FATAL's text (client.c fatal_after_work) */
     uint8_t auth_method;
     uint8_t ssl_answered;
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
