@@ -271,6 +271,23 @@ static int only_silent(const struct px_buf *b)
     return off == b->pos;
 }
 
+/* A Flush then a Terminate; the Terminate alone is its second half. */
+static const uint8_t flush_terminate[2 * PROTO_HEADER_LEN] = { PROTO_FE_FLUSH, 0, 0, 0, 4, PROTO_FE_TERMINATE, 0, 0, 0, 4 };
+#define TERMINATE_MSG (flush_terminate + PROTO_HEADER_LEN)
+
+/* Appends messages of pglane's own to the client's input (to be scanned as if the client had sent
+ * them). 0, or -1 when there is no room and none can be made (a write from the buffer in flight). */
+static int input_append(struct px_client *cl, const uint8_t *msgs, uint32_t n)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    if (b->cap - b->len < n && (cl->conn.writing || px_buf_reserve(b, n) < 0))
+        return -1;                 /* (no buffer at all: cap is 0, and one is taken) */
+    memcpy(b->data + b->len, msgs, n);
+    b->len += n;
+    return 0;
+}
+
 /*
  * After a Terminate: closes the client once the server has answered everything it was sent, as
  * PostgreSQL closes after its last reply (the server connection then goes back to the pool if the
@@ -294,11 +311,9 @@ int px_client_check_terminate(struct px_client *cl)
     } else if (px_flow_copy_in(cl)) {
         /* PostgreSQL fails the COPY (08P01) and ends the session: let it, and relay what it says.
          * The end of the client's stream reaches it as the end of its own. */
-        static const uint8_t terminate[5] = { PROTO_FE_TERMINATE, 0, 0, 0, 4 };
-
         cl->terminate_sent = 1;
         if (cl->eof_terminate && !sv->conn.tls ? px_conn_shutdown(&sv->conn) < 0
-                                               : px_conn_send_copy(&sv->conn, terminate, sizeof(terminate)) < 0) {
+                                               : px_conn_send_copy(&sv->conn, TERMINATE_MSG, PROTO_HEADER_LEN) < 0) {
             px_client_close(cl, "write to server failed");
             return 1;
         }
@@ -323,7 +338,6 @@ int px_client_check_terminate(struct px_client *cl)
  */
 static void fatal_after_work(struct px_client *cl, const char *msg)
 {
-    static const uint8_t flush_term[2 * PROTO_HEADER_LEN] = { PROTO_FE_FLUSH, 0, 0, 0, 4, PROTO_FE_TERMINATE, 0, 0, 0, 4 };
     struct px_buf *b = &cl->conn.in;
     uint32_t at = cl->bad_at, n = cl->unsynced ? 2 * PROTO_HEADER_LEN : PROTO_HEADER_LEN;
 
@@ -334,12 +348,10 @@ static void fatal_after_work(struct px_client *cl, const char *msg)
     }
     b->pos = b->len = at;
     b->remain = 0;
-    if (b->cap - b->len < n && (cl->conn.writing || px_buf_reserve(b, n) < 0)) {
+    if (input_append(cl, flush_terminate + 2 * PROTO_HEADER_LEN - n, n) < 0) {
         client_fatal(cl, "08P01", msg);
         return;
     }
-    memcpy(b->data + b->len, flush_term + 2 * PROTO_HEADER_LEN - n, n);
-    b->len += n;
     snprintf(cl->fatal_msg, sizeof cl->fatal_msg, "%s", msg);
     cl->fatal_pending = 1;
     px_client_on_read(cl);
@@ -498,7 +510,6 @@ void px_client_on_sent(struct px_client *cl)
  */
 static int eof_as_terminate(struct px_client *cl)
 {
-    static const uint8_t terminate[PROTO_HEADER_LEN] = { PROTO_FE_TERMINATE, 0, 0, 0, 4 };
     struct px_buf *b = &cl->conn.in;
     uint32_t at = b->pos;
 
@@ -518,10 +529,8 @@ static int eof_as_terminate(struct px_client *cl)
     }
     if (b->len - at > 0 && b->len - at < PROTO_HEADER_LEN)
         b->len = at;               /* so is a partial header */
-    if (b->cap - b->len < sizeof terminate && (cl->conn.writing || px_buf_reserve(b, sizeof terminate) < 0))
-        return -1;                 /* (no buffer at all: cap is 0, and one is taken) */
-    memcpy(b->data + b->len, terminate, sizeof terminate);
-    b->len += sizeof terminate;
+    if (input_append(cl, TERMINATE_MSG, PROTO_HEADER_LEN) < 0)
+        return -1;
     cl->eof_terminate = 1;
     return 0;
 }
