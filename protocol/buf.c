@@ -113,12 +113,3 @@ void proto_msg_end(struct proto_buf *b, size_t start)
     p[3] = (uint8_t)n;
 }
 
-uint16_t proto_get_u16(const uint8_t *p)
-{
-    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
-}
-
-uint32_t proto_get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}

@@ -173,8 +173,16 @@ size_t proto_msg_begin(struct proto_buf *b, uint8_t type); /* returns the offset
 void proto_msg_end(struct proto_buf *b, size_t start);      /* fills in the length field */
 
 /* Big-endian reads (no bounds checks: the caller checked the length). */
-uint16_t proto_get_u16(const uint8_t *p);
-uint32_t proto_get_u32(const uint8_t *p);
+/* Big-endian reads, inline: every message header goes through proto_get_u32. */
+static inline uint16_t proto_get_u16(const uint8_t *p)
+{
+    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t proto_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
 
 /* Builders. Each appends one whole message to b. */
 void proto_build_error(struct proto_buf *b, const char *severity, const char *sqlstate,

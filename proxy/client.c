@@ -722,6 +722,7 @@ void px_client_free(struct px_client *cl)
     px_session_free(cl);
     px_flow_free(cl);
     px_retry_end_tx(cl);
+    px_retry_free(cl);
     px_params_clear(&cl->want);
     client_startup_clear(cl);
     px_kvlist_clear(&cl->gucs);

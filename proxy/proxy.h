@@ -598,6 +598,8 @@ struct px_client {
     /* transparent retry (proxy/retry.c) */
     uint8_t *retry_buf;            /* the transaction's first message(s) as forwarded, until a reply */
     uint32_t retry_len;
+    uint8_t *retry_store;          /* the memory retry_buf uses when armed, kept between transactions */
+    uint32_t retry_cap;
     uint8_t retry_attempts;        /* resends of the current transaction's first message(s) */
     uint8_t tx_forwarded;          /* something of the current transaction went to a server */
     uint8_t retry_begin;           /* retry_buf starts with a held BEGIN */
@@ -694,6 +696,7 @@ void px_retry_forwarding(struct px_client *cl);
 void px_retry_arm(struct px_client *cl);          /* before forwarding data[start, pos) */
 void px_retry_disarm(struct px_client *cl);       /* a reply byte reached the client */
 void px_retry_end_tx(struct px_client *cl);       /* the transaction ended (or the client closes) */
+void px_retry_free(struct px_client *cl);         /* the client is freed */
 /* sv died under its client's first message(s): 1 if the client was requeued with them (sv closed). */
 int px_retry_try(struct px_server *sv, int fault, const char *severity, const char *sqlstate, const char *detail);
 /* Counts and logs (one line: server, backend pid) a pooled connection PostgreSQL ended. */

@@ -9,15 +9,27 @@
 #include "proxy/proxy.h"
 #include "proxy/state.h"
 
+/* retry_buf lives in retry_store, which a client keeps between transactions up to this size: one
+ * allocation per client instead of a realloc and a free per transaction. */
+#define RETRY_KEEP 512u
+
 void px_retry_disarm(struct px_client *cl)
 {
-    free(cl->retry_buf);
     cl->retry_buf = NULL;
+    if (cl->retry_cap > RETRY_KEEP)
+        px_retry_free(cl);
     cl->retry_len = 0;
     cl->retry_mapped = 0;
     cl->retry_begin_wait = 0;
     cl->retry_after_begin = 0;
     cl->retry_pre_unsent = 0;
+}
+
+void px_retry_free(struct px_client *cl)
+{
+    free(cl->retry_store);
+    cl->retry_store = NULL;
+    cl->retry_cap = 0;
 }
 
 void px_retry_end_tx(struct px_client *cl)
@@ -51,12 +63,20 @@ void px_retry_arm(struct px_client *cl)
             return;                  /* a pinned client's state lives on this connection: never moved */
         cl->retry_begin = cl->tx_route == TXR_BEGIN_REPLAY;   /* the bytes start with a held BEGIN */
     }
-    if (b->remain || n == 0 || cl->retry_len + n > PX_RETRY_MAX || !(p = realloc(cl->retry_buf, cl->retry_len + n))) {
+    if (b->remain || n == 0 || cl->retry_len + n > PX_RETRY_MAX) {
         px_retry_disarm(cl);         /* streamed or too large: not retried */
         return;
     }
-    memcpy(p + cl->retry_len, b->data + b->start, n);
-    cl->retry_buf = p;
+    if (cl->retry_len + n > cl->retry_cap) {
+        if (!(p = realloc(cl->retry_store, cl->retry_len + n))) {
+            px_retry_disarm(cl);
+            return;
+        }
+        cl->retry_store = p;
+        cl->retry_cap = cl->retry_len + n;
+    }
+    memcpy(cl->retry_store + cl->retry_len, b->data + b->start, n);
+    cl->retry_buf = cl->retry_store;
     cl->retry_len += n;
 }
 
@@ -90,8 +110,9 @@ static int keep_as_begin(struct px_client *cl)
         proto_buf_free(&q);
         return -1;
     }
-    free(cl->retry_buf);
-    cl->retry_buf = q.data;          /* proto_buf's data is malloc'd: ownership passes */
+    free(cl->retry_store);
+    cl->retry_store = cl->retry_buf = q.data;   /* proto_buf's data is malloc'd: ownership passes */
+    cl->retry_cap = (uint32_t)q.len;
     cl->retry_len = (uint32_t)q.len;
     cl->retry_begin = 1;
     cl->retry_mapped = 0;

@@ -48,6 +48,8 @@ int px_unnamed_note(struct px_client *cl, uint8_t kind, const uint8_t *text, uin
     struct px_unnamed_change *c;
 
     cl->unnamed_at = 0;            /* every server's copy is older until this change is forwarded */
+    if (kind != PX_UNNAMED_PARSE && !cl->unnamed && cl->nuchanges == 0)
+        return 0;                  /* a Query or Close with no statement before: none after, whatever its fate */
 
     if (cl->nuchanges == cl->capuchanges) {
         uint32_t cap = cl->capuchanges ? cl->capuchanges * 2 : 4;

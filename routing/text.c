@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* ---- DEALLOCATE ---- */
 
@@ -50,7 +53,8 @@ int route_deallocate_name(const char *sql, size_t len, char *name, size_t cap)
 
     while (end > p && end[-1] == 0)
         end--;
-    if (!(p = skip_word(skip_space(p, end), end, "deallocate")))
+    p = skip_space(p, end);
+    if (p == end || (*p | 0x20) != 'd' || !(p = skip_word(p, end, "deallocate")))
         return 0;
     p = skip_space(p, end);
     if (skip_word(p, end, "prepare"))
@@ -86,59 +90,73 @@ static int word_at(const uint8_t *p, size_t n, size_t i, const char *w, size_t w
                              (unsigned)(p[i + wl] - '0') < 10u));
 }
 
-/* Bytes route_text_flags looks at; every other byte only ends a statement's start. */
+/* Bytes route_text_flags looks at at a statement's start. */
 enum { TF_OTHER, TF_BLANK, TF_PAREN, TF_SEMI, TF_S, TF_R, TF_T, TF_D };
 static const uint8_t tf_class[256] = {
     [' '] = TF_BLANK, ['\n'] = TF_BLANK, ['\t'] = TF_BLANK, ['\r'] = TF_BLANK, ['('] = TF_PAREN, [';'] = TF_SEMI,
     ['s'] = TF_S, ['S'] = TF_S, ['r'] = TF_R, ['R'] = TF_R, ['t'] = TF_T, ['T'] = TF_T, ['d'] = TF_D, ['D'] = TF_D,
 };
+/* Bytes that matter inside a statement: '(' and ';', and the first letters of "set_config" and "temp". */
+static const uint8_t tf_inner[256] = {
+    ['('] = 1, [';'] = 1, ['s'] = 1, ['S'] = 1, ['t'] = 1, ['T'] = 1,
+};
+
+/* The first place from i on whose byte is in tf_inner, or n. With SSE2 (every x86-64) 16 bytes are
+ * tested at once: OR 0x20 folds S and T to lower case and leaves '(' and ';' as they are; the few other
+ * bytes it folds onto the four (0x08, 0x1b) are told apart by the caller. */
+static size_t skip_inner(const uint8_t *p, size_t n, size_t i)
+{
+#ifdef __SSE2__
+    const __m128i fold = _mm_set1_epi8(0x20), paren = _mm_set1_epi8('('), semi = _mm_set1_epi8(';');
+    const __m128i s = _mm_set1_epi8('s'), t = _mm_set1_epi8('t');
+
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i)), fold);
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, paren), _mm_cmpeq_epi8(v, semi)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, s), _mm_cmpeq_epi8(v, t)));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+
+        if (bits)
+            return i + (size_t)__builtin_ctz(bits);
+    }
+#endif
+    while (i < n && !tf_inner[p[i]])
+        i++;
+    return i;
+}
 
 int route_text_flags(const char *sql, size_t n)
 {
     const uint8_t *p = (const uint8_t *)sql;
-    int f = 0, start = 1;
+    int f = 0;
+    size_t i = 0;
 
-    /* One table lookup per byte: most bytes are none of the few that matter (a statement's start,
-     * '(', "temp", "set_config", DISCARD, DEALLOCATE), and those are compared by hand, first byte first. */
-    for (size_t i = 0; i < n; i++) {
+    /* Statement by statement: the first word (SET, RESET, DISCARD, DEALLOCATE) after any blanks and
+     * empty statements, then the rest up to ';' for '(', "set_config" and "temp". */
+    while (i < n) {
         uint8_t k = tf_class[p[i]];
 
-        if (k == TF_OTHER) {
-            start = 0;
+        if (k == TF_BLANK || k == TF_SEMI) {
+            i++;
             continue;
         }
-        switch (k) {
-        case TF_BLANK:
-            continue;
-        case TF_PAREN:
-            f |= ROUTE_TXT_CALL;
-            start = 0;
-            continue;
-        case TF_SEMI:
-            start = 1;
-            continue;
-        case TF_R:
-            if (start && word_at(p, n, i, "reset", 5))
+        if (k == TF_R && word_at(p, n, i, "reset", 5))
+            f |= ROUTE_TXT_SET;
+        else if (k == TF_D && (word_at(p, n, i, "discard", 7) || word_at(p, n, i, "deallocate", 10)))
+            f |= ROUTE_TXT_NAMES;
+        else if (k == TF_S && word_at(p, n, i, "set", 3))
+            f |= ROUTE_TXT_SET;
+        for (; (i = skip_inner(p, n, i)) < n; i++) {
+            uint8_t c = p[i];
+
+            if (c == ';')
+                break;
+            if (c == '(')
+                f |= ROUTE_TXT_CALL;
+            else if ((c | 0x20) == 's' && i + 10 <= n && ci_prefix(p + i + 1, "et_config", 9))
                 f |= ROUTE_TXT_SET;
-            start = 0;
-            continue;
-        case TF_D:
-            if (start && (word_at(p, n, i, "discard", 7) || word_at(p, n, i, "deallocate", 10)))
-                f |= ROUTE_TXT_NAMES;
-            start = 0;
-            continue;
-        case TF_S:
-            if (start && word_at(p, n, i, "set", 3))
-                f |= ROUTE_TXT_SET;
-            start = 0;
-            if (i + 10 <= n && ci_prefix(p + i + 1, "et_config", 9))
-                f |= ROUTE_TXT_SET;
-            continue;
-        default:   /* TF_T */
-            start = 0;
-            if (i + 4 <= n && ci_prefix(p + i + 1, "emp", 3))
+            else if ((c | 0x20) == 't' && i + 4 <= n && ci_prefix(p + i + 1, "emp", 3))
                 f |= ROUTE_TXT_TEMP;
-            continue;
         }
     }
     return f;
@@ -189,16 +207,18 @@ const char *route_bare_begin_tag(const char *sql, size_t len)
 
 const char *route_begin_tag(const char *sql, size_t len)
 {
-    const char *tag = route_bare_begin_tag(sql, len), *p = sql;
+    const char *tag, *p = sql;
     struct route_span spans[2];
     struct route_class cls;
 
-    if (tag)
-        return tag;
+    /* Every form starts with "begin" or "start": most statements are told apart by their first bytes. */
     while (p < sql + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++;
-    if ((size_t)(sql + len - p) < 6 || (!ci_prefix((const uint8_t *)p, "begin", 5) && !ci_prefix((const uint8_t *)p, "start", 5)) ||
-        route_split_spans(sql, len, spans, 2) != 1 || route_classify(sql, len, &cls) < 0 ||
+    if ((size_t)(sql + len - p) < 5 || (!ci_prefix((const uint8_t *)p, "begin", 5) && !ci_prefix((const uint8_t *)p, "start", 5)))
+        return NULL;
+    if ((tag = route_bare_begin_tag(sql, len)))
+        return tag;
+    if ((size_t)(sql + len - p) < 6 || route_split_spans(sql, len, spans, 2) != 1 || route_classify(sql, len, &cls) < 0 ||
         cls.parsed_by == ROUTE_PARSED_BY_LEXER || !cls.is_begin)
         return NULL;
     return strncasecmp(p, "start", 5) == 0 ? "START TRANSACTION" : "BEGIN";

@@ -6,11 +6,13 @@
  * in their px_transport (plaintext here, TLS in proxy/net/tls.c).
  */
 #include <assert.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "protocol/proto.h"
 #include "proxy/net/stream.h"
@@ -329,15 +331,34 @@ int px_forward(struct px_conn *src, struct px_conn *dst)
     return dst->io->forward(src, dst);
 }
 
+/*
+ * uv_try_write with send(2): what libuv does (nothing when its write queue holds bytes, else one
+ * non-blocking write), by the socket call instead of write(2), whose path through the VFS costs
+ * more per call on a socket. Bytes written, UV_EAGAIN, or a libuv error.
+ */
+static int try_send(uv_stream_t *s, const void *data, size_t n)
+{
+    uv_os_fd_t fd;
+    ssize_t r;
+
+    if (s->connect_req != NULL || s->write_queue_size != 0 || uv_fileno((const uv_handle_t *)s, &fd) < 0)
+        return UV_EAGAIN;
+    do
+        r = send(fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0)
+        return (int)r;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? UV_EAGAIN : uv_translate_sys_error(errno);
+}
+
 static int plain_forward(struct px_conn *src, struct px_conn *dst)
 {
     struct px_buf *b = &src->in;
     uv_buf_t ub;
     int r;
 
-    ub = uv_buf_init((char *)b->data + b->start, b->pos - b->start);
-    r = uv_try_write(&dst->h.stream, &ub, 1);
-    if (r == (int)ub.len) {
+    r = try_send(&dst->h.stream, b->data + b->start, b->pos - b->start);
+    if (r == (int)(b->pos - b->start)) {
         b->start = b->pos;
         return 0;
     }
@@ -412,11 +433,11 @@ int px_conn_send_copy(struct px_conn *c, const void *data, size_t n)
 
 static int plain_send(struct px_conn *c, const void *data, size_t n)
 {
-    uv_buf_t ub = uv_buf_init((char *)data, (unsigned)n);
+    uv_buf_t ub;
     struct copy_req *cr;
     int r;
 
-    r = uv_try_write(&c->h.stream, &ub, 1);
+    r = try_send(&c->h.stream, data, n);
     if (r == (int)n)
         return 0;
     if (r < 0 && r != UV_EAGAIN)

@@ -90,6 +90,86 @@ static void test_text_flags(void **state)
     }
 }
 
+/* The rule route_text_flags implements, byte by byte with no shortcut: the oracle for the test below. */
+static int ci_word(const char *p, size_t n, size_t i, const char *w, int whole)
+{
+    size_t wl = strlen(w);
+
+    for (size_t k = 0; k < wl; k++)
+        if (i + k >= n || (p[i + k] >= 'A' && p[i + k] <= 'Z' ? p[i + k] + 32 : p[i + k]) != w[k])
+            return 0;
+    if (!whole || i + wl == n)
+        return 1;
+    char c = p[i + wl];
+    return !(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
+}
+
+static int ref_text_flags(const char *p, size_t n)
+{
+    int f = 0, start = 1;
+
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+
+        if (c == ' ' || c == '\n' || c == '\t' || c == '\r')
+            continue;
+        if (c == ';') {
+            start = 1;
+            continue;
+        }
+        if (start && (ci_word(p, n, i, "set", 1) || ci_word(p, n, i, "reset", 1)))
+            f |= ROUTE_TXT_SET;
+        if (start && (ci_word(p, n, i, "discard", 1) || ci_word(p, n, i, "deallocate", 1)))
+            f |= ROUTE_TXT_NAMES;
+        if (c == '(')
+            f |= ROUTE_TXT_CALL;
+        if ((c == 's' || c == 'S') && i + 10 <= n && ci_word(p, n, i + 1, "et_config", 0))
+            f |= ROUTE_TXT_SET;
+        if ((c == 't' || c == 'T') && i + 4 <= n && ci_word(p, n, i + 1, "emp", 0))
+            f |= ROUTE_TXT_TEMP;
+        start = 0;
+    }
+    return f;
+}
+
+/* Random texts over the bytes that matter (and their near misses: 0x08 and 0x1b fold onto '(' and ';'
+ * in the 16-byte scan) at every length across the 16-byte blocks: the same flags as the oracle. */
+static void test_text_flags_random(void **state)
+{
+    static const char *const parts[] = {
+        "set ", "SET", "reset", "set_config(", "SeT_CoNfIg", "temp", "TEMP", "tem", "discard ", "deallocate",
+        "Deallocate", "(", ";", " ", "\t", "\n", "x", "s", "t", "d", "r", "_", "\x08", "\x1b", "\xd3", "\xf3",
+        "select ", "abcdefghijklmnop", "1",
+    };
+    unsigned seed = 12345;
+    char buf[256];
+
+    (void)state;
+    for (int iter = 0; iter < 200000; iter++) {
+        size_t n = 0;
+        int parts_n;
+
+        seed = seed * 1103515245u + 12345u;
+        parts_n = (int)((seed >> 16) % 24);
+        for (int k = 0; k < parts_n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *w = parts[(seed >> 16) % (sizeof(parts) / sizeof(parts[0]))];
+            size_t wl = strlen(w);
+
+            if (n + wl >= sizeof buf)
+                break;
+            memcpy(buf + n, w, wl);
+            n += wl;
+        }
+        for (size_t cut = n > 20 ? n - 20 : 0; cut <= n; cut++) {
+            int got = route_text_flags(buf, cut), want = ref_text_flags(buf, cut);
+
+            if (got != want)
+                fail_msg("[%.*s] (%zu bytes): %d, want %d", (int)cut, buf, cut, got, want);
+        }
+    }
+}
+
 static void test_begin_tags(void **state)
 {
     (void)state;
@@ -203,6 +283,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deallocate_name),
         cmocka_unit_test(test_text_flags),
+        cmocka_unit_test(test_text_flags_random),
         cmocka_unit_test(test_begin_tags),
         cmocka_unit_test(test_max_param),
         cmocka_unit_test(test_setting_names),
