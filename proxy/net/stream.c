@@ -1,7 +1,7 @@
 /*
  * The stream: moves bytes between sockets. Each connection reads into its own lazily allocated
  * buffer; scanned bytes are written to the peer straight from that buffer (no copy): one
- * uv_try_write, and only if the socket is full a uv_write of the rest, with the source's reads
+ * non-blocking send, and only if the socket is full a uv_write of the rest, with the source's reads
  * stopped until it completes. Events go to the owner's px_stream_ops; plaintext and TLS differ only
  * in their px_transport (plaintext here, TLS in proxy/net/tls.c).
  */

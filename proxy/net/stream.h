@@ -115,7 +115,7 @@ int px_conn_send_copy(struct px_conn *c, const void *data, size_t n);
 void px_conn_send_error(struct px_conn *c, const char *sqlstate, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /*
- * Forwards src->in.data[start, pos) to dst: one uv_try_write, and a uv_write of the rest with src's
+ * Forwards src->in.data[start, pos) to dst: one non-blocking send, and a uv_write of the rest with src's
  * reads stopped until it completes. Returns 0, or a negative libuv error.
  */
 int px_forward(struct px_conn *src, struct px_conn *dst);
