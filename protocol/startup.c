@@ -78,10 +78,15 @@ static int parse_complete(const uint8_t *buf, uint32_t len, struct proto_startup
     default:
         break;
     }
-    /* Any 3.x is accepted; the caller sees the minor version in out->version. */
-    if (code >> 16 != 3)
-        return fail(err, sqlstate, "unsupported frontend protocol version",
-                    SQLSTATE_FEATURE_NOT_SUPPORTED);
+    /* Any 3.x is accepted; the caller sees the minor version in out->version. Another major version
+     * is refused in PostgreSQL 15's words (the message is per thread: workers parse at once). */
+    if (code >> 16 != 3) {
+        static _Thread_local char msg[96];
+
+        snprintf(msg, sizeof(msg), "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0", code >> 16,
+                 code & 0xffff);
+        return fail(err, sqlstate, msg, SQLSTATE_FEATURE_NOT_SUPPORTED);
+    }
     out->kind = PROTO_STARTUP_V3;
     const char *msg = parse_params(buf + 8, buf + len, out);
     if (msg != NULL)

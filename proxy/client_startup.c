@@ -28,6 +28,19 @@ static int parse_bool(const char *v)
     return -1;
 }
 
+/* A 1.x or 2.x startup packet: PostgreSQL 15 refuses it in that protocol's own format, which a client
+ * of that age can read (the type byte and the text, no length word), and so does pglane. */
+static void refuse_old_protocol(struct px_client *cl, const char *message)
+{
+    char msg[160];
+    int n = snprintf(msg, sizeof(msg), "EFATAL:  %s\n", message);
+
+    CLOG(cl, CONF_LOG_INFO, "closing: %.300s (0A000)", message);
+    if (n > 0 && (size_t)n < sizeof(msg))
+        (void)px_conn_send_copy(&cl->conn, msg, (size_t)n + 1);   /* with its NUL */
+    px_client_close(cl, message);
+}
+
 /* NegotiateProtocolVersion, as PostgreSQL 15 sends it for a 3.x request with x > 0 or _pq_ options. */
 static void negotiate_version(struct px_client *cl, const struct proto_startup *st)
 {
@@ -378,6 +391,11 @@ void client_startup_read(struct px_client *cl)
         if (r == PROTO_FRAME_NEED_MORE)
             return;
         if (r == PROTO_FRAME_ERROR) {
+            if (b->len - b->pos >= 8 && proto_get_u32(b->data + b->pos + 4) >> 16 < 3 && sqlstate &&
+                strcmp(sqlstate, "0A000") == 0) {
+                refuse_old_protocol(cl, err);
+                return;
+            }
             client_fatal(cl, sqlstate ? sqlstate : "08P01", err);
             return;
         }

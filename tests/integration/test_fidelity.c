@@ -361,6 +361,57 @@ static void test_negotiate_protocol_version(void **state)
     h_pass();
 }
 
+/* Everything a startup packet of protocol `version` gets before the server closes (at most n bytes). */
+static size_t raw_refusal(int port, uint32_t version, uint8_t *out, size_t n)
+{
+    uint8_t pkt[64];
+    size_t len = 8, got = 0;
+    int fd, c;
+
+    memcpy(pkt + len, "user\0" H_MD5_USER "\0database\0" H_DB "\0", sizeof("user\0" H_MD5_USER "\0database\0" H_DB "\0"));
+    len += sizeof("user\0" H_MD5_USER "\0database\0" H_DB "\0");
+    h_put32(pkt, (uint32_t)len);
+    h_put32(pkt + 4, version);
+    fd = h_raw_connect(port);
+    assert_true(fd >= 0);
+    assert_int_equal(h_raw_send(fd, pkt, len), 0);
+    while (got < n && (c = h_raw_read_byte(fd, 10000)) >= 0)
+        out[got++] = (uint8_t)c;
+    assert_true(got < n);
+    close(fd);
+    return got;
+}
+
+/* A protocol version other than 3.x is refused as PostgreSQL refuses it: 4.0 and later with a FATAL
+ * 0A000 and PostgreSQL's message; 2.0 and 1.0 in the old protocol's format, byte for byte. */
+static void test_unsupported_protocol_version(void **state)
+{
+    (void)state;
+    static const uint32_t newer[] = { 4u << 16, (7u << 16) | 5 }, older[] = { 2u << 16, (1u << 16) | 3 };
+
+    for (size_t i = 0; i < sizeof(newer) / sizeof(newer[0]); i++) {
+        struct login d, p;
+
+        assert_int_equal(raw_login(&g_direct, newer[i], NULL, NULL, 0, &d), 1);
+        assert_int_equal(raw_login(&g_tx1, newer[i], NULL, NULL, 0, &p), 1);
+        assert_string_equal(d.err_state, "0A000");
+        assert_string_equal(p.err_sev, d.err_sev);
+        assert_string_equal(p.err_state, d.err_state);
+        assert_string_equal(p.err_msg, d.err_msg);
+    }
+    for (size_t i = 0; i < sizeof(older) / sizeof(older[0]); i++) {
+        uint8_t d[256], p[256];
+        size_t dn = raw_refusal(g_direct.port, older[i], d, sizeof(d));
+        size_t pn = raw_refusal(g_tx1.port, older[i], p, sizeof(p));
+
+        assert_true(dn > 10 && d[0] == 'E' && d[dn - 1] == 0);
+        if (pn != dn || memcmp(p, d, dn) != 0)
+            fail_msg("protocol %u.%u: pglane sent [%.*s] (%zu bytes), PostgreSQL [%.*s] (%zu bytes)", older[i] >> 16,
+                     older[i] & 0xffff, (int)pn, (const char *)p, pn, (int)dn, (const char *)d, dn);
+    }
+    h_pass();
+}
+
 /* ParameterStatus carries the values as PostgreSQL normalises them; an application_name over 63
  * bytes is truncated with PostgreSQL's 42622 NOTICE. */
 static void test_parameter_status_normalised(void **state)
@@ -653,6 +704,7 @@ int main(void)
         H_TEST(test_bad_startup_value_refused_no_leak),
         H_TEST(test_failed_setting_sync_closes),
         H_TEST(test_unknown_startup_parameter),
+        H_TEST(test_unsupported_protocol_version),
         H_TEST(test_startup_guc_applied),
         H_TEST(test_many_parameters_and_replication_false),
         H_TEST(test_negotiate_protocol_version),
