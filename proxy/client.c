@@ -358,6 +358,31 @@ static void fatal_after_work(struct px_client *cl, const char *msg)
 }
 
 static int waits_for_others(const struct px_client *cl);
+static int eof_as_terminate(struct px_client *cl);
+
+/*
+ * A message length PostgreSQL cannot take (below 4, or above its type's limit) is for PostgreSQL the
+ * end of the client's stream: it carries out and answers what came before, then closes without a
+ * message (the error goes to its log only). So does pglane: the stream ends where that message begins,
+ * as at a half-close (eof_as_terminate); at once when that is not possible (TLS, before login, ...).
+ */
+static void end_at_bad_length(struct px_client *cl, const char *why)
+{
+    struct px_buf *b = &cl->conn.in;
+
+    CLOG(cl, CONF_LOG_INFO, "closing: %s (08P01; the client is told nothing, as by PostgreSQL)", why);
+    px_conn_read_stop(&cl->conn);
+    if (cl->bad_at >= b->start && cl->bad_at <= b->len && !cl->discard && !cl->skip_sync && !cl->terminating &&
+        !waits_for_others(cl)) {
+        b->pos = b->len = cl->bad_at;
+        b->remain = 0;
+        if (eof_as_terminate(cl) == 0) {
+            px_client_on_read(cl);
+            return;
+        }
+    }
+    px_client_close(cl, why);
+}
 
 void px_client_pump(struct px_client *cl)
 {
@@ -426,7 +451,7 @@ void px_client_pump(struct px_client *cl)
         return;
     if ((cl->names_hold || cl->unnamed_hold) && b->len - b->pos >= PX_WAIT_BUF_MAX)
         px_conn_read_stop(&cl->conn);  /* bounded while a hold keeps bytes unscanned (client_scan.c) */
-    else if (cl->state == CL_ACTIVE || cl->state == CL_IDLE)
+    else if ((cl->state == CL_ACTIVE || cl->state == CL_IDLE) && !cl->terminating)
         px_conn_read_start(&cl->conn);
     if (!cl->conn.writing && b->start == b->len)
         px_buf_release(b);
@@ -473,6 +498,12 @@ void px_client_on_read(struct px_client *cl)
     case CL_CLOSED:
         return;
     }
+    if (cl->terminating) {
+        /* Past a Terminate (the client's, or one standing for the end of its stream or a malformed
+         * message) nothing the client sends matters: PostgreSQL reads no further either. */
+        cl->conn.in.len = cl->conn.in.pos;
+        px_conn_read_stop(&cl->conn);
+    }
     if (held_for_check(cl))
         return;
     uint64_t st = px_stage_client_enter(cl);
@@ -481,6 +512,8 @@ void px_client_on_read(struct px_client *cl)
     if (r == -2) {
         if (cl->state != CL_CLOSED)
             client_fatal(cl, "54000", err);
+    } else if (r < 0 && err && (strcmp(err, "invalid message length") == 0 || strcmp(err, "message too long") == 0)) {
+        end_at_bad_length(cl, err);
     } else if (r < 0) {
         fatal_after_work(cl, err ? err : "protocol violation");
     } else {

@@ -339,6 +339,10 @@ static int build(struct proto_buf *b, char type, const char *argp, size_t arglen
         start = proto_msg_begin(b, 'f');
         put_arg(b, argp, has_args ? arglen : 0, 1);
         break;
+    case 'L':                                         /* a bare header: L{type|length} */
+        proto_put_u8(b, l0 ? (uint8_t)s0[0] : 'Q');
+        proto_put_u32(b, l1 ? (uint32_t)strtoul(s1, NULL, 10) : 0);
+        return b->failed ? -1 : 0;
     case 'c':
     case 'S':
     case 'H':

@@ -14,6 +14,7 @@
  *   d{data}  c  f{message}    CopyData / CopyDone / CopyFail
  *   S  H  X                   Sync / Flush / Terminate
  *   y                         an empty message of a type PostgreSQL does not know
+ *   L{type|length}            a bare message header claiming that length (e.g. below 4, or 1 GiB)
  *   /                         send what precedes, wait 50 ms, go on (two writes)
  *   .                         send what precedes, then end the client's stream (shutdown for writing)
  *   ~                         send only the header of the next message

@@ -415,6 +415,20 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "P{bn|select 3} S", 1 }, { 'A', "B{|bn} E S P{bn2|select 4} y", TO_EOF } } },
     { .name = "bad_type_during_copy", .steps = { { 'A', "Q{copy t from stdin} d{1\\n} y", TO_EOF } } },
 
+    /* ---- A length PostgreSQL cannot take: for PostgreSQL the end of the stream (the work before it
+     * is carried out and answered, then a close without a message) */
+    { .name = "bad_length_after_query", .steps = { { 'A', "Q{select 1} L{Q|2}", TO_EOF } } },
+    { .name = "bad_length_after_insert", .steps = { { 'A', "Q{insert into t values (1)} L{Q|3} Q{select 2}", TO_EOF } },
+      .after = COUNT_T },
+    { .name = "bad_length_alone", .steps = { { 'A', "Q{select 1}", 1 }, { 'A', "L{S|0}", TO_EOF } } },
+    { .name = "bad_length_in_group", .steps = { { 'A', "P{|select 1} B E L{Q|2}", TO_EOF } } },
+    { .name = "bad_length_after_group", .steps = { { 'A', "P{|select 1} B E S L{Q|2}", TO_EOF } } },
+    { .name = "bad_length_in_transaction",
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "Q{insert into t values (1)} L{Q|1}", TO_EOF }, { 'B', "Q{select 1}", 1 } },
+      .after = COUNT_T },
+    { .name = "too_long_sync_after_query", .steps = { { 'A', "Q{select 1} L{S|1048576}", TO_EOF } } },
+    { .name = "too_long_query_after_query", .steps = { { 'A', "Q{select 1} L{Q|2147483647}", TO_EOF } } },
+
     /* ---- The end of the client's stream (a shutdown for writing, no Terminate): what was sent is
      * carried out and answered, then the session ends */
     { .name = "half_close_after_query", .steps = { { 'A', "Q{select 1} .", TO_EOF } } },
