@@ -1054,16 +1054,16 @@ static void random_scenario(unsigned seed, int two, struct scenario *s, char (*t
         }
         s->steps[i] = (struct step){ 'A', b, z, 0 };
     }
-    /* One scenario in four ends with a Terminate, the end of the client's stream or a message of
-     * an unknown type in the same write as A's last batch: its work is carried out and answered, then
-     * the connection closes (after a FATAL 08P01 for the unknown type; a transaction left open rolls
-     * back). */
+    /* One scenario in four ends with a Terminate, the end of the client's stream, a message of an
+     * unknown type or a length PostgreSQL cannot take in the same write as A's last batch: its work is
+     * carried out and answered, then the connection closes (after a FATAL 08P01 for the unknown type;
+     * a transaction left open rolls back). */
     if (rnd(4) == 0 && s->steps[nsteps - 1].who == 'A') {
-        static const char *const ends[] = { " X", " .", " y" };
+        static const char *const ends[] = { " X", " .", " y", " L{Q|2}" };
         char *b = text[nsteps - 1];
         size_t used = strlen(b);
 
-        snprintf(b + used, 512 - used, "%s", ends[rnd(3)]);
+        snprintf(b + used, 512 - used, "%s", ends[rnd(4)]);
         s->steps[nsteps - 1].z = TO_EOF;
     }
     /* PGLANE_DIFF_DROP=",3,5,": leaves those steps (from 1) out, to narrow a failure down. */
