@@ -59,6 +59,9 @@ uint32_t proto_max_len(uint8_t type, enum proto_phase phase)
     return PROTO_MAX_SMALL_LEN;
 }
 
+const char proto_err_bad_length[] = "invalid message length";
+const char proto_err_too_long[] = "message too long";
+
 static int fail(const char **err, const char *msg)
 {
     if (err != NULL)
@@ -73,9 +76,9 @@ int proto_frame_header(const uint8_t *buf, size_t avail, enum proto_phase phase,
         return PROTO_FRAME_NEED_MORE;
     uint32_t len = proto_get_u32(buf + 1);
     if (len < 4)
-        return fail(err, "invalid message length");
+        return fail(err, proto_err_bad_length);
     if (len > PROTO_MAX_PREAUTH_LEN && len > proto_max_len(buf[0], phase))   /* the least of the limits */
-        return fail(err, "message too long");
+        return fail(err, proto_err_too_long);
     f->type = buf[0];
     f->len = len - 4;
     f->body = NULL;

@@ -74,9 +74,10 @@ struct proto_frame {
 
 /*
  * Reads the 5-byte header at buf. Returns PROTO_FRAME_OK with f->type and f->len set (f->body NULL),
- * PROTO_FRAME_NEED_MORE if avail < 5, or PROTO_FRAME_ERROR with *err set to a static message when the
- * length is below 4 or above proto_max_len(type, phase).
+ * PROTO_FRAME_NEED_MORE if avail < 5, or PROTO_FRAME_ERROR with *err set to proto_err_bad_length when
+ * the length is below 4, proto_err_too_long when it is above proto_max_len(type, phase).
  */
+extern const char proto_err_bad_length[], proto_err_too_long[];
 int proto_frame_header(const uint8_t *buf, size_t avail, enum proto_phase phase,
                        struct proto_frame *f, const char **err) PROTO_MUSTCHECK;
 
@@ -126,7 +127,8 @@ struct proto_startup {
 /*
  * Parses a startup packet. Returns PROTO_FRAME_OK (and *consumed), PROTO_FRAME_NEED_MORE, or
  * PROTO_FRAME_ERROR with *err a static message and *sqlstate the SQLSTATE to answer with
- * ("08P01" protocol violation, "0A000" unsupported protocol version).
+ * ("08P01" protocol violation, "0A000" unsupported protocol version: then out->version is the
+ * version asked for and *err the calling thread's, valid until its next call).
  */
 int proto_parse_startup(const uint8_t *buf, size_t avail, struct proto_startup *out,
                         size_t *consumed, const char **err, const char **sqlstate) PROTO_MUSTCHECK;
@@ -172,8 +174,8 @@ void proto_put_cstr(struct proto_buf *b, const char *s);  /* with its NUL */
 size_t proto_msg_begin(struct proto_buf *b, uint8_t type); /* returns the offset to pass to _end */
 void proto_msg_end(struct proto_buf *b, size_t start);      /* fills in the length field */
 
-/* Big-endian reads (no bounds checks: the caller checked the length). */
-/* Big-endian reads, inline: every message header goes through proto_get_u32. */
+/* Big-endian reads (no bounds checks: the caller checked the length); inline, as every message
+ * header goes through proto_get_u32. */
 static inline uint16_t proto_get_u16(const uint8_t *p)
 {
     return (uint16_t)((uint16_t)p[0] << 8 | p[1]);

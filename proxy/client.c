@@ -358,13 +358,13 @@ static void fatal_after_work(struct px_client *cl, const char *msg)
 }
 
 static int waits_for_others(const struct px_client *cl);
-static int eof_as_terminate(struct px_client *cl);
+static int end_stream(struct px_client *cl);
 
 /*
  * A message length PostgreSQL cannot take (below 4, or above its type's limit) is for PostgreSQL the
  * end of the client's stream: it carries out and answers what came before, then closes without a
  * message (the error goes to its log only). So does pglane: the stream ends where that message begins,
- * as at a half-close (eof_as_terminate); at once when that is not possible (TLS, before login, ...).
+ * as at a half-close (end_stream); at once when that is not possible (TLS, a message being skipped...).
  */
 static void end_at_bad_length(struct px_client *cl, const char *why)
 {
@@ -372,14 +372,11 @@ static void end_at_bad_length(struct px_client *cl, const char *why)
 
     CLOG(cl, CONF_LOG_INFO, "closing: %s (08P01; the client is told nothing, as by PostgreSQL)", why);
     px_conn_read_stop(&cl->conn);
-    if (cl->bad_at >= b->start && cl->bad_at <= b->len && !cl->discard && !cl->skip_sync && !cl->terminating &&
-        !waits_for_others(cl)) {
+    if (cl->bad_at >= b->start && cl->bad_at <= b->len && !cl->discard && !cl->skip_sync && !cl->terminating) {
         b->pos = b->len = cl->bad_at;
         b->remain = 0;
-        if (eof_as_terminate(cl) == 0) {
-            px_client_on_read(cl);
+        if (end_stream(cl))
             return;
-        }
     }
     px_client_close(cl, why);
 }
@@ -512,7 +509,7 @@ void px_client_on_read(struct px_client *cl)
     if (r == -2) {
         if (cl->state != CL_CLOSED)
             client_fatal(cl, "54000", err);
-    } else if (r < 0 && err && (strcmp(err, "invalid message length") == 0 || strcmp(err, "message too long") == 0)) {
+    } else if (r < 0 && (err == proto_err_bad_length || err == proto_err_too_long)) {
         end_at_bad_length(cl, err);
     } else if (r < 0) {
         fatal_after_work(cl, err ? err : "protocol violation");
@@ -592,6 +589,16 @@ static int waits_for_others(const struct px_client *cl)
     return 0;
 }
 
+/* The client's stream ends after what it holds: 1 if that is carried out and answered first (a
+ * Terminate stands for the end), 0 if the client must be closed at once. */
+static int end_stream(struct px_client *cl)
+{
+    if (waits_for_others(cl) || eof_as_terminate(cl) < 0)
+        return 0;
+    px_client_on_read(cl);
+    return 1;
+}
+
 /*
  * A client whose requests wait behind other clients when its stream ends leaves the queue at once,
  * its requests dropped (PostgreSQL, which has no queue, would run them): a client that hung up, the
@@ -600,10 +607,8 @@ static int waits_for_others(const struct px_client *cl)
 void px_client_on_eof(struct px_client *cl, int status)
 {
     CLOG(cl, CONF_LOG_DEBUG, "client disconnected: %s", uv_strerror(status));
-    if (status == UV_EOF && !waits_for_others(cl) && eof_as_terminate(cl) == 0) {
-        px_client_on_read(cl);
+    if (status == UV_EOF && end_stream(cl))
         return;
-    }
     px_client_close(cl, "client disconnected");
 }
 

@@ -391,8 +391,7 @@ void client_startup_read(struct px_client *cl)
         if (r == PROTO_FRAME_NEED_MORE)
             return;
         if (r == PROTO_FRAME_ERROR) {
-            if (b->len - b->pos >= 8 && proto_get_u32(b->data + b->pos + 4) >> 16 < 3 && sqlstate &&
-                strcmp(sqlstate, "0A000") == 0) {
+            if (sqlstate && strcmp(sqlstate, "0A000") == 0 && st.version >> 16 < 3) {
                 refuse_old_protocol(cl, err);
                 return;
             }

@@ -160,17 +160,6 @@ void px_flow_reply(struct px_client *cl, uint8_t type)
     struct px_flow_run *h;
     uint8_t want = 0;
 
-    switch (type) {
-    case PROTO_BE_PARSE_COMPLETE: case PROTO_BE_BIND_COMPLETE: case PROTO_BE_CLOSE_COMPLETE:
-    case PROTO_BE_ROW_DESC: case PROTO_BE_NO_DATA: case PROTO_BE_COMMAND_COMPLETE: case PROTO_BE_EMPTY_QUERY:
-    case PROTO_BE_PORTAL_SUSPENDED: case PROTO_BE_COPY_IN: case PROTO_BE_ERROR: case PROTO_BE_READY:
-        break;
-    default:
-        /* DataRow, NoticeResponse, ParameterStatus...: they answer no message, and every change of the
-         * flow (push, reply, reset) leaves it normalized, so there is nothing to do (a result's rows
-         * are most of the messages). */
-        return;
-    }
     h = head(f);                   /* normalized: the last change of the flow ended with normalize() */
     switch (type) {
     case PROTO_BE_PARSE_COMPLETE:
@@ -216,7 +205,9 @@ void px_flow_reply(struct px_client *cl, uint8_t type)
             pop(cl, 1, PX_UNNAMED_DONE);
         break;
     default:
-        break;
+        /* DataRow, NoticeResponse, ParameterStatus...: they answer no message and the flow is
+         * normalized already, so there is nothing to do (a result's rows are most of the messages). */
+        return;
     }
     if (want && h && h->type == want)
         pop(cl, 1, PX_UNNAMED_DONE);

@@ -91,10 +91,10 @@ static int word_at(const uint8_t *p, size_t n, size_t i, const char *w, size_t w
 }
 
 /* Bytes route_text_flags looks at at a statement's start. */
-enum { TF_OTHER, TF_BLANK, TF_PAREN, TF_SEMI, TF_S, TF_R, TF_T, TF_D };
+enum { TF_OTHER, TF_BLANK, TF_SEMI, TF_S, TF_R, TF_D };
 static const uint8_t tf_class[256] = {
-    [' '] = TF_BLANK, ['\n'] = TF_BLANK, ['\t'] = TF_BLANK, ['\r'] = TF_BLANK, ['('] = TF_PAREN, [';'] = TF_SEMI,
-    ['s'] = TF_S, ['S'] = TF_S, ['r'] = TF_R, ['R'] = TF_R, ['t'] = TF_T, ['T'] = TF_T, ['d'] = TF_D, ['D'] = TF_D,
+    [' '] = TF_BLANK, ['\n'] = TF_BLANK, ['\t'] = TF_BLANK, ['\r'] = TF_BLANK, [';'] = TF_SEMI,
+    ['s'] = TF_S, ['S'] = TF_S, ['r'] = TF_R, ['R'] = TF_R, ['d'] = TF_D, ['D'] = TF_D,
 };
 /* Bytes that matter inside a statement: '(' and ';', and the first letters of "set_config" and "temp". */
 static const uint8_t tf_inner[256] = {

@@ -364,14 +364,10 @@ static void test_negotiate_protocol_version(void **state)
 /* Everything a startup packet of protocol `version` gets before the server closes (at most n bytes). */
 static size_t raw_refusal(int port, uint32_t version, uint8_t *out, size_t n)
 {
-    uint8_t pkt[64];
-    size_t len = 8, got = 0;
+    uint8_t pkt[256];
+    size_t len = h_raw_startup(pkt, sizeof pkt, version, H_MD5_USER, H_DB), got = 0;
     int fd, c;
 
-    memcpy(pkt + len, "user\0" H_MD5_USER "\0database\0" H_DB "\0", sizeof("user\0" H_MD5_USER "\0database\0" H_DB "\0"));
-    len += sizeof("user\0" H_MD5_USER "\0database\0" H_DB "\0");
-    h_put32(pkt, (uint32_t)len);
-    h_put32(pkt + 4, version);
     fd = h_raw_connect(port);
     assert_true(fd >= 0);
     assert_int_equal(h_raw_send(fd, pkt, len), 0);
