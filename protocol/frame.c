@@ -6,7 +6,9 @@
 
 /*
  * Frontend types that may carry user data of any size. PostgreSQL's own backend allows the
- * large limit for exactly these (postgres.c, SocketBackend).
+ * large limit for exactly these and 10,000 bytes for the others (postgres.c, SocketBackend; the
+ * same during COPY FROM STDIN), and ends the session without a word above either: pglane's caps
+ * are the same numbers, so a length PostgreSQL would refuse never reaches a server.
  */
 static int frontend_is_large(uint8_t type)
 {
@@ -43,7 +45,8 @@ static int backend_is_large(uint8_t type)
     }
 }
 
-_Static_assert(PROTO_MAX_PREAUTH_LEN <= PROTO_MAX_SMALL_LEN && PROTO_MAX_SMALL_LEN <= PROTO_MAX_LARGE_LEN,
+_Static_assert(PROTO_MAX_PREAUTH_LEN <= PROTO_MAX_FE_SMALL_LEN && PROTO_MAX_PREAUTH_LEN <= PROTO_MAX_SMALL_LEN &&
+               PROTO_MAX_FE_SMALL_LEN <= PROTO_MAX_FE_LARGE_LEN && PROTO_MAX_SMALL_LEN <= PROTO_MAX_LARGE_LEN,
                "proto_frame_header skips the lookup below the least limit");
 
 uint32_t proto_max_len(uint8_t type, enum proto_phase phase)
@@ -52,7 +55,7 @@ uint32_t proto_max_len(uint8_t type, enum proto_phase phase)
     case PROTO_PHASE_PREAUTH:
         return PROTO_MAX_PREAUTH_LEN;
     case PROTO_PHASE_FRONTEND:
-        return frontend_is_large(type) ? PROTO_MAX_LARGE_LEN : PROTO_MAX_SMALL_LEN;
+        return frontend_is_large(type) ? PROTO_MAX_FE_LARGE_LEN : PROTO_MAX_FE_SMALL_LEN;
     case PROTO_PHASE_BACKEND:
         return backend_is_large(type) ? PROTO_MAX_LARGE_LEN : PROTO_MAX_SMALL_LEN;
     }

@@ -52,8 +52,10 @@ enum {
 /* Length caps (the int32 length field, which counts itself). */
 #define PROTO_MAX_STARTUP_LEN 10000      /* startup packet, as PostgreSQL's own limit */
 #define PROTO_MAX_PREAUTH_LEN 8192       /* any message before authentication completes */
-#define PROTO_MAX_SMALL_LEN 65536        /* types that are never legitimately large */
-#define PROTO_MAX_LARGE_LEN 0x3fffffff   /* 1 GB - 1: Query, Parse, Bind, CopyData, DataRow, ... */
+#define PROTO_MAX_FE_SMALL_LEN 10000     /* frontend Sync, Describe, Execute, Close, CopyFail...: as PostgreSQL */
+#define PROTO_MAX_FE_LARGE_LEN 0x3ffffffe /* frontend Query, Parse, Bind, CopyData, FunctionCall: as PostgreSQL */
+#define PROTO_MAX_SMALL_LEN 65536        /* backend types that are never legitimately large */
+#define PROTO_MAX_LARGE_LEN 0x3fffffff   /* 1 GB - 1: backend DataRow, RowDescription, ErrorResponse, ... */
 
 enum proto_phase {
     PROTO_PHASE_PREAUTH,    /* frontend messages before authentication completed */

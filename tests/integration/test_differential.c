@@ -428,6 +428,14 @@ static const struct scenario scenarios[] = {
       .after = COUNT_T },
     { .name = "too_long_sync_after_query", .steps = { { 'A', "Q{select 1} L{S|1048576}", TO_EOF } } },
     { .name = "too_long_query_after_query", .steps = { { 'A', "Q{select 1} L{Q|2147483647}", TO_EOF } } },
+    /* PostgreSQL's limits: 10,000 bytes for the small types, 1 GB - 2 for Query, Parse, Bind, ... */
+    { .name = "too_long_describe_in_group", .steps = { { 'A', "P{|select 1} D{S|@10K} S", TO_EOF } } },
+    { .name = "too_long_execute_in_group", .steps = { { 'A', "P{|select 1} B E{@10K|0} S", TO_EOF } } },
+    { .name = "too_long_close_after_query", .steps = { { 'A', "Q{select 1} C{S|@10K} S", TO_EOF } } },
+    { .name = "too_long_copy_fail", .steps = { { 'A', "Q{copy t from stdin} d{1\\n} f{@10K}", TO_EOF } },
+      .after = COUNT_T },
+    { .name = "too_long_query_at_large_limit", .steps = { { 'A', "Q{select 1} L{Q|1073741823}", TO_EOF } } },
+    { .name = "long_close_below_small_limit", .steps = { { 'A', "C{S|@9K} S Q{select 1}", 2 } } },
 
     /* ---- The end of the client's stream (a shutdown for writing, no Terminate): what was sent is
      * carried out and answered, then the session ends */

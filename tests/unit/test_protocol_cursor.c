@@ -151,14 +151,14 @@ static void test_cursor_header_split(void **state)
 }
 
 /*
- * A CopyData of 1 GB - 1 (the largest length field allowed) streamed through a 64 KB buffer, as
- * proxy/ forwards one: `remain` counts down by exactly the bytes each read brought, and the Sync
+ * A CopyData of the largest length a frontend may send (1 GB - 2) streamed through a 64 KB
+ * buffer, as proxy/ forwards one: `remain` counts down by exactly the bytes each read brought, and the Sync
  * after the body is found in the read that holds it.
  */
 static void test_cursor_huge_streamed(void **state)
 {
     enum { CHUNK = 65536 };
-    const uint32_t body = PROTO_MAX_LARGE_LEN - 4;
+    const uint32_t body = PROTO_MAX_FE_LARGE_LEN - 4;
     uint8_t *buf = calloc(1, CHUNK + PROTO_HEADER_LEN);
     uint32_t pos = 0, len, remain = 0, left = body, reads = 0;
     struct proto_frame f;
@@ -166,7 +166,7 @@ static void test_cursor_huge_streamed(void **state)
     (void)state;
 
     assert_non_null(buf);
-    memcpy(buf, "d\x3f\xff\xff\xff", 5);
+    memcpy(buf, "d\x3f\xff\xff\xfe", 5);
     len = CHUNK;
     assert_int_equal(proto_cursor_next(buf, &pos, len, &remain, PROTO_PHASE_FRONTEND, &f, &err), PROTO_FRAME_OK);
     assert_int_equal(f.type, 'd');

@@ -264,16 +264,24 @@ static const struct len_case len_cases[] = {
     { 'p', PROTO_PHASE_PREAUTH, PROTO_MAX_PREAUTH_LEN, 1 },
     { 'p', PROTO_PHASE_PREAUTH, PROTO_MAX_PREAUTH_LEN + 1, 0 },
     { 'Q', PROTO_PHASE_PREAUTH, PROTO_MAX_PREAUTH_LEN + 1, 0 },
-    { 'Q', PROTO_PHASE_FRONTEND, PROTO_MAX_LARGE_LEN, 1 },
-    { 'Q', PROTO_PHASE_FRONTEND, PROTO_MAX_LARGE_LEN + 1, 0 },
-    { 'P', PROTO_PHASE_FRONTEND, PROTO_MAX_LARGE_LEN, 1 },
-    { 'B', PROTO_PHASE_FRONTEND, PROTO_MAX_LARGE_LEN, 1 },
-    { 'd', PROTO_PHASE_FRONTEND, PROTO_MAX_LARGE_LEN, 1 },
-    { 'F', PROTO_PHASE_FRONTEND, PROTO_MAX_LARGE_LEN, 1 },
-    { 'S', PROTO_PHASE_FRONTEND, PROTO_MAX_SMALL_LEN, 1 },
-    { 'S', PROTO_PHASE_FRONTEND, PROTO_MAX_SMALL_LEN + 1, 0 },
-    { 'p', PROTO_PHASE_FRONTEND, PROTO_MAX_SMALL_LEN + 1, 0 },
-    { 'X', PROTO_PHASE_FRONTEND, PROTO_MAX_SMALL_LEN + 1, 0 },
+    { 'Q', PROTO_PHASE_FRONTEND, PROTO_MAX_FE_LARGE_LEN, 1 },
+    { 'Q', PROTO_PHASE_FRONTEND, PROTO_MAX_FE_LARGE_LEN + 1, 0 },
+    { 'Q', PROTO_PHASE_FRONTEND, 0x3ffffffe, 1 },          /* PostgreSQL's PQ_LARGE_MESSAGE_LIMIT */
+    { 'Q', PROTO_PHASE_FRONTEND, 0x3fffffff, 0 },
+    { 'P', PROTO_PHASE_FRONTEND, PROTO_MAX_FE_LARGE_LEN, 1 },
+    { 'B', PROTO_PHASE_FRONTEND, PROTO_MAX_FE_LARGE_LEN, 1 },
+    { 'd', PROTO_PHASE_FRONTEND, PROTO_MAX_FE_LARGE_LEN, 1 },
+    { 'F', PROTO_PHASE_FRONTEND, PROTO_MAX_FE_LARGE_LEN, 1 },
+    { 'S', PROTO_PHASE_FRONTEND, 10000, 1 },               /* PostgreSQL's PQ_SMALL_MESSAGE_LIMIT */
+    { 'S', PROTO_PHASE_FRONTEND, 10001, 0 },
+    { 'D', PROTO_PHASE_FRONTEND, 10001, 0 },
+    { 'E', PROTO_PHASE_FRONTEND, 10001, 0 },
+    { 'C', PROTO_PHASE_FRONTEND, 10001, 0 },
+    { 'H', PROTO_PHASE_FRONTEND, 10001, 0 },
+    { 'c', PROTO_PHASE_FRONTEND, 10001, 0 },
+    { 'f', PROTO_PHASE_FRONTEND, 10001, 0 },
+    { 'p', PROTO_PHASE_FRONTEND, 10001, 0 },
+    { 'X', PROTO_PHASE_FRONTEND, 10001, 0 },
     { 'D', PROTO_PHASE_BACKEND, PROTO_MAX_LARGE_LEN, 1 },
     { 'D', PROTO_PHASE_BACKEND, PROTO_MAX_LARGE_LEN + 1, 0 },
     { 'T', PROTO_PHASE_BACKEND, PROTO_MAX_LARGE_LEN, 1 },
@@ -323,8 +331,8 @@ static void test_max_len(void **state)
     (void)state;
     assert_int_equal(proto_max_len('Q', PROTO_PHASE_PREAUTH), PROTO_MAX_PREAUTH_LEN);
     assert_int_equal(proto_max_len('p', PROTO_PHASE_PREAUTH), PROTO_MAX_PREAUTH_LEN);
-    assert_int_equal(proto_max_len('Q', PROTO_PHASE_FRONTEND), PROTO_MAX_LARGE_LEN);
-    assert_int_equal(proto_max_len('E', PROTO_PHASE_FRONTEND), PROTO_MAX_SMALL_LEN);
+    assert_int_equal(proto_max_len('Q', PROTO_PHASE_FRONTEND), PROTO_MAX_FE_LARGE_LEN);
+    assert_int_equal(proto_max_len('E', PROTO_PHASE_FRONTEND), PROTO_MAX_FE_SMALL_LEN);
     assert_int_equal(proto_max_len('E', PROTO_PHASE_BACKEND), PROTO_MAX_LARGE_LEN);
     assert_int_equal(proto_max_len('A', PROTO_PHASE_BACKEND), PROTO_MAX_LARGE_LEN);
     assert_int_equal(proto_max_len('V', PROTO_PHASE_BACKEND), PROTO_MAX_LARGE_LEN);
