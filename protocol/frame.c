@@ -45,7 +45,7 @@ static int backend_is_large(uint8_t type)
     }
 }
 
-_Static_assert(PROTO_MAX_PREAUTH_LEN <= PROTO_MAX_FE_SMALL_LEN && PROTO_MAX_PREAUTH_LEN <= PROTO_MAX_SMALL_LEN &&
+_Static_assert(PROTO_MAX_FE_SMALL_LEN <= PROTO_MAX_PREAUTH_LEN && PROTO_MAX_FE_SMALL_LEN <= PROTO_MAX_SMALL_LEN &&
                PROTO_MAX_FE_SMALL_LEN <= PROTO_MAX_FE_LARGE_LEN && PROTO_MAX_SMALL_LEN <= PROTO_MAX_LARGE_LEN,
                "proto_frame_header skips the lookup below the least limit");
 
@@ -80,7 +80,7 @@ int proto_frame_header(const uint8_t *buf, size_t avail, enum proto_phase phase,
     uint32_t len = proto_get_u32(buf + 1);
     if (len < 4)
         return fail(err, proto_err_bad_length);
-    if (len > PROTO_MAX_PREAUTH_LEN && len > proto_max_len(buf[0], phase))   /* the least of the limits */
+    if (len > PROTO_MAX_FE_SMALL_LEN && len > proto_max_len(buf[0], phase))   /* the least of the limits */
         return fail(err, proto_err_too_long);
     f->type = buf[0];
     f->len = len - 4;

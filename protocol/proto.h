@@ -50,8 +50,8 @@ enum {
 #define PROTO_CANCEL_REQUEST 80877102
 
 /* Length caps (the int32 length field, which counts itself). */
-#define PROTO_MAX_STARTUP_LEN 10000      /* startup packet, as PostgreSQL's own limit */
-#define PROTO_MAX_PREAUTH_LEN 8192       /* any message before authentication completes */
+#define PROTO_MAX_STARTUP_LEN 10004      /* startup packet: PostgreSQL's 10,000 bytes after the length word */
+#define PROTO_MAX_PREAUTH_LEN 65535      /* password and SASL messages: PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH */
 #define PROTO_MAX_FE_SMALL_LEN 10000     /* frontend Sync, Describe, Execute, Close, CopyFail...: as PostgreSQL */
 #define PROTO_MAX_FE_LARGE_LEN 0x3ffffffe /* frontend Query, Parse, Bind, CopyData, FunctionCall: as PostgreSQL */
 #define PROTO_MAX_SMALL_LEN 65536        /* backend types that are never legitimately large */
@@ -130,10 +130,18 @@ struct proto_startup {
  * Parses a startup packet. Returns PROTO_FRAME_OK (and *consumed), PROTO_FRAME_NEED_MORE, or
  * PROTO_FRAME_ERROR with *err a static message and *sqlstate the SQLSTATE to answer with
  * ("08P01" protocol violation, "0A000" unsupported protocol version: then out->version is the
- * version asked for and *err the calling thread's, valid until its next call).
+ * version asked for and *err the calling thread's, valid until its next call). A length
+ * PostgreSQL cannot take sets *err to proto_err_startup_length: PostgreSQL closes without a word.
+ * An SSLRequest or GSSENCRequest may carry bytes after its code, and a CancelRequest may be short
+ * or long (missing words read as 0), as PostgreSQL reads them.
  */
+extern const char proto_err_startup_length[];
 int proto_parse_startup(const uint8_t *buf, size_t avail, struct proto_startup *out,
                         size_t *consumed, const char **err, const char **sqlstate) PROTO_MUSTCHECK;
+
+/* PostgreSQL 15's refusal of protocol version `code` (the calling thread's buffer, valid until its
+ * next call); also its answer to a second SSLRequest or GSSENCRequest, read as a version. */
+const char *proto_unsupported_version(uint32_t code);
 
 /* Value of a startup parameter, or NULL. */
 const char *proto_startup_get(const struct proto_startup *s, const char *name);

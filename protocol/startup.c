@@ -24,6 +24,9 @@ static int violation(const char **err, const char **sqlstate, const char *msg)
     return fail(err, sqlstate, msg, SQLSTATE_PROTOCOL_VIOLATION);
 }
 
+/* PostgreSQL 15's words for every layout mistake in the parameter list (postmaster.c). */
+static const char bad_layout[] = "invalid startup packet layout: expected terminator as last byte";
+
 /*
  * Reads the name\0value\0 ... \0 list in [p, end). The list terminator must be the last byte of
  * the packet, as PostgreSQL requires. Returns NULL or a static error message.
@@ -33,18 +36,18 @@ static const char *parse_params(const uint8_t *p, const uint8_t *end, struct pro
     out->nparams = 0;
     for (;;) {
         if (p >= end)
-            return "startup packet has no terminator";
+            return bad_layout;
         if (*p == '\0')
-            return p + 1 == end ? NULL : "startup packet has data after its terminator";
+            return p + 1 == end ? NULL : bad_layout;
         const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
         if (nul == NULL)
-            return "unterminated startup parameter name";
+            return bad_layout;
         const uint8_t *val = nul + 1;
         if (val >= end)
-            return "startup parameter without value";
+            return bad_layout;
         const uint8_t *vnul = memchr(val, '\0', (size_t)(end - val));
         if (vnul == NULL)
-            return "unterminated startup parameter value";
+            return bad_layout;
         if (out->nparams >= PROTO_MAX_STARTUP_PARAMS)
             return "too many startup parameters";
         out->params[out->nparams].name = (const char *)p;
@@ -52,6 +55,22 @@ static const char *parse_params(const uint8_t *p, const uint8_t *end, struct pro
         out->nparams++;
         p = vnul + 1;
     }
+}
+
+const char *proto_unsupported_version(uint32_t code)
+{
+    static _Thread_local char msg[96];      /* per thread: workers parse at once */
+
+    snprintf(msg, sizeof(msg), "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0", code >> 16,
+             code & 0xffff);
+    return msg;
+}
+
+/* The word at off of a packet of len bytes, 0 past its end (PostgreSQL reads a short packet from a
+ * zeroed buffer). */
+static uint32_t word_or_zero(const uint8_t *buf, uint32_t len, uint32_t off)
+{
+    return off + 4 <= len ? proto_get_u32(buf + off) : 0;
 }
 
 /* Classifies a complete packet of len bytes. */
@@ -62,37 +81,30 @@ static int parse_complete(const uint8_t *buf, uint32_t len, struct proto_startup
     out->version = code;
     out->nparams = 0;
     switch (code) {
-    case PROTO_SSL_REQUEST:
+    case PROTO_SSL_REQUEST:         /* bytes after the code are ignored, as by PostgreSQL */
     case PROTO_GSSENC_REQUEST:
-        if (len != 8)
-            return violation(err, sqlstate, "invalid length of encryption request");
         out->kind = code == PROTO_SSL_REQUEST ? PROTO_STARTUP_SSL : PROTO_STARTUP_GSSENC;
         return PROTO_FRAME_OK;
-    case PROTO_CANCEL_REQUEST:
-        if (len != 16)
-            return violation(err, sqlstate, "invalid length of cancel request");
+    case PROTO_CANCEL_REQUEST:      /* any length: what is missing reads as 0 and matches no key */
         out->kind = PROTO_STARTUP_CANCEL;
-        out->cancel_pid = proto_get_u32(buf + 8);
-        out->cancel_key = proto_get_u32(buf + 12);
+        out->cancel_pid = word_or_zero(buf, len, 8);
+        out->cancel_key = word_or_zero(buf, len, 12);
         return PROTO_FRAME_OK;
     default:
         break;
     }
     /* Any 3.x is accepted; the caller sees the minor version in out->version. Another major version
-     * is refused in PostgreSQL 15's words (the message is per thread: workers parse at once). */
-    if (code >> 16 != 3) {
-        static _Thread_local char msg[96];
-
-        snprintf(msg, sizeof(msg), "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0", code >> 16,
-                 code & 0xffff);
-        return fail(err, sqlstate, msg, SQLSTATE_FEATURE_NOT_SUPPORTED);
-    }
+     * is refused in PostgreSQL 15's words. */
+    if (code >> 16 != 3)
+        return fail(err, sqlstate, proto_unsupported_version(code), SQLSTATE_FEATURE_NOT_SUPPORTED);
     out->kind = PROTO_STARTUP_V3;
     const char *msg = parse_params(buf + 8, buf + len, out);
     if (msg != NULL)
         return violation(err, sqlstate, msg);
     return PROTO_FRAME_OK;
 }
+
+const char proto_err_startup_length[] = "invalid length of startup packet";
 
 int proto_parse_startup(const uint8_t *buf, size_t avail, struct proto_startup *out,
                         size_t *consumed, const char **err, const char **sqlstate)
@@ -102,7 +114,7 @@ int proto_parse_startup(const uint8_t *buf, size_t avail, struct proto_startup *
     /* Check the length before waiting for the rest, so a bogus length fails at once. */
     uint32_t len = proto_get_u32(buf);
     if (len < 8 || len > PROTO_MAX_STARTUP_LEN)
-        return violation(err, sqlstate, "invalid length of startup packet");
+        return violation(err, sqlstate, proto_err_startup_length);
     if (avail < len)
         return PROTO_FRAME_NEED_MORE;
     int r = parse_complete(buf, len, out, err, sqlstate);

@@ -400,11 +400,27 @@ void client_auth_read(struct px_client *cl)
     size_t used;
     int r;
 
+    /* As PostgreSQL: the type is checked first (a FATAL naming it); then a length it cannot take
+     * ends an md5 or password login without a word and fails a SASL exchange as a wrong password. */
+    if (b->pos < b->len && b->data[b->pos] != PROTO_FE_PASSWORD) {
+        char msg[64];
+
+        snprintf(msg, sizeof(msg), "expected %s response, got message type %d",
+                 cl->state == CL_AUTH_PASSWORD ? "password" : "SASL", b->data[b->pos]);
+        client_fatal(cl, "08P01", msg);
+        return;
+    }
     r = proto_frame_next(b->data + b->pos, b->len - b->pos, PROTO_PHASE_PREAUTH, &f, &used, &err);
     if (r == PROTO_FRAME_NEED_MORE)
         return;
-    if (r == PROTO_FRAME_ERROR || f.type != PROTO_FE_PASSWORD) {
-        client_fatal(cl, "08P01", r == PROTO_FRAME_ERROR ? err : "expected a password message");
+    if (r == PROTO_FRAME_ERROR) {
+        if (cl->state != CL_AUTH_PASSWORD) {
+            auth_failed(cl, err);
+            return;
+        }
+        CLOG(cl, CONF_LOG_INFO, "closing: %s in the password message (08P01; the client is told nothing, "
+             "as by PostgreSQL)", err);
+        px_client_close(cl, err);
         return;
     }
     b->pos += (uint32_t)used;

@@ -391,6 +391,11 @@ void client_startup_read(struct px_client *cl)
         if (r == PROTO_FRAME_NEED_MORE)
             return;
         if (r == PROTO_FRAME_ERROR) {
+            if (err == proto_err_startup_length) {      /* PostgreSQL closes without a word */
+                CLOG(cl, CONF_LOG_INFO, "closing: %s (08P01; the client is told nothing, as by PostgreSQL)", err);
+                px_client_close(cl, err);
+                return;
+            }
             if (sqlstate && strcmp(sqlstate, "0A000") == 0 && st.version >> 16 < 3) {
                 refuse_old_protocol(cl, err);
                 return;
@@ -401,15 +406,21 @@ void client_startup_read(struct px_client *cl)
         switch (st.kind) {
         case PROTO_STARTUP_SSL:
         case PROTO_STARTUP_GSSENC:
-            if (cl->ssl_answered) {
-                client_fatal(cl, "08P01", "duplicate SSL or GSS encryption request");
+            /* A second request of a kind, or any after TLS began, is for PostgreSQL a startup packet
+             * of protocol 1234.5679 (or .5680): refused as an unsupported version. */
+            if (st.kind == PROTO_STARTUP_SSL ? cl->ssl_done : cl->gss_done) {
+                client_fatal(cl, "0A000", proto_unsupported_version(st.version));
                 return;
             }
-            cl->ssl_answered = 1;
+            if (st.kind == PROTO_STARTUP_SSL)
+                cl->ssl_done = 1;
+            else
+                cl->gss_done = 1;
             if (st.kind == PROTO_STARTUP_SSL && cl->conn.px->tls_ctx && !cl->conn.tls && !cl->over_limit &&
                 !cl->conn.px->draining) {
                 b->pos += (uint32_t)used;
                 b->start = b->pos;
+                cl->gss_done = 1;
                 if (px_conn_send_copy(&cl->conn, "S", 1) < 0 ||
                     px_tls_start(&cl->conn, cl->conn.px->tls_ctx, 1, NULL) < 0) {
                     px_client_close(cl, "TLS start failed");

@@ -541,7 +541,7 @@ struct px_client {
     uint32_t bad_at;               /* client_scan: where the message it refused begins */
     char fatal_msg[96];            /* the 08P01 FATAL's text (client.c fatal_after_work) */
     uint8_t auth_method;
-    uint8_t ssl_answered;
+    uint8_t ssl_done, gss_done;    /* an SSLRequest / GSSENCRequest was answered: another is refused */
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
     uint8_t admin;                 /* PX_ADMIN_*: connected to a virtual admin database, else 0 */
     uint8_t names_shared;          /* user and database point into the pool's copies */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "protocol/proto.h"
 
@@ -20,6 +21,7 @@ static struct h_pg g_pg;
 static struct h_pglane g_tx1;      /* transaction pooling, lane size 1 */
 static struct h_pglane g_tx2;      /* transaction pooling, lane size 2 */
 static struct h_pglane g_direct;   /* PostgreSQL itself */
+static struct h_pglane g_scram;    /* transaction pooling, SCRAM for clients (as PostgreSQL asks app) */
 
 static int fixtures(void)
 {
@@ -34,6 +36,10 @@ static int fixtures(void)
     if (h_pglane_start(&g_tx2, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_tx2);
+    h_conf(conf, sizeof conf, "transaction", 1, "scram-sha-256", NULL);
+    if (h_pglane_start(&g_scram, &g_pg, conf) != 0)
+        return -1;
+    h_pglane_keep(&g_scram);
     return 0;
 }
 
@@ -408,6 +414,224 @@ static void test_unsupported_protocol_version(void **state)
     h_pass();
 }
 
+/* ------------------------------------------------------------------ before the login */
+
+/*
+ * One broken login: `first` is sent, then its answer read (a single byte after an SSLRequest;
+ * messages up to the authentication request after a StartupMessage), then `second` (if any), and
+ * everything up to the close. PostgreSQL closes without a word on a length it cannot take, and
+ * answers other mistakes with a FATAL.
+ */
+enum pre_wait { PRE_BYTE, PRE_AUTH };
+struct pre_case {
+    const char *name;
+    int scram;                  /* as app (SCRAM in PostgreSQL and g_scram), else as md5user */
+    enum pre_wait wait;
+    uint8_t first[10100];
+    size_t nfirst;
+    uint8_t second[70000];
+    size_t nsecond;             /* 0: nothing more is sent and the last read is skipped */
+    int second_is_end;          /* the client ends its stream instead of sending `second` */
+};
+
+static void pre_token(char *out, size_t n, int t, const uint8_t *body, uint32_t len)
+{
+    size_t at = strlen(out);
+
+    if (t == 'E')
+        snprintf(out + at, n - at, "E(%s %s %s) ", h_error_field(body, len, 'V') ? h_error_field(body, len, 'V') : "",
+                 h_error_field(body, len, 'C') ? h_error_field(body, len, 'C') : "",
+                 h_error_field(body, len, 'M') ? h_error_field(body, len, 'M') : "");
+    else if (t == 'R')
+        snprintf(out + at, n - at, "R(%u) ", len >= 4 ? h_get32(body) : 99u);
+    else if (t == H_RAW_EOF)
+        snprintf(out + at, n - at, "EOF");
+    else if (t < 0)
+        snprintf(out + at, n - at, "TIMEOUT(%d)", t);
+    else
+        snprintf(out + at, n - at, "%c ", t);
+}
+
+/* Reads one message into out. Returns its type (below 0 at the close or a timeout); *auth is set
+ * when it asks for authentication. */
+static int pre_read(int fd, char *out, size_t n, int *auth)
+{
+    uint8_t *body;
+    uint32_t len;
+    int t = h_raw_read_msg(fd, 10000, &body, &len);
+
+    pre_token(out, n, t, body, len);
+    *auth = t == 'R' && len >= 4 && h_get32(body) != 0;
+    free(body);
+    return t;
+}
+
+/* The normalised answers of one port to c. */
+static void pre_run(int port, const struct pre_case *c, char *out, size_t n)
+{
+    int fd = h_raw_connect(port), t, auth = 0;
+
+    out[0] = 0;
+    assert_true(fd >= 0);
+    assert_int_equal(h_raw_send(fd, c->first, c->nfirst), 0);
+    if (c->wait == PRE_BYTE)
+        pre_token(out, n, h_raw_read_byte(fd, 10000), NULL, 0);
+    else
+        do
+            t = pre_read(fd, out, n, &auth);
+        while (t >= 0 && t != 'E' && !auth);
+    if (c->nsecond > 0 || c->second_is_end) {
+        if (c->second_is_end)
+            shutdown(fd, SHUT_WR);
+        else
+            h_raw_send(fd, c->second, c->nsecond);      /* may fail once the peer has closed */
+        while (pre_read(fd, out, n, &auth) >= 0)
+            ;
+    }
+    close(fd);
+}
+
+/* A message header of `type` claiming `length`, and `body` bytes of 'x' after it (the last a NUL). */
+static size_t pre_msg(uint8_t *p, char type, uint32_t length, size_t body)
+{
+    p[0] = (uint8_t)type;
+    h_put32(p + 1, length);
+    memset(p + 5, 'x', body);
+    if (body > 0)
+        p[4 + body] = 0;
+    return 5 + body;
+}
+
+/* Lengths, types and repeats before the login: the same answer as PostgreSQL's, silence included. */
+static void test_prelogin_mistakes(void **state)
+{
+    static struct pre_case c;
+    static char d[4096], p[4096];
+    int failures = 0;
+    (void)state;
+
+    for (int i = 0;; i++) {
+        memset(&c, 0, sizeof c);
+        c.wait = PRE_AUTH;
+        switch (i) {
+        case 0:     /* a startup packet shorter than its version word */
+            c.name = "startup_length_7";
+            h_put32(c.first, 7);
+            c.nfirst = 7;
+            break;
+        case 1:     /* longer than PostgreSQL takes: the header alone */
+            c.name = "startup_length_10005";
+            h_put32(c.first, 10005);
+            c.nfirst = 4;
+            break;
+        case 2:
+            c.name = "startup_length_2g";
+            h_put32(c.first, 0x7fffffff);
+            c.nfirst = 4;
+            break;
+        case 3: {   /* 10,004 bytes, PostgreSQL's largest: a long application_name fills it */
+            c.name = "startup_length_10004";
+            size_t at = h_raw_startup(c.first, sizeof c.first, 3u << 16, H_MD5_USER, H_DB) - 1;
+            memcpy(c.first + at, "application_name", 17);
+            at += 17;
+            memset(c.first + at, 'a', 10004 - at - 2);
+            at = 10004 - 2;
+            c.first[at++] = 0;
+            c.first[at++] = 0;
+            h_put32(c.first, 10004);
+            c.nfirst = 10004;
+            break;
+        }
+        case 4:     /* a second SSLRequest after the first was declined */
+            c.name = "ssl_request_twice";
+            c.wait = PRE_BYTE;
+            h_put32(c.first, 8);
+            h_put32(c.first + 4, PROTO_SSL_REQUEST);
+            c.nfirst = 8;
+            memcpy(c.second, c.first, 8);
+            c.nsecond = 8;
+            break;
+        case 5:     /* md5: a Query where the password belongs */
+        case 6:     /* md5: a password message shorter than its length word */
+        case 7:     /* md5: longer than PostgreSQL's 65,535 (the header alone) */
+        case 8:     /* md5: 9,000 bytes, which PostgreSQL reads and finds wrong */
+        case 9:     /* md5: the client leaves instead of answering */
+        case 10:    /* SCRAM: a Query where the SASLInitialResponse belongs */
+        case 11:    /* SCRAM: a bad length */
+        case 12:    /* SCRAM: the client leaves instead of answering */
+            c.scram = i >= 10;
+            c.nfirst = h_raw_startup(c.first, sizeof c.first, 3u << 16, c.scram ? H_USER : H_MD5_USER, H_DB);
+            if (i == 5 || i == 10) {
+                c.name = i == 5 ? "md5_query_for_password" : "scram_query_for_response";
+                c.nsecond = pre_msg(c.second, 'Q', 13, 9);
+            } else if (i == 6 || i == 11) {
+                c.name = i == 6 ? "md5_password_length_3" : "scram_response_length_3";
+                c.nsecond = pre_msg(c.second, 'p', 3, 0);
+            } else if (i == 7) {
+                c.name = "md5_password_length_65536";
+                c.nsecond = pre_msg(c.second, 'p', 65536, 0);
+            } else if (i == 8) {
+                c.name = "md5_password_length_9000";
+                c.nsecond = pre_msg(c.second, 'p', 9000, 8996);
+            } else {
+                c.name = i == 9 ? "md5_end_for_password" : "scram_end_for_response";
+                c.second_is_end = 1;
+            }
+            break;
+        case 13:    /* an SSLRequest with 4 bytes more */
+            c.name = "ssl_request_length_12";
+            c.wait = PRE_BYTE;
+            h_put32(c.first, 12);
+            h_put32(c.first + 4, PROTO_SSL_REQUEST);
+            c.nfirst = 12;
+            break;
+        case 14:    /* a CancelRequest without its key */
+        case 15:    /* a CancelRequest with 4 bytes more */
+            c.name = i == 14 ? "cancel_length_12" : "cancel_length_20";
+            c.nfirst = i == 14 ? 12 : 20;
+            h_put32(c.first, (uint32_t)c.nfirst);
+            h_put32(c.first + 4, PROTO_CANCEL_REQUEST);
+            break;
+        case 16:    /* parameters: no terminator, data after it, no user, a name without value */
+        case 17:
+        case 18:
+        case 19: {
+            static const char *const lists[] = { "user\0md5user\0database\0appdb\0",
+                                                 "user\0md5user\0\0x\0", "database\0appdb\0\0",
+                                                 "user\0md5user\0database\0" };
+            static const size_t lens[] = { 28, 16, 16, 22 };     /* the literals' bytes, no NUL added */
+            static const char *const names[] = { "startup_no_terminator", "startup_data_after_terminator",
+                                                 "startup_no_user", "startup_name_without_value" };
+            c.name = names[i - 16];
+            memcpy(c.first + 8, lists[i - 16], lens[i - 16]);
+            c.nfirst = 8 + lens[i - 16];
+            h_put32(c.first, (uint32_t)c.nfirst);
+            h_put32(c.first + 4, 3u << 16);
+            break;
+        }
+        case 20:    /* md5: 65,535 bytes, PostgreSQL's largest */
+            c.name = "md5_password_length_65535";
+            c.nfirst = h_raw_startup(c.first, sizeof c.first, 3u << 16, H_MD5_USER, H_DB);
+            c.nsecond = pre_msg(c.second, 'p', 65535, 65531);
+            break;
+        default:
+            c.name = NULL;
+        }
+        if (c.name == NULL)
+            break;
+        pre_run(g_pg.port, &c, d, sizeof d);
+        pre_run(c.scram ? g_scram.port : g_tx1.port, &c, p, sizeof p);
+        if (strcmp(d, p) != 0) {
+            print_error("%s: PostgreSQL [%s], pglane [%s]\n", c.name, d, p);
+            failures++;
+        } else {
+            print_message("same %s: [%s]\n", c.name, d);
+        }
+    }
+    assert_int_equal(failures, 0);
+    h_pass();
+}
+
 /* ParameterStatus carries the values as PostgreSQL normalises them; an application_name over 63
  * bytes is truncated with PostgreSQL's 42622 NOTICE. */
 static void test_parameter_status_normalised(void **state)
@@ -701,6 +925,7 @@ int main(void)
         H_TEST(test_failed_setting_sync_closes),
         H_TEST(test_unknown_startup_parameter),
         H_TEST(test_unsupported_protocol_version),
+        H_TEST(test_prelogin_mistakes),
         H_TEST(test_startup_guc_applied),
         H_TEST(test_many_parameters_and_replication_false),
         H_TEST(test_negotiate_protocol_version),

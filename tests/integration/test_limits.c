@@ -275,8 +275,8 @@ static void assert_refused(int fd, const char *what)
 }
 
 /*
- * Pre-authentication caps: a 10000-byte startup packet (PostgreSQL's own limit) is accepted,
- * 10001 bytes is refused; a 100 kB password message (md5) and a 100 kB SASLInitialResponse
+ * Pre-authentication caps: a 10004-byte startup packet (PostgreSQL's own limit: 10,000 after the
+ * length word) is accepted, 10005 bytes is refused (closed without a word, as by PostgreSQL); a 100 kB password message (md5) and a 100 kB SASLInitialResponse
  * (SCRAM) are refused; a client logged in meanwhile is unaffected.
  */
 static void test_preauth_caps(void **state)
@@ -293,13 +293,13 @@ static void test_preauth_caps(void **state)
     H_ASSERT_CONNECTED(bystander);
 
     uint32_t auth = 0;
-    int fd = send_startup_of_size(md5.port, 10000);
+    int fd = send_startup_of_size(md5.port, 10004);
     assert_int_equal(raw_next(fd, 3000, &auth), 'R');
-    assert_int_equal(auth, 5);     /* AuthenticationMD5Password: the 10000-byte packet was accepted */
+    assert_int_equal(auth, 5);     /* AuthenticationMD5Password: the 10004-byte packet was accepted */
     send_big_p(fd, 100 * 1024);
     assert_refused(fd, "md5 password message of 100 kB");
 
-    assert_refused(send_startup_of_size(md5.port, 10001), "startup packet of 10001 bytes");
+    assert_refused(send_startup_of_size(md5.port, 10005), "startup packet of 10005 bytes");
     assert_refused(send_startup_of_size(md5.port, 1 << 20), "startup packet of 1 MB");
 
     fd = send_startup_of_size(scram.port, 200);

@@ -240,8 +240,8 @@ static void test_cursor_bad_length(void **state)
         { BYTES("Q\0\0\0\x01"), PROTO_PHASE_FRONTEND, 0 },
         { BYTES("S\0\0\0\x03"), PROTO_PHASE_FRONTEND, 0 },
         { BYTES("Z\xff\xff\xff\xff"), PROTO_PHASE_BACKEND, 0 },
-        { BYTES("S\0\x01\0\x01"), PROTO_PHASE_FRONTEND, 0 },         /* Sync over the small cap */
-        { BYTES("p\0\0\x20\x01"), PROTO_PHASE_PREAUTH, 0 },          /* 8193 before authentication */
+        { BYTES("S\0\0\x27\x11"), PROTO_PHASE_FRONTEND, 0 },         /* Sync over the small cap (10,001) */
+        { BYTES("p\0\x01\0\0"), PROTO_PHASE_PREAUTH, 0 },            /* 65,536 before authentication */
         { BYTES("d\0\0\0\x06" "ab" "Q\0\0\0\x02"), PROTO_PHASE_FRONTEND, 7 },
         { BYTES("D\0\0\0\x05" "x" "T\0\0\0\0"), PROTO_PHASE_BACKEND, 6 },
     };

@@ -70,7 +70,8 @@ static const struct startup_case startup_cases[] = {
     { "truncated", BYTES("\0\0\0\x1e" V3 "user\0bo"), PROTO_FRAME_NEED_MORE, 0, NULL },
     { "len 0", BYTES("\0\0\0\0"), PROTO_FRAME_ERROR, 0, "08P01" },
     { "len 7", BYTES("\0\0\0\x07" V3), PROTO_FRAME_ERROR, 0, "08P01" },
-    { "len 10001", BYTES("\0\0\x27\x11"), PROTO_FRAME_ERROR, 0, "08P01" },
+    { "len 10004", BYTES("\0\0\x27\x14"), PROTO_FRAME_NEED_MORE, 0, NULL },
+    { "len 10005", BYTES("\0\0\x27\x15"), PROTO_FRAME_ERROR, 0, "08P01" },
     { "len 2^31-1", BYTES("\x7f\xff\xff\xff"), PROTO_FRAME_ERROR, 0, "08P01" },
     { "v3 len 8", BYTES("\0\0\0\x08" V3), PROTO_FRAME_ERROR, 0, "08P01" },
     { "unterminated name", BYTES("\0\0\0\x0c" V3 "user"), PROTO_FRAME_ERROR, 0, "08P01" },
@@ -80,9 +81,12 @@ static const struct startup_case startup_cases[] = {
     { "data after end", BYTES("\0\0\0\x13" V3 "user\0bob\0\0X"), PROTO_FRAME_ERROR, 0, "08P01" },
     { "version 9.9", BYTES("\0\0\0\x09" "\0\x09\0\x09" "\0"), PROTO_FRAME_ERROR, 0, "0A000" },
     { "version 2.0", BYTES("\0\0\0\x09" "\0\x02\0\0" "\0"), PROTO_FRAME_ERROR, 0, "0A000" },
-    { "ssl len 12", BYTES("\0\0\0\x0c\x04\xd2\x16\x2f\0\0\0\0"), PROTO_FRAME_ERROR, 0, "08P01" },
-    { "gssenc len 9", BYTES("\0\0\0\x09\x04\xd2\x16\x30\0"), PROTO_FRAME_ERROR, 0, "08P01" },
-    { "cancel len 12", BYTES("\0\0\0\x0c\x04\xd2\x16\x2e\0\0\0\x01"), PROTO_FRAME_ERROR, 0, "08P01" },
+    /* PostgreSQL ignores the bytes after an encryption request's code, and reads a short cancel
+     * request's missing key as 0 */
+    { "ssl len 12", BYTES("\0\0\0\x0c\x04\xd2\x16\x2f\0\0\0\0"), PROTO_FRAME_OK, PROTO_STARTUP_SSL, NULL },
+    { "gssenc len 9", BYTES("\0\0\0\x09\x04\xd2\x16\x30\0"), PROTO_FRAME_OK, PROTO_STARTUP_GSSENC, NULL },
+    { "cancel len 12", BYTES("\0\0\0\x0c\x04\xd2\x16\x2e\0\0\0\x01"), PROTO_FRAME_OK, PROTO_STARTUP_CANCEL,
+      NULL },
 };
 
 static void test_startup_cases(void **state)
@@ -103,6 +107,8 @@ static void test_startup_cases(void **state)
         } else if (r == PROTO_FRAME_ERROR) {
             assert_non_null(err);
             assert_string_equal(sqlstate, c->sqlstate);
+            /* a bad length is told apart: PostgreSQL answers it with silence */
+            assert_int_equal(err == proto_err_startup_length, strncmp(c->name, "len ", 4) == 0);
         }
         free(buf);
     }
@@ -139,6 +145,15 @@ static void test_startup_fields(void **state)
     memcpy(two, "\0\0\0\x08\x04\xd2\x16\x2f" "Qxyz", 12);
     assert_int_equal(proto_parse_startup(two, 12, &s, &consumed, &err, &sqlstate), PROTO_FRAME_OK);
     assert_int_equal(consumed, 8);
+
+    /* A short cancel request: the missing key reads as 0; an SSLRequest's extra bytes are consumed. */
+    memcpy(two, "\0\0\0\x0c\x04\xd2\x16\x2e\0\0\0\x07", 12);
+    assert_int_equal(proto_parse_startup(two, 12, &s, &consumed, &err, &sqlstate), PROTO_FRAME_OK);
+    assert_int_equal(s.cancel_pid, 7);
+    assert_int_equal(s.cancel_key, 0);
+    memcpy(two, "\0\0\0\x0c\x04\xd2\x16\x2f\0\0\0\0Q", 13);
+    assert_int_equal(proto_parse_startup(two, 13, &s, &consumed, &err, &sqlstate), PROTO_FRAME_OK);
+    assert_int_equal(consumed, 12);
 }
 
 /* Builds a v3 packet with n parameters p0=v, p1=v, ... */
@@ -184,7 +199,7 @@ static void test_startup_param_limit(void **state)
     /* One more does not fit the length limit. */
     proto_buf_reset(&b);
     proto_build_startup(&b, nv, vv, PROTO_MAX_STARTUP_PARAMS);
-    proto_put_bytes(&b, "bb", 2);
+    proto_put_bytes(&b, "a\0\0", 3);    /* one more parameter a="" */
     assert_true(b.len > PROTO_MAX_STARTUP_LEN);
     proto_buf_free(&b);
 }
