@@ -84,3 +84,39 @@ int proto__b64_decode(const char *in, size_t n, uint8_t *out, size_t cap)
     }
     return (int)o;
 }
+
+int proto__b64_decode_lenient(const char *in, size_t n, uint8_t *out, size_t cap)
+{
+    uint32_t acc = 0;
+    size_t o = 0;
+    int pos = 0, end = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int d = 0;
+
+        if (in[i] == '=') {
+            if (!end) {
+                if (pos != 2 && pos != 3)
+                    return -1;
+                end = pos - 1;                  /* 1: one byte in this quantum, 2: two */
+            }
+        } else if ((d = digit(in[i])) < 0) {
+            return -1;                          /* whitespace included */
+        }
+        acc = acc << 6 | (uint32_t)d;
+        if (++pos == 4) {
+            int bytes = end == 0 ? 3 : end;
+
+            if (o + (size_t)bytes > cap)
+                return -1;
+            out[o++] = (uint8_t)(acc >> 16);
+            if (bytes > 1)
+                out[o++] = (uint8_t)(acc >> 8);
+            if (bytes > 2)
+                out[o++] = (uint8_t)acc;
+            acc = 0;
+            pos = 0;
+        }
+    }
+    return pos == 0 && o <= (size_t)INT_MAX ? (int)o : -1;
+}

@@ -145,25 +145,35 @@ int proto_parse_password(const uint8_t *body, uint32_t len, const char **passwor
 
 /* SASLInitialResponse: mechanism, int32 length (-1: no data), data. *data is NULL for -1. */
 int proto_parse_sasl_initial(const uint8_t *body, uint32_t len, const char **mechanism,
-                             const uint8_t **data, uint32_t *n)
+                             const uint8_t **data, uint32_t *n, const char **err)
 {
     uint32_t pos = 0;
-    const char *mech = take_cstr(body, len, &pos);
-    if (mech == NULL || len - pos < 4)
-        return -1;
-    uint32_t dlen = proto_get_u32(body + pos);
-    pos += 4;
-    if (dlen == UINT32_MAX) {
-        if (pos != len)
-            return -1;
-        *data = NULL;
-        *n = 0;
-    } else {
-        if (dlen != len - pos)
-            return -1;
-        *data = body + pos;
-        *n = dlen;
-    }
+    const char *mech = take_cstr(body, len, &pos), *why = NULL;
+
     *mechanism = mech;
-    return 0;
+    if (mech == NULL) {
+        why = "invalid string in message";
+    } else if (len - pos < 4) {
+        why = "insufficient data left in message";
+    } else {
+        uint32_t dlen = proto_get_u32(body + pos);
+
+        pos += 4;
+        if (dlen == UINT32_MAX) {                   /* -1: no initial response */
+            *data = NULL;
+            *n = 0;
+            if (pos != len)
+                why = "invalid message format";
+        } else if (dlen > 0x7fffffff || dlen > len - pos) {
+            why = "insufficient data left in message";
+        } else if (dlen != len - pos) {
+            why = "invalid message format";
+        } else {
+            *data = body + pos;
+            *n = dlen;
+        }
+    }
+    if (err != NULL)
+        *err = why;
+    return why ? -1 : 0;
 }

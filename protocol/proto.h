@@ -240,9 +240,11 @@ int proto_parse_auth(const uint8_t *body, uint32_t len, uint32_t *code,
 int proto_parse_ready(const uint8_t *body, uint32_t len, char *status) PROTO_MUSTCHECK;
 /* 'C': the command tag (a NUL-terminated string inside body). */
 int proto_parse_command_complete(const uint8_t *body, uint32_t len, const char **tag) PROTO_MUSTCHECK;
-/* 'p' answering SASL: SASLInitialResponse (mechanism, data) */
+/* 'p' answering SASL: SASLInitialResponse (mechanism, data; *data NULL for the length -1, "no
+ * initial response"). -1 with *err (may be NULL) in PostgreSQL's words, checked in its order; then
+ * *mechanism is set if the mechanism itself was read (PostgreSQL checks it before the data). */
 int proto_parse_sasl_initial(const uint8_t *body, uint32_t len, const char **mechanism,
-                             const uint8_t **data, uint32_t *n) PROTO_MUSTCHECK;
+                             const uint8_t **data, uint32_t *n, const char **err) PROTO_MUSTCHECK;
 /* 'p' answering cleartext/MD5: the NUL-terminated password. */
 int proto_parse_password(const uint8_t *body, uint32_t len, const char **password) PROTO_MUSTCHECK;
 
@@ -303,7 +305,7 @@ void proto_md5_response(const char *user, const char *secret, const uint8_t salt
 /* 1 if response matches the secret (plaintext or "md5..." hash), else 0. Constant time compare. */
 int proto_md5_verify(const char *user, const char *secret, const uint8_t salt[4], const char *response);
 
-/* SCRAM-SHA-256 (RFC 5802 / RFC 7677 as PostgreSQL uses it; no channel binding yet). */
+/* SCRAM-SHA-256 (RFC 5802 / RFC 7677 as PostgreSQL uses it; channel binding tls-server-end-point). */
 #define PROTO_SCRAM_KEY_LEN 32
 #define PROTO_SCRAM_MAX_SALT 64
 #define PROTO_SCRAM_MAX_MSG 512
@@ -346,7 +348,11 @@ struct proto_scram_server {
     uint8_t cbind[PROTO_SCRAM_MAX_CBIND];
     size_t cbind_len;
     int plus_offered, plus_selected;
-    char gs2[32];                            /* the client's gs2 header, which c= must echo */
+    /* After a -1: PostgreSQL's SQLSTATE, message (also *err) and detail ("" for none) for the same
+     * mistake; wrong_proof is 1 when it was the proof (the wrong password: 28P01). */
+    const char *err_state;
+    char err_msg[96], err_detail[160];
+    int wrong_proof;
 };
 /*
  * Call before proto_scram_server_first on a TLS connection where SCRAM-SHA-256-PLUS was offered:

@@ -36,6 +36,10 @@ struct proto__span {
 int proto__b64_encode(const uint8_t *in, size_t n, char *out, size_t cap) PROTO_MUSTCHECK;
 /* Strict padded base64 (no whitespace, canonical). Returns the byte count or -1 (bad, or > cap). */
 int proto__b64_decode(const char *in, size_t n, uint8_t *out, size_t cap) PROTO_MUSTCHECK;
+/* Base64 read as PostgreSQL's pg_b64_decode reads a SCRAM proof: unused bits ignored, and once a
+ * quantum ended in padding, later quanta give as many bytes as that one did. Returns the byte count
+ * or -1 (bad, or > cap). */
+int proto__b64_decode_lenient(const char *in, size_t n, uint8_t *out, size_t cap) PROTO_MUSTCHECK;
 
 /* HMAC-SHA-256 with a 32-byte key and SHA-256. Return 0 or -1. */
 int proto__hmac(const uint8_t key[PROTO_SCRAM_KEY_LEN], const void *msg, size_t n,

@@ -5,19 +5,58 @@
  */
 #include "protocol/scram_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #define MALFORMED "malformed SCRAM message"
+#define CB_TYPE "tls-server-end-point"
 
-static int fail(struct proto_scram_server *st, const char **err, const char *msg)
+/*
+ * Every refusal carries PostgreSQL 15's SQLSTATE, message and detail (auth-scram.c), so that a
+ * client cannot tell pglane's SCRAM from PostgreSQL's by its errors. Returns -1.
+ */
+static int fail3(struct proto_scram_server *st, const char **err, const char *sqlstate, const char *msg,
+                 const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
+static int fail3(struct proto_scram_server *st, const char **err, const char *sqlstate, const char *msg,
+                 const char *detail_fmt, ...)
 {
     st->state = PROTO__SCRAM_FAILED;
+    st->err_state = sqlstate;
+    st->wrong_proof = 0;
+    snprintf(st->err_msg, sizeof st->err_msg, "%s", msg);
+    st->err_detail[0] = '\0';
+    if (detail_fmt != NULL) {
+        va_list ap;
+
+        va_start(ap, detail_fmt);
+        vsnprintf(st->err_detail, sizeof st->err_detail, detail_fmt, ap);
+        va_end(ap);
+    }
     if (err != NULL)
-        *err = msg;
+        *err = st->err_msg;
     return -1;
+}
+
+/* A failure that is pglane's own (no PostgreSQL counterpart: buffers, randomness): XX000. */
+static int fail(struct proto_scram_server *st, const char **err, const char *msg)
+{
+    return fail3(st, err, "XX000", msg, NULL);
+}
+
+/* A malformed message, with PostgreSQL's detail. */
+#define MALFORMED_AS(st, err, ...) fail3(st, err, "08P01", MALFORMED, __VA_ARGS__)
+
+/* PostgreSQL's sanitize_char: a printable character quoted, anything else in hex. */
+static const char *show_char(char c, char buf[8])
+{
+    if (c >= 0x21 && c <= 0x7e)
+        snprintf(buf, 8, "'%c'", c);
+    else
+        snprintf(buf, 8, "0x%02x", (unsigned char)c);
+    return buf;
 }
 
 int proto_scram_server_bind(struct proto_scram_server *st, const uint8_t *hash, size_t n, int plus)
@@ -32,64 +71,122 @@ int proto_scram_server_bind(struct proto_scram_server *st, const uint8_t *hash, 
     return 0;
 }
 
-#define CB_TYPE "tls-server-end-point"
-
 /*
- * Reads the gs2 header ("n,,", "y,," or "p=tls-server-end-point,,") at *cur and keeps a copy in
- * st->gs2. "y" means the client could bind but believes the server cannot: accepted when pglane did
- * not offer SCRAM-SHA-256-PLUS, a downgrade otherwise. Returns NULL, setting *state to the FIRST_*
- * state to enter, or a static error message.
+ * The value of attribute `name` at *cur (any letter if name is 0, stored in *got), up to the next
+ * ',' or the end; *cur moves past that ','. As PostgreSQL's read_attr_value / read_any_attr.
  */
-static const char *read_gs2(struct proto_scram_server *st, const char **cur, int *state)
+static int read_attr(struct proto_scram_server *st, const char **err, const char **cur, char name,
+                     char *got, struct proto__span *v)
 {
     const char *p = *cur, *end;
+    char b[8];
 
-    if (p[0] == 'p' && p[1] == '=') {
-        if (!st->plus_offered)
-            return "channel binding not supported";
-        if (!st->plus_selected)
-            return "SCRAM-SHA-256 was selected but the message asks for channel binding";
-        if (strncmp(p + 2, CB_TYPE, strlen(CB_TYPE)) != 0 || p[2 + strlen(CB_TYPE)] != ',')
-            return "unsupported SCRAM channel binding type";
-        *state = PROTO__SCRAM_FIRST_P;
-        p += 2 + strlen(CB_TYPE);
-    } else if ((p[0] == 'n' || p[0] == 'y') && p[1] == ',') {
-        if (st->plus_selected)
-            return "SCRAM-SHA-256-PLUS was selected but the message has no channel binding";
-        if (p[0] == 'y' && st->plus_offered)
-            return "SCRAM channel binding negotiation error (the client believes the server cannot bind)";
-        *state = p[0] == 'y' ? PROTO__SCRAM_FIRST_Y : PROTO__SCRAM_FIRST_N;
-        p += 1;
-    } else {
-        return MALFORMED;
+    if (name != 0 && p[0] != name)
+        return MALFORMED_AS(st, err, "Expected attribute \"%c\" but found \"%s\".", name, show_char(p[0], b));
+    if (name == 0) {
+        if (p[0] == '\0')
+            return MALFORMED_AS(st, err, "Attribute expected, but found end of string.");
+        if (!((p[0] >= 'a' && p[0] <= 'z') || (p[0] >= 'A' && p[0] <= 'Z')))
+            return MALFORMED_AS(st, err, "Attribute expected, but found invalid character \"%s\".",
+                                show_char(p[0], b));
     }
-    /* p is at the ',' that ends the flag */
-    if (p[1] == 'a' && p[2] == '=')
-        return "SCRAM authorization identity not supported";
-    if (p[1] != ',')
-        return MALFORMED;
-    end = p + 2;
-    if ((size_t)(end - *cur) >= sizeof st->gs2)
-        return MALFORMED;
-    memcpy(st->gs2, *cur, (size_t)(end - *cur));
-    st->gs2[end - *cur] = 0;
-    *cur = end;
-    return NULL;
+    if (p[1] != '=')
+        return MALFORMED_AS(st, err, "Expected character \"=\" for attribute \"%c\".", p[0]);
+    if (got != NULL)
+        *got = p[0];
+    v->p = p + 2;
+    end = strchr(v->p, ',');
+    v->n = end ? (size_t)(end - v->p) : strlen(v->p);
+    *cur = end ? end + 1 : v->p + v->n;
+    return 0;
 }
 
-/* client-first-message-bare: "n=<user>,r=<nonce>[,ext...]". Returns NULL or an error message. */
-static const char *read_first_bare(const char *p, struct proto__span *nonce)
+/* RFC 5802's printable (no ','); empty passes, as in PostgreSQL. */
+static int printable(struct proto__span v)
 {
-    struct proto__span user, ext;
-    if (p[0] == 'm' && p[1] == '=')
-        return "unsupported SCRAM extension";
-    if (proto__scram_attr(&p, 'n', &user) < 0 || proto__scram_attr(&p, 'r', nonce) < 0 ||
-        !proto__scram_printable(*nonce))
-        return MALFORMED;
+    for (size_t i = 0; i < v.n; i++)
+        if (v.p[i] < 0x21 || v.p[i] > 0x7e || v.p[i] == ',')
+            return 0;
+    return 1;
+}
+
+/* The whole-message checks PostgreSQL makes before reading a SCRAM message. */
+static int copy_message(struct proto_scram_server *st, const char **err, const char *in, size_t len, char *msg,
+                        size_t cap)
+{
+    if (len == 0)
+        return MALFORMED_AS(st, err, "The message is empty.");
+    if (in == NULL || memchr(in, '\0', len) != NULL)
+        return MALFORMED_AS(st, err, "Message length does not match input length.");
+    if (len >= cap)
+        return fail3(st, err, "08P01", MALFORMED, "pglane takes SCRAM messages of up to %d bytes.", (int)cap - 1);
+    memcpy(msg, in, len);
+    msg[len] = '\0';
+    return 0;
+}
+
+/*
+ * client-first-message: gs2 header ("n,,", "y,," or "p=tls-server-end-point,,"), then
+ * "[m=...,]n=<user>,r=<nonce>[,ext...]". Checked in PostgreSQL's order with its errors. "y" means
+ * the client could bind but believes the server cannot: a downgrade when pglane offered -PLUS.
+ */
+static int read_first(struct proto_scram_server *st, const char **err, const char *p, int *state,
+                      struct proto__span *cnonce, const char **bare)
+{
+    struct proto__span v;
+    char b[8];
+
+    switch (p[0]) {
+    case 'n':
+    case 'y':
+        if (st->plus_selected)
+            return MALFORMED_AS(st, err, "The client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not "
+                                "include channel binding data.");
+        if (p[0] == 'y' && st->plus_offered)
+            return fail3(st, err, "28000", "SCRAM channel binding negotiation error",
+                         "The client supports SCRAM channel binding but thinks the server does not.  However, "
+                         "this server does support channel binding.");
+        *state = p[0] == 'y' ? PROTO__SCRAM_FIRST_Y : PROTO__SCRAM_FIRST_N;
+        if (p[1] != ',')
+            return MALFORMED_AS(st, err, "Comma expected, but found character \"%s\".", show_char(p[1], b));
+        p += 2;
+        break;
+    case 'p':
+        if (!st->plus_selected)
+            return MALFORMED_AS(st, err, "The client selected SCRAM-SHA-256 without channel binding, but the "
+                                "SCRAM message includes channel binding data.");
+        if (read_attr(st, err, &p, 'p', NULL, &v) < 0)
+            return -1;
+        if (v.n != strlen(CB_TYPE) || memcmp(v.p, CB_TYPE, v.n) != 0) {
+            char type[31], msg[96];
+            size_t i;
+
+            for (i = 0; i < v.n && i < sizeof type - 1; i++)
+                type[i] = v.p[i] >= 0x21 && v.p[i] <= 0x7e ? v.p[i] : '?';
+            type[i] = '\0';
+            snprintf(msg, sizeof msg, "unsupported SCRAM channel-binding type \"%s\"", type);
+            return fail3(st, err, "08P01", msg, NULL);
+        }
+        *state = PROTO__SCRAM_FIRST_P;
+        break;
+    default:
+        return MALFORMED_AS(st, err, "Unexpected channel-binding flag \"%s\".", show_char(p[0], b));
+    }
+    if (p[0] == 'a')
+        return fail3(st, err, "0A000", "client uses authorization identity, but it is not supported", NULL);
+    if (p[0] != ',')
+        return MALFORMED_AS(st, err, "Unexpected attribute \"%s\" in client-first-message.", show_char(p[0], b));
+    *bare = ++p;
+    if (p[0] == 'm')
+        return fail3(st, err, "0A000", "client requires an unsupported SCRAM extension", NULL);
+    if (read_attr(st, err, &p, 'n', NULL, &v) < 0 || read_attr(st, err, &p, 'r', NULL, cnonce) < 0)
+        return -1;
+    if (!printable(*cnonce))
+        return fail3(st, err, "08P01", "non-printable characters in SCRAM nonce", NULL);
     while (*p != '\0')
-        if (proto__scram_attr(&p, 0, &ext) < 0)
-            return MALFORMED;
-    return NULL;
+        if (read_attr(st, err, &p, 0, NULL, &v) < 0)
+            return -1;
+    return 0;
 }
 
 int proto_scram_server_first(struct proto_scram_server *st, const struct proto_scram_secret *secret,
@@ -97,7 +194,7 @@ int proto_scram_server_first(struct proto_scram_server *st, const struct proto_s
                              char *out, size_t outcap, size_t *outlen, const char **err)
 {
     char msg[PROTO_SCRAM_MAX_MSG], salt[PROTO_SCRAM_MAX_SALT * 2];
-    const char *p = msg, *e;
+    const char *bare = NULL;
     struct proto__span cnonce, snonce = { server_nonce, strlen(server_nonce) };
     int state = PROTO__SCRAM_FAILED;
     if (st->state != PROTO__SCRAM_BOUND) {
@@ -105,68 +202,77 @@ int proto_scram_server_first(struct proto_scram_server *st, const struct proto_s
         st->cbind_len = 0;
     }
     st->state = PROTO__SCRAM_FAILED;
-    if (proto__scram_copy(client_first, len, msg, sizeof msg) < 0)
-        return fail(st, err, MALFORMED);
-    if ((e = read_gs2(st, &p, &state)) != NULL || (e = read_first_bare(p, &cnonce)) != NULL)
-        return fail(st, err, e);
-    if (!proto__scram_printable(snonce) || secret->iterations < 1 ||
+    if (copy_message(st, err, client_first, len, msg, sizeof msg) < 0 ||
+        read_first(st, err, msg, &state, &cnonce, &bare) < 0)
+        return -1;
+    if (snonce.n == 0 || !printable(snonce) || secret->iterations < 1 ||
         secret->iterations > PROTO__SCRAM_MAX_ITER || secret->salt_len < 1 ||
         secret->salt_len > PROTO_SCRAM_MAX_SALT ||
         proto__b64_encode(secret->salt, (size_t)secret->salt_len, salt, sizeof salt) < 0)
         return fail(st, err, "invalid SCRAM server nonce or secret");
     int n = snprintf(st->nonce, sizeof st->nonce, "%.*s%s", (int)cnonce.n, cnonce.p, server_nonce);
     if (n < 0 || (size_t)n >= sizeof st->nonce)
-        return fail(st, err, MALFORMED);
+        return fail(st, err, "SCRAM nonce too long for pglane");
     n = snprintf(st->server_first, sizeof st->server_first, "r=%s,s=%s,i=%d", st->nonce, salt,
                  secret->iterations);
     if (n < 0 || (size_t)n >= sizeof st->server_first)
-        return fail(st, err, MALFORMED);
+        return fail(st, err, "SCRAM nonce too long for pglane");
     if (proto__scram_emit(st->server_first, (size_t)n, out, outcap, outlen) < 0)
         return fail(st, err, "SCRAM output buffer too small");
-    memcpy(st->client_first_bare, p, strlen(p) + 1);   /* fits: p points into msg, as large */
+    memcpy(st->client_first_bare, bare, strlen(bare) + 1);   /* fits: bare points into msg, as large */
     st->secret = *secret;
     st->state = state;
     return 0;
 }
 
 /*
- * client-final-message: "c=<gs2 header b64>,r=<nonce>[,ext...],p=<proof>". Sets *without_proof
- * to the part before ",p=" and decodes the proof. Returns NULL or an error message.
+ * client-final-message: "c=<gs2 header b64>,r=<nonce>[,ext...],p=<proof>", read in PostgreSQL's
+ * order: the binding, the nonce, attributes up to the proof, the proof's length, nothing after it;
+ * then the nonce is compared. Sets *without_proof to the part before ",p=".
  */
-static const char *read_final(const struct proto_scram_server *st, const char *msg,
-                              struct proto__span *without_proof, uint8_t proof[PROTO_SCRAM_KEY_LEN])
+static int read_final(struct proto_scram_server *st, const char **err, const char *msg,
+                      struct proto__span *without_proof, uint8_t proof[PROTO_SCRAM_KEY_LEN])
 {
-    const char *p = msg;
-    uint8_t input[sizeof st->gs2 + PROTO_SCRAM_MAX_CBIND];
-    char cbind[2 * sizeof input];
-    size_t gs2len = strlen(st->gs2), inlen = gs2len;
+    const char *p = msg, *before;
     struct proto__span c, r, v;
-    int n;
+    char attr = 0;
 
-    /* c= is base64(gs2 header [+ channel binding data]): "biws" for "n,,", "eSws" for "y,,". */
-    memcpy(input, st->gs2, gs2len);
+    if (read_attr(st, err, &p, 'c', NULL, &c) < 0)
+        return -1;
     if (st->state == PROTO__SCRAM_FIRST_P) {
-        memcpy(input + gs2len, st->cbind, st->cbind_len);
-        inlen += st->cbind_len;
+        uint8_t input[sizeof("p=" CB_TYPE ",,") - 1 + PROTO_SCRAM_MAX_CBIND];
+        char cbind[2 * sizeof input];
+        size_t hl = strlen("p=" CB_TYPE ",,");
+        int n;
+
+        memcpy(input, "p=" CB_TYPE ",,", hl);
+        memcpy(input + hl, st->cbind, st->cbind_len);
+        n = proto__b64_encode(input, hl + st->cbind_len, cbind, sizeof cbind);
+        if (n < 0 || c.n != (size_t)n || CRYPTO_memcmp(c.p, cbind, (size_t)n) != 0)
+            return fail3(st, err, "28000", "SCRAM channel binding check failed", NULL);
+    } else if (!(c.n == 4 && memcmp(c.p, "biws", 4) == 0 && st->state == PROTO__SCRAM_FIRST_N) &&
+               !(c.n == 4 && memcmp(c.p, "eSws", 4) == 0 && st->state == PROTO__SCRAM_FIRST_Y)) {
+        return fail3(st, err, "08P01", "unexpected SCRAM channel-binding attribute in client-final-message", NULL);
     }
-    n = proto__b64_encode(input, inlen, cbind, sizeof cbind);
-    if (n < 0)
-        return MALFORMED;
-    if (proto__scram_attr(&p, 'c', &c) < 0 || proto__scram_attr(&p, 'r', &r) < 0)
-        return MALFORMED;
-    if (c.n != (size_t)n || CRYPTO_memcmp(c.p, cbind, (size_t)n) != 0)
-        return "SCRAM channel binding check failed";
+    if (read_attr(st, err, &p, 'r', NULL, &r) < 0)
+        return -1;
+    do {
+        before = p;
+        if (read_attr(st, err, &p, 0, &attr, &v) < 0)
+            return -1;
+    } while (attr != 'p');
+    /* PostgreSQL decodes into (length * 3 / 4) bytes and wants exactly the key's length */
+    uint8_t decoded[PROTO_SCRAM_MAX_MSG * 3 / 4];
+    if (proto__b64_decode_lenient(v.p, v.n, decoded, v.n * 3 / 4) != PROTO_SCRAM_KEY_LEN)
+        return MALFORMED_AS(st, err, "Malformed proof in client-final-message.");
+    memcpy(proof, decoded, PROTO_SCRAM_KEY_LEN);
+    if (*p != '\0')
+        return MALFORMED_AS(st, err, "Garbage found at the end of client-final-message.");
     if (r.n != strlen(st->nonce) || memcmp(r.p, st->nonce, r.n) != 0)
-        return "SCRAM nonce mismatch";
-    while (!(p[0] == 'p' && p[1] == '='))
-        if (*p == '\0' || proto__scram_attr(&p, 0, &v) < 0)
-            return MALFORMED;
+        return fail3(st, err, "08P01", "invalid SCRAM response", "Nonce does not match.");
     without_proof->p = msg;
-    without_proof->n = (size_t)(p - msg) - 1;   /* p follows a ',' here */
-    if (proto__scram_attr(&p, 'p', &v) < 0 || *p != '\0' ||
-        proto__b64_decode(v.p, v.n, proof, PROTO_SCRAM_KEY_LEN) != PROTO_SCRAM_KEY_LEN)
-        return MALFORMED;
-    return NULL;
+    without_proof->n = (size_t)(before - msg) - 1;   /* before follows a ',' here */
+    return 0;
 }
 
 /* Recovers ClientKey = proof XOR ClientSignature and checks SHA-256(ClientKey) == StoredKey. */
@@ -194,16 +300,17 @@ int proto_scram_server_final(struct proto_scram_server *st, const char *client_f
     char msg[PROTO_SCRAM_MAX_MSG], text[PROTO_SCRAM_MAX_MSG];
     uint8_t proof[PROTO_SCRAM_KEY_LEN], sig[PROTO_SCRAM_KEY_LEN];
     struct proto__span without_proof;
-    const char *e;
     if (st->state != PROTO__SCRAM_FIRST_N && st->state != PROTO__SCRAM_FIRST_Y &&
         st->state != PROTO__SCRAM_FIRST_P)
         return fail(st, err, "SCRAM exchange out of order");
-    if (proto__scram_copy(client_final, len, msg, sizeof msg) < 0)
-        return fail(st, err, MALFORMED);
-    if ((e = read_final(st, msg, &without_proof, proof)) != NULL)
-        return fail(st, err, e);
-    if (check_proof(st, without_proof, proof) < 0)
-        return fail(st, err, "SCRAM proof is wrong (password authentication failed)");
+    if (copy_message(st, err, client_final, len, msg, sizeof msg) < 0 ||
+        read_final(st, err, msg, &without_proof, proof) < 0)
+        return -1;
+    if (check_proof(st, without_proof, proof) < 0) {
+        fail3(st, err, "28P01", "SCRAM proof is wrong (password authentication failed)", NULL);
+        st->wrong_proof = 1;
+        return -1;
+    }
     if (proto__scram_sign(st->secret.server_key, st->client_first_bare, st->server_first,
                           without_proof, sig) < 0)
         return fail(st, err, "SCRAM signature failed");

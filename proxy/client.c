@@ -24,11 +24,17 @@ void client_send(struct px_client *cl, struct proto_buf *b)
 /* A FATAL ErrorResponse, then the connection is closed once it is written. */
 void client_fatal(struct px_client *cl, const char *sqlstate, const char *message)
 {
+    client_fatal_detail(cl, sqlstate, message, NULL);
+}
+
+void client_fatal_detail(struct px_client *cl, const char *sqlstate, const char *message, const char *detail)
+{
     struct proto_buf b;
 
-    CLOG(cl, CONF_LOG_INFO, "closing: %.300s (%s)", message, sqlstate);
+    CLOG(cl, CONF_LOG_INFO, "closing: %.300s%s%.300s (%s)", message, detail ? ": " : "", detail ? detail : "",
+         sqlstate);
     proto_buf_init(&b);
-    proto_build_error(&b, "FATAL", sqlstate, message, NULL, NULL);
+    proto_build_error(&b, "FATAL", sqlstate, message, detail, NULL);
     if (!b.failed)
         (void)px_conn_send_copy(&cl->conn, b.data, b.len);
     proto_buf_free(&b);

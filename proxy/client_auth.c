@@ -338,10 +338,57 @@ void client_start_auth(struct px_client *cl)
     client_send(cl, &b);
 }
 
+/* The SCRAM exchange's refusal in PostgreSQL's words: a wrong proof is the failed password. */
+static void scram_refused(struct px_client *cl)
+{
+    const struct proto_scram_server *st = cl->scram;
+
+    if (st->wrong_proof)
+        auth_failed(cl, st->err_msg);
+    else
+        client_fatal_detail(cl, st->err_state, st->err_msg, st->err_detail[0] ? st->err_detail : NULL);
+}
+
+/*
+ * The SASLInitialResponse: the mechanism (checked before its data, as PostgreSQL does), then the
+ * client-first-message. Without one (data length -1) the SASLContinue is empty and the
+ * client-first-message comes alone in the next message. Returns 0 when the exchange may go on.
+ */
+static int sasl_initial(struct px_client *cl, const struct proto_frame *f, const uint8_t **data, uint32_t *n)
+{
+    struct proto_scram_secret secret;
+    const char *mech, *err;
+    int plus, bad = proto_parse_sasl_initial(f->body, f->len, &mech, data, n, &err);
+
+    if (mech == NULL) {
+        client_fatal(cl, "08P01", err);
+        return -1;
+    }
+    plus = strcmp(mech, "SCRAM-SHA-256-PLUS") == 0;
+    if (strcmp(mech, "SCRAM-SHA-256") != 0 && !(plus && scram_plus_offered(cl))) {
+        client_fatal(cl, "08P01", "client selected an invalid SASL authentication mechanism");
+        return -1;
+    }
+    if (bad) {
+        client_fatal(cl, "08P01", err);
+        return -1;
+    }
+    if (scram_secret(cl, &secret) < 0 && mock_secret(cl, &secret) < 0) {
+        client_fatal(cl, "XX000", "pglane: no randomness for SCRAM");
+        return -1;
+    }
+    cl->scram = calloc(1, sizeof(*cl->scram));
+    if (!cl->scram || scram_bind(cl, plus) < 0) {
+        client_fatal(cl, "XX000", "pglane: SCRAM state");
+        return -1;
+    }
+    cl->scram->secret = secret;                  /* kept for the client-first-message */
+    return 0;
+}
+
 static void sasl_step(struct px_client *cl, const struct proto_frame *f)
 {
     char out[PROTO_SCRAM_MAX_MSG], nonce[32];
-    const char *mech, *err = NULL;
     const uint8_t *data;
     uint32_t n;
     size_t outlen;
@@ -349,26 +396,28 @@ static void sasl_step(struct px_client *cl, const struct proto_frame *f)
 
     if (cl->state == CL_AUTH_SASL_INIT) {
         struct proto_scram_secret secret;
-        int plus;
 
-        if (proto_parse_sasl_initial(f->body, f->len, &mech, &data, &n) < 0) {
-            client_fatal(cl, "08P01", "malformed SASLInitialResponse message");
-            return;
+        if (cl->scram == NULL) {
+            if (sasl_initial(cl, f, &data, &n) < 0)
+                return;
+            if (data == NULL) {                  /* no initial response: ask for it */
+                proto_buf_init(&b);
+                proto_build_auth_sasl_continue(&b, "", 0);
+                client_send(cl, &b);
+                return;
+            }
+        } else {
+            data = f->body;                      /* the client-first-message, alone */
+            n = f->len;
         }
-        plus = strcmp(mech, "SCRAM-SHA-256-PLUS") == 0;
-        if (strcmp(mech, "SCRAM-SHA-256") != 0 && !(plus && scram_plus_offered(cl))) {
-            client_fatal(cl, "28000", "client selected an invalid SASL authentication mechanism");
-            return;
-        }
-        if (scram_secret(cl, &secret) < 0 && mock_secret(cl, &secret) < 0) {
+        secret = cl->scram->secret;
+        if (proto_scram_nonce(nonce, 24) < 0) {
             client_fatal(cl, "XX000", "pglane: no randomness for SCRAM");
             return;
         }
-        cl->scram = calloc(1, sizeof(*cl->scram));
-        if (!cl->scram || proto_scram_nonce(nonce, 24) < 0 || scram_bind(cl, plus) < 0 ||
-            proto_scram_server_first(cl->scram, &secret, (const char *)data, n, nonce, out, sizeof(out),
-                                     &outlen, &err) < 0) {
-            client_fatal(cl, "08P01", err ? err : "malformed SCRAM message");
+        if (proto_scram_server_first(cl->scram, &secret, (const char *)data, n, nonce, out, sizeof(out), &outlen,
+                                     NULL) < 0) {
+            scram_refused(cl);
             return;
         }
         proto_buf_init(&b);
@@ -377,11 +426,12 @@ static void sasl_step(struct px_client *cl, const struct proto_frame *f)
         client_send(cl, &b);
         return;
     }
-    if (proto_scram_server_final(cl->scram, (const char *)f->body, f->len, out, sizeof(out), &outlen, &err) < 0 ||
-        unusable_secret(cl, 1)) {
-        const char *why = unusable_secret(cl, 1);
-
-        auth_failed(cl, why ? why : err ? err : "wrong SCRAM proof");
+    if (proto_scram_server_final(cl->scram, (const char *)f->body, f->len, out, sizeof(out), &outlen, NULL) < 0) {
+        scram_refused(cl);
+        return;
+    }
+    if (unusable_secret(cl, 1)) {
+        auth_failed(cl, unusable_secret(cl, 1));
         return;
     }
     cl->scram_ok = 1;
@@ -428,8 +478,12 @@ void client_auth_read(struct px_client *cl)
     if (cl->state == CL_AUTH_PASSWORD) {
         const char *resp, *secret = user_secret(cl), *why = unusable_secret(cl, 0);
 
-        if (proto_parse_password(f.body, f.len, &resp) < 0) {
-            client_fatal(cl, "08P01", "malformed password message");
+        if (proto_parse_password(f.body, f.len, &resp) < 0) {    /* PostgreSQL's words for both */
+            client_fatal(cl, "08P01", "invalid password packet size");
+            return;
+        }
+        if (resp[0] == '\0') {
+            client_fatal(cl, "28P01", "empty password returned by client");
             return;
         }
         /* An unusable secret costs the same hash as a wrong password (no timing tells them apart). */

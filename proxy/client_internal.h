@@ -18,6 +18,8 @@
 void client_send(struct px_client *cl, struct proto_buf *b);
 /* A FATAL ErrorResponse, then the connection is closed once it is written. */
 void client_fatal(struct px_client *cl, const char *sqlstate, const char *message);
+/* The same with a DETAIL field (NULL for none). */
+void client_fatal_detail(struct px_client *cl, const char *sqlstate, const char *message, const char *detail);
 /* The pool of the lane chosen for the client's next transaction (or session). */
 struct px_pool *client_lane_pool(struct px_client *cl);
 /* client_lane_pool gave nothing: max_pools reached (53300) or out of memory. */

@@ -63,7 +63,7 @@ static void parse_body(const uint8_t *body, uint32_t len)
         CHECK(status == 'I' || status == 'T' || status == 'E');
     if (proto_parse_command_complete(body, len, &a) == 0)
         check_str(a, body, len);
-    if (proto_parse_sasl_initial(body, len, &a, &d, &v) == 0) {
+    if (proto_parse_sasl_initial(body, len, &a, &d, &v, NULL) == 0) {
         check_str(a, body, len);
         check_data(d, v, body, len);
     }

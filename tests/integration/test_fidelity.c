@@ -438,10 +438,12 @@ static void pre_token(char *out, size_t n, int t, const uint8_t *body, uint32_t 
 {
     size_t at = strlen(out);
 
-    if (t == 'E')
-        snprintf(out + at, n - at, "E(%s %s %s) ", h_error_field(body, len, 'V') ? h_error_field(body, len, 'V') : "",
-                 h_error_field(body, len, 'C') ? h_error_field(body, len, 'C') : "",
-                 h_error_field(body, len, 'M') ? h_error_field(body, len, 'M') : "");
+    if (t == 'E') {
+        const char *v = h_error_field(body, len, 'V'), *c = h_error_field(body, len, 'C');
+        const char *m = h_error_field(body, len, 'M'), *d = h_error_field(body, len, 'D');
+
+        snprintf(out + at, n - at, "E(%s %s %s%s%s) ", v ? v : "", c ? c : "", m ? m : "", d ? " | " : "", d ? d : "");
+    }
     else if (t == 'R')
         snprintf(out + at, n - at, "R(%u) ", len >= 4 ? h_get32(body) : 99u);
     else if (t == H_RAW_EOF)
@@ -609,6 +611,21 @@ static void test_prelogin_mistakes(void **state)
             h_put32(c.first + 4, 3u << 16);
             break;
         }
+        case 21:    /* md5: a password message with two strings, an empty one, one without its NUL */
+        case 22:
+        case 23: {
+            static const char *const bodies[] = { "abc\0def", "", "abc" };
+            static const size_t blens[] = { 8, 1, 3 };
+            static const char *const names[] = { "md5_password_two_strings", "md5_password_empty",
+                                                 "md5_password_without_nul" };
+            c.name = names[i - 21];
+            c.nfirst = h_raw_startup(c.first, sizeof c.first, 3u << 16, H_MD5_USER, H_DB);
+            c.second[0] = 'p';
+            h_put32(c.second + 1, (uint32_t)(4 + blens[i - 21]));
+            memcpy(c.second + 5, bodies[i - 21], blens[i - 21]);
+            c.nsecond = 5 + blens[i - 21];
+            break;
+        }
         case 20:    /* md5: 65,535 bytes, PostgreSQL's largest */
             c.name = "md5_password_length_65535";
             c.nfirst = h_raw_startup(c.first, sizeof c.first, 3u << 16, H_MD5_USER, H_DB);
@@ -626,6 +643,141 @@ static void test_prelogin_mistakes(void **state)
             failures++;
         } else {
             print_message("same %s: [%s]\n", c.name, d);
+        }
+    }
+    assert_int_equal(failures, 0);
+    h_pass();
+}
+
+/*
+ * The SCRAM exchange's mistakes, as app (SCRAM in PostgreSQL's pg_hba and in g_scram): a
+ * SASLInitialResponse of `mech` with `first`, then, after a SASLContinue, `final` with "{r}"
+ * replaced by the combined nonce the server sent (without `first`, `final` is the
+ * client-first-message sent alone after the empty SASLContinue).
+ */
+struct sasl_case {
+    const char *name, *mech, *first, *final;
+    int first_len;              /* the data length word (0: first's length; -1: none; -2: no NUL, no length) */
+    int nbytes;                 /* the data bytes sent (0: first's length) */
+};
+
+static void sasl_run(int port, const struct sasl_case *c, char *out, size_t n)
+{
+    uint8_t msg[512], *body;
+    uint32_t len;
+    size_t at = 5, flen = c->first ? strlen(c->first) : 0;
+    int fd = h_raw_connect(port), t, auth = 0;
+    char nonce[128] = "", final[256];
+
+    out[0] = 0;
+    assert_true(fd >= 0);
+    at = h_raw_startup(msg, sizeof msg, 3u << 16, H_USER, H_DB);
+    assert_int_equal(h_raw_send(fd, msg, at), 0);
+    do
+        t = pre_read(fd, out, n, &auth);
+    while (t >= 0 && t != 'E' && !auth);
+    assert_non_null(strstr(out, "R(10)"));
+    msg[0] = 'p';
+    at = 5;
+    if (c->first_len == -2) {                       /* the mechanism's bytes alone: no NUL, no length */
+        memcpy(msg + at, c->mech, strlen(c->mech));
+        at += strlen(c->mech);
+    } else {
+        memcpy(msg + at, c->mech, strlen(c->mech) + 1);
+        at += strlen(c->mech) + 1;
+        h_put32(msg + at, c->first_len != 0 ? (uint32_t)c->first_len : (uint32_t)flen);
+        at += 4;
+        if (c->nbytes > 0)
+            flen = (size_t)c->nbytes;               /* an embedded NUL: the bytes go past it */
+        memcpy(msg + at, c->first ? c->first : "", flen);
+        at += flen;
+    }
+    h_put32(msg + 1, (uint32_t)at - 1);
+    h_raw_send(fd, msg, at);
+    t = h_raw_read_msg(fd, 10000, &body, &len);
+    pre_token(out, n, t, body, len);
+    if (t == 'R' && len >= 4 && h_get32(body) == 11 && c->first == NULL && c->final) {
+        /* no initial response: the client-first-message goes alone, then one more answer is read */
+        h_put32(msg + 1, (uint32_t)(4 + strlen(c->final)));
+        memcpy(msg + 5, c->final, strlen(c->final));
+        h_raw_send(fd, msg, 5 + strlen(c->final));
+    } else if (t == 'R' && len > 6 && h_get32(body) == 11 && c->final) {
+        const char *r = strstr((const char *)body + 4, "r="), *end = r ? strchr(r, ',') : NULL;
+        const char *hole = strstr(c->final, "{r}");
+
+        assert_non_null(end);
+        snprintf(nonce, sizeof nonce, "%.*s", (int)(end - r - 2), r + 2);
+        if (hole)
+            snprintf(final, sizeof final, "%.*s%s%s", (int)(hole - c->final), c->final, nonce, hole + 3);
+        else
+            snprintf(final, sizeof final, "%s", c->final);
+        msg[0] = 'p';
+        h_put32(msg + 1, (uint32_t)(4 + strlen(final)));
+        memcpy(msg + 5, final, strlen(final));
+        h_raw_send(fd, msg, 5 + strlen(final));
+    }
+    free(body);
+    while (t >= 0 && pre_read(fd, out, n, &auth) >= 0)
+        ;
+    close(fd);
+}
+
+#define ZERO_PROOF "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+/* Each mistake in a SCRAM exchange gets PostgreSQL's SQLSTATE, message and detail. */
+static void test_sasl_mistakes(void **state)
+{
+    static const struct sasl_case cases[] = {
+        { "unknown_mechanism", "FOO", "n,,n=,r=abc", NULL, 0, 0 },
+        { "plus_without_tls", "SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,n=,r=abc", NULL, 0, 0 },
+        { "no_data_then_bad_first", "SCRAM-SHA-256", NULL, "x,,n=,r=abc", -1, 0 },
+        { "no_data_then_first", "SCRAM-SHA-256", NULL, "n,,n=,r=abc", -1, 0 },
+        { "empty_data", "SCRAM-SHA-256", "", NULL, 0, 0 },
+        { "data_length_past_end", "SCRAM-SHA-256", "n,,n=,r=abc", NULL, 400, 0 },
+        { "bad_flag", "SCRAM-SHA-256", "x,,n=,r=abc", NULL, 0, 0 },
+        { "binding_data_without_plus", "SCRAM-SHA-256", "p=tls-server-end-point,,n=,r=abc", NULL, 0, 0 },
+        { "authzid", "SCRAM-SHA-256", "n,a=someone,n=,r=abc", NULL, 0, 0 },
+        { "extension", "SCRAM-SHA-256", "n,,m=ext,n=,r=abc", NULL, 0, 0 },
+        { "no_nonce", "SCRAM-SHA-256", "n,,n=,x=abc", NULL, 0, 0 },
+        { "no_user_attr", "SCRAM-SHA-256", "n,,r=abc", NULL, 0, 0 },
+        { "final_wrong_proof", "SCRAM-SHA-256", "n,,n=,r=abc", "c=biws,r={r},p=" ZERO_PROOF, 0, 0 },
+        { "final_y_wrong_proof", "SCRAM-SHA-256", "y,,n=,r=abc", "c=eSws,r={r},p=" ZERO_PROOF, 0, 0 },
+        { "final_wrong_nonce", "SCRAM-SHA-256", "n,,n=,r=abc", "c=biws,r=abcWRONG,p=" ZERO_PROOF, 0, 0 },
+        { "final_wrong_binding", "SCRAM-SHA-256", "n,,n=,r=abc", "c=eSws,r={r},p=" ZERO_PROOF, 0, 0 },
+        { "final_no_proof", "SCRAM-SHA-256", "n,,n=,r=abc", "c=biws,r={r}", 0, 0 },
+        { "final_bad_base64", "SCRAM-SHA-256", "n,,n=,r=abc", "c=biws,r={r},p=!!!!", 0, 0 },
+        { "final_short_proof", "SCRAM-SHA-256", "n,,n=,r=abc", "c=biws,r={r},p=AAAA", 0, 0 },
+        { "final_garbage", "SCRAM-SHA-256", "n,,n=,r=abc", "garbage", 0, 0 },
+        { "final_extension_before_proof", "SCRAM-SHA-256", "n,,n=,r=abc", "c=biws,r={r},x=1,p=" ZERO_PROOF, 0, 0 },
+        { "first_trailing_comma", "SCRAM-SHA-256", "n,,n=,r=abc,", "c=biws,r={r},p=" ZERO_PROOF, 0, 0 },
+        { "first_empty_nonce", "SCRAM-SHA-256", "n,,n=,r=", "c=biws,r={r},p=" ZERO_PROOF, 0, 0 },
+        { "first_space_in_nonce", "SCRAM-SHA-256", "n,,n=,r=ab c", NULL, 0, 0 },
+        { "first_no_comma_after_flag", "SCRAM-SHA-256", "n;,n=,r=abc", NULL, 0, 0 },
+        { "first_attribute_in_gs2", "SCRAM-SHA-256", "n,b,n=,r=abc", NULL, 0, 0 },
+        { "first_extension_not_letter", "SCRAM-SHA-256", "n,,n=,r=abc,1=x", NULL, 0, 0 },
+        { "first_no_equals", "SCRAM-SHA-256", "n,,n,r=abc", NULL, 0, 0 },
+        { "first_with_nul", "SCRAM-SHA-256", "n,,n=,r=a\0bc", NULL, 12, 12 },
+        { "final_garbage_after_proof", "SCRAM-SHA-256", "n,,n=,r=abc", "c=biws,r={r},p=" ZERO_PROOF ",x=1", 0, 0 },
+        { "final_attr_not_letter", "SCRAM-SHA-256", "n,,n=,r=abc", "c=biws,r={r},1=x,p=" ZERO_PROOF, 0, 0 },
+        { "final_proof_no_equals", "SCRAM-SHA-256", "n,,n=,r=abc", "c=biws,r={r},p", 0, 0 },
+        { "final_noncanonical_proof", "SCRAM-SHA-256", "n,,n=,r=abc",
+          "c=biws,r={r},p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=", 0, 0 },
+        { "final_empty", "SCRAM-SHA-256", "n,,n=,r=abc", "", 0, 0 },
+        { "mechanism_without_nul", "SCRAM-SHA-256", NULL, NULL, -2, 0 },
+        { "data_length_short", "SCRAM-SHA-256", "n,,n=,r=abc", NULL, 5, 0 },
+    };
+    static char d[4096], p[4096];
+    int failures = 0;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sasl_run(g_pg.port, &cases[i], d, sizeof d);
+        sasl_run(g_scram.port, &cases[i], p, sizeof p);
+        if (strcmp(d, p) != 0) {
+            print_error("%s: PostgreSQL [%s], pglane [%s]\n", cases[i].name, d, p);
+            failures++;
+        } else {
+            print_message("same %s: [%s]\n", cases[i].name, d);
         }
     }
     assert_int_equal(failures, 0);
@@ -926,6 +1078,7 @@ int main(void)
         H_TEST(test_unknown_startup_parameter),
         H_TEST(test_unsupported_protocol_version),
         H_TEST(test_prelogin_mistakes),
+        H_TEST(test_sasl_mistakes),
         H_TEST(test_startup_guc_applied),
         H_TEST(test_many_parameters_and_replication_false),
         H_TEST(test_negotiate_protocol_version),

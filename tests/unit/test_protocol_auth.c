@@ -303,9 +303,30 @@ static void test_scram_mock_secret(void **state)
     assert_int_equal(proto_scram_mock_secret(key, longuser, &b), 0);
 }
 
+/* The proof's decoder reads base64 as PostgreSQL does: unused bits ignored, no whitespace, padding
+ * only where a quantum may end, and a quantum after padding gives as many bytes as the padded one. */
+static void test_b64_lenient(void **state)
+{
+    static const struct { const char *in; int bytes; const char *out; } cases[] = {
+        { "QQ==", 1, "A" }, { "QR==", 1, "A" }, { "QUI=", 2, "AB" }, { "QUJ=", 2, "AB" }, { "QUJD", 3, "ABC" },
+        { "QQ==QUJD", 2, "AA" }, { "", 0, "" }, { "QQ", -1, NULL }, { "Q===", -1, NULL }, { " QQ=", -1, NULL },
+        { "QQ=\n", -1, NULL }, { "QU!D", -1, NULL },
+    };
+    uint8_t out[16];
+    (void)state;
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        int r = proto__b64_decode_lenient(cases[i].in, strlen(cases[i].in), out, sizeof out);
+
+        if (r != cases[i].bytes || (r > 0 && memcmp(out, cases[i].out, (size_t)r) != 0))
+            fail_msg("%s: %d bytes", cases[i].in, r);
+    }
+    assert_int_equal(proto__b64_decode_lenient("QUJD", 4, out, 2), -1);     /* beyond cap */
+}
+
 /* The server must refuse these client-first-messages without crashing. */
 static const char *const bad_client_first[] = {
-    "", "n", "n,", "n,,", "n,,n=", "n,,n=,", "n,,n=,r=", "n,,n=,r=abc,", "n,,r=abc", "n,,n=,x=abc",
+    "", "n", "n,", "n,,", "n,,n=", "n,,n=,", "n,,r=abc", "n,,n=,x=abc",
     "x,,n=,r=abc", "nn,n=,r=abc", "n,a=bob,n=,r=abc", "p=tls-server-end-point,,n=,r=abc",
     "n,,m=ext,n=,r=abc", "n,,n=,r=ab\x01" "c", "n,,n=,r=ab c", "n,,n=,r=abc,1=x", "n,,n=,r=abc,,",
     "n,,n=,r=\x80\x81",
@@ -332,7 +353,22 @@ static void test_scram_server_first_bad(void **state)
     const char *err = NULL;
     const char *cb = "p=tls-server-end-point,,n=,r=abc";
     assert_int_equal(proto_scram_server_first(&s, &sec, cb, strlen(cb), "x", out, sizeof out, &n, &err), -1);
-    assert_string_equal(err, "channel binding not supported");
+    assert_string_equal(err, "malformed SCRAM message");       /* PostgreSQL's words, and its detail */
+    assert_string_equal(s.err_state, "08P01");
+    assert_string_equal(s.err_detail, "The client selected SCRAM-SHA-256 without channel binding, but the SCRAM "
+                                      "message includes channel binding data.");
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=ab\x01", 11, "x", out, sizeof out, &n, &err), -1);
+    assert_string_equal(err, "non-printable characters in SCRAM nonce");
+    assert_string_equal(s.err_detail, "");
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=abc,\x01=x", 15, "x", out, sizeof out, &n, &err),
+                     -1);
+    assert_string_equal(s.err_detail, "Attribute expected, but found invalid character \"0x01\".");
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,a=bob,n=,r=abc", 16, "x", out, sizeof out, &n, &err), -1);
+    assert_string_equal(s.err_state, "0A000");
+    /* As PostgreSQL: a comma after the nonce, and an empty client nonce, are accepted. */
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=abc,", 12, "x", out, sizeof out, &n, &err), 0);
+    assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=", 8, "x", out, sizeof out, &n, &err), 0);
+    assert_string_equal(out, "r=x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
     /* An embedded NUL, an overlong message, a bad server nonce, a short output buffer. */
     assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=a\0bc", 12, "x", out, sizeof out, &n, &err), -1);
     char big[2 * PROTO_SCRAM_MAX_MSG];
@@ -401,6 +437,17 @@ static void test_scram_server_final_bad(void **state)
         assert_non_null(err);
         free(copy);
     }
+    /* The wrong proof is told apart from a malformed message (28P01 against 08P01). */
+    server_at_final(&s);
+    const char *wrong = "c=biws,r=" RFC_NONCE ",p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=";
+    assert_int_equal(proto_scram_server_final(&s, wrong, strlen(wrong), out, sizeof out, &n, &err), -1);
+    assert_int_equal(s.wrong_proof, 1);
+    assert_string_equal(s.err_state, "28P01");
+    server_at_final(&s);
+    const char *garbage = "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=,x=1";
+    assert_int_equal(proto_scram_server_final(&s, garbage, strlen(garbage), out, sizeof out, &n, &err), -1);
+    assert_int_equal(s.wrong_proof, 0);
+    assert_string_equal(s.err_detail, "Garbage found at the end of client-final-message.");
     /* An extension before the proof is allowed by the grammar but changes the AuthMessage. */
     server_at_final(&s);
     const char *ext = "c=biws,r=" RFC_NONCE ",x=1,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
@@ -649,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_scram_nonce),
         cmocka_unit_test(test_scram_roundtrip),
         cmocka_unit_test(test_scram_mock_secret),
+        cmocka_unit_test(test_b64_lenient),
         cmocka_unit_test(test_scram_server_first_bad),
         cmocka_unit_test(test_scram_server_final_bad),
         cmocka_unit_test(test_scram_client_bad),

@@ -296,12 +296,12 @@ static void test_parse_roundtrip(void **state)
 
     const char *mech;
     f = frame_of(&b, b_sasl_init);
-    assert_int_equal(proto_parse_sasl_initial(f.body, f.len, &mech, &data, &n), 0);
+    assert_int_equal(proto_parse_sasl_initial(f.body, f.len, &mech, &data, &n, NULL), 0);
     assert_string_equal(mech, "SCRAM-SHA-256");
     assert_int_equal(n, 3);
     assert_memory_equal(data, "n,,", 3);
     f = frame_of(&b, b_sasl_init_null);
-    assert_int_equal(proto_parse_sasl_initial(f.body, f.len, &mech, &data, &n), 0);
+    assert_int_equal(proto_parse_sasl_initial(f.body, f.len, &mech, &data, &n, NULL), 0);
     assert_null(data);
     assert_int_equal(n, 0);
 
@@ -371,7 +371,7 @@ static int run_parser(enum parser p, const uint8_t *body, uint32_t len)
     case P_AUTH: return proto_parse_auth(body, len, &x, &d, &y);
     case P_READY: return proto_parse_ready(body, len, &c);
     case P_COMPLETE: return proto_parse_command_complete(body, len, &a);
-    case P_SASL_INIT: return proto_parse_sasl_initial(body, len, &a, &d, &x);
+    case P_SASL_INIT: return proto_parse_sasl_initial(body, len, &a, &d, &x, NULL);
     case P_PASSWORD: return proto_parse_password(body, len, &a);
     }
     return 0;
