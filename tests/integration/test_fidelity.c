@@ -650,6 +650,92 @@ static void test_prelogin_mistakes(void **state)
 }
 
 /*
+ * A login as md5user with the startup parameters kv (name, value, ...; n strings) and the right
+ * password when asked: what comes back up to ReadyForQuery or the close, normalised as by pre_run.
+ */
+static void login_tokens(int port, const char *const *kv, int n, char *out, size_t cap)
+{
+    uint8_t pkt[1024], msg[64], *body;
+    uint32_t len;
+    size_t at = 8;
+    int fd = h_raw_connect(port), t;
+
+    out[0] = 0;
+    assert_true(fd >= 0);
+    for (int i = 0; i < n; i++) {
+        memcpy(pkt + at, kv[i], strlen(kv[i]) + 1);
+        at += strlen(kv[i]) + 1;
+    }
+    pkt[at++] = 0;
+    h_put32(pkt, (uint32_t)at);
+    h_put32(pkt + 4, 3u << 16);
+    assert_int_equal(h_raw_send(fd, pkt, at), 0);
+    for (;;) {
+        t = h_raw_read_msg(fd, 10000, &body, &len);
+        if (t == 'S' || t == 'K' || (t == 'R' && len >= 4 && h_get32(body) == 0)) {
+            free(body);
+            continue;
+        }
+        pre_token(out, cap, t, body, len);
+        if (t == 'R' && len >= 8 && h_get32(body) == 5) {
+            char resp[PROTO_MD5_LEN];
+
+            proto_md5_response(H_MD5_USER, H_MD5_PASSWORD, body + 4, resp);
+            msg[0] = 'p';
+            h_put32(msg + 1, (uint32_t)(4 + strlen(resp) + 1));
+            memcpy(msg + 5, resp, strlen(resp) + 1);
+            assert_int_equal(h_raw_send(fd, msg, 5 + strlen(resp) + 1), 0);
+        }
+        free(body);
+        if (t < 0 || t == 'Z')
+            break;
+    }
+    close(fd);
+}
+
+/* Logins PostgreSQL refuses after the password (or before it) are refused alike through pglane. */
+static void test_login_refusals(void **state)
+{
+    /* `known`: a documented limit, pglane's own clear refusal instead of PostgreSQL's answer */
+    static const char no_replication[] = "E(FATAL 08004 pglane does not proxy replication connections) EOF";
+    static const struct { const char *name; const char *kv[6]; int n; const char *known; } cases[] = {
+        { "unknown_database", { "user", H_MD5_USER, "database", "nosuchdb" }, 4, NULL },
+        { "database_defaults_to_user", { "user", H_MD5_USER }, 2, NULL },
+        { "empty_database", { "user", H_MD5_USER, "database", "" }, 4, NULL },
+        { "empty_user", { "user", "", "database", H_DB }, 4, NULL },
+        { "replication_true", { "user", H_MD5_USER, "database", H_DB, "replication", "true" }, 6, no_replication },
+        { "replication_database", { "user", H_MD5_USER, "database", H_DB, "replication", "database" }, 6,
+          no_replication },
+        { "replication_bad", { "user", H_MD5_USER, "database", H_DB, "replication", "maybe" }, 6, NULL },
+        { "ok", { "user", H_MD5_USER, "database", H_DB }, 4, NULL },
+    };
+    static char d[2048], p[2048];
+    int failures = 0;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        login_tokens(g_pg.port, cases[i].kv, cases[i].n, d, sizeof d);
+        login_tokens(g_tx1.port, cases[i].kv, cases[i].n, p, sizeof p);
+        if (cases[i].known) {
+            if (strcmp(p, cases[i].known) != 0) {
+                print_error("%s: pglane [%s], expected its documented refusal [%s]\n", cases[i].name, p,
+                            cases[i].known);
+                failures++;
+            } else {
+                print_message("known %s: PostgreSQL [%s], pglane [%s]\n", cases[i].name, d, p);
+            }
+        } else if (strcmp(d, p) != 0) {
+            print_error("%s: PostgreSQL [%s], pglane [%s]\n", cases[i].name, d, p);
+            failures++;
+        } else {
+            print_message("same %s: [%s]\n", cases[i].name, d);
+        }
+    }
+    assert_int_equal(failures, 0);
+    h_pass();
+}
+
+/*
  * The SCRAM exchange's mistakes, as app (SCRAM in PostgreSQL's pg_hba and in g_scram): a
  * SASLInitialResponse of `mech` with `first`, then, after a SASLContinue, `final` with "{r}"
  * replaced by the combined nonce the server sent (without `first`, `final` is the
@@ -1079,6 +1165,7 @@ int main(void)
         H_TEST(test_unsupported_protocol_version),
         H_TEST(test_prelogin_mistakes),
         H_TEST(test_sasl_mistakes),
+        H_TEST(test_login_refusals),
         H_TEST(test_startup_guc_applied),
         H_TEST(test_many_parameters_and_replication_false),
         H_TEST(test_negotiate_protocol_version),
