@@ -339,6 +339,17 @@ static int build(struct proto_buf *b, char type, const char *argp, size_t arglen
         start = proto_msg_begin(b, 'f');
         put_arg(b, argp, has_args ? arglen : 0, 1);
         break;
+    case 'M': {                                       /* any message: M{type|hex bytes of its body} */
+        start = proto_msg_begin(b, l0 ? (uint8_t)s0[0] : 'Q');
+        for (size_t i = 0; i + 1 < l1; i += 2) {
+            unsigned v;
+
+            if (sscanf(s1 + i, "%2x", &v) != 1)
+                return -1;
+            proto_put_u8(b, (uint8_t)v);
+        }
+        break;
+    }
     case 'L':                                         /* a bare header: L{type|length} */
         proto_put_u8(b, l0 ? (uint8_t)s0[0] : 'Q');
         proto_put_u32(b, l1 ? (uint32_t)strtoul(s1, NULL, 10) : 0);

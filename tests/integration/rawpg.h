@@ -15,6 +15,7 @@
  *   S  H  X                   Sync / Flush / Terminate
  *   y                         an empty message of a type PostgreSQL does not know
  *   L{type|length}            a bare message header claiming that length (e.g. below 4, or 1 GiB)
+ *   M{type|hex}               a message of that type with the body given in hex (malformed bodies)
  *   /                         send what precedes, wait 50 ms, go on (two writes)
  *   .                         send what precedes, then end the client's stream (shutdown for writing)
  *   ~                         send only the header of the next message
