@@ -707,6 +707,12 @@ static void test_login_refusals(void **state)
         { "replication_database", { "user", H_MD5_USER, "database", H_DB, "replication", "database" }, 6,
           no_replication },
         { "replication_bad", { "user", H_MD5_USER, "database", H_DB, "replication", "maybe" }, 6, NULL },
+        { "long_database_name",
+          { "user", H_MD5_USER, "database", "d123456789012345678901234567890123456789012345678901234567890123456789" },
+          4, NULL },
+        { "long_database_name_truncated_to_existing",
+          { "user", H_MD5_USER, "database", "appdb_" "12345678901234567890123456789012345678901234567890123456789" },
+          4, NULL },
         { "ok", { "user", H_MD5_USER, "database", H_DB }, 4, NULL },
     };
     static char d[2048], p[2048];
