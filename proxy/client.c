@@ -253,7 +253,7 @@ static int forward(struct px_client *cl)
 static int held_for_check(struct px_client *cl)
 {
     if (cl->state != CL_ACTIVE || !cl->server ||
-        !(cl->server->checking || cl->server->replay_wait || cl->server->ryw_wait))
+        !(cl->server->checking || cl->server->replay_wait || cl->server->ryw_wait || cl->server->restoring))
         return 0;
     px_conn_read_stop(&cl->conn);
     return 1;
@@ -768,6 +768,7 @@ void px_client_free(struct px_client *cl)
     px_retry_end_tx(cl);
     px_retry_free(cl);
     px_params_clear(&cl->want);
+    px_params_clear(&cl->base);
     client_startup_clear(cl);
     px_kvlist_clear(&cl->gucs);
     if (cl->login_notices) {

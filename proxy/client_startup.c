@@ -241,9 +241,10 @@ static int apply_startup(struct px_client *cl)
         const char *v = c->norm ? c->norm : c->value;
         int p = px_param_find(c->name);
 
-        if (p >= 0)
+        if (p >= 0) {
             px_params_set(&cl->want, p, v);
-        else if (px_kvlist_set(&cl->gucs, c->name, v) < 0)
+            px_params_set(&cl->base, p, v);
+        } else if (px_kvlist_set(&cl->gucs, c->name, v) < 0)
             rc = -1;
     }
     client_startup_clear(cl);

@@ -295,6 +295,8 @@ struct px_server {
     uint8_t replaying;             /* a client's settings are being re-applied */
     uint8_t replay_failed;         /* ... and PostgreSQL refused them */
     uint8_t replay_wait;           /* the client's messages wait for the replay's answer */
+    uint8_t restoring;             /* session pooling: the client's startup settings are being restored
+                                      after a RESET (its messages wait; ParameterStatus reaches it) */
     uint8_t listen_seen;           /* the attached client ran LISTEN in this transaction */
     struct px_check *check;        /* the check's answer so far */
     uint8_t release_after_write;
@@ -505,6 +507,7 @@ struct px_client {
     struct px_server *server;
     char *user, *database;
     struct px_params want;         /* tracked params as the client wants them */
+    struct px_params base;         /* tracked params its startup packet set: what RESET comes back to */
     struct px_checked *startup;    /* startup settings as sent (norm: as PostgreSQL has them, once checked) */
     int nstartup;
     struct px_kvlist gucs;         /* checked startup GUCs that are not tracked params */

@@ -235,7 +235,7 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
         return inspect_ready(sv, f);
     case PROTO_BE_PARAM_STATUS:
         track_param(sv, f, 0);
-        return sv->swallow_z > 0;
+        return sv->swallow_z > 0 && !sv->restoring;   /* a restored startup value: the client's */
     case PROTO_BE_COMMAND_COMPLETE:
         if (sv->swallow_z)
             return 1;
@@ -416,14 +416,15 @@ static enum scan_result scan(struct px_server *sv)
                 break;
             if (inspect(sv, &f)) {
                 /* Dropped: pglane's own replies always precede anything for the client. */
-                if (b->start < b->pos && f.type == PROTO_BE_NOTIFICATION && sv->client) {
-                    /* ... but a dropped notification may follow replies still to forward */
+                if (b->start < b->pos && (f.type == PROTO_BE_NOTIFICATION || sv->restoring) && sv->client) {
+                    /* ... but a dropped notification may follow replies still to forward, and so
+                     * may the reply to a restore, which the client's ParameterStatus precedes */
                     if (flush_blocked(sv))
                         break;
                 }
                 b->pos += PROTO_HEADER_LEN + f.len;
                 b->start = b->pos;
-                if ((sv->checking || sv->replay_wait || sv->ryw_wait) && sv->swallow_z == 0)
+                if ((sv->checking || sv->replay_wait || sv->ryw_wait || sv->restoring) && sv->swallow_z == 0)
                     return SCAN_OWN_DONE;
                 continue;
             }
@@ -617,8 +618,10 @@ static void server_read(struct px_server *sv)
             check_done(sv);
         else if (sv->ryw_wait)
             px_replica_lsn_done(sv);
-        else
-            replay_done(sv);
+        else {
+            sv->restoring = 0;
+            replay_done(sv);            /* a replay or a restore of startup settings: the client goes on */
+        }
         return;
     }
     if (sv->client)
@@ -642,6 +645,11 @@ static void server_read(struct px_server *sv)
     } else if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client) {
         if (px_client_session_idle(sv->client))
             return;
+        if (sv->dirty & PX_DIRTY_CHECK) {     /* session pooling: a RESET may have undone startup settings */
+            sv->dirty &= (uint8_t)~PX_DIRTY_CHECK;
+            if (px_server_restore_startup(sv, sv->client))
+                return;
+        }
     } else if (sv->state == SV_ACTIVE && sv->client && px_client_check_terminate(sv->client))
         return;
     if (sv->state == SV_ACTIVE && sv->client && !sv->release_after_write)

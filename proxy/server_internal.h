@@ -24,6 +24,7 @@ void login_read(struct px_server *sv);
 int send_own_query(struct px_server *sv, const char *sql, size_t len);
 void replay_done(struct px_server *sv);
 void start_check(struct px_server *sv, struct px_client *cl);
+int px_server_restore_startup(struct px_server *sv, struct px_client *cl);
 void check_done(struct px_server *sv);
 void keep_own_error(struct px_server *sv, const struct proto_frame *f);
 void validation_reply(struct px_server *sv, const struct proto_frame *f);

@@ -354,7 +354,7 @@ void track_param(struct px_server *sv, const struct proto_frame *f, int from_log
         px_params_set(&sv->have, i, value);
         /* While pglane's own queries run (parameter sync, session check and reset), the values are
          * pglane's, not the client's. */
-        if (sv->client && !from_login && !sv->swallow_z)
+        if (sv->client && !from_login && (!sv->swallow_z || sv->restoring))
             px_params_set(&sv->client->want, i, value);
     }
     if (from_login && !pool->params_ready) {

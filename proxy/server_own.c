@@ -91,6 +91,53 @@ static void build_param_sync(struct px_server *sv, struct px_client *cl, struct 
     }
 }
 
+/*
+ * Session pooling: after a transaction that may have reset settings (RESET, DISCARD ALL, SET ... TO
+ * DEFAULT, code pglane cannot see into), the client's startup settings the session no longer holds
+ * go back to their startup values, which PostgreSQL makes the session's defaults. One query sets
+ * those whose source is not 'session' any more; the ParameterStatus it brings reaches the client.
+ * Returns 1 if sent (the client's messages wait for its answer), 0 if there was nothing to restore.
+ */
+int px_server_restore_startup(struct px_server *sv, struct px_client *cl)
+{
+    static const char head[] = "SELECT pg_catalog.set_config(s.n,s.v,false) FROM (VALUES ";
+    static const char tail[] = ") s(n,v) WHERE NOT EXISTS(SELECT FROM pg_catalog.pg_settings p WHERE "
+                               "pg_catalog.lower(p.name)=pg_catalog.lower(s.n) AND p.source='session')";
+    struct proto_buf q;
+    int n = 0;
+
+    proto_buf_init(&q);
+    proto_put_bytes(&q, head, sizeof(head) - 1);
+    for (int i = 0; i < PX_P_COUNT + cl->gucs.n; i++) {
+        const char *name = i < PX_P_COUNT ? px_param_name(i) : cl->gucs.v[i - PX_P_COUNT].name;
+        const char *value = i < PX_P_COUNT ? cl->base.v[i] : cl->gucs.v[i - PX_P_COUNT].value;
+
+        if (!value)
+            continue;
+        proto_put_bytes(&q, n > 0 ? ",(" : "(", n > 0 ? 2 : 1);
+        n++;
+        put_literal(&q, name);
+        proto_put_bytes(&q, ",", 1);
+        put_literal(&q, value);
+        proto_put_bytes(&q, ")", 1);
+    }
+    proto_put_bytes(&q, tail, sizeof(tail) - 1);
+    if (n == 0) {
+        proto_buf_free(&q);
+        return 0;
+    }
+    if (q.failed || send_own_query(sv, (const char *)q.data, q.len) < 0) {
+        proto_buf_free(&q);
+        px_server_close(sv, "cannot send the restore of startup settings");
+        px_client_fail(cl, "08006", "pglane: lost the server connection");
+        return 1;
+    }
+    proto_buf_free(&q);
+    sv->restoring = 1;
+    px_conn_read_stop(&cl->conn);
+    return 1;
+}
+
 /* The server's unnamed statement is dropped by a simple Query of pglane's: no client's any more, and
  * its client's next Bind of the unnamed statement goes through the mapping, which replays it. */
 static void unnamed_gone(struct px_server *sv)
@@ -262,6 +309,9 @@ void start_check(struct px_server *sv, struct px_client *cl)
     /* listen_seen stays until the check has answered: a notification that arrives meanwhile (a
      * LISTEN just committed, another session's NOTIFY) is the client's, whose pin the check is about
      * to find. */
+    /* The check ends in RESET ALL: the client's startup settings are gone from the server too, and
+     * go back before its next transaction (a RESET of its own had already undone them). */
+    px_kvlist_clear(&sv->gucs);
     for (int i = 0; i < PX_P_COUNT; i++)
         if (!px_param_reported(i))
             px_params_set(&sv->have, i, NULL);

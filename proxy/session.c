@@ -30,6 +30,7 @@ struct px_check {
     struct proto_buf gucs;   /* "pg_catalog.set_config(...)" calls, comma-separated */
     char *role, *auth;       /* SET ROLE / SET SESSION AUTHORIZATION to replay, or NULL */
     struct px_params tracked; /* values of tracked parameters the session set */
+    uint32_t reset;          /* reported parameters of the client's startup packet the session reset */
     uint8_t pins;
 };
 
@@ -132,7 +133,8 @@ static void put_str(struct proto_buf *q, const char *s)
     proto_put_bytes(q, s, strlen(s));
 }
 
-enum { ROW_SETTING = 0, ROW_ROLE = 1, ROW_SESSION_USER = 2, ROW_CUSTOM = 3, ROW_PIN = 4 };
+enum { ROW_SETTING = 0, ROW_ROLE = 1, ROW_SESSION_USER = 2, ROW_CUSTOM = 3, ROW_PIN = 4, ROW_RESET = 5 };
+_Static_assert(PX_P_COUNT <= 10 && PX_PIN_REASONS <= 10, "the check's rows name them with one digit");
 
 void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
 {
@@ -155,6 +157,17 @@ void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
         put_literal(q, cl->sess->custom[i], strlen(cl->sess->custom[i]));
         put_str(q, ",true)");
     }
+    /* The reported parameters the startup packet set that the session no longer holds (a RESET, RESET
+     * ALL, DISCARD ALL or SET ... TO DEFAULT of the client's): they go back to the startup value, as
+     * in PostgreSQL, where that value is the session's default. */
+    for (int i = 0; cl && i < PX_P_COUNT; i++)
+        if (cl->base.v[i] && px_param_reported(i)) {
+            snprintf(row, sizeof(row), " UNION ALL SELECT 5,'%d',NULL WHERE NOT EXISTS(", i);
+            put_str(q, row);
+            put_str(q, "SELECT FROM pg_catalog.pg_settings WHERE source='session' AND name=");
+            put_literal(q, px_param_name(i), strlen(px_param_name(i)));
+            put_str(q, ")");
+        }
     for (int i = 0; i < PX_PIN_REASONS; i++) {
         snprintf(row, sizeof(row), " UNION ALL SELECT 4,'%d',NULL WHERE EXISTS(", i);
         put_str(q, row);
@@ -268,6 +281,10 @@ void px_session_check_row(struct px_server *sv, const uint8_t *body, uint32_t le
         if (name && nn == 1 && name[0] >= '0' && name[0] < '0' + PX_PIN_REASONS)
             c->pins |= (uint8_t)(1u << (name[0] - '0'));
         return;
+    case ROW_RESET:
+        if (name && nn == 1 && name[0] >= '0' && name[0] < '0' + PX_P_COUNT)
+            c->reset |= 1u << (name[0] - '0');
+        return;
     default:
         return;
     }
@@ -291,6 +308,19 @@ void px_session_check_end(struct px_server *sv, struct px_client *cl)
     for (int i = 0; i < PX_P_COUNT; i++)
         if (!px_param_reported(i))   /* reported ones follow the client through ParameterStatus */
             px_params_set(&cl->want, i, c->tracked.v[i]);
+    for (int i = 0; i < PX_P_COUNT; i++)
+        if ((c->reset & (1u << i)) && cl->base.v[i] && (!cl->want.v[i] || strcmp(cl->want.v[i], cl->base.v[i]) != 0)) {
+            /* Back to its startup value, which the client is told, as PostgreSQL tells it after the
+             * RESET; the next transaction's parameter sync sets it on whichever server serves it. */
+            struct proto_buf ps;
+
+            px_params_set(&cl->want, i, cl->base.v[i]);
+            proto_buf_init(&ps);
+            proto_build_param_status(&ps, px_param_name(i), cl->base.v[i]);
+            if (!ps.failed)
+                (void)px_conn_send_copy(&cl->conn, ps.data, ps.len);
+            proto_buf_free(&ps);
+        }
     for (int i = 0; i < PX_PIN_REASONS; i++)
         if ((c->pins & (1u << i)) && !(cl->pins & (1u << i)))
             lane->stats.pins[i]++;

@@ -516,6 +516,38 @@ static const struct scenario scenarios[] = {
     { .name = "i4_statement_timeout_parameter", .params = { "statement_timeout=1234" },
       .steps = { { 'A', "Q{show statement_timeout}", 1 } } },
     { .name = "i4_replication_false", .params = { "replication=false" }, .steps = { { 'A', "Q{select 1}", 1 } } },
+    /* A startup setting is the session's default: RESET, RESET ALL, DISCARD ALL and SET ... TO
+     * DEFAULT come back to it, whichever server connection serves the next transaction, and another
+     * client never sees it. Each RESET here is its own round trip (see the _pipelined row). */
+    { .name = "startup_setting_after_reset_all", .params = { "work_mem=7MB DateStyle=German", NULL },
+      .steps = { { 'A', "Q{set work_mem = '9MB'} Q{set datestyle = 'ISO, MDY'}", 2 }, { 'B', "Q{show work_mem}", 1 },
+                 { 'A', "Q{reset all}", 1 }, { 'A', "Q{show work_mem} Q{show datestyle}", 2 },
+                 { 'B', "Q{show datestyle}", 1 }, { 'A', "Q{show work_mem}", 1 } },
+      .known = "after RESET ALL PostgreSQL reports a startup DateStyle it comes back to with the RESET's reply; "
+               "pglane restores it once the transaction has ended and reports it then, before the next reply",
+      .known_steps = STEP(3) | STEP(4) },
+    { .name = "startup_setting_after_reset_apart", .params = { "work_mem=7MB statement_timeout=4321" },
+      .steps = { { 'A', "Q{set work_mem = '9MB'}", 1 }, { 'A', "Q{reset work_mem}", 1 }, { 'A', "Q{show work_mem}", 1 },
+                 { 'A', "Q{set statement_timeout = 99}", 1 }, { 'A', "Q{reset all}", 1 },
+                 { 'A', "Q{show statement_timeout}", 1 }, { 'A', "P{|show work_mem} B E S", 1 } } },
+    { .name = "startup_setting_after_discard_all", .params = { "options=--work_mem=6MB", NULL },
+      .steps = { { 'A', "Q{set work_mem = '9MB'}", 1 }, { 'A', "Q{discard all}", 1 }, { 'A', "Q{show work_mem}", 1 },
+                 { 'B', "Q{show work_mem}", 1 }, { 'A', "P{|show work_mem} B E S", 1 } } },
+    { .name = "startup_setting_rollback_of_reset", .params = { "work_mem=7MB" },
+      .steps = { { 'A', "Q{set work_mem = '9MB'}", 1 }, { 'A', "Q{begin} Q{reset work_mem} Q{rollback}", 3 },
+                 { 'A', "Q{show work_mem}", 1 }, { 'A', "Q{begin} Q{reset work_mem} Q{commit}", 3 },
+                 { 'A', "Q{show work_mem}", 1 } } },
+    { .name = "startup_setting_set_local", .params = { "work_mem=7MB" },
+      .steps = { { 'A', "Q{begin} Q{set local work_mem = '9MB'} Q{show work_mem} Q{commit} Q{show work_mem}", 5 } } },
+    { .name = "startup_setting_set_default", .params = { "work_mem=7MB", NULL },
+      .steps = { { 'A', "Q{set work_mem = '9MB'}", 1 }, { 'A', "Q{set work_mem to default}", 1 },
+                 { 'A', "Q{show work_mem}", 1 }, { 'B', "Q{show work_mem}", 1 } } },
+    { .name = "startup_setting_reset_pipelined", .params = { "work_mem=7MB" },
+      .steps = { { 'A', "Q{set work_mem = '9MB'}", 1 }, { 'A', "Q{reset work_mem} Q{show work_mem}", 2 },
+                 { 'A', "Q{show work_mem}", 1 } },
+      .known = "a statement sent behind a RESET in the same write (or in the same transaction) runs before pglane "
+               "restores the startup value, and sees the server's default",
+      .known_steps = STEP(2) },
     { .name = "i4_forty_parameters",
       .params = { "x.p1=1 x.p2=1 x.p3=1 x.p4=1 x.p5=1 x.p6=1 x.p7=1 x.p8=1 x.p9=1 x.p10=1 x.p11=1 x.p12=1 "
                   "x.p13=1 x.p14=1 x.p15=1 x.p16=1 x.p17=1 x.p18=1 x.p19=1 x.p20=1 x.p21=1 x.p22=1 x.p23=1 "
