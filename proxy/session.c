@@ -307,7 +307,7 @@ void px_session_check_end(struct px_server *sv, struct px_client *cl)
         return;
     for (int i = 0; i < PX_P_COUNT; i++)
         if (!px_param_reported(i))   /* reported ones follow the client through ParameterStatus */
-            px_params_set(&cl->want, i, c->tracked.v[i]);
+            px_params_set(&cl->want, i, c->tracked.v[i] ? c->tracked.v[i] : cl->base.v[i]);
     for (int i = 0; i < PX_P_COUNT; i++)
         if ((c->reset & (1u << i)) && cl->base.v[i] && (!cl->want.v[i] || strcmp(cl->want.v[i], cl->base.v[i]) != 0)) {
             /* Back to its startup value, which the client is told, as PostgreSQL tells it after the

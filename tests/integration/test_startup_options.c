@@ -334,6 +334,36 @@ static void test_unsupported_refused(void **state)
 /* Last: pglane drains and exits cleanly after all of the above. */
 H_CLEAN_EXIT_TEST(test_clean_exit, &g_lane)
 
+/* A connection pool's habit: DISCARD ALL or RESET ALL when a connection is handed back. The options'
+ * settings are the session's defaults, so they hold again afterwards, as in PostgreSQL; another
+ * client's transaction on the lane's only server connection in between changes nothing. */
+static void test_options_survive_discard_all(void **state)
+{
+    static const char *const resets[] = { "DISCARD ALL", "RESET ALL", "RESET statement_timeout",
+                                          "SET statement_timeout TO DEFAULT" };
+    (void)state;
+
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < sizeof(resets) / sizeof(resets[0]); i++) {
+            PGconn *c = h_connect(targets[t], "options='-c statement_timeout=4321 --search_path=myschema'");
+            PGconn *o = h_connect(targets[t], NULL);
+            char who[96];
+
+            H_ASSERT_CONNECTED(c);
+            H_ASSERT_CONNECTED(o);
+            snprintf(who, sizeof who, "%s after %s", target_names[t], resets[i]);
+            assert_int_equal(h_exec(c, "SET statement_timeout = '99ms'"), 0);
+            assert_int_equal(h_exec(c, resets[i]), 0);
+            assert_int_equal(h_exec(o, "SET statement_timeout = '55ms'"), 0);
+            assert_show(c, "statement_timeout", "4321ms", who);
+            assert_show(c, "search_path", "myschema", who);
+            assert_show(o, "statement_timeout", "55ms", who);
+            PQfinish(o);
+            PQfinish(c);
+        }
+    h_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +374,7 @@ int main(void)
         H_TEST(test_reported_settings_from_options),
         H_TEST(test_bad_settings_refused_at_login),
         H_TEST(test_unsupported_refused),
+        H_TEST(test_options_survive_discard_all),
         H_TEST(test_clean_exit),
     };
     return H_RUN_GROUP("integration: startup options (issue 17)", tests,
