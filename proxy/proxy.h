@@ -297,6 +297,7 @@ struct px_server {
     uint8_t replay_wait;           /* the client's messages wait for the replay's answer */
     uint8_t restoring;             /* session pooling: the client's startup settings are being restored
                                       after a RESET (its messages wait; ParameterStatus reaches it) */
+    uint8_t restore_due;           /* session pooling: a tag that may have reset settings was seen */
     uint8_t listen_seen;           /* the attached client ran LISTEN in this transaction */
     struct px_check *check;        /* the check's answer so far */
     uint8_t release_after_write;

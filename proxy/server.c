@@ -106,6 +106,7 @@ void server_release(struct px_server *sv)
 
         sv->dirty = 0;
         sv->listen_seen = 0;
+        sv->restore_due = 0;
         px_server_set_state(sv, SV_RESETTING);
         px_kvlist_clear(&sv->gucs);        /* RESET ALL and DISCARD ALL undo them */
         for (int i = 0; i < PX_P_COUNT; i++)
@@ -244,6 +245,7 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
         px_prep_unnamed_on_tag(sv, tag);
         if (tag_suspect(tag)) {
             sv->dirty |= PX_DIRTY_CHECK;
+            sv->restore_due = 1;
             sv->listen_seen |= strcmp(tag, "LISTEN") == 0;
         }
         if (strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "DEALLOCATE ALL") == 0) {
@@ -645,8 +647,8 @@ static void server_read(struct px_server *sv)
     } else if (sv->state == SV_ACTIVE && r == SCAN_RELEASABLE && sv->client) {
         if (px_client_session_idle(sv->client))
             return;
-        if (sv->dirty & PX_DIRTY_CHECK) {     /* session pooling: a RESET may have undone startup settings */
-            sv->dirty &= (uint8_t)~PX_DIRTY_CHECK;
+        if (sv->restore_due) {                /* session pooling: a RESET may have undone startup settings */
+            sv->restore_due = 0;
             if (px_server_restore_startup(sv, sv->client))
                 return;
         }
