@@ -211,12 +211,13 @@ int proto_scram_server_first(struct proto_scram_server *st, const struct proto_s
         proto__b64_encode(secret->salt, (size_t)secret->salt_len, salt, sizeof salt) < 0)
         return fail(st, err, "invalid SCRAM server nonce or secret");
     int n = snprintf(st->nonce, sizeof st->nonce, "%.*s%s", (int)cnonce.n, cnonce.p, server_nonce);
-    if (n < 0 || (size_t)n >= sizeof st->nonce)
-        return fail(st, err, "SCRAM nonce too long for pglane");
-    n = snprintf(st->server_first, sizeof st->server_first, "r=%s,s=%s,i=%d", st->nonce, salt,
-                 secret->iterations);
-    if (n < 0 || (size_t)n >= sizeof st->server_first)
-        return fail(st, err, "SCRAM nonce too long for pglane");
+    if (n >= 0 && (size_t)n < sizeof st->nonce)
+        n = snprintf(st->server_first, sizeof st->server_first, "r=%s,s=%s,i=%d", st->nonce, salt,
+                     secret->iterations);
+    if (n < 0 || (size_t)n >= sizeof st->server_first)       /* the client's nonce: pglane's limit */
+        return fail3(st, err, "08P01", MALFORMED, "pglane takes SCRAM client nonces of up to %d bytes.",
+                     (int)(sizeof st->server_first - 1) - snprintf(NULL, 0, "r=%s,s=%s,i=%d", server_nonce, salt,
+                                                                   secret->iterations));
     if (proto__scram_emit(st->server_first, (size_t)n, out, outcap, outlen) < 0)
         return fail(st, err, "SCRAM output buffer too small");
     memcpy(st->client_first_bare, bare, strlen(bare) + 1);   /* fits: bare points into msg, as large */

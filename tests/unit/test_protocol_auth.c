@@ -377,6 +377,10 @@ static void test_scram_server_first_bad(void **state)
     assert_int_equal(proto_scram_server_first(&s, &sec, big, sizeof big, "x", out, sizeof out, &n, &err), -1);
     assert_int_equal(proto_scram_server_first(&s, &sec, big, PROTO_SCRAM_MAX_MSG - 1, "xyz", out, sizeof out,
                                               &n, &err), -1);   /* nonce too long for the reply */
+    assert_string_equal(s.err_state, "08P01");
+    assert_string_equal(s.err_detail, "pglane takes SCRAM client nonces of up to 472 bytes.");
+    assert_int_equal(proto_scram_server_first(&s, &sec, big, 8 + 472, "xyz", out, sizeof out, &n, &err), 0);
+    assert_int_equal(proto_scram_server_first(&s, &sec, big, 8 + 473, "xyz", out, sizeof out, &n, &err), -1);
     assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=abc", 11, "a,b", out, sizeof out, &n, &err), -1);
     assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=abc", 11, "", out, sizeof out, &n, &err), -1);
     assert_int_equal(proto_scram_server_first(&s, &sec, "n,,n=,r=abc", 11, "x", out, 10, &n, &err), -1);
