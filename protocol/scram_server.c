@@ -18,9 +18,9 @@
  * Every refusal carries PostgreSQL 15's SQLSTATE, message and detail (auth-scram.c), so that a
  * client cannot tell pglane's SCRAM from PostgreSQL's by its errors. Returns -1.
  */
-static int fail3(struct proto_scram_server *st, const char **err, const char *sqlstate, const char *msg,
+static int refuse(struct proto_scram_server *st, const char **err, const char *sqlstate, const char *msg,
                  const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
-static int fail3(struct proto_scram_server *st, const char **err, const char *sqlstate, const char *msg,
+static int refuse(struct proto_scram_server *st, const char **err, const char *sqlstate, const char *msg,
                  const char *detail_fmt, ...)
 {
     st->state = PROTO__SCRAM_FAILED;
@@ -43,11 +43,11 @@ static int fail3(struct proto_scram_server *st, const char **err, const char *sq
 /* A failure that is pglane's own (no PostgreSQL counterpart: buffers, randomness): XX000. */
 static int fail(struct proto_scram_server *st, const char **err, const char *msg)
 {
-    return fail3(st, err, "XX000", msg, NULL);
+    return refuse(st, err, "XX000", msg, NULL);
 }
 
 /* A malformed message, with PostgreSQL's detail. */
-#define MALFORMED_AS(st, err, ...) fail3(st, err, "08P01", MALFORMED, __VA_ARGS__)
+#define MALFORMED_AS(st, err, ...) refuse(st, err, "08P01", MALFORMED, __VA_ARGS__)
 
 /* PostgreSQL's sanitize_char: a printable character quoted, anything else in hex. */
 static const char *show_char(char c, char buf[8])
@@ -119,7 +119,7 @@ static int copy_message(struct proto_scram_server *st, const char **err, const c
     if (in == NULL || memchr(in, '\0', len) != NULL)
         return MALFORMED_AS(st, err, "Message length does not match input length.");
     if (len >= cap)
-        return fail3(st, err, "08P01", MALFORMED, "pglane takes SCRAM messages of up to %d bytes.", (int)cap - 1);
+        return refuse(st, err, "08P01", MALFORMED, "pglane takes SCRAM messages of up to %d bytes.", (int)cap - 1);
     memcpy(msg, in, len);
     msg[len] = '\0';
     return 0;
@@ -143,7 +143,7 @@ static int read_first(struct proto_scram_server *st, const char **err, const cha
             return MALFORMED_AS(st, err, "The client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not "
                                 "include channel binding data.");
         if (p[0] == 'y' && st->plus_offered)
-            return fail3(st, err, "28000", "SCRAM channel binding negotiation error",
+            return refuse(st, err, "28000", "SCRAM channel binding negotiation error",
                          "The client supports SCRAM channel binding but thinks the server does not.  However, "
                          "this server does support channel binding.");
         *state = p[0] == 'y' ? PROTO__SCRAM_FIRST_Y : PROTO__SCRAM_FIRST_N;
@@ -165,7 +165,7 @@ static int read_first(struct proto_scram_server *st, const char **err, const cha
                 type[i] = v.p[i] >= 0x21 && v.p[i] <= 0x7e ? v.p[i] : '?';
             type[i] = '\0';
             snprintf(msg, sizeof msg, "unsupported SCRAM channel-binding type \"%s\"", type);
-            return fail3(st, err, "08P01", msg, NULL);
+            return refuse(st, err, "08P01", msg, NULL);
         }
         *state = PROTO__SCRAM_FIRST_P;
         break;
@@ -173,16 +173,16 @@ static int read_first(struct proto_scram_server *st, const char **err, const cha
         return MALFORMED_AS(st, err, "Unexpected channel-binding flag \"%s\".", show_char(p[0], b));
     }
     if (p[0] == 'a')
-        return fail3(st, err, "0A000", "client uses authorization identity, but it is not supported", NULL);
+        return refuse(st, err, "0A000", "client uses authorization identity, but it is not supported", NULL);
     if (p[0] != ',')
         return MALFORMED_AS(st, err, "Unexpected attribute \"%s\" in client-first-message.", show_char(p[0], b));
     *bare = ++p;
     if (p[0] == 'm')
-        return fail3(st, err, "0A000", "client requires an unsupported SCRAM extension", NULL);
+        return refuse(st, err, "0A000", "client requires an unsupported SCRAM extension", NULL);
     if (read_attr(st, err, &p, 'n', NULL, &v) < 0 || read_attr(st, err, &p, 'r', NULL, cnonce) < 0)
         return -1;
     if (!printable(*cnonce))
-        return fail3(st, err, "08P01", "non-printable characters in SCRAM nonce", NULL);
+        return refuse(st, err, "08P01", "non-printable characters in SCRAM nonce", NULL);
     while (*p != '\0')
         if (read_attr(st, err, &p, 0, NULL, &v) < 0)
             return -1;
@@ -215,7 +215,7 @@ int proto_scram_server_first(struct proto_scram_server *st, const struct proto_s
         n = snprintf(st->server_first, sizeof st->server_first, "r=%s,s=%s,i=%d", st->nonce, salt,
                      secret->iterations);
     if (n < 0 || (size_t)n >= sizeof st->server_first)       /* the client's nonce: pglane's limit */
-        return fail3(st, err, "08P01", MALFORMED, "pglane takes SCRAM client nonces of up to %d bytes.",
+        return refuse(st, err, "08P01", MALFORMED, "pglane takes SCRAM client nonces of up to %d bytes.",
                      (int)(sizeof st->server_first - 1) - snprintf(NULL, 0, "r=%s,s=%s,i=%d", server_nonce, salt,
                                                                    secret->iterations));
     if (proto__scram_emit(st->server_first, (size_t)n, out, outcap, outlen) < 0)
@@ -250,10 +250,10 @@ static int read_final(struct proto_scram_server *st, const char **err, const cha
         memcpy(input + hl, st->cbind, st->cbind_len);
         n = proto__b64_encode(input, hl + st->cbind_len, cbind, sizeof cbind);
         if (n < 0 || c.n != (size_t)n || CRYPTO_memcmp(c.p, cbind, (size_t)n) != 0)
-            return fail3(st, err, "28000", "SCRAM channel binding check failed", NULL);
+            return refuse(st, err, "28000", "SCRAM channel binding check failed", NULL);
     } else if (!(c.n == 4 && memcmp(c.p, "biws", 4) == 0 && st->state == PROTO__SCRAM_FIRST_N) &&
                !(c.n == 4 && memcmp(c.p, "eSws", 4) == 0 && st->state == PROTO__SCRAM_FIRST_Y)) {
-        return fail3(st, err, "08P01", "unexpected SCRAM channel-binding attribute in client-final-message", NULL);
+        return refuse(st, err, "08P01", "unexpected SCRAM channel-binding attribute in client-final-message", NULL);
     }
     if (read_attr(st, err, &p, 'r', NULL, &r) < 0)
         return -1;
@@ -270,7 +270,7 @@ static int read_final(struct proto_scram_server *st, const char **err, const cha
     if (*p != '\0')
         return MALFORMED_AS(st, err, "Garbage found at the end of client-final-message.");
     if (r.n != strlen(st->nonce) || memcmp(r.p, st->nonce, r.n) != 0)
-        return fail3(st, err, "08P01", "invalid SCRAM response", "Nonce does not match.");
+        return refuse(st, err, "08P01", "invalid SCRAM response", "Nonce does not match.");
     without_proof->p = msg;
     without_proof->n = (size_t)(before - msg) - 1;   /* before follows a ',' here */
     return 0;
@@ -308,7 +308,7 @@ int proto_scram_server_final(struct proto_scram_server *st, const char *client_f
         read_final(st, err, msg, &without_proof, proof) < 0)
         return -1;
     if (check_proof(st, without_proof, proof) < 0) {
-        fail3(st, err, "28P01", "SCRAM proof is wrong (password authentication failed)", NULL);
+        refuse(st, err, "28P01", "SCRAM proof is wrong (password authentication failed)", NULL);
         st->wrong_proof = 1;
         return -1;
     }
