@@ -19,9 +19,9 @@
  * client cannot tell pglane's SCRAM from PostgreSQL's by its errors. Returns -1.
  */
 static int refuse(struct proto_scram_server *st, const char **err, const char *sqlstate, const char *msg,
-                 const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
+                  const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
 static int refuse(struct proto_scram_server *st, const char **err, const char *sqlstate, const char *msg,
-                 const char *detail_fmt, ...)
+                  const char *detail_fmt, ...)
 {
     st->state = PROTO__SCRAM_FAILED;
     st->err_state = sqlstate;
@@ -144,8 +144,8 @@ static int read_first(struct proto_scram_server *st, const char **err, const cha
                                 "include channel binding data.");
         if (p[0] == 'y' && st->plus_offered)
             return refuse(st, err, "28000", "SCRAM channel binding negotiation error",
-                         "The client supports SCRAM channel binding but thinks the server does not.  However, "
-                         "this server does support channel binding.");
+                          "The client supports SCRAM channel binding but thinks the server does not.  However, "
+                          "this server does support channel binding.");
         *state = p[0] == 'y' ? PROTO__SCRAM_FIRST_Y : PROTO__SCRAM_FIRST_N;
         if (p[1] != ',')
             return MALFORMED_AS(st, err, "Comma expected, but found character \"%s\".", show_char(p[1], b));
@@ -216,7 +216,7 @@ int proto_scram_server_first(struct proto_scram_server *st, const struct proto_s
                      secret->iterations);
     if (n < 0 || (size_t)n >= sizeof st->server_first)       /* the client's nonce: pglane's limit */
         return refuse(st, err, "08P01", MALFORMED, "pglane takes SCRAM client nonces of up to %d bytes.",
-                     (int)(sizeof st->server_first - 1) - snprintf(NULL, 0, "r=%s,s=%s,i=%d", server_nonce, salt,
+                      (int)(sizeof st->server_first - 1) - snprintf(NULL, 0, "r=%s,s=%s,i=%d", server_nonce, salt,
                                                                    secret->iterations));
     if (proto__scram_emit(st->server_first, (size_t)n, out, outcap, outlen) < 0)
         return fail(st, err, "SCRAM output buffer too small");
