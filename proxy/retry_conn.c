@@ -167,6 +167,15 @@ void px_server_lost(struct px_server *sv, enum px_lost_reason reason, const char
  * and queues the client for another server connection. Returns 1 if retried (sv is closed, the
  * caller must not touch it further), 0 to relay the fault as before.
  */
+/* A server fault that a resend could have hidden reaches the client: why, in the log (info). 0. */
+static int not_resent(const struct px_client *cl, int fault, const char *severity, const char *sqlstate,
+                      const char *why)
+{
+    if (fault == PX_RF_CLOSED || px_retry_fault_error(severity, sqlstate))
+        px_info("C-%llu server fault relayed, not resent: %s", (unsigned long long)cl->conn.id, why);
+    return 0;
+}
+
 int px_retry_try(struct px_server *sv, int fault, const char *severity, const char *sqlstate, const char *detail)
 {
     struct px_client *cl = sv->client;
@@ -174,10 +183,15 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
     struct px_retry_case c;
     struct px_buf *b;
 
+    if (!cl || cl->state != CL_ACTIVE)
+        return 0;
     /* sv->guard_for: pglane's contention guard ended this backend on purpose; running the request
      * again would defeat it. */
-    if (!cl || cl->state != CL_ACTIVE || !cl->retry_buf || cl->conn.writing || cl->terminating || sv->guard_for)
-        return 0;
+    if (!cl->retry_buf || cl->conn.writing || cl->terminating || sv->guard_for)
+        return not_resent(cl, fault, severity, sqlstate,
+                          !cl->retry_buf ? "not the transaction's first message(s), or already answered in part"
+                          : cl->conn.writing ? "a write to the client was in flight"
+                          : cl->terminating ? "the client is terminating" : "ended by the guard");
     c = (struct px_retry_case){ .kind = cl->retry_after_begin ? PX_RK_AFTER_BEGIN
                                       : cl->retry_mapped     ? PX_RK_FIRST_MAPPED
                                                              : PX_RK_FIRST,
@@ -185,7 +199,9 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
                                 .sqlstate = sqlstate, .attempts = cl->retry_attempts,
                                 .limit = pool->lane->conf->server_retry };
     if (px_retry_decide(&c) != PX_RETRY_AGAIN)
-        return 0;
+        return not_resent(cl, fault, severity, sqlstate,
+                          c.reply_seen ? "the BEGIN's reply had begun"
+                          : c.attempts >= c.limit ? "server_retry used up" : "not a retryable fault");
     if (cl->retry_after_begin) {
         uint32_t held = 1 + proto_get_u32(cl->retry_buf + 1);
 
