@@ -101,15 +101,6 @@ static int read_attr(struct proto_scram_server *st, const char **err, const char
     return 0;
 }
 
-/* RFC 5802's printable (no ','); empty passes, as in PostgreSQL. */
-static int printable(struct proto__span v)
-{
-    for (size_t i = 0; i < v.n; i++)
-        if (v.p[i] < 0x21 || v.p[i] > 0x7e || v.p[i] == ',')
-            return 0;
-    return 1;
-}
-
 /* The whole-message checks PostgreSQL makes before reading a SCRAM message. */
 static int copy_message(struct proto_scram_server *st, const char **err, const char *in, size_t len, char *msg,
                         size_t cap)
@@ -118,10 +109,8 @@ static int copy_message(struct proto_scram_server *st, const char **err, const c
         return MALFORMED_AS(st, err, "The message is empty.");
     if (in == NULL || memchr(in, '\0', len) != NULL)
         return MALFORMED_AS(st, err, "Message length does not match input length.");
-    if (len >= cap)
+    if (proto__scram_copy(in, len, msg, cap) < 0)
         return refuse(st, err, "08P01", MALFORMED, "pglane takes SCRAM messages of up to %d bytes.", (int)cap - 1);
-    memcpy(msg, in, len);
-    msg[len] = '\0';
     return 0;
 }
 
@@ -181,7 +170,7 @@ static int read_first(struct proto_scram_server *st, const char **err, const cha
         return refuse(st, err, "0A000", "client requires an unsupported SCRAM extension", NULL);
     if (read_attr(st, err, &p, 'n', NULL, &v) < 0 || read_attr(st, err, &p, 'r', NULL, cnonce) < 0)
         return -1;
-    if (!printable(*cnonce))
+    if (cnonce->n > 0 && !proto__scram_printable(*cnonce))     /* empty passes, as in PostgreSQL */
         return refuse(st, err, "08P01", "non-printable characters in SCRAM nonce", NULL);
     while (*p != '\0')
         if (read_attr(st, err, &p, 0, NULL, &v) < 0)
@@ -205,7 +194,7 @@ int proto_scram_server_first(struct proto_scram_server *st, const struct proto_s
     if (copy_message(st, err, client_first, len, msg, sizeof msg) < 0 ||
         read_first(st, err, msg, &state, &cnonce, &bare) < 0)
         return -1;
-    if (snonce.n == 0 || !printable(snonce) || secret->iterations < 1 ||
+    if (!proto__scram_printable(snonce) || secret->iterations < 1 ||
         secret->iterations > PROTO__SCRAM_MAX_ITER || secret->salt_len < 1 ||
         secret->salt_len > PROTO_SCRAM_MAX_SALT ||
         proto__b64_encode(secret->salt, (size_t)secret->salt_len, salt, sizeof salt) < 0)

@@ -161,12 +161,6 @@ void px_server_lost(struct px_server *sv, enum px_lost_reason reason, const char
             sv->pool->ep->server->name, sv->backend_pid, lost_names[reason], detail ? detail : "");
 }
 
-/*
- * sv died under cl's first message(s) (fault: PX_RF_ERROR with the error's fields, or PX_RF_CLOSED):
- * if the decision says so, closes sv, puts the kept bytes back in front of the client's scanned bytes
- * and queues the client for another server connection. Returns 1 if retried (sv is closed, the
- * caller must not touch it further), 0 to relay the fault as before.
- */
 /* A server fault that a resend could have hidden reaches the client: why, in the log (info). 0. */
 static int not_resent(const struct px_client *cl, int fault, const char *severity, const char *sqlstate,
                       const char *why)
@@ -176,6 +170,12 @@ static int not_resent(const struct px_client *cl, int fault, const char *severit
     return 0;
 }
 
+/*
+ * sv died under cl's first message(s) (fault: PX_RF_ERROR with the error's fields, or PX_RF_CLOSED):
+ * if the decision says so, closes sv, puts the kept bytes back in front of the client's scanned bytes
+ * and queues the client for another server connection. Returns 1 if retried (sv is closed, the
+ * caller must not touch it further), 0 to relay the fault as before.
+ */
 int px_retry_try(struct px_server *sv, int fault, const char *severity, const char *sqlstate, const char *detail)
 {
     struct px_client *cl = sv->client;
