@@ -25,6 +25,14 @@ static inline int proto_fe_gets_ready(uint8_t type)
     return type == PROTO_FE_SYNC || type == PROTO_FE_QUERY || type == PROTO_FE_FUNCTION_CALL;
 }
 
+/* A frontend message a server reading COPY FROM STDIN takes as part of the copy: the data, its end
+ * (CopyDone, CopyFail), and Flush and Sync, which it reads and ignores there. */
+static inline int proto_fe_in_copy(uint8_t type)
+{
+    return type == PROTO_FE_COPY_DATA || type == PROTO_FE_COPY_DONE || type == PROTO_FE_COPY_FAIL ||
+           type == PROTO_FE_FLUSH || type == PROTO_FE_SYNC;
+}
+
 /* Backend (server to client) message types. */
 enum {
     PROTO_BE_AUTH = 'R', PROTO_BE_BACKEND_KEY = 'K', PROTO_BE_BIND_COMPLETE = '2',

@@ -692,12 +692,17 @@ int px_client_cancel_queued(struct px_client *cl)
     struct proto_buf out;
     char detail[200];
 
-    if (cl->state != CL_WAITING || cl->held_begin || cl->prep_batch || cl->pending_z != 1 || cl->unsynced ||
-        b->remain || cl->conn.writing)
+    if (cl->state != CL_WAITING || cl->held_begin || cl->pending_z != 1 || cl->unsynced || b->remain ||
+        cl->conn.writing)
         return 0;
     px_pool_cancel_wait(cl);
     b->start = b->pos;             /* the request is dropped unsent */
     cl->pending_z = 0;
+    /* Named statements: the mapping changes when messages are sent, so an unsent request changed
+     * nothing; a Parse in it creates no name, as when PostgreSQL's cancel meets the Parse. */
+    cl->prep_batch = 0;
+    cl->names_changed = cl->names_hold = cl->unnamed_hold = 0;
+    cl->unnamed_parsed = 0;
     px_flow_reset(cl);             /* and so is its reply accounting */
     px_retry_end_tx(cl);
     cl->query_start_us = cl->tx_begin_us = 0;

@@ -132,10 +132,17 @@ static int changes_names(const struct proto_frame *f)
  * requests already mapped would bind a statement PostgreSQL no longer (or never) had. Costs a round
  * trip only when such a request has others pipelined behind it. At a Bind or Describe of the unnamed
  * statement (unnamed_hold), until the earlier requests are answered (unnamed_use_behind_change).
+ * Never in front of the data of a COPY FROM STDIN the server is reading: the request being waited for
+ * cannot end before that data has reached the server (asyncpg parses and describes a statement with a
+ * Flush, then sends COPY as a Query, its data right behind).
  */
 static int held(struct px_client *cl)
 {
+    const struct px_buf *b = &cl->conn.in;
+
     if (!cl->names_hold && !cl->unnamed_hold)
+        return 0;
+    if (px_flow_copy_in(cl) && b->pos < b->len && proto_fe_in_copy(b->data[b->pos]))
         return 0;
     if (cl->names_hold && (cl->pending_z || (cl->server && cl->server->prepq.n)))
         return 1;

@@ -425,7 +425,9 @@ static void test_cancel_dropped(void **state)
 /*
  * A cancel for a client whose request waits in the lane's queue: the request never runs; the client
  * gets 57014 at once (not when the server connection frees up) and goes on; the client that holds
- * the connection is not disturbed. Simple and extended protocol.
+ * the connection is not disturbed. Simple and extended protocol, a named statement's Bind/Execute
+ * (asyncpg runs every query so, and cancels on its timeouts), and a Parse of a new named statement,
+ * which then does not exist, as when PostgreSQL's cancel meets the Parse.
  */
 static void test_cancel_queued(void **state)
 {
@@ -435,12 +437,19 @@ static void test_cancel_queued(void **state)
     open_four(H_DB, &s, &adm, &a, &b);
     long q0 = h_metric_now(g_mport, CANCELS("queued")), fwd0 = h_metric_now(g_mport, CANCELS("forwarded"));
 
+    PGresult *pr = PQprepare(a, "ins", "INSERT INTO ran VALUES ($1)", 1, NULL);
+    assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
+    PQclear(pr);
     run_until_active(s, b, "SELECT pg_sleep(2)");
     int64_t t0 = h_now_ms();
-    for (int extended = 0; extended < 2; extended++) {
-        if (extended)
+    for (int mode = 0; mode < 4; mode++) {
+        if (mode == 1)
             assert_int_equal(PQsendQueryParams(a, "INSERT INTO ran VALUES ($1)", 1, NULL,
                                                (const char *[]){ "extended" }, NULL, NULL, 0), 1);
+        else if (mode == 2)
+            assert_int_equal(PQsendQueryPrepared(a, "ins", 1, (const char *[]){ "named" }, NULL, NULL, 0), 1);
+        else if (mode == 3)
+            assert_int_equal(PQsendPrepare(a, "ins2", "INSERT INTO ran VALUES ('new name')", 0, NULL), 1);
         else
             assert_int_equal(PQsendQuery(a, "INSERT INTO ran VALUES ('simple')"), 1);
         assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
@@ -456,7 +465,7 @@ static void test_cancel_queued(void **state)
         assert_int_equal(h_show_val(adm, "SHOW LANES", "main", "clients_waiting"), 0);
     }
     assert_true(h_now_ms() - t0 < 1500);                 /* answered before b's query ended */
-    assert_int_equal(h_metric_now(g_mport, CANCELS("queued")), q0 + 2);
+    assert_int_equal(h_metric_now(g_mport, CANCELS("queued")), q0 + 4);
     assert_int_equal(h_metric_now(g_mport, CANCELS("forwarded")), fwd0);
     char v[32];
     assert_string_equal(finish_query(b, 5000, v, sizeof v), "");
@@ -465,7 +474,14 @@ static void test_cancel_queued(void **state)
     assert_non_null(x);
     assert_string_equal(x, "a again");
     free(x);
-    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM ran"), 0);
+    pr = PQexecPrepared(a, "ins2", 0, NULL, NULL, NULL, 0);     /* its Parse never ran */
+    assert_int_equal(PQresultStatus(pr), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(pr, PG_DIAG_SQLSTATE), "26000");
+    PQclear(pr);
+    pr = PQexecPrepared(a, "ins", 1, (const char *[]){ "after" }, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
+    PQclear(pr);
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM ran"), 1);
     close_four(s, adm, a, b);
     h_pass();
 }

@@ -1,7 +1,7 @@
 /*
  * Real drivers through pglane in transaction pooling with prepared statements (issue 4): psycopg 3
- * (Debian python3-psycopg), node-postgres (npm, tests/drivers/node) and pgJDBC (Debian
- * libpostgresql-jdbc-java). Each script in tests/drivers/ runs as a subprocess with the address in
+ * (Debian python3-psycopg), asyncpg (Debian python3-asyncpg), node-postgres (npm, tests/drivers/node)
+ * and pgJDBC (Debian libpostgresql-jdbc-java). Each script in tests/drivers/ runs as a subprocess with the address in
  * environment variables, more clients than the lane's 2 server connections, and must exit 0 with
  * its "... OK" line last. A driver or runtime that is missing fails the test: nothing is skipped.
  * Run from the repository root (as tests/run.sh does), or set PGLANE_DRIVERS_DIR.
@@ -42,7 +42,15 @@ static int fixtures(void)
                   "ALTER TABLE items OWNER TO " H_USER ";"
                   "ALTER TABLE py_rows OWNER TO " H_USER ";"
                   "ALTER TABLE node_rows OWNER TO " H_USER ";"
-                  "ALTER TABLE jdbc_rows OWNER TO " H_USER) != 0)
+                  "ALTER TABLE jdbc_rows OWNER TO " H_USER ";"
+                  "CREATE TABLE apg_rows (worker int NOT NULL, i int NOT NULL, v text, PRIMARY KEY (worker, i));"
+                  "CREATE TABLE apg_copy (worker int NOT NULL, i int NOT NULL, v text);"
+                  "CREATE TYPE apg_mood AS ENUM ('sad', 'ok', 'happy'); CREATE TYPE apg_pair AS (a int, b text);"
+                  "CREATE DOMAIN apg_pos AS int CHECK (VALUE > 0);"
+                  "CREATE TABLE apg_kinds (id int PRIMARY KEY, m apg_mood, p apg_pair, d apg_pos, j jsonb, arr int[]);"
+                  "ALTER TABLE apg_rows OWNER TO " H_USER ";"
+                  "ALTER TABLE apg_copy OWNER TO " H_USER ";"
+                  "ALTER TABLE apg_kinds OWNER TO " H_USER) != 0)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
@@ -151,6 +159,64 @@ static void test_psycopg_prepared_max_rotation(void **state)
     h_pass();
 }
 
+/* ------------------------------------------------------------------------------------------ asyncpg */
+
+static void asyncpg_section(const char *section)
+{
+    char script[PATH_MAX + 32], want[64];
+    require_file(PYTHON, "python3");
+    snprintf(script, sizeof script, "%s/asyncpg_test.py", g_drivers);
+    snprintf(want, sizeof want, "asyncpg %s OK", section);
+    const char *argv[] = { PYTHON, script, section, NULL };
+    run_driver(argv, want, 120000);
+}
+
+/* 8 asyncpg pool connections over 2 server connections: every query a named statement of asyncpg's
+ * own (__asyncpg_stmt_<n>__, the same names with other texts in each connection), transactions,
+ * cursors (named portals), explicit prepare, atomic executemany. */
+static void test_asyncpg_pool(void **state)
+{
+    (void)state;
+    asyncpg_section("pool");
+    h_pass();
+}
+
+/* copy_records_to_table: Parse/Describe/Flush of a statement, then COPY FROM STDIN as a Query with its
+ * data right behind it (hung through pglane before: the data waited for the Query's answer). */
+static void test_asyncpg_copy(void **state)
+{
+    (void)state;
+    asyncpg_section("copy");
+    PGconn *s = h_pg_super(&g_pg, H_DB);
+    assert_non_null(s);
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM apg_copy"), 8 * 5 * 70);
+    PQfinish(s);
+    h_pass();
+}
+
+static void test_asyncpg_types(void **state)
+{
+    (void)state;
+    asyncpg_section("types");
+    h_pass();
+}
+
+/* Timeouts: asyncpg cancels; a request waiting in the lane's queue is answered 57014 at once (was
+ * dropped for named statements before: the sleep then ran its 30 s). */
+static void test_asyncpg_cancel(void **state)
+{
+    (void)state;
+    asyncpg_section("cancel");
+    h_pass();
+}
+
+static void test_asyncpg_reset(void **state)
+{
+    (void)state;
+    asyncpg_section("reset");
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ node */
 
 static void test_node_postgres_pool(void **state)
@@ -235,6 +301,11 @@ int main(void)
         H_TEST(test_psycopg_executemany),
         H_TEST(test_psycopg_pipeline),
         H_TEST(test_psycopg_prepared_max_rotation),
+        H_TEST(test_asyncpg_pool),
+        H_TEST(test_asyncpg_copy),
+        H_TEST(test_asyncpg_types),
+        H_TEST(test_asyncpg_cancel),
+        H_TEST(test_asyncpg_reset),
         H_TEST(test_node_postgres_pool),
         H_TEST(test_pgjdbc_prepared),
         H_TEST(test_pgjdbc_batch),
