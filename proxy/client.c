@@ -253,7 +253,8 @@ static int forward(struct px_client *cl)
 static int held_for_check(struct px_client *cl)
 {
     if (cl->state != CL_ACTIVE || !cl->server ||
-        !(cl->server->checking || cl->server->replay_wait || cl->server->ryw_wait || cl->server->restoring))
+        !(cl->server->checking || cl->server->replay_wait || cl->server->ryw_wait || cl->server->restoring ||
+          cl->server->shape_wait))
         return 0;
     px_conn_read_stop(&cl->conn);
     return 1;
@@ -445,6 +446,18 @@ void px_client_pump(struct px_client *cl)
         }
         if (cl->state != CL_ACTIVE)
             return;
+        if (cl->prep_batch && cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION) {
+            int r = px_prep_probe(cl);  /* a statement's result columns, checked on this server first */
+
+            if (r < 0) {
+                px_client_close(cl, "write to server failed");
+                return;
+            }
+            if (r > 0) {
+                px_conn_read_stop(&cl->conn);   /* replay_done reads on */
+                return;
+            }
+        }
         if (forward(cl) < 0) {
             px_client_close(cl, "write to server failed");
             return;

@@ -20,6 +20,9 @@
 
 /* ---- building what a server gets ---- */
 
+/* A statement name no server has: a Bind or Describe of it fails as a stale statement must. */
+#define STALE_NAME "_pgl_stale_result_type"
+
 static void put_name(struct proto_buf *out, uint32_t id)
 {
     char name[24];
@@ -97,10 +100,11 @@ static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *
             return -1;
         c->pending++;
         c->group = sv->groups;
+        c->shape = 0;              /* a new preparation: its columns are not known yet */
     } else {
         if (cache_make_room(sv, out) < 0 || cache_grow(sv) < 0)
             return -1;
-        sv->cached[sv->ncached++] = (struct px_cached){ s->id, ++sv->tick, 1, 0, sv->groups };
+        sv->cached[sv->ncached++] = (struct px_cached){ s->id, ++sv->tick, 1, 0, sv->groups, 0 };
     }
     start = proto_msg_begin(out, PROTO_FE_PARSE);
     put_name(out, s->id);
@@ -391,8 +395,9 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
     struct proto_fe_bind bind;
     struct proto_fe_target t;
     struct px_cstmt *cs;
-    char sname[24];
+    char sname[32];
     size_t pre = 0, nl = 0, snl;   /* pre: the bytes before the statement name (portal name or 'S') */
+    int i, stale = 0;
 
     if (qtype == Q_BIND && proto_parse_fe_bind_names(body, have, &bind) == 0) {
         name = bind.statement;
@@ -418,17 +423,41 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
         raw(out, msg, PROTO_HEADER_LEN + have);
         return queue_push(sv, qtype, 0, 0);
     }
-    if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
-        return -1;
-    snl = (size_t)snprintf(sname, sizeof(sname), "_pgl_%u", cs->stmt->id);
+    if (nl > 0 && cs->shape && (i = cache_find(sv, cs->stmt->id)) >= 0 && sv->cached[i].shape &&
+        sv->cached[i].shape != cs->shape) {
+        /* The statement's result columns are not the ones the client was told (a table changed
+         * since): PostgreSQL refuses to run it. Sent naming a statement the server does not have,
+         * so that the server fails it (and skips to Sync) as it would; the error is made PostgreSQL's
+         * (px_prep_rewrite_error). */
+        stale = 1;
+        snl = (size_t)snprintf(sname, sizeof(sname), "%s", STALE_NAME);
+        if (qtype == Q_DESC_STMT) {
+            /* PostgreSQL describes the parameters before it finds the columns changed: the server's
+             * ParameterDescription is the client's, its RowDescription is dropped. */
+            size_t start = proto_msg_begin(out, PROTO_FE_DESCRIBE);
+
+            proto_put_u8(out, 'S');
+            put_name(out, cs->stmt->id);
+            proto_msg_end(out, start);
+            if (queue_push(sv, Q_DESC_STMT, Q_SWALLOW, cs->stmt->id) < 0)
+                return -1;
+        }
+    } else {
+        if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
+            return -1;
+        snl = (size_t)snprintf(sname, sizeof(sname), "_pgl_%u", cs->stmt->id);
+    }
     proto_put_u8(out, msg[0]);
     proto_put_u32(out, (uint32_t)(4 + len - nl + snl));
     proto_put_bytes(out, body, pre);
     proto_put_bytes(out, sname, snl + 1);
     proto_put_bytes(out, body + pre + nl + 1, have - pre - nl - 1);
+    if (stale)
+        return queue_push(sv, qtype, Q_STALE, 0);
     if (qtype == Q_BIND)
         cl->last_bound = cs->stmt->id;
-    return queue_push(sv, qtype, 0, cs->stmt->id);
+    /* A Describe tells the client the statement's columns: the first one is kept (learn_shape). */
+    return queue_push_name(sv, qtype, 0, cs->stmt->id, qtype == Q_DESC_STMT && nl > 0 && !cs->shape ? cs->name : NULL);
 }
 
 static int on_close(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
@@ -734,4 +763,121 @@ int px_prep_forward(struct px_client *cl)
         px_prep_drain(sv);
     }
     return rc;
+}
+
+/* ---- result columns: what the client was told, checked on each server connection ---- */
+
+/* The statement a Bind or Describe of the scanned bytes names, or NULL. */
+static const char *named_use(const uint8_t *msg, uint32_t len)
+{
+    struct proto_fe_bind bind;
+    struct proto_fe_target t;
+
+    if (msg[0] == PROTO_FE_BIND && proto_parse_fe_bind_names(msg + PROTO_HEADER_LEN, len, &bind) == 0 &&
+        bind.statement_len > 0)
+        return bind.statement;
+    if (msg[0] == PROTO_FE_DESCRIBE && proto_parse_fe_describe(msg + PROTO_HEADER_LEN, len, &t) == 0 && t.kind == 'S' &&
+        t.name_len > 0)
+        return t.name;
+    return NULL;
+}
+
+/*
+ * PostgreSQL keeps a prepared statement's result columns: once a table change alters them, it refuses
+ * to run the statement (0A000) rather than return rows the client would read with the old description.
+ * A server connection that prepares pglane's shared statement after the change would run it with the
+ * new columns. So, outside a transaction, before a client's Bind or Describe of a statement whose
+ * columns the client was told goes to a server connection whose own columns for it are not known,
+ * pglane prepares (if need be) and describes it there, in a Sync group of its own whose replies it
+ * keeps; the client's messages wait for that answer (one round trip per statement and server
+ * connection), and on_named_use refuses a statement whose columns differ.
+ */
+int px_prep_probe(struct px_client *cl)
+{
+    struct px_server *sv = cl->server;
+    struct px_buf *b = &cl->conn.in;
+    struct proto_buf out;
+    size_t start;
+    int n = 0;
+
+    if (!cl->shapes_known || !sv || sv->shape_wait || sv->tx_status != 'I' || sv->prepq.n || cl->fwd_remain ||
+        !cl->nstmts)
+        return 0;
+    proto_buf_init(&out);
+    for (uint32_t off = b->start; off + PROTO_HEADER_LEN <= b->pos && n < PX_PROBE_MAX;) {
+        uint32_t len = proto_get_u32(b->data + off + 1) - 4;
+        const char *name;
+        struct px_cstmt *cs;
+        int i, k;
+
+        if (off + PROTO_HEADER_LEN + len > b->pos)
+            break;                 /* a message streaming through: not looked at */
+        name = named_use(b->data + off, len);
+        off += PROTO_HEADER_LEN + len;
+        if (!name || !(cs = cstmt_find(cl, name)) || !cs->shape)
+            continue;
+        i = cache_find(sv, cs->stmt->id);
+        if (i >= 0 && (sv->cached[i].shape || sv->cached[i].pending))
+            continue;
+        for (k = 0; k < n && sv->probe_ids[k] != cs->stmt->id; k++)
+            ;
+        if (k < n)
+            continue;
+        sv->probe_ids[n] = cs->stmt->id;
+        sv->probe_parsed[n] = i < 0;
+        if (i < 0) {
+            start = proto_msg_begin(&out, PROTO_FE_PARSE);
+            put_name(&out, cs->stmt->id);
+            proto_put_bytes(&out, cs->stmt->body, cs->stmt->len);
+            proto_msg_end(&out, start);
+        }
+        start = proto_msg_begin(&out, PROTO_FE_DESCRIBE);
+        proto_put_u8(&out, 'S');
+        put_name(&out, cs->stmt->id);
+        proto_msg_end(&out, start);
+        n++;
+    }
+    if (n == 0 || sv->swallow_z) {
+        proto_buf_free(&out);
+        if (n == 0)
+            return 0;
+        sv->shape_wait = 1;        /* after pglane's own queries in flight: the probe is sent then */
+        sv->nprobe = 0;
+        return 1;
+    }
+    start = proto_msg_begin(&out, PROTO_FE_SYNC);
+    proto_msg_end(&out, start);
+    if (out.failed || px_conn_send_copy(&sv->conn, out.data, out.len) < 0) {
+        proto_buf_free(&out);
+        return -1;
+    }
+    proto_buf_free(&out);
+    sv->nprobe = (uint8_t)n;
+    sv->probe_got = sv->probe_failed = 0;
+    sv->shape_wait = 1;
+    sv->swallow_z++;
+    return 1;
+}
+
+void px_prep_probe_reply(struct px_server *sv, const struct proto_frame *f)
+{
+    if (f->type == PROTO_BE_ERROR)
+        sv->probe_failed = 1;      /* what follows in the probe's group is skipped */
+    else if ((f->type == PROTO_BE_ROW_DESC || f->type == PROTO_BE_NO_DATA) && sv->probe_got < sv->nprobe &&
+             !sv->probe_failed)
+        sv->probe_shapes[sv->probe_got++] = prep_shape(f->type, f->body, f->len);
+}
+
+void px_prep_probe_done(struct px_server *sv)
+{
+    for (int k = 0; k < sv->probe_got; k++) {
+        int i;
+
+        if (sv->probe_parsed[k])
+            cache_add_ready(sv, sv->probe_ids[k]);
+        if ((i = cache_find(sv, sv->probe_ids[k])) >= 0)
+            sv->cached[i].shape = sv->probe_shapes[k];
+    }
+    sv->shape_wait = 0;
+    sv->nprobe = sv->probe_got = sv->probe_failed = 0;
 }

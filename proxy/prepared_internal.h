@@ -31,7 +31,9 @@ enum {
     Q_UFAILED = 2048,  /* ... the server failed it (rather than skipping it): no unnamed statement */
     Q_REPREP = 4096,   /* a Close ahead of preparing a statement again (ensure_as): it is gone if done */
     Q_PREPCC = 8192,   /* a Query whose first CommandComplete (a PREPARE of pglane's) the client never sees */
-    Q_XDEALLOC = 16384 /* an Execute of "DEALLOCATE _pgl_<stmt>": the statement is gone if it ran */
+    Q_XDEALLOC = 16384, /* an Execute of "DEALLOCATE _pgl_<stmt>": the statement is gone if it ran */
+    Q_STALE = 32768    /* a Bind or Describe of a client statement whose result columns changed: sent
+                        * naming no statement, its 26000 becomes PostgreSQL's 0A000 */
 };
 enum { Q_PARSE = 'P', Q_BIND = 'B', Q_DESC_STMT = 'd', Q_DESC_PORTAL = 'p', Q_EXEC = 'E', Q_CLOSE = 'C',
        Q_SYNC = 'S', Q_QUERY = 'Q' };
@@ -52,7 +54,11 @@ struct px_stmt {                   /* one statement text + parameter types, shar
 struct px_cstmt {                  /* a client's name for a statement */
     char *name;
     struct px_stmt *stmt;
+    uint64_t shape;                /* result columns the client was told (its Describe), 0: not known */
 };
+
+/* The result columns of a RowDescription or NoData (names, types, typmods) as one number, never 0. */
+uint64_t prep_shape(uint8_t type, const uint8_t *body, uint32_t len);
 
 /* proxy/prepared_registry.c */
 struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id);

@@ -209,6 +209,16 @@ int px_prep_head_is_synth(struct px_server *sv)
     return h && (h->flags & Q_SYNTH);
 }
 
+int px_prep_reads_whole(struct px_server *sv, uint8_t type)
+{
+    const struct px_prepq_entry *h;
+
+    if (type == PROTO_BE_PARSE_COMPLETE || type == PROTO_BE_CLOSE_COMPLETE)
+        return 1;
+    return (type == PROTO_BE_ROW_DESC || type == PROTO_BE_NO_DATA) && (h = queue_head(sv)) && h->type == Q_DESC_STMT &&
+           h->stmt;
+}
+
 /* Whether this reply is one pglane caused and the client must not see. */
 int px_prep_swallows(struct px_server *sv, uint8_t type)
 {
@@ -218,7 +228,8 @@ int px_prep_swallows(struct px_server *sv, uint8_t type)
         return 1;                  /* px_prep_on_reply clears the flag: the next is the client's */
     return h && (h->flags & Q_SWALLOW) &&
            ((h->type == Q_PARSE && type == PROTO_BE_PARSE_COMPLETE) ||
-            (h->type == Q_CLOSE && type == PROTO_BE_CLOSE_COMPLETE));
+            (h->type == Q_CLOSE && type == PROTO_BE_CLOSE_COMPLETE) ||
+            (h->type == Q_DESC_STMT && (type == PROTO_BE_ROW_DESC || type == PROTO_BE_NO_DATA)));
 }
 
 int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f)
@@ -229,6 +240,32 @@ int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f)
     char msg[160];
     int rc;
 
+    if (h && (h->flags & Q_STALE) && proto_parse_error(f->body, f->len, &ef) == 0 && ef.sqlstate &&
+        strcmp(ef.sqlstate, "26000") == 0) {
+        /* PostgreSQL's answer to a statement whose result columns changed since the client was told
+         * them (or, in a failed transaction, the failed transaction's, which it checks first). */
+        proto_buf_init(&nb);
+        if (sv->tx_status == 'E') {
+            proto_build_error(&nb, "ERROR", "25P02",
+                              "current transaction is aborted, commands ignored until end of transaction block",
+                              NULL, NULL);
+        } else {
+            /* With PostgreSQL's file and routine: drivers tell this error by them (asyncpg's
+             * InvalidCachedStatementError, which it answers by preparing the statement again). */
+            size_t start = proto_msg_begin(&nb, PROTO_BE_ERROR);
+            static const char *const fields[] = { "SERROR", "VERROR", "C0A000",
+                                                  "Mcached plan must not change result type", "Fplancache.c",
+                                                  "RRevalidateCachedQuery" };
+
+            for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
+                proto_put_cstr(&nb, fields[k]);
+            proto_put_u8(&nb, 0);
+            proto_msg_end(&nb, start);
+        }
+        rc = nb.failed ? 0 : px_server_replace_frame(sv, f, &nb);
+        proto_buf_free(&nb);
+        return rc;
+    }
     if (!h || !(h->flags & Q_DUPNAME) || !h->name || proto_parse_error(f->body, f->len, &ef) < 0 ||
         !ef.sqlstate || strcmp(ef.sqlstate, "42P05") != 0)
         return 0;
@@ -295,6 +332,47 @@ static void on_error(struct px_server *sv, const struct proto_frame *f)
     skip_to_sync(sv);
 }
 
+uint64_t prep_shape(uint8_t type, const uint8_t *body, uint32_t len)
+{
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a over each column's name, type and typmod */
+    uint32_t off = 2, n;
+
+    if (type != PROTO_BE_ROW_DESC || len < 2)
+        return 1;                  /* NoData (or a description pglane cannot read) */
+    n = (uint32_t)body[0] << 8 | body[1];
+    for (uint32_t i = 0; i < n && off < len; i++) {
+        const uint8_t *z = memchr(body + off, 0, len - off);
+        uint32_t end;
+
+        if (!z || (end = (uint32_t)(z - body) + 1) + 18 > len)
+            break;
+        for (uint32_t k = off; k < end; k++)
+            h = (h ^ body[k]) * 1099511628211ull;
+        for (uint32_t k = end + 6; k < end + 10; k++)     /* type OID */
+            h = (h ^ body[k]) * 1099511628211ull;
+        for (uint32_t k = end + 12; k < end + 16; k++)    /* typmod */
+            h = (h ^ body[k]) * 1099511628211ull;
+        off = end + 18;
+    }
+    h = (h ^ n) * 1099511628211ull;
+    return h > 1 ? h : 2;
+}
+
+/* A Describe of a client statement answered: the columns of the statement as this server has it, and
+ * (the first time) what the client was told. */
+static void learn_shape(struct px_server *sv, const struct px_prepq_entry *h, uint64_t shape)
+{
+    int i = cache_find(sv, h->stmt);
+    struct px_cstmt *cs = sv->client && h->name ? cstmt_find(sv->client, h->name) : NULL;
+
+    if (i >= 0)
+        sv->cached[i].shape = shape;
+    if (cs && cs->stmt->id == h->stmt && cs->shape == 0) {
+        cs->shape = shape;
+        sv->client->shapes_known = 1;
+    }
+}
+
 /* Advances the response queue past one server message. */
 void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
 {
@@ -330,6 +408,8 @@ void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
     case PROTO_BE_ROW_DESC:
     case PROTO_BE_NO_DATA:
         done = h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL;
+        if (h->type == Q_DESC_STMT && h->stmt && (f->body || f->type == PROTO_BE_NO_DATA))
+            learn_shape(sv, h, prep_shape(f->type, f->body, f->len));
         break;
     case PROTO_BE_COMMAND_COMPLETE:
         if (h->flags & Q_PREPCC) {  /* the PREPARE of on_deallocate's Query, dropped */

@@ -307,6 +307,7 @@ int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
         cl->dealloc_names += s->dealloc - cs->stmt->dealloc;
         stmt_unref(cl->conn.px, cs->stmt);
         cs->stmt = s;
+        cs->shape = 0;
         return 0;
     }
     if (cl->nstmts == cl->capstmts && px_grow((void **)&cl->stmts, &cl->capstmts, 8, sizeof(*cl->stmts)) < 0)
@@ -314,6 +315,7 @@ int cstmt_set(struct px_client *cl, const char *name, struct px_stmt *s)
     cl->stmts[cl->nstmts].name = strdup(name);
     if (!cl->stmts[cl->nstmts].name)
         return -1;
+    cl->stmts[cl->nstmts].shape = 0;
     cl->stmts[cl->nstmts++].stmt = s;
     cl->dealloc_names += s->dealloc;
     stmt_ref(cl->conn.px, s);
@@ -416,7 +418,7 @@ void cache_add_ready(struct px_server *sv, uint32_t id)
         return;
     }
     if (cache_grow(sv) == 0)
-        sv->cached[sv->ncached++] = (struct px_cached){ id, ++sv->tick, 0, 1, sv->groups };
+        sv->cached[sv->ncached++] = (struct px_cached){ id, ++sv->tick, 0, 1, sv->groups, 0 };
 }
 
 /* The server carried out a Close of the statement (ensure_as prepares it again behind it). */

@@ -249,7 +249,9 @@ struct px_cached {                 /* a shared statement prepared on one server 
     uint16_t pending;              /* its Parses not answered yet (one more per group that sent it again) */
     uint8_t exists;                /* the server's replies so far say it has the statement */
     uint32_t group;                /* px_server.groups when its latest Parse was sent */
+    uint64_t shape;                /* its result columns as this server describes them (0: not known) */
 };
+#define PX_PROBE_MAX 8
 /* ---- session state in transaction pooling (proxy/session.c) ---- */
 enum { PX_DIRTY_RESET = 1, PX_DIRTY_CHECK = 2, PX_DIRTY_DISCARD = 4 };
 /* Pin reasons: bit i of px_client.pins, the same bits as routing's ROUTE_PIN_*. */
@@ -319,6 +321,14 @@ struct px_server {
     int ncached, capcached;
     uint64_t tick;
     uint32_t groups;               /* requests (Sync, Query, FunctionCall) the mapping has forwarded */
+    /* Result-shape probe (proxy/prepared.c, px_prep_probe): the client's messages wait while pglane
+     * prepares and describes statements here, to compare their result columns with the ones the
+     * client was told. probe_ids: what was asked (probe_parsed: with a Parse); probe_got: answers. */
+    uint8_t shape_wait;
+    uint8_t nprobe, probe_got, probe_failed;
+    uint8_t probe_parsed[PX_PROBE_MAX];
+    uint32_t probe_ids[PX_PROBE_MAX];
+    uint64_t probe_shapes[PX_PROBE_MAX];
     /* contention guard (proxy/guard.c) */
     const struct px_lane *guard_for;   /* pglane cancelled this backend to protect that lane: the next
                                           ErrorResponse says so (cleared at ReadyForQuery) */
@@ -396,10 +406,19 @@ int px_prep_forward(struct px_client *cl);
 int px_prep_drain(struct px_server *sv);
 int px_prep_head_is_synth(struct px_server *sv);
 int px_prep_swallows(struct px_server *sv, uint8_t type);
+/* Whether the mapping reads this reply whole (a statement's description: its columns are kept). */
+int px_prep_reads_whole(struct px_server *sv, uint8_t type);
 void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f);
 /* The server's 42P05 for a name the client re-prepared is made to name the client's statement (f at
  * sv's b->pos). 0, or -1 when the buffer cannot grow now (retry after the write in flight). */
 int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f);
+/* Before the client's scanned bytes go to its server: 1 if they must wait for a result-shape probe
+ * (sent now, or after pglane's own queries in flight), 0 to forward them, -1 if the probe cannot be
+ * sent. */
+int px_prep_probe(struct px_client *cl);
+/* A reply to the probe (swallowed), and the probe's end (its ReadyForQuery: swallow_z reached 0). */
+void px_prep_probe_reply(struct px_server *sv, const struct proto_frame *f);
+void px_prep_probe_done(struct px_server *sv);
 void px_prep_client_forget_all(struct px_client *cl);
 void px_prep_client_free(struct px_client *cl);
 void px_prep_server_forget_all(struct px_server *sv);
@@ -572,6 +591,7 @@ struct px_client {
     struct px_session *sess;       /* settings to replay on the next server, or NULL */
     uint8_t peer_family;
     uint8_t prep_batch;            /* scanned bytes hold a message naming a prepared statement */
+    uint8_t shapes_known;          /* one of its statements' result columns is known (px_prep_probe) */
     /* A request (Sync group, Query) that defines or drops statement names must be answered before
      * anything behind it is scanned and mapped: a failed or skipped Parse or Close leaves the names as
      * they were (client_scan.c). names_changed: the request being scanned does; names_hold: the

@@ -185,6 +185,17 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
 
     if (!cl || cl->state != CL_ACTIVE)
         return 0;
+    if (sv->shape_wait && !cl->tx_forwarded && !cl->conn.writing && !cl->terminating && !sv->guard_for) {
+        /* It died under pglane's result-shape probe: nothing of the client's went to it. */
+        px_server_lost(sv, PX_LOST_DEAD_ON_USE, detail);
+        px_info("C-%llu server connection lost before the client's request was sent: queued again",
+                (unsigned long long)cl->conn.id);
+        px_server_close(sv, "died under pglane's own statement check: the client's request goes elsewhere");
+        cl->server = NULL;
+        px_client_set_state(cl, CL_WAITING);
+        px_pool_acquire(pool, cl);
+        return 1;
+    }
     /* sv->guard_for: pglane's contention guard ended this backend on purpose; running the request
      * again would defeat it. */
     if (!cl->retry_buf || cl->conn.writing || cl->terminating || sv->guard_for)

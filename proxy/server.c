@@ -208,7 +208,7 @@ static int inspect_error(struct px_server *sv, const struct proto_frame *f)
         if (sv->validating == 1 || sv->sync_wait == 1)
             keep_own_error(sv, f);
         if (sv->validating != 1 && proto_parse_error(f->body, f->len, &ef) == 0)
-            SLOG(sv, CONF_LOG_WARNING, "pglane's own query failed: %s %s",
+            SLOG(sv, sv->nprobe ? CONF_LOG_DEBUG : CONF_LOG_WARNING, "pglane's own query failed: %s %s",
                  ef.sqlstate ? ef.sqlstate : "", ef.message ? ef.message : "");
         if (sv->replaying)
             sv->replay_failed = 1;
@@ -231,6 +231,8 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
 
     if (sv->swallow_z && sv->validating == 1)
         validation_reply(sv, f);
+    if (sv->swallow_z && sv->nprobe)
+        px_prep_probe_reply(sv, f);    /* the result-shape probe's replies (proxy/prepared.c) */
     switch (f->type) {
     case PROTO_BE_READY:
         return inspect_ready(sv, f);
@@ -390,8 +392,7 @@ static enum scan_result scan(struct px_server *sv)
             (void)px_prep_drain(sv);
             prep = sv->prepq.n > 0;
         }
-        if (must_read_whole(sv, f.type) ||
-            (prep && (f.type == PROTO_BE_PARSE_COMPLETE || f.type == PROTO_BE_CLOSE_COMPLETE))) {
+        if (must_read_whole(sv, f.type) || (prep && px_prep_reads_whole(sv, f.type))) {
             if (avail < PROTO_HEADER_LEN + f.len) {
                 if (b->cap - b->start < PROTO_HEADER_LEN + f.len && !sv->conn.writing &&
                     px_buf_reserve(b, PROTO_HEADER_LEN + f.len - avail) < 0)
@@ -426,7 +427,8 @@ static enum scan_result scan(struct px_server *sv)
                 }
                 b->pos += PROTO_HEADER_LEN + f.len;
                 b->start = b->pos;
-                if ((sv->checking || sv->replay_wait || sv->ryw_wait || sv->restoring) && sv->swallow_z == 0)
+                if ((sv->checking || sv->replay_wait || sv->ryw_wait || sv->restoring || sv->shape_wait) &&
+                    sv->swallow_z == 0)
                     return SCAN_OWN_DONE;
                 continue;
             }
@@ -622,6 +624,8 @@ static void server_read(struct px_server *sv)
             px_replica_lsn_done(sv);
         else {
             sv->restoring = 0;
+            if (sv->shape_wait)
+                px_prep_probe_done(sv);  /* the result-shape probe (or the own queries it waited for) */
             replay_done(sv);            /* a replay or a restore of startup settings: the client goes on */
         }
         return;

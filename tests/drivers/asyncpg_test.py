@@ -5,14 +5,14 @@ them per connection, learns column types with a Parse/Describe/Flush before a CO
 custom types, cancels on timeouts and resets a connection it takes back into its pool.
 
 Run by tests/integration/test_prepared_drivers.c with PGLANE_HOST, PGLANE_PORT, PGLANE_USER,
-PGLANE_PASSWORD and PGLANE_DB set, and a section name as the argument: pool, copy, types, cancel,
-reset. Prints "asyncpg <section> OK <version>" as its last line on success; any failure raises.
+PGLANE_PASSWORD and PGLANE_DB set, and a section name as the argument: pool, copy, types, schema,
+cancel, reset. Prints "asyncpg <section> OK <version>" as its last line on success; any failure raises.
 
 Tables and types (created by the C test): items(id int primary key, name text, qty int) with ids
 1..1000, name 'item-<id>', qty id * 3; apg_rows(worker int, i int, v text, primary key (worker, i));
 apg_copy(worker int, i int, v text); apg_kinds(id int primary key, m apg_mood, p apg_pair, d apg_pos,
 j jsonb, arr int[]) with the enum apg_mood ('sad', 'ok', 'happy'), the composite apg_pair (a int, b
-text) and the domain apg_pos (int > 0).
+text) and the domain apg_pos (int > 0); apg_shape(id int, v text).
 """
 import asyncio
 import io
@@ -112,8 +112,7 @@ async def copy_section():
 
 async def types_section():
     """Custom types make asyncpg introspect pg_type with statements of its own, and decode rows with
-    the codecs it built from them (binary results), in every connection. (A table change under a cached
-    statement is not part of this: see the README's limit on result types after DDL.)"""
+    the codecs it built from them (binary results), in every connection."""
     a = await asyncpg.connect(**CONNECT)
     b = await asyncpg.connect(**CONNECT)
     others = [await asyncpg.connect(**CONNECT) for _ in range(4)]   # keep the 2 server connections busy
@@ -131,6 +130,39 @@ async def types_section():
             raise AssertionError("bad enum value accepted")
         except asyncpg.InvalidTextRepresentationError:
             pass
+    finally:
+        for c in [a, b] + others:
+            await c.close()
+
+
+async def schema_section():
+    """Columns added and a type changed under a statement every connection has cached (asyncpg keeps the
+    columns it was told): PostgreSQL refuses to run it (0A000, "cached plan must not change result
+    type"), which asyncpg answers by preparing it again, outside a transaction, or raises as
+    InvalidCachedStatementError inside one. Through pglane the server connection a statement lands on
+    may never have prepared it: pglane checks its columns there first (a result-shape probe)."""
+    a = await asyncpg.connect(**CONNECT)
+    b = await asyncpg.connect(**CONNECT)
+    others = [await asyncpg.connect(**CONNECT) for _ in range(4)]
+    try:
+        await b.execute("INSERT INTO apg_shape VALUES (1, 'one')")
+        for step in range(3):
+            for c in [a] + others:
+                r = await c.fetch("SELECT * FROM apg_shape WHERE id = $1", 1)
+                assert len(r) == 1 and len(r[0]) == 2 + step, (step, r)
+            await b.execute("ALTER TABLE apg_shape ADD COLUMN c%d int DEFAULT %d" % (step, step))
+        await b.execute("ALTER TABLE apg_shape ALTER COLUMN v TYPE int USING length(v)")
+        for c in [a] + others:
+            r = await c.fetch("SELECT * FROM apg_shape WHERE id = $1", 1)
+            assert r[0]["v"] == 3 and r[0]["c2"] == 2, r
+        async with a.transaction():
+            await b.execute("ALTER TABLE apg_shape ADD COLUMN c9 int")
+            try:
+                await a.fetch("SELECT * FROM apg_shape WHERE id = $1", 1)
+                raise AssertionError("a changed result type went unnoticed in a transaction")
+            except asyncpg.InvalidCachedStatementError:
+                pass
+        assert len((await a.fetch("SELECT * FROM apg_shape WHERE id = $1", 1))[0]) == 6
     finally:
         for c in [a, b] + others:
             await c.close()
@@ -177,8 +209,8 @@ async def reset_section():
     await pool.close()
 
 
-SECTIONS = {"pool": pool_section, "copy": copy_section, "types": types_section, "cancel": cancel_section,
-            "reset": reset_section}
+SECTIONS = {"pool": pool_section, "copy": copy_section, "types": types_section, "schema": schema_section,
+            "cancel": cancel_section, "reset": reset_section}
 
 if __name__ == "__main__":
     section = sys.argv[1]

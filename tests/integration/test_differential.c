@@ -167,6 +167,22 @@ static const struct scenario scenarios[] = {
                "ALTER TABLE dp OWNER TO " H_USER "; ALTER TABLE dc OWNER TO " H_USER,
       .steps = { { 'A', "P{|insert into dc values (1)} B E S P{|select 2} B E S", 2 }, { 'B', "Q{select 1}", 1 } },
       .after = "select count(*) from dc" },
+    /* A named statement whose result columns a table change altered: PostgreSQL refuses it (0A000)
+     * for as long as it exists, also where pglane prepares it anew (B's DISCARD ALL drops pglane's
+     * statements on the server connection B used: A's next Bind there prepares it again). */
+    { .name = "result_columns_changed_under_named_statement",
+      .setup = "DROP TABLE IF EXISTS rcc; CREATE TABLE rcc (id int); INSERT INTO rcc VALUES (1);"
+               "ALTER TABLE rcc OWNER TO " H_USER,
+      .steps = { { 'A', "P{rc1|select * from rcc} D{S|rc1} S", 1 }, { 'A', "B{|rc1} E S", 1 },
+                 { 'B', "Q{alter table rcc add column c int default 5}", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "B{|rc1} E S", 1 }, { 'A', "D{S|rc1} S", 1 }, { 'A', "B{|rc1} E S", 1 },
+                 { 'A', "P{rc2|select * from rcc} D{S|rc2} B{|rc2} E S", 1 } } },
+    { .name = "result_columns_changed_type_under_named_statement",
+      .setup = "DROP TABLE IF EXISTS rct; CREATE TABLE rct (id int, v text); INSERT INTO rct VALUES (1, 'abc');"
+               "ALTER TABLE rct OWNER TO " H_USER,
+      .steps = { { 'A', "P{rt1|select v from rct} D{S|rt1} B{|rt1} E S", 1 },
+                 { 'B', "Q{alter table rct alter column v type int using length(v)}", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "B{|rt1} E S", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "B{|rt1} E S", 1 }, { 'A', "Q{rollback}", 1 } } },
     { .name = "function_call_in_tx_then_flush",
       .steps = { { 'A', "Q{begin}", 1 }, { 'A', "F{int4abs|-7} P{|select 1} B E H", QUIET }, { 'A', "S", 1 },
                  { 'A', "Q{commit}", 1 } } },

@@ -50,6 +50,8 @@ static int fixtures(void)
                   "CREATE TABLE apg_kinds (id int PRIMARY KEY, m apg_mood, p apg_pair, d apg_pos, j jsonb, arr int[]);"
                   "ALTER TABLE apg_rows OWNER TO " H_USER ";"
                   "ALTER TABLE apg_copy OWNER TO " H_USER ";"
+                  "CREATE TABLE apg_shape (id int, v text);"
+                  "ALTER TABLE apg_shape OWNER TO " H_USER ";"
                   "ALTER TABLE apg_kinds OWNER TO " H_USER) != 0)
         return -1;
     char conf[4096];
@@ -201,6 +203,16 @@ static void test_asyncpg_types(void **state)
     h_pass();
 }
 
+/* A table change under statements every connection has cached: asyncpg gets PostgreSQL's 0A000 from
+ * whichever server connection runs it, and prepares it again (before pglane checked the columns of a
+ * statement prepared anew on a server connection: rows of the new shape, ProtocolError in asyncpg). */
+static void test_asyncpg_schema_change(void **state)
+{
+    (void)state;
+    asyncpg_section("schema");
+    h_pass();
+}
+
 /* Timeouts: asyncpg cancels; a request waiting in the lane's queue is answered 57014 at once (was
  * dropped for named statements before: the sleep then ran its 30 s). */
 static void test_asyncpg_cancel(void **state)
@@ -304,6 +316,7 @@ int main(void)
         H_TEST(test_asyncpg_pool),
         H_TEST(test_asyncpg_copy),
         H_TEST(test_asyncpg_types),
+        H_TEST(test_asyncpg_schema_change),
         H_TEST(test_asyncpg_cancel),
         H_TEST(test_asyncpg_reset),
         H_TEST(test_node_postgres_pool),
