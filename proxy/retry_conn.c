@@ -182,6 +182,7 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
     struct px_pool *pool = sv->pool;
     struct px_retry_case c;
     struct px_buf *b;
+    int pooled;
 
     if (!cl || cl->state != CL_ACTIVE)
         return 0;
@@ -234,13 +235,18 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
         cl->prep_batch = 1;          /* the statement names are mapped again for the next server */
     px_prep_undo_sent(sv);
     px_retry_disarm(cl);
-    cl->retry_attempts++;
+    /* A connection that had waited in the pool and is found dead as well does not use up an attempt
+     * (a kill of many idle backends at once, a restart): each one found dead is closed, so the pool
+     * runs out of them; connections opened since count. */
+    pooled = sv->idle_since_ms != 0;
+    if (!pooled)
+        cl->retry_attempts++;
     cl->tx_forwarded = 0;
     pool->lane->stats.retries++;
     px_server_lost(sv, PX_LOST_DEAD_ON_USE, detail);
-    px_info("C-%llu transaction's first message(s)%s resent on another server connection (attempt %d of %d)",
+    px_info("C-%llu transaction's first message(s)%s resent on another server connection (%s; %d of %d attempts used)",
             (unsigned long long)cl->conn.id, c.kind == PX_RK_AFTER_BEGIN ? ", after its BEGIN," : "",
-            cl->retry_attempts, pool->lane->conf->server_retry);
+            pooled ? "it had waited in the pool" : "a new one", cl->retry_attempts, pool->lane->conf->server_retry);
     px_server_close(sv, "died before answering: retrying the client's request elsewhere");
     cl->server = NULL;
     px_client_set_state(cl, CL_WAITING);
