@@ -751,6 +751,7 @@ int px_prep_forward(struct px_client *cl)
     }
     cl->fwd_remain = b->remain;
     cl->prep_batch = 0;
+    sv->probe_off = 0;
     cl->pass_unnamed_set = 0;
     cl->pass_unnamed = NULL;
     xdealloc_forget(cl);
@@ -800,8 +801,8 @@ int px_prep_probe(struct px_client *cl)
     size_t start;
     int n = 0;
 
-    if (!cl->shapes_known || !sv || sv->shape_wait || sv->tx_status != 'I' || sv->prepq.n || cl->fwd_remain ||
-        !cl->nstmts)
+    if (!cl->shapes_known || !sv || sv->shape_wait || sv->probe_off || sv->tx_status != 'I' || sv->prepq.n ||
+        cl->fwd_remain || !cl->nstmts)
         return 0;
     proto_buf_init(&out);
     for (uint32_t off = b->start; off + PROTO_HEADER_LEN <= b->pos && n < PX_PROBE_MAX;) {
@@ -878,6 +879,9 @@ void px_prep_probe_done(struct px_server *sv)
         if ((i = cache_find(sv, sv->probe_ids[k])) >= 0)
             sv->cached[i].shape = sv->probe_shapes[k];
     }
+    /* A statement the probe could not prepare or describe (a table dropped, say) goes with the client's
+     * messages as usual, whose answer is then the server's own: not probed again for them. */
+    sv->probe_off = sv->probe_got < sv->nprobe;
     sv->shape_wait = 0;
     sv->nprobe = sv->probe_got = sv->probe_failed = 0;
 }

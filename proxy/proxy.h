@@ -326,6 +326,7 @@ struct px_server {
      * client was told. probe_ids: what was asked (probe_parsed: with a Parse); probe_got: answers. */
     uint8_t shape_wait;
     uint8_t nprobe, probe_got, probe_failed;
+    uint8_t probe_off;             /* a probe failed: none again until the client's bytes have gone */
     uint8_t probe_parsed[PX_PROBE_MAX];
     uint32_t probe_ids[PX_PROBE_MAX];
     uint64_t probe_shapes[PX_PROBE_MAX];

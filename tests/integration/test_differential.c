@@ -183,6 +183,10 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "P{rt1|select v from rct} D{S|rt1} B{|rt1} E S", 1 },
                  { 'B', "Q{alter table rct alter column v type int using length(v)}", 1 }, { 'B', "Q{discard all}", 1 },
                  { 'A', "B{|rt1} E S", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "B{|rt1} E S", 1 }, { 'A', "Q{rollback}", 1 } } },
+    { .name = "result_columns_table_dropped_under_named_statement",   /* the probe fails: the Bind's own answer */
+      .setup = "DROP TABLE IF EXISTS rcd; CREATE TABLE rcd (id int); ALTER TABLE rcd OWNER TO " H_USER,
+      .steps = { { 'A', "P{rd1|select * from rcd} D{S|rd1} S", 1 }, { 'B', "Q{drop table rcd}", 1 },
+                 { 'B', "Q{discard all}", 1 }, { 'A', "B{|rd1} E S", 1 }, { 'A', "B{|rd1} E S Q{select 1}", 2 } } },
     { .name = "function_call_in_tx_then_flush",
       .steps = { { 'A', "Q{begin}", 1 }, { 'A', "F{int4abs|-7} P{|select 1} B E H", QUIET }, { 'A', "S", 1 },
                  { 'A', "Q{commit}", 1 } } },
