@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "conf/conf.h"
+#include "proxy/prepared_internal.h"
 #include "proxy/proxy.h"
 
 /* ---- bytes ---- */
@@ -756,6 +757,65 @@ static void test_extended_deallocate(void **state)
     }
 }
 
+/* A RowDescription body: n columns named by names[i], of type types[i], typmod mods[i]; table and
+ * column numbers tab (ignored by the shape, as PostgreSQL's check ignores them). */
+static size_t row_desc(uint8_t *out, int n, const char *const *names, const uint32_t *types, const int32_t *mods,
+                       uint32_t tab)
+{
+    size_t o = 0;
+
+    out[o++] = (uint8_t)(n >> 8);
+    out[o++] = (uint8_t)n;
+    for (int i = 0; i < n; i++) {
+        uint32_t f[4] = { tab, types[i], (uint32_t)mods[i], 0 };
+
+        strcpy((char *)out + o, names[i]);
+        o += strlen(names[i]) + 1;
+        for (int k = 0; k < 4; k++)
+            out[o++] = (uint8_t)(f[0] >> (24 - 8 * k));            /* table OID */
+        out[o++] = 0;
+        out[o++] = (uint8_t)(i + 1);                              /* column number */
+        for (int k = 0; k < 4; k++)
+            out[o++] = (uint8_t)(f[1] >> (24 - 8 * k));            /* type OID */
+        out[o++] = 0xff;
+        out[o++] = 0xff;                                          /* type size */
+        for (int k = 0; k < 4; k++)
+            out[o++] = (uint8_t)(f[2] >> (24 - 8 * k));            /* typmod */
+        out[o++] = 0;
+        out[o++] = 0;                                             /* format */
+    }
+    return o;
+}
+
+/* The result columns as one number: a column's name, type or typmod changes it, a column more or less
+ * changes it, the table's OID does not (a table dropped and made again with the same columns). */
+static void test_result_shape(void **state)
+{
+    (void)state;
+    uint8_t b[256];
+    const char *names[] = { "id", "v" }, *renamed[] = { "id", "w" };
+    const uint32_t types[] = { 23, 25 }, retyped[] = { 23, 23 };
+    const int32_t mods[] = { -1, -1 }, remod[] = { -1, 12 };
+    size_t n = row_desc(b, 2, names, types, mods, 16384);
+    uint64_t base = prep_shape(PROTO_BE_ROW_DESC, b, (uint32_t)n);
+
+    assert_true(base > 1);
+    n = row_desc(b, 2, names, types, mods, 99999);
+    assert_true(prep_shape(PROTO_BE_ROW_DESC, b, (uint32_t)n) == base);
+    n = row_desc(b, 2, renamed, types, mods, 16384);
+    assert_true(prep_shape(PROTO_BE_ROW_DESC, b, (uint32_t)n) != base);
+    n = row_desc(b, 2, names, retyped, mods, 16384);
+    assert_true(prep_shape(PROTO_BE_ROW_DESC, b, (uint32_t)n) != base);
+    n = row_desc(b, 2, names, types, remod, 16384);
+    assert_true(prep_shape(PROTO_BE_ROW_DESC, b, (uint32_t)n) != base);
+    n = row_desc(b, 1, names, types, mods, 16384);
+    assert_true(prep_shape(PROTO_BE_ROW_DESC, b, (uint32_t)n) != base);
+    assert_true(prep_shape(PROTO_BE_NO_DATA, NULL, 0) == 1);
+    n = row_desc(b, 0, names, types, mods, 16384);
+    assert_true(prep_shape(PROTO_BE_ROW_DESC, b, (uint32_t)n) > 1);   /* no columns: not NoData's */
+    assert_true(prep_shape(PROTO_BE_ROW_DESC, b, 1) == 1);             /* cut short: unreadable */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -767,6 +827,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_streamed_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_again_in_later_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extended_deallocate, setup, teardown),
+        cmocka_unit_test(test_result_shape),
     };
     return cmocka_run_group_tests_name("unit: proxy prepared statements", tests, NULL, NULL);
 }
