@@ -262,6 +262,15 @@ void px_cancel_forward(struct proxy *px, uint32_t pid, uint32_t key)
             return;
         }
     }
+    if (sv && sv->shape_wait) {
+        /* pglane's own check of a statement runs ahead of the client's request (px_prep_probe), and
+         * may wait for a lock as the request would: it is cancelled, and so is the request once sent. */
+        cl->cancel_deferred = 1;
+        (void)px_cancel_backend(px, sv);
+        px_info("C-%llu cancel: pglane's statement check ahead of its request cancelled, the request to be "
+                "cancelled once sent", (unsigned long long)cl->conn.id);
+        return;
+    }
     if (!sv || px_cancel_backend(px, sv) < 0) {
         px->cancels_dropped++;
         px_debug("C-%llu cancel request dropped: %s", (unsigned long long)cl->conn.id,

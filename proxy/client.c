@@ -234,6 +234,11 @@ static int forward(struct px_client *cl)
         if (st)
             px_stage_add(PX_ST_SERVER_WRITE, st);
     }
+    if (r == 0 && cl->cancel_deferred && cl->server) {
+        cl->cancel_deferred = 0;           /* a cancel that came during the statement check */
+        if (px_cancel_backend(cl->conn.px, cl->server) == 0)
+            CLOG(cl, CONF_LOG_INFO, "%s", "cancel forwarded behind the request it was meant for");
+    }
     cl->fwd_ord = cl->flow.pushed;
     cl->fwd_unsynced = cl->unsynced;
     if (st)

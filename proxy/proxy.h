@@ -593,6 +593,7 @@ struct px_client {
     uint8_t peer_family;
     uint8_t prep_batch;            /* scanned bytes hold a message naming a prepared statement */
     uint8_t shapes_known;          /* one of its statements' result columns is known (px_prep_probe) */
+    uint8_t cancel_deferred;       /* a cancel came during that probe: sent again behind the request */
     /* A request (Sync group, Query) that defines or drops statement names must be answered before
      * anything behind it is scanned and mapped: a failed or skipped Parse or Close leaves the names as
      * they were (client_scan.c). names_changed: the request being scanned does; names_hold: the

@@ -487,6 +487,48 @@ static void test_cancel_queued(void **state)
 }
 
 /*
+ * A cancel while pglane checks a statement's result columns ahead of the client's request (the
+ * statement was described, and the server connection lost pglane's copy of it: b's DISCARD ALL), and
+ * that check waits for a lock another session holds, as the request itself would: the client gets
+ * 57014 at once, as from PostgreSQL, not when the lock is released (the cancel hit pglane's check and
+ * the request then waited for the lock again).
+ */
+static void test_cancel_during_statement_check(void **state)
+{
+    (void)state;
+    PGconn *s, *adm, *a, *b;
+    open_four(H_DB, &s, &adm, &a, &b);
+    PGconn *s2 = h_pg_super(&g_pg, H_DB);
+    assert_non_null(s2);
+    assert_int_equal(h_exec(s2, "DROP TABLE IF EXISTS lk; CREATE TABLE lk (id int); INSERT INTO lk VALUES (7);"
+                                "ALTER TABLE lk OWNER TO " H_USER), 0);
+    PGresult *r = PQprepare(a, "sl", "SELECT id FROM lk", 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQdescribePrepared(a, "sl");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_int_equal(PQnfields(r), 1);
+    PQclear(r);
+    assert_int_equal(h_exec(b, "DISCARD ALL"), 0);
+    assert_int_equal(h_exec(s, "BEGIN"), 0);
+    assert_int_equal(h_exec(s, "LOCK TABLE lk IN ACCESS EXCLUSIVE MODE"), 0);
+    assert_int_equal(PQsendQueryPrepared(a, "sl", 0, NULL, NULL, NULL, 0), 1);
+    assert_int_equal(h_pg_wait_long(s2, "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'lk'::regclass",
+                                    1, 5000), 1);
+    cancel_client(a);
+    char v[32];
+    assert_string_equal(finish_query(a, 5000, v, sizeof v), "57014");
+    assert_int_equal(h_exec(s, "ROLLBACK"), 0);
+    v[0] = 0;
+    assert_int_equal(PQsendQueryPrepared(a, "sl", 0, NULL, NULL, NULL, 0), 1);
+    assert_string_equal(finish_query(a, 5000, v, sizeof v), "");
+    assert_string_equal(v, "7");
+    PQfinish(s2);
+    close_four(s, adm, a, b);
+    h_pass();
+}
+
+/*
  * SIGTERM while a cancel is held (postmaster stopped): pglane drains, closes the cancel connection
  * with the server connection it held, and exits 0 without a sanitizer report (under make asan).
  */
@@ -523,6 +565,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_hold_expires, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_dropped, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_queued, h_test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_during_statement_check, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_race, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_clean_exit, h_test_setup, test_teardown),
     };
