@@ -787,7 +787,7 @@ static const char *named_use(const uint8_t *msg, uint32_t len)
  * PostgreSQL keeps a prepared statement's result columns: once a table change alters them, it refuses
  * to run the statement (0A000) rather than return rows the client would read with the old description.
  * A server connection that prepares pglane's shared statement after the change would run it with the
- * new columns. So, outside a transaction, before a client's Bind or Describe of a statement whose
+ * new columns. So, outside a failed transaction, before a client's Bind or Describe of a statement whose
  * columns the client was told goes to a server connection whose own columns for it are not known,
  * pglane prepares (if need be) and describes it there, in a Sync group of its own whose replies it
  * keeps; the client's messages wait for that answer (one round trip per statement and server
@@ -801,10 +801,18 @@ int px_prep_probe(struct px_client *cl)
     size_t start;
     int n = 0;
 
-    if (!cl->shapes_known || !sv || sv->shape_wait || sv->probe_off || sv->tx_status != 'I' || sv->prepq.n ||
-        cl->fwd_remain || !cl->nstmts)
-        return 0;
+    if (!cl->shapes_known || !sv || sv->shape_wait || sv->probe_off || (sv->tx_status != 'I' && sv->tx_status != 'T') ||
+        sv->prepq.n || cl->fwd_remain || cl->fwd_unsynced || !cl->nstmts)
+        return 0;                  /* (fwd_unsynced: a Sync of pglane's would end the client's group) */
     proto_buf_init(&out);
+    if (sv->tx_status == 'T') {
+        /* In the client's transaction block: under a savepoint of pglane's, rolled back after the
+         * describe whatever came of it (a failed Parse leaves the transaction as it was; prepared
+         * statements outlive a rollback). */
+        start = proto_msg_begin(&out, PROTO_FE_QUERY);
+        proto_put_cstr(&out, "SAVEPOINT _pgl_probe");
+        proto_msg_end(&out, start);
+    }
     for (uint32_t off = b->start; off + PROTO_HEADER_LEN <= b->pos && n < PX_PROBE_MAX;) {
         uint32_t len = proto_get_u32(b->data + off + 1) - 4;
         const char *name;
@@ -848,6 +856,13 @@ int px_prep_probe(struct px_client *cl)
     }
     start = proto_msg_begin(&out, PROTO_FE_SYNC);
     proto_msg_end(&out, start);
+    if (sv->tx_status == 'T') {
+        start = proto_msg_begin(&out, PROTO_FE_QUERY);
+        proto_put_cstr(&out, "ROLLBACK TO SAVEPOINT _pgl_probe; RELEASE SAVEPOINT _pgl_probe");
+        proto_msg_end(&out, start);
+        sv->unnamed_owner = 0;     /* simple Queries drop the server's unnamed statement: replayed when used */
+        cl->unnamed_parsed = 0;
+    }
     if (out.failed || px_conn_send_copy(&sv->conn, out.data, out.len) < 0) {
         proto_buf_free(&out);
         return -1;
@@ -856,7 +871,7 @@ int px_prep_probe(struct px_client *cl)
     sv->nprobe = (uint8_t)n;
     sv->probe_got = sv->probe_failed = 0;
     sv->shape_wait = 1;
-    sv->swallow_z++;
+    sv->swallow_z += sv->tx_status == 'T' ? 3 : 1;
     return 1;
 }
 

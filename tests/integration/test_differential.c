@@ -187,6 +187,22 @@ static const struct scenario scenarios[] = {
       .setup = "DROP TABLE IF EXISTS rcd; CREATE TABLE rcd (id int); ALTER TABLE rcd OWNER TO " H_USER,
       .steps = { { 'A', "P{rd1|select * from rcd} D{S|rd1} S", 1 }, { 'B', "Q{drop table rcd}", 1 },
                  { 'B', "Q{discard all}", 1 }, { 'A', "B{|rd1} E S", 1 }, { 'A', "B{|rd1} E S Q{select 1}", 2 } } },
+    /* The same checks inside a transaction block (under a savepoint of pglane's), the client's unnamed
+     * statement kept across them. */
+    { .name = "result_columns_changed_in_transaction",
+      .setup = "DROP TABLE IF EXISTS rci; CREATE TABLE rci (id int); INSERT INTO rci VALUES (1);"
+               "ALTER TABLE rci OWNER TO " H_USER,
+      .steps = { { 'A', "P{ri1|select * from rci} D{S|ri1} S", 1 }, { 'A', "P{ri2|select id from rci} D{S|ri2} S", 1 },
+                 { 'B', "Q{alter table rci add column c int default 5}", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "Q{begin}", 1 }, { 'A', "Q{select 1}", 1 }, { 'A', "P{|select 'unnamed'} S", 1 },
+                 { 'A', "B{|ri2} E S", 1 }, { 'A', "B E S", 1 }, { 'A', "B{|ri1} E S", 1 }, { 'A', "Q{rollback}", 1 },
+                 { 'A', "B{|ri2} E S", 1 } },
+      .after = "select count(*) from rci" },
+    { .name = "result_columns_table_dropped_in_transaction",
+      .setup = "DROP TABLE IF EXISTS rdi; CREATE TABLE rdi (id int); ALTER TABLE rdi OWNER TO " H_USER,
+      .steps = { { 'A', "P{rj1|select * from rdi} D{S|rj1} S", 1 }, { 'B', "Q{drop table rdi}", 1 },
+                 { 'B', "Q{discard all}", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "Q{select 1}", 1 },
+                 { 'A', "B{|rj1} E S", 1 }, { 'A', "Q{select 2}", 1 }, { 'A', "Q{rollback}", 1 } } },
     { .name = "function_call_in_tx_then_flush",
       .steps = { { 'A', "Q{begin}", 1 }, { 'A', "F{int4abs|-7} P{|select 1} B E H", QUIET }, { 'A', "S", 1 },
                  { 'A', "Q{commit}", 1 } } },
