@@ -163,6 +163,18 @@ async def schema_section():
             except asyncpg.InvalidCachedStatementError:
                 pass
         assert len((await a.fetch("SELECT * FROM apg_shape WHERE id = $1", 1))[0]) == 6
+        for c in others:                           # (each has it cached with 6 columns now)
+            assert len((await c.fetch("SELECT * FROM apg_shape WHERE id = $1", 1))[0]) == 6
+        await b.execute("ALTER TABLE apg_shape ADD COLUMN c10 int")
+        for c in [a] + others:                     # the statement is not a transaction's first
+            try:
+                async with c.transaction():
+                    assert await c.fetchval("SELECT 1") == 1
+                    await c.fetch("SELECT * FROM apg_shape WHERE id = $1", 1)
+                raise AssertionError("a changed result type went unnoticed after a transaction's first statement")
+            except asyncpg.InvalidCachedStatementError:
+                pass
+            assert len((await c.fetch("SELECT * FROM apg_shape WHERE id = $1", 1))[0]) == 7
     finally:
         for c in [a, b] + others:
             await c.close()
