@@ -409,6 +409,8 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
     if (name)
         pre = (size_t)((const uint8_t *)name - body);
     cs = name && (nl > 0 || cl->nstmts) ? cstmt_find(cl, name) : NULL;   /* "": cache_unnamed's mapping */
+    if (qtype == Q_BIND)
+        cl->pdesc_stmt = 0;
     if (qtype == Q_BIND && name) {
         int r;
 
@@ -456,6 +458,8 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
         return queue_push(sv, qtype, Q_STALE, 0);
     if (qtype == Q_BIND)
         cl->last_bound = cs->stmt->id;
+    if (qtype == Q_BIND && pre == 1 && nl > 0)
+        cl->pdesc_stmt = cs->stmt->id;
     /* A Describe tells the client the statement's columns: the first one is kept (learn_shape). */
     return queue_push_name(sv, qtype, 0, cs->stmt->id, qtype == Q_DESC_STMT && nl > 0 && !cs->shape ? cs->name : NULL);
 }
@@ -599,7 +603,9 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
         if (len >= 1 && msg[PROTO_HEADER_LEN] == 'S')
             return on_named_use(cl, sv, msg, len, len, out);
         raw(out, msg, PROTO_HEADER_LEN + len);
-        return queue_push(sv, Q_DESC_PORTAL, 0, 0);
+        /* The unnamed portal of a client statement: its description tells the statement's columns. */
+        return queue_push(sv, Q_DESC_PORTAL, 0,
+                          len >= 2 && msg[PROTO_HEADER_LEN + 1] == 0 ? cl->pdesc_stmt : 0);
     case PROTO_FE_CLOSE:
         return on_close(cl, sv, msg, len, out);
     case PROTO_FE_EXECUTE:

@@ -209,14 +209,17 @@ int px_prep_head_is_synth(struct px_server *sv)
     return h && (h->flags & Q_SYNTH);
 }
 
+static int shape_wanted(struct px_server *sv, const struct px_prepq_entry *h);
+
 int px_prep_reads_whole(struct px_server *sv, uint8_t type)
 {
     const struct px_prepq_entry *h;
 
     if (type == PROTO_BE_PARSE_COMPLETE || type == PROTO_BE_CLOSE_COMPLETE)
         return 1;
-    return (type == PROTO_BE_ROW_DESC || type == PROTO_BE_NO_DATA) && (h = queue_head(sv)) && h->type == Q_DESC_STMT &&
-           h->stmt;
+    return (type == PROTO_BE_ROW_DESC || type == PROTO_BE_NO_DATA) && (h = queue_head(sv)) &&
+           (h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL) && h->stmt &&
+           ((h->flags & Q_SWALLOW) || shape_wanted(sv, h));   /* dropped (on_named_use), or learnt from */
 }
 
 /* Whether this reply is one pglane caused and the client must not see. */
@@ -358,18 +361,48 @@ uint64_t prep_shape(uint8_t type, const uint8_t *body, uint32_t len)
     return h > 1 ? h : 2;
 }
 
-/* A Describe of a client statement answered: the columns of the statement as this server has it, and
- * (the first time) what the client was told. */
+/* Whether a description of entry h's statement (a Describe of it, or of the unnamed portal bound
+ * from it) tells pglane something it does not know: the columns of this server's copy, or those a
+ * client name of it was told. Cheap when all is known (a client that describes every execution). */
+static int shape_wanted(struct px_server *sv, const struct px_prepq_entry *h)
+{
+    const struct px_client *cl = sv->client;
+    int i = cache_find(sv, h->stmt);
+
+    if (i >= 0 && sv->cached[i].shape == 0)
+        return 1;
+    if (!cl)
+        return 0;
+    if (h->name) {
+        const struct px_cstmt *cs = cstmt_find((struct px_client *)cl, h->name);
+
+        return cs && cs->stmt->id == h->stmt && cs->shape == 0;
+    }
+    for (int k = 0; k < cl->nstmts; k++)
+        if (cl->stmts[k].stmt->id == h->stmt && cl->stmts[k].shape == 0)
+            return 1;
+    return 0;
+}
+
+/* A description of a client statement answered: the columns of the statement as this server has it,
+ * and (the first time) what the client was told, for the name described or, for a portal, every name
+ * of that statement the client has. */
 static void learn_shape(struct px_server *sv, const struct px_prepq_entry *h, uint64_t shape)
 {
+    struct px_client *cl = sv->client;
     int i = cache_find(sv, h->stmt);
-    struct px_cstmt *cs = sv->client && h->name ? cstmt_find(sv->client, h->name) : NULL;
 
     if (i >= 0)
         sv->cached[i].shape = shape;
-    if (cs && cs->stmt->id == h->stmt && cs->shape == 0) {
-        cs->shape = shape;
-        sv->client->shapes_known = 1;
+    if (!cl)
+        return;
+    for (int k = 0; k < cl->nstmts; k++) {
+        struct px_cstmt *cs = &cl->stmts[k];
+
+        if (cs->stmt->id == h->stmt && cs->shape == 0 && (!h->name || strcmp(cs->name, h->name) == 0)) {
+            cs->shape = shape;
+            cl->shapes_known = 1;
+        }
     }
 }
 
@@ -408,7 +441,8 @@ void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
     case PROTO_BE_ROW_DESC:
     case PROTO_BE_NO_DATA:
         done = h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL;
-        if (h->type == Q_DESC_STMT && h->stmt && (f->body || f->type == PROTO_BE_NO_DATA))
+        if ((h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL) && h->stmt && (f->body || f->type == PROTO_BE_NO_DATA) &&
+            shape_wanted(sv, h))
             learn_shape(sv, h, prep_shape(f->type, f->body, f->len));
         break;
     case PROTO_BE_COMMAND_COMPLETE:

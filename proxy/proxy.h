@@ -605,6 +605,8 @@ struct px_client {
     uint8_t group_unnamed, unnamed_hold;
     uint32_t fwd_remain;           /* body bytes of a message whose start was already forwarded */
     uint32_t last_bound;           /* shared statement of the latest Bind */
+    uint32_t pdesc_stmt;           /* ... when that Bind made the unnamed portal of a client statement:
+                                      a Describe of the portal tells its columns (learn_shape) */
     /* A portal bound from a statement "DEALLOCATE name" of one of the client's names (prepared.c
      * xdealloc_bind): its portal name, the client's name and the shared statement it names then; the
      * name goes when that portal is executed (NULL portal: none). */

@@ -198,6 +198,15 @@ static const struct scenario scenarios[] = {
                  { 'A', "B{|ri2} E S", 1 }, { 'A', "B E S", 1 }, { 'A', "B{|ri1} E S", 1 }, { 'A', "Q{rollback}", 1 },
                  { 'A', "B{|ri2} E S", 1 } },
       .after = "select count(*) from rci" },
+    /* libpq's PQexecPrepared (and pgJDBC's first execution) learn the columns from a Describe of the
+     * unnamed portal bound from the statement. */
+    { .name = "result_columns_changed_portal_described",
+      .setup = "DROP TABLE IF EXISTS rcp; CREATE TABLE rcp (id int); INSERT INTO rcp VALUES (1);"
+               "ALTER TABLE rcp OWNER TO " H_USER,
+      .steps = { { 'A', "P{rp1|select * from rcp} S", 1 }, { 'A', "B{|rp1} D{P|} E S", 1 },
+                 { 'B', "Q{alter table rcp add column c int default 5}", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "B{|rp1} D{P|} E S", 1 }, { 'A', "B{p9|rp1} D{P|p9} E{p9|0} S", 1 },
+                 { 'A', "P{rp2|select * from rcp} S B{|rp2} D{P|} E S", 2 } } },
     { .name = "result_columns_table_dropped_in_transaction",
       .setup = "DROP TABLE IF EXISTS rdi; CREATE TABLE rdi (id int); ALTER TABLE rdi OWNER TO " H_USER,
       .steps = { { 'A', "P{rj1|select * from rdi} D{S|rj1} S", 1 }, { 'B', "Q{drop table rdi}", 1 },
