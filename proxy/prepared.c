@@ -23,6 +23,18 @@
 /* A statement name no server has: a Bind or Describe of it fails as a stale statement must. */
 #define STALE_NAME "_pgl_stale_result_type"
 
+/* Whether the message at p (n bytes there) is a whole Describe of the portal named portal: a client
+ * that describes the portal it binds reads the columns it is sent (libpq, node-postgres). */
+static int describes_portal(const uint8_t *p, uint32_t n, const char *portal)
+{
+    uint32_t len;
+
+    if (n < PROTO_HEADER_LEN + 2 || p[0] != PROTO_FE_DESCRIBE || (len = proto_get_u32(p + 1) - 4) > n - PROTO_HEADER_LEN ||
+        len < 2 || p[PROTO_HEADER_LEN] != 'P' || p[PROTO_HEADER_LEN + len - 1] != 0)
+        return 0;
+    return strcmp((const char *)p + PROTO_HEADER_LEN + 1, portal) == 0;
+}
+
 static void put_name(struct proto_buf *out, uint32_t id)
 {
     char name[24];
@@ -426,7 +438,8 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
         return queue_push(sv, qtype, 0, 0);
     }
     if (nl > 0 && cs->shape && (i = cache_find(sv, cs->stmt->id)) >= 0 && sv->cached[i].shape &&
-        sv->cached[i].shape != cs->shape) {
+        sv->cached[i].shape != cs->shape &&
+        !(qtype == Q_BIND && have == len && describes_portal(cl->pass_rest, cl->pass_rest_len, (const char *)body))) {
         /* The statement's result columns are not the ones the client was told (a table changed
          * since): PostgreSQL refuses to run it. Sent naming a statement the server does not have,
          * so that the server fails it (and skips to Sync) as it would; the error is made PostgreSQL's
@@ -744,6 +757,8 @@ int px_prep_forward(struct px_client *cl)
             break;
         }
         rc = group_start(cl, sv, b->data + off, b->pos - off, &out);
+        cl->pass_rest = b->data + off + PROTO_HEADER_LEN + len;
+        cl->pass_rest_len = b->pos - (off + PROTO_HEADER_LEN + len);
         if (rc == 0)
             rc = one_message(cl, sv, b->data + off, len, &out);
         if (proto_fe_gets_ready(b->data[off])) {
@@ -773,6 +788,7 @@ int px_prep_forward(struct px_client *cl)
 }
 
 /* ---- result columns: what the client was told, checked on each server connection ---- */
+
 
 /* The statement a Bind or Describe of the scanned bytes names, or NULL. */
 static const char *named_use(const uint8_t *msg, uint32_t len)
@@ -828,6 +844,10 @@ int px_prep_probe(struct px_client *cl)
         if (off + PROTO_HEADER_LEN + len > b->pos)
             break;                 /* a message streaming through: not looked at */
         name = named_use(b->data + off, len);
+        if (name && b->data[off] == PROTO_FE_BIND &&
+            describes_portal(b->data + off + PROTO_HEADER_LEN + len, b->pos - off - PROTO_HEADER_LEN - len,
+                             (const char *)b->data + off + PROTO_HEADER_LEN))
+            name = NULL;           /* it reads the columns it is sent: not refused (on_named_use) */
         off += PROTO_HEADER_LEN + len;
         if (!name || !(cs = cstmt_find(cl, name)) || !cs->shape)
             continue;

@@ -551,6 +551,8 @@ struct px_client {
     uint32_t pass_unnamed_len;
     uint8_t pass_group_open;       /* ... and a message since the last Sync, Query or FunctionCall */
     uint8_t pass_first_group;      /* ... and no Sync, Query or FunctionCall yet in this pass */
+    const uint8_t *pass_rest;      /* ... and the bytes after the message being mapped (pass_rest_len) */
+    uint32_t pass_rest_len;
     uint8_t fwd_unsynced;          /* `unsynced` as of the bytes forwarded so far */
     uint32_t discard;              /* bytes of an over-large message still to drop (then its error) */
     uint8_t skip_sync;             /* after that error: messages are dropped up to a Sync (answered 'I') */
