@@ -115,16 +115,22 @@ static void require_file(const char *path, const char *package)
     assert_int_equal(access(path, R_OK), 0);
 }
 
+/* tests/drivers/<driver>_test.py <section>, whose last line must be "<driver> <section> OK ...". */
+static void python_section(const char *driver, const char *section, int timeout_ms)
+{
+    char script[PATH_MAX + 32], want[64];
+    require_file(PYTHON, "python3");
+    snprintf(script, sizeof script, "%s/%s_test.py", g_drivers, driver);
+    snprintf(want, sizeof want, "%s %s OK", driver, section);
+    const char *argv[] = { PYTHON, script, section, NULL };
+    run_driver(argv, want, timeout_ms);
+}
+
 /* ------------------------------------------------------------------------------------------ psycopg */
 
 static void psycopg_section(const char *section)
 {
-    char script[PATH_MAX + 32], want[64];
-    require_file(PYTHON, "python3");
-    snprintf(script, sizeof script, "%s/psycopg_test.py", g_drivers);
-    snprintf(want, sizeof want, "psycopg %s OK", section);
-    const char *argv[] = { PYTHON, script, section, NULL };
-    run_driver(argv, want, 60000);
+    python_section("psycopg", section, 60000);
 }
 
 static void test_psycopg_prepare_threshold(void **state)
@@ -165,12 +171,7 @@ static void test_psycopg_prepared_max_rotation(void **state)
 
 static void asyncpg_section(const char *section)
 {
-    char script[PATH_MAX + 32], want[64];
-    require_file(PYTHON, "python3");
-    snprintf(script, sizeof script, "%s/asyncpg_test.py", g_drivers);
-    snprintf(want, sizeof want, "asyncpg %s OK", section);
-    const char *argv[] = { PYTHON, script, section, NULL };
-    run_driver(argv, want, 120000);
+    python_section("asyncpg", section, 120000);
 }
 
 /* 8 asyncpg pool connections over 2 server connections: every query a named statement of asyncpg's
