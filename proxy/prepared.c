@@ -822,6 +822,7 @@ int px_prep_probe(struct px_client *cl)
     struct proto_buf out;
     size_t start;
     int n = 0;
+    uint32_t unsent;
 
     if (!cl->shapes_known || !sv || sv->shape_wait || sv->probe_off || (sv->tx_status != 'I' && sv->tx_status != 'T') ||
         sv->prepq.n || cl->fwd_remain || cl->fwd_unsynced || !cl->nstmts)
@@ -872,13 +873,9 @@ int px_prep_probe(struct px_client *cl)
         proto_msg_end(&out, start);
         n++;
     }
-    if (n == 0 || sv->swallow_z) {
+    if (n == 0) {
         proto_buf_free(&out);
-        if (n == 0)
-            return 0;
-        sv->shape_wait = 1;        /* after pglane's own queries in flight: the probe is sent then */
-        sv->nprobe = 0;
-        return 1;
+        return 0;
     }
     start = proto_msg_begin(&out, PROTO_FE_SYNC);
     proto_msg_end(&out, start);
@@ -897,12 +894,26 @@ int px_prep_probe(struct px_client *cl)
     sv->nprobe = (uint8_t)n;
     sv->probe_got = sv->probe_failed = 0;
     sv->shape_wait = 1;
-    sv->swallow_z += sv->tx_status == 'T' ? 3 : 1;
+    /* Behind pglane's own queries already sent (their replies come first); a held BEGIN whose reply is
+     * counted already goes with the client's bytes, after the probe. */
+    unsent = cl->tx_route == TXR_BEGIN_REPLAY ? 1 : 0;
+    sv->probe_skip = (uint8_t)(sv->swallow_z > unsent ? sv->swallow_z - unsent : 0);
+    sv->probe_z = sv->tx_status == 'T' ? 3 : 1;
+    sv->swallow_z += sv->probe_z;
     return 1;
 }
 
 void px_prep_probe_reply(struct px_server *sv, const struct proto_frame *f)
 {
+    if (f->type == PROTO_BE_READY) {
+        if (sv->probe_skip)
+            sv->probe_skip--;      /* one of the earlier queries' */
+        else if (sv->probe_z)
+            sv->probe_z--;
+        return;
+    }
+    if (sv->probe_skip)
+        return;                    /* a reply to one of pglane's earlier queries */
     if (f->type == PROTO_BE_ERROR)
         sv->probe_failed = 1;      /* what follows in the probe's group is skipped */
     else if ((f->type == PROTO_BE_ROW_DESC || f->type == PROTO_BE_NO_DATA) && sv->probe_got < sv->nprobe &&
@@ -924,5 +935,5 @@ void px_prep_probe_done(struct px_server *sv)
      * messages as usual, whose answer is then the server's own: not probed again for them. */
     sv->probe_off = sv->probe_got < sv->nprobe;
     sv->shape_wait = 0;
-    sv->nprobe = sv->probe_got = sv->probe_failed = 0;
+    sv->nprobe = sv->probe_got = sv->probe_failed = sv->probe_skip = sv->probe_z = 0;
 }

@@ -326,6 +326,8 @@ struct px_server {
      * client was told. probe_ids: what was asked (probe_parsed: with a Parse); probe_got: answers. */
     uint8_t shape_wait;
     uint8_t nprobe, probe_got, probe_failed;
+    uint8_t probe_skip;            /* ReadyForQuery of pglane's own queries sent before the probe */
+    uint8_t probe_z;               /* ... and the probe's own still to come */
     uint8_t probe_off;             /* a probe failed: none again until the client's bytes have gone */
     uint8_t probe_parsed[PX_PROBE_MAX];
     uint32_t probe_ids[PX_PROBE_MAX];
@@ -414,10 +416,9 @@ void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f);
  * sv's b->pos). 0, or -1 when the buffer cannot grow now (retry after the write in flight). */
 int px_prep_rewrite_error(struct px_server *sv, struct proto_frame *f);
 /* Before the client's scanned bytes go to its server: 1 if they must wait for a result-shape probe
- * (sent now, or after pglane's own queries in flight), 0 to forward them, -1 if the probe cannot be
- * sent. */
+ * (sent now, behind pglane's own queries in flight), 0 to forward them, -1 if it cannot be sent. */
 int px_prep_probe(struct px_client *cl);
-/* A reply to the probe (swallowed), and the probe's end (its ReadyForQuery: swallow_z reached 0). */
+/* A reply to the probe (swallowed), and the probe's end (its last ReadyForQuery: probe_z reached 0). */
 void px_prep_probe_reply(struct px_server *sv, const struct proto_frame *f);
 void px_prep_probe_done(struct px_server *sv);
 void px_prep_client_forget_all(struct px_client *cl);

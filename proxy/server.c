@@ -427,8 +427,8 @@ static enum scan_result scan(struct px_server *sv)
                 }
                 b->pos += PROTO_HEADER_LEN + f.len;
                 b->start = b->pos;
-                if ((sv->checking || sv->replay_wait || sv->ryw_wait || sv->restoring || sv->shape_wait) &&
-                    sv->swallow_z == 0)
+                if (((sv->checking || sv->replay_wait || sv->ryw_wait || sv->restoring) && sv->swallow_z == 0) ||
+                    (sv->shape_wait && sv->probe_z == 0))
                     return SCAN_OWN_DONE;
                 continue;
             }
@@ -625,7 +625,7 @@ static void server_read(struct px_server *sv)
         else {
             sv->restoring = 0;
             if (sv->shape_wait)
-                px_prep_probe_done(sv);  /* the result-shape probe (or the own queries it waited for) */
+                px_prep_probe_done(sv);  /* the result-shape probe answered */
             replay_done(sv);            /* a replay or a restore of startup settings: the client goes on */
         }
         return;

@@ -212,6 +212,14 @@ static const struct scenario scenarios[] = {
       .known = "a Bind whose portal the client describes next runs with the statement's new columns after a "
                "table change (PostgreSQL: 0A000 until the client prepares it again)",
       .known_steps = STEP(7), .known_shapes = SHAPE_LANE1 | SHAPE_LANE2 | SHAPE_UNNAMED },
+    /* The check meets a held BEGIN, whose reply pglane counts before it is sent (hung before). */
+    { .name = "result_columns_changed_after_held_begin",
+      .setup = "DROP TABLE IF EXISTS rch; CREATE TABLE rch (id int); INSERT INTO rch VALUES (1);"
+               "ALTER TABLE rch OWNER TO " H_USER,
+      .steps = { { 'A', "P{rh1|select * from rch} D{S|rh1} S", 1 }, { 'A', "P{rh2|select id from rch} D{S|rh2} S", 1 },
+                 { 'B', "Q{alter table rch add column c int default 5}", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "Q{begin}", 1 }, { 'A', "B{|rh2} E S", 1 }, { 'A', "Q{commit}", 1 }, { 'A', "Q{begin}", 1 },
+                 { 'A', "B{|rh1} E S", 1 }, { 'A', "Q{rollback}", 1 } } },
     { .name = "result_columns_table_dropped_in_transaction",
       .setup = "DROP TABLE IF EXISTS rdi; CREATE TABLE rdi (id int); ALTER TABLE rdi OWNER TO " H_USER,
       .steps = { { 'A', "P{rj1|select * from rdi} D{S|rj1} S", 1 }, { 'B', "Q{drop table rdi}", 1 },
