@@ -789,7 +789,6 @@ int px_prep_forward(struct px_client *cl)
 
 /* ---- result columns: what the client was told, checked on each server connection ---- */
 
-
 /* The statement a Bind or Describe of the scanned bytes names, or NULL. */
 static const char *named_use(const uint8_t *msg, uint32_t len)
 {
