@@ -177,10 +177,15 @@ static void test_cancel_through_either_process(void **state)
     H_ASSERT_CONNECTED(control);
     for (int i = 0; i < NSLEEP; i++)
         assert_int_equal(PQsendQuery(conns[i], "SELECT pg_sleep(10)"), 1);
-    assert_int_equal(PQsendQuery(control, "SELECT 'control' FROM pg_sleep(4)"), 1);
     assert_int_equal(h_pg_wait_long(g_super, "SELECT count(*) FROM pg_stat_activity WHERE query = "
                                              "'SELECT pg_sleep(10)' AND state = 'active'", NSLEEP, 20000),
                      NSLEEP);
+    /* The control query starts once the 100 run (on a loaded machine their start can take longer than
+     * the control's sleep), and must still run while the first half is cancelled. */
+    assert_int_equal(PQsendQuery(control, "SELECT 'control' FROM pg_sleep(6)"), 1);
+    assert_int_equal(h_pg_wait_long(g_super, "SELECT count(*) FROM pg_stat_activity WHERE query = "
+                                             "'SELECT ''control'' FROM pg_sleep(6)' AND state = 'active'", 1, 20000),
+                     1);
 
     /* Both processes run some of them (each one's own console, on its @PORT@). */
     PGconn *adm_a = h_console(&a, NULL), *adm_b = h_console(&b, NULL);
