@@ -56,6 +56,26 @@ static void put_close(struct proto_buf *out, uint32_t id)
     proto_msg_end(out, start);
 }
 
+/* A Parse of shared statement s under pglane's name. */
+static void put_parse(struct proto_buf *out, const struct px_stmt *s)
+{
+    size_t start = proto_msg_begin(out, PROTO_FE_PARSE);
+
+    put_name(out, s->id);
+    proto_put_bytes(out, s->body, s->len);
+    proto_msg_end(out, start);
+}
+
+/* A Describe of pglane's statement id. */
+static void put_describe(struct proto_buf *out, uint32_t id)
+{
+    size_t start = proto_msg_begin(out, PROTO_FE_DESCRIBE);
+
+    proto_put_u8(out, 'S');
+    put_name(out, id);
+    proto_msg_end(out, start);
+}
+
 /* Makes room in the server's cache, closing the least recently used statement. */
 static int cache_make_room(struct px_server *sv, struct proto_buf *out)
 {
@@ -97,7 +117,6 @@ static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *
 {
     struct proxy *px = sv->conn.px;
     int i = cache_find(sv, s->id);
-    size_t start;
 
     if (i >= 0) {
         struct px_cached *c = &sv->cached[i];
@@ -118,10 +137,7 @@ static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *
             return -1;
         sv->cached[sv->ncached++] = (struct px_cached){ s->id, ++sv->tick, 1, 0, sv->groups, 0 };
     }
-    start = proto_msg_begin(out, PROTO_FE_PARSE);
-    put_name(out, s->id);
-    proto_put_bytes(out, s->body, s->len);
-    proto_msg_end(out, start);
+    put_parse(out, s);
     px->prep_parses++;
     return queue_push_name(sv, Q_PARSE, (uint8_t)flags, s->id, name) < 0 ? -1 : 0;
 }
@@ -449,11 +465,7 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
         if (qtype == Q_DESC_STMT) {
             /* PostgreSQL describes the parameters before it finds the columns changed: the server's
              * ParameterDescription is the client's, its RowDescription is dropped. */
-            size_t start = proto_msg_begin(out, PROTO_FE_DESCRIBE);
-
-            proto_put_u8(out, 'S');
-            put_name(out, cs->stmt->id);
-            proto_msg_end(out, start);
+            put_describe(out, cs->stmt->id);
             if (queue_push(sv, Q_DESC_STMT, Q_SWALLOW, cs->stmt->id) < 0)
                 return -1;
         }
@@ -860,16 +872,9 @@ int px_prep_probe(struct px_client *cl)
             continue;
         sv->probe_ids[n] = cs->stmt->id;
         sv->probe_parsed[n] = i < 0;
-        if (i < 0) {
-            start = proto_msg_begin(&out, PROTO_FE_PARSE);
-            put_name(&out, cs->stmt->id);
-            proto_put_bytes(&out, cs->stmt->body, cs->stmt->len);
-            proto_msg_end(&out, start);
-        }
-        start = proto_msg_begin(&out, PROTO_FE_DESCRIBE);
-        proto_put_u8(&out, 'S');
-        put_name(&out, cs->stmt->id);
-        proto_msg_end(&out, start);
+        if (i < 0)
+            put_parse(&out, cs->stmt);
+        put_describe(&out, cs->stmt->id);
         n++;
     }
     if (n == 0) {

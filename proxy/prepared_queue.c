@@ -441,8 +441,8 @@ void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
     case PROTO_BE_ROW_DESC:
     case PROTO_BE_NO_DATA:
         done = h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL;
-        if ((h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL) && h->stmt && (f->body || f->type == PROTO_BE_NO_DATA) &&
-            shape_wanted(sv, h))
+        /* Read whole (f->body set) exactly when px_prep_reads_whole found it worth learning from. */
+        if ((h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL) && h->stmt && f->body)
             learn_shape(sv, h, prep_shape(f->type, f->body, f->len));
         break;
     case PROTO_BE_COMMAND_COMPLETE:

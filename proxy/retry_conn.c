@@ -170,6 +170,17 @@ static int not_resent(const struct px_client *cl, int fault, const char *severit
     return 0;
 }
 
+/* Closes sv and puts cl, whose unanswered bytes are in its buffer, back in its lane's queue. */
+static void requeue(struct px_client *cl, struct px_server *sv, const char *why)
+{
+    struct px_pool *pool = sv->pool;
+
+    px_server_close(sv, why);
+    cl->server = NULL;
+    px_client_set_state(cl, CL_WAITING);
+    px_pool_acquire(pool, cl);
+}
+
 /*
  * sv died under cl's first message(s) (fault: PX_RF_ERROR with the error's fields, or PX_RF_CLOSED):
  * if the decision says so, closes sv, puts the kept bytes back in front of the client's scanned bytes
@@ -191,10 +202,7 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
         px_server_lost(sv, PX_LOST_DEAD_ON_USE, detail);
         px_info("C-%llu server connection lost before the client's request was sent: queued again",
                 (unsigned long long)cl->conn.id);
-        px_server_close(sv, "died under pglane's own statement check: the client's request goes elsewhere");
-        cl->server = NULL;
-        px_client_set_state(cl, CL_WAITING);
-        px_pool_acquire(pool, cl);
+        requeue(cl, sv, "died under pglane's own statement check: the client's request goes elsewhere");
         return 1;
     }
     /* sv->guard_for: pglane's contention guard ended this backend on purpose; running the request
@@ -247,9 +255,6 @@ int px_retry_try(struct px_server *sv, int fault, const char *severity, const ch
     px_info("C-%llu transaction's first message(s)%s resent on another server connection (%s; %d of %d attempts used)",
             (unsigned long long)cl->conn.id, c.kind == PX_RK_AFTER_BEGIN ? ", after its BEGIN," : "",
             pooled ? "it had waited in the pool" : "a new one", cl->retry_attempts, pool->lane->conf->server_retry);
-    px_server_close(sv, "died before answering: retrying the client's request elsewhere");
-    cl->server = NULL;
-    px_client_set_state(cl, CL_WAITING);
-    px_pool_acquire(pool, cl);
+    requeue(cl, sv, "died before answering: retrying the client's request elsewhere");
     return 1;
 }
