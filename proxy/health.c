@@ -573,8 +573,9 @@ void px_health_news(struct proxy *px)
 {
     struct health *hm = px->health;
 
+    /* not once checks are off here: a checker that has not reloaded yet may still publish */
     for (int i = 0; hm && i < hm->n; i++)
-        if (hm->s[i]->follows && hm->s[i]->present)
+        if (hm->s[i]->follows && hm->s[i]->present && wanted(hm->s[i]))
             follow(hm->s[i]);
 }
 
