@@ -710,12 +710,17 @@ int px_client_cancel_queued(struct px_client *cl)
     struct proto_buf out;
     char detail[200];
 
-    if (cl->state != CL_WAITING || cl->held_begin || cl->pending_z != 1 || cl->unsynced || b->remain ||
-        cl->conn.writing)
+    /* One request owed a ReadyForQuery, or an extended-protocol group not yet ended by a Sync (a
+     * Parse/Describe/Flush whose client waits for the description before it sends more) */
+    int group = cl->pending_z == 0 && cl->unsynced;
+
+    if (cl->state != CL_WAITING || cl->held_begin || (cl->pending_z != 1 && !group) || (cl->unsynced && !group) ||
+        b->remain || cl->conn.writing)
         return 0;
     px_pool_cancel_wait(cl);
     b->start = b->pos;             /* the request is dropped unsent */
     cl->pending_z = 0;
+    cl->unsynced = 0;
     /* Named statements: the mapping changes when messages are sent, so an unsent request changed
      * nothing; a Parse in it creates no name, as when PostgreSQL's cancel meets the Parse. */
     cl->prep_batch = 0;
@@ -733,7 +738,11 @@ int px_client_cancel_queued(struct px_client *cl)
              "connection and did not run.", cl->pool->lane->conf->name);
     proto_buf_init(&out);
     proto_build_error(&out, "ERROR", "57014", "canceling statement due to user request", detail, NULL);
-    proto_build_ready(&out, 'I');
+    if (group)
+        cl->skip_sync = 1;         /* as after PostgreSQL's cancel of a message of the group: the
+                                    * rest of it is dropped up to its Sync, which is answered */
+    else
+        proto_build_ready(&out, 'I');
     client_send(cl, &out);
     if (cl->state == CL_CLOSED)
         return 1;

@@ -680,10 +680,11 @@ void px_client_fail_error(struct px_client *cl, const uint8_t *body, uint32_t le
 void px_client_close(struct px_client *cl, const char *reason);
 void px_client_pump(struct px_client *cl);
 struct px_client *px_client_by_cancel_key(struct proxy *px, uint32_t pid, uint32_t key);
-/* A CancelRequest for a client queued for a server connection: its request (one simple Query, or one
- * extended-protocol batch ending in Sync, outside a transaction block, naming no mapped prepared
- * statement) never runs and is answered with 57014 and ReadyForQuery. 1 if so, 0 if it does not
- * qualify (then nothing changed). */
+/* A CancelRequest for a client queued for a server connection: its request (one simple Query or one
+ * extended-protocol batch ending in Sync, outside a transaction block) never runs and is answered
+ * with 57014 and ReadyForQuery; an extended-protocol group without its Sync yet (a client waiting
+ * for a Flush's replies) gets the 57014, and the rest of the group is dropped up to its Sync, which
+ * is answered. 1 if so, 0 if it does not qualify (then nothing changed). */
 int px_client_cancel_queued(struct px_client *cl);
 
 /* ---- transparent retry (proxy/retry.c) ---- */

@@ -464,8 +464,43 @@ static void test_cancel_queued(void **state)
         assert_int_equal(PQtransactionStatus(a), PQTRANS_IDLE);
         assert_int_equal(h_show_val(adm, "SHOW LANES", "main", "clients_waiting"), 0);
     }
+    /* A group without its Sync (postgres.js's first run of a statement: Parse, Describe, Flush, and
+     * nothing more until the description comes): 57014 for its Parse, as when PostgreSQL's cancel
+     * meets a Parse that waits (for a lock); the rest of the group is dropped up to the client's
+     * Sync, answered with ReadyForQuery (before, the cancel was dropped and the request ran). */
+    assert_int_equal(PQenterPipelineMode(a), 1);
+    assert_int_equal(PQsendPrepare(a, "ins3", "INSERT INTO ran VALUES ('group')", 0, NULL), 1);
+    assert_int_equal(PQsendDescribePrepared(a, "ins3"), 1);
+    assert_int_equal(PQsendFlushRequest(a), 1);
+    assert_int_equal(PQflush(a), 0);
+    assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
+    cancel_client(a);
+    assert_int_equal(h_wait_result(a, 1000), 0);
+    PGresult *r = PQgetResult(a);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
+    PQclear(r);
+    assert_null(PQgetResult(a));
+    assert_int_equal(h_show_val(adm, "SHOW LANES", "main", "clients_waiting"), 0);
+    assert_int_equal(PQsendQueryPrepared(a, "ins3", 0, NULL, NULL, NULL, 0), 1);   /* dropped: the group failed */
+    assert_int_equal(PQpipelineSync(a), 1);
+    assert_int_equal(h_wait_result(a, 1000), 0);
+    r = PQgetResult(a);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_ABORTED);     /* the Describe */
+    PQclear(r);
+    assert_null(PQgetResult(a));
+    r = PQgetResult(a);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_ABORTED);     /* the Bind/Execute */
+    PQclear(r);
+    assert_null(PQgetResult(a));
+    assert_int_equal(h_wait_result(a, 1000), 0);
+    r = PQgetResult(a);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+    PQclear(r);
+    assert_int_equal(PQexitPipelineMode(a), 1);
+    assert_int_equal(PQtransactionStatus(a), PQTRANS_IDLE);
     assert_true(h_now_ms() - t0 < 1500);                 /* answered before b's query ended */
-    assert_int_equal(h_metric_now(g_mport, CANCELS("queued")), q0 + 4);
+    assert_int_equal(h_metric_now(g_mport, CANCELS("queued")), q0 + 5);
     assert_int_equal(h_metric_now(g_mport, CANCELS("forwarded")), fwd0);
     char v[32];
     assert_string_equal(finish_query(b, 5000, v, sizeof v), "");
@@ -474,10 +509,12 @@ static void test_cancel_queued(void **state)
     assert_non_null(x);
     assert_string_equal(x, "a again");
     free(x);
-    pr = PQexecPrepared(a, "ins2", 0, NULL, NULL, NULL, 0);     /* its Parse never ran */
-    assert_int_equal(PQresultStatus(pr), PGRES_FATAL_ERROR);
-    assert_string_equal(PQresultErrorField(pr, PG_DIAG_SQLSTATE), "26000");
-    PQclear(pr);
+    for (int i = 0; i < 2; i++) {
+        pr = PQexecPrepared(a, i ? "ins3" : "ins2", 0, NULL, NULL, NULL, 0);     /* their Parses never ran */
+        assert_int_equal(PQresultStatus(pr), PGRES_FATAL_ERROR);
+        assert_string_equal(PQresultErrorField(pr, PG_DIAG_SQLSTATE), "26000");
+        PQclear(pr);
+    }
     pr = PQexecPrepared(a, "ins", 1, (const char *[]){ "after" }, NULL, NULL, 0);
     assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
     PQclear(pr);

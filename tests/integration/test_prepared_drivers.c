@@ -1,9 +1,9 @@
 /*
  * Real drivers through pglane in transaction pooling with prepared statements (issue 4): psycopg 3
- * (Debian python3-psycopg), asyncpg (Debian python3-asyncpg), node-postgres (npm, tests/drivers/node)
- * and pgJDBC (Debian libpostgresql-jdbc-java). Each script in tests/drivers/ runs as a subprocess with the address in
- * environment variables, more clients than the lane's 2 server connections, and must exit 0 with
- * its "... OK" line last. A driver or runtime that is missing fails the test: nothing is skipped.
+ * (Debian python3-psycopg), asyncpg (Debian python3-asyncpg), node-postgres and postgres.js (npm,
+ * tests/drivers/node) and pgJDBC (Debian libpostgresql-jdbc-java). Each script in tests/drivers/
+ * runs as a subprocess with the address in environment variables, more clients than the lane's 2
+ * server connections, and must exit 0 with its "... OK" line last. A driver or runtime that is missing fails the test: nothing is skipped.
  * Run from the repository root (as tests/run.sh does), or set PGLANE_DRIVERS_DIR.
  *
  * Failing when written (proxy bug, passes with PGLANE_TEST_DIRECT=1): test_psycopg_prepared_max_rotation
@@ -52,7 +52,13 @@ static int fixtures(void)
                   "ALTER TABLE apg_copy OWNER TO " H_USER ";"
                   "CREATE TABLE apg_shape (id int, v text);"
                   "ALTER TABLE apg_shape OWNER TO " H_USER ";"
-                  "ALTER TABLE apg_kinds OWNER TO " H_USER) != 0)
+                  "ALTER TABLE apg_kinds OWNER TO " H_USER ";"
+                  "CREATE TABLE pjs_rows (worker int NOT NULL, i int NOT NULL, v text, PRIMARY KEY (worker, i));"
+                  "CREATE TABLE pjs_copy (worker int NOT NULL, i int NOT NULL, v text);"
+                  "CREATE TABLE pjs_shape (id int, v text);"
+                  "ALTER TABLE pjs_rows OWNER TO " H_USER ";"
+                  "ALTER TABLE pjs_copy OWNER TO " H_USER ";"
+                  "ALTER TABLE pjs_shape OWNER TO " H_USER) != 0)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
@@ -232,31 +238,129 @@ static void test_asyncpg_reset(void **state)
 
 /* ------------------------------------------------------------------------------------------ node */
 
+/* tests/drivers/node with its pinned packages (node-postgres, postgres.js) installed: the first run
+ * installs them from package-lock.json. */
+static void node_modules_ready(void)
+{
+    static const char *const pkgs[] = { "pg", "postgres" };
+    char dir[PATH_MAX + 16], pkg[PATH_MAX + 64];
+    int missing = 0;
+
+    snprintf(dir, sizeof dir, "%s/node", g_drivers);
+    for (size_t i = 0; i < sizeof pkgs / sizeof pkgs[0]; i++) {
+        snprintf(pkg, sizeof pkg, "%s/node_modules/%s/package.json", dir, pkgs[i]);
+        missing |= access(pkg, R_OK) != 0;
+    }
+    if (!missing)
+        return;
+    const char *npm[] = { "npm", "ci", "--prefix", dir, "--no-audit", "--no-fund", NULL };
+    char *out = NULL;
+    int rc = h_run(npm, NULL, 180000, &out);
+    if (rc != 0)
+        print_error("npm ci in %s failed (%d): node-postgres and postgres.js are needed, npm and network "
+                    "access:\n%s\n", dir, rc, out ? out : "");
+    free(out);
+    assert_int_equal(rc, 0);
+    for (size_t i = 0; i < sizeof pkgs / sizeof pkgs[0]; i++) {
+        snprintf(pkg, sizeof pkg, "%s/node_modules/%s/package.json", dir, pkgs[i]);
+        assert_int_equal(access(pkg, R_OK), 0);
+    }
+}
+
 static void test_node_postgres_pool(void **state)
 {
     (void)state;
-    char dir[PATH_MAX + 16], pgpkg[PATH_MAX + 64], script[PATH_MAX + 32];
-    snprintf(dir, sizeof dir, "%s/node", g_drivers);
-    snprintf(pgpkg, sizeof pgpkg, "%s/node_modules/pg/package.json", dir);
-    snprintf(script, sizeof script, "%s/pool_test.js", dir);
-    if (access(pgpkg, R_OK) != 0) {
-        /* First run: install the pinned node-postgres from package-lock.json. */
-        const char *npm[] = { "npm", "ci", "--prefix", dir, "--no-audit", "--no-fund", NULL };
-        char *out = NULL;
-        int rc = h_run(npm, NULL, 180000, &out);
-        if (rc != 0)
-            print_error("npm ci in %s failed (%d): node-postgres is needed, npm and network access:\n%s\n",
-                        dir, rc, out ? out : "");
-        free(out);
-        assert_int_equal(rc, 0);
-    }
-    assert_int_equal(access(pgpkg, R_OK), 0);
+    char script[PATH_MAX + 32];
+    node_modules_ready();
+    snprintf(script, sizeof script, "%s/node/pool_test.js", g_drivers);
     const char *argv[] = { "node", script, NULL };
     run_driver(argv, "node-postgres OK", 60000);
     PGconn *s = h_pg_super(&g_pg, H_DB);
     assert_non_null(s);
     assert_int_equal(h_pg_long(s, "SELECT count(*) FROM node_rows"), 100);
     PQfinish(s);
+    h_pass();
+}
+
+/* ------------------------------------------------------------------------------------- postgres.js */
+
+/* tests/drivers/node/postgresjs_test.mjs <section>, whose last line must be "postgres.js <section> OK". */
+static void postgresjs_section(const char *section)
+{
+    char script[PATH_MAX + 40], want[64];
+    node_modules_ready();
+    snprintf(script, sizeof script, "%s/node/postgresjs_test.mjs", g_drivers);
+    snprintf(want, sizeof want, "postgres.js %s OK", section);
+    const char *argv[] = { "node", script, section, NULL };
+    run_driver(argv, want, 120000);
+}
+
+static void test_postgresjs_pool(void **state)
+{
+    (void)state;
+    postgresjs_section("pool");
+    h_pass();
+}
+
+static void test_postgresjs_pipeline(void **state)
+{
+    (void)state;
+    postgresjs_section("pipeline");
+    h_pass();
+}
+
+/* Cursors execute the unnamed portal a few rows at a time behind Flush, outside transactions too. */
+static void test_postgresjs_cursor(void **state)
+{
+    (void)state;
+    postgresjs_section("cursor");
+    h_pass();
+}
+
+static void test_postgresjs_unnamed(void **state)
+{
+    (void)state;
+    postgresjs_section("unnamed");
+    h_pass();
+}
+
+static void test_postgresjs_errors(void **state)
+{
+    (void)state;
+    postgresjs_section("errors");
+    h_pass();
+}
+
+/* Cancels of queries running and of queries waiting in the lane's queue. postgres.js's first run of a
+ * statement waits for its description (Parse, Describe, Flush) before it sends Bind/Execute/Sync: a
+ * cancel of that group while queued was dropped before, and the sleeps ran their 30 s. */
+static void test_postgresjs_cancel(void **state)
+{
+    (void)state;
+    postgresjs_section("cancel");
+    h_pass();
+}
+
+static void test_postgresjs_copy(void **state)
+{
+    (void)state;
+    postgresjs_section("copy");
+    h_pass();
+}
+
+/* postgres.js decodes later runs with the columns of the first Describe and prepares again on 0A000. */
+static void test_postgresjs_schema_change(void **state)
+{
+    (void)state;
+    postgresjs_section("schema");
+    h_pass();
+}
+
+/* LISTEN on a connection of its own (pinned by pglane) receives what other connections NOTIFY. */
+static void test_postgresjs_listen(void **state)
+{
+    (void)state;
+    postgresjs_section("listen");
     h_pass();
 }
 
@@ -321,6 +425,15 @@ int main(void)
         H_TEST(test_asyncpg_cancel),
         H_TEST(test_asyncpg_reset),
         H_TEST(test_node_postgres_pool),
+        H_TEST(test_postgresjs_pool),
+        H_TEST(test_postgresjs_pipeline),
+        H_TEST(test_postgresjs_cursor),
+        H_TEST(test_postgresjs_unnamed),
+        H_TEST(test_postgresjs_errors),
+        H_TEST(test_postgresjs_cancel),
+        H_TEST(test_postgresjs_copy),
+        H_TEST(test_postgresjs_schema_change),
+        H_TEST(test_postgresjs_listen),
         H_TEST(test_pgjdbc_prepared),
         H_TEST(test_pgjdbc_batch),
     };
