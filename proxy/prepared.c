@@ -35,6 +35,20 @@ static int describes_portal(const uint8_t *p, uint32_t n, const char *portal)
     return strcmp((const char *)p + PROTO_HEADER_LEN + 1, portal) == 0;
 }
 
+/* Whether a client reads the columns it is sent for the whole Bind body (len bytes) followed, at p
+ * (n bytes), by what the client sent next: it describes the portal (libpq, node-postgres) and asks
+ * for at most one result format. A format code per column (pgx) relies on the columns it was told:
+ * with a column more, PostgreSQL refuses the Bind ("bind message has 2 result formats but query has 3
+ * columns"), where the connection that prepared the statement before the change answers 0A000. */
+static int reads_sent_columns(const uint8_t *body, uint32_t len, const uint8_t *p, uint32_t n)
+{
+    struct proto_fe_bind bind;
+
+    if (proto_parse_fe_bind(body, len, &bind) != 0 || bind.nresults > 1)
+        return 0;
+    return describes_portal(p, n, (const char *)body);
+}
+
 static void put_name(struct proto_buf *out, uint32_t id)
 {
     char name[24];
@@ -455,7 +469,7 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
     }
     if (nl > 0 && cs->shape && (i = cache_find(sv, cs->stmt->id)) >= 0 && sv->cached[i].shape &&
         sv->cached[i].shape != cs->shape &&
-        !(qtype == Q_BIND && have == len && describes_portal(cl->pass_rest, cl->pass_rest_len, (const char *)body))) {
+        !(qtype == Q_BIND && have == len && reads_sent_columns(body, len, cl->pass_rest, cl->pass_rest_len))) {
         /* The statement's result columns are not the ones the client was told (a table changed
          * since): PostgreSQL refuses to run it. Sent naming a statement the server does not have,
          * so that the server fails it (and skips to Sync) as it would; the error is made PostgreSQL's
@@ -857,8 +871,8 @@ int px_prep_probe(struct px_client *cl)
             break;                 /* a message streaming through: not looked at */
         name = named_use(b->data + off, len);
         if (name && b->data[off] == PROTO_FE_BIND &&
-            describes_portal(b->data + off + PROTO_HEADER_LEN + len, b->pos - off - PROTO_HEADER_LEN - len,
-                             (const char *)b->data + off + PROTO_HEADER_LEN))
+            reads_sent_columns(b->data + off + PROTO_HEADER_LEN, len, b->data + off + PROTO_HEADER_LEN + len,
+                               b->pos - off - PROTO_HEADER_LEN - len))
             name = NULL;           /* it reads the columns it is sent: not refused (on_named_use) */
         off += PROTO_HEADER_LEN + len;
         if (!name || !(cs = cstmt_find(cl, name)) || !cs->shape)

@@ -212,6 +212,18 @@ static const struct scenario scenarios[] = {
       .known = "a Bind whose portal the client describes next runs with the statement's new columns after a "
                "table change (PostgreSQL: 0A000 until the client prepares it again)",
       .known_steps = STEP(7), .known_shapes = SHAPE_LANE1 | SHAPE_LANE2 | SHAPE_UNNAMED },
+    /* pgx binds with one result format code per column it was told of, and describes the portal: that
+     * Bind relies on the columns, so it is refused like one that does not describe its portal (was
+     * 08P01 "bind message has 2 result formats but query has 3 columns" where pglane prepared the
+     * statement anew; B binds rf1 with a format per column, unnamed portal). */
+    { .name = "result_columns_changed_bind_formats_per_column",
+      .setup = "DROP TABLE IF EXISTS rcf; CREATE TABLE rcf (id int, v text); INSERT INTO rcf VALUES (1, 'a');"
+               "ALTER TABLE rcf OWNER TO " H_USER,
+      .steps = { { 'A', "P{rf1|select * from rcf} D{S|rf1} S", 1 }, { 'A', "M{B|007266310000000000000200000000} D{P|} E S", 1 },
+                 { 'B', "Q{alter table rcf add column c int default 5}", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "M{B|007266310000000000000200000000} D{P|} E S", 1 },
+                 { 'A', "M{B|007266310000000000000200000000} D{P|} E S", 1 },
+                 { 'A', "C{S|rf1} P{rf1|select id, v from rcf} D{S|rf1} M{B|007266310000000000000200000000} D{P|} E S", 1 } } },
     /* The check meets a held BEGIN, whose reply pglane counts before it is sent (hung before). */
     { .name = "result_columns_changed_after_held_begin",
       .setup = "DROP TABLE IF EXISTS rch; CREATE TABLE rch (id int); INSERT INTO rch VALUES (1);"

@@ -1,7 +1,8 @@
 /*
  * Real drivers through pglane in transaction pooling with prepared statements (issue 4): psycopg 3
  * (Debian python3-psycopg), asyncpg (Debian python3-asyncpg), node-postgres and postgres.js (npm,
- * tests/drivers/node) and pgJDBC (Debian libpostgresql-jdbc-java). Each script in tests/drivers/
+ * tests/drivers/node), pgx (Go, Debian golang-github-jackc-pgx-v4-dev) and pgJDBC (Debian
+ * libpostgresql-jdbc-java). Each script in tests/drivers/
  * runs as a subprocess with the address in environment variables, more clients than the lane's 2
  * server connections, and must exit 0 with its "... OK" line last. A driver or runtime that is missing fails the test: nothing is skipped.
  * Run from the repository root (as tests/run.sh does), or set PGLANE_DRIVERS_DIR.
@@ -20,6 +21,7 @@
 
 #define PYTHON "/usr/bin/python3"          /* Debian's, with python3-psycopg (not a pyenv one) */
 #define JDBC_JAR "/usr/share/java/postgresql.jar"
+#define GOPATH_DEBIAN "/usr/share/gocode"          /* Debian's Go packages (GOPATH layout) */
 
 static struct h_pg g_pg;
 static struct h_pglane g_lane;      /* transaction pooling, lane size 2 */
@@ -58,7 +60,11 @@ static int fixtures(void)
                   "CREATE TABLE pjs_shape (id int, v text);"
                   "ALTER TABLE pjs_rows OWNER TO " H_USER ";"
                   "ALTER TABLE pjs_copy OWNER TO " H_USER ";"
-                  "ALTER TABLE pjs_shape OWNER TO " H_USER) != 0)
+                  "ALTER TABLE pjs_shape OWNER TO " H_USER ";"
+                  "CREATE TABLE pgx_rows (worker int NOT NULL, i int NOT NULL, v text, PRIMARY KEY (worker, i));"
+                  "CREATE TABLE pgx_shape (id int, v text);"
+                  "ALTER TABLE pgx_rows OWNER TO " H_USER ";"
+                  "ALTER TABLE pgx_shape OWNER TO " H_USER) != 0)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
@@ -364,6 +370,97 @@ static void test_postgresjs_listen(void **state)
     h_pass();
 }
 
+/* ------------------------------------------------------------------------------------------- pgx */
+
+static char g_pgx_bin[H_PATH];    /* tests/drivers/pgx built once (Go, Debian's pgx v4 in GOPATH mode) */
+
+/* tests/drivers/pgx <section>, whose last line must be "pgx <section> OK". */
+static void pgx_section(const char *section)
+{
+    char want[64];
+    require_file(GOPATH_DEBIAN "/src/github.com/jackc/pgx/v4/conn.go", "golang-github-jackc-pgx-v4-dev");
+    if (!g_pgx_bin[0]) {
+        char src[PATH_MAX + 32], gocache[H_PATH + 32];
+        snprintf(src, sizeof src, "%s/pgx/main.go", g_drivers);
+        snprintf(g_pgx_bin, sizeof g_pgx_bin, "%s/pgx_driver", h_scratch_dir());
+        snprintf(gocache, sizeof gocache, "GOCACHE=%s/gocache", h_scratch_dir());
+        const char *env[] = { "GO111MODULE=off", "GOPATH=" GOPATH_DEBIAN, gocache, "GOFLAGS=", NULL };
+        const char *go[] = { "go", "build", "-o", g_pgx_bin, src, NULL };
+        char *out = NULL;
+        int rc = h_run(go, env, 180000, &out);
+        if (rc != 0)
+            print_error("go build %s failed (%d): Go is needed (golang-go):\n%s\n", src, rc, out ? out : "");
+        free(out);
+        if (rc != 0)
+            g_pgx_bin[0] = 0;
+        assert_int_equal(rc, 0);
+    }
+    snprintf(want, sizeof want, "pgx %s OK", section);
+    const char *argv[] = { g_pgx_bin, section, NULL };
+    run_driver(argv, want, 120000);
+}
+
+static void test_pgx_pool(void **state)
+{
+    (void)state;
+    pgx_section("pool");
+    h_pass();
+}
+
+/* A statement cache of 2: SQL DEALLOCATE of protocol-prepared names all the time. */
+static void test_pgx_evict(void **state)
+{
+    (void)state;
+    pgx_section("evict");
+    h_pass();
+}
+
+/* A batch is one group with one Sync; an error in it rolls back the writes before it. */
+static void test_pgx_batch(void **state)
+{
+    (void)state;
+    pgx_section("batch");
+    h_pass();
+}
+
+static void test_pgx_describe_mode(void **state)
+{
+    (void)state;
+    pgx_section("describe");
+    h_pass();
+}
+
+static void test_pgx_simple_protocol(void **state)
+{
+    (void)state;
+    pgx_section("simple");
+    h_pass();
+}
+
+static void test_pgx_copy(void **state)
+{
+    (void)state;
+    pgx_section("copy");
+    h_pass();
+}
+
+static void test_pgx_cancel(void **state)
+{
+    (void)state;
+    pgx_section("cancel");
+    h_pass();
+}
+
+/* pgx binds with one result format per column it was told of and describes each portal: a server
+ * connection that prepared the statement after a table change answered 08P01 ("bind message has 2
+ * result formats but query has 3 columns") to every later run where PostgreSQL answers 0A000 once. */
+static void test_pgx_schema_change(void **state)
+{
+    (void)state;
+    pgx_section("schema");
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ pgJDBC */
 
 static char g_jdbc_classes[H_PATH];    /* JdbcTest.class, compiled once */
@@ -434,6 +531,14 @@ int main(void)
         H_TEST(test_postgresjs_copy),
         H_TEST(test_postgresjs_schema_change),
         H_TEST(test_postgresjs_listen),
+        H_TEST(test_pgx_pool),
+        H_TEST(test_pgx_evict),
+        H_TEST(test_pgx_batch),
+        H_TEST(test_pgx_describe_mode),
+        H_TEST(test_pgx_simple_protocol),
+        H_TEST(test_pgx_copy),
+        H_TEST(test_pgx_cancel),
+        H_TEST(test_pgx_schema_change),
         H_TEST(test_pgjdbc_prepared),
         H_TEST(test_pgjdbc_batch),
     };
