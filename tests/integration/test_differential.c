@@ -224,6 +224,19 @@ static const struct scenario scenarios[] = {
                  { 'A', "M{B|007266310000000000000200000000} D{P|} E S", 1 },
                  { 'A', "M{B|007266310000000000000200000000} D{P|} E S", 1 },
                  { 'A', "C{S|rf1} P{rf1|select id, v from rcf} D{S|rf1} M{B|007266310000000000000200000000} D{P|} E S", 1 } } },
+    /* B prepares, after a table change, the text A prepared before it: PostgreSQL prepares B's
+     * statement afresh; through pglane B's Parse is answered by the shared statement that the server
+     * connection prepared before the change, whose first use after it fails once (known: pglane then
+     * prepares it anew everywhere). */
+    { .name = "result_columns_new_statement_over_stale_copy",
+      .setup = "DROP TABLE IF EXISTS rcn; CREATE TABLE rcn (id int); INSERT INTO rcn VALUES (1);"
+               "ALTER TABLE rcn OWNER TO " H_USER,
+      .steps = { { 'A', "P{rn1|select * from rcn} D{S|rn1} B{|rn1} E S", 1 },
+                 { 'B', "Q{alter table rcn add column c int default 5}", 1 },
+                 { 'B', "P{rn2|select * from rcn} D{S|rn2} B{|rn2} E S", 1 }, { 'B', "B{|rn2} E S", 1 } },
+      .known = "a statement prepared after a table change whose text a server connection prepared before it "
+               "gets 0A000 at its first use there (once: pglane then prepares the text anew everywhere)",
+      .known_steps = STEP(3), .known_shapes = SHAPE_LANE1 | SHAPE_LANE2 | SHAPE_UNNAMED },
     /* The check meets a held BEGIN, whose reply pglane counts before it is sent (hung before). */
     { .name = "result_columns_changed_after_held_begin",
       .setup = "DROP TABLE IF EXISTS rch; CREATE TABLE rch (id int); INSERT INTO rch VALUES (1);"
