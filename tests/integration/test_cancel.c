@@ -422,12 +422,28 @@ static void test_cancel_dropped(void **state)
     h_pass();
 }
 
+/* a's request waits in the lane's queue: a cancel answers it at once with 57014 (its first result). */
+static void cancel_while_queued(PGconn *a, PGconn *adm)
+{
+    assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
+    cancel_client(a);
+    assert_int_equal(h_wait_result(a, 1000), 0);
+    PGresult *r = PQgetResult(a);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
+    assert_non_null(strstr(PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL), "queue"));
+    PQclear(r);
+    assert_null(PQgetResult(a));
+    assert_int_equal(h_show_val(adm, "SHOW LANES", "main", "clients_waiting"), 0);
+}
+
 /*
  * A cancel for a client whose request waits in the lane's queue: the request never runs; the client
  * gets 57014 at once (not when the server connection frees up) and goes on; the client that holds
  * the connection is not disturbed. Simple and extended protocol, a named statement's Bind/Execute
- * (asyncpg runs every query so, and cancels on its timeouts), and a Parse of a new named statement,
- * which then does not exist, as when PostgreSQL's cancel meets the Parse.
+ * (asyncpg runs every query so, and cancels on its timeouts), a Parse of a new named statement,
+ * which then does not exist, as when PostgreSQL's cancel meets the Parse, and a group not yet ended by
+ * a Sync (postgres.js).
  */
 static void test_cancel_queued(void **state)
 {
@@ -452,17 +468,8 @@ static void test_cancel_queued(void **state)
             assert_int_equal(PQsendPrepare(a, "ins2", "INSERT INTO ran VALUES ('new name')", 0, NULL), 1);
         else
             assert_int_equal(PQsendQuery(a, "INSERT INTO ran VALUES ('simple')"), 1);
-        assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
-        cancel_client(a);
-        assert_int_equal(h_wait_result(a, 1000), 0);
-        PGresult *r = PQgetResult(a);
-        assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
-        assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
-        assert_non_null(strstr(PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL), "queue"));
-        PQclear(r);
-        assert_null(PQgetResult(a));
+        cancel_while_queued(a, adm);
         assert_int_equal(PQtransactionStatus(a), PQTRANS_IDLE);
-        assert_int_equal(h_show_val(adm, "SHOW LANES", "main", "clients_waiting"), 0);
     }
     /* A group without its Sync (postgres.js's first run of a statement: Parse, Describe, Flush, and
      * nothing more until the description comes): 57014 for its Parse, as when PostgreSQL's cancel
@@ -473,19 +480,11 @@ static void test_cancel_queued(void **state)
     assert_int_equal(PQsendDescribePrepared(a, "ins3"), 1);
     assert_int_equal(PQsendFlushRequest(a), 1);
     assert_int_equal(PQflush(a), 0);
-    assert_int_equal(h_show_wait(adm, "SHOW LANES", "main", "clients_waiting", 1, 5000), 1);
-    cancel_client(a);
-    assert_int_equal(h_wait_result(a, 1000), 0);
-    PGresult *r = PQgetResult(a);
-    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
-    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
-    PQclear(r);
-    assert_null(PQgetResult(a));
-    assert_int_equal(h_show_val(adm, "SHOW LANES", "main", "clients_waiting"), 0);
+    cancel_while_queued(a, adm);
     assert_int_equal(PQsendQueryPrepared(a, "ins3", 0, NULL, NULL, NULL, 0), 1);   /* dropped: the group failed */
     assert_int_equal(PQpipelineSync(a), 1);
     assert_int_equal(h_wait_result(a, 1000), 0);
-    r = PQgetResult(a);
+    PGresult *r = PQgetResult(a);
     assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_ABORTED);     /* the Describe */
     PQclear(r);
     assert_null(PQgetResult(a));
