@@ -712,10 +712,9 @@ int px_client_cancel_queued(struct px_client *cl)
 
     /* One request owed a ReadyForQuery, or an extended-protocol group not yet ended by a Sync (a
      * Parse/Describe/Flush whose client waits for the description before it sends more) */
-    int group = cl->pending_z == 0 && cl->unsynced;
+    int whole = cl->pending_z == 1 && !cl->unsynced, group = cl->pending_z == 0 && cl->unsynced;
 
-    if (cl->state != CL_WAITING || cl->held_begin || (cl->pending_z != 1 && !group) || (cl->unsynced && !group) ||
-        b->remain || cl->conn.writing)
+    if (cl->state != CL_WAITING || cl->held_begin || !(whole || group) || b->remain || cl->conn.writing)
         return 0;
     px_pool_cancel_wait(cl);
     b->start = b->pos;             /* the request is dropped unsent */

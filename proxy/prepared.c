@@ -44,9 +44,8 @@ static int reads_sent_columns(const uint8_t *body, uint32_t len, const uint8_t *
 {
     struct proto_fe_bind bind;
 
-    if (proto_parse_fe_bind(body, len, &bind) != 0 || bind.nresults > 1)
-        return 0;
-    return describes_portal(p, n, (const char *)body);
+    return describes_portal(p, n, (const char *)body) && proto_parse_fe_bind(body, len, &bind) == 0 &&
+           bind.nresults <= 1;
 }
 
 static void put_name(struct proto_buf *out, uint32_t id)
