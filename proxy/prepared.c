@@ -27,12 +27,13 @@
  * that describes the portal it binds reads the columns it is sent (libpq, node-postgres). */
 static int describes_portal(const uint8_t *p, uint32_t n, const char *portal)
 {
+    struct proto_fe_target t;
     uint32_t len;
 
-    if (n < PROTO_HEADER_LEN + 2 || p[0] != PROTO_FE_DESCRIBE || (len = proto_get_u32(p + 1) - 4) > n - PROTO_HEADER_LEN ||
-        len < 2 || p[PROTO_HEADER_LEN] != 'P' || p[PROTO_HEADER_LEN + len - 1] != 0)
+    if (n < PROTO_HEADER_LEN || p[0] != PROTO_FE_DESCRIBE || (len = proto_get_u32(p + 1) - 4) > n - PROTO_HEADER_LEN ||
+        proto_parse_fe_describe(p + PROTO_HEADER_LEN, len, &t) != 0)
         return 0;
-    return strcmp((const char *)p + PROTO_HEADER_LEN + 1, portal) == 0;
+    return t.kind == 'P' && strcmp(t.name, portal) == 0;
 }
 
 /* Whether a client reads the columns it is sent for the whole Bind body (len bytes) followed, at p

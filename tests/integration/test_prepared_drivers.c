@@ -127,6 +127,18 @@ static void require_file(const char *path, const char *package)
     assert_int_equal(access(path, R_OK), 0);
 }
 
+/* A driver's install or build step (npm ci, javac, go build): on failure its output and what it needs
+ * are printed, and the test fails. */
+static void driver_step(const char *const *argv, const char *const *env, int timeout_ms, const char *needs)
+{
+    char *out = NULL;
+    int rc = h_run(argv, env, timeout_ms, &out);
+    if (rc != 0)
+        print_error("%s %s failed (%d): %s:\n%s\n", argv[0], argv[1], rc, needs, out ? out : "");
+    free(out);
+    assert_int_equal(rc, 0);
+}
+
 /* tests/drivers/<driver>_test.py <section>, whose last line must be "<driver> <section> OK ...". */
 static void python_section(const char *driver, const char *section, int timeout_ms)
 {
@@ -244,33 +256,33 @@ static void test_asyncpg_reset(void **state)
 
 /* ------------------------------------------------------------------------------------------ node */
 
+/* How many of the pinned node packages dir/node_modules lacks. */
+static int node_modules_missing(const char *dir)
+{
+    static const char *const pkgs[] = { "pg", "postgres" };
+    char pkg[PATH_MAX + 64];
+    int missing = 0;
+
+    for (size_t i = 0; i < sizeof pkgs / sizeof pkgs[0]; i++) {
+        snprintf(pkg, sizeof pkg, "%s/node_modules/%s/package.json", dir, pkgs[i]);
+        missing += access(pkg, R_OK) != 0;
+    }
+    return missing;
+}
+
 /* tests/drivers/node with its pinned packages (node-postgres, postgres.js) installed: the first run
  * installs them from package-lock.json. */
 static void node_modules_ready(void)
 {
-    static const char *const pkgs[] = { "pg", "postgres" };
-    char dir[PATH_MAX + 16], pkg[PATH_MAX + 64];
-    int missing = 0;
+    char dir[PATH_MAX + 16];
 
     snprintf(dir, sizeof dir, "%s/node", g_drivers);
-    for (size_t i = 0; i < sizeof pkgs / sizeof pkgs[0]; i++) {
-        snprintf(pkg, sizeof pkg, "%s/node_modules/%s/package.json", dir, pkgs[i]);
-        missing |= access(pkg, R_OK) != 0;
-    }
-    if (!missing)
+    if (!node_modules_missing(dir))
         return;
     const char *npm[] = { "npm", "ci", "--prefix", dir, "--no-audit", "--no-fund", NULL };
-    char *out = NULL;
-    int rc = h_run(npm, NULL, 180000, &out);
-    if (rc != 0)
-        print_error("npm ci in %s failed (%d): node-postgres and postgres.js are needed, npm and network "
-                    "access:\n%s\n", dir, rc, out ? out : "");
-    free(out);
-    assert_int_equal(rc, 0);
-    for (size_t i = 0; i < sizeof pkgs / sizeof pkgs[0]; i++) {
-        snprintf(pkg, sizeof pkg, "%s/node_modules/%s/package.json", dir, pkgs[i]);
-        assert_int_equal(access(pkg, R_OK), 0);
-    }
+    driver_step(npm, NULL, 180000,
+                "node-postgres and postgres.js are needed (tests/drivers/node), npm and network access");
+    assert_int_equal(node_modules_missing(dir), 0);
 }
 
 static void test_node_postgres_pool(void **state)
@@ -380,20 +392,14 @@ static void pgx_section(const char *section)
     char want[64];
     require_file(GOPATH_DEBIAN "/src/github.com/jackc/pgx/v4/conn.go", "golang-github-jackc-pgx-v4-dev");
     if (!g_pgx_bin[0]) {
-        char src[PATH_MAX + 32], gocache[H_PATH + 32];
+        char src[PATH_MAX + 32], bin[H_PATH], gocache[H_PATH + 32];
         snprintf(src, sizeof src, "%s/pgx/main.go", g_drivers);
-        snprintf(g_pgx_bin, sizeof g_pgx_bin, "%s/pgx_driver", h_scratch_dir());
+        snprintf(bin, sizeof bin, "%s/pgx_driver", h_scratch_dir());
         snprintf(gocache, sizeof gocache, "GOCACHE=%s/gocache", h_scratch_dir());
         const char *env[] = { "GO111MODULE=off", "GOPATH=" GOPATH_DEBIAN, gocache, "GOFLAGS=", NULL };
-        const char *go[] = { "go", "build", "-o", g_pgx_bin, src, NULL };
-        char *out = NULL;
-        int rc = h_run(go, env, 180000, &out);
-        if (rc != 0)
-            print_error("go build %s failed (%d): Go is needed (golang-go):\n%s\n", src, rc, out ? out : "");
-        free(out);
-        if (rc != 0)
-            g_pgx_bin[0] = 0;
-        assert_int_equal(rc, 0);
+        const char *go[] = { "go", "build", "-o", bin, src, NULL };
+        driver_step(go, env, 180000, "Go is needed (golang-go)");
+        snprintf(g_pgx_bin, sizeof g_pgx_bin, "%s", bin);
     }
     snprintf(want, sizeof want, "pgx %s OK", section);
     const char *argv[] = { g_pgx_bin, section, NULL };
@@ -470,18 +476,12 @@ static void jdbc_section(const char *section)
     char script[PATH_MAX + 32], want[64], cp[H_PATH + 64];
     require_file(JDBC_JAR, "libpostgresql-jdbc-java");
     if (!g_jdbc_classes[0]) {
+        char classes[H_PATH];
         snprintf(script, sizeof script, "%s/jdbc/JdbcTest.java", g_drivers);
-        snprintf(g_jdbc_classes, sizeof g_jdbc_classes, "%s/jdbc", h_scratch_dir());
-        const char *javac[] = { "javac", "-cp", JDBC_JAR, "-d", g_jdbc_classes, script, NULL };
-        char *out = NULL;
-        int rc = h_run(javac, NULL, 60000, &out);
-        if (rc != 0)
-            print_error("javac %s failed (%d): the JDK is needed (openjdk-17-jdk-headless):\n%s\n", script,
-                        rc, out ? out : "");
-        free(out);
-        if (rc != 0)
-            g_jdbc_classes[0] = 0;
-        assert_int_equal(rc, 0);
+        snprintf(classes, sizeof classes, "%s/jdbc", h_scratch_dir());
+        const char *javac[] = { "javac", "-cp", JDBC_JAR, "-d", classes, script, NULL };
+        driver_step(javac, NULL, 60000, "the JDK is needed (openjdk-17-jdk-headless)");
+        snprintf(g_jdbc_classes, sizeof g_jdbc_classes, "%s", classes);
     }
     snprintf(cp, sizeof cp, "%s:%s", JDBC_JAR, g_jdbc_classes);
     snprintf(want, sizeof want, "pgjdbc %s OK", section);
