@@ -850,8 +850,10 @@ int px_prep_probe(struct px_client *cl)
     uint32_t unsent;
 
     if (!cl->shapes_known || !sv || sv->shape_wait || sv->probe_off || (sv->tx_status != 'I' && sv->tx_status != 'T') ||
-        sv->prepq.n || cl->fwd_remain || cl->fwd_unsynced || !cl->nstmts)
-        return 0;                  /* (fwd_unsynced: a Sync of pglane's would end the client's group) */
+        sv->prepq.n || px_flow_raw_owed(cl) || cl->fwd_remain || cl->fwd_unsynced || !cl->nstmts)
+        return 0;                  /* (fwd_unsynced: a Sync of pglane's would end the client's group; raw_owed: a
+                                    * request forwarded as it was, a Query say, is unanswered, and its
+                                    * ReadyForQuery would be taken for the probe's) */
     proto_buf_init(&out);
     if (sv->tx_status == 'T') {
         /* In the client's transaction block: under a savepoint of pglane's, rolled back after the

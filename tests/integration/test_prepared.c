@@ -1403,6 +1403,67 @@ static void test_raw_close_skipped_after_error(void **state)
 }
 
 /*
+ * The check of a statement's result columns on a server connection that lacks the statement (a Parse
+ * and Describe of pglane's, ahead of the client's Bind) is not sent while a request pglane forwarded as
+ * it was, a simple Query, is still unanswered: the Query's replies would be taken for the check's and
+ * the check's for the client's. Seen with postgres.js over four workers, where handed-over connections
+ * lack every statement: "prepared statement "_pgl_2" already exists". Here the Query waits on an
+ * advisory lock while the client's Bind of a statement pushed out of the server's cache arrives.
+ */
+static void test_check_waits_for_unanswered_query(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    char conf[4096];
+    h_conf(conf, sizeof conf, "transaction", 1, "trust", "max_prepared_statements = 1\n");
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    int a = raw_login(&l);
+    assert_true(a >= 0);
+    static struct msgs m;
+    m.n = 0;
+    /* pa's columns are known to the client; pb then takes the server's one cache entry. */
+    m_parse(&m, "pa", "SELECT $1::int AS v");
+    m_describe(&m, "pa");
+    m_sync(&m);
+    EXPECT_SEQ(a, &m, "1tTZ");
+    m_parse(&m, "pb", "SELECT $1::int + 1 AS w");
+    m_describe(&m, "pb");
+    m_sync(&m);
+    EXPECT_SEQ(a, &m, "1tTZ");
+    PGconn *s = h_pg_super(&g_pg, H_DB);
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM (SELECT pg_advisory_lock(4242)) x"), 1);
+    m_begin(&m, 'Q');
+    m_str(&m, "SELECT pg_advisory_lock(4242)");
+    m_end(&m);
+    assert_int_equal(h_raw_send(a, m.b, m.n), 0);
+    m.n = 0;
+    assert_int_equal(h_pg_wait_long(s, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                       "AND query = 'SELECT pg_advisory_lock(4242)'", 1, 10000), 1);
+    m_bind(&m, "pa", "5");
+    m_exec(&m);
+    m_sync(&m);
+    assert_int_equal(h_raw_send(a, m.b, m.n), 0);
+    m.n = 0;
+    assert_int_equal(h_pg_long(s, "SELECT count(*) FROM (SELECT pg_advisory_unlock(4242)) x"), 1);
+    const char *got = exchange(a, &m, 2, 0);
+    if (strcmp(got, "TD()CZ2D(5)CZ") != 0)
+        print_error("got %s\n", got);
+    assert_string_equal(got, "TD()CZ2D(5)CZ");
+    /* And both statements go on working. */
+    m_bind(&m, "pb", "5");
+    m_exec(&m);
+    m_bind(&m, "pa", "6");
+    m_exec(&m);
+    m_sync(&m);
+    EXPECT_SEQ(a, &m, "2D(6)C2D(6)CZ");
+    PQfinish(s);
+    close(a);
+    assert_int_equal(h_pglane_stop(&l), 0);
+    h_pass();
+}
+
+/*
  * cache_unnamed = on (issue 21): libpq's unnamed statements (PQexecParams: Parse "", Bind, Describe,
  * Execute, Sync) run from their second Parse as a statement pglane prepared on the server connection.
  * The results are right, SHOW PREPARED and /metrics count one hit per Parse after the first, the
@@ -1483,6 +1544,7 @@ int main(void)
         H_TEST(test_eviction_skipped_after_error),
         H_TEST(test_raw_protocol_sequences),
         H_TEST(test_raw_close_skipped_after_error),
+        H_TEST(test_check_waits_for_unanswered_query),
         H_TEST(test_cache_unnamed_hits),
     };
     return H_RUN_GROUP("integration: prepared statements in transaction pooling", tests,
