@@ -775,8 +775,15 @@ void px_client_close(struct px_client *cl, const char *reason)
     px_authq_forget(cl);
     px_client_set_state(cl, CL_CLOSED);
     if (sv) {
-        int clean = cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && cl->conn.in.remain == 0 &&
-                    sv->prepq.n == 0;
+        int clean;
+
+        /* Replies read for this client and not sent to it (a write to it failed, say, with a
+         * ReadyForQuery in them) are nobody's now: dropped, or the next client of the connection
+         * would be sent them. While a write of them is in flight they cannot be: not clean. */
+        if (!sv->conn.writing)
+            sv->conn.in.start = sv->conn.in.pos;
+        clean = cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && cl->conn.in.remain == 0 &&
+                sv->prepq.n == 0 && sv->conn.in.start == sv->conn.in.pos;
 
         cl->server = NULL;
         if (cl->pins)

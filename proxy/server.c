@@ -630,8 +630,15 @@ static void server_read(struct px_server *sv)
         }
         return;
     }
-    if (sv->client)
+    if (sv->client) {
+        struct px_client *cl = sv->client;
+
         px_server_pump_client(sv);
+        if (cl->state == CL_CLOSED)
+            return;                /* the write to it failed: sv was released or closed with it, and may
+                                    * serve another client already, whose request the scan above was
+                                    * not about (its release would leave that client's reply unread) */
+    }
     if (sv->client && sv->prepq.n && !sv->conn.writing) {
         uint64_t st = PX_STAGE_ON(sv->client->conn.id) ? px_stage_now() : 0;
 

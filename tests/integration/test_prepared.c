@@ -1464,6 +1464,52 @@ static void test_check_waits_for_unanswered_query(void **state)
 }
 
 /*
+ * A client that closes a statement and leaves without reading the answer (Close, Sync, Terminate, then
+ * its socket closed: what tokio-postgres does as its statements are dropped on exit). pglane's write
+ * of the CloseComplete and ReadyForQuery fails; the ReadyForQuery it had read for that client stayed
+ * in the server connection's buffer and went to the next client of the connection, ahead of its own
+ * answer (tokio-postgres: "unexpected message from server"). Twenty rounds on a lane of one server
+ * connection: the next client's Query gets exactly its own answer every time.
+ */
+static void test_departed_client_replies_not_passed_on(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    char conf[4096];
+    h_conf(conf, sizeof conf, "transaction", 1, "trust", NULL);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    static struct msgs m;
+    for (int round = 0; round < 20; round++) {
+        int a = raw_login(&l);
+        assert_true(a >= 0);
+        m.n = 0;
+        m_parse(&m, "gone", "SELECT $1::int AS v");
+        m_describe(&m, "gone");
+        m_sync(&m);
+        EXPECT_SEQ(a, &m, "1tTZ");
+        m_close(&m, "gone");
+        m_sync(&m);
+        m_simple(&m, 'X');
+        assert_int_equal(h_raw_send(a, m.b, m.n), 0);
+        m.n = 0;
+        close(a);
+        int b = raw_login(&l);
+        assert_true(b >= 0);
+        m_begin(&m, 'Q');
+        m_str(&m, "SELECT 42");
+        m_end(&m);
+        const char *got = exchange(b, &m, 1, 0);
+        if (strcmp(got, "TD(42)CZ") != 0)
+            print_error("round %d: got %s\n", round, got);
+        assert_string_equal(got, "TD(42)CZ");
+        close(b);
+    }
+    assert_int_equal(h_pglane_stop(&l), 0);
+    h_pass();
+}
+
+/*
  * cache_unnamed = on (issue 21): libpq's unnamed statements (PQexecParams: Parse "", Bind, Describe,
  * Execute, Sync) run from their second Parse as a statement pglane prepared on the server connection.
  * The results are right, SHOW PREPARED and /metrics count one hit per Parse after the first, the
@@ -1545,6 +1591,7 @@ int main(void)
         H_TEST(test_raw_protocol_sequences),
         H_TEST(test_raw_close_skipped_after_error),
         H_TEST(test_check_waits_for_unanswered_query),
+        H_TEST(test_departed_client_replies_not_passed_on),
         H_TEST(test_cache_unnamed_hits),
     };
     return H_RUN_GROUP("integration: prepared statements in transaction pooling", tests,
