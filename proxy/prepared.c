@@ -651,7 +651,13 @@ static int one_message(struct px_client *cl, struct px_server *sv, const uint8_t
         return xdealloc_execute(cl, sv, msg, len, out);
     case PROTO_FE_SYNC:
         raw(out, msg, PROTO_HEADER_LEN + len);
-        return queue_push(sv, Q_SYNC, 0, 0);
+        return sv->prep_copy_in ? 0 : queue_push(sv, Q_SYNC, 0, 0);   /* COPY IN ignores it */
+    case PROTO_FE_COPY_DONE:
+    case PROTO_FE_COPY_FAIL:
+        sv->copy_ends++;
+        sv->prep_copy_in = 0;
+        raw(out, msg, PROTO_HEADER_LEN + len);
+        return 0;
     case PROTO_FE_QUERY:
         if (cl->nstmts)
             unnamed_map_set(cl, 0);    /* a simple Query drops the unnamed statement */

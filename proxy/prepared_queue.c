@@ -35,7 +35,7 @@ int queue_push_name(struct px_server *sv, uint8_t type, uint16_t flags, uint32_t
         q->cap = cap;
         q->head = 0;
     }
-    q->e[(q->head + q->n) % q->cap] = (struct px_prepq_entry){ type, flags, stmt, 0, copy };
+    q->e[(q->head + q->n) % q->cap] = (struct px_prepq_entry){ type, flags, stmt, 0, sv->copy_ends, copy };
     q->n++;
     return 0;
 }
@@ -406,15 +406,47 @@ static void learn_shape(struct px_server *sv, const struct px_prepq_entry *h, ui
     }
 }
 
+/*
+ * CopyInResponse to the head (an Execute or a Query): PostgreSQL reads COPY data now and ignores Sync
+ * and Flush up to the CopyDone or CopyFail. The Syncs sent behind the head before that message (a
+ * driver that sends Bind, Execute and Sync together, as tokio-postgres does) get no ReadyForQuery:
+ * they leave the queue, or a reply pglane owes behind them (a CloseComplete) would wait for one
+ * ReadyForQuery too many and reach the client after it. Until the CopyDone is sent, no Sync is queued.
+ */
+static void copy_in_started(struct px_server *sv, struct px_prepq_entry *h)
+{
+    struct px_prepq *q = &sv->prepq;
+    uint32_t k = 0;
+
+    while (k + 1 < q->n) {
+        struct px_prepq_entry *e = &q->e[(q->head + 1 + k) % q->cap];
+
+        if (e->type != Q_SYNC || e->copy_ends != h->copy_ends)
+            break;
+        k++;
+    }
+    if (k > 0) {                   /* the head moves up over them (Syncs carry no name) */
+        q->e[(q->head + k) % q->cap] = *h;
+        q->head = (q->head + k) % q->cap;
+        q->n -= k;
+    }
+    sv->prep_copy_in = sv->copy_ends == h->copy_ends;
+}
+
 /* Advances the response queue past one server message. */
 void px_prep_on_reply(struct px_server *sv, const struct proto_frame *f)
 {
     struct px_prepq_entry *h = queue_head(sv);
     int done = 0;
 
+    if (f->type == PROTO_BE_ERROR || f->type == PROTO_BE_READY)
+        sv->prep_copy_in = 0;      /* an error ends COPY IN: the next Sync is answered */
     if (!h)
         return;
     switch (f->type) {
+    case PROTO_BE_COPY_IN:
+        copy_in_started(sv, h);
+        return;
     case PROTO_BE_PARSE_COMPLETE:
         if (h->type == Q_PARSE && h->stmt) {
             int i = cache_find(sv, h->stmt);

@@ -237,6 +237,7 @@ struct px_prepq_entry {            /* one reply the server owes for a message pg
     uint16_t flags;
     uint32_t stmt;
     uint32_t prev;                 /* cache_unnamed: the client's unnamed mapping before this message */
+    uint32_t copy_ends;            /* px_server.copy_ends when it was sent */
     char *name;                    /* client statement name whose change waits for this reply */
 };
 struct px_prepq {                  /* ring of px_prepq_entry, oldest at head */
@@ -317,6 +318,8 @@ struct px_server {
     struct proto_scram_client *scram;
     uint64_t created_ms, idle_since_ms;
     struct px_prepq prepq;         /* replies owed while prepared statements are in play */
+    uint32_t copy_ends;            /* CopyDone and CopyFail messages sent through the response queue */
+    uint8_t prep_copy_in;          /* the server reads COPY data: a Sync sent now gets no reply */
     struct px_cached *cached;      /* shared statements prepared on this connection */
     int ncached, capcached;
     uint64_t tick;

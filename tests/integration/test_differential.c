@@ -161,6 +161,19 @@ static const struct scenario scenarios[] = {
     { .name = "copy_in_extended_interrupted_by_parse",
       .steps = { { 'A', "P{|copy t from stdin} B E S P{|select 1} B E S", 1 }, { 'A', "Q{select 2}", 1 } },
       .after = COUNT_T },
+    /* tokio-postgres's copy_in: Bind, Execute and Sync of a named statement in one write (PostgreSQL
+     * ignores that Sync once it reads COPY data), the data, CopyDone and Sync, then the statement's
+     * Close and Sync as it is dropped. pglane answers the Close itself: its CloseComplete came behind
+     * one ReadyForQuery too many until the ignored Sync left the response queue. */
+    { .name = "copy_in_extended_sync_before_data_then_close",
+      .steps = { { 'A', "P{cpi|copy t from stdin} D{S|cpi} S", 1 }, { 'A', "B{|cpi} E S", QUIET },
+                 { 'A', "d{9\\n} c S C{S|cpi} S", 2 }, { 'A', "P{cpi|select 1} S", 1 } }, .after = COUNT_T },
+    { .name = "copy_in_extended_sync_before_copy_fail_then_close",
+      .steps = { { 'A', "P{cpf|copy t from stdin} D{S|cpf} S", 1 }, { 'A', "B{|cpf} E S", QUIET },
+                 { 'A', "d{9\\n} f{no} S C{S|cpf} S", 2 }, { 'A', "B{|cpf} E S", 1 } }, .after = COUNT_T },
+    { .name = "copy_in_extended_sync_before_bad_data_then_close",
+      .steps = { { 'A', "P{cpb|copy t from stdin} D{S|cpb} S", 1 }, { 'A', "B{|cpb} E S", QUIET },
+                 { 'A', "d{x\\n} c S C{S|cpb} S", 2 }, { 'A', "P{cpb|select 2} S", 1 } }, .after = COUNT_T },
     { .name = "ext_error_at_sync_deferred_constraint",
       .setup = "DROP TABLE IF EXISTS dc, dp; CREATE TABLE dp (id int PRIMARY KEY);"
                "CREATE TABLE dc (id int REFERENCES dp DEFERRABLE INITIALLY DEFERRED);"
