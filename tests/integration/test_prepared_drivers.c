@@ -1,8 +1,8 @@
 /*
  * Real drivers through pglane in transaction pooling with prepared statements (issue 4): psycopg 3
  * (Debian python3-psycopg), asyncpg (Debian python3-asyncpg), node-postgres and postgres.js (npm,
- * tests/drivers/node), pgx (Go, Debian golang-github-jackc-pgx-v4-dev) and pgJDBC (Debian
- * libpostgresql-jdbc-java). Each script in tests/drivers/
+ * tests/drivers/node), pgx (Go, Debian golang-github-jackc-pgx-v4-dev), tokio-postgres (Rust, Debian
+ * librust-tokio-postgres-dev, built with cargo offline) and pgJDBC (Debian libpostgresql-jdbc-java). Each script in tests/drivers/
  * runs as a subprocess with the address in environment variables, more clients than the lane's 2
  * server connections, and must exit 0 with its "... OK" line last. A driver or runtime that is missing fails the test: nothing is skipped.
  * Run from the repository root (as tests/run.sh does), or set PGLANE_DRIVERS_DIR.
@@ -22,6 +22,7 @@
 #define PYTHON "/usr/bin/python3"          /* Debian's, with python3-psycopg (not a pyenv one) */
 #define JDBC_JAR "/usr/share/java/postgresql.jar"
 #define GOPATH_DEBIAN "/usr/share/gocode"          /* Debian's Go packages (GOPATH layout) */
+#define TOKIO_POSTGRES_CRATES "/usr/share/cargo/registry"   /* Debian's Rust crates */
 
 static struct h_pg g_pg;
 static struct h_pglane g_lane;      /* transaction pooling, lane size 2 */
@@ -64,7 +65,13 @@ static int fixtures(void)
                   "CREATE TABLE pgx_rows (worker int NOT NULL, i int NOT NULL, v text, PRIMARY KEY (worker, i));"
                   "CREATE TABLE pgx_shape (id int, v text);"
                   "ALTER TABLE pgx_rows OWNER TO " H_USER ";"
-                  "ALTER TABLE pgx_shape OWNER TO " H_USER) != 0)
+                  "ALTER TABLE pgx_shape OWNER TO " H_USER ";"
+                  "CREATE TABLE tk_rows (worker int NOT NULL, i int NOT NULL, v text, PRIMARY KEY (worker, i));"
+                  "CREATE TABLE tk_copy (worker int NOT NULL, i int NOT NULL, v text);"
+                  "CREATE TABLE tk_shape (id int, v text);"
+                  "ALTER TABLE tk_rows OWNER TO " H_USER ";"
+                  "ALTER TABLE tk_copy OWNER TO " H_USER ";"
+                  "ALTER TABLE tk_shape OWNER TO " H_USER) != 0)
         return -1;
     char conf[4096];
     h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
@@ -467,6 +474,82 @@ static void test_pgx_schema_change(void **state)
     h_pass();
 }
 
+/* -------------------------------------------------------------------------------- tokio-postgres */
+
+static char g_tokio_bin[PATH_MAX + 64];  /* tests/drivers/tokio built once (cargo, offline, Debian's crates) */
+
+/* tests/drivers/tokio <section>, whose last line must be "tokio-postgres <section> OK". The build goes
+ * to tests/drivers/tokio/target, kept between runs (cargo rebuilds only what changed). */
+static void tokio_section(const char *section)
+{
+    char want[64];
+    require_file(TOKIO_POSTGRES_CRATES, "librust-tokio-postgres-dev");
+    if (!g_tokio_bin[0]) {
+        char cmd[PATH_MAX + 96];
+        snprintf(cmd, sizeof cmd, "cd '%s/tokio' && cargo build --offline --quiet", g_drivers);
+        const char *cargo[] = { "/bin/sh", "-c", cmd, NULL };
+        driver_step(cargo, NULL, 600000, "Rust's cargo is needed (cargo, librust-tokio-postgres-dev)");
+        snprintf(g_tokio_bin, sizeof g_tokio_bin, "%s/tokio/target/debug/pglane-tokio-postgres-test", g_drivers);
+    }
+    snprintf(want, sizeof want, "tokio-postgres %s OK", section);
+    const char *argv[] = { g_tokio_bin, section, NULL };
+    run_driver(argv, want, 120000);
+}
+
+/* Every text prepared (s<n>), run and closed again (Close and Sync) as its statement is dropped; on
+ * exit every connection closes its statements and leaves without reading the answers. */
+static void test_tokio_pool(void **state)
+{
+    (void)state;
+    tokio_section("pool");
+    h_pass();
+}
+
+/* Requests of one connection pipelined, each with its own Sync; an error fails only its own. */
+static void test_tokio_pipeline(void **state)
+{
+    (void)state;
+    tokio_section("pipeline");
+    h_pass();
+}
+
+/* Named portals in a transaction, executed 7 rows at a time, two interleaved. */
+static void test_tokio_portal(void **state)
+{
+    (void)state;
+    tokio_section("portal");
+    h_pass();
+}
+
+static void test_tokio_errors(void **state)
+{
+    (void)state;
+    tokio_section("errors");
+    h_pass();
+}
+
+static void test_tokio_cancel(void **state)
+{
+    (void)state;
+    tokio_section("cancel");
+    h_pass();
+}
+
+/* copy_in sends Bind, Execute and Sync together: PostgreSQL ignores that Sync during COPY IN. */
+static void test_tokio_copy(void **state)
+{
+    (void)state;
+    tokio_section("copy");
+    h_pass();
+}
+
+static void test_tokio_schema_change(void **state)
+{
+    (void)state;
+    tokio_section("schema");
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ pgJDBC */
 
 static char g_jdbc_classes[H_PATH];    /* JdbcTest.class, compiled once */
@@ -531,6 +614,13 @@ int main(void)
         H_TEST(test_postgresjs_copy),
         H_TEST(test_postgresjs_schema_change),
         H_TEST(test_postgresjs_listen),
+        H_TEST(test_tokio_pool),
+        H_TEST(test_tokio_pipeline),
+        H_TEST(test_tokio_portal),
+        H_TEST(test_tokio_errors),
+        H_TEST(test_tokio_cancel),
+        H_TEST(test_tokio_copy),
+        H_TEST(test_tokio_schema_change),
         H_TEST(test_pgx_pool),
         H_TEST(test_pgx_evict),
         H_TEST(test_pgx_batch),
