@@ -1275,6 +1275,15 @@ static const char *exchange(int fd, struct msgs *m, int count, int nmsgs)
         assert_string_equal(got_, (want)); \
     } while (0)
 
+/* A trust lane of one server connection in transaction pooling (raw clients log in without a
+ * password), started in l. */
+static void trust_lane(struct h_pglane *l, const char *extra)
+{
+    char conf[4096];
+    h_conf(conf, sizeof conf, "transaction", 1, "trust", extra);
+    assert_int_equal(h_pglane_start(l, &g_pg, conf), 0);
+}
+
 static int raw_login(const struct h_pglane *l)
 {
     uint8_t buf[256];
@@ -1306,9 +1315,7 @@ static void test_raw_protocol_sequences(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();   /* raw clients log in without a password: needs a trust lane */
     struct h_pglane l;
-    char conf[4096];
-    h_conf(conf, sizeof conf, "transaction", 1, "trust", NULL);
-    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    trust_lane(&l, NULL);
     int a = raw_login(&l), b = raw_login(&l);
     assert_true(a >= 0 && b >= 0);
     static struct msgs m;
@@ -1375,9 +1382,7 @@ static void test_raw_close_skipped_after_error(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     struct h_pglane l;
-    char conf[4096];
-    h_conf(conf, sizeof conf, "transaction", 1, "trust", NULL);
-    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    trust_lane(&l, NULL);
     int a = raw_login(&l);
     assert_true(a >= 0);
     static struct msgs m;
@@ -1415,9 +1420,7 @@ static void test_check_waits_for_unanswered_query(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     struct h_pglane l;
-    char conf[4096];
-    h_conf(conf, sizeof conf, "transaction", 1, "trust", "max_prepared_statements = 1\n");
-    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    trust_lane(&l, "max_prepared_statements = 1\n");
     int a = raw_login(&l);
     assert_true(a >= 0);
     static struct msgs m;
@@ -1476,9 +1479,7 @@ static void test_departed_client_replies_not_passed_on(void **state)
     (void)state;
     H_SKIP_IF_DIRECT();
     struct h_pglane l;
-    char conf[4096];
-    h_conf(conf, sizeof conf, "transaction", 1, "trust", NULL);
-    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    trust_lane(&l, NULL);
     static struct msgs m;
     for (int round = 0; round < 20; round++) {
         int a = raw_login(&l);
