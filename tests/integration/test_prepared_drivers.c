@@ -23,6 +23,8 @@
 #define JDBC_JAR "/usr/share/java/postgresql.jar"
 #define GOPATH_DEBIAN "/usr/share/gocode"          /* Debian's Go packages (GOPATH layout) */
 #define TOKIO_POSTGRES_CRATES "/usr/share/cargo/registry"   /* Debian's Rust crates */
+#define DEBIAN_CARGO "/usr/bin/cargo"
+#define DEBIAN_RUSTC "/usr/bin/rustc"
 
 static struct h_pg g_pg;
 static struct h_pglane g_lane;      /* transaction pooling, lane size 2 */
@@ -483,12 +485,16 @@ static char g_tokio_bin[PATH_MAX + 64];  /* tests/drivers/tokio built once (carg
 static void tokio_section(const char *section)
 {
     char want[64];
+    require_file(DEBIAN_CARGO, "cargo");
     require_file(TOKIO_POSTGRES_CRATES, "librust-tokio-postgres-dev");
     if (!g_tokio_bin[0]) {
-        char cmd[PATH_MAX + 96];
-        snprintf(cmd, sizeof cmd, "cd '%s/tokio' && cargo build --offline --quiet", g_drivers);
-        const char *cargo[] = { "/bin/sh", "-c", cmd, NULL };
-        driver_step(cargo, NULL, 600000, "Rust's cargo is needed (cargo, librust-tokio-postgres-dev)");
+        /* Debian's cargo and rustc (a rustup install earlier on PATH would build with another
+         * toolchain, and write a lock file Debian's cargo cannot read); nothing written to ~. */
+        char cmd[PATH_MAX + 96], home[H_PATH + 32];
+        snprintf(cmd, sizeof cmd, "cd '%s/tokio' && " DEBIAN_CARGO " build --offline --quiet", g_drivers);
+        snprintf(home, sizeof home, "CARGO_HOME=%s/cargo", h_scratch_dir());
+        const char *cargo[] = { "/bin/sh", "-c", cmd, NULL }, *env[] = { home, "RUSTC=" DEBIAN_RUSTC, NULL };
+        driver_step(cargo, env, 600000, "Rust's cargo is needed (cargo, librust-tokio-postgres-dev)");
         snprintf(g_tokio_bin, sizeof g_tokio_bin, "%s/tokio/target/debug/pglane-tokio-postgres-test", g_drivers);
     }
     snprintf(want, sizeof want, "tokio-postgres %s OK", section);
