@@ -256,7 +256,7 @@ struct px_cached {                 /* a shared statement prepared on one server 
 /* ---- session state in transaction pooling (proxy/session.c) ---- */
 enum { PX_DIRTY_RESET = 1, PX_DIRTY_CHECK = 2, PX_DIRTY_DISCARD = 4 };
 /* Pin reasons: bit i of px_client.pins, the same bits as routing's ROUTE_PIN_*. */
-enum { PX_PIN_TEMP, PX_PIN_ADVISORY, PX_PIN_CURSOR, PX_PIN_LISTEN, PX_PIN_PREPARE };
+enum { PX_PIN_TEMP, PX_PIN_ADVISORY, PX_PIN_CURSOR, PX_PIN_LISTEN, PX_PIN_PREPARE, PX_PIN_SEED };
 const char *px_pin_name(int reason);
 void px_pin_names(uint8_t pins, char *buf, size_t n);   /* "temp_table,listen" */
 struct px_session;
@@ -302,6 +302,7 @@ struct px_server {
                                       after a RESET (its messages wait; ParameterStatus reaches it) */
     uint8_t restore_due;           /* session pooling: a tag that may have reset settings was seen */
     uint8_t listen_seen;           /* the attached client ran LISTEN in this transaction */
+    uint8_t seeded;                /* a client that seeded random() left it: closed, never reused */
     struct px_check *check;        /* the check's answer so far */
     uint8_t release_after_write;
     uint32_t swallow_z;            /* ReadyForQuery messages of pglane's own queries still to come */
@@ -594,6 +595,8 @@ struct px_client {
     enum px_tx_route tx_route;     /* change through px_client_set_tx_route */
     uint8_t changes_session;       /* the transaction may have changed session state: check it */
     uint8_t pins;                  /* 1 << PX_PIN_*: state that keeps the client on its server */
+    uint8_t seeded;                /* it seeded random() (setseed, SET seed): pinned for good, and the
+                                    * server connection closes when it leaves (proxy/session.c) */
     uint8_t stmt_pins;             /* ROUTE_PIN_* of the statement routing just classified */
     struct px_session *sess;       /* settings to replay on the next server, or NULL */
     uint8_t peer_family;

@@ -149,6 +149,11 @@ void px_server_client_gone(struct px_server *sv, int clean)
         return;                         /* check_done (px_replica_lsn_done) decides */
     /* A reply to pglane's own query still to come (the check of startup values, a parameter sync)
      * would be misread once another client is attached: close rather than wait. */
+    if (sv->seeded) {
+        px_server_close(sv, "its client seeded random()");
+        px_pool_refill(sv->pool);
+        return;
+    }
     if (!clean || px->exiting || sv->swallow_z) {
         px_server_close(sv, "client disconnected with a transaction or request open");
         px_pool_refill(sv->pool);   /* the slot serves the clients queued behind it */

@@ -349,6 +349,14 @@ void check_done(struct px_server *sv)
             px_client_released(cl);
         return;
     }
+    if (!cl && sv->seeded) {            /* the client left meanwhile, its seed on the connection */
+        struct px_pool *pool = sv->pool;
+
+        px_session_check_abandon(sv);
+        px_server_close(sv, "its client seeded random()");
+        px_pool_refill(pool);
+        return;
+    }
     if (!cl) {                          /* the client left meanwhile */
         if (px_session_check_pins(sv))
             sv->dirty |= PX_DIRTY_DISCARD;

@@ -35,7 +35,7 @@ struct px_check {
 };
 
 static const char *const pin_names[PX_PIN_REASONS] = {
-    "temp_table", "advisory_lock", "hold_cursor", "listen", "prepared_statement",
+    "temp_table", "advisory_lock", "hold_cursor", "listen", "prepared_statement", "seed",
 };
 
 const char *px_pin_name(int reason)
@@ -80,6 +80,14 @@ static void remember(struct px_client *cl, const char *name, size_t n)
     struct px_session *s;
     char *copy;
 
+    /* setseed(), SET [LOCAL] seed, RESET seed: the backend's random() now follows a sequence that
+     * no query can read back or move to another connection. The client keeps this server connection
+     * (pin "seed", for good), and the connection is closed when the client leaves, so that no other
+     * client draws from that sequence. */
+    if (n == 4 && strncasecmp(name, "seed", 4) == 0) {
+        cl->seeded = 1;
+        return;
+    }
     if (n == 0 || n > NAME_MAX_LEN || !memchr(name, '.', n))
         return;
     for (size_t i = 0; i < n; i++)
@@ -144,6 +152,7 @@ void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
         "SELECT FROM pg_catalog.pg_cursors WHERE is_holdable",
         "SELECT FROM pg_catalog.pg_listening_channels()",
         "SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql",
+        NULL,                      /* seed: nothing shows it; px_client.seeded says */
     };
     char row[64];
 
@@ -168,7 +177,7 @@ void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
             put_literal(q, px_param_name(i), strlen(px_param_name(i)));
             put_str(q, ")");
         }
-    for (int i = 0; i < PX_PIN_REASONS; i++) {
+    for (int i = 0; i < PX_PIN_REASONS && pin_probe[i]; i++) {
         snprintf(row, sizeof(row), " UNION ALL SELECT 4,'%d',NULL WHERE EXISTS(", i);
         put_str(q, row);
         put_str(q, pin_probe[i]);
@@ -321,6 +330,8 @@ void px_session_check_end(struct px_server *sv, struct px_client *cl)
                 (void)px_conn_send_copy(&cl->conn, ps.data, ps.len);
             proto_buf_free(&ps);
         }
+    if (cl->seeded)
+        c->pins |= 1u << PX_PIN_SEED;
     for (int i = 0; i < PX_PIN_REASONS; i++)
         if ((c->pins & (1u << i)) && !(cl->pins & (1u << i)))
             lane->stats.pins[i]++;

@@ -208,6 +208,9 @@ static void visit_funccall(struct walk *w, const PgQuery__FuncCall *call)
     if (in_list(session_functions, name)) {
         w->session = true;
         w->pins |= ROUTE_PIN_ADVISORY;
+    } else if (strcmp(name, "setseed") == 0) {
+        w->session = true;
+        w->pins |= ROUTE_PIN_SEED;
     } else if (in_list(unlock_functions, name) ||
                (strcmp(name, "set_config") == 0 && !set_config_is_local(call))) {
         w->session = true;
@@ -461,6 +464,13 @@ static void refine(struct walk *w, const PgQuery__Node *stmt, struct route_class
         w->session |= !stmt->variable_set_stmt->is_local &&
                       !(stmt->variable_set_stmt->name &&
                         strcmp(stmt->variable_set_stmt->name, "TRANSACTION") == 0);
+        /* SET [LOCAL] seed seeds the backend's random(), a SET LOCAL too, as the generator's state is
+         * not rolled back (RESET does not seed: PostgreSQL seeds only on a SET). */
+        if (stmt->variable_set_stmt->name && strcmp(stmt->variable_set_stmt->name, "seed") == 0 &&
+            stmt->variable_set_stmt->kind != PG_QUERY__VARIABLE_SET_KIND__VAR_RESET) {
+            w->session = true;
+            w->pins |= ROUTE_PIN_SEED;
+        }
         break;
     case PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT:
         if ((stmt->declare_cursor_stmt->options & 0x20) != 0) {   /* CURSOR_OPT_HOLD */

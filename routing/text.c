@@ -96,7 +96,8 @@ static const uint8_t tf_class[256] = {
     [' '] = TF_BLANK, ['\n'] = TF_BLANK, ['\t'] = TF_BLANK, ['\r'] = TF_BLANK, [';'] = TF_SEMI,
     ['s'] = TF_S, ['S'] = TF_S, ['r'] = TF_R, ['R'] = TF_R, ['d'] = TF_D, ['D'] = TF_D,
 };
-/* Bytes that matter inside a statement: '(' and ';', and the first letters of "set_config" and "temp". */
+/* Bytes that matter inside a statement: '(' and ';', and the first letters of "set_config", "setseed" and
+ * "temp". */
 static const uint8_t tf_inner[256] = {
     ['('] = 1, [';'] = 1, ['s'] = 1, ['S'] = 1, ['t'] = 1, ['T'] = 1,
 };
@@ -154,6 +155,8 @@ int route_text_flags(const char *sql, size_t n)
             if (c == '(')
                 f |= ROUTE_TXT_CALL;
             else if ((c | 0x20) == 's' && i + 10 <= n && ci_prefix(p + i + 1, "et_config", 9))
+                f |= ROUTE_TXT_SET;
+            else if ((c | 0x20) == 's' && i + 7 <= n && ci_prefix(p + i + 1, "etseed", 6))
                 f |= ROUTE_TXT_SET;
             else if ((c | 0x20) == 't' && i + 4 <= n && ci_prefix(p + i + 1, "emp", 3))
                 f |= ROUTE_TXT_TEMP;
@@ -274,16 +277,28 @@ void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *ar
             continue;
         }
         if (start && (route_tok_is(sql, &tok, "set") || route_tok_is(sql, &tok, "reset"))) {
+            int local = 0, reset = route_tok_is(sql, &tok, "reset");
+
             start = 0;
-            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "session"))
+            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_IDENT &&
+                (route_tok_is(sql, &tok, "session") || (local = route_tok_is(sql, &tok, "local"))))
                 (void)route_lex_next(sql, len, &pos, &tok);
             size_t n = dotted_name(sql, len, &pos, &tok, name, sizeof(name));
-            cb(arg, name, n);
+            /* SET LOCAL ends with the transaction, except for seed (the generator is not rolled back);
+             * RESET seed does not seed. */
+            int seed = n == 4 && strncasecmp(name, "seed", 4) == 0;
+            if (seed ? !reset : !local)
+                cb(arg, name, n);
             if (tok.type == ROUTE_TOK_PUNCT && sql[tok.start] == ';')
                 start = 1;
             continue;
         }
         start = 0;
+        if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "setseed")) {
+            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_PUNCT && sql[tok.start] == '(')
+                cb(arg, "seed", 4);       /* seeds random() as SET seed does */
+            continue;
+        }
         if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "set_config")) {
             if (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_PUNCT || sql[tok.start] != '(')
                 continue;

@@ -58,6 +58,9 @@ struct scenario {
                             * its last authentication message ('A'), not after the login */
 };
 
+/* README "Protocol fidelity": session pooling reads no statement, and DISCARD ALL does not reseed. */
+#define SEED_IN_SESSION_POOLING "session pooling does not read statements: a client's setseed() stays with the " \
+                                "server connection after it leaves (DISCARD ALL does not reseed random())"
 #define SHAPE_LANE1 1u
 #define SHAPE_LANE2 2u
 #define SHAPE_SESSION 8u        /* the fourth: session pooling */
@@ -345,6 +348,19 @@ static const struct scenario scenarios[] = {
       .known = "PostgreSQL cannot undefine a custom setting: after B's session, its server connection is reset "
                "but app.pl stays defined there with an empty value, which A then reads ('' for NULL)",
       .known_steps = STEP(3) },
+    /* setseed / SET seed: the seeded sequence stays the client's (pinned), and leaves with it */
+    { .name = "setseed_sequence_across_checks",
+      .steps = { { 'A', "Q{select setseed(0.5)}", 1 }, { 'A', "Q{set work_mem = '5MB'}", 1 },
+                 { 'A', "Q{select random()}", 1 }, { 'A', "Q{set local seed = 0.25}", 1 },
+                 { 'A', "Q{select random()}", 1 } } },
+    { .name = "setseed_client_leaves_then_other_client",
+      .steps = { { 'B', "Q{select setseed(0.5)}", 1 }, { 'B', "Q{select random()}", 1 }, { 'B', "X", TO_EOF },
+                 { 'A', "Q{select random()::text = '0.825301858027981'}", 1 } },
+      .known = SEED_IN_SESSION_POOLING, .known_shapes = SHAPE_SESSION, .known_steps = STEP(4) },
+    { .name = "set_seed_client_leaves_then_other_client",
+      .steps = { { 'B', "Q{set seed = 0.5}", 1 }, { 'B', "Q{select random()}", 1 }, { 'B', "X", TO_EOF },
+                 { 'A', "Q{select random()::text = '0.825301858027981'}", 1 } },
+      .known = SEED_IN_SESSION_POOLING, .known_shapes = SHAPE_SESSION, .known_steps = STEP(4) },
     { .name = "unnamed_bind_before_parse_in_batch",   /* the Parse after the Bind is not replayed before it */
       .steps = { { 'B', "P{|select $1::int|23} B{||3} E S", 1 }, { 'A', "B E S P{|select 2} B E S", 2 },
                  { 'A', "B E S", 1 } } },

@@ -459,6 +459,92 @@ static void test_advisory_lock_pins(void **state)
 }
 
 /*
+ * setseed() (or SET seed, set_config('seed', ...)) starts the backend's random() on a sequence that no
+ * query can read back or move: the client keeps its server connection for good (pinned "seed"), so its
+ * sequence is the one it gets directly, across transactions and session checks, and the connection is
+ * closed when the client leaves, so that no later client draws from it. The build before returned the
+ * connection to the pool: the next client on it got the seeded sequence's next values.
+ */
+static void test_seed_pins_and_closes(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    static const char *const seeds[] = { "SELECT setseed(0.5)", "SET seed = 0.25",
+                                         "SELECT set_config('seed', '-0.5', false)" };
+    PGconn *adm = h_console(&g_main, NULL), *d = h_pg_super(&g_pg, H_DB);
+    H_ASSERT_CONNECTED(adm);
+    assert_non_null(d);
+    for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
+        char want[4][64], sql[128], *v;
+
+        /* the sequence PostgreSQL gives a session after that seed */
+        assert_int_equal(h_exec(d, seeds[k]), 0);
+        for (int i = 0; i < 4; i++) {
+            v = h_query1(d, "SELECT random()::text");
+            assert_non_null(v);
+            snprintf(want[i], sizeof want[i], "%s", v);
+            free(v);
+        }
+        PGconn *c = client(&g_main, "seed-owner"), *o = client(&g_main, "seed-other");
+        H_ASSERT_CONNECTED(c);
+        H_ASSERT_CONNECTED(o);
+        assert_int_equal(h_exec(c, seeds[k]), 0);
+        assert_string_equal(wait_pinned(adm, "seed-owner", "seed"), "seed");
+        for (int i = 0; i < 3; i++) {
+            v = h_query1(c, "SELECT random()::text");
+            assert_non_null(v);
+            if (strcmp(v, want[i]) != 0)
+                print_error("%s: value %d through pglane %s, directly %s\n", seeds[k], i, v, want[i]);
+            assert_string_equal(v, want[i]);
+            free(v);
+            assert_int_equal(h_exec(c, "SET work_mem = '5MB'"), 0);   /* a session check in between */
+            v = h_query1(o, "SELECT 1");
+            free(v);
+        }
+        assert_string_equal(pinned_of(adm, "seed-owner"), "seed");
+        char *pid = h_query1(c, "SELECT pg_backend_pid()");
+        assert_non_null(pid);
+        PQfinish(c);
+        /* the seeded backend ends with its client (awaited: the close is asynchronous) */
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid);
+        int64_t deadline = h_now_ms() + 5000;
+        while ((v = h_query1(d, sql)) && strcmp(v, "0") != 0 && h_now_ms() < deadline) {
+            free(v);
+            usleep(5000);
+        }
+        if (!v || strcmp(v, "0") != 0)
+            print_error("%s: backend %s of the departed seeding client still runs\n", seeds[k], pid);
+        assert_non_null(v);
+        assert_string_equal(v, "0");
+        free(v);
+        /* both of the lane's connections, taken at once: neither is the seeded one */
+        PGconn *b = client(&g_main, "seed-next");
+        H_ASSERT_CONNECTED(b);
+        assert_int_equal(h_exec(o, "BEGIN"), 0);
+        assert_int_equal(h_exec(b, "BEGIN"), 0);
+        char *p1 = h_query1(o, "SELECT pg_backend_pid()"), *p2 = h_query1(b, "SELECT pg_backend_pid()");
+        char *r2 = h_query1(b, "SELECT random()::text");
+        assert_non_null(p1);
+        assert_non_null(p2);
+        assert_non_null(r2);
+        assert_string_not_equal(p1, pid);
+        assert_string_not_equal(p2, pid);
+        assert_string_not_equal(r2, want[3]);
+        free(p1);
+        free(p2);
+        free(r2);
+        free(pid);
+        assert_int_equal(h_exec(o, "COMMIT"), 0);
+        assert_int_equal(h_exec(b, "COMMIT"), 0);
+        PQfinish(b);
+        PQfinish(o);
+    }
+    PQfinish(d);
+    PQfinish(adm);
+    h_pass();
+}
+
+/*
  * A WITH HOLD cursor and an SQL-level prepared statement pin their client until closed and
  * deallocated (SHOW CLIENTS lists both reasons while both exist); the pinned connection counts in the
  * lane's size (lane of 2: with the other one taken, a third client waits while the pinned client
@@ -715,6 +801,12 @@ static void test_pin_refuse(void **state)
     v = h_query1(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'");
     assert_string_equal(v, "0");
     free(v);
+    /* setseed: refused too; the refusal leaves no seed behind (later checks do not close the client) */
+    assert_string_equal(h_exec_sqlstate(c, "SELECT setseed(0.5)"), "0A000");
+    assert_int_equal(h_exec(c, "SET work_mem = '5MB'"), 0);
+    v = h_query1(c, "SELECT current_setting('work_mem')");
+    assert_string_equal(v, "5MB");
+    free(v);
     v = h_query1(c, "SELECT coalesce(to_regclass('pg_temp.refused')::text, 'none')");
     assert_string_equal(v, "none");
     free(v);
@@ -947,6 +1039,7 @@ int main(void)
         H_TEST(test_reset_all_restores_lane_settings),
         H_TEST(test_temp_table_pins),
         H_TEST(test_advisory_lock_pins),
+        H_TEST(test_seed_pins_and_closes),
         H_TEST(test_hold_cursor_and_sql_prepare_pin),
         H_TEST(test_session_characteristics_follow),
         H_TEST(test_listen_notify),

@@ -430,6 +430,11 @@ static void test_opaque_and_pins(void **state)
         { "declare c cursor for select 1", false, 0 },
         { "listen ch", false, ROUTE_PIN_LISTEN },
         { "prepare p as select 1", false, ROUTE_PIN_PREPARE },
+        { "select setseed(0.5)", false, ROUTE_PIN_SEED },
+        { "set seed = 0.5", false, ROUTE_PIN_SEED },
+        { "set local seed to 0", false, ROUTE_PIN_SEED },
+        { "set seed to default", false, ROUTE_PIN_SEED },
+        { "reset seed", false, 0 },
         { "select 1; listen ch", false, ROUTE_PIN_LISTEN },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

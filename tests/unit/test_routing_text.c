@@ -71,6 +71,9 @@ static void test_text_flags(void **state)
         {"settings", 0},
         {"select set_config('a.b', 'c', false)", C | S},
         {"SELECT SET_CONFIG", S},
+        {"select setseed(0.5)", C | S},
+        {"SELECT SETSEED", S},
+        {"select setsee", 0},
         {"create TEMP table t (a int)", C | T},
         {"create temporary table t as select 1", T},
         {"select * from attempts", T},            /* a hint only: the grammar decides */
@@ -125,6 +128,8 @@ static int ref_text_flags(const char *p, size_t n)
             f |= ROUTE_TXT_CALL;
         if ((c == 's' || c == 'S') && i + 10 <= n && ci_word(p, n, i + 1, "et_config", 0))
             f |= ROUTE_TXT_SET;
+        if ((c == 's' || c == 'S') && i + 7 <= n && ci_word(p, n, i + 1, "etseed", 0))
+            f |= ROUTE_TXT_SET;
         if ((c == 't' || c == 'T') && i + 4 <= n && ci_word(p, n, i + 1, "emp", 0))
             f |= ROUTE_TXT_TEMP;
         start = 0;
@@ -137,7 +142,7 @@ static int ref_text_flags(const char *p, size_t n)
 static void test_text_flags_random(void **state)
 {
     static const char *const parts[] = {
-        "set ", "SET", "reset", "set_config(", "SeT_CoNfIg", "temp", "TEMP", "tem", "discard ", "deallocate",
+        "set ", "SET", "reset", "set_config(", "SeT_CoNfIg", "setseed(", "SetSeeD", "setsee", "temp", "TEMP", "tem", "discard ", "deallocate",
         "Deallocate", "(", ";", " ", "\t", "\n", "x", "s", "t", "d", "r", "_", "\x08", "\x1b", "\xd3", "\xf3",
         "select ", "abcdefghijklmnop", "1",
     };
@@ -243,7 +248,12 @@ static void test_setting_names(void **state)
         {"SET app.user = 'x'", "app.user"},
         {"set session A.b to 2; reset c.d", "A.b,c.d"},
         {"SET a.b.c = 1", "a.b.c"},
-        {"set local x.y = 1", "local"},
+        {"set local x.y = 1", ""},
+        {"SET SEED TO 0.5", "SEED"},
+        {"set local seed = 0.5; reset seed; set session seed = 0", "seed,seed"},
+        {"select setseed(0.5), 1; select SetSeed (0)", "seed,seed"},
+        {"select setseed", ""},
+        {"select 'setseed(1)'", ""},
         {"set work_mem = 1", "work_mem"},
         {"set \"q.x\" = 1", "-"},
         {"reset all", "all"},
