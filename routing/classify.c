@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_CTES 32
 /* Depth limit of the tree walk, in levels of the tree's JSON form (an object or a list each):
@@ -193,6 +194,15 @@ static bool set_config_is_local(const PgQuery__FuncCall *call)
     return a->val_case == PG_QUERY__A__CONST__VAL_BOOLVAL && a->boolval->boolval;
 }
 
+/* set_config('seed', ...): seeds random() as SET seed does (local or not). */
+static bool set_config_is_seed(const PgQuery__FuncCall *call)
+{
+    if (call->n_args < 1 || call->args[0]->node_case != PG_QUERY__NODE__NODE_A_CONST)
+        return false;
+    const PgQuery__AConst *a = call->args[0]->a_const;
+    return a->val_case == PG_QUERY__A__CONST__VAL_SVAL && a->sval->sval && strcasecmp(a->sval->sval, "seed") == 0;
+}
+
 static void visit_funccall(struct walk *w, const PgQuery__FuncCall *call)
 {
     char name[64];
@@ -208,7 +218,7 @@ static void visit_funccall(struct walk *w, const PgQuery__FuncCall *call)
     if (in_list(session_functions, name)) {
         w->session = true;
         w->pins |= ROUTE_PIN_ADVISORY;
-    } else if (strcmp(name, "setseed") == 0) {
+    } else if (strcmp(name, "setseed") == 0 || (strcmp(name, "set_config") == 0 && set_config_is_seed(call))) {
         w->session = true;
         w->pins |= ROUTE_PIN_SEED;
     } else if (in_list(unlock_functions, name) ||

@@ -803,6 +803,8 @@ static void test_pin_refuse(void **state)
     free(v);
     /* setseed: refused too; the refusal leaves no seed behind (later checks do not close the client) */
     assert_string_equal(h_exec_sqlstate(c, "SELECT setseed(0.5)"), "0A000");
+    assert_string_equal(h_exec_sqlstate(c, "SELECT set_config('seed', '0.5', false)"), "0A000");
+    assert_string_equal(h_exec_sqlstate(c, "SET LOCAL seed = 0.5"), "0A000");
     assert_int_equal(h_exec(c, "SET work_mem = '5MB'"), 0);
     v = h_query1(c, "SELECT current_setting('work_mem')");
     assert_string_equal(v, "5MB");

@@ -435,6 +435,8 @@ static void test_opaque_and_pins(void **state)
         { "set local seed to 0", false, ROUTE_PIN_SEED },
         { "set seed to default", false, ROUTE_PIN_SEED },
         { "reset seed", false, 0 },
+        { "select set_config('seed', '0.5', true)", false, ROUTE_PIN_SEED },
+        { "select set_config('work_mem', '1MB', false)", false, 0 },
         { "select 1; listen ch", false, ROUTE_PIN_LISTEN },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
