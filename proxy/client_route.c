@@ -245,6 +245,8 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
     r = route_statement(cl, f, sql, len, &classified);
     if (r != STMT_FORWARD)
         return r;
+    if ((tflags & TXT_CALL) && route_mentions_sequence_change(sql, len))
+        cl->seq_tx = 1;            /* may call nextval(): its server's sequence state becomes its own */
     if ((tflags & TXT_NAMES) && f->type != PROTO_FE_BIND && cl->conn.px->conf->max_prepared_statements > 0)
         cl->names_changed = 1;     /* a simple Query or an unnamed Parse that may drop statement names */
     look_at_session(cl, sql, len, tflags, classified);

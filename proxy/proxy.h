@@ -303,6 +303,11 @@ struct px_server {
     uint8_t restore_due;           /* session pooling: a tag that may have reset settings was seen */
     uint8_t listen_seen;           /* the attached client ran LISTEN in this transaction */
     uint8_t seeded;                /* a client that seeded random() left it: closed, never reused */
+    uint8_t seq_write;             /* a write's CommandComplete (a column default or a trigger may
+                                    * have called nextval()) since the last ReadyForQuery */
+    uint64_t seq_client;           /* the client (conn.id) whose transactions may have left sequence
+                                    * state (currval, lastval) on the backend; PX_SEQ_UNKNOWN: some
+                                    * client's, of another worker; 0: none since the last discard */
     struct px_check *check;        /* the check's answer so far */
     uint8_t release_after_write;
     uint32_t swallow_z;            /* ReadyForQuery messages of pglane's own queries still to come */
@@ -367,8 +372,9 @@ struct px_server *px_server_connect(struct px_pool *pool);
 /* workers > 1 (proxy/workers.c): an idle, logged-in server connection another worker handed over
  * (fd, its backend's key, its session state, taken over) joins pool and is made ready. 0, or -1 with
  * nothing taken. */
+#define PX_SEQ_UNKNOWN UINT64_MAX
 int px_server_adopt(struct px_pool *pool, int fd, uint32_t backend_pid, uint32_t backend_key,
-                    struct px_params *have, struct px_kvlist *gucs, uint64_t created_ms);
+                    struct px_params *have, struct px_kvlist *gucs, uint64_t created_ms, int seq_used);
 void px_server_attach(struct px_server *sv, struct px_client *cl);
 void px_server_close(struct px_server *sv, const char *reason);
 /* Closed server connections still awaiting their backend's end (workers > 1, px_server_close): those
@@ -595,6 +601,10 @@ struct px_client {
     enum px_tx_route tx_route;     /* change through px_client_set_tx_route */
     uint8_t changes_session;       /* the transaction may have changed session state: check it */
     uint8_t pins;                  /* 1 << PX_PIN_*: state that keeps the client on its server */
+    uint8_t seq_tx;                /* a statement of its scanned since its last ReadyForQuery may call
+                                    * nextval() (it has a '('): marks its server's seq_client */
+    uint64_t seq_server;           /* the server connection (conn.id) where it last may have called
+                                    * nextval(): the only one whose currval/lastval are its own */
     uint8_t seeded;                /* it seeded random() (setseed, SET seed): pinned for good, and the
                                     * server connection closes when it leaves (proxy/session.c) */
     uint8_t stmt_pins;             /* ROUTE_PIN_* of the statement routing just classified */

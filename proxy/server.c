@@ -114,6 +114,8 @@ void server_release(struct px_server *sv)
                 px_params_set(&sv->have, i, NULL);
         if (full && px->conf->pool_mode == CONF_POOL_TRANSACTION)
             px_prep_server_forget_all(sv);   /* DISCARD ALL drops pglane's statements too */
+        if (full)
+            sv->seq_client = 0;            /* and the sequence state */
         if (send_own_query(sv, full ? discard : tx_reset, full ? sizeof(discard) - 1 : sizeof(tx_reset) - 1) < 0)
             px_server_close(sv, "cannot send reset query");
         return;
@@ -197,6 +199,17 @@ static int inspect_ready(struct px_server *sv, const struct proto_frame *f)
     }
     if (cl && cl->pending_z)
         cl->pending_z--;
+    /* Transaction pooling: this backend's sequence state (currval, lastval) may be the client's now
+     * (send_client_state discards it before another client, or this one after it moved on). */
+    /* (A function pglane cannot see into, which may call nextval(), makes changes_session.) */
+    if (cl && (cl->seq_tx || sv->seq_write || cl->changes_session) &&
+        sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION) {
+        sv->seq_client = cl->conn.id;
+        cl->seq_server = sv->conn.id;
+    }
+    sv->seq_write = 0;
+    if (cl && cl->pending_z == 0)
+        cl->seq_tx = 0;            /* every request scanned so far is answered */
     if (cl)
         cl->idle_since_ms = px_now_ms(sv->conn.px);
     if (cl)
@@ -250,6 +263,8 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
         if (proto_parse_command_complete(f->body, f->len, &tag) < 0)
             return 0;
         px_prep_unnamed_on_tag(sv, tag);
+        if (tag_may_use_sequences(tag))
+            sv->seq_write = 1;
         if (tag_suspect(tag)) {
             sv->dirty |= PX_DIRTY_CHECK;
             sv->restore_due = 1;

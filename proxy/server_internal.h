@@ -29,6 +29,7 @@ void check_done(struct px_server *sv);
 void keep_own_error(struct px_server *sv, const struct proto_frame *f);
 void validation_reply(struct px_server *sv, const struct proto_frame *f);
 int tag_suspect(const char *tag);
+int tag_may_use_sequences(const char *tag);
 
 /* proxy/server.c */
 void server_release(struct px_server *sv);

@@ -92,7 +92,7 @@ static void free_unused(uv_handle_t *h)
 }
 
 int px_server_adopt(struct px_pool *pool, int fd, uint32_t backend_pid, uint32_t backend_key,
-                    struct px_params *have, struct px_kvlist *gucs, uint64_t created_ms)
+                    struct px_params *have, struct px_kvlist *gucs, uint64_t created_ms, int seq_used)
 {
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
     struct px_server *sv = calloc(1, sizeof(*sv));
@@ -119,6 +119,7 @@ int px_server_adopt(struct px_pool *pool, int fd, uint32_t backend_pid, uint32_t
     sv->have = *have;
     sv->gucs = *gucs;
     sv->created_ms = created_ms;
+    sv->seq_client = seq_used ? PX_SEQ_UNKNOWN : 0;   /* another worker's client: discarded at first use */
     sv->tx_status = 'I';
     SLOG(sv, CONF_LOG_DEBUG, "handed over from another worker (backend %u)", backend_pid);
     px_workers_backend_set(px, pool->ep->server->name, backend_pid, pool->lane->conf->name);

@@ -178,6 +178,13 @@ static int send_client_state(struct px_server *sv, struct px_client *cl)
 
     proto_buf_init(&q);
     proto_buf_init(&m);
+    /* Sequence state (currval, lastval) another client may have left, or an older one of this
+     * client's (it has called nextval() on another connection since): discarded, so that such a
+     * read fails with 55000 rather than return a value that is not the client's latest. */
+    if (sv->seq_client && (sv->seq_client != cl->conn.id || cl->seq_server != sv->conn.id)) {
+        proto_put_bytes(&q, "DISCARD SEQUENCES", 17);   /* what follows starts with ';' */
+        sv->seq_client = 0;
+    }
     build_param_sync(sv, cl, &q);
     q_sent = q.len > 0;
     if (q.len) {
@@ -447,6 +454,26 @@ void validation_reply(struct px_server *sv, const struct proto_frame *f)
  * pglane cannot see into (DO, CALL), and what may start or end a pin (LISTEN, UNLISTEN, PREPARE,
  * DEALLOCATE, DECLARE CURSOR, CLOSE CURSOR, CREATE TABLE/VIEW/SEQUENCE, DROP, LOAD).
  */
+/* Command tags of statements that may have called nextval() where pglane cannot see it: a column
+ * default or a trigger of a write. (An explicit call has a '(': client_look_at_statement sees it.) */
+int tag_may_use_sequences(const char *tag)
+{
+    switch (tag[0]) {
+    case 'I':
+        return strncmp(tag, "INSERT ", 7) == 0;
+    case 'U':
+        return strncmp(tag, "UPDATE ", 7) == 0;
+    case 'D':
+        return strncmp(tag, "DELETE ", 7) == 0;
+    case 'M':
+        return strncmp(tag, "MERGE ", 6) == 0;
+    case 'C':
+        return strncmp(tag, "COPY ", 5) == 0;
+    default:
+        return 0;
+    }
+}
+
 int tag_suspect(const char *tag)
 {
     switch (tag[0]) {

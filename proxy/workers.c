@@ -107,6 +107,7 @@ struct handoff {
     struct px_params have;
     struct px_kvlist gucs;
     uint64_t created_ms;
+    int seq_used;                  /* sequence state of some client may be on it (px_server.seq_client) */
 };
 
 struct px_worker {
@@ -419,7 +420,7 @@ static void adopt(struct proxy *px, struct handoff *h)
         }
     }
     if (!pool || px_server_adopt(pool, h->fd, h->backend_pid, h->backend_key, &h->have, &h->gucs,
-                                 h->created_ms) < 0)
+                                 h->created_ms, h->seq_used) < 0)
         handoff_drop(px, h);
     else
         handoff_unref(px, h);      /* the adopting pool and its caps refer to the same slots */
@@ -1094,6 +1095,7 @@ int px_gslot_give(struct px_server *sv)
     h.backend_pid = sv->backend_pid;
     h.backend_key = sv->backend_key;
     h.created_ms = sv->created_ms;
+    h.seq_used = sv->seq_client != 0;
     pthread_mutex_lock(&ws->lock);
     if (ws->w[to].async && ws->w[to].nmoves < INBOX_MAX) {
         h.have = sv->have;

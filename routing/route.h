@@ -128,6 +128,8 @@ enum {
     ROUTE_TXT_NAMES = 8,  /* a statement starting with DISCARD or DEALLOCATE: prepared statements may go */
 };
 int route_text_flags(const char *sql, size_t len);
+/* 1 if the text mentions nextval or setval (any case, anywhere: a hint for a text with a '('). */
+int route_mentions_sequence_change(const char *sql, size_t len);
 
 /* The command tag PostgreSQL answers a bare BEGIN with (BEGIN [WORK | TRANSACTION] or START
  * TRANSACTION, any case and spacing, an optional trailing semicolon), or NULL for anything else. */

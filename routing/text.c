@@ -165,6 +165,20 @@ int route_text_flags(const char *sql, size_t n)
     return f;
 }
 
+int route_mentions_sequence_change(const char *sql, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)sql;
+
+    for (size_t i = 0; i + 6 <= n; i++) {
+        uint8_t c = p[i] | 0x20;
+
+        if ((c == 'n' && i + 7 <= n && ci_prefix(p + i + 1, "extval", 6)) ||
+            (c == 's' && ci_prefix(p + i + 1, "etval", 5)))
+            return 1;
+    }
+    return 0;
+}
+
 /* ---- BEGIN ---- */
 
 const char *route_bare_begin_tag(const char *sql, size_t len)

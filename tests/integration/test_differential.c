@@ -361,13 +361,23 @@ static const struct scenario scenarios[] = {
       .steps = { { 'B', "Q{set seed = 0.5}", 1 }, { 'B', "Q{select random()}", 1 }, { 'B', "X", TO_EOF },
                  { 'A', "Q{select random()::text = '0.825301858027981'}", 1 } },
       .known = SEED_IN_SESSION_POOLING, .known_shapes = SHAPE_SESSION, .known_steps = STEP(4) },
+    /* currval/lastval: another client's sequence state is discarded before a client uses the
+     * connection (the build before answered B's values where PostgreSQL says 55000) */
     { .name = "sequence_values_of_other_client",
       .setup = "DROP SEQUENCE IF EXISTS dsq; CREATE SEQUENCE dsq; GRANT ALL ON SEQUENCE dsq TO PUBLIC",
       .steps = { { 'B', "Q{select nextval('dsq')}", 1 }, { 'B', "X", TO_EOF }, { 'A', "Q{select lastval()}", 1 },
-                 { 'A', "Q{select currval('dsq')}", 1 } },
-      .known = "transaction pooling: currval() and lastval() read the server connection's session, which "
-               "another client's nextval() may have set (DISCARD ALL in session pooling clears it)",
-      .known_shapes = SHAPE_LANE1 | SHAPE_LANE2 | SHAPE_UNNAMED, .known_steps = STEP(3) | STEP(4) },
+                 { 'A', "Q{select currval('dsq')}", 1 } } },
+    { .name = "sequence_values_of_other_client_extended",
+      .setup = "DROP TABLE IF EXISTS dst; CREATE TABLE dst (id serial, v int); GRANT ALL ON dst, dst_id_seq TO PUBLIC",
+      .steps = { { 'B', "P{|insert into dst (v) values (1)} B E S", 1 }, { 'A', "P{|select lastval()} B E S", 1 },
+                 { 'B', "Q{select 1}", 1 }, { 'A', "Q{select currval('dst_id_seq')}", 1 } } },
+    { .name = "sequence_value_own_across_transactions",
+      .setup = "DROP SEQUENCE IF EXISTS dsq; CREATE SEQUENCE dsq; GRANT ALL ON SEQUENCE dsq TO PUBLIC",
+      .steps = { { 'A', "Q{select nextval('dsq')}", 1 }, { 'A', "Q{select currval('dsq')}", 1 },
+                 { 'B', "Q{select 1}", 1 }, { 'A', "Q{select currval('dsq')}", 1 } },
+      .known = "transaction pooling: a client's sequence state from an earlier transaction is discarded once "
+               "another client has used its server connection: currval()/lastval() then fail with 55000",
+      .known_shapes = SHAPE_LANE1 | SHAPE_LANE2 | SHAPE_UNNAMED, .known_steps = STEP(4) },
     { .name = "unnamed_bind_before_parse_in_batch",   /* the Parse after the Bind is not replayed before it */
       .steps = { { 'B', "P{|select $1::int|23} B{||3} E S", 1 }, { 'A', "B E S P{|select 2} B E S", 2 },
                  { 'A', "B E S", 1 } } },

@@ -545,6 +545,60 @@ static void test_seed_pins_and_closes(void **state)
 }
 
 /*
+ * Sequence state (currval, lastval) stays with the client that made it: on a lane of one connection,
+ * another client's lastval()/currval() get 55000 as on a connection of their own (the build before
+ * answered with the first client's values), with the simple and the extended protocol, and a client
+ * that is alone on the connection still reads its own currval() in a later transaction.
+ */
+static void test_sequence_state_not_shared(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    char conf[4096];
+
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "DROP TABLE IF EXISTS seq_t; CREATE TABLE seq_t (id serial, v int)"), 0);
+    conf_for(conf, sizeof conf, 1, "", 0);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    PGconn *a = h_connect(&l, NULL), *b = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(a);
+    H_ASSERT_CONNECTED(b);
+    /* a serial column's default calls nextval(): the INSERT's tag is what pglane sees */
+    assert_int_equal(h_exec(a, "INSERT INTO seq_t (v) VALUES (1)"), 0);
+    char *v = h_query1(a, "SELECT currval('seq_t_id_seq')");
+    assert_string_equal(v, "1");      /* alone on the connection: its own value, as directly */
+    free(v);
+    assert_string_equal(h_exec_sqlstate(b, "SELECT lastval()"), "55000");
+    assert_string_equal(h_exec_sqlstate(b, "SELECT currval('seq_t_id_seq')"), "55000");
+    /* the extended protocol, an explicit nextval() */
+    PGresult *r = PQexecParams(a, "SELECT nextval('seq_t_id_seq') + $1::int", 1, NULL, (const char *const[]){ "0" },
+                               NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "2");
+    PQclear(r);
+    r = PQexecParams(b, "SELECT lastval() + $1::int", 1, NULL, (const char *const[]){ "0" }, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "55000");
+    PQclear(r);
+    /* B's own: within its transaction and after */
+    assert_int_equal(h_exec(b, "BEGIN"), 0);
+    assert_int_equal(h_exec(b, "INSERT INTO seq_t (v) VALUES (2)"), 0);
+    v = h_query1(b, "SELECT lastval()");
+    assert_string_equal(v, "3");
+    free(v);
+    assert_int_equal(h_exec(b, "COMMIT"), 0);
+    v = h_query1(b, "SELECT lastval()");
+    assert_string_equal(v, "3");
+    free(v);
+    /* A's state went when B used the connection: an error, never B's 3 */
+    assert_string_equal(h_exec_sqlstate(a, "SELECT lastval()"), "55000");
+    PQfinish(a);
+    PQfinish(b);
+    h_pglane_stop(&l);
+    h_pass();
+}
+
+/*
  * A WITH HOLD cursor and an SQL-level prepared statement pin their client until closed and
  * deallocated (SHOW CLIENTS lists both reasons while both exist); the pinned connection counts in the
  * lane's size (lane of 2: with the other one taken, a third client waits while the pinned client
@@ -1042,6 +1096,7 @@ int main(void)
         H_TEST(test_temp_table_pins),
         H_TEST(test_advisory_lock_pins),
         H_TEST(test_seed_pins_and_closes),
+        H_TEST(test_sequence_state_not_shared),
         H_TEST(test_hold_cursor_and_sql_prepare_pin),
         H_TEST(test_session_characteristics_follow),
         H_TEST(test_listen_notify),

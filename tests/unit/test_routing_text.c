@@ -275,6 +275,19 @@ static void test_setting_names(void **state)
     }
 }
 
+static void test_mentions_sequence_change(void **state)
+{
+    (void)state;
+    assert_true(route_mentions_sequence_change("select nextval('s')", 19));
+    assert_true(route_mentions_sequence_change("SELECT NEXTVAL('s')", 19));
+    assert_true(route_mentions_sequence_change("select pg_catalog.setval('s', 3)", 32));
+    assert_true(route_mentions_sequence_change("setval", 6));
+    assert_false(route_mentions_sequence_change("setva", 5));
+    assert_false(route_mentions_sequence_change("nextva", 6));
+    assert_false(route_mentions_sequence_change("select currval('s'), lastval()", 30));
+    assert_false(route_mentions_sequence_change("select count(*) from t where a in (1, 2)", 40));
+}
+
 static void test_starts_with_word(void **state)
 {
     (void)state;
@@ -297,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_begin_tags),
         cmocka_unit_test(test_max_param),
         cmocka_unit_test(test_setting_names),
+        cmocka_unit_test(test_mentions_sequence_change),
         cmocka_unit_test(test_starts_with_word),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
