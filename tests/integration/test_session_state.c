@@ -458,6 +458,18 @@ static void test_advisory_lock_pins(void **state)
     h_pass();
 }
 
+/* The first value of sql's first row must be want. */
+static void first_value_is(PGconn *c, const char *sql, const char *want)
+{
+    char *v = h_query1(c, sql);
+
+    if (!v || strcmp(v, want) != 0)
+        print_error("%s: got %s, want %s\n", sql, v ? v : "(error)", want);
+    assert_non_null(v);
+    assert_string_equal(v, want);
+    free(v);
+}
+
 /*
  * setseed() (or SET seed, set_config('seed', ...)) starts the backend's random() on a sequence that no
  * query can read back or move: the client keeps its server connection for good (pinned "seed"), so its
@@ -491,15 +503,9 @@ static void test_seed_pins_and_closes(void **state)
         assert_int_equal(h_exec(c, seeds[k]), 0);
         assert_string_equal(wait_pinned(adm, "seed-owner", "seed"), "seed");
         for (int i = 0; i < 3; i++) {
-            v = h_query1(c, "SELECT random()::text");
-            assert_non_null(v);
-            if (strcmp(v, want[i]) != 0)
-                print_error("%s: value %d through pglane %s, directly %s\n", seeds[k], i, v, want[i]);
-            assert_string_equal(v, want[i]);
-            free(v);
+            first_value_is(c, "SELECT random()::text", want[i]);   /* what the seed gives directly */
             assert_int_equal(h_exec(c, "SET work_mem = '5MB'"), 0);   /* a session check in between */
-            v = h_query1(o, "SELECT 1");
-            free(v);
+            first_value_is(o, "SELECT 1", "1");
         }
         assert_string_equal(pinned_of(adm, "seed-owner"), "seed");
         char *pid = h_query1(c, "SELECT pg_backend_pid()");
@@ -565,9 +571,7 @@ static void test_sequence_state_not_shared(void **state)
     H_ASSERT_CONNECTED(b);
     /* a serial column's default calls nextval(): the INSERT's tag is what pglane sees */
     assert_int_equal(h_exec(a, "INSERT INTO seq_t (v) VALUES (1)"), 0);
-    char *v = h_query1(a, "SELECT currval('seq_t_id_seq')");
-    assert_string_equal(v, "1");      /* alone on the connection: its own value, as directly */
-    free(v);
+    first_value_is(a, "SELECT currval('seq_t_id_seq')", "1");   /* alone on the connection: its own */
     assert_string_equal(h_exec_sqlstate(b, "SELECT lastval()"), "55000");
     assert_string_equal(h_exec_sqlstate(b, "SELECT currval('seq_t_id_seq')"), "55000");
     /* the extended protocol, an explicit nextval() */
@@ -583,13 +587,9 @@ static void test_sequence_state_not_shared(void **state)
     /* B's own: within its transaction and after */
     assert_int_equal(h_exec(b, "BEGIN"), 0);
     assert_int_equal(h_exec(b, "INSERT INTO seq_t (v) VALUES (2)"), 0);
-    v = h_query1(b, "SELECT lastval()");
-    assert_string_equal(v, "3");
-    free(v);
+    first_value_is(b, "SELECT lastval()", "3");
     assert_int_equal(h_exec(b, "COMMIT"), 0);
-    v = h_query1(b, "SELECT lastval()");
-    assert_string_equal(v, "3");
-    free(v);
+    first_value_is(b, "SELECT lastval()", "3");
     /* A's state went when B used the connection: an error, never B's 3 */
     assert_string_equal(h_exec_sqlstate(a, "SELECT lastval()"), "55000");
     PQfinish(a);
@@ -860,9 +860,7 @@ static void test_pin_refuse(void **state)
     assert_string_equal(h_exec_sqlstate(c, "SELECT set_config('seed', '0.5', false)"), "0A000");
     assert_string_equal(h_exec_sqlstate(c, "SET LOCAL seed = 0.5"), "0A000");
     assert_int_equal(h_exec(c, "SET work_mem = '5MB'"), 0);
-    v = h_query1(c, "SELECT current_setting('work_mem')");
-    assert_string_equal(v, "5MB");
-    free(v);
+    first_value_is(c, "SELECT current_setting('work_mem')", "5MB");
     v = h_query1(c, "SELECT coalesce(to_regclass('pg_temp.refused')::text, 'none')");
     assert_string_equal(v, "none");
     free(v);
