@@ -283,6 +283,8 @@ enum px_server_state {
     SV_CONNECTING, SV_TLS, SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_RESETTING, SV_CANCEL_WAIT, SV_CHECKING, SV_CLOSED
 };
 
+#define PX_SEQ_UNKNOWN UINT64_MAX  /* px_server.seq_client: some client's, of another worker */
+
 struct px_server {
     struct px_conn conn;           /* must be first */
     enum px_server_state state;
@@ -372,7 +374,6 @@ struct px_server *px_server_connect(struct px_pool *pool);
 /* workers > 1 (proxy/workers.c): an idle, logged-in server connection another worker handed over
  * (fd, its backend's key, its session state, taken over) joins pool and is made ready. 0, or -1 with
  * nothing taken. */
-#define PX_SEQ_UNKNOWN UINT64_MAX
 int px_server_adopt(struct px_pool *pool, int fd, uint32_t backend_pid, uint32_t backend_key,
                     struct px_params *have, struct px_kvlist *gucs, uint64_t created_ms, int seq_used);
 void px_server_attach(struct px_server *sv, struct px_client *cl);
@@ -602,7 +603,7 @@ struct px_client {
     uint8_t changes_session;       /* the transaction may have changed session state: check it */
     uint8_t pins;                  /* 1 << PX_PIN_*: state that keeps the client on its server */
     uint8_t seq_tx;                /* a statement of its scanned since its last ReadyForQuery may call
-                                    * nextval() (it has a '('): marks its server's seq_client */
+                                    * nextval() (it names nextval or setval): marks its server's seq_client */
     uint64_t seq_server;           /* the server connection (conn.id) where it last may have called
                                     * nextval(): the only one whose currval/lastval are its own */
     uint8_t seeded;                /* it seeded random() (setseed, SET seed): pinned for good, and the

@@ -150,14 +150,11 @@ void px_server_client_gone(struct px_server *sv, int clean)
     if ((sv->checking || sv->ryw_wait) && !px->exiting)
         return;                         /* check_done (px_replica_lsn_done) decides */
     /* A reply to pglane's own query still to come (the check of startup values, a parameter sync)
-     * would be misread once another client is attached: close rather than wait. */
-    if (sv->seeded) {
-        px_server_close(sv, "its client seeded random()");
-        px_pool_refill(sv->pool);
-        return;
-    }
-    if (!clean || px->exiting || sv->swallow_z) {
-        px_server_close(sv, "client disconnected with a transaction or request open");
+     * would be misread once another client is attached: close rather than wait. A seed cannot be
+     * reset: that connection goes too. */
+    if (!clean || px->exiting || sv->swallow_z || sv->seeded) {
+        px_server_close(sv, sv->seeded ? "its client seeded random()"
+                                       : "client disconnected with a transaction or request open");
         px_pool_refill(sv->pool);   /* the slot serves the clients queued behind it */
         return;
     }
@@ -200,8 +197,8 @@ static int inspect_ready(struct px_server *sv, const struct proto_frame *f)
     if (cl && cl->pending_z)
         cl->pending_z--;
     /* Transaction pooling: this backend's sequence state (currval, lastval) may be the client's now
-     * (send_client_state discards it before another client, or this one after it moved on). */
-    /* (A function pglane cannot see into, which may call nextval(), makes changes_session.) */
+     * (send_client_state discards it before another client, or this one after it moved on). A
+     * function pglane cannot see into, which may call nextval(), makes changes_session. */
     if (cl && (cl->seq_tx || sv->seq_write || cl->changes_session) &&
         sv->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION) {
         sv->seq_client = cl->conn.id;

@@ -342,26 +342,19 @@ void check_done(struct px_server *sv)
 
     sv->checking = 0;
     sv->listen_seen = 0;                /* from now on the client's pins say whether it listens */
-    if (sv->check_failed) {
+    if (sv->check_failed || (!cl && sv->seeded)) {
         /* Neither read nor reset: this connection's session is unknown, so it goes; the client keeps
-         * its record, and loses its connection only if state of its was pinned there. */
+         * its record, and loses its connection only if state of its was pinned there. Or the client
+         * left meanwhile with its seed on the connection, which no reset undoes. */
         struct px_pool *pool = sv->pool;
 
         px_session_check_abandon(sv);
-        px_server_close(sv, "the session check failed");
+        px_server_close(sv, sv->check_failed ? "the session check failed" : "its client seeded random()");
         px_pool_refill(pool);
         if (cl && cl->pins)
             px_client_fail(cl, "08006", "pglane: lost the server connection that held this session's state");
         else if (cl)
             px_client_released(cl);
-        return;
-    }
-    if (!cl && sv->seeded) {            /* the client left meanwhile, its seed on the connection */
-        struct px_pool *pool = sv->pool;
-
-        px_session_check_abandon(sv);
-        px_server_close(sv, "its client seeded random()");
-        px_pool_refill(pool);
         return;
     }
     if (!cl) {                          /* the client left meanwhile */
@@ -448,14 +441,9 @@ void validation_reply(struct px_server *sv, const struct proto_frame *f)
     }
 }
 
-/*
- * Command tags after which session state may have changed, so that the session is checked before the
- * server connection serves anyone else: settings, role and session user (SET, RESET, DISCARD), code
- * pglane cannot see into (DO, CALL), and what may start or end a pin (LISTEN, UNLISTEN, PREPARE,
- * DEALLOCATE, DECLARE CURSOR, CLOSE CURSOR, CREATE TABLE/VIEW/SEQUENCE, DROP, LOAD).
- */
 /* Command tags of statements that may have called nextval() where pglane cannot see it: a column
- * default or a trigger of a write. (An explicit call has a '(': client_look_at_statement sees it.) */
+ * default or a trigger of a write. (An explicit call names nextval or setval: client_look_at_statement
+ * sees it.) */
 int tag_may_use_sequences(const char *tag)
 {
     switch (tag[0]) {
@@ -474,6 +462,12 @@ int tag_may_use_sequences(const char *tag)
     }
 }
 
+/*
+ * Command tags after which session state may have changed, so that the session is checked before the
+ * server connection serves anyone else: settings, role and session user (SET, RESET, DISCARD), code
+ * pglane cannot see into (DO, CALL), and what may start or end a pin (LISTEN, UNLISTEN, PREPARE,
+ * DEALLOCATE, DECLARE CURSOR, CLOSE CURSOR, CREATE TABLE/VIEW/SEQUENCE, DROP, LOAD).
+ */
 int tag_suspect(const char *tag)
 {
     switch (tag[0]) {

@@ -80,7 +80,7 @@ static void remember(struct px_client *cl, const char *name, size_t n)
     struct px_session *s;
     char *copy;
 
-    /* setseed(), SET [LOCAL] seed, RESET seed: the backend's random() now follows a sequence that
+    /* setseed(), SET [LOCAL] seed, set_config('seed', ..): the backend's random() now follows a sequence that
      * no query can read back or move to another connection. The client keeps this server connection
      * (pin "seed", for good), and the connection is closed when the client leaves, so that no other
      * client draws from that sequence. */

@@ -210,7 +210,7 @@ enum {
     ROUTE_PIN_CURSOR   = 1u << 2,   /* DECLARE ... WITH HOLD */
     ROUTE_PIN_LISTEN   = 1u << 3,   /* LISTEN */
     ROUTE_PIN_PREPARE  = 1u << 4,   /* SQL-level PREPARE */
-    ROUTE_PIN_SEED     = 1u << 5,   /* setseed(), SET/RESET seed: the backend's random() sequence */
+    ROUTE_PIN_SEED     = 1u << 5,   /* setseed(), SET [LOCAL] seed: the backend's random() sequence */
 };
 
 /* Classifies sql (one statement; for several, kind/flags are those of the first, read_only is
