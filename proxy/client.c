@@ -788,8 +788,7 @@ void px_client_close(struct px_client *cl, const char *reason)
         cl->server = NULL;
         if (cl->pins)
             sv->dirty |= PX_DIRTY_DISCARD;   /* what pinned the client goes with it */
-        if (cl->seeded)
-            sv->seeded = 1;             /* no reset undoes a seed: the connection goes */
+        sv->sticky |= cl->sticky;       /* no reset undoes a seed or a LOAD: the connection goes */
         px_server_client_gone(sv, clean);
     }
     px_list_remove(&cl->link);

@@ -81,8 +81,8 @@ int client_refuse_rewrite(struct px_client *cl, struct proto_frame *f)
         return -1;                 /* not reached: client_look_at_statement parsed it */
     while (!(cl->stmt_pins & (1u << reason)))
         reason++;
-    if (cl->stmt_pins & ROUTE_PIN_SEED)
-        cl->seeded = 0;            /* learnt from this statement's text, which will not run */
+    cl->sticky &= (uint8_t)~(cl->stmt_pins & (ROUTE_PIN_SEED | ROUTE_PIN_REPLICATION)); /* learnt from this
+                                                           * statement's text, which will not run */
     snprintf(msg, sizeof(msg), "pglane: lane \"%s\" refuses statements that pin a server connection "
              "(%s); its setting is pin = refuse", lane, px_pin_name(reason));
     proto_buf_init(&body);

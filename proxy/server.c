@@ -150,10 +150,12 @@ void px_server_client_gone(struct px_server *sv, int clean)
     if ((sv->checking || sv->ryw_wait) && !px->exiting)
         return;                         /* check_done (px_replica_lsn_done) decides */
     /* A reply to pglane's own query still to come (the check of startup values, a parameter sync)
-     * would be misread once another client is attached: close rather than wait. A seed cannot be
-     * reset: that connection goes too. */
-    if (!clean || px->exiting || sv->swallow_z || sv->seeded) {
-        px_server_close(sv, sv->seeded ? "its client seeded random()"
+     * would be misread once another client is attached: close rather than wait. A seed or a LOAD
+     * cannot be reset: that connection goes too. */
+    if (!clean || px->exiting || sv->swallow_z || sv->sticky) {
+        char why[128];
+
+        px_server_close(sv, sv->sticky ? px_sticky_reason(sv->sticky, why, sizeof(why))
                                        : "client disconnected with a transaction or request open");
         px_pool_refill(sv->pool);   /* the slot serves the clients queued behind it */
         return;
@@ -266,6 +268,8 @@ static int inspect(struct px_server *sv, const struct proto_frame *f)
             sv->dirty |= PX_DIRTY_CHECK;
             sv->restore_due = 1;
             sv->listen_seen |= strcmp(tag, "LISTEN") == 0;
+            if (strcmp(tag, "LOAD") == 0)
+                sv->sticky |= 1u << PX_PIN_LOAD;   /* the library stays in the backend */
         }
         if (strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "DEALLOCATE ALL") == 0) {
             /* The server dropped every prepared statement, pglane's shared ones too. */

@@ -342,14 +342,16 @@ void check_done(struct px_server *sv)
 
     sv->checking = 0;
     sv->listen_seen = 0;                /* from now on the client's pins say whether it listens */
-    if (sv->check_failed || (!cl && sv->seeded)) {
+    if (sv->check_failed || (!cl && sv->sticky)) {
         /* Neither read nor reset: this connection's session is unknown, so it goes; the client keeps
          * its record, and loses its connection only if state of its was pinned there. Or the client
-         * left meanwhile with its seed on the connection, which no reset undoes. */
+         * left meanwhile with state on the connection that no reset undoes (a seed, a LOAD). */
         struct px_pool *pool = sv->pool;
+        char why[128];
 
         px_session_check_abandon(sv);
-        px_server_close(sv, sv->check_failed ? "the session check failed" : "its client seeded random()");
+        px_server_close(sv, sv->check_failed ? "the session check failed"
+                                             : px_sticky_reason(sv->sticky, why, sizeof(why)));
         px_pool_refill(pool);
         if (cl && cl->pins)
             px_client_fail(cl, "08006", "pglane: lost the server connection that held this session's state");

@@ -3,8 +3,10 @@
  * session state, the server connection runs one query of pglane's own (px_session_check_sql): it
  * reads the settings the session changed, the role, the session user, the custom settings the
  * client is known to have set and whether anything that cannot be moved (temporary tables, session
- * advisory locks, WITH HOLD cursors, LISTEN, SQL-level prepared statements) is there, then resets
- * the session (RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL). The answer becomes the client's
+ * advisory locks, WITH HOLD cursors, LISTEN, SQL-level prepared statements, a temporary replication
+ * slot) is there, then resets the session (RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL).
+ * State that no reset undoes and no query shows (a seed, a LOAD, a replication origin) is known
+ * from the client's text or the server's tags instead (px_client.sticky). The answer becomes the client's
  * record, replayed in front of its next transaction on any server connection (px_session_replay_sql),
  * and its pins. Owner of struct px_session and struct px_check.
  */
@@ -35,7 +37,7 @@ struct px_check {
 };
 
 static const char *const pin_names[PX_PIN_REASONS] = {
-    "temp_table", "advisory_lock", "hold_cursor", "listen", "prepared_statement", "seed",
+    "temp_table", "advisory_lock", "hold_cursor", "listen", "prepared_statement", "seed", "load", "replication",
 };
 
 const char *px_pin_name(int reason)
@@ -51,6 +53,15 @@ void px_pin_names(uint8_t pins, char *buf, size_t n)
     for (int i = 0; i < PX_PIN_REASONS; i++)
         if (pins & (1u << i))
             o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s%s", o ? "," : "", pin_names[i]);
+}
+
+const char *px_sticky_reason(uint8_t sticky, char *buf, size_t n)
+{
+    char names[96];
+
+    px_pin_names(sticky, names, sizeof(names));
+    snprintf(buf, n, "its client left state no reset undoes (%s)", names);
+    return buf;
 }
 
 static struct px_session *session_of(struct px_client *cl)
@@ -83,9 +94,14 @@ static void remember(struct px_client *cl, const char *name, size_t n)
     /* setseed(), SET [LOCAL] seed, set_config('seed', ..): the backend's random() now follows a sequence that
      * no query can read back or move to another connection. The client keeps this server connection
      * (pin "seed", for good), and the connection is closed when the client leaves, so that no other
-     * client draws from that sequence. */
+     * client draws from that sequence. pg_replication_origin_session_setup() likewise (pin
+     * "replication"): the origin stays the backend's, and no other client may replay under it. */
     if (n == 4 && strncasecmp(name, "seed", 4) == 0) {
-        cl->seeded = 1;
+        cl->sticky |= 1u << PX_PIN_SEED;
+        return;
+    }
+    if (n == sizeof(ROUTE_NAME_REPLICATION) - 1 && memcmp(name, ROUTE_NAME_REPLICATION, n) == 0) {
+        cl->sticky |= 1u << PX_PIN_REPLICATION;
         return;
     }
     if (n == 0 || n > NAME_MAX_LEN || !memchr(name, '.', n))
@@ -152,7 +168,10 @@ void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
         "SELECT FROM pg_catalog.pg_cursors WHERE is_holdable",
         "SELECT FROM pg_catalog.pg_listening_channels()",
         "SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql",
-        NULL,                      /* seed: nothing shows it; px_client.seeded says */
+        NULL,                      /* seed: nothing shows it; px_client.sticky says */
+        NULL,                      /* load: the LOAD tag (px_server.sticky) says */
+        /* a temporary replication slot (a replication origin session shows nowhere: the text says) */
+        "SELECT FROM pg_catalog.pg_replication_slots WHERE temporary AND active_pid=pg_catalog.pg_backend_pid()",
     };
     char row[64];
 
@@ -177,7 +196,9 @@ void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
             put_literal(q, px_param_name(i), strlen(px_param_name(i)));
             put_str(q, ")");
         }
-    for (int i = 0; i < PX_PIN_REASONS && pin_probe[i]; i++) {
+    for (int i = 0; i < PX_PIN_REASONS; i++) {
+        if (!pin_probe[i])
+            continue;
         snprintf(row, sizeof(row), " UNION ALL SELECT 4,'%d',NULL WHERE EXISTS(", i);
         put_str(q, row);
         put_str(q, pin_probe[i]);
@@ -330,8 +351,9 @@ void px_session_check_end(struct px_server *sv, struct px_client *cl)
                 (void)px_conn_send_copy(&cl->conn, ps.data, ps.len);
             proto_buf_free(&ps);
         }
-    if (cl->seeded)
-        c->pins |= 1u << PX_PIN_SEED;
+    /* A LOAD the server ran, a temporary slot the probe saw: for good, as a seed. */
+    cl->sticky |= (uint8_t)(sv->sticky | (c->pins & PX_PIN_STICKY));
+    c->pins |= cl->sticky;
     for (int i = 0; i < PX_PIN_REASONS; i++)
         if ((c->pins & (1u << i)) && !(cl->pins & (1u << i)))
             lane->stats.pins[i]++;

@@ -203,6 +203,25 @@ static bool set_config_is_seed(const PgQuery__FuncCall *call)
     return a->val_case == PG_QUERY__A__CONST__VAL_SVAL && a->sval->sval && strcasecmp(a->sval->sval, "seed") == 0;
 }
 
+/* pg_create_{physical,logical}_replication_slot(...): its argument "temporary" (the third, or named)
+ * is there and is not the constant false. A temporary slot lives as long as the backend. */
+static bool creates_temporary_slot(const PgQuery__FuncCall *call)
+{
+    const PgQuery__Node *arg = call->n_args > 2 ? call->args[2] : NULL;
+
+    for (size_t i = 0; i < call->n_args; i++)
+        if (call->args[i]->node_case == PG_QUERY__NODE__NODE_NAMED_ARG_EXPR &&
+            call->args[i]->named_arg_expr->name && strcmp(call->args[i]->named_arg_expr->name, "temporary") == 0)
+            arg = call->args[i]->named_arg_expr->arg;
+    if (arg && arg->node_case == PG_QUERY__NODE__NODE_NAMED_ARG_EXPR)
+        return false;                 /* the third is another named argument: temporary is not given */
+    if (!arg)
+        return false;
+    return !(arg->node_case == PG_QUERY__NODE__NODE_A_CONST &&
+             arg->a_const->val_case == PG_QUERY__A__CONST__VAL_BOOLVAL && arg->a_const->boolval &&
+             !arg->a_const->boolval->boolval);
+}
+
 static void visit_funccall(struct walk *w, const PgQuery__FuncCall *call)
 {
     char name[64];
@@ -221,6 +240,11 @@ static void visit_funccall(struct walk *w, const PgQuery__FuncCall *call)
     } else if (strcmp(name, "setseed") == 0 || (strcmp(name, "set_config") == 0 && set_config_is_seed(call))) {
         w->session = true;
         w->pins |= ROUTE_PIN_SEED;
+    } else if (strcmp(name, "pg_replication_origin_session_setup") == 0 ||
+               ((strcmp(name, "pg_create_physical_replication_slot") == 0 ||
+                 strcmp(name, "pg_create_logical_replication_slot") == 0) && creates_temporary_slot(call))) {
+        w->session = true;
+        w->pins |= ROUTE_PIN_REPLICATION;
     } else if (in_list(unlock_functions, name) ||
                (strcmp(name, "set_config") == 0 && !set_config_is_local(call))) {
         w->session = true;
@@ -490,6 +514,9 @@ static void refine(struct walk *w, const PgQuery__Node *stmt, struct route_class
         break;
     case PG_QUERY__NODE__NODE_LISTEN_STMT:
         w->pins |= ROUTE_PIN_LISTEN;
+        break;
+    case PG_QUERY__NODE__NODE_LOAD_STMT:
+        w->pins |= ROUTE_PIN_LOAD;   /* no reset unloads a library */
         break;
     case PG_QUERY__NODE__NODE_PREPARE_STMT:
         w->pins |= ROUTE_PIN_PREPARE;

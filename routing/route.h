@@ -124,7 +124,8 @@ int route_deallocate_name(const char *sql, size_t len, char *name, size_t cap);
 enum {
     ROUTE_TXT_CALL = 1,   /* a '(': perhaps a function call, which only the grammar can judge */
     ROUTE_TXT_TEMP = 2,   /* "temp": perhaps CREATE TEMP TABLE ... AS, SELECT INTO TEMP */
-    ROUTE_TXT_SET = 4,    /* a statement starting with SET or RESET, or "set_config" */
+    ROUTE_TXT_SET = 4,    /* a statement starting with SET or RESET, or "set_config", "setseed",
+                           * "session_setup": names for route_setting_names */
     ROUTE_TXT_NAMES = 8,  /* a statement starting with DISCARD or DEALLOCATE: prepared statements may go */
 };
 int route_text_flags(const char *sql, size_t len);
@@ -144,8 +145,11 @@ uint32_t route_max_param(const char *sql, size_t len);
 /* Custom settings a statement sets: calls cb with each name of "SET [SESSION] a.b ..." and
  * "RESET a.b" (unquoted parts; with n = 0 where SET/RESET is followed by something else or by a
  * name longer than ROUTE_SETTING_NAME_MAX) and each first argument of "set_config('a.b', ...)"
- * (the literal's bytes, not checked). name is not NUL-terminated. */
+ * (the literal's bytes, not checked); "seed" for a setseed() call; ROUTE_NAME_REPLICATION for a
+ * pg_replication_origin_session_setup() call. name is not NUL-terminated. */
 #define ROUTE_SETTING_NAME_MAX 63
+/* Not a setting's name (none starts with a blank): the session took a replication origin. */
+#define ROUTE_NAME_REPLICATION " replication"
 typedef void (*route_name_cb)(void *arg, const char *name, size_t n);
 void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *arg);
 
@@ -211,6 +215,8 @@ enum {
     ROUTE_PIN_LISTEN   = 1u << 3,   /* LISTEN */
     ROUTE_PIN_PREPARE  = 1u << 4,   /* SQL-level PREPARE */
     ROUTE_PIN_SEED     = 1u << 5,   /* setseed(), SET [LOCAL] seed: the backend's random() sequence */
+    ROUTE_PIN_LOAD     = 1u << 6,   /* LOAD: a library stays loaded in the backend */
+    ROUTE_PIN_REPLICATION = 1u << 7, /* a replication origin session, a temporary replication slot */
 };
 
 /* Classifies sql (one statement; for several, kind/flags are those of the first, read_only is

@@ -96,8 +96,8 @@ static const uint8_t tf_class[256] = {
     [' '] = TF_BLANK, ['\n'] = TF_BLANK, ['\t'] = TF_BLANK, ['\r'] = TF_BLANK, [';'] = TF_SEMI,
     ['s'] = TF_S, ['S'] = TF_S, ['r'] = TF_R, ['R'] = TF_R, ['d'] = TF_D, ['D'] = TF_D,
 };
-/* Bytes that matter inside a statement: '(' and ';', and the first letters of "set_config", "setseed" and
- * "temp". */
+/* Bytes that matter inside a statement: '(' and ';', and the first letters of "set_config", "setseed",
+ * "session_setup" and "temp". */
 static const uint8_t tf_inner[256] = {
     ['('] = 1, [';'] = 1, ['s'] = 1, ['S'] = 1, ['t'] = 1, ['T'] = 1,
 };
@@ -158,6 +158,8 @@ int route_text_flags(const char *sql, size_t n)
                 f |= ROUTE_TXT_SET;
             else if ((c | 0x20) == 's' && i + 7 <= n && ci_prefix(p + i + 1, "etseed", 6))
                 f |= ROUTE_TXT_SET;
+            else if ((c | 0x20) == 's' && i + 13 <= n && ci_prefix(p + i + 1, "ession_setup", 12))
+                f |= ROUTE_TXT_SET;       /* pg_replication_origin_session_setup */
             else if ((c | 0x20) == 't' && i + 4 <= n && ci_prefix(p + i + 1, "emp", 3))
                 f |= ROUTE_TXT_TEMP;
         }
@@ -311,6 +313,11 @@ void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *ar
         if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "setseed")) {
             if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_PUNCT && sql[tok.start] == '(')
                 cb(arg, "seed", 4);       /* seeds random() as SET seed does */
+            continue;
+        }
+        if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "pg_replication_origin_session_setup")) {
+            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_PUNCT && sql[tok.start] == '(')
+                cb(arg, ROUTE_NAME_REPLICATION, sizeof(ROUTE_NAME_REPLICATION) - 1);
             continue;
         }
         if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "set_config")) {

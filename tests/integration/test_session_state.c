@@ -551,6 +551,84 @@ static void test_seed_pins_and_closes(void **state)
 }
 
 /*
+ * Backend state that no reset undoes and no other client may inherit: a library LOAD leaves in the
+ * backend (auto_explain here; pg_hint_plan would change every later plan), a replication origin the
+ * session took (pg_replication_origin_session_setup: later commits would carry its origin), a
+ * temporary replication slot (held, and holding back WAL, as long as the backend lives; made inside
+ * a function, where only the check sees it). Each pins its client for good (SHOW CLIENTS says why);
+ * when the client leaves, its backend ends with it, and neither of the lane's two connections taken
+ * afterwards holds the state. The build before gave the connection back to the pool with it.
+ */
+static void test_backend_state_pins_and_closes(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    static const struct {
+        const char *make, *reason, *shows;   /* shows: "1" on a backend with the state, "0" elsewhere */
+    } cases[] = {
+        { "LOAD 'auto_explain'", "load",
+          "SELECT (count(*) > 0)::int FROM pg_settings WHERE name LIKE 'auto\\_explain.%'" },
+        { "SELECT pg_replication_origin_session_setup('pgl_origin')", "replication",
+          "SELECT pg_replication_origin_session_is_setup()::int" },
+        { "SELECT make_temp_slot()", "replication",
+          "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgl_tslot' "
+          "AND active_pid = pg_backend_pid()" },
+    };
+    PGconn *adm = h_console(&g_main, NULL), *d = h_pg_super(&g_pg, H_DB);
+    H_ASSERT_CONNECTED(adm);
+    assert_non_null(d);
+    assert_int_equal(h_exec(d, "SELECT pg_replication_origin_create('pgl_origin') WHERE NOT EXISTS "
+                               "(SELECT FROM pg_replication_origin WHERE roname = 'pgl_origin')"), 0);
+    assert_int_equal(h_exec(d, "CREATE OR REPLACE FUNCTION make_temp_slot() RETURNS int LANGUAGE sql AS "
+                               "$$SELECT 1 FROM pg_create_physical_replication_slot('pgl_tslot', true, true)$$"), 0);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char sql[128], *v;
+        PGconn *c = client(&g_main, "bs-owner"), *o = client(&g_main, "bs-other");
+        H_ASSERT_CONNECTED(c);
+        H_ASSERT_CONNECTED(o);
+        assert_int_equal(h_exec(c, cases[k].make), 0);
+        assert_string_equal(wait_pinned(adm, "bs-owner", cases[k].reason), cases[k].reason);
+        for (int i = 0; i < 3; i++) {
+            first_value_is(c, cases[k].shows, "1");                 /* the client keeps its backend */
+            assert_int_equal(h_exec(c, "SET work_mem = '5MB'"), 0);   /* a session check in between */
+            first_value_is(o, cases[k].shows, "0");
+        }
+        assert_string_equal(pinned_of(adm, "bs-owner"), cases[k].reason);
+        char *pid = h_query1(c, "SELECT pg_backend_pid()");
+        assert_non_null(pid);
+        PQfinish(c);
+        /* its backend ends with it (awaited: the close is asynchronous) */
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid);
+        int64_t deadline = h_now_ms() + 5000;
+        while ((v = h_query1(d, sql)) && strcmp(v, "0") != 0 && h_now_ms() < deadline) {
+            free(v);
+            usleep(5000);
+        }
+        if (!v || strcmp(v, "0") != 0)
+            print_error("%s: backend %s of the departed client still runs\n", cases[k].make, pid);
+        assert_non_null(v);
+        assert_string_equal(v, "0");
+        free(v);
+        free(pid);
+        /* both of the lane's connections, taken at once: neither holds the state */
+        PGconn *b = client(&g_main, "bs-next");
+        H_ASSERT_CONNECTED(b);
+        assert_int_equal(h_exec(o, "BEGIN"), 0);
+        assert_int_equal(h_exec(b, "BEGIN"), 0);
+        first_value_is(o, cases[k].shows, "0");
+        first_value_is(b, cases[k].shows, "0");
+        assert_int_equal(h_exec(o, "COMMIT"), 0);
+        assert_int_equal(h_exec(b, "COMMIT"), 0);
+        PQfinish(b);
+        PQfinish(o);
+    }
+    assert_int_equal(h_exec(d, "SELECT pg_replication_origin_drop('pgl_origin')"), 0);
+    PQfinish(d);
+    PQfinish(adm);
+    h_pass();
+}
+
+/*
  * Sequence state (currval, lastval) stays with the client that made it: on a lane of one connection,
  * another client's lastval()/currval() get 55000 as on a connection of their own (the build before
  * answered with the first client's values), with the simple and the extended protocol, and a client
@@ -859,6 +937,13 @@ static void test_pin_refuse(void **state)
     assert_string_equal(h_exec_sqlstate(c, "SELECT setseed(0.5)"), "0A000");
     assert_string_equal(h_exec_sqlstate(c, "SELECT set_config('seed', '0.5', false)"), "0A000");
     assert_string_equal(h_exec_sqlstate(c, "SET LOCAL seed = 0.5"), "0A000");
+    /* LOAD, a replication origin session, a temporary slot: refused, none of them happened */
+    assert_string_equal(h_exec_sqlstate(c, "LOAD 'auto_explain'"), "0A000");
+    assert_string_equal(h_exec_sqlstate(c, "SELECT pg_replication_origin_session_setup('refused')"), "0A000");
+    assert_string_equal(h_exec_sqlstate(c, "SELECT pg_create_physical_replication_slot('refused', true, true)"),
+                        "0A000");
+    first_value_is(c, "SELECT count(*) FROM pg_settings WHERE name LIKE 'auto\\_explain.%'", "0");
+    first_value_is(c, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'refused'", "0");
     assert_int_equal(h_exec(c, "SET work_mem = '5MB'"), 0);
     first_value_is(c, "SELECT current_setting('work_mem')", "5MB");
     v = h_query1(c, "SELECT coalesce(to_regclass('pg_temp.refused')::text, 'none')");
@@ -1094,6 +1179,7 @@ int main(void)
         H_TEST(test_temp_table_pins),
         H_TEST(test_advisory_lock_pins),
         H_TEST(test_seed_pins_and_closes),
+        H_TEST(test_backend_state_pins_and_closes),
         H_TEST(test_sequence_state_not_shared),
         H_TEST(test_hold_cursor_and_sql_prepare_pin),
         H_TEST(test_session_characteristics_follow),

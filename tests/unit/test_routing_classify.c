@@ -438,6 +438,14 @@ static void test_opaque_and_pins(void **state)
         { "select set_config('seed', '0.5', true)", false, ROUTE_PIN_SEED },
         { "select set_config('work_mem', '1MB', false)", false, 0 },
         { "select 1; listen ch", false, ROUTE_PIN_LISTEN },
+        { "load 'auto_explain'", false, ROUTE_PIN_LOAD },
+        { "select pg_replication_origin_session_setup('o')", false, ROUTE_PIN_REPLICATION },
+        { "select pg_create_physical_replication_slot('s', true, true)", false, ROUTE_PIN_REPLICATION },
+        { "select pg_create_physical_replication_slot('s', temporary => true)", false, ROUTE_PIN_REPLICATION },
+        { "select pg_create_logical_replication_slot('s', 'test_decoding', $1)", false, ROUTE_PIN_REPLICATION },
+        { "select pg_create_physical_replication_slot('s', true, false)", true, 0 },
+        { "select pg_create_physical_replication_slot('s')", true, 0 },
+        { "select pg_create_logical_replication_slot('s', 'p', two_phase => true)", true, 0 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct route_class c;

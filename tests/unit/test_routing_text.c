@@ -74,6 +74,8 @@ static void test_text_flags(void **state)
         {"select setseed(0.5)", C | S},
         {"SELECT SETSEED", S},
         {"select setsee", 0},
+        {"select pg_replication_origin_session_setup('o')", C | S},
+        {"select session_setu", 0},
         {"create TEMP table t (a int)", C | T},
         {"create temporary table t as select 1", T},
         {"select * from attempts", T},            /* a hint only: the grammar decides */
@@ -130,6 +132,8 @@ static int ref_text_flags(const char *p, size_t n)
             f |= ROUTE_TXT_SET;
         if ((c == 's' || c == 'S') && i + 7 <= n && ci_word(p, n, i + 1, "etseed", 0))
             f |= ROUTE_TXT_SET;
+        if ((c == 's' || c == 'S') && i + 13 <= n && ci_word(p, n, i + 1, "ession_setup", 0))
+            f |= ROUTE_TXT_SET;
         if ((c == 't' || c == 'T') && i + 4 <= n && ci_word(p, n, i + 1, "emp", 0))
             f |= ROUTE_TXT_TEMP;
         start = 0;
@@ -142,7 +146,7 @@ static int ref_text_flags(const char *p, size_t n)
 static void test_text_flags_random(void **state)
 {
     static const char *const parts[] = {
-        "set ", "SET", "reset", "set_config(", "SeT_CoNfIg", "setseed(", "SetSeeD", "setsee", "temp", "TEMP", "tem", "discard ", "deallocate",
+        "set ", "SET", "reset", "set_config(", "SeT_CoNfIg", "setseed(", "SetSeeD", "setsee", "session_setup", "SESSION_SETU", "temp", "TEMP", "tem", "discard ", "deallocate",
         "Deallocate", "(", ";", " ", "\t", "\n", "x", "s", "t", "d", "r", "_", "\x08", "\x1b", "\xd3", "\xf3",
         "select ", "abcdefghijklmnop", "1",
     };
@@ -254,6 +258,8 @@ static void test_setting_names(void **state)
         {"select setseed(0.5), 1; select SetSeed (0)", "seed,seed"},
         {"select setseed", ""},
         {"select 'setseed(1)'", ""},
+        {"select pg_catalog.pg_replication_origin_session_setup('o')", " replication"},
+        {"select pg_replication_origin_session_setup", ""},
         {"set work_mem = 1", "work_mem"},
         {"set \"q.x\" = 1", "-"},
         {"reset all", "all"},
