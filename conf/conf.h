@@ -185,6 +185,12 @@ struct conf {
     char *auth_dbname;             /* database the lookup runs in; NULL = the client's database */
     int64_t auth_cache_ttl_ms;     /* default 60s: how long a lookup's answer (found or not) is reused */
     int so_reuseport;              /* so_reuseport = yes: TCP listeners get SO_REUSEPORT (start only) */
+    int tcp_keepalive;             /* default on: keepalive probes on client and server TCP sockets */
+    int64_t tcp_keepidle_ms;       /* default 60s: idle time before the first probe; 0 = the kernel's */
+    int64_t tcp_keepintvl_ms;      /* default 10s: between probes; 0 = the kernel's */
+    int tcp_keepcnt;               /* default 6: unanswered probes that end the connection; 0 = the kernel's */
+    int64_t tcp_user_timeout_ms;   /* default 0 = the kernel's: data unacknowledged this long ends the
+                                    * connection (TCP_USER_TIMEOUT) */
     int workers;                   /* default 1: event-loop threads (proxy/workers.c; start only) */
     int peer_id;                   /* 0 (default) = no peering; 1..CONF_PEER_ID_MAX (start only) */
     struct conf_peer *peers; int npeers;  /* [peers], in file order */

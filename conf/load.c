@@ -326,7 +326,8 @@ static struct conf *conf_new(const char *name)
                        .reserve_admin_connections = 3, .max_prepared_statements_per_client = 1000,
                        .pool_idle_timeout_ms = 300000, .max_pools = 5000, .workers = 1,
                        .server_check_delay_ms = 30000, .auth_cache_ttl_ms = 60000,
-                       .tls_mode = CONF_TLS_DISABLE,
+                       .tls_mode = CONF_TLS_DISABLE, .tcp_keepalive = 1, .tcp_keepidle_ms = 60000,
+                       .tcp_keepintvl_ms = 10000, .tcp_keepcnt = 6,
                        .health_check_interval_ms = 1000, .health_check_failures = 3,
                        .tls_protocol_mask = CONF_TLS_V1_2 | CONF_TLS_V1_3};
     if (c->file == NULL) {

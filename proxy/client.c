@@ -109,7 +109,7 @@ void px_client_accept(struct proxy *px, uv_stream_t *listener)
         px_client_close(cl, "accept failed");
         return;
     }
-    px_sock_set_options(&cl->conn.h);
+    px_sock_set_options(&cl->conn.h, px->conf);
     px_sock_peer(&cl->conn.h, &cl->peer_family, cl->peer_addr, &cl->peer_port);
     /* Over max_client_conn: answered after the startup packet, where libpq expects an error. */
     cl->over_limit = px_workers_clients(px) > px->conf->max_client_conn;

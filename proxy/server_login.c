@@ -167,7 +167,7 @@ static void on_connect(uv_connect_t *req, int status)
         px_pool_server_unreachable(sv->pool, msg);
         return;
     }
-    px_sock_set_options(&sv->conn.h);
+    px_sock_set_options(&sv->conn.h, sv->conn.px->conf);
     px_conn_read_start(&sv->conn);
     if (sv->pool->ep->tls_ctx && !sv->pool->ep->unix_socket) {
         struct proto_buf b;

@@ -78,6 +78,11 @@ static void general(struct px_table *t, const struct conf *c)
     kv(t, "auth_cache_ttl", "%lldms", (long long)c->auth_cache_ttl_ms);
     kv(t, "health_check_interval", "%lldms", (long long)c->health_check_interval_ms);
     kv(t, "health_check_failures", "%d", c->health_check_failures);
+    kv(t, "tcp_keepalive", "%s", c->tcp_keepalive ? "yes" : "no");
+    kv(t, "tcp_keepidle", "%lldms", (long long)c->tcp_keepidle_ms);
+    kv(t, "tcp_keepintvl", "%lldms", (long long)c->tcp_keepintvl_ms);
+    kv(t, "tcp_keepcnt", "%d", c->tcp_keepcnt);
+    kv(t, "tcp_user_timeout", "%lldms", (long long)c->tcp_user_timeout_ms);
 }
 
 /* so_reuseport and peer_id as in force (fixed at start), with the file's value when a reload changed

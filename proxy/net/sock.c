@@ -3,6 +3,9 @@
  * client and server connections, cancel connections and the metrics endpoint alike.
  */
 #include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "conf/conf.h"
 #include "proxy/net/sock.h"
 
 int px_resolve(const char *host, int port, struct sockaddr_storage *out)
@@ -131,10 +135,42 @@ int px_sock_connect(uv_loop_t *loop, union px_handle *h, uv_connect_t *req, cons
     return uv_tcp_connect(req, &h->tcp, addr, cb);
 }
 
-void px_sock_set_options(union px_handle *h)
+/* A duration in whole seconds for the keepalive options (at least 1: the kernel counts seconds). */
+static int whole_seconds(int64_t ms)
 {
-    if (h->handle.type == UV_TCP)
-        uv_tcp_nodelay(&h->tcp, 1);
+    int64_t s = (ms + 999) / 1000;
+
+    return s > 32767 ? 32767 : (int)s;    /* the kernel's limit for TCP_KEEPIDLE and TCP_KEEPINTVL */
+}
+
+void px_sock_set_options(union px_handle *h, const struct conf *c)
+{
+    uv_os_fd_t fd;
+    int on;
+
+    if (h->handle.type != UV_TCP)
+        return;
+    uv_tcp_nodelay(&h->tcp, 1);
+    if (!c || uv_fileno(&h->handle, &fd) != 0)
+        return;
+    /* Failures are ignored: the connection works without them, as with the kernel's defaults. */
+    on = c->tcp_keepalive != 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    if (on) {
+        int idle = whole_seconds(c->tcp_keepidle_ms), intvl = whole_seconds(c->tcp_keepintvl_ms), cnt = c->tcp_keepcnt;
+
+        if (c->tcp_keepidle_ms > 0)
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        if (c->tcp_keepintvl_ms > 0)
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+        if (cnt > 0)
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    }
+    if (c->tcp_user_timeout_ms > 0) {
+        unsigned int ut = c->tcp_user_timeout_ms > INT_MAX ? INT_MAX : (unsigned int)c->tcp_user_timeout_ms;
+
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+    }
 }
 
 void px_sock_peer(union px_handle *h, uint8_t *family, uint8_t addr[16], uint16_t *port)

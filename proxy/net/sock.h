@@ -44,8 +44,11 @@ int px_sock_init_like(uv_loop_t *loop, const uv_stream_t *listener, union px_han
  * outcome. h is initialised whatever the result. 0 or a negative libuv error. */
 int px_sock_connect(uv_loop_t *loop, union px_handle *h, uv_connect_t *req, const char *path,
                     const struct sockaddr *addr, uv_connect_cb cb);
-/* Options of a connected TCP socket (TCP_NODELAY); nothing for a unix socket. */
-void px_sock_set_options(union px_handle *h);
+/* Options of a connected TCP socket: TCP_NODELAY, and keepalive and TCP_USER_TIMEOUT as c says
+ * (tcp_keepalive, tcp_keepidle, tcp_keepintvl, tcp_keepcnt, tcp_user_timeout); nothing for a unix
+ * socket. */
+struct conf;
+void px_sock_set_options(union px_handle *h, const struct conf *c);
 /* The peer of a connected socket: family (AF_INET, AF_INET6, or 0 for a unix socket or when
  * unknown), address bytes (4 or 16) and port. */
 void px_sock_peer(union px_handle *h, uint8_t *family, uint8_t addr[16], uint16_t *port);

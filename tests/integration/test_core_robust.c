@@ -5,10 +5,16 @@
  */
 #include "tests/integration/harness.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static struct h_pg g_pg;
@@ -479,6 +485,153 @@ static void test_sigint_exits_at_once(void **state)
     h_pass();
 }
 
+/* ---- TCP keepalive and TCP_USER_TIMEOUT ---- */
+
+struct sockopts {
+    int keepalive, idle, intvl, cnt;
+    unsigned user_timeout;
+};
+
+static int port_of(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)ss)->sin_port)
+           : ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port) : -1;
+}
+
+/*
+ * The options of one of pglane's TCP sockets, the one with that local and peer port, read from the
+ * socket itself: each descriptor of the process is copied with pidfd_getfd(2) until it is found.
+ */
+static struct sockopts opts_of(pid_t pid, int local_port, int peer_port)
+{
+    char dir[64];
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0), found = 0;
+    struct sockopts o = { 0 };
+    DIR *d;
+    struct dirent *e;
+
+    if (pfd < 0)
+        fail_msg("pidfd_open(%d): %s", (int)pid, strerror(errno));
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    assert_non_null(d = opendir(dir));
+    while (!found && (e = readdir(d))) {
+        struct sockaddr_storage local, peer;
+        socklen_t ll = sizeof local, pl = sizeof peer, ol;
+        int s, type = 0;
+
+        if (e->d_name[0] == '.')
+            continue;
+        if ((s = (int)syscall(SYS_pidfd_getfd, pfd, atoi(e->d_name), 0)) < 0) {
+            if (errno == EBADF)
+                continue;                 /* closed since readdir */
+            fail_msg("pidfd_getfd(%d, %s): %s", (int)pid, e->d_name, strerror(errno));
+        }
+        ol = sizeof type;
+        if (getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &ol) == 0 && type == SOCK_STREAM &&
+            getsockname(s, (struct sockaddr *)&local, &ll) == 0 && getpeername(s, (struct sockaddr *)&peer, &pl) == 0 &&
+            port_of(&local) == local_port && port_of(&peer) == peer_port) {
+            found = 1;
+            ol = sizeof(int);
+            assert_int_equal(getsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &o.keepalive, &ol), 0);
+            assert_int_equal(getsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &o.idle, &ol), 0);
+            assert_int_equal(getsockopt(s, IPPROTO_TCP, TCP_KEEPINTVL, &o.intvl, &ol), 0);
+            assert_int_equal(getsockopt(s, IPPROTO_TCP, TCP_KEEPCNT, &o.cnt, &ol), 0);
+            ol = sizeof o.user_timeout;
+            assert_int_equal(getsockopt(s, IPPROTO_TCP, TCP_USER_TIMEOUT, &o.user_timeout, &ol), 0);
+        }
+        close(s);
+    }
+    closedir(d);
+    close(pfd);
+    if (!found)
+        fail_msg("pglane %d has no TCP socket %d -> %d", (int)pid, local_port, peer_port);
+    return o;
+}
+
+static void expect_opts(const char *what, const char *side, struct sockopts got, const struct sockopts *want)
+{
+    if (got.keepalive != want->keepalive ||
+        (want->keepalive && (got.idle != want->idle || got.intvl != want->intvl || got.cnt != want->cnt)) ||
+        got.user_timeout != want->user_timeout)
+        fail_msg("%s: %s socket: keepalive %d idle %d intvl %d cnt %d user_timeout %u; want %d %d %d %d %u", what,
+                 side, got.keepalive, got.idle, got.intvl, got.cnt, got.user_timeout, want->keepalive, want->idle,
+                 want->intvl, want->cnt, want->user_timeout);
+}
+
+/* c is in a transaction through l: its client socket and its server connection's socket have want. */
+static void expect_socket_opts(const struct h_pglane *l, PGconn *c, const struct sockopts *want, const char *what)
+{
+    struct sockaddr_storage me;
+    socklen_t ml = sizeof me;
+    char *sv_port = h_query1(c, "SELECT client_port FROM pg_stat_activity WHERE pid = pg_backend_pid()");
+
+    assert_int_equal(getsockname(PQsocket(c), (struct sockaddr *)&me, &ml), 0);
+    expect_opts(what, "client", opts_of(l->pid, l->port, port_of(&me)), want);
+    assert_non_null(sv_port);
+    expect_opts(what, "server", opts_of(l->pid, atoi(sv_port), l->pg->port), want);
+    free(sv_port);
+}
+
+/*
+ * tcp_keepalive, tcp_keepidle, tcp_keepintvl, tcp_keepcnt and tcp_user_timeout reach the client and
+ * server sockets (read back from pglane's own descriptors): the defaults (on, 60 s, 10 s, 6, the
+ * kernel's user timeout), set values (a duration rounds up to whole seconds for the keepalive ones),
+ * a reload's values on the connections made after it, and off.
+ */
+static void test_tcp_keepalive_options(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    static const struct {
+        const char *extra;
+        struct sockopts want;
+    } cases[] = {
+        { "", { 1, 60, 10, 6, 0 } },
+        { "tcp_keepidle = 7s\ntcp_keepintvl = 1500ms\ntcp_keepcnt = 4\ntcp_user_timeout = 9s\n", { 1, 7, 2, 4, 9000 } },
+        { "tcp_keepalive = off\n", { 0, 0, 0, 0, 0 } },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct h_pglane l;
+        char conf[4096], extra[512];
+
+        snprintf(extra, sizeof extra, "server_idle_timeout = 60s\nadmin_users = " H_USER "\n%s", cases[k].extra);
+        h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", extra);
+        assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+        PGconn *c = h_connect(&l, NULL);
+        H_ASSERT_CONNECTED(c);
+        assert_int_equal(h_exec(c, "BEGIN"), 0);
+        expect_socket_opts(&l, c, &cases[k].want, cases[k].extra[0] ? cases[k].extra : "defaults");
+        if (k == 0) {
+            /* a reload: a client and a server connection made after it get its values (c keeps the
+             * lane's first server connection in its transaction, so the next one is new) */
+            char *text = h_read_file(l.conf_path);
+            PGconn *adm = h_console(&l, NULL), *c2;
+            const struct sockopts want = { 1, 20, 5, 3, 4000 };
+
+            assert_non_null(text);
+            H_ASSERT_CONNECTED(adm);
+            snprintf(conf, sizeof conf, "%s", text);
+            free(text);
+            h_conf_replace(conf, sizeof conf, "server_idle_timeout = 60s\n",
+                           "server_idle_timeout = 60s\ntcp_keepidle = 20s\ntcp_keepintvl = 5s\ntcp_keepcnt = 3\n"
+                           "tcp_user_timeout = 4s\n");
+            assert_int_equal(h_write_file(l.conf_path, conf), 0);
+            assert_int_equal(h_exec(adm, "RELOAD"), 0);
+            PQfinish(adm);
+            c2 = h_connect(&l, NULL);
+            H_ASSERT_CONNECTED(c2);
+            assert_int_equal(h_exec(c2, "BEGIN"), 0);
+            expect_socket_opts(&l, c2, &want, "after RELOAD");
+            assert_int_equal(h_exec(c2, "COMMIT"), 0);
+            PQfinish(c2);
+        }
+        assert_int_equal(h_exec(c, "COMMIT"), 0);
+        PQfinish(c);
+        assert_int_equal(h_pglane_stop(&l), 0);
+    }
+    h_pass();
+}
+
 static void test_sighup_keeps_serving(void **state)
 {
     (void)state;
@@ -526,6 +679,7 @@ int main(void)
         H_TEST(test_sigterm_drains),
         H_TEST(test_sigint_exits_at_once),
         H_TEST(test_sighup_keeps_serving),
+        H_TEST(test_tcp_keepalive_options),
     };
     return H_RUN_GROUP("integration: core, robustness and signals", tests,
                        .pg = &g_pg, .super = &g_super, .setup = fixtures);
