@@ -159,6 +159,9 @@ static void put_str(struct proto_buf *q, const char *s)
 
 enum { ROW_SETTING = 0, ROW_ROLE = 1, ROW_SESSION_USER = 2, ROW_CUSTOM = 3, ROW_PIN = 4, ROW_RESET = 5 };
 _Static_assert(PX_P_COUNT <= 10 && PX_PIN_REASONS <= 10, "the check's rows name them with one digit");
+_Static_assert(ROUTE_PIN_SEED == 1u << PX_PIN_SEED && ROUTE_PIN_LOAD == 1u << PX_PIN_LOAD &&
+               ROUTE_PIN_REPLICATION == 1u << PX_PIN_REPLICATION && PX_PIN_REASONS == PX_PIN_REPLICATION + 1,
+               "pin bits: routing's and the proxy's are the same, and every reason fits px_client.pins");
 
 void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
 {
