@@ -59,6 +59,10 @@ enum stmt_verdict {
 /* Looks at a whole Query, Parse or Bind in transaction pooling: the session-change check for every
  * one, and the routing decision for the first of a transaction. */
 enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct proto_frame *f);
+/* A FunctionCall (fast path) of which have bytes of the body are in the buffer: its transaction is
+ * checked afterwards, and the built-ins whose effect no check shows mark the client as their SQL
+ * calls do (transaction pooling). */
+void client_look_at_function_call(struct px_client *cl, const struct proto_frame *f, uint32_t have);
 /* Replaces a statement that would pin with one PostgreSQL fails with 0A000 (pin = refuse); the
  * message is whole at the buffer's pos. 0, or -1 when the buffer cannot grow now. */
 int client_refuse_rewrite(struct px_client *cl, struct proto_frame *f);

@@ -253,6 +253,51 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
     return f->type != PROTO_FE_BIND && cl->stmt_pins && lane_refuses_pins(cl) ? STMT_PIN_REFUSED : STMT_FORWARD;
 }
 
+/*
+ * A FunctionCall names its function by OID, so pglane cannot tell what it does to the session (a
+ * fast-path set_config or pg_advisory_lock, say): the transaction is checked afterwards, as after a
+ * DO. The built-ins whose state no check can read are known by their OIDs, which are fixed in
+ * PostgreSQL's catalog (src/include/catalog/pg_proc.dat): setseed and
+ * pg_replication_origin_session_setup pin for good as their SQL calls do, nextval and setval mark the
+ * sequence state; the large-object calls libpq's lo_* functions make leave nothing past the
+ * transaction (PostgreSQL closes large-object descriptors at its end) and need no check.
+ */
+void client_look_at_function_call(struct px_client *cl, const struct proto_frame *f, uint32_t have)
+{
+    enum { F_NEXTVAL = 1574, F_SETVAL = 1576, F_SETVAL3 = 1765, F_SETSEED = 1599, F_ORIGIN_SETUP = 6006 };
+    uint32_t oid;
+
+    if (f->len < 4 || have < 4) {
+        cl->changes_session = 1;
+        cl->seq_tx = 1;            /* not known which function: it may use a sequence */
+        return;
+    }
+    oid = proto_get_u32(f->body);
+    switch (oid) {
+    case 715: case 952: case 953: case 954: case 955: case 956: case 957:   /* lo_create .. lo_creat */
+    case 958: case 964: case 1004: case 3170: case 3171: case 3172:         /* lo_tell .. lo_truncate64 */
+        return;
+    default:
+        break;
+    }
+    cl->changes_session = 1;
+    switch (oid) {
+    case F_NEXTVAL:
+    case F_SETVAL:
+    case F_SETVAL3:
+        cl->seq_tx = 1;
+        break;
+    case F_SETSEED:
+        cl->sticky |= 1u << PX_PIN_SEED;
+        break;
+    case F_ORIGIN_SETUP:
+        cl->sticky |= 1u << PX_PIN_REPLICATION;
+        break;
+    default:
+        break;
+    }
+}
+
 /* A lane with several servers: whether the transaction only reads decides where it runs
  * (proxy/replica.c); the held BEGIN, if any, is at the start of the client's buffer. */
 static void note_reads(struct px_client *cl, const char *sql, size_t len)

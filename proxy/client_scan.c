@@ -351,9 +351,12 @@ static enum scan_step pass_on(struct px_client *cl, const struct proto_frame *f,
         cl->terminating = 1;
         b->len = b->pos;             /* nothing after Terminate matters */
         return STEP_WAIT;
+    case PROTO_FE_FUNCTION_CALL:
+        if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION)
+            client_look_at_function_call(cl, f, b->len - (uint32_t)(f->body - b->data));
+        /* fall through */
     case PROTO_FE_QUERY:
     case PROTO_FE_SYNC:
-    case PROTO_FE_FUNCTION_CALL:
         cl->pending_z++;
         cl->unsynced = 0;
         cl->names_hold |= cl->names_changed;

@@ -271,6 +271,23 @@ static const struct scenario scenarios[] = {
                  { 'A', "Q{commit}", 1 } } },
     { .name = "big_query_text", .steps = { { 'A', "Q{select length('@100K')}", 1 } } },
     { .name = "function_call", .steps = { { 'A', "F{int4abs|-5}", 1 } } },
+    /* session state changed through the fast-path interface: set_config called by OID */
+    { .name = "function_call_set_config_then_other_client",
+      .steps = { { 'B', "F{set_config|search_path|pg_catalog|f}", 1 }, { 'A', "Q{show search_path}", 1 },
+                 { 'B', "Q{show search_path}", 1 }, { 'B', "X", TO_EOF }, { 'A', "Q{show search_path}", 1 } } },
+    { .name = "function_call_set_config_in_tx",
+      .steps = { { 'B', "Q{begin}", 1 }, { 'B', "F{set_config|work_mem|3MB|f}", 1 }, { 'B', "Q{commit}", 1 },
+                 { 'A', "Q{show work_mem}", 1 }, { 'B', "Q{show work_mem}", 1 } } },
+    { .name = "function_call_advisory_lock_then_other_client",   /* 2880: pg_advisory_lock(bigint) */
+      .steps = { { 'B', "F{2880|4242}", 1 }, { 'B', "X", TO_EOF },
+                 { 'A', "Q{select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()}", 1 } } },
+    { .name = "function_call_nextval_then_other_client",   /* 1574: nextval(regclass) */
+      .setup = "DROP SEQUENCE IF EXISTS fsq; CREATE SEQUENCE fsq; GRANT ALL ON SEQUENCE fsq TO PUBLIC",
+      .steps = { { 'B', "F{1574|fsq}", 1 }, { 'B', "X", TO_EOF }, { 'A', "Q{select lastval()}", 1 } } },
+    { .name = "function_call_setseed_then_other_client",   /* 1599: setseed(double precision) */
+      .steps = { { 'B', "F{1599|0.5}", 1 }, { 'B', "X", TO_EOF },
+                 { 'A', "Q{select random()::text = '0.9851677175347999'}", 1 } },
+      .known = SEED_IN_SESSION_POOLING, .known_shapes = SHAPE_SESSION, .known_steps = STEP(3) },
     { .name = "function_call_error", .steps = { { 'A', "F{int4abs|x}", 1 } } },
     { .name = "tx_commit",
       .steps = { { 'A', "Q{begin}", 1 }, { 'A', "Q{insert into t values (1)}", 1 }, { 'A', "Q{commit}", 1 } },

@@ -1103,10 +1103,35 @@ static void test_clean_transactions_cost_no_check(void **state)
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         PQclear(r);
     }
+    /* large objects through libpq's lo_* functions (fast-path FunctionCalls of known OIDs) */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(h_exec(c, "BEGIN"), 0);
+        Oid lo = lo_creat(c, 0x00020000 | 0x00040000);   /* INV_WRITE | INV_READ */
+        assert_true(lo != 0);
+        int fd = lo_open(c, lo, 0x00020000 | 0x00040000);
+        assert_true(fd >= 0);
+        assert_int_equal(lo_write(c, fd, "pglane", 6), 6);
+        assert_int_equal(lo_close(c, fd), 0);
+        assert_int_equal(lo_unlink(c, lo), 1);
+        assert_int_equal(h_exec(c, "COMMIT"), 0);
+    }
     assert_int_equal(h_metric_now(g_mport, series), before);
     assert_int_equal(h_exec(c, "DO $$BEGIN PERFORM 1; END$$"), 0);
     assert_int_equal(h_exec(c, "SELECT 1"), 0);   /* the check has finished with the transaction */
     assert_int_equal(h_metric_now(g_mport, series), before + 1);
+    /* any other fast-path call may change the session: checked (a set_config there follows the
+     * client, rows function_call_* of the differential suite) */
+    char *oid = h_query1(c, "SELECT 'pg_catalog.int4abs'::regproc::oid");
+    assert_non_null(oid);
+    PQArgBlock arg = { .len = 4, .isint = 1, .u.integer = -3 };
+    int res = 0, rlen = 0;
+    PGresult *fr = PQfn(c, (int)strtol(oid, NULL, 10), &res, &rlen, 1, &arg, 1);
+    assert_int_equal(PQresultStatus(fr), PGRES_COMMAND_OK);
+    assert_int_equal(res, 3);
+    PQclear(fr);
+    free(oid);
+    assert_int_equal(h_exec(c, "SELECT 1"), 0);
+    assert_int_equal(h_metric_now(g_mport, series), before + 2);
     assert_int_equal(h_exec(c, "DROP TABLE sess_clean"), 0);
     PQfinish(c);
     h_pass();
