@@ -1202,7 +1202,7 @@ static const char *const q_atoms[] = {
     "Q{reset all}", "Q{discard plans}", "Q{discard temp}", "Q{discard sequences}",
     "Q{select set_config('work_mem', '4MB', true)}", "Q{set standard_conforming_strings = off}",
     "Q{show standard_conforming_strings}", "Q{set client_min_messages = 'warning'}",
-    "Q{reset client_min_messages}",
+    "Q{reset client_min_messages}", "F{2078|work_mem|1MB|f}",   /* 2078: set_config by the fast path */
 };
 
 /* Extended-protocol atoms; the first five create or close a named statement. */
@@ -1235,6 +1235,7 @@ static const char *const b_atoms[] = {
     "P{|copy t from stdin} B E d{9\\n} c C{S|} S", "Q{copy (select 4) to stdout}",
     "Q{set datestyle = 'German'}", "Q{set client_encoding = 'LATIN1'}", "Q{set intervalstyle = 'sql_standard'}",
     "Q{set default_transaction_read_only = on}", "Q{reset all}", "Q{set client_min_messages = 'error'}",
+    "F{2078|search_path|pg_catalog|f}", "F{2078|work_mem|2MB|f}",
 };
 
 static uint64_t rnd_state;
