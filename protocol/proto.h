@@ -151,7 +151,8 @@ int proto_parse_startup(const uint8_t *buf, size_t avail, struct proto_startup *
  * next call); also its answer to a second SSLRequest or GSSENCRequest, read as a version. */
 const char *proto_unsupported_version(uint32_t code);
 
-/* Value of a startup parameter, or NULL. */
+/* Value of a startup parameter, or NULL; of its last occurrence when the packet repeats it, as
+ * PostgreSQL reads a repeated user, database or options (the last one wins). */
 const char *proto_startup_get(const struct proto_startup *s, const char *name);
 
 /* One setting of a StartupMessage's "options": name (any '-' turned into '_') and value. */

@@ -125,7 +125,7 @@ int proto_parse_startup(const uint8_t *buf, size_t avail, struct proto_startup *
 
 const char *proto_startup_get(const struct proto_startup *s, const char *name)
 {
-    for (int i = 0; i < s->nparams; i++)
+    for (int i = s->nparams - 1; i >= 0; i--)
         if (strcmp(s->params[i].name, name) == 0)
             return s->params[i].value;
     return NULL;

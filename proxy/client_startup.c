@@ -157,7 +157,7 @@ static int options_add(struct px_client *cl, const char *opts)
 static int copy_startup(struct px_client *cl, const struct proto_startup *st)
 {
     const char *user = proto_startup_get(st, "user");
-    const char *db = proto_startup_get(st, "database");
+    const char *db = proto_startup_get(st, "database"), *value;
 
     if (!user || !*user) {
         client_fatal(cl, "28000", "no PostgreSQL user name specified in startup packet");
@@ -171,26 +171,28 @@ static int copy_startup(struct px_client *cl, const struct proto_startup *st)
     }
     if (options_add(cl, proto_startup_get(st, "options")) < 0)
         return -1;
-    for (int i = 0; i < st->nparams; i++) {
-        const char *name = st->params[i].name, *value = st->params[i].value;
+    if ((value = proto_startup_get(st, "replication")) != NULL) {   /* the last one, as PostgreSQL reads it */
+        int b = parse_bool(value);
 
-        if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0 || strncmp(name, "_pq_.", 5) == 0)
-            continue;
-        if (strcmp(name, "replication") == 0) {
-            int b = parse_bool(value);
+        if (b < 0 && strcmp(value, "database") != 0) {
+            char msg[128];
 
-            if (b == 0)
-                continue;          /* replication=false: an ordinary connection */
-            if (b < 0 && strcmp(value, "database") != 0) {
-                char msg[128];
-
-                snprintf(msg, sizeof(msg), "invalid value for parameter \"replication\": \"%.64s\"", value);
-                client_fatal(cl, "22023", msg);
-                return -1;
-            }
+            snprintf(msg, sizeof(msg), "invalid value for parameter \"replication\": \"%.64s\"", value);
+            client_fatal(cl, "22023", msg);
+            return -1;
+        }
+        if (b != 0) {              /* replication=false: an ordinary connection */
             client_fatal(cl, "08004", "pglane does not proxy replication connections");
             return -1;
         }
+    }
+    for (int i = 0; i < st->nparams; i++) {
+        const char *name = st->params[i].name;
+
+        value = st->params[i].value;
+        if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0 || strncmp(name, "_pq_.", 5) == 0 ||
+            strcmp(name, "replication") == 0)
+            continue;
         if (strcmp(name, "options") == 0)
             continue;              /* read first, below */
         /* Any other parameter is a setting: checked by a server of the pool at login (as PostgreSQL

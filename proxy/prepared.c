@@ -205,7 +205,7 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
     }
     if (over_client_limit(cl))
         return -1;
-    s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
+    s = stmt_get(cl, body + nl + 1, len - (uint32_t)nl - 1);
     if (!s || cstmt_set(cl, (const char *)body, s) < 0)
         return -1;
     r = ensure_named(sv, s, out, (const char *)body);
@@ -719,7 +719,7 @@ int px_prep_answer_locally(struct px_client *cl)
             return 0;              /* near the limit: the server path enforces it */
         if (cstmt_find(cl, (const char *)body) || name_earlier(b->data + b->start, off - b->start, body))
             return 0;              /* a name taken: PostgreSQL's 42P05 comes from the server */
-        s = stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1);
+        s = stmt_get(cl, body + nl + 1, len - (uint32_t)nl - 1);
         if (!s || (!s->validated && !(cl->conn.px->workers && px_prep_shared_known(s))))
             return 0;
         parses++;
@@ -733,7 +733,7 @@ int px_prep_answer_locally(struct px_client *cl)
         const uint8_t *body = b->data + off + PROTO_HEADER_LEN;
         size_t nl = strlen((const char *)body);    /* a Parse the first pass parsed */
 
-        if (cstmt_set(cl, (const char *)body, stmt_get(cl->conn.px, body + nl + 1, len - (uint32_t)nl - 1)) < 0)
+        if (cstmt_set(cl, (const char *)body, stmt_get(cl, body + nl + 1, len - (uint32_t)nl - 1)) < 0)
             out.failed = 1;
         proto_put_bytes(&out, "1\0\0\0\4", 5);
         cl->conn.px->prep_hits++;

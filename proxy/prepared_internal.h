@@ -44,7 +44,8 @@ struct px_stmt {                   /* one statement text + parameter types, shar
     uint8_t validated;             /* PostgreSQL accepted this Parse at least once */
     uint8_t dealloc;               /* the text is "DEALLOCATE name" (prepared.c xdealloc_bind) */
     uint64_t hash;
-    uint64_t variant;              /* 0: named; cache_unnamed: search_path and DDL epoch of the text */
+    uint64_t variant;              /* named (bit 0 clear): the client's database, user and search_path
+                                    * (stmt_get); cache_unnamed (bit 0 set): search_path and DDL epoch */
     uint32_t id;                   /* server-side name _pgl_<id>; replaced when invalidated */
     uint32_t refs;                 /* client names pointing here */
     uint32_t len;                  /* of body: query\0, int16 count, count * int32 type oids */
@@ -62,7 +63,10 @@ uint64_t prep_shape(uint8_t type, const uint8_t *body, uint32_t len);
 
 /* proxy/prepared_registry.c */
 struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id);
-struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len);
+/* The named statement of this text and parameter types for cl: one per database, user and
+ * search_path, the context PostgreSQL resolves its names in, so that a text PostgreSQL accepted for
+ * one client is not taken as accepted for a client that resolves it elsewhere. */
+struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len);
 struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant);
 uint32_t *unnamed_epoch(struct proxy *px);
 void stmt_invalidate(struct proxy *px, uint32_t id);

@@ -67,8 +67,8 @@ void px_prep_shared_accepted(const struct px_stmt *s)
     uint64_t h2 = route_fnv1a(VALID_SEED, s->body, s->len);
     struct valid_stmt **v, *n;
 
-    if (s->variant)
-        return;                    /* cache_unnamed's variants depend on the session */
+    if (s->variant & 1)
+        return;                    /* cache_unnamed's variants depend on the session's DDL epoch */
     pthread_mutex_lock(&valid.lock);
     if (!*(v = valid_slot(s, h2)) && valid.n < VALID_MAX && (n = malloc(sizeof(*n)))) {
         n->next = NULL;
@@ -86,7 +86,7 @@ int px_prep_shared_known(struct px_stmt *s)
     uint64_t h2;
     int known;
 
-    if (s->variant)
+    if (s->variant & 1)
         return 0;
     h2 = route_fnv1a(VALID_SEED, s->body, s->len);
     pthread_mutex_lock(&valid.lock);
@@ -178,9 +178,15 @@ static void stmt_ref(struct proxy *px, struct px_stmt *s)
         reg->unref_bytes -= s->len;
 }
 
-struct px_stmt *stmt_get(struct proxy *px, const uint8_t *body, uint32_t len)
+struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len)
 {
-    return stmt_get_variant(px, body, len, 0);
+    const char *path = cl->want.v[PX_P_SEARCH_PATH];
+    uint64_t v = route_fnv1a(ROUTE_FNV_OFFSET, cl->database ? cl->database : "", cl->database ? strlen(cl->database) + 1 : 1);
+
+    v = route_fnv1a(v, cl->user ? cl->user : "", cl->user ? strlen(cl->user) + 1 : 1);
+    if (path)
+        v = route_fnv1a(v, path, strlen(path));
+    return stmt_get_variant(cl->conn.px, body, len, v & ~(uint64_t)1);
 }
 
 uint32_t *unnamed_epoch(struct proxy *px)
@@ -206,8 +212,8 @@ static uint32_t next_id(struct proxy *px, struct prep_registry *reg)
     return ((uint32_t)px->worker_id << 26) | n;
 }
 
-/* The statement of this text and parameter types; variant 0 for named statements, else the
- * cache_unnamed key of proxy/prepared_unnamed.c (a distinct statement per variant). */
+/* The statement of this text and parameter types in a variant: stmt_get's for named statements,
+ * else the cache_unnamed key of proxy/prepared_unnamed.c (a distinct statement per variant). */
 struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant)
 {
     struct prep_registry *reg = registry(px);

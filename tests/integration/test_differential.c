@@ -866,6 +866,37 @@ static const struct scenario scenarios[] = {
                  { 'A', UN_SP " " UN_SP " " UN_SP, 3 }, { 'A', "Q{commit}", 1 }, { 'A', UN_SP " " UN_SP, 2 },
                  { 'B', UN_SP " " UN_SP, 2 },
                  { 'A', "Q{select set_config('search_path', 'un_s1', false)} " UN_SP " " UN_SP, 3 } } },
+    /* Named statements of the same text, prepared by two clients with different search_path values,
+     * share one server statement: PostgreSQL parses it again under the search_path in force at each
+     * execution, so each client reads its own schema's table (the same and other result columns). */
+    { .name = "named_same_text_other_search_path",
+      .setup = "DROP SCHEMA IF EXISTS ns_s1, ns_s2, ns_s3 CASCADE; CREATE SCHEMA ns_s1; CREATE SCHEMA ns_s2;"
+               "CREATE SCHEMA ns_s3; CREATE TABLE ns_s1.sp (v int); CREATE TABLE ns_s2.sp (v int);"
+               "CREATE TABLE ns_s3.sp (v text, w int); INSERT INTO ns_s1.sp VALUES (1); INSERT INTO ns_s2.sp VALUES (2);"
+               "INSERT INTO ns_s3.sp VALUES ('three', 3); GRANT USAGE ON SCHEMA ns_s1, ns_s2, ns_s3 TO " H_USER ";"
+               "GRANT SELECT ON ns_s1.sp, ns_s2.sp, ns_s3.sp TO " H_USER,
+      .steps = { { 'A', "Q{set search_path = ns_s1}", 1 }, { 'B', "Q{set search_path = ns_s2}", 1 },
+                 { 'A', "P{na|select * from sp} S", 1 }, { 'A', "B{|na} E S", 1 },
+                 { 'B', "P{nb|select * from sp} D{S|nb} S", 1 }, { 'B', "B{|nb} E S", 1 }, { 'A', "B{|na} E S", 1 },
+                 { 'B', "Q{set search_path = ns_s3}", 1 }, { 'B', "B{|nb} D{P|} E S", 1 },
+                 { 'B', "P{nc|select * from sp} D{S|nc} B{|nc} E S", 1 }, { 'A', "B{|na} D{P|} E S", 1 } } },
+    { .name = "named_same_text_missing_in_other_search_path",
+      .setup = "DROP SCHEMA IF EXISTS ns_s1 CASCADE; CREATE SCHEMA ns_s1; CREATE TABLE ns_s1.sq (v int);"
+               "INSERT INTO ns_s1.sq VALUES (1); GRANT USAGE ON SCHEMA ns_s1 TO " H_USER "; GRANT SELECT ON ns_s1.sq TO "
+               H_USER,
+      .steps = { { 'A', "Q{set search_path = ns_s1}", 1 }, { 'A', "P{ma|select * from sq} S", 1 },
+                 { 'A', "B{|ma} E S", 1 }, { 'B', "P{mb|select * from sq} S", 1 }, { 'B', "B{|mb} E S", 1 },
+                 { 'B', "P{mc|select * from sq} B{|mc} E S", 1 } } },
+    /* A startup packet that repeats a key: PostgreSQL takes the last user, database and options, and
+     * applies repeated settings in order (pglane took the first database). */
+    { .name = "startup_repeated_keys",
+      .params = { "application_name=first work_mem=5MB application_name=second work_mem=6MB database=postgres" },
+      .steps = { { 'A', "Q{select current_database()} Q{show application_name} Q{show work_mem}", 3 } } },
+    { .name = "named_same_text_other_database", .params = { NULL, "database=postgres" },
+      .setup = "DROP TABLE IF EXISTS dbonly; CREATE TABLE dbonly (v int); INSERT INTO dbonly VALUES (1);"
+               "ALTER TABLE dbonly OWNER TO " H_USER,
+      .steps = { { 'A', "P{xa|select * from dbonly} S", 1 }, { 'A', "B{|xa} E S", 1 },
+                 { 'B', "P{xb|select * from dbonly} S", 1 }, { 'B', "B{|xb} E S", 1 } } },
     { .name = "un_transactions",
       .steps = { { 'A', "Q{begin}", 1 }, { 'A', "P{|insert into t values ($1)|23} B{||1} E S", 1 },
                  { 'A', "P{|insert into t values ($1)|23} B{||2} E S", 1 },
