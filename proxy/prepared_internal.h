@@ -67,6 +67,8 @@ struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id);
  * search_path, the context PostgreSQL resolves its names in, so that a text PostgreSQL accepted for
  * one client is not taken as accepted for a client that resolves it elsewhere. */
 struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len);
+/* The hash of that context: database, user and search_path as pglane knows them. */
+uint64_t stmt_context(const struct px_client *cl);
 struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant);
 uint32_t *unnamed_epoch(struct proxy *px);
 void stmt_invalidate(struct proxy *px, uint32_t id);

@@ -178,15 +178,18 @@ static void stmt_ref(struct proxy *px, struct px_stmt *s)
         reg->unref_bytes -= s->len;
 }
 
-struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len)
+uint64_t stmt_context(const struct px_client *cl)
 {
     const char *path = cl->want.v[PX_P_SEARCH_PATH];
     uint64_t v = route_fnv1a(ROUTE_FNV_OFFSET, cl->database ? cl->database : "", cl->database ? strlen(cl->database) + 1 : 1);
 
     v = route_fnv1a(v, cl->user ? cl->user : "", cl->user ? strlen(cl->user) + 1 : 1);
-    if (path)
-        v = route_fnv1a(v, path, strlen(path));
-    return stmt_get_variant(cl->conn.px, body, len, v & ~(uint64_t)1);
+    return path ? route_fnv1a(v, path, strlen(path)) : v;
+}
+
+struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len)
+{
+    return stmt_get_variant(cl->conn.px, body, len, stmt_context(cl) & ~(uint64_t)1);
 }
 
 uint32_t *unnamed_epoch(struct proxy *px)

@@ -4,8 +4,8 @@
  * it once per connection instead of at every Parse. The client's unnamed statement then maps to that
  * statement under the client name "" until its next unnamed Parse, simple Query or Close of the
  * unnamed statement, as in PostgreSQL. A statement is keyed by text, parameter types, the client's
- * search_path and an epoch that DDL and session changes seen through pglane move on, so that a text
- * is never run as a statement analysed under another schema or before an ALTER.
+ * database, user and search_path and an epoch that DDL and session changes seen through pglane move
+ * on, so that a text is never run as a statement analysed under another schema or before an ALTER.
  * This file holds the mapping, the key and what scanning notes; the rewriting is in prepared.c.
  */
 #include <stdlib.h>
@@ -189,7 +189,6 @@ void px_prep_unnamed_tx_end(struct px_server *sv)
 struct px_stmt *unnamed_stmt(struct px_client *cl, struct px_server *sv, const uint8_t *text, uint32_t tlen)
 {
     struct proxy *px = cl->conn.px;
-    const char *path = cl->want.v[PX_P_SEARCH_PATH];
     const uint8_t *z = memchr(text, 0, tlen);
     uint32_t *epoch;
     uint64_t key;
@@ -198,7 +197,6 @@ struct px_stmt *unnamed_stmt(struct px_client *cl, struct px_server *sv, const u
         sv->unnamed_ddl ||
         !z || !plannable((const char *)text, (size_t)(z - text)) || !(epoch = unnamed_epoch(px)))
         return NULL;
-    key = route_fnv1a(ROUTE_FNV_OFFSET, path ? path : "", path ? strlen(path) : 0);
-    key = route_fnv1a(key, epoch, sizeof(*epoch)) | 1;
+    key = route_fnv1a(stmt_context(cl), epoch, sizeof(*epoch)) | 1;
     return stmt_get_variant(px, text, tlen, key);
 }
