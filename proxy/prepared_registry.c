@@ -180,10 +180,11 @@ static void stmt_ref(struct proxy *px, struct px_stmt *s)
 
 uint64_t stmt_context(const struct px_client *cl)
 {
-    const char *path = cl->want.v[PX_P_SEARCH_PATH];
-    uint64_t v = route_fnv1a(ROUTE_FNV_OFFSET, cl->database ? cl->database : "", cl->database ? strlen(cl->database) + 1 : 1);
+    const char *path = cl->want.v[PX_P_SEARCH_PATH], *db = cl->database ? cl->database : "";
+    const char *user = cl->user ? cl->user : "";
+    uint64_t v = route_fnv1a(ROUTE_FNV_OFFSET, db, strlen(db) + 1);   /* the NULs keep the fields apart */
 
-    v = route_fnv1a(v, cl->user ? cl->user : "", cl->user ? strlen(cl->user) + 1 : 1);
+    v = route_fnv1a(v, user, strlen(user) + 1);
     return path ? route_fnv1a(v, path, strlen(path)) : v;
 }
 

@@ -280,7 +280,8 @@ static const struct scenario scenarios[] = {
                  { 'A', "Q{show work_mem}", 1 }, { 'B', "Q{show work_mem}", 1 } } },
     { .name = "function_call_advisory_lock_then_other_client",   /* 2880: pg_advisory_lock(bigint) */
       .steps = { { 'B', "F{2880|4242}", 1 }, { 'B', "X", TO_EOF },
-                 { 'A', "Q{select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()}", 1 } } },
+                 { 'A', "Q{select count(*) from pg_locks where locktype = 'advisory' "
+                        "and pid = pg_backend_pid()}", 1 } } },
     { .name = "function_call_nextval_then_other_client",   /* 1574: nextval(regclass) */
       .setup = "DROP SEQUENCE IF EXISTS fsq; CREATE SEQUENCE fsq; GRANT ALL ON SEQUENCE fsq TO PUBLIC",
       .steps = { { 'B', "F{1574|fsq}", 1 }, { 'B', "X", TO_EOF }, { 'A', "Q{select lastval()}", 1 } } },
@@ -872,8 +873,9 @@ static const struct scenario scenarios[] = {
     { .name = "named_same_text_other_search_path",
       .setup = "DROP SCHEMA IF EXISTS ns_s1, ns_s2, ns_s3 CASCADE; CREATE SCHEMA ns_s1; CREATE SCHEMA ns_s2;"
                "CREATE SCHEMA ns_s3; CREATE TABLE ns_s1.sp (v int); CREATE TABLE ns_s2.sp (v int);"
-               "CREATE TABLE ns_s3.sp (v text, w int); INSERT INTO ns_s1.sp VALUES (1); INSERT INTO ns_s2.sp VALUES (2);"
-               "INSERT INTO ns_s3.sp VALUES ('three', 3); GRANT USAGE ON SCHEMA ns_s1, ns_s2, ns_s3 TO " H_USER ";"
+               "CREATE TABLE ns_s3.sp (v text, w int); INSERT INTO ns_s1.sp VALUES (1);"
+               "INSERT INTO ns_s2.sp VALUES (2); INSERT INTO ns_s3.sp VALUES ('three', 3);"
+               "GRANT USAGE ON SCHEMA ns_s1, ns_s2, ns_s3 TO " H_USER ";"
                "GRANT SELECT ON ns_s1.sp, ns_s2.sp, ns_s3.sp TO " H_USER,
       .steps = { { 'A', "Q{set search_path = ns_s1}", 1 }, { 'B', "Q{set search_path = ns_s2}", 1 },
                  { 'A', "P{na|select * from sp} S", 1 }, { 'A', "B{|na} E S", 1 },
@@ -882,8 +884,8 @@ static const struct scenario scenarios[] = {
                  { 'B', "P{nc|select * from sp} D{S|nc} B{|nc} E S", 1 }, { 'A', "B{|na} D{P|} E S", 1 } } },
     { .name = "named_same_text_missing_in_other_search_path",
       .setup = "DROP SCHEMA IF EXISTS ns_s1 CASCADE; CREATE SCHEMA ns_s1; CREATE TABLE ns_s1.sq (v int);"
-               "INSERT INTO ns_s1.sq VALUES (1); GRANT USAGE ON SCHEMA ns_s1 TO " H_USER "; GRANT SELECT ON ns_s1.sq TO "
-               H_USER,
+               "INSERT INTO ns_s1.sq VALUES (1); GRANT USAGE ON SCHEMA ns_s1 TO " H_USER ";"
+               "GRANT SELECT ON ns_s1.sq TO " H_USER,
       .steps = { { 'A', "Q{set search_path = ns_s1}", 1 }, { 'A', "P{ma|select * from sq} S", 1 },
                  { 'A', "B{|ma} E S", 1 }, { 'B', "P{mb|select * from sq} S", 1 }, { 'B', "B{|mb} E S", 1 },
                  { 'B', "P{mc|select * from sq} B{|mc} E S", 1 } } },

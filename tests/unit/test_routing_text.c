@@ -146,7 +146,8 @@ static int ref_text_flags(const char *p, size_t n)
 static void test_text_flags_random(void **state)
 {
     static const char *const parts[] = {
-        "set ", "SET", "reset", "set_config(", "SeT_CoNfIg", "setseed(", "SetSeeD", "setsee", "session_setup", "SESSION_SETU", "temp", "TEMP", "tem", "discard ", "deallocate",
+        "set ", "SET", "reset", "set_config(", "SeT_CoNfIg", "setseed(", "SetSeeD", "setsee", "session_setup",
+        "SESSION_SETU", "temp", "TEMP", "tem", "discard ", "deallocate",
         "Deallocate", "(", ";", " ", "\t", "\n", "x", "s", "t", "d", "r", "_", "\x08", "\x1b", "\xd3", "\xf3",
         "select ", "abcdefghijklmnop", "1",
     };
