@@ -150,25 +150,17 @@ static int pool_live(const struct px_pool *pool)
     return pool_count(pool) - pool->nlinger;
 }
 
+/* Connections on their way to serve a waiter: connecting, in TLS, logging in, or running the check
+ * of server_check_delay (counted by px_server_set_state: this runs at every release while clients
+ * wait, where walking the busy list cost more than the rest of the release). */
 static int connecting(const struct px_pool *pool)
 {
-    int n = 0;
-
-    for (const struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next) {
-        const struct px_server *sv = px_container_of(it, struct px_server, link);
-
-        n += sv->state == SV_CONNECTING || sv->state == SV_TLS || sv->state == SV_LOGIN || sv->state == SV_CHECKING;
-    }
-    return n;
+    return pool->nconnecting;
 }
 
 static int checking(const struct px_pool *pool)
 {
-    int n = 0;
-
-    for (const struct px_list *it = pool->busy.next; it != &pool->busy; it = it->next)
-        n += px_container_of(it, struct px_server, link)->state == SV_CHECKING;
-    return n;
+    return pool->nchecking;
 }
 
 /* Clients wait while idle connections exist only when those must be checked first (server_check_delay):

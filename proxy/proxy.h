@@ -132,6 +132,8 @@ struct px_pool {
     struct px_list busy;           /* px_server.link: active, connecting, logging in, resetting */
     struct px_list waiting;        /* px_client.wait_link, FIFO */
     int nidle, nbusy, nwaiting;
+    int nconnecting;               /* of busy: connecting, in TLS, logging in or checked (px_server_set_state) */
+    int nchecking;                 /* of those: running server_check_query */
     int nlinger;                   /* closed connections whose backend's end is awaited: still counted */
     struct px_kv *params;          /* ParameterStatus of the first login, sent to clients */
     int nparams;

@@ -158,6 +158,11 @@ static void illegal(const char *kind, uint64_t id, const char *from, const char 
     }
 }
 
+static int server_on_the_way(enum px_server_state s)
+{
+    return s == SV_CONNECTING || s == SV_TLS || s == SV_LOGIN || s == SV_CHECKING;
+}
+
 void px_server_set_state(struct px_server *sv, enum px_server_state to)
 {
     struct px_pool *pool = sv->pool;
@@ -181,6 +186,9 @@ void px_server_set_state(struct px_server *sv, enum px_server_state to)
             px_caps_put(pool);
         }
     }
+    /* The states of a connection that is on its way to serving (pool.c counts them per waiter). */
+    pool->nconnecting += server_on_the_way(to) - (!fresh && server_on_the_way(sv->state));
+    pool->nchecking += (to == SV_CHECKING) - (!fresh && sv->state == SV_CHECKING);
     if (was != will) {
         if (was == PX_SVL_IDLE)
             pool->nidle--;
