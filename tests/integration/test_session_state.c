@@ -471,6 +471,32 @@ static void first_value_is(PGconn *c, const char *sql, const char *want)
 }
 
 /*
+ * Closes client c (through pglane) and waits, on d (a direct connection), until the backend that
+ * served it has ended (the close is asynchronous; at most 5 s). Returns that backend's pid as text
+ * (free it). what names the case in a failure.
+ */
+static char *leave_and_await_backend_end(PGconn *c, PGconn *d, const char *what)
+{
+    char sql[128], *v, *pid = h_query1(c, "SELECT pg_backend_pid()");
+    int64_t deadline;
+
+    assert_non_null(pid);
+    PQfinish(c);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid);
+    deadline = h_now_ms() + 5000;
+    while ((v = h_query1(d, sql)) && strcmp(v, "0") != 0 && h_now_ms() < deadline) {
+        free(v);
+        usleep(5000);
+    }
+    if (!v || strcmp(v, "0") != 0)
+        print_error("%s: backend %s of the departed client still runs\n", what, pid);
+    assert_non_null(v);
+    assert_string_equal(v, "0");
+    free(v);
+    return pid;
+}
+
+/*
  * setseed() (or SET seed, set_config('seed', ...)) starts the backend's random() on a sequence that no
  * query can read back or move: the client keeps its server connection for good (pinned "seed"), so its
  * sequence is the one it gets directly, across transactions and session checks, and the connection is
@@ -487,7 +513,7 @@ static void test_seed_pins_and_closes(void **state)
     H_ASSERT_CONNECTED(adm);
     assert_non_null(d);
     for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
-        char want[4][64], sql[128], *v;
+        char want[4][64], *v;
 
         /* the sequence PostgreSQL gives a session after that seed */
         assert_int_equal(h_exec(d, seeds[k]), 0);
@@ -508,21 +534,7 @@ static void test_seed_pins_and_closes(void **state)
             first_value_is(o, "SELECT 1", "1");
         }
         assert_string_equal(pinned_of(adm, "seed-owner"), "seed");
-        char *pid = h_query1(c, "SELECT pg_backend_pid()");
-        assert_non_null(pid);
-        PQfinish(c);
-        /* the seeded backend ends with its client (awaited: the close is asynchronous) */
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid);
-        int64_t deadline = h_now_ms() + 5000;
-        while ((v = h_query1(d, sql)) && strcmp(v, "0") != 0 && h_now_ms() < deadline) {
-            free(v);
-            usleep(5000);
-        }
-        if (!v || strcmp(v, "0") != 0)
-            print_error("%s: backend %s of the departed seeding client still runs\n", seeds[k], pid);
-        assert_non_null(v);
-        assert_string_equal(v, "0");
-        free(v);
+        char *pid = leave_and_await_backend_end(c, d, seeds[k]);   /* the seeded backend ends with it */
         /* both of the lane's connections, taken at once: neither is the seeded one */
         PGconn *b = client(&g_main, "seed-next");
         H_ASSERT_CONNECTED(b);
@@ -582,7 +594,6 @@ static void test_backend_state_pins_and_closes(void **state)
     assert_int_equal(h_exec(d, "CREATE OR REPLACE FUNCTION make_temp_slot() RETURNS int LANGUAGE sql AS "
                                "$$SELECT 1 FROM pg_create_physical_replication_slot('pgl_tslot', true, true)$$"), 0);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        char sql[128], *v;
         PGconn *c = client(&g_main, "bs-owner"), *o = client(&g_main, "bs-other");
         H_ASSERT_CONNECTED(c);
         H_ASSERT_CONNECTED(o);
@@ -594,22 +605,7 @@ static void test_backend_state_pins_and_closes(void **state)
             first_value_is(o, cases[k].shows, "0");
         }
         assert_string_equal(pinned_of(adm, "bs-owner"), cases[k].reason);
-        char *pid = h_query1(c, "SELECT pg_backend_pid()");
-        assert_non_null(pid);
-        PQfinish(c);
-        /* its backend ends with it (awaited: the close is asynchronous) */
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid);
-        int64_t deadline = h_now_ms() + 5000;
-        while ((v = h_query1(d, sql)) && strcmp(v, "0") != 0 && h_now_ms() < deadline) {
-            free(v);
-            usleep(5000);
-        }
-        if (!v || strcmp(v, "0") != 0)
-            print_error("%s: backend %s of the departed client still runs\n", cases[k].make, pid);
-        assert_non_null(v);
-        assert_string_equal(v, "0");
-        free(v);
-        free(pid);
+        free(leave_and_await_backend_end(c, d, cases[k].make));   /* its backend ends with it */
         /* both of the lane's connections, taken at once: neither holds the state */
         PGconn *b = client(&g_main, "bs-next");
         H_ASSERT_CONNECTED(b);
