@@ -602,8 +602,10 @@ static void test_tcp_keepalive_options(void **state)
         assert_int_equal(h_exec(c, "BEGIN"), 0);
         expect_socket_opts(&l, c, &cases[k].want, cases[k].extra[0] ? cases[k].extra : "defaults");
         if (k == 0) {
-            /* a reload: a client and a server connection made after it get its values (c keeps the
-             * lane's first server connection in its transaction, so the next one is new) */
+            /* a reload: a client and a server connection made after it get its values (c2 uses
+             * another database: a pool of its own, whose first connection is opened for it, where
+             * with several workers a connection of the first pool could come from another worker's
+             * idle ones, opened before the reload) */
             char *text = h_read_file(l.conf_path);
             PGconn *adm = h_console(&l, NULL), *c2;
             const struct sockopts want = { 1, 20, 5, 3, 4000 };
@@ -618,7 +620,7 @@ static void test_tcp_keepalive_options(void **state)
             assert_int_equal(h_write_file(l.conf_path, conf), 0);
             assert_int_equal(h_exec(adm, "RELOAD"), 0);
             PQfinish(adm);
-            c2 = h_connect(&l, NULL);
+            c2 = h_connect(&l, "dbname=postgres");
             H_ASSERT_CONNECTED(c2);
             assert_int_equal(h_exec(c2, "BEGIN"), 0);
             expect_socket_opts(&l, c2, &want, "after RELOAD");
