@@ -25,9 +25,9 @@ static void check_params(const struct proto_startup *s, const uint8_t *buf, size
         CHECK((const uint8_t *)n >= buf + 8 && (const uint8_t *)v > (const uint8_t *)n);
         CHECK((const uint8_t *)v + strlen(v) < buf + len);   /* the value's NUL is inside */
         CHECK(n[0] != '\0');
-        /* The first parameter of that name answers; it is at index <= i. */
+        /* The last parameter of that name answers (as in PostgreSQL); it is at index >= i. */
         const char *got = proto_startup_get(s, n);
-        CHECK(got != NULL && got <= v);
+        CHECK(got != NULL && got >= v);
     }
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
         const char *got = proto_startup_get(s, known[k]);

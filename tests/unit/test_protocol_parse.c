@@ -129,6 +129,13 @@ static void test_startup_fields(void **state)
     assert_null(proto_startup_get(&s, "options"));
     assert_ptr_equal(s.params[0].name, (const char *)v3->bytes + 8);
 
+    /* A repeated key: the last one answers, as PostgreSQL reads a repeated user or database. */
+    static const uint8_t twice[] = "\0\0\0\x27\0\3\0\0user\0ann\0database\0d1\0user\0bob\0\0";
+    assert_int_equal(proto_parse_startup(twice, sizeof twice - 1, &s, &consumed, &err, &sqlstate), PROTO_FRAME_OK);
+    assert_int_equal(s.nparams, 3);
+    assert_string_equal(proto_startup_get(&s, "user"), "bob");
+    assert_string_equal(proto_startup_get(&s, "database"), "d1");
+
     const struct startup_case *v32 = &startup_cases[2];
     assert_int_equal(proto_parse_startup(v32->bytes, v32->n, &s, &consumed, &err, &sqlstate), PROTO_FRAME_OK);
     assert_int_equal(s.version, 0x00030002);
