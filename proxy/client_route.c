@@ -81,8 +81,8 @@ int client_refuse_rewrite(struct px_client *cl, struct proto_frame *f)
         return -1;                 /* not reached: client_look_at_statement parsed it */
     while (!(cl->stmt_pins & (1u << reason)))
         reason++;
-    cl->sticky &= (uint8_t)~(cl->stmt_pins & (ROUTE_PIN_SEED | ROUTE_PIN_REPLICATION)); /* learnt from this
-                                                           * statement's text, which will not run */
+    /* What the client's sticky state learnt from this statement's text: it will not run. */
+    cl->sticky &= (uint8_t)~(cl->stmt_pins & (ROUTE_PIN_SEED | ROUTE_PIN_REPLICATION));
     snprintf(msg, sizeof(msg), "pglane: lane \"%s\" refuses statements that pin a server connection "
              "(%s); its setting is pin = refuse", lane, px_pin_name(reason));
     proto_buf_init(&body);
@@ -265,23 +265,14 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
 void client_look_at_function_call(struct px_client *cl, const struct proto_frame *f, uint32_t have)
 {
     enum { F_NEXTVAL = 1574, F_SETVAL = 1576, F_SETVAL3 = 1765, F_SETSEED = 1599, F_ORIGIN_SETUP = 6006 };
-    uint32_t oid;
+    /* 0, no function's OID: the message is too short here to tell which one */
+    uint32_t oid = f->len >= 4 && have >= 4 ? proto_get_u32(f->body) : 0;
 
-    if (f->len < 4 || have < 4) {
-        cl->changes_session = 1;
-        cl->seq_tx = 1;            /* not known which function: it may use a sequence */
-        return;
-    }
-    oid = proto_get_u32(f->body);
     switch (oid) {
     case 715: case 952: case 953: case 954: case 955: case 956: case 957:   /* lo_create .. lo_creat */
     case 958: case 964: case 1004: case 3170: case 3171: case 3172:         /* lo_tell .. lo_truncate64 */
         return;
-    default:
-        break;
-    }
-    cl->changes_session = 1;
-    switch (oid) {
+    case 0:                        /* not known which function: it may use a sequence */
     case F_NEXTVAL:
     case F_SETVAL:
     case F_SETVAL3:
@@ -296,6 +287,7 @@ void client_look_at_function_call(struct px_client *cl, const struct proto_frame
     default:
         break;
     }
+    cl->changes_session = 1;
 }
 
 /* A lane with several servers: whether the transaction only reads decides where it runs

@@ -181,7 +181,7 @@ static int copy_startup(struct px_client *cl, const struct proto_startup *st)
             client_fatal(cl, "22023", msg);
             return -1;
         }
-        if (b != 0) {              /* replication=false: an ordinary connection */
+        if (b != 0) {              /* true or database (false: an ordinary connection) */
             client_fatal(cl, "08004", "pglane does not proxy replication connections");
             return -1;
         }

@@ -213,10 +213,8 @@ static bool creates_temporary_slot(const PgQuery__FuncCall *call)
         if (call->args[i]->node_case == PG_QUERY__NODE__NODE_NAMED_ARG_EXPR &&
             call->args[i]->named_arg_expr->name && strcmp(call->args[i]->named_arg_expr->name, "temporary") == 0)
             arg = call->args[i]->named_arg_expr->arg;
-    if (arg && arg->node_case == PG_QUERY__NODE__NODE_NAMED_ARG_EXPR)
-        return false;                 /* the third is another named argument: temporary is not given */
-    if (!arg)
-        return false;
+    if (!arg || arg->node_case == PG_QUERY__NODE__NODE_NAMED_ARG_EXPR)
+        return false;                 /* not given (the third is another named argument, or none) */
     return !(arg->node_case == PG_QUERY__NODE__NODE_A_CONST &&
              arg->a_const->val_case == PG_QUERY__A__CONST__VAL_BOOLVAL && arg->a_const->boolval &&
              !arg->a_const->boolval->boolval);
