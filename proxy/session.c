@@ -166,7 +166,13 @@ _Static_assert(ROUTE_PIN_SEED == 1u << PX_PIN_SEED && ROUTE_PIN_LOAD == 1u << PX
 void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
 {
     static const char *const pin_probe[PX_PIN_REASONS] = {
-        "SELECT FROM pg_catalog.pg_class WHERE relnamespace=pg_catalog.pg_my_temp_schema()",
+        /* temporary objects: relations, and the functions, types and operators created in pg_temp
+         * (a backend without a temporary schema reads no more than pg_namespace) */
+        "SELECT FROM pg_catalog.pg_namespace n WHERE n.oid=pg_catalog.pg_my_temp_schema() AND ("
+        "EXISTS(SELECT FROM pg_catalog.pg_class WHERE relnamespace=n.oid)"
+        " OR EXISTS(SELECT FROM pg_catalog.pg_proc WHERE pronamespace=n.oid)"
+        " OR EXISTS(SELECT FROM pg_catalog.pg_type WHERE typnamespace=n.oid)"
+        " OR EXISTS(SELECT FROM pg_catalog.pg_operator WHERE oprnamespace=n.oid))",
         "SELECT FROM pg_catalog.pg_locks WHERE locktype='advisory' AND pid=pg_catalog.pg_backend_pid()",
         "SELECT FROM pg_catalog.pg_cursors WHERE is_holdable",
         "SELECT FROM pg_catalog.pg_listening_channels()",

@@ -24,6 +24,7 @@ struct walk {
     bool session;      /* CREATE TEMP, set_config(.., false), session advisory locks */
     bool opaque;       /* a call of a function not known to leave session state alone */
     uint8_t pins;      /* ROUTE_PIN_* */
+    bool temp_schema;  /* a name qualified by pg_temp (CREATE FUNCTION pg_temp.f, CREATE TYPE pg_temp.t) */
     bool into;
     bool too_deep;     /* the tree goes below MAX_DEPTH: not read */
     int n_ctes;
@@ -161,6 +162,22 @@ static void append_part(char *buf, size_t cap, const char *part, bool *truncated
     copy_name(buf + o, cap - o, part, truncated);
 }
 
+/* pg_temp, or pg_temp_N (the backend's own temporary schema by its full name): an object created
+ * there is temporary whatever the statement's TEMP says. */
+static bool is_temp_schema(const char *s)
+{
+    if (!s || strncmp(s, "pg_temp", 7) != 0)
+        return false;
+    if (s[7] == '\0')
+        return true;
+    if (s[7] != '_' || s[8] == '\0')
+        return false;
+    for (s += 8; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
 static void visit_rangevar(struct walk *w, const PgQuery__RangeVar *rv)
 {
     char name[ROUTE_REL_NAME_MAX * 2] = "";
@@ -169,7 +186,7 @@ static void visit_rangevar(struct walk *w, const PgQuery__RangeVar *rv)
     append_part(name, sizeof name, rv->schemaname, &truncated);
     append_part(name, sizeof name, rv->relname, &truncated);
     route_class_add_relation(w->c, name, truncated || strlen(name) >= ROUTE_REL_NAME_MAX);
-    if (rv->relpersistence && strcmp(rv->relpersistence, "t") == 0) {
+    if ((rv->relpersistence && strcmp(rv->relpersistence, "t") == 0) || is_temp_schema(rv->schemaname)) {
         w->session = true;
         w->pins |= ROUTE_PIN_TEMP;
     }
@@ -373,6 +390,9 @@ static void visit(struct walk *w, const ProtobufCMessage *m, int depth)
             ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)p;
             if (n > 0 && depth + 2 > MAX_DEPTH)
                 w->too_deep = true;
+            if (n >= 2 && f->descriptor == &pg_query__node__descriptor &&
+                ((const PgQuery__Node *)items[0])->node_case == PG_QUERY__NODE__NODE_STRING)
+                w->temp_schema |= is_temp_schema(((const PgQuery__Node *)items[0])->string->sval);   /* pg_temp.name */
             for (size_t k = 0; k < n && !w->too_deep; k++)
                 visit(w, items[k], depth + 2);
         } else if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
@@ -565,6 +585,11 @@ static int classify_one(const PgQuery__Node *stmt, struct route_class *c, bool f
     if (w.too_deep)
         return -1;
     refine(&w, stmt, c);
+    /* CREATE FUNCTION, TYPE, DOMAIN, OPERATOR, ... in pg_temp: temporary objects no RangeVar shows. */
+    if (w.temp_schema && k.kind == ROUTE_KIND_DDL) {
+        w.session = true;
+        w.pins |= ROUTE_PIN_TEMP;
+    }
     if (w.into)
         c->kind = ROUTE_KIND_DDL;   /* SELECT INTO creates a table, like CREATE TABLE AS */
     drop_cte_names(&w, c);

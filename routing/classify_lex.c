@@ -228,7 +228,7 @@ static void scan_body(struct lx *x, struct route_class *c, bool *writes, bool *s
             *writes = true;
         else if (starts_select && x->depth == 0 && !seen_from && is(x, t, "into"))
             *into = *writes = true;
-        else if ((is(x, t, "temp") || is(x, t, "temporary")) && c->kind == ROUTE_KIND_DDL)
+        else if ((is(x, t, "temp") || is(x, t, "temporary") || is(x, t, "pg_temp")) && c->kind == ROUTE_KIND_DDL)
             *session = true;
         else if (is(x, t, "group") && is(x, &x->next, "by"))
             c->has_group_by = true;
