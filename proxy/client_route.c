@@ -82,7 +82,7 @@ int client_refuse_rewrite(struct px_client *cl, struct proto_frame *f)
     while (!(cl->stmt_pins & (1u << reason)))
         reason++;
     /* What the client's sticky state learnt from this statement's text: it will not run. */
-    cl->sticky &= (uint8_t)~(cl->stmt_pins & (ROUTE_PIN_SEED | ROUTE_PIN_REPLICATION));
+    cl->sticky &= (uint16_t)~(cl->stmt_pins & (ROUTE_PIN_SEED | ROUTE_PIN_REPLICATION | ROUTE_PIN_DBLINK));
     snprintf(msg, sizeof(msg), "pglane: lane \"%s\" refuses statements that pin a server connection "
              "(%s); its setting is pin = refuse", lane, px_pin_name(reason));
     proto_buf_init(&body);

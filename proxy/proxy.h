@@ -260,22 +260,22 @@ enum { PX_DIRTY_RESET = 1, PX_DIRTY_CHECK = 2, PX_DIRTY_DISCARD = 4 };
 /* Pin reasons: bit i of px_client.pins, the same bits as routing's ROUTE_PIN_*. */
 enum {
     PX_PIN_TEMP, PX_PIN_ADVISORY, PX_PIN_CURSOR, PX_PIN_LISTEN, PX_PIN_PREPARE, PX_PIN_SEED, PX_PIN_LOAD,
-    PX_PIN_REPLICATION,
+    PX_PIN_REPLICATION, PX_PIN_DBLINK,
 };
 /* The pins of backend state that no reset undoes: a client pinned by one keeps its server connection
  * for good, and the connection is closed when the client leaves. */
-#define PX_PIN_STICKY ((1u << PX_PIN_SEED) | (1u << PX_PIN_LOAD) | (1u << PX_PIN_REPLICATION))
+#define PX_PIN_STICKY ((1u << PX_PIN_SEED) | (1u << PX_PIN_LOAD) | (1u << PX_PIN_REPLICATION) | (1u << PX_PIN_DBLINK))
 const char *px_pin_name(int reason);
-void px_pin_names(uint8_t pins, char *buf, size_t n);   /* "temp_table,listen" */
+void px_pin_names(uint16_t pins, char *buf, size_t n);   /* "temp_table,listen" */
 /* "its client left state no reset undoes (seed,load)", in buf, for a server connection's close. */
-const char *px_sticky_reason(uint8_t sticky, char *buf, size_t n);
+const char *px_sticky_reason(uint16_t sticky, char *buf, size_t n);
 struct px_session;
 struct px_check;
 void px_session_learn(struct px_client *cl, const char *sql, size_t len);
 void px_session_check_sql(const struct px_client *cl, struct proto_buf *q);
 int px_session_check_begin(struct px_server *sv);
 void px_session_check_row(struct px_server *sv, const uint8_t *body, uint32_t len);
-uint8_t px_session_check_pins(const struct px_server *sv);
+uint16_t px_session_check_pins(const struct px_server *sv);
 void px_session_check_end(struct px_server *sv, struct px_client *cl);
 void px_session_check_abandon(struct px_server *sv);
 const char *px_session_replay_sql(const struct px_client *cl);
@@ -314,7 +314,7 @@ struct px_server {
                                       after a RESET (its messages wait; ParameterStatus reaches it) */
     uint8_t restore_due;           /* session pooling: a tag that may have reset settings was seen */
     uint8_t listen_seen;           /* the attached client ran LISTEN in this transaction */
-    uint8_t sticky;                /* PX_PIN_STICKY bits of state on the backend that no reset undoes
+    uint16_t sticky;               /* PX_PIN_STICKY bits of state on the backend that no reset undoes
                                     * (a seed, a LOAD, a replication origin or slot): closed when its
                                     * client leaves, never reused */
     uint8_t seq_write;             /* a write's CommandComplete (a column default or a trigger may
@@ -613,15 +613,15 @@ struct px_client {
     uint32_t held_begin;           /* length of a bare BEGIN held until the next statement routes */
     enum px_tx_route tx_route;     /* change through px_client_set_tx_route */
     uint8_t changes_session;       /* the transaction may have changed session state: check it */
-    uint8_t pins;                  /* 1 << PX_PIN_*: state that keeps the client on its server */
+    uint16_t pins;                 /* 1 << PX_PIN_*: state that keeps the client on its server */
     uint8_t seq_tx;                /* a statement of its scanned since its last ReadyForQuery may call
                                     * nextval() (it names nextval or setval): marks its server's seq_client */
     uint64_t seq_server;           /* the server connection (conn.id) where it last may have called
                                     * nextval(): the only one whose currval/lastval are its own */
-    uint8_t sticky;                /* PX_PIN_STICKY bits: it seeded random() (setseed, SET seed), ran
+    uint16_t sticky;               /* PX_PIN_STICKY bits: it seeded random() (setseed, SET seed), ran
                                     * LOAD, took a replication origin or a temporary slot: pinned for
                                     * good, and the server connection closes when it leaves (proxy/session.c) */
-    uint8_t stmt_pins;             /* ROUTE_PIN_* of the statement routing just classified */
+    uint16_t stmt_pins;            /* ROUTE_PIN_* of the statement routing just classified */
     struct px_session *sess;       /* settings to replay on the next server, or NULL */
     uint8_t peer_family;
     uint8_t prep_batch;            /* scanned bytes hold a message naming a prepared statement */

@@ -33,11 +33,12 @@ struct px_check {
     char *role, *auth;       /* SET ROLE / SET SESSION AUTHORIZATION to replay, or NULL */
     struct px_params tracked; /* values of tracked parameters the session set */
     uint32_t reset;          /* reported parameters of the client's startup packet the session reset */
-    uint8_t pins;
+    uint16_t pins;
 };
 
 static const char *const pin_names[PX_PIN_REASONS] = {
     "temp_table", "advisory_lock", "hold_cursor", "listen", "prepared_statement", "seed", "load", "replication",
+    "dblink",
 };
 
 const char *px_pin_name(int reason)
@@ -45,7 +46,7 @@ const char *px_pin_name(int reason)
     return reason >= 0 && reason < PX_PIN_REASONS ? pin_names[reason] : "?";
 }
 
-void px_pin_names(uint8_t pins, char *buf, size_t n)
+void px_pin_names(uint16_t pins, char *buf, size_t n)
 {
     size_t o = 0;
 
@@ -55,7 +56,7 @@ void px_pin_names(uint8_t pins, char *buf, size_t n)
             o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s%s", o ? "," : "", pin_names[i]);
 }
 
-const char *px_sticky_reason(uint8_t sticky, char *buf, size_t n)
+const char *px_sticky_reason(uint16_t sticky, char *buf, size_t n)
 {
     char names[96];
 
@@ -95,13 +96,19 @@ static void remember(struct px_client *cl, const char *name, size_t n)
      * no query can read back or move to another connection. The client keeps this server connection
      * (pin "seed", for good), and the connection is closed when the client leaves, so that no other
      * client draws from that sequence. pg_replication_origin_session_setup() likewise (pin
-     * "replication"): the origin stays the backend's, and no other client may replay under it. */
+     * "replication"): the origin stays the backend's, and no other client may replay under it. A
+     * dblink_connect() too (pin "dblink"): the connection, logged in with the client's credentials,
+     * would serve the next client of the backend. */
     if (n == 4 && strncasecmp(name, "seed", 4) == 0) {
         cl->sticky |= 1u << PX_PIN_SEED;
         return;
     }
     if (n == sizeof(ROUTE_NAME_REPLICATION) - 1 && memcmp(name, ROUTE_NAME_REPLICATION, n) == 0) {
         cl->sticky |= 1u << PX_PIN_REPLICATION;
+        return;
+    }
+    if (n == sizeof(ROUTE_NAME_DBLINK) - 1 && memcmp(name, ROUTE_NAME_DBLINK, n) == 0) {
+        cl->sticky |= 1u << PX_PIN_DBLINK;
         return;
     }
     if (n == 0 || n > NAME_MAX_LEN || !memchr(name, '.', n))
@@ -160,7 +167,8 @@ static void put_str(struct proto_buf *q, const char *s)
 enum { ROW_SETTING = 0, ROW_ROLE = 1, ROW_SESSION_USER = 2, ROW_CUSTOM = 3, ROW_PIN = 4, ROW_RESET = 5 };
 _Static_assert(PX_P_COUNT <= 10 && PX_PIN_REASONS <= 10, "the check's rows name them with one digit");
 _Static_assert(ROUTE_PIN_SEED == 1u << PX_PIN_SEED && ROUTE_PIN_LOAD == 1u << PX_PIN_LOAD &&
-               ROUTE_PIN_REPLICATION == 1u << PX_PIN_REPLICATION && PX_PIN_REASONS == PX_PIN_REPLICATION + 1,
+               ROUTE_PIN_REPLICATION == 1u << PX_PIN_REPLICATION && ROUTE_PIN_DBLINK == 1u << PX_PIN_DBLINK &&
+               PX_PIN_REASONS == PX_PIN_DBLINK + 1,
                "pin bits: routing's and the proxy's are the same, and every reason fits px_client.pins");
 
 void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
@@ -181,6 +189,7 @@ void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
         NULL,                      /* load: the LOAD tag (px_server.sticky) says */
         /* a temporary replication slot (a replication origin session shows nowhere: the text says) */
         "SELECT FROM pg_catalog.pg_replication_slots WHERE temporary AND active_pid=pg_catalog.pg_backend_pid()",
+        NULL,                      /* dblink: the text says (the extension may not be there to ask) */
     };
     char row[64];
 
@@ -243,7 +252,7 @@ void px_session_check_abandon(struct px_server *sv)
     sv->check = NULL;
 }
 
-uint8_t px_session_check_pins(const struct px_server *sv)
+uint16_t px_session_check_pins(const struct px_server *sv)
 {
     return sv->check ? sv->check->pins : 0;
 }
@@ -318,7 +327,7 @@ void px_session_check_row(struct px_server *sv, const uint8_t *body, uint32_t le
         return;
     case ROW_PIN:
         if (name && nn == 1 && name[0] >= '0' && name[0] < '0' + PX_PIN_REASONS)
-            c->pins |= (uint8_t)(1u << (name[0] - '0'));
+            c->pins |= (uint16_t)(1u << (name[0] - '0'));
         return;
     case ROW_RESET:
         if (name && nn == 1 && name[0] >= '0' && name[0] < '0' + PX_P_COUNT)
@@ -361,7 +370,7 @@ void px_session_check_end(struct px_server *sv, struct px_client *cl)
             proto_buf_free(&ps);
         }
     /* A LOAD the server ran, a temporary slot the probe saw: for good, as a seed. */
-    cl->sticky |= (uint8_t)(sv->sticky | (c->pins & PX_PIN_STICKY));
+    cl->sticky |= (uint16_t)(sv->sticky | (c->pins & PX_PIN_STICKY));
     c->pins |= cl->sticky;
     for (int i = 0; i < PX_PIN_REASONS; i++)
         if ((c->pins & (1u << i)) && !(cl->pins & (1u << i)))

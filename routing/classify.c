@@ -23,7 +23,7 @@ struct walk {
     bool writes;       /* DML anywhere, row locks, SELECT INTO, a known writing function */
     bool session;      /* CREATE TEMP, set_config(.., false), session advisory locks */
     bool opaque;       /* a call of a function not known to leave session state alone */
-    uint8_t pins;      /* ROUTE_PIN_* */
+    uint16_t pins;     /* ROUTE_PIN_* */
     bool temp_schema;  /* a name qualified by pg_temp (CREATE FUNCTION pg_temp.f, CREATE TYPE pg_temp.t) */
     bool into;
     bool too_deep;     /* the tree goes below MAX_DEPTH: not read */
@@ -260,6 +260,9 @@ static void visit_funccall(struct walk *w, const PgQuery__FuncCall *call)
                  strcmp(name, "pg_create_logical_replication_slot") == 0) && creates_temporary_slot(call))) {
         w->session = true;
         w->pins |= ROUTE_PIN_REPLICATION;
+    } else if (strcmp(name, "dblink_connect") == 0 || strcmp(name, "dblink_connect_u") == 0) {
+        w->session = true;
+        w->pins |= ROUTE_PIN_DBLINK;   /* the connection stays in the backend until dblink_disconnect */
     } else if (in_list(unlock_functions, name) ||
                (strcmp(name, "set_config") == 0 && !set_config_is_local(call))) {
         w->session = true;
@@ -576,7 +579,7 @@ static int classify_one(const PgQuery__Node *stmt, struct route_class *c, bool f
     struct walk w = {.c = c};
     struct stmt_kind k = kind_of(stmt, node_body(stmt));
     bool prev_ro = c->read_only, prev_session = c->changes_session, prev_opaque = c->opaque;
-    uint8_t prev_pins = c->pins;
+    uint16_t prev_pins = c->pins;
     bool prev_begin = c->is_begin, prev_end = c->is_commit_or_rollback;
     enum route_kind prev_kind = c->kind;
 

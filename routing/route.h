@@ -146,10 +146,13 @@ uint32_t route_max_param(const char *sql, size_t len);
  * "RESET a.b" (unquoted parts; with n = 0 where SET/RESET is followed by something else or by a
  * name longer than ROUTE_SETTING_NAME_MAX) and each first argument of "set_config('a.b', ...)"
  * (the literal's bytes, not checked); "seed" for a setseed() call; ROUTE_NAME_REPLICATION for a
- * pg_replication_origin_session_setup() call. name is not NUL-terminated. */
+ * pg_replication_origin_session_setup() call; ROUTE_NAME_DBLINK for a dblink_connect() or
+ * dblink_connect_u() call. name is not NUL-terminated. */
 #define ROUTE_SETTING_NAME_MAX 63
 /* Not a setting's name (none starts with a blank): the session took a replication origin. */
 #define ROUTE_NAME_REPLICATION " replication"
+/* Nor this: the session opened a dblink connection, which dblink keeps in the backend. */
+#define ROUTE_NAME_DBLINK " dblink"
 typedef void (*route_name_cb)(void *arg, const char *name, size_t n);
 void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *arg);
 
@@ -192,7 +195,7 @@ struct route_class {
                                     DO, CALL, EXECUTE, a call of a function not known to leave
                                     session state alone (a user function may run SET ROLE or
                                     set_config), or text only the lexer read */
-    uint8_t pins;                /* ROUTE_PIN_* bits: state a pooler cannot move to another
+    uint16_t pins;               /* ROUTE_PIN_* bits: state a pooler cannot move to another
                                     server connection */
     bool is_begin;               /* BEGIN / START TRANSACTION */
     bool is_commit_or_rollback;  /* COMMIT / END / ROLLBACK / ABORT (not TO SAVEPOINT) */
@@ -217,6 +220,7 @@ enum {
     ROUTE_PIN_SEED     = 1u << 5,   /* setseed(), SET [LOCAL] seed: the backend's random() sequence */
     ROUTE_PIN_LOAD     = 1u << 6,   /* LOAD: a library stays loaded in the backend */
     ROUTE_PIN_REPLICATION = 1u << 7, /* a replication origin session, a temporary replication slot */
+    ROUTE_PIN_DBLINK   = 1u << 8,   /* dblink_connect(): a connection dblink keeps in the backend */
 };
 
 /* Classifies sql (one statement; for several, kind/flags are those of the first, read_only is

@@ -90,6 +90,21 @@ static int word_at(const uint8_t *p, size_t n, size_t i, const char *w, size_t w
                              (unsigned)(p[i + wl] - '0') < 10u));
 }
 
+/* Whether the '(' at p[i] follows dblink_connect or dblink_connect_u (blanks between): a connection
+ * that dblink keeps in the backend, which only the text shows. */
+static int dblink_connect_at(const uint8_t *p, size_t i)
+{
+    size_t j = i;
+
+    while (j > 0 && (p[j - 1] == ' ' || p[j - 1] == '\t' || p[j - 1] == '\n' || p[j - 1] == '\r'))
+        j--;
+    if (j >= 2 && (p[j - 1] | 0x20) == 'u' && p[j - 2] == '_')
+        j -= 2;
+    return j >= 14 && ci_prefix(p + j - 14, "dblink_connect", 14) &&
+           (j == 14 || !(p[j - 15] == '_' || (unsigned)((p[j - 15] | 0x20) - 'a') < 26u ||
+                         (unsigned)(p[j - 15] - '0') < 10u || p[j - 15] == '"'));
+}
+
 /* Bytes route_text_flags looks at at a statement's start. */
 enum { TF_OTHER, TF_BLANK, TF_SEMI, TF_S, TF_R, TF_D };
 static const uint8_t tf_class[256] = {
@@ -153,7 +168,7 @@ int route_text_flags(const char *sql, size_t n)
             if (c == ';')
                 break;
             if (c == '(')
-                f |= ROUTE_TXT_CALL;
+                f |= ROUTE_TXT_CALL | (dblink_connect_at(p, i) ? ROUTE_TXT_SET : 0);
             else if ((c | 0x20) == 's' && i + 10 <= n && ci_prefix(p + i + 1, "et_config", 9))
                 f |= ROUTE_TXT_SET;
             else if ((c | 0x20) == 's' && i + 7 <= n && ci_prefix(p + i + 1, "etseed", 6))
@@ -318,6 +333,12 @@ void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *ar
         if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "pg_replication_origin_session_setup")) {
             if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_PUNCT && sql[tok.start] == '(')
                 cb(arg, ROUTE_NAME_REPLICATION, sizeof(ROUTE_NAME_REPLICATION) - 1);
+            continue;
+        }
+        if (tok.type == ROUTE_TOK_IDENT &&
+            (route_tok_is(sql, &tok, "dblink_connect") || route_tok_is(sql, &tok, "dblink_connect_u"))) {
+            if (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_PUNCT && sql[tok.start] == '(')
+                cb(arg, ROUTE_NAME_DBLINK, sizeof(ROUTE_NAME_DBLINK) - 1);
             continue;
         }
         if (tok.type == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "set_config")) {

@@ -42,7 +42,7 @@ void px_sqlstate_class_name(int i, char out[3]);
 
 enum px_guard_action { PX_GUARD_LOGGED, PX_GUARD_CANCELLED, PX_GUARD_TERMINATED, PX_GUARD_ACTIONS };
 
-#define PX_PIN_REASONS 8
+#define PX_PIN_REASONS 9
 /* Cancels for a lane (proxy/cancel.c): sent to PostgreSQL; server connections held out of the pool
  * after their transaction because one was still in flight; cancels that did not complete within the
  * hold limit (their server connection closed); queued requests answered with 57014 unsent. */

@@ -290,6 +290,21 @@ static const struct scenario scenarios[] = {
                  { 'A', "Q{select random()::text = '0.9851677175347999'}", 1 } },
       .known = SEED_IN_SESSION_POOLING, .known_shapes = SHAPE_SESSION, .known_steps = STEP(3) },
     { .name = "function_call_error", .steps = { { 'A', "F{int4abs|x}", 1 } } },
+    /* a dblink connection stays in the backend (logged in as its client chose) until dblink_disconnect:
+     * the client keeps its server connection for good, which is closed when it leaves */
+    { .name = "dblink_connection_then_other_client",
+      .setup = "CREATE EXTENSION IF NOT EXISTS dblink;"
+               "DO $$BEGIN EXECUTE format('CREATE SERVER IF NOT EXISTS dbl FOREIGN DATA WRAPPER dblink_fdw "
+               "OPTIONS (host %L, port %L, dbname %L)', '127.0.0.1', current_setting('port'), current_database()); END$$;"
+               "CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER dbl OPTIONS (user '" H_USER "', password '"
+               H_PASSWORD "');"
+               "GRANT USAGE ON FOREIGN SERVER dbl TO PUBLIC",
+      .steps = { { 'B', "Q{select dblink_connect('dbc', 'dbl')}", 1 },
+                 { 'B', "Q{select * from dblink('dbc', 'select 5') as r(a int)}", 1 }, { 'B', "X", TO_EOF },
+                 { 'A', "Q{select dblink_get_connections()}", 1 } },
+      .known = "session pooling does not read statements: a dblink connection stays with the server connection "
+               "after its client leaves (DISCARD ALL does not close it)",
+      .known_shapes = SHAPE_SESSION, .known_steps = STEP(4) },
     /* objects created in pg_temp are temporary without TEMP: the client that made them keeps its
      * connection, and they go with it (not to the next client of that connection) */
     { .name = "temp_function_in_pg_temp_then_other_client",

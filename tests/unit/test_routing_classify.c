@@ -458,6 +458,9 @@ static void test_opaque_and_pins(void **state)
         { "select pg_create_physical_replication_slot('s', temporary => true)", false, ROUTE_PIN_REPLICATION },
         { "select pg_create_logical_replication_slot('s', 'test_decoding', $1)", false, ROUTE_PIN_REPLICATION },
         { "select pg_create_physical_replication_slot('s', true, false)", true, 0 },
+        { "select dblink_connect('c', 'dbname=x')", false, ROUTE_PIN_DBLINK },
+        { "select public.dblink_connect_u($1)", false, ROUTE_PIN_DBLINK },
+        { "select dblink_disconnect('c')", true, 0 },
         { "select pg_create_physical_replication_slot('s')", true, 0 },
         { "select pg_create_logical_replication_slot('s', 'p', two_phase => true)", true, 0 },
     };

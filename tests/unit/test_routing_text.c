@@ -76,6 +76,9 @@ static void test_text_flags(void **state)
         {"select setsee", 0},
         {"select pg_replication_origin_session_setup('o')", C | S},
         {"select session_setu", 0},
+        {"select dblink_connect('c', 'dbname=x')", C | S},
+        {"select public.DBLINK_CONNECT_U ('dbname=x')", C | S},
+        {"select mydblink_connect('x'), dblink_connect_uu('x'), dblink_connect", C},
         {"create TEMP table t (a int)", C | T},
         {"create temporary table t as select 1", T},
         {"select * from attempts", T},            /* a hint only: the grammar decides */
@@ -109,6 +112,27 @@ static int ci_word(const char *p, size_t n, size_t i, const char *w, int whole)
     return !(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
 }
 
+/* Whether the '(' at p[i] closes "dblink_connect" or "dblink_connect_u" standing as a word, blanks between. */
+static int ref_dblink_call(const char *p, size_t i)
+{
+    static const char *const w[] = { "dblink_connect", "dblink_connect_u" };
+
+    for (size_t k = 0; k < i; k++)
+        for (int v = 0; v < 2; v++) {
+            size_t e = k + strlen(w[v]), b = e;
+            char before = k ? p[k - 1] : ' ';
+
+            if (!ci_word(p, i, k, w[v], 1) || before == '_' || before == '"' || (before >= '0' && before <= '9') ||
+                ((before | 0x20) >= 'a' && (before | 0x20) <= 'z'))
+                continue;
+            while (b < i && (p[b] == ' ' || p[b] == '\t' || p[b] == '\n' || p[b] == '\r'))
+                b++;
+            if (b == i)
+                return 1;
+        }
+    return 0;
+}
+
 static int ref_text_flags(const char *p, size_t n)
 {
     int f = 0, start = 1;
@@ -127,7 +151,7 @@ static int ref_text_flags(const char *p, size_t n)
         if (start && (ci_word(p, n, i, "discard", 1) || ci_word(p, n, i, "deallocate", 1)))
             f |= ROUTE_TXT_NAMES;
         if (c == '(')
-            f |= ROUTE_TXT_CALL;
+            f |= ROUTE_TXT_CALL | (ref_dblink_call(p, i) ? ROUTE_TXT_SET : 0);
         if ((c == 's' || c == 'S') && i + 10 <= n && ci_word(p, n, i + 1, "et_config", 0))
             f |= ROUTE_TXT_SET;
         if ((c == 's' || c == 'S') && i + 7 <= n && ci_word(p, n, i + 1, "etseed", 0))
@@ -149,7 +173,7 @@ static void test_text_flags_random(void **state)
         "set ", "SET", "reset", "set_config(", "SeT_CoNfIg", "setseed(", "SetSeeD", "setsee", "session_setup",
         "SESSION_SETU", "temp", "TEMP", "tem", "discard ", "deallocate",
         "Deallocate", "(", ";", " ", "\t", "\n", "x", "s", "t", "d", "r", "_", "\x08", "\x1b", "\xd3", "\xf3",
-        "select ", "abcdefghijklmnop", "1",
+        "select ", "abcdefghijklmnop", "1", "dblink_connect", "DBLINK_CONNECT_U", "dblink_connec", "_u", "\"",
     };
     unsigned seed = 12345;
     char buf[256];
@@ -261,6 +285,8 @@ static void test_setting_names(void **state)
         {"select 'setseed(1)'", ""},
         {"select pg_catalog.pg_replication_origin_session_setup('o')", " replication"},
         {"select pg_replication_origin_session_setup", ""},
+        {"select dblink_connect('c', 'host=h'); select public.dblink_connect_u('h')", " dblink, dblink"},
+        {"select dblink_connect", ""},
         {"set work_mem = 1", "work_mem"},
         {"set \"q.x\" = 1", "-"},
         {"reset all", "all"},
