@@ -567,7 +567,8 @@ static void test_seed_pins_and_closes(void **state)
  * backend (auto_explain here; pg_hint_plan would change every later plan), a replication origin the
  * session took (pg_replication_origin_session_setup: later commits would carry its origin), a
  * temporary replication slot (held, and holding back WAL, as long as the backend lives; made inside
- * a function, where only the check sees it). Each pins its client for good (SHOW CLIENTS says why);
+ * a function, where only the check sees it), a dblink connection (open until dblink_disconnect,
+ * logged in as its client chose). Each pins its client for good (SHOW CLIENTS says why);
  * when the client leaves, its backend ends with it, and neither of the lane's two connections taken
  * afterwards holds the state. The build before gave the connection back to the pool with it.
  */
@@ -585,6 +586,8 @@ static void test_backend_state_pins_and_closes(void **state)
         { "SELECT make_temp_slot()", "replication",
           "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgl_tslot' "
           "AND active_pid = pg_backend_pid()" },
+        { "SELECT dblink_connect('bs_link', 'bs_loop')", "dblink",
+          "SELECT coalesce(array_length(dblink_get_connections(), 1), 0)" },
     };
     PGconn *adm = h_console(&g_main, NULL), *d = h_pg_super(&g_pg, H_DB);
     H_ASSERT_CONNECTED(adm);
@@ -593,6 +596,14 @@ static void test_backend_state_pins_and_closes(void **state)
                                "(SELECT FROM pg_replication_origin WHERE roname = 'pgl_origin')"), 0);
     assert_int_equal(h_exec(d, "CREATE OR REPLACE FUNCTION make_temp_slot() RETURNS int LANGUAGE sql AS "
                                "$$SELECT 1 FROM pg_create_physical_replication_slot('pgl_tslot', true, true)$$"), 0);
+    /* a foreign server for dblink: this cluster, logged in with the password its TCP clients need */
+    assert_int_equal(h_exec(d, "CREATE EXTENSION IF NOT EXISTS dblink"), 0);
+    assert_int_equal(h_exec(d, "DO $$BEGIN EXECUTE format('CREATE SERVER IF NOT EXISTS bs_loop FOREIGN DATA WRAPPER "
+                               "dblink_fdw OPTIONS (host %L, port %L, dbname %L)', '127.0.0.1', "
+                               "current_setting('port'), current_database()); END$$"), 0);
+    assert_int_equal(h_exec(d, "CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER bs_loop OPTIONS (user '" H_USER
+                               "', password '" H_PASSWORD "')"), 0);
+    assert_int_equal(h_exec(d, "GRANT USAGE ON FOREIGN SERVER bs_loop TO PUBLIC"), 0);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         PGconn *c = client(&g_main, "bs-owner"), *o = client(&g_main, "bs-other");
         H_ASSERT_CONNECTED(c);
