@@ -5,6 +5,7 @@
  */
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,19 +179,53 @@ static void stmt_ref(struct proxy *px, struct px_stmt *s)
         reg->unref_bytes -= s->len;
 }
 
+/*
+ * What PostgreSQL's parse analysis of a text depends on, beyond the text: the database, the user, and
+ * the session's settings and role. The search_path (and the role, through "$user") says which
+ * objects names mean; DateStyle, TimeZone and IntervalStyle how constants such as '01/02/2024'::date
+ * are read, once, at Parse; client_encoding what the bytes are; standard_conforming_strings and
+ * transform_null_equals (in the replay of the session's settings, or the startup GUCs) how literals
+ * and "= NULL" are read. A statement one client prepared is another's only where all of them agree:
+ * the hash of the client's tracked parameters (application_name and extra_float_digits, which only
+ * shape output, aside), its other startup settings, and its replay (settings, role, session user).
+ */
 uint64_t stmt_context(const struct px_client *cl)
 {
-    const char *path = cl->want.v[PX_P_SEARCH_PATH], *db = cl->database ? cl->database : "";
-    const char *user = cl->user ? cl->user : "";
+    const char *db = cl->database ? cl->database : "", *user = cl->user ? cl->user : "";
+    const char *replay = px_session_replay_sql(cl);
     uint64_t v = route_fnv1a(ROUTE_FNV_OFFSET, db, strlen(db) + 1);   /* the NULs keep the fields apart */
 
     v = route_fnv1a(v, user, strlen(user) + 1);
-    return path ? route_fnv1a(v, path, strlen(path)) : v;
+    for (int i = 0; i < PX_P_COUNT; i++) {
+        const char *p = cl->want.v[i];
+
+        if (i == PX_P_APPLICATION_NAME || i == PX_P_EXTRA_FLOAT_DIGITS)
+            continue;
+        v = p ? route_fnv1a(v, p, strlen(p) + 1) : route_fnv1a_byte(v, 0xff);   /* no byte of a value */
+    }
+    for (int i = 0; i < cl->gucs.n; i++) {
+        v = route_fnv1a(v, cl->gucs.v[i].name, strlen(cl->gucs.v[i].name) + 1);
+        v = route_fnv1a(v, cl->gucs.v[i].value, strlen(cl->gucs.v[i].value) + 1);
+    }
+    return replay ? route_fnv1a(v, replay, strlen(replay)) : v;
 }
+
+/* Statements prepared in a transaction that may have changed session state pglane has not read yet
+ * (a SET of a setting the server does not report, seen by its tag; a function's set_config) are that
+ * client's own:
+ * each gets a key no other Parse gets. Process-wide, as the registry's keys are shared by workers. */
+static _Atomic uint64_t private_contexts;
 
 struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len)
 {
-    return stmt_get_variant(cl->conn.px, body, len, stmt_context(cl) & ~(uint64_t)1);
+    uint64_t ctx = stmt_context(cl);
+
+    if (cl->changes_session || (cl->server && (cl->server->dirty & PX_DIRTY_CHECK))) {
+        uint64_t n = atomic_fetch_add_explicit(&private_contexts, 1, memory_order_relaxed);
+
+        ctx = route_fnv1a(ctx ^ 0x9e3779b97f4a7c15ull, &n, sizeof(n));
+    }
+    return stmt_get_variant(cl->conn.px, body, len, ctx & ~(uint64_t)1);
 }
 
 uint32_t *unnamed_epoch(struct proxy *px)

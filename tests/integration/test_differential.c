@@ -926,6 +926,30 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "Q{set search_path = ns_s1}", 1 }, { 'A', "P{ma|select * from sq} S", 1 },
                  { 'A', "B{|ma} E S", 1 }, { 'B', "P{mb|select * from sq} S", 1 }, { 'B', "B{|mb} E S", 1 },
                  { 'B', "P{mc|select * from sq} B{|mc} E S", 1 } } },
+    /* Settings that PostgreSQL applies when it parses a statement: DateStyle and TimeZone read the
+     * constants, transform_null_equals turns "= NULL" into IS NULL. A statement A prepared is not B's
+     * when they differ (the build before answered B with A's reading of the same text: 2024-02-01 for
+     * 2024-01-02, a time nine hours off, true for NULL), nor when A changed the setting in the same
+     * transaction, before the check after it has read what changed. */
+    { .name = "named_same_text_other_datestyle",
+      .steps = { { 'A', "Q{set datestyle = 'ISO, DMY'}", 1 },
+                 { 'A', "P{da|select '01/02/2024'::date} B{|da} E S", 1 },
+                 { 'B', "P{db|select '01/02/2024'::date} B{|db} E S", 1 }, { 'A', "B{|da} E S", 1 },
+                 { 'B', "B{|db} E S", 1 } } },
+    { .name = "named_same_text_other_timezone",
+      .steps = { { 'B', "Q{set timezone = 'Asia/Tokyo'}", 1 },
+                 { 'B', "P{ta|select '2024-01-01 00:00'::timestamptz = '2024-01-01 00:00+09'} B{|ta} E S", 1 },
+                 { 'A', "P{tb|select '2024-01-01 00:00'::timestamptz = '2024-01-01 00:00+09'} B{|tb} E S", 1 },
+                 { 'B', "B{|ta} E S", 1 } } },
+    { .name = "named_same_text_other_transform_null_equals",
+      .steps = { { 'A', "Q{set transform_null_equals = on}", 1 },
+                 { 'A', "P{na|select (null::int = null) is null} B{|na} E S", 1 },
+                 { 'B', "P{nb|select (null::int = null) is null} B{|nb} E S", 1 } } },
+    { .name = "named_same_text_setting_changed_in_transaction",
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "Q{set transform_null_equals = on}", 1 },
+                 { 'A', "P{na|select (null::int = null) is null} B{|na} E S", 1 }, { 'A', "Q{commit}", 1 },
+                 { 'B', "P{nb|select (null::int = null) is null} B{|nb} E S", 1 },
+                 { 'A', "Q{select 1}", 1 }, { 'A', "B{|na} E S", 1 } } },
     /* A startup packet that repeats a key: PostgreSQL takes the last user, database and options, and
      * applies repeated settings in order (pglane took the first database). */
     { .name = "startup_repeated_keys",
@@ -1290,6 +1314,8 @@ static const char *const x_atoms[] = {
     "P{dn|deallocate es}", "B{|dn} E", "P{|deallocate es} B E", "P{|begin isolation level serializable} B E",
     "P{|show transaction_isolation} B E", "P{|set datestyle = 'German'} B E", "P{|select '2024-01-02'::date} B E",
     "P{|reset all} B E", "P{|set local work_mem = '2MB'} B E", "P{|set client_encoding = 'UTF8'} B E",
+    "P{ed|select '01/02/2024'::date} B{|ed} E", "B{|ed} E", "P{|set transform_null_equals = on} B E",
+    "P{en|select (null::int = null) is null} B{|en} E",
 };
 
 /* The second client's batches (two-client scenarios): each ends its own work (no transaction left
@@ -1305,7 +1331,8 @@ static const char *const b_atoms[] = {
     "P{|copy t from stdin} B E d{9\\n} c C{S|} S", "Q{copy (select 4) to stdout}",
     "Q{set datestyle = 'German'}", "Q{set client_encoding = 'LATIN1'}", "Q{set intervalstyle = 'sql_standard'}",
     "Q{set default_transaction_read_only = on}", "Q{reset all}", "Q{set client_min_messages = 'error'}",
-    "F{2078|search_path|pg_catalog|f}", "F{2078|work_mem|2MB|f}",
+    "F{2078|search_path|pg_catalog|f}", "F{2078|work_mem|2MB|f}", "P{ed|select '01/02/2024'::date} S",
+    "Q{set datestyle = 'ISO, DMY'}", "P{en|select (null::int = null) is null} S", "Q{set transform_null_equals = on}",
 };
 
 static uint64_t rnd_state;
