@@ -41,6 +41,13 @@ static void look_at_session(struct px_client *cl, const char *sql, size_t len, i
 
     if (tflags & TXT_SET)
         px_session_learn(cl, sql, len);
+    if (cl->scs_off) {
+        /* With standard_conforming_strings off, 'a\'' ... ' hides the rest of the statement from
+         * pglane's lexer and grammar (both read strings as PostgreSQL does with it on): every
+         * transaction is checked, and words that pin for good count wherever they stand. */
+        cl->changes_session = 1;
+        px_session_learn_raw(cl, sql, len);
+    }
     if (classified)
         return;
     cl->stmt_pins = 0;

@@ -243,6 +243,8 @@ static int apply_startup(struct px_client *cl)
         const char *v = c->norm ? c->norm : c->value;
         int p = px_param_find(c->name);
 
+        if (strcasecmp(c->name, "standard_conforming_strings") == 0)
+            cl->scs_off = strcasecmp(v, "off") == 0;
         if (p >= 0) {
             px_params_set(&cl->want, p, v);
             px_params_set(&cl->base, p, v);

@@ -272,6 +272,7 @@ const char *px_sticky_reason(uint16_t sticky, char *buf, size_t n);
 struct px_session;
 struct px_check;
 void px_session_learn(struct px_client *cl, const char *sql, size_t len);
+void px_session_learn_raw(struct px_client *cl, const char *sql, size_t len);
 void px_session_check_sql(const struct px_client *cl, struct proto_buf *q);
 int px_session_check_begin(struct px_server *sv);
 void px_session_check_row(struct px_server *sv, const uint8_t *body, uint32_t len);
@@ -622,6 +623,8 @@ struct px_client {
                                     * LOAD, took a replication origin or a temporary slot: pinned for
                                     * good, and the server connection closes when it leaves (proxy/session.c) */
     uint16_t stmt_pins;            /* ROUTE_PIN_* of the statement routing just classified */
+    uint8_t scs_off;               /* its standard_conforming_strings is off: a backslash escapes a
+                                    * quote in '...', which pglane's scanners do not follow */
     struct px_session *sess;       /* settings to replay on the next server, or NULL */
     uint8_t peer_family;
     uint8_t prep_batch;            /* scanned bytes hold a message naming a prepared statement */

@@ -351,6 +351,9 @@ void track_param(struct px_server *sv, const struct proto_frame *f, int from_log
     if (proto_parse_param_status(f->body, f->len, &name, &value) < 0)
         return;
     i = px_param_find(name);
+    if (sv->client && !from_login && (!sv->swallow_z || sv->restoring) &&
+        strcmp(name, "standard_conforming_strings") == 0)
+        sv->client->scs_off = strcmp(value, "off") == 0;   /* the client's own change */
     if (i >= 0) {
         px_params_set(&sv->have, i, value);
         /* While pglane's own queries run (parameter sync, session check and reset), the values are

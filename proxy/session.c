@@ -140,6 +140,56 @@ static void remember_cb(void *cl, const char *name, size_t n)
  * "set_config('a.b', ...)". PostgreSQL lists custom settings nowhere, so the check can only read
  * those whose names pglane saw.
  */
+static int ident_byte(char c)
+{
+    return c == '_' || c == '$' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+           (unsigned char)c >= 0x80;
+}
+
+/* Whether sql[i..] is the word w (lower case; any case in sql), not part of a longer identifier. */
+static int word_is(const char *sql, size_t len, size_t i, const char *w)
+{
+    size_t wl = strlen(w);
+
+    return i + wl <= len && strncasecmp(sql + i, w, wl) == 0 && (i == 0 || !ident_byte(sql[i - 1])) &&
+           (i + wl == len || !ident_byte(sql[i + wl]));
+}
+
+/* The word before sql[i] (blanks between) is w. */
+static int word_before_is(const char *sql, size_t i, const char *w)
+{
+    size_t wl = strlen(w), j = i;
+
+    while (j > 0 && (sql[j - 1] == ' ' || sql[j - 1] == '\t' || sql[j - 1] == '\n' || sql[j - 1] == '\r'))
+        j--;
+    return j >= wl && word_is(sql, j, j - wl, w);
+}
+
+/*
+ * The calls that pin for good and that only the text shows, found by their words wherever they
+ * stand, in strings and comments too: for a client whose strings pglane cannot delimit
+ * (standard_conforming_strings off, where 'a\'' ... ' hides what follows from the lexer). setseed,
+ * seed after SET (LOCAL, SESSION) or quoted as set_config's 'seed', a replication origin's
+ * session setup, dblink_connect and dblink_connect_u.
+ */
+void px_session_learn_raw(struct px_client *cl, const char *sql, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = (char)(sql[i] | 0x20);
+
+        if (c == 's' && (word_is(sql, len, i, "setseed") ||
+                         (word_is(sql, len, i, "seed") && (word_before_is(sql, i, "set") ||
+                                                          word_before_is(sql, i, "local") ||
+                                                          word_before_is(sql, i, "session") ||
+                                                          (i > 0 && sql[i - 1] == '\'')))))
+            remember(cl, "seed", 4);
+        else if (c == 'p' && word_is(sql, len, i, "pg_replication_origin_session_setup"))
+            remember(cl, ROUTE_NAME_REPLICATION, sizeof(ROUTE_NAME_REPLICATION) - 1);
+        else if (c == 'd' && (word_is(sql, len, i, "dblink_connect") || word_is(sql, len, i, "dblink_connect_u")))
+            remember(cl, ROUTE_NAME_DBLINK, sizeof(ROUTE_NAME_DBLINK) - 1);
+    }
+}
+
 void px_session_learn(struct px_client *cl, const char *sql, size_t len)
 {
     route_setting_names(sql, len, remember_cb, cl);

@@ -290,6 +290,20 @@ static const struct scenario scenarios[] = {
                  { 'A', "Q{select random()::text = '0.9851677175347999'}", 1 } },
       .known = SEED_IN_SESSION_POOLING, .known_shapes = SHAPE_SESSION, .known_steps = STEP(3) },
     { .name = "function_call_error", .steps = { { 'A', "F{int4abs|x}", 1 } } },
+    /* With standard_conforming_strings off, 'a\'' ... ' is one string to PostgreSQL and hides the rest of
+     * the statement from pglane's lexer and grammar, which read strings as with it on: such a client's
+     * transactions are all checked, and words that pin for good count wherever they stand (the build
+     * before let the hidden lock and seed reach the next client of the connection). */
+    { .name = "scs_off_hidden_advisory_lock_then_other_client",
+      .steps = { { 'B', "Q{set standard_conforming_strings = off}", 1 },
+                 { 'B', "Q{select 'a\\'', pg_advisory_lock(77) --'}", 1 }, { 'B', "X", TO_EOF },
+                 { 'A', "Q{select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()}",
+                   1 } } },
+    { .name = "scs_off_hidden_setseed_then_other_client",
+      .steps = { { 'B', "Q{set standard_conforming_strings = off}", 1 },
+                 { 'B', "Q{select 'a\\'', setseed(0.5) --'}", 1 }, { 'B', "X", TO_EOF },
+                 { 'A', "Q{select random()::text = '0.9851677175347999'}", 1 } },
+      .known = SEED_IN_SESSION_POOLING, .known_shapes = SHAPE_SESSION, .known_steps = STEP(4) },
     /* a dblink connection stays in the backend (logged in as its client chose) until dblink_disconnect:
      * the client keeps its server connection for good, which is closed when it leaves */
     { .name = "dblink_connection_then_other_client",
