@@ -212,8 +212,8 @@ uint64_t stmt_context(const struct px_client *cl)
 
 /* Statements prepared in a transaction that may have changed session state pglane has not read yet
  * (a SET of a setting the server does not report, seen by its tag; a function's set_config) are that
- * client's own:
- * each gets a key no other Parse gets. Process-wide, as the registry's keys are shared by workers. */
+ * client's own: each gets a key no other Parse gets (the counter is process-wide, as workers share
+ * the registry's keys). */
 static _Atomic uint64_t private_contexts;
 
 struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len)
