@@ -43,8 +43,23 @@ static void check_class(const struct route_class *c)
         CHECK(memchr(c->relations[i], '\0', ROUTE_REL_NAME_MAX) != NULL);
 }
 
+/* route_setting_names' callback: every name lies inside the statement (or is one of the markers). */
+struct names_arg {
+    const char *sql;
+    size_t len;
+};
+
+static void check_name(void *arg, const char *name, size_t n)
+{
+    const struct names_arg *a = arg;
+
+    CHECK(n == 0 || (name >= a->sql && name + n <= a->sql + a->len) || strncmp(name, "seed", n) == 0 ||
+          strncmp(name, ROUTE_NAME_REPLICATION, n) == 0 || strncmp(name, ROUTE_NAME_DBLINK, n) == 0);
+}
+
 static void statement(const char *sql, size_t len)
 {
+    struct names_arg na = { sql, len };
     struct route_scan small, large;
     char norm_small[NORM_SMALL], norm_large[NORM_LARGE];
     const char *name;
@@ -69,6 +84,8 @@ static void statement(const char *sql, size_t len)
         CHECK(name >= sql && name_len > 0 && name + name_len <= sql + len);
         CHECK(small.hint == NULL || (small.hint >= sql && small.hint + small.hint_len <= sql + len));
     }
+    CHECK((route_text_flags(sql, len) & ~(ROUTE_TXT_CALL | ROUTE_TXT_TEMP | ROUTE_TXT_SET | ROUTE_TXT_NAMES)) == 0);
+    route_setting_names(sql, len, check_name, &na);
     route_classify_lexer(sql, len, &c);
     check_class(&c);
     CHECK(c.parsed_by == ROUTE_PARSED_BY_LEXER);

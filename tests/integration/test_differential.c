@@ -964,6 +964,15 @@ static const struct scenario scenarios[] = {
                  { 'A', "P{na|select (null::int = null) is null} B{|na} E S", 1 }, { 'A', "Q{commit}", 1 },
                  { 'B', "P{nb|select (null::int = null) is null} B{|nb} E S", 1 },
                  { 'A', "Q{select 1}", 1 }, { 'A', "B{|na} E S", 1 } } },
+    /* search_path "$user" means the current role: a statement A prepared under SET ROLE reads that
+     * role's schema, and B, without the role, must not be answered with it (PostgreSQL: 42P01 at B's
+     * Parse; the build before answered ParseComplete and failed the Bind). */
+    { .name = "named_same_text_other_role_user_schema",
+      .setup = "DROP SCHEMA IF EXISTS pgl_r1 CASCADE; DROP ROLE IF EXISTS pgl_r1; CREATE ROLE pgl_r1;"
+               "GRANT pgl_r1 TO " H_USER "; CREATE SCHEMA pgl_r1 AUTHORIZATION pgl_r1;"
+               "CREATE TABLE pgl_r1.rut (v int); INSERT INTO pgl_r1.rut VALUES (4); ALTER TABLE pgl_r1.rut OWNER TO pgl_r1",
+      .steps = { { 'A', "Q{set role pgl_r1}", 1 }, { 'A', "P{ra|select * from rut} B{|ra} E S", 1 },
+                 { 'B', "P{rb|select * from rut} S", 1 }, { 'B', "B{|rb} E S", 1 }, { 'A', "B{|ra} E S", 1 } } },
     /* A startup packet that repeats a key: PostgreSQL takes the last user, database and options, and
      * applies repeated settings in order (pglane took the first database). */
     { .name = "startup_repeated_keys",
