@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/client_internal.h"
 #include "proxy/proxy.h"
@@ -33,6 +34,28 @@ static int lane_refuses_pins(const struct px_client *cl)
     return cl->lane >= 0 && cl->lane < px->nlanes && px->lanes[cl->lane]->conf->pin == CONF_PIN_REFUSE;
 }
 
+/*
+ * Whether pglane's lexer and grammar may misread where the client's strings end: with
+ * standard_conforming_strings off a backslash escapes a quote in '...'; in the client encodings whose
+ * characters' second bytes can be ASCII (SJIS, BIG5, GBK, ...) one of those bytes can be a backslash
+ * that PostgreSQL, which converts the text first, does not see (E'\x83\x5c' is one character there).
+ * Either way a call after such a string can hide from the scanners.
+ */
+static int text_unreliable(const struct px_client *cl)
+{
+    static const char *const ascii_trail[] = { "SJIS", "SHIFT_JIS_2004", "BIG5", "GBK", "UHC", "GB18030", "JOHAB" };
+    const char *e = cl->want.v[PX_P_CLIENT_ENCODING];
+
+    if (cl->scs_off)
+        return 1;
+    if (!e || !strchr("SBGUJ", e[0]))
+        return 0;
+    for (size_t i = 0; i < sizeof(ascii_trail) / sizeof(ascii_trail[0]); i++)
+        if (strcasecmp(e, ascii_trail[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Session state checks for one statement: custom setting names to remember, and the grammar's
  * opinion when the bytes suggest a function call or a temporary object (or the lane refuses pins). */
 static void look_at_session(struct px_client *cl, const char *sql, size_t len, int tflags, int classified)
@@ -41,10 +64,8 @@ static void look_at_session(struct px_client *cl, const char *sql, size_t len, i
 
     if (tflags & TXT_SET)
         px_session_learn(cl, sql, len);
-    if (cl->scs_off) {
-        /* With standard_conforming_strings off, 'a\'' ... ' hides the rest of the statement from
-         * pglane's lexer and grammar (both read strings as PostgreSQL does with it on): every
-         * transaction is checked, and words that pin for good count wherever they stand. */
+    if (text_unreliable(cl)) {
+        /* Every transaction is checked, and words that pin for good count wherever they stand. */
         cl->changes_session = 1;
         px_session_learn_raw(cl, sql, len);
     }

@@ -299,6 +299,13 @@ static const struct scenario scenarios[] = {
                  { 'B', "Q{select 'a\\'', pg_advisory_lock(77) --'}", 1 }, { 'B', "X", TO_EOF },
                  { 'A', "Q{select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()}",
                    1 } } },
+    /* In SJIS (and BIG5, GBK, ...) a character's second byte can be a backslash: E'\x83\x5c' is one
+     * character to PostgreSQL, which converts the text before reading it, and an escaped quote to a
+     * scanner of bytes. Such a client is checked after every transaction, as above. */
+    { .name = "sjis_hidden_advisory_lock_then_other_client", .params = { NULL, "client_encoding=SJIS" },
+      .steps = { { 'B', "Q{select E'\x83\x5c', pg_advisory_lock(78) --'}", 1 }, { 'B', "X", TO_EOF },
+                 { 'A', "Q{select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()}",
+                   1 } } },
     { .name = "scs_off_hidden_setseed_then_other_client",
       .steps = { { 'B', "Q{set standard_conforming_strings = off}", 1 },
                  { 'B', "Q{select 'a\\'', setseed(0.5) --'}", 1 }, { 'B', "X", TO_EOF },
