@@ -80,6 +80,12 @@ struct px_params {
 };
 void px_params_set(struct px_params *p, int i, const char *value);
 void px_params_clear(struct px_params *p);
+/* A text value for pglane's own SQL that reads the same whatever the connection's client_encoding and
+ * standard_conforming_strings: 'v' (quotes doubled) when it is ASCII without a backslash, else
+ * convert_from(decode('<hex>','hex'),'<encoding>'), encoding being the one its bytes are in. */
+void px_put_text(struct proto_buf *q, const char *v, size_t n, const char *encoding);
+/* The client_encoding a client's values are in: its own, or its pool's default. */
+const char *px_client_encoding(const struct px_client *cl);
 
 /* ---- pools and lanes (proxy/pool.c) ---- */
 

@@ -12,27 +12,22 @@
 #include "proxy/server_internal.h"
 #include "proxy/state.h"
 
-/* A string literal: quotes doubled. */
-static void put_literal(struct proto_buf *q, const char *v)
+/* A text value of the client's (px_put_text). */
+static void put_literal(struct proto_buf *q, const char *v, const char *encoding)
 {
-    proto_put_bytes(q, "'", 1);
-    for (const char *p = v; *p; p++) {
-        proto_put_bytes(q, p, 1);
-        if (*p == '\'')
-            proto_put_bytes(q, "'", 1);   /* a string literal doubles its quotes */
-    }
-    proto_put_bytes(q, "'", 1);
+    px_put_text(q, v, strlen(v), encoding);
 }
 
-/* One "pg_catalog.set_config('name','value',local)" item of a SELECT list. */
-static void put_set_config(struct proto_buf *q, int *selects, const char *name, const char *value, int local)
+/* One "pg_catalog.set_config('name',value,local)" item of a SELECT list; value is in encoding. */
+static void put_set_config(struct proto_buf *q, int *selects, const char *name, const char *value, int local,
+                           const char *encoding)
 {
     proto_put_bytes(q, *selects ? "," : (q->len ? ";SELECT " : "SELECT "), *selects ? 1 : (q->len ? 8 : 7));
     (*selects)++;
     proto_put_bytes(q, "pg_catalog.set_config(", 22);
-    put_literal(q, name);
+    put_literal(q, name, encoding);
     proto_put_bytes(q, ",", 1);
-    put_literal(q, value);
+    put_literal(q, value, encoding);
     proto_put_bytes(q, local ? ",true)" : ",false)", local ? 6 : 7);
 }
 
@@ -57,6 +52,7 @@ static void put_reset(struct proto_buf *q, const char *name)
  * of the client that differs from what the server has. */
 static void build_param_sync(struct px_server *sv, struct px_client *cl, struct proto_buf *q)
 {
+    const char *encoding = px_client_encoding(cl);
     int selects = 0;
 
     for (int i = 0; i < PX_P_COUNT; i++) {
@@ -71,7 +67,7 @@ static void build_param_sync(struct px_server *sv, struct px_client *cl, struct 
             px_params_set(&sv->have, i, NULL);
             continue;
         }
-        put_set_config(q, &selects, px_param_name(i), want, 0);
+        put_set_config(q, &selects, px_param_name(i), want, 0, encoding);
         px_params_set(&sv->have, i, want);
     }
     for (int i = sv->gucs.n - 1; i >= 0; i--)
@@ -85,7 +81,7 @@ static void build_param_sync(struct px_server *sv, struct px_client *cl, struct 
 
         if (have && strcmp(have->value, cl->gucs.v[i].value) == 0)
             continue;
-        put_set_config(q, &selects, cl->gucs.v[i].name, cl->gucs.v[i].value, 0);
+        put_set_config(q, &selects, cl->gucs.v[i].name, cl->gucs.v[i].value, 0, encoding);
         if (px_kvlist_set(&sv->gucs, cl->gucs.v[i].name, cl->gucs.v[i].value) < 0)
             q->failed = 1;
     }
@@ -116,9 +112,9 @@ int px_server_restore_startup(struct px_server *sv, struct px_client *cl)
             continue;
         proto_put_bytes(&q, n > 0 ? ",(" : "(", n > 0 ? 2 : 1);
         n++;
-        put_literal(&q, name);
+        put_literal(&q, name, px_client_encoding(cl));
         proto_put_bytes(&q, ",", 1);
-        put_literal(&q, value);
+        put_literal(&q, value, px_client_encoding(cl));
         proto_put_bytes(&q, ")", 1);
     }
     proto_put_bytes(&q, tail, sizeof(tail) - 1);
@@ -242,7 +238,7 @@ static int send_validation(struct px_server *sv, struct px_client *cl)
 
     proto_buf_init(&q);
     for (int i = 0; i < cl->nstartup; i++)
-        put_set_config(&q, &selects, cl->startup[i].name, cl->startup[i].value, 1);
+        put_set_config(&q, &selects, cl->startup[i].name, cl->startup[i].value, 1, NULL);   /* raw, as at login */
     rc = q.failed ? -1 : send_own_query(sv, (const char *)q.data, q.len);
     proto_buf_free(&q);
     if (rc == 0)

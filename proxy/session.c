@@ -364,7 +364,7 @@ void px_session_check_row(struct px_server *sv, const uint8_t *body, uint32_t le
         put_str(&c->gucs, "pg_catalog.set_config(");
         put_literal(&c->gucs, name, nn);
         put_str(&c->gucs, ",");
-        put_literal(&c->gucs, value, nv);
+        px_put_text(&c->gucs, value, nv, sv->client ? px_client_encoding(sv->client) : NULL);
         put_str(&c->gucs, ",false)");
         return;
     case ROW_ROLE:
@@ -429,13 +429,18 @@ void px_session_check_end(struct px_server *sv, struct px_client *cl)
     proto_buf_init(&r);
     if (c->gucs.len)
         proto_put_bytes(&r, c->gucs.data, c->gucs.len);
+    /* set_config of session_authorization and role: SET SESSION AUTHORIZATION and SET ROLE, with the
+     * same checks, and a name in any encoding (px_put_text) */
     if (c->auth) {
-        put_str(&r, r.len ? ";SET SESSION AUTHORIZATION " : "SET SESSION AUTHORIZATION ");
-        put_literal(&r, c->auth, strlen(c->auth));
+        put_str(&r, r.len ? ";SELECT pg_catalog.set_config('session_authorization'," :
+                            "SELECT pg_catalog.set_config('session_authorization',");
+        px_put_text(&r, c->auth, strlen(c->auth), px_client_encoding(cl));
+        put_str(&r, ",false)");
     }
     if (c->role) {
-        put_str(&r, r.len ? ";SET ROLE " : "SET ROLE ");
-        put_literal(&r, c->role, strlen(c->role));
+        put_str(&r, r.len ? ";SELECT pg_catalog.set_config('role'," : "SELECT pg_catalog.set_config('role',");
+        px_put_text(&r, c->role, strlen(c->role), px_client_encoding(cl));
+        put_str(&r, ",false)");
     }
     s = r.len || cl->sess ? session_of(cl) : NULL;
     if (s) {

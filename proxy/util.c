@@ -83,6 +83,50 @@ static const struct {
     [PX_P_SEARCH_PATH] = { "search_path", 0 },
 };
 
+void px_put_text(struct proto_buf *q, const char *v, size_t n, const char *encoding)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t plain = 0, e = 0;
+
+    while (plain < n && (unsigned char)v[plain] < 0x80 && v[plain] != '\\' && v[plain] != '\0')
+        plain++;
+    if (plain == n) {
+        proto_put_bytes(q, "'", 1);
+        for (size_t i = 0; i < n; i++) {
+            proto_put_bytes(q, &v[i], 1);
+            if (v[i] == '\'')
+                proto_put_bytes(q, "'", 1);
+        }
+        proto_put_bytes(q, "'", 1);
+        return;
+    }
+    /* Bytes of another encoding (or a backslash): named by their hex digits, converted by the server
+     * from the encoding they were read in, so that neither the connection's client_encoding when the
+     * query arrives nor a backslash byte inside a character (SJIS) changes them. */
+    while (encoding && encoding[e] && (encoding[e] == '_' || (encoding[e] >= '0' && encoding[e] <= '9') ||
+                                       ((encoding[e] | 0x20) >= 'a' && (encoding[e] | 0x20) <= 'z')))
+        e++;
+    proto_put_bytes(q, "pg_catalog.convert_from(pg_catalog.decode('", 43);
+    for (size_t i = 0; i < n; i++) {
+        char x[2] = { hex[(unsigned char)v[i] >> 4], hex[(unsigned char)v[i] & 15] };
+
+        proto_put_bytes(q, x, 2);
+    }
+    proto_put_bytes(q, "','hex'),'", 10);
+    if (e > 0 && !encoding[e])
+        proto_put_bytes(q, encoding, e);
+    else
+        proto_put_bytes(q, "SQL_ASCII", 9);   /* unknown: the bytes as they are, checked by the server */
+    proto_put_bytes(q, "')", 2);
+}
+
+const char *px_client_encoding(const struct px_client *cl)
+{
+    if (cl->want.v[PX_P_CLIENT_ENCODING])
+        return cl->want.v[PX_P_CLIENT_ENCODING];
+    return cl->pool ? cl->pool->defaults.v[PX_P_CLIENT_ENCODING] : NULL;
+}
+
 int px_param_find(const char *name)
 {
     for (int i = 0; i < PX_P_COUNT; i++)

@@ -306,6 +306,18 @@ static const struct scenario scenarios[] = {
       .steps = { { 'B', "Q{select E'\x83\x5c', pg_advisory_lock(78) --'}", 1 }, { 'B', "X", TO_EOF },
                  { 'A', "Q{select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()}",
                    1 } } },
+    /* Session values in the client's own encoding follow it: pglane's replay names their bytes in hex
+     * and the encoding they are in, so neither the connection's client_encoding when the replay
+     * arrives nor a backslash byte inside an SJIS character changes them (the build before sent them
+     * in the same query that set client_encoding, and PostgreSQL failed it: FATAL 22021). */
+    { .name = "latin1_session_values_follow_client", .params = { "client_encoding=LATIN1" },
+      .steps = { { 'A', "Q{set search_path = '\xfcx', public}", 1 }, { 'A', "Q{set app.v = '\xe9\\\\'}", 1 },
+                 { 'B', "Q{select 1}", 1 }, { 'A', "Q{show search_path}", 1 },
+                 { 'A', "Q{select current_setting('app.v')}", 1 } } },
+    { .name = "sjis_session_values_follow_client", .params = { "client_encoding=SJIS" },
+      .steps = { { 'A', "Q{set search_path = '\x83\x5cx', public}", 1 }, { 'A', "Q{set app.v = '\x83\x5c'}", 1 },
+                 { 'B', "Q{select 1}", 1 }, { 'A', "Q{show search_path}", 1 },
+                 { 'A', "Q{select current_setting('app.v')}", 1 } } },
     { .name = "scs_off_hidden_setseed_then_other_client",
       .steps = { { 'B', "Q{set standard_conforming_strings = off}", 1 },
                  { 'B', "Q{select 'a\\'', setseed(0.5) --'}", 1 }, { 'B', "X", TO_EOF },
