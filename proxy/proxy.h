@@ -288,6 +288,8 @@ void px_session_check_abandon(struct px_server *sv);
 const char *px_session_replay_sql(const struct px_client *cl);
 /* The replay sets a role or session user: the client's messages wait until it has succeeded. */
 int px_session_replay_role(const struct px_client *cl);
+#define PX_MAX_CUSTOM 1024    /* custom setting names pglane follows per client */
+int px_session_custom_overflow(const struct px_client *cl);   /* it set more than PX_MAX_CUSTOM */
 void px_session_free(struct px_client *cl);
 
 /* ---- server connections (proxy/server*.c) ---- */

@@ -363,6 +363,17 @@ void check_done(struct px_server *sv)
         return;
     }
     px_session_check_end(sv, cl);
+    if (px_session_custom_overflow(cl)) {
+        /* Its custom settings beyond the ones pglane follows were reset by the check: said, not lost
+         * silently. */
+        char msg[192];
+
+        snprintf(msg, sizeof(msg), "pglane: a session in transaction pooling may set at most %d custom settings "
+                 "(names with a dot); this one set more, and those beyond were not kept", PX_MAX_CUSTOM);
+        px_server_close(sv, "client set more custom settings than pglane follows");
+        px_client_fail(cl, "54000", msg);
+        return;
+    }
     if (cl->pins && lane->conf->pin == CONF_PIN_REFUSE) {
         char msg[256], why[96];
 

@@ -18,14 +18,14 @@
 #include "proxy/proxy.h"
 #include "routing/route.h"
 
-#define MAX_CUSTOM 32        /* custom setting names remembered per client */
 #define NAME_MAX_LEN 63      /* PostgreSQL's NAMEDATALEN - 1 */
 
 struct px_session {
     char *replay;            /* SQL that re-creates the client's settings and role, or NULL */
     uint8_t replay_role;     /* the replay sets a role or a session user */
-    char *custom[MAX_CUSTOM];
-    int ncustom;
+    char **custom;           /* the custom setting names it set (PX_MAX_CUSTOM at most) */
+    int ncustom, capcustom;
+    uint8_t custom_overflow; /* it set more: the ones beyond are not followed */
 };
 
 struct px_check {
@@ -81,6 +81,7 @@ void px_session_free(struct px_client *cl)
     free(s->replay);
     for (int i = 0; i < s->ncustom; i++)
         free(s->custom[i]);
+    free(s->custom);
     free(s);
     cl->sess = NULL;
 }
@@ -122,8 +123,25 @@ static void remember(struct px_client *cl, const char *name, size_t n)
     for (int i = 0; i < s->ncustom; i++)
         if (strlen(s->custom[i]) == n && strncasecmp(s->custom[i], name, n) == 0)
             return;
-    if (s->ncustom == MAX_CUSTOM || !(copy = strndup(name, n)))
+    if (s->ncustom == PX_MAX_CUSTOM) {
+        s->custom_overflow = 1;
         return;
+    }
+    if (s->ncustom == s->capcustom) {
+        int cap = s->capcustom ? s->capcustom * 2 : 8;
+        char **grown = realloc(s->custom, sizeof(*grown) * (size_t)cap);
+
+        if (!grown) {
+            s->custom_overflow = 1;
+            return;
+        }
+        s->custom = grown;
+        s->capcustom = cap;
+    }
+    if (!(copy = strndup(name, n))) {
+        s->custom_overflow = 1;
+        return;
+    }
     for (char *p = copy; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
@@ -452,6 +470,11 @@ void px_session_check_end(struct px_server *sv, struct px_client *cl)
     }
     check_free(c);
     proto_buf_free(&r);
+}
+
+int px_session_custom_overflow(const struct px_client *cl)
+{
+    return cl->sess && cl->sess->custom_overflow;
 }
 
 const char *px_session_replay_sql(const struct px_client *cl)

@@ -636,6 +636,48 @@ static void test_backend_state_pins_and_closes(void **state)
 }
 
 /*
+ * Many custom settings follow their client (the build before followed the first 32 and reset the rest
+ * silently after the transaction); past PX_MAX_CUSTOM (1024) the client is told, with 54000, instead
+ * of losing the ones beyond without a word.
+ */
+static void test_many_custom_settings_follow(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *c = h_connect(&g_main, NULL), *o = h_connect(&g_main, NULL);
+    char sql[64];
+    H_ASSERT_CONNECTED(c);
+    H_ASSERT_CONNECTED(o);
+    for (int i = 0; i < 100; i++) {
+        snprintf(sql, sizeof sql, "SET app.many%d = 'v%d'", i, i);
+        assert_int_equal(h_exec(c, sql), 0);
+    }
+    assert_int_equal(h_exec(o, "SELECT 1"), 0);   /* another client's transaction in between */
+    first_value_is(c, "SELECT current_setting('app.many0') || current_setting('app.many50') || "
+                      "current_setting('app.many99')", "v0v50v99");
+    PQfinish(c);
+    /* 1025 names in one transaction: the check after it fails the client with 54000 */
+    size_t cap = 1025 * 32, used = 0;
+    char *many = malloc(cap);
+    assert_non_null(many);
+    for (int i = 0; i <= 1024; i++)
+        used += (size_t)snprintf(many + used, cap - used, "SET app.over%d = 'x';", i);
+    c = h_connect(&g_main, NULL);
+    H_ASSERT_CONNECTED(c);
+    PGresult *r = PQexec(c, many);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);   /* PostgreSQL took them all */
+    PQclear(r);
+    r = PQexec(c, "SELECT 1");
+    assert_int_not_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_non_null(strstr(PQerrorMessage(c), "at most 1024 custom settings"));
+    PQclear(r);
+    free(many);
+    PQfinish(c);
+    PQfinish(o);
+    h_pass();
+}
+
+/*
  * Sequence state (currval, lastval) stays with the client that made it: on a lane of one connection,
  * another client's lastval()/currval() get 55000 as on a connection of their own (the build before
  * answered with the first client's values), with the simple and the extended protocol, and a client
@@ -1206,6 +1248,7 @@ int main(void)
         H_TEST(test_settings_follow_each_client),
         H_TEST(test_statement_timeout_follows),
         H_TEST(test_set_config_follows),
+        H_TEST(test_many_custom_settings_follow),
         H_TEST(test_check_after_large_result),
         H_TEST(test_reset_all_restores_lane_settings),
         H_TEST(test_temp_table_pins),
