@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/proxy.h"
 #include "proxy/server_internal.h"
@@ -227,6 +228,43 @@ static int restore_client(struct px_server *sv, struct px_client *cl)
 }
 
 /*
+ * A startup application_name with bytes outside printable ASCII, as PostgreSQL keeps it: at login it
+ * takes the bytes as they are, whatever the encoding, and writes each such byte as '?' (up to 15) or
+ * as \xNN (16 on). An SQL text must be valid in the server's encoding, so the check sends the cleaned
+ * name, whose answer is then the client's. NULL when there is nothing to clean (or no memory).
+ */
+static char *clean_app_name(const struct px_pool *pool, const char *name, const char *value)
+{
+    const char *version = NULL;
+    size_t n = 0, o = 0;
+    char *out;
+    int major;
+
+    if (strcasecmp(name, "application_name") != 0)
+        return NULL;
+    for (const char *p = value; *p; p++)
+        n += (*p < 32 || *p > 126) ? 1 : 0;
+    if (n == 0)
+        return NULL;
+    for (int i = 0; i < pool->nparams; i++)
+        if (strcmp(pool->params[i].name, "server_version") == 0)
+            version = pool->params[i].value;
+    major = version ? atoi(version) : 15;
+    if (!(out = malloc(strlen(value) + 3 * n + 1)))
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (*p >= 32 && *p <= 126)
+            out[o++] = (char)*p;
+        else if (major >= 16)
+            o += (size_t)sprintf(out + o, "\\x%02x", *p);
+        else
+            out[o++] = '?';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/*
  * The client's startup settings, checked the way PostgreSQL checks them but without changing the
  * connection: one SELECT of set_config(name, value, true) per setting, whose row holds each value
  * as PostgreSQL reports it and whose error is the one PostgreSQL gives at login.
@@ -237,8 +275,13 @@ static int send_validation(struct px_server *sv, struct px_client *cl)
     int selects = 0, rc;
 
     proto_buf_init(&q);
-    for (int i = 0; i < cl->nstartup; i++)
-        put_set_config(&q, &selects, cl->startup[i].name, cl->startup[i].value, 1, NULL);   /* raw, as at login */
+    for (int i = 0; i < cl->nstartup; i++) {
+        char *clean = clean_app_name(sv->pool, cl->startup[i].name, cl->startup[i].value);
+
+        put_set_config(&q, &selects, cl->startup[i].name, clean ? clean : cl->startup[i].value, 1,
+                       NULL);   /* raw bytes, as PostgreSQL takes them at login */
+        free(clean);
+    }
     rc = q.failed ? -1 : send_own_query(sv, (const char *)q.data, q.len);
     proto_buf_free(&q);
     if (rc == 0)

@@ -992,6 +992,11 @@ static const struct scenario scenarios[] = {
                "CREATE TABLE pgl_r1.rut (v int); INSERT INTO pgl_r1.rut VALUES (4); ALTER TABLE pgl_r1.rut OWNER TO pgl_r1",
       .steps = { { 'A', "Q{set role pgl_r1}", 1 }, { 'A', "P{ra|select * from rut} B{|ra} E S", 1 },
                  { 'B', "P{rb|select * from rut} S", 1 }, { 'B', "B{|rb} E S", 1 }, { 'A', "B{|ra} E S", 1 } } },
+    /* A startup application_name with bytes outside printable ASCII (here LATIN1's ü): PostgreSQL
+     * takes the bytes as sent and writes each as '?' (the build before sent them in an SQL text,
+     * which must be valid UTF8: FATAL 22021 at login) */
+    { .name = "startup_application_name_latin1", .params = { "client_encoding=LATIN1 application_name=ap\xfcx" },
+      .steps = { { 'A', "Q{show application_name}", 1 } } },
     /* A startup packet that repeats a key: PostgreSQL takes the last user, database and options, and
      * applies repeated settings in order (pglane took the first database). */
     { .name = "startup_repeated_keys",
