@@ -43,7 +43,9 @@ static void check_class(const struct route_class *c)
         CHECK(memchr(c->relations[i], '\0', ROUTE_REL_NAME_MAX) != NULL);
 }
 
-/* route_setting_names' callback: every name lies inside the statement (or is one of the markers). */
+/* route_setting_names' callback: a name lies in the statement (set_config's literal) or in a
+ * buffer of at most ROUTE_SETTING_NAME_MAX bytes (SET's dotted name, a marker); every byte is read,
+ * so that AddressSanitizer sees a name that runs past either. */
 struct names_arg {
     const char *sql;
     size_t len;
@@ -52,9 +54,13 @@ struct names_arg {
 static void check_name(void *arg, const char *name, size_t n)
 {
     const struct names_arg *a = arg;
+    volatile char sink = 0;
 
-    CHECK(n == 0 || (name >= a->sql && name + n <= a->sql + a->len) || strncmp(name, "seed", n) == 0 ||
-          strncmp(name, ROUTE_NAME_REPLICATION, n) == 0 || strncmp(name, ROUTE_NAME_DBLINK, n) == 0);
+    CHECK(n == 0 || name != NULL);
+    CHECK(n <= ROUTE_SETTING_NAME_MAX || (name >= a->sql && name + n <= a->sql + a->len));
+    for (size_t i = 0; i < n; i++)
+        sink ^= name[i];
+    (void)sink;
 }
 
 static void statement(const char *sql, size_t len)
