@@ -153,11 +153,6 @@ static void remember_cb(void *cl, const char *name, size_t n)
     remember(cl, name, n);
 }
 
-/*
- * Remembers the custom settings (names with a dot) that sql sets: "SET [SESSION] a.b ...", and
- * "set_config('a.b', ...)". PostgreSQL lists custom settings nowhere, so the check can only read
- * those whose names pglane saw.
- */
 static int ident_byte(char c)
 {
     return c == '_' || c == '$' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
@@ -208,6 +203,11 @@ void px_session_learn_raw(struct px_client *cl, const char *sql, size_t len)
     }
 }
 
+/*
+ * Remembers the custom settings (names with a dot) that sql sets: "SET [SESSION] a.b ...", and
+ * "set_config('a.b', ...)". PostgreSQL lists custom settings nowhere, so the check can only read
+ * those whose names pglane saw.
+ */
 void px_session_learn(struct px_client *cl, const char *sql, size_t len)
 {
     route_setting_names(sql, len, remember_cb, cl);
