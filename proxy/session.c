@@ -153,54 +153,11 @@ static void remember_cb(void *cl, const char *name, size_t n)
     remember(cl, name, n);
 }
 
-static int ident_byte(char c)
-{
-    return c == '_' || c == '$' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
-           (unsigned char)c >= 0x80;
-}
-
-/* Whether sql[i..] is the word w (lower case; any case in sql), not part of a longer identifier. */
-static int word_is(const char *sql, size_t len, size_t i, const char *w)
-{
-    size_t wl = strlen(w);
-
-    return i + wl <= len && strncasecmp(sql + i, w, wl) == 0 && (i == 0 || !ident_byte(sql[i - 1])) &&
-           (i + wl == len || !ident_byte(sql[i + wl]));
-}
-
-/* The word before sql[i] (blanks between) is w. */
-static int word_before_is(const char *sql, size_t i, const char *w)
-{
-    size_t wl = strlen(w), j = i;
-
-    while (j > 0 && (sql[j - 1] == ' ' || sql[j - 1] == '\t' || sql[j - 1] == '\n' || sql[j - 1] == '\r'))
-        j--;
-    return j >= wl && word_is(sql, j, j - wl, w);
-}
-
-/*
- * The calls that pin for good and that only the text shows, found by their words wherever they
- * stand, in strings and comments too: for a client whose strings pglane cannot delimit
- * (standard_conforming_strings off, where 'a\'' ... ' hides what follows from the lexer). setseed,
- * seed after SET (LOCAL, SESSION) or quoted as set_config's 'seed', a replication origin's
- * session setup, dblink_connect and dblink_connect_u.
- */
+/* The words that pin for good, wherever they stand (route_pin_words): for a client whose strings
+ * pglane cannot delimit. */
 void px_session_learn_raw(struct px_client *cl, const char *sql, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        char c = (char)(sql[i] | 0x20);
-
-        if (c == 's' && (word_is(sql, len, i, "setseed") ||
-                         (word_is(sql, len, i, "seed") && (word_before_is(sql, i, "set") ||
-                                                          word_before_is(sql, i, "local") ||
-                                                          word_before_is(sql, i, "session") ||
-                                                          (i > 0 && sql[i - 1] == '\'')))))
-            remember(cl, "seed", 4);
-        else if (c == 'p' && word_is(sql, len, i, "pg_replication_origin_session_setup"))
-            remember(cl, ROUTE_NAME_REPLICATION, sizeof(ROUTE_NAME_REPLICATION) - 1);
-        else if (c == 'd' && (word_is(sql, len, i, "dblink_connect") || word_is(sql, len, i, "dblink_connect_u")))
-            remember(cl, ROUTE_NAME_DBLINK, sizeof(ROUTE_NAME_DBLINK) - 1);
-    }
+    route_pin_words(sql, len, remember_cb, cl);
 }
 
 /*
@@ -214,18 +171,6 @@ void px_session_learn(struct px_client *cl, const char *sql, size_t len)
 }
 
 /* ---- the check ---- */
-
-/* A string literal that means the same whatever standard_conforming_strings says. */
-static void put_literal(struct proto_buf *q, const char *s, size_t n)
-{
-    proto_put_bytes(q, "E'", 2);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\'' || s[i] == '\\')
-            proto_put_bytes(q, &s[i], 1);
-        proto_put_bytes(q, &s[i], 1);
-    }
-    proto_put_bytes(q, "'", 1);
-}
 
 static void put_str(struct proto_buf *q, const char *s)
 {
@@ -266,9 +211,9 @@ void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
                " UNION ALL SELECT 2,'',session_user::pg_catalog.text");
     for (int i = 0; cl && cl->sess && i < cl->sess->ncustom; i++) {
         put_str(q, " UNION ALL SELECT 3,");
-        put_literal(q, cl->sess->custom[i], strlen(cl->sess->custom[i]));
+        px_put_text(q, cl->sess->custom[i], strlen(cl->sess->custom[i]), NULL);
         put_str(q, ",pg_catalog.current_setting(");
-        put_literal(q, cl->sess->custom[i], strlen(cl->sess->custom[i]));
+        px_put_text(q, cl->sess->custom[i], strlen(cl->sess->custom[i]), NULL);
         put_str(q, ",true)");
     }
     /* The reported parameters the startup packet set that the session no longer holds (a RESET, RESET
@@ -279,7 +224,7 @@ void px_session_check_sql(const struct px_client *cl, struct proto_buf *q)
             snprintf(row, sizeof(row), " UNION ALL SELECT 5,'%d',NULL WHERE NOT EXISTS(", i);
             put_str(q, row);
             put_str(q, "SELECT FROM pg_catalog.pg_settings WHERE source='session' AND name=");
-            put_literal(q, px_param_name(i), strlen(px_param_name(i)));
+            px_put_text(q, px_param_name(i), strlen(px_param_name(i)), NULL);
             put_str(q, ")");
         }
     for (int i = 0; i < PX_PIN_REASONS; i++) {
@@ -380,7 +325,7 @@ void px_session_check_row(struct px_server *sv, const uint8_t *body, uint32_t le
         }
         put_str(&c->gucs, c->gucs.len ? "," : "SELECT ");
         put_str(&c->gucs, "pg_catalog.set_config(");
-        put_literal(&c->gucs, name, nn);
+        px_put_text(&c->gucs, name, nn, NULL);   /* a setting's name: ASCII */
         put_str(&c->gucs, ",");
         px_put_text(&c->gucs, value, nv, sv->client ? px_client_encoding(sv->client) : NULL);
         put_str(&c->gucs, ",false)");

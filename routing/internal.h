@@ -12,6 +12,8 @@ bool route_comment_hint(const char *sql, const struct route_token *tok, const ch
 
 /* Adds a relation name (deduplicated, bounded, truncated names flagged). */
 void route_class_add_relation(struct route_class *c, const char *name, bool truncated);
+/* A byte that may continue an unquoted identifier (letters, digits, _, $, any byte >= 0x80). */
+bool route_ident_char(unsigned char c);
 
 /* Fixed-capacity index of 64-bit keys to slots 0..capacity-1 with LRU order. A full index
  * evicts its least recently used key on insert and reports which slot it reused. `values` is the

@@ -26,6 +26,11 @@ static bool is_ident_char(unsigned char c)
     return is_ident_start(c) || is_digit(c) || c == '$';
 }
 
+bool route_ident_char(unsigned char c)
+{
+    return is_ident_char(c);
+}
+
 static bool is_op_char(unsigned char c)
 {
     return c != 0 && strchr("+-*/<>=~!@#%^&|`?", c) != NULL;

@@ -155,6 +155,13 @@ uint32_t route_max_param(const char *sql, size_t len);
 #define ROUTE_NAME_DBLINK " dblink"
 typedef void (*route_name_cb)(void *arg, const char *name, size_t n);
 void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *arg);
+/* The calls that pin for good that only the text shows, found by their words wherever they stand,
+ * in strings and comments too, for a text whose strings a lexer cannot delimit (the client's
+ * standard_conforming_strings is off, or its encoding can hide a backslash inside a character):
+ * "seed" for setseed, or seed after SET, LOCAL or SESSION or quoted as set_config's 'seed';
+ * ROUTE_NAME_REPLICATION for pg_replication_origin_session_setup; ROUTE_NAME_DBLINK for
+ * dblink_connect and dblink_connect_u. Calls cb as route_setting_names does. */
+void route_pin_words(const char *sql, size_t len, route_name_cb cb, void *arg);
 
 /* True when q, after blanks and '(', starts with w (case-insensitive, a prefix match). */
 int route_starts_with_word(const char *q, const char *w);

@@ -83,11 +83,15 @@ int route_deallocate_name(const char *sql, size_t len, char *name, size_t cap)
 
 /* ---- one pass for session state ---- */
 
+/* A letter, digit or '_': a byte that continues a word for the one-pass scan. */
+static int word_byte(uint8_t c)
+{
+    return c == '_' || (unsigned)((c | 0x20) - 'a') < 26u || (unsigned)(c - '0') < 10u;
+}
+
 static int word_at(const uint8_t *p, size_t n, size_t i, const char *w, size_t wl)
 {
-    return i + wl <= n && ci_prefix(p + i, w, wl) &&
-           (i + wl == n || !(p[i + wl] == '_' || (unsigned)((p[i + wl] | 0x20) - 'a') < 26u ||
-                             (unsigned)(p[i + wl] - '0') < 10u));
+    return i + wl <= n && ci_prefix(p + i, w, wl) && (i + wl == n || !word_byte(p[i + wl]));
 }
 
 /* Whether the '(' at p[i] follows dblink_connect or dblink_connect_u (blanks between): a connection
@@ -101,8 +105,7 @@ static int dblink_connect_at(const uint8_t *p, size_t i)
     if (j >= 2 && (p[j - 1] | 0x20) == 'u' && p[j - 2] == '_')
         j -= 2;
     return j >= 14 && ci_prefix(p + j - 14, "dblink_connect", 14) &&
-           (j == 14 || !(p[j - 15] == '_' || (unsigned)((p[j - 15] | 0x20) - 'a') < 26u ||
-                         (unsigned)(p[j - 15] - '0') < 10u || p[j - 15] == '"'));
+           (j == 14 || !(word_byte(p[j - 15]) || p[j - 15] == '"'));
 }
 
 /* Bytes route_text_flags looks at at a statement's start. */
@@ -292,6 +295,43 @@ static size_t dotted_name(const char *sql, size_t len, size_t *pos, struct route
             return o;
         out[o++] = '.';
         (void)route_lex_next(sql, len, pos, tok);
+    }
+}
+
+/* Whether sql[i..] is the word w (lower case; any case in sql), not part of a longer identifier. */
+static int whole_word(const char *sql, size_t len, size_t i, const char *w)
+{
+    size_t wl = strlen(w);
+
+    return i + wl <= len && strncasecmp(sql + i, w, wl) == 0 &&
+           (i == 0 || !route_ident_char((unsigned char)sql[i - 1])) &&
+           (i + wl == len || !route_ident_char((unsigned char)sql[i + wl]));
+}
+
+/* The word before sql[i] (blanks between) is w. */
+static int word_before(const char *sql, size_t i, const char *w)
+{
+    size_t wl = strlen(w), j = i;
+
+    while (j > 0 && (sql[j - 1] == ' ' || sql[j - 1] == '\t' || sql[j - 1] == '\n' || sql[j - 1] == '\r'))
+        j--;
+    return j >= wl && whole_word(sql, j, j - wl, w);
+}
+
+void route_pin_words(const char *sql, size_t len, route_name_cb cb, void *arg)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = (char)(sql[i] | 0x20);
+
+        if (c == 's' && (whole_word(sql, len, i, "setseed") ||
+                         (whole_word(sql, len, i, "seed") &&
+                          (word_before(sql, i, "set") || word_before(sql, i, "local") ||
+                           word_before(sql, i, "session") || (i > 0 && sql[i - 1] == '\'')))))
+            cb(arg, "seed", 4);
+        else if (c == 'p' && whole_word(sql, len, i, "pg_replication_origin_session_setup"))
+            cb(arg, ROUTE_NAME_REPLICATION, sizeof(ROUTE_NAME_REPLICATION) - 1);
+        else if (c == 'd' && (whole_word(sql, len, i, "dblink_connect") || whole_word(sql, len, i, "dblink_connect_u")))
+            cb(arg, ROUTE_NAME_DBLINK, sizeof(ROUTE_NAME_DBLINK) - 1);
     }
 }
 

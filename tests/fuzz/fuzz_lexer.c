@@ -92,6 +92,7 @@ static void statement(const char *sql, size_t len)
     }
     CHECK((route_text_flags(sql, len) & ~(ROUTE_TXT_CALL | ROUTE_TXT_TEMP | ROUTE_TXT_SET | ROUTE_TXT_NAMES)) == 0);
     route_setting_names(sql, len, check_name, &na);
+    route_pin_words(sql, len, check_name, &na);
     route_classify_lexer(sql, len, &c);
     check_class(&c);
     CHECK(c.parsed_by == ROUTE_PARSED_BY_LEXER);

@@ -308,6 +308,33 @@ static void test_setting_names(void **state)
     }
 }
 
+/* Words that pin for good, found wherever they stand (strings and comments too), as whole words. */
+static void test_pin_words(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        const char *names;
+    } t[] = {
+        {"select 'a\\'', setseed(0.5) --'", "seed"},
+        {"select 'x'; SET seed = 0.5", "seed"},
+        {"set local\tseed to 0; set session seed = 1", "seed,seed"},
+        {"select set_config('seed', '0.5', false)", "seed"},
+        {"select seed from t; select seeds, myseed, setseeds()", ""},
+        {"/* pg_replication_origin_session_setup('o') */", " replication"},
+        {"select x.pg_replication_origin_session_setup$1", ""},
+        {"select E'\\x83\\', dblink_connect_u('h') --'", " dblink"},
+        {"select dblink_connect2('h'), my_dblink_connect('h')", ""},
+        {"", ""},
+    };
+    for (size_t i = 0; i < N_ELEMS(t); i++) {
+        char got[256] = "";
+        route_pin_words(t[i].sql, strlen(t[i].sql), collect, got);
+        if (strcmp(got, t[i].names) != 0)
+            fail_msg("[%s]: [%s], want [%s]", t[i].sql, got, t[i].names);
+    }
+}
+
 static void test_mentions_sequence_change(void **state)
 {
     (void)state;
@@ -343,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_begin_tags),
         cmocka_unit_test(test_max_param),
         cmocka_unit_test(test_setting_names),
+        cmocka_unit_test(test_pin_words),
         cmocka_unit_test(test_mentions_sequence_change),
         cmocka_unit_test(test_starts_with_word),
     };
