@@ -267,6 +267,16 @@ static void collect(void *arg, const char *name, size_t n)
     snprintf(out + o, 256 - o, "%s%.*s", o ? "," : "", n ? (int)n : 1, n ? name : "-");
 }
 
+/* What a name scanner (route_setting_names, route_pin_words) reports for sql, against want. */
+static void expect_names(void (*scan)(const char *, size_t, route_name_cb, void *), const char *sql,
+                         const char *want)
+{
+    char got[256] = "";
+    scan(sql, strlen(sql), collect, got);
+    if (strcmp(got, want) != 0)
+        fail_msg("[%s]: [%s], want [%s]", sql, got, want);
+}
+
 static void test_setting_names(void **state)
 {
     (void)state;
@@ -300,12 +310,8 @@ static void test_setting_names(void **state)
         {"update t set a.b = 1", ""},
         {"set a.b2345678901234567890123456789012345678901234567890123456789012 = 1", "-"},
     };
-    for (size_t i = 0; i < N_ELEMS(t); i++) {
-        char got[256] = "";
-        route_setting_names(t[i].sql, strlen(t[i].sql), collect, got);
-        if (strcmp(got, t[i].names) != 0)
-            fail_msg("[%s]: [%s], want [%s]", t[i].sql, got, t[i].names);
-    }
+    for (size_t i = 0; i < N_ELEMS(t); i++)
+        expect_names(route_setting_names, t[i].sql, t[i].names);
 }
 
 /* Words that pin for good, found wherever they stand (strings and comments too), as whole words. */
@@ -327,12 +333,8 @@ static void test_pin_words(void **state)
         {"select dblink_connect2('h'), my_dblink_connect('h')", ""},
         {"", ""},
     };
-    for (size_t i = 0; i < N_ELEMS(t); i++) {
-        char got[256] = "";
-        route_pin_words(t[i].sql, strlen(t[i].sql), collect, got);
-        if (strcmp(got, t[i].names) != 0)
-            fail_msg("[%s]: [%s], want [%s]", t[i].sql, got, t[i].names);
-    }
+    for (size_t i = 0; i < N_ELEMS(t); i++)
+        expect_names(route_pin_words, t[i].sql, t[i].names);
 }
 
 static void test_mentions_sequence_change(void **state)
