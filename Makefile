@@ -17,7 +17,7 @@ endif
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANITIZE)
 LDFLAGS   += $(SANITIZE)
 
-LIBS_PROTO   := -lssl -lcrypto
+LIBS_PROTO   := -lssl -lcrypto -lidn
 LIBS_ROUTING := -lpg_query -lpcre2-8
 LIBS_CONF    := -linih
 LIBS_PROXY   := -luv -lpq

@@ -331,7 +331,13 @@ struct proto_scram_secret {
 
 /* Parses "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". 0 or -1. */
 int proto_scram_parse_secret(const char *s, struct proto_scram_secret *out) PROTO_MUSTCHECK;
-/* Derives a secret from a plaintext password. 0 or -1. */
+/*
+ * The password as PostgreSQL and libpq feed it to SCRAM: RFC 4013 SASLprep (libidn's profile, with
+ * unassigned code points refused as PostgreSQL refuses them). NULL when the bytes are used as they are:
+ * ASCII, not UTF-8, refused by the profile, or mapped to nothing. Otherwise a malloc'd string.
+ */
+char *proto_saslprep(const char *password);
+/* Derives a secret from a plaintext password (after proto_saslprep). 0 or -1. */
 int proto_scram_make_secret(const char *password, const uint8_t *salt, int salt_len, int iterations,
                             struct proto_scram_secret *out) PROTO_MUSTCHECK;
 /*

@@ -4,7 +4,10 @@
  */
 #include "protocol/scram_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include <stringprep.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -27,24 +30,44 @@ int proto__sha256(const void *in, size_t n, uint8_t out[PROTO_SCRAM_KEY_LEN])
     return len == PROTO_SCRAM_KEY_LEN ? 0 : -1;
 }
 
-/*
- * SASLprep is skipped: passwords are used as raw bytes. That matches PostgreSQL for ASCII
- * passwords; a non-ASCII password that SASLprep would change will not authenticate.
- */
+char *proto_saslprep(const char *password)
+{
+    const unsigned char *p = (const unsigned char *)password;
+    while (*p != 0 && *p < 0x80)
+        p++;
+    if (*p == 0)
+        return NULL;
+    char *out = NULL;
+    if (stringprep_profile(password, &out, "SASLprep", STRINGPREP_NO_UNASSIGNED) != STRINGPREP_OK) {
+        free(out);
+        return NULL;
+    }
+    if (out != NULL && out[0] == '\0') {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 int proto__scram_keys(const char *password, const uint8_t *salt, int salt_len, int iterations,
                       uint8_t client_key[PROTO_SCRAM_KEY_LEN], uint8_t server_key[PROTO_SCRAM_KEY_LEN])
 {
     uint8_t salted[PROTO_SCRAM_KEY_LEN];
-    size_t plen = strlen(password);
+    char *prepped = proto_saslprep(password);
+    const char *pw = prepped != NULL ? prepped : password;
+    size_t plen = strlen(pw);
     int rc = -1;
-    if (plen > INT32_MAX || salt_len < 1 || iterations < 1 || iterations > PROTO__SCRAM_MAX_ITER)
-        return -1;
-    if (PKCS5_PBKDF2_HMAC(password, (int)plen, salt, salt_len, iterations, EVP_sha256(),
+    if (plen <= INT32_MAX && salt_len >= 1 && iterations >= 1 && iterations <= PROTO__SCRAM_MAX_ITER &&
+        PKCS5_PBKDF2_HMAC(pw, (int)plen, salt, salt_len, iterations, EVP_sha256(),
                           PROTO_SCRAM_KEY_LEN, salted) == 1 &&
         proto__hmac(salted, "Client Key", 10, client_key) == 0 &&
         proto__hmac(salted, "Server Key", 10, server_key) == 0)
         rc = 0;
     OPENSSL_cleanse(salted, sizeof salted);
+    if (prepped != NULL) {
+        OPENSSL_cleanse(prepped, strlen(prepped));
+        free(prepped);
+    }
     return rc;
 }
 

@@ -4,7 +4,7 @@
 # Usage: scripts/install-deps.sh [extra packages...]
 set -euo pipefail
 
-PKGS=(build-essential pkg-config libuv1-dev libssl-dev libpq-dev libinih-dev libpcre2-dev
+PKGS=(build-essential pkg-config libuv1-dev libssl-dev libpq-dev libinih-dev libidn-dev libpcre2-dev
       libcmocka-dev libpg-query-dev libprotobuf-c-dev libsystemd-dev postgresql-client-15 postgresql-15 clang libclang-rt-14-dev
       python3-psycopg python3-asyncpg nodejs $(command -v npm >/dev/null || echo npm) openjdk-17-jdk-headless
       libpostgresql-jdbc-java golang-go golang-github-jackc-pgx-v4-dev cargo librust-tokio-postgres-dev prometheus-pgbouncer-exporter pgbouncer "$@")

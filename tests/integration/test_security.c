@@ -418,6 +418,97 @@ static void test_empty_password_refused(void **state)
     h_pass();
 }
 
+/*
+ * Non-ASCII passwords are prepared with SASLprep as PostgreSQL prepares them. First against
+ * PostgreSQL's own secrets: for each password, the secret PostgreSQL stores for it (ALTER ROLE ...
+ * PASSWORD) equals the one pglane derives from the same text with the same salt; the list has
+ * passwords SASLprep changes and passwords it leaves (ASCII, prohibited, bidi, unassigned). Then end
+ * to end: a user whose auth_file password has a ligature and a no-break space logs in through pglane
+ * with that password and with its prepared form, as directly, and pglane logs in to PostgreSQL with it.
+ */
+static int login_as(int port, const char *user, const char *password)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    const char *keys[] = { "host", "port", "user", "password", "dbname", "sslmode", "connect_timeout", NULL };
+    const char *vals[] = { "127.0.0.1", portstr, user, password, H_DB, "disable", "10", NULL };
+    PGconn *c = PQconnectdbParams(keys, vals, 0);
+    int ok = 0;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, "select current_user");
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), user) == 0;
+        if (!ok)
+            fprintf(stderr, "login_as %s: %s", user, PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQfinish(c);
+    return ok;
+}
+
+static void test_scram_saslprep_passwords(void **state)
+{
+    (void)state;
+    static const char *const passwords[] = {
+        "\xEF\xAC\x81sh\xC2\xA0pw",             /* ligature fi, no-break space */
+        "I\xC2\xADX",                           /* soft hyphen */
+        "\xEF\xBC\xA1\xEF\xBC\xA2\xE2\x85\xA8", /* full-width A B, Roman nine */
+        "pa\xCC\x88ss",                         /* combining diaeresis */
+        "p\xC3\xA4ssw\xC3\xB6rd",               /* already prepared */
+        "\xD8\xA7" "1",                         /* bidi violation: used as it is */
+        "x\xC8\xA1",                            /* unassigned in Unicode 3.2: used as it is */
+        "a\xEE\x80\x80",                        /* private use: used as it is */
+        "plain ascii",
+    };
+    PGconn *su = h_pg_super(&g_pg, H_DB);
+    assert_non_null(su);
+    assert_int_equal(h_exec(su, "SET password_encryption = 'scram-sha-256'"), 0);
+    assert_int_equal(h_exec(su, "DROP ROLE IF EXISTS saslu"), 0);
+    assert_int_equal(h_exec(su, "CREATE ROLE saslu LOGIN"), 0);
+    char sql[256];
+    for (size_t i = 0; i < sizeof passwords / sizeof passwords[0]; i++) {
+        snprintf(sql, sizeof sql, "ALTER ROLE saslu PASSWORD '%s'", passwords[i]);
+        assert_int_equal(h_exec(su, sql), 0);
+        PGresult *r = PQexec(su, "select rolpassword from pg_authid where rolname = 'saslu'");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        struct proto_scram_secret pg, ours;
+        assert_int_equal(proto_scram_parse_secret(PQgetvalue(r, 0, 0), &pg), 0);
+        PQclear(r);
+        assert_int_equal(proto_scram_make_secret(passwords[i], pg.salt, pg.salt_len, pg.iterations, &ours), 0);
+        if (memcmp(pg.stored_key, ours.stored_key, PROTO_SCRAM_KEY_LEN) != 0 ||
+            memcmp(pg.server_key, ours.server_key, PROTO_SCRAM_KEY_LEN) != 0)
+            fail_msg("password %zu: pglane's secret differs from PostgreSQL's", i);
+    }
+
+    const char *pw = passwords[0];
+    snprintf(sql, sizeof sql, "ALTER ROLE saslu PASSWORD '%s'", pw);
+    assert_int_equal(h_exec(su, sql), 0);
+    char auth[H_PATH + 32], text[512], conf[4096];
+    snprintf(auth, sizeof auth, "%s/saslprep-userlist.txt", h_scratch_dir());
+    snprintf(text, sizeof text, "\"%s\" \"%s\"\n\"saslu\" \"%s\"\n", H_USER, H_PASSWORD, pw);
+    assert_int_equal(h_write_file(auth, text), 0);
+    assert_int_equal(chmod(auth, 0600), 0);
+    const char *modes[2] = { "scram-sha-256", "md5" };
+    for (int m = 0; m < 2; m++) {
+        /* md5 towards the client: pglane still logs in to PostgreSQL with SCRAM from the password. */
+        struct h_pglane l;
+        h_conf(conf, sizeof conf, "transaction", 2, modes[m], NULL);
+        h_conf_replace(conf, sizeof conf, "@AUTHFILE@", auth);
+        assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+        assert_true(login_as(g_pg.port, "saslu", pw));
+        assert_true(login_as(l.port, "saslu", pw));
+        if (m == 0) {
+            assert_true(login_as(g_pg.port, "saslu", "fish pw"));
+            assert_true(login_as(l.port, "saslu", "fish pw"));
+        }
+        assert_false(login_as(g_pg.port, "saslu", "fishpw"));
+        assert_false(login_as(l.port, "saslu", "fishpw"));
+        assert_int_equal(h_pglane_stop(&l), 0);
+    }
+    assert_int_equal(h_exec(su, "DROP ROLE saslu"), 0);
+    PQfinish(su);
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ item 5 */
 
 /*
@@ -966,6 +1057,7 @@ int main(void)
         H_TEST(test_log_lines_escaped),
         H_TEST(test_scram_unknown_user),
         H_TEST(test_empty_password_refused),
+        H_TEST(test_scram_saslprep_passwords),
         H_TEST(test_show_blocking_no_literals),
         H_TEST(test_prepared_memory_bounded),
         H_TEST(test_large_message_memory_returned),

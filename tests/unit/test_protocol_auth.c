@@ -274,6 +274,59 @@ static void test_scram_roundtrip(void **state)
     assert_int_equal(exchange(&s2, &c2, &sec, NULL, wrong_key, sec.server_key), -1);
 }
 
+/*
+ * SASLprep as PostgreSQL applies it: RFC 4013's own examples, the mappings a typed password meets
+ * (a no-break space, a ligature, full-width letters), and every case where the bytes stay as they are
+ * (NULL): ASCII, not UTF-8, prohibited or unassigned code points, a bidi violation, nothing left.
+ */
+static void test_saslprep(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        { "I\xC2\xADX", "IX" },                 /* RFC 4013: soft hyphen mapped to nothing */
+        { "\xC2\xAA", "a" },                    /* RFC 4013: feminine ordinal, NFKC */
+        { "\xE2\x85\xA8", "IX" },               /* RFC 4013: Roman numeral nine */
+        { "a\xC2\xA0" "b", "a b" },             /* no-break space */
+        { "\xEF\xAC\x81sh", "fish" },           /* ligature fi */
+        { "\xEF\xBC\xA1\xEF\xBC\xA2", "AB" },   /* full-width A B */
+        { "p\xC3\xA4ssw\xC3\xB6rd", "p\xC3\xA4ssw\xC3\xB6rd" },   /* already NFKC */
+        { "pa\xCC\x88ss", "p\xC3\xA4ss" },      /* combining diaeresis composed */
+        { "user", NULL },                       /* ASCII: as it is */
+        { "a\x07" "b", NULL },                  /* ASCII control: as it is, as PostgreSQL does */
+        { "\xD8\xA7" "1", NULL },               /* RFC 4013: RandALCat first, not last */
+        { "\xD8\xA7x\xD8\xA7", NULL },          /* RandALCat with an LCat letter */
+        { "\xC8\xA1", NULL },                   /* U+0221, unassigned in Unicode 3.2 */
+        { "\xEE\x80\x80", NULL },               /* private use */
+        { "\xC2\xAD", NULL },                   /* nothing left */
+        { "\xE9t\xE9", NULL },                  /* LATIN1 bytes, not UTF-8 */
+        { "\xC3", NULL },                       /* truncated UTF-8 */
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *got = proto_saslprep(cases[i].in);
+        if (cases[i].out == NULL) {
+            if (got != NULL)
+                fail_msg("case %zu: expected the bytes as they are, got \"%s\"", i, got);
+        } else {
+            if (got == NULL)
+                fail_msg("case %zu: expected \"%s\", got the bytes as they are", i, cases[i].out);
+            assert_string_equal(got, cases[i].out);
+        }
+        free(got);
+    }
+    /* The secret follows: a password and its SASLprep form give the same keys. */
+    struct proto_scram_secret a, b;
+    assert_int_equal(proto_scram_make_secret("\xEF\xAC\x81sh\xC2\xA0pw", salt1234, 4, 4096, &a), 0);
+    assert_int_equal(proto_scram_make_secret("fish pw", salt1234, 4, 4096, &b), 0);
+    assert_memory_equal(a.stored_key, b.stored_key, PROTO_SCRAM_KEY_LEN);
+    assert_memory_equal(a.server_key, b.server_key, PROTO_SCRAM_KEY_LEN);
+    assert_int_equal(proto_scram_make_secret("fish\xC2\xA0pw", salt1234, 4, 4096, &a), 0);
+    assert_memory_equal(a.stored_key, b.stored_key, PROTO_SCRAM_KEY_LEN);
+    assert_int_equal(proto_scram_make_secret("fishpw", salt1234, 4, 4096, &a), 0);
+    assert_memory_not_equal(a.stored_key, b.stored_key, PROTO_SCRAM_KEY_LEN);
+}
+
 /* A stand-in secret for an unknown user: stable per (key, user), 16-byte salt, 4096 iterations, and
  * no password (not even an empty one) passes its proof. */
 static void test_scram_mock_secret(void **state)
@@ -707,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_scram_client_verify_bad),
         cmocka_unit_test(test_scram_mutations),
         cmocka_unit_test(test_scram_channel_binding),
+        cmocka_unit_test(test_saslprep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
