@@ -211,7 +211,8 @@ uint64_t stmt_context(const struct px_client *cl)
 }
 
 /* Statements prepared in a transaction that may have changed session state pglane has not read yet
- * (a SET of a setting the server does not report, seen by its tag; a function's set_config) are that
+ * (a SET in its text, whose reply may not have come back when a pipelined Parse behind it is
+ * forwarded; a SET of a setting the server does not report, seen by its tag; a function's set_config) are that
  * client's own: each gets a key no other Parse gets (the counter is process-wide, as workers share
  * the registry's keys). */
 static _Atomic uint64_t private_contexts;
@@ -220,7 +221,7 @@ struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len
 {
     uint64_t ctx = stmt_context(cl);
 
-    if (cl->changes_session || (cl->server && (cl->server->dirty & PX_DIRTY_CHECK))) {
+    if (cl->changes_session || cl->set_unread || (cl->server && (cl->server->dirty & PX_DIRTY_CHECK))) {
         uint64_t n = atomic_fetch_add_explicit(&private_contexts, 1, memory_order_relaxed);
 
         ctx = route_fnv1a(ctx ^ 0x9e3779b97f4a7c15ull, &n, sizeof(n));

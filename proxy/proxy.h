@@ -622,6 +622,7 @@ struct px_client {
     uint32_t held_begin;           /* length of a bare BEGIN held until the next statement routes */
     enum px_tx_route tx_route;     /* change through px_client_set_tx_route */
     uint8_t changes_session;       /* the transaction may have changed session state: check it */
+    uint8_t set_unread;            /* a SET in this transaction's text, its new value maybe not read yet */
     uint16_t pins;                 /* 1 << PX_PIN_*: state that keeps the client on its server */
     uint8_t seq_tx;                /* a statement of its scanned since its last ReadyForQuery may call
                                     * nextval() (it names nextval or setval): marks its server's seq_client */

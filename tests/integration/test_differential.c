@@ -983,6 +983,19 @@ static const struct scenario scenarios[] = {
                  { 'A', "P{na|select (null::int = null) is null} B{|na} E S", 1 }, { 'A', "Q{commit}", 1 },
                  { 'B', "P{nb|select (null::int = null) is null} B{|nb} E S", 1 },
                  { 'A', "Q{select 1}", 1 }, { 'A', "B{|na} E S", 1 } } },
+    /* A SET pipelined in front of a Parse, in one write: the Parse is forwarded before the SET's reply
+     * (and its new DateStyle) comes back, so it must not be B's statement of the same text (the build
+     * before answered A 02.01.2024, B's reading of the constant, where PostgreSQL answers 01.02.2024). */
+    { .name = "named_same_text_set_pipelined_in_transaction",
+      .steps = { { 'B', "P{db|select '01/02/2024'::date} B{|db} E S", 1 }, { 'A', "Q{begin}", 1 },
+                 { 'A', "P{|set datestyle = 'German'} B E P{da|select '01/02/2024'::date} B{|da} E S", 1 },
+                 { 'A', "Q{commit}", 1 } } },
+    { .name = "named_same_text_set_pipelined_before_sync",
+      .steps = { { 'B', "P{db|select '01/02/2024'::date} B{|db} E S", 1 },
+                 { 'A', "P{|set datestyle = 'German'} B E S P{da|select '01/02/2024'::date} B{|da} E S", 2 } } },
+    { .name = "named_same_text_set_in_query_pipelined",
+      .steps = { { 'B', "P{db|select '01/02/2024'::date} B{|db} E S", 1 },
+                 { 'A', "Q{set datestyle = 'German'; select 1} P{da|select '01/02/2024'::date} B{|da} E S", 2 } } },
     /* search_path "$user" means the current role: a statement A prepared under SET ROLE reads that
      * role's schema, and B, without the role, must not be answered with it (PostgreSQL: 42P01 at B's
      * Parse; the build before answered ParseComplete and failed the Bind). */
