@@ -207,6 +207,23 @@ void client_no_pool(struct px_client *cl)
     client_fatal(cl, sqlstate, message);
 }
 
+/* The place (flow.pushed) of the first message that begins in the scanned bytes: the messages there
+ * are the last ones scanned, whatever was dropped unsent before them. */
+static uint64_t pass_first_place(const struct px_client *cl)
+{
+    const struct px_buf *b = &cl->conn.in;
+    uint32_t off = b->start + (cl->fwd_remain < b->pos - b->start ? cl->fwd_remain : b->pos - b->start);
+    uint64_t n = 0;
+
+    while (b->pos - off > PROTO_HEADER_LEN - 1) {
+        n++;
+        off += 1 + proto_get_u32(b->data + off + 1);
+        if (off >= b->pos)
+            break;
+    }
+    return cl->flow.pushed - n + 1;
+}
+
 /* Forwards the scanned bytes: straight from the buffer, or through the prepared-statement mapping. */
 static int forward(struct px_client *cl)
 {
@@ -216,6 +233,7 @@ static int forward(struct px_client *cl)
     if (cl->conn.writing)
         return 0;
     px_retry_arm(cl);                  /* before tx_route and fwd_remain change */
+    cl->pass_ord = pass_first_place(cl) - 1;
     st = PX_STAGE_ON(cl->conn.id) ? px_stage_now() : 0;
     if (cl->conn.px->conf->pool_mode == CONF_POOL_TRANSACTION && px_prep_needed(cl)) {
         if (cl->retry_buf)
@@ -229,7 +247,7 @@ static int forward(struct px_client *cl)
         cl->fwd_remain = cl->conn.in.remain;
         px_flow_mark_raw(cl);
         if (cl->unnamed_parsed)
-            px_unnamed_own(cl->server, cl);
+            px_unnamed_parse_sent(cl->server, cl, cl->pass_ord, cl->flow.pushed);
         r = px_forward(&cl->conn, &cl->server->conn);
         if (st)
             px_stage_add(PX_ST_SERVER_WRITE, st);

@@ -183,7 +183,7 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
     if (nl == 0) {
         /* An unnamed "DEALLOCATE name" too is parsed as the client sent it: the name is looked up when
          * a portal of it is bound (xdealloc_bind), as PostgreSQL looks it up when it runs. */
-        px_unnamed_own(sv, cl);
+        px_unnamed_parse_sent(sv, cl, cl->pass_ord - 1, cl->pass_ord);
         cl->pass_unnamed_set = 1;      /* the client's unnamed statement from here on in this pass */
         cl->pass_unnamed = body + 1;
         cl->pass_unnamed_len = len - 1;
@@ -770,6 +770,7 @@ int px_prep_forward(struct px_client *cl)
     int rc = 0;
 
     proto_buf_init(&out);
+    /* cl->pass_ord: the place before the first message here (forward); each message's, in turn */
     cl->pass_group_open = cl->fwd_unsynced;
     cl->pass_first_group = 1;
     if (cl->fwd_remain) {          /* the tail of a message begun in an earlier batch */
@@ -781,6 +782,7 @@ int px_prep_forward(struct px_client *cl)
     while (rc == 0 && off < b->pos) {
         uint32_t len = proto_get_u32(b->data + off + 1) - 4;
 
+        cl->pass_ord++;
         if (off + PROTO_HEADER_LEN + len > b->pos) {   /* streamed: the rest comes later */
             if (b->data[off] == PROTO_FE_BIND && b->pos - off > PROTO_HEADER_LEN)
                 rc = on_named_use(cl, sv, b->data + off, len, b->pos - off - PROTO_HEADER_LEN, &out);

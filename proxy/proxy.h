@@ -487,6 +487,8 @@ struct px_unnamed_change {
     uint64_t ord;                  /* the message's place: flow.pushed once it is pushed */
     uint8_t kind;                  /* PX_UNNAMED_PARSE, _CLOSE, _QUERY */
     uint8_t same;                  /* a Parse of the settled text, noted with nothing unsettled */
+    uint8_t held;                  /* a Parse: its server held the client's statement when it was
+                                    * forwarded, which a skip of it leaves so (px_unnamed_parse_sent) */
     uint8_t *text;                 /* a Parse's body after the name (NULL when same) */
     uint32_t len;
 };
@@ -509,6 +511,10 @@ void px_unnamed_forget_all(struct px_client *cl);
  * of it (a server connection the client changed it on before holds an older one); and making it so. */
 int px_unnamed_owned(const struct px_server *sv, const struct px_client *cl);
 void px_unnamed_own(struct px_server *sv, struct px_client *cl);
+/* The client's unnamed Parses at places (from, upto] were sent to sv: each notes whether sv held the
+ * client's statement just before it (the first: as sv's owner says; the rest: after the one before),
+ * then sv owns it. */
+void px_unnamed_parse_sent(struct px_server *sv, struct px_client *cl, uint64_t from, uint64_t upto);
 void px_unnamed_free(struct px_client *cl);
 /* A message of the server's reply stream that reaches the client (or that pglane synthesized). */
 void px_flow_reply(struct px_client *cl, uint8_t type);
@@ -574,6 +580,8 @@ struct px_client {
     uint8_t *unnamed;
     uint32_t unnamed_len;
     uint64_t unnamed_at;           /* server connection (conn.id) its latest unnamed change went to, 0 = none */
+    uint64_t unnamed_sent_at;      /* the same, kept when a later change is noted (until it is sent) */
+    uint64_t pass_ord;             /* the place (flow.pushed) of the message px_prep_forward maps */
     struct px_unnamed_change *uchanges;
     uint32_t nuchanges, capuchanges;
     uint64_t fwd_ord;              /* flow.pushed when scanned bytes were last forwarded */

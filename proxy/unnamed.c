@@ -40,7 +40,22 @@ int px_unnamed_owned(const struct px_server *sv, const struct px_client *cl)
 void px_unnamed_own(struct px_server *sv, struct px_client *cl)
 {
     sv->unnamed_owner = cl->conn.id;
-    cl->unnamed_at = sv->conn.id;
+    cl->unnamed_at = cl->unnamed_sent_at = sv->conn.id;
+}
+
+void px_unnamed_parse_sent(struct px_server *sv, struct px_client *cl, uint64_t from, uint64_t upto)
+{
+    uint8_t held = sv->unnamed_owner == cl->conn.id && cl->unnamed_sent_at == sv->conn.id;
+
+    for (uint32_t i = 0; i < cl->nuchanges; i++) {
+        struct px_unnamed_change *c = &cl->uchanges[i];
+
+        if (c->kind == PX_UNNAMED_PARSE && c->ord > from && c->ord <= upto) {
+            c->held = held;
+            held = 1;
+        }
+    }
+    px_unnamed_own(sv, cl);
 }
 
 int px_unnamed_note(struct px_client *cl, uint8_t kind, const uint8_t *text, uint32_t len)
@@ -100,9 +115,12 @@ void px_unnamed_settle_range(struct px_client *cl, uint64_t from, uint64_t upto,
         }
         if (c->kind == PX_UNNAMED_PARSE && how != PX_UNNAMED_DONE) {
             /* The server's unnamed statement is not this text: a later Bind of the unnamed
-             * statement on this server goes through unnamed_own again. */
+             * statement on this server goes through unnamed_own again. Unless it was skipped where
+             * the server held the client's statement: the server's and the client's are both what
+             * they were (a replay would meet the failed transaction with 25P02, where PostgreSQL
+             * answers the Bind, e.g. 08P01 for a wrong parameter count). */
             cl->unnamed_parsed = 0;
-            if (cl->server && px_unnamed_owned(cl->server, cl))
+            if (cl->server && px_unnamed_owned(cl->server, cl) && !(how == PX_UNNAMED_SKIPPED && c->held))
                 cl->server->unnamed_owner = 0;
         }
         free(c->text);

@@ -983,6 +983,23 @@ static const struct scenario scenarios[] = {
                  { 'A', "P{na|select (null::int = null) is null} B{|na} E S", 1 }, { 'A', "Q{commit}", 1 },
                  { 'B', "P{nb|select (null::int = null) is null} B{|nb} E S", 1 },
                  { 'A', "Q{select 1}", 1 }, { 'A', "B{|na} E S", 1 } } },
+    /* An unnamed Parse skipped after an error in a transaction block leaves the unnamed statement as
+     * it was, on the server too: the next Bind or Describe of it gets PostgreSQL's answer (08P01 for a
+     * wrong parameter count; a statement without result columns described) where the build before
+     * replayed the statement into the failed transaction and answered 25P02. */
+    { .name = "unnamed_parse_skipped_then_bind_in_failed_transaction",
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "P{|select $1::int|23} B{||7} E B{pp|es} E{pp|0} P{|select 2} B E S", 1 },
+                 { 'A', "B E S", 1 }, { 'A', "Q{rollback}", 1 } } },
+    { .name = "unnamed_parse_skipped_then_describe_in_failed_transaction",
+      .steps = { { 'A', "Q{begin}", 1 },
+                 { 'A', "P{|insert into t values ($1)|23} B{||7} E B{pp|es} E{pp|0} P{|select 1} S", 1 },
+                 { 'A', "D{S|} S", 1 }, { 'A', "Q{rollback}", 1 } },
+      .after = COUNT_T },
+    /* ... and where the server did not hold A's statement (B's ran there in between), skipped Parses
+     * leave it not A's: A's next Bind runs A's own statement again. */
+    { .name = "unnamed_parses_skipped_where_other_client_was",
+      .steps = { { 'A', "P{|select 1} S", 1 }, { 'B', "P{|select 42} B E S", 1 },
+                 { 'A', "B{|es} E P{|select 2} B E P{|select 3} S", 1 }, { 'A', "B E S", 1 } } },
     /* A SET pipelined in front of a Parse, in one write: the Parse is forwarded before the SET's reply
      * (and its new DateStyle) comes back, so it must not be B's statement of the same text (the build
      * before answered A 02.01.2024, B's reading of the constant, where PostgreSQL answers 01.02.2024). */
