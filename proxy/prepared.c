@@ -162,6 +162,34 @@ static void raw(struct proto_buf *out, const uint8_t *msg, uint32_t n)
 }
 
 static int deallocate_name(const char *sql, size_t len, char *name, size_t cap);
+/*
+ * Whether the rest of the Sync group (the bytes behind the message being mapped) sets the transaction's
+ * mode in a Parse or a simple Query (route_sets_tx_mode): PostgreSQL refuses that (25001) after a Parse
+ * of a query, which takes the snapshot, so such a Parse must reach the server rather than be answered
+ * by pglane. Only what has arrived is seen.
+ */
+static int group_sets_tx_mode_later(const uint8_t *p, uint32_t n)
+{
+    struct proto_fe_parse parse;
+    uint32_t off = 0;
+
+    while (n - off > PROTO_HEADER_LEN) {
+        uint32_t len = proto_get_u32(p + off + 1) - 4;
+
+        if (len > n - off - PROTO_HEADER_LEN)
+            return 0;
+        if (p[off] == PROTO_FE_PARSE && proto_parse_fe_parse(p + off + PROTO_HEADER_LEN, len, &parse) == 0 &&
+            route_sets_tx_mode(parse.query, parse.query_len))
+            return 1;
+        if (p[off] == PROTO_FE_QUERY && len > 0 && route_sets_tx_mode((const char *)p + off + PROTO_HEADER_LEN, len - 1))
+            return 1;
+        if (proto_fe_gets_ready(p[off]))
+            return 0;
+        off += PROTO_HEADER_LEN + len;
+    }
+    return 0;
+}
+
 static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
                             struct proto_buf *out);
 
@@ -211,10 +239,12 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
     r = ensure_named(sv, s, out, (const char *)body);
     if (r < 0)
         return -1;
-    if (r == 1 && (sv->tx_status != 'I' || queue_has_end(sv) || cl->pass_group_open)) {
+    if (r == 1 && (sv->tx_status != 'I' || queue_has_end(sv) || cl->pass_group_open ||
+                   group_sets_tx_mode_later(cl->pass_rest, cl->pass_rest_len))) {
         /* The server has it, but this Parse may meet a failed transaction (PostgreSQL: 25P02 and no
-         * statement), or one that a message earlier in its group began, where PostgreSQL's Parse of a
-         * query takes the snapshot (a SET TRANSACTION ISOLATION LEVEL after it fails): the server
+         * statement), or one that a message earlier in its group began, or a later one sets the mode
+         * of, where PostgreSQL's Parse of a query takes the snapshot (a SET TRANSACTION ISOLATION
+         * LEVEL after it fails): the server
          * parses the text as its unnamed statement, and its answer is the client's. */
         size_t start = proto_msg_begin(out, PROTO_FE_PARSE);
 
@@ -254,7 +284,8 @@ static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const ui
     px_unnamed_own(sv, cl);
     if (prev)
         unnamed_map_set(cl, 0);
-    if (!s || !s->validated || sv->prepq.n > 0 || sv->tx_status == 'E') {
+    if (!s || !s->validated || sv->prepq.n > 0 || sv->tx_status == 'E' ||
+        group_sets_tx_mode_later(cl->pass_rest, cl->pass_rest_len)) {
         raw(out, msg, PROTO_HEADER_LEN + len);
         if (!s && !prev)
             return queue_push(sv, Q_PARSE, 0, 0);

@@ -138,6 +138,10 @@ const char *route_bare_begin_tag(const char *sql, size_t len);
 /* The same, or the tag of one BEGIN / START TRANSACTION with options the grammar accepts, alone in
  * sql; NULL for anything else. */
 const char *route_begin_tag(const char *sql, size_t len);
+/* 1 if the statement (the first of sql) sets the transaction's mode, which PostgreSQL refuses (25001)
+ * once a query took the transaction's snapshot: BEGIN or START TRANSACTION with ISOLATION LEVEL,
+ * READ ONLY/WRITE or [NOT] DEFERRABLE, or SET TRANSACTION. */
+int route_sets_tx_mode(const char *sql, size_t len);
 
 /* The highest $n a statement references (0 if none; numbers above 65535 are ignored). */
 uint32_t route_max_param(const char *sql, size_t len);

@@ -261,6 +261,24 @@ const char *route_begin_tag(const char *sql, size_t len)
     return strncasecmp(p, "start", 5) == 0 ? "START TRANSACTION" : "BEGIN";
 }
 
+int route_sets_tx_mode(const char *sql, size_t len)
+{
+    struct route_token tok;
+    size_t pos = 0;
+
+    if (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_IDENT)
+        return 0;
+    if (route_tok_is(sql, &tok, "set"))
+        return route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_IDENT && route_tok_is(sql, &tok, "transaction");
+    if (!route_tok_is(sql, &tok, "begin") && !route_tok_is(sql, &tok, "start"))
+        return 0;
+    while (route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_IDENT)
+        if (route_tok_is(sql, &tok, "isolation") || route_tok_is(sql, &tok, "read") ||
+            route_tok_is(sql, &tok, "deferrable") || route_tok_is(sql, &tok, "not"))
+            return 1;
+    return 0;
+}
+
 /* ---- parameters ---- */
 
 uint32_t route_max_param(const char *sql, size_t len)

@@ -542,11 +542,19 @@ static const struct scenario scenarios[] = {
                  { 'A', "Q{rollback}", 1 } } },
     { .name = "named_parse_answered_then_begin_isolation",
       .steps = { { 'A', "P{k1|select 24} S", 1 }, { 'A', "B{|k1} E S", 1 },
-                 { 'A', "P{k2|select 24} P{|begin isolation level serializable} B E S", 1 } },
-      .known = "a Parse of a statement the server already has is answered by pglane, so the server takes no "
-               "snapshot for it and the BEGIN with an isolation level after it in the group succeeds "
-               "(PostgreSQL: 25001)",
-      .known_steps = STEP(3) },
+                 { 'A', "P{k2|select 24} P{|begin isolation level serializable} B E S", 1 } } },
+    /* The same with SET TRANSACTION (the build before answered the Parse itself, so the server took
+     * no snapshot and the SET succeeded where PostgreSQL answers 25001), with the mode set by a simple
+     * Query behind the Parse, and with an unnamed statement that cache_unnamed may answer. */
+    { .name = "named_parse_answered_then_query_read_only",
+      .steps = { { 'A', "P{k1|select 24} S", 1 }, { 'A', "B{|k1} E S", 1 },
+                 { 'A', "P{k2|select 24} Q{start transaction read only}", 1 }, { 'A', "Q{rollback}", 1 } } },
+    { .name = "named_parse_answered_then_set_transaction",
+      .steps = { { 'A', "P{k1|select 24} S", 1 }, { 'A', "B{|k1} E S", 1 },
+                 { 'A', "P{k2|select 24} P{|set transaction isolation level repeatable read} B E S", 1 } } },
+    { .name = "unnamed_parse_cached_then_begin_isolation",
+      .steps = { { 'A', "P{|select 24} B E S", 1 }, { 'A', "P{|select 24} B E S", 1 },
+                 { 'A', "P{|select 24} P{|begin isolation level serializable} B E S", 1 } } },
     { .name = "pin_then_terminate_apart", .steps = { { 'A', "Q{prepare bq as select 1}", 1 }, { 'A', "X", TO_EOF } } },
     /* A pinned client's transaction that changed a setting is followed by pglane's check, a simple
      * Query that drops the server's unnamed statement: the client's next Bind of it replays it (it got

@@ -204,6 +204,34 @@ static void test_text_flags_random(void **state)
     }
 }
 
+/* Statements that set the transaction's mode (refused by PostgreSQL after a query took the snapshot). */
+static void test_sets_tx_mode(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        int want;
+    } t[] = {
+        {"begin isolation level serializable", 1},
+        {"  /* c */ BEGIN TRANSACTION ISOLATION LEVEL read committed", 1},
+        {"start transaction read only", 1},
+        {"begin not deferrable", 1},
+        {"set transaction isolation level repeatable read", 1},
+        {"SET TRANSACTION SNAPSHOT '00000003-1'", 1},
+        {"begin", 0},
+        {"begin work;", 0},
+        {"start transaction", 0},
+        {"set session characteristics as transaction isolation level serializable", 0},
+        {"set transaction_isolation = 'serializable'", 0},
+        {"select 'begin isolation'", 0},
+        {"reset all", 0},
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (route_sets_tx_mode(t[i].sql, strlen(t[i].sql)) != t[i].want)
+            fail_msg("%s: expected %d", t[i].sql, t[i].want);
+}
+
 static void test_begin_tags(void **state)
 {
     (void)state;
@@ -370,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_text_flags),
         cmocka_unit_test(test_text_flags_random),
         cmocka_unit_test(test_begin_tags),
+        cmocka_unit_test(test_sets_tx_mode),
         cmocka_unit_test(test_max_param),
         cmocka_unit_test(test_setting_names),
         cmocka_unit_test(test_pin_words),
