@@ -126,11 +126,120 @@ static int ensure_named(struct px_server *sv, struct px_stmt *s, struct proto_bu
     return ensure_as(sv, s, out, Q_NEWNAME, name);
 }
 
+/* ---- the settings a statement's constants were read under ---- */
+
+#define SETTINGS_PORTAL "_pgl_settings"
+static const int settings_params[] = { PX_P_DATESTYLE, PX_P_INTERVALSTYLE, PX_P_TIMEZONE };
+
+/* The server's value of tracked parameter i as pglane knows it. */
+static const char *server_value(const struct px_server *sv, int i)
+{
+    return sv->have.v[i] ? sv->have.v[i] : sv->pool->defaults.v[i];
+}
+
+/* A literal in the statement's text (a quoted or dollar-quoted string): the only place these settings
+ * are read at the Parse. */
+static int has_literal(const struct px_stmt *s)
+{
+    for (const uint8_t *p = s->body; *p; p++)
+        if (*p == '\'' || (*p == '$' && (p[1] == '$' || (p[1] >= 'A' && p[1] != '\\'))))
+            return 1;
+    return 0;
+}
+
+static int server_major(const struct px_pool *pool)
+{
+    for (int i = 0; i < pool->nparams; i++)
+        if (strcmp(pool->params[i].name, "server_version") == 0)
+            return atoi(pool->params[i].value);
+    return 0;
+}
+
+/* Binds and runs pglane's unnamed statement (the set_config of settings_params, for the transaction)
+ * with the values vals[], in a portal of its own that it closes; the replies swallowed. */
+static int put_settings_run(struct px_server *sv, const char *const vals[], struct proto_buf *out)
+{
+    size_t n = sizeof(settings_params) / sizeof(settings_params[0]), start = proto_msg_begin(out, PROTO_FE_BIND);
+
+    proto_put_cstr(out, SETTINGS_PORTAL);
+    proto_put_u8(out, 0);
+    proto_put_u16(out, 0);
+    proto_put_u16(out, (uint16_t)n);
+    for (size_t i = 0; i < n; i++) {
+        proto_put_u32(out, (uint32_t)strlen(vals[i]));
+        proto_put_bytes(out, vals[i], strlen(vals[i]));
+    }
+    proto_put_u16(out, 0);
+    proto_msg_end(out, start);
+    start = proto_msg_begin(out, PROTO_FE_EXECUTE);
+    proto_put_cstr(out, SETTINGS_PORTAL);
+    proto_put_u32(out, 0);
+    proto_msg_end(out, start);
+    start = proto_msg_begin(out, PROTO_FE_CLOSE);
+    proto_put_u8(out, 'P');
+    proto_put_cstr(out, SETTINGS_PORTAL);
+    proto_msg_end(out, start);
+    return queue_push(sv, Q_BIND, Q_SWALLOW, 0) < 0 || queue_push(sv, Q_EXEC, Q_SWALLOW, 0) < 0 ||
+                   queue_push(sv, Q_CLOSE, Q_SWALLOW, 0) < 0
+               ? -1
+               : 0;
+}
+
+/*
+ * PostgreSQL reads a statement's constants ('01/02/2024'::date, a timestamptz, an interval) once, at
+ * its Parse, under the DateStyle, IntervalStyle and TimeZone of that moment, and keeps that reading.
+ * Prepared on this server connection later, for a client that has changed them since, the statement's
+ * Parse is put between two runs of a statement of pglane's that sets them for the transaction: the
+ * statement's own settings (s), then the server's back (SET LOCAL semantics: nothing outlives the
+ * transaction, and PostgreSQL 14 and later report a setting only when it differs at ReadyForQuery).
+ * Only for texts with a literal, when both sides are known (the client has no setting in flight), and
+ * outside a failed transaction. 1: the first run is written and the caller writes the second
+ * (after = 1) behind the Parse; 0: not needed; -1: out of memory.
+ */
+static int put_parse_settings(struct px_server *sv, const struct px_stmt *s, struct proto_buf *out, int after)
+{
+    const struct px_client *cl = sv->client;
+    const char *vals[sizeof(settings_params) / sizeof(settings_params[0])];
+    const char *p = (const char *)s->body + s->len;
+    int differ = 0;
+    size_t start;
+
+    if (after) {
+        for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+            vals[i] = server_value(sv, settings_params[i]);
+        return put_settings_run(sv, vals, out);
+    }
+    if (!s->settings_len || !cl || cl->changes_session || cl->set_unread || (sv->dirty & PX_DIRTY_CHECK) ||
+        sv->tx_status == 'E' || !has_literal(s) || server_major(sv->pool) < 14)
+        return 0;
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        const char *now = server_value(sv, settings_params[i]);
+
+        if (!now)
+            return 0;
+        vals[i] = p;
+        differ |= strcmp(p, now) != 0;
+        p += strlen(p) + 1;
+    }
+    if (!differ)
+        return 0;
+    start = proto_msg_begin(out, PROTO_FE_PARSE);
+    proto_put_u8(out, 0);
+    proto_put_cstr(out, "select pg_catalog.set_config('DateStyle', $1, true), "
+                        "pg_catalog.set_config('IntervalStyle', $2, true), pg_catalog.set_config('TimeZone', $3, true)");
+    proto_put_u16(out, 0);
+    proto_msg_end(out, start);
+    sv->unnamed_owner = 0;         /* the server's unnamed statement is pglane's: a client's is replayed */
+    if (queue_push(sv, Q_PARSE, Q_SWALLOW, 0) < 0 || put_settings_run(sv, vals, out) < 0)
+        return -1;
+    return 1;
+}
+
 static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *out, int flags,
                      const char *name)
 {
     struct proxy *px = sv->conn.px;
-    int i = cache_find(sv, s->id);
+    int i = cache_find(sv, s->id), wrapped;
 
     if (i >= 0) {
         struct px_cached *c = &sv->cached[i];
@@ -151,9 +260,13 @@ static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *
             return -1;
         sv->cached[sv->ncached++] = (struct px_cached){ s->id, ++sv->tick, 1, 0, sv->groups, 0 };
     }
+    if ((wrapped = put_parse_settings(sv, s, out, 0)) < 0)
+        return -1;
     put_parse(out, s);
     px->prep_parses++;
-    return queue_push_name(sv, Q_PARSE, (uint8_t)flags, s->id, name) < 0 ? -1 : 0;
+    if (queue_push_name(sv, Q_PARSE, (uint8_t)flags, s->id, name) < 0)
+        return -1;
+    return wrapped && put_parse_settings(sv, s, out, 1) < 0 ? -1 : 0;
 }
 
 static void raw(struct proto_buf *out, const uint8_t *msg, uint32_t n)

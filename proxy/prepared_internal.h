@@ -49,6 +49,8 @@ struct px_stmt {                   /* one statement text + parameter types, shar
     uint32_t id;                   /* server-side name _pgl_<id>; replaced when invalidated */
     uint32_t refs;                 /* client names pointing here */
     uint32_t len;                  /* of body: query\0, int16 count, count * int32 type oids */
+    uint16_t settings_len;         /* 0, or the settings its constants were read under follow the
+                                    * body: DateStyle\0IntervalStyle\0TimeZone\0 (stmt_get) */
     uint8_t body[];
 };
 
@@ -69,7 +71,8 @@ struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id);
 struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len);
 /* The hash of that context: database, user and search_path as pglane knows them. */
 uint64_t stmt_context(const struct px_client *cl);
-struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant);
+struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant,
+                                 const char *settings, uint16_t settings_len);
 uint32_t *unnamed_epoch(struct proxy *px);
 void stmt_invalidate(struct proxy *px, uint32_t id);
 /* Several workers: s was accepted by PostgreSQL here (published); known: some worker's was (s is

@@ -217,6 +217,9 @@ int px_prep_reads_whole(struct px_server *sv, uint8_t type)
 
     if (type == PROTO_BE_PARSE_COMPLETE || type == PROTO_BE_CLOSE_COMPLETE)
         return 1;
+    if ((type == PROTO_BE_BIND_COMPLETE || type == PROTO_BE_DATA_ROW) && (h = queue_head(sv)) &&
+        (h->flags & Q_SWALLOW))
+        return 1;                  /* pglane's own settings run (prepared.c put_parse_settings) */
     return (type == PROTO_BE_ROW_DESC || type == PROTO_BE_NO_DATA) && (h = queue_head(sv)) &&
            (h->type == Q_DESC_STMT || h->type == Q_DESC_PORTAL) && h->stmt &&
            ((h->flags & Q_SWALLOW) || shape_wanted(sv, h));   /* dropped (on_named_use), or learnt from */
@@ -232,6 +235,8 @@ int px_prep_swallows(struct px_server *sv, uint8_t type)
     return h && (h->flags & Q_SWALLOW) &&
            ((h->type == Q_PARSE && type == PROTO_BE_PARSE_COMPLETE) ||
             (h->type == Q_CLOSE && type == PROTO_BE_CLOSE_COMPLETE) ||
+            (h->type == Q_BIND && type == PROTO_BE_BIND_COMPLETE) ||
+            (h->type == Q_EXEC && (type == PROTO_BE_DATA_ROW || type == PROTO_BE_COMMAND_COMPLETE)) ||
             (h->type == Q_DESC_STMT && (type == PROTO_BE_ROW_DESC || type == PROTO_BE_NO_DATA)));
 }
 

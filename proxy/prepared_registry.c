@@ -217,16 +217,42 @@ uint64_t stmt_context(const struct px_client *cl)
  * the registry's keys). */
 static _Atomic uint64_t private_contexts;
 
+/*
+ * The settings that decide how a statement's constants are read, which PostgreSQL applies once, at
+ * the Parse: DateStyle, IntervalStyle and TimeZone as pglane knows the client's (its own, or its pool's
+ * defaults), into buf; 0 when one is not known.
+ */
+static uint16_t parse_settings(const struct px_client *cl, char *buf, size_t cap)
+{
+    static const int which[] = { PX_P_DATESTYLE, PX_P_INTERVALSTYLE, PX_P_TIMEZONE };
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof(which) / sizeof(which[0]); i++) {
+        const char *v = cl->want.v[which[i]] ? cl->want.v[which[i]] : cl->pool ? cl->pool->defaults.v[which[i]] : NULL;
+        size_t l = v ? strlen(v) : 0;
+
+        if (!v || n + l + 1 > cap)
+            return 0;
+        memcpy(buf + n, v, l + 1);
+        n += l + 1;
+    }
+    return (uint16_t)n;
+}
+
 struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len)
 {
     uint64_t ctx = stmt_context(cl);
+    char settings[256];
+    uint16_t sl = 0;
 
     if (cl->changes_session || cl->set_unread || (cl->server && (cl->server->dirty & PX_DIRTY_CHECK))) {
         uint64_t n = atomic_fetch_add_explicit(&private_contexts, 1, memory_order_relaxed);
 
         ctx = route_fnv1a(ctx ^ 0x9e3779b97f4a7c15ull, &n, sizeof(n));
+    } else {
+        sl = parse_settings(cl, settings, sizeof(settings));   /* the same for every client of the key */
     }
-    return stmt_get_variant(cl->conn.px, body, len, ctx & ~(uint64_t)1);
+    return stmt_get_variant(cl->conn.px, body, len, ctx & ~(uint64_t)1, sl ? settings : NULL, sl);
 }
 
 uint32_t *unnamed_epoch(struct proxy *px)
@@ -254,7 +280,8 @@ static uint32_t next_id(struct proxy *px, struct prep_registry *reg)
 
 /* The statement of this text and parameter types in a variant: stmt_get's for named statements,
  * else the cache_unnamed key of proxy/prepared_unnamed.c (a distinct statement per variant). */
-struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant)
+struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant,
+                                 const char *settings, uint16_t settings_len)
 {
     struct prep_registry *reg = registry(px);
     uint64_t h = hash_bytes(body, len) ^ variant;
@@ -269,9 +296,12 @@ struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t
     /* Swept before the new statement is linked: a sweep frees every unreferenced one. */
     if (reg->count >= REG_SWEEP || reg->unref_bytes + len > REG_UNREF_BYTES)
         sweep(reg);
-    s = malloc(sizeof(*s) + len);
+    s = malloc(sizeof(*s) + len + settings_len);
     if (!s)
         return NULL;
+    s->settings_len = settings_len;
+    if (settings_len)
+        memcpy(s->body + len, settings, settings_len);
     s->hash = h;
     s->variant = variant;
     s->id = next_id(px, reg);

@@ -198,5 +198,5 @@ struct px_stmt *unnamed_stmt(struct px_client *cl, struct px_server *sv, const u
         !z || !plannable((const char *)text, (size_t)(z - text)) || !(epoch = unnamed_epoch(px)))
         return NULL;
     key = route_fnv1a(stmt_context(cl), epoch, sizeof(*epoch)) | 1;
-    return stmt_get_variant(px, text, tlen, key);
+    return stmt_get_variant(px, text, tlen, key, NULL, 0);
 }

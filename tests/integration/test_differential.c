@@ -1008,6 +1008,17 @@ static const struct scenario scenarios[] = {
     { .name = "unnamed_parses_skipped_where_other_client_was",
       .steps = { { 'A', "P{|select 1} S", 1 }, { 'B', "P{|select 42} B E S", 1 },
                  { 'A', "B{|es} E P{|select 2} B E P{|select 3} S", 1 }, { 'A', "B E S", 1 } } },
+    /* A statement prepared under MDY keeps reading its constant as January 2nd after the client moved
+     * to German (DMY), also when pglane has to prepare it again on a server connection (B's DISCARD
+     * ALL dropped it there; on the lane of size 1 that is A's): pglane prepares it under the settings
+     * of its first Parse (random2_90270; the build before answered 01.02.2024, February 1st). The same
+     * for TimeZone (midnight UTC stays 09:00 in Tokyo) and IntervalStyle. */
+    { .name = "named_prepared_before_datestyle_change_prepared_again",
+      .steps = { { 'A', "P{ed|select ('01/02/2024'::date)::text || ' ' || ('2024-01-01 00:00'::timestamptz)::text || ' ' || "
+                        "('1 day 2 hours'::interval)::text} B{|ed} E S", 1 },
+                 { 'A', "Q{set datestyle = 'German'}", 1 }, { 'A', "Q{set timezone = 'Asia/Tokyo'}", 1 },
+                 { 'A', "Q{set intervalstyle = 'iso_8601'}", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "B{|ed} E S", 1 }, { 'A', "Q{select '01/02/2024'::date}", 1 }, { 'A', "B{|ed} E S", 1 } } },
     /* A SET pipelined in front of a Parse, in one write: the Parse is forwarded before the SET's reply
      * (and its new DateStyle) comes back, so it must not be B's statement of the same text (the build
      * before answered A 02.01.2024, B's reading of the constant, where PostgreSQL answers 01.02.2024). */
