@@ -1412,6 +1412,8 @@ static const char *const x_atoms[] = {
     "P{|reset all} B E", "P{|set local work_mem = '2MB'} B E", "P{|set client_encoding = 'UTF8'} B E",
     "P{ed|select '01/02/2024'::date} B{|ed} E", "B{|ed} E", "P{|set transform_null_equals = on} B E",
     "P{en|select (null::int = null) is null} B{|en} E",
+    "P{|set transaction isolation level repeatable read} B E", "P{et|select '2024-01-01 00:00'::timestamptz} B{|et} E",
+    "B{|et} E",
 };
 
 /* The second client's batches (two-client scenarios): each ends its own work (no transaction left
