@@ -33,11 +33,12 @@ int proto__sha256(const void *in, size_t n, uint8_t out[PROTO_SCRAM_KEY_LEN])
 char *proto_saslprep(const char *password)
 {
     const unsigned char *p = (const unsigned char *)password;
+    char *out = NULL;
+
     while (*p != 0 && *p < 0x80)
         p++;
     if (*p == 0)
-        return NULL;
-    char *out = NULL;
+        return NULL;               /* ASCII: as it is, as PostgreSQL leaves it (control bytes too) */
     if (stringprep_profile(password, &out, "SASLprep", STRINGPREP_NO_UNASSIGNED) != STRINGPREP_OK) {
         free(out);
         return NULL;

@@ -275,6 +275,7 @@ static void raw(struct proto_buf *out, const uint8_t *msg, uint32_t n)
 }
 
 static int deallocate_name(const char *sql, size_t len, char *name, size_t cap);
+
 /*
  * Whether the rest of the Sync group (the bytes behind the message being mapped) sets the transaction's
  * mode in a Parse or a simple Query (route_sets_tx_mode): PostgreSQL refuses that (25001) after a Parse
@@ -357,8 +358,8 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
         /* The server has it, but this Parse may meet a failed transaction (PostgreSQL: 25P02 and no
          * statement), or one that a message earlier in its group began, or a later one sets the mode
          * of, where PostgreSQL's Parse of a query takes the snapshot (a SET TRANSACTION ISOLATION
-         * LEVEL after it fails): the server
-         * parses the text as its unnamed statement, and its answer is the client's. */
+         * LEVEL after it fails): the server parses the text as its unnamed statement, and its answer
+         * is the client's. */
         size_t start = proto_msg_begin(out, PROTO_FE_PARSE);
 
         proto_put_u8(out, 0);
