@@ -198,7 +198,7 @@ static int put_settings_run(struct px_server *sv, const char *const vals[], stru
  */
 static int put_parse_settings(struct px_server *sv, const struct px_stmt *s, struct proto_buf *out, int after)
 {
-    const struct px_client *cl = sv->client;
+    struct px_client *cl = sv->client;
     const char *vals[sizeof(settings_params) / sizeof(settings_params[0])];
     const char *p = (const char *)s->body + s->len;
     int differ = 0;
@@ -230,6 +230,7 @@ static int put_parse_settings(struct px_server *sv, const struct px_stmt *s, str
     proto_put_u16(out, 0);
     proto_msg_end(out, start);
     sv->unnamed_owner = 0;         /* the server's unnamed statement is pglane's: a client's is replayed */
+    cl->unnamed_parsed = 0;
     if (queue_push(sv, Q_PARSE, Q_SWALLOW, 0) < 0 || put_settings_run(sv, vals, out) < 0)
         return -1;
     return 1;

@@ -1019,6 +1019,12 @@ static const struct scenario scenarios[] = {
                  { 'A', "Q{set datestyle = 'German'}", 1 }, { 'A', "Q{set timezone = 'Asia/Tokyo'}", 1 },
                  { 'A', "Q{set intervalstyle = 'iso_8601'}", 1 }, { 'B', "Q{discard all}", 1 },
                  { 'A', "B{|ed} E S", 1 }, { 'A', "Q{select '01/02/2024'::date}", 1 }, { 'A', "B{|ed} E S", 1 } } },
+    /* ... and the client's unnamed statement, parsed earlier in the transaction, is still its own after
+     * pglane's settings statement took the server's unnamed slot (a later Bind of it is replayed). */
+    { .name = "named_prepared_again_with_settings_then_unnamed_bind",
+      .steps = { { 'A', "P{ed|select '01/02/2024'::date} S", 1 }, { 'A', "Q{set datestyle = 'German'}", 1 },
+                 { 'B', "Q{discard all}", 1 }, { 'A', "Q{begin}", 1 }, { 'A', "P{|select 5} B E S", 1 },
+                 { 'A', "B{|ed} E S", 1 }, { 'A', "B E S", 1 }, { 'A', "Q{commit}", 1 } } },
     /* A SET pipelined in front of a Parse, in one write: the Parse is forwarded before the SET's reply
      * (and its new DateStyle) comes back, so it must not be B's statement of the same text (the build
      * before answered A 02.01.2024, B's reading of the constant, where PostgreSQL answers 01.02.2024). */
