@@ -71,6 +71,8 @@ static void look_at_session(struct px_client *cl, const char *sql, size_t len, i
         cl->changes_session = 1;
         px_session_learn_raw(cl, sql, len);
     }
+    if ((cl->changes_session || cl->set_unread) && !cl->unsure_at)
+        cl->unsure_at = cl->flow.pushed + 1;   /* this statement's place: it is pushed after its scan */
     if (classified)
         return;
     cl->stmt_pins = 0;
@@ -205,6 +207,7 @@ static void refuse_request(struct px_client *cl, const struct proto_frame *f, st
     cl->fingerprint = 0;
     px_client_set_tx_route(cl, TXR_NONE);   /* the held BEGIN, if any, is dropped */
     cl->changes_session = cl->set_unread = 0;
+    cl->unsure_at = 0;
     cl->tx_reads = 0;
     client_send(cl, out);
 }
@@ -318,6 +321,8 @@ void client_look_at_function_call(struct px_client *cl, const struct proto_frame
         break;
     }
     cl->changes_session = 1;
+    if (!cl->unsure_at)
+        cl->unsure_at = cl->flow.pushed + 1;
 }
 
 /* A lane with several servers: whether the transaction only reads decides where it runs

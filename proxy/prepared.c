@@ -209,7 +209,7 @@ static int put_parse_settings(struct px_server *sv, const struct px_stmt *s, str
             vals[i] = server_value(sv, settings_params[i]);
         return put_settings_run(sv, vals, out);
     }
-    if (!s->settings_len || !cl || cl->changes_session || cl->set_unread || (sv->dirty & PX_DIRTY_CHECK) ||
+    if (!s->settings_len || !cl || px_settings_unsure(cl, cl->pass_ord) || (sv->dirty & PX_DIRTY_CHECK) ||
         sv->tx_status == 'E' || !has_literal(s) || server_major(sv->pool) < 14)
         return 0;
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
@@ -348,7 +348,7 @@ static int on_parse(struct px_client *cl, struct px_server *sv, const uint8_t *m
     }
     if (over_client_limit(cl))
         return -1;
-    s = stmt_get(cl, body + nl + 1, len - (uint32_t)nl - 1);
+    s = stmt_get(cl, body + nl + 1, len - (uint32_t)nl - 1, cl->pass_ord);
     if (!s || cstmt_set(cl, (const char *)body, s) < 0)
         return -1;
     r = ensure_named(sv, s, out, (const char *)body);
@@ -865,7 +865,7 @@ int px_prep_answer_locally(struct px_client *cl)
             return 0;              /* near the limit: the server path enforces it */
         if (cstmt_find(cl, (const char *)body) || name_earlier(b->data + b->start, off - b->start, body))
             return 0;              /* a name taken: PostgreSQL's 42P05 comes from the server */
-        s = stmt_get(cl, body + nl + 1, len - (uint32_t)nl - 1);
+        s = stmt_get(cl, body + nl + 1, len - (uint32_t)nl - 1, 0);
         if (!s || (!s->validated && !(cl->conn.px->workers && px_prep_shared_known(s))))
             return 0;
         parses++;
@@ -879,7 +879,7 @@ int px_prep_answer_locally(struct px_client *cl)
         const uint8_t *body = b->data + off + PROTO_HEADER_LEN;
         size_t nl = strlen((const char *)body);    /* a Parse the first pass parsed */
 
-        if (cstmt_set(cl, (const char *)body, stmt_get(cl, body + nl + 1, len - (uint32_t)nl - 1)) < 0)
+        if (cstmt_set(cl, (const char *)body, stmt_get(cl, body + nl + 1, len - (uint32_t)nl - 1, 0)) < 0)
             out.failed = 1;
         proto_put_bytes(&out, "1\0\0\0\4", 5);
         cl->conn.px->prep_hits++;

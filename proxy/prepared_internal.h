@@ -68,7 +68,11 @@ struct px_stmt *stmt_by_id(struct proxy *px, uint32_t id);
 /* The named statement of this text and parameter types for cl: one per database, user and
  * search_path, the context PostgreSQL resolves its names in, so that a text PostgreSQL accepted for
  * one client is not taken as accepted for a client that resolves it elsewhere. */
-struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len);
+struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len, uint64_t place);
+/* Whether the client's session settings may not be known as of the message at `place` (0: not
+ * known which): a statement before it in its transaction may have changed some that pglane has not
+ * read yet (a SET whose reply is to come, a function call after which the session is checked). */
+int px_settings_unsure(const struct px_client *cl, uint64_t place);
 /* The hash of that context: database, user and search_path as pglane knows them. */
 uint64_t stmt_context(const struct px_client *cl);
 struct px_stmt *stmt_get_variant(struct proxy *px, const uint8_t *body, uint32_t len, uint64_t variant,

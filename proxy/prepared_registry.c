@@ -239,13 +239,18 @@ static uint16_t parse_settings(const struct px_client *cl, char *buf, size_t cap
     return (uint16_t)n;
 }
 
-struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len)
+int px_settings_unsure(const struct px_client *cl, uint64_t place)
+{
+    return (cl->changes_session || cl->set_unread) && (place == 0 || !cl->unsure_at || cl->unsure_at < place);
+}
+
+struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len, uint64_t place)
 {
     uint64_t ctx = stmt_context(cl);
     char settings[256];
     uint16_t sl = 0;
 
-    if (cl->changes_session || cl->set_unread || (cl->server && (cl->server->dirty & PX_DIRTY_CHECK))) {
+    if (px_settings_unsure(cl, place) || (cl->server && (cl->server->dirty & PX_DIRTY_CHECK))) {
         uint64_t n = atomic_fetch_add_explicit(&private_contexts, 1, memory_order_relaxed);
 
         ctx = route_fnv1a(ctx ^ 0x9e3779b97f4a7c15ull, &n, sizeof(n));

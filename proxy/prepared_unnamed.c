@@ -193,7 +193,7 @@ struct px_stmt *unnamed_stmt(struct px_client *cl, struct px_server *sv, const u
     uint32_t *epoch;
     uint64_t key;
 
-    if (!sv->pool || !sv->pool->lane->conf->cache_unnamed || cl->changes_session || cl->set_unread || (sv->dirty & PX_DIRTY_CHECK) ||
+    if (!sv->pool || !sv->pool->lane->conf->cache_unnamed || px_settings_unsure(cl, cl->pass_ord) || (sv->dirty & PX_DIRTY_CHECK) ||
         sv->unnamed_ddl ||
         !z || !plannable((const char *)text, (size_t)(z - text)) || !(epoch = unnamed_epoch(px)))
         return NULL;

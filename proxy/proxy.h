@@ -631,6 +631,8 @@ struct px_client {
     enum px_tx_route tx_route;     /* change through px_client_set_tx_route */
     uint8_t changes_session;       /* the transaction may have changed session state: check it */
     uint8_t set_unread;            /* a SET in this transaction's text, its new value maybe not read yet */
+    uint64_t unsure_at;            /* the place (flow) of the first statement of the transaction after
+                                    * which its settings may not be known (set_unread, changes_session) */
     uint16_t pins;                 /* 1 << PX_PIN_*: state that keeps the client on its server */
     uint8_t seq_tx;                /* a statement of its scanned since its last ReadyForQuery may call
                                     * nextval() (it names nextval or setval): marks its server's seq_client */

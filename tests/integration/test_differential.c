@@ -1019,6 +1019,11 @@ static const struct scenario scenarios[] = {
                  { 'A', "Q{set datestyle = 'German'}", 1 }, { 'A', "Q{set timezone = 'Asia/Tokyo'}", 1 },
                  { 'A', "Q{set intervalstyle = 'iso_8601'}", 1 }, { 'B', "Q{discard all}", 1 },
                  { 'A', "B{|ed} E S", 1 }, { 'A', "Q{select '01/02/2024'::date}", 1 }, { 'A', "B{|ed} E S", 1 } } },
+    /* A SET behind the Parse in the same write (random_134): the statement was parsed before the SET
+     * ran, so its settings are known and kept; prepared again after B's DISCARD ALL it reads as before. */
+    { .name = "named_prepared_before_set_in_same_write_prepared_again",
+      .steps = { { 'A', "P{ed|select '01/02/2024'::date} B{|ed} E P{|set datestyle = 'German'} B E S", 1 },
+                 { 'B', "Q{discard all}", 1 }, { 'A', "B{|ed} E S", 1 } } },
     /* ... and the client's unnamed statement, parsed earlier in the transaction, is still its own after
      * pglane's settings statement took the server's unnamed slot (a later Bind of it is replayed). */
     { .name = "named_prepared_again_with_settings_then_unnamed_bind",
