@@ -692,7 +692,7 @@ void px_client_tx_end(struct px_client *cl)
 
     px_route_record(cl->conn.px, cl->fingerprint, now - cl->tx_start_us, cl->lane);
     cl->fingerprint = 0;
-    cl->changes_session = cl->set_unread = 0;
+    cl->changes_session = 0;
     cl->unsure_at = 0;
     cl->tx_reads = 0;
     px_client_tx_route_forget(cl);
@@ -748,7 +748,7 @@ int px_client_cancel_queued(struct px_client *cl)
     px_retry_end_tx(cl);
     cl->query_start_us = cl->tx_begin_us = 0;
     cl->fingerprint = 0;
-    cl->changes_session = cl->set_unread = 0;
+    cl->changes_session = 0;
     cl->unsure_at = 0;
     cl->tx_reads = 0;
     px_client_tx_route_forget(cl);

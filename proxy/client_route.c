@@ -62,17 +62,17 @@ static void look_at_session(struct px_client *cl, const char *sql, size_t len, i
 {
     const struct route_class *cls;
 
-    if (tflags & TXT_SET) {
+    if (tflags & TXT_SET)
         px_session_learn(cl, sql, len);
-        cl->set_unread = 1;        /* statements parsed behind it are this client's own (stmt_get) */
-    }
     if (text_unreliable(cl)) {
         /* Every transaction is checked, and words that pin for good count wherever they stand. */
         cl->changes_session = 1;
         px_session_learn_raw(cl, sql, len);
     }
-    if ((cl->changes_session || cl->set_unread) && !cl->unsure_at)
-        cl->unsure_at = cl->flow.pushed + 1;   /* this statement's place: it is pushed after its scan */
+    /* A SET (its new value comes with its reply) or a statement after which the session is checked:
+     * statements parsed behind it are this client's own (stmt_get). Its place: pushed after its scan. */
+    if ((cl->changes_session || (tflags & TXT_SET)) && !cl->unsure_at)
+        cl->unsure_at = cl->flow.pushed + 1;
     if (classified)
         return;
     cl->stmt_pins = 0;
@@ -206,7 +206,7 @@ static void refuse_request(struct px_client *cl, const struct proto_frame *f, st
         cl->skip_sync = 1;
     cl->fingerprint = 0;
     px_client_set_tx_route(cl, TXR_NONE);   /* the held BEGIN, if any, is dropped */
-    cl->changes_session = cl->set_unread = 0;
+    cl->changes_session = 0;
     cl->unsure_at = 0;
     cl->tx_reads = 0;
     client_send(cl, out);

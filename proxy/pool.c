@@ -238,6 +238,14 @@ int px_pool_wants_room(const struct px_pool *pool)
            px_tenant_servable((struct px_pool *)pool) > connecting(pool);
 }
 
+int px_pool_server_major(const struct px_pool *pool)
+{
+    for (int i = 0; i < pool->nparams; i++)
+        if (strcmp(pool->params[i].name, "server_version") == 0)
+            return atoi(pool->params[i].value);
+    return 0;
+}
+
 int px_pool_wants_server(const struct px_pool *pool)
 {
     return pool->nwaiting > connecting(pool) && pool_count(pool) < px_lane_cap(pool->lane) && !pool->lane->paused &&

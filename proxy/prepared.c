@@ -129,7 +129,7 @@ static int ensure_named(struct px_server *sv, struct px_stmt *s, struct proto_bu
 /* ---- the settings a statement's constants were read under ---- */
 
 #define SETTINGS_PORTAL "_pgl_settings"
-static const int settings_params[] = { PX_P_DATESTYLE, PX_P_INTERVALSTYLE, PX_P_TIMEZONE };
+static const int settings_params[PREP_NSETTINGS] = PREP_SETTINGS;
 
 /* The server's value of tracked parameter i as pglane knows it. */
 static const char *server_value(const struct px_server *sv, int i)
@@ -147,25 +147,17 @@ static int has_literal(const struct px_stmt *s)
     return 0;
 }
 
-static int server_major(const struct px_pool *pool)
-{
-    for (int i = 0; i < pool->nparams; i++)
-        if (strcmp(pool->params[i].name, "server_version") == 0)
-            return atoi(pool->params[i].value);
-    return 0;
-}
-
 /* Binds and runs pglane's unnamed statement (the set_config of settings_params, for the transaction)
  * with the values vals[], in a portal of its own that it closes; the replies swallowed. */
-static int put_settings_run(struct px_server *sv, const char *const vals[], struct proto_buf *out)
+static int put_settings_run(struct px_server *sv, const char *const vals[PREP_NSETTINGS], struct proto_buf *out)
 {
-    size_t n = sizeof(settings_params) / sizeof(settings_params[0]), start = proto_msg_begin(out, PROTO_FE_BIND);
+    size_t start = proto_msg_begin(out, PROTO_FE_BIND);
 
     proto_put_cstr(out, SETTINGS_PORTAL);
     proto_put_u8(out, 0);
     proto_put_u16(out, 0);
-    proto_put_u16(out, (uint16_t)n);
-    for (size_t i = 0; i < n; i++) {
+    proto_put_u16(out, PREP_NSETTINGS);
+    for (size_t i = 0; i < PREP_NSETTINGS; i++) {
         proto_put_u32(out, (uint32_t)strlen(vals[i]));
         proto_put_bytes(out, vals[i], strlen(vals[i]));
     }
@@ -190,29 +182,24 @@ static int put_settings_run(struct px_server *sv, const char *const vals[], stru
  * its Parse, under the DateStyle, IntervalStyle and TimeZone of that moment, and keeps that reading.
  * Prepared on this server connection later, for a client that has changed them since, the statement's
  * Parse is put between two runs of a statement of pglane's that sets them for the transaction: the
- * statement's own settings (s), then the server's back (SET LOCAL semantics: nothing outlives the
- * transaction, and PostgreSQL 14 and later report a setting only when it differs at ReadyForQuery).
- * Only for texts with a literal, when both sides are known (the client has no setting in flight), and
- * outside a failed transaction. 1: the first run is written and the caller writes the second
- * (after = 1) behind the Parse; 0: not needed; -1: out of memory.
+ * statement's own settings (s; here), then the server's back (put_settings_back, behind the Parse).
+ * SET LOCAL semantics: nothing outlives the transaction, and PostgreSQL 14 and later report a setting
+ * only when it differs at ReadyForQuery. Only for texts with a literal, when both sides are known
+ * (nothing before this message in its transaction may have changed them unread), and outside a failed
+ * transaction. 1: the first run is written; 0: not needed; -1: out of memory.
  */
-static int put_parse_settings(struct px_server *sv, const struct px_stmt *s, struct proto_buf *out, int after)
+static int put_parse_settings(struct px_server *sv, const struct px_stmt *s, struct proto_buf *out)
 {
     struct px_client *cl = sv->client;
-    const char *vals[sizeof(settings_params) / sizeof(settings_params[0])];
+    const char *vals[PREP_NSETTINGS];
     const char *p = (const char *)s->body + s->len;
     int differ = 0;
     size_t start;
 
-    if (after) {
-        for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
-            vals[i] = server_value(sv, settings_params[i]);
-        return put_settings_run(sv, vals, out);
-    }
     if (!s->settings_len || !cl || px_settings_unsure(cl, cl->pass_ord) || (sv->dirty & PX_DIRTY_CHECK) ||
-        sv->tx_status == 'E' || !has_literal(s) || server_major(sv->pool) < 14)
+        sv->tx_status == 'E' || !has_literal(s) || px_pool_server_major(sv->pool) < 14)
         return 0;
-    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+    for (size_t i = 0; i < PREP_NSETTINGS; i++) {
         const char *now = server_value(sv, settings_params[i]);
 
         if (!now)
@@ -234,6 +221,16 @@ static int put_parse_settings(struct px_server *sv, const struct px_stmt *s, str
     if (queue_push(sv, Q_PARSE, Q_SWALLOW, 0) < 0 || put_settings_run(sv, vals, out) < 0)
         return -1;
     return 1;
+}
+
+/* The server's own values back, behind the Parse put_parse_settings wrapped. */
+static int put_settings_back(struct px_server *sv, struct proto_buf *out)
+{
+    const char *vals[PREP_NSETTINGS];
+
+    for (size_t i = 0; i < PREP_NSETTINGS; i++)
+        vals[i] = server_value(sv, settings_params[i]);
+    return put_settings_run(sv, vals, out);
 }
 
 static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *out, int flags,
@@ -261,13 +258,13 @@ static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *
             return -1;
         sv->cached[sv->ncached++] = (struct px_cached){ s->id, ++sv->tick, 1, 0, sv->groups, 0 };
     }
-    if ((wrapped = put_parse_settings(sv, s, out, 0)) < 0)
+    if ((wrapped = put_parse_settings(sv, s, out)) < 0)
         return -1;
     put_parse(out, s);
     px->prep_parses++;
     if (queue_push_name(sv, Q_PARSE, (uint8_t)flags, s->id, name) < 0)
         return -1;
-    return wrapped && put_parse_settings(sv, s, out, 1) < 0 ? -1 : 0;
+    return wrapped && put_settings_back(sv, out) < 0 ? -1 : 0;
 }
 
 static void raw(struct proto_buf *out, const uint8_t *msg, uint32_t n)

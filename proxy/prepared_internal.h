@@ -50,7 +50,7 @@ struct px_stmt {                   /* one statement text + parameter types, shar
     uint32_t refs;                 /* client names pointing here */
     uint32_t len;                  /* of body: query\0, int16 count, count * int32 type oids */
     uint16_t settings_len;         /* 0, or the settings its constants were read under follow the
-                                    * body: DateStyle\0IntervalStyle\0TimeZone\0 (stmt_get) */
+                                    * body, PREP_SETTINGS in order, each with its NUL (stmt_get) */
     uint8_t body[];
 };
 
@@ -59,6 +59,11 @@ struct px_cstmt {                  /* a client's name for a statement */
     struct px_stmt *stmt;
     uint64_t shape;                /* result columns the client was told (its Describe), 0: not known */
 };
+
+/* The settings PostgreSQL reads a statement's constants under, once, at its Parse (kept with each
+ * shared statement: prepared_registry.c, put back around a later Parse: prepared.c). */
+#define PREP_SETTINGS { PX_P_DATESTYLE, PX_P_INTERVALSTYLE, PX_P_TIMEZONE }
+#define PREP_NSETTINGS 3
 
 /* The result columns of a RowDescription or NoData (names, types, typmods) as one number, never 0. */
 uint64_t prep_shape(uint8_t type, const uint8_t *body, uint32_t len);

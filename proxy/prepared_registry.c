@@ -224,10 +224,10 @@ static _Atomic uint64_t private_contexts;
  */
 static uint16_t parse_settings(const struct px_client *cl, char *buf, size_t cap)
 {
-    static const int which[] = { PX_P_DATESTYLE, PX_P_INTERVALSTYLE, PX_P_TIMEZONE };
+    static const int which[PREP_NSETTINGS] = PREP_SETTINGS;
     size_t n = 0;
 
-    for (size_t i = 0; i < sizeof(which) / sizeof(which[0]); i++) {
+    for (size_t i = 0; i < PREP_NSETTINGS; i++) {
         const char *v = cl->want.v[which[i]] ? cl->want.v[which[i]] : cl->pool ? cl->pool->defaults.v[which[i]] : NULL;
         size_t l = v ? strlen(v) : 0;
 
@@ -241,7 +241,9 @@ static uint16_t parse_settings(const struct px_client *cl, char *buf, size_t cap
 
 int px_settings_unsure(const struct px_client *cl, uint64_t place)
 {
-    return (cl->changes_session || cl->set_unread) && (place == 0 || !cl->unsure_at || cl->unsure_at < place);
+    if (cl->unsure_at)
+        return place == 0 || cl->unsure_at < place;
+    return cl->changes_session;   /* set where no place was noted: unsure throughout */
 }
 
 struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len, uint64_t place)

@@ -630,9 +630,9 @@ struct px_client {
     uint32_t held_begin;           /* length of a bare BEGIN held until the next statement routes */
     enum px_tx_route tx_route;     /* change through px_client_set_tx_route */
     uint8_t changes_session;       /* the transaction may have changed session state: check it */
-    uint8_t set_unread;            /* a SET in this transaction's text, its new value maybe not read yet */
     uint64_t unsure_at;            /* the place (flow) of the first statement of the transaction after
-                                    * which its settings may not be known (set_unread, changes_session) */
+                                    * which its settings may not be known (a SET in its text, whose new
+                                    * value comes with its reply; changes_session), 0 = none */
     uint16_t pins;                 /* 1 << PX_PIN_*: state that keeps the client on its server */
     uint8_t seq_tx;                /* a statement of its scanned since its last ReadyForQuery may call
                                     * nextval() (it names nextval or setval): marks its server's seq_client */
@@ -856,6 +856,8 @@ int px_pool_wants_server(const struct px_pool *pool);
 /* The same without the room: its clients need a connection that none on its way will serve
  * (proxy/workers.c publishes it for the other workers). */
 int px_pool_wants_room(const struct px_pool *pool);
+/* The server's major version from the pool's login ParameterStatus (server_version); 0 if not known. */
+int px_pool_server_major(const struct px_pool *pool);
 void px_pool_grow(struct px_pool *pool);
 
 /* PAUSE / RESUME support (proxy/pool.c): hands idle servers of a resumed lane to its waiters. */

@@ -235,7 +235,6 @@ static int restore_client(struct px_server *sv, struct px_client *cl)
  */
 static char *clean_app_name(const struct px_pool *pool, const char *name, const char *value)
 {
-    const char *version = NULL;
     size_t n = 0, o = 0;
     char *out;
     int major;
@@ -246,10 +245,8 @@ static char *clean_app_name(const struct px_pool *pool, const char *name, const 
         n += (*p < 32 || *p > 126) ? 1 : 0;
     if (n == 0)
         return NULL;
-    for (int i = 0; i < pool->nparams; i++)
-        if (strcmp(pool->params[i].name, "server_version") == 0)
-            version = pool->params[i].value;
-    major = version ? atoi(version) : 15;
+    if ((major = px_pool_server_major(pool)) == 0)
+        major = 15;
     if (!(out = malloc(strlen(value) + 3 * n + 1)))
         return NULL;
     for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
