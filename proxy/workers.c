@@ -16,10 +16,12 @@
  *   - login_failed_ms is an atomic any worker's pool of the slot writes (a failed login, or 0 after a
  *     working one) and reads (server_login_retry); the latest write wins.
  *   - a worker's counters are written only by that worker (relaxed stores) and read by any.
- *   - a slot's claim_for/claim_us/claim_epoch (the room last made for another worker's queue) and
- *     px_workers.tenant_epoch are under `lock`: written when a worker closes or hands over an idle
- *     connection to make room, when a queue starts waiting again (its head's claim cleared) and when
- *     a tenant leaves tenant_max; never while a connection is free (the forwarding path).
+ *   - a slot's claim_for/claim_us/claim_epoch/claim_by (the room last made for another worker's
+ *     queue, and by whom) and px_workers.tenant_epoch are under `lock` (claim_by is also read without
+ *     it, see its comment): written when a worker closes or hands over an idle connection to make
+ *     room, when a queue starts waiting again (its head's claim cleared), when a tenant leaves
+ *     tenant_max, and when a worker's claim went unused (unclaim); on the forwarding path only in
+ *     that last case, which is rare.
  *   - `dir_lock` guards the backend directory (dir): entries are added or re-owned by the worker that
  *     logs in or adopts a connection, removed by their owner, read by any worker's monitor.
  * The forwarding path takes no lock: a transaction that finds an idle connection in its own pool
@@ -60,6 +62,10 @@ struct px_gslot {
     /* Under lock: the queue head (its wait_seq) that an idle connection of this slot was last closed
      * for, in another worker, and when (px_gslot_claim). */
     uint64_t claim_for, claim_us, claim_epoch;
+    /* The worker that made that claim, plus one (0: none). Written under lock; read without it only
+     * by a worker looking for its own claim (unclaim: one load on the release path, the lock only
+     * when the claim is its). */
+    _Atomic int claim_by;
     /* Under lock: the ParameterStatus values and tracked defaults of the first login of any worker's
      * pool of this slot, so that another worker's pool does not need a login of its own before its
      * clients can be answered. */
@@ -420,10 +426,18 @@ static void adopt(struct proxy *px, struct handoff *h)
         }
     }
     if (!pool || px_server_adopt(pool, h->fd, h->backend_pid, h->backend_key, &h->have, &h->gucs,
-                                 h->created_ms, h->seq_used) < 0)
+                                 h->created_ms, h->seq_used) < 0) {
         handoff_drop(px, h);
-    else
-        handoff_unref(px, h);      /* the adopting pool and its caps refer to the same slots */
+        return;
+    }
+    handoff_unref(px, h);          /* the adopting pool and its caps refer to the same slots */
+    /* The room claimed for this queue's head is used. A queue that still waits has a new head, which
+     * no other worker knows of (this worker never stopped waiting: px_gslot_set_waiting woke no one);
+     * a worker that passed its idle connection over because of that claim looks again. */
+    if (pool->nwaiting > 0)
+        for (int i = 0; i < px->workers->n; i++)
+            if (i != px->worker_id)
+                wake(px->workers, i);
 }
 
 void px_workers_room(struct proxy *px)
@@ -436,8 +450,8 @@ void px_workers_room(struct proxy *px)
         if (!pool->g)
             continue;
         /* An idle connection moves to the worker that waits (or, if it cannot move, is closed). */
-        if (!px_list_empty(&pool->idle) && px_gslot_make_room(px, pool))
-            (void)px_gslot_give(px_container_of(pool->idle.prev, struct px_server, link));
+        if (!px_list_empty(&pool->idle))
+            px_gslot_give_idle(px, pool);
         if (!px_list_empty(&pool->idle) && px_caps_make_room(pool))
             px_server_close(px_container_of(pool->idle.prev, struct px_server, link),
                             "closed to make room for another worker's queue under a connection cap");
@@ -882,9 +896,36 @@ int px_gslot_claim(struct proxy *px, struct px_gslot *g, uint64_t since)
         g->claim_for = since;
         g->claim_us = now;
         g->claim_epoch = px->workers->tenant_epoch;
+        atomic_store_explicit(&g->claim_by, px->worker_id + 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&px->workers->lock);
     return ok;
+}
+
+/*
+ * This worker claimed room for another worker's queue head and then gave no connection for it: the
+ * idle connection it meant to move went to a client of its own (one that arrived while the
+ * connection dropped its statements first, within FIFO_SLACK of that head). The claim goes, and the
+ * other workers look again (on_wake): one of them may hold an idle connection for that head, which
+ * the claim kept it from moving for CLAIM_US.
+ */
+static void unclaim(struct proxy *px, struct px_gslot *g)
+{
+    int mine;
+
+    if (atomic_load_explicit(&g->claim_by, memory_order_relaxed) != px->worker_id + 1)
+        return;
+    pthread_mutex_lock(&px->workers->lock);
+    mine = atomic_load_explicit(&g->claim_by, memory_order_relaxed) == px->worker_id + 1;
+    if (mine) {
+        g->claim_for = 0;
+        atomic_store_explicit(&g->claim_by, 0, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&px->workers->lock);
+    if (mine)
+        for (int i = 0; i < px->workers->n; i++)
+            if (i != px->worker_id)
+                wake(px->workers, i);
 }
 
 void px_gslot_detach(struct px_pool *pool)
@@ -979,13 +1020,23 @@ void px_gslot_publish(struct px_pool *pool)
      * now, not a second later. Cleared before the head is visible again, so that one holder claims it. */
     if (since && !atomic_load_explicit(&pool->g->since[px->worker_id], memory_order_relaxed)) {
         pthread_mutex_lock(&px->workers->lock);
-        if (pool->g->claim_for == since)
+        if (pool->g->claim_for == since) {
             pool->g->claim_for = 0;
+            atomic_store_explicit(&pool->g->claim_by, 0, memory_order_relaxed);
+        }
         pthread_mutex_unlock(&px->workers->lock);
     }
     atomic_store_explicit(&pool->g->held[px->worker_id], held, memory_order_release);
     atomic_store_explicit(&pool->g->weight[px->worker_id], weight, memory_order_release);
     px_gslot_set_waiting(px, pool->g, since);
+}
+
+static int in_list(const uint64_t *v, int n, uint64_t x)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] == x)
+            return 1;
+    return 0;
 }
 
 static int held_now(_Atomic int *held)
@@ -1015,10 +1066,11 @@ static int share_cmp(int h, int w, int bh, int bw)
  * workers), where two workers with their shares of a busy lane each serve their own queue in order
  * instead of trading a connection at nearly every transaction (a move costs a dup, a wake-up and a
  * new handle: with strict order, 72% of pgbench -S transactions at 64 clients over 20 connections
- * moved one, and pglane spent 1.25 x the CPU of one worker per transaction). *since: that waiter's
- * wait_seq.
+ * moved one, and pglane spent 1.25 x the CPU of one worker per transaction). Between the other
+ * workers' waiters the order is strict. Waiters whose wait_seq is in skip[0..nskip) are passed over
+ * (room was made for them already). *since: that waiter's wait_seq.
  */
-static int oldest_other(struct px_pool *pool, uint64_t *since)
+static int oldest_other(struct px_pool *pool, uint64_t *since, const uint64_t *skip, int nskip)
 {
     struct proxy *px = uv_loop_get_data(pool->queue_timer.loop);
     _Atomic int *mine;
@@ -1036,14 +1088,14 @@ static int oldest_other(struct px_pool *pool, uint64_t *since)
         if (i == px->worker_id)
             continue;
         t = atomic_load_explicit(&pool->g->since[i], memory_order_acquire);
-        if (!t)
+        if (!t || in_list(skip, nskip, t))
             continue;
         h = held_now(atomic_load_explicit(&pool->g->held[i], memory_order_acquire));
         w = atomic_load_explicit(&pool->g->weight[i], memory_order_acquire);
         if (max > 0 && h >= max)
             continue;             /* its tenant reached tenant_max since: a connection would wait there */
         c = share_cmp(h, w, best_held, best_w);
-        if (c < 0 || (c == 0 && t + FIFO_SLACK < best &&
+        if (c < 0 || (c == 0 && (who >= 0 ? t < best : t + FIFO_SLACK < best) &&
                       (!queued || atomic_load_explicit(&pool->g->conns[i], memory_order_relaxed) < here))) {
             best = t;
             best_held = h;
@@ -1055,25 +1107,16 @@ static int oldest_other(struct px_pool *pool, uint64_t *since)
     return who;
 }
 
-int px_gslot_make_room(struct proxy *px, struct px_pool *pool)
-{
-    uint64_t since;
-
-    return oldest_other(pool, &since) >= 0 && px_gslot_claim(px, pool->g, since);
-}
-
-int px_gslot_give(struct px_server *sv)
+/* Moves sv (idle, or just released) to worker `to`'s queue, or closes it when it cannot move: 1. */
+static int give_to(struct px_server *sv, int to)
 {
     struct px_pool *pool = sv->pool;
     struct proxy *px = sv->conn.px;
     struct px_workers *ws = px->workers;
     struct handoff h = { 0 };
     uv_os_fd_t fd;
-    uint64_t since;
-    int to = oldest_other(pool, &since), ok = 0;
+    int ok = 0;
 
-    if (to < 0)
-        return 0;
     /* Only a quiet plaintext connection moves: nothing buffered or in flight, no cancel pending. Any
      * other is closed (its slot freed). */
     if (sv->conn.tls || sv->ncancels > 0 || sv->dirty || sv->conn.writing || sv->conn.wreq ||
@@ -1123,6 +1166,36 @@ int px_gslot_give(struct px_server *sv)
 give_up:
     px_server_close(sv, "given up to another worker's queue that waited longer");
     return 1;
+}
+
+int px_gslot_give(struct px_server *sv)
+{
+    struct proxy *px = sv->conn.px;
+    uint64_t since;
+    int to = oldest_other(sv->pool, &since, NULL, 0);
+
+    if (to < 0) {
+        unclaim(px, sv->pool->g);
+        return 0;
+    }
+    return give_to(sv, to);
+}
+
+void px_gslot_give_idle(struct proxy *px, struct px_pool *pool)
+{
+    uint64_t done[CONF_WORKERS_MAX];
+    int ndone = 0;
+
+    while (!px_list_empty(&pool->idle) && ndone < CONF_WORKERS_MAX) {
+        uint64_t since;
+        int to = oldest_other(pool, &since, done, ndone);
+
+        if (to < 0)
+            break;
+        done[ndone++] = since;
+        if (px_gslot_claim(px, pool->g, since))   /* else another worker made room for that one */
+            (void)give_to(px_container_of(pool->idle.prev, struct px_server, link), to);
+    }
 }
 
 void px_worker_count_accept(struct proxy *px)

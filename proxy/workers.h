@@ -174,10 +174,10 @@ int px_gslot_params_adopt(struct px_pool *pool);
 uint64_t px_gslot_head(const struct px_pool *pool);
 /* Publishes whether the pool's queue waits for a connection it cannot open, and since when. */
 void px_gslot_publish(struct px_pool *pool);
-/* 1 if another worker's pool of the same slot has waited longer than this pool's queue head (or
- * this pool has nobody waiting) and no other worker made room for it yet (px_gslot_claim): an idle
- * connection here should be closed to make room there. */
-int px_gslot_make_room(struct proxy *px, struct px_pool *pool);
+/* pool's idle connections move (or are closed to make room) for other workers' pools of the same
+ * slot whose queue heads waited longer than this pool's (or this pool has nobody waiting): one per
+ * such head that no other worker made room for yet (px_gslot_claim), oldest first. */
+void px_gslot_give_idle(struct proxy *px, struct px_pool *pool);
 /* server_ready with another worker's queue waiting longer: sv (without a client) moves to that
  * worker (its socket duplicated, its session state and slot with it) or, if it cannot move, is
  * closed to free its slot. 1 if sv was given up, 0 if nobody else waits longer. */

@@ -1716,6 +1716,55 @@ static PGconn *connect_on_worker(const struct h_pglane *l, const char *app, int 
 }
 
 /*
+ * Between the queues of two other workers the older comes first, even one place older: lane capped
+ * (size 1) on 4 workers is held by a transaction of a client of worker 0; a client of worker 2 sends a
+ * statement, and once it waits, a client of worker 1 does; the holder commits. Each statement takes a
+ * number from a sequence as it runs: worker 2's client must run first. Before, the one-place slack
+ * that lets a worker serve its own queue ahead of another's a place older (test_fifo_across_workers)
+ * applied between two other workers too, so the connection went to the worker listed first (1).
+ */
+static void test_fifo_between_other_workers(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+
+    start_workers(&l, WORKERS, 1);
+    PGconn *adm = h_console_ok(&l);
+    PGconn *holder = connect_on_worker(&l, "fifo_holder", 0);
+    PGconn *first = connect_on_worker(&l, "fifo_first", 2), *second = connect_on_worker(&l, "fifo_second", 1);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(h_exec(holder, "BEGIN"), 0);
+        assert_int_equal(h_exec(holder, "SELECT 1"), 0);   /* the lane's one connection, in worker 0 */
+        assert_int_equal(PQsendQuery(first, "SELECT nextval('fifo_seq')"), 1);
+        assert_int_equal(h_show_wait(adm, "SHOW LANES", "capped", "clients_waiting", 1, 10000), 1);
+        assert_int_equal(PQsendQuery(second, "SELECT nextval('fifo_seq')"), 1);
+        assert_int_equal(h_show_wait(adm, "SHOW LANES", "capped", "clients_waiting", 2, 10000), 2);
+        assert_int_equal(h_exec(holder, "COMMIT"), 0);
+        long pos[2];
+        PGconn *both[2] = { first, second };
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(h_wait_result(both[k], 10000), 0);
+            PGresult *r = PQgetResult(both[k]);
+            assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+            pos[k] = atol(PQgetvalue(r, 0, 0));
+            PQclear(r);
+            assert_null(PQgetResult(both[k]));
+        }
+        if (pos[0] > pos[1])
+            print_error("round %d: worker 2's client (waiting first) ran at %ld, worker 1's at %ld\n", round, pos[0],
+                        pos[1]);
+        assert_true(pos[0] < pos[1]);
+    }
+    PQfinish(holder);
+    PQfinish(first);
+    PQfinish(second);
+    PQfinish(adm);
+    h_pglane_assert_term_clean_exit(&l);
+    h_pass();
+}
+
+/*
  * tenant_weight holds between workers: tenant heavy (weight 3) only on worker 0, tenant light
  * (weight 1) only on worker 1, six clients each running 50 ms statements back to back on a lane of
  * 4 for 4 s. Each worker's queue holds one tenant, so only the hand-over between workers shares the
@@ -1802,6 +1851,7 @@ int main(void)
         H_TEST(test_learned_in_every_worker),
         H_TEST(test_idle_connection_serves_busy_tenant),
         H_TEST(test_tenant_weight_across_workers),
+        H_TEST(test_fifo_between_other_workers),
     };
     return H_RUN_GROUP("integration: workers", tests, .pg = &g_pg, .super = &g_super, .setup = fixtures);
 }
