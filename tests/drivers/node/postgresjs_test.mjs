@@ -181,15 +181,33 @@ async function errorsSection() {
 
 // query.cancel() sends a CancelRequest on a connection of its own: for a query running on a server
 // and for one waiting in the lane's queue behind the two that hold the servers.
+//
+// Each sleep runs on a connection reserved first, so each is sent at once on a connection that is
+// logged in. A query handed to a connection still logging in (or still running postgres.js's own
+// array-types query) is rejected by cancel() without a CancelRequest, but postgres.js 3.4 then never
+// gives that connection back to its pool and sql.end() waits for it for ever: in a slow run
+// (ThreadSanitizer) a new connection's types query queued behind the sleeps, and the test hung.
+//
+// The queued sleeps are cancelled (and answered) before the running ones: a running sleep's cancel
+// frees its server, which goes to a queued sleep at once; a cancel of that sleep arriving a moment
+// later can land between its Describe and its Bind, where PostgreSQL ignores a cancel (as it does
+// directly), and the sleep would run its 30 s.
 async function cancelSection() {
   const sql = connect();
-  const sleeps = range(4).map((i) => sql`SELECT pg_sleep(${30 + i})`.execute());
-  const ends = sleeps.map((q) => q.then(() => 'finished', (e) => e.code));
+  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  const conns = await Promise.all(range(4).map(() => sql.reserve()));
   const t0 = Date.now();
-  await new Promise((r) => setTimeout(r, 500));
-  sleeps.forEach((q) => q.cancel());
-  assert.deepEqual(await Promise.all(ends), ['57014', '57014', '57014', '57014']);
+  const running = conns.slice(0, 2).map((c, i) => c`SELECT pg_sleep(${30 + i})`.execute());
+  await wait(500);
+  const queued = conns.slice(2).map((c, i) => c`SELECT pg_sleep(${32 + i})`.execute());
+  const end = (q) => q.then(() => 'finished', (e) => `${e.code}${/waited in lane/.test(e.detail) ? ' queued' : ''}`);
+  await wait(300);
+  queued.forEach((q) => q.cancel());
+  assert.deepEqual(await Promise.all(queued.map(end)), ['57014 queued', '57014 queued']);
+  running.forEach((q) => q.cancel());
+  assert.deepEqual(await Promise.all(running.map(end)), ['57014', '57014']);
   assert.ok(Date.now() - t0 < 15000, `cancels took ${Date.now() - t0} ms`);
+  conns.forEach((c) => c.release());
   const [{ v }] = await sql`SELECT ${7}::int AS v`;
   assert.equal(v, 7);
   await sql.end();
