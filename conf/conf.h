@@ -104,6 +104,9 @@ struct conf_lane {
     int64_t guard_wait_ms;     /* default 250ms */
     enum conf_pin pin;         /* pin = allow|refuse, default allow */
     int cache_unnamed;         /* cache_unnamed = on|off, default off: repeated unnamed Parse -> named */
+    /* cancel_on_disconnect = on|off, default on: a client that leaves while its request runs gets that
+     * request cancelled on the server (proxy/cancel.c px_cancel_orphan) before the connection closes. */
+    int cancel_on_disconnect;
     /* Quarantine of repeat blockers, read on the protected lane (proxy/guard.c): after
      * guard_quarantine cancels/terminations against one statement shape within
      * guard_quarantine_window, that shape is refused on preemptible lanes for guard_quarantine_time.

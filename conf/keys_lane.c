@@ -169,6 +169,7 @@ const struct conf_keydef conf_lane_keys[] = {
     KDUR("guard_wait", struct conf_lane, guard_wait_ms),
     KENUM("pin", struct conf_lane, pin, pin_names),
     KBOOL("cache_unnamed", struct conf_lane, cache_unnamed),
+    KBOOL("cancel_on_disconnect", struct conf_lane, cancel_on_disconnect),
     KINT("guard_quarantine", struct conf_lane, guard_quarantine, 0, 100),
     KDUR("guard_quarantine_window", struct conf_lane, guard_quarantine_window_ms),
     KDUR("guard_quarantine_time", struct conf_lane, guard_quarantine_time_ms),

@@ -66,7 +66,7 @@ static int add_lane(struct conf_loader *ld, struct conf *c, char *name)
         .queue_timeout_ms = 120000, .server_connect_timeout_ms = 15000,
         .server_lifetime_ms = 3600000, .idle_transaction_timeout_ms = -1, .server_retry = 2, .guard = CONF_GUARD_OFF, .guard_wait_ms = 250,
         .guard_quarantine = 3, .guard_quarantine_window_ms = 600000, .guard_quarantine_time_ms = 600000,
-        .protects_lane = -1, .adapt_interval_ms = 1000, .min_size = 1, .adapt_min_samples = 20,
+        .protects_lane = -1, .adapt_interval_ms = 1000, .min_size = 1, .adapt_min_samples = 20, .cancel_on_disconnect = 1,
         .line = ld->lineno};
     return c->nlanes++;
 }

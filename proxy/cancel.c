@@ -134,14 +134,16 @@ static int request_running(const struct px_server *sv)
     return sv->state == SV_ACTIVE && cl && !sv->release_after_write && (cl->pending_z > 0 || cl->unsynced);
 }
 
-int px_cancel_backend(struct proxy *px, struct px_server *sv)
+/* A CancelRequest for sv's backend on a connection of its own; with hold, sv is held (given to no one
+ * else) until PostgreSQL has closed that connection (see the top of this file). */
+static int send_cancel(struct proxy *px, struct px_server *sv, int hold)
 {
     struct px_ep *ep = sv->pool->ep;
     struct cancel_conn *cc;
     struct proto_buf b;
     int r = 0;
 
-    if (!request_running(sv) || !(cc = calloc(1, sizeof(*cc))))
+    if (!(cc = calloc(1, sizeof(*cc))))
         return -1;
     proto_buf_init(&b);
     proto_build_cancel(&b, sv->backend_pid, sv->backend_key);
@@ -152,11 +154,13 @@ int px_cancel_backend(struct proxy *px, struct px_server *sv)
     }
     memcpy(cc->packet, b.data, sizeof(cc->packet));
     proto_buf_free(&b);
-    cc->sv = sv;
     cc->pid = sv->backend_pid;
     cc->start_us = px_now_us();
-    px_list_append(&sv->cancels, &cc->link);
-    sv->ncancels++;
+    if (hold) {
+        cc->sv = sv;
+        px_list_append(&sv->cancels, &cc->link);
+        sv->ncancels++;
+    }
     uv_timer_init(px->loop, &cc->timer);
     cc->timer.data = cc;
     cc->connect_req.data = cc;
@@ -172,6 +176,26 @@ int px_cancel_backend(struct proxy *px, struct px_server *sv)
     uv_timer_start(&cc->timer, on_cancel_timeout, CANCEL_HOLD_MS, 0);
     sv->pool->lane->stats.cancels[PX_CANCEL_FORWARDED]++;
     return 0;
+}
+
+int px_cancel_backend(struct proxy *px, struct px_server *sv)
+{
+    if (!request_running(sv))
+        return -1;
+    return send_cancel(px, sv, 1);
+}
+
+/*
+ * sv's client went away while its request ran, and pglane closes sv. PostgreSQL notices a closed
+ * socket only when it next reads or writes it: a backend in a long statement would run it to its
+ * end (a report's minutes, its locks held), while the lane's slot is free again for another. The
+ * cancel ends the statement now; the backend then finds its socket closed and exits.
+ */
+void px_cancel_orphan(struct proxy *px, struct px_server *sv)
+{
+    if (send_cancel(px, sv, 0) == 0)
+        px_info("S-%llu its client left while its request ran: cancel sent to backend %u, connection closed",
+                (unsigned long long)sv->conn.id, sv->backend_pid);
 }
 
 /*

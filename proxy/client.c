@@ -809,7 +809,7 @@ void px_client_close(struct px_client *cl, const char *reason)
         if (cl->pins)
             sv->dirty |= PX_DIRTY_DISCARD;   /* what pinned the client goes with it */
         sv->sticky |= cl->sticky;       /* no reset undoes a seed or a LOAD: the connection goes */
-        px_server_client_gone(sv, clean);
+        px_server_client_gone(sv, clean, cl->pending_z > 0 || cl->unsynced);
     }
     px_list_remove(&cl->link);
     px->nclients--;

@@ -409,7 +409,7 @@ void px_server_attach_continue(struct px_server *sv, struct px_client *cl);
 /* Replaces the whole message f (at sv's b->pos) by nb. 0, or -1 when the buffer cannot grow now. */
 int px_server_replace_frame(struct px_server *sv, struct proto_frame *f, const struct proto_buf *nb);
 /* The attached client went away; clean = no transaction or request left open on the server. */
-void px_server_client_gone(struct px_server *sv, int clean);
+void px_server_client_gone(struct px_server *sv, int clean, int running);
 /* The attached client's transaction ended: hand the server back (after the write in flight). */
 void px_server_detach(struct px_server *sv);
 /* A server without a client goes back to its pool: held while a cancel is in flight (SV_CANCEL_WAIT),
@@ -888,6 +888,8 @@ int px_guard_refuse(struct proxy *px, uint64_t fp, const struct px_lane *lane, s
  * out of the pool until PostgreSQL has taken it. 0, or -1 when nothing runs there (sv idle, its
  * client's transaction over) or the request cannot be sent. */
 int px_cancel_backend(struct proxy *px, struct px_server *sv);
+/* A CancelRequest for the backend of sv, whose client left while its request ran (sv not held). */
+void px_cancel_orphan(struct proxy *px, struct px_server *sv);
 /* The same hold on sv for a cancel the lock monitor sends as pg_cancel_backend() (0, or -1 when
  * nothing runs there); px_cancel_signalled ends it once that ran (sent 0: it failed, and a
  * CancelRequest goes instead). */

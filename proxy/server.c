@@ -140,7 +140,7 @@ void px_server_recycle(struct px_server *sv)
     server_release(sv);
 }
 
-void px_server_client_gone(struct px_server *sv, int clean)
+void px_server_client_gone(struct px_server *sv, int clean, int running)
 {
     struct proxy *px = sv->conn.px;
 
@@ -155,6 +155,8 @@ void px_server_client_gone(struct px_server *sv, int clean)
     if (!clean || px->exiting || sv->swallow_z || sv->sticky) {
         char why[128];
 
+        if (running && !px->exiting && sv->backend_pid && sv->pool->lane->conf->cancel_on_disconnect)
+            px_cancel_orphan(px, sv);   /* else its statement runs on to its end */
         px_server_close(sv, sv->sticky ? px_sticky_reason(sv->sticky, why, sizeof(why))
                                        : "client disconnected with a transaction or request open");
         px_pool_refill(sv->pool);   /* the slot serves the clients queued behind it */

@@ -451,7 +451,8 @@ void login_read(struct px_server *sv)
  * so a reconnect at once in the room made would show one backend too many under a size or a cap.
  * pglane shuts its side of the socket down and waits for PostgreSQL to close it, which a backend does
  * as it exits; at most LINGER_MS (then the maintenance tick closes it and the counts are given back
- * anyway: a backend busy with a query notices its client's end only when it next talks to it). A
+ * anyway: a backend busy with a query notices its client's end only when it next talks to it, which
+ * is why a request left running by its client is cancelled first: px_cancel_orphan). A
  * connection whose server already closed, a TLS one, one handed over to another worker, and pglane's
  * own exit do not wait.
  */

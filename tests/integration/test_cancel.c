@@ -8,6 +8,7 @@
 #include "tests/integration/harness.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -564,6 +565,43 @@ static void test_cancel_during_statement_check(void **state)
 }
 
 /*
+ * A client that leaves while its statement runs (its connection reset, as a killed process's may be)
+ * has that statement cancelled (cancel_on_disconnect, a lane setting, on by default). PostgreSQL
+ * notices a closed socket only when it next writes to it: pg_sleep(30) ran on for 30 s after pglane
+ * closed the server connection, and a second later the lane's one slot went to the next client beside
+ * it. Now the backend is gone within seconds, and the next client's statement, through the same lane
+ * of one, sees no pg_sleep running.
+ */
+#define ORPHAN_SQL "SELECT pg_sleep(30)"
+#define ORPHANS "SELECT count(*) FROM pg_stat_activity WHERE query = '" ORPHAN_SQL "'"
+static void test_cancel_when_client_leaves(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    PGconn *s, *adm, *a, *b;
+    open_four(H_DB, &s, &adm, &a, &b);
+    run_until_active(s, a, ORPHAN_SQL);
+    /* The socket is reset at once (no Terminate first, which would wait behind the statement, as it
+     * does in PostgreSQL): SO_LINGER 0, and /dev/null in its place for PQfinish to write to. */
+    int fd = PQsocket(a), nul = open("/dev/null", O_WRONLY);
+    struct linger lg = { 1, 0 };
+    assert_true(nul >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    assert_int_equal(dup2(nul, fd), fd);
+    close(nul);
+    PQfinish(a);
+    if (h_pg_wait_long(s, ORPHANS, 0, 10000) != 0)
+        print_error("the abandoned pg_sleep(30) still runs 10 s after its client left\n");
+    assert_int_equal(h_pg_long(s, ORPHANS), 0);
+    assert_int_equal(h_pg_long(b, ORPHANS), 0);    /* the lane's slot, once free, has nothing beside it */
+    char *log = h_pglane_log(&g_one);
+    assert_non_null(strstr(log, "its client left while its request ran: cancel sent to backend"));
+    free(log);
+    close_four(s, adm, NULL, b);
+    h_pass();
+}
+
+/*
  * SIGTERM while a cancel is held (postmaster stopped): pglane drains, closes the cancel connection
  * with the server connection it held, and exits 0 without a sanitizer report (under make asan).
  */
@@ -602,6 +640,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_queued, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_during_statement_check, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_race, h_test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_when_client_leaves, h_test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_clean_exit, h_test_setup, test_teardown),
     };
     return H_RUN_GROUP("integration: cancel", tests,
