@@ -275,12 +275,13 @@ static void raw(struct proto_buf *out, const uint8_t *msg, uint32_t n)
 static int deallocate_name(const char *sql, size_t len, char *name, size_t cap);
 
 /*
- * Whether the rest of the Sync group (the bytes behind the message being mapped) sets the transaction's
- * mode in a Parse or a simple Query (route_sets_tx_mode): PostgreSQL refuses that (25001) after a Parse
- * of a query, which takes the snapshot, so such a Parse must reach the server rather than be answered
- * by pglane. Only what has arrived is seen.
+ * Whether the rest of the Sync group (the bytes behind the message being mapped; with past_ready, all
+ * of p[0..n), whatever groups it holds) sets the transaction's mode in a Parse or a simple Query
+ * (route_sets_tx_mode): PostgreSQL refuses that (25001) after a Parse of a query, which takes the
+ * snapshot, so such a Parse must reach the server rather than be answered by pglane. Only what has
+ * arrived is seen.
  */
-static int group_sets_tx_mode_later(const uint8_t *p, uint32_t n)
+static int sets_tx_mode(const uint8_t *p, uint32_t n, int past_ready)
 {
     struct proto_fe_parse parse;
     uint32_t off = 0;
@@ -295,11 +296,16 @@ static int group_sets_tx_mode_later(const uint8_t *p, uint32_t n)
             return 1;
         if (p[off] == PROTO_FE_QUERY && len > 0 && route_sets_tx_mode((const char *)p + off + PROTO_HEADER_LEN, len - 1))
             return 1;
-        if (proto_fe_gets_ready(p[off]))
+        if (!past_ready && proto_fe_gets_ready(p[off]))
             return 0;
         off += PROTO_HEADER_LEN + len;
     }
     return 0;
+}
+
+static int group_sets_tx_mode_later(const uint8_t *p, uint32_t n)
+{
+    return sets_tx_mode(p, n, 0);
 }
 
 static int on_unnamed_parse(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t len,
@@ -1005,6 +1011,12 @@ int px_prep_probe(struct px_client *cl)
         return 0;                  /* (fwd_unsynced: a Sync of pglane's would end the client's group; raw_owed: a
                                     * request forwarded as it was, a Query say, is unanswered, and its
                                     * ReadyForQuery would be taken for the probe's) */
+    /* In a transaction block, the probe's Parse (or a Describe that analyses the statement again)
+     * takes the transaction's snapshot ahead of the client's messages: a SET TRANSACTION or BEGIN
+     * ISOLATION LEVEL among them would then fail (25001) where PostgreSQL runs it. No probe then; the
+     * columns are not checked for that request. */
+    if (sv->tx_status == 'T' && sets_tx_mode(b->data + b->start, b->pos - b->start, 1))
+        return 0;
     proto_buf_init(&out);
     if (sv->tx_status == 'T') {
         /* In the client's transaction block: under a savepoint of pglane's, rolled back after the

@@ -552,6 +552,18 @@ static const struct scenario scenarios[] = {
     { .name = "named_parse_answered_then_set_transaction",
       .steps = { { 'A', "P{k1|select 24} S", 1 }, { 'A', "B{|k1} E S", 1 },
                  { 'A', "P{k2|select 24} P{|set transaction isolation level repeatable read} B E S", 1 } } },
+    /* random_140531: the check of a statement's result columns on a server connection that does not
+     * know them (a savepoint, the statement's Parse and Describe, ahead of the client's group) took
+     * the snapshot of the client's open transaction, and a SET TRANSACTION (or BEGIN ISOLATION LEVEL)
+     * in the group failed with 25001; now no check runs ahead of such a group. */
+    { .name = "columns_check_in_transaction_then_set_transaction",
+      .steps = { { 'A', "P{rp|select 'x'} D{S|rp} B{|rp} E S", 1 }, { 'B', "Q{discard all}", 1 }, { 'A', "P{|begin} B E S", 1 },
+                 { 'A', "P{|set transaction isolation level serializable} B E P{rp2|select 'x'} D{S|rp} B{|rp} E S", 1 },
+                 { 'A', "Q{show transaction_isolation}", 1 }, { 'A', "Q{commit}", 1 } } },
+    { .name = "columns_check_in_transaction_then_begin_isolation",
+      .steps = { { 'A', "P{rp|select 'x'} D{S|rp} B{|rp} E S", 1 }, { 'B', "Q{discard all}", 1 }, { 'A', "P{|begin} B E S", 1 },
+                 { 'A', "P{|begin isolation level serializable} B E P{rp2|select 'x'} D{S|rp} B{|rp} E S", 1 },
+                 { 'A', "Q{show transaction_isolation}", 1 }, { 'A', "Q{commit}", 1 } } },
     { .name = "unnamed_parse_cached_then_begin_isolation",
       .steps = { { 'A', "P{|select 24} B E S", 1 }, { 'A', "P{|select 24} B E S", 1 },
                  { 'A', "P{|select 24} P{|begin isolation level serializable} B E S", 1 } } },
