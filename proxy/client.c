@@ -795,21 +795,22 @@ void px_client_close(struct px_client *cl, const char *reason)
     px_authq_forget(cl);
     px_client_set_state(cl, CL_CLOSED);
     if (sv) {
-        int clean;
+        int clean, running;
 
         /* Replies read for this client and not sent to it (a write to it failed, say, with a
          * ReadyForQuery in them) are nobody's now: dropped, or the next client of the connection
          * would be sent them. While a write of them is in flight they cannot be: not clean. */
         if (!sv->conn.writing)
             sv->conn.in.start = sv->conn.in.pos;
-        clean = cl->pending_z == 0 && !cl->unsynced && sv->tx_status == 'I' && cl->conn.in.remain == 0 &&
-                sv->prepq.n == 0 && sv->conn.in.start == sv->conn.in.pos;
+        running = cl->pending_z > 0 || cl->unsynced;   /* a request of the client's not answered yet */
+        clean = !running && sv->tx_status == 'I' && cl->conn.in.remain == 0 && sv->prepq.n == 0 &&
+                sv->conn.in.start == sv->conn.in.pos;
 
         cl->server = NULL;
         if (cl->pins)
             sv->dirty |= PX_DIRTY_DISCARD;   /* what pinned the client goes with it */
         sv->sticky |= cl->sticky;       /* no reset undoes a seed or a LOAD: the connection goes */
-        px_server_client_gone(sv, clean, cl->pending_z > 0 || cl->unsynced);
+        px_server_client_gone(sv, clean, running);
     }
     px_list_remove(&cl->link);
     px->nclients--;

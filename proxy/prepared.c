@@ -1011,12 +1011,6 @@ int px_prep_probe(struct px_client *cl)
         return 0;                  /* (fwd_unsynced: a Sync of pglane's would end the client's group; raw_owed: a
                                     * request forwarded as it was, a Query say, is unanswered, and its
                                     * ReadyForQuery would be taken for the probe's) */
-    /* In a transaction block, the probe's Parse (or a Describe that analyses the statement again)
-     * takes the transaction's snapshot ahead of the client's messages: a SET TRANSACTION or BEGIN
-     * ISOLATION LEVEL among them would then fail (25001) where PostgreSQL runs it. No probe then; the
-     * columns are not checked for that request. */
-    if (sv->tx_status == 'T' && sets_tx_mode(b->data + b->start, b->pos - b->start, 1))
-        return 0;
     proto_buf_init(&out);
     if (sv->tx_status == 'T') {
         /* In the client's transaction block: under a savepoint of pglane's, rolled back after the
@@ -1056,7 +1050,11 @@ int px_prep_probe(struct px_client *cl)
         put_describe(&out, cs->stmt->id);
         n++;
     }
-    if (n == 0) {
+    /* In a transaction block, the probe's Parse (or a Describe that analyses the statement again)
+     * takes the transaction's snapshot ahead of the client's messages: a SET TRANSACTION or BEGIN
+     * ISOLATION LEVEL among them would then fail (25001) where PostgreSQL runs it. No probe then; the
+     * columns are not checked for that request. */
+    if (n == 0 || (sv->tx_status == 'T' && sets_tx_mode(b->data + b->start, b->pos - b->start, 1))) {
         proto_buf_free(&out);
         return 0;
     }

@@ -223,6 +223,14 @@ static void wake(struct px_workers *ws, int id)
     pthread_mutex_unlock(&ws->lock);
 }
 
+/* Wakes every worker but self. */
+static void wake_others(struct px_workers *ws, int self)
+{
+    for (int i = 0; i < ws->n; i++)
+        if (i != self)
+            wake(ws, i);
+}
+
 /* Wakes every other worker whose pool of slot g waits for room. */
 static void wake_waiters(struct px_workers *ws, struct px_gslot *g, int self)
 {
@@ -435,9 +443,7 @@ static void adopt(struct proxy *px, struct handoff *h)
      * no other worker knows of (this worker never stopped waiting: px_gslot_set_waiting woke no one);
      * a worker that passed its idle connection over because of that claim looks again. */
     if (pool->nwaiting > 0)
-        for (int i = 0; i < px->workers->n; i++)
-            if (i != px->worker_id)
-                wake(px->workers, i);
+        wake_others(px->workers, px->worker_id);
 }
 
 void px_workers_room(struct proxy *px)
@@ -862,9 +868,7 @@ void px_gslot_set_waiting(struct proxy *px, struct px_gslot *g, uint64_t since)
     /* Newly waiting for room: the workers holding connections of g look whether they should give one
      * up (on_wake). */
     if (since && !was)
-        for (int i = 0; i < px->workers->n; i++)
-            if (i != px->worker_id)
-                wake(px->workers, i);
+        wake_others(px->workers, px->worker_id);
 }
 
 uint64_t px_gslot_others_wait(const struct proxy *px, const struct px_gslot *g, uint64_t before)
@@ -923,9 +927,7 @@ static void unclaim(struct proxy *px, struct px_gslot *g)
     }
     pthread_mutex_unlock(&px->workers->lock);
     if (mine)
-        for (int i = 0; i < px->workers->n; i++)
-            if (i != px->worker_id)
-                wake(px->workers, i);
+        wake_others(px->workers, px->worker_id);
 }
 
 void px_gslot_detach(struct px_pool *pool)
