@@ -273,6 +273,13 @@ void px_pool_acquire(struct px_pool *pool, struct px_client *cl)
     struct proxy *px = cl->conn.px;
 
     cl->pool = pool;
+    /* Several workers: a queue of another worker that began to wait for room after this pool's idle
+     * connections went idle comes first. The wake-up that tells this worker may not have run yet
+     * (px_workers_room), and a client of its own would otherwise take the connection meant for that
+     * queue's head, which then waits for the next release in the lane. One load per other worker. */
+    if (pool->g && !px_list_empty(&pool->idle) && px_list_empty(&pool->waiting) &&
+        px_gslot_others_wait(px, pool->g, UINT64_MAX))
+        px_gslot_give_idle(px, pool);
     if (!px_list_empty(&pool->idle) && px_list_empty(&pool->waiting) && !pool->lane->paused &&
         px_tenant_may_take(pool, cl)) {
         struct px_server *sv = px_container_of(pool->idle.next, struct px_server, link);

@@ -25,7 +25,7 @@
  *   - `dir_lock` guards the backend directory (dir): entries are added or re-owned by the worker that
  *     logs in or adopts a connection, removed by their owner, read by any worker's monitor.
  * The forwarding path takes no lock: a transaction that finds an idle connection in its own pool
- * touches no shared state, and a release reads since[] (atomics) only for pools with a slot.
+ * and a release read since[] (atomics) only for pools with a slot, and write no shared state.
  */
 #include <fcntl.h>
 #include <limits.h>

@@ -76,7 +76,7 @@ static int fixtures(void)
                   "ALTER TABLE tk_shape OWNER TO " H_USER) != 0)
         return -1;
     char conf[4096];
-    h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", NULL);
+    h_conf(conf, sizeof conf, "transaction", 2, "scram-sha-256", "admin_users = " H_USER "\n");
     if (h_pglane_start(&g_lane, &g_pg, conf) != 0)
         return -1;
     h_pglane_keep(&g_lane);

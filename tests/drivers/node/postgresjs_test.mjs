@@ -194,14 +194,26 @@ async function errorsSection() {
 // directly), and the sleep would run its 30 s.
 async function cancelSection() {
   const sql = connect();
-  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  // pglane's admin console (simple queries only: no type lookup) tells when the sleeps run and queue.
+  const admin = connect({ database: 'pglane', max: 1, fetch_types: false });
+  const lane = async () => {
+    const [r] = await admin.unsafe('SHOW LANES');
+    return { active: Number(r.clients_active), waiting: Number(r.clients_waiting) };
+  };
+  const until = async (what, ok) => {
+    const t = Date.now();
+    for (let s = await lane(); !ok(s); s = await lane()) {
+      assert.ok(Date.now() - t < 20000, `${what}: still ${JSON.stringify(s)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
   const conns = await Promise.all(range(4).map(() => sql.reserve()));
   const t0 = Date.now();
   const running = conns.slice(0, 2).map((c, i) => c`SELECT pg_sleep(${30 + i})`.execute());
-  await wait(500);
+  await until('two sleeps running', (s) => s.active === 2);
   const queued = conns.slice(2).map((c, i) => c`SELECT pg_sleep(${32 + i})`.execute());
+  await until('two sleeps queued', (s) => s.waiting === 2);
   const end = (q) => q.then(() => 'finished', (e) => `${e.code}${/waited in lane/.test(e.detail) ? ' queued' : ''}`);
-  await wait(300);
   queued.forEach((q) => q.cancel());
   assert.deepEqual(await Promise.all(queued.map(end)), ['57014 queued', '57014 queued']);
   running.forEach((q) => q.cancel());
@@ -210,6 +222,7 @@ async function cancelSection() {
   conns.forEach((c) => c.release());
   const [{ v }] = await sql`SELECT ${7}::int AS v`;
   assert.equal(v, 7);
+  await admin.end();
   await sql.end();
 }
 
