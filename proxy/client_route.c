@@ -57,10 +57,16 @@ static int text_unreliable(const struct px_client *cl)
 }
 
 /* Session state checks for one statement: custom setting names to remember, and the grammar's
- * opinion when the bytes suggest a function call or a temporary object (or the lane refuses pins). */
-static void look_at_session(struct px_client *cl, const char *sql, size_t len, int tflags, int classified)
+ * opinion when the bytes suggest a function call or a temporary object (or the lane refuses pins).
+ * had: changes_session before the statement was routed (routing may classify it). */
+static void look_at_session(struct px_client *cl, const char *sql, size_t len, int tflags, int classified, int had)
 {
     const struct route_class *cls;
+    /* A SET of a setting that no statement's reading depends on (work_mem, statement_timeout, a
+     * custom setting): the session is still checked at the transaction's end, but the settings
+     * pglane keeps with statements stay known (so far only such SETs changed the session). */
+    int inert = (tflags & TXT_SET) && (!had || cl->unsure_at == PX_UNSURE_NONE) && !text_unreliable(cl) &&
+                route_set_inert(sql, len);
 
     if (tflags & TXT_SET)
         px_session_learn(cl, sql, len);
@@ -71,8 +77,10 @@ static void look_at_session(struct px_client *cl, const char *sql, size_t len, i
     }
     /* A SET (its new value comes with its reply) or a statement after which the session is checked:
      * statements parsed behind it are this client's own (stmt_get). Its place: pushed after its scan. */
-    if ((cl->changes_session || (tflags & TXT_SET)) && !cl->unsure_at)
+    if (!inert && (cl->changes_session || (tflags & TXT_SET)) && PX_UNSURE_UNSET(cl))
         cl->unsure_at = cl->flow.pushed + 1;
+    if (inert && !cl->unsure_at)
+        cl->unsure_at = PX_UNSURE_NONE;   /* changes_session, but the settings are known */
     if (classified)
         return;
     cl->stmt_pins = 0;
@@ -258,7 +266,7 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
 {
     const char *sql = (const char *)f->body;
     size_t len = f->len ? f->len - 1 : 0;
-    int tflags, classified = 0;
+    int tflags, classified = 0, had;
     enum stmt_verdict r;
     struct proto_fe_parse parse;
     struct proto_fe_bind bind;
@@ -275,6 +283,7 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
             return STMT_FORWARD;
     }
     tflags = text_flags((const uint8_t *)sql, len);
+    had = cl->changes_session;
     r = route_statement(cl, f, sql, len, &classified);
     if (r != STMT_FORWARD)
         return r;
@@ -282,7 +291,7 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
         cl->seq_tx = 1;            /* may call nextval(): its server's sequence state becomes its own */
     if ((tflags & TXT_NAMES) && f->type != PROTO_FE_BIND && cl->conn.px->conf->max_prepared_statements > 0)
         cl->names_changed = 1;     /* a simple Query or an unnamed Parse that may drop statement names */
-    look_at_session(cl, sql, len, tflags, classified);
+    look_at_session(cl, sql, len, tflags, classified, had);
     return f->type != PROTO_FE_BIND && cl->stmt_pins && lane_refuses_pins(cl) ? STMT_PIN_REFUSED : STMT_FORWARD;
 }
 
@@ -321,7 +330,7 @@ void client_look_at_function_call(struct px_client *cl, const struct proto_frame
         break;
     }
     cl->changes_session = 1;
-    if (!cl->unsure_at)
+    if (PX_UNSURE_UNSET(cl))
         cl->unsure_at = cl->flow.pushed + 1;
 }
 

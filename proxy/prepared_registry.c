@@ -241,6 +241,8 @@ static uint16_t parse_settings(const struct px_client *cl, char *buf, size_t cap
 
 int px_settings_unsure(const struct px_client *cl, uint64_t place)
 {
+    if (cl->unsure_at == PX_UNSURE_NONE)
+        return 0;                  /* only SETs that change no statement's reading */
     if (cl->unsure_at)
         return place == 0 || cl->unsure_at < place;
     return cl->changes_session;   /* set where no place was noted: unsure throughout */

@@ -289,6 +289,11 @@ const char *px_session_replay_sql(const struct px_client *cl);
 /* The replay sets a role or session user: the client's messages wait until it has succeeded. */
 int px_session_replay_role(const struct px_client *cl);
 #define PX_MAX_CUSTOM 1024    /* custom setting names pglane follows per client */
+/* px_client.unsure_at: the transaction changes the session, but only by SETs of settings that no
+ * statement's reading depends on (route_set_inert): its settings are known; a later statement may
+ * still note its place. */
+#define PX_UNSURE_NONE UINT64_MAX
+#define PX_UNSURE_UNSET(cl) ((cl)->unsure_at == 0 || (cl)->unsure_at == PX_UNSURE_NONE)
 int px_session_custom_overflow(const struct px_client *cl);   /* it set more than PX_MAX_CUSTOM */
 void px_session_free(struct px_client *cl);
 
@@ -632,7 +637,8 @@ struct px_client {
     uint8_t changes_session;       /* the transaction may have changed session state: check it */
     uint64_t unsure_at;            /* the place (flow) of the first statement of the transaction after
                                     * which its settings may not be known (a SET in its text, whose new
-                                    * value comes with its reply; changes_session), 0 = none */
+                                    * value comes with its reply; changes_session), 0 = none,
+                                    * PX_UNSURE_NONE: none although changes_session (an inert SET) */
     uint16_t pins;                 /* 1 << PX_PIN_*: state that keeps the client on its server */
     uint8_t seq_tx;                /* a statement of its scanned since its last ReadyForQuery may call
                                     * nextval() (it names nextval or setval): marks its server's seq_client */

@@ -146,6 +146,13 @@ int route_sets_tx_mode(const char *sql, size_t len);
 /* The highest $n a statement references (0 if none; numbers above 65535 are ignored). */
 uint32_t route_max_param(const char *sql, size_t len);
 
+/* 1 if sql is one SET [SESSION | LOCAL] name {= | TO} value or RESET name (an optional ';' after it)
+ * of a setting that does not change how PostgreSQL reads a statement's text: one of a fixed list
+ * (planner costs and switches, memory and time limits, logging, output formats, transaction
+ * defaults) or a custom setting (a dotted name). Anything else, and SET TIME ZONE, RESET ALL or a
+ * quoted name: 0. */
+int route_set_inert(const char *sql, size_t len);
+
 /* Custom settings a statement sets: calls cb with each name of "SET [SESSION] a.b ..." and
  * "RESET a.b" (unquoted parts; with n = 0 where SET/RESET is followed by something else or by a
  * name longer than ROUTE_SETTING_NAME_MAX) and each first argument of "set_config('a.b', ...)"

@@ -409,6 +409,75 @@ void route_setting_names(const char *sql, size_t len, route_name_cb cb, void *ar
     }
 }
 
+/* Settings whose value PostgreSQL never consults when it reads a statement's text (how names
+ * resolve, how constants are read): the planner's costs and switches, memory and time limits,
+ * logging and commit behaviour, output formats, transaction defaults. */
+static const char *const inert_settings[] = {
+    "application_name", "bytea_output", "client_min_messages", "commit_delay", "constraint_exclusion",
+    "cpu_index_tuple_cost", "cpu_operator_cost", "cpu_tuple_cost", "cursor_tuple_fraction",
+    "default_statistics_target", "default_transaction_deferrable", "default_transaction_isolation",
+    "default_transaction_read_only", "effective_cache_size", "effective_io_concurrency",
+    "extra_float_digits", "from_collapse_limit", "hash_mem_multiplier", "idle_in_transaction_session_timeout",
+    "idle_session_timeout", "jit", "jit_above_cost", "jit_inline_above_cost", "jit_optimize_above_cost",
+    "join_collapse_limit", "lock_timeout", "log_min_duration_statement", "log_statement",
+    "maintenance_work_mem", "max_parallel_maintenance_workers", "max_parallel_workers",
+    "max_parallel_workers_per_gather", "parallel_setup_cost", "parallel_tuple_cost", "plan_cache_mode",
+    "random_page_cost", "seq_page_cost", "statement_timeout", "synchronous_commit", "temp_buffers",
+    "temp_file_limit", "work_mem", NULL,
+};
+
+static int inert_setting(const char *name, size_t n)
+{
+    if (memchr(name, '.', n))
+        return 1;                 /* a custom setting (extension or application): read when used */
+    if (n > 7 && strncasecmp(name, "enable_", 7) == 0)
+        return 1;                 /* the planner's switches */
+    for (int i = 0; inert_settings[i]; i++)
+        if (strlen(inert_settings[i]) == n && strncasecmp(name, inert_settings[i], n) == 0)
+            return 1;
+    return 0;
+}
+
+int route_set_inert(const char *sql, size_t len)
+{
+    struct route_token tok;
+    size_t pos = 0, n;
+    char name[ROUTE_SETTING_NAME_MAX + 2];
+    int reset;
+
+    while (len > 0 && sql[len - 1] == '\0')
+        len--;
+    if (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_IDENT)
+        return 0;
+    reset = route_tok_is(sql, &tok, "reset");
+    if (!reset && !route_tok_is(sql, &tok, "set"))
+        return 0;
+    (void)route_lex_next(sql, len, &pos, &tok);
+    if (!reset && (route_tok_is(sql, &tok, "session") || route_tok_is(sql, &tok, "local")))
+        (void)route_lex_next(sql, len, &pos, &tok);
+    n = dotted_name(sql, len, &pos, &tok, name, sizeof(name));
+    if (n == 0 || !inert_setting(name, n))
+        return 0;
+    if (!reset) {
+        /* "= value" or "TO value": literals, words and numbers separated by commas */
+        if (!(tok.type == ROUTE_TOK_OP && tok.len == 1 && sql[tok.start] == '=') && !route_tok_is(sql, &tok, "to"))
+            return 0;
+        while (route_lex_next(sql, len, &pos, &tok) != ROUTE_TOK_EOF) {
+            if (tok.incomplete)
+                return 0;
+            if (tok.type == ROUTE_TOK_PUNCT && sql[tok.start] == ';')
+                break;
+            if (tok.type == ROUTE_TOK_PUNCT ? sql[tok.start] != ',' :
+                tok.type == ROUTE_TOK_OP ? tok.len != 1 || sql[tok.start] != '-' :
+                tok.type != ROUTE_TOK_IDENT && tok.type != ROUTE_TOK_STRING && tok.type != ROUTE_TOK_NUMBER)
+                return 0;
+        }
+    } else if (tok.type != ROUTE_TOK_EOF && !(tok.type == ROUTE_TOK_PUNCT && sql[tok.start] == ';')) {
+        return 0;
+    }
+    return tok.type == ROUTE_TOK_EOF || route_lex_next(sql, len, &pos, &tok) == ROUTE_TOK_EOF;
+}
+
 /* ---- keywords ---- */
 
 int route_starts_with_word(const char *q, const char *w)

@@ -94,6 +94,7 @@ static void statement(const char *sql, size_t len)
     route_setting_names(sql, len, check_name, &na);
     route_pin_words(sql, len, check_name, &na);
     CHECK(route_sets_tx_mode(sql, len) == 0 || route_sets_tx_mode(sql, len) == 1);
+    CHECK(route_set_inert(sql, len) == 0 || route_set_inert(sql, len) == 1);
     route_classify_lexer(sql, len, &c);
     check_class(&c);
     CHECK(c.parsed_by == ROUTE_PARSED_BY_LEXER);

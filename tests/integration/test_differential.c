@@ -1036,6 +1036,18 @@ static const struct scenario scenarios[] = {
     { .name = "named_prepared_before_set_in_same_write_prepared_again",
       .steps = { { 'A', "P{ed|select '01/02/2024'::date} B{|ed} E P{|set datestyle = 'German'} B E S", 1 },
                  { 'B', "Q{discard all}", 1 }, { 'A', "B{|ed} E S", 1 } } },
+    /* A SET of a setting that reading a statement does not depend on, in the write before a statement
+     * prepared again (random_142861): the statement keeps the TimeZone and DateStyle of its Parse (the
+     * build before read it under the client's new ones: 00:00:00+09 and 01.02.2024, where PostgreSQL
+     * answers 09:00:00+09 and 02.01.2024). */
+    { .name = "named_prepared_again_behind_set_local_work_mem",
+      .steps = { { 'A', "P{et|select '2024-01-01 00:00'::timestamptz} B{|et} E S", 1 },
+                 { 'A', "Q{set timezone = 'Asia/Tokyo'}", 1 }, { 'B', "Q{discard all}", 1 }, { 'A', "Q{begin}", 1 },
+                 { 'A', "P{|set local work_mem = '2MB'} B E B{|et} E S", 1 }, { 'A', "Q{commit}", 1 } } },
+    { .name = "named_prepared_again_behind_set_custom_setting",
+      .steps = { { 'A', "P{ed|select '01/02/2024'::date} B{|ed} E S", 1 }, { 'A', "Q{set datestyle = 'German'}", 1 },
+                 { 'B', "Q{discard all}", 1 }, { 'A', "P{|set app.x = 'y'} B E B{|ed} E S", 1 },
+                 { 'A', "Q{show app.x}", 1 } } },
     /* ... and the client's unnamed statement, parsed earlier in the transaction, is still its own after
      * pglane's settings statement took the server's unnamed slot (a later Bind of it is replayed). */
     { .name = "named_prepared_again_with_settings_then_unnamed_bind",
@@ -1048,6 +1060,13 @@ static const struct scenario scenarios[] = {
     { .name = "named_same_text_set_pipelined_in_transaction",
       .steps = { { 'B', "P{db|select '01/02/2024'::date} B{|db} E S", 1 }, { 'A', "Q{begin}", 1 },
                  { 'A', "P{|set datestyle = 'German'} B E P{da|select '01/02/2024'::date} B{|da} E S", 1 },
+                 { 'A', "Q{commit}", 1 } } },
+    /* ... and behind a SET that changes no statement's reading (which leaves the settings known): the
+     * DateStyle SET after it still makes the Parse behind it A's own. */
+    { .name = "named_same_text_inert_set_then_datestyle_pipelined",
+      .steps = { { 'B', "P{db|select '01/02/2024'::date} B{|db} E S", 1 }, { 'A', "Q{begin}", 1 },
+                 { 'A', "P{|set local work_mem = '2MB'} B E P{|set datestyle = 'German'} B E "
+                        "P{da|select '01/02/2024'::date} B{|da} E S", 1 },
                  { 'A', "Q{commit}", 1 } } },
     { .name = "named_same_text_set_pipelined_before_sync",
       .steps = { { 'B', "P{db|select '01/02/2024'::date} B{|db} E S", 1 },

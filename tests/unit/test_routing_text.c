@@ -232,6 +232,48 @@ static void test_sets_tx_mode(void **state)
             fail_msg("%s: expected %d", t[i].sql, t[i].want);
 }
 
+/* SETs that leave how statements are read unchanged (statements prepared behind them may be shared). */
+static void test_set_inert(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        int want;
+    } t[] = {
+        {"set local work_mem = '2MB'", 1},
+        {"SET statement_timeout TO 5000;", 1},
+        {"  /* c */ set session lock_timeout = '1s' ; ", 1},
+        {"set app.tenant = 'a b'", 1},
+        {"set enable_seqscan = off", 1},
+        {"set search_path = public, pg_catalog", 0},
+        {"RESET work_mem", 1},
+        {"reset work_mem;", 1},
+        {"set extra_float_digits = -3", 1},
+        {"set plan_cache_mode to force_generic_plan", 1},
+        {"set datestyle = 'German'", 0},
+        {"set timezone = 'Asia/Tokyo'", 0},
+        {"set time zone 'UTC'", 0},
+        {"set intervalstyle = iso_8601", 0},
+        {"set role app", 0},
+        {"set session authorization app", 0},
+        {"set \"work_mem\" = '1MB'", 0},
+        {"reset all", 0},
+        {"set work_mem = '2MB'; set datestyle = 'German'", 0},
+        {"set work_mem = '2MB'; select 1", 0},
+        {"set work_mem from current", 0},
+        {"set work_mem = (select 1)", 0},
+        {"set work_mem = 'unterminated", 0},
+        {"set transaction isolation level serializable", 0},
+        {"set enable_ = on", 0},
+        {"select set_config('work_mem', '1MB', false)", 0},
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (route_set_inert(t[i].sql, strlen(t[i].sql)) != t[i].want)
+            fail_msg("%s: expected %d", t[i].sql, t[i].want);
+    assert_int_equal(route_set_inert("set work_mem = 1\0\0", 18), 1);   /* a Parse's trailing NULs */
+}
+
 static void test_begin_tags(void **state)
 {
     (void)state;
@@ -401,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_sets_tx_mode),
         cmocka_unit_test(test_max_param),
         cmocka_unit_test(test_setting_names),
+        cmocka_unit_test(test_set_inert),
         cmocka_unit_test(test_pin_words),
         cmocka_unit_test(test_mentions_sequence_change),
         cmocka_unit_test(test_starts_with_word),
