@@ -764,7 +764,8 @@ static int group_parses_unnamed_later(const uint8_t *p, uint32_t n)
 /*
  * At the start of a group whose unnamed Parse comes behind other messages (which an error could make
  * the server skip, leaving whatever unnamed statement the server had: another client's), the server's
- * unnamed statement is closed first, while nothing can skip that, and stays not the client's until
+ * unnamed statement is closed first (unless it is the client's as of what was forwarded, which a skip
+ * leaves as PostgreSQL would), while nothing can skip that, and stays not the client's until
  * the client's Parse makes it so; a later use replays it. Closed rather than replayed here: a Close
  * never fails (a replayed Parse meets a failed transaction with 25P02), and a Parse of a query takes
  * the transaction's snapshot, after which a BEGIN ISOLATION LEVEL or SET TRANSACTION later in the
@@ -773,7 +774,8 @@ static int group_parses_unnamed_later(const uint8_t *p, uint32_t n)
 static int group_start(struct px_client *cl, struct px_server *sv, const uint8_t *msg, uint32_t n,
                        struct proto_buf *out)
 {
-    if (cl->pass_group_open || px_unnamed_owned(sv, cl) || !group_parses_unnamed_later(msg, n))
+    if (cl->pass_group_open || px_unnamed_owned(sv, cl) || px_unnamed_held(sv, cl) ||
+        !group_parses_unnamed_later(msg, n))
         return 0;
     sv->unnamed_owner = 0;
     return close_server_unnamed(sv, out);

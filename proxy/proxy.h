@@ -516,6 +516,10 @@ void px_unnamed_forget_all(struct px_client *cl);
  * of it (a server connection the client changed it on before holds an older one); and making it so. */
 int px_unnamed_owned(const struct px_server *sv, const struct px_client *cl);
 void px_unnamed_own(struct px_server *sv, struct px_client *cl);
+/* Whether the server's unnamed statement is the one the client's changes forwarded so far left (the
+ * server made it, and it was the last the client's changes went to): changes noted by the scan and
+ * not forwarded yet do not count, as the server has not seen them. */
+int px_unnamed_held(const struct px_server *sv, const struct px_client *cl);
 /* The client's unnamed Parses at places (from, upto] were sent to sv: each notes whether sv held the
  * client's statement just before it (the first: as sv's owner says; the rest: after the one before),
  * then sv owns it. */

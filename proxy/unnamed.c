@@ -37,6 +37,11 @@ int px_unnamed_owned(const struct px_server *sv, const struct px_client *cl)
     return sv->unnamed_owner == cl->conn.id && cl->unnamed_at == sv->conn.id;
 }
 
+int px_unnamed_held(const struct px_server *sv, const struct px_client *cl)
+{
+    return sv->unnamed_owner == cl->conn.id && cl->unnamed_sent_at == sv->conn.id;
+}
+
 void px_unnamed_own(struct px_server *sv, struct px_client *cl)
 {
     sv->unnamed_owner = cl->conn.id;
@@ -45,7 +50,7 @@ void px_unnamed_own(struct px_server *sv, struct px_client *cl)
 
 void px_unnamed_parse_sent(struct px_server *sv, struct px_client *cl, uint64_t from, uint64_t upto)
 {
-    uint8_t held = sv->unnamed_owner == cl->conn.id && cl->unnamed_sent_at == sv->conn.id;
+    uint8_t held = (uint8_t)px_unnamed_held(sv, cl);
 
     for (uint32_t i = 0; i < cl->nuchanges; i++) {
         struct px_unnamed_change *c = &cl->uchanges[i];

@@ -1010,6 +1010,16 @@ static const struct scenario scenarios[] = {
     { .name = "unnamed_parse_skipped_then_bind_in_failed_transaction",
       .steps = { { 'A', "Q{begin}", 1 }, { 'A', "P{|select $1::int|23} B{||7} E B{pp|es} E{pp|0} P{|select 2} B E S", 1 },
                  { 'A', "B E S", 1 }, { 'A', "Q{rollback}", 1 } } },
+    /* ... also when the client's statement came from an earlier group of the transaction (random_144646):
+     * the server holds it, so the group's start leaves it there (the build before closed it, replayed
+     * it at the Bind and answered 25P02). */
+    { .name = "unnamed_parse_skipped_then_bind_statement_of_earlier_group",
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "P{|select $1::int|23} B{||7} E S", 1 },
+                 { 'A', "B{|dn} E P{|select 2} B E S", 1 }, { 'A', "B E S", 1 }, { 'A', "Q{rollback}", 1 } } },
+    { .name = "unnamed_deallocate_parse_skipped_then_bind_statement_of_earlier_group",
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "P{|select $1::int|23} B{||7} E S", 1 },
+                 { 'A', "C{S|es} B{|dn} E P{|deallocate es} B E S B E P{es|select $1::int * 2|23} S", 2 },
+                 { 'A', "Q{rollback}", 1 } } },
     { .name = "unnamed_parse_skipped_then_describe_in_failed_transaction",
       .steps = { { 'A', "Q{begin}", 1 },
                  { 'A', "P{|insert into t values ($1)|23} B{||7} E B{pp|es} E{pp|0} P{|select 1} S", 1 },
