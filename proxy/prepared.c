@@ -147,17 +147,32 @@ static int has_literal(const struct px_stmt *s)
     return 0;
 }
 
-/* Binds and runs pglane's unnamed statement (the set_config of settings_params, for the transaction)
- * with the values vals[], in a portal of its own that it closes; the replies swallowed. */
-static int put_settings_run(struct px_server *sv, const char *const vals[PREP_NSETTINGS], struct proto_buf *out)
+/* Parses pglane's own unnamed statement (its ParseComplete swallowed). */
+static int put_own_unnamed(struct px_server *sv, const char *text, uint16_t nparams, struct proto_buf *out)
+{
+    size_t start = proto_msg_begin(out, PROTO_FE_PARSE);
+
+    proto_put_u8(out, 0);
+    proto_put_cstr(out, text);
+    proto_put_u16(out, nparams);
+    for (uint16_t i = 0; i < nparams; i++)
+        proto_put_u32(out, 25);    /* text */
+    proto_msg_end(out, start);
+    return queue_push(sv, Q_PARSE, Q_SWALLOW, 0);
+}
+
+/* Binds and runs pglane's unnamed statement with the values vals[] (NULL: none), in a portal of its
+ * own that it closes; the replies swallowed. */
+static int put_settings_run(struct px_server *sv, const char *const *vals, struct proto_buf *out)
 {
     size_t start = proto_msg_begin(out, PROTO_FE_BIND);
+    uint16_t n = vals ? PREP_NSETTINGS : 0;
 
     proto_put_cstr(out, SETTINGS_PORTAL);
     proto_put_u8(out, 0);
     proto_put_u16(out, 0);
-    proto_put_u16(out, PREP_NSETTINGS);
-    for (size_t i = 0; i < PREP_NSETTINGS; i++) {
+    proto_put_u16(out, n);
+    for (size_t i = 0; i < n; i++) {
         proto_put_u32(out, (uint32_t)strlen(vals[i]));
         proto_put_bytes(out, vals[i], strlen(vals[i]));
     }
@@ -177,48 +192,52 @@ static int put_settings_run(struct px_server *sv, const char *const vals[PREP_NS
                : 0;
 }
 
+/* Each setting is kept in a custom setting of pglane's (for the transaction) before it is set: the
+ * value is an argument of the set, so the keeping comes first. */
+#define KEEP_AND_SET(name, var, n)                                                                   \
+    "pg_catalog.set_config('" name "', $" n " || pg_catalog.left(pg_catalog.set_config('" var       \
+    "', pg_catalog.current_setting('" name "'), true), 0), true)"
+#define PUT_BACK(name, var) "pg_catalog.set_config('" name "', pg_catalog.current_setting('" var "'), true)"
+
 /*
  * PostgreSQL reads a statement's constants ('01/02/2024'::date, a timestamptz, an interval) once, at
  * its Parse, under the DateStyle, IntervalStyle and TimeZone of that moment, and keeps that reading.
  * Prepared on this server connection later, for a client that has changed them since, the statement's
- * Parse is put between two runs of a statement of pglane's that sets them for the transaction: the
- * statement's own settings (s; here), then the server's back (put_settings_back, behind the Parse).
- * SET LOCAL semantics: nothing outlives the transaction, and PostgreSQL 14 and later report a setting
- * only when it differs at ReadyForQuery. Only for texts with a literal, when both sides are known
- * (nothing before this message in its transaction may have changed them unread), and outside a failed
+ * Parse is put between two statements of pglane's: the first keeps the server's values in custom
+ * settings (pglane.datestyle, ...) and sets the statement's own (s; here), the second puts the kept
+ * ones back (put_settings_back, behind the Parse). Both act for the transaction (set_config's
+ * is_local): nothing outlives it, and PostgreSQL 14 and later report a setting only when it differs at
+ * ReadyForQuery. The server's values are read on the server, so a SET of the client's whose reply has
+ * not come back yet is kept and put back too. Only for texts with a literal, outside a failed
  * transaction. 1: the first run is written; 0: not needed; -1: out of memory.
  */
 static int put_parse_settings(struct px_server *sv, const struct px_stmt *s, struct proto_buf *out)
 {
+    static const char keep_and_set[] =
+        "select " KEEP_AND_SET("DateStyle", "pglane.datestyle", "1") ", "
+        KEEP_AND_SET("IntervalStyle", "pglane.intervalstyle", "2") ", " KEEP_AND_SET("TimeZone", "pglane.timezone", "3");
     struct px_client *cl = sv->client;
     const char *vals[PREP_NSETTINGS];
     const char *p = (const char *)s->body + s->len;
-    int differ = 0;
-    size_t start;
+    int differ = 0, known;
 
-    if (!s->settings_len || !cl || px_settings_unsure(cl, cl->pass_ord) || (sv->dirty & PX_DIRTY_CHECK) ||
-        sv->tx_status == 'E' || !has_literal(s) || px_pool_server_major(sv->pool) < 14)
+    if (!s->settings_len || !cl || sv->tx_status == 'E' || !has_literal(s) || px_pool_server_major(sv->pool) < 14)
         return 0;
+    /* Where pglane knows the server's values (nothing before this message in its transaction may have
+     * changed them unread), nothing is done when they are the statement's already. */
+    known = !px_settings_unsure(cl, cl->pass_ord) && !(sv->dirty & PX_DIRTY_CHECK);
     for (size_t i = 0; i < PREP_NSETTINGS; i++) {
         const char *now = server_value(sv, settings_params[i]);
 
-        if (!now)
-            return 0;
         vals[i] = p;
-        differ |= strcmp(p, now) != 0;
+        differ |= !known || !now || strcmp(p, now) != 0;
         p += strlen(p) + 1;
     }
     if (!differ)
         return 0;
-    start = proto_msg_begin(out, PROTO_FE_PARSE);
-    proto_put_u8(out, 0);
-    proto_put_cstr(out, "select pg_catalog.set_config('DateStyle', $1, true), "
-                        "pg_catalog.set_config('IntervalStyle', $2, true), pg_catalog.set_config('TimeZone', $3, true)");
-    proto_put_u16(out, 0);
-    proto_msg_end(out, start);
     sv->unnamed_owner = 0;         /* the server's unnamed statement is pglane's: a client's is replayed */
     cl->unnamed_parsed = 0;
-    if (queue_push(sv, Q_PARSE, Q_SWALLOW, 0) < 0 || put_settings_run(sv, vals, out) < 0)
+    if (put_own_unnamed(sv, keep_and_set, PREP_NSETTINGS, out) < 0 || put_settings_run(sv, vals, out) < 0)
         return -1;
     return 1;
 }
@@ -226,11 +245,11 @@ static int put_parse_settings(struct px_server *sv, const struct px_stmt *s, str
 /* The server's own values back, behind the Parse put_parse_settings wrapped. */
 static int put_settings_back(struct px_server *sv, struct proto_buf *out)
 {
-    const char *vals[PREP_NSETTINGS];
+    static const char put_back[] =
+        "select " PUT_BACK("DateStyle", "pglane.datestyle") ", " PUT_BACK("IntervalStyle", "pglane.intervalstyle") ", "
+        PUT_BACK("TimeZone", "pglane.timezone");
 
-    for (size_t i = 0; i < PREP_NSETTINGS; i++)
-        vals[i] = server_value(sv, settings_params[i]);
-    return put_settings_run(sv, vals, out);
+    return put_own_unnamed(sv, put_back, 0, out) < 0 ? -1 : put_settings_run(sv, NULL, out);
 }
 
 static int ensure_as(struct px_server *sv, struct px_stmt *s, struct proto_buf *out, int flags,

@@ -1054,6 +1054,17 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "P{et|select '2024-01-01 00:00'::timestamptz} B{|et} E S", 1 },
                  { 'A', "Q{set timezone = 'Asia/Tokyo'}", 1 }, { 'B', "Q{discard all}", 1 }, { 'A', "Q{begin}", 1 },
                  { 'A', "P{|set local work_mem = '2MB'} B E B{|et} E S", 1 }, { 'A', "Q{commit}", 1 } } },
+    /* ... and behind a SET of TimeZone itself, whose new value pglane has not read when it prepares the
+     * statement again (random_141157): the server's value is kept on the server and put back after the
+     * Parse (the build before left the statement to the client's new TimeZone: 00:00:00+09). */
+    { .name = "named_prepared_again_behind_pipelined_set_timezone",
+      .steps = { { 'A', "P{et|select '2024-01-01 00:00'::timestamptz} B{|et} E S", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "P{|set timezone = 'Asia/Tokyo'} B E B{|et} E S", 1 }, { 'A', "Q{show timezone}", 1 },
+                 { 'A', "Q{select now() = now() at time zone 'Asia/Tokyo' at time zone 'Asia/Tokyo'}", 1 } } },
+    { .name = "named_prepared_again_behind_pipelined_set_datestyle_in_transaction",
+      .steps = { { 'A', "P{ed|select '01/02/2024'::date} B{|ed} E S", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "Q{begin}", 1 }, { 'A', "P{|set local datestyle = 'German'} B E B{|ed} E S", 1 },
+                 { 'A', "Q{select '03/04/2024'::date}", 1 }, { 'A', "Q{commit}", 1 }, { 'A', "Q{show datestyle}", 1 } } },
     { .name = "named_prepared_again_behind_set_custom_setting",
       .steps = { { 'A', "P{ed|select '01/02/2024'::date} B{|ed} E S", 1 }, { 'A', "Q{set datestyle = 'German'}", 1 },
                  { 'B', "Q{discard all}", 1 }, { 'A', "P{|set app.x = 'y'} B E B{|ed} E S", 1 },
