@@ -208,11 +208,11 @@ async function cancelSection() {
     }
   };
   const conns = await Promise.all(range(4).map(() => sql.reserve()));
-  const t0 = Date.now();
   const running = conns.slice(0, 2).map((c, i) => c`SELECT pg_sleep(${30 + i})`.execute());
   await until('two sleeps running', (s) => s.active === 2);
   const queued = conns.slice(2).map((c, i) => c`SELECT pg_sleep(${32 + i})`.execute());
   await until('two sleeps queued', (s) => s.waiting === 2);
+  const t0 = Date.now();
   const end = (q) => q.then(() => 'finished', (e) => `${e.code}${/waited in lane/.test(e.detail) ? ' queued' : ''}`);
   queued.forEach((q) => q.cancel());
   assert.deepEqual(await Promise.all(queued.map(end)), ['57014 queued', '57014 queued']);
