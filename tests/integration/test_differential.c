@@ -1054,6 +1054,14 @@ static const struct scenario scenarios[] = {
       .steps = { { 'A', "P{et|select '2024-01-01 00:00'::timestamptz} B{|et} E S", 1 },
                  { 'A', "Q{set timezone = 'Asia/Tokyo'}", 1 }, { 'B', "Q{discard all}", 1 }, { 'A', "Q{begin}", 1 },
                  { 'A', "P{|set local work_mem = '2MB'} B E B{|et} E S", 1 }, { 'A', "Q{commit}", 1 } } },
+    /* A statement first prepared behind such a SET keeps the settings of its Parse too (it is not made
+     * the client's own with none known): prepared again after B's DISCARD ALL, once the client moved to
+     * German, it reads its constant as January 2nd. */
+    { .name = "named_first_prepared_behind_set_local_work_mem_prepared_again",
+      .steps = { { 'A', "Q{begin}", 1 },
+                 { 'A', "P{|set local work_mem = '2MB'} B E P{ed|select '01/02/2024'::date} B{|ed} E S", 1 },
+                 { 'A', "Q{commit}", 1 }, { 'A', "Q{set datestyle = 'German'}", 1 }, { 'B', "Q{discard all}", 1 },
+                 { 'A', "B{|ed} E S", 1 } } },
     /* ... and behind a SET of TimeZone itself, whose new value pglane has not read when it prepares the
      * statement again (random_141157): the server's value is kept on the server and put back after the
      * Parse (the build before left the statement to the client's new TimeZone: 00:00:00+09). */
