@@ -283,6 +283,8 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
             return STMT_FORWARD;
     }
     tflags = text_flags((const uint8_t *)sql, len);
+    if (tflags & ROUTE_TXT_DDL)
+        px_prep_ddl_seen();        /* Parses behind it, pipelined too, prepare afresh */
     had = cl->changes_session;
     r = route_statement(cl, f, sql, len, &classified);
     if (r != STMT_FORWARD)

@@ -248,9 +248,28 @@ int px_settings_unsure(const struct px_client *cl, uint64_t place)
     return cl->changes_session;   /* set where no place was noted: unsure throughout */
 }
 
+/*
+ * PostgreSQL analyses a Parse's text against the catalogs of that moment and keeps the result columns
+ * it found: a statement prepared before an ALTER TABLE under SELECT * refuses to run after it (0A000),
+ * one prepared after it runs. A Parse that a server connection's earlier copy answered would get the
+ * first where PostgreSQL gives the second. So the DDL that may change result columns, seen in a
+ * client's text (client_route.c), in a server's command tag, and again when the transaction that ran
+ * it ends (committed or rolled back), moves this count on, and it is part of every named statement's
+ * key: statements prepared before stay as they are (their clients get PostgreSQL's 0A000), a Parse
+ * after it gets a statement no server connection has yet. Process-wide (workers share it), relaxed:
+ * only its changes matter, not their order with other memory.
+ */
+static _Atomic uint32_t ddl_epoch;
+
+void px_prep_ddl_seen(void)
+{
+    atomic_fetch_add_explicit(&ddl_epoch, 1, memory_order_relaxed);
+}
+
 struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len, uint64_t place)
 {
-    uint64_t ctx = stmt_context(cl);
+    uint32_t epoch = atomic_load_explicit(&ddl_epoch, memory_order_relaxed);
+    uint64_t ctx = route_fnv1a(stmt_context(cl), &epoch, sizeof(epoch));
     char settings[256];
     uint16_t sl = 0;
 

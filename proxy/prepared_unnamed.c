@@ -166,6 +166,11 @@ int px_prep_unnamed_scan(struct px_client *cl, const struct proto_frame *f)
 
 void px_prep_unnamed_on_tag(struct px_server *sv, const char *tag)
 {
+    if ((tag[0] == 'A' && strncmp(tag, "ALTER ", 6) == 0) || (tag[0] == 'D' && strncmp(tag, "DROP ", 5) == 0) ||
+        (tag[0] == 'C' && strcmp(tag, "CREATE VIEW") == 0)) {
+        px_prep_ddl_seen();        /* named statements too (prepared_registry.c): again at its end */
+        sv->named_ddl = 1;
+    }
     if ((tag[0] == 'A' && strncmp(tag, "ALTER", 5) == 0) || (tag[0] == 'C' && strncmp(tag, "CREATE", 6) == 0) ||
         (tag[0] == 'D' && (strncmp(tag, "DROP", 4) == 0 || strcmp(tag, "DO") == 0 || strncmp(tag, "DISCARD", 7) == 0)))
         if (any_lane_caches(sv->conn.px)) {

@@ -349,6 +349,7 @@ struct px_server {
     uint32_t own_err_len;
     uint64_t unnamed_owner;        /* client (conn.id) whose unnamed statement the server holds, 0 = none known */
     uint8_t unnamed_ddl;           /* cache_unnamed: DDL ran in the open transaction (nothing cached till it ends) */
+    uint8_t named_ddl;             /* DDL that may change result columns ran in the open transaction */
     struct proto_scram_client *scram;
     uint64_t created_ms, idle_since_ms;
     struct px_prepq prepq;         /* replies owed while prepared statements are in play */
@@ -439,6 +440,10 @@ int px_prep_unnamed_scan(struct px_client *cl, const struct proto_frame *f);
 void px_prep_unnamed_on_tag(struct px_server *sv, const char *tag);
 /* ReadyForQuery: a transaction that ran DDL ended (committed or not): cached unnamed statements retire. */
 void px_prep_unnamed_tx_end(struct px_server *sv);
+/* A statement that may change the result columns of statements prepared before it (ALTER, DROP, CREATE
+ * OR REPLACE) was seen: a client's Parse from now on gets a shared statement of its own, prepared
+ * afresh on each server connection (proxy/prepared_registry.c). Any thread. */
+void px_prep_ddl_seen(void);
 /* The query text of a client's named statement (transaction pooling), or NULL. */
 const char *px_prep_statement_text(struct px_client *cl, const char *name, size_t *len);
 int px_prep_answer_locally(struct px_client *cl);

@@ -188,6 +188,10 @@ static int inspect_ready(struct px_server *sv, const struct proto_frame *f)
         sv->tx_status = status;
     if (sv->unnamed_ddl && sv->tx_status == 'I')
         px_prep_unnamed_tx_end(sv);
+    if (sv->named_ddl && sv->tx_status == 'I') {
+        sv->named_ddl = 0;
+        px_prep_ddl_seen();
+    }
     if (sv->swallow_z) {
         sv->swallow_z--;
         if (sv->validating && --sv->validating == 0)

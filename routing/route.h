@@ -127,6 +127,8 @@ enum {
     ROUTE_TXT_SET = 4,    /* a statement starting with SET or RESET, or "set_config", "setseed",
                            * "session_setup": names for route_setting_names */
     ROUTE_TXT_NAMES = 8,  /* a statement starting with DISCARD or DEALLOCATE: prepared statements may go */
+    ROUTE_TXT_DDL = 16,   /* a statement starting with ALTER, DROP or CREATE OR REPLACE: the result columns
+                           * of statements prepared before it may change */
 };
 int route_text_flags(const char *sql, size_t len);
 /* 1 if the text mentions nextval or setval (any case, anywhere: a hint for a text with a '('). */

@@ -109,11 +109,32 @@ static int dblink_connect_at(const uint8_t *p, size_t i)
 }
 
 /* Bytes route_text_flags looks at at a statement's start. */
-enum { TF_OTHER, TF_BLANK, TF_SEMI, TF_S, TF_R, TF_D };
+enum { TF_OTHER, TF_BLANK, TF_SEMI, TF_S, TF_R, TF_D, TF_A, TF_C };
 static const uint8_t tf_class[256] = {
     [' '] = TF_BLANK, ['\n'] = TF_BLANK, ['\t'] = TF_BLANK, ['\r'] = TF_BLANK, [';'] = TF_SEMI,
     ['s'] = TF_S, ['S'] = TF_S, ['r'] = TF_R, ['R'] = TF_R, ['d'] = TF_D, ['D'] = TF_D,
+    ['a'] = TF_A, ['A'] = TF_A, ['c'] = TF_C, ['C'] = TF_C,
 };
+
+/* The first place from i on that is not a blank (space, tab, newline, carriage return), or n. */
+static size_t skip_blanks(const uint8_t *p, size_t n, size_t i)
+{
+    while (i < n && tf_class[p[i]] == TF_BLANK)
+        i++;
+    return i;
+}
+
+/* Whether "create" at p[i] is followed by the words OR REPLACE (blanks between). */
+static int create_or_replace_at(const uint8_t *p, size_t n, size_t i)
+{
+    size_t j = skip_blanks(p, n, i + 6);
+
+    if (j == i + 6 || !word_at(p, n, j, "or", 2))
+        return 0;
+    i = j + 2;
+    j = skip_blanks(p, n, i);
+    return j > i && word_at(p, n, j, "replace", 7);
+}
 /* Bytes that matter inside a statement: '(' and ';', and the first letters of "set_config", "setseed",
  * "session_setup" and "temp". */
 static const uint8_t tf_inner[256] = {
@@ -150,8 +171,9 @@ int route_text_flags(const char *sql, size_t n)
     int f = 0;
     size_t i = 0;
 
-    /* Statement by statement: the first word (SET, RESET, DISCARD, DEALLOCATE) after any blanks and
-     * empty statements, then the rest up to ';' for '(', "set_config" and "temp". */
+    /* Statement by statement: the first word (SET, RESET, DISCARD, DEALLOCATE, ALTER, DROP, CREATE OR
+     * REPLACE) after any blanks and empty statements, then the rest up to ';' for '(', "set_config"
+     * and "temp". */
     while (i < n) {
         uint8_t k = tf_class[p[i]];
 
@@ -165,6 +187,9 @@ int route_text_flags(const char *sql, size_t n)
             f |= ROUTE_TXT_NAMES;
         else if (k == TF_S && word_at(p, n, i, "set", 3))
             f |= ROUTE_TXT_SET;
+        else if ((k == TF_A && word_at(p, n, i, "alter", 5)) || (k == TF_D && word_at(p, n, i, "drop", 4)) ||
+                 (k == TF_C && word_at(p, n, i, "create", 6) && create_or_replace_at(p, n, i)))
+            f |= ROUTE_TXT_DDL;
         for (; (i = skip_inner(p, n, i)) < n; i++) {
             uint8_t c = p[i];
 

@@ -90,7 +90,7 @@ static void statement(const char *sql, size_t len)
         CHECK(name >= sql && name_len > 0 && name + name_len <= sql + len);
         CHECK(small.hint == NULL || (small.hint >= sql && small.hint + small.hint_len <= sql + len));
     }
-    CHECK((route_text_flags(sql, len) & ~(ROUTE_TXT_CALL | ROUTE_TXT_TEMP | ROUTE_TXT_SET | ROUTE_TXT_NAMES)) == 0);
+    CHECK((route_text_flags(sql, len) & ~(ROUTE_TXT_CALL | ROUTE_TXT_TEMP | ROUTE_TXT_SET | ROUTE_TXT_NAMES | ROUTE_TXT_DDL)) == 0);
     route_setting_names(sql, len, check_name, &na);
     route_pin_words(sql, len, check_name, &na);
     CHECK(route_sets_tx_mode(sql, len) == 0 || route_sets_tx_mode(sql, len) == 1);

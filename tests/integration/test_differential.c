@@ -241,18 +241,34 @@ static const struct scenario scenarios[] = {
                  { 'A', "M{B|007266310000000000000200000000} D{P|} E S", 1 },
                  { 'A', "C{S|rf1} P{rf1|select id, v from rcf} D{S|rf1} M{B|007266310000000000000200000000} D{P|} E S", 1 } } },
     /* B prepares, after a table change, the text A prepared before it: PostgreSQL prepares B's
-     * statement afresh; through pglane B's Parse is answered by the shared statement that the server
-     * connection prepared before the change, whose first use after it fails once (known: pglane then
-     * prepares it anew everywhere). */
+     * statement afresh, with the new columns, while A's keeps refusing (0A000). Through pglane B's
+     * Parse was answered by the shared statement that the server connection prepared before the
+     * change, whose first use failed (documented until 2026-12-07; now the ALTER moves the key of
+     * named statements on). */
     { .name = "result_columns_new_statement_over_stale_copy",
       .setup = "DROP TABLE IF EXISTS rcn; CREATE TABLE rcn (id int); INSERT INTO rcn VALUES (1);"
                "ALTER TABLE rcn OWNER TO " H_USER,
       .steps = { { 'A', "P{rn1|select * from rcn} D{S|rn1} B{|rn1} E S", 1 },
                  { 'B', "Q{alter table rcn add column c int default 5}", 1 },
-                 { 'B', "P{rn2|select * from rcn} D{S|rn2} B{|rn2} E S", 1 }, { 'B', "B{|rn2} E S", 1 } },
-      .known = "a statement prepared after a table change whose text a server connection prepared before it "
-               "gets 0A000 at its first use there (once: pglane then prepares the text anew everywhere)",
-      .known_steps = STEP(3), .known_shapes = SHAPE_LANE1 | SHAPE_LANE2 | SHAPE_UNNAMED },
+                 { 'B', "P{rn2|select * from rcn} D{S|rn2} B{|rn2} E S", 1 }, { 'B', "B{|rn2} E S", 1 },
+                 { 'A', "B{|rn1} E S", 1 } } },
+    /* random_wide_1483: the ALTER and the Parse in one Sync group, the Parse's text prepared on the
+     * server connection before (by this client's earlier statement of another name). */
+    { .name = "result_columns_alter_then_parse_same_group",
+      .setup = "DROP TABLE IF EXISTS rcg; CREATE TABLE rcg (id int); INSERT INTO rcg VALUES (1);"
+               "ALTER TABLE rcg OWNER TO " H_USER,
+      .steps = { { 'A', "P{rg1|select * from rcg} B{|rg1} E S", 1 },
+                 { 'A', "P{|alter table rcg add column c int default 5} B E P{rg2|select * from rcg} B{|rg2} D{P|} E S", 1 },
+                 { 'A', "B{|rg1} E S", 1 } } },
+    /* The same through a simple Query in the same write, DROP and CREATE OR REPLACE VIEW: the
+     * statement prepared after the change sees the new columns. */
+    { .name = "result_columns_view_replaced_then_parse",
+      .setup = "DROP VIEW IF EXISTS rcv; CREATE VIEW rcv AS SELECT 1 AS id; ALTER VIEW rcv OWNER TO " H_USER,
+      .steps = { { 'A', "P{rv1|select * from rcv} B{|rv1} E S", 1 },
+                 { 'A', "Q{create or replace view rcv as select 1 as id, 2 as c} P{rv2|select * from rcv} B{|rv2} D{P|} E S", 2 },
+                 { 'B', "P{rv3|select * from rcv} D{S|rv3} S", 1 },
+                 { 'B', "Q{drop view rcv; create view rcv as select 'x'::text as id} P{rv4|select * from rcv} D{S|rv4} B{|rv4} E S", 2 },
+                 { 'A', "B{|rv2} E S", 1 } } },
     /* The check meets a held BEGIN, whose reply pglane counts before it is sent (hung before). */
     { .name = "result_columns_changed_after_held_begin",
       .setup = "DROP TABLE IF EXISTS rch; CREATE TABLE rch (id int); INSERT INTO rch VALUES (1);"
@@ -1436,6 +1452,8 @@ static void test_differential(void **state)
  */
 #define RANDOM_DEFAULT 150
 #define RANDOM2_DEFAULT 100
+#define WIDE_DEFAULT 60
+#define WIDE2_DEFAULT 40
 
 static const char *const q_atoms[] = {
     "Q{select 1}", "Q{select 'a' || 'b'}", "Q{select 1/0}", "Q{selec 1}", "Q{begin}", "Q{begin}", "Q{commit}",
@@ -1487,6 +1505,40 @@ static const char *const x_atoms[] = {
     "B{|et} E",
 };
 
+/* Wide scenarios (test_differential_random_wide) draw from the atoms above and these: transaction
+ * chaining, DDL on the scenario's table between uses of a statement (the ddl route moves such a
+ * transaction to lane ddl in the second shape), SET LOCAL of the settings a statement's constants are
+ * read under, named portals read in parts, several parameters and untyped ones, the unnamed
+ * statement and portal described and closed, statements PostgreSQL refuses inside a transaction.
+ * They have their own seeds, so that the seeds of the other generators keep their scenarios. */
+static const char *const q_wide[] = {
+    "Q{commit and chain}", "Q{rollback and chain}", "Q{end}", "Q{abort}",
+    "Q{start transaction isolation level serializable}", "Q{alter table t add column b int}",
+    "Q{alter table t drop column if exists b}", "Q{select * from t}", "Q{create index if not exists t_a on t (a)}",
+    "Q{lock table t in share mode}", "Q{analyze t}", "Q{vacuum t}", "Q{truncate t}",
+    "Q{insert into t select generate_series(1, 3) returning a}", "Q{set local timezone = 'Asia/Tokyo'}",
+    "Q{set time zone 'Europe/Paris'}", "Q{set timezone to default}", "Q{select '2024-01-01 00:00'::timestamptz}",
+    "Q{set local datestyle = 'German'}", "Q{set local search_path = pg_catalog}",
+    "Q{set session characteristics as transaction read only}", "Q{savepoint sp2}", "Q{rollback to sp2}",
+    "Q{release sp2}", "Q{values (1), (2)}", "Q{select pg_notify('ch', 'y')}", "Q{reset session authorization}",
+    "Q{select 1 /* ; */; select ';'}", "Q{set work_mem = '3MB'; select 1/0}",
+    "Q{begin; set local work_mem = '5MB'; show work_mem; commit}", "Q{discard all; select 1}",
+    "Q{select set_config('timezone', 'Asia/Tokyo', true)}", "Q{comment on table t is 'c'}",
+    "Q{show datestyle}", "Q{show timezone}",
+};
+
+static const char *const x_wide[] = {
+    "P{|commit and chain} B E", "P{|alter table t add column b int} B E", "P{ea|select * from t} B{|ea} D{P|} E",
+    "B{|ea} D{P|} E", "B{|ea} E", "D{S|ea}", "P{|select * from t} B D{P|} E", "D{S|}", "C{S|}", "C{P|}",
+    "P{|select $1::text|0} B{||abc} E", "P{ep|select generate_series(1, 5)} B{cp|ep} E{cp|2}", "E{cp|2}",
+    "D{P|cp}", "C{P|cp}", "P{|savepoint sp} B E", "P{|rollback to savepoint sp} B E",
+    "P{|release savepoint sp} B E", "P{|set local timezone = 'Asia/Tokyo'} B E", "P{|vacuum t} B E",
+    "P{|truncate t} B E", "P{|insert into t values (6) returning a} B E",
+    "P{|select $1::int, $2::text|23,25} B{||1|b} E", "P{es|select $1::int * 2|23} D{S|es}",
+    "P{|set local datestyle = 'German'} B E", "P{|select '2024-01-01 00:00'::timestamptz} B E",
+    "P{|show timezone} B E", "P{|alter table t drop column if exists b} B E",
+};
+
 /* The second client's batches (two-client scenarios): each ends its own work (no transaction left
  * open), and is sent only while A is outside a transaction. They leave the server connection with
  * B's unnamed and named statements, session settings and rows, for A to not see. Nothing that pins B
@@ -1518,6 +1570,18 @@ static unsigned rnd(unsigned n)
 #define NX (sizeof(x_atoms) / sizeof(x_atoms[0]))
 
 #define NB (sizeof(b_atoms) / sizeof(b_atoms[0]))
+#define NQW (sizeof(q_wide) / sizeof(q_wide[0]))
+#define NXW (sizeof(x_wide) / sizeof(x_wide[0]))
+
+/* An atom of the simple (q) or extended (x) kind: from the wide lists too when wide. */
+static const char *pick(int x, int wide)
+{
+    unsigned n = x ? NX : NQ, i = rnd(n + (wide ? (x ? NXW : NQW) : 0));
+
+    if (i < n)
+        return x ? x_atoms[i] : q_atoms[i];
+    return x ? x_wide[i - n] : q_wide[i - n];
+}
 
 /* Whether an atom pins its client to the server connection (SQL PREPARE, a cursor WITH HOLD, a
  * temporary table, a session advisory lock, LISTEN). */
@@ -1529,16 +1593,17 @@ static int pins(const char *atom)
 
 /* Scenario `seed` into s (two: with a second client's batches among A's); its batch texts in text
  * (MAX_STEPS x 512). */
-static void random_scenario(unsigned seed, int two, struct scenario *s, char (*text)[512], char *name,
+static void random_scenario(unsigned seed, int two, int wide, struct scenario *s, char (*text)[512], char *name,
                             size_t name_n)
 {
     int nsteps;
 
     memset(s, 0, sizeof *s);
-    rnd_state = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)seed * 0xbf58476d1ce4e5b9ULL) ^ (two ? 0x5bd1e995ULL : 0);
+    rnd_state = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)seed * 0xbf58476d1ce4e5b9ULL) ^ (two ? 0x5bd1e995ULL : 0) ^
+                (wide ? 0x27d4eb2f165667c5ULL : 0);
     for (int i = 0; i < 4; i++)
         (void)rnd(2);
-    snprintf(name, name_n, "random%s_%u", two ? "2" : "", seed);
+    snprintf(name, name_n, "random%s%s_%u", wide ? "_wide" : "", two ? "2" : "", seed);
     s->name = name;
     s->after = COUNT_T;
     nsteps = 3 + (int)rnd(MAX_STEPS - 3);
@@ -1555,22 +1620,22 @@ static void random_scenario(unsigned seed, int two, struct scenario *s, char (*t
         }
         if (rnd(2) == 0) {
             for (int k = 1 + (int)rnd(2); k > 0; k--, z++) {
-                const char *q = q_atoms[rnd(NQ)];
+                const char *q = pick(0, wide);
 
                 /* With two clients, A does not pin its server connection either (B would wait). */
                 while (two && pins(q))
-                    q = q_atoms[rnd(NQ)];
+                    q = pick(0, wide);
                 used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", q);
             }
         } else {
             for (int sync = 1 + (rnd(4) == 0); sync > 0; sync--, z++) {
                 for (int k = 1 + (int)rnd(3), first = 1; k > 0; k--, first = 0) {
-                    const char *x = x_atoms[rnd(NX)];
+                    const char *x = pick(1, wide);
 
                     /* A BEGIN with an isolation level opens its group (behind a Parse that pglane
                      * answers itself it succeeds where PostgreSQL fails: a known difference). */
                     while ((two && pins(x)) || (!first && strstr(x, "isolation")))
-                        x = x_atoms[rnd(NX)];
+                        x = pick(1, wide);
                     used += (size_t)snprintf(b + used, 512 - used, "%s%s", used ? " " : "", x);
                 }
                 used += (size_t)snprintf(b + used, 512 - used, " S");
@@ -1607,7 +1672,7 @@ static void random_scenario(unsigned seed, int two, struct scenario *s, char (*t
 }
 
 /* n scenarios from seed0 (two: with a second client), in the three lane shapes. */
-static void run_random(int two, unsigned n, unsigned seed0)
+static void run_random(int two, int wide, unsigned n, unsigned seed0)
 {
     static struct run direct, via;
     static struct scenario s;
@@ -1620,7 +1685,7 @@ static void run_random(int two, unsigned n, unsigned seed0)
     char name[64];
 
     for (unsigned i = 0; i < n; i++) {
-        random_scenario(seed0 + i, two, &s, text, name, sizeof name);
+        random_scenario(seed0 + i, two, wide, &s, text, name, sizeof name);
         alarm(H_TEST_WATCHDOG_S);
         run_scenario(&s, g_pg.port, NULL, &direct);
         for (int k = 0; k < MAX_STEPS && s.steps[k].batch; k++)
@@ -1646,8 +1711,8 @@ static void run_random(int two, unsigned n, unsigned seed0)
             }
         }
     }
-    fprintf(stderr, "differential, random%s: %u scenarios (seeds %u-%u) x %d lane shapes: %d same, %d failing\n",
-            two ? " with two clients" : "", n, seed0, seed0 + n - 1, NSHAPES, matched, failures);
+    fprintf(stderr, "differential, random%s%s: %u scenarios (seeds %u-%u) x %d lane shapes: %d same, %d failing\n",
+            wide ? " wide" : "", two ? " with two clients" : "", n, seed0, seed0 + n - 1, NSHAPES, matched, failures);
     assert_int_equal(failures, 0);
 }
 
@@ -1661,14 +1726,23 @@ static unsigned env_count(const char *name, unsigned dflt)
 static void test_differential_random(void **state)
 {
     (void)state;
-    run_random(0, env_count("PGLANE_DIFF_RANDOM", RANDOM_DEFAULT), env_count("PGLANE_DIFF_SEED", 1));
+    run_random(0, 0, env_count("PGLANE_DIFF_RANDOM", RANDOM_DEFAULT), env_count("PGLANE_DIFF_SEED", 1));
     h_pass();
 }
 
 static void test_differential_random_two_clients(void **state)
 {
     (void)state;
-    run_random(1, env_count("PGLANE_DIFF_RANDOM2", RANDOM2_DEFAULT), env_count("PGLANE_DIFF_SEED", 1));
+    run_random(1, 0, env_count("PGLANE_DIFF_RANDOM2", RANDOM2_DEFAULT), env_count("PGLANE_DIFF_SEED", 1));
+    h_pass();
+}
+
+/* The wide atoms too, one client (PGLANE_DIFF_WIDE=N scenarios) and two (PGLANE_DIFF_WIDE2=N). */
+static void test_differential_random_wide(void **state)
+{
+    (void)state;
+    run_random(0, 1, env_count("PGLANE_DIFF_WIDE", WIDE_DEFAULT), env_count("PGLANE_DIFF_SEED", 1));
+    run_random(1, 1, env_count("PGLANE_DIFF_WIDE2", WIDE2_DEFAULT), env_count("PGLANE_DIFF_SEED", 1));
     h_pass();
 }
 
@@ -1832,6 +1906,7 @@ int main(void)
         H_TEST(test_differential),
         H_TEST(test_differential_random),
         H_TEST(test_differential_random_two_clients),
+        H_TEST(test_differential_random_wide),
         H_TEST(test_libpq_extended_copy_then_next_client),
         H_TEST(test_half_close_running_and_queued),
         H_TEST(test_psycopg_pipeline_prepared),

@@ -58,7 +58,7 @@ static void test_deallocate_name(void **state)
 static void test_text_flags(void **state)
 {
     (void)state;
-    enum { C = ROUTE_TXT_CALL, T = ROUTE_TXT_TEMP, S = ROUTE_TXT_SET, D = ROUTE_TXT_NAMES };
+    enum { C = ROUTE_TXT_CALL, T = ROUTE_TXT_TEMP, S = ROUTE_TXT_SET, D = ROUTE_TXT_NAMES, L = ROUTE_TXT_DDL };
     static const struct {
         const char *sql;
         int flags;
@@ -90,6 +90,16 @@ static void test_text_flags(void **state)
         {"select 1; Deallocate all", D},
         {"select discard from t", 0},
         {"discarded", 0},
+        {"ALTER TABLE t ADD COLUMN b int", L},
+        {"select 1; drop view v", L},
+        {"create or replace view v as select 1", L},
+        {"CREATE\n  OR\tREPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'", C | L},
+        {"create view v as select 1", 0},
+        {"create orreplace", 0},
+        {"create or replacement", 0},
+        {"select alter, dropped from t", 0},
+        {"altered", 0},
+        {"alter", L},
     };
     for (size_t i = 0; i < N_ELEMS(t); i++) {
         int got = route_text_flags(t[i].sql, strlen(t[i].sql));
@@ -133,6 +143,27 @@ static int ref_dblink_call(const char *p, size_t i)
     return 0;
 }
 
+/* "create", blanks, "or", blanks, "replace" at p[i], each a whole word. */
+static int ref_create_or_replace(const char *p, size_t n, size_t i)
+{
+    static const char *const w[] = { "create", "or", "replace" };
+
+    for (int k = 0; k < 3; k++) {
+        size_t j = i;
+
+        if (!ci_word(p, n, i, w[k], 1))
+            return 0;
+        i += strlen(w[k]);
+        if (k == 2)
+            break;
+        for (j = i; i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r'); i++)
+            ;
+        if (i == j)
+            return 0;
+    }
+    return 1;
+}
+
 static int ref_text_flags(const char *p, size_t n)
 {
     int f = 0, start = 1;
@@ -150,6 +181,8 @@ static int ref_text_flags(const char *p, size_t n)
             f |= ROUTE_TXT_SET;
         if (start && (ci_word(p, n, i, "discard", 1) || ci_word(p, n, i, "deallocate", 1)))
             f |= ROUTE_TXT_NAMES;
+        if (start && (ci_word(p, n, i, "alter", 1) || ci_word(p, n, i, "drop", 1) || ref_create_or_replace(p, n, i)))
+            f |= ROUTE_TXT_DDL;
         if (c == '(')
             f |= ROUTE_TXT_CALL | (ref_dblink_call(p, i) ? ROUTE_TXT_SET : 0);
         if ((c == 's' || c == 'S') && i + 10 <= n && ci_word(p, n, i + 1, "et_config", 0))
@@ -174,6 +207,7 @@ static void test_text_flags_random(void **state)
         "SESSION_SETU", "temp", "TEMP", "tem", "discard ", "deallocate",
         "Deallocate", "(", ";", " ", "\t", "\n", "x", "s", "t", "d", "r", "_", "\x08", "\x1b", "\xd3", "\xf3",
         "select ", "abcdefghijklmnop", "1", "dblink_connect", "DBLINK_CONNECT_U", "dblink_connec", "_u", "\"",
+        "alter", "ALTER ", "drop", "Drop ", "create ", "CREATE", "or ", "OR", "replace", "Replace ", "a", "c",
     };
     unsigned seed = 12345;
     char buf[256];
