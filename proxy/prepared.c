@@ -479,7 +479,7 @@ static int unnamed_own(struct px_client *cl, struct px_server *sv, struct proto_
     uint32_t len;
     size_t start;
 
-    if (px_unnamed_owned(sv, cl))
+    if (px_unnamed_owned_at(sv, cl, cl->pass_ord))
         return 0;
     px_unnamed_own(sv, cl);
     text = unnamed_text(cl, &len);

@@ -521,6 +521,9 @@ void px_unnamed_forget_all(struct px_client *cl);
  * of it (a server connection the client changed it on before holds an older one); and making it so. */
 int px_unnamed_owned(const struct px_server *sv, const struct px_client *cl);
 void px_unnamed_own(struct px_server *sv, struct px_client *cl);
+/* The same as of the message at place `ord` being forwarded: changes noted behind it (pipelined in
+ * the same write, scanned before it is forwarded) do not count. */
+int px_unnamed_owned_at(const struct px_server *sv, const struct px_client *cl, uint64_t ord);
 /* Whether the server's unnamed statement is the one the client's changes forwarded so far left (the
  * server made it, and it was the last the client's changes went to): changes noted by the scan and
  * not forwarded yet do not count, as the server has not seen them. */
@@ -595,6 +598,8 @@ struct px_client {
     uint32_t unnamed_len;
     uint64_t unnamed_at;           /* server connection (conn.id) its latest unnamed change went to, 0 = none */
     uint64_t unnamed_sent_at;      /* the same, kept when a later change is noted (until it is sent) */
+    uint64_t unnamed_unsent_from;  /* the place of the first change noted since it last went to a server
+                                    * (unnamed_at set), 0 = none */
     uint64_t pass_ord;             /* the place (flow.pushed) of the message px_prep_forward maps */
     struct px_unnamed_change *uchanges;
     uint32_t nuchanges, capuchanges;

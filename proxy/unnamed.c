@@ -18,7 +18,8 @@
  *
  * Which server connection holds the client's statement: px_unnamed_owned (the server's owner is the
  * client, and the client's latest change went to that connection; any change noted makes every
- * connection's copy older until it is forwarded somewhere).
+ * connection's copy older until it is forwarded somewhere). While a write is forwarded, a message
+ * asks px_unnamed_owned_at: changes noted behind it in the same write do not count yet.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +43,17 @@ int px_unnamed_held(const struct px_server *sv, const struct px_client *cl)
     return sv->unnamed_owner == cl->conn.id && cl->unnamed_sent_at == sv->conn.id;
 }
 
+int px_unnamed_owned_at(const struct px_server *sv, const struct px_client *cl, uint64_t ord)
+{
+    return sv->unnamed_owner == cl->conn.id &&
+           (cl->unnamed_at == sv->conn.id || (cl->unnamed_sent_at == sv->conn.id && cl->unnamed_unsent_from > ord));
+}
+
 void px_unnamed_own(struct px_server *sv, struct px_client *cl)
 {
     sv->unnamed_owner = cl->conn.id;
     cl->unnamed_at = cl->unnamed_sent_at = sv->conn.id;
+    cl->unnamed_unsent_from = 0;
 }
 
 void px_unnamed_parse_sent(struct px_server *sv, struct px_client *cl, uint64_t from, uint64_t upto)
@@ -68,6 +76,8 @@ int px_unnamed_note(struct px_client *cl, uint8_t kind, const uint8_t *text, uin
     struct px_unnamed_change *c;
 
     cl->unnamed_at = 0;            /* every server's copy is older until this change is forwarded */
+    if (!cl->unnamed_unsent_from)
+        cl->unnamed_unsent_from = cl->flow.pushed + 1;
     if (kind != PX_UNNAMED_PARSE && !cl->unnamed && cl->nuchanges == 0)
         return 0;                  /* a Query or Close with no statement before: none after, whatever its fate */
 

@@ -252,6 +252,17 @@ static const struct scenario scenarios[] = {
                  { 'B', "Q{alter table rcn add column c int default 5}", 1 },
                  { 'B', "P{rn2|select * from rcn} D{S|rn2} B{|rn2} E S", 1 }, { 'B', "B{|rn2} E S", 1 },
                  { 'A', "B{|rn1} E S", 1 } } },
+    /* random_wide_2449 (cache_unnamed): in a failed transaction, a Describe of the unnamed statement
+     * with an unnamed Parse behind it in the same write. PostgreSQL describes the statement the
+     * earlier group left; pglane took the Parse noted behind the Describe as already sent, replayed
+     * the statement into the failed transaction and answered 25P02. */
+    { .name = "unnamed_described_in_failed_tx_before_pipelined_parse",
+      .steps = { { 'A', "Q{begin}", 1 }, { 'A', "P{|notify ch} B E B{|nope} E S D{S|} P{|select 1} S", 2 },
+                 { 'A', "Q{rollback}", 1 } } },
+    { .name = "unnamed_described_in_failed_tx_before_pipelined_parse_bind",
+      .steps = { { 'A', "Q{begin}", 1 },
+                 { 'A', "P{|notify ch} B E B{pp|es|4} E{pp|0} S D{S|} P{|select 1} B E S", 2 },
+                 { 'A', "Q{rollback}", 1 } } },
     /* random_wide_1483: the ALTER and the Parse in one Sync group, the Parse's text prepared on the
      * server connection before (by this client's earlier statement of another name). */
     { .name = "result_columns_alter_then_parse_same_group",
