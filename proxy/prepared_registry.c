@@ -266,9 +266,14 @@ void px_prep_ddl_seen(void)
     atomic_fetch_add_explicit(&ddl_epoch, 1, memory_order_relaxed);
 }
 
+uint32_t px_prep_ddl_epoch(void)
+{
+    return atomic_load_explicit(&ddl_epoch, memory_order_relaxed);
+}
+
 struct px_stmt *stmt_get(struct px_client *cl, const uint8_t *body, uint32_t len, uint64_t place)
 {
-    uint32_t epoch = atomic_load_explicit(&ddl_epoch, memory_order_relaxed);
+    uint32_t epoch = px_prep_ddl_epoch();
     uint64_t ctx = route_fnv1a(stmt_context(cl), &epoch, sizeof(epoch));
     char settings[256];
     uint16_t sl = 0;

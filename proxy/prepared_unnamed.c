@@ -195,13 +195,14 @@ struct px_stmt *unnamed_stmt(struct px_client *cl, struct px_server *sv, const u
 {
     struct proxy *px = cl->conn.px;
     const uint8_t *z = memchr(text, 0, tlen);
-    uint32_t *epoch;
+    uint32_t *epoch, ddl;
     uint64_t key;
 
     if (!sv->pool || !sv->pool->lane->conf->cache_unnamed || px_settings_unsure(cl, cl->pass_ord) || (sv->dirty & PX_DIRTY_CHECK) ||
         sv->unnamed_ddl ||
         !z || !plannable((const char *)text, (size_t)(z - text)) || !(epoch = unnamed_epoch(px)))
         return NULL;
-    key = route_fnv1a(stmt_context(cl), epoch, sizeof(*epoch)) | 1;
+    ddl = px_prep_ddl_epoch();     /* the named statements' DDL count too (SCHEMA CHANGED) */
+    key = route_fnv1a(route_fnv1a(stmt_context(cl), epoch, sizeof(*epoch)), &ddl, sizeof(ddl)) | 1;
     return stmt_get_variant(px, text, tlen, key, NULL, 0);
 }

@@ -442,8 +442,10 @@ void px_prep_unnamed_on_tag(struct px_server *sv, const char *tag);
 void px_prep_unnamed_tx_end(struct px_server *sv);
 /* A statement that may change the result columns of statements prepared before it (ALTER, DROP, CREATE
  * OR REPLACE) was seen: a client's Parse from now on gets a shared statement of its own, prepared
- * afresh on each server connection (proxy/prepared_registry.c). Any thread. */
+ * afresh on each server connection (proxy/prepared_registry.c; also the admin console's SCHEMA
+ * CHANGED). Any thread. */
 void px_prep_ddl_seen(void);
+uint32_t px_prep_ddl_epoch(void);
 /* The query text of a client's named statement (transaction pooling), or NULL. */
 const char *px_prep_statement_text(struct px_client *cl, const char *name, size_t *len);
 int px_prep_answer_locally(struct px_client *cl);

@@ -15,7 +15,7 @@
 #define COMMANDS "SHOW LANES | LANE SERVERS | CLIENTS | SERVERS | STATS | ROUTES | QUERIES | BLOCKING | GUARD | QUARANTINE | CONFIG | PREPARED | TENANTS | HEALTH | STAGES, " \
                  "SHOW POOLS | DATABASES | LISTS | VERSION | USERS (PgBouncer's columns), " \
                  "RELOAD, PAUSE [lane], RESUME [lane], KILL client_id | lane | db/lane, RECONNECT [lane | db/lane], " \
-                 "WAIT_CLOSE [lane | db/lane], RELEASE fingerprint | ALL, SHUTDOWN"
+                 "WAIT_CLOSE [lane | db/lane], RELEASE fingerprint | ALL, SCHEMA CHANGED, SHUTDOWN"
 
 typedef void (*cmd_fn)(struct px_client *cl, const char *arg);
 
@@ -24,6 +24,7 @@ static void cmd_pause(struct px_client *cl, const char *arg);
 static void cmd_resume(struct px_client *cl, const char *arg);
 static void cmd_kill(struct px_client *cl, const char *arg);
 static void cmd_shutdown(struct px_client *cl, const char *arg);
+static void cmd_schema_changed(struct px_client *cl, const char *arg);
 
 static const struct {
     const char *name;
@@ -36,7 +37,7 @@ static const struct {
     { "SHOW TENANTS", px_show_tenants }, { "SHOW STAGES", px_show_stages }, { "RELEASE", px_release },
     { "SHOW HEALTH", px_show_health }, { "SHOW WORKERS", px_show_workers },
     { "RELOAD", cmd_reload }, { "PAUSE", cmd_pause }, { "RESUME", cmd_resume }, { "KILL", cmd_kill },
-    { "SHUTDOWN", cmd_shutdown },
+    { "SHUTDOWN", cmd_shutdown }, { "SCHEMA CHANGED", cmd_schema_changed },
     /* PgBouncer's commands that pglane has no table of its own for (admin_pgb.c) */
     { "SHOW POOLS", px_pgb_show_pools }, { "SHOW DATABASES", px_pgb_show_databases },
     { "SHOW LISTS", px_pgb_show_lists }, { "SHOW VERSION", px_pgb_show_version },
@@ -121,6 +122,18 @@ void px_admin_query(struct px_client *cl, const char *sql, size_t len)
     }
     px_info("C-%llu admin " PX_LOG_NAME ": %.300s", (unsigned long long)cl->conn.id, cl->user, cmd);
     fn(cl, arg);
+}
+
+/* DDL pglane did not see (a migration on a direct connection): Parses from now on get statements
+ * prepared afresh, as after DDL seen through pglane (proxy/prepared_registry.c). */
+static void cmd_schema_changed(struct px_client *cl, const char *arg)
+{
+    if (*arg) {
+        px_admin_error(cl, "42601", "pglane: SCHEMA CHANGED takes no argument", NULL);
+        return;
+    }
+    px_prep_ddl_seen();
+    px_admin_done(cl, "SCHEMA CHANGED", NULL);
 }
 
 static void cmd_reload(struct px_client *cl, const char *arg)

@@ -767,6 +767,73 @@ static void test_alter_table_between_executions(void **state)
     h_pass();
 }
 
+/*
+ * A table change made on a direct connection (a migration that bypasses pglane), which pglane cannot
+ * see: both server connections hold the text prepared before it. After SCHEMA CHANGED on the console
+ * a client that prepares the text gets PostgreSQL's answer, the new columns; without it, the server
+ * connection's copy from before would answer 0A000 (README "Result columns after a table change").
+ */
+static void test_schema_changed_after_direct_ddl(void **state)
+{
+    (void)state;
+    static const char *const q = "SELECT * FROM sch_t WHERE id = $1";
+    const Oid int4[1] = { INT4OID };
+    PGconn *c[2];
+    PGresult *r;
+
+    assert_int_equal(h_pg_exec(&g_pg, H_DB,
+                               "DROP TABLE IF EXISTS sch_t; CREATE TABLE sch_t (id int PRIMARY KEY);"
+                               "INSERT INTO sch_t VALUES (1); ALTER TABLE sch_t OWNER TO " H_USER),
+                     0);
+    /* Two transactions open at once: the statement goes to both server connections of the lane. */
+    for (int i = 0; i < 2; i++) {
+        c[i] = h_connect(&g_tx2, NULL);
+        H_ASSERT_CONNECTED(c[i]);
+        assert_int_equal(h_exec(c[i], "BEGIN"), 0);
+        r = PQprepare(c[i], "sch", q, 1, int4);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        r = PQexecPrepared(c[i], "sch", 1, (const char *const[]){ "1" }, NULL, NULL, 0);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(PQnfields(r), 1);
+        PQclear(r);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(h_exec(c[i], "COMMIT"), 0);
+        PQfinish(c[i]);
+    }
+    assert_int_equal(h_pg_exec(&g_pg, H_DB, "ALTER TABLE sch_t ADD COLUMN c int NOT NULL DEFAULT 5"), 0);
+    if (!h_direct()) {
+        PGconn *adm = h_connect(&g_tx2, "dbname=pglane");
+
+        H_ASSERT_CONNECTED(adm);
+        assert_string_equal(h_exec_sqlstate(adm, "SCHEMA CHANGED extra"), "42601");
+        assert_int_equal(h_exec(adm, "SCHEMA CHANGED"), 0);
+        PQfinish(adm);
+    }
+    for (int i = 0; i < 2; i++) {
+        c[i] = h_connect(&g_tx2, NULL);
+        H_ASSERT_CONNECTED(c[i]);
+        assert_int_equal(h_exec(c[i], "BEGIN"), 0);
+    }
+    for (int i = 0; i < 2; i++) {      /* each on its own server connection */
+        r = PQprepare(c[i], "sch", q, 1, int4);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        r = PQexecPrepared(c[i], "sch", 1, (const char *const[]){ "1" }, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            fail_msg("client %d: %s", i, PQresultErrorMessage(r));
+        assert_int_equal(PQnfields(r), 2);
+        assert_string_equal(PQgetvalue(r, 0, 1), "5");
+        PQclear(r);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(h_exec(c[i], "COMMIT"), 0);
+        PQfinish(c[i]);
+    }
+    h_pass();
+}
+
 /* ------------------------------------------------------------------------------------------ 4. SQL level */
 
 static void test_sql_prepare_in_transaction(void **state)
@@ -1584,6 +1651,7 @@ int main(void)
         H_TEST(test_client_deallocates_pglane_statement),
         H_TEST(test_pgbench_prepared_64_over_8),
         H_TEST(test_alter_table_between_executions),
+        H_TEST(test_schema_changed_after_direct_ddl),
         H_TEST(test_sql_prepare_in_transaction),
         H_TEST(test_discard_all),
         H_TEST(test_admin_counters),
