@@ -135,8 +135,13 @@ void px_unnamed_settle_range(struct px_client *cl, uint64_t from, uint64_t upto,
              * they were (a replay would meet the failed transaction with 25P02, where PostgreSQL
              * answers the Bind, e.g. 08P01 for a wrong parameter count). */
             cl->unnamed_parsed = 0;
-            if (cl->server && px_unnamed_owned(cl->server, cl) && !(how == PX_UNNAMED_SKIPPED && c->held))
-                cl->server->unnamed_owner = 0;
+            if (cl->server && !(how == PX_UNNAMED_SKIPPED && c->held)) {
+                if (px_unnamed_owned(cl->server, cl))
+                    cl->server->unnamed_owner = 0;
+                else if (cl->unnamed_unsent_from)
+                    cl->unnamed_unsent_from = 1;   /* a change noted since (pipelined): not owned as of
+                                                    * any message (px_unnamed_owned_at) until sent again */
+            }
         }
         free(c->text);
     }
