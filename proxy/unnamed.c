@@ -45,8 +45,7 @@ int px_unnamed_held(const struct px_server *sv, const struct px_client *cl)
 
 int px_unnamed_owned_at(const struct px_server *sv, const struct px_client *cl, uint64_t ord)
 {
-    return sv->unnamed_owner == cl->conn.id &&
-           (cl->unnamed_at == sv->conn.id || (cl->unnamed_sent_at == sv->conn.id && cl->unnamed_unsent_from > ord));
+    return px_unnamed_owned(sv, cl) || (px_unnamed_held(sv, cl) && cl->unnamed_unsent_from > ord);
 }
 
 void px_unnamed_own(struct px_server *sv, struct px_client *cl)

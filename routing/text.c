@@ -116,24 +116,12 @@ static const uint8_t tf_class[256] = {
     ['a'] = TF_A, ['A'] = TF_A, ['c'] = TF_C, ['C'] = TF_C,
 };
 
-/* The first place from i on that is not a blank (space, tab, newline, carriage return), or n. */
-static size_t skip_blanks(const uint8_t *p, size_t n, size_t i)
-{
-    while (i < n && tf_class[p[i]] == TF_BLANK)
-        i++;
-    return i;
-}
-
 /* Whether "create" at p[i] is followed by the words OR REPLACE (blanks between). */
 static int create_or_replace_at(const uint8_t *p, size_t n, size_t i)
 {
-    size_t j = skip_blanks(p, n, i + 6);
+    const char *end = (const char *)p + n, *w = (const char *)p + i + 6, *b = skip_space(w, end);
 
-    if (j == i + 6 || !word_at(p, n, j, "or", 2))
-        return 0;
-    i = j + 2;
-    j = skip_blanks(p, n, i);
-    return j > i && word_at(p, n, j, "replace", 7);
+    return b > w && (w = skip_word(b, end, "or")) && (b = skip_space(w, end)) > w && skip_word(b, end, "replace");
 }
 /* Bytes that matter inside a statement: '(' and ';', and the first letters of "set_config", "setseed",
  * "session_setup" and "temp". */

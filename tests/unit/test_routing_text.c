@@ -149,17 +149,13 @@ static int ref_create_or_replace(const char *p, size_t n, size_t i)
     static const char *const w[] = { "create", "or", "replace" };
 
     for (int k = 0; k < 3; k++) {
-        size_t j = i;
+        size_t start = i;
 
-        if (!ci_word(p, n, i, w[k], 1))
+        while (k > 0 && i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r'))
+            i++;
+        if ((k > 0 && i == start) || !ci_word(p, n, i, w[k], 1))
             return 0;
         i += strlen(w[k]);
-        if (k == 2)
-            break;
-        for (j = i; i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r'); i++)
-            ;
-        if (i == j)
-            return 0;
     }
     return 1;
 }
