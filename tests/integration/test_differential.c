@@ -1518,7 +1518,7 @@ static const char *const x_atoms[] = {
     "P{|insert into t values (5)} B E", "P{|begin} B E", "P{|commit} B E", "P{|rollback} B E",
     "B{pp|es|4} E{pp|0}", "E{pp|0}", "C{P|pp}", "P{|show work_mem} B E", "P{|set work_mem = '5MB'} B E",
     "P{|select count(*) from t} B D{P|} E", "H", "B{|nope} E", "P{e3|selec}", "B{|e2} E",
-    "P{|deallocate e2} B E", "P{|copy t from stdin} B E d{6\\n} c C{S|}", "P{|copy (select 3) to stdout} B E",
+    "P{|deallocate e2} B E", "P{|copy t (a) from stdin} B E d{6\\n} c C{S|}", "P{|copy (select 3) to stdout} B E",
     "P{|select set_config('app.x', 'w', false)} B E", "P{|select pg_advisory_lock(8)} B E",
     "P{|select pg_advisory_unlock(8)} B E", "P{|notify ch} B E", "P{|set timezone = 'Asia/Tokyo'} B E",
     "P{dn|deallocate es}", "B{|dn} E", "P{|deallocate es} B E", "P{|begin isolation level serializable} B E",
@@ -1574,7 +1574,7 @@ static const char *const b_atoms[] = {
     "B E S", "Q{begin; select 1; commit}", "C{S|} S", "P{es|select $1::int * 3|23} S", "C{S|es} S",
     "Q{set search_path = pg_catalog}", "P{|select 1/0} B E S", "P{bx|select $1::int * 2|23} S",
     "P{|deallocate bx} B E S", "P{bd|deallocate bx} S", "B{|bd} E S", "B{|bx|5} E S", "Q{deallocate bx}",
-    "P{|copy t from stdin} B E d{9\\n} c C{S|} S", "Q{copy (select 4) to stdout}",
+    "P{|copy t (a) from stdin} B E d{9\\n} c C{S|} S", "Q{copy (select 4) to stdout}",
     "Q{set datestyle = 'German'}", "Q{set client_encoding = 'LATIN1'}", "Q{set intervalstyle = 'sql_standard'}",
     "Q{set default_transaction_read_only = on}", "Q{reset all}", "Q{set client_min_messages = 'error'}",
     "F{2078|search_path|pg_catalog|f}", "F{2078|work_mem|2MB|f}", "P{ed|select '01/02/2024'::date} S",
@@ -1727,9 +1727,13 @@ static void run_random(int two, int wide, unsigned n, unsigned seed0)
         alarm(H_TEST_WATCHDOG_S);
         run_scenario(&s, g_pg.port, NULL, &direct);
         for (int k = 0; k < MAX_STEPS && s.steps[k].batch; k++)
-            if (strstr(direct.out[k], "TIMEOUT"))
+            if (strstr(direct.out[k], "TIMEOUT")) {
+                for (int j = 0; j <= k; j++)
+                    fprintf(stderr, "  %c> %s\n     postgres: %.600s\n", s.steps[j].who, s.steps[j].batch,
+                            direct.out[j]);
                 fail_msg("%s: timed out against PostgreSQL at step %d (%s): %s", s.name, k + 1, s.steps[k].batch,
                          direct.out[k]);
+            }
         for (int l = 0; l < NSHAPES; l++) {
             int same, healthy, explained;
 
