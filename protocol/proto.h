@@ -394,11 +394,27 @@ int proto_scram_server_final(struct proto_scram_server *st, const char *client_f
                              char *out, size_t outcap, size_t *outlen, const char **err) PROTO_MUSTCHECK;
 
 /* pglane as the SCRAM client to PostgreSQL. */
+/*
+ * The ClientKey and ServerKey last derived from a plaintext password (PBKDF2, the server's iteration
+ * count: about a millisecond of CPU at 4096), for the next login that offers the same salt and count
+ * with the same password: a server keeps a role's salt until its password changes, so every login of a
+ * pool after the first skips the derivation. Zeroed: empty. `derived` counts the derivations.
+ */
+struct proto_scram_keycache {
+    uint8_t password_digest[PROTO_SCRAM_KEY_LEN];   /* SHA-256 of the password: no copy of it is kept */
+    uint8_t salt[PROTO_SCRAM_MAX_SALT];
+    int salt_len, iterations, valid;
+    uint8_t client_key[PROTO_SCRAM_KEY_LEN], server_key[PROTO_SCRAM_KEY_LEN];
+    uint64_t derived;
+};
+
 struct proto_scram_client {
     char client_first_bare[PROTO_SCRAM_MAX_MSG];
     char nonce[PROTO_SCRAM_MAX_MSG];
     uint8_t server_signature[PROTO_SCRAM_KEY_LEN];
     int state;
+    struct proto_scram_keycache *keycache;   /* optional, set after the first message (which clears it):
+                                              * used and filled when a password is given */
 };
 /* Produces the client-first-message "n,,n=,r=<nonce>" (PostgreSQL ignores the user name). */
 int proto_scram_client_first(struct proto_scram_client *st, const char *client_nonce,

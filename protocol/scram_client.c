@@ -47,6 +47,7 @@ int proto_scram_client_first_user(struct proto_scram_client *st, const char *use
     char *bare = st->client_first_bare;
     size_t pos = 0;
     st->state = PROTO__SCRAM_FAILED;
+    st->keycache = NULL;
     if (!proto__scram_printable(nonce) || nonce.n >= sizeof st->nonce)
         return -1;
     bare[0] = '\0';
@@ -120,13 +121,45 @@ static int make_proof(struct proto_scram_client *st, const char *server_first,
     return 0;
 }
 
+/* The keys from the password: the cached ones when the salt, the count and the password are those they
+ * were derived from, else derived now (and cached). */
+static int password_keys(struct proto_scram_keycache *kc, const struct server_first *sf, const char *password,
+                         uint8_t ck[PROTO_SCRAM_KEY_LEN], uint8_t sk[PROTO_SCRAM_KEY_LEN])
+{
+    uint8_t digest[PROTO_SCRAM_KEY_LEN];
+
+    if (kc == NULL)
+        return proto__scram_keys(password, sf->salt, sf->salt_len, sf->iterations, ck, sk);
+    if (proto__sha256(password, strlen(password), digest) < 0)
+        return -1;
+    if (kc->valid && kc->salt_len == sf->salt_len && kc->iterations == sf->iterations &&
+        memcmp(kc->salt, sf->salt, (size_t)sf->salt_len) == 0 &&
+        CRYPTO_memcmp(kc->password_digest, digest, sizeof digest) == 0) {
+        memcpy(ck, kc->client_key, PROTO_SCRAM_KEY_LEN);
+        memcpy(sk, kc->server_key, PROTO_SCRAM_KEY_LEN);
+        return 0;
+    }
+    kc->valid = 0;
+    if (proto__scram_keys(password, sf->salt, sf->salt_len, sf->iterations, ck, sk) < 0)
+        return -1;
+    kc->derived++;
+    memcpy(kc->password_digest, digest, sizeof digest);
+    memcpy(kc->salt, sf->salt, (size_t)sf->salt_len);
+    kc->salt_len = sf->salt_len;
+    kc->iterations = sf->iterations;
+    memcpy(kc->client_key, ck, PROTO_SCRAM_KEY_LEN);
+    memcpy(kc->server_key, sk, PROTO_SCRAM_KEY_LEN);
+    kc->valid = 1;
+    return 0;
+}
+
 /* Fills the keys from the password, or copies the given ones when password is NULL. */
-static int get_keys(const struct server_first *sf, const char *password, const uint8_t *client_key,
-                    const uint8_t *server_key, uint8_t ck[PROTO_SCRAM_KEY_LEN],
+static int get_keys(struct proto_scram_keycache *kc, const struct server_first *sf, const char *password,
+                    const uint8_t *client_key, const uint8_t *server_key, uint8_t ck[PROTO_SCRAM_KEY_LEN],
                     uint8_t sk[PROTO_SCRAM_KEY_LEN])
 {
     if (password != NULL)
-        return proto__scram_keys(password, sf->salt, sf->salt_len, sf->iterations, ck, sk);
+        return password_keys(kc, sf, password, ck, sk);
     if (client_key == NULL || server_key == NULL)
         return -1;
     memcpy(ck, client_key, PROTO_SCRAM_KEY_LEN);
@@ -149,7 +182,7 @@ int proto_scram_client_final(struct proto_scram_client *st, const char *server_f
         return fail(st, err, MALFORMED);
     if ((e = read_server_first(st, msg, &sf)) != NULL)
         return fail(st, err, e);
-    if (get_keys(&sf, password, client_key, server_key, ck, sk) < 0)
+    if (get_keys(st->keycache, &sf, password, client_key, server_key, ck, sk) < 0)
         return fail(st, err, "SCRAM key derivation failed");
     text[0] = '\0';
     int bad = append(text, sizeof text, &pos, "c=biws,r=", 9) < 0 ||

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "proxy/proxy.h"
 #include "proxy/state.h"
 #include "proxy/tenant.h"
@@ -588,6 +590,9 @@ static void on_pool_timer_closed(uv_handle_t *h)
     free(pool->own_secret);
     free(pool->database);
     free(pool->user);
+    OPENSSL_cleanse(pool->scram_client_key, sizeof pool->scram_client_key);
+    OPENSSL_cleanse(pool->scram_server_key, sizeof pool->scram_server_key);
+    OPENSSL_cleanse(&pool->scram_keycache, sizeof pool->scram_keycache);
     free(pool);
 }
 

@@ -134,6 +134,7 @@ struct px_pool {
     char *own_secret;              /* the secret auth_query found for the user (proxy/auth_query.c) */
     uint8_t scram_client_key[PROTO_SCRAM_KEY_LEN], scram_server_key[PROTO_SCRAM_KEY_LEN];
     int have_scram_keys;
+    struct proto_scram_keycache scram_keycache;   /* a plaintext secret's keys, for the server's salt */
     struct px_list idle;           /* px_server.link */
     struct px_list busy;           /* px_server.link: active, connecting, logging in, resetting */
     struct px_list waiting;        /* px_client.wait_link, FIFO */
@@ -974,6 +975,7 @@ struct proxy {
     struct ssl_ctx_st *tls_ctx;    /* SSL_CTX for clients, when tls_mode is not disable */
     struct prep_registry *prep;    /* shared prepared statements, owned by proxy/prepared_registry.c */
     uint64_t prep_parses, prep_hits, prep_evictions, prep_invalidations;
+    uint64_t scram_derivations;    /* server logins that derived SCRAM keys from a plaintext password */
     uint64_t prep_unnamed_hits;    /* cache_unnamed hits, all lanes */
     struct metrics *metrics;       /* owned by proxy/admin/metrics.c */
     struct monitor *monitor;       /* owned by proxy/admin/monitor.c */

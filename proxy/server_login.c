@@ -315,16 +315,22 @@ static int login_auth(struct px_server *sv, const struct proto_frame *f)
         if (!sv->scram || proto_scram_nonce(nonce, 24) < 0 ||
             proto_scram_client_first(sv->scram, nonce, out, sizeof(out), &outlen) < 0)
             return auth_failed(sv, &b, auth_unsupported);
+        if (plain)
+            sv->scram->keycache = &pool->scram_keycache;
         proto_build_sasl_initial(&b, "SCRAM-SHA-256", out, outlen);
         break;
-    case PROTO_AUTH_SASL_CONTINUE:
+    case PROTO_AUTH_SASL_CONTINUE: {
+        uint64_t derived = pool->scram_keycache.derived;
+
         if (!sv->scram ||
             proto_scram_client_final(sv->scram, (const char *)data, n, plain ? secret : NULL,
                                      pool->scram_client_key, pool->scram_server_key,
                                      out, sizeof(out), &outlen, &err) < 0)
             return auth_failed(sv, &b, err ? err : auth_scram_failed);
+        sv->conn.px->scram_derivations += pool->scram_keycache.derived - derived;
         proto_build_sasl_response(&b, out, outlen);
         break;
+    }
     case PROTO_AUTH_SASL_FINAL:
         if (!sv->scram || proto_scram_client_verify(sv->scram, (const char *)data, n, &err) < 0)
             return auth_failed(sv, &b, err ? err : auth_scram_failed);

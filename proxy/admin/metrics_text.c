@@ -330,6 +330,11 @@ static void process(struct proto_buf *b, struct proxy *px)
     out(b, "pglane_prepared_statements_total{event=\"eviction\"} %llu\n", (unsigned long long)px->prep_evictions);
     out(b, "pglane_prepared_statements_total{event=\"invalidation\"} %llu\n",
         (unsigned long long)px->prep_invalidations);
+    family(b, "pglane_server_scram_derivations_total", "counter",
+           "Server logins by SCRAM that derived the keys from a plaintext password in auth_file (PBKDF2, "
+           "about a millisecond of CPU each); the other logins of a pool reuse them while the server's "
+           "salt and the password stay the same.");
+    out(b, "pglane_server_scram_derivations_total %llu\n", (unsigned long long)px->scram_derivations);
     px_monitor_health(px, &up, &total);
     family(b, "pglane_monitor_servers", "gauge", "Servers whose lock graph is sampled, and those answering.");
     out(b, "pglane_monitor_servers{state=\"sampled\"} %d\n", total);

@@ -445,6 +445,69 @@ static void test_idle_pooled_servers_terminated(void **state)
     h_pass();
 }
 
+/* Four server logins derived the keys once: once per worker whose pool made one (each worker has its
+ * own pools), so once with one worker. */
+static void assert_derivations(long n)
+{
+    int workers = h_workers() > 1 ? h_workers() : 1;
+
+    if (n < 1 || n > (workers < 4 ? workers : 4))
+        print_error("%ld SCRAM key derivations for four server logins with %d worker(s)\n", n, workers);
+    assert_true(n >= 1 && n <= (workers < 4 ? workers : 4));
+}
+
+/* SCRAM to the server with a plaintext password in auth_file: the keys are derived (PBKDF2, about a
+ * millisecond of pglane's CPU) once per pool, not at every server login, and again when the server's
+ * salt changes (a new password, here the same one set again), so that the logins after it still work. */
+static void test_server_scram_keys_derived_once(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    PGconn *c[4];
+    char conf[4096], extra[128];
+    int mport = h_free_port();
+
+    assert_int_equal(h_pg_wait_long(g_super, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'",
+                                    0, 10000), 0);
+    snprintf(extra, sizeof extra, "metrics_listen = 127.0.0.1:%d\n", mport);
+    h_conf(conf, sizeof conf, "transaction", 4, "scram-sha-256", extra);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    for (int i = 0; i < 4; i++) {
+        c[i] = h_connect(&l, NULL);
+        H_ASSERT_CONNECTED(c[i]);
+        assert_int_equal(h_exec(c[i], "BEGIN; SELECT 1"), 0);   /* four transactions: four server logins */
+    }
+    assert_int_equal(h_pg_backends(g_super, H_USER), 4);
+    long first = h_metric_now(mport, "pglane_server_scram_derivations_total");
+    assert_derivations(first);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(h_exec(c[i], "COMMIT"), 0);
+
+    char *before = h_query1(g_super, "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'");
+    assert_non_null(before);
+    assert_int_equal(h_exec(g_super, "SET password_encryption = 'scram-sha-256'; "
+                                     "ALTER ROLE app PASSWORD '" H_PASSWORD "'; RESET password_encryption"), 0);
+    char *after = h_query1(g_super, "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'");
+    assert_non_null(after);
+    assert_string_not_equal(before, after);   /* a new salt */
+    free(before);
+    free(after);
+    free(h_query1(g_super, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app'"));
+    assert_int_equal(h_pg_wait_long(g_super, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'",
+                                    0, 10000), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(h_exec(c[i], "BEGIN; SELECT 2"), 0);
+    assert_int_equal(h_pg_backends(g_super, H_USER), 4);
+    assert_derivations(h_metric_now(mport, "pglane_server_scram_derivations_total") - first);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(h_exec(c[i], "COMMIT"), 0);
+        PQfinish(c[i]);
+    }
+    stop_lane(&l);
+    h_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +516,7 @@ int main(void)
         H_TEST(test_client_killed_mid_transaction),
         H_TEST(test_server_backend_terminated),
         H_TEST(test_idle_pooled_servers_terminated),
+        H_TEST(test_server_scram_keys_derived_once),
         H_TEST(test_1000_clients_over_10_server_connections),
     };
     return H_RUN_GROUP("integration: core, pooling in transaction mode", tests,

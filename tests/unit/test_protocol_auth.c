@@ -115,6 +115,63 @@ static void test_scram_rfc_client_keys(void **state)
     assert_int_equal(proto_scram_client_verify(&c, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), &err), 0);
 }
 
+/* One client-final-message for server_first and password, through kc (NULL: no cache). */
+static void client_final_with(struct proto_scram_keycache *kc, const char *server_first, const char *password,
+                              char *out, size_t cap)
+{
+    struct proto_scram_client c;
+    size_t n;
+    const char *err = NULL;
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(proto_scram_client_first_user(&c, "user", RFC_CNONCE, out, cap, &n), 0);
+    c.keycache = kc;
+    assert_int_equal(proto_scram_client_final(&c, server_first, strlen(server_first), password, NULL, NULL, out,
+                                              cap, &n, &err), 0);
+}
+
+/* The keys derived from a password are reused only for the same salt, iteration count and password: a
+ * second login with the RFC vector derives nothing and still answers the vector's proof; another
+ * password, salt or count derives again and answers what an uncached client answers. */
+static void test_scram_client_keycache(void **state)
+{
+    static const char other_salt[] = "r=" RFC_NONCE ",s=QSXCR+Q6sek8bf92,i=4096";
+    static const char other_count[] = "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4097";
+    struct proto_scram_keycache kc;
+    char out[PROTO_SCRAM_MAX_MSG], want[PROTO_SCRAM_MAX_MSG];
+
+    (void)state;
+    memset(&kc, 0, sizeof kc);
+    client_final_with(&kc, RFC_SERVER_FIRST, "pencil", out, sizeof out);
+    assert_string_equal(out, RFC_CLIENT_FINAL);
+    assert_int_equal(kc.derived, 1);
+    client_final_with(&kc, RFC_SERVER_FIRST, "pencil", out, sizeof out);
+    assert_string_equal(out, RFC_CLIENT_FINAL);
+    assert_int_equal(kc.derived, 1);
+
+    client_final_with(&kc, RFC_SERVER_FIRST, "pencil2", out, sizeof out);
+    client_final_with(NULL, RFC_SERVER_FIRST, "pencil2", want, sizeof want);
+    assert_string_equal(out, want);
+    assert_string_not_equal(out, RFC_CLIENT_FINAL);
+    assert_int_equal(kc.derived, 2);
+
+    client_final_with(&kc, other_salt, "pencil2", out, sizeof out);
+    client_final_with(NULL, other_salt, "pencil2", want, sizeof want);
+    assert_string_equal(out, want);
+    assert_int_equal(kc.derived, 3);
+
+    client_final_with(&kc, other_count, "pencil2", out, sizeof out);
+    client_final_with(NULL, other_count, "pencil2", want, sizeof want);
+    assert_string_equal(out, want);
+    assert_int_equal(kc.derived, 4);
+
+    client_final_with(&kc, RFC_SERVER_FIRST, "pencil", out, sizeof out);
+    assert_string_equal(out, RFC_CLIENT_FINAL);
+    assert_int_equal(kc.derived, 5);
+    client_final_with(&kc, RFC_SERVER_FIRST, "pencil", out, sizeof out);
+    assert_int_equal(kc.derived, 5);
+}
+
 static void test_scram_rfc_server(void **state)
 {
     (void)state;
@@ -746,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_md5_verify),
         cmocka_unit_test(test_scram_rfc_client),
         cmocka_unit_test(test_scram_rfc_client_keys),
+        cmocka_unit_test(test_scram_client_keycache),
         cmocka_unit_test(test_scram_rfc_server),
         cmocka_unit_test(test_scram_rfc_server_y),
         cmocka_unit_test(test_scram_secret),
