@@ -137,39 +137,27 @@ static void test_scram_client_keycache(void **state)
 {
     static const char other_salt[] = "r=" RFC_NONCE ",s=QSXCR+Q6sek8bf92,i=4096";
     static const char other_count[] = "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4097";
+    static const struct {
+        const char *server_first, *password;
+        uint64_t derived;                /* derivations so far, after this login */
+    } logins[] = {
+        { RFC_SERVER_FIRST, "pencil", 1 }, { RFC_SERVER_FIRST, "pencil", 1 },
+        { RFC_SERVER_FIRST, "pencil2", 2 }, { other_salt, "pencil2", 3 }, { other_count, "pencil2", 4 },
+        { RFC_SERVER_FIRST, "pencil", 5 }, { RFC_SERVER_FIRST, "pencil", 5 },
+    };
     struct proto_scram_keycache kc;
     char out[PROTO_SCRAM_MAX_MSG], want[PROTO_SCRAM_MAX_MSG];
 
     (void)state;
     memset(&kc, 0, sizeof kc);
-    client_final_with(&kc, RFC_SERVER_FIRST, "pencil", out, sizeof out);
-    assert_string_equal(out, RFC_CLIENT_FINAL);
-    assert_int_equal(kc.derived, 1);
-    client_final_with(&kc, RFC_SERVER_FIRST, "pencil", out, sizeof out);
-    assert_string_equal(out, RFC_CLIENT_FINAL);
-    assert_int_equal(kc.derived, 1);
-
-    client_final_with(&kc, RFC_SERVER_FIRST, "pencil2", out, sizeof out);
-    client_final_with(NULL, RFC_SERVER_FIRST, "pencil2", want, sizeof want);
-    assert_string_equal(out, want);
-    assert_string_not_equal(out, RFC_CLIENT_FINAL);
-    assert_int_equal(kc.derived, 2);
-
-    client_final_with(&kc, other_salt, "pencil2", out, sizeof out);
-    client_final_with(NULL, other_salt, "pencil2", want, sizeof want);
-    assert_string_equal(out, want);
-    assert_int_equal(kc.derived, 3);
-
-    client_final_with(&kc, other_count, "pencil2", out, sizeof out);
-    client_final_with(NULL, other_count, "pencil2", want, sizeof want);
-    assert_string_equal(out, want);
-    assert_int_equal(kc.derived, 4);
-
-    client_final_with(&kc, RFC_SERVER_FIRST, "pencil", out, sizeof out);
-    assert_string_equal(out, RFC_CLIENT_FINAL);
-    assert_int_equal(kc.derived, 5);
-    client_final_with(&kc, RFC_SERVER_FIRST, "pencil", out, sizeof out);
-    assert_int_equal(kc.derived, 5);
+    for (size_t i = 0; i < sizeof logins / sizeof logins[0]; i++) {
+        client_final_with(&kc, logins[i].server_first, logins[i].password, out, sizeof out);
+        client_final_with(NULL, logins[i].server_first, logins[i].password, want, sizeof want);
+        assert_string_equal(out, want);
+        if (strcmp(logins[i].server_first, RFC_SERVER_FIRST) == 0)
+            assert_true((strcmp(out, RFC_CLIENT_FINAL) == 0) == (strcmp(logins[i].password, "pencil") == 0));
+        assert_int_equal(kc.derived, logins[i].derived);
+    }
 }
 
 static void test_scram_rfc_server(void **state)
