@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 out=$1 md=$2 scale=$3 rate=$4 clients=$5 alone=$6 with=$7 nacc=$8 nev=$9 load_s=${10} asize=${11} period=${12} t_begin=${13}
 configs=()
-for c in a ap b c d dx; do [ -f "$out/$c/timeline.txt" ] && configs+=("$c"); done
+for c in a ap b c cb d dx; do [ -f "$out/$c/timeline.txt" ] && configs+=("$c"); done
 
 S() { in_psql -d benchstats "$@"; }
 in_psql -qc "DROP DATABASE IF EXISTS benchstats" -c "CREATE DATABASE benchstats" >/dev/null
@@ -188,7 +188,7 @@ EOF
 
 hdr="| metric |"; sep="|---|"
 for c in "${configs[@]}"; do
-    case $c in a) hdr+=" (a) before, direct |";; ap) hdr+=" (a') before, through pglane |";; b) hdr+=" (b) after, direct |";; c) hdr+=" (c) after, through pglane |";; d) hdr+=" (d) after, pglane, report on a replica |";; dx) hdr+=" (d) conflict demo: hot_standby_feedback off, max_standby_streaming_delay 0 |";; esac
+    case $c in a) hdr+=" (a) before, direct |";; ap) hdr+=" (a') before, through pglane |";; b) hdr+=" (b) after, direct |";; c) hdr+=" (c) after, through pglane |";; cb) hdr+=" (c_b) after, through PgBouncer |";; d) hdr+=" (d) after, pglane, report on a replica |";; dx) hdr+=" (d) conflict demo: hot_standby_feedback off, max_standby_streaming_delay 0 |";; esac
     sep+="---|"
 done
 cols=$(printf ", coalesce(max(value) FILTER (WHERE config = '%s'), '-')" "${configs[@]}")
@@ -225,7 +225,7 @@ if command -v gnuplot >/dev/null; then
         echo "set xlabel 'seconds since OLTP start'; set ylabel 'latency, ms (log)'"
         for c in "${configs[@]}"; do
             read -r a b < <(win "$c")
-            case $c in a) t="(a) before, direct";; ap) t="(a') before, through pglane (guard = cancel, guard_wait 50ms)";; b) t="(b) after migrations, direct";; c) t="(c) after, through pglane";; d) t="(d) after, through pglane, report reads on a replica";; dx) t="(d) with hot_standby_feedback off, max_standby_streaming_delay 0";; esac
+            case $c in a) t="(a) before, direct";; ap) t="(a') before, through pglane (guard = cancel, guard_wait 50ms)";; b) t="(b) after migrations, direct";; c) t="(c) after, through pglane";; cb) t="(c_b) after, through PgBouncer";; d) t="(d) after, through pglane, report reads on a replica";; dx) t="(d) with hot_standby_feedback off, max_standby_streaming_delay 0";; esac
             echo "set title 'InsightsNow OLTP latency per second, $t (open loop, $rate tx/s, SCALE=$scale)'"
             echo "unset object; set object 1 rect from $a, graph 0 to $b, graph 1 fc rgb '#ffdddd' fs solid 0.5 noborder behind"
             echo "set label 1 'report run' at $a, graph 0.93 offset 0.5,0"
@@ -253,6 +253,7 @@ done
     [ -f "$out/ap/timeline.txt" ] && echo "(a'): (a)'s schema, settings and scripts through pglane: the lanes of (c), guard = cancel and guard_wait = 50ms on oltp, the quarantine's defaults, the report route statement-routed (sql = .); a failed report worker is retried after 2 s."
     [ -f "$out/d/timeline.txt" ] && echo "(d): as (c), but the analytics lane is server = replica1, primary (size ${D_ANALYTICS_SIZE:-2}, max_replica_lag 5s, replica_fallback = queue): a streaming replica of the cluster (pg_basebackup -R, same machine, shared_buffers 2GB) runs worker 1's aggregate (one read-only autocommit SELECT, workloads/report_monthly_replica.sql); its writes (report_runs, the reports rows) and worker 2 (partitions, dashboard_daily, REFRESH) run on the primary."
     [ -f "$out/c/timeline.txt" ] && echo "(c): pglane lanes oltp (size $clients) and analytics (size $asize, max_parallel_workers_per_gather ${ANALYTICS_PARALLEL:-0}, lock_timeout 200ms), route application_name=report-*."
+    [ -f "$out/cb/timeline.txt" ] && echo "(c_b): PgBouncer, transaction pooling, default_pool_size $clients (the OLTP user's pool), max_user_connections $asize for the report user, SCRAM, TCP to the server; no per-pool settings (the reports run with the database's own)."
     [ -f "$out/migration_times.txt" ] && echo "Migrations (offline, between (a) and (b)): $(tr '\n' ';' <"$out/migration_times.txt" | sed 's/;$//; s/;/; /g')."
     echo "Whole run: $(($(date +%s) - t_begin)) s."
     echo
