@@ -449,11 +449,11 @@ static void test_idle_pooled_servers_terminated(void **state)
  * own pools), so once with one worker. */
 static void assert_derivations(long n)
 {
-    int workers = h_workers() > 1 ? h_workers() : 1;
+    int workers = h_workers() > 1 ? h_workers() : 1, most = workers < 4 ? workers : 4;
 
-    if (n < 1 || n > (workers < 4 ? workers : 4))
+    if (n < 1 || n > most)
         print_error("%ld SCRAM key derivations for four server logins with %d worker(s)\n", n, workers);
-    assert_true(n >= 1 && n <= (workers < 4 ? workers : 4));
+    assert_true(n >= 1 && n <= most);
 }
 
 /* SCRAM to the server with a plaintext password in auth_file: the keys are derived (PBKDF2, about a
