@@ -18,7 +18,9 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANITIZE)
 LDFLAGS   += $(SANITIZE)
 
 LIBS_PROTO   := -lssl -lcrypto -lidn
-LIBS_ROUTING := -lpg_query -lpcre2-8
+# libpg_query exports its own strnlen (a byte loop): linked after libc, libc's is the process's (each
+# library's symbols are looked up in the order the binary lists them; tests/install/check.sh checks it).
+LIBS_ROUTING := -Wl,--push-state,--no-as-needed -lc -Wl,--pop-state -lpg_query -lpcre2-8
 LIBS_CONF    := -linih
 LIBS_PROXY   := -luv -lpq
 LIBS_ALL     := $(LIBS_PROXY) $(LIBS_CONF) $(LIBS_ROUTING) $(LIBS_PROTO) -lm -pthread

@@ -35,6 +35,14 @@ check "nothing is installed outside PREFIX" '[ "$(ls -A "$d")" = usr ] && [ "$(l
 
 out=$("$p/bin/pglane" --version 2>&1)
 check "the installed binary runs (--version: $out)" '[ "$out" = "pglane $version" ]'
+# Every C library function pglane and its libraries call is the C library's: libpg_query exports a
+# strnlen of its own, which took the place of libc's for the whole process when it came first.
+bind=$(LD_DEBUG=bindings "$p/bin/pglane" --version 2>&1 >/dev/null)
+foreign=$(printf '%s\n' "$bind" | grep -E "normal symbol \`[^']*' \[GLIBC_" |
+          grep -vE " to [^ ]*/(libc|libm|ld-linux-x86-64|libpthread|libdl|librt)\.so[^ ]* " |
+          grep -vF " to $p/bin/pglane " | head -3)      # stdin, stdout, stderr: copied into the binary
+check "C library symbols bind to the C library (LD_DEBUG=bindings)" \
+    '[ -n "$bind" ] && [ -z "$foreign" ]' "$foreign"
 for ini in pglane.ini insightsnow.ini; do
     out=$("$p/bin/pglane" --check "$p/share/pglane/$ini" 2>&1)
     check "the installed example $ini passes --check" '[[ "$out" == *"configuration OK"* ]]' "$out"
