@@ -49,12 +49,29 @@ static int reads_sent_columns(const uint8_t *body, uint32_t len, const uint8_t *
            bind.nresults <= 1;
 }
 
+/* pglane's name of statement id on servers, "_pgl_<id>", into name (at least 16 bytes); its length.
+ * Written by hand: it is formatted for every Bind and Describe of a mapped statement. */
+static size_t wire_name(char *name, uint32_t id)
+{
+    char digits[10];
+    size_t n = 0, k = 0;
+
+    do
+        digits[n++] = (char)('0' + id % 10);
+    while ((id /= 10) != 0);
+    memcpy(name, "_pgl_", 5);
+    k = 5;
+    while (n > 0)
+        name[k++] = digits[--n];
+    name[k] = '\0';
+    return k;
+}
+
 static void put_name(struct proto_buf *out, uint32_t id)
 {
-    char name[24];
+    char name[16];
 
-    snprintf(name, sizeof(name), "_pgl_%u", id);
-    proto_put_cstr(out, name);
+    proto_put_bytes(out, name, wire_name(name, id) + 1);
 }
 
 /* A Close of pglane's statement id on the server, or of the server's unnamed statement (id 0). */
@@ -643,7 +660,8 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
          * so that the server fails it (and skips to Sync) as it would; the error is made PostgreSQL's
          * (px_prep_rewrite_error). */
         stale = 1;
-        snl = (size_t)snprintf(sname, sizeof(sname), "%s", STALE_NAME);
+        snl = sizeof(STALE_NAME) - 1;
+        memcpy(sname, STALE_NAME, sizeof(STALE_NAME));
         if (qtype == Q_DESC_STMT) {
             /* PostgreSQL describes the parameters before it finds the columns changed: the server's
              * ParameterDescription is the client's, its RowDescription is dropped. */
@@ -654,7 +672,7 @@ static int on_named_use(struct px_client *cl, struct px_server *sv, const uint8_
     } else {
         if (ensure(sv, cs->stmt, out, Q_SWALLOW) < 0)
             return -1;
-        snl = (size_t)snprintf(sname, sizeof(sname), "_pgl_%u", cs->stmt->id);
+        snl = wire_name(sname, cs->stmt->id);
     }
     proto_put_u8(out, msg[0]);
     proto_put_u32(out, (uint32_t)(4 + len - nl + snl));

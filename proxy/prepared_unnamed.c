@@ -92,6 +92,30 @@ static int mentions(const char *sql, size_t len, const char *word)
     return 0;
 }
 
+/* mentions(sql, len, "search_path"), found from its '_' (memchr) rather than letter by letter: it is
+ * asked of every statement a caching lane parses. */
+static int mentions_search_path(const char *sql, size_t len)
+{
+    const char *p = sql, *end = sql + len;
+
+    while ((p = memchr(p, '_', (size_t)(end - p))) != NULL) {
+        if (p - sql >= 6 && end - p >= 5 && strncasecmp(p - 6, "search", 6) == 0 &&
+            strncasecmp(p + 1, "path", 4) == 0)
+            return 1;
+        p++;
+    }
+    return 0;
+}
+
+/* Whether w is one of the words of list (NULL-terminated), compared from their first letter. */
+static int word_in(const char *w, const char *const *list)
+{
+    for (int i = 0; list[i]; i++)
+        if (list[i][0] == w[0] && strcmp(w, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Statements whose plan is worth keeping: the rest (utility statements) are not cached. */
 static int plannable(const char *sql, size_t len)
 {
@@ -99,10 +123,7 @@ static int plannable(const char *sql, size_t len)
     char w[8];
 
     first_word(sql, len, w, sizeof(w));
-    for (int i = 0; words[i]; i++)
-        if (strcmp(w, words[i]) == 0)
-            return 1;
-    return 0;
+    return word_in(w, words);
 }
 
 /* DDL, or a change of what names resolve to (search_path, role): cached unnamed statements retire. */
@@ -110,16 +131,16 @@ static int retires(const char *sql, size_t len)
 {
     static const char *const ddl[] = { "alter", "create", "drop", "comment", "do", "call", "discard", "truncate",
                                        "reindex", "cluster", "import", "security", "load", NULL };
+    static const char *const set[] = { "set", "reset", NULL };
     char w[10];
 
     first_word(sql, len, w, sizeof(w));
-    for (int i = 0; ddl[i]; i++)
-        if (strcmp(w, ddl[i]) == 0)
-            return 1;
-    if (strcmp(w, "set") == 0 || strcmp(w, "reset") == 0)
-        return mentions(sql, len, "search_path") || mentions(sql, len, "role") ||
+    if (word_in(w, ddl))
+        return 1;
+    if (word_in(w, set))
+        return mentions_search_path(sql, len) || mentions(sql, len, "role") ||
                mentions(sql, len, "authorization") || mentions(sql, len, "all");
-    return mentions(sql, len, "search_path");    /* set_config('search_path', ...) */
+    return mentions_search_path(sql, len);    /* set_config('search_path', ...) */
 }
 
 static void retire_all(struct proxy *px)
