@@ -117,7 +117,7 @@ int client_refuse_rewrite(struct px_client *cl, struct proto_frame *f)
     uint32_t old_len = f->len, new_len, tail;
     int reason = 0;
 
-    if (f->type == PROTO_FE_PARSE && proto_parse_fe_parse(f->body, f->len, &parse) < 0)
+    if (f->type == PROTO_FE_PARSE && px_client_parse(cl, f, &parse) < 0)
         return -1;                 /* not reached: client_look_at_statement parsed it */
     while (!(cl->stmt_pins & (1u << reason)))
         reason++;
@@ -160,6 +160,7 @@ int client_refuse_rewrite(struct px_client *cl, struct proto_frame *f)
     b->data[b->pos + 3] = (uint8_t)((f->len + 4) >> 8);
     b->data[b->pos + 4] = (uint8_t)(f->len + 4);
     f->body = b->data + b->pos + PROTO_HEADER_LEN;
+    cl->scan_parse_body = NULL;    /* rewritten in place: parsed again if looked at (px_client_parse) */
     CLOG(cl, CONF_LOG_INFO, "refused a statement that pins (%s): lane %s has pin = refuse", px_pin_name(reason),
          lane);
     return 0;
@@ -272,7 +273,7 @@ enum stmt_verdict client_look_at_statement(struct px_client *cl, const struct pr
     struct proto_fe_bind bind;
 
     if (f->type == PROTO_FE_PARSE) {
-        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0)
+        if (px_client_parse(cl, f, &parse) < 0)
             return STMT_FORWARD;
         sql = parse.query;
         len = parse.query_len;

@@ -17,8 +17,22 @@
 #define OVERSIZE_MSG "pglane: a Parse, Describe or Close message over 64 MB cannot be mapped to a shared " \
                      "prepared statement"
 
+/* The scan looks at a whole Parse several times (the mapping, the unnamed statement, routing): it is
+ * parsed at the first look. The memo is cleared at every new message (client_scan) and when a
+ * message is rewritten in place (client_refuse_rewrite), so that a body at the same address is
+ * always the same message. */
+int px_client_parse(struct px_client *cl, const struct proto_frame *f, struct proto_fe_parse *out)
+{
+    if (!f->body || cl->scan_parse_body != f->body) {
+        cl->scan_parse_rc = proto_parse_fe_parse(f->body, f->len, &cl->scan_parse);
+        cl->scan_parse_body = f->body;
+    }
+    *out = cl->scan_parse;
+    return cl->scan_parse_rc;
+}
+
 /* Parse, Bind, Describe and Close name prepared statements that pglane maps in transaction pooling. */
-static int names_statement(const struct proto_frame *f)
+static int names_statement(struct px_client *cl, const struct proto_frame *f)
 {
     struct proto_fe_parse parse;
     struct proto_fe_bind bind;
@@ -26,7 +40,7 @@ static int names_statement(const struct proto_frame *f)
 
     switch (f->type) {
     case PROTO_FE_PARSE:
-        return proto_parse_fe_parse(f->body, f->len, &parse) == 0 && parse.name_len > 0;
+        return px_client_parse(cl, f, &parse) == 0 && parse.name_len > 0;
     case PROTO_FE_BIND:            /* of a large Bind, only its names are here */
         return proto_parse_fe_bind_names(f->body, f->len, &bind) == 0 && bind.statement_len > 0;
     case PROTO_FE_DESCRIBE:
@@ -57,7 +71,7 @@ static void track_unnamed(struct px_client *cl, const struct proto_frame *f)
 
     switch (f->type) {
     case PROTO_FE_PARSE:
-        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0 || parse.name_len > 0)
+        if (px_client_parse(cl, f, &parse) < 0 || parse.name_len > 0)
             return;
         cl->unnamed_parsed = 1;
         /* Behind other messages of its group, an error could make the server skip it: the server's
@@ -92,7 +106,7 @@ static int note_unnamed(struct px_client *cl, const struct proto_frame *f)
         cl->unnamed_dealloc = 0;
         return px_unnamed_note(cl, PX_UNNAMED_QUERY, NULL, 0);
     case PROTO_FE_PARSE:
-        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0 || parse.name_len > 0)
+        if (px_client_parse(cl, f, &parse) < 0 || parse.name_len > 0)
             return 0;
         cl->group_unnamed = 1;
         cl->unnamed_dealloc = (uint8_t)px_prep_is_deallocate((const uint8_t *)parse.query, parse.query_len);
@@ -110,14 +124,14 @@ static int note_unnamed(struct px_client *cl, const struct proto_frame *f)
 
 /* A Parse or Close of a named statement: a message that changes the client's names (a DISCARD or
  * DEALLOCATE, by simple Query or unnamed Parse, is seen by client_look_at_statement). */
-static int changes_names(const struct proto_frame *f)
+static int changes_names(struct px_client *cl, const struct proto_frame *f)
 {
     struct proto_fe_parse parse;
     struct proto_fe_target t;
 
     switch (f->type) {
     case PROTO_FE_PARSE:
-        return proto_parse_fe_parse(f->body, f->len, &parse) == 0 && parse.name_len > 0;
+        return px_client_parse(cl, f, &parse) == 0 && parse.name_len > 0;
     case PROTO_FE_CLOSE:
         return proto_parse_fe_close(f->body, f->len, &t) == 0 && t.kind == 'S' && t.name_len > 0;
     default:
@@ -272,9 +286,9 @@ static enum scan_step look_at_whole(struct px_client *cl, struct proto_frame *f,
 
     /* (An unnamed Parse of "DEALLOCATE name" goes as sent: the Bind of it is what the mapping
      * rewrites, px_prep_binds_deallocate below.) */
-    if (prepared && (names_statement(f) || (f->type == PROTO_FE_QUERY && px_prep_is_deallocate(f->body, f->len))))
+    if (prepared && (names_statement(cl, f) || (f->type == PROTO_FE_QUERY && px_prep_is_deallocate(f->body, f->len))))
         cl->prep_batch = 1;
-    if (prepared && (changes_names(f) || px_prep_binds_deallocate(cl, f)))
+    if (prepared && (changes_names(cl, f) || px_prep_binds_deallocate(cl, f)))
         cl->names_changed = cl->prep_batch = 1;
     if (prepared && px_prep_unnamed_scan(cl, f))   /* cache_unnamed */
         cl->prep_batch = 1;
@@ -426,6 +440,7 @@ int client_scan(struct px_client *cl, const char **err)
             continue;
         }
         fr = proto_cursor_next(b->data, &b->pos, b->len, &b->remain, PROTO_PHASE_FRONTEND, &f, err);
+        cl->scan_parse_body = NULL;   /* a new message (px_client_parse) */
         if (fr != PROTO_FRAME_OK)
             return fr == PROTO_FRAME_NEED_MORE ? 0 : -1;
         avail = b->len - b->pos;

@@ -167,7 +167,7 @@ int px_prep_unnamed_scan(struct px_client *cl, const struct proto_frame *f)
             retire_all(px);
         return unnamed_map_id(cl) != 0;
     case PROTO_FE_PARSE:
-        if (proto_parse_fe_parse(f->body, f->len, &parse) < 0)
+        if (px_client_parse(cl, f, &parse) < 0)
             return 0;
         if (caches && retires(parse.query, parse.query_len))
             retire_all(px);

@@ -433,6 +433,9 @@ int px_prep_is_deallocate(const uint8_t *sql, size_t len);
 /* Whether a Bind (whole names at least) binds a statement "DEALLOCATE name": one that changes the
  * client's names when it runs (client_scan.c holds what is pipelined behind it). */
 int px_prep_binds_deallocate(struct px_client *cl, const struct proto_frame *f);
+/* proto_parse_fe_parse of the whole Parse message f the client's scan is at, done once per message
+ * (proxy/client_scan.c): 0 with *out set, or -1. */
+int px_client_parse(struct px_client *cl, const struct proto_frame *f, struct proto_fe_parse *out);
 /* cache_unnamed (proxy/prepared_unnamed.c): while scanning a whole client message, 1 if its batch must
  * go through the prepared-statement mapping for the client's unnamed statement; notes DDL and
  * session changes that retire the cached unnamed statements. */
@@ -594,6 +597,11 @@ struct px_client {
     struct proto_buf *login_notices; /* NoticeResponses of the check of its startup values */
     uint8_t validate;              /* startup values need a server's check before login completes */
     uint8_t unnamed_parsed;        /* a Parse of the unnamed statement went to the current server */
+    /* The whole Parse message the scan is at, parsed once for the scan's several looks at it
+     * (px_client_parse): its body (NULL: none yet), the parse's result and fields. */
+    const uint8_t *scan_parse_body;
+    int scan_parse_rc;
+    struct proto_fe_parse scan_parse;
     uint8_t unnamed_dealloc;       /* the latest unnamed Parse scanned was "DEALLOCATE name" */
     /* Its unnamed statement (proxy/unnamed.c): the body of the unnamed Parse after the name (NULL:
      * none) as the messages the server has settled left it, and the changes still unsettled. */
