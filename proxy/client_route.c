@@ -160,7 +160,7 @@ int client_refuse_rewrite(struct px_client *cl, struct proto_frame *f)
     b->data[b->pos + 3] = (uint8_t)((f->len + 4) >> 8);
     b->data[b->pos + 4] = (uint8_t)(f->len + 4);
     f->body = b->data + b->pos + PROTO_HEADER_LEN;
-    cl->scan_parse_body = NULL;    /* rewritten in place: parsed again if looked at (px_client_parse) */
+    cl->conn.px->scan_parse_body = NULL;   /* rewritten in place: parsed again if looked at (px_client_parse) */
     CLOG(cl, CONF_LOG_INFO, "refused a statement that pins (%s): lane %s has pin = refuse", px_pin_name(reason),
          lane);
     return 0;

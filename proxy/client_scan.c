@@ -18,17 +18,20 @@
                      "prepared statement"
 
 /* The scan looks at a whole Parse several times (the mapping, the unnamed statement, routing): it is
- * parsed at the first look. The memo is cleared at every new message (client_scan) and when a
- * message is rewritten in place (client_refuse_rewrite), so that a body at the same address is
- * always the same message. */
+ * parsed at the first look. The memo (the worker's: one scan at a time) is cleared at every new
+ * message (client_scan) and when a message is rewritten in place (client_refuse_rewrite), so that a
+ * body at the same address is always the same message. */
 int px_client_parse(struct px_client *cl, const struct proto_frame *f, struct proto_fe_parse *out)
 {
-    if (!f->body || cl->scan_parse_body != f->body) {
-        cl->scan_parse_rc = proto_parse_fe_parse(f->body, f->len, &cl->scan_parse);
-        cl->scan_parse_body = f->body;
+    struct proxy *px = cl->conn.px;
+
+    if (!f->body || px->scan_parse_body != f->body || px->scan_parse_client != cl) {
+        px->scan_parse_rc = proto_parse_fe_parse(f->body, f->len, &px->scan_parse);
+        px->scan_parse_body = f->body;
+        px->scan_parse_client = cl;
     }
-    *out = cl->scan_parse;
-    return cl->scan_parse_rc;
+    *out = px->scan_parse;
+    return px->scan_parse_rc;
 }
 
 /* Parse, Bind, Describe and Close name prepared statements that pglane maps in transaction pooling. */
@@ -440,7 +443,7 @@ int client_scan(struct px_client *cl, const char **err)
             continue;
         }
         fr = proto_cursor_next(b->data, &b->pos, b->len, &b->remain, PROTO_PHASE_FRONTEND, &f, err);
-        cl->scan_parse_body = NULL;   /* a new message (px_client_parse) */
+        cl->conn.px->scan_parse_body = NULL;   /* a new message (px_client_parse) */
         if (fr != PROTO_FRAME_OK)
             return fr == PROTO_FRAME_NEED_MORE ? 0 : -1;
         avail = b->len - b->pos;

@@ -597,11 +597,6 @@ struct px_client {
     struct proto_buf *login_notices; /* NoticeResponses of the check of its startup values */
     uint8_t validate;              /* startup values need a server's check before login completes */
     uint8_t unnamed_parsed;        /* a Parse of the unnamed statement went to the current server */
-    /* The whole Parse message the scan is at, parsed once for the scan's several looks at it
-     * (px_client_parse): its body (NULL: none yet), the parse's result and fields. */
-    const uint8_t *scan_parse_body;
-    int scan_parse_rc;
-    struct proto_fe_parse scan_parse;
     uint8_t unnamed_dealloc;       /* the latest unnamed Parse scanned was "DEALLOCATE name" */
     /* Its unnamed statement (proxy/unnamed.c): the body of the unnamed Parse after the name (NULL:
      * none) as the messages the server has settled left it, and the changes still unsettled. */
@@ -953,6 +948,13 @@ struct authq;
 struct proxy {
     uv_loop_t *loop;
     struct conf *conf;
+    /* The whole Parse message a client's scan is at, parsed once for the scan's several looks at it
+     * (px_client_parse; one scan runs at a time per worker): its client and body (NULL: none), the
+     * parse's result and fields. */
+    const struct px_client *scan_parse_client;
+    const uint8_t *scan_parse_body;
+    int scan_parse_rc;
+    struct proto_fe_parse scan_parse;
     struct conf_userlist users;
     struct px_lane **lanes;        /* the lanes in force, in file order */
     int nlanes;
