@@ -151,7 +151,7 @@ storm_config() {
     mkdir -p "$dir"; rm -f "$dir"/*
     lport=$(in_free_port)
     storm_ini "$name" "$lport" >"$dir/pglane.ini"
-    "$PGLANE" "$dir/pglane.ini" 2>"$dir/pglane.log" &
+    setsid "$PGLANE" "$dir/pglane.ini" 2>"$dir/pglane.log" &   # own session (bench/compare/run, start_pglane)
     pid=$!; PIDS+=("$pid")
     for _ in $(seq 1 50); do
         pg_isready -q -h 127.0.0.1 -p "$lport" && break
