@@ -127,6 +127,9 @@ struct conf_lane {
     int tenant_max;                       /* default 0 = no cap: connections of the lane one tenant may hold */
     struct conf_tenant_weight *tenant_weights;   /* tenant_weight.ID = N (1..1000), each ID at most once */
     int ntenant_weights;
+    /* backend_nice = 0..19, default 0 (left alone): the CPU priority pglane gives each of the lane's
+     * backends as it logs in (proxy/nice.c); only for servers on this host (validate.c). */
+    int backend_nice;
     int line;
 };
 

@@ -180,5 +180,6 @@ const struct conf_keydef conf_lane_keys[] = {
     KINT("adapt_min_samples", struct conf_lane, adapt_min_samples, 1, 1000000),
     KENUM("tenant_key", struct conf_lane, tenant_key, tenant_key_names),
     KINT("tenant_max", struct conf_lane, tenant_max, 0, 10000),
+    KINT("backend_nice", struct conf_lane, backend_nice, 0, 19),
     KEND,
 };

@@ -233,6 +233,25 @@ static void check_lane_tenants(struct conf_loader *ld, const struct conf_sect *s
                   "database, application_name or hint)", s->name, lane->tenant_weights[0].id);
 }
 
+/* backend_nice renices processes of this host: every server of the lane must be on it (a unix socket
+ * directory or a loopback address), or pglane would be given pids of another machine. */
+static void check_lane_nice(struct conf_loader *ld, const struct conf_sect *s)
+{
+    const struct conf_lane *lane = &ld->c->lanes[s->index];
+
+    if (lane->backend_nice == 0)
+        return;
+    for (int i = 0; i < lane->nservers; i++) {
+        const struct conf_server *sv = &ld->c->servers[lane->servers[i]];
+        if (sv->host[0] != '/' && !conf_is_loopback(sv->host)) {
+            conf_errf(ld, conf_sect_key_line(s, "backend_nice"), "lane %s: backend_nice needs its servers on "
+                      "this host (a unix socket directory or a loopback address); server %s is at %s",
+                      s->name, sv->name, sv->host);
+            return;
+        }
+    }
+}
+
 void conf_validate(struct conf_loader *ld)
 {
     if (ld->c->nservers == 0)
@@ -245,6 +264,7 @@ void conf_validate(struct conf_loader *ld)
             check_lane_quarantine(ld, &ld->sects[i]);
             check_lane_adapt(ld, &ld->sects[i]);
             check_lane_tenants(ld, &ld->sects[i]);
+            check_lane_nice(ld, &ld->sects[i]);
         } else if (ld->sects[i].kind == SECT_ROUTE)
             resolve_route_lane(ld, &ld->sects[i]);
     }

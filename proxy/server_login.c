@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/nice.h"
 #include "proxy/proxy.h"
 #include "proxy/server_internal.h"
 #include "proxy/state.h"
@@ -403,6 +404,33 @@ int next_frame(struct px_server *sv, struct proto_frame *f)
     return 1;
 }
 
+/* backend_nice: renice the new backend; the first success and the first failure of a lane are logged
+ * at info and warning, the rest at debug (/metrics counts them all). */
+static void renice_backend(struct px_server *sv)
+{
+    struct px_lane *lane = sv->pool->lane;
+    int nice = lane->conf->backend_nice, fd;
+    char why[160] = "";
+
+    if (nice == 0)
+        return;
+    if (uv_fileno(&sv->conn.h.handle, &fd) < 0)
+        snprintf(why, sizeof why, "no socket");
+    else if (px_backend_nice(fd, sv->backend_pid, nice, why, sizeof why) == 0) {
+        if (lane->niced++ == 0)
+            SLOG(sv, CONF_LOG_INFO, "backend %u runs at nice %d (backend_nice; further ones are logged at "
+                 "debug)", sv->backend_pid, nice);
+        else
+            SLOG(sv, CONF_LOG_DEBUG, "backend %u runs at nice %d", sv->backend_pid, nice);
+        return;
+    }
+    if (lane->nice_failed++ == 0)
+        SLOG(sv, CONF_LOG_WARNING, "backend_nice not applied to backend %u: %s (further failures are logged "
+             "at debug)", sv->backend_pid, why);
+    else
+        SLOG(sv, CONF_LOG_DEBUG, "backend_nice not applied to backend %u: %s", sv->backend_pid, why);
+}
+
 void login_read(struct px_server *sv)
 {
     struct px_buf *b = &sv->conn.in;
@@ -438,6 +466,7 @@ void login_read(struct px_server *sv)
             SLOG(sv, CONF_LOG_DEBUG, "logged in, backend pid %u", sv->backend_pid);
             px_workers_backend_set(sv->conn.px, sv->pool->ep->server->name, sv->backend_pid,
                                    sv->pool->lane->conf->name);
+            renice_backend(sv);
             sv->fresh = 1;
             px_pool_server_ready(sv);
             return;

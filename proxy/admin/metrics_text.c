@@ -182,6 +182,18 @@ static void lane_counters(struct proto_buf *b, struct proxy *px)
         label(b, "lane", px->lanes[i]->conf->name, 1);
         out(b, "} %d\n", px_lane_cap(px->lanes[i]));
     }
+    family(b, "pglane_lane_backend_nice_total", "counter",
+           "Backends of the lane given backend_nice as they logged in (result=\"applied\"), or not (\"failed\").");
+    for (int i = 0; i < px->nlanes; i++) {
+        if (px->lanes[i]->conf->backend_nice == 0)
+            continue;
+        out(b, "pglane_lane_backend_nice_total{");
+        label(b, "lane", px->lanes[i]->conf->name, 0);
+        out(b, "result=\"applied\"} %llu\n", (unsigned long long)px->lanes[i]->niced);
+        out(b, "pglane_lane_backend_nice_total{");
+        label(b, "lane", px->lanes[i]->conf->name, 0);
+        out(b, "result=\"failed\"} %llu\n", (unsigned long long)px->lanes[i]->nice_failed);
+    }
     family(b, "pglane_errors_total", "counter", "ErrorResponses from servers, by lane and SQLSTATE class.");
     for (int i = 0; i < px->nlanes; i++)
         for (int k = 0; k < PX_SQLSTATE_CLASSES; k++) {

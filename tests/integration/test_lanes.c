@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1104,6 +1106,163 @@ static void test_extended_protocol(void **state)
     h_pass();
 }
 
+/* A one-connection TCP relay (thread) from a loopback port to PostgreSQL, standing for any hop
+ * between pglane and the server (another pooler, a tunnel): the backend pid pglane is given is then
+ * not the process at the other end of its socket. */
+struct relay {
+    int lfd, port, pgport;
+    pthread_t th;
+};
+
+static void *relay_main(void *arg)
+{
+    struct relay *r = arg;
+    int a = accept(r->lfd, NULL, NULL);
+    if (a < 0)
+        return NULL;
+    int b = h_raw_connect(r->pgport);
+    if (b < 0) {
+        close(a);
+        return NULL;
+    }
+    struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+    char buf[8192];
+    for (;;) {
+        if (poll(p, 2, 30000) <= 0)
+            break;
+        int from = (p[0].revents & (POLLIN | POLLHUP | POLLERR)) ? 0 : 1;
+        ssize_t n = read(p[from].fd, buf, sizeof buf);
+        if (n <= 0 || h_raw_send(p[1 - from].fd, buf, (size_t)n) != 0)
+            break;
+    }
+    close(a);
+    close(b);
+    return NULL;
+}
+
+static void relay_start(struct relay *r, int pgport)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof sa;
+    r->pgport = pgport;
+    r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(r->lfd >= 0);
+    assert_int_equal(bind(r->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(r->lfd, 4), 0);
+    assert_int_equal(getsockname(r->lfd, (struct sockaddr *)&sa, &sl), 0);
+    r->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&r->th, NULL, relay_main, r), 0);
+}
+
+/* The nice value of a process, from /proc/PID/stat (field 19); -100 if unreadable. */
+static int proc_nice(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -100;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    int nice;
+    /* after comm: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime
+     * cutime cstime priority nice */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d", &nice) != 1)
+        return -100;
+    return nice;
+}
+
+/* backend_nice: a lane's backends run at its nice value, over TCP (loopback) and over the unix
+ * socket; other lanes' backends are left at 0; /metrics counts them. */
+static void test_backend_nice(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    char conf[4096];
+    int mport = h_free_port();
+
+    snprintf(conf, sizeof conf,
+             "[pglane]\nlisten = 127.0.0.1:@PORT@\nauth_type = md5\nauth_file = @AUTHFILE@\n"
+             "pool_mode = transaction\ndefault_lane = main\nlog_level = info\nmetrics_listen = 127.0.0.1:%d\n\n"
+             "[server.tcp]\nhost = 127.0.0.1\nport = @PGPORT@\n\n"
+             "[server.sock]\nhost = %s\nport = @PGPORT@\n\n"
+             "[lane.main]\nserver = tcp\nsize = 2\n\n"
+             "[lane.low]\nserver = tcp\nsize = 2\nbackend_nice = 15\n\n"
+             "[lane.lowsock]\nserver = sock\nsize = 2\nbackend_nice = 19\n\n"
+             "[route.low]\napplication_name = low\nlane = low\n\n"
+             "[route.lowsock]\napplication_name = lowsock\nlane = lowsock\n",
+             mport, g_pg.dir);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+
+    static const struct {
+        const char *app;
+        int nice;
+    } cases[] = { { "web", 0 }, { "low", 15 }, { "lowsock", 19 } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char extra[64];
+        snprintf(extra, sizeof extra, "application_name=%s", cases[i].app);
+        PGconn *c = h_connect(&l, extra);
+        H_ASSERT_CONNECTED(c);
+        long pid = h_backend_pid(c);
+        assert_true(pid > 0);
+        if (proc_nice(pid) != cases[i].nice)
+            h_pglane_dump_log(&l, 40);
+        assert_int_equal(proc_nice(pid), cases[i].nice);
+        PQfinish(c);
+    }
+    assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"low\",result=\"applied\"}"), 1);
+    assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"lowsock\",result=\"applied\"}"), 1);
+    assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"low\",result=\"failed\"}"), 0);
+    char *log = h_pglane_log(&l);
+    assert_non_null(strstr(log, "runs at nice 15 (backend_nice"));
+    assert_non_null(strstr(log, "runs at nice 19 (backend_nice"));
+    free(log);
+    h_pass();
+}
+
+/* backend_nice renices only the process at the other end of pglane's own socket: through a relay
+ * the pid in BackendKeyData is another socket's, so the backend is left alone, the lane logs why
+ * once and counts the failure, and the client is served as usual. */
+static void test_backend_nice_checks_the_pid(void **state)
+{
+    (void)state;
+    H_SKIP_IF_DIRECT();
+    struct h_pglane l;
+    struct relay r;
+    char conf[4096];
+    int mport = h_free_port();
+
+    relay_start(&r, g_pg.port);
+    snprintf(conf, sizeof conf,
+             "[pglane]\nlisten = 127.0.0.1:@PORT@\nauth_type = md5\nauth_file = @AUTHFILE@\n"
+             "pool_mode = transaction\ndefault_lane = low\nlog_level = info\nmetrics_listen = 127.0.0.1:%d\n\n"
+             "[server.relayed]\nhost = 127.0.0.1\nport = %d\n\n"
+             "[lane.low]\nserver = relayed\nsize = 1\nbackend_nice = 15\n",
+             mport, r.port);
+    assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
+    PGconn *c = h_connect(&l, NULL);
+    H_ASSERT_CONNECTED(c);
+    long pid = h_backend_pid(c);
+    assert_true(pid > 0);
+    assert_int_equal(proc_nice(pid), 0);
+    assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"low\",result=\"failed\"}"), 1);
+    assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"low\",result=\"applied\"}"), 0);
+    char *log = h_pglane_log(&l);
+    char want[128];
+    snprintf(want, sizeof want, "backend_nice not applied to backend %ld: pid %ld does not hold the server's end", pid,
+             pid);
+    assert_non_null(strstr(log, want));
+    free(log);
+    PQfinish(c);
+    assert_int_equal(h_pglane_stop(&l), 0);
+    pthread_join(r.th, NULL);
+    close(r.lfd);
+    h_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1120,6 +1279,8 @@ int main(void)
         H_TEST(test_reload_lane_settings),
         H_TEST(test_learned_slow_survives_reload),
         H_TEST(test_extended_protocol),
+        H_TEST(test_backend_nice),
+        H_TEST(test_backend_nice_checks_the_pid),
     };
     return H_RUN_GROUP("integration: lanes and routing", tests,
                        .pg = &g_pg, .skip_direct = 1, .setup = fixtures);

@@ -1,0 +1,11 @@
+#ifndef PGLANE_PROXY_NICE_H
+#define PGLANE_PROXY_NICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sets the nice value of backend pid, the PostgreSQL process at the other end of the server
+ * connection fd, after checking that it is (proxy/nice.c). 0, or -1 with the reason in why. */
+int px_backend_nice(int fd, uint32_t pid, int nice, char *why, size_t whylen);
+
+#endif
