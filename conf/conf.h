@@ -71,6 +71,8 @@ struct conf_server {
 enum conf_balance { CONF_BALANCE_LEAST_BUSY, CONF_BALANCE_ROUND_ROBIN };
 enum conf_replica_fallback { CONF_FALLBACK_PRIMARY, CONF_FALLBACK_QUEUE, CONF_FALLBACK_ERROR };
 
+#define CONF_NICE_IDLE 20    /* backend_nice = idle */
+
 struct conf_lane {
     char *name;                /* from [lane.NAME] */
     int server;                /* index into conf.servers (resolved from server = NAME): the first of servers */
@@ -127,8 +129,9 @@ struct conf_lane {
     int tenant_max;                       /* default 0 = no cap: connections of the lane one tenant may hold */
     struct conf_tenant_weight *tenant_weights;   /* tenant_weight.ID = N (1..1000), each ID at most once */
     int ntenant_weights;
-    /* backend_nice = 0..19, default 0 (left alone): the CPU priority pglane gives each of the lane's
-     * backends as it logs in (proxy/nice.c); only for servers on this host (validate.c). */
+    /* backend_nice = 0..19 | idle, default 0 (left alone): the CPU priority pglane gives each of the
+     * lane's backends as it logs in (proxy/nice.c): a nice value, or CONF_NICE_IDLE for the SCHED_IDLE
+     * policy; only for servers on this host (validate.c). */
     int backend_nice;
     int line;
 };

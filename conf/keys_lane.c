@@ -52,6 +52,20 @@ static int set_memory_setting(SETTER_ARGS)
     return add_setting(ld, s, obj, kd->name, value);
 }
 
+/* backend_nice = 0..19 | idle */
+static int set_backend_nice(SETTER_ARGS)
+{
+    long long v;
+
+    (void)ld, (void)s;
+    if (strcmp(value, "idle") == 0)
+        v = CONF_NICE_IDLE;
+    else if (conf_parse_int(value, 0, 19, &v) < 0)
+        return -1;
+    *CONF_FIELD(obj, kd, int) = (int)v;
+    return 0;
+}
+
 /* Startup parameters the proxy itself sends; a lane must not override them. */
 static int reserved_guc(const char *name)
 {
@@ -180,6 +194,6 @@ const struct conf_keydef conf_lane_keys[] = {
     KINT("adapt_min_samples", struct conf_lane, adapt_min_samples, 1, 1000000),
     KENUM("tenant_key", struct conf_lane, tenant_key, tenant_key_names),
     KINT("tenant_max", struct conf_lane, tenant_max, 0, 10000),
-    KINT("backend_nice", struct conf_lane, backend_nice, 0, 19),
+    KW("backend_nice", set_backend_nice, struct conf_lane, backend_nice, "an integer from 0 to 19, or idle"),
     KEND,
 };

@@ -1,7 +1,9 @@
 /*
  * backend_nice (README, Lanes, "CPU priority of a lane's backends"): a lane's backends run at a
  * lower CPU priority on the database host, so that the kernel gives a busy core to an OLTP backend
- * first and lends the analytics backends whatever CPU is left.
+ * first and lends the analytics backends whatever CPU is left: a nice value (setpriority), or
+ * backend_nice = idle, the SCHED_IDLE policy (sched_setscheduler), which any other task preempts at
+ * once when it wakes.
  *
  * pglane can renice a backend only when PostgreSQL runs on its own host (conf/validate.c requires a
  * unix socket directory or a loopback address) and when it may (as root, as PostgreSQL's user, or
@@ -16,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "conf/conf.h"
 #include "proxy/nice.h"
 
 #define WHY(...) snprintf(why, whylen, __VA_ARGS__)
@@ -172,13 +176,20 @@ static int check_backend(int fd, uint32_t pid, char *why, size_t whylen)
 
 int px_backend_nice(int fd, uint32_t pid, int nice, char *why, size_t whylen)
 {
+    struct sched_param none = { .sched_priority = 0 };
+
     if (pid == 0) {
         WHY("the server sent no backend pid");
         return -1;
     }
     if (check_backend(fd, pid, why, whylen) < 0)
         return -1;
-    if (setpriority(PRIO_PROCESS, (id_t)pid, nice) < 0) {
+    if (nice == CONF_NICE_IDLE) {
+        if (sched_setscheduler((pid_t)pid, SCHED_IDLE, &none) < 0) {
+            WHY("sched_setscheduler(SCHED_IDLE): %s", strerror(errno));
+            return -1;
+        }
+    } else if (setpriority(PRIO_PROCESS, (id_t)pid, nice) < 0) {
         WHY("setpriority: %s", strerror(errno));
         return -1;
     }

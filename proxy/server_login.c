@@ -404,13 +404,21 @@ int next_frame(struct px_server *sv, struct proto_frame *f)
     return 1;
 }
 
+static const char *nice_name(int nice, char *buf, size_t n)
+{
+    if (nice == CONF_NICE_IDLE)
+        return "as SCHED_IDLE";
+    snprintf(buf, n, "at nice %d", nice);
+    return buf;
+}
+
 /* backend_nice: renice the new backend; the first success and the first failure of a lane are logged
  * at info and warning, the rest at debug (/metrics counts them all). */
 static void renice_backend(struct px_server *sv)
 {
     struct px_lane *lane = sv->pool->lane;
     int nice = lane->conf->backend_nice, fd;
-    char why[160] = "";
+    char why[160] = "", name[32];
 
     if (nice == 0)
         return;
@@ -418,10 +426,10 @@ static void renice_backend(struct px_server *sv)
         snprintf(why, sizeof why, "no socket");
     else if (px_backend_nice(fd, sv->backend_pid, nice, why, sizeof why) == 0) {
         if (lane->niced++ == 0)
-            SLOG(sv, CONF_LOG_INFO, "backend %u runs at nice %d (backend_nice; further ones are logged at "
-                 "debug)", sv->backend_pid, nice);
+            SLOG(sv, CONF_LOG_INFO, "backend %u runs %s (backend_nice; further ones are logged at debug)",
+                 sv->backend_pid, nice_name(nice, name, sizeof name));
         else
-            SLOG(sv, CONF_LOG_DEBUG, "backend %u runs at nice %d", sv->backend_pid, nice);
+            SLOG(sv, CONF_LOG_DEBUG, "backend %u runs %s", sv->backend_pid, nice_name(nice, name, sizeof name));
         return;
     }
     if (lane->nice_failed++ == 0)

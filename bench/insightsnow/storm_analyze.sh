@@ -50,7 +50,7 @@ for c in "${configs[@]}"; do
     S -qc "\copy seff FROM '$d/effective_size.csv' WITH (FORMAT csv)"
 done
 
-S -q <<'EOF'
+S -q -v nice="${STORM_NICE:-19}" -v tmax="${STORM_TENANT_MAX:-0}" <<'EOF'
 CREATE VIEW w AS
 SELECT x.config, x.lat_ms, x.failed, x.sched_s, l.storm_start - l.start_at AS ss, l.storm_end - l.start_at AS se,
        l.end_at - l.start_at AS en
@@ -74,7 +74,7 @@ SELECT l.config, l.ord, l.target,
 FROM stl l;
 CREATE VIEW per2 AS
 SELECT *, done / nullif(makespan, 0) * 60 AS tput,
-       max(done / nullif(makespan, 0) * 60) FILTER (WHERE config NOT LIKE '%-adapt') OVER () AS best_fixed
+       max(done / nullif(makespan, 0) * 60) FILTER (WHERE config NOT LIKE '%-adapt%') OVER () AS best_fixed
 FROM per;
 
 CREATE TABLE m (config text, ord int, key text, value text);
@@ -83,9 +83,11 @@ SELECT p.config, v.ord, v.key, v.value
 FROM per2 p
 CROSS JOIN LATERAL (VALUES
   (1, 'analytics lane',
-      CASE WHEN p.config LIKE 'fifo-%' THEN 'FIFO, size ' || substr(p.config, 6)
-           WHEN p.config = 'fair-adapt' THEN 'fair (tenant_key = hint), adaptive cap'
-           ELSE 'fair (tenant_key = hint), size ' || substr(p.config, 6) END),
+      CASE WHEN p.config LIKE 'fifo-%' THEN 'FIFO, size ' || substr(regexp_replace(p.config, '-nice$', ''), 6)
+           WHEN p.config LIKE 'fair-adapt%' THEN 'fair (tenant_key = hint), adaptive cap'
+           ELSE 'fair (tenant_key = hint), size ' || substr(regexp_replace(p.config, '-nice$', ''), 6) END
+      || CASE WHEN p.config LIKE '%-nice' THEN ', backend_nice = ' || :'nice' ELSE '' END
+      || CASE WHEN p.config NOT LIKE 'fifo-%' AND :'tmax' <> '0' THEN ', tenant_max = ' || :'tmax' ELSE '' END),
   (2, 'OLTP transactions completed / failed',
       (SELECT count(*) FILTER (WHERE NOT failed) || ' / ' || count(*) FILTER (WHERE failed) FROM w WHERE w.config = p.config)),
   (3, 'OLTP p99 alone, ms', f1(p.p99_alone)),
@@ -114,7 +116,7 @@ CROSS JOIN LATERAL (VALUES
   (15, '**throughput / best fixed size** (target >= 0.9)', f2(p.tput / nullif(p.best_fixed, 0))),
   (16, 'analytics effective size: changes (seconds after the storm began)',
       coalesce((SELECT string_agg(change || ' @' || f1(at_s) || 's', ', ' ORDER BY at_s) FROM seff s WHERE s.config = p.config),
-               CASE WHEN p.config = 'fair-adapt' THEN 'none' ELSE '- (fixed)' END)),
+               CASE WHEN p.config LIKE 'fair-adapt%' THEN 'none' ELSE '- (fixed)' END)),
   (17, 'target_p99 of the adaptive cap, ms', CASE WHEN p.target = '-' THEN '-' ELSE p.target END),
   (18, 'OLTP load lasted past the last report',
       (SELECT CASE WHEN l.end_at >= l.storm_end THEN 'yes' ELSE 'NO: "during" is cut at the end of OLTP' END

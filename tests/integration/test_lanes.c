@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1174,8 +1175,8 @@ static int proc_nice(long pid)
     return nice;
 }
 
-/* backend_nice: a lane's backends run at its nice value, over TCP (loopback) and over the unix
- * socket; other lanes' backends are left at 0; /metrics counts them. */
+/* backend_nice: a lane's backends run at its nice value (over TCP, loopback) or as SCHED_IDLE (over
+ * the unix socket); other lanes' backends are left alone; /metrics counts them. */
 static void test_backend_nice(void **state)
 {
     (void)state;
@@ -1191,7 +1192,7 @@ static void test_backend_nice(void **state)
              "[server.sock]\nhost = %s\nport = @PGPORT@\n\n"
              "[lane.main]\nserver = tcp\nsize = 2\n\n"
              "[lane.low]\nserver = tcp\nsize = 2\nbackend_nice = 15\n\n"
-             "[lane.lowsock]\nserver = sock\nsize = 2\nbackend_nice = 19\n\n"
+             "[lane.lowsock]\nserver = sock\nsize = 2\nbackend_nice = idle\n\n"
              "[route.low]\napplication_name = low\nlane = low\n\n"
              "[route.lowsock]\napplication_name = lowsock\nlane = lowsock\n",
              mport, g_pg.dir);
@@ -1199,8 +1200,8 @@ static void test_backend_nice(void **state)
 
     static const struct {
         const char *app;
-        int nice;
-    } cases[] = { { "web", 0 }, { "low", 15 }, { "lowsock", 19 } };
+        int nice, policy;
+    } cases[] = { { "web", 0, SCHED_OTHER }, { "low", 15, SCHED_OTHER }, { "lowsock", 0, SCHED_IDLE } };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char extra[64];
         snprintf(extra, sizeof extra, "application_name=%s", cases[i].app);
@@ -1211,6 +1212,7 @@ static void test_backend_nice(void **state)
         if (proc_nice(pid) != cases[i].nice)
             h_pglane_dump_log(&l, 40);
         assert_int_equal(proc_nice(pid), cases[i].nice);
+        assert_int_equal(sched_getscheduler((pid_t)pid), cases[i].policy);
         PQfinish(c);
     }
     assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"low\",result=\"applied\"}"), 1);
@@ -1218,7 +1220,7 @@ static void test_backend_nice(void **state)
     assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"low\",result=\"failed\"}"), 0);
     char *log = h_pglane_log(&l);
     assert_non_null(strstr(log, "runs at nice 15 (backend_nice"));
-    assert_non_null(strstr(log, "runs at nice 19 (backend_nice"));
+    assert_non_null(strstr(log, "runs as SCHED_IDLE (backend_nice"));
     free(log);
     h_pass();
 }

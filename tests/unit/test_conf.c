@@ -653,8 +653,9 @@ static const struct err_case err_cases[] = {
      {"test.ini:7: tenant_weight.: expected tenant_weight.ID with an ID of 1 to 63 characters"}},
     {BASE "tenant_key = user\ntenant_weight.a = 2\ntenant_weight.a = 3\n",
      {"test.ini:8: duplicate key 'tenant_weight.a' in [lane.a] (first at line 7)"}},
-    {BASE "backend_nice = 20\n", {"test.ini:6: backend_nice: expected an integer from 0 to 19, got '20'"}},
-    {BASE "backend_nice = -5\n", {"test.ini:6: backend_nice: expected an integer from 0 to 19, got '-5'"}},
+    {BASE "backend_nice = 20\n", {"test.ini:6: backend_nice: expected an integer from 0 to 19, or idle, got '20'"}},
+    {BASE "backend_nice = Idle\n", {"test.ini:6: backend_nice: expected an integer from 0 to 19, or idle, got 'Idle'"}},
+    {BASE "backend_nice = -5\n", {"test.ini:6: backend_nice: expected an integer from 0 to 19, or idle, got '-5'"}},
     {"[pglane]\nauth_type = trust\ndefault_lane = a\n[server.s]\nhost = db.example.com\n[lane.a]\nbackend_nice = 10\n",
      {"test.ini:7: lane a: backend_nice needs its servers on this host (a unix socket directory or a loopback "
       "address); server s is at db.example.com"}},
