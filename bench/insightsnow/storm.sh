@@ -33,6 +33,7 @@ STORM_TARGET_P99=${STORM_TARGET_P99:-auto}
 STORM_AUTO_FACTOR=1.5                  # "auto": the storm's own OLTP target (p99 during <= 1.5 x alone)
 STORM_TENANT_MAX=${STORM_TENANT_MAX:-0}
 STORM_NICE=${STORM_NICE:-19}
+STORM_WAITS=${STORM_WAITS:-0}        # 1: sample the OLTP backends' wait events every 20 ms into waits.csv
 
 # storm_report_sql TENANT: the report transaction, tenant named by the hint.
 storm_report_sql() {
@@ -177,6 +178,15 @@ storm_config() {
         -f "$here/workloads/oltp_upsert_after.sql@7" -f "$here/workloads/dashboard_read.sql@2" \
         -f "$here/workloads/dashboard_save.sql@1" "$DB" >"$dir/pgbench.out" 2>"$dir/pgbench.err" &
     local bench=$!; PIDS+=("$bench")
+    local waits=""
+    if [ "$STORM_WAITS" = 1 ]; then
+        # epoch, wait_event_type, wait_event of each active backend of the OLTP role (the lane oltp's)
+        printf '%s\n' '\pset format csv' '\pset tuples_only on' \
+            "SELECT extract(epoch FROM clock_timestamp()), coalesce(wait_event_type, 'CPU'), coalesce(wait_event, 'CPU') FROM pg_stat_activity WHERE usename = 'insightsuser' AND state = 'active' AND pid <> pg_backend_pid()" \
+            '\watch 0.02' >"$dir/waits.sql"
+        psql -X -q -h "$IN_SOCK" -p "$IN_PORT" -U postgres -d "$DB" -f "$dir/waits.sql" >"$dir/waits.csv" 2>/dev/null &
+        waits=$!; PIDS+=("$waits")
+    fi
 
     sleep "$STORM_ALONE"
     local sstart; sstart=$(date +%s.%N)
@@ -195,6 +205,7 @@ storm_config() {
     wait "${reps[@]}" || true
     local send; send=$(date +%s.%N)
     local brc=0; wait "$bench" || brc=$?
+    [ -n "$waits" ] && { kill "$waits" 2>/dev/null; wait "$waits" 2>/dev/null || true; }
     sed -i "s#$repo/##" "$dir/pgbench.out"   # script paths relative to the checkout, not this machine's
     local end; end=$(date +%s.%N)
     PGPASSWORD=insightspass psql -X -h 127.0.0.1 -p "$lport" -U insightsuser pglane \

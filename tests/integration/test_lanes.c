@@ -1177,6 +1177,40 @@ static int proc_nice(long pid)
 
 /* backend_nice: a lane's backends run at its nice value (over TCP, loopback) or as SCHED_IDLE (over
  * the unix socket); other lanes' backends are left alone; /metrics counts them. */
+static void backend_nice_conf(char *buf, size_t n, int mport, int low_nice)
+{
+    snprintf(buf, n,
+             "[pglane]\nlisten = 127.0.0.1:@PORT@\nauth_type = md5\nauth_file = %s\n"
+             "pool_mode = transaction\ndefault_lane = main\nlog_level = info\nmetrics_listen = 127.0.0.1:%d\n\n"
+             "[server.tcp]\nhost = 127.0.0.1\nport = @PGPORT@\n\n"
+             "[server.sock]\nhost = %s\nport = @PGPORT@\n\n"
+             "[lane.main]\nserver = tcp\nsize = 2\n\n"
+             "[lane.low]\nserver = tcp\nsize = 2\nbackend_nice = %d\n\n"
+             "[lane.lowsock]\nserver = sock\nsize = 2\nbackend_nice = idle\n\n"
+             "[route.low]\napplication_name = low\nlane = low\n\n"
+             "[route.lowsock]\napplication_name = lowsock\nlane = lowsock\n",
+             g_userlist, mport, g_pg.dir, low_nice);
+}
+
+/* The backend that serves application app: its pid, after checking its nice value and policy. */
+static void expect_backend_priority(struct h_pglane *l, const char *app, int nice, int policy)
+{
+    char extra[64];
+    snprintf(extra, sizeof extra, "application_name=%s", app);
+    PGconn *c = h_connect(l, extra);
+    H_ASSERT_CONNECTED(c);
+    long pid = h_backend_pid(c);
+    assert_true(pid > 0);
+    if (proc_nice(pid) != nice || sched_getscheduler((pid_t)pid) != policy)
+        h_pglane_dump_log(l, 40);
+    assert_int_equal(proc_nice(pid), nice);
+    assert_int_equal(sched_getscheduler((pid_t)pid), policy);
+    PQfinish(c);
+}
+
+/* backend_nice: a lane's backends run at its nice value (over TCP, loopback) or as SCHED_IDLE (over
+ * the unix socket); other lanes' backends are left alone; /metrics counts them; a reload that
+ * changes the value replaces the lane's connections. */
 static void test_backend_nice(void **state)
 {
     (void)state;
@@ -1185,36 +1219,11 @@ static void test_backend_nice(void **state)
     char conf[4096];
     int mport = h_free_port();
 
-    snprintf(conf, sizeof conf,
-             "[pglane]\nlisten = 127.0.0.1:@PORT@\nauth_type = md5\nauth_file = @AUTHFILE@\n"
-             "pool_mode = transaction\ndefault_lane = main\nlog_level = info\nmetrics_listen = 127.0.0.1:%d\n\n"
-             "[server.tcp]\nhost = 127.0.0.1\nport = @PGPORT@\n\n"
-             "[server.sock]\nhost = %s\nport = @PGPORT@\n\n"
-             "[lane.main]\nserver = tcp\nsize = 2\n\n"
-             "[lane.low]\nserver = tcp\nsize = 2\nbackend_nice = 15\n\n"
-             "[lane.lowsock]\nserver = sock\nsize = 2\nbackend_nice = idle\n\n"
-             "[route.low]\napplication_name = low\nlane = low\n\n"
-             "[route.lowsock]\napplication_name = lowsock\nlane = lowsock\n",
-             mport, g_pg.dir);
+    backend_nice_conf(conf, sizeof conf, mport, 15);
     assert_int_equal(h_pglane_start(&l, &g_pg, conf), 0);
-
-    static const struct {
-        const char *app;
-        int nice, policy;
-    } cases[] = { { "web", 0, SCHED_OTHER }, { "low", 15, SCHED_OTHER }, { "lowsock", 0, SCHED_IDLE } };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char extra[64];
-        snprintf(extra, sizeof extra, "application_name=%s", cases[i].app);
-        PGconn *c = h_connect(&l, extra);
-        H_ASSERT_CONNECTED(c);
-        long pid = h_backend_pid(c);
-        assert_true(pid > 0);
-        if (proc_nice(pid) != cases[i].nice)
-            h_pglane_dump_log(&l, 40);
-        assert_int_equal(proc_nice(pid), cases[i].nice);
-        assert_int_equal(sched_getscheduler((pid_t)pid), cases[i].policy);
-        PQfinish(c);
-    }
+    expect_backend_priority(&l, "web", 0, SCHED_OTHER);
+    expect_backend_priority(&l, "low", 15, SCHED_OTHER);
+    expect_backend_priority(&l, "lowsock", 0, SCHED_IDLE);
     assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"low\",result=\"applied\"}"), 1);
     assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"lowsock\",result=\"applied\"}"), 1);
     assert_int_equal(h_metric_now(mport, "pglane_lane_backend_nice_total{lane=\"low\",result=\"failed\"}"), 0);
@@ -1222,6 +1231,11 @@ static void test_backend_nice(void **state)
     assert_non_null(strstr(log, "runs at nice 15 (backend_nice"));
     assert_non_null(strstr(log, "runs as SCHED_IDLE (backend_nice"));
     free(log);
+
+    backend_nice_conf(conf, sizeof conf, mport, 10);
+    rewrite_and_hup(&l, conf, "lane(s), ");
+    expect_backend_priority(&l, "low", 10, SCHED_OTHER);
+    expect_backend_priority(&l, "lowsock", 0, SCHED_IDLE);
     h_pass();
 }
 
