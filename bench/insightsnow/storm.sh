@@ -151,6 +151,12 @@ storm_report() {
         >"$dir/rep-$tenant-$idx.csv"
 }
 
+# storm_wal_mark DIR LABEL: appends pg_stat_wal's flush counts and times (track_wal_io_timing, turned
+# on by STORM_WAITS=1) to DIR/wal.txt: "LABEL wal_sync wal_sync_time_ms wal_write wal_write_time_ms".
+storm_wal_mark() {
+    echo "$2 $(in_psql -d "$DB" -At -F ' ' -c "SELECT wal_sync, wal_sync_time, wal_write, wal_write_time FROM pg_stat_wal")" >>"$1/wal.txt"
+}
+
 # storm_config NAME: one timeline with its own pglane.
 storm_config() {
     local name=$1 dir=$sout/$1 lport pid
@@ -170,6 +176,7 @@ storm_config() {
     in_log "storm ($name): pglane pid $pid on port $lport; OLTP alone ${STORM_ALONE}s, then $STORM_BIG reports of big and 1 of each of t1..t$STORM_OTHERS"
     in_psql -d "$DB" -qAtc "CHECKPOINT" >/dev/null
     local lp0; lp0=$(logpos)
+    [ "$STORM_WAITS" = 1 ] && storm_wal_mark "$dir" start
 
     local start; start=$(date +%s.%N)
     PGAPPNAME=oltp-api pgbench -n -M simple -h 127.0.0.1 -p "$lport" -U insightsuser \
@@ -190,6 +197,7 @@ storm_config() {
 
     sleep "$STORM_ALONE"
     local sstart; sstart=$(date +%s.%N)
+    [ "$STORM_WAITS" = 1 ] && storm_wal_mark "$dir" alone
     local reps=()
     for i in $(seq 1 "$STORM_BIG"); do storm_report "$dir" big "$i" "$lport" & reps+=($!); done
     for _ in $(seq 1 200); do    # until all of big's reports are connected and have sent BEGIN (at most 20 s)
@@ -204,6 +212,7 @@ storm_config() {
         -c "SHOW TENANTS" -c "SHOW LANES" >"$dir/admin-during.txt" 2>&1 || true
     wait "${reps[@]}" || true
     local send; send=$(date +%s.%N)
+    [ "$STORM_WAITS" = 1 ] && storm_wal_mark "$dir" during
     local brc=0; wait "$bench" || brc=$?
     [ -n "$waits" ] && { kill "$waits" 2>/dev/null; wait "$waits" 2>/dev/null || true; }
     sed -i "s#$repo/##" "$dir/pgbench.out"   # script paths relative to the checkout, not this machine's
@@ -229,6 +238,9 @@ storm_all() {
         chmod 600 "$tmp/userlist.txt"
     fi
     STORM_TARGET_MS=$STORM_TARGET_P99
+    if [ "$STORM_WAITS" = 1 ]; then
+        in_psql -qc "ALTER SYSTEM SET track_wal_io_timing = on" -c "SELECT pg_reload_conf()" >/dev/null
+    fi
     local first="" c
     for c in $STORM_CONFIGS; do
         if [ "${c%-nice}" = fair-adapt ] && [ "$STORM_TARGET_P99" = auto ]; then
