@@ -1,7 +1,8 @@
 /*
  * The configuration in force: lane objects built from [lane.*], routing built from [route.*], and
  * live reload. A reload builds everything new first and swaps only when all of it is valid; lanes
- * whose server, session settings or backend_nice changed are retired (they drain) and replaced by new ones.
+ * whose server, session settings or backend_nice changed are retired (they drain) and replaced by new
+ * ones.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +90,8 @@ static int lane_compatible(const struct px_lane *old, const struct conf *c, cons
 
     if (strcmp(ol->name, nl->name) != 0 || !same_str(os->host, ns->host) || os->port != ns->port ||
         os->tls_mode != ns->tls_mode || !same_str(os->tls_ca_file, ns->tls_ca_file) ||
-        ol->nsettings != nl->nsettings || ol->backend_nice != nl->backend_nice || !px_lane_eps_same(old, c, nl))
+        ol->nsettings != nl->nsettings || ol->backend_nice != nl->backend_nice ||
+        !px_lane_eps_same(old, c, nl))
         return 0;
     for (int i = 0; i < ol->nsettings; i++)
         if (strcmp(ol->settings[i].name, nl->settings[i].name) != 0 ||

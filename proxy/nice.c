@@ -1,9 +1,9 @@
 /*
- * backend_nice (README, Lanes, "CPU priority of a lane's backends"): a lane's backends run at a
- * lower CPU priority on the database host, so that the kernel gives a busy core to an OLTP backend
- * first and lends the analytics backends whatever CPU is left: a nice value (setpriority), or
- * backend_nice = idle, the SCHED_IDLE policy (sched_setscheduler), which any other task preempts at
- * once when it wakes.
+ * backend_nice (README, Fairness and adaptive lanes, "CPU priority of a lane's backends"): a lane's
+ * backends run at a lower CPU priority on the database host, so that the kernel gives a busy core to
+ * an OLTP backend first and lends the analytics backends whatever CPU is left: a nice value
+ * (setpriority), or backend_nice = idle, the SCHED_IDLE policy (sched_setscheduler), which any other
+ * task preempts at once when it wakes.
  *
  * pglane can renice a backend only when PostgreSQL runs on its own host (conf/validate.c requires a
  * unix socket directory or a loopback address) and when it may (as root, as PostgreSQL's user, or
