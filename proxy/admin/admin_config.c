@@ -184,6 +184,10 @@ static void lane(struct px_table *t, const struct conf *c, const struct conf_lan
         snprintf(key, sizeof(key), "lane.%s.tenant_weight.%s", l->name, l->tenant_weights[i].id);
         kv(t, key, "%d", l->tenant_weights[i].weight);
     }
+    if (l->backend_nice == CONF_NICE_IDLE)
+        LANE_KV("backend_nice", "%s", "idle");
+    else
+        LANE_KV("backend_nice", "%d", l->backend_nice);
 #undef LANE_KV
     for (int i = 0; i < l->nsettings; i++) {
         snprintf(key, sizeof(key), "lane.%s.%s", l->name, l->settings[i].name);

@@ -1181,7 +1181,8 @@ static void backend_nice_conf(char *buf, size_t n, int mport, int low_nice)
 {
     snprintf(buf, n,
              "[pglane]\nlisten = 127.0.0.1:@PORT@\nauth_type = md5\nauth_file = %s\n"
-             "pool_mode = transaction\ndefault_lane = main\nlog_level = info\nmetrics_listen = 127.0.0.1:%d\n\n"
+             "pool_mode = transaction\ndefault_lane = main\nlog_level = info\nmetrics_listen = 127.0.0.1:%d\n"
+             "admin_users = " H_USER "\n\n"
              "[server.tcp]\nhost = 127.0.0.1\nport = @PGPORT@\n\n"
              "[server.sock]\nhost = %s\nport = @PGPORT@\n\n"
              "[lane.main]\nserver = tcp\nsize = 2\n\n"
@@ -1231,6 +1232,20 @@ static void test_backend_nice(void **state)
     assert_non_null(strstr(log, "runs at nice 15 (backend_nice"));
     assert_non_null(strstr(log, "runs as SCHED_IDLE (backend_nice"));
     free(log);
+    PGconn *adm = console(&l);
+    H_ASSERT_CONNECTED(adm);
+    PGresult *r = PQexec(adm, "SHOW CONFIG");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int seen = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *k = PQgetvalue(r, i, 0), *v = PQgetvalue(r, i, 1);
+        seen += strcmp(k, "lane.low.backend_nice") == 0 && strcmp(v, "15") == 0;
+        seen += strcmp(k, "lane.lowsock.backend_nice") == 0 && strcmp(v, "idle") == 0;
+        seen += strcmp(k, "lane.main.backend_nice") == 0 && strcmp(v, "0") == 0;
+    }
+    PQclear(r);
+    PQfinish(adm);
+    assert_int_equal(seen, 3);
 
     backend_nice_conf(conf, sizeof conf, mport, 10);
     rewrite_and_hup(&l, conf, "lane(s), ");
