@@ -9,10 +9,12 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1155,24 +1157,12 @@ static void relay_start(struct relay *r, int pgport)
     assert_int_equal(pthread_create(&r->th, NULL, relay_main, r), 0);
 }
 
-/* The nice value of a process, from /proc/PID/stat (field 19); -100 if unreadable. */
+/* The nice value of a process; -100 if it cannot be read. */
 static int proc_nice(long pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -100;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    int nice;
-    /* after comm: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime
-     * cutime cstime priority nice */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d", &nice) != 1)
-        return -100;
-    return nice;
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, (id_t)pid);
+    return nice == -1 && errno != 0 ? -100 : nice;
 }
 
 /* backend_nice: a lane's backends run at its nice value (over TCP, loopback) or as SCHED_IDLE (over
