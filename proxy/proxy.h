@@ -197,7 +197,7 @@ struct px_lane {
     int no_primary;                /* no server of the lane is an up primary (logged once per change) */
     int last_primary;              /* the index of the server last seen as an up primary, -1 = none */
     struct px_list rq;             /* clients queued for an eligible replica (replica_fallback = queue) */
-    /* backend_nice (proxy/nice.c): backends reniced and not, and whether each was logged once */
+    /* backend_nice (proxy/nice.c): backends reniced and not (the first of each is logged above debug) */
     uint64_t niced, nice_failed;
 };
 

@@ -1165,8 +1165,8 @@ static int proc_nice(long pid)
     return nice == -1 && errno != 0 ? -100 : nice;
 }
 
-/* backend_nice: a lane's backends run at its nice value (over TCP, loopback) or as SCHED_IDLE (over
- * the unix socket); other lanes' backends are left alone; /metrics counts them. */
+/* The configuration of test_backend_nice: lanes main (left alone), low (TCP, backend_nice =
+ * low_nice) and lowsock (unix socket, idle), picked by application_name. */
 static void backend_nice_conf(char *buf, size_t n, int mport, int low_nice)
 {
     snprintf(buf, n,
