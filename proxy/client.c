@@ -382,7 +382,12 @@ static void fatal_after_work(struct px_client *cl, const char *msg)
         client_fatal(cl, "08P01", msg);
         return;
     }
-    snprintf(cl->fatal_msg, sizeof cl->fatal_msg, "%s", msg);
+    /* msg may live in a buffer the next scan rewrites; a copy is kept (clients rarely need one) */
+    free(cl->fatal_msg);
+    if (!(cl->fatal_msg = strdup(msg))) {
+        client_fatal(cl, "08P01", msg);
+        return;
+    }
     cl->fatal_pending = 1;
     px_client_on_read(cl);
 }
@@ -838,6 +843,8 @@ void px_client_free(struct px_client *cl)
     px_unnamed_free(cl);
     free(cl->scram);
     free(cl->authq_secret);
+    free(cl->fatal_msg);
+    free(cl->tenant_hint);
     if (!cl->names_shared) {
         free(cl->user);
         free(cl->database);

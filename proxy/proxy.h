@@ -595,15 +595,15 @@ struct px_client {
     struct px_params base;         /* tracked params its startup packet set: what RESET comes back to */
     struct px_checked *startup;    /* startup settings as sent (norm: as PostgreSQL has them, once checked) */
     int nstartup;
+    uint8_t validate;              /* startup values need a server's check before login completes */
     struct px_kvlist gucs;         /* checked startup GUCs that are not tracked params */
     struct proto_buf *login_notices; /* NoticeResponses of the check of its startup values */
-    uint8_t validate;              /* startup values need a server's check before login completes */
-    uint8_t unnamed_parsed;        /* a Parse of the unnamed statement went to the current server */
-    uint8_t unnamed_dealloc;       /* the latest unnamed Parse scanned was "DEALLOCATE name" */
     /* Its unnamed statement (proxy/unnamed.c): the body of the unnamed Parse after the name (NULL:
      * none) as the messages the server has settled left it, and the changes still unsettled. */
     uint8_t *unnamed;
     uint32_t unnamed_len;
+    uint8_t unnamed_parsed;        /* a Parse of the unnamed statement went to the current server */
+    uint8_t unnamed_dealloc;       /* the latest unnamed Parse scanned was "DEALLOCATE name" */
     uint64_t unnamed_at;           /* server connection (conn.id) its latest unnamed change went to, 0 = none */
     uint64_t unnamed_sent_at;      /* the same, kept when a later change is noted (until it is sent) */
     uint64_t unnamed_unsent_from;  /* the place of the first change noted since it last went to a server
@@ -633,7 +633,7 @@ struct px_client {
     uint8_t eof_terminate;         /* that Terminate stands for the end of the client's stream */
     uint8_t fatal_pending;         /* ... or for a malformed message: fatal_msg goes out before the close */
     uint32_t bad_at;               /* client_scan: where the message it refused begins */
-    char fatal_msg[96];            /* the 08P01 FATAL's text (client.c fatal_after_work) */
+    char *fatal_msg;               /* the 08P01 FATAL's text (client.c fatal_after_work), NULL until then */
     uint8_t auth_method;
     uint8_t ssl_done, gss_done;    /* an SSLRequest / GSSENCRequest was answered: another is refused */
     uint8_t scram_ok;              /* the client proved its SCRAM credential */
@@ -691,11 +691,11 @@ struct px_client {
     uint32_t pdesc_stmt;           /* ... when that Bind made the unnamed portal of a client statement:
                                       a Describe of the portal tells its columns (learn_shape) */
     /* A portal bound from a statement "DEALLOCATE name" of one of the client's names (prepared.c
-     * xdealloc_bind): its portal name, the client's name and the shared statement it names then; the
+     * xdealloc_bind): the shared statement it names then, its portal name and the client's name; the
      * name goes when that portal is executed (NULL portal: none). */
+    uint32_t xdealloc_stmt;
     char *xdealloc_portal;
     char *xdealloc_name;
-    uint32_t xdealloc_stmt;
     struct px_cstmt *stmts;        /* the client's statement names */
     int nstmts, capstmts;
     int dealloc_names;             /* of them, names of a "DEALLOCATE name" statement */
@@ -708,9 +708,9 @@ struct px_client {
     struct px_flow flow;           /* forwarded messages still owed a reply (proxy/flow.c) */
     /* transparent retry (proxy/retry.c) */
     uint8_t *retry_buf;            /* the transaction's first message(s) as forwarded, until a reply */
-    uint32_t retry_len;
     uint8_t *retry_store;          /* the memory retry_buf uses when armed, kept between transactions */
-    uint32_t retry_cap;
+    uint32_t retry_len;            /* of retry_buf */
+    uint32_t retry_cap;            /* of retry_store */
     uint8_t retry_attempts;        /* resends of the current transaction's first message(s) */
     uint8_t tx_forwarded;          /* something of the current transaction went to a server */
     uint8_t retry_begin;           /* retry_buf starts with a held BEGIN */
@@ -720,7 +720,8 @@ struct px_client {
     uint8_t retry_pre_unsent;      /* replies to Parse/Bind/Describe scanned, not yet forwarded to the client */
     /* fair queuing (proxy/tenant.c) */
     struct fq_tenant *tenant;      /* its tenant while it waits in pool.waiting under a tenant_key */
-    char tenant_hint[64];          /* the transaction's "pglane tenant=ID" hint ("" = none) */
+    char *tenant_hint;             /* the transaction's "pglane tenant=ID" hint (NULL or "" = none;
+                                    * PX_TENANT_HINT_MAX bytes, allocated at the client's first hint) */
     /* replica lanes (proxy/replica.c) */
     uint8_t tx_reads;              /* the pending transaction only reads: a replica may run it */
     uint8_t tx_on_replica;         /* the current transaction runs on a replica */

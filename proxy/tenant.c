@@ -118,7 +118,7 @@ static struct fq_tenant *tenant_of(struct px_pool *pool, struct px_client *cl)
         id = cl->want.v[PX_P_APPLICATION_NAME] ? cl->want.v[PX_P_APPLICATION_NAME] : "";
         break;
     case CONF_TENANT_HINT:
-        id = cl->tenant_hint;
+        id = cl->tenant_hint ? cl->tenant_hint : "";
         break;
     case CONF_TENANT_NONE:
         break;
@@ -264,14 +264,18 @@ void px_tenant_note_hint(struct px_client *cl, const char *sql, size_t len)
     size_t n;
     int wanted = 0;
 
-    if (!cl->held_begin)
+    if (!cl->held_begin && cl->tenant_hint)
         cl->tenant_hint[0] = '\0';     /* a new transaction: no hint until one is read */
     for (int i = 0; i < px->nlanes && !wanted; i++)
         wanted = px->lanes[i]->conf->tenant_key == CONF_TENANT_HINT;
     if (!wanted || !route_tenant_hint(sql, len, &id, &n))
         return;
-    if (n >= sizeof(cl->tenant_hint))
-        n = sizeof(cl->tenant_hint) - 1;
+    /* Most clients never send a hint: the memory comes with the first one and is kept. Without it
+     * the transaction belongs to the anonymous tenant, as one without a hint does. */
+    if (!cl->tenant_hint && !(cl->tenant_hint = malloc(PX_TENANT_HINT_MAX)))
+        return;
+    if (n >= PX_TENANT_HINT_MAX)
+        n = PX_TENANT_HINT_MAX - 1;
     memcpy(cl->tenant_hint, id, n);
     cl->tenant_hint[n] = '\0';
 }

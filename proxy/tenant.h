@@ -33,6 +33,8 @@ int px_tenant_servable(struct px_pool *pool);
 /* The first statement of a transaction (or the one after a held BEGIN): its "pglane tenant=ID" hint
  * names the transaction's tenant where tenant_key = hint (only read when some lane has that key). */
 void px_tenant_note_hint(struct px_client *cl, const char *sql, size_t len);
+/* The longest hint kept, its terminating NUL included: longer IDs are cut there. */
+#define PX_TENANT_HINT_MAX 64
 /* Forgets tenants idle for long (maintenance tick). */
 void px_tenant_sweep(struct proxy *px);
 void px_tenant_lane_free(struct px_lane *lane);
