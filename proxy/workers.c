@@ -1050,13 +1050,6 @@ static int held_now(_Atomic int *held)
  * not served first (the order across workers holds within one place). */
 #define FIFO_SLACK 1
 
-/* While a worker has waiters of its own, it gives a connection to an older waiter elsewhere only if
- * that waiter's worker holds fewer than `here - here / 4` of the slot's connections (here: its own):
- * strict below 4 connections; 10 against 7 or fewer at 10. The slack stops two workers that hold
- * about the same share from trading a connection back and forth as their queues come and go
- * (pgbench -S, 64 clients, pool of 20, workers = 2: 0.10 -> 0.06 moves per transaction). */
-#define BALANCE_SLACK(here) ((here) / 4)
-
 /* Tenant share h / w below bh / bw (-1), equal (0) or above (1): held connections per unit of weight. */
 static int share_cmp(int h, int w, int bh, int bw)
 {
@@ -1071,13 +1064,12 @@ static int share_cmp(int h, int w, int bh, int bw)
  * tenant_key; fair queuing between workers, as each worker's queue orders its own by tenant), then
  * the one that waited longest. But while this worker has waiters of its own, an older waiter
  * elsewhere takes a connection from here only if its worker holds fewer of the slot's connections
- * than this one, by more than BALANCE_SLACK: connections are scarce there (the lane's one
- * connection: strict order across workers), where two workers with their shares of a busy lane each
- * serve their own queue in order instead of trading a connection at nearly every transaction (a
- * move costs a dup, a wake-up and a new handle: with strict order, 72% of pgbench -S transactions at
- * 64 clients over 20 connections moved one, and pglane spent 1.25 x the CPU of one worker per
- * transaction; with "fewer" alone, 0.10 per transaction). Between the other workers' waiters the
- * order is strict. Waiters whose wait_seq is in skip[0..nskip) are passed over
+ * than this one: connections are scarce there (the lane's one connection: strict order across
+ * workers), where two workers with their shares of a busy lane each serve their own queue in order
+ * instead of trading a connection at nearly every transaction (a move costs a dup, a wake-up and a
+ * new handle: with strict order, 72% of pgbench -S transactions at 64 clients over 20 connections
+ * moved one, and pglane spent 1.25 x the CPU of one worker per transaction). Between the other
+ * workers' waiters the order is strict. Waiters whose wait_seq is in skip[0..nskip) are passed over
  * (room was made for them already). *since: that waiter's wait_seq.
  */
 static int oldest_other(struct px_pool *pool, uint64_t *since, const uint64_t *skip, int nskip)
@@ -1106,8 +1098,7 @@ static int oldest_other(struct px_pool *pool, uint64_t *since, const uint64_t *s
             continue;             /* its tenant reached tenant_max since: a connection would wait there */
         c = share_cmp(h, w, best_held, best_w);
         if (c < 0 || (c == 0 && (who >= 0 ? t < best : t + FIFO_SLACK < best) &&
-                      (!queued ||
-                       atomic_load_explicit(&pool->g->conns[i], memory_order_relaxed) + BALANCE_SLACK(here) < here))) {
+                      (!queued || atomic_load_explicit(&pool->g->conns[i], memory_order_relaxed) < here))) {
             best = t;
             best_held = h;
             best_w = w;
