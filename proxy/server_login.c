@@ -417,7 +417,7 @@ static const char *nice_name(int nice, char *buf, size_t n)
 static void renice_backend(struct px_server *sv)
 {
     struct px_lane *lane = sv->pool->lane;
-    int nice = lane->conf->backend_nice, fd;
+    int nice = lane->conf->backend_nice, fd, first;
     char why[160] = "", name[32];
 
     if (nice == 0)
@@ -425,18 +425,14 @@ static void renice_backend(struct px_server *sv)
     if (uv_fileno(&sv->conn.h.handle, &fd) < 0)
         snprintf(why, sizeof why, "no socket");
     else if (px_backend_nice(fd, sv->backend_pid, nice, why, sizeof why) == 0) {
-        if (lane->niced++ == 0)
-            SLOG(sv, CONF_LOG_INFO, "backend %u runs %s (backend_nice; further ones are logged at debug)",
-                 sv->backend_pid, nice_name(nice, name, sizeof name));
-        else
-            SLOG(sv, CONF_LOG_DEBUG, "backend %u runs %s", sv->backend_pid, nice_name(nice, name, sizeof name));
+        first = lane->niced++ == 0;
+        SLOG(sv, first ? CONF_LOG_INFO : CONF_LOG_DEBUG, "backend %u runs %s%s", sv->backend_pid,
+             nice_name(nice, name, sizeof name), first ? " (backend_nice; further ones are logged at debug)" : "");
         return;
     }
-    if (lane->nice_failed++ == 0)
-        SLOG(sv, CONF_LOG_WARNING, "backend_nice not applied to backend %u: %s (further failures are logged "
-             "at debug)", sv->backend_pid, why);
-    else
-        SLOG(sv, CONF_LOG_DEBUG, "backend_nice not applied to backend %u: %s", sv->backend_pid, why);
+    first = lane->nice_failed++ == 0;
+    SLOG(sv, first ? CONF_LOG_WARNING : CONF_LOG_DEBUG, "backend_nice not applied to backend %u: %s%s",
+         sv->backend_pid, why, first ? " (further failures are logged at debug)" : "");
 }
 
 void login_read(struct px_server *sv)
